@@ -1,0 +1,184 @@
+"""The Python entry point: one typed config, one call that trains and returns the model.
+
+Example:
+    >>> from leanrec.api import TrainConfig, train
+    >>> run = train(TrainConfig(dataset="synthetic", model="mf"))
+    >>> run.test_metrics["recall@20"]          # doctest: +SKIP
+    >>> items, scores = run.recommend([0, 1], k=10)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from leanrec.data.interactions import IdVocabulary, Split
+from leanrec.data.presets import Protocol, prepare_split
+from leanrec.evaluate import FullRankingEvaluator, RankingResult
+from leanrec.models.base import Recommender
+from leanrec.models.registry import build_model, make_model_config, model_from_checkpoint
+from leanrec.train.bpr import BPRTrainer, TrainerConfig, TrainResult, evaluate_model
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs; ``leanrec train`` builds the same object."""
+
+    dataset: str = "synthetic"
+    """Registered dataset name (``leanrec datasets``) or ``"synthetic"`` (no files needed)."""
+    model: str = "lightgcn"
+    """Model name: ``mf``, ``neumf``, ``ngcf``, ``lightgcn``."""
+    protocol: str | None = None
+    """Evaluation protocol (``leanrec.data.presets.PROTOCOLS``); ``None``: the dataset's default."""
+    data_dir: str | None = None
+    """Data directory (else ``LEANREC_DATA``, else the user cache dir)."""
+    seed: int = 2024
+    """Seeds the split, the initialisation and the sampling."""
+    model_options: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the model's config (e.g. ``{"n_layers": 3}``)."""
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    """Optimisation and early stopping."""
+    run_dir: str | None = None
+    """Write config, metrics, history and the model here (``None``: write nothing)."""
+
+
+@dataclass
+class TrainedRun:
+    """A trained model with its data split and metrics."""
+
+    model: Recommender
+    split: Split
+    protocol: Protocol
+    config: TrainConfig
+    train_result: TrainResult
+    valid_metrics: dict[str, float]
+    test_metrics: dict[str, float]
+    test_result: RankingResult
+
+    def recommend(
+        self, users: list[int] | np.ndarray, k: int = 10, raw_ids: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items per user with training items excluded.
+
+        Args:
+            users: user indices, or raw user IDs when ``raw_ids``.
+            raw_ids: take and return raw IDs instead of indices.
+
+        Returns:
+            ``(items (B, k), scores (B, k))``.
+        """
+        vocab_u, vocab_i = self.split.train.user_vocab, self.split.train.item_vocab
+        index = vocab_u.to_index(users) if raw_ids else np.asarray(users)
+        items, scores = self.model.recommend(index, k)
+        out = items.numpy()
+        if raw_ids:
+            out = vocab_i.to_raw(out.reshape(-1)).reshape(out.shape)
+        return out, scores.numpy()
+
+    def save(self, path: str | Path) -> Path:
+        """Save the model with its ID vocabularies (``torch.load(weights_only=True)`` works)."""
+        state = self.model.checkpoint()
+        state["user_ids"] = self.split.train.user_vocab.raw_ids.tolist()
+        state["item_ids"] = self.split.train.item_vocab.raw_ids.tolist()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, path)
+        return path
+
+
+def load_model(path: str | Path) -> tuple[Recommender, IdVocabulary | None, IdVocabulary | None]:
+    """Load a model saved by :meth:`TrainedRun.save` (or :meth:`Recommender.save`)."""
+    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    model = model_from_checkpoint(state)
+    users = IdVocabulary(np.asarray(state["user_ids"]), "user") if "user_ids" in state else None
+    items = IdVocabulary(np.asarray(state["item_ids"]), "item") if "item_ids" in state else None
+    return model, users, items
+
+
+def train(config: TrainConfig | None = None, **overrides: Any) -> TrainedRun:
+    """Load, split, train with early stopping on validation, evaluate on test.
+
+    ``overrides`` set fields of :class:`TrainConfig` (e.g. ``train(dataset="ml-1m")``).
+    """
+    config = dataclasses.replace(config or TrainConfig(), **overrides)
+    split, protocol = prepare_split(config.dataset, config.protocol, config.data_dir, config.seed)
+    trainer_config = config.trainer
+    trainer_config = dataclasses.replace(
+        trainer_config,
+        valid_metric=trainer_config.valid_metric or protocol.valid_metric,
+        ks=list(trainer_config.ks or protocol.ks),
+    )
+    model_config = make_model_config(config.model, config.model_options)
+    model = build_model(config.model, split.train, model_config, seed=config.seed)
+    run_dir = Path(config.run_dir) if config.run_dir else None
+    trainer = BPRTrainer(
+        model,
+        split.train,
+        split.valid,
+        trainer_config,
+        checkpoint_path=run_dir / "train_state.pt" if run_dir else None,
+    )
+    result = trainer.fit()
+    test_eval = FullRankingEvaluator(
+        split.test,
+        exclude=[split.train, split.valid],
+        ks=trainer_config.ks or [10, 20],
+        batch_size=trainer_config.eval_batch_size,
+    )
+    test_result = evaluate_model(model, test_eval)
+    run = TrainedRun(
+        model=model,
+        split=split,
+        protocol=protocol,
+        config=dataclasses.replace(config, trainer=trainer_config),
+        train_result=result,
+        valid_metrics=result.best_valid,
+        test_metrics=dict(test_result.mean),
+        test_result=test_result,
+    )
+    if run_dir is not None:
+        write_run_dir(run, run_dir, model_config)
+    return run
+
+
+def write_run_dir(run: TrainedRun, run_dir: Path, model_config: Any) -> None:
+    """Write ``config.json``, ``metrics.json``, ``history.json`` and ``model.pt``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = asdict(run.config)
+    resolved["model_config"] = asdict(model_config)
+    resolved["protocol_resolved"] = asdict(run.protocol)
+    (run_dir / "config.json").write_text(json.dumps(resolved, indent=2, default=str))
+    metrics = metrics_record(run)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (run_dir / "history.json").write_text(json.dumps(run.train_result.history, indent=2))
+    run.save(run_dir / "model.pt")
+    state = run_dir / "train_state.pt"
+    if state.exists():
+        state.unlink()
+
+
+def metrics_record(run: TrainedRun) -> dict[str, Any]:
+    """Flat metrics of a run (what ``metrics.json`` holds)."""
+    record: dict[str, Any] = {
+        "dataset": run.config.dataset,
+        "model": run.config.model,
+        "protocol": run.protocol.name,
+        "best_epoch": run.train_result.best_epoch,
+        "epochs_run": run.train_result.epochs_run,
+        "train_seconds": round(run.train_result.seconds, 3),
+        "embedding_parameters": run.model.embedding_parameters(),
+        "embedding_bytes": run.model.embedding_bytes(),
+        "users": run.split.n_users,
+        "items": run.split.n_items,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    record.update({f"valid_{k}": v for k, v in run.valid_metrics.items()})
+    record.update({f"test_{k}": v for k, v in run.test_metrics.items()})
+    return record

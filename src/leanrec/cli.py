@@ -1,0 +1,205 @@
+"""The ``leanrec`` command: one subcommand per job.
+
+    leanrec train --dataset ml-1m --model lightgcn --epochs 50 --n_layers 3
+    leanrec datasets
+    leanrec recommend --model runs/ml-1m-lightgcn/model.pt --users 1 2 3 --k 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from leanrec.data.errors import DataError
+
+
+def _parse_value(text: str) -> Any:
+    """``"3"`` -> 3, ``"1e-3"`` -> 0.001, ``"[64,64]"`` -> [64, 64], ``"true"`` -> True."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _parse_options(extra: Sequence[str]) -> dict[str, Any]:
+    """``["--lr", "0.01", "--n-layers", "2"]`` -> ``{"lr": 0.01, "n_layers": 2}``."""
+    options: dict[str, Any] = {}
+    i = 0
+    while i < len(extra):
+        token = extra[i]
+        if not token.startswith("--"):
+            raise SystemExit(f"leanrec: expected an --option, got {token!r}")
+        key = token[2:].replace("-", "_")
+        if "=" in key:
+            key, value = key.split("=", 1)
+            options[key] = _parse_value(value)
+            i += 1
+        elif i + 1 < len(extra) and not extra[i + 1].startswith("--"):
+            options[key] = _parse_value(extra[i + 1])
+            i += 2
+        else:
+            options[key] = True
+            i += 1
+    return options
+
+
+TRAINER_ALIASES = {"lr": "learning_rate", "batch": "batch_size", "reg": "l2"}
+
+
+def build_train_config(args: argparse.Namespace, extra: Sequence[str]) -> Any:
+    """The :class:`~leanrec.api.TrainConfig` for ``leanrec train`` (options go to the trainer
+    if it has a field of that name, else to the model)."""
+    from leanrec.api import TrainConfig
+    from leanrec.models.registry import make_model_config
+    from leanrec.train.bpr import TrainerConfig
+
+    trainer_fields = {f.name for f in dataclasses.fields(TrainerConfig)}
+    trainer_options: dict[str, Any] = {}
+    model_options: dict[str, Any] = {}
+    for key, value in _parse_options(extra).items():
+        key = TRAINER_ALIASES.get(key, key)
+        if key in trainer_fields:
+            trainer_options[key] = value
+        else:
+            model_options[key] = value
+    make_model_config(args.model, model_options)  # fail now on an unknown option
+    run_dir = args.run_dir or str(
+        Path(args.runs) / f"{args.dataset}-{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    return TrainConfig(
+        dataset=args.dataset,
+        model=args.model,
+        protocol=args.protocol,
+        data_dir=args.data_dir,
+        seed=args.seed,
+        model_options=model_options,
+        trainer=TrainerConfig(seed=args.seed, **trainer_options),
+        run_dir=run_dir,
+    )
+
+
+def format_metrics(valid: dict[str, float], test: dict[str, float]) -> str:
+    """A metrics table: rows metric@k, columns validation and test."""
+    names = sorted(set(valid) | set(test), key=lambda n: (n.split("@")[0], int(n.split("@")[1])))
+    lines = [f"{'metric':<14}{'valid':>10}{'test':>10}"]
+    for name in names:
+        v = f"{valid[name]:.4f}" if name in valid else "-"
+        t = f"{test[name]:.4f}" if name in test else "-"
+        lines.append(f"{name:<14}{v:>10}{t:>10}")
+    return "\n".join(lines)
+
+
+def cmd_train(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    from leanrec.api import train
+
+    config = build_train_config(args, extra)
+    print(f"training {config.model} on {config.dataset} -> {config.run_dir}", file=sys.stderr)
+
+    run = train(config)
+    result = run.train_result
+    print(
+        f"protocol {run.protocol.name}: {run.split.describe()}\n"
+        f"best epoch {result.best_epoch} of {result.epochs_run} "
+        f"({result.seconds:.1f} s, {'early stop' if result.stopped_early else 'epoch limit'})"
+    )
+    print(format_metrics(run.valid_metrics, run.test_metrics))
+    print(f"run directory: {config.run_dir}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    from leanrec.data.registry import dataset_status, resolve_data_dir
+
+    root = resolve_data_dir(args.data_dir)
+    rows = dataset_status(args.data_dir)
+    if args.json:
+        print(json.dumps({"data_dir": str(root), "datasets": rows}, indent=2, default=str))
+        return 0
+    print(f"data directory: {root}")
+    print(f"{'name':<16}{'present':<9}{'folder':<30}missing")
+    print(f"{'synthetic':<16}{'yes':<9}{'(generated)':<30}")
+    for row in rows:
+        missing = ", ".join(row.get("missing", [])) if not row["present"] else ""
+        present = "yes" if row["present"] else "no"
+        print(f"{row['name']:<16}{present:<9}{row['folder']:<30}{missing}")
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    from leanrec.api import load_model
+
+    model, user_vocab, item_vocab = load_model(args.model)
+    users: list[Any] = list(args.users)
+    if user_vocab is not None and not args.indices:
+        raw = [_parse_value(u) for u in users]
+        index = user_vocab.to_index(raw)
+    else:
+        index = [int(u) for u in users]
+    items, scores = model.recommend(index, args.k)
+    out = []
+    for user, row, row_scores in zip(users, items.tolist(), scores.tolist()):
+        ids = row if item_vocab is None or args.indices else item_vocab.to_raw(row).tolist()
+        out.append({"user": user, "items": ids, "scores": [round(s, 6) for s in row_scores]})
+    print(json.dumps(out, indent=None if args.compact else 2, default=str))
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="leanrec", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "train",
+        help="train a base recommender; extra --option value pairs go to the trainer or model",
+    )
+    p.add_argument("--dataset", default="synthetic")
+    p.add_argument("--model", default="lightgcn")
+    p.add_argument("--protocol", default=None, help="evaluation protocol (default: dataset's)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--seed", type=int, default=2024)
+    p.add_argument("--runs", default="runs", help="parent of the run directory")
+    p.add_argument("--run-dir", default=None, help="exact run directory")
+    p.set_defaults(func=cmd_train, allow_extra=True)
+
+    p = sub.add_parser("datasets", help="list known datasets and whether their files are present")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_datasets, allow_extra=False)
+
+    p = sub.add_parser("recommend", help="top-k items for users from a saved model")
+    p.add_argument("--model", required=True, help="model.pt written by leanrec train")
+    p.add_argument("--users", nargs="+", required=True)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--indices", action="store_true", help="users/items as indices, not raw IDs")
+    p.add_argument("--compact", action="store_true")
+    p.set_defaults(func=cmd_recommend, allow_extra=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = make_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not args.allow_extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return int(args.func(args, extra))
+    except (DataError, KeyError, ValueError, FileNotFoundError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"leanrec {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

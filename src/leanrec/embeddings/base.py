@@ -1,0 +1,80 @@
+"""The one interface every model uses to get ID vectors.
+
+A model never owns a raw ``nn.Embedding``: it holds :class:`EmbeddingTable` objects and asks them
+for vectors with :meth:`EmbeddingTable.lookup`. Later capabilities swap a table for a masked,
+ragged (packed) or shared one without touching the model, and count memory through
+:meth:`num_parameters` (logical values) and :meth:`nbytes` (physical bytes held in RAM).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+class EmbeddingTable(nn.Module, ABC):
+    """A table of ``num_embeddings`` vectors, each read out with width ``embedding_dim``.
+
+    Contract (checked by ``tests/embeddings/contract.py`` for every table):
+
+    - ``lookup(ids)`` with ``ids`` of shape ``(B,)`` returns ``(B, embedding_dim)`` float32.
+    - ``all()`` returns ``(num_embeddings, embedding_dim)`` equal to ``lookup(arange(N))``.
+    - ``num_parameters()`` counts stored values that carry information (a masked-out
+      dimension does not count); ``nbytes()`` counts the bytes the table really holds.
+    - out-of-range IDs raise ``IndexError``.
+    - ``state_dict`` round-trips: a table loaded from another's state gives identical lookups.
+    """
+
+    num_embeddings: int
+    embedding_dim: int
+
+    @abstractmethod
+    def lookup(self, ids: torch.Tensor) -> torch.Tensor:
+        """Vectors of ``ids``.
+
+        Args:
+            ids: int64 tensor of shape ``(B,)``.
+
+        Returns:
+            float tensor of shape ``(B, embedding_dim)``.
+        """
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.lookup(ids)
+
+    def all(self) -> torch.Tensor:
+        """Every row, shape ``(num_embeddings, embedding_dim)`` (graph models propagate these)."""
+        return self.lookup(torch.arange(self.num_embeddings, device=self._device()))
+
+    @abstractmethod
+    def num_parameters(self) -> int:
+        """Logical number of stored values (e.g. ``sum(d_n)`` for per-row sizes)."""
+
+    def nbytes(self) -> int:
+        """Physical bytes held by this table's parameters and buffers."""
+        total = 0
+        for tensor in list(self.parameters()) + list(self.buffers()):
+            total += tensor.numel() * tensor.element_size()
+        return total
+
+    def _check_ids(self, ids: torch.Tensor) -> None:
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.num_embeddings):
+            raise IndexError(
+                f"{type(self).__name__}: id out of range [0, {self.num_embeddings}): "
+                f"min {int(ids.min())}, max {int(ids.max())}"
+            )
+
+    def _device(self) -> torch.device:
+        for tensor in list(self.parameters()) + list(self.buffers()):
+            return tensor.device
+        return torch.device("cpu")
+
+    def extra_repr(self) -> str:
+        return f"num_embeddings={self.num_embeddings}, embedding_dim={self.embedding_dim}"
+
+
+TableFactory = Callable[[str, int, int], EmbeddingTable]
+"""Builds a table from ``(name, num_embeddings, embedding_dim)``; models take one of these."""

@@ -1,0 +1,79 @@
+"""Model registry: names to classes, building from configs and from checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+from leanrec.data.interactions import Interactions
+from leanrec.embeddings.base import TableFactory
+from leanrec.models.base import CHECKPOINT_FORMAT, Recommender
+from leanrec.models.lightgcn import LightGCN
+from leanrec.models.mf import MF
+from leanrec.models.ncf import NeuMF
+from leanrec.models.ngcf import NGCF
+
+MODELS: dict[str, type[Recommender]] = {
+    "mf": MF,
+    "bpr": MF,
+    "neumf": NeuMF,
+    "ncf": NeuMF,
+    "ngcf": NGCF,
+    "lightgcn": LightGCN,
+}
+
+
+def model_class(name: str) -> type[Recommender]:
+    try:
+        return MODELS[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}") from None
+
+
+def make_model_config(name: str, options: dict[str, Any] | None = None) -> Any:
+    """The config dataclass of model ``name`` with ``options`` overriding its defaults.
+
+    Unknown option names raise ``ValueError`` listing the valid ones.
+    """
+    cls = model_class(name).config_class
+    options = dict(options or {})
+    valid = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(options) - valid
+    if unknown:
+        raise ValueError(f"unknown option(s) {sorted(unknown)} for model {name}; valid: {sorted(valid)}")
+    return cls(**options)
+
+
+def build_model(
+    name: str,
+    train: Interactions,
+    config: Any = None,
+    table_factory: TableFactory | None = None,
+    seed: int | None = None,
+) -> Recommender:
+    """Build model ``name`` for ``train``'s users and items and attach the training data."""
+    cls = model_class(name)
+    if config is None or isinstance(config, dict):
+        config = make_model_config(name, config)
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = cls(train.n_users, train.n_items, config, table_factory=table_factory)
+    model.attach(train)
+    return model
+
+
+def model_from_checkpoint(state: dict[str, Any]) -> Recommender:
+    """Rebuild a model from :meth:`Recommender.checkpoint` output."""
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"not a leanrec model checkpoint (format {state.get('format')!r})")
+    cls = model_class(state["model"])
+    config = cls.config_class(**state["config"])
+    model = cls(state["n_users"], state["n_items"], config)
+    weights = state["state_dict"]
+    model.seen_indptr = weights["seen_indptr"].clone()
+    model.seen_indices = weights["seen_indices"].clone()
+    model.load_state_dict(weights)
+    model.after_load()
+    return model

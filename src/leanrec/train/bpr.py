@@ -1,0 +1,285 @@
+"""Pairwise (BPR) training with early stopping on validation, checkpoints and resume.
+
+Loss per batch (Rendle et al. 2009; LightGCN Eq. 15)::
+
+    L = -mean(log σ(ŷ_ui - ŷ_uj)) + λ · (|e_u|² + |e_i|² + |e_j|²) / 2 / B
+
+where ``λ`` is :attr:`TrainerConfig.l2`. Model selection uses the validation split only.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from leanrec.data.interactions import Interactions
+from leanrec.evaluate import FullRankingEvaluator, RankingResult
+from leanrec.models.base import Recommender
+from leanrec.runner.progress import progress
+from leanrec.train.checkpoint import load_checkpoint, save_atomic
+from leanrec.train.sampling import NegativeSampler
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN)."""
+
+
+@dataclass
+class TrainerConfig:
+    """Configuration of :class:`BPRTrainer`."""
+
+    epochs: int = 100
+    """Maximum number of passes over the training interactions."""
+    batch_size: int = 2048
+    """(user, positive, negative) triples per gradient step."""
+    learning_rate: float = 1e-3
+    """Adam step size."""
+    l2: float = 1e-4
+    """λ, weight of the batch L2 penalty on input embeddings."""
+    weight_decay: float = 0.0
+    """Adam weight decay on the non-embedding parameters (NGCF/NeuMF weights)."""
+    eval_every: int = 1
+    """Evaluate on validation every this many epochs."""
+    patience: int = 10
+    """Stop after this many evaluations without improvement of ``valid_metric``."""
+    valid_metric: str | None = None
+    """Metric that selects the best epoch, on validation only (None: the protocol's, else ndcg@20)."""
+    ks: list[int] | None = None
+    """Cut-offs evaluated (None: the protocol's, else 10 and 20)."""
+    eval_batch_size: int = 2048
+    """Users per evaluation batch."""
+    seed: int = 2024
+    """Seeds sampling and initialisation for the run."""
+    num_threads: int = 0
+    """torch intra-op threads (0: leave torch's default)."""
+    progress: bool | None = None
+    """Show a progress bar (None: only when stderr is a terminal)."""
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    best_epoch: int
+    best_valid: dict[str, float]
+    history: list[dict[str, float]]
+    seconds: float
+    epochs_run: int
+    stopped_early: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+EpochHook = Callable[[int, dict[str, float]], None]
+
+
+class BPRTrainer:
+    """Trains a :class:`~leanrec.models.base.Recommender` with BPR.
+
+    Args:
+        model: the model to train (its training data already attached).
+        train: training interactions (positives).
+        valid: validation interactions, used for early stopping; may be empty (then the last
+            epoch is kept).
+        config: hyper-parameters.
+        checkpoint_path: where to write the resumable state after every evaluation.
+        on_epoch: hook called with ``(epoch, record)`` after every epoch.
+
+    Example:
+        >>> trainer = BPRTrainer(model, split.train, split.valid, TrainerConfig(epochs=5))
+        >>> result = trainer.fit()
+    """
+
+    def __init__(
+        self,
+        model: Recommender,
+        train: Interactions,
+        valid: Interactions | None,
+        config: TrainerConfig | None = None,
+        checkpoint_path: str | Path | None = None,
+        on_epoch: EpochHook | None = None,
+    ) -> None:
+        self.model = model
+        self.train_data = train
+        config = config or TrainerConfig()
+        self.config = replace(
+            config,
+            valid_metric=config.valid_metric or "ndcg@20",
+            ks=list(config.ks or [10, 20]),
+        )
+        if len(train) == 0:
+            raise ValueError("cannot train on an empty training set")
+        self.rng = np.random.default_rng(self.config.seed)
+        self.sampler = NegativeSampler(train, self.rng)
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+        self.on_epoch = on_epoch
+        self.validator = (
+            FullRankingEvaluator(
+                valid,
+                exclude=[train],
+                ks=self.config.ks,
+                batch_size=self.config.eval_batch_size,
+            )
+            if valid is not None and len(valid) > 0
+            else None
+        )
+        table_params = {id(p) for t in model.embedding_tables().values() for p in t.parameters()}
+        other = [p for p in model.parameters() if id(p) not in table_params]
+        groups: list[dict[str, Any]] = [
+            {"params": [p for p in model.parameters() if id(p) in table_params], "weight_decay": 0.0}
+        ]
+        if other:
+            groups.append({"params": other, "weight_decay": self.config.weight_decay})
+        self.optimizer = torch.optim.Adam(groups, lr=self.config.learning_rate)
+        self.history: list[dict[str, float]] = []
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_epoch = 0
+        self.best_value = -math.inf
+        self.bad_evaluations = 0
+        self.start_epoch = 1
+
+    # ------------------------------------------------------------------ one epoch
+    def train_epoch(self, epoch: int) -> float:
+        """One pass over the training interactions in random order; returns the mean loss."""
+        cfg = self.config
+        self.model.train()
+        order = self.rng.permutation(len(self.train_data))
+        users_all = self.train_data.users[order]
+        items_all = self.train_data.items[order]
+        negatives_all = self.sampler.sample(users_all)
+        total, count = 0.0, 0
+        starts = range(0, len(order), cfg.batch_size)
+        for start in progress(starts, desc=f"epoch {epoch}", enabled=cfg.progress):
+            end = start + cfg.batch_size
+            users = torch.from_numpy(users_all[start:end])
+            positives = torch.from_numpy(items_all[start:end])
+            negatives = torch.from_numpy(negatives_all[start:end])
+            out = self.model.pairwise(users, positives, negatives)
+            ranking = -F.logsigmoid(out.positive_scores - out.negative_scores).mean()
+            loss = ranking + cfg.l2 * out.l2
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"loss became {loss.item()} at epoch {epoch}, batch starting at {start}; "
+                    f"try a smaller learning_rate (now {cfg.learning_rate})"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total += float(loss.detach()) * len(users)
+            count += len(users)
+        return total / max(1, count)
+
+    def validate(self) -> RankingResult | None:
+        if self.validator is None:
+            return None
+        return evaluate_model(self.model, self.validator)
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, resume: bool = False) -> TrainResult:
+        """Train until ``epochs`` or early stopping; restores the best-validation weights."""
+        cfg = self.config
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        torch.manual_seed(cfg.seed)
+        if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
+            self._restore(load_checkpoint(self.checkpoint_path))
+        began = time.perf_counter()
+        stopped_early = False
+        epoch = self.start_epoch - 1
+        for epoch in range(self.start_epoch, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            loss = self.train_epoch(epoch)
+            record: dict[str, float] = {
+                "epoch": epoch,
+                "loss": loss,
+                "train_seconds": time.perf_counter() - t0,
+            }
+            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+                result = self.validate()
+                if result is not None:
+                    record.update({f"valid_{k}": v for k, v in result.mean.items()})
+                    record["eval_seconds"] = result.seconds
+                    if cfg.valid_metric not in result.mean:
+                        raise ValueError(
+                            f"valid_metric {cfg.valid_metric!r} is not computed; "
+                            f"available: {sorted(result.mean)}"
+                        )
+                    value = result.mean[cfg.valid_metric]
+                    if value > self.best_value:
+                        self.best_value, self.best_epoch, self.bad_evaluations = value, epoch, 0
+                        self.best_state = copy.deepcopy(self.model.state_dict())
+                    else:
+                        self.bad_evaluations += 1
+                self.history.append(record)
+                if self.checkpoint_path is not None:
+                    save_atomic(self._state(epoch), self.checkpoint_path)
+            else:
+                self.history.append(record)
+            if self.on_epoch is not None:
+                self.on_epoch(epoch, record)
+            if self.validator is not None and self.bad_evaluations >= cfg.patience:
+                stopped_early = True
+                break
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+            self.model.invalidate_cache()
+        else:
+            self.best_epoch = epoch
+        best = next((r for r in self.history if r["epoch"] == self.best_epoch), {})
+        return TrainResult(
+            best_epoch=self.best_epoch,
+            best_valid={k[6:]: v for k, v in best.items() if k.startswith("valid_")},
+            history=self.history,
+            seconds=time.perf_counter() - began,
+            epochs_run=epoch,
+            stopped_early=stopped_early,
+        )
+
+    # ------------------------------------------------------------------ resume
+    def _state(self, epoch: int) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "history": self.history,
+            "best_state": self.best_state,
+            "best_epoch": self.best_epoch,
+            "best_value": self.best_value,
+            "bad_evaluations": self.bad_evaluations,
+            "config": asdict(self.config),
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.model.invalidate_cache()
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        self.history = list(state["history"])
+        self.best_state = state["best_state"]
+        self.best_epoch = int(state["best_epoch"])
+        self.best_value = float(state["best_value"])
+        self.bad_evaluations = int(state["bad_evaluations"])
+        self.start_epoch = int(state["epoch"]) + 1
+
+
+def evaluate_model(model: Recommender, evaluator: FullRankingEvaluator) -> RankingResult:
+    """Full-ranking evaluation of ``model`` in eval mode (restores its previous mode)."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        result = evaluator.evaluate(model.score_all)
+    model.train(was_training)
+    return result
