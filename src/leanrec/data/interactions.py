@@ -250,7 +250,10 @@ class Interactions:
 
     def sorted_keys(self) -> np.ndarray:
         """Sorted unique ``user * n_items + item`` keys: O(n) membership tests by searchsorted."""
-        return np.unique(self.users * np.int64(self.n_items) + self.items)
+        keys = np.sort(self.users * np.int64(self.n_items) + self.items)
+        if len(keys) > 1:
+            keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+        return keys
 
     def concat(self, other: Interactions, name: str | None = None) -> Interactions:
         """Union of two interaction sets over the same vocabularies."""

@@ -131,9 +131,7 @@ def _parts_by_rank(
     return part
 
 
-def _split_by_part(
-    data: Interactions, part: np.ndarray, allow_empty_train_users: bool
-) -> Split:
+def _split_by_part(data: Interactions, part: np.ndarray, allow_empty_train_users: bool) -> Split:
     split = Split(
         train=data.subset(part == _PART_TRAIN, name=f"{data.name}-train"),
         valid=data.subset(part == _PART_VALID, name=f"{data.name}-valid"),

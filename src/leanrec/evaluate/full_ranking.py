@@ -24,10 +24,12 @@ Conventions:
 * If a user has fewer non-excluded items than ``max(ks)``, the tail of the list is filled with
   ``-inf`` (excluded) items, which never count as hits.
 
-Example:
-    >>> evaluator = FullRankingEvaluator(split.test, exclude=[split.train, split.valid])  # doctest: +SKIP
-    >>> result = evaluator.evaluate(lambda users: user_emb[users] @ item_emb.T)  # doctest: +SKIP
-    >>> result["ndcg@10"], print(result.table())  # doctest: +SKIP
+Example (``split`` a :class:`~leanrec.data.interactions.Split`, ``U``/``V`` embeddings)::
+
+    evaluator = FullRankingEvaluator(split.test, exclude=[split.train, split.valid])
+    result = evaluator.evaluate(lambda users: U[users] @ V.T)
+    print(result["ndcg@10"])
+    print(result.table())
 """
 
 from __future__ import annotations
@@ -143,9 +145,7 @@ class RankingResult:
         name_w = max([6, *(len(m) for m in rows)])
         lines = ["metric".ljust(name_w) + "".join(" " + h.rjust(width) for h in headers)]
         for metric, vals in rows.items():
-            cells = [
-                (f"{vals[k]:.{digits}f}" if k in vals else "-").rjust(width) for k in ks
-            ]
+            cells = [(f"{vals[k]:.{digits}f}" if k in vals else "-").rjust(width) for k in ks]
             lines.append(metric.ljust(name_w) + "".join(" " + c for c in cells))
         lines.append(
             f"({self.n_users} users, {self.n_users_skipped} skipped, {self.seconds:.3f} s)"
@@ -154,7 +154,9 @@ class RankingResult:
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v:.4f}" for k, v in list(self.mean.items())[:4])
-        return f"RankingResult(users={self.n_users}, {shown}{', ...' if len(self.mean) > 4 else ''})"
+        return (
+            f"RankingResult(users={self.n_users}, {shown}{', ...' if len(self.mean) > 4 else ''})"
+        )
 
 
 class FullRankingEvaluator:
@@ -243,12 +245,12 @@ class FullRankingEvaluator:
     @property
     def users(self) -> np.ndarray:
         """Evaluated user indices (those with at least one target), shape ``(U,)``, ascending."""
-        return self._users_np
+        return self._users_np.copy()
 
     @property
     def n_targets(self) -> np.ndarray:
         """Number of targets of each evaluated user, shape ``(U,)``, aligned with :attr:`users`."""
-        return self._n_targets.cpu().numpy()
+        return self._n_targets.cpu().numpy().copy()
 
     def __repr__(self) -> str:
         return (
@@ -284,8 +286,6 @@ class FullRankingEvaluator:
                 scores = scores.to(self.device)
             elif not inplace:
                 scores = scores.clone()
-            if torch.isnan(scores).any():
-                raise ValueError("score_fn returned NaN scores")
             p0, p1 = self._excl_ptr[start], self._excl_ptr[end]
             if p1 > p0:
                 rows = self._excl_rows[p0:p1] - start
@@ -294,6 +294,10 @@ class FullRankingEvaluator:
                     torch.tensor(-math.inf, dtype=scores.dtype, device=scores.device),
                 )
             values, items = torch.topk(scores, k_eff, dim=1, largest=True, sorted=True)
+            # topk ranks NaN above every number, so a NaN score of any non-excluded item shows
+            # up in ``values``: checking the (B, k) values is as good as the full matrix.
+            if torch.isnan(values).any():
+                raise ValueError("score_fn returned NaN scores")
             yield start, end, values, items
 
     def evaluate(self, score_fn: ScoreFn, inplace: bool = False) -> RankingResult:
@@ -312,7 +316,7 @@ class FullRankingEvaluator:
 
         Raises:
             ValueError / TypeError: if ``score_fn`` returns a wrong shape, a non-float dtype,
-                or NaN scores.
+                or a NaN score for a non-excluded item.
         """
         t_start = time.perf_counter()
         K = max(self.ks)

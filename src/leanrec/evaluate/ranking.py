@@ -48,7 +48,7 @@ __all__ = [
 
 
 def metric_key(metric: str, k: int) -> str:
-    """The result key of ``metric`` at cut-off ``k``, e.g. ``metric_key("ndcg", 10) == "ndcg@10"``."""
+    """Result key of ``metric`` at cut-off ``k``: ``metric_key("ndcg", 10) == "ndcg@10"``."""
     return f"{metric}@{k}"
 
 
@@ -133,7 +133,9 @@ def ranking_metrics(
                 val = (hk > 0).to(torch.float64)
             elif metric == "ndcg":
                 m = n_t.clamp(min=1, max=k) - 1
-                val = torch.where(has_targets, cum_dcg[:, k - 1] / cum_ideal[m], torch.zeros_like(hk))
+                val = torch.where(
+                    has_targets, cum_dcg[:, k - 1] / cum_ideal[m], torch.zeros_like(hk)
+                )
             else:  # mrr
                 val = torch.where(
                     first < k, 1.0 / (first.to(torch.float64) + 1.0), torch.zeros_like(hk)

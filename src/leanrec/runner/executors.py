@@ -33,7 +33,7 @@ class Executor(ABC):
     def map(self, fn: Callable[[T], R], jobs: Sequence[T]) -> list[R]:
         """``[fn(job) for job in jobs]``, in job order; the first failing job's error is raised."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release resources this executor acquired (default: nothing)."""
 
     def __enter__(self) -> Executor:

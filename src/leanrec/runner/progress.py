@@ -55,7 +55,7 @@ def progress(
 def progress_bar(
     total: int | None = None, desc: str | None = None, enabled: bool | None = None
 ) -> tqdm[Any]:
-    """A manually updated bar (``bar.update(n)``, ``bar.close()``); same rules as :func:`progress`."""
+    """A bar updated by hand (``bar.update(n)``, ``bar.close()``), shown as :func:`progress`."""
     return tqdm(total=total, desc=desc, disable=not progress_enabled(enabled), leave=False)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +17,13 @@ import numpy as np
 import pandas as pd
 
 from leanrec.data.errors import DataError, require_file
+from leanrec.data.interactions import IdVocabulary
 
 # ASCII whitespace as understood by ``bytes.split()``: \t \n \v \f \r and space.
 _WHITESPACE = np.zeros(256, dtype=bool)
 _WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
+_DIGIT = np.zeros(256, dtype=bool)
+_DIGIT[48:58] = True
 _POW10 = 10 ** np.arange(19, dtype=np.int64)
 _MAX_DIGITS = 18  # 10**18 still fits in int64
 
@@ -140,16 +144,30 @@ def first_bad_numeric(
     worst: tuple[int, str, str] | None = None
     for col in columns:
         text = frame[col].astype(str)
-        values = pd.to_numeric(text, errors="coerce")
-        bad = values.isna().to_numpy()
         if integer:
-            numeric = values.to_numpy(dtype=np.float64, na_value=np.nan)
-            bad |= ~np.isnan(numeric) & (np.floor(numeric) != numeric)
-            bad |= ~text.str.fullmatch(r"\s*[+-]?\d+\s*").to_numpy(dtype=bool, na_value=False)
+            bad = ~text.str.fullmatch(r"\s*[+-]?\d+\s*").to_numpy(dtype=bool, na_value=False)
+        else:
+            bad = pd.to_numeric(text, errors="coerce").isna().to_numpy()
         rows = np.flatnonzero(bad)
         if len(rows) and (worst is None or rows[0] < worst[0]):
             worst = (int(rows[0]), col, str(text.iloc[rows[0]]))
     return worst
+
+
+def _typed_frame_ok(
+    frame: pd.DataFrame, integer_columns: list[str], float_columns: list[str]
+) -> bool:
+    """True when pandas' untyped parse produced clean numbers: integer columns came out as an
+    integer dtype (so no NaN, no decimals, no text) and float columns as numbers without NaN."""
+    if len(frame) == 0:
+        return False
+    for col in integer_columns:
+        if frame[col].dtype.kind not in "iu":
+            return False
+    for col in float_columns:
+        if frame[col].dtype.kind not in "iuf" or bool(frame[col].isna().any()):
+            return False
+    return True
 
 
 def read_numeric_delimited(
@@ -162,20 +180,16 @@ def read_numeric_delimited(
 ) -> pd.DataFrame:
     """Parse a header-less, quote-free, all-numeric delimited file with pandas' C engine.
 
-    Checks every non-blank line has ``len(names)`` fields (vectorised), then parses with typed
-    columns (int64 / float64). Any failure becomes a :class:`DataError` naming the 1-based line.
-    An empty file (no non-blank line) raises ``DataError("... empty ...")``.
+    Fast path: one untyped ``read_csv`` (letting pandas infer types is several times faster
+    than forcing them) followed by a dtype check. Only if that fails is the file re-scanned,
+    vectorised, to report the first line with a wrong field count or a non-numeric field as a
+    :class:`DataError`; an empty file raises ``DataError("empty dataset ...")``.
 
     Returns:
-        A frame with one row per non-blank line and the columns ``names``.
+        A frame with one row per non-blank line and the columns ``names``; integer columns are
+        int64, float columns int64 or float64.
     """
     data, sep_byte = single_byte_separator(raw, sep, path)
-    index = index_lines(data, sep_byte)
-    if len(index.line_numbers) == 0:
-        raise DataError("empty dataset: no data lines", path=path)
-    check_field_counts(index, len(names), path, repr(sep))
-    dtypes: dict[str, type] = {c: np.int64 for c in integer_columns}
-    dtypes.update({c: np.float64 for c in float_columns})
     common = dict(
         sep=sep_byte.decode("latin-1"),
         header=None,
@@ -184,28 +198,50 @@ def read_numeric_delimited(
         quoting=csv.QUOTE_NONE,
         skip_blank_lines=True,
     )
+    parse_error: Exception | None = None
     try:
-        frame = pd.read_csv(io.BytesIO(data), dtype=dtypes, **common)  # type: ignore[call-overload]
-    except (ValueError, pd.errors.ParserError) as exc:
-        text = pd.read_csv(
-            io.BytesIO(data), dtype=str, keep_default_na=False, na_filter=False, **common
-        )  # type: ignore[call-overload]
-        found = first_bad_numeric(text, integer_columns, integer=True)
-        found_f = first_bad_numeric(text, float_columns, integer=False)
-        if found is None or (found_f is not None and found_f[0] < found[0]):
-            found = found_f
-        if found is None:
-            raise DataError(f"cannot parse file: {exc}", path=path) from None
-        row, col, value = found
-        kind = "an integer" if col in integer_columns else "a number"
-        raise DataError(
-            f"field {col!r} is not {kind}: {value!r}",
-            path=path,
-            line=int(index.line_numbers[row]),
-        ) from None
-    if len(frame) != len(index.line_numbers):  # pragma: no cover - defensive
-        raise DataError("row count does not match line count (stray quotes?)", path=path)
-    return frame
+        frame = pd.read_csv(io.BytesIO(data), **common)  # type: ignore[call-overload]
+        if _typed_frame_ok(frame, integer_columns, float_columns):
+            return frame
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        parse_error = exc
+    # Error path: find the first offending line.
+    index = index_lines(data, sep_byte)
+    if len(index.line_numbers) == 0:
+        raise DataError("empty dataset: no data lines", path=path)
+    check_field_counts(index, len(names), path, repr(sep))
+    text = pd.read_csv(
+        io.BytesIO(data), dtype=str, keep_default_na=False, na_filter=False, **common
+    )  # type: ignore[call-overload]
+    found = first_bad_numeric(text, integer_columns, integer=True)
+    found_float = first_bad_numeric(text, float_columns, integer=False)
+    if found is None or (found_float is not None and found_float[0] < found[0]):
+        found = found_float
+    if found is None:
+        raise DataError(f"cannot parse file: {parse_error}", path=path) from None
+    row, col, value = found
+    kind = "an integer" if col in integer_columns else "a number"
+    raise DataError(
+        f"field {col!r} is not {kind}: {value!r}", path=path, line=int(index.line_numbers[row])
+    )
+
+
+def int_vocabulary(raw_ids: np.ndarray, name: str) -> IdVocabulary:
+    """Vocabulary of the sorted distinct IDs, the same as :meth:`IdVocabulary.from_raw`.
+
+    For non-negative integer IDs of moderate range it uses ``np.bincount`` (O(n)) instead of
+    the O(n log n) sort inside ``np.unique``, which dominates loading time on 1M rows.
+    """
+    raw = np.asarray(raw_ids)
+    if (
+        raw.dtype.kind in "iu"
+        and len(raw)
+        and raw.min() >= 0
+        and raw.max() <= max(1 << 22, 4 * len(raw))
+    ):
+        present = np.flatnonzero(np.bincount(raw)).astype(raw.dtype)
+        return IdVocabulary(present, name=name)
+    return IdVocabulary.from_raw(raw, name=name)
 
 
 @dataclass
@@ -232,16 +268,31 @@ class IntTokens:
         return np.bincount(self.line_owner)
 
 
+def _parse_digit_tokens(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Values of the digit-only tokens at ``starts`` (byte offsets) of ``lengths`` bytes.
+
+    Each digit is weighted by its power of ten and summed per token with ``np.add.reduceat``.
+    """
+    token_of_digit = np.repeat(np.arange(len(starts)), lengths)
+    offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    digit_positions = np.arange(len(token_of_digit)) - offsets[token_of_digit] + starts[token_of_digit]
+    exponents = starts[token_of_digit] + lengths[token_of_digit] - 1 - digit_positions
+    weighted = (buf[digit_positions].astype(np.int64) - 48) * _POW10[exponents]
+    return np.add.reduceat(weighted, offsets)
+
+
 def tokenize_int_lines(raw: bytes, path: Path) -> IntTokens:
     """Parse a file of whitespace-separated non-negative integers without a Python loop.
 
-    Works on the raw bytes with numpy: token boundaries from a whitespace mask, values by
-    weighting each digit with its power of ten and ``np.add.reduceat`` per token. Any other byte
-    (a letter, a sign, a comma) raises :class:`DataError` naming the line and the token.
+    Works on the raw bytes with numpy: a lookup table classifies every byte (digit / whitespace
+    / other), token boundaries come from where that class changes, line numbers from a running
+    count of newlines, and the values from numpy's C text parser (``np.fromstring``), which is
+    safe to use once the bytes are known to be digits and whitespace only. Any other byte (a
+    letter, a sign, a comma) raises :class:`DataError` naming the line and the token.
     """
     buf = np.frombuffer(raw, dtype=np.uint8)
     is_space = _WHITESPACE[buf]
-    is_digit = (buf >= 48) & (buf <= 57)
+    is_digit = _DIGIT[buf]
     bad = ~(is_space | is_digit)
     if bad.any():
         pos = int(np.argmax(bad))
@@ -257,15 +308,14 @@ def tokenize_int_lines(raw: bytes, path: Path) -> IntTokens:
             path=path,
             line=line_number_at(raw, pos),
         )
-    prev_space = np.ones(len(buf), dtype=bool)
-    prev_space[1:] = is_space[:-1]
-    next_space = np.ones(len(buf), dtype=bool)
-    next_space[:-1] = is_space[1:]
-    starts = np.flatnonzero(is_digit & prev_space)
-    ends = np.flatnonzero(is_digit & next_space)  # inclusive
+    # A token starts at a digit preceded by whitespace (or the start of the file) and ends at
+    # a digit followed by whitespace (or the end).
+    boundary = np.diff(is_digit.view(np.int8), prepend=np.int8(0), append=np.int8(0))
+    starts = np.flatnonzero(boundary == 1)
+    ends = np.flatnonzero(boundary == -1)  # exclusive
     if len(starts) == 0:
         raise DataError("empty dataset: no data lines", path=path)
-    lengths = ends - starts + 1
+    lengths = ends - starts
     if lengths.max() > _MAX_DIGITS:
         pos = int(starts[np.argmax(lengths > _MAX_DIGITS)])
         raise DataError(
@@ -273,14 +323,17 @@ def tokenize_int_lines(raw: bytes, path: Path) -> IntTokens:
             path=path,
             line=line_number_at(raw, pos),
         )
-    digit_positions = np.flatnonzero(is_digit)
-    token_of_digit = np.repeat(np.arange(len(starts)), lengths)
-    exponents = ends[token_of_digit] - digit_positions
-    weighted = (buf[digit_positions].astype(np.int64) - 48) * _POW10[exponents]
-    offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    values = np.add.reduceat(weighted, offsets)
-    newlines = np.flatnonzero(buf == 10)
-    line_index = np.searchsorted(newlines, starts).astype(np.int64)
+    values: np.ndarray | None = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            values = np.fromstring(raw, dtype=np.int64, sep=" ")  # type: ignore[call-overload]
+    except (ValueError, DeprecationWarning):  # pragma: no cover - depends on numpy version
+        values = None
+    if values is None or len(values) != len(starts):  # pragma: no cover - numpy fallback
+        values = _parse_digit_tokens(buf, starts, lengths)
+    newlines_before = np.cumsum(buf == 10, dtype=np.int64)
+    line_index = newlines_before[starts]
     line_first = np.ones(len(starts), dtype=bool)
     line_first[1:] = line_index[1:] != line_index[:-1]
     return IntTokens(values=values.astype(np.int64), line_index=line_index, line_first=line_first)

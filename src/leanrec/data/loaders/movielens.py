@@ -24,6 +24,7 @@ from leanrec.data.interactions import Interactions
 from leanrec.data.loaders._parsing import (
     check_field_counts,
     index_lines,
+    int_vocabulary,
     line_number_at,
     read_bytes,
     read_numeric_delimited,
@@ -66,26 +67,33 @@ def _require_directory(directory: str | Path) -> Path:
 def _to_interactions(
     frame: pd.DataFrame, name: str, has_timestamp: bool
 ) -> Interactions:
+    raw_users = frame["user"].to_numpy(dtype=np.int64)
+    raw_items = frame["item"].to_numpy(dtype=np.int64)
     return Interactions.from_raw(
-        frame["user"].to_numpy(),
-        frame["item"].to_numpy(),
+        raw_users,
+        raw_items,
         ratings=frame["rating"].to_numpy(dtype=np.float32),
-        timestamps=frame["timestamp"].to_numpy() if has_timestamp else None,
+        timestamps=frame["timestamp"].to_numpy(dtype=np.int64) if has_timestamp else None,
         name=name,
+        user_vocab=int_vocabulary(raw_users, "user"),
+        item_vocab=int_vocabulary(raw_items, "item"),
     )
 
 
 def _read_text_table(
     path: Path, sep: str, names: list[str], encoding: str = _LATIN1
-) -> pd.DataFrame:
-    """Read a quote-free, header-less metadata table as text columns (``dtype=str``)."""
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Read a quote-free, header-less metadata table as text columns (``dtype=str``).
+
+    Returns the frame and the 1-based line number of each of its rows, shape ``(n_rows,)``.
+    """
     _, raw = read_bytes(path, "metadata file")
     data, sep_byte = single_byte_separator(raw, sep, path)
     index = index_lines(data, sep_byte)
     if len(index.line_numbers) == 0:
         raise DataError("empty metadata file: no data lines", path=path)
     check_field_counts(index, len(names), path, repr(sep))
-    return pd.read_csv(
+    frame = pd.read_csv(
         io.BytesIO(data),
         sep=sep_byte.decode(_LATIN1),
         header=None,
@@ -97,6 +105,7 @@ def _read_text_table(
         encoding=encoding,
         engine="c",
     )
+    return frame, index.line_numbers
 
 
 def _integer_column(frame: pd.DataFrame, column: str, path: Path, raw_lines: np.ndarray) -> None:
@@ -113,18 +122,11 @@ def _integer_column(frame: pd.DataFrame, column: str, path: Path, raw_lines: np.
     frame[column] = values.astype(np.int64)
 
 
-def _line_numbers(path: Path, sep: str) -> np.ndarray:
-    _, raw = read_bytes(path, "metadata file")
-    data, sep_byte = single_byte_separator(raw, sep, path)
-    return index_lines(data, sep_byte).line_numbers
-
-
 def read_ml100k_users(path: str | Path) -> pd.DataFrame:
     """``u.user`` as a frame indexed by raw user ID: ``age`` (int), ``gender``, ``occupation``,
     ``zip_code`` (text: some zip codes are alphanumeric)."""
     p = Path(path)
-    frame = _read_text_table(p, "|", ["user_id", "age", "gender", "occupation", "zip_code"])
-    lines = _line_numbers(p, "|")
+    frame, lines = _read_text_table(p, "|", ["user_id", "age", "gender", "occupation", "zip_code"])
     _integer_column(frame, "user_id", p, lines)
     _integer_column(frame, "age", p, lines)
     return frame.set_index("user_id")
@@ -135,8 +137,7 @@ def read_ml100k_items(path: str | Path) -> pd.DataFrame:
     empty) and the 19 genre flags of :data:`ML100K_GENRES` (int8 0/1). Latin-1 encoded."""
     p = Path(path)
     names = ["item_id", "title", "release_date", "video_release_date", "imdb_url", *ML100K_GENRES]
-    frame = _read_text_table(p, "|", names)
-    lines = _line_numbers(p, "|")
+    frame, lines = _read_text_table(p, "|", names)
     _integer_column(frame, "item_id", p, lines)
     for genre in ML100K_GENRES:
         _integer_column(frame, genre, p, lines)
@@ -148,8 +149,7 @@ def read_ml1m_users(path: str | Path) -> pd.DataFrame:
     """``users.dat`` as a frame indexed by raw user ID: ``gender``, ``age`` (the ML-1M age
     bucket: 1, 18, 25, ...), ``occupation`` (code 0-20), ``zip_code`` (text)."""
     p = Path(path)
-    frame = _read_text_table(p, "::", ["user_id", "gender", "age", "occupation", "zip_code"])
-    lines = _line_numbers(p, "::")
+    frame, lines = _read_text_table(p, "::", ["user_id", "gender", "age", "occupation", "zip_code"])
     for column in ("user_id", "age", "occupation"):
         _integer_column(frame, column, p, lines)
     return frame.set_index("user_id")
@@ -162,22 +162,22 @@ def read_ml1m_movies(path: str | Path) -> pd.DataFrame:
     column per genre that occurs in the file (sorted by name), so it can be used as features.
     """
     p = Path(path)
-    frame = _read_text_table(p, "::", ["item_id", "title", "genres"])
-    lines = _line_numbers(p, "::")
+    frame, lines = _read_text_table(p, "::", ["item_id", "title", "genres"])
     _integer_column(frame, "item_id", p, lines)
     flags = frame["genres"].str.get_dummies(sep="|").astype(np.int8)
     frame["genres"] = frame["genres"].str.split("|")
     return pd.concat([frame, flags], axis=1).set_index("item_id")
 
 
-def load_movielens_100k(directory: str | Path) -> Interactions:
+def load_movielens_100k(directory: str | Path, name: str = "ml-100k") -> Interactions:
     """Load ML-100K from a folder holding ``u.data`` (and, if present, ``u.user`` / ``u.item``).
 
     Args:
         directory: the unzipped ``ml-100k`` folder.
+        name: dataset name carried by the result.
 
     Returns:
-        :class:`Interactions` named ``"ml-100k"`` with ratings (1-5, float32) and Unix
+        :class:`Interactions` with ratings (1-5, float32) and Unix
         timestamps; 100,000 interactions, 943 users, 1,682 items for the official file.
         ``side["users"]`` / ``side["items"]`` are the frames of :func:`read_ml100k_users` /
         :func:`read_ml100k_items` when those files exist.
@@ -196,7 +196,7 @@ def load_movielens_100k(directory: str | Path) -> Interactions:
         integer_columns=["user", "item", "timestamp"],
         float_columns=["rating"],
     )
-    interactions = _to_interactions(frame, "ml-100k", has_timestamp=True)
+    interactions = _to_interactions(frame, name, has_timestamp=True)
     if (folder / "u.user").is_file():
         interactions.side["users"] = read_ml100k_users(folder / "u.user")
     if (folder / "u.item").is_file():
@@ -225,7 +225,9 @@ def find_ml1m_ratings_file(directory: str | Path) -> Path:
     return candidates[0]
 
 
-def load_movielens_1m(directory: str | Path, ratings_file: str | Path | None = None) -> Interactions:
+def load_movielens_1m(
+    directory: str | Path, ratings_file: str | Path | None = None, name: str = "ml-1m"
+) -> Interactions:
     """Load ML-1M (or a piece of it) from a folder of ``::``-separated GroupLens files.
 
     The ratings file has 4 fields (``user::item::rating::timestamp``, the official layout) or 3
@@ -236,9 +238,10 @@ def load_movielens_1m(directory: str | Path, ratings_file: str | Path | None = N
         directory: folder with the ratings file and optionally ``users.dat`` / ``movies.dat``.
         ratings_file: file name inside ``directory`` (or any path); default
             :func:`find_ml1m_ratings_file` (``ratings.dat`` else ``ratings*.dat``).
+        name: dataset name carried by the result.
 
     Returns:
-        :class:`Interactions` named ``"ml-1m"`` with float32 ratings, and int64 Unix timestamps
+        :class:`Interactions` with float32 ratings, and int64 Unix timestamps
         when the file has them (``timestamps is None`` otherwise). ``side["users"]`` and
         ``side["items"]`` hold :func:`read_ml1m_users` / :func:`read_ml1m_movies` when present.
 
@@ -274,7 +277,7 @@ def load_movielens_1m(directory: str | Path, ratings_file: str | Path | None = N
         integer_columns=[c for c in names if c != "rating"],
         float_columns=["rating"],
     )
-    interactions = _to_interactions(frame, "ml-1m", has_timestamp=n_fields == 4)
+    interactions = _to_interactions(frame, name, has_timestamp=n_fields == 4)
     if (folder / "users.dat").is_file():
         interactions.side["users"] = read_ml1m_users(folder / "users.dat")
     if (folder / "movies.dat").is_file():

@@ -1,0 +1,105 @@
+"""The Python API and the ``leanrec`` command end to end on the embedded synthetic data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from leanrec.api import TrainConfig, load_model, train
+from leanrec.cli import _parse_options, main
+from leanrec.train import TrainerConfig
+
+FAST = TrainerConfig(epochs=3, learning_rate=0.01, batch_size=4096)
+
+
+def test_train_returns_model_and_metrics(tmp_path: Path) -> None:
+    run = train(TrainConfig(dataset="synthetic", model="mf", trainer=FAST, run_dir=str(tmp_path)))
+    assert set(run.test_metrics) >= {"recall@10", "ndcg@20"}
+    assert run.train_result.best_epoch >= 1
+    # model selection happened on validation: best epoch maximises the validation metric
+    values = [r["valid_ndcg@20"] for r in run.train_result.history]
+    assert run.train_result.best_epoch == int(np.argmax(values)) + 1
+
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["test_recall@20"] == pytest.approx(run.test_metrics["recall@20"])
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_config"]["embedding_dim"] == 64
+    assert config["trainer"]["valid_metric"] == "ndcg@20"
+
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert state["model"] == "mf"
+    model, users, items = load_model(tmp_path / "model.pt")
+    assert users is not None and items is not None
+    got, _ = model.recommend([0, 1, 2], k=5)
+    expected, _ = run.recommend([0, 1, 2], k=5)
+    assert np.array_equal(got.numpy(), expected)
+
+
+def test_recommend_with_raw_ids_excludes_training(tmp_path: Path) -> None:
+    run = train(dataset="synthetic", model="mf", trainer=FAST)
+    train_csr = run.split.train.to_csr()
+    raw_user = run.split.train.user_vocab.to_raw([4])[0]
+    items, _ = run.recommend([raw_user], k=10, raw_ids=True)
+    index = run.split.train.item_vocab.to_index(items[0])
+    assert not set(index) & set(train_csr[4].indices)
+
+
+def test_options_are_parsed() -> None:
+    assert _parse_options(["--lr", "0.01", "--n-layers", "2", "--layer_sizes", "[8,8]"]) == {
+        "lr": 0.01,
+        "n_layers": 2,
+        "layer_sizes": [8, 8],
+    }
+
+
+def test_cli_train_writes_run_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "run"
+    code = main(
+        [
+            "train", "--dataset", "synthetic", "--model", "lightgcn", "--run-dir", str(run_dir),
+            "--epochs", "2", "--lr", "0.01", "--n_layers", "2", "--batch_size", "4096",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "recall@20" in out and "ndcg@10" in out
+    assert json.loads((run_dir / "config.json").read_text())["model_config"]["n_layers"] == 2
+    assert (run_dir / "metrics.json").exists()
+    assert not (run_dir / "train_state.pt").exists()
+
+    code = main(["recommend", "--model", str(run_dir / "model.pt"), "--users", "0", "1", "--k", "3"])
+    assert code == 0
+    recs = json.loads(capsys.readouterr().out)
+    assert len(recs) == 2 and len(recs[0]["items"]) == 3
+
+
+def test_cli_rejects_unknown_model_option(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "--model", "mf", "--n_layrs", "2", "--epochs", "1"])
+    assert code == 2
+    assert "n_layrs" in capsys.readouterr().err
+
+
+def test_cli_missing_dataset_names_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "--dataset", "gowalla", "--data-dir", str(tmp_path), "--epochs", "1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "gowalla" in err and str(tmp_path) in err
+
+
+def test_cli_datasets_lists_presence(shared_data: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "leanrec.cli", "datasets", "--data-dir", str(shared_data), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rows = {row["name"]: row for row in json.loads(out)["datasets"]}
+    assert rows["ml-1m"]["present"] is True
+    assert rows["gowalla"]["present"] is True
+    assert rows["yelp2018"]["present"] is False

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from leanrec.data.interactions import Interactions, Split
+from leanrec.data.splits import ratio_split
+from leanrec.data.synthetic import make_synthetic
+from leanrec.models import build_model
+from leanrec.train import BPRTrainer, NegativeSampler, TrainerConfig, TrainingError
+
+
+@pytest.fixture(scope="module")
+def split() -> Split:
+    data = make_synthetic(n_users=300, n_items=200, n_interactions=9000, seed=3)
+    return ratio_split(data, ratios=(0.8, 0.1, 0.1), seed=3)
+
+
+def test_negatives_are_never_training_items() -> None:
+    rng = np.random.default_rng(0)
+    # dense-ish data: 30 users x 12 items, each user has 9 of 12 items
+    users = np.repeat(np.arange(30), 9)
+    items = np.concatenate([rng.choice(12, 9, replace=False) for _ in range(30)])
+    data = Interactions.from_raw(users, items)
+    sampler = NegativeSampler(data, rng)
+    negatives = sampler.sample(data.users)
+    assert not sampler.is_positive(data.users, negatives).any()
+    several = sampler.sample(data.users, n_negatives=4)
+    assert several.shape == (len(data), 4)
+    assert not sampler.is_positive(np.repeat(data.users[:, None], 4, 1), several).any()
+    assert sampler.unresolved == 0
+
+
+def test_training_beats_untrained_on_validation(split: Split) -> None:
+    model = build_model("mf", split.train, {"embedding_dim": 16}, seed=0)
+    config = TrainerConfig(epochs=15, learning_rate=0.01, l2=1e-5, batch_size=512, patience=100)
+    trainer = BPRTrainer(model, split.train, split.valid, config)
+    untrained = trainer.validate()
+    assert untrained is not None
+    result = trainer.fit()
+    assert result.best_valid["ndcg@20"] > 2 * untrained.mean["ndcg@20"]
+    assert result.best_valid["ndcg@20"] > 0.05
+
+
+def test_best_epoch_is_argmax_of_validation_and_weights_restored(split: Split) -> None:
+    model = build_model("mf", split.train, {"embedding_dim": 8}, seed=0)
+    config = TrainerConfig(epochs=8, learning_rate=0.05, batch_size=1024, patience=100)
+    trainer = BPRTrainer(model, split.train, split.valid, config)
+    result = trainer.fit()
+    values = [r["valid_ndcg@20"] for r in result.history]
+    assert result.best_epoch == int(np.argmax(values)) + 1
+    final = trainer.validate()
+    assert final is not None
+    assert final.mean["ndcg@20"] == pytest.approx(max(values), abs=1e-9)
+
+
+def test_early_stopping_stops_after_patience(split: Split) -> None:
+    model = build_model("mf", split.train, {"embedding_dim": 8}, seed=0)
+    # a learning rate of 0 never improves after the first evaluation
+    config = TrainerConfig(epochs=50, learning_rate=0.0, patience=3)
+    result = BPRTrainer(model, split.train, split.valid, config).fit()
+    assert result.stopped_early
+    assert result.epochs_run == 4
+    assert result.best_epoch == 1
+
+
+def test_nan_loss_raises_clear_error(split: Split) -> None:
+    model = build_model("mf", split.train, {"embedding_dim": 8}, seed=0)
+    with torch.no_grad():
+        model.user_embedding.weight[0, 0] = float("nan")
+    trainer = BPRTrainer(model, split.train, split.valid, TrainerConfig(epochs=1))
+    with pytest.raises(TrainingError, match="loss became nan at epoch 1"):
+        trainer.fit()
+
+
+def test_unknown_valid_metric_is_named(split: Split) -> None:
+    model = build_model("mf", split.train, {"embedding_dim": 8}, seed=0)
+    trainer = BPRTrainer(
+        model, split.train, split.valid, TrainerConfig(epochs=1, valid_metric="auc@3")
+    )
+    with pytest.raises(ValueError, match="auc@3"):
+        trainer.fit()
+
+
+@pytest.mark.parametrize("model_name", ["mf", "lightgcn"])
+def test_resume_equals_uninterrupted_run(split: Split, tmp_path: Path, model_name: str) -> None:
+    config = TrainerConfig(epochs=4, learning_rate=0.01, batch_size=1024, patience=100, seed=7)
+
+    def fresh() -> torch.nn.Module:
+        return build_model(model_name, split.train, {"embedding_dim": 8}, seed=1)
+
+    straight = fresh()
+    BPRTrainer(straight, split.train, split.valid, config).fit()
+
+    interrupted = fresh()
+    first = TrainerConfig(**{**config.__dict__, "epochs": 2})
+    BPRTrainer(interrupted, split.train, split.valid, first, checkpoint_path=tmp_path / "s.pt").fit()
+    resumed_model = fresh()
+    resumed = BPRTrainer(
+        resumed_model, split.train, split.valid, config, checkpoint_path=tmp_path / "s.pt"
+    )
+    result = resumed.fit(resume=True)
+    assert [r["epoch"] for r in result.history] == [1, 2, 3, 4]
+    for key, value in straight.state_dict().items():
+        assert torch.allclose(resumed_model.state_dict()[key], value), key
