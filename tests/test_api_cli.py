@@ -73,7 +73,9 @@ def test_cli_train_writes_run_directory(tmp_path: Path, capsys: pytest.CaptureFi
     assert (run_dir / "metrics.json").exists()
     assert not (run_dir / "train_state.pt").exists()
 
-    code = main(["recommend", "--model", str(run_dir / "model.pt"), "--users", "0", "1", "--k", "3"])
+    code = main(
+        ["recommend", "--model", str(run_dir / "model.pt"), "--users", "0", "1", "--k", "3"]
+    )
     assert code == 0
     recs = json.loads(capsys.readouterr().out)
     assert len(recs) == 2 and len(recs[0]["items"]) == 3
@@ -85,7 +87,9 @@ def test_cli_rejects_unknown_model_option(capsys: pytest.CaptureFixture[str]) ->
     assert "n_layrs" in capsys.readouterr().err
 
 
-def test_cli_missing_dataset_names_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_missing_dataset_names_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main(["train", "--dataset", "gowalla", "--data-dir", str(tmp_path), "--epochs", "1"])
     assert code == 2
     err = capsys.readouterr().err

@@ -24,7 +24,13 @@ from leanrec.data.presets import Protocol, prepare_split
 from leanrec.evaluate import FullRankingEvaluator, RankingResult
 from leanrec.models.base import Recommender
 from leanrec.models.registry import build_model, make_model_config, model_from_checkpoint
-from leanrec.train.bpr import BPRTrainer, TrainerConfig, TrainResult, evaluate_model
+from leanrec.train.bpr import (
+    BPRTrainer,
+    EpochHook,
+    TrainerConfig,
+    TrainResult,
+    evaluate_model,
+)
 
 
 @dataclass
@@ -102,10 +108,15 @@ def load_model(path: str | Path) -> tuple[Recommender, IdVocabulary | None, IdVo
     return model, users, items
 
 
-def train(config: TrainConfig | None = None, **overrides: Any) -> TrainedRun:
+def train(
+    config: TrainConfig | None = None, on_epoch: EpochHook | None = None, **overrides: Any
+) -> TrainedRun:
     """Load, split, train with early stopping on validation, evaluate on test.
 
-    ``overrides`` set fields of :class:`TrainConfig` (e.g. ``train(dataset="ml-1m")``).
+    Args:
+        config: the run's configuration.
+        on_epoch: called with ``(epoch, record)`` after every epoch (learning curves, logging).
+        overrides: fields of :class:`TrainConfig` (e.g. ``train(dataset="ml-1m")``).
     """
     config = dataclasses.replace(config or TrainConfig(), **overrides)
     split, protocol = prepare_split(config.dataset, config.protocol, config.data_dir, config.seed)
@@ -124,6 +135,7 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainedRun:
         split.valid,
         trainer_config,
         checkpoint_path=run_dir / "train_state.pt" if run_dir else None,
+        on_epoch=on_epoch,
     )
     result = trainer.fit()
     test_eval = FullRankingEvaluator(

@@ -1,8 +1,8 @@
 """The ``leanrec`` command: one subcommand per job.
 
-    leanrec train --dataset ml-1m --model lightgcn --epochs 50 --n_layers 3
-    leanrec datasets
-    leanrec recommend --model runs/ml-1m-lightgcn/model.pt --users 1 2 3 --k 10
+leanrec train --dataset ml-1m --model lightgcn --epochs 50 --n_layers 3
+leanrec datasets
+leanrec recommend --model runs/ml-1m-lightgcn/model.pt --users 1 2 3 --k 10
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from leanrec.data.errors import DataError
 
@@ -131,9 +133,10 @@ def cmd_datasets(args: argparse.Namespace, extra: Sequence[str]) -> int:
     print(f"{'name':<16}{'present':<9}{'folder':<30}missing")
     print(f"{'synthetic':<16}{'yes':<9}{'(generated)':<30}")
     for row in rows:
-        missing = ", ".join(row.get("missing", [])) if not row["present"] else ""
+        absent = row.get("missing")
+        missing = ", ".join(map(str, absent)) if isinstance(absent, list) else ""
         present = "yes" if row["present"] else "no"
-        print(f"{row['name']:<16}{present:<9}{row['folder']:<30}{missing}")
+        print(f"{row['name']:<16}{present:<9}{Path(str(row['folder'])).name:<30}{missing}")
     return 0
 
 
@@ -146,7 +149,7 @@ def cmd_recommend(args: argparse.Namespace, extra: Sequence[str]) -> int:
         raw = [_parse_value(u) for u in users]
         index = user_vocab.to_index(raw)
     else:
-        index = [int(u) for u in users]
+        index = np.asarray([int(u) for u in users], dtype=np.int64)
     items, scores = model.recommend(index, args.k)
     out = []
     for user, row, row_scores in zip(users, items.tolist(), scores.tolist()):

@@ -27,6 +27,7 @@ from leanrec.data.loaders import (
     load_user_sequences,
     positions_within_user,
 )
+from leanrec.data.loaders._parsing import _parse_digit_tokens, tokenize_int_lines
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
@@ -164,7 +165,7 @@ def test_ml1m_explicit_ratings_file_and_detection(tmp_path: Path) -> None:
 
 
 def test_ml1m_bad_inputs(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="no ratings.dat") as err:
+    with pytest.raises(DataError, match=r"no ratings.dat") as err:
         load_movielens_1m(tmp_path)
     assert_names(err, tmp_path, None)
 
@@ -184,7 +185,7 @@ def test_ml1m_bad_inputs(tmp_path: Path) -> None:
     assert_names(err, bad, 2)
 
     bad = write(tmp_path / "float" / "ratings.dat", "1::2::3\n1.5::3::4\n")
-    with pytest.raises(DataError, match="'user' is not an integer: '1.5'") as err:
+    with pytest.raises(DataError, match=r"'user' is not an integer: '1.5'") as err:
         load_movielens_1m(bad.parent)
     assert_names(err, bad, 2)
 
@@ -197,7 +198,12 @@ def test_ml1m_bad_inputs(tmp_path: Path) -> None:
 # ====================================================================== LightGCN format
 def test_gowalla(shared_data: Path) -> None:
     train, test = load_lightgcn_txt(shared_data / "gowalla-lightgcn")
-    assert (train.n_users, train.n_items, len(train), len(test)) == (29_858, 40_981, 810_128, 217_242)
+    assert (train.n_users, train.n_items, len(train), len(test)) == (
+        29_858,
+        40_981,
+        810_128,
+        217_242,
+    )
     assert train.user_vocab is test.user_vocab and train.item_vocab is test.item_vocab
     assert train.ratings is None and train.timestamps is None
     # train line 1: "0 0 1 2 ..."; test line 1: "0 7580 3730 ..."; identity vocabularies
@@ -282,7 +288,7 @@ def test_sequence_layouts(tmp_path: Path) -> None:
     data = load_user_sequences(pairs)
     assert data.timestamps is not None and data.timestamps.tolist() == [0, 1, 0, 2]
 
-    with pytest.raises(DataError, match="expected 2 fields 'user item'.*found 4") as err:
+    with pytest.raises(DataError, match=r"expected 2 fields 'user item'.*found 4") as err:
         load_user_sequences(lines, layout="pairs")
     assert_names(err, lines, 1)
 
@@ -295,6 +301,21 @@ def test_sequence_layouts(tmp_path: Path) -> None:
         load_user_sequences(write(tmp_path / "empty.txt", "1\n2\n"))
     with pytest.raises(ValueError, match="layout"):
         load_user_sequences(lines, layout="columns")  # type: ignore[arg-type]
+
+
+def test_digit_token_fallback_matches_numpy_parser() -> None:
+    """The pure-numpy integer parser used when ``np.fromstring`` is unavailable."""
+    raw = b"0 17 123456789012345678\n42\r\n 7  8\n"
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    is_digit = (buf >= 48) & (buf <= 57)
+    edges = np.diff(is_digit.view(np.int8), prepend=np.int8(0), append=np.int8(0))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    values = _parse_digit_tokens(buf, starts, ends - starts)
+    assert values.tolist() == [0, 17, 123456789012345678, 42, 7, 8]
+    tokens = tokenize_int_lines(raw, Path("x"))
+    assert tokens.values.tolist() == values.tolist()
+    assert tokens.line_index.tolist() == [0, 0, 0, 1, 2, 2]
+    assert tokens.tokens_per_line().tolist() == [3, 1, 2]
 
 
 def test_positions_within_user() -> None:
@@ -362,6 +383,12 @@ def test_recbole_bad_inputs(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="empty") as err:
         load_recbole_atomic(bad)
     assert_names(err, bad, None)
+
+    bad = tmp_path / "latin1.inter"
+    bad.write_bytes(RECBOLE_HEADER.encode() + b"1\t2\t3\t4\nJos\xe9\t2\t3\t4\n")
+    with pytest.raises(DataError, match="not UTF-8") as err:
+        load_recbole_atomic(bad)
+    assert_names(err, bad, 3)
 
     with pytest.raises(DataError, match="missing file"):
         load_recbole_atomic(tmp_path / "absent.inter")
@@ -472,13 +499,14 @@ def test_ctr_bad_inputs(tmp_path: Path) -> None:
         load_avazu(bad)
     assert_names(err, bad, 3)
 
-    with pytest.raises(DataError, match="header only|no data rows") as err:
+    with pytest.raises(DataError, match=r"header only|no data rows") as err:
         load_avazu(write(tmp_path / "avazu_empty.csv", avazu_header))
 
     with pytest.raises(ValueError, match="avazu file like a criteo"):
-        load_avazu(write(tmp_path / "avazu_ok.csv", avazu_header + good), like=load_criteo(
-            write(tmp_path / "ok.tsv", criteo_line(row))
-        ))
+        load_avazu(
+            write(tmp_path / "avazu_ok.csv", avazu_header + good),
+            like=load_criteo(write(tmp_path / "ok.tsv", criteo_line(row))),
+        )
 
 
 # ====================================================================== generic tables
@@ -508,13 +536,17 @@ def test_load_table_parquet(tmp_path: Path) -> None:
     pd.DataFrame({"u": [1, 2, 2], "i": ["a", "b", "a"], "r": [1.0, 2.0, 3.0]}).to_parquet(path)
     data = load_table(path, {"user": "u", "item": "i", "rating": "r"})
     assert (len(data), data.n_users, data.n_items) == (3, 2, 2)
-    with pytest.raises(DataError, match=r"missing column\(s\) \['x'\]; columns found: \['u', 'i', 'r'\]"):
+    with pytest.raises(
+        DataError, match=r"missing column\(s\) \['x'\]; columns found: \['u', 'i', 'r'\]"
+    ):
         load_table(path, {"user": "x", "item": "i"})
 
 
 def test_load_table_bad_inputs(tmp_path: Path) -> None:
     path = write(tmp_path / "t.csv", "user,item\n1,2\n")
-    with pytest.raises(DataError, match=r"missing column\(s\) \['rating'\]; columns found: \['user', 'item'\]") as err:
+    with pytest.raises(
+        DataError, match=r"missing column\(s\) \['rating'\]; columns found: \['user', 'item'\]"
+    ) as err:
         load_table(path, {"user": "user", "item": "item", "rating": "rating"})
     assert_names(err, path, 1)
 

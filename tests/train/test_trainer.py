@@ -97,7 +97,9 @@ def test_resume_equals_uninterrupted_run(split: Split, tmp_path: Path, model_nam
 
     interrupted = fresh()
     first = TrainerConfig(**{**config.__dict__, "epochs": 2})
-    BPRTrainer(interrupted, split.train, split.valid, first, checkpoint_path=tmp_path / "s.pt").fit()
+    BPRTrainer(
+        interrupted, split.train, split.valid, first, checkpoint_path=tmp_path / "s.pt"
+    ).fit()
     resumed_model = fresh()
     resumed = BPRTrainer(
         resumed_model, split.train, split.valid, config, checkpoint_path=tmp_path / "s.pt"

@@ -32,7 +32,7 @@ class IdVocabulary:
     def __init__(self, raw_ids: Sequence[Any] | np.ndarray, name: str = "id") -> None:
         raw = np.asarray(raw_ids)
         if raw.ndim != 1:
-            raise ValueError(f"{name} vocabulary needs a 1-d array of raw IDs, got shape {raw.shape}")
+            raise ValueError(f"{name} vocabulary needs a 1-d array of raw IDs, got {raw.shape}")
         self.name = name
         self._raw = raw
         self._index: dict[Any, int] = {r: i for i, r in enumerate(raw.tolist())}
@@ -205,6 +205,8 @@ class Interactions:
     def subset(self, mask_or_index: np.ndarray, name: str | None = None) -> Interactions:
         """Interactions selected by a boolean mask or an index array, same vocabularies."""
         sel = np.asarray(mask_or_index)
+        if sel.dtype != np.bool_:
+            sel = sel.astype(np.int64)
         return Interactions(
             users=self.users[sel],
             items=self.items[sel],

@@ -75,9 +75,7 @@ PROTOCOLS: dict[str, Protocol] = {
         ks=(10, 20),
         valid_metric="ndcg@10",
     ),
-    "temporal": Protocol(
-        "temporal", "per-user time order 8:1:1, full ranking", split="temporal"
-    ),
+    "temporal": Protocol("temporal", "per-user time order 8:1:1, full ranking", split="temporal"),
 }
 
 DEFAULT_PROTOCOL: dict[str, str] = {
@@ -145,8 +143,9 @@ def prepare_split(
     if proto.split == "ratio":
         return splits.ratio_split(data, ratios=proto.ratios, seed=seed), proto
     if proto.split == "leave_one_out":
-        order = "time" if data.timestamps is not None else "random"
-        return splits.leave_one_out(data, order=order, seed=seed), proto
+        if data.timestamps is not None:
+            return splits.leave_one_out(data, order="time", seed=seed), proto
+        return splits.leave_one_out(data, order="random", seed=seed), proto
     if proto.split == "temporal":
         return splits.temporal_split_per_user(data, ratios=proto.ratios), proto
     raise ValueError(f"protocol {proto.name!r} has unknown split kind {proto.split!r}")

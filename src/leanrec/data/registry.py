@@ -317,20 +317,24 @@ def dataset_status(data_dir: str | Path | None = None) -> list[dict[str, object]
 # ------------------------------------------------------------------------------ loading
 def load_dataset(
     name: str, data_dir: str | Path | None = None
-) -> Interactions | tuple[Interactions, Interactions] | CTRTable:
-    """Load a registered dataset with its loader.
+) -> Interactions | tuple[Interactions, Interactions]:
+    """Load a registered ranking or sequence dataset with its loader.
 
     Returns:
         * ranking / sequence datasets: one :class:`Interactions` (named ``name``);
         * LightGCN-format datasets (``ml-1m-lightgcn``, ``gowalla``, ``yelp2018``,
-          ``amazon-book``): the fixed ``(train, test)`` pair over shared vocabularies;
-        * CTR datasets: the :class:`CTRTable` of ``main_file`` (the training file); encode the
-          other splits with ``table.encode_like(dataset_path(name) / "dev.tsv")``.
+          ``amazon-book``): the fixed ``(train, test)`` pair over shared vocabularies.
 
     Raises:
-        DataError: unknown or missing dataset (see :func:`dataset_path`) or malformed files.
+        DataError: unknown or missing dataset (see :func:`dataset_path`), malformed files, or a
+            CTR dataset (those are not interactions: use :func:`load_ctr_dataset`).
     """
     info = dataset_info(name)
+    if info.kind == "ctr":
+        raise DataError(
+            f"dataset {name!r} is a CTR table, not user-item interactions; "
+            f"use load_ctr_dataset({name!r})"
+        )
     folder = dataset_path(name, data_dir)
     if info.loader == "movielens-100k":
         return load_movielens_100k(folder, name=info.name)
@@ -338,13 +342,31 @@ def load_dataset(
         return load_movielens_1m(folder, name=info.name)
     if info.loader == "lightgcn":
         return load_lightgcn_txt(folder, name=info.name)
-    assert info.main_file is not None, f"{name}: single-file loader without main_file"
-    main = folder / info.main_file
-    if info.loader == "sequences":
-        return load_user_sequences(main, name=info.name)
+    return load_user_sequences(folder / _main_file(info), name=info.name)
+
+
+def load_ctr_dataset(name: str, data_dir: str | Path | None = None) -> CTRTable:
+    """Load the training file (``main_file``) of a registered CTR dataset.
+
+    Encode the other splits with the same vocabularies via
+    ``table.encode_like(dataset_path(name) / "dev.tsv")``.
+
+    Raises:
+        DataError: unknown, missing or non-CTR dataset, or malformed file.
+    """
+    info = dataset_info(name)
+    if info.kind != "ctr":
+        raise DataError(f"dataset {name!r} is not a CTR dataset; use load_dataset({name!r})")
+    main = dataset_path(name, data_dir) / _main_file(info)
     if info.loader == "criteo":
         return load_criteo(main, name=info.name)
     return load_avazu(main, name=info.name)
+
+
+def _main_file(info: DatasetInfo) -> str:
+    if info.main_file is None:  # pragma: no cover - registry invariant, tested
+        raise DataError(f"registry entry {info.name!r} has no main_file")
+    return info.main_file
 
 
 # ------------------------------------------------------------------------------ download

@@ -25,7 +25,7 @@ import numpy as np
 from leanrec.data.interactions import IdVocabulary, Interactions
 
 _CHUNK_CELLS = 1 << 22
-"""Users per chunk are chosen so ``chunk_users * n_items`` stays under this (~32 MB float64)."""
+"""Users per chunk are chosen so ``chunk_users * n_items`` stays under this (~16 MB float32)."""
 
 
 def _user_activity(
@@ -102,27 +102,33 @@ def make_synthetic(
 
     users = np.repeat(np.arange(n_users, dtype=np.int64), counts)
     items = np.empty(n_interactions, dtype=np.int64)
-    affinity = np.empty(n_interactions, dtype=np.float64)
+    # Sampling logits in float32, computed in place: this loop is memory-bound.
+    scaled_user_factors = (user_factors / temperature).astype(np.float32)  # (n_users, dim)
+    item_factors_t = np.ascontiguousarray(item_factors.T, dtype=np.float32)  # (dim, n_items)
+    log_popularity_f32 = log_popularity.astype(np.float32)  # (n_items,)
     chunk_users = max(1, _CHUNK_CELLS // n_items)
     row_starts = np.concatenate([[0], np.cumsum(counts)])
     for first in range(0, n_users, chunk_users):
         last = min(n_users, first + chunk_users)
         chunk_counts = counts[first:last]  # (c,)
-        scores = user_factors[first:last] @ item_factors.T  # (c, n_items)
-        logits = scores / temperature + log_popularity  # (c, n_items)
-        perturbed = logits + rng.gumbel(size=logits.shape)
+        perturbed = scaled_user_factors[first:last] @ item_factors_t  # (c, n_items)
+        perturbed += log_popularity_f32
+        # Gumbel noise is -log(Exp(1)).
+        noise = rng.standard_exponential(size=perturbed.shape, dtype=np.float32)
+        np.maximum(noise, np.float32(1e-30), out=noise)  # log(0) would be -inf
+        np.log(noise, out=noise)
+        perturbed -= noise
         k_max = int(chunk_counts.max())
         if k_max < n_items:
-            top = np.argpartition(-perturbed, k_max - 1, axis=1)[:, :k_max]  # (c, k_max)
+            top = np.argpartition(perturbed, n_items - k_max, axis=1)[:, n_items - k_max :]
         else:
             top = np.broadcast_to(np.arange(n_items), perturbed.shape)
         # Keep each user's first counts[u] of the top k_max, ordered by perturbed logit.
         top_order = np.argsort(-np.take_along_axis(perturbed, top, axis=1), axis=1)
         top = np.take_along_axis(top, top_order, axis=1)  # (c, k_max)
         chosen = np.arange(top.shape[1])[None, :] < chunk_counts[:, None]  # (c, k_max)
-        out = slice(row_starts[first], row_starts[last])
-        items[out] = top[chosen]
-        affinity[out] = np.take_along_axis(scores, top, axis=1)[chosen]
+        items[row_starts[first] : row_starts[last]] = top[chosen]
+    affinity = np.einsum("nd,nd->n", user_factors[users], item_factors[items])  # (n,)
 
     # Visit each user's items in random order, at strictly increasing times.
     within_user = np.lexsort((rng.random(n_interactions), users))

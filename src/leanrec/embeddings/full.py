@@ -64,7 +64,7 @@ class FullEmbedding(EmbeddingTable):
         return self.weight.numel()
 
 
-def full_table_factory(init_std: float | None = 0.1) -> "FullTableFactory":
+def full_table_factory(init_std: float | None = 0.1) -> FullTableFactory:
     """Factory building :class:`FullEmbedding` tables (the default for every model)."""
     return FullTableFactory(init_std)
 

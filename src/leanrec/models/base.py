@@ -114,7 +114,9 @@ class Recommender(nn.Module, ABC):
         """Swap the table ``name`` for ``table`` (same number of rows and output width)."""
         old = self.embedding_tables().get(name)
         if old is None:
-            raise KeyError(f"{self.name} has no table {name!r}; tables: {list(self.embedding_tables())}")
+            raise KeyError(
+                f"{self.name} has no table {name!r}; known: {list(self.embedding_tables())}"
+            )
         if (table.num_embeddings, table.embedding_dim) != (old.num_embeddings, old.embedding_dim):
             raise ValueError(
                 f"table {name!r} must be {old.num_embeddings} x {old.embedding_dim}, got "

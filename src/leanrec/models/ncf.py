@@ -80,9 +80,11 @@ class NeuMF(Recommender):
             if isinstance(first, nn.Linear):
                 # split the first MLP layer: W [p; q] = W_u p + W_i q, computed once per side
                 w_user, w_item = first.weight[:, :d], first.weight[:, d:]
-                hidden = (self.mlp_user.lookup(chunk) @ w_user.T)[:, None, :] + (
-                    item_mlp @ w_item.T
-                )[None, :, :] + first.bias
+                hidden = (
+                    (self.mlp_user.lookup(chunk) @ w_user.T)[:, None, :]
+                    + (item_mlp @ w_item.T)[None, :, :]
+                    + first.bias
+                )
                 mlp = self.mlp[1:](hidden)
             else:
                 user_mlp = self.mlp_user.lookup(chunk)[:, None, :].expand(-1, self.n_items, -1)

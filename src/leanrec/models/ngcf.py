@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import torch
 from torch import nn
@@ -47,8 +48,8 @@ class NGCF(DotProductRecommender):
         self.user_embedding = self.table_factory("user_embedding", n_users, config.embedding_dim)
         self.item_embedding = self.table_factory("item_embedding", n_items, config.embedding_dim)
         widths = [config.embedding_dim, *config.layer_sizes]
-        self.graph_weights = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))
-        self.bilinear_weights = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))
+        self.graph_weights = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(widths))
+        self.bilinear_weights = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(widths))
         for layer in [*self.graph_weights, *self.bilinear_weights]:
             nn.init.xavier_uniform_(layer.weight)
             nn.init.zeros_(layer.bias)

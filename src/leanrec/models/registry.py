@@ -42,7 +42,9 @@ def make_model_config(name: str, options: dict[str, Any] | None = None) -> Any:
     valid = {f.name for f in dataclasses.fields(cls)}
     unknown = set(options) - valid
     if unknown:
-        raise ValueError(f"unknown option(s) {sorted(unknown)} for model {name}; valid: {sorted(valid)}")
+        raise ValueError(
+            f"unknown option(s) {sorted(unknown)} for model {name}; known: {sorted(valid)}"
+        )
     return cls(**options)
 
 

@@ -52,7 +52,7 @@ class TrainerConfig:
     patience: int = 10
     """Stop after this many evaluations without improvement of ``valid_metric``."""
     valid_metric: str | None = None
-    """Metric that selects the best epoch, on validation only (None: the protocol's, else ndcg@20)."""
+    """Metric selecting the best epoch, on validation only (None: protocol's, else ndcg@20)."""
     ks: list[int] | None = None
     """Cut-offs evaluated (None: the protocol's, else 10 and 20)."""
     eval_batch_size: int = 2048
@@ -127,7 +127,7 @@ class BPRTrainer:
             FullRankingEvaluator(
                 valid,
                 exclude=[train],
-                ks=self.config.ks,
+                ks=self.config.ks or [10, 20],
                 batch_size=self.config.eval_batch_size,
             )
             if valid is not None and len(valid) > 0
@@ -136,7 +136,10 @@ class BPRTrainer:
         table_params = {id(p) for t in model.embedding_tables().values() for p in t.parameters()}
         other = [p for p in model.parameters() if id(p) not in table_params]
         groups: list[dict[str, Any]] = [
-            {"params": [p for p in model.parameters() if id(p) in table_params], "weight_decay": 0.0}
+            {
+                "params": [p for p in model.parameters() if id(p) in table_params],
+                "weight_decay": 0.0,
+            }
         ]
         if other:
             groups.append({"params": other, "weight_decay": self.config.weight_decay})

@@ -41,16 +41,25 @@ def read_bytes(path: str | Path, what: str = "data file") -> tuple[Path, bytes]:
         raise DataError(f"cannot read {what}: {exc}", path=p) from None
 
 
+def check_utf8(raw: bytes, path: Path) -> None:
+    """Raise :class:`DataError` naming the line of the first byte sequence that is not UTF-8.
+
+    Done up front (one fast C pass) so that pandas never raises a bare ``UnicodeDecodeError``
+    and no ID is silently altered by a replacement character.
+    """
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"not UTF-8 text (byte {raw[exc.start : exc.start + 1]!r})",
+            path=path,
+            line=line_number_at(raw, exc.start),
+        ) from None
+
+
 def line_number_at(raw: bytes, byte_offset: int) -> int:
     """1-based line number of the byte at ``byte_offset`` in ``raw``."""
     return raw.count(b"\n", 0, byte_offset) + 1
-
-
-def line_text(raw: bytes, line_no: int, encoding: str = "utf-8", limit: int = 80) -> str:
-    """Text of 1-based line ``line_no`` (without the line break), shortened to ``limit`` chars."""
-    lines = raw.split(b"\n", line_no)
-    text = lines[line_no - 1].rstrip(b"\r").decode(encoding, errors="replace")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass
@@ -103,7 +112,8 @@ def index_lines(raw: bytes, sep: bytes) -> LineIndex:
 def check_field_counts(
     index: LineIndex, expected: int, path: Path, sep_name: str, first_row: int = 0
 ) -> None:
-    """Raise :class:`DataError` at the first line (from row ``first_row``) with a wrong field count."""
+    """Raise :class:`DataError` at the first line, from row ``first_row`` on, whose field count
+    is not ``expected``."""
     bad = np.flatnonzero(index.n_fields[first_row:] != expected)
     if len(bad):
         row = first_row + int(bad[0])
@@ -218,7 +228,8 @@ def read_numeric_delimited(
     if found is None or (found_float is not None and found_float[0] < found[0]):
         found = found_float
     if found is None:
-        raise DataError(f"cannot parse file: {parse_error}", path=path) from None
+        detail = f": {parse_error}" if parse_error is not None else " (number out of range?)"
+        raise DataError(f"cannot parse file as numbers{detail}", path=path) from None
     row, col, value = found
     kind = "an integer" if col in integer_columns else "a number"
     raise DataError(
@@ -275,7 +286,9 @@ def _parse_digit_tokens(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray
     """
     token_of_digit = np.repeat(np.arange(len(starts)), lengths)
     offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    digit_positions = np.arange(len(token_of_digit)) - offsets[token_of_digit] + starts[token_of_digit]
+    digit_positions = (
+        np.arange(len(token_of_digit)) - offsets[token_of_digit] + starts[token_of_digit]
+    )
     exponents = starts[token_of_digit] + lengths[token_of_digit] - 1 - digit_positions
     weighted = (buf[digit_positions].astype(np.int64) - 48) * _POW10[exponents]
     return np.add.reduceat(weighted, offsets)
@@ -328,7 +341,7 @@ def tokenize_int_lines(raw: bytes, path: Path) -> IntTokens:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             values = np.fromstring(raw, dtype=np.int64, sep=" ")  # type: ignore[call-overload]
-    except (ValueError, DeprecationWarning):  # pragma: no cover - depends on numpy version
+    except (ValueError, Warning):  # pragma: no cover - depends on the numpy version
         values = None
     if values is None or len(values) != len(starts):  # pragma: no cover - numpy fallback
         values = _parse_digit_tokens(buf, starts, lengths)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from leanrec.data.errors import DataError
-from leanrec.data.loaders._parsing import check_field_counts, index_lines, read_bytes
+from leanrec.data.loaders._parsing import check_field_counts, check_utf8, index_lines, read_bytes
 
 CRITEO_DENSE: tuple[str, ...] = tuple(f"I{i}" for i in range(1, 14))
 CRITEO_SPARSE: tuple[str, ...] = tuple(f"C{i}" for i in range(1, 27))
@@ -141,6 +141,7 @@ def _read_text_columns(
     Field counts are checked per line first (vectorised), so short and long rows are reported
     with their line number instead of being padded or raising a bare pandas error.
     """
+    check_utf8(raw, path)
     index = index_lines(raw, sep.encode())
     first_row = 1 if has_header else 0
     if len(index.line_numbers) <= first_row:
@@ -207,7 +208,9 @@ def _labels(text: pd.Series, column: str, path: Path, row_lines: np.ndarray) -> 
     return values.astype(np.float32)
 
 
-def _fit_vocabularies(frame: pd.DataFrame, fields: tuple[str, ...], min_count: int) -> dict[str, np.ndarray]:
+def _fit_vocabularies(
+    frame: pd.DataFrame, fields: tuple[str, ...], min_count: int
+) -> dict[str, np.ndarray]:
     """Per field, the sorted non-empty values seen at least ``min_count`` times."""
     vocabularies: dict[str, np.ndarray] = {}
     for name in fields:
@@ -220,7 +223,8 @@ def _fit_vocabularies(frame: pd.DataFrame, fields: tuple[str, ...], min_count: i
 def _encode_sparse(
     frame: pd.DataFrame, fields: tuple[str, ...], vocabularies: dict[str, np.ndarray]
 ) -> np.ndarray:
-    """Indices per field, shape ``(n, len(fields))``: ``position in vocabulary + 1``, 0 if unknown."""
+    """Indices per field, shape ``(n, len(fields))``: position in the vocabulary + 1, or 0 for
+    a missing or unknown value."""
     out = np.zeros((len(frame), len(fields)), dtype=np.int64)
     for j, name in enumerate(fields):
         out[:, j] = pd.Index(vocabularies[name]).get_indexer(frame[name].astype(str)) + 1
@@ -382,7 +386,7 @@ def load_avazu(
             line=int(row_lines[row]),
         )
     frame["hour_of_day"] = (hour % 100).astype(np.int64).astype(str)
-    frame["weekday"] = dates.dt.dayofweek.astype(str).to_numpy()
+    frame["weekday"] = dates.dt.day_of_week.astype(str).to_numpy()
     return _build_table(
         frame,
         labels,

@@ -64,9 +64,7 @@ def _require_directory(directory: str | Path) -> Path:
     return path
 
 
-def _to_interactions(
-    frame: pd.DataFrame, name: str, has_timestamp: bool
-) -> Interactions:
+def _to_interactions(frame: pd.DataFrame, name: str, has_timestamp: bool) -> Interactions:
     raw_users = frame["user"].to_numpy(dtype=np.int64)
     raw_items = frame["item"].to_numpy(dtype=np.int64)
     return Interactions.from_raw(
@@ -216,7 +214,9 @@ def find_ml1m_ratings_file(directory: str | Path) -> Path:
         return exact
     candidates = sorted(p for p in folder.glob("ratings*.dat") if p.is_file())
     if not candidates:
-        raise DataError("no ratings.dat or ratings*.dat in ML-1M folder (missing file)", path=folder)
+        raise DataError(
+            "no ratings.dat or ratings*.dat in ML-1M folder (missing file)", path=folder
+        )
     if len(candidates) > 1:
         names = ", ".join(p.name for p in candidates)
         raise DataError(
@@ -253,9 +253,8 @@ def load_movielens_1m(
     if ratings_file is None:
         ratings_path = find_ml1m_ratings_file(folder)
     else:
-        ratings_path = Path(ratings_file)
-        if not ratings_path.is_absolute() and not ratings_path.is_file():
-            ratings_path = folder / ratings_path
+        inside = folder / ratings_file
+        ratings_path = inside if inside.is_file() else Path(ratings_file)
     path, raw = read_bytes(ratings_path, "ML-1M ratings file")
     stripped = raw.lstrip(b"\r\n")
     first_line = stripped.split(b"\n", 1)[0].rstrip(b"\r")

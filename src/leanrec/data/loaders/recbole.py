@@ -16,7 +16,7 @@ import pandas as pd
 
 from leanrec.data.errors import DataError
 from leanrec.data.interactions import Interactions
-from leanrec.data.loaders._parsing import check_field_counts, index_lines, read_bytes
+from leanrec.data.loaders._parsing import check_field_counts, check_utf8, index_lines, read_bytes
 
 RECBOLE_TYPES: frozenset[str] = frozenset({"token", "token_seq", "float", "float_seq"})
 
@@ -103,16 +103,18 @@ def load_recbole_atomic(
                 line=1,
             )
     optional: dict[str, str] = {}
-    for role, field_name in (("rating", rating_field), ("timestamp", timestamp_field)):
-        if field_name is not None and field_name in fields:
-            if fields[field_name] != "float":
+    for role, optional_name in (("rating", rating_field), ("timestamp", timestamp_field)):
+        if optional_name is not None and optional_name in fields:
+            if fields[optional_name] != "float":
                 raise DataError(
-                    f"{role} field {field_name!r} must have type float, not {fields[field_name]}",
+                    f"{role} field {optional_name!r} must have type float, "
+                    f"not {fields[optional_name]}",
                     path=p,
                     line=1,
                 )
-            optional[role] = field_name
+            optional[role] = optional_name
 
+    check_utf8(raw, p)
     index = index_lines(raw, b"\t")
     if len(index.line_numbers) <= 1:
         raise DataError("empty dataset: header but no data rows", path=p)

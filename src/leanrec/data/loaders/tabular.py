@@ -151,14 +151,14 @@ def load_table(
         frame = pd.read_parquet(p, columns=wanted)
     else:
         try:
+            # All columns are read (no usecols): only then does the C engine reject rows with
+            # too many fields instead of silently truncating them.
             frame = pd.read_csv(
                 p,
                 sep=separator,
-                usecols=wanted,
                 engine="c",
                 keep_default_na=False,
                 na_values={c: [""] for c in wanted},
-                skipinitialspace=False,
             )
         except (ValueError, pd.errors.ParserError) as exc:
             bad = _first_bad_field_count(p, separator)
@@ -170,6 +170,7 @@ def load_table(
                     line=line,
                 ) from None
             raise DataError(f"cannot parse table: {exc}", path=p) from None
+        # Short rows are padded with NaN by pandas: look for them only when NaN occurs.
         bad = _first_bad_field_count(p, separator) if frame.isna().any().any() else None
         if bad is not None:
             line, expected, got = bad
@@ -178,6 +179,7 @@ def load_table(
                 path=p,
                 line=line,
             )
+    frame = frame[wanted]
     if len(frame) == 0:
         raise DataError("empty dataset: no data rows", path=p)
 
@@ -208,9 +210,9 @@ def load_table(
     if "timestamp" in columns:
         column = columns["timestamp"]
         raw_time = frame[column]
-        if pd.api.types.is_datetime64_any_dtype(raw_time):
-            parsed = raw_time
-        elif pd.api.types.is_numeric_dtype(raw_time):
+        if pd.api.types.is_datetime64_any_dtype(raw_time) or pd.api.types.is_numeric_dtype(
+            raw_time
+        ):
             parsed = raw_time
         else:
             parsed = pd.to_datetime(raw_time, errors="coerce", format="mixed", utc=True)
