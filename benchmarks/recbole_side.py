@@ -34,6 +34,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 DATASET = "ml-1m"
@@ -114,9 +115,17 @@ class _StripColor(logging.Filter):
     _ansi = re.compile(r"\x1b\[[0-9;]*m")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = self._ansi.sub("", record.msg)
+        record.msg = self._ansi.sub("", record.getMessage())
+        record.args = None
         return True
+
+
+def _quiet_warnings() -> None:
+    """Hide deprecation noise from RecBole 1.2.1 on pandas 2.2 / torch 2.13 (fillna inplace,
+    torch.sparse.FloatTensor, torch.cuda.amp.GradScaler)."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=r".*torch\.sparse\.SparseTensor.*is deprecated")
 
 
 def _setup_logging() -> None:
@@ -196,7 +205,9 @@ def build_config_dict(args: argparse.Namespace, checkpoint_dir: str) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     t_start = time.perf_counter()
+    load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
     _setup_logging()
+    _quiet_warnings()
     log = logging.getLogger("recbole_side")
     args.workdir = args.workdir.resolve()
     args.data = args.data.resolve()
@@ -396,6 +407,9 @@ def main(argv: list[str] | None = None) -> dict:
     for key in METRIC_KEYS:
         out[f"test_{key}"] = float(test_result[key])
     out["wall_s"] = time.perf_counter() - t_start
+    # 1-min load average before/after: > cpu_count means the timings were contended
+    out["loadavg_1m_start"] = load_start[0] if load_start else None
+    out["loadavg_1m_end"] = os.getloadavg()[0] if load_start else None
 
     shutil.rmtree(config["checkpoint_dir"], ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

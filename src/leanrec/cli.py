@@ -114,7 +114,7 @@ def cmd_train(args: argparse.Namespace, extra: Sequence[str]) -> int:
     print(
         f"protocol {run.protocol.name}: {run.split.describe()}\n"
         f"best epoch {result.best_epoch} of {result.epochs_run} "
-        f"({result.seconds:.1f} s, {'early stop' if result.stopped_early else 'epoch limit'})"
+        f"({result.seconds:.1f} s, stopped by {result.stop_reason})"
     )
     print(format_metrics(run.valid_metrics, run.test_metrics))
     print(f"run directory: {config.run_dir}")

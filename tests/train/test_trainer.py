@@ -108,3 +108,12 @@ def test_resume_equals_uninterrupted_run(split: Split, tmp_path: Path, model_nam
     assert [r["epoch"] for r in result.history] == [1, 2, 3, 4]
     for key, value in straight.state_dict().items():
         assert torch.allclose(resumed_model.state_dict()[key], value), key
+
+
+def test_time_budget_stops_training_and_still_validates(split: Split) -> None:
+    model = build_model("mf", split.train, {"embedding_dim": 8}, seed=0)
+    config = TrainerConfig(epochs=1000, eval_every=50, max_seconds=0.0, patience=100)
+    result = BPRTrainer(model, split.train, split.valid, config).fit()
+    assert result.epochs_run == 1
+    assert result.stop_reason == "time budget"
+    assert "valid_ndcg@20" in result.history[0]

@@ -57,6 +57,8 @@ class TrainerConfig:
     """Cut-offs evaluated (None: the protocol's, else 10 and 20)."""
     eval_batch_size: int = 2048
     """Users per evaluation batch."""
+    max_seconds: float | None = None
+    """Wall-clock budget for training: no new epoch starts after it is spent (None: no limit)."""
     seed: int = 2024
     """Seeds sampling and initialisation for the run."""
     num_threads: int = 0
@@ -75,6 +77,8 @@ class TrainResult:
     seconds: float
     epochs_run: int
     stopped_early: bool
+    stop_reason: str = "epochs"
+    """``"epochs"``, ``"patience"`` (early stopping) or ``"time budget"``."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -197,7 +201,7 @@ class BPRTrainer:
         if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
             self._restore(load_checkpoint(self.checkpoint_path))
         began = time.perf_counter()
-        stopped_early = False
+        stop_reason = "epochs"
         epoch = self.start_epoch - 1
         for epoch in range(self.start_epoch, cfg.epochs + 1):
             t0 = time.perf_counter()
@@ -207,31 +211,22 @@ class BPRTrainer:
                 "loss": loss,
                 "train_seconds": time.perf_counter() - t0,
             }
-            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-                result = self.validate()
-                if result is not None:
-                    record.update({f"valid_{k}": v for k, v in result.mean.items()})
-                    record["eval_seconds"] = result.seconds
-                    if cfg.valid_metric not in result.mean:
-                        raise ValueError(
-                            f"valid_metric {cfg.valid_metric!r} is not computed; "
-                            f"available: {sorted(result.mean)}"
-                        )
-                    value = result.mean[cfg.valid_metric]
-                    if value > self.best_value:
-                        self.best_value, self.best_epoch, self.bad_evaluations = value, epoch, 0
-                        self.best_state = copy.deepcopy(self.model.state_dict())
-                    else:
-                        self.bad_evaluations += 1
-                self.history.append(record)
-                if self.checkpoint_path is not None:
-                    save_atomic(self._state(epoch), self.checkpoint_path)
-            else:
-                self.history.append(record)
+            out_of_time = (
+                cfg.max_seconds is not None and time.perf_counter() - began >= cfg.max_seconds
+            )
+            evaluate_now = epoch % cfg.eval_every == 0 or epoch == cfg.epochs or out_of_time
+            if evaluate_now:
+                self._evaluate_into(record, epoch)
+            self.history.append(record)
+            if evaluate_now and self.checkpoint_path is not None:
+                save_atomic(self._state(epoch), self.checkpoint_path)
             if self.on_epoch is not None:
                 self.on_epoch(epoch, record)
             if self.validator is not None and self.bad_evaluations >= cfg.patience:
-                stopped_early = True
+                stop_reason = "patience"
+                break
+            if out_of_time:
+                stop_reason = "time budget"
                 break
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
@@ -245,8 +240,29 @@ class BPRTrainer:
             history=self.history,
             seconds=time.perf_counter() - began,
             epochs_run=epoch,
-            stopped_early=stopped_early,
+            stopped_early=stop_reason != "epochs",
+            stop_reason=stop_reason,
         )
+
+    def _evaluate_into(self, record: dict[str, float], epoch: int) -> None:
+        """Validate, add ``valid_*`` to ``record`` and track the best epoch."""
+        cfg = self.config
+        result = self.validate()
+        if result is None:
+            return
+        record.update({f"valid_{k}": v for k, v in result.mean.items()})
+        record["eval_seconds"] = result.seconds
+        if cfg.valid_metric not in result.mean:
+            raise ValueError(
+                f"valid_metric {cfg.valid_metric!r} is not computed; "
+                f"available: {sorted(result.mean)}"
+            )
+        value = result.mean[cfg.valid_metric]
+        if value > self.best_value:
+            self.best_value, self.best_epoch, self.bad_evaluations = value, epoch, 0
+            self.best_state = copy.deepcopy(self.model.state_dict())
+        else:
+            self.bad_evaluations += 1
 
     # ------------------------------------------------------------------ resume
     def _state(self, epoch: int) -> dict[str, Any]:
