@@ -1,0 +1,156 @@
+"""RecBole 1.2.1 and leanrec on the same LightGCN / MovieLens-1M configuration, in one run
+(issue 2, item 3).
+
+Configuration (RecBole's protocol, both sides): ``movielens-1m-ratings/ratings.dat``, ratings
+>= 3 positive (836,478 interactions), per-user random 8:1:1 split, full ranking; LightGCN d = 64,
+3 layers, Adam lr 1e-3, batch 2048, reg 1e-5, exactly ``--epochs`` epochs, validation every
+``--eval-every`` epochs on Recall@10, the best-validation weights tested once. RecBole runs in
+its own virtual environment (built on first use by ``recbole_env.py``); the two sides run one
+after the other with the same number of torch threads, so the machine's background load is
+shared alike.
+
+Reports per-epoch training time, full-ranking evaluation time and test metrics of both, with
+ratios. Goals: leanrec >= 2x faster per epoch, >= 3x faster in evaluation, metrics within 3%.
+
+    python benchmarks/vs_recbole.py [--epochs 10] [--eval-every 5] [--threads 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from typing import Any
+
+import torch
+
+from common import data_dir, print_table, write_results
+from leanrec.data.presets import prepare_split
+from leanrec.evaluate import FullRankingEvaluator
+from leanrec.models import build_model
+from leanrec.train import BPRTrainer, TrainerConfig, evaluate_model
+from recbole_runner import run_recbole
+
+METRICS = ["recall@10", "ndcg@10", "recall@20", "ndcg@20", "mrr@10", "hit@10"]
+
+
+def run_leanrec(args: argparse.Namespace) -> dict[str, Any]:
+    """The leanrec side: same protocol and hyper-parameters, timed the same way."""
+    began = time.perf_counter()
+    split, _ = prepare_split("ml-1m", "recbole", data_dir(), seed=args.seed)
+    prepare_s = time.perf_counter() - began
+    model = build_model(
+        "lightgcn", split.train, {"embedding_dim": 64, "n_layers": 3}, seed=args.seed
+    )
+    config = TrainerConfig(
+        epochs=args.epochs,
+        learning_rate=1e-3,
+        batch_size=2048,
+        l2=1e-5,
+        eval_every=args.eval_every,
+        patience=10**9,
+        valid_metric="recall@10",
+        ks=[10, 20],
+        seed=args.seed,
+        num_threads=args.threads,
+        progress=False,
+    )
+
+    def show(epoch: int, record: dict[str, float]) -> None:
+        valid = (
+            f"  valid recall@10 {record['valid_recall@10']:.4f}"
+            if "valid_recall@10" in record
+            else ""
+        )
+        print(f"[leanrec] epoch {epoch}: {record['train_seconds']:.1f} s{valid}", flush=True)
+
+    result = BPRTrainer(model, split.train, split.valid, config, on_epoch=show).fit()
+    tester = FullRankingEvaluator(split.test, exclude=[split.train, split.valid], ks=[10, 20])
+    test = evaluate_model(model, tester)
+    history = result.history
+    return {
+        "train_epoch_s": [r["train_seconds"] for r in history],
+        "valid_eval_s": [r["eval_seconds"] for r in history if "eval_seconds" in r],
+        "test_eval_s": test.seconds,
+        "prepare_s": prepare_s,
+        "n_train": len(split.train),
+        "n_interactions": len(split.train) + len(split.valid) + len(split.test),
+        **{f"test_{m}": test.mean[m] for m in METRICS},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--eval-every", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads, both sides")
+    parser.add_argument("--seed", type=int, default=2020)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ratings = data_dir() / "movielens-1m-ratings" / "ratings.dat"
+
+    load_before = os.getloadavg()[0]
+    recbole = run_recbole(
+        ratings, epochs=args.epochs, eval_every=args.eval_every, seed=args.seed,
+        layers=3, dim=64, lr=1e-3, batch=2048, reg_weight=1e-5, min_rating=3,
+        threads=args.threads,
+    )  # fmt: skip
+    ours = run_leanrec(args)
+    load_after = os.getloadavg()[0]
+
+    def mean(values: Any) -> float:
+        return float(statistics.mean(values)) if isinstance(values, list) else float(values)
+
+    def median(values: Any) -> float:
+        return float(statistics.median(values)) if isinstance(values, list) else float(values)
+
+    rb_epoch, lr_epoch = median(recbole["train_epoch_s"]), median(ours["train_epoch_s"])
+    rb_eval = median(recbole["valid_eval_s"] + [recbole["test_eval_s"]])
+    lr_eval = median(ours["valid_eval_s"] + [ours["test_eval_s"]])
+    rows: list[list[Any]] = [
+        ["train s/epoch (median)", rb_epoch, lr_epoch, rb_epoch / lr_epoch],
+        ["full-ranking eval s (median)", rb_eval, lr_eval, rb_eval / lr_eval],
+    ]
+    results: dict[str, Any] = {
+        "epochs": args.epochs,
+        "eval_every": args.eval_every,
+        "threads": args.threads or torch.get_num_threads(),
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
+        "recbole_train_epoch_s": rb_epoch,
+        "leanrec_train_epoch_s": lr_epoch,
+        "recbole_train_epoch_mean_s": mean(recbole["train_epoch_s"]),
+        "leanrec_train_epoch_mean_s": mean(ours["train_epoch_s"]),
+        "speedup_train_epoch": rb_epoch / lr_epoch,
+        "recbole_eval_s": rb_eval,
+        "leanrec_eval_s": lr_eval,
+        "speedup_eval": rb_eval / lr_eval,
+        "recbole_interactions": recbole["n_interactions"],
+        "leanrec_interactions": ours["n_interactions"],
+        "recbole_train_interactions": recbole["n_train"],
+        "leanrec_train_interactions": ours["n_train"],
+    }
+    for m in METRICS:
+        rb, ln = float(recbole[f"test_{m}"]), float(ours[f"test_{m}"])
+        rows.append([f"test {m}", rb, ln, ln / rb])
+        results[f"recbole_test_{m}"] = rb
+        results[f"leanrec_test_{m}"] = ln
+        results[f"ratio_test_{m}"] = ln / rb
+    results["goal_train_2x"] = results["speedup_train_epoch"] >= 2
+    results["goal_eval_3x"] = results["speedup_eval"] >= 3
+    results["goal_metrics_within_3pct"] = all(
+        abs(results[f"ratio_test_{m}"] - 1) <= 0.03
+        for m in ["recall@10", "ndcg@10", "recall@20", "ndcg@20"]
+    )
+    print()
+    print_table(["LightGCN / ML-1M", "RecBole 1.2.1", "leanrec", "ratio"], rows)
+    print(
+        "(time rows: RecBole / leanrec, higher is faster for leanrec; metric rows: leanrec / RecBole)"
+    )
+    print(f"wrote {write_results('vs_recbole', results)}")
+
+
+if __name__ == "__main__":
+    main()
