@@ -146,9 +146,7 @@ def main() -> None:
     )
     print()
     print_table(["LightGCN / ML-1M", "RecBole 1.2.1", "leanrec", "ratio"], rows)
-    print(
-        "(time rows: RecBole / leanrec, higher is faster for leanrec; metric rows: leanrec / RecBole)"
-    )
+    print("(time rows: RecBole / leanrec, > 1 means leanrec is faster; metrics: leanrec / RecBole)")
     print(f"wrote {write_results('vs_recbole', results)}")
 
 
