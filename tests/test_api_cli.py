@@ -107,3 +107,35 @@ def test_cli_datasets_lists_presence(shared_data: Path) -> None:
     assert rows["ml-1m"]["present"] is True
     assert rows["gowalla"]["present"] is True
     assert rows["yelp2018"]["present"] is False
+
+
+def test_cli_resume_continues_killed_run(tmp_path: Path) -> None:
+    """A run killed after two epochs resumes from its train_state.pt instead of starting over."""
+    from leanrec.data.presets import prepare_split
+    from leanrec.models import build_model
+    from leanrec.train import BPRTrainer
+
+    run_dir = tmp_path / "run"
+    state_path = run_dir / "train_state.pt"
+    split, _ = prepare_split("synthetic", None, None, seed=2024)
+    model = build_model("mf", split.train, None, seed=2024)
+    killed = TrainerConfig(epochs=2, learning_rate=0.01, batch_size=4096, seed=2024)
+    BPRTrainer(model, split.train, split.valid, killed, checkpoint_path=state_path).fit()
+    saved = torch.load(state_path, weights_only=True)["history"]
+
+    code = main(
+        ["train", "--dataset", "synthetic", "--model", "mf", "--run-dir", str(run_dir), "--resume",
+         "--epochs", "3", "--lr", "0.01", "--batch_size", "4096"]
+    )  # fmt: skip
+    assert code == 0
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    # epochs 1-2 were carried over from the state, not trained again
+    assert history[0]["train_seconds"] == saved[0]["train_seconds"]
+    assert history[1]["loss"] == saved[1]["loss"]
+    assert not state_path.exists()  # a finished run cleans its state up
+
+
+def test_cli_resume_needs_run_dir(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--resume", "--epochs", "1"]) == 2
+    assert "--run-dir" in capsys.readouterr().err

@@ -53,6 +53,8 @@ class TrainConfig:
     """Optimisation and early stopping."""
     run_dir: str | None = None
     """Write config, metrics, history and the model here (``None``: write nothing)."""
+    resume: bool = False
+    """Continue from ``run_dir/train_state.pt`` if a killed run left one."""
 
 
 @dataclass
@@ -137,7 +139,7 @@ def train(
         checkpoint_path=run_dir / "train_state.pt" if run_dir else None,
         on_epoch=on_epoch,
     )
-    result = trainer.fit()
+    result = trainer.fit(resume=config.resume)
     test_eval = FullRankingEvaluator(
         split.test,
         exclude=[split.train, split.valid],

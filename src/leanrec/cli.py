@@ -77,6 +77,8 @@ def build_train_config(args: argparse.Namespace, extra: Sequence[str]) -> Any:
         else:
             model_options[key] = value
     make_model_config(args.model, model_options)  # fail now on an unknown option
+    if args.resume and not args.run_dir:
+        raise ValueError("--resume needs the --run-dir of the run to continue")
     run_dir = args.run_dir or str(
         Path(args.runs) / f"{args.dataset}-{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
@@ -89,6 +91,7 @@ def build_train_config(args: argparse.Namespace, extra: Sequence[str]) -> Any:
         model_options=model_options,
         trainer=TrainerConfig(seed=args.seed, **trainer_options),
         run_dir=run_dir,
+        resume=args.resume,
     )
 
 
@@ -174,6 +177,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--runs", default="runs", help="parent of the run directory")
     p.add_argument("--run-dir", default=None, help="exact run directory")
+    p.add_argument(
+        "--resume", action="store_true", help="continue a killed run in --run-dir from its state"
+    )
     p.set_defaults(func=cmd_train, allow_extra=True)
 
     p = sub.add_parser("datasets", help="list known datasets and whether their files are present")

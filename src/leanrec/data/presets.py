@@ -20,7 +20,8 @@ class Protocol:
     Attributes:
         name: registry key.
         description: one line, with the source it follows.
-        rating_threshold: keep ratings ``>=`` this as positives (``None``: keep every rating).
+        rating_threshold: keep ratings ``>=`` this as positives (``None``: keep every rating);
+            users and items left without any positive leave the vocabularies.
         split: ``"ratio"`` (per-user random), ``"given"`` (the files' train/test with a per-user
             validation carve-out from train), ``"leave_one_out"`` or ``"temporal"`` (per user).
         ratios: train/valid/test fractions for ``"ratio"`` and ``"temporal"``.
@@ -139,7 +140,8 @@ def prepare_split(
         )
     data = loaded
     if proto.rating_threshold is not None:
-        data = splits.to_implicit(data, proto.rating_threshold)
+        # like RecBole, users and items left with no positive are dropped from the candidates
+        data = splits.kcore_filter(splits.to_implicit(data, proto.rating_threshold), 1, 1)
     if proto.split == "ratio":
         return splits.ratio_split(data, ratios=proto.ratios, seed=seed), proto
     if proto.split == "leave_one_out":
