@@ -207,10 +207,27 @@ class Recommender(nn.Module, ABC):
 class DotProductRecommender(Recommender):
     """A model whose score is ``<e_u, e_i>`` over final user/item representations.
 
-    Subclasses implement :meth:`final_embeddings` and :meth:`input_embeddings`; scoring and the
-    BPR batch follow. In eval mode the final embeddings are computed once and cached (graph models
-    propagate once per evaluation, not per user batch).
+    Holds one user table ``user_embedding (U, d)`` and one item table ``item_embedding (I, d)``
+    with ``d = config.embedding_dim``. Subclasses implement :meth:`final_embeddings`; scoring and
+    the BPR batch follow. In eval mode the final embeddings are computed once and cached (graph
+    models propagate once per evaluation, not per user batch).
     """
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        config: Any,
+        table_factory: TableFactory | None = None,
+    ) -> None:
+        super().__init__(n_users, n_items, config, table_factory)
+        dim = config.embedding_dim
+        self.user_embedding = self.table_factory("user_embedding", n_users, dim)
+        self.item_embedding = self.table_factory("item_embedding", n_items, dim)
+
+    def id_tables(self) -> tuple[EmbeddingTable, EmbeddingTable]:
+        """The model's (user, item) input tables."""
+        return self.user_embedding, self.item_embedding
 
     @abstractmethod
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -250,7 +267,3 @@ class DotProductRecommender(Recommender):
         n0 = item_table.lookup(negatives.reshape(-1))
         total = u0.pow(2).sum() + p0.pow(2).sum() + n0.pow(2).sum()
         return total / 2 / max(1, len(users))
-
-    @abstractmethod
-    def id_tables(self) -> tuple[EmbeddingTable, EmbeddingTable]:
-        """The model's (user, item) input tables."""

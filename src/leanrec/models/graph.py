@@ -16,7 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from leanrec.data.interactions import Interactions
+from leanrec.data.interactions import IdVocabulary, Interactions
+from leanrec.models.base import DotProductRecommender
 
 
 def normalized_adjacency(train: Interactions, self_loops: bool = False) -> sp.csr_matrix:
@@ -106,3 +107,35 @@ class SymmetricPropagation(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:
         return _cpu_matmul(ctx.graph.matrix, grad_output), None
+
+
+class GraphRecommender(DotProductRecommender):
+    """A dot-product model that propagates over the normalised training graph (LightGCN, NGCF).
+
+    :meth:`attach` builds the graph from the training interactions; a loaded model rebuilds it
+    from its stored seen-item CSR, so checkpoints never hold the ``(U + I)``-sized adjacency.
+    """
+
+    graph: SparseGraph | None = None
+
+    def attach(self, train: Interactions) -> None:
+        super().attach(train)
+        self.graph = SparseGraph(normalized_adjacency(train))
+
+    def after_load(self) -> None:
+        super().after_load()
+        seen = self.seen_matrix().tocoo()
+        train = Interactions(
+            users=seen.row.astype(np.int64),
+            items=seen.col.astype(np.int64),
+            user_vocab=IdVocabulary.identity(self.n_users, "user"),
+            item_vocab=IdVocabulary.identity(self.n_items, "item"),
+        )
+        self.graph = SparseGraph(normalized_adjacency(train))
+
+    def require_graph(self) -> SparseGraph:
+        if self.graph is None:
+            raise RuntimeError(
+                f"{self.name} needs its training graph: call model.attach(train) first"
+            )
+        return self.graph

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from leanrec.embeddings.base import EmbeddingTable, TableFactory
+from leanrec.embeddings.base import TableFactory
 from leanrec.models.base import DotProductRecommender
 
 
@@ -31,13 +31,7 @@ class MF(DotProductRecommender):
         config: MFConfig | None = None,
         table_factory: TableFactory | None = None,
     ) -> None:
-        config = config or MFConfig()
-        super().__init__(n_users, n_items, config, table_factory)
-        self.user_embedding = self.table_factory("user_embedding", n_users, config.embedding_dim)
-        self.item_embedding = self.table_factory("item_embedding", n_items, config.embedding_dim)
-
-    def id_tables(self) -> tuple[EmbeddingTable, EmbeddingTable]:
-        return self.user_embedding, self.item_embedding
+        super().__init__(n_users, n_items, config or MFConfig(), table_factory)
 
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.user_embedding.all(), self.item_embedding.all()

@@ -9,11 +9,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from leanrec.data.interactions import Interactions
-from leanrec.embeddings.base import EmbeddingTable, TableFactory
-from leanrec.models.base import DotProductRecommender
-from leanrec.models.graph import SparseGraph, normalized_adjacency
-from leanrec.models.lightgcn import _adjacency_from_seen
+from leanrec.embeddings.base import TableFactory
+from leanrec.models.graph import GraphRecommender
 
 
 @dataclass
@@ -28,7 +25,7 @@ class NGCFConfig:
     """Dropout on each layer's output during training (paper Sec. 2.4.2)."""
 
 
-class NGCF(DotProductRecommender):
+class NGCF(GraphRecommender):
     """Layer ``l``: ``E' = LeakyReLU((L + I) E W1 + (L E ⊙ E) W2)`` (paper Eq. 7), L2-normalised;
     the final representation concatenates all layers (Eq. 9), score ``<e_u, e_i>``.
     """
@@ -45,8 +42,6 @@ class NGCF(DotProductRecommender):
     ) -> None:
         config = config or NGCFConfig()
         super().__init__(n_users, n_items, config, table_factory)
-        self.user_embedding = self.table_factory("user_embedding", n_users, config.embedding_dim)
-        self.item_embedding = self.table_factory("item_embedding", n_items, config.embedding_dim)
         widths = [config.embedding_dim, *config.layer_sizes]
         self.graph_weights = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(widths))
         self.bilinear_weights = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(widths))
@@ -54,26 +49,13 @@ class NGCF(DotProductRecommender):
             nn.init.xavier_uniform_(layer.weight)
             nn.init.zeros_(layer.bias)
         self.dropout = nn.Dropout(config.message_dropout)
-        self.graph: SparseGraph | None = None
-
-    def attach(self, train: Interactions) -> None:
-        super().attach(train)
-        self.graph = SparseGraph(normalized_adjacency(train))
-
-    def after_load(self) -> None:
-        super().after_load()
-        self.graph = SparseGraph(_adjacency_from_seen(self))
-
-    def id_tables(self) -> tuple[EmbeddingTable, EmbeddingTable]:
-        return self.user_embedding, self.item_embedding
 
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.graph is None:
-            raise RuntimeError("NGCF needs its training graph: call model.attach(train) first")
+        graph = self.require_graph()
         ego = torch.cat([self.user_embedding.all(), self.item_embedding.all()], dim=0)
         layers = [ego]
         for w1, w2 in zip(self.graph_weights, self.bilinear_weights):
-            side = self.graph.matmul(ego)
+            side = graph.matmul(ego)
             ego = F.leaky_relu(w1(side + ego) + w2(side * ego), negative_slope=0.2)
             ego = self.dropout(ego)
             layers.append(F.normalize(ego, p=2, dim=1))
