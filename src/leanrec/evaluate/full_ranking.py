@@ -159,6 +159,10 @@ class RankingResult:
         )
 
 
+SCORE_BLOCK_BYTES = 256 << 20
+"""Default memory for one batch of scores: bounds ``batch_size x n_items x 4`` bytes."""
+
+
 class FullRankingEvaluator:
     """Full-ranking top-k evaluation of all users with at least one target.
 
@@ -169,7 +173,8 @@ class FullRankingEvaluator:
             ``targets``. A single :class:`Interactions` is accepted too.
         ks: cut-offs; the evaluator ranks ``max(ks)`` items per user.
         metrics: subset of :data:`~leanrec.evaluate.ranking.METRICS`.
-        batch_size: users per ``score_fn`` call.
+        batch_size: users per ``score_fn`` call (``None``: as many as fit a 256 MiB float32
+            score block, i.e. every ML-1M user at once, ~1,600 Gowalla users).
         device: where masking, top-k and lookups run; ``score_fn`` receives user indices on
             this device and its output is moved here if needed.
 
@@ -183,9 +188,11 @@ class FullRankingEvaluator:
         exclude: Sequence[Interactions] | Interactions = (),
         ks: Sequence[int] = (10, 20),
         metrics: Sequence[str] = METRICS,
-        batch_size: int = 1024,
+        batch_size: int | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
+        if batch_size is None:
+            batch_size = max(1, SCORE_BLOCK_BYTES // (4 * max(1, targets.n_items)))
         if isinstance(exclude, Interactions):
             exclude = (exclude,)
         ks_list = [int(k) for k in ks]

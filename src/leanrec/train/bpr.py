@@ -55,8 +55,8 @@ class TrainerConfig:
     """Metric selecting the best epoch, on validation only (None: protocol's, else ndcg@20)."""
     ks: list[int] | None = None
     """Cut-offs evaluated (None: the protocol's, else 10 and 20)."""
-    eval_batch_size: int = 2048
-    """Users per evaluation batch."""
+    eval_batch_size: int | None = None
+    """Users per evaluation batch (None: as many as fit a 256 MiB block of scores)."""
     max_seconds: float | None = None
     """Wall-clock budget for training: no new epoch starts after it is spent (None: no limit)."""
     seed: int = 2024
@@ -299,6 +299,7 @@ def evaluate_model(model: Recommender, evaluator: FullRankingEvaluator) -> Ranki
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        result = evaluator.evaluate(model.score_all)
+        # score_all returns a fresh tensor: masking it in place saves a copy per batch
+        result = evaluator.evaluate(model.score_all, inplace=True)
     model.train(was_training)
     return result
