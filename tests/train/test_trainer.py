@@ -117,3 +117,19 @@ def test_time_budget_stops_training_and_still_validates(split: Split) -> None:
     assert result.epochs_run == 1
     assert result.stop_reason == "time budget"
     assert "valid_ndcg@20" in result.history[0]
+
+
+def test_several_negatives_train_and_loss_averages_pairs(split: Split) -> None:
+    model = build_model("mf", split.train, {"embedding_dim": 8}, seed=0)
+    config = TrainerConfig(epochs=3, learning_rate=0.01, n_negatives=4, batch_size=512)
+    trainer = BPRTrainer(model, split.train, split.valid, config)
+    before = trainer.validate()
+    result = trainer.fit()
+    assert before is not None and result.best_valid["ndcg@20"] > before.mean["ndcg@20"]
+    # an untrained model's mean pairwise loss is log 2 whatever the number of negatives
+    fresh = build_model("mf", split.train, {"embedding_dim": 8}, seed=0)
+    with torch.no_grad():
+        for table in fresh.embedding_tables().values():
+            table.weight.zero_()
+    zero = BPRTrainer(fresh, split.train, None, TrainerConfig(n_negatives=4, learning_rate=0.0))
+    assert zero.train_epoch(1) == pytest.approx(np.log(2), abs=1e-6)

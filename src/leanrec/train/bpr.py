@@ -4,7 +4,8 @@ Loss per batch (Rendle et al. 2009; LightGCN Eq. 15)::
 
     L = -mean(log σ(ŷ_ui - ŷ_uj)) + λ · (|e_u|² + |e_i|² + |e_j|²) / 2 / B
 
-where ``λ`` is :attr:`TrainerConfig.l2`. Model selection uses the validation split only.
+where ``λ`` is :attr:`TrainerConfig.l2`; with ``n_negatives > 1`` the mean runs over every
+(positive, negative) pair and ``|e_j|²`` sums over all negatives of the batch. Model selection uses the validation split only.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class TrainerConfig:
     """(user, positive, negative) triples per gradient step."""
     learning_rate: float = 1e-3
     """Adam step size."""
+    n_negatives: int = 1
+    """Sampled negatives per (user, positive); the BPR loss averages over all pairs."""
     l2: float = 1e-4
     """λ, weight of the batch L2 penalty on input embeddings."""
     weight_decay: float = 0.0
@@ -163,7 +166,7 @@ class BPRTrainer:
         order = self.rng.permutation(len(self.train_data))
         users_all = self.train_data.users[order]
         items_all = self.train_data.items[order]
-        negatives_all = self.sampler.sample(users_all)
+        negatives_all = self.sampler.sample(users_all, cfg.n_negatives)
         total, count = 0.0, 0
         starts = range(0, len(order), cfg.batch_size)
         for start in progress(starts, desc=f"epoch {epoch}", enabled=cfg.progress):
@@ -172,7 +175,10 @@ class BPRTrainer:
             positives = torch.from_numpy(items_all[start:end])
             negatives = torch.from_numpy(negatives_all[start:end])
             out = self.model.pairwise(users, positives, negatives)
-            ranking = -F.logsigmoid(out.positive_scores - out.negative_scores).mean()
+            positive = out.positive_scores
+            if out.negative_scores.dim() == 2:
+                positive = positive[:, None]
+            ranking = -F.logsigmoid(positive - out.negative_scores).mean()
             loss = ranking + cfg.l2 * out.l2
             if not torch.isfinite(loss):
                 raise TrainingError(
