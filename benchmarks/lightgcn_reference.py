@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser, **defaults: Any) -> None:
     parser.add_argument("--max-hours", type=float, default=defaults.get("max_hours"))
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--run-dir", default=None, help="default: runs/bench-<script>")
 
 
 def run(
@@ -74,7 +75,7 @@ def run(
         seed=args.seed,
         model_options={"embedding_dim": args.dim, "n_layers": args.layers},
         trainer=trainer,
-        run_dir=f"runs/bench-{script}",
+        run_dir=args.run_dir or f"runs/bench-{script}",
     )
     result = train(config, on_epoch=show)
     wall = time.perf_counter() - began
