@@ -5,7 +5,8 @@ Loss per batch (Rendle et al. 2009; LightGCN Eq. 15)::
     L = -mean(log σ(ŷ_ui - ŷ_uj)) + λ · (|e_u|² + |e_i|² + |e_j|²) / 2 / B
 
 where ``λ`` is :attr:`TrainerConfig.l2`; with ``n_negatives > 1`` the mean runs over every
-(positive, negative) pair and ``|e_j|²`` sums over all negatives of the batch. Model selection uses the validation split only.
+(positive, negative) pair and ``|e_j|²`` sums over all negatives of the batch.
+Model selection uses the validation split only.
 """
 
 from __future__ import annotations

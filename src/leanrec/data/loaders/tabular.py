@@ -21,6 +21,18 @@ TABLE_ROLES: tuple[str, ...] = ("user", "item", "rating", "timestamp")
 _PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 
 
+def _raise_on_bad_field_count(path: Path, separator: str) -> None:
+    """Raise :class:`DataError` naming the first line whose field count differs, if any."""
+    bad = _first_bad_field_count(path, separator)
+    if bad is not None:
+        line, expected, got = bad
+        raise DataError(
+            f"expected {expected} fields separated by {separator!r}, found {got}",
+            path=path,
+            line=line,
+        )
+
+
 def _guess_separator(path: Path) -> str:
     """TAB for ``.tsv``/``.tab``, comma for ``.csv``, else whichever occurs in the header line."""
     suffix = path.suffix.lower()
@@ -161,24 +173,11 @@ def load_table(
                 na_values={c: [""] for c in wanted},
             )
         except (ValueError, pd.errors.ParserError) as exc:
-            bad = _first_bad_field_count(p, separator)
-            if bad is not None:
-                line, expected, got = bad
-                raise DataError(
-                    f"expected {expected} fields separated by {separator!r}, found {got}",
-                    path=p,
-                    line=line,
-                ) from None
+            _raise_on_bad_field_count(p, separator)
             raise DataError(f"cannot parse table: {exc}", path=p) from None
         # Short rows are padded with NaN by pandas: look for them only when NaN occurs.
-        bad = _first_bad_field_count(p, separator) if frame.isna().any().any() else None
-        if bad is not None:
-            line, expected, got = bad
-            raise DataError(
-                f"expected {expected} fields separated by {separator!r}, found {got}",
-                path=p,
-                line=line,
-            )
+        if frame.isna().any().any():
+            _raise_on_bad_field_count(p, separator)
     frame = frame[wanted]
     if len(frame) == 0:
         raise DataError("empty dataset: no data rows", path=p)
