@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser, **defaults: Any) -> None:
     parser.add_argument("--batch", type=int, default=defaults.get("batch", 2048))
     parser.add_argument("--l2", type=float, default=defaults.get("l2", 1e-4))
     parser.add_argument("--negatives", type=int, default=defaults.get("negatives", 1))
+    parser.add_argument("--lr-decay", type=float, default=defaults.get("lr_decay", 1.0))
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--eval-every", type=int, default=defaults.get("eval_every", 5))
@@ -47,6 +48,7 @@ def run(
         batch_size=args.batch,
         l2=args.l2,
         n_negatives=args.negatives,
+        lr_decay=args.lr_decay,
         eval_every=args.eval_every,
         patience=args.patience,
         valid_metric=valid_metric,
@@ -104,6 +106,7 @@ def run(
         "batch_size": args.batch,
         "l2": args.l2,
         "n_negatives": args.negatives,
+        "lr_decay": args.lr_decay,
         "layers": args.layers,
         "dim": args.dim,
         "best_epoch": result.train_result.best_epoch,

@@ -133,3 +133,25 @@ def test_several_negatives_train_and_loss_averages_pairs(split: Split) -> None:
             table.weight.zero_()
     zero = BPRTrainer(fresh, split.train, None, TrainerConfig(n_negatives=4, learning_rate=0.0))
     assert zero.train_epoch(1) == pytest.approx(np.log(2), abs=1e-6)
+
+
+def test_learning_rate_decays_after_each_evaluation_without_improvement(split: Split) -> None:
+    from leanrec.evaluate import RankingResult
+
+    scores = iter([0.5, 0.4, 0.45, 0.6])
+
+    class ScriptedValidation(BPRTrainer):
+        def validate(self) -> RankingResult:
+            value = next(scores)
+            return RankingResult(
+                users=np.arange(1), per_user={}, mean={"ndcg@20": value}, n_users_skipped=0,
+                seconds=0.0,
+            )  # fmt: skip
+
+    model = build_model("mf", split.train, {"embedding_dim": 8}, seed=0)
+    config = TrainerConfig(epochs=4, learning_rate=0.1, lr_decay=0.5, patience=100)
+    trainer = ScriptedValidation(model, split.train, split.valid, config)
+    trainer.fit()
+    # epochs 2 and 3 do not beat 0.5: two halvings; epoch 4 improves: no more
+    assert all(g["lr"] == pytest.approx(0.025) for g in trainer.optimizer.param_groups)
+    assert trainer.best_epoch == 4

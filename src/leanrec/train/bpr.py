@@ -55,6 +55,8 @@ class TrainerConfig:
     """Evaluate on validation every this many epochs."""
     patience: int = 10
     """Stop after this many evaluations without improvement of ``valid_metric``."""
+    lr_decay: float = 1.0
+    """Multiply the learning rate by this after an evaluation without improvement (1: never)."""
     valid_metric: str | None = None
     """Metric selecting the best epoch, on validation only (None: protocol's, else ndcg@20)."""
     ks: list[int] | None = None
@@ -270,6 +272,9 @@ class BPRTrainer:
             self.best_state = copy.deepcopy(self.model.state_dict())
         else:
             self.bad_evaluations += 1
+            if cfg.lr_decay < 1.0:
+                for group in self.optimizer.param_groups:
+                    group["lr"] *= cfg.lr_decay
 
     # ------------------------------------------------------------------ resume
     def _state(self, epoch: int) -> dict[str, Any]:
