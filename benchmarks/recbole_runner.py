@@ -44,6 +44,7 @@ _OPTIONS = {
     "eval_batch": "--eval-batch",
     "min_rating": "--min-rating",
     "threads": "--threads",
+    "split_dir": "--split-dir",
 }
 
 

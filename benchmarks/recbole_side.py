@@ -74,6 +74,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--min-rating", type=float, default=3.0, help="keep ratings >= this")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    p.add_argument(
+        "--split-dir",
+        type=Path,
+        default=None,
+        help="use the given split: ml-1m/ml-1m.{train,valid,test}.inter written by the caller",
+    )
     return p.parse_args(argv)
 
 
@@ -171,6 +177,11 @@ def build_config_dict(args: argparse.Namespace, checkpoint_dir: str) -> dict:
             "order": "RO",
             "mode": "full",
         },
+        **(
+            {"benchmark_filename": ["train", "valid", "test"]}
+            if getattr(args, "split_dir", None) is not None
+            else {}
+        ),
         "repeatable": False,
         "metrics": ["Recall", "NDCG", "MRR", "Hit", "Precision"],
         "topk": [10, 20],
@@ -216,16 +227,25 @@ def main(argv: list[str] | None = None) -> dict:
     os.chdir(args.workdir)  # anything RecBole writes relative to cwd lands here
 
     t0 = time.perf_counter()
-    inter_path, n_raw = convert_ratings(args.data, args.workdir)
-    n_pos_expected = count_positives(args.data, args.min_rating)
+    if args.split_dir is not None:
+        # the caller's split, so both libraries train and test on the very same interactions
+        args.workdir = args.split_dir.resolve()
+        n_pos_expected = sum(
+            len((args.workdir / DATASET / f"{DATASET}.{part}.inter").read_text().splitlines()) - 1
+            for part in ("train", "valid", "test")
+        )
+        log.info("using the given split in %s (%d interactions)", args.workdir, n_pos_expected)
+    else:
+        inter_path, n_raw = convert_ratings(args.data, args.workdir)
+        n_pos_expected = count_positives(args.data, args.min_rating)
+        log.info(
+            "wrote %s (%d lines, %d with rating >= %s)",
+            inter_path,
+            n_raw,
+            n_pos_expected,
+            args.min_rating,
+        )
     convert_s = time.perf_counter() - t0
-    log.info(
-        "wrote %s (%d lines, %d with rating >= %s)",
-        inter_path,
-        n_raw,
-        n_pos_expected,
-        args.min_rating,
-    )
 
     import numpy as np
     import torch

@@ -2,10 +2,11 @@
 (issue 2, item 3).
 
 Configuration (RecBole's protocol, both sides): ``movielens-1m-ratings/ratings.dat``, ratings
->= 3 positive (836,478 interactions), per-user random 8:1:1 split, full ranking; LightGCN d = 64,
-3 layers, Xavier-uniform initialisation, Adam lr 1e-3, batch 2048, reg 1e-5, exactly
-``--epochs`` epochs, validation every ``--eval-every`` epochs on Recall@10, the
-best-validation weights tested once. RecBole runs in its own virtual environment (built on
+>= 3 positive (836,478 interactions), per-user random 8:1:1 split made once by leanrec and
+handed to RecBole as benchmark files (so both see the very same train/valid/test), full
+ranking; LightGCN d = 64, 3 layers, Xavier-uniform initialisation, Adam lr 1e-3, batch 2048,
+reg 1e-5, exactly ``--epochs`` epochs, validation every ``--eval-every`` epochs on Recall@10,
+the best-validation weights tested once. RecBole runs in its own virtual environment (built on
 first use by ``recbole_env.py``); the two sides run one after the other with the same number
 of torch threads, so the machine's background load is shared alike.
 
@@ -19,13 +20,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
-import time
+import tempfile
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from common import data_dir, print_table, write_results
+from leanrec.data.interactions import Split
 from leanrec.data.presets import prepare_split
 from leanrec.embeddings import FullTableFactory
 from leanrec.evaluate import FullRankingEvaluator
@@ -36,11 +41,22 @@ from recbole_runner import run_recbole
 METRICS = ["recall@10", "ndcg@10", "recall@20", "ndcg@20", "mrr@10", "hit@10"]
 
 
-def run_leanrec(args: argparse.Namespace) -> dict[str, Any]:
-    """The leanrec side: same protocol and hyper-parameters, timed the same way."""
-    began = time.perf_counter()
-    split, _ = prepare_split("ml-1m", "recbole", data_dir(), seed=args.seed)
-    prepare_s = time.perf_counter() - began
+def write_recbole_split(split: Split, directory: Path) -> Path:
+    """Write ``split`` as RecBole benchmark files ``ml-1m/ml-1m.{train,valid,test}.inter``."""
+    folder = directory / "ml-1m"
+    folder.mkdir(parents=True, exist_ok=True)
+    for part, data in (("train", split.train), ("valid", split.valid), ("test", split.test)):
+        users = data.user_vocab.to_raw(data.users)
+        items = data.item_vocab.to_raw(data.items)
+        ratings = data.ratings if data.ratings is not None else np.ones(len(data))
+        lines = [f"{u}\t{i}\t{r:g}" for u, i, r in zip(users, items, ratings)]
+        text = "user_id:token\titem_id:token\trating:float\n" + "\n".join(lines) + "\n"
+        (folder / f"ml-1m.{part}.inter").write_text(text)
+    return directory
+
+
+def run_leanrec(args: argparse.Namespace, split: Split) -> dict[str, Any]:
+    """The leanrec side: same split and hyper-parameters, timed the same way."""
     options = {"embedding_dim": 64, "n_layers": 3}
     # RecBole initialises its tables Xavier-uniform; leanrec's default is N(0, 0.1) (LightGCN's)
     tables = FullTableFactory(init_std=None if args.init == "xavier" else 0.1)
@@ -75,7 +91,6 @@ def run_leanrec(args: argparse.Namespace) -> dict[str, Any]:
         "train_epoch_s": [r["train_seconds"] for r in history],
         "valid_eval_s": [r["eval_seconds"] for r in history if "eval_seconds" in r],
         "test_eval_s": test.seconds,
-        "prepare_s": prepare_s,
         "n_train": len(split.train),
         "n_interactions": len(split.train) + len(split.valid) + len(split.test),
         **{f"test_{m}": test.mean[m] for m in METRICS},
@@ -96,14 +111,17 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     ratings = data_dir() / "movielens-1m-ratings" / "ratings.dat"
+    split, _ = prepare_split("ml-1m", "recbole", data_dir(), seed=args.seed)
+    split_dir = write_recbole_split(split, Path(tempfile.mkdtemp(prefix="leanrec-split-")))
 
     load_before = os.getloadavg()[0]
     recbole = run_recbole(
         ratings, epochs=args.epochs, eval_every=args.eval_every, seed=args.seed,
         layers=3, dim=64, lr=1e-3, batch=2048, reg_weight=1e-5, min_rating=3,
-        threads=args.threads,
+        threads=args.threads, split_dir=str(split_dir),
     )  # fmt: skip
-    ours = run_leanrec(args)
+    shutil.rmtree(split_dir, ignore_errors=True)
+    ours = run_leanrec(args, split)
     load_after = os.getloadavg()[0]
 
     def mean(values: Any) -> float:
