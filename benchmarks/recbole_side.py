@@ -234,6 +234,7 @@ def main(argv: list[str] | None = None) -> dict:
             len((args.workdir / DATASET / f"{DATASET}.{part}.inter").read_text().splitlines()) - 1
             for part in ("train", "valid", "test")
         )
+        n_raw = n_pos_expected
         log.info("using the given split in %s (%d interactions)", args.workdir, n_pos_expected)
     else:
         inter_path, n_raw = convert_ratings(args.data, args.workdir)
