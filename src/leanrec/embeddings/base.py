@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -59,6 +60,11 @@ class EmbeddingTable(nn.Module, ABC):
         for tensor in list(self.parameters()) + list(self.buffers()):
             total += tensor.numel() * tensor.element_size()
         return total
+
+    def spec(self) -> dict[str, Any]:
+        """JSON-able description of the table's kind, enough to rebuild an empty table of the
+        same layout before ``load_state_dict`` (see :func:`leanrec.embeddings.table_from_spec`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not describe itself")
 
     def _check_ids(self, ids: torch.Tensor) -> None:
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.num_embeddings):

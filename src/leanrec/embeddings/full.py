@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -62,6 +64,9 @@ class FullEmbedding(EmbeddingTable):
 
     def num_parameters(self) -> int:
         return self.weight.numel()
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "full"}
 
 
 def full_table_factory(init_std: float | None = 0.1) -> FullTableFactory:

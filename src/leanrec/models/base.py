@@ -110,6 +110,22 @@ class Recommender(nn.Module, ABC):
             if isinstance(module, EmbeddingTable)
         }
 
+    def table_roles(self) -> dict[str, str]:
+        """``"user"`` or ``"item"`` for every ID table, by its name (``gmf_user`` -> user).
+
+        Per-entity policies (an embedding size per user and per item) apply one decision to
+        every table of that entity's role.
+        """
+        roles = {}
+        for name in self.embedding_tables():
+            if "user" in name:
+                roles[name] = "user"
+            elif "item" in name:
+                roles[name] = "item"
+            else:
+                raise ValueError(f"{self.name}: cannot tell whether table {name!r} is user or item")
+        return roles
+
     def replace_table(self, name: str, table: EmbeddingTable) -> None:
         """Swap the table ``name`` for ``table`` (same number of rows and output width)."""
         old = self.embedding_tables().get(name)
@@ -181,6 +197,7 @@ class Recommender(nn.Module, ABC):
             "n_users": self.n_users,
             "n_items": self.n_items,
             "config": dataclasses.asdict(self.config),
+            "tables": {name: table.spec() for name, table in self.embedding_tables().items()},
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
         }
 

@@ -9,6 +9,7 @@ import torch
 
 from leanrec.data.interactions import Interactions
 from leanrec.embeddings.base import TableFactory
+from leanrec.embeddings.specs import SpecTableFactory
 from leanrec.models.base import CHECKPOINT_FORMAT, Recommender
 from leanrec.models.lightgcn import LightGCN
 from leanrec.models.mf import MF
@@ -72,7 +73,8 @@ def model_from_checkpoint(state: dict[str, Any]) -> Recommender:
         raise ValueError(f"not a leanrec model checkpoint (format {state.get('format')!r})")
     cls = model_class(state["model"])
     config = cls.config_class(**state["config"])
-    model = cls(state["n_users"], state["n_items"], config)
+    factory = SpecTableFactory(state["tables"]) if "tables" in state else None
+    model = cls(state["n_users"], state["n_items"], config, table_factory=factory)
     weights = state["state_dict"]
     model.seen_indptr = weights["seen_indptr"].clone()
     model.seen_indices = weights["seen_indices"].clone()

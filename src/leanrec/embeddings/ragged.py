@@ -1,0 +1,127 @@
+"""Packed per-row sizes: one values buffer of ``sum(d_n)`` floats plus row offsets.
+
+This is where memory savings become real bytes: a table whose rows keep ``d_n`` values holds
+exactly ``sum(d_n)`` float32 values and ``N + 1`` offsets, nothing else. Lookups return rows
+zero-padded to ``d_max``, so a model reading it scores exactly as it did with the
+:class:`~leanrec.embeddings.masked.MaskedEmbedding` it was packed from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from leanrec.embeddings.base import EmbeddingTable
+from leanrec.embeddings.masked import MaskedEmbedding, check_sizes
+
+INT32_LIMIT = 2**31 - 1
+
+
+def offsets_from_sizes(sizes: torch.Tensor) -> torch.Tensor:
+    """Row starts ``(N + 1,)``: ``offsets[n] = sum(d_0..d_{n-1})``; int32 when it fits."""
+    offsets = torch.zeros(sizes.numel() + 1, dtype=torch.int64)
+    offsets[1:] = torch.cumsum(sizes.to(torch.int64), 0)
+    return offsets.to(torch.int32) if int(offsets[-1]) <= INT32_LIMIT else offsets
+
+
+class RaggedEmbedding(EmbeddingTable):
+    """Rows of varying length packed into one buffer.
+
+    Storage: ``values (sum d_n,)`` float32 and ``offsets (N + 1,)`` int32 (int64 beyond 2^31
+    values). Row ``n`` is ``values[offsets[n]:offsets[n+1]]``, read out zero-padded to
+    ``max_dim``. Trainable: gradients flow into ``values``.
+
+    Args:
+        sizes: ``d_n`` per row, each in ``[0, max_dim]``.
+        max_dim: width of looked-up vectors (``d_max``).
+        values: the packed values (default: normal(0, 0.1)).
+
+    Example:
+        >>> table = RaggedEmbedding([2, 0, 3], max_dim=4)
+        >>> table.num_parameters(), table.values.numel(), table.lookup(torch.tensor([2])).shape
+        (5, 5, torch.Size([1, 4]))
+    """
+
+    offsets: torch.Tensor
+
+    def __init__(self, sizes: Any, max_dim: int, values: torch.Tensor | None = None) -> None:
+        super().__init__()
+        sizes_tensor = torch.as_tensor(np.asarray(sizes), dtype=torch.int64).reshape(-1)
+        if sizes_tensor.numel() == 0 or max_dim <= 0:
+            raise ValueError("a table needs at least one row and max_dim > 0")
+        sizes_tensor = check_sizes(sizes_tensor, sizes_tensor.numel(), max_dim)
+        self.num_embeddings = int(sizes_tensor.numel())
+        self.embedding_dim = max_dim
+        offsets = offsets_from_sizes(sizes_tensor)
+        total = int(offsets[-1])
+        if values is None:
+            values = torch.randn(total) * 0.1
+        values = values.detach().to(torch.float32).reshape(-1)
+        if values.numel() != total:
+            raise ValueError(f"values must hold sum(sizes) = {total} floats, got {values.numel()}")
+        self.values = nn.Parameter(values.clone())
+        self.register_buffer("offsets", offsets)
+
+    @classmethod
+    def from_dense(cls, weight: torch.Tensor, sizes: Any) -> RaggedEmbedding:
+        """Pack the first ``d_n`` values of each row of ``weight (N, d_max)``."""
+        sizes_tensor = check_sizes(sizes, weight.shape[0], weight.shape[1])
+        keep = torch.arange(weight.shape[1])[None, :] < sizes_tensor[:, None]
+        # boolean indexing walks rows in order, so row n's kept prefix lands at offsets[n]
+        return cls(sizes_tensor, weight.shape[1], values=weight.detach()[keep])
+
+    @classmethod
+    def from_masked(cls, table: MaskedEmbedding) -> RaggedEmbedding:
+        """The packed equivalent of a masked table: identical lookups, ``sum(d_n)`` floats."""
+        return cls.from_dense(table.weight, table.sizes)
+
+    @property
+    def sizes(self) -> torch.Tensor:
+        """``d_n`` per row, int64 ``(N,)``."""
+        return (self.offsets[1:] - self.offsets[:-1]).to(torch.int64)
+
+    def lookup(self, ids: torch.Tensor) -> torch.Tensor:
+        self._check_ids(ids)
+        start = self.offsets[ids].to(torch.int64)
+        length = self.offsets[ids + 1].to(torch.int64) - start
+        if self.values.numel() == 0:
+            return torch.zeros(ids.numel(), self.embedding_dim, device=self.values.device)
+        columns = torch.arange(self.embedding_dim, device=ids.device)
+        valid = columns[None, :] < length[:, None]
+        index = (start[:, None] + columns[None, :]).masked_fill(~valid, 0)
+        return self.values[index] * valid
+
+    def num_parameters(self) -> int:
+        return int(self.values.numel())
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "ragged", "total": int(self.values.numel())}
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # a table rebuilt from a spec may have another layout: adopt the stored buffers' shapes
+        values = state_dict.get(prefix + "values")
+        offsets = state_dict.get(prefix + "offsets")
+        if values is not None and offsets is not None:
+            self.values = nn.Parameter(torch.empty_like(values, dtype=torch.float32))
+            self.offsets = torch.empty_like(offsets)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_embeddings={self.num_embeddings}, max_dim={self.embedding_dim}, "
+            f"values={self.values.numel()}"
+        )

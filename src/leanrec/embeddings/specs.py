@@ -1,0 +1,65 @@
+"""Rebuild tables from their :meth:`~leanrec.embeddings.EmbeddingTable.spec`.
+
+A saved model records each table's spec; loading builds empty tables of the right kind and
+layout, then ``load_state_dict`` fills them. This is how a model saved with masked or packed
+tables loads back without the caller knowing how they were stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from leanrec.embeddings.base import EmbeddingTable
+from leanrec.embeddings.full import FullEmbedding
+from leanrec.embeddings.masked import MaskedEmbedding
+from leanrec.embeddings.ragged import RaggedEmbedding
+
+
+def table_from_spec(
+    spec: dict[str, Any], num_embeddings: int, embedding_dim: int
+) -> EmbeddingTable:
+    """An empty table of the kind ``spec`` names, ready for ``load_state_dict``."""
+    kind = spec.get("kind")
+    if kind == "full":
+        return FullEmbedding(num_embeddings, embedding_dim)
+    if kind == "masked":
+        return MaskedEmbedding(num_embeddings, embedding_dim)
+    if kind == "ragged":
+        # placeholder layout; RaggedEmbedding adopts the stored shapes when loading
+        sizes = torch.zeros(num_embeddings, dtype=torch.int64)
+        return RaggedEmbedding(sizes, embedding_dim, values=torch.zeros(0))
+    raise ValueError(f"unknown embedding table kind {kind!r} (known: full, masked, ragged)")
+
+
+class SpecTableFactory:
+    """Table factory building each named table from a recorded spec (full when unrecorded)."""
+
+    def __init__(self, specs: dict[str, dict[str, Any]]) -> None:
+        self.specs = specs
+
+    def __call__(self, name: str, num_embeddings: int, embedding_dim: int) -> EmbeddingTable:
+        spec = self.specs.get(name, {"kind": "full"})
+        return table_from_spec(spec, num_embeddings, embedding_dim)
+
+
+class MaskedTableFactory:
+    """Builds :class:`MaskedEmbedding` tables (every size ``d_max`` until set).
+
+    Args:
+        init_std: normal initialisation std (``None``: Xavier-uniform).
+        prefix_dropout: train every prefix of each row (see :class:`MaskedEmbedding`).
+    """
+
+    def __init__(self, init_std: float | None = 0.1, prefix_dropout: bool = False) -> None:
+        self.init_std = init_std
+        self.prefix_dropout = prefix_dropout
+
+    def __call__(self, name: str, num_embeddings: int, embedding_dim: int) -> EmbeddingTable:
+        return MaskedEmbedding(
+            num_embeddings,
+            embedding_dim,
+            init_std=self.init_std,
+            prefix_dropout=self.prefix_dropout,
+        )

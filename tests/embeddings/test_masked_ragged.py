@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from leanrec.embeddings import (
+    EmbeddingTable,
+    MaskedEmbedding,
+    RaggedEmbedding,
+    SpecTableFactory,
+    prefix_mask,
+)
+from tests.embeddings.contract import EmbeddingTableContract
+
+
+def pattern_sizes(n: int, d: int) -> torch.Tensor:
+    """Deterministic sizes covering 0, 1 and d_max."""
+    return torch.tensor([(3 * i + 1) % (d + 1) for i in range(n)])
+
+
+class TestMaskedEmbedding(EmbeddingTableContract):
+    def make_table(self, num_embeddings: int, embedding_dim: int) -> EmbeddingTable:
+        return MaskedEmbedding(num_embeddings, embedding_dim, sizes=pattern_sizes(17, 8))
+
+
+class TestRaggedEmbedding(EmbeddingTableContract):
+    def make_table(self, num_embeddings: int, embedding_dim: int) -> EmbeddingTable:
+        return RaggedEmbedding(pattern_sizes(num_embeddings, embedding_dim), embedding_dim)
+
+
+def test_prefix_mask_by_hand() -> None:
+    mask = prefix_mask(torch.tensor([0, 2, 4]), 4)
+    assert mask.tolist() == [[0, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 1]]
+
+
+def test_masked_lookup_zeroes_the_tail_and_counts_kept_values() -> None:
+    weight = torch.arange(12, dtype=torch.float32).reshape(3, 4) + 1
+    table = MaskedEmbedding.from_tensor(weight, sizes=[4, 1, 2])
+    assert table.lookup(torch.tensor([1, 2])).tolist() == [[5, 0, 0, 0], [9, 10, 0, 0]]
+    assert table.num_parameters() == 7
+    # a masked table still holds the dense weights: no memory is saved
+    assert table.nbytes() == 12 * 4 + 3 * 8
+
+
+def test_masked_gradient_never_reaches_masked_values() -> None:
+    table = MaskedEmbedding(5, 6, sizes=[1, 2, 3, 6, 0])
+    table.all().pow(2).sum().backward()
+    grad = table.weight.grad
+    assert grad is not None
+    assert torch.equal(grad != 0, prefix_mask(table.sizes, 6).bool())
+
+
+def test_set_sizes_rejects_out_of_range() -> None:
+    table = MaskedEmbedding(3, 4)
+    with pytest.raises(ValueError, match=r"\[0, 4\]"):
+        table.set_sizes([1, 5, 2])
+    with pytest.raises(ValueError, match="need 3 sizes"):
+        table.set_sizes([1, 2])
+
+
+def test_prefix_dropout_only_in_training_and_never_above_size() -> None:
+    torch.manual_seed(0)
+    table = MaskedEmbedding(200, 16, sizes=torch.full((200,), 8), prefix_dropout=True)
+    table.train()
+    kept = (table.all() != 0).sum(1)
+    assert int(kept.max()) <= 8 and int(kept.min()) >= 1
+    assert len(set(kept.tolist())) > 3  # prefixes really vary
+    table.eval()
+    assert ((table.all() != 0).sum(1) == 8).all()
+
+
+def test_ragged_packs_exactly_sum_of_sizes() -> None:
+    torch.manual_seed(1)
+    masked = MaskedEmbedding(50, 32, sizes=torch.randint(0, 33, (50,)))
+    ragged = RaggedEmbedding.from_masked(masked)
+    ids = torch.arange(50)
+    assert torch.equal(ragged.lookup(ids), masked.lookup(ids))
+    total = int(masked.sizes.sum())
+    assert ragged.num_parameters() == total
+    assert ragged.offsets.dtype == torch.int32
+    assert ragged.nbytes() == total * 4 + 51 * 4
+    assert torch.equal(ragged.sizes, masked.sizes)
+
+
+def test_ragged_row_layout_by_hand() -> None:
+    weight = torch.arange(9, dtype=torch.float32).reshape(3, 3)
+    ragged = RaggedEmbedding.from_dense(weight, [2, 0, 1])
+    assert ragged.values.tolist() == [0, 1, 6]
+    assert ragged.offsets.tolist() == [0, 2, 2, 3]
+    assert ragged.lookup(torch.tensor([2, 1, 0])).tolist() == [[6, 0, 0], [0, 0, 0], [0, 1, 0]]
+
+
+def test_ragged_loads_into_a_placeholder_built_from_its_spec() -> None:
+    ragged = RaggedEmbedding(pattern_sizes(17, 8), 8)
+    rebuilt = SpecTableFactory({"t": ragged.spec()})("t", 17, 8)
+    rebuilt.load_state_dict(ragged.state_dict())
+    assert torch.equal(rebuilt.all(), ragged.all())
+
+
+def test_ragged_values_must_match_sizes() -> None:
+    with pytest.raises(ValueError, match="sum\\(sizes\\) = 3"):
+        RaggedEmbedding(np.array([1, 2]), 4, values=torch.zeros(4))
