@@ -1,1 +1,25 @@
-"""leanrec.rl."""
+"""Reusable reinforcement-learning parts: agents, replay buffers, exploration. No recsys here."""
+
+from leanrec.rl.exploration import (
+    GaussianNoise,
+    Noise,
+    OrnsteinUhlenbeckNoise,
+    UniformNoise,
+    make_noise,
+    random_walk,
+)
+from leanrec.rl.replay import ReplayBuffer, Transitions
+from leanrec.rl.td3 import TD3Agent, TD3Config
+
+__all__ = [
+    "GaussianNoise",
+    "Noise",
+    "OrnsteinUhlenbeckNoise",
+    "ReplayBuffer",
+    "TD3Agent",
+    "TD3Config",
+    "Transitions",
+    "UniformNoise",
+    "make_noise",
+    "random_walk",
+]
