@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from leanrec.data.errors import DataError
 from leanrec.data.interactions import IdVocabulary, Split
 from leanrec.data.presets import Protocol, prepare_split
 from leanrec.evaluate import FullRankingEvaluator, RankingResult
@@ -102,7 +103,19 @@ class TrainedRun:
 
 
 def load_model(path: str | Path) -> tuple[Recommender, IdVocabulary | None, IdVocabulary | None]:
-    """Load a model saved by :meth:`TrainedRun.save` (or :meth:`Recommender.save`)."""
+    """Load a model saved by :meth:`TrainedRun.save` (or :meth:`Recommender.save`), or a packed
+    ``.safetensors`` file written by ``leanrec compress``."""
+    if Path(path).suffix == ".safetensors":
+        from leanrec.models.compress import load_compressed
+
+        model, user_ids, item_ids = load_compressed(path)
+        return (
+            model,
+            None if user_ids is None else IdVocabulary(user_ids, "user"),
+            None if item_ids is None else IdVocabulary(item_ids, "item"),
+        )
+    if not Path(path).is_file():
+        raise DataError("model file not found", path=path)
     state = torch.load(Path(path), map_location="cpu", weights_only=True)
     model = model_from_checkpoint(state)
     users = IdVocabulary(np.asarray(state["user_ids"]), "user") if "user_ids" in state else None

@@ -3,6 +3,8 @@
 leanrec train --dataset ml-1m --model lightgcn --epochs 50 --n_layers 3
 leanrec datasets
 leanrec recommend --model runs/ml-1m-lightgcn/model.pt --users 1 2 3 --k 10
+leanrec experiment embedding-size --dataset ml-1m --model lightgcn
+leanrec compress --model runs/embedding-size/ciess_c90.pt --out ciess_c90.safetensors
 """
 
 from __future__ import annotations
@@ -162,6 +164,77 @@ def cmd_recommend(args: argparse.Namespace, extra: Sequence[str]) -> int:
     return 0
 
 
+def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    if args.capability != "embedding-size":
+        raise ValueError(f"unknown experiment {args.capability!r}; known: embedding-size")
+    from leanrec.search.embedding_size import CIESSConfig, EmbeddingSizeExperiment, run_experiment
+
+    options = _parse_options(extra)
+    search = CIESSConfig()
+    # nested configs: --pretrain-epochs 50, --retrain-patience 2, --td3-hidden 128
+    for prefix in ("pretrain", "retrain", "td3"):
+        nested = getattr(search, prefix)
+        nested_fields = {f.name for f in dataclasses.fields(nested)}
+        changes = {
+            key[len(prefix) + 1 :]: options.pop(key)
+            for key in list(options)
+            if key.startswith(prefix + "_") and key[len(prefix) + 1 :] in nested_fields
+        }
+        if changes:
+            search = dataclasses.replace(search, **{prefix: dataclasses.replace(nested, **changes)})
+    fields = {f.name for f in dataclasses.fields(CIESSConfig)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise ValueError(f"unknown search options {unknown}; known: {sorted(fields)}")
+    for key in ("target_sparsities", "eval_ks"):
+        if key in options and not isinstance(options[key], tuple):
+            value = options[key]
+            options[key] = tuple(value) if isinstance(value, list) else (value,)
+    search = dataclasses.replace(search, **options)
+    if args.no_random_walk:
+        search = dataclasses.replace(search, random_walk=False)
+    out = args.out or f"runs/embedding-size-{args.dataset}-{args.model}"
+    exp = EmbeddingSizeExperiment(
+        dataset=args.dataset,
+        model=args.model,
+        data_dir=args.data_dir,
+        out_dir=out,
+        methods=tuple(args.methods),
+        search=search,
+    )
+    summary = run_experiment(exp, log=lambda message: print(message, flush=True))
+    print((Path(out) / "table.md").read_text())
+    print(f"results: {Path(out) / 'results.json'}")
+    return 0 if summary["rows"] else 1
+
+
+def cmd_compress(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    from leanrec.api import load_model
+    from leanrec.models.compress import compress, entity_sparsity, save_compressed
+
+    model, user_vocab, item_vocab = load_model(args.model)
+    out = Path(args.out or Path(args.model).with_suffix(".safetensors"))
+    save_compressed(
+        model,
+        out,
+        None if user_vocab is None else user_vocab.raw_ids,
+        None if item_vocab is None else item_vocab.raw_ids,
+    )
+    packed = compress(model)
+    dense = sum(t.num_embeddings * t.embedding_dim * 4 for t in model.embedding_tables().values())
+    report = {
+        "out": str(out),
+        "sparsity": round(entity_sparsity(model), 6),
+        "logical_parameters": packed.embedding_parameters(),
+        "dense_table_bytes": dense,
+        "packed_table_bytes": packed.embedding_bytes(),
+        "packed_ratio": round(packed.embedding_bytes() / dense, 6),
+        "file_bytes": out.stat().st_size,
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leanrec", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -188,12 +261,35 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_datasets, allow_extra=False)
 
     p = sub.add_parser("recommend", help="top-k items for users from a saved model")
-    p.add_argument("--model", required=True, help="model.pt written by leanrec train")
+    p.add_argument(
+        "--model", required=True, help="model.pt of leanrec train, or a .safetensors of compress"
+    )
     p.add_argument("--users", nargs="+", required=True)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--indices", action="store_true", help="users/items as indices, not raw IDs")
     p.add_argument("--compact", action="store_true")
     p.set_defaults(func=cmd_recommend, allow_extra=False)
+
+    p = sub.add_parser(
+        "experiment",
+        help="run a capability's paper-style experiment; extra --option value pairs go to "
+        "its search config",
+    )
+    p.add_argument("capability", choices=["embedding-size"])
+    p.add_argument("--dataset", default="ml-1m")
+    p.add_argument("--model", default="lightgcn")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", default=None, help="output directory (resumed when it exists)")
+    p.add_argument("--methods", nargs="+", default=["ciess", "su", "sr", "popularity", "magprune"])
+    p.add_argument("--no-random-walk", action="store_true", help="ablation: no random walk")
+    p.set_defaults(func=cmd_experiment, allow_extra=True)
+
+    p = sub.add_parser(
+        "compress", help="pack a model with per-row sizes into a safetensors file (real bytes)"
+    )
+    p.add_argument("--model", required=True, help="checkpoint with masked tables (.pt)")
+    p.add_argument("--out", default=None, help="default: the model path with .safetensors")
+    p.set_defaults(func=cmd_compress, allow_extra=False)
     return parser
 
 

@@ -31,6 +31,27 @@ from leanrec.train.checkpoint import load_checkpoint, save_atomic
 from leanrec.train.sampling import NegativeSampler
 
 
+def bpr_loss(
+    model: Recommender,
+    users: torch.Tensor,
+    positives: torch.Tensor,
+    negatives: torch.Tensor,
+    l2: float,
+) -> torch.Tensor:
+    """The module's BPR loss (see the module docstring) of one batch.
+
+    Args:
+        users: ``(B,)``; positives: ``(B,)``; negatives: ``(B,)`` or ``(B, n_negatives)``.
+        l2: λ of the batch L2 penalty.
+    """
+    out = model.pairwise(users, positives, negatives)
+    positive = out.positive_scores
+    if out.negative_scores.dim() == 2:
+        positive = positive[:, None]
+    ranking = -F.logsigmoid(positive - out.negative_scores).mean()
+    return ranking + l2 * out.l2
+
+
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss became NaN)."""
 
@@ -177,12 +198,7 @@ class BPRTrainer:
             users = torch.from_numpy(users_all[start:end])
             positives = torch.from_numpy(items_all[start:end])
             negatives = torch.from_numpy(negatives_all[start:end])
-            out = self.model.pairwise(users, positives, negatives)
-            positive = out.positive_scores
-            if out.negative_scores.dim() == 2:
-                positive = positive[:, None]
-            ranking = -F.logsigmoid(positive - out.negative_scores).mean()
-            loss = ranking + cfg.l2 * out.l2
+            loss = bpr_loss(self.model, users, positives, negatives, cfg.l2)
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"loss became {loss.item()} at epoch {epoch}, batch starting at {start}; "

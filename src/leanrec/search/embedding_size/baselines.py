@@ -1,0 +1,93 @@
+"""Baselines of the size search, all at the same budget as CIESS.
+
+- SU (single, uniform): every user and item gets the same size.
+- SR (single, random): sizes drawn uniformly in ``[1, d_max]``, then fitted to the budget.
+- Popularity: sizes proportional to training interaction counts.
+- MagPrune: the trained full table with its smallest-magnitude values zeroed, no retraining.
+
+Sized baselines return ``(user_sizes, item_sizes)`` fitted with
+:func:`~leanrec.search.embedding_size.budget.fit_to_budget`, then go through the same
+retraining as CIESS.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from leanrec.embeddings import MaskedEmbedding
+from leanrec.models.base import Recommender
+from leanrec.search.embedding_size.budget import budget_values, fit_to_budget
+
+SizePair = tuple[np.ndarray, np.ndarray]
+
+
+def _split(sizes: np.ndarray, n_users: int) -> SizePair:
+    return sizes[:n_users], sizes[n_users:]
+
+
+def uniform_sizes(n_users: int, n_items: int, max_dim: int, target_sparsity: float) -> SizePair:
+    """SU: the largest common size meeting ``c`` (``floor((1 - c) d_max)``)."""
+    sizes = fit_to_budget(np.ones(n_users + n_items), max_dim, target_sparsity)
+    return _split(sizes, n_users)
+
+
+def random_sizes(
+    n_users: int, n_items: int, max_dim: int, target_sparsity: float, rng: np.random.Generator
+) -> SizePair:
+    """SR: uniform random sizes, rescaled to the budget."""
+    weights = rng.integers(1, max_dim + 1, n_users + n_items).astype(np.float64)
+    return _split(fit_to_budget(weights, max_dim, target_sparsity), n_users)
+
+
+def popularity_sizes(
+    user_popularity: np.ndarray, item_popularity: np.ndarray, max_dim: int, target_sparsity: float
+) -> SizePair:
+    """Sizes proportional to training interaction counts (at least 1, at most ``d_max``)."""
+    weights = np.concatenate([user_popularity, item_popularity]).astype(np.float64)
+    return _split(fit_to_budget(weights, max_dim, target_sparsity), len(user_popularity))
+
+
+@torch.no_grad()
+def magnitude_prune(model: Recommender, target_sparsity: float) -> Recommender:
+    """MagPrune: a copy of ``model`` keeping only the globally largest ``|w|`` of its tables.
+
+    The kept count is the same budget as every other method, ``floor((1 - c) sum N_t d_t)``.
+    No retraining; the pruned values are zeroed (an unstructured mask, so no packed export).
+    """
+    pruned = copy.deepcopy(model)
+    tables = pruned.embedding_tables()
+    weights = [t.all().detach().reshape(-1) for t in tables.values()]
+    flat = torch.cat(weights).abs()
+    full = sum(t.num_embeddings * t.embedding_dim for t in tables.values())
+    n_entities = sum(t.num_embeddings for t in tables.values())
+    max_dim = next(iter(tables.values())).embedding_dim
+    keep = budget_values(n_entities, max_dim, target_sparsity)
+    assert full == n_entities * max_dim, "MagPrune needs tables of one width"
+    threshold = torch.topk(flat, keep).values.min() if keep < flat.numel() else flat.min()
+    kept_total = 0
+    for table in tables.values():
+        if not isinstance(table, MaskedEmbedding):
+            raise TypeError("magnitude_prune expects masked tables")
+        dense = table.all().detach()
+        mask = dense.abs() >= threshold
+        # ties at the threshold could exceed the budget: drop the surplus
+        surplus = kept_total + int(mask.sum()) - keep
+        if surplus > 0:
+            tie_rows, tie_cols = torch.nonzero(mask & (dense.abs() == threshold), as_tuple=True)
+            mask[tie_rows[:surplus], tie_cols[:surplus]] = False
+        kept_total += int(mask.sum())
+        table.weight.copy_(dense * mask)
+    pruned.invalidate_cache()
+    pruned.eval()
+    return pruned
+
+
+def nonzero_sparsity(model: Recommender) -> float:
+    """``1 - nonzero values / all values`` over the model's tables (MagPrune's sparsity)."""
+    tables = model.embedding_tables().values()
+    nonzero = sum(int((t.all() != 0).sum()) for t in tables)
+    full = sum(t.num_embeddings * t.embedding_dim for t in tables)
+    return 1.0 - nonzero / full

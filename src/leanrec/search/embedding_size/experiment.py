@@ -1,0 +1,430 @@
+"""The paper-style experiment: CIESS and its baselines at several budgets (CIESS Table 1).
+
+``leanrec experiment embedding-size --dataset ml-1m --model lightgcn`` runs, in one resumable
+output directory:
+
+1. the warm start / full-size reference (pretraining with prefix dropout);
+2. the CIESS search (Algorithm 1), checkpointed every iteration;
+3. selective retraining of the best masks for each target sparsity ``c`` (Eq. 15-16);
+4. the baselines at the same budgets (SU, SR, popularity, MagPrune);
+5. ``results.json``, ``table.md`` and three PNGs (reward and size per episode, learned size
+   against popularity, quality against sparsity), plus for each ``c`` the searched model as a
+   masked checkpoint and as packed safetensors.
+
+Every stage writes its output before the next starts, and a stage already done is skipped when
+the command is run again, so a killed experiment loses at most the stage in progress (and the
+search and retrainings resume from their own checkpoints).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from leanrec.data.interactions import Split
+from leanrec.data.presets import prepare_split
+from leanrec.models.base import Recommender
+from leanrec.models.compress import compress, entity_sparsity, save_compressed
+from leanrec.search.embedding_size.baselines import (
+    magnitude_prune,
+    nonzero_sparsity,
+    popularity_sizes,
+    random_sizes,
+    uniform_sizes,
+)
+from leanrec.search.embedding_size.config import CIESSConfig
+from leanrec.search.embedding_size.environment import SizeSearchEnvironment
+from leanrec.search.embedding_size.policy import CIESSSearch, SearchResult
+from leanrec.search.embedding_size.retrain import (
+    fit_candidate,
+    pretrain_warm_start,
+    retrain_with_sizes,
+    select_candidates,
+    test_metrics,
+)
+from leanrec.train.checkpoint import load_checkpoint
+
+METHODS = ("ciess", "su", "sr", "popularity", "magprune")
+TABLE_METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
+
+
+@dataclass
+class EmbeddingSizeExperiment:
+    """What to run and where."""
+
+    dataset: str = "ml-1m"
+    """Dataset name (see ``leanrec datasets``)."""
+    model: str = "lightgcn"
+    """Base recommender: ``lightgcn``, ``ngcf``, ``neumf``/``ncf`` or ``mf``."""
+    model_options: dict[str, Any] = field(default_factory=dict)
+    """Base model config overrides (``embedding_dim`` is always ``d_max``)."""
+    protocol: str = "ciess"
+    """Split protocol (CIESS: all ratings positive, per-user 50/25/25)."""
+    data_dir: str | None = None
+    """Where the dataset lives (None: ``LEANREC_DATA`` or the cache dir)."""
+    out_dir: str = "runs/embedding-size"
+    """Output directory (also the resume state)."""
+    methods: tuple[str, ...] = METHODS
+    """Which methods to run."""
+    search: CIESSConfig = field(default_factory=CIESSConfig)
+    """CIESS configuration (also the budgets and retraining used by every baseline)."""
+
+
+def _save_model(model: Recommender, split: Split, path: Path) -> Path:
+    state = model.checkpoint()
+    state["user_ids"] = split.train.user_vocab.raw_ids.tolist()
+    state["item_ids"] = split.train.item_vocab.raw_ids.tolist()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path
+
+
+class _Rows:
+    """``rows.json``: one row per (method, target), written as soon as it exists."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
+
+    def has(self, method: str, target: float) -> bool:
+        return any(r["method"] == method and r["target_sparsity"] == target for r in self.rows)
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows = [
+            r
+            for r in self.rows
+            if not (r["method"] == row["method"] and r["target_sparsity"] == row["target_sparsity"])
+        ]
+        self.rows.append(row)
+        self.path.write_text(json.dumps(self.rows, indent=2))
+
+
+def _row(method: str, target: float, sparsity: float, test: dict[str, float], **extra: Any):
+    row: dict[str, Any] = {"method": method, "target_sparsity": target, "sparsity": sparsity}
+    row.update({f"test_{k}": v for k, v in test.items()})
+    row.update(extra)
+    return row
+
+
+def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, Any]:
+    """Run (or resume) the experiment; returns the summary also written to ``results.json``."""
+    cfg = exp.search
+    out = Path(exp.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(exp), indent=2, default=str))
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    split, _ = prepare_split(exp.dataset, exp.protocol, exp.data_dir, cfg.seed)
+    timings_path = out / "timings.json"
+    timings: dict[str, float] = (
+        json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    )
+
+    def save_timings() -> None:
+        timings_path.write_text(json.dumps(timings, indent=2))
+
+    # 1. warm start / full-size reference -------------------------------------------
+    warm_path = out / "warm_start.pt"
+    if warm_path.exists():
+        from leanrec.models.registry import model_from_checkpoint
+
+        warm_model = model_from_checkpoint(load_checkpoint(warm_path))
+    else:
+        log(f"pretraining the full-size {exp.model} (d_max = {cfg.max_dim}) with prefix dropout")
+        began = time.perf_counter()
+        warm_model, _ = pretrain_warm_start(
+            split,
+            exp.model,
+            exp.model_options,
+            cfg.max_dim,
+            dataclasses.replace(cfg.pretrain, progress=cfg.progress),
+            cfg.seed,
+            checkpoint_path=out / "pretrain_state.pt",
+        )
+        timings["pretrain_seconds"] = time.perf_counter() - began
+        save_timings()
+        _save_model(warm_model, split, warm_path)
+        (out / "pretrain_state.pt").unlink(missing_ok=True)
+    warm_state = {k: v.clone() for k, v in warm_model.state_dict().items()}
+    rows = _Rows(out / "rows.json")
+    if not rows.has("full", 0.0):
+        rows.add(_row("full", 0.0, 0.0, test_metrics(warm_model, split)))
+
+    # 2. CIESS search ---------------------------------------------------------------
+    search_result: SearchResult | None = None
+    if "ciess" in exp.methods:
+        search_result = _run_search(exp, split, warm_model, warm_state, out, timings, log)
+        save_timings()
+
+    # 3-4. retraining per budget ----------------------------------------------------
+    user_pop = split.train.user_popularity()
+    item_pop = split.train.item_popularity()
+    n_users, n_items = split.train.n_users, split.train.n_items
+    retrain_cfg = dataclasses.replace(cfg.retrain, progress=cfg.progress)
+    init = warm_state if cfg.retrain_from_warm_start else None
+    for target in cfg.target_sparsities:
+        tag = f"c{round(target * 100)}"
+        for method in exp.methods:
+            if rows.has(method, target):
+                continue
+            began = time.perf_counter()
+            if method == "magprune":
+                pruned = magnitude_prune(warm_model, target)
+                rows.add(
+                    _row(method, target, nonzero_sparsity(pruned), test_metrics(pruned, split))
+                )
+                continue
+            if method == "ciess":
+                assert search_result is not None
+                chosen = select_candidates(search_result.candidates, target, cfg.top_masks)
+                sized = [fit_candidate(c, cfg.max_dim, target) for c in chosen]
+            elif method == "su":
+                sized = [uniform_sizes(n_users, n_items, cfg.max_dim, target)]
+            elif method == "sr":
+                rng = np.random.default_rng(cfg.seed + 1)
+                sized = [random_sizes(n_users, n_items, cfg.max_dim, target, rng)]
+            elif method == "popularity":
+                sized = [popularity_sizes(user_pop, item_pop, cfg.max_dim, target)]
+            else:
+                raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+            best = None
+            tried = []
+            for index, (user_sizes, item_sizes) in enumerate(sized):
+                log(f"{method} at c = {target:.0%}: retraining mask {index + 1}/{len(sized)}")
+                retrained = retrain_with_sizes(
+                    split,
+                    exp.model,
+                    exp.model_options,
+                    cfg.max_dim,
+                    user_sizes,
+                    item_sizes,
+                    retrain_cfg,
+                    cfg.seed,
+                    warm_state=init,
+                    checkpoint_path=out / "retrain" / f"{method}_{tag}_{index}.pt",
+                )
+                (out / "retrain" / f"{method}_{tag}_{index}.pt").unlink(missing_ok=True)
+                score = retrained.valid.get(retrain_cfg.valid_metric or "recall@20", -1.0)
+                tried.append({"valid": retrained.valid, "sparsity": retrained.sparsity})
+                if best is None or score > best[0]:
+                    best = (score, retrained)
+            assert best is not None
+            retrained = best[1]
+            extra: dict[str, Any] = {
+                "valid": retrained.valid,
+                "candidates_retrained": tried,
+                "seconds": time.perf_counter() - began,
+                "epochs": retrained.train_result.epochs_run,
+                "embedding_parameters": retrained.model.embedding_parameters(),
+                "dense_bytes": retrained.model.embedding_bytes(),
+            }
+            if method == "ciess":
+                _save_model(retrained.model, split, out / f"ciess_{tag}.pt")
+                packed_path = save_compressed(
+                    retrained.model,
+                    out / f"ciess_{tag}.safetensors",
+                    split.train.user_vocab.raw_ids,
+                    split.train.item_vocab.raw_ids,
+                )
+                packed = compress(retrained.model)
+                extra["packed_bytes"] = packed.embedding_bytes()
+                extra["packed_file_bytes"] = packed_path.stat().st_size
+                np.savez(
+                    out / f"ciess_{tag}_sizes.npz",
+                    users=_sizes_of(retrained.model, "user"),
+                    items=_sizes_of(retrained.model, "item"),
+                )
+                timings[f"ciess_retrain_{tag}_seconds"] = extra["seconds"]
+                save_timings()
+            rows.add(
+                _row(method, target, entity_sparsity(retrained.model), retrained.test, **extra)
+            )
+
+    # 5. reports ----------------------------------------------------------------------
+    summary = _summary(exp, split, rows.rows, timings)
+    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    (out / "table.md").write_text(markdown_table(rows.rows, cfg.target_sparsities))
+    _plots(out, search_result, rows.rows, split)
+    return summary
+
+
+def _sizes_of(model: Recommender, role: str) -> np.ndarray:
+    from leanrec.models.compress import entity_sizes
+
+    roles = model.table_roles()
+    name = next(n for n, r in roles.items() if r == role)
+    return entity_sizes(model)[name]
+
+
+def _run_search(
+    exp: EmbeddingSizeExperiment,
+    split: Split,
+    warm_model: Recommender,
+    warm_state: dict[str, torch.Tensor],
+    out: Path,
+    timings: dict[str, float],
+    log: Any,
+) -> SearchResult:
+    cfg = exp.search
+    env = SizeSearchEnvironment(
+        warm_model,
+        split,
+        cfg.eval_ks,
+        cfg.inner_batches,
+        cfg.inner_batch_size,
+        cfg.inner_learning_rate,
+        cfg.inner_negatives,
+        cfg.pretrain.l2,
+        warm_state,
+        cfg.seed,
+    )
+    search = CIESSSearch(
+        env,
+        split.train.user_popularity(),
+        split.train.item_popularity(),
+        cfg,
+        checkpoint_path=out / "search_state.pt",
+    )
+    total = cfg.episodes * cfg.iterations
+
+    def report(record: dict[str, float]) -> None:
+        step = (int(record["episode"]) - 1) * cfg.iterations + int(record["iteration"])
+        if step % cfg.iterations == 0 or step == 1:
+            log(
+                f"search {step}/{total}: reward {record['mean_reward']:.4f} "
+                f"size {record['mean_size']:.1f} q {record['mean_quality']:.4f} "
+                f"sparsity {record['sparsity']:.3f} ({record['seconds']:.1f} s)"
+            )
+        (out / "search_history.json").write_text(json.dumps(search.history, indent=1))
+
+    log(f"CIESS search: {cfg.episodes} episodes x {cfg.iterations} iterations")
+    result = search.run(resume=True, on_iteration=report)
+    timings["search_seconds"] = result.seconds
+    timings["search_iterations"] = len(result.history)
+    timings["seconds_per_iteration"] = result.seconds / max(1, len(result.history))
+    (out / "search_history.json").write_text(json.dumps(result.history, indent=1))
+    # the warm model was used as the environment's working copy: put its weights back
+    warm_model.load_state_dict(warm_state)
+    from leanrec.models.compress import set_entity_sizes
+
+    set_entity_sizes(
+        warm_model,
+        np.full(split.train.n_users, cfg.max_dim),
+        np.full(split.train.n_items, cfg.max_dim),
+    )
+    return result
+
+
+def _summary(
+    exp: EmbeddingSizeExperiment,
+    split: Split,
+    rows: list[dict[str, Any]],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    return {
+        "dataset": exp.dataset,
+        "model": exp.model,
+        "protocol": exp.protocol,
+        "users": split.train.n_users,
+        "items": split.train.n_items,
+        "train_interactions": len(split.train),
+        "reward_lambda": exp.search.reward_lambda,
+        "noise": exp.search.noise,
+        "random_walk": exp.search.random_walk,
+        "episodes": exp.search.episodes,
+        "iterations": exp.search.iterations,
+        "timings": timings,
+        "rows": rows,
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def markdown_table(rows: list[dict[str, Any]], targets: tuple[float, ...]) -> str:
+    """CIESS Table 1 layout: per target sparsity, one line per method."""
+    header = "| c | method | sparsity | R@5 | R@20 | N@5 | N@20 |\n|---|---|---|---|---|---|---|\n"
+    lines = []
+    full = [r for r in rows if r["method"] == "full"]
+    for r in full:
+        lines.append(_table_line("—", r))
+    for target in targets:
+        for r in rows:
+            if r["method"] != "full" and r["target_sparsity"] == target:
+                lines.append(_table_line(f"{target:.0%}", r))
+    return header + "\n".join(lines) + "\n"
+
+
+def _table_line(target: str, row: dict[str, Any]) -> str:
+    values = " | ".join(f"{row.get('test_' + m, float('nan')):.4f}" for m in TABLE_METRICS)
+    return f"| {target} | {row['method']} | {row['sparsity']:.2%} | {values} |"
+
+
+def _plots(
+    out: Path, search: SearchResult | None, rows: list[dict[str, Any]], split: Split
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if search is not None and search.history:
+        episodes = sorted({int(r["episode"]) for r in search.history})
+        reward = [
+            np.mean([r["mean_reward"] for r in search.history if r["episode"] == e])
+            for e in episodes
+        ]
+        size = [
+            np.mean([r["mean_size"] for r in search.history if r["episode"] == e]) for e in episodes
+        ]
+        fig, left = plt.subplots(figsize=(6, 3.5))
+        left.plot(episodes, reward, color="tab:blue", marker="o", label="mean reward")
+        left.set_xlabel("episode")
+        left.set_ylabel("mean reward", color="tab:blue")
+        right = left.twinx()
+        right.plot(episodes, size, color="tab:red", marker="s", label="mean size")
+        right.set_ylabel("mean embedding size", color="tab:red")
+        fig.suptitle("CIESS search: reward and size per episode")
+        fig.tight_layout()
+        fig.savefig(out / "search_curve.png", dpi=120)
+        plt.close(fig)
+
+    sizes_files = sorted(out.glob("ciess_c*_sizes.npz"))
+    if sizes_files:
+        data = np.load(sizes_files[len(sizes_files) // 2])
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.scatter(split.train.user_popularity(), data["users"], s=3, alpha=0.4, label="users")
+        ax.scatter(split.train.item_popularity(), data["items"], s=3, alpha=0.4, label="items")
+        ax.set_xscale("log")
+        ax.set_xlabel("training interactions (popularity)")
+        ax.set_ylabel("learned embedding size")
+        ax.set_title(f"CIESS sizes ({sizes_files[len(sizes_files) // 2].stem})")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "size_vs_popularity.png", dpi=120)
+        plt.close(fig)
+
+    methods = sorted({r["method"] for r in rows if r["method"] != "full"})
+    if methods:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for method in methods:
+            points = sorted(
+                (r["sparsity"], r.get("test_recall@20", np.nan))
+                for r in rows
+                if r["method"] == method
+            )
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method)
+        for r in rows:
+            if r["method"] == "full":
+                ax.axhline(r.get("test_recall@20", np.nan), color="grey", ls="--", label="full")
+        ax.set_xlabel("embedding sparsity")
+        ax.set_ylabel("test Recall@20")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "quality_vs_sparsity.png", dpi=120)
+        plt.close(fig)

@@ -1,0 +1,152 @@
+"""Warm start, selective retraining (CIESS Eq. 15-16) and test evaluation under fixed sizes.
+
+Every method of the experiment (CIESS and each baseline) ends here: a size per user and item,
+fitted exactly to a budget, a recommender retrained under those sizes to convergence with early
+stopping on validation, then one evaluation on test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from leanrec.data.interactions import Split
+from leanrec.embeddings import MaskedEmbedding, MaskedTableFactory
+from leanrec.evaluate import FullRankingEvaluator
+from leanrec.models import Recommender, build_model
+from leanrec.models.compress import entity_sparsity, set_entity_sizes
+from leanrec.search.embedding_size.budget import fit_to_budget
+from leanrec.search.embedding_size.policy import SizeCandidate
+from leanrec.train.bpr import BPRTrainer, TrainerConfig, TrainResult, evaluate_model
+
+TEST_KS = (5, 10, 20)
+
+
+def build_masked_model(
+    split: Split,
+    model_name: str,
+    model_options: dict[str, Any] | None,
+    max_dim: int,
+    seed: int,
+    prefix_dropout: bool = False,
+) -> Recommender:
+    """A base recommender of width ``d_max`` whose every table is a :class:`MaskedEmbedding`."""
+    options = dict(model_options or {})
+    options["embedding_dim"] = max_dim
+    factory = MaskedTableFactory(prefix_dropout=prefix_dropout)
+    return build_model(model_name, split.train, options, table_factory=factory, seed=seed)
+
+
+def set_prefix_dropout(model: Recommender, enabled: bool) -> None:
+    for table in model.embedding_tables().values():
+        if isinstance(table, MaskedEmbedding):
+            table.prefix_dropout = enabled
+
+
+def pretrain_warm_start(
+    split: Split,
+    model_name: str,
+    model_options: dict[str, Any] | None,
+    max_dim: int,
+    trainer: TrainerConfig,
+    seed: int,
+    checkpoint_path: Path | None = None,
+) -> tuple[Recommender, TrainResult]:
+    """The full-size model, trained with prefix dropout so every truncation is meaningful.
+
+    It is both the warm start of every search step and the full-table reference of Eq. 7.
+    """
+    model = build_masked_model(split, model_name, model_options, max_dim, seed, True)
+    result = BPRTrainer(
+        model, split.train, split.valid, trainer, checkpoint_path=checkpoint_path
+    ).fit(resume=checkpoint_path is not None)
+    set_prefix_dropout(model, False)
+    model.eval()
+    return model, result
+
+
+@dataclass
+class RetrainedModel:
+    """A model trained to convergence under fixed sizes, with its metrics."""
+
+    model: Recommender
+    sparsity: float
+    valid: dict[str, float]
+    test: dict[str, float]
+    train_result: TrainResult
+
+
+def test_metrics(
+    model: Recommender, split: Split, ks: tuple[int, ...] = TEST_KS
+) -> dict[str, float]:
+    """Full ranking on test with train and validation items masked."""
+    evaluator = FullRankingEvaluator(
+        split.test, exclude=[split.train, split.valid], ks=list(ks), metrics=["recall", "ndcg"]
+    )
+    return dict(evaluate_model(model, evaluator).mean)
+
+
+def retrain_with_sizes(
+    split: Split,
+    model_name: str,
+    model_options: dict[str, Any] | None,
+    max_dim: int,
+    user_sizes: np.ndarray,
+    item_sizes: np.ndarray,
+    trainer: TrainerConfig,
+    seed: int,
+    warm_state: dict[str, torch.Tensor] | None = None,
+    checkpoint_path: Path | None = None,
+) -> RetrainedModel:
+    """Train under fixed sizes to convergence (early stopping on validation), test once.
+
+    Args:
+        warm_state: initial weights (the warm start; truncated by the masks). None: from scratch.
+    """
+    model = build_masked_model(split, model_name, model_options, max_dim, seed)
+    if warm_state is not None:
+        model.load_state_dict(warm_state)
+    set_entity_sizes(model, user_sizes, item_sizes)
+    result = BPRTrainer(
+        model, split.train, split.valid, trainer, checkpoint_path=checkpoint_path
+    ).fit(resume=checkpoint_path is not None)
+    model.eval()
+    return RetrainedModel(
+        model=model,
+        sparsity=entity_sparsity(model),
+        valid=result.best_valid,
+        test=test_metrics(model, split),
+        train_result=result,
+    )
+
+
+def select_candidates(
+    candidates: list[SizeCandidate], target_sparsity: float, top: int
+) -> list[SizeCandidate]:
+    """Eq. 15-16's candidate set ``M_c``: the ``top`` masks with the highest ``q̄`` among those
+    meeting ``c``. When fewer than ``top`` meet it, the sparsest remaining ones fill the set (they
+    are then projected onto the budget by :func:`fit_candidate`)."""
+    meeting = [c for c in candidates if c.sparsity >= target_sparsity]
+    chosen = sorted(meeting, key=lambda c: -c.mean_quality)[:top]
+    if len(chosen) < top:
+        rest = [c for c in candidates if c.sparsity < target_sparsity]
+        chosen += sorted(rest, key=lambda c: -c.sparsity)[: top - len(chosen)]
+    return chosen
+
+
+def fit_candidate(
+    candidate: SizeCandidate, max_dim: int, target_sparsity: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """A candidate's sizes rescaled to use exactly the budget of ``c`` (never more)."""
+    n_users = len(candidate.user_sizes)
+    sizes = fit_to_budget(candidate.all_sizes().astype(np.float64), max_dim, target_sparsity)
+    return sizes[:n_users], sizes[n_users:]
+
+
+def with_trainer(trainer: TrainerConfig, **changes: Any) -> TrainerConfig:
+    return dataclasses.replace(trainer, **changes)
