@@ -1,0 +1,276 @@
+"""CIESS: budgets, quality signals, the policy's choices, resume after SIGKILL, the experiment."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from leanrec.search.embedding_size import (
+    BudgetError,
+    CIESSConfig,
+    CIESSPolicy,
+    EmbeddingSizeExperiment,
+    SizeCandidate,
+    budget_values,
+    fit_to_budget,
+    run_experiment,
+    sparsity,
+)
+from leanrec.search.embedding_size.baselines import (
+    magnitude_prune,
+    nonzero_sparsity,
+    popularity_sizes,
+    uniform_sizes,
+)
+from leanrec.search.embedding_size.environment import item_eval, quality_ratio, user_eval
+from leanrec.search.embedding_size.policy import make_states, normalized_popularity
+from leanrec.search.embedding_size.retrain import fit_candidate, select_candidates
+from leanrec.train.checkpoint import load_checkpoint
+from tests.search.embedding_size.search_job import final_sizes, make_search, tiny_config
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+# ---------------------------------------------------------------------------- budgets
+def test_sparsity_and_budget_by_hand() -> None:
+    assert sparsity(np.array([128, 64, 0, 64]), 128) == pytest.approx(0.5)
+    # c = 0.8 of 10 entities x 128: 256 values
+    assert budget_values(10, 128, 0.8) == 256
+    assert budget_values(1000, 128, 0.9) == 12800
+
+
+def test_unreachable_budget_is_a_clear_error() -> None:
+    with pytest.raises(BudgetError, match=r"highest reachable is 0\.9922"):
+        budget_values(100, 128, 0.995)
+    with pytest.raises(BudgetError, match=r"\[0, 1\)"):
+        budget_values(100, 128, 1.0)
+
+
+def test_uniform_sizes_are_the_paper_su_sizes() -> None:
+    users, items = uniform_sizes(30, 20, 128, 0.8)
+    assert set(users.tolist()) == {25} and set(items.tolist()) == {25}  # floor(0.2 * 128)
+    users, _ = uniform_sizes(30, 20, 128, 0.95)
+    assert set(users.tolist()) == {6}
+
+
+@pytest.mark.parametrize("target", [0.5, 0.8, 0.9, 0.95, 0.99])
+def test_fit_to_budget_never_exceeds_and_keeps_the_order(target: float) -> None:
+    rng = np.random.default_rng(int(target * 100))
+    weights = rng.pareto(1.2, 5000) + 0.01
+    sizes = fit_to_budget(weights, 128, target)
+    assert sparsity(sizes, 128) >= target
+    assert sizes.min() >= 1 and sizes.max() <= 128
+    # a larger weight never gets a smaller size
+    order = np.argsort(weights)
+    assert (np.diff(sizes[order]) >= 0).all()
+    # and the budget is used: one more unit of scale would overshoot, so little is left
+    assert sizes.sum() >= budget_values(5000, 128, target) * 0.9
+
+
+def test_fit_to_budget_grows_an_undershooting_policy() -> None:
+    sizes = fit_to_budget(np.array([1.0, 2.0, 4.0, 1.0]), 128, 0.5)
+    assert sizes.tolist() == [32, 64, 128, 32]
+    assert sparsity(sizes, 128) == pytest.approx(0.5)
+
+
+def test_popularity_sizes_follow_counts() -> None:
+    users, items = popularity_sizes(np.array([1, 10, 100]), np.array([5, 50]), 64, 0.7)
+    assert users[0] < users[1] < users[2] and items[0] < items[1]
+    assert sparsity(np.concatenate([users, items]), 64) >= 0.7
+
+
+# ---------------------------------------------------------------------------- quality
+def test_user_eval_is_the_mean_of_recall_and_ndcg_over_k() -> None:
+    per_user = {
+        "recall@5": np.array([0.2, 0.0]),
+        "ndcg@5": np.array([0.4, 0.0]),
+        "recall@10": np.array([0.6, 0.5]),
+        "ndcg@10": np.array([0.8, 0.1]),
+    }
+    assert user_eval(per_user, (5, 10)).tolist() == pytest.approx([0.5, 0.15])
+
+
+def test_item_eval_averages_its_training_users_skipping_unmeasured() -> None:
+    # item 0: users 0, 1; item 1: users 1, 2 (user 2 unmeasured); item 2: user 2 only
+    item_users = sp.csr_matrix(np.array([[1, 1, 0], [0, 1, 1], [0, 0, 1]], dtype=float))
+    scores = np.array([0.2, 0.6, np.nan])
+    out = item_eval(scores, item_users)
+    assert out[0] == pytest.approx(0.4) and out[1] == pytest.approx(0.6)
+    assert np.isnan(out[2])
+
+
+def test_quality_ratio_is_clipped_and_defined_everywhere() -> None:
+    current = np.array([0.1, 0.5, 0.3, np.nan, 0.2])
+    reference = np.array([0.2, 0.4, 0.0, 0.3, np.nan])
+    assert quality_ratio(current, reference).tolist() == pytest.approx([0.5, 1.0, 1.0, 1.0, 1.0])
+
+
+def test_states_follow_eq6() -> None:
+    pop = normalized_popularity(np.array([2, 4, 10]))
+    assert pop.tolist() == pytest.approx([0.0, 0.25, 1.0])
+    states = make_states(pop, np.array([1, 128, 64]), np.array([0.5, 1.0, 0.9]), 128)
+    assert states[:, 1].tolist() == pytest.approx([0.0, 1.0, 63 / 127])
+    assert states.dtype == np.float32
+
+
+# ---------------------------------------------------------------------------- policy
+@pytest.mark.parametrize("walk", [True, False])
+def test_policy_sizes_are_integers_in_range(walk: bool) -> None:
+    torch.manual_seed(0)
+    policy = CIESSPolicy(CIESSConfig(random_walk=walk))
+    rng = np.random.default_rng(0)
+    states = make_states(np.linspace(0, 1, 500), np.full(500, 128), np.ones(500), 128)
+    sizes = policy.choose("user", states, rng)
+    assert sizes.dtype == np.int64 and sizes.min() >= 1 and sizes.max() <= 128
+    greedy = policy.choose("user", states, rng, explore=False)
+    mean_action = policy.agents["user"].act(torch.from_numpy(states))[:, 0].numpy()
+    assert np.array_equal(greedy, np.clip(np.rint(mean_action), 1, 128))
+
+
+def test_random_walk_picks_the_critics_best_candidate() -> None:
+    torch.manual_seed(0)
+    policy = CIESSPolicy(CIESSConfig(noise_sigma=0.0))
+    states = make_states(np.zeros(200), np.full(200, 128), np.ones(200), 128)
+    rng = np.random.default_rng(1)
+    chosen = policy.choose("item", states, rng)
+    start = np.clip(
+        np.rint(policy.agents["item"].act(torch.from_numpy(states))[:, 0].numpy()), 1, 128
+    )
+    # reachable within 5 steps of at most 5
+    assert (np.abs(chosen - start) <= 25).all()
+    q_chosen = policy.agents["item"].q_value(
+        torch.from_numpy(states), torch.from_numpy(chosen[:, None].astype(np.float32))
+    )
+    q_start = policy.agents["item"].q_value(
+        torch.from_numpy(states), torch.from_numpy(start[:, None].astype(np.float32))
+    )
+    assert (q_chosen >= q_start - 1e-6).all()
+
+
+def test_selection_keeps_top_quality_masks_meeting_the_target() -> None:
+    def cand(q: float, s: float) -> SizeCandidate:
+        return SizeCandidate(1, 1, np.array([4]), np.array([4]), q, s)
+
+    pool = [cand(0.9, 0.7), cand(0.8, 0.85), cand(0.7, 0.9), cand(0.95, 0.5), cand(0.6, 0.95)]
+    chosen = select_candidates(pool, 0.8, top=2)
+    assert [(c.mean_quality, c.sparsity) for c in chosen] == [(0.8, 0.85), (0.7, 0.9)]
+    # only one meets 0.92: the sparsest of the rest fills in
+    chosen = select_candidates(pool, 0.92, top=2)
+    assert [c.sparsity for c in chosen] == [0.95, 0.9]
+    users, items = fit_candidate(
+        SizeCandidate(1, 1, np.array([100, 50]), np.array([10]), 1, 0), 128, 0.8
+    )
+    assert sparsity(np.concatenate([users, items]), 128) >= 0.8
+
+
+# ---------------------------------------------------------------------------- MagPrune
+def test_magnitude_prune_keeps_the_largest_values_within_budget() -> None:
+    from leanrec.data.interactions import Interactions, Split
+    from leanrec.search.embedding_size.retrain import build_masked_model
+
+    rng = np.random.default_rng(0)
+    data = Interactions.from_raw(rng.integers(0, 30, 300), rng.integers(0, 20, 300))
+    split = Split(data, data.subset(np.arange(0)), data.subset(np.arange(0)))
+    model = build_masked_model(split, "neumf", {}, 16, seed=0)
+    pruned = magnitude_prune(model, 0.9)
+    assert nonzero_sparsity(pruned) >= 0.9
+    kept = torch.cat([t.all().reshape(-1) for t in pruned.embedding_tables().values()])
+    original = torch.cat([t.all().reshape(-1) for t in model.embedding_tables().values()])
+    smallest_kept = kept[kept != 0].abs().min()
+    largest_dropped = original[kept == 0].abs().max()
+    assert smallest_kept >= largest_dropped
+
+
+# ---------------------------------------------------------------------------- resume
+def test_resume_gives_the_same_masks_as_an_uninterrupted_run(tmp_path: Path) -> None:
+    uninterrupted = make_search(None)
+    uninterrupted.run()
+    expected = final_sizes(uninterrupted)
+    assert len(expected) == 8
+
+    checkpoint = tmp_path / "search.pt"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    job = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.search.embedding_size.search_job",
+            str(checkpoint),
+            str(tmp_path / "unused.npz"),
+            "0.5",
+        ],
+        cwd=REPO,
+        env=env,
+    )
+    deadline = time.time() + 120
+    done_steps = 0
+    while time.time() < deadline and job.poll() is None:
+        if checkpoint.exists():
+            done_steps = int(load_checkpoint(checkpoint)["next_step"])
+            if done_steps >= 3:
+                break
+        time.sleep(0.05)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    assert 3 <= done_steps < 8, "the job must be killed mid-search"
+
+    resumed = make_search(checkpoint)
+    resumed.run(resume=True)
+    assert np.array_equal(final_sizes(resumed), expected)
+    assert len(resumed.history) == 8
+
+
+# ---------------------------------------------------------------------------- experiment
+def test_experiment_meets_every_budget_and_packs_real_bytes(tmp_path: Path) -> None:
+    import dataclasses
+
+    from leanrec.train.bpr import TrainerConfig
+
+    small = TrainerConfig(
+        epochs=3,
+        batch_size=2048,
+        learning_rate=0.01,
+        eval_every=1,
+        valid_metric="recall@20",
+        ks=[5, 10, 20],
+        progress=False,
+    )
+    search = dataclasses.replace(
+        tiny_config(), pretrain=small, retrain=small, target_sparsities=(0.8, 0.9), top_masks=1
+    )
+    exp = EmbeddingSizeExperiment(
+        dataset="synthetic", model="lightgcn", out_dir=str(tmp_path / "exp"), search=search
+    )
+    summary = run_experiment(exp, log=lambda message: None)
+    rows = summary["rows"]
+    methods = {r["method"] for r in rows}
+    assert methods == {"full", "ciess", "su", "sr", "popularity", "magprune"}
+    for row in rows:
+        assert row["sparsity"] >= row["target_sparsity"] - 1e-12
+        assert 0.0 <= row["test_recall@20"] <= 1.0
+    ciess90 = next(r for r in rows if r["method"] == "ciess" and r["target_sparsity"] == 0.9)
+    assert ciess90["packed_bytes"] < 0.2 * ciess90["dense_bytes"]
+    out = tmp_path / "exp"
+    for name in (
+        "results.json",
+        "table.md",
+        "search_curve.png",
+        "quality_vs_sparsity.png",
+        "size_vs_popularity.png",
+        "ciess_c90.safetensors",
+    ):
+        assert (out / name).exists(), name
+    # a second run finds everything done and changes nothing
+    before = json.loads((out / "rows.json").read_text())
+    run_experiment(exp, log=lambda message: None)
+    assert json.loads((out / "rows.json").read_text()) == before
