@@ -8,13 +8,16 @@ from leanrec.rl.exploration import (
     make_noise,
     random_walk,
 )
+from leanrec.rl.reinforce import CategoricalPolicy, ReinforceAgent
 from leanrec.rl.replay import ReplayBuffer, Transitions
 from leanrec.rl.td3 import TD3Agent, TD3Config
 
 __all__ = [
+    "CategoricalPolicy",
     "GaussianNoise",
     "Noise",
     "OrnsteinUhlenbeckNoise",
+    "ReinforceAgent",
     "ReplayBuffer",
     "TD3Agent",
     "TD3Config",

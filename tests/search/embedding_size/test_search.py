@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -254,7 +255,7 @@ def test_experiment_meets_every_budget_and_packs_real_bytes(tmp_path: Path) -> N
     summary = run_experiment(exp, log=lambda message: None)
     rows = summary["rows"]
     methods = {r["method"] for r in rows}
-    assert methods == {"full", "ciess", "su", "sr", "popularity", "magprune"}
+    assert methods == {"full", "ciess", "su", "sr", "popularity", "magprune", "esapn"}
     for row in rows:
         assert row["sparsity"] >= row["target_sparsity"] - 1e-12
         assert 0.0 <= row["test_recall@20"] <= 1.0
@@ -274,3 +275,35 @@ def test_experiment_meets_every_budget_and_packs_real_bytes(tmp_path: Path) -> N
     before = json.loads((out / "rows.json").read_text())
     run_experiment(exp, log=lambda message: None)
     assert json.loads((out / "rows.json").read_text()) == before
+
+
+def test_esapn_sizes_climb_the_ladder_and_resume(tmp_path: Path) -> None:
+    from leanrec.search.embedding_size.baselines import ESAPN_SIZES, ESAPNPolicy
+
+    config = tiny_config()
+    search = make_search(tmp_path / "esapn.pt", config)
+    search.policy = ESAPNPolicy(config.max_dim)
+    result = search.run()
+    ladder = {d for d in ESAPN_SIZES if d <= config.max_dim}
+    for candidate in result.candidates:
+        assert set(candidate.all_sizes().tolist()) <= ladder
+    # within an episode sizes never shrink
+    first_episode = [c.all_sizes() for c in result.candidates if c.episode == 1]
+    for before, after in itertools.pairwise(first_episode):
+        assert (after >= before).all()
+    state = load_checkpoint(tmp_path / "esapn.pt")
+    assert int(state["next_step"]) == config.episodes * config.iterations
+
+
+def test_reinforce_prefers_the_rewarded_action() -> None:
+    from leanrec.rl.reinforce import ReinforceAgent
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    agent = ReinforceAgent(1, 2, learning_rate=0.05)
+    states = np.ones((256, 1), dtype=np.float32)
+    for _ in range(40):
+        actions = agent.act(states, rng)
+        agent.record(states, actions, (actions == 1).astype(np.float32))
+        agent.finish_episode()
+    assert agent.act(states, rng, explore=False).tolist() == [1] * 256

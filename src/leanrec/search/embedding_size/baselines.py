@@ -13,6 +13,7 @@ retraining as CIESS.
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import numpy as np
 import torch
@@ -91,3 +92,87 @@ def nonzero_sparsity(model: Recommender) -> float:
     nonzero = sum(int((t.all() != 0).sum()) for t in tables)
     full = sum(t.num_embeddings * t.embedding_dim for t in tables)
     return 1.0 - nonzero / full
+
+
+ESAPN_SIZES = (2, 4, 8, 16, 64, 128)
+"""The discrete size ladder of ESAPN (Liu et al., SIGIR 2020)."""
+
+
+class ESAPNPolicy:
+    """ESAPN-style discrete policy: per role, a REINFORCE policy decides for every entity whether
+    to *keep* its size or *enlarge* it to the next rung of :data:`ESAPN_SIZES` (sizes only grow
+    within an episode, every entity starting at the smallest rung).
+
+    It runs through the same search loop, environment and reward as CIESS
+    (:class:`~leanrec.search.embedding_size.policy.CIESSSearch` with ``policy=``), so the only
+    difference measured is the action space and the learner.
+
+    Args:
+        max_dim: ``d_max``; rungs above it are dropped.
+        learning_rate, gamma: REINFORCE settings.
+    """
+
+    def __init__(
+        self, max_dim: int, learning_rate: float = 1e-3, gamma: float = 0.9, hidden: int = 64
+    ) -> None:
+        from leanrec.rl.reinforce import ReinforceAgent
+
+        ladder = [d for d in ESAPN_SIZES if d <= max_dim] or [max_dim]
+        self.ladder = np.asarray(ladder, dtype=np.int64)
+        self.agents = {
+            role: ReinforceAgent(3, 2, learning_rate, gamma, hidden) for role in ("user", "item")
+        }
+        self.levels: dict[str, np.ndarray] = {}
+        self.pending: dict[str, np.ndarray] = {}
+        self.episode_done = False
+
+    def reset_episode(self) -> None:
+        self.levels = {}
+
+    def choose(
+        self, role: str, states: np.ndarray, rng: np.random.Generator, explore: bool = True
+    ) -> np.ndarray:
+        levels = self.levels.get(role)
+        if levels is None or len(levels) != len(states):
+            levels = np.zeros(len(states), dtype=np.int64)
+        actions = self.agents[role].act(states, rng, explore)  # 1: enlarge, 0: keep
+        levels = np.minimum(levels + actions, len(self.ladder) - 1)
+        self.levels[role] = levels
+        self.pending[role] = actions
+        return self.ladder[levels]
+
+    def remember(
+        self,
+        role: str,
+        states: np.ndarray,
+        sizes: np.ndarray,
+        rewards: np.ndarray,
+        next_states: np.ndarray,
+        done: bool,
+    ) -> None:
+        self.agents[role].record(states, self.pending[role], rewards)
+        self.episode_done = done
+
+    def learn(self, rng: np.random.Generator) -> dict[str, float]:
+        if not self.episode_done:
+            return {}
+        out = {}
+        for role, agent in self.agents.items():
+            out.update({f"{role}_{k}": v for k, v in agent.finish_episode().items()})
+        self.episode_done = False
+        return out
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "agents": {role: a.state_dict() for role, a in self.agents.items()},
+            "levels": {role: torch.from_numpy(v) for role, v in self.levels.items()},
+            "pending": {role: torch.from_numpy(v) for role, v in self.pending.items()},
+            "episode_done": self.episode_done,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        for role, agent in self.agents.items():
+            agent.load_state_dict(state["agents"][role])
+        self.levels = {role: v.numpy().copy() for role, v in state["levels"].items()}
+        self.pending = {role: v.numpy().copy() for role, v in state["pending"].items()}
+        self.episode_done = bool(state["episode_done"])

@@ -33,6 +33,7 @@ from leanrec.data.presets import prepare_split
 from leanrec.models.base import Recommender
 from leanrec.models.compress import compress, entity_sparsity, save_compressed
 from leanrec.search.embedding_size.baselines import (
+    ESAPNPolicy,
     magnitude_prune,
     nonzero_sparsity,
     popularity_sizes,
@@ -51,7 +52,8 @@ from leanrec.search.embedding_size.retrain import (
 )
 from leanrec.train.checkpoint import load_checkpoint
 
-METHODS = ("ciess", "su", "sr", "popularity", "magprune")
+METHODS = ("ciess", "su", "sr", "popularity", "magprune", "esapn")
+SEARCHED = ("ciess", "esapn")
 TABLE_METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
 
 
@@ -130,6 +132,14 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
     def save_timings() -> None:
         timings_path.write_text(json.dumps(timings, indent=2))
 
+    def log_epoch(epoch: int, record: dict[str, float]) -> None:
+        if "valid_recall@20" in record:
+            log(
+                f"  epoch {epoch}: loss {record['loss']:.4f} "
+                f"valid recall@20 {record['valid_recall@20']:.4f} "
+                f"({record['train_seconds']:.1f} s)"
+            )
+
     # 1. warm start / full-size reference -------------------------------------------
     warm_path = out / "warm_start.pt"
     if warm_path.exists():
@@ -147,6 +157,7 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
             dataclasses.replace(cfg.pretrain, progress=cfg.progress),
             cfg.seed,
             checkpoint_path=out / "pretrain_state.pt",
+            on_epoch=log_epoch,
         )
         timings["pretrain_seconds"] = time.perf_counter() - began
         save_timings()
@@ -157,11 +168,15 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
     if not rows.has("full", 0.0):
         rows.add(_row("full", 0.0, 0.0, test_metrics(warm_model, split)))
 
-    # 2. CIESS search ---------------------------------------------------------------
-    search_result: SearchResult | None = None
-    if "ciess" in exp.methods:
-        search_result = _run_search(exp, split, warm_model, warm_state, out, timings, log)
-        save_timings()
+    # 2. searches (CIESS, and the ESAPN-style baseline through the same loop) ---------
+    searches: dict[str, SearchResult] = {}
+    for method in SEARCHED:
+        if method in exp.methods and not all(rows.has(method, c) for c in cfg.target_sparsities):
+            searches[method] = _run_search(
+                exp, split, warm_model, warm_state, out, timings, log, method
+            )
+            save_timings()
+    search_result = searches.get("ciess")
 
     # 3-4. retraining per budget ----------------------------------------------------
     user_pop = split.train.user_popularity()
@@ -181,9 +196,8 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
                     _row(method, target, nonzero_sparsity(pruned), test_metrics(pruned, split))
                 )
                 continue
-            if method == "ciess":
-                assert search_result is not None
-                chosen = select_candidates(search_result.candidates, target, cfg.top_masks)
+            if method in SEARCHED:
+                chosen = select_candidates(searches[method].candidates, target, cfg.top_masks)
                 sized = [fit_candidate(c, cfg.max_dim, target) for c in chosen]
             elif method == "su":
                 sized = [uniform_sizes(n_users, n_items, cfg.max_dim, target)]
@@ -209,6 +223,7 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
                     cfg.seed,
                     warm_state=init,
                     checkpoint_path=out / "retrain" / f"{method}_{tag}_{index}.pt",
+                    on_epoch=log_epoch,
                 )
                 (out / "retrain" / f"{method}_{tag}_{index}.pt").unlink(missing_ok=True)
                 score = retrained.valid.get(retrain_cfg.valid_metric or "recall@20", -1.0)
@@ -271,6 +286,7 @@ def _run_search(
     out: Path,
     timings: dict[str, float],
     log: Any,
+    method: str = "ciess",
 ) -> SearchResult:
     cfg = exp.search
     env = SizeSearchEnvironment(
@@ -285,12 +301,14 @@ def _run_search(
         warm_state,
         cfg.seed,
     )
+    prefix = "" if method == "ciess" else f"{method}_"
     search = CIESSSearch(
         env,
         split.train.user_popularity(),
         split.train.item_popularity(),
         cfg,
-        checkpoint_path=out / "search_state.pt",
+        checkpoint_path=out / f"{prefix}search_state.pt",
+        policy=ESAPNPolicy(cfg.max_dim) if method == "esapn" else None,
     )
     total = cfg.episodes * cfg.iterations
 
@@ -298,18 +316,18 @@ def _run_search(
         step = (int(record["episode"]) - 1) * cfg.iterations + int(record["iteration"])
         if step % cfg.iterations == 0 or step == 1:
             log(
-                f"search {step}/{total}: reward {record['mean_reward']:.4f} "
+                f"{method} search {step}/{total}: reward {record['mean_reward']:.4f} "
                 f"size {record['mean_size']:.1f} q {record['mean_quality']:.4f} "
                 f"sparsity {record['sparsity']:.3f} ({record['seconds']:.1f} s)"
             )
-        (out / "search_history.json").write_text(json.dumps(search.history, indent=1))
+        (out / f"{prefix}search_history.json").write_text(json.dumps(search.history, indent=1))
 
-    log(f"CIESS search: {cfg.episodes} episodes x {cfg.iterations} iterations")
+    log(f"{method} search: {cfg.episodes} episodes x {cfg.iterations} iterations")
     result = search.run(resume=True, on_iteration=report)
-    timings["search_seconds"] = result.seconds
-    timings["search_iterations"] = len(result.history)
-    timings["seconds_per_iteration"] = result.seconds / max(1, len(result.history))
-    (out / "search_history.json").write_text(json.dumps(result.history, indent=1))
+    timings[f"{prefix}search_seconds"] = result.seconds
+    timings[f"{prefix}search_iterations"] = len(result.history)
+    timings[f"{prefix}seconds_per_iteration"] = result.seconds / max(1, len(result.history))
+    (out / f"{prefix}search_history.json").write_text(json.dumps(result.history, indent=1))
     # the warm model was used as the environment's working copy: put its weights back
     warm_model.load_state_dict(warm_state)
     from leanrec.models.compress import set_entity_sizes

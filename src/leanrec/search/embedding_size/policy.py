@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -52,6 +52,32 @@ def make_states(popularity: np.ndarray, sizes: np.ndarray, quality: np.ndarray, 
     """Eq. 6: ``(normalized popularity, (d_n - 1) / (d_max - 1), q_n)``, float32 ``(N, 3)``."""
     size_part = (np.asarray(sizes, dtype=np.float64) - 1.0) / max(1, max_dim - 1)
     return np.stack([popularity, size_part, quality], axis=1).astype(np.float32)
+
+
+class SizePolicy(Protocol):
+    """What :class:`CIESSSearch` needs from a policy (CIESS's TD3, or a baseline's)."""
+
+    def reset_episode(self) -> None: ...
+
+    def choose(
+        self, role: str, states: np.ndarray, rng: np.random.Generator, explore: bool = True
+    ) -> np.ndarray: ...
+
+    def remember(
+        self,
+        role: str,
+        states: np.ndarray,
+        sizes: np.ndarray,
+        rewards: np.ndarray,
+        next_states: np.ndarray,
+        done: bool,
+    ) -> None: ...
+
+    def learn(self, rng: np.random.Generator) -> dict[str, float]: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    def load_state(self, state: dict[str, Any]) -> None: ...
 
 
 class CIESSPolicy:
@@ -165,7 +191,7 @@ class SearchResult:
     history: list[dict[str, float]]
     candidates: list[SizeCandidate]
     seconds: float
-    policy: CIESSPolicy | None = field(default=None, repr=False)
+    policy: SizePolicy | None = field(default=None, repr=False)
 
 
 IterationHook = Callable[[dict[str, float]], None]
@@ -180,6 +206,8 @@ class CIESSSearch:
         item_popularity: ``(|I|,)`` training interaction counts.
         config: search configuration.
         checkpoint_path: resumable state written after every iteration (None: no checkpoints).
+        policy: the decision-maker (default: :class:`CIESSPolicy`; the ESAPN-style baseline
+            runs through the same loop).
     """
 
     def __init__(
@@ -189,6 +217,7 @@ class CIESSSearch:
         item_popularity: np.ndarray,
         config: CIESSConfig,
         checkpoint_path: str | Path | None = None,
+        policy: SizePolicy | None = None,
     ) -> None:
         self.environment = environment
         self.config = config
@@ -196,7 +225,7 @@ class CIESSSearch:
             "user": normalized_popularity(user_popularity),
             "item": normalized_popularity(item_popularity),
         }
-        self.policy = CIESSPolicy(config)
+        self.policy: SizePolicy = policy if policy is not None else CIESSPolicy(config)
         self.rng = np.random.default_rng(config.seed)
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.history: list[dict[str, float]] = []

@@ -22,7 +22,7 @@ from leanrec.models import Recommender, build_model
 from leanrec.models.compress import entity_sparsity, set_entity_sizes
 from leanrec.search.embedding_size.budget import fit_to_budget
 from leanrec.search.embedding_size.policy import SizeCandidate
-from leanrec.train.bpr import BPRTrainer, TrainerConfig, TrainResult, evaluate_model
+from leanrec.train.bpr import BPRTrainer, EpochHook, TrainerConfig, TrainResult, evaluate_model
 
 TEST_KS = (5, 10, 20)
 
@@ -56,6 +56,7 @@ def pretrain_warm_start(
     trainer: TrainerConfig,
     seed: int,
     checkpoint_path: Path | None = None,
+    on_epoch: EpochHook | None = None,
 ) -> tuple[Recommender, TrainResult]:
     """The full-size model, trained with prefix dropout so every truncation is meaningful.
 
@@ -63,7 +64,7 @@ def pretrain_warm_start(
     """
     model = build_masked_model(split, model_name, model_options, max_dim, seed, True)
     result = BPRTrainer(
-        model, split.train, split.valid, trainer, checkpoint_path=checkpoint_path
+        model, split.train, split.valid, trainer, checkpoint_path=checkpoint_path, on_epoch=on_epoch
     ).fit(resume=checkpoint_path is not None)
     set_prefix_dropout(model, False)
     model.eval()
@@ -102,6 +103,7 @@ def retrain_with_sizes(
     seed: int,
     warm_state: dict[str, torch.Tensor] | None = None,
     checkpoint_path: Path | None = None,
+    on_epoch: EpochHook | None = None,
 ) -> RetrainedModel:
     """Train under fixed sizes to convergence (early stopping on validation), test once.
 
@@ -113,7 +115,7 @@ def retrain_with_sizes(
         model.load_state_dict(warm_state)
     set_entity_sizes(model, user_sizes, item_sizes)
     result = BPRTrainer(
-        model, split.train, split.valid, trainer, checkpoint_path=checkpoint_path
+        model, split.train, split.valid, trainer, checkpoint_path=checkpoint_path, on_epoch=on_epoch
     ).fit(resume=checkpoint_path is not None)
     model.eval()
     return RetrainedModel(
