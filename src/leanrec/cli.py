@@ -281,7 +281,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default=None, help="output directory (resumed when it exists)")
     p.add_argument(
-        "--methods", nargs="+", default=["ciess", "su", "sr", "popularity", "magprune", "esapn"]
+        "--methods",
+        nargs="+",
+        default=["ciess", "su", "sr", "popularity", "magprune", "pep", "esapn"],
     )
     p.add_argument("--no-random-walk", action="store_true", help="ablation: no random walk")
     p.set_defaults(func=cmd_experiment, allow_extra=True)

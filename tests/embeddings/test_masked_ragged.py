@@ -5,9 +5,11 @@ import pytest
 import torch
 
 from leanrec.embeddings import (
+    ElementMaskedEmbedding,
     EmbeddingTable,
     MaskedEmbedding,
     RaggedEmbedding,
+    SoftThresholdEmbedding,
     SpecTableFactory,
     prefix_mask,
 )
@@ -101,3 +103,24 @@ def test_ragged_loads_into_a_placeholder_built_from_its_spec() -> None:
 def test_ragged_values_must_match_sizes() -> None:
     with pytest.raises(ValueError, match="sum\\(sizes\\) = 3"):
         RaggedEmbedding(np.array([1, 2]), 4, values=torch.zeros(4))
+
+
+class TestElementMaskedEmbedding(EmbeddingTableContract):
+    def make_table(self, num_embeddings: int, embedding_dim: int) -> EmbeddingTable:
+        weight = torch.randn(num_embeddings, embedding_dim)
+        mask = (torch.arange(num_embeddings * embedding_dim) % 3 != 0).reshape(weight.shape)
+        return ElementMaskedEmbedding(weight, mask)
+
+
+class TestSoftThresholdEmbedding(EmbeddingTableContract):
+    def make_table(self, num_embeddings: int, embedding_dim: int) -> EmbeddingTable:
+        return SoftThresholdEmbedding(torch.randn(num_embeddings, embedding_dim), -1.0)
+
+
+def test_soft_threshold_by_hand() -> None:
+    table = SoftThresholdEmbedding(torch.tensor([[0.9, -0.2, 0.6, -0.7]]), threshold_init=0.0)
+    # sigmoid(0) = 0.5: 0.9 -> 0.4, -0.2 -> 0, 0.6 -> 0.1, -0.7 -> -0.2
+    assert table.all()[0].tolist() == pytest.approx([0.4, 0.0, 0.1, -0.2])
+    assert table.num_parameters() == 3
+    table.all().sum().backward()
+    assert table.threshold.grad is not None and float(table.threshold.grad) < 0

@@ -3,21 +3,25 @@
 - :class:`FullEmbedding`: dense ``(N, d)``, the uncompressed reference.
 - :class:`MaskedEmbedding`: per-row sizes ``d_n`` by masking a dense table (training, search).
 - :class:`RaggedEmbedding`: per-row sizes packed into ``sum(d_n)`` floats (real memory savings).
+- :class:`SoftThresholdEmbedding` (PEP) and :class:`ElementMaskedEmbedding`: element pruning.
 """
 
 from leanrec.embeddings.base import EmbeddingTable, TableFactory
 from leanrec.embeddings.full import FullEmbedding, FullTableFactory, full_table_factory
 from leanrec.embeddings.masked import MaskedEmbedding, prefix_mask
+from leanrec.embeddings.pruned import ElementMaskedEmbedding, SoftThresholdEmbedding
 from leanrec.embeddings.ragged import RaggedEmbedding
 from leanrec.embeddings.specs import MaskedTableFactory, SpecTableFactory, table_from_spec
 
 __all__ = [
+    "ElementMaskedEmbedding",
     "EmbeddingTable",
     "FullEmbedding",
     "FullTableFactory",
     "MaskedEmbedding",
     "MaskedTableFactory",
     "RaggedEmbedding",
+    "SoftThresholdEmbedding",
     "SpecTableFactory",
     "TableFactory",
     "full_table_factory",

@@ -14,6 +14,7 @@ import torch
 from leanrec.embeddings.base import EmbeddingTable
 from leanrec.embeddings.full import FullEmbedding
 from leanrec.embeddings.masked import MaskedEmbedding
+from leanrec.embeddings.pruned import ElementMaskedEmbedding, SoftThresholdEmbedding
 from leanrec.embeddings.ragged import RaggedEmbedding
 
 
@@ -26,11 +27,21 @@ def table_from_spec(
         return FullEmbedding(num_embeddings, embedding_dim)
     if kind == "masked":
         return MaskedEmbedding(num_embeddings, embedding_dim)
+    if kind == "element_masked":
+        return ElementMaskedEmbedding(
+            torch.zeros(num_embeddings, embedding_dim),
+            torch.ones(num_embeddings, embedding_dim, dtype=torch.bool),
+        )
+    if kind == "soft_threshold":
+        return SoftThresholdEmbedding(torch.zeros(num_embeddings, embedding_dim))
     if kind == "ragged":
         # placeholder layout; RaggedEmbedding adopts the stored shapes when loading
         sizes = torch.zeros(num_embeddings, dtype=torch.int64)
         return RaggedEmbedding(sizes, embedding_dim, values=torch.zeros(0))
-    raise ValueError(f"unknown embedding table kind {kind!r} (known: full, masked, ragged)")
+    raise ValueError(
+        f"unknown embedding table kind {kind!r} "
+        "(known: full, masked, ragged, element_masked, soft_threshold)"
+    )
 
 
 class SpecTableFactory:

@@ -255,7 +255,7 @@ def test_experiment_meets_every_budget_and_packs_real_bytes(tmp_path: Path) -> N
     summary = run_experiment(exp, log=lambda message: None)
     rows = summary["rows"]
     methods = {r["method"] for r in rows}
-    assert methods == {"full", "ciess", "su", "sr", "popularity", "magprune", "esapn"}
+    assert methods == {"full", "ciess", "su", "sr", "popularity", "magprune", "pep", "esapn"}
     for row in rows:
         assert row["sparsity"] >= row["target_sparsity"] - 1e-12
         assert 0.0 <= row["test_recall@20"] <= 1.0

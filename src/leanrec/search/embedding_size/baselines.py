@@ -4,6 +4,10 @@
 - SR (single, random): sizes drawn uniformly in ``[1, d_max]``, then fitted to the budget.
 - Popularity: sizes proportional to training interaction counts.
 - MagPrune: the trained full table with its smallest-magnitude values zeroed, no retraining.
+- PEP: learnable soft thresholds prune values during training; the mask captured when the
+  target sparsity is reached is retrained (element-level, so stored as a dense masked table).
+- ESAPN-style: a discrete REINFORCE policy over sizes {2, 4, 8, 16, 64, 128}, run through the
+  same search loop and environment as CIESS.
 
 Sized baselines return ``(user_sizes, item_sizes)`` fitted with
 :func:`~leanrec.search.embedding_size.budget.fit_to_budget`, then go through the same
@@ -13,14 +17,18 @@ retraining as CIESS.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from leanrec.embeddings import MaskedEmbedding
+from leanrec.data.interactions import Interactions
+from leanrec.embeddings import ElementMaskedEmbedding, MaskedEmbedding, SoftThresholdEmbedding
 from leanrec.models.base import Recommender
 from leanrec.search.embedding_size.budget import budget_values, fit_to_budget
+from leanrec.train.bpr import TrainingError, bpr_loss
+from leanrec.train.sampling import NegativeSampler
 
 SizePair = tuple[np.ndarray, np.ndarray]
 
@@ -176,3 +184,107 @@ class ESAPNPolicy:
         self.levels = {role: v.numpy().copy() for role, v in state["levels"].items()}
         self.pending = {role: v.numpy().copy() for role, v in state["pending"].items()}
         self.episode_done = bool(state["episode_done"])
+
+
+@dataclass
+class PEPConfig:
+    """PEP (Liu et al., ICLR 2021) as run here: feature-wise learnable thresholds."""
+
+    threshold_init: float = -8.0
+    """Initial ``s`` (``sigmoid(-8) ≈ 3e-4``: almost nothing pruned at first)."""
+    learning_rate: float = 0.005
+    """Adam step size for weights and thresholds."""
+    l2: float = 1e-4
+    """λ of the BPR L2 penalty on the thresholded vectors (what pushes thresholds up)."""
+    batch_size: int = 8192
+    """Triples per step."""
+    n_negatives: int = 4
+    """Negatives per positive."""
+    max_epochs: int = 60
+    """Epochs of threshold learning; targets not reached by then are completed by magnitude."""
+
+
+def pep_masks(
+    model: Recommender,
+    train: Interactions,
+    targets: tuple[float, ...],
+    config: PEPConfig,
+    seed: int,
+    log: Any = None,
+) -> dict[float, dict[str, torch.Tensor]]:
+    """Learn PEP thresholds on ``model`` and capture, for each target ``c``, the pruning mask
+    of the first epoch whose sparsity reaches ``c``.
+
+    A target not reached within ``max_epochs`` gets the final thresholded values pruned further
+    by magnitude to its budget. Returns ``{c: {table name: (N, d) bool mask}}``; ``model`` is
+    left unchanged (a copy is trained).
+    """
+    work = copy.deepcopy(model)
+    for name, table in work.embedding_tables().items():
+        work.replace_table(
+            name, SoftThresholdEmbedding(table.all().detach(), config.threshold_init)
+        )
+    tables = work.embedding_tables()
+    full = sum(t.num_embeddings * t.embedding_dim for t in tables.values())
+    rng = np.random.default_rng(seed)
+    sampler = NegativeSampler(train, rng)
+    optimizer = torch.optim.Adam(work.parameters(), lr=config.learning_rate)
+    captured: dict[float, dict[str, torch.Tensor]] = {}
+    work.train()
+    for epoch in range(1, config.max_epochs + 1):
+        order = rng.permutation(len(train))
+        negatives = sampler.sample(train.users[order], config.n_negatives)
+        for start in range(0, len(order), config.batch_size):
+            rows = order[start : start + config.batch_size]
+            loss = bpr_loss(
+                work,
+                torch.from_numpy(train.users[rows]),
+                torch.from_numpy(train.items[rows]),
+                torch.from_numpy(negatives[start : start + config.batch_size]),
+                config.l2,
+            )
+            if not torch.isfinite(loss):
+                raise TrainingError(f"PEP loss became {loss.item()} at epoch {epoch}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        kept = sum(t.num_parameters() for t in tables.values())
+        reached = 1.0 - kept / full
+        if log is not None:
+            log(f"  PEP epoch {epoch}: sparsity {reached:.4f}")
+        for target in targets:
+            if target not in captured and reached >= target:
+                captured[target] = {
+                    name: t.kept_mask().clone()
+                    for name, t in tables.items()
+                    if isinstance(t, SoftThresholdEmbedding)
+                }
+        if len(captured) == len(targets):
+            break
+    work.eval()
+    for target in targets:
+        if target in captured:
+            continue
+        # not reached: keep the largest thresholded values within the budget
+        values = {name: t.all().detach() for name, t in tables.items()}
+        flat = torch.cat([v.abs().reshape(-1) for v in values.values()])
+        n_entities = sum(t.num_embeddings for t in tables.values())
+        max_dim = next(iter(tables.values())).embedding_dim
+        keep = budget_values(n_entities, max_dim, target)
+        order_flat = torch.argsort(flat, descending=True)[:keep]
+        chosen = torch.zeros(flat.numel(), dtype=torch.bool)
+        chosen[order_flat] = True
+        chosen &= flat > 0
+        masks, offset = {}, 0
+        for name, v in values.items():
+            masks[name] = chosen[offset : offset + v.numel()].reshape(v.shape)
+            offset += v.numel()
+        captured[target] = masks
+    return captured
+
+
+def apply_element_masks(model: Recommender, masks: dict[str, torch.Tensor]) -> Recommender:
+    """Replace each table by an :class:`ElementMaskedEmbedding` with its mask (for retraining)."""
+    for name, table in model.embedding_tables().items():
+        model.replace_table(name, ElementMaskedEmbedding(table.all().detach(), masks[name]))
+    return model

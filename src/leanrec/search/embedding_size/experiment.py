@@ -6,7 +6,7 @@ output directory:
 1. the warm start / full-size reference (pretraining with prefix dropout);
 2. the CIESS search (Algorithm 1), checkpointed every iteration;
 3. selective retraining of the best masks for each target sparsity ``c`` (Eq. 15-16);
-4. the baselines at the same budgets (SU, SR, popularity, MagPrune);
+4. the baselines at the same budgets (SU, SR, popularity, MagPrune, PEP, ESAPN-style);
 5. ``results.json``, ``table.md`` and three PNGs (reward and size per episode, learned size
    against popularity, quality against sparsity), plus for each ``c`` the searched model as a
    masked checkpoint and as packed safetensors.
@@ -34,8 +34,11 @@ from leanrec.models.base import Recommender
 from leanrec.models.compress import compress, entity_sparsity, save_compressed
 from leanrec.search.embedding_size.baselines import (
     ESAPNPolicy,
+    PEPConfig,
+    apply_element_masks,
     magnitude_prune,
     nonzero_sparsity,
+    pep_masks,
     popularity_sizes,
     random_sizes,
     uniform_sizes,
@@ -44,15 +47,17 @@ from leanrec.search.embedding_size.config import CIESSConfig
 from leanrec.search.embedding_size.environment import SizeSearchEnvironment
 from leanrec.search.embedding_size.policy import CIESSSearch, SearchResult
 from leanrec.search.embedding_size.retrain import (
+    build_masked_model,
     fit_candidate,
     pretrain_warm_start,
+    retrain_model,
     retrain_with_sizes,
     select_candidates,
     test_metrics,
 )
-from leanrec.train.checkpoint import load_checkpoint
+from leanrec.train.checkpoint import load_checkpoint, save_atomic
 
-METHODS = ("ciess", "su", "sr", "popularity", "magprune", "esapn")
+METHODS = ("ciess", "su", "sr", "popularity", "magprune", "pep", "esapn")
 SEARCHED = ("ciess", "esapn")
 TABLE_METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
 
@@ -77,6 +82,8 @@ class EmbeddingSizeExperiment:
     """Which methods to run."""
     search: CIESSConfig = field(default_factory=CIESSConfig)
     """CIESS configuration (also the budgets and retraining used by every baseline)."""
+    pep: PEPConfig = field(default_factory=PEPConfig)
+    """The PEP baseline's threshold learning."""
 
 
 def _save_model(model: Recommender, split: Split, path: Path) -> Path:
@@ -196,6 +203,34 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
                     _row(method, target, nonzero_sparsity(pruned), test_metrics(pruned, split))
                 )
                 continue
+            if method == "pep":
+                masks = _pep_masks(exp, split, warm_model, out, timings, log)[target]
+                model = build_masked_model(
+                    split, exp.model, exp.model_options, cfg.max_dim, cfg.seed
+                )
+                model.load_state_dict(warm_state)
+                apply_element_masks(model, masks)
+                log(f"pep at c = {target:.0%}: retraining its mask")
+                retrained = retrain_model(
+                    model,
+                    split,
+                    retrain_cfg,
+                    out / "retrain" / f"pep_{tag}.pt",
+                    on_epoch=log_epoch,
+                )
+                (out / "retrain" / f"pep_{tag}.pt").unlink(missing_ok=True)
+                rows.add(
+                    _row(
+                        method,
+                        target,
+                        entity_sparsity(retrained.model),
+                        retrained.test,
+                        valid=retrained.valid,
+                        seconds=time.perf_counter() - began,
+                        epochs=retrained.train_result.epochs_run,
+                    )
+                )
+                continue
             if method in SEARCHED:
                 chosen = select_candidates(searches[method].candidates, target, cfg.top_masks)
                 sized = [fit_candidate(c, cfg.max_dim, target) for c in chosen]
@@ -268,6 +303,34 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
     (out / "table.md").write_text(markdown_table(rows.rows, cfg.target_sparsities))
     _plots(out, search_result, rows.rows, split)
     return summary
+
+
+def _pep_masks(
+    exp: EmbeddingSizeExperiment,
+    split: Split,
+    warm_model: Recommender,
+    out: Path,
+    timings: dict[str, float],
+    log: Any,
+) -> dict[float, dict[str, torch.Tensor]]:
+    """PEP's masks for every target, learned once and cached in ``pep_masks.pt``."""
+    path = out / "pep_masks.pt"
+    if path.exists():
+        stored = load_checkpoint(path)
+        return {float(k): v for k, v in stored.items()}
+    log("PEP: learning soft thresholds")
+    began = time.perf_counter()
+    masks = pep_masks(
+        warm_model,
+        split.train,
+        tuple(exp.search.target_sparsities),
+        exp.pep,
+        exp.search.seed,
+        log=log,
+    )
+    timings["pep_threshold_seconds"] = time.perf_counter() - began
+    save_atomic({str(k): v for k, v in masks.items()}, path)
+    return masks
 
 
 def _sizes_of(model: Recommender, role: str) -> np.ndarray:

@@ -114,6 +114,17 @@ def retrain_with_sizes(
     if warm_state is not None:
         model.load_state_dict(warm_state)
     set_entity_sizes(model, user_sizes, item_sizes)
+    return retrain_model(model, split, trainer, checkpoint_path, on_epoch)
+
+
+def retrain_model(
+    model: Recommender,
+    split: Split,
+    trainer: TrainerConfig,
+    checkpoint_path: Path | None = None,
+    on_epoch: EpochHook | None = None,
+) -> RetrainedModel:
+    """Train a prepared model (tables already sized or masked) to convergence, test once."""
     result = BPRTrainer(
         model, split.train, split.valid, trainer, checkpoint_path=checkpoint_path, on_epoch=on_epoch
     ).fit(resume=checkpoint_path is not None)
