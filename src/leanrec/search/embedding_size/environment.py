@@ -17,7 +17,7 @@ import scipy.sparse as sp
 import torch
 
 from leanrec.data.interactions import Split
-from leanrec.evaluate import FullRankingEvaluator
+from leanrec.evaluate import FullRankingEvaluator, RankingResult
 from leanrec.models.base import Recommender
 from leanrec.models.compress import set_entity_sizes
 from leanrec.train.bpr import TrainingError, bpr_loss, evaluate_model
@@ -123,9 +123,13 @@ class SizeSearchEnvironment:
     def n_items(self) -> int:
         return self.split.train.n_items
 
+    def measure_result(self) -> RankingResult:
+        """Validation metrics of the model as it stands."""
+        return evaluate_model(self.model, self.evaluator)
+
     def measure(self) -> EntityQuality:
         """Eq. 8-9 of the model as it stands."""
-        result = evaluate_model(self.model, self.evaluator)
+        result = self.measure_result()
         per_user = {
             name: result.per_user_full(name, self.n_users)
             for name in (f"{m}@{k}" for m in ("recall", "ndcg") for k in self.ks)

@@ -191,9 +191,10 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
     n_users, n_items = split.train.n_users, split.train.n_items
     retrain_cfg = dataclasses.replace(cfg.retrain, progress=cfg.progress)
     init = warm_state if cfg.retrain_from_warm_start else None
-    for target in cfg.target_sparsities:
-        tag = f"c{round(target * 100)}"
-        for method in exp.methods:
+    # method-major: every budget of the first methods is done before the next method starts
+    for method in exp.methods:
+        for target in cfg.target_sparsities:
+            tag = f"c{round(target * 100)}"
             if rows.has(method, target):
                 continue
             began = time.perf_counter()
