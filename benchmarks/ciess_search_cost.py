@@ -40,7 +40,9 @@ from leanrec.train.checkpoint import load_checkpoint
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", default="runs/es-ml1m-lightgcn")
-    parser.add_argument("--inner-batches", type=int, default=16)
+    parser.add_argument(
+        "--inner-batches", type=int, default=None, help="default: the run's own (config.json)"
+    )
     parser.add_argument("--paper-epochs", type=int, default=5)
     parser.add_argument("--paper-batch", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=3)
@@ -48,6 +50,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     run = Path(args.run)
+    run_config = run / "config.json"
+    if args.inner_batches is None:
+        stored = json.loads(run_config.read_text()) if run_config.exists() else {}
+        args.inner_batches = stored.get("search", {}).get("inner_batches", 8)
     config = CIESSConfig(inner_batches=args.inner_batches)
     split, _ = prepare_split("ml-1m", "ciess", data_dir(), config.seed)
     warm = model_from_checkpoint(load_checkpoint(run / "warm_start.pt"))

@@ -1,0 +1,62 @@
+"""Configuration of learned sketching (DiPS, Ghosh, Mitra & Lan, AAAI 2022) and its baselines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class SketchConfig:
+    """Everything a sketching run needs; paper values noted where the paper gives one."""
+
+    sketch_size: int = 4
+    """``K``: past interactions a user's sketch keeps (paper: 2, 4, 8)."""
+    update_period: int = 1
+    """``τ``: the sketch is updated every ``τ`` events; 1 is the online setting (paper: 1, 4)."""
+    queue_size: int = 50
+    """``Q``: past decisions re-scored with the current policy in the gradient (Eq. 10;
+    paper: 50-100). 1 gives DiPS@1 (gradient through the latest decision only)."""
+    embedding_dim: int = 32
+    """Size of the user vector ``θ(u)`` and of item embeddings in the base NCF model."""
+    hidden_dim: int = 32
+    """Width of the NCF MLP branch and of the policy network ``f(·; Φ)``."""
+    inner_steps: int = 2
+    """Gradient steps adapting the user parameters on the sketch (Eq. 7)."""
+    inner_learning_rate: float = 0.5
+    """``α`` of Eq. 7."""
+    learning_rate: float = 2e-3
+    """``η``, Adam step size of the outer level (model ``Θ`` and policy ``Φ``)."""
+    policy_learning_rate: float = 2e-3
+    """Adam step size of the policy parameters ``Φ``."""
+    epochs: int = 3
+    """Passes over the training users."""
+    batch_users: int = 128
+    """``n``: users per mini-batch (Algorithm 1, line 3)."""
+    max_train_length: int | None = 400
+    """Train on at most the first this many events of each user (None: whole streams);
+    evaluation always streams whole histories."""
+    steps_per_update: int = 4
+    """Outer updates are taken every this many time steps, accumulating their losses (1:
+    Algorithm 1 exactly, an update per time step)."""
+    stochastic_training: bool = True
+    """Sample decisions from the policy while training (explore); evaluation is greedy."""
+    rating_scale: tuple[float, float] = (1.0, 5.0)
+    """Explicit ratings are clipped to this range when predicted."""
+    sampled_items: int = 1024
+    """Implicit feedback: items sampled (shared per step) for the training softmax."""
+    eval_batch_users: int = 512
+    """Users streamed together at evaluation."""
+    seed: int = 0
+    """Seeds initialisation, batches and stochastic decisions."""
+    num_threads: int = 1
+    """torch intra-op threads (0: leave torch's default)."""
+    progress: bool | None = None
+    """Show a progress bar (None: only when stderr is a terminal)."""
+
+    def __post_init__(self) -> None:
+        if self.sketch_size < 1:
+            raise ValueError(f"sketch_size K must be >= 1, got {self.sketch_size}")
+        if self.update_period < 1:
+            raise ValueError(f"update_period τ must be >= 1, got {self.update_period}")
+        if self.queue_size < 1:
+            raise ValueError(f"queue_size Q must be >= 1, got {self.queue_size}")

@@ -1,0 +1,198 @@
+"""The base recommender of DiPS: NCF with a global user initialisation adapted on the sketch.
+
+Test users are never seen in training, so there is no per-user table: every user starts from the
+same global parameters ``Θ(u)`` and is adapted on the items of their sketch by a few gradient
+steps (DiPS Eq. 7, MAML-style; the fixed number of steps is the implicit regulariser ``R``).
+The item side ``Θ(p)`` (item embeddings, biases, MLP) is shared and never adapted.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class SketchNCF(nn.Module):
+    """NCF scorer ``g(x; θ)`` of a user vector ``θ`` and an item ``x``.
+
+    Explicit feedback: ``r̂ = μ + b_x + θ_b + <θ_v, e_x> + MLP([θ_v, e_x])`` with
+    ``θ = (θ_v, θ_b)`` of size ``dim + 1``; loss: squared error.
+    Implicit feedback: logits ``<θ_v, e_x> + b_x + θ_b·0`` over the items; loss: categorical
+    cross-entropy of the observed item against all items (or a sampled pool in training).
+
+    Args:
+        n_items: ``M``.
+        dim: size of ``θ_v`` and of item embeddings.
+        hidden: MLP width (explicit only).
+        explicit: explicit (ratings) or implicit (next item) feedback.
+        global_mean: ``μ``, the mean training rating (explicit).
+        rating_scale: predictions are clamped to this range at evaluation.
+    """
+
+    def __init__(
+        self,
+        n_items: int,
+        dim: int = 32,
+        hidden: int = 32,
+        explicit: bool = True,
+        global_mean: float = 3.5,
+        rating_scale: tuple[float, float] = (1.0, 5.0),
+    ) -> None:
+        super().__init__()
+        self.n_items = n_items
+        self.dim = dim
+        self.explicit = explicit
+        self.rating_scale = rating_scale
+        self.user_init = nn.Parameter(torch.zeros(dim + 1))
+        """``Θ(u)``: the global user parameters every user starts from, shape ``(dim + 1,)``."""
+        self.item_embedding = nn.Embedding(n_items, dim)
+        self.item_bias = nn.Embedding(n_items, 1)
+        nn.init.normal_(self.item_embedding.weight, std=0.1)
+        nn.init.zeros_(self.item_bias.weight)
+        nn.init.normal_(self.user_init, std=0.1)
+        self.register_buffer("global_mean", torch.tensor(float(global_mean)))
+        self.mlp: nn.Module | None = None
+        if explicit:
+            self.mlp = nn.Sequential(nn.Linear(2 * dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def initial_users(self, batch: int) -> torch.Tensor:
+        """``Θ(u)`` repeated for a batch, shape ``(B, dim + 1)``."""
+        return self.user_init.unsqueeze(0).expand(batch, -1)
+
+    # ------------------------------------------------------------------ explicit
+    def predict(self, theta: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Predicted ratings, ``theta`` ``(B, dim + 1)``, ``items`` ``(B, C)`` -> ``(B, C)``."""
+        vec, bias = theta[:, : self.dim], theta[:, self.dim]
+        emb = self.item_embedding(items)  # (B, C, dim)
+        score = (
+            self.global_mean
+            + self.item_bias(items).squeeze(-1)
+            + bias.unsqueeze(1)
+            + (emb * vec.unsqueeze(1)).sum(-1)
+        )
+        if self.mlp is not None:
+            pair = torch.cat([vec.unsqueeze(1).expand_as(emb), emb], dim=-1)
+            score = score + self.mlp(pair).squeeze(-1)
+        return score
+
+    # ------------------------------------------------------------------ implicit
+    def logits(self, theta: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+        """Item logits: for ``items`` ``(P,)`` shared by the batch, or all items; ``(B, P)``."""
+        vec = theta[:, : self.dim]
+        if items is None:
+            return vec @ self.item_embedding.weight.T + self.item_bias.weight.T
+        return vec @ self.item_embedding(items).T + self.item_bias(items).T
+
+    def item_losses(
+        self,
+        theta: torch.Tensor,
+        items: torch.Tensor,
+        ratings: torch.Tensor,
+        pool: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Loss ``ℓ(r_x, g(x; θ))`` of every (user, item), shape ``(B, C)``.
+
+        Explicit: squared error against ``ratings`` ``(B, C)``. Implicit: cross-entropy of each
+        item against ``pool`` (a shared item sample, shape ``(P,)``) plus itself, or against all
+        items when ``pool`` is None.
+        """
+        if self.explicit:
+            return (self.predict(theta, items) - ratings) ** 2
+        vec = theta[:, : self.dim]
+        target = (self.item_embedding(items) * vec.unsqueeze(1)).sum(-1) + self.item_bias(
+            items
+        ).squeeze(-1)
+        others = self.logits(theta, pool)  # (B, P)
+        normaliser = torch.logsumexp(others, dim=1, keepdim=True)  # (B, 1)
+        if pool is not None:
+            normaliser = torch.logaddexp(normaliser, target)
+        return normaliser - target
+
+    # ------------------------------------------------------------------ adaptation
+    def adapt(
+        self,
+        items: torch.Tensor,
+        ratings: torch.Tensor,
+        weights: torch.Tensor,
+        steps: int,
+        learning_rate: float,
+        create_graph: bool,
+        pool: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``θ*``: ``steps`` gradient steps from ``Θ(u)`` on the weighted sketch loss (Eq. 7-8).
+
+        The inner loss is ``Σ_k z_k ℓ(r_k, g(x_k; θ)) / K``: ``weights`` ``(B, S)`` holds ``z``
+        (1 for a sketch item, 0 for a padded or removed one). With ``create_graph`` the result
+        is differentiable in ``Θ`` and in ``weights`` (the meta-gradient and ``dℓ/dz`` of
+        DiPS); without, only the values are computed.
+
+        Returns:
+            ``θ*``, shape ``(B, dim + 1)``.
+        """
+        theta = self.initial_users(items.shape[0])
+        scale = 1.0 / max(1, items.shape[1])
+        with torch.enable_grad():
+            if not create_graph:
+                theta = theta.detach().requires_grad_(True)
+            for _ in range(steps):
+                inner = (weights * self.item_losses(theta, items, ratings, pool)).sum() * scale
+                (grad,) = torch.autograd.grad(inner, theta, create_graph=create_graph)
+                theta = theta - learning_rate * grad
+                if not create_graph:
+                    theta = theta.detach().requires_grad_(True)
+        return theta if create_graph else theta.detach()
+
+    def clamp(self, predictions: torch.Tensor) -> torch.Tensor:
+        low, high = self.rating_scale
+        return predictions.clamp(low, high)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` where ``mask``; 0 when nothing is masked in."""
+    count = mask.sum()
+    return (values * mask).sum() / count.clamp_min(1)
+
+
+def topk_projection(scores: torch.Tensor, valid: torch.Tensor, k: int) -> torch.Tensor:
+    """Relaxed top-K keep vector ``μ(f)`` of DiPS Eq. 5 (Amos et al. 2019), shape ``(B, C)``.
+
+    The solution of ``argmin_{0<u<1} -fᵀu - H(u)  s.t.  1ᵀu = K`` is ``u = σ(f + ν)`` with ``ν``
+    such that the kept mass is ``K``. ``ν`` is found by bisection without gradient; the gradient
+    is the implicit-function one, ``du_i/df_j = s_i (δ_ij - s_j / Σ s)`` with ``s = u(1 - u)``,
+    obtained by adding the first-order term of ``ν`` around its solved value.
+    Rows with at most ``k`` valid entries keep every valid entry (``u = 1``).
+    """
+    neg = torch.finfo(scores.dtype).min
+    masked = torch.where(valid, scores, torch.full_like(scores, neg))
+    n_valid = valid.sum(dim=1, keepdim=True)
+    with torch.no_grad():
+        finite = torch.where(valid, scores, torch.zeros_like(scores))
+        low = -finite.max(dim=1, keepdim=True).values - 40.0
+        high = -finite.min(dim=1, keepdim=True).values + 40.0
+        for _ in range(50):
+            mid = (low + high) / 2
+            mass = (torch.sigmoid(masked + mid) * valid).sum(dim=1, keepdim=True)
+            too_much = mass > k
+            high = torch.where(too_much, mid, high)
+            low = torch.where(too_much, low, mid)
+        nu0 = (low + high) / 2
+        slope = torch.sigmoid(masked + nu0) * (1 - torch.sigmoid(masked + nu0)) * valid
+    drift = scores - scores.detach()
+    nu = nu0 - (slope * drift).sum(dim=1, keepdim=True) / slope.sum(dim=1, keepdim=True).clamp_min(
+        1e-12
+    )
+    relaxed = torch.sigmoid(torch.where(valid, scores + nu, torch.full_like(scores, neg))) * valid
+    keep_all = (n_valid <= k).expand_as(valid)
+    return torch.where(keep_all, valid.to(scores.dtype), relaxed)
+
+
+def removal_distribution(scores: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Online setting (Eq. 4): softmax over the candidates of which one to remove, ``(B, C)``.
+
+    ``scores`` are keep scores, so the removal logits are ``-scores``; invalid entries get 0.
+    """
+    logits = torch.where(valid, -scores, torch.full_like(scores, float("-inf")))
+    any_valid = valid.any(dim=1, keepdim=True)
+    safe = torch.where(any_valid, logits, torch.zeros_like(logits))
+    return F.softmax(safe, dim=1) * valid

@@ -1,0 +1,139 @@
+"""The learned sketching policy of DiPS: ``f(Ŝ ⊙ y; Φ)`` scores the intermediate sketch.
+
+The scorer sees only what the paper's policy sees, the intermediate sketch's items and ratings
+(plus each event's age and whether it is new), never the base model: so the same policy runs as a
+plain streaming operator and transfers to another base model. It outputs a *keep score* per
+candidate:
+
+* online (``τ = 1``, Eq. 4): the removed event is drawn from ``softmax(-scores)`` (sampled while
+  training, the most likely one at inference); the relaxed keep weight is ``1 - p_remove``;
+* batch (``τ > 1``, Eq. 5-6): the ``K`` best scores are kept (Gumbel-perturbed while training);
+  the relaxed keep weight is the top-K projection ``μ(f)`` (:func:`topk_projection`).
+
+The gradient to ``Φ`` uses the straight-through estimator ``w ≈ μ(f)`` (or the softmax) and the
+queue approximation of Eq. 10 (see :mod:`leanrec.search.sketch.trainer`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from leanrec.search.sketch.model import removal_distribution, topk_projection
+from leanrec.search.sketch.streaming import Candidates, DecisionInputs, top_k_mask
+
+
+class SketchScorer(nn.Module):
+    """``f(·; Φ)``: keep scores of the candidates of intermediate sketches.
+
+    Every candidate is encoded from its item (a learned embedding), its rating (explicit: one-hot
+    of the rounded rating and the centred value), ``log(1 + age)`` and a new-event flag; a
+    DeepSets context (mean of the encodings over the candidate set) lets the score of one event
+    depend on what else is in the sketch.
+
+    Args:
+        n_items: ``M``.
+        dim: item embedding size of the policy.
+        hidden: encoder width.
+        explicit: ratings are part of the input.
+    """
+
+    def __init__(self, n_items: int, dim: int = 16, hidden: int = 32, explicit: bool = True):
+        super().__init__()
+        self.explicit = explicit
+        self.item_embedding = nn.Embedding(n_items, dim)
+        nn.init.normal_(self.item_embedding.weight, std=0.1)
+        in_dim = dim + 2 + (6 if explicit else 0)
+        self.encoder = nn.Sequential(
+            nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU()
+        )
+        self.head = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(
+        self,
+        items: torch.Tensor,
+        ratings: torch.Tensor,
+        age: torch.Tensor,
+        is_new: torch.Tensor,
+        valid: torch.Tensor,
+    ) -> torch.Tensor:
+        """Keep scores, every input ``(..., C)`` -> ``(..., C)`` (invalid entries: 0)."""
+        parts = [
+            self.item_embedding(items),
+            torch.log1p(age.to(torch.float32)).unsqueeze(-1),
+            is_new.to(torch.float32).unsqueeze(-1),
+        ]
+        if self.explicit:
+            rounded = ratings.round().clamp(1, 5).long() - 1
+            parts.append(nn.functional.one_hot(rounded, 5).to(torch.float32))
+            parts.append(((ratings - 3.0) / 2.0).unsqueeze(-1))
+        encoded = self.encoder(torch.cat(parts, dim=-1))
+        mask = valid.unsqueeze(-1).to(encoded.dtype)
+        context = (encoded * mask).sum(-2, keepdim=True) / mask.sum(-2, keepdim=True).clamp_min(1)
+        context = context.expand_as(encoded)
+        scores = self.head(torch.cat([encoded, context, encoded * context], dim=-1)).squeeze(-1)
+        return scores * valid
+
+    def score(self, candidates: Candidates) -> torch.Tensor:
+        return self(
+            candidates.items,
+            candidates.ratings,
+            candidates.age,
+            candidates.is_new,
+            candidates.valid,
+        )
+
+
+def keep_weights(
+    scores: torch.Tensor, valid: torch.Tensor, sketch_size: int, online: bool
+) -> torch.Tensor:
+    """Relaxed keep weights ``(…, C)`` of the candidates: ``1 - softmax(-f)`` online (Eq. 4),
+    the top-K projection ``μ(f)`` in batch (Eq. 5). Rows with at most ``K`` valid candidates
+    keep all of them with weight 1 (no decision is made there)."""
+    shape = scores.shape
+    flat_scores = scores.reshape(-1, shape[-1])
+    flat_valid = valid.reshape(-1, shape[-1])
+    if online:
+        weights = flat_valid.to(scores.dtype) - removal_distribution(flat_scores, flat_valid)
+        decided = flat_valid.sum(dim=1, keepdim=True) > sketch_size
+        weights = torch.where(decided, weights, flat_valid.to(scores.dtype))
+    else:
+        weights = topk_projection(flat_scores, flat_valid, sketch_size)
+    return weights.reshape(shape)
+
+
+class LearnedDecider:
+    """Applies a :class:`SketchScorer` as a sketching policy ``π(·; Φ)``."""
+
+    def __init__(self, scorer: SketchScorer, online: bool, name: str = "dips") -> None:
+        self.scorer = scorer
+        self.online = online
+        self.name = name
+
+    def keep(self, inputs: DecisionInputs) -> torch.Tensor:
+        cands = inputs.candidates
+        with torch.no_grad():
+            scores = self.scorer.score(cands)
+        return self.keep_from_scores(scores, cands.valid, inputs)
+
+    def keep_from_scores(
+        self, scores: torch.Tensor, valid: torch.Tensor, inputs: DecisionInputs
+    ) -> torch.Tensor:
+        k = inputs.sketch_size
+        decided = valid.sum(dim=1) > k
+        if self.online:
+            removal = removal_distribution(scores, valid)
+            if inputs.stochastic:
+                safe = torch.where(decided.unsqueeze(1), removal, valid.to(removal.dtype))
+                drop = torch.multinomial(safe + 1e-12 * valid, 1, generator=inputs.generator)
+            else:
+                drop = removal.argmax(dim=1, keepdim=True)
+            keep = valid.clone()
+            dropped = torch.zeros_like(valid)
+            dropped.scatter_(1, drop, True)
+            keep = torch.where(decided.unsqueeze(1), valid & ~dropped, valid)
+            return keep
+        if inputs.stochastic:
+            uniform = torch.rand(scores.shape, generator=inputs.generator).clamp(1e-9, 1 - 1e-9)
+            scores = scores - torch.log(-torch.log(uniform))
+        return top_k_mask(scores, valid, k)

@@ -1,0 +1,425 @@
+"""Bi-level training of the base model with a sketching policy (DiPS Algorithm 1), and evaluation.
+
+Training, per mini-batch of users streamed together (:mod:`~leanrec.search.sketch.streaming`),
+at every time step ``t``:
+
+1. adapt the user parameters on the sketch: ``θ*_t`` by ``inner_steps`` gradient steps from
+   ``Θ(u)`` (Eq. 7), keeping the graph (the meta-gradient to ``Θ``);
+2. the outer loss ``ℓ_{t+1}`` of the next event under ``θ*_t`` (Eq. 1) is back-propagated to
+   ``Θ`` and to the sketch weights ``z`` — giving ``v = dℓ/dz`` for every event in the sketch and
+   every event removed in the last ``Q`` decisions (their ``z`` is 0, their ``v`` is not);
+3. learned policies only: the last ``Q`` decisions, stored as intermediate sketches, are
+   re-scored with the current ``Φ`` and the surrogate ``Σ_j vᵀ z_j(Ẑ_j; Φ)`` of Eq. 10 is
+   back-propagated to ``Φ`` (straight-through: ``z_j`` is the relaxed keep weight);
+   ``Q = 1`` is DiPS@1;
+4. every ``steps_per_update`` steps Adam updates ``Θ`` and ``Φ`` (Algorithm 1 updates at every
+   step: ``steps_per_update = 1``);
+5. the event joins the pending events; every ``τ`` steps the policy cuts the intermediate sketch
+   back to ``K``.
+
+Static baselines train ``Θ`` the same way with their fixed policy. Model selection (the epoch
+kept) uses the validation users; test users are only streamed by :func:`evaluate_sketch`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from leanrec.data.streams import UserStreams
+from leanrec.search.sketch.baselines import HardestDecider, InfluenceDecider, ReservoirDecider
+from leanrec.search.sketch.config import SketchConfig
+from leanrec.search.sketch.model import SketchNCF, masked_mean
+from leanrec.search.sketch.policy import LearnedDecider, SketchScorer, keep_weights
+from leanrec.search.sketch.streaming import (
+    Candidates,
+    DecisionInputs,
+    SketchDecider,
+    SketchState,
+    StreamBatch,
+)
+from leanrec.train.bpr import TrainingError
+from leanrec.train.checkpoint import load_checkpoint, save_atomic
+
+LEARNED = ("dips", "dips1")
+STATIC = ("random", "hardest", "influence")
+METHODS = STATIC + LEARNED
+
+
+def make_decider(method: str, scorer: SketchScorer | None, online: bool) -> SketchDecider:
+    """The sketching policy called ``method`` (a learned one needs its scorer)."""
+    if method == "random":
+        return ReservoirDecider()
+    if method == "hardest":
+        return HardestDecider()
+    if method == "influence":
+        return InfluenceDecider()
+    if method in LEARNED:
+        if scorer is None:
+            raise ValueError(f"method {method!r} needs a trained SketchScorer")
+        return LearnedDecider(scorer, online, name=method)
+    raise ValueError(f"unknown sketching method {method!r}; known: {', '.join(METHODS)}")
+
+
+def iterate_batches(
+    streams: UserStreams,
+    batch_users: int,
+    rng: np.random.Generator | None,
+    max_length: int | None = None,
+) -> Iterator[tuple[np.ndarray, StreamBatch]]:
+    """Batches of users of similar length (little padding), in random order when ``rng``."""
+    lengths = streams.lengths
+    order = np.argsort(lengths, kind="stable")
+    if rng is not None:
+        # shuffle within equal lengths, then cut into chunks and shuffle the chunks
+        order = np.lexsort((rng.random(len(order)), lengths))
+    chunks = [order[i : i + batch_users] for i in range(0, len(order), batch_users)]
+    if rng is not None:
+        rng.shuffle(chunks)  # type: ignore[arg-type]
+    for chunk in chunks:
+        items, ratings, kept = streams.padded(chunk, max_length)
+        yield (
+            chunk,
+            StreamBatch(torch.from_numpy(items), torch.from_numpy(ratings), torch.from_numpy(kept)),
+        )
+
+
+# ---------------------------------------------------------------------------------- evaluation
+@dataclass
+class SketchMetrics:
+    """Next-event quality of a policy on a set of users, over every event with ``t >= 1``.
+
+    Explicit: ``rmse``. Implicit: ``recall@20`` (the next item ranks in the top 20 of all items)
+    and ``mrr@20``.
+    """
+
+    values: dict[str, float]
+    events: int
+
+    def __getitem__(self, key: str) -> float:
+        return self.values[key]
+
+
+def evaluate_sketch(
+    model: SketchNCF,
+    decider: SketchDecider,
+    streams: UserStreams,
+    config: SketchConfig,
+    seed: int = 0,
+) -> SketchMetrics:
+    """Stream every user of ``streams`` through ``decider``'s sketches and score each next event
+    (greedy decisions; no parameter changes)."""
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    squared = 0.0
+    hits = 0.0
+    reciprocal = 0.0
+    count = 0
+    for _, batch in iterate_batches(streams, config.eval_batch_users, None):
+        state = SketchState(batch, config.sketch_size, config.update_period)
+        for step in range(batch.width):
+            active = step < batch.lengths
+            _, items, ratings, z = state.sketch()
+            theta = model.adapt(
+                items, ratings, z, config.inner_steps, config.inner_learning_rate, False
+            )
+            if step >= 1:
+                scored = active
+                target = batch.items[:, step]
+                with torch.no_grad():
+                    if model.explicit:
+                        predicted = model.clamp(model.predict(theta, target.unsqueeze(1)))[:, 0]
+                        error = (predicted - batch.ratings[:, step]) ** 2
+                        squared += float((error * scored).sum())
+                    else:
+                        logits = model.logits(theta)
+                        target_logit = logits.gather(1, target.unsqueeze(1))
+                        rank = (logits > target_logit).sum(dim=1) + 1
+                        top = (rank <= 20) & scored
+                        hits += float(top.sum())
+                        reciprocal += float((top / rank.to(torch.float64)).sum())
+                count += int(scored.sum())
+            if state.observe(step, active):
+                _decide(state, step, decider, model, theta, None, generator, False, None)
+    if count == 0:
+        raise ValueError(f"{streams.name}: no user has two events to evaluate on")
+    if model.explicit:
+        return SketchMetrics({"rmse": math.sqrt(squared / count)}, count)
+    return SketchMetrics({"recall@20": hits / count, "mrr@20": reciprocal / count}, count)
+
+
+def _decide(
+    state: SketchState,
+    step: int,
+    decider: SketchDecider,
+    model: SketchNCF,
+    theta: torch.Tensor,
+    pool: torch.Tensor | None,
+    generator: torch.Generator,
+    stochastic: bool,
+    queue: deque[Candidates] | None,
+) -> None:
+    candidates = state.candidates(step)
+    if not state.needs_decision(candidates):
+        state.keep_everything(candidates)
+        return
+    inputs = DecisionInputs(
+        candidates, state.sketch_size, model, theta.detach(), pool, generator, stochastic
+    )
+    keep = decider.keep(inputs)
+    if queue is not None:
+        queue.append(candidates)
+    state.apply(candidates, keep)
+
+
+# ---------------------------------------------------------------------------------- training
+@dataclass
+class SketchTrainResult:
+    """A trained base model (and policy), the epoch kept, and per-epoch records."""
+
+    method: str
+    model: SketchNCF
+    scorer: SketchScorer | None
+    best_epoch: int
+    best_valid: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def decider(self, online: bool) -> SketchDecider:
+        return make_decider(self.method, self.scorer, online)
+
+
+def queue_surrogate(
+    scorer: SketchScorer,
+    queue: list[Candidates],
+    positions: torch.Tensor,
+    sketch_grad: torch.Tensor,
+    sketch_size: int,
+    online: bool,
+) -> torch.Tensor:
+    """``Σ_j vᵀ z_j(Ẑ_j; Φ)`` of DiPS Eq. 10 for the stored decisions ``queue``.
+
+    Args:
+        scorer: ``f(·; Φ)`` with its current parameters.
+        queue: the last ``Q`` intermediate sketches, each ``(B, C)``.
+        positions: event positions of the inner-loss set, ``(B, S)`` (-1: empty).
+        sketch_grad: ``v = dℓ/dz`` for those events, ``(B, S)``.
+
+    Returns:
+        A scalar whose gradient in ``Φ`` is the approximate ``dℓ/dΦ``.
+    """
+    stacked = {
+        name: torch.stack([getattr(c, name) for c in queue], dim=1)
+        for name in ("positions", "items", "ratings", "age", "is_new", "valid")
+    }
+    scores = scorer(
+        stacked["items"], stacked["ratings"], stacked["age"], stacked["is_new"], stacked["valid"]
+    )
+    relaxed = keep_weights(scores, stacked["valid"], sketch_size, online)  # (B, Q, C)
+    match = (stacked["positions"].unsqueeze(-1) == positions[:, None, None, :]) & (positions >= 0)[
+        :, None, None, :
+    ]
+    match = match & stacked["valid"].unsqueeze(-1)
+    grad_per_candidate = (match.to(sketch_grad.dtype) * sketch_grad[:, None, None, :]).sum(-1)
+    return (grad_per_candidate.detach() * relaxed).sum()
+
+
+def train_sketch(
+    train: UserStreams,
+    valid: UserStreams,
+    method: str,
+    config: SketchConfig,
+    checkpoint_path: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+) -> SketchTrainResult:
+    """Train the base model ``Θ`` (and, for ``dips``/``dips1``, the policy ``Φ``) on ``train``
+    users; keep the epoch with the best validation metric. Resumes from ``checkpoint_path``
+    when it exists (written after every epoch)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown sketching method {method!r}; known: {', '.join(METHODS)}")
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    online = config.update_period == 1
+    learned = method in LEARNED
+    queue_size = 1 if method == "dips1" else config.queue_size
+    explicit = train.explicit
+    torch.manual_seed(config.seed)
+    global_mean = float(train.ratings.mean()) if train.ratings is not None else 0.0
+    model = SketchNCF(
+        train.n_items,
+        config.embedding_dim,
+        config.hidden_dim,
+        explicit,
+        global_mean,
+        config.rating_scale,
+    )
+    scorer = SketchScorer(train.n_items, 16, config.hidden_dim, explicit) if learned else None
+    decider = make_decider(method, scorer, online)
+    model_opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    policy_opt = (
+        torch.optim.Adam(scorer.parameters(), lr=config.policy_learning_rate) if scorer else None
+    )
+    rng = np.random.default_rng(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    metric, sign = ("rmse", -1.0) if explicit else ("recall@20", 1.0)
+    start_epoch = 0
+    history: list[dict[str, float]] = []
+    best: dict[str, Any] = {"epoch": -1, "score": -math.inf, "valid": {}, "state": None}
+    path = Path(checkpoint_path) if checkpoint_path is not None else None
+    if path is not None and path.exists():
+        saved = load_checkpoint(path)
+        model.load_state_dict(saved["model"])
+        model_opt.load_state_dict(saved["model_opt"])
+        if scorer is not None and policy_opt is not None:
+            scorer.load_state_dict(saved["scorer"])
+            policy_opt.load_state_dict(saved["policy_opt"])
+        rng.bit_generator.state = saved["rng"]
+        generator.set_state(saved["generator"])
+        start_epoch, history, best = saved["epoch"], saved["history"], saved["best"]
+    began = time.perf_counter()
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        losses = []
+        for _, batch in iterate_batches(train, config.batch_users, rng, config.max_train_length):
+            losses.append(
+                _train_batch(
+                    model,
+                    scorer,
+                    decider,
+                    batch,
+                    config,
+                    queue_size,
+                    model_opt,
+                    policy_opt,
+                    generator,
+                )
+            )
+        result = evaluate_sketch(model, decider, valid, config, seed=config.seed)
+        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), **result.values}
+        history.append(record)
+        if log is not None:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in result.values.items())
+            log(f"  {method} epoch {epoch + 1}: train loss {record['loss']:.4f}, valid {shown}")
+        score = sign * result[metric]
+        if score > best["score"]:
+            best = {
+                "epoch": epoch + 1,
+                "score": score,
+                "valid": dict(result.values),
+                "state": {
+                    "model": {k: v.clone() for k, v in model.state_dict().items()},
+                    "scorer": None
+                    if scorer is None
+                    else {k: v.clone() for k, v in scorer.state_dict().items()},
+                },
+            }
+        if path is not None:
+            save_atomic(
+                {
+                    "model": model.state_dict(),
+                    "model_opt": model_opt.state_dict(),
+                    "scorer": None if scorer is None else scorer.state_dict(),
+                    "policy_opt": None if policy_opt is None else policy_opt.state_dict(),
+                    "rng": rng.bit_generator.state,
+                    "generator": generator.get_state(),
+                    "epoch": epoch + 1,
+                    "history": history,
+                    "best": best,
+                },
+                path,
+            )
+    if best["state"] is not None:
+        model.load_state_dict(best["state"]["model"])
+        if scorer is not None:
+            scorer.load_state_dict(best["state"]["scorer"])
+    model.eval()
+    return SketchTrainResult(
+        method,
+        model,
+        scorer,
+        best["epoch"],
+        best["valid"],
+        history,
+        time.perf_counter() - began,
+    )
+
+
+def _train_batch(
+    model: SketchNCF,
+    scorer: SketchScorer | None,
+    decider: SketchDecider,
+    batch: StreamBatch,
+    config: SketchConfig,
+    queue_size: int,
+    model_opt: torch.optim.Optimizer,
+    policy_opt: torch.optim.Optimizer | None,
+    generator: torch.Generator,
+) -> float:
+    """One pass of Algorithm 1 over a mini-batch of users; returns the mean outer loss."""
+    learned = scorer is not None
+    online = config.update_period == 1
+    memory = config.update_period * queue_size if learned else 0
+    state = SketchState(batch, config.sketch_size, config.update_period, memory)
+    queue: deque[Candidates] | None = deque(maxlen=queue_size) if learned else None
+    total, steps = 0.0, 0
+    model_opt.zero_grad()
+    if policy_opt is not None:
+        policy_opt.zero_grad()
+    for step in range(batch.width):
+        active = step < batch.lengths
+        pool = None
+        if not model.explicit:
+            pool = torch.randint(model.n_items, (config.sampled_items,), generator=generator)
+        positions, items, ratings, z = state.sketch()
+        weights = z.clone().requires_grad_(learned)
+        theta = model.adapt(
+            items, ratings, weights, config.inner_steps, config.inner_learning_rate, True, pool
+        )
+        if step >= 1:
+            target = batch.items[:, step : step + 1]
+            outer = model.item_losses(theta, target, batch.ratings[:, step : step + 1], pool)
+            loss = masked_mean(outer[:, 0], active)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"sketch training: the outer loss became {float(loss)} at step {step}; "
+                    "lower learning_rate or inner_learning_rate"
+                )
+            loss.backward()
+            total += float(loss.detach())
+            steps += 1
+            if learned and queue and weights.grad is not None and scorer is not None:
+                surrogate = queue_surrogate(
+                    scorer, list(queue), positions, weights.grad, config.sketch_size, online
+                )
+                surrogate.backward()
+            if steps % config.steps_per_update == 0 or step == batch.width - 1:
+                model_opt.step()
+                model_opt.zero_grad()
+                if policy_opt is not None:
+                    policy_opt.step()
+                    policy_opt.zero_grad()
+        if state.observe(step, active):
+            _decide(
+                state,
+                step,
+                decider,
+                model,
+                theta,
+                pool,
+                generator,
+                config.stochastic_training,
+                queue,
+            )
+    return total / max(1, steps)
+
+
+def config_dict(config: SketchConfig) -> dict[str, Any]:
+    return asdict(config)
