@@ -214,3 +214,103 @@ def test_training_resumes_to_the_same_model(tmp_path, method: str) -> None:
     metrics = evaluate_sketch(resumed.model, resumed.decider(True), split.test, config)
     assert metrics.events == int((split.test.lengths - 1).sum())
     assert 0.0 < metrics["rmse"] < 3.0
+
+
+def test_remembered_removed_events_do_not_change_the_adapted_user() -> None:
+    torch.manual_seed(1)
+    model = SketchNCF(6, 3, 3)
+    items, ratings = torch.tensor([[0, 1]]), torch.tensor([[5.0, 1.0]])
+    alone = model.adapt(items, ratings, torch.ones(1, 2), 2, 0.5, False)
+    padded = model.adapt(
+        torch.tensor([[0, 1, 2, 3]]),
+        torch.tensor([[5.0, 1.0, 3.0, 4.0]]),
+        torch.tensor([[1.0, 1.0, 0.0, 0.0]]),
+        2,
+        0.5,
+        False,
+        sketch_size=2,
+    )
+    assert torch.allclose(alone, padded, atol=1e-6)
+    # one step by hand: θ1 = Θ - α ∇ (Σ z ℓ) / K
+    theta0 = model.user_init.detach().clone().unsqueeze(0).requires_grad_(True)
+    loss = model.item_losses(theta0, items, ratings).sum() / 2
+    (grad,) = torch.autograd.grad(loss, theta0)
+    one = model.adapt(items, ratings, torch.ones(1, 2), 1, 0.5, False)
+    assert torch.allclose(one, theta0.detach() - 0.5 * grad, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------- operator
+@pytest.mark.parametrize("tau", [1, 2])
+@pytest.mark.parametrize("learned", [True, False])
+def test_streaming_sketcher_matches_the_batched_streams(tmp_path, tau: int, learned: bool) -> None:
+    from leanrec.search.sketch.policy_io import load_policy, save_policy
+    from leanrec.search.sketch.sketcher import StreamingSketcher
+
+    torch.manual_seed(0)
+    k, lengths = 3, [9, 5, 12, 2]
+    batch = _batch(lengths, n_items=30, seed=4)
+    scorer = SketchScorer(30, 4, 8)
+    if learned:
+        path = save_policy(scorer, SketchConfig(sketch_size=k, update_period=tau), "dips",
+                           tmp_path / "p.pt")
+        scorer, meta = load_policy(path)
+        assert (meta["sketch_size"], meta["update_period"]) == (k, tau)
+        sketcher = StreamingSketcher.from_policy(path, n_users=len(lengths))
+        decider = LearnedDecider(scorer, tau == 1)
+    else:
+        sketcher = StreamingSketcher(len(lengths), k, tau, None, seed=0)
+        decider = ReservoirDecider()
+    reference = _run(decider, batch, k, tau)[-1] if learned else None
+    # interleave the users' events in a scrambled order that keeps each user's time order
+    rng = np.random.default_rng(0)
+    owners = np.concatenate([np.full(n, u) for u, n in enumerate(lengths)])
+    owners = owners[rng.permutation(len(owners))]
+    cursor = np.zeros(len(lengths), dtype=int)
+    positions = []
+    for u in owners:
+        positions.append(cursor[u])
+        cursor[u] += 1
+    positions = np.array(positions)
+    items = batch.items.numpy()[owners, positions]
+    ratings = batch.ratings.numpy()[owners, positions]
+    sketcher.process(owners[:7], items[:7], ratings[:7])  # in two chunks
+    sketcher.process(owners[7:], items[7:], ratings[7:])
+    for user, length in enumerate(lengths):
+        held_items, _ = sketcher.sketch(user)
+        assert len(held_items) <= k
+        if reference is not None:
+            expected = sorted(p for p in reference[user].tolist() if p >= 0)
+            assert held_items.tolist() == batch.items[user, expected].tolist()
+        elif tau == 1:
+            assert len(held_items) == min(k, length)
+    assert sketcher.state_bytes() == len(lengths) * ((k + tau) * (8 + 4 + 8) + 16)
+
+
+def test_closed_form_v_of_removed_events_matches_autograd_with_zero_weights() -> None:
+    torch.manual_seed(2)
+    model = SketchNCF(8, 3, 5)
+    kept_items, kept_ratings = torch.tensor([[0, 1], [2, 3]]), torch.tensor([[5.0, 2.0], [1.0, 4.0]])
+    removed_items = torch.tensor([[4, 5, 6], [7, 0, 1]])
+    removed_ratings = torch.tensor([[3.0, 1.0, 5.0], [2.0, 2.0, 4.0]])
+    target, target_rating = torch.tensor([[6], [5]]), torch.tensor([[4.0], [1.0]])
+    # reference: removed events inside the inner loss with weight 0
+    weights = torch.cat([torch.ones(2, 2), torch.zeros(2, 3)], dim=1).requires_grad_(True)
+    theta = model.adapt(
+        torch.cat([kept_items, removed_items], 1),
+        torch.cat([kept_ratings, removed_ratings], 1),
+        weights, 3, 0.3, True, sketch_size=2,
+    )
+    model.item_losses(theta, target, target_rating).sum().backward()
+    expected = weights.grad[:, 2:]
+    # closed form from the trajectory of the kept events only
+    kept_weights = torch.ones(2, 2, requires_grad=True)
+    trajectory: list[torch.Tensor] = []
+    theta = model.adapt(kept_items, kept_ratings, kept_weights, 3, 0.3, True, None, 2, trajectory)
+    for point in trajectory[1:]:
+        point.retain_grad()
+    model.item_losses(theta, target, target_rating).sum().backward()
+    got = model.removed_event_grads(
+        trajectory, [p.grad for p in trajectory[1:]], removed_items, removed_ratings, 0.3, 2
+    )
+    assert torch.allclose(got, expected, atol=1e-5), (got, expected)
+    assert torch.allclose(kept_weights.grad, weights.grad[:, :2], atol=1e-5)

@@ -53,6 +53,8 @@ class HardestDecider:
 
     def keep(self, inputs: DecisionInputs) -> torch.Tensor:
         cands = inputs.candidates
+        if inputs.model is None or inputs.theta is None:
+            raise ValueError("the hardest policy needs the base model's view of the user")
         with torch.no_grad():
             losses = inputs.model.item_losses(inputs.theta, cands.items, cands.ratings, inputs.pool)
         return top_k_mask(losses, cands.valid, inputs.sketch_size)
@@ -67,6 +69,8 @@ class InfluenceDecider:
 
     def keep(self, inputs: DecisionInputs) -> torch.Tensor:
         cands = inputs.candidates
+        if inputs.model is None or inputs.theta is None:
+            raise ValueError("the influence policy needs the base model's view of the user")
         batch, width = cands.positions.shape
         with torch.enable_grad():
             theta = (

@@ -26,8 +26,9 @@ class SketchConfig:
     """``α`` of Eq. 7."""
     learning_rate: float = 2e-3
     """``η``, Adam step size of the outer level (model ``Θ`` and policy ``Φ``)."""
-    policy_learning_rate: float = 2e-3
-    """Adam step size of the policy parameters ``Φ``."""
+    policy_learning_rate: float = 2e-4
+    """Adam step size of the policy parameters ``Φ`` (the Eq. 10 surrogate sums ``Q``
+    decisions, so it is kept below ``learning_rate``)."""
     epochs: int = 3
     """Passes over the training users."""
     batch_users: int = 128
@@ -38,8 +39,10 @@ class SketchConfig:
     steps_per_update: int = 4
     """Outer updates are taken every this many time steps, accumulating their losses (1:
     Algorithm 1 exactly, an update per time step)."""
-    stochastic_training: bool = True
-    """Sample decisions from the policy while training (explore); evaluation is greedy."""
+    stochastic_training: bool = False
+    """Sample decisions from the policy while training. Off by default: evaluation is greedy,
+    and a policy trained on sampled decisions learned to rely on the sampling (greedy, it
+    froze the sketch: RMSE 1.24 against 1.01 when trained greedy, ML-1M, K = 4)."""
     rating_scale: tuple[float, float] = (1.0, 5.0)
     """Explicit ratings are clipped to this range when predicted."""
     sampled_items: int = 1024

@@ -119,29 +119,78 @@ class SketchNCF(nn.Module):
         learning_rate: float,
         create_graph: bool,
         pool: torch.Tensor | None = None,
+        sketch_size: int | None = None,
+        trajectory: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """``θ*``: ``steps`` gradient steps from ``Θ(u)`` on the weighted sketch loss (Eq. 7-8).
 
         The inner loss is ``Σ_k z_k ℓ(r_k, g(x_k; θ)) / K``: ``weights`` ``(B, S)`` holds ``z``
-        (1 for a sketch item, 0 for a padded or removed one). With ``create_graph`` the result
-        is differentiable in ``Θ`` and in ``weights`` (the meta-gradient and ``dℓ/dz`` of
-        DiPS); without, only the values are computed.
+        (1 for a sketch item, 0 for a padded or removed one); ``K`` is ``sketch_size`` (default
+        ``S``). With ``create_graph`` the result is differentiable in ``Θ`` and in ``weights``
+        (the meta-gradient and ``dℓ/dz`` of DiPS); without, only the values are computed.
+        ``trajectory``, when given, receives ``θ_0 .. θ_steps`` (see :meth:`removed_event_grads`).
 
         Returns:
             ``θ*``, shape ``(B, dim + 1)``.
         """
         theta = self.initial_users(items.shape[0])
-        scale = 1.0 / max(1, items.shape[1])
+        scale = 1.0 / max(1, sketch_size or items.shape[1])
         with torch.enable_grad():
             if not create_graph:
                 theta = theta.detach().requires_grad_(True)
+            if trajectory is not None:
+                trajectory.append(theta)
             for _ in range(steps):
                 inner = (weights * self.item_losses(theta, items, ratings, pool)).sum() * scale
                 (grad,) = torch.autograd.grad(inner, theta, create_graph=create_graph)
                 theta = theta - learning_rate * grad
                 if not create_graph:
                     theta = theta.detach().requires_grad_(True)
+                if trajectory is not None:
+                    trajectory.append(theta)
         return theta if create_graph else theta.detach()
+
+    def removed_event_grads(
+        self,
+        trajectory: list[torch.Tensor],
+        adjoints: list[torch.Tensor],
+        items: torch.Tensor,
+        ratings: torch.Tensor,
+        learning_rate: float,
+        sketch_size: int,
+        pool: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``v_e = dℓ/dz_e`` at ``z_e = 0`` for events outside the sketch, ``(B, E)``.
+
+        An event with weight 0 does not move the inner trajectory, so its effect on the outer
+        loss is first order in each step: ``v_e = -(α/K) Σ_s λ_{s+1} · ∇_θ ℓ_e(θ_s)`` with
+        ``λ_s = dℓ/dθ_s`` (the adjoints of the trajectory, from the outer backward pass). This
+        gives the same ``v`` as putting the events into the inner loss with weight 0, without
+        second-order terms through them.
+
+        Args:
+            trajectory: ``θ_0 .. θ_S`` from :meth:`adapt`, each ``(B, dim + 1)``.
+            adjoints: ``λ_1 .. λ_S``, each ``(B, dim + 1)``.
+            items / ratings: the events, ``(B, E)``.
+        """
+        batch, width = items.shape
+        total = torch.zeros(batch, width)
+        if width == 0:
+            return total
+        for theta, adjoint in zip(trajectory[:-1], adjoints, strict=True):
+            with torch.enable_grad():
+                point = (
+                    theta.detach()
+                    .unsqueeze(1)
+                    .expand(batch, width, -1)
+                    .reshape(batch * width, -1)
+                    .clone()
+                    .requires_grad_(True)
+                )
+                losses = self.item_losses(point, items.reshape(-1, 1), ratings.reshape(-1, 1), pool)
+                (grads,) = torch.autograd.grad(losses.sum(), point)
+            total += (grads.reshape(batch, width, -1) * adjoint.unsqueeze(1)).sum(-1)
+        return -learning_rate / sketch_size * total
 
     def clamp(self, predictions: torch.Tensor) -> torch.Tensor:
         low, high = self.rating_scale

@@ -72,13 +72,14 @@ class DecisionInputs:
     """What a decider may look at: the candidates, the sketch size, and the model's view.
 
     ``theta`` is the user parameters adapted on the sketch *before* the pending events joined
-    it, shape ``(B, dim + 1)``; ``pool`` the implicit-feedback item sample (or None).
+    it, shape ``(B, dim + 1)``; ``pool`` the implicit-feedback item sample (or None). A streaming
+    operator has no model (``model`` and ``theta`` None): only model-free policies run there.
     """
 
     candidates: Candidates
     sketch_size: int
-    model: SketchNCF
-    theta: torch.Tensor
+    model: SketchNCF | None
+    theta: torch.Tensor | None
     pool: torch.Tensor | None
     generator: torch.Generator
     stochastic: bool

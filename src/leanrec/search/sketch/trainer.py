@@ -114,9 +114,10 @@ def evaluate_sketch(
     streams: UserStreams,
     config: SketchConfig,
     seed: int = 0,
+    stochastic: bool = False,
 ) -> SketchMetrics:
     """Stream every user of ``streams`` through ``decider``'s sketches and score each next event
-    (greedy decisions; no parameter changes)."""
+    (greedy decisions unless ``stochastic``; no parameter changes)."""
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     squared = 0.0
@@ -148,7 +149,7 @@ def evaluate_sketch(
                         reciprocal += float((top / rank.to(torch.float64)).sum())
                 count += int(scored.sum())
             if state.observe(step, active):
-                _decide(state, step, decider, model, theta, None, generator, False, None)
+                _decide(state, step, decider, model, theta, None, generator, stochastic, None)
     if count == 0:
         raise ValueError(f"{streams.name}: no user has two events to evaluate on")
     if model.explicit:
@@ -216,20 +217,42 @@ def queue_surrogate(
     Returns:
         A scalar whose gradient in ``Φ`` is the approximate ``dℓ/dΦ``.
     """
+    per_candidate = candidate_grads(queue, positions, sketch_grad)
+    return accumulated_surrogate(scorer, queue, per_candidate, sketch_size, online)
+
+
+def candidate_grads(
+    queue: list[Candidates], positions: torch.Tensor, sketch_grad: torch.Tensor
+) -> torch.Tensor:
+    """``v`` read at the candidates of each stored decision, ``(B, Q, C)`` (0 where the
+    candidate is not in the inner-loss set)."""
+    stacked = torch.stack([c.positions for c in queue], dim=1)  # (B, Q, C)
+    valid = torch.stack([c.valid for c in queue], dim=1)
+    match = (stacked.unsqueeze(-1) == positions[:, None, None, :]) & (positions >= 0)[
+        :, None, None, :
+    ]
+    match = match & valid.unsqueeze(-1)
+    return (match.to(sketch_grad.dtype) * sketch_grad[:, None, None, :]).sum(-1).detach()
+
+
+def accumulated_surrogate(
+    scorer: SketchScorer,
+    decisions: list[Candidates],
+    grads: torch.Tensor,
+    sketch_size: int,
+    online: bool,
+) -> torch.Tensor:
+    """``Σ_j Σ_c g_{j,c} z_j(Ẑ_j; Φ)_c`` for fixed ``grads`` ``(B, Q, C)``: one scorer pass over
+    the stored intermediate sketches."""
     stacked = {
-        name: torch.stack([getattr(c, name) for c in queue], dim=1)
-        for name in ("positions", "items", "ratings", "age", "is_new", "valid")
+        name: torch.stack([getattr(c, name) for c in decisions], dim=1)
+        for name in ("items", "ratings", "age", "is_new", "valid")
     }
     scores = scorer(
         stacked["items"], stacked["ratings"], stacked["age"], stacked["is_new"], stacked["valid"]
     )
     relaxed = keep_weights(scores, stacked["valid"], sketch_size, online)  # (B, Q, C)
-    match = (stacked["positions"].unsqueeze(-1) == positions[:, None, None, :]) & (positions >= 0)[
-        :, None, None, :
-    ]
-    match = match & stacked["valid"].unsqueeze(-1)
-    grad_per_candidate = (match.to(sketch_grad.dtype) * sketch_grad[:, None, None, :]).sum(-1)
-    return (grad_per_candidate.detach() * relaxed).sum()
+    return (grads * relaxed).sum()
 
 
 def train_sketch(
@@ -369,6 +392,9 @@ def _train_batch(
     memory = config.update_period * queue_size if learned else 0
     state = SketchState(batch, config.sketch_size, config.update_period, memory)
     queue: deque[Candidates] | None = deque(maxlen=queue_size) if learned else None
+    # decisions whose v was read since the last update, with their accumulated v: Φ is fixed
+    # between updates, so one scorer pass per update gives the exact sum of the per-step terms
+    touched: dict[int, tuple[Candidates, torch.Tensor]] = {}
     total, steps = 0.0, 0
     model_opt.zero_grad()
     if policy_opt is not None:
@@ -379,10 +405,24 @@ def _train_batch(
         if not model.explicit:
             pool = torch.randint(model.n_items, (config.sampled_items,), generator=generator)
         positions, items, ratings, z = state.sketch()
-        weights = z.clone().requires_grad_(learned)
+        k = config.sketch_size
+        # the inner loss runs over the K sketch slots; removed events get v in closed form
+        weights = z[:, :k].clone().requires_grad_(learned)
+        trajectory: list[torch.Tensor] = []
         theta = model.adapt(
-            items, ratings, weights, config.inner_steps, config.inner_learning_rate, True, pool
+            items[:, :k],
+            ratings[:, :k],
+            weights,
+            config.inner_steps,
+            config.inner_learning_rate,
+            True,
+            pool,
+            k,
+            trajectory if learned else None,
         )
+        if learned:
+            for point in trajectory[1:]:
+                point.retain_grad()
         if step >= 1:
             target = batch.items[:, step : step + 1]
             outer = model.item_losses(theta, target, batch.ratings[:, step : step + 1], pool)
@@ -395,12 +435,36 @@ def _train_batch(
             loss.backward()
             total += float(loss.detach())
             steps += 1
-            if learned and queue and weights.grad is not None and scorer is not None:
-                surrogate = queue_surrogate(
-                    scorer, list(queue), positions, weights.grad, config.sketch_size, online
+            if learned and queue and weights.grad is not None:
+                adjoints = [
+                    p.grad if p.grad is not None else torch.zeros_like(p) for p in trajectory[1:]
+                ]
+                removed_v = model.removed_event_grads(
+                    trajectory,
+                    adjoints,
+                    items[:, k:],
+                    ratings[:, k:],
+                    config.inner_learning_rate,
+                    k,
+                    pool,
                 )
-                surrogate.backward()
+                sketch_grad = torch.cat([weights.grad, removed_v], dim=1)
+                entries = list(queue)
+                per_candidate = candidate_grads(entries, positions, sketch_grad)
+                for index, entry in enumerate(entries):
+                    key = id(entry)
+                    if key in touched:
+                        touched[key] = (entry, touched[key][1] + per_candidate[:, index])
+                    else:
+                        touched[key] = (entry, per_candidate[:, index])
             if steps % config.steps_per_update == 0 or step == batch.width - 1:
+                if touched and scorer is not None:
+                    decisions = [entry for entry, _ in touched.values()]
+                    grads = torch.stack([grad for _, grad in touched.values()], dim=1)
+                    accumulated_surrogate(
+                        scorer, decisions, grads, config.sketch_size, online
+                    ).backward()
+                    touched.clear()
                 model_opt.step()
                 model_opt.zero_grad()
                 if policy_opt is not None:
