@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from leanrec.data.errors import DataError
 from leanrec.data.registry import load_dataset
 from leanrec.data.streams import StreamSplit, UserStreams, user_split
 from leanrec.search.sketch.config import SketchConfig
@@ -63,7 +64,13 @@ class SketchExperiment:
 def load_streams(dataset: str, data_dir: str | None, min_length: int = 2) -> UserStreams:
     """The dataset's per-user streams (``ml-1m`` reads the timestamped ``ml-1m-partial``)."""
     name = DATASETS.get(dataset, dataset)
-    return UserStreams.from_interactions(load_dataset(name, data_dir), min_length=min_length)
+    data = load_dataset(name, data_dir)
+    if isinstance(data, tuple):  # a fixed train/test pair: its time order is lost
+        raise DataError(
+            f"dataset {name!r} comes as a fixed train/test split without time order; "
+            f"sketching needs per-user streams (known: {', '.join(sorted(DATASETS))})"
+        )
+    return UserStreams.from_interactions(data, min_length=min_length)
 
 
 class _Rows:
