@@ -165,8 +165,10 @@ def cmd_recommend(args: argparse.Namespace, extra: Sequence[str]) -> int:
 
 
 def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    if args.capability == "sketch":
+        return _sketch_experiment(args, extra)
     if args.capability != "embedding-size":
-        raise ValueError(f"unknown experiment {args.capability!r}; known: embedding-size")
+        raise ValueError(f"unknown experiment {args.capability!r}; known: embedding-size, sketch")
     from leanrec.search.embedding_size import CIESSConfig, EmbeddingSizeExperiment, run_experiment
 
     options = _parse_options(extra)
@@ -199,10 +201,42 @@ def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
         model=args.model,
         data_dir=args.data_dir,
         out_dir=out,
-        methods=tuple(args.methods),
+        methods=tuple(args.methods)
+        if args.methods
+        else ("ciess", "su", "sr", "popularity", "magprune", "pep", "esapn"),
         search=search,
     )
     summary = run_experiment(exp, log=lambda message: print(message, flush=True))
+    print((Path(out) / "table.md").read_text())
+    print(f"results: {Path(out) / 'results.json'}")
+    return 0 if summary["rows"] else 1
+
+
+def _sketch_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    from leanrec.search.sketch import METHODS, SketchConfig
+    from leanrec.search.sketch.experiment import SketchExperiment, run_sketch_experiment
+
+    options = _parse_options(extra)
+    fields = {f.name for f in dataclasses.fields(SketchConfig)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise ValueError(f"unknown sketch options {unknown}; known: {sorted(fields)}")
+    if "rating_scale" in options and isinstance(options["rating_scale"], list):
+        options["rating_scale"] = tuple(options["rating_scale"])
+    config = SketchConfig(**options)
+    methods = tuple(args.methods) if args.methods else METHODS
+    out = args.out or f"runs/sketch-{args.dataset}"
+    exp = SketchExperiment(
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        out_dir=out,
+        methods=methods,
+        sketch_sizes=tuple(args.sketch_sizes),
+        update_periods=tuple(args.update_periods),
+        seeds=tuple(args.seeds),
+        config=config,
+    )
+    summary = run_sketch_experiment(exp, log=lambda message: print(message, flush=True))
     print((Path(out) / "table.md").read_text())
     print(f"results: {Path(out) / 'results.json'}")
     return 0 if summary["rows"] else 1
@@ -275,7 +309,7 @@ def make_parser() -> argparse.ArgumentParser:
         help="run a capability's paper-style experiment; extra --option value pairs go to "
         "its search config",
     )
-    p.add_argument("capability", choices=["embedding-size"])
+    p.add_argument("capability", choices=["embedding-size", "sketch"])
     p.add_argument("--dataset", default="ml-1m")
     p.add_argument("--model", default="lightgcn")
     p.add_argument("--data-dir", default=None)
@@ -283,9 +317,14 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--methods",
         nargs="+",
-        default=["ciess", "su", "sr", "popularity", "magprune", "pep", "esapn"],
+        default=None,
+        help="embedding-size default: ciess su sr popularity magprune pep esapn; "
+        "sketch default: random hardest influence dips1 dips",
     )
     p.add_argument("--no-random-walk", action="store_true", help="ablation: no random walk")
+    p.add_argument("--sketch-sizes", nargs="+", type=int, default=[2, 4, 8], help="sketch: K")
+    p.add_argument("--update-periods", nargs="+", type=int, default=[1, 4], help="sketch: τ")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="sketch: user splits")
     p.set_defaults(func=cmd_experiment, allow_extra=True)
 
     p = sub.add_parser(

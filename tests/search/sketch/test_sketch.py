@@ -251,8 +251,9 @@ def test_streaming_sketcher_matches_the_batched_streams(tmp_path, tau: int, lear
     batch = _batch(lengths, n_items=30, seed=4)
     scorer = SketchScorer(30, 4, 8)
     if learned:
-        path = save_policy(scorer, SketchConfig(sketch_size=k, update_period=tau), "dips",
-                           tmp_path / "p.pt")
+        path = save_policy(
+            scorer, SketchConfig(sketch_size=k, update_period=tau), "dips", tmp_path / "p.pt"
+        )
         scorer, meta = load_policy(path)
         assert (meta["sketch_size"], meta["update_period"]) == (k, tau)
         sketcher = StreamingSketcher.from_policy(path, n_users=len(lengths))
@@ -289,7 +290,10 @@ def test_streaming_sketcher_matches_the_batched_streams(tmp_path, tau: int, lear
 def test_closed_form_v_of_removed_events_matches_autograd_with_zero_weights() -> None:
     torch.manual_seed(2)
     model = SketchNCF(8, 3, 5)
-    kept_items, kept_ratings = torch.tensor([[0, 1], [2, 3]]), torch.tensor([[5.0, 2.0], [1.0, 4.0]])
+    kept_items, kept_ratings = (
+        torch.tensor([[0, 1], [2, 3]]),
+        torch.tensor([[5.0, 2.0], [1.0, 4.0]]),
+    )
     removed_items = torch.tensor([[4, 5, 6], [7, 0, 1]])
     removed_ratings = torch.tensor([[3.0, 1.0, 5.0], [2.0, 2.0, 4.0]])
     target, target_rating = torch.tensor([[6], [5]]), torch.tensor([[4.0], [1.0]])
@@ -298,7 +302,11 @@ def test_closed_form_v_of_removed_events_matches_autograd_with_zero_weights() ->
     theta = model.adapt(
         torch.cat([kept_items, removed_items], 1),
         torch.cat([kept_ratings, removed_ratings], 1),
-        weights, 3, 0.3, True, sketch_size=2,
+        weights,
+        3,
+        0.3,
+        True,
+        sketch_size=2,
     )
     model.item_losses(theta, target, target_rating).sum().backward()
     expected = weights.grad[:, 2:]
@@ -314,3 +322,32 @@ def test_closed_form_v_of_removed_events_matches_autograd_with_zero_weights() ->
     )
     assert torch.allclose(got, expected, atol=1e-5), (got, expected)
     assert torch.allclose(kept_weights.grad, weights.grad[:, :2], atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------- experiment
+def test_experiment_writes_the_table_and_resumes(tmp_path) -> None:
+    from leanrec.search.sketch.experiment import SketchExperiment, run_sketch_experiment
+
+    exp = SketchExperiment(
+        dataset="synthetic",
+        out_dir=str(tmp_path / "run"),
+        methods=("random", "dips1"),
+        sketch_sizes=(2,),
+        update_periods=(1, 2),
+        seeds=(0, 1),
+        config=SketchConfig(epochs=1, batch_users=16, queue_size=2),
+    )
+    streams = _synthetic_streams()
+    summary = run_sketch_experiment(exp, log=lambda _: None, streams=streams)
+    assert summary["rows"] == 2 * 2 * 2
+    cell = next(c for c in summary["cells"] if c["method"] == "dips1" and c["tau"] == 2)
+    assert cell["seeds"] == [0, 1]
+    assert cell["metrics"]["rmse"]["std"] >= 0.0
+    table = (tmp_path / "run" / "table.md").read_text()
+    assert "batch (τ = 2)" in table and "online (τ = 1)" in table
+    assert (tmp_path / "run" / "metric_vs_k.png").stat().st_size > 0
+    assert (tmp_path / "run" / "policy_dips1_K2_tau1.pt").exists()
+    rows_before = (tmp_path / "run" / "rows.json").read_text()
+    again = run_sketch_experiment(exp, log=lambda _: None, streams=streams)
+    assert again["rows"] == summary["rows"]
+    assert (tmp_path / "run" / "rows.json").read_text() == rows_before

@@ -96,13 +96,19 @@ class _Rows:
 
 
 def run_sketch_experiment(
-    exp: SketchExperiment, log: Callable[[str], None] = print
+    exp: SketchExperiment,
+    log: Callable[[str], None] = print,
+    streams: UserStreams | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) every cell of the table; returns the summary written to results.json."""
+    """Run (or resume) every cell of the table; returns the summary written to results.json.
+
+    ``streams`` replaces the registry dataset (e.g. synthetic streams in tests).
+    """
     out = Path(exp.out_dir)
     (out / "cells").mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(_jsonable(exp), indent=2))
-    streams = load_streams(exp.dataset, exp.data_dir, exp.min_length)
+    if streams is None:
+        streams = load_streams(exp.dataset, exp.data_dir, exp.min_length)
     log(f"{exp.dataset}: {streams.describe()}")
     rows = _Rows(out / "rows.json")
     for seed in exp.seeds:

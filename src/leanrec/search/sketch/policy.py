@@ -16,6 +16,7 @@ queue approximation of Eq. 10 (see :mod:`leanrec.search.sketch.trainer`).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -74,6 +75,10 @@ class SketchScorer(nn.Module):
         scores = self.head(torch.cat([encoded, context, encoded * context], dim=-1)).squeeze(-1)
         return scores * valid
 
+    def numpy_scorer(self) -> NumpyScorer:
+        """The same function in NumPy, for the streaming operator (no autograd, low overhead)."""
+        return NumpyScorer(self)
+
     def score(self, candidates: Candidates) -> torch.Tensor:
         return self(
             candidates.items,
@@ -82,6 +87,68 @@ class SketchScorer(nn.Module):
             candidates.is_new,
             candidates.valid,
         )
+
+
+class NumpyScorer:
+    """:class:`SketchScorer` evaluated with NumPy; the item part of the first layer is folded
+    into a per-item table (``M x hidden``), so a candidate costs a row lookup, not a matmul."""
+
+    def __init__(self, scorer: SketchScorer) -> None:
+        with torch.no_grad():
+            first, second = scorer.encoder[0], scorer.encoder[2]
+            head_first, head_second = scorer.head[0], scorer.head[2]
+            dim = scorer.item_embedding.embedding_dim
+            w1 = first.weight.numpy().astype(np.float32)  # type: ignore[operator]
+            self.item_table = scorer.item_embedding.weight.numpy() @ w1[:, :dim].T
+            self.item_table += first.bias.numpy()  # type: ignore[operator]
+            self.age_weight = w1[:, dim]
+            self.new_weight = w1[:, dim + 1]
+            self.explicit = scorer.explicit
+            self.rating_table = w1[:, dim + 2 : dim + 7].T.copy() if scorer.explicit else None
+            self.rating_weight = w1[:, dim + 7] if scorer.explicit else None
+            self.w2 = second.weight.numpy().T.copy()  # type: ignore[operator]
+            self.b2 = second.bias.numpy().copy()  # type: ignore[operator]
+            wh1 = head_first.weight.numpy().T.copy()  # type: ignore[operator]
+            hidden = wh1.shape[0] // 3
+            self.wh1_own, self.wh1_context, self.wh1_product = (
+                wh1[:hidden],
+                wh1[hidden : 2 * hidden],
+                wh1[2 * hidden :],
+            )
+            self.bh1 = head_first.bias.numpy().copy()  # type: ignore[operator]
+            self.wh2 = head_second.weight.numpy()[0].copy()  # type: ignore[operator]
+            self.bh2 = float(head_second.bias.numpy()[0])  # type: ignore[operator]
+
+    def __call__(
+        self,
+        items: np.ndarray,
+        ratings: np.ndarray,
+        age: np.ndarray,
+        is_new: np.ndarray,
+        valid: np.ndarray,
+    ) -> np.ndarray:
+        """Keep scores ``(B, C)`` of candidates ``(B, C)`` (invalid entries: 0)."""
+        pre = self.item_table[items]
+        pre += np.log1p(age.astype(np.float32))[..., None] * self.age_weight
+        pre += is_new[..., None].astype(np.float32) * self.new_weight
+        if self.rating_table is not None and self.rating_weight is not None:
+            rounded = np.clip(np.rint(ratings), 1, 5).astype(np.int64) - 1
+            pre += self.rating_table[rounded]
+            pre += ((ratings - 3.0) / 2.0)[..., None] * self.rating_weight
+        hidden = np.maximum(pre, 0.0)
+        hidden = np.maximum(hidden @ self.w2 + self.b2, 0.0)
+        mask = valid[..., None].astype(np.float32)
+        context = (hidden * mask).sum(-2, keepdims=True) / np.maximum(
+            mask.sum(-2, keepdims=True), 1.0
+        )
+        # head([h, c, h * c]) with the concatenation split into three products
+        joint = (
+            hidden @ self.wh1_own
+            + (context @ self.wh1_context + self.bh1)
+            + (hidden * context) @ self.wh1_product
+        )
+        out = np.maximum(joint, 0.0) @ self.wh2 + self.bh2
+        return out * valid
 
 
 def keep_weights(

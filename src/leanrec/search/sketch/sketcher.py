@@ -1,12 +1,13 @@
 """A sketching policy as a plain streaming operator: events in, ``K`` items per user kept.
 
-This is what serving runs: no base model, no gradients. The state is ``O(K + τ)`` numbers per
-user (item, rating and arrival index of each sketch slot and pending event, plus an event
-counter). Events of many users are processed together: a chunk of events is cut into *rounds*
+This is what serving runs: no base model, no gradients, no torch. The state is ``O(K + τ)``
+numbers per user (item, rating and arrival index of each sketch slot and pending event, plus two
+counters). Events of many users are processed together: a chunk of events is cut into *rounds*
 (the first event of every user in the chunk, then the second, ...), each round is one vectorised
-step, so throughput grows with the number of users interleaved in a chunk.
+NumPy step, so throughput grows with the number of users interleaved in a chunk.
 
-Only model-free policies run here: a learned DiPS scorer, or reservoir sampling (Random).
+Only model-free policies run here: a learned DiPS scorer (greedy, as evaluated), or reservoir
+sampling (Random). Decisions match :func:`~leanrec.search.sketch.trainer.evaluate_sketch`'s.
 """
 
 from __future__ import annotations
@@ -14,13 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from leanrec.data.loaders.sequences import positions_within_user
-from leanrec.search.sketch.baselines import ReservoirDecider
-from leanrec.search.sketch.policy import LearnedDecider, SketchScorer
+from leanrec.search.sketch.policy import NumpyScorer, SketchScorer
 from leanrec.search.sketch.policy_io import load_policy
-from leanrec.search.sketch.streaming import Candidates, DecisionInputs, SketchDecider
 
 
 class StreamingSketcher:
@@ -51,17 +49,15 @@ class StreamingSketcher:
         self.n_users = n_users
         self.sketch_size = sketch_size
         self.update_period = update_period
-        self.decider: SketchDecider = (
-            ReservoirDecider() if scorer is None else LearnedDecider(scorer, update_period == 1)
-        )
+        self.scorer: NumpyScorer | None = None if scorer is None else scorer.numpy_scorer()
         width = sketch_size + update_period
-        # candidate table: K sketch slots then τ pending slots, per user
-        self.items = torch.zeros((n_users, width), dtype=torch.long)
-        self.ratings = torch.zeros((n_users, width), dtype=torch.float32)
-        self.arrival = torch.full((n_users, width), -1, dtype=torch.long)
-        self.n_pending = torch.zeros(n_users, dtype=torch.long)
-        self.seen = torch.zeros(n_users, dtype=torch.long)
-        self.generator = torch.Generator().manual_seed(seed)
+        # candidate table per user: K sketch slots, then τ pending slots
+        self.items = np.zeros((n_users, width), dtype=np.int64)
+        self.ratings = np.zeros((n_users, width), dtype=np.float32)
+        self.arrival = np.full((n_users, width), -1, dtype=np.int64)
+        self.n_pending = np.zeros(n_users, dtype=np.int64)
+        self.seen = np.zeros(n_users, dtype=np.int64)
+        self.rng = np.random.default_rng(seed)
 
     @classmethod
     def from_policy(cls, path: str | Path, n_users: int, seed: int = 0) -> StreamingSketcher:
@@ -70,8 +66,8 @@ class StreamingSketcher:
 
     def state_bytes(self) -> int:
         """Bytes of per-user state held (``O(K + τ)`` per user)."""
-        tensors = (self.items, self.ratings, self.arrival, self.n_pending, self.seen)
-        return sum(t.numel() * t.element_size() for t in tensors)
+        arrays = (self.items, self.ratings, self.arrival, self.n_pending, self.seen)
+        return sum(a.nbytes for a in arrays)
 
     def process(
         self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray | None = None
@@ -82,25 +78,23 @@ class StreamingSketcher:
             return
         if users.min() < 0 or users.max() >= self.n_users:
             raise ValueError(f"user index out of range [0, {self.n_users})")
+        items = np.asarray(items, dtype=np.int64)
+        ratings = (
+            np.zeros(len(users), dtype=np.float32)
+            if ratings is None
+            else np.asarray(ratings, dtype=np.float32)
+        )
         rounds = positions_within_user(users)
         order = np.argsort(rounds, kind="stable")
         bounds = np.searchsorted(rounds[order], np.arange(int(rounds.max()) + 2))
-        item_t = torch.from_numpy(np.asarray(items, dtype=np.int64))
-        rating_t = (
-            torch.zeros(len(users))
-            if ratings is None
-            else torch.from_numpy(np.asarray(ratings, dtype=np.float32))
-        )
-        user_t = torch.from_numpy(users)
-        order_t = torch.from_numpy(order)
-        with torch.no_grad():
-            for r in range(len(bounds) - 1):
-                chosen = order_t[bounds[r] : bounds[r + 1]]
-                self._step(user_t[chosen], item_t[chosen], rating_t[chosen])
+        for r in range(len(bounds) - 1):
+            chosen = order[bounds[r] : bounds[r + 1]]
+            self._step(users[chosen], items[chosen], ratings[chosen])
 
-    def _step(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
+    def _step(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> None:
         """One event for each of ``users`` (distinct)."""
-        column = self.sketch_size + self.n_pending[users]
+        k = self.sketch_size
+        column = k + self.n_pending[users]
         self.items[users, column] = items
         self.ratings[users, column] = ratings
         self.arrival[users, column] = self.seen[users]
@@ -109,43 +103,74 @@ class StreamingSketcher:
         due = users[self.n_pending[users] == self.update_period]
         if len(due) == 0:
             return
+        self.n_pending[due] = 0
         arrival = self.arrival[due]
         valid = arrival >= 0
-        is_new = torch.zeros_like(valid)
-        is_new[:, self.sketch_size :] = valid[:, self.sketch_size :]
-        latest = self.seen[due].unsqueeze(1) - 1
-        candidates = Candidates(
-            positions=arrival,
-            items=self.items[due],
-            ratings=self.ratings[due],
-            age=torch.where(valid, latest - arrival, torch.zeros_like(arrival)),
-            is_new=is_new,
-            valid=valid,
-            step=0,
-        )
-        decided = valid.sum(dim=1) > self.sketch_size
-        keep = valid.clone()
-        if bool(decided.any()):
-            inputs = DecisionInputs(
-                candidates, self.sketch_size, None, None, None, self.generator, False
-            )
-            keep = torch.where(decided.unsqueeze(1), self.decider.keep(inputs), valid)
-        order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)
-        width = self.items.shape[1]
-        kept_sorted = keep.gather(1, order)
-        new_items = self.items[due].gather(1, order)
-        new_ratings = self.ratings[due].gather(1, order)
-        new_arrival = torch.where(kept_sorted, arrival.gather(1, order), -1)
-        new_arrival[:, self.sketch_size :] = -1
-        self.items[due] = new_items
-        self.ratings[due] = new_ratings
-        self.arrival[due] = new_arrival
-        self.n_pending[due] = 0
-        assert width == new_items.shape[1]
+        decided = valid.sum(axis=1) > k
+        if not decided.any():  # the sketch is not full yet: everything stays
+            self._store(due, valid)
+            return
+        rows = due[decided]
+        keep = valid.copy()
+        keep[decided] = self._decide(rows, valid[decided])
+        self._store(due, keep)
+
+    def _decide(self, rows: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Keep mask ``(R, K + τ)`` for users ``rows`` whose candidates exceed ``K``."""
+        k = self.sketch_size
+        arrival = self.arrival[rows]
+        if self.scorer is None:
+            return self._reservoir(arrival, valid)
+        is_new = np.zeros_like(valid)
+        is_new[:, k:] = valid[:, k:]
+        latest = self.seen[rows][:, None] - 1
+        age = np.where(valid, latest - arrival, 0)
+        scores = self.scorer(self.items[rows], self.ratings[rows], age, is_new, valid)
+        masked = np.where(valid, scores, -np.inf)
+        keep = np.zeros_like(valid)
+        if self.update_period == 1:  # remove the most likely under softmax(-f): the lowest f
+            keep[:] = valid
+            keep[np.arange(len(rows)), np.argmin(np.where(valid, scores, np.inf), axis=1)] = False
+        else:
+            top = np.argsort(-masked, axis=1, kind="stable")[:, :k]
+            np.put_along_axis(keep, top, True, axis=1)
+            keep &= valid
+        return keep
+
+    def _reservoir(self, arrival: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Vitter's reservoir: the ``t``-th event enters with probability ``K / t``."""
+        k = self.sketch_size
+        count = len(arrival)
+        holder = np.where(valid[:, :k], np.arange(k)[None, :], -1)
+        for column in range(k, arrival.shape[1]):
+            present = valid[:, column]
+            seen = arrival[:, column] + 1
+            empty = holder < 0
+            has_empty = empty.any(axis=1)
+            first_empty = np.argmax(empty, axis=1)
+            accept = self.rng.random(count) < k / np.maximum(seen, 1)
+            victim = self.rng.integers(0, k, count)
+            slot = np.where(has_empty, first_empty, victim)
+            write = present & (has_empty | accept)
+            holder[np.flatnonzero(write), slot[write]] = column
+        keep = np.zeros_like(valid)
+        rows, slots = np.nonzero(holder >= 0)
+        keep[rows, holder[rows, slots]] = True
+        return keep & valid
+
+    def _store(self, users: np.ndarray, keep: np.ndarray) -> None:
+        """Move the kept candidates to the sketch slots; clear the pending slots."""
+        order = np.argsort(~keep, axis=1, kind="stable")
+        kept = np.take_along_axis(keep, order, axis=1)
+        self.items[users] = np.take_along_axis(self.items[users], order, axis=1)
+        self.ratings[users] = np.take_along_axis(self.ratings[users], order, axis=1)
+        arrival = np.where(kept, np.take_along_axis(self.arrival[users], order, axis=1), -1)
+        arrival[:, self.sketch_size :] = -1
+        self.arrival[users] = arrival
 
     def sketch(self, user: int) -> tuple[np.ndarray, np.ndarray]:
         """The events user ``user`` has in their sketch (not the pending ones), oldest first."""
         arrival = self.arrival[user, : self.sketch_size]
-        held = torch.nonzero(arrival >= 0).squeeze(1)
-        held = held[torch.argsort(arrival[held])]
-        return self.items[user, held].numpy(), self.ratings[user, held].numpy()
+        held = np.flatnonzero(arrival >= 0)
+        held = held[np.argsort(arrival[held])]
+        return self.items[user, held], self.ratings[user, held]
