@@ -1,0 +1,68 @@
+"""CIESS exploration ablation (paper Table 2) from finished experiment runs.
+
+Each variant is one ``leanrec experiment embedding-size --methods ciess`` run sharing the same
+warm start (copy ``warm_start.pt`` into the new run directory first), e.g.::
+
+    leanrec experiment embedding-size --dataset ml-1m --model lightgcn --methods ciess \
+        --out runs/es-ml1m-lightgcn-norw --no-random-walk
+    leanrec experiment embedding-size ... --out runs/es-ml1m-lightgcn-ou --noise ou
+
+Reads their ``rows.json``, prints Recall@20 / NDCG@20 per target sparsity and variant, writes
+``results/ciess_ablation.json``.
+
+    python benchmarks/ciess_ablation.py --variant "G+RW=runs/es-ml1m-lightgcn" \
+        --variant "G, no RW=runs/es-ml1m-lightgcn-norw"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import print_table, write_results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--variant", action="append", required=True, help="label=run directory (repeatable)"
+    )
+    args = parser.parse_args()
+    table = []
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for spec in args.variant:
+        label, _, run = spec.partition("=")
+        rows = json.loads((Path(run) / "rows.json").read_text())
+        config = json.loads((Path(run) / "config.json").read_text())["search"]
+        results[label] = {}
+        for row in rows:
+            if row["method"] != "ciess":
+                continue
+            target = f"c{round(row['target_sparsity'] * 100)}"
+            results[label][target] = {
+                "sparsity": row["sparsity"],
+                "recall@20": row["test_recall@20"],
+                "ndcg@20": row["test_ndcg@20"],
+                "valid_recall@20": row.get("valid", {}).get("recall@20", float("nan")),
+            }
+            table.append(
+                [
+                    target,
+                    label,
+                    config["noise"],
+                    "yes" if config["random_walk"] else "no",
+                    row["sparsity"],
+                    row["test_recall@20"],
+                    row["test_ndcg@20"],
+                ]
+            )
+    table.sort(key=lambda r: (r[0], r[1]))
+    print_table(["c", "variant", "noise", "random walk", "sparsity", "R@20", "N@20"], table)
+    write_results("ciess_ablation", {"variants": results})
+
+
+if __name__ == "__main__":
+    main()
