@@ -104,3 +104,14 @@ def test_masked_model_checkpoint_round_trip(tmp_path: Path, small_data: Interact
     assert all(isinstance(t, MaskedEmbedding) for t in loaded.embedding_tables().values())
     users = torch.arange(small_data.n_users)
     assert torch.equal(loaded.score_all(users), model.score_all(users))
+
+
+def test_compressed_file_gets_the_usual_permissions(tmp_path, small_data: Interactions) -> None:
+    import os
+    import stat
+
+    model, _, _ = sized_model("mf", small_data)
+    path = save_compressed(model, tmp_path / "m.safetensors")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,10 @@ def save_compressed(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata={"leanrec": json.dumps(header, default=str)})
+    # safetensors creates the file 0600 whatever the umask; give it the usual permissions
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
     return path
 
 
