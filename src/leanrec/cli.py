@@ -170,8 +170,18 @@ def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
     if args.capability != "embedding-size":
         raise ValueError(f"unknown experiment {args.capability!r}; known: embedding-size, sketch")
     from leanrec.search.embedding_size import CIESSConfig, EmbeddingSizeExperiment, run_experiment
+    from leanrec.search.embedding_size.baselines import PEPConfig
 
     options = _parse_options(extra)
+    # PEP baseline: --pep-max_epochs 10, --pep-l2 1e-3
+    pep_fields = {f.name for f in dataclasses.fields(PEPConfig)}
+    pep = PEPConfig(
+        **{
+            key[4:]: options.pop(key)
+            for key in list(options)
+            if key.startswith("pep_") and key[4:] in pep_fields
+        }
+    )
     search = CIESSConfig()
     # nested configs: --pretrain-epochs 50, --retrain-patience 2, --td3-hidden 128
     for prefix in ("pretrain", "retrain", "td3"):
@@ -205,6 +215,7 @@ def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
         if args.methods
         else ("ciess", "su", "sr", "popularity", "magprune", "pep", "esapn"),
         search=search,
+        pep=pep,
     )
     summary = run_experiment(exp, log=lambda message: print(message, flush=True))
     print((Path(out) / "table.md").read_text())
