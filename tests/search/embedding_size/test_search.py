@@ -307,3 +307,23 @@ def test_reinforce_prefers_the_rewarded_action() -> None:
         agent.record(states, actions, (actions == 1).astype(np.float32))
         agent.finish_episode()
     assert agent.act(states, rng, explore=False).tolist() == [1] * 256
+
+
+def test_per_role_projection_meets_c_in_each_role_and_keeps_the_order() -> None:
+    from leanrec.search.embedding_size.budget import sparsity
+    from leanrec.search.embedding_size.policy import SizeCandidate
+
+    rng = np.random.default_rng(0)
+    users = rng.integers(20, 120, 50)
+    items = rng.integers(1, 10, 30)  # the policy starved the items
+    candidate = SizeCandidate(0, 0, users, items, 0.9, 0.5)
+    joint_u, joint_i = fit_candidate(candidate, 128, 0.8)
+    role_u, role_i = fit_candidate(candidate, 128, 0.8, per_role=True)
+    for u, i in ((joint_u, joint_i), (role_u, role_i)):
+        assert sparsity(np.concatenate([u, i]), 128) >= 0.8
+    assert sparsity(role_u, 128) >= 0.8 and sparsity(role_i, 128) >= 0.8
+    assert role_i.mean() > joint_i.mean()  # items get their share of the budget back
+    assert sparsity(role_i, 128) < 0.8 + 0.02  # ... and use it
+    for sizes, source in ((role_u, users), (role_i, items)):
+        order = np.argsort(source, kind="stable")
+        assert np.all(np.diff(sizes[order]) >= 0)  # larger policy size -> no smaller size

@@ -234,7 +234,16 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
                 continue
             if method in SEARCHED:
                 chosen = select_candidates(searches[method].candidates, target, cfg.top_masks)
-                sized = [fit_candidate(c, cfg.max_dim, target) for c in chosen]
+                projections = {
+                    "joint": (False,),
+                    "per_role": (True,),
+                    "both": (False, True),
+                }[cfg.budget_projection]
+                sized = [
+                    fit_candidate(c, cfg.max_dim, target, per_role=per_role)
+                    for per_role in projections
+                    for c in chosen
+                ]
             elif method == "su":
                 sized = [uniform_sizes(n_users, n_items, cfg.max_dim, target)]
             elif method == "sr":

@@ -153,10 +153,20 @@ def select_candidates(
 
 
 def fit_candidate(
-    candidate: SizeCandidate, max_dim: int, target_sparsity: float
+    candidate: SizeCandidate, max_dim: int, target_sparsity: float, per_role: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A candidate's sizes rescaled to use exactly the budget of ``c`` (never more)."""
+    """A candidate's sizes rescaled to use exactly the budget of ``c`` (never more).
+
+    ``per_role=False`` (the rule of the paper's search space): one scale for users and items
+    together, so the policy's split of the budget between the roles is kept.
+    ``per_role=True``: users and items are each rescaled to sparsity ``c`` on their own, keeping
+    the policy's allocation *within* each role only. Both meet ``c`` overall.
+    """
     n_users = len(candidate.user_sizes)
+    if per_role:
+        users = fit_to_budget(candidate.user_sizes.astype(np.float64), max_dim, target_sparsity)
+        items = fit_to_budget(candidate.item_sizes.astype(np.float64), max_dim, target_sparsity)
+        return users, items
     sizes = fit_to_budget(candidate.all_sizes().astype(np.float64), max_dim, target_sparsity)
     return sizes[:n_users], sizes[n_users:]
 
