@@ -92,7 +92,7 @@ class CIESSConfig:
     """Retrain kept masks from the warm start's truncated weights (False: from scratch)."""
     target_sparsities: tuple[float, ...] = (0.8, 0.9, 0.95)
     """``c`` values served by one search (Eq. 15)."""
-    budget_projection: str = "both"
+    budget_projection: str = "joint"
     """How a selected mask is projected onto the budget ``c`` before retraining
     (:func:`~leanrec.search.embedding_size.retrain.fit_candidate`): ``joint`` (one scale for
     users and items), ``per_role`` (users and items each at ``c``), or ``both`` (retrain both,
