@@ -61,7 +61,13 @@ def main() -> None:
             )
     table.sort(key=lambda r: (r[0], r[1]))
     print_table(["c", "variant", "noise", "random walk", "sparsity", "R@20", "N@20"], table)
-    write_results("ciess_ablation", {"variants": results})
+    flat = {
+        f"{label}|{target}|{metric}": value
+        for label, targets in results.items()
+        for target, metrics in targets.items()
+        for metric, value in metrics.items()
+    }
+    write_results("ciess_ablation", flat)
 
 
 if __name__ == "__main__":
