@@ -195,11 +195,9 @@ class LearnedDecider:
                 drop = torch.multinomial(safe + 1e-12 * valid, 1, generator=inputs.generator)
             else:
                 drop = removal.argmax(dim=1, keepdim=True)
-            keep = valid.clone()
             dropped = torch.zeros_like(valid)
             dropped.scatter_(1, drop, True)
-            keep = torch.where(decided.unsqueeze(1), valid & ~dropped, valid)
-            return keep
+            return torch.where(decided.unsqueeze(1), valid & ~dropped, valid)
         if inputs.stochastic:
             uniform = torch.rand(scores.shape, generator=inputs.generator).clamp(1e-9, 1 - 1e-9)
             scores = scores - torch.log(-torch.log(uniform))

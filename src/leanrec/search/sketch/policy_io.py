@@ -55,8 +55,4 @@ def load_policy(path: str | Path) -> tuple[SketchScorer, dict[str, Any]]:
     return scorer, meta
 
 
-def policy_parameters(scorer: SketchScorer) -> int:
-    return sum(p.numel() for p in scorer.parameters())
-
-
-__all__ = ["load_policy", "policy_parameters", "save_policy"]
+__all__ = ["load_policy", "save_policy"]

@@ -27,7 +27,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -483,7 +483,3 @@ def _train_batch(
                 queue,
             )
     return total / max(1, steps)
-
-
-def config_dict(config: SketchConfig) -> dict[str, Any]:
-    return asdict(config)
