@@ -3,10 +3,12 @@
 One sample is (user, target item, label) with:
 
 * non-sequential categorical fields, one ID each (user id, gender, age, ...): ``sparse (n, F)``;
-* the target item's multi-hot field (genres) as a 0-padded ID list: ``target_tags (n, G)``;
-* the sequential field: the user's previous ``N`` items in time order, with their tags:
-  ``history_items (n, N)`` and ``history_tags (n, N, G)``, right-aligned (the most recent item is
-  in the last column) and 0-padded on the left; ``history_length (n,)`` counts the real items.
+* the sequential field: the user's previous ``N`` items in time order, ``history_items (n, N)``,
+  right-aligned (the most recent item is in the last column) and 0-padded on the left;
+  ``history_length (n,)`` counts the real items;
+* the items' multi-hot field (genres) once per item, as a 0-padded ID list ``item_tags
+  (n_items, G)`` indexed by item ID: batches gather the target's and the history's tags from it,
+  so an ``(n, N, G)`` array is never stored.
 
 Every ID is encoded in ``[1, vocab_size)`` with 0 meaning missing / padding, so every table can
 reserve row 0. The :class:`FeatureMap` (field name, kind, vocabulary size) describes the columns
@@ -142,29 +144,27 @@ class BehaviorSamples:
 
     Attributes:
         sparse: ``(n, F)`` int64.
-        target_tags: ``(n, G)`` int64.
-        history_items: ``(n, N)`` int64.
-        history_tags: ``(n, N, G)`` int64.
+        history_items: ``(n, N)`` int32 or int64, right-aligned, 0 = padding.
         history_length: ``(n,)`` int64.
         labels: ``(n,)`` float32.
+        item_tags: ``(n_items, G)`` int64, tag IDs of each item ID (row 0: padding item, all 0).
         feature_map: the field layout.
         timestamps: ``(n,)`` int64 event times, or None.
         name: dataset name, for messages.
     """
 
     sparse: np.ndarray
-    target_tags: np.ndarray
     history_items: np.ndarray
-    history_tags: np.ndarray
     history_length: np.ndarray
     labels: np.ndarray
+    item_tags: np.ndarray
     feature_map: FeatureMap
     timestamps: np.ndarray | None = None
     name: str = "behavior"
 
     def __post_init__(self) -> None:
         n = len(self.labels)
-        for attr in ("sparse", "target_tags", "history_items", "history_tags", "history_length"):
+        for attr in ("sparse", "history_items", "history_length"):
             if len(getattr(self, attr)) != n:
                 raise DataError(
                     f"{self.name}: {attr} has {len(getattr(self, attr))} rows, labels have {n}"
@@ -177,11 +177,10 @@ class BehaviorSamples:
         """The samples at ``rows`` (indices or a boolean mask)."""
         return BehaviorSamples(
             sparse=self.sparse[rows],
-            target_tags=self.target_tags[rows],
             history_items=self.history_items[rows],
-            history_tags=self.history_tags[rows],
             history_length=self.history_length[rows],
             labels=self.labels[rows],
+            item_tags=self.item_tags,
             feature_map=self.feature_map,
             timestamps=None if self.timestamps is None else self.timestamps[rows],
             name=self.name,
@@ -189,13 +188,16 @@ class BehaviorSamples:
 
     def batch(self, rows: np.ndarray) -> BehaviorBatch:
         """Rows ``rows`` as a :class:`BehaviorBatch` of tensors."""
+        sparse = self.sparse[rows].astype(np.int64, copy=False)
+        history = self.history_items[rows].astype(np.int64, copy=False)
+        targets = sparse[:, self.feature_map.column(self.feature_map.target_field)]
         return BehaviorBatch(
-            sparse=torch.from_numpy(self.sparse[rows]),
-            target_tags=torch.from_numpy(self.target_tags[rows]),
-            history_items=torch.from_numpy(self.history_items[rows]),
-            history_tags=torch.from_numpy(self.history_tags[rows]),
-            history_length=torch.from_numpy(self.history_length[rows]),
-            labels=torch.from_numpy(self.labels[rows]),
+            sparse=torch.from_numpy(sparse),
+            target_tags=torch.from_numpy(self.item_tags[targets]),
+            history_items=torch.from_numpy(history),
+            history_tags=torch.from_numpy(self.item_tags[history]),
+            history_length=torch.from_numpy(self.history_length[rows].astype(np.int64)),
+            labels=torch.from_numpy(self.labels[rows].astype(np.float32, copy=False)),
         )
 
     def batches(
