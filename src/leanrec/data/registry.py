@@ -21,7 +21,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from leanrec.data.errors import DataError
 from leanrec.data.interactions import Interactions
@@ -34,6 +34,9 @@ from leanrec.data.loaders import (
     load_movielens_100k,
     load_user_sequences,
 )
+
+if TYPE_CHECKING:  # behavior imports torch; loaded only when a behaviour dataset is asked for
+    from leanrec.data.behavior import BehaviorSplit
 
 ENV_VAR = "LEANREC_DATA"
 """Environment variable naming the data directory (the folder that holds the dataset folders)."""
@@ -237,18 +240,54 @@ DATASETS: dict[str, DatasetInfo] = {
 """All known datasets by name."""
 
 
+@dataclass(frozen=True)
+class BehaviorDatasetInfo:
+    """A CTR-with-behaviour-sequence dataset *built* from a registered raw dataset.
+
+    Attributes:
+        name: name for :func:`load_behavior_dataset`, e.g. ``"ml-1m-ctr"``.
+        source: registry name of the raw files it is built from.
+        description: one line on what it is.
+    """
+
+    name: str
+    source: str
+    description: str
+
+
+BEHAVIOR_DATASETS: dict[str, BehaviorDatasetInfo] = {
+    info.name: info
+    for info in (
+        BehaviorDatasetInfo(
+            name="ml-1m-ctr",
+            source="ml-1m-partial",
+            description="ML-1M ratings as CTR samples (label rating >= 4) with user/movie "
+            "fields, genres and the previous 50 rated items; per-user temporal 80/10/10 split "
+            "(see leanrec.data.behavior.build_movielens_ctr).",
+        ),
+    )
+}
+"""Derived behaviour-sequence datasets by name (built and cached on first use)."""
+
+
 # ------------------------------------------------------------------------------ locations
+def user_cache_dir() -> Path:
+    """The per-user leanrec cache: ``$XDG_CACHE_HOME/leanrec`` (``~/.cache/leanrec`` when
+    ``XDG_CACHE_HOME`` is unset). Nothing is created."""
+    cache_home = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(cache_home).expanduser() if cache_home else Path.home() / ".cache"
+    return base / "leanrec"
+
+
 def resolve_data_dir(explicit: str | Path | None = None) -> Path:
-    """The data directory: ``explicit`` > ``$LEANREC_DATA`` > ``$XDG_CACHE_HOME/leanrec``
-    (``~/.cache/leanrec`` when ``XDG_CACHE_HOME`` is unset). Nothing is created."""
+    """The data directory: ``explicit`` > ``$LEANREC_DATA`` > :func:`user_cache_dir`
+    (``$XDG_CACHE_HOME/leanrec``, ``~/.cache/leanrec`` when unset). Nothing is created."""
     if explicit is not None and str(explicit) != "":
         return Path(explicit).expanduser()
     from_env = os.environ.get(ENV_VAR, "")
     if from_env:
         return Path(from_env).expanduser()
-    cache_home = os.environ.get("XDG_CACHE_HOME", "")
-    base = Path(cache_home).expanduser() if cache_home else Path.home() / ".cache"
-    return base / "leanrec"
+    return user_cache_dir()
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -256,6 +295,11 @@ def dataset_info(name: str) -> DatasetInfo:
     try:
         return DATASETS[name]
     except KeyError:
+        if name in BEHAVIOR_DATASETS:
+            raise DataError(
+                f"dataset {name!r} is built from {BEHAVIOR_DATASETS[name].source!r} as CTR "
+                f"samples with behaviour sequences; use load_behavior_dataset({name!r})"
+            ) from None
         known = ", ".join(sorted(DATASETS))
         raise DataError(f"unknown dataset {name!r}; known datasets: {known}") from None
 
@@ -361,6 +405,30 @@ def load_ctr_dataset(name: str, data_dir: str | Path | None = None) -> CTRTable:
     if info.loader == "criteo":
         return load_criteo(main, name=info.name)
     return load_avazu(main, name=info.name)
+
+
+def load_behavior_dataset(
+    name: str, data_dir: str | Path | None = None, **options: Any
+) -> BehaviorSplit:
+    """Build (or reload from its cache) a registered behaviour-sequence dataset.
+
+    Args:
+        name: a key of :data:`BEHAVIOR_DATASETS` (``"ml-1m-ctr"``).
+        data_dir: the data directory holding the source dataset's folder.
+        **options: passed to the builder, e.g. ``max_history``, ``valid_fraction``,
+            ``test_fraction``, ``cache_dir`` (see
+            :func:`leanrec.data.behavior.build_movielens_ctr`).
+
+    Raises:
+        DataError: unknown name (listing the known ones), or the builder's errors.
+    """
+    if name not in BEHAVIOR_DATASETS:
+        known = ", ".join(sorted(BEHAVIOR_DATASETS))
+        raise DataError(f"unknown behaviour dataset {name!r}; known: {known}")
+    from leanrec.data.behavior import build_movielens_ctr
+
+    info = BEHAVIOR_DATASETS[name]
+    return build_movielens_ctr(data_dir, source=info.source, name=info.name, **options)
 
 
 def _main_file(info: DatasetInfo) -> str:
