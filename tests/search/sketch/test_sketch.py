@@ -351,3 +351,20 @@ def test_experiment_writes_the_table_and_resumes(tmp_path) -> None:
     again = run_sketch_experiment(exp, log=lambda _: None, streams=streams)
     assert again["rows"] == summary["rows"]
     assert (tmp_path / "run" / "rows.json").read_text() == rows_before
+
+
+def test_item_biases_start_from_shrunk_mean_offsets_and_log_popularity() -> None:
+    items = torch.tensor([0, 0, 1, 2, 2, 2])
+    ratings = torch.tensor([5.0, 4.0, 1.0, 3.0, 3.0, 3.0])
+    explicit = SketchNCF(4, dim=4, hidden=4, explicit=True, global_mean=3.0)
+    explicit.init_item_biases(items, ratings, shrinkage=1.0)
+    # item 0: (2 + 1) / (2 + 1); item 1: -2 / (1 + 1); item 2: 0 / 4; item 3 unseen: 0
+    expected = torch.tensor([1.0, -1.0, 0.0, 0.0])
+    assert torch.allclose(explicit.item_bias.weight[:, 0], expected)
+    implicit = SketchNCF(4, dim=4, hidden=4, explicit=False)
+    implicit.init_item_biases(items, None)
+    assert torch.allclose(
+        implicit.item_bias.weight[:, 0], torch.log(torch.tensor([3.0, 2.0, 4.0, 1.0]))
+    )
+    with pytest.raises(ValueError, match="ratings"):
+        explicit.init_item_biases(items, None)

@@ -24,8 +24,10 @@ class SketchConfig:
     """Gradient steps adapting the user parameters on the sketch (Eq. 7)."""
     inner_learning_rate: float = 0.5
     """``α`` of Eq. 7."""
-    learning_rate: float = 2e-3
-    """``η``, Adam step size of the outer level (model ``Θ`` and policy ``Φ``)."""
+    learning_rate: float = 1e-3
+    """``η``, Adam step size of the outer level (model ``Θ``). ML-1M, Random, K = 2: 1e-3
+    validates at RMSE 0.975 after 3 epochs; 2e-3 oscillates (0.978-0.989), 5e-3 and 1e-2 are
+    worse (1.016, 1.045)."""
     policy_learning_rate: float = 2e-4
     """Adam step size of the policy parameters ``Φ`` (the Eq. 10 surrogate sums ``Q``
     decisions, so it is kept below ``learning_rate``)."""
@@ -45,6 +47,12 @@ class SketchConfig:
     froze the sketch: RMSE 1.24 against 1.01 when trained greedy, ML-1M, K = 4)."""
     rating_scale: tuple[float, float] = (1.0, 5.0)
     """Explicit ratings are clipped to this range when predicted."""
+    item_bias_shrinkage: float | None = 5.0
+    """Item biases start from the training events' shrunk mean offsets (explicit) or log
+    popularity (implicit); None starts them at 0. Training streams may be cut at
+    ``max_train_length`` while evaluation streams whole histories, so this also gives the model
+    the ratings it would otherwise never see (ML-1M: 33% of validation events lie beyond
+    position 200)."""
     sampled_items: int = 1024
     """Implicit feedback: items sampled (shared per step) for the training softmax."""
     eval_batch_users: int = 512

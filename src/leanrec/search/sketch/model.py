@@ -56,6 +56,30 @@ class SketchNCF(nn.Module):
         if explicit:
             self.mlp = nn.Sequential(nn.Linear(2 * dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
+    @torch.no_grad()
+    def init_item_biases(
+        self, items: torch.Tensor, ratings: torch.Tensor | None, shrinkage: float = 5.0
+    ) -> None:
+        """Start ``b_x`` from the training events instead of 0.
+
+        Explicit: the shrunk mean offset ``Σ (r - μ) / (n_x + shrinkage)`` of each item's
+        training ratings. Implicit: ``log(n_x + 1)``, the popularity prior of the next-item
+        softmax. ``items`` ``(E,)`` (and ``ratings`` ``(E,)``) are all training events.
+        """
+        counts = torch.bincount(items, minlength=self.n_items).to(torch.float32)
+        if self.explicit:
+            if ratings is None:
+                raise ValueError("explicit feedback needs ratings to initialise item biases")
+            offsets = torch.bincount(
+                items,
+                weights=(ratings.to(torch.float64) - float(self.global_mean)),
+                minlength=self.n_items,
+            ).to(torch.float32)
+            bias = offsets / (counts + shrinkage)
+        else:
+            bias = torch.log1p(counts)
+        self.item_bias.weight.copy_(bias.unsqueeze(1))
+
     def initial_users(self, batch: int) -> torch.Tensor:
         """``Θ(u)`` repeated for a batch, shape ``(B, dim + 1)``."""
         return self.user_init.unsqueeze(0).expand(batch, -1)

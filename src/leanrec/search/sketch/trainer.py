@@ -284,6 +284,12 @@ def train_sketch(
         global_mean,
         config.rating_scale,
     )
+    if config.item_bias_shrinkage is not None:
+        model.init_item_biases(
+            torch.from_numpy(train.items),
+            None if train.ratings is None else torch.from_numpy(train.ratings),
+            config.item_bias_shrinkage,
+        )
     scorer = SketchScorer(train.n_items, 16, config.hidden_dim, explicit) if learned else None
     decider = make_decider(method, scorer, online)
     model_opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
