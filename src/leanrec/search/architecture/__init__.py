@@ -1,0 +1,22 @@
+"""Architecture search (AMEIR, Zhao et al., IJCAI 2021): three-step one-shot random search over
+behaviour blocks, Hadamard interactions and the aggregation MLP."""
+
+from leanrec.search.architecture.space import (
+    ACTIVATIONS,
+    LAYERS,
+    MLP_ACTIVATIONS,
+    NORMS,
+    WIDTH_RATIOS,
+    Architecture,
+    BlockChoice,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "LAYERS",
+    "MLP_ACTIVATIONS",
+    "NORMS",
+    "WIDTH_RATIOS",
+    "Architecture",
+    "BlockChoice",
+]
