@@ -32,6 +32,10 @@ CTR_MODELS: dict[str, type[CTRModel]] = {
 
 
 def ctr_model_class(name: str) -> type[CTRModel]:
+    if name == "ameir":  # a searched architecture; imported lazily (search builds on models)
+        from leanrec.search.architecture.model import AMEIRModel
+
+        return AMEIRModel
     try:
         return CTR_MODELS[name.lower().replace("&", "_").replace("-", "_")]
     except KeyError:

@@ -1,0 +1,240 @@
+"""NAS baselines on AMEIR's space and budget (paper Table 4), and the joint one-shot model.
+
+* :func:`random_search_from_scratch`: sample whole architectures, train each from scratch for a
+  short budget, keep the best on validation, retrain it (the "Random" row of Table 4).
+* :func:`single_stage_one_shot`: one one-shot model over the joint space (blocks, ``M``
+  interaction slots, MLP), children sampled jointly; the best child is derived and retrained
+  ("One-shot Random Search", Li & Talwalkar 2019).
+
+Both only read validation samples for selection.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from leanrec.data.behavior import BehaviorSplit, FeatureMap
+from leanrec.embeddings.base import TableFactory
+from leanrec.search.architecture.config import ArchitectureSearchConfig
+from leanrec.search.architecture.model import (
+    AMEIRConfig,
+    AMEIRModel,
+    MLPChoice,
+    MLPStepModel,
+    _field_indices,
+)
+from leanrec.search.architecture.policy import (
+    SearchResult,
+    _model_config,
+    _trainer,
+    pick_best,
+    train_one_shot,
+    validation_subset,
+)
+from leanrec.search.architecture.space import (
+    Architecture,
+    BlockChoice,
+    Interaction,
+    interaction_name,
+    sample_blocks,
+    sample_mlp,
+)
+from leanrec.train.pointwise import evaluate_ctr
+
+
+def embedded_field_names(feature_map: FeatureMap) -> list[str]:
+    """Names of the non-sequential fields ``e^b`` as the CTR embedder orders them."""
+    names = [f.name for f in feature_map.categorical]
+    if feature_map.tag_field:
+        names.append(f"target_{feature_map.tag_field}")
+    return names
+
+
+def sample_interactions(
+    rng: np.random.Generator, field_names: list[str], count: int, max_order: int
+) -> tuple[Interaction, ...]:
+    """``count`` distinct Hadamard interactions, order uniform in ``[2, max_order]``, fields
+    uniform without replacement."""
+    chosen: list[Interaction] = []
+    max_order = min(max_order, len(field_names))
+    for _ in range(100 * max(1, count)):
+        if len(chosen) == count:
+            break
+        order = int(rng.integers(2, max_order + 1))
+        picks = rng.choice(len(field_names), order, replace=False)
+        interaction = interaction_name(tuple(field_names[i] for i in picks))
+        if interaction not in chosen:
+            chosen.append(interaction)
+    return tuple(chosen)
+
+
+def sample_architecture(
+    rng: np.random.Generator, field_names: list[str], config: ArchitectureSearchConfig
+) -> Architecture:
+    """A uniform child of the whole space."""
+    widths, activations = sample_mlp(rng, config.mlp_layers)
+    return Architecture(
+        blocks=sample_blocks(rng, config.behavior_blocks, has_target=True),
+        interactions=sample_interactions(
+            rng, field_names, config.interactions, config.evolution_cycles + 1
+        ),
+        mlp_widths=widths,
+        mlp_activations=activations,
+        se_shortcut=True,
+    )
+
+
+@dataclass(frozen=True)
+class JointChoice:
+    """A child of :class:`JointOneShotModel`."""
+
+    blocks: tuple[BlockChoice, ...]
+    interactions: tuple[Interaction, ...]
+    mlp: MLPChoice
+
+
+class JointOneShotModel(MLPStepModel):
+    """One one-shot model over blocks x interaction slots x MLP (single-stage baseline).
+
+    The ``M`` interaction slots share their MLP input weights by position, whatever
+    interaction fills them; blocks and MLP share weights like the per-step models.
+    """
+
+    name = "ameir_joint"
+
+    def __init__(
+        self,
+        feature_map: FeatureMap,
+        config: AMEIRConfig | None = None,
+        table_factory: TableFactory | None = None,
+        n_interactions: int = 5,
+        max_order: int = 4,
+    ) -> None:
+        cfg = config if config is not None else AMEIRConfig()
+        blocks = tuple(BlockChoice() for _ in range(cfg.behavior_blocks))
+        # placeholder interactions fix the slot count; replaced per child
+        names_probe = embedded_field_names(feature_map)
+        placeholder = tuple(
+            interaction_name((names_probe[0], names_probe[1 + i % (len(names_probe) - 1)]))
+            for i in range(n_interactions)
+        )
+        super().__init__(feature_map, cfg, table_factory, blocks, placeholder)
+        self.max_order = max_order
+        self.n_interactions = n_interactions
+        self.active = JointChoice(self.blocks, self.interactions, self.active)
+
+    def sample(self, rng: np.random.Generator, attempts: int = 1000) -> JointChoice:  # type: ignore[override]
+        names = self.embedder.field_names
+        return JointChoice(
+            blocks=sample_blocks(rng, self.config.behavior_blocks, has_target=True),
+            interactions=sample_interactions(rng, names, self.n_interactions, self.max_order),
+            mlp=MLPStepModel.sample(self, rng, attempts),
+        )
+
+    def _apply(self, choice: JointChoice) -> None:
+        self.blocks = choice.blocks
+        if choice.interactions != self.interactions:
+            self.interactions = choice.interactions
+            self.interaction_index = _field_indices(self.embedder.field_names, self.interactions)
+
+    def logits(self, inputs: Any) -> torch.Tensor:
+        choice: JointChoice = self.active
+        self._apply(choice)
+        self.active = choice.mlp
+        try:
+            return super().logits(inputs)
+        finally:
+            self.active = choice
+
+    def derive(self, choice: JointChoice) -> AMEIRModel:
+        """The derived model of ``choice`` with inherited weights."""
+        self._apply(choice)
+        return AMEIRModel.from_step3(self, choice.mlp)
+
+
+def single_stage_one_shot(
+    split: BehaviorSplit, config: ArchitectureSearchConfig, log: Any = None
+) -> SearchResult:
+    """Single-stage one-shot random search with the same one-shot training epochs as the
+    three steps together and as many scored children as Steps 1 and 3 together."""
+    say = log or (lambda message: None)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    rng = np.random.default_rng(config.seed)
+    subset = validation_subset(split.valid, config.validation_subset, config.seed)
+    began = time.perf_counter()
+    torch.manual_seed(config.seed)
+    model = JointOneShotModel(
+        split.feature_map,
+        _model_config(config),
+        n_interactions=config.interactions,
+        max_order=config.evolution_cycles + 1,
+    )
+    model.max_parameters = config.max_parameters
+    model.sampler = lambda: model.sample(rng)
+    train_one_shot(model, split.train, 3 * config.supernet_epochs, config, rng, 40)
+    children = [model.sample(rng) for _ in range(2 * config.sampled_children)]
+    best, record = pick_best(model, children, subset, split.valid, config)
+    search_seconds = time.perf_counter() - began
+    say(f"single-stage one-shot chose {best}")
+    derived = model.derive(best)
+    t0 = time.perf_counter()
+    result = _trainer(config, config.retrain_epochs, 50).fit(derived, split.train, split.valid)
+    return SearchResult(
+        architecture=derived.architecture,
+        model=derived,
+        valid=dict(result.best_valid),
+        search_seconds=search_seconds,
+        retrain_seconds=time.perf_counter() - t0,
+        steps={"joint": {k: v for k, v in record.items() if k != "subset_auc"}},
+    )
+
+
+def random_search_from_scratch(
+    split: BehaviorSplit,
+    config: ArchitectureSearchConfig,
+    budget_seconds: float,
+    epochs_per_child: float = 0.25,
+    log: Any = None,
+) -> SearchResult:
+    """Train sampled architectures from scratch (``epochs_per_child`` each, on a random subset
+    when fractional) until ``budget_seconds`` is spent; retrain the best on validation."""
+    say = log or (lambda message: None)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    rng = np.random.default_rng(config.seed)
+    subset = validation_subset(split.valid, config.validation_subset, config.seed)
+    names = embedded_field_names(split.feature_map)
+    began = time.perf_counter()
+    tried: list[tuple[float, Architecture]] = []
+    while not tried or time.perf_counter() - began < budget_seconds:
+        architecture = sample_architecture(rng, names, config)
+        model = AMEIRModel.from_architecture(split.feature_map, architecture, config.embedding_dim)
+        if config.max_parameters is not None and _parameters(model) > config.max_parameters:
+            continue
+        train_one_shot(model, split.train, epochs_per_child, config, rng, 60 + len(tried))
+        tried.append((evaluate_ctr(model, subset)["auc"], architecture))
+        say(f"  random child {len(tried)}: subset AUC {tried[-1][0]:.4f}")
+    search_seconds = time.perf_counter() - began
+    best = max(tried, key=lambda pair: pair[0])[1]
+    model = AMEIRModel.from_architecture(split.feature_map, best, config.embedding_dim)
+    t0 = time.perf_counter()
+    torch.manual_seed(config.seed)
+    result = _trainer(config, config.retrain_epochs, 70).fit(model, split.train, split.valid)
+    return SearchResult(
+        architecture=best,
+        model=model,
+        valid=dict(result.best_valid),
+        search_seconds=search_seconds,
+        retrain_seconds=time.perf_counter() - t0,
+        steps={"random": {"children": len(tried), "subset_auc": [a for a, _ in tried]}},
+    )
+
+
+def _parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

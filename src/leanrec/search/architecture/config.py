@@ -1,0 +1,68 @@
+"""Configuration of AMEIR's three-step one-shot random search (Zhao et al., IJCAI 2021)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class ArchitectureSearchConfig:
+    """Everything one search needs; the paper's value is noted where the paper gives one.
+
+    The paper trains on GPUs with 2,000 sampled children per step; the defaults here are cut so
+    that the three steps together cost a few DeepFM trainings on one CPU core (issue goal:
+    <= 3x), and every cut is a field.
+    """
+
+    embedding_dim: int = 16
+    """``K``, width of every field embedding (paper: 4 on Alimama; our CTR baselines use 16)."""
+    behavior_blocks: int = 3
+    """``L_a``, residual building blocks of the behaviour network (paper: 3)."""
+    mlp_layers: int = 2
+    """``L_c``, hidden layers of the aggregation MLP (paper: 2)."""
+    predefined_mlp: tuple[int, ...] = (200, 80)
+    """The fixed MLP of Steps 1 and 2 (paper: [200, 80])."""
+    interactions: int = 5
+    """``M``, Hadamard interactions kept after Step 2 (paper: 5)."""
+    evolution_cycles: int = 3
+    """Cycles of Step 2's evolution; cycle ``c`` reaches order ``c + 1`` (paper: 4)."""
+    keep_per_cycle: int = 20
+    """Top-k interactions kept after each cycle (paper: 50)."""
+    sampled_children: int = 100
+    """Children evaluated with inherited weights in Steps 1 and 3 (paper: 2,000)."""
+    top_children: int = 5
+    """Best children (on the validation subset) re-scored on the whole validation set; the
+    best of them is kept (paper: top-5 further evaluated)."""
+    validation_subset: int = 8192
+    """Validation samples used to rank children with inherited weights ("a small subset of
+    validation instances")."""
+    supernet_epochs: float = 1.0
+    """Passes over the training samples for each step's one-shot model (fractions allowed);
+    Step 2's cycles share its budget."""
+    learning_rate: float = 1e-3
+    """Adam step size of the one-shot models and of the retraining."""
+    batch_size: int = 1024
+    """Samples per step (paper: 1024)."""
+    retrain_epochs: int = 8
+    """Maximum epochs of the derived model's retraining (early stopping on validation AUC)."""
+    retrain_patience: int = 2
+    """Epochs without a validation-AUC gain before retraining stops."""
+    max_parameters: int | None = None
+    """Children with more parameters are never sampled in Step 3 (the issue asks for no more
+    parameters than the best hand-designed baseline); None: no limit."""
+    seed: int = 0
+    """Seeds the samplers, the one-shot models and the retraining."""
+    num_threads: int = 1
+    """torch intra-op threads (0: leave torch's default)."""
+    progress: bool | None = None
+    """Show progress bars (None: only when stderr is a terminal)."""
+
+    def __post_init__(self) -> None:
+        if self.behavior_blocks < 0 or self.mlp_layers < 1:
+            raise ValueError("behavior_blocks must be >= 0 and mlp_layers >= 1")
+        if self.interactions < 0 or self.keep_per_cycle < max(1, self.interactions):
+            raise ValueError("keep_per_cycle must be >= interactions >= 0")
+        if self.top_children < 1 or self.sampled_children < self.top_children:
+            raise ValueError("sampled_children must be >= top_children >= 1")
+        if self.supernet_epochs <= 0:
+            raise ValueError(f"supernet_epochs must be > 0, got {self.supernet_epochs}")

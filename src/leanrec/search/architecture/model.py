@@ -1,0 +1,344 @@
+"""AMEIR's backbone as CTR models: the one-shot model of each search step and the derived model.
+
+All are :class:`~leanrec.models.ctr.base.CTRModel` s, so the pointwise trainer, the evaluator
+and checkpoints work on them unchanged. A one-shot model holds every candidate of its step;
+``active`` is the child it currently computes. In training mode with ``sample_each_batch`` it
+draws a new child uniformly for every batch (one-shot random search, paper Sec. 2.3).
+
+* :class:`BehaviorStepModel` (Step 1): behaviour supernet, read out as ``h^a``, then the
+  predefined MLP over ``[h^a, e^b]``.
+* :class:`InteractionStepModel` (Step 2): the predefined MLP over ``[e^b, p]`` whose first layer
+  adds the projection of one sampled interaction ``p`` to those of the fields (the paper's
+  "projection of a concatenation is a sum of projections"); the behaviour network is left out.
+* :class:`MLPStepModel` (Step 3): the chosen behaviour blocks and interactions, a sliced MLP
+  over ``h^c_0 = [h^a, e^b, p^b]`` and the SE shortcut over ``[e^b, p^b]``; output
+  ``w^T [h^c_{L_c}, h^se]``.
+* :class:`AMEIRModel`: one fixed :class:`~leanrec.search.architecture.space.Architecture`
+  (the final, derived model), buildable from JSON and from Step 3's weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from leanrec.data.behavior import FeatureMap
+from leanrec.embeddings.base import TableFactory
+from leanrec.models.ctr.base import CTRConfig, CTRModel
+from leanrec.models.ctr.inputs import EmbeddedBatch
+from leanrec.models.ctr.layers import MLP
+from leanrec.search.architecture.blocks import BehaviorNetwork, BehaviorSupernet
+from leanrec.search.architecture.interactions import (
+    OneShotInteractionLayer,
+    SEShortcut,
+    hadamard_interactions,
+)
+from leanrec.search.architecture.mlp import MLP as SEARCHED_MLP
+from leanrec.search.architecture.mlp import SlicedMLP
+from leanrec.search.architecture.mlp import parameter_count as mlp_parameter_count
+from leanrec.search.architecture.space import (
+    Architecture,
+    BlockChoice,
+    Interaction,
+    sample_blocks,
+    sample_mlp,
+)
+
+
+@dataclass
+class AMEIRConfig(CTRConfig):
+    """Shared settings of the AMEIR models (``mlp_dims`` is the predefined MLP of Steps 1-2)."""
+
+    behavior_blocks: int = 3
+    """``L_a``."""
+    mlp_layers: int = 2
+    """``L_c`` (Step 3 and the derived model)."""
+    architecture: dict[str, Any] = field(default_factory=dict)
+    """The derived model's :class:`Architecture` as a dict (:class:`AMEIRModel` only)."""
+
+
+def _field_indices(names: list[str], interactions: tuple[Interaction, ...]) -> torch.Tensor:
+    """``(M, r_max)`` field indices of each interaction, -1 padded."""
+    if not interactions:
+        return torch.zeros(0, 2, dtype=torch.long)
+    width = max(len(i) for i in interactions)
+    rows = []
+    for interaction in interactions:
+        missing = [f for f in interaction if f not in names]
+        if missing:
+            raise ValueError(
+                f"interaction {interaction} names unknown fields {missing}; fields: {names}"
+            )
+        index = [names.index(f) for f in interaction]
+        rows.append(index + [-1] * (width - len(index)))
+    return torch.tensor(rows, dtype=torch.long)
+
+
+class _OneShot(CTRModel):
+    """A one-shot model: ``active`` child, resampled per batch in training when asked."""
+
+    config_class = AMEIRConfig
+
+    def __init__(
+        self,
+        feature_map: FeatureMap,
+        config: AMEIRConfig | None = None,
+        table_factory: TableFactory | None = None,
+    ) -> None:
+        super().__init__(feature_map, config, table_factory)
+        self.sample_each_batch = False
+        self.sampler: Callable[[], Any] | None = None
+        self.active: Any = None
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        if self.training and self.sample_each_batch and self.sampler is not None:
+            self.active = self.sampler()
+        return super().forward(batch)
+
+
+# ------------------------------------------------------------------------------------- Step 1
+class BehaviorStepModel(_OneShot):
+    """Step 1: ``active`` is a tuple of ``L_a`` :class:`BlockChoice`."""
+
+    name = "ameir_step1"
+
+    def __init__(
+        self,
+        feature_map: FeatureMap,
+        config: AMEIRConfig | None = None,
+        table_factory: TableFactory | None = None,
+    ) -> None:
+        super().__init__(feature_map, config, table_factory)
+        cfg = self.config
+        d = cfg.embedding_dim
+        self.behavior = BehaviorSupernet(d, cfg.behavior_blocks, has_target=True)
+        width = self.behavior.readout_dim + self.num_fields * d
+        self.mlp = MLP(width, cfg.mlp_dims, cfg.activation, cfg.dropout, output_dim=1)
+        self.active = tuple(BlockChoice() for _ in range(cfg.behavior_blocks))
+
+    def sample(self, rng: np.random.Generator) -> tuple[BlockChoice, ...]:
+        return sample_blocks(rng, self.config.behavior_blocks, has_target=True)
+
+    def logits(self, inputs: EmbeddedBatch) -> torch.Tensor:
+        h = self.behavior(inputs.history, inputs.history_mask, inputs.target, self.active)
+        h_a = self.behavior.readout(h, inputs.history_mask, inputs.target)
+        return self.mlp(torch.cat([h_a, inputs.fields.flatten(1)], dim=1)).squeeze(-1)
+
+
+# ------------------------------------------------------------------------------------- Step 2
+class InteractionStepModel(_OneShot):
+    """Step 2: ``active`` is one :data:`Interaction` (or None: fields only)."""
+
+    name = "ameir_step2"
+
+    def __init__(
+        self,
+        feature_map: FeatureMap,
+        config: AMEIRConfig | None = None,
+        table_factory: TableFactory | None = None,
+    ) -> None:
+        super().__init__(feature_map, config, table_factory)
+        cfg = self.config
+        if not cfg.mlp_dims:
+            raise ValueError("Step 2 needs a predefined MLP with at least one hidden layer")
+        d = cfg.embedding_dim
+        self.first = OneShotInteractionLayer(self.embedder.field_names, d, cfg.mlp_dims[0], [])
+        self.rest = MLP(cfg.mlp_dims[0], cfg.mlp_dims[1:], cfg.activation, cfg.dropout, 1)
+        self.first_activation = nn.ReLU()
+        self.candidates: list[Interaction] = []
+
+    @property
+    def field_names(self) -> list[str]:
+        return self.embedder.field_names
+
+    def set_candidates(self, candidates: list[Interaction]) -> None:
+        """``p^b'``: the interactions sampled from now on (projection weights inherited)."""
+        self.first.add_candidates(candidates)
+        self.candidates = list(candidates)
+
+    def sample(self, rng: np.random.Generator) -> Interaction | None:
+        if not self.candidates:
+            return None
+        return self.candidates[int(rng.integers(len(self.candidates)))]
+
+    def logits(self, inputs: EmbeddedBatch) -> torch.Tensor:
+        hidden = self.first_activation(self.first(inputs.fields, self.active))
+        return self.rest(hidden).squeeze(-1)
+
+
+# ------------------------------------------------------------------------------------- Step 3
+@dataclass(frozen=True)
+class MLPChoice:
+    """Step 3's child: hidden widths in units and activations."""
+
+    widths: tuple[int, ...]
+    activations: tuple[str, ...]
+
+
+class MLPStepModel(_OneShot):
+    """Step 3: fixed blocks and interactions; ``active`` is an :class:`MLPChoice`."""
+
+    name = "ameir_step3"
+
+    def __init__(
+        self,
+        feature_map: FeatureMap,
+        config: AMEIRConfig | None = None,
+        table_factory: TableFactory | None = None,
+        blocks: tuple[BlockChoice, ...] = (),
+        interactions: tuple[Interaction, ...] = (),
+        se_shortcut: bool = True,
+    ) -> None:
+        super().__init__(feature_map, config, table_factory)
+        cfg = self.config
+        d = cfg.embedding_dim
+        self.blocks = tuple(blocks)
+        self.interactions = tuple(interactions)
+        self.behavior = BehaviorSupernet(d, len(self.blocks), has_target=True)
+        self.register_buffer(
+            "interaction_index",
+            _field_indices(self.embedder.field_names, self.interactions),
+            persistent=False,
+        )
+        n_se = self.num_fields + len(self.interactions)
+        self.input_dim = self.behavior.readout_dim + n_se * d
+        """``K^c_0``."""
+        self.mlp = SlicedMLP(self.input_dim, cfg.mlp_layers)
+        self.se = SEShortcut(n_se, d) if se_shortcut else None
+        self.output_weight = nn.Parameter(torch.zeros(self.input_dim + (d if se_shortcut else 0)))
+        self.output_bias = nn.Parameter(torch.zeros(()))
+        nn.init.normal_(self.output_weight, std=0.01)
+        self.active = MLPChoice((self.input_dim,) * cfg.mlp_layers, ("relu",) * cfg.mlp_layers)
+        self.max_parameters: int | None = None
+
+    def sample(self, rng: np.random.Generator, attempts: int = 1000) -> MLPChoice:
+        """A uniform child (within ``max_parameters`` when set: rejection sampling)."""
+        for _ in range(attempts):
+            ratios, activations = sample_mlp(rng, self.config.mlp_layers)
+            widths = tuple(max(1, round(r * self.input_dim)) for r in ratios)
+            choice = MLPChoice(widths, activations)
+            if self.max_parameters is None or self.child_parameters(choice) <= self.max_parameters:
+                return choice
+        raise ValueError(
+            f"no MLP child within max_parameters={self.max_parameters} after {attempts} draws"
+        )
+
+    def child_parameters(self, choice: MLPChoice) -> int:
+        """Parameters of the derived model with this MLP (embedding tables included)."""
+        d = self.config.embedding_dim
+        behavior = self.behavior.derive(self.blocks).parameter_count()  # blocks + readout
+        mlp = mlp_parameter_count(self.input_dim, choice.widths, choice.activations)
+        se = sum(p.numel() for p in self.se.parameters()) if self.se is not None else 0
+        out = choice.widths[-1] + (d if self.se is not None else 0) + 1
+        return self.embedding_parameters() + behavior + mlp + se + out
+
+    def features(self, inputs: EmbeddedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """``h^c_0`` ``(B, K^c_0)`` and ``Q^se = [e^b, p^b]`` ``(B, N + M, d)``."""
+        h = self.behavior(inputs.history, inputs.history_mask, inputs.target, self.blocks)
+        h_a = self.behavior.readout(h, inputs.history_mask, inputs.target)
+        q = inputs.fields
+        if self.interactions:
+            q = torch.cat([q, hadamard_interactions(inputs.fields, self.interaction_index)], 1)
+        return torch.cat([h_a, q.flatten(1)], dim=1), q
+
+    def logits(self, inputs: EmbeddedBatch) -> torch.Tensor:
+        h0, q = self.features(inputs)
+        choice: MLPChoice = self.active
+        hidden = self.mlp(h0, choice.widths, choice.activations)
+        parts = [hidden]
+        weight = self.output_weight[: choice.widths[-1]]
+        if self.se is not None:
+            parts.append(self.se(q))
+            weight = torch.cat([weight, self.output_weight[self.input_dim :]])
+        return torch.cat(parts, dim=1) @ weight + self.output_bias
+
+
+# ------------------------------------------------------------------------------ derived model
+class AMEIRModel(CTRModel):
+    """The derived AMEIR model of one :class:`Architecture` (paper Sec. 2.1, Eq. 1-2)."""
+
+    name = "ameir"
+    config_class = AMEIRConfig
+
+    def __init__(
+        self,
+        feature_map: FeatureMap,
+        config: AMEIRConfig | None = None,
+        table_factory: TableFactory | None = None,
+    ) -> None:
+        super().__init__(feature_map, config, table_factory)
+        cfg = self.config
+        d = cfg.embedding_dim
+        self.architecture = Architecture.from_dict(dict(cfg.architecture))
+        arch = self.architecture
+        self.behavior = BehaviorNetwork(d, arch.blocks, has_target=True)
+        self.register_buffer(
+            "interaction_index",
+            _field_indices(self.embedder.field_names, arch.interactions),
+            persistent=False,
+        )
+        n_se = self.num_fields + len(arch.interactions)
+        self.input_dim = self.behavior.readout_dim + n_se * d
+        widths = arch.mlp_dims(self.input_dim)
+        self.mlp = SEARCHED_MLP(self.input_dim, widths, arch.mlp_activations)
+        self.se = SEShortcut(n_se, d) if arch.se_shortcut else None
+        width = (widths[-1] if widths else self.input_dim) + (d if self.se is not None else 0)
+        self.output = nn.Linear(width, 1)
+
+    def logits(self, inputs: EmbeddedBatch) -> torch.Tensor:
+        h = self.behavior(inputs.history, inputs.history_mask, inputs.target)
+        h_a = self.behavior.readout(h, inputs.history_mask, inputs.target)
+        q = inputs.fields
+        if self.architecture.interactions:
+            q = torch.cat([q, hadamard_interactions(inputs.fields, self.interaction_index)], 1)
+        parts = [self.mlp(torch.cat([h_a, q.flatten(1)], dim=1))]
+        if self.se is not None:
+            parts.append(self.se(q))
+        return self.output(torch.cat(parts, dim=1)).squeeze(-1)
+
+    @classmethod
+    def from_architecture(
+        cls,
+        feature_map: FeatureMap,
+        architecture: Architecture,
+        embedding_dim: int = 16,
+        table_factory: TableFactory | None = None,
+    ) -> AMEIRModel:
+        config = AMEIRConfig(
+            embedding_dim=embedding_dim,
+            behavior_blocks=len(architecture.blocks),
+            mlp_layers=len(architecture.mlp_widths),
+            architecture=architecture.to_dict(),
+        )
+        return cls(feature_map, config, table_factory)
+
+    @classmethod
+    def from_step3(cls, step3: MLPStepModel, choice: MLPChoice) -> AMEIRModel:
+        """The derived model of Step 3's child ``choice``, initialised from its weights
+        (paper: "the derived model is initialized with the one-shot model weights")."""
+        ratios = tuple(w / step3.input_dim for w in choice.widths)
+        architecture = Architecture(
+            blocks=step3.blocks,
+            interactions=step3.interactions,
+            mlp_widths=ratios,
+            mlp_activations=choice.activations,
+            se_shortcut=step3.se is not None,
+        )
+        model = cls.from_architecture(step3.feature_map, architecture, step3.config.embedding_dim)
+        model.embedder.load_state_dict(step3.embedder.state_dict())
+        model.behavior = step3.behavior.derive(step3.blocks)
+        model.mlp = step3.mlp.derive(choice.widths, choice.activations)
+        if step3.se is not None and model.se is not None:
+            model.se.load_state_dict(step3.se.state_dict())
+        with torch.no_grad():
+            weight = step3.output_weight[: choice.widths[-1]]
+            if step3.se is not None:
+                weight = torch.cat([weight, step3.output_weight[step3.input_dim :]])
+            model.output.weight.copy_(weight.unsqueeze(0))
+            model.output.bias.copy_(step3.output_bias)
+        return model

@@ -1,0 +1,360 @@
+"""AMEIR's three-step one-shot random search (paper Sec. 2.3) and the two NAS baselines' cores.
+
+Every step: train a one-shot model sampling one child uniformly per batch, score children with
+the inherited weights on a validation subset, re-score the best ``top_children`` on the whole
+validation set and keep the best. Step 2 instead evolves interactions: start from single
+fields, mutate by a Hadamard product with every field, keep the top-k per cycle (the one-shot
+model's weights are inherited from cycle to cycle), keep ``M`` at the end. The derived model is
+initialised from Step 3's weights and retrained (early stopping on validation AUC).
+
+Model selection only ever reads validation samples; test samples are never touched here.
+A finished step is saved as JSON in ``out_dir``, so a killed search resumes after its last step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from leanrec.data.behavior import BehaviorSamples, BehaviorSplit
+from leanrec.search.architecture.config import ArchitectureSearchConfig
+from leanrec.search.architecture.interactions import initial_population, mutate
+from leanrec.search.architecture.model import (
+    AMEIRConfig,
+    AMEIRModel,
+    BehaviorStepModel,
+    InteractionStepModel,
+    MLPChoice,
+    MLPStepModel,
+)
+from leanrec.search.architecture.space import Architecture, BlockChoice, Interaction
+from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, evaluate_ctr
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class SearchResult:
+    """What a search found and what it cost.
+
+    Attributes:
+        architecture: the derived architecture.
+        model: the retrained derived model (best validation epoch).
+        valid: its validation AUC / log loss.
+        search_seconds: wall time of the three steps (one-shot training + child scoring).
+        retrain_seconds: wall time of the derived model's retraining.
+        steps: per-step records (chosen child, scores, seconds).
+    """
+
+    architecture: Architecture
+    model: AMEIRModel
+    valid: dict[str, float]
+    search_seconds: float
+    retrain_seconds: float
+    steps: dict[str, Any] = field(default_factory=dict)
+
+
+def _trainer(config: ArchitectureSearchConfig, epochs: int, seed_offset: int) -> CTRTrainer:
+    return CTRTrainer(
+        CTRTrainerConfig(
+            learning_rate=config.learning_rate,
+            batch_size=config.batch_size,
+            max_epochs=max(1, epochs),
+            patience=config.retrain_patience,
+            seed=config.seed * 1000 + seed_offset,
+            num_threads=config.num_threads,
+            progress=config.progress,
+        )
+    )
+
+
+def train_one_shot(
+    model: Any,
+    train: BehaviorSamples,
+    epochs: float,
+    config: ArchitectureSearchConfig,
+    rng: np.random.Generator,
+    seed_offset: int,
+) -> float:
+    """Train a one-shot model for ``epochs`` passes (a fraction: a random subset), one child
+    per batch; returns seconds."""
+    began = time.perf_counter()
+    whole = math.floor(epochs)
+    fraction = epochs - whole
+    model.sample_each_batch = True
+    model.train()
+    if whole:
+        _trainer(config, whole, seed_offset).fit(model, train)
+    if fraction > 1e-9:
+        rows = np.sort(rng.choice(len(train), max(1, int(fraction * len(train))), replace=False))
+        _trainer(config, 1, seed_offset + 1).fit(model, train.subset(rows))
+    model.sample_each_batch = False
+    model.eval()
+    return time.perf_counter() - began
+
+
+def score_children(
+    model: Any,
+    children: Sequence[Any],
+    subset: BehaviorSamples,
+    batch_size: int,
+) -> list[float]:
+    """Validation AUC of each child with the one-shot model's inherited weights."""
+    model.eval()
+    scores = []
+    for child in children:
+        model.active = child
+        scores.append(evaluate_ctr(model, subset, batch_size)["auc"])
+    return scores
+
+
+def pick_best(
+    model: Any,
+    children: Sequence[Any],
+    subset: BehaviorSamples,
+    valid: BehaviorSamples,
+    config: ArchitectureSearchConfig,
+) -> tuple[Any, dict[str, Any]]:
+    """Score ``children`` on ``subset``, re-score the top ones on ``valid``, return the best."""
+    scores = score_children(model, children, subset, 8192)
+    top = np.argsort(scores)[::-1][: config.top_children]
+    full = score_children(model, [children[i] for i in top], valid, 8192)
+    best = int(top[int(np.argmax(full))])
+    return children[best], {
+        "subset_auc": [float(s) for s in scores],
+        "top": [int(i) for i in top],
+        "top_valid_auc": [float(s) for s in full],
+        "best": best,
+    }
+
+
+def _unique(children: list[Any]) -> list[Any]:
+    seen: set[Any] = set()
+    out = []
+    for child in children:
+        if child not in seen:
+            seen.add(child)
+            out.append(child)
+    return out
+
+
+# ---------------------------------------------------------------------------------- the steps
+def step1_blocks(
+    split: BehaviorSplit,
+    subset: BehaviorSamples,
+    config: ArchitectureSearchConfig,
+    rng: np.random.Generator,
+) -> tuple[tuple[BlockChoice, ...], dict[str, Any]]:
+    """Step 1: behaviour blocks with the predefined MLP over ``[h^a, e^b]``."""
+    torch.manual_seed(config.seed)
+    model = BehaviorStepModel(split.feature_map, _model_config(config))
+    model.sampler = lambda: model.sample(rng)
+    seconds = train_one_shot(model, split.train, config.supernet_epochs, config, rng, 1)
+    children = _unique([model.sample(rng) for _ in range(config.sampled_children)])
+    t0 = time.perf_counter()
+    best, record = pick_best(model, children, subset, split.valid, config)
+    record.update(
+        train_seconds=seconds,
+        score_seconds=time.perf_counter() - t0,
+        children=[[vars(b) for b in c] for c in children],
+        chosen=[vars(b) for b in best],
+    )
+    return best, record
+
+
+def step2_interactions(
+    split: BehaviorSplit,
+    subset: BehaviorSamples,
+    config: ArchitectureSearchConfig,
+    rng: np.random.Generator,
+    log: Log | None = None,
+) -> tuple[tuple[Interaction, ...], dict[str, Any]]:
+    """Step 2: evolve Hadamard interactions (behaviour network left out)."""
+    if config.interactions == 0:
+        return (), {"cycles": []}
+    torch.manual_seed(config.seed + 1)
+    model = InteractionStepModel(split.feature_map, _model_config(config))
+    model.sampler = lambda: model.sample(rng)
+    names = model.field_names
+    population: list[Interaction] = initial_population(names)
+    cycles = []
+    train_seconds = score_seconds = 0.0
+    scored: dict[Interaction, float] = {}
+    for cycle in range(config.evolution_cycles):
+        candidates = mutate(population, names)
+        if not candidates:
+            break
+        model.set_candidates(candidates)
+        train_seconds += train_one_shot(
+            model,
+            split.train,
+            config.supernet_epochs / config.evolution_cycles,
+            config,
+            rng,
+            10 + cycle,
+        )
+        t0 = time.perf_counter()
+        scores = score_children(model, candidates, subset, 8192)
+        score_seconds += time.perf_counter() - t0
+        order = np.argsort(scores)[::-1][: config.keep_per_cycle]
+        population = [candidates[i] for i in order]
+        for i in order:
+            scored[candidates[i]] = float(scores[i])
+        cycles.append(
+            {
+                "candidates": len(candidates),
+                "kept": [list(candidates[i]) for i in order],
+                "auc": [float(scores[i]) for i in order],
+            }
+        )
+        if log is not None:
+            log(
+                f"  step 2 cycle {cycle + 1}: {len(candidates)} candidates, best "
+                f"{'x'.join(candidates[order[0]])} (subset AUC {scores[order[0]]:.4f})"
+            )
+    # top-M over everything kept in any cycle (low and high orders compete)
+    ranked = sorted(scored, key=lambda i: scored[i], reverse=True)[: config.interactions]
+    return tuple(ranked), {
+        "cycles": cycles,
+        "train_seconds": train_seconds,
+        "score_seconds": score_seconds,
+        "chosen": [list(i) for i in ranked],
+    }
+
+
+def step3_mlp(
+    split: BehaviorSplit,
+    subset: BehaviorSamples,
+    blocks: tuple[BlockChoice, ...],
+    interactions: tuple[Interaction, ...],
+    config: ArchitectureSearchConfig,
+    rng: np.random.Generator,
+    step1_state: dict[str, torch.Tensor] | None = None,
+) -> tuple[MLPStepModel, MLPChoice, dict[str, Any]]:
+    """Step 3: MLP widths and activations by slicing, with the SE shortcut."""
+    torch.manual_seed(config.seed + 2)
+    model = MLPStepModel(
+        split.feature_map, _model_config(config), blocks=blocks, interactions=interactions
+    )
+    if step1_state is not None:  # inherit embeddings and behaviour blocks from Step 1
+        own = model.state_dict()
+        inherited = {k: v for k, v in step1_state.items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(inherited, strict=False)
+    model.max_parameters = config.max_parameters
+    model.sampler = lambda: model.sample(rng)
+    seconds = train_one_shot(model, split.train, config.supernet_epochs, config, rng, 20)
+    children = _unique([model.sample(rng) for _ in range(config.sampled_children)])
+    t0 = time.perf_counter()
+    best, record = pick_best(model, children, subset, split.valid, config)
+    record.update(
+        train_seconds=seconds,
+        score_seconds=time.perf_counter() - t0,
+        chosen={"widths": list(best.widths), "activations": list(best.activations)},
+        chosen_parameters=model.child_parameters(best),
+    )
+    return model, best, record
+
+
+def _model_config(config: ArchitectureSearchConfig) -> AMEIRConfig:
+    return AMEIRConfig(
+        embedding_dim=config.embedding_dim,
+        mlp_dims=config.predefined_mlp,
+        behavior_blocks=config.behavior_blocks,
+        mlp_layers=config.mlp_layers,
+    )
+
+
+def validation_subset(valid: BehaviorSamples, size: int, seed: int) -> BehaviorSamples:
+    """A fixed random subset of the validation samples for scoring children."""
+    if size >= len(valid):
+        return valid
+    rows = np.sort(np.random.default_rng(seed).choice(len(valid), size, replace=False))
+    return valid.subset(rows)
+
+
+def search_architecture(
+    split: BehaviorSplit,
+    config: ArchitectureSearchConfig,
+    out_dir: str | Path | None = None,
+    log: Log | None = None,
+) -> SearchResult:
+    """Run the three steps, derive the model from Step 3's weights and retrain it.
+
+    With ``out_dir``, each finished step is written to ``step<k>.json`` (and Step 1's one-shot
+    weights are not needed again), and a rerun skips finished steps.
+    """
+    say = log or (lambda message: None)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    folder = Path(out_dir) if out_dir is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(config.seed)
+    subset = validation_subset(split.valid, config.validation_subset, config.seed)
+    began = time.perf_counter()
+    steps: dict[str, Any] = {}
+
+    def load(name: str) -> dict[str, Any] | None:
+        if folder is None or not (folder / f"{name}.json").is_file():
+            return None
+        return json.loads((folder / f"{name}.json").read_text())
+
+    def save(name: str, record: dict[str, Any]) -> None:
+        steps[name] = record
+        if folder is not None:
+            path = folder / f"{name}.json"
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(record))
+            tmp.replace(path)
+
+    # Step 1 ------------------------------------------------------------------------------
+    record = load("step1")
+    if record is None:
+        say("step 1: behaviour blocks")
+        blocks, record = step1_blocks(split, subset, config, rng)
+        save("step1", record)
+    else:
+        steps["step1"] = record
+        blocks = tuple(BlockChoice(**b) for b in record["chosen"])
+    say(f"step 1 chose {[f'{b.norm}/{b.layer}/{b.activation}' for b in blocks]}")
+    # Step 2 ------------------------------------------------------------------------------
+    record = load("step2")
+    if record is None:
+        say("step 2: interactions")
+        interactions, record = step2_interactions(split, subset, config, rng, say)
+        save("step2", record)
+    else:
+        steps["step2"] = record
+        interactions = tuple(tuple(i) for i in record["chosen"])
+    say(f"step 2 chose {['x'.join(i) for i in interactions]}")
+    # Step 3 (always rerun when resuming: its weights initialise the derived model) ---------
+    say("step 3: MLP")
+    step3, choice, record = step3_mlp(split, subset, blocks, interactions, config, rng)
+    save("step3", record)
+    say(f"step 3 chose widths {choice.widths}, activations {choice.activations}")
+    search_seconds = time.perf_counter() - began
+    # derive + retrain ---------------------------------------------------------------------
+    model = AMEIRModel.from_step3(step3, choice)
+    t0 = time.perf_counter()
+    result = _trainer(config, config.retrain_epochs, 30).fit(model, split.train, split.valid)
+    retrain_seconds = time.perf_counter() - t0
+    architecture = model.architecture
+    if folder is not None:
+        architecture.save(folder / "architecture.json")
+        model.save(folder / "model.pt")
+    return SearchResult(
+        architecture=architecture,
+        model=model,
+        valid=dict(result.best_valid),
+        search_seconds=search_seconds,
+        retrain_seconds=retrain_seconds,
+        steps=steps,
+    )

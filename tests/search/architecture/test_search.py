@@ -1,0 +1,189 @@
+"""AMEIR models, the three-step search, the NAS baselines and the experiment table."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from leanrec.data.behavior import BehaviorSplit
+from leanrec.models.ctr import load_ctr_model
+from leanrec.search.architecture import policy as search_policy
+from leanrec.search.architecture.baselines import JointOneShotModel, sample_interactions
+from leanrec.search.architecture.config import ArchitectureSearchConfig
+from leanrec.search.architecture.experiment import (
+    ArchitectureExperiment,
+    run_architecture_experiment,
+)
+from leanrec.search.architecture.model import AMEIRConfig, AMEIRModel, MLPStepModel
+from leanrec.search.architecture.policy import search_architecture
+from leanrec.search.architecture.space import Architecture, BlockChoice
+from leanrec.train.pointwise import evaluate_ctr
+from tests.models.ctr.synthetic import make_samples
+
+
+@pytest.fixture(scope="module")
+def split() -> BehaviorSplit:
+    train, _ = make_samples(1500, seed=1)
+    valid, _ = make_samples(400, seed=2)
+    test, _ = make_samples(400, seed=3)
+    return BehaviorSplit(train, valid, test, train.feature_map, name="synthetic")
+
+
+def tiny_config(**changes: object) -> ArchitectureSearchConfig:
+    base = ArchitectureSearchConfig(
+        embedding_dim=4,
+        behavior_blocks=2,
+        predefined_mlp=(16, 8),
+        interactions=2,
+        evolution_cycles=2,
+        keep_per_cycle=3,
+        sampled_children=6,
+        top_children=2,
+        validation_subset=200,
+        supernet_epochs=1.0,
+        batch_size=256,
+        retrain_epochs=2,
+        retrain_patience=1,
+        learning_rate=0.03,
+        num_threads=1,
+        progress=False,
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def _step3(split: BehaviorSplit, seed: int = 0) -> MLPStepModel:
+    torch.manual_seed(seed)
+    model = MLPStepModel(
+        split.feature_map,
+        AMEIRConfig(embedding_dim=4, behavior_blocks=2, mlp_layers=2),
+        blocks=(BlockChoice("layernorm", "conv3", "relu"), BlockChoice("none", "bigru", "gelu")),
+        interactions=(("age", "gender"), ("gender", "item_id", "user_id")),
+    )
+    return model
+
+
+def test_derived_model_matches_step3_child_and_counts_its_parameters(split) -> None:
+    model = _step3(split)
+    rng = np.random.default_rng(0)
+    batch = split.valid.batch(np.arange(64))
+    for _ in range(4):
+        choice = model.sample(rng)
+        model.eval()
+        model.active = choice
+        expected = model(batch)
+        derived = AMEIRModel.from_step3(model, choice).eval()
+        assert torch.allclose(derived(batch), expected, atol=1e-5)
+        total = sum(p.numel() for p in derived.parameters())
+        assert model.child_parameters(choice) == total
+
+
+def test_parameter_budget_bounds_every_sampled_child_and_rejects_the_impossible(split) -> None:
+    model = _step3(split)
+    rng = np.random.default_rng(1)
+    smallest = min(model.child_parameters(model.sample(rng)) for _ in range(50))
+    model.max_parameters = smallest + 200
+    for _ in range(30):
+        assert model.child_parameters(model.sample(rng)) <= model.max_parameters
+    model.max_parameters = model.embedding_parameters()  # less than any child
+    with pytest.raises(ValueError, match="max_parameters"):
+        model.sample(rng, attempts=50)
+
+
+def test_architecture_json_rebuilds_a_model_that_saves_and_loads(split, tmp_path) -> None:
+    architecture = Architecture(
+        blocks=(BlockChoice("layernorm", "self_attention2", "swish"),),
+        interactions=(("age", "item_id"),),
+        mlp_widths=(0.5, 0.2),
+        mlp_activations=("dice", "relu"),
+    )
+    path = architecture.save(tmp_path / "arch.json")
+    loaded = Architecture.load(path)
+    assert loaded == architecture
+    torch.manual_seed(0)
+    model = AMEIRModel.from_architecture(split.feature_map, loaded, embedding_dim=4).eval()
+    batch = split.test.batch(np.arange(32))
+    model.save(tmp_path / "model.pt")
+    again = load_ctr_model(tmp_path / "model.pt").eval()
+    assert torch.equal(again(batch), model(batch))
+    with pytest.raises(ValueError, match="non-increasing"):
+        Architecture(mlp_widths=(0.2, 0.5), mlp_activations=("relu", "relu"))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"blocks": [{"layer": "lstm"}]}))
+    with pytest.raises(ValueError, match=r"bad\.json.*lstm"):
+        Architecture.load(bad)
+
+
+def test_joint_one_shot_children_derive_exactly(split) -> None:
+    torch.manual_seed(0)
+    model = JointOneShotModel(
+        split.feature_map, AMEIRConfig(embedding_dim=4, behavior_blocks=2), n_interactions=2
+    ).eval()
+    rng = np.random.default_rng(3)
+    batch = split.valid.batch(np.arange(32))
+    for _ in range(3):
+        choice = model.sample(rng)
+        model.active = choice
+        expected = model(batch)
+        assert torch.allclose(model.derive(choice).eval()(batch), expected, atol=1e-5)
+
+
+def test_sampled_interactions_are_distinct_canonical_and_bounded() -> None:
+    rng = np.random.default_rng(0)
+    names = ["a", "b", "c", "d", "e"]
+    for _ in range(20):
+        found = sample_interactions(rng, names, 4, 3)
+        assert len(set(found)) == 4
+        for interaction in found:
+            assert 2 <= len(interaction) <= 3 and tuple(sorted(interaction)) == interaction
+
+
+def test_search_runs_three_steps_writes_json_and_resumes(split, tmp_path, monkeypatch) -> None:
+    config = tiny_config(retrain_epochs=5, retrain_patience=5)
+    result = search_architecture(split, config, tmp_path / "run")
+    arch = result.architecture
+    assert len(arch.blocks) == 2 and len(arch.interactions) == 2
+    assert len(arch.mlp_widths) == config.mlp_layers
+    for name in ("step1.json", "step2.json", "step3.json", "architecture.json", "model.pt"):
+        assert (tmp_path / "run" / name).is_file()
+    assert Architecture.load(tmp_path / "run" / "architecture.json") == arch
+    assert result.valid["auc"] == pytest.approx(evaluate_ctr(result.model, split.valid)["auc"])
+    assert result.valid["auc"] > 0.55  # the retrained model learned something
+
+    # a resumed search reads steps 1-2 from disk instead of searching again
+    def fail(*args, **kwargs):
+        raise AssertionError("finished step was run again")
+
+    monkeypatch.setattr(search_policy, "step1_blocks", fail)
+    monkeypatch.setattr(search_policy, "step2_interactions", fail)
+    again = search_architecture(split, config, tmp_path / "run")
+    assert again.architecture.blocks == arch.blocks
+    assert again.architecture.interactions == arch.interactions
+
+
+def test_experiment_table_keeps_searched_models_within_the_best_baseline(split, tmp_path) -> None:
+    exp = ArchitectureExperiment(
+        out_dir=str(tmp_path / "exp"),
+        baselines=("dnn", "deepfm"),
+        methods=("ameir", "one_shot", "random"),
+        seeds=(0,),
+        baseline_epochs=2,
+        config=tiny_config(embedding_dim=16),
+    )
+    summary = run_architecture_experiment(exp, log=lambda m: None, split=split)
+    methods = summary["methods"]
+    assert set(methods) == {"dnn", "deepfm", "ameir", "one_shot", "random"}
+    budget = summary["parameter_budget"]
+    assert budget == methods[summary["best_baseline"]]["parameters"]["mean"]
+    for name in ("ameir", "one_shot", "random"):
+        assert methods[name]["parameters"]["mean"] <= budget
+    table = (tmp_path / "exp" / "table.md").read_text()
+    assert "| ameir |" in table and (tmp_path / "exp" / "auc.png").is_file()
+    rows = json.loads((tmp_path / "exp" / "rows.json").read_text())
+    assert len(rows) == 5
+    # rerunning finds every row done and trains nothing
+    again = run_architecture_experiment(exp, log=lambda m: None, split=split)
+    assert again["methods"]["ameir"] == methods["ameir"]
