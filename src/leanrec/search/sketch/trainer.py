@@ -255,6 +255,12 @@ def accumulated_surrogate(
     return (grads * relaxed).sum()
 
 
+def _policy_lr(config: SketchConfig, queue_size: int) -> float:
+    if queue_size > 1 and config.queue_policy_learning_rate is not None:
+        return config.queue_policy_learning_rate
+    return config.policy_learning_rate
+
+
 def train_sketch(
     train: UserStreams,
     valid: UserStreams,
@@ -294,7 +300,7 @@ def train_sketch(
     decider = make_decider(method, scorer, online)
     model_opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     policy_opt = (
-        torch.optim.Adam(scorer.parameters(), lr=config.policy_learning_rate) if scorer else None
+        torch.optim.Adam(scorer.parameters(), lr=_policy_lr(config, queue_size)) if scorer else None
     )
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
