@@ -4,6 +4,8 @@ leanrec train --dataset ml-1m --model lightgcn --epochs 50 --n_layers 3
 leanrec datasets
 leanrec recommend --model runs/ml-1m-lightgcn/model.pt --users 1 2 3 --k 10
 leanrec experiment embedding-size --dataset ml-1m --model lightgcn
+leanrec experiment architecture --dataset ml-1m-ctr --seeds 0 1 2
+leanrec train --dataset ml-1m-ctr --architecture runs/architecture-ml-1m-ctr/architecture_seed0.json
 leanrec compress --model runs/embedding-size/ciess_c90.pt --out ciess_c90.safetensors
 """
 
@@ -109,6 +111,8 @@ def format_metrics(valid: dict[str, float], test: dict[str, float]) -> str:
 
 
 def cmd_train(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    if args.architecture is not None:
+        return _train_architecture(args, extra)
     from leanrec.api import train
 
     config = build_train_config(args, extra)
@@ -123,6 +127,43 @@ def cmd_train(args: argparse.Namespace, extra: Sequence[str]) -> int:
     )
     print(format_metrics(run.valid_metrics, run.test_metrics))
     print(f"run directory: {config.run_dir}")
+    return 0
+
+
+def _train_architecture(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    """``leanrec train --architecture file.json``: rebuild a searched CTR model and train it."""
+    import torch
+
+    from leanrec.data.registry import load_behavior_dataset
+    from leanrec.search.architecture.model import AMEIRModel
+    from leanrec.search.architecture.space import Architecture
+    from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, evaluate_ctr
+
+    options = _parse_options(extra)
+    embedding_dim = int(options.pop("embedding_dim", 16))
+    fields = {f.name for f in dataclasses.fields(CTRTrainerConfig)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise ValueError(f"unknown training options {unknown}; known: {sorted(fields)}")
+    architecture = Architecture.load(args.architecture)
+    dataset = "ml-1m-ctr" if args.dataset == "synthetic" else args.dataset
+    split = load_behavior_dataset(dataset, args.data_dir)
+    torch.manual_seed(args.seed)
+    model = AMEIRModel.from_architecture(split.feature_map, architecture, embedding_dim)
+    config = CTRTrainerConfig(**{"seed": args.seed, "num_threads": 1, **options})
+    result = CTRTrainer(config).fit(model, split.train, split.valid)
+    test = evaluate_ctr(model, split.test)
+    run_dir = Path(args.run_dir or Path(args.runs) / f"{dataset}-{Path(args.architecture).stem}")
+    model.save(run_dir / "model.pt")
+    (run_dir / "metrics.json").write_text(
+        json.dumps({"valid": result.best_valid, "test": test, "best_epoch": result.best_epoch})
+    )
+    print(
+        f"best epoch {result.best_epoch}: valid AUC {result.best_valid['auc']:.4f} "
+        f"log loss {result.best_valid['logloss']:.4f}; test AUC {test['auc']:.4f} "
+        f"log loss {test['logloss']:.4f}; {sum(model.parameter_counts().values()):,} parameters"
+    )
+    print(f"run directory: {run_dir}")
     return 0
 
 
@@ -167,8 +208,12 @@ def cmd_recommend(args: argparse.Namespace, extra: Sequence[str]) -> int:
 def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
     if args.capability == "sketch":
         return _sketch_experiment(args, extra)
+    if args.capability == "architecture":
+        return _architecture_experiment(args, extra)
     if args.capability != "embedding-size":
-        raise ValueError(f"unknown experiment {args.capability!r}; known: embedding-size, sketch")
+        raise ValueError(
+            f"unknown experiment {args.capability!r}; known: embedding-size, sketch, architecture"
+        )
     from leanrec.search.embedding_size import CIESSConfig, EmbeddingSizeExperiment, run_experiment
     from leanrec.search.embedding_size.baselines import PEPConfig
 
@@ -253,6 +298,41 @@ def _sketch_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
     return 0 if summary["rows"] else 1
 
 
+def _architecture_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    from leanrec.search.architecture.config import ArchitectureSearchConfig
+    from leanrec.search.architecture.experiment import (
+        HAND_DESIGNED,
+        NAS_METHODS,
+        ArchitectureExperiment,
+        run_architecture_experiment,
+    )
+
+    options = _parse_options(extra)
+    baseline_epochs = int(options.pop("baseline_epochs", 8))
+    fields = {f.name for f in dataclasses.fields(ArchitectureSearchConfig)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise ValueError(f"unknown architecture search options {unknown}; known: {sorted(fields)}")
+    if isinstance(options.get("predefined_mlp"), list):
+        options["predefined_mlp"] = tuple(options["predefined_mlp"])
+    dataset = "ml-1m-ctr" if args.dataset == "ml-1m" else args.dataset
+    out = args.out or f"runs/architecture-{dataset}"
+    exp = ArchitectureExperiment(
+        dataset=dataset,
+        data_dir=args.data_dir,
+        out_dir=out,
+        baselines=tuple(args.baselines) if args.baselines is not None else HAND_DESIGNED,
+        methods=tuple(args.methods) if args.methods else NAS_METHODS,
+        seeds=tuple(args.seeds),
+        baseline_epochs=baseline_epochs,
+        config=ArchitectureSearchConfig(**options),
+    )
+    summary = run_architecture_experiment(exp, log=lambda message: print(message, flush=True))
+    print((Path(out) / "table.md").read_text())
+    print(f"results: {Path(out) / 'results.json'}")
+    return 0 if summary["methods"] else 1
+
+
 def cmd_compress(args: argparse.Namespace, extra: Sequence[str]) -> int:
     from leanrec.api import load_model
     from leanrec.models.compress import compress, entity_sparsity, save_compressed
@@ -298,6 +378,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume", action="store_true", help="continue a killed run in --run-dir from its state"
     )
+    p.add_argument(
+        "--architecture",
+        default=None,
+        help="a searched architecture (JSON of leanrec experiment architecture): rebuild and "
+        "train it on a CTR dataset (default ml-1m-ctr)",
+    )
     p.set_defaults(func=cmd_train, allow_extra=True)
 
     p = sub.add_parser("datasets", help="list known datasets and whether their files are present")
@@ -320,7 +406,7 @@ def make_parser() -> argparse.ArgumentParser:
         help="run a capability's paper-style experiment; extra --option value pairs go to "
         "its search config",
     )
-    p.add_argument("capability", choices=["embedding-size", "sketch"])
+    p.add_argument("capability", choices=["embedding-size", "sketch", "architecture"])
     p.add_argument("--dataset", default="ml-1m")
     p.add_argument("--model", default="lightgcn")
     p.add_argument("--data-dir", default=None)
@@ -330,12 +416,25 @@ def make_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         help="embedding-size default: ciess su sr popularity magprune pep esapn; "
-        "sketch default: random hardest influence dips1 dips",
+        "sketch default: random hardest influence dips1 dips; "
+        "architecture default: ameir one_shot random",
+    )
+    p.add_argument(
+        "--baselines",
+        nargs="*",
+        default=None,
+        help="architecture: hand-designed baselines (default dnn wide_deep deepfm xdeepfm din)",
     )
     p.add_argument("--no-random-walk", action="store_true", help="ablation: no random walk")
     p.add_argument("--sketch-sizes", nargs="+", type=int, default=[2, 4, 8], help="sketch: K")
     p.add_argument("--update-periods", nargs="+", type=int, default=[1, 4], help="sketch: τ")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="sketch: user splits")
+    p.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=[0, 1, 2],
+        help="sketch: user splits; architecture: search seeds",
+    )
     p.set_defaults(func=cmd_experiment, allow_extra=True)
 
     p = sub.add_parser(
