@@ -187,3 +187,56 @@ def test_experiment_table_keeps_searched_models_within_the_best_baseline(split, 
     # rerunning finds every row done and trains nothing
     again = run_architecture_experiment(exp, log=lambda m: None, split=split)
     assert again["methods"]["ameir"] == methods["ameir"]
+
+
+def test_cli_trains_a_saved_architecture(tmp_path, monkeypatch, capsys) -> None:
+    from leanrec.cli import main
+    from tests.data.test_behavior import write_ml1m
+
+    write_ml1m(tmp_path / "data" / "movielens-1m-partial", ratings_name="ratings.first487650.dat")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    arch = Architecture(
+        blocks=(BlockChoice("none", "avg_pool3", "relu"),),
+        interactions=(("age", "gender"),),
+        mlp_widths=(0.5,),
+        mlp_activations=("relu",),
+    ).save(tmp_path / "arch.json")
+    run_dir = tmp_path / "run"
+    code = main(
+        [
+            "train",
+            "--architecture",
+            str(arch),
+            "--dataset",
+            "ml-1m-ctr",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--run-dir",
+            str(run_dir),
+            "--max_epochs",
+            "1",
+            "--embedding_dim",
+            "4",
+        ]
+    )
+    assert code == 0
+    assert "test AUC" in capsys.readouterr().out
+    model = load_ctr_model(run_dir / "model.pt")
+    assert isinstance(model, AMEIRModel) and model.architecture == Architecture.load(arch)
+    assert json.loads((run_dir / "metrics.json").read_text())["best_epoch"] == 1
+    # a bad option is named
+    assert (
+        main(
+            [
+                "train",
+                "--architecture",
+                str(arch),
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--no_such_option",
+                "1",
+            ]
+        )
+        == 2
+    )
+    assert "no_such_option" in capsys.readouterr().err
