@@ -4,6 +4,8 @@
   (recall, NDCG, precision, hit rate, MRR).
 * :mod:`~leanrec.evaluate.full_ranking`: :class:`FullRankingEvaluator`, which ranks all items
   for every user with a target, excludes seen items, and returns a :class:`RankingResult`.
+* :mod:`~leanrec.evaluate.sampled`: next-item evaluation (one target per user) against 100
+  sampled negatives (BERT4Rec protocol) or all items.
 * :mod:`~leanrec.evaluate.pointwise`: AUC, grouped AUC, log loss, MSE, RMSE.
 """
 
@@ -19,6 +21,7 @@ from leanrec.evaluate.ranking import (
     ranking_metrics,
     recall_at_k,
 )
+from leanrec.evaluate.sampled import evaluate_full, evaluate_sampled, metrics_from_ranks
 
 __all__ = [
     "METRICS",
@@ -26,10 +29,13 @@ __all__ = [
     "RankingResult",
     "ScoreFn",
     "auc",
+    "evaluate_full",
+    "evaluate_sampled",
     "grouped_auc",
     "hit_at_k",
     "log_loss",
     "metric_key",
+    "metrics_from_ranks",
     "mrr_at_k",
     "mse",
     "ndcg_at_k",
