@@ -240,3 +240,29 @@ def test_cli_trains_a_saved_architecture(tmp_path, monkeypatch, capsys) -> None:
         == 2
     )
     assert "no_such_option" in capsys.readouterr().err
+
+
+def test_step3_inherits_embeddings_and_blocks_from_step1(split) -> None:
+    config = tiny_config()
+    rng = np.random.default_rng(0)
+    subset = search_policy.validation_subset(split.valid, 200, 0)
+    trained: list = []
+    blocks, _ = search_policy.step1_blocks(split, subset, config, rng, trained)
+    state = {k: v.clone() for k, v in trained[0].state_dict().items()}
+    step3 = MLPStepModel(
+        split.feature_map,
+        AMEIRConfig(embedding_dim=4, behavior_blocks=2, mlp_layers=2),
+        blocks=blocks,
+        interactions=(),
+    )
+    own = step3.state_dict()
+    copied = {k for k in state if k.startswith(("embedder.", "behavior.")) and k in own}
+    assert copied and any(k.startswith("behavior.") for k in copied)
+    model, _, _ = search_policy.step3_mlp(
+        split, subset, blocks, (), dataclasses.replace(config, supernet_epochs=0.01), rng, state
+    )
+    # after a tiny amount of Step 3 training the inherited tensors are still close to Step 1's,
+    # while a fresh initialisation (init std 1e-4 embeddings) would be far away
+    key = next(k for k in copied if k.startswith("embedder.tables.item_id"))
+    assert state[key].abs().max() > 0.1  # Step 1 moved far from the 1e-4 initialisation
+    assert torch.allclose(model.state_dict()[key], state[key], atol=0.05)

@@ -40,6 +40,10 @@ from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, evaluate_ctr
 
 Log = Callable[[str], None]
 
+INHERITED_FROM_STEP1 = ("embedder.", "behavior.")
+"""State-dict prefixes Step 3 copies from Step 1's one-shot model: field embeddings, the
+behaviour blocks (Step 3 runs the chosen ones) and the read-out."""
+
 
 @dataclass
 class SearchResult:
@@ -152,12 +156,16 @@ def step1_blocks(
     subset: BehaviorSamples,
     config: ArchitectureSearchConfig,
     rng: np.random.Generator,
+    step1_models: list[Any] | None = None,
 ) -> tuple[tuple[BlockChoice, ...], dict[str, Any]]:
-    """Step 1: behaviour blocks with the predefined MLP over ``[h^a, e^b]``."""
+    """Step 1: behaviour blocks with the predefined MLP over ``[h^a, e^b]``; the trained
+    one-shot model is appended to ``step1_models`` when given (Step 3 inherits from it)."""
+    step1_models = step1_models if step1_models is not None else []
     torch.manual_seed(config.seed)
     model = BehaviorStepModel(split.feature_map, _model_config(config))
     model.sampler = lambda: model.sample(rng)
     seconds = train_one_shot(model, split.train, config.supernet_epochs, config, rng, 1)
+    step1_models.append(model)
     children = _unique([model.sample(rng) for _ in range(config.sampled_children)])
     t0 = time.perf_counter()
     best, record = pick_best(model, children, subset, split.valid, config)
@@ -244,9 +252,13 @@ def step3_mlp(
     model = MLPStepModel(
         split.feature_map, _model_config(config), blocks=blocks, interactions=interactions
     )
-    if step1_state is not None:  # inherit embeddings and behaviour blocks from Step 1
+    if step1_state is not None:  # inherit embeddings, blocks and readout from Step 1
         own = model.state_dict()
-        inherited = {k: v for k, v in step1_state.items() if k in own and own[k].shape == v.shape}
+        inherited = {
+            k: v
+            for k, v in step1_state.items()
+            if k.startswith(INHERITED_FROM_STEP1) and k in own and own[k].shape == v.shape
+        }
         model.load_state_dict(inherited, strict=False)
     model.max_parameters = config.max_parameters
     model.sampler = lambda: model.sample(rng)
@@ -317,13 +329,21 @@ def search_architecture(
 
     # Step 1 ------------------------------------------------------------------------------
     record = load("step1")
+    state_path = folder / "step1_state.pt" if folder is not None else None
+    step1_state: dict[str, torch.Tensor] | None = None
     if record is None:
         say("step 1: behaviour blocks")
-        blocks, record = step1_blocks(split, subset, config, rng)
+        trained: list[Any] = []
+        blocks, record = step1_blocks(split, subset, config, rng, trained)
+        step1_state = trained[0].state_dict()
+        if state_path is not None:
+            torch.save(step1_state, state_path)
         save("step1", record)
     else:
         steps["step1"] = record
         blocks = tuple(BlockChoice(**b) for b in record["chosen"])
+        if state_path is not None and state_path.is_file():
+            step1_state = torch.load(state_path, weights_only=True)
     say(f"step 1 chose {[f'{b.norm}/{b.layer}/{b.activation}' for b in blocks]}")
     # Step 2 ------------------------------------------------------------------------------
     record = load("step2")
@@ -337,7 +357,7 @@ def search_architecture(
     say(f"step 2 chose {['x'.join(i) for i in interactions]}")
     # Step 3 (always rerun when resuming: its weights initialise the derived model) ---------
     say("step 3: MLP")
-    step3, choice, record = step3_mlp(split, subset, blocks, interactions, config, rng)
+    step3, choice, record = step3_mlp(split, subset, blocks, interactions, config, rng, step1_state)
     save("step3", record)
     say(f"step 3 chose widths {choice.widths}, activations {choice.activations}")
     search_seconds = time.perf_counter() - began
