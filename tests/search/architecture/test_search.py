@@ -128,7 +128,10 @@ def test_joint_one_shot_children_derive_exactly(split) -> None:
         choice = model.sample(rng)
         model.active = choice
         expected = model(batch)
-        assert torch.allclose(model.derive(choice).eval()(batch), expected, atol=1e-5)
+        derived = model.derive(choice).eval()
+        assert torch.allclose(derived(batch), expected, atol=1e-5)
+        model._use_child(choice)
+        assert model.child_parameters(choice.mlp) == sum(p.numel() for p in derived.parameters())
 
 
 def test_sampled_interactions_are_distinct_canonical_and_bounded() -> None:

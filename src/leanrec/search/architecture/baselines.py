@@ -129,14 +129,15 @@ class JointOneShotModel(MLPStepModel):
         self.active = JointChoice(self.blocks, self.interactions, self.active)
 
     def sample(self, rng: np.random.Generator, attempts: int = 1000) -> JointChoice:  # type: ignore[override]
+        """A uniform joint child; its MLP is drawn within ``max_parameters`` counted with the
+        child's own blocks and interactions."""
         names = self.embedder.field_names
-        return JointChoice(
-            blocks=sample_blocks(rng, self.config.behavior_blocks, has_target=True),
-            interactions=sample_interactions(rng, names, self.n_interactions, self.max_order),
-            mlp=MLPStepModel.sample(self, rng, attempts),
-        )
+        blocks = sample_blocks(rng, self.config.behavior_blocks, has_target=True)
+        interactions = sample_interactions(rng, names, self.n_interactions, self.max_order)
+        self._use_child(JointChoice(blocks, interactions, self.active.mlp))
+        return JointChoice(blocks, interactions, MLPStepModel.sample(self, rng, attempts))
 
-    def _apply(self, choice: JointChoice) -> None:
+    def _use_child(self, choice: JointChoice) -> None:
         self.blocks = choice.blocks
         if choice.interactions != self.interactions:
             self.interactions = choice.interactions
@@ -144,7 +145,7 @@ class JointOneShotModel(MLPStepModel):
 
     def logits(self, inputs: Any) -> torch.Tensor:
         choice: JointChoice = self.active
-        self._apply(choice)
+        self._use_child(choice)
         self.active = choice.mlp
         try:
             return super().logits(inputs)
@@ -153,7 +154,7 @@ class JointOneShotModel(MLPStepModel):
 
     def derive(self, choice: JointChoice) -> AMEIRModel:
         """The derived model of ``choice`` with inherited weights."""
-        self._apply(choice)
+        self._use_child(choice)
         return AMEIRModel.from_step3(self, choice.mlp)
 
 
