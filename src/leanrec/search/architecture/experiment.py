@@ -154,15 +154,15 @@ def run_architecture_experiment(
                     progress=cfg.progress,
                 )
             )
-            result = trainer.fit(model, split.train, split.valid)
+            trained = trainer.fit(model, split.train, split.valid)
             row = _row(
                 name,
                 seed,
                 model,
                 split,
-                result.best_valid,
-                result.train_seconds,
-                extra={"best_epoch": result.best_epoch},
+                trained.best_valid,
+                trained.train_seconds,
+                extra={"best_epoch": trained.best_epoch},
             )
             rows.add(row)
             log(

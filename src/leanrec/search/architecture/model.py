@@ -83,6 +83,8 @@ class _OneShot(CTRModel):
     """A one-shot model: ``active`` child, resampled per batch in training when asked."""
 
     config_class = AMEIRConfig
+    config: AMEIRConfig
+    interaction_index: torch.Tensor
 
     def __init__(
         self,
@@ -264,6 +266,8 @@ class AMEIRModel(CTRModel):
 
     name = "ameir"
     config_class = AMEIRConfig
+    config: AMEIRConfig
+    interaction_index: torch.Tensor
 
     def __init__(
         self,

@@ -72,7 +72,7 @@ class SketchNCF(nn.Module):
                 raise ValueError("explicit feedback needs ratings to initialise item biases")
             offsets = torch.bincount(
                 items,
-                weights=(ratings.to(torch.float64) - float(self.global_mean)),
+                weights=(ratings.to(torch.float64) - float(self.get_buffer("global_mean"))),
                 minlength=self.n_items,
             ).to(torch.float32)
             bias = offsets / (counts + shrinkage)
