@@ -153,6 +153,10 @@ def test_search_runs_three_steps_writes_json_and_resumes(split, tmp_path, monkey
     for name in ("step1.json", "step2.json", "step3.json", "architecture.json", "model.pt"):
         assert (tmp_path / "run" / name).is_file()
     assert Architecture.load(tmp_path / "run" / "architecture.json") == arch
+    step2 = json.loads((tmp_path / "run" / "step2.json").read_text())
+    kept = {tuple(i) for cycle in step2["cycles"] for i in cycle["kept"]}
+    assert {tuple(i) for i in step2["chosen"]} <= kept  # chosen among the kept ones
+    assert step2["final_auc"] == sorted(step2["final_auc"], reverse=True)
     assert result.valid["auc"] == pytest.approx(evaluate_ctr(result.model, split.valid)["auc"])
     assert result.valid["auc"] > 0.55  # the retrained model learned something
 

@@ -228,13 +228,21 @@ def step2_interactions(
                 f"  step 2 cycle {cycle + 1}: {len(candidates)} candidates, best "
                 f"{'x'.join(candidates[order[0]])} (subset AUC {scores[order[0]]:.4f})"
             )
-    # top-M over everything kept in any cycle (low and high orders compete)
-    ranked = sorted(scored, key=lambda i: scored[i], reverse=True)[: config.interactions]
+    # top-M over everything kept in any cycle, so low and high orders compete; re-scored with
+    # the final one-shot weights (a cycle's scores come from a model trained for fewer batches,
+    # which would favour the last cycle's candidates)
+    kept = list(scored)
+    t0 = time.perf_counter()
+    final = score_children(model, kept, subset, 8192)
+    score_seconds += time.perf_counter() - t0
+    order = np.argsort(final)[::-1][: config.interactions]
+    ranked = [kept[i] for i in order]
     return tuple(ranked), {
         "cycles": cycles,
         "train_seconds": train_seconds,
         "score_seconds": score_seconds,
         "chosen": [list(i) for i in ranked],
+        "final_auc": [float(final[i]) for i in order],
     }
 
 
