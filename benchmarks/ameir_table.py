@@ -1,0 +1,98 @@
+"""AMEIR Table 1 / Table 4 rows from a ``leanrec experiment architecture`` run, with the issue's
+requirement 1 checked (AMEIR >= best hand-designed baseline + 0.001 test AUC, mean over seeds,
+with no more parameters; better than both NAS baselines).
+
+    python benchmarks/ameir_table.py runs/architecture-ml-1m-ctr
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from common import print_table, write_results
+
+HAND_DESIGNED = ("dnn", "wide_deep", "deepfm", "xdeepfm", "din")
+NAS = ("ameir", "one_shot", "random")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", help="output directory of leanrec experiment architecture")
+    args = parser.parse_args()
+    rows = json.loads((Path(args.run) / "rows.json").read_text())
+    methods = [m for m in (*HAND_DESIGNED, *NAS) if any(r["method"] == m for r in rows)]
+    results: dict[str, float | int | str | bool] = {"run": args.run}
+    table = []
+    stats: dict[str, dict[str, float]] = {}
+    for method in methods:
+        found = [r for r in rows if r["method"] == method]
+        entry = {}
+        for metric in (
+            "valid_auc",
+            "test_auc",
+            "test_logloss",
+            "parameters",
+            "inference_samples_per_second",
+            "search_seconds",
+            "train_seconds",
+        ):
+            values = np.array([r[metric] for r in found], dtype=float)
+            entry[metric] = float(values.mean())
+            results[f"{method}_{metric}_mean"] = float(values.mean())
+            results[f"{method}_{metric}_std"] = float(values.std())
+        results[f"{method}_seeds"] = len(found)
+        stats[method] = entry
+        table.append(
+            [
+                method,
+                len(found),
+                entry["valid_auc"],
+                entry["test_auc"],
+                entry["test_logloss"],
+                int(entry["parameters"]),
+                int(entry["inference_samples_per_second"]),
+                entry["search_seconds"],
+                entry["train_seconds"],
+            ]
+        )
+    print_table(
+        [
+            "model",
+            "seeds",
+            "valid AUC",
+            "test AUC",
+            "test log loss",
+            "parameters",
+            "samples/s",
+            "search s",
+            "train s",
+        ],
+        table,
+    )
+    baselines = [m for m in HAND_DESIGNED if m in stats]
+    if "ameir" in stats and baselines:
+        best = max(baselines, key=lambda m: stats[m]["valid_auc"])  # chosen on validation
+        gain = stats["ameir"]["test_auc"] - stats[best]["test_auc"]
+        results["best_baseline"] = best
+        results["ameir_minus_best_baseline_test_auc"] = gain
+        results["met: ameir >= best baseline + 0.001"] = bool(gain >= 0.001)
+        results["met: ameir parameters <= best baseline"] = bool(
+            stats["ameir"]["parameters"] <= stats[best]["parameters"]
+        )
+        print(
+            f"\nbest hand-designed baseline (validation): {best}; AMEIR - {best} test AUC: "
+            f"{gain:+.4f} (goal >= +0.001)"
+        )
+        for other in ("one_shot", "random"):
+            if other in stats:
+                better = stats["ameir"]["test_auc"] > stats[other]["test_auc"]
+                results[f"met: ameir beats {other}"] = bool(better)
+    print(f"written: {write_results('ameir_table', results)}")
+
+
+if __name__ == "__main__":
+    main()
