@@ -45,7 +45,13 @@ def main() -> None:
     results: dict[str, float | int | str] = {}
     table = []
     cells: dict[tuple[str, int, int], np.ndarray] = {}
-    for (method, k, tau, _), row in sorted(rows.items()):
+    for (method, k, tau, seed), row in sorted(rows.items()):
+        key = f"{method}_K{k}_tau{tau}_seed{seed}"
+        results[f"{key}_test_rmse"] = float(row["test"]["rmse"])
+        results[f"{key}_best_epoch"] = int(row["best_epoch"])
+        results[f"{key}_valid_rmse_by_epoch"] = ",".join(
+            f"{h['rmse']:.4f}" for h in row.get("history", [])
+        )
         cells.setdefault((method, k, tau), np.array([]))
         cells[(method, k, tau)] = np.append(cells[(method, k, tau)], row["test"]["rmse"])
     for tau in sorted({key[2] for key in cells}):
