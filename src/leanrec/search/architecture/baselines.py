@@ -33,6 +33,7 @@ from leanrec.search.architecture.policy import (
     _model_config,
     _trainer,
     pick_best,
+    train_epochs,
     train_one_shot,
     validation_subset,
 )
@@ -218,7 +219,7 @@ def random_search_from_scratch(
         model = AMEIRModel.from_architecture(split.feature_map, architecture, config.embedding_dim)
         if config.max_parameters is not None and _parameters(model) > config.max_parameters:
             continue
-        train_one_shot(model, split.train, epochs_per_child, config, rng, 60 + len(tried))
+        train_epochs(model, split.train, epochs_per_child, config, rng, 60 + len(tried))
         tried.append((evaluate_ctr(model, subset)["auc"], architecture))
         say(f"  random child {len(tried)}: subset AUC {tried[-1][0]:.4f}")
     search_seconds = time.perf_counter() - began

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from leanrec.data.behavior import BehaviorSamples, BehaviorSplit
+from leanrec.models.ctr.base import CTRModel
 from leanrec.search.architecture.config import ArchitectureSearchConfig
 from leanrec.search.architecture.interactions import initial_population, mutate
 from leanrec.search.architecture.model import (
@@ -80,6 +81,28 @@ def _trainer(config: ArchitectureSearchConfig, epochs: int, seed_offset: int) ->
     )
 
 
+def train_epochs(
+    model: CTRModel,
+    train: BehaviorSamples,
+    epochs: float,
+    config: ArchitectureSearchConfig,
+    rng: np.random.Generator,
+    seed_offset: int,
+) -> float:
+    """Train ``model`` for ``epochs`` passes without validation (a fractional pass: a random
+    subset of that size); returns seconds."""
+    began = time.perf_counter()
+    whole = math.floor(epochs)
+    fraction = epochs - whole
+    if whole:
+        _trainer(config, whole, seed_offset).fit(model, train)
+    if fraction > 1e-9:
+        rows = np.sort(rng.choice(len(train), max(1, int(fraction * len(train))), replace=False))
+        _trainer(config, 1, seed_offset + 1).fit(model, train.subset(rows))
+    model.eval()
+    return time.perf_counter() - began
+
+
 def train_one_shot(
     model: Any,
     train: BehaviorSamples,
@@ -88,21 +111,12 @@ def train_one_shot(
     rng: np.random.Generator,
     seed_offset: int,
 ) -> float:
-    """Train a one-shot model for ``epochs`` passes (a fraction: a random subset), one child
-    per batch; returns seconds."""
-    began = time.perf_counter()
-    whole = math.floor(epochs)
-    fraction = epochs - whole
+    """:func:`train_epochs` for a one-shot model, drawing one child per batch."""
     model.sample_each_batch = True
-    model.train()
-    if whole:
-        _trainer(config, whole, seed_offset).fit(model, train)
-    if fraction > 1e-9:
-        rows = np.sort(rng.choice(len(train), max(1, int(fraction * len(train))), replace=False))
-        _trainer(config, 1, seed_offset + 1).fit(model, train.subset(rows))
-    model.sample_each_batch = False
-    model.eval()
-    return time.perf_counter() - began
+    try:
+        return train_epochs(model, train, epochs, config, rng, seed_offset)
+    finally:
+        model.sample_each_batch = False
 
 
 def score_children(
