@@ -145,10 +145,12 @@ def test_sampled_interactions_are_distinct_canonical_and_bounded() -> None:
 
 
 def test_search_runs_three_steps_writes_json_and_resumes(split, tmp_path, monkeypatch) -> None:
-    config = tiny_config(retrain_epochs=5, retrain_patience=5)
+    config = tiny_config(retrain_epochs=5, retrain_patience=5, readout=("mean", "last"))
     result = search_architecture(split, config, tmp_path / "run")
     arch = result.architecture
     assert len(arch.blocks) == 2 and len(arch.interactions) == 2
+    assert arch.readout == ("mean", "last")  # the configured readout reaches the final model
+    assert result.model.behavior.readout_layer.parts == ("mean", "last")
     assert len(arch.mlp_widths) == config.mlp_layers
     for name in ("step1.json", "step2.json", "step3.json", "architecture.json", "model.pt"):
         assert (tmp_path / "run" / name).is_file()

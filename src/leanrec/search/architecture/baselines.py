@@ -87,6 +87,7 @@ def sample_architecture(
         mlp_widths=widths,
         mlp_activations=activations,
         se_shortcut=True,
+        readout=tuple(config.readout),
     )
 
 

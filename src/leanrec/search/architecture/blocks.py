@@ -9,7 +9,8 @@ A behaviour network stacks ``L_a`` residual blocks over the embedded behaviour s
 with ``Norm`` from :data:`~leanrec.search.architecture.space.NORMS`, ``Layer`` from
 :data:`~leanrec.search.architecture.space.LAYERS` and ``Act`` from
 :data:`~leanrec.search.architecture.space.ACTIVATIONS`, and reads the last hidden states out
-as ``h^a = [Σ_i h_i, h_T, Σ_i a_i h_i]`` (sum pooling, the last state, DIN target attention).
+as ``h^a = [Σ_i h_i, h_T, Σ_i a_i h_i]`` (sum pooling, the last state, DIN target attention;
+:class:`SequenceReadout` takes any subset of these parts and mean pooling).
 
 * :class:`BehaviorSupernet` is the one-shot model of Step 1 (Sec. 2.3): every block holds one
   LayerNorm and *every* candidate layer; a forward pass gets the sampled
@@ -51,7 +52,14 @@ from torch.nn import functional as F
 from leanrec.data.sequential import PADDING_ID
 from leanrec.models.ctr.din import ActivationUnit
 from leanrec.models.seq.base import SequenceEncoder
-from leanrec.search.architecture.space import ACTIVATIONS, LAYERS, NORMS, BlockChoice
+from leanrec.search.architecture.space import (
+    ACTIVATIONS,
+    LAYERS,
+    NORMS,
+    PAPER_READOUT,
+    BlockChoice,
+    check_readout,
+)
 
 __all__ = [
     "ATTENTION_ACTIVATION",
@@ -505,13 +513,16 @@ class DerivedBlock(nn.Module):
 
 
 class SequenceReadout(nn.Module):
-    """``h^a = [Σ_i h_i, h_T, Σ_i a_i h_i]`` over real positions (Sec. 2.1, Stage 1).
+    """``h^a``: the concatenated ``parts`` read from the hidden states (Sec. 2.1, Stage 1).
 
-    ``h_T`` is the state at the last real position (the last column of a right-aligned row; 0
-    for an empty history); ``a_i`` are DIN's raw local-activation weights of ``h_i`` and the target.
-    Without a target the attention part is left out.
+    Parts (:data:`~leanrec.search.architecture.space.READOUT_PARTS`): ``"sum"`` ``Σ_i h_i`` and
+    ``"mean"`` ``Σ_i h_i / n`` over the ``n`` real positions; ``"last"`` ``h_T``, the state at
+    the last real position (the last column of a right-aligned row; 0 for an empty history);
+    ``"attention"`` ``Σ_i a_i h_i`` with DIN's raw local-activation weights ``a_i`` of ``h_i`` and
+    the target. The paper's readout is ``("sum", "last", "attention")``; without a target the
+    attention part is dropped from it.
 
-    Shapes: ``h (B, T, d), mask (B, T), target (B, d) | None -> (B, 3d)`` or ``(B, 2d)``.
+    Shapes: ``h (B, T, d), mask (B, T), target (B, d) | None -> (B, len(parts) · d)``.
     """
 
     def __init__(
@@ -520,11 +531,17 @@ class SequenceReadout(nn.Module):
         has_target: bool = True,
         attention_dims: tuple[int, ...] = ATTENTION_DIMS,
         attention_activation: str = ATTENTION_ACTIVATION,
+        parts: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
-        self.output_dim = (3 if has_target else 2) * dim
+        if parts is None:
+            parts = tuple(p for p in PAPER_READOUT if has_target or p != "attention")
+        self.parts = check_readout(tuple(parts), has_target)
+        self.output_dim = len(self.parts) * dim
         self.unit = (
-            ActivationUnit(dim, attention_dims, attention_activation) if has_target else None
+            ActivationUnit(dim, attention_dims, attention_activation)
+            if "attention" in self.parts
+            else None
         )
 
     def forward(
@@ -532,16 +549,23 @@ class SequenceReadout(nn.Module):
     ) -> torch.Tensor:
         mask = _check_mask(h, mask)
         h = _zero_padding(h, mask)
-        columns = torch.arange(mask.shape[1], device=mask.device)
-        last = (columns * mask).argmax(dim=1)  # (B,): last real column (0 for an empty row)
-        last_state = h[torch.arange(h.shape[0], device=h.device), last]  # 0 for an empty row
-        parts = [h.sum(dim=1), last_state]  # (B, d) each
-        if self.unit is not None:
-            if target is None:
-                raise ValueError("this readout has a target attention part: pass target (B, d)")
-            weights = _real_position_scores(self.unit, h, mask, target)  # (B, T)
-            parts.append(torch.einsum("bt,btd->bd", weights, h))
-        return torch.cat(parts, dim=1)
+        out: list[torch.Tensor] = []
+        for part in self.parts:
+            if part == "sum":
+                out.append(h.sum(dim=1))
+            elif part == "mean":
+                count = mask.sum(dim=1, keepdim=True).clamp_min(1).to(h.dtype)
+                out.append(h.sum(dim=1) / count)
+            elif part == "last":
+                columns = torch.arange(mask.shape[1], device=mask.device)
+                last = (columns * mask).argmax(dim=1)  # (B,): last real column (0 when empty)
+                out.append(h[torch.arange(h.shape[0], device=h.device), last])  # 0 when empty
+            else:
+                if target is None or self.unit is None:
+                    raise ValueError("this readout has a target attention part: pass target (B, d)")
+                weights = _real_position_scores(self.unit, h, mask, target)  # (B, T)
+                out.append(torch.einsum("bt,btd->bd", weights, h))
+        return torch.cat(out, dim=1)
 
 
 # --------------------------------------------------------------------------------- networks
@@ -558,6 +582,7 @@ class BehaviorNetwork(nn.Module):
         has_target: whether a target vector exists (target attention layer + readout part).
         causal: causal layer variants (see the module docstring).
         attention_dims, attention_activation: every DIN activation unit.
+        readout: the parts of ``h^a`` (:class:`SequenceReadout`; None: the paper's).
 
     Example:
         >>> net = BehaviorNetwork(8, [BlockChoice("layernorm", "conv3", "relu")], has_target=False)
@@ -575,6 +600,7 @@ class BehaviorNetwork(nn.Module):
         causal: bool = False,
         attention_dims: tuple[int, ...] = ATTENTION_DIMS,
         attention_activation: str = ATTENTION_ACTIVATION,
+        readout: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         self.dim = dim
@@ -594,11 +620,13 @@ class BehaviorNetwork(nn.Module):
             )
             for choice in self.choices
         )
-        self.readout_layer = SequenceReadout(dim, has_target, attention_dims, attention_activation)
+        self.readout_layer = SequenceReadout(
+            dim, has_target, attention_dims, attention_activation, readout
+        )
 
     @property
     def readout_dim(self) -> int:
-        """Width of :meth:`readout`: ``3d`` with a target, else ``2d``."""
+        """Width of :meth:`readout`: ``len(readout parts) · d``."""
         return self.readout_layer.output_dim
 
     def forward(
@@ -641,6 +669,7 @@ class BehaviorSupernet(nn.Module):
         has_target: whether a target vector exists (target attention layer + readout part).
         causal: causal layer variants (see the module docstring).
         attention_dims, attention_activation: every DIN activation unit.
+        readout: the parts of ``h^a`` (:class:`SequenceReadout`; None: the paper's).
 
     Example:
         >>> from leanrec.search.architecture.space import sample_blocks
@@ -665,6 +694,7 @@ class BehaviorSupernet(nn.Module):
         causal: bool = False,
         attention_dims: tuple[int, ...] = ATTENTION_DIMS,
         attention_activation: str = ATTENTION_ACTIVATION,
+        readout: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if n_blocks < 0:
@@ -685,7 +715,9 @@ class BehaviorSupernet(nn.Module):
             )
             for _ in range(n_blocks)
         )
-        self.readout_layer = SequenceReadout(dim, has_target, attention_dims, attention_activation)
+        self.readout_layer = SequenceReadout(
+            dim, has_target, attention_dims, attention_activation, readout
+        )
 
     @property
     def supernet_blocks(self) -> list[BehaviorBlock]:
@@ -699,7 +731,7 @@ class BehaviorSupernet(nn.Module):
 
     @property
     def readout_dim(self) -> int:
-        """Width of :meth:`readout`: ``3d`` with a target, else ``2d``."""
+        """Width of :meth:`readout`: ``len(readout parts) · d``."""
         return self.readout_layer.output_dim
 
     def _check_choices(self, choices: Sequence[BlockChoice]) -> tuple[BlockChoice, ...]:
@@ -765,6 +797,7 @@ class BehaviorSupernet(nn.Module):
                 causal=self.causal,
                 attention_dims=self.attention_dims,
                 attention_activation=self.attention_activation,
+                readout=self.readout_layer.parts,
             )
         reference = next(self.parameters(), None)
         if reference is not None:

@@ -42,9 +42,11 @@ from leanrec.search.architecture.mlp import MLP as SEARCHED_MLP
 from leanrec.search.architecture.mlp import SlicedMLP
 from leanrec.search.architecture.mlp import parameter_count as mlp_parameter_count
 from leanrec.search.architecture.space import (
+    PAPER_READOUT,
     Architecture,
     BlockChoice,
     Interaction,
+    check_readout,
     sample_blocks,
     sample_mlp,
 )
@@ -58,8 +60,15 @@ class AMEIRConfig(CTRConfig):
     """``L_a``."""
     mlp_layers: int = 2
     """``L_c`` (Step 3 and the derived model)."""
+    readout: tuple[str, ...] = PAPER_READOUT
+    """Parts of the behaviour readout ``h^a`` of the one-shot models (the derived model takes
+    its architecture's)."""
     architecture: dict[str, Any] = field(default_factory=dict)
     """The derived model's :class:`Architecture` as a dict (:class:`AMEIRModel` only)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.readout = check_readout(self.readout)
 
 
 def _field_indices(names: list[str], interactions: tuple[Interaction, ...]) -> torch.Tensor:
@@ -118,7 +127,9 @@ class BehaviorStepModel(_OneShot):
         super().__init__(feature_map, config, table_factory)
         cfg = self.config
         d = cfg.embedding_dim
-        self.behavior = BehaviorSupernet(d, cfg.behavior_blocks, has_target=True)
+        self.behavior = BehaviorSupernet(
+            d, cfg.behavior_blocks, has_target=True, readout=tuple(cfg.readout)
+        )
         width = self.behavior.readout_dim + self.num_fields * d
         self.mlp = MLP(width, cfg.mlp_dims, cfg.activation, cfg.dropout, output_dim=1)
         self.active = tuple(BlockChoice() for _ in range(cfg.behavior_blocks))
@@ -201,7 +212,9 @@ class MLPStepModel(_OneShot):
         d = cfg.embedding_dim
         self.blocks = tuple(blocks)
         self.interactions = tuple(interactions)
-        self.behavior = BehaviorSupernet(d, len(self.blocks), has_target=True)
+        self.behavior = BehaviorSupernet(
+            d, len(self.blocks), has_target=True, readout=tuple(cfg.readout)
+        )
         self.register_buffer(
             "interaction_index",
             _field_indices(self.embedder.field_names, self.interactions),
@@ -280,7 +293,7 @@ class AMEIRModel(CTRModel):
         d = cfg.embedding_dim
         self.architecture = Architecture.from_dict(dict(cfg.architecture))
         arch = self.architecture
-        self.behavior = BehaviorNetwork(d, arch.blocks, has_target=True)
+        self.behavior = BehaviorNetwork(d, arch.blocks, has_target=True, readout=arch.readout)
         self.register_buffer(
             "interaction_index",
             _field_indices(self.embedder.field_names, arch.interactions),
@@ -293,6 +306,8 @@ class AMEIRModel(CTRModel):
         self.se = SEShortcut(n_se, d) if arch.se_shortcut else None
         width = (widths[-1] if widths else self.input_dim) + (d if self.se is not None else 0)
         self.output = nn.Linear(width, 1)
+        nn.init.xavier_uniform_(self.output.weight)
+        nn.init.zeros_(self.output.bias)
 
     def logits(self, inputs: EmbeddedBatch) -> torch.Tensor:
         h = self.behavior(inputs.history, inputs.history_mask, inputs.target)
@@ -317,6 +332,7 @@ class AMEIRModel(CTRModel):
             embedding_dim=embedding_dim,
             behavior_blocks=len(architecture.blocks),
             mlp_layers=len(architecture.mlp_widths),
+            readout=architecture.readout,
             architecture=architecture.to_dict(),
         )
         return cls(feature_map, config, table_factory)
@@ -332,6 +348,7 @@ class AMEIRModel(CTRModel):
             mlp_widths=ratios,
             mlp_activations=choice.activations,
             se_shortcut=step3.se is not None,
+            readout=step3.behavior.readout_layer.parts,
         )
         model = cls.from_architecture(step3.feature_map, architecture, step3.config.embedding_dim)
         model.embedder.load_state_dict(step3.embedder.state_dict())

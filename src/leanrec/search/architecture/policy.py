@@ -303,6 +303,7 @@ def _model_config(config: ArchitectureSearchConfig) -> AMEIRConfig:
         mlp_dims=config.predefined_mlp,
         behavior_blocks=config.behavior_blocks,
         mlp_layers=config.mlp_layers,
+        readout=tuple(config.readout),
     )
 
 

@@ -4,8 +4,9 @@ An :class:`Architecture` is one child model of the space:
 
 * Stage 1, behaviour modelling: ``L_a`` residual blocks ``H_l = Act(Layer(Norm(H_{l-1}))) +
   H_{l-1}`` (Eq. 1), each a :class:`BlockChoice` from :data:`NORMS` x :data:`LAYERS` x
-  :data:`ACTIVATIONS`; the sequence is read out by sum pooling, the last state and target
-  attention (all three, concatenated: ``h^a``).
+  :data:`ACTIVATIONS`; the sequence is read out into ``h^a`` by the concatenated
+  :data:`READOUT_PARTS` of the architecture's ``readout`` (the paper: sum pooling, the last state
+  and target attention, :data:`PAPER_READOUT`).
 * Stage 2, interactions: ``M`` Hadamard products ``e_{i1} ⊙ ... ⊙ e_{ir}`` of non-sequential
   fields, each named by its sorted field names (``p^b``).
 * Stage 3, aggregation MLP over ``h^c_0 = [h^a, e^b, p^b]``: per layer a width ratio of
@@ -47,6 +48,31 @@ ACTIVATIONS: tuple[str, ...] = ("relu", "gelu", "swish", "identity")
 """Activation set of a building block."""
 MLP_ACTIVATIONS: tuple[str, ...] = ("relu", "swish", "identity", "dice")
 """Activation set of an aggregation-MLP layer."""
+READOUT_PARTS: tuple[str, ...] = ("sum", "mean", "last", "attention")
+"""Parts a behaviour readout may concatenate: sum or mean pooling over the real positions, the
+state at the last real position, DIN target attention (only when a target exists)."""
+PAPER_READOUT: tuple[str, ...] = ("sum", "last", "attention")
+"""The readout of the paper, ``h^a = [Σ_i h_i, h_T, Σ_i a_i h_i]`` (Sec. 2.1)."""
+
+
+def check_readout(parts: tuple[str, ...] | str, has_target: bool = True) -> tuple[str, ...]:
+    """``parts`` as a tuple after checking it is a non-empty set of :data:`READOUT_PARTS`
+    (a string is read as comma-separated parts: ``"mean,last"``)."""
+    if isinstance(parts, str):
+        parts = tuple(p.strip() for p in parts.split(",") if p.strip())
+    parts = tuple(parts)
+    if not parts:
+        raise ValueError("a behaviour readout needs at least one part")
+    unknown = [p for p in parts if p not in READOUT_PARTS]
+    if unknown:
+        raise ValueError(f"unknown readout parts {unknown}; known: {', '.join(READOUT_PARTS)}")
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"readout {parts} repeats a part")
+    if "attention" in parts and not has_target:
+        raise ValueError("the 'attention' readout part needs a target (has_target=False)")
+    return parts
+
+
 WIDTH_RATIOS: tuple[float, ...] = tuple(round(0.1 * k, 1) for k in range(1, 11))
 """Hidden width of an MLP layer as a fraction of the MLP input width ``K^c_0``."""
 
@@ -84,6 +110,8 @@ class Architecture:
         mlp_widths: per hidden layer, a ratio of ``K^c_0`` (non-increasing).
         mlp_activations: per hidden layer, an activation from :data:`MLP_ACTIVATIONS`.
         se_shortcut: whether the SE shortcut over ``[e^b, p^b]`` feeds the output.
+        readout: the parts of ``h^a`` (:data:`READOUT_PARTS`); a file without it gets the
+            paper's :data:`PAPER_READOUT`.
     """
 
     blocks: tuple[BlockChoice, ...] = ()
@@ -91,10 +119,12 @@ class Architecture:
     mlp_widths: tuple[float, ...] = ()
     mlp_activations: tuple[str, ...] = ()
     se_shortcut: bool = True
+    readout: tuple[str, ...] = PAPER_READOUT
     extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
     """Free-form notes (how it was found, its validation score); not part of the identity."""
 
     def __post_init__(self) -> None:
+        check_readout(self.readout)
         if len(self.mlp_widths) != len(self.mlp_activations):
             raise ValueError(
                 f"{len(self.mlp_widths)} MLP widths but {len(self.mlp_activations)} activations"
@@ -126,11 +156,20 @@ class Architecture:
         raw = asdict(self)
         raw["blocks"] = [asdict(b) for b in self.blocks]
         raw["interactions"] = [list(i) for i in self.interactions]
+        raw["readout"] = list(self.readout)
         return raw
 
     @classmethod
     def from_dict(cls, raw: dict[str, object]) -> Architecture:
-        known = {"blocks", "interactions", "mlp_widths", "mlp_activations", "se_shortcut", "extra"}
+        known = {
+            "blocks",
+            "interactions",
+            "mlp_widths",
+            "mlp_activations",
+            "se_shortcut",
+            "readout",
+            "extra",
+        }
         unknown = set(raw) - known
         if unknown:
             raise ValueError(f"unknown architecture keys {sorted(unknown)}; known: {sorted(known)}")
@@ -142,6 +181,7 @@ class Architecture:
             mlp_widths=tuple(float(w) for w in raw.get("mlp_widths", [])),  # type: ignore[attr-defined]
             mlp_activations=tuple(raw.get("mlp_activations", [])),  # type: ignore[arg-type]
             se_shortcut=bool(raw.get("se_shortcut", True)),
+            readout=tuple(raw.get("readout", PAPER_READOUT)),  # type: ignore[arg-type]
             extra=dict(raw.get("extra", {})),  # type: ignore[call-overload]
         )
 
