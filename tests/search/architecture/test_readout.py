@@ -21,9 +21,7 @@ from leanrec.search.architecture.space import (
 
 def _hand_batch() -> tuple[torch.Tensor, torch.Tensor]:
     # two rows, d = 2: row 0 has real positions 1 and 2, row 1 is empty
-    h = torch.tensor(
-        [[[7.0, 7.0], [1.0, 2.0], [3.0, -4.0]], [[5.0, 5.0], [6.0, 6.0], [8.0, 8.0]]]
-    )
+    h = torch.tensor([[[7.0, 7.0], [1.0, 2.0], [3.0, -4.0]], [[5.0, 5.0], [6.0, 6.0], [8.0, 8.0]]])
     mask = torch.tensor([[False, True, True], [False, False, False]])
     return h, mask
 

@@ -52,12 +52,65 @@ class HardestDecider:
     name = "hardest"
 
     def keep(self, inputs: DecisionInputs) -> torch.Tensor:
-        cands = inputs.candidates
-        if inputs.model is None or inputs.theta is None:
-            raise ValueError("the hardest policy needs the base model's view of the user")
-        with torch.no_grad():
-            losses = inputs.model.item_losses(inputs.theta, cands.items, cands.ratings, inputs.pool)
-        return top_k_mask(losses, cands.valid, inputs.sketch_size)
+        losses = candidate_losses(inputs)
+        return top_k_mask(losses, inputs.candidates.valid, inputs.sketch_size)
+
+
+def candidate_losses(inputs: DecisionInputs) -> torch.Tensor:
+    """``ℓ_j(θ)`` of every candidate under the user parameters ``θ``, ``(B, C)`` (no gradient)."""
+    cands = inputs.candidates
+    if inputs.model is None or inputs.theta is None:
+        raise ValueError("this policy needs the base model's view of the user")
+    with torch.no_grad():
+        return inputs.model.item_losses(inputs.theta, cands.items, cands.ratings, inputs.pool)
+
+
+def influence_scores(inputs: DecisionInputs) -> torch.Tensor:
+    """``⟨∇_θ ℓ_j, Σ_new ∇_θ ℓ_n⟩`` of every candidate ``j`` against the newest (pending)
+    events, ``(B, C)``: the first-order influence of Borsos et al. (Hessian replaced by the
+    identity); 0 on invalid entries."""
+    cands = inputs.candidates
+    if inputs.model is None or inputs.theta is None:
+        raise ValueError("this policy needs the base model's view of the user")
+    batch, width = cands.positions.shape
+    with torch.enable_grad():
+        theta = (
+            inputs.theta.detach()
+            .unsqueeze(1)
+            .expand(batch, width, -1)
+            .reshape(batch * width, -1)
+            .clone()
+            .requires_grad_(True)
+        )
+        losses = inputs.model.item_losses(
+            theta,
+            cands.items.reshape(-1, 1),
+            cands.ratings.reshape(-1, 1),
+            inputs.pool,
+        )
+        (grads,) = torch.autograd.grad(losses.sum(), theta)
+    grads = grads.reshape(batch, width, -1) * cands.valid.unsqueeze(-1)
+    recent = (grads * cands.is_new.unsqueeze(-1)).sum(dim=1, keepdim=True)  # (B, 1, D)
+    return (grads * recent).sum(-1)
+
+
+STATE_FEATURES = ("loss", "influence")
+"""Model-state features a learned policy may read per candidate (see
+:func:`model_state_features`)."""
+
+
+def model_state_features(inputs: DecisionInputs) -> torch.Tensor:
+    """What the static policies know, as inputs for a learned one, ``(B, C, 2)``.
+
+    Column 0: ``log(1 + ℓ_j(θ))``, the loss Hardest ranks by. Column 1: the influence score of
+    :func:`influence_scores` as ``sign(s) log(1 + |s|)``. Both are computed under the user
+    parameters adapted on the sketch, without gradient, and are 0 on invalid entries.
+    """
+    valid = inputs.candidates.valid.to(torch.float32)
+    losses = torch.log1p(candidate_losses(inputs).clamp_min(0.0))
+    influence = influence_scores(inputs).detach()
+    influence = torch.sign(influence) * torch.log1p(influence.abs())
+    return torch.stack([losses * valid, influence * valid], dim=-1)
 
 
 class InfluenceDecider:
@@ -68,27 +121,5 @@ class InfluenceDecider:
     name = "influence"
 
     def keep(self, inputs: DecisionInputs) -> torch.Tensor:
-        cands = inputs.candidates
-        if inputs.model is None or inputs.theta is None:
-            raise ValueError("the influence policy needs the base model's view of the user")
-        batch, width = cands.positions.shape
-        with torch.enable_grad():
-            theta = (
-                inputs.theta.detach()
-                .unsqueeze(1)
-                .expand(batch, width, -1)
-                .reshape(batch * width, -1)
-                .clone()
-                .requires_grad_(True)
-            )
-            losses = inputs.model.item_losses(
-                theta,
-                cands.items.reshape(-1, 1),
-                cands.ratings.reshape(-1, 1),
-                inputs.pool,
-            )
-            (grads,) = torch.autograd.grad(losses.sum(), theta)
-        grads = grads.reshape(batch, width, -1) * cands.valid.unsqueeze(-1)
-        recent = (grads * cands.is_new.unsqueeze(-1)).sum(dim=1, keepdim=True)  # (B, 1, D)
-        scores = (grads * recent).sum(-1)
-        return top_k_mask(scores, cands.valid, inputs.sketch_size)
+        scores = influence_scores(inputs)
+        return top_k_mask(scores, inputs.candidates.valid, inputs.sketch_size)

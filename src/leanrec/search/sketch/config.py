@@ -35,6 +35,11 @@ class SketchConfig:
     """Adam step size of ``Φ`` when the gradient runs through a queue (DiPS, ``Q > 1``; None:
     ``policy_learning_rate``). ML-1M, K = 2, seed 0: test RMSE 0.9557 at 5e-5 against 0.9617
     at 2e-4; both validate best after epoch 1."""
+    model_state_features: bool = False
+    """Learned policies also read each candidate's loss and first-order influence under the
+    current model (what Hardest and Influence rank by), and start as Influence through a
+    linear skip. Such a policy needs the base model at inference; off: the model-free policy of
+    the paper's transfer setting, which runs as a streaming operator."""
     epochs: int = 3
     """Passes over the training users."""
     batch_users: int = 128

@@ -1,8 +1,11 @@
 """The learned sketching policy of DiPS: ``f(Ŝ ⊙ y; Φ)`` scores the intermediate sketch.
 
-The scorer sees only what the paper's policy sees, the intermediate sketch's items and ratings
-(plus each event's age and whether it is new), never the base model: so the same policy runs as a
-plain streaming operator and transfers to another base model. It outputs a *keep score* per
+By default the scorer sees the intermediate sketch's items and ratings (plus each event's age and
+whether it is new), never the base model: so the same policy runs as a plain streaming operator
+and transfers to another base model. With ``state_features`` it also reads the model's state
+per candidate (:func:`~leanrec.search.sketch.baselines.model_state_features`: the candidate's
+loss and its first-order influence on the newest events, under the user parameters adapted on
+the sketch); such a policy runs only next to its base model. It outputs a *keep score* per
 candidate:
 
 * online (``τ = 1``, Eq. 4): the removed event is drawn from ``softmax(-scores)`` (sampled while
@@ -28,27 +31,50 @@ class SketchScorer(nn.Module):
     """``f(·; Φ)``: keep scores of the candidates of intermediate sketches.
 
     Every candidate is encoded from its item (a learned embedding), its rating (explicit: one-hot
-    of the rounded rating and the centred value), ``log(1 + age)`` and a new-event flag; a
-    DeepSets context (mean of the encodings over the candidate set) lets the score of one event
-    depend on what else is in the sketch.
+    of the rounded rating and the centred value), ``log(1 + age)``, a new-event flag and, with
+    ``state_features > 0``, its model-state features; a DeepSets context (mean of the encodings
+    over the candidate set) lets the score of one event depend on what else is in the sketch.
+    The model-state features also reach the score through a linear skip ``w_s · s_j``, which
+    starts at the influence score (``w_s = (0, 1)``) while the head's last layer starts at 0:
+    the policy's first decisions are exactly the Influence baseline's, and it learns from there.
 
     Args:
         n_items: ``M``.
         dim: item embedding size of the policy.
         hidden: encoder width.
         explicit: ratings are part of the input.
+        state_features: model-state features per candidate (0: a model-free policy; 2: the
+            columns of :func:`~leanrec.search.sketch.baselines.model_state_features`).
     """
 
-    def __init__(self, n_items: int, dim: int = 16, hidden: int = 32, explicit: bool = True):
+    def __init__(
+        self,
+        n_items: int,
+        dim: int = 16,
+        hidden: int = 32,
+        explicit: bool = True,
+        state_features: int = 0,
+    ):
         super().__init__()
         self.explicit = explicit
+        self.state_features = state_features
         self.item_embedding = nn.Embedding(n_items, dim)
         nn.init.normal_(self.item_embedding.weight, std=0.1)
-        in_dim = dim + 2 + (6 if explicit else 0)
+        in_dim = dim + 2 + (6 if explicit else 0) + state_features
         self.encoder = nn.Sequential(
             nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU()
         )
         self.head = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.state_skip: nn.Linear | None = None
+        if state_features:
+            self.state_skip = nn.Linear(state_features, 1, bias=False)
+            with torch.no_grad():
+                self.state_skip.weight.zero_()
+                self.state_skip.weight[0, min(1, state_features - 1)] = 1.0
+                last = self.head[2]
+                assert isinstance(last, nn.Linear)
+                last.weight.zero_()  # the learned part starts at 0: decisions are Influence's
+                last.bias.zero_()
 
     def forward(
         self,
@@ -57,8 +83,10 @@ class SketchScorer(nn.Module):
         age: torch.Tensor,
         is_new: torch.Tensor,
         valid: torch.Tensor,
+        features: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Keep scores, every input ``(..., C)`` -> ``(..., C)`` (invalid entries: 0)."""
+        """Keep scores, every input ``(..., C)`` -> ``(..., C)`` (invalid entries: 0);
+        ``features`` ``(..., C, state_features)`` when the policy reads the model's state."""
         parts = [
             self.item_embedding(items),
             torch.log1p(age.to(torch.float32)).unsqueeze(-1),
@@ -68,15 +96,31 @@ class SketchScorer(nn.Module):
             rounded = ratings.round().clamp(1, 5).long() - 1
             parts.append(nn.functional.one_hot(rounded, 5).to(torch.float32))
             parts.append(((ratings - 3.0) / 2.0).unsqueeze(-1))
+        if self.state_features:
+            if features is None or features.shape[-1] != self.state_features:
+                raise ValueError(
+                    f"this policy reads {self.state_features} model-state features per "
+                    "candidate; the candidates carry "
+                    f"{'none' if features is None else features.shape[-1]}"
+                )
+            parts.append(features.to(torch.float32))
         encoded = self.encoder(torch.cat(parts, dim=-1))
         mask = valid.unsqueeze(-1).to(encoded.dtype)
         context = (encoded * mask).sum(-2, keepdim=True) / mask.sum(-2, keepdim=True).clamp_min(1)
         context = context.expand_as(encoded)
         scores = self.head(torch.cat([encoded, context, encoded * context], dim=-1)).squeeze(-1)
+        if self.state_skip is not None and features is not None:
+            scores = scores + self.state_skip(features.to(torch.float32)).squeeze(-1)
         return scores * valid
 
     def numpy_scorer(self) -> NumpyScorer:
         """The same function in NumPy, for the streaming operator (no autograd, low overhead)."""
+        if self.state_features:
+            raise ValueError(
+                "this policy reads the base model's state (state_features="
+                f"{self.state_features}): it runs next to its model (evaluate_sketch), not as a "
+                "model-free streaming operator"
+            )
         return NumpyScorer(self)
 
     def score(self, candidates: Candidates) -> torch.Tensor:
@@ -86,6 +130,7 @@ class SketchScorer(nn.Module):
             candidates.age,
             candidates.is_new,
             candidates.valid,
+            candidates.features,
         )
 
 
@@ -176,6 +221,11 @@ class LearnedDecider:
         self.scorer = scorer
         self.online = online
         self.name = name
+
+    @property
+    def needs_model_state(self) -> bool:
+        """Candidates must carry :func:`~leanrec.search.sketch.baselines.model_state_features`."""
+        return bool(self.scorer.state_features)
 
     def keep(self, inputs: DecisionInputs) -> torch.Tensor:
         cands = inputs.candidates

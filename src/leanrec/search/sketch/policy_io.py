@@ -31,6 +31,7 @@ def save_policy(
         "dim": scorer.item_embedding.embedding_dim,
         "hidden": scorer.head[0].out_features,  # type: ignore[index]
         "explicit": scorer.explicit,
+        "state_features": scorer.state_features,
         "sketch_size": config.sketch_size,
         "update_period": config.update_period,
         "scorer": scorer.state_dict(),
@@ -48,7 +49,13 @@ def load_policy(path: str | Path) -> tuple[SketchScorer, dict[str, Any]]:
     state = load_checkpoint(require_file(path, "sketching policy"))
     if state.get("kind") != POLICY_KIND:
         raise DataError(f"{path}: not a leanrec sketching policy (kind {state.get('kind')!r})")
-    scorer = SketchScorer(state["n_items"], state["dim"], state["hidden"], state["explicit"])
+    scorer = SketchScorer(
+        state["n_items"],
+        state["dim"],
+        state["hidden"],
+        state["explicit"],
+        int(state.get("state_features", 0)),
+    )
     scorer.load_state_dict(state["scorer"])
     scorer.eval()
     meta = {k: v for k, v in state.items() if k != "scorer"}

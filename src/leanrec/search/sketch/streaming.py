@@ -52,6 +52,9 @@ class Candidates:
         is_new: the event is one of the ``τ`` pending ones (not yet in the sketch).
         valid: the entry holds an event.
         step: ``t``, the time step of the decision (same for the whole batch).
+        features: model-state features of each candidate, ``(B, C, F)``, attached at decision
+            time for a policy that reads them
+            (:func:`~leanrec.search.sketch.baselines.model_state_features`); None otherwise.
     """
 
     positions: torch.Tensor
@@ -61,6 +64,7 @@ class Candidates:
     is_new: torch.Tensor
     valid: torch.Tensor
     step: int
+    features: torch.Tensor | None = None
 
     @property
     def n_valid(self) -> torch.Tensor:

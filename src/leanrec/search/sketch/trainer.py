@@ -35,7 +35,13 @@ import numpy as np
 import torch
 
 from leanrec.data.streams import UserStreams
-from leanrec.search.sketch.baselines import HardestDecider, InfluenceDecider, ReservoirDecider
+from leanrec.search.sketch.baselines import (
+    STATE_FEATURES,
+    HardestDecider,
+    InfluenceDecider,
+    ReservoirDecider,
+    model_state_features,
+)
 from leanrec.search.sketch.config import SketchConfig
 from leanrec.search.sketch.model import SketchNCF, masked_mean
 from leanrec.search.sketch.policy import LearnedDecider, SketchScorer, keep_weights
@@ -175,6 +181,8 @@ def _decide(
     inputs = DecisionInputs(
         candidates, state.sketch_size, model, theta.detach(), pool, generator, stochastic
     )
+    if getattr(decider, "needs_model_state", False):
+        candidates.features = model_state_features(inputs)
     keep = decider.keep(inputs)
     if queue is not None:
         queue.append(candidates)
@@ -248,11 +256,26 @@ def accumulated_surrogate(
         name: torch.stack([getattr(c, name) for c in decisions], dim=1)
         for name in ("items", "ratings", "age", "is_new", "valid")
     }
+    features = None
+    if scorer.state_features:
+        # the features stored with each decision: the model's state when it was taken
+        features = torch.stack([_stored_features(c) for c in decisions], dim=1)
     scores = scorer(
-        stacked["items"], stacked["ratings"], stacked["age"], stacked["is_new"], stacked["valid"]
+        stacked["items"],
+        stacked["ratings"],
+        stacked["age"],
+        stacked["is_new"],
+        stacked["valid"],
+        features,
     )
     relaxed = keep_weights(scores, stacked["valid"], sketch_size, online)  # (B, Q, C)
     return (grads * relaxed).sum()
+
+
+def _stored_features(candidates: Candidates) -> torch.Tensor:
+    if candidates.features is None:
+        raise RuntimeError("a stored decision of a state-reading policy has no features")
+    return candidates.features
 
 
 def _policy_lr(config: SketchConfig, queue_size: int) -> float:
@@ -296,7 +319,17 @@ def train_sketch(
             None if train.ratings is None else torch.from_numpy(train.ratings),
             config.item_bias_shrinkage,
         )
-    scorer = SketchScorer(train.n_items, 16, config.hidden_dim, explicit) if learned else None
+    scorer = (
+        SketchScorer(
+            train.n_items,
+            16,
+            config.hidden_dim,
+            explicit,
+            len(STATE_FEATURES) if config.model_state_features else 0,
+        )
+        if learned
+        else None
+    )
     decider = make_decider(method, scorer, online)
     model_opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     policy_opt = (
