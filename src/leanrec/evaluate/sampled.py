@@ -176,7 +176,7 @@ def evaluate_sampled(
             if torch.isnan(scores).any():
                 raise ValueError("score function returned NaN scores")
             target = scores[:, :1]
-            ranks[rows_t] = (scores[:, 1:] >= target).sum(dim=1)
+            ranks[rows_t] = (scores[:, 1:] >= target).sum(dim=1, dtype=torch.int32).long()
     return _result(eval_set, ranks, ks, began, score_seconds)
 
 
@@ -230,5 +230,5 @@ def evaluate_full(
             scores[batch, targets] = minus  # counted apart: the target is not its own rival
             if torch.isnan(scores).any():
                 raise ValueError("score function returned NaN scores")
-            ranks[rows_t] = (scores >= target_scores[:, None]).sum(dim=1)
+            ranks[rows_t] = (scores >= target_scores[:, None]).sum(dim=1, dtype=torch.int32).long()
     return _result(eval_set, ranks, ks, began, score_seconds)

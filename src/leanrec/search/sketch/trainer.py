@@ -123,7 +123,12 @@ def evaluate_sketch(
     stochastic: bool = False,
 ) -> SketchMetrics:
     """Stream every user of ``streams`` through ``decider``'s sketches and score each next event
-    (greedy decisions unless ``stochastic``; no parameter changes)."""
+    (greedy decisions unless ``stochastic``; no parameter changes).
+
+    Implicit feedback: the user is adapted with the inner softmax over a sampled pool of
+    ``sampled_items`` items (drawn per step from ``seed``), exactly as in training; the next
+    item is then ranked among *all* items. (A full inner softmax made evaluation 7x slower
+    than training on Beauty.)"""
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     squared = 0.0
@@ -134,9 +139,12 @@ def evaluate_sketch(
         state = SketchState(batch, config.sketch_size, config.update_period)
         for step in range(batch.width):
             active = step < batch.lengths
+            pool = None
+            if not model.explicit:  # the inner softmax is sampled, as in training
+                pool = torch.randint(model.n_items, (config.sampled_items,), generator=generator)
             _, items, ratings, z = state.sketch()
             theta = model.adapt(
-                items, ratings, z, config.inner_steps, config.inner_learning_rate, False
+                items, ratings, z, config.inner_steps, config.inner_learning_rate, False, pool
             )
             if step >= 1:
                 scored = active
@@ -146,16 +154,18 @@ def evaluate_sketch(
                         predicted = model.clamp(model.predict(theta, target.unsqueeze(1)))[:, 0]
                         error = (predicted - batch.ratings[:, step]) ** 2
                         squared += float((error * scored).sum())
-                    else:
-                        logits = model.logits(theta)
-                        target_logit = logits.gather(1, target.unsqueeze(1))
-                        rank = (logits > target_logit).sum(dim=1) + 1
-                        top = (rank <= 20) & scored
+                    else:  # rank among all items, for the users still streaming only
+                        rows = torch.nonzero(scored).squeeze(1)
+                        logits = model.logits(theta[rows])
+                        target_logit = logits.gather(1, target[rows].unsqueeze(1))
+                        # int32 accumulation: 5x faster than the default int64 on CPU
+                        rank = (logits > target_logit).sum(dim=1, dtype=torch.int32) + 1
+                        top = rank <= 20
                         hits += float(top.sum())
                         reciprocal += float((top / rank.to(torch.float64)).sum())
                 count += int(scored.sum())
             if state.observe(step, active):
-                _decide(state, step, decider, model, theta, None, generator, stochastic, None)
+                _decide(state, step, decider, model, theta, pool, generator, stochastic, None)
     if count == 0:
         raise ValueError(f"{streams.name}: no user has two events to evaluate on")
     if model.explicit:

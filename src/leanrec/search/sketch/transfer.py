@@ -98,7 +98,7 @@ def transfer_metrics(
         targets = torch.from_numpy(events.targets[start : start + batch_size])
         scores = model.score_all(inputs)
         target_scores = scores.gather(1, targets[:, None])
-        rank = (scores >= target_scores).sum(dim=1)  # 1 = best; ties pessimistic
+        rank = (scores >= target_scores).sum(dim=1, dtype=torch.int32)  # 1 = best; ties pessimistic
         top = rank <= k
         hits += float(top.sum())
         reciprocal += float((top / rank.to(torch.float64)).sum())
