@@ -14,6 +14,7 @@ from leanrec.search.sketch.model import removal_distribution, topk_projection
 from leanrec.search.sketch.policy import LearnedDecider, keep_weights
 from leanrec.search.sketch.streaming import DecisionInputs, SketchState, StreamBatch
 from leanrec.search.sketch.trainer import evaluate_sketch, queue_surrogate
+from tests.search.sketch.streams import random_batch
 
 
 # ---------------------------------------------------------------------------------- relaxations
@@ -56,14 +57,6 @@ def test_removal_distribution_is_softmax_of_minus_scores_over_valid() -> None:
 
 
 # ---------------------------------------------------------------------------------- the state
-def _batch(lengths: list[int], n_items: int = 30, seed: int = 0) -> StreamBatch:
-    rng = np.random.default_rng(seed)
-    width = max(lengths)
-    items = torch.from_numpy(rng.integers(0, n_items, (len(lengths), width)))
-    ratings = torch.from_numpy(rng.integers(1, 6, (len(lengths), width)).astype(np.float32))
-    return StreamBatch(items, ratings, torch.tensor(lengths))
-
-
 def _run(decider, batch: StreamBatch, k: int, tau: int, model: SketchNCF | None = None):
     model = model or SketchNCF(30, 4, 4)
     state = SketchState(batch, k, tau)
@@ -90,7 +83,7 @@ def _run(decider, batch: StreamBatch, k: int, tau: int, model: SketchNCF | None 
 )
 def test_sketch_never_exceeds_k_and_holds_distinct_past_events(decider, tau: int) -> None:
     k = 3
-    batch = _batch([10, 4, 7, 1])
+    batch = random_batch([10, 4, 7, 1])
     history = _run(decider, batch, k, tau)
     for step, slots in enumerate(history):
         assert slots.shape == (4, k)
@@ -107,7 +100,7 @@ def test_sketch_never_exceeds_k_and_holds_distinct_past_events(decider, tau: int
 
 def test_reservoir_keeps_every_past_event_with_probability_k_over_t() -> None:
     k, length, users = 4, 20, 3000
-    batch = _batch([length] * users, seed=1)
+    batch = random_batch([length] * users, seed=1)
     final = _run(ReservoirDecider(), batch, k, 1)[-1]
     counts = np.bincount(final.flatten().numpy(), minlength=length)
     frequency = counts / users
@@ -135,7 +128,7 @@ def test_hardest_keeps_the_largest_losses() -> None:
 def test_queue_surrogate_with_one_decision_is_the_straight_through_gradient() -> None:
     torch.manual_seed(0)
     scorer = SketchScorer(10, 4, 8)
-    batch = _batch([6, 6], n_items=10)
+    batch = random_batch([6, 6], n_items=10)
     state = SketchState(batch, 2, 1, removed_memory=1)
     for step in range(3):
         state.observe(step, torch.tensor([True, True]))
@@ -248,7 +241,7 @@ def test_streaming_sketcher_matches_the_batched_streams(tmp_path, tau: int, lear
 
     torch.manual_seed(0)
     k, lengths = 3, [9, 5, 12, 2]
-    batch = _batch(lengths, n_items=30, seed=4)
+    batch = random_batch(lengths, n_items=30, seed=4)
     scorer = SketchScorer(30, 4, 8)
     if learned:
         path = save_policy(

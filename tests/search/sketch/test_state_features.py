@@ -20,14 +20,7 @@ from leanrec.search.sketch.policy_io import load_policy, save_policy
 from leanrec.search.sketch.sketcher import StreamingSketcher
 from leanrec.search.sketch.streaming import DecisionInputs, SketchState, StreamBatch
 from leanrec.search.sketch.trainer import _decide
-
-
-def _batch(lengths: list[int], n_items: int = 30, seed: int = 0) -> StreamBatch:
-    rng = np.random.default_rng(seed)
-    width = max(lengths)
-    items = torch.from_numpy(rng.integers(0, n_items, (len(lengths), width)))
-    ratings = torch.from_numpy(rng.integers(1, 6, (len(lengths), width)).astype(np.float32))
-    return StreamBatch(items, ratings, torch.tensor(lengths))
+from tests.search.sketch.streams import random_batch
 
 
 def _final_sketch(decider, batch: StreamBatch, model: SketchNCF, k: int, tau: int) -> torch.Tensor:
@@ -45,7 +38,7 @@ def _final_sketch(decider, batch: StreamBatch, model: SketchNCF, k: int, tau: in
 def test_features_are_the_transformed_loss_and_influence() -> None:
     torch.manual_seed(0)
     model = SketchNCF(30, 4, 4)
-    batch = _batch([6, 6])
+    batch = random_batch([6, 6])
     state = SketchState(batch, 3, 1)
     for step in range(3):  # the sketch fills up: nothing to decide yet
         assert state.observe(step, torch.tensor([True, True]))
@@ -71,7 +64,7 @@ def test_features_are_the_transformed_loss_and_influence() -> None:
 def test_a_fresh_state_policy_decides_exactly_as_influence(tau: int) -> None:
     torch.manual_seed(0)
     model = SketchNCF(30, 4, 4)
-    batch = _batch([12, 7, 9, 3], seed=2)
+    batch = random_batch([12, 7, 9, 3], seed=2)
     scorer = SketchScorer(30, 4, 8, explicit=True, state_features=2)
     learned = LearnedDecider(scorer, online=tau == 1)
     assert learned.needs_model_state
