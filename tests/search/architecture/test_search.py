@@ -18,7 +18,7 @@ from leanrec.search.architecture.experiment import (
     ArchitectureExperiment,
     run_architecture_experiment,
 )
-from leanrec.search.architecture.model import AMEIRConfig, AMEIRModel, MLPStepModel
+from leanrec.search.architecture.model import AMEIRConfig, AMEIRModel, MLPChoice, MLPStepModel
 from leanrec.search.architecture.policy import search_architecture
 from leanrec.search.architecture.space import Architecture, BlockChoice
 from leanrec.train.pointwise import evaluate_ctr
@@ -91,6 +91,34 @@ def test_parameter_budget_bounds_every_sampled_child_and_rejects_the_impossible(
     model.max_parameters = model.embedding_parameters()  # less than any child
     with pytest.raises(ValueError, match="max_parameters"):
         model.sample(rng, attempts=50)
+
+
+def test_largest_child_is_the_biggest_within_the_budget(split) -> None:
+    model = _step3(split)
+    n = model.input_dim
+    assert model.largest_widths() == (n, n)  # no budget: the full max-size matrices
+    rng = np.random.default_rng(2)
+    sizes = sorted({model.child_parameters(model.sample(rng)) for _ in range(200)})
+    model.max_parameters = sizes[len(sizes) // 2]
+    widths = model.largest_widths()
+    relu = ("relu", "relu")
+    largest = model.child_parameters(MLPChoice(widths, relu))
+    assert largest <= model.max_parameters
+    assert widths[0] >= widths[1]
+    # no child of the grid within the budget is bigger (every pair of width ratios, by hand)
+    ratios = [round(0.1 * k, 1) for k in range(1, 11)]
+    for a in ratios:
+        for b in ratios:
+            if b > a:
+                continue
+            child = MLPChoice((max(1, round(a * n)), max(1, round(b * n))), relu)
+            size = model.child_parameters(child)
+            assert size > model.max_parameters or size <= largest
+    drawn = model.sample_largest(rng)
+    assert drawn.widths == widths and len(drawn.activations) == 2
+    model.max_parameters = model.embedding_parameters()
+    with pytest.raises(ValueError, match="no MLP child fits"):
+        model.largest_widths()
 
 
 def test_architecture_json_rebuilds_a_model_that_saves_and_loads(split, tmp_path) -> None:
@@ -169,6 +197,12 @@ def test_search_runs_three_steps_writes_json_and_resumes(split, tmp_path, monkey
     monkeypatch.setattr(search_policy, "step1_blocks", fail)
     monkeypatch.setattr(search_policy, "step2_interactions", fail)
     again = search_architecture(split, config, tmp_path / "run")
+    # the resumed search still reports the cost of the steps it read from disk
+    finished = [
+        json.loads((tmp_path / "run" / f"{n}.json").read_text()) for n in ("step1", "step2")
+    ]
+    assert all(r["wall_seconds"] > 0 for r in finished)
+    assert again.search_seconds > sum(r["wall_seconds"] for r in finished)
     assert again.architecture.blocks == arch.blocks
     assert again.architecture.interactions == arch.interactions
 

@@ -41,6 +41,14 @@ class ArchitectureSearchConfig:
     """Top-k interactions kept after each cycle (paper: 50)."""
     sampled_children: int = 100
     """Children evaluated with inherited weights in Steps 1 and 3 (paper: 2,000)."""
+    largest_child_share: float = 0.5
+    """Share of Step 3's one-shot batches that train the largest MLP within the budget instead
+    of a uniform child (the "max" child of the sandwich rule, Yu et al. 2020); 0 is the paper's
+    uniform sampling. Sliced weights are shared by prefix, so under uniform sampling the first
+    units are trained by every child and the last ones rarely: small children then look better
+    with inherited weights than they train to. ML-1M CTR, seed 0, uniform sampling: Step 3
+    picked widths (67, 22) of 224, which trained from scratch plateaued at validation AUC
+    0.793 (train loss 0.531) where DNN reaches 0.799 after 3 epochs."""
     top_children: int = 5
     """Best children (on the validation subset) re-scored on the whole validation set; the
     best of them is kept (paper: top-5 further evaluated)."""
@@ -76,5 +84,9 @@ class ArchitectureSearchConfig:
             raise ValueError("keep_per_cycle must be >= interactions >= 0")
         if self.top_children < 1 or self.sampled_children < self.top_children:
             raise ValueError("sampled_children must be >= top_children >= 1")
+        if not 0.0 <= self.largest_child_share <= 1.0:
+            raise ValueError(
+                f"largest_child_share must lie in [0, 1], got {self.largest_child_share}"
+            )
         if self.supernet_epochs <= 0:
             raise ValueError(f"supernet_epochs must be > 0, got {self.supernet_epochs}")

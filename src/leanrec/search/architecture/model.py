@@ -19,6 +19,7 @@ draws a new child uniformly for every batch (one-shot random search, paper Sec. 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,7 @@ from leanrec.search.architecture.mlp import SlicedMLP
 from leanrec.search.architecture.mlp import parameter_count as mlp_parameter_count
 from leanrec.search.architecture.space import (
     PAPER_READOUT,
+    WIDTH_RATIOS,
     Architecture,
     BlockChoice,
     Interaction,
@@ -230,6 +232,7 @@ class MLPStepModel(_OneShot):
         nn.init.normal_(self.output_weight, std=0.01)
         self.active = MLPChoice((self.input_dim,) * cfg.mlp_layers, ("relu",) * cfg.mlp_layers)
         self.max_parameters: int | None = None
+        self._largest: dict[int | None, tuple[int, ...]] = {}  # per max_parameters
 
     def sample(self, rng: np.random.Generator, attempts: int = 1000) -> MLPChoice:
         """A uniform child (within ``max_parameters`` when set: rejection sampling)."""
@@ -242,6 +245,35 @@ class MLPStepModel(_OneShot):
         raise ValueError(
             f"no MLP child within max_parameters={self.max_parameters} after {attempts} draws"
         )
+
+    def largest_widths(self) -> tuple[int, ...]:
+        """Hidden widths of the largest child within ``max_parameters`` (ReLU layers; all
+        ``K^c_0`` without a budget): the child with the most parameters among the
+        non-increasing :data:`~leanrec.search.architecture.space.WIDTH_RATIOS` grid.
+
+        Raises:
+            ValueError: if not even the narrowest child fits the budget.
+        """
+        layers = self.config.mlp_layers
+        best: tuple[int, tuple[int, ...]] | None = None
+        for ratios in itertools.combinations_with_replacement(WIDTH_RATIOS[::-1], layers):
+            widths = tuple(max(1, round(r * self.input_dim)) for r in ratios)
+            size = self.child_parameters(MLPChoice(widths, ("relu",) * layers))
+            if self.max_parameters is not None and size > self.max_parameters:
+                continue
+            if best is None or size > best[0]:
+                best = (size, widths)
+        if best is None:
+            raise ValueError(f"no MLP child fits max_parameters={self.max_parameters}")
+        return best[1]
+
+    def sample_largest(self, rng: np.random.Generator) -> MLPChoice:
+        """The largest child within the budget with uniformly drawn activations (the "max"
+        child of the sandwich rule; see ``ArchitectureSearchConfig.largest_child_share``)."""
+        if self.max_parameters not in self._largest:
+            self._largest[self.max_parameters] = self.largest_widths()
+        _, activations = sample_mlp(rng, self.config.mlp_layers)
+        return MLPChoice(self._largest[self.max_parameters], activations)
 
     def child_parameters(self, choice: MLPChoice) -> int:
         """Parameters of the derived model with this MLP (embedding tables included)."""

@@ -154,6 +154,14 @@ def pick_best(
     }
 
 
+def _step_seconds(record: dict[str, Any]) -> float:
+    """Wall time of a finished step (training + scoring for records written before it was
+    kept)."""
+    if "wall_seconds" in record:
+        return float(record["wall_seconds"])
+    return float(record.get("train_seconds", 0.0)) + float(record.get("score_seconds", 0.0))
+
+
 def _unique(children: list[Any]) -> list[Any]:
     seen: set[Any] = set()
     out = []
@@ -283,7 +291,15 @@ def step3_mlp(
         }
         model.load_state_dict(inherited, strict=False)
     model.max_parameters = config.max_parameters
-    model.sampler = lambda: model.sample(rng)
+    share = config.largest_child_share
+
+    def draw() -> MLPChoice:
+        # the sandwich rule's "max" child on a share of the batches, else a uniform child
+        if share > 0 and rng.random() < share:
+            return model.sample_largest(rng)
+        return model.sample(rng)
+
+    model.sampler = draw
     seconds = train_one_shot(model, split.train, config.supernet_epochs, config, rng, 20)
     children = _unique([model.sample(rng) for _ in range(config.sampled_children)])
     t0 = time.perf_counter()
@@ -334,7 +350,6 @@ def search_architecture(
         folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(config.seed)
     subset = validation_subset(split.valid, config.validation_subset, config.seed)
-    began = time.perf_counter()
     steps: dict[str, Any] = {}
 
     def load(name: str) -> dict[str, Any] | None:
@@ -357,7 +372,9 @@ def search_architecture(
     if record is None:
         say("step 1: behaviour blocks")
         trained: list[Any] = []
+        t0 = time.perf_counter()
         blocks, record = step1_blocks(split, subset, config, rng, trained)
+        record["wall_seconds"] = time.perf_counter() - t0
         step1_state = trained[0].state_dict()
         if state_path is not None:
             torch.save(step1_state, state_path)
@@ -372,7 +389,9 @@ def search_architecture(
     record = load("step2")
     if record is None:
         say("step 2: interactions")
+        t0 = time.perf_counter()
         interactions, record = step2_interactions(split, subset, config, rng, say)
+        record["wall_seconds"] = time.perf_counter() - t0
         save("step2", record)
     else:
         steps["step2"] = record
@@ -380,10 +399,13 @@ def search_architecture(
     say(f"step 2 chose {['x'.join(i) for i in interactions]}")
     # Step 3 (always rerun when resuming: its weights initialise the derived model) ---------
     say("step 3: MLP")
+    t0 = time.perf_counter()
     step3, choice, record = step3_mlp(split, subset, blocks, interactions, config, rng, step1_state)
+    record["wall_seconds"] = time.perf_counter() - t0
     save("step3", record)
     say(f"step 3 chose widths {choice.widths}, activations {choice.activations}")
-    search_seconds = time.perf_counter() - began
+    # the three steps' own wall times, so a resumed search reports what it cost in total
+    search_seconds = sum(_step_seconds(steps.get(name, {})) for name in ("step1", "step2", "step3"))
     # derive + retrain ---------------------------------------------------------------------
     model = AMEIRModel.from_step3(step3, choice)
     t0 = time.perf_counter()
