@@ -2,7 +2,7 @@
 requirement 1 checked (AMEIR >= best hand-designed baseline + 0.001 test AUC, mean over seeds,
 with no more parameters; better than both NAS baselines).
 
-    python benchmarks/ameir_table.py runs/architecture-ml-1m-ctr
+    python benchmarks/ameir_table.py runs/architecture-ml-1m-ctr [--name ameir_table_pass1]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ NAS = ("ameir", "one_shot", "random")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", help="output directory of leanrec experiment architecture")
+    parser.add_argument("--name", default="ameir_table", help="results/<name>.json")
     args = parser.parse_args()
     rows = json.loads((Path(args.run) / "rows.json").read_text())
     methods = [m for m in (*HAND_DESIGNED, *NAS) if any(r["method"] == m for r in rows)]
@@ -91,7 +92,7 @@ def main() -> None:
             if other in stats:
                 better = stats["ameir"]["test_auc"] > stats[other]["test_auc"]
                 results[f"met: ameir beats {other}"] = bool(better)
-    print(f"written: {write_results('ameir_table', results)}")
+    print(f"written: {write_results(args.name, results)}")
 
 
 if __name__ == "__main__":
