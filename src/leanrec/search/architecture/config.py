@@ -25,12 +25,12 @@ class ArchitectureSearchConfig:
     readout: tuple[str, ...] = ("mean",)
     """Parts of the behaviour readout ``h^a`` (``space.READOUT_PARTS``; paper: ``("sum", "last",
     "attention")``). Mean pooling alone is the default because it generalises better on ML-1M
-    CTR: the same network without blocks, trained from scratch, validated at AUC 0.7934 after
-    3 epochs with the paper's readout, 0.7964 with mean instead of sum pooling, and 0.7989
-    with mean pooling alone (DNN: 0.7993); last-state and target-attention parts fit the
-    training set faster and validate worse, as DIN does against DNN in our baseline table.
-    Children with inherited weights cannot tell these apart after one supernet epoch, so this
-    is a setting, not a searched choice."""
+    CTR (``benchmarks/ameir_readout.py``): the same network without blocks, trained from
+    scratch, validated at AUC 0.7924 after 3 epochs with the paper's readout, 0.7953 with mean
+    instead of sum pooling, and 0.7996 with mean pooling alone (DNN in the same run: 0.7993);
+    the last-state and target-attention parts fit the training set faster and validate worse,
+    as DIN does against DNN. Children with inherited weights cannot tell these apart after one
+    supernet epoch, so this is a setting, not a searched choice."""
     predefined_mlp: tuple[int, ...] = (200, 80)
     """The fixed MLP of Steps 1 and 2 (paper: [200, 80])."""
     interactions: int = 5
