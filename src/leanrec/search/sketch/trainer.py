@@ -127,8 +127,8 @@ def evaluate_sketch(
 
     Implicit feedback: the user is adapted with the inner softmax over a sampled pool of
     ``sampled_items`` items (drawn per step from ``seed``), exactly as in training; the next
-    item is then ranked among *all* items. (A full inner softmax made evaluation 7x slower
-    than training on Beauty.)"""
+    item is then ranked among *all* items, for the users still streaming. (With a full inner
+    softmax, evaluation cost several times the training on Beauty.)"""
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     squared = 0.0
