@@ -1,0 +1,106 @@
+"""Which part of a searched AMEIR architecture costs accuracy: retrain it and variants from scratch.
+
+Trains, on ML-1M CTR and in one run, the DNN baseline and the given searched architecture with
+its parts changed one at a time: no interactions, no SE shortcut, and the MLP replaced by the
+widest ReLU MLP of the width grid that keeps the model within ``--max-parameters``. Every model
+starts from scratch (no one-shot weights) with the same trainer as the baselines of
+``leanrec experiment architecture``; the epoch is chosen on validation AUC, and the test AUC
+of that epoch is reported.
+
+    python benchmarks/ameir_from_scratch.py \
+        runs/architecture-ml1m-ctr-noblocks/architecture_seed0.json \
+        --data-dir ../shared/data --max-parameters 166185
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+from collections.abc import Callable
+
+import torch
+
+from common import print_table, write_results
+from leanrec.data.registry import load_behavior_dataset
+from leanrec.models.ctr import CTRModel, build_ctr_model
+from leanrec.search.architecture.model import AMEIRModel
+from leanrec.search.architecture.space import WIDTH_RATIOS, Architecture
+from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, evaluate_ctr
+
+
+def widest_relu_mlp(
+    build: Callable[[Architecture], CTRModel], arch: Architecture, max_parameters: int
+) -> Architecture:
+    """``arch`` with the in-budget MLP of the most parameters (non-increasing width ratios)."""
+    best: tuple[int, Architecture] | None = None
+    layers = len(arch.mlp_widths)
+    for ratios in itertools.combinations_with_replacement(WIDTH_RATIOS[::-1], layers):
+        candidate = dataclasses.replace(
+            arch, mlp_widths=tuple(ratios), mlp_activations=("relu",) * layers
+        )
+        size = sum(p.numel() for p in build(candidate).parameters())
+        if size <= max_parameters and (best is None or size > best[0]):
+            best = (size, candidate)
+    if best is None:
+        raise SystemExit(f"no MLP of the width grid keeps the model within {max_parameters}")
+    return best[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("architecture", help="a searched architecture JSON")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-parameters", type=int, default=166185)
+    parser.add_argument("--name", default="ameir_from_scratch", help="results/<name>.json")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    split = load_behavior_dataset("ml-1m-ctr", args.data_dir)
+    searched = Architecture.load(args.architecture)
+
+    def build(arch: Architecture) -> CTRModel:
+        return AMEIRModel.from_architecture(split.feature_map, arch)
+
+    variants: dict[str, Callable[[], CTRModel]] = {
+        "dnn": lambda: build_ctr_model("dnn", split.feature_map, seed=args.seed),
+        "searched": lambda: build(searched),
+        "no_interactions": lambda: build(dataclasses.replace(searched, interactions=())),
+        "no_se": lambda: build(dataclasses.replace(searched, se_shortcut=False)),
+    }
+    wide = widest_relu_mlp(build, searched, args.max_parameters)
+    variants["widest_relu_mlp"] = lambda: build(wide)
+    results: dict[str, object] = {
+        "architecture": args.architecture,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "widest_relu_mlp_widths": ",".join(f"{w:.1f}" for w in wide.mlp_widths),
+    }
+    rows = []
+    for label, make in variants.items():
+        torch.manual_seed(args.seed)
+        model = make()
+        trainer = CTRTrainer(
+            CTRTrainerConfig(max_epochs=args.epochs, patience=2, seed=args.seed, num_threads=1)
+        )
+        fit = trainer.fit(model, split.train, split.valid)
+        test = evaluate_ctr(model, split.test)  # the best-validation epoch's weights
+        parameters = sum(p.numel() for p in model.parameters())
+        aucs = ",".join(f"{h['valid_auc']:.4f}" for h in fit.history)
+        rows.append([label, fit.best_valid["auc"], test["auc"], fit.best_epoch, parameters])
+        results.update(
+            {
+                f"{label}_valid_auc": float(fit.best_valid["auc"]),
+                f"{label}_test_auc": float(test["auc"]),
+                f"{label}_best_epoch": int(fit.best_epoch),
+                f"{label}_parameters": int(parameters),
+                f"{label}_valid_auc_by_epoch": aucs,
+            }
+        )
+    print_table(["model", "valid AUC", "test AUC", "best epoch", "parameters"], rows)
+    print(f"written: {write_results(args.name, results)}")
+
+
+if __name__ == "__main__":
+    main()
