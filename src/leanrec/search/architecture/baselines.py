@@ -38,6 +38,7 @@ from leanrec.search.architecture.policy import (
     validation_subset,
 )
 from leanrec.search.architecture.space import (
+    HISTORY_FIELD,
     Architecture,
     BlockChoice,
     Interaction,
@@ -48,11 +49,14 @@ from leanrec.search.architecture.space import (
 from leanrec.train.pointwise import evaluate_ctr
 
 
-def embedded_field_names(feature_map: FeatureMap) -> list[str]:
-    """Names of the non-sequential fields ``e^b`` as the CTR embedder orders them."""
+def embedded_field_names(feature_map: FeatureMap, history_field: bool = False) -> list[str]:
+    """Names of the fields ``e^b`` as the CTR embedder orders them: the non-sequential ones,
+    then :data:`~leanrec.search.architecture.space.HISTORY_FIELD` when ``history_field``."""
     names = [f.name for f in feature_map.categorical]
     if feature_map.tag_field:
         names.append(f"target_{feature_map.tag_field}")
+    if history_field:
+        names.append(HISTORY_FIELD)
     return names
 
 
@@ -88,6 +92,7 @@ def sample_architecture(
         mlp_activations=activations,
         se_shortcut=True,
         readout=tuple(config.readout),
+        history_field=config.history_field,
     )
 
 
@@ -120,7 +125,7 @@ class JointOneShotModel(MLPStepModel):
         cfg = config if config is not None else AMEIRConfig()
         blocks = tuple(BlockChoice() for _ in range(cfg.behavior_blocks))
         # placeholder interactions fix the slot count; replaced per child
-        names_probe = embedded_field_names(feature_map)
+        names_probe = embedded_field_names(feature_map, cfg.history_field)
         placeholder = tuple(
             interaction_name((names_probe[0], names_probe[1 + i % (len(names_probe) - 1)]))
             for i in range(n_interactions)
@@ -133,7 +138,7 @@ class JointOneShotModel(MLPStepModel):
     def sample(self, rng: np.random.Generator, attempts: int = 1000) -> JointChoice:  # type: ignore[override]
         """A uniform joint child; its MLP is drawn within ``max_parameters`` counted with the
         child's own blocks and interactions."""
-        names = self.embedder.field_names
+        names = self.field_names
         blocks = sample_blocks(rng, self.config.behavior_blocks, has_target=True)
         interactions = sample_interactions(rng, names, self.n_interactions, self.max_order)
         self._use_child(JointChoice(blocks, interactions, self.active.mlp))
@@ -143,7 +148,7 @@ class JointOneShotModel(MLPStepModel):
         self.blocks = choice.blocks
         if choice.interactions != self.interactions:
             self.interactions = choice.interactions
-            self.interaction_index = _field_indices(self.embedder.field_names, self.interactions)
+            self.interaction_index = _field_indices(self.field_names, self.interactions)
 
     def logits(self, inputs: Any) -> torch.Tensor:
         choice: JointChoice = self.active
@@ -212,7 +217,7 @@ def random_search_from_scratch(
         torch.set_num_threads(config.num_threads)
     rng = np.random.default_rng(config.seed)
     subset = validation_subset(split.valid, config.validation_subset, config.seed)
-    names = embedded_field_names(split.feature_map)
+    names = embedded_field_names(split.feature_map, config.history_field)
     began = time.perf_counter()
     tried: list[tuple[float, Architecture]] = []
     while not tried or time.perf_counter() - began < budget_seconds:
