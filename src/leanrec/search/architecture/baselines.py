@@ -38,7 +38,6 @@ from leanrec.search.architecture.policy import (
     validation_subset,
 )
 from leanrec.search.architecture.space import (
-    HISTORY_FIELD,
     Architecture,
     BlockChoice,
     Interaction,
@@ -49,14 +48,11 @@ from leanrec.search.architecture.space import (
 from leanrec.train.pointwise import evaluate_ctr
 
 
-def embedded_field_names(feature_map: FeatureMap, history_field: bool = False) -> list[str]:
-    """Names of the fields ``e^b`` as the CTR embedder orders them: the non-sequential ones,
-    then :data:`~leanrec.search.architecture.space.HISTORY_FIELD` when ``history_field``."""
+def embedded_field_names(feature_map: FeatureMap) -> list[str]:
+    """Names of the non-sequential fields ``e^b`` as the CTR embedder orders them."""
     names = [f.name for f in feature_map.categorical]
     if feature_map.tag_field:
         names.append(f"target_{feature_map.tag_field}")
-    if history_field:
-        names.append(HISTORY_FIELD)
     return names
 
 
@@ -92,7 +88,6 @@ def sample_architecture(
         mlp_activations=activations,
         se_shortcut=True,
         readout=tuple(config.readout),
-        history_field=config.history_field,
     )
 
 
@@ -125,7 +120,7 @@ class JointOneShotModel(MLPStepModel):
         cfg = config if config is not None else AMEIRConfig()
         blocks = tuple(BlockChoice() for _ in range(cfg.behavior_blocks))
         # placeholder interactions fix the slot count; replaced per child
-        names_probe = embedded_field_names(feature_map, cfg.history_field)
+        names_probe = embedded_field_names(feature_map)
         placeholder = tuple(
             interaction_name((names_probe[0], names_probe[1 + i % (len(names_probe) - 1)]))
             for i in range(n_interactions)
@@ -138,7 +133,7 @@ class JointOneShotModel(MLPStepModel):
     def sample(self, rng: np.random.Generator, attempts: int = 1000) -> JointChoice:  # type: ignore[override]
         """A uniform joint child; its MLP is drawn within ``max_parameters`` counted with the
         child's own blocks and interactions."""
-        names = self.field_names
+        names = self.embedder.field_names
         blocks = sample_blocks(rng, self.config.behavior_blocks, has_target=True)
         interactions = sample_interactions(rng, names, self.n_interactions, self.max_order)
         self._use_child(JointChoice(blocks, interactions, self.active.mlp))
@@ -148,7 +143,7 @@ class JointOneShotModel(MLPStepModel):
         self.blocks = choice.blocks
         if choice.interactions != self.interactions:
             self.interactions = choice.interactions
-            self.interaction_index = _field_indices(self.field_names, self.interactions)
+            self.interaction_index = _field_indices(self.embedder.field_names, self.interactions)
 
     def logits(self, inputs: Any) -> torch.Tensor:
         choice: JointChoice = self.active
@@ -217,7 +212,7 @@ def random_search_from_scratch(
         torch.set_num_threads(config.num_threads)
     rng = np.random.default_rng(config.seed)
     subset = validation_subset(split.valid, config.validation_subset, config.seed)
-    names = embedded_field_names(split.feature_map, config.history_field)
+    names = embedded_field_names(split.feature_map)
     began = time.perf_counter()
     tried: list[tuple[float, Architecture]] = []
     while not tried or time.perf_counter() - began < budget_seconds:

@@ -31,10 +31,6 @@ class ArchitectureSearchConfig:
     the last-state and target-attention parts fit the training set faster and validate worse,
     as DIN does against DNN. Children with inherited weights cannot tell these apart after one
     supernet epoch, so this is a setting, not a searched choice."""
-    history_field: bool = False
-    """The pooled history joins the non-sequential fields of Stage 2 and the SE shortcut
-    (``Architecture.history_field``; not in the paper, whose interactions never see the
-    sequence)."""
     predefined_mlp: tuple[int, ...] = (200, 80)
     """The fixed MLP of Steps 1 and 2 (paper: [200, 80])."""
     interactions: int = 5

@@ -43,7 +43,6 @@ from leanrec.search.architecture.mlp import MLP as SEARCHED_MLP
 from leanrec.search.architecture.mlp import SlicedMLP
 from leanrec.search.architecture.mlp import parameter_count as mlp_parameter_count
 from leanrec.search.architecture.space import (
-    HISTORY_FIELD,
     PAPER_READOUT,
     WIDTH_RATIOS,
     Architecture,
@@ -66,34 +65,12 @@ class AMEIRConfig(CTRConfig):
     readout: tuple[str, ...] = PAPER_READOUT
     """Parts of the behaviour readout ``h^a`` of the one-shot models (the derived model takes
     its architecture's)."""
-    history_field: bool = False
-    """The pooled history is one more field of Stage 2 and the SE shortcut
-    (``Architecture.history_field``; the derived model takes its architecture's)."""
     architecture: dict[str, Any] = field(default_factory=dict)
     """The derived model's :class:`Architecture` as a dict (:class:`AMEIRModel` only)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.readout = check_readout(self.readout)
-
-
-def interaction_field_names(model: CTRModel, history_field: bool) -> list[str]:
-    """Names of the fields ``e^b`` that interactions multiply and the SE shortcut weighs: the
-    embedder's non-sequential fields, then :data:`HISTORY_FIELD` when ``history_field``."""
-    names = list(model.embedder.field_names)
-    if history_field:
-        if HISTORY_FIELD in names:
-            raise ValueError(f"a data field is already called {HISTORY_FIELD!r}")
-        names.append(HISTORY_FIELD)
-    return names
-
-
-def interaction_fields(model: CTRModel, inputs: EmbeddedBatch, history_field: bool) -> torch.Tensor:
-    """``e^b`` ``(B, N, d)`` in :func:`interaction_field_names` order (the history pooled by the
-    model's ``history_pooling``, as DNN and DeepFM pool it)."""
-    if history_field:
-        return inputs.fields_with_history(model.config.history_pooling)
-    return inputs.fields
 
 
 def _field_indices(names: list[str], interactions: tuple[Interaction, ...]) -> torch.Tensor:
@@ -185,15 +162,14 @@ class InteractionStepModel(_OneShot):
         if not cfg.mlp_dims:
             raise ValueError("Step 2 needs a predefined MLP with at least one hidden layer")
         d = cfg.embedding_dim
-        names = interaction_field_names(self, cfg.history_field)
-        self.first = OneShotInteractionLayer(names, d, cfg.mlp_dims[0], [])
+        self.first = OneShotInteractionLayer(self.embedder.field_names, d, cfg.mlp_dims[0], [])
         self.rest = MLP(cfg.mlp_dims[0], cfg.mlp_dims[1:], cfg.activation, cfg.dropout, 1)
         self.first_activation = nn.ReLU()
         self.candidates: list[Interaction] = []
 
     @property
     def field_names(self) -> list[str]:
-        return list(self.first.field_names)
+        return self.embedder.field_names
 
     def set_candidates(self, candidates: list[Interaction]) -> None:
         """``p^b'``: the interactions sampled from now on (projection weights inherited)."""
@@ -206,8 +182,7 @@ class InteractionStepModel(_OneShot):
         return self.candidates[int(rng.integers(len(self.candidates)))]
 
     def logits(self, inputs: EmbeddedBatch) -> torch.Tensor:
-        fields = interaction_fields(self, inputs, self.config.history_field)
-        hidden = self.first_activation(self.first(fields, self.active))
+        hidden = self.first_activation(self.first(inputs.fields, self.active))
         return self.rest(hidden).squeeze(-1)
 
 
@@ -242,13 +217,12 @@ class MLPStepModel(_OneShot):
         self.behavior = BehaviorSupernet(
             d, len(self.blocks), has_target=True, readout=tuple(cfg.readout)
         )
-        self.field_names = interaction_field_names(self, cfg.history_field)
         self.register_buffer(
             "interaction_index",
-            _field_indices(self.field_names, self.interactions),
+            _field_indices(self.embedder.field_names, self.interactions),
             persistent=False,
         )
-        n_se = len(self.field_names) + len(self.interactions)
+        n_se = self.num_fields + len(self.interactions)
         self.input_dim = self.behavior.readout_dim + n_se * d
         """``K^c_0``."""
         self.mlp = SlicedMLP(self.input_dim, cfg.mlp_layers)
@@ -314,9 +288,9 @@ class MLPStepModel(_OneShot):
         """``h^c_0`` ``(B, K^c_0)`` and ``Q^se = [e^b, p^b]`` ``(B, N + M, d)``."""
         h = self.behavior(inputs.history, inputs.history_mask, inputs.target, self.blocks)
         h_a = self.behavior.readout(h, inputs.history_mask, inputs.target)
-        q = fields = interaction_fields(self, inputs, self.config.history_field)
+        q = inputs.fields
         if self.interactions:
-            q = torch.cat([q, hadamard_interactions(fields, self.interaction_index)], 1)
+            q = torch.cat([q, hadamard_interactions(inputs.fields, self.interaction_index)], 1)
         return torch.cat([h_a, q.flatten(1)], dim=1), q
 
     def logits(self, inputs: EmbeddedBatch) -> torch.Tensor:
@@ -352,13 +326,12 @@ class AMEIRModel(CTRModel):
         self.architecture = Architecture.from_dict(dict(cfg.architecture))
         arch = self.architecture
         self.behavior = BehaviorNetwork(d, arch.blocks, has_target=True, readout=arch.readout)
-        self.field_names = interaction_field_names(self, arch.history_field)
         self.register_buffer(
             "interaction_index",
-            _field_indices(self.field_names, arch.interactions),
+            _field_indices(self.embedder.field_names, arch.interactions),
             persistent=False,
         )
-        n_se = len(self.field_names) + len(arch.interactions)
+        n_se = self.num_fields + len(arch.interactions)
         self.input_dim = self.behavior.readout_dim + n_se * d
         widths = arch.mlp_dims(self.input_dim)
         self.mlp = SEARCHED_MLP(self.input_dim, widths, arch.mlp_activations)
@@ -371,9 +344,9 @@ class AMEIRModel(CTRModel):
     def logits(self, inputs: EmbeddedBatch) -> torch.Tensor:
         h = self.behavior(inputs.history, inputs.history_mask, inputs.target)
         h_a = self.behavior.readout(h, inputs.history_mask, inputs.target)
-        q = fields = interaction_fields(self, inputs, self.architecture.history_field)
+        q = inputs.fields
         if self.architecture.interactions:
-            q = torch.cat([q, hadamard_interactions(fields, self.interaction_index)], 1)
+            q = torch.cat([q, hadamard_interactions(inputs.fields, self.interaction_index)], 1)
         parts = [self.mlp(torch.cat([h_a, q.flatten(1)], dim=1))]
         if self.se is not None:
             parts.append(self.se(q))
@@ -392,7 +365,6 @@ class AMEIRModel(CTRModel):
             behavior_blocks=len(architecture.blocks),
             mlp_layers=len(architecture.mlp_widths),
             readout=architecture.readout,
-            history_field=architecture.history_field,
             architecture=architecture.to_dict(),
         )
         return cls(feature_map, config, table_factory)
@@ -409,7 +381,6 @@ class AMEIRModel(CTRModel):
             mlp_activations=choice.activations,
             se_shortcut=step3.se is not None,
             readout=step3.behavior.readout_layer.parts,
-            history_field=step3.config.history_field,
         )
         model = cls.from_architecture(step3.feature_map, architecture, step3.config.embedding_dim)
         model.embedder.load_state_dict(step3.embedder.state_dict())

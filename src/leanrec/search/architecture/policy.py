@@ -320,7 +320,6 @@ def _model_config(config: ArchitectureSearchConfig) -> AMEIRConfig:
         behavior_blocks=config.behavior_blocks,
         mlp_layers=config.mlp_layers,
         readout=tuple(config.readout),
-        history_field=config.history_field,
     )
 
 

@@ -8,9 +8,7 @@ An :class:`Architecture` is one child model of the space:
   :data:`READOUT_PARTS` of the architecture's ``readout`` (the paper: sum pooling, the last state
   and target attention, :data:`PAPER_READOUT`).
 * Stage 2, interactions: ``M`` Hadamard products ``e_{i1} ⊙ ... ⊙ e_{ir}`` of non-sequential
-  fields, each named by its sorted field names (``p^b``). Beyond the paper, an architecture with
-  ``history_field`` also offers the pooled behaviour sequence as one more field,
-  :data:`HISTORY_FIELD` (what DeepFM's FM reads as its last field).
+  fields, each named by its sorted field names (``p^b``).
 * Stage 3, aggregation MLP over ``h^c_0 = [h^a, e^b, p^b]``: per layer a width ratio of
   ``K^c_0`` from :data:`WIDTH_RATIOS` (non-increasing) and an activation from
   :data:`MLP_ACTIVATIONS` (Eq. 2); plus the Squeeze-and-Excitation shortcut over ``[e^b, p^b]``.
@@ -75,9 +73,6 @@ def check_readout(parts: tuple[str, ...] | str, has_target: bool = True) -> tupl
     return parts
 
 
-HISTORY_FIELD = "history"
-"""Name of the pooled behaviour sequence when it is a field of Stage 2 and the SE shortcut."""
-
 WIDTH_RATIOS: tuple[float, ...] = tuple(round(0.1 * k, 1) for k in range(1, 11))
 """Hidden width of an MLP layer as a fraction of the MLP input width ``K^c_0``."""
 
@@ -117,10 +112,6 @@ class Architecture:
         se_shortcut: whether the SE shortcut over ``[e^b, p^b]`` feeds the output.
         readout: the parts of ``h^a`` (:data:`READOUT_PARTS`); a file without it gets the
             paper's :data:`PAPER_READOUT`.
-        history_field: the history, pooled as the baselines pool it (``history_pooling``),
-            joins ``e^b`` as the field :data:`HISTORY_FIELD`: interactions may multiply it and
-            the SE shortcut weighs it (not in the paper, which interacts non-sequential fields
-            only; a file without it gets False).
     """
 
     blocks: tuple[BlockChoice, ...] = ()
@@ -129,7 +120,6 @@ class Architecture:
     mlp_activations: tuple[str, ...] = ()
     se_shortcut: bool = True
     readout: tuple[str, ...] = PAPER_READOUT
-    history_field: bool = False
     extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
     """Free-form notes (how it was found, its validation score); not part of the identity."""
 
@@ -156,11 +146,6 @@ class Architecture:
                 )
             if tuple(sorted(interaction)) != tuple(interaction):
                 raise ValueError(f"interaction {interaction} must list its fields sorted")
-            if HISTORY_FIELD in interaction and not self.history_field:
-                raise ValueError(
-                    f"interaction {interaction} multiplies the {HISTORY_FIELD!r} field, which "
-                    "needs history_field=True"
-                )
 
     def mlp_dims(self, input_dim: int) -> tuple[int, ...]:
         """Hidden widths in units for an MLP input of ``input_dim`` (``K^c_0``), at least 1."""
@@ -183,7 +168,6 @@ class Architecture:
             "mlp_activations",
             "se_shortcut",
             "readout",
-            "history_field",
             "extra",
         }
         unknown = set(raw) - known
@@ -198,7 +182,6 @@ class Architecture:
             mlp_activations=tuple(raw.get("mlp_activations", [])),  # type: ignore[arg-type]
             se_shortcut=bool(raw.get("se_shortcut", True)),
             readout=tuple(raw.get("readout", PAPER_READOUT)),  # type: ignore[arg-type]
-            history_field=bool(raw.get("history_field", False)),
             extra=dict(raw.get("extra", {})),  # type: ignore[call-overload]
         )
 
