@@ -2,7 +2,7 @@
 
 Trains, on ML-1M CTR and in one run, the DNN baseline and the given searched architecture with
 its parts changed one at a time: no interactions, no SE shortcut, and the MLP replaced by the
-widest ReLU MLP of the width grid that keeps the model within ``--max-parameters``. Every model
+largest ReLU MLP of the width grid that keeps the model within ``--max-parameters``. Every model
 starts from scratch (no one-shot weights) with the same trainer as the baselines of
 ``leanrec experiment architecture``; the epoch is chosen on validation AUC, and the test AUC
 of that epoch is reported.
@@ -16,35 +16,45 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 from collections.abc import Callable
 
 import torch
 
 from common import print_table, write_results
+from leanrec.data.behavior import FeatureMap
 from leanrec.data.registry import load_behavior_dataset
 from leanrec.models.ctr import CTRModel, build_ctr_model
-from leanrec.search.architecture.model import AMEIRModel
-from leanrec.search.architecture.space import WIDTH_RATIOS, Architecture
+from leanrec.search.architecture.model import AMEIRConfig, AMEIRModel, MLPStepModel
+from leanrec.search.architecture.space import Architecture
 from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, evaluate_ctr
 
 
 def widest_relu_mlp(
-    build: Callable[[Architecture], CTRModel], arch: Architecture, max_parameters: int
+    feature_map: FeatureMap, arch: Architecture, max_parameters: int
 ) -> Architecture:
-    """``arch`` with the in-budget MLP of the most parameters (non-increasing width ratios)."""
-    best: tuple[int, Architecture] | None = None
-    layers = len(arch.mlp_widths)
-    for ratios in itertools.combinations_with_replacement(WIDTH_RATIOS[::-1], layers):
-        candidate = dataclasses.replace(
-            arch, mlp_widths=tuple(ratios), mlp_activations=("relu",) * layers
-        )
-        size = sum(p.numel() for p in build(candidate).parameters())
-        if size <= max_parameters and (best is None or size > best[0]):
-            best = (size, candidate)
-    if best is None:
-        raise SystemExit(f"no MLP of the width grid keeps the model within {max_parameters}")
-    return best[1]
+    """``arch`` with Step 3's largest ReLU MLP within ``max_parameters`` (the sandwich rule's
+    "max" child, :meth:`MLPStepModel.largest_widths`)."""
+    step3 = MLPStepModel(
+        feature_map,
+        AMEIRConfig(
+            behavior_blocks=len(arch.blocks),
+            mlp_layers=len(arch.mlp_widths),
+            readout=arch.readout,
+        ),
+        blocks=arch.blocks,
+        interactions=arch.interactions,
+        se_shortcut=arch.se_shortcut,
+    )
+    step3.max_parameters = max_parameters
+    try:
+        widths = step3.largest_widths()
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    return dataclasses.replace(
+        arch,
+        mlp_widths=tuple(w / step3.input_dim for w in widths),
+        mlp_activations=("relu",) * len(widths),
+    )
 
 
 def main() -> None:
@@ -69,7 +79,7 @@ def main() -> None:
         "no_interactions": lambda: build(dataclasses.replace(searched, interactions=())),
         "no_se": lambda: build(dataclasses.replace(searched, se_shortcut=False)),
     }
-    wide = widest_relu_mlp(build, searched, args.max_parameters)
+    wide = widest_relu_mlp(split.feature_map, searched, args.max_parameters)
     variants["widest_relu_mlp"] = lambda: build(wide)
     results: dict[str, object] = {
         "architecture": args.architecture,
