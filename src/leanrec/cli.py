@@ -307,6 +307,8 @@ def _architecture_experiment(args: argparse.Namespace, extra: Sequence[str]) -> 
         run_architecture_experiment,
     )
 
+    if args.dataset in RETRIEVAL_DATASETS:
+        return _retrieval_experiment(args, extra)
     options = _parse_options(extra)
     baseline_epochs = int(options.pop("baseline_epochs", 8))
     fields = {f.name for f in dataclasses.fields(ArchitectureSearchConfig)}
@@ -328,6 +330,45 @@ def _architecture_experiment(args: argparse.Namespace, extra: Sequence[str]) -> 
         config=ArchitectureSearchConfig(**options),
     )
     summary = run_architecture_experiment(exp, log=lambda message: print(message, flush=True))
+    print((Path(out) / "table.md").read_text())
+    print(f"results: {Path(out) / 'results.json'}")
+    return 0 if summary["methods"] else 1
+
+
+RETRIEVAL_DATASETS = ("beauty", "beauty-s3rec")
+"""Datasets whose architecture experiment is next-item retrieval (AMEIR Table 2)."""
+
+
+def _retrieval_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    from leanrec.search.architecture.retrieval import RetrievalSearchConfig
+    from leanrec.search.architecture.retrieval_experiment import (
+        RETRIEVAL_BASELINES,
+        RETRIEVAL_METHODS,
+        RetrievalExperiment,
+        run_retrieval_experiment,
+    )
+
+    options = _parse_options(extra)
+    experiment_keys = {"baseline_epochs", "baseline_seconds", "negative_sampling", "max_length"}
+    experiment_options = {key: options.pop(key) for key in experiment_keys if key in options}
+    fields = {f.name for f in dataclasses.fields(RetrievalSearchConfig)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise ValueError(
+            f"unknown retrieval search options {unknown}; known: {sorted(fields | experiment_keys)}"
+        )
+    out = args.out or f"runs/architecture-{args.dataset}"
+    exp = RetrievalExperiment(
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        out_dir=out,
+        baselines=tuple(args.baselines) if args.baselines is not None else RETRIEVAL_BASELINES,
+        methods=tuple(args.methods) if args.methods else RETRIEVAL_METHODS,
+        seeds=tuple(args.seeds),
+        config=RetrievalSearchConfig(**options),
+        **experiment_options,
+    )
+    summary = run_retrieval_experiment(exp, log=lambda message: print(message, flush=True))
     print((Path(out) / "table.md").read_text())
     print(f"results: {Path(out) / 'results.json'}")
     return 0 if summary["methods"] else 1
@@ -416,7 +457,7 @@ def make_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         help="embedding-size default: ciess su sr popularity magprune pep esapn; "
-        "sketch default: random hardest influence dips1 dips; "
+        "sketch default: random hardest influence recent dips1 dips; "
         "architecture default: ameir one_shot random",
     )
     p.add_argument(

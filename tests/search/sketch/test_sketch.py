@@ -9,7 +9,12 @@ import torch
 from leanrec.data.interactions import Interactions
 from leanrec.data.streams import UserStreams, user_split
 from leanrec.search.sketch import SketchConfig, SketchNCF, SketchScorer, train_sketch
-from leanrec.search.sketch.baselines import HardestDecider, InfluenceDecider, ReservoirDecider
+from leanrec.search.sketch.baselines import (
+    HardestDecider,
+    InfluenceDecider,
+    RecentDecider,
+    ReservoirDecider,
+)
 from leanrec.search.sketch.model import removal_distribution, topk_projection
 from leanrec.search.sketch.policy import LearnedDecider, keep_weights
 from leanrec.search.sketch.streaming import DecisionInputs, SketchState, StreamBatch
@@ -79,7 +84,9 @@ def _run(decider, batch: StreamBatch, k: int, tau: int, model: SketchNCF | None 
 
 @pytest.mark.parametrize("tau", [1, 3])
 @pytest.mark.parametrize(
-    "decider", [ReservoirDecider(), HardestDecider(), InfluenceDecider()], ids=lambda d: d.name
+    "decider",
+    [ReservoirDecider(), HardestDecider(), InfluenceDecider(), RecentDecider()],
+    ids=lambda d: d.name,
 )
 def test_sketch_never_exceeds_k_and_holds_distinct_past_events(decider, tau: int) -> None:
     k = 3
@@ -105,6 +112,19 @@ def test_reservoir_keeps_every_past_event_with_probability_k_over_t() -> None:
     counts = np.bincount(final.flatten().numpy(), minlength=length)
     frequency = counts / users
     assert np.all(np.abs(frequency - k / length) < 0.035), frequency
+
+
+@pytest.mark.parametrize("tau", [1, 3])
+def test_recent_keeps_the_k_newest_committed_events(tau: int) -> None:
+    k = 3
+    batch = random_batch([10, 4, 7, 1])
+    history = _run(RecentDecider(), batch, k, tau)
+    for step, slots in enumerate(history):
+        committed = (step + 1) // tau * tau  # events 0 .. committed-1 have been decided on
+        for row, length in zip(slots.tolist(), batch.lengths.tolist(), strict=True):
+            seen = min(committed, length)
+            expected = list(range(max(0, seen - k), seen))
+            assert sorted(p for p in row if p >= 0) == expected, (step, row)
 
 
 def test_hardest_keeps_the_largest_losses() -> None:

@@ -832,6 +832,8 @@ class SearchedSequenceEncoder(SequenceEncoder):
             ``has_target=False``.
         choices: the supernet's initial child (ignored for a derived network).
         allow_bidirectional: accept a non-causal network (see above).
+        input_dropout: dropout on the item embeddings entering the network (training only;
+            padding stays 0).
 
     Example:
         >>> from leanrec.models.seq import NextItemModel
@@ -847,8 +849,11 @@ class SearchedSequenceEncoder(SequenceEncoder):
         choices: Sequence[BlockChoice] | None = None,
         *,
         allow_bidirectional: bool = False,
+        input_dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= input_dropout < 1.0:
+            raise ValueError(f"input_dropout must be in [0, 1), got {input_dropout}")
         if network.has_target:
             raise ValueError(
                 "next-item retrieval has no target: build the network with has_target=False"
@@ -859,6 +864,7 @@ class SearchedSequenceEncoder(SequenceEncoder):
                 "per-position loss); build it with causal=True or pass allow_bidirectional=True"
             )
         self.network = network
+        self.input_dropout = torch.nn.Dropout(input_dropout)
         self.output_dim = network.dim
         self.max_length = None
         self._choices: tuple[BlockChoice, ...] | None = None
@@ -883,11 +889,14 @@ class SearchedSequenceEncoder(SequenceEncoder):
         if not isinstance(self.network, BehaviorSupernet) or self._choices is None:
             raise TypeError("derive() needs a supernet with its choices set")
         return SearchedSequenceEncoder(
-            self.network.derive(self._choices), allow_bidirectional=not self.network.causal
+            self.network.derive(self._choices),
+            allow_bidirectional=not self.network.causal,
+            input_dropout=self.input_dropout.p,
         )
 
     def forward(self, item_ids: torch.Tensor, item_embeddings: torch.Tensor) -> torch.Tensor:
         mask = item_ids != PADDING_ID  # (B, N)
+        item_embeddings = self.input_dropout(item_embeddings)
         if isinstance(self.network, BehaviorNetwork):
             return self.network(item_embeddings, mask, None)  # type: ignore[no-any-return]
         if self._choices is None:

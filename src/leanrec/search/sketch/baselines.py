@@ -6,6 +6,8 @@
   worst (highest loss under the user parameters adapted on the sketch).
 * :class:`InfluenceDecider` (first-order coreset score, Borsos et al. 2020): keep the events whose
   loss gradient in ``θ`` aligns best with the gradient of the loss on the newest ``τ`` events.
+* :class:`RecentDecider` (sliding window; not in the paper): keep the ``K`` newest events, the
+  window a SASRec-style model reads.
 """
 
 from __future__ import annotations
@@ -44,6 +46,16 @@ class ReservoirDecider:
         rows, slots = torch.nonzero(holder >= 0, as_tuple=True)
         keep[rows, holder[rows, slots]] = True
         return keep & cands.valid
+
+
+class RecentDecider:
+    """Keep the ``K`` newest candidates (smallest age): a sliding window over the stream."""
+
+    name = "recent"
+
+    def keep(self, inputs: DecisionInputs) -> torch.Tensor:
+        cands = inputs.candidates
+        return top_k_mask(-cands.age.to(torch.float32), cands.valid, inputs.sketch_size)
 
 
 class HardestDecider:

@@ -39,6 +39,7 @@ from leanrec.search.sketch.baselines import (
     STATE_FEATURES,
     HardestDecider,
     InfluenceDecider,
+    RecentDecider,
     ReservoirDecider,
     model_state_features,
 )
@@ -56,7 +57,7 @@ from leanrec.train.bpr import TrainingError
 from leanrec.train.checkpoint import load_checkpoint, save_atomic
 
 LEARNED = ("dips", "dips1")
-STATIC = ("random", "hardest", "influence")
+STATIC = ("random", "hardest", "influence", "recent")
 METHODS = STATIC + LEARNED
 
 
@@ -68,6 +69,8 @@ def make_decider(method: str, scorer: SketchScorer | None, online: bool) -> Sket
         return HardestDecider()
     if method == "influence":
         return InfluenceDecider()
+    if method == "recent":
+        return RecentDecider()
     if method in LEARNED:
         if scorer is None:
             raise ValueError(f"method {method!r} needs a trained SketchScorer")
