@@ -381,6 +381,32 @@ class TestSearchedDerivedEncoder(SequenceEncoderContract):
         return SearchedSequenceEncoder(supernet, _ENCODER_CHOICES).derive()
 
 
+class TestSearchedEncoderWithPositionsAndNorm(SequenceEncoderContract):
+    """The retrieval backbone: recency positions, input dropout and a final LayerNorm."""
+
+    def make_encoder(self, embedding_dim: int) -> SequenceEncoder:
+        supernet = BehaviorSupernet(embedding_dim, 4, has_target=False, causal=True)
+        encoder = SearchedSequenceEncoder(
+            supernet, _ENCODER_CHOICES, input_dropout=0.2, positions=50, final_norm=True
+        )
+        return encoder.derive()
+
+
+def test_derived_backbone_inherits_positions_and_norm() -> None:
+    torch.manual_seed(0)
+    supernet = BehaviorSupernet(DIM, 4, has_target=False, causal=True)
+    encoder = SearchedSequenceEncoder(supernet, _ENCODER_CHOICES, positions=6, final_norm=True)
+    with torch.no_grad():
+        encoder.final_norm.weight.uniform_(0.5, 1.5)  # type: ignore[union-attr]
+    model = NextItemModel(30, encoder).eval()
+    derived = NextItemModel(30, encoder.derive()).eval()
+    derived.item_table.load_state_dict(model.item_table.state_dict())
+    ids = torch.tensor([[0, 0, 3, 7, 1, 2], [4, 2, 9, 9, 5, 6]])
+    assert torch.equal(derived(ids), model(ids))
+    with pytest.raises(ValueError, match="max_length"):
+        model(torch.ones(1, 7, dtype=torch.long))
+
+
 def test_adapter_switches_children_and_derives_the_current_one() -> None:
     torch.manual_seed(0)
     supernet = BehaviorSupernet(DIM, 2, has_target=False, causal=True)

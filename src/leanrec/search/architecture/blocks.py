@@ -42,6 +42,7 @@ keeps only its forward GRU. The same names and choices describe both variants.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import cast
 
@@ -834,6 +835,11 @@ class SearchedSequenceEncoder(SequenceEncoder):
         allow_bidirectional: accept a non-causal network (see above).
         input_dropout: dropout on the item embeddings entering the network (training only;
             padding stays 0).
+        positions: with a value ``N``, a learned embedding of each position's recency
+            (``N - 1 - column``, as SASRec: padding-invariant) is added to the scaled item
+            embeddings ``sqrt(d) · e``; sequences are then limited to ``N`` items. None: no
+            positions (AMEIR's blocks alone; convolutions, pooling and the GRU still see order).
+        final_norm: a LayerNorm on the hidden states (SASRec's last layer).
 
     Example:
         >>> from leanrec.models.seq import NextItemModel
@@ -850,6 +856,8 @@ class SearchedSequenceEncoder(SequenceEncoder):
         *,
         allow_bidirectional: bool = False,
         input_dropout: float = 0.0,
+        positions: int | None = None,
+        final_norm: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= input_dropout < 1.0:
@@ -866,7 +874,12 @@ class SearchedSequenceEncoder(SequenceEncoder):
         self.network = network
         self.input_dropout = torch.nn.Dropout(input_dropout)
         self.output_dim = network.dim
-        self.max_length = None
+        self.max_length = positions
+        self.position: nn.Embedding | None = None
+        if positions is not None:
+            self.position = nn.Embedding(positions, network.dim)
+            nn.init.xavier_normal_(self.position.weight)
+        self.final_norm = nn.LayerNorm(network.dim) if final_norm else None
         self._choices: tuple[BlockChoice, ...] | None = None
         if isinstance(network, BehaviorSupernet) and choices is not None:
             self.choices = tuple(choices)
@@ -888,17 +901,33 @@ class SearchedSequenceEncoder(SequenceEncoder):
         """An encoder around ``network.derive(choices)`` (the current child, weights inherited)."""
         if not isinstance(self.network, BehaviorSupernet) or self._choices is None:
             raise TypeError("derive() needs a supernet with its choices set")
-        return SearchedSequenceEncoder(
+        derived = SearchedSequenceEncoder(
             self.network.derive(self._choices),
             allow_bidirectional=not self.network.causal,
             input_dropout=self.input_dropout.p,
+            positions=self.max_length,
+            final_norm=self.final_norm is not None,
         )
+        if self.position is not None and derived.position is not None:
+            derived.position.load_state_dict(self.position.state_dict())
+        if self.final_norm is not None and derived.final_norm is not None:
+            derived.final_norm.load_state_dict(self.final_norm.state_dict())
+        return derived.train(self.training)
 
     def forward(self, item_ids: torch.Tensor, item_embeddings: torch.Tensor) -> torch.Tensor:
         mask = item_ids != PADDING_ID  # (B, N)
-        item_embeddings = self.input_dropout(item_embeddings)
+        x = item_embeddings
+        if self.position is not None:
+            length = item_ids.shape[1]
+            recency = torch.arange(length - 1, -1, -1, device=item_ids.device)  # (N,)
+            x = x * math.sqrt(self.output_dim) + self.position(recency)
+        x = self.input_dropout(x) * mask.unsqueeze(-1).to(x.dtype)
         if isinstance(self.network, BehaviorNetwork):
-            return self.network(item_embeddings, mask, None)  # type: ignore[no-any-return]
-        if self._choices is None:
+            h = self.network(x, mask, None)
+        elif self._choices is None:
             raise RuntimeError("set SearchedSequenceEncoder.choices before running a supernet")
-        return self.network(item_embeddings, mask, None, self._choices)  # type: ignore[no-any-return]
+        else:
+            h = self.network(x, mask, None, self._choices)
+        if self.final_norm is not None:
+            h = self.final_norm(h) * mask.unsqueeze(-1).to(h.dtype)
+        return h  # type: ignore[no-any-return]

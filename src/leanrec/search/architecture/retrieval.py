@@ -67,6 +67,11 @@ class RetrievalSearchConfig:
     input_dropout: float = 0.3
     """Dropout on the item embeddings entering the blocks (Beauty is sparse: SASRec uses 0.5,
     our GRU4Rec 0.25; AMEIR's blocks have none of their own)."""
+    positions: bool = True
+    """Add a learned recency-position embedding to the scaled item embeddings (as SASRec);
+    the blocks alone see order only through convolutions, pooling and the GRU."""
+    final_norm: bool = True
+    """LayerNorm on the hidden states before scoring (as SASRec)."""
     supernet_epochs: int = 20
     """Epochs of one-shot training (one uniformly drawn child per batch)."""
     sampled_children: int = 100
@@ -137,15 +142,24 @@ class OneShotSequentialTrainer(SequentialTrainer):
         self.best_epoch = epoch  # the last epoch's weights are the one-shot model
 
 
-def build_retrieval_supernet(n_items: int, config: RetrievalSearchConfig) -> NextItemModel:
-    """The one-shot next-item model: item table + causal ``L_a``-block supernet."""
+def build_retrieval_supernet(
+    n_items: int, config: RetrievalSearchConfig, max_length: int = 50
+) -> NextItemModel:
+    """The one-shot next-item model: item table + causal ``L_a``-block supernet (sequences of
+    at most ``max_length`` items when ``config.positions``)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         supernet = BehaviorSupernet(
             config.embedding_dim, config.n_blocks, has_target=False, causal=True, readout=("last",)
         )
         first = sample_blocks(np.random.default_rng(config.seed), config.n_blocks, False)
-        encoder = SearchedSequenceEncoder(supernet, first, input_dropout=config.input_dropout)
+        encoder = SearchedSequenceEncoder(
+            supernet,
+            first,
+            input_dropout=config.input_dropout,
+            positions=max_length if config.positions else None,
+            final_norm=config.final_norm,
+        )
         return NextItemModel(n_items, encoder)
 
 
@@ -226,7 +240,7 @@ def search_retrieval(
         out.mkdir(parents=True, exist_ok=True)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    one_shot = build_retrieval_supernet(split.n_items, config)
+    one_shot = build_retrieval_supernet(split.n_items, config, split.max_length)
 
     # 1. one-shot training
     scores_path = out / "children.json" if out is not None else None
