@@ -132,6 +132,8 @@ def cmd_train(args: argparse.Namespace, extra: Sequence[str]) -> int:
 
 def _train_architecture(args: argparse.Namespace, extra: Sequence[str]) -> int:
     """``leanrec train --architecture file.json``: rebuild a searched CTR model and train it."""
+    if args.dataset in RETRIEVAL_DATASETS:
+        return _train_retrieval_architecture(args, extra)
     import torch
 
     from leanrec.data.registry import load_behavior_dataset
@@ -162,6 +164,56 @@ def _train_architecture(args: argparse.Namespace, extra: Sequence[str]) -> int:
         f"best epoch {result.best_epoch}: valid AUC {result.best_valid['auc']:.4f} "
         f"log loss {result.best_valid['logloss']:.4f}; test AUC {test['auc']:.4f} "
         f"log loss {test['logloss']:.4f}; {sum(model.parameter_counts().values()):,} parameters"
+    )
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+def _train_retrieval_architecture(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    """``leanrec train --dataset beauty --architecture file.json``: a searched next-item model
+    trained from scratch (leave-one-out, early stopping on validation NDCG@5)."""
+    from leanrec.data.registry import load_dataset
+    from leanrec.data.sequential import NextItemSplit
+    from leanrec.search.architecture.retrieval import build_searched_model
+    from leanrec.train.sequential import SequentialTrainer, SequentialTrainerConfig
+
+    options = _parse_options(extra)
+    negatives = str(options.pop("negative_sampling", "uniform"))
+    if negatives not in ("uniform", "popularity"):
+        raise ValueError(f"negative_sampling must be uniform or popularity, got {negatives!r}")
+    max_length = int(options.pop("max_length", 50))
+    fields = {f.name for f in dataclasses.fields(SequentialTrainerConfig)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise ValueError(f"unknown training options {unknown}; known: {sorted(fields)}")
+    architecture = json.loads(Path(args.architecture).read_text())
+    data = load_dataset(args.dataset, args.data_dir)
+    if isinstance(data, tuple):
+        raise ValueError(f"{args.dataset!r} is a train/test pair, not per-user sequences")
+    split = NextItemSplit.from_interactions(
+        data,
+        max_length,
+        negative_sampling="popularity" if negatives == "popularity" else "uniform",
+        seed=args.seed,
+    )
+    model = build_searched_model(split.n_items, architecture, max_length, seed=args.seed)
+    config = SequentialTrainerConfig(**{"seed": args.seed, "num_threads": 1, **options})
+    trainer = SequentialTrainer(model, split, config)
+    result = trainer.fit()
+    test = trainer.evaluate("test", "sampled").mean
+    run_dir = Path(
+        args.run_dir or Path(args.runs) / f"{args.dataset}-{Path(args.architecture).stem}"
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    torch.save({"architecture": architecture, "model": model.state_dict()}, run_dir / "model.pt")
+    (run_dir / "metrics.json").write_text(
+        json.dumps({"valid": result.best_valid, "test": test, "best_epoch": result.best_epoch})
+    )
+    print(
+        f"best epoch {result.best_epoch}: valid NDCG@5 {result.best_valid['ndcg@5']:.4f}; test "
+        f"HR@5 {test['hit@5']:.4f} NDCG@5 {test['ndcg@5']:.4f} ({negatives} negatives)"
     )
     print(f"run directory: {run_dir}")
     return 0

@@ -175,3 +175,22 @@ def test_retrieval_experiment_writes_the_table_and_resumes(tmp_path) -> None:
     again = run_retrieval_experiment(exp, log=lambda message: None, splits=splits)
     assert calls == [0]
     assert again["methods"]["ameir"]["test_ndcg@5"] == summary["methods"]["ameir"]["test_ndcg@5"]
+
+
+def test_saved_architecture_rebuilds_the_searched_model(split: NextItemSplit) -> None:
+    from leanrec.search.architecture.retrieval import RetrievalSearchResult, build_searched_model
+
+    config = _config(input_dropout=0.2)
+    one_shot = build_retrieval_supernet(split.n_items, config, split.max_length).eval()
+    child = (BlockChoice("none", "bigru", "swish"), BlockChoice("layernorm", "conv1", "relu"))
+    derived = derive_retrieval_model(one_shot, child).eval()
+    result = RetrievalSearchResult(child, derived, {}, 0.0, 0.0, 1)
+    saved = json.loads(json.dumps(result.architecture_json(config)))
+    assert saved["positions"] is True and saved["final_norm"] is True
+    rebuilt = build_searched_model(split.n_items, saved, split.max_length, seed=5).eval()
+    rebuilt.load_state_dict(derived.state_dict())  # strict: the same modules and shapes
+    ids = torch.from_numpy(split.valid.inputs[:16])
+    assert torch.equal(rebuilt(ids), derived(ids))
+    assert rebuilt.encoder.input_dropout.p == 0.2  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="next-item"):
+        build_searched_model(split.n_items, {"blocks": []})

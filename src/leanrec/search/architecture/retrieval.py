@@ -34,7 +34,11 @@ import torch
 
 from leanrec.data.sequential import NextItemEvalSet, NextItemSplit
 from leanrec.models.seq.base import NextItemModel
-from leanrec.search.architecture.blocks import BehaviorSupernet, SearchedSequenceEncoder
+from leanrec.search.architecture.blocks import (
+    BehaviorNetwork,
+    BehaviorSupernet,
+    SearchedSequenceEncoder,
+)
 from leanrec.search.architecture.space import BlockChoice, sample_blocks
 from leanrec.train.checkpoint import load_checkpoint, save_atomic
 from leanrec.train.sequential import (
@@ -50,6 +54,7 @@ __all__ = [
     "RetrievalSearchConfig",
     "RetrievalSearchResult",
     "build_retrieval_supernet",
+    "build_searched_model",
     "derive_retrieval_model",
     "eval_subset",
     "search_retrieval",
@@ -106,9 +111,18 @@ class RetrievalSearchResult:
     best_epoch: int
     children: list[dict[str, Any]] = field(default_factory=list)
 
-    def architecture_json(self) -> dict[str, Any]:
-        """The searched encoder as JSON-friendly data."""
-        return {"blocks": [asdict(c) for c in self.choices]}
+    def architecture_json(self, config: RetrievalSearchConfig | None = None) -> dict[str, Any]:
+        """The searched encoder as JSON-friendly data: the blocks and, with ``config``, the
+        backbone settings :func:`build_searched_model` needs to rebuild it."""
+        out: dict[str, Any] = {"task": "next_item", "blocks": [asdict(c) for c in self.choices]}
+        if config is not None:
+            out.update(
+                embedding_dim=config.embedding_dim,
+                input_dropout=config.input_dropout,
+                positions=config.positions,
+                final_norm=config.final_norm,
+            )
+        return out
 
 
 class OneShotSequentialTrainer(SequentialTrainer):
@@ -159,6 +173,30 @@ def build_retrieval_supernet(
             input_dropout=config.input_dropout,
             positions=max_length if config.positions else None,
             final_norm=config.final_norm,
+        )
+        return NextItemModel(n_items, encoder)
+
+
+def build_searched_model(
+    n_items: int, architecture: dict[str, Any], max_length: int = 50, seed: int = 0
+) -> NextItemModel:
+    """A fresh next-item model of a saved search result (:meth:`RetrievalSearchResult.
+    architecture_json`), for retraining from scratch (``leanrec train --architecture``)."""
+    if architecture.get("task") != "next_item" or "blocks" not in architecture:
+        raise ValueError(
+            "not a next-item architecture: expected the JSON written by the Beauty architecture "
+            "experiment (keys 'task': 'next_item' and 'blocks')"
+        )
+    choices = tuple(BlockChoice(**block) for block in architecture["blocks"])
+    dim = int(architecture.get("embedding_dim", 64))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        network = BehaviorNetwork(dim, choices, has_target=False, causal=True, readout=("last",))
+        encoder = SearchedSequenceEncoder(
+            network,
+            input_dropout=float(architecture.get("input_dropout", 0.0)),
+            positions=max_length if architecture.get("positions", False) else None,
+            final_norm=bool(architecture.get("final_norm", False)),
         )
         return NextItemModel(n_items, encoder)
 

@@ -201,7 +201,7 @@ def run_retrieval_experiment(
                 raise ValueError(f"unknown retrieval search {method!r}; known: ameir")
             config = dataclasses.replace(cfg, seed=seed)
             result = search_retrieval(split, config, out / f"ameir_seed{seed}", log)
-            architecture = result.architecture_json()
+            architecture = result.architecture_json(config)
             (out / f"architecture_seed{seed}.json").write_text(json.dumps(architecture, indent=2))
             row = _row(
                 method,
