@@ -164,3 +164,35 @@ def test_graph_is_rebuilt_on_load(tmp_path: Path, small_data: Interactions) -> N
     assert loaded.graph is not None
     diff = loaded.graph.matrix - model.graph.matrix
     assert abs(sp.csr_matrix(diff)).sum() < 1e-6
+
+
+def test_propagation_kernels_agree_in_both_directions_and_survive_deepcopy() -> None:
+    import copy
+
+    from leanrec.models.graph import SparseGraph
+
+    rng = np.random.default_rng(0)
+    train = Interactions.from_raw(rng.integers(0, 20, 200), rng.integers(0, 30, 200))
+    matrix = normalized_adjacency(train)
+    dense = torch.from_numpy(matrix.toarray())
+    n = matrix.shape[0]
+    outputs = {}
+    for kernel in ("torch", "scipy"):
+        graph = SparseGraph(matrix)
+        graph.kernel = kernel
+        x = torch.randn(n, 4, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        y = graph.matmul(x)
+        (y * torch.arange(4.0)).sum().backward()
+        assert x.grad is not None
+        outputs[kernel] = (y.detach(), x.grad.clone())
+        # Â is symmetric: the gradient of sum(w ⊙ Âx) is Â w
+        expected_grad = dense @ torch.arange(4.0).expand(n, 4)
+        torch.testing.assert_close(x.grad, expected_grad, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(y.detach(), dense @ x.detach(), rtol=1e-5, atol=1e-6)
+        clone = copy.deepcopy(graph)  # torch CSR caches are dropped, not copied
+        torch.testing.assert_close(clone.matmul(x.detach()), y.detach())
+    torch.testing.assert_close(outputs["torch"][0], outputs["scipy"][0])
+    graph = SparseGraph(matrix)
+    graph.kernel = "cuda-magic"
+    with pytest.raises(ValueError, match="kernel"):
+        graph.matmul(torch.zeros(n, 2))

@@ -159,8 +159,13 @@ class RankingResult:
         )
 
 
-SCORE_BLOCK_BYTES = 256 << 20
-"""Default memory for one batch of scores: bounds ``batch_size x n_items x 4`` bytes."""
+SCORE_BLOCK_BYTES = 8 << 20
+"""Default memory for one batch of scores: bounds ``batch_size x n_items x 4`` bytes (at least
+:data:`MIN_SCORE_BATCH` users). A block that stays in cache between the score product, the
+masking and the top-k is faster than one block of every user: on ML-1M (3,628 items, one
+thread) ~580-user blocks evaluate ~15% faster than a single 6,037-user block."""
+MIN_SCORE_BATCH = 64
+"""Fewest users per default batch (catalogues above ~33k items)."""
 
 
 class FullRankingEvaluator:
@@ -173,8 +178,8 @@ class FullRankingEvaluator:
             ``targets``. A single :class:`Interactions` is accepted too.
         ks: cut-offs; the evaluator ranks ``max(ks)`` items per user.
         metrics: subset of :data:`~leanrec.evaluate.ranking.METRICS`.
-        batch_size: users per ``score_fn`` call (``None``: as many as fit a 256 MiB float32
-            score block, i.e. every ML-1M user at once, ~1,600 Gowalla users).
+        batch_size: users per ``score_fn`` call (``None``: as many as fit an 8 MiB float32
+            score block, at least 64: ~578 ML-1M users, 64 Gowalla users).
         device: where masking, top-k and lookups run; ``score_fn`` receives user indices on
             this device and its output is moved here if needed.
 
@@ -192,7 +197,7 @@ class FullRankingEvaluator:
         device: str | torch.device = "cpu",
     ) -> None:
         if batch_size is None:
-            batch_size = max(1, SCORE_BLOCK_BYTES // (4 * max(1, targets.n_items)))
+            batch_size = max(MIN_SCORE_BATCH, SCORE_BLOCK_BYTES // (4 * max(1, targets.n_items)))
         if isinstance(exclude, Interactions):
             exclude = (exclude,)
         ks_list = [int(k) for k in ks]

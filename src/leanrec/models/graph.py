@@ -4,12 +4,16 @@ The bipartite adjacency ``A = [[0, R], [R^T, 0]]`` of shape ``(U + I, U + I)`` i
 ``Â = D^{-1/2} A D^{-1/2}`` (LightGCN Eq. 7 / NGCF Eq. 8) and kept sparse (CSR): nothing of size
 ``(U + I)^2`` is ever built. Because ``Â`` is symmetric, the gradient of ``Â X`` with respect to
 ``X`` is ``Â G``: :class:`SymmetricPropagation` reuses the forward kernel for the backward pass
-instead of transposing. On CPU the kernel is SciPy's CSR x dense product, which measured 2-3x
-faster than ``torch.sparse.mm`` on this project's 2-core machines (``benchmarks/propagation.py``).
+instead of transposing. The kernel of each direction is a plain CSR x dense product: torch's
+(default, :attr:`SparseGraph.kernel` ``"torch"``) or SciPy's (``"scipy"``). Either is 2-4x faster
+than differentiating through ``torch.sparse.mm``, which transposes the matrix in its backward
+pass; torch's CSR product is the faster of the two in torch 2.13 on one CPU thread
+(``benchmarks/propagation.py`` measures all of them).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -51,26 +55,38 @@ class SparseGraph:
     Shape ``(N, N)``; :meth:`matmul` maps ``(N, d)`` to ``(N, d)``.
     """
 
+    kernel: str = "torch"
+    """CPU product used in both directions: ``"torch"`` (torch CSR) or ``"scipy"`` (SciPy CSR);
+    the results are identical, only the speed differs."""
+
     def __init__(self, matrix: sp.csr_matrix) -> None:
         if matrix.shape[0] != matrix.shape[1]:
             raise ValueError("SparseGraph needs a square matrix")
         self.matrix = matrix.astype(np.float32).tocsr()
         self._torch: dict[torch.device, torch.Tensor] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        # copies and pickles carry the SciPy matrix only; torch CSR tensors cannot be
+        # deep-copied and are rebuilt on first use
+        return {**self.__dict__, "_torch": {}}
+
     @property
     def shape(self) -> tuple[int, int]:
         return (int(self.matrix.shape[0]), int(self.matrix.shape[1]))
 
     def torch_csr(self, device: torch.device) -> torch.Tensor:
+        """The matrix as a torch CSR tensor on ``device`` (built once per device)."""
         if device not in self._torch:
             m = self.matrix
-            self._torch[device] = torch.sparse_csr_tensor(
-                torch.from_numpy(m.indptr.astype(np.int64)),
-                torch.from_numpy(m.indices.astype(np.int64)),
-                torch.from_numpy(m.data),
-                size=m.shape,
-                device=device,
-            )
+            with warnings.catch_warnings():  # "sparse CSR support is in beta": we rely on @ only
+                warnings.simplefilter("ignore", UserWarning)
+                self._torch[device] = torch.sparse_csr_tensor(
+                    torch.from_numpy(m.indptr.astype(np.int64)),
+                    torch.from_numpy(m.indices.astype(np.int64)),
+                    torch.from_numpy(m.data),
+                    size=m.shape,
+                    device=device,
+                )
         return self._torch[device]
 
     def matmul(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,11 +105,16 @@ class SparseGraph:
         }
 
 
-def _cpu_matmul(matrix: sp.csr_matrix, x: torch.Tensor) -> torch.Tensor:
-    dense = x.detach().contiguous().numpy()
-    if dense.dtype != np.float32:
-        dense = dense.astype(np.float32)
-    return torch.from_numpy(np.ascontiguousarray(matrix @ dense))
+def _cpu_matmul(graph: SparseGraph, x: torch.Tensor) -> torch.Tensor:
+    """``Â x`` on CPU, without autograd, with the graph's :attr:`~SparseGraph.kernel`."""
+    dense = x.detach().contiguous()
+    if dense.dtype != torch.float32:
+        dense = dense.to(torch.float32)
+    if graph.kernel == "scipy":
+        return torch.from_numpy(np.ascontiguousarray(graph.matrix @ dense.numpy()))
+    if graph.kernel != "torch":
+        raise ValueError(f"unknown propagation kernel {graph.kernel!r}; use 'torch' or 'scipy'")
+    return graph.torch_csr(dense.device) @ dense
 
 
 class SymmetricPropagation(torch.autograd.Function):
@@ -102,11 +123,11 @@ class SymmetricPropagation(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, graph: SparseGraph) -> torch.Tensor:
         ctx.graph = graph
-        return _cpu_matmul(graph.matrix, x)
+        return _cpu_matmul(graph, x)
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return _cpu_matmul(ctx.graph.matrix, grad_output), None
+        return _cpu_matmul(ctx.graph, grad_output), None
 
 
 class GraphRecommender(DotProductRecommender):

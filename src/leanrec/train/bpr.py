@@ -83,7 +83,7 @@ class TrainerConfig:
     ks: list[int] | None = None
     """Cut-offs evaluated (None: the protocol's, else 10 and 20)."""
     eval_batch_size: int | None = None
-    """Users per evaluation batch (None: as many as fit a 256 MiB block of scores)."""
+    """Users per evaluation batch (None: the evaluator's default, an 8 MiB block of scores)."""
     max_seconds: float | None = None
     """Wall-clock budget for training: no new epoch starts after it is spent (None: no limit)."""
     seed: int = 2024
