@@ -62,6 +62,8 @@ class ArchitectureExperiment:
 
 
 class _Rows:
+    """Finished rows by ``(method, seed)``, written atomically to ``rows.json`` as they come."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.rows: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
@@ -313,5 +315,6 @@ def _plot(path: Path, summary: dict[str, Any]) -> None:
     plt.close(fig)
 
 
-def _jsonable(exp: ArchitectureExperiment) -> dict[str, Any]:
+def _jsonable(exp: Any) -> dict[str, Any]:
+    """A dataclass experiment as plain JSON data (paths and tuples as strings and lists)."""
     return json.loads(json.dumps(dataclasses.asdict(exp), default=str))

@@ -30,6 +30,7 @@ from leanrec.data.registry import load_dataset
 from leanrec.data.sequential import NegativeSampling, NextItemSplit
 from leanrec.models.seq import build_next_item_model
 from leanrec.models.seq.base import NextItemModel
+from leanrec.search.architecture.experiment import _jsonable, _Rows
 from leanrec.search.architecture.retrieval import RetrievalSearchConfig, search_retrieval
 from leanrec.train.sequential import (
     SequentialTrainer,
@@ -58,21 +59,6 @@ class RetrievalExperiment:
     baseline_seconds: float | None = None
     """Wall-clock budget per baseline (None: none)."""
     config: RetrievalSearchConfig = field(default_factory=RetrievalSearchConfig)
-
-
-class _Rows:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.rows: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
-
-    def get(self, method: str, seed: int) -> dict[str, Any] | None:
-        return next((r for r in self.rows if r["method"] == method and r["seed"] == seed), None)
-
-    def add(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.rows, indent=2))
-        tmp.replace(self.path)
 
 
 def inference_users_per_second(model: NextItemModel, split: NextItemSplit) -> float:
@@ -306,7 +292,3 @@ def _plot(path: Path, summary: dict[str, Any], dataset: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def _jsonable(exp: RetrievalExperiment) -> dict[str, Any]:
-    return json.loads(json.dumps(dataclasses.asdict(exp), default=str))
