@@ -61,7 +61,7 @@ class ArchitectureExperiment:
     config: ArchitectureSearchConfig = field(default_factory=ArchitectureSearchConfig)
 
 
-class _Rows:
+class RowStore:
     """Finished rows by ``(method, seed)``, written atomically to ``rows.json`` as they come."""
 
     def __init__(self, path: Path) -> None:
@@ -131,11 +131,11 @@ def run_architecture_experiment(
     """
     out = Path(exp.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(_jsonable(exp), indent=2))
+    (out / "config.json").write_text(json.dumps(experiment_json(exp), indent=2))
     if split is None:
         split = load_behavior_dataset(exp.dataset, exp.data_dir)
     log(f"{exp.dataset}: {split.describe()}")
-    rows = _Rows(out / "rows.json")
+    rows = RowStore(out / "rows.json")
     cfg = exp.config
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -214,7 +214,7 @@ def run_architecture_experiment(
     summary = summarise(rows.rows, [*exp.baselines, *exp.methods], exp.seeds)
     summary["best_baseline"] = best_baseline
     summary["parameter_budget"] = budget
-    summary["config"] = _jsonable(exp)
+    summary["config"] = experiment_json(exp)
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     (out / "table.md").write_text(markdown_table(summary))
     _plot(out / "auc.png", summary)
@@ -226,7 +226,7 @@ def _search(
     split: BehaviorSplit,
     config: ArchitectureSearchConfig,
     out: Path,
-    rows: _Rows,
+    rows: RowStore,
     seed: int,
     log: Callable[[str], None],
 ) -> SearchResult:
@@ -315,6 +315,6 @@ def _plot(path: Path, summary: dict[str, Any]) -> None:
     plt.close(fig)
 
 
-def _jsonable(exp: Any) -> dict[str, Any]:
+def experiment_json(exp: Any) -> dict[str, Any]:
     """A dataclass experiment as plain JSON data (paths and tuples as strings and lists)."""
     return json.loads(json.dumps(dataclasses.asdict(exp), default=str))

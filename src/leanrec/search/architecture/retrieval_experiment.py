@@ -30,7 +30,7 @@ from leanrec.data.registry import load_dataset
 from leanrec.data.sequential import NegativeSampling, NextItemSplit
 from leanrec.models.seq import build_next_item_model
 from leanrec.models.seq.base import NextItemModel
-from leanrec.search.architecture.experiment import _jsonable, _Rows
+from leanrec.search.architecture.experiment import RowStore, experiment_json
 from leanrec.search.architecture.retrieval import RetrievalSearchConfig, search_retrieval
 from leanrec.train.sequential import (
     SequentialTrainer,
@@ -129,8 +129,8 @@ def run_retrieval_experiment(
     """
     out = Path(exp.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(_jsonable(exp), indent=2))
-    rows = _Rows(out / "rows.json")
+    (out / "config.json").write_text(json.dumps(experiment_json(exp), indent=2))
+    rows = RowStore(out / "rows.json")
     cfg = exp.config
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -206,7 +206,7 @@ def run_retrieval_experiment(
                 f"{row['search_seconds']:.0f} s + retrain {row['train_seconds']:.0f} s"
             )
     summary = summarise(rows.rows, [*exp.baselines, *exp.methods], exp.seeds)
-    summary["config"] = _jsonable(exp)
+    summary["config"] = experiment_json(exp)
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     (out / "table.md").write_text(markdown_table(summary, exp.negative_sampling))
     _plot(out / "ndcg.png", summary, exp.dataset)
