@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from leanrec.data.interactions import IdVocabulary, Interactions
 from leanrec.data.sequential import NextItemSplit
 from leanrec.search.architecture.blocks import SearchedSequenceEncoder
 from leanrec.search.architecture.retrieval import (
@@ -20,20 +19,12 @@ from leanrec.search.architecture.retrieval import (
 )
 from leanrec.search.architecture.space import BlockChoice
 from leanrec.train.sequential import evaluate_next_item
+from tests.train.test_sequential import _cycle_data
 
 
 def _cycle_split(n_users: int = 300, n_items: int = 80, seed: int = 0) -> NextItemSplit:
     """Every user walks one fixed cycle over the items: the next item is determined."""
-    rng = np.random.default_rng(seed)
-    cycle = rng.permutation(n_items)
-    lengths = rng.integers(6, 14, size=n_users)
-    starts = rng.integers(0, n_items, size=n_users)
-    users = np.repeat(np.arange(n_users), lengths)
-    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    items = cycle[(np.repeat(starts, lengths) + offsets) % n_items]
-    data = Interactions.from_raw(
-        users, items, timestamps=offsets, item_vocab=IdVocabulary.identity(n_items, name="item")
-    )
+    data = _cycle_data(n_users=n_users, n_items=n_items, seed=seed)
     return NextItemSplit.from_interactions(data, max_length=8, n_negatives=30, seed=0)
 
 

@@ -257,16 +257,20 @@ METRICS = (
 
 
 def summarise(
-    rows: list[dict[str, Any]], methods: list[str], seeds: tuple[int, ...]
+    rows: list[dict[str, Any]],
+    methods: list[str],
+    seeds: tuple[int, ...],
+    metrics: tuple[str, ...] = METRICS,
 ) -> dict[str, Any]:
-    """Mean ± std over seeds of every metric, per method (only methods with rows)."""
+    """Mean ± std over seeds of every metric in ``metrics``, per method (only methods with
+    rows), plus the search cost in CPU-hours."""
     table: dict[str, Any] = {}
     for method in methods:
         found = [r for r in rows if r["method"] == method and r["seed"] in seeds]
         if not found:
             continue
         entry: dict[str, Any] = {"seeds": len(found)}
-        for metric in METRICS:
+        for metric in metrics:
             values = np.array([r[metric] for r in found], dtype=float)
             entry[metric] = {"mean": float(values.mean()), "std": float(values.std())}
         entry["search_cpu_hours"] = {

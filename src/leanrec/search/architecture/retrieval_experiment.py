@@ -23,14 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from leanrec.data.registry import load_dataset
 from leanrec.data.sequential import NegativeSampling, NextItemSplit
 from leanrec.models.seq import build_next_item_model
 from leanrec.models.seq.base import NextItemModel
-from leanrec.search.architecture.experiment import RowStore, experiment_json
+from leanrec.search.architecture.experiment import RowStore, experiment_json, summarise
 from leanrec.search.architecture.retrieval import RetrievalSearchConfig, search_retrieval
 from leanrec.train.sequential import (
     SequentialTrainer,
@@ -205,7 +204,7 @@ def run_retrieval_experiment(
                 f"{row['test_hit@5']:.4f} NDCG@5 {row['test_ndcg@5']:.4f}, search "
                 f"{row['search_seconds']:.0f} s + retrain {row['train_seconds']:.0f} s"
             )
-    summary = summarise(rows.rows, [*exp.baselines, *exp.methods], exp.seeds)
+    summary = summarise(rows.rows, [*exp.baselines, *exp.methods], exp.seeds, METRICS)
     summary["config"] = experiment_json(exp)
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     (out / "table.md").write_text(markdown_table(summary, exp.negative_sampling))
@@ -227,27 +226,6 @@ METRICS = (
     "search_seconds",
     "train_seconds",
 )
-
-
-def summarise(
-    rows: list[dict[str, Any]], methods: list[str], seeds: tuple[int, ...]
-) -> dict[str, Any]:
-    """Mean ± std over seeds of every metric, per method (only methods with rows)."""
-    table: dict[str, Any] = {}
-    for method in methods:
-        found = [r for r in rows if r["method"] == method and r["seed"] in seeds]
-        if not found:
-            continue
-        entry: dict[str, Any] = {"seeds": len(found)}
-        for metric in METRICS:
-            values = np.array([r[metric] for r in found], dtype=float)
-            entry[metric] = {"mean": float(values.mean()), "std": float(values.std())}
-        entry["search_cpu_hours"] = {
-            "mean": float(np.mean([r["search_seconds"] for r in found]) / 3600.0),
-            "std": 0.0,
-        }
-        table[method] = entry
-    return {"methods": table}
 
 
 def markdown_table(summary: dict[str, Any], negatives: str = "uniform") -> str:
