@@ -11,6 +11,7 @@ from leanrec.data.streams import UserStreams, user_split
 from leanrec.search.sketch import SketchConfig, SketchNCF, SketchScorer, train_sketch
 from leanrec.search.sketch.baselines import (
     InfluenceDecider,
+    RecentDecider,
     candidate_losses,
     influence_scores,
     model_state_features,
@@ -73,6 +74,24 @@ def test_a_fresh_state_policy_decides_exactly_as_influence(tau: int) -> None:
     assert torch.equal(ours.sort(dim=1).values, reference.sort(dim=1).values)
 
 
+@pytest.mark.parametrize("tau", [1, 3])
+def test_a_strong_recency_prior_starts_the_policy_as_a_sliding_window(tau: int) -> None:
+    torch.manual_seed(0)
+    model = SketchNCF(30, 4, 4)
+    batch = random_batch([12, 7, 9, 3], seed=2)
+    scorer = SketchScorer(30, 4, 8, explicit=True, state_features=2, recency_prior=1e4)
+    ours = _final_sketch(LearnedDecider(scorer, online=tau == 1), batch, model, 3, tau)
+    reference = _final_sketch(RecentDecider(), batch, model, 3, tau)
+    assert torch.equal(ours.sort(dim=1).values, reference.sort(dim=1).values)
+    influence = _final_sketch(InfluenceDecider(), batch, model, 3, tau)
+    assert not torch.equal(reference.sort(dim=1).values, influence.sort(dim=1).values)
+
+
+def test_a_negative_recency_prior_is_refused() -> None:
+    with pytest.raises(ValueError, match="recency_prior"):
+        SketchScorer(10, 4, 8, recency_prior=-1.0)
+
+
 def test_a_state_policy_without_features_is_refused() -> None:
     scorer = SketchScorer(10, 4, 8, state_features=2)
     items = torch.zeros(1, 3, dtype=torch.long)
@@ -94,15 +113,27 @@ def _streams(users: int = 60, items: int = 25, length: int = 14) -> UserStreams:
 @pytest.mark.parametrize("method", ["dips", "dips1"])
 def test_state_policies_train_save_and_load_but_do_not_stream(tmp_path, method: str) -> None:
     split = user_split(_streams(), seed=0)
+    prior = 0.5 if method == "dips1" else 0.0
     config = SketchConfig(
-        sketch_size=2, epochs=2, batch_users=16, queue_size=3, model_state_features=True
+        sketch_size=2,
+        epochs=2,
+        batch_users=16,
+        queue_size=3,
+        model_state_features=True,
+        recency_prior=prior,
     )
     result = train_sketch(split.train, split.valid, method, config)
     assert result.scorer is not None and result.scorer.state_features == 2
+    skip = result.scorer.recency_skip
+    if prior:  # the recency weight is learned from -β
+        assert skip is not None and float(skip) != -prior
+    else:
+        assert skip is None
     assert np.isfinite(result.best_valid["rmse"])
     path = save_policy(result.scorer, config, method, tmp_path / "policy.pt")
     loaded, meta = load_policy(path)
     assert meta["state_features"] == 2
+    assert result.scorer.state_dict().keys() == loaded.state_dict().keys()
     for a, b in zip(result.scorer.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="runs next to its model"):

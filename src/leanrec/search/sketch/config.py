@@ -40,6 +40,9 @@ class SketchConfig:
     current model (what Hardest and Influence rank by), and start as Influence through a
     linear skip. Such a policy needs the base model at inference; off: the model-free policy of
     the paper's transfer setting, which runs as a streaming operator."""
+    recency_prior: float = 0.0
+    """``β``: learned policies start with ``-β · log(1 + age)`` added to their score (a learned
+    weight), so they start between their other inputs and a sliding window."""
     epochs: int = 3
     """Passes over the training users."""
     batch_users: int = 128

@@ -37,6 +37,9 @@ class SketchScorer(nn.Module):
     The model-state features also reach the score through a linear skip ``w_s · s_j``, which
     starts at the influence score (``w_s = (0, 1)``) while the head's last layer starts at 0:
     the policy's first decisions are exactly the Influence baseline's, and it learns from there.
+    A learned recency skip ``-β · log(1 + age)`` (``β``: ``recency_prior`` at initialisation)
+    lets the policy start between that score and a sliding window (``β = 0``: no such skip;
+    a large ``β`` starts it as the sliding window).
 
     Args:
         n_items: ``M``.
@@ -54,8 +57,14 @@ class SketchScorer(nn.Module):
         hidden: int = 32,
         explicit: bool = True,
         state_features: int = 0,
+        recency_prior: float = 0.0,
     ):
         super().__init__()
+        if not np.isfinite(recency_prior) or recency_prior < 0:
+            raise ValueError(f"recency_prior β must be finite and >= 0, got {recency_prior}")
+        self.recency_skip: nn.Parameter | None = None
+        if recency_prior > 0:
+            self.recency_skip = nn.Parameter(torch.tensor(-float(recency_prior)))
         self.explicit = explicit
         self.state_features = state_features
         self.item_embedding = nn.Embedding(n_items, dim)
@@ -111,6 +120,8 @@ class SketchScorer(nn.Module):
         scores = self.head(torch.cat([encoded, context, encoded * context], dim=-1)).squeeze(-1)
         if self.state_skip is not None and features is not None:
             scores = scores + self.state_skip(features.to(torch.float32)).squeeze(-1)
+        if self.recency_skip is not None:
+            scores = scores + self.recency_skip * parts[1].squeeze(-1)
         return scores * valid
 
     def numpy_scorer(self) -> NumpyScorer:
@@ -163,6 +174,8 @@ class NumpyScorer:
             self.bh1 = head_first.bias.numpy().copy()  # type: ignore[operator]
             self.wh2 = head_second.weight.numpy()[0].copy()  # type: ignore[operator]
             self.bh2 = float(head_second.bias.numpy()[0])  # type: ignore[operator]
+            skip = scorer.recency_skip
+            self.recency = 0.0 if skip is None else float(skip)
 
     def __call__(
         self,
@@ -174,7 +187,8 @@ class NumpyScorer:
     ) -> np.ndarray:
         """Keep scores ``(B, C)`` of candidates ``(B, C)`` (invalid entries: 0)."""
         pre = self.item_table[items]
-        pre += np.log1p(age.astype(np.float32))[..., None] * self.age_weight
+        log_age = np.log1p(age.astype(np.float32))
+        pre += log_age[..., None] * self.age_weight
         pre += is_new[..., None].astype(np.float32) * self.new_weight
         if self.rating_table is not None and self.rating_weight is not None:
             rounded = np.clip(np.rint(ratings), 1, 5).astype(np.int64) - 1
@@ -193,6 +207,8 @@ class NumpyScorer:
             + (hidden * context) @ self.wh1_product
         )
         out = np.maximum(joint, 0.0) @ self.wh2 + self.bh2
+        if self.recency:
+            out += self.recency * log_age
         return out * valid
 
 

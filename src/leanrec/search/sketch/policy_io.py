@@ -55,6 +55,8 @@ def load_policy(path: str | Path) -> tuple[SketchScorer, dict[str, Any]]:
         state["hidden"],
         state["explicit"],
         int(state.get("state_features", 0)),
+        # any β > 0 creates the learned skip; its saved value replaces it
+        recency_prior=1.0 if "recency_skip" in state["scorer"] else 0.0,
     )
     scorer.load_state_dict(state["scorer"])
     scorer.eval()

@@ -339,6 +339,7 @@ def train_sketch(
             config.hidden_dim,
             explicit,
             len(STATE_FEATURES) if config.model_state_features else 0,
+            config.recency_prior,
         )
         if learned
         else None
