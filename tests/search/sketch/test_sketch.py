@@ -18,7 +18,7 @@ from leanrec.search.sketch.baselines import (
 from leanrec.search.sketch.model import removal_distribution, topk_projection
 from leanrec.search.sketch.policy import LearnedDecider, keep_weights
 from leanrec.search.sketch.streaming import DecisionInputs, SketchState, StreamBatch
-from leanrec.search.sketch.trainer import evaluate_sketch, queue_surrogate
+from leanrec.search.sketch.trainer import evaluate_sketch, queue_surrogate, standardised_scores
 from tests.search.sketch.streams import random_batch
 
 
@@ -189,6 +189,34 @@ def test_queue_surrogate_with_one_decision_is_the_straight_through_gradient() ->
             assert b is None or torch.all(b == 0)
         else:
             assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_standardised_scores_by_hand_and_invariant_to_scale_and_shift() -> None:
+    scores = torch.tensor([[1.0, 2.0, 3.0, 100.0]])
+    valid = torch.tensor([[True, True, True, False]])
+    by_hand = torch.tensor([[-(1.5**0.5), 0.0, 1.5**0.5, 0.0]])  # mean 2, spread (2/3)^0.5
+    torch.testing.assert_close(standardised_scores(scores, valid), by_hand)
+    torch.testing.assert_close(standardised_scores(7.0 * scores - 3.0, valid), by_hand)
+
+
+@pytest.mark.parametrize("online", [True, False])
+def test_a_standardised_surrogate_gives_no_gradient_to_sharpening(online: bool) -> None:
+    torch.manual_seed(0)
+    base = torch.randn(6, 5)
+    valid = torch.ones(6, 5, dtype=torch.bool)
+    valid[0, 4] = False
+    grads = torch.randn(6, 5)
+    scale = torch.tensor(1.3, requires_grad=True)
+    for standardise in (False, True):
+        scores = scale * base
+        if standardise:
+            scores = standardised_scores(scores, valid)
+        surrogate = (grads * keep_weights(scores, valid, 2, online)).sum()
+        (d_scale,) = torch.autograd.grad(surrogate, scale)
+        if standardise:
+            assert abs(float(d_scale)) < 1e-5
+        else:
+            assert abs(float(d_scale)) > 1e-3
 
 
 # ---------------------------------------------------------------------------------- training

@@ -262,9 +262,14 @@ def accumulated_surrogate(
     grads: torch.Tensor,
     sketch_size: int,
     online: bool,
+    standardise: bool = False,
 ) -> torch.Tensor:
     """``Σ_j Σ_c g_{j,c} z_j(Ẑ_j; Φ)_c`` for fixed ``grads`` ``(B, Q, C)``: one scorer pass over
-    the stored intermediate sketches."""
+    the stored intermediate sketches.
+
+    With ``standardise`` each decision's scores are centred and scaled to unit spread over its
+    valid candidates before the relaxation (:func:`standardised_scores`): the surrogate then
+    cannot be lowered by sharpening the scores, only by reordering them."""
     stacked = {
         name: torch.stack([getattr(c, name) for c in decisions], dim=1)
         for name in ("items", "ratings", "age", "is_new", "valid")
@@ -281,8 +286,23 @@ def accumulated_surrogate(
         stacked["valid"],
         features,
     )
+    if standardise:
+        scores = standardised_scores(scores, stacked["valid"])
     relaxed = keep_weights(scores, stacked["valid"], sketch_size, online)  # (B, Q, C)
     return (grads * relaxed).sum()
+
+
+def standardised_scores(scores: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``(f - mean) / std`` over the valid candidates of each decision, ``(..., C)`` -> same
+    (0 on invalid entries). The greedy decisions are unchanged (a positive affine map keeps the
+    order); the relaxed keep weights no longer depend on the scores' scale. The gradient flows
+    through the mean and the spread, so a pure change of scale or shift gets none."""
+    mask = valid.to(scores.dtype)
+    count = mask.sum(-1, keepdim=True).clamp_min(1.0)
+    mean = (scores * mask).sum(-1, keepdim=True) / count
+    centred = (scores - mean) * mask
+    spread = ((centred**2).sum(-1, keepdim=True) / count).add(1e-8).sqrt()
+    return centred / spread
 
 
 def _stored_features(candidates: Candidates) -> torch.Tensor:
@@ -521,7 +541,12 @@ def _train_batch(
                     decisions = [entry for entry, _ in touched.values()]
                     grads = torch.stack([grad for _, grad in touched.values()], dim=1)
                     accumulated_surrogate(
-                        scorer, decisions, grads, config.sketch_size, online
+                        scorer,
+                        decisions,
+                        grads,
+                        config.sketch_size,
+                        online,
+                        config.standardise_scores,
                     ).backward()
                     touched.clear()
                 model_opt.step()
