@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from leanrec.api import TrainConfig, load_model, train
+from leanrec.api import TrainConfig, load_model, refit, train
 from leanrec.cli import _parse_options, main
 from leanrec.train import TrainerConfig
 
@@ -39,6 +40,36 @@ def test_train_returns_model_and_metrics(tmp_path: Path) -> None:
     got, _ = model.recommend([0, 1, 2], k=5)
     expected, _ = run.recommend([0, 1, 2], k=5)
     assert np.array_equal(got.numpy(), expected)
+
+
+def test_refit_trains_the_selected_model_on_train_and_valid(tmp_path: Path) -> None:
+    config = TrainConfig(
+        dataset="synthetic",
+        model="lightgcn",
+        model_options={"embedding_dim": 16, "n_layers": 1},
+        trainer=FAST,
+        seed=3,
+    )
+    selected = train(config)
+    refitted = train(
+        config, trainer=dataclasses.replace(FAST, refit_epochs=2), run_dir=str(tmp_path)
+    )
+
+    # the selection is the same run; the refit then moved the weights
+    assert refitted.train_result.best_epoch == selected.train_result.best_epoch
+    assert refitted.valid_metrics == pytest.approx(selected.valid_metrics)
+    assert refitted.refit_result is not None and refitted.refit_result.epochs_run == 2
+    assert not torch.equal(refitted.model.user_embedding.all(), selected.model.user_embedding.all())
+    # the graph and the seen items are now train + valid
+    split = refitted.split
+    union = split.train.concat(split.valid).to_csr()
+    union.data[:] = 1
+    assert refitted.model.seen_matrix().nnz == union.nnz
+    assert refitted.model.require_graph().matrix.nnz == 2 * union.nnz
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["refit_epochs"] == 2 and metrics["refit_seconds"] > 0
+    with pytest.raises(ValueError, match="at least one epoch"):
+        refit(selected.model, split, FAST, selected.train_result.history)
 
 
 def test_recommend_with_raw_ids_excludes_training(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from leanrec.train.bpr import (
     TrainerConfig,
     TrainResult,
     evaluate_model,
+    learning_rate_after,
 )
 
 
@@ -70,6 +71,8 @@ class TrainedRun:
     valid_metrics: dict[str, float]
     test_metrics: dict[str, float]
     test_result: RankingResult
+    refit_result: TrainResult | None = None
+    """The refit on training + validation (``TrainerConfig.refit_epochs``), if any."""
 
     def recommend(
         self, users: list[int] | np.ndarray, k: int = 10, raw_ids: bool = False
@@ -153,6 +156,9 @@ def train(
         on_epoch=on_epoch,
     )
     result = trainer.fit(resume=config.resume)
+    refit_result = None
+    if trainer_config.refit_epochs:
+        refit_result = refit(model, split, trainer_config, result.history)
     test_eval = FullRankingEvaluator(
         split.test,
         exclude=[split.train, split.valid],
@@ -169,10 +175,42 @@ def train(
         valid_metrics=result.best_valid,
         test_metrics=dict(test_result.mean),
         test_result=test_result,
+        refit_result=refit_result,
     )
     if run_dir is not None:
         write_run_dir(run, run_dir, model_config)
     return run
+
+
+def refit(
+    model: Recommender,
+    split: Split,
+    config: TrainerConfig,
+    history: list[dict[str, float]],
+    epochs: int | None = None,
+) -> TrainResult:
+    """Train a selected ``model`` ``epochs`` (default ``config.refit_epochs``) more epochs on
+    ``split.train + split.valid``, in place.
+
+    The model is re-attached to the union (a graph model propagates over it from now on) and
+    trained by a fresh Adam at the learning rate the selection run ended with
+    (:func:`~leanrec.train.bpr.learning_rate_after` of its ``history``), with no validation
+    and no further decay. Nothing here reads the test split.
+    """
+    epochs = config.refit_epochs if epochs is None else epochs
+    if epochs < 1:
+        raise ValueError(f"refit needs at least one epoch, got {epochs}")
+    full = split.train.concat(split.valid, name="train+valid")
+    model.attach(full)
+    refit_config = dataclasses.replace(
+        config,
+        epochs=epochs,
+        learning_rate=learning_rate_after(history, config),
+        lr_decay=1.0,
+        max_seconds=None,
+        refit_epochs=0,
+    )
+    return BPRTrainer(model, full, None, refit_config).fit()
 
 
 def write_run_dir(run: TrainedRun, run_dir: Path, model_config: Any) -> None:
@@ -206,6 +244,9 @@ def metrics_record(run: TrainedRun) -> dict[str, Any]:
         "items": run.split.n_items,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+    if run.refit_result is not None:
+        record["refit_epochs"] = run.refit_result.epochs_run
+        record["refit_seconds"] = round(run.refit_result.seconds, 3)
     record.update({f"valid_{k}": v for k, v in run.valid_metrics.items()})
     record.update({f"test_{k}": v for k, v in run.test_metrics.items()})
     return record

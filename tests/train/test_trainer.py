@@ -11,6 +11,7 @@ from leanrec.data.splits import ratio_split
 from leanrec.data.synthetic import make_synthetic
 from leanrec.models import build_model
 from leanrec.train import BPRTrainer, NegativeSampler, TrainerConfig, TrainingError
+from leanrec.train.bpr import learning_rate_after
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +156,5 @@ def test_learning_rate_decays_after_each_evaluation_without_improvement(split: S
     # epochs 2 and 3 do not beat 0.5: two halvings; epoch 4 improves: no more
     assert all(g["lr"] == pytest.approx(0.025) for g in trainer.optimizer.param_groups)
     assert trainer.best_epoch == 4
+    # the rule read back from the history (what a refit starts from)
+    assert learning_rate_after(trainer.history, trainer.config) == pytest.approx(0.025)
