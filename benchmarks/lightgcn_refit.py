@@ -25,7 +25,7 @@ from leanrec.api import load_model, refit
 from leanrec.data.presets import prepare_split
 from leanrec.evaluate import FullRankingEvaluator
 from leanrec.train import TrainerConfig, evaluate_model
-from leanrec.train.bpr import learning_rate_after
+from leanrec.train.bpr import learning_rate_at
 
 
 def main() -> None:
@@ -52,7 +52,8 @@ def main() -> None:
         split.test, exclude=[split.train, split.valid], ks=trainer.ks or [20]
     )
     before = evaluate_model(model, tester).mean
-    refitted = refit(model, split, trainer, history, args.epochs)
+    best_epoch = int(selected["best_epoch"])
+    refitted = refit(model, split, trainer, history, best_epoch, args.epochs)
     after = evaluate_model(model, tester).mean
 
     targets = {m: float(v) for m, v in (t.split("=") for t in args.targets)}
@@ -77,7 +78,7 @@ def main() -> None:
         "best_epoch": selected["best_epoch"],
         "epochs_run": selected["epochs_run"],
         "refit_epochs": args.epochs,
-        "refit_learning_rate": learning_rate_after(history, trainer),
+        "refit_learning_rate": learning_rate_at(history, trainer, best_epoch),
         "train_interactions": len(split.train),
         "valid_interactions": len(split.valid),
         "selection_train_hours": selection_hours,

@@ -69,7 +69,7 @@ def test_refit_trains_the_selected_model_on_train_and_valid(tmp_path: Path) -> N
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["refit_epochs"] == 2 and metrics["refit_seconds"] > 0
     with pytest.raises(ValueError, match="at least one epoch"):
-        refit(selected.model, split, FAST, selected.train_result.history)
+        refit(selected.model, split, FAST, selected.train_result.history, 1)
 
 
 def test_recommend_with_raw_ids_excludes_training(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from leanrec.train.bpr import (
     TrainerConfig,
     TrainResult,
     evaluate_model,
-    learning_rate_after,
+    learning_rate_at,
 )
 
 
@@ -158,7 +158,7 @@ def train(
     result = trainer.fit(resume=config.resume)
     refit_result = None
     if trainer_config.refit_epochs:
-        refit_result = refit(model, split, trainer_config, result.history)
+        refit_result = refit(model, split, trainer_config, result.history, result.best_epoch)
     test_eval = FullRankingEvaluator(
         split.test,
         exclude=[split.train, split.valid],
@@ -187,15 +187,16 @@ def refit(
     split: Split,
     config: TrainerConfig,
     history: list[dict[str, float]],
+    best_epoch: int,
     epochs: int | None = None,
 ) -> TrainResult:
     """Train a selected ``model`` ``epochs`` (default ``config.refit_epochs``) more epochs on
     ``split.train + split.valid``, in place.
 
     The model is re-attached to the union (a graph model propagates over it from now on) and
-    trained by a fresh Adam at the learning rate the selection run ended with
-    (:func:`~leanrec.train.bpr.learning_rate_after` of its ``history``), with no validation
-    and no further decay. Nothing here reads the test split.
+    trained by a fresh Adam at the learning rate its selected epoch ``best_epoch`` was trained
+    with (:func:`~leanrec.train.bpr.learning_rate_at`; the decays after it answered epochs that
+    were not kept), with no validation and no further decay. Nothing here reads the test split.
     """
     epochs = config.refit_epochs if epochs is None else epochs
     if epochs < 1:
@@ -205,7 +206,7 @@ def refit(
     refit_config = dataclasses.replace(
         config,
         epochs=epochs,
-        learning_rate=learning_rate_after(history, config),
+        learning_rate=learning_rate_at(history, config, best_epoch),
         lr_decay=1.0,
         max_seconds=None,
         refit_epochs=0,

@@ -11,7 +11,7 @@ from leanrec.data.splits import ratio_split
 from leanrec.data.synthetic import make_synthetic
 from leanrec.models import build_model
 from leanrec.train import BPRTrainer, NegativeSampler, TrainerConfig, TrainingError
-from leanrec.train.bpr import learning_rate_after
+from leanrec.train.bpr import learning_rate_at
 
 
 @pytest.fixture(scope="module")
@@ -157,4 +157,5 @@ def test_learning_rate_decays_after_each_evaluation_without_improvement(split: S
     assert all(g["lr"] == pytest.approx(0.025) for g in trainer.optimizer.param_groups)
     assert trainer.best_epoch == 4
     # the rule read back from the history (what a refit starts from)
-    assert learning_rate_after(trainer.history, trainer.config) == pytest.approx(0.025)
+    rates = [learning_rate_at(trainer.history, trainer.config, e) for e in (1, 2, 3, 4, 5)]
+    assert rates == pytest.approx([0.1, 0.1, 0.05, 0.025, 0.025])

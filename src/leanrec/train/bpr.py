@@ -88,10 +88,11 @@ class TrainerConfig:
     """Wall-clock budget for training: no new epoch starts after it is spent (None: no limit)."""
     refit_epochs: int = 0
     """After model selection, train the selected model this many more epochs on training +
-    validation interactions (its graph too), at the learning rate the run ended with, before the
-    test evaluation (:func:`leanrec.api.refit`). The validation carve-out then only chooses
-    the epoch; the final model has seen every training interaction, as a model trained on a
-    given train file without a carve-out has. 0: no refit (the model is tested as selected)."""
+    validation interactions (its graph too), at the learning rate the selected epoch was
+    trained with, before the test evaluation (:func:`leanrec.api.refit`). The validation
+    carve-out then only chooses the epoch; the final model has seen every training
+    interaction, as a model trained on a given train file without a carve-out has. 0: no
+    refit (the model is tested as selected)."""
     seed: int = 2024
     """Seeds sampling and initialisation for the run."""
     num_threads: int = 0
@@ -100,14 +101,14 @@ class TrainerConfig:
     """Show a progress bar (None: only when stderr is a terminal)."""
 
 
-def learning_rate_after(history: list[dict[str, float]], config: TrainerConfig) -> float:
-    """The learning rate a run ended with: ``learning_rate`` times ``lr_decay`` for every
-    evaluation in ``history`` that did not improve ``valid_metric`` (the rule of
-    :meth:`BPRTrainer.fit`)."""
+def learning_rate_at(history: list[dict[str, float]], config: TrainerConfig, epoch: int) -> float:
+    """The learning rate epoch ``epoch`` of a run trained with: ``learning_rate`` times
+    ``lr_decay`` for every evaluation before that epoch that did not improve ``valid_metric``
+    (the rule of :meth:`BPRTrainer.fit`, read back from its ``history``)."""
     key = f"valid_{config.valid_metric or 'ndcg@20'}"
     rate, best = config.learning_rate, -math.inf
     for record in history:
-        if key not in record:
+        if record["epoch"] >= epoch or key not in record:
             continue
         if record[key] > best:
             best = record[key]
