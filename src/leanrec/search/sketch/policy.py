@@ -96,9 +96,10 @@ class SketchScorer(nn.Module):
     ) -> torch.Tensor:
         """Keep scores, every input ``(..., C)`` -> ``(..., C)`` (invalid entries: 0);
         ``features`` ``(..., C, state_features)`` when the policy reads the model's state."""
+        log_age = torch.log1p(age.to(torch.float32))
         parts = [
             self.item_embedding(items),
-            torch.log1p(age.to(torch.float32)).unsqueeze(-1),
+            log_age.unsqueeze(-1),
             is_new.to(torch.float32).unsqueeze(-1),
         ]
         if self.explicit:
@@ -121,7 +122,7 @@ class SketchScorer(nn.Module):
         if self.state_skip is not None and features is not None:
             scores = scores + self.state_skip(features.to(torch.float32)).squeeze(-1)
         if self.recency_skip is not None:
-            scores = scores + self.recency_skip * parts[1].squeeze(-1)
+            scores = scores + self.recency_skip * log_age
         return scores * valid
 
     def numpy_scorer(self) -> NumpyScorer:
