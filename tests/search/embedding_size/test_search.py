@@ -33,7 +33,13 @@ from leanrec.search.embedding_size.baselines import (
     popularity_sizes,
     uniform_sizes,
 )
-from leanrec.search.embedding_size.environment import item_eval, quality_ratio, user_eval
+from leanrec.search.embedding_size.environment import (
+    SizeSearchEnvironment,
+    item_eval,
+    item_hit_eval,
+    quality_ratio,
+    user_eval,
+)
 from leanrec.search.embedding_size.policy import make_states, normalized_popularity
 from leanrec.search.embedding_size.retrain import fit_candidate, select_candidates
 from leanrec.train.checkpoint import load_checkpoint
@@ -108,6 +114,71 @@ def test_item_eval_averages_its_training_users_skipping_unmeasured() -> None:
     out = item_eval(scores, item_users)
     assert out[0] == pytest.approx(0.4) and out[1] == pytest.approx(0.6)
     assert np.isnan(out[2])
+
+
+def test_item_hit_eval_by_hand() -> None:
+    # users 0 and 1 ranked (top-2 lists); validation pairs: (0, 2), (1, 2), (1, 0), (0, 0)
+    top = np.array([[2, 1], [0, 2]])
+    out = item_hit_eval(
+        top,
+        eval_users=np.array([0, 1]),
+        valid_users=np.array([0, 1, 1, 0, 0]),  # (0, 2) twice: counted once
+        valid_items=np.array([2, 2, 0, 0, 2]),
+        n_items=4,
+        ks=(1, 2),
+    )
+    # item 2: hit@1 for user 0 only, hit@2 for both: (1 + 2) / (2 * 2); item 0: hit@1 and
+    # hit@2 for user 1, never for user 0: (1 + 1) / (2 * 2); items 1, 3: no validation pair
+    assert out[:3:2].tolist() == pytest.approx([0.5, 0.75])
+    assert np.isnan(out[1]) and np.isnan(out[3])
+
+
+def test_hits_item_quality_depends_on_the_items_own_size() -> None:
+    from leanrec.data.splits import ratio_split
+    from leanrec.data.synthetic import make_synthetic
+    from leanrec.search.embedding_size.retrain import build_masked_model
+
+    data = make_synthetic(n_users=120, n_items=80, n_interactions=2400, seed=3)
+    split = ratio_split(data, (0.5, 0.25, 0.25), seed=3)
+    model = build_masked_model(split, "mf", {}, 16, seed=3)
+    # a model that ranks well: the train matrix's SVD as embeddings
+    dense = np.zeros((split.train.n_users, split.train.n_items))
+    dense[split.train.users, split.train.items] = 1.0
+    u, s, vt = np.linalg.svd(dense, full_matrices=False)
+    state = model.state_dict()
+    state["item_embedding.weight"] = torch.tensor(vt[:16].T * np.sqrt(s[:16]), dtype=torch.float32)
+    state["user_embedding.weight"] = torch.tensor(u[:, :16] * np.sqrt(s[:16]), dtype=torch.float32)
+    quality = {}
+    for kind in ("users", "hits"):
+        env = SizeSearchEnvironment(
+            model, split, (5, 10), 0, 512, 0.01, 1, 1e-4, state, seed=0, item_quality=kind
+        )
+        env.set_reference()
+        item_sizes = np.full(split.train.n_items, 16)
+        item_sizes[:40] = 1  # starve half of the items, users untouched
+        quality[kind] = env.step(np.full(split.train.n_users, 16), item_sizes)["q_items"]
+    starved, kept = quality["hits"][:40], quality["hits"][40:]
+    # Eq. 9 barely sees an item's own size; the item's own hits do
+    assert starved.mean() < kept.mean() - 0.2
+    gap_users = quality["users"][40:].mean() - quality["users"][:40].mean()
+    assert abs(gap_users) < 0.1
+
+
+def test_item_quality_choice_is_checked() -> None:
+    with pytest.raises(ValueError, match="item_quality"):
+        SizeSearchEnvironment(
+            torch.nn.Linear(1, 1),  # type: ignore[arg-type]
+            None,  # type: ignore[arg-type]
+            (5,),
+            0,
+            1,
+            0.01,
+            1,
+            0.0,
+            {},
+            seed=0,
+            item_quality="items",
+        )
 
 
 def test_quality_ratio_is_clipped_and_defined_everywhere() -> None:

@@ -52,6 +52,12 @@ class CIESSConfig:
     """``λ`` of the reward ``r = q - λ (d / d_max)^2`` (Eq. 10; paper: 0.4 on ML-1M, 0.2 Yelp)."""
     eval_ks: tuple[int, ...] = (5, 10, 20)
     """``K`` of the quality ``eval`` (Eq. 8): mean of Recall@k and NDCG@k over these k."""
+    item_quality: str = "users"
+    """``eval(e_i)`` of an item: ``users``, the paper's Eq. 9 (mean eval of the item's training
+    users), or ``hits``, the item's own validation retrieval (share of its validation pairs in
+    the top-k, averaged over ``eval_ks``; Eq. 9 where it has none). Eq. 9 hardly depends on the
+    item's own size, so under ``λ (d/d_max)^2`` the search starves items; ``hits`` is the
+    alternative that does."""
     noise: str = "gaussian"
     """Exploration noise of Eq. 11: ``gaussian`` (G), ``ou`` (OU) or ``uniform`` (U)."""
     noise_sigma: float = 6.0

@@ -54,6 +54,40 @@ def item_eval(user_scores: np.ndarray, item_users: sp.csr_matrix) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
+def item_hit_eval(
+    top_items: np.ndarray,
+    eval_users: np.ndarray,
+    valid_users: np.ndarray,
+    valid_items: np.ndarray,
+    n_items: int,
+    ks: tuple[int, ...],
+) -> np.ndarray:
+    """An item's own retrieval quality: ``(1/|K|) sum_k hits@k(i) / n_valid(i)``.
+
+    ``hits@k(i)`` counts the validation pairs ``(u, i)`` whose item is in ``u``'s top-k list;
+    ``n_valid(i)`` counts all of the item's validation pairs. Unlike Eq. 9 this depends on the
+    item's own embedding: an item cut too short stops being retrieved.
+
+    Args:
+        top_items: ``(U, max(ks))`` top lists of ``eval_users`` (``-1`` where no item).
+        eval_users: ``(U,)`` user indices of the rows of ``top_items``.
+        valid_users, valid_items: ``(P,)`` validation pairs (duplicates count once).
+
+    Returns:
+        ``(n_items,)``, NaN for items without a validation pair.
+    """
+    keys = np.unique(valid_users.astype(np.int64) * n_items + valid_items.astype(np.int64))
+    n_valid = np.bincount(keys % n_items, minlength=n_items).astype(np.float64)
+    query = eval_users.astype(np.int64)[:, None] * n_items + top_items
+    pos = np.minimum(np.searchsorted(keys, query), max(len(keys) - 1, 0))
+    is_hit = (top_items >= 0) & (keys[pos] == query) if len(keys) else np.zeros_like(query, bool)
+    hits = np.zeros(n_items, dtype=np.float64)
+    for k in ks:
+        hits += np.bincount(top_items[:, :k][is_hit[:, :k]], minlength=n_items)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_valid > 0, hits / (len(ks) * np.maximum(n_valid, 1)), np.nan)
+
+
 def quality_ratio(current: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Eq. 7: ``q_n = min(eval_masked / eval_full, 1)``.
 
@@ -64,6 +98,10 @@ def quality_ratio(current: np.ndarray, reference: np.ndarray) -> np.ndarray:
         ratio = current / reference
     ratio = np.where((reference > 0) & ~np.isnan(current), ratio, 1.0)
     return np.clip(ratio, 0.0, 1.0)
+
+
+ITEM_QUALITIES = ("users", "hits")
+"""``eval(e_i)`` choices for items: Eq. 9 (``users``) or the item's own hits (``hits``)."""
 
 
 class SizeSearchEnvironment:
@@ -78,6 +116,9 @@ class SizeSearchEnvironment:
             BPR training per step.
         warm_state: weights every step starts from (None: re-initialise from ``init_state``).
         seed: seeds batch sampling.
+        item_quality: ``"users"`` (Eq. 9, the mean of the item's training users' eval) or
+            ``"hits"`` (:func:`item_hit_eval`, the item's own retrieval on validation; items
+            without a validation pair fall back to Eq. 9).
     """
 
     def __init__(
@@ -92,7 +133,11 @@ class SizeSearchEnvironment:
         l2: float,
         warm_state: dict[str, torch.Tensor],
         seed: int,
+        item_quality: str = "users",
     ) -> None:
+        if item_quality not in ITEM_QUALITIES:
+            raise ValueError(f"item_quality must be one of {ITEM_QUALITIES}, got {item_quality!r}")
+        self.item_quality = item_quality
         self.model = model
         self.split = split
         self.ks = tuple(ks)
@@ -135,7 +180,19 @@ class SizeSearchEnvironment:
             for name in (f"{m}@{k}" for m in ("recall", "ndcg") for k in self.ks)
         }
         users = user_eval(per_user, self.ks)
-        return EntityQuality(users, item_eval(users, self.item_users))
+        items = item_eval(users, self.item_users)
+        if self.item_quality == "hits":
+            was_training = self.model.training
+            self.model.eval()
+            with torch.no_grad():
+                eval_users, top = self.evaluator.top_k(
+                    self.model.score_all, max(self.ks), inplace=True
+                )
+            self.model.train(was_training)
+            valid = self.split.valid
+            own = item_hit_eval(top, eval_users, valid.users, valid.items, self.n_items, self.ks)
+            items = np.where(np.isnan(own), items, own)
+        return EntityQuality(users, items)
 
     def set_reference(self) -> EntityQuality:
         """Eq. 7's denominators: the warm start at full size, measured once."""

@@ -373,6 +373,7 @@ def _run_search(
         cfg.pretrain.l2,
         warm_state,
         cfg.seed,
+        item_quality=cfg.item_quality,
     )
     prefix = "" if method == "ciess" else f"{method}_"
     search = CIESSSearch(
