@@ -111,6 +111,31 @@ def test_resume_equals_uninterrupted_run(split: Split, tmp_path: Path, model_nam
         assert torch.allclose(resumed_model.state_dict()[key], value), key
 
 
+@pytest.mark.parametrize("stop", ["time budget", "patience"])
+def test_resume_of_a_run_that_stopped_early_trains_nothing_more(
+    split: Split, tmp_path: Path, stop: str
+) -> None:
+    if stop == "time budget":
+        config = TrainerConfig(epochs=5, learning_rate=0.01, batch_size=1024, max_seconds=1e-9)
+    else:  # learning rate 0: validation never improves after epoch 1
+        config = TrainerConfig(epochs=5, learning_rate=0.0, batch_size=1024, patience=1)
+    model = build_model("mf", split.train, {"embedding_dim": 8}, seed=0)
+    first = BPRTrainer(model, split.train, split.valid, config, checkpoint_path=tmp_path / "s.pt")
+    done = first.fit()
+    assert done.stop_reason == stop and done.epochs_run < 5
+    again = BPRTrainer(
+        build_model("mf", split.train, {"embedding_dim": 8}, seed=0),
+        split.train,
+        split.valid,
+        config,
+        checkpoint_path=tmp_path / "s.pt",
+    )
+    resumed = again.fit(resume=True)
+    assert resumed.stop_reason == stop
+    assert [r["epoch"] for r in resumed.history] == [r["epoch"] for r in done.history]
+    assert resumed.seconds >= again.elapsed_seconds > 0  # the old run's clock, not a new one
+
+
 def test_time_budget_stops_training_and_still_validates(split: Split) -> None:
     model = build_model("mf", split.train, {"embedding_dim": 8}, seed=0)
     config = TrainerConfig(epochs=1000, eval_every=50, max_seconds=0.0, patience=100)
