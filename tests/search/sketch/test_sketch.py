@@ -332,9 +332,13 @@ def test_streaming_sketcher_matches_the_batched_streams(tmp_path, tau: int, poli
     assert sketcher.state_bytes() == len(lengths) * ((k + tau) * (8 + 4 + 8) + 16)
 
 
-def test_closed_form_v_of_removed_events_matches_autograd_with_zero_weights() -> None:
+@pytest.mark.parametrize("explicit", [True, False])
+def test_closed_form_v_of_removed_events_matches_autograd_with_zero_weights(
+    explicit: bool,
+) -> None:
     torch.manual_seed(2)
-    model = SketchNCF(8, 3, 5)
+    model = SketchNCF(8, 3, 5, explicit=explicit)
+    pool = None if explicit else torch.tensor([1, 3, 6, 7])  # the implicit sampled softmax
     kept_items, kept_ratings = (
         torch.tensor([[0, 1], [2, 3]]),
         torch.tensor([[5.0, 2.0], [1.0, 4.0]]),
@@ -351,20 +355,22 @@ def test_closed_form_v_of_removed_events_matches_autograd_with_zero_weights() ->
         3,
         0.3,
         True,
+        pool,
         sketch_size=2,
     )
-    model.item_losses(theta, target, target_rating).sum().backward()
+    model.item_losses(theta, target, target_rating, pool).sum().backward()
     expected = weights.grad[:, 2:]
     # closed form from the trajectory of the kept events only
     kept_weights = torch.ones(2, 2, requires_grad=True)
     trajectory: list[torch.Tensor] = []
-    theta = model.adapt(kept_items, kept_ratings, kept_weights, 3, 0.3, True, None, 2, trajectory)
+    theta = model.adapt(kept_items, kept_ratings, kept_weights, 3, 0.3, True, pool, 2, trajectory)
     for point in trajectory[1:]:
         point.retain_grad()
-    model.item_losses(theta, target, target_rating).sum().backward()
+    model.item_losses(theta, target, target_rating, pool).sum().backward()
     got = model.removed_event_grads(
-        trajectory, [p.grad for p in trajectory[1:]], removed_items, removed_ratings, 0.3, 2
+        trajectory, [p.grad for p in trajectory[1:]], removed_items, removed_ratings, 0.3, 2, pool
     )
+    assert expected.abs().min() > 1e-4  # every removed event does matter
     assert torch.allclose(got, expected, atol=1e-5), (got, expected)
     assert torch.allclose(kept_weights.grad, weights.grad[:, :2], atol=1e-5)
 
