@@ -11,13 +11,20 @@ policy) and writes ``results/<name>.json``.
     python benchmarks/sketch_table.py runs/sketch-beauty5 --name sketch_beauty_table
 
 ``--merge-into`` also writes the merged rows into that directory's ``rows.json`` (rerunning the
-experiment command there then only rewrites the table).
+experiment command there then only rewrites the table). ``--previous results/<name>.json``
+adds the cells of an earlier results file (run directories are not kept in the repository;
+its per-split test values, MRR@20, best epochs and validation curves are all it needs); a cell
+present in a run directory wins.
+
+    python benchmarks/sketch_table.py runs/sketch-beauty-dips-tau4 \
+        --previous results/sketch_beauty_table.json --name sketch_beauty_table
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +39,9 @@ METHODS = ("random", "hardest", "influence", "recent", "dips1", "dips")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="+", help="experiment output directories")
+    parser.add_argument("runs", nargs="*", help="experiment output directories")
     parser.add_argument("--merge-into", default=None)
+    parser.add_argument("--previous", default=None, help="an earlier results/<name>.json")
     parser.add_argument("--name", default="sketch_table", help="results/<name>.json")
     args = parser.parse_args()
     rows: dict[tuple[str, int, int, int], dict] = {}
@@ -43,6 +51,12 @@ def main() -> None:
             raise SystemExit(f"no rows.json in {run}")
         for row in json.loads(path.read_text()):
             rows.setdefault((row["method"], row["K"], row["tau"], row["seed"]), row)
+    previous_runs = ""
+    if args.previous:
+        previous = json.loads(Path(args.previous).read_text())
+        previous_runs = str(previous.get("runs", ""))
+        for key, row in rows_from_results(previous).items():
+            rows.setdefault(key, row)
     if args.merge_into:
         target = Path(args.merge_into) / "rows.json"
         target.write_text(json.dumps(list(rows.values()), indent=2))
@@ -88,8 +102,37 @@ def main() -> None:
     print_table(["requirement", "measured", "met"], checks)
     for name, _, met in checks:
         results[f"met: {name}"] = bool(met)
-    results["runs"] = ",".join(args.runs)
+    results["runs"] = ",".join([*args.runs, *([previous_runs] if previous_runs else [])])
     print(f"\nwritten: {write_results(args.name, results)}")
+
+
+CELL_KEY = re.compile(r"^(\w+?)_K(\d+)_tau(\d+)_seed(\d+)_test_(rmse|recall20)$")
+
+
+def rows_from_results(results: dict) -> dict[tuple[str, int, int, int], dict]:
+    """The per-split rows a results file of this script was made from (the fields it reads)."""
+    rows = {}
+    for key, value in results.items():
+        match = CELL_KEY.match(key)
+        if match is None:
+            continue
+        method, k, tau, seed, short = match.groups()
+        metric = "rmse" if short == "rmse" else "recall@20"
+        stem = f"{method}_K{k}_tau{tau}_seed{seed}"
+        test = {metric: float(value)}
+        if f"{stem}_test_mrr20" in results:
+            test["mrr@20"] = float(results[f"{stem}_test_mrr20"])
+        curve = str(results.get(f"{stem}_valid_{short}_by_epoch", ""))
+        rows[(method, int(k), int(tau), int(seed))] = {
+            "method": method,
+            "K": int(k),
+            "tau": int(tau),
+            "seed": int(seed),
+            "test": test,
+            "best_epoch": int(results.get(f"{stem}_best_epoch", 0)),
+            "history": [{metric: float(v)} for v in curve.split(",") if v],
+        }
+    return rows
 
 
 def implicit_checks(
