@@ -10,6 +10,11 @@ of that epoch is reported.
     python benchmarks/ameir_from_scratch.py \
         runs/architecture-ml1m-ctr-noblocks/architecture_seed0.json \
         --data-dir ../shared/data --max-parameters 166185
+
+``--interactions user_id*item_id ...`` replaces the searched interactions by the given ones (for
+the variants that keep interactions: the searched MLP and the widest ReLU MLP) to test one
+interaction set without a search; ``--variants`` picks which models run (``deepfm`` is the
+issue's bar).
 """
 
 from __future__ import annotations
@@ -65,24 +70,46 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-parameters", type=int, default=166185)
     parser.add_argument("--name", default="ameir_from_scratch", help="results/<name>.json")
+    parser.add_argument(
+        "--interactions", nargs="*", default=None, help="replace the searched ones: a*b[*c]"
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=["dnn", "searched", "no_interactions", "no_se", "widest_relu_mlp"],
+        help="among dnn, deepfm, searched, no_interactions, no_se, widest_relu_mlp",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     split = load_behavior_dataset("ml-1m-ctr", args.data_dir)
     searched = Architecture.load(args.architecture)
+    if args.interactions is not None:
+        fields = {f.name for f in split.feature_map.fields}
+        interactions = tuple(tuple(sorted(text.split("*"))) for text in args.interactions)
+        unknown = sorted({name for i in interactions for name in i} - fields)
+        if unknown:
+            raise SystemExit(f"unknown fields {unknown} in --interactions; known: {sorted(fields)}")
+        searched = dataclasses.replace(searched, interactions=interactions)
 
     def build(arch: Architecture) -> CTRModel:
         return AMEIRModel.from_architecture(split.feature_map, arch)
 
     variants: dict[str, Callable[[], CTRModel]] = {
         "dnn": lambda: build_ctr_model("dnn", split.feature_map, seed=args.seed),
+        "deepfm": lambda: build_ctr_model("deepfm", split.feature_map, seed=args.seed),
         "searched": lambda: build(searched),
         "no_interactions": lambda: build(dataclasses.replace(searched, interactions=())),
         "no_se": lambda: build(dataclasses.replace(searched, se_shortcut=False)),
     }
     wide = widest_relu_mlp(split.feature_map, searched, args.max_parameters)
     variants["widest_relu_mlp"] = lambda: build(wide)
+    unknown_variants = sorted(set(args.variants) - set(variants))
+    if unknown_variants:
+        raise SystemExit(f"unknown variants {unknown_variants}; known: {sorted(variants)}")
+    variants = {name: variants[name] for name in args.variants}
     results: dict[str, object] = {
         "architecture": args.architecture,
+        "interactions": ",".join("*".join(i) for i in searched.interactions),
         "epochs": args.epochs,
         "seed": args.seed,
         "widest_relu_mlp_widths": ",".join(f"{w:.1f}" for w in wide.mlp_widths),
