@@ -102,7 +102,8 @@ def main() -> None:
     print_table(["requirement", "measured", "met"], checks)
     for name, _, met in checks:
         results[f"met: {name}"] = bool(met)
-    results["runs"] = ",".join([*args.runs, *([previous_runs] if previous_runs else [])])
+    sources = [*args.runs, *previous_runs.split(",")]
+    results["runs"] = ",".join(dict.fromkeys(r.removeprefix("../") for r in sources if r))
     print(f"\nwritten: {write_results(args.name, results)}")
 
 
