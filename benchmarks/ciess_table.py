@@ -5,7 +5,7 @@ run in parallel. This script puts their rows together. When several runs hold th
 and target, it keeps the row with the best **validation** Recall@20, never the test one. That is
 how ``--budget_projection both`` chooses between the two projections of a CIESS mask in a single
 run. It prints the markdown table, says which requirement of issue 3 each comparison meets, and
-writes ``results/ciess_table.json``.
+writes ``results/ciess_table.json`` (``--name`` for another file).
 
     python benchmarks/ciess_table.py runs/es-ml1m-lightgcn runs/es-ml1m-lightgcn-b \
         runs/es-ml1m-lightgcn-role
@@ -33,6 +33,7 @@ PAPER = {  # CIESS paper, Table 1, LightGCN on ML-1M: (Recall@20, NDCG@20)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+")
+    parser.add_argument("--name", default="ciess_table", help="results/<name>.json")
     args = parser.parse_args()
     chosen: dict[tuple[str, float], dict] = {}
     for run in args.runs:
@@ -84,7 +85,7 @@ def main() -> None:
         if verdict["vs_paper_recall20_ndcg20"]:
             flat[f"{tag}_vs_paper_recall@20"] = verdict["vs_paper_recall20_ndcg20"][0]
             flat[f"{tag}_vs_paper_ndcg@20"] = verdict["vs_paper_recall20_ndcg20"][1]
-    write_results("ciess_table", flat)
+    write_results(args.name, flat)
 
 
 if __name__ == "__main__":
