@@ -3,6 +3,10 @@ requirement 1 checked (AMEIR >= best hand-designed baseline + 0.001 test AUC, me
 with no more parameters; better than both NAS baselines).
 
     python benchmarks/ameir_table.py runs/architecture-ml-1m-ctr [--name ameir_table_pass1]
+
+Rows of one table may come from several directories run in parallel (each resumed from a copy
+of the first one's ``rows.json``): give them all; a (method, seed) row is taken from the first
+directory that has it.
 """
 
 from __future__ import annotations
@@ -21,12 +25,18 @@ NAS = ("ameir", "one_shot", "random")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("run", help="output directory of leanrec experiment architecture")
+    parser.add_argument(
+        "runs", nargs="+", help="output directories of leanrec experiment architecture"
+    )
     parser.add_argument("--name", default="ameir_table", help="results/<name>.json")
     args = parser.parse_args()
-    rows = json.loads((Path(args.run) / "rows.json").read_text())
+    merged: dict[tuple[str, int], dict] = {}
+    for run in args.runs:
+        for row in json.loads((Path(run) / "rows.json").read_text()):
+            merged.setdefault((row["method"], row["seed"]), row)
+    rows = list(merged.values())
     methods = [m for m in (*HAND_DESIGNED, *NAS) if any(r["method"] == m for r in rows)]
-    results: dict[str, float | int | str | bool] = {"run": args.run}
+    results: dict[str, float | int | str | bool] = {"run": ",".join(args.runs)}
     table = []
     stats: dict[str, dict[str, float]] = {}
     for method in methods:
