@@ -126,7 +126,7 @@ def test_state_policies_train_save_and_load_but_do_not_stream(tmp_path, method: 
     assert result.scorer is not None and result.scorer.state_features == 2
     skip = result.scorer.recency_skip
     if prior:  # the recency weight is learned from -β
-        assert skip is not None and float(skip) != -prior
+        assert skip is not None and float(skip.detach()) != -prior
     else:
         assert skip is None
     assert np.isfinite(result.best_valid["rmse"])
