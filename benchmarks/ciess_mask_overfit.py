@@ -15,18 +15,30 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from common import print_table, write_results
+from leanrec.data.interactions import Split
 from leanrec.data.presets import prepare_split
 from leanrec.evaluate import FullRankingEvaluator
+from leanrec.models.base import Recommender
 from leanrec.models.compress import set_entity_sizes
 from leanrec.models.registry import model_from_checkpoint
 from leanrec.search.embedding_size.baselines import uniform_sizes
 from leanrec.train.bpr import evaluate_model
 from leanrec.train.checkpoint import load_checkpoint
+
+
+def finished_run(run: Path, data_dir: str | None) -> tuple[dict[str, Any], Split, Recommender]:
+    """A finished embedding-size run: its search config, its split and its warm start."""
+    config = json.loads((run / "config.json").read_text())
+    search = config["search"]
+    split, _ = prepare_split(config["dataset"], config["protocol"], data_dir, search["seed"])
+    model = model_from_checkpoint(load_checkpoint(run / "warm_start.pt"))
+    return config, split, model
 
 
 def main() -> None:
@@ -37,10 +49,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     run = Path(args.run)
-    config = json.loads((run / "config.json").read_text())
+    config, split, model = finished_run(run, args.data_dir)
     search = config["search"]
-    split, _ = prepare_split(config["dataset"], config["protocol"], args.data_dir, search["seed"])
-    model = model_from_checkpoint(load_checkpoint(run / "warm_start.pt"))
     model.eval()
     ks = [20]
     valid = FullRankingEvaluator(split.valid, exclude=[split.train], ks=ks)

@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ciess_mask_overfit import finished_run
 from common import print_table, write_results
-from leanrec.data.presets import prepare_split
-from leanrec.models.registry import model_from_checkpoint
 from leanrec.search.embedding_size.baselines import uniform_sizes
 from leanrec.search.embedding_size.retrain import retrain_with_sizes
 from leanrec.train.bpr import TrainerConfig
-from leanrec.train.checkpoint import load_checkpoint
 
 
 def main() -> None:
@@ -40,10 +37,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     run = Path(args.run)
-    config = json.loads((run / "config.json").read_text())
+    config, split, warm = finished_run(run, args.data_dir)
     search = config["search"]
-    split, _ = prepare_split(config["dataset"], config["protocol"], args.data_dir, search["seed"])
-    warm = model_from_checkpoint(load_checkpoint(run / "warm_start.pt"))
     n_users, n_items = split.train.n_users, split.train.n_items
     if args.method == "ciess":
         sized = np.load(run / f"ciess_c{round(100 * args.target)}_sizes.npz")

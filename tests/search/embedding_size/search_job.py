@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from leanrec.data.interactions import Split
 from leanrec.data.splits import ratio_split
 from leanrec.data.synthetic import make_synthetic
+from leanrec.models.base import Recommender
 from leanrec.search.embedding_size import CIESSConfig, CIESSSearch, SizeSearchEnvironment
 from leanrec.search.embedding_size.retrain import build_masked_model
 
@@ -33,11 +35,16 @@ def tiny_config() -> CIESSConfig:
     )
 
 
-def make_search(checkpoint: Path | None, config: CIESSConfig | None = None) -> CIESSSearch:
-    config = config or tiny_config()
+def tiny_split_and_model(max_dim: int) -> tuple[Split, Recommender]:
+    """120 synthetic users x 80 items split 50/25/25, and a masked MF of width ``max_dim``."""
     data = make_synthetic(n_users=120, n_items=80, n_interactions=2400, seed=3)
     split = ratio_split(data, (0.5, 0.25, 0.25), seed=3)
-    model = build_masked_model(split, "mf", {}, config.max_dim, seed=3)
+    return split, build_masked_model(split, "mf", {}, max_dim, seed=3)
+
+
+def make_search(checkpoint: Path | None, config: CIESSConfig | None = None) -> CIESSSearch:
+    config = config or tiny_config()
+    split, model = tiny_split_and_model(config.max_dim)
     env = SizeSearchEnvironment(
         model,
         split,

@@ -43,7 +43,12 @@ from leanrec.search.embedding_size.environment import (
 from leanrec.search.embedding_size.policy import make_states, normalized_popularity
 from leanrec.search.embedding_size.retrain import fit_candidate, select_candidates
 from leanrec.train.checkpoint import load_checkpoint
-from tests.search.embedding_size.search_job import final_sizes, make_search, tiny_config
+from tests.search.embedding_size.search_job import (
+    final_sizes,
+    make_search,
+    tiny_config,
+    tiny_split_and_model,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -134,13 +139,7 @@ def test_item_hit_eval_by_hand() -> None:
 
 
 def test_hits_item_quality_depends_on_the_items_own_size() -> None:
-    from leanrec.data.splits import ratio_split
-    from leanrec.data.synthetic import make_synthetic
-    from leanrec.search.embedding_size.retrain import build_masked_model
-
-    data = make_synthetic(n_users=120, n_items=80, n_interactions=2400, seed=3)
-    split = ratio_split(data, (0.5, 0.25, 0.25), seed=3)
-    model = build_masked_model(split, "mf", {}, 16, seed=3)
+    split, model = tiny_split_and_model(16)
     # a model that ranks well: the train matrix's SVD as embeddings
     dense = np.zeros((split.train.n_users, split.train.n_items))
     dense[split.train.users, split.train.items] = 1.0
