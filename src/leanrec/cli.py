@@ -313,6 +313,7 @@ def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
         else ("ciess", "su", "sr", "popularity", "magprune", "pep", "esapn"),
         search=search,
         pep=pep,
+        warm_start_init=args.warm_start_init,
     )
     summary = run_experiment(exp, log=lambda message: print(message, flush=True))
     print((Path(out) / "table.md").read_text())
@@ -519,6 +520,12 @@ def make_parser() -> argparse.ArgumentParser:
         help="architecture: hand-designed baselines (default dnn wide_deep deepfm xdeepfm din)",
     )
     p.add_argument("--no-random-walk", action="store_true", help="ablation: no random walk")
+    p.add_argument(
+        "--warm-start-init",
+        default=None,
+        help="embedding-size: pretrain further from this full-size checkpoint (an earlier "
+        "run's warm_start.pt)",
+    )
     p.add_argument("--sketch-sizes", nargs="+", type=int, default=[2, 4, 8], help="sketch: K")
     p.add_argument("--update-periods", nargs="+", type=int, default=[1, 4], help="sketch: τ")
     p.add_argument(

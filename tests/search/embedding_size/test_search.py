@@ -397,3 +397,58 @@ def test_per_role_projection_meets_c_in_each_role_and_keeps_the_order() -> None:
     for sizes, source in ((role_u, users), (role_i, items)):
         order = np.argsort(source, kind="stable")
         assert np.all(np.diff(sizes[order]) >= 0)  # larger policy size -> no smaller size
+
+
+def test_pretraining_continues_from_an_earlier_warm_start(tmp_path: Path) -> None:
+    import dataclasses
+
+    from leanrec.train.bpr import TrainerConfig
+
+    trainer = TrainerConfig(
+        epochs=2, batch_size=2048, learning_rate=0.01, eval_every=1, ks=[20], progress=False
+    )
+    search = dataclasses.replace(
+        tiny_config(), pretrain=trainer, retrain=trainer, target_sparsities=(0.8,)
+    )
+    first = EmbeddingSizeExperiment(
+        dataset="synthetic", model="mf", out_dir=str(tmp_path / "a"), methods=("su",), search=search
+    )
+    run_experiment(first, log=lambda message: None)
+    earlier = load_checkpoint(tmp_path / "a" / "warm_start.pt")["state_dict"]
+
+    # a near-zero step: the continued warm start is the earlier one, not a fresh initialisation
+    still = dataclasses.replace(search, pretrain=dataclasses.replace(trainer, learning_rate=1e-9))
+    logs: list[str] = []
+    second = dataclasses.replace(
+        first,
+        out_dir=str(tmp_path / "b"),
+        search=still,
+        warm_start_init=str(tmp_path / "a" / "warm_start.pt"),
+    )
+    run_experiment(second, log=logs.append)
+    continued = load_checkpoint(tmp_path / "b" / "warm_start.pt")["state_dict"]
+    assert any("from " + str(tmp_path / "a") in line for line in logs)
+    for name, tensor in earlier.items():
+        assert torch.allclose(continued[name], tensor, atol=1e-6), name
+    fresh = dataclasses.replace(first, out_dir=str(tmp_path / "c"), search=still)
+    run_experiment(fresh, log=lambda message: None)
+    fresh_state = load_checkpoint(tmp_path / "c" / "warm_start.pt")["state_dict"]
+    assert any(
+        not torch.allclose(fresh_state[n], t, atol=1e-3)
+        for n, t in earlier.items()
+        if t.is_floating_point()
+    )
+
+    # a checkpoint of another width is refused, naming what differs
+    wider = dataclasses.replace(
+        second,
+        out_dir=str(tmp_path / "d"),
+        search=dataclasses.replace(still, max_dim=32),
+    )
+    with pytest.raises(ValueError, match="embedding_dim 16, this run's d_max 32"):
+        run_experiment(wider, log=lambda message: None)
+    missing = dataclasses.replace(
+        second, out_dir=str(tmp_path / "e"), warm_start_init=str(tmp_path / "none.pt")
+    )
+    with pytest.raises(FileNotFoundError, match=r"none\.pt"):
+        run_experiment(missing, log=lambda message: None)

@@ -84,6 +84,34 @@ class EmbeddingSizeExperiment:
     """CIESS configuration (also the budgets and retraining used by every baseline)."""
     pep: PEPConfig = field(default_factory=PEPConfig)
     """The PEP baseline's threshold learning."""
+    warm_start_init: str | None = None
+    """Start pretraining from this full-size checkpoint (an earlier run's ``warm_start.pt``, same
+    dataset, split seed, model and ``d_max``) and train it further under ``search.pretrain``;
+    None: pretrain from a fresh initialisation."""
+
+
+def _initial_warm_state(
+    exp: EmbeddingSizeExperiment, split: Split
+) -> dict[str, torch.Tensor] | None:
+    """The weights of ``exp.warm_start_init``, checked against this experiment's split and model."""
+    if exp.warm_start_init is None:
+        return None
+    path = Path(exp.warm_start_init)
+    if not path.exists():
+        raise FileNotFoundError(f"warm_start_init: no such checkpoint {path}")
+    state = load_checkpoint(path)
+    problems = []
+    if state.get("model") != exp.model:
+        problems.append(f"model {state.get('model')!r}, this run {exp.model!r}")
+    if state.get("config", {}).get("embedding_dim") != exp.search.max_dim:
+        dim = state.get("config", {}).get("embedding_dim")
+        problems.append(f"embedding_dim {dim}, this run's d_max {exp.search.max_dim}")
+    for role, vocab in (("user", split.train.user_vocab), ("item", split.train.item_vocab)):
+        if list(state.get(f"{role}_ids", [])) != vocab.raw_ids.tolist():
+            problems.append(f"its {role} ids differ from this split's")
+    if problems:
+        raise ValueError(f"warm_start_init {path} does not fit this run: {'; '.join(problems)}")
+    return dict(state["state_dict"])
 
 
 def _save_model(model: Recommender, split: Split, path: Path) -> Path:
@@ -154,7 +182,12 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
 
         warm_model = model_from_checkpoint(load_checkpoint(warm_path))
     else:
-        log(f"pretraining the full-size {exp.model} (d_max = {cfg.max_dim}) with prefix dropout")
+        init_state = _initial_warm_state(exp, split)
+        source = f" from {exp.warm_start_init}" if init_state is not None else ""
+        log(
+            f"pretraining the full-size {exp.model} (d_max = {cfg.max_dim}) with prefix "
+            f"dropout{source}"
+        )
         began = time.perf_counter()
         warm_model, _ = pretrain_warm_start(
             split,
@@ -165,6 +198,7 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
             cfg.seed,
             checkpoint_path=out / "pretrain_state.pt",
             on_epoch=log_epoch,
+            init_state=init_state,
         )
         timings["pretrain_seconds"] = time.perf_counter() - began
         save_timings()

@@ -57,12 +57,19 @@ def pretrain_warm_start(
     seed: int,
     checkpoint_path: Path | None = None,
     on_epoch: EpochHook | None = None,
+    init_state: dict[str, torch.Tensor] | None = None,
 ) -> tuple[Recommender, TrainResult]:
     """The full-size model, trained with prefix dropout so every truncation is meaningful.
 
     It is both the warm start of every search step and the full-table reference of Eq. 7.
+
+    Args:
+        init_state: weights to start from (e.g. an earlier run's warm start, to train it
+            further); None: a fresh initialisation.
     """
     model = build_masked_model(split, model_name, model_options, max_dim, seed, True)
+    if init_state is not None:
+        model.load_state_dict(init_state)
     result = BPRTrainer(
         model, split.train, split.valid, trainer, checkpoint_path=checkpoint_path, on_epoch=on_epoch
     ).fit(resume=checkpoint_path is not None)
