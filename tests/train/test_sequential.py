@@ -225,6 +225,29 @@ def test_resume_continues_from_the_checkpoint(cycle_split: NextItemSplit, tmp_pa
     assert [r["epoch"] for r in result.history] == [1, 2, 3]
 
 
+@pytest.mark.parametrize("stop", ["time budget", "patience"])
+def test_resume_of_a_run_that_stopped_early_trains_nothing_more(
+    cycle_split: NextItemSplit, tmp_path: Path, stop: str
+) -> None:
+    path = tmp_path / "seq.pt"
+    if stop == "time budget":
+        cfg = _fast_config(max_epochs=5, max_seconds=0.0)
+    else:  # a zero learning rate never improves after the first validation
+        cfg = _fast_config(max_epochs=5, learning_rate=0.0, patience=1)
+
+    def fresh() -> SequentialTrainer:
+        model = build_next_item_model("gru4rec", cycle_split.n_items, {"embedding_dim": 8}, 0)
+        return SequentialTrainer(model, cycle_split, cfg, path)
+
+    done = fresh().fit()
+    assert done.stop_reason == stop and done.epochs_run < 5
+    again = fresh()
+    resumed = again.fit(resume=True)
+    assert resumed.stop_reason == stop
+    assert [r["epoch"] for r in resumed.history] == [r["epoch"] for r in done.history]
+    assert resumed.seconds >= again.elapsed_seconds > 0  # the old run's clock, not a new one
+
+
 def test_training_negatives_avoid_the_training_sequence(cycle_split: NextItemSplit) -> None:
     rng = np.random.default_rng(0)
     users = np.repeat(cycle_split.train_users, 5)

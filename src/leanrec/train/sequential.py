@@ -275,6 +275,11 @@ class SequentialTrainer:
         self.best_value = -math.inf
         self.bad_evaluations = 0
         self.start_epoch = 1
+        self.elapsed_seconds = 0.0
+        """Training time of the run so far, kept across resumes (``max_seconds`` counts it)."""
+        self.finished_reason: str | None = None
+        """``"patience"`` or ``"time budget"`` once the run has stopped early: a resume of a
+        finished run then trains nothing."""
 
     # ------------------------------------------------------------------ one step / epoch
     def batch_loss(self, rows: np.ndarray) -> torch.Tensor:
@@ -373,10 +378,12 @@ class SequentialTrainer:
         torch.manual_seed(cfg.seed)
         if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
             self._restore(load_checkpoint(self.checkpoint_path))
-        began = time.perf_counter()
-        stop_reason = "epochs"
+        # a resumed run keeps the clock of the run it continues: its time budget is not reset
+        began = time.perf_counter() - self.elapsed_seconds
+        stop_reason = self.finished_reason or "epochs"
         epoch = self.start_epoch - 1
-        for epoch in range(self.start_epoch, cfg.max_epochs + 1):
+        first = cfg.max_epochs + 1 if self.finished_reason else self.start_epoch
+        for epoch in range(first, cfg.max_epochs + 1):
             t0 = time.perf_counter()
             loss = self.train_epoch(epoch)
             record: dict[str, float] = {
@@ -391,15 +398,19 @@ class SequentialTrainer:
             if validate_now:
                 self._validate_into(record, epoch)
             self.history.append(record)
+            stop: str | None = None
+            if self.bad_evaluations >= cfg.patience:
+                stop = "patience"
+            elif out_of_time:
+                stop = "time budget"
+            self.finished_reason = stop
+            self.elapsed_seconds = time.perf_counter() - began
             if validate_now and self.checkpoint_path is not None:
                 save_atomic(self._state(epoch), self.checkpoint_path)
             if self.on_epoch is not None:
                 self.on_epoch(epoch, record)
-            if self.bad_evaluations >= cfg.patience:
-                stop_reason = "patience"
-                break
-            if out_of_time:
-                stop_reason = "time budget"
+            if stop is not None:
+                stop_reason = stop
                 break
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
@@ -439,6 +450,8 @@ class SequentialTrainer:
             "best_epoch": self.best_epoch,
             "best_value": self.best_value,
             "bad_evaluations": self.bad_evaluations,
+            "elapsed_seconds": self.elapsed_seconds,
+            "finished_reason": self.finished_reason,
             "config": asdict(self.config),
         }
 
@@ -453,6 +466,9 @@ class SequentialTrainer:
         self.best_value = float(state["best_value"])
         self.bad_evaluations = int(state["bad_evaluations"])
         self.start_epoch = int(state["epoch"]) + 1
+        # checkpoints written before these keys existed: clock from zero, not finished
+        self.elapsed_seconds = float(state.get("elapsed_seconds", 0.0))
+        self.finished_reason = state.get("finished_reason")
 
 
 def _adam(model: NextItemModel, cfg: SequentialTrainerConfig) -> torch.optim.Adam:
