@@ -14,7 +14,8 @@ policy) and writes ``results/<name>.json``.
 experiment command there then only rewrites the table). ``--previous results/<name>.json``
 adds the cells of an earlier results file (run directories are not kept in the repository;
 its per-split test values, MRR@20, best epochs and validation curves are all it needs); a cell
-present in a run directory wins.
+present in a run directory wins. The figure ``results/<name>.png`` (metric vs K, one line
+per policy, mean ± std over the splits) shows every merged policy.
 
     python benchmarks/sketch_table.py runs/sketch-beauty-dips-tau4 \
         --previous results/sketch_beauty_table.json --name sketch_beauty_table
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from common import print_table, write_results
+from leanrec.search.sketch.experiment import plot_metric_vs_k
 
 PAPER_RANDOM = {2: 0.9701, 4: 0.9550, 8: 0.9387}
 PAPER_DIPS = {2: 0.9543, 4: 0.9418, 8: 0.9300}
@@ -104,7 +106,19 @@ def main() -> None:
         results[f"met: {name}"] = bool(met)
     sources = [*args.runs, *previous_runs.split(",")]
     results["runs"] = ",".join(dict.fromkeys(r.removeprefix("../") for r in sources if r))
-    print(f"\nwritten: {write_results(args.name, results)}")
+    written = write_results(args.name, results)
+    figure = written.with_suffix(".png")
+    summary = {key: (float(v.mean()), _std(v)) for key, v in cells.items()}
+    plot_metric_vs_k(figure, summary, metric, dataset_name(rows), list(METHODS))
+    print(f"\nwritten: {written}, {figure}")
+
+
+def _std(values: np.ndarray) -> float:
+    return float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def dataset_name(rows: dict[tuple[str, int, int, int], dict]) -> str:
+    return "ML-1M (explicit)" if "rmse" in next(iter(rows.values()))["test"] else "Beauty"
 
 
 CELL_KEY = re.compile(r"^(\w+?)_K(\d+)_tau(\d+)_seed(\d+)_test_(rmse|recall20)$")

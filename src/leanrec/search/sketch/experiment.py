@@ -224,35 +224,56 @@ def markdown_table(summary: dict[str, Any], exp: SketchExperiment) -> str:
 
 
 def _plot(path: Path, summary: dict[str, Any], exp: SketchExperiment) -> None:
+    metric = summary["metric"]
+    cells = {
+        (c["method"], c["K"], c["tau"]): (c["metrics"][metric]["mean"], c["metrics"][metric]["std"])
+        for c in summary["cells"]
+    }
+    plot_metric_vs_k(path, cells, metric, exp.dataset, list(exp.methods))
+
+
+def plot_metric_vs_k(
+    path: Path,
+    cells: dict[tuple[str, int, int], tuple[float, float]],
+    metric: str,
+    dataset: str,
+    methods: list[str] | None = None,
+) -> None:
+    """Test metric against ``K``, one panel per ``τ``, one line per policy (mean ± std).
+
+    Args:
+        cells: ``(method, K, τ) -> (mean, std)`` over the user splits.
+        methods: line order (None: sorted); methods without cells are skipped.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metric = summary["metric"]
-    fig, axes = plt.subplots(
-        1, len(exp.update_periods), figsize=(5 * len(exp.update_periods), 4), squeeze=False
-    )
-    for axis, tau in zip(axes[0], exp.update_periods, strict=True):
-        for method in exp.methods:
-            cells = sorted(
-                (c for c in summary["cells"] if c["method"] == method and c["tau"] == tau),
-                key=lambda c: c["K"],
-            )
-            if not cells:
+    taus = sorted({tau for _, _, tau in cells})
+    ks = sorted({k for _, k, _ in cells})
+    fig, axes = plt.subplots(1, len(taus), figsize=(5 * len(taus), 4), squeeze=False)
+    for axis, tau in zip(axes[0], taus, strict=True):
+        for method in methods or sorted({m for m, _, _ in cells}):
+            points = sorted((k, v) for (m, k, t), v in cells.items() if m == method and t == tau)
+            if not points:
                 continue
-            ks = [c["K"] for c in cells]
-            means = [c["metrics"][metric]["mean"] for c in cells]
-            stds = [c["metrics"][metric]["std"] for c in cells]
-            axis.errorbar(ks, means, yerr=stds, marker="o", capsize=3, label=method)
+            axis.errorbar(
+                [k for k, _ in points],
+                [v[0] for _, v in points],
+                yerr=[v[1] for _, v in points],
+                marker="o",
+                capsize=3,
+                label=method,
+            )
         axis.set_xscale("log", base=2)
-        axis.set_xticks(list(exp.sketch_sizes), [str(k) for k in exp.sketch_sizes])
+        axis.set_xticks(ks, [str(k) for k in ks])
         axis.set_xlabel("sketch size K")
         axis.set_ylabel(f"test {metric}")
         axis.set_title("online (τ = 1)" if tau == 1 else f"batch (τ = {tau})")
         axis.grid(alpha=0.3)
         axis.legend()
-    fig.suptitle(f"{exp.dataset}: next-event quality from a K-item sketch")
+    fig.suptitle(f"{dataset}: next-event quality from a K-item sketch")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -267,6 +288,7 @@ __all__ = [
     "SketchExperiment",
     "load_streams",
     "markdown_table",
+    "plot_metric_vs_k",
     "run_sketch_experiment",
     "summarise",
 ]
