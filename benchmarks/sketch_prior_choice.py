@@ -24,8 +24,6 @@ import numpy as np
 from common import print_table, write_results
 from sketch_table import rows_from_results
 
-Cell = tuple[int, int]
-
 
 def load_rows(source: Path, method: str) -> dict[tuple[int, int, int], dict]:
     """``(K, τ, seed) -> row`` of ``method`` from a run directory or a results file."""
@@ -73,13 +71,13 @@ def main() -> None:
     chosen_rows: list[dict] = []
     results: dict[str, float | int | str] = {"method": args.method, "metric": metric}
     table = []
+    labels = list(rows)
     for k, tau in cells:
         seeds = sorted(
             set.intersection(*({s for kk, t, s in r if (kk, t) == (k, tau)} for r in rows.values()))
         )
         if not seeds:
             continue
-        labels = list(rows)
         valid = [
             np.mean([validation_value(rows[la][(k, tau, s)], metric) for s in seeds])
             for la in labels
@@ -96,7 +94,7 @@ def main() -> None:
             [tau, k, *(f"{v:.4f} / {t:.4f}" for v, t in zip(valid, test, strict=True)), pick]
         )
     print(f"{args.method}: mean validation / test {metric} over the splits present in every source")
-    print_table(["tau", "K", *(f"{label}" for label in rows), "chosen"], table)
+    print_table(["tau", "K", *labels, "chosen"], table)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "rows.json").write_text(json.dumps(chosen_rows, indent=2))

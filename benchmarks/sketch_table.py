@@ -92,7 +92,7 @@ def main() -> None:
                     continue
                 key = f"{method}_K{k}_tau{tau}"
                 results[f"{key}_test_{short}_mean"] = float(values.mean())
-                std = float(values.std(ddof=1)) if len(values) > 1 else 0.0  # as the experiment
+                std = _std(values)
                 results[f"{key}_test_{short}_std"] = std
                 results[f"{key}_seeds"] = len(values)
                 line.append(f"{values.mean():.4f} ± {std:.4f} ({len(values)})")
@@ -109,16 +109,14 @@ def main() -> None:
     written = write_results(args.name, results)
     figure = written.with_suffix(".png")
     summary = {key: (float(v.mean()), _std(v)) for key, v in cells.items()}
-    plot_metric_vs_k(figure, summary, metric, dataset_name(rows), list(METHODS))
+    dataset = "ML-1M (explicit)" if explicit else "Beauty"
+    plot_metric_vs_k(figure, summary, metric, dataset, list(METHODS))
     print(f"\nwritten: {written}, {figure}")
 
 
 def _std(values: np.ndarray) -> float:
+    """Sample std over the splits, as the experiment reports it (0 for a single split)."""
     return float(values.std(ddof=1)) if len(values) > 1 else 0.0
-
-
-def dataset_name(rows: dict[tuple[str, int, int, int], dict]) -> str:
-    return "ML-1M (explicit)" if "rmse" in next(iter(rows.values()))["test"] else "Beauty"
 
 
 CELL_KEY = re.compile(r"^(\w+?)_K(\d+)_tau(\d+)_seed(\d+)_test_(rmse|recall20)$")

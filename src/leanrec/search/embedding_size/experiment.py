@@ -103,8 +103,8 @@ def _initial_warm_state(
     problems = []
     if state.get("model") != exp.model:
         problems.append(f"model {state.get('model')!r}, this run {exp.model!r}")
-    if state.get("config", {}).get("embedding_dim") != exp.search.max_dim:
-        dim = state.get("config", {}).get("embedding_dim")
+    dim = state.get("config", {}).get("embedding_dim")
+    if dim != exp.search.max_dim:
         problems.append(f"embedding_dim {dim}, this run's d_max {exp.search.max_dim}")
     for role, vocab in (("user", split.train.user_vocab), ("item", split.train.item_vocab)):
         if list(state.get(f"{role}_ids", [])) != vocab.raw_ids.tolist():
