@@ -93,6 +93,20 @@ def test_ragged_row_layout_by_hand() -> None:
     assert ragged.lookup(torch.tensor([2, 1, 0])).tolist() == [[6, 0, 0], [0, 0, 0], [0, 1, 0]]
 
 
+def test_ragged_gradient_counts_each_lookup_of_each_kept_value() -> None:
+    weight = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    ragged = RaggedEmbedding.from_dense(weight, [2, 0, 4])
+    # row 0 twice, row 2 once, the empty row 1 once: d(sum)/d(values) counts occurrences
+    ragged.lookup(torch.tensor([0, 2, 1, 0])).sum().backward()
+    assert ragged.values.grad is not None
+    assert ragged.values.grad.tolist() == [2, 2, 1, 1, 1, 1]
+
+
+def test_ragged_lookup_of_only_empty_rows_is_zero() -> None:
+    ragged = RaggedEmbedding.from_dense(torch.ones(2, 3), [0, 3])
+    assert torch.equal(ragged.lookup(torch.tensor([0, 0])), torch.zeros(2, 3))
+
+
 def test_ragged_loads_into_a_placeholder_built_from_its_spec() -> None:
     ragged = RaggedEmbedding(pattern_sizes(17, 8), 8)
     rebuilt = SpecTableFactory({"t": ragged.spec()})("t", 17, 8)

@@ -84,15 +84,25 @@ class RaggedEmbedding(EmbeddingTable):
         return (self.offsets[1:] - self.offsets[:-1]).to(torch.int64)
 
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
+        """Rows ``ids`` zero-padded to ``(len(ids), max_dim)``.
+
+        Only the ``sum(d_ids)`` stored values are gathered and scattered into the zero output:
+        no ``(len(ids), max_dim)`` index is built, so the work follows the kept sizes.
+        """
         self._check_ids(ids)
+        ids = ids.reshape(-1)
         start = self.offsets[ids].to(torch.int64)
         length = self.offsets[ids + 1].to(torch.int64) - start
-        if self.values.numel() == 0:
-            return torch.zeros(ids.numel(), self.embedding_dim, device=self.values.device)
-        columns = torch.arange(self.embedding_dim, device=ids.device)
-        valid = columns[None, :] < length[:, None]
-        index = (start[:, None] + columns[None, :]).masked_fill(~valid, 0)
-        return self.values[index] * valid
+        out = self.values.new_zeros(ids.numel(), self.embedding_dim)
+        total = int(length.sum())
+        if total == 0:
+            return out
+        rows = torch.repeat_interleave(
+            torch.arange(ids.numel(), device=ids.device), length, output_size=total
+        )
+        column = torch.arange(total, device=ids.device) - (torch.cumsum(length, 0) - length)[rows]
+        out[rows, column] = self.values[start[rows] + column]
+        return out
 
     def num_parameters(self) -> int:
         return int(self.values.numel())
