@@ -7,6 +7,12 @@ how ``--budget_projection both`` chooses between the two projections of a CIESS 
 run. It prints the markdown table, says which requirement of issue 3 each comparison meets, and
 writes ``results/ciess_table.json`` (``--name`` for another file).
 
+It also prices every row in real bytes, since the table's sparsity counts non-zeros: row-prefix
+masks (CIESS, SU, SR, popularity, ESAPN) store as the packed table, ``4 sum(d_n)`` bytes of
+values plus int32 offsets; element masks (PEP, MagPrune) can at best store as CSR with uint8
+column indices (``d_max <= 256``), ``5`` bytes per kept weight plus the same int32 row pointers.
+So at the same non-zero sparsity an element mask takes about 1.25x the bytes of a row mask.
+
     python benchmarks/ciess_table.py runs/es-ml1m-lightgcn runs/es-ml1m-lightgcn-b \
         runs/es-ml1m-lightgcn-role
 """
@@ -23,6 +29,25 @@ from common import write_results
 from leanrec.search.embedding_size.experiment import markdown_table
 
 METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
+ELEMENT_MASKS = ("pep", "magprune")
+"""Methods that prune single weights, not row suffixes: no packed export, CSR at best."""
+
+
+def stored_bytes(row: dict, max_dim: int) -> tuple[int, float]:
+    """Bytes of the row's two embedding tables in their most compact exact format, and the
+    ratio to the dense float32 ``d_max`` tables.
+
+    ``N`` (users + items) follows from the kept weights and the sparsity:
+    ``N d_max = kept / (1 - sparsity)``.
+    """
+    kept = int(row["embedding_parameters"])
+    rows_total = round(kept / (1.0 - row["sparsity"]) / max_dim)
+    pointers = 4 * (rows_total + 2)  # int32 offsets / row pointers, N_users + 1 + N_items + 1
+    per_weight = 5 if row["method"] in ELEMENT_MASKS else 4
+    total = per_weight * kept + pointers
+    return total, total / (4 * rows_total * max_dim)
+
+
 PAPER = {  # CIESS paper, Table 1, LightGCN on ML-1M: (Recall@20, NDCG@20)
     0.8: {"ciess": (0.2436, 0.4257), "su": (0.2248, 0.3969)},
     0.9: {"ciess": (0.2248, 0.4023)},
@@ -47,6 +72,18 @@ def main() -> None:
     rows = sorted(chosen.values(), key=lambda r: (r["target_sparsity"], r["method"]))
     targets = tuple(sorted({r["target_sparsity"] for r in rows if r["method"] != "full"}))
     print(markdown_table(rows, targets))
+    max_dim = json.loads((Path(args.runs[0]) / "config.json").read_text())["search"]["max_dim"]
+    print("\n| c | method | non-zero sparsity | stored bytes | vs dense |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        if row["method"] == "full" or "embedding_parameters" not in row:
+            continue
+        total, ratio = stored_bytes(row, max_dim)
+        row["stored_bytes"], row["stored_ratio"] = total, ratio
+        print(
+            f"| {row['target_sparsity']:.0%} | {row['method']} | {row['sparsity']:.2%} "
+            f"| {total:,} | {ratio:.4f} |"
+        )
     verdicts = {}
     for target in targets:
         ours = chosen.get(("ciess", target))
@@ -78,6 +115,9 @@ def main() -> None:
             flat[f"{prefix}_test_{metric}"] = row[f"test_{metric}"]
         flat[f"{prefix}_valid_recall@20"] = row.get("valid", {}).get("recall@20")
         flat[f"{prefix}_run"] = row["run"]
+        if "stored_ratio" in row:
+            flat[f"{prefix}_stored_bytes"] = row["stored_bytes"]
+            flat[f"{prefix}_stored_ratio"] = row["stored_ratio"]
     for tag, verdict in verdicts.items():
         flat[f"{tag}_beats_all_on_3_of_4"] = verdict["beats_all_on_3_of_4"]
         for method, won in verdict["wins_by_method"].items():
