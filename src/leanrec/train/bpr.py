@@ -27,7 +27,7 @@ from leanrec.data.interactions import Interactions
 from leanrec.evaluate import FullRankingEvaluator, RankingResult
 from leanrec.models.base import Recommender
 from leanrec.runner.progress import progress
-from leanrec.train.checkpoint import load_checkpoint, save_atomic
+from leanrec.train.checkpoint import ResumableEpochs, load_checkpoint, save_atomic
 from leanrec.train.sampling import NegativeSampler
 
 
@@ -137,7 +137,7 @@ class TrainResult:
 EpochHook = Callable[[int, dict[str, float]], None]
 
 
-class BPRTrainer:
+class BPRTrainer(ResumableEpochs[Recommender]):
     """Trains a :class:`~leanrec.models.base.Recommender` with BPR.
 
     Args:
@@ -198,17 +198,7 @@ class BPRTrainer:
         if other:
             groups.append({"params": other, "weight_decay": self.config.weight_decay})
         self.optimizer = torch.optim.Adam(groups, lr=self.config.learning_rate)
-        self.history: list[dict[str, float]] = []
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.best_epoch = 0
-        self.best_value = -math.inf
-        self.bad_evaluations = 0
-        self.start_epoch = 1
-        self.elapsed_seconds = 0.0
-        """Training time of the run so far, kept across resumes (``max_seconds`` counts it)."""
-        self.finished_reason: str | None = None
-        """``"patience"`` or ``"time budget"`` once the run has stopped early: a resume of a
-        finished run then trains nothing."""
+        self._reset_progress()
 
     # ------------------------------------------------------------------ one epoch
     def train_epoch(self, epoch: int) -> float:
@@ -328,37 +318,11 @@ class BPRTrainer:
 
     # ------------------------------------------------------------------ resume
     def _state(self, epoch: int) -> dict[str, Any]:
-        return {
-            "epoch": epoch,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "rng": self.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-            "history": self.history,
-            "best_state": self.best_state,
-            "best_epoch": self.best_epoch,
-            "best_value": self.best_value,
-            "bad_evaluations": self.bad_evaluations,
-            "elapsed_seconds": self.elapsed_seconds,
-            "finished_reason": self.finished_reason,
-            "config": asdict(self.config),
-        }
+        return {**self._progress_state(epoch), "config": asdict(self.config)}
 
     def _restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        self._restore_progress(state)
         self.model.invalidate_cache()
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-        self.history = list(state["history"])
-        self.best_state = state["best_state"]
-        self.best_epoch = int(state["best_epoch"])
-        self.best_value = float(state["best_value"])
-        self.bad_evaluations = int(state["bad_evaluations"])
-        self.start_epoch = int(state["epoch"]) + 1
-        # checkpoints written before these keys existed: clock from zero, not finished
-        self.elapsed_seconds = float(state.get("elapsed_seconds", 0.0))
-        self.finished_reason = state.get("finished_reason")
 
 
 def evaluate_model(model: Recommender, evaluator: FullRankingEvaluator) -> RankingResult:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+import numpy as np
 import torch
 
 
@@ -22,3 +24,65 @@ def save_atomic(state: dict[str, Any], path: str | Path) -> Path:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_atomic` (tensors and plain values only)."""
     return torch.load(Path(path), map_location="cpu", weights_only=True)
+
+
+ModelT = TypeVar("ModelT", bound=torch.nn.Module)
+
+
+class ResumableEpochs(Generic[ModelT]):
+    """Early-stopping and resume bookkeeping shared by the epoch trainers.
+
+    A trainer that mixes this in owns ``model``, ``optimizer`` and ``rng`` (a numpy
+    ``Generator``); :meth:`_reset_progress` sets the fields below, :meth:`_progress_state`
+    is what a checkpoint holds besides the trainer's config, and :meth:`_restore_progress` puts
+    a checkpoint back. ``elapsed_seconds`` and ``finished_reason`` survive a resume, so a time
+    budget is not reset by it and a run that had stopped early trains nothing more.
+    """
+
+    model: ModelT
+    optimizer: torch.optim.Optimizer
+    rng: np.random.Generator
+
+    def _reset_progress(self) -> None:
+        self.history: list[dict[str, float]] = []
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_epoch = 0
+        self.best_value = -math.inf
+        self.bad_evaluations = 0
+        self.start_epoch = 1
+        self.elapsed_seconds = 0.0
+        """Training time of the run so far, kept across resumes (``max_seconds`` counts it)."""
+        self.finished_reason: str | None = None
+        """``"patience"`` or ``"time budget"`` once the run has stopped early: a resume of a
+        finished run then trains nothing."""
+
+    def _progress_state(self, epoch: int) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "history": self.history,
+            "best_state": self.best_state,
+            "best_epoch": self.best_epoch,
+            "best_value": self.best_value,
+            "bad_evaluations": self.bad_evaluations,
+            "elapsed_seconds": self.elapsed_seconds,
+            "finished_reason": self.finished_reason,
+        }
+
+    def _restore_progress(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        self.history = list(state["history"])
+        self.best_state = state["best_state"]
+        self.best_epoch = int(state["best_epoch"])
+        self.best_value = float(state["best_value"])
+        self.bad_evaluations = int(state["bad_evaluations"])
+        self.start_epoch = int(state["epoch"]) + 1
+        # checkpoints written before these keys existed: clock from zero, not finished
+        self.elapsed_seconds = float(state.get("elapsed_seconds", 0.0))
+        self.finished_reason = state.get("finished_reason")

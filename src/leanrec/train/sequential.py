@@ -52,7 +52,7 @@ from leanrec.evaluate.sampled import evaluate_full, evaluate_sampled
 from leanrec.models.seq.base import NextItemModel
 from leanrec.runner.progress import progress
 from leanrec.train.bpr import TrainingError, TrainResult
-from leanrec.train.checkpoint import load_checkpoint, save_atomic
+from leanrec.train.checkpoint import ResumableEpochs, load_checkpoint, save_atomic
 
 SequenceLoss = Literal["bce", "sampled_softmax"]
 Batching = Literal["random", "by_length"]
@@ -226,7 +226,7 @@ def evaluate_next_item(
 
 
 # ------------------------------------------------------------------------------ trainer
-class SequentialTrainer:
+class SequentialTrainer(ResumableEpochs[NextItemModel]):
     """Trains a :class:`NextItemModel` on a :class:`NextItemSplit` (see the module docstring).
 
     Args:
@@ -269,17 +269,7 @@ class SequentialTrainer:
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.on_epoch = on_epoch
         self.optimizer = _adam(model, cfg)
-        self.history: list[dict[str, float]] = []
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.best_epoch = 0
-        self.best_value = -math.inf
-        self.bad_evaluations = 0
-        self.start_epoch = 1
-        self.elapsed_seconds = 0.0
-        """Training time of the run so far, kept across resumes (``max_seconds`` counts it)."""
-        self.finished_reason: str | None = None
-        """``"patience"`` or ``"time budget"`` once the run has stopped early: a resume of a
-        finished run then trains nothing."""
+        self._reset_progress()
 
     # ------------------------------------------------------------------ one step / epoch
     def batch_loss(self, rows: np.ndarray) -> torch.Tensor:
@@ -439,36 +429,10 @@ class SequentialTrainer:
 
     # ------------------------------------------------------------------ resume
     def _state(self, epoch: int) -> dict[str, Any]:
-        return {
-            "epoch": epoch,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "rng": self.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-            "history": self.history,
-            "best_state": self.best_state,
-            "best_epoch": self.best_epoch,
-            "best_value": self.best_value,
-            "bad_evaluations": self.bad_evaluations,
-            "elapsed_seconds": self.elapsed_seconds,
-            "finished_reason": self.finished_reason,
-            "config": asdict(self.config),
-        }
+        return {**self._progress_state(epoch), "config": asdict(self.config)}
 
     def _restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-        self.history = list(state["history"])
-        self.best_state = state["best_state"]
-        self.best_epoch = int(state["best_epoch"])
-        self.best_value = float(state["best_value"])
-        self.bad_evaluations = int(state["bad_evaluations"])
-        self.start_epoch = int(state["epoch"]) + 1
-        # checkpoints written before these keys existed: clock from zero, not finished
-        self.elapsed_seconds = float(state.get("elapsed_seconds", 0.0))
-        self.finished_reason = state.get("finished_reason")
+        self._restore_progress(state)
 
 
 def _adam(model: NextItemModel, cfg: SequentialTrainerConfig) -> torch.optim.Adam:
