@@ -42,6 +42,7 @@ def main() -> None:
     for method in methods:
         found = [r for r in rows if r["method"] == method]
         entry = {}
+        spread = {}
         for metric in (
             "valid_auc",
             "test_auc",
@@ -53,6 +54,7 @@ def main() -> None:
         ):
             values = np.array([r[metric] for r in found], dtype=float)
             entry[metric] = float(values.mean())
+            spread[metric] = float(values.std())
             results[f"{method}_{metric}_mean"] = float(values.mean())
             results[f"{method}_{metric}_std"] = float(values.std())
         results[f"{method}_seeds"] = len(found)
@@ -61,16 +63,17 @@ def main() -> None:
             [
                 method,
                 len(found),
-                entry["valid_auc"],
-                entry["test_auc"],
-                entry["test_logloss"],
+                *(
+                    f"{entry[m]:.4f} ± {spread[m]:.4f}"
+                    for m in ("valid_auc", "test_auc", "test_logloss")
+                ),
                 int(entry["parameters"]),
                 int(entry["inference_samples_per_second"]),
                 entry["search_seconds"],
                 entry["train_seconds"],
             ]
         )
-    print_table(
+    print_table(  # mean ± population std over the seeds
         [
             "model",
             "seeds",
