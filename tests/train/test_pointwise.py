@@ -75,6 +75,26 @@ def test_best_state_is_restored_when_later_epochs_are_worse(
     assert not all(torch.equal(state[k], v) for k, v in snapshots[4].items())
 
 
+def test_validate_initial_keeps_the_starting_weights_when_no_epoch_beats_them(
+    data: tuple[BehaviorSamples, BehaviorSamples], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train, valid = data
+    scripted = iter([0.9, 0.8, 0.85, 0.7])  # epoch 0 (the starting weights), then 1, 2, 3
+
+    def fake_evaluate(model: CTRModel, samples: BehaviorSamples, batch_size: int) -> dict:
+        return {"auc": next(scripted), "logloss": 0.5}
+
+    monkeypatch.setattr(pointwise, "evaluate_ctr", fake_evaluate)
+    model = small_model()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    config = CTRTrainerConfig(batch_size=128, max_epochs=10, patience=2, validate_initial=True)
+    result = CTRTrainer(config).fit(model, train.subset(np.arange(512)), valid)
+    assert result.best_epoch == 0 and result.best_valid == {"auc": 0.9, "logloss": 0.5}
+    assert result.stop_reason == "patience" and result.epochs_run == 2
+    assert [r["epoch"] for r in result.history] == [0, 1, 2]
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in start.items())
+
+
 def test_nan_loss_raises_training_error(data: tuple[BehaviorSamples, BehaviorSamples]) -> None:
     train, valid = data
     model = small_model()

@@ -67,6 +67,9 @@ class CTRTrainerConfig:
     """torch intra-op threads (0: leave torch's default)."""
     progress: bool | None = None
     """Show a progress bar (None: only when stderr is a terminal)."""
+    validate_initial: bool = False
+    """Validate the starting weights as epoch 0 and keep them when no epoch beats them (for
+    fine-tuning weights inherited from elsewhere, e.g. a one-shot supernet)."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.eval_batch_size < 1:
@@ -234,6 +237,11 @@ class CTRTrainer:
         deadline = None if cfg.max_seconds is None else began + cfg.max_seconds
         stop_reason = "epochs"
         epoch = 0
+        if has_valid and cfg.validate_initial:
+            assert valid is not None
+            metrics = evaluate_ctr(model, valid, cfg.eval_batch_size)
+            history.append({"epoch": 0, **{f"valid_{k}": v for k, v in metrics.items()}})
+            best_auc, best_state = metrics["auc"], copy.deepcopy(model.state_dict())
         for epoch in range(1, cfg.max_epochs + 1):
             t0 = time.perf_counter()
             loss, seen, out_of_time = self.train_epoch(

@@ -66,6 +66,9 @@ class ArchitectureSearchConfig:
     """Maximum epochs of the derived model's retraining (early stopping on validation AUC)."""
     retrain_patience: int = 2
     """Epochs without a validation-AUC gain before retraining stops."""
+    keep_inherited: bool = True
+    """Validate the derived model's inherited one-shot weights before retraining (epoch 0) and
+    keep them when no retrained epoch beats them on validation."""
     max_parameters: int | None = None
     """Children with more parameters are never sampled in Step 3 (the issue asks for no more
     parameters than the best hand-designed baseline); None: no limit."""

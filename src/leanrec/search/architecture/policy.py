@@ -77,6 +77,7 @@ def _trainer(config: ArchitectureSearchConfig, epochs: int, seed_offset: int) ->
             seed=config.seed * 1000 + seed_offset,
             num_threads=config.num_threads,
             progress=config.progress,
+            validate_initial=config.keep_inherited,
         )
     )
 
