@@ -33,15 +33,10 @@ ELEMENT_MASKS = ("pep", "magprune")
 """Methods that prune single weights, not row suffixes: no packed export, CSR at best."""
 
 
-def stored_bytes(row: dict, max_dim: int) -> tuple[int, float]:
-    """Bytes of the row's two embedding tables in their most compact exact format, and the
-    ratio to the dense float32 ``d_max`` tables.
-
-    ``N`` (users + items) follows from the kept weights and the sparsity:
-    ``N d_max = kept / (1 - sparsity)``.
-    """
-    kept = int(row["embedding_parameters"])
-    rows_total = round(kept / (1.0 - row["sparsity"]) / max_dim)
+def stored_bytes(row: dict, rows_total: int, max_dim: int) -> tuple[int, float]:
+    """Bytes of the row's embedding tables (``rows_total`` = users + items rows) in their most
+    compact exact format, and the ratio to the dense float32 ``d_max`` tables."""
+    kept = round((1.0 - row["sparsity"]) * rows_total * max_dim)
     pointers = 4 * (rows_total + 2)  # int32 offsets / row pointers, N_users + 1 + N_items + 1
     per_weight = 5 if row["method"] in ELEMENT_MASKS else 4
     total = per_weight * kept + pointers
@@ -75,10 +70,13 @@ def main() -> None:
     max_dim = json.loads((Path(args.runs[0]) / "config.json").read_text())["search"]["max_dim"]
     print("\n| c | method | non-zero sparsity | stored bytes | vs dense |")
     print("|---|---|---|---|---|")
+    # users + items rows, from any row that counts its kept weights: N d_max = kept / (1 - s)
+    counted = next(r for r in rows if "embedding_parameters" in r and r["method"] != "full")
+    rows_total = round(counted["embedding_parameters"] / (1.0 - counted["sparsity"]) / max_dim)
     for row in rows:
-        if row["method"] == "full" or "embedding_parameters" not in row:
+        if row["method"] == "full":
             continue
-        total, ratio = stored_bytes(row, max_dim)
+        total, ratio = stored_bytes(row, rows_total, max_dim)
         row["stored_bytes"], row["stored_ratio"] = total, ratio
         print(
             f"| {row['target_sparsity']:.0%} | {row['method']} | {row['sparsity']:.2%} "
