@@ -6,6 +6,9 @@ child scoring; the derived model's retraining reported apart) and DeepFM's train
 early stopping. The issue's goal is a ratio <= 3.
 
     python benchmarks/ameir_search_cost.py runs/architecture-ml-1m-ctr
+
+Several directories (seeds run in parallel) are merged; a (method, seed) row is taken from the
+first directory that has it.
 """
 
 from __future__ import annotations
@@ -19,11 +22,16 @@ from common import print_table, write_results
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("run", help="output directory of leanrec experiment architecture")
+    parser.add_argument(
+        "runs", nargs="+", help="output directories of leanrec experiment architecture"
+    )
     parser.add_argument("--baseline", default="deepfm")
+    parser.add_argument("--name", default="ameir_search_cost", help="results/<name>.json")
     args = parser.parse_args()
-    rows = json.loads((Path(args.run) / "rows.json").read_text())
-    by_key = {(r["method"], r["seed"]): r for r in rows}
+    by_key: dict[tuple[str, int], dict] = {}
+    for run in args.runs:
+        for row in json.loads((Path(run) / "rows.json").read_text()):
+            by_key.setdefault((row["method"], row["seed"]), row)
     table, results = [], {}
     for (method, seed), row in sorted(by_key.items()):
         if method != "ameir" or (args.baseline, seed) not in by_key:
@@ -38,14 +46,14 @@ def main() -> None:
         results[f"seed{seed}_{args.baseline}_train_seconds"] = base["train_seconds"]
         results[f"seed{seed}_search_over_{args.baseline}"] = ratio
     if not table:
-        raise SystemExit(f"no seed has both an 'ameir' and a '{args.baseline}' row in {args.run}")
+        raise SystemExit(f"no seed has both an 'ameir' and a '{args.baseline}' row in {args.runs}")
     print_table(
         ["seed", "AMEIR search s", "AMEIR retrain s", f"{args.baseline} train s", "ratio"], table
     )
     results["mean_search_over_baseline"] = sum(r[-1] for r in table) / len(table)
     results["goal_ratio_at_most"] = 3.0
-    results["run"] = args.run
-    print(f"written: {write_results('ameir_search_cost', results)}")
+    results["run"] = ",".join(args.runs)
+    print(f"written: {write_results(args.name, results)}")
 
 
 if __name__ == "__main__":
