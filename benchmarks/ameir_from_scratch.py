@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -60,6 +62,29 @@ def widest_relu_mlp(
         mlp_widths=tuple(w / step3.input_dim for w in widths),
         mlp_activations=("relu",) * len(widths),
     )
+
+
+def train_variant(
+    label: str, make: Callable[[], CTRModel], split: Any, epochs: int, seed: int
+) -> tuple[list[Any], dict[str, Any]]:
+    """Build ``make()`` under ``seed``, train it from scratch (epoch chosen on validation AUC,
+    patience 2) and test that epoch: a table row and the ``<label>_...`` result keys."""
+    torch.manual_seed(seed)
+    model = make()
+    began = time.perf_counter()
+    config = CTRTrainerConfig(max_epochs=epochs, patience=2, seed=seed, num_threads=1)
+    fit = CTRTrainer(config).fit(model, split.train, split.valid)
+    test = evaluate_ctr(model, split.test)  # the best-validation epoch's weights
+    parameters = sum(p.numel() for p in model.parameters())
+    row = [label, fit.best_valid["auc"], test["auc"], fit.best_epoch, parameters]
+    return row, {
+        f"{label}_valid_auc": float(fit.best_valid["auc"]),
+        f"{label}_test_auc": float(test["auc"]),
+        f"{label}_best_epoch": int(fit.best_epoch),
+        f"{label}_parameters": int(parameters),
+        f"{label}_valid_auc_by_epoch": ",".join(f"{h['valid_auc']:.4f}" for h in fit.history),
+        f"{label}_seconds": time.perf_counter() - began,
+    }
 
 
 def main() -> None:
@@ -116,25 +141,9 @@ def main() -> None:
     }
     rows = []
     for label, make in variants.items():
-        torch.manual_seed(args.seed)
-        model = make()
-        trainer = CTRTrainer(
-            CTRTrainerConfig(max_epochs=args.epochs, patience=2, seed=args.seed, num_threads=1)
-        )
-        fit = trainer.fit(model, split.train, split.valid)
-        test = evaluate_ctr(model, split.test)  # the best-validation epoch's weights
-        parameters = sum(p.numel() for p in model.parameters())
-        aucs = ",".join(f"{h['valid_auc']:.4f}" for h in fit.history)
-        rows.append([label, fit.best_valid["auc"], test["auc"], fit.best_epoch, parameters])
-        results.update(
-            {
-                f"{label}_valid_auc": float(fit.best_valid["auc"]),
-                f"{label}_test_auc": float(test["auc"]),
-                f"{label}_best_epoch": int(fit.best_epoch),
-                f"{label}_parameters": int(parameters),
-                f"{label}_valid_auc_by_epoch": aucs,
-            }
-        )
+        row, figures = train_variant(label, make, split, args.epochs, args.seed)
+        rows.append(row)
+        results.update(figures)
     print_table(["model", "valid AUC", "test AUC", "best epoch", "parameters"], rows)
     print(f"written: {write_results(args.name, results)}")
 

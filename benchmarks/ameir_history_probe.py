@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
+from ameir_from_scratch import train_variant
 from common import print_table, write_results
 from leanrec.data.behavior import FeatureMap
 from leanrec.data.registry import load_behavior_dataset
@@ -37,7 +38,6 @@ from leanrec.search.architecture.interactions import SEShortcut, hadamard_intera
 from leanrec.search.architecture.mlp import MLP as SEARCHED_MLP
 from leanrec.search.architecture.model import _field_indices
 from leanrec.search.architecture.space import WIDTH_RATIOS
-from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, evaluate_ctr
 
 INTERACTION_SETS = {
     "hist_item": [("history", "item_id")],
@@ -113,33 +113,20 @@ def main() -> None:
     feature_map = split.feature_map
     results: dict[str, Any] = {"seed": args.seed}
     rows = []
+    makers: dict[str, Callable[[], CTRModel]] = {
+        "deepfm": lambda: build_ctr_model("deepfm", feature_map, seed=args.seed),
+        "deepfm_nohistfm": lambda: DeepFMWithoutHistoryFM(feature_map),
+    }
+    for name, interactions in INTERACTION_SETS.items():
+        ratios = widest(feature_map, interactions, args.max_parameters)
+        makers[name] = lambda i=interactions, r=ratios: HistoryFieldModel(feature_map, i, r)
+    unknown = sorted(set(args.variants) - set(makers))
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; known: {sorted(makers)}")
     for variant in args.variants:
-        torch.manual_seed(args.seed)
-        if variant == "deepfm":
-            model: CTRModel = build_ctr_model("deepfm", feature_map, seed=args.seed)
-        elif variant == "deepfm_nohistfm":
-            model = DeepFMWithoutHistoryFM(feature_map)
-        elif variant in INTERACTION_SETS:
-            ratios = widest(feature_map, INTERACTION_SETS[variant], args.max_parameters)
-            torch.manual_seed(args.seed)
-            model = HistoryFieldModel(feature_map, INTERACTION_SETS[variant], ratios)
-        else:
-            raise SystemExit(f"unknown variant {variant!r}")
-        began = time.perf_counter()
-        config = CTRTrainerConfig(max_epochs=10, patience=2, seed=args.seed, num_threads=1)
-        fit = CTRTrainer(config).fit(model, split.train, split.valid)
-        test = evaluate_ctr(model, split.test)
-        size = sum(p.numel() for p in model.parameters())
-        rows.append([variant, fit.best_valid["auc"], test["auc"], fit.best_epoch, size])
-        results.update(
-            {
-                f"{variant}_valid_auc": float(fit.best_valid["auc"]),
-                f"{variant}_test_auc": float(test["auc"]),
-                f"{variant}_best_epoch": int(fit.best_epoch),
-                f"{variant}_parameters": int(size),
-                f"{variant}_seconds": time.perf_counter() - began,
-            }
-        )
+        row, figures = train_variant(variant, makers[variant], split, 10, args.seed)
+        rows.append(row)
+        results.update(figures)
     print_table(["model", "valid AUC", "test AUC", "best epoch", "parameters"], rows)
     print(f"written: {write_results('ameir_history_probe', results)}")
 
