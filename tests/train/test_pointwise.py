@@ -143,3 +143,40 @@ def test_evaluate_ctr_matches_the_metrics_and_restores_the_mode(
     assert metrics["logloss"] == pytest.approx(log_loss(valid.labels, probs), rel=1e-6)
     with pytest.raises(ValueError, match="empty"):
         evaluate_ctr(model, valid.subset(np.arange(0)))
+
+
+def test_cosine_factor_matches_hand_computed_values() -> None:
+    config = CTRTrainerConfig(lr_schedule="cosine")
+    assert config.lr_factor(0, 8) == pytest.approx(1.0)
+    assert config.lr_factor(2, 8) == pytest.approx((1 + np.cos(np.pi / 4)) / 2)  # 0.8536
+    assert config.lr_factor(4, 8) == pytest.approx(0.5)
+    assert config.lr_factor(8, 8) == pytest.approx(0.0, abs=1e-12)
+    second_half = CTRTrainerConfig(lr_schedule="cosine", schedule_window=(0.5, 1.0))
+    assert second_half.lr_factor(0, 8) == pytest.approx(0.5)  # picks up where (0, 0.5) ended
+    assert second_half.lr_factor(4, 8) == pytest.approx((1 + np.cos(0.75 * np.pi)) / 2)
+    assert CTRTrainerConfig().lr_factor(5, 8) == 1.0
+    with pytest.raises(ValueError, match="lr_schedule"):
+        CTRTrainerConfig(lr_schedule="step")
+    with pytest.raises(ValueError, match="schedule_window"):
+        CTRTrainerConfig(lr_schedule="cosine", schedule_window=(0.6, 0.4))
+
+
+def test_cosine_schedule_sets_each_batch_step_size(
+    data: tuple[BehaviorSamples, BehaviorSamples], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train, _ = data
+    seen: list[float] = []
+    real_step = torch.optim.Adam.step
+
+    def recording_step(self: torch.optim.Adam, *args: object, **kwargs: object) -> object:
+        seen.append(self.param_groups[0]["lr"])
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    subset = train.subset(np.arange(512))  # 4 batches of 128 per epoch, 2 epochs: S = 8
+    config = CTRTrainerConfig(
+        batch_size=128, max_epochs=2, learning_rate=0.01, lr_schedule="cosine"
+    )
+    CTRTrainer(config).fit(small_model(), subset)
+    expected = [0.01 * (1 + np.cos(np.pi * s / 8)) / 2 for s in range(8)]
+    assert seen == pytest.approx(expected)

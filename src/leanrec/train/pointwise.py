@@ -36,6 +36,8 @@ from leanrec.models.ctr.base import CTRModel
 from leanrec.runner.progress import progress
 from leanrec.train.bpr import TrainingError
 
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+
 
 @dataclass
 class CTRTrainerConfig:
@@ -70,6 +72,13 @@ class CTRTrainerConfig:
     validate_initial: bool = False
     """Validate the starting weights as epoch 0 and keep them when no epoch beats them (for
     fine-tuning weights inherited from elsewhere, e.g. a one-shot supernet)."""
+    lr_schedule: str = "constant"
+    """``"constant"``, or ``"cosine"``: batch ``s`` of ``S = max_epochs · ⌈n / batch_size⌉``
+    uses ``η_s = η · (1 + cos(π t_s)) / 2`` with ``t_s = a + (b − a) · s / S`` and
+    ``(a, b) = schedule_window`` (no restarts; ``t = 1`` reaches zero)."""
+    schedule_window: tuple[float, float] = (0.0, 1.0)
+    """The stretch ``(a, b)`` of one cosine schedule that this fit covers, so that several fits
+    of the same weights can share one schedule (AMEIR's Step 2 cycles)."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.eval_batch_size < 1:
@@ -78,6 +87,19 @@ class CTRTrainerConfig:
             raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        start, end = self.schedule_window
+        if not 0.0 <= start <= end <= 1.0:
+            raise ValueError(f"schedule_window must satisfy 0 <= a <= b <= 1, got {start, end}")
+
+    def lr_factor(self, step: int, total_steps: int) -> float:
+        """``η_s / η`` for batch ``step`` (0-based) of ``total_steps``."""
+        if self.lr_schedule == "constant":
+            return 1.0
+        start, end = self.schedule_window
+        t = start + (end - start) * min(step, total_steps) / max(1, total_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * t))
 
 
 @dataclass
@@ -174,8 +196,11 @@ class CTRTrainer:
         rng: np.random.Generator,
         epoch: int,
         deadline: float | None = None,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     ) -> tuple[float, int, bool]:
-        """One shuffled pass; returns (mean loss, samples seen, whether the deadline passed)."""
+        """One shuffled pass; returns (mean loss, samples seen, whether the deadline passed).
+
+        ``scheduler`` is stepped after every batch."""
         cfg = self.config
         model.train()
         total, count = 0.0, 0
@@ -200,6 +225,8 @@ class CTRTrainer:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             total += float(loss.detach()) * len(batch)
             count += len(batch)
             if deadline is not None and time.perf_counter() >= deadline:
@@ -227,6 +254,12 @@ class CTRTrainer:
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         optimizer = self._optimizer(model)
+        scheduler = None
+        if cfg.lr_schedule != "constant":
+            total_steps = cfg.max_epochs * math.ceil(len(train) / cfg.batch_size)
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: cfg.lr_factor(step, total_steps)
+            )
         has_valid = valid is not None and len(valid) > 0
 
         history: list[dict[str, float]] = []
@@ -245,7 +278,7 @@ class CTRTrainer:
         for epoch in range(1, cfg.max_epochs + 1):
             t0 = time.perf_counter()
             loss, seen, out_of_time = self.train_epoch(
-                model, optimizer, train, rng, epoch, deadline
+                model, optimizer, train, rng, epoch, deadline, scheduler
             )
             seconds = time.perf_counter() - t0
             train_seconds += seconds

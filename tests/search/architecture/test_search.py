@@ -309,3 +309,25 @@ def test_step3_inherits_embeddings_and_blocks_from_step1(split) -> None:
     key = next(k for k in copied if k.startswith("embedder.tables.item_id"))
     assert state[key].abs().max() > 0.1  # Step 1 moved far from the 1e-4 initialisation
     assert torch.allclose(model.state_dict()[key], state[key], atol=0.05)
+
+
+def test_cosine_one_shot_schedule_runs_once_over_each_step(split, monkeypatch) -> None:
+    """Step 2's cycles and a fractional pass continue one cosine decay instead of restarting."""
+    windows: list[tuple[str, tuple[float, float]]] = []
+    real_trainer = search_policy._trainer
+
+    def recording_trainer(config, epochs, seed_offset, schedule="constant", window=(0.0, 1.0)):
+        windows.append((schedule, window))
+        return real_trainer(config, epochs, seed_offset, schedule, window)
+
+    monkeypatch.setattr(search_policy, "_trainer", recording_trainer)
+    config = tiny_config(behavior_blocks=0, supernet_epochs=1.5, one_shot_schedule="cosine")
+    search_architecture(split, config)
+    one_shot = [w for s, w in windows if s == "cosine"]
+    # Step 1: 1 whole pass + half a pass; Step 2: two cycles of 0.75 (fractions only);
+    # Step 3: 1 + 0.5 again. The retraining runs at a constant step size.
+    expected = [(0, 2 / 3), (2 / 3, 1), (0, 0.5), (0.5, 1), (0, 2 / 3), (2 / 3, 1)]
+    assert np.allclose(np.array(one_shot, dtype=float), np.array(expected))
+    assert windows[-1][0] == "constant"
+    with pytest.raises(ValueError, match="one_shot_schedule"):
+        tiny_config(one_shot_schedule="linear")

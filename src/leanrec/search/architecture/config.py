@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from leanrec.search.architecture.space import check_readout
+from leanrec.train.pointwise import LR_SCHEDULES
 
 
 @dataclass
@@ -60,6 +61,10 @@ class ArchitectureSearchConfig:
     Step 2's cycles share its budget."""
     learning_rate: float = 1e-3
     """Adam step size of the one-shot models and of the retraining."""
+    one_shot_schedule: str = "constant"
+    """Step size of each one-shot model over its training: ``"constant"``, or ``"cosine"``,
+    one cosine decay to zero over the step's whole one-shot budget, shared by Step 2's cycles
+    (paper: "a single cosine schedule is introduced for learning rate decay")."""
     batch_size: int = 1024
     """Samples per step (paper: 1024)."""
     retrain_epochs: int = 8
@@ -90,6 +95,10 @@ class ArchitectureSearchConfig:
         if not 0.0 <= self.largest_child_share <= 1.0:
             raise ValueError(
                 f"largest_child_share must lie in [0, 1], got {self.largest_child_share}"
+            )
+        if self.one_shot_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"one_shot_schedule must be one of {LR_SCHEDULES}, got {self.one_shot_schedule!r}"
             )
         if self.supernet_epochs <= 0:
             raise ValueError(f"supernet_epochs must be > 0, got {self.supernet_epochs}")

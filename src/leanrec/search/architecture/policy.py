@@ -67,7 +67,13 @@ class SearchResult:
     steps: dict[str, Any] = field(default_factory=dict)
 
 
-def _trainer(config: ArchitectureSearchConfig, epochs: int, seed_offset: int) -> CTRTrainer:
+def _trainer(
+    config: ArchitectureSearchConfig,
+    epochs: int,
+    seed_offset: int,
+    schedule: str = "constant",
+    window: tuple[float, float] = (0.0, 1.0),
+) -> CTRTrainer:
     return CTRTrainer(
         CTRTrainerConfig(
             learning_rate=config.learning_rate,
@@ -78,6 +84,8 @@ def _trainer(config: ArchitectureSearchConfig, epochs: int, seed_offset: int) ->
             num_threads=config.num_threads,
             progress=config.progress,
             validate_initial=config.keep_inherited,
+            lr_schedule=schedule,
+            schedule_window=window,
         )
     )
 
@@ -89,17 +97,24 @@ def train_epochs(
     config: ArchitectureSearchConfig,
     rng: np.random.Generator,
     seed_offset: int,
+    schedule: str = "constant",
+    window: tuple[float, float] = (0.0, 1.0),
 ) -> float:
     """Train ``model`` for ``epochs`` passes without validation (a fractional pass: a random
-    subset of that size); returns seconds."""
+    subset of that size); returns seconds.
+
+    With ``schedule="cosine"`` these passes cover the stretch ``window`` of one cosine decay
+    (the whole passes first, the fraction last)."""
     began = time.perf_counter()
     whole = math.floor(epochs)
     fraction = epochs - whole
+    start, end = window
+    middle = start + (end - start) * whole / epochs
     if whole:
-        _trainer(config, whole, seed_offset).fit(model, train)
+        _trainer(config, whole, seed_offset, schedule, (start, middle)).fit(model, train)
     if fraction > 1e-9:
         rows = np.sort(rng.choice(len(train), max(1, int(fraction * len(train))), replace=False))
-        _trainer(config, 1, seed_offset + 1).fit(model, train.subset(rows))
+        _trainer(config, 1, seed_offset + 1, schedule, (middle, end)).fit(model, train.subset(rows))
     model.eval()
     return time.perf_counter() - began
 
@@ -111,11 +126,15 @@ def train_one_shot(
     config: ArchitectureSearchConfig,
     rng: np.random.Generator,
     seed_offset: int,
+    window: tuple[float, float] = (0.0, 1.0),
 ) -> float:
-    """:func:`train_epochs` for a one-shot model, drawing one child per batch."""
+    """:func:`train_epochs` for a one-shot model, drawing one child per batch, with the step
+    size of ``config.one_shot_schedule`` (over ``window`` of it)."""
     model.sample_each_batch = True
     try:
-        return train_epochs(model, train, epochs, config, rng, seed_offset)
+        return train_epochs(
+            model, train, epochs, config, rng, seed_offset, config.one_shot_schedule, window
+        )
     finally:
         model.sample_each_batch = False
 
@@ -231,6 +250,7 @@ def step2_interactions(
             config,
             rng,
             10 + cycle,
+            (cycle / config.evolution_cycles, (cycle + 1) / config.evolution_cycles),
         )
         t0 = time.perf_counter()
         scores = score_children(model, candidates, subset, 8192)
