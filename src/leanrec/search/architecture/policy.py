@@ -109,7 +109,7 @@ def train_epochs(
     whole = math.floor(epochs)
     fraction = epochs - whole
     start, end = window
-    middle = start + (end - start) * whole / epochs
+    middle = start + (end - start) * whole / epochs if epochs > 0 else end
     if whole:
         _trainer(config, whole, seed_offset, schedule, (start, middle)).fit(model, train)
     if fraction > 1e-9:
