@@ -58,6 +58,9 @@ def main() -> None:
             results[f"{method}_{metric}_mean"] = float(values.mean())
             results[f"{method}_{metric}_std"] = float(values.std())
         results[f"{method}_seeds"] = len(found)
+        for metric in ("valid_auc", "test_auc", "parameters"):
+            by_seed = sorted((r["seed"], r[metric]) for r in found)
+            results[f"{method}_{metric}_by_seed"] = json.dumps(dict(by_seed))
         stats[method] = entry
         table.append(
             [
