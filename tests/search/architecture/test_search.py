@@ -331,3 +331,97 @@ def test_cosine_one_shot_schedule_runs_once_over_each_step(split, monkeypatch) -
     assert windows[-1][0] == "constant"
     with pytest.raises(ValueError, match="one_shot_schedule"):
         tiny_config(one_shot_schedule="linear")
+
+
+def _scale_embeddings(model: torch.nn.Module, std: float = 0.5) -> None:
+    """Redraw the (small-initialised) embeddings so that the FM term is far above atol."""
+    with torch.no_grad():
+        for parameter in model.embedder.parameters():
+            parameter.normal_(0.0, std)
+
+
+def _pairwise_sum(vectors: list[torch.Tensor]) -> torch.Tensor:
+    """``Σ_{i<j} <v_i, v_j>`` by the double loop, ``(B,)``."""
+    total = torch.zeros(vectors[0].shape[0])
+    for i in range(len(vectors)):
+        for j in range(i + 1, len(vectors)):
+            total = total + (vectors[i] * vectors[j]).sum(dim=1)
+    return total
+
+
+def test_fm_shortcut_adds_the_pairwise_term_over_fields_interactions_and_history(split) -> None:
+    architecture = Architecture(
+        interactions=(("age", "gender"), ("gender", "item_id", "user_id")),
+        mlp_widths=(0.5, 0.2),
+        mlp_activations=("relu", "swish"),
+        readout=("mean",),
+    )
+    torch.manual_seed(0)
+    plain = AMEIRModel.from_architecture(split.feature_map, architecture, embedding_dim=4).eval()
+    _scale_embeddings(plain)
+    with_fm = AMEIRModel.from_architecture(
+        split.feature_map, dataclasses.replace(architecture, fm_shortcut=True), embedding_dim=4
+    ).eval()
+    with_fm.load_state_dict(plain.state_dict())  # no parameter of its own
+    assert sum(p.numel() for p in with_fm.parameters()) == sum(
+        p.numel() for p in plain.parameters()
+    )
+    batch = split.valid.batch(np.arange(48))
+    inputs = plain.embedder(batch)
+    names = plain.embedder.field_names
+    fields = [inputs.fields[:, k] for k in range(inputs.fields.shape[1])]
+    products = [
+        torch.stack([inputs.fields[:, names.index(f)] for f in interaction]).prod(dim=0)
+        for interaction in architecture.interactions
+    ]
+    mask = inputs.history_mask.to(inputs.history.dtype)
+    history = (inputs.history * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+    fm = _pairwise_sum(fields + products + [history])
+    assert fm.abs().mean() > 0.1
+    with torch.no_grad():
+        assert torch.allclose(with_fm(batch), plain(batch) + fm, atol=1e-4)
+    # the JSON carries the switch; a file written before it existed reads as off
+    assert Architecture.from_dict(with_fm.architecture.to_dict()).fm_shortcut is True
+    old = {k: v for k, v in architecture.to_dict().items() if k != "fm_shortcut"}
+    assert Architecture.from_dict(old).fm_shortcut is False
+
+
+def test_fm_shortcut_is_inherited_by_derived_models_of_every_one_shot_model(split) -> None:
+    batch = split.valid.batch(np.arange(32))
+    rng = np.random.default_rng(5)
+    torch.manual_seed(0)
+    config = AMEIRConfig(embedding_dim=4, behavior_blocks=2, mlp_layers=2, fm_shortcut=True)
+    step3 = MLPStepModel(
+        split.feature_map,
+        config,
+        blocks=(
+            BlockChoice("layernorm", "conv3", "relu"),
+            BlockChoice("none", "avg_pool3", "gelu"),
+        ),
+        interactions=(("age", "gender"),),
+    ).eval()
+    joint = JointOneShotModel(split.feature_map, config, n_interactions=2).eval()
+    _scale_embeddings(step3)
+    _scale_embeddings(joint)
+    for model in (step3, joint):
+        for _ in range(2):
+            choice = model.sample(rng)
+            model.active = choice
+            expected = model(batch)
+            derived = (
+                model.derive(choice)
+                if isinstance(model, JointOneShotModel)
+                else AMEIRModel.from_step3(model, choice)
+            ).eval()
+            assert derived.architecture.fm_shortcut
+            assert torch.allclose(derived(batch), expected, atol=1e-4)
+    # the switch changes the one-shot models' output (it is not silently dropped)
+    off = MLPStepModel(
+        split.feature_map,
+        dataclasses.replace(config, fm_shortcut=False),
+        blocks=step3.blocks,
+        interactions=step3.interactions,
+    ).eval()
+    off.load_state_dict(step3.state_dict())
+    off.active = step3.active
+    assert (off(batch) - step3(batch)).abs().mean() > 0.1

@@ -88,6 +88,7 @@ def sample_architecture(
         mlp_activations=activations,
         se_shortcut=True,
         readout=tuple(config.readout),
+        fm_shortcut=config.fm_shortcut,
     )
 
 

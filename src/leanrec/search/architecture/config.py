@@ -32,6 +32,12 @@ class ArchitectureSearchConfig:
     the last-state and target-attention parts fit the training set faster and validate worse,
     as DIN does against DNN. Children with inherited weights cannot tell these apart after one
     supernet epoch, so this is a setting, not a searched choice."""
+    fm_shortcut: bool = False
+    """Backbone option: add the FM pairwise term ``Σ_{i<j} <q_i, q_j>`` over the fields, the
+    kept interactions and the pooled history to every model's logit (no parameters). The paper
+    keeps this in its backbone analysis: searched interactions "applied to MLP and FM" improve
+    a DNN in orthogonal ways, and its AMEIR-I is a DeepFM backbone with searched interactions.
+    It is a setting, like ``readout``, not a searched choice."""
     predefined_mlp: tuple[int, ...] = (200, 80)
     """The fixed MLP of Steps 1 and 2 (paper: [200, 80])."""
     interactions: int = 5

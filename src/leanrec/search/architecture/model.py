@@ -12,7 +12,9 @@ draws a new child uniformly for every batch (one-shot random search, paper Sec. 
   "projection of a concatenation is a sum of projections"); the behaviour network is left out.
 * :class:`MLPStepModel` (Step 3): the chosen behaviour blocks and interactions, a sliced MLP
   over ``h^c_0 = [h^a, e^b, p^b]`` and the SE shortcut over ``[e^b, p^b]``; output
-  ``w^T [h^c_{L_c}, h^se]``.
+  ``w^T [h^c_{L_c}, h^se]`` (plus, with ``fm_shortcut``, the FM term of
+  :func:`fm_shortcut_logit` over ``[e^b, p^b]`` and the pooled history; Steps 1-2 then add it
+  over ``e^b`` and the pooled history).
 * :class:`AMEIRModel`: one fixed :class:`~leanrec.search.architecture.space.Architecture`
   (the final, derived model), buildable from JSON and from Step 3's weights.
 """
@@ -31,8 +33,8 @@ from torch import nn
 from leanrec.data.behavior import FeatureMap
 from leanrec.embeddings.base import TableFactory
 from leanrec.models.ctr.base import CTRConfig, CTRModel
-from leanrec.models.ctr.inputs import EmbeddedBatch
-from leanrec.models.ctr.layers import MLP
+from leanrec.models.ctr.inputs import EmbeddedBatch, Pooling
+from leanrec.models.ctr.layers import MLP, fm_second_order
 from leanrec.search.architecture.blocks import BehaviorNetwork, BehaviorSupernet
 from leanrec.search.architecture.interactions import (
     OneShotInteractionLayer,
@@ -65,6 +67,9 @@ class AMEIRConfig(CTRConfig):
     readout: tuple[str, ...] = PAPER_READOUT
     """Parts of the behaviour readout ``h^a`` of the one-shot models (the derived model takes
     its architecture's)."""
+    fm_shortcut: bool = False
+    """Add the FM pairwise term over the fields (and interactions) and the pooled history to
+    the one-shot models' logits (the derived model takes its architecture's)."""
     architecture: dict[str, Any] = field(default_factory=dict)
     """The derived model's :class:`Architecture` as a dict (:class:`AMEIRModel` only)."""
 
@@ -88,6 +93,22 @@ def _field_indices(names: list[str], interactions: tuple[Interaction, ...]) -> t
         index = [names.index(f) for f in interaction]
         rows.append(index + [-1] * (width - len(index)))
     return torch.tensor(rows, dtype=torch.long)
+
+
+def fm_shortcut_logit(q: torch.Tensor, inputs: EmbeddedBatch, pooling: Pooling) -> torch.Tensor:
+    """FM shortcut ``Σ_{i<j} <q_i, q_j>`` over ``[q, pooled history]`` (DeepFM's second-order
+    term, with searched interactions as extra fields when ``q`` holds them).
+
+    Args:
+        q: ``(B, n, d)`` field (and interaction) vectors.
+        inputs: the batch, for its history.
+        pooling: history pooling, ``"mean"`` or ``"sum"``.
+
+    Returns:
+        ``(B,)``.
+    """
+    history = inputs.pooled_history(pooling)
+    return fm_second_order(torch.cat([q, history[:, None, :]], dim=1))
 
 
 class _OneShot(CTRModel):
@@ -142,7 +163,10 @@ class BehaviorStepModel(_OneShot):
     def logits(self, inputs: EmbeddedBatch) -> torch.Tensor:
         h = self.behavior(inputs.history, inputs.history_mask, inputs.target, self.active)
         h_a = self.behavior.readout(h, inputs.history_mask, inputs.target)
-        return self.mlp(torch.cat([h_a, inputs.fields.flatten(1)], dim=1)).squeeze(-1)
+        logit = self.mlp(torch.cat([h_a, inputs.fields.flatten(1)], dim=1)).squeeze(-1)
+        if self.config.fm_shortcut:
+            logit = logit + fm_shortcut_logit(inputs.fields, inputs, self.config.history_pooling)
+        return logit
 
 
 # ------------------------------------------------------------------------------------- Step 2
@@ -183,7 +207,10 @@ class InteractionStepModel(_OneShot):
 
     def logits(self, inputs: EmbeddedBatch) -> torch.Tensor:
         hidden = self.first_activation(self.first(inputs.fields, self.active))
-        return self.rest(hidden).squeeze(-1)
+        logit = self.rest(hidden).squeeze(-1)
+        if self.config.fm_shortcut:  # over the fields only: the sampled interaction feeds the MLP
+            logit = logit + fm_shortcut_logit(inputs.fields, inputs, self.config.history_pooling)
+        return logit
 
 
 # ------------------------------------------------------------------------------------- Step 3
@@ -302,7 +329,10 @@ class MLPStepModel(_OneShot):
         if self.se is not None:
             parts.append(self.se(q))
             weight = torch.cat([weight, self.output_weight[self.input_dim :]])
-        return torch.cat(parts, dim=1) @ weight + self.output_bias
+        logit = torch.cat(parts, dim=1) @ weight + self.output_bias
+        if self.config.fm_shortcut:
+            logit = logit + fm_shortcut_logit(q, inputs, self.config.history_pooling)
+        return logit
 
 
 # ------------------------------------------------------------------------------ derived model
@@ -350,7 +380,10 @@ class AMEIRModel(CTRModel):
         parts = [self.mlp(torch.cat([h_a, q.flatten(1)], dim=1))]
         if self.se is not None:
             parts.append(self.se(q))
-        return self.output(torch.cat(parts, dim=1)).squeeze(-1)
+        logit = self.output(torch.cat(parts, dim=1)).squeeze(-1)
+        if self.architecture.fm_shortcut:
+            logit = logit + fm_shortcut_logit(q, inputs, self.config.history_pooling)
+        return logit
 
     @classmethod
     def from_architecture(
@@ -381,6 +414,7 @@ class AMEIRModel(CTRModel):
             mlp_activations=choice.activations,
             se_shortcut=step3.se is not None,
             readout=step3.behavior.readout_layer.parts,
+            fm_shortcut=step3.config.fm_shortcut,
         )
         model = cls.from_architecture(step3.feature_map, architecture, step3.config.embedding_dim)
         model.embedder.load_state_dict(step3.embedder.state_dict())

@@ -341,6 +341,7 @@ def _model_config(config: ArchitectureSearchConfig) -> AMEIRConfig:
         behavior_blocks=config.behavior_blocks,
         mlp_layers=config.mlp_layers,
         readout=tuple(config.readout),
+        fm_shortcut=config.fm_shortcut,
     )
 
 

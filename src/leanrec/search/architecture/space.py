@@ -11,7 +11,10 @@ An :class:`Architecture` is one child model of the space:
   fields, each named by its sorted field names (``p^b``).
 * Stage 3, aggregation MLP over ``h^c_0 = [h^a, e^b, p^b]``: per layer a width ratio of
   ``K^c_0`` from :data:`WIDTH_RATIOS` (non-increasing) and an activation from
-  :data:`MLP_ACTIVATIONS` (Eq. 2); plus the Squeeze-and-Excitation shortcut over ``[e^b, p^b]``.
+  :data:`MLP_ACTIVATIONS` (Eq. 2); plus the Squeeze-and-Excitation shortcut over ``[e^b, p^b]``
+  and, as a backbone option, a factorization-machine shortcut over ``[e^b, p^b]`` and the pooled
+  history (the paper's Sec. 3 backbone analysis: searched "interactions applied to MLP and FM";
+  its AMEIR-I is a DeepFM backbone with searched interactions).
 
 Architectures are saved as JSON (``leanrec train --architecture file.json`` rebuilds one).
 """
@@ -110,6 +113,8 @@ class Architecture:
         mlp_widths: per hidden layer, a ratio of ``K^c_0`` (non-increasing).
         mlp_activations: per hidden layer, an activation from :data:`MLP_ACTIVATIONS`.
         se_shortcut: whether the SE shortcut over ``[e^b, p^b]`` feeds the output.
+        fm_shortcut: whether the FM pairwise term ``Σ_{i<j} <q_i, q_j>`` over ``[e^b, p^b]`` and
+            the pooled history is added to the logit (no parameters; a file without it: off).
         readout: the parts of ``h^a`` (:data:`READOUT_PARTS`); a file without it gets the
             paper's :data:`PAPER_READOUT`.
     """
@@ -120,6 +125,7 @@ class Architecture:
     mlp_activations: tuple[str, ...] = ()
     se_shortcut: bool = True
     readout: tuple[str, ...] = PAPER_READOUT
+    fm_shortcut: bool = False
     extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
     """Free-form notes (how it was found, its validation score); not part of the identity."""
 
@@ -168,6 +174,7 @@ class Architecture:
             "mlp_activations",
             "se_shortcut",
             "readout",
+            "fm_shortcut",
             "extra",
         }
         unknown = set(raw) - known
@@ -182,6 +189,7 @@ class Architecture:
             mlp_activations=tuple(raw.get("mlp_activations", [])),  # type: ignore[arg-type]
             se_shortcut=bool(raw.get("se_shortcut", True)),
             readout=tuple(raw.get("readout", PAPER_READOUT)),  # type: ignore[arg-type]
+            fm_shortcut=bool(raw.get("fm_shortcut", False)),
             extra=dict(raw.get("extra", {})),  # type: ignore[call-overload]
         )
 
