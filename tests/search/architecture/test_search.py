@@ -425,3 +425,42 @@ def test_fm_shortcut_is_inherited_by_derived_models_of_every_one_shot_model(spli
     off.load_state_dict(step3.state_dict())
     off.active = step3.active
     assert (off(batch) - step3(batch)).abs().mean() > 0.1
+
+
+def test_carry_embeddings_passes_them_step_to_step_and_survives_a_resume(
+    split, monkeypatch, tmp_path
+) -> None:
+    """Each one-shot model starts from the previous step's final field embeddings (also when
+    Step 3 is rerun from a folder); without the switch Step 2 starts from scratch."""
+    key = "embedder.tables.item_id.weight"
+    starts: list[tuple[str, torch.Tensor]] = []
+    ends: list[tuple[str, torch.Tensor]] = []
+    real = search_policy.train_one_shot
+
+    def recording(model, *args, **kwargs):
+        starts.append((model.name, model.state_dict()[key].clone()))
+        seconds = real(model, *args, **kwargs)
+        ends.append((model.name, model.state_dict()[key].clone()))
+        return seconds
+
+    monkeypatch.setattr(search_policy, "train_one_shot", recording)
+    config = tiny_config(carry_embeddings=True, fm_shortcut=True)
+    search_architecture(split, config, tmp_path / "run")
+    names = [name for name, _ in starts]
+    assert names == ["ameir_step1", "ameir_step2", "ameir_step2", "ameir_step3"]
+    assert torch.equal(starts[1][1], ends[0][1])  # Step 2 <- Step 1
+    assert torch.equal(starts[2][1], ends[1][1])  # cycle 2 <- cycle 1
+    assert torch.equal(starts[3][1], ends[2][1])  # Step 3 <- Step 2
+    assert not torch.equal(starts[3][1], ends[0][1])
+    # a rerun skips Steps 1-2 and starts Step 3 from the saved Step 2 weights
+    step2_end = ends[2][1]
+    starts.clear()
+    ends.clear()
+    search_architecture(split, config, tmp_path / "run")
+    assert [name for name, _ in starts] == ["ameir_step3"]
+    assert torch.equal(starts[0][1], step2_end)
+    # switched off: Step 2 starts from its own initialisation
+    starts.clear()
+    ends.clear()
+    search_architecture(split, tiny_config(fm_shortcut=True))
+    assert not torch.allclose(starts[1][1], ends[0][1], atol=1e-3)

@@ -65,6 +65,13 @@ class ArchitectureSearchConfig:
     supernet_epochs: float = 1.0
     """Passes over the training samples for each step's one-shot model (fractions allowed);
     Step 2's cycles share its budget."""
+    carry_embeddings: bool = False
+    """Step 2's one-shot model starts from Step 1's field embeddings and Step 3's from Step
+    2's (Step 3 still takes the behaviour network from Step 1), so the derived model's
+    embeddings are trained by all three one-shot budgets in turn, as the single-stage
+    baseline's are by its one budget of the same length. Off: Step 2 starts from scratch and
+    Step 3 inherits from Step 1 only (the paper inherits within Step 2's cycles and into the
+    derived model; it does not say whether steps pass weights on)."""
     learning_rate: float = 1e-3
     """Adam step size of the one-shot models and of the retraining."""
     one_shot_schedule: str = "constant"

@@ -44,6 +44,25 @@ Log = Callable[[str], None]
 INHERITED_FROM_STEP1 = ("embedder.", "behavior.")
 """State-dict prefixes Step 3 copies from Step 1's one-shot model: field embeddings, the
 behaviour blocks (Step 3 runs the chosen ones) and the read-out."""
+CARRIED_FROM_STEP2 = ("embedder.",)
+"""With ``carry_embeddings``: what Step 2 starts from (Step 1's) and Step 3 takes from Step 2."""
+
+
+def inherit(
+    model: torch.nn.Module, state: dict[str, torch.Tensor] | None, prefixes: tuple[str, ...]
+) -> int:
+    """Copy the entries of ``state`` under ``prefixes`` whose name and shape ``model`` has;
+    returns how many tensors were copied."""
+    if state is None:
+        return 0
+    own = model.state_dict()
+    picked = {
+        k: v
+        for k, v in state.items()
+        if k.startswith(prefixes) and k in own and own[k].shape == v.shape
+    }
+    model.load_state_dict(picked, strict=False)
+    return len(picked)
 
 
 @dataclass
@@ -226,12 +245,19 @@ def step2_interactions(
     config: ArchitectureSearchConfig,
     rng: np.random.Generator,
     log: Log | None = None,
+    initial_state: dict[str, torch.Tensor] | None = None,
+    step2_models: list[Any] | None = None,
 ) -> tuple[tuple[Interaction, ...], dict[str, Any]]:
-    """Step 2: evolve Hadamard interactions (behaviour network left out)."""
+    """Step 2: evolve Hadamard interactions (behaviour network left out); the field
+    embeddings start from ``initial_state`` when given, and the trained one-shot model is
+    appended to ``step2_models`` when given."""
     if config.interactions == 0:
         return (), {"cycles": []}
     torch.manual_seed(config.seed + 1)
     model = InteractionStepModel(split.feature_map, _model_config(config))
+    inherit(model, initial_state, CARRIED_FROM_STEP2)
+    if step2_models is not None:
+        step2_models.append(model)
     model.sampler = lambda: model.sample(rng)
     names = model.field_names
     population: list[Interaction] = initial_population(names)
@@ -297,20 +323,16 @@ def step3_mlp(
     config: ArchitectureSearchConfig,
     rng: np.random.Generator,
     step1_state: dict[str, torch.Tensor] | None = None,
+    step2_state: dict[str, torch.Tensor] | None = None,
 ) -> tuple[MLPStepModel, MLPChoice, dict[str, Any]]:
-    """Step 3: MLP widths and activations by slicing, with the SE shortcut."""
+    """Step 3: MLP widths and activations by slicing, with the SE shortcut; embeddings, blocks
+    and readout inherited from Step 1, then the embeddings from ``step2_state`` when given."""
     torch.manual_seed(config.seed + 2)
     model = MLPStepModel(
         split.feature_map, _model_config(config), blocks=blocks, interactions=interactions
     )
-    if step1_state is not None:  # inherit embeddings, blocks and readout from Step 1
-        own = model.state_dict()
-        inherited = {
-            k: v
-            for k, v in step1_state.items()
-            if k.startswith(INHERITED_FROM_STEP1) and k in own and own[k].shape == v.shape
-        }
-        model.load_state_dict(inherited, strict=False)
+    inherit(model, step1_state, INHERITED_FROM_STEP1)
+    inherit(model, step2_state, CARRIED_FROM_STEP2)
     model.max_parameters = config.max_parameters
     share = config.largest_child_share
 
@@ -409,20 +431,39 @@ def search_architecture(
     say(f"step 1 chose {[f'{b.norm}/{b.layer}/{b.activation}' for b in blocks]}")
     # Step 2 ------------------------------------------------------------------------------
     record = load("step2")
+    step2_path = folder / "step2_state.pt" if folder is not None else None
+    step2_state: dict[str, torch.Tensor] | None = None
     if record is None:
         say("step 2: interactions")
+        trained = []
         t0 = time.perf_counter()
-        interactions, record = step2_interactions(split, subset, config, rng, say)
+        interactions, record = step2_interactions(
+            split,
+            subset,
+            config,
+            rng,
+            say,
+            step1_state if config.carry_embeddings else None,
+            trained,
+        )
         record["wall_seconds"] = time.perf_counter() - t0
+        if config.carry_embeddings and trained:
+            step2_state = trained[0].state_dict()
+            if step2_path is not None:
+                torch.save(step2_state, step2_path)
         save("step2", record)
     else:
         steps["step2"] = record
         interactions = tuple(tuple(i) for i in record["chosen"])
+        if config.carry_embeddings and step2_path is not None and step2_path.is_file():
+            step2_state = torch.load(step2_path, weights_only=True)
     say(f"step 2 chose {['x'.join(i) for i in interactions]}")
     # Step 3 (always rerun when resuming: its weights initialise the derived model) ---------
     say("step 3: MLP")
     t0 = time.perf_counter()
-    step3, choice, record = step3_mlp(split, subset, blocks, interactions, config, rng, step1_state)
+    step3, choice, record = step3_mlp(
+        split, subset, blocks, interactions, config, rng, step1_state, step2_state
+    )
     record["wall_seconds"] = time.perf_counter() - t0
     save("step3", record)
     say(f"step 3 chose widths {choice.widths}, activations {choice.activations}")
