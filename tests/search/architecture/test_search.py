@@ -12,7 +12,12 @@ import torch
 from leanrec.data.behavior import BehaviorSplit
 from leanrec.models.ctr import load_ctr_model
 from leanrec.search.architecture import policy as search_policy
-from leanrec.search.architecture.baselines import JointOneShotModel, sample_interactions
+from leanrec.search.architecture.baselines import (
+    JointOneShotModel,
+    embedded_field_names,
+    sample_architecture,
+    sample_interactions,
+)
 from leanrec.search.architecture.config import ArchitectureSearchConfig
 from leanrec.search.architecture.experiment import (
     ArchitectureExperiment,
@@ -160,6 +165,13 @@ def test_joint_one_shot_children_derive_exactly(split) -> None:
         assert torch.allclose(derived(batch), expected, atol=1e-5)
         model._use_child(choice)
         assert model.child_parameters(choice.mlp) == sum(p.numel() for p in derived.parameters())
+
+
+def test_random_search_children_take_the_fm_shortcut_setting(split) -> None:
+    names = embedded_field_names(split.feature_map)
+    for on in (True, False):
+        child = sample_architecture(np.random.default_rng(0), names, tiny_config(fm_shortcut=on))
+        assert child.fm_shortcut is on
 
 
 def test_sampled_interactions_are_distinct_canonical_and_bounded() -> None:
@@ -445,7 +457,8 @@ def test_carry_embeddings_passes_them_step_to_step_and_survives_a_resume(
 
     monkeypatch.setattr(search_policy, "train_one_shot", recording)
     config = tiny_config(carry_embeddings=True, fm_shortcut=True)
-    search_architecture(split, config, tmp_path / "run")
+    found = search_architecture(split, config, tmp_path / "run")
+    assert found.architecture.fm_shortcut  # the backbone option reaches the derived model
     names = [name for name, _ in starts]
     assert names == ["ameir_step1", "ameir_step2", "ameir_step2", "ameir_step3"]
     assert torch.equal(starts[1][1], ends[0][1])  # Step 2 <- Step 1
@@ -462,5 +475,5 @@ def test_carry_embeddings_passes_them_step_to_step_and_survives_a_resume(
     # switched off: Step 2 starts from its own initialisation
     starts.clear()
     ends.clear()
-    search_architecture(split, tiny_config(fm_shortcut=True))
+    search_architecture(split, tiny_config(carry_embeddings=False))
     assert not torch.allclose(starts[1][1], ends[0][1], atol=1e-3)

@@ -32,12 +32,14 @@ class ArchitectureSearchConfig:
     the last-state and target-attention parts fit the training set faster and validate worse,
     as DIN does against DNN. Children with inherited weights cannot tell these apart after one
     supernet epoch, so this is a setting, not a searched choice."""
-    fm_shortcut: bool = False
+    fm_shortcut: bool = True
     """Backbone option: add the FM pairwise term ``Σ_{i<j} <q_i, q_j>`` over the fields, the
     kept interactions and the pooled history to every model's logit (no parameters). The paper
     keeps this in its backbone analysis: searched interactions "applied to MLP and FM" improve
     a DNN in orthogonal ways, and its AMEIR-I is a DeepFM backbone with searched interactions.
-    It is a setting, like ``readout``, not a searched choice."""
+    It is a setting, like ``readout``, not a searched choice. On by default because it
+    validates higher on ML-1M CTR (3 seeds, no Stage 1, with ``carry_embeddings``): mean
+    validation AUC 0.8121 against 0.8067 without either option (README)."""
     predefined_mlp: tuple[int, ...] = (200, 80)
     """The fixed MLP of Steps 1 and 2 (paper: [200, 80])."""
     interactions: int = 5
@@ -65,13 +67,14 @@ class ArchitectureSearchConfig:
     supernet_epochs: float = 1.0
     """Passes over the training samples for each step's one-shot model (fractions allowed);
     Step 2's cycles share its budget."""
-    carry_embeddings: bool = False
+    carry_embeddings: bool = True
     """Step 2's one-shot model starts from Step 1's field embeddings and Step 3's from Step
     2's (Step 3 still takes the behaviour network from Step 1), so the derived model's
     embeddings are trained by all three one-shot budgets in turn, as the single-stage
     baseline's are by its one budget of the same length. Off: Step 2 starts from scratch and
     Step 3 inherits from Step 1 only (the paper inherits within Step 2's cycles and into the
-    derived model; it does not say whether steps pass weights on)."""
+    derived model; it does not say whether steps pass weights on). On by default: on ML-1M CTR
+    with ``fm_shortcut`` (3 seeds) it validates at 0.8121 against 0.8091 without it."""
     learning_rate: float = 1e-3
     """Adam step size of the one-shot models and of the retraining."""
     one_shot_schedule: str = "constant"
