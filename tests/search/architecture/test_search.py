@@ -217,6 +217,9 @@ def test_search_runs_three_steps_writes_json_and_resumes(split, tmp_path, monkey
     assert again.search_seconds > sum(r["wall_seconds"] for r in finished)
     assert again.architecture.blocks == arch.blocks
     assert again.architecture.interactions == arch.interactions
+    # Step 3 reruns from the saved sampler state: the same MLP and the same retrained model
+    assert again.architecture == arch
+    assert again.valid["auc"] == result.valid["auc"]
 
 
 def test_experiment_table_keeps_searched_models_within_the_best_baseline(split, tmp_path) -> None:

@@ -8,7 +8,8 @@ model's weights are inherited from cycle to cycle), keep ``M`` at the end. The d
 initialised from Step 3's weights and retrained (early stopping on validation AUC).
 
 Model selection only ever reads validation samples; test samples are never touched here.
-A finished step is saved as JSON in ``out_dir``, so a killed search resumes after its last step.
+A finished step is saved as JSON in ``out_dir`` with the sampler's state, so a killed search
+resumes after its last step and ends as an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -399,9 +400,20 @@ def search_architecture(
     def load(name: str) -> dict[str, Any] | None:
         if folder is None or not (folder / f"{name}.json").is_file():
             return None
-        return json.loads((folder / f"{name}.json").read_text())
+        record: dict[str, Any] = json.loads((folder / f"{name}.json").read_text())
+        if "rng_state" in record:
+            rng.bit_generator.state = record["rng_state"]
+        else:
+            say(
+                f"{name}.json has no sampler state (written by an older leanrec): the steps "
+                "after it draw other children than an uninterrupted search would"
+            )
+        return record
 
     def save(name: str, record: dict[str, Any]) -> None:
+        # the sampler's state after the step, so that a resumed search draws what an
+        # uninterrupted one would have drawn from here on
+        record["rng_state"] = rng.bit_generator.state
         steps[name] = record
         if folder is not None:
             path = folder / f"{name}.json"
