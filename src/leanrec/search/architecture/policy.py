@@ -469,6 +469,8 @@ def search_architecture(
         interactions = tuple(tuple(i) for i in record["chosen"])
         if config.carry_embeddings and step2_path is not None and step2_path.is_file():
             step2_state = torch.load(step2_path, weights_only=True)
+        elif config.carry_embeddings and config.interactions > 0:
+            say(f"no {step2_path}: Step 3 starts from Step 1's embeddings, not Step 2's")
     say(f"step 2 chose {['x'.join(i) for i in interactions]}")
     # Step 3 (always rerun when resuming: its weights initialise the derived model) ---------
     say("step 3: MLP")
