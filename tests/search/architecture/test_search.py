@@ -364,7 +364,9 @@ def _pairwise_sum(vectors: list[torch.Tensor]) -> torch.Tensor:
     return total
 
 
-def test_fm_shortcut_adds_the_pairwise_term_over_fields_interactions_and_history(split) -> None:
+def test_fm_shortcut_adds_the_pairwise_term_over_fields_interactions_and_history(
+    split, tmp_path
+) -> None:
     architecture = Architecture(
         interactions=(("age", "gender"), ("gender", "item_id", "user_id")),
         mlp_widths=(0.5, 0.2),
@@ -399,6 +401,10 @@ def test_fm_shortcut_adds_the_pairwise_term_over_fields_interactions_and_history
     assert Architecture.from_dict(with_fm.architecture.to_dict()).fm_shortcut is True
     old = {k: v for k, v in architecture.to_dict().items() if k != "fm_shortcut"}
     assert Architecture.from_dict(old).fm_shortcut is False
+    # a saved checkpoint serves the same scores, FM term included
+    again = load_ctr_model(with_fm.save(tmp_path / "fm.pt")).eval()
+    with torch.no_grad():
+        assert torch.equal(again(batch), with_fm(batch))
 
 
 def test_fm_shortcut_is_inherited_by_derived_models_of_every_one_shot_model(split) -> None:
