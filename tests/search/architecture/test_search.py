@@ -247,6 +247,32 @@ def test_experiment_table_keeps_searched_models_within_the_best_baseline(split, 
     assert again["methods"]["ameir"] == methods["ameir"]
 
 
+@pytest.mark.parametrize("favoured", ["dnn", "deepfm"])
+def test_parameter_cap_comes_from_every_seed_in_the_rows(split, tmp_path, favoured) -> None:
+    """A one-seed run next to other seeds' baseline rows picks the best baseline on the mean
+    over all of them (seed 7's made-up rows decide it whichever way seed 1 alone would go)."""
+    other = "deepfm" if favoured == "dnn" else "dnn"
+    out = tmp_path / "exp"
+    out.mkdir()
+    made_up = [
+        {"method": favoured, "seed": 7, "valid_auc": 1.0, "parameters": 10**9},
+        {"method": other, "seed": 7, "valid_auc": 0.0, "parameters": 10**9},
+    ]
+    (out / "rows.json").write_text(json.dumps(made_up))
+    exp = ArchitectureExperiment(
+        out_dir=str(out),
+        baselines=("dnn", "deepfm"),
+        methods=("one_shot",),
+        seeds=(1,),
+        baseline_epochs=1,
+        config=tiny_config(embedding_dim=16),
+    )
+    summary = run_architecture_experiment(exp, log=lambda m: None, split=split)
+    assert summary["best_baseline"] == favoured
+    # the cap is the favoured baseline's real size (seed 1), not seed 7's made-up one
+    assert summary["parameter_budget"] == summary["methods"][favoured]["parameters"]["mean"]
+
+
 def test_cli_trains_a_saved_architecture(tmp_path, monkeypatch, capsys) -> None:
     from leanrec.cli import main
     from tests.data.test_behavior import write_ml1m

@@ -81,6 +81,12 @@ class RowStore:
         tmp.replace(self.path)
 
 
+def baseline_seeds(rows: RowStore, baselines: tuple[str, ...]) -> tuple[int, ...]:
+    """Seeds of ``rows`` that hold a row of every baseline in ``baselines``, sorted."""
+    seeds = {row["seed"] for row in rows.rows}
+    return tuple(sorted(s for s in seeds if all(rows.get(n, s) is not None for n in baselines)))
+
+
 def inference_samples_per_second(
     model: CTRModel, samples: BehaviorSamples, repeats: int = 1, batch_size: int = 8192
 ) -> float:
@@ -174,16 +180,18 @@ def run_architecture_experiment(
     budget = None
     best_baseline = None
     if exp.baselines:
+        # every seed with all baseline rows, not only this run's: a run of one seed caps its
+        # searches by the same baseline as the whole table
+        seeds = baseline_seeds(rows, exp.baselines)
         best_baseline = max(
             exp.baselines,
-            key=lambda n: np.mean([rows.get(n, s)["valid_auc"] for s in exp.seeds]),  # type: ignore[index]
+            key=lambda n: np.mean([rows.get(n, s)["valid_auc"] for s in seeds]),  # type: ignore[index]
         )
         if exp.parameter_budget:
-            budget = int(min(rows.get(best_baseline, s)["parameters"] for s in exp.seeds))  # type: ignore[index]
+            budget = int(min(rows.get(best_baseline, s)["parameters"] for s in seeds))  # type: ignore[index]
         log(
-            f"best hand-designed baseline on validation: {best_baseline} ({budget} parameters)"
-            if budget
-            else f"best baseline: {best_baseline}"
+            f"best hand-designed baseline on validation (seeds {list(seeds)}): {best_baseline}"
+            + (f" ({budget} parameters)" if budget else "")
         )
     # searches -------------------------------------------------------------------------------
     for seed in exp.seeds:
