@@ -51,11 +51,10 @@ CARRIED_FROM_STEP2 = ("embedder.",)
 
 def inherit(
     model: torch.nn.Module, state: dict[str, torch.Tensor] | None, prefixes: tuple[str, ...]
-) -> int:
-    """Copy the entries of ``state`` under ``prefixes`` whose name and shape ``model`` has;
-    returns how many tensors were copied."""
+) -> None:
+    """Copy the entries of ``state`` under ``prefixes`` whose name and shape ``model`` has."""
     if state is None:
-        return 0
+        return
     own = model.state_dict()
     picked = {
         k: v
@@ -63,7 +62,6 @@ def inherit(
         if k.startswith(prefixes) and k in own and own[k].shape == v.shape
     }
     model.load_state_dict(picked, strict=False)
-    return len(picked)
 
 
 @dataclass
@@ -459,8 +457,10 @@ def search_architecture(
             trained,
         )
         record["wall_seconds"] = time.perf_counter() - t0
-        if config.carry_embeddings and trained:
-            step2_state = trained[0].state_dict()
+        if config.carry_embeddings and trained:  # only what Step 3 takes from it
+            step2_state = {
+                k: v for k, v in trained[0].state_dict().items() if k.startswith(CARRIED_FROM_STEP2)
+            }
             if step2_path is not None:
                 torch.save(step2_state, step2_path)
         save("step2", record)
