@@ -17,6 +17,7 @@ from leanrec.search.architecture.baselines import (
     embedded_field_names,
     sample_architecture,
     sample_interactions,
+    single_stage_one_shot,
 )
 from leanrec.search.architecture.config import ArchitectureSearchConfig
 from leanrec.search.architecture.experiment import (
@@ -512,3 +513,108 @@ def test_carry_embeddings_passes_them_step_to_step_and_survives_a_resume(
     ends.clear()
     search_architecture(split, tiny_config(carry_embeddings=False))
     assert not torch.allclose(starts[1][1], ends[0][1], atol=1e-3)
+
+
+# ----------------------------------------------------------------- keep_best_one_shot
+def test_one_shot_checkpoint_keeps_and_restores_the_best_probed_state(split) -> None:
+    """The state of the best probe is copied (only under ``prefixes`` when given) and loaded
+    back; an earlier or a later, worse pass does not count."""
+    subset = search_policy.validation_subset(split.valid, 200, 0)
+    children = [MLPChoice((8, 4), ("relu", "relu")), MLPChoice((4, 4), ("swish", "identity"))]
+    key = "embedder.tables.item_id.weight"
+    for prefixes in (None, ("embedder.",)):
+        model = _step3(split)
+        model.active = children[0]
+        checkpoint = search_policy.OneShotCheckpoint(children, subset, prefixes)
+        untrained = checkpoint.observe(model)
+        search_policy.train_epochs(
+            model, split.train, 3.0, tiny_config(), np.random.default_rng(0), 0
+        )
+        trained = checkpoint.observe(model)
+        good = {k: v.clone() for k, v in model.state_dict().items()}
+        assert model.active == children[0]  # the probe leaves the active child alone
+        expected = np.mean(
+            [evaluate_ctr(_with_active(model, c), subset, 8192)["auc"] for c in children]
+        )
+        assert trained == pytest.approx(expected) and trained > untrained + 0.05
+        with torch.no_grad():  # a worse pass: every weight drowned in noise
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 3.0)
+        worse = checkpoint.observe(model)
+        assert worse < trained
+        assert checkpoint.probes == [untrained, trained, worse] and checkpoint.best_pass == 2
+        checkpoint.restore(model)
+        state = model.state_dict()
+        assert torch.equal(state[key], good[key])
+        restored_other = torch.equal(state["output_weight"], good["output_weight"])
+        assert restored_other == (prefixes is None)  # only the prefixes when given
+        assert checkpoint.record()["kept_pass"] == 2
+    with pytest.raises(ValueError, match="at least one child"):
+        search_policy.OneShotCheckpoint([], subset)
+
+
+def _with_active(model, child):
+    model.active = child
+    return model
+
+
+def test_keep_best_one_shot_scores_step3_and_the_joint_model_with_their_best_pass(split) -> None:
+    """With the switch, the children are ranked with the best-probed weights: probing the
+    returned one-shot model again gives the best probe of its training, and every pass was
+    probed."""
+    config = tiny_config(keep_best_one_shot=True, supernet_epochs=3.0, probe_children=2)
+    subset = search_policy.validation_subset(split.valid, config.validation_subset, 0)
+    rng = np.random.default_rng(0)
+    model, _, record = search_policy.step3_mlp(split, subset, (), (), config, rng)
+    assert len(record["probe_auc"]) == 3
+    assert record["kept_pass"] == int(np.argmax(record["probe_auc"])) + 1
+    children = search_policy.draw_probe_children(model, config, 3)
+    again = np.mean(search_policy.score_children(model, children, subset, 8192))
+    assert again == pytest.approx(max(record["probe_auc"]))
+    # switched off: no probes, the last pass is kept
+    _, _, plain = search_policy.step3_mlp(
+        split, subset, (), (), dataclasses.replace(config, keep_best_one_shot=False), rng
+    )
+    assert "probe_auc" not in plain
+    # the single-stage baseline probes its 3x budget the same way
+    found = single_stage_one_shot(split, dataclasses.replace(config, supernet_epochs=1.0))
+    assert len(found.steps["joint"]["probe_auc"]) == 3
+    assert (
+        found.steps["joint"]["kept_pass"] == int(np.argmax(found.steps["joint"]["probe_auc"])) + 1
+    )
+    with pytest.raises(ValueError, match="probe_children"):
+        tiny_config(probe_children=0)
+
+
+def test_keep_best_one_shot_carries_step2_embeddings_of_its_best_pass(
+    split, monkeypatch, tmp_path
+) -> None:
+    """Step 2 passes on the field embeddings of its best-probed pass, not its last one; here
+    the probe is rigged so that the first pass is the best."""
+    key = "embedder.tables.item_id.weight"
+    snapshots: list[torch.Tensor] = []
+    real_observe = search_policy.OneShotCheckpoint.observe
+    probes = iter([0.9, 0.5, 0.4, 0.3, 0.2, 0.1])
+
+    def rigged(self, model):
+        if model.name == "ameir_step2":
+            snapshots.append(model.state_dict()[key].clone())
+            self.probes.append(next(probes))  # falls pass after pass
+            if len(self.probes) == 1 or self.probes[-1] > max(self.probes[:-1]):
+                self.best_pass = len(self.probes)
+                self.state = {
+                    k: v.clone()
+                    for k, v in model.state_dict().items()
+                    if k.startswith(self.prefixes)
+                }
+            return self.probes[-1]
+        return real_observe(self, model)
+
+    monkeypatch.setattr(search_policy.OneShotCheckpoint, "observe", rigged)
+    config = tiny_config(keep_best_one_shot=True, carry_embeddings=True, supernet_epochs=2.0)
+    search_architecture(split, config, tmp_path / "run")
+    step2 = json.loads((tmp_path / "run" / "step2.json").read_text())
+    assert step2["kept_pass"] == 1 and len(snapshots) == 2
+    carried = torch.load(tmp_path / "run" / "step2_state.pt", weights_only=True)
+    assert torch.equal(carried[key], snapshots[0])
+    assert not torch.allclose(carried[key], snapshots[-1])

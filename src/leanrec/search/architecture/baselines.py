@@ -32,6 +32,7 @@ from leanrec.search.architecture.policy import (
     SearchResult,
     _model_config,
     _trainer,
+    one_shot_checkpoint,
     pick_best,
     train_epochs,
     train_one_shot,
@@ -181,9 +182,16 @@ def single_stage_one_shot(
     )
     model.max_parameters = config.max_parameters
     model.sampler = lambda: model.sample(rng)
-    train_one_shot(model, split.train, 3 * config.supernet_epochs, config, rng, 40)
+    checkpoint = one_shot_checkpoint(model, config, subset, 4)
+    train_one_shot(
+        model, split.train, 3 * config.supernet_epochs, config, rng, 40, checkpoint=checkpoint
+    )
+    if checkpoint is not None:
+        checkpoint.restore(model)
     children = [model.sample(rng) for _ in range(2 * config.sampled_children)]
     best, record = pick_best(model, children, subset, split.valid, config)
+    if checkpoint is not None:
+        record.update(checkpoint.record())
     search_seconds = time.perf_counter() - began
     say(f"single-stage one-shot chose {best}")
     derived = model.derive(best)

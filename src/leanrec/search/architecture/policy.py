@@ -38,7 +38,7 @@ from leanrec.search.architecture.model import (
     MLPStepModel,
 )
 from leanrec.search.architecture.space import Architecture, BlockChoice, Interaction
-from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, evaluate_ctr
+from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, EpochHook, evaluate_ctr
 
 Log = Callable[[str], None]
 
@@ -91,6 +91,7 @@ def _trainer(
     seed_offset: int,
     schedule: str = "constant",
     window: tuple[float, float] = (0.0, 1.0),
+    on_epoch: EpochHook | None = None,
 ) -> CTRTrainer:
     return CTRTrainer(
         CTRTrainerConfig(
@@ -104,7 +105,8 @@ def _trainer(
             validate_initial=config.keep_inherited,
             lr_schedule=schedule,
             schedule_window=window,
-        )
+        ),
+        on_epoch,
     )
 
 
@@ -117,22 +119,26 @@ def train_epochs(
     seed_offset: int,
     schedule: str = "constant",
     window: tuple[float, float] = (0.0, 1.0),
+    on_epoch: EpochHook | None = None,
 ) -> float:
     """Train ``model`` for ``epochs`` passes without validation (a fractional pass: a random
     subset of that size); returns seconds.
 
     With ``schedule="cosine"`` these passes cover the stretch ``window`` of one cosine decay
-    (the whole passes first, the fraction last)."""
+    (the whole passes first, the fraction last). ``on_epoch`` is called after every pass,
+    the fractional one included."""
     began = time.perf_counter()
     whole = math.floor(epochs)
     fraction = epochs - whole
     start, end = window
     middle = start + (end - start) * whole / epochs if epochs > 0 else end
     if whole:
-        _trainer(config, whole, seed_offset, schedule, (start, middle)).fit(model, train)
+        _trainer(config, whole, seed_offset, schedule, (start, middle), on_epoch).fit(model, train)
     if fraction > 1e-9:
         rows = np.sort(rng.choice(len(train), max(1, int(fraction * len(train))), replace=False))
-        _trainer(config, 1, seed_offset + 1, schedule, (middle, end)).fit(model, train.subset(rows))
+        _trainer(config, 1, seed_offset + 1, schedule, (middle, end), on_epoch).fit(
+            model, train.subset(rows)
+        )
     model.eval()
     return time.perf_counter() - began
 
@@ -145,16 +151,108 @@ def train_one_shot(
     rng: np.random.Generator,
     seed_offset: int,
     window: tuple[float, float] = (0.0, 1.0),
+    checkpoint: OneShotCheckpoint | None = None,
 ) -> float:
     """:func:`train_epochs` for a one-shot model, drawing one child per batch, with the step
-    size of ``config.one_shot_schedule`` (over ``window`` of it)."""
+    size of ``config.one_shot_schedule`` (over ``window`` of it); ``checkpoint`` probes the
+    model after every pass."""
     model.sample_each_batch = True
+    hook: EpochHook | None = None
+    if checkpoint is not None:
+
+        def hook(epoch: int, record: dict[str, float]) -> None:
+            checkpoint.observe(model)
+
     try:
         return train_epochs(
-            model, train, epochs, config, rng, seed_offset, config.one_shot_schedule, window
+            model, train, epochs, config, rng, seed_offset, config.one_shot_schedule, window, hook
         )
     finally:
         model.sample_each_batch = False
+
+
+class OneShotCheckpoint:
+    """The best-probed state of a one-shot model while it trains (``keep_best_one_shot``).
+
+    After every pass, :meth:`observe` scores the fixed ``children`` on ``subset`` with the
+    inherited weights; the mean AUC is the probe. The state (only the entries under
+    ``prefixes``, when given) of the best probe is copied; :meth:`restore` loads it back.
+
+    Args:
+        children: the probed children (fixed for the whole step).
+        subset: validation samples of the probe.
+        prefixes: state-dict prefixes to keep (None: the whole state).
+    """
+
+    def __init__(
+        self,
+        children: Sequence[Any],
+        subset: BehaviorSamples,
+        prefixes: tuple[str, ...] | None = None,
+    ) -> None:
+        if not children:
+            raise ValueError("a one-shot checkpoint needs at least one child to probe")
+        self.children = list(children)
+        self.subset = subset
+        self.prefixes = prefixes
+        self.probes: list[float] = []
+        self.best_pass = 0
+        self.state: dict[str, torch.Tensor] | None = None
+        self.seconds = 0.0
+
+    def observe(self, model: Any) -> float:
+        """Probe ``model`` now (left in eval mode, its ``active`` child restored)."""
+        began = time.perf_counter()
+        active = model.active
+        probe = float(np.mean(score_children(model, self.children, self.subset, 8192)))
+        model.active = active
+        self.probes.append(probe)
+        if self.state is None or probe > max(self.probes[:-1]):
+            self.best_pass = len(self.probes)
+            self.state = {
+                k: v.detach().clone()
+                for k, v in model.state_dict().items()
+                if self.prefixes is None or k.startswith(self.prefixes)
+            }
+        self.seconds += time.perf_counter() - began
+        return probe
+
+    def restore(self, model: Any) -> None:
+        """Load the best-probed state into ``model`` (nothing when no pass was probed)."""
+        if self.state is not None:
+            model.load_state_dict(self.state, strict=self.prefixes is None)
+
+    def record(self) -> dict[str, Any]:
+        """``probe_auc`` per pass and the kept pass (1-based), for the step's JSON."""
+        return {
+            "probe_auc": list(self.probes),
+            "kept_pass": self.best_pass,
+            "probe_seconds": self.seconds,
+        }
+
+
+def draw_probe_children(model: Any, config: ArchitectureSearchConfig, stream: int) -> list[Any]:
+    """``config.probe_children`` distinct children of ``model`` drawn from their own generator
+    (seeded by ``config.seed`` and ``stream``), so the search's sampler is not advanced."""
+    rng = np.random.default_rng([config.seed, 7919, stream])
+    return _unique([model.sample(rng) for _ in range(config.probe_children)])
+
+
+def one_shot_checkpoint(
+    model: Any,
+    config: ArchitectureSearchConfig,
+    subset: BehaviorSamples,
+    stream: int,
+    prefixes: tuple[str, ...] | None = None,
+    children: Sequence[Any] | None = None,
+) -> OneShotCheckpoint | None:
+    """A :class:`OneShotCheckpoint` of ``model`` when ``config.keep_best_one_shot``, else None
+    (``children`` default: :func:`draw_probe_children` on ``stream``)."""
+    if not config.keep_best_one_shot:
+        return None
+    if children is None:
+        children = draw_probe_children(model, config, stream)
+    return OneShotCheckpoint(children, subset, prefixes)
 
 
 def score_children(
@@ -224,7 +322,12 @@ def step1_blocks(
     torch.manual_seed(config.seed)
     model = BehaviorStepModel(split.feature_map, _model_config(config))
     model.sampler = lambda: model.sample(rng)
-    seconds = train_one_shot(model, split.train, config.supernet_epochs, config, rng, 1)
+    checkpoint = one_shot_checkpoint(model, config, subset, 1)
+    seconds = train_one_shot(
+        model, split.train, config.supernet_epochs, config, rng, 1, checkpoint=checkpoint
+    )
+    if checkpoint is not None:
+        checkpoint.restore(model)
     step1_models.append(model)
     children = _unique([model.sample(rng) for _ in range(config.sampled_children)])
     t0 = time.perf_counter()
@@ -235,6 +338,8 @@ def step1_blocks(
         children=[[vars(b) for b in c] for c in children],
         chosen=[vars(b) for b in best],
     )
+    if checkpoint is not None:
+        record.update(checkpoint.record())
     return best, record
 
 
@@ -258,6 +363,8 @@ def step2_interactions(
     if step2_models is not None:
         step2_models.append(model)
     model.sampler = lambda: model.sample(rng)
+    # the fields without an interaction: what every cycle's candidates are added to
+    checkpoint = one_shot_checkpoint(model, config, subset, 2, CARRIED_FROM_STEP2, [None])
     names = model.field_names
     population: list[Interaction] = initial_population(names)
     cycles = []
@@ -276,6 +383,7 @@ def step2_interactions(
             rng,
             10 + cycle,
             (cycle / config.evolution_cycles, (cycle + 1) / config.evolution_cycles),
+            checkpoint,
         )
         t0 = time.perf_counter()
         scores = score_children(model, candidates, subset, 8192)
@@ -305,13 +413,17 @@ def step2_interactions(
     score_seconds += time.perf_counter() - t0
     order = np.argsort(final)[::-1][: config.interactions]
     ranked = [kept[i] for i in order]
-    return tuple(ranked), {
+    record: dict[str, Any] = {
         "cycles": cycles,
         "train_seconds": train_seconds,
         "score_seconds": score_seconds,
         "chosen": [list(i) for i in ranked],
         "final_auc": [float(final[i]) for i in order],
     }
+    if checkpoint is not None:  # what Step 3 takes: the embeddings of the best-probed pass
+        checkpoint.restore(model)
+        record.update(checkpoint.record())
+    return tuple(ranked), record
 
 
 def step3_mlp(
@@ -342,7 +454,12 @@ def step3_mlp(
         return model.sample(rng)
 
     model.sampler = draw
-    seconds = train_one_shot(model, split.train, config.supernet_epochs, config, rng, 20)
+    checkpoint = one_shot_checkpoint(model, config, subset, 3)
+    seconds = train_one_shot(
+        model, split.train, config.supernet_epochs, config, rng, 20, checkpoint=checkpoint
+    )
+    if checkpoint is not None:
+        checkpoint.restore(model)
     children = _unique([model.sample(rng) for _ in range(config.sampled_children)])
     t0 = time.perf_counter()
     best, record = pick_best(model, children, subset, split.valid, config)
@@ -352,6 +469,8 @@ def step3_mlp(
         chosen={"widths": list(best.widths), "activations": list(best.activations)},
         chosen_parameters=model.child_parameters(best),
     )
+    if checkpoint is not None:
+        record.update(checkpoint.record())
     return model, best, record
 
 
