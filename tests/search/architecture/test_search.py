@@ -358,9 +358,11 @@ def test_cosine_one_shot_schedule_runs_once_over_each_step(split, monkeypatch) -
     windows: list[tuple[str, tuple[float, float]]] = []
     real_trainer = search_policy._trainer
 
-    def recording_trainer(config, epochs, seed_offset, schedule="constant", window=(0.0, 1.0)):
+    def recording_trainer(
+        config, epochs, seed_offset, schedule="constant", window=(0.0, 1.0), on_epoch=None
+    ):
         windows.append((schedule, window))
-        return real_trainer(config, epochs, seed_offset, schedule, window)
+        return real_trainer(config, epochs, seed_offset, schedule, window, on_epoch)
 
     monkeypatch.setattr(search_policy, "_trainer", recording_trainer)
     config = tiny_config(behavior_blocks=0, supernet_epochs=1.5, one_shot_schedule="cosine")
@@ -492,7 +494,8 @@ def test_carry_embeddings_passes_them_step_to_step_and_survives_a_resume(
         return seconds
 
     monkeypatch.setattr(search_policy, "train_one_shot", recording)
-    config = tiny_config(carry_embeddings=True, fm_shortcut=True)
+    # the last pass's embeddings: the best-pass checkpoint is tested on its own below
+    config = tiny_config(carry_embeddings=True, fm_shortcut=True, keep_best_one_shot=False)
     found = search_architecture(split, config, tmp_path / "run")
     assert found.architecture.fm_shortcut  # the backbone option reaches the derived model
     names = [name for name, _ in starts]
@@ -511,7 +514,7 @@ def test_carry_embeddings_passes_them_step_to_step_and_survives_a_resume(
     # switched off: Step 2 starts from its own initialisation
     starts.clear()
     ends.clear()
-    search_architecture(split, tiny_config(carry_embeddings=False))
+    search_architecture(split, tiny_config(carry_embeddings=False, keep_best_one_shot=False))
     assert not torch.allclose(starts[1][1], ends[0][1], atol=1e-3)
 
 
