@@ -5,7 +5,9 @@ the inherited weights on a validation subset, re-score the best ``top_children``
 validation set and keep the best. Step 2 instead evolves interactions: start from single
 fields, mutate by a Hadamard product with every field, keep the top-k per cycle (the one-shot
 model's weights are inherited from cycle to cycle), keep ``M`` at the end. The derived model is
-initialised from Step 3's weights and retrained (early stopping on validation AUC).
+initialised from Step 3's weights and retrained (early stopping on validation AUC). With
+``keep_best_one_shot`` every one-shot model is probed on the validation subset after each pass
+and goes back to its best-probed state at the end of its step (:class:`OneShotCheckpoint`).
 
 Model selection only ever reads validation samples; test samples are never touched here.
 A finished step is saved as JSON in ``out_dir`` with the sampler's state, so a killed search
