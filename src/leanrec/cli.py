@@ -364,6 +364,7 @@ def _architecture_experiment(args: argparse.Namespace, extra: Sequence[str]) -> 
         return _retrieval_experiment(args, extra)
     options = _parse_options(extra)
     baseline_epochs = int(options.pop("baseline_epochs", 8))
+    random_budget = str(options.pop("random_budget", "seconds"))
     fields = {f.name for f in dataclasses.fields(ArchitectureSearchConfig)}
     unknown = sorted(set(options) - fields)
     if unknown:
@@ -380,6 +381,7 @@ def _architecture_experiment(args: argparse.Namespace, extra: Sequence[str]) -> 
         methods=tuple(args.methods) if args.methods else NAS_METHODS,
         seeds=tuple(args.seeds),
         baseline_epochs=baseline_epochs,
+        random_budget=random_budget,
         config=ArchitectureSearchConfig(**options),
     )
     summary = run_architecture_experiment(exp, log=lambda message: print(message, flush=True))

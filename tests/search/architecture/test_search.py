@@ -15,6 +15,7 @@ from leanrec.search.architecture import policy as search_policy
 from leanrec.search.architecture.baselines import (
     JointOneShotModel,
     embedded_field_names,
+    random_search_from_scratch,
     sample_architecture,
     sample_interactions,
     single_stage_one_shot,
@@ -621,3 +622,62 @@ def test_keep_best_one_shot_carries_step2_embeddings_of_its_best_pass(
     carried = torch.load(tmp_path / "run" / "step2_state.pt", weights_only=True)
     assert torch.equal(carried[key], snapshots[0])
     assert not torch.allclose(carried[key], snapshots[-1])
+
+
+# ----------------------------------------------------------------- random search budget
+def test_one_shot_samples_counts_what_the_three_steps_train() -> None:
+    n = 389_856
+    paper_run = tiny_config(
+        supernet_epochs=6.0, interactions=5, evolution_cycles=3, keep_per_cycle=20
+    )
+    assert search_policy.one_shot_samples(paper_run, n) == 18 * n
+    # 0.5 passes per step; Step 2's three cycles each train a random sixth of the samples
+    half = tiny_config(supernet_epochs=0.5, interactions=2, evolution_cycles=3)
+    assert search_policy.one_shot_samples(half, 1500) == 750 + 750 + 3 * 250
+    # no interactions to search: Step 2 trains nothing
+    assert (
+        search_policy.one_shot_samples(tiny_config(supernet_epochs=1.0, interactions=0), 1500)
+        == 3000
+    )
+
+
+def test_random_search_with_a_sample_budget_trains_as_many_children_wherever_it_runs(
+    split,
+) -> None:
+    """The sample budget buys ceil(budget / samples per child) children, whatever the machine's
+    load; two runs pick the same architecture. Exactly one budget must be given."""
+    config = tiny_config(embedding_dim=8)
+    per_child = int(0.25 * len(split.train))  # 375
+    first = random_search_from_scratch(split, config, budget_samples=2 * per_child + 1)
+    assert first.steps["random"]["children"] == 3
+    assert first.steps["random"]["training_samples"] == 3 * per_child
+    again = random_search_from_scratch(split, config, budget_samples=2 * per_child + 1)
+    assert again.architecture == first.architecture
+    assert again.valid["auc"] == first.valid["auc"]
+    with pytest.raises(ValueError, match="exactly one budget"):
+        random_search_from_scratch(split, config)
+    with pytest.raises(ValueError, match="exactly one budget"):
+        random_search_from_scratch(split, config, 10.0, budget_samples=100)
+
+
+def test_experiment_random_search_on_a_sample_budget_needs_no_ameir_row(split, tmp_path) -> None:
+    config = tiny_config(embedding_dim=8, supernet_epochs=0.25, interactions=0)
+    exp = ArchitectureExperiment(
+        out_dir=str(tmp_path / "exp"),
+        baselines=(),
+        methods=("random",),
+        seeds=(0,),
+        random_budget="samples",
+        config=config,
+    )
+    summary = run_architecture_experiment(exp, log=lambda m: None, split=split)
+    assert "random" in summary["methods"]
+    assert json.loads((tmp_path / "exp" / "config.json").read_text())["random_budget"] == "samples"
+    with pytest.raises(ValueError, match="needs AMEIR's search time"):
+        run_architecture_experiment(
+            dataclasses.replace(exp, out_dir=str(tmp_path / "b"), random_budget="seconds"),
+            log=lambda m: None,
+            split=split,
+        )
+    with pytest.raises(ValueError, match="random_budget"):
+        dataclasses.replace(exp, random_budget="flops")

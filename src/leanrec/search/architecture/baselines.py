@@ -32,6 +32,7 @@ from leanrec.search.architecture.policy import (
     SearchResult,
     _model_config,
     _trainer,
+    epoch_samples,
     one_shot_checkpoint,
     pick_best,
     train_epochs,
@@ -210,22 +211,40 @@ def single_stage_one_shot(
 def random_search_from_scratch(
     split: BehaviorSplit,
     config: ArchitectureSearchConfig,
-    budget_seconds: float,
+    budget_seconds: float | None = None,
     epochs_per_child: float = 0.25,
     log: Any = None,
+    budget_samples: int | None = None,
 ) -> SearchResult:
     """Train sampled architectures from scratch (``epochs_per_child`` each, on a random subset
-    when fractional) until ``budget_seconds`` is spent; retrain the best on validation."""
+    when fractional) until ``budget_seconds`` of wall time or ``budget_samples`` training
+    samples (exactly one of the two) are spent; retrain the best on validation. At least one
+    child is always trained."""
+    if (budget_seconds is None) == (budget_samples is None):
+        raise ValueError("give random search exactly one budget: budget_seconds or budget_samples")
+    if epochs_per_child <= 0:
+        raise ValueError(f"epochs_per_child must be > 0, got {epochs_per_child}")
     say = log or (lambda message: None)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     rng = np.random.default_rng(config.seed)
     subset = validation_subset(split.valid, config.validation_subset, config.seed)
     names = embedded_field_names(split.feature_map)
+    per_child = epoch_samples(epochs_per_child, len(split.train))
     began = time.perf_counter()
     tried: list[tuple[float, Architecture]] = []
-    while not tried or time.perf_counter() - began < budget_seconds:
+
+    def spent() -> bool:
+        if budget_samples is not None:
+            return len(tried) * per_child >= budget_samples
+        assert budget_seconds is not None
+        return time.perf_counter() - began >= budget_seconds
+
+    while not tried or not spent():
         architecture = sample_architecture(rng, names, config)
+        # each child's initialisation depends on the seed and its index only, so a search
+        # repeats itself whatever ran before it in the process
+        torch.manual_seed(config.seed * 1000 + 60 + len(tried))
         model = AMEIRModel.from_architecture(split.feature_map, architecture, config.embedding_dim)
         if config.max_parameters is not None and _parameters(model) > config.max_parameters:
             continue
@@ -234,9 +253,9 @@ def random_search_from_scratch(
         say(f"  random child {len(tried)}: subset AUC {tried[-1][0]:.4f}")
     search_seconds = time.perf_counter() - began
     best = max(tried, key=lambda pair: pair[0])[1]
+    torch.manual_seed(config.seed)  # before building: the retrained model's initialisation
     model = AMEIRModel.from_architecture(split.feature_map, best, config.embedding_dim)
     t0 = time.perf_counter()
-    torch.manual_seed(config.seed)
     result = _trainer(config, config.retrain_epochs, 70).fit(model, split.train, split.valid)
     return SearchResult(
         architecture=best,
@@ -244,7 +263,13 @@ def random_search_from_scratch(
         valid=dict(result.best_valid),
         search_seconds=search_seconds,
         retrain_seconds=time.perf_counter() - t0,
-        steps={"random": {"children": len(tried), "subset_auc": [a for a, _ in tried]}},
+        steps={
+            "random": {
+                "children": len(tried),
+                "training_samples": len(tried) * per_child,
+                "subset_auc": [a for a, _ in tried],
+            }
+        },
     )
 
 

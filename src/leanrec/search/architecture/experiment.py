@@ -35,13 +35,17 @@ from leanrec.search.architecture.baselines import (
     single_stage_one_shot,
 )
 from leanrec.search.architecture.config import ArchitectureSearchConfig
-from leanrec.search.architecture.policy import SearchResult, search_architecture
+from leanrec.search.architecture.policy import SearchResult, one_shot_samples, search_architecture
 from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, evaluate_ctr, predict_ctr
 
 HAND_DESIGNED: tuple[str, ...] = ("dnn", "wide_deep", "deepfm", "xdeepfm", "din")
 NAS_METHODS: tuple[str, ...] = ("ameir", "one_shot", "random")
 """``ameir``: three-step search; ``one_shot``: single-stage one-shot random search;
 ``random``: random search with training from scratch."""
+
+
+RANDOM_BUDGETS: tuple[str, ...] = ("seconds", "samples")
+"""How random search's budget is matched to AMEIR's (``ArchitectureExperiment.random_budget``)."""
 
 
 @dataclass
@@ -58,7 +62,18 @@ class ArchitectureExperiment:
     """Maximum epochs of a hand-designed baseline (early stopping, patience 2)."""
     parameter_budget: bool = True
     """Cap the searched models at the best baseline's parameter count."""
+    random_budget: str = "seconds"
+    """What random search from scratch gets of AMEIR's search at the same seed: ``"seconds"``,
+    its wall time (depends on how busy the machine is), or ``"samples"``, as many training
+    samples as AMEIR's one-shot models saw (:func:`one_shot_samples`; the same on any
+    machine)."""
     config: ArchitectureSearchConfig = field(default_factory=ArchitectureSearchConfig)
+
+    def __post_init__(self) -> None:
+        if self.random_budget not in RANDOM_BUDGETS:
+            raise ValueError(
+                f"random_budget must be one of {RANDOM_BUDGETS}, got {self.random_budget!r}"
+            )
 
 
 class RowStore:
@@ -200,7 +215,7 @@ def run_architecture_experiment(
             if rows.get(method, seed) is not None:
                 continue
             log(f"{method} seed {seed}")
-            result = _search(method, split, config, out, rows, seed, log)
+            result = _search(method, split, config, out, rows, seed, log, exp.random_budget)
             row = _row(
                 method,
                 seed,
@@ -237,17 +252,21 @@ def _search(
     rows: RowStore,
     seed: int,
     log: Callable[[str], None],
+    budget: str = "seconds",
 ) -> SearchResult:
     if method == "ameir":
         return search_architecture(split, config, out / f"ameir_seed{seed}", log)
     if method == "one_shot":
         return single_stage_one_shot(split, config, log)
     if method == "random":
+        if budget == "samples":
+            samples = one_shot_samples(config, len(split.train))
+            return random_search_from_scratch(split, config, budget_samples=samples, log=log)
         ameir = rows.get("ameir", seed)
         if ameir is None:
             raise ValueError(
                 "random search needs AMEIR's search time of the same seed first "
-                "(list 'ameir' before 'random' in methods)"
+                "(list 'ameir' before 'random' in methods, or use random_budget='samples')"
             )
         return random_search_from_scratch(split, config, ameir["search_seconds"], log=log)
     raise ValueError(f"unknown search method {method!r}; known: {', '.join(NAS_METHODS)}")

@@ -112,6 +112,24 @@ def _trainer(
     )
 
 
+def epoch_samples(epochs: float, n_train: int) -> int:
+    """Training samples :func:`train_epochs` uses for ``epochs`` passes over ``n_train``
+    samples (the whole passes, then a random subset for the fraction)."""
+    whole = math.floor(epochs)
+    fraction = epochs - whole
+    return whole * n_train + (max(1, int(fraction * n_train)) if fraction > 1e-9 else 0)
+
+
+def one_shot_samples(config: ArchitectureSearchConfig, n_train: int) -> int:
+    """Training samples AMEIR's one-shot models see in a search: ``supernet_epochs`` passes
+    for Step 1, Step 3 and (with interactions to search) Step 2, whose cycles split theirs."""
+    total = 2 * epoch_samples(config.supernet_epochs, n_train)
+    if config.interactions > 0:
+        cycle = config.supernet_epochs / config.evolution_cycles
+        total += config.evolution_cycles * epoch_samples(cycle, n_train)
+    return total
+
+
 def train_epochs(
     model: CTRModel,
     train: BehaviorSamples,
