@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch
 
 from leanrec.data.behavior import BehaviorSplit
 from leanrec.models.ctr import load_ctr_model
+from leanrec.runner import Executor
 from leanrec.search.architecture import policy as search_policy
 from leanrec.search.architecture.baselines import (
     JointOneShotModel,
@@ -681,3 +683,48 @@ def test_experiment_random_search_on_a_sample_budget_needs_no_ameir_row(split, t
         )
     with pytest.raises(ValueError, match="random_budget"):
         dataclasses.replace(exp, random_budget="flops")
+
+
+# ----------------------------------------------------------------- executors
+class _PicklingExecutor(Executor):
+    """Runs jobs in this process, but ships ``fn`` and every job through pickle as Ray would."""
+
+    def map(self, fn, jobs):
+        shipped = pickle.loads(pickle.dumps(fn))
+        return [shipped(pickle.loads(pickle.dumps(job))) for job in jobs]
+
+
+def test_child_scores_through_an_executor_equal_the_in_process_ones(split) -> None:
+    model = _step3(split)
+    model.sampler = lambda: model.sample(np.random.default_rng(0))  # not picklable
+    _scale_embeddings(model)
+    subset = search_policy.validation_subset(split.valid, 200, 0)
+    children = [MLPChoice((8, 4), ("relu", "dice")), MLPChoice((16,), ("swish",))]
+    here = search_policy.score_children(model, children, subset, 64)
+    shipped = search_policy.score_children(model, children, subset, 64, _PicklingExecutor())
+    assert shipped == here and here[0] != here[1]
+    assert model.sampler is not None  # the copy for the jobs left the model alone
+    with pytest.raises(ValueError, match="executor"):
+        tiny_config(executor="threads")
+
+
+@pytest.mark.ray
+def test_pick_best_on_ray_picks_what_the_serial_search_picks(split, monkeypatch) -> None:
+    ray = pytest.importorskip("ray")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        model = _step3(split)
+        _scale_embeddings(model)
+        subset = search_policy.validation_subset(split.valid, 200, 0)
+        rng = np.random.default_rng(0)
+        children = [model.sample(rng) for _ in range(4)]
+        serial = search_policy.pick_best(model, children, subset, split.valid, tiny_config())
+        on_ray = search_policy.pick_best(
+            model, children, subset, split.valid, tiny_config(executor="ray")
+        )
+        assert on_ray == serial
+    finally:
+        ray.shutdown()

@@ -110,6 +110,12 @@ class ArchitectureSearchConfig:
     max_parameters: int | None = None
     """Children with more parameters are never sampled in Step 3 (the issue asks for no more
     parameters than the best hand-designed baseline); None: no limit."""
+    executor: str = "serial"
+    """Where child scoring runs (``leanrec.runner.make_executor``): ``"serial"``, in this
+    process, or ``"ray"``, one Ray task per child (needs the ``ray`` extra; a local cluster
+    unless ``RAY_ADDRESS`` is set). The scores are the same either way."""
+    executor_cpus_per_job: float = 1.0
+    """CPUs Ray reserves per child-scoring task."""
     seed: int = 0
     """Seeds the samplers, the one-shot models and the retraining."""
     num_threads: int = 1
@@ -133,6 +139,8 @@ class ArchitectureSearchConfig:
             raise ValueError(
                 f"one_shot_schedule must be one of {LR_SCHEDULES}, got {self.one_shot_schedule!r}"
             )
+        if self.executor not in ("serial", "ray"):
+            raise ValueError(f"executor must be 'serial' or 'ray', got {self.executor!r}")
         if self.probe_children < 1:
             raise ValueError(f"probe_children must be >= 1, got {self.probe_children}")
         if self.supernet_epochs <= 0:

@@ -16,6 +16,7 @@ resumes after its last step and ends as an uninterrupted one would.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -29,6 +30,7 @@ import torch
 
 from leanrec.data.behavior import BehaviorSamples, BehaviorSplit
 from leanrec.models.ctr.base import CTRModel
+from leanrec.runner import Executor, SerialExecutor, make_executor
 from leanrec.search.architecture.config import ArchitectureSearchConfig
 from leanrec.search.architecture.interactions import initial_population, mutate
 from leanrec.search.architecture.model import (
@@ -275,14 +277,45 @@ def one_shot_checkpoint(
     return OneShotCheckpoint(children, subset, prefixes)
 
 
+class ChildScorer:
+    """Picklable job for an :class:`~leanrec.runner.Executor`: the validation AUC of one child
+    with the inherited weights of a frozen copy of a one-shot model.
+
+    Args:
+        model: the one-shot model (copied without its sampler, so later training does not
+            change the scores and the job pickles).
+        subset: validation samples.
+        batch_size: evaluation batch size.
+    """
+
+    def __init__(self, model: Any, subset: BehaviorSamples, batch_size: int = 8192) -> None:
+        sampler, model.sampler = model.sampler, None
+        try:
+            self.model = copy.deepcopy(model).eval()
+        finally:
+            model.sampler = sampler
+        self.subset = subset
+        self.batch_size = batch_size
+
+    def __call__(self, child: Any) -> float:
+        self.model.active = child
+        return float(evaluate_ctr(self.model, self.subset, self.batch_size)["auc"])
+
+
 def score_children(
     model: Any,
     children: Sequence[Any],
     subset: BehaviorSamples,
     batch_size: int,
+    executor: Executor | None = None,
 ) -> list[float]:
-    """Validation AUC of each child with the one-shot model's inherited weights."""
+    """Validation AUC of each child with the one-shot model's inherited weights; through
+    ``executor`` (e.g. Ray) when given, in this process otherwise. Same scores either way."""
     model.eval()
+    if executor is not None and not isinstance(executor, SerialExecutor):
+        return [
+            float(score) for score in executor.map(ChildScorer(model, subset, batch_size), children)
+        ]
     scores = []
     for child in children:
         model.active = child
@@ -297,10 +330,12 @@ def pick_best(
     valid: BehaviorSamples,
     config: ArchitectureSearchConfig,
 ) -> tuple[Any, dict[str, Any]]:
-    """Score ``children`` on ``subset``, re-score the top ones on ``valid``, return the best."""
-    scores = score_children(model, children, subset, 8192)
-    top = np.argsort(scores)[::-1][: config.top_children]
-    full = score_children(model, [children[i] for i in top], valid, 8192)
+    """Score ``children`` on ``subset``, re-score the top ones on ``valid``, return the best
+    (through ``config.executor``)."""
+    with make_executor(config.executor, **executor_options(config)) as executor:
+        scores = score_children(model, children, subset, 8192, executor)
+        top = np.argsort(scores)[::-1][: config.top_children]
+        full = score_children(model, [children[i] for i in top], valid, 8192, executor)
     best = int(top[int(np.argmax(full))])
     return children[best], {
         "subset_auc": [float(s) for s in scores],
@@ -308,6 +343,13 @@ def pick_best(
         "top_valid_auc": [float(s) for s in full],
         "best": best,
     }
+
+
+def executor_options(config: ArchitectureSearchConfig) -> dict[str, Any]:
+    """Constructor options of ``config.executor`` (Ray: CPUs per job, no progress bar)."""
+    if config.executor == "ray":
+        return {"num_cpus_per_job": config.executor_cpus_per_job, "show_progress": False}
+    return {"show_progress": False}
 
 
 def _step_seconds(record: dict[str, Any]) -> float:
@@ -406,7 +448,8 @@ def step2_interactions(
             checkpoint,
         )
         t0 = time.perf_counter()
-        scores = score_children(model, candidates, subset, 8192)
+        with make_executor(config.executor, **executor_options(config)) as executor:
+            scores = score_children(model, candidates, subset, 8192, executor)
         score_seconds += time.perf_counter() - t0
         order = np.argsort(scores)[::-1][: config.keep_per_cycle]
         population = [candidates[i] for i in order]
@@ -429,7 +472,8 @@ def step2_interactions(
     # which would favour the last cycle's candidates)
     kept = list(scored)
     t0 = time.perf_counter()
-    final = score_children(model, kept, subset, 8192)
+    with make_executor(config.executor, **executor_options(config)) as executor:
+        final = score_children(model, kept, subset, 8192, executor)
     score_seconds += time.perf_counter() - t0
     order = np.argsort(final)[::-1][: config.interactions]
     ranked = [kept[i] for i in order]
