@@ -728,3 +728,54 @@ def test_pick_best_on_ray_picks_what_the_serial_search_picks(split, monkeypatch)
         assert on_ray == serial
     finally:
         ray.shutdown()
+
+
+def _random_search_one_by_one(split, config, n_children, epochs_per_child=0.25):
+    """Reference: random search as a plain loop, each child trained right after its draw."""
+    rng = np.random.default_rng(config.seed)
+    subset = search_policy.validation_subset(split.valid, config.validation_subset, config.seed)
+    names = embedded_field_names(split.feature_map)
+    scores = []
+    while len(scores) < n_children:
+        architecture = sample_architecture(rng, names, config)
+        torch.manual_seed(config.seed * 1000 + 60 + len(scores))
+        model = AMEIRModel.from_architecture(split.feature_map, architecture, config.embedding_dim)
+        if sum(p.numel() for p in model.parameters()) > config.max_parameters:
+            continue
+        search_policy.train_epochs(
+            model, split.train, epochs_per_child, config, rng, 60 + len(scores)
+        )
+        scores.append(evaluate_ctr(model, subset)["auc"])
+    return scores
+
+
+def test_random_search_children_through_an_executor_train_as_one_by_one(split, monkeypatch) -> None:
+    """Drawn up front and trained as executor jobs (pickled), the children score exactly as
+    when each is trained right after its draw, rejected draws included."""
+    import leanrec.search.architecture.baselines as baselines_module
+
+    config = tiny_config(embedding_dim=8, max_parameters=5_000)
+    per_child = int(0.25 * len(split.train))
+    expected = _random_search_one_by_one(split, config, 3)
+    counted: list[int] = []
+    real_parameters = baselines_module._parameters
+
+    def counting(model):
+        counted.append(real_parameters(model))
+        return counted[-1]
+
+    monkeypatch.setattr(baselines_module, "_parameters", counting)
+    found = random_search_from_scratch(split, config, budget_samples=3 * per_child)
+    assert found.steps["random"]["subset_auc"] == expected
+    assert any(n > config.max_parameters for n in counted)  # some draws were rejected
+    jobs_seen: list[int] = []
+
+    class Recording(_PicklingExecutor):
+        def map(self, fn, jobs):
+            jobs_seen.append(len(jobs))
+            return super().map(fn, jobs)
+
+    monkeypatch.setattr(baselines_module, "make_executor", lambda kind, **kw: Recording())
+    shipped = random_search_from_scratch(split, config, budget_samples=3 * per_child)
+    assert jobs_seen == [3]
+    assert shipped.steps["random"]["subset_auc"] == expected

@@ -20,6 +20,7 @@ import torch
 
 from leanrec.data.behavior import BehaviorSplit, FeatureMap
 from leanrec.embeddings.base import TableFactory
+from leanrec.runner import make_executor
 from leanrec.search.architecture.config import ArchitectureSearchConfig
 from leanrec.search.architecture.model import (
     AMEIRConfig,
@@ -33,6 +34,8 @@ from leanrec.search.architecture.policy import (
     _model_config,
     _trainer,
     epoch_samples,
+    executor_options,
+    fraction_rows,
     one_shot_checkpoint,
     pick_best,
     train_epochs,
@@ -231,26 +234,40 @@ def random_search_from_scratch(
     subset = validation_subset(split.valid, config.validation_subset, config.seed)
     names = embedded_field_names(split.feature_map)
     per_child = epoch_samples(epochs_per_child, len(split.train))
+    train_child = ChildTrainer(split, subset, config, epochs_per_child)
     began = time.perf_counter()
     tried: list[tuple[float, Architecture]] = []
 
-    def spent() -> bool:
-        if budget_samples is not None:
-            return len(tried) * per_child >= budget_samples
-        assert budget_seconds is not None
-        return time.perf_counter() - began >= budget_seconds
+    def draw() -> tuple[Architecture, np.ndarray | None]:
+        # the same draws, in the same order, as training the children one by one
+        while True:
+            architecture = sample_architecture(rng, names, config)
+            if config.max_parameters is None or (
+                _parameters(
+                    AMEIRModel.from_architecture(
+                        split.feature_map, architecture, config.embedding_dim
+                    )
+                )
+                <= config.max_parameters
+            ):
+                break
+        rows = fraction_rows(rng, epochs_per_child, len(split.train))
+        return architecture, rows
 
-    while not tried or not spent():
-        architecture = sample_architecture(rng, names, config)
-        # each child's initialisation depends on the seed and its index only, so a search
-        # repeats itself whatever ran before it in the process
-        torch.manual_seed(config.seed * 1000 + 60 + len(tried))
-        model = AMEIRModel.from_architecture(split.feature_map, architecture, config.embedding_dim)
-        if config.max_parameters is not None and _parameters(model) > config.max_parameters:
-            continue
-        train_epochs(model, split.train, epochs_per_child, config, rng, 60 + len(tried))
-        tried.append((evaluate_ctr(model, subset)["auc"], architecture))
-        say(f"  random child {len(tried)}: subset AUC {tried[-1][0]:.4f}")
+    if budget_samples is not None:  # known number of children: trained through the executor
+        jobs: list[tuple[int, Architecture, np.ndarray | None]] = []
+        while not jobs or len(jobs) * per_child < budget_samples:
+            jobs.append((len(jobs), *draw()))
+        with make_executor(config.executor, **executor_options(config)) as executor:
+            scores = executor.map(train_child, jobs)
+        tried = [(float(score), job[1]) for score, job in zip(scores, jobs)]
+        say(f"  random search: {len(tried)} children, best subset AUC {max(scores):.4f}")
+    else:
+        assert budget_seconds is not None
+        while not tried or time.perf_counter() - began < budget_seconds:
+            job = (len(tried), *draw())
+            tried.append((train_child(job), job[1]))
+            say(f"  random child {len(tried)}: subset AUC {tried[-1][0]:.4f}")
     search_seconds = time.perf_counter() - began
     best = max(tried, key=lambda pair: pair[0])[1]
     torch.manual_seed(config.seed)  # before building: the retrained model's initialisation
@@ -271,6 +288,50 @@ def random_search_from_scratch(
             }
         },
     )
+
+
+class ChildTrainer:
+    """Picklable job for an executor: train one random-search child from scratch for
+    ``epochs_per_child`` passes and return its validation-subset AUC.
+
+    A job is ``(index, architecture, rows)``: the child's initialisation is seeded by
+    ``config.seed`` and ``index`` only, and ``rows`` are its fractional pass's samples
+    (:func:`~leanrec.search.architecture.policy.fraction_rows`), so a child trains the same
+    wherever it runs.
+    """
+
+    def __init__(
+        self,
+        split: BehaviorSplit,
+        subset: Any,
+        config: ArchitectureSearchConfig,
+        epochs_per_child: float,
+    ) -> None:
+        self.split = split
+        self.subset = subset
+        self.config = config
+        self.epochs_per_child = epochs_per_child
+
+    def __call__(self, job: tuple[int, Architecture, np.ndarray | None]) -> float:
+        index, architecture, rows = job
+        config = self.config
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        torch.manual_seed(config.seed * 1000 + 60 + index)
+        model = AMEIRModel.from_architecture(
+            self.split.feature_map, architecture, config.embedding_dim
+        )
+        unused = np.random.default_rng(0)  # the rows are given: nothing is drawn from it
+        train_epochs(
+            model,
+            self.split.train,
+            self.epochs_per_child,
+            config,
+            unused,
+            60 + index,
+            fraction=rows,
+        )
+        return float(evaluate_ctr(model, self.subset)["auc"])
 
 
 def _parameters(model: torch.nn.Module) -> int:

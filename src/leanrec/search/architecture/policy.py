@@ -114,6 +114,15 @@ def _trainer(
     )
 
 
+def fraction_rows(rng: np.random.Generator, epochs: float, n_train: int) -> np.ndarray | None:
+    """The sorted random rows of the fractional pass of ``epochs`` (None: no fraction), drawn
+    from ``rng`` as :func:`train_epochs` draws them."""
+    fraction = epochs - math.floor(epochs)
+    if fraction <= 1e-9:
+        return None
+    return np.sort(rng.choice(n_train, max(1, int(fraction * n_train)), replace=False))
+
+
 def epoch_samples(epochs: float, n_train: int) -> int:
     """Training samples :func:`train_epochs` uses for ``epochs`` passes over ``n_train``
     samples (the whole passes, then a random subset for the fraction)."""
@@ -142,22 +151,23 @@ def train_epochs(
     schedule: str = "constant",
     window: tuple[float, float] = (0.0, 1.0),
     on_epoch: EpochHook | None = None,
+    fraction: np.ndarray | None = None,
 ) -> float:
     """Train ``model`` for ``epochs`` passes without validation (a fractional pass: a random
-    subset of that size); returns seconds.
+    subset of that size, drawn from ``rng`` unless ``fraction`` gives its rows, as
+    :func:`fraction_rows` draws them); returns seconds.
 
     With ``schedule="cosine"`` these passes cover the stretch ``window`` of one cosine decay
     (the whole passes first, the fraction last). ``on_epoch`` is called after every pass,
     the fractional one included."""
     began = time.perf_counter()
     whole = math.floor(epochs)
-    fraction = epochs - whole
+    rows = fraction_rows(rng, epochs, len(train)) if fraction is None else fraction
     start, end = window
     middle = start + (end - start) * whole / epochs if epochs > 0 else end
     if whole:
         _trainer(config, whole, seed_offset, schedule, (start, middle), on_epoch).fit(model, train)
-    if fraction > 1e-9:
-        rows = np.sort(rng.choice(len(train), max(1, int(fraction * len(train))), replace=False))
+    if rows is not None:
         _trainer(config, 1, seed_offset + 1, schedule, (middle, end), on_epoch).fit(
             model, train.subset(rows)
         )
