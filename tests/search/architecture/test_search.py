@@ -775,7 +775,7 @@ def test_random_search_children_through_an_executor_train_as_one_by_one(split, m
             jobs_seen.append(len(jobs))
             return super().map(fn, jobs)
 
-    monkeypatch.setattr(baselines_module, "make_executor", lambda kind, **kw: Recording())
+    monkeypatch.setattr(baselines_module, "search_executor", lambda config: Recording())
     shipped = random_search_from_scratch(split, config, budget_samples=3 * per_child)
     assert jobs_seen == [3]
     assert shipped.steps["random"]["subset_auc"] == expected

@@ -20,7 +20,6 @@ import torch
 
 from leanrec.data.behavior import BehaviorSplit, FeatureMap
 from leanrec.embeddings.base import TableFactory
-from leanrec.runner import make_executor
 from leanrec.search.architecture.config import ArchitectureSearchConfig
 from leanrec.search.architecture.model import (
     AMEIRConfig,
@@ -34,10 +33,10 @@ from leanrec.search.architecture.policy import (
     _model_config,
     _trainer,
     epoch_samples,
-    executor_options,
     fraction_rows,
     one_shot_checkpoint,
     pick_best,
+    search_executor,
     train_epochs,
     train_one_shot,
     validation_subset,
@@ -242,14 +241,12 @@ def random_search_from_scratch(
         # the same draws, in the same order, as training the children one by one
         while True:
             architecture = sample_architecture(rng, names, config)
-            if config.max_parameters is None or (
-                _parameters(
-                    AMEIRModel.from_architecture(
-                        split.feature_map, architecture, config.embedding_dim
-                    )
-                )
-                <= config.max_parameters
-            ):
+            if config.max_parameters is None:
+                break
+            model = AMEIRModel.from_architecture(
+                split.feature_map, architecture, config.embedding_dim
+            )
+            if _parameters(model) <= config.max_parameters:
                 break
         rows = fraction_rows(rng, epochs_per_child, len(split.train))
         return architecture, rows
@@ -258,7 +255,7 @@ def random_search_from_scratch(
         jobs: list[tuple[int, Architecture, np.ndarray | None]] = []
         while not jobs or len(jobs) * per_child < budget_samples:
             jobs.append((len(jobs), *draw()))
-        with make_executor(config.executor, **executor_options(config)) as executor:
+        with search_executor(config) as executor:
             scores = executor.map(train_child, jobs)
         tried = [(float(score), job[1]) for score, job in zip(scores, jobs)]
         say(f"  random search: {len(tried)} children, best subset AUC {max(scores):.4f}")

@@ -111,11 +111,12 @@ class ArchitectureSearchConfig:
     """Children with more parameters are never sampled in Step 3 (the issue asks for no more
     parameters than the best hand-designed baseline); None: no limit."""
     executor: str = "serial"
-    """Where child scoring runs (``leanrec.runner.make_executor``): ``"serial"``, in this
-    process, or ``"ray"``, one Ray task per child (needs the ``ray`` extra; a local cluster
-    unless ``RAY_ADDRESS`` is set). The scores are the same either way."""
+    """Where children are scored, and random search's children on a sample budget trained
+    (``leanrec.runner.make_executor``): ``"serial"``, in this process, or ``"ray"``, one Ray
+    task per child (needs the ``ray`` extra; a local cluster unless ``RAY_ADDRESS`` is set).
+    The scores are the same either way."""
     executor_cpus_per_job: float = 1.0
-    """CPUs Ray reserves per child-scoring task."""
+    """CPUs Ray reserves per child task."""
     seed: int = 0
     """Seeds the samplers, the one-shot models and the retraining."""
     num_threads: int = 1

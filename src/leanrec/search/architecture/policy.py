@@ -16,11 +16,12 @@ resumes after its last step and ends as an uninterrupted one would.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -339,10 +340,11 @@ def pick_best(
     subset: BehaviorSamples,
     valid: BehaviorSamples,
     config: ArchitectureSearchConfig,
+    executor: Executor | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Score ``children`` on ``subset``, re-score the top ones on ``valid``, return the best
-    (through ``config.executor``)."""
-    with make_executor(config.executor, **executor_options(config)) as executor:
+    (through ``executor``, default: a :func:`search_executor` of ``config``)."""
+    with _executor(config, executor) as executor:
         scores = score_children(model, children, subset, 8192, executor)
         top = np.argsort(scores)[::-1][: config.top_children]
         full = score_children(model, [children[i] for i in top], valid, 8192, executor)
@@ -355,11 +357,24 @@ def pick_best(
     }
 
 
-def executor_options(config: ArchitectureSearchConfig) -> dict[str, Any]:
-    """Constructor options of ``config.executor`` (Ray: CPUs per job, no progress bar)."""
+def search_executor(config: ArchitectureSearchConfig) -> Executor:
+    """The executor of ``config.executor`` (Ray: ``executor_cpus_per_job``, no progress bar).
+    One search opens one (a local Ray cluster starts once) and passes it to its steps."""
     if config.executor == "ray":
-        return {"num_cpus_per_job": config.executor_cpus_per_job, "show_progress": False}
-    return {"show_progress": False}
+        return make_executor(
+            "ray", num_cpus_per_job=config.executor_cpus_per_job, show_progress=False
+        )
+    return make_executor("serial", show_progress=False)
+
+
+@contextlib.contextmanager
+def _executor(config: ArchitectureSearchConfig, given: Executor | None) -> Iterator[Executor]:
+    """``given``, or a :func:`search_executor` closed on exit when none is given."""
+    if given is not None:
+        yield given
+        return
+    with search_executor(config) as executor:
+        yield executor
 
 
 def _step_seconds(record: dict[str, Any]) -> float:
@@ -387,6 +402,7 @@ def step1_blocks(
     config: ArchitectureSearchConfig,
     rng: np.random.Generator,
     step1_models: list[Any] | None = None,
+    executor: Executor | None = None,
 ) -> tuple[tuple[BlockChoice, ...], dict[str, Any]]:
     """Step 1: behaviour blocks with the predefined MLP over ``[h^a, e^b]``; the trained
     one-shot model is appended to ``step1_models`` when given (Step 3 inherits from it)."""
@@ -403,7 +419,7 @@ def step1_blocks(
     step1_models.append(model)
     children = _unique([model.sample(rng) for _ in range(config.sampled_children)])
     t0 = time.perf_counter()
-    best, record = pick_best(model, children, subset, split.valid, config)
+    best, record = pick_best(model, children, subset, split.valid, config, executor)
     record.update(
         train_seconds=seconds,
         score_seconds=time.perf_counter() - t0,
@@ -423,10 +439,28 @@ def step2_interactions(
     log: Log | None = None,
     initial_state: dict[str, torch.Tensor] | None = None,
     step2_models: list[Any] | None = None,
+    executor: Executor | None = None,
 ) -> tuple[tuple[Interaction, ...], dict[str, Any]]:
     """Step 2: evolve Hadamard interactions (behaviour network left out); the field
     embeddings start from ``initial_state`` when given, and the trained one-shot model is
-    appended to ``step2_models`` when given."""
+    appended to ``step2_models`` when given. Candidates are scored through ``executor``
+    (default: a :func:`search_executor` of ``config``)."""
+    with _executor(config, executor) as scoring:
+        return _evolve_interactions(
+            split, subset, config, rng, log, initial_state, step2_models, scoring
+        )
+
+
+def _evolve_interactions(
+    split: BehaviorSplit,
+    subset: BehaviorSamples,
+    config: ArchitectureSearchConfig,
+    rng: np.random.Generator,
+    log: Log | None,
+    initial_state: dict[str, torch.Tensor] | None,
+    step2_models: list[Any] | None,
+    executor: Executor,
+) -> tuple[tuple[Interaction, ...], dict[str, Any]]:
     if config.interactions == 0:
         return (), {"cycles": []}
     torch.manual_seed(config.seed + 1)
@@ -458,8 +492,7 @@ def step2_interactions(
             checkpoint,
         )
         t0 = time.perf_counter()
-        with make_executor(config.executor, **executor_options(config)) as executor:
-            scores = score_children(model, candidates, subset, 8192, executor)
+        scores = score_children(model, candidates, subset, 8192, executor)
         score_seconds += time.perf_counter() - t0
         order = np.argsort(scores)[::-1][: config.keep_per_cycle]
         population = [candidates[i] for i in order]
@@ -482,8 +515,7 @@ def step2_interactions(
     # which would favour the last cycle's candidates)
     kept = list(scored)
     t0 = time.perf_counter()
-    with make_executor(config.executor, **executor_options(config)) as executor:
-        final = score_children(model, kept, subset, 8192, executor)
+    final = score_children(model, kept, subset, 8192, executor)
     score_seconds += time.perf_counter() - t0
     order = np.argsort(final)[::-1][: config.interactions]
     ranked = [kept[i] for i in order]
@@ -509,6 +541,7 @@ def step3_mlp(
     rng: np.random.Generator,
     step1_state: dict[str, torch.Tensor] | None = None,
     step2_state: dict[str, torch.Tensor] | None = None,
+    executor: Executor | None = None,
 ) -> tuple[MLPStepModel, MLPChoice, dict[str, Any]]:
     """Step 3: MLP widths and activations by slicing, with the SE shortcut; embeddings, blocks
     and readout inherited from Step 1, then the embeddings from ``step2_state`` when given."""
@@ -536,7 +569,7 @@ def step3_mlp(
         checkpoint.restore(model)
     children = _unique([model.sample(rng) for _ in range(config.sampled_children)])
     t0 = time.perf_counter()
-    best, record = pick_best(model, children, subset, split.valid, config)
+    best, record = pick_best(model, children, subset, split.valid, config, executor)
     record.update(
         train_seconds=seconds,
         score_seconds=time.perf_counter() - t0,
@@ -578,6 +611,17 @@ def search_architecture(
     With ``out_dir``, each finished step is written to ``step<k>.json`` (and Step 1's one-shot
     weights are not needed again), and a rerun skips finished steps.
     """
+    with search_executor(config) as executor:
+        return _search_architecture(split, config, out_dir, log, executor)
+
+
+def _search_architecture(
+    split: BehaviorSplit,
+    config: ArchitectureSearchConfig,
+    out_dir: str | Path | None,
+    log: Log | None,
+    executor: Executor,
+) -> SearchResult:
     say = log or (lambda message: None)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -620,7 +664,7 @@ def search_architecture(
         say("step 1: behaviour blocks")
         trained: list[Any] = []
         t0 = time.perf_counter()
-        blocks, record = step1_blocks(split, subset, config, rng, trained)
+        blocks, record = step1_blocks(split, subset, config, rng, trained, executor)
         record["wall_seconds"] = time.perf_counter() - t0
         step1_state = trained[0].state_dict()
         if state_path is not None:
@@ -648,6 +692,7 @@ def search_architecture(
             say,
             step1_state if config.carry_embeddings else None,
             trained,
+            executor,
         )
         record["wall_seconds"] = time.perf_counter() - t0
         if config.carry_embeddings and trained:  # only what Step 3 takes from it
@@ -669,7 +714,7 @@ def search_architecture(
     say("step 3: MLP")
     t0 = time.perf_counter()
     step3, choice, record = step3_mlp(
-        split, subset, blocks, interactions, config, rng, step1_state, step2_state
+        split, subset, blocks, interactions, config, rng, step1_state, step2_state, executor
     )
     record["wall_seconds"] = time.perf_counter() - t0
     save("step3", record)
