@@ -314,6 +314,7 @@ def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
         search=search,
         pep=pep,
         warm_start_init=args.warm_start_init,
+        pruning_base=args.pruning_base,
     )
     summary = run_experiment(exp, log=lambda message: print(message, flush=True))
     print((Path(out) / "table.md").read_text())
@@ -527,6 +528,13 @@ def make_parser() -> argparse.ArgumentParser:
         default=None,
         help="embedding-size: pretrain further from this full-size checkpoint (an earlier "
         "run's warm_start.pt)",
+    )
+    p.add_argument(
+        "--pruning-base",
+        choices=["warm_start", "ordinary"],
+        default="warm_start",
+        help="embedding-size: the full-size model MagPrune and PEP prune: the prefix-dropout "
+        "warm start, or an ordinary model trained without prefix dropout (ordinary.pt)",
     )
     p.add_argument("--sketch-sizes", nargs="+", type=int, default=[2, 4, 8], help="sketch: K")
     p.add_argument("--update-periods", nargs="+", type=int, default=[1, 4], help="sketch: τ")

@@ -452,3 +452,62 @@ def test_pretraining_continues_from_an_earlier_warm_start(tmp_path: Path) -> Non
     )
     with pytest.raises(FileNotFoundError, match=r"none\.pt"):
         run_experiment(missing, log=lambda message: None)
+
+
+def test_pruning_baselines_can_start_from_an_ordinary_model(tmp_path: Path) -> None:
+    import dataclasses
+
+    from leanrec.models.registry import model_from_checkpoint
+    from leanrec.search.embedding_size.retrain import test_metrics
+    from leanrec.train.bpr import TrainerConfig
+
+    trainer = TrainerConfig(
+        epochs=2, batch_size=2048, learning_rate=0.01, eval_every=1, ks=[5, 20], progress=False
+    )
+    search = dataclasses.replace(
+        tiny_config(), pretrain=trainer, retrain=trainer, target_sparsities=(0.8,)
+    )
+    ordinary = EmbeddingSizeExperiment(
+        dataset="synthetic",
+        model="mf",
+        out_dir=str(tmp_path / "ordinary"),
+        methods=("magprune", "pep"),
+        search=search,
+        pruning_base="ordinary",
+    )
+    summary = run_experiment(ordinary, log=lambda message: None)
+    out = tmp_path / "ordinary"
+    # only element pruners: the prefix-dropout warm start is never trained
+    assert not (out / "warm_start.pt").exists() and (out / "ordinary.pt").exists()
+    rows = {r["method"]: r for r in summary["rows"]}
+    assert set(rows) == {"full_ordinary", "magprune", "pep"}
+    assert rows["magprune"]["base"] == rows["pep"]["base"] == "ordinary"
+    assert "| — | full_ordinary |" in (out / "table.md").read_text()
+
+    from leanrec.data.presets import prepare_split
+
+    split, _ = prepare_split("synthetic", "ciess", None, search.seed)
+    base = model_from_checkpoint(load_checkpoint(out / "ordinary.pt"))
+    pruned = test_metrics(magnitude_prune(base, 0.8), split)
+    for metric, value in pruned.items():
+        assert rows["magprune"][f"test_{metric}"] == pytest.approx(value), metric
+
+    # the default prunes the prefix-dropout warm start, a different model
+    warm = dataclasses.replace(ordinary, out_dir=str(tmp_path / "warm"), pruning_base="warm_start")
+    warm_rows = {r["method"]: r for r in run_experiment(warm, log=lambda m: None)["rows"]}
+    assert (
+        set(warm_rows) == {"full", "magprune", "pep"} and warm_rows["pep"]["base"] == "warm_start"
+    )
+    ordinary_state = load_checkpoint(out / "ordinary.pt")["state_dict"]
+    warm_state = load_checkpoint(tmp_path / "warm" / "warm_start.pt")["state_dict"]
+    assert any(
+        not torch.allclose(ordinary_state[n], t)
+        for n, t in warm_state.items()
+        if t.is_floating_point()
+    )
+
+    with pytest.raises(ValueError, match="pruning_base 'scratch'"):
+        run_experiment(
+            dataclasses.replace(ordinary, out_dir=str(tmp_path / "x"), pruning_base="scratch"),
+            log=lambda message: None,
+        )

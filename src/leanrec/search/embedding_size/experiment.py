@@ -59,6 +59,12 @@ from leanrec.train.checkpoint import load_checkpoint, save_atomic
 
 METHODS = ("ciess", "su", "sr", "popularity", "magprune", "pep", "esapn")
 SEARCHED = ("ciess", "esapn")
+ELEMENT_PRUNERS = ("magprune", "pep")
+"""Methods that prune single weights of a trained full-size model (``pruning_base``)."""
+PRUNING_BASES = ("warm_start", "ordinary")
+REFERENCE_ROWS = ("full", "full_ordinary")
+"""Rows of the uncompressed models: the warm start and, with ``pruning_base="ordinary"``,
+the ordinary full-size model."""
 TABLE_METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
 
 
@@ -88,6 +94,14 @@ class EmbeddingSizeExperiment:
     """Start pretraining from this full-size checkpoint (an earlier run's ``warm_start.pt``, same
     dataset, split seed, model and ``d_max``) and train it further under ``search.pretrain``;
     None: pretrain from a fresh initialisation."""
+    pruning_base: str = "warm_start"
+    """The full-size model MagPrune prunes and PEP learns its thresholds on and retrains from:
+    ``warm_start``, the prefix-dropout warm start CIESS searches from (its leading dimensions
+    carry the large values, which favours magnitude pruning), or ``ordinary``, a full-size
+    model trained without prefix dropout under the same ``search.pretrain`` (fresh
+    initialisation, same seed), as the paper's pruning baselines start from. It is saved as
+    ``ordinary.pt`` and reported as the row ``full_ordinary``; a run whose methods are all
+    element pruners then trains no warm start at all."""
 
 
 def _initial_warm_state(
@@ -175,44 +189,76 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
                 f"({record['train_seconds']:.1f} s)"
             )
 
-    # 1. warm start / full-size reference -------------------------------------------
-    warm_path = out / "warm_start.pt"
-    if warm_path.exists():
-        from leanrec.models.registry import model_from_checkpoint
-
-        warm_model = model_from_checkpoint(load_checkpoint(warm_path))
-    else:
-        init_state = _initial_warm_state(exp, split)
-        source = f" from {exp.warm_start_init}" if init_state is not None else ""
-        log(
-            f"pretraining the full-size {exp.model} (d_max = {cfg.max_dim}) with prefix "
-            f"dropout{source}"
+    # 1. warm start / full-size references -------------------------------------------
+    if exp.pruning_base not in PRUNING_BASES:
+        raise ValueError(
+            f"pruning_base {exp.pruning_base!r}: expected one of {', '.join(PRUNING_BASES)}"
         )
+    unknown = sorted(set(exp.methods) - set(METHODS))
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
+    pruners = [m for m in exp.methods if m in ELEMENT_PRUNERS]
+    ordinary = exp.pruning_base == "ordinary" and bool(pruners)
+    rows = _Rows(out / "rows.json")
+
+    def full_model(prefix_dropout: bool) -> Recommender:
+        """The warm start (prefix dropout) or the ordinary model, trained once and cached."""
+        name = "warm_start" if prefix_dropout else "ordinary"
+        path = out / f"{name}.pt"
+        if path.exists():
+            from leanrec.models.registry import model_from_checkpoint
+
+            return model_from_checkpoint(load_checkpoint(path))
+        init_state = _initial_warm_state(exp, split) if prefix_dropout else None
+        source = f" from {exp.warm_start_init}" if init_state is not None else ""
+        how = "with prefix dropout" if prefix_dropout else "without prefix dropout (ordinary)"
+        log(f"pretraining the full-size {exp.model} (d_max = {cfg.max_dim}) {how}{source}")
+        state_path = out / ("pretrain_state.pt" if prefix_dropout else "ordinary_state.pt")
         began = time.perf_counter()
-        warm_model, _ = pretrain_warm_start(
+        model, _ = pretrain_warm_start(
             split,
             exp.model,
             exp.model_options,
             cfg.max_dim,
             dataclasses.replace(cfg.pretrain, progress=cfg.progress),
             cfg.seed,
-            checkpoint_path=out / "pretrain_state.pt",
+            checkpoint_path=state_path,
             on_epoch=log_epoch,
             init_state=init_state,
+            prefix_dropout=prefix_dropout,
         )
-        timings["pretrain_seconds"] = time.perf_counter() - began
+        timings["pretrain_seconds" if prefix_dropout else "ordinary_pretrain_seconds"] = (
+            time.perf_counter() - began
+        )
         save_timings()
-        _save_model(warm_model, split, warm_path)
-        (out / "pretrain_state.pt").unlink(missing_ok=True)
-    warm_state = {k: v.clone() for k, v in warm_model.state_dict().items()}
-    rows = _Rows(out / "rows.json")
-    if not rows.has("full", 0.0):
-        rows.add(_row("full", 0.0, 0.0, test_metrics(warm_model, split)))
+        _save_model(model, split, path)
+        state_path.unlink(missing_ok=True)
+        return model
+
+    needs_warm = exp.pruning_base == "warm_start" or any(
+        m not in ELEMENT_PRUNERS for m in exp.methods
+    )
+    warm_model: Recommender | None = None
+    warm_state: dict[str, torch.Tensor] = {}
+    if needs_warm:
+        warm_model = full_model(prefix_dropout=True)
+        warm_state = {k: v.clone() for k, v in warm_model.state_dict().items()}
+        if not rows.has("full", 0.0):
+            rows.add(_row("full", 0.0, 0.0, test_metrics(warm_model, split)))
+    if ordinary:
+        prune_model = full_model(prefix_dropout=False)
+        if not rows.has("full_ordinary", 0.0):
+            rows.add(_row("full_ordinary", 0.0, 0.0, test_metrics(prune_model, split)))
+    else:
+        assert warm_model is not None
+        prune_model = warm_model
+    prune_state = {k: v.clone() for k, v in prune_model.state_dict().items()}
 
     # 2. searches (CIESS, and the ESAPN-style baseline through the same loop) ---------
     searches: dict[str, SearchResult] = {}
     for method in SEARCHED:
         if method in exp.methods and not all(rows.has(method, c) for c in cfg.target_sparsities):
+            assert warm_model is not None
             searches[method] = _run_search(
                 exp, split, warm_model, warm_state, out, timings, log, method
             )
@@ -233,17 +279,23 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
                 continue
             began = time.perf_counter()
             if method == "magprune":
-                pruned = magnitude_prune(warm_model, target)
+                pruned = magnitude_prune(prune_model, target)
                 rows.add(
-                    _row(method, target, nonzero_sparsity(pruned), test_metrics(pruned, split))
+                    _row(
+                        method,
+                        target,
+                        nonzero_sparsity(pruned),
+                        test_metrics(pruned, split),
+                        base=exp.pruning_base,
+                    )
                 )
                 continue
             if method == "pep":
-                masks = _pep_masks(exp, split, warm_model, out, timings, log)[target]
+                masks = _pep_masks(exp, split, prune_model, out, timings, log)[target]
                 model = build_masked_model(
                     split, exp.model, exp.model_options, cfg.max_dim, cfg.seed
                 )
-                model.load_state_dict(warm_state)
+                model.load_state_dict(prune_state)
                 apply_element_masks(model, masks)
                 log(f"pep at c = {target:.0%}: retraining its mask")
                 retrained = retrain_model(
@@ -263,6 +315,7 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
                         valid=retrained.valid,
                         seconds=time.perf_counter() - began,
                         epochs=retrained.train_result.epochs_run,
+                        base=exp.pruning_base,
                     )
                 )
                 continue
@@ -285,7 +338,7 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
                 sized = [random_sizes(n_users, n_items, cfg.max_dim, target, rng)]
             elif method == "popularity":
                 sized = [popularity_sizes(user_pop, item_pop, cfg.max_dim, target)]
-            else:
+            else:  # pragma: no cover - methods were checked above
                 raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
             best = None
             tried = []
@@ -476,12 +529,12 @@ def markdown_table(rows: list[dict[str, Any]], targets: tuple[float, ...]) -> st
     """CIESS Table 1 layout: per target sparsity, one line per method."""
     header = "| c | method | sparsity | R@5 | R@20 | N@5 | N@20 |\n|---|---|---|---|---|---|---|\n"
     lines = []
-    full = [r for r in rows if r["method"] == "full"]
+    full = [r for r in rows if r["method"] in REFERENCE_ROWS]
     for r in full:
         lines.append(_table_line("—", r))
     for target in targets:
         for r in rows:
-            if r["method"] != "full" and r["target_sparsity"] == target:
+            if r["method"] not in REFERENCE_ROWS and r["target_sparsity"] == target:
                 lines.append(_table_line(f"{target:.0%}", r))
     return header + "\n".join(lines) + "\n"
 
@@ -535,7 +588,7 @@ def _plots(
         fig.savefig(out / "size_vs_popularity.png", dpi=120)
         plt.close(fig)
 
-    methods = sorted({r["method"] for r in rows if r["method"] != "full"})
+    methods = sorted({r["method"] for r in rows if r["method"] not in REFERENCE_ROWS})
     if methods:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for method in methods:
@@ -545,9 +598,10 @@ def _plots(
                 if r["method"] == method
             )
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method)
-        for r in rows:
-            if r["method"] == "full":
-                ax.axhline(r.get("test_recall@20", np.nan), color="grey", ls="--", label="full")
+        for r, style in zip(
+            [r for r in rows if r["method"] in REFERENCE_ROWS], ("--", ":"), strict=False
+        ):
+            ax.axhline(r.get("test_recall@20", np.nan), color="grey", ls=style, label=r["method"])
         ax.set_xlabel("embedding sparsity")
         ax.set_ylabel("test Recall@20")
         ax.legend()

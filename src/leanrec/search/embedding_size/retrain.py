@@ -58,6 +58,7 @@ def pretrain_warm_start(
     checkpoint_path: Path | None = None,
     on_epoch: EpochHook | None = None,
     init_state: dict[str, torch.Tensor] | None = None,
+    prefix_dropout: bool = True,
 ) -> tuple[Recommender, TrainResult]:
     """The full-size model, trained with prefix dropout so every truncation is meaningful.
 
@@ -66,8 +67,10 @@ def pretrain_warm_start(
     Args:
         init_state: weights to start from (e.g. an earlier run's warm start, to train it
             further); None: a fresh initialisation.
+        prefix_dropout: False trains an ordinary full-size model instead (no random
+            truncation during training), the model the paper's pruning baselines start from.
     """
-    model = build_masked_model(split, model_name, model_options, max_dim, seed, True)
+    model = build_masked_model(split, model_name, model_options, max_dim, seed, prefix_dropout)
     if init_state is not None:
         model.load_state_dict(init_state)
     result = BPRTrainer(
