@@ -511,3 +511,38 @@ def test_pruning_baselines_can_start_from_an_ordinary_model(tmp_path: Path) -> N
             dataclasses.replace(ordinary, out_dir=str(tmp_path / "x"), pruning_base="scratch"),
             log=lambda message: None,
         )
+
+
+def test_baselines_retrained_from_scratch_train_no_warm_start(tmp_path: Path) -> None:
+    import dataclasses
+
+    from leanrec.train.bpr import TrainerConfig
+
+    trainer = TrainerConfig(
+        epochs=2, batch_size=2048, learning_rate=0.01, eval_every=1, ks=[20], progress=False
+    )
+    search = dataclasses.replace(
+        tiny_config(),
+        pretrain=trainer,
+        retrain=trainer,
+        target_sparsities=(0.8,),
+        retrain_from_warm_start=False,
+    )
+    exp = EmbeddingSizeExperiment(
+        dataset="synthetic",
+        model="mf",
+        out_dir=str(tmp_path / "su"),
+        methods=("su",),
+        search=search,
+    )
+    rows = run_experiment(exp, log=lambda message: None)["rows"]
+    assert [r["method"] for r in rows] == ["su"] and rows[0]["sparsity"] >= 0.8
+    assert not (tmp_path / "su" / "warm_start.pt").exists()
+    # from the warm start, the same run trains one
+    warm = dataclasses.replace(
+        exp,
+        out_dir=str(tmp_path / "warm"),
+        search=dataclasses.replace(search, retrain_from_warm_start=True),
+    )
+    run_experiment(warm, log=lambda message: None)
+    assert (tmp_path / "warm" / "warm_start.pt").exists()

@@ -100,8 +100,9 @@ class EmbeddingSizeExperiment:
     carry the large values, which favours magnitude pruning), or ``ordinary``, a full-size
     model trained without prefix dropout under the same ``search.pretrain`` (fresh
     initialisation, same seed), as the paper's pruning baselines start from. It is saved as
-    ``ordinary.pt`` and reported as the row ``full_ordinary``; a run whose methods are all
-    element pruners then trains no warm start at all."""
+    ``ordinary.pt`` and reported as the row ``full_ordinary``. A run that needs no warm start
+    (only element pruners on the ordinary model, and row-size baselines retrained from scratch)
+    trains none."""
 
 
 def _initial_warm_state(
@@ -235,8 +236,12 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
         state_path.unlink(missing_ok=True)
         return model
 
-    needs_warm = exp.pruning_base == "warm_start" or any(
-        m not in ELEMENT_PRUNERS for m in exp.methods
+    # the searches always need it; the row-size baselines only to retrain from it
+    needs_warm = any(
+        m in SEARCHED
+        or (m in ELEMENT_PRUNERS and exp.pruning_base == "warm_start")
+        or (m not in ELEMENT_PRUNERS and cfg.retrain_from_warm_start)
+        for m in exp.methods
     )
     warm_model: Recommender | None = None
     warm_state: dict[str, torch.Tensor] = {}
@@ -245,14 +250,12 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
         warm_state = {k: v.clone() for k, v in warm_model.state_dict().items()}
         if not rows.has("full", 0.0):
             rows.add(_row("full", 0.0, 0.0, test_metrics(warm_model, split)))
+    prune_model = warm_model  # what MagPrune and PEP start from (None: no pruner runs)
     if ordinary:
         prune_model = full_model(prefix_dropout=False)
         if not rows.has("full_ordinary", 0.0):
             rows.add(_row("full_ordinary", 0.0, 0.0, test_metrics(prune_model, split)))
-    else:
-        assert warm_model is not None
-        prune_model = warm_model
-    prune_state = {k: v.clone() for k, v in prune_model.state_dict().items()}
+    prune_state = {k: v.clone() for k, v in prune_model.state_dict().items()} if prune_model else {}
 
     # 2. searches (CIESS, and the ESAPN-style baseline through the same loop) ---------
     searches: dict[str, SearchResult] = {}
@@ -279,6 +282,7 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
                 continue
             began = time.perf_counter()
             if method == "magprune":
+                assert prune_model is not None
                 pruned = magnitude_prune(prune_model, target)
                 rows.add(
                     _row(
@@ -291,6 +295,7 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
                 )
                 continue
             if method == "pep":
+                assert prune_model is not None
                 masks = _pep_masks(exp, split, prune_model, out, timings, log)[target]
                 model = build_masked_model(
                     split, exp.model, exp.model_options, cfg.max_dim, cfg.seed
