@@ -546,3 +546,49 @@ def test_baselines_retrained_from_scratch_train_no_warm_start(tmp_path: Path) ->
     )
     run_experiment(warm, log=lambda message: None)
     assert (tmp_path / "warm" / "warm_start.pt").exists()
+
+
+def test_pep_retrains_from_the_trained_values_or_from_their_initialisation(tmp_path: Path) -> None:
+    import dataclasses
+
+    from leanrec.data.presets import prepare_split
+    from leanrec.models.registry import model_from_checkpoint
+    from leanrec.search.embedding_size.baselines import PEPConfig, apply_element_masks
+    from leanrec.search.embedding_size.retrain import build_masked_model, test_metrics
+    from leanrec.train.bpr import TrainerConfig
+
+    trainer = TrainerConfig(
+        epochs=2, batch_size=2048, learning_rate=0.01, eval_every=1, ks=[5, 20], progress=False
+    )
+    frozen = dataclasses.replace(trainer, epochs=1, learning_rate=1e-12)  # retraining moves nothing
+    search = dataclasses.replace(
+        tiny_config(), pretrain=trainer, retrain=frozen, target_sparsities=(0.8,)
+    )
+    runs = {}
+    for source in ("trained", "init"):
+        exp = EmbeddingSizeExperiment(
+            dataset="synthetic",
+            model="mf",
+            out_dir=str(tmp_path / source),
+            methods=("pep",),
+            search=search,
+            pruning_base="ordinary",
+            pep=PEPConfig(max_epochs=2, retrain_from=source),
+        )
+        rows = run_experiment(exp, log=lambda message: None)["rows"]
+        runs[source] = next(r for r in rows if r["method"] == "pep")
+        assert runs[source]["retrain_from"] == source
+
+    split, _ = prepare_split("synthetic", "ciess", None, search.seed)
+    masks = load_checkpoint(tmp_path / "init" / "pep_masks.pt")["0.8"]
+    initial = build_masked_model(split, "mf", None, search.max_dim, search.seed)
+    trained = model_from_checkpoint(load_checkpoint(tmp_path / "trained" / "ordinary.pt"))
+    trained_masks = load_checkpoint(tmp_path / "trained" / "pep_masks.pt")["0.8"]
+    expected = {
+        "init": test_metrics(apply_element_masks(initial, masks), split),
+        "trained": test_metrics(apply_element_masks(trained, trained_masks), split),
+    }
+    for source, row in runs.items():
+        for metric, value in expected[source].items():
+            assert row[f"test_{metric}"] == pytest.approx(value, abs=1e-6), (source, metric)
+    assert runs["init"]["test_recall@20"] != pytest.approx(runs["trained"]["test_recall@20"])

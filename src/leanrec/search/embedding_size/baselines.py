@@ -202,6 +202,10 @@ class PEPConfig:
     """Negatives per positive."""
     max_epochs: int = 60
     """Epochs of threshold learning; targets not reached by then are completed by magnitude."""
+    retrain_from: str = "trained"
+    """Weights each mask is retrained from: ``trained``, the pruned model's own trained values,
+    or ``init``, the initial values that model was trained from (same seed): the PEP paper's
+    lottery-ticket retraining."""
 
 
 def pep_masks(

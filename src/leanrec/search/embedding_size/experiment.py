@@ -297,10 +297,16 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
             if method == "pep":
                 assert prune_model is not None
                 masks = _pep_masks(exp, split, prune_model, out, timings, log)[target]
+                # built with the seed the pruned model was pretrained from: its initial values
                 model = build_masked_model(
                     split, exp.model, exp.model_options, cfg.max_dim, cfg.seed
                 )
-                model.load_state_dict(prune_state)
+                if exp.pep.retrain_from == "trained":
+                    model.load_state_dict(prune_state)
+                elif exp.pep.retrain_from != "init":
+                    raise ValueError(
+                        f"pep retrain_from {exp.pep.retrain_from!r}: expected trained or init"
+                    )
                 apply_element_masks(model, masks)
                 log(f"pep at c = {target:.0%}: retraining its mask")
                 retrained = retrain_model(
@@ -321,6 +327,7 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
                         seconds=time.perf_counter() - began,
                         epochs=retrained.train_result.epochs_run,
                         base=exp.pruning_base,
+                        retrain_from=exp.pep.retrain_from,
                     )
                 )
                 continue
