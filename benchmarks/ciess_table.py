@@ -4,8 +4,9 @@ Runs that share a warm start (``warm_start.pt`` copied) can split the methods be
 run in parallel. This script puts their rows together. When several runs hold the same method
 and target, it keeps the row with the best **validation** Recall@20, never the test one. That is
 how ``--budget_projection both`` chooses between the two projections of a CIESS mask in a single
-run. It prints the markdown table, says which requirement of issue 3 each comparison meets, and
-writes ``results/ciess_table.json`` (``--name`` for another file).
+run. PEP retrained from its initial values (``--pep-retrain_from init``) is its own row,
+``pep_init``. It prints the markdown table, says which requirement of issue 3 each comparison
+meets, and writes ``results/ciess_table.json`` (``--name`` for another file).
 
 It also prices every row in real bytes, since the table's sparsity counts non-zeros: row-prefix
 masks (CIESS, SU, SR, popularity, ESAPN) store as the packed table, ``4 sum(d_n)`` bytes of
@@ -26,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results
-from leanrec.search.embedding_size.experiment import markdown_table
+from leanrec.search.embedding_size.experiment import REFERENCE_ROWS, markdown_table
 
 METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
-ELEMENT_MASKS = ("pep", "magprune")
+ELEMENT_MASKS = ("pep", "pep_init", "magprune")
 """Methods that prune single weights, not row suffixes: no packed export, CSR at best."""
 
 
@@ -59,22 +60,28 @@ def main() -> None:
     for run in args.runs:
         for row in json.loads((Path(run) / "rows.json").read_text()):
             row = dict(row, run=run)
+            if row["method"] == "pep" and row.get("retrain_from") == "init":
+                row["method"] = "pep_init"  # lottery-ticket retraining: its own row
             key = (row["method"], float(row["target_sparsity"]))
             best = chosen.get(key)
             score = row.get("valid", {}).get("recall@20", -1.0)
             if best is None or score > best.get("valid", {}).get("recall@20", -1.0):
                 chosen[key] = row
     rows = sorted(chosen.values(), key=lambda r: (r["target_sparsity"], r["method"]))
-    targets = tuple(sorted({r["target_sparsity"] for r in rows if r["method"] != "full"}))
+    targets = tuple(
+        sorted({r["target_sparsity"] for r in rows if r["method"] not in REFERENCE_ROWS})
+    )
     print(markdown_table(rows, targets))
     max_dim = json.loads((Path(args.runs[0]) / "config.json").read_text())["search"]["max_dim"]
     print("\n| c | method | non-zero sparsity | stored bytes | vs dense |")
     print("|---|---|---|---|---|")
     # users + items rows, from any row that counts its kept weights: N d_max = kept / (1 - s)
-    counted = next(r for r in rows if "embedding_parameters" in r and r["method"] != "full")
+    counted = next(
+        r for r in rows if "embedding_parameters" in r and r["method"] not in REFERENCE_ROWS
+    )
     rows_total = round(counted["embedding_parameters"] / (1.0 - counted["sparsity"]) / max_dim)
     for row in rows:
-        if row["method"] == "full":
+        if row["method"] in REFERENCE_ROWS:
             continue
         total, ratio = stored_bytes(row, rows_total, max_dim)
         row["stored_bytes"], row["stored_ratio"] = total, ratio
@@ -89,7 +96,7 @@ def main() -> None:
             continue
         wins = {}
         for (method, c), row in chosen.items():
-            if c != target or method in ("ciess", "full"):
+            if c != target or method == "ciess" or method in REFERENCE_ROWS:
                 continue
             won = [m for m in METRICS if ours[f"test_{m}"] > row[f"test_{m}"]]
             wins[method] = won
