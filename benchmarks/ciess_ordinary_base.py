@@ -10,12 +10,9 @@ the stored warm-start pruner rows, at equal non-zero sparsity (80 / 90 / 95%) an
 (element masks at 84 / 92 / 96% take the bytes of row masks at 80 / 90 / 95%; see
 ``ciess_table.py`` for the byte count).
 
-    leanrec experiment embedding-size --dataset ml-1m --model lightgcn \\
-        --out runs/es-ml1m-lightgcn-ordinary --methods magprune pep --pruning-base ordinary \\
-        --pretrain-max_seconds 3600 --num_threads 2 --top_masks 1 --retrain-epochs 8 \\
-        --retrain-patience 2 --pep-l2 0.01 --pep-max_epochs 8 --pep-learning_rate 0.01 \\
-        --target_sparsities "[0.8,0.84,0.9,0.92,0.95,0.96]"
-    python benchmarks/ciess_ordinary_base.py runs/es-ml1m-lightgcn-ordinary
+    (the runs: README, "The paper's protocol")
+    python benchmarks/ciess_ordinary_base.py runs/es-ml1m-lightgcn-ordinary \\
+        runs/es-ml1m-lightgcn-ordinary-pep
 """
 
 from __future__ import annotations
@@ -54,7 +51,7 @@ def run_row(rows: list[dict], tag: int, method: str) -> dict[str, float] | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("run", help="run directory made with --pruning-base ordinary")
+    parser.add_argument("runs", nargs="+", help="run directories made with --pruning-base ordinary")
     parser.add_argument(
         "--stored",
         default=str(RESULTS_DIR / "ciess_converged_all.json"),
@@ -63,12 +60,12 @@ def main() -> None:
     parser.add_argument("--name", default="ciess_ordinary_base")
     args = parser.parse_args()
     stored = json.loads(Path(args.stored).read_text())
-    rows = json.loads((Path(args.run) / "rows.json").read_text())
+    rows = [r for run in args.runs for r in json.loads((Path(run) / "rows.json").read_text())]
     ordinary_full = run_row(rows, 0, "full_ordinary")
     warm_full = stored_row(stored, 0, "full")
     assert ordinary_full is not None and warm_full is not None
 
-    flat: dict[str, object] = {"run": args.run, "stored": Path(args.stored).name}
+    flat: dict[str, object] = {"runs": ",".join(args.runs), "stored": Path(args.stored).name}
     table = [
         ["—", "full (warm start, prefix dropout)", warm_full["sparsity"]]
         + [warm_full[m] for m in METRICS],
