@@ -27,10 +27,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results
-from leanrec.search.embedding_size.experiment import REFERENCE_ROWS, markdown_table
+from leanrec.search.embedding_size.experiment import (
+    ELEMENT_PRUNERS,
+    REFERENCE_ROWS,
+    markdown_table,
+)
 
 METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
-ELEMENT_MASKS = ("pep", "pep_init", "magprune")
+ELEMENT_MASKS = (*ELEMENT_PRUNERS, "pep_init")
 """Methods that prune single weights, not row suffixes: no packed export, CSR at best."""
 
 

@@ -195,11 +195,12 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
         raise ValueError(
             f"pruning_base {exp.pruning_base!r}: expected one of {', '.join(PRUNING_BASES)}"
         )
+    if exp.pep.retrain_from not in ("trained", "init"):
+        raise ValueError(f"pep retrain_from {exp.pep.retrain_from!r}: expected trained or init")
     unknown = sorted(set(exp.methods) - set(METHODS))
     if unknown:
         raise ValueError(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
-    pruners = [m for m in exp.methods if m in ELEMENT_PRUNERS]
-    ordinary = exp.pruning_base == "ordinary" and bool(pruners)
+    ordinary = exp.pruning_base == "ordinary" and any(m in ELEMENT_PRUNERS for m in exp.methods)
     rows = _Rows(out / "rows.json")
 
     def full_model(prefix_dropout: bool) -> Recommender:
@@ -301,12 +302,8 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
                 model = build_masked_model(
                     split, exp.model, exp.model_options, cfg.max_dim, cfg.seed
                 )
-                if exp.pep.retrain_from == "trained":
+                if exp.pep.retrain_from == "trained":  # else "init": keep the initial values
                     model.load_state_dict(prune_state)
-                elif exp.pep.retrain_from != "init":
-                    raise ValueError(
-                        f"pep retrain_from {exp.pep.retrain_from!r}: expected trained or init"
-                    )
                 apply_element_masks(model, masks)
                 log(f"pep at c = {target:.0%}: retraining its mask")
                 retrained = retrain_model(
