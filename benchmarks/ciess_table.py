@@ -16,12 +16,17 @@ So at the same non-zero sparsity an element mask takes about 1.25x the bytes of 
 
     python benchmarks/ciess_table.py runs/es-ml1m-lightgcn runs/es-ml1m-lightgcn-b \
         runs/es-ml1m-lightgcn-role
+
+``--from-results FILE --from-methods su pep`` also reads rows this script wrote earlier (its flat
+``results/<name>.json``), for runs whose directories are gone; only the named methods are taken,
+and they compete with the run directories' rows by validation Recall@20 like any other row.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -55,22 +60,55 @@ PAPER = {  # CIESS paper, Table 1, LightGCN on ML-1M: (Recall@20, NDCG@20)
 }
 
 
+def rows_from_results(path: Path, methods: set[str]) -> list[dict]:
+    """Rebuild the rows of ``methods`` from a flat results file this script wrote
+    (keys ``c<percent>_<method>_<field>``); each row's ``run`` is the run it was read from then."""
+    flat = json.loads(path.read_text())
+    rows = []
+    for key in flat:
+        match = re.fullmatch(r"c(\d+)_(.+)_sparsity", key)
+        if match is None or match.group(2) not in methods:
+            continue
+        prefix = key[: -len("sparsity")]
+        row = {
+            "method": match.group(2),
+            "target_sparsity": int(match.group(1)) / 100,
+            "sparsity": flat[key],
+            "run": flat[prefix + "run"],
+            **{f"test_{m}": flat[f"{prefix}test_{m}"] for m in METRICS},
+        }
+        if flat.get(prefix + "valid_recall@20") is not None:
+            row["valid"] = {"recall@20": flat[prefix + "valid_recall@20"]}
+        rows.append(row)
+    if not rows:
+        raise SystemExit(f"{path}: no rows of {sorted(methods)}")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--name", default="ciess_table", help="results/<name>.json")
+    parser.add_argument("--from-results", type=Path, help="a results JSON this script wrote")
+    parser.add_argument("--from-methods", nargs="+", default=[], help="its methods to take")
     args = parser.parse_args()
+    recorded = []
+    if args.from_results is not None:
+        recorded = rows_from_results(args.from_results, set(args.from_methods))
+    candidates = [
+        dict(row, run=run)
+        for run in args.runs
+        for row in json.loads((Path(run) / "rows.json").read_text())
+    ]
     chosen: dict[tuple[str, float], dict] = {}
-    for run in args.runs:
-        for row in json.loads((Path(run) / "rows.json").read_text()):
-            row = dict(row, run=run)
-            if row["method"] == "pep" and row.get("retrain_from") == "init":
-                row["method"] = "pep_init"  # lottery-ticket retraining: its own row
-            key = (row["method"], float(row["target_sparsity"]))
-            best = chosen.get(key)
-            score = row.get("valid", {}).get("recall@20", -1.0)
-            if best is None or score > best.get("valid", {}).get("recall@20", -1.0):
-                chosen[key] = row
+    for row in candidates + recorded:
+        if row["method"] == "pep" and row.get("retrain_from") == "init":
+            row["method"] = "pep_init"  # lottery-ticket retraining: its own row
+        key = (row["method"], float(row["target_sparsity"]))
+        best = chosen.get(key)
+        score = row.get("valid", {}).get("recall@20", -1.0)
+        if best is None or score > best.get("valid", {}).get("recall@20", -1.0):
+            chosen[key] = row
     rows = sorted(chosen.values(), key=lambda r: (r["target_sparsity"], r["method"]))
     targets = tuple(
         sorted({r["target_sparsity"] for r in rows if r["method"] not in REFERENCE_ROWS})
@@ -117,6 +155,8 @@ def main() -> None:
             "vs_paper_recall20_ndcg20": gap,
         }
     flat: dict[str, object] = {"runs": ",".join(args.runs)}
+    if args.from_results is not None:
+        flat["from_results"] = f"{args.from_results.name}: {' '.join(args.from_methods)}"
     for row in rows:
         prefix = f"c{round(row['target_sparsity'] * 100)}_{row['method']}"
         flat[f"{prefix}_sparsity"] = row["sparsity"]
