@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -184,3 +185,35 @@ def test_learning_rate_decays_after_each_evaluation_without_improvement(split: S
     # the rule read back from the history (what a refit starts from)
     rates = [learning_rate_at(trainer.history, trainer.config, e) for e in (1, 2, 3, 4, 5)]
     assert rates == pytest.approx([0.1, 0.1, 0.05, 0.025, 0.025])
+
+
+def test_min_epochs_keeps_early_evaluations_from_stopping_or_decaying(split: Split) -> None:
+    from leanrec.evaluate import RankingResult
+
+    plateau_then_learning = [0.30, 0.29, 0.29, 0.28, 0.40, 0.35, 0.34]
+    scores = iter(plateau_then_learning)
+
+    class ScriptedValidation(BPRTrainer):
+        def validate(self) -> RankingResult:
+            value = next(scores)
+            return RankingResult(
+                users=np.arange(1), per_user={}, mean={"ndcg@20": value}, n_users_skipped=0,
+                seconds=0.0,
+            )  # fmt: skip
+
+    model = build_model("mf", split.train, {"embedding_dim": 8}, seed=0)
+    plain = TrainerConfig(epochs=7, learning_rate=0.1, lr_decay=0.5, patience=2)
+    stopped = ScriptedValidation(model, split.train, split.valid, plain).fit()
+    # without a warm-up the plateau stops it at epoch 3, before it learns
+    assert stopped.stop_reason == "patience" and stopped.epochs_run == 3
+    assert stopped.best_epoch == 1
+    scores = iter(plateau_then_learning)
+    warm = dataclasses.replace(plain, min_epochs=4)
+    trainer = ScriptedValidation(model, split.train, split.valid, warm)
+    result = trainer.fit()
+    # epochs 2-4 count for nothing; epoch 5 improves; epochs 6 and 7 are the two bad ones
+    assert result.best_epoch == 5 and result.epochs_run == 7
+    assert result.stop_reason == "patience"
+    assert all(g["lr"] == pytest.approx(0.025) for g in trainer.optimizer.param_groups)
+    rates = [learning_rate_at(trainer.history, warm, e) for e in (4, 5, 6, 7, 8)]
+    assert rates == pytest.approx([0.1, 0.1, 0.1, 0.05, 0.025])

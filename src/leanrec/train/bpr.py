@@ -78,6 +78,11 @@ class TrainerConfig:
     """Stop after this many evaluations without improvement of ``valid_metric``."""
     lr_decay: float = 1.0
     """Multiply the learning rate by this after an evaluation without improvement (1: never)."""
+    min_epochs: int = 0
+    """Warm-up: an evaluation at or before this epoch that does not improve counts for neither
+    ``patience`` nor ``lr_decay`` (the best epoch is still tracked). Keeps a model that sits on a
+    plateau in its first epochs (small embeddings trained from scratch) from being stopped and
+    its step decayed to nothing before it starts learning. 0: every evaluation counts."""
     valid_metric: str | None = None
     """Metric selecting the best epoch, on validation only (None: protocol's, else ndcg@20)."""
     ks: list[int] | None = None
@@ -112,7 +117,7 @@ def learning_rate_at(history: list[dict[str, float]], config: TrainerConfig, epo
             continue
         if record[key] > best:
             best = record[key]
-        elif config.lr_decay < 1.0:
+        elif config.lr_decay < 1.0 and record["epoch"] > config.min_epochs:
             rate *= config.lr_decay
     return rate
 
@@ -310,7 +315,7 @@ class BPRTrainer(ResumableEpochs[Recommender]):
         if value > self.best_value:
             self.best_value, self.best_epoch, self.bad_evaluations = value, epoch, 0
             self.best_state = copy.deepcopy(self.model.state_dict())
-        else:
+        elif epoch > cfg.min_epochs:
             self.bad_evaluations += 1
             if cfg.lr_decay < 1.0:
                 for group in self.optimizer.param_groups:
