@@ -592,3 +592,33 @@ def test_pep_retrains_from_the_trained_values_or_from_their_initialisation(tmp_p
         for metric, value in expected[source].items():
             assert row[f"test_{metric}"] == pytest.approx(value, abs=1e-6), (source, metric)
     assert runs["init"]["test_recall@20"] != pytest.approx(runs["trained"]["test_recall@20"])
+
+
+def test_pretrain_seconds_count_the_legs_before_a_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from leanrec.search.embedding_size import experiment as experiment_module
+    from leanrec.train.bpr import TrainerConfig
+
+    real = experiment_module.pretrain_warm_start
+
+    def resumed(*args, **kwargs):  # type: ignore[no-untyped-def]
+        # as after a kill: the trainer's clock already holds 1,000 s of earlier legs
+        model, result = real(*args, **kwargs)
+        return model, dataclasses.replace(result, seconds=result.seconds + 1000.0)
+
+    monkeypatch.setattr(experiment_module, "pretrain_warm_start", resumed)
+    trainer = TrainerConfig(
+        epochs=1, batch_size=2048, learning_rate=0.01, eval_every=1, ks=[5, 20], progress=False
+    )
+    search = dataclasses.replace(
+        tiny_config(), pretrain=trainer, retrain=trainer, target_sparsities=(0.8,)
+    )
+    exp = EmbeddingSizeExperiment(
+        dataset="synthetic", model="mf", out_dir=str(tmp_path), methods=("su",), search=search
+    )
+    run_experiment(exp, log=lambda message: None)
+    timings = json.loads((tmp_path / "timings.json").read_text())
+    assert 1000.0 < timings["pretrain_seconds"] < 1000.0 + 600.0

@@ -216,8 +216,7 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
         how = "with prefix dropout" if prefix_dropout else "without prefix dropout (ordinary)"
         log(f"pretraining the full-size {exp.model} (d_max = {cfg.max_dim}) {how}{source}")
         state_path = out / ("pretrain_state.pt" if prefix_dropout else "ordinary_state.pt")
-        began = time.perf_counter()
-        model, _ = pretrain_warm_start(
+        model, pretrained = pretrain_warm_start(
             split,
             exp.model,
             exp.model_options,
@@ -229,8 +228,9 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
             init_state=init_state,
             prefix_dropout=prefix_dropout,
         )
+        # the trainer's clock, which a resumed pretraining carries over from its killed legs
         timings["pretrain_seconds" if prefix_dropout else "ordinary_pretrain_seconds"] = (
-            time.perf_counter() - began
+            pretrained.seconds
         )
         save_timings()
         _save_model(model, split, path)
