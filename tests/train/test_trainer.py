@@ -162,22 +162,26 @@ def test_several_negatives_train_and_loss_averages_pairs(split: Split) -> None:
     assert zero.train_epoch(1) == pytest.approx(np.log(2), abs=1e-6)
 
 
-def test_learning_rate_decays_after_each_evaluation_without_improvement(split: Split) -> None:
+def scripted_trainer(split: Split, config: TrainerConfig, validation: list[float]) -> BPRTrainer:
+    """A trainer of a small MF whose validations return ``validation``'s NDCG@20, in order."""
     from leanrec.evaluate import RankingResult
 
-    scores = iter([0.5, 0.4, 0.45, 0.6])
+    scores = iter(validation)
 
     class ScriptedValidation(BPRTrainer):
         def validate(self) -> RankingResult:
-            value = next(scores)
             return RankingResult(
-                users=np.arange(1), per_user={}, mean={"ndcg@20": value}, n_users_skipped=0,
-                seconds=0.0,
+                users=np.arange(1), per_user={}, mean={"ndcg@20": next(scores)},
+                n_users_skipped=0, seconds=0.0,
             )  # fmt: skip
 
     model = build_model("mf", split.train, {"embedding_dim": 8}, seed=0)
+    return ScriptedValidation(model, split.train, split.valid, config)
+
+
+def test_learning_rate_decays_after_each_evaluation_without_improvement(split: Split) -> None:
     config = TrainerConfig(epochs=4, learning_rate=0.1, lr_decay=0.5, patience=100)
-    trainer = ScriptedValidation(model, split.train, split.valid, config)
+    trainer = scripted_trainer(split, config, [0.5, 0.4, 0.45, 0.6])
     trainer.fit()
     # epochs 2 and 3 do not beat 0.5: two halvings; epoch 4 improves: no more
     assert all(g["lr"] == pytest.approx(0.025) for g in trainer.optimizer.param_groups)
@@ -188,28 +192,14 @@ def test_learning_rate_decays_after_each_evaluation_without_improvement(split: S
 
 
 def test_min_epochs_keeps_early_evaluations_from_stopping_or_decaying(split: Split) -> None:
-    from leanrec.evaluate import RankingResult
-
     plateau_then_learning = [0.30, 0.29, 0.29, 0.28, 0.40, 0.35, 0.34]
-    scores = iter(plateau_then_learning)
-
-    class ScriptedValidation(BPRTrainer):
-        def validate(self) -> RankingResult:
-            value = next(scores)
-            return RankingResult(
-                users=np.arange(1), per_user={}, mean={"ndcg@20": value}, n_users_skipped=0,
-                seconds=0.0,
-            )  # fmt: skip
-
-    model = build_model("mf", split.train, {"embedding_dim": 8}, seed=0)
     plain = TrainerConfig(epochs=7, learning_rate=0.1, lr_decay=0.5, patience=2)
-    stopped = ScriptedValidation(model, split.train, split.valid, plain).fit()
+    stopped = scripted_trainer(split, plain, plateau_then_learning).fit()
     # without a warm-up the plateau stops it at epoch 3, before it learns
     assert stopped.stop_reason == "patience" and stopped.epochs_run == 3
     assert stopped.best_epoch == 1
-    scores = iter(plateau_then_learning)
     warm = dataclasses.replace(plain, min_epochs=4)
-    trainer = ScriptedValidation(model, split.train, split.valid, warm)
+    trainer = scripted_trainer(split, warm, plateau_then_learning)
     result = trainer.fit()
     # epochs 2-4 count for nothing; epoch 5 improves; epochs 6 and 7 are the two bad ones
     assert result.best_epoch == 5 and result.epochs_run == 7
