@@ -162,7 +162,12 @@ def test_several_negatives_train_and_loss_averages_pairs(split: Split) -> None:
     assert zero.train_epoch(1) == pytest.approx(np.log(2), abs=1e-6)
 
 
-def scripted_trainer(split: Split, config: TrainerConfig, validation: list[float]) -> BPRTrainer:
+def scripted_trainer(
+    split: Split,
+    config: TrainerConfig,
+    validation: list[float],
+    checkpoint_path: Path | None = None,
+) -> BPRTrainer:
     """A trainer of a small MF whose validations return ``validation``'s NDCG@20, in order."""
     from leanrec.evaluate import RankingResult
 
@@ -176,7 +181,9 @@ def scripted_trainer(split: Split, config: TrainerConfig, validation: list[float
             )  # fmt: skip
 
     model = build_model("mf", split.train, {"embedding_dim": 8}, seed=0)
-    return ScriptedValidation(model, split.train, split.valid, config)
+    return ScriptedValidation(
+        model, split.train, split.valid, config, checkpoint_path=checkpoint_path
+    )
 
 
 def test_learning_rate_decays_after_each_evaluation_without_improvement(split: Split) -> None:
@@ -207,3 +214,32 @@ def test_min_epochs_keeps_early_evaluations_from_stopping_or_decaying(split: Spl
     assert all(g["lr"] == pytest.approx(0.025) for g in trainer.optimizer.param_groups)
     rates = [learning_rate_at(trainer.history, warm, e) for e in (4, 5, 6, 7, 8)]
     assert rates == pytest.approx([0.1, 0.1, 0.1, 0.05, 0.025])
+
+
+def test_min_delta_counts_tiny_gains_as_no_improvement_but_keeps_the_best(split: Split) -> None:
+    creeping = [0.30, 0.305, 0.308, 0.309, 0.35]
+    plain = TrainerConfig(epochs=5, learning_rate=0.1, lr_decay=0.5, patience=3)
+    assert scripted_trainer(split, plain, creeping).fit().epochs_run == 5
+    strict = dataclasses.replace(plain, min_delta=0.01)
+    trainer = scripted_trainer(split, strict, creeping)
+    result = trainer.fit()
+    # +0.005, +0.003, +0.001 over 0.30: three bad evaluations, three halvings, stop at epoch 4
+    assert result.stop_reason == "patience" and result.epochs_run == 4
+    assert result.best_epoch == 4  # the tiny gains are still the best weights
+    assert all(g["lr"] == pytest.approx(0.0125) for g in trainer.optimizer.param_groups)
+    rates = [learning_rate_at(trainer.history, strict, e) for e in (1, 2, 3, 4, 5)]
+    assert rates == pytest.approx([0.1, 0.1, 0.05, 0.025, 0.0125])
+
+
+def test_min_delta_reference_survives_a_resume(split: Split, tmp_path: Path) -> None:
+    # 0.318 beats the reference 0.30 by more than 0.01, but not the best 0.309
+    scores = [0.30, 0.309, 0.318, 0.319, 0.320]
+    config = TrainerConfig(epochs=5, learning_rate=0.1, patience=2, min_delta=0.01)
+    whole = scripted_trainer(split, config, scores).fit()
+    assert whole.epochs_run == 5 and whole.best_epoch == 5
+    path = tmp_path / "s.pt"
+    first = dataclasses.replace(config, epochs=2)
+    scripted_trainer(split, first, scores[:2], checkpoint_path=path).fit()
+    resumed = scripted_trainer(split, config, scores[2:], checkpoint_path=path).fit(resume=True)
+    assert (resumed.epochs_run, resumed.best_epoch) == (5, 5)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4, 5]

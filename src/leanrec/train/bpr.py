@@ -11,7 +11,6 @@ Model selection uses the validation split only.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -83,6 +82,11 @@ class TrainerConfig:
     ``patience`` nor ``lr_decay`` (the best epoch is still tracked). Keeps a model that sits on a
     plateau in its first epochs (small embeddings trained from scratch) from being stopped and
     its step decayed to nothing before it starts learning. 0: every evaluation counts."""
+    min_delta: float = 0.0
+    """Smallest gain of ``valid_metric`` that resets ``patience`` (and spares ``lr_decay``): a gain
+    of at most this over the last value that reset it counts as no improvement, although the
+    model is still kept as the best if it is. Stops a run on a plateau whose +0.0001 steps
+    would otherwise reset patience while the decayed step shrinks to nothing. 0: any gain."""
     valid_metric: str | None = None
     """Metric selecting the best epoch, on validation only (None: protocol's, else ndcg@20)."""
     ks: list[int] | None = None
@@ -108,15 +112,16 @@ class TrainerConfig:
 
 def learning_rate_at(history: list[dict[str, float]], config: TrainerConfig, epoch: int) -> float:
     """The learning rate epoch ``epoch`` of a run trained with: ``learning_rate`` times
-    ``lr_decay`` for every evaluation before that epoch that did not improve ``valid_metric``
-    (the rule of :meth:`BPRTrainer.fit`, read back from its ``history``)."""
+    ``lr_decay`` for every evaluation before that epoch that did not improve ``valid_metric`` by
+    more than ``min_delta``, outside the ``min_epochs`` warm-up (the rule of
+    :meth:`BPRTrainer.fit`, read back from its ``history``)."""
     key = f"valid_{config.valid_metric or 'ndcg@20'}"
-    rate, best = config.learning_rate, -math.inf
+    rate, reference = config.learning_rate, -math.inf
     for record in history:
         if record["epoch"] >= epoch or key not in record:
             continue
-        if record[key] > best:
-            best = record[key]
+        if record[key] > reference + config.min_delta:
+            reference = record[key]
         elif config.lr_decay < 1.0 and record["epoch"] > config.min_epochs:
             rate *= config.lr_decay
     return rate
@@ -312,14 +317,10 @@ class BPRTrainer(ResumableEpochs[Recommender]):
                 f"available: {sorted(result.mean)}"
             )
         value = result.mean[cfg.valid_metric]
-        if value > self.best_value:
-            self.best_value, self.best_epoch, self.bad_evaluations = value, epoch, 0
-            self.best_state = copy.deepcopy(self.model.state_dict())
-        elif epoch > cfg.min_epochs:
-            self.bad_evaluations += 1
-            if cfg.lr_decay < 1.0:
-                for group in self.optimizer.param_groups:
-                    group["lr"] *= cfg.lr_decay
+        counted = self._track_validation(value, epoch, cfg.min_delta, epoch > cfg.min_epochs)
+        if counted and cfg.lr_decay < 1.0:
+            for group in self.optimizer.param_groups:
+                group["lr"] *= cfg.lr_decay
 
     # ------------------------------------------------------------------ resume
     def _state(self, epoch: int) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from pathlib import Path
@@ -48,6 +49,9 @@ class ResumableEpochs(Generic[ModelT]):
         self.best_state: dict[str, torch.Tensor] | None = None
         self.best_epoch = 0
         self.best_value = -math.inf
+        self.patience_value = -math.inf
+        """The last validation value that reset ``patience`` (``best_value`` when ``min_delta``
+        is 0): a later one must exceed it by more than ``min_delta`` to reset it again."""
         self.bad_evaluations = 0
         self.start_epoch = 1
         self.elapsed_seconds = 0.0
@@ -67,10 +71,30 @@ class ResumableEpochs(Generic[ModelT]):
             "best_state": self.best_state,
             "best_epoch": self.best_epoch,
             "best_value": self.best_value,
+            "patience_value": self.patience_value,
             "bad_evaluations": self.bad_evaluations,
             "elapsed_seconds": self.elapsed_seconds,
             "finished_reason": self.finished_reason,
         }
+
+    def _track_validation(
+        self, value: float, epoch: int, min_delta: float = 0.0, counts: bool = True
+    ) -> bool:
+        """Record one validation ``value``; True when it counts against ``patience``.
+
+        Any gain over ``best_value`` keeps the weights as the new best. Only a gain of more than
+        ``min_delta`` over ``patience_value`` resets ``bad_evaluations``; anything else adds one
+        to it, unless ``counts`` is False (a warm-up evaluation).
+        """
+        if value > self.best_value:
+            self.best_value, self.best_epoch = value, epoch
+            self.best_state = copy.deepcopy(self.model.state_dict())
+        if value > self.patience_value + min_delta:
+            self.patience_value, self.bad_evaluations = value, 0
+            return False
+        if counts:
+            self.bad_evaluations += 1
+        return counts
 
     def _restore_progress(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -82,6 +106,8 @@ class ResumableEpochs(Generic[ModelT]):
         self.best_epoch = int(state["best_epoch"])
         self.best_value = float(state["best_value"])
         self.bad_evaluations = int(state["bad_evaluations"])
+        # checkpoints written before min_delta existed: every gain reset patience
+        self.patience_value = float(state.get("patience_value", self.best_value))
         self.start_epoch = int(state["epoch"]) + 1
         # checkpoints written before these keys existed: clock from zero, not finished
         self.elapsed_seconds = float(state.get("elapsed_seconds", 0.0))

@@ -34,7 +34,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -420,12 +419,7 @@ class SequentialTrainer(ResumableEpochs[NextItemModel]):
         result = self.evaluate("valid", "sampled")
         record.update({f"valid_{k}": v for k, v in result.mean.items()})
         record["eval_seconds"] = result.seconds
-        value = result.mean[self.config.valid_metric]
-        if value > self.best_value:
-            self.best_value, self.best_epoch, self.bad_evaluations = value, epoch, 0
-            self.best_state = copy.deepcopy(self.model.state_dict())
-        else:
-            self.bad_evaluations += 1
+        self._track_validation(result.mean[self.config.valid_metric], epoch)
 
     # ------------------------------------------------------------------ resume
     def _state(self, epoch: int) -> dict[str, Any]:
