@@ -7,8 +7,8 @@ warm start (copy ``warm_start.pt`` into the new run directory first), e.g.::
         --out runs/es-ml1m-lightgcn-norw --no-random-walk
     leanrec experiment embedding-size ... --out runs/es-ml1m-lightgcn-ou --noise ou
 
-Reads their ``rows.json``, prints Recall@20 / NDCG@20 per target sparsity and variant, writes
-``results/ciess_ablation.json``.
+Reads their ``rows.json``, prints the four test metrics (and validation Recall@20) per target
+sparsity and variant, writes ``results/<--name>.json`` (default ``ciess_ablation``).
 
     python benchmarks/ciess_ablation.py --variant "G+RW=runs/es-ml1m-lightgcn" \
         --variant "G, no RW=runs/es-ml1m-lightgcn-norw"
@@ -24,11 +24,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_table, write_results
 
+METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--variant", action="append", required=True, help="label=run directory (repeatable)"
+    )
+    parser.add_argument(
+        "--name", default="ciess_ablation", help="results/<name>.json (default ciess_ablation)"
     )
     args = parser.parse_args()
     table = []
@@ -42,11 +47,11 @@ def main() -> None:
             if row["method"] != "ciess":
                 continue
             target = f"c{round(row['target_sparsity'] * 100)}"
+            valid = row.get("valid", {}).get("recall@20", float("nan"))
             results[label][target] = {
                 "sparsity": row["sparsity"],
-                "recall@20": row["test_recall@20"],
-                "ndcg@20": row["test_ndcg@20"],
-                "valid_recall@20": row.get("valid", {}).get("recall@20", float("nan")),
+                **{m: row[f"test_{m}"] for m in METRICS},
+                "valid_recall@20": valid,
             }
             table.append(
                 [
@@ -55,19 +60,20 @@ def main() -> None:
                     config["noise"],
                     "yes" if config["random_walk"] else "no",
                     row["sparsity"],
-                    row["test_recall@20"],
-                    row["test_ndcg@20"],
+                    *(row[f"test_{m}"] for m in METRICS),
+                    valid,
                 ]
             )
     table.sort(key=lambda r: (r[0], r[1]))
-    print_table(["c", "variant", "noise", "random walk", "sparsity", "R@20", "N@20"], table)
+    header = ["c", "variant", "noise", "random walk", "sparsity", "R@5", "R@20", "N@5", "N@20"]
+    print_table([*header, "valid R@20"], table)
     flat = {
         f"{label}|{target}|{metric}": value
         for label, targets in results.items()
         for target, metrics in targets.items()
         for metric, value in metrics.items()
     }
-    write_results("ciess_ablation", flat)
+    write_results(args.name, flat)
 
 
 if __name__ == "__main__":
