@@ -95,12 +95,15 @@ def test_cli_train_writes_run_directory(tmp_path: Path, capsys: pytest.CaptureFi
         [
             "train", "--dataset", "synthetic", "--model", "lightgcn", "--run-dir", str(run_dir),
             "--epochs", "2", "--lr", "0.01", "--n_layers", "2", "--batch_size", "4096",
+            "--min_delta", "0.001",
         ]
     )  # fmt: skip
     assert code == 0
     out = capsys.readouterr().out
     assert "recall@20" in out and "ndcg@10" in out
-    assert json.loads((run_dir / "config.json").read_text())["model_config"]["n_layers"] == 2
+    resolved = json.loads((run_dir / "config.json").read_text())
+    assert resolved["model_config"]["n_layers"] == 2
+    assert resolved["trainer"]["min_delta"] == 0.001
     assert (run_dir / "metrics.json").exists()
     assert not (run_dir / "train_state.pt").exists()
 
