@@ -27,10 +27,23 @@ from common import print_table, write_results
 METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
 
 
+def last_episode(history_path: Path) -> dict[str, float]:
+    """Mean reward, size and sparsity over the search's last episode (paper Fig. 3's end)."""
+    history = json.loads(history_path.read_text())
+    last = [h for h in history if h["episode"] == history[-1]["episode"]]
+    return {
+        key: sum(h[key] for h in last) / len(last)
+        for key in ("mean_reward", "user_mean_size", "item_mean_size", "sparsity")
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--variant", action="append", required=True, help="label=run directory (repeatable)"
+        "--variant",
+        action="append",
+        required=True,
+        help="label=run directory, optionally @method for a baseline row (default @ciess)",
     )
     parser.add_argument(
         "--name", default="ciess_ablation", help="results/<name>.json (default ciess_ablation)"
@@ -39,12 +52,17 @@ def main() -> None:
     table = []
     results: dict[str, dict[str, dict[str, float]]] = {}
     for spec in args.variant:
-        label, _, run = spec.partition("=")
+        label, _, run_spec = spec.partition("=")
+        run, _, method = run_spec.partition("@")
+        method = method or "ciess"
         rows = json.loads((Path(run) / "rows.json").read_text())
         config = json.loads((Path(run) / "config.json").read_text())["search"]
+        searched = method == "ciess"
         results[label] = {}
+        if searched:
+            results[label]["search"] = last_episode(Path(run) / "search_history.json")
         for row in rows:
-            if row["method"] != "ciess":
+            if row["method"] != method:
                 continue
             target = f"c{round(row['target_sparsity'] * 100)}"
             valid = row.get("valid", {}).get("recall@20", float("nan"))
@@ -57,14 +75,18 @@ def main() -> None:
                 [
                     target,
                     label,
-                    config["noise"],
-                    "yes" if config["random_walk"] else "no",
+                    config["noise"] if searched else "—",
+                    ("yes" if config["random_walk"] else "no") if searched else "—",
                     row["sparsity"],
                     *(row[f"test_{m}"] for m in METRICS),
                     valid,
                 ]
             )
     table.sort(key=lambda r: (r[0], r[1]))
+    searches = [[label, *targets["search"].values()] for label, targets in results.items()
+                if "search" in targets]  # fmt: skip
+    if searches:
+        print_table(["variant", "last-episode reward", "users d", "items d", "sparsity"], searches)
     header = ["c", "variant", "noise", "random walk", "sparsity", "R@5", "R@20", "N@5", "N@20"]
     print_table([*header, "valid R@20"], table)
     flat = {
