@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -40,7 +41,11 @@ from leanrec.search.embedding_size.environment import (
     quality_ratio,
     user_eval,
 )
-from leanrec.search.embedding_size.policy import make_states, normalized_popularity
+from leanrec.search.embedding_size.policy import (
+    make_states,
+    normalized_popularity,
+    reward_lambda_at,
+)
 from leanrec.search.embedding_size.retrain import fit_candidate, select_candidates
 from leanrec.train.checkpoint import load_checkpoint
 from tests.search.embedding_size.search_job import (
@@ -226,6 +231,88 @@ def test_random_walk_picks_the_critics_best_candidate() -> None:
         torch.from_numpy(states), torch.from_numpy(start[:, None].astype(np.float32))
     )
     assert (q_chosen >= q_start - 1e-6).all()
+
+
+def test_reward_lambda_schedule_by_hand() -> None:
+    paper = CIESSConfig(episodes=3, reward_lambda=0.4)
+    assert [reward_lambda_at(paper, e) for e in (1, 2, 3)] == [0.4, 0.4, 0.4]
+    sweep = CIESSConfig(episodes=3, reward_lambda=0.4, reward_lambda_final=1.6)
+    # geometric: 0.4, 0.4 * 4 ** (1/2), 0.4 * 4
+    assert np.allclose([reward_lambda_at(sweep, e) for e in (1, 2, 3)], [0.4, 0.8, 1.6])
+    five = CIESSConfig(episodes=5, reward_lambda=1.0, reward_lambda_final=16.0)
+    assert np.allclose([reward_lambda_at(five, e) for e in range(1, 6)], [1, 2, 4, 8, 16])
+
+
+@pytest.mark.parametrize(
+    ("start", "final", "problem"),
+    [
+        (0.4, 0.0, "reward_lambda_final must be > 0"),
+        (0.0, 1.0, "which must then be > 0"),
+        (0.4, float("nan"), "reward_lambda_final must be a finite number"),
+        (-1.0, None, "reward_lambda must be a finite number"),
+    ],
+)
+def test_unusable_reward_lambdas_are_clear_errors(
+    start: float, final: float | None, problem: str
+) -> None:
+    config = dataclasses.replace(tiny_config(), reward_lambda=start, reward_lambda_final=final)
+    with pytest.raises(ValueError, match=problem):
+        make_search(None, config)
+
+
+def test_relabelled_rewards_follow_eq10_with_the_new_lambda() -> None:
+    policy = CIESSPolicy(CIESSConfig(max_dim=8))
+    states = make_states(np.zeros(3), np.full(3, 8), np.ones(3), 8)
+    sizes = np.array([8, 4, 2])
+    quality = np.array([1.0, 0.5, 0.25])
+    next_states = make_states(np.zeros(3), sizes, quality, 8)
+    stale = quality - 0.4 * (sizes / 8) ** 2
+    policy.remember("user", states, sizes, stale, next_states, False)
+    policy.set_reward_lambda(2.0)
+    # q - 2 (d/8)^2: 1 - 2, 0.5 - 0.5, 0.25 - 0.125
+    assert np.allclose(policy.buffers["user"].rewards[:3], [-1.0, 0.0, 0.125])
+    assert len(policy.buffers["item"]) == 0
+
+
+def test_a_scheduled_search_uses_each_episodes_lambda_and_resumes(tmp_path: Path) -> None:
+    config = dataclasses.replace(tiny_config(), episodes=3, iterations=2, reward_lambda_final=3.6)
+    uninterrupted = make_search(None, config)
+    uninterrupted.run()
+    lambdas = [record["reward_lambda"] for record in uninterrupted.history]
+    assert np.allclose(lambdas, [0.4, 0.4, 1.2, 1.2, 3.6, 3.6])
+    # every stored reward is Eq. 10 at the last episode's λ
+    buffer = uninterrupted.policy.buffers["item"]  # type: ignore[attr-defined]
+    n = len(buffer)
+    expected = buffer.next_states[:n, 2] - 3.6 * (buffer.actions[:n, 0] / 16) ** 2
+    assert n == 6 * 80 and np.allclose(buffer.rewards[:n], expected, atol=1e-6)
+
+    # stop after the first iteration of episode 2 (its λ already applied), resume, same masks
+    checkpoint = tmp_path / "search.pt"
+    kept = tmp_path / "after-3.pt"
+
+    def keep_third(record: dict[str, float]) -> None:
+        if len(first.history) == 3:
+            kept.write_bytes(checkpoint.read_bytes())
+
+    first = make_search(checkpoint, config)
+    first.run(on_iteration=keep_third)
+    kept.replace(checkpoint)
+    resumed = make_search(checkpoint, config)
+    resumed.run(resume=True)
+    assert np.array_equal(final_sizes(resumed), final_sizes(uninterrupted))
+    assert [r["reward_lambda"] for r in resumed.history] == lambdas
+
+
+def test_resume_refuses_a_checkpoint_of_another_search(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "search.pt"
+    config = dataclasses.replace(tiny_config(), episodes=1, iterations=1)
+    make_search(checkpoint, config).run()
+    other = dataclasses.replace(config, reward_lambda_final=2.0, noise="ou")
+    with pytest.raises(ValueError, match=r"noise: 'gaussian' -> 'ou'.*reward_lambda_final"):
+        make_search(checkpoint, other).run(resume=True)
+    # settings of the retraining may differ: the search itself is the same
+    same_search = dataclasses.replace(config, top_masks=3, target_sparsities=(0.5,))
+    make_search(checkpoint, same_search).run(resume=True)
 
 
 def test_selection_keeps_top_quality_masks_meeting_the_target() -> None:

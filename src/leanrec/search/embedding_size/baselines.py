@@ -170,6 +170,10 @@ class ESAPNPolicy:
         self.episode_done = False
         return out
 
+    def set_reward_lambda(self, reward_lambda: float) -> None:
+        """Nothing to relabel: REINFORCE learns from each episode's own rewards, and a ``λ``
+        changes only between episodes."""
+
     def state(self) -> dict[str, Any]:
         return {
             "agents": {role: a.state_dict() for role, a in self.agents.items()},

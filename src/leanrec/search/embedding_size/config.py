@@ -49,7 +49,17 @@ class CIESSConfig:
     iterations: int = 10
     """``T``, iterations per episode (paper: 10)."""
     reward_lambda: float = 0.4
-    """``λ`` of the reward ``r = q - λ (d / d_max)^2`` (Eq. 10; paper: 0.4 on ML-1M, 0.2 Yelp)."""
+    """``λ`` of the reward ``r = q - λ (d / d_max)^2`` (Eq. 10; paper: 0.4 on ML-1M, 0.2 Yelp).
+    With :attr:`reward_lambda_final` set, the ``λ`` of the first episode."""
+    reward_lambda_final: float | None = None
+    """``λ`` of the last episode, for a search that sweeps the budget (not in the paper;
+    None: ``λ`` stays :attr:`reward_lambda`, the paper's rule). ``λ`` then grows geometrically
+    from episode 1 to episode ``M`` (:func:`.policy.reward_lambda_at`), and the rewards already
+    in the replay buffers are relabelled to the current ``λ`` (Eq. 10 is known:
+    ``r = q' - λ (d / d_max)^2`` with ``q'`` from the next state). A fixed ``λ`` settles the
+    search at one sparsity; the paper's ML-1M search reaches 90% and 95% only in later episodes
+    (its Fig. 5), so one search serves all three budgets. When a converged warm start makes
+    ``q`` size-sensitive, a fixed ``λ = 0.4`` settles near 65% and never visits them."""
     eval_ks: tuple[int, ...] = (5, 10, 20)
     """``K`` of the quality ``eval`` (Eq. 8): mean of Recall@k and NDCG@k over these k."""
     item_quality: str = "users"

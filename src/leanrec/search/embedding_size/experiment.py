@@ -524,6 +524,7 @@ def _summary(
         "items": split.train.n_items,
         "train_interactions": len(split.train),
         "reward_lambda": exp.search.reward_lambda,
+        "reward_lambda_final": exp.search.reward_lambda_final,
         "noise": exp.search.noise,
         "random_walk": exp.search.random_walk,
         "episodes": exp.search.episodes,

@@ -9,7 +9,7 @@ Algorithm 1 of Qu et al. (SIGIR 2023), top to bottom in :meth:`CIESSSearch.run`:
             Z_n  <- random walk from d^_n               # Eq. 12-13
             d_n  <- argmax_{d in Z_n} Q(s_n, d)         # Eq. 14
             q_n  <- environment.step(d)                 # masks, bounded training, Eq. 7-9
-            r_n  <- q_n - λ (d_n / d_max)^2             # Eq. 10
+            r_n  <- q_n - λ_e (d_n / d_max)^2           # Eq. 10 (λ_e = λ unless scheduled)
             store (s_n, d_n, r_n, s'_n); update critics and actors with TD3
     keep every iteration's sizes with its mean q for selective retraining (Eq. 15-16)
 
@@ -48,10 +48,65 @@ def normalized_popularity(counts: np.ndarray) -> np.ndarray:
     return (counts - counts.min()) / spread if spread > 0 else np.zeros_like(counts)
 
 
+def reward_lambda_at(config: CIESSConfig, episode: int) -> float:
+    """``λ`` of the reward (Eq. 10) in ``episode`` (1-based).
+
+    Constant :attr:`~CIESSConfig.reward_lambda` (the paper), or, with
+    :attr:`~CIESSConfig.reward_lambda_final`, geometric from ``λ_1 = reward_lambda`` to
+    ``λ_M = reward_lambda_final``: ``λ_e = λ_1 (λ_M / λ_1)^((e - 1) / (M - 1))``.
+    """
+    start, final = config.reward_lambda, config.reward_lambda_final
+    if final is None or config.episodes <= 1:
+        return float(start)
+    fraction = (min(max(episode, 1), config.episodes) - 1) / (config.episodes - 1)
+    return float(start * (final / start) ** fraction)
+
+
+def check_reward_lambdas(config: CIESSConfig) -> None:
+    """A clear error for a ``λ`` the reward cannot use."""
+    for name in ("reward_lambda", "reward_lambda_final"):
+        value = getattr(config, name)
+        if value is None and name == "reward_lambda_final":
+            continue
+        if not (isinstance(value, int | float) and np.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    if config.reward_lambda_final is not None and config.reward_lambda <= 0:
+        raise ValueError(
+            "a lambda schedule (reward_lambda_final) grows geometrically from reward_lambda, "
+            f"which must then be > 0, got {config.reward_lambda!r}"
+        )
+    if config.reward_lambda_final is not None and config.reward_lambda_final <= 0:
+        raise ValueError(f"reward_lambda_final must be > 0, got {config.reward_lambda_final!r}")
+
+
 def make_states(popularity: np.ndarray, sizes: np.ndarray, quality: np.ndarray, max_dim: int):
     """Eq. 6: ``(normalized popularity, (d_n - 1) / (d_max - 1), q_n)``, float32 ``(N, 3)``."""
     size_part = (np.asarray(sizes, dtype=np.float64) - 1.0) / max(1, max_dim - 1)
     return np.stack([popularity, size_part, quality], axis=1).astype(np.float32)
+
+
+RESUME_MAY_DIFFER = frozenset(
+    {
+        "pretrain",
+        "retrain",
+        "retrain_from_warm_start",
+        "target_sparsities",
+        "budget_projection",
+        "top_masks",
+        "num_threads",
+        "progress",
+    }
+)
+"""Settings that do not change the search's path (see :meth:`CIESSSearch._check_same_search`)."""
+
+
+def _comparable(value: Any) -> Any:
+    """Tuples and lists compare equal (a checkpoint may hold either)."""
+    if isinstance(value, list | tuple):
+        return tuple(_comparable(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items()}
+    return value
 
 
 class SizePolicy(Protocol):
@@ -74,6 +129,8 @@ class SizePolicy(Protocol):
     ) -> None: ...
 
     def learn(self, rng: np.random.Generator) -> dict[str, float]: ...
+
+    def set_reward_lambda(self, reward_lambda: float) -> None: ...
 
     def state(self) -> dict[str, Any]: ...
 
@@ -141,6 +198,15 @@ class CIESSPolicy:
         self.buffers[role].add(
             states, sizes.astype(np.float32), rewards.astype(np.float32), next_states, float(done)
         )
+
+    def set_reward_lambda(self, reward_lambda: float) -> None:
+        """Relabel every stored reward with a new ``λ``: ``r = q' - λ (d / d_max)^2`` (Eq. 10),
+        ``q'`` being the quality component of the stored next state and ``d`` the stored size."""
+        for buffer in self.buffers.values():
+            n = len(buffer)
+            quality = buffer.next_states[:n, 2].astype(np.float64)
+            size = buffer.actions[:n, 0].astype(np.float64) / self.config.max_dim
+            buffer.rewards[:n] = (quality - reward_lambda * size**2).astype(np.float32)
 
     def learn(self, rng: np.random.Generator) -> dict[str, float]:
         """``updates_per_iteration`` TD3 steps per agent; mean losses."""
@@ -225,6 +291,7 @@ class CIESSSearch:
             "user": normalized_popularity(user_popularity),
             "item": normalized_popularity(item_popularity),
         }
+        check_reward_lambdas(config)
         self.policy: SizePolicy = policy if policy is not None else CIESSPolicy(config)
         self.rng = np.random.default_rng(config.seed)
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
@@ -260,6 +327,8 @@ class CIESSSearch:
             if iteration == 0:
                 self.states = self.initial_states()
                 self.policy.reset_episode()
+                if cfg.reward_lambda_final is not None:
+                    self.policy.set_reward_lambda(reward_lambda_at(cfg, episode + 1))
             record = self._iterate(episode + 1, iteration + 1)
             record["seconds"] = time.perf_counter() - began
             self.seconds += record["seconds"]
@@ -273,6 +342,7 @@ class CIESSSearch:
 
     def _iterate(self, episode: int, iteration: int) -> dict[str, float]:
         cfg = self.config
+        reward_lambda = reward_lambda_at(cfg, episode)
         sizes = {role: self.policy.choose(role, self.states[role], self.rng) for role in ROLES}
         outcome = self.environment.step(sizes["user"], sizes["item"])
         quality = {"user": outcome["q_users"], "item": outcome["q_items"]}
@@ -281,9 +351,10 @@ class CIESSSearch:
             "episode": episode,
             "iteration": iteration,
             "inner_loss": outcome["loss"],
+            "reward_lambda": reward_lambda,
         }
         for role in ROLES:
-            reward = quality[role] - cfg.reward_lambda * (sizes[role] / cfg.max_dim) ** 2
+            reward = quality[role] - reward_lambda * (sizes[role] / cfg.max_dim) ** 2
             next_states = make_states(
                 self.popularity[role], sizes[role], quality[role], cfg.max_dim
             )
@@ -297,7 +368,7 @@ class CIESSSearch:
         record["mean_reward"] = float(
             np.mean(
                 np.concatenate(
-                    [quality[r] - cfg.reward_lambda * (sizes[r] / cfg.max_dim) ** 2 for r in ROLES]
+                    [quality[r] - reward_lambda * (sizes[r] / cfg.max_dim) ** 2 for r in ROLES]
                 )
             )
         )
@@ -342,7 +413,30 @@ class CIESSSearch:
             ],
         }
 
+    def _check_same_search(self, saved: dict[str, Any]) -> None:
+        """A checkpoint resumes only the search it came from: every setting that changes the
+        search's path must match (retraining, budgets, threads and progress may differ). A key
+        the saved config lacks (written before the setting existed) counts as its default."""
+        current = asdict(self.config)
+        defaults = asdict(CIESSConfig())
+        differing = sorted(
+            key
+            for key, value in current.items()
+            if key not in RESUME_MAY_DIFFER
+            and _comparable(saved.get(key, defaults[key])) != _comparable(value)
+        )
+        if differing:
+            shown = ", ".join(
+                f"{key}: {saved.get(key, defaults[key])!r} -> {current[key]!r}" for key in differing
+            )
+            raise ValueError(
+                f"{self.checkpoint_path} was written by a search with other settings ({shown}); "
+                "resume with the same settings or start in a new directory"
+            )
+
     def _restore(self, state: dict[str, Any]) -> None:
+        if "config" in state:
+            self._check_same_search(state["config"])
         self.next_step = int(state["next_step"])
         self.policy.load_state(state["policy"])
         self.states = {role: s.numpy().copy() for role, s in state["states"].items()}
