@@ -8,7 +8,10 @@ warm start (copy ``warm_start.pt`` into the new run directory first), e.g.::
     leanrec experiment embedding-size ... --out runs/es-ml1m-lightgcn-ou --noise ou
 
 Reads their ``rows.json``, prints the four test metrics (and validation Recall@20) per target
-sparsity and variant, writes ``results/<--name>.json`` (default ``ciess_ablation``).
+sparsity and variant, the mean user and item size of each retrained CIESS mask, and how many
+search iterations met each target (the candidates of Eq. 15). Writes ``results/<--name>.json``
+(default ``ciess_ablation``) and ``results/<--name>.png``: every search's mean sparsity per
+episode against the targets.
 
     python benchmarks/ciess_ablation.py --variant "G+RW=runs/es-ml1m-lightgcn" \
         --variant "G, no RW=runs/es-ml1m-lightgcn-norw"
@@ -25,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_table, write_results
 
 METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
+nan = float("nan")
 
 
 def last_episode(history_path: Path) -> dict[str, float]:
@@ -35,6 +39,60 @@ def last_episode(history_path: Path) -> dict[str, float]:
         key: sum(h[key] for h in last) / len(last)
         for key in ("mean_reward", "user_mean_size", "item_mean_size", "sparsity")
     }
+
+
+def sparsity_per_episode(history_path: Path) -> tuple[list[int], list[float]]:
+    history = json.loads(history_path.read_text())
+    episodes = sorted({int(h["episode"]) for h in history})
+    return episodes, [
+        sum(h["sparsity"] for h in history if h["episode"] == e)
+        / sum(1 for h in history if h["episode"] == e)
+        for e in episodes
+    ]
+
+
+def visits(history_path: Path, targets: list[float]) -> dict[str, int]:
+    """Search iterations whose sizes met each target (Eq. 15's candidates, before projection)."""
+    history = json.loads(history_path.read_text())
+    return {f"c{round(c * 100)}": sum(h["sparsity"] >= c for h in history) for c in targets}
+
+
+def mask_sizes(run: Path, target: float) -> tuple[float, float]:
+    """Mean user and item size of the retrained CIESS mask at ``target`` (nan if not saved)."""
+    path = run / f"ciess_c{round(target * 100)}_sizes.npz"
+    if not path.exists():
+        return float("nan"), float("nan")
+    import numpy as np
+
+    sizes = np.load(path)
+    return float(sizes["users"].mean()), float(sizes["items"].mean())
+
+
+def lambda_label(config: dict) -> str:
+    final = config.get("reward_lambda_final")
+    start = config["reward_lambda"]
+    return f"{start:g}" if final is None else f"{start:g}→{final:g}"
+
+
+def plot(curves: dict[str, tuple[list[int], list[float]]], targets: list[float], name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for label, (episodes, values) in curves.items():
+        ax.plot(episodes, values, marker="o", markersize=3, label=label)
+    for c in targets:
+        ax.axhline(c, color="grey", ls=":", lw=1)
+    ax.set_xlabel("episode")
+    ax.set_ylabel("mean sparsity of the search's sizes")
+    ax.set_title("Where each search spent its episodes (dotted: target c)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out = Path(__file__).resolve().parent / "results" / f"{name}.png"
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
 
 
 def main() -> None:
@@ -51,6 +109,8 @@ def main() -> None:
     args = parser.parse_args()
     table = []
     results: dict[str, dict[str, dict[str, float]]] = {}
+    curves: dict[str, tuple[list[int], list[float]]] = {}
+    targets: set[float] = set()
     for spec in args.variant:
         label, _, run_spec = spec.partition("=")
         run, _, method = run_spec.partition("@")
@@ -59,17 +119,29 @@ def main() -> None:
         config = json.loads((Path(run) / "config.json").read_text())["search"]
         searched = method == "ciess"
         results[label] = {}
+        run_targets = [float(c) for c in config["target_sparsities"]]
+        targets.update(run_targets)
         if searched:
-            results[label]["search"] = last_episode(Path(run) / "search_history.json")
+            history = Path(run) / "search_history.json"
+            results[label]["search"] = last_episode(history)
+            met = visits(history, run_targets)
+            results[label]["visits"] = {k: float(v) for k, v in met.items()}
+            curves[label] = sparsity_per_episode(history)
         for row in rows:
             if row["method"] != method:
                 continue
             target = f"c{round(row['target_sparsity'] * 100)}"
             valid = row.get("valid", {}).get("recall@20", float("nan"))
+            users_d, items_d = (
+                mask_sizes(Path(run), row["target_sparsity"]) if searched else (nan, nan)
+            )
             results[label][target] = {
                 "sparsity": row["sparsity"],
                 **{m: row[f"test_{m}"] for m in METRICS},
                 "valid_recall@20": valid,
+                "users_mean_size": users_d,
+                "items_mean_size": items_d,
+                "masks_retrained": float(len(row.get("candidates_retrained", [])) or 1),
             }
             table.append(
                 [
@@ -77,18 +149,35 @@ def main() -> None:
                     label,
                     config["noise"] if searched else "—",
                     ("yes" if config["random_walk"] else "no") if searched else "—",
+                    lambda_label(config) if searched else "—",
                     row["sparsity"],
                     *(row[f"test_{m}"] for m in METRICS),
                     valid,
+                    f"{users_d:.1f} / {items_d:.1f}" if searched else "—",
                 ]
             )
     table.sort(key=lambda r: (r[0], r[1]))
-    searches = [[label, *targets["search"].values()] for label, targets in results.items()
-                if "search" in targets]  # fmt: skip
+    searches = [
+        [label, *parts["search"].values(), *(int(v) for v in parts["visits"].values())]
+        for label, parts in results.items()
+        if "search" in parts
+    ]
     if searches:
-        print_table(["variant", "last-episode reward", "users d", "items d", "sparsity"], searches)
-    header = ["c", "variant", "noise", "random walk", "sparsity", "R@5", "R@20", "N@5", "N@20"]
-    print_table([*header, "valid R@20"], table)
+        ordered = sorted(targets)
+        print_table(
+            [
+                "variant",
+                "last-episode reward",
+                "users d",
+                "items d",
+                "sparsity",
+                *(f"iterations >= {c:.0%}" for c in ordered),
+            ],
+            searches,
+        )
+        plot(curves, ordered, args.name)
+    header = ["c", "variant", "noise", "random walk", "λ", "sparsity", "R@5", "R@20", "N@5"]
+    print_table([*header, "N@20", "valid R@20", "users / items d"], table)
     flat = {
         f"{label}|{target}|{metric}": value
         for label, targets in results.items()
