@@ -578,7 +578,12 @@ def _plots(
         right = left.twinx()
         right.plot(episodes, size, color="tab:red", marker="s", label="mean size")
         right.set_ylabel("mean embedding size", color="tab:red")
-        fig.suptitle("CIESS search: reward and size per episode")
+        lambdas = [r["reward_lambda"] for r in search.history if "reward_lambda" in r]
+        scheduled = bool(lambdas) and min(lambdas) != max(lambdas)
+        fig.suptitle(
+            "CIESS search: reward and size per episode"
+            + (f" (λ {lambdas[0]:.2g} → {lambdas[-1]:.2g})" if scheduled else "")
+        )
         fig.tight_layout()
         fig.savefig(out / "search_curve.png", dpi=120)
         plt.close(fig)
