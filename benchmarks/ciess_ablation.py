@@ -81,10 +81,16 @@ def plot(curves: dict[str, tuple[list[int], list[float]]], targets: list[float],
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    labels: dict[tuple[float, ...], list[str]] = {}  # runs sharing one search: one curve
+    for label, (_, values) in curves.items():
+        labels.setdefault(tuple(values), []).append(label)
     for label, (episodes, values) in curves.items():
-        ax.plot(episodes, values, marker="o", markersize=3, label=label)
+        names = labels[tuple(values)]
+        if names[0] == label:
+            ax.plot(episodes, values, marker="o", markersize=3, label=" = ".join(names))
     for c in targets:
         ax.axhline(c, color="grey", ls=":", lw=1)
+    ax.set_ylim(top=max([*targets, *(v for _, vs in curves.values() for v in vs)]) + 0.02)
     ax.set_xlabel("episode")
     ax.set_ylabel("mean sparsity of the search's sizes")
     ax.set_title("Where each search spent its episodes (dotted: target c)")
