@@ -25,35 +25,39 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
+
 from common import print_table, write_results
 
 METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
 nan = float("nan")
 
 
-def last_episode(history_path: Path) -> dict[str, float]:
+def by_episode(history: list[dict[str, float]]) -> dict[int, list[dict[str, float]]]:
+    """The search history's iteration records grouped by episode, in episode order."""
+    episodes: dict[int, list[dict[str, float]]] = {}
+    for record in history:
+        episodes.setdefault(int(record["episode"]), []).append(record)
+    return dict(sorted(episodes.items()))
+
+
+def last_episode(history: list[dict[str, float]]) -> dict[str, float]:
     """Mean reward, size and sparsity over the search's last episode (paper Fig. 3's end)."""
-    history = json.loads(history_path.read_text())
-    last = [h for h in history if h["episode"] == history[-1]["episode"]]
+    last = list(by_episode(history).values())[-1]
     return {
         key: sum(h[key] for h in last) / len(last)
         for key in ("mean_reward", "user_mean_size", "item_mean_size", "sparsity")
     }
 
 
-def sparsity_per_episode(history_path: Path) -> tuple[list[int], list[float]]:
-    history = json.loads(history_path.read_text())
-    episodes = sorted({int(h["episode"]) for h in history})
-    return episodes, [
-        sum(h["sparsity"] for h in history if h["episode"] == e)
-        / sum(1 for h in history if h["episode"] == e)
-        for e in episodes
-    ]
+def sparsity_per_episode(history: list[dict[str, float]]) -> tuple[list[int], list[float]]:
+    episodes = by_episode(history)
+    means = [sum(h["sparsity"] for h in records) / len(records) for records in episodes.values()]
+    return list(episodes), means
 
 
-def visits(history_path: Path, targets: list[float]) -> dict[str, int]:
+def visits(history: list[dict[str, float]], targets: list[float]) -> dict[str, int]:
     """Search iterations whose sizes met each target (Eq. 15's candidates, before projection)."""
-    history = json.loads(history_path.read_text())
     return {f"c{round(c * 100)}": sum(h["sparsity"] >= c for h in history) for c in targets}
 
 
@@ -61,9 +65,7 @@ def mask_sizes(run: Path, target: float) -> tuple[float, float]:
     """Mean user and item size of the retrained CIESS mask at ``target`` (nan if not saved)."""
     path = run / f"ciess_c{round(target * 100)}_sizes.npz"
     if not path.exists():
-        return float("nan"), float("nan")
-    import numpy as np
-
+        return nan, nan
     sizes = np.load(path)
     return float(sizes["users"].mean()), float(sizes["items"].mean())
 
@@ -128,7 +130,7 @@ def main() -> None:
         run_targets = [float(c) for c in config["target_sparsities"]]
         targets.update(run_targets)
         if searched:
-            history = Path(run) / "search_history.json"
+            history = json.loads((Path(run) / "search_history.json").read_text())
             results[label]["search"] = last_episode(history)
             met = visits(history, run_targets)
             results[label]["visits"] = {k: float(v) for k, v in met.items()}

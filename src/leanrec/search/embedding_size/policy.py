@@ -64,19 +64,21 @@ def reward_lambda_at(config: CIESSConfig, episode: int) -> float:
 
 def check_reward_lambdas(config: CIESSConfig) -> None:
     """A clear error for a ``λ`` the reward cannot use."""
-    for name in ("reward_lambda", "reward_lambda_final"):
-        value = getattr(config, name)
-        if value is None and name == "reward_lambda_final":
+    start, final = config.reward_lambda, config.reward_lambda_final
+    for name, value in (("reward_lambda", start), ("reward_lambda_final", final)):
+        if name == "reward_lambda_final" and value is None:
             continue
         if not (isinstance(value, int | float) and np.isfinite(value) and value >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    if config.reward_lambda_final is not None and config.reward_lambda <= 0:
+    if final is None:
+        return
+    if start <= 0:
         raise ValueError(
             "a lambda schedule (reward_lambda_final) grows geometrically from reward_lambda, "
-            f"which must then be > 0, got {config.reward_lambda!r}"
+            f"which must then be > 0, got {start!r}"
         )
-    if config.reward_lambda_final is not None and config.reward_lambda_final <= 0:
-        raise ValueError(f"reward_lambda_final must be > 0, got {config.reward_lambda_final!r}")
+    if final <= 0:
+        raise ValueError(f"reward_lambda_final must be > 0, got {final!r}")
 
 
 def make_states(popularity: np.ndarray, sizes: np.ndarray, quality: np.ndarray, max_dim: int):
@@ -419,16 +421,14 @@ class CIESSSearch:
         the saved config lacks (written before the setting existed) counts as its default."""
         current = asdict(self.config)
         defaults = asdict(CIESSConfig())
+        before = {key: saved.get(key, defaults[key]) for key in current}
         differing = sorted(
             key
             for key, value in current.items()
-            if key not in RESUME_MAY_DIFFER
-            and _comparable(saved.get(key, defaults[key])) != _comparable(value)
+            if key not in RESUME_MAY_DIFFER and _comparable(before[key]) != _comparable(value)
         )
         if differing:
-            shown = ", ".join(
-                f"{key}: {saved.get(key, defaults[key])!r} -> {current[key]!r}" for key in differing
-            )
+            shown = ", ".join(f"{key}: {before[key]!r} -> {current[key]!r}" for key in differing)
             raise ValueError(
                 f"{self.checkpoint_path} was written by a search with other settings ({shown}); "
                 "resume with the same settings or start in a new directory"
