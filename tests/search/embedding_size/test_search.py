@@ -709,3 +709,74 @@ def test_pretrain_seconds_count_the_legs_before_a_resume(
     run_experiment(exp, log=lambda message: None)
     timings = json.loads((tmp_path / "timings.json").read_text())
     assert 1000.0 < timings["pretrain_seconds"] < 1000.0 + 600.0
+
+
+# ---------------------------------------------------------------------------- screen
+def test_validation_screen_ranks_sizes_by_their_untrained_validation_score() -> None:
+    from leanrec.evaluate import FullRankingEvaluator
+    from leanrec.models.compress import entity_sizes, set_entity_sizes
+    from leanrec.search.embedding_size.retrain import build_masked_model, screen_on_validation
+    from leanrec.train.bpr import evaluate_model
+
+    split, model = tiny_split_and_model(16)
+    n_users, n_items = split.train.n_users, split.train.n_items
+    rng = np.random.default_rng(0)
+    sized = [
+        (rng.integers(1, 17, n_users), rng.integers(1, 17, n_items)),
+        (np.full(n_users, 16), np.full(n_items, 16)),
+        (rng.integers(1, 17, n_users), rng.integers(1, 17, n_items)),
+        (np.full(n_users, 16), np.full(n_items, 16)),  # a tie with index 1
+    ]
+    before = {name: sizes.copy() for name, sizes in entity_sizes(model).items()}
+    kept, scores = screen_on_validation(model, split, sized, keep=3, metric="ndcg@10")
+
+    evaluator = FullRankingEvaluator(split.valid, exclude=[split.train], ks=[10], metrics=["ndcg"])
+    by_hand = []
+    for users, items in sized:
+        probe = build_masked_model(split, "mf", {}, 16, seed=3)
+        set_entity_sizes(probe, users, items)
+        by_hand.append(evaluate_model(probe, evaluator).mean["ndcg@10"])
+    assert scores == pytest.approx(by_hand, abs=1e-6)
+    assert len(set(np.round(by_hand, 6))) >= 2  # the sizes do change the score
+    assert kept == sorted(range(4), key=lambda i: (-round(by_hand[i], 6), i))[:3]
+    for name, sizes in entity_sizes(model).items():  # the screened model is untouched
+        assert np.array_equal(sizes, before[name])
+    with pytest.raises(ValueError, match="screen metric 'auc'"):
+        screen_on_validation(model, split, sized, keep=1, metric="auc")
+
+
+def test_experiment_retrains_the_masks_the_screen_keeps(tmp_path: Path) -> None:
+    from leanrec.train.bpr import TrainerConfig
+
+    small = TrainerConfig(
+        epochs=2,
+        batch_size=2048,
+        learning_rate=0.01,
+        eval_every=1,
+        ks=[20],
+        progress=False,
+        valid_metric="recall@20",
+    )
+    search = dataclasses.replace(
+        tiny_config(),
+        pretrain=small,
+        retrain=small,
+        target_sparsities=(0.8,),
+        top_masks=1,
+        screen_masks=3,
+        budget_projection="both",
+    )
+    exp = EmbeddingSizeExperiment(
+        dataset="synthetic",
+        model="lightgcn",
+        out_dir=str(tmp_path),
+        methods=("ciess",),
+        search=search,
+    )
+    rows = run_experiment(exp, log=lambda message: None)["rows"]
+    ciess = next(r for r in rows if r["method"] == "ciess")
+    assert ciess["screened"] == 6  # 3 candidates x 2 projections
+    assert len(ciess["candidates_retrained"]) == 1
+    assert len(ciess["screen_kept_scores"]) == 1
+    assert ciess["screen_kept_scores"][0] >= ciess["screen_best_by_quality_score"]
+    assert ciess["sparsity"] >= 0.8

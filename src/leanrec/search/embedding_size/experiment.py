@@ -52,6 +52,7 @@ from leanrec.search.embedding_size.retrain import (
     pretrain_warm_start,
     retrain_model,
     retrain_with_sizes,
+    screen_on_validation,
     select_candidates,
     test_metrics,
 )
@@ -197,6 +198,8 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
         )
     if exp.pep.retrain_from not in ("trained", "init"):
         raise ValueError(f"pep retrain_from {exp.pep.retrain_from!r}: expected trained or init")
+    if cfg.screen_masks < 0:
+        raise ValueError(f"screen_masks must be >= 0 (0: no screen), got {cfg.screen_masks}")
     unknown = sorted(set(exp.methods) - set(METHODS))
     if unknown:
         raise ValueError(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
@@ -328,8 +331,10 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
                     )
                 )
                 continue
+            screened: dict[str, Any] = {}
             if method in SEARCHED:
-                chosen = select_candidates(searches[method].candidates, target, cfg.top_masks)
+                pool = cfg.screen_masks or cfg.top_masks
+                chosen = select_candidates(searches[method].candidates, target, pool)
                 projections = {
                     "joint": (False,),
                     "per_role": (True,),
@@ -340,6 +345,22 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
                     for per_role in projections
                     for c in chosen
                 ]
+                if cfg.screen_masks:
+                    assert warm_model is not None
+                    metric = retrain_cfg.valid_metric or "recall@20"
+                    kept, scores = screen_on_validation(
+                        warm_model, split, sized, cfg.top_masks, metric
+                    )
+                    log(
+                        f"{method} at c = {target:.0%}: screened {len(sized)} masks on "
+                        f"validation {metric} (untrained), best {scores[kept[0]]:.4f}"
+                    )
+                    sized = [sized[index] for index in kept]
+                    screened = {
+                        "screened": len(scores),
+                        "screen_kept_scores": [scores[index] for index in kept],
+                        "screen_best_by_quality_score": scores[0],
+                    }
             elif method == "su":
                 sized = [uniform_sizes(n_users, n_items, cfg.max_dim, target)]
             elif method == "sr":
@@ -376,6 +397,7 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
             extra: dict[str, Any] = {
                 "valid": retrained.valid,
                 "candidates_retrained": tried,
+                **screened,
                 "seconds": time.perf_counter() - began,
                 "epochs": retrained.train_result.epochs_run,
                 "embedding_parameters": retrained.model.embedding_parameters(),

@@ -95,6 +95,7 @@ RESUME_MAY_DIFFER = frozenset(
         "target_sparsities",
         "budget_projection",
         "top_masks",
+        "screen_masks",
         "num_threads",
         "progress",
     }

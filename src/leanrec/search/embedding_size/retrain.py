@@ -7,6 +7,7 @@ stopping on validation, then one evaluation on test.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,6 +180,45 @@ def fit_candidate(
         return users, items
     sizes = fit_to_budget(candidate.all_sizes().astype(np.float64), max_dim, target_sparsity)
     return sizes[:n_users], sizes[n_users:]
+
+
+def screen_on_validation(
+    model: Recommender,
+    split: Split,
+    sized: list[tuple[np.ndarray, np.ndarray]],
+    keep: int,
+    metric: str = "recall@20",
+) -> tuple[list[int], list[float]]:
+    """Rank size assignments by ``metric`` on validation, each applied to ``model`` untrained.
+
+    The screen of :attr:`~leanrec.search.embedding_size.config.CIESSConfig.screen_masks`: a
+    full-ranking validation pass per assignment (train items masked), no training.
+
+    Args:
+        model: the warm start (masked tables); it is not changed (a copy is sized).
+        sized: ``(user_sizes (|U|,), item_sizes (|I|,))`` pairs.
+        keep: how many indices to return.
+        metric: ``name@k`` with ``name`` in ``recall``, ``ndcg``.
+
+    Returns:
+        The indices of the ``keep`` best pairs, best first (ties: earlier first), and every
+        pair's score in the order of ``sized``.
+    """
+    name, _, k = metric.partition("@")
+    if name not in ("recall", "ndcg") or not k.isdigit():
+        raise ValueError(f"screen metric {metric!r}: expected recall@k or ndcg@k")
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
+    evaluator = FullRankingEvaluator(
+        split.valid, exclude=[split.train], ks=[int(k)], metrics=[name]
+    )
+    work = copy.deepcopy(model)
+    scores = []
+    for user_sizes, item_sizes in sized:
+        set_entity_sizes(work, user_sizes, item_sizes)
+        scores.append(float(evaluate_model(work, evaluator).mean[metric]))
+    order = sorted(range(len(sized)), key=lambda index: -scores[index])
+    return order[:keep], scores
 
 
 def with_trainer(trainer: TrainerConfig, **changes: Any) -> TrainerConfig:
