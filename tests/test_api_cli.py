@@ -173,3 +173,27 @@ def test_cli_resume_continues_killed_run(tmp_path: Path) -> None:
 def test_cli_resume_needs_run_dir(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--resume", "--epochs", "1"]) == 2
     assert "--run-dir" in capsys.readouterr().err
+
+
+def test_experiment_seed_reaches_the_search_and_seeds_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import leanrec.search.embedding_size as embedding_size
+
+    seen = []
+
+    def fake_run(exp, log):  # type: ignore[no-untyped-def]
+        seen.append(exp)
+        (Path(exp.out_dir) / "table.md").write_text("table")
+        return {"rows": [{"method": "su"}]}
+
+    monkeypatch.setattr(embedding_size, "run_experiment", fake_run)
+    out = tmp_path / "run"
+    out.mkdir()
+    base = ["experiment", "embedding-size", "--dataset", "synthetic", "--out", str(out)]
+    # --seed is no abbreviation of --seeds: it is the search's seed
+    assert main([*base, "--seed", "2025", "--screen_masks", "7"]) == 0
+    assert seen[0].search.seed == 2025 and seen[0].search.screen_masks == 7
+    assert main([*base, "--seeds", "1", "2"]) == 2
+    assert "give --seed N, not --seeds" in capsys.readouterr().err
+    assert len(seen) == 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -24,6 +25,9 @@ from typing import Any
 import numpy as np
 
 from leanrec.data.errors import DataError
+
+DEFAULT_SEEDS = (0, 1, 2)
+"""``--seeds`` of the sketch and architecture experiments when none are given."""
 
 
 def _parse_value(text: str) -> Any:
@@ -269,6 +273,8 @@ def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
     from leanrec.search.embedding_size import CIESSConfig, EmbeddingSizeExperiment, run_experiment
     from leanrec.search.embedding_size.baselines import PEPConfig
 
+    if args.seeds is not None:
+        raise ValueError("embedding-size runs one search: give --seed N, not --seeds")
     options = _parse_options(extra)
     # PEP baseline: --pep-max_epochs 10, --pep-l2 1e-3
     pep_fields = {f.name for f in dataclasses.fields(PEPConfig)}
@@ -343,7 +349,7 @@ def _sketch_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
         methods=methods,
         sketch_sizes=tuple(args.sketch_sizes),
         update_periods=tuple(args.update_periods),
-        seeds=tuple(args.seeds),
+        seeds=tuple(args.seeds or DEFAULT_SEEDS),
         config=config,
     )
     summary = run_sketch_experiment(exp, log=lambda message: print(message, flush=True))
@@ -380,7 +386,7 @@ def _architecture_experiment(args: argparse.Namespace, extra: Sequence[str]) -> 
         out_dir=out,
         baselines=tuple(args.baselines) if args.baselines is not None else HAND_DESIGNED,
         methods=tuple(args.methods) if args.methods else NAS_METHODS,
-        seeds=tuple(args.seeds),
+        seeds=tuple(args.seeds or DEFAULT_SEEDS),
         baseline_epochs=baseline_epochs,
         random_budget=random_budget,
         config=ArchitectureSearchConfig(**options),
@@ -420,7 +426,7 @@ def _retrieval_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int
         out_dir=out,
         baselines=tuple(args.baselines) if args.baselines is not None else RETRIEVAL_BASELINES,
         methods=tuple(args.methods) if args.methods else RETRIEVAL_METHODS,
-        seeds=tuple(args.seeds),
+        seeds=tuple(args.seeds or DEFAULT_SEEDS),
         config=RetrievalSearchConfig(**options),
         **experiment_options,
     )
@@ -460,8 +466,11 @@ def cmd_compress(args: argparse.Namespace, extra: Sequence[str]) -> int:
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leanrec", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    # no abbreviations: unknown --options are forwarded to configs, and an abbreviation would
+    # silently take one of them (``--seed 5`` read as ``--seeds 5``)
+    add_command = functools.partial(sub.add_parser, allow_abbrev=False)
 
-    p = sub.add_parser(
+    p = add_command(
         "train",
         help="train a base recommender; extra --option value pairs go to the trainer or model",
     )
@@ -483,12 +492,12 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_train, allow_extra=True)
 
-    p = sub.add_parser("datasets", help="list known datasets and whether their files are present")
+    p = add_command("datasets", help="list known datasets and whether their files are present")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_datasets, allow_extra=False)
 
-    p = sub.add_parser("recommend", help="top-k items for users from a saved model")
+    p = add_command("recommend", help="top-k items for users from a saved model")
     p.add_argument(
         "--model", required=True, help="model.pt of leanrec train, or a .safetensors of compress"
     )
@@ -498,7 +507,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--compact", action="store_true")
     p.set_defaults(func=cmd_recommend, allow_extra=False)
 
-    p = sub.add_parser(
+    p = add_command(
         "experiment",
         help="run a capability's paper-style experiment; extra --option value pairs go to "
         "its search config",
@@ -542,12 +551,13 @@ def make_parser() -> argparse.ArgumentParser:
         "--seeds",
         nargs="+",
         type=int,
-        default=[0, 1, 2],
-        help="sketch: user splits; architecture: search seeds",
+        default=None,
+        help="sketch: user splits; architecture: search seeds (default: 0 1 2); "
+        "embedding-size takes one --seed",
     )
     p.set_defaults(func=cmd_experiment, allow_extra=True)
 
-    p = sub.add_parser(
+    p = add_command(
         "compress", help="pack a model with per-row sizes into a safetensors file (real bytes)"
     )
     p.add_argument("--model", required=True, help="checkpoint with masked tables (.pt)")

@@ -780,3 +780,27 @@ def test_experiment_retrains_the_masks_the_screen_keeps(tmp_path: Path) -> None:
     assert len(ciess["screen_kept_scores"]) == 1
     assert ciess["screen_kept_scores"][0] >= ciess["screen_best_by_quality_score"]
     assert ciess["sparsity"] >= 0.8
+
+
+def test_policy_networks_start_from_the_search_seed_not_the_process_state() -> None:
+    from leanrec.search.embedding_size.baselines import ESAPNPolicy
+    from leanrec.search.embedding_size.policy import CIESSPolicy
+
+    def weights(policy) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        agent = policy.agents["user"]
+        network = agent.policy if isinstance(policy, ESAPNPolicy) else agent
+        return torch.cat([p.detach().reshape(-1) for p in network.parameters()])
+
+    config = tiny_config()
+    torch.manual_seed(1)
+    first, first_esapn = CIESSPolicy(config), ESAPNPolicy(16, seed=config.seed)
+    after_first = torch.rand(1)
+    torch.manual_seed(2)
+    second, second_esapn = CIESSPolicy(config), ESAPNPolicy(16, seed=config.seed)
+    assert torch.equal(weights(first), weights(second))
+    assert torch.equal(weights(first_esapn), weights(second_esapn))
+    other = CIESSPolicy(dataclasses.replace(config, seed=config.seed + 1))
+    assert not torch.equal(weights(first), weights(other))
+    # the caller's torch stream is left where it was
+    torch.manual_seed(1)
+    assert torch.equal(torch.rand(1), after_first)

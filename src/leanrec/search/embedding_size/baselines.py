@@ -118,18 +118,27 @@ class ESAPNPolicy:
     Args:
         max_dim: ``d_max``; rungs above it are dropped.
         learning_rate, gamma: REINFORCE settings.
+        seed: seeds the networks' initial weights.
     """
 
     def __init__(
-        self, max_dim: int, learning_rate: float = 1e-3, gamma: float = 0.9, hidden: int = 64
+        self,
+        max_dim: int,
+        learning_rate: float = 1e-3,
+        gamma: float = 0.9,
+        hidden: int = 64,
+        seed: int = 0,
     ) -> None:
         from leanrec.rl.reinforce import ReinforceAgent
 
         ladder = [d for d in ESAPN_SIZES if d <= max_dim] or [max_dim]
         self.ladder = np.asarray(ladder, dtype=np.int64)
-        self.agents = {
-            role: ReinforceAgent(3, 2, learning_rate, gamma, hidden) for role in ("user", "item")
-        }
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.agents = {
+                role: ReinforceAgent(3, 2, learning_rate, gamma, hidden)
+                for role in ("user", "item")
+            }
         self.levels: dict[str, np.ndarray] = {}
         self.pending: dict[str, np.ndarray] = {}
         self.episode_done = False

@@ -500,7 +500,7 @@ def _run_search(
         split.train.item_popularity(),
         cfg,
         checkpoint_path=out / f"{prefix}search_state.pt",
-        policy=ESAPNPolicy(cfg.max_dim) if method == "esapn" else None,
+        policy=ESAPNPolicy(cfg.max_dim, seed=cfg.seed) if method == "esapn" else None,
     )
     total = cfg.episodes * cfg.iterations
 

@@ -149,9 +149,13 @@ class CIESSPolicy:
 
     def __init__(self, config: CIESSConfig) -> None:
         self.config = config
-        self.agents = {
-            role: TD3Agent(STATE_DIM, 1, 1.0, float(config.max_dim), config.td3) for role in ROLES
-        }
+        # the networks' initial weights follow the search seed, not the process's torch state
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.agents = {
+                role: TD3Agent(STATE_DIM, 1, 1.0, float(config.max_dim), config.td3)
+                for role in ROLES
+            }
         self.noises: dict[str, Noise] = {
             role: make_noise(config.noise, config.noise_sigma) for role in ROLES
         }
