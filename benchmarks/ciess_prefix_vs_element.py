@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -41,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import data_dir, print_table, write_results
 from leanrec.data.presets import prepare_split
 from leanrec.evaluate import FullRankingEvaluator
+from leanrec.models import Recommender
 from leanrec.models.compress import set_entity_sizes
 from leanrec.models.registry import model_from_checkpoint
 from leanrec.search.embedding_size.baselines import apply_element_masks, magnitude_prune
@@ -63,7 +63,8 @@ def row_counts(masks: dict[str, torch.Tensor], roles: dict[str, str]) -> dict[st
     return {roles[name]: m.sum(dim=1).numpy().astype(np.int64) for name, m in masks.items()}
 
 
-def element_masks_of(model) -> dict[str, torch.Tensor]:
+def element_masks_of(model: Recommender) -> dict[str, torch.Tensor]:
+    """``(N, d)`` masks of the non-zero values of each table (a pruned model's element mask)."""
     return {name: t.all().detach() != 0 for name, t in model.embedding_tables().items()}
 
 
@@ -92,7 +93,7 @@ def main() -> None:
         split.valid, exclude=[split.train], ks=[20], metrics=["recall"]
     )
 
-    def scored(model) -> dict[str, float]:
+    def scored(model: Recommender) -> dict[str, float]:
         row = dict(test_metrics(model, split))
         row["valid_recall@20"] = evaluate_model(model, valid_eval).mean["recall@20"]
         return row
@@ -130,7 +131,7 @@ def main() -> None:
                 max_dim,
                 counts["user"],
                 counts["item"],
-                dataclasses.replace(retrain_cfg),
+                retrain_cfg,
                 seed,
                 warm_state=warm_state,
             )
