@@ -244,3 +244,37 @@ def test_min_delta_reference_survives_a_resume(split: Split, tmp_path: Path) -> 
     resumed = scripted_trainer(split, config, scores[2:], checkpoint_path=path).fit(resume=True)
     assert (resumed.epochs_run, resumed.best_epoch) == (5, 5)
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4, 5]
+
+
+def test_validate_initial_keeps_the_starting_weights_when_no_epoch_beats_them(
+    split: Split,
+) -> None:
+    config = TrainerConfig(
+        epochs=10, learning_rate=0.1, lr_decay=0.5, patience=2, validate_initial=True
+    )
+    trainer = scripted_trainer(split, config, [0.5, 0.45, 0.48, 0.6])
+    start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    result = trainer.fit()
+    # epochs 1 and 2 are below the start's 0.5: two bad evaluations, two halvings, stop
+    assert [r["epoch"] for r in result.history] == [0, 1, 2]
+    assert result.best_epoch == 0 and result.best_valid == {"ndcg@20": 0.5}
+    assert result.stop_reason == "patience" and result.epochs_run == 2
+    assert all(torch.equal(trainer.model.state_dict()[k], v) for k, v in start.items())
+    assert all(g["lr"] == pytest.approx(0.025) for g in trainer.optimizer.param_groups)
+    assert [learning_rate_at(trainer.history, config, e) for e in (1, 2, 3)] == pytest.approx(
+        [0.1, 0.05, 0.025]
+    )
+    # without it the same scores pick epoch 2 (epoch 1 is the first evaluation)
+    plain = dataclasses.replace(config, validate_initial=False)
+    assert scripted_trainer(split, plain, [0.45, 0.48, 0.44, 0.43]).fit().best_epoch == 2
+
+
+def test_validate_initial_is_not_repeated_by_a_resume(split: Split, tmp_path: Path) -> None:
+    config = TrainerConfig(epochs=3, learning_rate=0.1, patience=5, validate_initial=True)
+    path = tmp_path / "s.pt"
+    first = dataclasses.replace(config, epochs=1)
+    scripted_trainer(split, first, [0.5, 0.4], checkpoint_path=path).fit()
+    # two scores left for epochs 2 and 3: a repeated epoch-0 evaluation would run out of them
+    resumed = scripted_trainer(split, config, [0.55, 0.3], checkpoint_path=path).fit(resume=True)
+    assert [r["epoch"] for r in resumed.history] == [0, 1, 2, 3]
+    assert resumed.best_epoch == 2 and resumed.best_valid == {"ndcg@20": 0.55}

@@ -108,6 +108,11 @@ class TrainerConfig:
     """torch intra-op threads (0: leave torch's default)."""
     progress: bool | None = None
     """Show a progress bar (None: only when stderr is a terminal)."""
+    validate_initial: bool = False
+    """Validate the starting weights as epoch 0 and keep them when no later evaluation beats
+    them; they also set the mark ``patience`` and ``lr_decay`` count from. For fine-tuning
+    weights that are already trained (a warm start under a new mask); from a random start it
+    only costs one evaluation."""
 
 
 def learning_rate_at(history: list[dict[str, float]], config: TrainerConfig, epoch: int) -> float:
@@ -258,10 +263,18 @@ class BPRTrainer(ResumableEpochs[Recommender]):
         stop_reason = self.finished_reason or "epochs"
         epoch = self.start_epoch - 1
         first = cfg.epochs + 1 if self.finished_reason else self.start_epoch
+        if cfg.validate_initial and self.validator is not None and not self.history:
+            record: dict[str, float] = {"epoch": 0}
+            self._evaluate_into(record, 0)
+            self.history.append(record)
+            if self.checkpoint_path is not None:
+                save_atomic(self._state(0), self.checkpoint_path)
+            if self.on_epoch is not None:
+                self.on_epoch(0, record)
         for epoch in range(first, cfg.epochs + 1):
             t0 = time.perf_counter()
             loss = self.train_epoch(epoch)
-            record: dict[str, float] = {
+            record = {
                 "epoch": epoch,
                 "loss": loss,
                 "train_seconds": time.perf_counter() - t0,

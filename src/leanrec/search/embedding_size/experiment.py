@@ -184,7 +184,9 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
         timings_path.write_text(json.dumps(timings, indent=2))
 
     def log_epoch(epoch: int, record: dict[str, float]) -> None:
-        if "valid_recall@20" in record:
+        if "valid_recall@20" in record and "loss" not in record:  # validate_initial
+            log(f"  epoch 0 (start): valid recall@20 {record['valid_recall@20']:.4f}")
+        elif "valid_recall@20" in record:
             log(
                 f"  epoch {epoch}: loss {record['loss']:.4f} "
                 f"valid recall@20 {record['valid_recall@20']:.4f} "
