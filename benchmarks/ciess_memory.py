@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_table, write_results
@@ -68,10 +69,12 @@ def main() -> None:
         served, _, _ = load_compressed(path)
         served.eval()
         served_bytes = served.embedding_bytes()
+        # what else the file stores, at its stored dtypes: seen-item lists, raw IDs, buffers
+        with safe_open(str(path), framework="pt") as handle:
+            stored = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    tables_in_file = tuple(f"state.{name}." for name in packed.embedding_tables())
     non_table = sum(
-        v.numel() * v.element_size()
-        for k, v in packed.state_dict().items()
-        if not any(k.startswith(name + ".") for name in packed.embedding_tables())
+        v.numel() * v.element_size() for k, v in stored.items() if not k.startswith(tables_in_file)
     )
 
     users = torch.arange(masked.n_users)
@@ -98,7 +101,10 @@ def main() -> None:
     ]
     print(f"{source}: sparsity {entity_sparsity(masked):.4f}, {masked.n_users} users")
     print_table(["storage", "bytes", "ratio to dense"], rows)
-    print(f"safetensors file: {file_bytes} bytes ({non_table} of them seen-item lists and buffers)")
+    print(
+        f"safetensors file: {file_bytes} bytes ({non_table} of them seen-item lists, raw IDs "
+        "and buffers)"
+    )
     print(
         f"top-{args.k} identical to the masked model for {identical_users}/{masked.n_users} "
         f"users (packed in memory) and {identical_served}/{masked.n_users} (loaded from file)"

@@ -100,6 +100,11 @@ def _ids_tensor(raw_ids: np.ndarray) -> torch.Tensor | None:
     return None
 
 
+SEEN_BUFFERS = ("seen_indptr", "seen_indices")
+"""The training interactions a model excludes when serving (CSR of each user's seen items):
+int64 in memory, stored as int32 by :func:`save_compressed` when they fit."""
+
+
 def save_compressed(
     model: Recommender,
     path: str | Path,
@@ -118,6 +123,10 @@ def save_compressed(
     packed = compress(model)
     state = packed.checkpoint()
     tensors = {f"state.{k}": v.contiguous() for k, v in state.pop("state_dict").items()}
+    for name in SEEN_BUFFERS:  # item indices and offsets: half the bytes as int32
+        seen = tensors.get(f"state.{name}")
+        if seen is not None and (seen.numel() == 0 or int(seen.max()) < 2**31):
+            tensors[f"state.{name}"] = seen.to(torch.int32)
     header: dict[str, Any] = dict(state)
     header["compressed_format"] = COMPRESSED_FORMAT
     header["extra"] = extra or {}
@@ -162,7 +171,11 @@ def load_compressed(path: str | Path) -> tuple[Recommender, np.ndarray | None, n
         raise DataError(f"unknown format {header.get('compressed_format')!r}", path=path)
     state = {k: v for k, v in header.items() if k not in ("user_ids", "item_ids", "extra")}
     state["format"] = CHECKPOINT_FORMAT
-    state["state_dict"] = {k[6:]: v for k, v in tensors.items() if k.startswith("state.")}
+    state["state_dict"] = {
+        k[6:]: v.long() if k[6:] in SEEN_BUFFERS else v
+        for k, v in tensors.items()
+        if k.startswith("state.")
+    }
     model = model_from_checkpoint(state)
     model.eval()
     ids: list[np.ndarray | None] = []
