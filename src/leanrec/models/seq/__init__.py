@@ -11,12 +11,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import torch
-
 from leanrec.embeddings.base import TableFactory
 from leanrec.models.seq.base import ITEM_INIT_STD, NextItemModel, SequenceEncoder
 from leanrec.models.seq.gru4rec import GRU4Rec, GRU4RecConfig
 from leanrec.models.seq.sasrec import SASRec, SASRecConfig
+from leanrec.seeding import torch_seeded
 
 SEQUENCE_ENCODERS: dict[str, tuple[type[SequenceEncoder], type[Any]]] = {
     "gru4rec": (GRU4Rec, GRU4RecConfig),
@@ -60,8 +59,7 @@ def build_next_item_model(
         if unknown:
             raise ValueError(f"unknown {config_class.__name__} field(s) {unknown}")
         config = config_class(**config)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch_seeded(seed):
         return NextItemModel(n_items, encoder_class(config), table_factory)
 
 

@@ -61,6 +61,7 @@ from leanrec.search.architecture.space import (
     BlockChoice,
     check_readout,
 )
+from leanrec.seeding import torch_seeded
 
 __all__ = [
     "ATTENTION_ACTIVATION",
@@ -790,7 +791,7 @@ class BehaviorSupernet(nn.Module):
         weights of the chosen operations (and of the readout), on the same device, in the same
         train/eval mode. Does not advance the global torch RNG."""
         choices = self._check_choices(choices)
-        with torch.random.fork_rng(devices=[]):
+        with torch_seeded(None):
             network = BehaviorNetwork(
                 self.dim,
                 choices,

@@ -40,6 +40,7 @@ from leanrec.search.architecture.blocks import (
     SearchedSequenceEncoder,
 )
 from leanrec.search.architecture.space import BlockChoice, sample_blocks
+from leanrec.seeding import torch_seeded
 from leanrec.train.checkpoint import load_checkpoint, save_atomic
 from leanrec.train.sequential import (
     SequentialTrainer,
@@ -161,8 +162,7 @@ def build_retrieval_supernet(
 ) -> NextItemModel:
     """The one-shot next-item model: item table + causal ``L_a``-block supernet (sequences of
     at most ``max_length`` items when ``config.positions``)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
+    with torch_seeded(config.seed):
         supernet = BehaviorSupernet(
             config.embedding_dim, config.n_blocks, has_target=False, causal=True, readout=("last",)
         )
@@ -189,8 +189,7 @@ def build_searched_model(
         )
     choices = tuple(BlockChoice(**block) for block in architecture["blocks"])
     dim = int(architecture.get("embedding_dim", 64))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch_seeded(seed):
         network = BehaviorNetwork(dim, choices, has_target=False, causal=True, readout=("last",))
         encoder = SearchedSequenceEncoder(
             network,

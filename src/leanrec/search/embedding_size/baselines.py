@@ -27,6 +27,7 @@ from leanrec.data.interactions import Interactions
 from leanrec.embeddings import ElementMaskedEmbedding, MaskedEmbedding, SoftThresholdEmbedding
 from leanrec.models.base import Recommender
 from leanrec.search.embedding_size.budget import budget_values, fit_to_budget
+from leanrec.seeding import torch_seeded
 from leanrec.train.bpr import TrainingError, bpr_loss
 from leanrec.train.sampling import NegativeSampler
 
@@ -133,8 +134,7 @@ class ESAPNPolicy:
 
         ladder = [d for d in ESAPN_SIZES if d <= max_dim] or [max_dim]
         self.ladder = np.asarray(ladder, dtype=np.int64)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with torch_seeded(seed):
             self.agents = {
                 role: ReinforceAgent(3, 2, learning_rate, gamma, hidden)
                 for role in ("user", "item")

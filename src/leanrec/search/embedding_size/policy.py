@@ -35,6 +35,7 @@ from leanrec.runner.progress import progress
 from leanrec.search.embedding_size.budget import sparsity
 from leanrec.search.embedding_size.config import CIESSConfig
 from leanrec.search.embedding_size.environment import SizeSearchEnvironment
+from leanrec.seeding import torch_seeded
 from leanrec.train.checkpoint import load_checkpoint, save_atomic
 
 ROLES = ("user", "item")
@@ -150,8 +151,7 @@ class CIESSPolicy:
     def __init__(self, config: CIESSConfig) -> None:
         self.config = config
         # the networks' initial weights follow the search seed, not the process's torch state
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
+        with torch_seeded(config.seed):
             self.agents = {
                 role: TD3Agent(STATE_DIM, 1, 1.0, float(config.max_dim), config.td3)
                 for role in ROLES
