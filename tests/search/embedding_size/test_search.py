@@ -745,7 +745,8 @@ def test_validation_screen_ranks_sizes_by_their_untrained_validation_score() -> 
         screen_on_validation(model, split, sized, keep=1, metric="auc")
 
 
-def test_experiment_retrains_the_masks_the_screen_keeps(tmp_path: Path) -> None:
+def screened_experiment(tmp_path: Path) -> tuple[EmbeddingSizeExperiment, dict]:
+    """A tiny LightGCN run: 3 candidates screened under both projections, 1 retrained."""
     from leanrec.train.bpr import TrainerConfig
 
     small = TrainerConfig(
@@ -780,6 +781,52 @@ def test_experiment_retrains_the_masks_the_screen_keeps(tmp_path: Path) -> None:
     assert len(ciess["screen_kept_scores"]) == 1
     assert ciess["screen_kept_scores"][0] >= ciess["screen_best_by_quality_score"]
     assert ciess["sparsity"] >= 0.8
+    return exp, ciess
+
+
+def test_experiment_retrains_the_masks_the_screen_keeps(tmp_path: Path) -> None:
+    screened_experiment(tmp_path)
+
+
+def test_a_rerun_reuses_the_screen_and_a_changed_setting_redoes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from leanrec.search.embedding_size import experiment
+
+    exp, first = screened_experiment(tmp_path)
+    assert (tmp_path / "ciess_c80_screen.pt").exists()
+    # as after a kill during retraining: the row is gone, the finished search and screen are not
+    rows_path = tmp_path / "rows.json"
+    rows_path.write_text(
+        json.dumps([r for r in json.loads(rows_path.read_text()) if r["method"] != "ciess"])
+    )
+    calls: list[int] = []
+    screen = experiment.screen_on_validation
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return screen(*args, **kwargs)
+
+    monkeypatch.setattr(experiment, "screen_on_validation", counted)
+    again = next(
+        r for r in run_experiment(exp, log=lambda m: None)["rows"] if r["method"] == "ciess"
+    )
+    assert calls == []
+    for key in ("screened", "screen_kept_scores", "screen_best_by_quality_score"):
+        assert again[key] == first[key]
+    assert again["candidates_retrained"] == first["candidates_retrained"]
+    # keeping two masks instead of one is another screen outcome: it is redone
+    rows_path.write_text(
+        json.dumps([r for r in json.loads(rows_path.read_text()) if r["method"] != "ciess"])
+    )
+    two = dataclasses.replace(exp, search=dataclasses.replace(exp.search, top_masks=2))
+    rerun = next(
+        r for r in run_experiment(two, log=lambda m: None)["rows"] if r["method"] == "ciess"
+    )
+    assert calls == [1]
+    assert len(rerun["screen_kept_scores"]) == 2
 
 
 def test_policy_networks_start_from_the_search_seed_not_the_process_state() -> None:

@@ -19,6 +19,7 @@ search and retrainings resume from their own checkpoints).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -56,6 +57,7 @@ from leanrec.search.embedding_size.retrain import (
     select_candidates,
     test_metrics,
 )
+from leanrec.train.bpr import TrainerConfig
 from leanrec.train.checkpoint import load_checkpoint, save_atomic
 
 METHODS = ("ciess", "su", "sr", "popularity", "magprune", "pep", "esapn")
@@ -349,20 +351,10 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
                 ]
                 if cfg.screen_masks:
                     assert warm_model is not None
-                    metric = retrain_cfg.valid_metric or "recall@20"
-                    kept, scores = screen_on_validation(
-                        warm_model, split, sized, cfg.top_masks, metric
-                    )
-                    log(
-                        f"{method} at c = {target:.0%}: screened {len(sized)} masks on "
-                        f"validation {metric} (untrained), best {scores[kept[0]]:.4f}"
-                    )
-                    sized = [sized[index] for index in kept]
-                    screened = {
-                        "screened": len(scores),
-                        "screen_kept_scores": [scores[index] for index in kept],
-                        "screen_best_by_quality_score": scores[0],
-                    }
+                    sized, screened = _screened(
+                        warm_model, split, sized, cfg, retrain_cfg,
+                        out / f"{method}_{tag}_screen.pt", f"{method} at c = {target:.0%}", log,
+                    )  # fmt: skip
             elif method == "su":
                 sized = [uniform_sizes(n_users, n_items, cfg.max_dim, target)]
             elif method == "sr":
@@ -433,6 +425,57 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
     (out / "table.md").write_text(markdown_table(rows.rows, cfg.target_sparsities))
     _plots(out, search_result, rows.rows, split)
     return summary
+
+
+def _screened(
+    warm_model: Recommender,
+    split: Split,
+    sized: list[tuple[np.ndarray, np.ndarray]],
+    cfg: CIESSConfig,
+    retrain_cfg: TrainerConfig,
+    path: Path,
+    what: str,
+    log: Any,
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
+    """The ``top_masks`` best of ``sized`` by untrained validation score, and the row's record
+    of the screen. The outcome is cached in ``path``, so a run killed during retraining does not
+    screen again; the cache is used only if the candidates and settings are the same."""
+    metric = retrain_cfg.valid_metric or "recall@20"
+    settings = {
+        "metric": metric,
+        "top_masks": cfg.top_masks,
+        "candidates": len(sized),
+        "fingerprint": _sizes_fingerprint(sized),
+    }
+    if path.exists():
+        stored = load_checkpoint(path)
+        if stored["settings"] == settings:
+            log(f"{what}: the screen of {len(sized)} masks was done before ({path.name})")
+            kept_sizes = [(u.numpy(), i.numpy()) for u, i in stored["kept"]]
+            return kept_sizes, stored["record"]
+    kept, scores = screen_on_validation(warm_model, split, sized, cfg.top_masks, metric)
+    log(
+        f"{what}: screened {len(sized)} masks on validation {metric} (untrained), "
+        f"best {scores[kept[0]]:.4f}"
+    )
+    kept_sizes = [sized[index] for index in kept]
+    record = {
+        "screened": len(scores),
+        "screen_kept_scores": [scores[index] for index in kept],
+        "screen_best_by_quality_score": scores[0],
+    }
+    stored_kept = [(torch.from_numpy(u), torch.from_numpy(i)) for u, i in kept_sizes]
+    save_atomic({"settings": settings, "kept": stored_kept, "record": record}, path)
+    return kept_sizes, record
+
+
+def _sizes_fingerprint(sized: list[tuple[np.ndarray, np.ndarray]]) -> str:
+    """A digest of candidate sizes, in order (the screen cache is only valid for the same)."""
+    digest = hashlib.sha256()
+    for users, items in sized:
+        digest.update(np.ascontiguousarray(users, dtype=np.int64).tobytes())
+        digest.update(np.ascontiguousarray(items, dtype=np.int64).tobytes())
+    return digest.hexdigest()
 
 
 def _pep_masks(
