@@ -44,7 +44,7 @@ Scores = dict[str, float]
 
 def read_rows(spec: str, default_method: str) -> tuple[str, dict[float, Scores]]:
     """``label=run[@method]`` -> ``(label, {target c: scores})`` from the run's ``rows.json``
-    (with ``bytes`` when the row records its packed bytes)."""
+    (with ``rows``, users + items times ``d_max``, when the row records its parameters)."""
     label, _, run_spec = spec.partition("=")
     if not run_spec:
         raise SystemExit(f"ciess_seeds: expected label=run[@method], got {spec!r}")
@@ -60,7 +60,6 @@ def read_rows(spec: str, default_method: str) -> tuple[str, dict[float, Scores]]
                 **{m: float(row[f"test_{m}"]) for m in METRICS},
                 "valid_recall@20": float(row.get("valid", {}).get("recall@20", float("nan"))),
                 "sparsity": float(row["sparsity"]),
-                **({"bytes": float(row["packed_bytes"])} if "packed_bytes" in row else {}),
                 **(
                     {"rows": row["embedding_parameters"] / (1 - row["sparsity"])}
                     if "embedding_parameters" in row
@@ -90,7 +89,7 @@ def byte_matched_sparsity(c: float, rows: int, max_dim: int) -> float:
     """The element-mask sparsity ``c'`` that takes as many bytes as packed prefix tables at
     sparsity ``c``: the most weights an element mask can keep within those bytes."""
     total = rows * max_dim
-    budget = prefix_mask_bytes(round((1.0 - c) * total), rows) - 4 * (rows + 2)
+    budget = 4 * round((1.0 - c) * total)  # the prefix tables' values; pointers cost the same
     kept = max(budget // 5, (budget - rows * max_dim // 8) // 4)
     return 1.0 - kept / total
 

@@ -444,7 +444,6 @@ def _screened(
     settings = {
         "metric": metric,
         "top_masks": cfg.top_masks,
-        "candidates": len(sized),
         "fingerprint": _sizes_fingerprint(sized),
     }
     if path.exists():
