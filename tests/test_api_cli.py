@@ -194,6 +194,9 @@ def test_experiment_seed_reaches_the_search_and_seeds_is_refused(
     # --seed is no abbreviation of --seeds: it is the search's seed
     assert main([*base, "--seed", "2025", "--screen_masks", "7"]) == 0
     assert seen[0].search.seed == 2025 and seen[0].search.screen_masks == 7
+    assert seen[0].split_seed is None  # the split follows the search seed
+    assert main([*base, "--seed", "2026", "--split_seed", "2024"]) == 0
+    assert seen[1].search.seed == 2026 and seen[1].split_seed == 2024
     assert main([*base, "--seeds", "1", "2"]) == 2
     assert "give --seed N, not --seeds" in capsys.readouterr().err
-    assert len(seen) == 1
+    assert len(seen) == 2

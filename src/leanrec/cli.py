@@ -276,6 +276,7 @@ def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
     if args.seeds is not None:
         raise ValueError("embedding-size runs one search: give --seed N, not --seeds")
     options = _parse_options(extra)
+    split_seed = options.pop("split_seed", None)
     # PEP baseline: --pep-max_epochs 10, --pep-l2 1e-3
     pep_fields = {f.name for f in dataclasses.fields(PEPConfig)}
     pep = PEPConfig(
@@ -321,6 +322,7 @@ def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
         pep=pep,
         warm_start_init=args.warm_start_init,
         pruning_base=args.pruning_base,
+        split_seed=None if split_seed is None else int(split_seed),
     )
     summary = run_experiment(exp, log=lambda message: print(message, flush=True))
     print((Path(out) / "table.md").read_text())

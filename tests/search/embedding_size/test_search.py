@@ -851,3 +851,45 @@ def test_policy_networks_start_from_the_search_seed_not_the_process_state() -> N
     # the caller's torch stream is left where it was
     torch.manual_seed(1)
     assert torch.equal(torch.rand(1), after_first)
+
+
+def test_a_warm_start_of_another_split_is_refused_and_split_seed_shares_one(
+    tmp_path: Path,
+) -> None:
+    """A full-size model trained on another split has seen this split's validation and test
+    interactions; reusing it must fail loudly. ``split_seed`` keeps the split when only the
+    search seed changes, so one warm start serves several searches."""
+    import dataclasses
+    import shutil
+
+    from leanrec.train.bpr import TrainerConfig
+
+    trainer = TrainerConfig(
+        epochs=1, batch_size=2048, learning_rate=0.01, eval_every=1, ks=[20], progress=False
+    )
+    search = dataclasses.replace(
+        tiny_config(), pretrain=trainer, retrain=trainer, target_sparsities=(0.8,)
+    )
+    first = EmbeddingSizeExperiment(
+        dataset="synthetic", model="mf", out_dir=str(tmp_path / "a"), methods=("su",), search=search
+    )
+    run_experiment(first, log=lambda message: None)
+
+    def with_copied_warm_start(name: str, **changes: object) -> EmbeddingSizeExperiment:
+        (tmp_path / name).mkdir()
+        shutil.copy(tmp_path / "a" / "warm_start.pt", tmp_path / name / "warm_start.pt")
+        return dataclasses.replace(first, out_dir=str(tmp_path / name), **changes)
+
+    other_seed = dataclasses.replace(search, seed=search.seed + 1)
+    leaking = with_copied_warm_start("b", search=other_seed)
+    with pytest.raises(ValueError, match=r"other training interactions.*validation and test"):
+        run_experiment(leaking, log=lambda message: None)
+
+    shared = with_copied_warm_start("c", search=other_seed, split_seed=search.seed)
+    logs: list[str] = []
+    summary = run_experiment(shared, log=logs.append)
+    assert not any("pretraining" in line for line in logs)  # the copy was used, not retrained
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["split_seed"] == search.seed
+    full = {r["method"]: r for r in summary["rows"]}["full"]
+    first_full = {r["method"]: r for r in json.loads((tmp_path / "a" / "rows.json").read_text())}
+    assert full["test_recall@20"] == first_full["full"]["test_recall@20"]  # same model and split

@@ -97,6 +97,9 @@ class EmbeddingSizeExperiment:
     """Start pretraining from this full-size checkpoint (an earlier run's ``warm_start.pt``, same
     dataset, split seed, model and ``d_max``) and train it further under ``search.pretrain``;
     None: pretrain from a fresh initialisation."""
+    split_seed: int | None = None
+    """Seed of the random train/valid/test split (None: ``search.seed``). Fix it to compare
+    searches of several seeds on one split and one warm start."""
     pruning_base: str = "warm_start"
     """The full-size model MagPrune prunes and PEP learns its thresholds on and retrains from:
     ``warm_start``, the prefix-dropout warm start CIESS searches from (its leading dimensions
@@ -118,6 +121,17 @@ def _initial_warm_state(
     if not path.exists():
         raise FileNotFoundError(f"warm_start_init: no such checkpoint {path}")
     state = load_checkpoint(path)
+    _check_fits_split(state, exp, split, f"warm_start_init {path}")
+    return dict(state["state_dict"])
+
+
+def _check_fits_split(
+    state: dict[str, Any], exp: EmbeddingSizeExperiment, split: Split, what: str
+) -> None:
+    """Raise if a saved full-size model was not trained on this run's training split.
+
+    A model trained on another split (another ``split_seed``) has seen this split's validation
+    and test interactions: starting from it would leak them into every score."""
     problems = []
     if state.get("model") != exp.model:
         problems.append(f"model {state.get('model')!r}, this run {exp.model!r}")
@@ -127,9 +141,20 @@ def _initial_warm_state(
     for role, vocab in (("user", split.train.user_vocab), ("item", split.train.item_vocab)):
         if list(state.get(f"{role}_ids", [])) != vocab.raw_ids.tolist():
             problems.append(f"its {role} ids differ from this split's")
+    if not problems:
+        indptr, indices = split.train.user_items()
+        weights = state["state_dict"]
+        # both are the sorted CSR of the training matrix (Recommender.attach)
+        if not (
+            np.array_equal(weights["seen_indptr"].numpy(), indptr)
+            and np.array_equal(weights["seen_indices"].numpy(), indices)
+        ):
+            problems.append(
+                "it was trained on other training interactions (another split seed?), so it "
+                "has seen this split's validation and test data"
+            )
     if problems:
-        raise ValueError(f"warm_start_init {path} does not fit this run: {'; '.join(problems)}")
-    return dict(state["state_dict"])
+        raise ValueError(f"{what} does not fit this run: {'; '.join(problems)}")
 
 
 def _save_model(model: Recommender, split: Split, path: Path) -> Path:
@@ -176,7 +201,8 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
     (out / "config.json").write_text(json.dumps(asdict(exp), indent=2, default=str))
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    split, _ = prepare_split(exp.dataset, exp.protocol, exp.data_dir, cfg.seed)
+    split_seed = cfg.seed if exp.split_seed is None else exp.split_seed
+    split, _ = prepare_split(exp.dataset, exp.protocol, exp.data_dir, split_seed)
     timings_path = out / "timings.json"
     timings: dict[str, float] = (
         json.loads(timings_path.read_text()) if timings_path.exists() else {}
@@ -217,7 +243,9 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
         if path.exists():
             from leanrec.models.registry import model_from_checkpoint
 
-            return model_from_checkpoint(load_checkpoint(path))
+            state = load_checkpoint(path)
+            _check_fits_split(state, exp, split, str(path))
+            return model_from_checkpoint(state)
         init_state = _initial_warm_state(exp, split) if prefix_dropout else None
         source = f" from {exp.warm_start_init}" if init_state is not None else ""
         how = "with prefix dropout" if prefix_dropout else "without prefix dropout (ordinary)"
