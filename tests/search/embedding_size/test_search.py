@@ -486,20 +486,24 @@ def test_per_role_projection_meets_c_in_each_role_and_keeps_the_order() -> None:
         assert np.all(np.diff(sizes[order]) >= 0)  # larger policy size -> no smaller size
 
 
-def test_pretraining_continues_from_an_earlier_warm_start(tmp_path: Path) -> None:
-    import dataclasses
-
+def _su_experiment(out_dir: Path, epochs: int) -> EmbeddingSizeExperiment:
+    """SU only on synthetic data with MF: the smallest run that pretrains a warm start."""
     from leanrec.train.bpr import TrainerConfig
 
     trainer = TrainerConfig(
-        epochs=2, batch_size=2048, learning_rate=0.01, eval_every=1, ks=[20], progress=False
+        epochs=epochs, batch_size=2048, learning_rate=0.01, eval_every=1, ks=[20], progress=False
     )
     search = dataclasses.replace(
         tiny_config(), pretrain=trainer, retrain=trainer, target_sparsities=(0.8,)
     )
-    first = EmbeddingSizeExperiment(
-        dataset="synthetic", model="mf", out_dir=str(tmp_path / "a"), methods=("su",), search=search
+    return EmbeddingSizeExperiment(
+        dataset="synthetic", model="mf", out_dir=str(out_dir), methods=("su",), search=search
     )
+
+
+def test_pretraining_continues_from_an_earlier_warm_start(tmp_path: Path) -> None:
+    first = _su_experiment(tmp_path / "a", epochs=2)
+    search, trainer = first.search, first.search.pretrain
     run_experiment(first, log=lambda message: None)
     earlier = load_checkpoint(tmp_path / "a" / "warm_start.pt")["state_dict"]
 
@@ -859,20 +863,10 @@ def test_a_warm_start_of_another_split_is_refused_and_split_seed_shares_one(
     """A full-size model trained on another split has seen this split's validation and test
     interactions; reusing it must fail loudly. ``split_seed`` keeps the split when only the
     search seed changes, so one warm start serves several searches."""
-    import dataclasses
     import shutil
 
-    from leanrec.train.bpr import TrainerConfig
-
-    trainer = TrainerConfig(
-        epochs=1, batch_size=2048, learning_rate=0.01, eval_every=1, ks=[20], progress=False
-    )
-    search = dataclasses.replace(
-        tiny_config(), pretrain=trainer, retrain=trainer, target_sparsities=(0.8,)
-    )
-    first = EmbeddingSizeExperiment(
-        dataset="synthetic", model="mf", out_dir=str(tmp_path / "a"), methods=("su",), search=search
-    )
+    first = _su_experiment(tmp_path / "a", epochs=1)
+    search = first.search
     run_experiment(first, log=lambda message: None)
 
     def with_copied_warm_start(name: str, **changes: object) -> EmbeddingSizeExperiment:
