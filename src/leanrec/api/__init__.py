@@ -1,0 +1,32 @@
+"""leanrec's Python API: train a base recommender, or run a learned policy on it.
+
+Every entry point takes a typed config and returns a result object that can be saved::
+
+    from leanrec.api import TrainConfig, train
+    run = train(TrainConfig(dataset="ml-1m", model="lightgcn"))
+    run.save("lightgcn.pt")
+
+The policies (embedding sizes, sketching, architecture search) each have one function here,
+taking the policy's experiment config and returning a
+:class:`~leanrec.search.base.ExperimentResult`.
+"""
+
+from leanrec.api.training import (
+    TrainConfig,
+    TrainedRun,
+    load_model,
+    metrics_record,
+    refit,
+    train,
+    write_run_dir,
+)
+
+__all__ = [
+    "TrainConfig",
+    "TrainedRun",
+    "load_model",
+    "metrics_record",
+    "refit",
+    "train",
+    "write_run_dir",
+]
