@@ -20,21 +20,16 @@ def _square(x: int) -> int:
     return x * x
 
 
-def test_serial_map_keeps_job_order() -> None:
-    executor = SerialExecutor()
-    assert executor.map(_square, [3, 1, 2, 0]) == [9, 1, 4, 0]
-    assert executor.map(_square, []) == []
+def test_serial_map_calls_each_job_once_in_order_and_keeps_job_order() -> None:
+    seen: list[int] = []
 
-
-def test_serial_map_calls_each_job_once_in_order() -> None:
-    seen: list[str] = []
-
-    def record(job: str) -> str:
+    def record(job: int) -> int:
         seen.append(job)
-        return job.upper()
+        return _square(job)
 
-    assert SerialExecutor(show_progress=False).map(record, ["a", "b", "c"]) == ["A", "B", "C"]
-    assert seen == ["a", "b", "c"]
+    assert SerialExecutor(show_progress=False).map(record, [3, 1, 2, 0]) == [9, 1, 4, 0]
+    assert seen == [3, 1, 2, 0]
+    assert SerialExecutor().map(_square, []) == []
 
 
 def test_serial_map_raises_job_error() -> None:

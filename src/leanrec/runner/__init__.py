@@ -1,4 +1,5 @@
-"""leanrec.runner: run independent jobs serially or on Ray, with quiet progress bars."""
+"""leanrec.runner: run directories and row stores, method registries, the final-evaluation
+guard, and executors that run independent jobs serially or on Ray, with quiet progress bars."""
 
 from leanrec.runner.executors import (
     EXECUTOR_KINDS,
@@ -8,15 +9,41 @@ from leanrec.runner.executors import (
     SerialExecutor,
     make_executor,
 )
+from leanrec.runner.final import (
+    TestDataReadError,
+    final_evaluation,
+    guard_test_data,
+    in_final_evaluation,
+)
 from leanrec.runner.progress import PROGRESS_ENV, progress, progress_bar, progress_enabled
+from leanrec.runner.registry import Registry
+from leanrec.runner.rundir import (
+    Log,
+    RowStore,
+    RunDirectory,
+    atomic_write_json,
+    atomic_write_text,
+    jsonable,
+)
 
 __all__ = [
     "EXECUTOR_KINDS",
     "PROGRESS_ENV",
     "RAY_INSTALL_HINT",
     "Executor",
+    "Log",
     "RayExecutor",
+    "Registry",
+    "RowStore",
+    "RunDirectory",
     "SerialExecutor",
+    "TestDataReadError",
+    "atomic_write_json",
+    "atomic_write_text",
+    "final_evaluation",
+    "guard_test_data",
+    "in_final_evaluation",
+    "jsonable",
     "make_executor",
     "progress",
     "progress_bar",
