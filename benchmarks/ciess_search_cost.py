@@ -97,7 +97,7 @@ def main() -> None:
     fresh = build_masked_model(split, "lightgcn", {}, 128, seed=1)
     set_entity_sizes(fresh, sizes["user"], sizes["item"])
     trainer = TrainerConfig(
-        epochs=args.paper_epochs,
+        max_epochs=args.paper_epochs,
         batch_size=args.paper_batch,
         learning_rate=0.001,
         eval_every=args.paper_epochs,

@@ -49,7 +49,7 @@ def run(
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     trainer = TrainerConfig(
-        epochs=args.epochs,
+        max_epochs=args.epochs,
         learning_rate=args.lr,
         batch_size=args.batch,
         l2=args.l2,

@@ -26,7 +26,7 @@ def main() -> None:
         TrainConfig(
             dataset="synthetic",
             model="lightgcn",
-            trainer=TrainerConfig(learning_rate=0.01, epochs=30, eval_every=5),
+            trainer=TrainerConfig(learning_rate=0.01, max_epochs=30, eval_every=5),
         )
     )
     seconds = time.perf_counter() - began

@@ -62,7 +62,7 @@ def run_leanrec(args: argparse.Namespace, split: Split) -> dict[str, Any]:
     tables = FullTableFactory(init_std=None if args.init == "xavier" else 0.1)
     model = build_model("lightgcn", split.train, options, table_factory=tables, seed=args.seed)
     config = TrainerConfig(
-        epochs=args.epochs,
+        max_epochs=args.epochs,
         learning_rate=1e-3,
         batch_size=2048,
         l2=1e-5,

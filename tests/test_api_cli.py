@@ -16,7 +16,7 @@ from leanrec.api import TrainConfig, load_model, refit, train
 from leanrec.cli import _parse_options, main
 from leanrec.train import TrainerConfig
 
-FAST = TrainerConfig(epochs=3, learning_rate=0.01, batch_size=4096)
+FAST = TrainerConfig(max_epochs=3, learning_rate=0.01, batch_size=4096)
 
 
 def test_train_returns_model_and_metrics(tmp_path: Path) -> None:
@@ -153,7 +153,7 @@ def test_cli_resume_continues_killed_run(tmp_path: Path) -> None:
     state_path = run_dir / "train_state.pt"
     split, _ = prepare_split("synthetic", None, None, seed=2024)
     model = build_model("mf", split.train, None, seed=2024)
-    killed = TrainerConfig(epochs=2, learning_rate=0.01, batch_size=4096, seed=2024)
+    killed = TrainerConfig(max_epochs=2, learning_rate=0.01, batch_size=4096, seed=2024)
     BPRTrainer(model, split.train, split.valid, killed, checkpoint_path=state_path).fit()
     saved = torch.load(state_path, weights_only=True)["history"]
 

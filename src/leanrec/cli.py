@@ -65,7 +65,12 @@ def _parse_options(extra: Sequence[str]) -> dict[str, Any]:
     return options
 
 
-TRAINER_ALIASES = {"lr": "learning_rate", "batch": "batch_size", "reg": "l2"}
+TRAINER_ALIASES = {
+    "lr": "learning_rate",
+    "batch": "batch_size",
+    "reg": "l2",
+    "epochs": "max_epochs",
+}
 
 
 def build_train_config(args: argparse.Namespace, extra: Sequence[str]) -> Any:

@@ -38,7 +38,7 @@ def test_negatives_are_never_training_items() -> None:
 
 def test_training_beats_untrained_on_validation(split: Split) -> None:
     model = build_model("mf", split.train, {"embedding_dim": 16}, seed=0)
-    config = TrainerConfig(epochs=15, learning_rate=0.01, l2=1e-5, batch_size=512, patience=100)
+    config = TrainerConfig(max_epochs=15, learning_rate=0.01, l2=1e-5, batch_size=512, patience=100)
     trainer = BPRTrainer(model, split.train, split.valid, config)
     untrained = trainer.validate()
     assert untrained is not None
@@ -49,7 +49,7 @@ def test_training_beats_untrained_on_validation(split: Split) -> None:
 
 def test_best_epoch_is_argmax_of_validation_and_weights_restored(split: Split) -> None:
     model = build_model("mf", split.train, {"embedding_dim": 8}, seed=0)
-    config = TrainerConfig(epochs=8, learning_rate=0.05, batch_size=1024, patience=100)
+    config = TrainerConfig(max_epochs=8, learning_rate=0.05, batch_size=1024, patience=100)
     trainer = BPRTrainer(model, split.train, split.valid, config)
     result = trainer.fit()
     values = [r["valid_ndcg@20"] for r in result.history]
@@ -62,7 +62,7 @@ def test_best_epoch_is_argmax_of_validation_and_weights_restored(split: Split) -
 def test_early_stopping_stops_after_patience(split: Split) -> None:
     model = build_model("mf", split.train, {"embedding_dim": 8}, seed=0)
     # a learning rate of 0 never improves after the first evaluation
-    config = TrainerConfig(epochs=50, learning_rate=0.0, patience=3)
+    config = TrainerConfig(max_epochs=50, learning_rate=0.0, patience=3)
     result = BPRTrainer(model, split.train, split.valid, config).fit()
     assert result.stopped_early
     assert result.epochs_run == 4
@@ -73,7 +73,7 @@ def test_nan_loss_raises_clear_error(split: Split) -> None:
     model = build_model("mf", split.train, {"embedding_dim": 8}, seed=0)
     with torch.no_grad():
         model.user_embedding.weight[0, 0] = float("nan")
-    trainer = BPRTrainer(model, split.train, split.valid, TrainerConfig(epochs=1))
+    trainer = BPRTrainer(model, split.train, split.valid, TrainerConfig(max_epochs=1))
     with pytest.raises(TrainingError, match="loss became nan at epoch 1"):
         trainer.fit()
 
@@ -81,7 +81,7 @@ def test_nan_loss_raises_clear_error(split: Split) -> None:
 def test_unknown_valid_metric_is_named(split: Split) -> None:
     model = build_model("mf", split.train, {"embedding_dim": 8}, seed=0)
     trainer = BPRTrainer(
-        model, split.train, split.valid, TrainerConfig(epochs=1, valid_metric="auc@3")
+        model, split.train, split.valid, TrainerConfig(max_epochs=1, valid_metric="auc@3")
     )
     with pytest.raises(ValueError, match="auc@3"):
         trainer.fit()
@@ -89,7 +89,7 @@ def test_unknown_valid_metric_is_named(split: Split) -> None:
 
 @pytest.mark.parametrize("model_name", ["mf", "lightgcn"])
 def test_resume_equals_uninterrupted_run(split: Split, tmp_path: Path, model_name: str) -> None:
-    config = TrainerConfig(epochs=4, learning_rate=0.01, batch_size=1024, patience=100, seed=7)
+    config = TrainerConfig(max_epochs=4, learning_rate=0.01, batch_size=1024, patience=100, seed=7)
 
     def fresh() -> torch.nn.Module:
         return build_model(model_name, split.train, {"embedding_dim": 8}, seed=1)
@@ -98,7 +98,7 @@ def test_resume_equals_uninterrupted_run(split: Split, tmp_path: Path, model_nam
     BPRTrainer(straight, split.train, split.valid, config).fit()
 
     interrupted = fresh()
-    first = TrainerConfig(**{**config.__dict__, "epochs": 2})
+    first = TrainerConfig(**{**config.__dict__, "max_epochs": 2})
     BPRTrainer(
         interrupted, split.train, split.valid, first, checkpoint_path=tmp_path / "s.pt"
     ).fit()
@@ -117,9 +117,9 @@ def test_resume_of_a_run_that_stopped_early_trains_nothing_more(
     split: Split, tmp_path: Path, stop: str
 ) -> None:
     if stop == "time budget":
-        config = TrainerConfig(epochs=5, learning_rate=0.01, batch_size=1024, max_seconds=1e-9)
+        config = TrainerConfig(max_epochs=5, learning_rate=0.01, batch_size=1024, max_seconds=1e-9)
     else:  # learning rate 0: validation never improves after epoch 1
-        config = TrainerConfig(epochs=5, learning_rate=0.0, batch_size=1024, patience=1)
+        config = TrainerConfig(max_epochs=5, learning_rate=0.0, batch_size=1024, patience=1)
     model = build_model("mf", split.train, {"embedding_dim": 8}, seed=0)
     first = BPRTrainer(model, split.train, split.valid, config, checkpoint_path=tmp_path / "s.pt")
     done = first.fit()
@@ -139,7 +139,7 @@ def test_resume_of_a_run_that_stopped_early_trains_nothing_more(
 
 def test_time_budget_stops_training_and_still_validates(split: Split) -> None:
     model = build_model("mf", split.train, {"embedding_dim": 8}, seed=0)
-    config = TrainerConfig(epochs=1000, eval_every=50, max_seconds=0.0, patience=100)
+    config = TrainerConfig(max_epochs=1000, eval_every=50, max_seconds=0.0, patience=100)
     result = BPRTrainer(model, split.train, split.valid, config).fit()
     assert result.epochs_run == 1
     assert result.stop_reason == "time budget"
@@ -148,7 +148,7 @@ def test_time_budget_stops_training_and_still_validates(split: Split) -> None:
 
 def test_several_negatives_train_and_loss_averages_pairs(split: Split) -> None:
     model = build_model("mf", split.train, {"embedding_dim": 8}, seed=0)
-    config = TrainerConfig(epochs=3, learning_rate=0.01, n_negatives=4, batch_size=512)
+    config = TrainerConfig(max_epochs=3, learning_rate=0.01, n_negatives=4, batch_size=512)
     trainer = BPRTrainer(model, split.train, split.valid, config)
     before = trainer.validate()
     result = trainer.fit()
@@ -187,7 +187,7 @@ def scripted_trainer(
 
 
 def test_learning_rate_decays_after_each_evaluation_without_improvement(split: Split) -> None:
-    config = TrainerConfig(epochs=4, learning_rate=0.1, lr_decay=0.5, patience=100)
+    config = TrainerConfig(max_epochs=4, learning_rate=0.1, lr_decay=0.5, patience=100)
     trainer = scripted_trainer(split, config, [0.5, 0.4, 0.45, 0.6])
     trainer.fit()
     # epochs 2 and 3 do not beat 0.5: two halvings; epoch 4 improves: no more
@@ -200,7 +200,7 @@ def test_learning_rate_decays_after_each_evaluation_without_improvement(split: S
 
 def test_min_epochs_keeps_early_evaluations_from_stopping_or_decaying(split: Split) -> None:
     plateau_then_learning = [0.30, 0.29, 0.29, 0.28, 0.40, 0.35, 0.34]
-    plain = TrainerConfig(epochs=7, learning_rate=0.1, lr_decay=0.5, patience=2)
+    plain = TrainerConfig(max_epochs=7, learning_rate=0.1, lr_decay=0.5, patience=2)
     stopped = scripted_trainer(split, plain, plateau_then_learning).fit()
     # without a warm-up the plateau stops it at epoch 3, before it learns
     assert stopped.stop_reason == "patience" and stopped.epochs_run == 3
@@ -218,7 +218,7 @@ def test_min_epochs_keeps_early_evaluations_from_stopping_or_decaying(split: Spl
 
 def test_min_delta_counts_tiny_gains_as_no_improvement_but_keeps_the_best(split: Split) -> None:
     creeping = [0.30, 0.305, 0.308, 0.309, 0.35]
-    plain = TrainerConfig(epochs=5, learning_rate=0.1, lr_decay=0.5, patience=3)
+    plain = TrainerConfig(max_epochs=5, learning_rate=0.1, lr_decay=0.5, patience=3)
     assert scripted_trainer(split, plain, creeping).fit().epochs_run == 5
     strict = dataclasses.replace(plain, min_delta=0.01)
     trainer = scripted_trainer(split, strict, creeping)
@@ -235,11 +235,11 @@ def test_min_delta_reference_survives_a_resume(split: Split, tmp_path: Path) -> 
     # 0.318 is more than 0.01 above the reference 0.30, though only 0.009 above the best 0.309:
     # it resets patience only if the reference survives the resume
     scores = [0.30, 0.309, 0.318, 0.319, 0.320]
-    config = TrainerConfig(epochs=5, learning_rate=0.1, patience=2, min_delta=0.01)
+    config = TrainerConfig(max_epochs=5, learning_rate=0.1, patience=2, min_delta=0.01)
     whole = scripted_trainer(split, config, scores).fit()
     assert whole.epochs_run == 5 and whole.best_epoch == 5
     path = tmp_path / "s.pt"
-    first = dataclasses.replace(config, epochs=2)
+    first = dataclasses.replace(config, max_epochs=2)
     scripted_trainer(split, first, scores[:2], checkpoint_path=path).fit()
     resumed = scripted_trainer(split, config, scores[2:], checkpoint_path=path).fit(resume=True)
     assert (resumed.epochs_run, resumed.best_epoch) == (5, 5)
@@ -250,7 +250,7 @@ def test_validate_initial_keeps_the_starting_weights_when_no_epoch_beats_them(
     split: Split,
 ) -> None:
     config = TrainerConfig(
-        epochs=10, learning_rate=0.1, lr_decay=0.5, patience=2, validate_initial=True
+        max_epochs=10, learning_rate=0.1, lr_decay=0.5, patience=2, validate_initial=True
     )
     trainer = scripted_trainer(split, config, [0.5, 0.45, 0.48, 0.6])
     start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
@@ -270,9 +270,9 @@ def test_validate_initial_keeps_the_starting_weights_when_no_epoch_beats_them(
 
 
 def test_validate_initial_is_not_repeated_by_a_resume(split: Split, tmp_path: Path) -> None:
-    config = TrainerConfig(epochs=3, learning_rate=0.1, patience=5, validate_initial=True)
+    config = TrainerConfig(max_epochs=3, learning_rate=0.1, patience=5, validate_initial=True)
     path = tmp_path / "s.pt"
-    first = dataclasses.replace(config, epochs=1)
+    first = dataclasses.replace(config, max_epochs=1)
     scripted_trainer(split, first, [0.5, 0.4], checkpoint_path=path).fit()
     # two scores left for epochs 2 and 3: a repeated epoch-0 evaluation would run out of them
     resumed = scripted_trainer(split, config, [0.55, 0.3], checkpoint_path=path).fit(resume=True)

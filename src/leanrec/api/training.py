@@ -205,7 +205,7 @@ def refit(
     model.attach(full)
     refit_config = dataclasses.replace(
         config,
-        epochs=epochs,
+        max_epochs=epochs,
         learning_rate=learning_rate_at(history, config, best_epoch),
         lr_decay=1.0,
         max_seconds=None,

@@ -59,7 +59,7 @@ class TrainingError(RuntimeError):
 class TrainerConfig:
     """Configuration of :class:`BPRTrainer`."""
 
-    epochs: int = 100
+    max_epochs: int = 100
     """Maximum number of passes over the training interactions."""
     batch_size: int = 2048
     """(user, positive, negative) triples per gradient step."""
@@ -165,7 +165,7 @@ class BPRTrainer(ResumableEpochs[Recommender]):
         on_epoch: hook called with ``(epoch, record)`` after every epoch.
 
     Example:
-        >>> trainer = BPRTrainer(model, split.train, split.valid, TrainerConfig(epochs=5))
+        >>> trainer = BPRTrainer(model, split.train, split.valid, TrainerConfig(max_epochs=5))
         >>> result = trainer.fit()
     """
 
@@ -251,7 +251,7 @@ class BPRTrainer(ResumableEpochs[Recommender]):
 
     # ------------------------------------------------------------------ loop
     def fit(self, resume: bool = False) -> TrainResult:
-        """Train until ``epochs`` or early stopping; restores the best-validation weights."""
+        """Train until ``max_epochs`` or early stopping; restores the best-validation weights."""
         cfg = self.config
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
@@ -262,7 +262,7 @@ class BPRTrainer(ResumableEpochs[Recommender]):
         began = time.perf_counter() - self.elapsed_seconds
         stop_reason = self.finished_reason or "epochs"
         epoch = self.start_epoch - 1
-        first = cfg.epochs + 1 if self.finished_reason else self.start_epoch
+        first = cfg.max_epochs + 1 if self.finished_reason else self.start_epoch
         if cfg.validate_initial and self.validator is not None and not self.history:
             record: dict[str, float] = {"epoch": 0}
             self._evaluate_into(record, 0)
@@ -271,7 +271,7 @@ class BPRTrainer(ResumableEpochs[Recommender]):
                 save_atomic(self._state(0), self.checkpoint_path)
             if self.on_epoch is not None:
                 self.on_epoch(0, record)
-        for epoch in range(first, cfg.epochs + 1):
+        for epoch in range(first, cfg.max_epochs + 1):
             t0 = time.perf_counter()
             loss = self.train_epoch(epoch)
             record = {
@@ -282,7 +282,7 @@ class BPRTrainer(ResumableEpochs[Recommender]):
             out_of_time = (
                 cfg.max_seconds is not None and time.perf_counter() - began >= cfg.max_seconds
             )
-            evaluate_now = epoch % cfg.eval_every == 0 or epoch == cfg.epochs or out_of_time
+            evaluate_now = epoch % cfg.eval_every == 0 or epoch == cfg.max_epochs or out_of_time
             if evaluate_now:
                 self._evaluate_into(record, epoch)
             self.history.append(record)

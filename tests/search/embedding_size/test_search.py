@@ -395,7 +395,7 @@ def test_experiment_meets_every_budget_and_packs_real_bytes(tmp_path: Path) -> N
     from leanrec.train.bpr import TrainerConfig
 
     small = TrainerConfig(
-        epochs=3,
+        max_epochs=3,
         batch_size=2048,
         learning_rate=0.01,
         eval_every=1,
@@ -491,7 +491,12 @@ def _su_experiment(out_dir: Path, epochs: int) -> EmbeddingSizeExperiment:
     from leanrec.train.bpr import TrainerConfig
 
     trainer = TrainerConfig(
-        epochs=epochs, batch_size=2048, learning_rate=0.01, eval_every=1, ks=[20], progress=False
+        max_epochs=epochs,
+        batch_size=2048,
+        learning_rate=0.01,
+        eval_every=1,
+        ks=[20],
+        progress=False,
     )
     search = dataclasses.replace(
         tiny_config(), pretrain=trainer, retrain=trainer, target_sparsities=(0.8,)
@@ -553,7 +558,7 @@ def test_pruning_baselines_can_start_from_an_ordinary_model(tmp_path: Path) -> N
     from leanrec.train.bpr import TrainerConfig
 
     trainer = TrainerConfig(
-        epochs=2, batch_size=2048, learning_rate=0.01, eval_every=1, ks=[5, 20], progress=False
+        max_epochs=2, batch_size=2048, learning_rate=0.01, eval_every=1, ks=[5, 20], progress=False
     )
     search = dataclasses.replace(
         tiny_config(), pretrain=trainer, retrain=trainer, target_sparsities=(0.8,)
@@ -610,7 +615,7 @@ def test_baselines_retrained_from_scratch_train_no_warm_start(tmp_path: Path) ->
     from leanrec.train.bpr import TrainerConfig
 
     trainer = TrainerConfig(
-        epochs=2, batch_size=2048, learning_rate=0.01, eval_every=1, ks=[20], progress=False
+        max_epochs=2, batch_size=2048, learning_rate=0.01, eval_every=1, ks=[20], progress=False
     )
     search = dataclasses.replace(
         tiny_config(),
@@ -649,9 +654,10 @@ def test_pep_retrains_from_the_trained_values_or_from_their_initialisation(tmp_p
     from leanrec.train.bpr import TrainerConfig
 
     trainer = TrainerConfig(
-        epochs=2, batch_size=2048, learning_rate=0.01, eval_every=1, ks=[5, 20], progress=False
+        max_epochs=2, batch_size=2048, learning_rate=0.01, eval_every=1, ks=[5, 20], progress=False
     )
-    frozen = dataclasses.replace(trainer, epochs=1, learning_rate=1e-12)  # retraining moves nothing
+    # retraining moves nothing
+    frozen = dataclasses.replace(trainer, max_epochs=1, learning_rate=1e-12)
     search = dataclasses.replace(
         tiny_config(), pretrain=trainer, retrain=frozen, target_sparsities=(0.8,)
     )
@@ -702,7 +708,7 @@ def test_pretrain_seconds_count_the_legs_before_a_resume(
 
     monkeypatch.setattr(experiment_module, "pretrain_warm_start", resumed)
     trainer = TrainerConfig(
-        epochs=1, batch_size=2048, learning_rate=0.01, eval_every=1, ks=[5, 20], progress=False
+        max_epochs=1, batch_size=2048, learning_rate=0.01, eval_every=1, ks=[5, 20], progress=False
     )
     search = dataclasses.replace(
         tiny_config(), pretrain=trainer, retrain=trainer, target_sparsities=(0.8,)
@@ -754,7 +760,7 @@ def screened_experiment(tmp_path: Path) -> tuple[EmbeddingSizeExperiment, dict]:
     from leanrec.train.bpr import TrainerConfig
 
     small = TrainerConfig(
-        epochs=2,
+        max_epochs=2,
         batch_size=2048,
         learning_rate=0.01,
         eval_every=1,

@@ -10,7 +10,7 @@ from leanrec.train.bpr import TrainerConfig
 
 def default_pretrain() -> TrainerConfig:
     return TrainerConfig(
-        epochs=300,
+        max_epochs=300,
         batch_size=8192,
         learning_rate=0.01,
         n_negatives=4,
@@ -25,7 +25,7 @@ def default_pretrain() -> TrainerConfig:
 
 def default_retrain() -> TrainerConfig:
     return TrainerConfig(
-        epochs=200,
+        max_epochs=200,
         batch_size=8192,
         learning_rate=0.005,
         n_negatives=4,
