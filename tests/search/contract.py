@@ -36,9 +36,9 @@ from leanrec.search.base import ExperimentResult
 
 T = TypeVar("T")
 
-TIMING_WORDS = ("seconds", "per_second", "cpu_hours", "time")
+TIMING_WORDS = ("seconds", "per_second", "cpu_hours", "time", "timing", "written")
 """Row fields whose name holds one of these are wall-clock measurements: they differ between
-two runs of the same seed and are left out of the comparisons."""
+two runs of the same seed and are left out of the comparisons (``written``: a timestamp)."""
 
 
 class _Killed(KeyboardInterrupt):
