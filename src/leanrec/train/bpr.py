@@ -12,8 +12,6 @@ Model selection uses the validation split only.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ from leanrec.data.interactions import Interactions
 from leanrec.evaluate import FullRankingEvaluator, RankingResult
 from leanrec.models.base import Recommender
 from leanrec.runner.progress import progress
-from leanrec.train.checkpoint import ResumableEpochs, load_checkpoint, save_atomic
+from leanrec.train.loop import EpochHook, EpochLoop, EpochOutcome, LoopConfig
 from leanrec.train.sampling import NegativeSampler
 
 
@@ -149,10 +147,7 @@ class TrainResult:
         return asdict(self)
 
 
-EpochHook = Callable[[int, dict[str, float]], None]
-
-
-class BPRTrainer(ResumableEpochs[Recommender]):
+class BPRTrainer(EpochLoop[Recommender]):
     """Trains a :class:`~leanrec.models.base.Recommender` with BPR.
 
     Args:
@@ -253,94 +248,49 @@ class BPRTrainer(ResumableEpochs[Recommender]):
     def fit(self, resume: bool = False) -> TrainResult:
         """Train until ``max_epochs`` or early stopping; restores the best-validation weights."""
         cfg = self.config
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        torch.manual_seed(cfg.seed)
-        if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
-            self._restore(load_checkpoint(self.checkpoint_path))
-        # a resumed run keeps the clock of the run it continues: its time budget is not reset
-        began = time.perf_counter() - self.elapsed_seconds
-        stop_reason = self.finished_reason or "epochs"
-        epoch = self.start_epoch - 1
-        first = cfg.max_epochs + 1 if self.finished_reason else self.start_epoch
-        if cfg.validate_initial and self.validator is not None and not self.history:
-            record: dict[str, float] = {"epoch": 0}
-            self._evaluate_into(record, 0)
-            self.history.append(record)
-            if self.checkpoint_path is not None:
-                save_atomic(self._state(0), self.checkpoint_path)
-            if self.on_epoch is not None:
-                self.on_epoch(0, record)
-        for epoch in range(first, cfg.max_epochs + 1):
-            t0 = time.perf_counter()
-            loss = self.train_epoch(epoch)
-            record = {
-                "epoch": epoch,
-                "loss": loss,
-                "train_seconds": time.perf_counter() - t0,
-            }
-            out_of_time = (
-                cfg.max_seconds is not None and time.perf_counter() - began >= cfg.max_seconds
-            )
-            evaluate_now = epoch % cfg.eval_every == 0 or epoch == cfg.max_epochs or out_of_time
-            if evaluate_now:
-                self._evaluate_into(record, epoch)
-            self.history.append(record)
-            stop: str | None = None
-            if self.validator is not None and self.bad_evaluations >= cfg.patience:
-                stop = "patience"
-            elif out_of_time:
-                stop = "time budget"
-            self.finished_reason = stop
-            self.elapsed_seconds = time.perf_counter() - began
-            if evaluate_now and self.checkpoint_path is not None:
-                save_atomic(self._state(epoch), self.checkpoint_path)
-            if self.on_epoch is not None:
-                self.on_epoch(epoch, record)
-            if stop is not None:
-                stop_reason = stop
-                break
-        if self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
-            self.model.invalidate_cache()
-        else:
-            self.best_epoch = epoch
-        best = next((r for r in self.history if r["epoch"] == self.best_epoch), {})
+        rules = LoopConfig(
+            max_epochs=cfg.max_epochs,
+            patience=cfg.patience,
+            metric=f"valid_{cfg.valid_metric}",
+            eval_every=cfg.eval_every,
+            min_delta=cfg.min_delta,
+            min_epochs=cfg.min_epochs,
+            lr_decay=cfg.lr_decay,
+            max_seconds=cfg.max_seconds,
+            validate_initial=cfg.validate_initial,
+            has_validation=self.validator is not None,
+            num_threads=cfg.num_threads,
+            seed=cfg.seed,
+        )
+        run = self.run_epochs(rules, resume)
         return TrainResult(
-            best_epoch=self.best_epoch,
-            best_valid={k[6:]: v for k, v in best.items() if k.startswith("valid_")},
-            history=self.history,
-            seconds=time.perf_counter() - began,
-            epochs_run=epoch,
-            stopped_early=stop_reason != "epochs",
-            stop_reason=stop_reason,
+            best_epoch=run.best_epoch,
+            best_valid=run.best_valid,
+            history=run.history,
+            seconds=run.seconds,
+            epochs_run=run.epochs_run,
+            stopped_early=run.stop_reason != "epochs",
+            stop_reason=run.stop_reason,
         )
 
-    def _evaluate_into(self, record: dict[str, float], epoch: int) -> None:
-        """Validate, add ``valid_*`` to ``record`` and track the best epoch."""
-        cfg = self.config
+    def train_step(self, epoch: int) -> EpochOutcome:
+        return EpochOutcome(self.train_epoch(epoch))
+
+    def validate_step(self, epoch: int) -> dict[str, float]:
         result = self.validate()
         if result is None:
-            return
-        record.update({f"valid_{k}": v for k, v in result.mean.items()})
-        record["eval_seconds"] = result.seconds
-        if cfg.valid_metric not in result.mean:
+            return {}
+        if self.config.valid_metric not in result.mean:
             raise ValueError(
-                f"valid_metric {cfg.valid_metric!r} is not computed; "
+                f"valid_metric {self.config.valid_metric!r} is not computed; "
                 f"available: {sorted(result.mean)}"
             )
-        value = result.mean[cfg.valid_metric]
-        counted = self._track_validation(value, epoch, cfg.min_delta, epoch > cfg.min_epochs)
-        if counted and cfg.lr_decay < 1.0:
-            for group in self.optimizer.param_groups:
-                group["lr"] *= cfg.lr_decay
+        return {**{f"valid_{k}": v for k, v in result.mean.items()}, "eval_seconds": result.seconds}
 
-    # ------------------------------------------------------------------ resume
-    def _state(self, epoch: int) -> dict[str, Any]:
-        return {**self._progress_state(epoch), "config": asdict(self.config)}
+    def checkpoint_extra(self) -> dict[str, Any]:
+        return {"config": asdict(self.config)}
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        self._restore_progress(state)
+    def weights_loaded(self) -> None:
         self.model.invalidate_cache()
 
 

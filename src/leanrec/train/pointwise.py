@@ -19,10 +19,8 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import math
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,6 +33,7 @@ from leanrec.evaluate.pointwise import auc, log_loss
 from leanrec.models.ctr.base import CTRModel
 from leanrec.runner.progress import progress
 from leanrec.train.bpr import TrainingError
+from leanrec.train.loop import EpochHook, EpochLoop, EpochOutcome, LoopConfig
 
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 
@@ -132,9 +131,6 @@ class CTRTrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-EpochHook = Callable[[int, dict[str, float]], None]
 
 
 @torch.no_grad()
@@ -249,84 +245,86 @@ class CTRTrainer:
         cfg = self.config
         if len(train) == 0:
             raise ValueError("cannot train on an empty training set")
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        torch.manual_seed(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
-        optimizer = self._optimizer(model)
-        scheduler = None
-        if cfg.lr_schedule != "constant":
-            total_steps = cfg.max_epochs * math.ceil(len(train) / cfg.batch_size)
-            scheduler = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, lambda step: cfg.lr_factor(step, total_steps)
-            )
         has_valid = valid is not None and len(valid) > 0
-
-        history: list[dict[str, float]] = []
-        best_state: dict[str, torch.Tensor] | None = None
-        best_epoch, best_auc, bad_epochs = 0, -math.inf, 0
-        train_seconds, samples_seen = 0.0, 0
-        began = time.perf_counter()
-        deadline = None if cfg.max_seconds is None else began + cfg.max_seconds
-        stop_reason = "epochs"
-        epoch = 0
-        if has_valid and cfg.validate_initial:
-            assert valid is not None
-            metrics = evaluate_ctr(model, valid, cfg.eval_batch_size)
-            history.append({"epoch": 0, **{f"valid_{k}": v for k, v in metrics.items()}})
-            best_auc, best_state = metrics["auc"], copy.deepcopy(model.state_dict())
-        for epoch in range(1, cfg.max_epochs + 1):
-            t0 = time.perf_counter()
-            loss, seen, out_of_time = self.train_epoch(
-                model, optimizer, train, rng, epoch, deadline, scheduler
-            )
-            seconds = time.perf_counter() - t0
-            train_seconds += seconds
-            samples_seen += seen
-            record: dict[str, float] = {
-                "epoch": epoch,
-                "loss": loss,
-                "train_seconds": seconds,
-                "samples_per_second": seen / max(seconds, 1e-12),
-            }
-            if has_valid:
-                assert valid is not None
-                t1 = time.perf_counter()
-                metrics = evaluate_ctr(model, valid, cfg.eval_batch_size)
-                record.update({f"valid_{k}": v for k, v in metrics.items()})
-                record["eval_seconds"] = time.perf_counter() - t1
-                if metrics["auc"] > best_auc + cfg.min_delta:
-                    best_auc, best_epoch, bad_epochs = metrics["auc"], epoch, 0
-                    best_state = copy.deepcopy(model.state_dict())
-                else:
-                    bad_epochs += 1
-            history.append(record)
-            if self.on_epoch is not None:
-                self.on_epoch(epoch, record)
-            if out_of_time or (deadline is not None and time.perf_counter() >= deadline):
-                stop_reason = "time budget"
-                break
-            if has_valid and bad_epochs >= cfg.patience:
-                stop_reason = "patience"
-                break
-
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        else:
-            best_epoch = epoch
+        rules = LoopConfig(
+            max_epochs=cfg.max_epochs,
+            patience=cfg.patience,
+            metric="valid_auc",
+            min_delta=cfg.min_delta,
+            max_seconds=cfg.max_seconds,
+            validate_initial=cfg.validate_initial,
+            has_validation=has_valid,
+            best_needs_min_delta=True,
+            budget_check="end_of_epoch",
+            num_threads=cfg.num_threads,
+            seed=cfg.seed,
+        )
+        fit = _CTRFit(self, model, train, valid if has_valid else None)
+        run = fit.run_epochs(rules)
         model.eval()
-        best = next((r for r in history if r["epoch"] == best_epoch), {})
+        train_seconds = sum(r.get("train_seconds", 0.0) for r in run.history)
         return CTRTrainResult(
-            best_epoch=best_epoch,
-            best_valid={k[6:]: v for k, v in best.items() if k.startswith("valid_")},
-            history=history,
-            seconds=time.perf_counter() - began,
+            best_epoch=run.best_epoch,
+            best_valid=run.best_valid,
+            history=run.history,
+            seconds=run.seconds,
             train_seconds=train_seconds,
-            samples_per_second=samples_seen / max(train_seconds, 1e-12),
-            epochs_run=epoch,
-            stop_reason=stop_reason,
+            samples_per_second=fit.samples_seen / max(train_seconds, 1e-12),
+            epochs_run=run.epochs_run,
+            stop_reason=run.stop_reason,
             extra={"parameters": model.parameter_counts()},
         )
+
+
+class _CTRFit(EpochLoop[CTRModel]):
+    """One :meth:`CTRTrainer.fit`: the epoch loop over the trainer's pass and an AUC validation.
+
+    Its generator, optimizer and cosine schedule (stepped after every batch, ``S = max_epochs ·
+    ⌈n / batch_size⌉`` steps) live for this fit only. The starting weights' validation (epoch
+    0) is not passed to ``on_epoch`` and carries no ``eval_seconds``.
+    """
+
+    def __init__(
+        self,
+        trainer: CTRTrainer,
+        model: CTRModel,
+        train: BehaviorSamples,
+        valid: BehaviorSamples | None,
+    ) -> None:
+        cfg = trainer.config
+        self.trainer, self.model, self.train, self.valid = trainer, model, train, valid
+        self.rng = np.random.default_rng(cfg.seed)
+        self.optimizer = trainer._optimizer(model)
+        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        if cfg.lr_schedule != "constant":
+            total_steps = cfg.max_epochs * math.ceil(len(train) / cfg.batch_size)
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+                self.optimizer, lambda step: cfg.lr_factor(step, total_steps)
+            )
+        self.on_epoch = self._after_epoch if trainer.on_epoch is not None else None
+        self.samples_seen = 0
+        self._reset_progress()
+
+    def _after_epoch(self, epoch: int, record: dict[str, float]) -> None:
+        if epoch > 0 and self.trainer.on_epoch is not None:
+            self.trainer.on_epoch(epoch, record)
+
+    def train_step(self, epoch: int) -> EpochOutcome:
+        loss, seen, out_of_time = self.trainer.train_epoch(
+            self.model, self.optimizer, self.train, self.rng, epoch, self.deadline, self.scheduler
+        )
+        self.samples_seen += seen
+        return EpochOutcome(loss, seen, out_of_time)
+
+    def validate_step(self, epoch: int) -> dict[str, float]:
+        if self.valid is None:
+            return {}
+        began = time.perf_counter()
+        metrics = evaluate_ctr(self.model, self.valid, self.trainer.config.eval_batch_size)
+        entries = {f"valid_{k}": v for k, v in metrics.items()}
+        if epoch > 0:
+            entries["eval_seconds"] = time.perf_counter() - began
+        return entries
 
 
 __all__ = [

@@ -35,8 +35,6 @@ Example:
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -51,13 +49,12 @@ from leanrec.evaluate.sampled import evaluate_full, evaluate_sampled
 from leanrec.models.seq.base import NextItemModel
 from leanrec.runner.progress import progress
 from leanrec.train.bpr import TrainingError, TrainResult
-from leanrec.train.checkpoint import ResumableEpochs, load_checkpoint, save_atomic
+from leanrec.train.loop import EpochHook, EpochLoop, EpochOutcome, LoopConfig
 
 SequenceLoss = Literal["bce", "sampled_softmax"]
 Batching = Literal["random", "by_length"]
 EvalProtocol = Literal["sampled", "full"]
 EvalPart = Literal["valid", "test"]
-EpochHook = Callable[[int, dict[str, float]], None]
 
 __all__ = [
     "Batching",
@@ -225,7 +222,7 @@ def evaluate_next_item(
 
 
 # ------------------------------------------------------------------------------ trainer
-class SequentialTrainer(ResumableEpochs[NextItemModel]):
+class SequentialTrainer(EpochLoop[NextItemModel]):
     """Trains a :class:`NextItemModel` on a :class:`NextItemSplit` (see the module docstring).
 
     Args:
@@ -362,71 +359,36 @@ class SequentialTrainer(ResumableEpochs[NextItemModel]):
     def fit(self, resume: bool = False) -> TrainResult:
         """Train until ``max_epochs``, patience or the time budget; restores the best state."""
         cfg = self.config
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        torch.manual_seed(cfg.seed)
-        if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
-            self._restore(load_checkpoint(self.checkpoint_path))
-        # a resumed run keeps the clock of the run it continues: its time budget is not reset
-        began = time.perf_counter() - self.elapsed_seconds
-        stop_reason = self.finished_reason or "epochs"
-        epoch = self.start_epoch - 1
-        first = cfg.max_epochs + 1 if self.finished_reason else self.start_epoch
-        for epoch in range(first, cfg.max_epochs + 1):
-            t0 = time.perf_counter()
-            loss = self.train_epoch(epoch)
-            record: dict[str, float] = {
-                "epoch": epoch,
-                "loss": loss,
-                "train_seconds": time.perf_counter() - t0,
-            }
-            out_of_time = (
-                cfg.max_seconds is not None and time.perf_counter() - began >= cfg.max_seconds
-            )
-            validate_now = epoch % cfg.eval_every == 0 or epoch == cfg.max_epochs or out_of_time
-            if validate_now:
-                self._validate_into(record, epoch)
-            self.history.append(record)
-            stop: str | None = None
-            if self.bad_evaluations >= cfg.patience:
-                stop = "patience"
-            elif out_of_time:
-                stop = "time budget"
-            self.finished_reason = stop
-            self.elapsed_seconds = time.perf_counter() - began
-            if validate_now and self.checkpoint_path is not None:
-                save_atomic(self._state(epoch), self.checkpoint_path)
-            if self.on_epoch is not None:
-                self.on_epoch(epoch, record)
-            if stop is not None:
-                stop_reason = stop
-                break
-        if self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
-        best = next((r for r in self.history if r["epoch"] == self.best_epoch), {})
+        rules = LoopConfig(
+            max_epochs=cfg.max_epochs,
+            patience=cfg.patience,
+            metric=f"valid_{cfg.valid_metric}",
+            eval_every=cfg.eval_every,
+            max_seconds=cfg.max_seconds,
+            num_threads=cfg.num_threads,
+            seed=cfg.seed,
+        )
+        run = self.run_epochs(rules, resume)
         return TrainResult(
-            best_epoch=self.best_epoch,
-            best_valid={k[6:]: v for k, v in best.items() if k.startswith("valid_")},
-            history=self.history,
-            seconds=time.perf_counter() - began,
-            epochs_run=epoch,
-            stopped_early=stop_reason != "epochs",
-            stop_reason=stop_reason,
+            best_epoch=run.best_epoch,
+            best_valid=run.best_valid,
+            history=run.history,
+            seconds=run.seconds,
+            epochs_run=run.epochs_run,
+            stopped_early=run.stop_reason != "epochs",
+            stop_reason=run.stop_reason,
         )
 
-    def _validate_into(self, record: dict[str, float], epoch: int) -> None:
-        """Validate (sampled protocol), add ``valid_*`` to ``record``, track the best epoch."""
+    def train_step(self, epoch: int) -> EpochOutcome:
+        return EpochOutcome(self.train_epoch(epoch))
+
+    def validate_step(self, epoch: int) -> dict[str, float]:
+        """Validation on the sampled protocol (a one-shot model's trainer validates nothing)."""
         result = self.evaluate("valid", "sampled")
-        record.update({f"valid_{k}": v for k, v in result.mean.items()})
-        record["eval_seconds"] = result.seconds
-        self._track_validation(result.mean[self.config.valid_metric], epoch)
+        return {**{f"valid_{k}": v for k, v in result.mean.items()}, "eval_seconds": result.seconds}
 
-    # ------------------------------------------------------------------ resume
-    def _state(self, epoch: int) -> dict[str, Any]:
-        return {**self._progress_state(epoch), "config": asdict(self.config)}
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        self._restore_progress(state)
+    def checkpoint_extra(self) -> dict[str, Any]:
+        return {"config": asdict(self.config)}
 
 
 def _adam(model: NextItemModel, cfg: SequentialTrainerConfig) -> torch.optim.Adam:

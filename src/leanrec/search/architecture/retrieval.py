@@ -7,7 +7,7 @@ embeddings of the last ``N`` items, every layer in its causal variant so that th
 positions ``<= t`` only. The search is AMEIR's one-shot random search:
 
 1. a one-shot model (:class:`~leanrec.search.architecture.blocks.BehaviorSupernet` behind a
-   :class:`~leanrec.search.architecture.blocks.SearchedSequenceEncoder`) is trained with the
+   :class:`~leanrec.search.architecture.blocks.SupernetSequenceEncoder`) is trained with the
    sampled-negative loss of the sequential trainer, one child drawn uniformly per batch;
 2. ``sampled_children`` children are scored with the inherited weights on a validation subset
    (NDCG@5 against the 100 sampled negatives); the best ``top_children`` are re-scored on the
@@ -33,13 +33,10 @@ import numpy as np
 import torch
 
 from leanrec.data.sequential import NextItemEvalSet, NextItemSplit
+from leanrec.models.ctr.ameir.architecture import BlockChoice
 from leanrec.models.seq.base import NextItemModel
-from leanrec.search.architecture.blocks import (
-    BehaviorNetwork,
-    BehaviorSupernet,
-    SearchedSequenceEncoder,
-)
-from leanrec.search.architecture.space import BlockChoice, sample_blocks
+from leanrec.search.architecture.blocks import BehaviorSupernet, SupernetSequenceEncoder
+from leanrec.search.architecture.space import sample_blocks
 from leanrec.seeding import torch_seeded
 from leanrec.train.checkpoint import load_checkpoint, save_atomic
 from leanrec.train.sequential import (
@@ -55,7 +52,6 @@ __all__ = [
     "RetrievalSearchConfig",
     "RetrievalSearchResult",
     "build_retrieval_supernet",
-    "build_searched_model",
     "derive_retrieval_model",
     "eval_subset",
     "search_retrieval",
@@ -114,7 +110,8 @@ class RetrievalSearchResult:
 
     def architecture_json(self, config: RetrievalSearchConfig | None = None) -> dict[str, Any]:
         """The searched encoder as JSON-friendly data: the blocks and, with ``config``, the
-        backbone settings :func:`build_searched_model` needs to rebuild it."""
+        backbone settings :func:`~leanrec.models.seq.searched.build_searched_model` needs to
+        rebuild it."""
         out: dict[str, Any] = {"task": "next_item", "blocks": [asdict(c) for c in self.choices]}
         if config is not None:
             out.update(
@@ -144,8 +141,8 @@ class OneShotSequentialTrainer(SequentialTrainer):
         checkpoint_path: str | Path | None = None,
     ) -> None:
         super().__init__(model, split, config, checkpoint_path)
-        if not isinstance(model.encoder, SearchedSequenceEncoder):
-            raise TypeError("a one-shot model needs a SearchedSequenceEncoder around a supernet")
+        if not isinstance(model.encoder, SupernetSequenceEncoder):
+            raise TypeError("a one-shot model needs a SupernetSequenceEncoder")
         self.encoder = model.encoder
         self.sampler = sampler
 
@@ -153,8 +150,8 @@ class OneShotSequentialTrainer(SequentialTrainer):
         self.encoder.choices = self.sampler(self.rng)
         return super().batch_loss(rows)
 
-    def _validate_into(self, record: dict[str, float], epoch: int) -> None:
-        self.best_epoch = epoch  # the last epoch's weights are the one-shot model
+    def validate_step(self, epoch: int) -> dict[str, float]:
+        return {}  # nothing kept: the last epoch's weights are the one-shot model
 
 
 def build_retrieval_supernet(
@@ -167,35 +164,12 @@ def build_retrieval_supernet(
             config.embedding_dim, config.n_blocks, has_target=False, causal=True, readout=("last",)
         )
         first = sample_blocks(np.random.default_rng(config.seed), config.n_blocks, False)
-        encoder = SearchedSequenceEncoder(
+        encoder = SupernetSequenceEncoder(
             supernet,
             first,
             input_dropout=config.input_dropout,
             positions=max_length if config.positions else None,
             final_norm=config.final_norm,
-        )
-        return NextItemModel(n_items, encoder)
-
-
-def build_searched_model(
-    n_items: int, architecture: dict[str, Any], max_length: int = 50, seed: int = 0
-) -> NextItemModel:
-    """A fresh next-item model of a saved search result (:meth:`RetrievalSearchResult.
-    architecture_json`), for retraining from scratch (``leanrec train --architecture``)."""
-    if architecture.get("task") != "next_item" or "blocks" not in architecture:
-        raise ValueError(
-            "not a next-item architecture: expected the JSON written by the Beauty architecture "
-            "experiment (keys 'task': 'next_item' and 'blocks')"
-        )
-    choices = tuple(BlockChoice(**block) for block in architecture["blocks"])
-    dim = int(architecture.get("embedding_dim", 64))
-    with torch_seeded(seed):
-        network = BehaviorNetwork(dim, choices, has_target=False, causal=True, readout=("last",))
-        encoder = SearchedSequenceEncoder(
-            network,
-            input_dropout=float(architecture.get("input_dropout", 0.0)),
-            positions=max_length if architecture.get("positions", False) else None,
-            final_norm=bool(architecture.get("final_norm", False)),
         )
         return NextItemModel(n_items, encoder)
 
@@ -206,7 +180,7 @@ def derive_retrieval_model(
     """A standalone model of the child ``choices`` with the one-shot model's item table and the
     chosen operations' weights."""
     encoder = one_shot.encoder
-    if not isinstance(encoder, SearchedSequenceEncoder):
+    if not isinstance(encoder, SupernetSequenceEncoder):
         raise TypeError("derive_retrieval_model needs a one-shot model")
     encoder.choices = choices
     derived = NextItemModel(one_shot.n_items, encoder.derive())
@@ -240,7 +214,7 @@ def score_children(
 ) -> list[float]:
     """``metric`` (100 sampled negatives) of every child with the inherited weights."""
     encoder = one_shot.encoder
-    if not isinstance(encoder, SearchedSequenceEncoder):
+    if not isinstance(encoder, SupernetSequenceEncoder):
         raise TypeError("score_children needs a one-shot model")
     scores = []
     for child in children:

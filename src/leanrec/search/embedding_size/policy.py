@@ -36,7 +36,7 @@ from leanrec.search.embedding_size.budget import sparsity
 from leanrec.search.embedding_size.config import CIESSConfig
 from leanrec.search.embedding_size.environment import SizeSearchEnvironment
 from leanrec.seeding import torch_seeded
-from leanrec.train.checkpoint import load_checkpoint, save_atomic
+from leanrec.train.checkpoint import save_atomic, start_run
 
 ROLES = ("user", "item")
 STATE_DIM = 3
@@ -319,11 +319,9 @@ class CIESSSearch:
 
     def run(self, resume: bool = False, on_iteration: IterationHook | None = None) -> SearchResult:
         cfg = self.config
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        torch.manual_seed(cfg.seed)
-        if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
-            self._restore(load_checkpoint(self.checkpoint_path))
+        state = start_run(cfg.num_threads, cfg.seed, self.checkpoint_path, resume)
+        if state is not None:
+            self._restore(state)
         if self.environment.reference is None:
             self.environment.set_reference()
         total = cfg.episodes * cfg.iterations
