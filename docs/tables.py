@@ -1,0 +1,839 @@
+"""Generate the results tables of ``docs/`` from the JSON files in ``benchmarks/results/``.
+
+A generated table sits in a markdown page between two markers::
+
+    <!-- table: ciess-seeds -->
+    | c | row | R@5 | ... |
+    ...
+    <!-- /table -->
+
+``TABLES`` below says, for every table name, which results file(s) it reads and which key each
+cell shows in which format, so a figure in a generated table cannot drift from its JSON.
+
+    python docs/tables.py           # rewrite every table in docs/*.md and docs/*/*.md
+    python docs/tables.py --check   # exit 1, with a diff, when a table is out of date
+
+A cell is either literal text or an :class:`F`: a ``str.format`` template filled with values
+looked up by key. A key may name another key in braces, whose value is spliced in first
+(``"c80|{c80|best_of_k}|recall@5"`` reads the metrics of whichever search ``best_of_k`` names).
+Keys of a table's second and later files are prefixed with the file name and a colon
+(``"sketch_beauty_recency_choice.json:K2_tau1_0_valid"``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import math
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DOCS = Path(__file__).resolve().parent
+RESULTS = DOCS.parent / "benchmarks" / "results"
+MISSING = "—"
+"""What a cell shows for a NaN or null value (e.g. MagPrune has no validation score)."""
+
+_MARKERS = re.compile(
+    r"(?P<open><!-- table: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(?P<close><!-- /table -->)",
+    re.DOTALL,
+)
+_NESTED_KEY = re.compile(r"\{([^{}]+)\}")
+
+
+def resolve_key(key: str, data: Mapping[str, Any]) -> str:
+    """``key`` with every ``{other key}`` replaced by that key's value in ``data``."""
+    return _NESTED_KEY.sub(lambda match: str(data[match.group(1)]), key)
+
+
+def short_label(value: Any) -> str:
+    """A run label without its parenthesised note: ``"C (from run C)"`` -> ``"C"``."""
+    return str(value).split(" (", 1)[0]
+
+
+@dataclass(frozen=True)
+class F:
+    """A cell: ``template.format(*values)``, the values read from the table's data by ``keys``.
+
+    ``transform`` (optional) maps each raw value before formatting (e.g. :func:`short_label`).
+    A NaN or null value makes the whole cell :data:`MISSING`.
+    """
+
+    template: str
+    keys: tuple[str, ...]
+    transform: Callable[[Any], Any] | None = None
+
+    def __init__(
+        self, template: str, *keys: str, transform: Callable[[Any], Any] | None = None
+    ) -> None:
+        object.__setattr__(self, "template", template)
+        object.__setattr__(self, "keys", keys)
+        object.__setattr__(self, "transform", transform)
+
+    def render(self, data: Mapping[str, Any]) -> str:
+        values = []
+        for key in self.keys:
+            value = data[resolve_key(key, data)]
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                return MISSING
+            values.append(self.transform(value) if self.transform else value)
+        return self.template.format(*values)
+
+
+@dataclass(frozen=True)
+class PerSeedDifference:
+    """A cell listing ``a - b`` per seed, e.g. ``-0.0015, +0.0039, -0.0024``.
+
+    ``a`` and ``b`` are key templates with ``{seed}`` where the seed goes."""
+
+    a: str
+    b: str
+    seeds: tuple[int, ...] = (0, 1, 2)
+    digits: int = 4
+    rounded_first: bool = False
+    """Subtract the values as printed (rounded to ``digits``), as the ML-1M sketch table does."""
+
+    def render(self, data: Mapping[str, Any]) -> str:
+        parts = []
+        for seed in self.seeds:
+            a, b = data[self.a.format(seed=seed)], data[self.b.format(seed=seed)]
+            if self.rounded_first:
+                a, b = round(a, self.digits), round(b, self.digits)
+            diff = a - b
+            parts.append(f"{diff:+.{self.digits}f}")  # -0.0000: negative, rounded to zero
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class BySeed:
+    """A cell listing one per-seed value of a ``{"0": x, "1": y, ...}`` dict, joined by `` / ``."""
+
+    key: str
+    digits: int = 4
+
+    def render(self, data: Mapping[str, Any]) -> str:
+        by_seed = data[self.key]
+        if isinstance(by_seed, str):  # the AMEIR tables store it as a JSON string (flat keys)
+            by_seed = json.loads(by_seed)
+        return " / ".join(f"{by_seed[s]:.{self.digits}f}" for s in sorted(by_seed, key=int))
+
+
+@dataclass(frozen=True)
+class Expr:
+    """A cell computed from several values: ``template.format(function(*values))``."""
+
+    template: str
+    function: Callable[..., Any]
+    keys: tuple[str, ...]
+
+    def render(self, data: Mapping[str, Any]) -> str:
+        return self.template.format(self.function(*(data[key] for key in self.keys)))
+
+
+@dataclass(frozen=True)
+class Best:
+    """Bold the best figure among ``columns`` of each row (``along="row"``), or among the rows of
+    each group in each of ``columns`` (``along="column"``; a group is the rows sharing
+    ``group_column``'s text, or all rows). Figures are compared as printed (the leading number
+    of a cell, so ``0.9568 ± 0.0010`` counts as 0.9568); ties are all bold."""
+
+    columns: tuple[int, ...]
+    along: str = "column"
+    highest: bool = True
+    group_column: int | None = None
+    skip_rows_with: str | None = None
+    """Rows with a cell containing this text are never bold (e.g. a mean row next to its best)."""
+
+    def apply(self, cells: list[list[str]]) -> None:
+        if self.along == "row":
+            for row in cells:
+                _bold_best(row, list(self.columns), self.highest)
+            return
+        groups: dict[str, list[int]] = {}
+        for index, row in enumerate(cells):
+            if self.skip_rows_with is not None and any(self.skip_rows_with in c for c in row):
+                continue
+            key = row[self.group_column] if self.group_column is not None else ""
+            groups.setdefault(key, []).append(index)
+        for rows in groups.values():
+            for column in self.columns:
+                column_cells = [cells[r][column] for r in rows]
+                _bold_best(column_cells, list(range(len(rows))), self.highest)
+                for r, text in zip(rows, column_cells):
+                    cells[r][column] = text
+
+
+_LEADING_NUMBER = re.compile(r"^[+-]?\d[\d,]*(\.\d+)?")
+
+
+def _bold_best(cells: list[str], positions: list[int], highest: bool) -> None:
+    """Wrap the best-valued cells at ``positions`` of ``cells`` in ``**``, in place."""
+    values = {}
+    for position in positions:
+        match = _LEADING_NUMBER.match(cells[position])
+        if match:
+            values[position] = float(match.group(0).replace(",", ""))
+    if not values:
+        return
+    best = max(values.values()) if highest else min(values.values())
+    for position, value in values.items():
+        if value == best:
+            cells[position] = f"**{cells[position]}**"
+
+
+Cell = str | F | PerSeedDifference | BySeed | Expr
+
+
+@dataclass(frozen=True)
+class Table:
+    """One generated table: its results files, header and rows of cells."""
+
+    sources: tuple[str, ...]
+    header: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    best: tuple[Best, ...] = ()
+    """Which figures are set in bold."""
+
+    def render(self, data: Mapping[str, Any]) -> str:
+        """The markdown table (header, separator, rows), ending in a newline."""
+        cells = []
+        for row in self.rows:
+            if len(row) != len(self.header):
+                raise ValueError(f"row of {len(row)} cells under {len(self.header)} columns")
+            cells.append([c if isinstance(c, str) else c.render(data) for c in row])
+        for rule in self.best:
+            rule.apply(cells)
+        lines = [_line(self.header), "|" + "---|" * len(self.header)]
+        lines += [_line(row) for row in cells]
+        return "\n".join(lines) + "\n"
+
+
+def _line(cells: Iterable[str]) -> str:
+    return "|" + "|".join(f" {cell} " if cell else " " for cell in cells) + "|"
+
+
+def load_sources(sources: tuple[str, ...], results_dir: Path = RESULTS) -> dict[str, Any]:
+    """The first file's keys as they are, the others' prefixed by ``<file name>:``."""
+    data: dict[str, Any] = {}
+    for index, name in enumerate(sources):
+        loaded = json.loads((results_dir / name).read_text())
+        prefix = "" if index == 0 else f"{name}:"
+        data.update({f"{prefix}{key}": value for key, value in loaded.items()})
+    return data
+
+
+def render(name: str, tables: Mapping[str, Table], results_dir: Path = RESULTS) -> str:
+    table = tables[name]
+    return table.render(load_sources(table.sources, results_dir))
+
+
+def rewrite(text: str, render_named: Callable[[str], str]) -> str:
+    """``text`` with the body of every marked table replaced by ``render_named(name)``."""
+
+    def replace(match: re.Match[str]) -> str:
+        return match.group("open") + render_named(match.group("name")) + match.group("close")
+
+    return _MARKERS.sub(replace, text)
+
+
+def marked_names(text: str) -> list[str]:
+    return [match.group("name") for match in _MARKERS.finditer(text)]
+
+
+def pages(docs: Path = DOCS) -> list[Path]:
+    return sorted([*docs.glob("*.md"), *docs.glob("*/*.md")])
+
+
+# ---------------------------------------------------------------------------------------------
+# The tables. Keys are those the benchmark scripts write; formats reproduce the published pages.
+# ---------------------------------------------------------------------------------------------
+
+
+def _ciess_seeds_rows() -> tuple[tuple[Cell, ...], ...]:
+    metrics = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
+    rows: list[tuple[Cell, ...]] = []
+    baselines = (
+        ("PEP", "PEP"),
+        ("PEP at equal bytes (c' = {})", "PEP, equal bytes"),
+        ("MagPrune", "MagPrune"),
+        ("SU", "SU"),
+        ("SR", "SR"),
+        ("popularity", "popularity"),
+        ("ESAPN, screened like CIESS", "ESAPN screened"),
+    )
+    equal_bytes = {80: "83.1%", 90: "92%", 95: "96%"}
+    for c in (80, 90, 95):
+        best = f"c{c}|{{c{c}|best_of_k}}"
+        rows.append(
+            (
+                f"{c}%",
+                F(
+                    "**CIESS, best of 5 on validation** ({})",
+                    f"c{c}|best_of_k",
+                    transform=short_label,
+                ),
+                *(F("{:.4f}", f"{best}|{m}") for m in metrics),
+                F("{:.4f}", f"{best}|valid_recall@20"),
+            )
+        )
+        rows.append(
+            (
+                f"{c}%",
+                "CIESS, mean ± sd of 5",
+                *(F("{:.4f} ± {:.4f}", f"c{c}|mean|{m}", f"c{c}|sd|{m}") for m in metrics),
+                F("{:.4f}", f"c{c}|mean|valid_recall@20"),
+            )
+        )
+        for label, key in baselines:
+            rows.append(
+                (
+                    f"{c}%",
+                    label.format(equal_bytes[c]),
+                    *(F("{:.4f}", f"c{c}|{key}|{m}") for m in metrics),
+                    F("{:.4f}", f"c{c}|{key}|valid_recall@20"),
+                )
+            )
+    return tuple(rows)
+
+
+def _sketch_rmse_rows(tau: int) -> tuple[tuple[Cell, ...], ...]:
+    paper = {2: "0.9701 / 0.9543", 4: "0.955 / 0.9418", 8: "0.9387 / 0.93"}
+    rows: list[tuple[Cell, ...]] = []
+    for k in (2, 4, 8):
+        cells: list[Cell] = [str(k)]
+        for method in ("random", "hardest", "influence", "dips1"):
+            key = f"{method}_K{k}_tau{tau}_test_rmse"
+            cells.append(F("{:.4f} ± {:.4f}", f"{key}_mean", f"{key}_std"))
+        if tau == 4:
+            cells.append(
+                PerSeedDifference(
+                    f"dips1_K{k}_tau4_seed{{seed}}_test_rmse",
+                    f"influence_K{k}_tau4_seed{{seed}}_test_rmse",
+                    rounded_first=True,
+                )
+            )
+        cells.append(
+            F(
+                "{:.4f} ± {:.4f}",
+                f"dips_K{k}_tau{tau}_test_rmse_mean",
+                f"dips_K{k}_tau{tau}_test_rmse_std",
+            )
+        )
+        if tau == 1:
+            cells.append(paper[k])
+        rows.append(tuple(cells))
+    return tuple(rows)
+
+
+def _sketch_beauty_rows() -> tuple[tuple[Cell, ...], ...]:
+    choice = "sketch_beauty_recency_choice.json:"
+    rows: list[tuple[Cell, ...]] = []
+    for tau, setting in ((1, "online (τ = 1)"), (4, "batch (τ = 4)")):
+        for k in (2, 4, 8):
+            cells: list[Cell] = [setting, str(k)]
+            for method in ("random", "hardest", "influence", "recent", "dips1", "dips"):
+                key = f"{method}_K{k}_tau{tau}_test_recall20"
+                cells.append(F("{:.4f} ± {:.4f}", f"{key}_mean", f"{key}_std"))
+            cells.append(
+                PerSeedDifference(
+                    f"dips_K{k}_tau{tau}_seed{{seed}}_test_recall20",
+                    f"influence_K{k}_tau{tau}_seed{{seed}}_test_recall20",
+                )
+            )
+            for beta in (0, 1):
+                cells.append(
+                    F(
+                        "{:.4f} / {:.4f}",
+                        f"{choice}K{k}_tau{tau}_{beta}_valid",
+                        f"{choice}K{k}_tau{tau}_{beta}_test",
+                    )
+                )
+            rows.append(tuple(cells))
+    return tuple(rows)
+
+
+def _ameir_ctr_row(
+    label: str, method: str, prefix: str = "", search: bool = True
+) -> tuple[Cell, ...]:
+    key = f"{prefix}{method}"
+    return (
+        label,
+        F("{:.4f} ± {:.4f}", f"{key}_valid_auc_mean", f"{key}_valid_auc_std"),
+        F("{:.4f} ± {:.4f}", f"{key}_test_auc_mean", f"{key}_test_auc_std"),
+        F("{:.4f} ± {:.4f}", f"{key}_test_logloss_mean", f"{key}_test_logloss_std"),
+        F("{:,}", f"{key}_parameters_mean", transform=int),
+        F("{:.0f}", f"{key}_search_seconds_mean") if search else MISSING,
+    )
+
+
+def _ameir_beauty_row(label: str, method: str, paper: str) -> tuple[Cell, ...]:
+    metrics = (
+        "test_hit@5",
+        "test_ndcg@5",
+        "test_other_hit@5",
+        "test_other_ndcg@5",
+        "test_full_hit@10",
+    )
+    return (
+        label,
+        *(F("{:.4f} ± {:.4f}", f"{method}_{m}_mean", f"{method}_{m}_std") for m in metrics),
+        F("{:,}", f"{method}_parameters_mean", transform=int),
+        Expr(
+            "{:.3f}",
+            lambda search, train: (search + train) / 3600,
+            (f"{method}_search_seconds_mean", f"{method}_train_seconds_mean"),
+        ),
+        paper,
+    )
+
+
+_ALL = "ameir_table_keep_best_all.json:"
+
+TABLES: dict[str, Table] = {
+    "quickstart-synthetic": Table(
+        ("quickstart_synthetic.json",),
+        ("synthetic data, test", "LightGCN", "popularity"),
+        (
+            (
+                "Recall@20",
+                F("{:.3f}", "lightgcn_test_recall@20"),
+                F("{:.3f}", "popularity_test_recall@20"),
+            ),
+            (
+                "NDCG@20",
+                F("{:.3f}", "lightgcn_test_ndcg@20"),
+                F("{:.3f}", "popularity_test_ndcg@20"),
+            ),
+            ("training seconds", F("{:.1f}", "seconds"), MISSING),
+        ),
+    ),
+    "ml1m-lightgcn": Table(
+        ("ml1m_lightgcn.json",),
+        ("test", "leanrec", "RecBole's published LightGCN", "target"),
+        (
+            (
+                "Recall@10",
+                F("**{:.4f}**", "test_recall@10"),
+                F("{:.4f}", "published_recall@10"),
+                F(">= {:g} ✔", "target_recall@10"),
+            ),
+            (
+                "NDCG@10",
+                F("**{:.4f}**", "test_ndcg@10"),
+                F("{:.4f}", "published_ndcg@10"),
+                F(">= {:g} ✔", "target_ndcg@10"),
+            ),
+            ("MRR@10", F("{:.4f}", "test_mrr@10"), "0.4588", ""),
+            ("Recall@20 / NDCG@20", F("{:.4f} / {:.4f}", "test_recall@20", "test_ndcg@20"), "", ""),
+        ),
+    ),
+    "gowalla-lightgcn": Table(
+        ("gowalla_lightgcn.json",),
+        ("test", "leanrec", "LightGCN paper", "target"),
+        (
+            (
+                "Recall@20",
+                F("**{:.4f}**", "test_recall@20"),
+                F("{:.4f}", "published_recall@20"),
+                F(">= {:.3f} ✔", "target_recall@20"),
+            ),
+            (
+                "NDCG@20",
+                F("**{:.4f}**", "test_ndcg@20"),
+                F("{:.4f}", "published_ndcg@20"),
+                F(">= {:.3f} ✔", "target_ndcg@20"),
+            ),
+        ),
+    ),
+    "vs-recbole": Table(
+        ("vs_recbole.json",),
+        ("LightGCN / ML-1M", "RecBole 1.2.1", "leanrec", "ratio", "goal"),
+        (
+            (
+                "training s/epoch (median)",
+                F("{:.1f}", "recbole_train_epoch_s"),
+                F("{:.1f}", "leanrec_train_epoch_s"),
+                F("**{:.2f}x faster**", "speedup_train_epoch"),
+                ">= 2x ✔",
+            ),
+            (
+                "full-ranking evaluation s (median of valid + test)",
+                F("{:.3f}", "recbole_eval_s"),
+                F("{:.3f}", "leanrec_eval_s"),
+                F("**{:.2f}x faster**", "speedup_eval"),
+                ">= 3x ✔",
+            ),
+            (
+                "test Recall@10",
+                F("{:.4f}", "recbole_test_recall@10"),
+                F("{:.4f}", "leanrec_test_recall@10"),
+                F("{:.3f}", "ratio_test_recall@10"),
+                "within 3% ✔",
+            ),
+            (
+                "test NDCG@10",
+                F("{:.4f}", "recbole_test_ndcg@10"),
+                F("{:.4f}", "leanrec_test_ndcg@10"),
+                F("{:.3f}", "ratio_test_ndcg@10"),
+                "✔",
+            ),
+            (
+                "test Recall@20",
+                F("{:.4f}", "recbole_test_recall@20"),
+                F("{:.4f}", "leanrec_test_recall@20"),
+                F("{:.3f}", "ratio_test_recall@20"),
+                "✔",
+            ),
+            (
+                "test NDCG@20",
+                F("{:.4f}", "recbole_test_ndcg@20"),
+                F("{:.4f}", "leanrec_test_ndcg@20"),
+                F("{:.3f}", "ratio_test_ndcg@20"),
+                "✔",
+            ),
+            (
+                "test MRR@10 / Hit@10",
+                F("{:.4f} / {:.4f}", "recbole_test_mrr@10", "recbole_test_hit@10"),
+                F("{:.4f} / {:.4f}", "leanrec_test_mrr@10", "leanrec_test_hit@10"),
+                F("{:.3f} / {:.3f}", "ratio_test_mrr@10", "ratio_test_hit@10"),
+                "",
+            ),
+        ),
+    ),
+    "propagation": Table(
+        ("propagation.json",),
+        (
+            "graph",
+            "nodes",
+            "non-zeros",
+            "leanrec ms",
+            "leanrec, SciPy kernel ms",
+            "torch COO ms",
+            "torch CSR ms",
+            "speed-up vs COO",
+            "vs CSR",
+        ),
+        tuple(
+            (
+                label,
+                F("{:,}", f"{g}_nodes"),
+                F("{:,}", f"{g}_nnz"),
+                F("{:.1f}", f"{g}_leanrec_ms"),
+                F("{:.1f}", f"{g}_leanrec_scipy_kernel_ms"),
+                F("{:.1f}", f"{g}_torch_coo_ms"),
+                F("{:.1f}", f"{g}_torch_csr_ms"),
+                F("{:.1f}x", f"{g}_speedup_vs_torch_coo"),
+                F("{:.1f}x", f"{g}_speedup_vs_torch_csr"),
+            )
+            for label, g in (
+                ("ML-1M train (RecBole split)", "ml-1m"),
+                ("Gowalla train (minus validation)", "gowalla"),
+            )
+        ),
+    ),
+    "ciess-seeds": Table(
+        ("ciess_seeds.json",),
+        ("c", "row", "R@5", "R@20", "N@5", "N@20", "valid R@20"),
+        _ciess_seeds_rows(),
+        best=(Best((2, 3, 4, 5), group_column=0, skip_rows_with="mean ± sd"),),
+    ),
+    "ciess-memory": Table(
+        ("ciess_memory.json",),
+        ("storage", "bytes", "vs dense `d_max` table"),
+        (
+            ("dense 128-d tables (6,040 + 3,706 rows)", F("{:,}", "dense_table_bytes"), "1.000"),
+            (
+                "masked tables (dense weights + sizes; what masking-only code holds)",
+                F("{:,}", "masked_table_bytes"),
+                "1.016",
+            ),
+            (
+                "packed tables in memory (values + int32 offsets)",
+                F("{:,}", "packed_table_bytes"),
+                F("**{:.3f}**", "packed_ratio_to_dense"),
+            ),
+            (
+                "packed tables read back from the `.safetensors` file",
+                F("{:,}", "served_table_bytes"),
+                F("{:.3f}", "packed_ratio_to_dense"),
+            ),
+        ),
+    ),
+    "ciess-ablation": Table(
+        ("ciess_ablation.json",),
+        ("c", "Gaussian noise + random walk: R@20 / N@20", "Gaussian noise, no walk: R@20 / N@20"),
+        tuple(
+            (
+                f"{c}%",
+                F(
+                    "**{:.4f} / {:.4f}**",
+                    f"G + random walk|c{c}|recall@20",
+                    f"G + random walk|c{c}|ndcg@20",
+                ),
+                F(
+                    "{:.4f} / {:.4f}",
+                    f"G, no random walk|c{c}|recall@20",
+                    f"G, no random walk|c{c}|ndcg@20",
+                ),
+            )
+            for c in (80, 90, 95)
+        ),
+    ),
+    "ciess-search-cost": Table(
+        ("ciess_search_cost.json",),
+        ("one search iteration", "seconds", "validation Recall@20 after it"),
+        (
+            (
+                "leanrec: warm start + 8 batches of 32,768 + validation + TD3 updates",
+                F("{:.1f}", "our_step_seconds"),
+                F("{:.4f}", "our_step_valid_recall@20"),
+            ),
+            (
+                "paper: fresh model, 5 epochs at batch 2,048, then validation",
+                F("{:.1f}", "paper_step_seconds"),
+                F("{:.4f}", "paper_step_valid_recall@20"),
+            ),
+        ),
+    ),
+    "sketch-ml1m-online": Table(
+        ("sketch_table.json",),
+        (
+            "K",
+            "Random (reservoir)",
+            "Hardest",
+            "Influence",
+            "DiPS@1",
+            "DiPS (Q = 50)",
+            "paper Random / DiPS",
+        ),
+        _sketch_rmse_rows(1),
+        best=(Best((1, 2, 3, 4, 5), along="row", highest=False),),
+    ),
+    "sketch-ml1m-batch": Table(
+        ("sketch_table.json",),
+        (
+            "K",
+            "Random (reservoir)",
+            "Hardest",
+            "Influence",
+            "DiPS@1",
+            "DiPS@1 − Influence, per split",
+            "DiPS (Q = 50)",
+        ),
+        _sketch_rmse_rows(4),
+        best=(Best((1, 2, 3, 4, 6), along="row", highest=False),),
+    ),
+    "sketch-beauty": Table(
+        ("sketch_beauty_table.json", "sketch_beauty_recency_choice.json"),
+        (
+            "setting",
+            "K",
+            "Random",
+            "Hardest",
+            "Influence",
+            "Recent (sliding window, extra)",
+            "DiPS@1 (model state)",
+            "DiPS (Q = 50, model state, β = 1)",
+            "DiPS − Influence, per split",
+            "DiPS β = 0: valid / test",
+            "DiPS β = 1: valid / test",
+        ),
+        _sketch_beauty_rows(),
+        best=(Best((2, 3, 4, 5, 6, 7), along="row"),),
+    ),
+    "sketch-throughput": Table(
+        ("sketch_throughput.json",),
+        ("operator", "events/s", "state bytes per user"),
+        (
+            (
+                "DiPS policy, `StreamingSketcher` (NumPy, users batched per round)",
+                F("**{:,.0f}** (goal ≥ 100k)", "dips_events_per_second"),
+                F("{:.0f}", "state_bytes_per_user"),
+            ),
+            (
+                "the same policy called once per event (torch), peer",
+                F("{:,.0f}", "naive_policy_events_per_second"),
+                MISSING,
+            ),
+            (
+                "reservoir, `StreamingSketcher`",
+                F("{:,.0f}", "reservoir_events_per_second"),
+                F("{:.0f}", "state_bytes_per_user"),
+            ),
+        ),
+    ),
+    "sketch-removed-grads": Table(
+        ("sketch_removed_grads.json",),
+        ("64 users, one training step", "per-event reverse pass", "forward mode", "speed-up"),
+        (
+            (
+                "implicit, online, 50 removed events",
+                F("{:,.0f} ms", "implicit_E50_reverse_ms"),
+                F("{:,.0f} ms", "implicit_E50_jvp_ms"),
+                F("{:.1f}x", "implicit_E50_speedup"),
+            ),
+            (
+                "implicit, batch τ = 4, 200 removed events",
+                F("{:,.0f} ms", "implicit_E200_reverse_ms"),
+                F("{:,.0f} ms", "implicit_E200_jvp_ms"),
+                F("{:.0f}x", "implicit_E200_speedup"),
+            ),
+            (
+                "explicit, online, 50 removed events",
+                F("{:,.0f} ms", "explicit_E50_reverse_ms"),
+                F("{:,.0f} ms", "explicit_E50_jvp_ms"),
+                F("{:.1f}x (kept on the reverse pass)", "explicit_E50_speedup"),
+            ),
+        ),
+    ),
+    "ameir-ctr": Table(
+        ("ameir_table_keep_best.json", "ameir_table_keep_best_all.json"),
+        (
+            "ML-1M CTR, mean ± std over seeds 0-4",
+            "valid AUC",
+            "test AUC",
+            "test log loss",
+            "parameters",
+            "search s",
+        ),
+        (
+            _ameir_ctr_row("DNN", "dnn", search=False),
+            _ameir_ctr_row("Wide&Deep", "wide_deep", search=False),
+            _ameir_ctr_row("DeepFM (best hand-designed on validation)", "deepfm", search=False),
+            _ameir_ctr_row("xDeepFM", "xdeepfm", _ALL, search=False),
+            _ameir_ctr_row("**AMEIR**", "ameir"),
+            _ameir_ctr_row("single-stage one-shot random search", "one_shot"),
+            _ameir_ctr_row("random search from scratch, AMEIR's wall time", "random"),
+            _ameir_ctr_row("random search from scratch, AMEIR's training samples", "random", _ALL),
+        ),
+        best=(Best((1, 2)), Best((3,), highest=False)),
+    ),
+    "ameir-ctr-by-seed": Table(
+        ("ameir_table_keep_best.json", "ameir_table_fm_5seeds.json"),
+        (
+            "test AUC, seeds 0 / 1 / 2 / 3 / 4",
+            "AMEIR",
+            "single-stage one-shot",
+            "DeepFM",
+            "random search (AMEIR's wall time)",
+        ),
+        (
+            (
+                "best-probed one-shot state (default)",
+                BySeed("ameir_test_auc_by_seed"),
+                BySeed("one_shot_test_auc_by_seed"),
+                BySeed("deepfm_test_auc_by_seed"),
+                BySeed("random_test_auc_by_seed"),
+            ),
+            (
+                "last one-shot weights kept",
+                BySeed("ameir_table_fm_5seeds.json:ameir_test_auc_by_seed"),
+                BySeed("ameir_table_fm_5seeds.json:one_shot_test_auc_by_seed"),
+                "same",
+                BySeed("ameir_table_fm_5seeds.json:random_test_auc_by_seed"),
+            ),
+        ),
+    ),
+    "ameir-beauty": Table(
+        ("ameir_beauty_table.json",),
+        (
+            "Beauty",
+            "HR@5",
+            "NDCG@5",
+            "HR@5, popularity negatives",
+            "NDCG@5, popularity negatives",
+            "full-ranking HR@10",
+            "parameters",
+            "CPU-h",
+            "paper HR@5 / NDCG@5",
+        ),
+        (
+            _ameir_beauty_row("GRU4Rec", "gru4rec", "0.300 / 0.215 (GRU4Rec+)"),
+            _ameir_beauty_row("SASRec", "sasrec", "BERT4Rec: 0.337 / 0.252"),
+            _ameir_beauty_row("AMEIR (search + retrain)", "ameir", "0.341 / 0.257 (AMEIR-A)"),
+        ),
+        best=(Best((1, 2, 3, 4, 5)),),
+    ),
+    "vs-deepctr": Table(
+        ("vs_deepctr.json",),
+        ("DeepFM, `ml-1m-ctr`", "DeepCTR-Torch", "leanrec", "ratio / difference"),
+        (
+            (
+                "training samples/s",
+                F("{:,.0f}", "deepctr_samples_per_s"),
+                F("{:,.0f}", "leanrec_samples_per_s"),
+                F("**{:.2f}x** (goal ≥ 1.5x)", "speedup_samples_per_s"),
+            ),
+            (
+                "test AUC",
+                F("{:.4f}", "deepctr_test_auc"),
+                F("{:.4f}", "leanrec_test_auc"),
+                F("{:+.4f} (goal: within 0.002)", "diff_test_auc"),
+            ),
+            (
+                "test log loss",
+                F("{:.4f}", "deepctr_test_logloss"),
+                F("{:.4f}", "leanrec_test_logloss"),
+                F("{:+.4f}", "diff_test_logloss"),
+            ),
+            ("parameters", F("{:,}", "deepctr_parameters"), F("{:,}", "leanrec_parameters"), ""),
+        ),
+    ),
+}
+
+
+def stale(docs: Path = DOCS, results_dir: Path = RESULTS) -> dict[Path, tuple[str, str]]:
+    """Pages whose marked tables differ from their JSON: ``{page: (current, generated)}``.
+
+    Raises ``KeyError`` naming a marker whose table is not in :data:`TABLES`."""
+    out: dict[Path, tuple[str, str]] = {}
+    for page in pages(docs):
+        text = page.read_text()
+        for name in marked_names(text):
+            if name not in TABLES:
+                raise KeyError(f"{page}: no table named {name!r} in docs/tables.py")
+        generated = rewrite(text, lambda name: render(name, TABLES, results_dir))
+        if generated != text:
+            out[page] = (text, generated)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 with a diff when a table is out of date; write nothing",
+    )
+    args = parser.parse_args(argv)
+    changed = stale()
+    if args.check:
+        for page, (current, generated) in changed.items():
+            name = str(page.relative_to(DOCS.parent))
+            sys.stdout.writelines(
+                difflib.unified_diff(
+                    current.splitlines(keepends=True),
+                    generated.splitlines(keepends=True),
+                    fromfile=f"{name} (committed)",
+                    tofile=f"{name} (from benchmarks/results)",
+                )
+            )
+        if changed:
+            print(
+                f"\n{len(changed)} page(s) out of date: run `python docs/tables.py`",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    for page, (_, generated) in changed.items():
+        page.write_text(generated)
+        print(f"rewrote {page.relative_to(DOCS.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
