@@ -50,6 +50,7 @@ import numpy as np
 from leanrec.data.errors import DataError
 from leanrec.data.interactions import Interactions, Split
 from leanrec.data.splits import leave_one_out
+from leanrec.options import check_value
 
 NegativeSampling = Literal["popularity", "uniform"]
 
@@ -313,10 +314,7 @@ class NextItemSplit:
         """
         if max_length < 1:
             raise ValueError(f"max_length must be positive, got {max_length}")
-        if negative_sampling not in ("popularity", "uniform"):
-            raise ValueError(
-                f"negative_sampling must be 'popularity' or 'uniform', got {negative_sampling!r}"
-            )
+        check_value("negative_sampling", negative_sampling, NegativeSampling)
         split = leave_one_out(data, order="time", allow_empty_train_users=True)
         train, valid, test = split.train, split.valid, split.test
         if len(test) == 0:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ import torch
 from leanrec.data.interactions import Interactions
 from leanrec.embeddings import ElementMaskedEmbedding, MaskedEmbedding, SoftThresholdEmbedding
 from leanrec.models.base import Recommender
+from leanrec.options import check_literals
 from leanrec.search.embedding_size.budget import budget_values, fit_to_budget
 from leanrec.seeding import torch_seeded
 from leanrec.train.bpr import TrainingError, bpr_loss
@@ -215,10 +216,13 @@ class PEPConfig:
     """Negatives per positive."""
     max_epochs: int = 60
     """Epochs of threshold learning; targets not reached by then are completed by magnitude."""
-    retrain_from: str = "trained"
+    retrain_from: Literal["trained", "init"] = "trained"
     """Weights each mask is retrained from: ``trained``, the pruned model's own trained values,
     or ``init``, the initial values that model was trained from (same seed): the PEP paper's
     lottery-ticket retraining."""
+
+    def __post_init__(self) -> None:
+        check_literals(self)
 
 
 def pep_masks(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
+from leanrec.options import check_literals
 from leanrec.rl.td3 import TD3Config
 from leanrec.train.bpr import TrainerConfig
 
@@ -62,13 +64,13 @@ class CIESSConfig:
     ``q`` size-sensitive, a fixed ``λ = 0.4`` settles near 65% and never visits them."""
     eval_ks: tuple[int, ...] = (5, 10, 20)
     """``K`` of the quality ``eval`` (Eq. 8): mean of Recall@k and NDCG@k over these k."""
-    item_quality: str = "users"
+    item_quality: Literal["users", "hits"] = "users"
     """``eval(e_i)`` of an item: ``users``, the paper's Eq. 9 (mean eval of the item's training
     users), or ``hits``, the item's own validation retrieval (share of its validation pairs in
     the top-k, averaged over ``eval_ks``; Eq. 9 where it has none). Eq. 9 hardly depends on the
     item's own size, so under ``λ (d/d_max)^2`` the search starves items; ``hits`` is the
     alternative that does."""
-    noise: str = "gaussian"
+    noise: Literal["gaussian", "ou", "uniform"] = "gaussian"
     """Exploration noise of Eq. 11: ``gaussian`` (G), ``ou`` (OU) or ``uniform`` (U)."""
     noise_sigma: float = 6.0
     """``σ`` of the exploration noise (paper: 6)."""
@@ -108,7 +110,7 @@ class CIESSConfig:
     """Retrain kept masks from the warm start's truncated weights (False: from scratch)."""
     target_sparsities: tuple[float, ...] = (0.8, 0.9, 0.95)
     """``c`` values served by one search (Eq. 15)."""
-    budget_projection: str = "joint"
+    budget_projection: Literal["joint", "per_role", "both"] = "joint"
     """How a selected mask is projected onto the budget ``c`` before retraining
     (:func:`~leanrec.search.embedding_size.retrain.fit_candidate`): ``joint`` (one scale for
     users and items), ``per_role`` (users and items each at ``c``), or ``both`` (retrain both,
@@ -129,3 +131,6 @@ class CIESSConfig:
     """torch threads (0: torch's default)."""
     progress: bool | None = None
     """Progress bars (None: only on a terminal)."""
+
+    def __post_init__(self) -> None:
+        check_literals(self)

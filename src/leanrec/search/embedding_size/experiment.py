@@ -24,7 +24,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from leanrec.data.interactions import Split
 from leanrec.data.presets import prepare_split
 from leanrec.models.base import Recommender
 from leanrec.models.compress import compress, entity_sparsity, save_compressed
+from leanrec.options import check_literals
 from leanrec.search.embedding_size.baselines import (
     ESAPNPolicy,
     PEPConfig,
@@ -64,7 +65,6 @@ METHODS = ("ciess", "su", "sr", "popularity", "magprune", "pep", "esapn")
 SEARCHED = ("ciess", "esapn")
 ELEMENT_PRUNERS = ("magprune", "pep")
 """Methods that prune single weights of a trained full-size model (``pruning_base``)."""
-PRUNING_BASES = ("warm_start", "ordinary")
 REFERENCE_ROWS = ("full", "full_ordinary")
 """Rows of the uncompressed models: the warm start and, with ``pruning_base="ordinary"``,
 the ordinary full-size model."""
@@ -100,7 +100,7 @@ class EmbeddingSizeExperiment:
     split_seed: int | None = None
     """Seed of the random train/valid/test split (None: ``search.seed``). Fix it to compare
     searches of several seeds on one split and one warm start."""
-    pruning_base: str = "warm_start"
+    pruning_base: Literal["warm_start", "ordinary"] = "warm_start"
     """The full-size model MagPrune prunes and PEP learns its thresholds on and retrains from:
     ``warm_start``, the prefix-dropout warm start CIESS searches from (its leading dimensions
     carry the large values, which favours magnitude pruning), or ``ordinary``, a full-size
@@ -109,6 +109,9 @@ class EmbeddingSizeExperiment:
     ``ordinary.pt`` and reported as the row ``full_ordinary``. A run that needs no warm start
     (only element pruners on the ordinary model, and row-size baselines retrained from scratch)
     trains none."""
+
+    def __post_init__(self) -> None:
+        check_literals(self)
 
 
 def _initial_warm_state(
@@ -222,12 +225,6 @@ def run_experiment(exp: EmbeddingSizeExperiment, log: Any = print) -> dict[str, 
             )
 
     # 1. warm start / full-size references -------------------------------------------
-    if exp.pruning_base not in PRUNING_BASES:
-        raise ValueError(
-            f"pruning_base {exp.pruning_base!r}: expected one of {', '.join(PRUNING_BASES)}"
-        )
-    if exp.pep.retrain_from not in ("trained", "init"):
-        raise ValueError(f"pep retrain_from {exp.pep.retrain_from!r}: expected trained or init")
     if cfg.screen_masks < 0:
         raise ValueError(f"screen_masks must be >= 0 (0: no screen), got {cfg.screen_masks}")
     unknown = sorted(set(exp.methods) - set(METHODS))
