@@ -31,8 +31,9 @@ from common import print_table, write_results
 from leanrec.data.behavior import FeatureMap
 from leanrec.data.registry import load_behavior_dataset
 from leanrec.models.ctr import CTRModel, build_ctr_model
-from leanrec.search.architecture.model import AMEIRConfig, AMEIRModel, MLPStepModel
-from leanrec.search.architecture.space import Architecture
+from leanrec.models.ctr.ameir.architecture import Architecture
+from leanrec.models.ctr.ameir.model import AMEIRConfig, AMEIRModel
+from leanrec.search.architecture.model import MLPStepModel
 from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, evaluate_ctr
 
 

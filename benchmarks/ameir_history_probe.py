@@ -30,14 +30,14 @@ from common import print_table, write_results
 from leanrec.data.behavior import FeatureMap
 from leanrec.data.registry import load_behavior_dataset
 from leanrec.models.ctr import build_ctr_model
+from leanrec.models.ctr.ameir.architecture import WIDTH_RATIOS
+from leanrec.models.ctr.ameir.interactions import SEShortcut, hadamard_interactions
+from leanrec.models.ctr.ameir.mlp import MLP as SEARCHED_MLP
+from leanrec.models.ctr.ameir.model import field_indices
 from leanrec.models.ctr.base import CTRConfig, CTRModel
 from leanrec.models.ctr.deepfm import DeepFM
 from leanrec.models.ctr.inputs import EmbeddedBatch
 from leanrec.models.ctr.layers import fm_second_order
-from leanrec.search.architecture.interactions import SEShortcut, hadamard_interactions
-from leanrec.search.architecture.mlp import MLP as SEARCHED_MLP
-from leanrec.search.architecture.model import _field_indices
-from leanrec.search.architecture.space import WIDTH_RATIOS
 
 INTERACTION_SETS = {
     "hist_item": [("history", "item_id")],
@@ -73,7 +73,7 @@ class HistoryFieldModel(CTRModel):
         super().__init__(feature_map, None)
         d = self.config.embedding_dim
         names = [*self.embedder.field_names, "history"]
-        index = _field_indices(names, tuple(interactions))
+        index = field_indices(names, tuple(interactions))
         self.register_buffer("index", index, persistent=False)
         n_se = len(names) + len(interactions)
         self.widths = tuple(max(1, round(r * n_se * d)) for r in ratios)

@@ -17,8 +17,8 @@ import torch
 from common import print_table, write_results
 from leanrec.data.registry import load_behavior_dataset
 from leanrec.models.ctr import build_ctr_model
-from leanrec.search.architecture.model import AMEIRModel
-from leanrec.search.architecture.space import PAPER_READOUT, Architecture
+from leanrec.models.ctr.ameir.architecture import PAPER_READOUT, Architecture
+from leanrec.models.ctr.ameir.model import AMEIRModel
 from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig
 
 READOUTS: dict[str, tuple[str, ...]] = {

@@ -146,8 +146,7 @@ def _train_architecture(args: argparse.Namespace, extra: Sequence[str]) -> int:
     import torch
 
     from leanrec.data.registry import load_behavior_dataset
-    from leanrec.search.architecture.model import AMEIRModel
-    from leanrec.search.architecture.space import Architecture
+    from leanrec.models.ctr.ameir import AMEIRModel, Architecture
     from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, evaluate_ctr
 
     options = _parse_options(extra)
@@ -183,7 +182,7 @@ def _train_retrieval_architecture(args: argparse.Namespace, extra: Sequence[str]
     trained from scratch (leave-one-out, early stopping on validation NDCG@5)."""
     from leanrec.data.registry import load_dataset
     from leanrec.data.sequential import NextItemSplit
-    from leanrec.search.architecture.retrieval import build_searched_model
+    from leanrec.models.seq.searched import build_searched_model
     from leanrec.train.sequential import SequentialTrainer, SequentialTrainerConfig
 
     options = _parse_options(extra)

@@ -10,19 +10,23 @@ import pytest
 import torch
 from torch import nn
 
-from leanrec.models.seq import NextItemModel, SequenceEncoder
-from leanrec.search.architecture.blocks import (
-    BehaviorBlock,
+from leanrec.models.ctr.ameir.architecture import ACTIVATIONS, LAYERS, NORMS, BlockChoice
+from leanrec.models.ctr.ameir.blocks import (
     BehaviorNetwork,
-    BehaviorSupernet,
     BiGRULayer,
-    SearchedSequenceEncoder,
     candidate_layers,
     make_activation,
     make_layer,
     make_norm,
 )
-from leanrec.search.architecture.space import ACTIVATIONS, LAYERS, NORMS, BlockChoice, sample_blocks
+from leanrec.models.seq import NextItemModel, SequenceEncoder
+from leanrec.models.seq.searched import SearchedSequenceEncoder
+from leanrec.search.architecture.blocks import (
+    BehaviorBlock,
+    BehaviorSupernet,
+    SupernetSequenceEncoder,
+)
+from leanrec.search.architecture.space import sample_blocks
 from tests.models.seq.contract import SequenceEncoderContract
 
 DIM = 8
@@ -372,13 +376,13 @@ _ENCODER_CHOICES = (
 class TestSearchedSupernetEncoder(SequenceEncoderContract):
     def make_encoder(self, embedding_dim: int) -> SequenceEncoder:
         supernet = BehaviorSupernet(embedding_dim, 4, has_target=False, causal=True)
-        return SearchedSequenceEncoder(supernet, _ENCODER_CHOICES)
+        return SupernetSequenceEncoder(supernet, _ENCODER_CHOICES)
 
 
 class TestSearchedDerivedEncoder(SequenceEncoderContract):
     def make_encoder(self, embedding_dim: int) -> SequenceEncoder:
         supernet = BehaviorSupernet(embedding_dim, 4, has_target=False, causal=True)
-        return SearchedSequenceEncoder(supernet, _ENCODER_CHOICES).derive()
+        return SupernetSequenceEncoder(supernet, _ENCODER_CHOICES).derive()
 
 
 class TestSearchedEncoderWithPositionsAndNorm(SequenceEncoderContract):
@@ -386,7 +390,7 @@ class TestSearchedEncoderWithPositionsAndNorm(SequenceEncoderContract):
 
     def make_encoder(self, embedding_dim: int) -> SequenceEncoder:
         supernet = BehaviorSupernet(embedding_dim, 4, has_target=False, causal=True)
-        encoder = SearchedSequenceEncoder(
+        encoder = SupernetSequenceEncoder(
             supernet, _ENCODER_CHOICES, input_dropout=0.2, positions=50, final_norm=True
         )
         return encoder.derive()
@@ -395,7 +399,7 @@ class TestSearchedEncoderWithPositionsAndNorm(SequenceEncoderContract):
 def test_derived_backbone_inherits_positions_and_norm() -> None:
     torch.manual_seed(0)
     supernet = BehaviorSupernet(DIM, 4, has_target=False, causal=True)
-    encoder = SearchedSequenceEncoder(supernet, _ENCODER_CHOICES, positions=6, final_norm=True)
+    encoder = SupernetSequenceEncoder(supernet, _ENCODER_CHOICES, positions=6, final_norm=True)
     with torch.no_grad():
         encoder.final_norm.weight.uniform_(0.5, 1.5)  # type: ignore[union-attr]
     model = NextItemModel(30, encoder).eval()
@@ -410,7 +414,7 @@ def test_derived_backbone_inherits_positions_and_norm() -> None:
 def test_adapter_switches_children_and_derives_the_current_one() -> None:
     torch.manual_seed(0)
     supernet = BehaviorSupernet(DIM, 2, has_target=False, causal=True)
-    encoder = SearchedSequenceEncoder(supernet)
+    encoder = SupernetSequenceEncoder(supernet)
     model = NextItemModel(30, encoder).eval()
     ids = torch.tensor([[0, 0, 3, 7, 1], [4, 2, 9, 9, 5]])
     with pytest.raises(RuntimeError, match="choices"):
@@ -429,7 +433,7 @@ def test_adapter_switches_children_and_derives_the_current_one() -> None:
 
 def test_adapter_rejects_targets_and_bidirectional_networks_unless_asked() -> None:
     with pytest.raises(ValueError, match="target"):
-        SearchedSequenceEncoder(BehaviorSupernet(DIM, 1, has_target=True, causal=True))
+        SupernetSequenceEncoder(BehaviorSupernet(DIM, 1, has_target=True, causal=True))
     bidirectional = BehaviorNetwork(DIM, [BlockChoice(layer="bigru")], has_target=False)
     with pytest.raises(ValueError, match="causal"):
         SearchedSequenceEncoder(bidirectional)

@@ -9,16 +9,15 @@ import pytest
 import torch
 from torch import nn
 
+from leanrec.models.ctr.ameir.architecture import Architecture
+from leanrec.models.ctr.ameir.interactions import SEShortcut, hadamard_interactions
 from leanrec.search.architecture.interactions import (
     InteractionSet,
     OneShotInteractionLayer,
-    SEShortcut,
-    hadamard_interactions,
     initial_population,
     mutate,
     select_top,
 )
-from leanrec.search.architecture.space import Architecture
 
 NAMES = ["user", "item", "city"]
 

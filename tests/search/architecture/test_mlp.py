@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from leanrec.models.ctr.ameir.architecture import MLP_ACTIVATIONS, Architecture
+from leanrec.models.ctr.ameir.mlp import MLP, parameter_count
 from leanrec.models.ctr.layers import Dice
-from leanrec.search.architecture.mlp import MLP, SlicedMLP, parameter_count
-from leanrec.search.architecture.space import MLP_ACTIVATIONS, Architecture
+from leanrec.search.architecture.mlp import SlicedMLP
 
 K0 = 10
 

@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from leanrec.search.architecture.blocks import BehaviorNetwork, BehaviorSupernet, SequenceReadout
-from leanrec.search.architecture.config import ArchitectureSearchConfig
-from leanrec.search.architecture.space import (
+from leanrec.models.ctr.ameir.architecture import (
     PAPER_READOUT,
     Architecture,
     BlockChoice,
     check_readout,
-    sample_blocks,
 )
+from leanrec.models.ctr.ameir.blocks import BehaviorNetwork, SequenceReadout
+from leanrec.search.architecture.blocks import BehaviorSupernet
+from leanrec.search.architecture.config import ArchitectureSearchConfig
+from leanrec.search.architecture.space import sample_blocks
 
 
 def _hand_batch() -> tuple[torch.Tensor, torch.Tensor]:

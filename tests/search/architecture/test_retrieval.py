@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from leanrec.data.sequential import NextItemSplit
-from leanrec.search.architecture.blocks import SearchedSequenceEncoder
+from leanrec.models.ctr.ameir.architecture import BlockChoice
+from leanrec.search.architecture.blocks import SupernetSequenceEncoder
 from leanrec.search.architecture.retrieval import (
     RetrievalSearchConfig,
     build_retrieval_supernet,
@@ -17,7 +18,6 @@ from leanrec.search.architecture.retrieval import (
     eval_subset,
     search_retrieval,
 )
-from leanrec.search.architecture.space import BlockChoice
 from leanrec.train.sequential import evaluate_next_item
 from tests.train.test_sequential import _cycle_data
 
@@ -125,7 +125,7 @@ def test_input_dropout_must_be_below_one() -> None:
     from leanrec.search.architecture.blocks import BehaviorSupernet
 
     with pytest.raises(ValueError, match="input_dropout"):
-        SearchedSequenceEncoder(
+        SupernetSequenceEncoder(
             BehaviorSupernet(8, 1, has_target=False, causal=True), None, input_dropout=1.0
         )
 
@@ -169,7 +169,8 @@ def test_retrieval_experiment_writes_the_table_and_resumes(tmp_path) -> None:
 
 
 def test_saved_architecture_rebuilds_the_searched_model(split: NextItemSplit) -> None:
-    from leanrec.search.architecture.retrieval import RetrievalSearchResult, build_searched_model
+    from leanrec.models.seq.searched import build_searched_model
+    from leanrec.search.architecture.retrieval import RetrievalSearchResult
 
     config = _config(input_dropout=0.2)
     one_shot = build_retrieval_supernet(split.n_items, config, split.max_length).eval()

@@ -12,6 +12,8 @@ import torch
 
 from leanrec.data.behavior import BehaviorSplit
 from leanrec.models.ctr import load_ctr_model
+from leanrec.models.ctr.ameir.architecture import Architecture, BlockChoice
+from leanrec.models.ctr.ameir.model import AMEIRConfig, AMEIRModel
 from leanrec.runner import Executor
 from leanrec.search.architecture import policy as search_policy
 from leanrec.search.architecture.baselines import (
@@ -27,9 +29,8 @@ from leanrec.search.architecture.experiment import (
     ArchitectureExperiment,
     run_architecture_experiment,
 )
-from leanrec.search.architecture.model import AMEIRConfig, AMEIRModel, MLPChoice, MLPStepModel
+from leanrec.search.architecture.model import MLPChoice, MLPStepModel, derive_ameir_model
 from leanrec.search.architecture.policy import search_architecture
-from leanrec.search.architecture.space import Architecture, BlockChoice
 from leanrec.train.pointwise import evaluate_ctr
 from tests.models.ctr.synthetic import make_samples
 
@@ -84,7 +85,7 @@ def test_derived_model_matches_step3_child_and_counts_its_parameters(split) -> N
         model.eval()
         model.active = choice
         expected = model(batch)
-        derived = AMEIRModel.from_step3(model, choice).eval()
+        derived = derive_ameir_model(model, choice).eval()
         assert torch.allclose(derived(batch), expected, atol=1e-5)
         total = sum(p.numel() for p in derived.parameters())
         assert model.child_parameters(choice) == total
@@ -464,7 +465,7 @@ def test_fm_shortcut_is_inherited_by_derived_models_of_every_one_shot_model(spli
             derived = (
                 model.derive(choice)
                 if isinstance(model, JointOneShotModel)
-                else AMEIRModel.from_step3(model, choice)
+                else derive_ameir_model(model, choice)
             ).eval()
             assert derived.architecture.fm_shortcut
             assert torch.allclose(derived(batch), expected, atol=1e-4)

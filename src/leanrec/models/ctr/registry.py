@@ -11,6 +11,7 @@ import torch
 from leanrec.data.behavior import FeatureMap
 from leanrec.embeddings.base import TableFactory
 from leanrec.embeddings.specs import SpecTableFactory
+from leanrec.models.ctr.ameir.model import AMEIRModel
 from leanrec.models.ctr.base import CTR_CHECKPOINT_FORMAT, CTRConfig, CTRModel
 from leanrec.models.ctr.deepfm import DeepFM
 from leanrec.models.ctr.din import DIN
@@ -27,15 +28,13 @@ CTR_MODELS: dict[str, type[CTRModel]] = {
     "deepfm": DeepFM,
     "xdeepfm": XDeepFM,
     "din": DIN,
+    "ameir": AMEIRModel,
 }
-"""Model names (and aliases) to classes."""
+"""Model names (and aliases) to classes (``ameir``: a searched architecture, which its config
+carries)."""
 
 
 def ctr_model_class(name: str) -> type[CTRModel]:
-    if name == "ameir":  # a searched architecture; imported lazily (search builds on models)
-        from leanrec.search.architecture.model import AMEIRModel
-
-        return AMEIRModel
     try:
         return CTR_MODELS[name.lower().replace("&", "_").replace("-", "_")]
     except KeyError:

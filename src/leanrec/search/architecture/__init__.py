@@ -1,7 +1,7 @@
 """Architecture search (AMEIR, Zhao et al., IJCAI 2021): three-step one-shot random search over
 behaviour blocks, Hadamard interactions and the aggregation MLP."""
 
-from leanrec.search.architecture.space import (
+from leanrec.models.ctr.ameir.architecture import (
     ACTIVATIONS,
     LAYERS,
     MLP_ACTIVATIONS,

@@ -20,14 +20,15 @@ import torch
 
 from leanrec.data.behavior import BehaviorSplit, FeatureMap
 from leanrec.embeddings.base import TableFactory
-from leanrec.search.architecture.config import ArchitectureSearchConfig
-from leanrec.search.architecture.model import (
-    AMEIRConfig,
-    AMEIRModel,
-    MLPChoice,
-    MLPStepModel,
-    _field_indices,
+from leanrec.models.ctr.ameir.architecture import (
+    Architecture,
+    BlockChoice,
+    Interaction,
+    interaction_name,
 )
+from leanrec.models.ctr.ameir.model import AMEIRConfig, AMEIRModel, field_indices
+from leanrec.search.architecture.config import ArchitectureSearchConfig
+from leanrec.search.architecture.model import MLPChoice, MLPStepModel, derive_ameir_model
 from leanrec.search.architecture.policy import (
     SearchResult,
     _model_config,
@@ -41,14 +42,7 @@ from leanrec.search.architecture.policy import (
     train_one_shot,
     validation_subset,
 )
-from leanrec.search.architecture.space import (
-    Architecture,
-    BlockChoice,
-    Interaction,
-    interaction_name,
-    sample_blocks,
-    sample_mlp,
-)
+from leanrec.search.architecture.space import sample_blocks, sample_mlp
 from leanrec.train.pointwise import evaluate_ctr
 
 
@@ -148,7 +142,7 @@ class JointOneShotModel(MLPStepModel):
         self.blocks = choice.blocks
         if choice.interactions != self.interactions:
             self.interactions = choice.interactions
-            self.interaction_index = _field_indices(self.embedder.field_names, self.interactions)
+            self.interaction_index = field_indices(self.embedder.field_names, self.interactions)
 
     def logits(self, inputs: Any) -> torch.Tensor:
         choice: JointChoice = self.active
@@ -162,7 +156,7 @@ class JointOneShotModel(MLPStepModel):
     def derive(self, choice: JointChoice) -> AMEIRModel:
         """The derived model of ``choice`` with inherited weights."""
         self._use_child(choice)
-        return AMEIRModel.from_step3(self, choice.mlp)
+        return derive_ameir_model(self, choice.mlp)
 
 
 def single_stage_one_shot(

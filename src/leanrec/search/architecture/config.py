@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from leanrec.search.architecture.space import check_readout
+from leanrec.models.ctr.ameir.architecture import check_readout
 from leanrec.train.pointwise import LR_SCHEDULES
 
 

@@ -1,4 +1,5 @@
-"""AMEIR's backbone as CTR models: the one-shot model of each search step and the derived model.
+"""AMEIR's one-shot models (Zhao et al., IJCAI 2021, Sec. 2.3): one per search step, and the
+derivation of the final :class:`~leanrec.models.ctr.ameir.model.AMEIRModel` from Step 3.
 
 All are :class:`~leanrec.models.ctr.base.CTRModel` s, so the pointwise trainer, the evaluator
 and checkpoints work on them unchanged. A one-shot model holds every candidate of its step;
@@ -13,17 +14,17 @@ draws a new child uniformly for every batch (one-shot random search, paper Sec. 
 * :class:`MLPStepModel` (Step 3): the chosen behaviour blocks and interactions, a sliced MLP
   over ``h^c_0 = [h^a, e^b, p^b]`` and the SE shortcut over ``[e^b, p^b]``; output
   ``w^T [h^c_{L_c}, h^se]`` (plus, with ``fm_shortcut``, the FM term of
-  :func:`fm_shortcut_logit` over ``[e^b, p^b]`` and the pooled history; Steps 1-2 then add it
-  over ``e^b`` and the pooled history).
-* :class:`AMEIRModel`: one fixed :class:`~leanrec.search.architecture.space.Architecture`
-  (the final, derived model), buildable from JSON and from Step 3's weights.
+  :func:`~leanrec.models.ctr.ameir.model.fm_shortcut_logit` over ``[e^b, p^b]`` and the pooled
+  history; Steps 1-2 then add it over ``e^b`` and the pooled history).
+* :func:`derive_ameir_model`: Step 3's child as the final, derived model with the one-shot
+  weights.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,83 +33,30 @@ from torch import nn
 
 from leanrec.data.behavior import FeatureMap
 from leanrec.embeddings.base import TableFactory
-from leanrec.models.ctr.base import CTRConfig, CTRModel
-from leanrec.models.ctr.inputs import EmbeddedBatch, Pooling
-from leanrec.models.ctr.layers import MLP, fm_second_order
-from leanrec.search.architecture.blocks import BehaviorNetwork, BehaviorSupernet
-from leanrec.search.architecture.interactions import (
-    OneShotInteractionLayer,
-    SEShortcut,
-    hadamard_interactions,
-)
-from leanrec.search.architecture.mlp import MLP as SEARCHED_MLP
-from leanrec.search.architecture.mlp import SlicedMLP
-from leanrec.search.architecture.mlp import parameter_count as mlp_parameter_count
-from leanrec.search.architecture.space import (
-    PAPER_READOUT,
+from leanrec.models.ctr.ameir.architecture import (
     WIDTH_RATIOS,
     Architecture,
     BlockChoice,
     Interaction,
-    check_readout,
-    sample_blocks,
-    sample_mlp,
 )
+from leanrec.models.ctr.ameir.interactions import SEShortcut, hadamard_interactions
+from leanrec.models.ctr.ameir.mlp import parameter_count as mlp_parameter_count
+from leanrec.models.ctr.ameir.model import AMEIRConfig, AMEIRModel, field_indices, fm_shortcut_logit
+from leanrec.models.ctr.base import CTRModel
+from leanrec.models.ctr.inputs import EmbeddedBatch
+from leanrec.models.ctr.layers import MLP
+from leanrec.search.architecture.blocks import BehaviorSupernet
+from leanrec.search.architecture.interactions import OneShotInteractionLayer
+from leanrec.search.architecture.mlp import SlicedMLP
+from leanrec.search.architecture.space import sample_blocks, sample_mlp
 
-
-@dataclass
-class AMEIRConfig(CTRConfig):
-    """Shared settings of the AMEIR models (``mlp_dims`` is the predefined MLP of Steps 1-2)."""
-
-    behavior_blocks: int = 3
-    """``L_a``."""
-    mlp_layers: int = 2
-    """``L_c`` (Step 3 and the derived model)."""
-    readout: tuple[str, ...] = PAPER_READOUT
-    """Parts of the behaviour readout ``h^a`` of the one-shot models (the derived model takes
-    its architecture's)."""
-    fm_shortcut: bool = False
-    """Add the FM pairwise term over the fields (and interactions) and the pooled history to
-    the one-shot models' logits (the derived model takes its architecture's)."""
-    architecture: dict[str, Any] = field(default_factory=dict)
-    """The derived model's :class:`Architecture` as a dict (:class:`AMEIRModel` only)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.readout = check_readout(self.readout)
-
-
-def _field_indices(names: list[str], interactions: tuple[Interaction, ...]) -> torch.Tensor:
-    """``(M, r_max)`` field indices of each interaction, -1 padded."""
-    if not interactions:
-        return torch.zeros(0, 2, dtype=torch.long)
-    width = max(len(i) for i in interactions)
-    rows = []
-    for interaction in interactions:
-        missing = [f for f in interaction if f not in names]
-        if missing:
-            raise ValueError(
-                f"interaction {interaction} names unknown fields {missing}; fields: {names}"
-            )
-        index = [names.index(f) for f in interaction]
-        rows.append(index + [-1] * (width - len(index)))
-    return torch.tensor(rows, dtype=torch.long)
-
-
-def fm_shortcut_logit(q: torch.Tensor, inputs: EmbeddedBatch, pooling: Pooling) -> torch.Tensor:
-    """FM shortcut ``Σ_{i<j} <q_i, q_j>`` over ``[q, pooled history]`` (DeepFM's second-order
-    term, with searched interactions as extra fields when ``q`` holds them).
-
-    Args:
-        q: ``(B, n, d)`` field (and interaction) vectors.
-        inputs: the batch, for its history.
-        pooling: history pooling, ``"mean"`` or ``"sum"``.
-
-    Returns:
-        ``(B,)``.
-    """
-    history = inputs.pooled_history(pooling)
-    return fm_second_order(torch.cat([q, history[:, None, :]], dim=1))
+__all__ = [
+    "BehaviorStepModel",
+    "InteractionStepModel",
+    "MLPChoice",
+    "MLPStepModel",
+    "derive_ameir_model",
+]
 
 
 class _OneShot(CTRModel):
@@ -246,7 +194,7 @@ class MLPStepModel(_OneShot):
         )
         self.register_buffer(
             "interaction_index",
-            _field_indices(self.embedder.field_names, self.interactions),
+            field_indices(self.embedder.field_names, self.interactions),
             persistent=False,
         )
         n_se = self.num_fields + len(self.interactions)
@@ -276,7 +224,7 @@ class MLPStepModel(_OneShot):
     def largest_widths(self) -> tuple[int, ...]:
         """Hidden widths of the largest child within ``max_parameters`` (ReLU layers; all
         ``K^c_0`` without a budget): the child with the most parameters among the
-        non-increasing :data:`~leanrec.search.architecture.space.WIDTH_RATIOS` grid.
+        non-increasing :data:`~leanrec.models.ctr.ameir.architecture.WIDTH_RATIOS` grid.
 
         Raises:
             ValueError: if not even the narrowest child fits the budget.
@@ -335,97 +283,32 @@ class MLPStepModel(_OneShot):
         return logit
 
 
-# ------------------------------------------------------------------------------ derived model
-class AMEIRModel(CTRModel):
-    """The derived AMEIR model of one :class:`Architecture` (paper Sec. 2.1, Eq. 1-2)."""
-
-    name = "ameir"
-    config_class = AMEIRConfig
-    config: AMEIRConfig
-    interaction_index: torch.Tensor
-
-    def __init__(
-        self,
-        feature_map: FeatureMap,
-        config: AMEIRConfig | None = None,
-        table_factory: TableFactory | None = None,
-    ) -> None:
-        super().__init__(feature_map, config, table_factory)
-        cfg = self.config
-        d = cfg.embedding_dim
-        self.architecture = Architecture.from_dict(dict(cfg.architecture))
-        arch = self.architecture
-        self.behavior = BehaviorNetwork(d, arch.blocks, has_target=True, readout=arch.readout)
-        self.register_buffer(
-            "interaction_index",
-            _field_indices(self.embedder.field_names, arch.interactions),
-            persistent=False,
-        )
-        n_se = self.num_fields + len(arch.interactions)
-        self.input_dim = self.behavior.readout_dim + n_se * d
-        widths = arch.mlp_dims(self.input_dim)
-        self.mlp = SEARCHED_MLP(self.input_dim, widths, arch.mlp_activations)
-        self.se = SEShortcut(n_se, d) if arch.se_shortcut else None
-        width = (widths[-1] if widths else self.input_dim) + (d if self.se is not None else 0)
-        self.output = nn.Linear(width, 1)
-        nn.init.xavier_uniform_(self.output.weight)
-        nn.init.zeros_(self.output.bias)
-
-    def logits(self, inputs: EmbeddedBatch) -> torch.Tensor:
-        h = self.behavior(inputs.history, inputs.history_mask, inputs.target)
-        h_a = self.behavior.readout(h, inputs.history_mask, inputs.target)
-        q = inputs.fields
-        if self.architecture.interactions:
-            q = torch.cat([q, hadamard_interactions(inputs.fields, self.interaction_index)], 1)
-        parts = [self.mlp(torch.cat([h_a, q.flatten(1)], dim=1))]
-        if self.se is not None:
-            parts.append(self.se(q))
-        logit = self.output(torch.cat(parts, dim=1)).squeeze(-1)
-        if self.architecture.fm_shortcut:
-            logit = logit + fm_shortcut_logit(q, inputs, self.config.history_pooling)
-        return logit
-
-    @classmethod
-    def from_architecture(
-        cls,
-        feature_map: FeatureMap,
-        architecture: Architecture,
-        embedding_dim: int = 16,
-        table_factory: TableFactory | None = None,
-    ) -> AMEIRModel:
-        config = AMEIRConfig(
-            embedding_dim=embedding_dim,
-            behavior_blocks=len(architecture.blocks),
-            mlp_layers=len(architecture.mlp_widths),
-            readout=architecture.readout,
-            architecture=architecture.to_dict(),
-        )
-        return cls(feature_map, config, table_factory)
-
-    @classmethod
-    def from_step3(cls, step3: MLPStepModel, choice: MLPChoice) -> AMEIRModel:
-        """The derived model of Step 3's child ``choice``, initialised from its weights
-        (paper: "the derived model is initialized with the one-shot model weights")."""
-        ratios = tuple(w / step3.input_dim for w in choice.widths)
-        architecture = Architecture(
-            blocks=step3.blocks,
-            interactions=step3.interactions,
-            mlp_widths=ratios,
-            mlp_activations=choice.activations,
-            se_shortcut=step3.se is not None,
-            readout=step3.behavior.readout_layer.parts,
-            fm_shortcut=step3.config.fm_shortcut,
-        )
-        model = cls.from_architecture(step3.feature_map, architecture, step3.config.embedding_dim)
-        model.embedder.load_state_dict(step3.embedder.state_dict())
-        model.behavior = step3.behavior.derive(step3.blocks)
-        model.mlp = step3.mlp.derive(choice.widths, choice.activations)
-        if step3.se is not None and model.se is not None:
-            model.se.load_state_dict(step3.se.state_dict())
-        with torch.no_grad():
-            weight = step3.output_weight[: choice.widths[-1]]
-            if step3.se is not None:
-                weight = torch.cat([weight, step3.output_weight[step3.input_dim :]])
-            model.output.weight.copy_(weight.unsqueeze(0))
-            model.output.bias.copy_(step3.output_bias)
-        return model
+# ------------------------------------------------------------------------------ derivation
+def derive_ameir_model(step3: MLPStepModel, choice: MLPChoice) -> AMEIRModel:
+    """The derived model of Step 3's child ``choice``, initialised from its weights
+    (paper: "the derived model is initialized with the one-shot model weights")."""
+    ratios = tuple(w / step3.input_dim for w in choice.widths)
+    architecture = Architecture(
+        blocks=step3.blocks,
+        interactions=step3.interactions,
+        mlp_widths=ratios,
+        mlp_activations=choice.activations,
+        se_shortcut=step3.se is not None,
+        readout=step3.behavior.readout_layer.parts,
+        fm_shortcut=step3.config.fm_shortcut,
+    )
+    model = AMEIRModel.from_architecture(
+        step3.feature_map, architecture, step3.config.embedding_dim
+    )
+    model.embedder.load_state_dict(step3.embedder.state_dict())
+    model.behavior = step3.behavior.derive(step3.blocks)
+    model.mlp = step3.mlp.derive(choice.widths, choice.activations)
+    if step3.se is not None and model.se is not None:
+        model.se.load_state_dict(step3.se.state_dict())
+    with torch.no_grad():
+        weight = step3.output_weight[: choice.widths[-1]]
+        if step3.se is not None:
+            weight = torch.cat([weight, step3.output_weight[step3.input_dim :]])
+        model.output.weight.copy_(weight.unsqueeze(0))
+        model.output.bias.copy_(step3.output_bias)
+    return model

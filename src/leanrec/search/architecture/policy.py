@@ -30,19 +30,19 @@ import numpy as np
 import torch
 
 from leanrec.data.behavior import BehaviorSamples, BehaviorSplit
+from leanrec.models.ctr.ameir.architecture import Architecture, BlockChoice, Interaction
+from leanrec.models.ctr.ameir.model import AMEIRConfig, AMEIRModel
 from leanrec.models.ctr.base import CTRModel
 from leanrec.runner import Executor, SerialExecutor, make_executor
 from leanrec.search.architecture.config import ArchitectureSearchConfig
 from leanrec.search.architecture.interactions import initial_population, mutate
 from leanrec.search.architecture.model import (
-    AMEIRConfig,
-    AMEIRModel,
     BehaviorStepModel,
     InteractionStepModel,
     MLPChoice,
     MLPStepModel,
+    derive_ameir_model,
 )
-from leanrec.search.architecture.space import Architecture, BlockChoice, Interaction
 from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, EpochHook, evaluate_ctr
 
 Log = Callable[[str], None]
@@ -722,7 +722,7 @@ def _search_architecture(
     # the three steps' own wall times, so a resumed search reports what it cost in total
     search_seconds = sum(_step_seconds(steps.get(name, {})) for name in ("step1", "step2", "step3"))
     # derive + retrain ---------------------------------------------------------------------
-    model = AMEIRModel.from_step3(step3, choice)
+    model = derive_ameir_model(step3, choice)
     t0 = time.perf_counter()
     result = _trainer(config, config.retrain_epochs, 30).fit(model, split.train, split.valid)
     retrain_seconds = time.perf_counter() - t0
