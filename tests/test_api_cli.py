@@ -7,13 +7,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
 from leanrec.api import TrainConfig, load_model, refit, train
-from leanrec.cli import _parse_options, main
+from leanrec.cli import _parse_options, build_train_config, main, make_parser
 from leanrec.train import TrainerConfig
 
 FAST = TrainerConfig(max_epochs=3, learning_rate=0.01, batch_size=4096)
@@ -130,17 +131,41 @@ def test_cli_missing_dataset_names_folder(
     assert "gowalla" in err and str(tmp_path) in err
 
 
-def test_cli_datasets_lists_presence(shared_data: Path) -> None:
+def test_cli_datasets_reports_the_files_present(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    for folder, files in {
+        "movielens-1m-ratings": ["ratings.dat"],  # ml-1m: complete
+        "gowalla-lightgcn": ["train.txt", "test.txt"],  # gowalla: complete
+        "yelp2018-lightgcn": ["train.txt"],  # yelp2018: test.txt missing
+        "beauty-bert4rec": [],  # beauty: an empty folder
+    }.items():
+        (data / folder).mkdir(parents=True)
+        for name in files:
+            (data / folder / name).write_text("0 1\n")
     out = subprocess.run(
-        [sys.executable, "-m", "leanrec.cli", "datasets", "--data-dir", str(shared_data), "--json"],
+        [sys.executable, "-m", "leanrec.cli", "datasets", "--data-dir", str(data), "--json"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    rows = {row["name"]: row for row in json.loads(out)["datasets"]}
-    assert rows["ml-1m"]["present"] is True
-    assert rows["gowalla"]["present"] is True
-    assert rows["yelp2018"]["present"] is False
+    report = json.loads(out)
+    assert report["data_dir"] == str(data)
+    rows = {row["name"]: row for row in report["datasets"]}
+    assert {name for name, row in rows.items() if row["present"]} == {"ml-1m", "gowalla"}
+    assert rows["ml-1m"]["missing"] == [] and rows["gowalla"]["missing"] == []
+    assert rows["yelp2018"]["missing"] == ["test.txt"]
+    assert rows["amazon-book"]["missing"] == ["train.txt", "test.txt"]
+    assert rows["beauty"]["missing"] == ["beauty.txt"]
+    assert rows["gowalla"]["folder"] == str(data / "gowalla-lightgcn")
+
+    assert main(["datasets", "--data-dir", str(data)]) == 0
+    table = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[2:]}
+    assert table["synthetic"] == ["yes", "(generated)"]
+    assert table["ml-1m"] == ["yes", "movielens-1m-ratings"]
+    assert table["yelp2018"] == ["no", "yelp2018-lightgcn", "test.txt"]
+    assert table["amazon-book"] == ["no", "amazon-book-lightgcn", "train.txt,", "test.txt"]
 
 
 def test_cli_resume_continues_killed_run(tmp_path: Path) -> None:
@@ -200,3 +225,150 @@ def test_experiment_seed_reaches_the_search_and_seeds_is_refused(
     assert main([*base, "--seeds", "1", "2"]) == 2
     assert "give --seed N, not --seeds" in capsys.readouterr().err
     assert len(seen) == 2
+
+
+# ------------------------------------------------------------- options reach the right configs
+def _capture_experiment(
+    monkeypatch: pytest.MonkeyPatch, module: Any, function: str, result: dict[str, Any]
+) -> list[Any]:
+    """Replace ``module.function`` (an experiment runner) by one that records its experiment."""
+    seen: list[Any] = []
+
+    def fake_run(exp, log, **_):  # type: ignore[no-untyped-def]
+        seen.append(exp)
+        Path(exp.out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(exp.out_dir) / "table.md").write_text("table")
+        return result
+
+    monkeypatch.setattr(module, function, fake_run)
+    return seen
+
+
+def test_train_options_go_to_the_trainer_first_then_the_model() -> None:
+    args, extra = make_parser().parse_known_args(
+        ["train", "--model", "mf", "--seed", "7", "--epochs", "4", "--lr", "1", "--reg", "0",
+         "--embedding_dim", "8.0", "--valid_metric", "recall@20"]
+    )  # fmt: skip
+    config = build_train_config(args, extra)
+    assert config.trainer == TrainerConfig(
+        max_epochs=4, learning_rate=1.0, l2=0.0, valid_metric="recall@20", seed=7
+    )
+    assert config.model_options == {"embedding_dim": 8}
+    assert type(config.model_options["embedding_dim"]) is int
+
+
+def test_embedding_size_options_reach_nested_configs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import leanrec.search.embedding_size as embedding_size
+    from leanrec.search.embedding_size import CIESSConfig
+    from leanrec.search.embedding_size.baselines import PEPConfig
+
+    seen = _capture_experiment(monkeypatch, embedding_size, "run_experiment", {"rows": [{}]})
+    base = ["experiment", "embedding-size", "--dataset", "synthetic", "--out", str(tmp_path)]
+    code = main(
+        [*base, "--pretrain-epochs", "5", "--pretrain-lr", "0.02", "--retrain-patience", "2",
+         "--td3-hidden", "128", "--pep-max_epochs", "3", "--pep-retrain_from", "init",
+         "--target_sparsities", "0.9", "--eval_ks", "[5,20]", "--noise", "ou",
+         "--retrain_from_warm_start", "false", "--split_seed", "11", "--no-random-walk",
+         "--pruning-base", "ordinary"]
+    )  # fmt: skip
+    assert code == 0
+    exp = seen[0]
+    default = CIESSConfig()
+    assert exp.search.pretrain == dataclasses.replace(
+        default.pretrain, max_epochs=5, learning_rate=0.02
+    )
+    assert exp.search.retrain == dataclasses.replace(default.retrain, patience=2)
+    assert exp.search.td3 == dataclasses.replace(default.td3, hidden=128)
+    assert exp.pep == PEPConfig(max_epochs=3, retrain_from="init")
+    assert exp.search == dataclasses.replace(
+        default,
+        pretrain=exp.search.pretrain,
+        retrain=exp.search.retrain,
+        td3=exp.search.td3,
+        target_sparsities=(0.9,),
+        eval_ks=(5, 20),
+        noise="ou",
+        retrain_from_warm_start=False,
+        random_walk=False,
+    )
+    assert exp.split_seed == 11 and exp.pruning_base == "ordinary"
+
+    assert main([*base, "--noise", "brown"]) == 2
+    assert "noise 'brown': expected one of 'gaussian', 'ou', 'uniform'" in capsys.readouterr().err
+    assert main([*base, "--pep-retrain_from", "best"]) == 2
+    assert "pep_retrain_from 'best': expected one of 'trained', 'init'" in capsys.readouterr().err
+    assert main([*base, "--pretrain-max_epoch", "5"]) == 2
+    assert "did you mean 'pretrain_max_epochs'" in capsys.readouterr().err
+    # the experiment takes only --split_seed and --pep-… from options; its other fields are flags
+    assert main([*base, "--out_dir", "elsewhere"]) == 2
+    assert "unknown option 'out_dir'" in capsys.readouterr().err
+    assert len(seen) == 1
+
+
+def test_architecture_experiment_options_route_to_experiment_then_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import leanrec.search.architecture.experiment as architecture
+
+    seen = _capture_experiment(
+        monkeypatch, architecture, "run_architecture_experiment", {"methods": {"ameir": {}}}
+    )
+    base = ["experiment", "architecture", "--dataset", "ml-1m", "--out", str(tmp_path)]
+    code = main(
+        [*base, "--seeds", "4", "--baseline_epochs", "2", "--random_budget", "samples",
+         "--predefined_mlp", "[64,32]", "--seed", "3", "--lr", "0.01", "--readout", "mean"]
+    )  # fmt: skip
+    assert code == 0
+    exp = seen[0]
+    assert (exp.dataset, exp.seeds, exp.baseline_epochs, exp.random_budget) == (
+        "ml-1m-ctr", (4,), 2, "samples"
+    )  # fmt: skip
+    assert exp.config.predefined_mlp == (64, 32) and exp.config.readout == ("mean",)
+    assert exp.config.seed == 3 and exp.config.learning_rate == 0.01
+    assert main([*base, "--random_budget", "flops"]) == 2
+    assert "random_budget 'flops': expected one of 'seconds', 'samples'" in capsys.readouterr().err
+    assert main([*base, "--executor", "threads"]) == 2
+    assert "executor 'threads'" in capsys.readouterr().err
+
+
+def test_retrieval_experiment_options_route_to_experiment_then_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import leanrec.search.architecture.retrieval_experiment as retrieval
+
+    seen = _capture_experiment(
+        monkeypatch, retrieval, "run_retrieval_experiment", {"methods": {"ameir": {}}}
+    )
+    base = ["experiment", "architecture", "--dataset", "beauty", "--out", str(tmp_path)]
+    code = main(
+        [*base, "--negative_sampling", "popularity", "--max_length", "20", "--n_blocks", "1",
+         "--baseline_seconds", "30", "--retrain_seconds", "none"]
+    )  # fmt: skip
+    assert code == 0
+    exp = seen[0]
+    assert (exp.negative_sampling, exp.max_length, exp.baseline_seconds) == ("popularity", 20, 30.0)
+    assert exp.config.n_blocks == 1 and exp.config.retrain_seconds is None
+    assert main([*base, "--negative_sampling", "hard"]) == 2
+    assert "negative_sampling 'hard': expected one of 'popularity', 'uniform'" in (
+        capsys.readouterr().err
+    )
+
+
+def test_sketch_experiment_options_reach_its_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import leanrec.search.sketch.experiment as sketch
+
+    seen = _capture_experiment(monkeypatch, sketch, "run_sketch_experiment", {"rows": [{}]})
+    code = main(
+        ["experiment", "sketch", "--dataset", "ml-1m", "--out", str(tmp_path),
+         "--rating_scale", "[1,5]", "--epochs", "2", "--lr", "0.01", "--queue_size", "1"]
+    )  # fmt: skip
+    assert code == 0
+    config = seen[0].config
+    # SketchConfig has an ``epochs`` field: the alias to max_epochs does not apply
+    assert (config.rating_scale, config.epochs, config.learning_rate, config.queue_size) == (
+        (1.0, 5.0), 2, 0.01, 1
+    )  # fmt: skip

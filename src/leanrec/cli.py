@@ -19,12 +19,15 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from leanrec.data.errors import DataError
+from leanrec.data.sequential import NegativeSampling
+from leanrec.options import Target, build_config, build_configs, check_literals, route_options
 
 DEFAULT_SEEDS = (0, 1, 2)
 """``--seeds`` of the sketch and architecture experiments when none are given."""
@@ -65,31 +68,51 @@ def _parse_options(extra: Sequence[str]) -> dict[str, Any]:
     return options
 
 
-TRAINER_ALIASES = {
+OPTION_ALIASES = {
     "lr": "learning_rate",
     "batch": "batch_size",
     "reg": "l2",
     "epochs": "max_epochs",
 }
+"""Short names of config fields, valid wherever the field exists and the short name is no field
+itself (``--epochs 30`` sets ``max_epochs`` of a trainer; ``--pretrain-epochs 5`` that of
+``CIESSConfig.pretrain``; ``SketchConfig.epochs`` stays ``epochs``)."""
+
+
+@dataclass
+class CTRArchitectureTraining:
+    """``leanrec train --architecture`` options on a CTR dataset that are not the trainer's."""
+
+    embedding_dim: int = 16
+    """Width of every field embedding of the rebuilt model."""
+
+
+@dataclass
+class RetrievalArchitectureTraining:
+    """``leanrec train --architecture`` options on a sequence dataset besides the trainer's."""
+
+    max_length: int = 50
+    """Window length ``N`` of the next-item split."""
+    negative_sampling: NegativeSampling = "uniform"
+    """Negatives of the sampled evaluation (``"uniform"`` or ``"popularity"``)."""
+
+    def __post_init__(self) -> None:
+        check_literals(self)
 
 
 def build_train_config(args: argparse.Namespace, extra: Sequence[str]) -> Any:
     """The :class:`~leanrec.api.TrainConfig` for ``leanrec train`` (options go to the trainer
     if it has a field of that name, else to the model)."""
     from leanrec.api import TrainConfig
-    from leanrec.models.registry import make_model_config
+    from leanrec.models.registry import model_class
     from leanrec.train.bpr import TrainerConfig
 
-    trainer_fields = {f.name for f in dataclasses.fields(TrainerConfig)}
-    trainer_options: dict[str, Any] = {}
-    model_options: dict[str, Any] = {}
-    for key, value in _parse_options(extra).items():
-        key = TRAINER_ALIASES.get(key, key)
-        if key in trainer_fields:
-            trainer_options[key] = value
-        else:
-            model_options[key] = value
-    make_model_config(args.model, model_options)  # fail now on an unknown option
+    model_config_class = model_class(args.model).config_class
+    trainer_options, model_options = route_options(
+        _parse_options(extra), [TrainerConfig, model_config_class], OPTION_ALIASES
+    )
+    trainer = build_config(TrainerConfig, trainer_options, base=TrainerConfig(seed=args.seed))
+    model_config = build_config(model_config_class, model_options)
     if args.resume and not args.run_dir:
         raise ValueError("--resume needs the --run-dir of the run to continue")
     run_dir = args.run_dir or str(
@@ -101,8 +124,8 @@ def build_train_config(args: argparse.Namespace, extra: Sequence[str]) -> Any:
         protocol=args.protocol,
         data_dir=args.data_dir,
         seed=args.seed,
-        model_options=model_options,
-        trainer=TrainerConfig(seed=args.seed, **trainer_options),
+        model_options={name: getattr(model_config, name) for name in model_options},
+        trainer=trainer,
         run_dir=run_dir,
         resume=args.resume,
     )
@@ -149,18 +172,19 @@ def _train_architecture(args: argparse.Namespace, extra: Sequence[str]) -> int:
     from leanrec.models.ctr.ameir import AMEIRModel, Architecture
     from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, evaluate_ctr
 
-    options = _parse_options(extra)
-    embedding_dim = int(options.pop("embedding_dim", 16))
-    fields = {f.name for f in dataclasses.fields(CTRTrainerConfig)}
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise ValueError(f"unknown training options {unknown}; known: {sorted(fields)}")
+    settings, config = build_configs(
+        _parse_options(extra),
+        [
+            CTRArchitectureTraining,
+            Target(CTRTrainerConfig, base=CTRTrainerConfig(seed=args.seed, num_threads=1)),
+        ],
+        OPTION_ALIASES,
+    )
     architecture = Architecture.load(args.architecture)
     dataset = "ml-1m-ctr" if args.dataset == "synthetic" else args.dataset
     split = load_behavior_dataset(dataset, args.data_dir)
     torch.manual_seed(args.seed)
-    model = AMEIRModel.from_architecture(split.feature_map, architecture, embedding_dim)
-    config = CTRTrainerConfig(**{"seed": args.seed, "num_threads": 1, **options})
+    model = AMEIRModel.from_architecture(split.feature_map, architecture, settings.embedding_dim)
     result = CTRTrainer(config).fit(model, split.train, split.valid)
     test = evaluate_ctr(model, split.test)
     run_dir = Path(args.run_dir or Path(args.runs) / f"{dataset}-{Path(args.architecture).stem}")
@@ -185,27 +209,27 @@ def _train_retrieval_architecture(args: argparse.Namespace, extra: Sequence[str]
     from leanrec.models.seq.searched import build_searched_model
     from leanrec.train.sequential import SequentialTrainer, SequentialTrainerConfig
 
-    options = _parse_options(extra)
-    negatives = str(options.pop("negative_sampling", "uniform"))
-    if negatives not in ("uniform", "popularity"):
-        raise ValueError(f"negative_sampling must be uniform or popularity, got {negatives!r}")
-    max_length = int(options.pop("max_length", 50))
-    fields = {f.name for f in dataclasses.fields(SequentialTrainerConfig)}
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise ValueError(f"unknown training options {unknown}; known: {sorted(fields)}")
+    settings, config = build_configs(
+        _parse_options(extra),
+        [
+            RetrievalArchitectureTraining,
+            Target(
+                SequentialTrainerConfig, base=SequentialTrainerConfig(seed=args.seed, num_threads=1)
+            ),
+        ],
+        OPTION_ALIASES,
+    )
     architecture = json.loads(Path(args.architecture).read_text())
     data = load_dataset(args.dataset, args.data_dir)
     if isinstance(data, tuple):
         raise ValueError(f"{args.dataset!r} is a train/test pair, not per-user sequences")
     split = NextItemSplit.from_interactions(
         data,
-        max_length,
-        negative_sampling="popularity" if negatives == "popularity" else "uniform",
+        settings.max_length,
+        negative_sampling=settings.negative_sampling,
         seed=args.seed,
     )
-    model = build_searched_model(split.n_items, architecture, max_length, seed=args.seed)
-    config = SequentialTrainerConfig(**{"seed": args.seed, "num_threads": 1, **options})
+    model = build_searched_model(split.n_items, architecture, settings.max_length, seed=args.seed)
     trainer = SequentialTrainer(model, split, config)
     result = trainer.fit()
     test = trainer.evaluate("test", "sampled").mean
@@ -221,7 +245,8 @@ def _train_retrieval_architecture(args: argparse.Namespace, extra: Sequence[str]
     )
     print(
         f"best epoch {result.best_epoch}: valid NDCG@5 {result.best_valid['ndcg@5']:.4f}; test "
-        f"HR@5 {test['hit@5']:.4f} NDCG@5 {test['ndcg@5']:.4f} ({negatives} negatives)"
+        f"HR@5 {test['hit@5']:.4f} NDCG@5 {test['ndcg@5']:.4f} "
+        f"({settings.negative_sampling} negatives)"
     )
     print(f"run directory: {run_dir}")
     return 0
@@ -275,46 +300,11 @@ def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
             f"unknown experiment {args.capability!r}; known: embedding-size, sketch, architecture"
         )
     from leanrec.search.embedding_size import CIESSConfig, EmbeddingSizeExperiment, run_experiment
-    from leanrec.search.embedding_size.baselines import PEPConfig
 
     if args.seeds is not None:
         raise ValueError("embedding-size runs one search: give --seed N, not --seeds")
-    options = _parse_options(extra)
-    split_seed = options.pop("split_seed", None)
-    # PEP baseline: --pep-max_epochs 10, --pep-l2 1e-3
-    pep_fields = {f.name for f in dataclasses.fields(PEPConfig)}
-    pep = PEPConfig(
-        **{
-            key[4:]: options.pop(key)
-            for key in list(options)
-            if key.startswith("pep_") and key[4:] in pep_fields
-        }
-    )
-    search = CIESSConfig()
-    # nested configs: --pretrain-epochs 50, --retrain-patience 2, --td3-hidden 128
-    for prefix in ("pretrain", "retrain", "td3"):
-        nested = getattr(search, prefix)
-        nested_fields = {f.name for f in dataclasses.fields(nested)}
-        changes = {
-            key[len(prefix) + 1 :]: options.pop(key)
-            for key in list(options)
-            if key.startswith(prefix + "_") and key[len(prefix) + 1 :] in nested_fields
-        }
-        if changes:
-            search = dataclasses.replace(search, **{prefix: dataclasses.replace(nested, **changes)})
-    fields = {f.name for f in dataclasses.fields(CIESSConfig)}
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise ValueError(f"unknown search options {unknown}; known: {sorted(fields)}")
-    for key in ("target_sparsities", "eval_ks"):
-        if key in options and not isinstance(options[key], tuple):
-            value = options[key]
-            options[key] = tuple(value) if isinstance(value, list) else (value,)
-    search = dataclasses.replace(search, **options)
-    if args.no_random_walk:
-        search = dataclasses.replace(search, random_walk=False)
     out = args.out or f"runs/embedding-size-{args.dataset}-{args.model}"
-    exp = EmbeddingSizeExperiment(
+    experiment = EmbeddingSizeExperiment(
         dataset=args.dataset,
         model=args.model,
         data_dir=args.data_dir,
@@ -322,12 +312,19 @@ def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
         methods=tuple(args.methods)
         if args.methods
         else ("ciess", "su", "sr", "popularity", "magprune", "pep", "esapn"),
-        search=search,
-        pep=pep,
         warm_start_init=args.warm_start_init,
         pruning_base=args.pruning_base,
-        split_seed=None if split_seed is None else int(split_seed),
     )
+    # --split_seed 7 and the PEP baseline's --pep-max_epochs 10 set the experiment; the rest
+    # the search, its nested configs included: --pretrain-epochs 50, --td3-hidden 128
+    experiment, search = build_configs(
+        _parse_options(extra),
+        [Target(EmbeddingSizeExperiment, experiment, only=("split_seed", "pep")), CIESSConfig],
+        OPTION_ALIASES,
+    )
+    if args.no_random_walk:
+        search = dataclasses.replace(search, random_walk=False)
+    exp = dataclasses.replace(experiment, search=search)
     summary = run_experiment(exp, log=lambda message: print(message, flush=True))
     print((Path(out) / "table.md").read_text())
     print(f"results: {Path(out) / 'results.json'}")
@@ -338,14 +335,7 @@ def _sketch_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
     from leanrec.search.sketch import METHODS, SketchConfig
     from leanrec.search.sketch.experiment import SketchExperiment, run_sketch_experiment
 
-    options = _parse_options(extra)
-    fields = {f.name for f in dataclasses.fields(SketchConfig)}
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise ValueError(f"unknown sketch options {unknown}; known: {sorted(fields)}")
-    if "rating_scale" in options and isinstance(options["rating_scale"], list):
-        options["rating_scale"] = tuple(options["rating_scale"])
-    config = SketchConfig(**options)
+    config = build_config(SketchConfig, _parse_options(extra), aliases=OPTION_ALIASES)
     methods = tuple(args.methods) if args.methods else METHODS
     out = args.out or f"runs/sketch-{args.dataset}"
     exp = SketchExperiment(
@@ -375,28 +365,25 @@ def _architecture_experiment(args: argparse.Namespace, extra: Sequence[str]) -> 
 
     if args.dataset in RETRIEVAL_DATASETS:
         return _retrieval_experiment(args, extra)
-    options = _parse_options(extra)
-    baseline_epochs = int(options.pop("baseline_epochs", 8))
-    random_budget = str(options.pop("random_budget", "seconds"))
-    fields = {f.name for f in dataclasses.fields(ArchitectureSearchConfig)}
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise ValueError(f"unknown architecture search options {unknown}; known: {sorted(fields)}")
-    if isinstance(options.get("predefined_mlp"), list):
-        options["predefined_mlp"] = tuple(options["predefined_mlp"])
     dataset = "ml-1m-ctr" if args.dataset == "ml-1m" else args.dataset
     out = args.out or f"runs/architecture-{dataset}"
-    exp = ArchitectureExperiment(
+    experiment = ArchitectureExperiment(
         dataset=dataset,
         data_dir=args.data_dir,
         out_dir=out,
         baselines=tuple(args.baselines) if args.baselines is not None else HAND_DESIGNED,
         methods=tuple(args.methods) if args.methods else NAS_METHODS,
         seeds=tuple(args.seeds or DEFAULT_SEEDS),
-        baseline_epochs=baseline_epochs,
-        random_budget=random_budget,
-        config=ArchitectureSearchConfig(**options),
     )
+    experiment, search = build_configs(
+        _parse_options(extra),
+        [
+            Target(ArchitectureExperiment, experiment, only=("baseline_epochs", "random_budget")),
+            ArchitectureSearchConfig,
+        ],
+        OPTION_ALIASES,
+    )
+    exp = dataclasses.replace(experiment, config=search)
     summary = run_architecture_experiment(exp, log=lambda message: print(message, flush=True))
     print((Path(out) / "table.md").read_text())
     print(f"results: {Path(out) / 'results.json'}")
@@ -416,26 +403,22 @@ def _retrieval_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int
         run_retrieval_experiment,
     )
 
-    options = _parse_options(extra)
-    experiment_keys = {"baseline_epochs", "baseline_seconds", "negative_sampling", "max_length"}
-    experiment_options = {key: options.pop(key) for key in experiment_keys if key in options}
-    fields = {f.name for f in dataclasses.fields(RetrievalSearchConfig)}
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise ValueError(
-            f"unknown retrieval search options {unknown}; known: {sorted(fields | experiment_keys)}"
-        )
     out = args.out or f"runs/architecture-{args.dataset}"
-    exp = RetrievalExperiment(
+    experiment = RetrievalExperiment(
         dataset=args.dataset,
         data_dir=args.data_dir,
         out_dir=out,
         baselines=tuple(args.baselines) if args.baselines is not None else RETRIEVAL_BASELINES,
         methods=tuple(args.methods) if args.methods else RETRIEVAL_METHODS,
         seeds=tuple(args.seeds or DEFAULT_SEEDS),
-        config=RetrievalSearchConfig(**options),
-        **experiment_options,
     )
+    experiment_fields = ("baseline_epochs", "baseline_seconds", "negative_sampling", "max_length")
+    experiment, search = build_configs(
+        _parse_options(extra),
+        [Target(RetrievalExperiment, experiment, only=experiment_fields), RetrievalSearchConfig],
+        OPTION_ALIASES,
+    )
+    exp = dataclasses.replace(experiment, config=search)
     summary = run_retrieval_experiment(exp, log=lambda message: print(message, flush=True))
     print((Path(out) / "table.md").read_text())
     print(f"results: {Path(out) / 'results.json'}")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from leanrec.models.ctr.ameir.architecture import check_readout
-from leanrec.train.pointwise import LR_SCHEDULES
+from leanrec.options import check_literals
 
 
 @dataclass
@@ -94,7 +95,7 @@ class ArchitectureSearchConfig:
     the fields without an interaction."""
     learning_rate: float = 1e-3
     """Adam step size of the one-shot models and of the retraining."""
-    one_shot_schedule: str = "constant"
+    one_shot_schedule: Literal["constant", "cosine"] = "constant"
     """Step size of each one-shot model over its training: ``"constant"``, or ``"cosine"``,
     one cosine decay to zero over the step's whole one-shot budget, shared by Step 2's cycles
     (paper: "a single cosine schedule is introduced for learning rate decay")."""
@@ -110,7 +111,7 @@ class ArchitectureSearchConfig:
     max_parameters: int | None = None
     """Children with more parameters are never sampled in Step 3 (the issue asks for no more
     parameters than the best hand-designed baseline); None: no limit."""
-    executor: str = "serial"
+    executor: Literal["serial", "ray"] = "serial"
     """Where children are scored, and random search's children on a sample budget trained
     (``leanrec.runner.make_executor``): ``"serial"``, in this process, or ``"ray"``, one Ray
     task per child (needs the ``ray`` extra; a local cluster unless ``RAY_ADDRESS`` is set).
@@ -125,6 +126,7 @@ class ArchitectureSearchConfig:
     """Show progress bars (None: only when stderr is a terminal)."""
 
     def __post_init__(self) -> None:
+        check_literals(self)
         self.readout = check_readout(self.readout)
         if self.behavior_blocks < 0 or self.mlp_layers < 1:
             raise ValueError("behavior_blocks must be >= 0 and mlp_layers >= 1")
@@ -136,12 +138,6 @@ class ArchitectureSearchConfig:
             raise ValueError(
                 f"largest_child_share must lie in [0, 1], got {self.largest_child_share}"
             )
-        if self.one_shot_schedule not in LR_SCHEDULES:
-            raise ValueError(
-                f"one_shot_schedule must be one of {LR_SCHEDULES}, got {self.one_shot_schedule!r}"
-            )
-        if self.executor not in ("serial", "ray"):
-            raise ValueError(f"executor must be 'serial' or 'ray', got {self.executor!r}")
         if self.probe_children < 1:
             raise ValueError(f"probe_children must be >= 1, got {self.probe_children}")
         if self.supernet_epochs <= 0:

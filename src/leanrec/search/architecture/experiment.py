@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from leanrec.data.behavior import BehaviorSamples, BehaviorSplit
 from leanrec.data.registry import load_behavior_dataset
 from leanrec.models.ctr import build_ctr_model
 from leanrec.models.ctr.base import CTRModel
+from leanrec.options import check_literals
 from leanrec.search.architecture.baselines import (
     random_search_from_scratch,
     single_stage_one_shot,
@@ -42,10 +43,6 @@ HAND_DESIGNED: tuple[str, ...] = ("dnn", "wide_deep", "deepfm", "xdeepfm", "din"
 NAS_METHODS: tuple[str, ...] = ("ameir", "one_shot", "random")
 """``ameir``: three-step search; ``one_shot``: single-stage one-shot random search;
 ``random``: random search with training from scratch."""
-
-
-RANDOM_BUDGETS: tuple[str, ...] = ("seconds", "samples")
-"""How random search's budget is matched to AMEIR's (``ArchitectureExperiment.random_budget``)."""
 
 
 @dataclass
@@ -62,7 +59,7 @@ class ArchitectureExperiment:
     """Maximum epochs of a hand-designed baseline (early stopping, patience 2)."""
     parameter_budget: bool = True
     """Cap the searched models at the best baseline's parameter count."""
-    random_budget: str = "seconds"
+    random_budget: Literal["seconds", "samples"] = "seconds"
     """What random search from scratch gets of AMEIR's search at the same seed: ``"seconds"``,
     its wall time (depends on how busy the machine is), or ``"samples"``, as many training
     samples as AMEIR's one-shot models saw (:func:`one_shot_samples`; the same on any
@@ -70,10 +67,7 @@ class ArchitectureExperiment:
     config: ArchitectureSearchConfig = field(default_factory=ArchitectureSearchConfig)
 
     def __post_init__(self) -> None:
-        if self.random_budget not in RANDOM_BUDGETS:
-            raise ValueError(
-                f"random_budget must be one of {RANDOM_BUDGETS}, got {self.random_budget!r}"
-            )
+        check_literals(self)
 
 
 class RowStore:

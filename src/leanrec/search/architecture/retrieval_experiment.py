@@ -29,6 +29,7 @@ from leanrec.data.registry import load_dataset
 from leanrec.data.sequential import NegativeSampling, NextItemSplit
 from leanrec.models.seq import build_next_item_model
 from leanrec.models.seq.base import NextItemModel
+from leanrec.options import check_literals
 from leanrec.search.architecture.experiment import RowStore, experiment_json, summarise
 from leanrec.search.architecture.retrieval import RetrievalSearchConfig, search_retrieval
 from leanrec.train.sequential import (
@@ -58,6 +59,9 @@ class RetrievalExperiment:
     baseline_seconds: float | None = None
     """Wall-clock budget per baseline (None: none)."""
     config: RetrievalSearchConfig = field(default_factory=RetrievalSearchConfig)
+
+    def __post_init__(self) -> None:
+        check_literals(self)
 
 
 def inference_users_per_second(model: NextItemModel, split: NextItemSplit) -> float:
