@@ -24,7 +24,14 @@ from leanrec.data.interactions import Interactions
 from leanrec.evaluate import FullRankingEvaluator, RankingResult
 from leanrec.models.base import Recommender
 from leanrec.runner.progress import progress
-from leanrec.train.loop import EpochHook, EpochLoop, EpochOutcome, LoopConfig
+from leanrec.train.loop import (
+    EpochHook,
+    EpochLoop,
+    EpochOutcome,
+    LoopConfig,
+    TrainResult,
+    validation_entries,
+)
 from leanrec.train.sampling import NegativeSampler
 
 
@@ -117,7 +124,7 @@ def learning_rate_at(history: list[dict[str, float]], config: TrainerConfig, epo
     """The learning rate epoch ``epoch`` of a run trained with: ``learning_rate`` times
     ``lr_decay`` for every evaluation before that epoch that did not improve ``valid_metric`` by
     more than ``min_delta``, outside the ``min_epochs`` warm-up (the rule of
-    :meth:`BPRTrainer.fit`, read back from its ``history``)."""
+    :class:`~leanrec.train.loop.EpochLoop`, read back from its ``history``)."""
     key = f"valid_{config.valid_metric or 'ndcg@20'}"
     rate, reference = config.learning_rate, -math.inf
     for record in history:
@@ -128,23 +135,6 @@ def learning_rate_at(history: list[dict[str, float]], config: TrainerConfig, epo
         elif config.lr_decay < 1.0 and record["epoch"] > config.min_epochs:
             rate *= config.lr_decay
     return rate
-
-
-@dataclass
-class TrainResult:
-    """What a training run produced."""
-
-    best_epoch: int
-    best_valid: dict[str, float]
-    history: list[dict[str, float]]
-    seconds: float
-    epochs_run: int
-    stopped_early: bool
-    stop_reason: str = "epochs"
-    """``"epochs"``, ``"patience"`` (early stopping) or ``"time budget"``."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class BPRTrainer(EpochLoop[Recommender]):
@@ -247,31 +237,12 @@ class BPRTrainer(EpochLoop[Recommender]):
     # ------------------------------------------------------------------ loop
     def fit(self, resume: bool = False) -> TrainResult:
         """Train until ``max_epochs`` or early stopping; restores the best-validation weights."""
-        cfg = self.config
-        rules = LoopConfig(
-            max_epochs=cfg.max_epochs,
-            patience=cfg.patience,
-            metric=f"valid_{cfg.valid_metric}",
-            eval_every=cfg.eval_every,
-            min_delta=cfg.min_delta,
-            min_epochs=cfg.min_epochs,
-            lr_decay=cfg.lr_decay,
-            max_seconds=cfg.max_seconds,
-            validate_initial=cfg.validate_initial,
+        rules = LoopConfig.matching(
+            self.config,
+            metric=f"valid_{self.config.valid_metric}",
             has_validation=self.validator is not None,
-            num_threads=cfg.num_threads,
-            seed=cfg.seed,
         )
-        run = self.run_epochs(rules, resume)
-        return TrainResult(
-            best_epoch=run.best_epoch,
-            best_valid=run.best_valid,
-            history=run.history,
-            seconds=run.seconds,
-            epochs_run=run.epochs_run,
-            stopped_early=run.stop_reason != "epochs",
-            stop_reason=run.stop_reason,
-        )
+        return self.run_epochs(rules, resume)
 
     def train_step(self, epoch: int) -> EpochOutcome:
         return EpochOutcome(self.train_epoch(epoch))
@@ -285,7 +256,7 @@ class BPRTrainer(EpochLoop[Recommender]):
                 f"valid_metric {self.config.valid_metric!r} is not computed; "
                 f"available: {sorted(result.mean)}"
             )
-        return {**{f"valid_{k}": v for k, v in result.mean.items()}, "eval_seconds": result.seconds}
+        return validation_entries(result.mean, result.seconds)
 
     def checkpoint_extra(self) -> dict[str, Any]:
         return {"config": asdict(self.config)}

@@ -38,8 +38,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
@@ -90,6 +90,17 @@ class LoopConfig:
     seed: int = 2024
     """Seeds torch's generator at the start of the run (a resume then restores its state)."""
 
+    @classmethod
+    def matching(cls, trainer_config: Any, **settings: Any) -> LoopConfig:
+        """The rules a trainer config states in fields of the same names as these (the three
+        trainer configs name ``max_epochs``, ``patience``, ``max_seconds`` … alike), then
+        ``settings``, for the rest (``metric``) and the trainer's fixed choices."""
+        names = {f.name for f in fields(cls)} - set(settings)
+        own = {
+            name: getattr(trainer_config, name) for name in names if hasattr(trainer_config, name)
+        }
+        return cls(**own, **settings)
+
 
 @dataclass
 class EpochOutcome:
@@ -104,17 +115,30 @@ class EpochOutcome:
 
 
 @dataclass
-class LoopResult:
-    """What :meth:`EpochLoop.run_epochs` ends with (the model holds the best weights)."""
+class TrainResult:
+    """What a training run produced (the model then holds the weights of ``best_epoch``)."""
 
     best_epoch: int
     best_valid: dict[str, float]
-    """The ``valid_*`` entries of the best epoch's record, without the prefix."""
-    history: list[dict[str, float]] = field(repr=False)
+    """The validation metrics of ``best_epoch`` (its record's ``valid_*`` entries)."""
+    history: list[dict[str, float]]
+    """One record per epoch (epoch 0: the starting weights' validation)."""
     seconds: float
     epochs_run: int
-    stop_reason: str
+    stopped_early: bool
+    stop_reason: str = "epochs"
     """``"epochs"``, ``"patience"`` (early stopping) or ``"time budget"``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def validation_entries(metrics: Mapping[str, float], seconds: float | None) -> dict[str, float]:
+    """The record entries of one validation: ``valid_<metric>`` and, if given, ``eval_seconds``."""
+    entries = {f"valid_{name}": value for name, value in metrics.items()}
+    if seconds is not None:
+        entries["eval_seconds"] = seconds
+    return entries
 
 
 class EpochLoop(Generic[ModelT]):
@@ -160,7 +184,7 @@ class EpochLoop(Generic[ModelT]):
         """Called after the loop loads weights into the model (a resume, the best epoch)."""
 
     # ------------------------------------------------------------------ the loop
-    def run_epochs(self, rules: LoopConfig, resume: bool = False) -> LoopResult:
+    def run_epochs(self, rules: LoopConfig, resume: bool = False) -> TrainResult:
         """Train until ``max_epochs``, patience or the time budget (see the module docstring)."""
         self.loop_config = rules
         state = start_run(rules.num_threads, rules.seed, self.checkpoint_path, resume)
@@ -206,12 +230,13 @@ class EpochLoop(Generic[ModelT]):
         else:
             self.best_epoch = epoch
         best = next((r for r in self.history if r["epoch"] == self.best_epoch), {})
-        return LoopResult(
+        return TrainResult(
             best_epoch=self.best_epoch,
             best_valid={k[6:]: v for k, v in best.items() if k.startswith("valid_")},
             history=self.history,
             seconds=time.perf_counter() - began,
             epochs_run=epoch,
+            stopped_early=stop_reason != "epochs",
             stop_reason=stop_reason,
         )
 

@@ -33,7 +33,7 @@ from leanrec.evaluate.pointwise import auc, log_loss
 from leanrec.models.ctr.base import CTRModel
 from leanrec.runner.progress import progress
 from leanrec.train.bpr import TrainingError
-from leanrec.train.loop import EpochHook, EpochLoop, EpochOutcome, LoopConfig
+from leanrec.train.loop import EpochHook, EpochLoop, EpochOutcome, LoopConfig, validation_entries
 
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 
@@ -246,18 +246,12 @@ class CTRTrainer:
         if len(train) == 0:
             raise ValueError("cannot train on an empty training set")
         has_valid = valid is not None and len(valid) > 0
-        rules = LoopConfig(
-            max_epochs=cfg.max_epochs,
-            patience=cfg.patience,
+        rules = LoopConfig.matching(
+            cfg,
             metric="valid_auc",
-            min_delta=cfg.min_delta,
-            max_seconds=cfg.max_seconds,
-            validate_initial=cfg.validate_initial,
             has_validation=has_valid,
             best_needs_min_delta=True,
             budget_check="end_of_epoch",
-            num_threads=cfg.num_threads,
-            seed=cfg.seed,
         )
         fit = _CTRFit(self, model, train, valid if has_valid else None)
         run = fit.run_epochs(rules)
@@ -321,10 +315,7 @@ class _CTRFit(EpochLoop[CTRModel]):
             return {}
         began = time.perf_counter()
         metrics = evaluate_ctr(self.model, self.valid, self.trainer.config.eval_batch_size)
-        entries = {f"valid_{k}": v for k, v in metrics.items()}
-        if epoch > 0:
-            entries["eval_seconds"] = time.perf_counter() - began
-        return entries
+        return validation_entries(metrics, time.perf_counter() - began if epoch > 0 else None)
 
 
 __all__ = [

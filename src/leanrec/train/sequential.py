@@ -48,8 +48,15 @@ from leanrec.evaluate.full_ranking import RankingResult
 from leanrec.evaluate.sampled import evaluate_full, evaluate_sampled
 from leanrec.models.seq.base import NextItemModel
 from leanrec.runner.progress import progress
-from leanrec.train.bpr import TrainingError, TrainResult
-from leanrec.train.loop import EpochHook, EpochLoop, EpochOutcome, LoopConfig
+from leanrec.train.bpr import TrainingError
+from leanrec.train.loop import (
+    EpochHook,
+    EpochLoop,
+    EpochOutcome,
+    LoopConfig,
+    TrainResult,
+    validation_entries,
+)
 
 SequenceLoss = Literal["bce", "sampled_softmax"]
 Batching = Literal["random", "by_length"]
@@ -358,26 +365,8 @@ class SequentialTrainer(EpochLoop[NextItemModel]):
     # ------------------------------------------------------------------ loop
     def fit(self, resume: bool = False) -> TrainResult:
         """Train until ``max_epochs``, patience or the time budget; restores the best state."""
-        cfg = self.config
-        rules = LoopConfig(
-            max_epochs=cfg.max_epochs,
-            patience=cfg.patience,
-            metric=f"valid_{cfg.valid_metric}",
-            eval_every=cfg.eval_every,
-            max_seconds=cfg.max_seconds,
-            num_threads=cfg.num_threads,
-            seed=cfg.seed,
-        )
-        run = self.run_epochs(rules, resume)
-        return TrainResult(
-            best_epoch=run.best_epoch,
-            best_valid=run.best_valid,
-            history=run.history,
-            seconds=run.seconds,
-            epochs_run=run.epochs_run,
-            stopped_early=run.stop_reason != "epochs",
-            stop_reason=run.stop_reason,
-        )
+        rules = LoopConfig.matching(self.config, metric=f"valid_{self.config.valid_metric}")
+        return self.run_epochs(rules, resume)
 
     def train_step(self, epoch: int) -> EpochOutcome:
         return EpochOutcome(self.train_epoch(epoch))
@@ -385,7 +374,7 @@ class SequentialTrainer(EpochLoop[NextItemModel]):
     def validate_step(self, epoch: int) -> dict[str, float]:
         """Validation on the sampled protocol (a one-shot model's trainer validates nothing)."""
         result = self.evaluate("valid", "sampled")
-        return {**{f"valid_{k}": v for k, v in result.mean.items()}, "eval_seconds": result.seconds}
+        return validation_entries(result.mean, result.seconds)
 
     def checkpoint_extra(self) -> dict[str, Any]:
         return {"config": asdict(self.config)}
