@@ -1,4 +1,5 @@
-"""ML-1M CTR samples with behaviour sequences (``leanrec.data.behavior``).
+"""ML-1M CTR samples with behaviour sequences (``leanrec.data.behavior`` and
+``leanrec.data.loaders.movielens_ctr``).
 
 A hand-written 4-user dataset pins every array exactly (history content and right alignment,
 tie order, labels, split membership, zip prefix, year, genre table); the real ml-1m-partial copy
@@ -19,17 +20,16 @@ import torch
 
 from leanrec.data import registry
 from leanrec.data.behavior import (
-    ML1M_CTR_FIELDS,
     BehaviorSamples,
     BehaviorSplit,
     FeatureMap,
     FieldSpec,
-    build_movielens_ctr,
     right_aligned_history,
     temporal_split_counts,
 )
 from leanrec.data.errors import DataError
 from leanrec.data.loaders import load_movielens_1m, read_ml1m_movies
+from leanrec.data.loaders.movielens_ctr import ML1M_CTR_FIELDS, build_movielens_ctr
 from leanrec.data.registry import load_behavior_dataset, load_dataset
 
 # ---------------------------------------------------------------------------------- tiny data
@@ -500,7 +500,7 @@ def test_shared_full_ml1m_copy_is_refused_clearly(shared_data: Path) -> None:
     if (shared_data / "movielens-1m-ratings" / "users.dat").is_file():  # pragma: no cover
         pytest.skip("a full GroupLens ML-1M is installed there")
     with pytest.raises(DataError, match=r"users\.dat.*missing file") as err:
-        build_movielens_ctr(shared_data, source="ml-1m", cache=False)
+        build_movielens_ctr(registry.dataset_path("ml-1m", shared_data), cache=False)
     assert err.value.path == shared_data / "movielens-1m-ratings" / "users.dat"
 
 

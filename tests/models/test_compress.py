@@ -20,6 +20,7 @@ from leanrec.models.compress import (
     set_entity_sizes,
     use_masked_tables,
 )
+from leanrec.models.registry import load_ranking_model
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +110,7 @@ def test_masked_model_checkpoint_round_trip(tmp_path: Path, small_data: Interact
     model, _, _ = sized_model("neumf", small_data)
     model.eval()
     path = model.save(tmp_path / "m.pt")
-    loaded = Recommender.load(path)
+    loaded = load_ranking_model(path)
     assert all(isinstance(t, MaskedEmbedding) for t in loaded.embedding_tables().values())
     users = torch.arange(small_data.n_users)
     assert torch.equal(loaded.score_all(users), model.score_all(users))

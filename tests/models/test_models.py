@@ -13,6 +13,7 @@ from leanrec.data.interactions import Interactions
 from leanrec.embeddings import FullEmbedding
 from leanrec.models import MODELS, Recommender, build_model
 from leanrec.models.graph import normalized_adjacency
+from leanrec.models.registry import load_ranking_model
 
 MODEL_NAMES = ["mf", "neumf", "ngcf", "lightgcn"]
 
@@ -93,7 +94,7 @@ def test_save_load_round_trip(model: Recommender, tmp_path: Path) -> None:
     path = model.save(tmp_path / "model.pt")
     state = torch.load(path, weights_only=True)  # plain tensors and values only
     assert state["model"] == model.name
-    loaded = Recommender.load(path)
+    loaded = load_ranking_model(path)
     model.eval()
     loaded.eval()
     users = torch.arange(12)
@@ -160,7 +161,7 @@ def test_lightgcn_gradient_matches_autograd_through_dense(small_data: Interactio
 
 def test_graph_is_rebuilt_on_load(tmp_path: Path, small_data: Interactions) -> None:
     model = build_model("lightgcn", small_data, {"embedding_dim": 4})
-    loaded = Recommender.load(model.save(tmp_path / "m.pt"))
+    loaded = load_ranking_model(model.save(tmp_path / "m.pt"))
     assert loaded.graph is not None
     diff = loaded.graph.matrix - model.graph.matrix
     assert abs(sp.csr_matrix(diff)).sum() < 1e-6

@@ -6,7 +6,7 @@ does not import torch:
 * :class:`~leanrec.data.behavior.FieldSpec`, :class:`~leanrec.data.behavior.FeatureMap`,
   :class:`~leanrec.data.behavior.BehaviorSamples`, :class:`~leanrec.data.behavior.BehaviorBatch`,
   :class:`~leanrec.data.behavior.BehaviorSplit`;
-* :func:`~leanrec.data.behavior.build_movielens_ctr` and
+* :func:`~leanrec.data.loaders.movielens_ctr.build_movielens_ctr` and
   :func:`~leanrec.data.registry.load_behavior_dataset` (``"ml-1m-ctr"``).
 """
 
@@ -21,7 +21,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "BehaviorSplit": "leanrec.data.behavior",
     "FeatureMap": "leanrec.data.behavior",
     "FieldSpec": "leanrec.data.behavior",
-    "build_movielens_ctr": "leanrec.data.behavior",
+    "build_movielens_ctr": "leanrec.data.loaders.movielens_ctr",
     "temporal_split_counts": "leanrec.data.behavior",
     "load_behavior_dataset": "leanrec.data.registry",
 }

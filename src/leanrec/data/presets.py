@@ -9,8 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from leanrec.data import splits
 from leanrec.data.errors import DataError
 from leanrec.data.interactions import Interactions, Split
+from leanrec.data.registry import load_dataset
+from leanrec.data.synthetic import make_synthetic
 
 
 @dataclass(frozen=True)
@@ -103,11 +106,7 @@ def load_interactions(
 ) -> Interactions | tuple[Interactions, Interactions]:
     """Raw interactions of ``dataset`` (``"synthetic"`` needs no files)."""
     if dataset == "synthetic":
-        from leanrec.data.synthetic import make_synthetic
-
         return make_synthetic(seed=seed)
-    from leanrec.data.registry import load_dataset
-
     return load_dataset(dataset, data_dir)
 
 
@@ -118,8 +117,6 @@ def prepare_split(
     seed: int = 2024,
 ) -> tuple[Split, Protocol]:
     """Load ``dataset`` and split it by ``protocol`` (its default protocol if ``None``)."""
-    from leanrec.data import splits
-
     if protocol is None:
         protocol = DEFAULT_PROTOCOL.get(dataset, "default")
     proto = get_protocol(protocol) if isinstance(protocol, str) else protocol

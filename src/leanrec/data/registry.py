@@ -34,12 +34,11 @@ from leanrec.data.loaders import (
     load_movielens_100k,
     load_user_sequences,
 )
+from leanrec.data.locations import ENV_VAR, resolve_data_dir
+from leanrec.data.locations import user_cache_dir as user_cache_dir
 
-if TYPE_CHECKING:  # behavior imports torch; loaded only when a behaviour dataset is asked for
+if TYPE_CHECKING:  # behaviour data import torch: loaded only when asked for
     from leanrec.data.behavior import BehaviorSplit
-
-ENV_VAR = "LEANREC_DATA"
-"""Environment variable naming the data directory (the folder that holds the dataset folders)."""
 
 DatasetKind = Literal["ranking", "sequence", "ctr"]
 LoaderName = Literal["movielens-100k", "movielens-1m", "lightgcn", "sequences", "criteo", "avazu"]
@@ -263,7 +262,7 @@ BEHAVIOR_DATASETS: dict[str, BehaviorDatasetInfo] = {
             source="ml-1m-partial",
             description="ML-1M ratings as CTR samples (label rating >= 4) with user/movie "
             "fields, genres and the previous 50 rated items; per-user temporal 80/10/10 split "
-            "(see leanrec.data.behavior.build_movielens_ctr).",
+            "(see leanrec.data.loaders.movielens_ctr.build_movielens_ctr).",
         ),
     )
 }
@@ -271,25 +270,6 @@ BEHAVIOR_DATASETS: dict[str, BehaviorDatasetInfo] = {
 
 
 # ------------------------------------------------------------------------------ locations
-def user_cache_dir() -> Path:
-    """The per-user leanrec cache: ``$XDG_CACHE_HOME/leanrec`` (``~/.cache/leanrec`` when
-    ``XDG_CACHE_HOME`` is unset). Nothing is created."""
-    cache_home = os.environ.get("XDG_CACHE_HOME", "")
-    base = Path(cache_home).expanduser() if cache_home else Path.home() / ".cache"
-    return base / "leanrec"
-
-
-def resolve_data_dir(explicit: str | Path | None = None) -> Path:
-    """The data directory: ``explicit`` > ``$LEANREC_DATA`` > :func:`user_cache_dir`
-    (``$XDG_CACHE_HOME/leanrec``, ``~/.cache/leanrec`` when unset). Nothing is created."""
-    if explicit is not None and str(explicit) != "":
-        return Path(explicit).expanduser()
-    from_env = os.environ.get(ENV_VAR, "")
-    if from_env:
-        return Path(from_env).expanduser()
-    return user_cache_dir()
-
-
 def dataset_info(name: str) -> DatasetInfo:
     """The :class:`DatasetInfo` of ``name``; :class:`DataError` listing known names otherwise."""
     try:
@@ -417,7 +397,7 @@ def load_behavior_dataset(
         data_dir: the data directory holding the source dataset's folder.
         **options: passed to the builder, e.g. ``max_history``, ``valid_fraction``,
             ``test_fraction``, ``cache_dir`` (see
-            :func:`leanrec.data.behavior.build_movielens_ctr`).
+            :func:`leanrec.data.loaders.movielens_ctr.build_movielens_ctr`).
 
     Raises:
         DataError: unknown name (listing the known ones), or the builder's errors.
@@ -425,10 +405,11 @@ def load_behavior_dataset(
     if name not in BEHAVIOR_DATASETS:
         known = ", ".join(sorted(BEHAVIOR_DATASETS))
         raise DataError(f"unknown behaviour dataset {name!r}; known: {known}")
-    from leanrec.data.behavior import build_movielens_ctr
+    # imported here, not above: it imports torch, which the other datasets do not need
+    from leanrec.data.loaders.movielens_ctr import build_movielens_ctr
 
     info = BEHAVIOR_DATASETS[name]
-    return build_movielens_ctr(data_dir, source=info.source, name=info.name, **options)
+    return build_movielens_ctr(dataset_path(info.source, data_dir), name=info.name, **options)
 
 
 def _main_file(info: DatasetInfo) -> str:

@@ -202,19 +202,12 @@ class Recommender(nn.Module, ABC):
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write :meth:`checkpoint` to ``path`` (a ``.pt`` file)."""
+        """Write :meth:`checkpoint` to ``path`` (a ``.pt`` file; read it back with
+        :func:`leanrec.models.load_model`)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(self.checkpoint(), path)
         return path
-
-    @staticmethod
-    def load(path: str | Path) -> Recommender:
-        """Rebuild a saved model (any registered kind) with its weights and seen items."""
-        from leanrec.models.registry import model_from_checkpoint
-
-        state = torch.load(Path(path), map_location="cpu", weights_only=True)
-        return model_from_checkpoint(state)
 
     def after_load(self) -> None:
         """Hook run after weights and seen items are restored (graph models rebuild here)."""

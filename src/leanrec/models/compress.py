@@ -21,6 +21,7 @@ import torch
 from leanrec.data.errors import DataError
 from leanrec.embeddings import EmbeddingTable, MaskedEmbedding, RaggedEmbedding
 from leanrec.models.base import CHECKPOINT_FORMAT, Recommender
+from leanrec.models.registry import model_from_checkpoint
 
 COMPRESSED_FORMAT = "leanrec.compressed/1"
 
@@ -152,8 +153,6 @@ def save_compressed(
 def load_compressed(path: str | Path) -> tuple[Recommender, np.ndarray | None, np.ndarray | None]:
     """Load a file written by :func:`save_compressed`: ``(model, user_ids, item_ids)``."""
     from safetensors import safe_open
-
-    from leanrec.models.registry import model_from_checkpoint
 
     path = Path(path)
     if not path.is_file():

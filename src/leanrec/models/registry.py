@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -81,3 +82,9 @@ def model_from_checkpoint(state: dict[str, Any]) -> Recommender:
     model.load_state_dict(weights)
     model.after_load()
     return model
+
+
+def load_ranking_model(path: str | Path) -> Recommender:
+    """Load a model written by :meth:`Recommender.save` (weights and seen items)."""
+    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    return model_from_checkpoint(state)
