@@ -81,7 +81,7 @@ def main() -> None:
     config = json.loads((run / "config.json").read_text())
     search = config["search"]
     seed, max_dim = search["seed"], search["max_dim"]
-    retrain_cfg = TrainerConfig(**{**search["retrain"], "progress": False})
+    retrain_cfg = TrainerConfig.from_dict({**search["retrain"], "progress": False})
     split, _ = prepare_split(config["dataset"], config["protocol"], args.data_dir, seed)
     warm = model_from_checkpoint(load_checkpoint(run / "warm_start.pt"))
     warm.eval()

@@ -46,7 +46,7 @@ def main() -> None:
     else:
         users, items = uniform_sizes(n_users, n_items, search["max_dim"], args.target)
     trainer = dataclasses.replace(
-        TrainerConfig(**search["retrain"]),
+        TrainerConfig.from_dict(search["retrain"]),
         max_seconds=args.seconds,
         patience=args.patience or search["retrain"]["patience"],
         num_threads=1,

@@ -42,8 +42,7 @@ def main() -> None:
     config = json.loads((args.run_dir / "config.json").read_text())
     history: list[dict[str, float]] = json.loads((args.run_dir / "history.json").read_text())
     selected = json.loads((args.run_dir / "metrics.json").read_text())
-    known = TrainerConfig.__dataclass_fields__
-    trainer = TrainerConfig(**{k: v for k, v in config["trainer"].items() if k in known})
+    trainer = TrainerConfig.from_dict(config["trainer"], drop_unknown=True)
     if args.threads:
         trainer.num_threads = args.threads
     split, _ = prepare_split(config["dataset"], config["protocol"], str(data_dir()), config["seed"])

@@ -278,3 +278,15 @@ def test_validate_initial_is_not_repeated_by_a_resume(split: Split, tmp_path: Pa
     resumed = scripted_trainer(split, config, [0.55, 0.3], checkpoint_path=path).fit(resume=True)
     assert [r["epoch"] for r in resumed.history] == [0, 1, 2, 3]
     assert resumed.best_epoch == 2 and resumed.best_valid == {"ndcg@20": 0.55}
+
+
+def test_a_saved_config_with_the_old_epochs_key_still_loads() -> None:
+    saved = dataclasses.asdict(TrainerConfig(max_epochs=7, patience=3))
+    saved["epochs"] = saved.pop("max_epochs")  # a config.json written before the rename
+    with pytest.warns(DeprecationWarning, match="'epochs' is now 'max_epochs'"):
+        loaded = TrainerConfig.from_dict(saved)
+    assert loaded == TrainerConfig(max_epochs=7, patience=3)
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="no_such_field"):
+        TrainerConfig.from_dict({**saved, "no_such_field": 1})
+    with pytest.warns(DeprecationWarning):
+        assert TrainerConfig.from_dict({**saved, "no_such_field": 1}, drop_unknown=True) == loaded

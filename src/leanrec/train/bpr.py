@@ -12,7 +12,9 @@ Model selection uses the validation split only.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +120,27 @@ class TrainerConfig:
     them; they also set the mark ``patience`` and ``lr_decay`` count from. For fine-tuning
     weights that are already trained (a warm start under a new mask); from a random start it
     only costs one evaluation."""
+
+    @classmethod
+    def from_dict(cls, saved: Mapping[str, Any], drop_unknown: bool = False) -> TrainerConfig:
+        """The config a run saved (``asdict`` in its ``config.json``). Keys of fields renamed
+        since (:data:`RENAMED_FIELDS`) are read under the new name with a DeprecationWarning;
+        other unknown keys are an error unless ``drop_unknown``."""
+        values = dict(saved)
+        for old, new in RENAMED_FIELDS.items():
+            if old in values:
+                warnings.warn(
+                    f"trainer config key {old!r} is now {new!r}", DeprecationWarning, stacklevel=2
+                )
+                values.setdefault(new, values.pop(old))
+        if drop_unknown:
+            known = {f.name for f in fields(cls)}
+            values = {key: value for key, value in values.items() if key in known}
+        return cls(**values)
+
+
+RENAMED_FIELDS = {"epochs": "max_epochs"}
+"""Old :class:`TrainerConfig` keys of saved runs -> today's field names."""
 
 
 def learning_rate_at(history: list[dict[str, float]], config: TrainerConfig, epoch: int) -> float:
