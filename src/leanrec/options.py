@@ -46,6 +46,7 @@ __all__ = [
     "build_configs",
     "check_literals",
     "check_value",
+    "field_types",
     "route_options",
 ]
 
