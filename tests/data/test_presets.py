@@ -73,6 +73,16 @@ def test_unknown_protocol_is_named() -> None:
 
 
 def test_synthetic_needs_no_files(tmp_path: Path) -> None:
+    """An empty data directory is enough: the split is generated, nothing is read or written.
+
+    make_synthetic's defaults are 60,000 interactions of 2,000 users and 1,000 items; the
+    default protocol keeps every one of them and splits each user 8:1:1.
+    """
     split, protocol = prepare_split("synthetic", None, tmp_path)
     assert protocol.name == "default"
-    assert len(split.train) > 0 and len(split.test) > 0
+    assert list(tmp_path.iterdir()) == []
+    sizes = [len(split.train), len(split.valid), len(split.test)]
+    assert sum(sizes) == 60_000
+    assert (split.train.n_users, split.train.n_items) == (2000, 1000)
+    assert sizes[0] / 60_000 == pytest.approx(0.8, abs=0.01)
+    assert sizes[1] / 60_000 == pytest.approx(0.1, abs=0.01)

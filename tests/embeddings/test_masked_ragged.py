@@ -30,6 +30,15 @@ class TestRaggedEmbedding(EmbeddingTableContract):
     def make_table(self, num_embeddings: int, embedding_dim: int) -> EmbeddingTable:
         return RaggedEmbedding(pattern_sizes(num_embeddings, embedding_dim), embedding_dim)
 
+    def row_gradients(
+        self, table: EmbeddingTable, grads: dict[str, torch.Tensor | None], row: int
+    ) -> list[torch.Tensor]:
+        """Row ``row`` is the packed slice ``values[offsets[row]:offsets[row + 1]]``."""
+        assert isinstance(table, RaggedEmbedding)
+        start, end = int(table.offsets[row]), int(table.offsets[row + 1])
+        grad = grads["values"]
+        return [table.values.new_zeros(end - start) if grad is None else grad[start:end]]
+
 
 def test_prefix_mask_by_hand() -> None:
     mask = prefix_mask(torch.tensor([0, 2, 4]), 4)
