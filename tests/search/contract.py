@@ -41,17 +41,22 @@ TIMING_WORDS = ("seconds", "per_second", "cpu_hours", "time", "timing", "written
 two runs of the same seed and are left out of the comparisons (``written``: a timestamp)."""
 
 
+PLACE_FIELDS = ("out_dir",)
+"""Fields that name where a run writes (a summary holding the experiment's config holds its
+``out_dir``): two runs in two fresh directories differ there by construction."""
+
+
 class _Killed(KeyboardInterrupt):
     """The interruption the resume test injects."""
 
 
 def comparable(value: Any) -> Any:
-    """``value`` without its timing fields (recursively), for comparing two runs."""
+    """``value`` without its timing and place fields (recursively), for comparing two runs."""
     if isinstance(value, dict):
         return {
             k: comparable(v)
             for k, v in value.items()
-            if not any(word in k for word in TIMING_WORDS)
+            if not any(word in k for word in TIMING_WORDS) and k not in PLACE_FIELDS
         }
     if isinstance(value, list):
         return [comparable(v) for v in value]
