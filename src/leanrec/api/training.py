@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from leanrec import models
 from leanrec.data.errors import DataError
 from leanrec.data.interactions import IdVocabulary, Split
 from leanrec.data.presets import Protocol, prepare_split
 from leanrec.evaluate import FullRankingEvaluator, RankingResult
 from leanrec.models.base import Recommender
-from leanrec.models.registry import build_model, make_model_config, model_from_checkpoint
+from leanrec.models.registry import build_model, make_model_config
 from leanrec.train.bpr import (
     BPRTrainer,
     EpochHook,
@@ -106,24 +107,16 @@ class TrainedRun:
 
 
 def load_model(path: str | Path) -> tuple[Recommender, IdVocabulary | None, IdVocabulary | None]:
-    """Load a model saved by :meth:`TrainedRun.save` (or :meth:`Recommender.save`), or a packed
-    ``.safetensors`` file written by ``leanrec compress``."""
-    if Path(path).suffix == ".safetensors":
-        from leanrec.models.compress import load_compressed
-
-        model, user_ids, item_ids = load_compressed(path)
-        return (
-            model,
-            None if user_ids is None else IdVocabulary(user_ids, "user"),
-            None if item_ids is None else IdVocabulary(item_ids, "item"),
+    """Load a ranking model saved by :meth:`TrainedRun.save` (or :meth:`Recommender.save`), or a
+    packed ``.safetensors`` file written by ``leanrec compress`` (through
+    :func:`leanrec.models.load_model`, which reads every family)."""
+    loaded = models.load_model(path)
+    if not isinstance(loaded.model, Recommender):
+        raise DataError(
+            f"a {loaded.family} model, not a ranking model; read it with leanrec.models.load_model",
+            path=path,
         )
-    if not Path(path).is_file():
-        raise DataError("model file not found", path=path)
-    state = torch.load(Path(path), map_location="cpu", weights_only=True)
-    model = model_from_checkpoint(state)
-    users = IdVocabulary(np.asarray(state["user_ids"]), "user") if "user_ids" in state else None
-    items = IdVocabulary(np.asarray(state["item_ids"]), "item") if "item_ids" in state else None
-    return model, users, items
+    return loaded.model, loaded.user_vocab, loaded.item_vocab
 
 
 def train(

@@ -1,7 +1,11 @@
-"""Base recommenders: they ask :mod:`leanrec.embeddings` for vectors, never own raw tables."""
+"""Base recommenders: they ask :mod:`leanrec.embeddings` for vectors, never own raw tables.
+
+:func:`load_model` reads a saved model of any family (ranking, CTR, next-item).
+"""
 
 from leanrec.models.base import DotProductRecommender, PairwiseOutput, Recommender
 from leanrec.models.lightgcn import LightGCN, LightGCNConfig
+from leanrec.models.loading import LoadedModel, load_model
 from leanrec.models.mf import MF, MFConfig
 from leanrec.models.ncf import NeuMF, NeuMFConfig
 from leanrec.models.ngcf import NGCF, NGCFConfig
@@ -14,6 +18,7 @@ __all__ = [
     "DotProductRecommender",
     "LightGCN",
     "LightGCNConfig",
+    "LoadedModel",
     "MFConfig",
     "NGCFConfig",
     "NeuMF",
@@ -21,6 +26,7 @@ __all__ = [
     "PairwiseOutput",
     "Recommender",
     "build_model",
+    "load_model",
     "make_model_config",
     "model_class",
 ]

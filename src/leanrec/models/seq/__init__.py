@@ -9,9 +9,13 @@ evaluation (:mod:`leanrec.evaluate.sampled`). Built-in encoders: :class:`GRU4Rec
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
+import torch
+
 from leanrec.embeddings.base import TableFactory
+from leanrec.embeddings.specs import SpecTableFactory
 from leanrec.models.seq.base import ITEM_INIT_STD, NextItemModel, SequenceEncoder
 from leanrec.models.seq.gru4rec import GRU4Rec, GRU4RecConfig
 from leanrec.models.seq.sasrec import SASRec, SASRecConfig
@@ -63,8 +67,59 @@ def build_next_item_model(
         return NextItemModel(n_items, encoder_class(config), table_factory)
 
 
+NEXT_ITEM_CHECKPOINT_FORMAT = "leanrec-next-item-v1"
+"""``format`` of :func:`next_item_checkpoint` dicts."""
+
+
+def _encoder_name(encoder: SequenceEncoder) -> str:
+    for name, (encoder_class, _) in SEQUENCE_ENCODERS.items():
+        if type(encoder) is encoder_class:
+            return name
+    raise TypeError(
+        f"{type(encoder).__name__} is not a built-in encoder {sorted(SEQUENCE_ENCODERS)}"
+    )
+
+
+def next_item_checkpoint(model: NextItemModel) -> dict[str, Any]:
+    """A model with a built-in encoder as plain values and tensors (``torch.load(
+    weights_only=True)`` reads it back): encoder name and config, item count, table specs and
+    weights."""
+    encoder: Any = model.encoder
+    return {
+        "format": NEXT_ITEM_CHECKPOINT_FORMAT,
+        "encoder": _encoder_name(model.encoder),
+        "config": dataclasses.asdict(encoder.config),
+        "n_items": model.n_items,
+        "tables": {name: table.spec() for name, table in model.embedding_tables().items()},
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+
+
+def save_next_item_model(model: NextItemModel, path: str | Path) -> Path:
+    """Write :func:`next_item_checkpoint` to ``path`` (read it with
+    :func:`leanrec.models.load_model`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(next_item_checkpoint(model), path)
+    return path
+
+
+def next_item_model_from_checkpoint(state: dict[str, Any]) -> NextItemModel:
+    """Rebuild a model from :func:`next_item_checkpoint` output."""
+    if state.get("format") != NEXT_ITEM_CHECKPOINT_FORMAT:
+        raise ValueError(f"not a leanrec next-item checkpoint (format {state.get('format')!r})")
+    encoder_class, config_class = SEQUENCE_ENCODERS[state["encoder"]]
+    factory = SpecTableFactory({"item": state["tables"]["item_table"]})
+    model = NextItemModel(
+        int(state["n_items"]), encoder_class(config_class(**state["config"])), factory
+    )
+    model.load_state_dict(state["state_dict"])
+    return model
+
+
 __all__ = [
     "ITEM_INIT_STD",
+    "NEXT_ITEM_CHECKPOINT_FORMAT",
     "SEQUENCE_ENCODERS",
     "GRU4Rec",
     "GRU4RecConfig",
@@ -73,4 +128,7 @@ __all__ = [
     "SASRecConfig",
     "SequenceEncoder",
     "build_next_item_model",
+    "next_item_checkpoint",
+    "next_item_model_from_checkpoint",
+    "save_next_item_model",
 ]
