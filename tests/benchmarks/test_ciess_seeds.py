@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
+from benchmarks.paper.ciess_seeds import best_by_validation, wins
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from ciess_seeds import (
-    best_by_validation,
-    byte_matched_sparsity,
-    element_mask_bytes,
-    prefix_mask_bytes,
-    wins,
-)
+from leanrec.models.memory import byte_matched_sparsity, element_mask_bytes, prefix_mask_bytes
 
 ROWS, D_MAX = 6040 + 3706, 128  # ML-1M users + items
 
