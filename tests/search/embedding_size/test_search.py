@@ -409,8 +409,7 @@ def test_experiment_meets_every_budget_and_packs_real_bytes(tmp_path: Path) -> N
     exp = EmbeddingSizeExperiment(
         dataset="synthetic", model="lightgcn", out_dir=str(tmp_path / "exp"), search=search
     )
-    summary = run_experiment(exp, log=lambda message: None)
-    rows = summary["rows"]
+    rows = run_experiment(exp, log=lambda message: None).rows
     methods = {r["method"] for r in rows}
     assert methods == {"full", "ciess", "su", "sr", "popularity", "magprune", "pep", "esapn"}
     for row in rows:
@@ -571,11 +570,11 @@ def test_pruning_baselines_can_start_from_an_ordinary_model(tmp_path: Path) -> N
         search=search,
         pruning_base="ordinary",
     )
-    summary = run_experiment(ordinary, log=lambda message: None)
+    result = run_experiment(ordinary, log=lambda message: None)
     out = tmp_path / "ordinary"
     # only element pruners: the prefix-dropout warm start is never trained
     assert not (out / "warm_start.pt").exists() and (out / "ordinary.pt").exists()
-    rows = {r["method"]: r for r in summary["rows"]}
+    rows = {r["method"]: r for r in result.rows}
     assert set(rows) == {"full_ordinary", "magprune", "pep"}
     assert rows["magprune"]["base"] == rows["pep"]["base"] == "ordinary"
     assert "| — | full_ordinary |" in (out / "table.md").read_text()
@@ -590,7 +589,7 @@ def test_pruning_baselines_can_start_from_an_ordinary_model(tmp_path: Path) -> N
 
     # the default prunes the prefix-dropout warm start, a different model
     warm = dataclasses.replace(ordinary, out_dir=str(tmp_path / "warm"), pruning_base="warm_start")
-    warm_rows = {r["method"]: r for r in run_experiment(warm, log=lambda m: None)["rows"]}
+    warm_rows = {r["method"]: r for r in run_experiment(warm, log=lambda m: None).rows}
     assert (
         set(warm_rows) == {"full", "magprune", "pep"} and warm_rows["pep"]["base"] == "warm_start"
     )
@@ -631,7 +630,7 @@ def test_baselines_retrained_from_scratch_train_no_warm_start(tmp_path: Path) ->
         methods=("su",),
         search=search,
     )
-    rows = run_experiment(exp, log=lambda message: None)["rows"]
+    rows = run_experiment(exp, log=lambda message: None).rows
     assert [r["method"] for r in rows] == ["su"] and rows[0]["sparsity"] >= 0.8
     assert not (tmp_path / "su" / "warm_start.pt").exists()
     # from the warm start, the same run trains one
@@ -672,7 +671,7 @@ def test_pep_retrains_from_the_trained_values_or_from_their_initialisation(tmp_p
             pruning_base="ordinary",
             pep=PEPConfig(max_epochs=2, retrain_from=source),
         )
-        rows = run_experiment(exp, log=lambda message: None)["rows"]
+        rows = run_experiment(exp, log=lambda message: None).rows
         runs[source] = next(r for r in rows if r["method"] == "pep")
         assert runs[source]["retrain_from"] == source
 
@@ -784,7 +783,7 @@ def screened_experiment(tmp_path: Path) -> tuple[EmbeddingSizeExperiment, dict]:
         methods=("ciess",),
         search=search,
     )
-    rows = run_experiment(exp, log=lambda message: None)["rows"]
+    rows = run_experiment(exp, log=lambda message: None).rows
     ciess = next(r for r in rows if r["method"] == "ciess")
     assert ciess["screened"] == 6  # 3 candidates x 2 projections
     assert len(ciess["candidates_retrained"]) == 1
@@ -803,7 +802,7 @@ def test_a_rerun_reuses_the_screen_and_a_changed_setting_redoes_it(
 ) -> None:
     import json
 
-    from leanrec.search.embedding_size import experiment
+    from leanrec.search.embedding_size import retrain
 
     exp, first = screened_experiment(tmp_path)
     assert (tmp_path / "ciess_c80_screen.pt").exists()
@@ -813,16 +812,14 @@ def test_a_rerun_reuses_the_screen_and_a_changed_setting_redoes_it(
         json.dumps([r for r in json.loads(rows_path.read_text()) if r["method"] != "ciess"])
     )
     calls: list[int] = []
-    screen = experiment.screen_on_validation
+    screen = retrain.screen_on_validation
 
     def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
         return screen(*args, **kwargs)
 
-    monkeypatch.setattr(experiment, "screen_on_validation", counted)
-    again = next(
-        r for r in run_experiment(exp, log=lambda m: None)["rows"] if r["method"] == "ciess"
-    )
+    monkeypatch.setattr(retrain, "screen_on_validation", counted)
+    again = next(r for r in run_experiment(exp, log=lambda m: None).rows if r["method"] == "ciess")
     assert calls == []
     for key in ("screened", "screen_kept_scores", "screen_best_by_quality_score"):
         assert again[key] == first[key]
@@ -832,9 +829,7 @@ def test_a_rerun_reuses_the_screen_and_a_changed_setting_redoes_it(
         json.dumps([r for r in json.loads(rows_path.read_text()) if r["method"] != "ciess"])
     )
     two = dataclasses.replace(exp, search=dataclasses.replace(exp.search, top_masks=2))
-    rerun = next(
-        r for r in run_experiment(two, log=lambda m: None)["rows"] if r["method"] == "ciess"
-    )
+    rerun = next(r for r in run_experiment(two, log=lambda m: None).rows if r["method"] == "ciess")
     assert calls == [1]
     assert len(rerun["screen_kept_scores"]) == 2
 
@@ -887,9 +882,9 @@ def test_a_warm_start_of_another_split_is_refused_and_split_seed_shares_one(
 
     shared = with_copied_warm_start("c", search=other_seed, split_seed=search.seed)
     logs: list[str] = []
-    summary = run_experiment(shared, log=logs.append)
+    result = run_experiment(shared, log=logs.append)
     assert not any("pretraining" in line for line in logs)  # the copy was used, not retrained
     assert json.loads((tmp_path / "c" / "config.json").read_text())["split_seed"] == search.seed
-    full = {r["method"]: r for r in summary["rows"]}["full"]
+    full = {r["method"]: r for r in result.rows}["full"]
     first_full = {r["method"]: r for r in json.loads((tmp_path / "a" / "rows.json").read_text())}
     assert full["test_recall@20"] == first_full["full"]["test_recall@20"]  # same model and split

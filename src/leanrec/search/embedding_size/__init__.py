@@ -1,31 +1,37 @@
 """Embedding size search: CIESS (Qu et al., SIGIR 2023) and its baselines.
 
-- :mod:`.config` — :class:`CIESSConfig`, every knob with the paper's default.
+- :mod:`.config` — :class:`CIESSConfig`, :class:`PEPConfig` and the experiment,
+  :class:`EmbeddingSizeExperiment`, every knob with the paper's default.
 - :mod:`.environment` — sizes -> masks -> bounded training -> quality ``q_n`` (Eq. 6-9).
 - :mod:`.policy` — TD3 actors/critics per role, random-walk exploration, Algorithm 1, resume.
 - :mod:`.budget` — sparsity and the exact projection onto a target sparsity.
-- :mod:`.retrain` — warm start, selective retraining (Eq. 15-16), test metrics.
-- :mod:`.baselines` — SU, SR, popularity-proportional, MagPrune.
-- :mod:`.experiment` — the Table 1 experiment with JSON, markdown and PNG outputs.
+- :mod:`.retrain` — warm start, selection, projection, screen, selective retraining
+  (Eq. 15-16), test metrics.
+- :mod:`.baselines` — :data:`METHODS`: CIESS, ESAPN-style, SU, SR, popularity (size methods)
+  and MagPrune, PEP (pruners) as method objects.
+- :mod:`.experiment` — the Table 1 experiment in a run directory (JSON, markdown, PNG).
 """
 
+from leanrec.search.embedding_size.baselines import METHODS
 from leanrec.search.embedding_size.budget import (
     BudgetError,
     budget_values,
     fit_to_budget,
     sparsity,
 )
-from leanrec.search.embedding_size.config import CIESSConfig
+from leanrec.search.embedding_size.config import CIESSConfig, EmbeddingSizeExperiment, PEPConfig
 from leanrec.search.embedding_size.environment import SizeSearchEnvironment
-from leanrec.search.embedding_size.experiment import EmbeddingSizeExperiment, run_experiment
+from leanrec.search.embedding_size.experiment import run_experiment
 from leanrec.search.embedding_size.policy import CIESSPolicy, CIESSSearch, SizeCandidate
 
 __all__ = [
+    "METHODS",
     "BudgetError",
     "CIESSConfig",
     "CIESSPolicy",
     "CIESSSearch",
     "EmbeddingSizeExperiment",
+    "PEPConfig",
     "SizeCandidate",
     "SizeSearchEnvironment",
     "budget_values",

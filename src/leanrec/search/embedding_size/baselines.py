@@ -1,38 +1,74 @@
-"""Baselines of the size search, all at the same budget as CIESS.
+"""CIESS and its baselines as method objects, all at the same budgets (CIESS Table 1).
 
-- SU (single, uniform): every user and item gets the same size.
-- SR (single, random): sizes drawn uniformly in ``[1, d_max]``, then fitted to the budget.
-- Popularity: sizes proportional to training interaction counts.
-- MagPrune: the trained full table with its smallest-magnitude values zeroed, no retraining.
-- PEP: learnable soft thresholds prune values during training; the mask captured when the
-  target sparsity is reached is retrained (element-level, so stored as a dense masked table).
-- ESAPN-style: a discrete REINFORCE policy over sizes {2, 4, 8, 16, 64, 128}, run through the
-  same search loop and environment as CIESS.
+Every method of the experiment is registered in :data:`METHODS`, in the table's order, and is
+one of two kinds:
 
-Sized baselines return ``(user_sizes, item_sizes)`` fitted with
-:func:`~leanrec.search.embedding_size.budget.fit_to_budget`, then go through the same
-retraining as CIESS.
+- a **size method** (:class:`SizeMethod`) proposes a size per user and item for a target
+  sparsity ``c``; the shared selection, projection, validation screen and retraining
+  (:meth:`SizeMethod.run`) turn its proposals into one retrained model:
+
+  - CIESS (:class:`SearchedSizes`): the masks of its search (Algorithm 1), selected by Eq.
+    15-16 and projected onto ``c``;
+  - ESAPN-style: a discrete REINFORCE policy over sizes {2, 4, 8, 16, 64, 128}, run through
+    the same search loop and environment as CIESS;
+  - SU (single, uniform): every user and item gets the same size;
+  - SR (single, random): sizes drawn uniformly in ``[1, d_max]``, then fitted to the budget;
+  - popularity: sizes proportional to training interaction counts;
+
+- a **pruner** prunes a trained full-size model (``pruning_base``) to the budget:
+
+  - MagPrune: the trained full table with its smallest-magnitude values zeroed, no retraining;
+  - PEP: learnable soft thresholds prune values during training; the mask captured when the
+    target sparsity is reached is retrained (element-level, so stored as a dense masked table).
+
+Row sizes are ``(user_sizes, item_sizes)`` fitted with
+:func:`~leanrec.search.embedding_size.budget.fit_to_budget`.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
-from typing import Any, Literal
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from leanrec.data.interactions import Interactions
+from leanrec.data.interactions import Interactions, Split
 from leanrec.embeddings import ElementMaskedEmbedding, MaskedEmbedding, SoftThresholdEmbedding
 from leanrec.models.base import Recommender
-from leanrec.options import check_literals
+from leanrec.models.compress import compress, entity_sparsity, save_compressed, set_entity_sizes
+from leanrec.runner.registry import Registry
+from leanrec.runner.rundir import RunDirectory, atomic_write_text
 from leanrec.search.embedding_size.budget import budget_values, fit_to_budget
+from leanrec.search.embedding_size.config import (
+    CIESSConfig,
+    EmbeddingSizeExperiment,
+    PEPConfig,
+)
+from leanrec.search.embedding_size.environment import SizeSearchEnvironment
+from leanrec.search.embedding_size.policy import CIESSPolicy, CIESSSearch, SearchResult, SizePolicy
+from leanrec.search.embedding_size.retrain import (
+    RetrainedModel,
+    SizePair,
+    build_masked_model,
+    fit_candidate,
+    retrain_model,
+    retrain_with_sizes,
+    role_sizes,
+    save_model_with_ids,
+    screen_with_cache,
+    select_candidates,
+)
 from leanrec.seeding import torch_seeded
-from leanrec.train.bpr import TrainingError, bpr_loss
+from leanrec.train.bpr import EpochHook, TrainerConfig, TrainingError, bpr_loss
+from leanrec.train.checkpoint import load_checkpoint, save_atomic
 from leanrec.train.sampling import NegativeSampler
-
-SizePair = tuple[np.ndarray, np.ndarray]
 
 
 def _split(sizes: np.ndarray, n_users: int) -> SizePair:
@@ -200,31 +236,6 @@ class ESAPNPolicy:
         self.episode_done = bool(state["episode_done"])
 
 
-@dataclass
-class PEPConfig:
-    """PEP (Liu et al., ICLR 2021) as run here: feature-wise learnable thresholds."""
-
-    threshold_init: float = -8.0
-    """Initial ``s`` (``sigmoid(-8) ≈ 3e-4``: almost nothing pruned at first)."""
-    learning_rate: float = 0.005
-    """Adam step size for weights and thresholds."""
-    l2: float = 1e-4
-    """λ of the BPR L2 penalty on the thresholded vectors (what pushes thresholds up)."""
-    batch_size: int = 8192
-    """Triples per step."""
-    n_negatives: int = 4
-    """Negatives per positive."""
-    max_epochs: int = 60
-    """Epochs of threshold learning; targets not reached by then are completed by magnitude."""
-    retrain_from: Literal["trained", "init"] = "trained"
-    """Weights each mask is retrained from: ``trained``, the pruned model's own trained values,
-    or ``init``, the initial values that model was trained from (same seed): the PEP paper's
-    lottery-ticket retraining."""
-
-    def __post_init__(self) -> None:
-        check_literals(self)
-
-
 def pep_masks(
     model: Recommender,
     train: Interactions,
@@ -309,3 +320,466 @@ def apply_element_masks(model: Recommender, masks: dict[str, torch.Tensor]) -> R
     for name, table in model.embedding_tables().items():
         model.replace_table(name, ElementMaskedEmbedding(table.all().detach(), masks[name]))
     return model
+
+
+# ------------------------------------------------------------------------ method objects
+@dataclass
+class MethodContext:
+    """What the methods of one experiment run share: its data, run directory and full-size
+    models, and the caches of the work several budgets reuse (searches, PEP's masks).
+
+    The experiment fills in the full-size models before the first method runs; a method reads
+    only what it needs (``warm_model`` is None when no method needs the warm start).
+    """
+
+    experiment: EmbeddingSizeExperiment
+    split: Split
+    run: RunDirectory
+    on_epoch: EpochHook
+    """The trainer's per-epoch hook of every (pre)training: one log line per validation."""
+    timings: dict[str, float]
+    """``timings.json``: wall-clock seconds of the stages, kept across resumed runs."""
+    warm_model: Recommender | None = None
+    """The prefix-dropout warm start (masked tables at full size), or None."""
+    warm_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    """A copy of the warm start's weights (the search's working copy is reset to it)."""
+    prune_model: Recommender | None = None
+    """The full-size model the pruners start from (``pruning_base``), or None."""
+    prune_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    searches: dict[str, SearchResult] = field(default_factory=dict)
+    """Finished searches of this run, by method name."""
+
+    @property
+    def config(self) -> CIESSConfig:
+        return self.experiment.search
+
+    @property
+    def retrain_config(self) -> TrainerConfig:
+        """The retraining of every method, with the search's progress setting."""
+        return dataclasses.replace(self.config.retrain, progress=self.config.progress)
+
+    def log(self, message: str) -> None:
+        self.run.log(message)
+
+    def record_timings(self, **seconds: float) -> None:
+        """Add to ``timings.json`` (rewritten at once, so a kill keeps what was measured)."""
+        self.timings.update(seconds)
+        self.run.write_json("timings.json", self.timings)
+
+
+@dataclass
+class MethodOutcome:
+    """A method's model for one budget, chosen on validation and not yet tested."""
+
+    model: Recommender
+    """The model the experiment evaluates on test (inside its final evaluation)."""
+    sparsity: float
+    """Its sparsity as the method counts it (row sizes, or non-zero values for MagPrune)."""
+    fields: dict[str, Any]
+    """The row's other fields (validation metrics, seconds, method settings, ...)."""
+
+
+class EmbeddingSizeMethod(Protocol):
+    """What the experiment asks of every method (size methods and pruners alike)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def prunes_full_model(self) -> bool:
+        """True for pruners of a trained full-size model (``pruning_base``)."""
+        ...
+
+    def needs_warm_start(self, experiment: EmbeddingSizeExperiment) -> bool:
+        """Whether this method needs the prefix-dropout warm start."""
+        ...
+
+    def run(self, context: MethodContext, target: float) -> MethodOutcome:
+        """The method's model for target sparsity ``target`` (``c``), chosen on validation."""
+        ...
+
+
+def _tag(target: float) -> str:
+    """``c80`` for ``c = 0.8``: the budget's part of file names."""
+    return f"c{round(target * 100)}"
+
+
+class SizeMethod:
+    """A method that proposes sizes for a budget: CIESS, ESAPN, SU, SR, popularity.
+
+    Subclasses implement :meth:`propose`; :meth:`run` is shared: every proposal is retrained
+    (from the warm start's truncated weights or from scratch, ``retrain_from_warm_start``) and
+    the best on validation is kept (Eq. 16's final choice).
+    """
+
+    name: str = ""
+    prunes_full_model = False
+    exports_model = False
+    """Save the kept model (``<name>_c<c>.pt``, packed ``.safetensors``, ``_sizes.npz``)."""
+
+    def needs_warm_start(self, experiment: EmbeddingSizeExperiment) -> bool:
+        return experiment.search.retrain_from_warm_start
+
+    def propose(self, context: MethodContext, target: float) -> tuple[list[SizePair], dict]:
+        """Size candidates meeting ``c``, and the row's record of how they were chosen."""
+        raise NotImplementedError
+
+    def run(self, context: MethodContext, target: float) -> MethodOutcome:
+        began = time.perf_counter()
+        sized, record = self.propose(context, target)
+        retrained, tried = retrain_best(context, self.name, target, sized)
+        fields: dict[str, Any] = {
+            "valid": retrained.valid,
+            "candidates_retrained": tried,
+            **record,
+            "seconds": time.perf_counter() - began,
+            "epochs": retrained.train_result.epochs_run,
+            "embedding_parameters": retrained.model.embedding_parameters(),
+            "dense_bytes": retrained.model.embedding_bytes(),
+        }
+        if self.exports_model:
+            stem = f"{self.name}_{_tag(target)}"
+            fields.update(export_sized_model(context, retrained.model, stem))
+            context.record_timings(
+                **{f"{self.name}_retrain_{_tag(target)}_seconds": fields["seconds"]}
+            )
+        return MethodOutcome(retrained.model, entity_sparsity(retrained.model), fields)
+
+
+def retrain_best(
+    context: MethodContext, method: str, target: float, sized: list[SizePair]
+) -> tuple[RetrainedModel, list[dict[str, Any]]]:
+    """Retrain every size assignment of ``sized`` and keep the best on validation (the first
+    of equals); also returns each one's validation metrics and sparsity, in order.
+
+    Each retraining checkpoints to ``retrain/<method>_c<c>_<index>.pt`` (removed when done),
+    so a killed run resumes it."""
+    cfg, retrain_cfg = context.config, context.retrain_config
+    metric = retrain_cfg.valid_metric or "recall@20"
+    best: tuple[float, RetrainedModel] | None = None
+    tried = []
+    for index, (user_sizes, item_sizes) in enumerate(sized):
+        context.log(f"{method} at c = {target:.0%}: retraining mask {index + 1}/{len(sized)}")
+        checkpoint = context.run.file(f"retrain/{method}_{_tag(target)}_{index}.pt")
+        retrained = retrain_with_sizes(
+            context.split,
+            context.experiment.model,
+            context.experiment.model_options,
+            cfg.max_dim,
+            user_sizes,
+            item_sizes,
+            retrain_cfg,
+            cfg.seed,
+            warm_state=context.warm_state if cfg.retrain_from_warm_start else None,
+            checkpoint_path=checkpoint,
+            on_epoch=context.on_epoch,
+            evaluate_test=False,
+        )
+        checkpoint.unlink(missing_ok=True)
+        score = retrained.valid.get(metric, -1.0)
+        tried.append({"valid": retrained.valid, "sparsity": retrained.sparsity})
+        if best is None or score > best[0]:
+            best = (score, retrained)
+    assert best is not None, "a size method proposed no sizes"
+    return best[1], tried
+
+
+def export_sized_model(context: MethodContext, model: Recommender, stem: str) -> dict[str, int]:
+    """Save a retrained sized model as ``<stem>.pt`` (masked checkpoint), ``<stem>.safetensors``
+    (packed rows: the bytes it really takes) and ``<stem>_sizes.npz`` (``users``, ``items``);
+    returns the packed sizes for its row."""
+    split = context.split
+    save_model_with_ids(model, split, context.run.file(f"{stem}.pt"))
+    packed_path = save_compressed(
+        model,
+        context.run.file(f"{stem}.safetensors"),
+        split.train.user_vocab.raw_ids,
+        split.train.item_vocab.raw_ids,
+    )
+    np.savez(
+        context.run.file(f"{stem}_sizes.npz"),
+        users=role_sizes(model, "user"),
+        items=role_sizes(model, "item"),
+    )
+    return {
+        "packed_bytes": compress(model).embedding_bytes(),
+        "packed_file_bytes": packed_path.stat().st_size,
+    }
+
+
+@dataclass(frozen=True)
+class UniformSizes(SizeMethod):
+    """SU: the largest common size meeting ``c``."""
+
+    name: str = "su"
+
+    def propose(self, context: MethodContext, target: float) -> tuple[list[SizePair], dict]:
+        train = context.split.train
+        return [uniform_sizes(train.n_users, train.n_items, context.config.max_dim, target)], {}
+
+
+@dataclass(frozen=True)
+class RandomSizes(SizeMethod):
+    """SR: uniform random sizes fitted to ``c`` (drawn from ``seed + 1`` for every ``c``)."""
+
+    name: str = "sr"
+
+    def propose(self, context: MethodContext, target: float) -> tuple[list[SizePair], dict]:
+        train, cfg = context.split.train, context.config
+        rng = np.random.default_rng(cfg.seed + 1)
+        return [random_sizes(train.n_users, train.n_items, cfg.max_dim, target, rng)], {}
+
+
+@dataclass(frozen=True)
+class PopularitySizes(SizeMethod):
+    """Sizes proportional to training interaction counts, fitted to ``c``."""
+
+    name: str = "popularity"
+
+    def propose(self, context: MethodContext, target: float) -> tuple[list[SizePair], dict]:
+        train = context.split.train
+        user_pop, item_pop = train.user_popularity(), train.item_popularity()
+        return [popularity_sizes(user_pop, item_pop, context.config.max_dim, target)], {}
+
+
+PROJECTIONS = {"joint": (False,), "per_role": (True,), "both": (False, True)}
+"""``budget_projection`` -> the ``per_role`` values of :func:`fit_candidate` it retrains."""
+
+
+@dataclass(frozen=True)
+class SearchedSizes(SizeMethod):
+    """A size search through Algorithm 1's loop (:class:`CIESSSearch`) with a given policy:
+    CIESS's TD3 (:class:`CIESSPolicy`) or the ESAPN-style :class:`ESAPNPolicy`.
+
+    The search runs once per experiment (checkpointed every iteration, resumed after a kill)
+    and serves every budget: for each ``c`` its candidates are selected (Eq. 15-16), projected
+    onto ``c`` and, with ``screen_masks``, screened on validation before retraining.
+    """
+
+    name: str = "ciess"
+    make_policy: Callable[[CIESSConfig], SizePolicy] = CIESSPolicy
+    """The policy of the search, made from the search configuration."""
+    exports_model: bool = False
+
+    def needs_warm_start(self, experiment: EmbeddingSizeExperiment) -> bool:
+        return True
+
+    @property
+    def file_prefix(self) -> str:
+        """Prefix of the search's files (``search_state.pt``, ``esapn_search_state.pt``)."""
+        return "" if self.name == "ciess" else f"{self.name}_"
+
+    def propose(self, context: MethodContext, target: float) -> tuple[list[SizePair], dict]:
+        cfg = context.config
+        search = self.search(context)
+        chosen = select_candidates(search.candidates, target, cfg.screen_masks or cfg.top_masks)
+        sized = [
+            fit_candidate(candidate, cfg.max_dim, target, per_role=per_role)
+            for per_role in PROJECTIONS[cfg.budget_projection]
+            for candidate in chosen
+        ]
+        if not cfg.screen_masks:
+            return sized, {}
+        assert context.warm_model is not None
+        return screen_with_cache(
+            context.warm_model,
+            context.split,
+            sized,
+            cfg.top_masks,
+            context.retrain_config.valid_metric or "recall@20",
+            context.run.file(f"{self.name}_{_tag(target)}_screen.pt"),
+            f"{self.name} at c = {target:.0%}",
+            context.log,
+        )
+
+    def search(self, context: MethodContext) -> SearchResult:
+        """The finished search (run, or resumed from its checkpoint, at the first call)."""
+        if self.name not in context.searches:
+            context.searches[self.name] = self._run_search(context)
+        return context.searches[self.name]
+
+    def _run_search(self, context: MethodContext) -> SearchResult:
+        cfg, split, prefix = context.config, context.split, self.file_prefix
+        warm_model = context.warm_model
+        assert warm_model is not None, "a search needs the warm start"
+        env = SizeSearchEnvironment(
+            warm_model,
+            split,
+            cfg.eval_ks,
+            cfg.inner_batches,
+            cfg.inner_batch_size,
+            cfg.inner_learning_rate,
+            cfg.inner_negatives,
+            cfg.pretrain.l2,
+            context.warm_state,
+            cfg.seed,
+            item_quality=cfg.item_quality,
+        )
+        search = CIESSSearch(
+            env,
+            split.train.user_popularity(),
+            split.train.item_popularity(),
+            cfg,
+            checkpoint_path=context.run.file(f"{prefix}search_state.pt"),
+            policy=self.make_policy(cfg),
+        )
+        history_path = context.run.file(f"{prefix}search_history.json")
+        total = cfg.episodes * cfg.iterations
+
+        def report(record: dict[str, float]) -> None:
+            step = (int(record["episode"]) - 1) * cfg.iterations + int(record["iteration"])
+            if step % cfg.iterations == 0 or step == 1:
+                context.log(
+                    f"{self.name} search {step}/{total}: reward {record['mean_reward']:.4f} "
+                    f"size {record['mean_size']:.1f} q {record['mean_quality']:.4f} "
+                    f"sparsity {record['sparsity']:.3f} ({record['seconds']:.1f} s)"
+                )
+            _write_history(history_path, search.history)
+
+        context.log(f"{self.name} search: {cfg.episodes} episodes x {cfg.iterations} iterations")
+        result = search.run(resume=True, on_iteration=report)
+        iterations = len(result.history)
+        context.record_timings(
+            **{
+                f"{prefix}search_seconds": result.seconds,
+                f"{prefix}search_iterations": iterations,
+                f"{prefix}seconds_per_iteration": result.seconds / max(1, iterations),
+            }
+        )
+        _write_history(history_path, result.history)
+        # the warm model was the environment's working copy: put its weights and sizes back
+        warm_model.load_state_dict(context.warm_state)
+        full = cfg.max_dim
+        set_entity_sizes(
+            warm_model, np.full(split.train.n_users, full), np.full(split.train.n_items, full)
+        )
+        return result
+
+
+def _write_history(path: Path, history: list[dict[str, float]]) -> None:
+    atomic_write_text(path, json.dumps(history, indent=1))
+
+
+def _esapn_policy(config: CIESSConfig) -> ESAPNPolicy:
+    return ESAPNPolicy(config.max_dim, seed=config.seed)
+
+
+@dataclass(frozen=True)
+class MagnitudePruning:
+    """MagPrune: the full-size model's globally largest values within the budget, no
+    retraining (:func:`magnitude_prune`)."""
+
+    name: str = "magprune"
+    prunes_full_model: bool = True
+
+    def needs_warm_start(self, experiment: EmbeddingSizeExperiment) -> bool:
+        return experiment.pruning_base == "warm_start"
+
+    def run(self, context: MethodContext, target: float) -> MethodOutcome:
+        assert context.prune_model is not None
+        pruned = magnitude_prune(context.prune_model, target)
+        return MethodOutcome(
+            pruned, nonzero_sparsity(pruned), {"base": context.experiment.pruning_base}
+        )
+
+
+@dataclass(frozen=True)
+class PEPPruning:
+    """PEP: the element mask its learned thresholds reach at ``c`` (:func:`pep_masks`, learned
+    once for every budget and cached in ``pep_masks.pt``), retrained from the pruned model's
+    trained values or from their initialisation (``PEPConfig.retrain_from``)."""
+
+    name: str = "pep"
+    prunes_full_model: bool = True
+
+    def needs_warm_start(self, experiment: EmbeddingSizeExperiment) -> bool:
+        return experiment.pruning_base == "warm_start"
+
+    def run(self, context: MethodContext, target: float) -> MethodOutcome:
+        began = time.perf_counter()
+        exp, cfg = context.experiment, context.config
+        masks = self.masks(context)[target]
+        # built with the seed the pruned model was pretrained from: its initial values
+        model = build_masked_model(
+            context.split, exp.model, exp.model_options, cfg.max_dim, cfg.seed
+        )
+        if exp.pep.retrain_from == "trained":  # else "init": keep the initial values
+            model.load_state_dict(context.prune_state)
+        apply_element_masks(model, masks)
+        context.log(f"pep at c = {target:.0%}: retraining its mask")
+        checkpoint = context.run.file(f"retrain/pep_{_tag(target)}.pt")
+        retrained = retrain_model(
+            model,
+            context.split,
+            context.retrain_config,
+            checkpoint,
+            context.on_epoch,
+            evaluate_test=False,
+        )
+        checkpoint.unlink(missing_ok=True)
+        fields = {
+            "valid": retrained.valid,
+            "seconds": time.perf_counter() - began,
+            "epochs": retrained.train_result.epochs_run,
+            "base": exp.pruning_base,
+            "retrain_from": exp.pep.retrain_from,
+        }
+        return MethodOutcome(retrained.model, entity_sparsity(retrained.model), fields)
+
+    def masks(self, context: MethodContext) -> dict[float, dict[str, torch.Tensor]]:
+        """PEP's masks for every target, learned once and cached in ``pep_masks.pt``."""
+        path = context.run.file("pep_masks.pt")
+        if path.exists():
+            return {float(k): v for k, v in load_checkpoint(path).items()}
+        context.log("PEP: learning soft thresholds")
+        began = time.perf_counter()
+        assert context.prune_model is not None
+        masks = pep_masks(
+            context.prune_model,
+            context.split.train,
+            tuple(context.config.target_sparsities),
+            context.experiment.pep,
+            context.config.seed,
+            log=context.log,
+        )
+        context.record_timings(pep_threshold_seconds=time.perf_counter() - began)
+        save_atomic({str(k): v for k, v in masks.items()}, path)
+        return masks
+
+
+METHODS: Registry[EmbeddingSizeMethod] = Registry("embedding-size method")
+"""Every method of the experiment, in the default table order."""
+METHODS.add(SearchedSizes("ciess", CIESSPolicy, exports_model=True))
+METHODS.add(UniformSizes())
+METHODS.add(RandomSizes())
+METHODS.add(PopularitySizes())
+METHODS.add(MagnitudePruning())
+METHODS.add(PEPPruning())
+METHODS.add(SearchedSizes("esapn", _esapn_policy))
+
+ELEMENT_PRUNERS = tuple(method.name for method in METHODS if method.prunes_full_model)
+"""Methods that prune single weights of a trained full-size model (``pruning_base``)."""
+
+__all__ = [
+    "ELEMENT_PRUNERS",
+    "METHODS",
+    "ESAPNPolicy",
+    "EmbeddingSizeMethod",
+    "MagnitudePruning",
+    "MethodContext",
+    "MethodOutcome",
+    "PEPConfig",
+    "PEPPruning",
+    "PopularitySizes",
+    "RandomSizes",
+    "SearchedSizes",
+    "SizeMethod",
+    "UniformSizes",
+    "apply_element_masks",
+    "magnitude_prune",
+    "nonzero_sparsity",
+    "pep_masks",
+    "popularity_sizes",
+    "random_sizes",
+    "uniform_sizes",
+]

@@ -1,43 +1,47 @@
-"""Configuration of the embedding size search (CIESS, Qu et al. SIGIR 2023) and its retraining."""
+"""Configuration of the embedding-size search (CIESS, Qu et al. SIGIR 2023), of its PEP baseline
+and of the experiment that compares them (CIESS Table 1).
+
+Where a default departs from the paper, the field says so in one line; the measurements behind
+those choices are in ``docs/design/ciess-search.md``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from leanrec.options import check_literals
 from leanrec.rl.td3 import TD3Config
 from leanrec.train.bpr import TrainerConfig
 
 
-def default_pretrain() -> TrainerConfig:
+def _bpr_schedule(
+    max_epochs: int, learning_rate: float, eval_every: int, patience: int
+) -> TrainerConfig:
+    """The BPR trainer of the pretraining and the retraining: 8,192 triples a batch, 4
+    negatives, L2 1e-4, early stopping on validation Recall@20 with a 0.3 step decay."""
     return TrainerConfig(
-        max_epochs=300,
+        max_epochs=max_epochs,
         batch_size=8192,
-        learning_rate=0.01,
+        learning_rate=learning_rate,
         n_negatives=4,
         l2=1e-4,
-        eval_every=5,
-        patience=4,
+        eval_every=eval_every,
+        patience=patience,
         lr_decay=0.3,
         valid_metric="recall@20",
         ks=[5, 10, 20],
     )
+
+
+def default_pretrain() -> TrainerConfig:
+    """The warm start's training: up to 300 epochs at lr 0.01, validated every 5."""
+    return _bpr_schedule(max_epochs=300, learning_rate=0.01, eval_every=5, patience=4)
 
 
 def default_retrain() -> TrainerConfig:
-    return TrainerConfig(
-        max_epochs=200,
-        batch_size=8192,
-        learning_rate=0.005,
-        n_negatives=4,
-        l2=1e-4,
-        eval_every=2,
-        patience=3,
-        lr_decay=0.3,
-        valid_metric="recall@20",
-        ks=[5, 10, 20],
-    )
+    """Each kept mask's retraining: up to 200 epochs at lr 0.005, validated every 2."""
+    return _bpr_schedule(max_epochs=200, learning_rate=0.005, eval_every=2, patience=3)
 
 
 @dataclass
@@ -45,7 +49,7 @@ class CIESSConfig:
     """Everything the search needs; paper defaults noted where the paper gives one."""
 
     max_dim: int = 128
-    """``d_max``: full embedding size and upper end of the action space ``[1, d_max]``."""
+    """``d_max`` (128): full embedding size and upper end of the action space ``[1, d_max]``."""
     episodes: int = 30
     """``M``, search episodes (paper: 30)."""
     iterations: int = 10
@@ -54,28 +58,22 @@ class CIESSConfig:
     """``λ`` of the reward ``r = q - λ (d / d_max)^2`` (Eq. 10; paper: 0.4 on ML-1M, 0.2 Yelp).
     With :attr:`reward_lambda_final` set, the ``λ`` of the first episode."""
     reward_lambda_final: float | None = None
-    """``λ`` of the last episode, for a search that sweeps the budget (not in the paper;
-    None: ``λ`` stays :attr:`reward_lambda`, the paper's rule). ``λ`` then grows geometrically
-    from episode 1 to episode ``M`` (:func:`.policy.reward_lambda_at`), and the rewards already
-    in the replay buffers are relabelled to the current ``λ`` (Eq. 10 is known:
-    ``r = q' - λ (d / d_max)^2`` with ``q'`` from the next state). A fixed ``λ`` settles the
-    search at one sparsity; the paper's ML-1M search reaches 90% and 95% only in later episodes
-    (its Fig. 5), so one search serves all three budgets. When a converged warm start makes
-    ``q`` size-sensitive, a fixed ``λ = 0.4`` settles near 65% and never visits them."""
+    """``λ`` of the last episode (None: ``λ`` stays :attr:`reward_lambda`, the paper's rule).
+    Set, ``λ`` grows geometrically over the episodes (:func:`.policy.reward_lambda_at`) and
+    stored rewards are relabelled, so one search on a converged warm start walks through every
+    budget (not in the paper; see docs/design/ciess-search.md)."""
     eval_ks: tuple[int, ...] = (5, 10, 20)
-    """``K`` of the quality ``eval`` (Eq. 8): mean of Recall@k and NDCG@k over these k."""
+    """``K`` of the quality ``eval`` (Eq. 8, (5, 10, 20)): mean of Recall@k and NDCG@k."""
     item_quality: Literal["users", "hits"] = "users"
-    """``eval(e_i)`` of an item: ``users``, the paper's Eq. 9 (mean eval of the item's training
-    users), or ``hits``, the item's own validation retrieval (share of its validation pairs in
-    the top-k, averaged over ``eval_ks``; Eq. 9 where it has none). Eq. 9 hardly depends on the
-    item's own size, so under ``λ (d/d_max)^2`` the search starves items; ``hits`` is the
-    alternative that does."""
+    """``eval(e_i)`` of an item: ``users`` (default), the paper's Eq. 9 (mean eval of the item's
+    training users), or ``hits``, the item's own validation retrieval averaged over
+    ``eval_ks`` (Eq. 9 where it has none), which depends on the item's own size."""
     noise: Literal["gaussian", "ou", "uniform"] = "gaussian"
-    """Exploration noise of Eq. 11: ``gaussian`` (G), ``ou`` (OU) or ``uniform`` (U)."""
+    """Exploration noise of Eq. 11: ``gaussian`` (G, default), ``ou`` (OU) or ``uniform`` (U)."""
     noise_sigma: float = 6.0
     """``σ`` of the exploration noise (paper: 6)."""
     random_walk: bool = True
-    """Explore by random walk and let the critic pick (Eq. 12-14); off for the ablation."""
+    """Explore by random walk and let the critic pick (Eq. 12-14; True); off for the ablation."""
     walk_length: int = 5
     """Random-walk length ``|Z|`` (paper: 5)."""
     walk_threshold: int = 5
@@ -83,54 +81,128 @@ class CIESSConfig:
     td3: TD3Config = field(default_factory=TD3Config)
     """Actor/critic hyper-parameters (separate agents for users and items share them)."""
     updates_per_iteration: int = 100
-    """TD3 gradient steps per agent after each iteration (Algorithm 1, line 13-14)."""
+    """TD3 gradient steps per agent after each iteration (100; Algorithm 1, line 13-14)."""
     rl_batch_size: int = 512
-    """Transitions per TD3 step."""
+    """Transitions per TD3 step (512)."""
     replay_capacity: int = 1_000_000
-    """Transitions kept per agent."""
+    """Transitions kept per agent (1,000,000: every transition of a paper-size search)."""
     inner_batches: int = 8
-    """BPR steps under each iteration's mask (Algorithm 1, line 10). The paper trains 5 epochs
-    from scratch; we fine-tune a warm start (see :attr:`warm_start`) for a bounded budget."""
+    """BPR steps under each iteration's mask (8; Algorithm 1, line 10). The paper trains 5
+    epochs from scratch; a few steps from the warm start (:attr:`warm_start`) bound the cost."""
     inner_batch_size: int = 32768
-    """Triples per inner BPR step: large batches amortise graph propagation."""
+    """Triples per inner BPR step (32,768: large batches amortise graph propagation)."""
     inner_learning_rate: float = 0.005
-    """Adam step size of the inner fine-tuning."""
+    """Adam step size of the inner fine-tuning (0.005)."""
     inner_negatives: int = 1
-    """Negatives per positive in inner steps."""
+    """Negatives per positive in inner steps (1)."""
     warm_start: bool = True
-    """Start every iteration from a full-size model pretrained with prefix dropout (every
-    prefix of every row trained to stand alone), instead of from scratch (paper). This is what
-    makes a few batches per iteration a faithful quality signal."""
+    """Start every iteration from a full-size model pretrained with prefix dropout (True),
+    instead of from scratch (paper): it makes a few batches a faithful quality signal."""
     pretrain: TrainerConfig = field(default_factory=default_pretrain)
     """Training of the warm start / full-size reference (its validation eval is Eq. 7's
-    denominator)."""
+    denominator); :func:`default_pretrain`."""
     retrain: TrainerConfig = field(default_factory=default_retrain)
-    """Selective retraining of each kept mask to convergence, early-stopped on validation."""
+    """Selective retraining of each kept mask to convergence, early-stopped on validation;
+    :func:`default_retrain`."""
     retrain_from_warm_start: bool = True
-    """Retrain kept masks from the warm start's truncated weights (False: from scratch)."""
+    """Retrain kept masks from the warm start's truncated weights (True; False: from scratch)."""
     target_sparsities: tuple[float, ...] = (0.8, 0.9, 0.95)
-    """``c`` values served by one search (Eq. 15)."""
+    """``c`` values served by one search (Eq. 15; the paper's 80%, 90%, 95%)."""
     budget_projection: Literal["joint", "per_role", "both"] = "joint"
     """How a selected mask is projected onto the budget ``c`` before retraining
-    (:func:`~leanrec.search.embedding_size.retrain.fit_candidate`): ``joint`` (one scale for
-    users and items), ``per_role`` (users and items each at ``c``), or ``both`` (retrain both,
-    keep the better on validation)."""
+    (:func:`~leanrec.search.embedding_size.retrain.fit_candidate`): ``joint`` (default, one
+    scale for users and items), ``per_role`` (users and items each at ``c``), or ``both``
+    (retrain both, keep the better on validation)."""
     top_masks: int = 2
-    """``l``: masks kept per target sparsity and retrained (Eq. 15-16)."""
+    """``l``: masks kept per target sparsity and retrained (Eq. 15-16; 2)."""
     screen_masks: int = 0
-    """Validation screen before retraining (not in the paper; 0: off, Eq. 16's ``q̄`` alone
-    picks the ``l`` masks). With ``S > 0``, the ``S`` best candidates by ``q̄`` for each ``c``
-    are projected onto ``c`` (by every projection of :attr:`budget_projection`), each is scored
-    on validation as the warm start under those sizes, with no training (about 0.5 s on
-    ML-1M), and the ``l`` best (candidate, projection) pairs are retrained. ``q̄`` averages the
-    search's own quality signal over users and items; the screen ranks by the metric the
-    retrained model is chosen on. Needs the warm start (:attr:`warm_start`)."""
+    """Validation screen before retraining (0: off, Eq. 16's ``q̄`` alone picks the ``l``
+    masks; not in the paper). With ``S > 0`` the ``S`` best candidates by ``q̄`` are projected
+    onto ``c`` (every projection of :attr:`budget_projection`), scored untrained on
+    validation as the warm start under those sizes, and the ``l`` best are retrained. Needs
+    the warm start; see docs/design/ciess-search.md."""
     seed: int = 2024
-    """Seeds every generator of the search."""
+    """Seeds every generator of the search (2024)."""
     num_threads: int = 1
-    """torch threads (0: torch's default)."""
+    """torch threads (1, for reproducible timings; 0: torch's default)."""
     progress: bool | None = None
     """Progress bars (None: only on a terminal)."""
+
+    def __post_init__(self) -> None:
+        check_literals(self)
+        if self.screen_masks < 0:
+            raise ValueError(f"screen_masks must be >= 0 (0: no screen), got {self.screen_masks}")
+
+
+@dataclass
+class PEPConfig:
+    """PEP (Liu et al., ICLR 2021) as run here: feature-wise learnable thresholds."""
+
+    threshold_init: float = -8.0
+    """Initial ``s`` (-8: ``sigmoid(-8) ≈ 3e-4``, almost nothing pruned at first)."""
+    learning_rate: float = 0.005
+    """Adam step size for weights and thresholds (0.005)."""
+    l2: float = 1e-4
+    """λ of the BPR L2 penalty on the thresholded vectors (1e-4; what pushes thresholds up)."""
+    batch_size: int = 8192
+    """Triples per step (8,192)."""
+    n_negatives: int = 4
+    """Negatives per positive (4)."""
+    max_epochs: int = 60
+    """Epochs of threshold learning (60); targets not reached by then are completed by
+    magnitude."""
+    retrain_from: Literal["trained", "init"] = "trained"
+    """Weights each mask is retrained from: ``trained`` (default), the pruned model's own
+    trained values, or ``init``, the initial values that model was trained from (same seed):
+    the PEP paper's lottery-ticket retraining."""
+
+    def __post_init__(self) -> None:
+        check_literals(self)
+
+
+def _every_method() -> tuple[str, ...]:
+    """Every registered method, in the table's order (imported late: the registry's module
+    imports this one)."""
+    from leanrec.search.embedding_size.baselines import METHODS
+
+    return METHODS.names()
+
+
+@dataclass
+class EmbeddingSizeExperiment:
+    """What to run and where: CIESS and its baselines at every budget of ``search``."""
+
+    dataset: str = "ml-1m"
+    """Dataset name (``ml-1m``, the paper's; see ``leanrec datasets``)."""
+    model: str = "lightgcn"
+    """Base recommender: ``lightgcn`` (default), ``ngcf``, ``neumf``/``ncf`` or ``mf``."""
+    model_options: dict[str, Any] = field(default_factory=dict)
+    """Base model config overrides (none; ``embedding_dim`` is always ``d_max``)."""
+    protocol: str = "ciess"
+    """Split protocol (``ciess``: all ratings positive, per-user 50/25/25)."""
+    data_dir: str | None = None
+    """Where the dataset lives (None: ``LEANREC_DATA`` or the cache dir)."""
+    out_dir: str = "runs/embedding-size"
+    """Output directory, also the resume state (``runs/embedding-size``)."""
+    methods: tuple[str, ...] = field(default_factory=_every_method)
+    """Which methods to run, in this order (default: every one of
+    :data:`~leanrec.search.embedding_size.baselines.METHODS`)."""
+    search: CIESSConfig = field(default_factory=CIESSConfig)
+    """CIESS configuration (also the budgets and retraining used by every baseline)."""
+    pep: PEPConfig = field(default_factory=PEPConfig)
+    """The PEP baseline's threshold learning."""
+    warm_start_init: str | None = None
+    """Start pretraining from this full-size checkpoint (an earlier run's ``warm_start.pt``,
+    same dataset, split, model and ``d_max``) and train it further under ``search.pretrain``;
+    None (default): pretrain from a fresh initialisation."""
+    split_seed: int | None = None
+    """Seed of the random train/valid/test split (None: ``search.seed``). Fix it to compare
+    searches of several seeds on one split and one warm start."""
+    pruning_base: Literal["warm_start", "ordinary"] = "warm_start"
+    """The full-size model MagPrune prunes and PEP learns its thresholds on: ``warm_start``
+    (default), the prefix-dropout warm start CIESS searches from, or ``ordinary``, a full-size
+    model trained without prefix dropout under ``search.pretrain`` (same seed), as the paper's
+    pruning baselines start from (saved as ``ordinary.pt``, reported as ``full_ordinary``)."""
 
     def __post_init__(self) -> None:
         check_literals(self)

@@ -1,14 +1,17 @@
 """Warm start, selective retraining (CIESS Eq. 15-16) and test evaluation under fixed sizes.
 
-Every method of the experiment (CIESS and each baseline) ends here: a size per user and item,
-fitted exactly to a budget, a recommender retrained under those sizes to convergence with early
-stopping on validation, then one evaluation on test.
+Every size method of the experiment (CIESS and each row-size baseline) ends here: a size per
+user and item, fitted exactly to a budget, a recommender retrained under those sizes to
+convergence with early stopping on validation, then one evaluation on test (which the
+experiment makes inside its final evaluation, after the choice among masks).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +23,14 @@ from leanrec.data.interactions import Split
 from leanrec.embeddings import MaskedEmbedding, MaskedTableFactory
 from leanrec.evaluate import FullRankingEvaluator
 from leanrec.models import Recommender, build_model
-from leanrec.models.compress import entity_sparsity, set_entity_sizes
+from leanrec.models.compress import entity_sizes, entity_sparsity, set_entity_sizes
 from leanrec.search.embedding_size.budget import fit_to_budget
 from leanrec.search.embedding_size.policy import SizeCandidate
 from leanrec.train.bpr import BPRTrainer, EpochHook, TrainerConfig, TrainResult, evaluate_model
+from leanrec.train.checkpoint import load_checkpoint, save_atomic
+
+SizePair = tuple[np.ndarray, np.ndarray]
+"""``(user_sizes (|U|,), item_sizes (|I|,))``: a size per user and per item."""
 
 TEST_KS = (5, 10, 20)
 
@@ -89,7 +96,8 @@ class RetrainedModel:
     model: Recommender
     sparsity: float
     valid: dict[str, float]
-    test: dict[str, float]
+    test: dict[str, float] | None
+    """Test metrics, or None when the caller evaluates test itself (after choosing a model)."""
     train_result: TrainResult
 
 
@@ -115,17 +123,19 @@ def retrain_with_sizes(
     warm_state: dict[str, torch.Tensor] | None = None,
     checkpoint_path: Path | None = None,
     on_epoch: EpochHook | None = None,
+    evaluate_test: bool = True,
 ) -> RetrainedModel:
     """Train under fixed sizes to convergence (early stopping on validation), test once.
 
     Args:
         warm_state: initial weights (the warm start; truncated by the masks). None: from scratch.
+        evaluate_test: False leaves ``test`` None (the caller tests the model it chooses).
     """
     model = build_masked_model(split, model_name, model_options, max_dim, seed)
     if warm_state is not None:
         model.load_state_dict(warm_state)
     set_entity_sizes(model, user_sizes, item_sizes)
-    return retrain_model(model, split, trainer, checkpoint_path, on_epoch)
+    return retrain_model(model, split, trainer, checkpoint_path, on_epoch, evaluate_test)
 
 
 def retrain_model(
@@ -134,8 +144,10 @@ def retrain_model(
     trainer: TrainerConfig,
     checkpoint_path: Path | None = None,
     on_epoch: EpochHook | None = None,
+    evaluate_test: bool = True,
 ) -> RetrainedModel:
-    """Train a prepared model (tables already sized or masked) to convergence, test once."""
+    """Train a prepared model (tables already sized or masked) to convergence, test once
+    (``evaluate_test=False``: not at all, ``test`` is None)."""
     result = BPRTrainer(
         model, split.train, split.valid, trainer, checkpoint_path=checkpoint_path, on_epoch=on_epoch
     ).fit(resume=checkpoint_path is not None)
@@ -144,7 +156,7 @@ def retrain_model(
         model=model,
         sparsity=entity_sparsity(model),
         valid=result.best_valid,
-        test=test_metrics(model, split),
+        test=test_metrics(model, split) if evaluate_test else None,
         train_result=result,
     )
 
@@ -219,6 +231,71 @@ def screen_on_validation(
         scores.append(float(evaluate_model(work, evaluator).mean[metric]))
     order = sorted(range(len(sized)), key=lambda index: -scores[index])
     return order[:keep], scores
+
+
+def screen_with_cache(
+    model: Recommender,
+    split: Split,
+    sized: list[SizePair],
+    keep: int,
+    metric: str,
+    path: Path,
+    what: str,
+    log: Callable[[str], None],
+) -> tuple[list[SizePair], dict[str, Any]]:
+    """The ``keep`` best of ``sized`` by :func:`screen_on_validation`, and the row's record of
+    the screen (``screened``, ``screen_kept_scores``, ``screen_best_by_quality_score``).
+
+    The outcome is cached in ``path``, so a run killed during retraining does not screen
+    again; the cache is used only for the same candidates (a digest of their sizes), metric
+    and ``keep``."""
+    settings = {"metric": metric, "top_masks": keep, "fingerprint": sizes_fingerprint(sized)}
+    if path.exists():
+        stored = load_checkpoint(path)
+        if stored["settings"] == settings:
+            log(f"{what}: the screen of {len(sized)} masks was done before ({path.name})")
+            kept_sizes = [(u.numpy(), i.numpy()) for u, i in stored["kept"]]
+            return kept_sizes, stored["record"]
+    kept, scores = screen_on_validation(model, split, sized, keep, metric)
+    log(
+        f"{what}: screened {len(sized)} masks on validation {metric} (untrained), "
+        f"best {scores[kept[0]]:.4f}"
+    )
+    kept_sizes = [sized[index] for index in kept]
+    record = {
+        "screened": len(scores),
+        "screen_kept_scores": [scores[index] for index in kept],
+        "screen_best_by_quality_score": scores[0],
+    }
+    stored_kept = [(torch.from_numpy(u), torch.from_numpy(i)) for u, i in kept_sizes]
+    save_atomic({"settings": settings, "kept": stored_kept, "record": record}, path)
+    return kept_sizes, record
+
+
+def sizes_fingerprint(sized: list[SizePair]) -> str:
+    """A digest of candidate sizes, in order (a screen cache is only valid for the same)."""
+    digest = hashlib.sha256()
+    for users, items in sized:
+        digest.update(np.ascontiguousarray(users, dtype=np.int64).tobytes())
+        digest.update(np.ascontiguousarray(items, dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def role_sizes(model: Recommender, role: str) -> np.ndarray:
+    """The per-entity sizes of ``model``'s first table of ``role`` (``"user"``/``"item"``)."""
+    name = next(n for n, r in model.table_roles().items() if r == role)
+    return entity_sizes(model)[name]
+
+
+def save_model_with_ids(model: Recommender, split: Split, path: Path) -> Path:
+    """``model``'s checkpoint with the raw user and item ids of ``split``'s vocabularies (so a
+    later run can check it was trained on its own split)."""
+    state = model.checkpoint()
+    state["user_ids"] = split.train.user_vocab.raw_ids.tolist()
+    state["item_ids"] = split.train.item_vocab.raw_ids.tolist()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path
 
 
 def with_trainer(trainer: TrainerConfig, **changes: Any) -> TrainerConfig:
