@@ -325,18 +325,18 @@ def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
     if args.no_random_walk:
         search = dataclasses.replace(search, random_walk=False)
     exp = dataclasses.replace(experiment, search=search)
-    summary = run_experiment(exp, log=lambda message: print(message, flush=True))
-    print((Path(out) / "table.md").read_text())
-    print(f"results: {Path(out) / 'results.json'}")
-    return 0 if summary["rows"] else 1
+    result = run_experiment(exp, log=lambda message: print(message, flush=True))
+    print(result.table())
+    print(f"results: {result.run_dir.path / 'results.json'}")
+    return 0 if result.rows else 1
 
 
 def _sketch_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
-    from leanrec.search.sketch import METHODS, SketchConfig
-    from leanrec.search.sketch.experiment import SketchExperiment, run_sketch_experiment
+    from leanrec.search.sketch import METHODS, SketchConfig, SketchExperiment
+    from leanrec.search.sketch.experiment import run_experiment
 
     config = build_config(SketchConfig, _parse_options(extra), aliases=OPTION_ALIASES)
-    methods = tuple(args.methods) if args.methods else METHODS
+    methods = tuple(args.methods) if args.methods else METHODS.names()
     out = args.out or f"runs/sketch-{args.dataset}"
     exp = SketchExperiment(
         dataset=args.dataset,
@@ -348,20 +348,20 @@ def _sketch_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
         seeds=tuple(args.seeds or DEFAULT_SEEDS),
         config=config,
     )
-    summary = run_sketch_experiment(exp, log=lambda message: print(message, flush=True))
-    print((Path(out) / "table.md").read_text())
-    print(f"results: {Path(out) / 'results.json'}")
-    return 0 if summary["rows"] else 1
+    result = run_experiment(exp, log=lambda message: print(message, flush=True))
+    print(result.table())
+    print(f"results: {result.run_dir.path / 'results.json'}")
+    return 0 if result.rows else 1
 
 
 def _architecture_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
-    from leanrec.search.architecture.config import ArchitectureSearchConfig
-    from leanrec.search.architecture.experiment import (
+    from leanrec.search.architecture.config import (
         HAND_DESIGNED,
         NAS_METHODS,
         ArchitectureExperiment,
-        run_architecture_experiment,
+        ArchitectureSearchConfig,
     )
+    from leanrec.search.architecture.experiment import run_experiment
 
     if args.dataset in RETRIEVAL_DATASETS:
         return _retrieval_experiment(args, extra)
@@ -384,10 +384,10 @@ def _architecture_experiment(args: argparse.Namespace, extra: Sequence[str]) -> 
         OPTION_ALIASES,
     )
     exp = dataclasses.replace(experiment, config=search)
-    summary = run_architecture_experiment(exp, log=lambda message: print(message, flush=True))
-    print((Path(out) / "table.md").read_text())
-    print(f"results: {Path(out) / 'results.json'}")
-    return 0 if summary["methods"] else 1
+    result = run_experiment(exp, log=lambda message: print(message, flush=True))
+    print(result.table())
+    print(f"results: {result.run_dir.path / 'results.json'}")
+    return 0 if result.summary["methods"] else 1
 
 
 RETRIEVAL_DATASETS = ("beauty", "beauty-s3rec")
@@ -395,13 +395,13 @@ RETRIEVAL_DATASETS = ("beauty", "beauty-s3rec")
 
 
 def _retrieval_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
-    from leanrec.search.architecture.retrieval import RetrievalSearchConfig
-    from leanrec.search.architecture.retrieval_experiment import (
+    from leanrec.search.architecture.config import (
         RETRIEVAL_BASELINES,
         RETRIEVAL_METHODS,
         RetrievalExperiment,
-        run_retrieval_experiment,
+        RetrievalSearchConfig,
     )
+    from leanrec.search.architecture.experiment import run_experiment
 
     out = args.out or f"runs/architecture-{args.dataset}"
     experiment = RetrievalExperiment(
@@ -419,10 +419,10 @@ def _retrieval_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int
         OPTION_ALIASES,
     )
     exp = dataclasses.replace(experiment, config=search)
-    summary = run_retrieval_experiment(exp, log=lambda message: print(message, flush=True))
-    print((Path(out) / "table.md").read_text())
-    print(f"results: {Path(out) / 'results.json'}")
-    return 0 if summary["methods"] else 1
+    result = run_experiment(exp, log=lambda message: print(message, flush=True))
+    print(result.table())
+    print(f"results: {result.run_dir.path / 'results.json'}")
+    return 0 if result.summary["methods"] else 1
 
 
 def cmd_compress(args: argparse.Namespace, extra: Sequence[str]) -> int:

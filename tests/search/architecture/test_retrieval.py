@@ -131,10 +131,8 @@ def test_input_dropout_must_be_below_one() -> None:
 
 
 def test_retrieval_experiment_writes_the_table_and_resumes(tmp_path) -> None:
-    from leanrec.search.architecture.retrieval_experiment import (
-        RetrievalExperiment,
-        run_retrieval_experiment,
-    )
+    from leanrec.search.architecture.config import RetrievalExperiment
+    from leanrec.search.architecture.experiment import run_experiment
 
     data_split = _cycle_split(n_users=200)
     calls: list[int] = []
@@ -150,7 +148,7 @@ def test_retrieval_experiment_writes_the_table_and_resumes(tmp_path) -> None:
         max_length=8,
         config=_config(supernet_epochs=2, retrain_epochs=2, sampled_children=4, top_children=2),
     )
-    summary = run_retrieval_experiment(exp, log=lambda message: None, splits=splits)
+    summary = run_experiment(exp, log=lambda message: None, splits=splits).summary
     assert set(summary["methods"]) == {"gru4rec", "sasrec", "ameir"}
     rows = json.loads((tmp_path / "exp" / "rows.json").read_text())
     for row in rows:
@@ -163,7 +161,7 @@ def test_retrieval_experiment_writes_the_table_and_resumes(tmp_path) -> None:
     assert table.count("\n") == 2 + 3
     assert (tmp_path / "exp" / "ndcg.png").stat().st_size > 0
     # everything is on disk: a second run trains nothing and loads no data
-    again = run_retrieval_experiment(exp, log=lambda message: None, splits=splits)
+    again = run_experiment(exp, log=lambda message: None, splits=splits).summary
     assert calls == [0]
     assert again["methods"]["ameir"]["test_ndcg@5"] == summary["methods"]["ameir"]["test_ndcg@5"]
 

@@ -24,11 +24,8 @@ from leanrec.search.architecture.baselines import (
     sample_interactions,
     single_stage_one_shot,
 )
-from leanrec.search.architecture.config import ArchitectureSearchConfig
-from leanrec.search.architecture.experiment import (
-    ArchitectureExperiment,
-    run_architecture_experiment,
-)
+from leanrec.search.architecture.config import ArchitectureExperiment, ArchitectureSearchConfig
+from leanrec.search.architecture.experiment import run_experiment
 from leanrec.search.architecture.model import MLPChoice, MLPStepModel, derive_ameir_model
 from leanrec.search.architecture.policy import search_architecture
 from leanrec.train.pointwise import evaluate_ctr
@@ -236,7 +233,7 @@ def test_experiment_table_keeps_searched_models_within_the_best_baseline(split, 
         baseline_epochs=2,
         config=tiny_config(embedding_dim=16),
     )
-    summary = run_architecture_experiment(exp, log=lambda m: None, split=split)
+    summary = run_experiment(exp, log=lambda m: None, split=split).summary
     methods = summary["methods"]
     assert set(methods) == {"dnn", "deepfm", "ameir", "one_shot", "random"}
     budget = summary["parameter_budget"]
@@ -248,7 +245,7 @@ def test_experiment_table_keeps_searched_models_within_the_best_baseline(split, 
     rows = json.loads((tmp_path / "exp" / "rows.json").read_text())
     assert len(rows) == 5
     # rerunning finds every row done and trains nothing
-    again = run_architecture_experiment(exp, log=lambda m: None, split=split)
+    again = run_experiment(exp, log=lambda m: None, split=split).summary
     assert again["methods"]["ameir"] == methods["ameir"]
 
 
@@ -272,7 +269,7 @@ def test_parameter_cap_comes_from_every_seed_in_the_rows(split, tmp_path, favour
         baseline_epochs=1,
         config=tiny_config(embedding_dim=16),
     )
-    summary = run_architecture_experiment(exp, log=lambda m: None, split=split)
+    summary = run_experiment(exp, log=lambda m: None, split=split).summary
     assert summary["best_baseline"] == favoured
     # the cap is the favoured baseline's real size (seed 1), not seed 7's made-up one
     assert summary["parameter_budget"] == summary["methods"][favoured]["parameters"]["mean"]
@@ -673,11 +670,11 @@ def test_experiment_random_search_on_a_sample_budget_needs_no_ameir_row(split, t
         random_budget="samples",
         config=config,
     )
-    summary = run_architecture_experiment(exp, log=lambda m: None, split=split)
+    summary = run_experiment(exp, log=lambda m: None, split=split).summary
     assert "random" in summary["methods"]
     assert json.loads((tmp_path / "exp" / "config.json").read_text())["random_budget"] == "samples"
     with pytest.raises(ValueError, match="needs AMEIR's search time"):
-        run_architecture_experiment(
+        run_experiment(
             dataclasses.replace(exp, out_dir=str(tmp_path / "b"), random_budget="seconds"),
             log=lambda m: None,
             split=split,
@@ -780,3 +777,33 @@ def test_random_search_children_through_an_executor_train_as_one_by_one(split, m
     shipped = random_search_from_scratch(split, config, budget_samples=3 * per_child)
     assert jobs_seen == [3]
     assert shipped.steps["random"]["subset_auc"] == expected
+
+
+def test_api_runs_the_table_and_saves_architectures_and_models(tmp_path, monkeypatch) -> None:
+    from leanrec.api.architecture import search_architecture
+    from tests.data.test_behavior import write_ml1m
+
+    write_ml1m(tmp_path / "data" / "movielens-1m-partial", ratings_name="ratings.first487650.dat")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    exp = ArchitectureExperiment(
+        data_dir=str(tmp_path / "data"),
+        out_dir=str(tmp_path / "run"),
+        baselines=("dnn",),
+        methods=("ameir",),
+        seeds=(0,),
+        baseline_epochs=1,
+        config=tiny_config(embedding_dim=8, retrain_epochs=1),
+    )
+    result = search_architecture(exp, log=lambda m: None)
+    assert [r["method"] for r in result.rows] == ["dnn", "ameir"]
+    assert sorted(result.artifacts) == ["architecture_seed0", "model_seed0"]
+    ameir = result.rows[1]
+    assert ameir["parameters"] <= result.summary["parameter_budget"]
+    saved = result.save(tmp_path / "copy")
+    architecture = Architecture.load(saved / "architecture_seed0.json")
+    assert architecture == Architecture.from_dict(ameir["architecture"])
+    model = load_ctr_model(saved / "ameir_seed0" / "model.pt")
+    assert isinstance(model, AMEIRModel) and model.architecture == architecture
+    assert sum(p.numel() for p in model.parameters()) == ameir["parameters"]
+    with pytest.raises(ValueError, match="searches methods only"):
+        search_architecture(dataclasses.replace(exp, methods=("dnn",)), log=lambda m: None)

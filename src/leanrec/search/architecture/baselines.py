@@ -1,25 +1,36 @@
-"""NAS baselines on AMEIR's space and budget (paper Table 4), and the joint one-shot model.
+r"""Every method of AMEIR's two tables, as registered method objects, and the NAS baselines.
+
+An experiment is a loop over method objects (:data:`METHODS` for the CTR table,
+:data:`NEXT_ITEM_METHODS` for the next-item table): each has a ``name``, says whether it
+``searches`` (hand-designed baselines are trained first; on CTR the best of them caps the
+searches' parameter count) and ``fit``\ s a model for one seed on training data, choosing on
+validation data only. The experiment scores it on test afterwards.
+
+The NAS baselines on AMEIR's space and budget (paper Table 4):
 
 * :func:`random_search_from_scratch`: sample whole architectures, train each from scratch for a
   short budget, keep the best on validation, retrain it (the "Random" row of Table 4).
 * :func:`single_stage_one_shot`: one one-shot model over the joint space (blocks, ``M``
   interaction slots, MLP), children sampled jointly; the best child is derived and retrained
   ("One-shot Random Search", Li & Talwalkar 2019).
-
-Both only read validation samples for selection.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import torch
 
 from leanrec.data.behavior import BehaviorSplit, FeatureMap
+from leanrec.data.sequential import NextItemSplit
 from leanrec.embeddings.base import TableFactory
+from leanrec.models.ctr import build_ctr_model
 from leanrec.models.ctr.ameir.architecture import (
     Architecture,
     BlockChoice,
@@ -27,7 +38,18 @@ from leanrec.models.ctr.ameir.architecture import (
     interaction_name,
 )
 from leanrec.models.ctr.ameir.model import AMEIRConfig, AMEIRModel, field_indices
-from leanrec.search.architecture.config import ArchitectureSearchConfig
+from leanrec.models.ctr.base import CTRModel
+from leanrec.models.seq import build_next_item_model
+from leanrec.models.seq.base import NextItemModel
+from leanrec.runner.registry import Registry
+from leanrec.runner.rundir import Log, RowStore, RunDirectory, atomic_write_text
+from leanrec.search.architecture.config import (
+    HAND_DESIGNED,
+    ArchitectureExperiment,
+    ArchitectureSearchConfig,
+    RetrievalExperiment,
+    RetrievalSearchConfig,
+)
 from leanrec.search.architecture.model import MLPChoice, MLPStepModel, derive_ameir_model
 from leanrec.search.architecture.policy import (
     SearchResult,
@@ -36,14 +58,18 @@ from leanrec.search.architecture.policy import (
     epoch_samples,
     fraction_rows,
     one_shot_checkpoint,
+    one_shot_samples,
     pick_best,
+    search_architecture,
     search_executor,
     train_epochs,
     train_one_shot,
     validation_subset,
 )
+from leanrec.search.architecture.retrieval import search_retrieval, sequential_trainer_config
 from leanrec.search.architecture.space import sample_blocks, sample_mlp
-from leanrec.train.pointwise import evaluate_ctr
+from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, evaluate_ctr
+from leanrec.train.sequential import SequentialTrainer
 
 
 def embedded_field_names(feature_map: FeatureMap) -> list[str]:
@@ -327,3 +353,321 @@ class ChildTrainer:
 
 def _parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+# ------------------------------------------------------------------------- method objects
+ModelT = TypeVar("ModelT")
+
+
+@dataclass
+class FittedModel(Generic[ModelT]):
+    """One method's model for one seed, chosen on validation, before its test scores.
+
+    Attributes:
+        model: the trained model (its best validation epoch).
+        valid: its validation metrics (CTR: ``auc`` and ``logloss``; the next-item table
+            scores validation itself).
+        train_seconds: wall time of its training (a search's: of the derived model's).
+        search_seconds: wall time of the architecture search before it (0: hand-designed).
+        extra: the method's own row fields (``best_epoch``, ``architecture``).
+        scratch: files to delete once the row is stored (a baseline's resume checkpoint).
+    """
+
+    model: ModelT
+    valid: dict[str, float]
+    train_seconds: float
+    search_seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+    scratch: tuple[Path, ...] = ()
+
+
+@dataclass
+class CTRCell:
+    """What a CTR method needs to fit one seed of the table.
+
+    Attributes:
+        experiment: the table.
+        split: the behaviour samples; a method reads ``train`` and ``valid`` only.
+        config: the search settings of this seed (``seed`` set; for the searches
+            ``max_parameters`` set to the parameter budget).
+        run: the run directory (a search keeps its resumable steps there).
+        rows: the rows finished so far (random search reads AMEIR's search time there).
+        log: stage lines.
+    """
+
+    experiment: ArchitectureExperiment
+    split: BehaviorSplit
+    config: ArchitectureSearchConfig
+    run: RunDirectory
+    rows: RowStore
+    log: Log
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+
+@dataclass
+class NextItemCell:
+    """What a next-item method needs to fit one seed of the table (fields as
+    :class:`CTRCell`'s; ``split.test`` is never read by a method)."""
+
+    experiment: RetrievalExperiment
+    split: NextItemSplit
+    config: RetrievalSearchConfig
+    run: RunDirectory
+    log: Log
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+
+CellT = TypeVar("CellT", contravariant=True)
+FittedT = TypeVar("FittedT", covariant=True)
+
+
+class Method(Protocol[CellT, FittedT]):
+    """A row family of a table: a hand-designed model or an architecture search."""
+
+    @property
+    def name(self) -> str:
+        """The row's ``method``."""
+        ...
+
+    @property
+    def searches(self) -> bool:
+        """True for an architecture search, False for a hand-designed baseline."""
+        ...
+
+    def fit(self, cell: CellT) -> FittedT:
+        """Train (and search) on the cell's training data, choosing on validation data."""
+        ...
+
+    def artifacts(self, run: RunDirectory, seed: int) -> dict[str, Path]:
+        """The files of ``seed`` a user takes away, by name (existing ones only)."""
+        ...
+
+
+CTRMethod = Method[CTRCell, FittedModel[CTRModel]]
+NextItemMethod = Method[NextItemCell, FittedModel[NextItemModel]]
+
+
+def _existing(files: dict[str, Path]) -> dict[str, Path]:
+    return {name: path for name, path in files.items() if path.is_file()}
+
+
+@dataclass(frozen=True)
+class HandDesignedCTR:
+    """A CTR model of :mod:`leanrec.models.ctr` trained with early stopping on validation AUC,
+    for at most ``experiment.baseline_epochs``."""
+
+    name: str
+    searches: bool = False
+
+    def fit(self, cell: CTRCell) -> FittedModel[CTRModel]:
+        cfg = cell.config
+        model = build_ctr_model(self.name, cell.split.feature_map, seed=cell.seed)
+        trainer = CTRTrainer(
+            CTRTrainerConfig(
+                learning_rate=cfg.learning_rate,
+                batch_size=cfg.batch_size,
+                max_epochs=cell.experiment.baseline_epochs,
+                patience=cfg.retrain_patience,
+                seed=cell.seed,
+                num_threads=cfg.num_threads,
+                progress=cfg.progress,
+            )
+        )
+        trained = trainer.fit(model, cell.split.train, cell.split.valid)
+        return FittedModel(
+            model,
+            dict(trained.best_valid),
+            trained.train_seconds,
+            extra={"best_epoch": trained.best_epoch},
+        )
+
+    def artifacts(self, run: RunDirectory, seed: int) -> dict[str, Path]:
+        return {}
+
+
+def _searched(result: SearchResult) -> FittedModel[CTRModel]:
+    return FittedModel(
+        result.model,
+        result.valid,
+        result.retrain_seconds,
+        result.search_seconds,
+        extra={"architecture": result.architecture.to_dict()},
+    )
+
+
+@dataclass(frozen=True)
+class AMEIRSearch:
+    """AMEIR's three-step search (:func:`~leanrec.search.architecture.policy.
+    search_architecture`), resumable in ``ameir_seed<k>/``. Keeps the derived architecture as
+    ``architecture_seed<k>.json`` and the retrained model as ``ameir_seed<k>/model.pt``."""
+
+    name: str = "ameir"
+    searches: bool = True
+
+    def fit(self, cell: CTRCell) -> FittedModel[CTRModel]:
+        steps = cell.run.file(f"ameir_seed{cell.seed}")
+        result = search_architecture(cell.split, cell.config, steps, cell.log)
+        result.architecture.save(cell.run.file(f"architecture_seed{cell.seed}.json"))
+        return _searched(result)
+
+    def artifacts(self, run: RunDirectory, seed: int) -> dict[str, Path]:
+        return _existing(
+            {
+                f"architecture_seed{seed}": run.path / f"architecture_seed{seed}.json",
+                f"model_seed{seed}": run.path / f"ameir_seed{seed}" / "model.pt",
+            }
+        )
+
+
+@dataclass(frozen=True)
+class OneShotSearch:
+    """Single-stage one-shot random search over the joint space
+    (:func:`single_stage_one_shot`)."""
+
+    name: str = "one_shot"
+    searches: bool = True
+
+    def fit(self, cell: CTRCell) -> FittedModel[CTRModel]:
+        return _searched(single_stage_one_shot(cell.split, cell.config, cell.log))
+
+    def artifacts(self, run: RunDirectory, seed: int) -> dict[str, Path]:
+        return {}
+
+
+@dataclass(frozen=True)
+class RandomSearch:
+    """Random search with training from scratch (:func:`random_search_from_scratch`) on the
+    budget ``experiment.random_budget`` names: AMEIR's search time at the same seed (its row
+    must be finished first) or as many training samples as AMEIR's one-shot models saw."""
+
+    name: str = "random"
+    searches: bool = True
+
+    def fit(self, cell: CTRCell) -> FittedModel[CTRModel]:
+        split, config = cell.split, cell.config
+        if cell.experiment.random_budget == "samples":
+            samples = one_shot_samples(config, len(split.train))
+            return _searched(
+                random_search_from_scratch(split, config, budget_samples=samples, log=cell.log)
+            )
+        ameir = cell.rows.get(method="ameir", seed=cell.seed)
+        if ameir is None:
+            raise ValueError(
+                "random search needs AMEIR's search time of the same seed first "
+                "(list 'ameir' before 'random' in methods, or use random_budget='samples')"
+            )
+        seconds = ameir["search_seconds"]
+        return _searched(random_search_from_scratch(split, config, seconds, log=cell.log))
+
+    def artifacts(self, run: RunDirectory, seed: int) -> dict[str, Path]:
+        return {}
+
+
+@dataclass(frozen=True)
+class HandDesignedNextItem:
+    """A sequence model of :mod:`leanrec.models.seq` (width ``config.embedding_dim``; SASRec
+    also reads ``max_length`` positions), trained with early stopping on validation NDCG@5
+    for at most ``experiment.baseline_epochs`` (and ``baseline_seconds``). Its checkpoint in
+    ``<name>_seed<k>.pt`` resumes a killed training and is deleted once the row is stored."""
+
+    name: str
+    reads_max_length: bool = False
+    searches: bool = False
+
+    def fit(self, cell: NextItemCell) -> FittedModel[NextItemModel]:
+        cfg, experiment = cell.config, cell.experiment
+        options: dict[str, Any] = {"embedding_dim": cfg.embedding_dim}
+        if self.reads_max_length:
+            options["max_length"] = experiment.max_length
+        model = build_next_item_model(self.name, cell.split.n_items, options, seed=cell.seed)
+        checkpoint = cell.run.file(f"{self.name}_seed{cell.seed}.pt")
+        trainer = SequentialTrainer(
+            model,
+            cell.split,
+            sequential_trainer_config(
+                cfg, experiment.baseline_epochs, cfg.eval_every, experiment.baseline_seconds
+            ),
+            checkpoint,
+        )
+        began = time.perf_counter()
+        trained = trainer.fit(resume=True)
+        return FittedModel(
+            model,
+            {},
+            time.perf_counter() - began,
+            extra={"best_epoch": trained.best_epoch},
+            scratch=(checkpoint,),
+        )
+
+    def artifacts(self, run: RunDirectory, seed: int) -> dict[str, Path]:
+        return {}
+
+
+@dataclass(frozen=True)
+class AMEIRNextItemSearch:
+    """AMEIR's Step 1 on next-item sequences
+    (:func:`~leanrec.search.architecture.retrieval.search_retrieval`), resumable in
+    ``ameir_seed<k>/``. Keeps the chosen blocks as ``architecture_seed<k>.json`` and the
+    retrained model in ``ameir_seed<k>/retrained.pt``."""
+
+    name: str = "ameir"
+    searches: bool = True
+
+    def fit(self, cell: NextItemCell) -> FittedModel[NextItemModel]:
+        steps = cell.run.file(f"ameir_seed{cell.seed}")
+        result = search_retrieval(cell.split, cell.config, steps, cell.log)
+        architecture = result.architecture_json(cell.config)
+        path = cell.run.file(f"architecture_seed{cell.seed}.json")
+        atomic_write_text(path, json.dumps(architecture, indent=2))
+        return FittedModel(
+            result.model,
+            result.valid,
+            result.retrain_seconds,
+            result.search_seconds,
+            extra={"best_epoch": result.best_epoch, "architecture": architecture},
+        )
+
+    def artifacts(self, run: RunDirectory, seed: int) -> dict[str, Path]:
+        return _existing(
+            {
+                f"architecture_seed{seed}": run.path / f"architecture_seed{seed}.json",
+                f"model_seed{seed}": run.path / f"ameir_seed{seed}" / "retrained.pt",
+            }
+        )
+
+
+METHODS: Registry[CTRMethod] = Registry("CTR architecture method")
+"""Every method of the CTR table (Tables 1 and 4) in its order: the hand-designed baselines,
+then AMEIR and the two NAS baselines on its space."""
+for _name in HAND_DESIGNED:
+    METHODS.add(HandDesignedCTR(_name))
+METHODS.add(AMEIRSearch())
+METHODS.add(OneShotSearch())
+METHODS.add(RandomSearch())
+
+NEXT_ITEM_METHODS: Registry[NextItemMethod] = Registry("next-item architecture method")
+"""Every method of the next-item table (Table 2) in its order: GRU4Rec, SASRec, AMEIR."""
+NEXT_ITEM_METHODS.add(HandDesignedNextItem("gru4rec"))
+NEXT_ITEM_METHODS.add(HandDesignedNextItem("sasrec", reads_max_length=True))
+NEXT_ITEM_METHODS.add(AMEIRNextItemSearch())
+
+MethodT = TypeVar("MethodT", bound=Method[Any, Any])
+
+
+def resolve_methods(
+    registry: Registry[MethodT], names: Sequence[str], searches: bool
+) -> list[MethodT]:
+    """The methods of ``names`` (unknown names are an error listing the known ones); every
+    one must be a search when ``searches``, a hand-designed baseline otherwise."""
+    methods = registry.resolve(names)
+    misplaced = [m.name for m in methods if m.searches != searches]
+    if misplaced:
+        listed, wanted = ("methods", "searches") if searches else ("baselines", "hand-designed")
+        raise ValueError(f"{listed} must name {wanted} methods only, not {misplaced}")
+    return methods

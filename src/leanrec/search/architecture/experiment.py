@@ -1,99 +1,234 @@
-"""AMEIR Tables 1 and 4 layout on ML-1M CTR: hand-designed baselines, NAS baselines, AMEIR.
+"""AMEIR's experiments: one entry point, :func:`run_experiment`, for both of its tables.
 
-``leanrec experiment architecture --dataset ml-1m-ctr``. For every seed: each hand-designed
-baseline is trained (early stopping on validation AUC); AMEIR's three-step search runs with
-``max_parameters`` set to the parameter count of the best baseline (by mean validation AUC), so
-the searched model is never larger; the NAS baselines run on the same space: single-stage
-one-shot random search (same one-shot epochs and scored children) and random search from
-scratch (same wall-clock search budget as AMEIR's search of that seed). Test samples are scored
-once per finished model and never used for selection.
+* :class:`~leanrec.search.architecture.config.ArchitectureExperiment`: Tables 1 and 4 on
+  ML-1M CTR (``leanrec experiment architecture --dataset ml-1m-ctr``), run here;
+* :class:`~leanrec.search.architecture.config.RetrievalExperiment`: Table 2 on Amazon Beauty
+  next-item retrieval (``--dataset beauty``), run by :mod:`.retrieval_experiment`.
 
-Finished rows are stored in ``rows.json`` as they complete (a killed run resumes after the last
-finished model). Outputs: ``rows.json``, ``results.json`` (mean ± std per method), ``table.md``
-and ``auc.png``; AMEIR's architectures as ``architecture_seed<k>.json``.
+The CTR table: for every seed, each hand-designed baseline is trained (early stopping on
+validation AUC). The best baseline by mean validation AUC, over every seed with all baseline
+rows (not only this run's: a run of one seed is capped by the same baseline as the whole
+table), gives the parameter budget, its smallest parameter count. Every search then runs with
+``max_parameters`` set to that budget, so a searched model is never larger: AMEIR's three-step
+search, single-stage one-shot random search (the same one-shot epochs and scored children) and
+random search from scratch (AMEIR's wall time or one-shot samples of that seed). Each finished
+model is scored on test once, inside :func:`~leanrec.runner.final.final_evaluation`: test
+samples never choose anything.
+
+Every finished ``(method, seed)`` row is stored in ``rows.json`` at once (a killed run resumes
+after the last finished model; AMEIR's search resumes inside itself too). Outputs:
+``rows.json``, ``results.json`` (mean ± std per method, the best baseline and the budget),
+``table.md``, ``auc.png``, and AMEIR's ``architecture_seed<k>.json`` and
+``ameir_seed<k>/model.pt``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
 from leanrec.data.behavior import BehaviorSamples, BehaviorSplit
 from leanrec.data.registry import load_behavior_dataset
-from leanrec.models.ctr import build_ctr_model
+from leanrec.data.sequential import NextItemSplit
 from leanrec.models.ctr.base import CTRModel
-from leanrec.options import check_literals
+from leanrec.runner.final import final_evaluation
+from leanrec.runner.rundir import Log, RowStore, RunDirectory, jsonable
 from leanrec.search.architecture.baselines import (
-    random_search_from_scratch,
-    single_stage_one_shot,
+    METHODS,
+    CTRCell,
+    CTRMethod,
+    FittedModel,
+    resolve_methods,
 )
-from leanrec.search.architecture.config import ArchitectureSearchConfig
-from leanrec.search.architecture.policy import SearchResult, one_shot_samples, search_architecture
-from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, evaluate_ctr, predict_ctr
+from leanrec.search.architecture.config import ArchitectureExperiment, RetrievalExperiment
+from leanrec.search.architecture.results import (
+    ROW_KEY,
+    artifacts_of,
+    bar_plot,
+    completed_seeds,
+    summarise,
+)
+from leanrec.search.architecture.retrieval_experiment import run_retrieval_experiment
+from leanrec.search.base import ExperimentResult
+from leanrec.train.pointwise import evaluate_ctr, predict_ctr
 
-HAND_DESIGNED: tuple[str, ...] = ("dnn", "wide_deep", "deepfm", "xdeepfm", "din")
-NAS_METHODS: tuple[str, ...] = ("ameir", "one_shot", "random")
-"""``ameir``: three-step search; ``one_shot``: single-stage one-shot random search;
-``random``: random search with training from scratch."""
-
-
-@dataclass
-class ArchitectureExperiment:
-    """One paper-style table."""
-
-    dataset: str = "ml-1m-ctr"
-    data_dir: str | None = None
-    out_dir: str = "runs/architecture-ml-1m-ctr"
-    baselines: tuple[str, ...] = HAND_DESIGNED
-    methods: tuple[str, ...] = NAS_METHODS
-    seeds: tuple[int, ...] = (0, 1, 2)
-    baseline_epochs: int = 8
-    """Maximum epochs of a hand-designed baseline (early stopping, patience 2)."""
-    parameter_budget: bool = True
-    """Cap the searched models at the best baseline's parameter count."""
-    random_budget: Literal["seconds", "samples"] = "seconds"
-    """What random search from scratch gets of AMEIR's search at the same seed: ``"seconds"``,
-    its wall time (depends on how busy the machine is), or ``"samples"``, as many training
-    samples as AMEIR's one-shot models saw (:func:`one_shot_samples`; the same on any
-    machine)."""
-    config: ArchitectureSearchConfig = field(default_factory=ArchitectureSearchConfig)
-
-    def __post_init__(self) -> None:
-        check_literals(self)
+METRICS = (
+    "test_auc",
+    "test_logloss",
+    "valid_auc",
+    "parameters",
+    "inference_samples_per_second",
+    "search_seconds",
+    "train_seconds",
+)
+"""The row fields ``results.json`` averages per method."""
 
 
-class RowStore:
-    """Finished rows by ``(method, seed)``, written atomically to ``rows.json`` as they come."""
+def run_experiment(
+    experiment: ArchitectureExperiment | RetrievalExperiment,
+    log: Log = print,
+    split: BehaviorSplit | None = None,
+    splits: Callable[[int], tuple[NextItemSplit, NextItemSplit]] | None = None,
+) -> ExperimentResult:
+    """Run (or resume) every row of ``experiment``'s table; see the module docstring.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.rows: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
+    Args:
+        experiment: the CTR table (Tables 1 and 4) or the next-item table (Table 2).
+        log: where stage lines go (besides the run's ``run.log``).
+        split: CTR only: behaviour samples replacing the registry dataset (e.g. in tests).
+        splits: next-item only: ``splits(seed)`` gives the split of the report protocol and
+            the same split with the other kind of negatives, replacing the registry dataset.
+    """
+    if isinstance(experiment, RetrievalExperiment):
+        if split is not None:
+            raise TypeError("a next-item experiment takes splits=, not split=")
+        return run_retrieval_experiment(experiment, log, splits)
+    if splits is not None:
+        raise TypeError("a CTR experiment takes split=, not splits=")
+    return run_architecture_experiment(experiment, log, split)
 
-    def get(self, method: str, seed: int) -> dict[str, Any] | None:
-        for row in self.rows:
-            if row["method"] == method and row["seed"] == seed:
-                return row
-        return None
 
-    def add(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.rows, indent=2))
-        tmp.replace(self.path)
+def run_architecture_experiment(
+    experiment: ArchitectureExperiment,
+    log: Log = print,
+    split: BehaviorSplit | None = None,
+) -> ExperimentResult:
+    """The CTR table (see the module docstring); ``split`` replaces the registry dataset."""
+    baselines = resolve_methods(METHODS, experiment.baselines, searches=False)
+    searches = resolve_methods(METHODS, experiment.methods, searches=True)
+    run = RunDirectory(experiment.out_dir, config=experiment, log=log)
+    if split is None:
+        split = load_behavior_dataset(experiment.dataset, experiment.data_dir)
+    run.log(f"{experiment.dataset}: {selection_parts(split)}")
+    rows = run.rows(key=ROW_KEY)
+    if experiment.config.num_threads:
+        torch.set_num_threads(experiment.config.num_threads)
+    _fit_rows(experiment, split, baselines, None, run, rows)
+    best_baseline, budget = parameter_budget(rows, experiment, run.log)
+    _fit_rows(experiment, split, searches, budget, run, rows)
+    methods = [*experiment.baselines, *experiment.methods]
+    summary = summarise(rows.rows, methods, experiment.seeds, METRICS)
+    summary["best_baseline"] = best_baseline
+    summary["parameter_budget"] = budget
+    summary["config"] = jsonable(experiment)
+    run.write_results(summary)
+    run.write_table(markdown_table(summary))
+    bar_plot(
+        run,
+        "auc.png",
+        summary,
+        "test_auc",
+        ylabel="test AUC (mean ± std over seeds)",
+        title="ML-1M CTR: hand-designed models vs architecture search",
+        width_per_method=1.1,
+        margins=(0.003, 0.002),
+    )
+    artifacts = artifacts_of(searches, run, experiment.seeds)
+    return ExperimentResult("architecture", run, rows.rows, summary, artifacts)
 
 
-def baseline_seeds(rows: RowStore, baselines: tuple[str, ...]) -> tuple[int, ...]:
-    """Seeds of ``rows`` that hold a row of every baseline in ``baselines``, sorted."""
-    seeds = {row["seed"] for row in rows.rows}
-    return tuple(sorted(s for s in seeds if all(rows.get(n, s) is not None for n in baselines)))
+def selection_parts(split: BehaviorSplit) -> dict[str, float | int]:
+    """Sample counts and positive rates of the parts that train and select (for the log; the
+    test part is read in the final evaluation only)."""
+    out: dict[str, float | int] = {}
+    for part, samples in (("train", split.train), ("valid", split.valid)):
+        out[f"{part}_samples"] = len(samples)
+        out[f"{part}_positive_rate"] = float(samples.labels.mean()) if len(samples) else 0.0
+    return out
+
+
+def _fit_rows(
+    experiment: ArchitectureExperiment,
+    split: BehaviorSplit,
+    methods: list[CTRMethod],
+    budget: int | None,
+    run: RunDirectory,
+    rows: RowStore,
+) -> None:
+    """Every unfinished row of ``methods`` x seeds: fit, score on test once, store, log.
+    Searches get ``max_parameters = budget``; hand-designed baselines keep the config's."""
+    for seed in experiment.seeds:
+        for method in methods:
+            if rows.has(method=method.name, seed=seed):
+                continue
+            config = dataclasses.replace(experiment.config, seed=seed)
+            if method.searches:
+                config = dataclasses.replace(config, max_parameters=budget)
+                run.log(f"{method.name} seed {seed}")
+            fitted = method.fit(CTRCell(experiment, split, config, run, rows, run.log))
+            with final_evaluation():
+                row = ctr_row(method.name, seed, fitted, split.test)
+            rows.add(row)
+            run.log(_row_line(row, method.searches))
+
+
+def _row_line(row: dict[str, Any], searched: bool) -> str:
+    head = f"{row['method']} seed {row['seed']}: valid AUC {row['valid_auc']:.4f}, test AUC "
+    if not searched:
+        return head + f"{row['test_auc']:.4f} ({row['train_seconds']:.0f} s)"
+    return head + (
+        f"{row['test_auc']:.4f}, {row['parameters']} parameters, search "
+        f"{row['search_seconds']:.0f} s + retrain {row['train_seconds']:.0f} s"
+    )
+
+
+def parameter_budget(
+    rows: RowStore, experiment: ArchitectureExperiment, log: Log
+) -> tuple[str | None, int | None]:
+    """The best hand-designed baseline (highest mean validation AUC over every seed with a
+    row of each baseline) and, with ``experiment.parameter_budget``, its smallest parameter
+    count over those seeds: the searches' ``max_parameters``. ``(None, None)`` without
+    baselines."""
+    if not experiment.baselines:
+        return None, None
+    seeds = completed_seeds(rows, experiment.baselines)
+
+    def row(name: str, seed: int) -> dict[str, Any]:
+        found = rows.get(method=name, seed=seed)
+        assert found is not None  # completed_seeds holds only seeds with every baseline
+        return found
+
+    best = max(
+        experiment.baselines, key=lambda name: np.mean([row(name, s)["valid_auc"] for s in seeds])
+    )
+    budget = None
+    if experiment.parameter_budget:
+        budget = int(min(row(best, s)["parameters"] for s in seeds))
+    log(
+        f"best hand-designed baseline on validation (seeds {list(seeds)}): {best}"
+        + (f" ({budget} parameters)" if budget else "")
+    )
+    return best, budget
+
+
+def ctr_row(
+    method: str, seed: int, fitted: FittedModel[CTRModel], test: BehaviorSamples
+) -> dict[str, Any]:
+    """The row of a finished model: validation metrics from its selection, test AUC and log
+    loss, parameter counts and inference speed on ``test`` (call inside
+    :func:`~leanrec.runner.final.final_evaluation`)."""
+    model = fitted.model
+    scores = evaluate_ctr(model, test)
+    counts = model.parameter_counts()
+    return {
+        "method": method,
+        "seed": seed,
+        "valid_auc": float(fitted.valid["auc"]),
+        "valid_logloss": float(fitted.valid["logloss"]),
+        "test_auc": float(scores["auc"]),
+        "test_logloss": float(scores["logloss"]),
+        "parameters": int(sum(counts.values())),
+        "dense_parameters": int(counts["dense"]),
+        "inference_samples_per_second": inference_samples_per_second(model, test),
+        "train_seconds": float(fitted.train_seconds),
+        "search_seconds": float(fitted.search_seconds),
+        **fitted.extra,
+    }
 
 
 def inference_samples_per_second(
@@ -105,201 +240,6 @@ def inference_samples_per_second(
     for _ in range(repeats):
         predict_ctr(model, samples, batch_size)
     return repeats * len(samples) / (time.perf_counter() - began)
-
-
-def _row(
-    method: str,
-    seed: int,
-    model: CTRModel,
-    split: BehaviorSplit,
-    valid: dict[str, float],
-    train_seconds: float,
-    search_seconds: float = 0.0,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    test = evaluate_ctr(model, split.test)
-    counts = model.parameter_counts()
-    return {
-        "method": method,
-        "seed": seed,
-        "valid_auc": float(valid["auc"]),
-        "valid_logloss": float(valid["logloss"]),
-        "test_auc": float(test["auc"]),
-        "test_logloss": float(test["logloss"]),
-        "parameters": int(sum(counts.values())),
-        "dense_parameters": int(counts["dense"]),
-        "inference_samples_per_second": inference_samples_per_second(model, split.test),
-        "train_seconds": float(train_seconds),
-        "search_seconds": float(search_seconds),
-        **(extra or {}),
-    }
-
-
-def run_architecture_experiment(
-    exp: ArchitectureExperiment,
-    log: Callable[[str], None] = print,
-    split: BehaviorSplit | None = None,
-) -> dict[str, Any]:
-    """Run (or resume) every row; returns the summary written to ``results.json``.
-
-    ``split`` replaces the registry dataset (e.g. synthetic samples in tests).
-    """
-    out = Path(exp.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(experiment_json(exp), indent=2))
-    if split is None:
-        split = load_behavior_dataset(exp.dataset, exp.data_dir)
-    log(f"{exp.dataset}: {split.describe()}")
-    rows = RowStore(out / "rows.json")
-    cfg = exp.config
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    # hand-designed baselines ---------------------------------------------------------------
-    for seed in exp.seeds:
-        for name in exp.baselines:
-            if rows.get(name, seed) is not None:
-                continue
-            model = build_ctr_model(name, split.feature_map, seed=seed)
-            trainer = CTRTrainer(
-                CTRTrainerConfig(
-                    learning_rate=cfg.learning_rate,
-                    batch_size=cfg.batch_size,
-                    max_epochs=exp.baseline_epochs,
-                    patience=cfg.retrain_patience,
-                    seed=seed,
-                    num_threads=cfg.num_threads,
-                    progress=cfg.progress,
-                )
-            )
-            trained = trainer.fit(model, split.train, split.valid)
-            row = _row(
-                name,
-                seed,
-                model,
-                split,
-                trained.best_valid,
-                trained.train_seconds,
-                extra={"best_epoch": trained.best_epoch},
-            )
-            rows.add(row)
-            log(
-                f"{name} seed {seed}: valid AUC {row['valid_auc']:.4f}, test AUC "
-                f"{row['test_auc']:.4f} ({row['train_seconds']:.0f} s)"
-            )
-    budget = None
-    best_baseline = None
-    if exp.baselines:
-        # every seed with all baseline rows, not only this run's: a run of one seed caps its
-        # searches by the same baseline as the whole table
-        seeds = baseline_seeds(rows, exp.baselines)
-        best_baseline = max(
-            exp.baselines,
-            key=lambda n: np.mean([rows.get(n, s)["valid_auc"] for s in seeds]),  # type: ignore[index]
-        )
-        if exp.parameter_budget:
-            budget = int(min(rows.get(best_baseline, s)["parameters"] for s in seeds))  # type: ignore[index]
-        log(
-            f"best hand-designed baseline on validation (seeds {list(seeds)}): {best_baseline}"
-            + (f" ({budget} parameters)" if budget else "")
-        )
-    # searches -------------------------------------------------------------------------------
-    for seed in exp.seeds:
-        config = dataclasses.replace(cfg, seed=seed, max_parameters=budget)
-        for method in exp.methods:
-            if rows.get(method, seed) is not None:
-                continue
-            log(f"{method} seed {seed}")
-            result = _search(method, split, config, out, rows, seed, log, exp.random_budget)
-            row = _row(
-                method,
-                seed,
-                result.model,
-                split,
-                result.valid,
-                result.retrain_seconds,
-                result.search_seconds,
-                extra={"architecture": result.architecture.to_dict()},
-            )
-            rows.add(row)
-            if method == "ameir":
-                result.architecture.save(out / f"architecture_seed{seed}.json")
-            log(
-                f"{method} seed {seed}: valid AUC {row['valid_auc']:.4f}, test AUC "
-                f"{row['test_auc']:.4f}, {row['parameters']} parameters, search "
-                f"{row['search_seconds']:.0f} s + retrain {row['train_seconds']:.0f} s"
-            )
-    summary = summarise(rows.rows, [*exp.baselines, *exp.methods], exp.seeds)
-    summary["best_baseline"] = best_baseline
-    summary["parameter_budget"] = budget
-    summary["config"] = experiment_json(exp)
-    (out / "results.json").write_text(json.dumps(summary, indent=2))
-    (out / "table.md").write_text(markdown_table(summary))
-    _plot(out / "auc.png", summary)
-    return summary
-
-
-def _search(
-    method: str,
-    split: BehaviorSplit,
-    config: ArchitectureSearchConfig,
-    out: Path,
-    rows: RowStore,
-    seed: int,
-    log: Callable[[str], None],
-    budget: str = "seconds",
-) -> SearchResult:
-    if method == "ameir":
-        return search_architecture(split, config, out / f"ameir_seed{seed}", log)
-    if method == "one_shot":
-        return single_stage_one_shot(split, config, log)
-    if method == "random":
-        if budget == "samples":
-            samples = one_shot_samples(config, len(split.train))
-            return random_search_from_scratch(split, config, budget_samples=samples, log=log)
-        ameir = rows.get("ameir", seed)
-        if ameir is None:
-            raise ValueError(
-                "random search needs AMEIR's search time of the same seed first "
-                "(list 'ameir' before 'random' in methods, or use random_budget='samples')"
-            )
-        return random_search_from_scratch(split, config, ameir["search_seconds"], log=log)
-    raise ValueError(f"unknown search method {method!r}; known: {', '.join(NAS_METHODS)}")
-
-
-METRICS = (
-    "test_auc",
-    "test_logloss",
-    "valid_auc",
-    "parameters",
-    "inference_samples_per_second",
-    "search_seconds",
-    "train_seconds",
-)
-
-
-def summarise(
-    rows: list[dict[str, Any]],
-    methods: list[str],
-    seeds: tuple[int, ...],
-    metrics: tuple[str, ...] = METRICS,
-) -> dict[str, Any]:
-    """Mean ± std over seeds of every metric in ``metrics``, per method (only methods with
-    rows), plus the search cost in CPU-hours."""
-    table: dict[str, Any] = {}
-    for method in methods:
-        found = [r for r in rows if r["method"] == method and r["seed"] in seeds]
-        if not found:
-            continue
-        entry: dict[str, Any] = {"seeds": len(found)}
-        for metric in metrics:
-            values = np.array([r[metric] for r in found], dtype=float)
-            entry[metric] = {"mean": float(values.mean()), "std": float(values.std())}
-        entry["search_cpu_hours"] = {
-            "mean": float(np.mean([r["search_seconds"] for r in found]) / 3600.0),
-            "std": 0.0,
-        }
-        table[method] = entry
-    return {"methods": table}
 
 
 def markdown_table(summary: dict[str, Any]) -> str:
@@ -317,29 +257,3 @@ def markdown_table(summary: dict[str, Any]) -> str:
             f"{entry['search_cpu_hours']['mean']:.3f} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def _plot(path: Path, summary: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    methods = list(summary["methods"])
-    means = [summary["methods"][m]["test_auc"]["mean"] for m in methods]
-    stds = [summary["methods"][m]["test_auc"]["std"] for m in methods]
-    fig, ax = plt.subplots(figsize=(1.1 * len(methods) + 2, 3.5))
-    ax.bar(methods, means, yerr=stds, color=["#999"] * len(methods))
-    low = min(m - s for m, s in zip(means, stds))
-    high = max(m + s for m, s in zip(means, stds))
-    ax.set_ylim(low - 0.003, high + 0.002)
-    ax.set_ylabel("test AUC (mean ± std over seeds)")
-    ax.set_title("ML-1M CTR: hand-designed models vs architecture search")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def experiment_json(exp: Any) -> dict[str, Any]:
-    """A dataclass experiment as plain JSON data (paths and tuples as strings and lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(exp), default=str))

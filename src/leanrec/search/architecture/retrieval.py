@@ -36,6 +36,7 @@ from leanrec.data.sequential import NextItemEvalSet, NextItemSplit
 from leanrec.models.ctr.ameir.architecture import BlockChoice
 from leanrec.models.seq.base import NextItemModel
 from leanrec.search.architecture.blocks import BehaviorSupernet, SupernetSequenceEncoder
+from leanrec.search.architecture.config import RetrievalSearchConfig
 from leanrec.search.architecture.space import sample_blocks
 from leanrec.seeding import torch_seeded
 from leanrec.train.checkpoint import load_checkpoint, save_atomic
@@ -55,45 +56,8 @@ __all__ = [
     "derive_retrieval_model",
     "eval_subset",
     "search_retrieval",
+    "sequential_trainer_config",
 ]
-
-
-@dataclass
-class RetrievalSearchConfig:
-    """Settings of :func:`search_retrieval` (defaults: a CPU-sized search on Beauty)."""
-
-    embedding_dim: int = 64
-    """``d``: item embeddings and hidden states."""
-    n_blocks: int = 2
-    """``L_a``, residual blocks (paper: 3 on Alimama)."""
-    input_dropout: float = 0.3
-    """Dropout on the item embeddings entering the blocks (Beauty is sparse: SASRec uses 0.5,
-    our GRU4Rec 0.25; AMEIR's blocks have none of their own)."""
-    positions: bool = True
-    """Add a learned recency-position embedding to the scaled item embeddings (as SASRec);
-    the blocks alone see order only through convolutions, pooling and the GRU."""
-    final_norm: bool = True
-    """LayerNorm on the hidden states before scoring (as SASRec)."""
-    supernet_epochs: int = 20
-    """Epochs of one-shot training (one uniformly drawn child per batch)."""
-    sampled_children: int = 100
-    """Children scored with inherited weights on the validation subset."""
-    top_children: int = 5
-    """Best children re-scored on the whole validation set (paper: top 5)."""
-    validation_subset: int = 4096
-    """Validation users the children are first scored on."""
-    learning_rate: float = 1e-3
-    batch_size: int = 128
-    retrain_epochs: int = 200
-    """Most epochs of the derived model's retraining."""
-    retrain_patience: int = 4
-    """Validations without improvement before retraining stops."""
-    eval_every: int = 2
-    """Validate the retrained model every this many epochs."""
-    retrain_seconds: float | None = None
-    """Wall-clock budget of the retraining (None: none)."""
-    seed: int = 0
-    num_threads: int = 0
 
 
 @dataclass
@@ -223,9 +187,13 @@ def score_children(
     return scores
 
 
-def _trainer_config(
+def sequential_trainer_config(
     config: RetrievalSearchConfig, epochs: int, eval_every: int, seconds: float | None
 ) -> SequentialTrainerConfig:
+    """The sequential trainer's settings for ``epochs`` epochs (validating every
+    ``eval_every``, within ``seconds`` of wall time) with ``config``'s step size, batch,
+    patience, seed and threads: the one-shot model, the retraining and the experiment's
+    hand-designed baselines all train this way."""
     return SequentialTrainerConfig(
         max_epochs=epochs,
         batch_size=config.batch_size,
@@ -252,99 +220,108 @@ def search_retrieval(
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     one_shot = build_retrieval_supernet(split.n_items, config, split.max_length)
-
-    # 1. one-shot training
     scores_path = out / "children.json" if out is not None else None
     saved = json.loads(scores_path.read_text()) if scores_path and scores_path.exists() else None
     began = time.perf_counter()
+    # 1. one-shot training
     trainer = OneShotSequentialTrainer(
         one_shot,
         split,
-        _trainer_config(config, config.supernet_epochs, 1, None),
+        sequential_trainer_config(config, config.supernet_epochs, 1, None),
         lambda rng: sample_blocks(rng, config.n_blocks, False),
         out / "one_shot.pt" if out is not None else None,
     )
     trainer.fit(resume=True)  # a finished one-shot checkpoint is only restored
     say(f"one-shot model: {config.supernet_epochs} epochs ({time.perf_counter() - began:.0f} s)")
     one_shot.eval()
-
     # 2. children with inherited weights: a validation subset, then the best on all of it
     if saved is None:
-        draw = np.random.default_rng(config.seed + 2)
-        seen: set[tuple[BlockChoice, ...]] = set()
-        children: list[tuple[BlockChoice, ...]] = []
-        for _ in range(config.sampled_children):
-            child = sample_blocks(draw, config.n_blocks, False)
-            if child not in seen:
-                seen.add(child)
-                children.append(child)
-        subset = eval_subset(split.valid, config.validation_subset, config.seed)
-        subset_scores = score_children(one_shot, children, subset)
-        order = np.argsort(subset_scores)[::-1][: config.top_children]
-        finalists = [children[i] for i in order]
-        full_scores = score_children(one_shot, finalists, split.valid)
-        records = [
-            {"blocks": [asdict(c) for c in child], "subset_ndcg@5": s}
-            for child, s in zip(children, subset_scores)
-        ]
-        for i, s in zip(order, full_scores):
-            records[int(i)]["valid_ndcg@5"] = s
-        search_seconds = time.perf_counter() - began
-        saved = {"children": records, "search_seconds": search_seconds}
+        saved = {
+            "children": rank_children(one_shot, split, config),
+            "search_seconds": time.perf_counter() - began,
+        }
         if scores_path is not None:
             scores_path.write_text(json.dumps(saved, indent=1))
     records = saved["children"]
-    finalists_records = [r for r in records if "valid_ndcg@5" in r]
-    best_record = max(finalists_records, key=lambda r: r["valid_ndcg@5"])
+    best_record = max((r for r in records if "valid_ndcg@5" in r), key=lambda r: r["valid_ndcg@5"])
     choices = tuple(BlockChoice(**b) for b in best_record["blocks"])
     say(
         "chosen: "
         + " | ".join(f"{c.norm}/{c.layer}/{c.activation}" for c in choices)
         + f" (valid NDCG@5 {best_record['valid_ndcg@5']:.4f} with one-shot weights)"
     )
-
     # 3. derive and retrain
     model = derive_retrieval_model(one_shot, choices)
-    done_path = out / "retrained.pt" if out is not None else None
-    if done_path is not None and done_path.exists():
-        done = load_checkpoint(done_path)
-        model.load_state_dict(done["model"])
-        model.eval()
-        return RetrievalSearchResult(
-            choices=choices,
-            model=model,
-            valid=done["valid"],
-            search_seconds=float(saved["search_seconds"]),
-            retrain_seconds=float(done["retrain_seconds"]),
-            best_epoch=int(done["best_epoch"]),
-            children=records,
-        )
-    t0 = time.perf_counter()
-    retrainer = SequentialTrainer(
-        model,
-        split,
-        _trainer_config(config, config.retrain_epochs, config.eval_every, config.retrain_seconds),
-        out / "retrain.pt" if out is not None else None,
-    )
-    result = retrainer.fit(resume=True)
-    retrain_seconds = time.perf_counter() - t0
-    valid = dict(retrainer.evaluate("valid", "sampled").mean)
-    if done_path is not None:
-        save_atomic(
-            {
-                "model": model.state_dict(),
-                "valid": valid,
-                "retrain_seconds": retrain_seconds,
-                "best_epoch": result.best_epoch,
-            },
-            done_path,
-        )
+    done = _retrain(model, split, config, out)
     return RetrievalSearchResult(
         choices=choices,
         model=model,
-        valid=valid,
+        valid=done["valid"],
         search_seconds=float(saved["search_seconds"]),
-        retrain_seconds=retrain_seconds,
-        best_epoch=result.best_epoch,
+        retrain_seconds=float(done["retrain_seconds"]),
+        best_epoch=int(done["best_epoch"]),
         children=records,
     )
+
+
+def rank_children(
+    one_shot: NextItemModel, split: NextItemSplit, config: RetrievalSearchConfig
+) -> list[dict[str, Any]]:
+    """Draw ``sampled_children`` distinct children, score them with the inherited weights on a
+    validation subset and the best ``top_children`` on the whole validation set.
+
+    Returns one record per child: its ``blocks`` and ``subset_ndcg@5``, and for the
+    finalists ``valid_ndcg@5``.
+    """
+    draw = np.random.default_rng(config.seed + 2)
+    seen: set[tuple[BlockChoice, ...]] = set()
+    children: list[tuple[BlockChoice, ...]] = []
+    for _ in range(config.sampled_children):
+        child = sample_blocks(draw, config.n_blocks, False)
+        if child not in seen:
+            seen.add(child)
+            children.append(child)
+    subset = eval_subset(split.valid, config.validation_subset, config.seed)
+    subset_scores = score_children(one_shot, children, subset)
+    order = np.argsort(subset_scores)[::-1][: config.top_children]
+    full_scores = score_children(one_shot, [children[i] for i in order], split.valid)
+    records: list[dict[str, Any]] = [
+        {"blocks": [asdict(c) for c in child], "subset_ndcg@5": s}
+        for child, s in zip(children, subset_scores)
+    ]
+    for i, s in zip(order, full_scores):
+        records[int(i)]["valid_ndcg@5"] = s
+    return records
+
+
+def _retrain(
+    model: NextItemModel, split: NextItemSplit, config: RetrievalSearchConfig, out: Path | None
+) -> dict[str, Any]:
+    """Retrain the derived ``model`` in place (early stopping on validation NDCG@5); returns
+    its ``valid`` metrics, ``retrain_seconds`` and ``best_epoch``. With ``out``, a finished
+    retraining is kept in ``retrained.pt`` and only loaded again on a rerun."""
+    done_path = out / "retrained.pt" if out is not None else None
+    if done_path is not None and done_path.exists():
+        done: dict[str, Any] = load_checkpoint(done_path)
+        model.load_state_dict(done["model"])
+        model.eval()
+        return done
+    began = time.perf_counter()
+    retrainer = SequentialTrainer(
+        model,
+        split,
+        sequential_trainer_config(
+            config, config.retrain_epochs, config.eval_every, config.retrain_seconds
+        ),
+        out / "retrain.pt" if out is not None else None,
+    )
+    result = retrainer.fit(resume=True)
+    done = {
+        "model": model.state_dict(),
+        "valid": dict(retrainer.evaluate("valid", "sampled").mean),
+        "retrain_seconds": time.perf_counter() - began,
+        "best_epoch": result.best_epoch,
+    }
+    if done_path is not None:
+        save_atomic(done, done_path)
+    return done
