@@ -794,7 +794,51 @@ def screened_experiment(tmp_path: Path) -> tuple[EmbeddingSizeExperiment, dict]:
 
 
 def test_experiment_retrains_the_masks_the_screen_keeps(tmp_path: Path) -> None:
-    screened_experiment(tmp_path)
+    """The retrained mask is the screen's best, derived here from the search's candidates: the
+    3 best by q̄ meeting c (Eq. 16), each projected jointly then per role, scored untrained on
+    validation Recall@20 as the warm start under those sizes."""
+    from leanrec.data.presets import prepare_split
+    from leanrec.evaluate import FullRankingEvaluator
+    from leanrec.models.compress import set_entity_sizes
+    from leanrec.models.registry import model_from_checkpoint
+    from leanrec.train.bpr import evaluate_model
+
+    exp, ciess = screened_experiment(tmp_path)
+    target, max_dim = 0.8, exp.search.max_dim
+    candidates = load_checkpoint(tmp_path / "search_state.pt")["candidates"]
+    meeting = [c for c in candidates if c["sparsity"] >= target]
+    chosen = sorted(meeting, key=lambda c: -c["mean_quality"])[:3]
+    rest = [c for c in candidates if c["sparsity"] < target]
+    chosen += sorted(rest, key=lambda c: -c["sparsity"])[: 3 - len(chosen)]
+    sized = []
+    for per_role in (False, True):
+        for c in chosen:
+            users, items = c["user_sizes"].numpy(), c["item_sizes"].numpy()
+            if per_role:
+                sized.append(
+                    (fit_to_budget(users, max_dim, target), fit_to_budget(items, max_dim, target))
+                )
+            else:
+                both = fit_to_budget(np.concatenate([users, items]), max_dim, target)
+                sized.append((both[: len(users)], both[len(users) :]))
+
+    split, _ = prepare_split("synthetic", "ciess", None, exp.search.seed)
+    warm = model_from_checkpoint(load_checkpoint(tmp_path / "warm_start.pt"))
+    evaluator = FullRankingEvaluator(
+        split.valid, exclude=[split.train], ks=[20], metrics=["recall"]
+    )
+    scores = []
+    for users, items in sized:
+        set_entity_sizes(warm, users, items)
+        scores.append(evaluate_model(warm, evaluator).mean["recall@20"])
+    best = max(range(len(sized)), key=lambda index: (scores[index], -index))
+    assert best != 0, "the screen must pick another mask than Eq. 16's first for this test to tell"
+
+    retrained = np.load(tmp_path / "ciess_c80_sizes.npz")
+    assert np.array_equal(retrained["users"], sized[best][0])
+    assert np.array_equal(retrained["items"], sized[best][1])
+    assert ciess["screen_kept_scores"] == pytest.approx([scores[best]], abs=1e-6)
+    assert ciess["screen_best_by_quality_score"] == pytest.approx(scores[0], abs=1e-6)
 
 
 def test_a_rerun_reuses_the_screen_and_a_changed_setting_redoes_it(
