@@ -8,7 +8,7 @@ instead of transposing. The kernel of each direction is a plain CSR x dense prod
 (default, :attr:`SparseGraph.kernel` ``"torch"``) or SciPy's (``"scipy"``). Either is 2-4x faster
 than differentiating through ``torch.sparse.mm``, which transposes the matrix in its backward
 pass; torch's CSR product is the faster of the two in torch 2.13 on one CPU thread
-(``benchmarks/propagation.py`` measures all of them).
+(``benchmarks/perf/propagation.py`` measures all of them).
 """
 
 from __future__ import annotations
