@@ -360,8 +360,11 @@ def test_sketch_experiment_options_reach_its_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import leanrec.search.sketch.experiment as sketch
+    from leanrec.runner.rundir import RunDirectory
+    from leanrec.search.base import ExperimentResult
 
-    seen = _capture_experiment(monkeypatch, sketch, "run_sketch_experiment", {"rows": [{}]})
+    done = ExperimentResult("sketch", RunDirectory(tmp_path, log=None), [{}], {})
+    seen = _capture_experiment(monkeypatch, sketch, "run_experiment", done)  # type: ignore[arg-type]
     code = main(
         ["experiment", "sketch", "--dataset", "ml-1m", "--out", str(tmp_path),
          "--rating_scale", "[1,5]", "--epochs", "2", "--lr", "0.01", "--queue_size", "1"]

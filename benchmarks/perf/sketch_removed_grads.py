@@ -3,7 +3,7 @@
 DiPS (``Q > 1``) needs ``v_e = dℓ/dz_e`` for every event a user's sketch removed in the last
 ``τ·Q`` steps, at every training step. ``SketchNCF.removed_event_grads`` gets all of them with
 one Jacobian-vector product per inner step (tangent: the trajectory's adjoint). The peer is the
-implementation it replaced (``directional_loss_grads_reverse``, still used for explicit
+implementation it replaced (``directional_loss_grads(mode="reverse")``, used for explicit
 ratings): one reverse pass over ``(B·E)`` copies of the user parameters, so the implicit
 normaliser over the sampled pool is recomputed once per event instead of once per user. Both
 run in this process on the same tensors; the script checks that they agree and prints the
@@ -50,7 +50,7 @@ def case(explicit: bool, batch: int, removed: int, repeats: int) -> dict[str, fl
     outputs: dict[str, torch.Tensor] = {}
     for name, fn in (
         ("jvp", lambda: model.directional_loss_grads(*args)),
-        ("reverse", lambda: model.directional_loss_grads_reverse(*args)),
+        ("reverse", lambda: model.directional_loss_grads(*args, mode="reverse")),
     ):
         fn()  # warm-up
         began = time.perf_counter()

@@ -16,9 +16,15 @@ from leanrec.search.sketch.baselines import (
     ReservoirDecider,
 )
 from leanrec.search.sketch.model import removal_distribution, topk_projection
-from leanrec.search.sketch.policy import LearnedDecider, keep_weights
+from leanrec.search.sketch.policy import (
+    LearnedDecider,
+    QueuePolicyGradient,
+    keep_weights,
+    queue_surrogate,
+    standardised_scores,
+)
 from leanrec.search.sketch.streaming import DecisionInputs, SketchState, StreamBatch
-from leanrec.search.sketch.trainer import evaluate_sketch, queue_surrogate, standardised_scores
+from leanrec.search.sketch.trainer import evaluate_sketch
 from tests.search.sketch.streams import random_batch
 
 
@@ -189,6 +195,53 @@ def test_queue_surrogate_with_one_decision_is_the_straight_through_gradient() ->
             assert b is None or torch.all(b == 0)
         else:
             assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_the_learning_rule_sums_the_per_step_surrogates_of_its_queue() -> None:
+    torch.manual_seed(0)
+    scorer = SketchScorer(10, 4, 8)
+    config = SketchConfig(sketch_size=2, update_period=1)
+    learner = QueuePolicyGradient(scorer, config, queue_size=2)
+    learner.start_batch()
+    assert learner.removed_memory == 2 and not learner.has_decisions
+    batch = random_batch([6, 6], n_items=10)
+    state = SketchState(batch, 2, 1, removed_memory=2)
+    decider = LearnedDecider(scorer, True)
+    decisions = []
+    for step in range(5):
+        state.observe(step, torch.tensor([True, True]))
+        cands = state.candidates(step)
+        if state.needs_decision(cands):
+            inputs = DecisionInputs(cands, 2, None, None, None, torch.Generator(), False)
+            state.apply(cands, decider.keep(inputs))
+            decisions.append(cands)
+        else:
+            state.keep_everything(cands)
+    assert len(decisions) == 3  # steps 2, 3, 4
+    positions = state.sketch()[0]
+    v_first, v_second = torch.randn(positions.shape), torch.randn(positions.shape)
+    # v read with decisions 0 and 1 queued, then with 1 and 2 (Q = 2: decision 0 drops out)
+    learner.remember(decisions[0])
+    learner.remember(decisions[1])
+    learner.accumulate(positions, v_first)
+    learner.remember(decisions[2])
+    learner.accumulate(positions, v_second)
+    expected = queue_surrogate(scorer, decisions[:2], positions, v_first, 2, True)
+    expected = expected + queue_surrogate(scorer, decisions[1:], positions, v_second, 2, True)
+    got = learner.surrogate()
+    assert got is not None
+    torch.testing.assert_close(got, expected)
+    parameters = list(scorer.parameters())
+    want = torch.autograd.grad(expected, parameters, allow_unused=True)
+    have = torch.autograd.grad(got, parameters, allow_unused=True)
+    for a, b in zip(want, have, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b)
+    before = [p.detach().clone() for p in parameters]
+    learner.update()  # one Adam step on Φ; nothing is left to back-propagate
+    assert learner.surrogate() is None
+    assert any(not torch.equal(a, p) for a, p in zip(before, parameters, strict=True))
 
 
 def test_standardised_scores_by_hand_and_invariant_to_scale_and_shift() -> None:
@@ -377,7 +430,7 @@ def test_closed_form_v_of_removed_events_matches_autograd_with_zero_weights(
 
 # ---------------------------------------------------------------------------------- experiment
 def test_experiment_writes_the_table_and_resumes(tmp_path) -> None:
-    from leanrec.search.sketch.experiment import SketchExperiment, run_sketch_experiment
+    from leanrec.search.sketch import SketchExperiment, run_experiment
 
     exp = SketchExperiment(
         dataset="synthetic",
@@ -389,19 +442,49 @@ def test_experiment_writes_the_table_and_resumes(tmp_path) -> None:
         config=SketchConfig(epochs=1, batch_users=16, queue_size=2),
     )
     streams = _synthetic_streams()
-    summary = run_sketch_experiment(exp, log=lambda _: None, streams=streams)
-    assert summary["rows"] == 2 * 2 * 2
+    result = run_experiment(exp, log=lambda _: None, streams=streams)
+    summary = result.summary
+    assert summary["rows"] == len(result.rows) == 2 * 2 * 2
     cell = next(c for c in summary["cells"] if c["method"] == "dips1" and c["tau"] == 2)
     assert cell["seeds"] == [0, 1]
-    assert cell["metrics"]["rmse"]["std"] >= 0.0
+    # mean and sample standard deviation (ddof = 1) of the two seeds' test RMSE, by hand
+    first, second = (
+        r["test"]["rmse"] for r in result.rows if r["method"] == "dips1" and r["tau"] == 2
+    )
+    assert first != second
+    assert cell["metrics"]["rmse"]["mean"] == pytest.approx((first + second) / 2)
+    assert cell["metrics"]["rmse"]["std"] == pytest.approx(abs(first - second) / np.sqrt(2))
+    assert all(r["max_sketch_length"] == 2 for r in result.rows)  # K = 2, and it fills up
     table = (tmp_path / "run" / "table.md").read_text()
+    assert result.table() == table
     assert "batch (τ = 2)" in table and "online (τ = 1)" in table
     assert (tmp_path / "run" / "metric_vs_k.png").stat().st_size > 0
-    assert (tmp_path / "run" / "policy_dips1_K2_tau1.pt").exists()
+    policy = tmp_path / "run" / "policy_dips1_K2_tau1.pt"
+    assert result.artifacts == {
+        "policy_dips1_K2_tau1": policy,
+        "policy_dips1_K2_tau2": tmp_path / "run" / "policy_dips1_K2_tau2.pt",
+    }
     rows_before = (tmp_path / "run" / "rows.json").read_text()
-    again = run_sketch_experiment(exp, log=lambda _: None, streams=streams)
-    assert again["rows"] == summary["rows"]
+    again = run_experiment(exp, log=lambda _: None, streams=streams)
+    assert again.summary["rows"] == summary["rows"]
     assert (tmp_path / "run" / "rows.json").read_text() == rows_before
+    saved = again.save(tmp_path / "copy")
+    assert (saved / "policy_dips1_K2_tau1.pt").read_bytes() == policy.read_bytes()
+
+
+def test_methods_are_registered_in_the_default_table_order() -> None:
+    from leanrec.search.sketch import METHODS, SketchExperiment
+    from leanrec.search.sketch.config import DEFAULT_METHODS
+
+    assert METHODS.names() == DEFAULT_METHODS == SketchExperiment().methods
+    config = SketchConfig(queue_size=7)
+    assert [METHODS[name].queue_size(config) for name in ("random", "dips", "dips1")] == [0, 7, 1]
+    assert METHODS["random"].new_scorer(10, True, config) is None
+    assert isinstance(METHODS["dips"].new_scorer(10, True, config), SketchScorer)
+    with pytest.raises(ValueError, match="needs a trained SketchScorer"):
+        METHODS["dips1"].decider(None, True)
+    with pytest.raises(ValueError, match="unknown sketching method"):
+        METHODS.resolve(["random", "reservoir"])
 
 
 def test_item_biases_start_from_shrunk_mean_offsets_and_log_popularity() -> None:

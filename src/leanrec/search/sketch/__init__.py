@@ -1,26 +1,36 @@
-"""Learned sketching of user histories (DiPS, Ghosh, Mitra & Lan, AAAI 2022) and its baselines."""
+"""Learned sketching of user histories (DiPS, Ghosh, Mitra & Lan, AAAI 2022) and its baselines.
 
-from leanrec.search.sketch.config import SketchConfig
+Every policy package exports the same names: the config classes (:class:`SketchConfig`,
+:class:`SketchExperiment`), ``METHODS`` (the policy and its baselines), ``run_experiment`` and
+the policy (:class:`SketchScorer` ``f(·; Φ)``, applied by :class:`LearnedDecider` and learned by
+:class:`QueuePolicyGradient`).
+"""
+
+from leanrec.search.sketch.baselines import METHODS, SketchMethod, make_decider
+from leanrec.search.sketch.config import SketchConfig, SketchExperiment
+from leanrec.search.sketch.experiment import run_experiment
 from leanrec.search.sketch.model import SketchNCF
-from leanrec.search.sketch.policy import LearnedDecider, SketchScorer
+from leanrec.search.sketch.policy import LearnedDecider, QueuePolicyGradient, SketchScorer
 from leanrec.search.sketch.trainer import (
-    METHODS,
     SketchMetrics,
     SketchTrainResult,
     evaluate_sketch,
-    make_decider,
     train_sketch,
 )
 
 __all__ = [
     "METHODS",
     "LearnedDecider",
+    "QueuePolicyGradient",
     "SketchConfig",
+    "SketchExperiment",
+    "SketchMethod",
     "SketchMetrics",
     "SketchNCF",
     "SketchScorer",
     "SketchTrainResult",
     "evaluate_sketch",
     "make_decider",
+    "run_experiment",
     "train_sketch",
 ]

@@ -1,4 +1,5 @@
-"""Static sketching policies DiPS is compared with (DiPS Sec. "Methods and Baselines").
+"""Every sketching method of the experiment: DiPS and the static policies it is compared with
+(DiPS Sec. "Methods and Baselines"), as method objects in :data:`METHODS`.
 
 * :class:`ReservoirDecider` (Random; Vitter 1985): the ``t``-th event of a user enters the sketch
   with probability ``K / t``, replacing a uniformly chosen slot.
@@ -8,13 +9,27 @@
   loss gradient in ``θ`` aligns best with the gradient of the loss on the newest ``τ`` events.
 * :class:`RecentDecider` (sliding window; not in the paper): keep the ``K`` newest events, the
   window a SASRec-style model reads.
+* ``dips`` and ``dips1`` (:class:`LearnedMethod`): the learned policy of
+  :mod:`~leanrec.search.sketch.policy`, trained with the base model through a queue of ``Q``
+  decisions (DiPS) or the latest one only (DiPS@1).
+
+A method object (:class:`SketchMethod`) says what a method trains besides the base model (a
+scorer ``Φ`` and its queue size ``Q``, or nothing) and which decider applies it, so the trainer
+and the experiment loop over :data:`METHODS` instead of branching on names.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
 import torch
 
-from leanrec.search.sketch.streaming import DecisionInputs, top_k_mask
+from leanrec.runner.registry import Registry
+from leanrec.search.sketch.config import SketchConfig
+from leanrec.search.sketch.policy import LearnedDecider, SketchScorer
+from leanrec.search.sketch.streaming import DecisionInputs, SketchDecider, top_k_mask
 
 
 class ReservoirDecider:
@@ -84,24 +99,8 @@ def influence_scores(inputs: DecisionInputs) -> torch.Tensor:
     cands = inputs.candidates
     if inputs.model is None or inputs.theta is None:
         raise ValueError("this policy needs the base model's view of the user")
-    batch, width = cands.positions.shape
-    with torch.enable_grad():
-        theta = (
-            inputs.theta.detach()
-            .unsqueeze(1)
-            .expand(batch, width, -1)
-            .reshape(batch * width, -1)
-            .clone()
-            .requires_grad_(True)
-        )
-        losses = inputs.model.item_losses(
-            theta,
-            cands.items.reshape(-1, 1),
-            cands.ratings.reshape(-1, 1),
-            inputs.pool,
-        )
-        (grads,) = torch.autograd.grad(losses.sum(), theta)
-    grads = grads.reshape(batch, width, -1) * cands.valid.unsqueeze(-1)
+    grads = inputs.model.event_loss_grads(inputs.theta, cands.items, cands.ratings, inputs.pool)
+    grads = grads * cands.valid.unsqueeze(-1)
     recent = (grads * cands.is_new.unsqueeze(-1)).sum(dim=1, keepdim=True)  # (B, 1, D)
     return (grads * recent).sum(-1)
 
@@ -135,3 +134,88 @@ class InfluenceDecider:
     def keep(self, inputs: DecisionInputs) -> torch.Tensor:
         scores = influence_scores(inputs)
         return top_k_mask(scores, inputs.candidates.valid, inputs.sketch_size)
+
+
+# ---------------------------------------------------------------------------------- methods
+class SketchMethod(Protocol):
+    """A sketching method of the experiment: what it trains besides the base model ``Θ`` and
+    the decider that applies it."""
+
+    @property
+    def name(self) -> str: ...
+
+    def new_scorer(self, n_items: int, explicit: bool, config: SketchConfig) -> SketchScorer | None:
+        """A fresh policy ``f(·; Φ)`` to train jointly with ``Θ``; None for a static policy."""
+        ...
+
+    def queue_size(self, config: SketchConfig) -> int:
+        """``Q``: decisions the policy gradient runs through (Eq. 10; 0: nothing learned)."""
+        ...
+
+    def decider(self, scorer: SketchScorer | None, online: bool) -> SketchDecider:
+        """The policy ``π`` (a learned method needs its trained ``scorer``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class StaticMethod:
+    """A fixed policy: only ``Θ`` is trained, with ``make_decider()`` in the loop."""
+
+    name: str
+    make_decider: Callable[[], SketchDecider]
+
+    def new_scorer(self, n_items: int, explicit: bool, config: SketchConfig) -> None:
+        return None
+
+    def queue_size(self, config: SketchConfig) -> int:
+        return 0
+
+    def decider(self, scorer: SketchScorer | None, online: bool) -> SketchDecider:
+        return self.make_decider()
+
+
+@dataclass(frozen=True)
+class LearnedMethod:
+    """DiPS: a :class:`~leanrec.search.sketch.policy.SketchScorer` trained jointly with ``Θ``.
+
+    Attributes:
+        name: ``"dips"`` or ``"dips1"``.
+        fixed_queue_size: ``Q`` of this method (1: DiPS@1); None reads ``config.queue_size``.
+    """
+
+    name: str
+    fixed_queue_size: int | None = None
+
+    def new_scorer(self, n_items: int, explicit: bool, config: SketchConfig) -> SketchScorer:
+        return SketchScorer(
+            n_items,
+            16,
+            config.hidden_dim,
+            explicit,
+            len(STATE_FEATURES) if config.model_state_features else 0,
+            config.recency_prior,
+        )
+
+    def queue_size(self, config: SketchConfig) -> int:
+        return self.fixed_queue_size or config.queue_size
+
+    def decider(self, scorer: SketchScorer | None, online: bool) -> SketchDecider:
+        if scorer is None:
+            raise ValueError(f"method {self.name!r} needs a trained SketchScorer")
+        return LearnedDecider(scorer, online, name=self.name)
+
+
+METHODS: Registry[SketchMethod] = Registry("sketching method")
+"""Every method the sketching experiment runs, in the default table order
+(:data:`~leanrec.search.sketch.config.DEFAULT_METHODS`)."""
+METHODS.add(StaticMethod("random", ReservoirDecider))
+METHODS.add(StaticMethod("hardest", HardestDecider))
+METHODS.add(StaticMethod("influence", InfluenceDecider))
+METHODS.add(StaticMethod("recent", RecentDecider))
+METHODS.add(LearnedMethod("dips"))
+METHODS.add(LearnedMethod("dips1", fixed_queue_size=1))
+
+
+def make_decider(method: str, scorer: SketchScorer | None, online: bool) -> SketchDecider:
+    """The sketching policy called ``method`` (a learned one needs its scorer)."""
+    return METHODS[method].decider(scorer, online)

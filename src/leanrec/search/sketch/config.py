@@ -1,8 +1,16 @@
-"""Configuration of learned sketching (DiPS, Ghosh, Mitra & Lan, AAAI 2022) and its baselines."""
+"""Configuration of learned sketching (DiPS, Ghosh, Mitra & Lan, AAAI 2022) and its experiment.
+
+Where a default is not the paper's, the measurement behind it is in
+``docs/design/dips-training.md``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+DEFAULT_METHODS: tuple[str, ...] = ("random", "hardest", "influence", "recent", "dips", "dips1")
+"""The experiment's methods, in the order of the registry
+:data:`~leanrec.search.sketch.baselines.METHODS` (static baselines first, then DiPS, DiPS@1)."""
 
 
 @dataclass
@@ -25,16 +33,15 @@ class SketchConfig:
     inner_learning_rate: float = 0.5
     """``α`` of Eq. 7."""
     learning_rate: float = 1e-3
-    """``η``, Adam step size of the outer level (model ``Θ``). ML-1M, Random, K = 2: 1e-3
-    validates at RMSE 0.975 after 3 epochs; 2e-3 oscillates (0.978-0.989), 5e-3 and 1e-2 are
-    worse (1.016, 1.045)."""
+    """``η``, Adam step size of the outer level (model ``Θ``); 1e-3: the best of 1e-3 to 1e-2 on
+    ML-1M validation (docs/design/dips-training.md)."""
     policy_learning_rate: float = 2e-4
     """Adam step size of the policy parameters ``Φ`` (the Eq. 10 surrogate sums ``Q``
     decisions, so it is kept below ``learning_rate``)."""
     queue_policy_learning_rate: float | None = 5e-5
     """Adam step size of ``Φ`` when the gradient runs through a queue (DiPS, ``Q > 1``; None:
-    ``policy_learning_rate``). ML-1M, K = 2, seed 0: test RMSE 0.9557 at 5e-5 against 0.9617
-    at 2e-4; both validate best after epoch 1."""
+    ``policy_learning_rate``); 5e-5: the queue sums ``Q`` decisions' terms, a smaller step than
+    DiPS@1's did better on ML-1M (docs/design/dips-training.md)."""
     model_state_features: bool = False
     """Learned policies also read each candidate's loss and first-order influence under the
     current model (what Hardest and Influence rank by), and start as Influence through a
@@ -55,8 +62,8 @@ class SketchConfig:
     Algorithm 1 exactly, an update per time step)."""
     stochastic_training: bool = False
     """Sample decisions from the policy while training. Off by default: evaluation is greedy,
-    and a policy trained on sampled decisions learned to rely on the sampling (greedy, it
-    froze the sketch: RMSE 1.24 against 1.01 when trained greedy, ML-1M, K = 4)."""
+    and a policy trained on sampled decisions learned to rely on the sampling (greedy, it froze
+    the sketch; docs/design/dips-training.md)."""
     standardise_scores: bool = False
     """Standardise each decision's scores (centre, unit spread) before the relaxation in the
     policy gradient: the Eq. 10 surrogate is then invariant to the scores' scale, so the policy
@@ -66,10 +73,9 @@ class SketchConfig:
     """Explicit ratings are clipped to this range when predicted."""
     item_bias_shrinkage: float | None = 5.0
     """Item biases start from the training events' shrunk mean offsets (explicit) or log
-    popularity (implicit); None starts them at 0. Training streams may be cut at
-    ``max_train_length`` while evaluation streams whole histories, so this also gives the model
-    the ratings it would otherwise never see (ML-1M: 33% of validation events lie beyond
-    position 200)."""
+    popularity (implicit), shrunk by 5 pseudo-events; None starts them at 0. Training streams
+    may be cut at ``max_train_length`` while evaluation streams whole histories, so this also
+    gives the model the items it would otherwise never see rated."""
     sampled_items: int = 1024
     """Implicit feedback: items sampled (shared per step) for the training softmax."""
     eval_batch_users: int = 512
@@ -88,3 +94,31 @@ class SketchConfig:
             raise ValueError(f"update_period τ must be >= 1, got {self.update_period}")
         if self.queue_size < 1:
             raise ValueError(f"queue_size Q must be >= 1, got {self.queue_size}")
+
+
+@dataclass
+class SketchExperiment:
+    """One paper-style table (DiPS Tables 2-3): every method x ``K`` x ``τ``, one user split and
+    initialisation per seed, mean ± std over the seeds."""
+
+    dataset: str = "ml-1m"
+    """Registry dataset with time order (``ml-1m`` reads the timestamped ``ml-1m-partial``);
+    ml-1m: the paper's explicit-feedback table."""
+    data_dir: str | None = None
+    """Where the datasets are (None: the registry's default data directory)."""
+    out_dir: str = "runs/sketch-ml-1m"
+    """The run directory (an existing one is resumed)."""
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    """Table columns, names of :data:`~leanrec.search.sketch.baselines.METHODS`; default: all."""
+    sketch_sizes: tuple[int, ...] = (2, 4, 8)
+    """``K`` values; (2, 4, 8): the paper's."""
+    update_periods: tuple[int, ...] = (1, 4)
+    """``τ`` values; (1, 4): the paper's online and batch settings."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """User splits (and initialisations), one per seed; 3 (the paper: 5) to bound the cost."""
+    split_ratios: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    """Train / validation / test shares of the users; 60/20/20: the paper's."""
+    min_length: int = 2
+    """Users with fewer events are left out; 2: one to sketch, one to predict."""
+    config: SketchConfig = field(default_factory=SketchConfig)
+    """The training configuration of every cell (``K``, ``τ`` and the seed are set per cell)."""

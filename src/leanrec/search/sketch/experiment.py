@@ -1,25 +1,25 @@
-"""DiPS Tables 2-3 layout: every policy x K x τ, mean ± std over user splits.
+"""DiPS Tables 2-3 layout: every method x K x τ, mean ± std over user splits.
 
 ``leanrec experiment sketch --dataset ml-1m`` (explicit, RMSE) or ``--dataset beauty``
 (implicit, Recall@20 / MRR@20). For every (seed, τ, K, method) the base model is trained on the
-seed's training users with that policy in the loop (learned policies are trained jointly), the
-epoch is chosen on the validation users, and the test users are streamed once. Finished cells
-are stored in ``rows.json`` as they complete, so a killed run resumes where it stopped; the
-cell being trained resumes from its per-epoch checkpoint.
+seed's training users with that method's policy in the loop (learned policies are trained
+jointly), the epoch is chosen on the validation users, and then, in the final evaluation, the
+test users are streamed once. Finished cells are stored in ``rows.json`` as they complete, so a
+killed run resumes where it stopped; the cell being trained resumes from its per-epoch
+checkpoint under ``cells/``.
 
-Outputs in ``out_dir``: ``rows.json`` (one row per cell), ``results.json`` (mean ± std per
-method x K x τ, plus the run's configuration), ``table.md`` and ``metric_vs_k.png``; the learned
-policies of seed 0 are saved as ``policy_<method>_K<K>_tau<τ>.pt``.
+Outputs in the run directory: ``config.json``, ``rows.json`` (one row per cell), ``results.json``
+(mean ± std per method x K x τ, plus the run's configuration), ``table.md`` and
+``metric_vs_k.png``; the learned policies of the first seed are saved as
+``policy_<method>_K<K>_tau<τ>.pt`` (the result's artefacts).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,13 @@ import numpy as np
 from leanrec.data.errors import DataError
 from leanrec.data.registry import load_dataset
 from leanrec.data.streams import StreamSplit, UserStreams, user_split
-from leanrec.search.sketch.config import SketchConfig
+from leanrec.runner.final import final_evaluation
+from leanrec.runner.rundir import Log, RowStore, RunDirectory, jsonable
+from leanrec.search.base import ExperimentResult
+from leanrec.search.sketch.baselines import METHODS, SketchMethod
+from leanrec.search.sketch.config import SketchExperiment
 from leanrec.search.sketch.policy_io import save_policy
-from leanrec.search.sketch.trainer import METHODS, evaluate_sketch, train_sketch
+from leanrec.search.sketch.trainer import evaluate_sketch, train_sketch
 
 DATASETS = {
     # the sketching experiment needs time order: ML-1M's timestamped copy (users 1-2999)
@@ -40,25 +44,8 @@ DATASETS = {
     "beauty-s3rec": "beauty-s3rec",
 }
 
-
-@dataclass
-class SketchExperiment:
-    """One paper-style table."""
-
-    dataset: str = "ml-1m"
-    data_dir: str | None = None
-    out_dir: str = "runs/sketch-ml-1m"
-    methods: tuple[str, ...] = METHODS
-    sketch_sizes: tuple[int, ...] = (2, 4, 8)
-    """``K`` values (paper: 2, 4, 8)."""
-    update_periods: tuple[int, ...] = (1, 4)
-    """``τ`` values (paper: 1 online, 4 batch)."""
-    seeds: tuple[int, ...] = (0, 1, 2)
-    """User splits (and initialisations): one per seed (paper: 5)."""
-    split_ratios: tuple[float, float, float] = (0.6, 0.2, 0.2)
-    min_length: int = 2
-    """Users with fewer events are left out (one to sketch, one to predict)."""
-    config: SketchConfig = field(default_factory=SketchConfig)
+ROW_KEY = ("method", "K", "tau", "seed")
+"""The fields that identify a cell (a row of ``rows.json``)."""
 
 
 def load_streams(dataset: str, data_dir: str | None, min_length: int = 2) -> UserStreams:
@@ -73,99 +60,136 @@ def load_streams(dataset: str, data_dir: str | None, min_length: int = 2) -> Use
     return UserStreams.from_interactions(data, min_length=min_length)
 
 
-class _Rows:
-    """Finished cells, persisted after each one."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.rows: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
-
-    @staticmethod
-    def key(method: str, k: int, tau: int, seed: int) -> tuple[str, int, int, int]:
-        return (method, k, tau, seed)
-
-    def has(self, method: str, k: int, tau: int, seed: int) -> bool:
-        return any(
-            self.key(r["method"], r["K"], r["tau"], r["seed"]) == (method, k, tau, seed)
-            for r in self.rows
-        )
-
-    def add(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        self.path.write_text(json.dumps(self.rows, indent=2))
-
-
-def run_sketch_experiment(
-    exp: SketchExperiment,
-    log: Callable[[str], None] = print,
+def run_experiment(
+    experiment: SketchExperiment,
+    log: Log = print,
     streams: UserStreams | None = None,
-) -> dict[str, Any]:
-    """Run (or resume) every cell of the table; returns the summary written to results.json.
+    splits: Mapping[int, StreamSplit] | None = None,
+) -> ExperimentResult:
+    """Run (or resume) every cell of the table in ``experiment.out_dir``.
 
-    ``streams`` replaces the registry dataset (e.g. synthetic streams in tests).
+    Args:
+        streams: replaces the registry dataset (e.g. synthetic streams in tests); each seed's
+            user split is drawn from it.
+        splits: the user split of every seed, replacing both (e.g. with its test users behind
+            :func:`~leanrec.runner.final.guard_test_data`).
+
+    Returns:
+        The rows, the summary of ``results.json`` and the saved policies as artefacts.
     """
-    out = Path(exp.out_dir)
-    (out / "cells").mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(_jsonable(exp), indent=2))
+    methods = METHODS.resolve(experiment.methods)
+    run = RunDirectory(experiment.out_dir, config=experiment, log=log)
+    split_of, explicit = _user_splits(experiment, run, streams, splits)
+    rows = run.rows(ROW_KEY)
+    for seed in experiment.seeds:
+        split = split_of(seed)
+        for tau in experiment.update_periods:
+            for k in experiment.sketch_sizes:
+                for method in methods:
+                    if not rows.has(method=method.name, K=k, tau=tau, seed=seed):
+                        _run_cell(experiment, run, rows, split, method, k, tau, seed)
+    summary = summarise(rows.rows, explicit)
+    summary["config"] = jsonable(experiment)
+    run.write_results(summary)
+    run.write_table(markdown_table(summary, experiment))
+    _plot(run, summary, experiment)
+    return ExperimentResult("sketch", run, rows.rows, summary, _saved_policies(run, experiment))
+
+
+def _user_splits(
+    experiment: SketchExperiment,
+    run: RunDirectory,
+    streams: UserStreams | None,
+    splits: Mapping[int, StreamSplit] | None,
+) -> tuple[Callable[[int], StreamSplit], bool]:
+    """The user split of a seed (given, or drawn from the streams when it is asked for), and
+    whether the feedback is explicit."""
+    if splits is not None:
+        missing = [seed for seed in experiment.seeds if seed not in splits]
+        if missing:
+            raise ValueError(f"no user split given for seed(s) {missing}")
+        first = next(iter(splits.values()))
+        # not first.describe(): it counts the test users, read only in the final evaluation
+        run.log(
+            f"{experiment.dataset}: given user splits, {len(first.train)} training and "
+            f"{len(first.valid)} validation users"
+        )
+        return splits.__getitem__, first.train.explicit
     if streams is None:
-        streams = load_streams(exp.dataset, exp.data_dir, exp.min_length)
-    log(f"{exp.dataset}: {streams.describe()}")
-    rows = _Rows(out / "rows.json")
-    for seed in exp.seeds:
-        split = user_split(streams, exp.split_ratios, seed=seed)
-        for tau in exp.update_periods:
-            for k in exp.sketch_sizes:
-                for method in exp.methods:
-                    if rows.has(method, k, tau, seed):
-                        continue
-                    rows.add(_run_cell(exp, split, method, k, tau, seed, out, log))
-    summary = summarise(rows.rows, streams.explicit)
-    summary["config"] = _jsonable(exp)
-    (out / "results.json").write_text(json.dumps(summary, indent=2))
-    (out / "table.md").write_text(markdown_table(summary, exp))
-    _plot(out / "metric_vs_k.png", summary, exp)
-    return summary
+        streams = load_streams(experiment.dataset, experiment.data_dir, experiment.min_length)
+    run.log(f"{experiment.dataset}: {streams.describe()}")
+    whole = streams
+
+    def split_of(seed: int) -> StreamSplit:
+        return user_split(whole, experiment.split_ratios, seed=seed)
+
+    return split_of, streams.explicit
 
 
 def _run_cell(
-    exp: SketchExperiment,
+    experiment: SketchExperiment,
+    run: RunDirectory,
+    rows: RowStore,
     split: StreamSplit,
-    method: str,
+    method: SketchMethod,
     k: int,
     tau: int,
     seed: int,
-    out: Path,
-    log: Callable[[str], None],
-) -> dict[str, Any]:
-    config = dataclasses.replace(exp.config, sketch_size=k, update_period=tau, seed=seed)
-    tag = f"{method}_K{k}_tau{tau}_seed{seed}"
-    log(f"{tag}: training on {len(split.train)} users")
+) -> None:
+    """Train one cell on the split's training users (epoch chosen on validation), stream its
+    test users in the final evaluation, and store its row."""
+    config = dataclasses.replace(experiment.config, sketch_size=k, update_period=tau, seed=seed)
+    tag = f"{method.name}_K{k}_tau{tau}_seed{seed}"
+    run.log(f"{tag}: training on {len(split.train)} users")
     began = time.perf_counter()
-    checkpoint = out / "cells" / f"{tag}.pt"
-    result = train_sketch(split.train, split.valid, method, config, checkpoint, log)
-    test = evaluate_sketch(result.model, result.decider(tau == 1), split.test, config, seed=seed)
+    checkpoint = run.file(f"cells/{tag}.pt")
+    result = train_sketch(split.train, split.valid, method, config, checkpoint, run.log)
+    with final_evaluation():
+        test = evaluate_sketch(
+            result.model, result.decider(tau == 1), split.test, config, seed=seed
+        )
     seconds = time.perf_counter() - began
-    if result.scorer is not None and seed == exp.seeds[0]:
-        save_policy(result.scorer, config, method, out / f"policy_{method}_K{k}_tau{tau}.pt")
-    checkpoint.unlink(missing_ok=True)
+    if result.scorer is not None and seed == experiment.seeds[0]:
+        save_policy(result.scorer, config, method.name, run.file(_policy_name(method.name, k, tau)))
     shown = ", ".join(f"{name} {value:.4f}" for name, value in test.values.items())
-    log(f"{tag}: test {shown} ({seconds:.0f} s)")
-    return {
-        "method": method,
-        "K": k,
-        "tau": tau,
-        "seed": seed,
-        "test": test.values,
-        "test_events": test.events,
-        "valid": result.best_valid,
-        "best_epoch": result.best_epoch,
-        "history": result.history,
-        "seconds": seconds,
-    }
+    run.log(f"{tag}: test {shown} ({seconds:.0f} s)")
+    rows.add(
+        {
+            "method": method.name,
+            "K": k,
+            "tau": tau,
+            "seed": seed,
+            "test": test.values,
+            "test_events": test.events,
+            "max_sketch_length": test.max_sketch_length,
+            "valid": result.best_valid,
+            "best_epoch": result.best_epoch,
+            "history": result.history,
+            "seconds": seconds,
+        }
+    )
+    checkpoint.unlink(missing_ok=True)
+
+
+def _policy_name(method: str, k: int, tau: int) -> str:
+    return f"policy_{method}_K{k}_tau{tau}.pt"
+
+
+def _saved_policies(run: RunDirectory, experiment: SketchExperiment) -> dict[str, Path]:
+    """The learned policies the run saved (first seed), by file stem."""
+    found = {}
+    for method in experiment.methods:
+        for tau in experiment.update_periods:
+            for k in experiment.sketch_sizes:
+                path = run.path / _policy_name(method, k, tau)
+                if path.exists():
+                    found[path.stem] = path
+    return found
 
 
 def summarise(rows: list[dict[str, Any]], explicit: bool) -> dict[str, Any]:
-    """Mean and standard deviation over seeds of every metric, per method x K x τ."""
+    """Mean and standard deviation (``ddof = 1``; 0 for one seed) over seeds of every metric,
+    per method x K x τ."""
     groups: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["method"], row["K"], row["tau"]), []).append(row)
@@ -223,13 +247,13 @@ def markdown_table(summary: dict[str, Any], exp: SketchExperiment) -> str:
     return "\n".join(lines)
 
 
-def _plot(path: Path, summary: dict[str, Any], exp: SketchExperiment) -> None:
+def _plot(run: RunDirectory, summary: dict[str, Any], exp: SketchExperiment) -> None:
     metric = summary["metric"]
     cells = {
         (c["method"], c["K"], c["tau"]): (c["metrics"][metric]["mean"], c["metrics"][metric]["std"])
         for c in summary["cells"]
     }
-    plot_metric_vs_k(path, cells, metric, exp.dataset, list(exp.methods))
+    plot_metric_vs_k(run.path / "metric_vs_k.png", cells, metric, exp.dataset, list(exp.methods))
 
 
 def plot_metric_vs_k(
@@ -239,56 +263,48 @@ def plot_metric_vs_k(
     dataset: str,
     methods: list[str] | None = None,
 ) -> None:
-    """Test metric against ``K``, one panel per ``τ``, one line per policy (mean ± std).
+    """Test metric against ``K``, one panel per ``τ``, one line per policy (mean ± std), saved
+    as ``path`` (through :meth:`~leanrec.runner.rundir.RunDirectory.figure`).
 
     Args:
         cells: ``(method, K, τ) -> (mean, std)`` over the user splits.
         methods: line order (None: sorted); methods without cells are skipped.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     taus = sorted({tau for _, _, tau in cells})
     ks = sorted({k for _, k, _ in cells})
-    fig, axes = plt.subplots(1, len(taus), figsize=(5 * len(taus), 4), squeeze=False)
-    for axis, tau in zip(axes[0], taus, strict=True):
-        for method in methods or sorted({m for m, _, _ in cells}):
-            points = sorted((k, v) for (m, k, t), v in cells.items() if m == method and t == tau)
-            if not points:
-                continue
-            axis.errorbar(
-                [k for k, _ in points],
-                [v[0] for _, v in points],
-                yerr=[v[1] for _, v in points],
-                marker="o",
-                capsize=3,
-                label=method,
-            )
-        axis.set_xscale("log", base=2)
-        axis.set_xticks(ks, [str(k) for k in ks])
-        axis.set_xlabel("sketch size K")
-        axis.set_ylabel(f"test {metric}")
-        axis.set_title("online (τ = 1)" if tau == 1 else f"batch (τ = {tau})")
-        axis.grid(alpha=0.3)
-        axis.legend()
-    fig.suptitle(f"{dataset}: next-event quality from a K-item sketch")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _jsonable(exp: SketchExperiment) -> dict[str, Any]:
-    return json.loads(json.dumps(dataclasses.asdict(exp), default=str))
+    figures = RunDirectory(Path(path).parent, log=None)
+    with figures.figure(Path(path).name, ncols=max(1, len(taus))) as (fig, axes):
+        for axis, tau in zip(axes[0], taus, strict=False):
+            for method in methods or sorted({m for m, _, _ in cells}):
+                points = sorted(
+                    (k, v) for (m, k, t), v in cells.items() if m == method and t == tau
+                )
+                if not points:
+                    continue
+                axis.errorbar(
+                    [k for k, _ in points],
+                    [v[0] for _, v in points],
+                    yerr=[v[1] for _, v in points],
+                    marker="o",
+                    capsize=3,
+                    label=method,
+                )
+            axis.set_xscale("log", base=2)
+            axis.set_xticks(ks, [str(k) for k in ks])
+            axis.set_xlabel("sketch size K")
+            axis.set_ylabel(f"test {metric}")
+            axis.set_title("online (τ = 1)" if tau == 1 else f"batch (τ = {tau})")
+            axis.grid(alpha=0.3)
+            axis.legend()
+        fig.suptitle(f"{dataset}: next-event quality from a K-item sketch")
 
 
 __all__ = [
     "DATASETS",
-    "SketchExperiment",
+    "ROW_KEY",
     "load_streams",
     "markdown_table",
     "plot_metric_vs_k",
-    "run_sketch_experiment",
+    "run_experiment",
     "summarise",
 ]

@@ -8,6 +8,8 @@ The item side ``Θ(p)`` (item embeddings, biases, MLP) is shared and never adapt
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.autograd.forward_ad as forward_ad
 from torch import nn
@@ -198,10 +200,9 @@ class SketchNCF(nn.Module):
             adjoints: ``λ_1 .. λ_S``, each ``(B, dim + 1)``.
             items / ratings: the events, ``(B, E)``.
         """
-        if self.explicit:
-            total = self.directional_loss_grads_reverse(trajectory, adjoints, items, ratings, pool)
-        else:
-            total = self.directional_loss_grads(trajectory, adjoints, items, ratings, pool)
+        # explicit ratings have no normaliser to share: the reverse pass is as fast or faster
+        mode: Literal["forward", "reverse"] = "reverse" if self.explicit else "forward"
+        total = self.directional_loss_grads(trajectory, adjoints, items, ratings, pool, mode)
         return -learning_rate / sketch_size * total
 
     def directional_loss_grads(
@@ -211,54 +212,57 @@ class SketchNCF(nn.Module):
         items: torch.Tensor,
         ratings: torch.Tensor,
         pool: torch.Tensor | None = None,
+        mode: Literal["forward", "reverse"] = "forward",
     ) -> torch.Tensor:
-        """``Σ_s λ_{s+1} · ∇_θ ℓ_e(θ_s)`` for every event, ``(B, E)``, in forward mode.
+        """``Σ_s λ_{s+1} · ∇_θ ℓ_e(θ_s)`` for every event, ``(B, E)``.
 
-        One forward pass with dual numbers (tangent ``λ``) per inner step: the implicit
-        normaliser over the pool is computed once per user. A per-event reverse pass
-        (:meth:`directional_loss_grads_reverse`) recomputes it once per (user, event): 75x
-        slower for 200 removed events of 64 Beauty users
-        (``benchmarks/sketch_removed_grads.py``)."""
-        total = torch.zeros(items.shape)
-        if items.shape[1] == 0:
-            return total
-        for theta, adjoint in zip(trajectory[:-1], adjoints, strict=True):
-            with torch.no_grad(), forward_ad.dual_level():
-                # Θ(u) is an expanded view: the dual needs memory of its own
-                point = forward_ad.make_dual(theta.detach().clone(), adjoint.detach().clone())
-                losses = self.item_losses(point, items, ratings, pool)
-                total += forward_ad.unpack_dual(losses).tangent
-        return total
-
-    def directional_loss_grads_reverse(
-        self,
-        trajectory: list[torch.Tensor],
-        adjoints: list[torch.Tensor],
-        items: torch.Tensor,
-        ratings: torch.Tensor,
-        pool: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """The same as :meth:`directional_loss_grads` by one reverse pass over ``(B·E)`` copies
-        of ``θ``. With explicit ratings there is no normaliser to share, and this is as fast as
-        forward mode or faster (its dual-number overhead)."""
+        ``mode="forward"``: one forward pass with dual numbers (tangent ``λ``) per inner step,
+        so the implicit normaliser over the pool is computed once per user. ``"reverse"``: one
+        reverse pass over ``(B·E)`` copies of ``θ`` per inner step, which recomputes it once
+        per (user, event): 75x slower for 200 removed events of 64 Beauty users
+        (``benchmarks/perf/sketch_removed_grads.py``); with explicit ratings there is no
+        normaliser to share, and it is as fast as forward mode or faster (the dual-number
+        overhead).
+        """
         batch, width = items.shape
         total = torch.zeros(batch, width)
         if width == 0:
             return total
         for theta, adjoint in zip(trajectory[:-1], adjoints, strict=True):
-            with torch.enable_grad():
-                point = (
-                    theta.detach()
-                    .unsqueeze(1)
-                    .expand(batch, width, -1)
-                    .reshape(batch * width, -1)
-                    .clone()
-                    .requires_grad_(True)
-                )
-                losses = self.item_losses(point, items.reshape(-1, 1), ratings.reshape(-1, 1), pool)
-                (grads,) = torch.autograd.grad(losses.sum(), point)
-            total += (grads.reshape(batch, width, -1) * adjoint.unsqueeze(1)).sum(-1)
+            if mode == "forward":
+                with torch.no_grad(), forward_ad.dual_level():
+                    # Θ(u) is an expanded view: the dual needs memory of its own
+                    point = forward_ad.make_dual(theta.detach().clone(), adjoint.detach().clone())
+                    losses = self.item_losses(point, items, ratings, pool)
+                    total += forward_ad.unpack_dual(losses).tangent
+                continue
+            grads = self.event_loss_grads(theta, items, ratings, pool)
+            total += (grads * adjoint.unsqueeze(1)).sum(-1)
         return total
+
+    def event_loss_grads(
+        self,
+        theta: torch.Tensor,
+        items: torch.Tensor,
+        ratings: torch.Tensor,
+        pool: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``∇_θ ℓ_e(θ)`` of every event, ``theta`` ``(B, dim + 1)``, ``items`` / ``ratings``
+        ``(B, E)`` -> ``(B, E, dim + 1)``: one reverse pass over ``B·E`` copies of ``θ``
+        (no gradient to ``θ`` itself)."""
+        batch, width = items.shape
+        with torch.enable_grad():
+            copies = (
+                theta.detach()
+                .unsqueeze(1)
+                .expand(batch, width, -1)
+                .reshape(batch * width, -1)
+                .clone()
+                .requires_grad_(True)
+            )
+            losses = self.item_losses(copies, items.reshape(-1, 1), ratings.reshape(-1, 1), pool)
+            (grads,) = torch.autograd.grad(losses.sum(), copies)
+        return grads.reshape(batch, width, -1)
 
     def clamp(self, predictions: torch.Tensor) -> torch.Tensor:
         low, high = self.rating_scale

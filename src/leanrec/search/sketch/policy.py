@@ -1,28 +1,42 @@
-"""The learned sketching policy of DiPS: ``f(Ŝ ⊙ y; Φ)`` scores the intermediate sketch.
+"""The learned sketching policy of DiPS and its learning rule (Ghosh, Mitra & Lan, AAAI 2022).
 
-By default the scorer sees the intermediate sketch's items and ratings (plus each event's age and
+The decision-maker. ``f(Ŝ ⊙ y; Φ)`` (:class:`SketchScorer`) scores the intermediate sketch. By
+default the scorer sees the intermediate sketch's items and ratings (plus each event's age and
 whether it is new), never the base model: so the same policy runs as a plain streaming operator
 and transfers to another base model. With ``state_features`` it also reads the model's state
 per candidate (:func:`~leanrec.search.sketch.baselines.model_state_features`: the candidate's
 loss and its first-order influence on the newest events, under the user parameters adapted on
 the sketch); such a policy runs only next to its base model. It outputs a *keep score* per
-candidate:
+candidate, which :class:`LearnedDecider` turns into a decision:
 
 * online (``τ = 1``, Eq. 4): the removed event is drawn from ``softmax(-scores)`` (sampled while
   training, the most likely one at inference); the relaxed keep weight is ``1 - p_remove``;
 * batch (``τ > 1``, Eq. 5-6): the ``K`` best scores are kept (Gumbel-perturbed while training);
   the relaxed keep weight is the top-K projection ``μ(f)`` (:func:`topk_projection`).
 
-The gradient to ``Φ`` uses the straight-through estimator ``w ≈ μ(f)`` (or the softmax) and the
-queue approximation of Eq. 10 (see :mod:`leanrec.search.sketch.trainer`).
+The learning rule (:class:`QueuePolicyGradient`), steps 3-4 of Algorithm 1. The base model's
+trainer (:mod:`~leanrec.search.sketch.trainer`) back-propagates the outer loss ``ℓ_{t+1}`` to the
+sketch weights and hands over ``v = dℓ/dz`` for every event in the sketch and every event removed
+in the last ``Q`` decisions. The gradient to ``Φ`` is then
+
+* Eq. 9 (straight-through): ``dℓ/dΦ ≈ vᵀ dz/dΦ`` with ``z`` the relaxed keep weight
+  (:func:`keep_weights`) instead of the hard decision;
+* Eq. 10 (queue): the sketch after ``t`` decisions depends on all of them; the last ``Q`` are
+  stored as intermediate sketches ``Ẑ_j`` and re-scored with the current ``Φ``, so the gradient
+  is that of the surrogate ``Σ_j vᵀ z_j(Ẑ_j; Φ)`` (:func:`queue_surrogate`); ``Q = 1`` is DiPS@1.
+  Between two updates ``Φ`` is fixed, so the ``v`` read at every step are summed per decision
+  and the surrogate runs once per update (:func:`accumulated_surrogate`).
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 import numpy as np
 import torch
 from torch import nn
 
+from leanrec.search.sketch.config import SketchConfig
 from leanrec.search.sketch.model import removal_distribution, topk_projection
 from leanrec.search.sketch.streaming import Candidates, DecisionInputs, top_k_mask
 
@@ -269,3 +283,189 @@ class LearnedDecider:
             uniform = torch.rand(scores.shape, generator=inputs.generator).clamp(1e-9, 1 - 1e-9)
             scores = scores - torch.log(-torch.log(uniform))
         return top_k_mask(scores, valid, k)
+
+
+# ------------------------------------------------------------------------------ learning rule
+def candidate_grads(
+    queue: list[Candidates], positions: torch.Tensor, sketch_grad: torch.Tensor
+) -> torch.Tensor:
+    """``v`` read at the candidates of each stored decision, ``(B, Q, C)`` (0 where the
+    candidate is not in the inner-loss set)."""
+    stacked = torch.stack([c.positions for c in queue], dim=1)  # (B, Q, C)
+    valid = torch.stack([c.valid for c in queue], dim=1)
+    match = (stacked.unsqueeze(-1) == positions[:, None, None, :]) & (positions >= 0)[
+        :, None, None, :
+    ]
+    match = match & valid.unsqueeze(-1)
+    return (match.to(sketch_grad.dtype) * sketch_grad[:, None, None, :]).sum(-1).detach()
+
+
+def queue_surrogate(
+    scorer: SketchScorer,
+    queue: list[Candidates],
+    positions: torch.Tensor,
+    sketch_grad: torch.Tensor,
+    sketch_size: int,
+    online: bool,
+) -> torch.Tensor:
+    """``Σ_j vᵀ z_j(Ẑ_j; Φ)`` of DiPS Eq. 10 for the stored decisions ``queue``.
+
+    Args:
+        scorer: ``f(·; Φ)`` with its current parameters.
+        queue: the last ``Q`` intermediate sketches, each ``(B, C)``.
+        positions: event positions of the inner-loss set, ``(B, S)`` (-1: empty).
+        sketch_grad: ``v = dℓ/dz`` for those events, ``(B, S)``.
+
+    Returns:
+        A scalar whose gradient in ``Φ`` is the approximate ``dℓ/dΦ``.
+    """
+    per_candidate = candidate_grads(queue, positions, sketch_grad)
+    return accumulated_surrogate(scorer, queue, per_candidate, sketch_size, online)
+
+
+def accumulated_surrogate(
+    scorer: SketchScorer,
+    decisions: list[Candidates],
+    grads: torch.Tensor,
+    sketch_size: int,
+    online: bool,
+    standardise: bool = False,
+) -> torch.Tensor:
+    """``Σ_j Σ_c g_{j,c} z_j(Ẑ_j; Φ)_c`` for fixed ``grads`` ``(B, Q, C)``: one scorer pass over
+    the stored intermediate sketches.
+
+    With ``standardise`` each decision's scores are centred and scaled to unit spread over its
+    valid candidates before the relaxation (:func:`standardised_scores`): the surrogate then
+    cannot be lowered by sharpening the scores, only by reordering them."""
+    stacked = {
+        name: torch.stack([getattr(c, name) for c in decisions], dim=1)
+        for name in ("items", "ratings", "age", "is_new", "valid")
+    }
+    features = None
+    if scorer.state_features:
+        # the features stored with each decision: the model's state when it was taken
+        features = torch.stack([_stored_features(c) for c in decisions], dim=1)
+    scores = scorer(
+        stacked["items"],
+        stacked["ratings"],
+        stacked["age"],
+        stacked["is_new"],
+        stacked["valid"],
+        features,
+    )
+    if standardise:
+        scores = standardised_scores(scores, stacked["valid"])
+    relaxed = keep_weights(scores, stacked["valid"], sketch_size, online)  # (B, Q, C)
+    return (grads * relaxed).sum()
+
+
+def standardised_scores(scores: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``(f - mean) / std`` over the valid candidates of each decision, ``(..., C)`` -> same
+    (0 on invalid entries). The greedy decisions are unchanged (a positive affine map keeps the
+    order); the relaxed keep weights no longer depend on the scores' scale. The gradient flows
+    through the mean and the spread, so a pure change of scale or shift gets none."""
+    mask = valid.to(scores.dtype)
+    count = mask.sum(-1, keepdim=True).clamp_min(1.0)
+    mean = (scores * mask).sum(-1, keepdim=True) / count
+    centred = (scores - mean) * mask
+    spread = ((centred**2).sum(-1, keepdim=True) / count).add(1e-8).sqrt()
+    return centred / spread
+
+
+def _stored_features(candidates: Candidates) -> torch.Tensor:
+    if candidates.features is None:
+        raise RuntimeError("a stored decision of a state-reading policy has no features")
+    return candidates.features
+
+
+class QueuePolicyGradient:
+    """Learns ``Φ`` by the relaxed policy gradient through the last ``Q`` decisions (Eq. 9-10).
+
+    Per mini-batch of users (:meth:`start_batch`): every decision is remembered
+    (:meth:`remember`, a queue of ``Q`` intermediate sketches, each ``(B, C)``); after each outer
+    backward pass the trainer hands over ``v = dℓ/dz`` of the inner-loss set
+    (:meth:`accumulate`), which is read at the candidates of every queued decision and summed per
+    decision; every ``steps_per_update`` steps :meth:`update` back-propagates the surrogate of
+    those decisions to ``Φ`` and takes one Adam step.
+
+    Args:
+        scorer: ``f(·; Φ)``, trained in place.
+        config: ``K`` (``sketch_size``), ``τ`` (``update_period``; 1 is online), the step sizes
+            and ``standardise_scores``.
+        queue_size: ``Q`` (1: DiPS@1).
+    """
+
+    def __init__(self, scorer: SketchScorer, config: SketchConfig, queue_size: int) -> None:
+        self.scorer = scorer
+        self.queue_size = queue_size
+        self.sketch_size = config.sketch_size
+        self.online = config.update_period == 1
+        self.standardise = config.standardise_scores
+        self.removed_memory = config.update_period * queue_size
+        """Removed events whose ``v`` the trainer must compute: ``τ`` per queued decision."""
+        self.optimizer = torch.optim.Adam(
+            scorer.parameters(), lr=policy_learning_rate(config, queue_size)
+        )
+        self.queue: deque[Candidates] = deque(maxlen=queue_size)
+        # decisions whose v was read since the last update, with their accumulated v: Φ is fixed
+        # between updates, so one scorer pass per update gives the exact sum of per-step terms
+        self._touched: dict[int, tuple[Candidates, torch.Tensor]] = {}
+
+    def start_batch(self) -> None:
+        """A new mini-batch of users: no decision remembered, no gradient pending."""
+        self.queue = deque(maxlen=self.queue_size)
+        self._touched = {}
+        self.optimizer.zero_grad()
+
+    def remember(self, candidates: Candidates) -> None:
+        """Queue a decision's intermediate sketch ``Ẑ_j`` (the oldest of ``Q`` drops out)."""
+        self.queue.append(candidates)
+
+    @property
+    def has_decisions(self) -> bool:
+        """Whether any decision is queued (before the first one there is nothing to learn)."""
+        return bool(self.queue)
+
+    def accumulate(self, positions: torch.Tensor, sketch_grad: torch.Tensor) -> None:
+        """Add ``v`` at the candidates of every queued decision.
+
+        Args:
+            positions: event positions of the inner-loss set, ``(B, S)`` (-1: empty).
+            sketch_grad: ``v = dℓ/dz`` of those events, ``(B, S)``.
+        """
+        entries = list(self.queue)
+        per_candidate = candidate_grads(entries, positions, sketch_grad)
+        for index, entry in enumerate(entries):
+            key = id(entry)
+            if key in self._touched:
+                self._touched[key] = (entry, self._touched[key][1] + per_candidate[:, index])
+            else:
+                self._touched[key] = (entry, per_candidate[:, index])
+
+    def surrogate(self) -> torch.Tensor | None:
+        """The Eq. 10 surrogate of the decisions read since the last update, under the current
+        ``Φ`` (a scalar; None when no ``v`` was read): the sum of the per-step surrogates."""
+        if not self._touched:
+            return None
+        decisions = [entry for entry, _ in self._touched.values()]
+        grads = torch.stack([grad for _, grad in self._touched.values()], dim=1)
+        return accumulated_surrogate(
+            self.scorer, decisions, grads, self.sketch_size, self.online, self.standardise
+        )
+
+    def update(self) -> None:
+        """Back-propagate :meth:`surrogate` to ``Φ`` and take an Adam step."""
+        surrogate = self.surrogate()
+        if surrogate is not None:
+            surrogate.backward()
+            self._touched.clear()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+
+
+def policy_learning_rate(config: SketchConfig, queue_size: int) -> float:
+    """Adam step size of ``Φ``: ``queue_policy_learning_rate`` when the gradient runs through a
+    queue (``Q > 1``) and it is set, else ``policy_learning_rate``."""
+    if queue_size > 1 and config.queue_policy_learning_rate is not None:
+        return config.queue_policy_learning_rate
+    return config.policy_learning_rate
