@@ -17,7 +17,10 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from leanrec.api.embedding_size import search_embedding_sizes
+from leanrec.models.compress import load_compressed
 from leanrec.search.embedding_size import (
+    METHODS,
     BudgetError,
     CIESSConfig,
     CIESSPolicy,
@@ -409,9 +412,11 @@ def test_experiment_meets_every_budget_and_packs_real_bytes(tmp_path: Path) -> N
     exp = EmbeddingSizeExperiment(
         dataset="synthetic", model="lightgcn", out_dir=str(tmp_path / "exp"), search=search
     )
-    rows = run_experiment(exp, log=lambda message: None).rows
+    result = search_embedding_sizes(exp, log=lambda message: None)
+    rows = result.rows
     methods = {r["method"] for r in rows}
     assert methods == {"full", "ciess", "su", "sr", "popularity", "magprune", "pep", "esapn"}
+    assert [r["method"] for r in rows if r["target_sparsity"] == 0.8] == list(METHODS.names())
     for row in rows:
         assert row["sparsity"] >= row["target_sparsity"] - 1e-12
         assert 0.0 <= row["test_recall@20"] <= 1.0
@@ -427,6 +432,15 @@ def test_experiment_meets_every_budget_and_packs_real_bytes(tmp_path: Path) -> N
         "ciess_c90.safetensors",
     ):
         assert (out / name).exists(), name
+    # the artefacts are the full-size model and CIESS's models, and save() copies them
+    assert set(result.artifacts) == {"warm_start"} | {
+        f"ciess_c{c}{suffix}" for c in (80, 90) for suffix in ("", "_packed", "_sizes")
+    }
+    packed, _, _ = load_compressed(result.artifacts["ciess_c90_packed"])
+    assert packed.embedding_bytes() == ciess90["packed_bytes"]
+    saved = result.save(tmp_path / "saved")
+    for name in ("rows.json", "table.md", "ciess_c90.safetensors", "warm_start.pt"):
+        assert (saved / name).read_bytes() == (out / name).read_bytes(), name
     # a second run finds everything done and changes nothing
     before = json.loads((out / "rows.json").read_text())
     run_experiment(exp, log=lambda message: None)
