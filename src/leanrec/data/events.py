@@ -152,7 +152,7 @@ class EventStream:
         rating: explicit rating, shape ``(n,)``, float32, or None when the source has none.
         values: numeric extra fields by name, each shape ``(n,)`` float32 (Criteo ``I1..I13``).
         source_row: 0-based row of each event in the source, shape ``(n,)``, int64; ties in
-            time are ordered by it.
+            time are ordered by it (default: the positions, i.e. the source is in file order).
         order: ``"time"`` (sorted by time) or ``"file"`` (source order).
         has_timestamps: whether ``time`` holds real times (period chunks need them).
         name: dataset name, for messages and reports.
@@ -163,7 +163,7 @@ class EventStream:
     ids: dict[str, IdColumn]
     rating: np.ndarray | None = None
     values: dict[str, np.ndarray] = field(default_factory=dict)
-    source_row: np.ndarray | None = None
+    source_row: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     order: Order = "time"
     has_timestamps: bool = True
     name: str = "stream"
@@ -172,7 +172,7 @@ class EventStream:
         self.time = np.ascontiguousarray(self.time, dtype=np.int64)
         self.label = np.ascontiguousarray(self.label, dtype=np.float32)
         n = len(self.time)
-        if self.source_row is None:
+        if len(self.source_row) == 0 and n:
             self.source_row = np.arange(n, dtype=np.int64)
         for role in ("user", "item"):
             if role not in self.ids:
@@ -487,7 +487,6 @@ class EventStream:
         index = part.slice if isinstance(part, Chunk) else part
         if not isinstance(index, slice) or index.step not in (None, 1):
             raise TypeError("an event stream is cut into contiguous ranges only")
-        assert self.source_row is not None
         return EventStream(
             time=self.time[index],
             label=self.label[index],

@@ -7,10 +7,12 @@
 * :mod:`~leanrec.evaluate.sampled`: next-item evaluation (one target per user) against 100
   sampled negatives (BERT4Rec protocol) or all items.
 * :mod:`~leanrec.evaluate.pointwise`: AUC, grouped AUC, log loss, MSE, RMSE.
+* :mod:`~leanrec.evaluate.prequential`: test-then-train evaluation along an event stream.
 """
 
 from leanrec.evaluate.full_ranking import FullRankingEvaluator, RankingResult, ScoreFn
 from leanrec.evaluate.pointwise import auc, grouped_auc, log_loss, mse, rmse
+from leanrec.evaluate.prequential import Prediction, PrequentialRecord, run_prequential
 from leanrec.evaluate.ranking import (
     METRICS,
     hit_at_k,
@@ -26,6 +28,8 @@ from leanrec.evaluate.sampled import evaluate_full, evaluate_sampled, metrics_fr
 __all__ = [
     "METRICS",
     "FullRankingEvaluator",
+    "Prediction",
+    "PrequentialRecord",
     "RankingResult",
     "ScoreFn",
     "auc",
@@ -43,4 +47,5 @@ __all__ = [
     "ranking_metrics",
     "recall_at_k",
     "rmse",
+    "run_prequential",
 ]
