@@ -295,24 +295,29 @@ def pep_masks(
             break
     work.eval()
     for target in targets:
-        if target in captured:
-            continue
-        # not reached: keep the largest thresholded values within the budget
-        values = {name: t.all().detach() for name, t in tables.items()}
-        flat = torch.cat([v.abs().reshape(-1) for v in values.values()])
-        n_entities = sum(t.num_embeddings for t in tables.values())
-        max_dim = next(iter(tables.values())).embedding_dim
-        keep = budget_values(n_entities, max_dim, target)
-        order_flat = torch.argsort(flat, descending=True)[:keep]
-        chosen = torch.zeros(flat.numel(), dtype=torch.bool)
-        chosen[order_flat] = True
-        chosen &= flat > 0
-        masks, offset = {}, 0
-        for name, v in values.items():
-            masks[name] = chosen[offset : offset + v.numel()].reshape(v.shape)
-            offset += v.numel()
-        captured[target] = masks
+        if target not in captured:
+            captured[target] = _largest_values_mask(work, target)
     return captured
+
+
+def _largest_values_mask(model: Recommender, target: float) -> dict[str, torch.Tensor]:
+    """A target PEP did not reach: the largest non-zero (thresholded) values of ``model``'s
+    tables within the budget of ``c``, as ``{table name: (N, d) bool mask}``."""
+    tables = model.embedding_tables()
+    values = {name: t.all().detach() for name, t in tables.items()}
+    flat = torch.cat([v.abs().reshape(-1) for v in values.values()])
+    n_entities = sum(t.num_embeddings for t in tables.values())
+    max_dim = next(iter(tables.values())).embedding_dim
+    keep = budget_values(n_entities, max_dim, target)
+    order_flat = torch.argsort(flat, descending=True)[:keep]
+    chosen = torch.zeros(flat.numel(), dtype=torch.bool)
+    chosen[order_flat] = True
+    chosen &= flat > 0
+    masks, offset = {}, 0
+    for name, v in values.items():
+        masks[name] = chosen[offset : offset + v.numel()].reshape(v.shape)
+        offset += v.numel()
+    return masks
 
 
 def apply_element_masks(model: Recommender, masks: dict[str, torch.Tensor]) -> Recommender:
