@@ -311,10 +311,12 @@ def test_architecture_experiment_options_route_to_experiment_then_search(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import leanrec.search.architecture.experiment as architecture
+    from leanrec.runner.rundir import RunDirectory
+    from leanrec.search.base import ExperimentResult
 
-    seen = _capture_experiment(
-        monkeypatch, architecture, "run_architecture_experiment", {"methods": {"ameir": {}}}
-    )
+    summary = {"methods": {"ameir": {}}}
+    done = ExperimentResult("architecture", RunDirectory(tmp_path, log=None), [], summary)
+    seen = _capture_experiment(monkeypatch, architecture, "run_experiment", done)  # type: ignore[arg-type]
     base = ["experiment", "architecture", "--dataset", "ml-1m", "--out", str(tmp_path)]
     code = main(
         [*base, "--seeds", "4", "--baseline_epochs", "2", "--random_budget", "samples",
@@ -336,11 +338,13 @@ def test_architecture_experiment_options_route_to_experiment_then_search(
 def test_retrieval_experiment_options_route_to_experiment_then_search(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import leanrec.search.architecture.retrieval_experiment as retrieval
+    import leanrec.search.architecture.experiment as architecture
+    from leanrec.runner.rundir import RunDirectory
+    from leanrec.search.base import ExperimentResult
 
-    seen = _capture_experiment(
-        monkeypatch, retrieval, "run_retrieval_experiment", {"methods": {"ameir": {}}}
-    )
+    summary = {"methods": {"ameir": {}}}
+    done = ExperimentResult("architecture", RunDirectory(tmp_path, log=None), [], summary)
+    seen = _capture_experiment(monkeypatch, architecture, "run_experiment", done)  # type: ignore[arg-type]
     base = ["experiment", "architecture", "--dataset", "beauty", "--out", str(tmp_path)]
     code = main(
         [*base, "--negative_sampling", "popularity", "--max_length", "20", "--n_blocks", "1",
