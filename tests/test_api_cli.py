@@ -204,13 +204,15 @@ def test_experiment_seed_reaches_the_search_and_seeds_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import leanrec.search.embedding_size as embedding_size
+    from leanrec.runner.rundir import RunDirectory
+    from leanrec.search.base import ExperimentResult
 
     seen = []
 
     def fake_run(exp, log):  # type: ignore[no-untyped-def]
         seen.append(exp)
-        (Path(exp.out_dir) / "table.md").write_text("table")
-        return {"rows": [{"method": "su"}]}
+        run = RunDirectory(exp.out_dir, log=None)
+        return ExperimentResult("embedding_size", run, [{"method": "su"}], {})
 
     monkeypatch.setattr(embedding_size, "run_experiment", fake_run)
     out = tmp_path / "run"
@@ -261,10 +263,13 @@ def test_embedding_size_options_reach_nested_configs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import leanrec.search.embedding_size as embedding_size
+    from leanrec.runner.rundir import RunDirectory
+    from leanrec.search.base import ExperimentResult
     from leanrec.search.embedding_size import CIESSConfig
     from leanrec.search.embedding_size.baselines import PEPConfig
 
-    seen = _capture_experiment(monkeypatch, embedding_size, "run_experiment", {"rows": [{}]})
+    done = ExperimentResult("embedding_size", RunDirectory(tmp_path, log=None), [{}], {})
+    seen = _capture_experiment(monkeypatch, embedding_size, "run_experiment", done)  # type: ignore[arg-type]
     base = ["experiment", "embedding-size", "--dataset", "synthetic", "--out", str(tmp_path)]
     code = main(
         [*base, "--pretrain-epochs", "5", "--pretrain-lr", "0.02", "--retrain-patience", "2",
