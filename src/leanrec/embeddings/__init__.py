@@ -4,10 +4,13 @@
 - :class:`MaskedEmbedding`: per-row sizes ``d_n`` by masking a dense table (training, search).
 - :class:`RaggedEmbedding`: per-row sizes packed into ``sum(d_n)`` floats (real memory savings).
 - :class:`SoftThresholdEmbedding` (PEP) and :class:`ElementMaskedEmbedding`: element pruning.
+- :class:`GrowingEmbedding`: rows allocated and freed per ID along a stream (capacity doubles,
+  compacts when half empty), with :class:`OptimizerRowSync` moving optimiser state with rows.
 """
 
 from leanrec.embeddings.base import EmbeddingTable, TableFactory
 from leanrec.embeddings.full import FullEmbedding, FullTableFactory, full_table_factory
+from leanrec.embeddings.growing import GrowingEmbedding, OptimizerRowSync
 from leanrec.embeddings.masked import MaskedEmbedding, prefix_mask
 from leanrec.embeddings.pruned import ElementMaskedEmbedding, SoftThresholdEmbedding
 from leanrec.embeddings.ragged import RaggedEmbedding
@@ -18,8 +21,10 @@ __all__ = [
     "EmbeddingTable",
     "FullEmbedding",
     "FullTableFactory",
+    "GrowingEmbedding",
     "MaskedEmbedding",
     "MaskedTableFactory",
+    "OptimizerRowSync",
     "RaggedEmbedding",
     "SoftThresholdEmbedding",
     "SpecTableFactory",
