@@ -238,15 +238,8 @@ def train_sketch(
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
-    model = new_base_model(train, config)
-    scorer = method.new_scorer(train.n_items, train.explicit, config)
-    learner = (
-        None if scorer is None else QueuePolicyGradient(scorer, config, method.queue_size(config))
-    )
-    decider = method.decider(scorer, config.update_period == 1)
-    model_opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    rng = np.random.default_rng(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
+    run = _TrainingState.start(train, method, config)
+    decider = method.decider(run.scorer, config.update_period == 1)
     metric, sign = ("rmse", -1.0) if train.explicit else ("recall@20", 1.0)
     progress: dict[str, Any] = {
         "epoch": 0,
@@ -255,25 +248,21 @@ def train_sketch(
     }
     path = Path(checkpoint_path) if checkpoint_path is not None else None
     if path is not None and path.exists():
-        saved = load_checkpoint(path)
-        model.load_state_dict(saved["model"])
-        model_opt.load_state_dict(saved["model_opt"])
-        if scorer is not None and learner is not None:
-            scorer.load_state_dict(saved["scorer"])
-            learner.optimizer.load_state_dict(saved["policy_opt"])
-        rng.bit_generator.state = saved["rng"]
-        generator.set_state(saved["generator"])
-        progress = {name: saved[name] for name in ("epoch", "history", "best")}
+        progress = run.restore(load_checkpoint(path))
     history: list[dict[str, float]] = progress["history"]
     best: dict[str, Any] = progress["best"]
     began = time.perf_counter()
     for epoch in range(progress["epoch"], config.epochs):
-        model.train()
+        run.model.train()
         losses = [
-            _train_batch(model, learner, decider, batch, config, model_opt, generator)
-            for _, batch in iterate_batches(train, config.batch_users, rng, config.max_train_length)
+            _train_batch(
+                run.model, run.learner, decider, batch, config, run.model_opt, run.generator
+            )
+            for _, batch in iterate_batches(
+                train, config.batch_users, run.rng, config.max_train_length
+            )
         ]
-        result = evaluate_sketch(model, decider, valid, config, seed=config.seed)
+        result = evaluate_sketch(run.model, decider, valid, config, seed=config.seed)
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), **result.values}
         history.append(record)
         if log is not None:
@@ -286,35 +275,88 @@ def train_sketch(
                 "epoch": epoch + 1,
                 "score": sign * result[metric],
                 "valid": dict(result.values),
-                "state": {
-                    "model": _copy(model),
-                    "scorer": None if scorer is None else _copy(scorer),
-                },
+                "state": run.weights(),
             }
         if path is not None:
             save_atomic(
-                {
-                    "model": model.state_dict(),
-                    "model_opt": model_opt.state_dict(),
-                    "scorer": None if scorer is None else scorer.state_dict(),
-                    "policy_opt": None if learner is None else learner.optimizer.state_dict(),
-                    "rng": rng.bit_generator.state,
-                    "generator": generator.get_state(),
-                    "epoch": epoch + 1,
-                    "history": history,
-                    "best": best,
-                },
-                path,
+                run.checkpoint({"epoch": epoch + 1, "history": history, "best": best}), path
             )
     if best["state"] is not None:
-        model.load_state_dict(best["state"]["model"])
-        if scorer is not None:
-            scorer.load_state_dict(best["state"]["scorer"])
-    model.eval()
+        run.load_weights(best["state"])
+    run.model.eval()
     seconds = time.perf_counter() - began
     return SketchTrainResult(
-        method.name, model, scorer, best["epoch"], best["valid"], history, seconds
+        method.name, run.model, run.scorer, best["epoch"], best["valid"], history, seconds
     )
+
+
+@dataclass
+class _TrainingState:
+    """What a training run updates and draws from, all of it in its per-epoch checkpoint:
+    the base model ``Θ`` and its optimiser, the policy ``Φ`` and its learning rule (learned
+    methods), the batch order's NumPy generator and torch's generator (pools, decisions)."""
+
+    model: SketchNCF
+    model_opt: torch.optim.Optimizer
+    scorer: SketchScorer | None
+    learner: QueuePolicyGradient | None
+    rng: np.random.Generator
+    generator: torch.Generator
+
+    @classmethod
+    def start(
+        cls, train: UserStreams, method: SketchMethod, config: SketchConfig
+    ) -> _TrainingState:
+        """Fresh parameters (``Θ`` first, then ``Φ``, from torch's global seed) and generators
+        seeded with ``config.seed``."""
+        model = new_base_model(train, config)
+        scorer = method.new_scorer(train.n_items, train.explicit, config)
+        learner = None
+        if scorer is not None:
+            learner = QueuePolicyGradient(scorer, config, method.queue_size(config))
+        return cls(
+            model,
+            torch.optim.Adam(model.parameters(), lr=config.learning_rate),
+            scorer,
+            learner,
+            np.random.default_rng(config.seed),
+            torch.Generator().manual_seed(config.seed),
+        )
+
+    def weights(self) -> dict[str, Any]:
+        """A copy of the weights of ``Θ`` and ``Φ``."""
+        return {
+            "model": _copy(self.model),
+            "scorer": None if self.scorer is None else _copy(self.scorer),
+        }
+
+    def load_weights(self, weights: dict[str, Any]) -> None:
+        self.model.load_state_dict(weights["model"])
+        if self.scorer is not None:
+            self.scorer.load_state_dict(weights["scorer"])
+
+    def checkpoint(self, progress: dict[str, Any]) -> dict[str, Any]:
+        """Everything to resume from, with the loop's ``progress`` (epoch, history, best)."""
+        return {
+            "model": self.model.state_dict(),
+            "model_opt": self.model_opt.state_dict(),
+            "scorer": None if self.scorer is None else self.scorer.state_dict(),
+            "policy_opt": None if self.learner is None else self.learner.optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "generator": self.generator.get_state(),
+            **progress,
+        }
+
+    def restore(self, saved: dict[str, Any]) -> dict[str, Any]:
+        """Load a :meth:`checkpoint`; returns its progress."""
+        self.model.load_state_dict(saved["model"])
+        self.model_opt.load_state_dict(saved["model_opt"])
+        if self.scorer is not None and self.learner is not None:
+            self.scorer.load_state_dict(saved["scorer"])
+            self.learner.optimizer.load_state_dict(saved["policy_opt"])
+        self.rng.bit_generator.state = saved["rng"]
+        self.generator.set_state(saved["generator"])
+        return {name: saved[name] for name in ("epoch", "history", "best")}
 
 
 def _copy(module: torch.nn.Module) -> dict[str, torch.Tensor]:
