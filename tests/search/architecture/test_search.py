@@ -805,5 +805,5 @@ def test_api_runs_the_table_and_saves_architectures_and_models(tmp_path, monkeyp
     model = load_ctr_model(saved / "ameir_seed0" / "model.pt")
     assert isinstance(model, AMEIRModel) and model.architecture == architecture
     assert sum(p.numel() for p in model.parameters()) == ameir["parameters"]
-    with pytest.raises(ValueError, match="searches methods only"):
+    with pytest.raises(ValueError, match=r"methods must name search methods only, not \[.dnn.\]"):
         search_architecture(dataclasses.replace(exp, methods=("dnn",)), log=lambda m: None)

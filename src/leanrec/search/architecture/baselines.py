@@ -453,12 +453,19 @@ CTRMethod = Method[CTRCell, FittedModel[CTRModel]]
 NextItemMethod = Method[NextItemCell, FittedModel[NextItemModel]]
 
 
+class _LeavesOnlyItsRow:
+    """A method whose row is all it leaves: no take-away files."""
+
+    def artifacts(self, run: RunDirectory, seed: int) -> dict[str, Path]:
+        return {}
+
+
 def _existing(files: dict[str, Path]) -> dict[str, Path]:
     return {name: path for name, path in files.items() if path.is_file()}
 
 
 @dataclass(frozen=True)
-class HandDesignedCTR:
+class HandDesignedCTR(_LeavesOnlyItsRow):
     """A CTR model of :mod:`leanrec.models.ctr` trained with early stopping on validation AUC,
     for at most ``experiment.baseline_epochs``."""
 
@@ -486,9 +493,6 @@ class HandDesignedCTR:
             trained.train_seconds,
             extra={"best_epoch": trained.best_epoch},
         )
-
-    def artifacts(self, run: RunDirectory, seed: int) -> dict[str, Path]:
-        return {}
 
 
 def _searched(result: SearchResult) -> FittedModel[CTRModel]:
@@ -526,7 +530,7 @@ class AMEIRSearch:
 
 
 @dataclass(frozen=True)
-class OneShotSearch:
+class OneShotSearch(_LeavesOnlyItsRow):
     """Single-stage one-shot random search over the joint space
     (:func:`single_stage_one_shot`)."""
 
@@ -536,12 +540,9 @@ class OneShotSearch:
     def fit(self, cell: CTRCell) -> FittedModel[CTRModel]:
         return _searched(single_stage_one_shot(cell.split, cell.config, cell.log))
 
-    def artifacts(self, run: RunDirectory, seed: int) -> dict[str, Path]:
-        return {}
-
 
 @dataclass(frozen=True)
-class RandomSearch:
+class RandomSearch(_LeavesOnlyItsRow):
     """Random search with training from scratch (:func:`random_search_from_scratch`) on the
     budget ``experiment.random_budget`` names: AMEIR's search time at the same seed (its row
     must be finished first) or as many training samples as AMEIR's one-shot models saw."""
@@ -565,12 +566,9 @@ class RandomSearch:
         seconds = ameir["search_seconds"]
         return _searched(random_search_from_scratch(split, config, seconds, log=cell.log))
 
-    def artifacts(self, run: RunDirectory, seed: int) -> dict[str, Path]:
-        return {}
-
 
 @dataclass(frozen=True)
-class HandDesignedNextItem:
+class HandDesignedNextItem(_LeavesOnlyItsRow):
     """A sequence model of :mod:`leanrec.models.seq` (width ``config.embedding_dim``; SASRec
     also reads ``max_length`` positions), trained with early stopping on validation NDCG@5
     for at most ``experiment.baseline_epochs`` (and ``baseline_seconds``). Its checkpoint in
@@ -604,9 +602,6 @@ class HandDesignedNextItem:
             extra={"best_epoch": trained.best_epoch},
             scratch=(checkpoint,),
         )
-
-    def artifacts(self, run: RunDirectory, seed: int) -> dict[str, Path]:
-        return {}
 
 
 @dataclass(frozen=True)
@@ -668,6 +663,6 @@ def resolve_methods(
     methods = registry.resolve(names)
     misplaced = [m.name for m in methods if m.searches != searches]
     if misplaced:
-        listed, wanted = ("methods", "searches") if searches else ("baselines", "hand-designed")
+        listed, wanted = ("methods", "search") if searches else ("baselines", "hand-designed")
         raise ValueError(f"{listed} must name {wanted} methods only, not {misplaced}")
     return methods

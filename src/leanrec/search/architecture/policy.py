@@ -34,6 +34,7 @@ from leanrec.models.ctr.ameir.architecture import Architecture, BlockChoice, Int
 from leanrec.models.ctr.ameir.model import AMEIRConfig, AMEIRModel
 from leanrec.models.ctr.base import CTRModel
 from leanrec.runner import Executor, SerialExecutor, make_executor
+from leanrec.runner.rundir import atomic_write_text
 from leanrec.search.architecture.config import ArchitectureSearchConfig
 from leanrec.search.architecture.interactions import initial_population, mutate
 from leanrec.search.architecture.model import (
@@ -406,29 +407,19 @@ def step1_blocks(
 ) -> tuple[tuple[BlockChoice, ...], dict[str, Any]]:
     """Step 1: behaviour blocks with the predefined MLP over ``[h^a, e^b]``; the trained
     one-shot model is appended to ``step1_models`` when given (Step 3 inherits from it)."""
-    step1_models = step1_models if step1_models is not None else []
     torch.manual_seed(config.seed)
     model = BehaviorStepModel(split.feature_map, _model_config(config))
     model.sampler = lambda: model.sample(rng)
-    checkpoint = one_shot_checkpoint(model, config, subset, 1)
-    seconds = train_one_shot(
-        model, split.train, config.supernet_epochs, config, rng, 1, checkpoint=checkpoint
-    )
-    if checkpoint is not None:
-        checkpoint.restore(model)
-    step1_models.append(model)
-    children = _unique([model.sample(rng) for _ in range(config.sampled_children)])
-    t0 = time.perf_counter()
-    best, record = pick_best(model, children, subset, split.valid, config, executor)
-    record.update(
-        train_seconds=seconds,
-        score_seconds=time.perf_counter() - t0,
-        children=[[vars(b) for b in c] for c in children],
-        chosen=[vars(b) for b in best],
-    )
-    if checkpoint is not None:
-        record.update(checkpoint.record())
-    return best, record
+    if step1_models is not None:
+        step1_models.append(model)
+
+    def describe(best: tuple[BlockChoice, ...], children: list[Any]) -> dict[str, Any]:
+        return {
+            "children": [[vars(b) for b in c] for c in children],
+            "chosen": [vars(b) for b in best],
+        }
+
+    return _one_shot_step(model, split, subset, config, rng, (1, 1), executor, describe)
 
 
 def step2_interactions(
@@ -561,24 +552,55 @@ def step3_mlp(
         return model.sample(rng)
 
     model.sampler = draw
-    checkpoint = one_shot_checkpoint(model, config, subset, 3)
+
+    def describe(best: MLPChoice, children: list[Any]) -> dict[str, Any]:
+        return {
+            "chosen": {"widths": list(best.widths), "activations": list(best.activations)},
+            "chosen_parameters": model.child_parameters(best),
+        }
+
+    best, record = _one_shot_step(model, split, subset, config, rng, (20, 3), executor, describe)
+    return model, best, record
+
+
+def _one_shot_step(
+    model: Any,
+    split: BehaviorSplit,
+    subset: BehaviorSamples,
+    config: ArchitectureSearchConfig,
+    rng: np.random.Generator,
+    streams: tuple[int, int],
+    executor: Executor | None,
+    describe: Callable[[Any, list[Any]], dict[str, Any]],
+) -> tuple[Any, dict[str, Any]]:
+    """The one-shot random search of Steps 1 and 3: train ``model`` for ``supernet_epochs``
+    drawing a child per batch (back to its best-probed state with ``keep_best_one_shot``),
+    draw ``sampled_children`` distinct children from ``rng`` and keep the best on validation
+    (:func:`pick_best`).
+
+    Args:
+        streams: ``(seed offset of the training, probe children's stream)``.
+        describe: ``(best, children) -> fields`` of the step's record about its choice.
+
+    Returns:
+        The best child and the step's record: :func:`pick_best`'s fields, ``train_seconds``,
+        ``score_seconds``, ``describe``'s fields and the probes'.
+    """
+    seed_offset, stream = streams
+    checkpoint = one_shot_checkpoint(model, config, subset, stream)
     seconds = train_one_shot(
-        model, split.train, config.supernet_epochs, config, rng, 20, checkpoint=checkpoint
+        model, split.train, config.supernet_epochs, config, rng, seed_offset, checkpoint=checkpoint
     )
     if checkpoint is not None:
         checkpoint.restore(model)
     children = _unique([model.sample(rng) for _ in range(config.sampled_children)])
     t0 = time.perf_counter()
     best, record = pick_best(model, children, subset, split.valid, config, executor)
-    record.update(
-        train_seconds=seconds,
-        score_seconds=time.perf_counter() - t0,
-        chosen={"widths": list(best.widths), "activations": list(best.activations)},
-        chosen_parameters=model.child_parameters(best),
-    )
+    record.update(train_seconds=seconds, score_seconds=time.perf_counter() - t0)
+    record.update(describe(best, children))
     if checkpoint is not None:
         record.update(checkpoint.record())
-    return model, best, record
+    return best, record
 
 
 def _model_config(config: ArchitectureSearchConfig) -> AMEIRConfig:
@@ -625,90 +647,14 @@ def _search_architecture(
     say = log or (lambda message: None)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    folder = Path(out_dir) if out_dir is not None else None
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(config.seed)
+    steps = FinishedSteps(Path(out_dir) if out_dir is not None else None, rng, say)
     subset = validation_subset(split.valid, config.validation_subset, config.seed)
-    steps: dict[str, Any] = {}
-
-    def load(name: str) -> dict[str, Any] | None:
-        if folder is None or not (folder / f"{name}.json").is_file():
-            return None
-        record: dict[str, Any] = json.loads((folder / f"{name}.json").read_text())
-        if "rng_state" in record:
-            rng.bit_generator.state = record["rng_state"]
-        else:
-            say(
-                f"{name}.json has no sampler state (written by an older leanrec): the steps "
-                "after it draw other children than an uninterrupted search would"
-            )
-        return record
-
-    def save(name: str, record: dict[str, Any]) -> None:
-        # the sampler's state after the step, so that a resumed search draws what an
-        # uninterrupted one would have drawn from here on
-        record["rng_state"] = rng.bit_generator.state
-        steps[name] = record
-        if folder is not None:
-            path = folder / f"{name}.json"
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(record))
-            tmp.replace(path)
-
-    # Step 1 ------------------------------------------------------------------------------
-    record = load("step1")
-    state_path = folder / "step1_state.pt" if folder is not None else None
-    step1_state: dict[str, torch.Tensor] | None = None
-    if record is None:
-        say("step 1: behaviour blocks")
-        trained: list[Any] = []
-        t0 = time.perf_counter()
-        blocks, record = step1_blocks(split, subset, config, rng, trained, executor)
-        record["wall_seconds"] = time.perf_counter() - t0
-        step1_state = trained[0].state_dict()
-        if state_path is not None:
-            torch.save(step1_state, state_path)
-        save("step1", record)
-    else:
-        steps["step1"] = record
-        blocks = tuple(BlockChoice(**b) for b in record["chosen"])
-        if state_path is not None and state_path.is_file():
-            step1_state = torch.load(state_path, weights_only=True)
+    blocks, step1_state = _step1_or_resume(steps, split, subset, config, rng, executor)
     say(f"step 1 chose {[f'{b.norm}/{b.layer}/{b.activation}' for b in blocks]}")
-    # Step 2 ------------------------------------------------------------------------------
-    record = load("step2")
-    step2_path = folder / "step2_state.pt" if folder is not None else None
-    step2_state: dict[str, torch.Tensor] | None = None
-    if record is None:
-        say("step 2: interactions")
-        trained = []
-        t0 = time.perf_counter()
-        interactions, record = step2_interactions(
-            split,
-            subset,
-            config,
-            rng,
-            say,
-            step1_state if config.carry_embeddings else None,
-            trained,
-            executor,
-        )
-        record["wall_seconds"] = time.perf_counter() - t0
-        if config.carry_embeddings and trained:  # only what Step 3 takes from it
-            step2_state = {
-                k: v for k, v in trained[0].state_dict().items() if k.startswith(CARRIED_FROM_STEP2)
-            }
-            if step2_path is not None:
-                torch.save(step2_state, step2_path)
-        save("step2", record)
-    else:
-        steps["step2"] = record
-        interactions = tuple(tuple(i) for i in record["chosen"])
-        if config.carry_embeddings and step2_path is not None and step2_path.is_file():
-            step2_state = torch.load(step2_path, weights_only=True)
-        elif config.carry_embeddings and config.interactions > 0:
-            say(f"no {step2_path}: Step 3 starts from Step 1's embeddings, not Step 2's")
+    interactions, step2_state = _step2_or_resume(
+        steps, split, subset, config, rng, executor, step1_state
+    )
     say(f"step 2 chose {['x'.join(i) for i in interactions]}")
     # Step 3 (always rerun when resuming: its weights initialise the derived model) ---------
     say("step 3: MLP")
@@ -717,24 +663,146 @@ def _search_architecture(
         split, subset, blocks, interactions, config, rng, step1_state, step2_state, executor
     )
     record["wall_seconds"] = time.perf_counter() - t0
-    save("step3", record)
+    steps.save("step3", record)
     say(f"step 3 chose widths {choice.widths}, activations {choice.activations}")
     # the three steps' own wall times, so a resumed search reports what it cost in total
-    search_seconds = sum(_step_seconds(steps.get(name, {})) for name in ("step1", "step2", "step3"))
+    search_seconds = sum(
+        _step_seconds(steps.records.get(name, {})) for name in ("step1", "step2", "step3")
+    )
     # derive + retrain ---------------------------------------------------------------------
     model = derive_ameir_model(step3, choice)
     t0 = time.perf_counter()
     result = _trainer(config, config.retrain_epochs, 30).fit(model, split.train, split.valid)
     retrain_seconds = time.perf_counter() - t0
     architecture = model.architecture
-    if folder is not None:
-        architecture.save(folder / "architecture.json")
-        model.save(folder / "model.pt")
+    if steps.folder is not None:
+        architecture.save(steps.folder / "architecture.json")
+        model.save(steps.folder / "model.pt")
     return SearchResult(
         architecture=architecture,
         model=model,
         valid=dict(result.best_valid),
         search_seconds=search_seconds,
         retrain_seconds=retrain_seconds,
-        steps=steps,
+        steps=steps.records,
     )
+
+
+class FinishedSteps:
+    """The finished steps of one search, so a killed search resumes after its last one.
+
+    Each step's record is kept in :attr:`records` and, with a ``folder``, written to
+    ``<folder>/step<k>.json`` together with the sampler's state after the step: a resumed
+    search loads it back into ``rng`` and draws what an uninterrupted one would have drawn
+    from there on. The one-shot weights later steps inherit are kept next to it
+    (:meth:`path`).
+
+    Args:
+        folder: where the steps are kept (created; None: in memory only, nothing resumes).
+        rng: the search's sampler.
+        say: stage lines.
+    """
+
+    def __init__(self, folder: Path | None, rng: np.random.Generator, say: Log) -> None:
+        self.folder = folder
+        self.rng = rng
+        self.say = say
+        self.records: dict[str, Any] = {}
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def path(self, name: str) -> Path | None:
+        """``<folder>/<name>`` (None without a folder)."""
+        return self.folder / name if self.folder is not None else None
+
+    def load(self, name: str) -> dict[str, Any] | None:
+        """The record of step ``name`` when it finished before (the sampler set to its state
+        after that step), else None."""
+        path = self.path(f"{name}.json")
+        if path is None or not path.is_file():
+            return None
+        record: dict[str, Any] = json.loads(path.read_text())
+        if "rng_state" in record:
+            self.rng.bit_generator.state = record["rng_state"]
+        else:
+            self.say(
+                f"{name}.json has no sampler state (written by an older leanrec): the steps "
+                "after it draw other children than an uninterrupted search would"
+            )
+        self.records[name] = record
+        return record
+
+    def save(self, name: str, record: dict[str, Any]) -> None:
+        """Keep the finished step ``name`` with the sampler's state after it."""
+        record["rng_state"] = self.rng.bit_generator.state
+        self.records[name] = record
+        path = self.path(f"{name}.json")
+        if path is not None:
+            atomic_write_text(path, json.dumps(record))
+
+
+def _step1_or_resume(
+    steps: FinishedSteps,
+    split: BehaviorSplit,
+    subset: BehaviorSamples,
+    config: ArchitectureSearchConfig,
+    rng: np.random.Generator,
+    executor: Executor,
+) -> tuple[tuple[BlockChoice, ...], dict[str, torch.Tensor] | None]:
+    """Step 1's blocks and its one-shot weights (None when a resumed search lost them)."""
+    state_path = steps.path("step1_state.pt")
+    record = steps.load("step1")
+    if record is not None:
+        blocks = tuple(BlockChoice(**b) for b in record["chosen"])
+        if state_path is not None and state_path.is_file():
+            return blocks, torch.load(state_path, weights_only=True)
+        return blocks, None
+    steps.say("step 1: behaviour blocks")
+    trained: list[Any] = []
+    t0 = time.perf_counter()
+    blocks, record = step1_blocks(split, subset, config, rng, trained, executor)
+    record["wall_seconds"] = time.perf_counter() - t0
+    state = trained[0].state_dict()
+    if state_path is not None:
+        torch.save(state, state_path)
+    steps.save("step1", record)
+    return blocks, state
+
+
+def _step2_or_resume(
+    steps: FinishedSteps,
+    split: BehaviorSplit,
+    subset: BehaviorSamples,
+    config: ArchitectureSearchConfig,
+    rng: np.random.Generator,
+    executor: Executor,
+    step1_state: dict[str, torch.Tensor] | None,
+) -> tuple[tuple[Interaction, ...], dict[str, torch.Tensor] | None]:
+    """Step 2's interactions and, with ``carry_embeddings``, the field embeddings Step 3
+    takes from it (None otherwise, or when a resumed search lost them)."""
+    state_path = steps.path("step2_state.pt")
+    record = steps.load("step2")
+    if record is not None:
+        interactions = tuple(tuple(i) for i in record["chosen"])
+        if config.carry_embeddings and state_path is not None and state_path.is_file():
+            return interactions, torch.load(state_path, weights_only=True)
+        if config.carry_embeddings and config.interactions > 0:
+            steps.say(f"no {state_path}: Step 3 starts from Step 1's embeddings, not Step 2's")
+        return interactions, None
+    steps.say("step 2: interactions")
+    trained: list[Any] = []
+    t0 = time.perf_counter()
+    initial = step1_state if config.carry_embeddings else None
+    interactions, record = step2_interactions(
+        split, subset, config, rng, steps.say, initial, trained, executor
+    )
+    record["wall_seconds"] = time.perf_counter() - t0
+    state = None
+    if config.carry_embeddings and trained:  # only what Step 3 takes from it
+        state = {
+            k: v for k, v in trained[0].state_dict().items() if k.startswith(CARRIED_FROM_STEP2)
+        }
+        if state_path is not None:
+            torch.save(state, state_path)
+    steps.save("step2", record)
+    return interactions, state
