@@ -1,0 +1,162 @@
+"""A power-law event stream of any size, for scaling runs: time and memory linear in events.
+
+:func:`~leanrec.data.synthetic.make_synthetic` builds a users x items preference matrix, which is
+fine for thousands of IDs and impossible for millions. This generator never holds anything per
+ID: every quantity is computed per event, in blocks, from the event's IDs and the seed.
+
+Generative story (per event ``t`` of ``n_events``):
+
+1. Population: with ``growing_population`` the first ``ceil(n * (t + 1) / n_events)`` user
+   (item) ranks exist at event ``t``, so new IDs keep arriving all along the stream, as on a
+   live platform; otherwise all ``n`` exist from the start.
+2. Popularity: a rank ``r`` in ``1..n_t`` is drawn from a power law ``P(r) ~ r ** -exponent``
+   by inverting the continuous CDF (``O(1)`` per draw, no table of ``n`` weights); the raw ID is
+   ``((r - 1) * a + b) mod n`` with ``a`` coprime to ``n``: a seeded bijection of ``0..n-1``,
+   so popular IDs are not the small numbers.
+3. Preferences: each ID has ``dim`` latent factors and a bias, uniform with unit variance,
+   derived from a hash of ``(seed, field, ID, coordinate)`` (SplitMix64), so they are the same
+   every time the ID occurs and cost no memory. ``z = u . v / sqrt(dim) + b_u + b_i``.
+4. Feedback: ``rating = clip(round(3.5 + z + noise), 1, 5)`` with Gaussian ``noise`` of std
+   ``rating_noise``, and ``label = rating >= 4``.
+5. Time: event ``t`` happens at ``start_time + floor(t * seconds_per_event)``.
+
+Example:
+    >>> stream = make_synthetic_stream(1000, n_users=10**6, n_items=10**6, seed=0)
+    >>> len(stream), bool(stream.ids["user"].raw_ids.max() < 10**6)
+    (1000, True)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from leanrec.data.events import EventStream
+
+_BLOCK = 1 << 18
+"""Events per block: bounds the temporary ``(block, dim)`` arrays (~16 MB at dim 8)."""
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser of uint64 values (wrapping arithmetic), same shape."""
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return (z ^ (z >> np.uint64(31))) & _MASK64
+
+
+def _hashed_uniform(seed: int, salt: int, ids: np.ndarray, width: int) -> np.ndarray:
+    """Per ID, ``width`` values uniform on ``[-sqrt(3), sqrt(3)]`` (unit variance), a pure
+    function of ``(seed, salt, id, column)``; ``(n,)`` -> ``(n, width)`` float64."""
+    base = _splitmix64(np.array([seed * 1_000_003 + salt], dtype=np.uint64))[0]
+    with np.errstate(over="ignore"):
+        keys = ids.astype(np.uint64)[:, None] * np.uint64(width) + np.arange(width, dtype=np.uint64)
+        bits = _splitmix64(keys ^ base)
+    unit = (bits >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    return (unit * 2.0 - 1.0) * math.sqrt(3.0)
+
+
+def _power_law_rank(uniform: np.ndarray, population: np.ndarray, exponent: float) -> np.ndarray:
+    """Ranks in ``1..population`` with ``P(r) ~ r ** -exponent``, by the inverse CDF of the
+    continuous power law on ``[1, population + 1)``; all shapes ``(n,)``."""
+    top = population.astype(np.float64) + 1.0
+    if abs(exponent - 1.0) < 1e-9:
+        x = np.exp(uniform * np.log(top))
+    else:
+        power = 1.0 - exponent
+        x = ((top**power - 1.0) * uniform + 1.0) ** (1.0 / power)
+    return np.clip(np.floor(x).astype(np.int64), 1, population)
+
+
+def _coprime_multiplier(rng: np.random.Generator, n: int) -> int:
+    if n == 1:
+        return 1
+    while True:
+        a = int(rng.integers(1, n))
+        if math.gcd(a, n) == 1:
+            return a
+
+
+def make_synthetic_stream(
+    n_events: int,
+    n_users: int = 1_000_000,
+    n_items: int = 1_000_000,
+    user_exponent: float = 1.1,
+    item_exponent: float = 1.1,
+    dim: int = 8,
+    growing_population: bool = True,
+    rating_noise: float = 0.5,
+    seconds_per_event: float = 1.0,
+    start_time: int = 1_600_000_000,
+    seed: int = 0,
+    name: str = "synthetic-stream",
+) -> EventStream:
+    """Generate a time-ordered stream of ``n_events`` events over up to ``n_users`` users and
+    ``n_items`` items (the story is in the module docstring).
+
+    Args:
+        n_events: events to generate.
+        n_users / n_items: sizes of the ID spaces (raw IDs are ``0..n-1``; up to 2**31 each).
+            Tail IDs may never occur: the distinct IDs of the stream are at most these.
+        user_exponent / item_exponent: power-law exponents of popularity (> 0).
+        dim: latent factors per ID.
+        growing_population: new IDs keep arriving along the stream (see the module).
+        rating_noise: std of the Gaussian noise of ratings.
+        seconds_per_event: time between consecutive events.
+        start_time: Unix time of the first event.
+        seed: the same seed gives the same stream.
+        name: stream name.
+
+    Returns:
+        An :class:`EventStream` in time order with ratings 1..5 and ``label = rating >= 4``;
+        time and memory O(n_events), nothing per ID.
+    """
+    if n_events <= 0:
+        raise ValueError(f"n_events must be positive, got {n_events}")
+    for what, n in (("n_users", n_users), ("n_items", n_items)):
+        if not 1 <= n <= 2**31:
+            raise ValueError(f"{what} must be in [1, 2**31], got {n}")
+    if user_exponent <= 0 or item_exponent <= 0 or dim <= 0:
+        raise ValueError("exponents and dim must be positive")
+    rng = np.random.default_rng(seed)
+    permutation = {
+        "user": (_coprime_multiplier(rng, n_users), int(rng.integers(0, n_users))),
+        "item": (_coprime_multiplier(rng, n_items), int(rng.integers(0, n_items))),
+    }
+    users = np.empty(n_events, dtype=np.int64)
+    items = np.empty(n_events, dtype=np.int64)
+    ratings = np.empty(n_events, dtype=np.float32)
+    for start in range(0, n_events, _BLOCK):
+        stop = min(n_events, start + _BLOCK)
+        t = np.arange(start, stop, dtype=np.int64)
+        drawn = {}
+        for field, n, exponent in (
+            ("user", n_users, user_exponent),
+            ("item", n_items, item_exponent),
+        ):
+            if growing_population:
+                population = np.maximum(1, -((-n * (t + 1)) // n_events))
+            else:
+                population = np.full(len(t), n, dtype=np.int64)
+            rank = _power_law_rank(rng.random(len(t)), population, exponent)
+            a, b = permutation[field]
+            drawn[field] = ((rank - 1) * a + b) % n
+        users[start:stop], items[start:stop] = drawn["user"], drawn["item"]
+        user_factors = _hashed_uniform(seed, 1, drawn["user"], dim + 1)
+        item_factors = _hashed_uniform(seed, 2, drawn["item"], dim + 1)
+        affinity = np.einsum("nd,nd->n", user_factors[:, :dim], item_factors[:, :dim])
+        z = affinity / math.sqrt(dim) + 0.5 * (user_factors[:, dim] + item_factors[:, dim])
+        noisy = 3.5 + z + rating_noise * rng.standard_normal(len(t))
+        ratings[start:stop] = np.clip(np.round(noisy), 1, 5)
+    time = start_time + np.floor(np.arange(n_events) * seconds_per_event).astype(np.int64)
+    return EventStream.from_arrays(
+        time=time,
+        user=users,
+        item=items,
+        label=(ratings >= 4).astype(np.float32),
+        rating=ratings,
+        name=name,
+    )

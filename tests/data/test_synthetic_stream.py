@@ -1,0 +1,71 @@
+"""The power-law stream generator: sizes, power law, determinism, no per-ID memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from leanrec.data.synthetic_stream import make_synthetic_stream
+
+
+def test_sizes_and_ranges_with_a_million_ids() -> None:
+    stream = make_synthetic_stream(50_000, n_users=1_000_000, n_items=2_000_000, seed=0)
+    assert len(stream) == 50_000
+    users, items = stream.ids["user"].raw_ids, stream.ids["item"].raw_ids
+    assert users.min() >= 0 and users.max() < 1_000_000
+    assert items.min() >= 0 and items.max() < 2_000_000
+    assert np.all(np.diff(stream.time) >= 0) and stream.time[1] - stream.time[0] == 1
+    assert stream.rating is not None and set(np.unique(stream.rating)) <= {1, 2, 3, 4, 5}
+    assert np.array_equal(stream.label, (stream.rating >= 4).astype(np.float32))
+    assert 0.2 < stream.label.mean() < 0.8
+
+
+def test_popularity_follows_the_requested_power_law() -> None:
+    stream = make_synthetic_stream(
+        200_000, n_users=10**6, n_items=10**6, user_exponent=1.2, growing_population=False, seed=1
+    )
+    frequencies = np.sort(np.bincount(stream.user))[::-1]
+    ranks = np.arange(1, len(frequencies) + 1)
+    head = (ranks >= 2) & (ranks <= 200)
+    slope = np.polyfit(np.log(ranks[head]), np.log(frequencies[head]), 1)[0]
+    assert slope == pytest.approx(-1.2, abs=0.1)
+
+
+def test_a_growing_population_brings_new_ids_all_along() -> None:
+    stream = make_synthetic_stream(100_000, n_users=10**6, n_items=10**6, seed=2)
+    # codes are first-appearance order: the first code seen after the half-way point
+    first_seen_late = stream.user[50_000:].max() >= stream.user[:50_000].max() + 1_000
+    assert first_seen_late
+    # the items seen in the last tenth include many never seen before
+    earlier = set(stream.item[:90_000].tolist())
+    assert sum(code not in earlier for code in set(stream.item[90_000:].tolist())) > 500
+
+
+def test_deterministic_per_seed() -> None:
+    a = make_synthetic_stream(20_000, seed=5)
+    b = make_synthetic_stream(20_000, seed=5)
+    c = make_synthetic_stream(20_000, seed=6)
+    assert np.array_equal(a.user_raw, b.user_raw) and np.array_equal(a.item_raw, b.item_raw)
+    assert a.rating is not None and b.rating is not None and np.array_equal(a.rating, b.rating)
+    assert not np.array_equal(a.user_raw, c.user_raw)
+
+
+def test_an_id_keeps_its_preferences_across_the_stream() -> None:
+    # with no rating noise, the rating is a function of the (user, item) pair only
+    stream = make_synthetic_stream(
+        30_000, n_users=20, n_items=20, rating_noise=0.0, growing_population=False, seed=3
+    )
+    assert stream.rating is not None
+    pair = stream.user_raw * 20 + stream.item_raw
+    order = np.argsort(pair, kind="stable")
+    same_pair = pair[order][1:] == pair[order][:-1]
+    assert same_pair.sum() > 20_000
+    assert np.array_equal(stream.rating[order][1:][same_pair], stream.rating[order][:-1][same_pair])
+
+
+def test_id_spaces_far_larger_than_the_stream_cost_nothing() -> None:
+    # nothing is allocated per ID: 2**31 IDs with 1,000 events is instant
+    stream = make_synthetic_stream(1_000, n_users=2**31, n_items=2**31, seed=0)
+    assert len(stream) == 1_000 and stream.ids["user"].raw_ids.max() < 2**31
+    with pytest.raises(ValueError, match="n_users"):
+        make_synthetic_stream(10, n_users=0)
