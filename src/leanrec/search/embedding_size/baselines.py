@@ -351,6 +351,7 @@ class MethodContext:
     prune_model: Recommender | None = None
     """The full-size model the pruners start from (``pruning_base``), or None."""
     prune_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    """A copy of its weights (PEP's ``retrain_from="trained"`` starts from them)."""
     searches: dict[str, SearchResult] = field(default_factory=dict)
     """Finished searches of this run, by method name."""
 
@@ -425,7 +426,9 @@ class SizeMethod:
     def needs_warm_start(self, experiment: EmbeddingSizeExperiment) -> bool:
         return experiment.search.retrain_from_warm_start
 
-    def propose(self, context: MethodContext, target: float) -> tuple[list[SizePair], dict]:
+    def propose(
+        self, context: MethodContext, target: float
+    ) -> tuple[list[SizePair], dict[str, Any]]:
         """Size candidates meeting ``c``, and the row's record of how they were chosen."""
         raise NotImplementedError
 
@@ -518,7 +521,9 @@ class UniformSizes(SizeMethod):
 
     name: str = "su"
 
-    def propose(self, context: MethodContext, target: float) -> tuple[list[SizePair], dict]:
+    def propose(
+        self, context: MethodContext, target: float
+    ) -> tuple[list[SizePair], dict[str, Any]]:
         train = context.split.train
         return [uniform_sizes(train.n_users, train.n_items, context.config.max_dim, target)], {}
 
@@ -529,7 +534,9 @@ class RandomSizes(SizeMethod):
 
     name: str = "sr"
 
-    def propose(self, context: MethodContext, target: float) -> tuple[list[SizePair], dict]:
+    def propose(
+        self, context: MethodContext, target: float
+    ) -> tuple[list[SizePair], dict[str, Any]]:
         train, cfg = context.split.train, context.config
         rng = np.random.default_rng(cfg.seed + 1)
         return [random_sizes(train.n_users, train.n_items, cfg.max_dim, target, rng)], {}
@@ -541,7 +548,9 @@ class PopularitySizes(SizeMethod):
 
     name: str = "popularity"
 
-    def propose(self, context: MethodContext, target: float) -> tuple[list[SizePair], dict]:
+    def propose(
+        self, context: MethodContext, target: float
+    ) -> tuple[list[SizePair], dict[str, Any]]:
         train = context.split.train
         user_pop, item_pop = train.user_popularity(), train.item_popularity()
         return [popularity_sizes(user_pop, item_pop, context.config.max_dim, target)], {}
@@ -574,7 +583,9 @@ class SearchedSizes(SizeMethod):
         """Prefix of the search's files (``search_state.pt``, ``esapn_search_state.pt``)."""
         return "" if self.name == "ciess" else f"{self.name}_"
 
-    def propose(self, context: MethodContext, target: float) -> tuple[list[SizePair], dict]:
+    def propose(
+        self, context: MethodContext, target: float
+    ) -> tuple[list[SizePair], dict[str, Any]]:
         cfg = context.config
         search = self.search(context)
         chosen = select_candidates(search.candidates, target, cfg.screen_masks or cfg.top_masks)
