@@ -8,7 +8,7 @@ out with :meth:`Recommender.replace_table`.
 from __future__ import annotations
 
 import dataclasses
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -20,6 +20,7 @@ from torch import nn
 from leanrec.data.interactions import Interactions
 from leanrec.embeddings.base import EmbeddingTable, TableFactory
 from leanrec.embeddings.full import FullTableFactory
+from leanrec.models.tables import TableOwner
 
 CHECKPOINT_FORMAT = "leanrec.model/1"
 
@@ -38,7 +39,7 @@ class PairwiseOutput(NamedTuple):
     l2: torch.Tensor
 
 
-class Recommender(nn.Module, ABC):
+class Recommender(nn.Module, TableOwner):
     """Base class of every ranking model.
 
     Subclasses set ``name`` and ``config_class`` and implement :meth:`score_all` and
@@ -126,28 +127,9 @@ class Recommender(nn.Module, ABC):
                 raise ValueError(f"{self.name}: cannot tell whether table {name!r} is user or item")
         return roles
 
-    def replace_table(self, name: str, table: EmbeddingTable) -> None:
-        """Swap the table ``name`` for ``table`` (same number of rows and output width)."""
-        old = self.embedding_tables().get(name)
-        if old is None:
-            raise KeyError(
-                f"{self.name} has no table {name!r}; known: {list(self.embedding_tables())}"
-            )
-        if (table.num_embeddings, table.embedding_dim) != (old.num_embeddings, old.embedding_dim):
-            raise ValueError(
-                f"table {name!r} must be {old.num_embeddings} x {old.embedding_dim}, got "
-                f"{table.num_embeddings} x {table.embedding_dim}"
-            )
+    def _set_table(self, name: str, table: EmbeddingTable) -> None:
         setattr(self, name, table)
         self.invalidate_cache()
-
-    def embedding_parameters(self) -> int:
-        """Logical parameters held by the ID tables."""
-        return sum(t.num_parameters() for t in self.embedding_tables().values())
-
-    def embedding_bytes(self) -> int:
-        """Physical bytes held by the ID tables."""
-        return sum(t.nbytes() for t in self.embedding_tables().values())
 
     # ------------------------------------------------------------------ caching
     def invalidate_cache(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from leanrec.embeddings.specs import SpecTableFactory
 from leanrec.models.base import CHECKPOINT_FORMAT, Recommender
 from leanrec.models.lightgcn import LightGCN
 from leanrec.models.mf import MF
+from leanrec.models.naming import ModelRegistry
 from leanrec.models.ncf import NeuMF
 from leanrec.models.ngcf import NGCF
 
@@ -27,11 +27,12 @@ MODELS: dict[str, type[Recommender]] = {
 }
 
 
+RANKING_MODELS = ModelRegistry(MODELS, "model")
+"""Lookup of :data:`MODELS` (names are matched in lower case)."""
+
+
 def model_class(name: str) -> type[Recommender]:
-    try:
-        return MODELS[name.lower()]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}") from None
+    return RANKING_MODELS.model_class(name)
 
 
 def make_model_config(name: str, options: dict[str, Any] | None = None) -> Any:
@@ -39,15 +40,7 @@ def make_model_config(name: str, options: dict[str, Any] | None = None) -> Any:
 
     Unknown option names raise ``ValueError`` listing the valid ones.
     """
-    cls = model_class(name).config_class
-    options = dict(options or {})
-    valid = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(options) - valid
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {sorted(unknown)} for model {name}; known: {sorted(valid)}"
-        )
-    return cls(**options)
+    return RANKING_MODELS.make_config(name, options)
 
 
 def build_model(

@@ -9,7 +9,7 @@ same fields, history and target vectors, and a table swapped in by an embedding-
 from __future__ import annotations
 
 import dataclasses
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,6 +20,7 @@ from torch import nn
 from leanrec.data.behavior import BehaviorBatch, FeatureMap
 from leanrec.embeddings.base import EmbeddingTable, TableFactory
 from leanrec.models.ctr.inputs import BehaviorEmbedder, EmbeddedBatch, Pooling
+from leanrec.models.tables import TableOwner
 
 CTR_CHECKPOINT_FORMAT = "leanrec.ctr_model/1"
 
@@ -53,7 +54,7 @@ class CTRConfig:
             )
 
 
-class CTRModel(nn.Module, ABC):
+class CTRModel(nn.Module, TableOwner):
     """Base class of the CTR models.
 
     Subclasses set ``name`` and ``config_class`` (and ``uses_first_order`` when they have a
@@ -128,27 +129,8 @@ class CTRModel(nn.Module, ABC):
         """The ``d``-wide ID tables by vocabulary name (``user_id``, ``item_id``, ``genres``...)."""
         return self.embedder.embedding_tables()
 
-    def replace_table(self, name: str, table: EmbeddingTable) -> None:
-        """Swap the table ``name`` for ``table`` (same rows and output width)."""
-        old = self.embedding_tables().get(name)
-        if old is None:
-            raise KeyError(
-                f"{self.name} has no table {name!r}; known: {list(self.embedding_tables())}"
-            )
-        if (table.num_embeddings, table.embedding_dim) != (old.num_embeddings, old.embedding_dim):
-            raise ValueError(
-                f"table {name!r} must be {old.num_embeddings} x {old.embedding_dim}, got "
-                f"{table.num_embeddings} x {table.embedding_dim}"
-            )
+    def _set_table(self, name: str, table: EmbeddingTable) -> None:
         self.embedder.tables[name] = table
-
-    def embedding_parameters(self) -> int:
-        """Logical parameters of the ``d``-wide ID tables."""
-        return sum(t.num_parameters() for t in self.embedding_tables().values())
-
-    def embedding_bytes(self) -> int:
-        """Physical bytes of the ``d``-wide ID tables."""
-        return sum(t.nbytes() for t in self.embedding_tables().values())
 
     def parameter_counts(self) -> dict[str, int]:
         """``embedding`` (ID tables), ``first_order`` (1-wide tables), ``dense`` (the rest)."""

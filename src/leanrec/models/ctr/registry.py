@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from leanrec.models.ctr.din import DIN
 from leanrec.models.ctr.dnn import DNN
 from leanrec.models.ctr.wide_deep import WideDeep
 from leanrec.models.ctr.xdeepfm import XDeepFM
+from leanrec.models.naming import ModelRegistry
 
 CTR_MODELS: dict[str, type[CTRModel]] = {
     "dnn": DNN,
@@ -34,11 +34,14 @@ CTR_MODELS: dict[str, type[CTRModel]] = {
 carries)."""
 
 
+CTR_REGISTRY = ModelRegistry(
+    CTR_MODELS, "CTR model", lambda name: name.lower().replace("&", "_").replace("-", "_")
+)
+"""Lookup of :data:`CTR_MODELS` (``Wide&Deep``, ``wide-deep`` and ``wide_deep`` are one name)."""
+
+
 def ctr_model_class(name: str) -> type[CTRModel]:
-    try:
-        return CTR_MODELS[name.lower().replace("&", "_").replace("-", "_")]
-    except KeyError:
-        raise ValueError(f"unknown CTR model {name!r}; known: {sorted(CTR_MODELS)}") from None
+    return CTR_REGISTRY.model_class(name)
 
 
 def make_ctr_config(name: str, **options: Any) -> CTRConfig:
@@ -46,14 +49,8 @@ def make_ctr_config(name: str, **options: Any) -> CTRConfig:
 
     Unknown option names raise ``ValueError`` listing the valid ones.
     """
-    cls = ctr_model_class(name).config_class
-    valid = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(options) - valid
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {sorted(unknown)} for CTR model {name}; known: {sorted(valid)}"
-        )
-    return cls(**options)
+    config: CTRConfig = CTR_REGISTRY.make_config(name, options)
+    return config
 
 
 def build_ctr_model(

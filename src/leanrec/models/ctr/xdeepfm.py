@@ -7,10 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from leanrec.data.behavior import FeatureMap
-from leanrec.embeddings.base import TableFactory
-from leanrec.models.ctr.base import CTRConfig, CTRModel
-from leanrec.models.ctr.dnn import DeepTower
+from leanrec.models.ctr.base import CTRConfig
+from leanrec.models.ctr.dnn import StackedFieldsModel
 from leanrec.models.ctr.inputs import EmbeddedBatch
 from leanrec.models.ctr.layers import CIN
 
@@ -31,7 +29,7 @@ class XDeepFMConfig(CTRConfig):
         self.cin_layers = tuple(int(w) for w in self.cin_layers)
 
 
-class XDeepFM(CTRModel):
+class XDeepFM(StackedFieldsModel):
     """``y = b + Σ_f w_f + w_c^T CIN(X^0) + MLP(flat X^0)`` (paper Eq. 10).
 
     ``X^0 (B, m, d)`` holds the categorical fields, the pooled target tags and the pooled
@@ -43,25 +41,16 @@ class XDeepFM(CTRModel):
     config: XDeepFMConfig
     uses_first_order = True
 
-    def __init__(
-        self,
-        feature_map: FeatureMap,
-        config: XDeepFMConfig | None = None,
-        table_factory: TableFactory | None = None,
-    ) -> None:
-        super().__init__(feature_map, config, table_factory)
+    def build_shallow(self, num_stacked_fields: int) -> None:
         cfg = self.config
-        m = self.num_fields + 1
-        self.bias = nn.Parameter(torch.zeros(()))
-        self.cin = CIN(m, cfg.cin_layers, cfg.cin_activation, cfg.cin_split_half)
+        self.cin = CIN(num_stacked_fields, cfg.cin_layers, cfg.cin_activation, cfg.cin_split_half)
         self.cin_output = nn.Linear(self.cin.output_dim, 1, bias=False)
         nn.init.xavier_uniform_(self.cin_output.weight)
-        self.deep = DeepTower(m * cfg.embedding_dim, cfg)
 
-    def logits(self, inputs: EmbeddedBatch) -> torch.Tensor:
-        stacked = inputs.fields_with_history(self.config.history_pooling)  # (B, m, d)
+    def shallow_logit(self, inputs: EmbeddedBatch, stacked: torch.Tensor) -> torch.Tensor:
+        """``b + Σ_f w_f + w_c^T CIN(X^0)`` ``(B,)`` over ``stacked = X^0 (B, m, d)``."""
         cin = self.cin_output(self.cin(stacked)).squeeze(-1)
-        return self.bias + self.linear_logit(inputs) + cin + self.deep(stacked.flatten(1))
+        return self.bias + self.linear_logit(inputs) + cin
 
 
 __all__ = ["XDeepFM", "XDeepFMConfig"]
