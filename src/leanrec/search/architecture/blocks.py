@@ -28,8 +28,8 @@ from leanrec.models.ctr.ameir.blocks import (
     ATTENTION_ACTIVATION,
     ATTENTION_DIMS,
     BehaviorNetwork,
+    BehaviorStack,
     DerivedBlock,
-    SequenceReadout,
     candidate_layers,
     check_mask,
     make_layer,
@@ -106,7 +106,7 @@ class BehaviorBlock(nn.Module):
         return modules
 
 
-class BehaviorSupernet(nn.Module):
+class BehaviorSupernet(BehaviorStack):
     """The one-shot behaviour model of AMEIR Step 1: ``n_blocks`` :class:`BehaviorBlock` s.
 
     Every call gets the sampled child ``choices`` (one :class:`BlockChoice` per block, e.g. from
@@ -145,13 +145,10 @@ class BehaviorSupernet(nn.Module):
         attention_activation: str = ATTENTION_ACTIVATION,
         readout: Sequence[str] | None = None,
     ) -> None:
-        super().__init__()
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
-        self.dim = dim
+        super().__init__(dim, has_target, causal)
         self.n_blocks = n_blocks
-        self.has_target = has_target
-        self.causal = causal
         self.attention_dims = tuple(attention_dims)
         self.attention_activation = attention_activation
         self.blocks = nn.ModuleList(
@@ -164,9 +161,7 @@ class BehaviorSupernet(nn.Module):
             )
             for _ in range(n_blocks)
         )
-        self.readout_layer = SequenceReadout(
-            dim, has_target, attention_dims, attention_activation, readout
-        )
+        self._build_readout(attention_dims, attention_activation, readout)
 
     @property
     def supernet_blocks(self) -> list[BehaviorBlock]:
@@ -177,11 +172,6 @@ class BehaviorSupernet(nn.Module):
     def candidate_layers(self) -> tuple[str, ...]:
         """The layer set of every block (no ``target_attention`` without a target)."""
         return candidate_layers(self.has_target)
-
-    @property
-    def readout_dim(self) -> int:
-        """Width of :meth:`readout`: ``len(readout parts) · d``."""
-        return self.readout_layer.output_dim
 
     def _check_choices(self, choices: Sequence[BlockChoice]) -> tuple[BlockChoice, ...]:
         choices = tuple(choices)
@@ -213,13 +203,6 @@ class BehaviorSupernet(nn.Module):
         for block, choice in zip(self.blocks, choices):
             h = block(h, mask, target, choice)
         return h
-
-    def readout(
-        self, h: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """``h^a`` ``(B, readout_dim)`` of hidden states ``(B, T, d)`` (see
-        :class:`SequenceReadout`)."""
-        return self.readout_layer(h, mask, target)  # type: ignore[no-any-return]
 
     def chosen_modules(self, choices: Sequence[BlockChoice]) -> list[nn.Module]:
         """The modules the child ``choices`` runs, readout included."""

@@ -39,9 +39,14 @@ from leanrec.models.ctr.ameir.architecture import (
     BlockChoice,
     Interaction,
 )
-from leanrec.models.ctr.ameir.interactions import SEShortcut, hadamard_interactions
+from leanrec.models.ctr.ameir.interactions import SEShortcut
 from leanrec.models.ctr.ameir.mlp import parameter_count as mlp_parameter_count
-from leanrec.models.ctr.ameir.model import AMEIRConfig, AMEIRModel, field_indices, fm_shortcut_logit
+from leanrec.models.ctr.ameir.model import (
+    AMEIRConfig,
+    AMEIRModel,
+    InteractionInputModel,
+    fm_shortcut_logit,
+)
 from leanrec.models.ctr.base import CTRModel
 from leanrec.models.ctr.inputs import EmbeddedBatch
 from leanrec.models.ctr.layers import MLP
@@ -170,7 +175,7 @@ class MLPChoice:
     activations: tuple[str, ...]
 
 
-class MLPStepModel(_OneShot):
+class MLPStepModel(_OneShot, InteractionInputModel):
     """Step 3: fixed blocks and interactions; ``active`` is an :class:`MLPChoice`."""
 
     name = "ameir_step3"
@@ -192,14 +197,7 @@ class MLPStepModel(_OneShot):
         self.behavior = BehaviorSupernet(
             d, len(self.blocks), has_target=True, readout=tuple(cfg.readout)
         )
-        self.register_buffer(
-            "interaction_index",
-            field_indices(self.embedder.field_names, self.interactions),
-            persistent=False,
-        )
-        n_se = self.num_fields + len(self.interactions)
-        self.input_dim = self.behavior.readout_dim + n_se * d
-        """``K^c_0``."""
+        n_se = self._register_interactions(self.interactions, self.behavior.readout_dim)
         self.mlp = SlicedMLP(self.input_dim, cfg.mlp_layers)
         self.se = SEShortcut(n_se, d) if se_shortcut else None
         self.output_weight = nn.Parameter(torch.zeros(self.input_dim + (d if se_shortcut else 0)))
@@ -262,11 +260,7 @@ class MLPStepModel(_OneShot):
     def features(self, inputs: EmbeddedBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """``h^c_0`` ``(B, K^c_0)`` and ``Q^se = [e^b, p^b]`` ``(B, N + M, d)``."""
         h = self.behavior(inputs.history, inputs.history_mask, inputs.target, self.blocks)
-        h_a = self.behavior.readout(h, inputs.history_mask, inputs.target)
-        q = inputs.fields
-        if self.interactions:
-            q = torch.cat([q, hadamard_interactions(inputs.fields, self.interaction_index)], 1)
-        return torch.cat([h_a, q.flatten(1)], dim=1), q
+        return self.mlp_inputs(self.behavior.readout(h, inputs.history_mask, inputs.target), inputs)
 
     def logits(self, inputs: EmbeddedBatch) -> torch.Tensor:
         h0, q = self.features(inputs)

@@ -58,6 +58,7 @@ __all__ = [
     "ATTENTION_ACTIVATION",
     "ATTENTION_DIMS",
     "BehaviorNetwork",
+    "BehaviorStack",
     "BiGRULayer",
     "ConvLayer",
     "DerivedBlock",
@@ -498,7 +499,46 @@ class SequenceReadout(nn.Module):
 
 
 # --------------------------------------------------------------------------------- networks
-class BehaviorNetwork(nn.Module):
+class BehaviorStack(nn.Module):
+    """What the derived :class:`BehaviorNetwork` and the search's one-shot supernet share: the
+    width ``d``, the target and causal flags, and the readout ``h^a`` after the blocks.
+
+    Subclasses build their blocks, then :meth:`_build_readout` (blocks first: the random
+    initialisation and the state-dict keys follow that order).
+    """
+
+    readout_layer: SequenceReadout
+
+    def __init__(self, dim: int, has_target: bool, causal: bool) -> None:
+        super().__init__()
+        self.dim = dim
+        self.has_target = has_target
+        self.causal = causal
+
+    def _build_readout(
+        self,
+        attention_dims: tuple[int, ...],
+        attention_activation: str,
+        readout: Sequence[str] | None,
+    ) -> None:
+        self.readout_layer = SequenceReadout(
+            self.dim, self.has_target, attention_dims, attention_activation, readout
+        )
+
+    @property
+    def readout_dim(self) -> int:
+        """Width of :meth:`readout`: ``len(readout parts) · d``."""
+        return self.readout_layer.output_dim
+
+    def readout(
+        self, h: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``h^a`` ``(B, readout_dim)`` of hidden states ``(B, T, d)`` (see
+        :class:`SequenceReadout`)."""
+        return self.readout_layer(h, mask, target)  # type: ignore[no-any-return]
+
+
+class BehaviorNetwork(BehaviorStack):
     """A derived behaviour network: ``L_a = len(choices)`` blocks with only the chosen ops.
 
     This is the final Stage-1 model (retrained after the search). Build one from scratch or
@@ -532,11 +572,8 @@ class BehaviorNetwork(nn.Module):
         attention_activation: str = ATTENTION_ACTIVATION,
         readout: Sequence[str] | None = None,
     ) -> None:
-        super().__init__()
-        self.dim = dim
+        super().__init__(dim, has_target, causal)
         self.choices = tuple(choices)
-        self.has_target = has_target
-        self.causal = causal
         for choice in self.choices:
             if choice.layer not in candidate_layers(has_target):
                 raise ValueError(f"layer {choice.layer!r} needs a target (has_target=False)")
@@ -550,14 +587,7 @@ class BehaviorNetwork(nn.Module):
             )
             for choice in self.choices
         )
-        self.readout_layer = SequenceReadout(
-            dim, has_target, attention_dims, attention_activation, readout
-        )
-
-    @property
-    def readout_dim(self) -> int:
-        """Width of :meth:`readout`: ``len(readout parts) · d``."""
-        return self.readout_layer.output_dim
+        self._build_readout(attention_dims, attention_activation, readout)
 
     def forward(
         self, h0: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None
@@ -574,13 +604,6 @@ class BehaviorNetwork(nn.Module):
         for block in self.blocks:
             h = block(h, mask, target)
         return h
-
-    def readout(
-        self, h: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """``h^a`` ``(B, readout_dim)`` of hidden states ``(B, T, d)`` (see
-        :class:`SequenceReadout`)."""
-        return self.readout_layer(h, mask, target)  # type: ignore[no-any-return]
 
     def parameter_count(self) -> int:
         """Number of parameters (only the chosen operations plus the readout)."""

@@ -33,7 +33,13 @@ from leanrec.models.ctr.base import CTRConfig, CTRModel
 from leanrec.models.ctr.inputs import EmbeddedBatch, Pooling
 from leanrec.models.ctr.layers import fm_second_order
 
-__all__ = ["AMEIRConfig", "AMEIRModel", "field_indices", "fm_shortcut_logit"]
+__all__ = [
+    "AMEIRConfig",
+    "AMEIRModel",
+    "InteractionInputModel",
+    "field_indices",
+    "fm_shortcut_logit",
+]
 
 
 @dataclass
@@ -92,13 +98,48 @@ def fm_shortcut_logit(q: torch.Tensor, inputs: EmbeddedBatch, pooling: Pooling) 
     return fm_second_order(torch.cat([q, history[:, None, :]], dim=1))
 
 
-class AMEIRModel(CTRModel):
+class InteractionInputModel(CTRModel):
+    """A CTR model whose MLP reads ``h^c_0 = [h^a, e^b, p^b]`` (paper Eq. 1): the behaviour
+    readout ``h^a``, the fields ``e^b`` and the Hadamard interactions ``p^b`` of chosen field
+    sets. :class:`AMEIRModel` is one, the search's Step-3 one-shot model another.
+    """
+
+    config: AMEIRConfig
+    interaction_index: torch.Tensor
+    input_dim: int
+    """``K^c_0``, the width of ``h^c_0``."""
+
+    def _register_interactions(
+        self, interactions: tuple[Interaction, ...], readout_dim: int
+    ) -> int:
+        """Keep the interactions' field indices (a non-persistent buffer) and set
+        :attr:`input_dim` for a readout ``h^a`` of ``readout_dim``; returns ``N + M``, the
+        number of vectors in ``[e^b, p^b]`` (the SE shortcut's fields)."""
+        self.register_buffer(
+            "interaction_index",
+            field_indices(self.embedder.field_names, interactions),
+            persistent=False,
+        )
+        n_se = self.num_fields + len(interactions)
+        self.input_dim = readout_dim + n_se * self.config.embedding_dim
+        return n_se
+
+    def mlp_inputs(
+        self, h_a: torch.Tensor, inputs: EmbeddedBatch
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``h^c_0`` ``(B, K^c_0)`` and ``Q^se = [e^b, p^b]`` ``(B, N + M, d)`` of the readout
+        ``h_a (B, readout_dim)`` and the batch's fields."""
+        q = inputs.fields
+        if len(self.interaction_index):
+            q = torch.cat([q, hadamard_interactions(inputs.fields, self.interaction_index)], 1)
+        return torch.cat([h_a, q.flatten(1)], dim=1), q
+
+
+class AMEIRModel(InteractionInputModel):
     """The derived AMEIR model of one :class:`Architecture` (paper Sec. 2.1, Eq. 1-2)."""
 
     name = "ameir"
     config_class = AMEIRConfig
-    config: AMEIRConfig
-    interaction_index: torch.Tensor
 
     def __init__(
         self,
@@ -112,13 +153,7 @@ class AMEIRModel(CTRModel):
         self.architecture = Architecture.from_dict(dict(cfg.architecture))
         arch = self.architecture
         self.behavior = BehaviorNetwork(d, arch.blocks, has_target=True, readout=arch.readout)
-        self.register_buffer(
-            "interaction_index",
-            field_indices(self.embedder.field_names, arch.interactions),
-            persistent=False,
-        )
-        n_se = self.num_fields + len(arch.interactions)
-        self.input_dim = self.behavior.readout_dim + n_se * d
+        n_se = self._register_interactions(arch.interactions, self.behavior.readout_dim)
         widths = arch.mlp_dims(self.input_dim)
         self.mlp = MLP(self.input_dim, widths, arch.mlp_activations)
         self.se = SEShortcut(n_se, d) if arch.se_shortcut else None
@@ -130,10 +165,8 @@ class AMEIRModel(CTRModel):
     def logits(self, inputs: EmbeddedBatch) -> torch.Tensor:
         h = self.behavior(inputs.history, inputs.history_mask, inputs.target)
         h_a = self.behavior.readout(h, inputs.history_mask, inputs.target)
-        q = inputs.fields
-        if self.architecture.interactions:
-            q = torch.cat([q, hadamard_interactions(inputs.fields, self.interaction_index)], 1)
-        parts = [self.mlp(torch.cat([h_a, q.flatten(1)], dim=1))]
+        h0, q = self.mlp_inputs(h_a, inputs)
+        parts = [self.mlp(h0)]
         if self.se is not None:
             parts.append(self.se(q))
         logit = self.output(torch.cat(parts, dim=1)).squeeze(-1)
