@@ -1,6 +1,6 @@
 """Next-item retrieval data: leave-one-out sequences and the BERT4Rec candidate sets.
 
-Protocol (SASRec, BERT4Rec; the AMEIR issue's "next-item retrieval" setting):
+Protocol (SASRec, BERT4Rec; AMEIR's "next-item retrieval" setting):
 
 * **Leave-one-out in time order** (:func:`leanrec.data.splits.leave_one_out`): for every user
   with at least 3 interactions the last item is the *test target*, the second last the
@@ -159,23 +159,8 @@ def sample_candidate_negatives(
     out = np.zeros((U, n_negatives), dtype=np.int64)
     if U == 0 or n_negatives == 0:
         return out
-    if weights is None:
-        weights = np.ones(n_items, dtype=np.float64)
-    weights = np.asarray(weights, dtype=np.float64)
-    if weights.shape != (n_items,) or (weights < 0).any() or weights.sum() <= 0:
-        raise ValueError(f"weights must be non-negative with shape ({n_items},) and a positive sum")
-    # Feasibility: drawable items (weight > 0) the user has not interacted with.
-    drawable = weights > 0
-    key_users = user_item_keys // n_items
-    key_drawable = drawable[user_item_keys % n_items]
-    seen_drawable = np.bincount(key_users[key_drawable], minlength=int(users.max()) + 1)
-    available = int(drawable.sum()) - seen_drawable[users]
-    if (available < n_negatives).any():
-        bad = int(users[np.argmax(available < n_negatives)])
-        raise DataError(
-            f"user {bad} has only {int(available.min())} drawable items it never interacted "
-            f"with, fewer than n_negatives={n_negatives}"
-        )
+    weights = _sampling_weights(weights, n_items)
+    _check_enough_drawable(users, user_item_keys, n_items, n_negatives, weights > 0)
     cdf = np.cumsum(weights)
     cdf /= cdf[-1]
 
@@ -185,20 +170,7 @@ def sample_candidate_negatives(
     for _ in range(max_rounds):
         new = np.searchsorted(cdf, rng.random((len(pending), block)), side="right")
         stream = np.concatenate([stream, np.minimum(new, n_items - 1)], axis=1)
-        keys = users[pending][:, None] * np.int64(n_items) + stream
-        if len(user_item_keys):
-            pos = np.minimum(np.searchsorted(user_item_keys, keys), len(user_item_keys) - 1)
-            ok = user_item_keys[pos] != keys
-        else:
-            ok = np.ones(keys.shape, dtype=bool)
-        # first occurrence of each item within the row: stable sort, compare with the previous
-        sort_idx = np.argsort(stream, axis=1, kind="stable")
-        sorted_draws = np.take_along_axis(stream, sort_idx, axis=1)
-        repeat_sorted = np.zeros_like(ok)
-        repeat_sorted[:, 1:] = sorted_draws[:, 1:] == sorted_draws[:, :-1]
-        repeat = np.zeros_like(ok)
-        np.put_along_axis(repeat, sort_idx, repeat_sorted, axis=1)
-        ok &= ~repeat
+        ok = _new_negatives(stream, users[pending], user_item_keys, n_items)
         take = ok & (np.cumsum(ok, axis=1) <= n_negatives)
         done = take.sum(axis=1) == n_negatives
         # complete rows hold exactly n_negatives selected entries each, in draw order
@@ -211,6 +183,59 @@ def sample_candidate_negatives(
         f"negative sampling did not finish after {max_rounds} rounds for {len(pending)} users "
         f"(users with very few items left to draw)"
     )
+
+
+def _sampling_weights(weights: np.ndarray | None, n_items: int) -> np.ndarray:
+    """``weights`` as float64 ``(I,)`` (all ones for None), checked non-negative with a
+    positive sum."""
+    if weights is None:
+        weights = np.ones(n_items, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (n_items,) or (weights < 0).any() or weights.sum() <= 0:
+        raise ValueError(f"weights must be non-negative with shape ({n_items},) and a positive sum")
+    return weights
+
+
+def _check_enough_drawable(
+    users: np.ndarray,
+    user_item_keys: np.ndarray,
+    n_items: int,
+    n_negatives: int,
+    drawable: np.ndarray,
+) -> None:
+    """Raise :class:`DataError` if a user has fewer than ``n_negatives`` drawable items
+    (``drawable (I,)`` bool: weight > 0) it has not interacted with."""
+    key_users = user_item_keys // n_items
+    key_drawable = drawable[user_item_keys % n_items]
+    seen_drawable = np.bincount(key_users[key_drawable], minlength=int(users.max()) + 1)
+    available = int(drawable.sum()) - seen_drawable[users]
+    if (available < n_negatives).any():
+        bad = int(users[np.argmax(available < n_negatives)])
+        raise DataError(
+            f"user {bad} has only {int(available.min())} drawable items it never interacted "
+            f"with, fewer than n_negatives={n_negatives}"
+        )
+
+
+def _new_negatives(
+    stream: np.ndarray, row_users: np.ndarray, user_item_keys: np.ndarray, n_items: int
+) -> np.ndarray:
+    """Bool ``(R, S)``: which draws of ``stream (R, S)`` are items the row's user (``row_users
+    (R,)``) never interacted with, at their first occurrence in the row."""
+    keys = row_users[:, None] * np.int64(n_items) + stream
+    if len(user_item_keys):
+        pos = np.minimum(np.searchsorted(user_item_keys, keys), len(user_item_keys) - 1)
+        ok = user_item_keys[pos] != keys
+    else:
+        ok = np.ones(keys.shape, dtype=bool)
+    # first occurrence of each item within the row: stable sort, compare with the previous
+    sort_idx = np.argsort(stream, axis=1, kind="stable")
+    sorted_draws = np.take_along_axis(stream, sort_idx, axis=1)
+    repeat_sorted = np.zeros_like(ok)
+    repeat_sorted[:, 1:] = sorted_draws[:, 1:] == sorted_draws[:, :-1]
+    repeat = np.zeros_like(ok)
+    np.put_along_axis(repeat, sort_idx, repeat_sorted, axis=1)
+    return ok & ~repeat
 
 
 # ------------------------------------------------------------------------------ containers
@@ -321,7 +346,6 @@ class NextItemSplit:
             raise DataError(f"no user of {data.name!r} has the 3 interactions leave-one-out needs")
         assert train.timestamps is not None and valid.timestamps is not None
         n_users, n_items = data.n_users, data.n_items
-        vocab_size = np.int64(n_items + 1)
         N = max_length
 
         # ---- training windows: last N + 1 items of each training sequence
@@ -329,29 +353,18 @@ class NextItemSplit:
             train.users, train.items + 1, train.timestamps, n_users, N + 1
         )
         train_users = np.flatnonzero(np.bincount(train.users, minlength=n_users) >= 2)
-        train_keys = np.unique(train.users * vocab_size + train.items + 1)
+        train_keys = np.unique(train.users * np.int64(n_items + 1) + train.items + 1)
 
         # ---- evaluation parts: one target per user (leave_one_out guarantees it)
-        valid_users = np.sort(valid.users)
-        test_users = np.sort(test.users)
-        if not np.array_equal(valid_users, test_users):  # pragma: no cover - LOO invariant
+        users = np.sort(test.users)
+        if not np.array_equal(np.sort(valid.users), users):  # pragma: no cover - LOO invariant
             raise DataError("leave-one-out gave different validation and test users")
-        users = test_users
-        valid_target = np.zeros(n_users, dtype=np.int64)
-        valid_target[valid.users] = valid.items + 1
-        test_target = np.zeros(n_users, dtype=np.int64)
-        test_target[test.users] = test.items + 1
-
         valid_inputs = train_windows[users, 1:]
         train_valid = train.concat(valid)
         assert train_valid.timestamps is not None
         test_inputs = right_aligned_sequences(
             train_valid.users, train_valid.items + 1, train_valid.timestamps, n_users, N
         )[users]
-
-        # ---- full-ranking exclusions: the whole prefix before the target
-        v_ptr, v_items = csr_rows(*train.user_items(), users)
-        t_ptr, t_items = csr_rows(*train_valid.user_items(), users)
 
         # ---- BERT4Rec candidates: popularity over the whole dataset, user's items excluded
         rng = np.random.default_rng(seed)
@@ -366,22 +379,8 @@ class NextItemSplit:
             train_users=train_users,
             train_items=train_windows[train_users],
             train_keys=train_keys,
-            valid=NextItemEvalSet(
-                users=users,
-                inputs=valid_inputs,
-                targets=valid_target[users],
-                negatives=valid_neg + 1,
-                history_indptr=v_ptr,
-                history_items=v_items + 1,
-            ),
-            test=NextItemEvalSet(
-                users=users,
-                inputs=test_inputs,
-                targets=test_target[users],
-                negatives=test_neg + 1,
-                history_indptr=t_ptr,
-                history_items=t_items + 1,
-            ),
+            valid=_eval_set(users, valid_inputs, valid, train, valid_neg),
+            test=_eval_set(users, test_inputs, test, train_valid, test_neg),
             split=split,
             n_negatives=n_negatives,
             negative_sampling=negative_sampling,
@@ -399,3 +398,27 @@ class NextItemSplit:
             "n_negatives": self.n_negatives,
             "negative_sampling": self.negative_sampling,
         }
+
+
+def _eval_set(
+    users: np.ndarray,
+    inputs: np.ndarray,
+    held_out: Interactions,
+    prefix: Interactions,
+    negatives: np.ndarray,
+) -> NextItemEvalSet:
+    """The evaluation part of ``users (U,)`` (ascending) whose targets are their items in
+    ``held_out`` (one each) and whose full-ranking exclusions are their items in ``prefix``
+    (everything before the target); ``inputs (U, N)`` are shifted IDs, ``negatives
+    (U, n_negatives)`` item indices."""
+    targets = np.zeros(held_out.n_users, dtype=np.int64)
+    targets[held_out.users] = held_out.items + 1
+    history_indptr, history_items = csr_rows(*prefix.user_items(), users)
+    return NextItemEvalSet(
+        users=users,
+        inputs=inputs,
+        targets=targets[users],
+        negatives=negatives + 1,
+        history_indptr=history_indptr,
+        history_items=history_items + 1,
+    )
