@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -297,6 +297,26 @@ class BehaviorSplit:
         return folder
 
     @classmethod
+    def from_parts(
+        cls,
+        parts: Mapping[str, BehaviorSamples],
+        feature_map: FeatureMap,
+        name: str,
+        params: dict[str, object] | None = None,
+        cache_path: Path | None = None,
+    ) -> BehaviorSplit:
+        """The split of ``parts`` keyed by :data:`SPLIT_NAMES` (``train``, ``valid``, ``test``)."""
+        return cls(
+            train=parts["train"],
+            valid=parts["valid"],
+            test=parts["test"],
+            feature_map=feature_map,
+            name=name,
+            params=params if params is not None else {},
+            cache_path=cache_path,
+        )
+
+    @classmethod
     def load(cls, directory: str | Path) -> BehaviorSplit:
         """Read a split written by :meth:`save`.
 
@@ -345,15 +365,7 @@ class BehaviorSplit:
                     path=arrays_path,
                 )
             parts[part] = samples
-        return cls(
-            train=parts["train"],
-            valid=parts["valid"],
-            test=parts["test"],
-            feature_map=feature_map,
-            name=name,
-            params=params,
-            cache_path=folder,
-        )
+        return cls.from_parts(parts, feature_map, name, params=params, cache_path=folder)
 
     @classmethod
     def load_matching(

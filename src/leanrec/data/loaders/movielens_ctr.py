@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from leanrec.data.behavior import (
     temporal_split_counts,
 )
 from leanrec.data.errors import DataError, require_file
+from leanrec.data.interactions import Interactions
 from leanrec.data.loaders._parsing import index_lines, read_bytes, single_byte_separator
 from leanrec.data.loaders.movielens import find_ml1m_ratings_file, load_movielens_1m
 from leanrec.data.locations import user_cache_dir
@@ -211,6 +213,72 @@ def _build_ml1m_ctr(
     name: str,
 ) -> BehaviorSplit:
     """The build behind :func:`build_movielens_ctr` (no caching)."""
+    ratings, users, movies = _read_ml1m(ratings_path, users_path, movies_path, name)
+    user_table, user_columns = _user_table(
+        ratings, users, zip_prefix_length, users_path, ratings_path
+    )
+    items = _item_tables(movies)
+    item_code_of_rating = _item_codes(ratings, items.movie_ids, movies_path, ratings_path)
+    user_code_of_rating = ratings.users + 1  # (n,) in 1..n_users
+    assert ratings.timestamps is not None and ratings.ratings is not None
+
+    # ---- time order: by user, then timestamp, then file row (lexsort is stable)
+    n = len(ratings)
+    n_rated_users = len(ratings.user_vocab.raw_ids)
+    order = np.lexsort((np.arange(n), ratings.timestamps, ratings.users))
+    counts = np.bincount(ratings.users, minlength=n_rated_users)
+    user_first = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    group_start = user_first[ratings.users[order]]  # (n,) position of the user's first rating
+    positions, part_sizes = _parts_in_time_order(
+        ratings.users[order], group_start, counts, valid_fraction, test_fraction, ratings_path
+    )
+
+    history, history_length = right_aligned_history(
+        item_code_of_rating[order], group_start, positions, max_history
+    )
+    rows = order[positions]  # original rating row of each sample
+    sparse = np.concatenate(
+        (user_table[user_code_of_rating[rows]], items.table[item_code_of_rating[rows]]), axis=1
+    )
+    labels = (ratings.ratings[rows] >= positive_threshold).astype(np.float32)
+    timestamps = ratings.timestamps[rows]
+
+    feature_map = FeatureMap(
+        fields=(
+            FieldSpec("user_id", "categorical", len(user_table)),
+            *(FieldSpec(f, "categorical", size) for f, size in user_columns.items()),
+            FieldSpec("item_id", "categorical", len(items.table)),
+            FieldSpec("year", "categorical", items.year_vocab),
+            FieldSpec("genres", "multi_hot", items.n_genres + 1),
+            FieldSpec("history", "sequence", len(items.table), shares_vocabulary_with="item_id"),
+        ),
+        max_history=max_history,
+        max_tags=items.max_tags,
+        target_field="item_id",
+        tag_field="genres",
+    )
+    bounds = np.concatenate(([0], np.cumsum(part_sizes)))
+    parts = {
+        part_name: BehaviorSamples(
+            sparse=sparse[bounds[i] : bounds[i + 1]],
+            history_items=history[bounds[i] : bounds[i + 1]],
+            history_length=history_length[bounds[i] : bounds[i + 1]],
+            labels=labels[bounds[i] : bounds[i + 1]],
+            item_tags=items.tags,
+            feature_map=feature_map,
+            timestamps=timestamps[bounds[i] : bounds[i + 1]],
+            name=f"{name}:{part_name}",
+        )
+        for i, part_name in enumerate(SPLIT_NAMES)
+    }
+    return BehaviorSplit.from_parts(parts, feature_map, name)
+
+
+def _read_ml1m(
+    ratings_path: Path, users_path: Path, movies_path: Path, name: str
+) -> tuple[Interactions, pd.DataFrame, pd.DataFrame]:
+    """The ratings (with timestamps) and the ``users.dat`` / ``movies.dat`` frames, indexed by
+    raw ID, each ID once."""
     ratings = load_movielens_1m(ratings_path.parent, ratings_file=ratings_path, name=name)
     if ratings.timestamps is None or ratings.ratings is None:
         raise DataError(
@@ -226,8 +294,19 @@ def _build_ml1m_ctr(
         if frame.index.has_duplicates:
             duplicate = frame.index[frame.index.duplicated()][0]
             raise DataError(f"{what} ID {duplicate} appears more than once", path=path)
+    return ratings, users, movies
 
-    # ---- user table (n_user_vocab, 5): user_id, gender, age, occupation, zip
+
+def _user_table(
+    ratings: Interactions,
+    users: pd.DataFrame,
+    zip_prefix_length: int,
+    users_path: Path,
+    ratings_path: Path,
+) -> tuple[np.ndarray, dict[str, int]]:
+    """``(n_user_vocab, 5)`` int64 codes ``user_id, gender, age, occupation, zip`` per user
+    code (row 0 = padding; user code ``u + 1`` for user index ``u``), and the vocabulary size of
+    each demographic column by name."""
     rated_users = ratings.user_vocab.raw_ids  # sorted raw IDs of users with ratings
     profile_row = users.index.get_indexer(rated_users)
     if (profile_row < 0).any():
@@ -254,8 +333,29 @@ def _build_ml1m_ctr(
     user_table[1:, 0] = np.arange(1, n_user_vocab)
     for column, (codes, _) in enumerate(user_columns.values(), start=1):
         user_table[1:, column] = codes[profile_row]
+    return user_table, {field: size for field, (_, size) in user_columns.items()}
 
-    # ---- item table (n_item_vocab, 2): item_id, year; and item_tags (n_item_vocab, G)
+
+@dataclass(frozen=True)
+class _ItemTables:
+    """What ``movies.dat`` gives every movie (item code ``k + 1`` for the ``k``-th movie ID)."""
+
+    movie_ids: np.ndarray
+    """Raw movie IDs, ascending, ``(n_movies,)``."""
+    table: np.ndarray
+    """``(n_movies + 1, 2)`` int64 codes ``item_id, year`` per item code (row 0 = padding)."""
+    year_vocab: int
+    """Size of the year vocabulary (0 = unknown year)."""
+    tags: np.ndarray
+    """``(n_movies + 1, G)`` genre IDs per item code (see :func:`_tags_table`)."""
+    max_tags: int
+    """``G``."""
+    n_genres: int
+    """Number of genres (genre ID 0 is padding)."""
+
+
+def _item_tables(movies: pd.DataFrame) -> _ItemTables:
+    """The item table and genre tags of every movie of ``movies.dat``, rated or not."""
     movies = movies.sort_index()
     movie_ids = movies.index.to_numpy(dtype=np.int64)
     n_item_vocab = len(movie_ids) + 1
@@ -269,7 +369,14 @@ def _build_ml1m_ctr(
     genre_names = sorted(c for c in movies.columns if c not in ("title", "genres"))
     flags = movies[genre_names].to_numpy(dtype=np.int8) > 0 if genre_names else None
     item_tags, max_tags = _tags_table(flags, len(movie_ids))
+    return _ItemTables(movie_ids, item_table, year_vocab, item_tags, max_tags, len(genre_names))
 
+
+def _item_codes(
+    ratings: Interactions, movie_ids: np.ndarray, movies_path: Path, ratings_path: Path
+) -> np.ndarray:
+    """Item code ``(n,)`` in ``1..n_movies`` of every rating; a movie missing from
+    ``movies.dat`` raises :class:`DataError` naming its first rating's line."""
     rated_movies = ratings.item_vocab.raw_ids
     movie_position = np.minimum(np.searchsorted(movie_ids, rated_movies), len(movie_ids) - 1)
     known = movie_ids[movie_position] == rated_movies
@@ -281,78 +388,36 @@ def _build_ml1m_ctr(
             path=ratings_path,
             line=_ratings_line(ratings_path, row),
         )
-    item_code_of_rating = (movie_position + 1)[ratings.items]  # (n,) in 1..n_items
-    user_code_of_rating = ratings.users + 1  # (n,) in 1..n_users
+    return (movie_position + 1)[ratings.items]  # type: ignore[no-any-return]
 
-    # ---- time order: by user, then timestamp, then file row (lexsort is stable)
-    n = len(ratings)
-    order = np.lexsort((np.arange(n), ratings.timestamps, ratings.users))
-    users_sorted = ratings.users[order]
-    counts = np.bincount(ratings.users, minlength=len(rated_users))
-    user_first = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    group_start = user_first[users_sorted]  # (n,) position of the user's first rating
-    rank = np.arange(n) - group_start
 
+def _parts_in_time_order(
+    users_sorted: np.ndarray,
+    group_start: np.ndarray,
+    counts: np.ndarray,
+    valid_fraction: float,
+    test_fraction: float,
+    ratings_path: Path,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Assign each rating in time order (user ``users_sorted (n,)``, its first position
+    ``group_start (n,)``; ``counts`` ratings per user) to train, valid or test.
+
+    Returns:
+        ``(positions, part_sizes)``: the time-ordered positions grouped by part (stable: by
+        user, then time within a part) and the three part sizes.
+    """
+    rank = np.arange(len(users_sorted)) - group_start
     n_train, n_valid, _ = temporal_split_counts(counts, valid_fraction, test_fraction)
-    part = np.zeros(n, dtype=np.int8)  # 0 train, 1 valid, 2 test, per sorted position
+    part = np.zeros(len(users_sorted), dtype=np.int8)  # 0 train, 1 valid, 2 test
     part[rank >= n_train[users_sorted]] = 1
     part[rank >= (n_train + n_valid)[users_sorted]] = 2
     if not (part == 2).any():
         raise DataError(
             f"no user has the 3 ratings needed for a validation and a test sample "
-            f"({len(rated_users)} users, at most {counts.max()} ratings each)",
+            f"({len(counts)} users, at most {counts.max()} ratings each)",
             path=ratings_path,
         )
-    # Sorted positions grouped by part (stable: by user, then time within a part).
-    positions = np.argsort(part, kind="stable")
-    part_sizes = np.bincount(part, minlength=3)
-
-    history, history_length = right_aligned_history(
-        item_code_of_rating[order], group_start, positions, max_history
-    )
-    rows = order[positions]  # original rating row of each sample
-    sparse = np.concatenate(
-        (user_table[user_code_of_rating[rows]], item_table[item_code_of_rating[rows]]), axis=1
-    )
-    labels = (ratings.ratings[rows] >= positive_threshold).astype(np.float32)
-    timestamps = ratings.timestamps[rows]
-
-    item_spec_size = n_item_vocab
-    feature_map = FeatureMap(
-        fields=(
-            FieldSpec("user_id", "categorical", n_user_vocab),
-            *(FieldSpec(f, "categorical", size) for f, (_, size) in user_columns.items()),
-            FieldSpec("item_id", "categorical", item_spec_size),
-            FieldSpec("year", "categorical", year_vocab),
-            FieldSpec("genres", "multi_hot", len(genre_names) + 1),
-            FieldSpec("history", "sequence", item_spec_size, shares_vocabulary_with="item_id"),
-        ),
-        max_history=max_history,
-        max_tags=max_tags,
-        target_field="item_id",
-        tag_field="genres",
-    )
-    bounds = np.concatenate(([0], np.cumsum(part_sizes)))
-    parts = {
-        part_name: BehaviorSamples(
-            sparse=sparse[bounds[i] : bounds[i + 1]],
-            history_items=history[bounds[i] : bounds[i + 1]],
-            history_length=history_length[bounds[i] : bounds[i + 1]],
-            labels=labels[bounds[i] : bounds[i + 1]],
-            item_tags=item_tags,
-            feature_map=feature_map,
-            timestamps=timestamps[bounds[i] : bounds[i + 1]],
-            name=f"{name}:{part_name}",
-        )
-        for i, part_name in enumerate(SPLIT_NAMES)
-    }
-    return BehaviorSplit(
-        train=parts["train"],
-        valid=parts["valid"],
-        test=parts["test"],
-        feature_map=feature_map,
-        name=name,
-    )
+    return np.argsort(part, kind="stable"), np.bincount(part, minlength=3)
 
 
 def _tags_table(flags: np.ndarray | None, n_items: int) -> tuple[np.ndarray, int]:
