@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -116,32 +117,12 @@ def load_table(
             and the found columns); wrong field count; empty user/item; non-numeric rating or
             unparseable timestamp (line, or row for Parquet, named); no rows.
     """
-    unknown = sorted(set(columns) - set(TABLE_ROLES))
-    if unknown:
-        raise ValueError(f"unknown column roles {unknown}; expected some of {list(TABLE_ROLES)}")
-    for role in ("user", "item"):
-        if role not in columns:
-            raise ValueError(f"columns must map the {role!r} role to a column name")
+    _check_roles(columns)
     p = require_file(path, "table file")
     is_parquet = p.suffix.lower() in _PARQUET_SUFFIXES
     wanted = list(dict.fromkeys(columns.values()))
-
-    if is_parquet:
-        try:
-            import pyarrow.parquet as pq
-
-            found = list(pq.read_schema(p).names)
-        except Exception as exc:  # pyarrow raises several types for unreadable files
-            raise DataError(f"cannot read Parquet file: {exc}", path=p) from None
-        separator = ""
-    else:
-        separator = sep if sep is not None else _guess_separator(p)
-        with p.open(encoding="utf-8", errors="replace", newline="") as handle:
-            header = next(csv.reader(handle, delimiter=separator), [])
-        found = [h.strip() for h in header]
-        if not found:
-            raise DataError("empty file: no header line", path=p, line=1)
-
+    separator = "" if is_parquet else (sep if sep is not None else _guess_separator(p))
+    found = _parquet_columns(p) if is_parquet else _header_columns(p, separator)
     missing = [c for c in wanted if c not in found]
     if missing:
         raise DataError(
@@ -150,85 +131,23 @@ def load_table(
             path=p,
             line=None if is_parquet else 1,
         )
-
-    def where(row: int) -> dict[str, int | None]:
-        if is_parquet:
-            return {"line": None}
-        return {"line": _data_line_of_row(p, separator, row)}
-
-    def row_note(row: int) -> str:
-        return f" (row {row})" if is_parquet else ""
-
-    if is_parquet:
-        frame = pd.read_parquet(p, columns=wanted)
-    else:
-        try:
-            # All columns are read (no usecols): only then does the C engine reject rows with
-            # too many fields instead of silently truncating them.
-            frame = pd.read_csv(
-                p,
-                sep=separator,
-                engine="c",
-                keep_default_na=False,
-                na_values={c: [""] for c in wanted},
-            )
-        except (ValueError, pd.errors.ParserError) as exc:
-            _raise_on_bad_field_count(p, separator)
-            raise DataError(f"cannot parse table: {exc}", path=p) from None
-        # Short rows are padded with NaN by pandas: look for them only when NaN occurs.
-        if frame.isna().any().any():
-            _raise_on_bad_field_count(p, separator)
+    frame = pd.read_parquet(p, columns=wanted) if is_parquet else _read_text(p, separator, wanted)
     frame = frame[wanted]
     if len(frame) == 0:
         raise DataError("empty dataset: no data rows", path=p)
 
+    locate = _RowLocator(p, separator, is_parquet)
     for role in ("user", "item"):
         missing_id = frame[columns[role]].isna().to_numpy()
         if missing_id.any():
             row = int(np.argmax(missing_id))
             raise DataError(
-                f"empty {role} column {columns[role]!r}{row_note(row)}", path=p, **where(row)
+                f"empty {role} column {columns[role]!r}{locate.note(row)}", **locate(row)
             )
-
-    ratings = None
-    if "rating" in columns:
-        column = columns["rating"]
-        values = pd.to_numeric(frame[column], errors="coerce")
-        bad_rating = values.isna().to_numpy()
-        if bad_rating.any():
-            row = int(np.argmax(bad_rating))
-            raise DataError(
-                f"rating column {column!r} is not a number: {frame[column].iloc[row]!r}"
-                + row_note(row),
-                path=p,
-                **where(row),
-            )
-        ratings = values.to_numpy(dtype=np.float32)
-
-    timestamps = None
-    if "timestamp" in columns:
-        column = columns["timestamp"]
-        raw_time = frame[column]
-        if pd.api.types.is_datetime64_any_dtype(raw_time) or pd.api.types.is_numeric_dtype(
-            raw_time
-        ):
-            parsed = raw_time
-        else:
-            parsed = pd.to_datetime(raw_time, errors="coerce", format="mixed", utc=True)
-        bad_time = parsed.isna().to_numpy()
-        if bad_time.any():
-            row = int(np.argmax(bad_time))
-            raise DataError(
-                f"timestamp column {column!r} is not a number or a date/time: "
-                f"{raw_time.iloc[row]!r}" + row_note(row),
-                path=p,
-                **where(row),
-            )
-        if pd.api.types.is_numeric_dtype(parsed):
-            timestamps = parsed.to_numpy(dtype=np.float64).astype(np.int64)
-        else:
-            timestamps = _unix_seconds(parsed)
-
+    ratings = _ratings(frame, columns["rating"], locate) if "rating" in columns else None
+    timestamps = (
+        _timestamps(frame, columns["timestamp"], locate) if "timestamp" in columns else None
+    )
     return Interactions.from_raw(
         frame[columns["user"]].to_numpy(),
         frame[columns["item"]].to_numpy(),
@@ -236,3 +155,109 @@ def load_table(
         timestamps=timestamps,
         name=name or p.stem,
     )
+
+
+def _check_roles(columns: Mapping[str, str]) -> None:
+    """``ValueError`` for an unknown role or a missing ``user`` / ``item`` role."""
+    unknown = sorted(set(columns) - set(TABLE_ROLES))
+    if unknown:
+        raise ValueError(f"unknown column roles {unknown}; expected some of {list(TABLE_ROLES)}")
+    for role in ("user", "item"):
+        if role not in columns:
+            raise ValueError(f"columns must map the {role!r} role to a column name")
+
+
+def _parquet_columns(path: Path) -> list[str]:
+    """Column names of a Parquet file's schema (pyarrow imported here: optional)."""
+    try:
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    except Exception as exc:  # pyarrow raises several types for unreadable files
+        raise DataError(f"cannot read Parquet file: {exc}", path=path) from None
+
+
+def _header_columns(path: Path, separator: str) -> list[str]:
+    """Column names of a text table's header line (stripped)."""
+    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+        header = next(csv.reader(handle, delimiter=separator), [])
+    found = [h.strip() for h in header]
+    if not found:
+        raise DataError("empty file: no header line", path=path, line=1)
+    return found
+
+
+def _read_text(path: Path, separator: str, wanted: list[str]) -> pd.DataFrame:
+    """Every column of a text table (empty cells of ``wanted`` as NaN); a row with another
+    field count than the header raises :class:`DataError` naming its line."""
+    try:
+        # All columns are read (no usecols): only then does the C engine reject rows with
+        # too many fields instead of silently truncating them.
+        frame = pd.read_csv(
+            path,
+            sep=separator,
+            engine="c",
+            keep_default_na=False,
+            na_values={c: [""] for c in wanted},
+        )
+    except (ValueError, pd.errors.ParserError) as exc:
+        _raise_on_bad_field_count(path, separator)
+        raise DataError(f"cannot parse table: {exc}", path=path) from None
+    # Short rows are padded with NaN by pandas: look for them only when NaN occurs.
+    if frame.isna().any().any():
+        _raise_on_bad_field_count(path, separator)
+    return frame
+
+
+class _RowLocator:
+    """Where data row ``row`` (0-based) of a table is, for error messages: its line in a text
+    file (:meth:`__call__`, the keyword arguments of :class:`DataError`), its row number in a
+    Parquet file (:meth:`note`, text appended to the message)."""
+
+    def __init__(self, path: Path, separator: str, is_parquet: bool) -> None:
+        self.path = path
+        self.separator = separator
+        self.is_parquet = is_parquet
+
+    def __call__(self, row: int) -> dict[str, Any]:
+        if self.is_parquet:
+            return {"path": self.path, "line": None}
+        return {"path": self.path, "line": _data_line_of_row(self.path, self.separator, row)}
+
+    def note(self, row: int) -> str:
+        return f" (row {row})" if self.is_parquet else ""
+
+
+def _ratings(frame: pd.DataFrame, column: str, locate: _RowLocator) -> np.ndarray:
+    """Float32 ratings ``(n,)``; a non-numeric value raises :class:`DataError`."""
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad_rating = values.isna().to_numpy()
+    if bad_rating.any():
+        row = int(np.argmax(bad_rating))
+        raise DataError(
+            f"rating column {column!r} is not a number: {frame[column].iloc[row]!r}"
+            + locate.note(row),
+            **locate(row),
+        )
+    return values.to_numpy(dtype=np.float32)
+
+
+def _timestamps(frame: pd.DataFrame, column: str, locate: _RowLocator) -> np.ndarray:
+    """Int64 timestamps ``(n,)``: numbers truncated, date/time text as Unix seconds; a value
+    that is neither raises :class:`DataError`."""
+    raw_time = frame[column]
+    if pd.api.types.is_datetime64_any_dtype(raw_time) or pd.api.types.is_numeric_dtype(raw_time):
+        parsed = raw_time
+    else:
+        parsed = pd.to_datetime(raw_time, errors="coerce", format="mixed", utc=True)
+    bad_time = parsed.isna().to_numpy()
+    if bad_time.any():
+        row = int(np.argmax(bad_time))
+        raise DataError(
+            f"timestamp column {column!r} is not a number or a date/time: "
+            f"{raw_time.iloc[row]!r}" + locate.note(row),
+            **locate(row),
+        )
+    if pd.api.types.is_numeric_dtype(parsed):
+        return parsed.to_numpy(dtype=np.float64).astype(np.int64)
+    return _unix_seconds(parsed)
