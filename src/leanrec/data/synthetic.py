@@ -80,6 +80,44 @@ def make_synthetic(
         ``n_users`` / ``n_items``, float ratings in ``{1, ..., 5}`` and int64 timestamps
         (seconds).
     """
+    _check_sizes(n_users, n_items, n_interactions, min_per_user, temperature)
+    rng = np.random.default_rng(seed)
+
+    popularity_rank = rng.permutation(n_items) + 1
+    log_popularity = -popularity_exponent * np.log(popularity_rank.astype(np.float64))
+    scale = dim**-0.25
+    user_factors = rng.normal(0.0, scale, size=(n_users, dim))
+    item_factors = rng.normal(0.0, scale, size=(n_items, dim))
+    counts = _user_activity(rng, n_users, n_items, n_interactions, min_per_user)
+
+    users = np.repeat(np.arange(n_users, dtype=np.int64), counts)
+    items = _sample_items(rng, counts, user_factors / temperature, item_factors, log_popularity)
+    affinity = np.einsum("nd,nd->n", user_factors[users], item_factors[items])  # (n,)
+
+    # Visit each user's items in random order, at strictly increasing times.
+    within_user = np.lexsort((rng.random(n_interactions), users))
+    items, affinity = items[within_user], affinity[within_user]
+    timestamps = _visit_times(rng, counts)
+
+    standardised = (affinity - affinity.mean()) / max(float(affinity.std()), 1e-12)
+    noisy = 3.0 + 1.2 * standardised + rng.normal(0.0, rating_noise, size=n_interactions)
+    ratings = np.clip(np.rint(noisy), 1, 5).astype(np.float32)
+
+    return Interactions(
+        users=users,
+        items=items,
+        user_vocab=IdVocabulary.identity(n_users, name="user"),
+        item_vocab=IdVocabulary.identity(n_items, name="item"),
+        ratings=ratings,
+        timestamps=timestamps,
+        name=name,
+    )
+
+
+def _check_sizes(
+    n_users: int, n_items: int, n_interactions: int, min_per_user: int, temperature: float
+) -> None:
+    """``ValueError`` for sizes no dataset can meet (see :func:`make_synthetic`)."""
     if n_users < 1 or n_items < 1:
         raise ValueError(f"n_users and n_items must be >= 1, got {n_users}, {n_items}")
     if not 1 <= min_per_user <= n_items:
@@ -91,19 +129,29 @@ def make_synthetic(
         )
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    rng = np.random.default_rng(seed)
 
-    popularity_rank = rng.permutation(n_items) + 1
-    log_popularity = -popularity_exponent * np.log(popularity_rank.astype(np.float64))
-    scale = dim**-0.25
-    user_factors = rng.normal(0.0, scale, size=(n_users, dim))
-    item_factors = rng.normal(0.0, scale, size=(n_items, dim))
-    counts = _user_activity(rng, n_users, n_items, n_interactions, min_per_user)
 
-    users = np.repeat(np.arange(n_users, dtype=np.int64), counts)
-    items = np.empty(n_interactions, dtype=np.int64)
+def _sample_items(
+    rng: np.random.Generator,
+    counts: np.ndarray,
+    scaled_user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    log_popularity: np.ndarray,
+) -> np.ndarray:
+    """``counts[u]`` distinct items per user (users ascending, ``(Σ counts,)`` int64), drawn
+    without replacement from ``softmax(u·v / τ + log popularity)`` by the Gumbel top-k trick.
+
+    Args:
+        rng: the generator (one Exp(1) block per chunk of users).
+        counts: interactions per user ``(U,)``.
+        scaled_user_factors: ``u / τ`` ``(U, dim)``.
+        item_factors: ``v`` ``(I, dim)``.
+        log_popularity: ``(I,)``.
+    """
+    n_users, n_items = len(counts), len(item_factors)
+    items = np.empty(int(counts.sum()), dtype=np.int64)
     # Sampling logits in float32, computed in place: this loop is memory-bound.
-    scaled_user_factors = (user_factors / temperature).astype(np.float32)  # (n_users, dim)
+    user_f32 = scaled_user_factors.astype(np.float32)  # (n_users, dim)
     item_factors_t = np.ascontiguousarray(item_factors.T, dtype=np.float32)  # (dim, n_items)
     log_popularity_f32 = log_popularity.astype(np.float32)  # (n_items,)
     chunk_users = max(1, _CHUNK_CELLS // n_items)
@@ -111,7 +159,7 @@ def make_synthetic(
     for first in range(0, n_users, chunk_users):
         last = min(n_users, first + chunk_users)
         chunk_counts = counts[first:last]  # (c,)
-        perturbed = scaled_user_factors[first:last] @ item_factors_t  # (c, n_items)
+        perturbed = user_f32[first:last] @ item_factors_t  # (c, n_items)
         perturbed += log_popularity_f32
         # Gumbel noise is -log(Exp(1)).
         noise = rng.standard_exponential(size=perturbed.shape, dtype=np.float32)
@@ -128,30 +176,18 @@ def make_synthetic(
         top = np.take_along_axis(top, top_order, axis=1)  # (c, k_max)
         chosen = np.arange(top.shape[1])[None, :] < chunk_counts[:, None]  # (c, k_max)
         items[row_starts[first] : row_starts[last]] = top[chosen]
-    affinity = np.einsum("nd,nd->n", user_factors[users], item_factors[items])  # (n,)
+    return items
 
-    # Visit each user's items in random order, at strictly increasing times.
-    within_user = np.lexsort((rng.random(n_interactions), users))
-    items, affinity = items[within_user], affinity[within_user]
-    gaps = rng.integers(60, 3 * 86_400, size=n_interactions)
+
+def _visit_times(rng: np.random.Generator, counts: np.ndarray) -> np.ndarray:
+    """Int64 Unix seconds ``(Σ counts,)``, strictly increasing within each user's rows (users
+    ascending): a random start per user, then gaps of 1 minute to 3 days."""
+    row_starts = np.concatenate([[0], np.cumsum(counts)])
+    gaps = rng.integers(60, 3 * 86_400, size=int(row_starts[-1]))
     elapsed = np.cumsum(gaps)
     elapsed_before_user = np.repeat(elapsed[row_starts[:-1]] - gaps[row_starts[:-1]], counts)
-    user_start = rng.integers(1_500_000_000, 1_600_000_000, size=n_users)
-    timestamps = np.repeat(user_start, counts) + elapsed - elapsed_before_user
-
-    standardised = (affinity - affinity.mean()) / max(float(affinity.std()), 1e-12)
-    noisy = 3.0 + 1.2 * standardised + rng.normal(0.0, rating_noise, size=n_interactions)
-    ratings = np.clip(np.rint(noisy), 1, 5).astype(np.float32)
-
-    return Interactions(
-        users=users,
-        items=items,
-        user_vocab=IdVocabulary.identity(n_users, name="user"),
-        item_vocab=IdVocabulary.identity(n_items, name="item"),
-        ratings=ratings,
-        timestamps=timestamps,
-        name=name,
-    )
+    user_start = rng.integers(1_500_000_000, 1_600_000_000, size=len(counts))
+    return np.repeat(user_start, counts) + elapsed - elapsed_before_user
 
 
 __all__ = ["make_synthetic"]
