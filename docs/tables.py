@@ -17,7 +17,7 @@ A cell is either literal text or an :class:`F`: a ``str.format`` template filled
 looked up by key. A key may name another key in braces, whose value is spliced in first
 (``"c80|{c80|best_of_k}|recall@5"`` reads the metrics of whichever search ``best_of_k`` names).
 Keys of a table's second and later files are prefixed with the file name and a colon
-(``"sketch_beauty_recency_choice.json:K2_tau1_0_valid"``).
+(``"sketch_prior_choice--beauty-recency.json:K2_tau1_0_valid"``).
 """
 
 from __future__ import annotations
@@ -330,7 +330,7 @@ def _sketch_rmse_rows(tau: int) -> tuple[tuple[Cell, ...], ...]:
 
 
 def _sketch_beauty_rows() -> tuple[tuple[Cell, ...], ...]:
-    choice = "sketch_beauty_recency_choice.json:"
+    choice = "sketch_prior_choice--beauty-recency.json:"
     rows: list[tuple[Cell, ...]] = []
     for tau, setting in ((1, "online (τ = 1)"), (4, "batch (τ = 4)")):
         for k in (2, 4, 8):
@@ -391,7 +391,7 @@ def _ameir_beauty_row(label: str, method: str, paper: str) -> tuple[Cell, ...]:
     )
 
 
-_ALL = "ameir_table_keep_best_all.json:"
+_ALL = "ameir_table--keep-best-all.json:"
 
 TABLES: dict[str, Table] = {
     "quickstart-synthetic": Table(
@@ -628,7 +628,7 @@ TABLES: dict[str, Table] = {
         best=(Best((1, 2, 3, 4, 6), along="row", highest=False),),
     ),
     "sketch-beauty": Table(
-        ("sketch_beauty_table.json", "sketch_beauty_recency_choice.json"),
+        ("sketch_table--beauty.json", "sketch_prior_choice--beauty-recency.json"),
         (
             "setting",
             "K",
@@ -691,7 +691,7 @@ TABLES: dict[str, Table] = {
         ),
     ),
     "ameir-ctr": Table(
-        ("ameir_table_keep_best.json", "ameir_table_keep_best_all.json"),
+        ("ameir_table--keep-best.json", "ameir_table--keep-best-all.json"),
         (
             "ML-1M CTR, mean ± std over seeds 0-4",
             "valid AUC",
@@ -713,7 +713,7 @@ TABLES: dict[str, Table] = {
         best=(Best((1, 2)), Best((3,), highest=False)),
     ),
     "ameir-ctr-by-seed": Table(
-        ("ameir_table_keep_best.json", "ameir_table_fm_5seeds.json"),
+        ("ameir_table--keep-best.json", "ameir_table--fm-5seeds.json"),
         (
             "test AUC, seeds 0 / 1 / 2 / 3 / 4",
             "AMEIR",
@@ -731,10 +731,10 @@ TABLES: dict[str, Table] = {
             ),
             (
                 "last one-shot weights kept",
-                BySeed("ameir_table_fm_5seeds.json:ameir_test_auc_by_seed"),
-                BySeed("ameir_table_fm_5seeds.json:one_shot_test_auc_by_seed"),
+                BySeed("ameir_table--fm-5seeds.json:ameir_test_auc_by_seed"),
+                BySeed("ameir_table--fm-5seeds.json:one_shot_test_auc_by_seed"),
                 "same",
-                BySeed("ameir_table_fm_5seeds.json:random_test_auc_by_seed"),
+                BySeed("ameir_table--fm-5seeds.json:random_test_auc_by_seed"),
             ),
         ),
     ),

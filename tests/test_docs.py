@@ -6,11 +6,14 @@ docs/tables.py`` runs it.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -135,3 +138,157 @@ def test_check_exits_1_with_a_diff_when_a_table_is_out_of_date(
     out = capsys.readouterr().out
     assert "-a" in out and "+b" in out
     assert stale_page.read_text().startswith("<!-- table: vs-deepctr -->\n| stale |")
+
+
+# ---------------------------------------------------------------------------------------------
+# Every file the README and docs cite exists, and the README's Python still imports.
+# ---------------------------------------------------------------------------------------------
+
+DOC_PAGES = [ROOT / "README.md", *tables.pages()]
+
+_RESULTS_PATH = re.compile(r"(?<![\w/\"-])(?:benchmarks/)?results/[\w.{},*-]*[\w}*]")
+"""A results file as the pages cite it: ``benchmarks/results/ciess_seeds.json``, or
+``results/ciess_seeds.json`` (relative to ``benchmarks/``); ``{a,b}`` is brace-expanded and
+``*`` must match at least one file. A quoted ``"results/..."`` is a Python argument, not a file."""
+_RESULTS_NAME = re.compile(r"(?<![\w/.-])([\w.{},-]+\.(?:json|png))\b")
+"""A bare file name (``ameir_table--fm.json``): a results file when it is named after a script."""
+_SCRIPT_PATH = re.compile(r"\bbenchmarks/[\w/]+\.py\b")
+_SCRIPT_MODULE = re.compile(r"python -m (benchmarks(?:\.\w+)+)")
+_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+SCRIPTS = {path.stem for path in (ROOT / "benchmarks").glob("*/*.py")} - {"__init__"}
+
+
+def _expand_braces(path: str) -> list[str]:
+    """``a--{x,y}.json`` -> ``["a--x.json", "a--y.json"]`` (one brace group at most)."""
+    match = re.search(r"\{([^{}]*)\}", path)
+    if match is None:
+        return [path]
+    return [path[: match.start()] + part + path[match.end() :] for part in match[1].split(",")]
+
+
+def _cited(pattern: re.Pattern[str]) -> list[tuple[str, str]]:
+    """``(page, first group or whole match)`` for every match of ``pattern`` in the pages."""
+    return [
+        (str(page.relative_to(ROOT)), match.group(1 if pattern.groups else 0))
+        for page in DOC_PAGES
+        for match in pattern.finditer(page.read_text())
+    ]
+
+
+def _results_file(cited: str) -> Path:
+    """Where a cited results path points: ``results/`` is ``benchmarks/results/``."""
+    return ROOT / cited if cited.startswith("benchmarks/") else ROOT / "benchmarks" / cited
+
+
+def _is_results_name(name: str) -> bool:
+    """Results files are named after their script: ``<script>.json``, ``<script>--<tag>.png``
+    (and, before the ``--tag`` convention, ``<script>_<tag>.json``, which must fail)."""
+    stem = name.rsplit(".", 1)[0]
+    return any(
+        stem == script or stem.startswith((f"{script}--", f"{script}_")) for script in SCRIPTS
+    )
+
+
+def test_the_citation_scanners_see_what_they_should() -> None:
+    """A scanner that finds nothing would check nothing: pin a few citations of each kind."""
+    paths = {cited for _, cited in _cited(_RESULTS_PATH)}
+    assert "benchmarks/results/ciess_seeds.json" in paths
+    assert "results/ciess_retrain_budget--{ciess,su}.json" in paths
+    assert "results/sketch_table--beauty-probe-*.json" in paths
+    assert not any(path.startswith("results/es-") for path in paths)  # result.save("results/..")
+    assert _expand_braces("r--{ciess,su}.json") == ["r--ciess.json", "r--su.json"]
+    assert _results_file("results/a.json") == ROOT / "benchmarks" / "results" / "a.json"
+    names = {name for _, name in _cited(_RESULTS_NAME)}
+    assert {"ameir_table--fm.json", "rows.json"} <= names
+    assert _is_results_name("ameir_table--fm.json") and _is_results_name("ameir_table_fm.json")
+    assert not _is_results_name("rows.json") and not _is_results_name("search_curve.png")
+    assert "benchmarks.paper.quickstart_synthetic" in {m for _, m in _cited(_SCRIPT_MODULE)}
+    assert "benchmarks/peers/vs_deepctr.py" in {p for _, p in _cited(_SCRIPT_PATH)}
+    assert "../design/ameir-one-shot.md" in {link for _, link in _cited(_LINK)}
+
+
+def test_every_cited_results_file_exists() -> None:
+    """Paths under ``results/`` and bare names of results files (named after a script)."""
+    cited = [(page, _results_file(path)) for page, path in _cited(_RESULTS_PATH)]
+    cited += [
+        (page, ROOT / "benchmarks" / "results" / name)
+        for page, name in _cited(_RESULTS_NAME)
+        if _is_results_name(name)
+    ]
+    missing = [
+        (page, expanded)
+        for page, path in cited
+        for expanded in _expand_braces(str(path.relative_to(ROOT)))
+        if not any(ROOT.glob(expanded))
+    ]
+    assert not missing, missing
+
+
+def test_every_cited_benchmark_script_and_module_exists() -> None:
+    scripts = _cited(_SCRIPT_PATH)
+    modules = [(page, m.replace(".", "/") + ".py") for page, m in _cited(_SCRIPT_MODULE)]
+    missing = [(page, path) for page, path in scripts + modules if not (ROOT / path).is_file()]
+    assert not missing, missing
+
+
+def test_every_relative_link_resolves() -> None:
+    """Links to pages (``../design/ciess-search.md``), folders and figures, from the page."""
+    missing = [
+        (page, link)
+        for page, link in _cited(_LINK)
+        if "://" not in link and not (ROOT / page).parent.joinpath(link).exists()
+    ]
+    assert not missing, missing
+
+
+_PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
+PENDING_POLICY_ENTRY_POINTS = {"search_embedding_sizes", "sketch", "search_architecture"}
+"""``leanrec.api`` names the README's policy examples import; they are being added to
+``leanrec.api``'s namespace (``leanrec.api.sketch`` is, until then, the submodule)."""
+
+
+def _readme_python_blocks() -> list[Any]:
+    blocks = _PYTHON_BLOCK.findall((ROOT / "README.md").read_text())
+    params = []
+    for index, source in enumerate(blocks):
+        imported = {
+            alias.name
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.ImportFrom) and node.module == "leanrec.api"
+            for alias in node.names
+        }
+        pending = imported & PENDING_POLICY_ENTRY_POINTS
+        marks = (
+            [
+                pytest.mark.xfail(
+                    strict=False,
+                    reason=f"leanrec.api does not export {sorted(pending)} yet",
+                )
+            ]
+            if pending
+            else []
+        )
+        params.append(pytest.param(source, id=f"block{index}", marks=marks))
+    return params
+
+
+def test_the_readme_has_python_examples() -> None:
+    assert len(_readme_python_blocks()) >= 4
+
+
+@pytest.mark.parametrize("source", _readme_python_blocks())
+def test_readme_python_block_compiles_and_its_imports_succeed(source: str) -> None:
+    """Only the import statements run (the examples train models). Every name the README imports
+    is a class or a function, so a name that resolves to a module (a package's submodule
+    shadowing a missing export) fails too."""
+    tree = ast.parse(source)
+    compile(tree, "README.md", "exec")
+    imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert imports, "a README example that imports nothing"
+    namespace: dict[str, Any] = {}
+    exec(compile(ast.Module(body=imports, type_ignores=[]), "README.md", "exec"), namespace)
+    for node in imports:
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                value = namespace[alias.asname or alias.name]
+                assert not isinstance(value, ModuleType), f"{node.module}.{alias.name} is a module"
