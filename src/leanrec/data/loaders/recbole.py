@@ -85,35 +85,9 @@ def load_recbole_atomic(
             or a non-numeric rating/timestamp (line named); no data rows.
     """
     p, raw = read_bytes(path, "RecBole .inter file")
-    header_end = raw.find(b"\n")
-    header_bytes = raw if header_end < 0 else raw[:header_end]
-    if not header_bytes.strip():
-        raise DataError("empty file: no RecBole header", path=p, line=1)
-    fields = parse_recbole_header(header_bytes.decode("utf-8", errors="replace"), p)
-    found = ", ".join(f"{k}:{v}" for k, v in fields.items())
-    for role, field_name in (("user", user_field), ("item", item_field)):
-        if field_name not in fields:
-            raise DataError(
-                f"header has no {role} field {field_name!r}; fields found: {found}", path=p, line=1
-            )
-        if fields[field_name].endswith("_seq"):
-            raise DataError(
-                f"{role} field {field_name!r} must be a scalar type, not {fields[field_name]}",
-                path=p,
-                line=1,
-            )
-    optional: dict[str, str] = {}
-    for role, optional_name in (("rating", rating_field), ("timestamp", timestamp_field)):
-        if optional_name is not None and optional_name in fields:
-            if fields[optional_name] != "float":
-                raise DataError(
-                    f"{role} field {optional_name!r} must have type float, "
-                    f"not {fields[optional_name]}",
-                    path=p,
-                    line=1,
-                )
-            optional[role] = optional_name
-
+    fields, optional = _checked_header(
+        raw, p, {"user": user_field, "item": item_field}, rating_field, timestamp_field
+    )
     check_utf8(raw, p)
     index = index_lines(raw, b"\t")
     if len(index.line_numbers) <= 1:
@@ -139,6 +113,64 @@ def load_recbole_atomic(
         if empty.any():
             row = int(np.argmax(empty))
             raise DataError(f"empty {role} field {field_name!r}", path=p, line=int(row_lines[row]))
+    numeric = _numeric_fields(frame, optional, row_lines, p)
+    return Interactions.from_raw(
+        frame[user_field].to_numpy(dtype=object).astype(str),
+        frame[item_field].to_numpy(dtype=object).astype(str),
+        ratings=numeric.get("rating"),
+        timestamps=None if "timestamp" not in numeric else numeric["timestamp"].astype(np.int64),
+        name=name or p.stem,
+    )
+
+
+def _checked_header(
+    raw: bytes,
+    path: Path,
+    id_fields: dict[str, str],
+    rating_field: str | None,
+    timestamp_field: str | None,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The header's ``{field: type}`` and the optional fields present (``{"rating" |
+    "timestamp": field}``), after checking the ID fields (``{"user" | "item": field}``) exist
+    and are scalar and the optional ones are ``float``."""
+    header_end = raw.find(b"\n")
+    header_bytes = raw if header_end < 0 else raw[:header_end]
+    if not header_bytes.strip():
+        raise DataError("empty file: no RecBole header", path=path, line=1)
+    fields = parse_recbole_header(header_bytes.decode("utf-8", errors="replace"), path)
+    found = ", ".join(f"{k}:{v}" for k, v in fields.items())
+    for role, field_name in id_fields.items():
+        if field_name not in fields:
+            raise DataError(
+                f"header has no {role} field {field_name!r}; fields found: {found}",
+                path=path,
+                line=1,
+            )
+        if fields[field_name].endswith("_seq"):
+            raise DataError(
+                f"{role} field {field_name!r} must be a scalar type, not {fields[field_name]}",
+                path=path,
+                line=1,
+            )
+    optional: dict[str, str] = {}
+    for role, optional_name in (("rating", rating_field), ("timestamp", timestamp_field)):
+        if optional_name is not None and optional_name in fields:
+            if fields[optional_name] != "float":
+                raise DataError(
+                    f"{role} field {optional_name!r} must have type float, "
+                    f"not {fields[optional_name]}",
+                    path=path,
+                    line=1,
+                )
+            optional[role] = optional_name
+    return fields, optional
+
+
+def _numeric_fields(
+    frame: pd.DataFrame, optional: dict[str, str], row_lines: np.ndarray, path: Path
+) -> dict[str, np.ndarray]:
+    """Float64 values ``(n,)`` of each optional field by role; a non-numeric value raises
+    :class:`DataError` naming its line (``row_lines``: file line of each data row)."""
     numeric: dict[str, np.ndarray] = {}
     for role, field_name in optional.items():
         values = pd.to_numeric(frame[field_name], errors="coerce")
@@ -147,14 +179,8 @@ def load_recbole_atomic(
             row = int(np.argmax(bad))
             raise DataError(
                 f"{role} field {field_name!r} is not a number: {frame[field_name].iloc[row]!r}",
-                path=p,
+                path=path,
                 line=int(row_lines[row]),
             )
         numeric[role] = values.to_numpy(dtype=np.float64)
-    return Interactions.from_raw(
-        frame[user_field].to_numpy(dtype=object).astype(str),
-        frame[item_field].to_numpy(dtype=object).astype(str),
-        ratings=numeric.get("rating"),
-        timestamps=None if "timestamp" not in numeric else numeric["timestamp"].astype(np.int64),
-        name=name or p.stem,
-    )
+    return numeric
