@@ -1,4 +1,5 @@
-"""The byte accounting and selection rules behind benchmarks/ciess_seeds.py's README table."""
+"""The byte accounting and selection rules behind the CIESS searches-vs-baselines table
+(`python -m benchmarks.paper.ciess_seeds`, docs/results/embedding-size.md)."""
 
 from __future__ import annotations
 
