@@ -92,6 +92,12 @@ class CTRModel(nn.Module, TableOwner):
             first_order=self.uses_first_order,
             init_std=config.init_std,
         )
+        self._build_layers()
+
+    def _build_layers(self) -> None:
+        """Hook for a subclass's layers, run right after the embedder is built (so the random
+        initialisation follows the order embedder, layers); subclasses that need constructor
+        arguments of their own build them in their ``__init__`` instead."""
 
     # ------------------------------------------------------------------ contract
     @abstractmethod

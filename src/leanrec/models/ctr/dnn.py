@@ -7,8 +7,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from leanrec.data.behavior import FeatureMap
-from leanrec.embeddings.base import TableFactory
 from leanrec.models.ctr.base import CTRConfig, CTRModel
 from leanrec.models.ctr.inputs import EmbeddedBatch
 from leanrec.models.ctr.layers import MLP
@@ -35,13 +33,7 @@ class StackedFieldsModel(CTRModel):
     random initialisation follows the order bias, shallow layers, deep tower).
     """
 
-    def __init__(
-        self,
-        feature_map: FeatureMap,
-        config: CTRConfig | None = None,
-        table_factory: TableFactory | None = None,
-    ) -> None:
-        super().__init__(feature_map, config, table_factory)
+    def _build_layers(self) -> None:
         if self.uses_first_order:
             self.bias = nn.Parameter(torch.zeros(()))
         self.build_shallow(self.num_stacked_fields)

@@ -37,7 +37,7 @@ class SASRecConfig:
     """Hyper-parameters of :class:`SASRec` (defaults: SASRec's Beauty-style sparse setting)."""
 
     embedding_dim: int = 64
-    """Item and position embedding width ``d`` (SASRec: 50; the issue asks for 64)."""
+    """Item and position embedding width ``d`` (SASRec: 50; 64 here)."""
     max_length: int = 50
     """Size of the positional table: the longest window ``N`` (SASRec: 50 on Amazon data)."""
     num_blocks: int = 2
