@@ -11,6 +11,9 @@ taking the policy's experiment config and returning a
 :class:`~leanrec.search.base.ExperimentResult`.
 """
 
+from leanrec.api.architecture import search_architecture
+from leanrec.api.embedding_size import search_embedding_sizes
+from leanrec.api.sketch import sketch
 from leanrec.api.training import (
     TrainConfig,
     TrainedRun,
@@ -27,6 +30,9 @@ __all__ = [
     "load_model",
     "metrics_record",
     "refit",
+    "search_architecture",
+    "search_embedding_sizes",
+    "sketch",
     "train",
     "write_run_dir",
 ]
