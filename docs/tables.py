@@ -391,6 +391,43 @@ def _ameir_beauty_row(label: str, method: str, paper: str) -> tuple[Cell, ...]:
     )
 
 
+def _auc_row(label: str, prefix: str, parameters: bool = True) -> tuple[Cell, ...]:
+    """Validation and test AUC (and parameters) of one from-scratch probe model."""
+    cells: tuple[Cell, ...] = (
+        label,
+        F("{:.4f}", f"{prefix}_valid_auc"),
+        F("{:.4f}", f"{prefix}_test_auc"),
+    )
+    return (*cells, F("{:,}", f"{prefix}_parameters", transform=int)) if parameters else cells
+
+
+def _pair(template: str, key: str) -> F:
+    """``CIESS / SU`` of one ``c{c}_{method}_{metric}`` key template."""
+    return F(template, key.format(method="ciess"), key.format(method="su"))
+
+
+def _mask_overfit_rows(prefix: str, warm_start: str) -> tuple[tuple[Cell, ...], ...]:
+    return tuple(
+        (
+            warm_start,
+            f"{c}%",
+            *(
+                _pair("{:.4f} / {:.4f}", f"{prefix}c{c}_{{method}}_{metric}")
+                for metric in ("valid_recall@20", "test_recall@20", "test_ndcg@20")
+            ),
+        )
+        for c in (80, 90, 95)
+    )
+
+
+_TEST4 = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
+
+
+def _four(key: str) -> F:
+    """R@5 / R@20 / N@5 / N@20 on test of ``{key}_<metric>``."""
+    return F(" / ".join(["{:.4f}"] * 4), *(f"{key}_{m}" for m in _TEST4))
+
+
 _ALL = "ameir_table--keep-best-all.json:"
 
 TABLES: dict[str, Table] = {
@@ -781,6 +818,157 @@ TABLES: dict[str, Table] = {
                 F("{:+.4f}", "diff_test_logloss"),
             ),
             ("parameters", F("{:,}", "deepctr_parameters"), F("{:,}", "leanrec_parameters"), ""),
+        ),
+    ),
+    "ameir-from-scratch": Table(
+        ("ameir_from_scratch.json",),
+        ("from scratch, ML-1M CTR, seed 0", "valid AUC", "test AUC", "parameters"),
+        (
+            _auc_row("DNN (200, 80)", "dnn"),
+            _auc_row("searched: 5 interactions, SE shortcut, MLP (67, 45) Swish", "searched"),
+            _auc_row("the same without the interactions", "no_interactions"),
+            _auc_row("the same without the SE shortcut", "no_se"),
+            _auc_row(
+                "the same with the widest ReLU MLP within DeepFM's size, (202, 22)",
+                "widest_relu_mlp",
+            ),
+        ),
+        best=(Best((1, 2)),),
+    ),
+    "ameir-user-item": Table(
+        ("ameir_from_scratch--user-item.json",),
+        ("from scratch, ML-1M CTR, seed 0", "valid AUC", "test AUC", "parameters"),
+        (
+            _auc_row("DeepFM", "deepfm"),
+            _auc_row(
+                "user x item, SE shortcut, widest ReLU MLP within DeepFM's size",
+                "widest_relu_mlp",
+            ),
+            _auc_row("user x item, SE shortcut, the searched MLP (112, 22)", "searched"),
+        ),
+        best=(Best((1, 2)),),
+    ),
+    "ameir-history-probe": Table(
+        ("ameir_history_probe.json", "ameir_table--e25.json"),
+        ("from scratch, ML-1M CTR, seed 0", "valid AUC", "test AUC", "parameters"),
+        (
+            (
+                "DeepFM (its FM term pairs every field with the pooled history)",
+                F("{:.4f}", "ameir_table--e25.json:deepfm_valid_auc_mean"),
+                F("{:.4f}", "ameir_table--e25.json:deepfm_test_auc_mean"),
+                F("{:,}", "ameir_table--e25.json:deepfm_parameters_mean", transform=int),
+            ),
+            _auc_row("DeepFM, history left out of its FM term", "deepfm_nohistfm"),
+            _auc_row(
+                "history x item + user x item, SE shortcut, widest ReLU MLP",
+                "hist_item_user_item",
+            ),
+            _auc_row("history x item, SE shortcut, widest ReLU MLP", "hist_item"),
+        ),
+        best=(Best((1, 2)),),
+    ),
+    "ameir-readout": Table(
+        ("ameir_readout.json",),
+        ("readout `h^a`, no blocks, from scratch", "epoch 1", "epoch 2", "epoch 3"),
+        tuple(
+            (label, *(F("{:.4f}", f"{key}_valid_auc_epoch{e}") for e in (1, 2, 3)))
+            for label, key in (
+                ("the paper's: sum pooling, last state, target attention", "paper"),
+                ("mean instead of sum, last state, target attention", "mean_last_attention"),
+                ("mean pooling alone (default)", "mean"),
+                ("DNN (mean-pooled history), same run", "dnn"),
+            )
+        ),
+        best=(Best((1, 2, 3)),),
+    ),
+    "ciess-mask-overfit": Table(
+        ("ciess_mask_overfit.json", "ciess_mask_overfit--converged.json"),
+        (
+            "warm start",
+            "c",
+            "valid R@20 CIESS / SU",
+            "test R@20 CIESS / SU",
+            "test N@20 CIESS / SU",
+        ),
+        (
+            *_mask_overfit_rows("", "20-minute"),
+            *_mask_overfit_rows("ciess_mask_overfit--converged.json:", "converged"),
+        ),
+    ),
+    "ciess-retrain-budget": Table(
+        ("ciess_retrain_budget--ciess.json", "ciess_retrain_budget--su.json"),
+        (
+            "c = 80%, retrained 720 s",
+            "epochs (best)",
+            "stop",
+            "valid R@20",
+            "test R@20",
+            "test N@20",
+        ),
+        tuple(
+            (
+                label,
+                F("{} ({})", f"{prefix}epochs_run", f"{prefix}best_epoch"),
+                F("{}", f"{prefix}stop_reason"),
+                F("{:.4f}", f"{prefix}valid_recall@20"),
+                F("{:.4f}", f"{prefix}test_recall@20"),
+                F("{:.4f}", f"{prefix}test_ndcg@20"),
+            )
+            for label, prefix in (
+                ("CIESS, item hits", ""),
+                ("SU", "ciess_retrain_budget--su.json:"),
+            )
+        ),
+        best=(Best((3, 4, 5)),),
+    ),
+    "ciess-ordinary-base": Table(
+        ("ciess_ordinary_base.json",),
+        (
+            "test R@20",
+            "CIESS (warm start, stored)",
+            "PEP, ordinary",
+            "PEP, warm start",
+            "MagPrune, ordinary",
+            "MagPrune, warm start",
+            "MagPrune, ordinary, equal bytes",
+        ),
+        tuple(
+            (
+                f"{c}%",
+                *(
+                    F("{:.4f}", f"c{c}_{method}_test_recall@20")
+                    for method in (
+                        "ciess",
+                        "pep_ordinary",
+                        "pep_warm_start",
+                        "magprune_ordinary",
+                        "magprune_warm_start",
+                        "magprune_ordinary_equal_bytes",
+                    )
+                ),
+            )
+            for c in (80, 90, 95)
+        ),
+        best=(Best((1, 2, 3, 4, 5, 6), along="row"),),
+    ),
+    "ciess-prefix-vs-element": Table(
+        ("ciess_prefix_vs_element.json",),
+        (
+            "c",
+            "PEP (element mask, retrained)",
+            "PEP's row counts as prefixes, retrained",
+            "same, no retraining",
+            "share of PEP's kept values inside the prefix",
+        ),
+        tuple(
+            (
+                f"{c}%",
+                _four(f"c{c}_pep"),
+                _four(f"c{c}_pep_counts_prefix"),
+                _four(f"c{c}_pep_counts_prefix_only"),
+                F("{:.2f}", f"c{c}_pep_prefix_share"),
+            )
+            for c in (80, 90, 95)
         ),
     ),
 }

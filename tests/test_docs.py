@@ -242,41 +242,19 @@ def test_every_relative_link_resolves() -> None:
 
 
 _PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
-PENDING_POLICY_ENTRY_POINTS = {"search_embedding_sizes", "sketch", "search_architecture"}
-"""``leanrec.api`` names the README's policy examples import; they are being added to
-``leanrec.api``'s namespace (``leanrec.api.sketch`` is, until then, the submodule)."""
 
 
-def _readme_python_blocks() -> list[Any]:
-    blocks = _PYTHON_BLOCK.findall((ROOT / "README.md").read_text())
-    params = []
-    for index, source in enumerate(blocks):
-        imported = {
-            alias.name
-            for node in ast.walk(ast.parse(source))
-            if isinstance(node, ast.ImportFrom) and node.module == "leanrec.api"
-            for alias in node.names
-        }
-        pending = imported & PENDING_POLICY_ENTRY_POINTS
-        marks = (
-            [
-                pytest.mark.xfail(
-                    strict=False,
-                    reason=f"leanrec.api does not export {sorted(pending)} yet",
-                )
-            ]
-            if pending
-            else []
-        )
-        params.append(pytest.param(source, id=f"block{index}", marks=marks))
-    return params
+def _readme_python_blocks() -> list[str]:
+    return _PYTHON_BLOCK.findall((ROOT / "README.md").read_text())
 
 
 def test_the_readme_has_python_examples() -> None:
     assert len(_readme_python_blocks()) >= 4
 
 
-@pytest.mark.parametrize("source", _readme_python_blocks())
+@pytest.mark.parametrize(
+    "source", _readme_python_blocks(), ids=lambda source: source.split("\n", 1)[0]
+)
 def test_readme_python_block_compiles_and_its_imports_succeed(source: str) -> None:
     """Only the import statements run (the examples train models). Every name the README imports
     is a class or a function, so a name that resolves to a module (a package's submodule
