@@ -1,10 +1,12 @@
 """An isolated virtual environment for a peer library that a benchmark compares against.
 
-Shared by ``recbole_env.py`` and ``deepctr_env.py``. A peer venv is built in pinned steps:
+Shared by ``recbole_env.py``, ``deepctr_env.py`` and ``river_env.py``. A peer venv is built in
+pinned steps:
 
 1. the torch requirement alone and first (a ``+cpu`` local version makes pip fail loudly rather
    than pick a multi-GB CUDA wheel); afterwards ``torch.version.cuda`` must be None and a
-   constraints file freezes the installed torch for every later step;
+   constraints file freezes the installed torch for every later step (a peer without torch,
+   ``torch_requirement=None``, skips this step and installs under an empty constraints file);
 2. the peer's dependency steps, each one ``pip install`` (optionally ``--no-deps``);
 3. a smoke test script.
 
@@ -48,7 +50,8 @@ class PeerVenv:
     label: str
     """Short name for logs and the lock file (``recbole-env``)."""
     venv_dir: Path
-    torch_requirement: str
+    torch_requirement: str | None
+    """None for a peer that does not use torch (no torch step)."""
     torch_override_variable: str
     """Environment variable a user sets to another torch requirement (named in errors)."""
     steps: Sequence[PipStep]
@@ -142,18 +145,23 @@ class PeerVenv:
             raise RuntimeError(f"{py} does not run inside the venv {venv_dir}")
 
         total = len(self.steps) + 1
-        self.log(f"step 1/{total}: {self.torch_requirement} (alone, first)")
-        self._pip(self.torch_requirement)
-        torch_version, cuda = self._output(
-            [str(py), "-c", "import torch; print(torch.__version__, torch.version.cuda)"]
-        ).split()
-        if cuda != "None":
-            raise RuntimeError(
-                f"a CUDA build of torch was installed ({torch_version}, cuda {cuda}); "
-                f"set {self.torch_override_variable} to a CPU wheel"
-            )
+        torch_version = None
         constraints = venv_dir / "constraints-torch.txt"
-        constraints.write_text(f"torch=={torch_version}\n")
+        if self.torch_requirement is None:
+            self.log(f"step 1/{total}: no torch for this peer")
+            constraints.write_text("")
+        else:
+            self.log(f"step 1/{total}: {self.torch_requirement} (alone, first)")
+            self._pip(self.torch_requirement)
+            torch_version, cuda = self._output(
+                [str(py), "-c", "import torch; print(torch.__version__, torch.version.cuda)"]
+            ).split()
+            if cuda != "None":
+                raise RuntimeError(
+                    f"a CUDA build of torch was installed ({torch_version}, cuda {cuda}); "
+                    f"set {self.torch_override_variable} to a CPU wheel"
+                )
+            constraints.write_text(f"torch=={torch_version}\n")
         for number, step in enumerate(self.steps, start=2):
             self.log(f"step {number}/{total}: {step.description}")
             no_deps = ["--no-deps"] if step.no_deps else []

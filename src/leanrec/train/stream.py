@@ -1,0 +1,437 @@
+"""Training a pointwise model along an event stream, chunk by chunk (test, then train).
+
+:class:`StreamTrainer` gives :func:`~leanrec.evaluate.prequential.run_prequential` its three
+callables for one :class:`~leanrec.models.stream.StreamModel`:
+
+* ``predict(chunk)``: accept the chunk's IDs (``extend_ids``: a new ID reads what its table
+  gives an ID without state, e.g. the shared fallback vector), score every event in eval mode,
+  and return ``P(label = 1) = σ(ŷ)`` (objective ``"bce"``) or the rating ``r̄ + ŷ``
+  (objective ``"mse"``, ``r̄`` the mean rating of the first chunk learnt);
+* ``learn(chunk)``: the stream tables ``observe`` the chunk (a table assigns rows here, so no
+  row exists for an ID before the chunk holding its first event is learnt), then ``passes``
+  shuffled passes of mini-batches, each one step of Adam on the dense parameters and one step
+  of Adam or Adagrad on the tables' parameters. Per-row optimiser state follows the rows of
+  every :class:`~leanrec.embeddings.GrowingEmbedding` inside the tables
+  (:class:`~leanrec.embeddings.OptimizerRowSync`);
+* ``memory()``: embedding bytes (:meth:`StreamModel.embedding_bytes`).
+
+Loss per mini-batch ``b``: ``mean(BCE(σ(ŷ), y))`` on the label, or ``mean((r̄ + ŷ − r)²)`` on
+the rating.
+
+:func:`run_stream` runs the whole protocol and is resumable: after every ``checkpoint_every``
+chunks it writes the prequential record and the trainer state (model with its tables and ID
+maps, both optimisers, the shuffling and initialisation generators) into a fresh directory
+``chunk-NNNNNN`` that appears by one rename, so a kill at any moment leaves the last complete
+pair. A new run on the same directory continues from it and gives the same totals as a run
+that was never stopped (the evaluator's counters are rebuilt by replaying, which is exact).
+
+:func:`tune_on_warmup` chooses learning rate, passes and batch size on the warm-up only: the
+warm-up prefix is itself cut into a training prefix and a validation suffix that is scored
+prequentially; the evaluated stream is never looked at.
+
+Example:
+    >>> model = build_stream_model("deepfm", embedding_dim=16, seed=0)
+    >>> trainer = StreamTrainer(model, StreamTrainerConfig(objective="bce"))
+    >>> record = run_stream(stream, stream.plan(size=1000, warmup_fraction=0.2), trainer)
+    >>> record.summary()["total"]["auc"]
+    0.79...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from leanrec.data.events import Chunk, EventStream
+from leanrec.embeddings.growing import GrowingEmbedding, OptimizerRowSync
+from leanrec.evaluate.prequential import (
+    Prediction,
+    PrequentialRecord,
+    StreamChunk,
+    run_prequential,
+)
+from leanrec.models.stream import StreamModel
+from leanrec.train.checkpoint import load_checkpoint, save_atomic
+
+Objective = Literal["bce", "mse"]
+TableOptimizer = Literal["adam", "adagrad"]
+
+__all__ = [
+    "StreamTrainer",
+    "StreamTrainerConfig",
+    "TuningResult",
+    "latest_checkpoint",
+    "run_stream",
+    "tune_on_warmup",
+]
+
+
+@dataclass
+class StreamTrainerConfig:
+    """How a :class:`StreamTrainer` learns each chunk."""
+
+    objective: Objective = "bce"
+    """``"bce"`` on the label (probabilities: AUC, log loss, accuracy) or ``"mse"`` on the
+    rating (predicted ratings: MSE)."""
+    learning_rate: float = 1e-3
+    """Adam step size of the dense parameters (and of the tables unless
+    ``table_learning_rate`` is set)."""
+    table_learning_rate: float | None = None
+    """Step size of the table optimiser (None: ``learning_rate``)."""
+    table_optimizer: TableOptimizer = "adam"
+    """``"adam"`` or ``"adagrad"`` (row-wise accumulators) on the stream tables."""
+    passes: int = 1
+    """Shuffled passes over each chunk."""
+    batch_size: int = 256
+    """Events per gradient step."""
+    predict_batch_size: int = 8192
+    """Events scored at once by ``predict``."""
+    seed: int = 0
+    """Seeds the shuffling generator (the model's own seed is its builder's)."""
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("bce", "mse"):
+            raise ValueError(f"objective must be 'bce' or 'mse', got {self.objective!r}")
+        if self.table_optimizer not in ("adam", "adagrad"):
+            raise ValueError(
+                f"table_optimizer must be 'adam' or 'adagrad', got {self.table_optimizer!r}"
+            )
+        if self.passes < 1 or self.batch_size < 1 or self.learning_rate <= 0:
+            raise ValueError("need passes >= 1, batch_size >= 1 and learning_rate > 0")
+
+
+class StreamTrainer:
+    """Predict-then-learn callables for :func:`run_prequential` (see the module docstring).
+
+    Args:
+        model: the stream model (its tables are the stream tables).
+        config: the training settings.
+    """
+
+    def __init__(self, model: StreamModel, config: StreamTrainerConfig | None = None) -> None:
+        self.model = model
+        self.config = config or StreamTrainerConfig()
+        cfg = self.config
+        self.dense_optimizer = torch.optim.Adam(model.dense_parameters(), lr=cfg.learning_rate)
+        table_lr = cfg.table_learning_rate or cfg.learning_rate
+        table_parameters = model.table_parameters()
+        self.table_optimizer: torch.optim.Optimizer = (
+            torch.optim.Adam(table_parameters, lr=table_lr)
+            if cfg.table_optimizer == "adam"
+            else torch.optim.Adagrad(table_parameters, lr=table_lr)
+        )
+        self._row_syncs = [
+            OptimizerRowSync(self.table_optimizer, module)
+            for table in model.id_tables().values()
+            for module in table.modules()
+            if isinstance(module, GrowingEmbedding)
+        ]
+        self.rng = np.random.default_rng(cfg.seed)
+        self.rating_offset: float | None = None
+        """``r̄``: mean rating of the first chunk learnt (objective ``"mse"``)."""
+        self.chunks_learned = 0
+
+    # ------------------------------------------------------------------ the three callables
+    def _ids(self, batch: StreamChunk) -> dict[str, torch.Tensor]:
+        self.model.extend_ids(batch.observed.sizes)
+        return {
+            field: torch.from_numpy(batch.observed.index[field])
+            for field in self.model.stream_fields
+        }
+
+    def _target(self, batch: StreamChunk) -> torch.Tensor:
+        if self.config.objective == "bce":
+            return torch.from_numpy(batch.events.label)
+        if batch.events.rating is None:
+            raise ValueError(f"stream {batch.events.name!r} has no ratings for the MSE objective")
+        return torch.from_numpy(batch.events.rating)
+
+    @torch.no_grad()
+    def predict(self, batch: StreamChunk) -> Prediction:
+        """Score the chunk's events before learning them, shape ``(n,)``."""
+        ids = self._ids(batch)
+        self.model.eval()
+        n = len(batch)
+        step = self.config.predict_batch_size
+        logits = torch.cat(
+            [self.model({f: v[s : s + step] for f, v in ids.items()}) for s in range(0, n, step)]
+        ).double()
+        if self.config.objective == "bce":
+            return Prediction(probability=torch.sigmoid(logits).numpy())
+        return Prediction(rating=(logits + (self.rating_offset or 0.0)).numpy())
+
+    def learn(self, batch: StreamChunk) -> None:
+        """Observe the chunk (tables assign rows), then ``passes`` shuffled passes of steps."""
+        ids = self._ids(batch)
+        target = self._target(batch)
+        if self.config.objective == "mse" and self.rating_offset is None:
+            self.rating_offset = float(target.double().mean())
+        self.model.observe(ids)  # between optimiser steps: relayouts move optimiser state
+        self.model.train()
+        n = len(batch)
+        size = self.config.batch_size
+        for _ in range(self.config.passes):
+            order = torch.from_numpy(self.rng.permutation(n))
+            for start in range(0, n, size):
+                rows = order[start : start + size]
+                logits = self.model({f: v[rows] for f, v in ids.items()})
+                if self.config.objective == "bce":
+                    loss = F.binary_cross_entropy_with_logits(logits, target[rows])
+                else:
+                    assert self.rating_offset is not None
+                    loss = F.mse_loss(logits + self.rating_offset, target[rows])
+                self.dense_optimizer.zero_grad(set_to_none=True)
+                self.table_optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.dense_optimizer.step()
+                self.table_optimizer.step()
+        self.chunks_learned += 1
+
+    def memory(self) -> int:
+        """Embedding bytes held now (the stream tables, per-ID state included)."""
+        return self.model.embedding_bytes()
+
+    def optimizer_bytes(self) -> int:
+        """Bytes of both optimisers' state tensors (reported beside embedding bytes)."""
+        total = 0
+        for optimizer in (self.dense_optimizer, self.table_optimizer):
+            for state in optimizer.state.values():
+                for value in state.values():
+                    if isinstance(value, torch.Tensor):
+                        total += value.numel() * value.element_size()
+        return total
+
+    def bytes_report(self) -> dict[str, int]:
+        """``embedding`` (tables with per-ID state), ``dense`` (the rest of the model) and
+        ``optimizer`` (state of both optimisers), in bytes."""
+        return {
+            "embedding": self.model.embedding_bytes(),
+            "dense": self.model.dense_bytes(),
+            "optimizer": self.optimizer_bytes(),
+        }
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        """Everything :meth:`learn` changes, as tensors and plain values (loadable with
+        ``torch.load(weights_only=True)``)."""
+        generator = self.model.generator
+        return {
+            "config": dataclasses.asdict(self.config),
+            "model": self.model.state_dict(),
+            "dense_optimizer": self.dense_optimizer.state_dict(),
+            "table_optimizer": self.table_optimizer.state_dict(),
+            "shuffle_rng": self.rng.bit_generator.state,
+            "table_generator": None if generator is None else generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "rating_offset": self.rating_offset,
+            "chunks_learned": self.chunks_learned,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue exactly where the trainer that wrote ``state`` stopped (same model build
+        and config)."""
+        if state["config"] != dataclasses.asdict(self.config):
+            raise ValueError(
+                f"checkpoint was written with {state['config']}, this trainer has "
+                f"{dataclasses.asdict(self.config)}"
+            )
+        self.model.load_state_dict(state["model"])
+        self.dense_optimizer.load_state_dict(state["dense_optimizer"])
+        self.table_optimizer.load_state_dict(state["table_optimizer"])
+        self.rng.bit_generator.state = state["shuffle_rng"]
+        if self.model.generator is not None and state["table_generator"] is not None:
+            self.model.generator.set_state(state["table_generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.rating_offset = state["rating_offset"]
+        self.chunks_learned = int(state["chunks_learned"])
+
+
+# ---------------------------------------------------------------------------------- running
+CHECKPOINT_PREFIX = "chunk-"
+
+
+def latest_checkpoint(directory: str | Path) -> Path | None:
+    """The most recent complete checkpoint directory ``chunk-NNNNNN`` in ``directory``."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        return None
+    done = sorted(p for p in folder.glob(CHECKPOINT_PREFIX + "*") if p.is_dir())
+    return done[-1] if done else None
+
+
+def _save_checkpoint(
+    directory: Path, chunk: Chunk, record: PrequentialRecord, trainer: StreamTrainer
+) -> Path:
+    """Write record + trainer into ``.chunk-N.tmp/`` and rename it to ``chunk-N/`` (one
+    atomic step), then drop older checkpoints."""
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"{CHECKPOINT_PREFIX}{chunk.index:06d}"
+    staging = directory / f".{name}.tmp"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    record.save(staging / "record.npz")
+    save_atomic(trainer.state_dict(), staging / "trainer.pt")
+    target = directory / name
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+    for older in directory.glob(CHECKPOINT_PREFIX + "*"):
+        if older.is_dir() and older.name < name:
+            shutil.rmtree(older)
+    return target
+
+
+def run_stream(
+    stream: EventStream,
+    plan: Sequence[Chunk],
+    trainer: StreamTrainer,
+    *,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 1,
+    stop_chunk: int | None = None,
+    on_chunk_end: Callable[[Chunk, PrequentialRecord], None] | None = None,
+) -> PrequentialRecord:
+    """Prequential run of ``trainer`` over ``plan``; resumes from ``checkpoint_dir``.
+
+    Args:
+        stream: the events.
+        plan: warm-up then evaluated chunks (:meth:`EventStream.plan`).
+        trainer: a freshly built trainer (on resume its state is replaced by the checkpoint's).
+        checkpoint_dir: where checkpoints go; when it holds one, the run continues after it.
+        checkpoint_every: checkpoint after every this many chunks (and after the last).
+        stop_chunk: stop before this chunk (default: the end of the plan).
+        on_chunk_end: called after each chunk (after any checkpoint) with the record.
+
+    Returns:
+        The prequential record (``record.summary()``).
+    """
+    record = None
+    folder = None if checkpoint_dir is None else Path(checkpoint_dir)
+    if folder is not None:
+        latest = latest_checkpoint(folder)
+        if latest is not None:
+            record = PrequentialRecord.load(latest / "record.npz")
+            trainer.load_state_dict(load_checkpoint(latest / "trainer.pt"))
+    last = len(plan) if stop_chunk is None else stop_chunk
+
+    def chunk_end(chunk: Chunk, current: PrequentialRecord, _counters: object) -> None:
+        if folder is not None and (
+            (chunk.index + 1) % checkpoint_every == 0 or chunk.index + 1 == last
+        ):
+            _save_checkpoint(folder, chunk, current, trainer)
+        if on_chunk_end is not None:
+            on_chunk_end(chunk, current)
+
+    fields = tuple(dict.fromkeys(("user", "item", *trainer.model.stream_fields)))
+    return run_prequential(
+        stream,
+        plan,
+        trainer.predict,
+        trainer.learn,
+        trainer.memory,
+        record=record,
+        fields=fields,
+        stop_chunk=stop_chunk,
+        on_chunk_end=chunk_end,
+    )
+
+
+# ---------------------------------------------------------------------------------- tuning
+@dataclass
+class TuningResult:
+    """What :func:`tune_on_warmup` tried and chose.
+
+    Attributes:
+        best: the chosen config.
+        trials: one row per config: the settings tried, ``score`` (validation AUC for
+            ``"bce"``, minus validation MSE for ``"mse"``), the validation metrics and seconds.
+        train_events / validation_events: the two parts of the warm-up, ``[0, a)`` and
+            ``[a, b)``.
+    """
+
+    best: StreamTrainerConfig
+    trials: list[dict[str, Any]]
+    train_events: tuple[int, int]
+    validation_events: tuple[int, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "best": dataclasses.asdict(self.best),
+            "trials": self.trials,
+            "train_events": list(self.train_events),
+            "validation_events": list(self.validation_events),
+        }
+
+
+def expand_grid(
+    base: StreamTrainerConfig, grid: Mapping[str, Sequence[Any]]
+) -> list[StreamTrainerConfig]:
+    """Every combination of ``grid`` (field name -> values) applied to ``base``, in the
+    order of ``itertools.product``."""
+    names = list(grid)
+    return [
+        dataclasses.replace(base, **dict(zip(names, values, strict=True)))
+        for values in itertools.product(*(grid[n] for n in names))
+    ]
+
+
+def tune_on_warmup(
+    stream: EventStream,
+    build: Callable[[StreamTrainerConfig], StreamTrainer],
+    configs: Sequence[StreamTrainerConfig],
+    *,
+    warmup_fraction: float = 0.2,
+    validation_fraction: float = 0.25,
+    chunk_size: int = 1000,
+) -> TuningResult:
+    """Choose the config scoring best on a validation suffix of the warm-up.
+
+    The warm-up ``[0, W)`` (``W = floor(warmup_fraction · n)``) is cut into a training prefix
+    and a validation suffix (the last ``validation_fraction`` of it). Each config trains a
+    fresh trainer (``build(config)``) prequentially on the warm-up alone: the prefix is only
+    learnt, the suffix is predicted then learnt chunk by chunk, exactly as the evaluated stream
+    will be. Score: validation AUC (``"bce"``) or minus validation MSE (``"mse"``); ties keep
+    the earlier config. No event after ``W`` is read.
+    """
+    if not configs:
+        raise ValueError("tune_on_warmup needs at least one config")
+    boundary = stream.warmup_size(warmup_fraction)
+    prefix = stream[0:boundary]
+    plan = prefix.plan(size=chunk_size, warmup_fraction=1.0 - validation_fraction)
+    split = next((c.start for c in plan if not c.warmup), boundary)
+    if split >= boundary:
+        raise ValueError("the warm-up is too short to hold a validation suffix")
+    trials: list[dict[str, Any]] = []
+    best: tuple[float, StreamTrainerConfig] | None = None
+    for config in configs:
+        trainer = build(config)
+        summary = run_stream(prefix, plan, trainer).summary()
+        total = summary["total"]
+        if config.objective == "bce":
+            score = total["auc"] if total["auc"] is not None else -np.inf
+        else:
+            score = -total["mse"] if total["mse"] is not None else -np.inf
+        trials.append(
+            {
+                "config": dataclasses.asdict(config),
+                "score": score,
+                "validation": {k: total[k] for k in ("auc", "log_loss", "accuracy", "mse")},
+                "seconds": summary["timing"]["predict_seconds"]
+                + summary["timing"]["learn_seconds"],
+            }
+        )
+        if best is None or score > best[0]:
+            best = (score, config)
+    assert best is not None
+    return TuningResult(best[1], trials, (0, split), (split, boundary))

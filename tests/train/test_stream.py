@@ -1,0 +1,210 @@
+"""Stream trainer: no row before an ID's first event, kill/resume, warm-up-only tuning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from leanrec.data.events import Chunk, EventStream
+from leanrec.data.synthetic_stream import make_synthetic_stream
+from leanrec.evaluate.prequential import StreamChunk
+from leanrec.models.stream import AllUniqueEmbedding, build_stream_model
+from leanrec.train.stream import (
+    StreamTrainer,
+    StreamTrainerConfig,
+    expand_grid,
+    latest_checkpoint,
+    run_stream,
+    tune_on_warmup,
+)
+
+
+@pytest.fixture(scope="module")
+def stream() -> EventStream:
+    return make_synthetic_stream(
+        3000, n_users=300, n_items=200, dim=4, rating_noise=0.3, seed=5, name="syn"
+    )
+
+
+def _trainer(objective: str = "bce", model: str = "deepfm", **config: Any) -> StreamTrainer:
+    stream_model = build_stream_model(
+        model,
+        embedding_dim=8,
+        seed=0,
+        **({"mlp_dims": (16,)} if model != "neumf" else {"mlp_layers": [8]}),
+    )
+    return StreamTrainer(
+        stream_model, StreamTrainerConfig(objective=objective, batch_size=64, **config)
+    )  # type: ignore[arg-type]
+
+
+def _first_position(codes: np.ndarray) -> np.ndarray:
+    """Position of the first event of each code (codes are in first-appearance order)."""
+    first = np.full(codes.max() + 1, -1)
+    seen = np.unique(codes, return_index=True)
+    first[seen[0]] = seen[1]
+    return first
+
+
+@pytest.mark.parametrize("model", ["deepfm", "neumf"])
+def test_no_row_before_the_first_event_and_every_seen_id_has_one(
+    stream: EventStream, model: str, one_torch_thread: None
+) -> None:
+    trainer = _trainer(model=model)
+    first = {f: _first_position(stream.ids[f].codes) for f in ("user", "item")}
+    checks = {"predict": 0, "learn": 0}
+    predict, learn = trainer.predict, trainer.learn
+
+    def rows_held_by(field: str) -> np.ndarray:
+        held = None
+        for name, table in trainer.model.id_tables().items():
+            if trainer.model.fields[name] != field:
+                continue
+            assert isinstance(table, AllUniqueEmbedding)
+            mask = (table.row_of_id[: table.num_embeddings] >= 0).numpy()
+            held = mask if held is None else held
+            assert np.array_equal(mask, held)  # every table of a field agrees
+        assert held is not None
+        return np.flatnonzero(held)
+
+    def checked_predict(batch: StreamChunk) -> Any:
+        out = predict(batch)  # extend_ids ran: new IDs are in range but hold no row yet
+        for field in ("user", "item"):
+            assert (first[field][rows_held_by(field)] < batch.chunk.start).all()
+        checks["predict"] += 1
+        return out
+
+    def checked_learn(batch: StreamChunk) -> None:
+        learn(batch)
+        for field in ("user", "item"):
+            held = rows_held_by(field)
+            assert (first[field][held] < batch.chunk.stop).all()
+            seen = np.unique(stream.ids[field].codes[: batch.chunk.stop])
+            assert np.array_equal(held, seen)  # all-unique: every seen ID holds a row
+        checks["learn"] += 1
+
+    trainer.predict, trainer.learn = checked_predict, checked_learn  # type: ignore[method-assign]
+    plan = stream.plan(size=250, warmup_fraction=0.2)
+    record = run_stream(stream, plan, trainer)
+    # warm-up 600 events: chunks of 250, 250, 100; then 2400 evaluated events in 10 chunks
+    assert checks == {"predict": 10, "learn": 13}
+    assert record.summary()["evaluated_events"] == 2400
+
+
+def _comparable(summary: dict[str, Any]) -> dict[str, Any]:
+    """A summary without wall-clock seconds."""
+    chunks = [
+        {k: v for k, v in c.items() if not k.startswith("seconds")} for c in summary["chunks"]
+    ]
+    return {**{k: v for k, v in summary.items() if k not in ("timing", "chunks")}, "chunks": chunks}
+
+
+class Killed(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("objective", "every", "kill_at"), [("bce", 1, 7), ("mse", 3, 8), ("bce", 4, 2)]
+)
+def test_killed_run_resumes_to_identical_totals(
+    stream: EventStream,
+    tmp_path: Path,
+    objective: str,
+    every: int,
+    kill_at: int,
+    one_torch_thread: None,
+) -> None:
+    plan = stream.plan(size=250, warmup_fraction=0.2)
+    reference = run_stream(
+        stream, plan, _trainer(objective), checkpoint_dir=tmp_path / "ref", checkpoint_every=every
+    )
+
+    broken = _trainer(objective)
+    learn = broken.learn
+
+    def dying_learn(batch: StreamChunk) -> None:
+        if batch.chunk.index == kill_at:
+            raise Killed
+        learn(batch)
+
+    broken.learn = dying_learn  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        run_stream(stream, plan, broken, checkpoint_dir=tmp_path / "run", checkpoint_every=every)
+    latest = latest_checkpoint(tmp_path / "run")
+    if kill_at < every:  # killed before the first checkpoint: the rerun starts afresh
+        assert latest is None
+    else:  # the last checkpoint is after chunk (kill_at // every) * every - 1
+        assert latest is not None and latest.name == f"chunk-{(kill_at // every) * every - 1:06d}"
+    resumed = run_stream(
+        stream, plan, _trainer(objective), checkpoint_dir=tmp_path / "run", checkpoint_every=every
+    )
+    assert _comparable(resumed.summary()) == _comparable(reference.summary())
+    assert resumed.summary()["chunks_done"] == len(plan)
+    metric = "auc" if objective == "bce" else "mse"
+    assert resumed.summary()["total"][metric] is not None
+    # one checkpoint is kept: the last
+    assert [p.name for p in (tmp_path / "run").iterdir()] == [f"chunk-{len(plan) - 1:06d}"]
+
+
+def test_resume_refuses_another_config(stream: EventStream, tmp_path: Path) -> None:
+    plan = stream.plan(size=500, warmup_fraction=0.2)
+    run_stream(stream, plan, _trainer(), checkpoint_dir=tmp_path, stop_chunk=2)
+    with pytest.raises(ValueError, match="checkpoint was written with"):
+        run_stream(stream, plan, _trainer(passes=2), checkpoint_dir=tmp_path)
+
+
+def test_learning_beats_chance_and_reports_bytes(
+    stream: EventStream, one_torch_thread: None
+) -> None:
+    plan = stream.plan(size=250, warmup_fraction=0.2)
+    trainer = _trainer(table_optimizer="adagrad", table_learning_rate=0.1)
+    summary = run_stream(stream, plan, trainer).summary()
+    assert summary["total"]["auc"] > 0.6
+    report = trainer.bytes_report()
+    assert summary["memory"]["bytes"][-1] == report["embedding"]
+    assert report["embedding"] == sum(t.nbytes() for t in trainer.model.id_tables().values())
+    assert report["optimizer"] > 0 and report["dense"] > 0
+    # memory only grows with all-unique rows (nothing is ever freed)
+    assert np.all(np.diff(summary["memory"]["bytes"]) >= 0)
+
+
+def test_tune_on_warmup_reads_only_the_warmup(stream: EventStream) -> None:
+    warmup = stream.warmup_size(0.2)  # 600 events
+    seen: list[int] = []
+
+    def build(config: StreamTrainerConfig) -> StreamTrainer:
+        trainer = _trainer(**{k: getattr(config, k) for k in ("learning_rate", "passes")})
+        learn = trainer.learn
+
+        def spying_learn(batch: StreamChunk) -> None:
+            seen.append(batch.chunk.stop)
+            learn(batch)
+
+        trainer.learn = spying_learn  # type: ignore[method-assign]
+        return trainer
+
+    configs = expand_grid(StreamTrainerConfig(), {"learning_rate": [1e-3, 1e-2], "passes": [1, 2]})
+    assert [(c.learning_rate, c.passes) for c in configs] == [
+        (1e-3, 1),
+        (1e-3, 2),
+        (1e-2, 1),
+        (1e-2, 2),
+    ]
+    result = tune_on_warmup(stream, build, configs, validation_fraction=0.5, chunk_size=100)
+    assert max(seen) == warmup
+    assert result.train_events == (0, 300) and result.validation_events == (300, 600)
+    scores = [t["score"] for t in result.trials]
+    assert result.best == configs[int(np.argmax(scores))]
+    assert len(result.trials) == 4
+
+
+def test_plan_chunks_are_what_the_trainer_learns(stream: EventStream) -> None:
+    plan = [Chunk(0, 0, 100, warmup=True), Chunk(1, 100, 200)]
+    trainer = _trainer("mse")
+    record = run_stream(stream, plan, trainer)
+    assert trainer.chunks_learned == 2
+    assert trainer.rating_offset == pytest.approx(float(stream.rating[:100].mean()), rel=1e-6)
+    assert record.summary()["total"]["n_rated"] == 100
