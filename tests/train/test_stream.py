@@ -102,7 +102,7 @@ def _comparable(summary: dict[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in summary.items() if k not in ("timing", "chunks")}, "chunks": chunks}
 
 
-class Killed(RuntimeError):
+class KilledError(RuntimeError):
     pass
 
 
@@ -127,11 +127,11 @@ def test_killed_run_resumes_to_identical_totals(
 
     def dying_learn(batch: StreamChunk) -> None:
         if batch.chunk.index == kill_at:
-            raise Killed
+            raise KilledError
         learn(batch)
 
     broken.learn = dying_learn  # type: ignore[method-assign]
-    with pytest.raises(Killed):
+    with pytest.raises(KilledError):
         run_stream(stream, plan, broken, checkpoint_dir=tmp_path / "run", checkpoint_every=every)
     latest = latest_checkpoint(tmp_path / "run")
     if kill_at < every:  # killed before the first checkpoint: the rerun starts afresh
