@@ -388,7 +388,7 @@ def _item_codes(
             path=ratings_path,
             line=_ratings_line(ratings_path, row),
         )
-    return (movie_position + 1)[ratings.items]  # type: ignore[no-any-return]
+    return (movie_position + 1)[ratings.items]
 
 
 def _parts_in_time_order(
