@@ -4,6 +4,10 @@ A model never owns a raw ``nn.Embedding``: it holds :class:`EmbeddingTable` obje
 for vectors with :meth:`EmbeddingTable.lookup`. Later capabilities swap a table for a masked,
 ragged (packed) or shared one without touching the model, and count memory through
 :meth:`num_parameters` (logical values) and :meth:`nbytes` (physical bytes held in RAM).
+
+Tables that live along an event stream (IDs keep arriving, rows come and go) also implement
+:class:`StreamTable`: ``extend_ids`` when the vocabulary grows, ``observe`` once per chunk, and
+``row_sync`` so an optimiser's per-row state follows rows that move.
 """
 
 from __future__ import annotations
@@ -80,6 +84,48 @@ class EmbeddingTable(nn.Module, ABC):
 
     def extra_repr(self) -> str:
         return f"num_embeddings={self.num_embeddings}, embedding_dim={self.embedding_dim}"
+
+
+class StreamTable(EmbeddingTable):
+    """An ID table along a stream, where IDs keep arriving (optional interface).
+
+    IDs are the indices of a growing stream vocabulary (``leanrec.data.vocab_stream``), i.e.
+    codes in order of first appearance. The table is told of new IDs (``extend_ids``) and of
+    the chunk's events (``observe``); an ID it has been told of but has not seen yet reads a
+    shared vector (cold start) and never gets a row before the table decides it. An ID beyond
+    ``num_embeddings`` is a caller error (``IndexError``, as for every table): a server meeting
+    a new raw ID adds it to the vocabulary and calls ``extend_ids`` first.
+
+    The streaming trainer calls, per chunk (after predicting it, before learning on it)::
+
+        table.extend_ids(vocabulary.size)   # the ID space so far
+        table.observe(chunk_ids)            # (n,) int64 indices in event order
+        ... optimiser steps ...
+
+    and once, after building the optimiser, ``table.row_sync(optimizer)``.
+
+    :meth:`nbytes` of a stream table counts every byte it holds for ID representations:
+    allocated rows (capacity, not only used rows), shared vectors and per-ID state (ID maps,
+    counters, positions). Each kind's docstring gives its formula.
+    """
+
+    def observe(self, ids: torch.Tensor) -> None:
+        """Account for one chunk of events: ``ids`` is the ``(n,)`` int64 tensor of the chunk's
+        indices in event order (repeats included). Updates counters, admissions, recency.
+        Called once per chunk, after the chunk is predicted (its own events are not known when
+        they are predicted: no look-ahead) and before learning on it. Default: nothing kept."""
+        self._check_ids(torch.as_tensor(ids))
+
+    @abstractmethod
+    def extend_ids(self, num_embeddings: int) -> None:
+        """Accept IDs ``0..num_embeddings-1`` (a smaller value than the current one is a
+        no-op); new IDs read the table's shared vector until the table gives them more."""
+
+    def row_sync(self, optimizer: torch.optim.Optimizer) -> None:
+        """Keep ``optimizer``'s per-row state (Adam moments, momentum) in step with this table's
+        rows from now on: moved with rows on regrowth and compaction, zeroed when a row is
+        given to another ID. Call once after building the optimiser. Default: rows never move
+        (nothing to do)."""
 
 
 TableFactory = Callable[[str, int, int], EmbeddingTable]

@@ -43,12 +43,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-from leanrec.embeddings.base import EmbeddingTable
+from leanrec.embeddings.base import StreamTable
 
 
 @dataclass(frozen=True)
@@ -74,11 +74,24 @@ RowEvent = RowRelayout | RowReset
 RowListener = Callable[[RowEvent], None]
 
 
+class RowStorage(Protocol):
+    """What :class:`OptimizerRowSync` needs of a table whose rows move or are reused: the row
+    Parameter ``weight`` of shape ``(capacity, d)`` and its row events."""
+
+    @property
+    def weight(self) -> nn.Parameter: ...
+
+    @property
+    def capacity(self) -> int: ...
+
+    def add_listener(self, listener: RowListener) -> None: ...
+
+
 def _next_power_of_two(n: int) -> int:
     return 1 if n <= 1 else 1 << (n - 1).bit_length()
 
 
-class GrowingEmbedding(EmbeddingTable):
+class GrowingEmbedding(StreamTable):
     """Rows allocated and freed per ID, a doubling capacity, and compaction when half empty.
 
     Args:
@@ -92,6 +105,9 @@ class GrowingEmbedding(EmbeddingTable):
         sparse_grad: lookups produce sparse gradients for ``weight`` (for ``torch.optim.SGD`` /
             ``SparseAdam``: an optimiser step then touches only the rows looked up).
         generator: RNG for initialisations (one generator passed down, seeded by the caller).
+        allocate_on_observe: :meth:`observe` gives every observed ID without a row a new row
+            (the all-unique baseline: every ID its own row on first sight). Off by default: a
+            policy (or a table built on this one) decides who holds a row.
 
     Attributes:
         weight: rows, shape ``(capacity, d)`` (a Parameter whose identity never changes).
@@ -109,6 +125,7 @@ class GrowingEmbedding(EmbeddingTable):
         init_std: float = 0.01,
         sparse_grad: bool = False,
         generator: torch.Generator | None = None,
+        allocate_on_observe: bool = False,
     ) -> None:
         super().__init__()
         if num_embeddings < 0 or embedding_dim <= 0 or min_capacity <= 0:
@@ -122,6 +139,7 @@ class GrowingEmbedding(EmbeddingTable):
         self.init_std = init_std
         self.sparse_grad = sparse_grad
         self.generator = generator
+        self.allocate_on_observe = allocate_on_observe
         self.weight = nn.Parameter(torch.zeros(0, embedding_dim))
         self.fallback = nn.Parameter(torch.empty(1, embedding_dim))
         with torch.no_grad():
@@ -158,6 +176,7 @@ class GrowingEmbedding(EmbeddingTable):
             "min_capacity": self.min_capacity,
             "compact_below": self.compact_below,
             "init_std": self.init_std,
+            "allocate_on_observe": self.allocate_on_observe,
         }
 
     # ------------------------------------------------------------------ listeners
@@ -203,6 +222,19 @@ class GrowingEmbedding(EmbeddingTable):
             grown[: self.id_capacity] = self.row_of_id
             self.row_of_id = grown
         self.num_embeddings = num_embeddings
+
+    def observe(self, ids: torch.Tensor) -> None:
+        """With ``allocate_on_observe``, give the chunk's IDs (``(n,)``) that hold no row a new
+        row each (in increasing ID order); otherwise only check the IDs."""
+        ids = torch.as_tensor(ids, dtype=torch.int64).reshape(-1)
+        self._check_ids(ids)
+        if self.allocate_on_observe and len(ids):
+            distinct = torch.unique(ids)
+            self.allocate(distinct[self.row_of_id[distinct] < 0])
+
+    def row_sync(self, optimizer: torch.optim.Optimizer) -> None:
+        """Attach an :class:`OptimizerRowSync` for ``weight``."""
+        OptimizerRowSync(optimizer, self)
 
     # ------------------------------------------------------------------ rows
     def allocate(self, ids: torch.Tensor, init: torch.Tensor | None = None) -> torch.Tensor:
@@ -351,7 +383,7 @@ class OptimizerRowSync:
         >>> sync = OptimizerRowSync(optimizer, table)
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, table: GrowingEmbedding) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer, table: RowStorage) -> None:
         self.optimizer = optimizer
         self.table = table
         table.add_listener(self)

@@ -2,7 +2,9 @@
 
 A saved model records each table's spec; loading builds empty tables of the right kind and
 layout, then ``load_state_dict`` fills them. This is how a model saved with masked or packed
-tables loads back without the caller knowing how they were stored.
+tables loads back without the caller knowing how they were stored. Stream tables (growing,
+hierarchical, admission, hashed) load the stored per-ID state and capacities as they are, so a
+loaded model serves exactly what was saved, including an ID's shared vector when it has no row.
 """
 
 from __future__ import annotations
@@ -11,8 +13,12 @@ from typing import Any
 
 import torch
 
+from leanrec.embeddings.admission import EvictingEmbedding, ThresholdEmbedding
 from leanrec.embeddings.base import EmbeddingTable
 from leanrec.embeddings.full import FullEmbedding
+from leanrec.embeddings.growing import GrowingEmbedding
+from leanrec.embeddings.hashed import HashedEmbedding, QREmbedding
+from leanrec.embeddings.hierarchical import HierarchicalSharedEmbedding
 from leanrec.embeddings.masked import MaskedEmbedding
 from leanrec.embeddings.pruned import ElementMaskedEmbedding, SoftThresholdEmbedding
 from leanrec.embeddings.ragged import RaggedEmbedding
@@ -38,9 +44,65 @@ def table_from_spec(
         # placeholder layout; RaggedEmbedding adopts the stored shapes when loading
         sizes = torch.zeros(num_embeddings, dtype=torch.int64)
         return RaggedEmbedding(sizes, embedding_dim, values=torch.zeros(0))
+    # stream tables: capacities and per-ID state are adopted from the stored state dict
+    if kind == "growing":
+        return GrowingEmbedding(
+            num_embeddings,
+            embedding_dim,
+            min_capacity=spec["min_capacity"],
+            compact_below=spec["compact_below"],
+            init_std=spec["init_std"],
+            allocate_on_observe=spec.get("allocate_on_observe", False),
+        )
+    if kind == "hierarchical":
+        return HierarchicalSharedEmbedding(
+            num_embeddings,
+            embedding_dim,
+            levels=spec["levels"],
+            max_bytes=spec["max_bytes"],
+            min_capacity=spec["min_capacity"],
+            compact_below=spec["compact_below"],
+            init_std=spec["init_std"],
+        )
+    if kind == "threshold":
+        return ThresholdEmbedding(
+            num_embeddings,
+            embedding_dim,
+            threshold=spec["threshold"],
+            init_from_shared=spec["init_from_shared"],
+            min_capacity=spec["min_capacity"],
+            compact_below=spec["compact_below"],
+            init_std=spec["init_std"],
+        )
+    if kind == "evicting":
+        return EvictingEmbedding(
+            num_embeddings,
+            embedding_dim,
+            capacity=spec["capacity"],
+            policy=spec["policy"],
+            init_from_shared=spec["init_from_shared"],
+            init_std=spec["init_std"],
+        )
+    if kind == "hashed":
+        return HashedEmbedding(
+            num_embeddings,
+            embedding_dim,
+            num_buckets=spec["num_buckets"],
+            seed=spec["seed"],
+            init_std=spec["init_std"],
+        )
+    if kind == "qr":
+        return QREmbedding(
+            num_embeddings,
+            embedding_dim,
+            num_remainders=spec["num_remainders"],
+            num_quotients=spec["num_quotients"],
+            combine=spec["combine"],
+            init_std=spec["init_std"],
+        )
     raise ValueError(
-        f"unknown embedding table kind {kind!r} "
-        "(known: full, masked, ragged, element_masked, soft_threshold)"
+        f"unknown embedding table kind {kind!r} (known: full, masked, ragged, element_masked, "
+        "soft_threshold, growing, hierarchical, threshold, evicting, hashed, qr)"
     )
 
 

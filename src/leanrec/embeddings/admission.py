@@ -1,0 +1,459 @@
+"""Admission by frequency or by use: who gets a row of their own, decided from the stream.
+
+* :class:`ThresholdEmbedding`: an ID gets its own row once it has been seen ``n`` times (the
+  frequency filter of production feature stores); until then it reads one shared default row.
+  Rows live in a :class:`~leanrec.embeddings.GrowingEmbedding` and are never taken back
+  (counts never reset), so bytes grow with the IDs that reached ``n``.
+* :class:`EvictingEmbedding`: a fixed table of ``C`` rows with LFU or LRU eviction and a shared
+  fallback row (the managed collision scheme of large production systems). A new ID is always
+  admitted, evicting the least frequently (LFU) or least recently (LRU) used resident; an
+  evicted ID reads the fallback row again. Its bytes are bounded by ``C`` whatever the number
+  of IDs: the ID -> row map is a sorted array of the ``C`` resident IDs (binary search), not a
+  per-ID array.
+
+Both update their state in :meth:`observe`, once per chunk, vectorised (``torch.unique`` and
+scatter over the chunk, selection over the ``C`` rows; no per-event Python loop).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from leanrec.embeddings.base import StreamTable
+from leanrec.embeddings.growing import (
+    GrowingEmbedding,
+    OptimizerRowSync,
+    RowListener,
+    RowReset,
+)
+
+
+class ThresholdEmbedding(StreamTable):
+    """Own row after ``n`` occurrences, one shared default row before.
+
+    :meth:`observe` counts the chunk's events per ID; every ID whose count reaches the
+    threshold then gets a row, initialised from the shared default row it read until then
+    (``init_from_shared``, so its vector does not jump) or at random. Admission happens once per
+    chunk: an ID crossing ``n`` inside a chunk holds its row for the chunk's training.
+
+    Bytes (float32 rows of width ``d``; ``capacity`` and ``id_capacity`` as in
+    :class:`GrowingEmbedding`)::
+
+        nbytes = 4*d*capacity + 8*capacity   # rows and their row -> ID map
+               + 4*d                         # the shared default row
+               + (8 + 4) * id_capacity       # per ID: row (int64) and count (int32)
+
+    Args:
+        num_embeddings: IDs known so far (``N``); grows with :meth:`extend_ids`.
+        embedding_dim: vector width ``d``.
+        threshold: ``n >= 1``, occurrences before an ID gets its row (1: every ID on first
+            sight, the all-unique table plus counters).
+        init_from_shared: a new row starts as the shared default row (else ``N(0, init_std)``).
+        min_capacity, compact_below, init_std, sparse_grad, generator: as in
+            :class:`GrowingEmbedding`.
+
+    Example (``n = 2``, ``d = 2``, 3 IDs; by hand ``8 + 12*3 = 44`` bytes before any row):
+        >>> table = ThresholdEmbedding(3, 2, threshold=2, min_capacity=1)
+        >>> table.nbytes()
+        44
+        >>> table.observe(torch.tensor([0, 1, 0]))  # ID 0 seen twice: a row
+        >>> table.has_row(torch.arange(3)).tolist(), table.nbytes()  # + 4*2*1 + 8*1
+        ([True, False, False], 60)
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        threshold: int,
+        init_from_shared: bool = True,
+        min_capacity: int = 16,
+        compact_below: float = 0.5,
+        init_std: float = 0.01,
+        sparse_grad: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if threshold < 1:
+            raise ValueError(f"threshold must be >= 1, got {threshold}")
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        self.threshold = threshold
+        self.init_from_shared = init_from_shared
+        self.unique = GrowingEmbedding(
+            num_embeddings,
+            embedding_dim,
+            min_capacity=min_capacity,
+            compact_below=compact_below,
+            init_std=init_std,
+            sparse_grad=sparse_grad,
+            generator=generator,
+        )
+        self.count_of_id: torch.Tensor
+        self.register_buffer("count_of_id", torch.zeros(self.unique.id_capacity, dtype=torch.int32))
+
+    @property
+    def shared(self) -> torch.Tensor:
+        """The shared default row, shape ``(1, d)`` (the row table's fallback vector)."""
+        return self.unique.fallback
+
+    def has_row(self, ids: torch.Tensor) -> torch.Tensor:
+        """Whether each ID holds its own row; ``(B,)`` -> ``(B,)`` bool."""
+        return self.unique.has_row(ids)
+
+    def counts(self, ids: torch.Tensor) -> torch.Tensor:
+        """Events seen so far per ID; ``(B,)`` -> ``(B,)`` int64."""
+        self._check_ids(ids)
+        return self.count_of_id[ids].to(torch.int64)
+
+    def lookup(self, ids: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` IDs -> ``(B, d)``: own row where held, the shared default row elsewhere."""
+        return self.unique.lookup(ids)
+
+    def num_parameters(self) -> int:
+        """The used rows and the shared default row."""
+        return self.unique.num_parameters()
+
+    def nbytes(self) -> int:
+        """``(4d + 8)*capacity + 4d + 12*id_capacity`` for float32 rows (see class)."""
+        return super().nbytes()
+
+    def extend_ids(self, num_embeddings: int) -> None:
+        """Accept IDs up to ``num_embeddings - 1`` (count 0, no row)."""
+        if num_embeddings <= self.num_embeddings:
+            return
+        old_capacity = self.unique.id_capacity
+        self.unique.extend_ids(num_embeddings)
+        if self.unique.id_capacity > old_capacity:
+            grown = torch.zeros(
+                self.unique.id_capacity, dtype=self.count_of_id.dtype, device=self._device()
+            )
+            grown[:old_capacity] = self.count_of_id
+            self.count_of_id = grown
+        self.num_embeddings = num_embeddings
+
+    def observe(self, ids: torch.Tensor) -> None:
+        """Count the chunk's events; IDs whose count reached ``n`` get a row (increasing ID
+        order)."""
+        ids = torch.as_tensor(ids, dtype=torch.int64).reshape(-1)
+        self._check_ids(ids)
+        distinct, times = torch.unique(ids, return_counts=True)
+        self.count_of_id[distinct] += times.to(torch.int32)
+        admitted = distinct[
+            (self.count_of_id[distinct] >= self.threshold) & (self.unique.row_of_id[distinct] < 0)
+        ]
+        if len(admitted):
+            init = self.shared.detach().expand(len(admitted), -1) if self.init_from_shared else None
+            self.unique.allocate(admitted, init=init)
+
+    def row_sync(self, optimizer: torch.optim.Optimizer) -> None:
+        """Per-row optimiser state follows the rows (:class:`OptimizerRowSync`)."""
+        OptimizerRowSync(optimizer, self.unique)
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "kind": "threshold",
+            "threshold": self.threshold,
+            "init_from_shared": self.init_from_shared,
+            "min_capacity": self.unique.min_capacity,
+            "compact_below": self.unique.compact_below,
+            "init_std": self.unique.init_std,
+        }
+
+    def get_extra_state(self) -> dict[str, int]:
+        return {"num_embeddings": self.num_embeddings}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self.num_embeddings = int(state["num_embeddings"])
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        stored = state_dict.get(prefix + "count_of_id")
+        if stored is not None:
+            self.count_of_id = torch.empty_like(stored)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, threshold={self.threshold}"
+
+
+EvictionPolicy = Literal["lfu", "lru"]
+
+
+def _lowest(primary: torch.Tensor, secondary: torch.Tensor | None, k: int) -> torch.Tensor:
+    """Indices of the ``k`` smallest entries by ``(primary, secondary)``, ``k <= len``.
+
+    O(n): a ``topk`` finds the ``k``-th primary value ``t``; everything below ``t`` is taken,
+    and the rest of the ``k`` among the entries equal to ``t`` by smallest ``secondary``.
+    """
+    if k <= 0:
+        return torch.zeros(0, dtype=torch.int64, device=primary.device)
+    if k >= len(primary):
+        return torch.arange(len(primary), device=primary.device)
+    cutoff = torch.topk(primary, k, largest=False).values.max()
+    below = torch.nonzero(primary < cutoff).reshape(-1)
+    tied = torch.nonzero(primary == cutoff).reshape(-1)
+    still = k - len(below)
+    if secondary is None:
+        picked = tied[:still]
+    else:
+        picked = tied[torch.topk(secondary[tied], still, largest=False).indices]
+    return torch.cat([below, picked])
+
+
+class EvictingEmbedding(StreamTable):
+    """``C`` rows for the most frequently (LFU) or recently (LRU) used IDs, and a fallback row.
+
+    Per chunk (:meth:`observe`), residents update their statistics (LFU: uses since admitted;
+    LRU: the global index of their last event) and the chunk's other IDs (newcomers) arrive
+    with their chunk's statistics. While rows are free, everyone gets one. Otherwise the rows
+    go, in one vectorised selection, to what event-by-event processing leaves at the end of the
+    chunk:
+
+    * LRU: the ``C`` most recently used IDs (exactly the event-by-event LRU set);
+    * LFU (always admit, evict the fewest uses, ties the least recent): the newcomer that
+      arrived last (it evicted someone and nobody evicted it), and for the other ``C - 1``
+      rows the most used of the residents and the other newcomers (ties: most recent). This is
+      exactly event-by-event LFU when every ID's uses are those at the end of the chunk; with
+      one event per chunk it is exact.
+
+    Statistics belong to rows: an evicted ID forgets its uses (bounded state), and one that
+    comes back starts again from its chunk's uses.
+
+    Bytes (float32 rows of width ``d``), independent of the number of IDs::
+
+        nbytes = 4*d*C + 4*d              # rows and the shared fallback row
+               + 8*C * 3                  # row -> ID, sorted resident IDs, their rows (int64)
+               + 8*C                      # last use per row (int64)
+               + 8*C  (LFU only)          # uses per row (int64)
+
+    Args:
+        num_embeddings: IDs known so far (``N``; only the range checked by lookups).
+        embedding_dim: vector width ``d``.
+        capacity: ``C`` rows, allocated at construction (a fixed-size table).
+        policy: ``"lfu"`` or ``"lru"``.
+        init_from_shared: an admitted ID's row starts as the fallback row (else random).
+        init_std: std of the normal initialisation of the fallback row (and of random rows).
+        sparse_grad: sparse gradients for the rows.
+        generator: RNG for initialisations.
+
+    Example (``C = 2``, LRU: the third ID evicts the least recently used):
+        >>> table = EvictingEmbedding(10, 4, capacity=2, policy="lru")
+        >>> table.observe(torch.tensor([3, 5, 3]))      # 5 last used at event 1, 3 at event 2
+        >>> table.observe(torch.tensor([7]))            # 7 evicts 5
+        >>> table.resident(torch.tensor([3, 5, 7])).tolist()
+        [True, False, True]
+        >>> table.nbytes()  # 4*4*2 + 4*4 + 8*2*4
+        112
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        capacity: int,
+        policy: EvictionPolicy = "lfu",
+        init_from_shared: bool = True,
+        init_std: float = 0.01,
+        sparse_grad: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if capacity <= 0 or embedding_dim <= 0:
+            raise ValueError("need capacity > 0 and embedding_dim > 0")
+        if policy not in ("lfu", "lru"):
+            raise ValueError(f"policy must be 'lfu' or 'lru', got {policy!r}")
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        self.policy = policy
+        self.init_from_shared = init_from_shared
+        self.init_std = init_std
+        self.sparse_grad = sparse_grad
+        self.generator = generator
+        self.events_seen = 0
+        """Events observed so far: the clock of ``last_use``."""
+        self.weight = nn.Parameter(torch.zeros(capacity, embedding_dim))
+        self.fallback = nn.Parameter(torch.empty(1, embedding_dim))
+        with torch.no_grad():
+            self.fallback.normal_(0.0, init_std, generator=generator)
+        self.id_of_row: torch.Tensor
+        self.sorted_ids: torch.Tensor
+        self.row_of_sorted: torch.Tensor
+        self.last_use: torch.Tensor
+        self.use_count: torch.Tensor
+        self.register_buffer("id_of_row", torch.full((capacity,), -1, dtype=torch.int64))
+        self.register_buffer("sorted_ids", torch.full((capacity,), -1, dtype=torch.int64))
+        self.register_buffer("row_of_sorted", torch.arange(capacity, dtype=torch.int64))
+        self.register_buffer("last_use", torch.full((capacity,), -1, dtype=torch.int64))
+        self.register_buffer(
+            "use_count", torch.zeros(capacity if policy == "lfu" else 0, dtype=torch.int64)
+        )
+        self._listeners: list[RowListener] = []
+
+    @property
+    def capacity(self) -> int:
+        """Rows ``C``."""
+        return int(self.weight.shape[0])
+
+    @property
+    def used_rows(self) -> int:
+        """Rows holding an ID."""
+        return int((self.id_of_row >= 0).sum())
+
+    def add_listener(self, listener: RowListener) -> None:
+        """Call ``listener`` with a :class:`RowReset` whenever rows are given to new IDs."""
+        self._listeners.append(listener)
+
+    def row_sync(self, optimizer: torch.optim.Optimizer) -> None:
+        """A row given to a new ID starts with fresh optimiser state (rows never move)."""
+        OptimizerRowSync(optimizer, self)
+
+    # ------------------------------------------------------------------ lookups
+    def rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """Row of each ID, -1 if not resident; ``(B,)`` -> ``(B,)`` int64 (binary search)."""
+        self._check_ids(ids)
+        ids = ids.to(torch.int64)
+        at = torch.searchsorted(self.sorted_ids, ids).clamp(max=self.capacity - 1)
+        found = self.sorted_ids[at] == ids
+        return torch.where(found, self.row_of_sorted[at], torch.full_like(ids, -1))
+
+    def resident(self, ids: torch.Tensor) -> torch.Tensor:
+        """Whether each ID holds a row; ``(B,)`` -> ``(B,)`` bool."""
+        return self.rows(ids) >= 0
+
+    def lookup(self, ids: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` IDs -> ``(B, d)``: own row when resident, the fallback row otherwise."""
+        rows = self.rows(ids)
+        own = nn.functional.embedding(rows.clamp(min=0), self.weight, sparse=self.sparse_grad)
+        return torch.where((rows >= 0).unsqueeze(1), own, self.fallback)
+
+    def num_parameters(self) -> int:
+        """Values that carry information: the used rows and the fallback row."""
+        return (self.used_rows + 1) * self.embedding_dim
+
+    def nbytes(self) -> int:
+        """``4d*C + 4d + 32*C`` (LRU) or ``+ 40*C`` (LFU), see class."""
+        return super().nbytes()
+
+    # ------------------------------------------------------------------ stream
+    def extend_ids(self, num_embeddings: int) -> None:
+        """Accept IDs up to ``num_embeddings - 1`` (nothing is stored per ID)."""
+        self.num_embeddings = max(self.num_embeddings, num_embeddings)
+
+    def observe(self, ids: torch.Tensor) -> None:
+        """Update residents' statistics with the chunk ``(n,)`` (event order), then give the
+        rows to the residents and newcomers that keep them (see class)."""
+        ids = torch.as_tensor(ids, dtype=torch.int64).reshape(-1)
+        self._check_ids(ids)
+        n = len(ids)
+        if n == 0:
+            return
+        distinct, inverse, times = torch.unique(ids, return_inverse=True, return_counts=True)
+        positions = torch.arange(n)
+        empty = torch.zeros(len(distinct), dtype=torch.int64)
+        last = self.events_seen + empty.scatter_reduce(
+            0, inverse, positions, reduce="amax", include_self=False
+        )
+        rows = self.rows(distinct)
+        held = rows >= 0
+        self.last_use[rows[held]] = last[held]
+        if self.policy == "lfu":
+            self.use_count[rows[held]] += times[held]
+        if not bool(held.all()):
+            first = empty.scatter_reduce(0, inverse, positions, reduce="amin", include_self=False)
+            newcomer = ~held
+            self._admit(distinct[newcomer], times[newcomer], last[newcomer], first[newcomer])
+        self.events_seen += n
+
+    def _admit(
+        self,
+        new_ids: torch.Tensor,
+        new_uses: torch.Tensor,
+        new_last: torch.Tensor,
+        new_first: torch.Tensor,
+    ) -> None:
+        """Newcomers (``(m,)`` IDs, uses, last and first event) take free rows, or compete with
+        the residents for the ``C`` rows (see class)."""
+        occupied = torch.nonzero(self.id_of_row >= 0).reshape(-1)
+        free = torch.nonzero(self.id_of_row < 0).reshape(-1)
+        if len(new_ids) <= len(free):
+            self._give(free[: len(new_ids)], new_ids, new_uses, new_last)
+            return
+        # the pool: residents first, then newcomers; keep the C highest priorities
+        last = torch.cat([self.last_use[occupied], new_last])
+        if self.policy == "lru":
+            keep = _lowest(-last, None, self.capacity)
+        else:
+            uses = torch.cat([self.use_count[occupied], new_uses])
+            arrived_last = len(occupied) + int(torch.argmax(new_first))
+            uses[arrived_last] = torch.iinfo(torch.int64).max  # always admitted
+            keep = _lowest(-uses, -last, self.capacity)
+        kept = torch.zeros(len(last), dtype=torch.bool)
+        kept[keep] = True
+        evicted = occupied[~kept[: len(occupied)]]
+        admitted = kept[len(occupied) :]
+        self.id_of_row[evicted] = -1
+        rows = torch.cat([free, evicted])
+        self._give(rows, new_ids[admitted], new_uses[admitted], new_last[admitted])
+
+    def _give(
+        self, rows: torch.Tensor, ids: torch.Tensor, uses: torch.Tensor, last: torch.Tensor
+    ) -> None:
+        """Rows ``(k,)`` start afresh for ``ids`` ``(k,)`` with their statistics."""
+        if len(rows) == 0:
+            return
+        with torch.no_grad():
+            if self.init_from_shared:
+                self.weight[rows] = self.fallback.detach().expand(len(rows), -1)
+            else:
+                values = torch.empty(len(rows), self.embedding_dim, device=self._device())
+                self.weight[rows] = values.normal_(0.0, self.init_std, generator=self.generator)
+        self.id_of_row[rows] = ids
+        self.last_use[rows] = last
+        if self.policy == "lfu":
+            self.use_count[rows] = uses
+        self._reindex()
+        for listener in self._listeners:
+            listener(RowReset(rows))
+
+    def _reindex(self) -> None:
+        """Rebuild the sorted ID -> row map (free rows sort first with ID -1)."""
+        order = torch.argsort(self.id_of_row)
+        self.sorted_ids = self.id_of_row[order]
+        self.row_of_sorted = order
+
+    # ------------------------------------------------------------------ persistence
+    def spec(self) -> dict[str, Any]:
+        return {
+            "kind": "evicting",
+            "capacity": self.capacity,
+            "policy": self.policy,
+            "init_from_shared": self.init_from_shared,
+            "init_std": self.init_std,
+        }
+
+    def get_extra_state(self) -> dict[str, int]:
+        return {"num_embeddings": self.num_embeddings, "events_seen": self.events_seen}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self.num_embeddings = int(state["num_embeddings"])
+        self.events_seen = int(state["events_seen"])
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, capacity={self.capacity}, policy={self.policy}, "
+            f"used_rows={self.used_rows}"
+        )

@@ -1,0 +1,438 @@
+"""Shared vectors in front of unique rows: :class:`HierarchicalSharedEmbedding` (AutoAssign+).
+
+AutoAssign+ (Zhao et al., arXiv 2308.06965) gives every ID field a hierarchy of ``k`` shared
+vectors (levels ``1..k``) in front of the unique rows. An ID's **position** says what it reads:
+
+* ``0``: not seen yet; reads level 1 like a new ID (cold start, nothing allocated);
+* ``1..k``: the shared vector of that level (every ID at a level reads the same vector);
+* ``k + 1``: its own unique row, held in a :class:`~leanrec.embeddings.GrowingEmbedding`.
+
+A new ID starts at level 1 (``observe`` moves it from 0 to 1). The Identity Agent (or a rule)
+moves IDs with :meth:`HierarchicalSharedEmbedding.move` (ascend / unchanged / descend, one
+action per ID, vectorised) or :meth:`~HierarchicalSharedEmbedding.set_positions`. Ascending from
+level ``k`` allocates a unique row initialised from the shared vector the ID had, so its
+prediction does not jump; descending from the unique position frees the row (the bytes go when
+the unique table compacts, i.e. when fewer than half its rows are used).
+
+**Budget.** With ``max_bytes``, :meth:`nbytes` never exceeds it: a promotion that would need
+more storage than the cap allows is refused (the ID stays at level ``k``); with a per-ID
+``value`` (e.g. the critic's value of keeping a unique row), the current unique IDs and the
+candidates compete on it and the lowest-value ones are demoted to level ``k`` first. Storage
+grows by doubling, so the cap allows at most ``R`` unique rows, ``R`` the largest capacity
+(``min_capacity * 2**j``) whose bytes fit. When new IDs make the per-ID state grow
+(:meth:`extend_ids`), the least frequent unique IDs make room; a cap too small to hold the
+per-ID state itself is an error (``ValueError``), never a silent excess.
+
+**Bytes** (float32 rows of width ``d``; ``capacity`` and ``id_capacity`` as in
+:class:`~leanrec.embeddings.GrowingEmbedding`)::
+
+    nbytes = 4*d*capacity + 8*capacity        # unique rows and their row -> ID map
+           + 4*d                              # the unique table's own fallback (held, unused)
+           + 4*d*k                            # the k shared vectors
+           + (8 + 1 + 4) * id_capacity        # per ID: row (int64), position (int8), count (int32)
+
+The loss history an agent keeps per ID is the agent's state, counted by the agent beside this.
+
+Example (``d = 2``, ``k = 2``, 4 IDs; by hand: ``nbytes = 0 + 8 + 16 + 13*4 = 76``):
+    >>> table = HierarchicalSharedEmbedding(4, 2, levels=2, min_capacity=1)
+    >>> table.observe(torch.tensor([0, 1, 0]))
+    >>> table.positions(torch.arange(4)).tolist()
+    [1, 1, 0, 0]
+    >>> table.move(torch.tensor([0, 1]), torch.tensor([ASCEND, DESCEND])).tolist()
+    [2, 1]
+    >>> table.move(torch.tensor([0]), torch.tensor([ASCEND])).tolist()  # level k -> unique
+    [3]
+    >>> table.nbytes()  # one row: 4*2*1 + 8*1 + 76
+    92
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from leanrec.embeddings.base import StreamTable
+from leanrec.embeddings.growing import GrowingEmbedding, OptimizerRowSync
+
+DESCEND = 0
+"""Action: one position down (unique -> level ``k`` frees the row; level 1 stays at 1)."""
+UNCHANGED = 1
+"""Action: keep the position."""
+ASCEND = 2
+"""Action: one position up (level ``k`` -> unique allocates a row; unique stays unique)."""
+
+PerIdValue = torch.Tensor | Callable[[torch.Tensor], torch.Tensor]
+"""Value of holding a unique row: a tensor over all IDs ``(N,)`` or a callable ``(m,) -> (m,)``."""
+
+
+def threshold_positions(counts: torch.Tensor, thresholds: Sequence[int]) -> torch.Tensor:
+    """Positions from fixed frequency thresholds (the hierarchy without an agent).
+
+    With ``k`` levels there are ``k`` thresholds ``t_1 <= ... <= t_k``: an ID seen fewer than
+    ``t_1`` times is at level 1, from ``t_j`` to ``t_{j+1} - 1`` times at level ``j + 1``, and at
+    least ``t_k`` times unique (position ``k + 1``). Shapes: ``(B,)`` counts -> ``(B,)`` int64.
+
+    Example: thresholds ``(5, 20)`` (``k = 2``): counts ``[0, 4, 5, 19, 20]`` give positions
+    ``[1, 1, 2, 2, 3]``.
+    """
+    edges = torch.as_tensor(list(thresholds), dtype=torch.int64)
+    if len(edges) > 1 and bool((edges[1:] < edges[:-1]).any()):
+        raise ValueError(f"thresholds must not decrease, got {list(thresholds)}")
+    return 1 + torch.searchsorted(edges, counts.to(torch.int64), right=True)
+
+
+class HierarchicalSharedEmbedding(StreamTable):
+    """``k`` shared vectors (levels) in front of unique rows, with per-ID positions and counts.
+
+    Args:
+        num_embeddings: IDs known so far (``N``); grows with :meth:`extend_ids`.
+        embedding_dim: vector width ``d``.
+        levels: number of shared levels ``k`` (AutoAssign+'s hierarchy size), 1..126.
+        max_bytes: hard cap on :meth:`nbytes` (``None``: unbounded).
+        min_capacity: smallest storage of the unique rows (see :class:`GrowingEmbedding`).
+        compact_below: the unique rows compact when fewer than this share of them is used.
+        init_std: std of the normal initialisation of the shared vectors (random, as in the
+            paper) and of rows not initialised from a shared vector.
+        sparse_grad: sparse gradients for the unique rows.
+        generator: RNG for initialisations.
+
+    Attributes:
+        unique: the unique rows, a :class:`GrowingEmbedding` (its fallback vector is frozen and
+            unused: shared vectors are ``shared``).
+        shared: the level vectors, shape ``(k, d)``; level ``j`` is row ``j - 1``.
+        position_of_id: position per ID (0 unseen, 1..k level, k+1 unique), int8
+            ``(id_capacity,)``.
+        count_of_id: events seen per ID (never reset), int32 ``(id_capacity,)``.
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        levels: int = 3,
+        max_bytes: int | None = None,
+        min_capacity: int = 16,
+        compact_below: float = 0.5,
+        init_std: float = 0.01,
+        sparse_grad: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if not 1 <= levels <= 126:
+            raise ValueError(f"levels must be in 1..126 (int8 positions), got {levels}")
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        self.levels = levels
+        self.max_bytes = max_bytes
+        self.init_std = init_std
+        self.unique = GrowingEmbedding(
+            num_embeddings,
+            embedding_dim,
+            min_capacity=min_capacity,
+            compact_below=compact_below,
+            init_std=init_std,
+            sparse_grad=sparse_grad,
+            generator=generator,
+        )
+        self.unique.fallback.requires_grad_(False)
+        self.shared = nn.Parameter(torch.empty(levels, embedding_dim))
+        with torch.no_grad():
+            self.shared.normal_(0.0, init_std, generator=generator)
+        self.position_of_id: torch.Tensor
+        self.count_of_id: torch.Tensor
+        id_capacity = self.unique.id_capacity
+        self.register_buffer("position_of_id", torch.zeros(id_capacity, dtype=torch.int8))
+        self.register_buffer("count_of_id", torch.zeros(id_capacity, dtype=torch.int32))
+        if max_bytes is not None and self.nbytes() > max_bytes:
+            raise ValueError(
+                f"max_bytes={max_bytes} is below the empty table's {self.nbytes()} bytes "
+                f"({num_embeddings} IDs, d={embedding_dim}, k={levels})"
+            )
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def unique_position(self) -> int:
+        """The position of an ID holding a unique row, ``k + 1``."""
+        return self.levels + 1
+
+    @property
+    def num_unique(self) -> int:
+        """IDs holding a unique row."""
+        return self.unique.used_rows
+
+    def num_parameters(self) -> int:
+        """Values that carry information: the used unique rows and the ``k`` shared vectors."""
+        return (self.unique.used_rows + self.levels) * self.embedding_dim
+
+    def nbytes(self) -> int:
+        """``(4d + 8)*capacity + 4d + 4dk + 13*id_capacity`` for float32 (see module)."""
+        return super().nbytes()
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "kind": "hierarchical",
+            "levels": self.levels,
+            "max_bytes": self.max_bytes,
+            "min_capacity": self.unique.min_capacity,
+            "compact_below": self.unique.compact_below,
+            "init_std": self.init_std,
+        }
+
+    def position_counts(self) -> torch.Tensor:
+        """IDs per position ``0..k+1`` (0: known but unseen), int64 ``(k + 2,)``."""
+        held = self.position_of_id[: self.num_embeddings].to(torch.int64)
+        return torch.bincount(held, minlength=self.levels + 2)
+
+    # ------------------------------------------------------------------ per-ID state
+    def positions(self, ids: torch.Tensor) -> torch.Tensor:
+        """Position of each ID (0 unseen, 1..k level, k+1 unique); ``(B,)`` -> ``(B,)`` int64."""
+        self._check_ids(ids)
+        return self.position_of_id[ids].to(torch.int64)
+
+    def counts(self, ids: torch.Tensor) -> torch.Tensor:
+        """Events seen so far per ID (the agent's frequency feature); ``(B,)`` -> int64."""
+        self._check_ids(ids)
+        return self.count_of_id[ids].to(torch.int64)
+
+    # ------------------------------------------------------------------ lookups
+    def lookup(self, ids: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` IDs -> ``(B, d)``: the unique row where held, else the level's vector."""
+        rows = self.unique.rows(ids)
+        level = self.position_of_id[ids].to(torch.int64).clamp(1, self.levels) - 1
+        shared = self.shared[level]
+        if self.unique.capacity == 0:
+            return shared
+        own = nn.functional.embedding(
+            rows.clamp(min=0), self.unique.weight, sparse=self.unique.sparse_grad
+        )
+        return torch.where((rows >= 0).unsqueeze(1), own, shared)
+
+    # ------------------------------------------------------------------ stream
+    def extend_ids(self, num_embeddings: int) -> None:
+        """Accept IDs up to ``num_embeddings - 1`` (position 0, count 0). Under a cap, when the
+        per-ID state grows, the least frequent unique IDs are demoted to level ``k`` to keep
+        :meth:`nbytes` within it; ``ValueError`` if the cap cannot hold the per-ID state."""
+        if num_embeddings <= self.num_embeddings:
+            return
+        old_id_capacity = self.unique.id_capacity
+        new_id_capacity = (
+            old_id_capacity
+            if num_embeddings <= old_id_capacity
+            else max(num_embeddings, 2 * old_id_capacity)
+        )
+        if self.max_bytes is not None and new_id_capacity > old_id_capacity:
+            grown = (new_id_capacity - old_id_capacity) * self._bytes_per_id()
+            budget = self._row_budget(extra_bytes=grown)
+            if budget < 0:
+                raise ValueError(
+                    f"max_bytes={self.max_bytes} cannot hold the per-ID state of "
+                    f"{num_embeddings} IDs (id_capacity {new_id_capacity}): "
+                    f"{self._fixed_bytes() + grown} bytes before any unique row"
+                )
+            if self.unique.used_rows > budget:
+                holders = self.unique.id_of_row[self.unique.id_of_row >= 0]
+                order = torch.argsort(self.count_of_id[holders], stable=True)
+                self._demote(holders[order[: self.unique.used_rows - budget]])
+            if self.unique.capacity > budget:
+                self.unique.compact()
+        self.unique.extend_ids(num_embeddings)
+        if self.unique.id_capacity > old_id_capacity:
+            for name in ("position_of_id", "count_of_id"):
+                old = getattr(self, name)
+                new = torch.zeros(self.unique.id_capacity, dtype=old.dtype, device=old.device)
+                new[:old_id_capacity] = old
+                setattr(self, name, new)
+        self.num_embeddings = num_embeddings
+
+    def observe(self, ids: torch.Tensor) -> None:
+        """Count the chunk's events per ID; an ID seen for the first time goes to level 1."""
+        ids = torch.as_tensor(ids, dtype=torch.int64).reshape(-1)
+        self._check_ids(ids)
+        distinct, times = torch.unique(ids, return_counts=True)
+        self.count_of_id[distinct] += times.to(torch.int32)
+        first_seen = distinct[self.position_of_id[distinct] == 0]
+        self.position_of_id[first_seen] = 1
+
+    def row_sync(self, optimizer: torch.optim.Optimizer) -> None:
+        """Per-row optimiser state of the unique rows follows them (:class:`OptimizerRowSync`)."""
+        OptimizerRowSync(optimizer, self.unique)
+
+    # ------------------------------------------------------------------ moves
+    def move(
+        self, ids: torch.Tensor, actions: torch.Tensor, value: PerIdValue | None = None
+    ) -> torch.Tensor:
+        """Apply one action per ID (``DESCEND`` 0, ``UNCHANGED`` 1, ``ASCEND`` 2).
+
+        Args:
+            ids: distinct IDs, int64 ``(B,)``. An unseen ID (position 0) moves from level 1.
+            actions: int ``(B,)`` in ``{0, 1, 2}`` (the agent's action index; the position
+                changes by ``action - 1``, clamped to ``1..k+1``).
+            value: per-ID value of a unique row; under ``max_bytes`` the lowest-value unique
+                IDs are demoted to make room for higher-value promotions. Without it, a
+                promotion the cap cannot hold is refused.
+
+        Returns:
+            The positions after the move, int64 ``(B,)`` (a refused promotion shows ``k``).
+        """
+        ids = torch.as_tensor(ids, dtype=torch.int64).reshape(-1)
+        actions = torch.as_tensor(actions, dtype=torch.int64).reshape(-1)
+        if actions.shape != ids.shape:
+            raise ValueError(f"need one action per ID: {tuple(actions.shape)} vs {len(ids)}")
+        if len(actions) and (int(actions.min()) < DESCEND or int(actions.max()) > ASCEND):
+            raise ValueError("actions must be DESCEND (0), UNCHANGED (1) or ASCEND (2)")
+        current = self.positions(ids).clamp(min=1)
+        target = (current + actions - 1).clamp(1, self.unique_position)
+        return self._assign(ids, target, value)
+
+    def set_positions(
+        self, ids: torch.Tensor, positions: torch.Tensor, value: PerIdValue | None = None
+    ) -> torch.Tensor:
+        """Put each of ``ids`` (distinct, ``(B,)``) at ``positions`` (``1..k+1``), e.g. from
+        :func:`threshold_positions`; same cap rules and return value as :meth:`move`."""
+        ids = torch.as_tensor(ids, dtype=torch.int64).reshape(-1)
+        target = torch.as_tensor(positions, dtype=torch.int64).reshape(-1)
+        if target.shape != ids.shape:
+            raise ValueError(f"need one position per ID: {tuple(target.shape)} vs {len(ids)}")
+        if len(target) and (int(target.min()) < 1 or int(target.max()) > self.unique_position):
+            raise ValueError(f"positions must be in 1..{self.unique_position}")
+        self._check_ids(ids)
+        return self._assign(ids, target.clone(), value)
+
+    def _assign(
+        self, ids: torch.Tensor, target: torch.Tensor, value: PerIdValue | None
+    ) -> torch.Tensor:
+        """Move ``ids`` to ``target`` positions: free rows of demoted IDs, then allocate rows
+        for promoted ones (initialised from their shared vector), within the byte cap."""
+        if len(torch.unique(ids)) != len(ids):
+            raise ValueError("ids must be distinct (one decision per ID)")
+        top = self.unique_position
+        current = self.position_of_id[ids].to(torch.int64)
+        holds = current == top
+        demoted = ids[holds & (target < top)]
+        promote_at = torch.nonzero(~holds & (target == top)).reshape(-1)
+        displaced = torch.zeros(0, dtype=torch.int64)
+        budget = None if self.max_bytes is None else self._row_budget()
+        if budget is not None:
+            if budget < 0:
+                raise RuntimeError(f"the table already exceeds max_bytes={self.max_bytes}")
+            kept = self.unique.used_rows - len(demoted)
+            if kept + len(promote_at) > budget:
+                if value is None:
+                    refused_at = promote_at[max(0, budget - kept) :]
+                    promote_at = promote_at[: max(0, budget - kept)]
+                else:
+                    promote_at, refused_at, displaced = self._compete(
+                        ids, demoted, promote_at, budget, value
+                    )
+                    # a holder asked to stay unique may lose its row to a higher value
+                    target[torch.isin(ids, displaced)] = self.levels
+                target[refused_at] = self.levels
+        self._demote(torch.cat([demoted, displaced]))
+        if budget is not None and self.unique.capacity > budget:
+            self.unique.compact()
+        promoted = ids[promote_at]
+        if len(promoted):
+            had_level = current[promote_at].clamp(1, self.levels) - 1
+            self.unique.allocate(promoted, init=self.shared[had_level].detach())
+        self.position_of_id[ids] = target.to(torch.int8)
+        return target
+
+    def _compete(
+        self,
+        ids: torch.Tensor,
+        demoted: torch.Tensor,
+        promote_at: torch.Tensor,
+        budget: int,
+        value: PerIdValue,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Unique holders that stay and candidates compete for ``budget`` rows by ``value``
+        (ties keep holders). Returns (accepted candidate slots, refused candidate slots,
+        displaced holders)."""
+        holders = self.unique.id_of_row[self.unique.id_of_row >= 0]
+        staying = holders[~torch.isin(holders, demoted)]
+        candidates = ids[promote_at]
+        pool = torch.cat([staying, candidates])
+        worth = value[pool] if isinstance(value, torch.Tensor) else value(pool)
+        order = torch.argsort(-worth.to(torch.float64), stable=True)
+        chosen = torch.zeros(len(pool), dtype=torch.bool)
+        chosen[order[:budget]] = True
+        is_candidate_chosen = chosen[len(staying) :]
+        return (
+            promote_at[is_candidate_chosen],
+            promote_at[~is_candidate_chosen],
+            staying[~chosen[: len(staying)]],
+        )
+
+    def _demote(self, ids: torch.Tensor) -> None:
+        """Unique IDs lose their row and go to level ``k``."""
+        if len(ids):
+            self.unique.free(ids)
+            self.position_of_id[ids] = self.levels
+
+    # ------------------------------------------------------------------ byte budget
+    def _bytes_per_id(self) -> int:
+        return (
+            self.unique.row_of_id.element_size()
+            + self.position_of_id.element_size()
+            + self.count_of_id.element_size()
+        )
+
+    def _bytes_per_row(self) -> int:
+        return (
+            self.embedding_dim * self.unique.weight.element_size()
+            + self.unique.id_of_row.element_size()
+        )
+
+    def _fixed_bytes(self) -> int:
+        """Bytes that do not depend on the unique capacity (shared vectors, per-ID state)."""
+        return self.nbytes() - self._bytes_per_row() * self.unique.capacity
+
+    def _row_budget(self, extra_bytes: int = 0) -> int:
+        """Most unique rows ``max_bytes`` allows with ``extra_bytes`` more per-ID state: the
+        largest capacity storage can reach (``min_capacity * 2**j``) whose bytes fit; 0 if none
+        fits and no storage exists yet; -1 if the cap cannot be held at all (storage, once
+        created, never shrinks below ``min_capacity`` rows)."""
+        assert self.max_bytes is not None
+        room = self.max_bytes - self._fixed_bytes() - extra_bytes
+        per_row = self._bytes_per_row()
+        rows = self.unique.min_capacity
+        if room < rows * per_row:
+            return 0 if room >= 0 and self.unique.capacity == 0 else -1
+        while room >= 2 * rows * per_row:
+            rows *= 2
+        return rows
+
+    # ------------------------------------------------------------------ persistence
+    def get_extra_state(self) -> dict[str, int]:
+        return {"num_embeddings": self.num_embeddings}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self.num_embeddings = int(state["num_embeddings"])
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # the per-ID state of a saved table may be longer: adopt the stored shapes
+        for name in ("position_of_id", "count_of_id"):
+            stored = state_dict.get(prefix + name)
+            if stored is not None:
+                setattr(self, name, torch.empty_like(stored))
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_embeddings={self.num_embeddings}, embedding_dim={self.embedding_dim}, "
+            f"levels={self.levels}, unique={self.num_unique}, max_bytes={self.max_bytes}"
+        )

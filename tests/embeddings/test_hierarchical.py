@@ -1,0 +1,238 @@
+"""HierarchicalSharedEmbedding: the table contract, positions and moves, exact byte counts, and a
+byte cap that random move sequences never exceed."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from leanrec.embeddings import (
+    ASCEND,
+    DESCEND,
+    UNCHANGED,
+    EmbeddingTable,
+    HierarchicalSharedEmbedding,
+    threshold_positions,
+)
+from tests.embeddings.contract import EmbeddingTableContract
+
+
+class TestHierarchicalSharedEmbedding(EmbeddingTableContract):
+    def make_table(self, num_embeddings: int, embedding_dim: int) -> EmbeddingTable:
+        table = HierarchicalSharedEmbedding(
+            num_embeddings, embedding_dim, levels=2, min_capacity=4, init_std=0.1
+        )
+        table.observe(torch.arange(num_embeddings))
+        # IDs 3 and 9 stay at level 1, 16 goes to level 2, every other ID gets a unique row
+        ids = torch.arange(num_embeddings)
+        positions = torch.full((num_embeddings,), 3)
+        positions[torch.tensor([3, 9])] = 1
+        positions[16] = 2
+        table.set_positions(ids, positions)
+        return table
+
+    def row_gradients(
+        self, table: EmbeddingTable, grads: dict[str, torch.Tensor | None], row: int
+    ) -> list[torch.Tensor]:
+        """ID ``row``'s entries: its unique row if it holds one, else its level's vector."""
+        assert isinstance(table, HierarchicalSharedEmbedding)
+        held = int(table.unique.row_of_id[row])
+        if held >= 0:
+            name, index = "unique.weight", held
+        else:
+            name, index = "shared", int(table.position_of_id[row]) - 1
+        param = dict(table.named_parameters())[name]
+        grad = grads.get(name)
+        return [torch.zeros_like(param[index]) if grad is None else grad[index]]
+
+
+def test_moves_lookups_and_bytes_by_hand() -> None:
+    # d = 2, k = 2, 6 IDs: unique fallback 4*2 = 8, shared 4*2*2 = 16,
+    # per ID 8 (row) + 1 (position) + 4 (count) = 13 -> 13*6 = 78; no rows yet: 102
+    table = HierarchicalSharedEmbedding(6, 2, levels=2, min_capacity=1)
+    assert table.nbytes() == 102 and table.num_parameters() == 2 * 2
+    table.observe(torch.tensor([0, 1, 0, 2]))
+    assert table.positions(torch.arange(6)).tolist() == [1, 1, 1, 0, 0, 0]
+    assert table.counts(torch.arange(6)).tolist() == [2, 1, 1, 0, 0, 0]
+    # ID 3 is unseen (position 0): it moves from level 1
+    moved = table.move(torch.tensor([0, 1, 3]), torch.tensor([ASCEND, DESCEND, ASCEND]))
+    assert moved.tolist() == [2, 1, 2]
+    level_2 = table.shared[1].detach().clone()
+    assert torch.equal(table.lookup(torch.tensor([0]))[0], level_2)
+    assert torch.equal(table.lookup(torch.tensor([1, 5]))[1], table.shared[0])  # unseen: level 1
+    # both ascend from level k = 2: unique rows initialised from the level-2 vector
+    assert table.move(torch.tensor([0, 3]), torch.tensor([ASCEND, ASCEND])).tolist() == [3, 3]
+    assert table.num_unique == 2 and table.unique.capacity == 2
+    assert table.nbytes() == 102 + (4 * 2 + 8) * 2 == 134
+    assert torch.equal(table.lookup(torch.tensor([0, 3])), level_2.expand(2, -1))
+    assert table.num_parameters() == (2 + 2) * 2
+    # unique -> ascend stays unique; unchanged keeps level 1
+    assert table.move(torch.tensor([0, 1]), torch.tensor([ASCEND, UNCHANGED])).tolist() == [3, 1]
+    # 3 descends: 1 of 2 rows used is not below half, so the storage stays
+    table.move(torch.tensor([3]), torch.tensor([DESCEND]))
+    assert (table.unique.capacity, table.nbytes()) == (2, 134)
+    assert torch.equal(table.lookup(torch.tensor([3]))[0], table.shared[1])
+    # 0 descends: no row used -> compaction to min_capacity 1: the bytes go
+    table.move(torch.tensor([0]), torch.tensor([DESCEND]))
+    assert (table.num_unique, table.unique.capacity, table.nbytes()) == (0, 1, 118)
+    # positions 0: IDs 4, 5; level 1: IDs 1, 2; level 2: IDs 0, 3; unique: none
+    assert table.position_counts().tolist() == [2, 2, 2, 0]
+    # the ID map doubles to 12 entries: + 13*6
+    table.extend_ids(7)
+    assert (table.num_embeddings, table.nbytes()) == (7, 118 + 78)
+    assert table.positions(torch.tensor([6])).tolist() == [0]
+
+
+def test_errors() -> None:
+    table = HierarchicalSharedEmbedding(5, 2, levels=2)
+    with pytest.raises(ValueError, match="distinct"):
+        table.move(torch.tensor([1, 1]), torch.tensor([ASCEND, ASCEND]))
+    with pytest.raises(ValueError, match="DESCEND"):
+        table.move(torch.tensor([1]), torch.tensor([3]))
+    with pytest.raises(ValueError, match=r"1\.\.3"):
+        table.set_positions(torch.tensor([1]), torch.tensor([0]))
+    with pytest.raises(IndexError, match="out of range"):
+        table.move(torch.tensor([5]), torch.tensor([ASCEND]))
+    with pytest.raises(ValueError, match="levels"):
+        HierarchicalSharedEmbedding(5, 2, levels=0)
+    with pytest.raises(ValueError, match="below the empty table"):
+        HierarchicalSharedEmbedding(5, 2, levels=2, max_bytes=50)
+
+
+def test_gradients_reach_unique_rows_and_levels_not_the_unused_fallback() -> None:
+    table = HierarchicalSharedEmbedding(4, 3, levels=2, min_capacity=2)
+    table.observe(torch.tensor([0, 1, 2]))
+    table.set_positions(torch.tensor([0, 1]), torch.tensor([3, 2]))
+    table.lookup(torch.tensor([0, 1, 1, 2, 3])).sum().backward()
+    assert table.unique.weight.grad is not None and table.shared.grad is not None
+    assert table.unique.weight.grad[0].tolist() == [1.0, 1.0, 1.0]  # ID 0's row
+    assert table.shared.grad.tolist() == [[2.0] * 3, [2.0] * 3]  # IDs 2, 3 level 1; 1 twice
+    assert table.unique.fallback.grad is None and not table.unique.fallback.requires_grad
+
+
+def test_threshold_positions_give_the_fixed_rule_baseline() -> None:
+    counts = torch.tensor([0, 4, 5, 19, 20, 300])
+    assert threshold_positions(counts, (5, 20)).tolist() == [1, 1, 2, 2, 3, 3]
+    with pytest.raises(ValueError, match="decrease"):
+        threshold_positions(counts, (20, 5))
+    table = HierarchicalSharedEmbedding(6, 2, levels=2, min_capacity=1)
+    table.observe(torch.repeat_interleave(torch.arange(6), counts))
+    ids = torch.arange(6)
+    table.set_positions(ids, threshold_positions(table.counts(ids), (5, 20)))
+    assert table.positions(ids).tolist() == [1, 1, 2, 2, 3, 3]
+    assert table.num_unique == 2
+
+
+# --------------------------------------------------------------------------- the byte cap
+# d = 2, k = 1, min_capacity = 1, 4 IDs: fixed bytes 8 (unused fallback) + 8 (shared) + 13*4 = 68;
+# each unique row costs 4*2 + 8 = 16 bytes.
+
+
+def test_cap_refuses_promotions_without_a_value() -> None:
+    table = HierarchicalSharedEmbedding(4, 2, levels=1, min_capacity=1, max_bytes=68 + 16 * 2)
+    table.observe(torch.arange(4))
+    # room for two rows: the first two promotions are taken, the third is refused (level k = 1)
+    assert table.set_positions(torch.tensor([0, 1, 2]), torch.tensor([2, 2, 2])).tolist() == [
+        2,
+        2,
+        1,
+    ]
+    assert table.nbytes() == 100 and table.num_unique == 2
+    assert table.move(torch.tensor([3]), torch.tensor([ASCEND])).tolist() == [1]
+    assert table.nbytes() == 100
+
+
+def test_cap_demotes_the_lowest_value_first() -> None:
+    table = HierarchicalSharedEmbedding(4, 2, levels=1, min_capacity=1, max_bytes=100)
+    table.observe(torch.arange(4))
+    table.set_positions(torch.tensor([0, 1]), torch.tensor([2, 2]))
+    value = torch.tensor([0.1, 0.5, 0.9, 0.0])
+    # 2 (0.9) displaces 0 (0.1); 3 (0.0) is worth less than every holder: refused
+    assert table.move(torch.tensor([2, 3]), torch.tensor([ASCEND, ASCEND]), value).tolist() == [
+        2,
+        1,
+    ]
+    assert table.positions(torch.arange(4)).tolist() == [1, 2, 2, 1]
+    assert torch.equal(table.lookup(torch.tensor([0]))[0], table.shared[0])
+    # a holder asked to stay unique loses its row to a higher value (and is told so)
+    value = torch.tensor([0.8, 0.5, 0.9, 0.7])
+    kept = table.set_positions(torch.tensor([1, 0]), torch.tensor([2, 2]), value=value.__getitem__)
+    assert kept.tolist() == [1, 2]
+    assert table.positions(torch.arange(4)).tolist() == [2, 1, 2, 1]
+    # equal values: the holders stay
+    assert table.move(torch.tensor([3]), torch.tensor([ASCEND]), torch.ones(4)).tolist() == [1]
+    assert table.nbytes() == 100
+
+
+def test_new_ids_under_a_cap_demote_the_least_frequent() -> None:
+    # 167 bytes: 4 IDs leave 99 bytes (4 rows = 64), 5 IDs (map of 8: + 13*4) leave 47 (2 rows)
+    table = HierarchicalSharedEmbedding(4, 2, levels=1, min_capacity=1, max_bytes=167)
+    table.observe(torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2, 3]))  # counts 3, 2, 4, 1
+    table.set_positions(torch.arange(4), torch.full((4,), 2))
+    assert (table.num_unique, table.nbytes()) == (4, 68 + 64)
+    rows_before = table.lookup(torch.tensor([0, 2])).detach().clone()
+    table.extend_ids(5)
+    assert table.positions(torch.arange(5)).tolist() == [2, 1, 2, 1, 0]
+    assert (table.unique.capacity, table.nbytes()) == (2, 68 + 52 + 32)
+    assert torch.equal(table.lookup(torch.tensor([0, 2])), rows_before)
+    # 9 IDs need a map of 16 entries: 120 + 104 > 167 even without rows
+    with pytest.raises(ValueError, match="cannot hold the per-ID state"):
+        table.extend_ids(9)
+    assert (table.num_embeddings, table.nbytes()) == (5, 152)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    levels=st.integers(1, 4),
+    dim=st.integers(1, 4),
+    spare_rows=st.integers(0, 40),
+    operations=st.lists(
+        st.tuples(
+            st.sampled_from(["move", "set", "observe", "extend"]),
+            st.integers(0, 2**31 - 1),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+)
+def test_random_moves_never_exceed_the_cap(
+    levels: int, dim: int, spare_rows: int, operations: list[tuple[str, int, bool]]
+) -> None:
+    start_ids = 8
+    unbounded = HierarchicalSharedEmbedding(start_ids, dim, levels=levels, min_capacity=2)
+    # room for the ID map to grow from 8 to 64 entries, then new IDs eat the rows' room
+    cap = unbounded.nbytes() + spare_rows * (4 * dim + 8) + 13 * 56
+    table = HierarchicalSharedEmbedding(
+        start_ids, dim, levels=levels, min_capacity=2, max_bytes=cap
+    )
+    top = levels + 1
+    for kind, seed, with_value in operations:
+        rng = torch.Generator().manual_seed(seed)
+        n = table.num_embeddings
+        ids = torch.randperm(n, generator=rng)[: int(torch.randint(1, n + 1, (1,), generator=rng))]
+        value = torch.rand(n, generator=rng) if with_value else None
+        if kind == "move":
+            actions = torch.randint(0, 3, (len(ids),), generator=rng)
+            result = table.move(ids, actions, value)
+            assert bool(((result >= 1) & (result <= top)).all())
+        elif kind == "set":
+            positions = torch.randint(1, top + 1, (len(ids),), generator=rng)
+            result = table.set_positions(ids, positions, value)
+            changed = result != positions
+            assert bool((positions[changed] == top).all() and (result[changed] == levels).all())
+        elif kind == "observe":
+            table.observe(torch.randint(0, n, (30,), generator=rng))
+        else:
+            try:
+                table.extend_ids(n + int(torch.randint(1, 7, (1,), generator=rng)))
+            except ValueError as error:
+                assert "cannot hold" in str(error)
+        assert table.nbytes() <= cap
+        # positions and rows agree: unique position <=> holds a row
+        every = torch.arange(table.num_embeddings)
+        holds = table.unique.has_row(every)
+        assert torch.equal(holds, table.positions(every) == top)
+        assert table.num_unique == int(holds.sum())
