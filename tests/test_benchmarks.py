@@ -26,7 +26,11 @@ MODULES = sorted(
 SCRIPTS = {name.rsplit(".", 1)[1]: name for name in MODULES}
 """Script stem -> module name (stems are unique across the sub-folders)."""
 
-PEER_SIDE = {"benchmarks.peers.recbole_side", "benchmarks.peers.deepctr_runner"}
+PEER_SIDE = {
+    "benchmarks.peers.recbole_side",
+    "benchmarks.peers.deepctr_runner",
+    "benchmarks.peers.river_side",
+}
 """Run by path inside a peer's own venv, where neither leanrec nor ``benchmarks`` exists."""
 
 WRITTEN_ELSEWHERE = {
