@@ -8,11 +8,11 @@ import torch
 from leanrec.data.behavior import BehaviorBatch, FeatureMap, FieldSpec
 from leanrec.embeddings.base import EmbeddingTable
 from leanrec.embeddings.full import FullEmbedding
+from leanrec.embeddings.growing import GrowingEmbedding
 from leanrec.models.ctr import CTRConfig, DeepFM
 from leanrec.models.ctr.dnn import DNN
 from leanrec.models.ncf import NeuMF, NeuMFConfig
 from leanrec.models.stream import (
-    AllUniqueEmbedding,
     AllUniqueFactory,
     StreamModel,
     build_stream_model,
@@ -27,7 +27,7 @@ def _copying_factory(model_tables: dict[str, EmbeddingTable]) -> AllUniqueFactor
 
     class Copying(AllUniqueFactory):
         def __call__(self, name: str, num_embeddings: int, embedding_dim: int) -> EmbeddingTable:
-            table = AllUniqueEmbedding(num_embeddings, embedding_dim, min_capacity=4)
+            table = GrowingEmbedding(num_embeddings, embedding_dim, min_capacity=4)
             old = model_tables[name]
             table.allocate(torch.arange(num_embeddings), init=old.all().detach())
             return table
@@ -75,7 +75,7 @@ def test_ctr_outputs_unchanged_when_stream_tables_hold_the_same_vectors(
     old = dict(model.embedding_tables())
     old.update({f"{n}.first_order": t for n, t in model.embedder.first_order_tables().items()})
     stream_model = StreamModel(model, _copying_factory(old))
-    assert all(isinstance(t, AllUniqueEmbedding) for t in stream_model.id_tables().values())
+    assert all(isinstance(t, GrowingEmbedding) for t in stream_model.id_tables().values())
     assert len(stream_model.id_tables()) == (4 if model_class is DeepFM else 2)
     with torch.no_grad():
         got = stream_model(ids)
@@ -106,15 +106,15 @@ def test_rejects_a_table_without_stream_methods() -> None:
         StreamModel(model, lambda name, n, d: FullEmbedding(n, d))
 
 
-def test_all_unique_rows_on_observe_only_in_first_appearance_order() -> None:
-    table = AllUniqueEmbedding(0, 2, min_capacity=2)
+def test_all_unique_rows_on_observe_only() -> None:
+    table = AllUniqueFactory(min_capacity=2)("user", 0, 2)
+    assert isinstance(table, GrowingEmbedding)
     table.extend_ids(6)
     assert table.used_rows == 0
-    table.observe(torch.tensor([5, 2, 5, 0]))
-    # first appearance: 5, 2, 0 -> rows 0, 1, 2
-    assert table.rows(torch.arange(6)).tolist() == [2, -1, 1, -1, -1, 0]
-    table.observe(torch.tensor([2, 4]))
-    assert table.rows(torch.tensor([4])).tolist() == [3]
+    table.observe(torch.tensor([0, 1, 0, 2]))  # codes in first-appearance order, as on a stream
+    assert table.rows(torch.arange(6)).tolist() == [0, 1, 2, -1, -1, -1]
+    table.observe(torch.tensor([1, 3]))
+    assert table.rows(torch.tensor([3])).tolist() == [3]
     assert table.used_rows == 4
 
 

@@ -10,8 +10,9 @@ import pytest
 
 from leanrec.data.events import Chunk, EventStream
 from leanrec.data.synthetic_stream import make_synthetic_stream
+from leanrec.embeddings.growing import GrowingEmbedding
 from leanrec.evaluate.prequential import StreamChunk
-from leanrec.models.stream import AllUniqueEmbedding, build_stream_model
+from leanrec.models.stream import build_stream_model
 from leanrec.train.stream import (
     StreamTrainer,
     StreamTrainerConfig,
@@ -63,7 +64,7 @@ def test_no_row_before_the_first_event_and_every_seen_id_has_one(
         for name, table in trainer.model.id_tables().items():
             if trainer.model.fields[name] != field:
                 continue
-            assert isinstance(table, AllUniqueEmbedding)
+            assert isinstance(table, GrowingEmbedding)
             mask = (table.row_of_id[: table.num_embeddings] >= 0).numpy()
             held = mask if held is None else held
             assert np.array_equal(mask, held)  # every table of a field agrees

@@ -6,11 +6,11 @@ vector (its own row on first sight, a row after ``n`` events, a hashed bucket, a
 is the very thing a streaming method decides. :class:`StreamModel` therefore swaps every ID
 table of the model for a **stream table** and leaves the model's own code alone:
 
-* a stream table is an :class:`~leanrec.embeddings.EmbeddingTable` with two more methods
-  (:class:`StreamTable`): ``extend_ids(n)`` accepts IDs ``0..n-1`` (the vocabulary so far; a
-  new ID then reads whatever the table gives an ID it holds no state for) and ``observe(ids)``
-  lets the table see one chunk of events (in stream order) and update its assignment, e.g.
-  allocate rows;
+* a stream table is a :class:`~leanrec.embeddings.StreamTable`: ``extend_ids(n)`` accepts
+  IDs ``0..n-1`` (the vocabulary so far; a new ID then reads whatever the table gives an ID it
+  holds no state for), ``observe(ids)`` lets the table see one chunk of events (in stream
+  order) and update its assignment, e.g. allocate rows, and ``row_sync(optimizer)`` keeps
+  per-row optimiser state with the rows;
 * the swap goes through the model family's own table slots: ``replace_table`` for the
   ``d``-wide tables of every family, and the embedder's first-order (1-wide) tables of the CTR
   models with a linear part (DeepFM, Wide&Deep), which are per-ID state as well;
@@ -23,9 +23,9 @@ stream table counts its allocated rows, shared vectors and per-ID state (ID maps
 its own ``nbytes``. :meth:`StreamModel.dense_bytes` is everything else the model holds (MLP,
 biases), reported beside them.
 
-:class:`AllUniqueEmbedding` is the simplest stream table: every ID gets its own row the first
-time :meth:`~AllUniqueEmbedding.observe` sees it (unbounded), and reads the shared fallback
-vector before that.
+The simplest stream table is all-unique (:class:`AllUniqueFactory`): a
+:class:`~leanrec.embeddings.GrowingEmbedding` that gives every ID its own row the first time
+``observe`` sees it (unbounded); before that the ID reads the shared fallback vector.
 
 Example (DeepFM on a stream with the fields ``user`` and ``item``):
     >>> model = DeepFM(stream_feature_map(["user", "item"]), CTRConfig(embedding_dim=16))
@@ -40,37 +40,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 from leanrec.data.behavior import BehaviorBatch, FeatureMap, FieldSpec
-from leanrec.embeddings.base import EmbeddingTable
+from leanrec.embeddings.base import EmbeddingTable, StreamTable
 from leanrec.embeddings.growing import GrowingEmbedding
 from leanrec.models.base import Recommender
 from leanrec.models.ctr.base import CTRModel
 
 __all__ = [
-    "AllUniqueEmbedding",
     "AllUniqueFactory",
     "StreamModel",
-    "StreamTable",
     "StreamTableFactory",
     "build_stream_model",
     "stream_feature_map",
 ]
-
-
-@runtime_checkable
-class StreamTable(Protocol):
-    """What a table needs beyond :class:`EmbeddingTable` to live on a stream."""
-
-    def extend_ids(self, num_embeddings: int) -> None:
-        """Accept IDs ``0..num_embeddings-1`` (never shrinks)."""
-
-    def observe(self, ids: torch.Tensor) -> None:
-        """See the IDs of one chunk of events, shape ``(n,)`` int64, in stream order."""
 
 
 StreamTableFactory = Callable[[str, int, int], EmbeddingTable]
@@ -80,33 +67,10 @@ differently."""
 
 
 # ---------------------------------------------------------------------------------- all-unique
-class AllUniqueEmbedding(GrowingEmbedding):
-    """Every ID its own row from the first chunk that holds one of its events (unbounded).
-
-    An ID that has not been observed yet reads the shared fallback vector, so a prediction for
-    a brand-new ID is possible and no row exists before the ID's first event.
-    """
-
-    def observe(self, ids: torch.Tensor) -> None:
-        """Allocate a row (``N(0, init_std)``) for every ID of ``ids`` ``(n,)`` without one, in
-        order of first appearance."""
-        ids = ids.to(torch.int64).reshape(-1)
-        if len(ids) == 0:
-            return
-        self.extend_ids(int(ids.max()) + 1)
-        new = ids[~self.has_row(ids)]
-        if len(new):
-            unique, inverse = torch.unique(new, return_inverse=True)
-            first = torch.full((len(unique),), len(new), dtype=torch.int64)
-            first.scatter_reduce_(0, inverse, torch.arange(len(new)), reduce="amin")
-            self.allocate(unique[torch.argsort(first)])
-
-    def spec(self) -> dict[str, object]:
-        return {**super().spec(), "kind": "all_unique"}
-
-
 class AllUniqueFactory:
-    """Builds :class:`AllUniqueEmbedding` tables (picklable, unlike a lambda).
+    """Builds all-unique tables: :class:`~leanrec.embeddings.GrowingEmbedding` with
+    ``allocate_on_observe`` (every observed ID without a row gets one; picklable, unlike a
+    lambda).
 
     Args:
         init_std: std of the normal initialisation of new rows and of the fallback vector.
@@ -125,12 +89,13 @@ class AllUniqueFactory:
         self.generator = generator
 
     def __call__(self, name: str, num_embeddings: int, embedding_dim: int) -> EmbeddingTable:
-        return AllUniqueEmbedding(
+        return GrowingEmbedding(
             num_embeddings,
             embedding_dim,
             min_capacity=self.min_capacity,
             init_std=self.init_std,
             generator=self.generator,
+            allocate_on_observe=True,
         )
 
 
@@ -278,13 +243,13 @@ class StreamModel(nn.Module):
         self.generator = generator
         self._family = _family(model)
         self.fields: dict[str, str] = {}
-        tables: dict[str, EmbeddingTable] = {}
+        tables: dict[str, StreamTable] = {}
         for slot in self._family.slots(model):
             table = table_factory(slot.name, slot.table.num_embeddings, slot.width)
             if not isinstance(table, StreamTable):
                 raise TypeError(
                     f"the factory built a {type(table).__name__} for {slot.name!r}, which has "
-                    "no extend_ids/observe: not a stream table"
+                    "is not a StreamTable (extend_ids/observe/row_sync): not a stream table"
                 )
             if (table.num_embeddings, table.embedding_dim) != (
                 slot.table.num_embeddings,
@@ -305,19 +270,19 @@ class StreamModel(nn.Module):
         """The stream ID fields the model reads, in first-use order."""
         return tuple(dict.fromkeys(self.fields.values()))
 
-    def id_tables(self) -> dict[str, EmbeddingTable]:
+    def id_tables(self) -> dict[str, StreamTable]:
         """The stream tables by table name (``"user"``, ``"user.first_order"``, ...)."""
         return dict(self._by_name)
 
     def extend_ids(self, sizes: Mapping[str, int]) -> None:
         """Accept the IDs of each field seen so far (``sizes[field]`` = vocabulary size)."""
         for name, table in self._by_name.items():
-            table.extend_ids(int(sizes[self.fields[name]]))  # type: ignore[operator]
+            table.extend_ids(int(sizes[self.fields[name]]))
 
     def observe(self, ids: Mapping[str, torch.Tensor]) -> None:
         """Let every stream table see its field's IDs of one chunk ``(n,)``, in stream order."""
         for name, table in self._by_name.items():
-            table.observe(ids[self.fields[name]])  # type: ignore[operator]
+            table.observe(ids[self.fields[name]])
 
     def forward(self, ids: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Logits ``(B,)`` of events given per-field ID tensors ``(B,)`` (vocabulary indices)."""

@@ -10,9 +10,8 @@ callables for one :class:`~leanrec.models.stream.StreamModel`:
 * ``learn(chunk)``: the stream tables ``observe`` the chunk (a table assigns rows here, so no
   row exists for an ID before the chunk holding its first event is learnt), then ``passes``
   shuffled passes of mini-batches, each one step of Adam on the dense parameters and one step
-  of Adam or Adagrad on the tables' parameters. Per-row optimiser state follows the rows of
-  every :class:`~leanrec.embeddings.GrowingEmbedding` inside the tables
-  (:class:`~leanrec.embeddings.OptimizerRowSync`);
+  of Adam or Adagrad on the tables' parameters. Per-row optimiser state follows the rows
+  (each table's ``row_sync``, e.g. :class:`~leanrec.embeddings.OptimizerRowSync`);
 * ``memory()``: embedding bytes (:meth:`StreamModel.embedding_bytes`).
 
 Loss per mini-batch ``b``: ``mean(BCE(σ(ŷ), y))`` on the label, or ``mean((r̄ + ŷ − r)²)`` on
@@ -53,7 +52,6 @@ import torch
 from torch.nn import functional as F
 
 from leanrec.data.events import Chunk, EventStream
-from leanrec.embeddings.growing import GrowingEmbedding, OptimizerRowSync
 from leanrec.evaluate.prequential import (
     Prediction,
     PrequentialRecord,
@@ -130,12 +128,8 @@ class StreamTrainer:
             if cfg.table_optimizer == "adam"
             else torch.optim.Adagrad(table_parameters, lr=table_lr)
         )
-        self._row_syncs = [
-            OptimizerRowSync(self.table_optimizer, module)
-            for table in model.id_tables().values()
-            for module in table.modules()
-            if isinstance(module, GrowingEmbedding)
-        ]
+        for table in model.id_tables().values():
+            table.row_sync(self.table_optimizer)
         self.rng = np.random.default_rng(cfg.seed)
         self.rating_offset: float | None = None
         """``r̄``: mean rating of the first chunk learnt (objective ``"mse"``)."""
