@@ -164,6 +164,9 @@ def test_lru_chunks_match_event_by_event_lru(capacity: int, events: list[int], c
             reference.event(item)
         resident = torch.nonzero(table.resident(torch.arange(16))).reshape(-1).tolist()
         assert resident == sorted(reference.uses)
+        # the sorted ID -> row map, kept by merging, is the sort of the row -> ID map
+        assert torch.equal(table.sorted_ids, torch.sort(table.id_of_row).values)
+        assert torch.equal(table.id_of_row[table.row_of_sorted], table.sorted_ids)
 
 
 @settings(max_examples=40, deadline=None)

@@ -392,17 +392,18 @@ class EvictingEmbedding(StreamTable):
         if len(new_ids) <= len(free):
             self._give(free[: len(new_ids)], new_ids, new_uses, new_last)
             return
-        # the pool: residents first, then newcomers; keep the C highest priorities
+        # the pool: residents first, then newcomers; the lowest priorities beyond C go
         last = torch.cat([self.last_use[occupied], new_last])
+        excess = len(last) - self.capacity
         if self.policy == "lru":
-            keep = _lowest(-last, None, self.capacity)
+            dropped = _lowest(last, None, excess)
         else:
             uses = torch.cat([self.use_count[occupied], new_uses])
             arrived_last = len(occupied) + int(torch.argmax(new_first))
             uses[arrived_last] = torch.iinfo(torch.int64).max  # always admitted
-            keep = _lowest(-uses, -last, self.capacity)
-        kept = torch.zeros(len(last), dtype=torch.bool)
-        kept[keep] = True
+            dropped = _lowest(uses, last, excess)
+        kept = torch.ones(len(last), dtype=torch.bool)
+        kept[dropped] = False
         evicted = occupied[~kept[: len(occupied)]]
         admitted = kept[len(occupied) :]
         self.id_of_row[evicted] = -1
@@ -425,15 +426,28 @@ class EvictingEmbedding(StreamTable):
         self.last_use[rows] = last
         if self.policy == "lfu":
             self.use_count[rows] = uses
-        self._reindex()
+        self._reindex(rows, ids)
         for listener in self._listeners:
             listener(RowReset(rows))
 
-    def _reindex(self) -> None:
-        """Rebuild the sorted ID -> row map (free rows sort first with ID -1)."""
-        order = torch.argsort(self.id_of_row)
-        self.sorted_ids = self.id_of_row[order]
-        self.row_of_sorted = order
+    def _reindex(self, rows: torch.Tensor, ids: torch.Tensor) -> None:
+        """Update the sorted ID -> row map after ``rows`` ``(k,)`` were given to ``ids``: drop
+        the entries of those rows, merge the ``k`` new ones in (O(C) per chunk, no sort of
+        the ``C`` entries; free rows stay first with ID -1)."""
+        changed = torch.zeros(self.capacity, dtype=torch.bool)
+        changed[rows] = True
+        stays = ~changed[self.row_of_sorted]
+        kept_ids, kept_rows = self.sorted_ids[stays], self.row_of_sorted[stays]
+        order = torch.argsort(ids)
+        new_ids, new_rows = ids[order], rows[order]
+        at = torch.searchsorted(kept_ids, new_ids) + torch.arange(len(new_ids))
+        is_new = torch.zeros(self.capacity, dtype=torch.bool)
+        is_new[at] = True
+        sorted_ids = torch.empty_like(self.sorted_ids)
+        row_of_sorted = torch.empty_like(self.row_of_sorted)
+        sorted_ids[at], row_of_sorted[at] = new_ids, new_rows
+        sorted_ids[~is_new], row_of_sorted[~is_new] = kept_ids, kept_rows
+        self.sorted_ids, self.row_of_sorted = sorted_ids, row_of_sorted
 
     # ------------------------------------------------------------------ persistence
     def spec(self) -> dict[str, Any]:
