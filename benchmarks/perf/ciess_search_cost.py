@@ -32,7 +32,12 @@ from leanrec.data.presets import prepare_split
 from leanrec.models.compress import set_entity_sizes
 from leanrec.models.registry import model_from_checkpoint
 from leanrec.search.embedding_size import CIESSConfig, SizeSearchEnvironment
-from leanrec.search.embedding_size.policy import CIESSPolicy, make_states, normalized_popularity
+from leanrec.search.embedding_size.policy import (
+    CIESSPolicy,
+    SizeTransitions,
+    make_states,
+    normalized_popularity,
+)
 from leanrec.search.embedding_size.retrain import build_masked_model
 from leanrec.train.bpr import BPRTrainer, TrainerConfig
 from leanrec.train.checkpoint import load_checkpoint
@@ -90,7 +95,7 @@ def main() -> None:
         for role, q in (("user", outcome["q_users"]), ("item", outcome["q_items"])):
             reward = q - config.reward_lambda * (sizes[role] / 128) ** 2
             nxt = make_states(pops[role], sizes[role], q, 128)
-            policy.remember(role, states[role], sizes[role], reward, nxt, False)
+            policy.remember(role, SizeTransitions(states[role], sizes[role], reward, nxt, False))
         policy.learn(rng)
         ours.append(time.perf_counter() - began)
         our_recall.append(float(env.measure_result().mean["recall@20"]))

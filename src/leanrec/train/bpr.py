@@ -35,6 +35,8 @@ from leanrec.train.loop import (
     validation_entries,
 )
 from leanrec.train.sampling import NegativeSampler
+from leanrec.train.step import TrainingError as TrainingError  # importable from here too
+from leanrec.train.step import gradient_step
 
 
 def bpr_loss(
@@ -56,10 +58,6 @@ def bpr_loss(
         positive = positive[:, None]
     ranking = -F.logsigmoid(positive - out.negative_scores).mean()
     return ranking + l2 * out.l2
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (e.g. the loss became NaN)."""
 
 
 @dataclass
@@ -240,14 +238,12 @@ class BPRTrainer(EpochLoop[Recommender]):
             positives = torch.from_numpy(items_all[start:end])
             negatives = torch.from_numpy(negatives_all[start:end])
             loss = bpr_loss(self.model, users, positives, negatives, cfg.l2)
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"loss became {loss.item()} at epoch {epoch}, batch starting at {start}; "
-                    f"try a smaller learning_rate (now {cfg.learning_rate})"
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            gradient_step(
+                loss,
+                self.optimizer,
+                f"loss became {{loss}} at epoch {epoch}, batch starting at {start}; "
+                f"try a smaller learning_rate (now {cfg.learning_rate})",
+            )
             total += float(loss.detach()) * len(users)
             count += len(users)
         return total / max(1, count)

@@ -32,8 +32,8 @@ from leanrec.data.behavior import BehaviorSamples
 from leanrec.evaluate.pointwise import auc, log_loss
 from leanrec.models.ctr.base import CTRModel
 from leanrec.runner.progress import progress
-from leanrec.train.bpr import TrainingError
 from leanrec.train.loop import EpochHook, EpochLoop, EpochOutcome, LoopConfig, validation_entries
+from leanrec.train.step import TrainingError, gradient_step
 
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 
@@ -211,16 +211,14 @@ class CTRTrainer:
                 loss = F.binary_cross_entropy_with_logits(logits, batch.labels) + cfg.l2 * penalty
             else:
                 loss = F.binary_cross_entropy_with_logits(model(batch), batch.labels)
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"{model.name}: loss became {loss.item()} at epoch {epoch}, batch {index} "
-                    f"(samples {index * cfg.batch_size}..{index * cfg.batch_size + len(batch)}); "
-                    f"try a smaller learning_rate (now {cfg.learning_rate}) and check the model's "
-                    "weights and inputs for NaN/inf"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            gradient_step(
+                loss,
+                optimizer,
+                f"{model.name}: loss became {{loss}} at epoch {epoch}, batch {index} "
+                f"(samples {index * cfg.batch_size}..{index * cfg.batch_size + len(batch)}); "
+                f"try a smaller learning_rate (now {cfg.learning_rate}) and check the model's "
+                "weights and inputs for NaN/inf",
+            )
             if scheduler is not None:
                 scheduler.step()
             total += float(loss.detach()) * len(batch)

@@ -48,7 +48,6 @@ from leanrec.evaluate.full_ranking import RankingResult
 from leanrec.evaluate.sampled import evaluate_full, evaluate_sampled
 from leanrec.models.seq.base import NextItemModel
 from leanrec.runner.progress import progress
-from leanrec.train.bpr import TrainingError
 from leanrec.train.loop import (
     EpochHook,
     EpochLoop,
@@ -57,6 +56,7 @@ from leanrec.train.loop import (
     TrainResult,
     validation_entries,
 )
+from leanrec.train.step import gradient_step
 
 SequenceLoss = Literal["bce", "sampled_softmax"]
 Batching = Literal["random", "by_length"]
@@ -337,16 +337,16 @@ class SequentialTrainer(EpochLoop[NextItemModel]):
         total, count = 0.0, 0
         for step, rows in enumerate(progress(batches, desc=f"epoch {epoch}", enabled=cfg.progress)):
             loss = self.batch_loss(rows)
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"loss became {loss.item()} at epoch {epoch}, step {step}; "
-                    f"try a smaller learning_rate (now {cfg.learning_rate})"
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            clip = None
             if cfg.grad_clip_norm is not None:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip_norm)
-            self.optimizer.step()
+                clip = (self.model.parameters(), cfg.grad_clip_norm)
+            gradient_step(
+                loss,
+                self.optimizer,
+                f"loss became {{loss}} at epoch {epoch}, step {step}; "
+                f"try a smaller learning_rate (now {cfg.learning_rate})",
+                clip,
+            )
             positions = int(self.lengths[rows].sum())
             total += float(loss.detach()) * positions
             count += positions

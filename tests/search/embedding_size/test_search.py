@@ -45,6 +45,7 @@ from leanrec.search.embedding_size.environment import (
     user_eval,
 )
 from leanrec.search.embedding_size.policy import (
+    SizeTransitions,
     make_states,
     normalized_popularity,
     reward_lambda_at,
@@ -270,7 +271,7 @@ def test_relabelled_rewards_follow_eq10_with_the_new_lambda() -> None:
     quality = np.array([1.0, 0.5, 0.25])
     next_states = make_states(np.zeros(3), sizes, quality, 8)
     stale = quality - 0.4 * (sizes / 8) ** 2
-    policy.remember("user", states, sizes, stale, next_states, False)
+    policy.remember("user", SizeTransitions(states, sizes, stale, next_states, False))
     policy.set_reward_lambda(2.0)
     # q - 2 (d/8)^2: 1 - 2, 0.5 - 0.5, 0.25 - 0.125
     assert np.allclose(policy.buffers["user"].rewards[:3], [-1.0, 0.0, 0.125])

@@ -52,7 +52,13 @@ from leanrec.search.embedding_size.config import (
     PEPConfig,
 )
 from leanrec.search.embedding_size.environment import SizeSearchEnvironment
-from leanrec.search.embedding_size.policy import CIESSPolicy, CIESSSearch, SearchResult, SizePolicy
+from leanrec.search.embedding_size.policy import (
+    CIESSPolicy,
+    CIESSSearch,
+    SearchResult,
+    SizePolicy,
+    SizeTransitions,
+)
 from leanrec.search.embedding_size.retrain import (
     RetrainedModel,
     SizePair,
@@ -66,9 +72,10 @@ from leanrec.search.embedding_size.retrain import (
     select_candidates,
 )
 from leanrec.seeding import torch_seeded
-from leanrec.train.bpr import EpochHook, TrainerConfig, TrainingError, bpr_loss
+from leanrec.train.bpr import EpochHook, TrainerConfig, bpr_loss
 from leanrec.train.checkpoint import load_checkpoint, save_atomic
 from leanrec.train.sampling import NegativeSampler
+from leanrec.train.step import gradient_step
 
 
 def _split(sizes: np.ndarray, n_users: int) -> SizePair:
@@ -195,17 +202,9 @@ class ESAPNPolicy:
         self.pending[role] = actions
         return self.ladder[levels]
 
-    def remember(
-        self,
-        role: str,
-        states: np.ndarray,
-        sizes: np.ndarray,
-        rewards: np.ndarray,
-        next_states: np.ndarray,
-        done: bool,
-    ) -> None:
-        self.agents[role].record(states, self.pending[role], rewards)
-        self.episode_done = done
+    def remember(self, role: str, transitions: SizeTransitions) -> None:
+        self.agents[role].record(transitions.states, self.pending[role], transitions.rewards)
+        self.episode_done = transitions.done
 
     def learn(self, rng: np.random.Generator) -> dict[str, float]:
         if not self.episode_done:
@@ -275,11 +274,7 @@ def pep_masks(
                 torch.from_numpy(negatives[start : start + config.batch_size]),
                 config.l2,
             )
-            if not torch.isfinite(loss):
-                raise TrainingError(f"PEP loss became {loss.item()} at epoch {epoch}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            gradient_step(loss, optimizer, f"PEP loss became {{loss}} at epoch {epoch}")
         kept = sum(t.num_parameters() for t in tables.values())
         reached = 1.0 - kept / full
         if log is not None:

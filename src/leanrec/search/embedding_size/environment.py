@@ -20,8 +20,9 @@ from leanrec.data.interactions import Split
 from leanrec.evaluate import FullRankingEvaluator, RankingResult
 from leanrec.models.base import Recommender
 from leanrec.models.compress import set_entity_sizes
-from leanrec.train.bpr import TrainingError, bpr_loss, evaluate_model
+from leanrec.train.bpr import bpr_loss, evaluate_model
 from leanrec.train.sampling import NegativeSampler
+from leanrec.train.step import gradient_step
 
 
 @dataclass
@@ -246,14 +247,12 @@ class SizeSearchEnvironment:
                 torch.from_numpy(negatives),
                 self.l2,
             )
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"inner loss became {loss.item()}; lower inner_learning_rate "
-                    f"(now {self.inner_learning_rate})"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            gradient_step(
+                loss,
+                optimizer,
+                "inner loss became {loss}; lower inner_learning_rate "
+                f"(now {self.inner_learning_rate})",
+            )
             losses.append(float(loss.detach()))
         model.eval()
         return float(np.mean(losses))

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -113,6 +113,22 @@ def _comparable(value: Any) -> Any:
     return value
 
 
+class SizeTransitions(NamedTuple):
+    """One iteration's ``(s_n, d_n, r_n, s'_n)`` of every entity of one role (``N`` users or
+    items), what a policy learns from (Algorithm 1, "store")."""
+
+    states: np.ndarray
+    """``s_n``, float32 ``(N, 3)`` (Eq. 6)."""
+    sizes: np.ndarray
+    """``d_n``, int64 ``(N,)``: the sizes chosen in ``states``."""
+    rewards: np.ndarray
+    """``r_n``, float ``(N,)`` (Eq. 10)."""
+    next_states: np.ndarray
+    """``s'_n``, float32 ``(N, 3)``: the states the sizes led to."""
+    done: bool
+    """The iteration was the episode's last."""
+
+
 class SizePolicy(Protocol):
     """What :class:`CIESSSearch` needs from a policy (CIESS's TD3, or a baseline's)."""
 
@@ -122,15 +138,7 @@ class SizePolicy(Protocol):
         self, role: str, states: np.ndarray, rng: np.random.Generator, explore: bool = True
     ) -> np.ndarray: ...
 
-    def remember(
-        self,
-        role: str,
-        states: np.ndarray,
-        sizes: np.ndarray,
-        rewards: np.ndarray,
-        next_states: np.ndarray,
-        done: bool,
-    ) -> None: ...
+    def remember(self, role: str, transitions: SizeTransitions) -> None: ...
 
     def learn(self, rng: np.random.Generator) -> dict[str, float]: ...
 
@@ -193,15 +201,9 @@ class CIESSPolicy:
         best = values.argmax(dim=1).numpy()
         return walk[np.arange(n), best]
 
-    def remember(
-        self,
-        role: str,
-        states: np.ndarray,
-        sizes: np.ndarray,
-        rewards: np.ndarray,
-        next_states: np.ndarray,
-        done: bool,
-    ) -> None:
+    def remember(self, role: str, transitions: SizeTransitions) -> None:
+        """Keep the role's transitions in its replay buffer (sizes and rewards as float32)."""
+        states, sizes, rewards, next_states, done = transitions
         self.buffers[role].add(
             states, sizes.astype(np.float32), rewards.astype(np.float32), next_states, float(done)
         )
@@ -363,7 +365,9 @@ class CIESSSearch:
             next_states = make_states(
                 self.popularity[role], sizes[role], quality[role], cfg.max_dim
             )
-            self.policy.remember(role, self.states[role], sizes[role], reward, next_states, done)
+            self.policy.remember(
+                role, SizeTransitions(self.states[role], sizes[role], reward, next_states, done)
+            )
             self.states[role] = next_states
             record[f"{role}_reward"] = float(reward.mean())
             record[f"{role}_mean_size"] = float(sizes[role].mean())

@@ -1,0 +1,36 @@
+"""One optimizer step of a training batch, shared by every trainer and inner training loop:
+stop on a NaN or infinite loss with the trainer's own message, else zero, backpropagate, step."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN)."""
+
+
+def gradient_step(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    failure: str,
+    clip: tuple[Iterable[torch.Tensor], float] | None = None,
+) -> None:
+    """One optimizer step on a scalar ``loss``: zero the gradients, backpropagate, clip the
+    gradients' total norm when ``clip = (parameters, max_norm)`` is given, step.
+
+    Raises:
+        TrainingError: when ``loss`` is NaN or infinite (checked first: a non-finite loss
+            changes no weight), with the message ``failure``, ``{loss}`` in it replaced by the
+            loss value. Each trainer words its own (where in the run, which setting to lower).
+    """
+    if not torch.isfinite(loss):
+        raise TrainingError(failure.replace("{loss}", str(loss.item())))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip is not None:
+        parameters, max_norm = clip
+        torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+    optimizer.step()
