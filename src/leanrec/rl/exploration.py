@@ -23,43 +23,36 @@ class Noise(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-class GaussianNoise:
-    """``ε ~ N(0, σ)`` independently per call (the CIESS default, σ = 6)."""
+class _IndependentNoise:
+    """Noise drawn afresh on every call: nothing to reset, nothing to checkpoint (subclasses
+    implement :meth:`sample`)."""
 
     def __init__(self, sigma: float) -> None:
         self.sigma = sigma
+
+    def reset(self) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class GaussianNoise(_IndependentNoise):
+    """``ε ~ N(0, σ)`` independently per call (the CIESS default, σ = 6)."""
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return rng.normal(0.0, self.sigma, n)
 
-    def reset(self) -> None:
-        pass
 
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
-
-
-class UniformNoise:
+class UniformNoise(_IndependentNoise):
     """``ε ~ U(-w, w)`` with ``w = σ √3`` (same standard deviation ``σ`` as the Gaussian)."""
-
-    def __init__(self, sigma: float) -> None:
-        self.sigma = sigma
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         width = self.sigma * np.sqrt(3.0)
         return rng.uniform(-width, width, n)
-
-    def reset(self) -> None:
-        pass
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
 
 
 class OrnsteinUhlenbeckNoise:
