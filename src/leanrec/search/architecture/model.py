@@ -65,22 +65,18 @@ __all__ = [
 
 
 class _OneShot(CTRModel):
-    """A one-shot model: ``active`` child, resampled per batch in training when asked."""
+    """A one-shot model: ``active`` child, resampled per batch in training when asked.
+
+    Steps 1 and 2 build their layers in :meth:`~CTRModel._build_layers` (right after the
+    embedder) and set their first ``active`` child there."""
 
     config_class = AMEIRConfig
     config: AMEIRConfig
     interaction_index: torch.Tensor
-
-    def __init__(
-        self,
-        feature_map: FeatureMap,
-        config: AMEIRConfig | None = None,
-        table_factory: TableFactory | None = None,
-    ) -> None:
-        super().__init__(feature_map, config, table_factory)
-        self.sample_each_batch = False
-        self.sampler: Callable[[], Any] | None = None
-        self.active: Any = None
+    sample_each_batch: bool = False
+    """Draw a new ``active`` child from :attr:`sampler` for every training batch."""
+    sampler: Callable[[], Any] | None = None
+    active: Any = None
 
     def forward(self, batch: Any) -> torch.Tensor:
         if self.training and self.sample_each_batch and self.sampler is not None:
@@ -94,13 +90,7 @@ class BehaviorStepModel(_OneShot):
 
     name = "ameir_step1"
 
-    def __init__(
-        self,
-        feature_map: FeatureMap,
-        config: AMEIRConfig | None = None,
-        table_factory: TableFactory | None = None,
-    ) -> None:
-        super().__init__(feature_map, config, table_factory)
+    def _build_layers(self) -> None:
         cfg = self.config
         d = cfg.embedding_dim
         self.behavior = BehaviorSupernet(
@@ -128,13 +118,7 @@ class InteractionStepModel(_OneShot):
 
     name = "ameir_step2"
 
-    def __init__(
-        self,
-        feature_map: FeatureMap,
-        config: AMEIRConfig | None = None,
-        table_factory: TableFactory | None = None,
-    ) -> None:
-        super().__init__(feature_map, config, table_factory)
+    def _build_layers(self) -> None:
         cfg = self.config
         if not cfg.mlp_dims:
             raise ValueError("Step 2 needs a predefined MLP with at least one hidden layer")

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -47,6 +47,7 @@ from leanrec.search.architecture.model import (
 from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, EpochHook, evaluate_ctr
 
 Log = Callable[[str], None]
+T = TypeVar("T")
 
 INHERITED_FROM_STEP1 = ("embedder.", "behavior.")
 """State-dict prefixes Step 3 copies from Step 1's one-shot model: field embeddings, the
@@ -650,10 +651,10 @@ def _search_architecture(
     rng = np.random.default_rng(config.seed)
     steps = FinishedSteps(Path(out_dir) if out_dir is not None else None, rng, say)
     subset = validation_subset(split.valid, config.validation_subset, config.seed)
-    blocks, step1_state = _step1_or_resume(steps, split, subset, config, rng, executor)
+    blocks, step1_state = _step1_or_resume(steps, split, subset, config, executor)
     say(f"step 1 chose {[f'{b.norm}/{b.layer}/{b.activation}' for b in blocks]}")
     interactions, step2_state = _step2_or_resume(
-        steps, split, subset, config, rng, executor, step1_state
+        steps, split, subset, config, executor, step1_state
     )
     say(f"step 2 chose {['x'.join(i) for i in interactions]}")
     # Step 3 (always rerun when resuming: its weights initialise the derived model) ---------
@@ -695,7 +696,7 @@ class FinishedSteps:
     ``<folder>/step<k>.json`` together with the sampler's state after the step: a resumed
     search loads it back into ``rng`` and draws what an uninterrupted one would have drawn
     from there on. The one-shot weights later steps inherit are kept next to it
-    (:meth:`path`).
+    (``<folder>/step<k>_state.pt``, :meth:`save` and :meth:`load_state`).
 
     Args:
         folder: where the steps are kept (created; None: in memory only, nothing resumes).
@@ -732,13 +733,38 @@ class FinishedSteps:
         self.records[name] = record
         return record
 
-    def save(self, name: str, record: dict[str, Any]) -> None:
-        """Keep the finished step ``name`` with the sampler's state after it."""
+    def load_state(self, name: str) -> dict[str, torch.Tensor] | None:
+        """The one-shot weights step ``name`` kept (:meth:`save`), None when there are none."""
+        path = self.path(f"{name}_state.pt")
+        if path is None or not path.is_file():
+            return None
+        state: dict[str, torch.Tensor] = torch.load(path, weights_only=True)
+        return state
+
+    def save(
+        self, name: str, record: dict[str, Any], state: dict[str, torch.Tensor] | None = None
+    ) -> None:
+        """Keep the finished step ``name`` with the sampler's state after it, and the one-shot
+        weights ``state`` later steps inherit when given (written first: a step whose record
+        is there has its weights there too)."""
+        state_path = self.path(f"{name}_state.pt")
+        if state is not None and state_path is not None:
+            torch.save(state, state_path)
         record["rng_state"] = self.rng.bit_generator.state
         self.records[name] = record
         path = self.path(f"{name}.json")
         if path is not None:
             atomic_write_text(path, json.dumps(record))
+
+    def run(
+        self, title: str, step: Callable[[], tuple[T, dict[str, Any]]]
+    ) -> tuple[T, dict[str, Any]]:
+        """Say ``title``, run ``step`` and add its ``wall_seconds`` to the record it returns."""
+        self.say(title)
+        t0 = time.perf_counter()
+        chosen, record = step()
+        record["wall_seconds"] = time.perf_counter() - t0
+        return chosen, record
 
 
 def _step1_or_resume(
@@ -746,26 +772,19 @@ def _step1_or_resume(
     split: BehaviorSplit,
     subset: BehaviorSamples,
     config: ArchitectureSearchConfig,
-    rng: np.random.Generator,
     executor: Executor,
 ) -> tuple[tuple[BlockChoice, ...], dict[str, torch.Tensor] | None]:
     """Step 1's blocks and its one-shot weights (None when a resumed search lost them)."""
-    state_path = steps.path("step1_state.pt")
     record = steps.load("step1")
     if record is not None:
-        blocks = tuple(BlockChoice(**b) for b in record["chosen"])
-        if state_path is not None and state_path.is_file():
-            return blocks, torch.load(state_path, weights_only=True)
-        return blocks, None
-    steps.say("step 1: behaviour blocks")
+        return tuple(BlockChoice(**b) for b in record["chosen"]), steps.load_state("step1")
     trained: list[Any] = []
-    t0 = time.perf_counter()
-    blocks, record = step1_blocks(split, subset, config, rng, trained, executor)
-    record["wall_seconds"] = time.perf_counter() - t0
+    blocks, record = steps.run(
+        "step 1: behaviour blocks",
+        lambda: step1_blocks(split, subset, config, steps.rng, trained, executor),
+    )
     state = trained[0].state_dict()
-    if state_path is not None:
-        torch.save(state, state_path)
-    steps.save("step1", record)
+    steps.save("step1", record, state)
     return blocks, state
 
 
@@ -774,35 +793,33 @@ def _step2_or_resume(
     split: BehaviorSplit,
     subset: BehaviorSamples,
     config: ArchitectureSearchConfig,
-    rng: np.random.Generator,
     executor: Executor,
     step1_state: dict[str, torch.Tensor] | None,
 ) -> tuple[tuple[Interaction, ...], dict[str, torch.Tensor] | None]:
     """Step 2's interactions and, with ``carry_embeddings``, the field embeddings Step 3
     takes from it (None otherwise, or when a resumed search lost them)."""
-    state_path = steps.path("step2_state.pt")
     record = steps.load("step2")
     if record is not None:
         interactions = tuple(tuple(i) for i in record["chosen"])
-        if config.carry_embeddings and state_path is not None and state_path.is_file():
-            return interactions, torch.load(state_path, weights_only=True)
-        if config.carry_embeddings and config.interactions > 0:
-            steps.say(f"no {state_path}: Step 3 starts from Step 1's embeddings, not Step 2's")
-        return interactions, None
-    steps.say("step 2: interactions")
+        state = steps.load_state("step2") if config.carry_embeddings else None
+        if state is None and config.carry_embeddings and config.interactions > 0:
+            steps.say(
+                f"no {steps.path('step2_state.pt')}: Step 3 starts from Step 1's embeddings, "
+                "not Step 2's"
+            )
+        return interactions, state
     trained: list[Any] = []
-    t0 = time.perf_counter()
     initial = step1_state if config.carry_embeddings else None
-    interactions, record = step2_interactions(
-        split, subset, config, rng, steps.say, initial, trained, executor
+    interactions, record = steps.run(
+        "step 2: interactions",
+        lambda: step2_interactions(
+            split, subset, config, steps.rng, steps.say, initial, trained, executor
+        ),
     )
-    record["wall_seconds"] = time.perf_counter() - t0
     state = None
     if config.carry_embeddings and trained:  # only what Step 3 takes from it
         state = {
             k: v for k, v in trained[0].state_dict().items() if k.startswith(CARRIED_FROM_STEP2)
         }
-        if state_path is not None:
-            torch.save(state, state_path)
-    steps.save("step2", record)
+    steps.save("step2", record, state)
     return interactions, state
