@@ -18,7 +18,7 @@ import functools
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,18 +187,16 @@ def _train_architecture(args: argparse.Namespace, extra: Sequence[str]) -> int:
     model = AMEIRModel.from_architecture(split.feature_map, architecture, settings.embedding_dim)
     result = CTRTrainer(config).fit(model, split.train, split.valid)
     test = evaluate_ctr(model, split.test)
-    run_dir = Path(args.run_dir or Path(args.runs) / f"{dataset}-{Path(args.architecture).stem}")
+    run_dir = _architecture_run_dir(args, dataset)
     model.save(run_dir / "model.pt")
-    (run_dir / "metrics.json").write_text(
-        json.dumps({"valid": result.best_valid, "test": test, "best_epoch": result.best_epoch})
-    )
-    print(
+    return _finish_architecture_run(
+        run_dir,
+        result,
+        test,
         f"best epoch {result.best_epoch}: valid AUC {result.best_valid['auc']:.4f} "
         f"log loss {result.best_valid['logloss']:.4f}; test AUC {test['auc']:.4f} "
-        f"log loss {test['logloss']:.4f}; {sum(model.parameter_counts().values()):,} parameters"
+        f"log loss {test['logloss']:.4f}; {sum(model.parameter_counts().values()):,} parameters",
     )
-    print(f"run directory: {run_dir}")
-    return 0
 
 
 def _train_retrieval_architecture(args: argparse.Namespace, extra: Sequence[str]) -> int:
@@ -233,21 +231,35 @@ def _train_retrieval_architecture(args: argparse.Namespace, extra: Sequence[str]
     trainer = SequentialTrainer(model, split, config)
     result = trainer.fit()
     test = trainer.evaluate("test", "sampled").mean
-    run_dir = Path(
-        args.run_dir or Path(args.runs) / f"{args.dataset}-{Path(args.architecture).stem}"
-    )
+    run_dir = _architecture_run_dir(args, args.dataset)
     run_dir.mkdir(parents=True, exist_ok=True)
     import torch
 
     torch.save({"architecture": architecture, "model": model.state_dict()}, run_dir / "model.pt")
+    return _finish_architecture_run(
+        run_dir,
+        result,
+        test,
+        f"best epoch {result.best_epoch}: valid NDCG@5 {result.best_valid['ndcg@5']:.4f}; test "
+        f"HR@5 {test['hit@5']:.4f} NDCG@5 {test['ndcg@5']:.4f} "
+        f"({settings.negative_sampling} negatives)",
+    )
+
+
+def _architecture_run_dir(args: argparse.Namespace, dataset: str) -> Path:
+    """``--run-dir``, else ``<runs>/<dataset>-<architecture file's stem>``."""
+    return Path(args.run_dir or Path(args.runs) / f"{dataset}-{Path(args.architecture).stem}")
+
+
+def _finish_architecture_run(
+    run_dir: Path, result: Any, test: Mapping[str, float], summary: str
+) -> int:
+    """Write ``metrics.json`` (``result``'s best validation metrics and epoch, the ``test``
+    metrics) into ``run_dir``, then print ``summary`` and where the run is."""
     (run_dir / "metrics.json").write_text(
         json.dumps({"valid": result.best_valid, "test": test, "best_epoch": result.best_epoch})
     )
-    print(
-        f"best epoch {result.best_epoch}: valid NDCG@5 {result.best_valid['ndcg@5']:.4f}; test "
-        f"HR@5 {test['hit@5']:.4f} NDCG@5 {test['ndcg@5']:.4f} "
-        f"({settings.negative_sampling} negatives)"
-    )
+    print(summary)
     print(f"run directory: {run_dir}")
     return 0
 
@@ -325,9 +337,7 @@ def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
     if args.no_random_walk:
         search = dataclasses.replace(search, random_walk=False)
     exp = dataclasses.replace(experiment, search=search)
-    result = run_experiment(exp, log=lambda message: print(message, flush=True))
-    print(result.table())
-    print(f"results: {result.run_dir.path / 'results.json'}")
+    result = _run_table(run_experiment, exp)
     return 0 if result.rows else 1
 
 
@@ -348,81 +358,81 @@ def _sketch_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
         seeds=tuple(args.seeds or DEFAULT_SEEDS),
         config=config,
     )
-    result = run_experiment(exp, log=lambda message: print(message, flush=True))
-    print(result.table())
-    print(f"results: {result.run_dir.path / 'results.json'}")
+    result = _run_table(run_experiment, exp)
     return 0 if result.rows else 1
 
 
 def _architecture_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
-    from leanrec.search.architecture.config import (
-        HAND_DESIGNED,
-        NAS_METHODS,
-        ArchitectureExperiment,
-        ArchitectureSearchConfig,
-    )
-    from leanrec.search.architecture.experiment import run_experiment
+    from leanrec.search.architecture import config
 
     if args.dataset in RETRIEVAL_DATASETS:
-        return _retrieval_experiment(args, extra)
-    dataset = "ml-1m-ctr" if args.dataset == "ml-1m" else args.dataset
-    out = args.out or f"runs/architecture-{dataset}"
-    experiment = ArchitectureExperiment(
-        dataset=dataset,
-        data_dir=args.data_dir,
-        out_dir=out,
-        baselines=tuple(args.baselines) if args.baselines is not None else HAND_DESIGNED,
-        methods=tuple(args.methods) if args.methods else NAS_METHODS,
-        seeds=tuple(args.seeds or DEFAULT_SEEDS),
+        return _architecture_table(
+            args,
+            extra,
+            config.RetrievalExperiment,
+            config.RetrievalSearchConfig,
+            args.dataset,
+            (config.RETRIEVAL_BASELINES, config.RETRIEVAL_METHODS),
+            ("baseline_epochs", "baseline_seconds", "negative_sampling", "max_length"),
+        )
+    return _architecture_table(
+        args,
+        extra,
+        config.ArchitectureExperiment,
+        config.ArchitectureSearchConfig,
+        "ml-1m-ctr" if args.dataset == "ml-1m" else args.dataset,
+        (config.HAND_DESIGNED, config.NAS_METHODS),
+        ("baseline_epochs", "random_budget"),
     )
-    experiment, search = build_configs(
-        _parse_options(extra),
-        [
-            Target(ArchitectureExperiment, experiment, only=("baseline_epochs", "random_budget")),
-            ArchitectureSearchConfig,
-        ],
-        OPTION_ALIASES,
-    )
-    exp = dataclasses.replace(experiment, config=search)
-    result = run_experiment(exp, log=lambda message: print(message, flush=True))
-    print(result.table())
-    print(f"results: {result.run_dir.path / 'results.json'}")
-    return 0 if result.summary["methods"] else 1
 
 
 RETRIEVAL_DATASETS = ("beauty", "beauty-s3rec")
 """Datasets whose architecture experiment is next-item retrieval (AMEIR Table 2)."""
 
 
-def _retrieval_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
-    from leanrec.search.architecture.config import (
-        RETRIEVAL_BASELINES,
-        RETRIEVAL_METHODS,
-        RetrievalExperiment,
-        RetrievalSearchConfig,
-    )
+def _architecture_table(
+    args: argparse.Namespace,
+    extra: Sequence[str],
+    experiment_class: type[Any],
+    search_class: type[Any],
+    dataset: str,
+    default_methods: tuple[tuple[str, ...], tuple[str, ...]],
+    experiment_options: tuple[str, ...],
+) -> int:
+    """One AMEIR table (CTR: Table 1; next-item retrieval: Table 2): the experiment from the
+    flags, the options routed to its ``experiment_options`` then to the search config.
+
+    Args:
+        default_methods: ``(baselines, searched methods)`` run when no flag names them.
+    """
     from leanrec.search.architecture.experiment import run_experiment
 
-    out = args.out or f"runs/architecture-{args.dataset}"
-    experiment = RetrievalExperiment(
-        dataset=args.dataset,
+    baselines, methods = default_methods
+    experiment = experiment_class(
+        dataset=dataset,
         data_dir=args.data_dir,
-        out_dir=out,
-        baselines=tuple(args.baselines) if args.baselines is not None else RETRIEVAL_BASELINES,
-        methods=tuple(args.methods) if args.methods else RETRIEVAL_METHODS,
+        out_dir=args.out or f"runs/architecture-{dataset}",
+        baselines=tuple(args.baselines) if args.baselines is not None else baselines,
+        methods=tuple(args.methods) if args.methods else methods,
         seeds=tuple(args.seeds or DEFAULT_SEEDS),
     )
-    experiment_fields = ("baseline_epochs", "baseline_seconds", "negative_sampling", "max_length")
     experiment, search = build_configs(
         _parse_options(extra),
-        [Target(RetrievalExperiment, experiment, only=experiment_fields), RetrievalSearchConfig],
+        [Target(experiment_class, experiment, only=experiment_options), search_class],
         OPTION_ALIASES,
     )
     exp = dataclasses.replace(experiment, config=search)
-    result = run_experiment(exp, log=lambda message: print(message, flush=True))
+    result = _run_table(run_experiment, exp)
+    return 0 if result.summary["methods"] else 1
+
+
+def _run_table(run_experiment: Callable[..., Any], experiment: Any) -> Any:
+    """``run_experiment(experiment)`` with its log on stdout, then its table and where its
+    results are; returns its result."""
+    result = run_experiment(experiment, log=lambda message: print(message, flush=True))
     print(result.table())
     print(f"results: {result.run_dir.path / 'results.json'}")
-    return 0 if result.summary["methods"] else 1
+    return result
 
 
 def cmd_compress(args: argparse.Namespace, extra: Sequence[str]) -> int:
