@@ -3,8 +3,6 @@ next-item adapter."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -34,12 +32,7 @@ LENGTHS = (7, 4, 1, 0)
 """Real items per row of the test batch (T = 7): full, partial, single, empty."""
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _batch(seed: int = 0, lengths: tuple[int, ...] = LENGTHS, T: int = 7, dim: int = DIM):
