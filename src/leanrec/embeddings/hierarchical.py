@@ -1,6 +1,6 @@
 """Shared vectors in front of unique rows: :class:`HierarchicalSharedEmbedding` (AutoAssign+).
 
-AutoAssign+ (Zhao et al., arXiv 2308.06965) gives every ID field a hierarchy of ``k`` shared
+AutoAssign+ (arXiv 2308.06965) gives every ID field a hierarchy of ``k`` shared
 vectors (levels ``1..k``) in front of the unique rows. An ID's **position** says what it reads:
 
 * ``0``: not seen yet; reads level 1 like a new ID (cold start, nothing allocated);
