@@ -431,6 +431,96 @@ def _four(key: str) -> F:
 _ALL = "ameir_table--keep-best-all.json:"
 
 TABLES: dict[str, Table] = {
+    "smallest-runs": Table(
+        ("smallest_runs.json",),
+        ("experiment", "row", "test R@20 / metric", "test N@20 / metric"),
+        (
+            (
+                "embedding size, ML-100K MF",
+                "ciess, c = 80%",
+                F("{:.4f}", "embedding-size:ciess/0.8:test_recall@20"),
+                F("{:.4f}", "embedding-size:ciess/0.8:test_ndcg@20"),
+            ),
+            (
+                "embedding size, ML-100K MF",
+                "ciess, c = 90%",
+                F("{:.4f}", "embedding-size:ciess/0.9:test_recall@20"),
+                F("{:.4f}", "embedding-size:ciess/0.9:test_ndcg@20"),
+            ),
+            (
+                "embedding size, ML-100K MF",
+                "ciess, c = 95%",
+                F("{:.4f}", "embedding-size:ciess/0.95:test_recall@20"),
+                F("{:.4f}", "embedding-size:ciess/0.95:test_ndcg@20"),
+            ),
+            (
+                "embedding size, ML-100K MF",
+                "su, c = 80%",
+                F("{:.4f}", "embedding-size:su/0.8:test_recall@20"),
+                F("{:.4f}", "embedding-size:su/0.8:test_ndcg@20"),
+            ),
+            (
+                "embedding size, ML-100K MF",
+                "su, c = 90%",
+                F("{:.4f}", "embedding-size:su/0.9:test_recall@20"),
+                F("{:.4f}", "embedding-size:su/0.9:test_ndcg@20"),
+            ),
+            (
+                "embedding size, ML-100K MF",
+                "su, c = 95%",
+                F("{:.4f}", "embedding-size:su/0.95:test_recall@20"),
+                F("{:.4f}", "embedding-size:su/0.95:test_ndcg@20"),
+            ),
+            (
+                "embedding size, ML-100K MF",
+                "magprune, c = 80%",
+                F("{:.4f}", "embedding-size:magprune/0.8:test_recall@20"),
+                F("{:.4f}", "embedding-size:magprune/0.8:test_ndcg@20"),
+            ),
+            (
+                "embedding size, ML-100K MF",
+                "magprune, c = 90%",
+                F("{:.4f}", "embedding-size:magprune/0.9:test_recall@20"),
+                F("{:.4f}", "embedding-size:magprune/0.9:test_ndcg@20"),
+            ),
+            (
+                "embedding size, ML-100K MF",
+                "magprune, c = 95%",
+                F("{:.4f}", "embedding-size:magprune/0.95:test_recall@20"),
+                F("{:.4f}", "embedding-size:magprune/0.95:test_ndcg@20"),
+            ),
+            (
+                "sketch, ML-100K, K = 2, τ = 1",
+                "random",
+                F("RMSE {:.4f}", "sketch:random/2/1/0:test_rmse"),
+                MISSING,
+            ),
+            (
+                "sketch, ML-100K, K = 2, τ = 1",
+                "influence",
+                F("RMSE {:.4f}", "sketch:influence/2/1/0:test_rmse"),
+                MISSING,
+            ),
+            (
+                "sketch, ML-100K, K = 2, τ = 1",
+                "dips1",
+                F("RMSE {:.4f}", "sketch:dips1/2/1/0:test_rmse"),
+                MISSING,
+            ),
+            (
+                "architecture, ML-1M CTR",
+                "dnn",
+                F("AUC {:.4f}", "architecture:dnn/0:test_auc"),
+                F("log loss {:.4f}", "architecture:dnn/0:test_logloss"),
+            ),
+            (
+                "architecture, ML-1M CTR",
+                "ameir",
+                F("AUC {:.4f}", "architecture:ameir/0:test_auc"),
+                F("log loss {:.4f}", "architecture:ameir/0:test_logloss"),
+            ),
+        ),
+    ),
     "quickstart-synthetic": Table(
         ("quickstart_synthetic.json",),
         ("synthetic data, test", "LightGCN", "popularity"),
