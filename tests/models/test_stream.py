@@ -141,3 +141,25 @@ def test_build_neumf_on_a_stream_predicts_for_unseen_ids() -> None:
     assert logits.shape == (2,)
     assert stream_model.embedding_bytes() > 0
     assert all(t.used_rows == 0 for t in stream_model.id_tables().values())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", ["deepfm", "dnn", "wide_deep"])
+def test_logits_of_looked_up_vectors_equal_the_forward_bit_for_bit(name: str) -> None:
+    stream_model = build_stream_model(name, embedding_dim=8, seed=0, mlp_dims=(16,), init_std=0.3)
+    stream_model.extend_ids({"user": N_USERS, "item": N_ITEMS})
+    ids = _ids(2)
+    stream_model.observe({"user": ids["user"][:20], "item": ids["item"][:20]})  # some fallback
+    vectors = {
+        table_name: table.lookup(ids[stream_model.fields[table_name]])
+        for table_name, table in stream_model.id_tables().items()
+    }
+    assert stream_model.reads_vectors
+    with torch.no_grad():
+        assert torch.equal(stream_model.logits_of_vectors(vectors), stream_model(ids))
+
+
+def test_neumf_does_not_read_vectors() -> None:
+    stream_model = build_stream_model("neumf", embedding_dim=4, seed=0, mlp_layers=[8])
+    assert not stream_model.reads_vectors
+    with pytest.raises(TypeError, match="does not take looked-up vectors"):
+        stream_model.logits_of_vectors({})

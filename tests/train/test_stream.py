@@ -7,11 +7,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from leanrec.data.events import Chunk, EventStream
 from leanrec.data.synthetic_stream import make_synthetic_stream
 from leanrec.embeddings.growing import GrowingEmbedding
-from leanrec.evaluate.prequential import StreamChunk
+from leanrec.evaluate.prequential import StreamChunk, run_prequential
 from leanrec.models.stream import build_stream_model
 from leanrec.train.stream import (
     StreamTrainer,
@@ -108,7 +109,14 @@ class KilledError(RuntimeError):
 
 
 @pytest.mark.parametrize(
-    ("objective", "every", "kill_at"), [("bce", 1, 7), ("mse", 3, 8), ("bce", 4, 2)]
+    ("objective", "every", "kill_at", "optimizer"),
+    [
+        ("bce", 1, 7, "adam"),
+        ("mse", 3, 8, "adam"),
+        ("bce", 4, 2, "adam"),
+        ("bce", 3, 7, "row_adam"),
+        ("mse", 2, 5, "row_rmsprop"),
+    ],
 )
 def test_killed_run_resumes_to_identical_totals(
     stream: EventStream,
@@ -116,14 +124,22 @@ def test_killed_run_resumes_to_identical_totals(
     objective: str,
     every: int,
     kill_at: int,
+    optimizer: str,
     one_torch_thread: None,
 ) -> None:
     plan = stream.plan(size=250, warmup_fraction=0.2)
+    options: dict[str, Any] = {"table_optimizer": optimizer}
+    if optimizer.startswith("row_"):
+        options["table_learning_rate"] = 0.01
     reference = run_stream(
-        stream, plan, _trainer(objective), checkpoint_dir=tmp_path / "ref", checkpoint_every=every
+        stream,
+        plan,
+        _trainer(objective, **options),
+        checkpoint_dir=tmp_path / "ref",
+        checkpoint_every=every,
     )
 
-    broken = _trainer(objective)
+    broken = _trainer(objective, **options)
     learn = broken.learn
 
     def dying_learn(batch: StreamChunk) -> None:
@@ -140,7 +156,11 @@ def test_killed_run_resumes_to_identical_totals(
     else:  # the last checkpoint is after chunk (kill_at // every) * every - 1
         assert latest is not None and latest.name == f"chunk-{(kill_at // every) * every - 1:06d}"
     resumed = run_stream(
-        stream, plan, _trainer(objective), checkpoint_dir=tmp_path / "run", checkpoint_every=every
+        stream,
+        plan,
+        _trainer(objective, **options),
+        checkpoint_dir=tmp_path / "run",
+        checkpoint_every=every,
     )
     assert _comparable(resumed.summary()) == _comparable(reference.summary())
     assert resumed.summary()["chunks_done"] == len(plan)
@@ -209,3 +229,69 @@ def test_plan_chunks_are_what_the_trainer_learns(stream: EventStream) -> None:
     assert trainer.chunks_learned == 2
     assert trainer.rating_offset == pytest.approx(float(stream.rating[:100].mean()), rel=1e-6)
     assert record.summary()["total"]["n_rated"] == 100
+
+
+def _one_chunk(stream: EventStream, start: int, stop: int) -> StreamChunk:
+    """Events ``[start, stop)`` as the argument ``learn`` gets from the evaluator."""
+    chunks: list[StreamChunk] = []
+    plan = [Chunk(0, start, stop, warmup=True)]
+    run_prequential(stream, plan, lambda b: np.zeros(len(b)), chunks.append, lambda: 0)
+    return chunks[0]
+
+
+@pytest.mark.parametrize("objective", ["bce", "mse"])
+def test_row_sgd_steps_each_row_by_its_summed_event_gradients(
+    stream: EventStream, objective: str, one_torch_thread: None
+) -> None:
+    """One batch of the whole chunk: every row must move by ``-lr * Σ_events ∂loss_e/∂row``,
+    the gradient of the summed per-event loss taken through the model's ordinary forward."""
+    batch = _one_chunk(stream, 0, 200)
+    trainer = _trainer(objective, table_optimizer="row_sgd", table_learning_rate=0.05)
+    trainer.config.batch_size = 200
+    model = trainer.model
+    ids = {f: torch.from_numpy(batch.observed.index[f]) for f in model.stream_fields}
+    model.extend_ids(batch.observed.sizes)
+    model.observe(ids)
+    target = torch.from_numpy(batch.events.label if objective == "bce" else batch.events.rating)
+    offset = float(target.double().mean())
+    logits = model(ids)  # the generic lookup path
+    if objective == "bce":
+        losses = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, target, reduction="none"
+        )
+    else:
+        losses = (logits + offset - target).pow(2)
+    weights = [t.weight for t in model.id_tables().values()]
+    grads = torch.autograd.grad(losses.sum(), weights)
+    expected = [(w - 0.05 * g).detach() for w, g in zip(weights, grads, strict=True)]
+    trainer.learn(batch)
+    for name, w, e in zip(model.id_tables(), weights, expected, strict=True):
+        assert torch.allclose(w, e, atol=1e-6), name
+    # the loss the trainer reports per event is the one before the step, in event order
+    assert trainer.last_losses is not None
+    assert np.allclose(trainer.last_losses, losses.detach().numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", ["adagrad", "row_adagrad"])
+def test_last_losses_are_the_losses_of_the_chunk_before_learning(
+    stream: EventStream, optimizer: str, one_torch_thread: None
+) -> None:
+    batch = _one_chunk(stream, 0, 128)
+    trainer = _trainer(table_optimizer=optimizer, table_learning_rate=0.1)
+    trainer.config.batch_size = 128
+    trainer.learn(_one_chunk(stream, 0, 64))  # rows for part of the chunk, a learnt model
+    probability = trainer.predict(batch).probability
+    assert probability is not None
+    trainer.learn(batch)
+    label = batch.events.label.astype(np.float64)
+    bce = -(label * np.log(probability) + (1 - label) * np.log(1 - probability))
+    assert trainer.last_losses is not None and trainer.last_losses.shape == (128,)
+    # predict read the fallback vector for IDs first seen after the first 64 events, learn
+    # gave them rows first: the losses agree on the events whose user and item were known
+    known = np.ones(128, dtype=bool)
+    for field in ("user", "item"):
+        index = batch.observed.index[field]
+        known &= np.isin(index, index[:64])
+    assert 10 < known.sum() < 128
+    assert np.allclose(trainer.last_losses[known], bce[known], atol=1e-4)
+    assert not np.allclose(trainer.last_losses, bce, atol=1e-4)

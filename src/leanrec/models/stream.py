@@ -50,6 +50,7 @@ from leanrec.embeddings.base import EmbeddingTable, StreamTable
 from leanrec.embeddings.growing import GrowingEmbedding
 from leanrec.models.base import Recommender
 from leanrec.models.ctr.base import CTRModel
+from leanrec.models.ctr.inputs import EmbeddedBatch
 
 __all__ = [
     "AllUniqueFactory",
@@ -132,6 +133,10 @@ class _Family(Protocol):
 
     def logits(self, model: nn.Module, ids: Mapping[str, torch.Tensor]) -> torch.Tensor: ...
 
+    def logits_of_vectors(
+        self, model: nn.Module, vectors: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor | None: ...
+
 
 FIRST_ORDER_SUFFIX = ".first_order"
 
@@ -181,6 +186,31 @@ class _CTRFamily:
         logits: torch.Tensor = model(batch)
         return logits
 
+    def logits_of_vectors(
+        self, model: nn.Module, vectors: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor | None:
+        """The model's logits from per-table vectors, skipping the batch and the embedder:
+        the :class:`EmbeddedBatch` the embedder would build for a batch without history
+        (same values, same order, so the same logits bit for bit)."""
+        assert isinstance(model, CTRModel)
+        names = [spec.name for spec in model.feature_map.categorical]
+        fields = torch.stack([vectors[n] for n in names], dim=1)  # (B, F, d)
+        b, d = fields.shape[0], fields.shape[2]
+        first_order = None
+        if model.embedder.linear_tables is not None:
+            weights = [vectors[n + FIRST_ORDER_SUFFIX] for n in names]  # each (B, 1)
+            first_order = torch.cat([*weights, fields.new_zeros(b, 1)], dim=1)  # (B, F + 1)
+        inputs = EmbeddedBatch(
+            fields=fields,
+            history=fields.new_zeros(b, 0, d),
+            history_mask=torch.zeros(b, 0, dtype=torch.bool),
+            target=vectors[model.feature_map.target_field],
+            first_order=first_order,
+            l2=fields.new_zeros(()),
+        )
+        logits: torch.Tensor = model.logits(inputs)
+        return logits
+
 
 class _PairFamily:
     """Ranking models scoring (user, item) pairs (NeuMF): tables ``*user*`` / ``*item*`` fed by
@@ -201,6 +231,11 @@ class _PairFamily:
             raise TypeError(f"{type(model).__name__} does not score (user, item) pairs")
         logits: torch.Tensor = score(ids["user"], ids["item"])
         return logits
+
+    def logits_of_vectors(
+        self, model: nn.Module, vectors: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor | None:
+        return None  # NeuMF looks its tables up itself
 
 
 def _family(model: nn.Module) -> _Family:
@@ -287,6 +322,21 @@ class StreamModel(nn.Module):
     def forward(self, ids: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Logits ``(B,)`` of events given per-field ID tensors ``(B,)`` (vocabulary indices)."""
         return self._family.logits(self.model, ids)
+
+    def logits_of_vectors(self, vectors: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Logits ``(B,)`` from each table's vectors ``(B, width)`` by table name, e.g. rows
+        gathered by a trainer that updates them itself (:mod:`leanrec.train.row_optim`).
+        Equals :meth:`forward` when ``vectors[name]`` is ``table.lookup(ids[field])``; only for
+        CTR models (:meth:`reads_vectors`)."""
+        logits = self._family.logits_of_vectors(self.model, vectors)
+        if logits is None:
+            raise TypeError(f"{type(self.model).__name__} does not take looked-up vectors")
+        return logits
+
+    @property
+    def reads_vectors(self) -> bool:
+        """Whether :meth:`logits_of_vectors` works for this model (the CTR models)."""
+        return isinstance(self._family, _CTRFamily)
 
     # ------------------------------------------------------------------ bytes
     def _table_parameter_ids(self) -> set[int]:

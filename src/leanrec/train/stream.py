@@ -45,24 +45,34 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
 from leanrec.data.events import Chunk, EventStream
+from leanrec.embeddings.growing import GrowingEmbedding
 from leanrec.evaluate.prequential import (
     Prediction,
     PrequentialRecord,
     StreamChunk,
     run_prequential,
 )
-from leanrec.models.stream import StreamModel
+from leanrec.models.stream import FIRST_ORDER_SUFFIX, StreamModel
 from leanrec.train.checkpoint import load_checkpoint, save_atomic
+from leanrec.train.row_optim import RowOptimizer, RowRule
 
 Objective = Literal["bce", "mse"]
-TableOptimizer = Literal["adam", "adagrad"]
+TableOptimizer = Literal["adam", "adagrad", "row_sgd", "row_adagrad", "row_rmsprop", "row_adam"]
+TABLE_OPTIMIZERS: tuple[str, ...] = (
+    "adam",
+    "adagrad",
+    "row_sgd",
+    "row_adagrad",
+    "row_rmsprop",
+    "row_adam",
+)
 
 __all__ = [
     "StreamTrainer",
@@ -87,7 +97,18 @@ class StreamTrainerConfig:
     table_learning_rate: float | None = None
     """Step size of the table optimiser (None: ``learning_rate``)."""
     table_optimizer: TableOptimizer = "adam"
-    """``"adam"`` or ``"adagrad"`` (row-wise accumulators) on the stream tables."""
+    """``"adam"`` or ``"adagrad"``: a ``torch.optim`` optimiser over every table parameter on
+    the gradient of the mean loss; ``"row_sgd"``, ``"row_adagrad"``, ``"row_rmsprop"``,
+    ``"row_adam"``: a :class:`~leanrec.train.row_optim.RowOptimizer` per table that updates
+    only the rows the mini-batch touched, on the gradient of the **summed** per-event loss
+    (a step size per event, as a one-event learner's; needs a CTR model on
+    :class:`~leanrec.embeddings.GrowingEmbedding` tables)."""
+    bias_learning_rate: float | None = None
+    """Row optimisers only: step size of the first-order (1-wide, per-ID bias) tables
+    (None: ``table_learning_rate``)."""
+    row_decay: float = 0.99
+    """Row optimisers only: ``ρ``, the decay of RMSprop's accumulator and Adam's second
+    moment."""
     passes: int = 1
     """Shuffled passes over each chunk."""
     batch_size: int = 256
@@ -100,9 +121,9 @@ class StreamTrainerConfig:
     def __post_init__(self) -> None:
         if self.objective not in ("bce", "mse"):
             raise ValueError(f"objective must be 'bce' or 'mse', got {self.objective!r}")
-        if self.table_optimizer not in ("adam", "adagrad"):
+        if self.table_optimizer not in TABLE_OPTIMIZERS:
             raise ValueError(
-                f"table_optimizer must be 'adam' or 'adagrad', got {self.table_optimizer!r}"
+                f"table_optimizer must be one of {TABLE_OPTIMIZERS}, got {self.table_optimizer!r}"
             )
         if self.passes < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise ValueError("need passes >= 1, batch_size >= 1 and learning_rate > 0")
@@ -120,20 +141,55 @@ class StreamTrainer:
         self.model = model
         self.config = config or StreamTrainerConfig()
         cfg = self.config
-        self.dense_optimizer = torch.optim.Adam(model.dense_parameters(), lr=cfg.learning_rate)
         table_lr = cfg.table_learning_rate or cfg.learning_rate
-        table_parameters = model.table_parameters()
-        self.table_optimizer: torch.optim.Optimizer = (
-            torch.optim.Adam(table_parameters, lr=table_lr)
-            if cfg.table_optimizer == "adam"
-            else torch.optim.Adagrad(table_parameters, lr=table_lr)
-        )
-        for table in model.id_tables().values():
-            table.row_sync(self.table_optimizer)
+        self.row_optimizers: dict[str, RowOptimizer] = {}
+        """Row path only: one row optimiser per table, by table name."""
+        self.table_optimizer: torch.optim.Optimizer | None = None
+        """``torch.optim`` path only: the optimiser over the tables' parameters."""
+        if cfg.table_optimizer.startswith("row_"):
+            dense = model.dense_parameters() + self._row_tables_and_rest(table_lr)
+            self.dense_optimizer = torch.optim.Adam(dense, lr=cfg.learning_rate)
+        else:
+            self.dense_optimizer = torch.optim.Adam(model.dense_parameters(), lr=cfg.learning_rate)
+            table_parameters = model.table_parameters()
+            self.table_optimizer = (
+                torch.optim.Adam(table_parameters, lr=table_lr)
+                if cfg.table_optimizer == "adam"
+                else torch.optim.Adagrad(table_parameters, lr=table_lr)
+            )
+            for table in model.id_tables().values():
+                table.row_sync(self.table_optimizer)
         self.rng = np.random.default_rng(cfg.seed)
         self.rating_offset: float | None = None
         """``r̄``: mean rating of the first chunk learnt (objective ``"mse"``)."""
         self.chunks_learned = 0
+        self.last_losses: np.ndarray | None = None
+        """Per-event losses of the last chunk learnt, shape ``(n,)`` float32, in the chunk's
+        event order: BCE on the label or squared error on the rating, each computed in the
+        forward pass of the event's mini-batch of the last pass (before that batch's step)."""
+
+    def _row_tables_and_rest(self, table_lr: float) -> list[torch.nn.Parameter]:
+        """Build a row optimiser per table; return the tables' other parameters (e.g. the
+        fallback vector), which the dense Adam then updates."""
+        cfg = self.config
+        if not self.model.reads_vectors:
+            raise ValueError(
+                f"row optimisers need a CTR model, got {type(self.model.model).__name__}"
+            )
+        rule = cast(RowRule, cfg.table_optimizer.removeprefix("row_"))
+        rest: list[torch.nn.Parameter] = []
+        for name, table in self.model.id_tables().items():
+            if not isinstance(table, GrowingEmbedding):
+                raise ValueError(
+                    f"row optimisers need GrowingEmbedding tables, {name!r} is a "
+                    f"{type(table).__name__}"
+                )
+            lr = table_lr
+            if name.endswith(FIRST_ORDER_SUFFIX) and cfg.bias_learning_rate is not None:
+                lr = cfg.bias_learning_rate
+            self.row_optimizers[name] = RowOptimizer(table, rule, lr, decay=cfg.row_decay)
+            rest += [p for p in table.parameters() if p is not table.weight]
+        return rest
 
     # ------------------------------------------------------------------ the three callables
     def _ids(self, batch: StreamChunk) -> dict[str, torch.Tensor]:
@@ -165,7 +221,8 @@ class StreamTrainer:
         return Prediction(rating=(logits + (self.rating_offset or 0.0)).numpy())
 
     def learn(self, batch: StreamChunk) -> None:
-        """Observe the chunk (tables assign rows), then ``passes`` shuffled passes of steps."""
+        """Observe the chunk (tables assign rows), then ``passes`` shuffled passes of steps;
+        per-event losses go to :attr:`last_losses`."""
         ids = self._ids(batch)
         target = self._target(batch)
         if self.config.objective == "mse" and self.rating_offset is None:
@@ -174,22 +231,107 @@ class StreamTrainer:
         self.model.train()
         n = len(batch)
         size = self.config.batch_size
+        losses = torch.empty(n)
+        step = self._row_step(ids) if self.row_optimizers else self._torch_step(ids)
         for _ in range(self.config.passes):
             order = torch.from_numpy(self.rng.permutation(n))
             for start in range(0, n, size):
                 rows = order[start : start + size]
-                logits = self.model({f: v[rows] for f, v in ids.items()})
-                if self.config.objective == "bce":
-                    loss = F.binary_cross_entropy_with_logits(logits, target[rows])
-                else:
-                    assert self.rating_offset is not None
-                    loss = F.mse_loss(logits + self.rating_offset, target[rows])
-                self.dense_optimizer.zero_grad(set_to_none=True)
-                self.table_optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.dense_optimizer.step()
-                self.table_optimizer.step()
+                losses[rows] = step(rows, target[rows])
+        self.last_losses = losses.numpy()
         self.chunks_learned += 1
+
+    def _event_losses(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-event losses ``(B,)``: BCE on the label or squared error on the rating."""
+        if self.config.objective == "bce":
+            return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        assert self.rating_offset is not None
+        return (logits + self.rating_offset - target).pow(2)
+
+    def _torch_step(
+        self, ids: Mapping[str, torch.Tensor]
+    ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """One step of both ``torch.optim`` optimisers on the mean loss of events ``rows``."""
+        assert self.table_optimizer is not None
+        table_optimizer = self.table_optimizer
+
+        def step(rows: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            logits = self.model({f: v[rows] for f, v in ids.items()})
+            if self.config.objective == "bce":  # the fused mean, as this path always had
+                loss = F.binary_cross_entropy_with_logits(logits, target)
+            else:
+                assert self.rating_offset is not None
+                loss = F.mse_loss(logits + self.rating_offset, target)
+            with torch.no_grad():
+                per_event = self._event_losses(logits, target)
+            self.dense_optimizer.zero_grad(set_to_none=True)
+            table_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.dense_optimizer.step()
+            table_optimizer.step()
+            return per_event
+
+        return step
+
+    def _row_step(
+        self, ids: Mapping[str, torch.Tensor]
+    ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """One step on events ``rows``: dense Adam on the mean loss, and each table's row
+        optimiser on the summed loss of the distinct rows the batch touched.
+
+        The rows of the chunk's events are read once per chunk (after ``observe``); tables
+        whose rows coincide (a field's ``d``-wide and first-order tables) share one
+        ``unique`` per batch."""
+        tables = self.model.id_tables()
+        chunk_rows: dict[str, torch.Tensor] = {}
+        shared: dict[str, str] = {}  # table -> the first table with the same chunk rows
+        for name, table in tables.items():
+            assert isinstance(table, GrowingEmbedding)
+            rows_of_chunk = table.rows(ids[self.model.fields[name]])
+            for other, other_rows in chunk_rows.items():
+                if shared[other] == other and torch.equal(other_rows, rows_of_chunk):
+                    shared[name] = other
+                    break
+            else:
+                shared[name] = name
+            chunk_rows[name] = rows_of_chunk
+        all_held = all(bool((r >= 0).all()) for r in chunk_rows.values())
+
+        def step(events: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            distinct: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+            leaves: dict[str, torch.Tensor] = {}
+            vectors: dict[str, torch.Tensor] = {}
+            for name, table in tables.items():
+                assert isinstance(table, GrowingEmbedding)
+                key = shared[name]
+                if key not in distinct:
+                    distinct[key] = torch.unique(chunk_rows[key][events], return_inverse=True)
+                unique, inverse = distinct[key]
+                leaf = table.weight.detach()[unique.clamp(min=0)].requires_grad_()
+                leaves[name] = leaf
+                vector = leaf[inverse]  # (B, width)
+                if not all_held:  # IDs without a row read the fallback vector
+                    held = chunk_rows[key][events] >= 0
+                    vector = torch.where(held[:, None], vector, table.fallback)
+                vectors[name] = vector
+            logits = self.model.logits_of_vectors(vectors)
+            per_event = self._event_losses(logits, target)
+            self.dense_optimizer.zero_grad(set_to_none=True)
+            per_event.mean().backward()
+            self.dense_optimizer.step()
+            scale = float(len(events))  # gradient of the summed loss
+            for name, leaf in leaves.items():
+                unique = distinct[shared[name]][0]
+                grad = leaf.grad
+                assert grad is not None
+                if all_held:
+                    self.row_optimizers[name].step(unique, grad * scale)
+                else:
+                    keep = unique >= 0
+                    self.row_optimizers[name].step(unique[keep], grad[keep] * scale)
+            return per_event.detach()
+
+        return step
 
     def memory(self) -> int:
         """Embedding bytes held now (the stream tables, per-ID state included)."""
@@ -197,8 +339,11 @@ class StreamTrainer:
 
     def optimizer_bytes(self) -> int:
         """Bytes of both optimisers' state tensors (reported beside embedding bytes)."""
-        total = 0
-        for optimizer in (self.dense_optimizer, self.table_optimizer):
+        total = sum(optimizer.nbytes() for optimizer in self.row_optimizers.values())
+        optimizers: list[torch.optim.Optimizer] = [self.dense_optimizer]
+        if self.table_optimizer is not None:
+            optimizers.append(self.table_optimizer)
+        for optimizer in optimizers:
             for state in optimizer.state.values():
                 for value in state.values():
                     if isinstance(value, torch.Tensor):
@@ -223,7 +368,11 @@ class StreamTrainer:
             "config": dataclasses.asdict(self.config),
             "model": self.model.state_dict(),
             "dense_optimizer": self.dense_optimizer.state_dict(),
-            "table_optimizer": self.table_optimizer.state_dict(),
+            "table_optimizer": (
+                self.table_optimizer.state_dict()
+                if self.table_optimizer is not None
+                else {n: o.state_dict() for n, o in self.row_optimizers.items()}
+            ),
             "shuffle_rng": self.rng.bit_generator.state,
             "table_generator": None if generator is None else generator.get_state(),
             "torch_rng": torch.get_rng_state(),
@@ -241,7 +390,11 @@ class StreamTrainer:
             )
         self.model.load_state_dict(state["model"])
         self.dense_optimizer.load_state_dict(state["dense_optimizer"])
-        self.table_optimizer.load_state_dict(state["table_optimizer"])
+        if self.table_optimizer is not None:
+            self.table_optimizer.load_state_dict(state["table_optimizer"])
+        else:
+            for name, optimizer in self.row_optimizers.items():
+                optimizer.load_state_dict(state["table_optimizer"][name])
         self.rng.bit_generator.state = state["shuffle_rng"]
         if self.model.generator is not None and state["table_generator"] is not None:
             self.model.generator.set_state(state["table_generator"])
