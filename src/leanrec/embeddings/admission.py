@@ -17,21 +17,17 @@ scatter over the chunk, selection over the ``C`` rows; no per-event Python loop)
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import nn
 
 from leanrec.embeddings.base import StreamTable
-from leanrec.embeddings.growing import (
-    GrowingEmbedding,
-    OptimizerRowSync,
-    RowListener,
-    RowReset,
-)
+from leanrec.embeddings.counted import CountedRowsTable
+from leanrec.embeddings.growing import OptimizerRowSync, RowListener, RowReset
 
 
-class ThresholdEmbedding(StreamTable):
+class ThresholdEmbedding(CountedRowsTable):
     """Own row after ``n`` occurrences, one shared default row before.
 
     :meth:`observe` counts the chunk's events per ID; every ID whose count reaches the
@@ -64,6 +60,10 @@ class ThresholdEmbedding(StreamTable):
         ([True, False, False], 60)
     """
 
+    kind = "threshold"
+    spec_options = ("threshold", "init_from_shared", "min_capacity", "compact_below", "init_std")
+    resized_on_load = ("count_of_id",)
+
     def __init__(
         self,
         num_embeddings: int,
@@ -76,24 +76,19 @@ class ThresholdEmbedding(StreamTable):
         sparse_grad: bool = False,
         generator: torch.Generator | None = None,
     ) -> None:
-        super().__init__()
         if threshold < 1:
             raise ValueError(f"threshold must be >= 1, got {threshold}")
-        self.num_embeddings = num_embeddings
-        self.embedding_dim = embedding_dim
-        self.threshold = threshold
-        self.init_from_shared = init_from_shared
-        self.unique = GrowingEmbedding(
+        super().__init__(
             num_embeddings,
             embedding_dim,
-            min_capacity=min_capacity,
-            compact_below=compact_below,
-            init_std=init_std,
-            sparse_grad=sparse_grad,
-            generator=generator,
+            min_capacity,
+            compact_below,
+            init_std,
+            sparse_grad,
+            generator,
         )
-        self.count_of_id: torch.Tensor
-        self.register_buffer("count_of_id", torch.zeros(self.unique.id_capacity, dtype=torch.int32))
+        self.threshold = threshold
+        self.init_from_shared = init_from_shared
 
     @property
     def shared(self) -> torch.Tensor:
@@ -103,11 +98,6 @@ class ThresholdEmbedding(StreamTable):
     def has_row(self, ids: torch.Tensor) -> torch.Tensor:
         """Whether each ID holds its own row; ``(B,)`` -> ``(B,)`` bool."""
         return self.unique.has_row(ids)
-
-    def counts(self, ids: torch.Tensor) -> torch.Tensor:
-        """Events seen so far per ID; ``(B,)`` -> ``(B,)`` int64."""
-        self._check_ids(ids)
-        return self.count_of_id[ids].to(torch.int64)
 
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
         """``(B,)`` IDs -> ``(B, d)``: own row where held, the shared default row elsewhere."""
@@ -121,70 +111,16 @@ class ThresholdEmbedding(StreamTable):
         """``(4d + 8)*capacity + 4d + 12*id_capacity`` for float32 rows (see class)."""
         return super().nbytes()
 
-    def extend_ids(self, num_embeddings: int) -> None:
-        """Accept IDs up to ``num_embeddings - 1`` (count 0, no row)."""
-        if num_embeddings <= self.num_embeddings:
-            return
-        old_capacity = self.unique.id_capacity
-        self.unique.extend_ids(num_embeddings)
-        if self.unique.id_capacity > old_capacity:
-            grown = torch.zeros(
-                self.unique.id_capacity, dtype=self.count_of_id.dtype, device=self._device()
-            )
-            grown[:old_capacity] = self.count_of_id
-            self.count_of_id = grown
-        self.num_embeddings = num_embeddings
-
     def observe(self, ids: torch.Tensor) -> None:
         """Count the chunk's events; IDs whose count reached ``n`` get a row (increasing ID
         order)."""
-        ids = torch.as_tensor(ids, dtype=torch.int64).reshape(-1)
-        self._check_ids(ids)
-        distinct, times = torch.unique(ids, return_counts=True)
-        self.count_of_id[distinct] += times.to(torch.int32)
+        distinct = self._count_events(ids)
         admitted = distinct[
             (self.count_of_id[distinct] >= self.threshold) & (self.unique.row_of_id[distinct] < 0)
         ]
         if len(admitted):
             init = self.shared.detach().expand(len(admitted), -1) if self.init_from_shared else None
             self.unique.allocate(admitted, init=init)
-
-    def row_sync(self, optimizer: torch.optim.Optimizer) -> None:
-        """Per-row optimiser state follows the rows (:class:`OptimizerRowSync`)."""
-        OptimizerRowSync(optimizer, self.unique)
-
-    def spec(self) -> dict[str, Any]:
-        return {
-            "kind": "threshold",
-            "threshold": self.threshold,
-            "init_from_shared": self.init_from_shared,
-            "min_capacity": self.unique.min_capacity,
-            "compact_below": self.unique.compact_below,
-            "init_std": self.unique.init_std,
-        }
-
-    def get_extra_state(self) -> dict[str, int]:
-        return {"num_embeddings": self.num_embeddings}
-
-    def set_extra_state(self, state: dict[str, int]) -> None:
-        self.num_embeddings = int(state["num_embeddings"])
-
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        stored = state_dict.get(prefix + "count_of_id")
-        if stored is not None:
-            self.count_of_id = torch.empty_like(stored)
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, threshold={self.threshold}"
@@ -259,6 +195,9 @@ class EvictingEmbedding(StreamTable):
         >>> table.nbytes()  # 4*4*2 + 4*4 + 8*2*4
         112
     """
+
+    kind = "evicting"
+    spec_options = ("capacity", "policy", "init_from_shared", "init_std")
 
     def __init__(
         self,
@@ -450,20 +389,11 @@ class EvictingEmbedding(StreamTable):
         self.sorted_ids, self.row_of_sorted = sorted_ids, row_of_sorted
 
     # ------------------------------------------------------------------ persistence
-    def spec(self) -> dict[str, Any]:
-        return {
-            "kind": "evicting",
-            "capacity": self.capacity,
-            "policy": self.policy,
-            "init_from_shared": self.init_from_shared,
-            "init_std": self.init_std,
-        }
-
     def get_extra_state(self) -> dict[str, int]:
-        return {"num_embeddings": self.num_embeddings, "events_seen": self.events_seen}
+        return {**super().get_extra_state(), "events_seen": self.events_seen}
 
     def set_extra_state(self, state: dict[str, int]) -> None:
-        self.num_embeddings = int(state["num_embeddings"])
+        super().set_extra_state(state)
         self.events_seen = int(state["events_seen"])
 
     def extra_repr(self) -> str:

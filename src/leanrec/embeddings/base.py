@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -31,10 +31,23 @@ class EmbeddingTable(nn.Module, ABC):
       dimension does not count); ``nbytes()`` counts the bytes the table really holds.
     - out-of-range IDs raise ``IndexError``.
     - ``state_dict`` round-trips: a table loaded from another's state gives identical lookups.
+
+    Saving and loading: a table describes itself with :meth:`spec` (its ``kind`` and the
+    constructor options named in ``spec_options``) and :meth:`from_spec` rebuilds an empty one
+    of that kind; ``load_state_dict`` then adopts the stored shapes of the tensors named in
+    ``resized_on_load`` before copying, so a rebuilt table takes the saved layout.
     """
 
     num_embeddings: int
     embedding_dim: int
+
+    kind: ClassVar[str] = ""
+    """The table's name in a saved spec (``"full"``, ``"growing"``...); empty: not saveable."""
+    spec_options: ClassVar[tuple[str, ...]] = ()
+    """Constructor keywords a spec records, each read from the attribute of the same name."""
+    resized_on_load: ClassVar[tuple[str, ...]] = ()
+    """Parameters and buffers whose layout changes with use (capacities, per-ID state, packed
+    values): a load takes their stored shapes instead of requiring the current ones."""
 
     @abstractmethod
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
@@ -67,8 +80,51 @@ class EmbeddingTable(nn.Module, ABC):
 
     def spec(self) -> dict[str, Any]:
         """JSON-able description of the table's kind, enough to rebuild an empty table of the
-        same layout before ``load_state_dict`` (see :func:`leanrec.embeddings.table_from_spec`)."""
-        raise NotImplementedError(f"{type(self).__name__} does not describe itself")
+        same layout before ``load_state_dict`` (see :func:`leanrec.embeddings.table_from_spec`):
+        ``{"kind": kind, option: value, ...}`` for each of ``spec_options`` in order."""
+        if not self.kind:
+            raise NotImplementedError(f"{type(self).__name__} does not describe itself")
+        return {"kind": self.kind, **{name: getattr(self, name) for name in self.spec_options}}
+
+    @classmethod
+    def from_spec(
+        cls, spec: dict[str, Any], num_embeddings: int, embedding_dim: int
+    ) -> EmbeddingTable:
+        """An empty table of this kind laid out as ``spec`` says, ready for ``load_state_dict``.
+
+        Default: ``cls(num_embeddings, embedding_dim, **options)`` with the spec's values of
+        ``spec_options``; an option the spec lacks (a spec saved before the option existed)
+        takes the constructor's default.
+        """
+        options = {name: spec[name] for name in cls.spec_options if name in spec}
+        return cls(num_embeddings, embedding_dim, **options)
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # a table rebuilt from its spec (or saved at another capacity) may have another layout:
+        # adopt the stored shapes of ``resized_on_load`` before the values are copied
+        for name in self.resized_on_load:
+            stored = state_dict.get(prefix + name)
+            if stored is None:
+                continue
+            current = getattr(self, name)
+            if isinstance(current, nn.Parameter):
+                # same Parameter object (an optimiser may hold it), new float32 storage
+                current.data = torch.empty_like(stored, dtype=torch.float32)
+                current.grad = None
+            else:
+                setattr(self, name, torch.empty_like(stored))
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def _check_ids(self, ids: torch.Tensor) -> None:
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.num_embeddings):
@@ -126,6 +182,13 @@ class StreamTable(EmbeddingTable):
         rows from now on: moved with rows on regrowth and compaction, zeroed when a row is
         given to another ID. Call once after building the optimiser. Default: rows never move
         (nothing to do)."""
+
+    def get_extra_state(self) -> dict[str, int]:
+        """The ID space so far (a plain int, so saved beside the tensors)."""
+        return {"num_embeddings": self.num_embeddings}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self.num_embeddings = int(state["num_embeddings"])
 
 
 TableFactory = Callable[[str, int, int], EmbeddingTable]

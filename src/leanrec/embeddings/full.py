@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -26,6 +24,8 @@ class FullEmbedding(EmbeddingTable):
         >>> table.num_parameters(), table.nbytes()
         (40, 160)
     """
+
+    kind = "full"
 
     def __init__(
         self,
@@ -64,9 +64,6 @@ class FullEmbedding(EmbeddingTable):
 
     def num_parameters(self) -> int:
         return self.weight.numel()
-
-    def spec(self) -> dict[str, Any]:
-        return {"kind": "full"}
 
 
 def full_table_factory(init_std: float | None = 0.1) -> FullTableFactory:

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -116,6 +116,10 @@ class GrowingEmbedding(StreamTable):
         id_of_row: ID per row or -1 (free), shape ``(capacity,)``, int64 buffer.
     """
 
+    kind = "growing"
+    spec_options = ("min_capacity", "compact_below", "init_std", "allocate_on_observe")
+    resized_on_load = ("weight", "row_of_id", "id_of_row")
+
     def __init__(
         self,
         num_embeddings: int,
@@ -169,15 +173,6 @@ class GrowingEmbedding(StreamTable):
     def nbytes(self) -> int:
         """``4*d*capacity + 4*d + 8*id_capacity + 8*capacity`` for float32 rows (see module)."""
         return super().nbytes()
-
-    def spec(self) -> dict[str, Any]:
-        return {
-            "kind": "growing",
-            "min_capacity": self.min_capacity,
-            "compact_below": self.compact_below,
-            "init_std": self.init_std,
-            "allocate_on_observe": self.allocate_on_observe,
-        }
 
     # ------------------------------------------------------------------ listeners
     def add_listener(self, listener: RowListener) -> None:
@@ -329,41 +324,12 @@ class GrowingEmbedding(StreamTable):
         self._emit(RowRelayout(source, target, old_capacity, new_capacity))
 
     # ------------------------------------------------------------------ persistence
-    def get_extra_state(self) -> dict[str, int]:
-        return {"num_embeddings": self.num_embeddings}
-
     def set_extra_state(self, state: dict[str, int]) -> None:
-        self.num_embeddings = int(state["num_embeddings"])
+        super().set_extra_state(state)
         self.used_rows = int((self.id_of_row >= 0).sum())
 
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        # a saved table may have another capacity: adopt the stored shapes before copying
-        weight = state_dict.get(prefix + "weight")
-        if weight is not None:
-            self.weight.data = torch.empty_like(weight, dtype=torch.float32)
-            self.weight.grad = None
-        for name in ("row_of_id", "id_of_row"):
-            stored = state_dict.get(prefix + name)
-            if stored is not None:
-                setattr(self, name, torch.empty_like(stored))
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
-
     def extra_repr(self) -> str:
-        return (
-            f"num_embeddings={self.num_embeddings}, embedding_dim={self.embedding_dim}, "
-            f"used_rows={self.used_rows}, capacity={self.capacity}"
-        )
+        return f"{super().extra_repr()}, used_rows={self.used_rows}, capacity={self.capacity}"
 
 
 class OptimizerRowSync:

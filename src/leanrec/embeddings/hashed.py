@@ -19,7 +19,7 @@ stream brings. Their knob is the table size.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import nn
@@ -81,6 +81,9 @@ class HashedEmbedding(StreamTable):
         32
     """
 
+    kind = "hashed"
+    spec_options = ("num_buckets", "seed", "init_std")
+
     def __init__(
         self,
         num_embeddings: int,
@@ -121,20 +124,6 @@ class HashedEmbedding(StreamTable):
     def extend_ids(self, num_embeddings: int) -> None:
         self.num_embeddings = max(self.num_embeddings, num_embeddings)
 
-    def spec(self) -> dict[str, Any]:
-        return {
-            "kind": "hashed",
-            "num_buckets": self.num_buckets,
-            "seed": self.seed,
-            "init_std": self.init_std,
-        }
-
-    def get_extra_state(self) -> dict[str, int]:
-        return {"num_embeddings": self.num_embeddings}
-
-    def set_extra_state(self, state: dict[str, int]) -> None:
-        self.num_embeddings = int(state["num_embeddings"])
-
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, num_buckets={self.num_buckets}"
 
@@ -169,6 +158,9 @@ class QREmbedding(StreamTable):
         >>> (table.num_remainders, table.num_quotients, table.nbytes())
         (10, 10, 320)
     """
+
+    kind = "qr"
+    spec_options = ("num_remainders", "num_quotients", "combine", "init_std")
 
     def __init__(
         self,
@@ -248,21 +240,6 @@ class QREmbedding(StreamTable):
 
     def extend_ids(self, num_embeddings: int) -> None:
         self.num_embeddings = max(self.num_embeddings, num_embeddings)
-
-    def spec(self) -> dict[str, Any]:
-        return {
-            "kind": "qr",
-            "num_remainders": self.num_remainders,
-            "num_quotients": self.num_quotients,
-            "combine": self.combine,
-            "init_std": self.init_std,
-        }
-
-    def get_extra_state(self) -> dict[str, int]:
-        return {"num_embeddings": self.num_embeddings}
-
-    def set_extra_state(self, state: dict[str, int]) -> None:
-        self.num_embeddings = int(state["num_embeddings"])
 
     def extra_repr(self) -> str:
         return (

@@ -49,13 +49,12 @@ Example (``d = 2``, ``k = 2``, 4 IDs; by hand: ``nbytes = 0 + 8 + 16 + 13*4 = 76
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from leanrec.embeddings.base import StreamTable
-from leanrec.embeddings.growing import GrowingEmbedding, OptimizerRowSync
+from leanrec.embeddings.counted import CountedRowsTable
 
 DESCEND = 0
 """Action: one position down (unique -> level ``k`` frees the row; level 1 stays at 1)."""
@@ -84,7 +83,7 @@ def threshold_positions(counts: torch.Tensor, thresholds: Sequence[int]) -> torc
     return 1 + torch.searchsorted(edges, counts.to(torch.int64), right=True)
 
 
-class HierarchicalSharedEmbedding(StreamTable):
+class HierarchicalSharedEmbedding(CountedRowsTable):
     """``k`` shared vectors (levels) in front of unique rows, with per-ID positions and counts.
 
     Args:
@@ -108,6 +107,16 @@ class HierarchicalSharedEmbedding(StreamTable):
         count_of_id: events seen per ID (never reset), int32 ``(id_capacity,)``.
     """
 
+    kind = "hierarchical"
+    spec_options = ("levels", "max_bytes", "min_capacity", "compact_below", "init_std")
+    per_id_state: ClassVar[dict[str, torch.dtype]] = {
+        "position_of_id": torch.int8,
+        "count_of_id": torch.int32,
+    }
+    resized_on_load = ("position_of_id", "count_of_id")
+
+    position_of_id: torch.Tensor
+
     def __init__(
         self,
         num_embeddings: int,
@@ -120,32 +129,23 @@ class HierarchicalSharedEmbedding(StreamTable):
         sparse_grad: bool = False,
         generator: torch.Generator | None = None,
     ) -> None:
-        super().__init__()
         if not 1 <= levels <= 126:
             raise ValueError(f"levels must be in 1..126 (int8 positions), got {levels}")
-        self.num_embeddings = num_embeddings
-        self.embedding_dim = embedding_dim
-        self.levels = levels
-        self.max_bytes = max_bytes
-        self.init_std = init_std
-        self.unique = GrowingEmbedding(
+        super().__init__(
             num_embeddings,
             embedding_dim,
-            min_capacity=min_capacity,
-            compact_below=compact_below,
-            init_std=init_std,
-            sparse_grad=sparse_grad,
-            generator=generator,
+            min_capacity,
+            compact_below,
+            init_std,
+            sparse_grad,
+            generator,
         )
+        self.levels = levels
+        self.max_bytes = max_bytes
         self.unique.fallback.requires_grad_(False)
         self.shared = nn.Parameter(torch.empty(levels, embedding_dim))
         with torch.no_grad():
             self.shared.normal_(0.0, init_std, generator=generator)
-        self.position_of_id: torch.Tensor
-        self.count_of_id: torch.Tensor
-        id_capacity = self.unique.id_capacity
-        self.register_buffer("position_of_id", torch.zeros(id_capacity, dtype=torch.int8))
-        self.register_buffer("count_of_id", torch.zeros(id_capacity, dtype=torch.int32))
         if max_bytes is not None and self.nbytes() > max_bytes:
             raise ValueError(
                 f"max_bytes={max_bytes} is below the empty table's {self.nbytes()} bytes "
@@ -171,16 +171,6 @@ class HierarchicalSharedEmbedding(StreamTable):
         """``(4d + 8)*capacity + 4d + 4dk + 13*id_capacity`` for float32 (see module)."""
         return super().nbytes()
 
-    def spec(self) -> dict[str, Any]:
-        return {
-            "kind": "hierarchical",
-            "levels": self.levels,
-            "max_bytes": self.max_bytes,
-            "min_capacity": self.unique.min_capacity,
-            "compact_below": self.unique.compact_below,
-            "init_std": self.init_std,
-        }
-
     def position_counts(self) -> torch.Tensor:
         """IDs per position ``0..k+1`` (0: known but unseen), int64 ``(k + 2,)``."""
         held = self.position_of_id[: self.num_embeddings].to(torch.int64)
@@ -191,11 +181,6 @@ class HierarchicalSharedEmbedding(StreamTable):
         """Position of each ID (0 unseen, 1..k level, k+1 unique); ``(B,)`` -> ``(B,)`` int64."""
         self._check_ids(ids)
         return self.position_of_id[ids].to(torch.int64)
-
-    def counts(self, ids: torch.Tensor) -> torch.Tensor:
-        """Events seen so far per ID (the agent's frequency feature); ``(B,)`` -> int64."""
-        self._check_ids(ids)
-        return self.count_of_id[ids].to(torch.int64)
 
     # ------------------------------------------------------------------ lookups
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
@@ -238,27 +223,13 @@ class HierarchicalSharedEmbedding(StreamTable):
                 self._demote(holders[order[: self.unique.used_rows - budget]])
             if self.unique.capacity > budget:
                 self.unique.compact()
-        self.unique.extend_ids(num_embeddings)
-        if self.unique.id_capacity > old_id_capacity:
-            for name in ("position_of_id", "count_of_id"):
-                old = getattr(self, name)
-                new = torch.zeros(self.unique.id_capacity, dtype=old.dtype, device=old.device)
-                new[:old_id_capacity] = old
-                setattr(self, name, new)
-        self.num_embeddings = num_embeddings
+        super().extend_ids(num_embeddings)
 
     def observe(self, ids: torch.Tensor) -> None:
         """Count the chunk's events per ID; an ID seen for the first time goes to level 1."""
-        ids = torch.as_tensor(ids, dtype=torch.int64).reshape(-1)
-        self._check_ids(ids)
-        distinct, times = torch.unique(ids, return_counts=True)
-        self.count_of_id[distinct] += times.to(torch.int32)
+        distinct = self._count_events(ids)
         first_seen = distinct[self.position_of_id[distinct] == 0]
         self.position_of_id[first_seen] = 1
-
-    def row_sync(self, optimizer: torch.optim.Optimizer) -> None:
-        """Per-row optimiser state of the unique rows follows them (:class:`OptimizerRowSync`)."""
-        OptimizerRowSync(optimizer, self.unique)
 
     # ------------------------------------------------------------------ moves
     def move(
@@ -405,34 +376,8 @@ class HierarchicalSharedEmbedding(StreamTable):
             rows *= 2
         return rows
 
-    # ------------------------------------------------------------------ persistence
-    def get_extra_state(self) -> dict[str, int]:
-        return {"num_embeddings": self.num_embeddings}
-
-    def set_extra_state(self, state: dict[str, int]) -> None:
-        self.num_embeddings = int(state["num_embeddings"])
-
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        # the per-ID state of a saved table may be longer: adopt the stored shapes
-        for name in ("position_of_id", "count_of_id"):
-            stored = state_dict.get(prefix + name)
-            if stored is not None:
-                setattr(self, name, torch.empty_like(stored))
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
-
     def extra_repr(self) -> str:
         return (
-            f"num_embeddings={self.num_embeddings}, embedding_dim={self.embedding_dim}, "
-            f"levels={self.levels}, unique={self.num_unique}, max_bytes={self.max_bytes}"
+            f"{super().extra_repr()}, levels={self.levels}, unique={self.num_unique}, "
+            f"max_bytes={self.max_bytes}"
         )

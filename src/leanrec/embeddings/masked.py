@@ -69,6 +69,7 @@ class MaskedEmbedding(EmbeddingTable):
     """
 
     sizes: torch.Tensor
+    kind = "masked"
 
     def __init__(
         self,
@@ -131,9 +132,6 @@ class MaskedEmbedding(EmbeddingTable):
 
     def num_parameters(self) -> int:
         return int(self.sizes.sum())
-
-    def spec(self) -> dict[str, Any]:
-        return {"kind": "masked"}
 
     def extra_repr(self) -> str:
         return (

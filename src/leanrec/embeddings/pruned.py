@@ -31,6 +31,7 @@ class SoftThresholdEmbedding(EmbeddingTable):
     """
 
     threshold: nn.Parameter
+    kind = "soft_threshold"
 
     def __init__(self, weight: torch.Tensor, threshold_init: float = -8.0) -> None:
         super().__init__()
@@ -56,8 +57,11 @@ class SoftThresholdEmbedding(EmbeddingTable):
     def num_parameters(self) -> int:
         return int(self.kept_mask().sum())
 
-    def spec(self) -> dict[str, Any]:
-        return {"kind": "soft_threshold"}
+    @classmethod
+    def from_spec(
+        cls, spec: dict[str, Any], num_embeddings: int, embedding_dim: int
+    ) -> SoftThresholdEmbedding:
+        return cls(torch.zeros(num_embeddings, embedding_dim))
 
 
 class ElementMaskedEmbedding(EmbeddingTable):
@@ -69,6 +73,7 @@ class ElementMaskedEmbedding(EmbeddingTable):
     """
 
     mask: torch.Tensor
+    kind = "element_masked"
 
     def __init__(self, weight: torch.Tensor, mask: torch.Tensor) -> None:
         super().__init__()
@@ -88,5 +93,11 @@ class ElementMaskedEmbedding(EmbeddingTable):
     def num_parameters(self) -> int:
         return int(self.mask.sum())
 
-    def spec(self) -> dict[str, Any]:
-        return {"kind": "element_masked"}
+    @classmethod
+    def from_spec(
+        cls, spec: dict[str, Any], num_embeddings: int, embedding_dim: int
+    ) -> ElementMaskedEmbedding:
+        return cls(
+            torch.zeros(num_embeddings, embedding_dim),
+            torch.ones(num_embeddings, embedding_dim, dtype=torch.bool),
+        )

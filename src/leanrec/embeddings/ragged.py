@@ -46,6 +46,8 @@ class RaggedEmbedding(EmbeddingTable):
     """
 
     offsets: torch.Tensor
+    kind = "ragged"
+    resized_on_load = ("values", "offsets")
 
     def __init__(self, sizes: Any, max_dim: int, values: torch.Tensor | None = None) -> None:
         super().__init__()
@@ -108,27 +110,16 @@ class RaggedEmbedding(EmbeddingTable):
         return int(self.values.numel())
 
     def spec(self) -> dict[str, Any]:
-        return {"kind": "ragged", "total": int(self.values.numel())}
+        return {**super().spec(), "total": int(self.values.numel())}
 
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        # a table rebuilt from a spec may have another layout: adopt the stored buffers' shapes
-        values = state_dict.get(prefix + "values")
-        offsets = state_dict.get(prefix + "offsets")
-        if values is not None and offsets is not None:
-            self.values = nn.Parameter(torch.empty_like(values, dtype=torch.float32))
-            self.offsets = torch.empty_like(offsets)
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
+    @classmethod
+    def from_spec(
+        cls, spec: dict[str, Any], num_embeddings: int, embedding_dim: int
+    ) -> RaggedEmbedding:
+        """A placeholder of ``num_embeddings`` empty rows: loading adopts the stored
+        ``values`` and ``offsets`` (``resized_on_load``)."""
+        sizes = torch.zeros(num_embeddings, dtype=torch.int64)
+        return cls(sizes, embedding_dim, values=torch.zeros(0))
 
     def extra_repr(self) -> str:
         return (

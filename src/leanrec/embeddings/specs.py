@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from leanrec.embeddings.admission import EvictingEmbedding, ThresholdEmbedding
 from leanrec.embeddings.base import EmbeddingTable
 from leanrec.embeddings.full import FullEmbedding
@@ -23,87 +21,35 @@ from leanrec.embeddings.masked import MaskedEmbedding
 from leanrec.embeddings.pruned import ElementMaskedEmbedding, SoftThresholdEmbedding
 from leanrec.embeddings.ragged import RaggedEmbedding
 
+TABLE_KINDS: dict[str, type[EmbeddingTable]] = {
+    table.kind: table
+    for table in (
+        FullEmbedding,
+        MaskedEmbedding,
+        RaggedEmbedding,
+        ElementMaskedEmbedding,
+        SoftThresholdEmbedding,
+        GrowingEmbedding,
+        HierarchicalSharedEmbedding,
+        ThresholdEmbedding,
+        EvictingEmbedding,
+        HashedEmbedding,
+        QREmbedding,
+    )
+}
+"""Every saveable table class by its spec ``kind``; each rebuilds itself
+(:meth:`~leanrec.embeddings.EmbeddingTable.from_spec`)."""
+
 
 def table_from_spec(
     spec: dict[str, Any], num_embeddings: int, embedding_dim: int
 ) -> EmbeddingTable:
     """An empty table of the kind ``spec`` names, ready for ``load_state_dict``."""
     kind = spec.get("kind")
-    if kind == "full":
-        return FullEmbedding(num_embeddings, embedding_dim)
-    if kind == "masked":
-        return MaskedEmbedding(num_embeddings, embedding_dim)
-    if kind == "element_masked":
-        return ElementMaskedEmbedding(
-            torch.zeros(num_embeddings, embedding_dim),
-            torch.ones(num_embeddings, embedding_dim, dtype=torch.bool),
-        )
-    if kind == "soft_threshold":
-        return SoftThresholdEmbedding(torch.zeros(num_embeddings, embedding_dim))
-    if kind == "ragged":
-        # placeholder layout; RaggedEmbedding adopts the stored shapes when loading
-        sizes = torch.zeros(num_embeddings, dtype=torch.int64)
-        return RaggedEmbedding(sizes, embedding_dim, values=torch.zeros(0))
-    # stream tables: capacities and per-ID state are adopted from the stored state dict
-    if kind == "growing":
-        return GrowingEmbedding(
-            num_embeddings,
-            embedding_dim,
-            min_capacity=spec["min_capacity"],
-            compact_below=spec["compact_below"],
-            init_std=spec["init_std"],
-            allocate_on_observe=spec.get("allocate_on_observe", False),
-        )
-    if kind == "hierarchical":
-        return HierarchicalSharedEmbedding(
-            num_embeddings,
-            embedding_dim,
-            levels=spec["levels"],
-            max_bytes=spec["max_bytes"],
-            min_capacity=spec["min_capacity"],
-            compact_below=spec["compact_below"],
-            init_std=spec["init_std"],
-        )
-    if kind == "threshold":
-        return ThresholdEmbedding(
-            num_embeddings,
-            embedding_dim,
-            threshold=spec["threshold"],
-            init_from_shared=spec["init_from_shared"],
-            min_capacity=spec["min_capacity"],
-            compact_below=spec["compact_below"],
-            init_std=spec["init_std"],
-        )
-    if kind == "evicting":
-        return EvictingEmbedding(
-            num_embeddings,
-            embedding_dim,
-            capacity=spec["capacity"],
-            policy=spec["policy"],
-            init_from_shared=spec["init_from_shared"],
-            init_std=spec["init_std"],
-        )
-    if kind == "hashed":
-        return HashedEmbedding(
-            num_embeddings,
-            embedding_dim,
-            num_buckets=spec["num_buckets"],
-            seed=spec["seed"],
-            init_std=spec["init_std"],
-        )
-    if kind == "qr":
-        return QREmbedding(
-            num_embeddings,
-            embedding_dim,
-            num_remainders=spec["num_remainders"],
-            num_quotients=spec["num_quotients"],
-            combine=spec["combine"],
-            init_std=spec["init_std"],
-        )
-    raise ValueError(
-        f"unknown embedding table kind {kind!r} (known: full, masked, ragged, element_masked, "
-        "soft_threshold, growing, hierarchical, threshold, evicting, hashed, qr)"
-    )
+    table = TABLE_KINDS.get(kind) if isinstance(kind, str) else None
+    if table is None:
+        raise ValueError(f"unknown embedding table kind {kind!r} (known: {', '.join(TABLE_KINDS)})")
+    return table.from_spec(spec, num_embeddings, embedding_dim)
 
 
 class SpecTableFactory:
