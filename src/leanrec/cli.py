@@ -5,6 +5,7 @@ leanrec datasets
 leanrec recommend --model runs/ml-1m-lightgcn/model.pt --users 1 2 3 --k 10
 leanrec experiment embedding-size --dataset ml-1m --model lightgcn
 leanrec experiment architecture --dataset ml-1m-ctr --seeds 0 1 2
+leanrec experiment shared-embedding --dataset ml-1m-partial --methods all_unique autoassign
 leanrec train --dataset ml-1m-ctr --architecture runs/architecture-ml-1m-ctr/architecture_seed0.json
 leanrec compress --model runs/embedding-size/ciess_c90.pt --out ciess_c90.safetensors
 """
@@ -307,9 +308,12 @@ def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
         return _sketch_experiment(args, extra)
     if args.capability == "architecture":
         return _architecture_experiment(args, extra)
+    if args.capability == "shared-embedding":
+        return _shared_embedding_experiment(args, extra)
     if args.capability != "embedding-size":
         raise ValueError(
-            f"unknown experiment {args.capability!r}; known: embedding-size, sketch, architecture"
+            f"unknown experiment {args.capability!r}; known: embedding-size, sketch, "
+            "architecture, shared-embedding"
         )
     from leanrec.search.embedding_size import CIESSConfig, EmbeddingSizeExperiment, run_experiment
 
@@ -359,6 +363,27 @@ def _sketch_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
         config=config,
     )
     result = _run_table(run_experiment, exp)
+    return 0 if result.rows else 1
+
+
+def _shared_embedding_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    from leanrec.search.shared_embedding import METHODS, SharedEmbeddingExperiment, run_experiment
+
+    model = "deepfm" if args.model == "lightgcn" else args.model  # lightgcn: the flag's default
+    experiment = SharedEmbeddingExperiment(
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        out_dir=args.out or f"runs/shared-embedding-{args.dataset}-{model}",
+        model=model,
+        methods=tuple(args.methods) if args.methods else METHODS.names(),
+        seeds=tuple(args.seeds or DEFAULT_SEEDS),
+    )
+    # --chunk_size 500 --curves true set the experiment; --agent_levels 5 the agent,
+    # --trainer_batch_size 256 the base model's training
+    experiment = build_config(
+        SharedEmbeddingExperiment, _parse_options(extra), base=experiment, aliases=OPTION_ALIASES
+    )
+    result = _run_table(run_experiment, experiment)
     return 0 if result.rows else 1
 
 
@@ -511,7 +536,9 @@ def make_parser() -> argparse.ArgumentParser:
         help="run a capability's paper-style experiment; extra --option value pairs go to "
         "its search config",
     )
-    p.add_argument("capability", choices=["embedding-size", "sketch", "architecture"])
+    p.add_argument(
+        "capability", choices=["embedding-size", "sketch", "architecture", "shared-embedding"]
+    )
     p.add_argument("--dataset", default="ml-1m")
     p.add_argument("--model", default="lightgcn")
     p.add_argument("--data-dir", default=None)
@@ -522,7 +549,8 @@ def make_parser() -> argparse.ArgumentParser:
         default=None,
         help="embedding-size default: ciess su sr popularity magprune pep esapn; "
         "sketch default: random hardest influence recent dips1 dips; "
-        "architecture default: ameir one_shot random",
+        "architecture default: ameir one_shot random; shared-embedding default: all_unique "
+        "threshold hashing qr lfu lru threshold_hierarchy autoassign",
     )
     p.add_argument(
         "--baselines",

@@ -1,0 +1,160 @@
+"""Configuration of AutoAssign+ (shared embedding assignment in streaming recommendation,
+arXiv 2308.06965) and of its experiment.
+
+The paper's summary gives the mechanism (``k`` shared levels, ascend / unchanged / descend,
+reward ``R = 1/T Σ L_t − L``, TD critic, importance-sampled actor) but few sizes; where it is
+silent the default is a choice, given with its reason here and discussed in the design notes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from leanrec.train.stream import StreamTrainerConfig
+
+DEFAULT_METHODS: tuple[str, ...] = (
+    "all_unique",
+    "threshold",
+    "hashing",
+    "qr",
+    "lfu",
+    "lru",
+    "threshold_hierarchy",
+    "autoassign",
+)
+"""Every method, in the order of :data:`~leanrec.search.shared_embedding.baselines.METHODS`."""
+
+
+@dataclass
+class AutoAssignConfig:
+    """The Identity Agent, its critic and the hierarchy it moves IDs in."""
+
+    levels: int = 3
+    """``k``: shared levels in front of the unique rows (the paper's hierarchy size is not in
+    the summary; 3 gives new, rare and warming IDs a level each)."""
+    reward_window: int = 5
+    """``T`` of ``R = 1/T Σ L_t − L``: an ID's last ``T`` chunk losses (not given; 5 chunk
+    appearances smooth one noisy chunk without remembering a stale assignment for long)."""
+    actor_hidden: int = 32
+    """Width of the actor's two hidden layers (the state is a handful of features)."""
+    critic_hidden: int = 32
+    """Width of the critic's two hidden layers."""
+    actor_learning_rate: float = 1e-3
+    """Adam step size of the actor (Adam's usual default; not given in the paper)."""
+    critic_learning_rate: float = 1e-3
+    """Adam step size of the critic."""
+    discount: float = 0.9
+    """``γ`` of the TD target: a decision pays off over the next few appearances of the ID."""
+    target_rate: float = 0.01
+    """Polyak rate of the target critic (stabilises TD on a drifting stream)."""
+    replay_size: int = 10_000
+    """Transitions the replay buffer keeps (a few chunks' decisions of two fields; bounded
+    agent memory reported beside the embedding bytes)."""
+    importance_clip: float = 2.0
+    """``c``: importance ratios ``π_new / π_old`` are truncated at ``c`` (bounded variance)."""
+    exploration: float = 0.05
+    """``ε``: decisions are sampled from ``(1 − ε) π + ε / 3``, so every action keeps a
+    probability of at least ``ε / 3`` and the importance ratio stays bounded (small: every
+    exploratory descent from a unique row loses that row)."""
+    entropy_bonus: float = 0.01
+    """``β``: entropy weight in the actor loss (keeps the policy from collapsing early)."""
+    initial_logits: tuple[float, float, float] = (-3.0, 0.0, 1.0)
+    """The actor's starting logits for (descend, unchanged, ascend): probabilities about
+    (0.01, 0.27, 0.72), so an ID climbs to its own row after a few appearances unless the
+    agent learns otherwise. A uniform start descends a third of the unique IDs every chunk,
+    and a descent from the unique position throws the learnt row away (not in the paper
+    summary; see the design notes)."""
+    updates_per_chunk: int = 4
+    """Critic steps, then actor steps, per chunk (the three updates alternate per chunk)."""
+    batch_size: int = 256
+    """Transitions per critic / actor step."""
+    max_bytes: int | None = None
+    """Hard cap on embedding bytes (tables plus the agent's per-ID state); the lowest-value
+    unique IDs are demoted first. None: unbounded, as in the paper."""
+    seed: int = 0
+    """Seeds the agent's networks and its action sampling (the experiment sets it per seed)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.levels <= 126:
+            raise ValueError(f"levels k must be in 1..126, got {self.levels}")
+        if self.reward_window < 1 or self.reward_window > 255:
+            raise ValueError(f"reward_window T must be in 1..255, got {self.reward_window}")
+        if self.importance_clip <= 0 or not 0 < self.exploration <= 1:
+            raise ValueError("need importance_clip > 0 and 0 < exploration <= 1")
+
+
+def default_trainer() -> StreamTrainerConfig:
+    """The base model's training: Adagrad (table lr 0.1) on the tables, Adam 3e-4 on the dense
+    part, batches of 64, one pass per chunk: chosen on the ML-1M warm-up for the all-unique
+    DeepFM (the stream trainer's design notes), and used for every method alike."""
+    return StreamTrainerConfig(
+        objective="bce",
+        learning_rate=3e-4,
+        table_learning_rate=0.1,
+        table_optimizer="adagrad",
+        passes=1,
+        batch_size=64,
+    )
+
+
+@dataclass
+class SharedEmbeddingExperiment:
+    """One table: every method on one stream, one base model, prequential metrics and bytes."""
+
+    dataset: str = "ml-1m-partial"
+    """Registry dataset streamed in time order (``ml-100k``, ``ml-1m-partial``)."""
+    data_dir: str | None = None
+    """Where the datasets are (None: the registry's default)."""
+    out_dir: str = "runs/shared-embedding-ml-1m-partial"
+    """The run directory (an existing one is resumed)."""
+    model: str = "deepfm"
+    """Base model: a :mod:`leanrec.models.ctr` model (``deepfm``, ``dnn``) or ``neumf``."""
+    embedding_dim: int = 16
+    """``d`` of every ID vector (16: the protocol constant)."""
+    model_options: dict[str, Any] = field(default_factory=dict)
+    """Other fields of the base model's config (e.g. ``mlp_dims``)."""
+    init_std: float = 0.01
+    """Std of new rows and shared vectors (N(0, 0.01) matched 1e-4 on the ML-1M warm-up)."""
+    objectives: tuple[str, ...] = ("bce",)
+    """``bce`` (AUC, log loss, accuracy) and/or ``mse`` (rating MSE; streams with ratings)."""
+    chunk_size: int = 1000
+    """Events per chunk (predict, then learn)."""
+    warmup_fraction: float = 0.2
+    """Leading share of the stream for training and for every choice; never reported."""
+    validation_fraction: float = 0.25
+    """Share of the warm-up (its end) on which knobs are scored prequentially."""
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    """Methods to run, names of :data:`~leanrec.search.shared_embedding.baselines.METHODS`."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Seeds vary the initialisation and the agent, never the stream order."""
+    curves: bool = False
+    """Run every knob of a method over the whole stream (the bytes/quality curves); False:
+    only the knob chosen on the warm-up."""
+    threshold_grid: tuple[int, ...] = (2, 5, 10, 20)
+    """Frequency threshold ``n`` (an ID's own row after ``n`` events)."""
+    size_grid: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0)
+    """Hashing buckets ``B``, QR slots and LFU/LRU capacities ``C``, as shares of the IDs a
+    field has by the end of the warm-up (nothing after it sizes them)."""
+    hierarchy_grid: tuple[int, ...] = (5, 10, 20, 50)
+    """Events ``t_k`` after which the fixed-threshold hierarchy gives an ID its own row; the
+    ``k`` level thresholds are spread evenly below it."""
+    levels_grid: tuple[int, ...] = (3,)
+    """AutoAssign+'s ``k`` values tried on the warm-up."""
+    agent: AutoAssignConfig = field(default_factory=AutoAssignConfig)
+    """The Identity Agent (``levels`` is set per knob, ``seed`` per seed)."""
+    trainer: StreamTrainerConfig = field(default_factory=default_trainer)
+    """The base model's training, the same for every method (``objective`` is set per row)."""
+    checkpoint_every: int = 10
+    """A running row checkpoints every this many chunks (a killed run resumes from there)."""
+    log_every: int = 50
+    """A progress line every this many chunks."""
+    num_threads: int = 1
+    """torch intra-op threads (0: leave torch's default)."""
+
+    def __post_init__(self) -> None:
+        bad = [o for o in self.objectives if o not in ("bce", "mse")]
+        if bad or not self.objectives:
+            raise ValueError(f"objectives must be 'bce' and/or 'mse', got {self.objectives}")
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")

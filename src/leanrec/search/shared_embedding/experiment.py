@@ -1,0 +1,418 @@
+"""AutoAssign+ against its baselines on one event stream, prequentially.
+
+``leanrec experiment shared-embedding --dataset ml-1m-partial``. For every objective, seed and
+method:
+
+1. **Warm-up only.** Every knob of the method's grid is scored on the warm-up: the warm-up is
+   cut into a training prefix and a validation suffix, the suffix scored prequentially (predict
+   a chunk, then learn it), exactly as the evaluated stream will be. The best knob (validation
+   AUC for ``bce``, minus validation MSE for ``mse``) is the method's choice. Grids that are
+   sizes are shares of the IDs each field has by the end of the warm-up. Nothing after the
+   warm-up is read here (``warmup_scores.json``).
+2. **The evaluated stream**, inside :func:`~leanrec.runner.final.final_evaluation`: a fresh model
+   runs the whole stream, warm-up chunks learnt only, then every later chunk predicted once
+   before it is learnt (test-then-train). The guard's point on a stream: no knob and no
+   learning rate is chosen on the evaluated part, which is only touched in this block. With
+   ``curves`` every knob of the grid gets this run (bytes/quality curves), otherwise only the
+   chosen one.
+
+A run is resumable: rows (``rows.json``, keyed by objective / method / knob / seed) are written
+as they finish, and the row being run checkpoints through
+:func:`~leanrec.train.stream.run_stream` every ``checkpoint_every`` chunks under
+``checkpoints/``, so a killed run continues mid-stream and ends with the same rows.
+
+Outputs: ``config.json``, ``warmup_scores.json``, ``rows.json``, ``results.json``, ``table.md``,
+``auc_vs_bytes.png`` (AUC against end-of-stream embedding bytes, one curve per method over its
+knob) and ``bucket_auc.png`` (AUC per frequency bucket of the colder of user and item, chosen
+knobs); artefact: ``model_autoassign_<objective>.pt``, the first seed's AutoAssign+ model with
+its assignment (:func:`~leanrec.search.shared_embedding.artifact.load_stream_model`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from leanrec.data.events import Chunk, EventStream
+from leanrec.evaluate.prequential import BUCKETS, PrequentialRecord, event_metrics
+from leanrec.models.stream import build_stream_model
+from leanrec.runner.final import final_evaluation
+from leanrec.runner.rundir import Log, RowStore, RunDirectory, jsonable
+from leanrec.search.base import ExperimentResult
+from leanrec.search.shared_embedding.artifact import save_stream_model
+from leanrec.search.shared_embedding.baselines import (
+    METHODS,
+    BuildContext,
+    SharedEmbeddingMethod,
+    warmup_ids,
+)
+from leanrec.search.shared_embedding.config import SharedEmbeddingExperiment
+from leanrec.search.shared_embedding.trainer import AssigningTrainer
+from leanrec.train.stream import run_stream
+
+DATASETS = {"ml-1m": "ml-1m-partial", "ml-1m-partial": "ml-1m-partial", "ml-100k": "ml-100k"}
+"""Dataset names the experiment accepts besides any registry name (``ml-1m``: its
+timestamped copy)."""
+
+ROW_KEY = ("objective", "method", "knob", "seed")
+FIELDS = ("user", "item")
+COLD_BELOW = 2
+"""Buckets ``0`` and ``1-4`` of the colder of user and item: fewer than 5 earlier events."""
+TRACE_POINTS = 100
+
+
+def load_stream(experiment: SharedEmbeddingExperiment) -> EventStream:
+    """The dataset's events in time order (``ml-1m`` reads the timestamped ``ml-1m-partial``)."""
+    name = DATASETS.get(experiment.dataset, experiment.dataset)
+    return EventStream.from_dataset(name, experiment.data_dir)
+
+
+def run_experiment(
+    experiment: SharedEmbeddingExperiment,
+    log: Log = print,
+    stream: EventStream | None = None,
+    warmup: EventStream | None = None,
+) -> ExperimentResult:
+    """Run (or resume) every row of ``experiment`` in ``experiment.out_dir``.
+
+    Args:
+        stream: replaces the registry dataset (e.g. a synthetic stream in tests).
+        warmup: the warm-up prefix ``stream[0:W]`` (default: cut from ``stream``). Give it
+            when ``stream`` is behind :func:`~leanrec.runner.final.guard_test_data`: every
+            choice reads the warm-up alone, the whole stream is read only in the final
+            evaluation.
+
+    Returns:
+        The rows, the summary (``results.json``) and the saved AutoAssign+ models.
+    """
+    if experiment.num_threads:
+        torch.set_num_threads(experiment.num_threads)
+    methods = METHODS.resolve(experiment.methods)
+    run = RunDirectory(experiment.out_dir, config=experiment, log=log)
+    if stream is None:
+        stream = load_stream(experiment)
+    if warmup is None:
+        warmup = stream[0 : stream.warmup_size(experiment.warmup_fraction)]
+    distinct = warmup_ids(FIELDS, {f: warmup.ids[f].codes for f in FIELDS})
+    run.log(f"{experiment.dataset}: warm-up of {len(warmup)} events, IDs {distinct}")
+    rows = run.rows(ROW_KEY)
+    scores = run.rows(ROW_KEY, name="warmup_scores.json")
+    for objective in experiment.objectives:
+        for seed in experiment.seeds:
+            for method in methods:
+                knobs = method.knobs(dataclasses.asdict(experiment))
+                chosen = _choose(
+                    experiment, run, scores, warmup, distinct, method, knobs, seed, objective
+                )
+                for knob in knobs if experiment.curves else (chosen,):
+                    if not rows.has(objective=objective, method=method.name, knob=knob, seed=seed):
+                        _run_row(experiment, run, rows, stream, distinct, method, knob, seed,
+                                 objective, chosen=knob == chosen, score=scores)  # fmt: skip
+    summary = summarise(rows.rows, experiment)
+    run.write_results(summary)
+    run.write_table(markdown_table(summary, experiment))
+    _plot(run, summary, experiment)
+    artifacts = {p.stem: p for p in sorted(run.path.glob("model_*.pt"))}
+    return ExperimentResult("shared_embedding", run, rows.rows, summary, artifacts)
+
+
+# ---------------------------------------------------------------------------------- one model
+def _build(
+    experiment: SharedEmbeddingExperiment,
+    distinct: dict[str, int],
+    method: SharedEmbeddingMethod,
+    knob: float,
+    seed: int,
+    objective: str,
+) -> AssigningTrainer:
+    """A fresh stream model with the method's tables and assigner, and its trainer."""
+    generator = torch.Generator().manual_seed(seed)
+    context = BuildContext(FIELDS, distinct, experiment.init_std, seed, generator, experiment.agent)
+    model = build_stream_model(
+        experiment.model,
+        FIELDS,
+        embedding_dim=experiment.embedding_dim,
+        seed=seed,
+        table_factory=method.tables(knob, context),
+        **experiment.model_options,
+    )
+    model.generator = generator  # the tables' generator: its state travels in checkpoints
+    config = dataclasses.replace(experiment.trainer, objective=objective, seed=seed)  # type: ignore[arg-type]
+    return AssigningTrainer(model, config, method.assigner(knob, context, model))
+
+
+def _choose(
+    experiment: SharedEmbeddingExperiment,
+    run: RunDirectory,
+    scores: RowStore,
+    warmup: EventStream,
+    distinct: dict[str, int],
+    method: SharedEmbeddingMethod,
+    knobs: tuple[float, ...],
+    seed: int,
+    objective: str,
+) -> float:
+    """Score every knob on the warm-up's validation suffix (cached); the best knob (ties: the
+    first)."""
+    plan = warmup.plan(
+        size=experiment.chunk_size, warmup_fraction=1 - experiment.validation_fraction
+    )
+    if all(c.warmup for c in plan):
+        raise ValueError("the warm-up is too short to hold a validation suffix")
+    best: tuple[float, float] | None = None
+    for knob in knobs:
+        key = {"objective": objective, "method": method.name, "knob": knob, "seed": seed}
+        row = scores.get(**key)
+        if row is None:
+            trainer = _build(experiment, distinct, method, knob, seed, objective)
+            total = run_stream(warmup, plan, trainer).summary()["total"]
+            value = total["auc"] if objective == "bce" else total["mse"]
+            score = -math.inf if value is None else (value if objective == "bce" else -value)
+            row = {**key, "score": score, "validation": total}
+            scores.add(row)
+            run.log(f"warm-up {objective} {method.name} {method.knob_name}={knob:g} seed {seed}: "
+                    f"score {score:.4f}")  # fmt: skip
+        if best is None or row["score"] > best[1]:
+            best = (knob, row["score"])
+    assert best is not None
+    return best[0]
+
+
+def _run_row(
+    experiment: SharedEmbeddingExperiment,
+    run: RunDirectory,
+    rows: RowStore,
+    stream: EventStream,
+    distinct: dict[str, int],
+    method: SharedEmbeddingMethod,
+    knob: float,
+    seed: int,
+    objective: str,
+    chosen: bool,
+    score: RowStore,
+) -> None:
+    """The whole stream, test-then-train, for one (objective, method, knob, seed); its row."""
+    tag = f"{objective}-{method.name}-{knob:g}-seed{seed}"
+    trainer = _build(experiment, distinct, method, knob, seed, objective)
+    checkpoints = run.file(f"checkpoints/{tag}")
+    run.log(f"{tag}: streaming")
+    began = time.perf_counter()
+
+    def progress(chunk: Chunk, record: PrequentialRecord) -> None:
+        if (chunk.index + 1) % experiment.log_every == 0:
+            run.log(f"{tag}: chunk {chunk.index + 1}, {record.memory_bytes[-1]} embedding bytes")
+
+    with final_evaluation():
+        plan = stream.plan(size=experiment.chunk_size, warmup_fraction=experiment.warmup_fraction)
+        record = run_stream(
+            stream, plan, trainer, checkpoint_dir=checkpoints,
+            checkpoint_every=experiment.checkpoint_every, on_chunk_end=progress,
+        )  # fmt: skip
+        summary = record.summary()
+        cold = _cold_metrics(record)
+        raw_ids = {f: stream.ids[f].raw_ids for f in FIELDS}
+    report = trainer.bytes_report()
+    if method.name == "autoassign" and chosen and seed == experiment.seeds[0]:
+        sizes = {f: trainer.model.id_tables()[f].num_embeddings for f in FIELDS}
+        save_stream_model(
+            trainer.model, run.file(f"model_autoassign_{objective}.pt"),
+            name=experiment.model, embedding_dim=experiment.embedding_dim,
+            options=experiment.model_options, objective=objective,
+            rating_offset=trainer.rating_offset,
+            raw_ids={f: raw_ids[f][: sizes[f]].tolist() for f in FIELDS},
+        )  # fmt: skip
+    warm = score.get(objective=objective, method=method.name, knob=knob, seed=seed)
+    trace = summary["memory"]
+    step = max(1, len(trace["bytes"]) // TRACE_POINTS)
+    rows.add(
+        {
+            "objective": objective,
+            "method": method.name,
+            "knob": knob,
+            "seed": seed,
+            "knob_name": method.knob_name,
+            "chosen": chosen,
+            "warmup_score": None if warm is None else warm["score"],
+            "max_bytes": experiment.agent.max_bytes if method.name == "autoassign" else None,
+            "total": summary["total"],
+            "cold": cold,
+            "buckets": summary["buckets"]["either"],
+            "bytes": report,
+            "max_embedding_bytes": max(b for b in trace["bytes"] if b is not None),
+            "bytes_trace": {"events": trace["events"][::step], "bytes": trace["bytes"][::step]},
+            "positions": _positions(trainer),
+            "evaluated_events": summary["evaluated_events"],
+            "events_per_second": summary["timing"]["events_per_second"],
+            "seconds": time.perf_counter() - began,
+        }
+    )
+    auc = summary["total"]["auc"]
+    run.log(f"{tag}: AUC {auc if auc is None else round(auc, 4)}, {report['embedding']} bytes")
+    shutil.rmtree(checkpoints, ignore_errors=True)
+
+
+def _cold_metrics(record: PrequentialRecord) -> dict[str, Any]:
+    """Metrics over events whose user or item had fewer than 5 earlier events."""
+    data = record.arrays()
+    cold = data["either"] < COLD_BELOW
+    return event_metrics(
+        data["label"][cold], data["probability"][cold], data["rating"][cold],
+        data["rating_prediction"][cold],
+    )  # fmt: skip
+
+
+def _positions(trainer: AssigningTrainer) -> dict[str, list[int]]:
+    """IDs per position (0 unseen, levels, unique) of each hierarchical ``d``-wide table."""
+    out = {}
+    for name, table in trainer.model.id_tables().items():
+        counts = getattr(table, "position_counts", None)
+        if counts is not None and "." not in name:
+            out[name] = counts().tolist()
+    return out
+
+
+# ---------------------------------------------------------------------------------- summary
+METRICS = ("auc", "log_loss", "accuracy", "mse")
+
+
+def _mean_sd(values: list[float | None]) -> dict[str, float | None]:
+    present = np.array([v for v in values if v is not None], dtype=np.float64)
+    if len(present) == 0:
+        return {"mean": None, "sd": None}
+    sd = float(present.std(ddof=1)) if len(present) > 1 else 0.0
+    return {"mean": float(present.mean()), "sd": sd}
+
+
+def _aggregate(members: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        **{m: _mean_sd([r["total"][m] for r in members]) for m in METRICS},
+        "cold_auc": _mean_sd([r["cold"]["auc"] for r in members]),
+        "end_bytes": _mean_sd([r["bytes"]["embedding"] for r in members]),
+        "agent_bytes": _mean_sd([r["bytes"].get("agent", 0) for r in members]),
+        "events_per_second": _mean_sd([r["events_per_second"] for r in members]),
+        "bucket_auc": {b: _mean_sd([r["buckets"][b]["auc"] for r in members]) for b in BUCKETS},
+        "bucket_events": {b: members[0]["buckets"][b]["n"] for b in BUCKETS},
+        "cold_events": members[0]["cold"]["n"],
+        "seeds": sorted(r["seed"] for r in members),
+    }
+
+
+def summarise(rows: list[dict[str, Any]], experiment: SharedEmbeddingExperiment) -> dict[str, Any]:
+    """Mean ± sd over seeds per (objective, method, knob) — the curves — and per (objective,
+    method) over the rows of the knob chosen on each seed's warm-up — the table."""
+    curves: dict[tuple[str, str, float], list[dict[str, Any]]] = {}
+    chosen: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        curves.setdefault((row["objective"], row["method"], row["knob"]), []).append(row)
+        if row["chosen"]:
+            chosen.setdefault((row["objective"], row["method"]), []).append(row)
+    return {
+        "dataset": experiment.dataset,
+        "model": experiment.model,
+        "chosen": [
+            {
+                "objective": o,
+                "method": m,
+                "knobs": sorted({r["knob"] for r in members}),
+                "knob_name": members[0]["knob_name"],
+                **_aggregate(members),
+            }
+            for (o, m), members in chosen.items()
+        ],
+        "curves": [
+            {"objective": o, "method": m, "knob": k, **_aggregate(members)}
+            for (o, m, k), members in sorted(curves.items())
+        ],
+        "rows": len(rows),
+        "config": jsonable(experiment),
+    }
+
+
+def _fmt(stat: dict[str, float | None], digits: int = 4) -> str:
+    if stat["mean"] is None:
+        return "–"
+    if not stat["sd"]:
+        return f"{stat['mean']:.{digits}f}"
+    return f"{stat['mean']:.{digits}f} ± {stat['sd']:.{digits}f}"
+
+
+def markdown_table(summary: dict[str, Any], experiment: SharedEmbeddingExperiment) -> str:
+    """One table per objective, one line per method at its warm-up-chosen knob."""
+    lines = [f"{summary['dataset']}, {summary['model']} d = {experiment.embedding_dim}: "
+             "prequential figures over the evaluated stream (after the warm-up)\n"]  # fmt: skip
+    for objective in experiment.objectives:
+        cells = [c for c in summary["chosen"] if c["objective"] == objective]
+        reference = next((c for c in cells if c["method"] == "all_unique"), None)
+        lines.append(f"**objective {objective}**\n")
+        lines.append("| method | knob | AUC | log loss | accuracy | MSE | AUC, < 5 events | "
+                     "end embedding bytes | vs all-unique | agent bytes | events/s |")  # fmt: skip
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        for cell in cells:
+            knob = ", ".join(f"{k:g}" for k in cell["knobs"]) if cell["knob_name"] else "–"
+            end = cell["end_bytes"]["mean"]
+            ratio = (
+                f"{end / reference['end_bytes']['mean']:.2f}x"
+                if reference is not None and end is not None and reference["end_bytes"]["mean"]
+                else "–"
+            )
+            lines.append(
+                f"| {cell['method']} | {cell['knob_name'] or ''} {knob} | {_fmt(cell['auc'])} | "
+                f"{_fmt(cell['log_loss'])} | {_fmt(cell['accuracy'])} | {_fmt(cell['mse'])} | "
+                f"{_fmt(cell['cold_auc'])} | {_fmt(cell['end_bytes'], 0)} | {ratio} | "
+                f"{_fmt(cell['agent_bytes'], 0)} | {_fmt(cell['events_per_second'], 0)} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _plot(
+    run: RunDirectory, summary: dict[str, Any], experiment: SharedEmbeddingExperiment
+) -> None:
+    objective = "bce" if "bce" in experiment.objectives else experiment.objectives[0]
+    metric = "auc"
+    curves = [c for c in summary["curves"] if c["objective"] == objective]
+    if not curves:
+        return
+    with run.figure("auc_vs_bytes.png", size=(6.0, 4.5)) as (_fig, axes):
+        axis = axes[0, 0]
+        for method in experiment.methods:
+            points = sorted(
+                (c["end_bytes"]["mean"], c[metric]["mean"])
+                for c in curves
+                if c["method"] == method and c[metric]["mean"] is not None
+            )
+            if points:
+                axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method)
+        axis.set_xscale("log")
+        axis.set_xlabel("end-of-stream embedding bytes")
+        axis.set_ylabel(f"prequential {metric.upper()} ({objective})")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    chosen = [c for c in summary["chosen"] if c["objective"] == objective]
+    with run.figure("bucket_auc.png", size=(6.0, 4.5)) as (_fig, axes):
+        axis = axes[0, 0]
+        for cell in chosen:
+            values = [cell["bucket_auc"][b]["mean"] for b in BUCKETS]
+            axis.plot(range(len(BUCKETS)), [np.nan if v is None else v for v in values],
+                      marker="o", label=cell["method"])  # fmt: skip
+        axis.set_xticks(range(len(BUCKETS)), [f"{b}" for b in BUCKETS])
+        axis.set_xlabel("earlier events of the colder of user and item")
+        axis.set_ylabel(f"AUC ({objective})")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+
+
+__all__ = [
+    "DATASETS",
+    "ROW_KEY",
+    "load_stream",
+    "markdown_table",
+    "run_experiment",
+    "summarise",
+]

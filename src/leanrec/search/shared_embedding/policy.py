@@ -1,0 +1,368 @@
+"""The Identity Agent of AutoAssign+ (arXiv 2308.06965): who gets a shared vector, who a row.
+
+Per ID field (user, item, ...) the IDs sit in a hierarchy of ``k`` shared vectors in front of
+the unique rows (:class:`~leanrec.embeddings.HierarchicalSharedEmbedding`: position ``1..k`` a
+level, ``k + 1`` a unique row). Once per chunk, for every ID of the chunk, the agent
+
+1. measures the outcome of the ID's previous decision. ``L`` is the ID's loss on this chunk
+   under the current assignment, measured *before* the base model learns the chunk (its
+   prequential loss; the mean over its events in the chunk); the reward is
+
+       R = 1/T Σ_{t=1..T} L_t − L                    (paper: R_u = 1/T Σ L^u_t − L)
+
+   over the ID's last ``T`` recorded losses (fewer at the start): positive when the loss fell.
+   The transition ``(s, a, R, s')`` with the decision's behaviour probability ``b(a | s)`` goes
+   to the replay buffer; ``L`` joins the ID's loss history;
+2. updates the critic ``Q(s, a)`` by TD on replayed transitions, then the actor by policy
+   gradient with importance sampling (a replayed decision was taken by an older policy: ratio
+   ``π_new(a | s) / π_old(a | s)``, truncated): :class:`~leanrec.rl.DiscreteActorCritic`;
+3. decides again: ``a ~ (1 − ε) π(· | s) + ε / 3`` over descend (0) / unchanged (1) /
+   ascend (2), applied by the caller with ``move``. The base model then learns the chunk with
+   the new assignment (the third update of the chunk).
+
+State of an ID (:meth:`IdentityAgent.states`), ``state_dim = 1 + (k + 1) + 3 + F``::
+
+    [ log(1 + frequency so far) / 5,
+      one-hot of the position (1..k+1),
+      mean of the last T losses (0 when none), 1 if there are any, current loss L,
+      one-hot of the field ]
+
+Per-ID state the agent holds (counted into the embedding bytes, since it is kept per ID for
+the ID representations: :meth:`IdentityAgent.nbytes`): the loss history (``T`` float16 values,
+a uint8 ring head and fill count) and the open decision awaiting its reward (frequency int32,
+loss mean float16, position int8, action int8, behaviour probability float16): ``2T + 12``
+bytes per ID. The networks, their optimizers and the replay buffer are bounded and reported
+beside (:meth:`IdentityAgent.agent_bytes`).
+
+Everything is vectorised over the IDs of a chunk; there is no per-ID Python loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from leanrec.rl.actor_critic import ActorCriticConfig, BehaviourReplayBuffer, DiscreteActorCritic
+from leanrec.search.shared_embedding.config import AutoAssignConfig
+
+N_ACTIONS = 3
+"""Descend (0), unchanged (1), ascend (2): the hierarchy's action indices."""
+NO_DECISION = -1
+"""Open-decision action of an ID that has not decided yet."""
+
+
+def reward(history_mean: torch.Tensor, current_loss: torch.Tensor) -> torch.Tensor:
+    """``R = 1/T Σ L_t − L``: ``(B,)`` mean of the last ``T`` losses minus the current loss."""
+    return history_mean - current_loss
+
+
+def _grown(old: torch.Tensor, capacity: int, fill: float = 0) -> torch.Tensor:
+    new = torch.full((capacity, *old.shape[1:]), fill, dtype=old.dtype)
+    new[: len(old)] = old
+    return new
+
+
+class LossHistory:
+    """The last ``T`` losses of every ID of one field: a ring of float16 per ID.
+
+    Attributes:
+        losses: ``(id_capacity, T)`` float16.
+        head: ``(id_capacity,)`` uint8, the slot the next loss goes to.
+        filled: ``(id_capacity,)`` uint8, losses recorded (at most ``T``).
+    """
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.losses = torch.zeros(0, window, dtype=torch.float16)
+        self.head = torch.zeros(0, dtype=torch.uint8)
+        self.filled = torch.zeros(0, dtype=torch.uint8)
+
+    def extend(self, capacity: int) -> None:
+        """Hold IDs ``0..capacity-1`` (the arrays double, so this is O(1) amortised)."""
+        if capacity <= len(self.head):
+            return
+        size = max(capacity, 2 * len(self.head))
+        self.losses = _grown(self.losses, size)
+        self.head = _grown(self.head, size)
+        self.filled = _grown(self.filled, size)
+
+    def mean(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(1/T Σ L_t, recorded)`` per ID, ``(B,)`` float32 and int64; mean 0 when none."""
+        filled = self.filled[ids].to(torch.int64)
+        mask = torch.arange(self.window)[None, :] < filled[:, None]
+        total = (self.losses[ids].float() * mask).sum(dim=1)
+        return total / filled.clamp(min=1), filled
+
+    def latest(self, ids: torch.Tensor) -> torch.Tensor:
+        """The most recently recorded loss per ID, ``(B,)`` float32 (0 when none)."""
+        slot = (self.head[ids].to(torch.int64) - 1) % self.window
+        return self.losses[ids, slot].float() * (self.filled[ids] > 0)
+
+    def push(self, ids: torch.Tensor, losses: torch.Tensor) -> None:
+        """Record one loss per (distinct) ID, overwriting its oldest when ``T`` are held."""
+        slot = self.head[ids].to(torch.int64)
+        self.losses[ids, slot] = losses.to(torch.float16)
+        self.head[ids] = ((slot + 1) % self.window).to(torch.uint8)
+        self.filled[ids] = (
+            (self.filled[ids].to(torch.int64) + 1).clamp(max=self.window).to(torch.uint8)
+        )
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.losses, self.head, self.filled))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"losses": self.losses, "head": self.head, "filled": self.filled}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.losses, self.head, self.filled = state["losses"], state["head"], state["filled"]
+
+
+class OpenDecisions:
+    """Per ID of one field, the last decision still waiting for its reward: what the state
+    was (frequency, loss mean, position; the loss it saw is the history's latest entry), the
+    action and its behaviour probability. ``action == NO_DECISION`` where none is open."""
+
+    FIELDS = (
+        ("count", torch.int32, 0),
+        ("mean", torch.float16, 0),
+        ("has_history", torch.bool, 0),
+        ("position", torch.int8, 0),
+        ("action", torch.int8, NO_DECISION),
+        ("behaviour", torch.float16, 1),
+    )
+
+    def __init__(self) -> None:
+        self.arrays = {n: torch.full((0,), fill, dtype=t) for n, t, fill in self.FIELDS}
+
+    def extend(self, capacity: int) -> None:
+        current = len(self.arrays["action"])
+        if capacity <= current:
+            return
+        size = max(capacity, 2 * current)
+        for name, _, fill in self.FIELDS:
+            self.arrays[name] = _grown(self.arrays[name], size, fill)
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.arrays.values())
+
+
+class FieldSnapshot(NamedTuple):
+    """The IDs of one field in one chunk, as the agent saw them (every tensor ``(m,)``)."""
+
+    field: str
+    ids: torch.Tensor
+    counts: torch.Tensor
+    positions: torch.Tensor
+    history_mean: torch.Tensor
+    has_history: torch.Tensor
+    loss: torch.Tensor
+    states: torch.Tensor
+    """``(m, state_dim)``."""
+
+
+class IdentityAgent:
+    """The actor (Identity Agent) and critic of AutoAssign+ with their replay and per-ID state.
+
+    Args:
+        fields: the ID fields the agent assigns (one shared actor and critic; the state holds
+            the field's one-hot).
+        config: hyper-parameters (``levels`` = ``k``).
+
+    Example (one field, two IDs seen in a chunk, loss 0.7 and 0.4):
+        >>> agent = IdentityAgent(("user",), AutoAssignConfig(levels=2))
+        >>> agent.extend({"user": 2})
+        >>> seen = agent.observe("user", torch.tensor([0, 1]), torch.tensor([0.7, 0.4]),
+        ...                      counts=torch.tensor([3, 1]), positions=torch.tensor([1, 1]))
+        >>> agent.decide(seen).shape
+        torch.Size([2])
+    """
+
+    def __init__(self, fields: tuple[str, ...], config: AutoAssignConfig) -> None:
+        self.fields = tuple(fields)
+        self.config = config
+        self.levels = config.levels
+        self.state_dim = 1 + (config.levels + 1) + 3 + len(self.fields)
+        with torch.random.fork_rng():
+            torch.manual_seed(config.seed)
+            self.networks = DiscreteActorCritic(
+                self.state_dim,
+                N_ACTIONS,
+                ActorCriticConfig(
+                    actor_hidden=config.actor_hidden,
+                    critic_hidden=config.critic_hidden,
+                    actor_lr=config.actor_learning_rate,
+                    critic_lr=config.critic_learning_rate,
+                    gamma=config.discount,
+                    tau=config.target_rate,
+                    importance_clip=config.importance_clip,
+                    exploration=config.exploration,
+                    entropy_bonus=config.entropy_bonus,
+                    initial_logits=config.initial_logits,
+                ),
+            )
+        self.replay = BehaviourReplayBuffer(config.replay_size, self.state_dim)
+        self.rng = np.random.default_rng(config.seed)
+        self.history = {f: LossHistory(config.reward_window) for f in self.fields}
+        self.open = {f: OpenDecisions() for f in self.fields}
+        self.last_losses: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ per-ID state
+    def extend(self, sizes: dict[str, int]) -> None:
+        """Hold per-ID state for IDs ``0..sizes[field]-1`` of every field."""
+        for f in self.fields:
+            self.history[f].extend(int(sizes[f]))
+            self.open[f].extend(int(sizes[f]))
+
+    def nbytes(self) -> int:
+        """Per-ID state (loss histories and open decisions): part of the embedding bytes."""
+        return sum(self.history[f].nbytes() + self.open[f].nbytes() for f in self.fields)
+
+    def agent_bytes(self) -> int:
+        """Networks, optimizers and replay buffer: reported beside the embedding bytes."""
+        return self.networks.network_bytes() + self.replay.nbytes()
+
+    # ------------------------------------------------------------------ states
+    def states(
+        self,
+        field: str,
+        counts: torch.Tensor,
+        positions: torch.Tensor,
+        history_mean: torch.Tensor,
+        has_history: torch.Tensor,
+        loss: torch.Tensor,
+    ) -> torch.Tensor:
+        """The agent's state per ID (module docstring), ``(m,) x 6 -> (m, state_dim)``."""
+        m = len(counts)
+        position = torch.zeros(m, self.levels + 1)
+        position[torch.arange(m), positions.clamp(1, self.levels + 1) - 1] = 1.0
+        which = torch.zeros(m, len(self.fields))
+        which[:, self.fields.index(field)] = 1.0
+        return torch.cat(
+            [
+                torch.log1p(counts.float())[:, None] / 5.0,
+                position,
+                history_mean.float()[:, None],
+                has_history.float()[:, None],
+                loss.float()[:, None],
+                which,
+            ],
+            dim=1,
+        )
+
+    # ------------------------------------------------------------------ one chunk
+    def observe(
+        self,
+        field: str,
+        ids: torch.Tensor,
+        loss: torch.Tensor,
+        counts: torch.Tensor,
+        positions: torch.Tensor,
+    ) -> FieldSnapshot:
+        """Close the open decisions of ``ids`` with their reward, record ``loss``.
+
+        Args:
+            ids: the chunk's distinct IDs of ``field``, int64 ``(m,)``.
+            loss: each ID's mean loss over its events of the chunk, before learning it ``(m,)``.
+            counts: events of each ID so far, this chunk included ``(m,)``.
+            positions: each ID's position now (before this chunk's decision) ``(m,)``.
+
+        Returns:
+            The snapshot :meth:`decide` acts on.
+        """
+        history, open_ = self.history[field], self.open[field].arrays
+        mean, recorded = history.mean(ids)
+        has_history = recorded > 0
+        states = self.states(field, counts, positions, mean, has_history, loss)
+        closing = open_["action"][ids] != NO_DECISION
+        if bool(closing.any()):
+            done = ids[closing]
+            before = self.states(
+                field,
+                open_["count"][done].to(torch.int64),
+                open_["position"][done].to(torch.int64),
+                open_["mean"][done].float(),
+                open_["has_history"][done],
+                history.latest(done),
+            )
+            self.replay.add_with_behaviour(
+                before.numpy(),
+                open_["action"][done].to(torch.int64).numpy(),
+                reward(mean[closing], loss[closing]).numpy(),
+                states[closing].numpy(),
+                open_["behaviour"][done].float().numpy(),
+            )
+        history.push(ids, loss)
+        return FieldSnapshot(field, ids, counts, positions, mean, has_history, loss, states)
+
+    def update(self) -> dict[str, float]:
+        """``updates_per_chunk`` critic steps, then as many actor steps, on replayed batches."""
+        cfg = self.config
+        if len(self.replay) < min(cfg.batch_size, cfg.replay_size):
+            return {}
+        critic = [
+            self.networks.update_critic(
+                self.replay.sample_with_behaviour(cfg.batch_size, self.rng)[0]
+            )
+            for _ in range(cfg.updates_per_chunk)
+        ]
+        actor = []
+        for _ in range(cfg.updates_per_chunk):
+            batch, behaviour = self.replay.sample_with_behaviour(cfg.batch_size, self.rng)
+            actor.append(self.networks.update_actor(batch, behaviour))
+        self.last_losses = {"critic": float(np.mean(critic)), "actor": float(np.mean(actor))}
+        return self.last_losses
+
+    def decide(self, seen: FieldSnapshot) -> torch.Tensor:
+        """Sample an action per ID of the snapshot and open its decision; int64 ``(m,)``."""
+        decisions = self.networks.act(seen.states, self.rng)
+        open_ = self.open[seen.field].arrays
+        ids = seen.ids
+        open_["count"][ids] = seen.counts.clamp(max=2**31 - 1).to(torch.int32)
+        open_["mean"][ids] = seen.history_mean.to(torch.float16)
+        open_["has_history"][ids] = seen.has_history
+        open_["position"][ids] = seen.positions.to(torch.int8)
+        open_["action"][ids] = torch.from_numpy(decisions.actions).to(torch.int8)
+        open_["behaviour"][ids] = torch.from_numpy(decisions.behaviour_probability).to(
+            torch.float16
+        )
+        return torch.from_numpy(decisions.actions)
+
+    def unique_value(self, field: str, ids: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """Value of holding a unique row, ``Q(s, unchanged) − Q(s, descend)`` with the ID at
+        the unique position, ``(m,)``: under a byte cap the lowest go first."""
+        history = self.history[field]
+        mean, recorded = history.mean(ids)
+        positions = torch.full_like(ids, self.levels + 1)
+        states = self.states(field, counts, positions, mean, recorded > 0, history.latest(ids))
+        q = self.networks.q_values(states)
+        return q[:, 1] - q[:, 0]
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "networks": self.networks.full_state(),
+            "replay": self.replay.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "history": {f: self.history[f].state_dict() for f in self.fields},
+            "open": {f: dict(self.open[f].arrays) for f in self.fields},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.networks.load_full_state(state["networks"])
+        self.replay.load_state_dict(state["replay"])
+        self.rng.bit_generator.state = state["rng"]
+        for f in self.fields:
+            self.history[f].load_state_dict(state["history"][f])
+            self.open[f].arrays = dict(state["open"][f])
+
+
+__all__ = [
+    "N_ACTIONS",
+    "FieldSnapshot",
+    "IdentityAgent",
+    "LossHistory",
+    "OpenDecisions",
+    "reward",
+]
