@@ -15,7 +15,7 @@ Generative story (per event ``t`` of ``n_events``):
    so popular IDs are not the small numbers.
 3. Preferences: each ID has ``dim`` latent factors and a bias, uniform with unit variance,
    derived from a hash of ``(seed, field, ID, coordinate)`` (SplitMix64), so they are the same
-   every time the ID occurs and cost no memory. ``z = u . v / sqrt(dim) + b_u + b_i``.
+   every time the ID occurs and cost no memory. ``z = u . v / sqrt(dim) + (b_u + b_i) / 2``.
 4. Feedback: ``rating = clip(round(3.5 + z + noise), 1, 5)`` with Gaussian ``noise`` of std
    ``rating_noise``, and ``label = rating >= 4``.
 5. Time: event ``t`` happens at ``start_time + floor(t * seconds_per_event)``.

@@ -152,10 +152,12 @@ class StreamTable(EmbeddingTable):
     ``num_embeddings`` is a caller error (``IndexError``, as for every table): a server meeting
     a new raw ID adds it to the vocabulary and calls ``extend_ids`` first.
 
-    The streaming trainer calls, per chunk (after predicting it, before learning on it)::
+    The streaming trainer calls, per chunk::
 
-        table.extend_ids(vocabulary.size)   # the ID space so far
-        table.observe(chunk_ids)            # (n,) int64 indices in event order
+        table.extend_ids(vocabulary.size)   # before predicting: the chunk's new IDs come
+                                            # into range and read the shared vector
+        ... predict the chunk ...
+        table.observe(chunk_ids)            # after predicting: (n,) int64 indices in order
         ... optimiser steps ...
 
     and once, after building the optimiser, ``table.row_sync(optimizer)``.
