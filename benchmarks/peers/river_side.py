@@ -2,9 +2,12 @@
 
 Reads a job file (JSON): the stream arrays (``.npz`` with ``user``, ``item``, ``label``,
 ``rating``: per event, in stream order; IDs are the stream's first-appearance codes) and a list
-of runs. Each run learns events ``[0, stop)`` one at a time, in order, predict then learn
-(river's ``predict_one`` / ``learn_one``), and keeps the predictions of events
-``[score_from, stop)``:
+of runs. Each run learns events ``[0, stop)`` one at a time, in order (river's ``learn_one``),
+predicting before learning (``predict_one``), and keeps the predictions of events
+``[score_from, stop)``. ``starts`` (optional, the first event of each chunk, ascending from 0)
+sets the protocol: every event of a chunk is predicted before any event of the chunk is learnt,
+as leanrec's prequential evaluation does; without it, each event is its own chunk (river's own
+predict-one-learn-one loop, where a prediction has seen every earlier label):
 
 * ``fm``: ``facto.FMClassifier`` on the one-hot features ``{"user=<id>": 1, "item=<id>": 1}``,
   predicting ``P(label = 1)``;
@@ -60,6 +63,10 @@ def run(arrays: dict[str, np.ndarray], spec: dict[str, Any]) -> dict[str, Any]:
     users, items = arrays["user"][:stop], arrays["item"][:stop]
     predictions = np.empty(stop - score_from, dtype=np.float64)
     seed = int(spec.get("seed", 0))
+    # chunks [starts[j], starts[j + 1]): every event of a chunk is predicted before any of
+    # them is learnt (the prequential protocol); no starts: chunks of one event (river's own)
+    starts = [int(s) for s in spec.get("starts", [])] or list(range(stop))
+    bounds = list(zip(starts, [*starts[1:], stop], strict=True))
     if spec["model"] == "fm":
         user_key = [f"user={u}" for u in range(int(users.max()) + 1)]
         item_key = [f"item={i}" for i in range(int(items.max()) + 1)]
@@ -67,11 +74,13 @@ def run(arrays: dict[str, np.ndarray], spec: dict[str, Any]) -> dict[str, Any]:
         model = _fm(spec["params"], seed)
         u_list, i_list = users.tolist(), items.tolist()
         began = time.perf_counter()
-        for k in range(stop):
-            x = {user_key[u_list[k]]: 1.0, item_key[i_list[k]]: 1.0}
-            if k >= score_from:
-                predictions[k - score_from] = model.predict_proba_one(x).get(True, 0.0)
-            model.learn_one(x, labels[k])
+        for start, end in bounds:
+            xs = [{user_key[u_list[k]]: 1.0, item_key[i_list[k]]: 1.0} for k in range(start, end)]
+            for k in range(max(start, score_from), end):
+                probability = model.predict_proba_one(xs[k - start]).get(True, 0.0)
+                predictions[k - score_from] = probability
+            for k in range(start, end):
+                model.learn_one(xs[k - start], labels[k])
         seconds = time.perf_counter() - began
     elif spec["model"] == "mf":
         user_id = [str(u) for u in range(int(users.max()) + 1)]
@@ -80,11 +89,11 @@ def run(arrays: dict[str, np.ndarray], spec: dict[str, Any]) -> dict[str, Any]:
         mf = _mf(spec["params"], seed)
         u_list, i_list = users.tolist(), items.tolist()
         began = time.perf_counter()
-        for k in range(stop):
-            user, item = user_id[u_list[k]], item_id[i_list[k]]
-            if k >= score_from:
-                predictions[k - score_from] = mf.predict_one(user, item)
-            mf.learn_one(user, item, ratings[k])
+        for start, end in bounds:
+            for k in range(max(start, score_from), end):
+                predictions[k - score_from] = mf.predict_one(user_id[u_list[k]], item_id[i_list[k]])
+            for k in range(start, end):
+                mf.learn_one(user_id[u_list[k]], item_id[i_list[k]], ratings[k])
         seconds = time.perf_counter() - began
     else:
         raise ValueError(f"unknown river model {spec['model']!r}")

@@ -295,3 +295,17 @@ def test_last_losses_are_the_losses_of_the_chunk_before_learning(
     assert 10 < known.sum() < 128
     assert np.allclose(trainer.last_losses[known], bce[known], atol=1e-4)
     assert not np.allclose(trainer.last_losses, bce, atol=1e-4)
+
+
+def test_tuning_skips_a_diverging_config(stream: EventStream, one_torch_thread: None) -> None:
+    base = StreamTrainerConfig(objective="mse", table_optimizer="row_sgd", batch_size=64)
+    configs = expand_grid(base, {"table_learning_rate": [1e4, 0.01]})
+
+    def build(config: StreamTrainerConfig) -> StreamTrainer:
+        return _trainer(
+            "mse", table_optimizer="row_sgd", table_learning_rate=config.table_learning_rate
+        )
+
+    result = tune_on_warmup(stream, build, configs, validation_fraction=0.5, chunk_size=100)
+    assert result.trials[0]["score"] is None and "diverged" in result.trials[0]["error"]
+    assert result.best == configs[1]

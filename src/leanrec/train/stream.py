@@ -10,8 +10,20 @@ callables for one :class:`~leanrec.models.stream.StreamModel`:
 * ``learn(chunk)``: the stream tables ``observe`` the chunk (a table assigns rows here, so no
   row exists for an ID before the chunk holding its first event is learnt), then ``passes``
   shuffled passes of mini-batches, each one step of Adam on the dense parameters and one step
-  of Adam or Adagrad on the tables' parameters. Per-row optimiser state follows the rows
-  (each table's ``row_sync``, e.g. :class:`~leanrec.embeddings.OptimizerRowSync`);
+  on the tables, by one of two paths:
+
+  - ``torch.optim`` (``table_optimizer`` ``"adam"`` / ``"adagrad"``): the model's own forward
+    and an optimiser over every table parameter on the mean loss; per-row optimiser state
+    follows the rows (each table's ``row_sync``);
+  - row-wise (``"row_sgd"``, ``"row_adagrad"``, ``"row_rmsprop"``, ``"row_adam"``; CTR models
+    on :class:`~leanrec.embeddings.GrowingEmbedding` tables): the rows of the chunk's events
+    are read once per chunk; per batch, the distinct rows are gathered into a leaf tensor, the
+    model scores them through :meth:`StreamModel.logits_of_vectors` (no batch object, no
+    embedder), and a :class:`~leanrec.train.row_optim.RowOptimizer` per table updates only
+    those rows on the gradient of the **summed** per-event loss (a step size per event, as a
+    one-event learner's). No step walks the whole table;
+
+  the per-event losses of the chunk are kept in :attr:`StreamTrainer.last_losses`;
 * ``memory()``: embedding bytes (:meth:`StreamModel.embedding_bytes`).
 
 Loss per mini-batch ``b``: ``mean(BCE(σ(ŷ), y))`` on the label, or ``mean((r̄ + ŷ − r)²)`` on
@@ -62,6 +74,7 @@ from leanrec.evaluate.prequential import (
 from leanrec.models.stream import FIRST_ORDER_SUFFIX, StreamModel
 from leanrec.train.checkpoint import load_checkpoint, save_atomic
 from leanrec.train.row_optim import RowOptimizer, RowRule
+from leanrec.train.step import TrainingError
 
 Objective = Literal["bce", "mse"]
 TableOptimizer = Literal["adam", "adagrad", "row_sgd", "row_adagrad", "row_rmsprop", "row_adam"]
@@ -216,6 +229,10 @@ class StreamTrainer:
         logits = torch.cat(
             [self.model({f: v[s : s + step] for f, v in ids.items()}) for s in range(0, n, step)]
         ).double()
+        if not bool(torch.isfinite(logits).all()):
+            raise TrainingError(
+                f"the model diverged before chunk {batch.chunk.index} (non-finite predictions)"
+            )
         if self.config.objective == "bce":
             return Prediction(probability=torch.sigmoid(logits).numpy())
         return Prediction(rating=(logits + (self.rating_offset or 0.0)).numpy())
@@ -549,7 +566,9 @@ def tune_on_warmup(
     fresh trainer (``build(config)``) prequentially on the warm-up alone: the prefix is only
     learnt, the suffix is predicted then learnt chunk by chunk, exactly as the evaluated stream
     will be. Score: validation AUC (``"bce"``) or minus validation MSE (``"mse"``); ties keep
-    the earlier config. No event after ``W`` is read.
+    the earlier config; a config whose model diverges (non-finite predictions,
+    :class:`~leanrec.train.step.TrainingError`) gets score None and is never chosen. No event
+    after ``W`` is read.
     """
     if not configs:
         raise ValueError("tune_on_warmup needs at least one config")
@@ -563,7 +582,13 @@ def tune_on_warmup(
     best: tuple[float, StreamTrainerConfig] | None = None
     for config in configs:
         trainer = build(config)
-        summary = run_stream(prefix, plan, trainer).summary()
+        try:
+            summary = run_stream(prefix, plan, trainer).summary()
+        except TrainingError as error:  # a diverging setting loses, the others still run
+            trials.append(
+                {"config": dataclasses.asdict(config), "score": None, "error": str(error)}
+            )
+            continue
         total = summary["total"]
         if config.objective == "bce":
             score = total["auc"] if total["auc"] is not None else -np.inf
@@ -580,5 +605,6 @@ def tune_on_warmup(
         )
         if best is None or score > best[0]:
             best = (score, config)
-    assert best is not None
+    if best is None:
+        raise TrainingError("every config diverged on the warm-up")
     return TuningResult(best[1], trials, (0, split), (split, boundary))
