@@ -1,0 +1,125 @@
+"""The Identity Agent: reward by hand, importance ratio and clip, a bandit, per-ID bytes, the
+byte cap, and the saved model serving an ID it has never seen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from leanrec.embeddings import HierarchicalSharedEmbedding
+from leanrec.rl import ActorCriticConfig, BehaviourReplayBuffer, DiscreteActorCritic
+from leanrec.rl.actor_critic import importance_ratio
+from leanrec.search.shared_embedding import (
+    AutoAssignConfig,
+    IdentityAgent,
+    load_stream_model,
+    run_experiment,
+)
+from tests.search.shared_embedding.test_contract import CAP, tiny_experiment, tiny_stream
+
+
+def test_reward_is_the_mean_of_the_last_t_losses_minus_the_current_one() -> None:
+    # T = 3; one ID with chunk losses 1.0, 0.5, 0.3, 0.2, 0.1. Rewards, by hand:
+    #   chunk 2: mean(1.0) - 0.5 = 0.5
+    #   chunk 3: mean(1.0, 0.5) - 0.3 = 0.45
+    #   chunk 4: mean(1.0, 0.5, 0.3) - 0.2 = 0.4
+    #   chunk 5: mean(0.5, 0.3, 0.2) - 0.1 = 0.2333 (the ring forgot 1.0)
+    agent = IdentityAgent(("user",), AutoAssignConfig(levels=2, reward_window=3, batch_size=99))
+    agent.extend({"user": 1})
+    ids = torch.tensor([0])
+    for count, loss in enumerate([1.0, 0.5, 0.3, 0.2, 0.1], start=1):
+        seen = agent.observe("user", ids, torch.tensor([loss]), torch.tensor([count]),
+                             torch.tensor([1]))  # fmt: skip
+        agent.decide(seen)
+    rewards = agent.replay.rewards[: len(agent.replay)]
+    np.testing.assert_allclose(rewards, [0.5, 0.45, 0.4, 0.7 / 3 + 1e-9], atol=2e-3)
+    # the stored next state is the state the next decision saw: its current-loss feature
+    loss_column = agent.state_dim - 1 - 1  # [..., mean, has, loss, field one-hot (1)]
+    np.testing.assert_allclose(
+        agent.replay.next_states[:4, loss_column], [0.5, 0.3, 0.2, 0.1], atol=1e-3
+    )
+
+
+def test_importance_ratio_and_its_clip() -> None:
+    # pi/b = 0.6/0.3 = 2.0 (at the clip), 0.9/0.3 = 3.0 -> clipped to 2.0, 0.1/0.5 = 0.2
+    rho = importance_ratio(torch.tensor([0.6, 0.9, 0.1]), torch.tensor([0.3, 0.3, 0.5]), 2.0)
+    np.testing.assert_allclose(rho.numpy(), [2.0, 2.0, 0.2], rtol=1e-6)
+
+
+def test_actor_critic_learns_to_ascend_on_a_bandit_where_ascending_lowers_the_loss() -> None:
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    agent = DiscreteActorCritic(4, 3, ActorCriticConfig(gamma=0.0, actor_lr=3e-3, critic_lr=3e-3))
+    replay = BehaviourReplayBuffer(5000, 4)
+    for _ in range(150):
+        states = torch.rand(64, 4)
+        decisions = agent.act(states, rng)
+        # the loss falls by 0.5 after an ascent, rises by 0.2 after a descent
+        rewards = np.select([decisions.actions == 2, decisions.actions == 0], [0.5, -0.2], 0.0)
+        next_states = torch.rand(64, 4).numpy()
+        replay.add_with_behaviour(
+            states.numpy(), decisions.actions, rewards.astype(np.float32), next_states,
+            decisions.behaviour_probability,
+        )  # fmt: skip
+        batch, behaviour = replay.sample_with_behaviour(128, rng)
+        agent.update_critic(batch)
+        agent.update_actor(batch, behaviour)
+    ascend = agent.probabilities(torch.rand(256, 4))[:, 2]
+    assert float(ascend.mean()) > 0.8
+
+
+def test_per_id_bytes_of_the_agent_count_into_the_embedding_bytes() -> None:
+    agent = IdentityAgent(("user", "item"), AutoAssignConfig(reward_window=5))
+    agent.extend({"user": 10, "item": 3})
+    # per ID: 5 float16 losses (10) + head and fill (2) + open decision: count int32 (4),
+    # mean float16 (2), has-history (1), position (1), action (1), probability float16 (2)
+    assert agent.nbytes() == (10 + 2 + 11) * (10 + 3)
+    agent.extend({"user": 11, "item": 3})  # the user arrays double to 20
+    assert agent.nbytes() == 23 * (20 + 3)
+
+
+def test_the_cap_binds_and_is_never_exceeded(tmp_path: Path, one_torch_thread: None) -> None:
+    stream = tiny_stream()
+    runs = {}
+    for name, cap in (("free", None), ("capped", CAP)):
+        experiment = tiny_experiment(
+            tmp_path / name, 0, methods=("autoassign",),
+            agent=AutoAssignConfig(max_bytes=cap, batch_size=64, replay_size=2000),
+        )  # fmt: skip
+        runs[name] = run_experiment(experiment, log=lambda _: None, stream=stream).rows[0]
+    assert runs["free"]["max_embedding_bytes"] > CAP  # the cap is not vacuous
+    assert runs["capped"]["max_embedding_bytes"] <= CAP
+    unique = {k: sum(r["positions"][f][-1] for f in ("user", "item")) for k, r in runs.items()}
+    assert unique["capped"] < unique["free"]
+
+
+def test_saved_model_loads_predicts_the_same_and_serves_a_new_id_through_level_1(
+    tmp_path: Path, one_torch_thread: None
+) -> None:
+    experiment = tiny_experiment(tmp_path / "run", 0, methods=("autoassign",))
+    result = run_experiment(experiment, log=lambda _: None, stream=tiny_stream())
+    loaded = load_stream_model(result.artifacts["model_autoassign_bce"])
+    again = load_stream_model(result.artifacts["model_autoassign_bce"])
+    users, items = loaded.raw_ids["user"][:5], loaded.raw_ids["item"][:5]
+    np.testing.assert_array_equal(
+        loaded.predict({"user": users, "item": items}),
+        again.predict({"user": users, "item": items}),
+    )
+    known = len(loaded.raw_ids["user"])
+    table = loaded.model.id_tables()["user"]
+    assert isinstance(table, HierarchicalSharedEmbedding)
+    assert int(table.position_counts()[-1]) > 0  # the assignment came back: unique IDs exist
+    probability = loaded.predict({"user": ["never-seen"], "item": [items[0]]})
+    assert probability.shape == (1,) and 0.0 < float(probability[0]) < 1.0
+    new = torch.tensor([known])
+    assert int(table.positions(new)[0]) == 0  # known now, not seen: reads level 1
+    torch.testing.assert_close(table.lookup(new), table.shared[:1])
+
+
+@pytest.mark.parametrize("bad", [{"levels": 0}, {"reward_window": 0}, {"exploration": 0.0}])
+def test_config_refuses_bad_values(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        AutoAssignConfig(**bad)  # type: ignore[arg-type]
