@@ -30,7 +30,8 @@ State of an ID (:meth:`IdentityAgent.states`), ``state_dim = 1 + (k + 1) + 3 + F
 Per-ID state the agent holds (counted into the embedding bytes, since it is kept per ID for
 the ID representations: :meth:`IdentityAgent.nbytes`): the loss history (``T`` float16 values,
 a uint8 ring head and fill count) and the open decision awaiting its reward (frequency int32,
-loss mean float16, position int8, action int8, behaviour probability float16): ``2T + 12``
+loss mean float16, has-history bool, position int8, action int8, behaviour probability
+float16): ``2T + 13``
 bytes per ID. The networks, their optimizers and the replay buffer are bounded and reported
 beside (:meth:`IdentityAgent.agent_bytes`).
 
