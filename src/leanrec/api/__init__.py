@@ -6,13 +6,15 @@ Every entry point takes a typed config and returns a result object that can be s
     run = train(TrainConfig(dataset="ml-1m", model="lightgcn"))
     run.save("lightgcn.pt")
 
-The policies (embedding sizes, sketching, architecture search) each have one function here,
+The policies (embedding sizes, sketching, architecture search, shared-embedding assignment on a
+stream) each have one function here,
 taking the policy's experiment config and returning a
 :class:`~leanrec.search.base.ExperimentResult`.
 """
 
 from leanrec.api.architecture import search_architecture
 from leanrec.api.embedding_size import search_embedding_sizes
+from leanrec.api.shared_embedding import assign_shared_embeddings
 from leanrec.api.sketch import sketch
 from leanrec.api.training import (
     TrainConfig,
@@ -27,6 +29,7 @@ from leanrec.api.training import (
 __all__ = [
     "TrainConfig",
     "TrainedRun",
+    "assign_shared_embeddings",
     "load_model",
     "metrics_record",
     "refit",
