@@ -7,8 +7,7 @@ Every entry point takes a typed config and returns a result object that can be s
     run.save("lightgcn.pt")
 
 The policies (embedding sizes, sketching, architecture search, shared-embedding assignment on a
-stream) each have one function here,
-taking the policy's experiment config and returning a
+stream) each have one function here, taking the policy's experiment config and returning a
 :class:`~leanrec.search.base.ExperimentResult`.
 """
 
