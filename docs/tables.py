@@ -748,6 +748,97 @@ def _probe_test(template: str, *runs: tuple[str, str]) -> F:
 _RECENCY_BETAS = ("0.3", "1", "3")
 
 
+# The AMEIR tables of docs/history/architecture.md: earlier runs, one results file each.
+_AMEIR_COLUMNS = {
+    "valid": ("valid AUC", "valid_auc"),
+    "test": ("test AUC", "test_auc"),
+    "logloss": ("test log loss", "test_logloss"),
+    "parameters": ("parameters", "parameters"),
+    "inference": ("inference samples/s", "inference_samples_per_second"),
+    "search": ("search s", "search_seconds"),
+    "train": ("train s", "train_seconds"),
+}
+_BASELINES = ("dnn", "wide_deep", "deepfm", "din", "xdeepfm")
+
+
+def _ameir_history_cell(column: str, key: str, spread: bool) -> Cell:
+    """One cell of an AMEIR table: ``key`` is ``<file prefix><method>``; ``spread`` adds ``± std``."""
+    name = _AMEIR_COLUMNS[column][1]
+    if column in ("valid", "test", "logloss"):
+        if spread:
+            return F("{:.4f} ± {:.4f}", f"{key}_{name}_mean", f"{key}_{name}_std")
+        return F("{:.4f}", f"{key}_{name}_mean")
+    if column == "parameters":
+        return F("{:,}", f"{key}_{name}_mean", transform=int)
+    if column == "inference":  # truncated, as the tables of these runs printed it
+        return F("{:,}", f"{key}_{name}_mean", transform=int)
+    if column == "search" and key.rsplit(":", 1)[-1] in _BASELINES:
+        return MISSING
+    return F("{:,.0f}", f"{key}_{name}_mean")
+
+
+def _ameir_history_table(
+    sources: tuple[str, ...],
+    title: str,
+    columns: tuple[str, ...],
+    rows: tuple[tuple[Cell, str, bool], ...],
+    best: tuple[Best, ...] = (Best((1, 2)), Best((3,), highest=False)),
+) -> Table:
+    """An AMEIR table of earlier runs: ``rows`` are ``(label, key prefix + method, spread)``."""
+    return Table(
+        sources,
+        (title, *(_AMEIR_COLUMNS[c][0] for c in columns)),
+        tuple(
+            (label, *(_ameir_history_cell(c, key, spread) for c in columns))
+            for label, key, spread in rows
+        ),
+        best=best,
+    )
+
+
+def _ameir_by_seed_table(
+    sources: tuple[str, ...], rows: tuple[tuple[str, str], ...], last: str
+) -> Table:
+    """AMEIR's valid and test AUC per seed for variants ``(label, key prefix)``; the last column
+    is ``"mean test AUC"`` or ``"parameters (mean)"``."""
+    last_cell = {
+        "mean test AUC": lambda prefix: F("{:.4f}", f"{prefix}ameir_test_auc_mean"),
+        "parameters (mean)": lambda prefix: F(
+            "{:,}", f"{prefix}ameir_parameters_mean", transform=int
+        ),
+    }[last]
+    return Table(
+        sources,
+        ("ML-1M CTR, AMEIR, seeds 0 / 1 / 2", "valid AUC", "test AUC", last),
+        tuple(
+            (
+                label,
+                BySeed(f"{prefix}ameir_valid_auc_by_seed"),
+                BySeed(f"{prefix}ameir_test_auc_by_seed"),
+                last_cell(prefix),
+            )
+            for label, prefix in rows
+        ),
+        best=(Best((2,)),) if last == "parameters (mean)" else (Best((3,)),),
+    )
+
+
+_FM_CARRY_SOURCES = (
+    "ameir_table--rerun.json",
+    "ameir_table--fm-no-carry.json",
+    "ameir_table--fm.json",
+)
+
+
+def _fm_carry_rows(neither: str) -> tuple[tuple[str, str], ...]:
+    """AMEIR without either option, with the FM shortcut, and with both (per-seed table rows)."""
+    return (
+        (neither, ""),
+        ("FM shortcut", "ameir_table--fm-no-carry.json:"),
+        ("FM shortcut + carried embeddings (default)", "ameir_table--fm.json:"),
+    )
+
+
 TABLES: dict[str, Table] = {
     "smallest-runs": Table(
         ("smallest_runs.json",),
@@ -1601,23 +1692,8 @@ TABLES: dict[str, Table] = {
             ),
         ),
     ),
-    "ameir-fm-carry": Table(
-        ("ameir_table--rerun.json", "ameir_table--fm-no-carry.json", "ameir_table--fm.json"),
-        ("ML-1M CTR, AMEIR, seeds 0 / 1 / 2", "valid AUC", "test AUC", "mean test AUC"),
-        tuple(
-            (
-                label,
-                BySeed(f"{prefix}ameir_valid_auc_by_seed"),
-                BySeed(f"{prefix}ameir_test_auc_by_seed"),
-                F("{:.4f}", f"{prefix}ameir_test_auc_mean"),
-            )
-            for label, prefix in (
-                ("neither option", ""),
-                ("FM shortcut", "ameir_table--fm-no-carry.json:"),
-                ("FM shortcut + carried embeddings (default)", "ameir_table--fm.json:"),
-            )
-        ),
-        best=(Best((3,)),),
+    "ameir-fm-carry": _ameir_by_seed_table(
+        _FM_CARRY_SOURCES, _fm_carry_rows("neither option"), "mean test AUC"
     ),
     "sketch-beauty-probes": Table(
         (
@@ -1677,6 +1753,97 @@ TABLES: dict[str, Table] = {
                 ),
             ),
         ),
+    ),
+    "ameir-history-pass3": _ameir_history_table(
+        ("ameir_table.json",),
+        "ML-1M CTR, seed 0",
+        ("valid", "test", "logloss", "parameters", "inference", "train"),
+        (
+            ("DNN", "dnn", False),
+            ("Wide&Deep", "wide_deep", False),
+            ("DeepFM", "deepfm", False),
+            ("DIN", "din", False),
+            (F("AMEIR, third pass (search {:.0f} s)", "ameir_search_seconds_mean"), "ameir", False),
+        ),
+    ),
+    "ameir-history-e25": _ameir_history_table(
+        ("ameir_table--e25.json",),
+        "ML-1M CTR, seed 0",
+        tuple(_AMEIR_COLUMNS),
+        (
+            ("DNN", "dnn", False),
+            ("Wide&Deep", "wide_deep", False),
+            ("DeepFM", "deepfm", False),
+            ("xDeepFM", "xdeepfm", False),
+            ("AMEIR (three steps)", "ameir", False),
+            ("single-stage one-shot random search", "one_shot", False),
+            ("random search, training from scratch", "random", False),
+        ),
+    ),
+    "ameir-history-3seeds": _ameir_history_table(
+        ("ameir_table--3seeds.json",),
+        "ML-1M CTR, mean ± std over seeds 0-2",
+        tuple(_AMEIR_COLUMNS),
+        (
+            ("DNN", "dnn", True),
+            ("Wide&Deep", "wide_deep", True),
+            ("DeepFM", "deepfm", True),
+            ("xDeepFM (seed 0 only)", "xdeepfm", False),
+            ("AMEIR (three steps, no Stage 1)", "ameir", True),
+            ("single-stage one-shot random search", "one_shot", True),
+            ("random search, training from scratch", "random", True),
+        ),
+    ),
+    "ameir-history-rerun": _ameir_history_table(
+        ("ameir_table--rerun.json",),
+        "ML-1M CTR, clean rerun, mean ± std over seeds 0-2",
+        ("valid", "test", "logloss", "parameters", "search", "train"),
+        (
+            ("DNN", "dnn", True),
+            ("Wide&Deep", "wide_deep", True),
+            ("DeepFM", "deepfm", True),
+            ("AMEIR (three steps, no Stage 1)", "ameir", True),
+            ("single-stage one-shot random search", "one_shot", True),
+            ("random search, training from scratch", "random", True),
+        ),
+    ),
+    "ameir-history-cosine": _ameir_by_seed_table(
+        ("ameir_table--rerun.json", "ameir_table--cosine-one-shot.json"),
+        (
+            ("constant step size (default)", ""),
+            ("single cosine decay (paper)", "ameir_table--cosine-one-shot.json:"),
+        ),
+        "parameters (mean)",
+    ),
+    "ameir-history-fm": _ameir_history_table(
+        ("ameir_table--fm.json",),
+        "ML-1M CTR, mean ± std over seeds 0-2",
+        ("valid", "test", "logloss", "parameters"),
+        (
+            ("DNN", "dnn", True),
+            ("Wide&Deep", "wide_deep", True),
+            ("DeepFM (best hand-designed on validation)", "deepfm", True),
+            ("**AMEIR, FM shortcut + carried embeddings**", "ameir", True),
+            ("single-stage one-shot random search, FM shortcut", "one_shot", True),
+            ("random search from scratch, FM shortcut", "random", True),
+        ),
+    ),
+    "ameir-history-fm-carry": _ameir_by_seed_table(
+        _FM_CARRY_SOURCES, _fm_carry_rows("neither option (the clean rerun)"), "mean test AUC"
+    ),
+    "ameir-history-fm-5seeds": _ameir_history_table(
+        ("ameir_table--fm-5seeds.json",),
+        "ML-1M CTR, mean ± std over seeds 0-4",
+        ("valid", "test", "logloss", "parameters"),
+        (
+            ("DNN", "dnn", True),
+            ("Wide&Deep", "wide_deep", True),
+            ("DeepFM (best hand-designed on validation)", "deepfm", True),
+            ("AMEIR, FM shortcut + carried embeddings", "ameir", True),
+            ("single-stage one-shot random search, FM shortcut", "one_shot", True),
+            ("random search from scratch, FM shortcut", "random", True),
+        ),
+        best=(Best((1, 2)),),
     ),
 }
 
