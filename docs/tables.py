@@ -762,7 +762,8 @@ _BASELINES = ("dnn", "wide_deep", "deepfm", "din", "xdeepfm")
 
 
 def _ameir_history_cell(column: str, key: str, spread: bool) -> Cell:
-    """One cell of an AMEIR table: ``key`` is ``<file prefix><method>``; ``spread`` adds ``± std``."""
+    """One cell of an AMEIR table: ``key`` is ``<file prefix><method>``; ``spread`` adds
+    ``± std``."""
     name = _AMEIR_COLUMNS[column][1]
     if column in ("valid", "test", "logloss"):
         if spread:
