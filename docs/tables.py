@@ -840,6 +840,67 @@ def _fm_carry_rows(neither: str) -> tuple[tuple[str, str], ...]:
     )
 
 
+# The CIESS tables of docs/history/embedding-size.md: earlier runs, one results file each.
+_CIESS_FIRST_METHODS = ("ciess", "esapn", "magprune", "pep", "popularity", "sr", "su")
+
+
+def _ciess_first_protocol_rows() -> tuple[tuple[Cell, ...], ...]:
+    """The first protocol's rows (``ciess_table.json``: ``c{c}_{method}_<metric>``)."""
+    rows: list[tuple[Cell, ...]] = []
+    for c, label, methods in (
+        (0, "—", ("full",)),
+        *((c, f"{c}%", _CIESS_FIRST_METHODS) for c in _CS),
+    ):
+        for method in methods:
+            key = f"c{c}_{method}"
+            rows.append(
+                (
+                    label,
+                    method,
+                    F("{:.2%}", f"{key}_sparsity"),
+                    *(F("{:.4f}", f"{key}_test_{m}") for m in _TEST4),
+                )
+            )
+    return tuple(rows)
+
+
+_VARIANT_METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
+
+
+def _variant_row(c: int, label: str, variant: str, columns: tuple[str, ...]) -> tuple[Cell, ...]:
+    """A row of a ``<variant>|c<c>|<metric>`` results file (the ablation scripts)."""
+    cells: list[Cell] = [f"{c}%", label]
+    for column in columns:
+        if column == "sparsity":
+            cells.append(F("{:.2%}", f"{variant}|c{c}|sparsity"))
+        else:
+            cells.append(F("{:.4f}", f"{variant}|c{c}|{column}"))
+    return tuple(cells)
+
+
+def _ciess_table_rows(
+    rows: tuple[tuple[str, str, str], ...], columns: tuple[str, ...]
+) -> tuple[tuple[Cell, ...], ...]:
+    """Rows ``(c label, method label, key)`` of a ``ciess_table.py`` results file, whose keys are
+    ``<key>_<column>`` (``c80_pep_test_recall@5``); a full-size row has no stored ratio (1.000)."""
+    out = []
+    for c_label, label, key in rows:
+        cells: list[Cell] = [c_label, label]
+        for column in columns:
+            if column == "sparsity":
+                cells.append(F("{:.2%}", f"{key}_sparsity"))
+            elif column == "stored_ratio":
+                full = key.startswith("c0_")
+                cells.append("1.000" if full else F("{:.3f}", f"{key}_stored_ratio"))
+            else:
+                cells.append(F("{:.4f}", f"{key}_{column}"))
+        out.append(tuple(cells))
+    return tuple(out)
+
+
+_CIESS_TEST4 = tuple(f"test_{m}" for m in _TEST4)
+
+
 TABLES: dict[str, Table] = {
     "smallest-runs": Table(
         ("smallest_runs.json",),
@@ -1845,6 +1906,106 @@ TABLES: dict[str, Table] = {
             ("random search from scratch, FM shortcut", "random", True),
         ),
         best=(Best((1, 2)),),
+    ),
+    "ciess-history-first-protocol": Table(
+        ("ciess_table.json",),
+        ("c", "method", "sparsity", "R@5", "R@20", "N@5", "N@20"),
+        _ciess_first_protocol_rows(),
+    ),
+    "ciess-history-ablation-converged": Table(
+        ("ciess_ablation--converged.json",),
+        ("c", "variant", "sparsity", "R@5", "R@20", "N@5", "N@20", "valid R@20"),
+        tuple(
+            _variant_row(
+                c,
+                "G + RW (the paper's CIESS)" if (c, variant) == (80, "G + RW") else variant,
+                variant,
+                ("sparsity", *_VARIANT_METRICS, "valid_recall@20"),
+            )
+            for c in _CS
+            for variant in ("G + RW", "OU + RW", "U + RW", "G, no RW", "SU")
+        ),
+        best=(Best((3, 4, 5, 6, 7), group_column=0),),
+    ),
+    "ciess-history-ablation-searches": Table(
+        ("ciess_ablation--converged.json",),
+        ("search (last episode)", "mean reward", "mean user size", "mean item size", "sparsity"),
+        tuple(
+            (
+                variant,
+                F("{:.3f}", f"{variant}|search|mean_reward"),
+                F("{:.1f}", f"{variant}|search|user_mean_size"),
+                F("{:.1f}", f"{variant}|search|item_mean_size"),
+                F("{:.2f}", f"{variant}|search|sparsity"),
+            )
+            for variant in ("G + RW", "OU + RW", "U + RW", "G, no RW")
+        ),
+    ),
+    "ciess-history-screened": Table(
+        ("ciess_ablation--screen.json",),
+        ("c", "method", "R@5", "R@20", "N@5", "N@20"),
+        tuple(
+            _variant_row(c, label, variant, _VARIANT_METRICS)
+            for c in _CS
+            for label, variant in (
+                ("**CIESS** (λ 0.4 → 12, screened)", "C, screened"),
+                ("CIESS, same settings, seeded rerun", "C rerun (seeded), screened"),
+                ("PEP", "PEP"),
+                ("MagPrune", "MagPrune"),
+                ("SU", "SU"),
+                ("SR", "SR"),
+                ("popularity", "popularity"),
+                ("ESAPN", "ESAPN"),
+            )
+        ),
+    ),
+    "ciess-history-converged-all": Table(
+        ("ciess_table--converged-all.json",),
+        ("c", "method", "non-zero sparsity", "bytes vs dense", "R@5", "R@20", "N@5", "N@20"),
+        _ciess_table_rows(
+            (
+                ("—", "full", "c0_full"),
+                *(
+                    row
+                    for c, equal in ((80, 84), (90, 92), (95, 96))
+                    for row in (
+                        (f"{c}%", "**ciess**", f"c{c}_ciess"),
+                        *(
+                            (f"{c}%", m, f"c{c}_{m}")
+                            for m in ("su", "sr", "popularity", "esapn", "pep", "magprune")
+                        ),
+                        (f"{c}% (equal bytes)", f"magprune at {equal}%", f"c{equal}_magprune"),
+                    )
+                ),
+            ),
+            ("sparsity", "stored_ratio", *_CIESS_TEST4),
+        ),
+    ),
+    "ciess-history-paper-protocol": Table(
+        ("ciess_table--paper-protocol.json",),
+        ("c", "method", "non-zero sparsity", "R@5", "R@20", "N@5", "N@20", "valid R@20"),
+        _ciess_table_rows(
+            (
+                (
+                    "—",
+                    "full, prefix-dropout warm start of this CIESS run (32 epochs)",
+                    "c0_full",
+                ),
+                ("—", "full, ordinary (no prefix dropout)", "c0_full_ordinary"),
+                *(
+                    (f"{c}%", label, f"c{c}_{m}")
+                    for c in _CS
+                    for label, m in (
+                        ("ciess", "ciess"),
+                        ("su", "su"),
+                        ("pep (ordinary)", "pep"),
+                        ("magprune (ordinary)", "magprune"),
+                    )
+                ),
+            ),
+            ("sparsity", *_CIESS_TEST4, "valid_recall@20"),
+        ),
+        best=(Best((3, 4, 5, 6), group_column=0, skip_rows_with="full"),),
     ),
 }
 
