@@ -475,10 +475,8 @@ def _minus(value: float, template: str) -> str:
     return template.format(value).replace("-", "−")
 
 
-_KB = "ameir_table--keep-best.json:"
 _AMEIR_CTR_SUMMARY_KEYS = (
-    *(f"{p}{m}_test_auc_mean" for p, m in (("", "ameir"), ("", "deepfm"), ("", "one_shot"))),
-    *(f"{p}{m}_test_auc_by_seed" for p, m in (("", "ameir"), ("", "deepfm"), ("", "one_shot"))),
+    *(f"{m}_test_auc_{s}" for m in ("ameir", "deepfm", "one_shot") for s in ("mean", "by_seed")),
     "random_test_auc_mean",
     "random_test_auc_by_seed",
     f"{_ALL}random_test_auc_mean",
