@@ -2005,6 +2005,202 @@ TABLES: dict[str, Table] = {
         ),
         best=(Best((3, 4, 5, 6), group_column=0, skip_rows_with="full"),),
     ),
+    # -- streams: leanrec's all-unique DeepFM against river (benchmarks/peers/vs_river.py) --------
+    "vs-river": Table(
+        ("vs_river.json",),
+        (
+            "model",
+            "protocol",
+            "setting (chosen on the warm-up)",
+            "AUC",
+            "log loss",
+            "accuracy",
+            "rating MSE",
+            "events/s",
+        ),
+        tuple(
+            (
+                label,
+                protocol,
+                F("{}", f"{key}_config", transform=lambda s, t=setting: t.format(**json.loads(s))),
+                F("{:.4f}", f"{key}_auc"),
+                *(
+                    ("—", "—", F("{:.4f}", f"{key}_mse"))
+                    if rating
+                    else (F("{:.4f}", f"{key}_log_loss"), F("{:.4f}", f"{key}_accuracy"), "—")
+                ),
+                F("{:,.0f}", f"{key}_events_per_second"),
+            )
+            for label, protocol, key, rating, setting in (
+                (
+                    "leanrec DeepFM all-unique, BCE",
+                    "chunks",
+                    "leanrec_bce",
+                    False,
+                    "`{table_optimizer}` {table_learning_rate:g}, bias {bias_learning_rate:g}, "
+                    "batch {batch_size}",
+                ),
+                (
+                    "leanrec DeepFM all-unique, MSE (AUC: rating as score)",
+                    "chunks",
+                    "leanrec_mse",
+                    True,
+                    "`{table_optimizer}` {table_learning_rate:g}, bias {bias_learning_rate:g}, "
+                    "batch {batch_size}",
+                ),
+                (
+                    "river FMClassifier",
+                    "chunks",
+                    "river_fm",
+                    False,
+                    "latent {latent_lr:g}, weight {weight_lr:g}",
+                ),
+                (
+                    "river BiasedMF (AUC: rating as score)",
+                    "chunks",
+                    "river_mf",
+                    True,
+                    "latent {latent_lr:g}, bias {bias_lr:g}",
+                ),
+                (
+                    "river FMClassifier",
+                    "per event (river's loop)",
+                    "river_fm_per_event",
+                    False,
+                    "latent {latent_lr:g}, weight {weight_lr:g}",
+                ),
+                (
+                    "river BiasedMF (AUC: rating as score)",
+                    "per event (river's loop)",
+                    "river_mf_per_event",
+                    True,
+                    "latent {latent_lr:g}, bias {bias_lr:g}",
+                ),
+            )
+        ),
+        best=(
+            Best((3, 5, 7), skip_rows_with="per event"),
+            Best((4, 6), highest=False, skip_rows_with="per event"),
+        ),
+    ),
+    "vs-river-targets": Table(
+        ("vs_river.json",),
+        (
+            "target (leanrec against river's best)",
+            "leanrec",
+            "river, same chunks",
+            "met",
+            "river, per event",
+            "met",
+        ),
+        (
+            (
+                "AUC at least river's",
+                F("{:.4f}", "leanrec_best_auc"),
+                F("{:.4f}", "river_best_auc"),
+                F("{}", "goal_auc_met", transform=lambda met: "yes" if met else "**no**"),
+                F("{:.4f}", "river_per_event_best_auc"),
+                F("{}", "goal_auc_met_per_event", transform=lambda met: "yes" if met else "**no**"),
+            ),
+            (
+                "rating MSE at most river's",
+                F("{:.4f}", "leanrec_mse_mse"),
+                F("{:.4f}", "river_mf_mse"),
+                F("{}", "goal_mse_met", transform=lambda met: "yes" if met else "**no**"),
+                F("{:.4f}", "river_mf_per_event_mse"),
+                F("{}", "goal_mse_met_per_event", transform=lambda met: "yes" if met else "**no**"),
+            ),
+            *(
+                (
+                    f"events/s at least 2x river's: {side} model vs {peer}",
+                    F("{:,.0f}", f"leanrec_{side.lower()}_events_per_second"),
+                    F(
+                        "{:,.0f} ({:.2f}x)",
+                        f"river_{key}_events_per_second",
+                        f"speed_ratio_{ratio}",
+                    ),
+                    F(
+                        "{}",
+                        f"speed_ratio_{ratio}",
+                        transform=lambda r: "yes" if r >= 2 else "**no**",
+                    ),
+                    F(
+                        "{:,.0f} ({:.2f}x)",
+                        f"river_{key}_per_event_events_per_second",
+                        f"speed_ratio_{ratio}_per_event",
+                    ),
+                    F(
+                        "{}",
+                        f"speed_ratio_{ratio}_per_event",
+                        transform=lambda r: "yes" if r >= 2 else "**no**",
+                    ),
+                )
+                for side, peer, key, ratio in (
+                    ("BCE", "FMClassifier", "fm", "bce_vs_fm"),
+                    ("MSE", "BiasedMF", "mf", "mse_vs_mf"),
+                )
+            ),
+        ),
+    ),
+    "vs-river-cold": Table(
+        ("vs_river.json",),
+        ("model", "protocol", "0", "1-4", "5-19", "20-99", "100+"),
+        (
+            (
+                "evaluated events",
+                "",
+                *(
+                    F("{:,}", f"bucket_events_either_{b}")
+                    for b in ("0", "1-4", "5-19", "20-99", "100+")
+                ),
+            ),
+            *(
+                (
+                    label,
+                    protocol,
+                    *(
+                        F("{:.3f}", f"{key}_auc_either_{b}")
+                        for b in ("0", "1-4", "5-19", "20-99", "100+")
+                    ),
+                )
+                for label, protocol, key in (
+                    ("leanrec BCE", "chunks", "leanrec_bce"),
+                    ("leanrec MSE (rating as score)", "chunks", "leanrec_mse"),
+                    ("river FMClassifier", "chunks", "river_fm"),
+                    ("river BiasedMF (rating as score)", "chunks", "river_mf"),
+                    ("river FMClassifier", "per event (river's loop)", "river_fm_per_event"),
+                    (
+                        "river BiasedMF (rating as score)",
+                        "per event (river's loop)",
+                        "river_mf_per_event",
+                    ),
+                )
+            ),
+        ),
+        best=(Best((2, 3, 4, 5, 6), skip_rows_with="events"),),
+    ),
+    "vs-river-bytes": Table(
+        ("vs_river.json",),
+        (
+            "leanrec model",
+            "embedding bytes, end",
+            "dense bytes",
+            "optimiser bytes, end",
+            "whole-stream seconds",
+            "tuning seconds",
+        ),
+        tuple(
+            (
+                label,
+                F("{:,}", f"{key}_embedding_bytes_end"),
+                F("{:,}", f"{key}_dense_bytes"),
+                F("{:,}", f"{key}_optimizer_bytes_end"),
+                F("{:.1f}", f"{key}_wall_seconds"),
+                F("{:.1f}", f"{key}_tuning_seconds"),
+            )
+            for label, key in (("BCE", "leanrec_bce"), ("MSE", "leanrec_mse"))
+        ),
+    ),
 }
 
 
