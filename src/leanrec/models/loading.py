@@ -9,7 +9,10 @@
   :meth:`~leanrec.models.ctr.base.CTRModel.save`;
 * a next-item model: a built-in encoder written by
   :func:`~leanrec.models.seq.save_next_item_model`, or a searched one written by
-  :func:`~leanrec.models.seq.searched.save_searched_model` (``leanrec train --architecture``).
+  :func:`~leanrec.models.seq.searched.save_searched_model` (``leanrec train --architecture``);
+* a stream model (:class:`~leanrec.models.stream.StreamModel`: a pointwise model on stream
+  tables, AutoAssign+'s assignment included) written by
+  :func:`~leanrec.models.stream_io.save_stream_model`, with its raw IDs per field.
 
 It tells them apart by the file's ``format`` key (the searched next-item file by its
 ``architecture`` key), never by the file name.
@@ -34,10 +37,15 @@ from leanrec.models.ctr.registry import ctr_model_from_checkpoint
 from leanrec.models.registry import model_from_checkpoint
 from leanrec.models.seq import NEXT_ITEM_CHECKPOINT_FORMAT, next_item_model_from_checkpoint
 from leanrec.models.seq.searched import searched_model_from_checkpoint
+from leanrec.models.stream_io import (
+    STREAM_MODEL_FORMAT,
+    LoadedStreamModel,
+    stream_model_from_checkpoint,
+)
 
 __all__ = ["LoadedModel", "ModelFamily", "load_model"]
 
-ModelFamily = Literal["ranking", "ctr", "sequential"]
+ModelFamily = Literal["ranking", "ctr", "sequential", "stream"]
 
 
 @dataclass
@@ -46,17 +54,23 @@ class LoadedModel:
 
     Attributes:
         model: a :class:`~leanrec.models.base.Recommender`, a
-            :class:`~leanrec.models.ctr.base.CTRModel` or a
-            :class:`~leanrec.models.seq.NextItemModel`.
-        family: ``"ranking"``, ``"ctr"`` or ``"sequential"``.
+            :class:`~leanrec.models.ctr.base.CTRModel`, a
+            :class:`~leanrec.models.seq.NextItemModel` or a
+            :class:`~leanrec.models.stream.StreamModel`.
+        family: ``"ranking"``, ``"ctr"``, ``"sequential"`` or ``"stream"``.
         user_vocab: raw user IDs of the model's user indices, when the file has them.
         item_vocab: raw item IDs of the model's item indices, when the file has them.
+        stream: a stream model's server (``None`` for the other families): its vocabularies
+            (raw ID -> index per field, which grow as unseen IDs are served, hence not
+            ``user_vocab``/``item_vocab``), :meth:`~LoadedStreamModel.is_known` and
+            :meth:`~LoadedStreamModel.predict` on raw IDs; its ``model`` is ``model``.
     """
 
     model: nn.Module
     family: ModelFamily
     user_vocab: IdVocabulary | None = None
     item_vocab: IdVocabulary | None = None
+    stream: LoadedStreamModel | None = None
 
 
 def _vocabulary(ids: Any, kind: str) -> IdVocabulary | None:
@@ -103,6 +117,9 @@ def _from_state(state: dict[str, Any], path: Path) -> LoadedModel:
         return LoadedModel(ctr_model_from_checkpoint(state), "ctr")
     if kind == NEXT_ITEM_CHECKPOINT_FORMAT:
         return LoadedModel(next_item_model_from_checkpoint(state), "sequential")
+    if kind == STREAM_MODEL_FORMAT:
+        served = stream_model_from_checkpoint(state)
+        return LoadedModel(served.model, "stream", stream=served)
     if "architecture" in state and "model" in state:
         return LoadedModel(searched_model_from_checkpoint(state), "sequential")
     raise DataError(f"not a leanrec model file (format {kind!r})", path=path)
