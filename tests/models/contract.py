@@ -8,12 +8,14 @@ A new model subclasses its family's mixin and says how to build it:
             return build_model("my_ranker", train, {"embedding_dim": 8}, seed=0)
 
 Ranking models (MF, NeuMF, NGCF, LightGCN) also round-trip through the packed ``.safetensors``
-of ``leanrec compress``.
+of ``leanrec compress``. Stream models (a pointwise model on stream tables) round-trip with their
+raw IDs and serve an ID they have never seen.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -21,10 +23,14 @@ import torch
 
 from leanrec.data.behavior import BehaviorBatch
 from leanrec.data.interactions import Interactions
+from leanrec.embeddings import GrowingEmbedding, HierarchicalSharedEmbedding
+from leanrec.embeddings.base import EmbeddingTable
 from leanrec.models import Recommender, load_model
 from leanrec.models.compress import save_compressed
 from leanrec.models.ctr.base import CTRModel
 from leanrec.models.seq import NextItemModel
+from leanrec.models.stream import StreamModel, StreamTableFactory, build_stream_model
+from leanrec.models.stream_io import save_stream_model
 from tests.models.ctr.synthetic import make_samples
 
 N_USERS, N_ITEMS = 40, 25
@@ -167,3 +173,143 @@ class NextItemModelContract:
         counts = model.num_parameters()
         assert counts["embedding"] == model.item_table.num_parameters() > 0
         assert counts["embedding"] + counts["encoder"] == _total_parameters(model)
+
+
+# ------------------------------------------------------------------------------------- stream
+STREAM_USERS, STREAM_ITEMS, STREAM_DIM = 7, 9, 8
+
+
+def stream_raw_ids() -> dict[str, list[Any]]:
+    """Raw IDs of the stream fields in index order: strings for users, numpy ints for items
+    (the file holds them as plain Python values)."""
+    return {
+        "user": [f"u{i}" for i in range(STREAM_USERS)],
+        "item": list(np.arange(100, 100 + STREAM_ITEMS)),
+    }
+
+
+def cold_vector(table: EmbeddingTable) -> torch.Tensor:
+    """The shared vector ``(1, d)`` a table gives an ID it holds nothing for."""
+    if isinstance(table, HierarchicalSharedEmbedding):
+        return table.shared[:1]  # level 1
+    if isinstance(table, GrowingEmbedding):
+        return table.fallback
+    raise TypeError(f"no cold vector known for {type(table).__name__}")
+
+
+class StreamModelContract:
+    """Mixin for :class:`~leanrec.models.stream.StreamModel` s: a subclass names the base model
+    (``model_name``, ``options``) and may choose the stream tables and move IDs after the
+    stream. The fixture feeds two chunks of events (every ID but the last user and item is
+    observed) and shifts every parameter, so rows, shared vectors and dense weights differ."""
+
+    model_name: ClassVar[str]
+    options: ClassVar[dict[str, Any]] = {}
+
+    def make_tables(self) -> StreamTableFactory | None:
+        """The stream tables (``None``: all-unique)."""
+        return None
+
+    def assign(self, model: StreamModel) -> None:
+        """Change the tables' assignment after the stream (default: as the tables left it)."""
+
+    def build_model(self) -> StreamModel:
+        """The model after its stream (what the ``model`` fixture gives), in eval mode."""
+        model = build_stream_model(
+            self.model_name,
+            ("user", "item"),
+            embedding_dim=STREAM_DIM,
+            table_factory=self.make_tables(),
+            **self.options,
+        )
+        model.extend_ids({"user": STREAM_USERS, "item": STREAM_ITEMS})
+        generator = torch.Generator().manual_seed(5)
+        for _ in range(2):
+            model.observe(
+                {
+                    "user": torch.randint(0, STREAM_USERS - 1, (12,), generator=generator),
+                    "item": torch.randint(0, STREAM_ITEMS - 1, (12,), generator=generator),
+                }
+            )
+        self.assign(model)
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+        return model.eval()
+
+    @pytest.fixture
+    def model(self) -> StreamModel:
+        return self.build_model()
+
+    @pytest.fixture
+    def ids(self) -> dict[str, torch.Tensor]:
+        return {
+            "user": torch.tensor([0, 1, 2, 3, 4, 5, 6, 6]),
+            "item": torch.tensor([8, 7, 6, 5, 4, 3, 2, 0]),
+        }
+
+    def save(self, model: StreamModel, path: Path) -> Path:
+        return save_stream_model(
+            model,
+            path,
+            name=self.model_name,
+            embedding_dim=STREAM_DIM,
+            options=self.options,
+            objective="bce",
+            rating_offset=None,
+            raw_ids=stream_raw_ids(),
+        )
+
+    def test_output_shapes(self, model: StreamModel, ids: dict[str, torch.Tensor]) -> None:
+        logits = model(ids)
+        assert logits.shape == (8,) and logits.dtype == torch.float32
+        assert bool(torch.isfinite(logits).all())
+
+    def test_round_trip_through_load_model(
+        self, model: StreamModel, ids: dict[str, torch.Tensor], tmp_path: Path
+    ) -> None:
+        loaded = load_model(self.save(model, tmp_path / "model.pt"))
+        assert loaded.family == "stream" and isinstance(loaded.model, StreamModel)
+        assert type(loaded.model.model) is type(model.model)
+        assert loaded.user_vocab is None and loaded.stream is not None
+        assert loaded.stream.model is loaded.model
+        kinds = {name: type(t) for name, t in model.id_tables().items()}
+        assert {name: type(t) for name, t in loaded.model.id_tables().items()} == kinds
+        assert torch.equal(loaded.model.eval()(ids), model(ids))
+        assert loaded.stream.raw_ids == {
+            "user": [f"u{i}" for i in range(STREAM_USERS)],
+            "item": list(range(100, 100 + STREAM_ITEMS)),
+        }
+        assert all(type(raw) is int for raw in loaded.stream.raw_ids["item"])
+        assert loaded.stream.vocabularies["user"]["u3"] == 3
+        assert loaded.stream.vocabularies["item"][108] == 8
+
+    def test_an_unseen_id_reads_the_shared_vector_and_is_flagged_cold(
+        self, model: StreamModel, tmp_path: Path
+    ) -> None:
+        loaded = load_model(self.save(model, tmp_path / "model.pt"))
+        assert loaded.stream is not None
+        served = loaded.stream
+        probability = served.predict({"user": ["u-new", "u2"], "item": [100, 100]})
+        assert probability.shape == (2,) and bool(((probability > 0) & (probability < 1)).all())
+        new = served.vocabularies["user"]["u-new"]
+        assert new == STREAM_USERS and len(served.raw_ids["user"]) == STREAM_USERS + 1
+        assert served.is_known("user", ["u-new", "u2", "u-other"]).tolist() == [
+            False,
+            True,
+            False,
+        ]
+        for name, table in served.model.id_tables().items():
+            if served.model.fields[name] == "user":
+                assert table.num_embeddings == STREAM_USERS + 1
+                torch.testing.assert_close(
+                    table.lookup(torch.tensor([new])), cold_vector(table), rtol=0, atol=0
+                )
+
+    def test_byte_counts_add_up(self, model: StreamModel) -> None:
+        tables = model.id_tables().values()
+        assert model.embedding_bytes() == sum(t.nbytes() for t in tables) > 0
+        assert model.embedding_bytes() >= 4 * sum(t.num_parameters() for t in tables)
+        split = len(model.table_parameters()) + len(model.dense_parameters())
+        assert split == len(list(model.parameters()))
+        assert model.dense_bytes() > 0
