@@ -72,6 +72,17 @@ class TestNeuMFAllUnique(StreamModelContract):
 
 
 # ---------------------------------------------------------------------------- the file format
+HIERARCHY_SPEC = {
+    "kind": "hierarchical",
+    "levels": 3,
+    "max_bytes": None,
+    "min_capacity": 16,
+    "compact_below": 0.5,
+    "init_std": 0.1,
+}
+"""The spec the first writer recorded for :func:`_hierarchical`'s tables."""
+
+
 def _write_first_format(model: StreamModel, path: Path, options: dict[str, Any]) -> Path:
     """The file as the first writer laid it out (format ``leanrec.stream_model/1``), written
     here key by key so that a change of :func:`save_stream_model` cannot hide a change of the
@@ -85,7 +96,7 @@ def _write_first_format(model: StreamModel, path: Path, options: dict[str, Any])
             "options": options,
             "objective": "mse",
             "rating_offset": 3.5,
-            "tables": {n: t.spec() for n, t in model.id_tables().items()},
+            "tables": {name: dict(HIERARCHY_SPEC) for name in ("user", "item")},
             "raw_ids": {
                 "user": [f"u{i}" for i in range(STREAM_USERS)],
                 "item": list(range(100, 100 + STREAM_ITEMS)),
@@ -97,8 +108,15 @@ def _write_first_format(model: StreamModel, path: Path, options: dict[str, Any])
     return path
 
 
-class TestTheFirstFormat(TestDNNHierarchical):
-    """A file in the first format loads (and :func:`save_stream_model` still writes it)."""
+class TestTheFirstFormat:
+    """A file in the first format loads (and :func:`save_stream_model` still writes it), on the
+    DNN with hierarchical tables."""
+
+    options: ClassVar[dict[str, Any]] = TestDNNHierarchical.options
+
+    @pytest.fixture
+    def model(self) -> StreamModel:
+        return TestDNNHierarchical().build_model()
 
     def test_a_file_in_the_first_format_loads_and_serves_ratings(
         self, model: StreamModel, tmp_path: Path
