@@ -3,15 +3,16 @@ runs the prequential table of AutoAssign+ and its baselines on a stream.
 
 Example::
 
-    from leanrec.api.shared_embedding import assign_shared_embeddings
-    from leanrec.search.shared_embedding import SharedEmbeddingExperiment, load_stream_model
+    from leanrec.api import assign_shared_embeddings
+    from leanrec.models import load_model
+    from leanrec.search.shared_embedding import SharedEmbeddingExperiment
 
     result = assign_shared_embeddings(SharedEmbeddingExperiment(
         dataset="ml-1m-partial", out_dir="runs/shared-embedding-ml-1m",
         methods=("all_unique", "threshold_hierarchy", "autoassign"), seeds=(0,),
     ))
     print(result.table())              # AUC, log loss, cold-ID AUC and end-of-stream bytes
-    served = load_stream_model(result.artifacts["model_autoassign_bce"])
+    served = load_model(result.artifacts["model_autoassign_bce"]).stream
     served.predict({"user": [6041], "item": [1193]})   # a user never seen: level 1's vector
 """
 
@@ -32,7 +33,7 @@ def assign_shared_embeddings(
     Returns:
         The rows, the summary (``results.json``) and the first seed's AutoAssign+ model with
         its assignment as artefacts (``model_autoassign_<objective>``, read back with
-        :func:`~leanrec.search.shared_embedding.artifact.load_stream_model`).
+        :func:`leanrec.models.load_model`, which needs no ``leanrec.search``).
     """
     return run_experiment(experiment, log=log)
 

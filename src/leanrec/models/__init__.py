@@ -1,6 +1,6 @@
 """Base recommenders: they ask :mod:`leanrec.embeddings` for vectors, never own raw tables.
 
-:func:`load_model` reads a saved model of any family (ranking, CTR, next-item).
+:func:`load_model` reads a saved model of any family (ranking, CTR, next-item, stream).
 """
 
 from leanrec.models.base import DotProductRecommender, PairwiseOutput, Recommender
