@@ -18,6 +18,8 @@ from leanrec.search.shared_embedding import (
     load_stream_model,
     run_experiment,
 )
+from leanrec.search.shared_embedding.config import agent_preset
+from leanrec.search.shared_embedding.policy import advantage
 from tests.search.shared_embedding.test_contract import CAP, tiny_experiment, tiny_stream
 
 
@@ -123,3 +125,61 @@ def test_saved_model_loads_predicts_the_same_and_serves_a_new_id_through_level_1
 def test_config_refuses_bad_values(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         AutoAssignConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_advantage_subtracts_the_mean_reward_of_the_same_group() -> None:
+    # group 1: rewards 0.3, 0.1 (mean 0.2) -> +0.1, -0.1; group 2: 0.5 alone -> 0.0;
+    # group 4: -0.2, 0.4, 0.1 (mean 0.1) -> -0.3, +0.3, 0.0
+    rewards = torch.tensor([0.3, -0.2, 0.1, 0.5, 0.4, 0.1])
+    groups = torch.tensor([1, 4, 1, 2, 4, 4])
+    np.testing.assert_allclose(
+        advantage(rewards, groups).numpy(), [0.1, -0.3, -0.1, 0.0, 0.3, 0.0], atol=1e-6
+    )
+    assert advantage(torch.zeros(0), torch.zeros(0, dtype=torch.int64)).shape == (0,)
+
+
+def test_the_advantage_reward_cancels_the_drift_shared_at_a_position() -> None:
+    # Three users, T = 5. Chunk 1: losses 0.9, 0.7, 0.6 at positions 1, 1, 2 (no reward: no
+    # decision is open). Chunk 2: losses 0.5, 0.6, 0.2. Paper rewards, by hand:
+    #   user 0: 0.9 - 0.5 = 0.4; user 1: 0.7 - 0.6 = 0.1; user 2: 0.6 - 0.2 = 0.4.
+    # Advantage (decisions grouped by the position they were taken at):
+    #   position 1: mean(0.4, 0.1) = 0.25 -> +0.15, -0.15; position 2: 0.4 alone -> 0.
+    ids = torch.tensor([0, 1, 2])
+    positions = torch.tensor([1, 1, 2])
+    rewards = {}
+    for kind in ("paper", "advantage"):
+        agent = IdentityAgent(("user",), AutoAssignConfig(levels=1, batch_size=99, reward=kind))
+        agent.extend({"user": 3})
+        for count, losses in enumerate(([0.9, 0.7, 0.6], [0.5, 0.6, 0.2]), start=1):
+            seen = agent.observe("user", ids, torch.tensor(losses),
+                                 torch.full((3,), count), positions)  # fmt: skip
+            agent.decide(seen)
+        rewards[kind] = agent.replay.rewards[: len(agent.replay)]
+    np.testing.assert_allclose(rewards["paper"], [0.4, 0.1, 0.4], atol=2e-3)
+    np.testing.assert_allclose(rewards["advantage"], [0.15, -0.15, 0.0], atol=2e-3)
+
+
+def test_agent_presets_and_the_reward_literal() -> None:
+    base = AutoAssignConfig(levels=2, seed=7)
+    assert agent_preset(base, "paper") == base
+    leanrec = agent_preset(base, "leanrec")
+    assert (leanrec.levels, leanrec.seed) == (2, 7)  # the preset only sets its own fields
+    assert leanrec.initial_logits == (-6.0, 0.0, 2.0) and leanrec.exploration == 0.01
+    assert (leanrec.entropy_bonus, leanrec.reward) == (0.0, "advantage")
+    with pytest.raises(ValueError, match="preset"):
+        agent_preset(base, "nope")
+    with pytest.raises(ValueError, match="reward"):
+        AutoAssignConfig(reward="loss")  # type: ignore[arg-type]
+
+
+def test_the_leanrec_method_builds_its_agent_from_the_preset(tmp_path: Path) -> None:
+    from leanrec.search.shared_embedding.baselines import METHODS
+    from leanrec.search.shared_embedding.experiment import FIELDS, _build
+
+    experiment = tiny_experiment(tmp_path, 0, agent=AutoAssignConfig(exploration=0.05))
+    paper, leanrec = METHODS.resolve(["autoassign", "autoassign_leanrec"])
+    configs = [
+        _build(experiment, {f: 10 for f in FIELDS}, m, 1.0, 3, "bce").assigner.agent.config
+        for m in (paper, leanrec)
+    ]
+    assert [(c.levels, c.seed, c.exploration) for c in configs] == [(1, 3, 0.05), (1, 3, 0.01)]

@@ -17,6 +17,8 @@ lfu / lru              ``C`` rows, evict least frequently /       ``C`` / warm-u
 threshold_hierarchy    ``k`` shared levels, fixed frequency       ``t_k`` (events to a row)
                        thresholds, no agent (the ablation)
 autoassign             ``k`` shared levels, the Identity Agent    ``k``
+autoassign_leanrec     the same, agent preset ``leanrec``         ``k``
+                       (advantage reward, no-descent prior)
 =====================  =========================================  ===========================
 
 Sizes given as shares of the warm-up IDs use the distinct IDs of each field in the warm-up,
@@ -51,7 +53,7 @@ from leanrec.embeddings.base import EmbeddingTable
 from leanrec.evaluate.prequential import StreamChunk
 from leanrec.models.stream import StreamModel, StreamTableFactory
 from leanrec.runner.registry import Registry
-from leanrec.search.shared_embedding.config import AutoAssignConfig
+from leanrec.search.shared_embedding.config import AutoAssignConfig, agent_preset
 from leanrec.search.shared_embedding.policy import IdentityAgent
 
 Knob = float
@@ -403,10 +405,19 @@ class ThresholdHierarchy(SharedEmbeddingMethod):
 
 
 class AutoAssignPlus(SharedEmbeddingMethod):
-    """AutoAssign+: the ``k``-level hierarchy moved by the Identity Agent."""
+    """AutoAssign+: the ``k``-level hierarchy moved by the Identity Agent.
 
-    name = "autoassign"
+    Args:
+        preset: the agent's preset over the experiment's agent configuration
+            (:data:`~leanrec.search.shared_embedding.config.AGENT_PRESETS`): ``paper`` is the
+            method ``autoassign``, any other is ``autoassign_<preset>``.
+    """
+
     knob_name = "k"
+
+    def __init__(self, preset: str = "paper") -> None:
+        self.preset = preset
+        self.name = "autoassign" if preset == "paper" else f"autoassign_{preset}"
 
     def knobs(self, grids: Mapping[str, tuple[Any, ...]]) -> tuple[Knob, ...]:
         return tuple(float(k) for k in grids["levels_grid"])
@@ -416,7 +427,7 @@ class AutoAssignPlus(SharedEmbeddingMethod):
 
     def assigner(self, knob: Knob, context: BuildContext, model: StreamModel) -> Assigner:
         config = replace(context.agent, levels=int(knob), seed=context.seed)
-        return AgentAssigner(model, config)
+        return AgentAssigner(model, agent_preset(config, self.preset))
 
 
 METHODS: Registry[SharedEmbeddingMethod] = Registry("shared-embedding method")
@@ -430,6 +441,7 @@ for _method in (
     Evicting("lru"),
     ThresholdHierarchy(),
     AutoAssignPlus(),
+    AutoAssignPlus("leanrec"),
 ):
     METHODS.add(_method)
 

@@ -239,7 +239,9 @@ def _run_row(
             "knob_name": method.knob_name,
             "chosen": chosen,
             "warmup_score": None if warm is None else warm["score"],
-            "max_bytes": experiment.agent.max_bytes if method.name == "autoassign" else None,
+            "max_bytes": (
+                experiment.agent.max_bytes if method.name.startswith("autoassign") else None
+            ),
             "total": summary["total"],
             "cold": cold,
             "buckets": summary["buckets"]["either"],

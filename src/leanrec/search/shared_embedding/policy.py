@@ -11,6 +11,8 @@ level, ``k + 1`` a unique row). Once per chunk, for every ID of the chunk, the a
        R = 1/T Σ_{t=1..T} L_t − L                    (paper: R_u = 1/T Σ L^u_t − L)
 
    over the ID's last ``T`` recorded losses (fewer at the start): positive when the loss fell.
+   With ``reward="advantage"`` (leanrec's variant), ``R`` minus its mean over the chunk's
+   closing decisions of the field taken at the same position (:func:`advantage`).
    The transition ``(s, a, R, s')`` with the decision's behaviour probability ``b(a | s)`` goes
    to the replay buffer; ``L`` joins the ID's loss history;
 2. updates the critic ``Q(s, a)`` by TD on replayed transitions, then the actor by policy
@@ -57,6 +59,18 @@ NO_DECISION = -1
 def reward(history_mean: torch.Tensor, current_loss: torch.Tensor) -> torch.Tensor:
     """``R = 1/T Σ L_t − L``: ``(B,)`` mean of the last ``T`` losses minus the current loss."""
     return history_mean - current_loss
+
+
+def advantage(rewards: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Rewards minus their group's mean, ``(B,), (B,) -> (B,)``: the drift every decision of a
+    group shares (each ID's loss falls as the base model learns) cancels; differences between
+    actions taken in one group stay. Example: rewards ``[0.3, 0.1, 0.5]`` in groups
+    ``[1, 1, 2]`` give ``[0.1, -0.1, 0.0]``."""
+    _, inverse = torch.unique(groups, return_inverse=True)
+    n = int(inverse.max()) + 1 if len(inverse) else 0
+    total = torch.zeros(n, dtype=rewards.dtype).index_add_(0, inverse, rewards)
+    size = torch.bincount(inverse, minlength=n).to(rewards.dtype)
+    return rewards - (total / size)[inverse]
 
 
 def _grown(old: torch.Tensor, capacity: int, fill: float = 0) -> torch.Tensor:
@@ -287,10 +301,13 @@ class IdentityAgent:
                 open_["has_history"][done],
                 history.latest(done),
             )
+            rewards = reward(mean[closing], loss[closing])
+            if self.config.reward == "advantage":
+                rewards = advantage(rewards, open_["position"][done].to(torch.int64).clamp(min=1))
             self.replay.add_with_behaviour(
                 before.numpy(),
                 open_["action"][done].to(torch.int64).numpy(),
-                reward(mean[closing], loss[closing]).numpy(),
+                rewards.numpy(),
                 states[closing].numpy(),
                 open_["behaviour"][done].float().numpy(),
             )
@@ -365,5 +382,6 @@ __all__ = [
     "IdentityAgent",
     "LossHistory",
     "OpenDecisions",
+    "advantage",
     "reward",
 ]
