@@ -139,7 +139,8 @@ class Best:
     """Bold the best figure among ``columns`` of each row (``along="row"``), or among the rows of
     each group in each of ``columns`` (``along="column"``; a group is the rows sharing
     ``group_column``'s text, or all rows). Figures are compared as printed (the leading number
-    of a cell, so ``0.9568 ± 0.0010`` counts as 0.9568); ties are all bold."""
+    of a cell, so ``0.9568 ± 0.0010`` counts as 0.9568); ties are all bold, or none with
+    ``ties=False`` (two rows level to four digits, neither ahead)."""
 
     columns: tuple[int, ...]
     along: str = "column"
@@ -147,11 +148,13 @@ class Best:
     group_column: int | None = None
     skip_rows_with: str | None = None
     """Rows with a cell containing this text are never bold (e.g. a mean row next to its best)."""
+    ties: bool = True
+    """Whether figures tied for the best are all bold (``True``) or none is (``False``)."""
 
     def apply(self, cells: list[list[str]]) -> None:
         if self.along == "row":
             for row in cells:
-                _bold_best(row, list(self.columns), self.highest)
+                _bold_best(row, list(self.columns), self.highest, self.ties)
             return
         groups: dict[str, list[int]] = {}
         for index, row in enumerate(cells):
@@ -162,7 +165,7 @@ class Best:
         for rows in groups.values():
             for column in self.columns:
                 column_cells = [cells[r][column] for r in rows]
-                _bold_best(column_cells, list(range(len(rows))), self.highest)
+                _bold_best(column_cells, list(range(len(rows))), self.highest, self.ties)
                 for r, text in zip(rows, column_cells):
                     cells[r][column] = text
 
@@ -170,8 +173,9 @@ class Best:
 _LEADING_NUMBER = re.compile(r"^[+-]?\d[\d,]*(\.\d+)?")
 
 
-def _bold_best(cells: list[str], positions: list[int], highest: bool) -> None:
-    """Wrap the best-valued cells at ``positions`` of ``cells`` in ``**``, in place."""
+def _bold_best(cells: list[str], positions: list[int], highest: bool, ties: bool = True) -> None:
+    """Wrap the best-valued cells at ``positions`` of ``cells`` in ``**``, in place; a best
+    value shared by several cells is bold in all of them, or (``ties=False``) in none."""
     values = {}
     for position in positions:
         match = _LEADING_NUMBER.match(cells[position])
@@ -180,12 +184,38 @@ def _bold_best(cells: list[str], positions: list[int], highest: bool) -> None:
     if not values:
         return
     best = max(values.values()) if highest else min(values.values())
-    for position, value in values.items():
-        if value == best:
-            cells[position] = f"**{cells[position]}**"
+    at_best = [position for position, value in values.items() if value == best]
+    if len(at_best) > 1 and not ties:
+        return
+    for position in at_best:
+        cells[position] = f"**{cells[position]}**"
 
 
-Cell = str | F | PerSeedDifference | BySeed | Expr
+@dataclass(frozen=True)
+class Above:
+    """A figure ``template.format(value)``, in bold when it is above every figure of ``than``
+    (a search's Recall@20 above SU's, or above both PEP's and MagPrune's). Compared unrounded,
+    as the win counts next to such figures are; a NaN or null figure of ``than`` (MagPrune has
+    no validation score) is left out, and a NaN or null ``key`` shows :data:`MISSING`."""
+
+    template: str
+    key: str
+    than: tuple[str, ...]
+
+    def render(self, data: Mapping[str, Any]) -> str:
+        value = data[self.key]
+        if _missing(value):
+            return MISSING
+        others = [data[key] for key in self.than if not _missing(data[key])]
+        text = self.template.format(value)
+        return f"**{text}**" if others and all(value > other for other in others) else text
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+Cell = str | F | PerSeedDifference | BySeed | Expr | Above
 
 
 @dataclass(frozen=True)
@@ -897,6 +927,164 @@ def _ciess_table_rows(
 
 
 _CIESS_TEST4 = tuple(f"test_{m}" for m in _TEST4)
+
+_CONVERGED_PAPER = "ciess_table--paper-protocol-converged.json:"
+_WARMUP_PROBE = "ciess_table--warmup-probe.json:"
+_D_MAX = 128
+"""The full embedding size of the ML-1M LightGCN runs (``d_max``)."""
+
+
+def _ciess_paper_protocol_converged_rows() -> tuple[tuple[Cell, ...], ...]:
+    """The converged paper-protocol table (``ciess_table--paper-protocol-converged.json``)."""
+    columns = ("sparsity", *_CIESS_TEST4, "valid_recall@20")
+    rows = list(
+        _ciess_table_rows(
+            (("—", "full, this prefix-dropout warm start (135 epochs)", "c0_full"),), columns
+        )
+    )
+    for c in _CS:
+        first = "ciess (per-role projection, chosen on validation)" if c == 80 else "ciess"
+        rows += _ciess_table_rows(((f"{c}%", first, f"c{c}_ciess"),), columns)
+        if c == 80:
+            # Not in the results file, which keeps only the projection chosen on validation:
+            # copied from the joint-projection run's output when it was made.
+            joint = ("80.01%", "0.0678", "0.1844", "0.3925", "0.3413", "0.1590")
+            rows.append(("80%", "ciess (joint projection)", *joint))
+        rows += _ciess_table_rows(
+            tuple(
+                (f"{c}%", label, f"c{c}_{m}")
+                for label, m in (
+                    ("su", "su"),
+                    ("pep (ordinary)", "pep"),
+                    ("magprune (ordinary)", "magprune"),
+                    ("sr", "sr"),
+                    ("popularity", "popularity"),
+                )
+            ),
+            columns,
+        )
+    return tuple(rows)
+
+
+def _with_epochs(
+    rows: tuple[tuple[Cell, ...], ...], epochs: tuple[str, ...]
+) -> tuple[tuple[Cell, ...], ...]:
+    """``rows`` with a last cell each: the retraining's epochs, which ``ciess_table.py`` does not
+    write, copied from the runs' output when they were made."""
+    return tuple((*row, epoch) for row, epoch in zip(rows, epochs, strict=True))
+
+
+def _uniform_sizes(sparsity: float) -> str:
+    """``"25 / 25"``: the users' and items' size of SU at ``sparsity`` (every row ``d``)."""
+    size = round(_D_MAX * (1 - sparsity))
+    return f"{size} / {size}"
+
+
+_SWEEP_SEARCHES: tuple[tuple[str, str, dict[int, str]], ...] = (
+    ("G, `λ` 0.4", "G, λ 0.4", {}),
+    ("A: `λ` 0.4 → 3", "A: λ 0.4→3", {}),
+    ("B: `λ` 0.4 → 3, rerun", "B: λ 0.4→3, rerun", {}),
+    ("C: `λ` 0.4 → 12", "C: λ 0.4→12", {}),
+    ("A, both projections", "A, both projections", {80: "joint", 90: "per role", 95: "per role"}),
+    ("B, both projections", "B, both projections", {c: "per role" for c in _CS}),
+)
+"""The λ sweep's searches: (label, results key, the projection each kept mask used)."""
+_SWEEP_BASELINES = (
+    ("SU", None),
+    ("SR", "random"),
+    ("popularity", "by popularity"),
+    ("ESAPN", "searched"),
+    ("PEP", "element mask"),
+    ("MagPrune", "element mask"),
+)
+"""Baselines of the λ sweep and screen tables: (results key, what sets their sizes; ``None``:
+the same size for every row)."""
+_ABLATION_COLUMNS = (*_VARIANT_METRICS, "valid_recall@20")
+
+
+def _sizes_cell(variant: str, c: int, sizes: str | None) -> Cell:
+    """The users / items size column of an ablation-script row: a search's mean sizes, SU's
+    uniform size, or how a baseline sets its sizes."""
+    if variant == "SU":
+        return Expr("{}", _uniform_sizes, (f"SU|c{c}|sparsity",))
+    if sizes is not None:
+        return sizes
+    raise ValueError(variant)
+
+
+def _search_row(
+    c: int, label: str, variant: str, than: tuple[str, ...], sparsity: bool, note: str = ""
+) -> list[Cell]:
+    """A search's row of an ablation-script table: figures in bold when above every baseline
+    of ``than``, then the mean users / items sizes (with ``note`` in parentheses)."""
+    cells: list[Cell] = [f"{c}%", label]
+    if sparsity:
+        cells.append(F("{:.2%}", f"{variant}|c{c}|sparsity"))
+    cells += [
+        Above("{:.4f}", f"{variant}|c{c}|{m}", tuple(f"{b}|c{c}|{m}" for b in than))
+        for m in _ABLATION_COLUMNS
+    ]
+    cells.append(
+        F(
+            "{:.1f} / {:.1f}" + (f" ({note})" if note else ""),
+            f"{variant}|c{c}|users_mean_size",
+            f"{variant}|c{c}|items_mean_size",
+        )
+    )
+    return cells
+
+
+def _baseline_row(c: int, variant: str, sizes: str | None, sparsity: bool) -> list[Cell]:
+    cells: list[Cell] = [f"{c}%", variant]
+    if sparsity:
+        cells.append(F("{:.2%}", f"{variant}|c{c}|sparsity"))
+    cells += [F("{:.4f}", f"{variant}|c{c}|{m}") for m in _ABLATION_COLUMNS]
+    cells.append(_sizes_cell(variant, c, sizes))
+    return cells
+
+
+def _lambda_sweep_rows() -> tuple[tuple[Cell, ...], ...]:
+    """``ciess_ablation--lambda-sweep.json``: bold where a search is above SU."""
+    rows: list[tuple[Cell, ...]] = []
+    for c in _CS:
+        for label, variant, projection in _SWEEP_SEARCHES:
+            if c == 80 and variant == "G, λ 0.4":
+                label += " (the ablation's row)"
+            rows.append(tuple(_search_row(c, label, variant, ("SU",), True, projection.get(c, ""))))
+        rows += [tuple(_baseline_row(c, v, sizes, True)) for v, sizes in _SWEEP_BASELINES]
+    return tuple(rows)
+
+
+def _wins(*values: float) -> str:
+    """``"2/4, **3/4**"``: on how many of the 4 test metrics a search is above PEP, and above
+    MagPrune (``values``: the search's 4, PEP's 4, MagPrune's 4); a count of 3/4 or more, the
+    page's measure of beating a baseline, is bold."""
+    search, pep, magprune = values[:4], values[4:8], values[8:]
+    counts = (sum(a > b for a, b in zip(search, other)) for other in (pep, magprune))
+    return ", ".join(f"**{n}/4**" if n >= 3 else f"{n}/4" for n in counts)
+
+
+def _screened_rows() -> tuple[tuple[Cell, ...], ...]:
+    """``ciess_ablation--screen.json``: bold where a search is above both PEP and MagPrune."""
+    rows: list[tuple[Cell, ...]] = []
+    for c in _CS:
+        for label, variant in (
+            ("A, screened", "A, screened"),
+            ("B, screened", "B, screened"),
+            ("**C, screened**", "C, screened"),
+            ("C rerun (seeded), screened", "C rerun (seeded), screened"),
+        ):
+            wins = Expr(
+                "{}",
+                _wins,
+                tuple(f"{v}|c{c}|{m}" for v in (variant, "PEP", "MagPrune") for m in _TEST4),
+            )
+            cells = _search_row(c, label, variant, ("PEP", "MagPrune"), False)
+            rows.append((*cells, wins))
+        for variant in ("PEP", "MagPrune", "SU"):
+            sizes = dict(_SWEEP_BASELINES)[variant]
+            rows.append((*_baseline_row(c, variant, sizes, False), ""))
+    return tuple(rows)
 
 
 TABLES: dict[str, Table] = {
@@ -2004,6 +2192,139 @@ TABLES: dict[str, Table] = {
             ("sparsity", *_CIESS_TEST4, "valid_recall@20"),
         ),
         best=(Best((3, 4, 5, 6), group_column=0, skip_rows_with="full"),),
+    ),
+    "ciess-history-converged-warm-start": Table(
+        ("ciess_table--converged-warm-start.json",),
+        ("c", "method", "sparsity", "R@5", "R@20", "N@5", "N@20", "valid R@20"),
+        _ciess_table_rows(
+            (
+                ("—", "full", "c0_full"),
+                *((f"{c}%", m, f"c{c}_{m}") for c in _CS for m in ("ciess", "su")),
+            ),
+            ("sparsity", *_CIESS_TEST4, "valid_recall@20"),
+        ),
+        best=(Best((3, 4, 5, 6, 7), group_column=0, skip_rows_with="full", ties=False),),
+    ),
+    "ciess-history-paper-protocol-converged": Table(
+        ("ciess_table--paper-protocol-converged.json",),
+        ("c", "method", "non-zero sparsity", "R@5", "R@20", "N@5", "N@20", "valid R@20"),
+        _ciess_paper_protocol_converged_rows(),
+        best=(Best((3, 4, 5, 6), group_column=0, skip_rows_with="full"),),
+    ),
+    "ciess-history-warmup-probe": Table(
+        ("ciess_table--warmup-probe.json", "ciess_table--paper-protocol-converged.json"),
+        ("c = 95%", "R@5", "R@20", "N@5", "N@20", "valid R@20", "epochs"),
+        _with_epochs(
+            tuple(
+                (label, *(F("{:.4f}", f"{key}_{m}") for m in (*_CIESS_TEST4, "valid_recall@20")))
+                for label, key in (
+                    ("ciess, no warm-up (table above)", f"{_CONVERGED_PAPER}c95_ciess"),
+                    ("ciess, 20-epoch warm-up", "c95_ciess"),
+                    ("su, 20-epoch warm-up", "c95_su"),
+                )
+            ),
+            ("76", "64", "44"),
+        ),
+        best=(Best((1, 2, 3, 4)),),
+    ),
+    "ciess-history-paper-protocol-esapn-sr": Table(
+        (
+            "ciess_table--paper-protocol-esapn-sr.json",
+            "ciess_table--paper-protocol-converged.json",
+            "ciess_table--warmup-probe.json",
+        ),
+        (
+            "c",
+            "method (paper's protocol)",
+            "sparsity",
+            "R@5",
+            "R@20",
+            "N@5",
+            "N@20",
+            "valid R@20",
+            "epochs",
+        ),
+        _with_epochs(
+            _ciess_table_rows(
+                (
+                    (
+                        "80%",
+                        "ciess (converged paper protocol, per-role projection)",
+                        f"{_CONVERGED_PAPER}c80_ciess",
+                    ),
+                    ("80%", "esapn", "c80_esapn"),
+                    ("90%", "ciess (converged paper protocol)", f"{_CONVERGED_PAPER}c90_ciess"),
+                    ("90%", "esapn", "c90_esapn"),
+                    ("90%", "sr, 20-epoch warm-up", "c90_sr"),
+                    ("95%", "ciess (converged paper protocol)", f"{_CONVERGED_PAPER}c95_ciess"),
+                    (
+                        "95%",
+                        "ciess, 20-epoch warm-up (warm-up probe)",
+                        f"{_WARMUP_PROBE}c95_ciess",
+                    ),
+                    ("95%", "esapn", "c95_esapn"),
+                    ("95%", "sr, 20-epoch warm-up", "c95_sr"),
+                ),
+                ("sparsity", *_CIESS_TEST4, "valid_recall@20"),
+            ),
+            ("—", "38", "—", "100", "52", "76", "64", "60", "62"),
+        ),
+        best=(Best((3, 4, 5, 6), group_column=0),),
+    ),
+    "ciess-history-lambda-sweep-searches": Table(
+        ("ciess_ablation--lambda-sweep.json",),
+        (
+            "search",
+            "mean sparsity, last episode",
+            "users / items mean size, last episode",
+            "iterations ≥ 80%",
+            "≥ 90%",
+            "≥ 95%",
+        ),
+        tuple(
+            (
+                label,
+                F("{:.2f}", f"{variant}|search|sparsity"),
+                F(
+                    "{:.1f} / {:.1f}",
+                    f"{variant}|search|user_mean_size",
+                    f"{variant}|search|item_mean_size",
+                ),
+                *(F("{}", f"{variant}|visits|c{c}", transform=int) for c in _CS),
+            )
+            for label, variant, _ in _SWEEP_SEARCHES[:4]
+            for label in [label + " (the ablation's row)" if label.startswith("G,") else label]
+        ),
+    ),
+    "ciess-history-lambda-sweep": Table(
+        ("ciess_ablation--lambda-sweep.json",),
+        (
+            "c",
+            "method",
+            "sparsity",
+            "R@5",
+            "R@20",
+            "N@5",
+            "N@20",
+            "valid R@20",
+            "users / items d",
+        ),
+        _lambda_sweep_rows(),
+    ),
+    "ciess-history-screened-searches": Table(
+        ("ciess_ablation--screen.json",),
+        (
+            "c",
+            "method",
+            "R@5",
+            "R@20",
+            "N@5",
+            "N@20",
+            "valid R@20",
+            "users / items d",
+            "wins over PEP / MagPrune",
+        ),
+        _screened_rows(),
     ),
     # -- streams: leanrec's all-unique DeepFM against river (benchmarks/peers/vs_river.py) --------
     "vs-river": Table(
