@@ -183,3 +183,28 @@ def test_the_leanrec_method_builds_its_agent_from_the_preset(tmp_path: Path) -> 
         for m in (paper, leanrec)
     ]
     assert [(c.levels, c.seed, c.exploration) for c in configs] == [(1, 3, 0.05), (1, 3, 0.01)]
+
+
+def test_without_descents_from_unique_a_row_is_kept_and_recorded_as_unchanged() -> None:
+    # A prior that almost always descends: logits (5, -5, -5), ε = 0.3 -> behaviour
+    # b = 0.7 π + 0.1 with π ≈ (1, 0, 0): b(descend) ≈ 0.8, b(unchanged) ≈ 0.1. IDs 0-49 are
+    # unique (position k + 1 = 2), IDs 50-99 at level 1.
+    config = AutoAssignConfig(
+        levels=1, initial_logits=(5.0, -5.0, -5.0), exploration=0.3, descend_from_unique=False
+    )
+    agent = IdentityAgent(("item",), config)
+    agent.extend({"item": 100})
+    ids = torch.arange(100)
+    positions = torch.cat([torch.full((50,), 2), torch.ones(50, dtype=torch.int64)])
+    seen = agent.observe("item", ids, torch.full((100,), 0.5), torch.full((100,), 3), positions)
+    actions = agent.decide(seen)
+    assert not bool((actions[:50] == 0).any())  # no unique ID descends
+    assert int((actions[50:] == 0).sum()) > 25  # at level 1 the descents stay (a no-op there)
+    behaviour = agent.open["item"].arrays["behaviour"].float()
+    merged = (actions[:50] == 1).nonzero().reshape(-1)
+    assert len(merged) > 25
+    # drawn "descend" or "unchanged", one outcome: b(descend) + b(unchanged)
+    # = 0.7 (π0 + π1) + 0.2 ≈ 0.9 (float16); at level 1 the draw's own probability stays
+    np.testing.assert_allclose(behaviour[merged].numpy(), 0.9, atol=2e-3)
+    level_descents = 50 + (actions[50:] == 0).nonzero().reshape(-1)
+    np.testing.assert_allclose(behaviour[level_descents].numpy(), 0.8, atol=2e-3)

@@ -84,6 +84,12 @@ class AutoAssignConfig:
     that common drift, which the subtraction cancels while the differences between actions
     taken at one position stay (:func:`~leanrec.search.shared_embedding.policy.advantage`)."""
 
+    descend_from_unique: bool = True
+    """True (the paper): descending from the unique position frees the ID's row. False: an ID
+    that holds a row keeps it; a sampled descent there is taken as "unchanged" and recorded
+    so, with behaviour probability ``b(descend) + b(unchanged)`` (a learnt row is never thrown
+    away; bytes can then only be saved by not promoting)."""
+
     def __post_init__(self) -> None:
         check_literals(self)
         if not 1 <= self.levels <= 126:

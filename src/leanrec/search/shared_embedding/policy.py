@@ -47,6 +47,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from leanrec.embeddings import DESCEND, UNCHANGED
 from leanrec.rl.actor_critic import ActorCriticConfig, BehaviourReplayBuffer, DiscreteActorCritic
 from leanrec.search.shared_embedding.config import AutoAssignConfig
 
@@ -335,17 +336,27 @@ class IdentityAgent:
     def decide(self, seen: FieldSnapshot) -> torch.Tensor:
         """Sample an action per ID of the snapshot and open its decision; int64 ``(m,)``."""
         decisions = self.networks.act(seen.states, self.rng)
+        actions, behaviour = decisions.actions, decisions.behaviour_probability
+        if not self.config.descend_from_unique:
+            # at the unique position "descend" and "unchanged" are one outcome, of behaviour
+            # probability b(descend) + b(unchanged), whichever of the two was drawn
+            kept = (seen.positions.numpy() == self.levels + 1) & (actions <= UNCHANGED)
+            if kept.any():
+                eps = self.config.exploration
+                b = (1 - eps) * self.networks.probabilities(seen.states[kept]).double().numpy()
+                b += eps / N_ACTIONS
+                actions, behaviour = actions.copy(), behaviour.copy()
+                actions[kept] = UNCHANGED
+                behaviour[kept] = (b[:, DESCEND] + b[:, UNCHANGED]).astype(behaviour.dtype)
         open_ = self.open[seen.field].arrays
         ids = seen.ids
         open_["count"][ids] = seen.counts.clamp(max=2**31 - 1).to(torch.int32)
         open_["mean"][ids] = seen.history_mean.to(torch.float16)
         open_["has_history"][ids] = seen.has_history
         open_["position"][ids] = seen.positions.to(torch.int8)
-        open_["action"][ids] = torch.from_numpy(decisions.actions).to(torch.int8)
-        open_["behaviour"][ids] = torch.from_numpy(decisions.behaviour_probability).to(
-            torch.float16
-        )
-        return torch.from_numpy(decisions.actions)
+        open_["action"][ids] = torch.from_numpy(actions).to(torch.int8)
+        open_["behaviour"][ids] = torch.from_numpy(behaviour).to(torch.float16)
+        return torch.from_numpy(actions)
 
     def unique_value(self, field: str, ids: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """Value of holding a unique row, ``Q(s, unchanged) − Q(s, descend)`` with the ID at
