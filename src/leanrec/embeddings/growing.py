@@ -62,6 +62,13 @@ class RowRelayout:
     old_capacity: int
     new_capacity: int
 
+    def move(self, per_row: torch.Tensor) -> torch.Tensor:
+        """Per-row state ``(old_capacity, ...)`` laid out like the new storage:
+        ``(new_capacity, ...)``, row ``source[j]`` at ``target[j]``, zeros on free rows."""
+        moved = per_row.new_zeros((self.new_capacity, *per_row.shape[1:]))
+        moved[self.target] = per_row[self.source]
+        return moved
+
 
 @dataclass(frozen=True)
 class RowReset:
@@ -364,8 +371,6 @@ class OptimizerRowSync:
             if isinstance(event, RowRelayout):
                 if value.shape[0] != event.old_capacity:
                     continue
-                moved = value.new_zeros((event.new_capacity, *value.shape[1:]))
-                moved[event.target] = value[event.source]
-                state[key] = moved
+                state[key] = event.move(value)
             elif value.shape[0] == self.table.capacity:
                 value[event.rows] = 0

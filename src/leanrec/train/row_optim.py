@@ -113,10 +113,7 @@ class RowOptimizer:
     def __call__(self, event: RowEvent) -> None:
         """Follow the table's rows: move state on a relayout, zero it on a reset."""
         if isinstance(event, RowRelayout):
-            for key, value in self.state.items():
-                moved = value.new_zeros((event.new_capacity, *value.shape[1:]))
-                moved[event.target] = value[event.source]
-                self.state[key] = moved
+            self.state = {key: event.move(value) for key, value in self.state.items()}
         else:
             for value in self.state.values():
                 value[event.rows] = 0
