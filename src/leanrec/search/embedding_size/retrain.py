@@ -9,7 +9,6 @@ experiment makes inside its final evaluation, after the choice among masks).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -296,7 +295,3 @@ def save_model_with_ids(model: Recommender, split: Split, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)
     return path
-
-
-def with_trainer(trainer: TrainerConfig, **changes: Any) -> TrainerConfig:
-    return dataclasses.replace(trainer, **changes)
