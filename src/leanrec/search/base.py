@@ -24,18 +24,11 @@ uninterrupted one, and the test split is never read before the final evaluation.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from leanrec.runner.rundir import Log, RunDirectory
-
-
-class PolicyExperiment(Protocol):
-    """What an experiment configuration of any policy has: where its run directory is."""
-
-    out_dir: str
+from leanrec.runner.rundir import RunDirectory
 
 
 @dataclass
@@ -82,8 +75,4 @@ class ExperimentResult:
         return target
 
 
-RunExperiment = Callable[[Any, Log], ExperimentResult]
-"""The signature of every policy's ``run_experiment(experiment, log)``."""
-
-
-__all__ = ["ExperimentResult", "PolicyExperiment", "RunExperiment"]
+__all__ = ["ExperimentResult"]
