@@ -39,14 +39,14 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 
 from leanrec.embeddings.growing import RowEvent, RowRelayout, RowStorage
 
 RowRule = Literal["sgd", "adagrad", "rmsprop", "adam"]
-ROW_RULES: tuple[str, ...] = ("sgd", "adagrad", "rmsprop", "adam")
+ROW_RULES: tuple[str, ...] = get_args(RowRule)
 
 __all__ = ["ROW_RULES", "RowOptimizer", "RowRule"]
 

@@ -57,7 +57,7 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 import numpy as np
 import torch
@@ -78,14 +78,7 @@ from leanrec.train.step import TrainingError
 
 Objective = Literal["bce", "mse"]
 TableOptimizer = Literal["adam", "adagrad", "row_sgd", "row_adagrad", "row_rmsprop", "row_adam"]
-TABLE_OPTIMIZERS: tuple[str, ...] = (
-    "adam",
-    "adagrad",
-    "row_sgd",
-    "row_adagrad",
-    "row_rmsprop",
-    "row_adam",
-)
+TABLE_OPTIMIZERS: tuple[str, ...] = get_args(TableOptimizer)
 
 __all__ = [
     "StreamTrainer",
