@@ -46,7 +46,7 @@ from leanrec.search.sketch.model import SketchNCF, masked_mean
 from leanrec.search.sketch.policy import QueuePolicyGradient, SketchScorer
 from leanrec.search.sketch.streaming import DecisionInputs, SketchDecider, SketchState, StreamBatch
 from leanrec.train.bpr import TrainingError
-from leanrec.train.checkpoint import load_checkpoint, save_atomic
+from leanrec.train.checkpoint import save_atomic, start_run
 
 
 def iterate_batches(
@@ -235,9 +235,8 @@ def train_sketch(
     """
     if isinstance(method, str):
         method = METHODS[method]
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    torch.manual_seed(config.seed)
+    path = Path(checkpoint_path) if checkpoint_path is not None else None
+    saved = start_run(config.num_threads, config.seed, path, resume=True)
     run = _TrainingState.start(train, method, config)
     decider = method.decider(run.scorer, config.update_period == 1)
     metric, sign = ("rmse", -1.0) if train.explicit else ("recall@20", 1.0)
@@ -246,9 +245,8 @@ def train_sketch(
         "history": [],
         "best": {"epoch": -1, "score": -math.inf, "valid": {}, "state": None},
     }
-    path = Path(checkpoint_path) if checkpoint_path is not None else None
-    if path is not None and path.exists():
-        progress = run.restore(load_checkpoint(path))
+    if saved is not None:
+        progress = run.restore(saved)
     history: list[dict[str, float]] = progress["history"]
     best: dict[str, Any] = progress["best"]
     began = time.perf_counter()
