@@ -283,8 +283,8 @@ class StreamModel(nn.Module):
             table = table_factory(slot.name, slot.table.num_embeddings, slot.width)
             if not isinstance(table, StreamTable):
                 raise TypeError(
-                    f"the factory built a {type(table).__name__} for {slot.name!r}, which has "
-                    "is not a StreamTable (extend_ids/observe/row_sync): not a stream table"
+                    f"the factory built a {type(table).__name__} for {slot.name!r}, not a stream "
+                    "table (a StreamTable: extend_ids, observe, row_sync)"
                 )
             if (table.num_embeddings, table.embedding_dim) != (
                 slot.table.num_embeddings,
