@@ -45,8 +45,8 @@ from leanrec.search.sketch.config import SketchConfig
 from leanrec.search.sketch.model import SketchNCF, masked_mean
 from leanrec.search.sketch.policy import QueuePolicyGradient, SketchScorer
 from leanrec.search.sketch.streaming import DecisionInputs, SketchDecider, SketchState, StreamBatch
-from leanrec.train.bpr import TrainingError
 from leanrec.train.checkpoint import save_atomic, start_run
+from leanrec.train.step import TrainingError
 
 
 def iterate_batches(
