@@ -257,9 +257,10 @@ def _finish_architecture_run(
 ) -> int:
     """Write ``metrics.json`` (``result``'s best validation metrics and epoch, the ``test``
     metrics) into ``run_dir``, then print ``summary`` and where the run is."""
-    (run_dir / "metrics.json").write_text(
-        json.dumps({"valid": result.best_valid, "test": test, "best_epoch": result.best_epoch})
-    )
+    from leanrec.runner.rundir import atomic_write_json
+
+    metrics = {"valid": result.best_valid, "test": test, "best_epoch": result.best_epoch}
+    atomic_write_json(run_dir / "metrics.json", metrics)
     print(summary)
     print(f"run directory: {run_dir}")
     return 0

@@ -10,7 +10,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from leanrec.data.presets import Protocol, prepare_split
 from leanrec.evaluate import FullRankingEvaluator, RankingResult
 from leanrec.models.base import Recommender
 from leanrec.models.registry import build_model, make_model_config
+from leanrec.runner.rundir import atomic_write_json
 from leanrec.train.bpr import (
     BPRTrainer,
     EpochHook,
@@ -213,10 +213,9 @@ def write_run_dir(run: TrainedRun, run_dir: Path, model_config: Any) -> None:
     resolved = asdict(run.config)
     resolved["model_config"] = asdict(model_config)
     resolved["protocol_resolved"] = asdict(run.protocol)
-    (run_dir / "config.json").write_text(json.dumps(resolved, indent=2, default=str))
-    metrics = metrics_record(run)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    (run_dir / "history.json").write_text(json.dumps(run.train_result.history, indent=2))
+    atomic_write_json(run_dir / "config.json", resolved)
+    atomic_write_json(run_dir / "metrics.json", metrics_record(run))
+    atomic_write_json(run_dir / "history.json", run.train_result.history)
     run.save(run_dir / "model.pt")
     state = run_dir / "train_state.pt"
     if state.exists():
