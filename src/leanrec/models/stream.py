@@ -38,7 +38,7 @@ Example (DeepFM on a stream with the fields ``user`` and ``item``):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from leanrec.data.behavior import BehaviorBatch, FeatureMap, FieldSpec
-from leanrec.embeddings.base import EmbeddingTable, StreamTable
+from leanrec.embeddings.base import EmbeddingTable, StreamTable, TableFactory
 from leanrec.embeddings.growing import GrowingEmbedding
 from leanrec.models.base import Recommender
 from leanrec.models.ctr.base import CTRModel
@@ -61,8 +61,9 @@ __all__ = [
 ]
 
 
-StreamTableFactory = Callable[[str, int, int], EmbeddingTable]
-"""``(table name, IDs known so far, width) -> stream table``; the name is the model's table
+StreamTableFactory = TableFactory
+"""``(table name, IDs known so far, width) -> stream table``: a :data:`TableFactory` whose
+tables :class:`StreamModel` checks to be :class:`StreamTable`. The name is the model's table
 name (``"user"``, ``"item.first_order"``, ``"gmf_user"``), so a factory can treat tables
 differently."""
 
