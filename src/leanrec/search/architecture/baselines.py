@@ -17,7 +17,6 @@ The NAS baselines on AMEIR's space and budget (paper Table 4):
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ from leanrec.models.ctr.base import CTRModel
 from leanrec.models.seq import build_next_item_model
 from leanrec.models.seq.base import NextItemModel
 from leanrec.runner.registry import Registry
-from leanrec.runner.rundir import Log, RowStore, RunDirectory, atomic_write_text
+from leanrec.runner.rundir import Log, RowStore, RunDirectory
 from leanrec.search.architecture.config import (
     HAND_DESIGNED,
     ArchitectureExperiment,
@@ -618,8 +617,7 @@ class AMEIRNextItemSearch:
         steps = cell.run.file(f"ameir_seed{cell.seed}")
         result = search_retrieval(cell.split, cell.config, steps, cell.log)
         architecture = result.architecture_json(cell.config)
-        path = cell.run.file(f"architecture_seed{cell.seed}.json")
-        atomic_write_text(path, json.dumps(architecture, indent=2))
+        cell.run.write_json(f"architecture_seed{cell.seed}.json", architecture)
         return FittedModel(
             result.model,
             result.valid,

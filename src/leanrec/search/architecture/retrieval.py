@@ -35,6 +35,7 @@ import torch
 from leanrec.data.sequential import NextItemEvalSet, NextItemSplit
 from leanrec.models.ctr.ameir.architecture import BlockChoice
 from leanrec.models.seq.base import NextItemModel
+from leanrec.runner.rundir import atomic_write_json
 from leanrec.search.architecture.blocks import BehaviorSupernet, SupernetSequenceEncoder
 from leanrec.search.architecture.config import RetrievalSearchConfig
 from leanrec.search.architecture.space import sample_blocks
@@ -241,7 +242,7 @@ def search_retrieval(
             "search_seconds": time.perf_counter() - began,
         }
         if scores_path is not None:
-            scores_path.write_text(json.dumps(saved, indent=1))
+            atomic_write_json(scores_path, saved)
     records = saved["children"]
     best_record = max((r for r in records if "valid_ndcg@5" in r), key=lambda r: r["valid_ndcg@5"])
     choices = tuple(BlockChoice(**b) for b in best_record["blocks"])
