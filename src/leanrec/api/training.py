@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from leanrec import models
 from leanrec.data.errors import DataError
@@ -24,6 +23,7 @@ from leanrec.data.interactions import IdVocabulary, Split
 from leanrec.data.presets import Protocol, prepare_split
 from leanrec.evaluate import FullRankingEvaluator, RankingResult
 from leanrec.models.base import Recommender
+from leanrec.models.loading import save_ranking_model
 from leanrec.models.registry import build_model, make_model_config
 from leanrec.runner.rundir import atomic_write_json
 from leanrec.train.bpr import (
@@ -97,13 +97,8 @@ class TrainedRun:
 
     def save(self, path: str | Path) -> Path:
         """Save the model with its ID vocabularies (``torch.load(weights_only=True)`` works)."""
-        state = self.model.checkpoint()
-        state["user_ids"] = self.split.train.user_vocab.raw_ids.tolist()
-        state["item_ids"] = self.split.train.item_vocab.raw_ids.tolist()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, path)
-        return path
+        train = self.split.train
+        return save_ranking_model(self.model, path, train.user_vocab, train.item_vocab)
 
 
 def load_model(path: str | Path) -> tuple[Recommender, IdVocabulary | None, IdVocabulary | None]:

@@ -2,9 +2,9 @@
 
 :func:`load_model` reads
 
-* a ranking model (MF, NeuMF, NGCF, LightGCN) written by :meth:`Recommender.save` or by
-  ``leanrec train`` (which adds the raw user and item IDs), or the packed ``.safetensors`` of
-  ``leanrec compress``;
+* a ranking model (MF, NeuMF, NGCF, LightGCN) written by :meth:`Recommender.save` or, with
+  its raw user and item IDs, by :func:`save_ranking_model` (``leanrec train``), or the packed
+  ``.safetensors`` of ``leanrec compress``;
 * a CTR model (:mod:`leanrec.models.ctr`, AMEIR's searched model included) written by
   :meth:`~leanrec.models.ctr.base.CTRModel.save`;
 * a next-item model: a built-in encoder written by
@@ -30,7 +30,7 @@ from torch import nn
 
 from leanrec.data.errors import DataError
 from leanrec.data.interactions import IdVocabulary
-from leanrec.models.base import CHECKPOINT_FORMAT
+from leanrec.models.base import CHECKPOINT_FORMAT, Recommender
 from leanrec.models.compress import load_compressed
 from leanrec.models.ctr.base import CTR_CHECKPOINT_FORMAT
 from leanrec.models.ctr.registry import ctr_model_from_checkpoint
@@ -43,7 +43,7 @@ from leanrec.models.stream_io import (
     stream_model_from_checkpoint,
 )
 
-__all__ = ["LoadedModel", "ModelFamily", "load_model"]
+__all__ = ["LoadedModel", "ModelFamily", "load_model", "save_ranking_model"]
 
 ModelFamily = Literal["ranking", "ctr", "sequential", "stream"]
 
@@ -71,6 +71,22 @@ class LoadedModel:
     user_vocab: IdVocabulary | None = None
     item_vocab: IdVocabulary | None = None
     stream: LoadedStreamModel | None = None
+
+
+def save_ranking_model(
+    model: Recommender, path: str | Path, user_vocab: IdVocabulary, item_vocab: IdVocabulary
+) -> Path:
+    """Write ``model``'s checkpoint with the raw IDs of its user and item indices (``user_ids``,
+    ``item_ids``; :func:`load_model` gives them back as vocabularies, so a reader can map raw
+    IDs and check the model was trained on its own split). ``torch.load(weights_only=True)``
+    reads it."""
+    state = model.checkpoint()
+    state["user_ids"] = user_vocab.raw_ids.tolist()
+    state["item_ids"] = item_vocab.raw_ids.tolist()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path
 
 
 def _vocabulary(ids: Any, kind: str) -> IdVocabulary | None:

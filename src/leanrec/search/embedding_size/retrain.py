@@ -23,6 +23,7 @@ from leanrec.embeddings import MaskedEmbedding, MaskedTableFactory
 from leanrec.evaluate import FullRankingEvaluator
 from leanrec.models import Recommender, build_model
 from leanrec.models.compress import entity_sizes, entity_sparsity, set_entity_sizes
+from leanrec.models.loading import save_ranking_model
 from leanrec.search.embedding_size.budget import fit_to_budget
 from leanrec.search.embedding_size.policy import SizeCandidate
 from leanrec.train.bpr import BPRTrainer, EpochHook, TrainerConfig, TrainResult, evaluate_model
@@ -289,9 +290,4 @@ def role_sizes(model: Recommender, role: str) -> np.ndarray:
 def save_model_with_ids(model: Recommender, split: Split, path: Path) -> Path:
     """``model``'s checkpoint with the raw user and item ids of ``split``'s vocabularies (so a
     later run can check it was trained on its own split)."""
-    state = model.checkpoint()
-    state["user_ids"] = split.train.user_vocab.raw_ids.tolist()
-    state["item_ids"] = split.train.item_vocab.raw_ids.tolist()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
-    return path
+    return save_ranking_model(model, path, split.train.user_vocab, split.train.item_vocab)
