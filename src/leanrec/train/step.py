@@ -1,5 +1,7 @@
-"""One optimizer step of a training batch, shared by every trainer and inner training loop:
-stop on a NaN or infinite loss with the trainer's own message, else zero, backpropagate, step."""
+"""One optimizer step of a training batch, shared by the BPR, CTR and sequential trainers and the
+CIESS and PEP inner loops: stop on a NaN or infinite loss with the trainer's own message, else
+zero, backpropagate, step. (The sketch trainer accumulates gradients over time steps and the
+stream trainer steps two optimisers; each keeps its own step.)"""
 
 from __future__ import annotations
 
