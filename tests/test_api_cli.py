@@ -384,3 +384,33 @@ def test_sketch_experiment_options_reach_its_config(
     assert (config.rating_scale, config.epochs, config.learning_rate, config.queue_size) == (
         (1.0, 5.0), 2, 0.01, 1
     )  # fmt: skip
+
+
+def test_shared_embedding_options_reach_the_experiment_and_the_order_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import leanrec.search.shared_embedding as shared_embedding
+    from leanrec.runner.rundir import RunDirectory
+    from leanrec.search.base import ExperimentResult
+
+    done = ExperimentResult("shared_embedding", RunDirectory(tmp_path, log=None), [{}], {})
+    seen = _capture_experiment(monkeypatch, shared_embedding, "run_experiment", done)  # type: ignore[arg-type]
+    base = ["experiment", "shared-embedding", "--dataset", "criteo-8k", "--out", str(tmp_path)]
+    assert main([*base, "--order", "file", "--chunk_size", "500", "--methods", "hashing"]) == 0
+    assert (seen[0].order, seen[0].chunk_size, seen[0].methods) == ("file", 500, ("hashing",))
+    assert main([*base, "--order", "random"]) == 2
+    assert "order 'random': expected one of 'time', 'file'" in capsys.readouterr().err
+    assert len(seen) == 1
+
+
+def test_shared_embedding_streams_a_ctr_sample_in_file_order(shared_data: Path) -> None:
+    from leanrec.data.errors import DataError
+    from leanrec.search.shared_embedding import SharedEmbeddingExperiment
+    from leanrec.search.shared_embedding.experiment import load_stream
+
+    experiment = SharedEmbeddingExperiment(dataset="criteo-8k", data_dir=str(shared_data))
+    with pytest.raises(DataError, match="--order file"):
+        load_stream(experiment)
+    stream = load_stream(dataclasses.replace(experiment, order="file"))
+    assert len(stream) > 0
+    assert (stream.source_row == np.arange(len(stream))).all()  # the file's own order

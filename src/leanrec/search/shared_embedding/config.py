@@ -147,7 +147,10 @@ class SharedEmbeddingExperiment:
     """One table: every method on one stream, one base model, prequential metrics and bytes."""
 
     dataset: str = "ml-1m-partial"
-    """Registry dataset streamed in time order (``ml-100k``, ``ml-1m-partial``)."""
+    """Registry dataset streamed in time order (``ml-100k``, ``ml-1m-partial``), or in file
+    order with :attr:`order` ``"file"`` (the Criteo/Avazu samples have no event times)."""
+    order: Literal["time", "file"] = "time"
+    """Event order: by timestamp (ties keep file order), or the file's own order."""
     data_dir: str | None = None
     """Where the datasets are (None: the registry's default)."""
     out_dir: str = "runs/shared-embedding-ml-1m-partial"
@@ -197,6 +200,7 @@ class SharedEmbeddingExperiment:
     """torch intra-op threads (0: leave torch's default)."""
 
     def __post_init__(self) -> None:
+        check_literals(self)
         bad = [o for o in self.objectives if o not in ("bce", "mse")]
         if bad or not self.objectives:
             raise ValueError(f"objectives must be 'bce' and/or 'mse', got {self.objectives}")

@@ -68,9 +68,10 @@ TRACE_POINTS = 100
 
 
 def load_stream(experiment: SharedEmbeddingExperiment) -> EventStream:
-    """The dataset's events in time order (``ml-1m`` reads the timestamped ``ml-1m-partial``)."""
+    """The dataset's events in the experiment's order (``ml-1m`` reads the timestamped
+    ``ml-1m-partial``)."""
     name = DATASETS.get(experiment.dataset, experiment.dataset)
-    return EventStream.from_dataset(name, experiment.data_dir)
+    return EventStream.from_dataset(name, experiment.data_dir, order=experiment.order)
 
 
 def run_experiment(
