@@ -151,6 +151,10 @@ class SharedEmbeddingExperiment:
     order with :attr:`order` ``"file"`` (the Criteo/Avazu samples have no event times)."""
     order: Literal["time", "file"] = "time"
     """Event order: by timestamp (ties keep file order), or the file's own order."""
+    max_events: int | None = None
+    """Read only the first ``max_events`` events of the dataset, in stream order (a quick run
+    or a test on a prefix; warm-up and chunks are then cut from the prefix). None: every
+    event."""
     data_dir: str | None = None
     """Where the datasets are (None: the registry's default)."""
     out_dir: str = "runs/shared-embedding-ml-1m-partial"
@@ -206,3 +210,10 @@ class SharedEmbeddingExperiment:
             raise ValueError(f"objectives must be 'bce' and/or 'mse', got {self.objectives}")
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        for name in ("warmup_fraction", "validation_fraction"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"{name} must be in (0, 1), got {value}")
+        if self.max_events is not None and self.max_events < 1:
+            raise ValueError(f"max_events must be >= 1 (or None: every event), got "
+                             f"{self.max_events}")  # fmt: skip
