@@ -3,6 +3,7 @@
 leanrec train --dataset ml-1m --model lightgcn --epochs 50 --n_layers 3
 leanrec datasets
 leanrec recommend --model runs/ml-1m-lightgcn/model.pt --users 1 2 3 --k 10
+leanrec predict --model runs/shared-embedding/model_autoassign_bce.pt --pairs pairs.csv
 leanrec experiment embedding-size --dataset ml-1m --model lightgcn
 leanrec experiment architecture --dataset ml-1m-ctr --seeds 0 1 2
 leanrec experiment shared-embedding --dataset ml-1m-partial --methods all_unique autoassign
@@ -304,6 +305,85 @@ def cmd_recommend(args: argparse.Namespace, extra: Sequence[str]) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    from leanrec.models import load_model
+
+    loaded = load_model(args.model)
+    if loaded.stream is None:
+        raise DataError(
+            f"leanrec predict scores stream models; this is a {loaded.family} model "
+            "(rank items for users with leanrec recommend)",
+            path=args.model,
+        )
+    served = loaded.stream
+    pairs = read_pairs(args.pairs, served.model.stream_fields, served.raw_ids)
+    known = {f: served.is_known(f, ids) for f, ids in pairs.items()}
+    predictions = served.predict(pairs)
+    what = "probability" if served.objective == "bce" else "rating"
+    out = []
+    for i, value in enumerate(predictions.tolist()):
+        event: dict[str, Any] = {f: ids[i] for f, ids in pairs.items()}
+        event[what] = round(value, 6)
+        event["cold"] = [f for f in pairs if not known[f][i]]
+        out.append(event)
+    print(json.dumps(out, indent=None if args.compact else 2, default=str))
+    return 0
+
+
+def read_pairs(
+    path: str | Path, fields: Sequence[str], known: Mapping[str, Sequence[Any]]
+) -> dict[str, list[Any]]:
+    """Raw IDs per field from a CSV file whose header names the model's ID fields (``user``,
+    ``item`` and any other), one event per line.
+
+    A value becomes an int when the field's known IDs are ints and it reads as one (MovieLens
+    IDs), else it stays text; an ID the model never saw is served cold (level 1 of a
+    hierarchy).
+
+    Raises:
+        DataError: a missing file, a header without a field, or a line with another number of
+            values than the header (file and line named).
+    """
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("pairs file not found (missing file)", path=path)
+    with path.open(newline="", encoding="utf-8") as handle:
+        lines = list(csv.reader(handle))
+    if not lines:
+        raise DataError(f"empty pairs file: expected a header naming {list(fields)}", path=path)
+    header = [name.strip() for name in lines[0]]
+    missing = [f for f in fields if f not in header]
+    if missing:
+        raise DataError(
+            f"the header names no column {missing}; the model's ID fields are {list(fields)}",
+            path=path,
+            line=1,
+        )
+    integer = {f: bool(known[f]) and isinstance(known[f][0], int) for f in fields}
+    pairs: dict[str, list[Any]] = {f: [] for f in fields}
+    for number, values in enumerate(lines[1:], start=2):
+        if not values:
+            continue
+        if len(values) != len(header):
+            raise DataError(
+                f"expected {len(header)} values ({', '.join(header)}), found {len(values)}",
+                path=path,
+                line=number,
+            )
+        for f in fields:
+            text = values[header.index(f)].strip()
+            pairs[f].append(int(text) if integer[f] and _is_int(text) else text)
+    if not pairs[fields[0]]:
+        raise DataError("no events to score: the pairs file has a header only", path=path)
+    return pairs
+
+
+def _is_int(text: str) -> bool:
+    return text.lstrip("-").isdigit()
+
+
 def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
     if args.capability == "sketch":
         return _sketch_experiment(args, extra)
@@ -378,9 +458,10 @@ def _shared_embedding_experiment(args: argparse.Namespace, extra: Sequence[str])
         model=model,
         methods=tuple(args.methods) if args.methods else METHODS.names(),
         seeds=tuple(args.seeds or DEFAULT_SEEDS),
+        objectives=tuple(args.objectives or ("bce",)),
     )
-    # --chunk_size 500 --curves true set the experiment; --agent_levels 5 the agent,
-    # --trainer_batch_size 256 the base model's training
+    # --chunk_size 500 --curves true --max_events 20000 --order file set the experiment;
+    # --agent_levels 5 the agent, --trainer_batch_size 256 the base model's training
     experiment = build_config(
         SharedEmbeddingExperiment, _parse_options(extra), base=experiment, aliases=OPTION_ALIASES
     )
@@ -533,6 +614,20 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_recommend, allow_extra=False)
 
     p = add_command(
+        "predict",
+        help="score events (ID pairs) with a saved stream model, e.g. AutoAssign+'s; IDs it "
+        "never saw are served cold",
+    )
+    p.add_argument("--model", required=True, help="a stream model file (model_autoassign_*.pt)")
+    p.add_argument(
+        "--pairs",
+        required=True,
+        help="CSV whose header names the model's ID fields (user,item), one event per line",
+    )
+    p.add_argument("--compact", action="store_true")
+    p.set_defaults(func=cmd_predict, allow_extra=False)
+
+    p = add_command(
         "experiment",
         help="run a capability's paper-style experiment; extra --option value pairs go to "
         "its search config",
@@ -572,6 +667,14 @@ def make_parser() -> argparse.ArgumentParser:
         default="warm_start",
         help="embedding-size: the full-size model MagPrune and PEP prune: the prefix-dropout "
         "warm start, or an ordinary model trained without prefix dropout (ordinary.pt)",
+    )
+    p.add_argument(
+        "--objectives",
+        nargs="+",
+        choices=["bce", "mse"],
+        default=None,
+        help="shared-embedding: bce (label: AUC, log loss, accuracy) and/or mse (rating); "
+        "default bce",
     )
     p.add_argument("--sketch-sizes", nargs="+", type=int, default=[2, 4, 8], help="sketch: K")
     p.add_argument("--update-periods", nargs="+", type=int, default=[1, 4], help="sketch: τ")

@@ -21,6 +21,11 @@ as they finish, and the row being run checkpoints through
 :func:`~leanrec.train.stream.run_stream` every ``checkpoint_every`` chunks under
 ``checkpoints/``, so a killed run continues mid-stream and ends with the same rows.
 
+Nothing is written before the inputs are checked (:func:`check_inputs`: the methods, the
+stream, the warm-up, ratings for ``mse``, and every method's model built once), and a run
+directory holding rows of an experiment with other settings is refused
+(:func:`check_resumable`): a bad invocation never touches what an earlier run wrote.
+
 Outputs: ``config.json``, ``warmup_scores.json``, ``rows.json``, ``results.json``, ``table.md``,
 ``auc_vs_bytes.png`` (AUC against end-of-stream embedding bytes, one curve per method over its
 knob) and ``bucket_auc.png`` (AUC per frequency bucket of the colder of user and item, chosen
@@ -31,14 +36,17 @@ its assignment (:func:`~leanrec.search.shared_embedding.artifact.load_stream_mod
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from leanrec.data.errors import DataError
 from leanrec.data.events import Chunk, EventStream
 from leanrec.evaluate.prequential import BUCKETS, PrequentialRecord, event_metrics
 from leanrec.models.stream import build_stream_model
@@ -67,11 +75,30 @@ COLD_BELOW = 2
 TRACE_POINTS = 100
 
 
+RESUMABLE_CHANGES = (
+    "out_dir",
+    "data_dir",
+    "methods",
+    "seeds",
+    "objectives",
+    "curves",
+    "checkpoint_every",
+    "log_every",
+    "num_threads",
+)
+"""Settings a rerun in an existing run directory may change: where things are, which rows to
+run (a rerun adds rows) and how often to checkpoint and log. Any other setting changes what a
+stored row means, so a run directory holding rows refuses it."""
+
+
 def load_stream(experiment: SharedEmbeddingExperiment) -> EventStream:
     """The dataset's events in the experiment's order (``ml-1m`` reads the timestamped
-    ``ml-1m-partial``)."""
+    ``ml-1m-partial``), cut to the first ``max_events`` when it is set."""
     name = DATASETS.get(experiment.dataset, experiment.dataset)
-    return EventStream.from_dataset(name, experiment.data_dir, order=experiment.order)
+    stream = EventStream.from_dataset(name, experiment.data_dir, order=experiment.order)
+    if experiment.max_events is not None and experiment.max_events < len(stream):
+        stream = stream[0 : experiment.max_events]
+    return stream
 
 
 def run_experiment(
@@ -95,12 +122,13 @@ def run_experiment(
     if experiment.num_threads:
         torch.set_num_threads(experiment.num_threads)
     methods = METHODS.resolve(experiment.methods)
-    run = RunDirectory(experiment.out_dir, config=experiment, log=log)
+    check_resumable(experiment)
     if stream is None:
         stream = load_stream(experiment)
     if warmup is None:
         warmup = stream[0 : stream.warmup_size(experiment.warmup_fraction)]
-    distinct = warmup_ids(FIELDS, {f: warmup.ids[f].codes for f in FIELDS})
+    distinct = check_inputs(experiment, methods, warmup)
+    run = RunDirectory(experiment.out_dir, config=experiment, log=log)
     run.log(f"{experiment.dataset}: warm-up of {len(warmup)} events, IDs {distinct}")
     rows = run.rows(ROW_KEY)
     scores = run.rows(ROW_KEY, name="warmup_scores.json")
@@ -121,6 +149,112 @@ def run_experiment(
     _plot(run, summary, experiment)
     artifacts = {p.stem: p for p in sorted(run.path.glob("model_*.pt"))}
     return ExperimentResult("shared_embedding", run, rows.rows, summary, artifacts)
+
+
+# ---------------------------------------------------------------------------------- checks
+def check_inputs(
+    experiment: SharedEmbeddingExperiment,
+    methods: list[SharedEmbeddingMethod],
+    warmup: EventStream,
+) -> dict[str, int]:
+    """Everything that would stop the run part-way, checked before anything is written.
+
+    Reads the warm-up only (the stream may be behind the test-data guard): a warm-up too short
+    for a validation suffix, ``mse`` on a stream without ratings, a method without knobs, and
+    every method's model and trainer built once (an unknown base model, a model option it does
+    not have, a table optimiser the model or the method's tables cannot use).
+
+    Returns:
+        Distinct IDs per field in the warm-up (what size grids are shares of).
+
+    Raises:
+        DataError: the stream cannot serve the experiment (too short, no ratings).
+        ValueError: a setting no method or model can run with (the method is named).
+    """
+    plan = warmup.plan(
+        size=experiment.chunk_size, warmup_fraction=1 - experiment.validation_fraction
+    )
+    if not any(not c.warmup for c in plan) or not any(c.warmup for c in plan):
+        raise DataError(
+            f"{warmup.name!r}: the warm-up ({len(warmup)} events, warmup_fraction "
+            f"{experiment.warmup_fraction:g}) is too short to split into a training prefix and "
+            f"a validation suffix (validation_fraction {experiment.validation_fraction:g}) of "
+            f"chunks of {experiment.chunk_size} events; use a longer stream (max_events), a "
+            "larger warmup_fraction or a smaller chunk_size"
+        )
+    if "mse" in experiment.objectives and warmup.rating is None:
+        raise DataError(
+            f"{warmup.name!r} has no ratings, so objective 'mse' has no target; its events "
+            "have labels only: use objective 'bce' (CLI: --objectives bce)"
+        )
+    distinct = warmup_ids(FIELDS, {f: warmup.ids[f].codes for f in FIELDS})
+    seed = experiment.seeds[0] if experiment.seeds else 0
+    for method in methods:
+        knobs = method.knobs(dataclasses.asdict(experiment))
+        if not knobs:
+            raise ValueError(f"method {method.name!r} has an empty knob grid")
+        try:
+            for objective in experiment.objectives:
+                _build(experiment, distinct, method, knobs[0], seed, objective)
+        except (ValueError, TypeError, KeyError) as error:
+            message = error.args[0] if error.args else repr(error)
+            raise ValueError(
+                f"method {method.name!r} on base model {experiment.model!r}: {message}"
+            ) from error
+    return distinct
+
+
+def check_resumable(experiment: SharedEmbeddingExperiment) -> None:
+    """Refuse to resume in a run directory whose rows were run with other settings.
+
+    A rerun may only change :data:`RESUMABLE_CHANGES`; a stored row with another stream,
+    model, grid, agent or trainer would be skipped as done and mixed into the new table.
+    Reads ``config.json``, ``rows.json`` and ``warmup_scores.json``; writes nothing.
+
+    Raises:
+        ValueError: the directory holds rows and its ``config.json`` differs (the settings and
+            both values are named), or that file cannot be read.
+    """
+    path = Path(experiment.out_dir)
+    stored_rows = [name for name in ("rows.json", "warmup_scores.json") if _has_rows(path / name)]
+    config_path = path / "config.json"
+    if not stored_rows or not config_path.is_file():
+        return
+    try:
+        stored = json.loads(config_path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"{config_path}: cannot read the settings of the run that wrote {stored_rows} "
+            f"({error}); resume with a readable config.json or choose another output directory"
+        ) from error
+    current = jsonable(experiment)
+    defaults = jsonable(SharedEmbeddingExperiment())
+    changed = []
+    for name, value in current.items():
+        if name in RESUMABLE_CHANGES:
+            continue
+        before = stored.get(name, defaults.get(name))
+        if isinstance(before, dict) and isinstance(defaults.get(name), dict):
+            before = {**defaults[name], **before}  # fields added since that run: defaults
+        if before != value:
+            changed.append(f"{name} {json.dumps(before)} -> {json.dumps(value)}")
+    if changed:
+        raise ValueError(
+            f"{path} holds rows ({', '.join(stored_rows)}) of a run with other settings: "
+            f"{'; '.join(changed)}. Resume it with its own settings (its config.json), or "
+            "write to another output directory (--out); nothing was written"
+        )
+
+
+def _has_rows(path: Path) -> bool:
+    """Whether ``path`` is a row file holding at least one row (a torn or foreign file counts:
+    it is not ours to overwrite)."""
+    if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text()) != []
+    except (OSError, json.JSONDecodeError):
+        return True
 
 
 # ---------------------------------------------------------------------------------- one model
@@ -164,8 +298,6 @@ def _choose(
     plan = warmup.plan(
         size=experiment.chunk_size, warmup_fraction=1 - experiment.validation_fraction
     )
-    if all(c.warmup for c in plan):
-        raise ValueError("the warm-up is too short to hold a validation suffix")
     best: tuple[float, float] | None = None
     for knob in knobs:
         key = {"objective": objective, "method": method.name, "knob": knob, "seed": seed}
@@ -246,6 +378,7 @@ def _run_row(
             "total": summary["total"],
             "cold": cold,
             "buckets": summary["buckets"]["either"],
+            "buckets_by_view": summary["buckets"],
             "bytes": report,
             "max_embedding_bytes": max(b for b in trace["bytes"] if b is not None),
             "bytes_trace": {"events": trace["events"][::step], "bytes": trace["bytes"][::step]},
@@ -413,7 +546,10 @@ def _plot(
 
 __all__ = [
     "DATASETS",
+    "RESUMABLE_CHANGES",
     "ROW_KEY",
+    "check_inputs",
+    "check_resumable",
     "load_stream",
     "markdown_table",
     "run_experiment",
