@@ -98,7 +98,9 @@ def test_from_table_csv(tmp_path: Path) -> None:
         EventStream.from_table(path, {"user": "who", "item": "what", "rating": "stars"})
     with pytest.raises(DataError, match="no label"):
         EventStream.from_table(path, {"user": "who", "item": "what", "timestamp": "when"})
-    with pytest.raises(DataError, match=r"must be 0 or 1.*data row 1"):
+    with pytest.raises(
+        DataError, match=r"events.csv, line 2: label column 'stars' must be 0 or 1, found 5$"
+    ):
         EventStream.from_table(path, columns, label_column="stars")
 
 

@@ -47,7 +47,7 @@ import pandas as pd
 from leanrec.data.errors import DataError
 from leanrec.data.interactions import Interactions
 from leanrec.data.loaders.ctr import CTRTable
-from leanrec.data.loaders.tabular import load_table
+from leanrec.data.loaders.tabular import line_of_row, load_table
 
 Order = Literal["time", "file"]
 
@@ -131,6 +131,26 @@ class Chunk:
     @property
     def slice(self) -> slice:
         return slice(self.start, self.stop)
+
+
+def _label_column(
+    path: str | Path, columns: Mapping[str, str], label_column: str, sep: str | None, name: str
+) -> np.ndarray:
+    """The 0/1 label column of a table as float32 ``(n,)``, read like a rating column; its
+    errors (a value that is no number: file and line) speak of the label column."""
+    roles = {"user": columns["user"], "item": columns["item"], "rating": label_column}
+    try:
+        values = load_table(path, roles, sep=sep, name=name).ratings
+    except DataError as error:
+        where = "" if error.path is None else f"{error.path}"
+        where += "" if error.line is None else f", line {error.line}"
+        message = str(error).removeprefix(f"{where}: " if where else "")
+        message = message.replace(
+            f"rating column {label_column!r}", f"label column {label_column!r}"
+        )
+        raise DataError(message, path=error.path, line=error.line) from None
+    assert values is not None  # load_table returns the "rating" role it was given
+    return values
 
 
 def _ranges(bounds: np.ndarray) -> list[tuple[int, int]]:
@@ -343,16 +363,16 @@ class EventStream:
             )
         data = load_table(path, columns, sep=sep, name=stream_name)
         if label_column is not None:
-            label_roles = {"user": columns["user"], "item": columns["item"], "rating": label_column}
-            label_values = load_table(path, label_roles, sep=sep, name=stream_name).ratings
-            assert label_values is not None  # load_table returns the "rating" role it was given
+            label_values = _label_column(path, columns, label_column, sep, stream_name)
             bad = (label_values != 0) & (label_values != 1)
             if bad.any():
                 row = int(np.argmax(bad))
+                line = line_of_row(path, row, sep)
                 raise DataError(
-                    f"label column {label_column!r} must be 0 or 1, found {label_values[row]!r} "
-                    f"(data row {row + 1} after the header)",
+                    f"label column {label_column!r} must be 0 or 1, found "
+                    f"{float(label_values[row]):g}" + ("" if line else f" (data row {row})"),
                     path=path,
+                    line=line,
                 )
             labels = label_values
         elif data.ratings is not None:

@@ -209,6 +209,15 @@ def _read_text(path: Path, separator: str, wanted: list[str]) -> pd.DataFrame:
     return frame
 
 
+def line_of_row(path: str | Path, row: int, sep: str | None = None) -> int | None:
+    """1-based line of data row ``row`` (0-based, after the header) of a text table read by
+    :func:`load_table`, for error messages; None for a Parquet file (it has no lines)."""
+    p = Path(path)
+    if p.suffix.lower() in _PARQUET_SUFFIXES:
+        return None
+    return _data_line_of_row(p, sep if sep is not None else _guess_separator(p), row)
+
+
 class _RowLocator:
     """Where data row ``row`` (0-based) of a table is, for error messages: its line in a text
     file (:meth:`__call__`, the keyword arguments of :class:`DataError`), its row number in a
@@ -249,7 +258,11 @@ def _timestamps(frame: pd.DataFrame, column: str, locate: _RowLocator) -> np.nda
     if pd.api.types.is_datetime64_any_dtype(raw_time) or pd.api.types.is_numeric_dtype(raw_time):
         parsed = raw_time
     else:
-        parsed = pd.to_datetime(raw_time, errors="coerce", format="mixed", utc=True)
+        # Text: numbers among which a bad value made the column text, or date/time text.
+        # Whichever reading fits more values is the column's, so the value named is the bad one.
+        as_number = pd.to_numeric(raw_time, errors="coerce")
+        as_date = pd.to_datetime(raw_time, errors="coerce", format="mixed", utc=True)
+        parsed = as_number if as_number.notna().sum() >= as_date.notna().sum() else as_date
     bad_time = parsed.isna().to_numpy()
     if bad_time.any():
         row = int(np.argmax(bad_time))
