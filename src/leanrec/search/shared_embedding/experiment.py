@@ -197,7 +197,12 @@ def check_inputs(
             for objective in experiment.objectives:
                 _build(experiment, distinct, method, knobs[0], seed, objective)
         except (ValueError, TypeError, KeyError) as error:
-            message = error.args[0] if error.args else repr(error)
+            message = str(error.args[0] if error.args else repr(error))
+            if "row optimisers" in message:  # NeuMF, or tables that are no GrowingEmbedding
+                message += (
+                    "; the table optimisers 'adagrad' (the default) and 'adam' work with every "
+                    "base model and table (--trainer_table_optimizer adagrad)"
+                )
             raise ValueError(
                 f"method {method.name!r} on base model {experiment.model!r}: {message}"
             ) from error
@@ -388,8 +393,10 @@ def _run_row(
             "seconds": time.perf_counter() - began,
         }
     )
-    auc = summary["total"]["auc"]
-    run.log(f"{tag}: AUC {auc if auc is None else round(auc, 4)}, {report['embedding']} bytes")
+    metric = "auc" if objective == "bce" else "mse"
+    value = summary["total"][metric]
+    shown = value if value is None else round(value, 4)
+    run.log(f"{tag}: {metric.upper()} {shown}, {report['embedding']} bytes")
     shutil.rmtree(checkpoints, ignore_errors=True)
 
 
