@@ -1,0 +1,225 @@
+"""The controller and its baselines as method objects sharing one small interface.
+
+A method names the tower a run starts from and, per run, builds a :class:`SessionDecider`:
+at the start of every session (after its first chunk is predicted) ``decide`` sees the
+:class:`~leanrec.search.adaptive.policy.SessionObservation` and returns a :class:`Decision`
+(a change of the tower, a reset, or nothing); at the session's end ``learn`` gets the
+session's reward. The experiment is a loop over ``METHODS.resolve(names)``.
+
+- ``fixed_small`` (64-32), ``fixed_medium`` (200-80, DeepFM's default), ``fixed_large``
+  (512-256-128, the largest the controller may reach): never change;
+- ``always_grow``: ``+n`` units on every layer every session (progressive / expandable
+  networks), up to the width limit;
+- ``retrain_medium``: the 200-80 tower re-initialised from scratch at every session start (the
+  embedding tables keep what they learnt: the shaped part is what is retrained);
+- ``loss_threshold``: the DEN-style rule without learning: +32 units per layer when the first
+  chunk's loss rose by more than ``loss_threshold`` (relative) over the previous session's,
+  −16 per layer when it fell by more than that;
+- ``adaptive``: the controller (:class:`~leanrec.search.adaptive.policy.Controller`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from leanrec.runner.registry import Registry
+from leanrec.search.adaptive.config import AdaptiveConfig, AdaptiveExperiment
+from leanrec.search.adaptive.policy import Controller, SessionObservation
+from leanrec.search.adaptive.tower import ArchitectureChange
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a method does at a session's start: ``change`` the tower (None: keep it), or
+    ``reset`` it (re-initialise at its widths)."""
+
+    change: ArchitectureChange | None = None
+    reset: bool = False
+
+
+class SessionDecider(Protocol):
+    """One run's decision-maker."""
+
+    def decide(self, observation: SessionObservation) -> Decision: ...
+
+    def learn(self, reward: float) -> dict[str, float]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class AdaptiveMethod(Protocol):
+    """A registered method: its name, whether ``λ`` changes it, its starting tower and its
+    per-run decider."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def uses_penalty(self) -> bool: ...
+
+    def initial_widths(self, experiment: AdaptiveExperiment) -> tuple[int, ...]: ...
+
+    def decider(self, experiment: AdaptiveExperiment, config: AdaptiveConfig) -> SessionDecider: ...
+
+
+class _Stateless:
+    """A decider without learning or state."""
+
+    def learn(self, reward: float) -> dict[str, float]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class _Keep(_Stateless):
+    def decide(self, observation: SessionObservation) -> Decision:
+        return Decision()
+
+
+@dataclass(frozen=True)
+class FixedTower:
+    """The same tower for the whole stream."""
+
+    name: str
+    widths: tuple[int, ...]
+    uses_penalty: bool = False
+
+    def initial_widths(self, experiment: AdaptiveExperiment) -> tuple[int, ...]:
+        return self.widths
+
+    def decider(self, experiment: AdaptiveExperiment, config: AdaptiveConfig) -> SessionDecider:
+        return _Keep()
+
+
+class _Grow(_Stateless):
+    def __init__(self, units: int) -> None:
+        self.units = units
+
+    def decide(self, observation: SessionObservation) -> Decision:
+        return Decision(ArchitectureChange((self.units,) * len(observation.widths)))
+
+
+@dataclass(frozen=True)
+class AlwaysGrow:
+    """``+n`` units (``AdaptiveExperiment.grow_units``) per layer every session, from 200-80."""
+
+    name: str = "always_grow"
+    uses_penalty: bool = False
+
+    def initial_widths(self, experiment: AdaptiveExperiment) -> tuple[int, ...]:
+        return MEDIUM
+
+    def decider(self, experiment: AdaptiveExperiment, config: AdaptiveConfig) -> SessionDecider:
+        return _Grow(experiment.grow_units)
+
+
+class _Reset(_Stateless):
+    def decide(self, observation: SessionObservation) -> Decision:
+        return Decision(reset=True)
+
+
+@dataclass(frozen=True)
+class RetrainMedium:
+    """The 200-80 tower re-initialised at every session start."""
+
+    name: str = "retrain_medium"
+    uses_penalty: bool = False
+
+    def initial_widths(self, experiment: AdaptiveExperiment) -> tuple[int, ...]:
+        return MEDIUM
+
+    def decider(self, experiment: AdaptiveExperiment, config: AdaptiveConfig) -> SessionDecider:
+        return _Reset()
+
+
+class _Threshold(_Stateless):
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+
+    def decide(self, observation: SessionObservation) -> Decision:
+        depth = len(observation.widths)
+        rise = (observation.first_loss - observation.previous_loss) / max(
+            observation.previous_loss, 1e-12
+        )
+        if rise > self.threshold:
+            return Decision(ArchitectureChange((32,) * depth))
+        if rise < -self.threshold:
+            return Decision(ArchitectureChange((-16,) * depth))
+        return Decision()
+
+
+@dataclass(frozen=True)
+class LossThreshold:
+    """Grow when the session's first-chunk loss rises, prune when it falls (no learning)."""
+
+    name: str = "loss_threshold"
+    uses_penalty: bool = False
+
+    def initial_widths(self, experiment: AdaptiveExperiment) -> tuple[int, ...]:
+        return MEDIUM
+
+    def decider(self, experiment: AdaptiveExperiment, config: AdaptiveConfig) -> SessionDecider:
+        return _Threshold(experiment.loss_threshold)
+
+
+class _Controlled:
+    def __init__(self, config: AdaptiveConfig) -> None:
+        self.controller = Controller(config)
+
+    def decide(self, observation: SessionObservation) -> Decision:
+        return Decision(self.controller.decide(observation))
+
+    def learn(self, reward: float) -> dict[str, float]:
+        return self.controller.learn(reward)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.controller.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.controller.load_state_dict(state)
+
+
+@dataclass(frozen=True)
+class AdaptiveController:
+    """The RCL-style controller, starting from ``AdaptiveConfig.initial_widths``."""
+
+    name: str = "adaptive"
+    uses_penalty: bool = True
+
+    def initial_widths(self, experiment: AdaptiveExperiment) -> tuple[int, ...]:
+        return experiment.controller.initial_widths
+
+    def decider(self, experiment: AdaptiveExperiment, config: AdaptiveConfig) -> SessionDecider:
+        return _Controlled(config)
+
+
+SMALL: tuple[int, ...] = (64, 32)
+MEDIUM: tuple[int, ...] = (200, 80)
+LARGE: tuple[int, ...] = (512, 256, 128)
+
+METHODS: Registry[AdaptiveMethod] = Registry("adaptive-architecture method")
+"""Every method the experiment can run, in the default table order."""
+METHODS.add(FixedTower("fixed_small", SMALL))
+METHODS.add(FixedTower("fixed_medium", MEDIUM))
+METHODS.add(FixedTower("fixed_large", LARGE))
+METHODS.add(AlwaysGrow())
+METHODS.add(RetrainMedium())
+METHODS.add(LossThreshold())
+METHODS.add(AdaptiveController())
+
+__all__ = [
+    "LARGE",
+    "MEDIUM",
+    "METHODS",
+    "SMALL",
+    "AdaptiveMethod",
+    "Decision",
+    "SessionDecider",
+]

@@ -1,0 +1,205 @@
+"""Configuration of the adaptive-architecture controller and of its experiment.
+
+The position paper (Rafailidis & Antaris, "Adaptive Neural Architectures for Recommender
+Systems") names the problem, not an algorithm; the controller follows Reinforced Continual
+Learning (RCL, Xu & Zhu, NeurIPS 2018): an LSTM that emits one width change per hidden layer
+and a depth change, trained by REINFORCE with a learned value baseline, rewarded by accuracy
+minus a size penalty. Where RCL is silent or does not fit a stream (it trains tens of children
+per task) the default is a choice, given with its reason here and discussed in
+``docs/design/adaptive.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from leanrec.options import check_literals
+from leanrec.train.stream import StreamTrainerConfig
+
+WIDTH_DELTAS: tuple[int, ...] = (-32, -16, 0, 16, 32)
+"""Per-layer width changes the controller chooses from (units)."""
+DEPTH_DELTAS: tuple[int, ...] = (-1, 0, 1)
+"""Depth changes: remove the last hidden layer, keep the depth, add a layer at the end."""
+
+DEFAULT_METHODS: tuple[str, ...] = (
+    "fixed_small",
+    "fixed_medium",
+    "fixed_large",
+    "always_grow",
+    "retrain_medium",
+    "loss_threshold",
+    "adaptive",
+)
+"""Every method, in the order of :data:`~leanrec.search.adaptive.baselines.METHODS`."""
+
+
+@dataclass
+class AdaptiveConfig:
+    """The controller (RCL-style LSTM policy and value network) and the limits it acts in."""
+
+    hidden_size: int = 32
+    """LSTM hidden size (RCL uses 100 for a far larger action space; a dozen state features and
+    four decisions need less, and a small controller learns faster from 20-30 sessions)."""
+    value_hidden: int = 32
+    """Hidden width of the value network ``V(s)`` (one hidden layer)."""
+    min_width: int = 16
+    """Narrowest hidden layer (the smallest width change: a layer is never emptied)."""
+    max_width: int = 512
+    """Widest hidden layer (fixed-large's first layer: the controller cannot outgrow it)."""
+    max_depth: int = 3
+    """Most hidden layers (fixed-large's depth)."""
+    min_depth: int = 1
+    """Fewest hidden layers (at least one non-linear layer above the FM part)."""
+    initial_widths: tuple[int, ...] = (200, 80)
+    """The tower the controller starts from: DeepFM's default (fixed-medium)."""
+    policy_learning_rate: float = 1e-2
+    """Adam step size of the LSTM policy (RCL: 1e-3 over many children per task; one
+    decision per session is a few dozen updates in a whole stream, so larger)."""
+    value_learning_rate: float = 1e-2
+    """Adam step size of the value network."""
+    value_steps: int = 20
+    """Value-network steps after each session, on every (state, reward) seen so far (cheap:
+    a few dozen rows), so the baseline tracks the drifting accuracy level."""
+    entropy_bonus: float = 0.01
+    """``β``: entropy weight in the policy loss (keeps some exploration over the stream)."""
+    keep_prior: float = 2.0
+    """Starting logit of "no change" (width 0, depth 0) above the others (0): the controller
+    starts by keeping the architecture about half the time, so early sessions do not random-
+    walk the widths before it has learnt anything."""
+    advantage_clip: float = 3.0
+    """Advantages are divided by their running standard deviation and clipped to ``±clip``:
+    AUC moves by thousandths, so the raw advantage would barely move the policy."""
+    penalty: float = 0.02
+    """``λ`` of the reward ``R = AUC − λ · p`` (``p``: shaped parameters over fixed-large's).
+    The experiment fixes it per seed on the warm-up sessions (``lambda_grid``)."""
+    protection: Literal["none", "freeze", "ewc"] = "none"
+    """Forgetting protection after a change: ``none`` (plain fine-tuning), ``freeze`` (units
+    that existed before the change keep their weights for ``freeze_steps`` steps, at most to
+    the session's end), ``ewc`` (penalty ``ewc_strength · Σ F_i (θ_i − θ*_i)²``, Fisher
+    ``F`` from the previous session's last chunk)."""
+    freeze_steps: int = 200
+    """Optimiser steps old units stay frozen under ``freeze`` (a fifth of an ML-1M session)."""
+    ewc_strength: float = 100.0
+    """``λ_EWC``: the weight of the EWC penalty (squared gradients of a BCE are small)."""
+    fisher_events: int = 512
+    """Events of the previous session's end on which the EWC Fisher is estimated."""
+    seed: int = 0
+    """Seeds the controller's networks and action sampling (the experiment sets it per seed)."""
+
+    def __post_init__(self) -> None:
+        check_literals(self)
+        if not 1 <= self.min_width <= self.max_width:
+            raise ValueError(f"need 1 <= min_width <= max_width, got {self.min_width}, "
+                             f"{self.max_width}")  # fmt: skip
+        if not 1 <= self.min_depth <= self.max_depth:
+            raise ValueError(f"need 1 <= min_depth <= max_depth, got {self.min_depth}, "
+                             f"{self.max_depth}")  # fmt: skip
+        self.initial_widths = tuple(int(w) for w in self.initial_widths)
+        check_widths(self.initial_widths, self, "initial_widths")
+        if self.penalty < 0 or self.freeze_steps < 0 or self.ewc_strength < 0:
+            raise ValueError("penalty, freeze_steps and ewc_strength must be >= 0")
+
+
+def check_widths(widths: tuple[int, ...], config: AdaptiveConfig, what: str = "widths") -> None:
+    """Raise ``ValueError`` naming ``what`` when ``widths`` break the controller's limits."""
+    if not config.min_depth <= len(widths) <= config.max_depth:
+        raise ValueError(f"{what} {widths}: depth must be in {config.min_depth}.."
+                         f"{config.max_depth}")  # fmt: skip
+    bad = [w for w in widths if not config.min_width <= w <= config.max_width]
+    if bad:
+        raise ValueError(f"{what} {widths}: widths must be in {config.min_width}.."
+                         f"{config.max_width}")  # fmt: skip
+
+
+def default_trainer() -> StreamTrainerConfig:
+    """The base model's training, as the shared-embedding experiment's (Adagrad 0.1 on the
+    tables, Adam 3e-4 on the dense part, batches of 64, one pass per chunk: chosen on the
+    ML-1M warm-up for DeepFM), the same for every method."""
+    return StreamTrainerConfig(
+        objective="bce",
+        learning_rate=3e-4,
+        table_learning_rate=0.1,
+        table_optimizer="adagrad",
+        passes=1,
+        batch_size=64,
+    )
+
+
+@dataclass
+class AdaptiveExperiment:
+    """Every method on one stream cut into sessions; prequential figures per session."""
+
+    dataset: str = "ml-1m-partial"
+    """Registry dataset streamed in time order (``ml-1m-partial``: ML-1M with timestamps)."""
+    data_dir: str | None = None
+    """Where the datasets are (None: the registry's default)."""
+    out_dir: str = "runs/adaptive-ml-1m-partial"
+    """The run directory (an existing one is resumed)."""
+    model: str = "deepfm"
+    """Base model whose deep tower is shaped (``deepfm`` or ``dnn``)."""
+    embedding_dim: int = 16
+    """``d`` of every ID vector (16: the stream protocol's constant)."""
+    init_std: float = 0.01
+    """Std of new embedding rows (the shared-embedding experiment's choice on ML-1M)."""
+    sessions: int = 20
+    """Evaluated sessions of equal event counts after the warm-up (weeks of ML-1M are very
+    unequal: most hold under 1,000 events)."""
+    session_by: Literal["events", "week"] = "events"
+    """``events``: ``sessions`` equal parts; ``week``: calendar weeks (Monday-Sunday, UTC)."""
+    warmup_fraction: float = 0.2
+    """Leading share of the stream used for training and every choice; never reported."""
+    warmup_sessions: int = 4
+    """Equal parts of the warm-up: the first is only learnt, the others are scored like
+    evaluated sessions, pretrain the controller and choose ``λ``."""
+    chunk_size: int = 1000
+    """Events per prequential chunk inside a session (predict, then learn)."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Seeds vary the initialisation and the controller, never the stream."""
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    """Methods to run, names of :data:`~leanrec.search.adaptive.baselines.METHODS`."""
+    lambda_grid: tuple[float, ...] = (0.0, 0.005, 0.02, 0.05)
+    """``λ`` values tried on the warm-up sessions (and run in full with ``sweep``)."""
+    auc_tolerance: float = 0.005
+    """The headline ``λ`` is the largest whose warm-up AUC is within this relative gap of
+    fixed-large's warm-up AUC (0.5%: the accuracy the adaptive model must keep)."""
+    sweep: bool = True
+    """Run every ``λ`` of the grid over the whole stream (the accuracy-size curve; chooses
+    nothing); False: only the headline ``λ``."""
+    grow_units: int = 16
+    """``n`` of always-grow: units added to every layer every session."""
+    loss_threshold: float = 0.02
+    """Relative change of the first-chunk loss against the previous session's loss above
+    which the loss-threshold rule grows (rise) or prunes (fall)."""
+    controller: AdaptiveConfig = field(default_factory=AdaptiveConfig)
+    """The controller (``seed`` is set per seed, ``penalty`` per ``λ``)."""
+    trainer: StreamTrainerConfig = field(default_factory=default_trainer)
+    """The base model's training, the same for every method."""
+    log_every: int = 5
+    """A progress line every this many sessions."""
+    num_threads: int = 1
+    """torch intra-op threads (0: leave torch's default)."""
+
+    def __post_init__(self) -> None:
+        check_literals(self)
+        if self.sessions < 1 or self.warmup_sessions < 2 or self.chunk_size < 1:
+            raise ValueError("need sessions >= 1, warmup_sessions >= 2 and chunk_size >= 1")
+        if not 0.0 < self.warmup_fraction < 1.0:
+            raise ValueError(f"warmup_fraction must be in (0, 1), got {self.warmup_fraction}")
+        if not self.lambda_grid or any(v < 0 for v in self.lambda_grid):
+            raise ValueError(f"lambda_grid must hold values >= 0, got {self.lambda_grid}")
+        if self.model not in ("deepfm", "dnn"):
+            raise ValueError(f"model must be 'deepfm' or 'dnn' (a deep tower), got {self.model!r}")
+        if self.trainer.objective != "bce":
+            raise ValueError("the adaptive experiment scores AUC: trainer objective must be 'bce'")
+
+
+__all__ = [
+    "DEFAULT_METHODS",
+    "DEPTH_DELTAS",
+    "WIDTH_DELTAS",
+    "AdaptiveConfig",
+    "AdaptiveExperiment",
+    "check_widths",
+    "default_trainer",
+]

@@ -1,0 +1,449 @@
+"""The adaptive architecture against its baselines on one stream cut into sessions.
+
+``leanrec experiment adaptive --dataset ml-1m-partial``. For every seed:
+
+1. **Warm-up only: the headline λ.** Fixed-large and the controller at every ``λ`` of
+   ``lambda_grid`` run over the warm-up's sessions alone (the first only learnt, the others
+   scored prequentially; ``warmup_scores.json``). The headline ``λ`` is the largest whose
+   warm-up AUC is within ``auc_tolerance`` (relative) of fixed-large's: the most frugal
+   controller that keeps fixed-large's accuracy where it can be checked without the evaluated
+   stream. When none is, the ``λ`` of the best warm-up AUC.
+2. **The evaluated stream**, inside :func:`~leanrec.runner.final.final_evaluation`: every
+   method runs the whole stream, warm-up sessions first (the controller acts and learns there:
+   its pretraining), then the evaluated sessions, each decided at its start and scored
+   prequentially. With ``sweep`` the controller also runs at every other ``λ`` of the grid
+   (the accuracy-size curve; it chooses nothing).
+
+Rows (``rows.json``) are keyed ``(method, penalty, seed)`` (``penalty`` is ``λ``; None for the
+methods it does not change) and hold per evaluated session the AUC, log loss, the tower's
+widths and parameter count, the whole model's bytes, the decision and its seconds. A running
+row checkpoints after every session under ``checkpoints/``; a killed run resumes there and ends
+with the same rows.
+
+Outputs: ``config.json``, ``warmup_scores.json``, ``rows.json``, ``results.json``,
+``table.md``, ``auc_vs_parameters.png`` (the accuracy-size plane: every method, the ``λ``
+sweep, the line through fixed-small and fixed-large), ``sessions.png`` (AUC and parameters per
+session of each method), ``choices.png`` (the controller's widths per session); artefact:
+``model_adaptive.pt``, the first seed's adaptive model at its headline ``λ`` after the last
+session (:func:`leanrec.models.load_model`).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from leanrec.data.events import EventStream
+from leanrec.evaluate.prequential import event_metrics
+from leanrec.models.stream_io import save_stream_model
+from leanrec.runner.final import final_evaluation
+from leanrec.runner.rundir import Log, RowStore, RunDirectory, jsonable
+from leanrec.search.adaptive.baselines import METHODS, AdaptiveMethod
+from leanrec.search.adaptive.config import AdaptiveExperiment
+from leanrec.search.adaptive.session import RunResult, run_sessions, session_plan
+from leanrec.search.adaptive.tower import FIELDS, reference_parameters, tower_of, widths_of
+from leanrec.search.base import ExperimentResult
+
+DATASETS = {"ml-1m": "ml-1m-partial", "ml-1m-partial": "ml-1m-partial", "ml-100k": "ml-100k"}
+"""Dataset names the experiment accepts besides any registry name (``ml-1m``: its
+timestamped copy)."""
+
+ROW_KEY = ("method", "penalty", "seed")
+MODEL_ARTIFACT = "model_adaptive.pt"
+
+
+def load_stream(experiment: AdaptiveExperiment) -> EventStream:
+    """The dataset's events in time order (``ml-1m`` reads the timestamped copy)."""
+    name = DATASETS.get(experiment.dataset, experiment.dataset)
+    return EventStream.from_dataset(name, experiment.data_dir, order="time")
+
+
+def run_experiment(
+    experiment: AdaptiveExperiment,
+    log: Log = print,
+    stream: EventStream | None = None,
+    warmup: EventStream | None = None,
+) -> ExperimentResult:
+    """Run (or resume) every row of ``experiment`` in ``experiment.out_dir``.
+
+    Args:
+        stream: replaces the registry dataset (e.g. a synthetic stream in tests).
+        warmup: the warm-up prefix ``stream[0:W]`` (default: cut from ``stream``). Give it
+            when ``stream`` is behind :func:`~leanrec.runner.final.guard_test_data`: every
+            choice reads the warm-up alone; the whole stream is read only in the final
+            evaluation.
+
+    Returns:
+        The rows, the summary (``results.json``) and the adaptive model as artefact.
+    """
+    if experiment.num_threads:
+        torch.set_num_threads(experiment.num_threads)
+    methods = METHODS.resolve(experiment.methods)
+    run = RunDirectory(experiment.out_dir, config=experiment, log=log)
+    if stream is None:
+        stream = load_stream(experiment)
+    if warmup is None:
+        warmup = stream[0 : stream.warmup_size(experiment.warmup_fraction)]
+    reference = reference_parameters(experiment)
+    run.log(f"{experiment.dataset}: warm-up of {len(warmup)} events in "
+            f"{experiment.warmup_sessions} sessions; fixed-large tower {reference} "
+            "parameters")  # fmt: skip
+    rows = run.rows(ROW_KEY)
+    scores = run.rows(ROW_KEY, name="warmup_scores.json")
+    for seed in experiment.seeds:
+        chosen = None
+        if any(m.uses_penalty for m in methods):
+            chosen = _choose_penalty(experiment, run, scores, warmup, seed, reference)
+        for method in methods:
+            penalties: tuple[float | None, ...] = (None,)
+            if method.uses_penalty:
+                penalties = experiment.lambda_grid if experiment.sweep else (chosen,)
+            for penalty in penalties:
+                if not rows.has(method=method.name, penalty=penalty, seed=seed):
+                    _run_row(experiment, run, rows, stream, len(warmup), method, penalty,
+                             seed, chosen, reference)  # fmt: skip
+    summary = summarise(rows.rows, experiment)
+    run.write_results(summary)
+    run.write_table(markdown_table(summary))
+    _plot(run, summary, rows.rows, experiment)
+    artifacts = {p.stem: p for p in sorted(run.path.glob("model_*.pt"))}
+    return ExperimentResult("adaptive", run, rows.rows, summary, artifacts)
+
+
+# ---------------------------------------------------------------------------------- warm-up
+def _warmup_score(
+    experiment: AdaptiveExperiment,
+    run: RunDirectory,
+    scores: RowStore,
+    warmup: EventStream,
+    method: AdaptiveMethod,
+    penalty: float | None,
+    seed: int,
+    reference: int,
+) -> dict[str, Any]:
+    """The warm-up run of one method (cached in ``warmup_scores.json``): pooled AUC over the
+    scored warm-up sessions and the mean parameter share."""
+    key = {"method": method.name, "penalty": penalty, "seed": seed}
+    row = scores.get(**key)
+    if row is not None:
+        return row
+    sessions, plan = session_plan(experiment, warmup, len(warmup), evaluated=False)
+    result = run_sessions(experiment, warmup, sessions, plan, method, penalty or 0.0, seed,
+                          reference)  # fmt: skip
+    total = result.record.metrics()
+    scored = [r for r in result.sessions if r["auc"] is not None]
+    row = {
+        **key,
+        "auc": total["auc"],
+        "log_loss": total["log_loss"],
+        "parameter_share": float(np.mean([r["parameter_share"] for r in scored]))
+        if scored else None,
+        "widths": [r["widths"] for r in result.sessions],
+    }  # fmt: skip
+    scores.add(row)
+    run.log(f"warm-up {method.name} λ={penalty} seed {seed}: AUC {_round(total['auc'])}, "
+            f"parameter share {_round(row['parameter_share'])}")  # fmt: skip
+    return row
+
+
+def _choose_penalty(
+    experiment: AdaptiveExperiment,
+    run: RunDirectory,
+    scores: RowStore,
+    warmup: EventStream,
+    seed: int,
+    reference: int,
+) -> float:
+    """The headline ``λ`` of ``seed`` (see the module docstring), from the warm-up alone."""
+    large = _warmup_score(experiment, run, scores, warmup, METHODS["fixed_large"], None, seed,
+                          reference)  # fmt: skip
+    adaptive = METHODS["adaptive"]
+    tried = []
+    for penalty in experiment.lambda_grid:
+        score = _warmup_score(experiment, run, scores, warmup, adaptive, penalty, seed, reference)
+        tried.append((penalty, score["auc"] or 0.0))
+    floor = (1.0 - experiment.auc_tolerance) * (large["auc"] or 0.0)
+    keeping = [p for p, auc in tried if auc >= floor]
+    chosen = max(keeping) if keeping else max(tried, key=lambda t: t[1])[0]
+    run.log(f"seed {seed}: headline λ = {chosen:g} (fixed-large warm-up AUC "
+            f"{_round(large['auc'])}, floor {floor:.4f})")  # fmt: skip
+    return chosen
+
+
+# ---------------------------------------------------------------------------------- one row
+def _run_row(
+    experiment: AdaptiveExperiment,
+    run: RunDirectory,
+    rows: RowStore,
+    stream: EventStream,
+    warmup_size: int,
+    method: AdaptiveMethod,
+    penalty: float | None,
+    seed: int,
+    chosen: float | None,
+    reference: int,
+) -> None:
+    """The whole stream for one (method, λ, seed), session by session; its row."""
+    tag = f"{method.name}-{'none' if penalty is None else f'{penalty:g}'}-seed{seed}"
+    checkpoints = run.file(f"checkpoints/{tag}")
+    run.log(f"{tag}: streaming")
+    began = time.perf_counter()
+
+    def progress(row: dict[str, Any]) -> None:
+        if (row["session"] + 1) % experiment.log_every == 0:
+            run.log(f"{tag}: session {row['session']}, widths {row['widths']}, "
+                    f"AUC {_round(row['auc'])}")  # fmt: skip
+
+    with final_evaluation():
+        sessions, plan = session_plan(experiment, stream, warmup_size, evaluated=True)
+        result = run_sessions(
+            experiment, stream, sessions, plan, method, penalty or 0.0, seed, reference,
+            checkpoint_dir=checkpoints, on_session_end=progress,
+        )  # fmt: skip
+        evaluated = len(stream) - warmup_size
+        data = result.record.arrays()
+        total = event_metrics(
+            data["label"][-evaluated:], data["probability"][-evaluated:],
+            data["rating"][-evaluated:], data["rating_prediction"][-evaluated:],
+        )  # fmt: skip
+        is_chosen = penalty == chosen or not method.uses_penalty
+        if method.name == "adaptive" and is_chosen and seed == experiment.seeds[0]:
+            _save_model(experiment, run, result, stream)
+    row = _row(method, penalty, seed, is_chosen, result, total)
+    row["seconds"] = time.perf_counter() - began
+    rows.add(row)
+    run.log(f"{tag}: AUC {_round(total['auc'])}, mean parameters "
+            f"{row['mean_parameters']:.0f}, end widths {row['end_widths']}")  # fmt: skip
+    shutil.rmtree(checkpoints, ignore_errors=True)
+
+
+def _row(
+    method: AdaptiveMethod,
+    penalty: float | None,
+    seed: int,
+    chosen: bool,
+    result: RunResult,
+    total: dict[str, Any],
+) -> dict[str, Any]:
+    evaluated = [r for r in result.sessions if not r["warmup"]]
+    aucs = [r["auc"] for r in evaluated if r["auc"] is not None]
+    return {
+        "method": method.name,
+        "penalty": penalty,
+        "seed": seed,
+        "chosen": chosen,
+        "total": total,
+        "mean_session_auc": float(np.mean(aucs)) if aucs else None,
+        "mean_parameters": float(np.mean([r["parameters"] for r in evaluated])),
+        "mean_parameter_share": float(np.mean([r["parameter_share"] for r in evaluated])),
+        "end_parameters": evaluated[-1]["parameters"],
+        "end_widths": evaluated[-1]["widths"],
+        "mean_model_bytes": float(np.mean([r["model_bytes"] for r in evaluated])),
+        "end_model_bytes": evaluated[-1]["model_bytes"],
+        "session_seconds": [r["seconds"] for r in evaluated],
+        "sessions": evaluated,
+        "warmup_sessions": [r for r in result.sessions if r["warmup"]],
+    }
+
+
+def _save_model(
+    experiment: AdaptiveExperiment, run: RunDirectory, result: RunResult, stream: EventStream
+) -> None:
+    """``model_adaptive.pt``: the model after the last session, with its raw IDs and its
+    tower's spec, loadable by :func:`leanrec.models.load_model`."""
+    model = result.model
+    sizes = {f: stream.ids[f].n_ids for f in FIELDS}
+    options = {"mlp_dims": list(widths_of(model)), "tower": tower_of(model).spec()}
+    save_stream_model(
+        model, run.file(MODEL_ARTIFACT), name=experiment.model,
+        embedding_dim=experiment.embedding_dim, options=options, objective="bce",
+        rating_offset=None,
+        raw_ids={f: stream.ids[f].raw_ids[: sizes[f]].tolist() for f in FIELDS},
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------- summary
+def _mean_sd(values: list[float | None]) -> dict[str, float | None]:
+    present = np.array([v for v in values if v is not None], dtype=np.float64)
+    if len(present) == 0:
+        return {"mean": None, "sd": None}
+    sd = float(present.std(ddof=1)) if len(present) > 1 else 0.0
+    return {"mean": float(present.mean()), "sd": sd}
+
+
+def _aggregate(members: list[dict[str, Any]], medium: dict[int, float]) -> dict[str, Any]:
+    cost = [
+        float(np.mean(r["session_seconds"])) / medium[r["seed"]]
+        for r in members
+        if r["seed"] in medium and medium[r["seed"]] > 0
+    ]
+    return {
+        "auc": _mean_sd([r["total"]["auc"] for r in members]),
+        "log_loss": _mean_sd([r["total"]["log_loss"] for r in members]),
+        "mean_session_auc": _mean_sd([r["mean_session_auc"] for r in members]),
+        "mean_parameters": _mean_sd([r["mean_parameters"] for r in members]),
+        "mean_parameter_share": _mean_sd([r["mean_parameter_share"] for r in members]),
+        "end_parameters": _mean_sd([r["end_parameters"] for r in members]),
+        "mean_model_bytes": _mean_sd([r["mean_model_bytes"] for r in members]),
+        "session_seconds": _mean_sd([float(np.mean(r["session_seconds"])) for r in members]),
+        "cost_vs_medium": _mean_sd(list(cost)),
+        "end_widths": [r["end_widths"] for r in members],
+        "seeds": sorted(r["seed"] for r in members),
+        "penalties": sorted({r["penalty"] for r in members if r["penalty"] is not None}),
+    }
+
+
+def summarise(rows: list[dict[str, Any]], experiment: AdaptiveExperiment) -> dict[str, Any]:
+    """Mean ± sd over seeds per method at its chosen ``λ`` (the table), per (method, λ) (the
+    sweep), and the comparison of the adaptive model with fixed-large."""
+    medium = {
+        r["seed"]: float(np.mean(r["session_seconds"]))
+        for r in rows
+        if r["method"] == "fixed_medium"
+    }
+    chosen: dict[str, list[dict[str, Any]]] = {}
+    sweep: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["chosen"]:
+            chosen.setdefault(row["method"], []).append(row)
+        if row["penalty"] is not None:
+            sweep.setdefault((row["method"], row["penalty"]), []).append(row)
+    order = [m for m in experiment.methods if m in chosen]
+    table = [{"method": m, **_aggregate(chosen[m], medium)} for m in order]
+    summary: dict[str, Any] = {
+        "dataset": experiment.dataset,
+        "model": experiment.model,
+        "chosen": table,
+        "sweep": [
+            {"method": m, "penalty": p, **_aggregate(members, medium)}
+            for (m, p), members in sorted(sweep.items())
+        ],
+        "rows": len(rows),
+        "config": jsonable(experiment),
+    }
+    cells = {c["method"]: c for c in table}
+    if "adaptive" in cells and "fixed_large" in cells:
+        adaptive, large = cells["adaptive"], cells["fixed_large"]
+        if adaptive["auc"]["mean"] is not None and large["auc"]["mean"]:
+            summary["adaptive_vs_large"] = {
+                "relative_auc_gap": 1.0 - adaptive["auc"]["mean"] / large["auc"]["mean"],
+                "parameter_ratio": adaptive["mean_parameters"]["mean"]
+                / large["mean_parameters"]["mean"],
+            }
+    return summary
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _fmt(stat: dict[str, float | None], digits: int = 4) -> str:
+    if stat["mean"] is None:
+        return "–"
+    if not stat["sd"]:
+        return f"{stat['mean']:.{digits}f}"
+    return f"{stat['mean']:.{digits}f} ± {stat['sd']:.{digits}f}"
+
+
+def markdown_table(summary: dict[str, Any]) -> str:
+    """One line per method at its warm-up-chosen ``λ``."""
+    lines = [
+        f"{summary['dataset']}, {summary['model']}: prequential figures over the evaluated "
+        "sessions (after the warm-up); parameters of the shaped tower, bytes of the whole "
+        "model\n",
+        "| method | λ | AUC | log loss | mean session AUC | mean tower parameters | "
+        "share of fixed-large | mean model bytes | end widths | s/session | cost vs medium |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for cell in summary["chosen"]:
+        penalty = ", ".join(f"{p:g}" for p in cell["penalties"]) or "–"
+        lines.append(
+            f"| {cell['method']} | {penalty} | {_fmt(cell['auc'])} | {_fmt(cell['log_loss'])} | "
+            f"{_fmt(cell['mean_session_auc'])} | {_fmt(cell['mean_parameters'], 0)} | "
+            f"{_fmt(cell['mean_parameter_share'], 3)} | {_fmt(cell['mean_model_bytes'], 0)} | "
+            f"{cell['end_widths'][0]} | {_fmt(cell['session_seconds'], 2)} | "
+            f"{_fmt(cell['cost_vs_medium'], 2)} |"
+        )
+    versus = summary.get("adaptive_vs_large")
+    if versus is not None:
+        lines.append(
+            f"\nadaptive vs fixed-large: AUC {100 * versus['relative_auc_gap']:.2f}% lower "
+            f"(relative), {100 * versus['parameter_ratio']:.1f}% of its mean tower parameters"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _plot(
+    run: RunDirectory,
+    summary: dict[str, Any],
+    rows: list[dict[str, Any]],
+    experiment: AdaptiveExperiment,
+) -> None:
+    cells = [c for c in summary["chosen"] if c["auc"]["mean"] is not None]
+    if not cells:
+        return
+    with run.figure("auc_vs_parameters.png", size=(6.0, 4.5)) as (_fig, axes):
+        axis = axes[0, 0]
+        for cell in cells:
+            axis.scatter(cell["mean_parameters"]["mean"], cell["auc"]["mean"], label=cell["method"])
+        curve = sorted(
+            (c["mean_parameters"]["mean"], c["auc"]["mean"], c["penalty"])
+            for c in summary["sweep"]
+            if c["method"] == "adaptive" and c["auc"]["mean"] is not None
+        )
+        if curve:
+            axis.plot([c[0] for c in curve], [c[1] for c in curve], "k:", label="adaptive λ sweep")
+            for x, y, penalty in curve:
+                axis.annotate(f"λ={penalty:g}", (x, y), fontsize=6)
+        ends = {c["method"]: c for c in cells}
+        if "fixed_small" in ends and "fixed_large" in ends:
+            small, large = ends["fixed_small"], ends["fixed_large"]
+            axis.plot(
+                [small["mean_parameters"]["mean"], large["mean_parameters"]["mean"]],
+                [small["auc"]["mean"], large["auc"]["mean"]], "--", color="grey", lw=0.8,
+            )  # fmt: skip
+        axis.set_xscale("log")
+        axis.set_xlabel("mean tower parameters over the sessions")
+        axis.set_ylabel("prequential AUC")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    first = experiment.seeds[0]
+    shown = [r for r in rows if r["chosen"] and r["seed"] == first]
+    with run.figure("sessions.png", ncols=2, size=(6.0, 4.0)) as (_fig, axes):
+        for row in shown:
+            sessions = [s["session"] for s in row["sessions"]]
+            axes[0, 0].plot(sessions, [math.nan if s["auc"] is None else s["auc"]
+                                       for s in row["sessions"]], label=row["method"])  # fmt: skip
+            axes[0, 1].plot(sessions, [s["parameters"] for s in row["sessions"]],
+                            label=row["method"])  # fmt: skip
+        axes[0, 0].set_ylabel("session AUC")
+        axes[0, 1].set_ylabel("tower parameters")
+        axes[0, 1].set_yscale("log")
+        for axis in axes[0]:
+            axis.set_xlabel("session")
+            axis.grid(alpha=0.3)
+        axes[0, 0].legend(fontsize=7)
+    adaptive = [r for r in shown if r["method"] == "adaptive"]
+    if adaptive:
+        with run.figure("choices.png", size=(6.0, 4.0)) as (_fig, axes):
+            axis = axes[0, 0]
+            sessions = adaptive[0]["warmup_sessions"] + adaptive[0]["sessions"]
+            for layer in range(experiment.controller.max_depth):
+                axis.step(
+                    [s["session"] for s in sessions],
+                    [s["widths"][layer] if layer < len(s["widths"]) else 0 for s in sessions],
+                    where="post", label=f"layer {layer + 1}",
+                )  # fmt: skip
+            axis.axvline(len(adaptive[0]["warmup_sessions"]) - 0.5, color="grey", lw=0.8)
+            axis.set_xlabel("session (left of the line: warm-up)")
+            axis.set_ylabel("width (0: no layer)")
+            axis.grid(alpha=0.3)
+            axis.legend(fontsize=7)
+
+
+__all__ = ["DATASETS", "ROW_KEY", "load_stream", "markdown_table", "run_experiment", "summarise"]
