@@ -7,6 +7,7 @@ leanrec predict --model runs/shared-embedding/model_autoassign_bce.pt --pairs pa
 leanrec experiment embedding-size --dataset ml-1m --model lightgcn
 leanrec experiment architecture --dataset ml-1m-ctr --seeds 0 1 2
 leanrec experiment shared-embedding --dataset ml-1m-partial --methods all_unique autoassign
+leanrec experiment adaptive --dataset ml-1m-partial --seeds 0 --lambda_grid "[0.0,0.02]"
 leanrec train --dataset ml-1m-ctr --architecture runs/architecture-ml-1m-ctr/architecture_seed0.json
 leanrec compress --model runs/embedding-size/ciess_c90.pt --out ciess_c90.safetensors
 """
@@ -391,10 +392,12 @@ def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
         return _architecture_experiment(args, extra)
     if args.capability == "shared-embedding":
         return _shared_embedding_experiment(args, extra)
+    if args.capability == "adaptive":
+        return _adaptive_experiment(args, extra)
     if args.capability != "embedding-size":
         raise ValueError(
             f"unknown experiment {args.capability!r}; known: embedding-size, sketch, "
-            "architecture, shared-embedding"
+            "architecture, shared-embedding, adaptive"
         )
     from leanrec.search.embedding_size import CIESSConfig, EmbeddingSizeExperiment, run_experiment
 
@@ -464,6 +467,27 @@ def _shared_embedding_experiment(args: argparse.Namespace, extra: Sequence[str])
     # --agent_levels 5 the agent, --trainer_batch_size 256 the base model's training
     experiment = build_config(
         SharedEmbeddingExperiment, _parse_options(extra), base=experiment, aliases=OPTION_ALIASES
+    )
+    result = _run_table(run_experiment, experiment)
+    return 0 if result.rows else 1
+
+
+def _adaptive_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    from leanrec.search.adaptive import METHODS, AdaptiveExperiment, run_experiment
+
+    model = "deepfm" if args.model == "lightgcn" else args.model  # lightgcn: the flag's default
+    experiment = AdaptiveExperiment(
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        out_dir=args.out or f"runs/adaptive-{args.dataset}-{model}",
+        model=model,
+        methods=tuple(args.methods) if args.methods else METHODS.names(),
+        seeds=tuple(args.seeds or DEFAULT_SEEDS),
+    )
+    # --sessions 20 --session_by week --lambda_grid [0,0.02] set the experiment;
+    # --controller_protection ewc the controller, --trainer_batch_size 256 the base model
+    experiment = build_config(
+        AdaptiveExperiment, _parse_options(extra), base=experiment, aliases=OPTION_ALIASES
     )
     result = _run_table(run_experiment, experiment)
     return 0 if result.rows else 1
@@ -633,7 +657,8 @@ def make_parser() -> argparse.ArgumentParser:
         "its search config",
     )
     p.add_argument(
-        "capability", choices=["embedding-size", "sketch", "architecture", "shared-embedding"]
+        "capability",
+        choices=["embedding-size", "sketch", "architecture", "shared-embedding", "adaptive"],
     )
     p.add_argument("--dataset", default="ml-1m")
     p.add_argument("--model", default="lightgcn")
@@ -646,7 +671,8 @@ def make_parser() -> argparse.ArgumentParser:
         help="embedding-size default: ciess su sr popularity magprune pep esapn; "
         "sketch default: random hardest influence recent dips1 dips; "
         "architecture default: ameir one_shot random; shared-embedding default: all_unique "
-        "threshold hashing qr lfu lru threshold_hierarchy autoassign",
+        "threshold hashing qr lfu lru threshold_hierarchy autoassign; adaptive default: "
+        "fixed_small fixed_medium fixed_large always_grow retrain_medium loss_threshold adaptive",
     )
     p.add_argument(
         "--baselines",
