@@ -27,7 +27,8 @@ of 1,000 events, the first 20% the warm-up (training and every choice only), the
 every later event; DeepFM with ``d = 16``, :func:`~leanrec.search.shared_embedding.config.\
 default_trainer` for every method; objective ``bce`` (``--objectives bce mse`` adds the rating
 model at the chosen knobs, no curves). Every method's knob is chosen on the warm-up, per seed;
-AutoAssign+ chooses ``k`` in {1, 2, 3}. The byte-bounded baselines run every knob of their grid
+AutoAssign+ chooses ``k`` in {1, 2, 3}; hashing, QR, LFU and LRU sizes go up to 4x the
+warm-up's IDs (:data:`SIZE_GRID`). The byte-bounded baselines run every knob of their grid
 over the whole stream (the curves; ``--curve-seeds`` on which seeds, default all), so no point
 of a curve is chosen on the evaluated stream. One torch thread.
 
@@ -76,6 +77,10 @@ PRESETS = {"autoassign": "paper", "autoassign_leanrec": "leanrec"}
 """AutoAssign+ methods and the agent preset each runs."""
 LEVELS_GRID = (1, 2, 3)
 """AutoAssign+'s ``k`` tried on the warm-up."""
+SIZE_GRID = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
+"""Hashing buckets, QR slots and LFU/LRU rows as shares of the warm-up's IDs per field: the
+experiment's grid (up to 1x) and 2x, 4x, so that the curves reach all-unique's bytes (a stream
+holds several times its warm-up's IDs)."""
 VIEWS = ("user", "item", "either")
 FIGURES = ("auc", "log_loss", "accuracy", "mse", "cold_auc", "embedding_bytes", "agent_bytes",
            "max_embedding_bytes", "events_per_second")  # fmt: skip
@@ -110,6 +115,7 @@ def experiment_for(
         "curves": curves,
         "objectives": tuple(objectives),
         "levels_grid": LEVELS_GRID,
+        "size_grid": SIZE_GRID,
         "num_threads": 1,
     }
     if quick:  # a tiny synthetic stream: two points per curve, one small MLP
@@ -272,6 +278,9 @@ def summarise_dataset(
             out[_key(prefix, f"{name}_mean")] = mean
             out[_key(prefix, f"{name}_sd")] = sd
         out[_key(prefix, "seeds")] = ",".join(str(m["seed"]) for m in members)
+        out[_key(prefix, "chosen_on_seeds")] = ",".join(
+            str(m["seed"]) for m in members if m["chosen"]
+        )
 
     for (objective, method, knob), members in by_point.items():
         aggregate(_key(dataset, objective, method, _knob(knob)), members)
@@ -381,13 +390,12 @@ def _chosen_methods(flat: dict[str, Any], dataset: str, objective: str) -> list[
 def _curve_stems(flat: dict[str, Any], dataset: str, objective: str, method: str) -> list[str]:
     """``dataset|objective|method|knob`` of every knob of a method that has a mean."""
     start = _key(dataset, objective, method, "")
-    return sorted(
-        {
-            key.rsplit("|", 1)[0]
-            for key in flat
-            if key.startswith(start) and key.endswith("|auc_mean") and "|chosen|" not in key
-        }
-    )
+    stems = {
+        key.rsplit("|", 1)[0]
+        for key in flat
+        if key.startswith(start) and key.endswith("|auc_mean") and "|chosen|" not in key
+    }
+    return sorted(stems, key=lambda stem: float(stem.rsplit("|", 1)[1]))
 
 
 def plot_bytes(flat: dict[str, Any], datasets: Sequence[str], path: Path, objective: str) -> None:
@@ -401,11 +409,11 @@ def plot_bytes(flat: dict[str, Any], datasets: Sequence[str], path: Path, object
             for method in _chosen_methods(flat, dataset, objective):
                 label = LABELS[method]
                 if method in CURVE_METHODS:
-                    points = sorted(
+                    points = [  # in knob order
                         (flat[f"{s}|embedding_bytes_mean"], flat[f"{s}|{metric}_mean"])
                         for s in _curve_stems(flat, dataset, objective, method)
                         if flat[f"{s}|{metric}_mean"] is not None
-                    )
+                    ]
                     axis.plot([p[0] for p in points], [p[1] for p in points], marker="o",
                               label=label, lw=1.2, ms=4)  # fmt: skip
                 else:
@@ -419,7 +427,8 @@ def plot_bytes(flat: dict[str, Any], datasets: Sequence[str], path: Path, object
             axis.set_xscale("log")
             axis.set_xlabel("end-of-stream embedding bytes")
             axis.set_ylabel(f"prequential {'AUC' if metric == 'auc' else 'log loss'} ({objective})")
-            axis.set_title(f"{dataset}: mean over seeds (bars: sd)")
+            seeds = flat.get(_key(dataset, "seeds"), "")
+            axis.set_title(f"{dataset}: mean over seeds {seeds} (bars: sd); curves in knob order")
             axis.grid(alpha=0.3)
             axis.legend(fontsize=7)
     fig.tight_layout()
@@ -526,6 +535,7 @@ def main(argv: list[str] | None = None) -> None:
         "quick": args.quick,
         "runs": str(root),
         "levels_grid": ",".join(str(k) for k in LEVELS_GRID),
+        "size_grid": ",".join(f"{s:g}" for s in SIZE_GRID),
         "presets": json.dumps(PRESETS),
     }
     for dataset in datasets:
