@@ -64,6 +64,24 @@ def test_carry_tensor_places_entries_by_hand() -> None:
     assert torch.equal(
         carry_tensor(old, (2, 3), index), torch.tensor([[1.0, 3.0, 0.0], [4.0, 6.0, 0.0]])
     )
+    # "mean": the new column holds the mean of the carried entries (1 + 3 + 4 + 6) / 4 = 3.5
+    assert torch.equal(
+        carry_tensor(old, (2, 3), index, "mean"),
+        torch.tensor([[1.0, 3.0, 3.5], [4.0, 6.0, 3.5]]),
+    )
+
+
+def test_new_second_moments_can_start_at_the_kept_entries_mean() -> None:
+    net, optimizer = _trained()
+    w0 = net.tower.linears[0].weight
+    m, v, step = _moments(optimizer, w0)
+    changes = net.tower.grow(0, 2)
+    move_optimizer_state(optimizer, changes, list(net.parameters()), new_second_moment="mean")
+    state = optimizer.state[net.tower.linears[0].weight]
+    assert torch.equal(state["exp_avg_sq"][:10], v)
+    assert torch.allclose(state["exp_avg_sq"][10:], v.mean().expand(2, 12))
+    assert torch.equal(state["exp_avg"][10:], torch.zeros(2, 12))  # first moments: zero
+    assert torch.equal(state["exp_avg"][:10], m) and torch.equal(state["step"], step)
 
 
 def _moments(optimizer: torch.optim.Adam, p: nn.Parameter) -> tuple[torch.Tensor, ...]:
