@@ -72,19 +72,19 @@ class TestLRUEmbedding(_EvictingContract):
 
 # --------------------------------------------------------------------------- threshold
 def test_threshold_admission_and_bytes_by_hand() -> None:
-    # d = 2, n = 2, 5 IDs: shared row 8 + per ID (row 8 + count 4) * 5 = 68
+    # d = 2, n = 2, 5 IDs: shared row 8 + per ID (row int32 4 + count 4) * 5 = 48
     table = ThresholdEmbedding(5, 2, threshold=2, min_capacity=1)
-    assert table.nbytes() == 68
+    assert table.nbytes() == 48
     table.observe(torch.tensor([0, 1, 0, 2, 2, 2]))  # counts 2, 1, 3, 0, 0
     assert table.has_row(torch.arange(5)).tolist() == [True, False, True, False, False]
     assert table.counts(torch.arange(5)).tolist() == [2, 1, 3, 0, 0]
-    assert table.nbytes() == 68 + (4 * 2 + 8) * 2 == 100  # 2 rows
+    assert table.nbytes() == 48 + (4 * 2 + 4) * 2 == 72  # 2 rows (vector + int32 row -> ID)
     # new rows start as the shared row they read until now
     assert torch.equal(table.lookup(torch.tensor([0, 2, 3])), table.shared.expand(3, -1))
     table.observe(torch.tensor([1]))  # ID 1 reaches 2: a third row, capacity 2 -> 4
-    assert (table.unique.capacity, table.nbytes()) == (4, 68 + 16 * 4)
-    table.extend_ids(6)  # the ID map doubles to 10 entries: + 12 * 5
-    assert table.nbytes() == 132 + 60
+    assert (table.unique.capacity, table.nbytes()) == (4, 48 + 12 * 4)
+    table.extend_ids(6)  # the ID map doubles to 10 entries: + 8 * 5
+    assert table.nbytes() == 96 + 40
     assert table.num_parameters() == (3 + 1) * 2
     with pytest.raises(ValueError, match="threshold"):
         ThresholdEmbedding(5, 2, threshold=0)
@@ -100,9 +100,9 @@ def test_threshold_one_is_every_id_on_first_sight() -> None:
 # --------------------------------------------------------------------------- LFU / LRU
 def test_lfu_by_hand_and_bytes() -> None:
     table = EvictingEmbedding(10, 4, capacity=2, policy="lfu")
-    # d = 4, C = 2: rows 32 + fallback 16 + (row -> ID, sorted IDs, their rows, last use,
-    # uses) 5 * 8 * 2 = 80 -> 128, whatever the number of IDs
-    assert table.nbytes() == 128
+    # d = 4, C = 2: rows 32 + fallback 16 + (row -> ID, sorted IDs, their rows: int32)
+    # 3 * 4 * 2 = 24 + (last use, uses: int64) 2 * 8 * 2 = 32 -> 104, whatever the number of IDs
+    assert table.nbytes() == 104
     table.observe(torch.tensor([1, 1, 1, 2]))  # uses: 1 -> 3, 2 -> 1
     table.observe(torch.tensor([3]))  # 3 evicts the least used, 2
     assert table.resident(torch.tensor([1, 2, 3])).tolist() == [True, False, True]
@@ -111,12 +111,12 @@ def test_lfu_by_hand_and_bytes() -> None:
     assert table.resident(torch.tensor([1, 3, 4, 5])).tolist() == [True, False, False, True]
     assert torch.equal(table.lookup(torch.tensor([4]))[0], table.fallback[0])  # evicted
     table.extend_ids(10**6)
-    assert table.nbytes() == 128 and table.num_parameters() == (2 + 1) * 4
+    assert table.nbytes() == 104 and table.num_parameters() == (2 + 1) * 4
 
 
 def test_lru_bytes_and_state_round_trip() -> None:
     table = EvictingEmbedding(10, 4, capacity=3, policy="lru")
-    assert table.nbytes() == 4 * 4 * 3 + 16 + 4 * 8 * 3  # no use counts
+    assert table.nbytes() == 4 * 4 * 3 + 16 + 3 * 4 * 3 + 8 * 3  # no use counts
     table.observe(torch.tensor([5, 6, 7, 8, 6]))  # 4 new IDs, 3 rows: 5 (least recent) out
     assert table.resident(torch.tensor([5, 6, 7, 8])).tolist() == [False, True, True, True]
     other = EvictingEmbedding(10, 4, capacity=3, policy="lru")

@@ -30,32 +30,32 @@ class TestGrowingEmbedding(EmbeddingTableContract):
 
 
 def bytes_by_hand(d: int, capacity: int, id_capacity: int) -> int:
-    # float32 rows + the fallback vector + int64 ID -> row map + int64 row -> ID map
-    return 4 * d * capacity + 4 * d + 8 * id_capacity + 8 * capacity
+    # float32 rows + the fallback vector + int32 ID -> row map + int32 row -> ID map
+    return 4 * d * capacity + 4 * d + 4 * id_capacity + 4 * capacity
 
 
 def test_allocate_free_grow_compact_with_exact_bytes() -> None:
     table = GrowingEmbedding(10, 2, min_capacity=1)
-    assert (table.capacity, table.nbytes()) == (0, 88)  # 0 + 8 + 80 + 0
+    assert (table.capacity, table.nbytes()) == (0, 48)  # 0 + 8 + 40 + 0
     assert table.allocate(torch.tensor([5])).tolist() == [0]
-    assert (table.capacity, table.nbytes()) == (1, 104)  # 8 + 8 + 80 + 8
+    assert (table.capacity, table.nbytes()) == (1, 60)  # 8 + 8 + 40 + 4
     # two more rows: capacity 1 -> 2 -> 4
     assert table.allocate(torch.tensor([2, 7])).tolist() == [1, 2]
-    assert (table.capacity, table.nbytes()) == (4, 152)  # 32 + 8 + 80 + 32
+    assert (table.capacity, table.nbytes()) == (4, 96)  # 32 + 8 + 40 + 16
     assert table.allocate(torch.tensor([9])).tolist() == [3]
     table.free(torch.tensor([2]))  # 3 used of 4: no compaction, row 1 is free
-    assert (table.capacity, table.used_rows, table.nbytes()) == (4, 3, 152)
+    assert (table.capacity, table.used_rows, table.nbytes()) == (4, 3, 96)
     assert table.allocate(torch.tensor([0])).tolist() == [1]  # the lowest free row is reused
     vector_of_7 = table.lookup(torch.tensor([7])).detach().clone()
     table.free(torch.tensor([5, 0, 9]))  # 1 used of 4 < half: compact to next_pow2(1) = 1
-    assert (table.capacity, table.used_rows, table.nbytes()) == (1, 1, 104)
+    assert (table.capacity, table.used_rows, table.nbytes()) == (1, 1, 60)
     assert table.rows(torch.tensor([7, 5, 0, 9, 2])).tolist() == [0, -1, -1, -1, -1]
     assert torch.equal(table.lookup(torch.tensor([7])), vector_of_7)
     assert table.num_parameters() == 2 * 2  # one used row + the fallback
     # the ID space doubles its map when it has to grow: 10 -> 20
     table.extend_ids(11)
     assert (table.num_embeddings, table.id_capacity) == (11, 20)
-    assert table.nbytes() == bytes_by_hand(2, 1, 20) == 184
+    assert table.nbytes() == bytes_by_hand(2, 1, 20) == 100
 
 
 def test_lookups_survive_compaction_and_rowless_ids_read_the_fallback() -> None:

@@ -50,9 +50,9 @@ class TestHierarchicalSharedEmbedding(EmbeddingTableContract):
 
 def test_moves_lookups_and_bytes_by_hand() -> None:
     # d = 2, k = 2, 6 IDs: unique fallback 4*2 = 8, shared 4*2*2 = 16,
-    # per ID 8 (row) + 1 (position) + 4 (count) = 13 -> 13*6 = 78; no rows yet: 102
+    # per ID 4 (row, int32) + 1 (position) + 4 (count) = 9 -> 9*6 = 54; no rows yet: 78
     table = HierarchicalSharedEmbedding(6, 2, levels=2, min_capacity=1)
-    assert table.nbytes() == 102 and table.num_parameters() == 2 * 2
+    assert table.nbytes() == 78 and table.num_parameters() == 2 * 2
     table.observe(torch.tensor([0, 1, 0, 2]))
     assert table.positions(torch.arange(6)).tolist() == [1, 1, 1, 0, 0, 0]
     assert table.counts(torch.arange(6)).tolist() == [2, 1, 1, 0, 0, 0]
@@ -65,23 +65,23 @@ def test_moves_lookups_and_bytes_by_hand() -> None:
     # both ascend from level k = 2: unique rows initialised from the level-2 vector
     assert table.move(torch.tensor([0, 3]), torch.tensor([ASCEND, ASCEND])).tolist() == [3, 3]
     assert table.num_unique == 2 and table.unique.capacity == 2
-    assert table.nbytes() == 102 + (4 * 2 + 8) * 2 == 134
+    assert table.nbytes() == 78 + (4 * 2 + 4) * 2 == 102
     assert torch.equal(table.lookup(torch.tensor([0, 3])), level_2.expand(2, -1))
     assert table.num_parameters() == (2 + 2) * 2
     # unique -> ascend stays unique; unchanged keeps level 1
     assert table.move(torch.tensor([0, 1]), torch.tensor([ASCEND, UNCHANGED])).tolist() == [3, 1]
     # 3 descends: 1 of 2 rows used is not below half, so the storage stays
     table.move(torch.tensor([3]), torch.tensor([DESCEND]))
-    assert (table.unique.capacity, table.nbytes()) == (2, 134)
+    assert (table.unique.capacity, table.nbytes()) == (2, 102)
     assert torch.equal(table.lookup(torch.tensor([3]))[0], table.shared[1])
     # 0 descends: no row used -> compaction to min_capacity 1: the bytes go
     table.move(torch.tensor([0]), torch.tensor([DESCEND]))
-    assert (table.num_unique, table.unique.capacity, table.nbytes()) == (0, 1, 118)
+    assert (table.num_unique, table.unique.capacity, table.nbytes()) == (0, 1, 90)
     # positions 0: IDs 4, 5; level 1: IDs 1, 2; level 2: IDs 0, 3; unique: none
     assert table.position_counts().tolist() == [2, 2, 2, 0]
-    # the ID map doubles to 12 entries: + 13*6
+    # the ID map doubles to 12 entries: + 9*6
     table.extend_ids(7)
-    assert (table.num_embeddings, table.nbytes()) == (7, 118 + 78)
+    assert (table.num_embeddings, table.nbytes()) == (7, 90 + 54)
     assert table.positions(torch.tensor([6])).tolist() == [0]
 
 
@@ -126,12 +126,12 @@ def test_threshold_positions_give_the_fixed_rule_baseline() -> None:
 
 
 # --------------------------------------------------------------------------- the byte cap
-# d = 2, k = 1, min_capacity = 1, 4 IDs: fixed bytes 8 (unused fallback) + 8 (shared) + 13*4 = 68;
-# each unique row costs 4*2 + 8 = 16 bytes.
+# d = 2, k = 1, min_capacity = 1, 4 IDs: fixed bytes 8 (unused fallback) + 8 (shared) + 9*4 = 52;
+# each unique row costs 4*2 + 4 = 12 bytes.
 
 
 def test_cap_refuses_promotions_without_a_value() -> None:
-    table = HierarchicalSharedEmbedding(4, 2, levels=1, min_capacity=1, max_bytes=68 + 16 * 2)
+    table = HierarchicalSharedEmbedding(4, 2, levels=1, min_capacity=1, max_bytes=52 + 12 * 2)
     table.observe(torch.arange(4))
     # room for two rows: the first two promotions are taken, the third is refused (level k = 1)
     assert table.set_positions(torch.tensor([0, 1, 2]), torch.tensor([2, 2, 2])).tolist() == [
@@ -139,13 +139,13 @@ def test_cap_refuses_promotions_without_a_value() -> None:
         2,
         1,
     ]
-    assert table.nbytes() == 100 and table.num_unique == 2
+    assert table.nbytes() == 76 and table.num_unique == 2
     assert table.move(torch.tensor([3]), torch.tensor([ASCEND])).tolist() == [1]
-    assert table.nbytes() == 100
+    assert table.nbytes() == 76
 
 
 def test_cap_demotes_the_lowest_value_first() -> None:
-    table = HierarchicalSharedEmbedding(4, 2, levels=1, min_capacity=1, max_bytes=100)
+    table = HierarchicalSharedEmbedding(4, 2, levels=1, min_capacity=1, max_bytes=76)
     table.observe(torch.arange(4))
     table.set_positions(torch.tensor([0, 1]), torch.tensor([2, 2]))
     value = torch.tensor([0.1, 0.5, 0.9, 0.0])
@@ -163,24 +163,24 @@ def test_cap_demotes_the_lowest_value_first() -> None:
     assert table.positions(torch.arange(4)).tolist() == [2, 1, 2, 1]
     # equal values: the holders stay
     assert table.move(torch.tensor([3]), torch.tensor([ASCEND]), torch.ones(4)).tolist() == [1]
-    assert table.nbytes() == 100
+    assert table.nbytes() == 76
 
 
 def test_new_ids_under_a_cap_demote_the_least_frequent() -> None:
-    # 167 bytes: 4 IDs leave 99 bytes (4 rows = 64), 5 IDs (map of 8: + 13*4) leave 47 (2 rows)
-    table = HierarchicalSharedEmbedding(4, 2, levels=1, min_capacity=1, max_bytes=167)
+    # 120 bytes: 4 IDs leave 68 bytes (4 rows = 48), 5 IDs (map of 8: + 9*4) leave 32 (2 rows)
+    table = HierarchicalSharedEmbedding(4, 2, levels=1, min_capacity=1, max_bytes=120)
     table.observe(torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2, 3]))  # counts 3, 2, 4, 1
     table.set_positions(torch.arange(4), torch.full((4,), 2))
-    assert (table.num_unique, table.nbytes()) == (4, 68 + 64)
+    assert (table.num_unique, table.nbytes()) == (4, 52 + 48)
     rows_before = table.lookup(torch.tensor([0, 2])).detach().clone()
     table.extend_ids(5)
     assert table.positions(torch.arange(5)).tolist() == [2, 1, 2, 1, 0]
-    assert (table.unique.capacity, table.nbytes()) == (2, 68 + 52 + 32)
+    assert (table.unique.capacity, table.nbytes()) == (2, 52 + 36 + 24)
     assert torch.equal(table.lookup(torch.tensor([0, 2])), rows_before)
-    # 9 IDs need a map of 16 entries: 120 + 104 > 167 even without rows
+    # 9 IDs need a map of 16 entries: 88 + 9*8 = 160 > 120 even without rows
     with pytest.raises(ValueError, match="cannot hold the per-ID state"):
         table.extend_ids(9)
-    assert (table.num_embeddings, table.nbytes()) == (5, 152)
+    assert (table.num_embeddings, table.nbytes()) == (5, 112)
 
 
 @settings(max_examples=60, deadline=None)
@@ -204,7 +204,7 @@ def test_random_moves_never_exceed_the_cap(
     start_ids = 8
     unbounded = HierarchicalSharedEmbedding(start_ids, dim, levels=levels, min_capacity=2)
     # room for the ID map to grow from 8 to 64 entries, then new IDs eat the rows' room
-    cap = unbounded.nbytes() + spare_rows * (4 * dim + 8) + 13 * 56
+    cap = unbounded.nbytes() + spare_rows * (4 * dim + 4) + 9 * 56
     table = HierarchicalSharedEmbedding(
         start_ids, dim, levels=levels, min_capacity=2, max_bytes=cap
     )

@@ -7,6 +7,7 @@ import torch
 
 from leanrec.data.behavior import BehaviorBatch, FeatureMap, FieldSpec
 from leanrec.embeddings.base import EmbeddingTable
+from leanrec.embeddings.columns import ColumnView
 from leanrec.embeddings.full import FullEmbedding
 from leanrec.embeddings.growing import GrowingEmbedding
 from leanrec.models.ctr import CTRConfig, DeepFM
@@ -14,6 +15,7 @@ from leanrec.models.ctr.dnn import DNN
 from leanrec.models.ncf import NeuMF, NeuMFConfig
 from leanrec.models.stream import (
     AllUniqueFactory,
+    SlotColumns,
     StreamModel,
     build_stream_model,
     stream_feature_map,
@@ -22,14 +24,15 @@ from leanrec.models.stream import (
 N_USERS, N_ITEMS = 7, 9
 
 
-def _copying_factory(model_tables: dict[str, EmbeddingTable]) -> AllUniqueFactory:
-    """A factory whose all-unique tables hold every ID with the old table's exact vectors."""
+def _copying_factory(field_tables: dict[str, list[EmbeddingTable]]) -> AllUniqueFactory:
+    """A factory whose all-unique field tables hold every ID with the old tables' exact vectors,
+    side by side in the slots' column order."""
 
     class Copying(AllUniqueFactory):
         def __call__(self, name: str, num_embeddings: int, embedding_dim: int) -> EmbeddingTable:
             table = GrowingEmbedding(num_embeddings, embedding_dim, min_capacity=4)
-            old = model_tables[name]
-            table.allocate(torch.arange(num_embeddings), init=old.all().detach())
+            old = torch.cat([t.all().detach() for t in field_tables[name]], dim=1)
+            table.allocate(torch.arange(num_embeddings), init=old)
             return table
 
     return Copying()
@@ -72,14 +75,26 @@ def test_ctr_outputs_unchanged_when_stream_tables_hold_the_same_vectors(
     )
     with torch.no_grad():
         expected = model(batch)
-    old = dict(model.embedding_tables())
-    old.update({f"{n}.first_order": t for n, t in model.embedder.first_order_tables().items()})
+    first_order = model.embedder.first_order_tables()
+    old = {
+        n: [t, *([first_order[n]] if n in first_order else [])]
+        for n, t in model.embedding_tables().items()
+    }
     stream_model = StreamModel(model, _copying_factory(old))
-    assert all(isinstance(t, GrowingEmbedding) for t in stream_model.id_tables().values())
-    assert len(stream_model.id_tables()) == (4 if model_class is DeepFM else 2)
+    tables = stream_model.id_tables()
+    assert all(isinstance(t, GrowingEmbedding) for t in tables.values())
+    # one table per field, as wide as the field's slots together
+    width = 8 + (1 if model_class is DeepFM else 0)
+    assert {n: t.embedding_dim for n, t in tables.items()} == {"user": width, "item": width}
+    expected_columns = {"user": SlotColumns("user", 0, 8), "item": SlotColumns("item", 0, 8)}
+    if model_class is DeepFM:
+        expected_columns["user.first_order"] = SlotColumns("user", 8, 9)
+        expected_columns["item.first_order"] = SlotColumns("item", 8, 9)
+    assert stream_model.columns == expected_columns
     with torch.no_grad():
         got = stream_model(ids)
-    assert torch.equal(got, expected)
+        through_views = stream_model.model(batch)  # the model's own forward reads the views
+    assert torch.equal(got, expected) and torch.equal(through_views, expected)
     assert expected.abs().max() > 1e-3  # the tables matter to the output
 
 
@@ -89,15 +104,69 @@ def test_neumf_outputs_unchanged_when_stream_tables_hold_the_same_vectors() -> N
     ids = _ids(1)
     with torch.no_grad():
         expected = model._score(ids["user"], ids["item"])
-    stream_model = StreamModel(model, _copying_factory(dict(model.embedding_tables())))
-    assert stream_model.fields == {
-        "gmf_user": "user",
-        "gmf_item": "item",
-        "mlp_user": "user",
-        "mlp_item": "item",
+    old = model.embedding_tables()
+    stream_model = StreamModel(
+        model,
+        _copying_factory(
+            {"user": [old["gmf_user"], old["mlp_user"]], "item": [old["gmf_item"], old["mlp_item"]]}
+        ),
+    )
+    assert stream_model.fields == {"user": "user", "item": "item"}
+    assert stream_model.columns == {
+        "gmf_user": SlotColumns("user", 0, 4),
+        "gmf_item": SlotColumns("item", 0, 4),
+        "mlp_user": SlotColumns("user", 4, 8),
+        "mlp_item": SlotColumns("item", 4, 8),
     }
     with torch.no_grad():
         assert torch.equal(stream_model(ids), expected)
+
+
+def test_neumf_reads_each_field_table_once_per_forward() -> None:
+    stream_model = build_stream_model("neumf", embedding_dim=4, seed=0, mlp_layers=[8])
+    stream_model.extend_ids({"user": N_USERS, "item": N_ITEMS})
+    calls = {"user": 0, "item": 0}
+    for field, table in stream_model.id_tables().items():
+        lookup = table.lookup
+
+        def counted(ids: torch.Tensor, field: str = field, lookup=lookup) -> torch.Tensor:  # type: ignore[no-untyped-def]
+            calls[field] += 1
+            return lookup(ids)
+
+        table.lookup = counted  # type: ignore[method-assign]
+    ids = _ids(4)
+    with torch.no_grad():
+        shared = stream_model(ids)
+        assert calls == {"user": 1, "item": 1}  # GMF and MLP columns from one lookup
+        alone = stream_model.model._score(ids["user"], ids["item"])  # outside: per slot
+    assert calls == {"user": 3, "item": 3}
+    assert torch.equal(shared, alone)
+
+
+def test_each_field_table_is_held_once_and_the_views_hold_nothing() -> None:
+    stream_model = build_stream_model("deepfm", embedding_dim=4, seed=0, mlp_dims=(8,))
+    stream_model.extend_ids({"user": 3, "item": 2})
+    stream_model.observe({"user": torch.tensor([0, 2]), "item": torch.tensor([1, 1])})
+    views = [m for m in stream_model.model.modules() if isinstance(m, ColumnView)]
+    assert len(views) == 4  # user, item, and their first-order weights
+    assert all(list(v.parameters()) == [] and list(v.buffers()) == [] for v in views)
+    assert all(v.nbytes() == 0 and v.num_parameters() == 0 for v in views)
+    state = stream_model.state_dict()
+    table_keys = [k for k in state if k.startswith("field_tables.")]
+    assert sorted(table_keys) == sorted(
+        f"field_tables.{f}.{n}"
+        for f in ("user", "item")
+        for n in ("weight", "fallback", "row_of_id", "id_of_row", "_extra_state")
+    )
+    # nothing of the tables appears a second time under the model
+    assert not any(k.startswith("model.") and ("row_of_id" in k or "fallback" in k) for k in state)
+    assert len({id(p) for p in stream_model.parameters()}) == len(list(stream_model.parameters()))
+    item_weights = dict(stream_model.model.embedder.first_order_tables())["item"]
+    assert item_weights.num_embeddings == 2
+    torch.testing.assert_close(
+        item_weights.lookup(torch.tensor([1, 0])),
+        stream_model.id_tables()["item"].lookup(torch.tensor([1, 0]))[:, 4:],
+    )
 
 
 def test_rejects_a_table_without_stream_methods() -> None:
@@ -124,10 +193,10 @@ def test_bytes_are_the_tables_nbytes_and_the_rest_is_dense() -> None:
     stream_model.observe({"user": torch.tensor([0, 1, 2]), "item": torch.tensor([1, 1, 0])})
     tables = stream_model.id_tables()
     assert stream_model.embedding_bytes() == sum(t.nbytes() for t in tables.values())
-    # by hand, user table: d = 16, capacity 16 (min), ID map of 3: 4*16*16 + 4*16 + 8*3 + 8*16
-    assert tables["user"].nbytes() == 1024 + 64 + 24 + 128
-    # first-order user table (d = 1): 4*16 + 4 + 8*3 + 8*16
-    assert tables["user.first_order"].nbytes() == 64 + 4 + 24 + 128
+    assert set(tables) == {"user", "item"}
+    # by hand, user table: width d + 1 = 17 (the d-wide vector and the first-order weight),
+    # capacity 16 (min), int32 ID map of 3 and row map of 16: 4*17*16 + 4*17 + 4*3 + 4*16
+    assert tables["user"].nbytes() == 1088 + 68 + 12 + 64
     # dense: DeepFM bias 1 + MLP (3 fields * 16 -> 8 -> 1): 1 + (48*8 + 8) + (8 + 1) floats
     assert stream_model.dense_bytes() == 4 * (1 + 48 * 8 + 8 + 8 + 1)
     table_params = {id(p) for p in stream_model.table_parameters()}

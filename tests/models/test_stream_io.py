@@ -1,6 +1,7 @@
 """Stream models saved and loaded for serving: every base model on stream tables passes
-:class:`tests.models.contract.StreamModelContract`; a file in the first format loads; a loaded
-model serves without importing :mod:`leanrec.search`; unseen IDs are flagged cold."""
+:class:`tests.models.contract.StreamModelContract`; a file in the first format loads (its slot
+tables joined into one table per field); a loaded model serves without importing
+:mod:`leanrec.search`; unseen IDs are flagged cold."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import torch
 from leanrec.data.errors import DataError
 from leanrec.embeddings import HierarchicalSharedEmbedding
 from leanrec.embeddings.base import EmbeddingTable
+from leanrec.embeddings.columns import ColumnView
 from leanrec.models import load_model
 from leanrec.models.stream import StreamModel, StreamTableFactory
 from leanrec.models.stream_io import load_stream_model, save_stream_model
@@ -80,23 +82,75 @@ HIERARCHY_SPEC = {
     "compact_below": 0.5,
     "init_std": 0.1,
 }
-"""The spec the first writer recorded for :func:`_hierarchical`'s tables."""
+"""The spec the writers record for :func:`_hierarchical`'s tables."""
 
 
-def _write_first_format(model: StreamModel, path: Path, options: dict[str, Any]) -> Path:
-    """The file as the first writer laid it out (format ``leanrec.stream_model/1``), written
-    here key by key so that a change of :func:`save_stream_model` cannot hide a change of the
-    format: files saved before must keep loading."""
+def _first_format_state_dict(model: StreamModel) -> dict[str, Any]:
+    """``model``'s state as the first writer laid it out: one table per model slot, stored
+    where the slot sits in the model (``model.embedder.tables.user.*``,
+    ``model.embedder.linear_tables.user.*``), its rows the slot's columns, int64 ID maps."""
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("field_tables.")}
+    places = {
+        (view.table, view.start): name
+        for name, view in model.model.named_modules()
+        if isinstance(view, ColumnView)
+    }
+    tables = model.id_tables()
+    for columns in model.columns.values():
+        table = tables[columns.field]
+        place = places[(table, columns.start)]
+        parameters = {name for name, _ in table.named_parameters()}
+        for key, value in table.state_dict().items():
+            if key in parameters:
+                value = value[:, columns.start : columns.stop].clone()
+            elif isinstance(value, torch.Tensor):  # each slot's table had its own copy
+                value = value.to(torch.int64 if value.dtype == torch.int32 else value.dtype)
+                value = value.clone()
+            state[f"model.{place}.{key}"] = value
+    return state
+
+
+def _write_first_format(
+    model: StreamModel, path: Path, options: dict[str, Any], name: str = "dnn"
+) -> Path:
+    """The file as the first writer laid it out (format ``leanrec.stream_model/1``: a table
+    per model slot, by slot name), written here key by key so that a change of
+    :func:`save_stream_model` cannot hide a change of the format: files saved before must
+    keep loading."""
     torch.save(
         {
             "format": "leanrec.stream_model/1",
+            "model": name,
+            "fields": ["user", "item"],
+            "embedding_dim": STREAM_DIM,
+            "options": options,
+            "objective": "mse",
+            "rating_offset": 3.5,
+            "tables": {slot: dict(HIERARCHY_SPEC) for slot in model.columns},
+            "raw_ids": {
+                "user": [f"u{i}" for i in range(STREAM_USERS)],
+                "item": list(range(100, 100 + STREAM_ITEMS)),
+            },
+            "state_dict": _first_format_state_dict(model),
+        },
+        path,
+    )
+    return path
+
+
+def _write_second_format(model: StreamModel, path: Path, options: dict[str, Any]) -> Path:
+    """The file as this writer lays it out (format ``leanrec.stream_model/2``: one table per
+    field, by field name), key by key."""
+    torch.save(
+        {
+            "format": "leanrec.stream_model/2",
             "model": "dnn",
             "fields": ["user", "item"],
             "embedding_dim": STREAM_DIM,
             "options": options,
             "objective": "mse",
             "rating_offset": 3.5,
-            "tables": {name: dict(HIERARCHY_SPEC) for name in ("user", "item")},
+            "tables": {field: dict(HIERARCHY_SPEC) for field in ("user", "item")},
             "raw_ids": {
                 "user": [f"u{i}" for i in range(STREAM_USERS)],
                 "item": list(range(100, 100 + STREAM_ITEMS)),
@@ -109,8 +163,9 @@ def _write_first_format(model: StreamModel, path: Path, options: dict[str, Any])
 
 
 class TestTheFirstFormat:
-    """A file in the first format loads (and :func:`save_stream_model` still writes it), on the
-    DNN with hierarchical tables."""
+    """A file in the first format (a table per model slot) loads, on the DNN and on DeepFM
+    (whose first-order tables join their field's table) with hierarchical tables; and
+    :func:`save_stream_model` writes the second format exactly."""
 
     options: ClassVar[dict[str, Any]] = TestDNNHierarchical.options
 
@@ -122,6 +177,7 @@ class TestTheFirstFormat:
         self, model: StreamModel, tmp_path: Path
     ) -> None:
         path = _write_first_format(model, tmp_path / "first.pt", dict(self.options))
+        assert "model.embedder.tables.user.unique.row_of_id" in torch.load(path)["state_dict"]
         loaded = load_model(path)
         assert loaded.family == "stream" and loaded.stream is not None
         users, items = torch.tensor([0, 2, 5, 6]), torch.tensor([0, 3, 7, 8])
@@ -134,12 +190,49 @@ class TestTheFirstFormat:
         hierarchy = loaded.model.id_tables()["user"]
         assert isinstance(hierarchy, HierarchicalSharedEmbedding)
         assert hierarchy.positions(torch.tensor([0, 1, 2, 3, 6])).tolist() == [4, 4, 2, 1, 0]
+        assert hierarchy.unique.row_of_id.dtype == torch.int32  # read as this version holds it
+        assert loaded.model.embedding_bytes() == model.embedding_bytes()
 
-    def test_save_stream_model_writes_the_first_format(
+    def test_a_deepfm_file_in_the_first_format_joins_its_first_order_tables(
+        self, tmp_path: Path
+    ) -> None:
+        contract = TestDeepFMHierarchical()
+        model = contract.build_model()
+        path = _write_first_format(
+            model, tmp_path / "first.pt", dict(contract.options), name="deepfm"
+        )
+        saved = torch.load(path)
+        assert set(saved["tables"]) == {"user", "item", "user.first_order", "item.first_order"}
+        assert saved["state_dict"]["model.embedder.linear_tables.user.shared"].shape == (3, 1)
+        loaded = load_model(path)
+        assert loaded.stream is not None
+        users, items = torch.tensor([0, 2, 5, 6]), torch.tensor([0, 3, 7, 8])
+        expected = model({"user": users, "item": items}).detach().double().numpy() + 3.5
+        served = loaded.stream.predict(
+            {"user": ["u0", "u2", "u5", "u6"], "item": [100, 103, 107, 108]}
+        )
+        np.testing.assert_array_equal(served, expected)
+        assert loaded.model.id_tables()["user"].embedding_dim == STREAM_DIM + 1
+
+    def test_first_format_tables_that_disagree_are_refused(
         self, model: StreamModel, tmp_path: Path
     ) -> None:
-        first = torch.load(
-            _write_first_format(model, tmp_path / "first.pt", dict(self.options)),
+        contract = TestDeepFMHierarchical()
+        deepfm = contract.build_model()
+        path = _write_first_format(
+            deepfm, tmp_path / "first.pt", dict(contract.options), name="deepfm"
+        )
+        saved = torch.load(path)
+        saved["state_dict"]["model.embedder.linear_tables.item.position_of_id"][0] = 1
+        torch.save(saved, path)
+        with pytest.raises(DataError, match="'item' differ in 'position_of_id'"):
+            load_model(path)
+
+    def test_save_stream_model_writes_the_second_format(
+        self, model: StreamModel, tmp_path: Path
+    ) -> None:
+        expected = torch.load(
+            _write_second_format(model, tmp_path / "second.pt", dict(self.options)),
             weights_only=True,
         )
         raw = stream_raw_ids()
@@ -157,11 +250,11 @@ class TestTheFirstFormat:
             ),
             weights_only=True,
         )
-        assert now.keys() == first.keys()
-        for key in first.keys() - {"state_dict"}:
-            assert now[key] == first[key], key
-        assert now["state_dict"].keys() == first["state_dict"].keys()
-        for key, value in first["state_dict"].items():
+        assert now.keys() == expected.keys()
+        for key in expected.keys() - {"state_dict"}:
+            assert now[key] == expected[key], key
+        assert now["state_dict"].keys() == expected["state_dict"].keys()
+        for key, value in expected["state_dict"].items():
             if isinstance(value, torch.Tensor):
                 assert torch.equal(now["state_dict"][key], value), key
             else:

@@ -272,6 +272,53 @@ def test_row_sgd_steps_each_row_by_its_summed_event_gradients(
     assert np.allclose(trainer.last_losses, losses.detach().numpy(), atol=1e-5)
 
 
+def _summed_loss_gradients(trainer: StreamTrainer, batch: StreamChunk) -> list[torch.Tensor]:
+    """Gradients of the chunk's summed BCE for each field table's ``weight``, after the
+    tables observed the chunk (its IDs hold rows)."""
+    model = trainer.model
+    ids = {f: torch.from_numpy(batch.observed.index[f]) for f in model.stream_fields}
+    model.extend_ids(batch.observed.sizes)
+    model.observe(ids)
+    target = torch.from_numpy(batch.events.label)
+    losses = torch.nn.functional.binary_cross_entropy_with_logits(
+        model(ids), target, reduction="none"
+    )
+    weights = [t.weight for t in model.id_tables().values()]
+    return list(torch.autograd.grad(losses.sum(), weights))
+
+
+def test_first_order_columns_step_with_their_own_rate_and_accumulator(
+    stream: EventStream, one_torch_thread: None
+) -> None:
+    """DeepFM's field table holds the ``d``-wide vector (columns ``0:8``) and the first-order
+    weight (column ``8``); each slot has its own row optimiser over its columns: row SGD moves
+    the vector by ``-0.05 g`` and the weight by ``-0.5 g`` (``bias_learning_rate``), and row
+    Adagrad's accumulator of a slot is ``mean(g²)`` over that slot's columns only."""
+    batch = _one_chunk(stream, 0, 200)
+    trainer = _trainer(table_optimizer="row_sgd", table_learning_rate=0.05, bias_learning_rate=0.5)
+    trainer.config.batch_size = 200
+    slots = {"user", "user.first_order", "item", "item.first_order"}
+    assert set(trainer.row_optimizers) == slots
+    weights = [t.weight for t in trainer.model.id_tables().values()]
+    grads = _summed_loss_gradients(trainer, batch)
+    assert all(g[:, 8].abs().max() > 0 and g[:, :8].abs().max() > 0 for g in grads)
+    rate = torch.tensor([0.05] * 8 + [0.5])
+    expected = [(w - rate * g).detach() for w, g in zip(weights, grads, strict=True)]
+    trainer.learn(batch)
+    for w, e in zip(weights, expected, strict=True):
+        assert torch.allclose(w, e, atol=1e-6)
+
+    trainer = _trainer(table_optimizer="row_adagrad", table_learning_rate=0.05)
+    trainer.config.batch_size = 200
+    grads = _summed_loss_gradients(trainer, batch)
+    trainer.learn(batch)
+    for field, g in zip(("user", "item"), grads, strict=True):
+        vector = trainer.row_optimizers[field].state["sum"]
+        weight = trainer.row_optimizers[f"{field}.first_order"].state["sum"]
+        assert torch.allclose(vector, g[:, :8].pow(2).mean(dim=1), rtol=1e-5, atol=1e-6)
+        assert torch.allclose(weight, g[:, 8].pow(2), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("optimizer", ["adagrad", "row_adagrad"])
 def test_last_losses_are_the_losses_of_the_chunk_before_learning(
     stream: EventStream, optimizer: str, one_torch_thread: None

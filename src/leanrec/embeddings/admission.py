@@ -9,7 +9,7 @@
   admitted, evicting the least frequently (LFU) or least recently (LRU) used resident; an
   evicted ID reads the fallback row again. Its bytes are bounded by ``C`` whatever the number
   of IDs: the ID -> row map is a sorted array of the ``C`` resident IDs (binary search), not a
-  per-ID array.
+  per-ID array. Its ID and row indices are int32 (at most ``2**31`` IDs).
 
 Both update their state in :meth:`observe`, once per chunk, vectorised (``torch.unique`` and
 scatter over the chunk, selection over the ``C`` rows; no per-event Python loop).
@@ -24,7 +24,7 @@ from torch import nn
 
 from leanrec.embeddings.base import StreamTable
 from leanrec.embeddings.counted import CountedRowsTable
-from leanrec.embeddings.growing import OptimizerRowSync, RowListener, RowReset
+from leanrec.embeddings.growing import OptimizerRowSync, RowListener, RowReset, check_id_space
 
 
 class ThresholdEmbedding(CountedRowsTable):
@@ -38,9 +38,9 @@ class ThresholdEmbedding(CountedRowsTable):
     Bytes (float32 rows of width ``d``; ``capacity`` and ``id_capacity`` as in
     :class:`GrowingEmbedding`)::
 
-        nbytes = 4*d*capacity + 8*capacity   # rows and their row -> ID map
+        nbytes = 4*d*capacity + 4*capacity   # rows and their row -> ID map (int32)
                + 4*d                         # the shared default row
-               + (8 + 4) * id_capacity       # per ID: row (int64) and count (int32)
+               + (4 + 4) * id_capacity       # per ID: row (int32) and count (int32)
 
     Args:
         num_embeddings: IDs known so far (``N``); grows with :meth:`extend_ids`.
@@ -51,13 +51,13 @@ class ThresholdEmbedding(CountedRowsTable):
         min_capacity, compact_below, init_std, sparse_grad, generator: as in
             :class:`GrowingEmbedding`.
 
-    Example (``n = 2``, ``d = 2``, 3 IDs; by hand ``8 + 12*3 = 44`` bytes before any row):
+    Example (``n = 2``, ``d = 2``, 3 IDs; by hand ``8 + 8*3 = 32`` bytes before any row):
         >>> table = ThresholdEmbedding(3, 2, threshold=2, min_capacity=1)
         >>> table.nbytes()
-        44
+        32
         >>> table.observe(torch.tensor([0, 1, 0]))  # ID 0 seen twice: a row
-        >>> table.has_row(torch.arange(3)).tolist(), table.nbytes()  # + 4*2*1 + 8*1
-        ([True, False, False], 60)
+        >>> table.has_row(torch.arange(3)).tolist(), table.nbytes()  # + 4*2*1 + 4*1
+        ([True, False, False], 44)
     """
 
     kind = "threshold"
@@ -108,7 +108,7 @@ class ThresholdEmbedding(CountedRowsTable):
         return self.unique.num_parameters()
 
     def nbytes(self) -> int:
-        """``(4d + 8)*capacity + 4d + 12*id_capacity`` for float32 rows (see class)."""
+        """``(4d + 4)*capacity + 4d + 8*id_capacity`` for float32 rows (see class)."""
         return super().nbytes()
 
     def observe(self, ids: torch.Tensor) -> None:
@@ -172,8 +172,8 @@ class EvictingEmbedding(StreamTable):
     Bytes (float32 rows of width ``d``), independent of the number of IDs::
 
         nbytes = 4*d*C + 4*d              # rows and the shared fallback row
-               + 8*C * 3                  # row -> ID, sorted resident IDs, their rows (int64)
-               + 8*C                      # last use per row (int64)
+               + 4*C * 3                  # row -> ID, sorted resident IDs, their rows (int32)
+               + 8*C                      # last use per row (int64: an event clock)
                + 8*C  (LFU only)          # uses per row (int64)
 
     Args:
@@ -192,8 +192,8 @@ class EvictingEmbedding(StreamTable):
         >>> table.observe(torch.tensor([7]))            # 7 evicts 5
         >>> table.resident(torch.tensor([3, 5, 7])).tolist()
         [True, False, True]
-        >>> table.nbytes()  # 4*4*2 + 4*4 + 8*2*4
-        112
+        >>> table.nbytes()  # 4*4*2 + 4*4 + 4*2*3 + 8*2
+        88
     """
 
     kind = "evicting"
@@ -215,6 +215,7 @@ class EvictingEmbedding(StreamTable):
             raise ValueError("need capacity > 0 and embedding_dim > 0")
         if policy not in ("lfu", "lru"):
             raise ValueError(f"policy must be 'lfu' or 'lru', got {policy!r}")
+        check_id_space(num_embeddings, type(self).__name__)
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         self.policy = policy
@@ -233,9 +234,9 @@ class EvictingEmbedding(StreamTable):
         self.row_of_sorted: torch.Tensor
         self.last_use: torch.Tensor
         self.use_count: torch.Tensor
-        self.register_buffer("id_of_row", torch.full((capacity,), -1, dtype=torch.int64))
-        self.register_buffer("sorted_ids", torch.full((capacity,), -1, dtype=torch.int64))
-        self.register_buffer("row_of_sorted", torch.arange(capacity, dtype=torch.int64))
+        self.register_buffer("id_of_row", torch.full((capacity,), -1, dtype=torch.int32))
+        self.register_buffer("sorted_ids", torch.full((capacity,), -1, dtype=torch.int32))
+        self.register_buffer("row_of_sorted", torch.arange(capacity, dtype=torch.int32))
         self.register_buffer("last_use", torch.full((capacity,), -1, dtype=torch.int64))
         self.register_buffer(
             "use_count", torch.zeros(capacity if policy == "lfu" else 0, dtype=torch.int64)
@@ -267,7 +268,7 @@ class EvictingEmbedding(StreamTable):
         ids = ids.to(torch.int64)
         at = torch.searchsorted(self.sorted_ids, ids).clamp(max=self.capacity - 1)
         found = self.sorted_ids[at] == ids
-        return torch.where(found, self.row_of_sorted[at], torch.full_like(ids, -1))
+        return torch.where(found, self.row_of_sorted[at].to(torch.int64), -1)
 
     def resident(self, ids: torch.Tensor) -> torch.Tensor:
         """Whether each ID holds a row; ``(B,)`` -> ``(B,)`` bool."""
@@ -284,12 +285,14 @@ class EvictingEmbedding(StreamTable):
         return (self.used_rows + 1) * self.embedding_dim
 
     def nbytes(self) -> int:
-        """``4d*C + 4d + 32*C`` (LRU) or ``+ 40*C`` (LFU), see class."""
+        """``4d*C + 4d + 20*C`` (LRU) or ``+ 28*C`` (LFU), see class."""
         return super().nbytes()
 
     # ------------------------------------------------------------------ stream
     def extend_ids(self, num_embeddings: int) -> None:
-        """Accept IDs up to ``num_embeddings - 1`` (nothing is stored per ID)."""
+        """Accept IDs up to ``num_embeddings - 1`` (nothing is stored per ID; at most ``2**31``
+        IDs, held as int32 while resident)."""
+        check_id_space(num_embeddings, type(self).__name__)
         self.num_embeddings = max(self.num_embeddings, num_embeddings)
 
     def observe(self, ids: torch.Tensor) -> None:
@@ -361,7 +364,7 @@ class EvictingEmbedding(StreamTable):
             else:
                 values = torch.empty(len(rows), self.embedding_dim, device=self._device())
                 self.weight[rows] = values.normal_(0.0, self.init_std, generator=self.generator)
-        self.id_of_row[rows] = ids
+        self.id_of_row[rows] = ids.to(torch.int32)
         self.last_use[rows] = last
         if self.policy == "lfu":
             self.use_count[rows] = uses
@@ -378,7 +381,7 @@ class EvictingEmbedding(StreamTable):
         stays = ~changed[self.row_of_sorted]
         kept_ids, kept_rows = self.sorted_ids[stays], self.row_of_sorted[stays]
         order = torch.argsort(ids)
-        new_ids, new_rows = ids[order], rows[order]
+        new_ids, new_rows = ids[order].to(torch.int32), rows[order].to(torch.int32)
         at = torch.searchsorted(kept_ids, new_ids) + torch.arange(len(new_ids))
         is_new = torch.zeros(self.capacity, dtype=torch.bool)
         is_new[at] = True

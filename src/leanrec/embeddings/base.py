@@ -121,7 +121,8 @@ class EmbeddingTable(nn.Module, ABC):
                 current.data = torch.empty_like(stored, dtype=torch.float32)
                 current.grad = None
             else:
-                setattr(self, name, torch.empty_like(stored))
+                # the table's own dtype (e.g. int32 ID maps read from an int64 file)
+                setattr(self, name, torch.empty_like(stored, dtype=current.dtype))
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )

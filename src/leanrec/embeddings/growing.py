@@ -14,11 +14,15 @@ row reads the table's one shared fallback vector. The table's bytes follow the d
   ``>= used`` (at least ``min_capacity``) and the ID -> row map is updated. Only then do freed
   bytes really go.
 
+Both maps are int32: a table holds at most ``2**31`` IDs (IDs and rows stay below ``2**31``;
+:meth:`GrowingEmbedding.extend_ids` raises beyond), which halves the per-ID bytes of int64 maps.
+Methods take and return int64 IDs and rows, as every index tensor in leanrec.
+
 :meth:`nbytes` counts what the table holds: the allocated capacity (not just the used rows), the
 fallback vector, and the per-ID state (the ID -> row map, itself grown by doubling, and the
 row -> ID map). For ``d``-wide float32 rows::
 
-    nbytes = 4 * d * capacity + 4 * d + 8 * id_capacity + 8 * capacity
+    nbytes = 4 * d * capacity + 4 * d + 4 * id_capacity + 4 * capacity
 
 Optimiser state follows the rows. The ``weight`` Parameter object is kept across every
 relayout (its ``.data`` is swapped), so an optimiser built on ``table.parameters()`` stays
@@ -33,8 +37,8 @@ Example:
     >>> table = GrowingEmbedding(5, 4, min_capacity=2)
     >>> table.allocate(torch.tensor([3, 0])).tolist()   # rows for IDs 3 and 0
     [0, 1]
-    >>> table.capacity, table.used_rows, table.nbytes()  # 4*4*2 + 4*4 + 8*5 + 8*2
-    (2, 2, 104)
+    >>> table.capacity, table.used_rows, table.nbytes()  # 4*4*2 + 4*4 + 4*5 + 4*2
+    (2, 2, 76)
     >>> torch.equal(table.lookup(torch.tensor([1]))[0], table.fallback[0])  # ID 1: no row
     True
 """
@@ -86,12 +90,24 @@ class RowStorage(Protocol):
     Parameter ``weight`` of shape ``(capacity, d)`` and its row events."""
 
     @property
-    def weight(self) -> nn.Parameter: ...
+    def weight(self) -> torch.Tensor: ...
 
     @property
     def capacity(self) -> int: ...
 
     def add_listener(self, listener: RowListener) -> None: ...
+
+
+MAX_IDS = 2**31
+"""Most IDs a :class:`GrowingEmbedding` holds: its ID and row maps are int32."""
+
+
+def check_id_space(num_embeddings: int, table: str) -> None:
+    """Raise ``ValueError`` when ``num_embeddings`` IDs do not fit int32 ID maps."""
+    if num_embeddings > MAX_IDS:
+        raise ValueError(
+            f"{table} keeps IDs and rows as int32: at most 2**31 IDs, got {num_embeddings}"
+        )
 
 
 def _next_power_of_two(n: int) -> int:
@@ -119,8 +135,8 @@ class GrowingEmbedding(StreamTable):
     Attributes:
         weight: rows, shape ``(capacity, d)`` (a Parameter whose identity never changes).
         fallback: the shared vector of IDs without a row, shape ``(1, d)``.
-        row_of_id: row per ID or -1, shape ``(id_capacity,)``, int64 buffer.
-        id_of_row: ID per row or -1 (free), shape ``(capacity,)``, int64 buffer.
+        row_of_id: row per ID or -1, shape ``(id_capacity,)``, int32 buffer.
+        id_of_row: ID per row or -1 (free), shape ``(capacity,)``, int32 buffer.
     """
 
     kind = "growing"
@@ -141,6 +157,7 @@ class GrowingEmbedding(StreamTable):
         super().__init__()
         if num_embeddings < 0 or embedding_dim <= 0 or min_capacity <= 0:
             raise ValueError("need num_embeddings >= 0, embedding_dim > 0, min_capacity > 0")
+        check_id_space(num_embeddings, type(self).__name__)
         if not 0.0 <= compact_below <= 0.5:
             raise ValueError(f"compact_below must be in [0, 0.5], got {compact_below}")
         self.num_embeddings = num_embeddings
@@ -157,8 +174,8 @@ class GrowingEmbedding(StreamTable):
             self.fallback.normal_(0.0, init_std, generator=generator)
         self.row_of_id: torch.Tensor
         self.id_of_row: torch.Tensor
-        self.register_buffer("row_of_id", torch.full((num_embeddings,), -1, dtype=torch.int64))
-        self.register_buffer("id_of_row", torch.zeros(0, dtype=torch.int64))
+        self.register_buffer("row_of_id", torch.full((num_embeddings,), -1, dtype=torch.int32))
+        self.register_buffer("id_of_row", torch.zeros(0, dtype=torch.int32))
         self.used_rows = 0
         self._listeners: list[RowListener] = []
 
@@ -178,7 +195,7 @@ class GrowingEmbedding(StreamTable):
         return (self.used_rows + 1) * self.embedding_dim
 
     def nbytes(self) -> int:
-        """``4*d*capacity + 4*d + 8*id_capacity + 8*capacity`` for float32 rows (see module)."""
+        """``4*d*capacity + 4*d + 4*id_capacity + 4*capacity`` for float32 rows (see module)."""
         return super().nbytes()
 
     # ------------------------------------------------------------------ listeners
@@ -194,7 +211,7 @@ class GrowingEmbedding(StreamTable):
     def rows(self, ids: torch.Tensor) -> torch.Tensor:
         """Row of each ID, -1 for an ID without a row; ``(B,)`` -> ``(B,)`` int64."""
         self._check_ids(ids)
-        return self.row_of_id[ids]
+        return self.row_of_id[ids].to(torch.int64)
 
     def has_row(self, ids: torch.Tensor) -> torch.Tensor:
         """Whether each ID holds a row; ``(B,)`` -> ``(B,)`` bool."""
@@ -215,12 +232,17 @@ class GrowingEmbedding(StreamTable):
     # ------------------------------------------------------------------ growth of the ID space
     def extend_ids(self, num_embeddings: int) -> None:
         """Accept IDs up to ``num_embeddings - 1`` (new IDs have no row); the ID map doubles
-        when it has to grow, so extending once per chunk costs O(1) amortised per ID."""
+        when it has to grow, so extending once per chunk costs O(1) amortised per ID.
+
+        Raises:
+            ValueError: beyond ``2**31`` IDs (int32 maps).
+        """
         if num_embeddings <= self.num_embeddings:
             return
+        check_id_space(num_embeddings, type(self).__name__)
         if num_embeddings > self.id_capacity:
-            new_capacity = max(num_embeddings, 2 * self.id_capacity)
-            grown = torch.full((new_capacity,), -1, dtype=torch.int64, device=self._device())
+            new_capacity = min(max(num_embeddings, 2 * self.id_capacity), MAX_IDS)
+            grown = torch.full((new_capacity,), -1, dtype=torch.int32, device=self._device())
             grown[: self.id_capacity] = self.row_of_id
             self.row_of_id = grown
         self.num_embeddings = num_embeddings
@@ -276,8 +298,8 @@ class GrowingEmbedding(StreamTable):
             else:
                 values = init.detach().to(self.weight.device, torch.float32)
             self.weight[rows] = values
-        self.id_of_row[rows] = ids
-        self.row_of_id[ids] = rows
+        self.id_of_row[rows] = ids.to(torch.int32)
+        self.row_of_id[ids] = rows.to(torch.int32)
         self.used_rows += k
         self._emit(RowReset(rows))
         return rows
@@ -291,7 +313,7 @@ class GrowingEmbedding(StreamTable):
         self._check_ids(ids)
         if len(torch.unique(ids)) != len(ids):
             raise ValueError("free: ids must be distinct")
-        rows = self.row_of_id[ids]
+        rows = self.row_of_id[ids].to(torch.int64)
         if bool((rows < 0).any()):
             raise ValueError("free: some ids hold no row")
         with torch.no_grad():
@@ -319,12 +341,12 @@ class GrowingEmbedding(StreamTable):
         if len(source) != self.used_rows or bool((self.id_of_row[source] < 0).any()):
             raise RuntimeError("relayout must move exactly the used rows")
         weight = torch.zeros(new_capacity, self.embedding_dim, device=self._device())
-        id_of_row = torch.full((new_capacity,), -1, dtype=torch.int64, device=self._device())
+        id_of_row = torch.full((new_capacity,), -1, dtype=torch.int32, device=self._device())
         with torch.no_grad():
             weight[target] = self.weight[source]
         id_of_row[target] = self.id_of_row[source]
-        moved = id_of_row[target]
-        self.row_of_id[moved] = target
+        moved = id_of_row[target].to(torch.int64)
+        self.row_of_id[moved] = target.to(torch.int32)
         self.weight.data = weight
         self.weight.grad = None
         self.id_of_row = id_of_row

@@ -26,14 +26,18 @@ per-ID state itself is an error (``ValueError``), never a silent excess.
 **Bytes** (float32 rows of width ``d``; ``capacity`` and ``id_capacity`` as in
 :class:`~leanrec.embeddings.GrowingEmbedding`)::
 
-    nbytes = 4*d*capacity + 8*capacity        # unique rows and their row -> ID map
+    nbytes = 4*d*capacity + 4*capacity        # unique rows and their row -> ID map (int32)
            + 4*d                              # the unique table's own fallback (held, unused)
            + 4*d*k                            # the k shared vectors
-           + (8 + 1 + 4) * id_capacity        # per ID: row (int64), position (int8), count (int32)
+           + (4 + 1 + 4) * id_capacity        # per ID: row (int32), position (int8), count (int32)
+
+A model reading a field through several slots (DeepFM's ``d``-wide vector and first-order
+weight) holds one table of their summed width per field
+(:class:`~leanrec.models.stream.StreamModel`), so these 9 bytes per ID are paid once per field.
 
 The loss history an agent keeps per ID is the agent's state, counted by the agent beside this.
 
-Example (``d = 2``, ``k = 2``, 4 IDs; by hand: ``nbytes = 0 + 8 + 16 + 13*4 = 76``):
+Example (``d = 2``, ``k = 2``, 4 IDs; by hand: ``nbytes = 0 + 8 + 16 + 9*4 = 60``):
     >>> table = HierarchicalSharedEmbedding(4, 2, levels=2, min_capacity=1)
     >>> table.observe(torch.tensor([0, 1, 0]))
     >>> table.positions(torch.arange(4)).tolist()
@@ -42,8 +46,8 @@ Example (``d = 2``, ``k = 2``, 4 IDs; by hand: ``nbytes = 0 + 8 + 16 + 13*4 = 76
     [2, 1]
     >>> table.move(torch.tensor([0]), torch.tensor([ASCEND])).tolist()  # level k -> unique
     [3]
-    >>> table.nbytes()  # one row: 4*2*1 + 8*1 + 76
-    92
+    >>> table.nbytes()  # one row: 4*2*1 + 4*1 + 60
+    72
 """
 
 from __future__ import annotations
@@ -168,7 +172,7 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         return (self.unique.used_rows + self.levels) * self.embedding_dim
 
     def nbytes(self) -> int:
-        """``(4d + 8)*capacity + 4d + 4dk + 13*id_capacity`` for float32 (see module)."""
+        """``(4d + 4)*capacity + 4d + 4dk + 9*id_capacity`` for float32 (see module)."""
         return super().nbytes()
 
     def position_counts(self) -> torch.Tensor:
@@ -218,7 +222,7 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
                     f"{self._fixed_bytes() + grown} bytes before any unique row"
                 )
             if self.unique.used_rows > budget:
-                holders = self.unique.id_of_row[self.unique.id_of_row >= 0]
+                holders = self._holders()
                 order = torch.argsort(self.count_of_id[holders], stable=True)
                 self._demote(holders[order[: self.unique.used_rows - budget]])
             if self.unique.capacity > budget:
@@ -322,7 +326,7 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         """Unique holders that stay and candidates compete for ``budget`` rows by ``value``
         (ties keep holders). Returns (accepted candidate slots, refused candidate slots,
         displaced holders)."""
-        holders = self.unique.id_of_row[self.unique.id_of_row >= 0]
+        holders = self._holders()
         staying = holders[~torch.isin(holders, demoted)]
         candidates = ids[promote_at]
         pool = torch.cat([staying, candidates])
@@ -336,6 +340,11 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
             promote_at[~is_candidate_chosen],
             staying[~chosen[: len(staying)]],
         )
+
+    def _holders(self) -> torch.Tensor:
+        """IDs holding a unique row, in row order, int64 ``(used,)``."""
+        id_of_row = self.unique.id_of_row
+        return id_of_row[id_of_row >= 0].to(torch.int64)
 
     def _demote(self, ids: torch.Tensor) -> None:
         """Unique IDs lose their row and go to level ``k``."""

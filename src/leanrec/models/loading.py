@@ -38,7 +38,7 @@ from leanrec.models.registry import model_from_checkpoint
 from leanrec.models.seq import NEXT_ITEM_CHECKPOINT_FORMAT, next_item_model_from_checkpoint
 from leanrec.models.seq.searched import searched_model_from_checkpoint
 from leanrec.models.stream_io import (
-    STREAM_MODEL_FORMAT,
+    STREAM_MODEL_FORMATS,
     LoadedStreamModel,
     stream_model_from_checkpoint,
 )
@@ -133,7 +133,7 @@ def _from_state(state: dict[str, Any], path: Path) -> LoadedModel:
         return LoadedModel(ctr_model_from_checkpoint(state), "ctr")
     if kind == NEXT_ITEM_CHECKPOINT_FORMAT:
         return LoadedModel(next_item_model_from_checkpoint(state), "sequential")
-    if kind == STREAM_MODEL_FORMAT:
+    if kind in STREAM_MODEL_FORMATS:
         served = stream_model_from_checkpoint(state)
         return LoadedModel(served.model, "stream", stream=served)
     if "architecture" in state and "model" in state:

@@ -11,14 +11,21 @@ table of the model for a **stream table** and leaves the model's own code alone:
   holds no state for), ``observe(ids)`` lets the table see one chunk of events (in stream
   order) and update its assignment, e.g. allocate rows, and ``row_sync(optimizer)`` keeps
   per-row optimiser state with the rows;
-* the swap goes through the model family's own table slots: ``replace_table`` for the
-  ``d``-wide tables of every family, and the embedder's first-order (1-wide) tables of the CTR
-  models with a linear part (DeepFM, Wide&Deep), which are per-ID state as well;
-* :meth:`StreamModel.forward` turns per-field ID tensors into the model's input (a
-  :class:`~leanrec.data.behavior.BehaviorBatch` without history for CTR models, user/item pairs
-  for NeuMF) and returns one logit per event.
+* **one stream table per field.** A model may read a field through several table slots: the
+  ``d``-wide tables of every family (``replace_table``), the embedder's first-order (1-wide)
+  tables of the CTR models with a linear part (DeepFM, Wide&Deep), NeuMF's GMF and MLP towers.
+  The slots of a field get one stream table whose width is the sum of theirs (DeepFM
+  ``d + 1``, NeuMF ``2d``, DNN ``d``), and each slot reads its columns through a
+  :class:`~leanrec.embeddings.columns.ColumnView` (no state of its own). So a field's per-ID
+  state (ID -> row map, counts, positions) is held once, whatever the method: an ID's
+  first-order weight costs its 4 bytes, not another copy of the maps, and every method pays
+  one map per field alike. A field's slots also share the method's decisions (an ID holds a
+  row, or a level, for all of its columns at once);
+* :meth:`StreamModel.forward` turns per-field ID tensors into the model's input (the field
+  vectors of a batch without history for CTR models, user/item pairs for NeuMF) and returns
+  one logit per event.
 
-Bytes. :meth:`StreamModel.embedding_bytes` is the sum of the stream tables' ``nbytes()``: a
+Bytes. :meth:`StreamModel.embedding_bytes` is the sum of the field tables' ``nbytes()``: a
 stream table counts its allocated rows, shared vectors and per-ID state (ID maps, counters) in
 its own ``nbytes``. :meth:`StreamModel.dense_bytes` is everything else the model holds (MLP,
 biases), reported beside them.
@@ -39,14 +46,16 @@ Example (DeepFM on a stream with the fields ``user`` and ``item``):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 from torch import nn
 
 from leanrec.data.behavior import BehaviorBatch, FeatureMap, FieldSpec
 from leanrec.embeddings.base import EmbeddingTable, StreamTable, TableFactory
+from leanrec.embeddings.columns import ColumnView, FieldLookups
 from leanrec.embeddings.growing import GrowingEmbedding
 from leanrec.models.base import Recommender
 from leanrec.models.ctr.base import CTRModel
@@ -54,6 +63,7 @@ from leanrec.models.ctr.inputs import EmbeddedBatch
 
 __all__ = [
     "AllUniqueFactory",
+    "SlotColumns",
     "StreamModel",
     "StreamTableFactory",
     "build_stream_model",
@@ -62,10 +72,10 @@ __all__ = [
 
 
 StreamTableFactory = TableFactory
-"""``(table name, IDs known so far, width) -> stream table``: a :data:`TableFactory` whose
-tables :class:`StreamModel` checks to be :class:`StreamTable`. The name is the model's table
-name (``"user"``, ``"item.first_order"``, ``"gmf_user"``), so a factory can treat tables
-differently."""
+"""``(field, IDs known so far, width) -> stream table``: a :data:`TableFactory` whose tables
+:class:`StreamModel` checks to be :class:`StreamTable`. It is called once per stream field
+(``"user"``, ``"item"``) with the summed width of the model's slots of that field, so a
+factory can treat fields differently (e.g. one hash per field)."""
 
 
 # ---------------------------------------------------------------------------------- all-unique
@@ -251,21 +261,36 @@ def _family(model: nn.Module) -> _Family:
 
 
 # ---------------------------------------------------------------------------------- wrapper
+@dataclass(frozen=True)
+class SlotColumns:
+    """Where one of the model's ID table slots reads: columns ``start:stop`` of the stream
+    table of ``field``."""
+
+    field: str
+    start: int
+    stop: int
+
+
 class StreamModel(nn.Module):
-    """A pointwise model whose ID tables are stream tables (see the module docstring).
+    """A pointwise model whose ID tables are column views of one stream table per field (see
+    the module docstring).
 
     Args:
         model: a :class:`~leanrec.models.ctr.base.CTRModel` built on
             :func:`stream_feature_map`, or a :class:`~leanrec.models.ncf.NeuMF`.
-        table_factory: builds each stream table from ``(name, N, width)``, where ``N`` and
-            ``width`` are those of the table it replaces (the replacement keeps the shape).
+        table_factory: builds each field's stream table from ``(field, N, width)``: ``N`` is
+            the vocabulary size of the tables it replaces, ``width`` the sum of their widths
+            (DeepFM: ``d + 1``; NeuMF: ``2d``; DNN: ``d``).
         generator: the generator the factory's tables initialise rows with, if any: a
             checkpoint of a stream run carries its state (see :mod:`leanrec.train.stream`).
 
     Attributes:
-        model: the wrapped model (its tables are now the stream tables).
-        fields: stream field feeding each table, by table name (the tables themselves are
-            :meth:`id_tables`; they are registered once, inside ``model``).
+        model: the wrapped model (its ID tables are now :class:`ColumnView` s of the field
+            tables).
+        fields: stream field of each stream table, by table name (the table of a field is
+            named after it: ``{"user": "user", "item": "item"}``).
+        columns: the columns each of the model's slots reads, by slot name (``"user"``,
+            ``"user.first_order"``, ``"gmf_user"``), in column order per field.
     """
 
     def __init__(
@@ -278,58 +303,83 @@ class StreamModel(nn.Module):
         self.model = model
         self.generator = generator
         self._family = _family(model)
-        self.fields: dict[str, str] = {}
-        tables: dict[str, StreamTable] = {}
+        slots: dict[str, list[_Slot]] = {}
         for slot in self._family.slots(model):
-            table = table_factory(slot.name, slot.table.num_embeddings, slot.width)
+            slots.setdefault(slot.field, []).append(slot)
+        self.fields: dict[str, str] = {}
+        self.columns: dict[str, SlotColumns] = {}
+        tables: dict[str, StreamTable] = {}
+        self._lookups: list[FieldLookups] = []
+        for field, field_slots in slots.items():
+            if "." in field or not field:
+                raise ValueError(f"a stream field name must be non-empty without '.': {field!r}")
+            num_embeddings = max(s.table.num_embeddings for s in field_slots)
+            width = sum(s.width for s in field_slots)
+            table = table_factory(field, num_embeddings, width)
             if not isinstance(table, StreamTable):
                 raise TypeError(
-                    f"the factory built a {type(table).__name__} for {slot.name!r}, not a stream "
+                    f"the factory built a {type(table).__name__} for {field!r}, not a stream "
                     "table (a StreamTable: extend_ids, observe, row_sync)"
                 )
-            if (table.num_embeddings, table.embedding_dim) != (
-                slot.table.num_embeddings,
-                slot.width,
-            ):
+            if (table.num_embeddings, table.embedding_dim) != (num_embeddings, width):
                 raise ValueError(
-                    f"stream table {slot.name!r} must start as {slot.table.num_embeddings} x "
-                    f"{slot.width}, got {table.num_embeddings} x {table.embedding_dim}"
+                    f"stream table {field!r} must start as {num_embeddings} x {width}, got "
+                    f"{table.num_embeddings} x {table.embedding_dim}"
                 )
-            self._family.put(model, slot, table)
-            tables[slot.name] = table
-            self.fields[slot.name] = slot.field
-        self._by_name = tables  # a plain dict: the modules are registered inside model
+            lookups = FieldLookups(table)
+            self._lookups.append(lookups)
+            start = 0
+            for slot in field_slots:
+                self._family.put(model, slot, ColumnView(lookups, start, start + slot.width))
+                self.columns[slot.name] = SlotColumns(field, start, start + slot.width)
+                start += slot.width
+            tables[field] = table
+            self.fields[field] = field
+        self.field_tables = nn.ModuleDict(tables)  # each field table registered once, here
 
     # ------------------------------------------------------------------ stream steps
     @property
     def stream_fields(self) -> tuple[str, ...]:
         """The stream ID fields the model reads, in first-use order."""
-        return tuple(dict.fromkeys(self.fields.values()))
+        return tuple(self.fields)
 
     def id_tables(self) -> dict[str, StreamTable]:
-        """The stream tables by table name (``"user"``, ``"user.first_order"``, ...)."""
-        return dict(self._by_name)
+        """The stream tables by field name (``"user"``, ``"item"``), one per field."""
+        return {name: cast(StreamTable, table) for name, table in self.field_tables.items()}
 
     def extend_ids(self, sizes: Mapping[str, int]) -> None:
         """Accept the IDs of each field seen so far (``sizes[field]`` = vocabulary size)."""
-        for name, table in self._by_name.items():
+        for name, table in self.id_tables().items():
             table.extend_ids(int(sizes[self.fields[name]]))
 
     def observe(self, ids: Mapping[str, torch.Tensor]) -> None:
         """Let every stream table see its field's IDs of one chunk ``(n,)``, in stream order."""
-        for name, table in self._by_name.items():
+        for name, table in self.id_tables().items():
             table.observe(ids[self.fields[name]])
 
     def forward(self, ids: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Logits ``(B,)`` of events given per-field ID tensors ``(B,)`` (vocabulary indices)."""
-        return self._family.logits(self.model, ids)
+        """Logits ``(B,)`` of events given per-field ID tensors ``(B,)`` (vocabulary indices).
+
+        Each field table is read once per call: CTR models score the field vectors
+        (:meth:`logits_of_vectors`, the same logits as the model's own forward); NeuMF's
+        slots of a field share one lookup of the IDs it passes them."""
+        if self.reads_vectors:
+            tables = self.id_tables()
+            return self.logits_of_vectors({f: t.lookup(ids[f]) for f, t in tables.items()})
+        with ExitStack() as stack:
+            for lookups in self._lookups:
+                stack.enter_context(lookups.shared())
+            return self._family.logits(self.model, ids)
 
     def logits_of_vectors(self, vectors: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Logits ``(B,)`` from each table's vectors ``(B, width)`` by table name, e.g. rows
-        gathered by a trainer that updates them itself (:mod:`leanrec.train.row_optim`).
-        Equals :meth:`forward` when ``vectors[name]`` is ``table.lookup(ids[field])``; only for
-        CTR models (:meth:`reads_vectors`)."""
-        logits = self._family.logits_of_vectors(self.model, vectors)
+        """Logits ``(B,)`` from each field table's vectors ``(B, width)`` by field, e.g. rows
+        gathered by a trainer that updates them itself (:mod:`leanrec.train.row_optim`); each
+        slot reads its :attr:`columns`. Equals :meth:`forward` when ``vectors[field]`` is
+        ``table.lookup(ids[field])``; only for CTR models (:meth:`reads_vectors`)."""
+        if not self.reads_vectors:
+            raise TypeError(f"{type(self.model).__name__} does not take looked-up vectors")
+        per_slot = {name: vectors[c.field][:, c.start : c.stop] for name, c in self.columns.items()}
+        logits = self._family.logits_of_vectors(self.model, per_slot)
         if logits is None:
             raise TypeError(f"{type(self.model).__name__} does not take looked-up vectors")
         return logits
@@ -341,12 +391,11 @@ class StreamModel(nn.Module):
 
     # ------------------------------------------------------------------ bytes
     def _table_parameter_ids(self) -> set[int]:
-        return {id(p) for t in self._by_name.values() for p in t.parameters()}
+        return {id(p) for p in self.field_tables.parameters()}
 
     def table_parameters(self) -> list[nn.Parameter]:
         """Parameters of the stream tables (rows, shared vectors)."""
-        seen = self._table_parameter_ids()
-        return [p for p in self.parameters() if id(p) in seen]
+        return list(self.field_tables.parameters())
 
     def dense_parameters(self) -> list[nn.Parameter]:
         """Every other parameter of the model (MLP, biases, output layers)."""
@@ -355,14 +404,13 @@ class StreamModel(nn.Module):
 
     def embedding_bytes(self) -> int:
         """Bytes the stream tables hold: allocated rows (capacity), shared vectors and per-ID
-        state, i.e. ``sum(table.nbytes())``."""
-        return sum(table.nbytes() for table in self._by_name.values())
+        state, i.e. ``sum(table.nbytes())`` over the field tables (the column views hold
+        nothing)."""
+        return sum(table.nbytes() for table in self.id_tables().values())
 
     def dense_bytes(self) -> int:
         """Bytes of the dense part (parameters and buffers outside the stream tables)."""
-        tables = self._table_parameter_ids() | {
-            id(b) for t in self._by_name.values() for b in t.buffers()
-        }
+        tables = self._table_parameter_ids() | {id(b) for b in self.field_tables.buffers()}
         return sum(
             t.numel() * t.element_size()
             for t in list(self.model.parameters()) + list(self.model.buffers())

@@ -1,11 +1,16 @@
 """Saving and loading a :class:`~leanrec.models.stream.StreamModel` with its raw IDs, for serving.
 
-The file (format ``"leanrec.stream_model/1"``) holds the base model's name and build options,
-each stream table's spec (:meth:`~leanrec.embeddings.base.EmbeddingTable.spec`: kind and
-hyper-parameters; a hierarchy's positions, counts and rows are in the state dict) and the raw
-IDs of each field in index order. Loading rebuilds every table from :mod:`leanrec.embeddings`
-alone: whatever decided the tables' assignment during training (an agent, a threshold) is not
-needed to serve, because positions and rows are state of the tables.
+The file (format ``"leanrec.stream_model/2"``) holds the base model's name and build options,
+the spec of each field's stream table (:meth:`~leanrec.embeddings.base.EmbeddingTable.spec`:
+kind and hyper-parameters, by field; a hierarchy's positions, counts and rows are in the state
+dict, each field table once) and the raw IDs of each field in index order. Format ``/1`` held
+one table per model slot (a field's first-order weights apart); such a file still loads: the
+slot tables of a field are joined column-wise into its field table, which needs them to share
+their per-ID state (a ``DataError`` names the field when they do not).
+
+Loading rebuilds every table from :mod:`leanrec.embeddings` alone: whatever decided the
+tables' assignment during training (an agent, a threshold) is not needed to serve, because
+positions and rows are state of the tables.
 
 An ID the model has never seen is served by adding it to its field's vocabulary
 (:meth:`LoadedStreamModel.index_of` gives it the next index and ``extend_ids`` makes it
@@ -33,18 +38,24 @@ import torch
 
 from leanrec.data.errors import DataError
 from leanrec.embeddings.base import EmbeddingTable
+from leanrec.embeddings.columns import ColumnView
 from leanrec.embeddings.specs import table_from_spec
 from leanrec.models.stream import StreamModel, build_stream_model
 
 __all__ = [
     "STREAM_MODEL_FORMAT",
+    "STREAM_MODEL_FORMATS",
     "LoadedStreamModel",
     "load_stream_model",
     "save_stream_model",
     "stream_model_from_checkpoint",
 ]
 
-STREAM_MODEL_FORMAT = "leanrec.stream_model/1"
+STREAM_MODEL_FORMAT = "leanrec.stream_model/2"
+OLD_STREAM_MODEL_FORMATS = ("leanrec.stream_model/1",)
+"""Formats of earlier versions: ``/1`` held one stream table per model slot."""
+STREAM_MODEL_FORMATS = (STREAM_MODEL_FORMAT, *OLD_STREAM_MODEL_FORMATS)
+"""Every format :func:`load_stream_model` reads."""
 
 
 # ---------------------------------------------------------------------------------- saving
@@ -162,11 +173,20 @@ class LoadedStreamModel:
 # ---------------------------------------------------------------------------------- loading
 def stream_model_from_checkpoint(state: Mapping[str, Any]) -> LoadedStreamModel:
     """Rebuild the model of a loaded stream model file (the dict :func:`save_stream_model`
-    writes)."""
+    writes, or a file of format ``/1``: see :func:`_joined_slot_tables`).
+
+    Raises:
+        DataError: a ``/1`` file whose slot tables of one field do not share their per-ID
+            state (they cannot be joined into one field table).
+    """
+    first_format = state.get("format") in OLD_STREAM_MODEL_FORMATS
     specs: dict[str, dict[str, Any]] = state["tables"]
 
     def rebuild(name: str, num_embeddings: int, embedding_dim: int) -> EmbeddingTable:
-        return table_from_spec(specs[name], num_embeddings, embedding_dim)
+        # a /1 file names its tables by slot; the field's first slot is named after the field
+        # (CTR models) or holds the field in its name (NeuMF's gmf_user)
+        spec = specs.get(name) or next(v for k, v in specs.items() if name in k)
+        return table_from_spec(spec, num_embeddings, embedding_dim)
 
     model = build_stream_model(
         state["model"],
@@ -175,13 +195,66 @@ def stream_model_from_checkpoint(state: Mapping[str, Any]) -> LoadedStreamModel:
         table_factory=rebuild,
         **state["options"],
     )
-    model.load_state_dict(state["state_dict"])
+    state_dict = state["state_dict"]
+    if first_format:
+        state_dict = _joined_slot_tables(model, specs, state_dict)
+    model.load_state_dict(state_dict)
     return LoadedStreamModel(
         model,
         state["objective"],
         state["rating_offset"],
         {f: list(v) for f, v in state["raw_ids"].items()},
     )
+
+
+def _joined_slot_tables(
+    model: StreamModel, specs: Mapping[str, dict[str, Any]], state_dict: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The state dict of a format ``/1`` file (one stream table per model slot, stored where
+    the model's column views now sit) laid out for one table per field.
+
+    Each slot's table is rebuilt from its spec and state; a field's slot tables are joined
+    column-wise: parameters (rows, shared vectors, fallback) side by side in the slots' column
+    order, everything else (ID maps, positions, counts, the ID space) taken once, which needs
+    it to be the same in every slot's table (it is when one decision moved them all: the
+    all-unique tables, the hierarchy's mirrored first-order tables, one hash per field).
+    """
+    out = dict(state_dict)
+    prefixes = {
+        (view.table, view.start): f"model.{name}."
+        for name, view in model.model.named_modules()
+        if isinstance(view, ColumnView)
+    }
+    tables = model.id_tables()
+    joined: dict[str, list[tuple[str, EmbeddingTable]]] = {}
+    for slot, columns in model.columns.items():
+        prefix = prefixes[(tables[columns.field], columns.start)]
+        own = {k[len(prefix) :]: out.pop(k) for k in list(out) if k.startswith(prefix)}
+        table = table_from_spec(specs[slot], 1, columns.stop - columns.start)
+        table.load_state_dict(own)
+        joined.setdefault(columns.field, []).append((slot, table))
+    for field_name, slot_tables in joined.items():
+        first_slot, first = slot_tables[0]
+        parameters = {name for name, _ in first.named_parameters()}
+        for key, value in first.state_dict().items():
+            if key in parameters:
+                value = torch.cat([t.state_dict()[key] for _, t in slot_tables], dim=1)
+            else:
+                for slot, other in slot_tables[1:]:
+                    if not _same(other.state_dict()[key], value):
+                        raise DataError(
+                            f"stream model of format {OLD_STREAM_MODEL_FORMATS[0]!r}: tables "
+                            f"{first_slot!r} and {slot!r} of field {field_name!r} differ in "
+                            f"{key!r}, so they cannot be joined into one table per field"
+                        )
+            out[f"field_tables.{field_name}.{key}"] = value
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.shape == b.shape and bool(torch.equal(a.to(b.dtype), b))
+    return bool(a == b)
 
 
 def load_stream_model(path: str | Path) -> LoadedStreamModel:
@@ -194,6 +267,6 @@ def load_stream_model(path: str | Path) -> LoadedStreamModel:
     if not path.is_file():
         raise DataError("stream model file not found", path=path)
     state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != STREAM_MODEL_FORMAT:
+    if not isinstance(state, dict) or state.get("format") not in STREAM_MODEL_FORMATS:
         raise DataError(f"not a leanrec stream model (format {STREAM_MODEL_FORMAT})", path=path)
     return stream_model_from_checkpoint(state)

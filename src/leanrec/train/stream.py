@@ -17,11 +17,13 @@ callables for one :class:`~leanrec.models.stream.StreamModel`:
     follows the rows (each table's ``row_sync``);
   - row-wise (``"row_sgd"``, ``"row_adagrad"``, ``"row_rmsprop"``, ``"row_adam"``; CTR models
     on :class:`~leanrec.embeddings.GrowingEmbedding` tables): the rows of the chunk's events
-    are read once per chunk; per batch, the distinct rows are gathered into a leaf tensor, the
-    model scores them through :meth:`StreamModel.logits_of_vectors` (no batch object, no
-    embedder), and a :class:`~leanrec.train.row_optim.RowOptimizer` per table updates only
-    those rows on the gradient of the **summed** per-event loss (a step size per event, as a
-    one-event learner's). No step walks the whole table;
+    are read once per chunk; per batch, the distinct rows of each field table are gathered
+    into a leaf tensor, the model scores them through :meth:`StreamModel.logits_of_vectors`
+    (no batch object, no embedder), and a :class:`~leanrec.train.row_optim.RowOptimizer` per
+    model slot (its columns of the field table, :class:`~leanrec.embeddings.columns.ColumnRows`:
+    own step size and accumulator, e.g. the first-order weights') updates only those rows on
+    the gradient of the **summed** per-event loss (a step size per event, as a one-event
+    learner's). No step walks the whole table;
 
   the per-event losses of the chunk are kept in :attr:`StreamTrainer.last_losses`;
 * ``memory()``: embedding bytes (:meth:`StreamModel.embedding_bytes`).
@@ -64,6 +66,7 @@ import torch
 from torch.nn import functional as F
 
 from leanrec.data.events import Chunk, EventStream
+from leanrec.embeddings.columns import ColumnRows
 from leanrec.embeddings.growing import GrowingEmbedding
 from leanrec.evaluate.prequential import (
     Prediction,
@@ -110,8 +113,8 @@ class StreamTrainerConfig:
     (a step size per event, as a one-event learner's; needs a CTR model on
     :class:`~leanrec.embeddings.GrowingEmbedding` tables)."""
     bias_learning_rate: float | None = None
-    """Row optimisers only: step size of the first-order (1-wide, per-ID bias) tables
-    (None: ``table_learning_rate``)."""
+    """Row optimisers only: step size of the first-order (1-wide, per-ID bias) columns of the
+    field tables (None: ``table_learning_rate``)."""
     row_decay: float = 0.99
     """Row optimisers only: ``ρ``, the decay of RMSprop's accumulator and Adam's second
     moment."""
@@ -149,7 +152,8 @@ class StreamTrainer:
         cfg = self.config
         table_lr = cfg.table_learning_rate or cfg.learning_rate
         self.row_optimizers: dict[str, RowOptimizer] = {}
-        """Row path only: one row optimiser per table, by table name."""
+        """Row path only: one row optimiser per model slot (its columns of the field table),
+        by slot name (:attr:`StreamModel.columns`)."""
         self.table_optimizer: torch.optim.Optimizer | None = None
         """``torch.optim`` path only: the optimiser over the tables' parameters."""
         if cfg.table_optimizer.startswith("row_"):
@@ -175,8 +179,9 @@ class StreamTrainer:
         forward pass of the event's mini-batch of the last pass (before that batch's step)."""
 
     def _row_tables_and_rest(self, table_lr: float) -> list[torch.nn.Parameter]:
-        """Build a row optimiser per table; return the tables' other parameters (e.g. the
-        fallback vector), which the dense Adam then updates."""
+        """Build a row optimiser per model slot (its columns of the field table); return the
+        field tables' other parameters (e.g. the fallback vector), which the dense Adam then
+        updates."""
         cfg = self.config
         if not self.model.reads_vectors:
             raise ValueError(
@@ -184,17 +189,21 @@ class StreamTrainer:
             )
         rule = cast(RowRule, cfg.table_optimizer.removeprefix("row_"))
         rest: list[torch.nn.Parameter] = []
-        for name, table in self.model.id_tables().items():
+        tables = self.model.id_tables()
+        for name, table in tables.items():
             if not isinstance(table, GrowingEmbedding):
                 raise ValueError(
                     f"row optimisers need GrowingEmbedding tables, {name!r} is a "
                     f"{type(table).__name__}"
                 )
+            rest += [p for p in table.parameters() if p is not table.weight]
+        for name, columns in self.model.columns.items():
             lr = table_lr
             if name.endswith(FIRST_ORDER_SUFFIX) and cfg.bias_learning_rate is not None:
                 lr = cfg.bias_learning_rate
-            self.row_optimizers[name] = RowOptimizer(table, rule, lr, decay=cfg.row_decay)
-            rest += [p for p in table.parameters() if p is not table.weight]
+            table = cast(GrowingEmbedding, tables[columns.field])
+            rows = ColumnRows(table, columns.start, columns.stop)
+            self.row_optimizers[name] = RowOptimizer(rows, rule, lr, decay=cfg.row_decay)
         return rest
 
     # ------------------------------------------------------------------ the three callables
@@ -286,59 +295,47 @@ class StreamTrainer:
     def _row_step(
         self, ids: Mapping[str, torch.Tensor]
     ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """One step on events ``rows``: dense Adam on the mean loss, and each table's row
-        optimiser on the summed loss of the distinct rows the batch touched.
+        """One step on events ``rows``: dense Adam on the mean loss, and each slot's row
+        optimiser on the summed loss of the distinct rows the batch touched in its field table
+        (its columns of the gradient).
 
-        The rows of the chunk's events are read once per chunk (after ``observe``); tables
-        whose rows coincide (a field's ``d``-wide and first-order tables) share one
-        ``unique`` per batch."""
-        tables = self.model.id_tables()
-        chunk_rows: dict[str, torch.Tensor] = {}
-        shared: dict[str, str] = {}  # table -> the first table with the same chunk rows
-        for name, table in tables.items():
-            assert isinstance(table, GrowingEmbedding)
-            rows_of_chunk = table.rows(ids[self.model.fields[name]])
-            for other, other_rows in chunk_rows.items():
-                if shared[other] == other and torch.equal(other_rows, rows_of_chunk):
-                    shared[name] = other
-                    break
-            else:
-                shared[name] = name
-            chunk_rows[name] = rows_of_chunk
+        The rows of the chunk's events are read once per chunk (after ``observe``)."""
+        tables = {f: cast(GrowingEmbedding, t) for f, t in self.model.id_tables().items()}
+        chunk_rows = {f: table.rows(ids[f]) for f, table in tables.items()}
         all_held = all(bool((r >= 0).all()) for r in chunk_rows.values())
+        columns = self.model.columns
 
         def step(events: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             distinct: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
             leaves: dict[str, torch.Tensor] = {}
             vectors: dict[str, torch.Tensor] = {}
-            for name, table in tables.items():
-                assert isinstance(table, GrowingEmbedding)
-                key = shared[name]
-                if key not in distinct:
-                    distinct[key] = torch.unique(chunk_rows[key][events], return_inverse=True)
-                unique, inverse = distinct[key]
+            for field, table in tables.items():
+                unique, inverse = torch.unique(chunk_rows[field][events], return_inverse=True)
+                distinct[field] = (unique, inverse)
                 leaf = table.weight.detach()[unique.clamp(min=0)].requires_grad_()
-                leaves[name] = leaf
-                vector = leaf[inverse]  # (B, width)
+                leaves[field] = leaf
+                vector = leaf[inverse]  # (B, width of the field table)
                 if not all_held:  # IDs without a row read the fallback vector
-                    held = chunk_rows[key][events] >= 0
+                    held = chunk_rows[field][events] >= 0
                     vector = torch.where(held[:, None], vector, table.fallback)
-                vectors[name] = vector
+                vectors[field] = vector
             logits = self.model.logits_of_vectors(vectors)
             per_event = self._event_losses(logits, target)
             self.dense_optimizer.zero_grad(set_to_none=True)
             per_event.mean().backward()
             self.dense_optimizer.step()
             scale = float(len(events))  # gradient of the summed loss
-            for name, leaf in leaves.items():
-                unique = distinct[shared[name]][0]
-                grad = leaf.grad
+            for name, optimizer in self.row_optimizers.items():
+                slot = columns[name]
+                unique = distinct[slot.field][0]
+                grad = leaves[slot.field].grad
                 assert grad is not None
+                grad = grad[:, slot.start : slot.stop]
                 if all_held:
-                    self.row_optimizers[name].step(unique, grad * scale)
+                    optimizer.step(unique, grad * scale)
                 else:
                     keep = unique >= 0
-                    self.row_optimizers[name].step(unique[keep], grad[keep] * scale)
+                    optimizer.step(unique[keep], grad[keep] * scale)
             return per_event.detach()
 
         return step

@@ -20,9 +20,9 @@ from tests.search.contract import PolicyContract
 
 T = TypeVar("T")
 
-CAP = 22_000
-"""Embedding bytes AutoAssign+ may hold: below what it holds uncapped on this stream (about
-27 KB, checked in test_policy.py), above its per-ID state and smallest storage (about 20 KB)."""
+CAP = 16_000
+"""Embedding bytes AutoAssign+ may hold: below what it holds uncapped on this stream (20 KB,
+checked in test_policy.py), above its per-ID state and smallest storage (about 11 KB)."""
 
 
 def tiny_stream() -> EventStream:
