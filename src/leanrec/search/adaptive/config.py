@@ -64,9 +64,9 @@ class AdaptiveConfig:
     entropy_bonus: float = 0.01
     """``β``: entropy weight in the policy loss (keeps some exploration over the stream)."""
     keep_prior: float = 2.0
-    """Starting logit of "no change" (width 0, depth 0) above the others (0): the controller
-    starts by keeping the architecture about half the time, so early sessions do not random-
-    walk the widths before it has learnt anything."""
+    """Starting logit of "no change" (width 0, depth 0) above the others (0): each decision
+    starts by keeping its layer's width with probability ``e²/(e² + 4) ≈ 0.65`` (the depth:
+    0.79), so early sessions do not random-walk the tower before anything is learnt."""
     advantage_clip: float = 3.0
     """Advantages are divided by their running standard deviation and clipped to ``±clip``:
     AUC moves by thousandths, so the raw advantage would barely move the policy."""
@@ -158,8 +158,10 @@ class AdaptiveExperiment:
     """Seeds vary the initialisation and the controller, never the stream."""
     methods: tuple[str, ...] = DEFAULT_METHODS
     """Methods to run, names of :data:`~leanrec.search.adaptive.baselines.METHODS`."""
-    lambda_grid: tuple[float, ...] = (0.0, 0.005, 0.02, 0.05)
-    """``λ`` values tried on the warm-up sessions (and run in full with ``sweep``)."""
+    lambda_grid: tuple[float, ...] = (0.0, 0.02, 0.1, 0.5)
+    """``λ`` values tried on the warm-up sessions (and run in full with ``sweep``). A 32-unit
+    change moves ``p`` by about 0.02-0.1, so 0.02 makes it cost at most 0.002 AUC (size
+    hardly matters) and 0.5 up to 0.05, above a session's AUC noise (size dominates)."""
     auc_tolerance: float = 0.005
     """The headline ``λ`` is the largest whose warm-up AUC is within this relative gap of
     fixed-large's warm-up AUC (0.5%: the accuracy the adaptive model must keep)."""

@@ -46,7 +46,7 @@ from leanrec.runner.rundir import Log, RowStore, RunDirectory, jsonable
 from leanrec.search.adaptive.baselines import METHODS, AdaptiveMethod
 from leanrec.search.adaptive.config import AdaptiveExperiment
 from leanrec.search.adaptive.session import RunResult, run_sessions, session_plan
-from leanrec.search.adaptive.tower import FIELDS, reference_parameters, tower_of, widths_of
+from leanrec.search.adaptive.tower import FIELDS, reference_parameters, widths_of
 from leanrec.search.base import ExperimentResult
 
 DATASETS = {"ml-1m": "ml-1m-partial", "ml-1m-partial": "ml-1m-partial", "ml-100k": "ml-100k"}
@@ -246,6 +246,7 @@ def _row(
         "mean_model_bytes": float(np.mean([r["model_bytes"] for r in evaluated])),
         "end_model_bytes": evaluated[-1]["model_bytes"],
         "session_seconds": [r["seconds"] for r in evaluated],
+        "session_cpu_seconds": [r["cpu_seconds"] for r in evaluated],
         "sessions": evaluated,
         "warmup_sessions": [r for r in result.sessions if r["warmup"]],
     }
@@ -258,7 +259,7 @@ def _save_model(
     tower's spec, loadable by :func:`leanrec.models.load_model`."""
     model = result.model
     sizes = {f: stream.ids[f].n_ids for f in FIELDS}
-    options = {"mlp_dims": list(widths_of(model)), "tower": tower_of(model).spec()}
+    options = {"mlp_dims": list(widths_of(model))}
     save_stream_model(
         model, run.file(MODEL_ARTIFACT), name=experiment.model,
         embedding_dim=experiment.embedding_dim, options=options, objective="bce",
@@ -278,7 +279,7 @@ def _mean_sd(values: list[float | None]) -> dict[str, float | None]:
 
 def _aggregate(members: list[dict[str, Any]], medium: dict[int, float]) -> dict[str, Any]:
     cost = [
-        float(np.mean(r["session_seconds"])) / medium[r["seed"]]
+        float(np.mean(r["session_cpu_seconds"])) / medium[r["seed"]]
         for r in members
         if r["seed"] in medium and medium[r["seed"]] > 0
     ]
@@ -291,7 +292,10 @@ def _aggregate(members: list[dict[str, Any]], medium: dict[int, float]) -> dict[
         "end_parameters": _mean_sd([r["end_parameters"] for r in members]),
         "mean_model_bytes": _mean_sd([r["mean_model_bytes"] for r in members]),
         "session_seconds": _mean_sd([float(np.mean(r["session_seconds"])) for r in members]),
-        "cost_vs_medium": _mean_sd(list(cost)),
+        "session_cpu_seconds": _mean_sd(
+            [float(np.mean(r["session_cpu_seconds"])) for r in members]
+        ),
+        "cpu_time_vs_medium": _mean_sd(list(cost)),
         "end_widths": [r["end_widths"] for r in members],
         "seeds": sorted(r["seed"] for r in members),
         "penalties": sorted({r["penalty"] for r in members if r["penalty"] is not None}),
@@ -302,7 +306,7 @@ def summarise(rows: list[dict[str, Any]], experiment: AdaptiveExperiment) -> dic
     """Mean ± sd over seeds per method at its chosen ``λ`` (the table), per (method, λ) (the
     sweep), and the comparison of the adaptive model with fixed-large."""
     medium = {
-        r["seed"]: float(np.mean(r["session_seconds"]))
+        r["seed"]: float(np.mean(r["session_cpu_seconds"]))
         for r in rows
         if r["method"] == "fixed_medium"
     }
@@ -357,7 +361,7 @@ def markdown_table(summary: dict[str, Any]) -> str:
         "sessions (after the warm-up); parameters of the shaped tower, bytes of the whole "
         "model\n",
         "| method | λ | AUC | log loss | mean session AUC | mean tower parameters | "
-        "share of fixed-large | mean model bytes | end widths | s/session | cost vs medium |",
+        "share of fixed-large | mean model bytes | end widths | CPU s/session | CPU vs medium |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cell in summary["chosen"]:
@@ -366,8 +370,8 @@ def markdown_table(summary: dict[str, Any]) -> str:
             f"| {cell['method']} | {penalty} | {_fmt(cell['auc'])} | {_fmt(cell['log_loss'])} | "
             f"{_fmt(cell['mean_session_auc'])} | {_fmt(cell['mean_parameters'], 0)} | "
             f"{_fmt(cell['mean_parameter_share'], 3)} | {_fmt(cell['mean_model_bytes'], 0)} | "
-            f"{cell['end_widths'][0]} | {_fmt(cell['session_seconds'], 2)} | "
-            f"{_fmt(cell['cost_vs_medium'], 2)} |"
+            f"{cell['end_widths'][0]} | {_fmt(cell['session_cpu_seconds'], 2)} | "
+            f"{_fmt(cell['cpu_time_vs_medium'], 2)} |"
         )
     versus = summary.get("adaptive_vs_large")
     if versus is not None:

@@ -17,9 +17,13 @@ input is the previous action)   parameter share, the current model's loss on the
                                 beside the previous action
 reward ``R = A_val − α·units``  ``R = AUC_s − λ · p`` (``AUC_s``: prequential AUC of the
                                 session, ``p``: shaped parameters / fixed-large's)
-value network ``V(s)``          :attr:`ArchitectureController.value`, an MLP on ``s_t``
+value network ``V(s)``          baseline ``b(s) = AUC₁ + V(s)``: ``AUC₁`` is the AUC of the
+                                session's first chunk under the model *before* the change
+                                (the session's difficulty, which no action can affect),
+                                ``V`` (:attr:`ArchitectureController.value`, an MLP on ``s_t``)
+                                learns the rest, ``R − AUC₁``
 REINFORCE, ``(R − V) ∇ log π``  :meth:`Controller.learn`: ``−Â log π(a|s) − β H(π(·|s))``,
-                                ``Â = clip((R − V(s)) / σ, ±c)``
+                                ``Â = clip((R − b(s)) / σ, ±c)``
 tens of children per task       one architecture per session, chosen from cheap signals
 ==============================  ===========================================================
 
@@ -59,6 +63,7 @@ class SessionObservation:
         widths: current hidden widths.
         parameter_share: ``p``: shaped parameters over fixed-large's.
         first_loss: log loss of the current model's predictions on the session's first chunk.
+        first_auc: their AUC (None when the chunk holds one class only).
         previous_loss: log loss over the previous session (its training loss when it was not
             scored).
         new_user_share / new_item_share: share of the first chunk's events whose user / item
@@ -71,6 +76,7 @@ class SessionObservation:
     widths: tuple[int, ...]
     parameter_share: float
     first_loss: float
+    first_auc: float | None
     previous_loss: float
     new_user_share: float
     new_item_share: float
@@ -134,10 +140,13 @@ class ArchitectureController(nn.Module):
             nn.Tanh(),
             nn.Linear(config.value_hidden, 1),
         )
-        with torch.no_grad():  # start at the prior: keep ~half the time
+        with torch.no_grad():  # V = 0 at first: the baseline starts at the first chunk's AUC
+            self.value[-1].weight.zero_()  # type: ignore[operator]
+            self.value[-1].bias.zero_()  # type: ignore[operator]
+        with torch.no_grad():  # start exactly at the prior, whatever the state
             for head, keep in ((self.width_head, WIDTH_DELTAS.index(0)),
                                (self.depth_head, DEPTH_DELTAS.index(0))):  # fmt: skip
-                head.weight.mul_(0.1)
+                head.weight.zero_()
                 head.bias.zero_()
                 head.bias[keep] = config.keep_prior
 
@@ -232,9 +241,11 @@ class Controller:
         """``s_t`` of every session learnt from (the value network's training set)."""
         self.rewards: list[float] = []
         """``R_t`` of those sessions."""
+        self.residuals: list[float] = []
+        """``R_t − AUC₁,t``: what ``V(s_t)`` is fitted to."""
         self.squared_advantages: list[float] = []
-        """``(R_t − V(s_t))²`` seen so far: their mean's root scales the advantage."""
-        self.pending: tuple[np.ndarray, tuple[int, ...], list[int]] | None = None
+        """``(R_t − b(s_t))²`` seen so far: their mean's root scales the advantage."""
+        self.pending: tuple[np.ndarray, tuple[int, ...], list[int], float] | None = None
 
     def decide(self, observation: SessionObservation) -> ArchitectureChange:
         """Sample the session's change from ``π(· | s)`` (kept until :meth:`learn`)."""
@@ -243,7 +254,10 @@ class Controller:
             actions, _, _ = self.network.distributions(
                 torch.from_numpy(state), observation.widths, None, self.generator
             )
-        self.pending = (state, observation.widths, actions)
+        offset = observation.first_auc
+        if offset is None:  # one class in the first chunk: the mean reward so far
+            offset = float(np.mean(self.rewards)) if self.rewards else 0.5
+        self.pending = (state, observation.widths, actions, offset)
         return change_of(actions, observation.widths)
 
     def reward(self, auc: float | None, parameter_share: float) -> float:
@@ -251,34 +265,31 @@ class Controller:
         return (0.5 if auc is None else auc) - self.config.penalty * parameter_share
 
     def learn(self, reward: float) -> dict[str, float]:
-        """One REINFORCE step on the pending decision, then ``value_steps`` steps of the
-        value network on every (state, reward) so far. Returns the losses and the advantage."""
+        """One REINFORCE step on the pending decision with the baseline ``b(s) = AUC₁ + V(s)``,
+        then ``value_steps`` steps of ``V`` on every (state, ``R − AUC₁``) so far. Returns the
+        baseline, the advantage and the losses."""
         if self.pending is None:
             return {}
-        state, widths, actions = self.pending
+        state, widths, actions, offset = self.pending
         self.pending = None
         cfg = self.config
         s = torch.from_numpy(state)
         with torch.no_grad():
-            baseline = float(self.network.value(s[None])[0, 0])
-        policy_loss = torch.zeros(())
-        if not self.rewards:  # an untrained V(s) is no baseline: the first reward only fits V
-            baseline = reward
+            baseline = offset + float(self.network.value(s[None])[0, 0])
         advantage = reward - baseline
-        if self.rewards:
-            self.squared_advantages.append(advantage**2)
-            scale = math.sqrt(float(np.mean(self.squared_advantages))) or 1.0
-            normalised = float(np.clip(advantage / scale, -cfg.advantage_clip,
-                                       cfg.advantage_clip))  # fmt: skip
-            _, log_prob, entropy = self.network.distributions(s, widths, actions)
-            policy_loss = -normalised * log_prob - cfg.entropy_bonus * entropy
-            self.policy_optimizer.zero_grad(set_to_none=True)
-            policy_loss.backward()
-            self.policy_optimizer.step()
+        self.squared_advantages.append(advantage**2)
+        scale = math.sqrt(float(np.mean(self.squared_advantages))) or 1.0
+        normalised = float(np.clip(advantage / scale, -cfg.advantage_clip, cfg.advantage_clip))
+        _, log_prob, entropy = self.network.distributions(s, widths, actions)
+        policy_loss = -normalised * log_prob - cfg.entropy_bonus * entropy
+        self.policy_optimizer.zero_grad(set_to_none=True)
+        policy_loss.backward()
+        self.policy_optimizer.step()
         self.states.append(state)
         self.rewards.append(reward)
+        self.residuals.append(reward - offset)
         states = torch.from_numpy(np.stack(self.states))
-        targets = torch.tensor(self.rewards, dtype=torch.float32)
+        targets = torch.tensor(self.residuals, dtype=torch.float32)
         value_loss = torch.zeros(())
         for _ in range(cfg.value_steps):
             value_loss = (self.network.value(states)[:, 0] - targets).pow(2).mean()
@@ -302,6 +313,7 @@ class Controller:
             "generator": self.generator.get_state(),
             "states": torch.from_numpy(np.stack(self.states)) if self.states else None,
             "rewards": list(self.rewards),
+            "residuals": list(self.residuals),
             "squared_advantages": list(self.squared_advantages),
         }
 
@@ -314,6 +326,7 @@ class Controller:
         states = state["states"]
         self.states = [] if states is None else list(states.numpy())
         self.rewards = list(state["rewards"])
+        self.residuals = list(state["residuals"])
         self.squared_advantages = list(state["squared_advantages"])
         self.pending = None
 

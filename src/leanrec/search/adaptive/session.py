@@ -38,6 +38,7 @@ from torch.nn import functional as F
 
 from leanrec.data.events import MONDAY, WEEK, Chunk, EventStream
 from leanrec.data.vocab_stream import StreamCounters
+from leanrec.evaluate.pointwise import auc
 from leanrec.evaluate.prequential import (
     Prediction,
     PrequentialRecord,
@@ -128,13 +129,15 @@ def session_plan(
 class Protection:
     """Forgetting protection during one session (``AdaptiveConfig.protection``).
 
-    ``freeze``: after a change that added units, every unit that existed before keeps its
-    incoming weights (its rows of the hidden ``Linear`` layers) for ``freeze_steps`` optimiser
-    steps or to the session's end: restored after each step of the dense Adam, so neither the
-    gradient nor Adam's momentum moves them. ``ewc``: a penalty ``λ_EWC Σ F_i (θ_i − θ*_i)²``
-    on the old units' rows, ``θ*`` the weights at the session's start, ``F`` the mean squared
-    mini-batch gradient on the previous session's last ``fisher_events`` events, added to the
-    gradient by tensor hooks (the trainer is not changed).
+    Old weights are those joining two units that existed before the session's change
+    (:func:`_old_weights`). ``freeze``: after a change that added units, the old weights are
+    held for ``freeze_steps`` optimiser steps or to the session's end: restored after each step
+    of the dense Adam, so neither the gradient nor Adam's momentum moves them, while the new
+    units and their connections learn (progressive networks). ``ewc``: a penalty
+    ``λ_EWC Σ F_i (θ_i − θ*_i)²`` on the old weights, ``θ*`` the weights at the session's
+    start, ``F`` the mean squared mini-batch gradient on the previous session's last
+    ``fisher_events`` events, added to the gradient by tensor hooks (the trainer is not
+    changed).
     """
 
     def __init__(self, config: AdaptiveConfig) -> None:
@@ -154,9 +157,19 @@ class Protection:
         self.stop()
         kind = self.config.protection
         linears = hidden_linears(model)
+        frozen = _old_weights(masks, linears[0].in_features)
         if kind == "freeze" and grew and self.config.freeze_steps > 0:
-            kept = [(lin, m, lin.weight.detach().clone(), lin.bias.detach().clone())
-                    for lin, m in zip(linears, masks, strict=True) if bool(m.any())]  # fmt: skip
+            kept = [
+                (
+                    lin,
+                    weight_mask,
+                    bias_mask,
+                    lin.weight.detach().clone(),
+                    lin.bias.detach().clone(),
+                )
+                for lin, (weight_mask, bias_mask) in zip(linears, frozen, strict=True)
+                if bool(bias_mask.any())
+            ]
             self.steps = 0
 
             def restore(*_: Any) -> None:
@@ -164,16 +177,16 @@ class Protection:
                 if self.steps > self.config.freeze_steps:
                     return
                 with torch.no_grad():
-                    for lin, mask, weight, bias in kept:
-                        lin.weight[mask] = weight[mask]
-                        lin.bias[mask] = bias[mask]
+                    for lin, weight_mask, bias_mask, weight, bias in kept:
+                        lin.weight[weight_mask] = weight[weight_mask]
+                        lin.bias[bias_mask] = bias[bias_mask]
 
             self._handles.append(trainer.dense_optimizer.register_step_post_hook(restore))
         elif kind == "ewc" and previous is not None and len(previous):
             fisher = self._fisher(model, trainer, previous)
-            for lin, mask in zip(linears, masks, strict=True):
-                for parameter in (lin.weight, lin.bias):
-                    importance = fisher[id(parameter)] * _row_mask(mask, parameter)
+            for lin, (weight_mask, bias_mask) in zip(linears, frozen, strict=True):
+                for parameter, mask in ((lin.weight, weight_mask), (lin.bias, bias_mask)):
+                    importance = fisher[id(parameter)] * mask.to(parameter.dtype)
                     anchor = parameter.detach().clone()
                     self._handles.append(parameter.register_hook(
                         _ewc_hook(parameter, anchor, importance, self.config.ewc_strength)
@@ -209,10 +222,19 @@ class Protection:
         self._handles = []
 
 
-def _row_mask(mask: torch.Tensor, parameter: torch.Tensor) -> torch.Tensor:
-    """``mask (rows,)`` as a float mask broadcasting over ``parameter`` (rows first)."""
-    shape = (len(mask),) + (1,) * (parameter.dim() - 1)
-    return mask.to(parameter.dtype).reshape(shape)
+def _old_weights(
+    masks: list[torch.Tensor], input_dim: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per hidden layer, bool masks of the weights ``(out, in)`` and biases ``(out,)`` that
+    joined two units which both existed before the change (the input's columns always did).
+    Weights from a new unit into an old one stay free: they start at zero, so the old unit's
+    function is kept, and they are how a new unit reaches a layer that did not grow."""
+    out = []
+    columns = torch.ones(input_dim, dtype=torch.bool)
+    for rows in masks:
+        out.append((rows[:, None] & columns[None, :], rows))
+        columns = rows
+    return out
 
 
 def _ewc_hook(
@@ -337,7 +359,7 @@ def run_sessions(
     protection = Protection(config)
     counters: list[StreamCounters] = []
     for session in sessions[len(run.rows) :]:
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.process_time()
         decided = _run_session(experiment, stream, sessions, plan, session, run, decider,
                                protection, reference_parameters, counters)  # fmt: skip
         row = _session_row(session, run, decided, reference_parameters)
@@ -347,6 +369,7 @@ def run_sessions(
             row["learning"] = decider.learn(reward)
         row["reward"] = reward
         row["seconds"] = time.perf_counter() - began
+        row["cpu_seconds"] = time.process_time() - cpu_began
         run.rows.append(row)
         if checkpoint_dir is not None:
             _checkpoint(checkpoint_dir, session.index, run, decider)
@@ -422,10 +445,14 @@ def _decide(
         else float(np.mean(run.trainer.last_losses)) if run.trainer.last_losses is not None
         else math.log(2)
     )  # fmt: skip
+    first_auc = None
+    if probability is not None and 0 < events.label.sum() < len(events):
+        first_auc = auc(events.label.astype(np.float64), probability)
     observation = SessionObservation(
         widths=widths,
         parameter_share=shaped_parameters(run.model) / reference_parameters,
         first_loss=first_loss,
+        first_auc=first_auc,
         previous_loss=float(run.rows[-1]["loss"]),
         new_user_share=float(np.mean(batch.observed.user_count == 0)),
         new_item_share=float(np.mean(batch.observed.item_count == 0)),
