@@ -47,7 +47,7 @@ def _x(n: int = 64, seed: int = 1) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------- swap
-@pytest.mark.parametrize("name", ["dnn", "deepfm", "wide_deep"])
+@pytest.mark.parametrize("name", ["dnn", "deepfm", "wide_deep", "xdeepfm"])
 def test_swap_keeps_ctr_predictions_bit_for_bit(name: str, one_torch_thread: None) -> None:
     model = build_ctr_model(name, stream_feature_map(["user", "item"]), seed=3, embedding_dim=4)
     model.eval()
