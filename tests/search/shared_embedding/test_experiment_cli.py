@@ -90,6 +90,7 @@ def test_a_killed_ml1m_run_resumes_to_the_same_result_and_its_model_serves_cold_
     for name in ("rows.json", "results.json"):
         a, b = (json.loads((d / name).read_text()) for d in (killed, whole))
         assert comparable(a) == comparable(b), name
+    assert not (killed / "checkpoints").exists()  # every row finished: none left behind
     row = json.loads((whole / "rows.json").read_text())[0]
     assert row["evaluated_events"] == 16_000  # 20,000 events, the first 20% warm-up
 

@@ -26,11 +26,21 @@ stream, the warm-up, ratings for ``mse``, and every method's model built once), 
 directory holding rows of an experiment with other settings is refused
 (:func:`check_resumable`): a bad invocation never touches what an earlier run wrote.
 
+Base models: the CTR models (``deepfm``, ``dnn``, ...) and ``neumf``. The default trainer
+(``torch.optim`` Adagrad on the tables) trains every one of them on every method's tables; the
+row-wise table optimisers (``row_adagrad``, ...) need a CTR model on
+:class:`~leanrec.embeddings.GrowingEmbedding` tables, and asking for one with NeuMF or with a
+method whose tables are no growing table is refused before the run starts, with the message
+naming the optimiser that works, rather than silently switched (the trainer is one setting
+shared by every method of the table).
+
 Outputs: ``config.json``, ``warmup_scores.json``, ``rows.json``, ``results.json``, ``table.md``,
 ``auc_vs_bytes.png`` (AUC against end-of-stream embedding bytes, one curve per method over its
 knob) and ``bucket_auc.png`` (AUC per frequency bucket of the colder of user and item, chosen
 knobs); artefact: ``model_autoassign_<objective>.pt``, the first seed's AutoAssign+ model with
-its assignment (:func:`~leanrec.search.shared_embedding.artifact.load_stream_model`).
+its assignment (:func:`leanrec.models.load_model`, family ``"stream"``; ``leanrec predict
+--model model_autoassign_bce.pt --pairs pairs.csv`` scores ID pairs with it, unseen IDs
+through level 1).
 """
 
 from __future__ import annotations
@@ -143,6 +153,9 @@ def run_experiment(
                     if not rows.has(objective=objective, method=method.name, knob=knob, seed=seed):
                         _run_row(experiment, run, rows, stream, distinct, method, knob, seed,
                                  objective, chosen=knob == chosen, score=scores)  # fmt: skip
+    checkpoints = run.path / "checkpoints"
+    if checkpoints.is_dir() and not any(checkpoints.iterdir()):
+        checkpoints.rmdir()  # every row finished: nothing is left to resume
     summary = summarise(rows.rows, experiment)
     run.write_results(summary)
     run.write_table(markdown_table(summary, experiment))
