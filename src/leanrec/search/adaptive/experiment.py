@@ -167,12 +167,21 @@ def _choose_penalty(
     for penalty in experiment.lambda_grid:
         score = _warmup_score(experiment, run, scores, warmup, adaptive, penalty, seed, reference)
         tried.append((penalty, score["auc"] or 0.0))
-    floor = (1.0 - experiment.auc_tolerance) * (large["auc"] or 0.0)
-    keeping = [p for p, auc in tried if auc >= floor]
-    chosen = max(keeping) if keeping else max(tried, key=lambda t: t[1])[0]
+    chosen = headline_penalty(large["auc"] or 0.0, tried, experiment.auc_tolerance)
     run.log(f"seed {seed}: headline λ = {chosen:g} (fixed-large warm-up AUC "
-            f"{_round(large['auc'])}, floor {floor:.4f})")  # fmt: skip
+            f"{_round(large['auc'])}, tolerance {experiment.auc_tolerance:g})")  # fmt: skip
     return chosen
+
+
+def headline_penalty(large_auc: float, tried: list[tuple[float, float]], tolerance: float) -> float:
+    """The largest ``λ`` of ``tried`` (``(λ, warm-up AUC)`` pairs) whose AUC is at least
+    ``(1 − tolerance)`` times fixed-large's; when none is, the ``λ`` of the best AUC (ties:
+    the first)."""
+    floor = (1.0 - tolerance) * large_auc
+    keeping = [penalty for penalty, auc in tried if auc >= floor]
+    if keeping:
+        return max(keeping)
+    return max(tried, key=lambda pair: pair[1])[0]
 
 
 # ---------------------------------------------------------------------------------- one row
@@ -450,4 +459,12 @@ def _plot(
             axis.legend(fontsize=7)
 
 
-__all__ = ["DATASETS", "ROW_KEY", "load_stream", "markdown_table", "run_experiment", "summarise"]
+__all__ = [
+    "DATASETS",
+    "ROW_KEY",
+    "headline_penalty",
+    "load_stream",
+    "markdown_table",
+    "run_experiment",
+    "summarise",
+]
