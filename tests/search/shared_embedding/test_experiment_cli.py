@@ -173,6 +173,31 @@ def test_neumf_with_both_objectives_runs_and_its_models_load_and_predict(tmp_pat
     torch.testing.assert_close(table.lookup(new), table.shared[:1])
 
 
+def test_the_command_line_runs_neumf_with_both_objectives_and_predicts_with_each_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, out = _write_ml100k(tmp_path / "data"), tmp_path / "run"
+    args = _experiment_args(data, out, "--model", "neumf", "--objectives", "bce", "mse")
+    assert main([*args, "--methods", "autoassign"]) == 0
+    rows = json.loads((out / "rows.json").read_text())
+    assert [(r["objective"], r["method"]) for r in rows] == [
+        ("bce", "autoassign"),
+        ("mse", "autoassign"),
+    ]
+    assert rows[0]["total"]["auc"] is not None and rows[1]["total"]["mse"] is not None
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("user,item\n1,1\n1000,1\n")  # ML-100K IDs are ints; user 1000 is unseen
+    capsys.readouterr()
+    for objective, what in (("bce", "probability"), ("mse", "rating")):
+        model = out / f"model_autoassign_{objective}.pt"
+        assert main(["predict", "--model", str(model), "--pairs", str(pairs)]) == 0
+        events = json.loads(capsys.readouterr().out)
+        assert [e["cold"] for e in events] == [[], ["user"]]
+        assert all(np.isfinite(e[what]) for e in events)
+        if objective == "bce":
+            assert all(0.0 < e[what] < 1.0 for e in events)
+
+
 # ---------------------------------------------------------------------------------- bad input
 def _write_ml100k(root: Path, lines: int = 600, bad_line: int | None = None) -> Path:
     """A small data directory in ML-100K's format: ``lines`` ratings (one malformed line at
