@@ -95,3 +95,24 @@ def test_state_dict_round_trip_and_bad_rule() -> None:
         RowOptimizer(_table([[1.0]]), "adam").load_state_dict(optimizer.state_dict())
     with pytest.raises(ValueError, match="rule must be one of"):
         RowOptimizer(table, "momentum")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("rule", ["sgd", "adagrad", "rmsprop", "adam"])
+def test_scale_steps_as_the_scaled_gradient(rule: str) -> None:
+    """``step(rows, g, scale=s)`` is ``step(rows, s * g)``: the trainer hands over the gradient
+    of a mean loss over ``s`` events, the rule must act on the summed one. Two steps, so the
+    accumulators (fed s² mean(g²)) and the moments enter the second."""
+    values = [[1.0, -1.0, 0.5], [0.0, 2.0, -2.0], [3.0, 0.0, 1.0]]
+    scaled, summed = _table(values), _table(values)
+    by_scale = RowOptimizer(scaled, rule, learning_rate=0.1)  # type: ignore[arg-type]
+    by_sum = RowOptimizer(summed, rule, learning_rate=0.1)  # type: ignore[arg-type]
+    rows = torch.tensor([2, 0])
+    grads = [torch.tensor([[0.5, -1.0, 0.25], [1.0, 0.0, -0.5]]), torch.tensor([[0.1] * 3] * 2)]
+    for grad in grads:
+        by_scale.step(rows, grad, scale=8.0)
+        by_sum.step(rows, grad * 8.0)
+    assert torch.allclose(scaled.weight, summed.weight, rtol=1e-6, atol=1e-7)
+    assert not torch.equal(scaled.weight[:3], torch.tensor(values))  # the rows did move
+    assert scaled.weight[1].tolist() == values[1]  # row 1 was not touched
+    for key, value in by_scale.state.items():
+        assert torch.allclose(value, by_sum.state[key], rtol=1e-6), key

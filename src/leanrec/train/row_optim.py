@@ -9,7 +9,9 @@ take the summed gradient of the touched rows only and update them in place:
 * the trainer gathers the rows of a batch once, ``leaf = weight[rows]`` (``rows``: the
   ``k`` distinct rows, shape ``(k,)``), lets autograd fill ``leaf.grad`` ``(k, d)``, and calls
   :meth:`RowOptimizer.step` with the rows and the gradient of the **summed** per-event loss
-  (each event moves its rows as a one-event SGD learner such as river's would);
+  (each event moves its rows as a one-event SGD learner such as river's would). A trainer
+  whose backward ran on the mean loss of ``B`` events passes that gradient with
+  ``scale=B``: the factor goes into the step's scalars, not into a ``(k, d)`` product;
 * per-row state (one accumulator per row, or Adam's two moments per value) lives beside the
   table and follows its rows: the optimiser listens to the table's
   :class:`~leanrec.embeddings.growing.RowRelayout` (state moves with the rows) and
@@ -28,7 +30,9 @@ Update rules for one touched row ``w`` ``(d,)`` with summed gradient ``g`` ``(d,
   ``v ← ρ v + (1 − ρ) g²``, ``w ← w − η (m / (1 − β₁ᵗ)) / (√(v / (1 − ρᵗ)) + ε)``.
 
 Everything is plain tensor arithmetic on the touched rows (no Python loop per row), so a step
-costs ``O(k d)`` and is deterministic.
+costs ``O(k d)`` and is deterministic. At ``d = 16`` and ``k`` of a few hundred, a step costs
+its number of tensor operations more than its arithmetic, so the rules are written with as
+few as they need (gather the touched rows, update them in place, write them back).
 
 Example:
     >>> table = GrowingEmbedding(4, 2, min_capacity=4)
@@ -132,30 +136,37 @@ class RowOptimizer:
 
     # ------------------------------------------------------------------ the step
     @torch.no_grad()
-    def step(self, rows: torch.Tensor, grad: torch.Tensor) -> None:
-        """Update the touched rows in place.
+    def step(self, rows: torch.Tensor, grad: torch.Tensor, scale: float = 1.0) -> None:
+        """Update the touched rows in place, on the gradient ``scale * grad``.
 
         Args:
             rows: distinct rows of ``weight``, shape ``(k,)`` int64.
-            grad: their summed gradients, shape ``(k, d)``.
+            grad: their gradients, shape ``(k, d)``: summed over the events, or the gradient
+                of a mean over ``scale`` events (then ``scale * grad`` is the summed one).
+            scale: the factor of ``grad``, applied to the step's scalars (``η``, the energy
+                ``mean(g²)``, Adam's moments) rather than to a ``(k, d)`` product.
         """
         weight = self.table.weight.data
-        lr = self.learning_rate
+        lr = self.learning_rate * scale
         if self.rule == "sgd":
             weight.index_add_(0, rows, grad, alpha=-lr)
             return
         if self.rule in ("adagrad", "rmsprop"):
             accumulator = self.state["sum"]
-            energy = grad.pow(2).mean(dim=1)  # (k,)
+            energy = grad.square().mean(dim=1)  # (k,), mean(g²) of the unscaled gradient
+            total = accumulator.index_select(0, rows)
             if self.rule == "adagrad":
-                total = accumulator[rows] + energy
+                total.add_(energy, alpha=scale * scale)
             else:
-                total = accumulator[rows] * self.decay + energy * (1.0 - self.decay)
-            accumulator[rows] = total
-            scale = lr / (total.sqrt() + self.eps)  # (k,)
-            weight.index_add_(0, rows, grad * scale[:, None], alpha=-1.0)
+                total.mul_(self.decay).add_(energy, alpha=(1.0 - self.decay) * scale * scale)
+            accumulator.index_copy_(0, rows, total)
+            denominator = total.sqrt_().add_(self.eps)  # (k,), √s + ε
+            moved = weight.index_select(0, rows).addcdiv_(grad, denominator[:, None], value=-lr)
+            weight.index_copy_(0, rows, moved)
             return
         # adam, lazily per row: each row counts its own steps for the bias corrections
+        if scale != 1.0:
+            grad = grad * scale
         step = self.state["step"][rows] + 1.0  # (k,)
         self.state["step"][rows] = step
         m = self.state["exp_avg"][rows] * self.momentum + grad * (1.0 - self.momentum)
@@ -164,4 +175,4 @@ class RowOptimizer:
         self.state["exp_avg_sq"][rows] = v
         m_hat = m / (1.0 - self.momentum**step)[:, None]
         v_hat = v / (1.0 - self.decay**step)[:, None]
-        weight.index_add_(0, rows, m_hat / (v_hat.sqrt() + self.eps), alpha=-lr)
+        weight.index_add_(0, rows, m_hat / (v_hat.sqrt() + self.eps), alpha=-self.learning_rate)
