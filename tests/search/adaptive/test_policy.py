@@ -104,7 +104,7 @@ def test_reinforce_raises_the_probability_of_a_rewarded_action() -> None:
     assert offset == pytest.approx(0.70)  # the first chunk's AUC
     s = torch.from_numpy(state)
     before = float(controller.network.distributions(s, widths, actions)[1].detach())
-    stats = controller.learn(0.90)  # b(s) = AUC₁ + V(s) = 0.70 + 0 at first
+    stats = controller.learn(0.90)  # b = AUC₁ + V(s) = 0.70 + 0 (no reference AUC given)
     after = float(controller.network.distributions(s, widths, actions)[1].detach())
     assert stats["baseline"] == pytest.approx(0.70)
     assert stats["advantage"] == pytest.approx(0.20)
@@ -123,11 +123,15 @@ def test_controller_state_round_trips() -> None:
     for reward in (0.7, 0.72, 0.69):
         first.decide(observation())
         first.learn(reward)
+    first.decide(observation())
+    stats = first.learn(0.71, reference_auc=0.69)  # the reference's AUC replaces AUC₁
+    assert stats["advantage"] == pytest.approx(0.71 - 0.69 - stats["baseline"] + 0.69)
     second = Controller(config)
     second.load_state_dict(first.state_dict())
     assert first.decide(observation()) == second.decide(observation())
     assert second.rewards == first.rewards
-    assert second.residuals == pytest.approx([r - 0.70 for r in first.rewards])
+    offsets = [0.70, 0.70, 0.70, 0.69]
+    assert second.residuals == pytest.approx([r - o for r, o in zip(first.rewards, offsets)])
 
 
 def test_session_plan_by_hand() -> None:

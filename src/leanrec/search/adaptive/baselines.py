@@ -43,7 +43,7 @@ class SessionDecider(Protocol):
 
     def decide(self, observation: SessionObservation) -> Decision: ...
 
-    def learn(self, reward: float) -> dict[str, float]: ...
+    def learn(self, reward: float, reference_auc: float | None) -> dict[str, float]: ...
 
     def state_dict(self) -> dict[str, Any]: ...
 
@@ -51,14 +51,17 @@ class SessionDecider(Protocol):
 
 
 class AdaptiveMethod(Protocol):
-    """A registered method: its name, whether ``λ`` changes it, its starting tower and its
-    per-run decider."""
+    """A registered method: its name, whether ``λ`` changes it, whether it learns (then a
+    reference model runs beside it), its starting tower and its per-run decider."""
 
     @property
     def name(self) -> str: ...
 
     @property
     def uses_penalty(self) -> bool: ...
+
+    @property
+    def learns(self) -> bool: ...
 
     def initial_widths(self, experiment: AdaptiveExperiment) -> tuple[int, ...]: ...
 
@@ -68,7 +71,7 @@ class AdaptiveMethod(Protocol):
 class _Stateless:
     """A decider without learning or state."""
 
-    def learn(self, reward: float) -> dict[str, float]:
+    def learn(self, reward: float, reference_auc: float | None) -> dict[str, float]:
         return {}
 
     def state_dict(self) -> dict[str, Any]:
@@ -90,6 +93,7 @@ class FixedTower:
     name: str
     widths: tuple[int, ...]
     uses_penalty: bool = False
+    learns: bool = False
 
     def initial_widths(self, experiment: AdaptiveExperiment) -> tuple[int, ...]:
         return self.widths
@@ -112,6 +116,7 @@ class AlwaysGrow:
 
     name: str = "always_grow"
     uses_penalty: bool = False
+    learns: bool = False
 
     def initial_widths(self, experiment: AdaptiveExperiment) -> tuple[int, ...]:
         return MEDIUM
@@ -131,6 +136,7 @@ class RetrainMedium:
 
     name: str = "retrain_medium"
     uses_penalty: bool = False
+    learns: bool = False
 
     def initial_widths(self, experiment: AdaptiveExperiment) -> tuple[int, ...]:
         return MEDIUM
@@ -161,6 +167,7 @@ class LossThreshold:
 
     name: str = "loss_threshold"
     uses_penalty: bool = False
+    learns: bool = False
 
     def initial_widths(self, experiment: AdaptiveExperiment) -> tuple[int, ...]:
         return MEDIUM
@@ -176,8 +183,8 @@ class _Controlled:
     def decide(self, observation: SessionObservation) -> Decision:
         return Decision(self.controller.decide(observation))
 
-    def learn(self, reward: float) -> dict[str, float]:
-        return self.controller.learn(reward)
+    def learn(self, reward: float, reference_auc: float | None) -> dict[str, float]:
+        return self.controller.learn(reward, reference_auc)
 
     def state_dict(self) -> dict[str, Any]:
         return self.controller.state_dict()
@@ -192,6 +199,7 @@ class AdaptiveController:
 
     name: str = "adaptive"
     uses_penalty: bool = True
+    learns: bool = True
 
     def initial_widths(self, experiment: AdaptiveExperiment) -> tuple[int, ...]:
         return experiment.controller.initial_widths

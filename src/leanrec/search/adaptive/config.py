@@ -53,6 +53,14 @@ class AdaptiveConfig:
     """Fewest hidden layers (at least one non-linear layer above the FM part)."""
     initial_widths: tuple[int, ...] = (200, 80)
     """The tower the controller starts from: DeepFM's default (fixed-medium)."""
+    reference: bool = True
+    """Train a reference model beside the controlled one: its session AUC is the difficulty
+    term of the baseline (False: the first chunk's AUC before the change, far noisier: a
+    1,000-event chunk's AUC differs from its session's by ±0.05 on ML-100K)."""
+    reference_widths: tuple[int, ...] = (64, 32)
+    """The reference model's fixed tower: fixed-small, the cheapest (about 0.9x a fixed-medium
+    session), so that a session costs at most about 3x fixed-medium's even when the controlled
+    tower is the largest reachable (about 2x)."""
     policy_learning_rate: float = 1e-2
     """Adam step size of the LSTM policy (RCL: 1e-3 over many children per task; one
     decision per session is a few dozen updates in a whole stream, so larger)."""
@@ -97,6 +105,7 @@ class AdaptiveConfig:
                              f"{self.max_depth}")  # fmt: skip
         self.initial_widths = tuple(int(w) for w in self.initial_widths)
         check_widths(self.initial_widths, self, "initial_widths")
+        self.reference_widths = tuple(int(w) for w in self.reference_widths)
         if self.penalty < 0 or self.freeze_steps < 0 or self.ewc_strength < 0:
             raise ValueError("penalty, freeze_steps and ewc_strength must be >= 0")
 

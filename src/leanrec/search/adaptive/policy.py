@@ -17,13 +17,14 @@ input is the previous action)   parameter share, the current model's loss on the
                                 beside the previous action
 reward ``R = A_val − α·units``  ``R = AUC_s − λ · p`` (``AUC_s``: prequential AUC of the
                                 session, ``p``: shaped parameters / fixed-large's)
-value network ``V(s)``          baseline ``b(s) = AUC₁ + V(s)``: ``AUC₁`` is the AUC of the
-                                session's first chunk under the model *before* the change
-                                (the session's difficulty, which no action can affect),
-                                ``V`` (:attr:`ArchitectureController.value`, an MLP on ``s_t``)
-                                learns the rest, ``R − AUC₁``
+value network ``V(s)``          baseline ``b = AUC_ref + V(s)``: ``AUC_ref`` is the session's
+                                AUC of a reference model (fixed 64-32) trained beside the
+                                controlled one on the same chunks — the session's difficulty,
+                                which no action changes; ``V``
+                                (:attr:`ArchitectureController.value`, an MLP on ``s_t``)
+                                learns the rest, ``R − AUC_ref``
 REINFORCE, ``(R − V) ∇ log π``  :meth:`Controller.learn`: ``−Â log π(a|s) − β H(π(·|s))``,
-                                ``Â = clip((R − b(s)) / σ, ±c)``
+                                ``Â = clip((R − b) / σ, ±c)``
 tens of children per task       one architecture per session, chosen from cheap signals
 ==============================  ===========================================================
 
@@ -140,7 +141,7 @@ class ArchitectureController(nn.Module):
             nn.Tanh(),
             nn.Linear(config.value_hidden, 1),
         )
-        with torch.no_grad():  # V = 0 at first: the baseline starts at the first chunk's AUC
+        with torch.no_grad():  # V = 0 at first: the baseline starts at the reference's AUC
             self.value[-1].weight.zero_()  # type: ignore[operator]
             self.value[-1].bias.zero_()  # type: ignore[operator]
         with torch.no_grad():  # start exactly at the prior, whatever the state
@@ -242,9 +243,9 @@ class Controller:
         self.rewards: list[float] = []
         """``R_t`` of those sessions."""
         self.residuals: list[float] = []
-        """``R_t − AUC₁,t``: what ``V(s_t)`` is fitted to."""
+        """``R_t − AUC_ref,t``: what ``V(s_t)`` is fitted to."""
         self.squared_advantages: list[float] = []
-        """``(R_t − b(s_t))²`` seen so far: their mean's root scales the advantage."""
+        """``(R_t − b_t)²`` seen so far: their mean's root scales the advantage."""
         self.pending: tuple[np.ndarray, tuple[int, ...], list[int], float] | None = None
 
     def decide(self, observation: SessionObservation) -> ArchitectureChange:
@@ -264,14 +265,23 @@ class Controller:
         """``R = AUC − λ · p`` (an undefined AUC, one class only in the session, counts 0.5)."""
         return (0.5 if auc is None else auc) - self.config.penalty * parameter_share
 
-    def learn(self, reward: float) -> dict[str, float]:
-        """One REINFORCE step on the pending decision with the baseline ``b(s) = AUC₁ + V(s)``,
-        then ``value_steps`` steps of ``V`` on every (state, ``R − AUC₁``) so far. Returns the
-        baseline, the advantage and the losses."""
+    def learn(self, reward: float, reference_auc: float | None = None) -> dict[str, float]:
+        """One REINFORCE step on the pending decision with the baseline
+        ``b = AUC_ref + V(s)``, then ``value_steps`` steps of ``V`` on every (state,
+        ``R − AUC_ref``) so far. Returns the baseline, the advantage and the losses.
+
+        Args:
+            reward: ``R = AUC_s − λ p``.
+            reference_auc: the reference model's AUC on the session; None (no reference
+                model, or one class only) takes the first chunk's AUC under the model before
+                the change, a noisier measure of the session's difficulty.
+        """
         if self.pending is None:
             return {}
         state, widths, actions, offset = self.pending
         self.pending = None
+        if reference_auc is not None:
+            offset = reference_auc
         cfg = self.config
         s = torch.from_numpy(state)
         with torch.no_grad():

@@ -17,6 +17,11 @@ At the start of a session ``s ≥ 1`` (:func:`run_sessions`):
 4. at the session's end the method learns from ``R = AUC_s − λ · p``; the run's state
    (model, optimisers, generators, the decider, the prequential record) is checkpointed, so a
    killed run resumes after its last finished session with the same result.
+
+A method that learns (the controller) has a **reference model** trained beside its own on the
+same chunks (``AdaptiveConfig.reference``, a fixed 64-32 tower): its AUC on the session is the
+difficulty term of the controller's baseline. It is never served, reported or shaped; its
+cost is counted in the session's seconds.
 """
 
 from __future__ import annotations
@@ -271,6 +276,8 @@ class _RunState:
     generator: torch.Generator
     record: PrequentialRecord | None
     rows: list[dict[str, Any]]
+    reference: StreamTrainer | None = None
+    """The reference model's trainer (methods that learn, with ``AdaptiveConfig.reference``)."""
 
 
 def _fresh(
@@ -294,16 +301,21 @@ def _resume(
     if folder is not None and folder.is_dir():
         done = sorted(p for p in folder.glob("session-*") if p.is_dir())
         latest = done[-1] if done else None
+    reference = None
+    if method.learns and experiment.controller.reference:
+        reference = _fresh(experiment, experiment.controller.reference_widths, seed)[1]
     if latest is None:
         model, trainer = _fresh(experiment, method.initial_widths(experiment), seed)
-        return _RunState(model, trainer, generator, None, [])
+        return _RunState(model, trainer, generator, None, [], reference)
     state = load_checkpoint(latest / "state.pt")
     model, trainer = _fresh(experiment, tuple(state["widths"]), seed)
+    if reference is not None:
+        reference.load_state_dict(state["reference"])
     trainer.load_state_dict(state["trainer"])
     decider.load_state_dict(state["decider"])
     generator.set_state(state["generator"])
     record = PrequentialRecord.load(latest / "record.npz")
-    return _RunState(model, trainer, generator, record, list(state["rows"]))
+    return _RunState(model, trainer, generator, record, list(state["rows"]), reference)
 
 
 def _checkpoint(folder: Path, index: int, run: _RunState, decider: Any) -> None:
@@ -322,6 +334,7 @@ def _checkpoint(folder: Path, index: int, run: _RunState, decider: Any) -> None:
             "decider": decider.state_dict(),
             "generator": run.generator.get_state(),
             "rows": run.rows,
+            "reference": None if run.reference is None else run.reference.state_dict(),
         },
         staging / "state.pt",
     )
@@ -366,7 +379,7 @@ def run_sessions(
         reward = None
         if session.index > 0:
             reward = (0.5 if row["auc"] is None else row["auc"]) - penalty * row["parameter_share"]
-            row["learning"] = decider.learn(reward)
+            row["learning"] = decider.learn(reward, row.get("reference_auc"))
         row["reward"] = reward
         row["seconds"] = time.perf_counter() - began
         row["cpu_seconds"] = time.process_time() - cpu_began
@@ -395,11 +408,18 @@ def _run_session(
     ``counters`` carries the stream counters between sessions. Returns the decision's record."""
     decided: dict[str, Any] = {}
     predicted: dict[int, np.ndarray] = {}
+    referenced: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
 
     def predict(batch: StreamChunk) -> Prediction:
         prediction = run.trainer.predict(batch)
         assert prediction.probability is not None
         predicted[batch.chunk.index] = prediction.probability
+        if run.reference is not None:
+            reference = run.reference.predict(batch).probability
+            assert reference is not None
+            referenced.append(reference)
+            labels.append(batch.events.label)
         return prediction
 
     def learn(batch: StreamChunk) -> None:
@@ -407,6 +427,8 @@ def _run_session(
             decided.update(_decide(stream, sessions, session, batch, predicted, run, decider,
                                    protection, reference_parameters))  # fmt: skip
         run.trainer.learn(batch)
+        if run.reference is not None:
+            run.reference.learn(batch)
 
     def chunk_end(_c: Chunk, _r: PrequentialRecord, live: StreamCounters) -> None:
         counters[:] = [live]
@@ -417,6 +439,10 @@ def _run_session(
         stop_chunk=session.stop_chunk, on_chunk_end=chunk_end,
     )  # fmt: skip
     protection.stop()
+    if referenced:
+        label = np.concatenate(labels).astype(np.float64)
+        if 0 < label.sum() < len(label):
+            decided["reference_auc"] = auc(label, np.concatenate(referenced))
     return decided
 
 
