@@ -65,6 +65,11 @@ class ActorCriticConfig:
     initial_logits: tuple[float, ...] | None = None
     """Bias of the actor's output layer at start (one per action), i.e. the policy's prior
     before it has learnt anything; None: zeros (a near-uniform start)."""
+    logit_prior: tuple[tuple[float, ...], ...] | None = None
+    """A fixed (never learnt) linear term added to the actor's logits, ``(state_dim,
+    n_actions)``: logits ``= actor(s) + s W``. A state feature that marks one kind of decision
+    then shifts that kind's prior alone (e.g. a flag feature and its row of offsets). None:
+    no such term."""
 
 
 def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
@@ -106,6 +111,9 @@ class DiscreteActorCritic(nn.Module):
         ((5,), torch.Size([5, 3]))
     """
 
+    logit_prior: torch.Tensor
+    """``(state_dim, n_actions)`` buffer, present only when the config gives a prior."""
+
     def __init__(self, state_dim: int, n_actions: int, config: ActorCriticConfig | None = None):
         super().__init__()
         self.config = config or ActorCriticConfig()
@@ -121,15 +129,30 @@ class DiscreteActorCritic(nn.Module):
             with torch.no_grad():
                 last.weight.mul_(0.1)
                 last.bias.copy_(torch.tensor(cfg.initial_logits))
+        if cfg.logit_prior is not None:
+            prior = torch.tensor(cfg.logit_prior, dtype=torch.float32)
+            if prior.shape != (state_dim, n_actions):
+                raise ValueError(
+                    f"logit_prior must be (state_dim, n_actions) = ({state_dim}, {n_actions}), "
+                    f"got {tuple(prior.shape)}"
+                )
+            self.register_buffer("logit_prior", prior)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
 
     # ------------------------------------------------------------------ acting
+    def logits(self, states: torch.Tensor) -> torch.Tensor:
+        """The actor's logits ``(B, n_actions)``, with the fixed prior term when there is one."""
+        out: torch.Tensor = self.actor(states)
+        if self.config.logit_prior is not None:
+            out = out + states @ self.logit_prior
+        return out
+
     @torch.no_grad()
     def probabilities(self, states: torch.Tensor) -> torch.Tensor:
         """``π(· | s)``, ``(B, n_actions)``."""
-        return torch.softmax(self.actor(states), dim=1)
+        return torch.softmax(self.logits(states), dim=1)
 
     @torch.no_grad()
     def q_values(self, states: torch.Tensor) -> torch.Tensor:
@@ -152,7 +175,7 @@ class DiscreteActorCritic(nn.Module):
         """One TD step on ``batch`` (``actions`` ``(B, 1)`` holding indices); returns the loss."""
         cfg = self.config
         with torch.no_grad():
-            next_policy = torch.softmax(self.actor(batch.next_states), dim=1)
+            next_policy = torch.softmax(self.logits(batch.next_states), dim=1)
             next_value = (next_policy * self.critic_target(batch.next_states)).sum(dim=1)
             target = batch.rewards + cfg.gamma * (1.0 - batch.dones) * next_value
         actions = batch.actions.reshape(-1).long()
@@ -172,7 +195,7 @@ class DiscreteActorCritic(nn.Module):
         """One importance-weighted policy-gradient step (module docstring); returns the loss."""
         cfg = self.config
         actions = batch.actions.reshape(-1).long()
-        log_policy = torch.log_softmax(self.actor(batch.states), dim=1)
+        log_policy = torch.log_softmax(self.logits(batch.states), dim=1)
         policy = log_policy.exp()
         chosen_log = log_policy.gather(1, actions[:, None]).squeeze(1)
         with torch.no_grad():

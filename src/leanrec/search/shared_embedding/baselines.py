@@ -196,6 +196,20 @@ class AgentAssigner:
         self.hierarchies = field_hierarchies(model)
         self.agent = IdentityAgent(tuple(h.field for h in self.hierarchies), config)
         self.max_bytes = config.max_bytes
+        self.random_rows = (
+            torch.Generator().manual_seed(config.seed)
+            if config.promoted_init == "random"
+            else None
+        )
+        """Draws promoted rows (``promoted_init="random"``); its state is checkpointed."""
+        self.shared_optimizer = (
+            torch.optim.Adam(self.shared_parameters(), lr=config.shared_learning_rate)
+            if config.shared_learning_rate > 0
+            else None
+        )
+        """Own optimiser of the shared vectors (``shared_learning_rate > 0``), stepped by
+        :class:`~leanrec.search.shared_embedding.trainer.AssigningTrainer` on the events that
+        read them, before the moves."""
 
     def extend(self, sizes: Mapping[str, int]) -> None:
         self.agent.extend({f: int(sizes[f]) for f in self.agent.fields})
@@ -203,18 +217,59 @@ class AgentAssigner:
 
     def assign(self, batch: StreamChunk, losses: torch.Tensor | None) -> None:
         assert losses is not None
+        now = batch.chunk.index
         seen = []
         for h in self.hierarchies:
             ids, inverse, counts = chunk_ids(batch, h.field)
             per_id = torch.zeros(len(ids)).index_add_(0, inverse, losses.float())
             per_id /= torch.bincount(inverse, minlength=len(ids)).float()
-            seen.append(self.agent.observe(h.field, ids, per_id, counts, h.main.positions(ids)))
+            seen.append(
+                self.agent.observe(h.field, ids, per_id, counts, h.main.positions(ids), now)
+            )
+        idle = [
+            self.agent.idle_round(
+                h.field, now, h.main.num_embeddings, h.main.counts, h.main.positions
+            )
+            for h in self.hierarchies
+        ]
         self.agent.update()  # critic, then actor; the base model learns after the moves
-        for h, snapshot in zip(self.hierarchies, seen, strict=True):
-            actions = self.agent.decide(snapshot)
-            positions = h.main.move(snapshot.ids, actions)
-            h.apply(snapshot.ids, positions)
+        for h, snapshot, idle_ids in zip(self.hierarchies, seen, idle, strict=True):
+            for decided in (snapshot, idle_ids):
+                if decided is None:
+                    continue
+                actions = self.agent.decide(decided)
+                before = h.main.positions(decided.ids)
+                positions = h.main.move(decided.ids, actions)
+                h.apply(decided.ids, positions)
+                if self.random_rows is not None:
+                    top = h.main.levels + 1
+                    self._randomise(h, decided.ids[(before < top) & (positions == top)])
         self.enforce_cap()
+
+    def _randomise(self, h: FieldHierarchy, promoted: torch.Tensor) -> None:
+        """``promoted_init="random"``: the new rows of ``promoted`` start at ``N(0, init_std)``."""
+        assert self.random_rows is not None
+        if len(promoted) == 0:
+            return
+        with torch.no_grad():
+            for table in (h.main, *h.mirrors):
+                rows = table.unique.rows(promoted)
+                weight = table.unique.weight
+                noise = torch.randn(len(rows), weight.shape[1], generator=self.random_rows)
+                weight[rows] = noise * table.init_std
+
+    def shared_parameters(self) -> list[torch.nn.Parameter]:
+        """The shared level vectors of every hierarchical table (main and mirrors)."""
+        return [t.shared for h in self.hierarchies for t in (h.main, *h.mirrors)]
+
+    def reads_shared(self, batch: StreamChunk) -> torch.Tensor:
+        """Per event of the chunk, whether it reads a shared vector now (an ID of it at
+        position ``0..k``), bool ``(n,)``."""
+        mask = torch.zeros(len(batch.events), dtype=torch.bool)
+        for h in self.hierarchies:
+            index = torch.from_numpy(batch.observed.index[h.field]).to(torch.int64)
+            mask |= h.main.positions(index) <= h.main.levels
+        return mask
 
     def total_bytes(self) -> int:
         return self.model.embedding_bytes() + self.agent.nbytes()
@@ -251,10 +306,19 @@ class AgentAssigner:
         return self.agent.agent_bytes()
 
     def state_dict(self) -> dict[str, Any]:
-        return self.agent.state_dict()
+        state = self.agent.state_dict()
+        if self.shared_optimizer is not None:
+            state["shared_optimizer"] = self.shared_optimizer.state_dict()
+        if self.random_rows is not None:
+            state["random_rows"] = self.random_rows.get_state()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.agent.load_state_dict(state)
+        if self.shared_optimizer is not None:
+            self.shared_optimizer.load_state_dict(state["shared_optimizer"])
+        if self.random_rows is not None:
+            self.random_rows.set_state(state["random_rows"])
 
 
 # ---------------------------------------------------------------------------------- methods

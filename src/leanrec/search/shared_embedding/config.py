@@ -88,10 +88,50 @@ class AutoAssignConfig:
     """True (the paper): descending from the unique position frees the ID's row. False: an ID
     that holds a row keeps it; a sampled descent there is taken as "unchanged" and recorded
     so, with behaviour probability ``b(descend) + b(unchanged)`` (a learnt row is never thrown
-    away; bytes can then only be saved by not promoting)."""
+    away; bytes can then only be saved by not promoting). Idle decisions (:attr:`idle_after`)
+    may still free the row of an ID that is not in use."""
+
+    history: Literal["window", "ema"] = "window"
+    """Per-ID agent state. ``window`` (the paper): the last ``T`` losses in a float16 ring and
+    an open decision holding its state (``2T + 13`` bytes per ID). ``ema``: one float16
+    exponential mean of the ID's losses (weight ``2 / (T + 1)``, the EMA whose centre of mass
+    matches a ``T``-window mean), the chunk it was last seen in, and a compact open decision:
+    9 bytes per ID (:class:`~leanrec.search.shared_embedding.policy.LeanRecords`). The state
+    then holds the time since the ID was last seen instead of the current loss."""
+    idle_after: int = 0
+    """Idle decisions (``history="ema"`` only): every :attr:`sweep_every` chunks, every ID not
+    seen for at least this many chunks decides too (descending from the unique position frees
+    its row). 0: no idle decisions, as in the paper, where only the IDs of a chunk decide and
+    a row of an ID that stopped appearing is never freed."""
+    sweep_every: int = 10
+    """Chunks between idle decisions."""
+    byte_penalty: float = 0.0
+    """``λ``: the reward of a decision loses ``λ`` per chunk that the ID holds a unique row
+    after it, until the decision closes (next appearance or next idle decision):
+    ``R = loss term − λ · held · chunks``. In loss units per row and chunk; 0: the reward sees
+    no bytes (the paper)."""
+    idle_logits: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """Fixed offsets added to the actor's logits for idle decisions (descend, unchanged,
+    ascend), through a flag feature of the state: the prior of an idle decision can differ
+    from that of an ID in the chunk (e.g. an idle ID should not ascend)."""
+    shared_learning_rate: float = 0.0
+    """> 0: after each chunk is predicted, and before the moves, the shared vectors take one
+    Adam step of this size on the chunk's events that read a shared vector (their own
+    optimiser; a stream table optimiser such as Adagrad accumulates every event's squared
+    gradient into a shared vector and all but freezes it). 0: the shared vectors are trained
+    by the table optimiser only, as any row (the paper preset)."""
+
+    promoted_init: Literal["shared", "random"] = "shared"
+    """A row given on ascent starts as ``shared`` (the paper: the shared vector the ID had, so
+    its prediction does not jump) or ``random`` (``N(0, init_std)``, as an all-unique row:
+    every new row then starts different, not as one common vector)."""
 
     def __post_init__(self) -> None:
         check_literals(self)
+        if self.idle_after < 0 or self.sweep_every < 1:
+            raise ValueError("need idle_after >= 0 and sweep_every >= 1")
+        if self.idle_after and self.history != "ema":
+            raise ValueError('idle decisions (idle_after > 0) need history="ema"')
         if not 1 <= self.levels <= 126:
             raise ValueError(f"levels k must be in 1..126, got {self.levels}")
         if self.reward_window < 1 or self.reward_window > 255:

@@ -62,6 +62,15 @@ def reward(history_mean: torch.Tensor, current_loss: torch.Tensor) -> torch.Tens
     return history_mean - current_loss
 
 
+def held_after(positions: torch.Tensor, actions: torch.Tensor, levels: int) -> torch.Tensor:
+    """Whether the ID holds a unique row after ``actions`` from ``positions`` (position 0
+    moves from level 1), bool ``(m,)``: the byte term of the reward charges these."""
+    target = (positions.to(torch.int64).clamp(min=1) + actions.to(torch.int64) - 1).clamp(
+        1, levels + 1
+    )
+    return target == levels + 1
+
+
 def advantage(rewards: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
     """Rewards minus their group's mean, ``(B,), (B,) -> (B,)``: the drift every decision of a
     group shares (each ID's loss falls as the base model learns) cancels; differences between
@@ -164,6 +173,72 @@ class OpenDecisions:
         return sum(t.numel() * t.element_size() for t in self.arrays.values())
 
 
+CHUNK_WRAP = 2**15
+"""Chunk indices are kept modulo this (int16): an ID idle this many chunks reads as just seen
+again (it has been offered an idle decision every ``sweep_every`` chunks long before)."""
+RECORD_BLOCK = 256
+"""The compact per-ID records grow in blocks of this many IDs."""
+COUNT_SCALE = 16.0
+"""Frequencies are kept as ``round(16 · log(1 + count))`` in a uint8 (counts up to e^16)."""
+
+
+def quantised_log_count(counts: torch.Tensor) -> torch.Tensor:
+    """``log(1 + count)`` as the uint8 the compact records keep, read back as float32 ``(m,)``
+    (resolution 1/16: the state feature ``log(1 + count)/5`` moves by at most 1/160)."""
+    q = torch.round(torch.log1p(counts.float()) * COUNT_SCALE).clamp(0, 255)
+    return q / COUNT_SCALE
+
+
+class LeanRecords:
+    """Per ID of one field, the ``history="ema"`` agent state: 9 bytes per ID.
+
+    Attributes (each ``(id_capacity,)``):
+        ema: float16 exponential mean of the ID's chunk losses (NaN: never seen).
+        last_seen: int16, the chunk the ID last appeared in, modulo :data:`CHUNK_WRAP`.
+        log_count: uint8, ``round(16 · log(1 + count))`` at the open decision.
+        position: int8, the position at the open decision.
+        action: int8, the open decision's action (0..2 taken on appearance, 3..5 an idle
+            decision's action + 3; :data:`NO_DECISION` when none is open).
+        behaviour: float16 ``b(a | s)`` of the open decision.
+
+    The state at the open decision is rebuilt from these: its loss mean is the current
+    ``ema`` (updated only on appearances, which close the decision), its idle time is 0 for a
+    decision on appearance and ``(idle decision's chunk) − last_seen`` for an idle decision,
+    whose chunk is the last idle round before now (rounds fall every ``sweep_every`` chunks).
+    """
+
+    FIELDS = (
+        ("ema", torch.float16, float("nan")),
+        ("last_seen", torch.int16, 0),
+        ("log_count", torch.uint8, 0),
+        ("position", torch.int8, 0),
+        ("action", torch.int8, NO_DECISION),
+        ("behaviour", torch.float16, 1),
+    )
+
+    def __init__(self) -> None:
+        self.arrays = {n: torch.full((0,), fill, dtype=t) for n, t, fill in self.FIELDS}
+
+    def extend(self, capacity: int) -> None:
+        """Hold IDs ``0..capacity-1``, growing to the next multiple of :data:`RECORD_BLOCK`
+        (not by doubling: these bytes are per ID, and a copy of 9 bytes per ID now and then
+        costs far less than holding up to twice the IDs)."""
+        current = len(self.arrays["action"])
+        if capacity <= current:
+            return
+        size = -(-capacity // RECORD_BLOCK) * RECORD_BLOCK
+        for name, _, fill in self.FIELDS:
+            self.arrays[name] = _grown(self.arrays[name], size, fill)
+
+    def idle(self, ids: torch.Tensor, now: int) -> torch.Tensor:
+        """Chunks since each ID was last seen, int64 ``(m,)`` (modulo :data:`CHUNK_WRAP`)."""
+        last = self.arrays["last_seen"][ids].to(torch.int64)
+        return (now - last) % CHUNK_WRAP
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.arrays.values())
+
+
 class FieldSnapshot(NamedTuple):
     """The IDs of one field in one chunk, as the agent saw them (every tensor ``(m,)``)."""
 
@@ -176,6 +251,8 @@ class FieldSnapshot(NamedTuple):
     loss: torch.Tensor
     states: torch.Tensor
     """``(m, state_dim)``."""
+    idle: bool = False
+    """An idle decision round (IDs not in the chunk), not the chunk's IDs."""
 
 
 class IdentityAgent:
@@ -199,7 +276,14 @@ class IdentityAgent:
         self.fields = tuple(fields)
         self.config = config
         self.levels = config.levels
-        self.state_dim = 1 + (config.levels + 1) + 3 + len(self.fields)
+        self.lean = config.history == "ema"
+        extra = 4 if self.lean else 3
+        self.state_dim = 1 + (config.levels + 1) + extra + len(self.fields)
+        prior = None
+        if self.lean:
+            rows = [[0.0] * N_ACTIONS for _ in range(self.state_dim)]
+            rows[self._idle_flag_column] = [float(v) for v in config.idle_logits]
+            prior = tuple(tuple(r) for r in rows)
         with torch.random.fork_rng():
             torch.manual_seed(config.seed)
             self.networks = DiscreteActorCritic(
@@ -216,23 +300,44 @@ class IdentityAgent:
                     exploration=config.exploration,
                     entropy_bonus=config.entropy_bonus,
                     initial_logits=config.initial_logits,
+                    logit_prior=prior,
                 ),
             )
         self.replay = BehaviourReplayBuffer(config.replay_size, self.state_dim)
         self.rng = np.random.default_rng(config.seed)
-        self.history = {f: LossHistory(config.reward_window) for f in self.fields}
-        self.open = {f: OpenDecisions() for f in self.fields}
+        self.history: dict[str, LossHistory] = {}
+        self.open: dict[str, OpenDecisions] = {}
+        self.records: dict[str, LeanRecords] = {}
+        for f in self.fields:
+            if self.lean:
+                self.records[f] = LeanRecords()
+            else:
+                self.history[f] = LossHistory(config.reward_window)
+                self.open[f] = OpenDecisions()
+        self.ema_weight = 2.0 / (config.reward_window + 1)
+        self.now = 0
+        """The chunk of the last :meth:`observe` (``history="ema"``: idle times count from it)."""
         self.last_losses: dict[str, float] = {}
+
+    @property
+    def _idle_flag_column(self) -> int:
+        """Column of the idle-decision flag in a ``history="ema"`` state."""
+        return 1 + (self.levels + 1) + 3
 
     # ------------------------------------------------------------------ per-ID state
     def extend(self, sizes: dict[str, int]) -> None:
         """Hold per-ID state for IDs ``0..sizes[field]-1`` of every field."""
         for f in self.fields:
-            self.history[f].extend(int(sizes[f]))
-            self.open[f].extend(int(sizes[f]))
+            if self.lean:
+                self.records[f].extend(int(sizes[f]))
+            else:
+                self.history[f].extend(int(sizes[f]))
+                self.open[f].extend(int(sizes[f]))
 
     def nbytes(self) -> int:
         """Per-ID state (loss histories and open decisions): part of the embedding bytes."""
+        if self.lean:
+            return sum(self.records[f].nbytes() for f in self.fields)
         return sum(self.history[f].nbytes() + self.open[f].nbytes() for f in self.fields)
 
     def agent_bytes(self) -> int:
@@ -249,23 +354,66 @@ class IdentityAgent:
         has_history: torch.Tensor,
         loss: torch.Tensor,
     ) -> torch.Tensor:
-        """The agent's state per ID (module docstring), ``(m,) x 6 -> (m, state_dim)``."""
+        """The agent's state per ID (module docstring), ``(m,) x 6 -> (m, state_dim)``.
+        With ``history="ema"`` the sixth input is the idle time in chunks (:meth:`lean_states`
+        with the flag of a decision on appearance)."""
+        if self.lean:
+            return self.lean_states(
+                field, torch.log1p(counts.float()), positions, history_mean, has_history, loss,
+                idle_round=torch.zeros(len(counts), dtype=torch.bool),
+            )  # fmt: skip
         m = len(counts)
-        position = torch.zeros(m, self.levels + 1)
-        position[torch.arange(m), positions.clamp(1, self.levels + 1) - 1] = 1.0
-        which = torch.zeros(m, len(self.fields))
-        which[:, self.fields.index(field)] = 1.0
         return torch.cat(
             [
                 torch.log1p(counts.float())[:, None] / 5.0,
-                position,
+                self._position_one_hot(positions),
                 history_mean.float()[:, None],
                 has_history.float()[:, None],
                 loss.float()[:, None],
-                which,
+                self._field_one_hot(field, m),
             ],
             dim=1,
         )
+
+    def lean_states(
+        self,
+        field: str,
+        log_count: torch.Tensor,
+        positions: torch.Tensor,
+        ema: torch.Tensor,
+        has_history: torch.Tensor,
+        idle: torch.Tensor,
+        idle_round: torch.Tensor,
+    ) -> torch.Tensor:
+        """``history="ema"`` state per ID, ``(m,) x 7 -> (m, state_dim)``::
+
+            [ log(1 + count)/5, one-hot position (1..k+1), loss EMA (0 if none), has-EMA,
+              log(1 + chunks since last seen)/5, idle-decision flag, one-hot field ]
+        """
+        m = len(log_count)
+        return torch.cat(
+            [
+                log_count.float()[:, None] / 5.0,
+                self._position_one_hot(positions),
+                torch.nan_to_num(ema.float(), nan=0.0)[:, None],
+                has_history.float()[:, None],
+                torch.log1p(idle.float())[:, None] / 5.0,
+                idle_round.float()[:, None],
+                self._field_one_hot(field, m),
+            ],
+            dim=1,
+        )
+
+    def _position_one_hot(self, positions: torch.Tensor) -> torch.Tensor:
+        m = len(positions)
+        one_hot = torch.zeros(m, self.levels + 1)
+        one_hot[torch.arange(m), positions.to(torch.int64).clamp(1, self.levels + 1) - 1] = 1.0
+        return one_hot
+
+    def _field_one_hot(self, field: str, m: int) -> torch.Tensor:
+        which = torch.zeros(m, len(self.fields))
+        which[:, self.fields.index(field)] = 1.0
+        return which
 
     # ------------------------------------------------------------------ one chunk
     def observe(
@@ -275,6 +423,7 @@ class IdentityAgent:
         loss: torch.Tensor,
         counts: torch.Tensor,
         positions: torch.Tensor,
+        now: int = 0,
     ) -> FieldSnapshot:
         """Close the open decisions of ``ids`` with their reward, record ``loss``.
 
@@ -283,10 +432,13 @@ class IdentityAgent:
             loss: each ID's mean loss over its events of the chunk, before learning it ``(m,)``.
             counts: events of each ID so far, this chunk included ``(m,)``.
             positions: each ID's position now (before this chunk's decision) ``(m,)``.
+            now: the chunk's index (``history="ema"``: idle times and the byte term).
 
         Returns:
             The snapshot :meth:`decide` acts on.
         """
+        if self.lean:
+            return self._observe_lean(field, ids, loss, counts, positions, now)
         history, open_ = self.history[field], self.open[field].arrays
         mean, recorded = history.mean(ids)
         has_history = recorded > 0
@@ -315,6 +467,120 @@ class IdentityAgent:
         history.push(ids, loss)
         return FieldSnapshot(field, ids, counts, positions, mean, has_history, loss, states)
 
+    def _last_round(self, now: int) -> int:
+        """The chunk of the last idle round strictly before ``now``."""
+        every = self.config.sweep_every
+        return ((now - 1) // every) * every
+
+    def _close_lean(
+        self,
+        field: str,
+        done: torch.Tensor,
+        loss_term: torch.Tensor | None,
+        next_states: torch.Tensor,
+        now: int,
+    ) -> None:
+        """Close the open decisions of ``done`` (``(c,)``, all open) at chunk ``now``:
+        ``R = loss term − λ · held · chunks since the decision``, into the replay."""
+        rec = self.records[field].arrays
+        action = rec["action"][done].to(torch.int64)
+        from_round = action >= N_ACTIONS
+        action = action % N_ACTIONS
+        position = rec["position"][done].to(torch.int64)
+        idle_now = self.records[field].idle(done, now)
+        every = self.config.sweep_every
+        since_round = now - self._last_round(now) if loss_term is not None else every
+        held_for = torch.where(from_round, torch.full_like(idle_now, since_round), idle_now)
+        idle_then = torch.where(from_round, idle_now - held_for, torch.zeros_like(idle_now))
+        ema = rec["ema"][done].float()
+        before = self.lean_states(
+            field, rec["log_count"][done].float() / COUNT_SCALE, position, ema,
+            ~torch.isnan(ema), idle_then, from_round,
+        )  # fmt: skip
+        rewards = torch.zeros(len(done))
+        if loss_term is not None:
+            rewards = loss_term
+            if self.config.reward == "advantage":
+                rewards = advantage(rewards, position.clamp(min=1))
+        held = held_after(position, action, self.levels).float()
+        rewards = rewards - self.config.byte_penalty * held * held_for.float()
+        self.replay.add_with_behaviour(
+            before.numpy(), action.numpy(), rewards.float().numpy(), next_states.numpy(),
+            rec["behaviour"][done].float().numpy(),
+        )  # fmt: skip
+        rec["action"][done] = NO_DECISION
+
+    def _observe_lean(
+        self,
+        field: str,
+        ids: torch.Tensor,
+        loss: torch.Tensor,
+        counts: torch.Tensor,
+        positions: torch.Tensor,
+        now: int,
+    ) -> FieldSnapshot:
+        self.now = now
+        records = self.records[field]
+        rec = records.arrays
+        ema_before = rec["ema"][ids].float()
+        has = ~torch.isnan(ema_before)
+        ema = torch.where(has, ema_before + self.ema_weight * (loss - ema_before), loss)
+        log_count = quantised_log_count(counts)
+        states = self.lean_states(
+            field, log_count, positions, ema, torch.ones(len(ids), dtype=torch.bool),
+            torch.zeros(len(ids)), torch.zeros(len(ids), dtype=torch.bool),
+        )  # fmt: skip
+        closing = rec["action"][ids] != NO_DECISION
+        if bool(closing.any()):
+            loss_term = reward(ema_before[closing], loss[closing])
+            self._close_lean(field, ids[closing], loss_term, states[closing], now)
+        rec["ema"][ids] = ema.to(torch.float16)
+        rec["last_seen"][ids] = now % CHUNK_WRAP
+        return FieldSnapshot(field, ids, counts, positions, ema, has, loss, states)
+
+    def idle_round(
+        self,
+        field: str,
+        now: int,
+        known: int,
+        counts: Any,
+        positions: Any,
+    ) -> FieldSnapshot | None:
+        """The IDs of ``field`` idle for at least ``idle_after`` chunks, when ``now`` is an
+        idle round (every ``sweep_every`` chunks; None otherwise): their open decisions close
+        (``R = −λ · held · chunks``: nothing was predicted for them), and the snapshot
+        :meth:`decide` acts on is returned.
+
+        Args:
+            now: the chunk's index.
+            known: IDs ``0..known-1`` exist.
+            counts, positions: ``(m,) -> (m,)`` readers of the table's counts and positions.
+        """
+        cfg = self.config
+        if not self.lean or not cfg.idle_after or now % cfg.sweep_every:
+            return None
+        records = self.records[field]
+        rec = records.arrays
+        every = torch.arange(known)
+        seen = ~torch.isnan(rec["ema"][:known])
+        idle_all = records.idle(every, now)
+        ids = every[seen & (idle_all >= cfg.idle_after)]
+        if len(ids) == 0:
+            return None
+        count, position = counts(ids), positions(ids)
+        ema = rec["ema"][ids].float()
+        flag = torch.ones(len(ids), dtype=torch.bool)
+        states = self.lean_states(
+            field, quantised_log_count(count), position, ema, flag, idle_all[ids], flag
+        )
+        closing = rec["action"][ids] != NO_DECISION
+        if bool(closing.any()):
+            self._close_lean(field, ids[closing], None, states[closing], now)
+        return FieldSnapshot(
+            field, ids, count, position, ema, torch.ones(len(ids), dtype=torch.bool),
+            torch.zeros(len(ids)), states, idle=True,
+        )  # fmt: skip
+
     def update(self) -> dict[str, float]:
         """``updates_per_chunk`` critic steps, then as many actor steps, on replayed batches."""
         cfg = self.config
@@ -337,9 +603,10 @@ class IdentityAgent:
         """Sample an action per ID of the snapshot and open its decision; int64 ``(m,)``."""
         decisions = self.networks.act(seen.states, self.rng)
         actions, behaviour = decisions.actions, decisions.behaviour_probability
-        if not self.config.descend_from_unique:
+        if not self.config.descend_from_unique and not seen.idle:
             # at the unique position "descend" and "unchanged" are one outcome, of behaviour
-            # probability b(descend) + b(unchanged), whichever of the two was drawn
+            # probability b(descend) + b(unchanged), whichever of the two was drawn (an idle
+            # decision may still free the row: the ID is not in use)
             kept = (seen.positions.numpy() == self.levels + 1) & (actions <= UNCHANGED)
             if kept.any():
                 eps = self.config.exploration
@@ -348,51 +615,82 @@ class IdentityAgent:
                 actions, behaviour = actions.copy(), behaviour.copy()
                 actions[kept] = UNCHANGED
                 behaviour[kept] = (b[:, DESCEND] + b[:, UNCHANGED]).astype(behaviour.dtype)
-        open_ = self.open[seen.field].arrays
         ids = seen.ids
+        chosen = torch.from_numpy(actions)
+        if self.lean:
+            rec = self.records[seen.field].arrays
+            rec["log_count"][ids] = torch.round(
+                torch.log1p(seen.counts.float()) * COUNT_SCALE
+            ).clamp(0, 255).to(torch.uint8)
+            rec["position"][ids] = seen.positions.to(torch.int8)
+            rec["action"][ids] = (chosen + (N_ACTIONS if seen.idle else 0)).to(torch.int8)
+            rec["behaviour"][ids] = torch.from_numpy(behaviour).to(torch.float16)
+            return chosen
+        open_ = self.open[seen.field].arrays
         open_["count"][ids] = seen.counts.clamp(max=2**31 - 1).to(torch.int32)
         open_["mean"][ids] = seen.history_mean.to(torch.float16)
         open_["has_history"][ids] = seen.has_history
         open_["position"][ids] = seen.positions.to(torch.int8)
-        open_["action"][ids] = torch.from_numpy(actions).to(torch.int8)
+        open_["action"][ids] = chosen.to(torch.int8)
         open_["behaviour"][ids] = torch.from_numpy(behaviour).to(torch.float16)
-        return torch.from_numpy(actions)
+        return chosen
 
     def unique_value(self, field: str, ids: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """Value of holding a unique row, ``Q(s, unchanged) − Q(s, descend)`` with the ID at
         the unique position, ``(m,)``: under a byte cap the lowest go first."""
-        history = self.history[field]
-        mean, recorded = history.mean(ids)
         positions = torch.full_like(ids, self.levels + 1)
-        states = self.states(field, counts, positions, mean, recorded > 0, history.latest(ids))
+        if self.lean:
+            records = self.records[field]
+            ema = records.arrays["ema"][ids].float()
+            idle = records.idle(ids, self.now)
+            states = self.lean_states(
+                field, quantised_log_count(counts), positions, ema, ~torch.isnan(ema), idle,
+                idle > 0,
+            )  # fmt: skip
+        else:
+            history = self.history[field]
+            mean, recorded = history.mean(ids)
+            states = self.states(field, counts, positions, mean, recorded > 0, history.latest(ids))
         q = self.networks.q_values(states)
         return q[:, 1] - q[:, 0]
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "networks": self.networks.full_state(),
             "replay": self.replay.state_dict(),
             "rng": self.rng.bit_generator.state,
-            "history": {f: self.history[f].state_dict() for f in self.fields},
-            "open": {f: dict(self.open[f].arrays) for f in self.fields},
         }
+        if self.lean:
+            state["records"] = {f: dict(self.records[f].arrays) for f in self.fields}
+            state["now"] = self.now
+        else:
+            state["history"] = {f: self.history[f].state_dict() for f in self.fields}
+            state["open"] = {f: dict(self.open[f].arrays) for f in self.fields}
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.networks.load_full_state(state["networks"])
         self.replay.load_state_dict(state["replay"])
         self.rng.bit_generator.state = state["rng"]
         for f in self.fields:
-            self.history[f].load_state_dict(state["history"][f])
-            self.open[f].arrays = dict(state["open"][f])
+            if self.lean:
+                self.records[f].arrays = dict(state["records"][f])
+            else:
+                self.history[f].load_state_dict(state["history"][f])
+                self.open[f].arrays = dict(state["open"][f])
+        self.now = int(state.get("now", 0))
 
 
 __all__ = [
     "N_ACTIONS",
     "FieldSnapshot",
     "IdentityAgent",
+    "LeanRecords",
     "LossHistory",
     "OpenDecisions",
     "advantage",
+    "held_after",
+    "quantised_log_count",
     "reward",
 ]

@@ -87,9 +87,33 @@ class AssigningTrainer(StreamTrainer):
                     else super().predict(batch)
                 )
                 losses = event_losses(prediction, batch, self.config.objective)
+            self._shared_step(batch)
             self.assigner.assign(batch, losses)
         self._predicted = None
         super().learn(batch)
+
+    def _shared_step(self, batch: StreamChunk) -> None:
+        """One step of the assigner's own optimiser of the shared vectors (if it has one) on
+        the mean loss of the chunk's events that read a shared vector, before the moves: the
+        shared vectors learn what they predicted (new and rare IDs), the rest of the model is
+        left alone (its gradients are dropped)."""
+        optimizer = getattr(self.assigner, "shared_optimizer", None)
+        reads_shared = getattr(self.assigner, "reads_shared", None)
+        if optimizer is None or reads_shared is None:
+            return
+        if self.config.objective == "mse" and self.rating_offset is None:
+            return  # no rating offset before the first chunk is learnt
+        events = torch.nonzero(reads_shared(batch)).reshape(-1)
+        if len(events) == 0:
+            return
+        ids = {f: v[events] for f, v in self._ids(batch).items()}
+        target = self._target(batch)[events]
+        self.model.train()
+        loss = self._event_losses(self.model(ids), target.to(torch.float32)).mean()
+        self.model.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        self.model.zero_grad(set_to_none=True)
 
     def memory(self) -> int:
         """Embedding bytes: the tables and the assigner's per-ID state."""
