@@ -1,13 +1,18 @@
 """ExpandableMLP: the swap keeps predictions; grow, add_layer keep the function; shrink keeps
 the kept units' weights and drops the least salient; remove_layer composes the maps; counts
-are exact; apply_change clamps and reports."""
+are exact; apply_change clamps and reports; a stream model with a re-shaped tower saves, loads
+and predicts identically."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 import torch
 from torch import nn
 
+from leanrec.models import load_model
 from leanrec.models.ctr.registry import build_ctr_model
 from leanrec.models.expandable import (
     ArchitectureChange,
@@ -19,7 +24,8 @@ from leanrec.models.expandable import (
     make_expandable,
 )
 from leanrec.models.ncf import NeuMF, NeuMFConfig
-from leanrec.models.stream import stream_feature_map
+from leanrec.models.stream import StreamModel, stream_feature_map
+from tests.models.contract import StreamModelContract
 
 INPUT_DIM = 12
 
@@ -358,3 +364,41 @@ def test_spec_rebuilds_the_shapes_for_loading() -> None:
     target.load_state_dict(source.state_dict())
     x = torch.randn(5, 12)
     assert torch.equal(target.deep(x), source.deep(x))
+
+
+# ---------------------------------------------------------------------------------- files
+class _ExpandableStreamContract(StreamModelContract):
+    """The stream-model contract on a model whose tower was made expandable and then grown,
+    shrunk and deepened before its parameters are shifted: it saves, loads through
+    ``load_model`` (family "stream") and predicts identically at the widths it reached."""
+
+    widths_reached: ClassVar[list[int]]
+
+    def assign(self, model: StreamModel) -> None:
+        tower = make_expandable(model)
+        generator = torch.Generator().manual_seed(3)
+        apply_change(model, ArchitectureChange((+24, -16), depth_delta=+1), generator)
+        tower.shrink(0, 8)
+        assert tower.widths == self.widths_reached
+
+    def test_the_loaded_tower_has_the_saved_widths(
+        self, model: StreamModel, tmp_path: Path
+    ) -> None:
+        loaded = load_model(self.save(model, tmp_path / "model.pt"))
+        tower = expandable_tower(loaded.model)
+        assert tower is not None and tower.widths == self.widths_reached
+        source = expandable_tower(model)
+        assert source is not None and tower.spec() == source.spec()
+        assert tower.num_parameters() == source.num_parameters()
+
+
+class TestExpandableDeepFMFile(_ExpandableStreamContract):
+    model_name = "deepfm"
+    options: ClassVar[dict[str, Any]] = {"mlp_dims": (32, 24)}
+    widths_reached: ClassVar[list[int]] = [48, 16, 16]
+
+
+class TestExpandableNeuMFFile(_ExpandableStreamContract):
+    model_name = "neumf"
+    options: ClassVar[dict[str, Any]] = {"mlp_layers": [32, 24]}
+    widths_reached: ClassVar[list[int]] = [48, 16, 16]

@@ -8,6 +8,10 @@ one table per model slot (a field's first-order weights apart); such a file stil
 slot tables of a field are joined column-wise into its field table, which needs them to share
 their per-ID state (a ``DataError`` names the field when they do not).
 
+A model whose deep tower was made expandable (:mod:`leanrec.models.expandable`) carries the
+tower's spec under ``"expandable"`` (a key the files of other models do not have): loading
+re-shapes the rebuilt model's tower to the saved widths before the state dict is loaded.
+
 Loading rebuilds every table from :mod:`leanrec.embeddings` alone: whatever decided the
 tables' assignment during training (an agent, a threshold) is not needed to serve, because
 positions and rows are state of the tables.
@@ -40,6 +44,7 @@ from leanrec.data.errors import DataError
 from leanrec.embeddings.base import EmbeddingTable
 from leanrec.embeddings.columns import ColumnView
 from leanrec.embeddings.specs import table_from_spec
+from leanrec.models.expandable import expandable_tower, make_expandable
 from leanrec.models.stream import StreamModel, build_stream_model
 
 __all__ = [
@@ -87,6 +92,7 @@ def save_stream_model(
     # leanrec.train imports leanrec.models when it is imported: import its writer when called.
     from leanrec.train.checkpoint import save_atomic
 
+    tower = expandable_tower(model)
     state = {
         "format": STREAM_MODEL_FORMAT,
         "model": name,
@@ -99,6 +105,8 @@ def save_stream_model(
         "raw_ids": {f: [_plain(v) for v in ids] for f, ids in raw_ids.items()},
         "state_dict": model.state_dict(),
     }
+    if tower is not None:
+        state["expandable"] = tower.spec()
     return save_atomic(state, Path(path))
 
 
@@ -195,6 +203,8 @@ def stream_model_from_checkpoint(state: Mapping[str, Any]) -> LoadedStreamModel:
         table_factory=rebuild,
         **state["options"],
     )
+    if state.get("expandable") is not None:
+        make_expandable(model, state["expandable"])
     state_dict = state["state_dict"]
     if first_format:
         state_dict = _joined_slot_tables(model, specs, state_dict)
