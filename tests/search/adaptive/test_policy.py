@@ -100,14 +100,16 @@ def test_reinforce_raises_the_probability_of_a_rewarded_action() -> None:
     seen = observation()
     change = controller.decide(seen)
     assert controller.pending is not None
-    state, widths, actions, offset = controller.pending
-    assert offset == pytest.approx(0.70)  # the first chunk's AUC
+    state, widths, actions, difficulty, keep_penalty = controller.pending
+    assert difficulty == pytest.approx(0.70)  # the first chunk's AUC
+    assert keep_penalty == pytest.approx(config.penalty * 0.137)
     s = torch.from_numpy(state)
     before = float(controller.network.distributions(s, widths, actions)[1].detach())
     stats = controller.learn(0.90)  # b = AUC₁ + V(s) = 0.70 + 0 (no reference AUC given)
     after = float(controller.network.distributions(s, widths, actions)[1].detach())
-    assert stats["baseline"] == pytest.approx(0.70)
-    assert stats["advantage"] == pytest.approx(0.20)
+    # b = AUC₁ − λ p₀ + V(s), V = 0 at first
+    assert stats["baseline"] == pytest.approx(0.70 - config.penalty * 0.137)
+    assert stats["advantage"] == pytest.approx(0.90 - stats["baseline"])
     assert after > before, change
 
 
@@ -130,7 +132,8 @@ def test_controller_state_round_trips() -> None:
     second.load_state_dict(first.state_dict())
     assert first.decide(observation()) == second.decide(observation())
     assert second.rewards == first.rewards
-    offsets = [0.70, 0.70, 0.70, 0.69]
+    keep = config.penalty * 0.137
+    offsets = [0.70 - keep, 0.70 - keep, 0.70 - keep, 0.69 - keep]
     assert second.residuals == pytest.approx([r - o for r, o in zip(first.rewards, offsets)])
 
 

@@ -17,12 +17,14 @@ input is the previous action)   parameter share, the current model's loss on the
                                 beside the previous action
 reward ``R = A_val − α·units``  ``R = AUC_s − λ · p`` (``AUC_s``: prequential AUC of the
                                 session, ``p``: shaped parameters / fixed-large's)
-value network ``V(s)``          baseline ``b = AUC_ref + V(s)``: ``AUC_ref`` is the session's
-                                AUC of a reference model (fixed 64-32) trained beside the
-                                controlled one on the same chunks — the session's difficulty,
-                                which no action changes; ``V``
+value network ``V(s)``          baseline ``b = AUC_ref − λ p₀ + V(s)``: ``AUC_ref`` is the
+                                session's AUC of a reference model (fixed 64-32) trained
+                                beside the controlled one on the same chunks — the session's
+                                difficulty, which no action changes; ``λ p₀`` the penalty of
+                                keeping the tower as it is; ``V``
                                 (:attr:`ArchitectureController.value`, an MLP on ``s_t``)
-                                learns the rest, ``R − AUC_ref``
+                                learns the rest, ``R − AUC_ref + λ p₀``. The advantage is
+                                then the change's own effect: ``ΔAUC − λ Δp`` (plus noise)
 REINFORCE, ``(R − V) ∇ log π``  :meth:`Controller.learn`: ``−Â log π(a|s) − β H(π(·|s))``,
                                 ``Â = clip((R − b) / σ, ±c)``
 tens of children per task       one architecture per session, chosen from cheap signals
@@ -243,10 +245,12 @@ class Controller:
         self.rewards: list[float] = []
         """``R_t`` of those sessions."""
         self.residuals: list[float] = []
-        """``R_t − AUC_ref,t``: what ``V(s_t)`` is fitted to."""
+        """``R_t − AUC_ref,t + λ p₀,t``: what ``V(s_t)`` is fitted to."""
         self.squared_advantages: list[float] = []
         """``(R_t − b_t)²`` seen so far: their mean's root scales the advantage."""
-        self.pending: tuple[np.ndarray, tuple[int, ...], list[int], float] | None = None
+        self.pending: tuple[np.ndarray, tuple[int, ...], list[int], float, float] | None = None
+        """The decision awaiting its reward: ``s``, widths, actions, the first chunk's AUC and
+        ``λ p₀``."""
 
     def decide(self, observation: SessionObservation) -> ArchitectureChange:
         """Sample the session's change from ``π(· | s)`` (kept until :meth:`learn`)."""
@@ -255,10 +259,11 @@ class Controller:
             actions, _, _ = self.network.distributions(
                 torch.from_numpy(state), observation.widths, None, self.generator
             )
-        offset = observation.first_auc
-        if offset is None:  # one class in the first chunk: the mean reward so far
-            offset = float(np.mean(self.rewards)) if self.rewards else 0.5
-        self.pending = (state, observation.widths, actions, offset)
+        difficulty = observation.first_auc
+        if difficulty is None:  # one class in the first chunk: the mean reward so far
+            difficulty = float(np.mean(self.rewards)) if self.rewards else 0.5
+        keep_penalty = self.config.penalty * observation.parameter_share
+        self.pending = (state, observation.widths, actions, difficulty, keep_penalty)
         return change_of(actions, observation.widths)
 
     def reward(self, auc: float | None, parameter_share: float) -> float:
@@ -267,8 +272,8 @@ class Controller:
 
     def learn(self, reward: float, reference_auc: float | None = None) -> dict[str, float]:
         """One REINFORCE step on the pending decision with the baseline
-        ``b = AUC_ref + V(s)``, then ``value_steps`` steps of ``V`` on every (state,
-        ``R − AUC_ref``) so far. Returns the baseline, the advantage and the losses.
+        ``b = AUC_ref − λ p₀ + V(s)``, then ``value_steps`` steps of ``V`` on every (state,
+        ``R − AUC_ref + λ p₀``) so far. Returns the baseline, the advantage and the losses.
 
         Args:
             reward: ``R = AUC_s − λ p``.
@@ -278,10 +283,11 @@ class Controller:
         """
         if self.pending is None:
             return {}
-        state, widths, actions, offset = self.pending
+        state, widths, actions, difficulty, keep_penalty = self.pending
         self.pending = None
-        if reference_auc is not None:
-            offset = reference_auc
+        if reference_auc is not None:  # in place of the first chunk's AUC
+            difficulty = reference_auc
+        offset = difficulty - keep_penalty
         cfg = self.config
         s = torch.from_numpy(state)
         with torch.no_grad():
