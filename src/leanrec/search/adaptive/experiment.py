@@ -41,6 +41,7 @@ import torch
 from leanrec.data.events import EventStream
 from leanrec.evaluate.prequential import event_metrics
 from leanrec.models.stream_io import save_stream_model
+from leanrec.runner.aggregate import format_mean_sd, mean_sd
 from leanrec.runner.final import final_evaluation
 from leanrec.runner.rundir import Log, RowStore, RunDirectory, jsonable
 from leanrec.search.adaptive.baselines import METHODS, AdaptiveMethod
@@ -278,14 +279,6 @@ def _save_model(
 
 
 # ---------------------------------------------------------------------------------- summary
-def _mean_sd(values: list[float | None]) -> dict[str, float | None]:
-    present = np.array([v for v in values if v is not None], dtype=np.float64)
-    if len(present) == 0:
-        return {"mean": None, "sd": None}
-    sd = float(present.std(ddof=1)) if len(present) > 1 else 0.0
-    return {"mean": float(present.mean()), "sd": sd}
-
-
 def _aggregate(members: list[dict[str, Any]], medium: dict[int, float]) -> dict[str, Any]:
     cost = [
         float(np.mean(r["session_cpu_seconds"])) / medium[r["seed"]]
@@ -293,18 +286,16 @@ def _aggregate(members: list[dict[str, Any]], medium: dict[int, float]) -> dict[
         if r["seed"] in medium and medium[r["seed"]] > 0
     ]
     return {
-        "auc": _mean_sd([r["total"]["auc"] for r in members]),
-        "log_loss": _mean_sd([r["total"]["log_loss"] for r in members]),
-        "mean_session_auc": _mean_sd([r["mean_session_auc"] for r in members]),
-        "mean_parameters": _mean_sd([r["mean_parameters"] for r in members]),
-        "mean_parameter_share": _mean_sd([r["mean_parameter_share"] for r in members]),
-        "end_parameters": _mean_sd([r["end_parameters"] for r in members]),
-        "mean_model_bytes": _mean_sd([r["mean_model_bytes"] for r in members]),
-        "session_seconds": _mean_sd([float(np.mean(r["session_seconds"])) for r in members]),
-        "session_cpu_seconds": _mean_sd(
-            [float(np.mean(r["session_cpu_seconds"])) for r in members]
-        ),
-        "cpu_time_vs_medium": _mean_sd(list(cost)),
+        "auc": mean_sd([r["total"]["auc"] for r in members]),
+        "log_loss": mean_sd([r["total"]["log_loss"] for r in members]),
+        "mean_session_auc": mean_sd([r["mean_session_auc"] for r in members]),
+        "mean_parameters": mean_sd([r["mean_parameters"] for r in members]),
+        "mean_parameter_share": mean_sd([r["mean_parameter_share"] for r in members]),
+        "end_parameters": mean_sd([r["end_parameters"] for r in members]),
+        "mean_model_bytes": mean_sd([r["mean_model_bytes"] for r in members]),
+        "session_seconds": mean_sd([float(np.mean(r["session_seconds"])) for r in members]),
+        "session_cpu_seconds": mean_sd([float(np.mean(r["session_cpu_seconds"])) for r in members]),
+        "cpu_time_vs_medium": mean_sd(list(cost)),
         "end_widths": [r["end_widths"] for r in members],
         "seeds": sorted(r["seed"] for r in members),
         "penalties": sorted({r["penalty"] for r in members if r["penalty"] is not None}),
@@ -355,14 +346,6 @@ def _round(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _fmt(stat: dict[str, float | None], digits: int = 4) -> str:
-    if stat["mean"] is None:
-        return "–"
-    if not stat["sd"]:
-        return f"{stat['mean']:.{digits}f}"
-    return f"{stat['mean']:.{digits}f} ± {stat['sd']:.{digits}f}"
-
-
 def markdown_table(summary: dict[str, Any]) -> str:
     """One line per method at its warm-up-chosen ``λ``."""
     lines = [
@@ -375,13 +358,18 @@ def markdown_table(summary: dict[str, Any]) -> str:
     ]
     for cell in summary["chosen"]:
         penalty = ", ".join(f"{p:g}" for p in cell["penalties"]) or "–"
-        lines.append(
-            f"| {cell['method']} | {penalty} | {_fmt(cell['auc'])} | {_fmt(cell['log_loss'])} | "
-            f"{_fmt(cell['mean_session_auc'])} | {_fmt(cell['mean_parameters'], 0)} | "
-            f"{_fmt(cell['mean_parameter_share'], 3)} | {_fmt(cell['mean_model_bytes'], 0)} | "
-            f"{cell['end_widths'][0]} | {_fmt(cell['session_cpu_seconds'], 2)} | "
-            f"{_fmt(cell['cpu_time_vs_medium'], 2)} |"
-        )
+        figures = [
+            format_mean_sd(cell["auc"]),
+            format_mean_sd(cell["log_loss"]),
+            format_mean_sd(cell["mean_session_auc"]),
+            format_mean_sd(cell["mean_parameters"], 0),
+            format_mean_sd(cell["mean_parameter_share"], 3),
+            format_mean_sd(cell["mean_model_bytes"], 0),
+            str(cell["end_widths"][0]),
+            format_mean_sd(cell["session_cpu_seconds"], 2),
+            format_mean_sd(cell["cpu_time_vs_medium"], 2),
+        ]
+        lines.append(f"| {cell['method']} | {penalty} | " + " | ".join(figures) + " |")
     versus = summary.get("adaptive_vs_large")
     if versus is not None:
         lines.append(
