@@ -353,14 +353,26 @@ def test_apply_change_removes_the_last_layer_at_most_to_depth_one() -> None:
     assert applied.clamped and tower.widths == [200]
 
 
-def test_spec_rebuilds_the_shapes_for_loading() -> None:
+@pytest.mark.parametrize(
+    ("changes", "widths"),
+    [
+        (
+            [ArchitectureChange((+40, -16), depth_delta=+1), ArchitectureChange((0, +8, -48))],
+            [240, 72, 16],
+        ),
+        ([ArchitectureChange((-100, 0), depth_delta=-1)], [100]),
+    ],
+)
+def test_spec_rebuilds_the_shapes_for_loading(
+    changes: list[ArchitectureChange], widths: list[int]
+) -> None:
     source = build_ctr_model("deepfm", stream_feature_map(["user", "item"]), embedding_dim=4)
     tower = make_expandable(source)
-    apply_change(source, ArchitectureChange((+40, -16), depth_delta=+1))
-    apply_change(source, ArchitectureChange((0, +8, -48)))
+    for change in changes:
+        apply_change(source, change)
     target = build_ctr_model("deepfm", stream_feature_map(["user", "item"]), embedding_dim=4)
     rebuilt = make_expandable(target, tower.spec())
-    assert rebuilt.widths == tower.widths == [240, 72, 16]
+    assert rebuilt.widths == tower.widths == widths
     target.load_state_dict(source.state_dict())
     x = torch.randn(5, 12)
     assert torch.equal(target.deep(x), source.deep(x))
