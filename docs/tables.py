@@ -1087,6 +1087,15 @@ def _screened_rows() -> tuple[tuple[Cell, ...], ...]:
     return tuple(rows)
 
 
+def _setting(template: str, config: str) -> str:
+    """A trainer or river setting (JSON) written with ``template``; a leanrec bias step of None
+    (the table's step) is written as that step."""
+    values = json.loads(config)
+    if "bias_learning_rate" in values and values["bias_learning_rate"] is None:
+        values["bias_learning_rate"] = values["table_learning_rate"]
+    return template.format(**values)
+
+
 TABLES: dict[str, Table] = {
     "smallest-runs": Table(
         ("smallest_runs.json",),
@@ -2338,12 +2347,13 @@ TABLES: dict[str, Table] = {
             "accuracy",
             "rating MSE",
             "events/s",
+            "events per CPU second",
         ),
         tuple(
             (
                 label,
                 protocol,
-                F("{}", f"{key}_config", transform=lambda s, t=setting: t.format(**json.loads(s))),
+                F("{}", f"{key}_config", transform=lambda s, t=setting: _setting(t, s)),
                 F("{:.4f}", f"{key}_auc"),
                 *(
                     ("—", "—", F("{:.4f}", f"{key}_mse"))
@@ -2351,6 +2361,7 @@ TABLES: dict[str, Table] = {
                     else (F("{:.4f}", f"{key}_log_loss"), F("{:.4f}", f"{key}_accuracy"), "—")
                 ),
                 F("{:,.0f}", f"{key}_events_per_second"),
+                F("{:,.0f}", f"{key}_cpu_events_per_second"),
             )
             for label, protocol, key, rating, setting in (
                 (
@@ -2400,7 +2411,7 @@ TABLES: dict[str, Table] = {
             )
         ),
         best=(
-            Best((3, 5, 7), skip_rows_with="per event"),
+            Best((3, 5, 7, 8), skip_rows_with="per event"),
             Best((4, 6), highest=False, skip_rows_with="per event"),
         ),
     ),
@@ -2433,33 +2444,53 @@ TABLES: dict[str, Table] = {
             ),
             *(
                 (
-                    f"events/s at least 2x river's: {side} model vs {peer}",
-                    F("{:,.0f}", f"leanrec_{side.lower()}_events_per_second"),
+                    f"{unit} at least 2x river's: {side} model vs {peer}",
+                    F("{:,.0f}", f"leanrec_{side.lower()}_{clock}events_per_second"),
                     F(
                         "{:,.0f} ({:.2f}x)",
-                        f"river_{key}_events_per_second",
-                        f"speed_ratio_{ratio}",
+                        f"river_{key}_{clock}events_per_second",
+                        f"{clock}speed_ratio_{ratio}",
                     ),
                     F(
                         "{}",
-                        f"speed_ratio_{ratio}",
+                        f"{clock}speed_ratio_{ratio}",
                         transform=lambda r: "yes" if r >= 2 else "**no**",
                     ),
                     F(
                         "{:,.0f} ({:.2f}x)",
-                        f"river_{key}_per_event_events_per_second",
-                        f"speed_ratio_{ratio}_per_event",
+                        f"river_{key}_per_event_{clock}events_per_second",
+                        f"{clock}speed_ratio_{ratio}_per_event",
                     ),
                     F(
                         "{}",
-                        f"speed_ratio_{ratio}_per_event",
+                        f"{clock}speed_ratio_{ratio}_per_event",
                         transform=lambda r: "yes" if r >= 2 else "**no**",
                     ),
                 )
+                for unit, clock in (("events/s", ""), ("events per CPU second", "cpu_"))
                 for side, peer, key, ratio in (
                     ("BCE", "FMClassifier", "fm", "bce_vs_fm"),
                     ("MSE", "BiasedMF", "mf", "mse_vs_mf"),
                 )
+            ),
+        ),
+    ),
+    "vs-river-run": Table(
+        ("vs_river.json",),
+        (
+            "events (evaluated)",
+            "chunk",
+            "torch threads",
+            "machine CPUs",
+            "load average (1 min), start / end",
+        ),
+        (
+            (
+                F("{:,} ({:,})", "events", "evaluated_events"),
+                F("{:,}", "chunk"),
+                F("{}", "threads"),
+                F("{}", "machine_cpus"),
+                F("{:.1f} / {:.1f}", "load_average_start", "load_average_end"),
             ),
         ),
     ),
