@@ -24,7 +24,7 @@ from leanrec.models.expandable import (
     make_expandable,
 )
 from leanrec.models.ncf import NeuMF, NeuMFConfig
-from leanrec.models.stream import StreamModel, stream_feature_map
+from leanrec.models.stream import StreamModel, build_stream_model, stream_feature_map
 from tests.models.contract import StreamModelContract
 
 INPUT_DIM = 12
@@ -308,6 +308,22 @@ def test_counts_by_hand_and_against_the_parameters() -> None:
     # 48·232 + 232 + 232·64 + 64 + 64·64 + 64 + 64
     assert tower.num_parameters() == 11136 + 232 + 14848 + 64 + 4096 + 64 + 64
     assert tower.num_parameters() == sum(p.numel() for p in model.deep.parameters()) - 1
+
+
+@pytest.mark.parametrize("name", ["deepfm", "neumf"])
+def test_the_model_bytes_move_by_the_towers_bytes(name: str) -> None:
+    # the tower's nbytes is a part of the stream model's dense bytes: every change moves both
+    # by the same amount (the tables' bytes do not move)
+    model = build_stream_model(name, embedding_dim=8, seed=0)
+    tower = make_expandable(model)
+    dense, tables = model.dense_bytes() - tower.nbytes(), model.embedding_bytes()
+    for change in (
+        ArchitectureChange((+40,) + (0,) * (tower.depth - 1), depth_delta=-1),
+        ArchitectureChange((-16,) * (tower.depth - 1), depth_delta=+1),
+    ):
+        apply_change(model, change)
+        assert model.dense_bytes() - tower.nbytes() == dense
+        assert model.embedding_bytes() == tables
 
 
 def test_counts_of_neumf_and_prelu_towers() -> None:
