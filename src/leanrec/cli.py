@@ -1,6 +1,8 @@
 """The ``leanrec`` command: one subcommand per job.
 
 leanrec train --dataset ml-1m --model lightgcn --epochs 50 --n_layers 3
+leanrec train --data ratings.csv --user-col userId --item-col movieId --rating-col rating
+leanrec train --data seq.txt --format sequences --model sasrec --negatives uniform
 leanrec datasets
 leanrec recommend --model runs/ml-1m-lightgcn/model.pt --users 1 2 3 --k 10
 leanrec predict --model runs/shared-embedding/model_autoassign_bce.pt --pairs pairs.csv
@@ -10,6 +12,7 @@ leanrec experiment shared-embedding --dataset ml-1m-partial --methods all_unique
 leanrec experiment adaptive --dataset ml-1m-partial --seeds 0 --lambda_grid "[0.0,0.02]"
 leanrec train --dataset ml-1m-ctr --architecture runs/architecture-ml-1m-ctr/architecture_seed0.json
 leanrec compress --model runs/embedding-size/ciess_c90.pt --out ciess_c90.safetensors
+leanrec serve runs/ml-1m-lightgcn/model.pt --port 8000 --cold-start popular
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from leanrec.data.errors import DataError
+from leanrec.data.own import DataFile, dataset_name
 from leanrec.data.sequential import NegativeSampling
 from leanrec.options import Target, build_config, build_configs, check_literals, route_options
 
@@ -103,6 +107,42 @@ class RetrievalArchitectureTraining:
         check_literals(self)
 
 
+def dataset_of(args: argparse.Namespace, default: str) -> str | DataFile:
+    """The data a command runs on: ``--data FILE`` (read with the column flags), else
+    ``--dataset NAME``, else ``default``.
+
+    Raises:
+        ValueError: both ``--data`` and ``--dataset`` given.
+    """
+    if args.data is None:
+        return args.dataset or default
+    if args.dataset is not None:
+        raise ValueError("give --data FILE or --dataset NAME, not both")
+    return DataFile(
+        path=args.data,
+        format=args.format,
+        user_col=args.user_col,
+        item_col=args.item_col,
+        rating_col=args.rating_col,
+        time_col=args.time_col,
+        sep=args.sep,
+        threshold=args.threshold,
+        layout=args.layout,
+    )
+
+
+def is_sequence_data(dataset: str | DataFile) -> bool:
+    """Whether ``dataset`` is time-ordered per-user sequences (next-item retrieval) rather than
+    a CTR or plain ranking dataset: a sequence file or a table with a time column, or a
+    registered dataset of kind ``"sequence"``."""
+    if isinstance(dataset, DataFile):
+        return dataset.kind == "sequence"
+    from leanrec.data.registry import DATASETS
+
+    info = DATASETS.get(dataset)
+    return info is not None and info.kind == "sequence"
+
+
 def build_train_config(args: argparse.Namespace, extra: Sequence[str]) -> Any:
     """The :class:`~leanrec.api.TrainConfig` for ``leanrec train`` (options go to the trainer
     if it has a field of that name, else to the model)."""
@@ -118,11 +158,10 @@ def build_train_config(args: argparse.Namespace, extra: Sequence[str]) -> Any:
     model_config = build_config(model_config_class, model_options)
     if args.resume and not args.run_dir:
         raise ValueError("--resume needs the --run-dir of the run to continue")
-    run_dir = args.run_dir or str(
-        Path(args.runs) / f"{args.dataset}-{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
+    dataset = dataset_of(args, "synthetic")
+    run_dir = args.run_dir or _timestamped_run_dir(args, dataset)
     return TrainConfig(
-        dataset=args.dataset,
+        dataset=dataset,
         model=args.model,
         protocol=args.protocol,
         data_dir=args.data_dir,
@@ -134,9 +173,21 @@ def build_train_config(args: argparse.Namespace, extra: Sequence[str]) -> Any:
     )
 
 
-def format_metrics(valid: dict[str, float], test: dict[str, float]) -> str:
-    """A metrics table: rows metric@k, columns validation and test."""
-    names = sorted(set(valid) | set(test), key=lambda n: (n.split("@")[0], int(n.split("@")[1])))
+def _timestamped_run_dir(args: argparse.Namespace, dataset: str | DataFile) -> str:
+    """``<runs>/<dataset or file stem>-<model>-<time>``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return str(Path(args.runs) / f"{dataset_name(dataset)}-{args.model}-{stamp}")
+
+
+def format_metrics(valid: Mapping[str, float], test: Mapping[str, float]) -> str:
+    """A metrics table: rows metric@k (or a metric without cut-off, ``mrr``), columns
+    validation and test."""
+
+    def order(name: str) -> tuple[str, int]:
+        metric, _, k = name.partition("@")
+        return metric, int(k) if k.isdigit() else 0
+
+    names = sorted(set(valid) | set(test), key=order)
     lines = [f"{'metric':<14}{'valid':>10}{'test':>10}"]
     for name in names:
         v = f"{valid[name]:.4f}" if name in valid else "-"
@@ -148,10 +199,22 @@ def format_metrics(valid: dict[str, float], test: dict[str, float]) -> str:
 def cmd_train(args: argparse.Namespace, extra: Sequence[str]) -> int:
     if args.architecture is not None:
         return _train_architecture(args, extra)
+    from leanrec.api.next_item import NEXT_ITEM_MODELS
+
+    if args.model in NEXT_ITEM_MODELS:
+        return _train_next_item(args, extra)
+    if args.negatives is not None:
+        raise ValueError(
+            f"--negatives sets the evaluation of next-item models ({', '.join(NEXT_ITEM_MODELS)}); "
+            f"{args.model} is evaluated by full ranking"
+        )
     from leanrec.api import train
 
     config = build_train_config(args, extra)
-    print(f"training {config.model} on {config.dataset} -> {config.run_dir}", file=sys.stderr)
+    print(
+        f"training {config.model} on {dataset_name(config.dataset)} -> {config.run_dir}",
+        file=sys.stderr,
+    )
 
     run = train(config)
     result = run.train_result
@@ -165,9 +228,77 @@ def cmd_train(args: argparse.Namespace, extra: Sequence[str]) -> int:
     return 0
 
 
+@dataclass
+class NextItemWindow:
+    """``leanrec train --model sasrec|gru4rec`` options that are neither the trainer's nor the
+    encoder's."""
+
+    max_length: int = 50
+    """Window length ``N`` of the leave-one-out split (SASRec's ``max_length`` follows it)."""
+    n_negatives: int = 100
+    """Sampled candidates per evaluated user (uniform or popularity negatives)."""
+
+
+def _train_next_item(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    """``leanrec train --model sasrec|gru4rec``: leave-one-out, sampled or full evaluation."""
+    from leanrec.api.next_item import NextItemTrainConfig, train_next_item
+    from leanrec.models.seq import SEQUENCE_ENCODERS
+    from leanrec.train.sequential import SequentialTrainerConfig
+
+    if args.protocol not in (None, "leave-one-out"):
+        raise ValueError(
+            f"{args.model} is trained and evaluated leave-one-out, not {args.protocol}"
+        )
+    if args.resume:
+        raise ValueError(f"--resume is not available for {args.model}: train it again")
+    encoder_config = SEQUENCE_ENCODERS[args.model][1]
+    window, trainer_options, model_options = route_options(
+        _parse_options(extra),
+        [NextItemWindow, SequentialTrainerConfig, encoder_config],
+        OPTION_ALIASES,
+    )
+    window_config = build_config(NextItemWindow, window)
+    trainer = build_config(
+        SequentialTrainerConfig, trainer_options, base=SequentialTrainerConfig(seed=args.seed)
+    )
+    model_config = build_config(encoder_config, model_options)
+    dataset = dataset_of(args, "synthetic")
+    run_dir = args.run_dir or _timestamped_run_dir(args, dataset)
+    config = NextItemTrainConfig(
+        dataset=dataset,
+        model=args.model,
+        negatives=args.negatives or "uniform",
+        max_length=window_config.max_length,
+        n_negatives=window_config.n_negatives,
+        data_dir=args.data_dir,
+        seed=args.seed,
+        model_options={name: getattr(model_config, name) for name in model_options},
+        trainer=trainer,
+        run_dir=run_dir,
+    )
+    print(f"training {args.model} on {dataset_name(dataset)} -> {run_dir}", file=sys.stderr)
+    run = train_next_item(config)
+    result = run.train_result
+    what = (
+        "every item"
+        if config.negatives == "all"
+        else f"{config.n_negatives} {config.negatives} negatives"
+    )
+    print(
+        f"protocol leave-one-out, target ranked against {what}: "
+        f"{run.split.describe()}\n"
+        f"best epoch {result.best_epoch} of {result.epochs_run} "
+        f"({result.seconds:.1f} s, stopped by {result.stop_reason})"
+    )
+    print(format_metrics(run.valid_metrics, run.test_metrics))
+    print(f"run directory: {run_dir}")
+    return 0
+
+
 def _train_architecture(args: argparse.Namespace, extra: Sequence[str]) -> int:
-    """``leanrec train --architecture file.json``: rebuild a searched CTR model and train it."""
-    if args.dataset in RETRIEVAL_DATASETS:
+    """``leanrec train --architecture file.json``: rebuild a searched model and train it, a
+    next-item model on sequence data, else a CTR model."""
+    if is_sequence_data(dataset_of(args, "ml-1m-ctr")):
         return _train_retrieval_architecture(args, extra)
     import torch
 
@@ -184,7 +315,7 @@ def _train_architecture(args: argparse.Namespace, extra: Sequence[str]) -> int:
         OPTION_ALIASES,
     )
     architecture = Architecture.load(args.architecture)
-    dataset = "ml-1m-ctr" if args.dataset == "synthetic" else args.dataset
+    dataset = _ctr_dataset(dataset_of(args, "ml-1m-ctr"))
     split = load_behavior_dataset(dataset, args.data_dir)
     torch.manual_seed(args.seed)
     model = AMEIRModel.from_architecture(split.feature_map, architecture, settings.embedding_dim)
@@ -200,6 +331,24 @@ def _train_architecture(args: argparse.Namespace, extra: Sequence[str]) -> int:
         f"log loss {result.best_valid['logloss']:.4f}; test AUC {test['auc']:.4f} "
         f"log loss {test['logloss']:.4f}; {sum(model.parameter_counts().values()):,} parameters",
     )
+
+
+def _ctr_dataset(dataset: str | DataFile) -> str:
+    """The behaviour (CTR) dataset an architecture runs on when the data is no sequences
+    (``ml-1m`` and ``synthetic`` stand for ``ml-1m-ctr``).
+
+    Raises:
+        DataError: a table of one's own without a time column (CTR search needs the user and
+            item features of a behaviour dataset).
+    """
+    if isinstance(dataset, DataFile):
+        raise DataError(
+            "architecture search on a file of one's own is next-item retrieval over per-user "
+            "sequences: give the table's time column (--time-col) or a sequence file "
+            "(--format sequences); CTR search needs a behaviour dataset such as ml-1m-ctr",
+            path=dataset.path,
+        )
+    return {"synthetic": "ml-1m-ctr", "ml-1m": "ml-1m-ctr"}.get(dataset, dataset)
 
 
 def _train_retrieval_architecture(args: argparse.Namespace, extra: Sequence[str]) -> int:
@@ -221,9 +370,10 @@ def _train_retrieval_architecture(args: argparse.Namespace, extra: Sequence[str]
         OPTION_ALIASES,
     )
     architecture = json.loads(Path(args.architecture).read_text())
-    data = load_dataset(args.dataset, args.data_dir)
+    dataset = dataset_of(args, "beauty")
+    data = load_dataset(dataset, args.data_dir)
     if isinstance(data, tuple):
-        raise ValueError(f"{args.dataset!r} is a train/test pair, not per-user sequences")
+        raise ValueError(f"{dataset_name(dataset)!r} is a train/test pair, not per-user sequences")
     split = NextItemSplit.from_interactions(
         data,
         settings.max_length,
@@ -234,7 +384,7 @@ def _train_retrieval_architecture(args: argparse.Namespace, extra: Sequence[str]
     trainer = SequentialTrainer(model, split, config)
     result = trainer.fit()
     test = trainer.evaluate("test", "sampled").mean
-    run_dir = _architecture_run_dir(args, args.dataset)
+    run_dir = _architecture_run_dir(args, dataset_name(dataset))
     run_dir.mkdir(parents=True, exist_ok=True)
     import torch
 
@@ -403,9 +553,10 @@ def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
 
     if args.seeds is not None:
         raise ValueError("embedding-size runs one search: give --seed N, not --seeds")
-    out = args.out or f"runs/embedding-size-{args.dataset}-{args.model}"
+    dataset = dataset_of(args, "ml-1m")
+    out = args.out or f"runs/embedding-size-{dataset_name(dataset)}-{args.model}"
     experiment = EmbeddingSizeExperiment(
-        dataset=args.dataset,
+        dataset=dataset,
         model=args.model,
         data_dir=args.data_dir,
         out_dir=out,
@@ -435,9 +586,10 @@ def _sketch_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
 
     config = build_config(SketchConfig, _parse_options(extra), aliases=OPTION_ALIASES)
     methods = tuple(args.methods) if args.methods else METHODS.names()
-    out = args.out or f"runs/sketch-{args.dataset}"
+    dataset = dataset_of(args, "ml-1m")
+    out = args.out or f"runs/sketch-{dataset_name(dataset)}"
     exp = SketchExperiment(
-        dataset=args.dataset,
+        dataset=dataset,
         data_dir=args.data_dir,
         out_dir=out,
         methods=methods,
@@ -454,10 +606,11 @@ def _shared_embedding_experiment(args: argparse.Namespace, extra: Sequence[str])
     from leanrec.search.shared_embedding import METHODS, SharedEmbeddingExperiment, run_experiment
 
     model = "deepfm" if args.model == "lightgcn" else args.model  # lightgcn: the flag's default
+    dataset = dataset_of(args, "ml-1m")
     experiment = SharedEmbeddingExperiment(
-        dataset=args.dataset,
+        dataset=dataset,
         data_dir=args.data_dir,
-        out_dir=args.out or f"runs/shared-embedding-{args.dataset}-{model}",
+        out_dir=args.out or f"runs/shared-embedding-{dataset_name(dataset)}-{model}",
         model=model,
         methods=tuple(args.methods) if args.methods else METHODS.names(),
         seeds=tuple(args.seeds or DEFAULT_SEEDS),
@@ -476,10 +629,11 @@ def _adaptive_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
     from leanrec.search.adaptive import METHODS, AdaptiveExperiment, run_experiment
 
     model = "deepfm" if args.model == "lightgcn" else args.model  # lightgcn: the flag's default
+    dataset = dataset_of(args, "ml-1m")
     experiment = AdaptiveExperiment(
-        dataset=args.dataset,
+        dataset=dataset,
         data_dir=args.data_dir,
-        out_dir=args.out or f"runs/adaptive-{args.dataset}-{model}",
+        out_dir=args.out or f"runs/adaptive-{dataset_name(dataset)}-{model}",
         model=model,
         methods=tuple(args.methods) if args.methods else METHODS.names(),
         seeds=tuple(args.seeds or DEFAULT_SEEDS),
@@ -496,13 +650,14 @@ def _adaptive_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
 def _architecture_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
     from leanrec.search.architecture import config
 
-    if args.dataset in RETRIEVAL_DATASETS:
+    dataset = dataset_of(args, "ml-1m")
+    if is_sequence_data(dataset):
         return _architecture_table(
             args,
             extra,
             config.RetrievalExperiment,
             config.RetrievalSearchConfig,
-            args.dataset,
+            dataset,
             (config.RETRIEVAL_BASELINES, config.RETRIEVAL_METHODS),
             ("baseline_epochs", "baseline_seconds", "negative_sampling", "max_length"),
         )
@@ -511,14 +666,10 @@ def _architecture_experiment(args: argparse.Namespace, extra: Sequence[str]) -> 
         extra,
         config.ArchitectureExperiment,
         config.ArchitectureSearchConfig,
-        "ml-1m-ctr" if args.dataset == "ml-1m" else args.dataset,
+        _ctr_dataset(dataset),
         (config.HAND_DESIGNED, config.NAS_METHODS),
         ("baseline_epochs", "random_budget"),
     )
-
-
-RETRIEVAL_DATASETS = ("beauty", "beauty-s3rec")
-"""Datasets whose architecture experiment is next-item retrieval (AMEIR Table 2)."""
 
 
 def _architecture_table(
@@ -526,7 +677,7 @@ def _architecture_table(
     extra: Sequence[str],
     experiment_class: type[Any],
     search_class: type[Any],
-    dataset: str,
+    dataset: str | DataFile,
     default_methods: tuple[tuple[str, ...], tuple[str, ...]],
     experiment_options: tuple[str, ...],
 ) -> int:
@@ -542,7 +693,7 @@ def _architecture_table(
     experiment = experiment_class(
         dataset=dataset,
         data_dir=args.data_dir,
-        out_dir=args.out or f"runs/architecture-{dataset}",
+        out_dir=args.out or f"runs/architecture-{dataset_name(dataset)}",
         baselines=tuple(args.baselines) if args.baselines is not None else baselines,
         methods=tuple(args.methods) if args.methods else methods,
         seeds=tuple(args.seeds or DEFAULT_SEEDS),
@@ -593,6 +744,62 @@ def cmd_compress(args: argparse.Namespace, extra: Sequence[str]) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    try:
+        from leanrec.serve.app import ServeSettings, run
+    except ImportError as error:
+        print(
+            f"leanrec serve: error: needs the serve extra ({error}): pip install 'leanrec[serve]'",
+            file=sys.stderr,
+        )
+        return 2
+    settings = ServeSettings(
+        max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, threads=args.threads
+    )
+    run(args.model, args.host, args.port, args.cold_start, settings)
+    return 0
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, default_dataset: str) -> None:
+    """``--dataset NAME`` or ``--data FILE`` with the flags that say how to read the file."""
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help=f"a registered dataset (leanrec datasets); default {default_dataset}",
+    )
+    group = parser.add_argument_group("your own data (instead of --dataset)")
+    group.add_argument(
+        "--data",
+        default=None,
+        metavar="FILE",
+        help="an interaction file: a table (.csv, .tsv, .parquet, with a header) or, with "
+        "--format sequences, 'user item' pairs in time order or one user per line; outputs "
+        "are named after the file",
+    )
+    group.add_argument("--format", choices=["table", "sequences"], default="table")
+    group.add_argument("--user-col", default="user", help="table column of the user ID")
+    group.add_argument("--item-col", default="item", help="table column of the item ID")
+    group.add_argument("--rating-col", default=None, help="table column of the rating")
+    group.add_argument(
+        "--time-col", default=None, help="table column of the time (number or date/time text)"
+    )
+    group.add_argument(
+        "--sep", default=None, help="text separator (default: by suffix, else sniffed)"
+    )
+    group.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="keep rows with rating >= this as positives (needs --rating-col)",
+    )
+    group.add_argument(
+        "--layout",
+        choices=["auto", "pairs", "lines"],
+        default="auto",
+        help="sequence files: 'user item' pairs, one user per line, or auto",
+    )
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leanrec", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -604,9 +811,26 @@ def make_parser() -> argparse.ArgumentParser:
         "train",
         help="train a base recommender; extra --option value pairs go to the trainer or model",
     )
-    p.add_argument("--dataset", default="synthetic")
-    p.add_argument("--model", default="lightgcn")
-    p.add_argument("--protocol", default=None, help="evaluation protocol (default: dataset's)")
+    add_data_arguments(p, "synthetic")
+    p.add_argument(
+        "--model",
+        default="lightgcn",
+        help="mf, neumf, ngcf, lightgcn (full ranking), or the next-item models sasrec, gru4rec "
+        "(leave-one-out)",
+    )
+    p.add_argument(
+        "--protocol",
+        default=None,
+        help="evaluation protocol (default: the dataset's; a file of your own: leave-one-out "
+        "when it is time-ordered, else default)",
+    )
+    p.add_argument(
+        "--negatives",
+        choices=["uniform", "popularity", "all"],
+        default=None,
+        help="sasrec/gru4rec: rank the target against 100 unseen items drawn uniformly "
+        "(default), by popularity, or against all items",
+    )
     p.add_argument("--data-dir", default=None)
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--runs", default="runs", help="parent of the run directory")
@@ -618,7 +842,8 @@ def make_parser() -> argparse.ArgumentParser:
         "--architecture",
         default=None,
         help="a searched architecture (JSON of leanrec experiment architecture): rebuild and "
-        "train it on a CTR dataset (default ml-1m-ctr)",
+        "train it, for next-item retrieval on sequence data, else on a CTR dataset (default "
+        "ml-1m-ctr)",
     )
     p.set_defaults(func=cmd_train, allow_extra=True)
 
@@ -660,7 +885,7 @@ def make_parser() -> argparse.ArgumentParser:
         "capability",
         choices=["embedding-size", "sketch", "architecture", "shared-embedding", "adaptive"],
     )
-    p.add_argument("--dataset", default="ml-1m")
+    add_data_arguments(p, "ml-1m")
     p.add_argument("--model", default="lightgcn")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default=None, help="output directory (resumed when it exists)")
@@ -720,6 +945,30 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="checkpoint with masked tables (.pt)")
     p.add_argument("--out", default=None, help="default: the model path with .safetensors")
     p.set_defaults(func=cmd_compress, allow_extra=False)
+
+    p = add_command(
+        "serve",
+        help="serve a saved model over HTTP (top-k and scores on raw IDs; OpenAPI at /docs)",
+    )
+    p.add_argument("model", help="model.pt of leanrec train, a .safetensors of compress, a stream "
+                   "or CTR model file")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--cold-start",
+        choices=["none", "popular"],
+        default="none",
+        help="an unknown user: a 404 (none) or the most popular items, flagged (popular)",
+    )
+    p.add_argument("--max-batch", type=int, default=64, help="most users per batched product")
+    p.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=1.0,
+        help="how long a batch waits for more concurrent callers (never for a lone caller)",
+    )
+    p.add_argument("--threads", type=int, default=1, help="torch threads of the server")
+    p.set_defaults(func=cmd_serve, allow_extra=False)
     return parser
 
 

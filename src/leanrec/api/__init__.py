@@ -13,6 +13,7 @@ stream) each have one function here, taking the policy's experiment config and r
 
 from leanrec.api.architecture import search_architecture
 from leanrec.api.embedding_size import search_embedding_sizes
+from leanrec.api.next_item import NextItemRun, NextItemTrainConfig, train_next_item
 from leanrec.api.shared_embedding import assign_shared_embeddings
 from leanrec.api.sketch import sketch
 from leanrec.api.training import (
@@ -24,8 +25,12 @@ from leanrec.api.training import (
     train,
     write_run_dir,
 )
+from leanrec.data.own import DataFile
 
 __all__ = [
+    "DataFile",
+    "NextItemRun",
+    "NextItemTrainConfig",
     "TrainConfig",
     "TrainedRun",
     "assign_shared_embeddings",
@@ -36,5 +41,6 @@ __all__ = [
     "search_embedding_sizes",
     "sketch",
     "train",
+    "train_next_item",
     "write_run_dir",
 ]

@@ -20,6 +20,7 @@ import numpy as np
 from leanrec import models
 from leanrec.data.errors import DataError
 from leanrec.data.interactions import IdVocabulary, Split
+from leanrec.data.own import DataFile, dataset_name
 from leanrec.data.presets import Protocol, prepare_split
 from leanrec.evaluate import FullRankingEvaluator, RankingResult
 from leanrec.models.base import Recommender
@@ -40,8 +41,9 @@ from leanrec.train.bpr import (
 class TrainConfig:
     """Everything one training run needs; ``leanrec train`` builds the same object."""
 
-    dataset: str = "synthetic"
-    """Registered dataset name (``leanrec datasets``) or ``"synthetic"`` (no files needed)."""
+    dataset: str | DataFile = "synthetic"
+    """Registered dataset name (``leanrec datasets``), ``"synthetic"`` (no files needed), or a
+    file of one's own (:class:`~leanrec.data.own.DataFile`)."""
     model: str = "lightgcn"
     """Model name: ``mf``, ``neumf``, ``ngcf``, ``lightgcn``."""
     protocol: str | None = None
@@ -220,7 +222,7 @@ def write_run_dir(run: TrainedRun, run_dir: Path, model_config: Any) -> None:
 def metrics_record(run: TrainedRun) -> dict[str, Any]:
     """Flat metrics of a run (what ``metrics.json`` holds)."""
     record: dict[str, Any] = {
-        "dataset": run.config.dataset,
+        "dataset": dataset_name(run.config.dataset),
         "model": run.config.model,
         "protocol": run.protocol.name,
         "best_epoch": run.train_result.best_epoch,

@@ -17,6 +17,7 @@ from typing import Any
 
 _LAZY_EXPORTS: dict[str, str] = {
     "BehaviorBatch": "leanrec.data.behavior",
+    "DataFile": "leanrec.data.own",
     "BehaviorSamples": "leanrec.data.behavior",
     "BehaviorSplit": "leanrec.data.behavior",
     "FeatureMap": "leanrec.data.behavior",

@@ -48,6 +48,7 @@ from leanrec.data.errors import DataError
 from leanrec.data.interactions import Interactions
 from leanrec.data.loaders.ctr import CTRTable
 from leanrec.data.loaders.tabular import line_of_row, load_table
+from leanrec.data.own import DataFile
 
 Order = Literal["time", "file"]
 
@@ -445,7 +446,7 @@ class EventStream:
     @classmethod
     def from_dataset(
         cls,
-        name: str,
+        name: str | DataFile,
         data_dir: str | Path | None = None,
         order: Order = "time",
         label_threshold: float = 4.0,
@@ -453,12 +454,20 @@ class EventStream:
         item_field: str | None = None,
     ) -> EventStream:
         """Stream of a registered dataset (``"ml-100k"``, ``"ml-1m-partial"``,
-        ``"criteo-8k"``, ``"avazu-9k"``, ...), loaded with the registry's loaders.
+        ``"criteo-8k"``, ``"avazu-9k"``, ...), loaded with the registry's loaders, or of a
+        table of one's own (a :class:`~leanrec.data.own.DataFile` with a rating column; its
+        ``threshold``, when set, replaces ``label_threshold``).
 
         CTR datasets need ``order="file"``; ranking datasets need ratings (for the label), and
         timestamps unless ``order="file"``.
         """
         from leanrec.data.registry import dataset_info, load_ctr_dataset, load_dataset
+
+        if isinstance(name, DataFile):
+            threshold = label_threshold if name.threshold is None else name.threshold
+            return cls.from_interactions(
+                name.load(apply_threshold=False), order=order, label_threshold=threshold
+            )
 
         info = dataset_info(name)
         if info.kind == "ctr":

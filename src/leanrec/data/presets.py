@@ -12,6 +12,7 @@ from pathlib import Path
 from leanrec.data import splits
 from leanrec.data.errors import DataError
 from leanrec.data.interactions import Interactions, Split
+from leanrec.data.own import DataFile
 from leanrec.data.registry import load_dataset
 from leanrec.data.synthetic import make_synthetic
 
@@ -101,24 +102,34 @@ def get_protocol(name: str) -> Protocol:
         raise ValueError(f"unknown protocol {name!r}; known: {sorted(PROTOCOLS)}") from None
 
 
+def default_protocol(dataset: str | DataFile) -> str:
+    """The protocol a dataset is evaluated by when none is named: the paper's for a registered
+    one; for a file of one's own, leave-one-out when it is time-ordered per user (a sequence
+    file, or a table with a time column), else ``"default"``."""
+    if isinstance(dataset, DataFile):
+        return "leave-one-out" if dataset.kind == "sequence" else "default"
+    return DEFAULT_PROTOCOL.get(dataset, "default")
+
+
 def load_interactions(
-    dataset: str, data_dir: str | Path | None = None, seed: int = 0
+    dataset: str | DataFile, data_dir: str | Path | None = None, seed: int = 0
 ) -> Interactions | tuple[Interactions, Interactions]:
-    """Raw interactions of ``dataset`` (``"synthetic"`` needs no files)."""
+    """Raw interactions of ``dataset`` (``"synthetic"`` needs no files; a :class:`DataFile` is
+    read by its own settings, its threshold applied)."""
     if dataset == "synthetic":
         return make_synthetic(seed=seed)
     return load_dataset(dataset, data_dir)
 
 
 def prepare_split(
-    dataset: str,
+    dataset: str | DataFile,
     protocol: str | Protocol | None = None,
     data_dir: str | Path | None = None,
     seed: int = 2024,
 ) -> tuple[Split, Protocol]:
-    """Load ``dataset`` and split it by ``protocol`` (its default protocol if ``None``)."""
+    """Load ``dataset`` and split it by ``protocol`` (:func:`default_protocol` if ``None``)."""
     if protocol is None:
-        protocol = DEFAULT_PROTOCOL.get(dataset, "default")
+        protocol = default_protocol(dataset)
     proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
     loaded = load_interactions(dataset, data_dir, seed=seed)
     if isinstance(loaded, tuple):
@@ -133,7 +144,7 @@ def prepare_split(
     elif proto.split == "given":
         raise DataError(
             f"protocol {proto.name!r} needs a dataset with given train/test files; "
-            f"{dataset!r} has one interaction file"
+            f"{str(dataset)!r} has one interaction file"
         )
     data = loaded
     if proto.rating_threshold is not None:

@@ -36,6 +36,7 @@ from leanrec.data.loaders import (
 )
 from leanrec.data.locations import ENV_VAR, resolve_data_dir
 from leanrec.data.locations import user_cache_dir as user_cache_dir
+from leanrec.data.own import DataFile
 
 if TYPE_CHECKING:  # behaviour data import torch: loaded only when asked for
     from leanrec.data.behavior import BehaviorSplit
@@ -340,9 +341,10 @@ def dataset_status(data_dir: str | Path | None = None) -> list[dict[str, object]
 
 # ------------------------------------------------------------------------------ loading
 def load_dataset(
-    name: str, data_dir: str | Path | None = None
+    name: str | DataFile, data_dir: str | Path | None = None
 ) -> Interactions | tuple[Interactions, Interactions]:
-    """Load a registered ranking or sequence dataset with its loader.
+    """Load a registered ranking or sequence dataset with its loader, or a file of one's own
+    (a :class:`~leanrec.data.own.DataFile`, read by its own settings; ``data_dir`` unused).
 
     Returns:
         * ranking / sequence datasets: one :class:`Interactions` (named ``name``);
@@ -353,6 +355,8 @@ def load_dataset(
         DataError: unknown or missing dataset (see :func:`dataset_path`), malformed files, or a
             CTR dataset (those are not interactions: use :func:`load_ctr_dataset`).
     """
+    if isinstance(name, DataFile):
+        return name.load()
     info = dataset_info(name)
     if info.kind == "ctr":
         raise DataError(

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,8 +75,12 @@ def _split_key(name: str) -> tuple[str, int | None]:
 
 
 @dataclass
-class RankingResult:
+class RankingResult(Mapping[str, float]):
     """Per-user and mean ranking metrics of one evaluation.
+
+    A read-only mapping of the mean metrics: ``result["ndcg@10"]``, ``len(result)``,
+    ``for name in result``, ``result.items()``, ``dict(result)``; ``result[name] = x`` is refused
+    (``TypeError``).
 
     Attributes:
         users: evaluated user indices, shape ``(U,)``, int64, ascending.
@@ -109,7 +113,15 @@ class RankingResult:
     def __contains__(self, name: object) -> bool:
         return name in self.mean
 
-    def keys(self) -> list[str]:
+    def __iter__(self) -> Iterator[str]:
+        """Metric names in :attr:`mean`'s order."""
+        return iter(self.mean)
+
+    def __len__(self) -> int:
+        """Number of mean metrics."""
+        return len(self.mean)
+
+    def keys(self) -> list[str]:  # type: ignore[override]
         """Metric names, e.g. ``["recall@10", "recall@20", ...]``."""
         return list(self.mean)
 

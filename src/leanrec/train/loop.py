@@ -21,7 +21,10 @@ supplies only what is its own:
    the ``min_epochs`` warm-up counts against ``patience`` and multiplies the step size by
    ``lr_decay``;
 4. stop on ``patience`` or the ``max_seconds`` budget; write the checkpoint (after every
-   validation) and call ``on_epoch(e, record)``.
+   validation) and call ``on_epoch(e, record)``;
+5. when no progress bar is shown because stderr is no terminal (``progress=None``, the default,
+   in a log file or a background job), log one line for the epoch to stderr
+   (:func:`epoch_line`), so a run can be followed; ``progress=False`` silences it too.
 
 ``validate_initial`` first validates the starting weights as epoch 0. At the end the model holds
 the best weights (the last ones when none were kept, and that epoch is the best).
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
@@ -46,6 +50,7 @@ from typing import Any, Generic, Literal, TypeVar
 import numpy as np
 import torch
 
+from leanrec.runner.progress import progress_enabled
 from leanrec.train.checkpoint import save_atomic, start_run
 
 EpochHook = Callable[[int, dict[str, float]], None]
@@ -89,6 +94,14 @@ class LoopConfig:
     """torch intra-op threads (0: leave torch's default)."""
     seed: int = 2024
     """Seeds torch's generator at the start of the run (a resume then restores its state)."""
+    progress: bool | None = None
+    """The trainer's progress bar setting: ``None`` logs one line per epoch to stderr when no
+    bar is shown (stderr is no terminal); ``False`` logs nothing; ``True`` shows the bar."""
+
+    @property
+    def logs_epochs(self) -> bool:
+        """Whether :meth:`EpochLoop.run_epochs` writes :func:`epoch_line` to stderr."""
+        return self.progress is None and not progress_enabled(None)
 
     @classmethod
     def matching(cls, trainer_config: Any, **settings: Any) -> LoopConfig:
@@ -131,6 +144,19 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def epoch_line(record: Mapping[str, float], rules: LoopConfig, best_epoch: int) -> str:
+    """One log line of an epoch's record: its loss, the selection metric when it validated,
+    the best epoch so far and the time, e.g.
+    ``epoch 3/100: loss 0.4321, valid_ndcg@20 0.0567 (best epoch 3), 1.2 s``."""
+    parts = [f"epoch {int(record['epoch'])}/{rules.max_epochs}:"]
+    if "loss" in record:
+        parts.append(f"loss {record['loss']:.4f},")
+    if rules.metric in record:
+        parts.append(f"{rules.metric} {record[rules.metric]:.4f} (best epoch {best_epoch}),")
+    seconds = record.get("train_seconds", 0.0) + record.get("eval_seconds", 0.0)
+    return " ".join(parts) + f" {seconds:.1f} s"
 
 
 def validation_entries(metrics: Mapping[str, float], seconds: float | None) -> dict[str, float]:
@@ -202,6 +228,7 @@ class EpochLoop(Generic[ModelT]):
                 self._save(0)
                 if self.on_epoch is not None:
                     self.on_epoch(0, record)
+                self._log_epoch(record)
         for epoch in range(first, rules.max_epochs + 1):
             t0 = time.perf_counter()
             outcome = self.train_step(epoch)
@@ -221,6 +248,7 @@ class EpochLoop(Generic[ModelT]):
                 self._save(epoch)
             if self.on_epoch is not None:
                 self.on_epoch(epoch, record)
+            self._log_epoch(record)
             if stop is not None:
                 stop_reason = stop
                 break
@@ -239,6 +267,12 @@ class EpochLoop(Generic[ModelT]):
             stopped_early=stop_reason != "epochs",
             stop_reason=stop_reason,
         )
+
+    def _log_epoch(self, record: Mapping[str, float]) -> None:
+        rules = self.loop_config
+        if rules.logs_epochs:
+            line = epoch_line(record, rules, self.best_epoch)
+            print(line, file=sys.stderr, flush=True)
 
     def _budget_spent(self) -> bool:
         return self.deadline is not None and time.perf_counter() >= self.deadline
