@@ -81,7 +81,10 @@ def main() -> None:
     # GRU4Rec on the training users' whole histories
     began = time.perf_counter()
     train_data = NextItemSplit.from_interactions(
-        streams_as_interactions(split.train), max_length=args.max_length, seed=0
+        streams_as_interactions(split.train),
+        max_length=args.max_length,
+        negative_sampling="popularity",
+        seed=0,
     )
     model = build_next_item_model("gru4rec", streams.n_items, seed=args.seed)
     config = SequentialTrainerConfig(

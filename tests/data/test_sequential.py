@@ -144,7 +144,9 @@ def test_negatives_are_reproducible_by_seed(random_data: Interactions) -> None:
 
 def test_popularity_sampling_prefers_popular_items(random_data: Interactions) -> None:
     popularity = np.concatenate([[0], random_data.item_popularity()])  # by ID
-    pop = NextItemSplit.from_interactions(random_data, n_negatives=100, seed=0)
+    pop = NextItemSplit.from_interactions(
+        random_data, n_negatives=100, negative_sampling="popularity", seed=0
+    )
     uni = NextItemSplit.from_interactions(
         random_data, n_negatives=100, negative_sampling="uniform", seed=0
     )

@@ -18,10 +18,10 @@ Protocol (SASRec, BERT4Rec; AMEIR's "next-item retrieval" setting):
 
 Evaluation candidates (BERT4Rec protocol, Sun et al. 2019, Sec. 4.1): every evaluated user gets
 ``n_negatives`` (100) items it has *never* interacted with (in any part of the data, so the
-target is never among them), drawn **without replacement** with probability proportional to
-item popularity (interaction counts over the whole dataset, as BERT4Rec's evaluation counts
-them over the users' full histories), or uniformly with ``negative_sampling="uniform"`` (the
-S3Rec variant). The target is ranked against these negatives. Validation and test draw their
+target is never among them), drawn **without replacement** uniformly (the default, the S3Rec
+variant, as every experiment and ``leanrec train`` draw them), or with probability
+proportional to item popularity with ``negative_sampling="popularity"`` (interaction counts
+over the whole dataset, as BERT4Rec's evaluation counts them over the users' full histories). The target is ranked against these negatives. Validation and test draw their
 own negatives (two independent draws from one generator seeded with ``seed``), so the sets
 are fixed and reproducible by the seed.
 
@@ -321,7 +321,7 @@ class NextItemSplit:
         data: Interactions,
         max_length: int = 50,
         n_negatives: int = 100,
-        negative_sampling: NegativeSampling = "popularity",
+        negative_sampling: NegativeSampling = "uniform",
         seed: int = 0,
     ) -> NextItemSplit:
         """Build the split, the windows and the evaluation candidates.
@@ -330,7 +330,7 @@ class NextItemSplit:
             data: interactions with timestamps (sequence loaders store positions there).
             max_length: window length ``N``.
             n_negatives: sampled negatives per evaluated user (BERT4Rec: 100).
-            negative_sampling: ``"popularity"`` (BERT4Rec) or ``"uniform"``.
+            negative_sampling: ``"uniform"`` (the default) or ``"popularity"`` (BERT4Rec).
             seed: seeds the candidate draws (validation first, then test).
 
         Raises:
