@@ -1,0 +1,283 @@
+"""The HTTP service of ``leanrec serve``: FastAPI routes over an engine, run by uvicorn.
+
+Routes (OpenAPI at ``/docs``, raw IDs in and out):
+
+* ``GET /recommend/{user}?k=10&exclude_seen=true``: one user's top-k;
+* ``POST /recommend``: ``{"users": [...], "k": 10, "exclude_seen": true}``;
+* ``POST /score``: ``{"events": [{"user": u, "item": i}, ...]}``, or a CTR model's input fields
+  per event;
+* ``GET /healthz``, ``GET /model`` (kind, sizes, bytes, training metrics).
+
+Errors are JSON: an unknown ID is a 404 ``{"detail": ..., "field": ...}``; a bad value (k <= 0,
+k above the number of items, a non-integer ID of an integer-ID model) is a 422 in FastAPI's own
+shape, ``{"detail": [{"loc": ["query", "k"], "msg": ..., "type": ...}]}``, naming the field.
+
+Why it is built this way (measurements in ``docs/design/serving.md``):
+
+* the model file is read once, before the port opens, and its final embeddings are computed
+  then (:mod:`leanrec.serve.engine`);
+* the one-user route hands known users to a :class:`~leanrec.serve.batcher.MicroBatcher`, so
+  concurrent callers share one matrix product and one ``topk``;
+* computation runs on one compute thread, so the event loop keeps parsing requests meanwhile;
+  torch gets one intra-op thread by default (``--threads``), as the server shares the machine
+  with its callers;
+* answers are serialised with :func:`json.dumps` straight to bytes (a :class:`Response`), not
+  through FastAPI's response-model validation, which costs more than the top-k itself; the
+  response models below document the routes in OpenAPI;
+* no access log (a log line per request is a large share of a request's CPU);
+* uvicorn stops gracefully on SIGINT/SIGTERM: it closes the port, answers the requests in flight,
+  then the batcher answers what is queued and stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from leanrec.serve.batcher import MicroBatcher
+from leanrec.serve.engine import (
+    ColdStart,
+    Engine,
+    Ranked,
+    RankingEngine,
+    RequestError,
+    TopKRequest,
+    build_engine,
+)
+from leanrec.serve.files import read_model_file
+
+__all__ = ["ServeSettings", "create_app", "load_engine", "run"]
+
+
+# ------------------------------------------------------------------------------------ schemas
+class RecommendAnswer(BaseModel):
+    """One user's top-k."""
+
+    user: int | str
+    items: list[int | str] = Field(description="raw item IDs, best first")
+    scores: list[float] = Field(description="the model's scores (popularity counts if popular)")
+    cold: bool = Field(description="the user is unknown to the model")
+    answered_by: str = Field(description='"model", or "popular" for an unknown user')
+
+
+class RecommendBatch(BaseModel):
+    """Top-k for several users at once."""
+
+    users: list[int | str] = Field(min_length=1, max_length=10_000)
+    k: int = Field(10, ge=1)
+    exclude_seen: bool = True
+
+
+class RecommendBatchAnswer(BaseModel):
+    results: list[RecommendAnswer]
+
+
+class ScoreRequest(BaseModel):
+    """Events to score: ``{"user": u, "item": i}`` for ranking and stream models (a stream
+    model's other ID fields too), a CTR model's categorical fields (indices) plus optional
+    ``history`` and tag indices."""
+
+    events: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
+
+
+class ScoreAnswer(BaseModel):
+    scores: list[float]
+    what: str = Field(description='"score", "probability" or "rating"')
+    cold: list[list[str]] | None = Field(
+        None, description="stream models: each event's unseen fields"
+    )
+
+
+class ErrorAnswer(BaseModel):
+    detail: str
+    field: str
+
+
+# ------------------------------------------------------------------------------------ app
+@dataclass(frozen=True)
+class ServeSettings:
+    """How the server batches and computes."""
+
+    max_batch: int = 64
+    """Most users per batched product (``N``)."""
+    max_wait_ms: float = 1.0
+    """How long a batch waits for more callers once callers are concurrent."""
+    threads: int = 1
+    """torch intra-op threads (the server shares the machine with its callers)."""
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1:
+            raise ValueError(f"--max-batch must be at least 1, got {self.max_batch}")
+        if self.max_wait_ms < 0:
+            raise ValueError(f"--max-wait-ms must be at least 0, got {self.max_wait_ms}")
+        if self.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {self.threads}")
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(json.dumps(payload).encode(), status_code=status, media_type="application/json")
+
+
+def _error(error: RequestError, location: str) -> Response:
+    if error.status == 422:
+        detail = [
+            {
+                "loc": [location, *error.field.split(".")],
+                "msg": error.message,
+                "type": "value_error",
+            }
+        ]
+        return _json({"detail": detail}, 422)
+    return _json({"detail": error.message, "field": error.field}, error.status)
+
+
+def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI:
+    """The FastAPI app serving ``engine`` (start it with uvicorn, or :func:`run`)."""
+    settings = settings or ServeSettings()
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leanrec-compute")
+    batcher: MicroBatcher[TopKRequest, Ranked] = MicroBatcher(
+        engine.recommend, executor, settings.max_batch, settings.max_wait_ms / 1000
+    )
+    batched = isinstance(engine, RankingEngine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await batcher.start()
+        yield
+        await batcher.stop()
+        executor.shutdown(wait=True)
+        print(
+            f"leanrec serve: stopped ({batcher.requests} top-k requests in {batcher.batches} "
+            "batches)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    app = FastAPI(
+        title="leanrec serve",
+        description="Top-k and scores of a leanrec model on raw IDs.",
+        lifespan=lifespan,
+    )
+
+    async def compute(function: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
+
+    @app.exception_handler(RequestError)
+    async def request_error(request: Request, error: RequestError) -> Response:
+        location = "path" if error.field == "user" and request.method == "GET" else "body"
+        if error.field in ("k", "exclude_seen") and request.method == "GET":
+            location = "query"
+        return _error(error, location)
+
+    not_found: dict[int | str, dict[str, Any]] = {
+        404: {"model": ErrorAnswer, "description": "unknown ID"}
+    }
+
+    @app.get("/recommend/{user}", response_model=RecommendAnswer, responses=not_found)
+    async def recommend_one(
+        user: str,
+        k: int = Query(10, ge=1, description="list length, at most the number of items"),
+        exclude_seen: bool = Query(True, description="leave out the user's training items"),
+    ) -> Response:
+        """Top-k items of one user (batched with concurrent callers)."""
+        key = engine.user_key(user)
+        if k > engine.n_items:
+            raise RequestError(
+                422, "k", f"k must be at most the number of items ({engine.n_items})"
+            )
+        request = TopKRequest(key, engine.lookup(key), k, exclude_seen)
+        if batched and request.index >= 0:
+            answer = await batcher.submit(request)
+        else:
+            answer = (await compute(engine.recommend, [request]))[0]
+        return _json(answer.as_json())
+
+    @app.post("/recommend", response_model=RecommendBatchAnswer, responses=not_found)
+    async def recommend_many(body: RecommendBatch) -> Response:
+        """Top-k of several users in one product."""
+        if body.k > engine.n_items:
+            raise RequestError(
+                422, "k", f"k must be at most the number of items ({engine.n_items})"
+            )
+        requests = []
+        for n, user in enumerate(body.users):
+            key = engine.user_key(user, f"users.{n}")
+            requests.append(TopKRequest(key, engine.lookup(key), body.k, body.exclude_seen))
+        answers: Sequence[Ranked] = await compute(engine.recommend, requests)
+        return _json({"results": [a.as_json() for a in answers]})
+
+    @app.post("/score", response_model=ScoreAnswer, responses=not_found)
+    async def score(body: ScoreRequest) -> Response:
+        """Scores of (user, item) pairs, or a CTR model's click probabilities."""
+        return _json(await compute(engine.score, body.events))
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        """Liveness: the model is loaded and the batcher runs."""
+        return _json({"status": "ok", "family": engine.family})
+
+    @app.get("/model")
+    async def model() -> Response:
+        """Kind, sizes, bytes and training metrics of the served model."""
+        described = engine.describe()
+        described["serving"] = {
+            **dataclasses.asdict(settings),
+            "batched": batched,
+            "batches": batcher.batches,
+            "batched_requests": batcher.requests,
+        }
+        return _json(described)
+
+    return app
+
+
+def load_engine(path: str | Path, cold_start: ColdStart = "none") -> Engine:
+    """Read ``path`` (refused with a message saying why when missing, truncated, foreign or
+    newer) and precompute what serving needs."""
+    return build_engine(read_model_file(path), path, cold_start)
+
+
+def run(
+    path: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    cold_start: ColdStart = "none",
+    settings: ServeSettings | None = None,
+) -> None:
+    """Load the model, then serve it until SIGINT/SIGTERM (graceful shutdown)."""
+    import torch
+    import uvicorn
+
+    settings = settings or ServeSettings()
+    torch.set_num_threads(settings.threads)
+    started = time.perf_counter()
+    engine = load_engine(path, cold_start)
+    described = engine.describe()
+    print(
+        f"leanrec serve: {described['family']} model {described['kind']} from {path} ready in "
+        f"{time.perf_counter() - started:.2f} s; http://{host}:{port} (OpenAPI at /docs)",
+        file=sys.stderr,
+        flush=True,
+    )
+    config = uvicorn.Config(
+        create_app(engine, settings),
+        host=host,
+        port=port,
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
