@@ -101,6 +101,16 @@ def test_served_top_k_equal_leanrec_recommend(
             np.testing.assert_allclose(answer["scores"], cli["scores"], atol=1e-5)
 
 
+def test_fast_path_answers_as_the_fastapi_route(servers: Servers, models: Models) -> None:
+    """Plain parameters are answered in front of FastAPI; any other spelling goes through the
+    route (``True`` is no spelling the fast path reads): the answers are the same."""
+    for user in models.train.user_vocab.raw_ids.tolist()[:5]:
+        for seen in ("true", "false"):
+            _, fast = servers.dense.get(f"/recommend/{user}?k=4&exclude_seen={seen}")
+            _, route = servers.dense.get(f"/recommend/{user}?exclude_seen={seen.title()}&k=4")
+            assert fast == route
+
+
 def test_exclude_seen_leaves_out_training_items(servers: Servers, models: Models) -> None:
     seen = _train_items(models)
     n_items = models.train.n_items

@@ -147,7 +147,16 @@ def _error(error: RequestError, location: str) -> Response:
 def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI:
     """The FastAPI app serving ``engine`` (start it with uvicorn, or :func:`run`)."""
     settings = settings or ServeSettings()
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leanrec-compute")
+    import torch
+
+    # torch's thread count is per calling thread (OpenMP): set it in the compute thread itself,
+    # or that thread runs a default-sized team whose idle threads spin between requests
+    executor = ThreadPoolExecutor(
+        max_workers=1,
+        thread_name_prefix="leanrec-compute",
+        initializer=torch.set_num_threads,
+        initargs=(settings.threads,),
+    )
     batcher: MicroBatcher[TopKRequest, Ranked] = MicroBatcher(
         engine.recommend, executor, settings.max_batch, settings.max_wait_ms / 1000
     )
@@ -241,7 +250,76 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
         }
         return _json(described)
 
+    if batched:
+        app.add_middleware(TopKFastPath, engine=engine, batcher=batcher)
     return app
+
+
+_TRUE, _FALSE = (b"true", b"1"), (b"false", b"0")
+
+
+class TopKFastPath:
+    """``GET /recommend/{user}`` of a known user with plain parameters, answered in front of
+    FastAPI (pure ASGI: no request object, no dependency resolution, no validation models).
+
+    The FastAPI route is the reference: this path answers exactly what the route would, and
+    only for requests it can tell are well-formed (a known user; ``k`` digits within
+    ``[1, I]``; ``exclude_seen`` ``true``/``false``/``1``/``0``; no other parameter). Anything
+    else, errors and unknown users included, goes on to the route, so every error keeps
+    FastAPI's shape. At a few hundred microseconds of CPU per request, the route's machinery is
+    most of a batched request's cost (measured in ``docs/design/serving.md``).
+    """
+
+    def __init__(
+        self, app: Any, engine: Engine, batcher: MicroBatcher[TopKRequest, Ranked]
+    ) -> None:
+        self.app = app
+        self.engine = engine
+        self.batcher = batcher
+
+    def _parse(self, scope: dict[str, Any]) -> TopKRequest | None:
+        user_text = scope["path"][len("/recommend/") :]
+        if not user_text or "/" in user_text:
+            return None
+        k, exclude_seen = 10, True
+        query: bytes = scope["query_string"]
+        if query:
+            for pair in query.split(b"&"):
+                name, _, value = pair.partition(b"=")
+                if name == b"k" and value.isdigit():
+                    k = int(value)
+                elif name == b"exclude_seen" and value in _TRUE:
+                    exclude_seen = True
+                elif name == b"exclude_seen" and value in _FALSE:
+                    exclude_seen = False
+                else:
+                    return None
+        if not 1 <= k <= self.engine.n_items:
+            return None
+        try:
+            user = self.engine.user_key(user_text)
+        except RequestError:
+            return None
+        index = self.engine.lookup(user)
+        return TopKRequest(user, index, k, exclude_seen) if index >= 0 else None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and scope["path"].startswith("/recommend/")
+        ):
+            request = self._parse(scope)
+            if request is not None:
+                body = json.dumps((await self.batcher.submit(request)).as_json()).encode()
+                headers = [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
 
 
 def load_engine(path: str | Path, cold_start: ColdStart = "none") -> Engine:
