@@ -11,7 +11,8 @@ figures are over every later event. ``--events N`` runs both sides on the first 
 
 leanrec: two models, each a :class:`~leanrec.models.stream.StreamModel` over DeepFM with
 all-unique tables (:mod:`leanrec.train.stream`): one with BCE on the label (AUC, log loss,
-accuracy), one with MSE on the rating. Per chunk: predict, then the tables give new IDs their
+accuracy), one with MSE on the rating. DeepFM's MLP (its tower: hidden widths 200-80, 64-32 or
+32 over the 48 stacked field inputs) is a setting chosen on the warm-up like the step sizes. Per chunk: predict, then the tables give new IDs their
 rows, then shuffled mini-batches of 256 events: Adam on the dense part, and a row-wise optimiser
 (:mod:`leanrec.train.row_optim`: row-wise Adagrad or RMSprop, with its own step size for the
 per-ID biases) that updates only the rows a batch touched, on the summed per-event gradient. One
@@ -30,8 +31,9 @@ and nothing else. river runs under two protocols, each tuned on its own:
   rating 50 films in one session is known after the first few). A chunked learner cannot see
   those labels, so this is a stricter reference, not the same protocol.
 
-Tuning (same effort on both sides): each model has a grid of 12 settings (river: per protocol),
-and each setting is scored on the warm-up only: trained on its first 75% and scored
+Tuning (same effort on both sides): each model has a grid of 12 settings (river: per protocol;
+leanrec: tower x optimiser with its step x bias step, 3 x 2 x 2), and each setting is scored on
+the warm-up only: trained on its first 75% and scored
 prequentially on its last 25% (AUC for the label models, MSE for the rating models); the best
 setting then runs the whole stream once; a setting that diverges is never chosen. Both sides are
 scored by the same code (``leanrec.evaluate.prequential``) on the same evaluated events, also per
@@ -46,7 +48,10 @@ is timed twice over the same calls: by the wall clock (``*_events_per_second``) 
 process's CPU time (``*_cpu_events_per_second``). On a machine shared with other jobs the wall
 clock of a side depends on what else ran at that moment, its CPU time much less, so the CPU
 ratios are the steadier comparison; the load average before and after the run is recorded
-(``load_average_start`` / ``load_average_end``).
+(``load_average_start`` / ``load_average_end``). The tuning trials are timed by CPU time too
+(``cpu_seconds`` per trial), so each tower's cost on the warm-up is set against river's on the
+same events (``leanrec_*_tower_*`` keys: best validation score of the tower's settings, mean
+events per CPU second of its trials, and that speed over river's mean on its trials).
 
 Writes ``results/vs_river.json`` and ``results/vs_river.png`` (AUC per evaluated chunk for
 every model, and rating MSE per chunk); ``--tag T`` writes ``vs_river--T.*``. Run from the
@@ -102,24 +107,36 @@ SCRIPT = "vs_river"
 RIVER_SIDE = Path(__file__).resolve().parent / "river_side.py"
 EMBEDDING_DIM = 16
 
+
+@dataclasses.dataclass
+class LeanrecSetting(StreamTrainerConfig):
+    """One leanrec setting tuned on the warm-up: the trainer's config and the base model's
+    tower, so that the tower is chosen on the warm-up like every step size."""
+
+    mlp_dims: tuple[int, ...] = (200, 80)
+    """Hidden widths of DeepFM's MLP over the ``m · d = 48`` stacked field vectors (the paper's
+    and :class:`~leanrec.models.ctr.base.CTRConfig`'s default: 200, 80)."""
+
+
 # 12 settings per model and protocol on each side.
-LEANREC_BASE = StreamTrainerConfig(learning_rate=3e-4, batch_size=256)
+LEANREC_BASE = LeanrecSetting(learning_rate=3e-4, batch_size=256)
 LEANREC_INIT_STD = 0.01
 """Std of new rows (and of the fallback vector) of the all-unique tables."""
+LEANREC_TOWERS: list[tuple[int, ...]] = [(200, 80), (64, 32), (32,)]
+"""DeepFM's MLP: the default and two smaller towers (a step costs less with a smaller one)."""
 LEANREC_GRIDS: list[dict[str, list[Any]]] = [
     {
-        "table_optimizer": ["row_adagrad"],
-        "table_learning_rate": [0.03, 0.1, 0.3],
+        "mlp_dims": LEANREC_TOWERS,
+        "table_optimizer": [optimizer],
+        "table_learning_rate": [step],
         "bias_learning_rate": [None, 0.03],
-    },
-    {
-        "table_optimizer": ["row_rmsprop"],
-        "table_learning_rate": [0.003, 0.01, 0.03],
-        "bias_learning_rate": [None, 0.03],
-    },
+    }
+    for optimizer, step in (("row_adagrad", 0.1), ("row_rmsprop", 0.01))
 ]
-"""Row-wise optimisers on the tables (only the touched rows, summed per-event gradient); the
-exploration on the warm-up behind these choices is in the stream-trainer notes."""
+"""3 towers x 2 row-wise optimisers (only the touched rows, summed per-event gradient), each at
+the middle step of its former grid (Adagrad {0.03, 0.1, 0.3}, RMSprop {0.003, 0.01, 0.03}:
+the ends lost on the warm-up under both objectives) x a bias step equal to the table step or
+0.03. The exploration on the warm-up behind the optimisers is in the stream-trainer notes."""
 RIVER_FM_GRID: dict[str, list[Any]] = {
     "latent_lr": [0.03, 0.1, 0.3, 1.0],
     "weight_lr": [0.03, 0.1, 0.3],
@@ -130,7 +147,7 @@ RIVER_MF_GRID: dict[str, list[Any]] = {
 }
 QUICK_GRIDS: dict[str, Any] = {
     "leanrec": [
-        {"table_optimizer": ["row_rmsprop"], "table_learning_rate": [0.01]},
+        {"table_optimizer": ["row_rmsprop"], "table_learning_rate": [0.01], "mlp_dims": [(32,)]},
     ],
     "fm": {"latent_lr": [0.1], "weight_lr": [0.03]},
     "mf": {"latent_lr": [0.02], "bias_lr": [0.01]},
@@ -144,8 +161,13 @@ def _grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------------------------- leanrec
 def _leanrec_trainer(config: StreamTrainerConfig, seed: int) -> StreamTrainer:
+    assert isinstance(config, LeanrecSetting)
     model = build_stream_model(
-        "deepfm", embedding_dim=EMBEDDING_DIM, seed=seed, init_std=LEANREC_INIT_STD
+        "deepfm",
+        embedding_dim=EMBEDDING_DIM,
+        seed=seed,
+        init_std=LEANREC_INIT_STD,
+        mlp_dims=config.mlp_dims,
     )
     return StreamTrainer(model, config)
 
@@ -159,16 +181,29 @@ def run_leanrec(
     """Tune one leanrec model on the warm-up, then run it over the whole stream."""
     base = dataclasses.replace(LEANREC_BASE, objective=objective, seed=args.seed)
     configs = [config for grid in grids for config in expand_grid(base, grid)]
+    trial_clocks: list[_CpuClock] = []
+
+    def timed_trainer(config: StreamTrainerConfig) -> StreamTrainer:
+        # tune_on_warmup builds one trainer per config, in order: one CPU clock per trial
+        trainer = _leanrec_trainer(config, args.seed)
+        trial_clocks.append(_CpuClock())
+        trainer.predict = trial_clocks[-1].wrap(trainer.predict)  # type: ignore[method-assign]
+        trainer.learn = trial_clocks[-1].wrap(trainer.learn)  # type: ignore[method-assign]
+        return trainer
+
     began = time.perf_counter()
     tuning = tune_on_warmup(
         stream,
-        lambda c: _leanrec_trainer(c, args.seed),
+        timed_trainer,
         configs,
         warmup_fraction=args.warmup,
         validation_fraction=args.validation,
         chunk_size=args.chunk,
     )
     tuning_seconds = time.perf_counter() - began
+    tuning_report = tuning.to_dict()
+    for trial, clock in zip(tuning_report["trials"], trial_clocks, strict=True):
+        trial["cpu_seconds"] = clock.seconds
     trainer = _leanrec_trainer(tuning.best, args.seed)
     plan = stream.plan(size=args.chunk, warmup_fraction=args.warmup)
     cpu = _CpuClock()
@@ -184,7 +219,7 @@ def run_leanrec(
         "record": record,
         "summary": summary,
         "config": dataclasses.asdict(tuning.best),
-        "tuning": tuning.to_dict(),
+        "tuning": tuning_report,
         "tuning_seconds": tuning_seconds,
         "wall_seconds": wall,
         "events_per_second": summary["timing"]["events_per_second"],
@@ -257,16 +292,30 @@ def run_river(
     began = time.perf_counter()
     _river_jobs(python, stream_file, runs, folder)
     tuning_seconds = time.perf_counter() - began
-    trials = []
+    trials: list[dict[str, Any]] = []
     for params, run in zip(settings, runs, strict=True):
         with np.load(run["out"]) as out:
-            prediction = out["prediction"]
+            prediction, trial_cpu_seconds = out["prediction"], float(out["cpu_seconds"])
         if not np.isfinite(prediction).all():  # the setting diverged
-            trials.append({"params": params, "score": None, "validation": None})
+            trials.append(
+                {
+                    "params": params,
+                    "score": None,
+                    "validation": None,
+                    "cpu_seconds": trial_cpu_seconds,
+                }
+            )
             continue
         validation = _metrics(stream, split, warmup, prediction, model)
         score = validation["auc"] if model == "fm" else -validation["mse"]
-        trials.append({"params": params, "score": score, "validation": validation})
+        trials.append(
+            {
+                "params": params,
+                "score": score,
+                "validation": validation,
+                "cpu_seconds": trial_cpu_seconds,
+            }
+        )
     best = max(
         range(len(trials)),
         key=lambda k: -np.inf if trials[k]["score"] is None else trials[k]["score"],
@@ -453,6 +502,7 @@ def _flat(prefix: str, result: dict[str, Any], scores_are_ratings: bool) -> dict
         for name in BUCKETS:
             out[f"bucket_events_{view}_{name}"] = summary["buckets"][view][name]["n"]
     if "bytes" in result:
+        out.update(_tower_view(prefix, result["tuning"]))
         memory = summary["memory"]
         out[f"{prefix}_embedding_bytes_end"] = result["bytes"]["embedding"]
         out[f"{prefix}_dense_bytes"] = result["bytes"]["dense"]
@@ -462,6 +512,37 @@ def _flat(prefix: str, result: dict[str, Any], scores_are_ratings: bool) -> dict
             [memory["events"][::step], memory["bytes"][::step]]
         )
     return out
+
+
+def tower_name(mlp_dims: Sequence[int]) -> str:
+    """``(200, 80)`` -> ``"200-80"``; ``()`` (no hidden layer) -> ``"none"``."""
+    return "-".join(str(w) for w in mlp_dims) or "none"
+
+
+def _tower_view(prefix: str, tuning: Mapping[str, Any]) -> dict[str, Any]:
+    """Per tower, over its settings on the warm-up: the best validation score (AUC, or MSE for
+    the rating model) and the mean events per CPU second of a trial (warm-up events over the
+    CPU seconds of its predict and learn calls), so a tower's cost is seen in the same run."""
+    events = tuning["validation_events"][1]
+    out: dict[str, Any] = {}
+    for tower in {tuple(t["config"]["mlp_dims"]) for t in tuning["trials"]}:
+        trials = [t for t in tuning["trials"] if tuple(t["config"]["mlp_dims"]) == tower]
+        scores = [t["score"] for t in trials if t["score"] is not None]
+        rating = trials[0]["config"]["objective"] == "mse"
+        best = max(scores) if scores else None
+        key = f"{prefix}_tower_{tower_name(tower)}"
+        out[f"{key}_validation_{'mse' if rating else 'auc'}"] = (
+            None if best is None else (-best if rating else best)
+        )
+        out[f"{key}_cpu_events_per_second"] = round(
+            float(np.mean([events / t["cpu_seconds"] for t in trials])), 1
+        )
+    return out
+
+
+def _river_trial_speed(result: Mapping[str, Any], events: int) -> float:
+    """Mean events per CPU second of a river model's tuning trials (the warm-up)."""
+    return round(float(np.mean([events / t["cpu_seconds"] for t in result["tuning"]["trials"]])), 1)
 
 
 def main() -> None:
@@ -532,6 +613,19 @@ def main() -> None:
         flat.update(_flat(f"river_fm{suffix}", results[f"river_fm{suffix}"], False))
         flat.update(_flat(f"river_mf{suffix}", results[f"river_mf{suffix}"], True))
     flat["leanrec_best_auc"] = max(flat["leanrec_bce_auc"], flat["leanrec_mse_auc"])
+    warmup = flat["warmup_events"]
+    for model in ("fm", "mf"):
+        flat[f"river_{model}_tuning_cpu_events_per_second"] = _river_trial_speed(
+            results[f"river_{model}"], warmup
+        )
+    for side, peer in (("bce", "fm"), ("mse", "mf")):
+        # each tower's warm-up trials against the peer's (chunks), on the same warm-up events
+        for tower in LEANREC_TOWERS:
+            key = f"leanrec_{side}_tower_{tower_name(tower)}_cpu_events_per_second"
+            if key in flat:
+                flat[key.replace("_events_per_second", f"_speed_ratio_vs_{peer}")] = round(
+                    flat[key] / flat[f"river_{peer}_tuning_cpu_events_per_second"], 2
+                )
     for suffix in ("", "_per_event"):
         fm, mf = f"river_fm{suffix}", f"river_mf{suffix}"
         flat[f"river{suffix}_best_auc"] = max(
