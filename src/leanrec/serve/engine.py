@@ -49,6 +49,9 @@ __all__ = [
 ]
 
 ColdStart = Literal["none", "popular"]
+SCORE_CHUNK = 512
+"""Most users scored in one product: a ``POST /recommend`` of 10,000 users is scored in chunks,
+so the ``(B, I)`` score matrix stays small (512 x 3,706 float32 on ML-1M: 7.6 MB)."""
 
 
 class RequestError(Exception):
@@ -272,25 +275,32 @@ class RankingEngine(Engine):
         for i, request in enumerate(requests):
             if request.index < 0:
                 answers[i] = self._cold(request)
-        if known:
-            users = torch.tensor([requests[i].index for i in known], dtype=torch.int64)
-            with torch.no_grad():
-                scores = self._scores(users)
-                excluded = [j for j, i in enumerate(known) if requests[i].exclude_seen]
-                if excluded:
-                    rows = torch.tensor(excluded, dtype=torch.int64)
-                    self._mask_seen(scores, rows, users[rows])
-                top = torch.topk(scores, max(requests[i].k for i in known), dim=1)
-            items, values = top.indices.tolist(), top.values.tolist()
-            item_raw = self.item_raw
-            for j, i in enumerate(known):
-                k = requests[i].k
-                if values[j][k - 1] == -math.inf:  # fewer unseen items than k: the list is shorter
-                    k = values[j].index(-math.inf)
-                answers[i] = Ranked(
-                    requests[i].user, [item_raw[x] for x in items[j][:k]], values[j][:k]
-                )
+        for start in range(0, len(known), SCORE_CHUNK):
+            self._top_k(requests, known[start : start + SCORE_CHUNK], answers)
         return [a for a in answers if a is not None]
+
+    def _top_k(
+        self, requests: Sequence[TopKRequest], known: list[int], answers: list[Ranked | None]
+    ) -> None:
+        """Fill ``answers[i]`` for the known users' requests ``i`` in ``known``: one product,
+        one mask, one ``topk`` for all of them."""
+        users = torch.tensor([requests[i].index for i in known], dtype=torch.int64)
+        with torch.no_grad():
+            scores = self._scores(users)
+            excluded = [j for j, i in enumerate(known) if requests[i].exclude_seen]
+            if excluded:
+                rows = torch.tensor(excluded, dtype=torch.int64)
+                self._mask_seen(scores, rows, users[rows])
+            top = torch.topk(scores, max(requests[i].k for i in known), dim=1)
+        items, values = top.indices.tolist(), top.values.tolist()
+        item_raw = self.item_raw
+        for j, i in enumerate(known):
+            k = requests[i].k
+            if values[j][k - 1] == -math.inf:  # fewer unseen items than k: the list is shorter
+                k = values[j].index(-math.inf)
+            answers[i] = Ranked(
+                requests[i].user, [item_raw[x] for x in items[j][:k]], values[j][:k]
+            )
 
     def _cold(self, request: TopKRequest) -> Ranked:
         if self.cold_start != "popular":
