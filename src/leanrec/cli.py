@@ -443,10 +443,18 @@ def cmd_recommend(args: argparse.Namespace, extra: Sequence[str]) -> int:
     model, user_vocab, item_vocab = load_model(args.model)
     users: list[Any] = list(args.users)
     if user_vocab is not None and not args.indices:
-        raw = [_parse_value(u) for u in users]
-        index = user_vocab.to_index(raw)
+        index = user_vocab.to_index(raw_ids_like(users, user_vocab))
     else:
-        index = np.asarray([int(u) for u in users], dtype=np.int64)
+        index = np.asarray([_user_index(u) for u in users], dtype=np.int64)
+    n_users = _n_users(model)
+    if n_users is not None and len(index) and (index.min() < 0 or index.max() >= n_users):
+        bad = int(index[(index < 0) | (index >= n_users)][0])
+        raise ValueError(f"user index {bad} out of range: the model has users 0..{n_users - 1}")
+    if args.k < 1:
+        raise ValueError(f"--k must be at least 1, got {args.k}")
+    n_items = getattr(model, "n_items", None)
+    if isinstance(n_items, int) and args.k > n_items:
+        raise ValueError(f"--k {args.k} exceeds the model's {n_items} items")
     items, scores = model.recommend(index, args.k)
     out = []
     for user, row, row_scores in zip(users, items.tolist(), scores.tolist()):
@@ -454,6 +462,36 @@ def cmd_recommend(args: argparse.Namespace, extra: Sequence[str]) -> int:
         out.append({"user": user, "items": ids, "scores": [round(s, 6) for s in row_scores]})
     print(json.dumps(out, indent=None if args.compact else 2, default=str))
     return 0
+
+
+def raw_ids_like(texts: Sequence[str], vocab: Any) -> list[Any]:
+    """Command-line IDs as the vocabulary holds them: ints for an integer vocabulary, else the
+    text as given (or the number it reads as, when only that is known).
+
+    Raises:
+        ValueError: a non-integer ID for an integer vocabulary (the ID named).
+    """
+    if vocab.raw_ids.dtype.kind in "iu":
+        out: list[Any] = []
+        for text in texts:
+            if not _is_int(text):
+                raise ValueError(
+                    f"{vocab.name} ID {text!r} is not an integer; the model's {vocab.name} IDs are"
+                )
+            out.append(int(text))
+        return out
+    return [text if text in vocab else _parse_value(text) for text in texts]
+
+
+def _user_index(text: str) -> int:
+    if not _is_int(text):
+        raise ValueError(f"user index {text!r} is not an integer")
+    return int(text)
+
+
+def _n_users(model: Any) -> int | None:
+    value = getattr(model, "n_users", None)
+    return int(value) if isinstance(value, int) else None
 
 
 def cmd_predict(args: argparse.Namespace, extra: Sequence[str]) -> int:

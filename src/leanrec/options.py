@@ -44,7 +44,10 @@ __all__ = [
     "Target",
     "build_config",
     "build_configs",
+    "check_at_least",
+    "check_dropout",
     "check_literals",
+    "check_positive",
     "check_value",
     "field_types",
     "route_options",
@@ -181,6 +184,57 @@ def check_literals(config: Any) -> None:
     cls: type = type(config)
     for name, tp in field_types(cls).items():
         check_value(name, getattr(config, name), tp)
+
+
+# ---------------------------------------------------------------------------- number checks
+def _values_of(config: Any, name: str) -> list[Any]:
+    """The numbers field ``name`` of ``config`` holds: itself, each element of a sequence, or
+    none when it is None."""
+    value = getattr(config, name)
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def check_at_least(config: Any, minimum: int | float, *names: str) -> None:
+    """Refuse a field of ``names`` (or an element of it) below ``minimum``; None passes.
+
+    Call it from ``__post_init__`` so a config built in Python or from options is checked::
+
+        check_at_least(self, 1, "batch_size", "max_epochs")
+
+    Raises:
+        ValueError: ``"batch_size must be at least 1, got 0"``.
+    """
+    for name in names:
+        for value in _values_of(config, name):
+            if isinstance(value, numbers.Real) and float(value) < minimum:
+                raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+
+
+def check_positive(config: Any, *names: str) -> None:
+    """Refuse a field of ``names`` that is zero or negative (a step size, a time budget);
+    None passes.
+
+    Raises:
+        ValueError: ``"learning_rate must be positive, got 0.0"``.
+    """
+    for name in names:
+        for value in _values_of(config, name):
+            if isinstance(value, numbers.Real) and not float(value) > 0:
+                raise ValueError(f"{name} must be positive, got {value!r}")
+
+
+def check_dropout(config: Any, *names: str) -> None:
+    """Refuse a probability field of ``names`` outside ``[0, 1)`` (a dropout rate).
+
+    Raises:
+        ValueError: ``"dropout must be in [0, 1), got 1.5"``.
+    """
+    for name in names:
+        for value in _values_of(config, name):
+            if isinstance(value, numbers.Real) and not 0 <= float(value) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
 
 
 # ---------------------------------------------------------------------------- coercion

@@ -4,9 +4,10 @@ The data: a registered sequence dataset (``"beauty"``), a file of one's own
 (:class:`~leanrec.data.own.DataFile`: a sequence file, or a table with a time column) or
 ``"synthetic"``. Each user's last item is the test target, the second last the validation
 target (:class:`~leanrec.data.sequential.NextItemSplit`). Evaluation ranks the target against
-``negatives``: ``n_negatives`` (100) items the user never interacted with drawn uniformly (``"uniform"``, the
-default, as the experiments draw them) or by popularity (``"popularity"``, BERT4Rec), or
-against every item (``"all"``: full ranking, the user's earlier items excluded). Validation
+``negatives``: ``n_negatives`` (100) items the user never interacted with drawn uniformly
+(``"uniform"``, the default, as the experiments draw them) or by popularity
+(``"popularity"``, BERT4Rec), or against every item (``"all"``: full ranking, the user's
+earlier items excluded). Validation
 uses the same kind of negatives as the test, so the epoch chosen answers the metric reported.
 
 Example:

@@ -68,15 +68,22 @@ class IdVocabulary:
             pos_clipped = np.minimum(pos, len(self._raw) - 1)
             bad = (pos >= len(self._raw)) | (self._raw[pos_clipped] != raw)
             if bad.any():
-                raise KeyError(f"unknown {self.name} ID {raw[bad][0]!r}")
+                raise KeyError(self._unknown_message(raw[bad][0].item()))
             return pos.astype(np.int64)
         out = np.empty(len(raw), dtype=np.int64)
         for i, r in enumerate(raw.tolist()):
             try:
                 out[i] = self._index[r]
             except KeyError:
-                raise KeyError(f"unknown {self.name} ID {r!r}") from None
+                raise KeyError(self._unknown_message(r)) from None
         return out
+
+    def _unknown_message(self, raw_id: Any) -> str:
+        """``unknown user ID 999999 (not among the 943 known user IDs)`` (a plain Python value,
+        never ``np.int64(...)``)."""
+        value = raw_id.item() if isinstance(raw_id, np.generic) else raw_id
+        known = f"{len(self):,} known {self.name} IDs"
+        return f"unknown {self.name} ID {value!r} (not among the {known})"
 
     def to_raw(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Raw IDs of ``indices``; raises :class:`KeyError` for an index out of range."""

@@ -107,12 +107,12 @@ class DataFile:
             return data
         from leanrec.data.splits import kcore_filter, to_implicit
 
-        positives = kcore_filter(to_implicit(data, self.threshold), 1, 1)
+        positives = to_implicit(data, self.threshold)
         if len(positives) == 0:
             raise DataError(
                 f"no row has {self.rating_col} >= {self.threshold} (--threshold)", path=self.path
             )
-        return positives
+        return kcore_filter(positives, 1, 1)
 
 
 def dataset_name(dataset: str | DataFile) -> str:

@@ -21,8 +21,9 @@ Evaluation candidates (BERT4Rec protocol, Sun et al. 2019, Sec. 4.1): every eval
 target is never among them), drawn **without replacement** uniformly (the default, the S3Rec
 variant, as every experiment and ``leanrec train`` draw them), or with probability
 proportional to item popularity with ``negative_sampling="popularity"`` (interaction counts
-over the whole dataset, as BERT4Rec's evaluation counts them over the users' full histories). The target is ranked against these negatives. Validation and test draw their
-own negatives (two independent draws from one generator seeded with ``seed``), so the sets
+over the whole dataset, as BERT4Rec's evaluation counts them over the users' full
+histories). The target is ranked against these negatives. Validation and test draw their own
+negatives (two independent draws from one generator seeded with ``seed``), so the sets
 are fixed and reproducible by the seed.
 
 Sampling is vectorised: every row draws a block of candidates *with* replacement by inverse

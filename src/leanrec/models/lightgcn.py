@@ -8,6 +8,7 @@ import torch
 
 from leanrec.embeddings.base import TableFactory
 from leanrec.models.graph import GraphRecommender
+from leanrec.options import check_at_least
 
 
 @dataclass
@@ -18,6 +19,10 @@ class LightGCNConfig:
     """Width ``d`` of the layer-0 ID embeddings."""
     n_layers: int = 3
     """Propagation depth ``K`` (paper Eq. 8)."""
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "embedding_dim")
+        check_at_least(self, 0, "n_layers")
 
 
 class LightGCN(GraphRecommender):

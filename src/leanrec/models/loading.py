@@ -15,7 +15,10 @@
   :func:`~leanrec.models.stream_io.save_stream_model`, with its raw IDs per field.
 
 It tells them apart by the file's ``format`` key (the searched next-item file by its
-``architecture`` key), never by the file name.
+``architecture`` key), never by the file name. A file that is missing, empty, truncated, of
+another format, from another leanrec version, or whose contents do not rebuild a model is
+refused with one :class:`~leanrec.data.errors.DataError` naming the file and which
+(:mod:`leanrec.model_files`).
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from torch import nn
 
 from leanrec.data.errors import DataError
 from leanrec.data.interactions import IdVocabulary
+from leanrec.model_files import check_format_version, check_safetensors, read_torch_file
 from leanrec.models.base import CHECKPOINT_FORMAT, Recommender
-from leanrec.models.compress import load_compressed
+from leanrec.models.compress import COMPRESSED_FORMAT, load_compressed
 from leanrec.models.ctr.base import CTR_CHECKPOINT_FORMAT
 from leanrec.models.ctr.registry import ctr_model_from_checkpoint
 from leanrec.models.registry import model_from_checkpoint
@@ -104,20 +108,54 @@ def load_model(path: str | Path) -> LoadedModel:
         >>> items, scores = loaded.model.recommend(loaded.user_vocab.to_index([1]), 10)
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError("model file not found", path=path)
     if path.suffix == ".safetensors":
-        model, user_ids, item_ids = load_compressed(path)
+        check_safetensors(path)
+        try:
+            model, user_ids, item_ids = load_compressed(path)
+        except DataError as error:
+            format_found = _compressed_format(error)
+            if format_found is not None:
+                check_format_version(format_found, [COMPRESSED_FORMAT], path, "compressed model")
+            raise
+        except (KeyError, RuntimeError, ValueError, TypeError) as error:
+            raise _damaged(path, error) from None
         return LoadedModel(
             model, "ranking", _vocabulary(user_ids, "user"), _vocabulary(item_ids, "item")
         )
+    state = read_torch_file(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises pickle/zip errors of several types
-        raise DataError(f"not a leanrec model file ({error})", path=path) from error
-    if not isinstance(state, dict):
-        raise DataError("not a leanrec model file (no checkpoint dict)", path=path)
-    return _from_state(state, path)
+        return _from_state(state, path)
+    except DataError:
+        raise
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as error:
+        raise _damaged(path, error) from None
+
+
+READABLE_FORMATS: tuple[str, ...] = (
+    CHECKPOINT_FORMAT,
+    CTR_CHECKPOINT_FORMAT,
+    NEXT_ITEM_CHECKPOINT_FORMAT,
+    *STREAM_MODEL_FORMATS,
+)
+"""The ``format`` keys :func:`load_model` reads (besides the searched next-item file)."""
+
+
+def _damaged(path: Path, error: Exception) -> DataError:
+    """The error of a file that reads but does not rebuild a model (missing keys, shapes)."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return DataError(
+        f"damaged or incompatible model file: {type(error).__name__} {reason}".rstrip(),
+        path=path,
+    )
+
+
+def _compressed_format(error: DataError) -> str | None:
+    """The format named by :func:`load_compressed`'s ``unknown format`` error, if that it is."""
+    marker = "unknown format '"
+    text = str(error)
+    if marker not in text:
+        return None
+    return text.split(marker, 1)[1].rsplit("'", 1)[0]
 
 
 def _from_state(state: dict[str, Any], path: Path) -> LoadedModel:
@@ -138,4 +176,12 @@ def _from_state(state: dict[str, Any], path: Path) -> LoadedModel:
         return LoadedModel(served.model, "stream", stream=served)
     if "architecture" in state and "model" in state:
         return LoadedModel(searched_model_from_checkpoint(state), "sequential")
-    raise DataError(f"not a leanrec model file (format {kind!r})", path=path)
+    if kind is None:
+        keys = ", ".join(sorted(map(str, state))[:6])
+        raise DataError(
+            f"not a leanrec model file: a torch file without a 'format' key (keys: {keys}); a "
+            "training checkpoint (train_state.pt) resumes a run, it is no model",
+            path=path,
+        )
+    check_format_version(kind, READABLE_FORMATS, path)
+    raise DataError(f"not a leanrec model file (format {kind!r})", path=path)  # pragma: no cover

@@ -8,6 +8,7 @@ import torch
 
 from leanrec.embeddings.base import TableFactory
 from leanrec.models.base import DotProductRecommender
+from leanrec.options import check_at_least
 
 
 @dataclass
@@ -16,6 +17,9 @@ class MFConfig:
 
     embedding_dim: int = 64
     """Width ``d`` of the user and item vectors."""
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "embedding_dim")
 
 
 class MF(DotProductRecommender):

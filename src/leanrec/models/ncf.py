@@ -9,6 +9,7 @@ from torch import nn
 
 from leanrec.embeddings.base import TableFactory
 from leanrec.models.base import PairwiseOutput, Recommender
+from leanrec.options import check_at_least, check_dropout
 
 
 @dataclass
@@ -23,6 +24,10 @@ class NeuMFConfig:
     """Dropout between MLP layers."""
     score_chunk: int = 128
     """Users scored at once in :meth:`NeuMF.score_all` (bounds the ``(B, I, d)`` intermediate)."""
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "embedding_dim", "mlp_layers", "score_chunk")
+        check_dropout(self, "dropout")
 
 
 class NeuMF(Recommender):

@@ -11,6 +11,7 @@ from torch.nn import functional as F
 
 from leanrec.embeddings.base import TableFactory
 from leanrec.models.graph import GraphRecommender
+from leanrec.options import check_at_least, check_dropout
 
 
 @dataclass
@@ -23,6 +24,10 @@ class NGCFConfig:
     """Output width of each propagation layer (paper: three layers of 64)."""
     message_dropout: float = 0.1
     """Dropout on each layer's output during training (paper Sec. 2.4.2)."""
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "embedding_dim", "layer_sizes")
+        check_dropout(self, "message_dropout")
 
 
 class NGCF(GraphRecommender):

@@ -10,6 +10,7 @@ import torch
 from leanrec.data.interactions import Interactions
 from leanrec.embeddings.base import TableFactory
 from leanrec.embeddings.specs import SpecTableFactory
+from leanrec.model_files import read_torch_file
 from leanrec.models.base import CHECKPOINT_FORMAT, Recommender
 from leanrec.models.lightgcn import LightGCN
 from leanrec.models.mf import MF
@@ -79,5 +80,5 @@ def model_from_checkpoint(state: dict[str, Any]) -> Recommender:
 
 def load_ranking_model(path: str | Path) -> Recommender:
     """Load a model written by :meth:`Recommender.save` (weights and seen items)."""
-    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    state = read_torch_file(path)
     return model_from_checkpoint(state)

@@ -44,6 +44,7 @@ from leanrec.data.errors import DataError
 from leanrec.embeddings.base import EmbeddingTable
 from leanrec.embeddings.columns import ColumnView
 from leanrec.embeddings.specs import table_from_spec
+from leanrec.model_files import read_torch_file
 from leanrec.models.expandable import expandable_tower, make_expandable
 from leanrec.models.stream import StreamModel, build_stream_model
 
@@ -276,7 +277,7 @@ def load_stream_model(path: str | Path) -> LoadedStreamModel:
     path = Path(path)
     if not path.is_file():
         raise DataError("stream model file not found", path=path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_torch_file(path, "stream model file")
     if not isinstance(state, dict) or state.get("format") not in STREAM_MODEL_FORMATS:
         raise DataError(f"not a leanrec stream model (format {STREAM_MODEL_FORMAT})", path=path)
     return stream_model_from_checkpoint(state)

@@ -25,6 +25,7 @@ from torch.nn import functional as F
 from leanrec.data.interactions import Interactions
 from leanrec.evaluate import FullRankingEvaluator, RankingResult
 from leanrec.models.base import Recommender
+from leanrec.options import check_at_least, check_positive
 from leanrec.runner.progress import progress
 from leanrec.train.loop import (
     EpochHook,
@@ -118,6 +119,16 @@ class TrainerConfig:
     them; they also set the mark ``patience`` and ``lr_decay`` count from. For fine-tuning
     weights that are already trained (a warm start under a new mask); from a random start it
     only costs one evaluation."""
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "max_epochs", "batch_size", "n_negatives", "eval_every", "ks")
+        check_at_least(self, 1, "eval_batch_size")
+        check_at_least(self, 0, "patience", "min_epochs", "refit_epochs", "num_threads")
+        check_at_least(self, 0, "l2", "weight_decay", "min_delta")
+        check_at_least(self, 0, "learning_rate", "max_seconds")  # 0: frozen / spent (tests)
+        check_positive(self, "lr_decay")
+        if self.lr_decay > 1:
+            raise ValueError(f"lr_decay must be at most 1 (1: no decay), got {self.lr_decay}")
 
     @classmethod
     def from_dict(cls, saved: Mapping[str, Any], drop_unknown: bool = False) -> TrainerConfig:

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from leanrec.model_files import read_torch_file
+
 
 def save_atomic(state: dict[str, Any], path: str | Path) -> Path:
     """``torch.save`` to a temporary file then rename: a kill never leaves a torn checkpoint."""
@@ -21,7 +23,7 @@ def save_atomic(state: dict[str, Any], path: str | Path) -> Path:
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_atomic` (tensors and plain values only)."""
-    return torch.load(Path(path), map_location="cpu", weights_only=True)
+    return read_torch_file(path, "training checkpoint")
 
 
 def start_run(

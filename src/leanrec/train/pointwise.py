@@ -31,6 +31,7 @@ from torch.nn import functional as F
 from leanrec.data.behavior import BehaviorSamples
 from leanrec.evaluate.pointwise import auc, log_loss
 from leanrec.models.ctr.base import CTRModel
+from leanrec.options import check_at_least
 from leanrec.runner.progress import progress
 from leanrec.train.loop import EpochHook, EpochLoop, EpochOutcome, LoopConfig, validation_entries
 from leanrec.train.step import TrainingError, gradient_step
@@ -80,8 +81,7 @@ class CTRTrainerConfig:
     of the same weights can share one schedule (AMEIR's Step 2 cycles)."""
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.eval_batch_size < 1:
-            raise ValueError("batch sizes must be >= 1")
+        check_at_least(self, 1, "batch_size", "eval_batch_size")
         if self.max_epochs < 1:
             raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
         if self.learning_rate <= 0:

@@ -47,6 +47,7 @@ from leanrec.data.sequential import PADDING_ID, NextItemEvalSet, NextItemSplit
 from leanrec.evaluate.full_ranking import RankingResult
 from leanrec.evaluate.sampled import evaluate_full, evaluate_sampled
 from leanrec.models.seq.base import NextItemModel
+from leanrec.options import check_at_least, check_positive
 from leanrec.runner.progress import progress
 from leanrec.train.loop import (
     EpochHook,
@@ -122,6 +123,13 @@ class SequentialTrainerConfig:
     """Show a progress bar (None: only when stderr is a terminal)."""
     grad_clip_norm: float | None = None
     """Clip the gradient's global L2 norm to this (None: no clipping)."""
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "max_epochs", "batch_size", "n_bce_negatives")
+        check_at_least(self, 1, "softmax_negatives", "eval_every", "ks", "eval_batch_size")
+        check_at_least(self, 0, "patience", "weight_decay", "num_threads")
+        check_at_least(self, 0, "learning_rate", "max_seconds")  # 0: frozen / spent (tests)
+        check_positive(self, "grad_clip_norm")
 
 
 # ------------------------------------------------------------------------------ losses

@@ -75,6 +75,7 @@ from leanrec.evaluate.prequential import (
     run_prequential,
 )
 from leanrec.models.stream import FIRST_ORDER_SUFFIX, StreamModel
+from leanrec.options import check_at_least, check_positive
 from leanrec.train.checkpoint import load_checkpoint, save_atomic
 from leanrec.train.row_optim import RowOptimizer, RowRule
 from leanrec.train.step import TrainingError
@@ -134,8 +135,8 @@ class StreamTrainerConfig:
             raise ValueError(
                 f"table_optimizer must be one of {TABLE_OPTIMIZERS}, got {self.table_optimizer!r}"
             )
-        if self.passes < 1 or self.batch_size < 1 or self.learning_rate <= 0:
-            raise ValueError("need passes >= 1, batch_size >= 1 and learning_rate > 0")
+        check_at_least(self, 1, "passes", "batch_size", "predict_batch_size")
+        check_positive(self, "learning_rate")
 
 
 class StreamTrainer:

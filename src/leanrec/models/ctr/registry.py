@@ -10,6 +10,7 @@ import torch
 from leanrec.data.behavior import FeatureMap
 from leanrec.embeddings.base import TableFactory
 from leanrec.embeddings.specs import SpecTableFactory
+from leanrec.model_files import read_torch_file
 from leanrec.models.ctr.ameir.model import AMEIRModel
 from leanrec.models.ctr.base import CTR_CHECKPOINT_FORMAT, CTRConfig, CTRModel
 from leanrec.models.ctr.deepfm import DeepFM
@@ -97,7 +98,7 @@ def ctr_model_from_checkpoint(state: dict[str, Any]) -> CTRModel:
 
 def load_ctr_model(path: str | Path) -> CTRModel:
     """Load a model written by :meth:`CTRModel.save`."""
-    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    state = read_torch_file(path)
     return ctr_model_from_checkpoint(state)
 
 

@@ -20,6 +20,7 @@ from torch import nn
 
 from leanrec.data.sequential import PADDING_ID
 from leanrec.models.seq.base import SequenceEncoder
+from leanrec.options import check_at_least, check_dropout
 
 __all__ = ["GRU4Rec", "GRU4RecConfig", "shift_to_left", "shift_to_right"]
 
@@ -36,6 +37,10 @@ class GRU4RecConfig:
     """Stacked GRU layers (GRU4Rec: 1)."""
     dropout: float = 0.25
     """Dropout on the input embeddings and on the GRU outputs (GRU4Rec tunes 0-0.5)."""
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "embedding_dim", "hidden_dim", "num_layers")
+        check_dropout(self, "dropout")
 
 
 def shift_to_left(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

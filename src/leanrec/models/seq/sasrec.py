@@ -28,6 +28,7 @@ from torch.nn import functional as F
 
 from leanrec.data.sequential import PADDING_ID
 from leanrec.models.seq.base import SequenceEncoder
+from leanrec.options import check_at_least, check_dropout
 
 __all__ = ["CausalSelfAttention", "SASRec", "SASRecBlock", "SASRecConfig"]
 
@@ -46,6 +47,10 @@ class SASRecConfig:
     """Attention heads (SASRec: 1); must divide ``embedding_dim``."""
     dropout: float = 0.5
     """Dropout on the input, attention weights and feed-forward (SASRec: 0.5 on sparse data)."""
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "embedding_dim", "max_length", "num_blocks", "num_heads")
+        check_dropout(self, "dropout")
 
 
 class CausalSelfAttention(nn.Module):

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from leanrec.data.sequential import PADDING_ID
+from leanrec.model_files import read_torch_file
 from leanrec.models.ctr.ameir.architecture import BlockChoice
 from leanrec.models.ctr.ameir.blocks import BehaviorNetwork
 from leanrec.models.seq.base import NextItemModel, SequenceEncoder
@@ -209,5 +210,5 @@ def searched_model_from_checkpoint(state: dict[str, Any]) -> NextItemModel:
 
 def load_searched_model(path: str | Path) -> NextItemModel:
     """Load a model written by :func:`save_searched_model`."""
-    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    state = read_torch_file(path)
     return searched_model_from_checkpoint(state)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from leanrec.data.own import DataFile
 from leanrec.options import check_literals
 from leanrec.train.stream import StreamTrainerConfig
 
@@ -139,8 +140,9 @@ def default_trainer() -> StreamTrainerConfig:
 class AdaptiveExperiment:
     """Every method on one stream cut into sessions; prequential figures per session."""
 
-    dataset: str = "ml-1m-partial"
-    """Registry dataset streamed in time order (``ml-1m-partial``: ML-1M with timestamps)."""
+    dataset: str | DataFile = "ml-1m-partial"
+    """Registry dataset streamed in time order (``ml-1m-partial``: ML-1M with timestamps), or a
+    table of one's own with rating and time columns (:class:`~leanrec.data.own.DataFile`)."""
     data_dir: str | None = None
     """Where the datasets are (None: the registry's default)."""
     out_dir: str = "runs/adaptive-ml-1m-partial"

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from leanrec.data.events import EventStream
+from leanrec.data.own import DataFile
 from leanrec.evaluate.prequential import event_metrics
 from leanrec.models.stream_io import save_stream_model
 from leanrec.runner.aggregate import format_mean_sd, mean_sd
@@ -60,7 +61,8 @@ MODEL_ARTIFACT = "model_adaptive.pt"
 
 def load_stream(experiment: AdaptiveExperiment) -> EventStream:
     """The dataset's events in time order (``ml-1m`` reads the timestamped copy)."""
-    name = DATASETS.get(experiment.dataset, experiment.dataset)
+    dataset = experiment.dataset
+    name = dataset if isinstance(dataset, DataFile) else DATASETS.get(dataset, dataset)
     return EventStream.from_dataset(name, experiment.data_dir, order="time")
 
 

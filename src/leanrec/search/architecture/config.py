@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from leanrec.data.own import DataFile
 from leanrec.data.sequential import NegativeSampling
 from leanrec.models.ctr.ameir.architecture import check_readout
 from leanrec.options import check_literals
@@ -242,8 +243,9 @@ class RetrievalExperiment:
     """The next-item table (AMEIR Table 2): GRU4Rec, SASRec and AMEIR's Step 1 for every seed
     (:func:`~leanrec.search.architecture.experiment.run_experiment`)."""
 
-    dataset: str = "beauty"
-    """A per-user sequence dataset of the registry."""
+    dataset: str | DataFile = "beauty"
+    """A per-user sequence dataset of the registry, or a file of one's own in time order
+    (:class:`~leanrec.data.own.DataFile`)."""
     data_dir: str | None = None
     """Where the registry finds raw data (None: its default)."""
     out_dir: str = "runs/architecture-beauty"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from leanrec.data.own import DataFile
 from leanrec.options import check_literals
 from leanrec.rl.td3 import TD3Config
 from leanrec.train.bpr import TrainerConfig
@@ -172,8 +173,9 @@ def _every_method() -> tuple[str, ...]:
 class EmbeddingSizeExperiment:
     """What to run and where: CIESS and its baselines at every budget of ``search``."""
 
-    dataset: str = "ml-1m"
-    """Dataset name (``ml-1m``, the paper's; see ``leanrec datasets``)."""
+    dataset: str | DataFile = "ml-1m"
+    """Dataset name (``ml-1m``, the paper's; see ``leanrec datasets``), or a file of one's own
+    (:class:`~leanrec.data.own.DataFile`)."""
     model: str = "lightgcn"
     """Base recommender: ``lightgcn`` (default), ``ngcf``, ``neumf``/``ncf`` or ``mf``."""
     model_options: dict[str, Any] = field(default_factory=dict)

@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from leanrec.data.own import DataFile
 from leanrec.options import check_literals
 from leanrec.train.stream import StreamTrainerConfig
 
@@ -186,9 +187,10 @@ def default_trainer() -> StreamTrainerConfig:
 class SharedEmbeddingExperiment:
     """One table: every method on one stream, one base model, prequential metrics and bytes."""
 
-    dataset: str = "ml-1m-partial"
+    dataset: str | DataFile = "ml-1m-partial"
     """Registry dataset streamed in time order (``ml-100k``, ``ml-1m-partial``), or in file
-    order with :attr:`order` ``"file"`` (the Criteo/Avazu samples have no event times)."""
+    order with :attr:`order` ``"file"`` (the Criteo/Avazu samples have no event times); or a
+    table of one's own with a rating column (:class:`~leanrec.data.own.DataFile`)."""
     order: Literal["time", "file"] = "time"
     """Event order: by timestamp (ties keep file order), or the file's own order."""
     max_events: int | None = None

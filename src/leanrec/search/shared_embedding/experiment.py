@@ -58,6 +58,7 @@ import torch
 
 from leanrec.data.errors import DataError
 from leanrec.data.events import Chunk, EventStream
+from leanrec.data.own import DataFile
 from leanrec.evaluate.prequential import BUCKETS, PrequentialRecord, event_metrics
 from leanrec.models.stream import build_stream_model
 from leanrec.runner.final import final_evaluation
@@ -104,7 +105,8 @@ stored row means, so a run directory holding rows refuses it."""
 def load_stream(experiment: SharedEmbeddingExperiment) -> EventStream:
     """The dataset's events in the experiment's order (``ml-1m`` reads the timestamped
     ``ml-1m-partial``), cut to the first ``max_events`` when it is set."""
-    name = DATASETS.get(experiment.dataset, experiment.dataset)
+    dataset = experiment.dataset
+    name = dataset if isinstance(dataset, DataFile) else DATASETS.get(dataset, dataset)
     stream = EventStream.from_dataset(name, experiment.data_dir, order=experiment.order)
     if experiment.max_events is not None and experiment.max_events < len(stream):
         stream = stream[0 : experiment.max_events]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from leanrec.data.own import DataFile
+
 DEFAULT_METHODS: tuple[str, ...] = ("random", "hardest", "influence", "recent", "dips", "dips1")
 """The experiment's methods, in the order of the registry
 :data:`~leanrec.search.sketch.baselines.METHODS` (static baselines first, then DiPS, DiPS@1)."""
@@ -101,9 +103,10 @@ class SketchExperiment:
     """One paper-style table (DiPS Tables 2-3): every method x ``K`` x ``τ``, one user split and
     initialisation per seed, mean ± std over the seeds."""
 
-    dataset: str = "ml-1m"
+    dataset: str | DataFile = "ml-1m"
     """Registry dataset with time order (``ml-1m`` reads the timestamped ``ml-1m-partial``);
-    ml-1m: the paper's explicit-feedback table."""
+    ml-1m: the paper's explicit-feedback table. Or a file of one's own with time order
+    (:class:`~leanrec.data.own.DataFile`)."""
     data_dir: str | None = None
     """Where the datasets are (None: the registry's default data directory)."""
     out_dir: str = "runs/sketch-ml-1m"

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from leanrec.data.errors import DataError
+from leanrec.data.own import DataFile
 from leanrec.data.registry import load_dataset
 from leanrec.data.streams import StreamSplit, UserStreams, user_split
 from leanrec.runner.final import final_evaluation
@@ -48,9 +49,10 @@ ROW_KEY = ("method", "K", "tau", "seed")
 """The fields that identify a cell (a row of ``rows.json``)."""
 
 
-def load_streams(dataset: str, data_dir: str | None, min_length: int = 2) -> UserStreams:
-    """The dataset's per-user streams (``ml-1m`` reads the timestamped ``ml-1m-partial``)."""
-    name = DATASETS.get(dataset, dataset)
+def load_streams(dataset: str | DataFile, data_dir: str | None, min_length: int = 2) -> UserStreams:
+    """The dataset's per-user streams (``ml-1m`` reads the timestamped ``ml-1m-partial``; a
+    file of one's own is read by its own settings)."""
+    name = dataset if isinstance(dataset, DataFile) else DATASETS.get(dataset, dataset)
     data = load_dataset(name, data_dir)
     if isinstance(data, tuple):  # a fixed train/test pair: its time order is lost
         raise DataError(
@@ -253,7 +255,8 @@ def _plot(run: RunDirectory, summary: dict[str, Any], exp: SketchExperiment) -> 
         (c["method"], c["K"], c["tau"]): (c["metrics"][metric]["mean"], c["metrics"][metric]["std"])
         for c in summary["cells"]
     }
-    plot_metric_vs_k(run.path / "metric_vs_k.png", cells, metric, exp.dataset, list(exp.methods))
+    label = str(exp.dataset)
+    plot_metric_vs_k(run.path / "metric_vs_k.png", cells, metric, label, list(exp.methods))
 
 
 def plot_metric_vs_k(

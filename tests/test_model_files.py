@@ -1,0 +1,213 @@
+"""Bad model files and bad numbers give one clear message naming the file or the option:
+truncated, foreign, empty and newer-version model files through every loader, and trainer and
+model configs that refuse impossible numbers at construction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from leanrec.api import DataFile, TrainConfig, train
+from leanrec.cli import main
+from leanrec.data.errors import DataError
+from leanrec.model_files import check_format_version, describe_foreign_bytes, read_torch_file
+from leanrec.models import load_model
+from leanrec.models.ctr.registry import load_ctr_model
+from leanrec.models.lightgcn import LightGCNConfig
+from leanrec.models.registry import load_ranking_model
+from leanrec.models.seq.sasrec import SASRecConfig
+from leanrec.models.stream_io import load_stream_model
+from leanrec.train import TrainerConfig
+from leanrec.train.checkpoint import load_checkpoint
+from leanrec.train.sequential import SequentialTrainerConfig
+
+FAST = TrainerConfig(max_epochs=1, learning_rate=0.01, batch_size=4096, progress=False)
+RATINGS = Path(__file__).resolve().parent / "examples" / "ratings.csv"
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("model")
+    data = DataFile(str(RATINGS), user_col="userId", item_col="movieId")  # users 1..60
+    run = train(
+        TrainConfig(dataset=data, model="mf", trainer=FAST, model_options={"embedding_dim": 8})
+    )
+    return run.save(folder / "model.pt")
+
+
+def _truncated(model_file: Path, folder: Path, keep: int = 2000) -> Path:
+    path = folder / "trunc.pt"
+    path.write_bytes(model_file.read_bytes()[:keep])
+    return path
+
+
+# ---------------------------------------------------------------- the four failures, by command
+def test_recommend_on_truncated_model_file_says_truncated(
+    model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _truncated(model_file, tmp_path)
+    assert main(["recommend", "--model", str(path), "--users", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"leanrec recommend: error: {path}: truncated model file")
+    assert "2,000 bytes" in err and "Traceback" not in err and "Pytorch" not in err
+
+
+def test_recommend_on_text_file_says_it_is_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "notes.pt"
+    path.write_text("hello, these are my notes\nsecond line\n")
+    assert main(["recommend", "--model", str(path), "--users", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"leanrec recommend: error: {path}: not a model file: this is a text file "
+        "(starts 'hello, these are my notes'), not a file leanrec saved"
+    )
+
+
+def test_train_with_batch_size_zero_names_the_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--model", "mf", "--batch_size", "0"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "leanrec train: error: batch_size must be at least 1, got 0"
+    )
+
+
+def test_recommend_unknown_user_shows_the_plain_id(
+    model_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["recommend", "--model", str(model_file), "--users", "999999"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "leanrec recommend: error: unknown user ID 999999 (not among the 60 known user IDs)"
+    )
+    assert "np.int64" not in err
+
+
+# ---------------------------------------------------------------- every loader, every kind
+@pytest.mark.parametrize(
+    "loader",
+    [load_model, load_ranking_model, load_ctr_model, load_stream_model, load_checkpoint],
+    ids=["load_model", "load_ranking_model", "load_ctr_model", "load_stream_model", "resume"],
+)
+def test_every_loader_refuses_truncated_and_foreign_files(
+    loader: object, model_file: Path, tmp_path: Path
+) -> None:
+    assert callable(loader)
+    truncated = _truncated(model_file, tmp_path, keep=len(model_file.read_bytes()) - 30)
+    with pytest.raises(DataError, match=r"trunc\.pt: truncated .*before its index"):
+        loader(truncated)
+    html = tmp_path / "page.pt"
+    html.write_text("<!doctype html><html>")
+    with pytest.raises(DataError, match=r"page\.pt: not a .*text file \(starts '<!doctype html>"):
+        loader(html)
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty\.pt: empty .*\(0 bytes\)"):
+        loader(empty)
+    with pytest.raises(DataError, match="not found"):
+        loader(tmp_path / "absent.pt")
+
+
+def test_compress_and_recommend_refuse_bad_files(
+    model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _truncated(model_file, tmp_path)
+    assert main(["compress", "--model", str(path)]) == 2
+    assert "truncated model file" in capsys.readouterr().err
+    packed = tmp_path / "model.safetensors"
+    assert main(["compress", "--model", str(model_file), "--out", str(packed)]) == 0
+    capsys.readouterr()
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(packed.read_bytes()[:-100])
+    size = len(packed.read_bytes())
+    with pytest.raises(
+        DataError,
+        match=rf"truncated compressed model file: its tensors need "
+        rf"{size:,} bytes, the file has {size - 100:,}",
+    ):
+        load_model(cut)
+    text = tmp_path / "text.safetensors"
+    text.write_text("not tensors at all")
+    with pytest.raises(DataError, match="not a compressed model file: this is a text file"):
+        load_model(text)
+
+
+def test_newer_format_and_damaged_contents(model_file: Path, tmp_path: Path) -> None:
+    state = torch.load(model_file, weights_only=True)
+    newer = tmp_path / "newer.pt"
+    torch.save({**state, "format": "leanrec.model/2"}, newer)
+    with pytest.raises(
+        DataError,
+        match=r"format 'leanrec.model/2', written by a newer leanrec; "
+        r"this leanrec reads 'leanrec.model/1'; upgrade leanrec",
+    ):
+        load_model(newer)
+    damaged = tmp_path / "damaged.pt"
+    torch.save({k: v for k, v in state.items() if k != "state_dict"}, damaged)
+    with pytest.raises(
+        DataError,
+        match=r"damaged\.pt: damaged or incompatible model file: "
+        r"KeyError 'state_dict'",
+    ):
+        load_model(damaged)
+    no_dict = tmp_path / "list.pt"
+    torch.save([1, 2, 3], no_dict)
+    with pytest.raises(DataError, match="it holds a list, not a leanrec checkpoint dict"):
+        load_model(no_dict)
+    checkpoint = tmp_path / "train_state.pt"
+    torch.save({"epoch": 3, "model": {}}, checkpoint)
+    with pytest.raises(DataError, match="a torch file without a 'format' key"):
+        load_model(checkpoint)
+
+
+def test_format_versions_and_foreign_bytes() -> None:
+    check_format_version("leanrec.model/1", ["leanrec.model/1"], "m.pt")  # readable: no error
+    with pytest.raises(DataError, match="written by another leanrec version"):
+        check_format_version("leanrec-next-item-v0", ["leanrec-next-item-v1"], "m.pt")
+    with pytest.raises(DataError, match=r"not a leanrec model file \(format 'keras'\)"):
+        check_format_version("keras", ["leanrec.model/1"], "m.pt")
+    assert describe_foreign_bytes(b"\x89HDF\r\n") == "an HDF5 file (Keras/h5py)"
+    assert describe_foreign_bytes(b"\x00\x01\x02\xff\xfe") == (
+        "an unknown binary format (first bytes 00 01 02 ff fe)"
+    )
+
+
+def test_read_torch_file_returns_the_saved_dict(model_file: Path) -> None:
+    assert read_torch_file(model_file)["model"] == "mf"
+
+
+# ---------------------------------------------------------------- configs refuse bad numbers
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: TrainerConfig(batch_size=0), "batch_size must be at least 1, got 0"),
+        (lambda: TrainerConfig(max_epochs=0), "max_epochs must be at least 1, got 0"),
+        (lambda: TrainerConfig(ks=[10, 0]), "ks must be at least 1, got 0"),
+        (lambda: TrainerConfig(learning_rate=-0.1), "learning_rate must be at least 0, got -0.1"),
+        (lambda: TrainerConfig(lr_decay=0.0), "lr_decay must be positive, got 0.0"),
+        (lambda: TrainerConfig(lr_decay=1.5), "lr_decay must be at most 1"),
+        (lambda: SequentialTrainerConfig(batch_size=-1), "batch_size must be at least 1, got -1"),
+        (lambda: SequentialTrainerConfig(ks=(0,)), "ks must be at least 1, got 0"),
+        (lambda: LightGCNConfig(embedding_dim=0), "embedding_dim must be at least 1, got 0"),
+        (lambda: SASRecConfig(num_heads=0), "num_heads must be at least 1, got 0"),
+        (lambda: SASRecConfig(dropout=1.0), r"dropout must be in \[0, 1\), got 1.0"),
+    ],
+)
+def test_configs_refuse_impossible_numbers(build: object, message: str) -> None:
+    assert callable(build)
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_recommend_refuses_bad_k_and_index(
+    model_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["recommend", "--model", str(model_file), "--users", "1", "--k", "0"]) == 2
+    assert "--k must be at least 1, got 0" in capsys.readouterr().err
+    args = ["recommend", "--model", str(model_file), "--users", "60", "--indices"]
+    assert main(args) == 2
+    assert "user index 60 out of range: the model has users 0..59" in capsys.readouterr().err
+    assert main(["recommend", "--model", str(model_file), "--users", "x1"]) == 2
+    assert "user ID 'x1' is not an integer" in capsys.readouterr().err
