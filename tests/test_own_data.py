@@ -251,3 +251,76 @@ def test_epoch_line_format() -> None:
     assert epoch_line({"epoch": 4, "loss": 0.5, "train_seconds": 2.0}, rules, 3) == (
         "epoch 4/100: loss 0.5000, 2.0 s"
     )
+
+
+@pytest.mark.parametrize(
+    ("capability", "flags", "experiment_class", "out_dir"),
+    [
+        ("embedding-size", [], "EmbeddingSizeExperiment", "runs/embedding-size-ratings-lightgcn"),
+        ("sketch", [], "SketchExperiment", "runs/sketch-ratings"),
+        (
+            "shared-embedding",
+            [],
+            "SharedEmbeddingExperiment",
+            "runs/shared-embedding-ratings-deepfm",
+        ),
+        ("adaptive", [], "AdaptiveExperiment", "runs/adaptive-ratings-deepfm"),
+        ("architecture", [], "RetrievalExperiment", "runs/architecture-ratings"),
+    ],
+)
+def test_every_experiment_takes_own_data(
+    capability: str,
+    flags: list[str],
+    experiment_class: str,
+    out_dir: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import leanrec.cli
+
+    seen: list[object] = []
+
+    def capture(run_experiment: object, experiment: object) -> object:
+        seen.append(experiment)
+        raise SystemExit(0)  # the wiring is what is tested here, not the (long) experiment
+
+    monkeypatch.setattr(leanrec.cli, "_run_table", capture)
+    argv = [
+        "experiment",
+        capability,
+        "--data",
+        str(RATINGS),
+        "--user-col",
+        "userId",
+        "--item-col",
+        "movieId",
+        "--rating-col",
+        "rating",
+        "--time-col",
+        "timestamp",
+        *flags,
+    ]
+    with pytest.raises(SystemExit):
+        main(argv)
+    (experiment,) = seen
+    assert type(experiment).__name__ == experiment_class
+    dataset = experiment.dataset  # type: ignore[attr-defined]
+    assert isinstance(dataset, DataFile) and dataset.rating_col == "rating"
+    assert experiment.out_dir == out_dir  # type: ignore[attr-defined]
+
+
+def test_event_stream_of_own_table_labels_by_its_threshold() -> None:
+    from leanrec.data.events import EventStream
+
+    data = DataFile(
+        str(RATINGS),
+        user_col="userId",
+        item_col="movieId",
+        rating_col="rating",
+        time_col="timestamp",
+        threshold=5,
+    )
+    stream = EventStream.from_dataset(data, order="time")
+    table = pd.read_csv(RATINGS).sort_values("timestamp", kind="stable")
+    assert len(stream) == len(table)  # the threshold labels events, it drops none
+    assert stream.label.sum() == int((table.rating >= 5).sum())
+    assert np.all(np.diff(stream.time) >= 0)
