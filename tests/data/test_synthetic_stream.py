@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from leanrec.data.synthetic_stream import make_synthetic_stream
+from leanrec.data.synthetic_stream import _hashed_uniform, make_synthetic_stream, planted_preference
 
 
 def test_sizes_and_ranges_with_a_million_ids() -> None:
@@ -69,3 +69,53 @@ def test_id_spaces_far_larger_than_the_stream_cost_nothing() -> None:
     assert len(stream) == 1_000 and stream.ids["user"].raw_ids.max() < 2**31
     with pytest.raises(ValueError, match="n_users"):
         make_synthetic_stream(10, n_users=0)
+
+
+def test_a_planted_drift_leaves_the_stream_before_it_unchanged_and_brings_new_items() -> None:
+    plain = make_synthetic_stream(30_000, n_users=500, n_items=300, seed=4)
+    drifted = make_synthetic_stream(30_000, n_users=500, n_items=300, seed=4, drift_at=0.5,
+                                    drift_items=50, drift_share=0.8)  # fmt: skip
+    assert plain.rating is not None and drifted.rating is not None
+    assert np.array_equal(plain.item_raw[:15_000], drifted.item_raw[:15_000])
+    assert np.array_equal(plain.rating[:15_000], drifted.rating[:15_000])
+    new = drifted.item_raw >= 300
+    assert not new[:15_000].any()
+    assert new[15_000:].mean() == pytest.approx(0.8, abs=0.02)
+    assert drifted.item_raw.max() < 350 and len(np.unique(drifted.item_raw[new])) > 25
+    assert np.array_equal(plain.user_raw, drifted.user_raw)  # the same users, new items
+
+
+def test_without_noise_ratings_are_the_planted_preference_rounded() -> None:
+    stream = make_synthetic_stream(20_000, n_users=200, n_items=100, rating_noise=0.0,
+                                   drift_at=0.25, seed=7)  # fmt: skip
+    z = planted_preference(stream.user_raw, stream.item_raw, n_items=100, seed=7)
+    assert stream.rating is not None
+    assert np.array_equal(stream.rating, np.clip(np.round(3.5 + z), 1, 5).astype(np.float32))
+    # by hand for one drifted event: z = 3 (s^2 - 1) + (b_u + b_i) / 2 from the hashed factors
+    at = int(np.flatnonzero(stream.item_raw >= 100)[0])
+    u = _hashed_uniform(7, 1, stream.user_raw[at : at + 1], 9)[0]
+    v = _hashed_uniform(7, 2, stream.item_raw[at : at + 1], 9)[0]
+    s = float(u[:8] @ v[:8]) / np.sqrt(8)
+    assert z[at] == pytest.approx(3.0 * (s * s - 1.0) + 0.5 * (u[8] + v[8]))
+
+
+def test_the_drift_needs_more_than_a_rank_16_dot_product() -> None:
+    """Users x items preference matrices: the old items' has rank dim + 2 = 10 (a d = 16 dot
+    product fits it exactly), the new items' rank dim (dim + 1) / 2 + 2 = 38, and its best
+    rank-16 approximation leaves over a fifth of its variance."""
+    users = np.repeat(np.arange(400), 200)
+    shares = []
+    for first_item, rank in ((0, 10), (1000, 38)):
+        items = np.tile(np.arange(first_item, first_item + 200), 400)
+        z = planted_preference(users, items, n_items=1000).reshape(400, 200)
+        assert np.linalg.matrix_rank(z, tol=1e-8) == rank
+        energy = np.linalg.svd(z - z.mean(), compute_uv=False) ** 2
+        shares.append(energy[16:].sum() / energy.sum())
+    assert shares[0] < 1e-20 and shares[1] > 0.2
+
+
+def test_drift_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="drift_at"):
+        make_synthetic_stream(100, drift_at=1.0)
+    with pytest.raises(ValueError, match="drift_items"):
+        make_synthetic_stream(100, n_items=2**31, drift_at=0.5)

@@ -20,6 +20,26 @@ Generative story (per event ``t`` of ``n_events``):
    ``rating_noise``, and ``label = rating >= 4``.
 5. Time: event ``t`` happens at ``start_time + floor(t * seconds_per_event)``.
 
+A planted drift (``drift_at``, for the adaptive-architecture experiment): from event
+``floor(drift_at * n_events)`` on, each event is, with probability ``drift_share``, an event on a
+block of ``drift_items`` new items (raw IDs ``n_items .. n_items + drift_items - 1``, popularity
+by the same power law), whose users are the stream's usual users. On those events the
+preference is no longer the dot product but its square:
+
+    ``z = drift_strength * (s ** 2 - 1) + (b_u + b_i) / 2``,  ``s = u . v / sqrt(dim)``
+
+(``s`` has unit variance, so ``s ** 2 - 1`` has mean zero: the drift changes which pairs are
+liked, not how many on average; with the default strength 3 the new items' positive rate is
+about a third, the liked pairs being those of a strong match of either sign). Why it needs
+capacity: ``s ** 2 = sum_jk u_j u_k v_j v_k`` is a bilinear form in ``u ⊗ u`` and ``v ⊗ v``,
+so the users x new items preference matrix has rank up to ``dim * (dim + 1) / 2`` (36 at
+``dim = 8``; the matrix before the drift has rank ``dim + 2``). A factorisation machine's dot
+product of ``d = 16`` vectors cannot represent it; a deep tower must compute the square of a
+sum of products from the ID vectors, which a ReLU network approximates better the more units
+it has. Before the drift nothing changes: the drift's random draws come from their own
+generator, so the first ``floor(drift_at * n_events)`` events are exactly those of the same
+call without a drift.
+
 Example:
     >>> stream = make_synthetic_stream(1000, n_users=10**6, n_items=10**6, seed=0)
     >>> len(stream), bool(stream.ids["user"].raw_ids.max() < 10**6)
@@ -80,6 +100,34 @@ def _coprime_multiplier(rng: np.random.Generator, n: int) -> int:
             return a
 
 
+def _preference(
+    user_factors: np.ndarray, item_factors: np.ndarray, drifted: np.ndarray | None,
+    drift_strength: float,
+) -> np.ndarray:  # fmt: skip
+    """``z`` per event from the factors ``(n, dim + 1)`` (last column: the bias): the dot
+    product, or on ``drifted`` events (bool ``(n,)``) its planted square; ``(n,)`` float64."""
+    dim = user_factors.shape[1] - 1
+    match = np.einsum("nd,nd->n", user_factors[:, :dim], item_factors[:, :dim]) / math.sqrt(dim)
+    if drifted is not None:
+        match = np.where(drifted, drift_strength * (match * match - 1.0), match)
+    return match + 0.5 * (user_factors[:, dim] + item_factors[:, dim])
+
+
+def planted_preference(
+    users: np.ndarray, items: np.ndarray, n_items: int, dim: int = 8, drift_strength: float = 3.0,
+    seed: int = 0,
+) -> np.ndarray:  # fmt: skip
+    """The noiseless preference ``z`` of :func:`make_synthetic_stream` for raw ``(user, item)``
+    pairs (int arrays ``(n,)``): items ``>= n_items`` are the drift's new items (the square of
+    the match), others the dot product. Rating before noise: ``clip(round(3.5 + z), 1, 5)``;
+    returns ``(n,)`` float64."""
+    users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
+    return _preference(
+        _hashed_uniform(seed, 1, users, dim + 1), _hashed_uniform(seed, 2, items, dim + 1),
+        items >= n_items, drift_strength,
+    )  # fmt: skip
+
+
 def make_synthetic_stream(
     n_events: int,
     n_users: int = 1_000_000,
@@ -93,6 +141,10 @@ def make_synthetic_stream(
     start_time: int = 1_600_000_000,
     seed: int = 0,
     name: str = "synthetic-stream",
+    drift_at: float | None = None,
+    drift_items: int = 200,
+    drift_share: float = 0.8,
+    drift_strength: float = 3.0,
 ) -> EventStream:
     """Generate a time-ordered stream of ``n_events`` events over up to ``n_users`` users and
     ``n_items`` items (the story is in the module docstring).
@@ -109,6 +161,12 @@ def make_synthetic_stream(
         start_time: Unix time of the first event.
         seed: the same seed gives the same stream.
         name: stream name.
+        drift_at: where the planted drift arrives, as a share of the stream in ``[0, 1)``
+            (None: no drift; the story is in the module docstring).
+        drift_items: new items of the drift (raw IDs ``n_items ..``; ``n_items +
+            drift_items <= 2**31``).
+        drift_share: share of the events after ``drift_at`` that are on the new items.
+        drift_strength: ``a`` of the drifted preference ``a (s ** 2 - 1)``.
 
     Returns:
         An :class:`EventStream` in time order with ratings 1..5 and ``label = rating >= 4``;
@@ -121,7 +179,16 @@ def make_synthetic_stream(
             raise ValueError(f"{what} must be in [1, 2**31], got {n}")
     if user_exponent <= 0 or item_exponent <= 0 or dim <= 0:
         raise ValueError("exponents and dim must be positive")
+    drift_start = n_events
+    if drift_at is not None:
+        if not 0.0 <= drift_at < 1.0 or not 0.0 < drift_share <= 1.0:
+            raise ValueError(f"need 0 <= drift_at < 1 and 0 < drift_share <= 1, got "
+                             f"{drift_at}, {drift_share}")  # fmt: skip
+        if not 1 <= drift_items <= 2**31 - n_items:
+            raise ValueError(f"drift_items must be in [1, 2**31 - n_items], got {drift_items}")
+        drift_start = math.floor(drift_at * n_events)
     rng = np.random.default_rng(seed)
+    drift_rng = np.random.default_rng([seed, 1])  # its own draws: the stream before is unchanged
     permutation = {
         "user": (_coprime_multiplier(rng, n_users), int(rng.integers(0, n_users))),
         "item": (_coprime_multiplier(rng, n_items), int(rng.integers(0, n_items))),
@@ -144,11 +211,16 @@ def make_synthetic_stream(
             rank = _power_law_rank(rng.random(len(t)), population, exponent)
             a, b = permutation[field]
             drawn[field] = ((rank - 1) * a + b) % n
+        drifted = None
+        if stop > drift_start:
+            drifted = (t >= drift_start) & (drift_rng.random(len(t)) < drift_share)
+            rank = _power_law_rank(drift_rng.random(len(t)), np.full(len(t), drift_items),
+                                   item_exponent)  # fmt: skip
+            drawn["item"] = np.where(drifted, n_items + rank - 1, drawn["item"])
         users[start:stop], items[start:stop] = drawn["user"], drawn["item"]
         user_factors = _hashed_uniform(seed, 1, drawn["user"], dim + 1)
         item_factors = _hashed_uniform(seed, 2, drawn["item"], dim + 1)
-        affinity = np.einsum("nd,nd->n", user_factors[:, :dim], item_factors[:, :dim])
-        z = affinity / math.sqrt(dim) + 0.5 * (user_factors[:, dim] + item_factors[:, dim])
+        z = _preference(user_factors, item_factors, drifted, drift_strength)
         noisy = 3.5 + z + rating_noise * rng.standard_normal(len(t))
         ratings[start:stop] = np.clip(np.round(noisy), 1, 5)
     time = start_time + np.floor(np.arange(n_events) * seconds_per_event).astype(np.int64)
