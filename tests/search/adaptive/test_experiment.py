@@ -110,3 +110,19 @@ def test_initial_widths_outside_the_limits_are_refused() -> None:
         AdaptiveConfig(initial_widths=(600,))
     with pytest.raises(ValueError, match=r"depth must be in 1\.\.3"):
         AdaptiveConfig(initial_widths=(64, 64, 64, 64))
+
+
+def test_a_rerun_with_other_settings_is_refused_before_writing(tmp_path: Path) -> None:
+    stream = tiny_stream()
+    experiment = tiny_experiment(tmp_path / "run", 0, methods=("fixed_small",))
+    run_experiment(experiment, log=lambda _: None, stream=stream)
+    rows = (tmp_path / "run" / "rows.json").read_text()
+    config = (tmp_path / "run" / "config.json").read_text()
+    changed = tiny_experiment(tmp_path / "run", 0, methods=("fixed_small",), chunk_size=100)
+    with pytest.raises(ValueError, match="chunk_size 200 -> 100"):
+        run_experiment(changed, log=lambda _: None, stream=stream)
+    assert (tmp_path / "run" / "rows.json").read_text() == rows
+    assert (tmp_path / "run" / "config.json").read_text() == config
+    more = tiny_experiment(tmp_path / "run", 0, methods=("fixed_small", "fixed_medium"))
+    result = run_experiment(more, log=lambda _: None, stream=stream)  # adds a method: resumes
+    assert [r["method"] for r in result.rows] == ["fixed_small", "fixed_medium"]

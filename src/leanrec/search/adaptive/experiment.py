@@ -18,7 +18,8 @@ Rows (``rows.json``) are keyed ``(method, penalty, seed)`` (``penalty`` is ``λ`
 methods it does not change) and hold per evaluated session the AUC, log loss, the tower's
 widths and parameter count, the whole model's bytes, the decision and its seconds. A running
 row checkpoints after every session under ``checkpoints/``; a killed run resumes there and ends
-with the same rows.
+with the same rows. A rerun with other settings than the stored rows' (beyond
+:data:`RESUMABLE_CHANGES`) is refused before anything is written.
 
 Outputs: ``config.json``, ``warmup_scores.json``, ``rows.json``, ``results.json``,
 ``table.md``, ``auc_vs_parameters.png`` (the accuracy-size plane: every method, the ``λ``
@@ -44,6 +45,7 @@ from leanrec.evaluate.prequential import event_metrics
 from leanrec.models.stream_io import save_stream_model
 from leanrec.runner.aggregate import format_mean_sd, mean_sd
 from leanrec.runner.final import final_evaluation
+from leanrec.runner.resume import check_resumable
 from leanrec.runner.rundir import Log, RowStore, RunDirectory, jsonable
 from leanrec.search.adaptive.baselines import METHODS, AdaptiveMethod
 from leanrec.search.adaptive.config import AdaptiveExperiment
@@ -56,6 +58,10 @@ DATASETS = {"ml-1m": "ml-1m-partial", "ml-1m-partial": "ml-1m-partial", "ml-100k
 timestamped copy)."""
 
 ROW_KEY = ("method", "penalty", "seed")
+RESUMABLE_CHANGES = ("out_dir", "data_dir", "methods", "seeds", "sweep", "log_every", "num_threads")
+"""Settings a rerun in an existing run directory may change: they add rows (methods, seeds,
+the λ sweep) or change nothing in them; any other change is refused before anything is
+written (:func:`~leanrec.runner.resume.check_resumable`)."""
 MODEL_ARTIFACT = "model_adaptive.pt"
 
 
@@ -87,6 +93,8 @@ def run_experiment(
     if experiment.num_threads:
         torch.set_num_threads(experiment.num_threads)
     methods = METHODS.resolve(experiment.methods)
+    check_resumable(experiment, experiment.out_dir, AdaptiveExperiment(), RESUMABLE_CHANGES,
+                    ("rows.json", "warmup_scores.json"))  # fmt: skip
     run = RunDirectory(experiment.out_dir, config=experiment, log=log)
     if stream is None:
         stream = load_stream(experiment)
