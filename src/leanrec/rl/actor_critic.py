@@ -250,13 +250,15 @@ class BehaviourReplayBuffer(ReplayBuffer):
         rewards: np.ndarray,
         next_states: np.ndarray,
         behaviour: np.ndarray,
+        dones: np.ndarray | float = 0.0,
     ) -> None:
-        """Append ``n`` transitions (``done = 0``: a stream never ends) with their ``b(a|s)``."""
+        """Append ``n`` transitions with their ``b(a|s)`` (``dones`` 0 by default: a stream
+        never ends; 1 where the decision's episode ends)."""
         n = len(states)
         if n == 0:
             return
         start = self.position
-        self.add(states, actions, rewards, next_states, 0.0)
+        self.add(states, actions, rewards, next_states, dones)
         # the slots add() wrote: the last min(n, capacity) positions, wrapping
         kept = min(n, self.capacity)
         index = (start + (n - kept) + np.arange(kept)) % self.capacity

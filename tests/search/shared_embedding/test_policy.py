@@ -164,8 +164,13 @@ def test_agent_presets_and_the_reward_literal() -> None:
     assert agent_preset(base, "paper") == base
     leanrec = agent_preset(base, "leanrec")
     assert (leanrec.levels, leanrec.seed) == (2, 7)  # the preset only sets its own fields
-    assert leanrec.initial_logits == (-6.0, 0.0, 2.0) and leanrec.exploration == 0.01
+    assert leanrec.initial_logits == (-8.0, -4.0, 4.0) and leanrec.exploration == 0.001
     assert (leanrec.entropy_bonus, leanrec.reward) == (0.0, "advantage")
+    assert (leanrec.history, leanrec.idle_after, leanrec.byte_penalty) == ("ema", 20, 0.01)
+    assert not leanrec.appearance_decisions
+    assert not leanrec.descend_from_unique and leanrec.promoted_init == "random"
+    paper = agent_preset(base, "paper")
+    assert (paper.history, paper.idle_after, paper.byte_penalty) == ("window", 0, 0.0)
     with pytest.raises(ValueError, match="preset"):
         agent_preset(base, "nope")
     with pytest.raises(ValueError, match="reward"):
@@ -182,7 +187,7 @@ def test_the_leanrec_method_builds_its_agent_from_the_preset(tmp_path: Path) -> 
         _build(experiment, {f: 10 for f in FIELDS}, m, 1.0, 3, "bce").assigner.agent.config
         for m in (paper, leanrec)
     ]
-    assert [(c.levels, c.seed, c.exploration) for c in configs] == [(1, 3, 0.05), (1, 3, 0.01)]
+    assert [(c.levels, c.seed, c.exploration) for c in configs] == [(1, 3, 0.05), (1, 3, 0.001)]
 
 
 def test_without_descents_from_unique_a_row_is_kept_and_recorded_as_unchanged() -> None:

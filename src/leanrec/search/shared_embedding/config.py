@@ -122,6 +122,11 @@ class AutoAssignConfig:
     gradient into a shared vector and all but freezes it). 0: the shared vectors are trained
     by the table optimiser only, as any row (the paper preset)."""
 
+    appearance_decisions: bool = True
+    """True (the paper): every ID of a chunk decides. False (with idle decisions): an ID in
+    the chunk ascends by rule, with no decision (``k = 1``: its own row on first sight, kept
+    while it appears), and the agent decides for idle IDs only; an idle decision's episode
+    ends when the ID appears again (a terminal transition with the loss term)."""
     promoted_init: Literal["shared", "random"] = "shared"
     """A row given on ascent starts as ``shared`` (the paper: the shared vector the ID had, so
     its prediction does not jump) or ``random`` (``N(0, init_std)``, as an all-unique row:
@@ -133,6 +138,8 @@ class AutoAssignConfig:
             raise ValueError("need idle_after >= 0 and sweep_every >= 1")
         if self.idle_after and self.history != "ema":
             raise ValueError('idle decisions (idle_after > 0) need history="ema"')
+        if not self.appearance_decisions and not self.idle_after:
+            raise ValueError("appearance_decisions=False needs idle decisions (idle_after > 0)")
         if not 1 <= self.levels <= 126:
             raise ValueError(f"levels k must be in 1..126, got {self.levels}")
         if self.reward_window < 1 or self.reward_window > 255:
@@ -144,22 +151,34 @@ class AutoAssignConfig:
 AGENT_PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "leanrec": {
-        "initial_logits": (-6.0, 0.0, 2.0),
-        "exploration": 0.01,
+        "initial_logits": (-8.0, -4.0, 4.0),
+        "exploration": 0.001,
         "entropy_bonus": 0.0,
         "reward": "advantage",
+        "descend_from_unique": False,
+        "appearance_decisions": False,
+        "promoted_init": "random",
+        "history": "ema",
+        "idle_after": 20,
+        "sweep_every": 10,
+        "idle_logits": (7.0, 4.0, -10.0),
+        "byte_penalty": 0.01,
     },
 }
 """Field values over :class:`AutoAssignConfig` per preset. ``paper``: the paper's mechanism
-with the defaults above. ``leanrec``, chosen on the ML-100K and ML-1M warm-ups (design notes):
+with the defaults above. ``leanrec`` (the design notes give the warm-up figures that chose it):
 
-- a prior that almost never descends from a unique row (about 0.2% of decisions, against 1%
-  plus the ε-floor of 1.7% for ``paper``), and ε = 0.01: a descent throws a learnt row away,
-  and the ``paper`` rates took unique items' rows every few dozen chunks;
-- no entropy bonus: from a confident prior, the bonus pulls the policy towards uniform, i.e.
-  towards leaving IDs on shared levels and descending (33% "unchanged" after the ML-1M
-  warm-up with it, 9-13% without);
-- the advantage reward (``reward="advantage"``)."""
+- an ID in the chunk gets a row on its first appearance (prior about 99.97% ascend, ε =
+  0.001) and keeps it while it appears (``descend_from_unique=False``): on the ML warm-ups
+  every appearance decision that left an ID shared, or freed a row in use, cost AUC;
+- rows are freed by idle decisions instead: every 10 chunks each ID unseen for 20 chunks
+  decides (prior for them about 27% descend, 73% keep), with the compact ``ema`` state
+  (9 bytes per ID) that holds how long the ID has been idle;
+- the reward pays ``λ = 0.003`` per chunk a row is held (the largest λ of {0, 0.001, 0.003,
+  0.01} whose ML-1M warm-up AUC stayed within 0.002 of all-unique's), and the advantage
+  reward cancels the common drift of the loss term;
+- a promoted row starts at random, as an all-unique row, not at the shared vector;
+- no entropy bonus (from a confident prior it pulls towards uniform)."""
 
 
 def agent_preset(config: AutoAssignConfig, preset: str) -> AutoAssignConfig:
@@ -232,8 +251,9 @@ class SharedEmbeddingExperiment:
     hierarchy_grid: tuple[int, ...] = (5, 10, 20, 50)
     """Events ``t_k`` after which the fixed-threshold hierarchy gives an ID its own row; the
     ``k`` level thresholds are spread evenly below it."""
-    levels_grid: tuple[int, ...] = (3,)
-    """AutoAssign+'s ``k`` values tried on the warm-up."""
+    levels_grid: tuple[int, ...] = (1, 2, 3)
+    """AutoAssign+'s ``k`` values tried on the warm-up (ML users rate in sessions: with one
+    step per appearance, ``k = 1`` gives an ID its row on its second appearance at most)."""
     agent: AutoAssignConfig = field(default_factory=AutoAssignConfig)
     """The Identity Agent (``levels`` is set per knob, ``seed`` per seed)."""
     trainer: StreamTrainerConfig = field(default_factory=default_trainer)

@@ -37,6 +37,19 @@ float16): ``2T + 13``
 bytes per ID. The networks, their optimizers and the replay buffer are bounded and reported
 beside (:meth:`IdentityAgent.agent_bytes`).
 
+With ``history="ema"`` (leanrec's compact variant, :class:`LeanRecords`) the per-ID state is
+9 bytes: a float16 loss EMA (weight ``2/(T+1)``), the chunk the ID was last seen in (int16),
+and the open decision (uint8 log-count, int8 position, int8 action, float16 ``b(a | s)``). The
+state is ``[log(1+count)/5, position one-hot, EMA, has-EMA, log(1+chunks idle)/5,
+idle-decision flag, field one-hot]``. With ``idle_after > 0``, every ``sweep_every`` chunks the
+IDs unseen for ``idle_after`` chunks decide too (:meth:`IdentityAgent.idle_round`): descending
+from the unique position frees a row an ID no longer uses. Rewards then carry a byte term::
+
+    R = (EMA before − L) − λ · held · chunks     closed at the ID's next appearance
+    R =                  − λ · held · chunks     closed at the next idle decision
+
+``held``: the ID holds a unique row after the decision; ``chunks``: since the decision.
+
 Everything is vectorised over the IDs of a chunk; there is no per-ID Python loop.
 """
 
@@ -47,7 +60,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from leanrec.embeddings import DESCEND, UNCHANGED
+from leanrec.embeddings import ASCEND, DESCEND, UNCHANGED
 from leanrec.rl.actor_critic import ActorCriticConfig, BehaviourReplayBuffer, DiscreteActorCritic
 from leanrec.search.shared_embedding.config import AutoAssignConfig
 
@@ -504,9 +517,11 @@ class IdentityAgent:
                 rewards = advantage(rewards, position.clamp(min=1))
         held = held_after(position, action, self.levels).float()
         rewards = rewards - self.config.byte_penalty * held * held_for.float()
+        # without appearance decisions, an idle decision's episode ends when the ID is back
+        ends = 1.0 if loss_term is not None and not self.config.appearance_decisions else 0.0
         self.replay.add_with_behaviour(
             before.numpy(), action.numpy(), rewards.float().numpy(), next_states.numpy(),
-            rec["behaviour"][done].float().numpy(),
+            rec["behaviour"][done].float().numpy(), ends,
         )  # fmt: skip
         rec["action"][done] = NO_DECISION
 
@@ -600,7 +615,10 @@ class IdentityAgent:
         return self.last_losses
 
     def decide(self, seen: FieldSnapshot) -> torch.Tensor:
-        """Sample an action per ID of the snapshot and open its decision; int64 ``(m,)``."""
+        """Sample an action per ID of the snapshot and open its decision; int64 ``(m,)``.
+        Without appearance decisions, the chunk's IDs ascend and open none."""
+        if not seen.idle and not self.config.appearance_decisions:
+            return torch.full((len(seen.ids),), ASCEND, dtype=torch.int64)
         decisions = self.networks.act(seen.states, self.rng)
         actions, behaviour = decisions.actions, decisions.behaviour_probability
         if not self.config.descend_from_unique and not seen.idle:
