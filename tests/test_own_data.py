@@ -324,3 +324,17 @@ def test_event_stream_of_own_table_labels_by_its_threshold() -> None:
     assert len(stream) == len(table)  # the threshold labels events, it drops none
     assert stream.label.sum() == int((table.rating >= 5).sum())
     assert np.all(np.diff(stream.time) >= 0)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "message"),
+    [
+        ("temporal", "protocol 'temporal' splits in time order: name the time column"),
+        ("recbole", "protocol 'recbole' keeps ratings >= 3: name the rating column of a table"),
+        ("lightgcn", "protocol 'lightgcn' needs given train/test files"),
+    ],
+)
+def test_protocol_a_file_cannot_follow_names_the_missing_flag(protocol: str, message: str) -> None:
+    data = DataFile(str(RATINGS), user_col="userId", item_col="movieId")
+    with pytest.raises(DataError, match=message):
+        prepare_split(data, protocol)

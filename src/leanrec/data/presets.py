@@ -111,6 +111,27 @@ def default_protocol(dataset: str | DataFile) -> str:
     return DEFAULT_PROTOCOL.get(dataset, "default")
 
 
+def _check_file_fits(dataset: DataFile, proto: Protocol) -> None:
+    """Refuse a protocol a file of one's own cannot follow, saying which flag it lacks."""
+    if proto.split == "given":
+        raise DataError(
+            f"protocol {proto.name!r} needs given train/test files; a file of one's own is split "
+            "by another protocol (default, recbole, ciess, leave-one-out, temporal)",
+            path=dataset.path,
+        )
+    if proto.rating_threshold is not None and not dataset.rating_col:
+        raise DataError(
+            f"protocol {proto.name!r} keeps ratings >= {proto.rating_threshold:g}: name the "
+            "rating column of a table (--rating-col)",
+            path=dataset.path,
+        )
+    if proto.split == "temporal" and dataset.kind != "sequence":
+        raise DataError(
+            f"protocol {proto.name!r} splits in time order: name the time column (--time-col)",
+            path=dataset.path,
+        )
+
+
 def load_interactions(
     dataset: str | DataFile, data_dir: str | Path | None = None, seed: int = 0
 ) -> Interactions | tuple[Interactions, Interactions]:
@@ -131,6 +152,8 @@ def prepare_split(
     if protocol is None:
         protocol = default_protocol(dataset)
     proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
+    if isinstance(dataset, DataFile):
+        _check_file_fits(dataset, proto)
     loaded = load_interactions(dataset, data_dir, seed=seed)
     if isinstance(loaded, tuple):
         if proto.split != "given":
