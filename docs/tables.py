@@ -1096,6 +1096,68 @@ def _setting(template: str, config: str) -> str:
     return template.format(**values)
 
 
+# ---------------------------------------------------------------------------------- serving
+_SERVERS = (
+    ("dense", "leanrec serve: LightGCN"),
+    ("packed", "leanrec serve: CIESS c = 90%, packed"),
+    ("naive", "plain FastAPI route (peer)"),
+)
+"""Servers of ``serve_load.json`` by key, with their row labels."""
+
+
+def _serve_load_rows() -> tuple[tuple[Cell, ...], ...]:
+    rows: list[tuple[Cell, ...]] = []
+    for key, label in _SERVERS:
+        for clients in (1, 8, 32):
+            level = f"{key}|c{clients}"
+            rows.append(
+                (
+                    label,
+                    str(clients),
+                    F("{:,.0f}", f"{level}|qps"),
+                    F("{:.1f}", f"{level}|p50_ms"),
+                    F("{:.1f}", f"{level}|p95_ms"),
+                    F("{:.1f}", f"{level}|p99_ms"),
+                    F("{:.3f}", f"{level}|server_cpu_ms_per_request"),
+                    F("{:.2f}", f"{level}|generator_cpu_s"),
+                    F("{:.1f}", f"{level}|mean_batch") if key != "naive" else MISSING,
+                    F("{:.2f}×", f"{level}|vs_naive") if key != "naive" else "1×",
+                    F("{:.0f}", f"{key}|rss_mb_end"),
+                )
+            )
+    return tuple(rows)
+
+
+def _met(at_least: bool, bound: float) -> Callable[[float], str]:
+    """A cell function: ``"yes"`` when a figure is at least (or at most) ``bound``, else ``"no"``."""
+    return lambda value: "yes" if (value >= bound if at_least else value <= bound) else "no"
+
+
+def _serve_goal_rows() -> tuple[tuple[Cell, ...], ...]:
+    goals = (
+        ("≥ 1,000 requests/s at 32 clients", "c32|qps", True, 1000.0, "{:,.0f} requests/s"),
+        ("p99 ≤ 100 ms at 32 clients", "c32|p99_ms", False, 100.0, "{:.1f} ms"),
+        ("p99 ≤ 20 ms at 8 clients", "c8|p99_ms", False, 20.0, "{:.1f} ms"),
+        ("≥ 2× the peer's requests/s at 32 clients", "c32|vs_naive", True, 2.0, "{:.2f}×"),
+    )
+    rows: list[tuple[Cell, ...]] = []
+    for goal, measure, at_least, bound, template in goals:
+        for key, label in _SERVERS[:2]:
+            figure = f"{key}|{measure}"
+            rows.append(
+                (goal, label, F(template, figure), Expr("{}", _met(at_least, bound), (figure,)))
+            )
+    rows.append(
+        (
+            "(the machine: load average before / after the run)",
+            "",
+            F("{:.2f} / {:.2f}", "load_average_before", "load_average_after"),
+            "",
+        )
+    )
+    return tuple(rows)
+
+
 TABLES: dict[str, Table] = {
     "smallest-runs": Table(
         ("smallest_runs.json",),
@@ -2552,6 +2614,43 @@ TABLES: dict[str, Table] = {
             )
             for label, key in (("BCE", "leanrec_bce"), ("MSE", "leanrec_mse"))
         ),
+    ),
+    "serve-load": Table(
+        ("serve_load.json",),
+        (
+            "server",
+            "clients",
+            "requests/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "server CPU ms / request",
+            "generator CPU s",
+            "mean batch",
+            "× peer",
+            "RSS MB",
+        ),
+        _serve_load_rows(),
+    ),
+    "serve-memory": Table(
+        ("serve_load.json",),
+        ("server", "model file MB", "RSS MB after start-up", "RSS MB after the load"),
+        tuple(
+            (
+                label,
+                F("{:.1f}", f"{key}|file_bytes", transform=lambda b: b / 1e6)
+                if key != "naive"
+                else "(the LightGCN file)",
+                F("{:.0f}", f"{key}|rss_mb_start"),
+                F("{:.0f}", f"{key}|rss_mb_end"),
+            )
+            for key, label in _SERVERS
+        ),
+    ),
+    "serve-goals": Table(
+        ("serve_load.json",),
+        ("goal (k = 10; server and generator on one 2-core machine)", "server", "measured", "met"),
+        _serve_goal_rows(),
     ),
 }
 

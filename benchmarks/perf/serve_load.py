@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -187,14 +188,26 @@ def start_server(
 
 
 # ---------------------------------------------------------------------------- the generator
-async def _get_status(port: int, path: str) -> int:
+async def _get(port: int, path: str) -> tuple[int, bytes]:
+    """Status and body of one request on a connection of its own."""
     reader, writer = await asyncio.open_connection(HOST, port)
     try:
         writer.write(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
         head = await reader.readuntil(b"\r\n\r\n")
-        return int(head[9:12])
+        return int(head[9:12]), await reader.read()
     finally:
         writer.close()
+
+
+async def _get_status(port: int, path: str) -> int:
+    return (await _get(port, path))[0]
+
+
+def batching_counters(port: int) -> tuple[int, int]:
+    """``(batches, batched requests)`` so far of a ``leanrec serve`` (``GET /model``)."""
+    _, body = asyncio.run(asyncio.wait_for(_get(port, "/model"), 10))
+    serving = json.loads(body)["serving"]
+    return int(serving["batches"]), int(serving["batched_requests"])
 
 
 @dataclass
@@ -208,6 +221,8 @@ class Level:
     window_seconds: float = 0.0
     server_cpu: float = 0.0
     generator_cpu: float = 0.0
+    mean_batch: float = float("nan")
+    """Mean users per batched product over the level, warm-up included (leanrec servers)."""
 
 
 async def _client(
@@ -282,10 +297,14 @@ def measure(
         run = asyncio.run
     pid = server.process.pid
     rss_start = resident_mb(pid)
-    levels = [
-        run(_level(server.port, pid, users, clients, seconds, warmup, max_requests))
-        for clients in CLIENT_LEVELS
-    ]
+    levels = []
+    for clients in CLIENT_LEVELS:
+        before = batching_counters(server.port) if server.name != "naive" else (0, 0)
+        level = run(_level(server.port, pid, users, clients, seconds, warmup, max_requests))
+        if server.name != "naive":
+            after = batching_counters(server.port)
+            level.mean_batch = (after[1] - before[1]) / max(1, after[0] - before[0])
+        levels.append(level)
     return levels, rss_start, resident_mb(pid)
 
 
@@ -398,14 +417,15 @@ def main() -> None:
                 f"{key}|server_cpu_s": round(level.server_cpu, 2),
                 f"{key}|generator_cpu_s": round(level.generator_cpu, 2),
                 f"{key}|window_s": round(level.window_seconds, 2),
+                f"{key}|mean_batch": round(level.mean_batch, 2),
                 f"{key}|server_cpu_ms_per_request": round(
                     1000 * level.server_cpu / max(1, len(level.latencies)), 3
                 ),
             })  # fmt: skip
             rows.append([
                 name, level.clients, round(qps, 1), round(p50, 2), round(p95, 2), round(p99, 2),
-                round(level.server_cpu, 2), round(level.generator_cpu, 2), level.errors,
-                round(rss_end, 1),
+                round(level.server_cpu, 2), round(level.generator_cpu, 2),
+                round(level.mean_batch, 1), level.errors, round(rss_end, 1),
             ])  # fmt: skip
     for clients in CLIENT_LEVELS:
         for name in ("dense", "packed"):
@@ -416,7 +436,7 @@ def main() -> None:
     path = write_results(SCRIPT, results, args.tag)
     print_table(
         ["server", "clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "server CPU s",
-         "generator CPU s", "errors", "RSS MB"],
+         "generator CPU s", "mean batch", "errors", "RSS MB"],
         rows,
     )  # fmt: skip
     print(
