@@ -1,5 +1,6 @@
-"""A bad model file is refused at start-up, before the port opens, with a message that says
-which of missing, truncated, foreign or newer it is; a running server stops gracefully."""
+"""A bad model file is refused at start-up, before the port opens, with a message that names
+the file and says which of missing, empty, truncated, foreign or newer it is (the errors of
+:func:`leanrec.models.load_model`); a running server stops gracefully."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def _refusal(path: Path, capsys: pytest.CaptureFixture[str]) -> str:
 
 def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     message = _refusal(tmp_path / "nothing.pt", capsys)
-    assert "nothing.pt" in message and "not found (missing file)" in message
+    assert "nothing.pt: model file not found" in message
 
 
 @pytest.mark.parametrize("which", ["dense", "packed"])
@@ -34,21 +35,23 @@ def test_truncated_file(
     cut = tmp_path / f"cut{getattr(models, which).suffix}"
     cut.write_bytes(whole[: len(whole) // 2])
     message = _refusal(cut, capsys)
-    assert str(cut) in message and "truncated model file" in message
+    assert f"{cut}: truncated " in message and "save or copy it again" in message
     cut.write_bytes(b"")
-    assert "truncated model file (0 bytes)" in _refusal(cut, capsys)
+    assert f"{cut}: empty " in _refusal(cut, capsys)
 
 
 def test_foreign_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     notes = tmp_path / "notes.pt"
     notes.write_text("101 things to do\n")
-    assert "not a leanrec model file (neither a torch archive" in _refusal(notes, capsys)
+    assert "not a model file: this is a text file (starts '101 things" in _refusal(notes, capsys)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(2)}, other)  # a torch file, but no leanrec model
-    assert "not a leanrec model file" in _refusal(other, capsys)
+    assert "not a leanrec model file: a torch file without a 'format' key" in _refusal(
+        other, capsys
+    )
     text = tmp_path / "notes.safetensors"
     text.write_text("user,item\n1,2\n")  # its first 8 bytes read as a 10^17-byte header
-    assert "not a leanrec model file" in _refusal(text, capsys)
+    assert f"{text}: not a " in _refusal(text, capsys)
 
 
 def test_newer_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -57,13 +60,12 @@ def test_newer_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     newer = tmp_path / "newer.pt"
     torch.save({"format": "leanrec.model/9", "state_dict": {}}, newer)
     message = _refusal(newer, capsys)
-    assert "newer leanrec (format 'leanrec.model/9'; this leanrec reads up to leanrec.model/1)" in (
-        message
-    )
+    assert "format 'leanrec.model/9', written by a newer leanrec" in message
+    assert "upgrade leanrec" in message
     packed = tmp_path / "newer.safetensors"
     header = {"leanrec": json.dumps({"compressed_format": "leanrec.compressed/2"})}
     save_file({"state.x": torch.zeros(2)}, str(packed), metadata=header)
-    assert "written by a newer leanrec (format 'leanrec.compressed/2'" in _refusal(packed, capsys)
+    assert "'leanrec.compressed/2', written by a newer leanrec" in _refusal(packed, capsys)
 
 
 def test_sigterm_stops_the_server_gracefully(models: Models) -> None:

@@ -1,7 +1,7 @@
 """Serving a saved model over HTTP (``leanrec serve MODEL``; needs ``pip install leanrec[serve]``).
 
-* :mod:`leanrec.serve.files`: the model file is checked and read once at start-up; a missing,
-  truncated, foreign or newer-version file is refused with a message that says which.
+* the model file is read once at start-up by :func:`leanrec.models.load_model`, which refuses
+  a missing, truncated, foreign or newer-version file with a message that says which;
 * :mod:`leanrec.serve.engine`: what is computed per model family, without HTTP (final
   embeddings precomputed; top-k of a batch of users in one product).
 * :mod:`leanrec.serve.batcher`: concurrent callers' requests answered in one batch.
@@ -12,6 +12,5 @@ The design and its measurements: ``docs/design/serving.md``.
 """
 
 from leanrec.serve.engine import Engine, RequestError, build_engine
-from leanrec.serve.files import check_model_file, read_model_file
 
-__all__ = ["Engine", "RequestError", "build_engine", "check_model_file", "read_model_file"]
+__all__ = ["Engine", "RequestError", "build_engine"]

@@ -57,7 +57,6 @@ from leanrec.serve.engine import (
     TopKRequest,
     build_engine,
 )
-from leanrec.serve.files import read_model_file
 
 __all__ = ["ServeSettings", "create_app", "load_engine", "run"]
 
@@ -325,7 +324,9 @@ class TopKFastPath:
 def load_engine(path: str | Path, cold_start: ColdStart = "none") -> Engine:
     """Read ``path`` (refused with a message saying why when missing, truncated, foreign or
     newer) and precompute what serving needs."""
-    return build_engine(read_model_file(path), path, cold_start)
+    from leanrec.models import load_model
+
+    return build_engine(load_model(path), path, cold_start)
 
 
 def run(
