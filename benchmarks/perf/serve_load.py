@@ -317,20 +317,24 @@ def prepare(work: Path) -> tuple[Path, Path]:
     dense, packed = work / "lightgcn" / "model.pt", work / "es" / "ciess_c90.safetensors"
     common = ["--data-dir", str(data_dir())]
     if not dense.is_file():
-        leanrec([
+        code = leanrec([
             "train", "--dataset", "ml-1m", "--model", "lightgcn", *common,
             "--embedding_dim", "128", "--n_layers", "3", "--lr", "0.01", "--batch_size", "8192",
             "--n_negatives", "4", "--epochs", "15", "--eval_every", "5",
             "--run-dir", str(work / "lightgcn"),
         ])  # fmt: skip
+        if code != 0:
+            raise SystemExit(f"training the LightGCN failed (exit {code})")
     if not packed.is_file():
-        leanrec([
+        code = leanrec([
             "experiment", "embedding-size", "--dataset", "ml-1m", "--model", "lightgcn",
             *common, "--methods", "ciess", "--seed", "0", "--episodes", "2", "--iterations", "2",
             "--updates_per_iteration", "5", "--rl_batch_size", "64",
             "--pretrain-max_epochs", "10", "--retrain-max_epochs", "4", "--top_masks", "1",
             "--target_sparsities", "[0.9]", "--out", str(work / "es"),
         ])  # fmt: skip
+        if code != 0:
+            raise SystemExit(f"the reduced CIESS search failed (exit {code})")
     return dense, packed
 
 
