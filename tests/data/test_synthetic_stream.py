@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from leanrec.data.synthetic_stream import _hashed_uniform, make_synthetic_stream, planted_preference
+from leanrec.data.synthetic_stream import (
+    _hashed_uniform,
+    _teacher,
+    make_synthetic_stream,
+    planted_preference,
+)
 
 
 def test_sizes_and_ranges_with_a_million_ids() -> None:
@@ -87,31 +92,48 @@ def test_a_planted_drift_leaves_the_stream_before_it_unchanged_and_brings_new_it
 
 def test_without_noise_ratings_are_the_planted_preference_rounded() -> None:
     stream = make_synthetic_stream(20_000, n_users=200, n_items=100, rating_noise=0.0,
-                                   drift_at=0.25, seed=7)  # fmt: skip
-    z = planted_preference(stream.user_raw, stream.item_raw, n_items=100, seed=7)
+                                   drift_at=0.25, drift_width=32, seed=7)  # fmt: skip
+    z = planted_preference(stream.user_raw, stream.item_raw, n_items=100, drift_width=32, seed=7)
     assert stream.rating is not None
     assert np.array_equal(stream.rating, np.clip(np.round(3.5 + z), 1, 5).astype(np.float32))
-    # by hand for one drifted event: z = 3 (s^2 - 1) + (b_u + b_i) / 2 from the hashed factors
+    # one drifted event by hand: 3 (c . relu(W^T [u; v]) - mu) / sigma + (b_u + b_i) / 2
+    hidden, output, mean, std = _teacher(7, 8, 32)
+    assert hidden.shape == (16, 32) and output.shape == (32,)
     at = int(np.flatnonzero(stream.item_raw >= 100)[0])
     u = _hashed_uniform(7, 1, stream.user_raw[at : at + 1], 9)[0]
     v = _hashed_uniform(7, 2, stream.item_raw[at : at + 1], 9)[0]
-    s = float(u[:8] @ v[:8]) / np.sqrt(8)
-    assert z[at] == pytest.approx(3.0 * (s * s - 1.0) + 0.5 * (u[8] + v[8]))
+    pair = [*u[:8], *v[:8]]
+    teacher = sum(
+        output[j] * max(0.0, sum(hidden[k, j] * pair[k] for k in range(16))) for j in range(32)
+    )
+    assert z[at] == pytest.approx(3.0 * (teacher - mean) / std + 0.5 * (u[8] + v[8]))
+    # the normalisation keeps the drifted preference's spread near drift_strength
+    drifted = stream.item_raw >= 100
+    bias = 0.5 * (_hashed_uniform(7, 1, stream.user_raw, 9)[:, 8]
+                  + _hashed_uniform(7, 2, stream.item_raw, 9)[:, 8])  # fmt: skip
+    assert np.std((z - bias)[drifted]) == pytest.approx(3.0, rel=0.25)
 
 
-def test_the_drift_needs_more_than_a_rank_16_dot_product() -> None:
+def _interaction_beyond(z: np.ndarray, rank: int) -> float:
+    """Share of the variance of ``z``'s interaction (rows and columns centred: what biases
+    cannot fit) beyond its best rank-``rank`` approximation."""
+    centred = z - z.mean(0, keepdims=True) - z.mean(1, keepdims=True) + z.mean()
+    energy = np.linalg.svd(centred, compute_uv=False) ** 2
+    return float(energy[rank:].sum() / energy.sum())
+
+
+def test_the_drift_is_not_a_dot_product() -> None:
     """Users x items preference matrices: the old items' has rank dim + 2 = 10 (a d = 16 dot
-    product fits it exactly), the new items' rank dim (dim + 1) / 2 + 2 = 38, and its best
-    rank-16 approximation leaves over a fifth of its variance."""
+    product with biases fits it exactly); the new items' has full rank, and over 5% of its
+    interaction lies beyond rank 16 (what a factorisation machine cannot fit) and over 10%
+    beyond rank 8 (the user vectors also carry the old items' 8 factors)."""
     users = np.repeat(np.arange(400), 200)
-    shares = []
-    for first_item, rank in ((0, 10), (1000, 38)):
-        items = np.tile(np.arange(first_item, first_item + 200), 400)
-        z = planted_preference(users, items, n_items=1000).reshape(400, 200)
-        assert np.linalg.matrix_rank(z, tol=1e-8) == rank
-        energy = np.linalg.svd(z - z.mean(), compute_uv=False) ** 2
-        shares.append(energy[16:].sum() / energy.sum())
-    assert shares[0] < 1e-20 and shares[1] > 0.2
+    old = planted_preference(users, np.tile(np.arange(200), 400), n_items=1000).reshape(400, 200)
+    new = planted_preference(users, np.tile(np.arange(1000, 1200), 400), n_items=1000)
+    new = new.reshape(400, 200)
+    assert np.linalg.matrix_rank(old, tol=1e-8) == 10 and _interaction_beyond(old, 8) < 1e-20
+    assert np.linalg.matrix_rank(new, tol=1e-8) == 200
+    assert _interaction_beyond(new, 16) > 0.05 and _interaction_beyond(new, 8) > 0.1
 
 
 def test_drift_settings_are_checked() -> None:
@@ -119,3 +141,5 @@ def test_drift_settings_are_checked() -> None:
         make_synthetic_stream(100, drift_at=1.0)
     with pytest.raises(ValueError, match="drift_items"):
         make_synthetic_stream(100, n_items=2**31, drift_at=0.5)
+    with pytest.raises(ValueError, match="drift_width"):
+        make_synthetic_stream(100, drift_at=0.5, drift_width=0)

@@ -24,21 +24,23 @@ A planted drift (``drift_at``, for the adaptive-architecture experiment): from e
 ``floor(drift_at * n_events)`` on, each event is, with probability ``drift_share``, an event on a
 block of ``drift_items`` new items (raw IDs ``n_items .. n_items + drift_items - 1``, popularity
 by the same power law), whose users are the stream's usual users. On those events the
-preference is no longer the dot product but its square:
+preference is no longer the dot product but a random ReLU network (the *teacher*) of the pair's
+factors:
 
-    ``z = drift_strength * (s ** 2 - 1) + (b_u + b_i) / 2``,  ``s = u . v / sqrt(dim)``
+    ``z = drift_strength * (t(u, v) - mu) / sigma + (b_u + b_i) / 2``,
+    ``t(u, v) = c . relu(W [u; v])``
 
-(``s`` has unit variance, so ``s ** 2 - 1`` has mean zero: the drift changes which pairs are
-liked, not how many on average; with the default strength 3 the new items' positive rate is
-about a third, the liked pairs being those of a strong match of either sign). Why it needs
-capacity: ``s ** 2 = sum_jk u_j u_k v_j v_k`` is a bilinear form in ``u ⊗ u`` and ``v ⊗ v``,
-so the users x new items preference matrix has rank up to ``dim * (dim + 1) / 2`` (36 at
-``dim = 8``; the matrix before the drift has rank ``dim + 2``). A factorisation machine's dot
-product of ``d = 16`` vectors cannot represent it; a deep tower must compute the square of a
-sum of products from the ID vectors, which a ReLU network approximates better the more units
-it has. Before the drift nothing changes: the drift's random draws come from their own
-generator, so the first ``floor(drift_at * n_events)`` events are exactly those of the same
-call without a drift.
+with ``W`` of shape ``(drift_width, 2 dim)`` (std ``1 / sqrt(2 dim)``: unit-variance
+pre-activations) and ``c`` of shape ``(drift_width,)`` (std ``1 / sqrt(drift_width)``), drawn
+from the seed, and ``mu``, ``sigma`` the mean and std of ``t`` over 8,192 factor pairs drawn as
+the IDs' are, so the drifted preference has about mean 0 and std ``drift_strength`` whatever the
+width (the new items' positive rate stays about that of the old ones). Why it needs capacity:
+``t`` is not bilinear in ``u`` and ``v`` (the users x new items preference matrix has full
+rank, where the old items' has rank ``dim + 2``), so a factorisation machine's dot product
+cannot represent it, and a deep tower fed the two ID vectors has to: with ``drift_width = 256``
+teacher units, a tower of 64-32 units cannot hold it exactly, one of 512-256-128 can. Before
+the drift nothing changes: the drift's random draws come from their own generators, so the first
+``floor(drift_at * n_events)`` events are exactly those of the same call without a drift.
 
 Example:
     >>> stream = make_synthetic_stream(1000, n_users=10**6, n_items=10**6, seed=0)
@@ -100,31 +102,62 @@ def _coprime_multiplier(rng: np.random.Generator, n: int) -> int:
             return a
 
 
+_TEACHER_BLOCK = 1 << 14
+"""Drifted events per teacher evaluation: bounds the ``(block, drift_width)`` activations."""
+
+
+def _teacher(seed: int, dim: int, width: int) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """The drift's ReLU network: ``W`` ``(2 dim, width)``, ``c`` ``(width,)``, and the mean and
+    std of ``c . relu(W^T [u; v])`` over 8,192 pairs of factors drawn as the IDs' are (uniform,
+    unit variance), all from the seed (module docstring)."""
+    rng = np.random.default_rng([seed, 2])
+    hidden = rng.standard_normal((2 * dim, width)) / math.sqrt(2 * dim)
+    output = rng.standard_normal(width) / math.sqrt(width)
+    sample = (rng.random((8192, 2 * dim)) * 2.0 - 1.0) * math.sqrt(3.0)
+    values = np.maximum(sample @ hidden, 0.0) @ output
+    return hidden, output, float(values.mean()), float(values.std())
+
+
 def _preference(
-    user_factors: np.ndarray, item_factors: np.ndarray, drifted: np.ndarray | None,
-    drift_strength: float,
-) -> np.ndarray:  # fmt: skip
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    drifted: np.ndarray | None = None,
+    drift_strength: float = 3.0,
+    teacher: tuple[np.ndarray, np.ndarray, float, float] | None = None,
+) -> np.ndarray:
     """``z`` per event from the factors ``(n, dim + 1)`` (last column: the bias): the dot
-    product, or on ``drifted`` events (bool ``(n,)``) its planted square; ``(n,)`` float64."""
+    product, or on ``drifted`` events (bool ``(n,)``) the ``teacher``'s normalised output times
+    ``drift_strength``; ``(n,)`` float64."""
     dim = user_factors.shape[1] - 1
     match = np.einsum("nd,nd->n", user_factors[:, :dim], item_factors[:, :dim]) / math.sqrt(dim)
-    if drifted is not None:
-        match = np.where(drifted, drift_strength * (match * match - 1.0), match)
+    if drifted is not None and teacher is not None:
+        hidden, output, mean, std = teacher
+        where = np.flatnonzero(drifted)
+        for start in range(0, len(where), _TEACHER_BLOCK):
+            rows = where[start : start + _TEACHER_BLOCK]
+            pair = np.concatenate([user_factors[rows, :dim], item_factors[rows, :dim]], axis=1)
+            values = np.maximum(pair @ hidden, 0.0) @ output
+            match[rows] = drift_strength * (values - mean) / std
     return match + 0.5 * (user_factors[:, dim] + item_factors[:, dim])
 
 
 def planted_preference(
-    users: np.ndarray, items: np.ndarray, n_items: int, dim: int = 8, drift_strength: float = 3.0,
+    users: np.ndarray,
+    items: np.ndarray,
+    n_items: int,
+    dim: int = 8,
+    drift_strength: float = 3.0,
+    drift_width: int = 256,
     seed: int = 0,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """The noiseless preference ``z`` of :func:`make_synthetic_stream` for raw ``(user, item)``
-    pairs (int arrays ``(n,)``): items ``>= n_items`` are the drift's new items (the square of
-    the match), others the dot product. Rating before noise: ``clip(round(3.5 + z), 1, 5)``;
-    returns ``(n,)`` float64."""
+    pairs (int arrays ``(n,)``): items ``>= n_items`` are the drift's new items (the teacher),
+    others the dot product. Rating before noise: ``clip(round(3.5 + z), 1, 5)``; returns
+    ``(n,)`` float64."""
     users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
     return _preference(
         _hashed_uniform(seed, 1, users, dim + 1), _hashed_uniform(seed, 2, items, dim + 1),
-        items >= n_items, drift_strength,
+        items >= n_items, drift_strength, _teacher(seed, dim, drift_width),
     )  # fmt: skip
 
 
@@ -145,6 +178,7 @@ def make_synthetic_stream(
     drift_items: int = 200,
     drift_share: float = 0.8,
     drift_strength: float = 3.0,
+    drift_width: int = 256,
 ) -> EventStream:
     """Generate a time-ordered stream of ``n_events`` events over up to ``n_users`` users and
     ``n_items`` items (the story is in the module docstring).
@@ -166,7 +200,8 @@ def make_synthetic_stream(
         drift_items: new items of the drift (raw IDs ``n_items ..``; ``n_items +
             drift_items <= 2**31``).
         drift_share: share of the events after ``drift_at`` that are on the new items.
-        drift_strength: ``a`` of the drifted preference ``a (s ** 2 - 1)``.
+        drift_strength: std of the drifted preference (before the biases).
+        drift_width: hidden units of the teacher network of the drifted preference.
 
     Returns:
         An :class:`EventStream` in time order with ratings 1..5 and ``label = rating >= 4``;
@@ -180,13 +215,17 @@ def make_synthetic_stream(
     if user_exponent <= 0 or item_exponent <= 0 or dim <= 0:
         raise ValueError("exponents and dim must be positive")
     drift_start = n_events
+    teacher = None
     if drift_at is not None:
         if not 0.0 <= drift_at < 1.0 or not 0.0 < drift_share <= 1.0:
             raise ValueError(f"need 0 <= drift_at < 1 and 0 < drift_share <= 1, got "
                              f"{drift_at}, {drift_share}")  # fmt: skip
         if not 1 <= drift_items <= 2**31 - n_items:
             raise ValueError(f"drift_items must be in [1, 2**31 - n_items], got {drift_items}")
+        if drift_width < 1:
+            raise ValueError(f"drift_width must be positive, got {drift_width}")
         drift_start = math.floor(drift_at * n_events)
+        teacher = _teacher(seed, dim, drift_width)
     rng = np.random.default_rng(seed)
     drift_rng = np.random.default_rng([seed, 1])  # its own draws: the stream before is unchanged
     permutation = {
@@ -220,7 +259,7 @@ def make_synthetic_stream(
         users[start:stop], items[start:stop] = drawn["user"], drawn["item"]
         user_factors = _hashed_uniform(seed, 1, drawn["user"], dim + 1)
         item_factors = _hashed_uniform(seed, 2, drawn["item"], dim + 1)
-        z = _preference(user_factors, item_factors, drifted, drift_strength)
+        z = _preference(user_factors, item_factors, drifted, drift_strength, teacher)
         noisy = 3.5 + z + rating_noise * rng.standard_normal(len(t))
         ratings[start:stop] = np.clip(np.round(noisy), 1, 5)
     time = start_time + np.floor(np.arange(n_events) * seconds_per_event).astype(np.int64)
