@@ -43,7 +43,8 @@ class AdaptiveConfig:
     """LSTM hidden size (RCL uses 100 for a far larger action space; a dozen state features and
     four decisions need less, and a small controller learns faster from 20-30 sessions)."""
     value_hidden: int = 32
-    """Hidden width of the value network ``V(s)`` (one hidden layer)."""
+    """Hidden width of the value network ``V(s)`` (one hidden layer: it reads 11 numbers and
+    is fitted to a few dozen rewards)."""
     min_width: int = 16
     """Narrowest hidden layer (the smallest width change: a layer is never emptied)."""
     max_width: int = 512
@@ -182,16 +183,18 @@ class AdaptiveExperiment:
     """Run every ``λ`` of the grid over the whole stream (the accuracy-size curve; chooses
     nothing); False: only the headline ``λ``."""
     grow_units: int = 16
-    """``n`` of always-grow: units added to every layer every session."""
+    """``n`` of always-grow: units added to every layer every session (16: the controller's
+    smallest step, so always-grow reaches 512 only near the end of a 27-session run)."""
     loss_threshold: float = 0.02
     """Relative change of the first-chunk loss against the previous session's loss above
-    which the loss-threshold rule grows (rise) or prunes (fall)."""
+    which the loss-threshold rule grows (rise) or prunes (fall) (2%: about the spread of a
+    1,000-event chunk's log loss, so the rule does not act on noise alone)."""
     controller: AdaptiveConfig = field(default_factory=AdaptiveConfig)
     """The controller (``seed`` is set per seed, ``penalty`` per ``λ``)."""
     trainer: StreamTrainerConfig = field(default_factory=default_trainer)
     """The base model's training, the same for every method."""
     log_every: int = 5
-    """A progress line every this many sessions."""
+    """A progress line every this many sessions (four lines per row of 20 sessions)."""
     num_threads: int = 1
     """torch intra-op threads (0: leave torch's default)."""
 
