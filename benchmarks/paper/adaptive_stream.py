@@ -1,0 +1,621 @@
+"""The adaptive tower against its baselines on the ML-1M, ML-100K and planted-drift streams.
+
+Runs :func:`leanrec.search.adaptive.run_experiment` (every method of ``METHODS``; the
+controller's ``λ`` chosen on each seed's warm-up sessions, and the whole ``λ`` grid run over the
+stream as a curve that chooses nothing) and computes what it must show from the rows:
+
+1. **Accuracy at half the size** (every stream): the adaptive model's prequential AUC (pooled
+   over every evaluated event, mean over seeds) is within 0.5% (relative) of fixed-large's, with
+   at most 50% of fixed-large's mean tower parameters (the shaped part, mean over the evaluated
+   sessions and seeds). The whole model's bytes are reported beside it.
+2. **The accuracy-size plane**: at its headline ``λ`` the adaptive model is above the line
+   through fixed-small and fixed-large, the line drawn in (log10 tower parameters, AUC) as the
+   plot draws it (a point beyond either end is judged against the line extended), and it
+   dominates always-grow and the loss-threshold rule: AUC at least theirs and mean tower
+   parameters at most theirs, one of the two strictly.
+3. Per-session plots: AUC and tower parameters of every method per evaluated session (mean over
+   seeds), and the controller's choices (widths per layer per session, warm-up included).
+4. **Growth at the drift** (the planted-drift stream): with ``D`` the first evaluated session
+   holding drifted events, ``growth(b)`` is the mean of the tower's hidden units (the sum of the
+   widths) over sessions ``b .. b+2`` minus its mean over ``b-3 .. b-1``. The controller grows
+   at the drift when ``growth(D) > 0`` and ``growth(D)`` is above the mean of ``growth(b)`` over
+   every other boundary ``b`` with three sessions on each side (a method that grows at every
+   session, as always-grow does, is not growing *because of* the drift), both in the mean over
+   seeds. The same figures are given for the loss-threshold rule and always-grow, and, as the
+   check that the planted drift makes capacity pay, fixed-large's mean session AUC minus
+   fixed-small's before ``D`` and from ``D`` on, and over the three sessions on either side.
+
+Streams: ``ml-1m-partial`` and ``ml-100k`` from the registry (time order; a warm-up of the first
+20% in eight sessions, then 20 sessions of equal event counts), and ``planted-drift``,
+:func:`~leanrec.data.synthetic_stream.make_synthetic_stream` with a planted drift at 60% of
+120,000 events (:data:`DRIFT`): the first drifted session is evaluated session 10 (counting
+from 0; its first event is the drift's).
+
+Runs go to resumable run directories outside git (``--runs``, default
+``runs/adaptive_stream[--TAG]/<dataset>``): killed and restarted, the experiment continues after
+its last finished session. The results file is assembled from every row the run directories
+hold and says, per dataset, which rows are missing (``<dataset>|partial``). Writes
+``results/adaptive_stream.json`` (flat), ``adaptive_stream.png`` (the accuracy-size plane),
+``adaptive_stream--sessions.png`` (AUC and tower parameters per session) and
+``adaptive_stream--choices.png`` (the controller's widths per session); ``--tag T`` writes
+``adaptive_stream--T*``. Run from the repository root:
+
+    python -m benchmarks.paper.adaptive_stream [--dataset planted-drift ml-100k ml-1m-partial] \\
+        [--seeds 0 1 2] [--tag T] [--no-run]
+    python -m benchmarks.paper.adaptive_stream --quick   # a tiny drift stream, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import add_tag_argument, data_dir, print_table, results_path, write_results
+from leanrec.data.events import EventStream
+from leanrec.data.synthetic_stream import make_synthetic_stream
+from leanrec.search.adaptive import AdaptiveExperiment, run_experiment
+from leanrec.search.adaptive.config import DEFAULT_METHODS
+
+SCRIPT = "adaptive_stream"
+DATASETS = ("planted-drift", "ml-100k", "ml-1m-partial")
+DRIFT_DATASET = "planted-drift"
+DRIFT: dict[str, Any] = {
+    "n_events": 120_000,
+    "n_users": 2_000,
+    "n_items": 1_000,
+    "dim": 8,
+    "growing_population": False,
+    "drift_at": 0.6,
+    "drift_items": 200,
+    "drift_share": 0.8,
+    "drift_strength": 3.0,
+    "seed": 0,
+}
+"""The planted-drift stream: 2,000 users and 1,000 items from the start (no growing population,
+so new items before the drift are only the popularity tail's), then at 60% a block of 200 new
+items takes 80% of the events, their preference a random ReLU network of 256 units of the
+pair's factors (the generator's docstring says why that needs capacity)."""
+QUICK_DRIFT: dict[str, Any] = {
+    **DRIFT, "n_events": 6_000, "n_users": 200, "n_items": 100, "drift_items": 30,
+}  # fmt: skip
+BASELINES = tuple(m for m in DEFAULT_METHODS if m != "adaptive")
+LABELS = {
+    "fixed_small": "fixed small (64-32)",
+    "fixed_medium": "fixed medium (200-80)",
+    "fixed_large": "fixed large (512-256-128)",
+    "always_grow": "always grow",
+    "retrain_medium": "retrain medium",
+    "loss_threshold": "loss threshold",
+    "adaptive": "adaptive",
+}
+GOAL1_AUC_GAP = 0.005
+"""Goal 1: relative AUC gap to fixed-large at most this."""
+GOAL1_PARAMETERS = 0.5
+"""Goal 1: at most this share of fixed-large's mean tower parameters."""
+WINDOW = 3
+"""Goal 4: sessions on each side of a boundary."""
+
+
+# ---------------------------------------------------------------------------------- running
+def drift_stream(quick: bool = False) -> EventStream:
+    """The planted-drift stream (:data:`DRIFT`; ``quick``: 6,000 events, :data:`QUICK_DRIFT`)."""
+    return make_synthetic_stream(**(QUICK_DRIFT if quick else DRIFT), name=DRIFT_DATASET)
+
+
+def drift_start(quick: bool = False) -> int:
+    """Index of the first event after which drifted events may occur."""
+    spec = QUICK_DRIFT if quick else DRIFT
+    return math.floor(spec["drift_at"] * spec["n_events"])
+
+
+def experiment_for(
+    dataset: str, out_dir: Path, seeds: Sequence[int], quick: bool
+) -> AdaptiveExperiment:
+    """The experiment on one dataset: the package's defaults (20 sessions, a warm-up of 20% in
+    eight sessions, chunks of 1,000, ``λ`` grid 0 / 0.02 / 0.1 / 0.5, sweep on), one thread."""
+    options: dict[str, Any] = {
+        "dataset": dataset,
+        "data_dir": str(data_dir()),
+        "out_dir": str(out_dir),
+        "seeds": tuple(seeds),
+        "num_threads": 1,
+        "log_every": 5,
+    }
+    if quick:  # eight sessions after a three-session warm-up, two values of λ
+        options.update(sessions=8, warmup_sessions=3, chunk_size=200, lambda_grid=(0.0, 0.5),
+                       log_every=100)  # fmt: skip
+    return AdaptiveExperiment(**options)
+
+
+def run_dataset(dataset: str, out_dir: Path, seeds: Sequence[int], quick: bool) -> None:
+    """Run (or resume) every method and ``λ`` on one dataset."""
+    stream = drift_stream(quick) if dataset == DRIFT_DATASET else None
+    run_experiment(experiment_for(dataset, out_dir, seeds, quick), stream=stream)
+
+
+def read_rows(out_dir: Path) -> list[dict[str, Any]]:
+    """Every finished row of a run directory (none before its first row)."""
+    path = out_dir / "rows.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+# ---------------------------------------------------------------------------------- summary
+def _key(*parts: object) -> str:
+    return "|".join(str(p) for p in parts)
+
+
+def _penalty(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def _mean_sd(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    present = np.array([v for v in values if v is not None], dtype=np.float64)
+    if len(present) == 0:
+        return None, None
+    return float(present.mean()), float(present.std(ddof=1)) if len(present) > 1 else 0.0
+
+
+def _units(session: dict[str, Any]) -> int:
+    return int(sum(session["widths"]))
+
+
+def row_figures(row: dict[str, Any]) -> dict[str, Any]:
+    """One row's figures: pooled AUC and log loss over the evaluated events, mean session AUC,
+    mean tower parameters and hidden units, mean whole-model bytes, CPU seconds per session."""
+    sessions = row["sessions"]
+    return {
+        "auc": row["total"]["auc"],
+        "log_loss": row["total"]["log_loss"],
+        "mean_session_auc": row["mean_session_auc"],
+        "mean_parameters": row["mean_parameters"],
+        "mean_parameter_share": row["mean_parameter_share"],
+        "mean_units": float(np.mean([_units(s) for s in sessions])),
+        "mean_model_bytes": row["mean_model_bytes"],
+        "end_parameters": row["end_parameters"],
+        "session_cpu_seconds": float(np.mean(row["session_cpu_seconds"])),
+    }
+
+
+def line_auc(small: tuple[float, float], large: tuple[float, float], parameters: float) -> float:
+    """AUC of the line through ``small`` and ``large`` (``(parameters, AUC)`` points) at
+    ``parameters``, the line straight in log10 parameters (extended beyond its ends)."""
+    x0, x1, x = (math.log10(v) for v in (small[0], large[0], parameters))
+    return small[1] + (large[1] - small[1]) * (x - x0) / (x1 - x0)
+
+
+def dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Whether ``a`` (``(parameters, AUC)``) dominates ``b``: no more parameters, no lower AUC,
+    and strictly better in one of the two."""
+    return a[0] <= b[0] and a[1] >= b[1] and (a[0] < b[0] or a[1] > b[1])
+
+
+def growth(units: Sequence[float], boundary: int, window: int = WINDOW) -> float | None:
+    """Mean of ``units`` over ``boundary .. boundary + window - 1`` minus its mean over
+    ``boundary - window .. boundary - 1`` (None without ``window`` sessions on each side)."""
+    if boundary < window or boundary + window > len(units):
+        return None
+    return float(np.mean(units[boundary : boundary + window]) -
+                 np.mean(units[boundary - window : boundary]))  # fmt: skip
+
+
+def drift_session(sessions: Sequence[dict[str, Any]], start: int) -> int:
+    """Position (among the evaluated sessions) of the first session with events at or after
+    ``start`` (the drift's first possible event)."""
+    for position, session in enumerate(sessions):
+        if session["stop"] > start:
+            return position
+    raise ValueError(f"no evaluated session reaches event {start}")
+
+
+def summarise_dataset(
+    dataset: str,
+    rows: list[dict[str, Any]],
+    seeds: Sequence[int],
+    lambda_grid: Sequence[float],
+    drift_at_event: int | None = None,
+) -> dict[str, Any]:
+    """The flat results of one dataset: every row (figures and per-session series), mean ± sd
+    per method at its chosen ``λ`` and per ``λ`` of the sweep, the goals, and which of the
+    expected rows (every baseline and every ``λ`` on every seed of ``seeds``) are missing."""
+    out: dict[str, Any] = {}
+    by_chosen: dict[str, list[dict[str, Any]]] = {}
+    by_penalty: dict[float, list[dict[str, Any]]] = {}
+    present = set()
+    for row in sorted(rows, key=lambda r: (r["method"], r["penalty"] or 0.0, r["seed"])):
+        method, penalty, seed = row["method"], row["penalty"], row["seed"]
+        present.add((method, penalty, seed))
+        prefix = _key(dataset, method, _penalty(penalty), f"seed{seed}")
+        figures = row_figures(row)
+        row["_figures"] = figures
+        out.update({_key(prefix, name): value for name, value in figures.items()})
+        out[_key(prefix, "chosen")] = bool(row["chosen"])
+        out[_key(prefix, "seconds")] = round(row["seconds"], 1)
+        sessions = row["sessions"]
+        series = {
+            "session_auc": [s["auc"] for s in sessions],
+            "session_log_loss": [s["log_loss"] for s in sessions],
+            "session_parameters": [s["parameters"] for s in sessions],
+            "session_model_bytes": [s["model_bytes"] for s in sessions],
+            "session_widths": [s["widths"] for s in [*row["warmup_sessions"], *sessions]],
+            "session_cpu_seconds": row["session_cpu_seconds"],
+        }
+        for name, values in series.items():
+            out[_key(prefix, name)] = json.dumps(values)
+        out[_key(prefix, "warmup_sessions")] = len(row["warmup_sessions"])
+        if row["chosen"]:
+            by_chosen.setdefault(method, []).append(row)
+        if method == "adaptive" and penalty is not None:
+            by_penalty.setdefault(penalty, []).append(row)
+
+    def aggregate(prefix: str, members: list[dict[str, Any]]) -> None:
+        members = sorted(members, key=lambda m: m["seed"])
+        for name in members[0]["_figures"]:
+            mean, sd = _mean_sd([m["_figures"][name] for m in members])
+            out[_key(prefix, f"{name}_mean")] = mean
+            out[_key(prefix, f"{name}_sd")] = sd
+        out[_key(prefix, "seeds")] = ",".join(str(m["seed"]) for m in members)
+        for series in ("session_auc", "session_parameters"):
+            field = "auc" if series == "session_auc" else "parameters"
+            stacked = np.array(
+                [[np.nan if s[field] is None else s[field] for s in m["sessions"]]
+                 for m in members], dtype=np.float64,
+            )  # fmt: skip
+            out[_key(prefix, f"{series}_mean")] = json.dumps(
+                [None if np.isnan(v) else float(v) for v in np.nanmean(stacked, axis=0)]
+            )
+
+    medium = {m["seed"]: m["_figures"]["session_cpu_seconds"]
+              for m in by_chosen.get("fixed_medium", [])}  # fmt: skip
+    for method, members in by_chosen.items():
+        prefix = _key(dataset, method, "chosen")
+        aggregate(prefix, members)
+        cost = [m["_figures"]["session_cpu_seconds"] / medium[m["seed"]]
+                for m in members if medium.get(m["seed"])]  # fmt: skip
+        mean, sd = _mean_sd(cost)
+        out[_key(prefix, "cpu_vs_medium_mean")], out[_key(prefix, "cpu_vs_medium_sd")] = mean, sd
+        if method == "adaptive":
+            out[_key(prefix, "penalties")] = " / ".join(
+                _penalty(m["penalty"]) for m in sorted(members, key=lambda m: m["seed"])
+            )
+    for penalty, members in by_penalty.items():
+        aggregate(_key(dataset, "adaptive", _penalty(penalty)), members)
+    expected = [(m, None, s) for s in seeds for m in BASELINES]
+    expected += [("adaptive", p, s) for s in seeds for p in lambda_grid]
+    missing = [e for e in expected if e not in present]
+    out[_key(dataset, "rows_expected")] = len(expected)
+    out[_key(dataset, "rows_present")] = len(expected) - len(missing)
+    out[_key(dataset, "partial")] = bool(missing)
+    out[_key(dataset, "missing")] = "; ".join(f"{m} λ={_penalty(p)} seed {s}"
+                                              for m, p, s in missing)  # fmt: skip
+    out[_key(dataset, "seeds")] = ",".join(str(s) for s in sorted({r["seed"] for r in rows}))
+    out[_key(dataset, "methods")] = ",".join(m for m in DEFAULT_METHODS if m in by_chosen)
+    out.update(goals(dataset, out, by_chosen, drift_at_event))
+    return out
+
+
+def _point(flat: dict[str, Any], dataset: str, method: str) -> tuple[float, float] | None:
+    stem = _key(dataset, method, "chosen")
+    parameters, auc = flat.get(f"{stem}|mean_parameters_mean"), flat.get(f"{stem}|auc_mean")
+    if parameters is None or auc is None:
+        return None
+    return float(parameters), float(auc)
+
+
+def goals(
+    dataset: str,
+    flat: dict[str, Any],
+    by_chosen: dict[str, list[dict[str, Any]]],
+    drift_at_event: int | None,
+) -> dict[str, Any]:
+    """Goals 1, 2 and (with ``drift_at_event``) 4 of the module docstring, from the means over
+    seeds (``flat``) and the rows (``by_chosen``)."""
+    out: dict[str, Any] = {}
+    prefix = _key(dataset, "goal")
+    adaptive, large, small = (_point(flat, dataset, m)
+                              for m in ("adaptive", "fixed_large", "fixed_small"))  # fmt: skip
+    if adaptive is not None and large is not None:
+        gap = 1.0 - adaptive[1] / large[1]
+        ratio = adaptive[0] / large[0]
+        out[_key(prefix, "1_relative_auc_gap")] = gap
+        out[_key(prefix, "1_parameter_ratio")] = ratio
+        large_bytes = flat[_key(dataset, "fixed_large", "chosen", "mean_model_bytes_mean")]
+        out[_key(prefix, "1_model_bytes_ratio")] = (
+            flat[_key(dataset, "adaptive", "chosen", "mean_model_bytes_mean")] / large_bytes
+        )
+        out[_key(prefix, "1_met")] = bool(gap <= GOAL1_AUC_GAP and ratio <= GOAL1_PARAMETERS)
+    if adaptive is not None and large is not None and small is not None:
+        line = line_auc(small, large, adaptive[0])
+        out[_key(prefix, "2_line_auc")] = line
+        out[_key(prefix, "2_above_line")] = bool(adaptive[1] > line)
+        met = adaptive[1] > line
+        for other in ("always_grow", "loss_threshold"):
+            point = _point(flat, dataset, other)
+            if point is None:
+                met = False
+                continue
+            out[_key(prefix, f"2_dominates_{other}")] = dominates(adaptive, point)
+            met = met and dominates(adaptive, point)
+        out[_key(prefix, "2_met")] = bool(met)
+    if drift_at_event is not None:
+        out.update(_drift_goal(dataset, by_chosen, drift_at_event))
+    return out
+
+
+def _drift_goal(
+    dataset: str, by_chosen: dict[str, list[dict[str, Any]]], drift_at_event: int
+) -> dict[str, Any]:
+    """Goal 4 per method that changes its tower, and the capacity check (fixed-large minus
+    fixed-small in mean session AUC before and from the drift session)."""
+    out: dict[str, Any] = {}
+    prefix = _key(dataset, "goal")
+    for method in ("adaptive", "loss_threshold", "always_grow"):
+        members = sorted(by_chosen.get(method, []), key=lambda m: m["seed"])
+        if not members:
+            continue
+        at, placebo = [], []
+        for member in members:
+            sessions = member["sessions"]
+            boundary = drift_session(sessions, drift_at_event)
+            units = [float(_units(s)) for s in sessions]
+            at_drift = growth(units, boundary)
+            others = [growth(units, b) for b in range(len(units)) if b != boundary]
+            others_present = [g for g in others if g is not None]
+            if at_drift is None or not others_present:
+                continue
+            at.append(at_drift)
+            placebo.append(float(np.mean(others_present)))
+            out[_key(prefix, "4", method, f"seed{member['seed']}", "growth")] = at_drift
+            out[_key(prefix, "4", method, "drift_session")] = boundary
+        if not at:
+            continue
+        mean_at, mean_placebo = float(np.mean(at)), float(np.mean(placebo))
+        out[_key(prefix, "4", method, "growth")] = mean_at
+        out[_key(prefix, "4", method, "growth_elsewhere")] = mean_placebo
+        out[_key(prefix, "4", method, "grows_at_drift")] = bool(
+            mean_at > 0 and mean_at > mean_placebo
+        )
+        if method == "adaptive":
+            out[_key(prefix, "4_met")] = out[_key(prefix, "4", method, "grows_at_drift")]
+    small = {m["seed"]: m for m in by_chosen.get("fixed_small", [])}
+    large = {m["seed"]: m for m in by_chosen.get("fixed_large", [])}
+    before, after, window_before, window_after = [], [], [], []
+    for seed in sorted(set(small) & set(large)):
+        aucs = [
+            np.array([np.nan if s["auc"] is None else s["auc"] for s in row["sessions"]])
+            for row in (large[seed], small[seed])
+        ]
+        difference = aucs[0] - aucs[1]
+        boundary = drift_session(large[seed]["sessions"], drift_at_event)
+        before.append(float(np.nanmean(difference[:boundary])))
+        after.append(float(np.nanmean(difference[boundary:])))
+        window_before.append(float(np.nanmean(difference[max(0, boundary - WINDOW) : boundary])))
+        window_after.append(float(np.nanmean(difference[boundary : boundary + WINDOW])))
+    if before:
+        out[_key(prefix, "4_large_minus_small_before")] = float(np.mean(before))
+        out[_key(prefix, "4_large_minus_small_after")] = float(np.mean(after))
+        out[_key(prefix, "4_large_minus_small_3_before")] = float(np.mean(window_before))
+        out[_key(prefix, "4_large_minus_small_3_after")] = float(np.mean(window_after))
+    return out
+
+
+# ---------------------------------------------------------------------------------- plots
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _methods(flat: dict[str, Any], dataset: str) -> list[str]:
+    listed = flat.get(_key(dataset, "methods"), "")
+    return [m for m in str(listed).split(",") if m]
+
+
+def plot_plane(flat: dict[str, Any], datasets: Sequence[str], path: Path) -> None:
+    """AUC against mean tower parameters: every method at its chosen ``λ`` (sd bars over seeds),
+    the adaptive ``λ`` sweep, and the line through fixed-small and fixed-large."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 4.8), squeeze=False)
+    for col, dataset in enumerate(datasets):
+        axis = axes[0, col]
+        for method in _methods(flat, dataset):
+            stem = _key(dataset, method, "chosen")
+            axis.errorbar(
+                flat[f"{stem}|mean_parameters_mean"], flat[f"{stem}|auc_mean"],
+                xerr=flat[f"{stem}|mean_parameters_sd"], yerr=flat[f"{stem}|auc_sd"],
+                marker="*" if method == "adaptive" else "o", ms=11 if method == "adaptive" else 6,
+                capsize=3, ls="none", label=LABELS[method],
+            )  # fmt: skip
+        sweep = sorted(
+            (flat[k.replace("|auc_mean", "|mean_parameters_mean")], flat[k],
+             k.split("|")[2])
+            for k in flat
+            if k.startswith(_key(dataset, "adaptive", "")) and k.endswith("|auc_mean")
+            and k.split("|")[2] not in ("chosen", "-") and k.count("|") == 3
+        )  # fmt: skip
+        if sweep:
+            axis.plot([p[0] for p in sweep], [p[1] for p in sweep], "k:", lw=1,
+                      label="adaptive, λ sweep")  # fmt: skip
+            for x, y, penalty in sweep:
+                axis.annotate(f"λ={penalty}", (x, y), fontsize=7, xytext=(3, -9),
+                              textcoords="offset points")  # fmt: skip
+        small, large = _point(flat, dataset, "fixed_small"), _point(flat, dataset, "fixed_large")
+        if small is not None and large is not None:
+            axis.plot([small[0], large[0]], [small[1], large[1]], "--", color="grey", lw=0.8,
+                      label="line small-large")  # fmt: skip
+        axis.set_xscale("log")
+        axis.set_xlabel("mean tower parameters over the evaluated sessions")
+        axis.set_ylabel("prequential AUC")
+        partial = " (partial)" if flat.get(_key(dataset, "partial")) else ""
+        axis.set_title(f"{dataset}: seeds {flat.get(_key(dataset, 'seeds'))}{partial}")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_sessions(
+    flat: dict[str, Any], datasets: Sequence[str], path: Path, drift: dict[str, int]
+) -> None:
+    """Per evaluated session: AUC and tower parameters of every method (mean over seeds)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(13, 4.2 * len(datasets)), squeeze=False)
+    for row, dataset in enumerate(datasets):
+        for method in _methods(flat, dataset):
+            stem = _key(dataset, method, "chosen")
+            for col, series in enumerate(("session_auc_mean", "session_parameters_mean")):
+                values = [np.nan if v is None else v for v in json.loads(flat[f"{stem}|{series}"])]
+                axes[row, col].plot(range(len(values)), values, marker=".", lw=1,
+                                    label=LABELS[method])  # fmt: skip
+        for col, label in enumerate(("session AUC (mean over seeds)", "tower parameters")):
+            axis = axes[row, col]
+            if dataset in drift:
+                axis.axvline(drift[dataset] - 0.5, color="red", lw=0.8, ls="--")
+            axis.set_xlabel("evaluated session" + (" (red: the drift)" if dataset in drift
+                                                   else ""))  # fmt: skip
+            axis.set_ylabel(label)
+            axis.set_title(dataset)
+            axis.grid(alpha=0.3)
+        axes[row, 1].set_yscale("log")
+        axes[row, 0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_choices(
+    flat: dict[str, Any], datasets: Sequence[str], path: Path, drift: dict[str, int]
+) -> None:
+    """The controller's towers at its chosen ``λ``: widths per layer per session of the first
+    seed (warm-up included), and hidden units per session of every seed and of the
+    loss-threshold rule."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(13, 4.0 * len(datasets)), squeeze=False)
+    for row, dataset in enumerate(datasets):
+        keys = sorted(k for k in flat if k.startswith(_key(dataset, "adaptive", ""))
+                      and k.endswith("|chosen") and flat[k] is True)  # fmt: skip
+        for index, key in enumerate(keys):
+            stem = key.rsplit("|", 1)[0]
+            widths = json.loads(flat[f"{stem}|session_widths"])
+            warm = int(flat[f"{stem}|warmup_sessions"])
+            x = np.arange(len(widths)) - warm
+            _, _, penalty, seed = stem.split("|")
+            if index == 0:
+                for layer in range(3):
+                    axes[row, 0].step(x, [w[layer] if layer < len(w) else 0 for w in widths],
+                                      where="post", label=f"layer {layer + 1}")  # fmt: skip
+                axes[row, 0].set_title(f"{dataset}: adaptive at λ={penalty}, {seed}")
+            axes[row, 1].step(x, [sum(w) for w in widths], where="post",
+                              label=f"adaptive {seed}, λ={penalty}")  # fmt: skip
+        for key in sorted(k for k in flat if k.startswith(_key(dataset, "loss_threshold", ""))
+                          and k.endswith("|session_widths"))[:1]:  # fmt: skip
+            widths = json.loads(flat[key])
+            warm = int(flat[key.replace("|session_widths", "|warmup_sessions")])
+            axes[row, 1].step(np.arange(len(widths)) - warm, [sum(w) for w in widths],
+                              where="post", color="grey", ls=":",
+                              label="loss threshold (first seed)")  # fmt: skip
+        for col, label in enumerate(("width (0: no layer)", "hidden units (sum of widths)")):
+            axis = axes[row, col]
+            axis.axvline(-0.5, color="grey", lw=0.8)
+            if dataset in drift:
+                axis.axvline(drift[dataset] - 0.5, color="red", lw=0.8, ls="--")
+            axis.set_xlabel("session (negative: warm-up" + ("; red: the drift)" if dataset in drift
+                                                            else ")"))  # fmt: skip
+            axis.set_ylabel(label)
+            axis.grid(alpha=0.3)
+            axis.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------- main
+def _print(flat: dict[str, Any], dataset: str) -> None:
+    lines = []
+    for method in _methods(flat, dataset):
+        stem = _key(dataset, method, "chosen")
+        lines.append([
+            LABELS[method], flat.get(f"{stem}|penalties", "-"), flat[f"{stem}|auc_mean"],
+            flat[f"{stem}|log_loss_mean"], f"{flat[f'{stem}|mean_parameters_mean']:,.0f}",
+            f"{flat[f'{stem}|mean_model_bytes_mean']:,.0f}", flat[f"{stem}|seeds"],
+        ])  # fmt: skip
+    partial = " (partial: " + flat[_key(dataset, "missing")] + ")" if flat[
+        _key(dataset, "partial")] else ""  # fmt: skip
+    print(f"\n{dataset}{partial}")
+    print_table(["method", "λ", "AUC", "log loss", "tower parameters", "model bytes", "seeds"],
+                lines)  # fmt: skip
+    prefix = _key(dataset, "goal")
+    print(", ".join(f"goal {g}: {flat[f'{prefix}|{g}_met']}" for g in (1, 2, 4)
+                    if f"{prefix}|{g}_met" in flat))  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--dataset", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--runs", default=None, help="root of the run directories")
+    parser.add_argument("--no-run", action="store_true",
+                        help="only assemble the results from the run directories")  # fmt: skip
+    parser.add_argument("--quick", action="store_true",
+                        help="a 6,000-event drift stream, eight sessions (seconds)")  # fmt: skip
+    add_tag_argument(parser, SCRIPT)
+    args = parser.parse_args(argv)
+    stem = SCRIPT if not args.tag else f"{SCRIPT}--{args.tag}"
+    root = Path(args.runs) if args.runs else Path("runs") / stem
+    datasets = [DRIFT_DATASET] if args.quick else list(args.dataset)
+    began = time.perf_counter()
+    flat: dict[str, Any] = {
+        "quick": args.quick,
+        "runs": str(root),
+        "drift_stream": json.dumps(QUICK_DRIFT if args.quick else DRIFT, sort_keys=True),
+    }
+    done, drift = [], {}
+    for dataset in datasets:
+        out_dir = root / dataset
+        if not args.no_run:
+            run_dataset(dataset, out_dir, args.seeds, args.quick)
+        rows = read_rows(out_dir)
+        if not rows:
+            print(f"no rows in {out_dir}: {dataset} left out")
+            continue
+        config = json.loads((out_dir / "config.json").read_text())
+        at = drift_start(args.quick) if dataset == DRIFT_DATASET else None
+        flat.update(summarise_dataset(dataset, rows, args.seeds, config["lambda_grid"], at))
+        config.pop("seeds", None)
+        flat[_key(dataset, "config")] = json.dumps(config, sort_keys=True, default=str)
+        if at is not None:
+            first = next(r for r in rows if r["chosen"])
+            drift[dataset] = drift_session(first["sessions"], at)
+            flat[_key(dataset, "drift_session")] = drift[dataset]
+        done.append(dataset)
+        _print(flat, dataset)
+    if not done:
+        raise SystemExit("no rows in any run directory")
+    flat["datasets"] = ",".join(done)
+    flat["assemble_seconds"] = round(time.perf_counter() - began, 1)
+    path = write_results(SCRIPT, flat, args.tag)
+    figures = []
+    for suffix, plot in (("", plot_plane), ("sessions", plot_sessions),
+                         ("choices", plot_choices)):  # fmt: skip
+        tag = "--".join(t for t in (args.tag, suffix) if t) or None
+        figure = results_path(SCRIPT, tag, ".png")
+        if plot is plot_plane:
+            plot_plane(flat, done, figure)
+        else:
+            plot(flat, done, figure, drift)
+        figures.append(figure)
+    print(f"\nwrote {path}, " + ", ".join(str(f) for f in figures))
+
+
+if __name__ == "__main__":
+    main()

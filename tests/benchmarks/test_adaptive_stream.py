@@ -1,0 +1,141 @@
+"""The adaptive-architecture stream benchmark (`python -m benchmarks.paper.adaptive_stream`):
+the line of goal 2, dominance, growth at the drift, the goals computed from hand-made rows, and
+a quick run on the planted-drift stream that resumes without rerunning anything."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from benchmarks.paper import adaptive_stream as script
+
+
+def test_the_line_is_straight_in_log_parameters() -> None:
+    # small (1,000, 0.70), large (100,000, 0.80): 10,000 is halfway in log10 -> 0.75
+    assert script.line_auc((1e3, 0.70), (1e5, 0.80), 1e4) == pytest.approx(0.75)
+    # beyond the small end the line is extended: 100 parameters -> 0.65
+    assert script.line_auc((1e3, 0.70), (1e5, 0.80), 1e2) == pytest.approx(0.65)
+
+
+def test_dominance_needs_one_strict_side() -> None:
+    assert script.dominates((10.0, 0.8), (20.0, 0.8))
+    assert script.dominates((20.0, 0.81), (20.0, 0.8))
+    assert not script.dominates((20.0, 0.8), (20.0, 0.8))
+    assert not script.dominates((10.0, 0.79), (20.0, 0.8))
+
+
+def test_growth_compares_three_sessions_after_with_three_before() -> None:
+    units = [100, 100, 100, 130, 160, 190, 190]
+    # after boundary 3: (130 + 160 + 190) / 3 = 160; before: 100
+    assert script.growth(units, 3) == pytest.approx(60.0)
+    assert script.growth(units, 2) is None and script.growth(units, 5) is None
+    sessions = [{"stop": 10}, {"stop": 20}, {"stop": 30}]
+    assert script.drift_session(sessions, 15) == 1 and script.drift_session(sessions, 10) == 1
+    with pytest.raises(ValueError, match="reaches"):
+        script.drift_session(sessions, 30)
+
+
+def _sessions(aucs: list[float], units: list[int], parameters: int) -> list[dict[str, Any]]:
+    return [
+        {"auc": a, "log_loss": 1 - a, "parameters": parameters, "model_bytes": 4 * parameters,
+         "widths": [u], "stop": 10 * (i + 1), "loss": 0.5}
+        for i, (a, u) in enumerate(zip(aucs, units, strict=True))
+    ]  # fmt: skip
+
+
+def _row(method: str, penalty: float | None, seed: int, auc: float, parameters: int,
+         chosen: bool = True, units: list[int] | None = None,
+         session_auc: list[float] | None = None) -> dict[str, Any]:  # fmt: skip
+    units = units or [64] * 8
+    session_auc = session_auc or [auc] * 8
+    return {
+        "method": method, "penalty": penalty, "seed": seed, "chosen": chosen,
+        "total": {"auc": auc, "log_loss": 1 - auc}, "mean_session_auc": auc,
+        "mean_parameters": float(parameters), "mean_parameter_share": parameters / 100_000,
+        "mean_model_bytes": 4.0 * parameters + 1000, "end_parameters": parameters,
+        "session_cpu_seconds": [2.0 if method == "fixed_medium" else 3.0] * 8,
+        "seconds": 1.0, "sessions": _sessions(session_auc, units, parameters),
+        "warmup_sessions": [{"widths": [64]}],
+    }  # fmt: skip
+
+
+def test_goals_by_hand() -> None:
+    grow = [64, 64, 64, 64, 96, 96, 96, 96]  # +32 units at session 4 (the drift's)
+    rows = [
+        _row("fixed_small", None, 0, 0.70, 1_000, session_auc=[0.70] * 8),
+        _row("fixed_medium", None, 0, 0.74, 10_000),
+        _row("fixed_large", None, 0, 0.80, 100_000,
+             session_auc=[0.70, 0.70, 0.70, 0.72, 0.80, 0.80, 0.80, 0.76]),
+        _row("always_grow", None, 0, 0.76, 50_000, units=[64, 80, 96, 112, 128, 144, 160, 176]),
+        _row("retrain_medium", None, 0, 0.73, 10_000),
+        _row("loss_threshold", None, 0, 0.75, 8_000),
+        # the adaptive model: chosen λ = 0.1 on seed 0, λ = 0 also swept
+        _row("adaptive", 0.1, 0, 0.797, 9_000, units=grow),
+        _row("adaptive", 0.0, 0, 0.79, 20_000, chosen=False),
+    ]  # fmt: skip
+    flat = script.summarise_dataset("d", rows, seeds=[0, 1], lambda_grid=(0.0, 0.1),
+                                    drift_at_event=45)  # fmt: skip
+    goal = "d|goal"
+    # goal 1: 1 - 0.797 / 0.80 = 0.375% <= 0.5%, 9,000 / 100,000 = 9% of the parameters
+    assert flat[f"{goal}|1_relative_auc_gap"] == pytest.approx(0.00375)
+    assert flat[f"{goal}|1_parameter_ratio"] == pytest.approx(0.09) and flat[f"{goal}|1_met"]
+    assert flat[f"{goal}|1_model_bytes_ratio"] == pytest.approx(37_000 / 401_000)
+    # goal 2: the line at 9,000 is 0.70 + 0.10 * log10(9) / 2 = 0.7477 < 0.797; it dominates
+    # always-grow (fewer parameters, higher AUC) but not the loss-threshold rule (8,000 < 9,000)
+    assert flat[f"{goal}|2_line_auc"] == pytest.approx(0.70 + 0.05 * math.log10(9))
+    assert flat[f"{goal}|2_above_line"] and flat[f"{goal}|2_dominates_always_grow"]
+    assert not flat[f"{goal}|2_dominates_loss_threshold"] and not flat[f"{goal}|2_met"]
+    # goal 4: the drift's first event 45 is in session 4 (stops 10, 20, ..., 80): growth there
+    # is 96 - 64 = 32; the other boundaries with three sessions on each side, 3 and 5, both
+    # give (64 + 96 + 96) / 3 - 64 = (96 + 96 + 96) / 3 - (64 + 64 + 96) / 3 = 21.33
+    assert flat[f"{goal}|4|adaptive|drift_session"] == 4
+    assert flat[f"{goal}|4|adaptive|growth"] == pytest.approx(32.0)
+    assert flat[f"{goal}|4|adaptive|growth_elsewhere"] == pytest.approx(64 / 3)
+    assert flat[f"{goal}|4_met"]
+    # always-grow adds 16 units every session: 48 at every boundary, not more at the drift
+    assert flat[f"{goal}|4|always_grow|growth"] == pytest.approx(48.0)
+    assert flat[f"{goal}|4|always_grow|growth_elsewhere"] == pytest.approx(48.0)
+    assert not flat[f"{goal}|4|always_grow|grows_at_drift"]
+    # capacity check, large minus small: sessions 0-3 (0, 0, 0, 0.02) -> 0.005, sessions 4-7
+    # (0.1, 0.1, 0.1, 0.06) -> 0.09; three on each side: 1-3 -> 0.02 / 3, 4-6 -> 0.1
+    assert flat[f"{goal}|4_large_minus_small_before"] == pytest.approx(0.005)
+    assert flat[f"{goal}|4_large_minus_small_after"] == pytest.approx(0.09)
+    assert flat[f"{goal}|4_large_minus_small_3_before"] == pytest.approx(0.02 / 3)
+    assert flat[f"{goal}|4_large_minus_small_3_after"] == pytest.approx(0.1)
+    # seed 1 was asked for and never ran: 6 baselines + 2 λ missing
+    assert flat["d|partial"] and flat["d|rows_present"] == 8 and flat["d|rows_expected"] == 16
+    assert flat["d|adaptive|chosen|penalties"] == "0.1"
+    assert flat["d|adaptive|chosen|cpu_vs_medium_mean"] == pytest.approx(1.5)
+    assert json.loads(flat["d|adaptive|0.1|seed0|session_widths"])[0] == [64]
+
+
+def test_quick_run_writes_the_goals_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_torch_thread: None
+) -> None:
+    monkeypatch.setattr("benchmarks.common.RESULTS_DIR", tmp_path / "results")
+    runs = tmp_path / "runs"
+    common = ["--quick", "--seeds", "0", "--runs", str(runs), "--tag", "t"]
+    script.main(common)
+    flat = json.loads((tmp_path / "results" / "adaptive_stream--t.json").read_text())
+    rows = json.loads((runs / "planted-drift" / "rows.json").read_text())
+    assert len(rows) == 6 + 2 and not flat["planted-drift|partial"]
+    assert {r["method"] for r in rows} == set(script.DEFAULT_METHODS)
+    for g in (1, 2, 4):
+        assert isinstance(flat[f"planted-drift|goal|{g}_met"], bool)
+    # the drift's first event (3,600) opens evaluated session 4 (warm-up 1,200, sessions of 600)
+    assert flat["planted-drift|drift_session"] == 4
+    parameters = json.loads(flat["planted-drift|fixed_large|-|seed0|session_parameters"])
+    assert len(parameters) == 8 and set(parameters) == {
+        flat["planted-drift|fixed_large|-|seed0|end_parameters"]
+    }
+    script.main(common)  # everything is there: nothing reruns, the same figures
+    assert json.loads((runs / "planted-drift" / "rows.json").read_text()) == rows
+    again = json.loads((tmp_path / "results" / "adaptive_stream--t.json").read_text())
+    assert {k: v for k, v in again.items() if "seconds" not in k and k != "written"} == {
+        k: v for k, v in flat.items() if "seconds" not in k and k != "written"
+    }
+    for suffix in ("", "--sessions", "--choices"):
+        assert (tmp_path / "results" / f"adaptive_stream--t{suffix}.png").stat().st_size > 0
