@@ -223,14 +223,19 @@ def summarise_dataset(
 ) -> dict[str, Any]:
     """The flat results of one dataset: every row (figures and per-session series), mean ± sd
     per method at its chosen ``λ`` and per ``λ`` of the sweep, the goals, and which of the
-    expected rows (every baseline and every ``λ`` on every seed of ``seeds``) are missing."""
+    expected rows (every baseline and every ``λ`` on every seed of ``seeds``) are missing.
+    Means and goals read the complete seeds only (``<dataset>|seeds``: every expected row
+    there), so that no comparison mixes seeds; a partial seed's rows are listed alone."""
     out: dict[str, Any] = {}
     by_chosen: dict[str, list[dict[str, Any]]] = {}
     by_penalty: dict[float, list[dict[str, Any]]] = {}
-    present = set()
+    present = {(r["method"], r["penalty"], r["seed"]) for r in rows}
+    expected = [(m, None, s) for s in seeds for m in BASELINES]
+    expected += [("adaptive", p, s) for s in seeds for p in lambda_grid]
+    missing = [e for e in expected if e not in present]
+    complete = {s for s in seeds if not any(e[2] == s for e in missing)}
     for row in sorted(rows, key=lambda r: (r["method"], r["penalty"] or 0.0, r["seed"])):
         method, penalty, seed = row["method"], row["penalty"], row["seed"]
-        present.add((method, penalty, seed))
         prefix = _key(dataset, method, _penalty(penalty), f"seed{seed}")
         figures = row_figures(row)
         row["_figures"] = figures
@@ -249,6 +254,8 @@ def summarise_dataset(
         for name, values in series.items():
             out[_key(prefix, name)] = json.dumps(values)
         out[_key(prefix, "warmup_sessions")] = len(row["warmup_sessions"])
+        if seed not in complete:  # listed above, left out of the means and the goals
+            continue
         if row["chosen"]:
             by_chosen.setdefault(method, []).append(row)
         if method == "adaptive" and penalty is not None:
@@ -286,15 +293,15 @@ def summarise_dataset(
             )
     for penalty, members in by_penalty.items():
         aggregate(_key(dataset, "adaptive", _penalty(penalty)), members)
-    expected = [(m, None, s) for s in seeds for m in BASELINES]
-    expected += [("adaptive", p, s) for s in seeds for p in lambda_grid]
-    missing = [e for e in expected if e not in present]
     out[_key(dataset, "rows_expected")] = len(expected)
     out[_key(dataset, "rows_present")] = len(expected) - len(missing)
     out[_key(dataset, "partial")] = bool(missing)
     out[_key(dataset, "missing")] = "; ".join(f"{m} λ={_penalty(p)} seed {s}"
                                               for m, p, s in missing)  # fmt: skip
-    out[_key(dataset, "seeds")] = ",".join(str(s) for s in sorted({r["seed"] for r in rows}))
+    out[_key(dataset, "seeds")] = ",".join(str(s) for s in sorted(complete))
+    out[_key(dataset, "seeds_with_rows")] = ",".join(
+        str(s) for s in sorted({r["seed"] for r in rows})
+    )
     out[_key(dataset, "methods")] = ",".join(m for m in DEFAULT_METHODS if m in by_chosen)
     out.update(goals(dataset, out, by_chosen, drift_at_event))
     return out

@@ -75,6 +75,7 @@ def test_goals_by_hand() -> None:
         # the adaptive model: chosen λ = 0.1 on seed 0, λ = 0 also swept
         _row("adaptive", 0.1, 0, 0.797, 9_000, units=grow),
         _row("adaptive", 0.0, 0, 0.79, 20_000, chosen=False),
+        _row("fixed_small", None, 1, 0.50, 1_000),
     ]  # fmt: skip
     flat = script.summarise_dataset("d", rows, seeds=[0, 1], lambda_grid=(0.0, 0.1),
                                     drift_at_event=45)  # fmt: skip
@@ -105,8 +106,13 @@ def test_goals_by_hand() -> None:
     assert flat[f"{goal}|4_large_minus_small_after"] == pytest.approx(0.09)
     assert flat[f"{goal}|4_large_minus_small_3_before"] == pytest.approx(0.02 / 3)
     assert flat[f"{goal}|4_large_minus_small_3_after"] == pytest.approx(0.1)
-    # seed 1 was asked for and never ran: 6 baselines + 2 λ missing
-    assert flat["d|partial"] and flat["d|rows_present"] == 8 and flat["d|rows_expected"] == 16
+    # seed 1 was asked for and only fixed small ran: 5 baselines + 2 λ missing; its row is
+    # listed, and left out of the means and goals (which would otherwise mix seeds)
+    assert flat["d|partial"] and flat["d|rows_present"] == 9 and flat["d|rows_expected"] == 16
+    assert flat["d|seeds"] == "0" and flat["d|seeds_with_rows"] == "0,1"
+    assert flat["d|fixed_small|-|seed1|auc"] == pytest.approx(0.5)
+    assert flat["d|fixed_small|chosen|auc_mean"] == pytest.approx(0.70)
+    assert "fixed_medium λ=- seed 1" in flat["d|missing"]
     assert flat["d|adaptive|chosen|penalties"] == "0.1"
     assert flat["d|adaptive|chosen|cpu_vs_medium_mean"] == pytest.approx(1.5)
     assert json.loads(flat["d|adaptive|0.1|seed0|session_widths"])[0] == [64]
