@@ -254,23 +254,22 @@ def test_epoch_line_format() -> None:
 
 
 @pytest.mark.parametrize(
-    ("capability", "flags", "experiment_class", "out_dir"),
+    ("capability", "experiment_class", "out_dir"),
     [
-        ("embedding-size", [], "EmbeddingSizeExperiment", "runs/embedding-size-ratings-lightgcn"),
-        ("sketch", [], "SketchExperiment", "runs/sketch-ratings"),
+        ("embedding-size", "EmbeddingSizeExperiment", "runs/embedding-size-ratings-lightgcn"),
+        ("sketch", "SketchExperiment", "runs/sketch-ratings"),
         (
             "shared-embedding",
             [],
             "SharedEmbeddingExperiment",
             "runs/shared-embedding-ratings-deepfm",
         ),
-        ("adaptive", [], "AdaptiveExperiment", "runs/adaptive-ratings-deepfm"),
-        ("architecture", [], "RetrievalExperiment", "runs/architecture-ratings"),
+        ("adaptive", "AdaptiveExperiment", "runs/adaptive-ratings-deepfm"),
+        ("architecture", "RetrievalExperiment", "runs/architecture-ratings"),
     ],
 )
 def test_every_experiment_takes_own_data(
     capability: str,
-    flags: list[str],
     experiment_class: str,
     out_dir: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -297,7 +296,6 @@ def test_every_experiment_takes_own_data(
         "rating",
         "--time-col",
         "timestamp",
-        *flags,
     ]
     with pytest.raises(SystemExit):
         main(argv)
