@@ -260,7 +260,6 @@ def test_epoch_line_format() -> None:
         ("sketch", "SketchExperiment", "runs/sketch-ratings"),
         (
             "shared-embedding",
-            [],
             "SharedEmbeddingExperiment",
             "runs/shared-embedding-ratings-deepfm",
         ),
