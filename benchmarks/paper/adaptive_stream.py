@@ -43,6 +43,9 @@ hold and says, per dataset, which rows are missing (``<dataset>|partial``). Writ
     python -m benchmarks.paper.adaptive_stream [--dataset planted-drift ml-100k ml-1m-partial] \\
         [--seeds 0 1 2] [--tag T] [--no-run]
     python -m benchmarks.paper.adaptive_stream --quick   # a tiny drift stream, seconds
+
+Seeds may run in parallel in separate roots (``--runs A --seeds 0 1`` and ``--runs B --seeds
+2``) and be assembled by ``--runs A --merge B --seeds 0 1 2 --no-run``.
 """
 
 from __future__ import annotations
@@ -144,6 +147,16 @@ def read_rows(out_dir: Path) -> list[dict[str, Any]]:
     """Every finished row of a run directory (none before its first row)."""
     path = out_dir / "rows.json"
     return json.loads(path.read_text()) if path.is_file() else []
+
+
+def merge_rows(groups: Sequence[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The rows of several run directories of one dataset, one per ``(method, λ, seed)``: the
+    first directory's row wins (seeds run in parallel in separate directories)."""
+    merged: dict[tuple[str, float | None, int], dict[str, Any]] = {}
+    for rows in groups:
+        for row in rows:
+            merged.setdefault((row["method"], row["penalty"], row["seed"]), row)
+    return list(merged.values())
 
 
 # ---------------------------------------------------------------------------------- summary
@@ -571,6 +584,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", nargs="+", default=list(DATASETS), choices=DATASETS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--runs", default=None, help="root of the run directories")
+    parser.add_argument("--merge", nargs="*", default=[], metavar="ROOT",
+                        help="more roots of run directories whose rows are added (e.g. seeds "
+                        "run in parallel; a row already read is kept)")  # fmt: skip
     parser.add_argument("--no-run", action="store_true",
                         help="only assemble the results from the run directories")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
@@ -591,11 +607,13 @@ def main(argv: list[str] | None = None) -> None:
         out_dir = root / dataset
         if not args.no_run:
             run_dataset(dataset, out_dir, args.seeds, args.quick)
-        rows = read_rows(out_dir)
+        directories = [d for d in [out_dir, *(Path(m) / dataset for m in args.merge)]
+                       if (d / "rows.json").is_file()]  # fmt: skip
+        rows = merge_rows([read_rows(d) for d in directories])
         if not rows:
             print(f"no rows in {out_dir}: {dataset} left out")
             continue
-        config = json.loads((out_dir / "config.json").read_text())
+        config = json.loads((directories[0] / "config.json").read_text())
         at = drift_start(args.quick) if dataset == DRIFT_DATASET else None
         flat.update(summarise_dataset(dataset, rows, args.seeds, config["lambda_grid"], at))
         config.pop("seeds", None)

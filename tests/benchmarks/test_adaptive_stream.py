@@ -62,6 +62,15 @@ def _row(method: str, penalty: float | None, seed: int, auc: float, parameters: 
     }  # fmt: skip
 
 
+def test_rows_of_parallel_run_directories_merge_one_per_key() -> None:
+    first = [_row("fixed_small", None, 0, 0.70, 1_000), _row("adaptive", 0.1, 0, 0.75, 9_000)]
+    second = [_row("fixed_small", None, 0, 0.60, 1_000), _row("fixed_small", None, 2, 0.72, 1_000)]
+    merged = script.merge_rows([first, second])
+    assert sorted((r["method"], r["seed"], r["total"]["auc"]) for r in merged) == [
+        ("adaptive", 0, 0.75), ("fixed_small", 0, 0.70), ("fixed_small", 2, 0.72),
+    ]  # fmt: skip
+
+
 def test_goals_by_hand() -> None:
     grow = [64, 64, 64, 64, 96, 96, 96, 96]  # +32 units at session 4 (the drift's)
     rows = [
