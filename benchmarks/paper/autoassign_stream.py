@@ -428,7 +428,12 @@ def plot_bytes(flat: dict[str, Any], datasets: Sequence[str], path: Path, object
             axis.set_xlabel("end-of-stream embedding bytes")
             axis.set_ylabel(f"prequential {'AUC' if metric == 'auc' else 'log loss'} ({objective})")
             seeds = flat.get(_key(dataset, "seeds"), "")
-            axis.set_title(f"{dataset}: mean over seeds {seeds} (bars: sd); curves in knob order")
+            curve_seeds = flat.get(_key(dataset, "curve_seeds"), "")
+            axis.set_title(
+                f"{dataset}, {objective}: means over seeds {seeds} (bars: sd)\n"
+                f"curves in knob order; knobs not chosen: seeds {curve_seeds}",
+                fontsize=10,
+            )
             axis.grid(alpha=0.3)
             axis.legend(fontsize=7)
     fig.tight_layout()
