@@ -479,11 +479,13 @@ def run_scaling(
     work_dir: Path,
     dense_events: int,
     fresh: bool = False,
+    keep_partial: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, dict[str, Any]]:
-    """Each run in a child process, one after the other (a finished one is kept unless
-    ``fresh``); the records the children wrote. A ``_dense`` run stops at ``dense_events``,
-    with four checkpoints."""
+    """Each run in a child process, one after the other; the records the children wrote. A
+    finished run in ``work_dir`` is kept unless ``fresh`` (an unfinished one too with
+    ``keep_partial``); a child that fails or is stopped keeps the checkpoints it wrote, and the
+    next run starts. A ``_dense`` run stops at ``dense_events``, with four checkpoints."""
     out: dict[str, dict[str, Any]] = {}
     for name in names:
         stop, marks = spec.events, list(checkpoints)
@@ -493,7 +495,7 @@ def run_scaling(
         path = work_dir / f"scale-{name}.json"
         previous = json.loads(path.read_text()) if path.is_file() else None
         reusable = (
-            previous is not None and previous["done"]
+            previous is not None and (previous["done"] or keep_partial)
             and previous["stream"] == dataclasses.asdict(spec)
             and previous["marks"] == scaling_marks(marks, stop)
         )  # fmt: skip
@@ -506,8 +508,10 @@ def run_scaling(
                 "--scale-stop", str(stop), "--work-dir", str(work_dir),
             ]  # fmt: skip
             log(f"scaling: {name} in a child process")
-            subprocess.run(command, check=True)
-        out[name] = json.loads(path.read_text())
+            if subprocess.run(command, check=False).returncode != 0:
+                log(f"scaling: {name} stopped early; the checkpoints it wrote are kept")
+        if path.is_file():
+            out[name] = json.loads(path.read_text())
     return out
 
 
@@ -542,10 +546,18 @@ def _flat(cost: Mapping[str, Mapping[str, Any]], scaling: Mapping[str, Mapping[s
             for key, value in row.items():
                 if isinstance(value, (int, float)) and key != "events":
                     flat[f"scale_{method}_{row['events']}_{key}"] = value
+        for mark in result["marks"][len(rows) :]:  # not reached: the run was stopped
+            for key, value in (rows[0] if rows else {}).items():
+                if isinstance(value, (int, float)) and key != "events":
+                    flat[f"scale_{method}_{mark}_{key}"] = None
         if rows:
             flat[f"scale_{method}_peak_rss"] = rows[-1]["peak_rss"]
             flat[f"scale_{method}_end_embedding_bytes"] = rows[-1]["embedding_bytes"]
             flat[f"scale_{method}_end_distinct_ids"] = rows[-1]["distinct_ids"]
+            flat[f"scale_{method}_end_events"] = rows[-1]["events"]
+            flat[f"scale_{method}_end_agent_over_base"] = (
+                rows[-1]["agent_us_per_event"] / rows[-1]["base_us_per_event"]
+            )
             times = [r["us_per_event"] for r in rows]
             flat[f"scale_{method}_us_per_event_last_over_first"] = times[-1] / times[0]
             flat[f"scale_{method}_us_per_event_max_over_min"] = max(times) / min(times)
@@ -629,6 +641,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--fresh", action="store_true", help="rerun what --work-dir holds (cost split, scaling)"
     )
+    parser.add_argument(
+        "--keep-partial", action="store_true",
+        help="keep the checkpoints of a scaling run that was stopped, instead of rerunning it",
+    )  # fmt: skip
     parser.add_argument("--scale-child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--scale-stop", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument(
@@ -679,6 +695,7 @@ def main(argv: list[str] | None = None) -> None:
             work_dir,
             dense_events,
             fresh=args.fresh,
+            keep_partial=args.keep_partial,
         )
     _print(cost, scaling)
     flat = {"cost_dataset": dataset, "cost_methods": ",".join(cost), **_flat(cost, scaling)}
