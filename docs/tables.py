@@ -2655,6 +2655,222 @@ TABLES: dict[str, Table] = {
 }
 
 
+# ---------------------------------------------------------------------------------------------
+# AutoAssign+'s cost and scaling (benchmarks/perf/autoassign_scaling.py)
+# ---------------------------------------------------------------------------------------------
+_COST_METHODS = (
+    ("all_unique", "all-unique"),
+    ("threshold_hierarchy", "fixed-threshold hierarchy (`t_k` = 10)"),
+    ("autoassign", "AutoAssign+, `paper` preset (`k` = 3)"),
+    ("autoassign_leanrec", "AutoAssign+, `leanrec` preset (`k` = 3)"),
+)
+_COST_AGENTS = _COST_METHODS[2:]
+_SCALE_METHODS = (
+    ("all_unique", "all-unique"),
+    ("autoassign_leanrec", "AutoAssign+, `leanrec`"),
+    ("autoassign", "AutoAssign+, `paper`"),
+    ("threshold_hierarchy", "fixed-threshold hierarchy"),
+)
+_SCALE_EVENTS = (500_000, 1_000_000, 1_500_000, 2_000_000, 2_500_000, 3_000_000)
+"""The scaling run's checkpoints (the script's defaults)."""
+_DENSE_EVENTS = (50_000, 100_000, 150_000, 200_000)
+"""The checkpoints of the run with dense table gradients (``--dense-events`` 200,000)."""
+_MIB = 2**20
+
+
+def _mib(value: float) -> float:
+    return value / _MIB
+
+
+def _met(met: bool) -> str:
+    return "yes" if met else "**no**"
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b
+
+
+def _agent_part(method: str, *parts: str) -> Expr:
+    """The agent's microseconds per event in ``parts`` (timer names) of ``method``."""
+    keys = tuple(f"cost_{method}_part_{part}_us_per_event" for part in parts)
+    return Expr("{:.2f}", lambda *values: sum(values), keys)
+
+
+def _agent_rest(method: str, minus: tuple[str, ...], of: str | None = None) -> Expr:
+    """``of`` (a part; default the agent's whole time) minus the parts ``minus``."""
+    whole = (
+        f"cost_{method}_agent_us_per_event"
+        if of is None
+        else (f"cost_{method}_part_{of}_us_per_event")
+    )
+    keys = (whole, *(f"cost_{method}_part_{part}_us_per_event" for part in minus))
+    return Expr("{:.2f}", lambda first, *rest: first - sum(rest), keys)
+
+
+_INSIDE_ASSIGN = (
+    "agent.observe",
+    "agent.update",
+    "agent.decide",
+    "agent.idle_round",
+    "main.move",
+    "hierarchy.apply",
+)
+_IN_UPDATE = ("networks.update_critic", "networks.update_actor", "replay.sample_with_behaviour")
+
+AUTOASSIGN_COST_TABLES: dict[str, Table] = {
+    "autoassign-cost": Table(
+        ("autoassign_scaling.json",),
+        (
+            "method",
+            "µs per event",
+            "base model",
+            "agent",
+            "agent / base model",
+            "vs all-unique",
+            "agent at most 1x the base model",
+            "AUC (a check)",
+        ),
+        tuple(
+            (
+                label,
+                F("{:.1f}", f"cost_{method}_us_per_event"),
+                F("{:.1f}", f"cost_{method}_base_us_per_event"),
+                F("{:.1f}", f"cost_{method}_agent_us_per_event"),
+                F("{:.2f}x", f"cost_{method}_agent_over_base"),
+                Expr(
+                    "{:.2f}x",
+                    _ratio,
+                    (f"cost_{method}_us_per_event", "cost_all_unique_us_per_event"),
+                ),
+                F("{}", f"cost_{method}_goal_met", transform=_met)
+                if (method, label) in _COST_AGENTS
+                else "–",
+                F("{:.4f}", f"cost_{method}_auc"),
+            )
+            for method, label in _COST_METHODS
+        ),
+    ),
+    "autoassign-agent-parts": Table(
+        ("autoassign_scaling.json",),
+        ("where the agent's time goes (µs per event)", *(label for _, label in _COST_AGENTS)),
+        (
+            (
+                "critic steps (TD)",
+                *(_agent_part(m, "networks.update_critic") for m, _ in _COST_AGENTS),
+            ),
+            (
+                "actor steps (importance-sampled policy gradient)",
+                *(_agent_part(m, "networks.update_actor") for m, _ in _COST_AGENTS),
+            ),
+            (
+                "replay sampling for both",
+                *(_agent_part(m, "replay.sample_with_behaviour") for m, _ in _COST_AGENTS),
+            ),
+            (
+                "the rest of the updates (target critic, batches)",
+                *(_agent_rest(m, _IN_UPDATE, of="agent.update") for m, _ in _COST_AGENTS),
+            ),
+            (
+                "observe: rewards, states, replay writes",
+                *(_agent_part(m, "agent.observe") for m, _ in _COST_AGENTS),
+            ),
+            (
+                "decide: the actor's forward pass and sampling",
+                *(_agent_part(m, "agent.decide") for m, _ in _COST_AGENTS),
+            ),
+            (
+                "idle decisions (IDs not in the chunk)",
+                *(_agent_part(m, "agent.idle_round") for m, _ in _COST_AGENTS),
+            ),
+            (
+                "moves in the tables",
+                *(_agent_part(m, "main.move", "hierarchy.apply") for m, _ in _COST_AGENTS),
+            ),
+            (
+                "the chunk's distinct IDs and per-ID losses",
+                *(_agent_rest(m, _INSIDE_ASSIGN, of="assigner.assign") for m, _ in _COST_AGENTS),
+            ),
+            (
+                "per-event losses and per-ID state growth (outside `assign`)",
+                *(_agent_rest(m, ("assigner.assign",)) for m, _ in _COST_AGENTS),
+            ),
+            (
+                "**the agent in all**",
+                *(F("**{:.2f}**", f"cost_{m}_agent_us_per_event") for m, _ in _COST_AGENTS),
+            ),
+        ),
+    ),
+    "autoassign-scaling": Table(
+        ("autoassign_scaling.json",),
+        (
+            "run",
+            "events",
+            "distinct IDs (users + items)",
+            "embedding MiB",
+            "bytes per ID",
+            "µs per event (segment)",
+            "of which agent",
+            "RSS MiB",
+        ),
+        tuple(
+            (
+                label if events == checkpoints[0] else "",
+                f"{events:,}",
+                F("{:,}", f"scale_{run}_{events}_distinct_ids"),
+                F("{:.1f}", f"scale_{run}_{events}_embedding_bytes", transform=_mib),
+                F("{:.1f}", f"scale_{run}_{events}_bytes_per_id"),
+                F("{:.1f}", f"scale_{run}_{events}_us_per_event"),
+                F("{:.1f}", f"scale_{run}_{events}_agent_us_per_event"),
+                F("{:,.0f}", f"scale_{run}_{events}_rss", transform=_mib),
+            )
+            for run, label, checkpoints in (
+                *((m, f"{label}, sparse gradients", _SCALE_EVENTS) for m, label in _SCALE_METHODS),
+                (
+                    "all_unique_dense",
+                    "all-unique, dense gradients (the trainer's default)",
+                    _DENSE_EVENTS,
+                ),
+            )
+            for events in checkpoints
+        ),
+    ),
+    "autoassign-scaling-summary": Table(
+        ("autoassign_scaling.json",),
+        (
+            "run",
+            "events (end)",
+            "distinct IDs, end",
+            "embedding MiB, end",
+            "µs per event, last segment / first",
+            "largest / smallest segment",
+            "agent / base model, last segment",
+            "RSS after building the stream, MiB",
+            "peak RSS MiB",
+            "AUC (a check)",
+        ),
+        tuple(
+            (
+                label,
+                F("{:,}", f"scale_{run}_end_events"),
+                F("{:,}", f"scale_{run}_end_distinct_ids"),
+                F("{:.1f}", f"scale_{run}_end_embedding_bytes", transform=_mib),
+                F("{:.2f}x", f"scale_{run}_us_per_event_last_over_first"),
+                F("{:.2f}x", f"scale_{run}_us_per_event_max_over_min"),
+                F("{:.2f}x", f"scale_{run}_end_agent_over_base"),
+                F("{:,.0f}", f"scale_{run}_rss_after_stream", transform=_mib),
+                F("{:,.0f}", f"scale_{run}_peak_rss", transform=_mib),
+                F("{:.4f}", f"scale_{run}_auc"),
+            )
+            for run, label in (
+                *((m, f"{label}, sparse gradients") for m, label in _SCALE_METHODS),
+                ("all_unique_dense", "all-unique, dense gradients"),
+            )
+        ),
+    ),
+}
+TABLES.update(AUTOASSIGN_COST_TABLES)
+
+
 def stale(docs: Path = DOCS, results_dir: Path = RESULTS) -> dict[Path, tuple[str, str]]:
     """Pages whose marked tables differ from their JSON: ``{page: (current, generated)}``.
 
