@@ -81,9 +81,9 @@ def check_resumable(
             changed.append(f"{name} {json.dumps(before)} -> {json.dumps(value)}")
     if changed:
         raise ValueError(
-            f"{path} holds rows ({', '.join(stored_rows)}) of a run with other settings "
-            f"({config_path.name}): {'; '.join(changed)}. Resume it with its own settings, or "
-            "write to another output directory (--out); nothing was written"
+            f"{path} holds rows ({', '.join(stored_rows)}) of a run with other settings: "
+            f"{'; '.join(changed)}. Resume it with its own settings (its {config_path.name}), "
+            "or write to another output directory (--out); nothing was written"
         )
 
 

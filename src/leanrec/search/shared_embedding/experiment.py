@@ -46,11 +46,9 @@ through level 1).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import shutil
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,6 +59,7 @@ from leanrec.data.events import Chunk, EventStream
 from leanrec.data.own import DataFile
 from leanrec.evaluate.prequential import BUCKETS, PrequentialRecord, event_metrics
 from leanrec.models.stream import build_stream_model
+from leanrec.runner import resume
 from leanrec.runner.final import final_evaluation
 from leanrec.runner.rundir import Log, RowStore, RunDirectory, jsonable
 from leanrec.search.base import ExperimentResult
@@ -229,52 +228,20 @@ def check_resumable(experiment: SharedEmbeddingExperiment) -> None:
 
     A rerun may only change :data:`RESUMABLE_CHANGES`; a stored row with another stream,
     model, grid, agent or trainer would be skipped as done and mixed into the new table.
-    Reads ``config.json``, ``rows.json`` and ``warmup_scores.json``; writes nothing.
+    Reads ``config.json``, ``rows.json`` and ``warmup_scores.json``; writes nothing
+    (:func:`leanrec.runner.resume.check_resumable`).
 
     Raises:
         ValueError: the directory holds rows and its ``config.json`` differs (the settings and
             both values are named), or that file cannot be read.
     """
-    path = Path(experiment.out_dir)
-    stored_rows = [name for name in ("rows.json", "warmup_scores.json") if _has_rows(path / name)]
-    config_path = path / "config.json"
-    if not stored_rows or not config_path.is_file():
-        return
-    try:
-        stored = json.loads(config_path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(
-            f"{config_path}: cannot read the settings of the run that wrote {stored_rows} "
-            f"({error}); resume with a readable config.json or choose another output directory"
-        ) from error
-    current = jsonable(experiment)
-    defaults = jsonable(SharedEmbeddingExperiment())
-    changed = []
-    for name, value in current.items():
-        if name in RESUMABLE_CHANGES:
-            continue
-        before = stored.get(name, defaults.get(name))
-        if isinstance(before, dict) and isinstance(defaults.get(name), dict):
-            before = {**defaults[name], **before}  # fields added since that run: defaults
-        if before != value:
-            changed.append(f"{name} {json.dumps(before)} -> {json.dumps(value)}")
-    if changed:
-        raise ValueError(
-            f"{path} holds rows ({', '.join(stored_rows)}) of a run with other settings: "
-            f"{'; '.join(changed)}. Resume it with its own settings (its config.json), or "
-            "write to another output directory (--out); nothing was written"
-        )
-
-
-def _has_rows(path: Path) -> bool:
-    """Whether ``path`` is a row file holding at least one row (a torn or foreign file counts:
-    it is not ours to overwrite)."""
-    if not path.is_file():
-        return False
-    try:
-        return json.loads(path.read_text()) != []
-    except (OSError, json.JSONDecodeError):
-        return True
+    resume.check_resumable(
+        experiment,
+        experiment.out_dir,
+        defaults=SharedEmbeddingExperiment(),
+        resumable=RESUMABLE_CHANGES,
+        row_files=("rows.json", "warmup_scores.json"),
+    )
 
 
 # ---------------------------------------------------------------------------------- one model
