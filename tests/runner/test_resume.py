@@ -79,7 +79,9 @@ def test_the_refusal_names_every_row_file_then_the_changes(tmp_path: Path) -> No
     (path / "scores.json").write_text('[{"seed": 0}]')
     changed = Table(dataset="ml-1m", grid=(0.5,))
     with pytest.raises(ValueError) as error:
-        check_resumable(changed, path, Table(), resumable=(), row_files=("rows.json", "scores.json"))
+        check_resumable(
+            changed, path, Table(), resumable=(), row_files=("rows.json", "scores.json")
+        )
     assert str(error.value) == (
         f"{path} holds rows (rows.json, scores.json) of a run with other settings: "
         'dataset "ml-100k" -> "ml-1m"; grid [0.0, 0.5] -> [0.5]. Resume it with its own '
