@@ -60,6 +60,7 @@ from leanrec.data.own import DataFile
 from leanrec.evaluate.prequential import BUCKETS, PrequentialRecord, event_metrics
 from leanrec.models.stream import build_stream_model
 from leanrec.runner import resume
+from leanrec.runner.aggregate import format_mean_sd, mean_sd
 from leanrec.runner.final import final_evaluation
 from leanrec.runner.rundir import Log, RowStore, RunDirectory, jsonable
 from leanrec.search.base import ExperimentResult
@@ -406,22 +407,14 @@ def _positions(trainer: AssigningTrainer) -> dict[str, list[int]]:
 METRICS = ("auc", "log_loss", "accuracy", "mse")
 
 
-def _mean_sd(values: list[float | None]) -> dict[str, float | None]:
-    present = np.array([v for v in values if v is not None], dtype=np.float64)
-    if len(present) == 0:
-        return {"mean": None, "sd": None}
-    sd = float(present.std(ddof=1)) if len(present) > 1 else 0.0
-    return {"mean": float(present.mean()), "sd": sd}
-
-
 def _aggregate(members: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        **{m: _mean_sd([r["total"][m] for r in members]) for m in METRICS},
-        "cold_auc": _mean_sd([r["cold"]["auc"] for r in members]),
-        "end_bytes": _mean_sd([r["bytes"]["embedding"] for r in members]),
-        "agent_bytes": _mean_sd([r["bytes"].get("agent", 0) for r in members]),
-        "events_per_second": _mean_sd([r["events_per_second"] for r in members]),
-        "bucket_auc": {b: _mean_sd([r["buckets"][b]["auc"] for r in members]) for b in BUCKETS},
+        **{m: mean_sd([r["total"][m] for r in members]) for m in METRICS},
+        "cold_auc": mean_sd([r["cold"]["auc"] for r in members]),
+        "end_bytes": mean_sd([r["bytes"]["embedding"] for r in members]),
+        "agent_bytes": mean_sd([r["bytes"].get("agent", 0) for r in members]),
+        "events_per_second": mean_sd([r["events_per_second"] for r in members]),
+        "bucket_auc": {b: mean_sd([r["buckets"][b]["auc"] for r in members]) for b in BUCKETS},
         "bucket_events": {b: members[0]["buckets"][b]["n"] for b in BUCKETS},
         "cold_events": members[0]["cold"]["n"],
         "seeds": sorted(r["seed"] for r in members),
@@ -459,14 +452,6 @@ def summarise(rows: list[dict[str, Any]], experiment: SharedEmbeddingExperiment)
     }
 
 
-def _fmt(stat: dict[str, float | None], digits: int = 4) -> str:
-    if stat["mean"] is None:
-        return "–"
-    if not stat["sd"]:
-        return f"{stat['mean']:.{digits}f}"
-    return f"{stat['mean']:.{digits}f} ± {stat['sd']:.{digits}f}"
-
-
 def markdown_table(summary: dict[str, Any], experiment: SharedEmbeddingExperiment) -> str:
     """One table per objective, one line per method at its warm-up-chosen knob."""
     lines = [f"{summary['dataset']}, {summary['model']} d = {experiment.embedding_dim}: "
@@ -486,12 +471,12 @@ def markdown_table(summary: dict[str, Any], experiment: SharedEmbeddingExperimen
                 if reference is not None and end is not None and reference["end_bytes"]["mean"]
                 else "–"
             )
-            lines.append(
-                f"| {cell['method']} | {cell['knob_name'] or ''} {knob} | {_fmt(cell['auc'])} | "
-                f"{_fmt(cell['log_loss'])} | {_fmt(cell['accuracy'])} | {_fmt(cell['mse'])} | "
-                f"{_fmt(cell['cold_auc'])} | {_fmt(cell['end_bytes'], 0)} | {ratio} | "
-                f"{_fmt(cell['agent_bytes'], 0)} | {_fmt(cell['events_per_second'], 0)} |"
-            )
+            figures = [format_mean_sd(cell[m]) for m in (*METRICS, "cold_auc")]
+            costs = [format_mean_sd(cell["end_bytes"], 0), ratio,
+                     format_mean_sd(cell["agent_bytes"], 0),
+                     format_mean_sd(cell["events_per_second"], 0)]  # fmt: skip
+            row = [cell["method"], f"{cell['knob_name'] or ''} {knob}", *figures, *costs]
+            lines.append("| " + " | ".join(row) + " |")
         lines.append("")
     return "\n".join(lines)
 
