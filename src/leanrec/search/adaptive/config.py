@@ -16,6 +16,7 @@ from typing import Literal
 
 from leanrec.data.own import DataFile
 from leanrec.options import check_literals
+from leanrec.search.streams import default_trainer
 from leanrec.train.stream import StreamTrainerConfig
 
 WIDTH_DELTAS: tuple[int, ...] = (-32, -16, 0, 16, 32)
@@ -121,20 +122,6 @@ def check_widths(widths: tuple[int, ...], config: AdaptiveConfig, what: str = "w
     if bad:
         raise ValueError(f"{what} {widths}: widths must be in {config.min_width}.."
                          f"{config.max_width}")  # fmt: skip
-
-
-def default_trainer() -> StreamTrainerConfig:
-    """The base model's training, as the shared-embedding experiment's (Adagrad 0.1 on the
-    tables, Adam 3e-4 on the dense part, batches of 64, one pass per chunk: chosen on the
-    ML-1M warm-up for DeepFM), the same for every method."""
-    return StreamTrainerConfig(
-        objective="bce",
-        learning_rate=3e-4,
-        table_learning_rate=0.1,
-        table_optimizer="adagrad",
-        passes=1,
-        batch_size=64,
-    )
 
 
 @dataclass

@@ -40,7 +40,6 @@ import numpy as np
 import torch
 
 from leanrec.data.events import EventStream
-from leanrec.data.own import DataFile
 from leanrec.evaluate.prequential import event_metrics
 from leanrec.models.stream_io import save_stream_model
 from leanrec.runner.aggregate import format_mean_sd, mean_sd
@@ -52,10 +51,7 @@ from leanrec.search.adaptive.config import AdaptiveExperiment
 from leanrec.search.adaptive.session import RunResult, run_sessions, session_plan
 from leanrec.search.adaptive.tower import FIELDS, reference_parameters, widths_of
 from leanrec.search.base import ExperimentResult
-
-DATASETS = {"ml-1m": "ml-1m-partial", "ml-1m-partial": "ml-1m-partial", "ml-100k": "ml-100k"}
-"""Dataset names the experiment accepts besides any registry name (``ml-1m``: its
-timestamped copy)."""
+from leanrec.search.streams import DATASETS, load_events
 
 ROW_KEY = ("method", "penalty", "seed")
 RESUMABLE_CHANGES = ("out_dir", "data_dir", "methods", "seeds", "sweep", "log_every", "num_threads")
@@ -67,9 +63,7 @@ MODEL_ARTIFACT = "model_adaptive.pt"
 
 def load_stream(experiment: AdaptiveExperiment) -> EventStream:
     """The dataset's events in time order (``ml-1m`` reads the timestamped copy)."""
-    dataset = experiment.dataset
-    name = dataset if isinstance(dataset, DataFile) else DATASETS.get(dataset, dataset)
-    return EventStream.from_dataset(name, experiment.data_dir, order="time")
+    return load_events(experiment.dataset, experiment.data_dir)
 
 
 def run_experiment(

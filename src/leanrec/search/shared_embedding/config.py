@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from leanrec.data.own import DataFile
 from leanrec.options import check_literals
+from leanrec.search.streams import default_trainer
 from leanrec.train.stream import StreamTrainerConfig
 
 DEFAULT_METHODS: tuple[str, ...] = (
@@ -186,20 +187,6 @@ def agent_preset(config: AutoAssignConfig, preset: str) -> AutoAssignConfig:
     if preset not in AGENT_PRESETS:
         raise ValueError(f"unknown agent preset {preset!r}; choose from {sorted(AGENT_PRESETS)}")
     return dataclasses.replace(config, **AGENT_PRESETS[preset])
-
-
-def default_trainer() -> StreamTrainerConfig:
-    """The base model's training: Adagrad (table lr 0.1) on the tables, Adam 3e-4 on the dense
-    part, batches of 64, one pass per chunk: chosen on the ML-1M warm-up for the all-unique
-    DeepFM (the stream trainer's design notes), and used for every method alike."""
-    return StreamTrainerConfig(
-        objective="bce",
-        learning_rate=3e-4,
-        table_learning_rate=0.1,
-        table_optimizer="adagrad",
-        passes=1,
-        batch_size=64,
-    )
 
 
 @dataclass

@@ -56,7 +56,6 @@ import torch
 
 from leanrec.data.errors import DataError
 from leanrec.data.events import Chunk, EventStream
-from leanrec.data.own import DataFile
 from leanrec.evaluate.prequential import BUCKETS, PrequentialRecord, event_metrics
 from leanrec.models.stream import build_stream_model
 from leanrec.runner import resume
@@ -73,11 +72,8 @@ from leanrec.search.shared_embedding.baselines import (
 )
 from leanrec.search.shared_embedding.config import SharedEmbeddingExperiment
 from leanrec.search.shared_embedding.trainer import AssigningTrainer
+from leanrec.search.streams import DATASETS, load_events
 from leanrec.train.stream import run_stream
-
-DATASETS = {"ml-1m": "ml-1m-partial", "ml-1m-partial": "ml-1m-partial", "ml-100k": "ml-100k"}
-"""Dataset names the experiment accepts besides any registry name (``ml-1m``: its
-timestamped copy)."""
 
 ROW_KEY = ("objective", "method", "knob", "seed")
 FIELDS = ("user", "item")
@@ -105,12 +101,9 @@ stored row means, so a run directory holding rows refuses it."""
 def load_stream(experiment: SharedEmbeddingExperiment) -> EventStream:
     """The dataset's events in the experiment's order (``ml-1m`` reads the timestamped
     ``ml-1m-partial``), cut to the first ``max_events`` when it is set."""
-    dataset = experiment.dataset
-    name = dataset if isinstance(dataset, DataFile) else DATASETS.get(dataset, dataset)
-    stream = EventStream.from_dataset(name, experiment.data_dir, order=experiment.order)
-    if experiment.max_events is not None and experiment.max_events < len(stream):
-        stream = stream[0 : experiment.max_events]
-    return stream
+    return load_events(
+        experiment.dataset, experiment.data_dir, experiment.order, experiment.max_events
+    )
 
 
 def run_experiment(
