@@ -157,7 +157,33 @@ class LossHistory:
         self.losses, self.head, self.filled = state["losses"], state["head"], state["filled"]
 
 
-class OpenDecisions:
+class PerIdArrays:
+    """Per ID of one field, one typed array ``(id_capacity,)`` per entry of :attr:`FIELDS`
+    (name, dtype, fill of IDs not yet written), all grown together as IDs arrive."""
+
+    FIELDS: tuple[tuple[str, torch.dtype, float], ...] = ()
+
+    def __init__(self) -> None:
+        self.arrays = {n: torch.full((0,), fill, dtype=t) for n, t, fill in self.FIELDS}
+
+    def extend(self, capacity: int) -> None:
+        """Hold IDs ``0..capacity-1`` (new IDs at their fill), growing to :meth:`grown_size`."""
+        current = len(self.arrays[self.FIELDS[0][0]])
+        if capacity <= current:
+            return
+        size = self.grown_size(capacity, current)
+        for name, _, fill in self.FIELDS:
+            self.arrays[name] = _grown(self.arrays[name], size, fill)
+
+    def grown_size(self, capacity: int, current: int) -> int:
+        """The capacity to grow to when ``capacity`` IDs do not fit in ``current``: doubling."""
+        return max(capacity, 2 * current)
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.arrays.values())
+
+
+class OpenDecisions(PerIdArrays):
     """Per ID of one field, the last decision still waiting for its reward: what the state
     was (frequency, loss mean, position; the loss it saw is the history's latest entry), the
     action and its behaviour probability. ``action == NO_DECISION`` where none is open."""
@@ -170,20 +196,6 @@ class OpenDecisions:
         ("action", torch.int8, NO_DECISION),
         ("behaviour", torch.float16, 1),
     )
-
-    def __init__(self) -> None:
-        self.arrays = {n: torch.full((0,), fill, dtype=t) for n, t, fill in self.FIELDS}
-
-    def extend(self, capacity: int) -> None:
-        current = len(self.arrays["action"])
-        if capacity <= current:
-            return
-        size = max(capacity, 2 * current)
-        for name, _, fill in self.FIELDS:
-            self.arrays[name] = _grown(self.arrays[name], size, fill)
-
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.arrays.values())
 
 
 CHUNK_WRAP = 2**15
@@ -202,7 +214,7 @@ def quantised_log_count(counts: torch.Tensor) -> torch.Tensor:
     return q / COUNT_SCALE
 
 
-class LeanRecords:
+class LeanRecords(PerIdArrays):
     """Per ID of one field, the ``history="ema"`` agent state: 9 bytes per ID.
 
     Attributes (each ``(id_capacity,)``):
@@ -229,27 +241,16 @@ class LeanRecords:
         ("behaviour", torch.float16, 1),
     )
 
-    def __init__(self) -> None:
-        self.arrays = {n: torch.full((0,), fill, dtype=t) for n, t, fill in self.FIELDS}
-
-    def extend(self, capacity: int) -> None:
-        """Hold IDs ``0..capacity-1``, growing to the next multiple of :data:`RECORD_BLOCK`
-        (not by doubling: these bytes are per ID, and a copy of 9 bytes per ID now and then
-        costs far less than holding up to twice the IDs)."""
-        current = len(self.arrays["action"])
-        if capacity <= current:
-            return
-        size = -(-capacity // RECORD_BLOCK) * RECORD_BLOCK
-        for name, _, fill in self.FIELDS:
-            self.arrays[name] = _grown(self.arrays[name], size, fill)
+    def grown_size(self, capacity: int, current: int) -> int:
+        """The next multiple of :data:`RECORD_BLOCK` (not doubling: these bytes are per ID, and
+        a copy of 9 bytes per ID now and then costs far less than holding up to twice the
+        IDs)."""
+        return -(-capacity // RECORD_BLOCK) * RECORD_BLOCK
 
     def idle(self, ids: torch.Tensor, now: int) -> torch.Tensor:
         """Chunks since each ID was last seen, int64 ``(m,)`` (modulo :data:`CHUNK_WRAP`)."""
         last = self.arrays["last_seen"][ids].to(torch.int64)
         return (now - last) % CHUNK_WRAP
-
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.arrays.values())
 
 
 class FieldSnapshot(NamedTuple):
@@ -707,6 +708,7 @@ __all__ = [
     "LeanRecords",
     "LossHistory",
     "OpenDecisions",
+    "PerIdArrays",
     "advantage",
     "held_after",
     "quantised_log_count",
