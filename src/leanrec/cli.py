@@ -643,43 +643,48 @@ def _sketch_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
 def _shared_embedding_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
     from leanrec.search.shared_embedding import METHODS, SharedEmbeddingExperiment, run_experiment
 
-    model = "deepfm" if args.model == "lightgcn" else args.model  # lightgcn: the flag's default
-    dataset = dataset_of(args, "ml-1m")
-    experiment = SharedEmbeddingExperiment(
-        dataset=dataset,
-        data_dir=args.data_dir,
-        out_dir=args.out or f"runs/shared-embedding-{dataset_name(dataset)}-{model}",
-        model=model,
-        methods=tuple(args.methods) if args.methods else METHODS.names(),
-        seeds=tuple(args.seeds or DEFAULT_SEEDS),
-        objectives=tuple(args.objectives or ("bce",)),
-    )
     # --chunk_size 500 --curves true --max_events 20000 --order file set the experiment;
     # --agent_levels 5 the agent, --trainer_batch_size 256 the base model's training
-    experiment = build_config(
-        SharedEmbeddingExperiment, _parse_options(extra), base=experiment, aliases=OPTION_ALIASES
-    )
-    result = _run_table(run_experiment, experiment)
-    return 0 if result.rows else 1
+    return _stream_experiment(
+        args, extra, SharedEmbeddingExperiment, run_experiment, "shared-embedding",
+        METHODS.names(), objectives=tuple(args.objectives or ("bce",)),
+    )  # fmt: skip
 
 
 def _adaptive_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
     from leanrec.search.adaptive import METHODS, AdaptiveExperiment, run_experiment
 
-    model = "deepfm" if args.model == "lightgcn" else args.model  # lightgcn: the flag's default
-    dataset = dataset_of(args, "ml-1m")
-    experiment = AdaptiveExperiment(
-        dataset=dataset,
-        data_dir=args.data_dir,
-        out_dir=args.out or f"runs/adaptive-{dataset_name(dataset)}-{model}",
-        model=model,
-        methods=tuple(args.methods) if args.methods else METHODS.names(),
-        seeds=tuple(args.seeds or DEFAULT_SEEDS),
-    )
     # --sessions 20 --session_by week --lambda_grid [0,0.02] set the experiment;
     # --controller_protection ewc the controller, --trainer_batch_size 256 the base model
+    return _stream_experiment(
+        args, extra, AdaptiveExperiment, run_experiment, "adaptive", METHODS.names()
+    )
+
+
+def _stream_experiment(
+    args: argparse.Namespace,
+    extra: Sequence[str],
+    experiment_class: type[Any],
+    run_experiment: Callable[..., Any],
+    prefix: str,
+    all_methods: tuple[str, ...],
+    **fields: Any,
+) -> int:
+    """A stream experiment (shared-embedding, adaptive) from the common flags, ``fields`` and
+    the options in ``extra`` (its own fields and those of its nested configs); run it."""
+    model = "deepfm" if args.model == "lightgcn" else args.model  # lightgcn: the flag's default
+    dataset = dataset_of(args, "ml-1m")
+    experiment = experiment_class(
+        dataset=dataset,
+        data_dir=args.data_dir,
+        out_dir=args.out or f"runs/{prefix}-{dataset_name(dataset)}-{model}",
+        model=model,
+        methods=tuple(args.methods) if args.methods else all_methods,
+        seeds=tuple(args.seeds or DEFAULT_SEEDS),
+        **fields,
+    )
     experiment = build_config(
-        AdaptiveExperiment, _parse_options(extra), base=experiment, aliases=OPTION_ALIASES
+        experiment_class, _parse_options(extra), base=experiment, aliases=OPTION_ALIASES
     )
     result = _run_table(run_experiment, experiment)
     return 0 if result.rows else 1
