@@ -1093,6 +1093,8 @@ def _setting(template: str, config: str) -> str:
     values = json.loads(config)
     if "bias_learning_rate" in values and values["bias_learning_rate"] is None:
         values["bias_learning_rate"] = values["table_learning_rate"]
+    if "mlp_dims" in values:  # DeepFM's tower, e.g. [200, 80] -> 200-80
+        values["tower"] = "-".join(str(w) for w in values["mlp_dims"]) or "none"
     return template.format(**values)
 
 
@@ -2431,16 +2433,16 @@ TABLES: dict[str, Table] = {
                     "chunks",
                     "leanrec_bce",
                     False,
-                    "`{table_optimizer}` {table_learning_rate:g}, bias {bias_learning_rate:g}, "
-                    "batch {batch_size}",
+                    "tower {tower}, `{table_optimizer}` {table_learning_rate:g}, "
+                    "bias {bias_learning_rate:g}, batch {batch_size}",
                 ),
                 (
                     "leanrec DeepFM all-unique, MSE (AUC: rating as score)",
                     "chunks",
                     "leanrec_mse",
                     True,
-                    "`{table_optimizer}` {table_learning_rate:g}, bias {bias_learning_rate:g}, "
-                    "batch {batch_size}",
+                    "tower {tower}, `{table_optimizer}` {table_learning_rate:g}, "
+                    "bias {bias_learning_rate:g}, batch {batch_size}",
                 ),
                 (
                     "river FMClassifier",
@@ -2476,6 +2478,35 @@ TABLES: dict[str, Table] = {
             Best((3, 5, 7, 8), skip_rows_with="per event"),
             Best((4, 6), highest=False, skip_rows_with="per event"),
         ),
+    ),
+    "vs-river-towers": Table(
+        ("vs_river.json",),
+        (
+            "DeepFM tower (MLP hidden widths)",
+            "BCE: validation AUC",
+            "BCE: events per CPU second (x FMClassifier)",
+            "MSE: validation MSE",
+            "MSE: events per CPU second (x BiasedMF)",
+        ),
+        tuple(
+            (
+                tower,
+                F("{:.4f}", f"leanrec_bce_tower_{tower}_validation_auc"),
+                F(
+                    "{:,.0f} ({:.2f}x)",
+                    f"leanrec_bce_tower_{tower}_cpu_events_per_second",
+                    f"leanrec_bce_tower_{tower}_cpu_speed_ratio_vs_fm",
+                ),
+                F("{:.4f}", f"leanrec_mse_tower_{tower}_validation_mse"),
+                F(
+                    "{:,.0f} ({:.2f}x)",
+                    f"leanrec_mse_tower_{tower}_cpu_events_per_second",
+                    f"leanrec_mse_tower_{tower}_cpu_speed_ratio_vs_mf",
+                ),
+            )
+            for tower in ("200-80", "64-32", "32")
+        ),
+        best=(Best((1, 2, 4)), Best((3,), highest=False)),
     ),
     "vs-river-targets": Table(
         ("vs_river.json",),
