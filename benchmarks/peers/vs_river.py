@@ -12,11 +12,11 @@ figures are over every later event. ``--events N`` runs both sides on the first 
 leanrec: two models, each a :class:`~leanrec.models.stream.StreamModel` over DeepFM with
 all-unique tables (:mod:`leanrec.train.stream`): one with BCE on the label (AUC, log loss,
 accuracy), one with MSE on the rating. DeepFM's MLP (its tower: hidden widths 200-80, 64-32 or
-32 over the 48 stacked field inputs) is a setting chosen on the warm-up like the step sizes. Per chunk: predict, then the tables give new IDs their
-rows, then shuffled mini-batches of 256 events: Adam on the dense part, and a row-wise optimiser
-(:mod:`leanrec.train.row_optim`: row-wise Adagrad or RMSprop, with its own step size for the
-per-ID biases) that updates only the rows a batch touched, on the summed per-event gradient. One
-torch thread (``--threads``).
+32 over the 48 stacked field inputs) is a setting chosen on the warm-up like the step sizes.
+Per chunk: predict, then the tables give new IDs their rows, then shuffled mini-batches of 256
+events: Adam on the dense part, and a row-wise optimiser (:mod:`leanrec.train.row_optim`:
+row-wise Adagrad or RMSprop, with its own step size for the per-ID biases) that updates only the
+rows a batch touched, on the summed per-event gradient. One torch thread (``--threads``).
 
 river (0.26.1, in its own venv, ``river_env.py``; the loop in ``river_side.py``): learns one
 event at a time: ``facto.FMClassifier`` (16 factors) on the one-hot user and item for the label,
@@ -33,8 +33,8 @@ and nothing else. river runs under two protocols, each tuned on its own:
 
 Tuning (same effort on both sides): each model has a grid of 12 settings (river: per protocol;
 leanrec: tower x optimiser with its step x bias step, 3 x 2 x 2), and each setting is scored on
-the warm-up only: trained on its first 75% and scored
-prequentially on its last 25% (AUC for the label models, MSE for the rating models); the best
+the warm-up only: trained on its first 75% and scored prequentially on its last 25% (AUC for
+the label models, MSE for the rating models); the best
 setting then runs the whole stream once; a setting that diverges is never chosen. Both sides are
 scored by the same code (``leanrec.evaluate.prequential``) on the same evaluated events, also per
 frequency bucket of the event's user and item (cold-ID view). AUC is reported for the rating
