@@ -10,7 +10,8 @@ What it must show (the shared-embedding goals 1-4), computed here from the rows:
    "Above the curve" (:func:`against_curve`): the curve's points are the knob values, at their
    mean bytes and mean AUC over the seeds run, joined piecewise-linearly in bytes. Where
    AutoAssign+'s mean bytes fall inside the curve's byte range, it is above when its mean AUC
-   is greater than the curve's interpolated AUC there (log loss: lower). Outside the range the
+   is greater than the curve's interpolated AUC there (log loss: lower); knobs that end at the
+   same bytes count with the best of them. Outside the range the
    curve says nothing at those bytes, and the row says so (``where``): with fewer bytes than
    every point, AutoAssign+ counts as above when its AUC beats the curve's smallest point; with
    more bytes than every point, only when it beats every point of the curve.
@@ -217,20 +218,21 @@ def against_curve(
     Returns:
         ``where``: ``inside`` the curve's byte range, ``fewer`` bytes than every point, or
         ``more``; ``reference``: the curve's metric compared with (inside: the piecewise-linear
-        interpolation in bytes; fewer: the smallest point's; more: the best point's); ``better``:
-        whether ``value`` beats it strictly.
+        interpolation in bytes; fewer: the smallest point's; more: the best point's; where
+        several knobs end at the same bytes, the curve takes the best of them there);
+        ``better``: whether ``value`` beats it strictly.
     """
-    points = sorted(curve)
-    xs = np.array([p[0] for p in points], dtype=np.float64)
-    ys = np.array([p[1] for p in points], dtype=np.float64)
-    if at_bytes < xs[0]:
-        where, reference = "fewer", float(ys[0])
-    elif at_bytes > xs[-1]:
-        where, reference = "more", float(ys.max() if higher_is_better else ys.min())
+    xs = np.array([p[0] for p in curve], dtype=np.float64)
+    ys = np.array([p[1] for p in curve], dtype=np.float64)
+    # knobs that end at the same bytes: the curve is at its best of them there
+    best = np.max if higher_is_better else np.min
+    unique_x = np.unique(xs)
+    unique_y = np.array([best(ys[xs == x]) for x in unique_x])
+    if at_bytes < unique_x[0]:
+        where, reference = "fewer", float(unique_y[0])
+    elif at_bytes > unique_x[-1]:
+        where, reference = "more", float(best(ys))
     else:
-        # equal bytes at two knobs: average them, so np.interp sees increasing xs
-        unique_x = np.unique(xs)
-        unique_y = np.array([ys[xs == x].mean() for x in unique_x])
         where, reference = "inside", float(np.interp(at_bytes, unique_x, unique_y))
     better = value > reference if higher_is_better else value < reference
     return {"where": where, "reference": reference, "better": bool(better)}

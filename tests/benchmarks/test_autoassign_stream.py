@@ -42,10 +42,14 @@ def test_outside_the_byte_range_the_row_says_so() -> None:
     verdict = against_curve(CURVE, 500.0, 0.755, True)
     assert verdict["where"] == "more" and verdict["reference"] == pytest.approx(0.76)
     assert not verdict["better"]
-    # two knobs at the same bytes are averaged: (100, 0.70) and (100, 0.72) -> 0.71
-    assert against_curve([(100.0, 0.70), (100.0, 0.72), (200.0, 0.8)], 100.0, 0.0, True)[
-        "reference"
-    ] == pytest.approx(0.71)
+    # two knobs at the same bytes: the best of them, (100, 0.72); at 150: 0.76 between 0.72
+    # and 0.80; fewer bytes: 0.72 too; log loss: the lowest, 0.60 (at 100) and 0.55 at 150
+    same = [(100.0, 0.70), (100.0, 0.72), (200.0, 0.8)]
+    assert against_curve(same, 150.0, 0.0, True)["reference"] == pytest.approx(0.76)
+    assert against_curve(same, 50.0, 0.0, True)["reference"] == pytest.approx(0.72)
+    loss = [(100.0, 0.60), (100.0, 0.65), (200.0, 0.50)]
+    assert against_curve(loss, 50.0, 0.0, False)["reference"] == pytest.approx(0.60)
+    assert against_curve(loss, 150.0, 0.0, False)["reference"] == pytest.approx(0.55)
 
 
 def _row(method: str, knob: float, seed: int, auc: float, nbytes: int, chosen: bool,
