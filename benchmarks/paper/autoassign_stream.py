@@ -423,8 +423,9 @@ def plot_bytes(flat: dict[str, Any], datasets: Sequence[str], path: Path, object
                     axis.errorbar(
                         flat[f"{stem}|embedding_bytes_mean"], flat[f"{stem}|{metric}_mean"],
                         xerr=flat[f"{stem}|embedding_bytes_sd"], yerr=flat[f"{stem}|{metric}_sd"],
-                        marker="*" if method == "all_unique" else "D", ms=10, capsize=3,
-                        ls="none", label=label,
+                        marker="*" if method == "all_unique" else "D", capsize=3, ls="none",
+                        ms=13 if method == "all_unique" else 8, alpha=0.85, label=label,
+                        zorder=4 if method == "all_unique" else 3,
                     )  # fmt: skip
             axis.set_xscale("log")
             axis.set_xlabel("end-of-stream embedding bytes")
@@ -433,7 +434,7 @@ def plot_bytes(flat: dict[str, Any], datasets: Sequence[str], path: Path, object
             curve_seeds = flat.get(_key(dataset, "curve_seeds"), "")
             axis.set_title(
                 f"{dataset}, {objective}: means over seeds {seeds} (bars: sd)\n"
-                f"curves in knob order; knobs not chosen: seeds {curve_seeds}",
+                f"curves in knob order, every knob on seeds {curve_seeds}",
                 fontsize=10,
             )
             axis.grid(alpha=0.3)
