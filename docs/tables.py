@@ -2902,6 +2902,249 @@ AUTOASSIGN_COST_TABLES: dict[str, Table] = {
 TABLES.update(AUTOASSIGN_COST_TABLES)
 
 
+# ---------------------------------------------------------------------------------------------
+# AutoAssign+ on the streams (``autoassign_stream.json``, ``benchmarks/paper/autoassign_stream.py``)
+# ---------------------------------------------------------------------------------------------
+_AA_METHODS = (
+    ("all_unique", "all-unique"),
+    ("threshold", "frequency threshold"),
+    ("hashing", "hashing"),
+    ("qr", "QR"),
+    ("lfu", "LFU"),
+    ("lru", "LRU"),
+    ("threshold_hierarchy", "fixed-threshold hierarchy"),
+    ("autoassign", "AutoAssign+, `paper` preset"),
+    ("autoassign_leanrec", "AutoAssign+, `leanrec` preset"),
+)
+_AA_PRESETS = _AA_METHODS[-2:]
+_AA_BOUNDED = ("threshold", "hashing", "qr", "lfu", "lru")
+_AA_CURVES = {
+    "threshold": ("n", ("2", "5", "10", "20")),
+    "hashing": ("B/IDs", ("0.25", "0.5", "1", "2", "4")),
+    "qr": ("S/IDs", ("0.25", "0.5", "1", "2", "4")),
+    "lfu": ("C/IDs", ("0.25", "0.5", "1", "2", "4")),
+    "lru": ("C/IDs", ("0.25", "0.5", "1", "2", "4")),
+    "threshold_hierarchy": ("t_k", ("5", "10", "20", "50")),
+}
+"""Each curve's knob (as the rows name it) and its grid (the experiment's defaults)."""
+_AA_WHERE = {
+    "inside": "inside",
+    "fewer": "fewer bytes than every point",
+    "more": "more bytes than every point",
+}
+
+
+def _aa_yes(met: bool) -> str:
+    return "yes" if met else "**no**"
+
+
+def _aa_mean_sd(key: str, digits: int = 4) -> Expr:
+    """``mean ± sd`` over seeds of ``key`` (the mean alone for one seed, whose sd is 0)."""
+
+    def show(mean: Any, sd: Any) -> str:
+        if _missing(mean):
+            return MISSING
+        return f"{mean:.{digits}f}" if not sd else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+    return Expr("{}", show, (f"{key}_mean", f"{key}_sd"))
+
+
+def _aa_chosen_table(dataset: str) -> Table:
+    """Every method at the knob chosen on each seed's warm-up: mean ± sd over seeds."""
+    rows: list[tuple[Cell, ...]] = []
+    for method, label in _AA_METHODS:
+        stem = f"{dataset}|bce|{method}|chosen|"
+        rows.append(
+            (
+                label,
+                "–" if method == "all_unique" else F("{} = {}", stem + "knob_name", stem + "knobs"),
+                _aa_mean_sd(stem + "auc"),
+                _aa_mean_sd(stem + "log_loss"),
+                _aa_mean_sd(stem + "accuracy"),
+                _aa_mean_sd(stem + "cold_auc"),
+                F("{:,.0f}", stem + "embedding_bytes_mean"),
+                Expr(
+                    "{:.2f}x",
+                    lambda a, b: a / b,
+                    (
+                        stem + "embedding_bytes_mean",
+                        f"{dataset}|bce|all_unique|chosen|embedding_bytes_mean",
+                    ),
+                ),
+                F("{:,.0f}", stem + "agent_bytes_mean"),
+                F("{:,.0f}", stem + "events_per_second_mean"),
+            )
+        )
+    return Table(
+        ("autoassign_stream.json",),
+        ("method", "knob (per seed)", "AUC", "log loss", "accuracy", "AUC, < 5 events",
+         "embedding bytes, end", "vs all-unique", "agent bytes (beside)", "events/s"),
+        tuple(rows),
+        best=(Best((2, 4, 5)), Best((3,), highest=False)),
+    )  # fmt: skip
+
+
+def _aa_goal2_measure(dataset: str, method: str) -> Expr:
+    """``threshold inside: 0.7721 (above), ...``: each bounded curve's AUC at the preset's
+    bytes and where the preset lies."""
+    prefix = f"{dataset}|bce|{method}|goal|2"
+    keys = tuple(
+        f"{prefix}|{curve}|auc|{part}" for curve in _AA_BOUNDED for part in ("where", "better")
+    )
+
+    def text(*values: Any) -> str:
+        parts = []
+        for curve, where, better in zip(_AA_BOUNDED, values[::2], values[1::2]):
+            side = "above" if better else "below"
+            parts.append(f"{curve}: {side}" + ("" if where == "inside" else f" ({where} bytes)"))
+        return "; ".join(parts)
+
+    return Expr("{}", text, keys)
+
+
+def _aa_goals_table(dataset: str) -> Table:
+    rows: list[tuple[Cell, ...]] = []
+    for method, label in _AA_PRESETS:
+        goal = f"{dataset}|bce|{method}|goal|"
+        rows += [
+            (
+                "1: AUC ≥ all-unique's, bytes ≤ 0.8x all-unique's",
+                label,
+                F("AUC {:+.4f}, bytes {:.2f}x", goal + "1_auc_difference", goal + "1_bytes_ratio"),
+                F("{}", goal + "1_met", transform=_aa_yes),
+            ),
+            (
+                "2: AUC above every bounded curve at its own bytes",
+                label,
+                _aa_goal2_measure(dataset, method),
+                F("{}", goal + "2_met", transform=_aa_yes),
+            ),
+            (
+                "3: AUC on cold IDs (< 5 events) above all-unique's",
+                label,
+                F("{:+.4f}", goal + "3_cold_auc_difference"),
+                F("{}", goal + "3_met", transform=_aa_yes),
+            ),
+            (
+                "4: AUC above the fixed-threshold hierarchy's",
+                label,
+                F(
+                    "AUC {:+.4f}, log loss {:+.4f}, cold AUC {:+.4f}, bytes {:.2f}x",
+                    goal + "4_auc_difference",
+                    goal + "4_log_loss_difference",
+                    goal + "4_cold_auc_difference",
+                    goal + "4_bytes_ratio",
+                ),
+                F("{}", goal + "4_met", transform=_aa_yes),
+            ),
+        ]
+    return Table(
+        ("autoassign_stream.json",),
+        ("goal", "preset", "measured (mean over seeds; differences to the reference)", "met"),
+        tuple(sorted(rows, key=lambda row: str(row[0]))),
+    )
+
+
+def _aa_curves_table(dataset: str) -> Table:
+    """Every knob of every byte-bounded baseline over the whole stream, with the presets'
+    points for reading them against."""
+    rows: list[tuple[Cell, ...]] = []
+    for method, (knob_name, grid) in _AA_CURVES.items():
+        label = dict(_AA_METHODS)[method]
+        for knob in grid:
+            stem = f"{dataset}|bce|{method}|{knob}|"
+            rows.append(
+                (
+                    label,
+                    f"{knob_name} = {knob}",
+                    F("{}", stem + "seeds"),
+                    F("{}", stem + "chosen_on_seeds", transform=lambda s: s or "–"),
+                    _aa_mean_sd(stem + "auc"),
+                    _aa_mean_sd(stem + "log_loss"),
+                    F("{:,.0f}", stem + "embedding_bytes_mean"),
+                )
+            )
+    for method, label in (_AA_METHODS[0], *_AA_PRESETS):
+        stem = f"{dataset}|bce|{method}|chosen|"
+        rows.append(
+            (
+                label,
+                "–" if method == "all_unique" else F("k = {}", stem + "knobs"),
+                F("{}", stem + "seeds"),
+                F("{}", stem + "seeds"),
+                _aa_mean_sd(stem + "auc"),
+                _aa_mean_sd(stem + "log_loss"),
+                F("{:,.0f}", stem + "embedding_bytes_mean"),
+            )
+        )
+    return Table(
+        ("autoassign_stream.json",),
+        ("method", "knob", "seeds", "chosen on the warm-up of seeds", "AUC", "log loss",
+         "embedding bytes, end"),
+        tuple(rows),
+    )  # fmt: skip
+
+
+def _aa_above_table(dataset: str) -> Table:
+    """Each preset against each curve at the preset's own bytes."""
+    rows: list[tuple[Cell, ...]] = []
+    for method, label in _AA_PRESETS:
+        chosen = f"{dataset}|bce|{method}|chosen|"
+        for curve in _AA_CURVES:
+            stem = f"{dataset}|bce|{method}|goal|2|{curve}|"
+            rows.append(
+                (
+                    label,
+                    dict(_AA_METHODS)[curve],
+                    F("{}", stem + "auc|where", transform=_AA_WHERE.get),
+                    F("{:.4f}", stem + "auc|reference"),
+                    F("{:.4f}", chosen + "auc_mean"),
+                    F("{}", stem + "auc|better", transform=lambda b: "above" if b else "**below**"),
+                    F("{:.4f}", stem + "log_loss|reference"),
+                    F("{:.4f}", chosen + "log_loss_mean"),
+                    F("{}", stem + "log_loss|better",
+                      transform=lambda b: "lower" if b else "**higher**"),
+                )
+            )  # fmt: skip
+    return Table(
+        ("autoassign_stream.json",),
+        ("preset", "curve", "preset's bytes on the curve", "curve's AUC there", "preset's AUC",
+         "AUC: preset is", "curve's log loss there", "preset's log loss", "log loss: preset is"),
+        tuple(rows),
+    )  # fmt: skip
+
+
+def _aa_cold_table(dataset: str) -> Table:
+    """AUC per bucket of the colder of the event's user and item."""
+    buckets = ("0", "1-4", "5-19", "20-99", "100+")
+    rows: list[tuple[Cell, ...]] = [
+        ("evaluated events", *(F("{:,}", f"{dataset}|bucket_events_either_{b}") for b in buckets))
+    ]
+    for method, label in _AA_METHODS:
+        stem = f"{dataset}|bce|{method}|chosen|"
+        rows.append((label, *(F("{:.3f}", f"{stem}auc_either_{b}_mean") for b in buckets)))
+    return Table(
+        ("autoassign_stream.json",),
+        ("method", *buckets),
+        tuple(rows),
+        best=(Best((1, 2, 3, 4, 5), skip_rows_with="events"),),
+    )
+
+
+def _aa_tables() -> dict[str, Table]:
+    tables = {}
+    for dataset, short in (("ml-1m-partial", "ml1m"), ("ml-100k", "ml100k")):
+        tables[f"autoassign-{short}"] = _aa_chosen_table(dataset)
+        tables[f"autoassign-{short}-goals"] = _aa_goals_table(dataset)
+        tables[f"autoassign-{short}-curves"] = _aa_curves_table(dataset)
+        tables[f"autoassign-{short}-above"] = _aa_above_table(dataset)
+        tables[f"autoassign-{short}-cold"] = _aa_cold_table(dataset)
+    return tables
+
+
+TABLES.update(_aa_tables())
+
+
 def stale(docs: Path = DOCS, results_dir: Path = RESULTS) -> dict[Path, tuple[str, str]]:
     """Pages whose marked tables differ from their JSON: ``{page: (current, generated)}``.
 
