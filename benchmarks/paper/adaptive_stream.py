@@ -19,8 +19,8 @@ stream as a curve that chooses nothing) and computes what it must show from the 
    holding drifted events, ``growth(b)`` is the mean of the tower's hidden units (the sum of the
    widths) over sessions ``b .. b+2`` minus its mean over ``b-3 .. b-1``. The controller grows
    at the drift when ``growth(D) > 0`` and ``growth(D)`` is above the mean of ``growth(b)`` over
-   every other boundary ``b`` with three sessions on each side (a method that grows at every
-   session, as always-grow does, is not growing *because of* the drift), both in the mean over
+   every other boundary ``b`` with three sessions on each side (a method that grows by the
+   same amount at every session is not growing *because of* the drift), both in the mean over
    seeds. The same figures are given for the loss-threshold rule and always-grow, and, as the
    check that the planted drift makes capacity pay, fixed-large's mean session AUC minus
    fixed-small's before ``D`` and from ``D`` on, and over the three sessions on either side.
