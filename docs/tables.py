@@ -283,6 +283,168 @@ def pages(docs: Path = DOCS) -> list[Path]:
 # ---------------------------------------------------------------------------------------------
 
 
+# -- adaptive architectures (benchmarks/paper/adaptive_stream.py) -------------------------------
+_ADAPTIVE = "adaptive_stream.json"
+_ADAPTIVE_METHODS = (
+    ("fixed_small", "fixed small (64-32)"),
+    ("fixed_medium", "fixed medium (200-80)"),
+    ("fixed_large", "fixed large (512-256-128)"),
+    ("always_grow", "always grow (+16 per layer and session)"),
+    ("retrain_medium", "retrain medium every session"),
+    ("loss_threshold", "loss threshold (DEN-style rule)"),
+    ("adaptive", "**adaptive** (λ chosen on the warm-up)"),
+)
+_ADAPTIVE_LAMBDAS = ("0", "0.02", "0.1", "0.5")
+"""The experiment's λ grid, as the results file writes it."""
+
+
+def _adaptive_mean_sd(digits: int, thousands: bool = False) -> Callable[[Any, Any], str]:
+    """``mean ± sd`` (``mean`` alone for one seed, whose sd is 0), :data:`MISSING` for null."""
+    spec = f",.{digits}f" if thousands else f".{digits}f"
+
+    def show(mean: Any, sd: Any) -> str:
+        if _missing(mean):
+            return MISSING
+        return f"{mean:{spec}}" if not sd else f"{mean:{spec}} ± {sd:{spec}}"
+
+    return show
+
+
+def _adaptive_keys(stem: str, name: str) -> tuple[str, str]:
+    return f"{stem}|{name}_mean", f"{stem}|{name}_sd"
+
+
+def _adaptive_figures(stem: str) -> tuple[Cell, ...]:
+    """AUC, log loss, mean session AUC, tower parameters, their share of fixed-large, model
+    bytes and CPU per session against fixed medium of ``stem`` (``dataset|method|λ``)."""
+    return tuple(
+        Expr("{}", _adaptive_mean_sd(digits, thousands), _adaptive_keys(stem, name))
+        for name, digits, thousands in (
+            ("auc", 4, False),
+            ("log_loss", 4, False),
+            ("mean_session_auc", 4, False),
+            ("mean_parameters", 0, True),
+            ("mean_parameter_share", 3, False),
+            ("mean_model_bytes", 0, True),
+            ("cpu_vs_medium", 2, False),
+        )
+    )
+
+
+def _adaptive_rows(dataset: str) -> tuple[tuple[Cell, ...], ...]:
+    rows: list[tuple[Cell, ...]] = []
+    for method, label in _ADAPTIVE_METHODS:
+        stem = f"{dataset}|{method}|chosen"
+        penalty: Cell = F("{}", f"{stem}|penalties") if method == "adaptive" else "–"
+        rows.append((label, penalty, *_adaptive_figures(stem)))
+    for penalty in _ADAPTIVE_LAMBDAS:
+        stem = f"{dataset}|adaptive|{penalty}"
+        figures = _adaptive_figures(stem)
+        rows.append(("adaptive, λ sweep", penalty, *figures[:-1], "–"))
+    return tuple(rows)
+
+
+def _adaptive_table(dataset: str) -> Table:
+    return Table(
+        (_ADAPTIVE,),
+        (
+            "method",
+            "λ (per seed)",
+            "AUC",
+            "log loss",
+            "mean session AUC",
+            "mean tower parameters",
+            "share of fixed large",
+            "mean model bytes",
+            "CPU s per session vs fixed medium",
+        ),
+        _adaptive_rows(dataset),
+    )
+
+
+def _yes(value: Any) -> str:
+    return "**yes**" if value else "no"
+
+
+def _adaptive_goal_rows(dataset: str, drift: bool) -> tuple[tuple[Cell, ...], ...]:
+    goal = f"{dataset}|goal"
+    rows: list[tuple[Cell, ...]] = [
+        (
+            "1: AUC within 0.5% of fixed large, ≤ 50% of its tower parameters",
+            F(
+                "relative AUC gap {:+.2%} (negative: above fixed large); {:.1%} of the tower "
+                "parameters, {:.1%} of the model bytes",
+                f"{goal}|1_relative_auc_gap",
+                f"{goal}|1_parameter_ratio",
+                f"{goal}|1_model_bytes_ratio",
+            ),
+            F("{}", f"{goal}|1_met", transform=_yes),
+        ),
+        (
+            "2: above the line small-large; dominates always grow and loss threshold",
+            F(
+                "AUC {:.4f} vs the line's {:.4f}; dominates always grow: {}, loss threshold: {}",
+                f"{dataset}|adaptive|chosen|auc_mean",
+                f"{goal}|2_line_auc",
+                f"{goal}|2_dominates_always_grow",
+                f"{goal}|2_dominates_loss_threshold",
+                transform=lambda v: ("yes" if v else "no") if isinstance(v, bool) else v,
+            ),
+            F("{}", f"{goal}|2_met", transform=_yes),
+        ),
+    ]
+    if drift:
+        rows.append(
+            (
+                "4: grows when the drift arrives (hidden units, 3 sessions after vs 3 before)",
+                F(
+                    "{:+.1f} units at the drift, {:+.1f} at the other boundaries (loss "
+                    "threshold: {:+.1f} / {:+.1f}); fixed large − fixed small, mean session "
+                    "AUC: {:+.4f} before the drift, {:+.4f} after ({:+.4f} / {:+.4f} over the "
+                    "3 sessions on either side)",
+                    f"{goal}|4|adaptive|growth",
+                    f"{goal}|4|adaptive|growth_elsewhere",
+                    f"{goal}|4|loss_threshold|growth",
+                    f"{goal}|4|loss_threshold|growth_elsewhere",
+                    f"{goal}|4_large_minus_small_before",
+                    f"{goal}|4_large_minus_small_after",
+                    f"{goal}|4_large_minus_small_3_before",
+                    f"{goal}|4_large_minus_small_3_after",
+                ),
+                F("{}", f"{goal}|4_met", transform=_yes),
+            )
+        )
+    return tuple(rows)
+
+
+def _adaptive_tables(datasets: tuple[str, ...]) -> dict[str, Table]:
+    """Per dataset of the adaptive benchmark's results: the methods table and the goals table;
+    and one table of the runs (seeds complete, rows present, rows missing)."""
+    tables: dict[str, Table] = {
+        "adaptive-runs": Table(
+            (_ADAPTIVE,),
+            ("stream", "complete seeds", "rows present / expected", "rows missing"),
+            tuple(
+                (
+                    dataset,
+                    F("{}", f"{dataset}|seeds"),
+                    F("{} / {}", f"{dataset}|rows_present", f"{dataset}|rows_expected"),
+                    F("{}", f"{dataset}|missing", transform=lambda text: text or "none"),
+                )
+                for dataset in datasets
+            ),
+        )
+    }
+    for dataset in datasets:
+        tables[f"adaptive-{dataset}"] = _adaptive_table(dataset)
+        tables[f"adaptive-{dataset}-goals"] = Table(
+            (_ADAPTIVE,),
+            ("goal", "measured", "met"),
+            _adaptive_goal_rows(dataset, drift=dataset == "planted-drift"),
+        )
+    return tables
+
+
 def _ciess_seeds_rows() -> tuple[tuple[Cell, ...], ...]:
     metrics = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
     rows: list[tuple[Cell, ...]] = []
@@ -2399,6 +2561,8 @@ TABLES: dict[str, Table] = {
         ),
         _screened_rows(),
     ),
+    # -- adaptive architectures (benchmarks/paper/adaptive_stream.py) ------------------------
+    **_adaptive_tables(("planted-drift", "ml-100k", "ml-1m-partial")),
     # -- streams: leanrec's all-unique DeepFM against river (benchmarks/peers/vs_river.py) --------
     "vs-river": Table(
         ("vs_river.json",),
