@@ -8,16 +8,25 @@ ragged (packed) or shared one without touching the model, and count memory throu
 Tables that live along an event stream (IDs keep arriving, rows come and go) also implement
 :class:`StreamTable`: ``extend_ids`` when the vocabulary grows, ``observe`` once per chunk, and
 ``row_sync`` so an optimiser's per-row state follows rows that move.
+
+Sparse updates: a table whose lookups read its parameters row by row names them in
+:meth:`EmbeddingTable.row_parameters`; with :attr:`EmbeddingTable.sparse_gradients` on (a
+trainer turns it on for its training steps, see :func:`sparse_gradients`), lookups give those
+parameters a sparse COO gradient holding only the looked-up rows, so a row-wise optimiser
+(:mod:`leanrec.train.row_optim`) updates ``k`` rows instead of ``N``. ``all()`` still gives a
+dense gradient (every row is read).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 class EmbeddingTable(nn.Module, ABC):
@@ -48,6 +57,27 @@ class EmbeddingTable(nn.Module, ABC):
     resized_on_load: ClassVar[tuple[str, ...]] = ()
     """Parameters and buffers whose layout changes with use (capacities, per-ID state, packed
     values): a load takes their stored shapes instead of requiring the current ones."""
+    sparse_gradients: bool = False
+    """Lookups give :meth:`row_parameters` a sparse gradient of the looked-up rows only (off:
+    the dense ``(N, ...)`` gradient of plain indexing). Set through :func:`sparse_gradients`."""
+
+    def row_parameters(self) -> list[nn.Parameter]:
+        """Parameters indexed by row along dim 0 (``(N, d)``, ``(N, 1)``, or the packed
+        ``(sum d_n,)`` values) that lookups read row by row through :meth:`_gather`, so that
+        with :attr:`sparse_gradients` on they receive sparse gradients and a row-wise
+        optimiser may update only the rows a batch read. Default: none (the table's
+        parameters are updated densely)."""
+        return []
+
+    def _gather(self, parameter: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """``parameter[index]`` (``index`` of shape ``(B,)``, result ``(B, ...)``); with
+        :attr:`sparse_gradients` on, its gradient is sparse: ``(k, ...)`` values at the
+        ``k`` distinct indices read (duplicates summed when the optimiser coalesces)."""
+        if not self.sparse_gradients:
+            return parameter[index]
+        if parameter.dim() == 2:
+            return F.embedding(index, parameter, sparse=True)
+        return _SparseGather.apply(parameter, index)
 
     @abstractmethod
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
@@ -192,6 +222,40 @@ class StreamTable(EmbeddingTable):
 
     def set_extra_state(self, state: dict[str, int]) -> None:
         self.num_embeddings = int(state["num_embeddings"])
+
+
+class _SparseGather(torch.autograd.Function):
+    """``values[index]`` for a parameter of any rank whose gradient is a sparse COO tensor
+    (``F.embedding`` covers 2-d weights only; packed values are 1-d)."""
+
+    @staticmethod
+    def forward(ctx: Any, values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        ctx.shape = values.shape
+        return values[index]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (index,) = ctx.saved_tensors
+        sparse = torch.sparse_coo_tensor(index[None, :], grad, ctx.shape)
+        return sparse, None
+
+
+@contextmanager
+def sparse_gradients(tables: Iterable[EmbeddingTable], enabled: bool = True) -> Iterator[None]:
+    """Turn :attr:`EmbeddingTable.sparse_gradients` on (``enabled``) for ``tables`` during
+    the block, then back to each table's previous setting, so a model leaves training with
+    plain dense lookups (an optimiser outside the trainer, such as ``torch.optim.Adam``,
+    rejects sparse gradients)."""
+    tables = [table for table in tables if table.row_parameters()]
+    previous = [table.sparse_gradients for table in tables]
+    for table in tables:
+        table.sparse_gradients = enabled
+    try:
+        yield
+    finally:
+        for table, before in zip(tables, previous, strict=True):
+            table.sparse_gradients = before
 
 
 TableFactory = Callable[[str, int, int], EmbeddingTable]

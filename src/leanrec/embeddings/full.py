@@ -57,7 +57,10 @@ class FullEmbedding(EmbeddingTable):
 
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
         self._check_ids(ids)
-        return self.weight[ids]
+        return self._gather(self.weight, ids)
+
+    def row_parameters(self) -> list[nn.Parameter]:
+        return [self.weight]
 
     def all(self) -> torch.Tensor:
         return self.weight

@@ -124,7 +124,12 @@ class MaskedEmbedding(EmbeddingTable):
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
         self._check_ids(ids)
         sizes = self._effective_sizes(self.sizes[ids])
-        return self.weight[ids] * prefix_mask(sizes, self.embedding_dim)
+        return self._gather(self.weight, ids) * prefix_mask(sizes, self.embedding_dim)
+
+    def row_parameters(self) -> list[nn.Parameter]:
+        """``weight``: a masked value's gradient is exactly zero, so a row-wise step (whose
+        state for it stays zero) leaves it as it is."""
+        return [self.weight]
 
     def all(self) -> torch.Tensor:
         sizes = self._effective_sizes(self.sizes)

@@ -44,7 +44,13 @@ class SoftThresholdEmbedding(EmbeddingTable):
 
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
         self._check_ids(ids)
-        return self._prune(self.weight[ids], self.threshold[ids])
+        return self._prune(self._gather(self.weight, ids), self._gather(self.threshold, ids))
+
+    def row_parameters(self) -> list[nn.Parameter]:
+        """``weight`` and the per-row thresholds ``s`` ``(N, 1)``: a row-wise step moves the
+        threshold of a row the batch read only (dense Adam keeps moving every ``s_n`` on its
+        momentum)."""
+        return [self.weight, self.threshold]
 
     def all(self) -> torch.Tensor:
         return self._prune(self.weight, self.threshold)
@@ -85,7 +91,10 @@ class ElementMaskedEmbedding(EmbeddingTable):
 
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
         self._check_ids(ids)
-        return self.weight[ids] * self.mask[ids]
+        return self._gather(self.weight, ids) * self.mask[ids]
+
+    def row_parameters(self) -> list[nn.Parameter]:
+        return [self.weight]
 
     def all(self) -> torch.Tensor:
         return self.weight * self.mask

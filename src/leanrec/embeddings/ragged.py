@@ -103,8 +103,13 @@ class RaggedEmbedding(EmbeddingTable):
             torch.arange(ids.numel(), device=ids.device), length, output_size=total
         )
         column = torch.arange(total, device=ids.device) - (torch.cumsum(length, 0) - length)[rows]
-        out[rows, column] = self.values[start[rows] + column]
+        out[rows, column] = self._gather(self.values, start[rows] + column)
         return out
+
+    def row_parameters(self) -> list[nn.Parameter]:
+        """The packed ``values`` ``(sum d_n,)``: a row-wise optimiser sees each value as a row
+        of width 1 (Adam is per value anyway; a row-wise Adagrad accumulator is per value)."""
+        return [self.values]
 
     def num_parameters(self) -> int:
         return int(self.values.numel())

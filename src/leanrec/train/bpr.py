@@ -23,6 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from leanrec.data.interactions import Interactions
+from leanrec.embeddings.base import EmbeddingTable, sparse_gradients
 from leanrec.evaluate import FullRankingEvaluator, RankingResult
 from leanrec.models.base import Recommender
 from leanrec.options import check_at_least, check_positive
@@ -35,6 +36,7 @@ from leanrec.train.loop import (
     TrainResult,
     validation_entries,
 )
+from leanrec.train.row_optim import EMBEDDING_OPTIMIZERS, trainer_optimizer
 from leanrec.train.sampling import NegativeSampler
 from leanrec.train.step import TrainingError as TrainingError  # importable from here too
 from leanrec.train.step import gradient_step
@@ -71,6 +73,15 @@ class TrainerConfig:
     """(user, positive, negative) triples per gradient step."""
     learning_rate: float = 1e-3
     """Adam step size."""
+    embedding_optimizer: str = "sparse_adam"
+    """How the ID tables are updated (:data:`~leanrec.train.row_optim.EmbeddingOptimizer`):
+    ``"sparse_adam"`` (Adam on the rows a batch read, so a step costs the batch, not the
+    table; a graph model propagating every row gets Adam on every row), ``"dense_adam"``
+    (Adam over every row at every step, how the policies' published figures were trained),
+    or ``"rowwise_adagrad"``. Figures: ``docs/design/sparse-optimizers.md``."""
+    embedding_learning_rate: float | None = None
+    """Step size of the row-wise table updates (None: ``learning_rate``); row-wise Adagrad
+    wants a larger one than Adam."""
     n_negatives: int = 1
     """Sampled negatives per (user, positive); the BPR loss averages over all pairs."""
     l2: float = 1e-4
@@ -126,7 +137,12 @@ class TrainerConfig:
         check_at_least(self, 0, "patience", "min_epochs", "refit_epochs", "num_threads")
         check_at_least(self, 0, "l2", "weight_decay", "min_delta")
         check_at_least(self, 0, "learning_rate", "max_seconds")  # 0: frozen / spent (tests)
-        check_positive(self, "lr_decay")
+        check_positive(self, "lr_decay", "embedding_learning_rate")
+        if self.embedding_optimizer not in EMBEDDING_OPTIMIZERS:
+            raise ValueError(
+                f"embedding_optimizer must be one of {EMBEDDING_OPTIMIZERS}, "
+                f"got {self.embedding_optimizer!r}"
+            )
         if self.lr_decay > 1:
             raise ValueError(f"lr_decay must be at most 1 (1: no decay), got {self.lr_decay}")
 
@@ -134,8 +150,10 @@ class TrainerConfig:
     def from_dict(cls, saved: Mapping[str, Any], drop_unknown: bool = False) -> TrainerConfig:
         """The config a run saved (``asdict`` in its ``config.json``). Keys of fields renamed
         since (:data:`RENAMED_FIELDS`) are read under the new name with a DeprecationWarning;
-        other unknown keys are an error unless ``drop_unknown``."""
+        other unknown keys are an error unless ``drop_unknown``. A config saved before
+        ``embedding_optimizer`` existed was trained with ``"dense_adam"`` and reads so."""
         values = dict(saved)
+        values.setdefault("embedding_optimizer", "dense_adam")
         for old, new in RENAMED_FIELDS.items():
             if old in values:
                 warnings.warn(
@@ -229,7 +247,14 @@ class BPRTrainer(EpochLoop[Recommender]):
         ]
         if other:
             groups.append({"params": other, "weight_decay": self.config.weight_decay})
-        self.optimizer = torch.optim.Adam(groups, lr=self.config.learning_rate)
+        self.tables = [m for m in model.modules() if isinstance(m, EmbeddingTable)]
+        self.optimizer = trainer_optimizer(
+            self.config.embedding_optimizer,
+            groups,
+            [p for table in self.tables for p in table.row_parameters()],
+            lr=self.config.learning_rate,
+            embedding_learning_rate=self.config.embedding_learning_rate,
+        )
         self._reset_progress()
 
     # ------------------------------------------------------------------ one epoch
@@ -241,8 +266,22 @@ class BPRTrainer(EpochLoop[Recommender]):
         users_all = self.train_data.users[order]
         items_all = self.train_data.items[order]
         negatives_all = self.sampler.sample(users_all, cfg.n_negatives)
-        total, count = 0.0, 0
         starts = range(0, len(order), cfg.batch_size)
+        with sparse_gradients(self.tables, cfg.embedding_optimizer != "dense_adam"):
+            total, count = self._train_batches(epoch, starts, users_all, items_all, negatives_all)
+        return total / max(1, count)
+
+    def _train_batches(
+        self,
+        epoch: int,
+        starts: range,
+        users_all: np.ndarray,
+        items_all: np.ndarray,
+        negatives_all: np.ndarray,
+    ) -> tuple[float, int]:
+        """The epoch's gradient steps; returns (summed loss, triples)."""
+        cfg = self.config
+        total, count = 0.0, 0
         for start in progress(starts, desc=f"epoch {epoch}", enabled=cfg.progress):
             end = start + cfg.batch_size
             users = torch.from_numpy(users_all[start:end])
@@ -257,7 +296,7 @@ class BPRTrainer(EpochLoop[Recommender]):
             )
             total += float(loss.detach()) * len(users)
             count += len(users)
-        return total / max(1, count)
+        return total, count
 
     def validate(self) -> RankingResult | None:
         if self.validator is None:
@@ -290,6 +329,15 @@ class BPRTrainer(EpochLoop[Recommender]):
 
     def checkpoint_extra(self) -> dict[str, Any]:
         return {"config": asdict(self.config)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        saved = state.get("config", {}).get("embedding_optimizer", "dense_adam")
+        if saved != self.config.embedding_optimizer:
+            raise ValueError(
+                f"the checkpoint was trained with embedding_optimizer {saved!r}, this run has "
+                f"{self.config.embedding_optimizer!r}: resume with the same setting"
+            )
+        super().restore(state)
 
     def weights_loaded(self) -> None:
         self.model.invalidate_cache()

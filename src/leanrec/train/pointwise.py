@@ -29,11 +29,13 @@ import torch
 from torch.nn import functional as F
 
 from leanrec.data.behavior import BehaviorSamples
+from leanrec.embeddings.base import EmbeddingTable, sparse_gradients
 from leanrec.evaluate.pointwise import auc, log_loss
 from leanrec.models.ctr.base import CTRModel
 from leanrec.options import check_at_least
 from leanrec.runner.progress import progress
 from leanrec.train.loop import EpochHook, EpochLoop, EpochOutcome, LoopConfig, validation_entries
+from leanrec.train.row_optim import EMBEDDING_OPTIMIZERS, trainer_optimizer
 from leanrec.train.step import TrainingError, gradient_step
 
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
@@ -45,6 +47,14 @@ class CTRTrainerConfig:
 
     learning_rate: float = 1e-3
     """Adam step size."""
+    embedding_optimizer: str = "dense_adam"
+    """How the ID and first-order tables are updated
+    (:data:`~leanrec.train.row_optim.EmbeddingOptimizer`): ``"dense_adam"`` (Adam over every
+    row at every step), ``"sparse_adam"`` (Adam on the rows a batch read; weight decay then
+    reaches the first-order rows read only) or ``"rowwise_adagrad"``. Figures:
+    ``docs/design/sparse-optimizers.md``."""
+    embedding_learning_rate: float | None = None
+    """Step size of the row-wise table updates (None: ``learning_rate``)."""
     batch_size: int = 1024
     """Samples per gradient step."""
     max_epochs: int = 10
@@ -86,6 +96,15 @@ class CTRTrainerConfig:
             raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.embedding_optimizer not in EMBEDDING_OPTIMIZERS:
+            raise ValueError(
+                f"embedding_optimizer must be one of {EMBEDDING_OPTIMIZERS}, "
+                f"got {self.embedding_optimizer!r}"
+            )
+        if self.embedding_learning_rate is not None and self.embedding_learning_rate <= 0:
+            raise ValueError(
+                f"embedding_learning_rate must be > 0, got {self.embedding_learning_rate}"
+            )
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         start, end = self.schedule_window
@@ -181,7 +200,13 @@ class CTRTrainer:
         dense = [p for p in model.parameters() if id(p) not in tables]
         if dense:
             groups.append({"params": dense, "weight_decay": self.config.weight_decay})
-        return torch.optim.Adam(groups, lr=self.config.learning_rate)
+        return trainer_optimizer(
+            self.config.embedding_optimizer,
+            groups,
+            [p for table in _tables(model) for p in table.row_parameters()],
+            lr=self.config.learning_rate,
+            embedding_learning_rate=self.config.embedding_learning_rate,
+        )
 
     # ------------------------------------------------------------------ one epoch
     def train_epoch(
@@ -203,14 +228,19 @@ class CTRTrainer:
         batches = train.batches(cfg.batch_size, shuffle=True, rng=rng)
         n_batches = math.ceil(len(train) / cfg.batch_size)
         out_of_time = False
+        tables = _tables(model)
+        sparse = cfg.embedding_optimizer != "dense_adam"
         for index, batch in enumerate(
             progress(batches, total=n_batches, desc=f"epoch {epoch}", enabled=cfg.progress)
         ):
-            if cfg.l2 > 0:
-                logits, penalty = model.forward_with_l2(batch)
-                loss = F.binary_cross_entropy_with_logits(logits, batch.labels) + cfg.l2 * penalty
-            else:
-                loss = F.binary_cross_entropy_with_logits(model(batch), batch.labels)
+            # the lookups decide the gradients' layout; the backward follows them
+            with sparse_gradients(tables, sparse):
+                if cfg.l2 > 0:
+                    logits, penalty = model.forward_with_l2(batch)
+                    loss = F.binary_cross_entropy_with_logits(logits, batch.labels)
+                    loss = loss + cfg.l2 * penalty
+                else:
+                    loss = F.binary_cross_entropy_with_logits(model(batch), batch.labels)
             gradient_step(
                 loss,
                 optimizer,
@@ -266,6 +296,11 @@ class CTRTrainer:
             stop_reason=run.stop_reason,
             extra={"parameters": model.parameter_counts()},
         )
+
+
+def _tables(model: CTRModel) -> list[EmbeddingTable]:
+    """Every table of ``model`` (ID and first-order tables alike)."""
+    return [module for module in model.modules() if isinstance(module, EmbeddingTable)]
 
 
 class _CTRFit(EpochLoop[CTRModel]):

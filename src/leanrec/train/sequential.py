@@ -44,6 +44,7 @@ import torch
 from torch.nn import functional as F
 
 from leanrec.data.sequential import PADDING_ID, NextItemEvalSet, NextItemSplit
+from leanrec.embeddings.base import EmbeddingTable, sparse_gradients
 from leanrec.evaluate.full_ranking import RankingResult
 from leanrec.evaluate.sampled import evaluate_full, evaluate_sampled
 from leanrec.models.seq.base import NextItemModel
@@ -57,6 +58,7 @@ from leanrec.train.loop import (
     TrainResult,
     validation_entries,
 )
+from leanrec.train.row_optim import EMBEDDING_OPTIMIZERS, trainer_optimizer
 from leanrec.train.step import gradient_step
 
 SequenceLoss = Literal["bce", "sampled_softmax"]
@@ -95,6 +97,13 @@ class SequentialTrainerConfig:
     """Adam step size (SASRec: 0.001)."""
     adam_betas: tuple[float, float] = (0.9, 0.98)
     """Adam ``(beta1, beta2)`` (SASRec: 0.9, 0.98)."""
+    embedding_optimizer: str = "dense_adam"
+    """How the item table is updated (:data:`~leanrec.train.row_optim.EmbeddingOptimizer`):
+    ``"dense_adam"`` (fused Adam over every row at every step), ``"sparse_adam"`` (Adam on
+    the rows a batch read; ``weight_decay`` then reaches those rows only) or
+    ``"rowwise_adagrad"``."""
+    embedding_learning_rate: float | None = None
+    """Step size of the row-wise table updates (None: ``learning_rate``)."""
     weight_decay: float = 0.0
     """Adam L2 weight decay on every parameter (SASRec: none)."""
     loss: SequenceLoss = "bce"
@@ -129,7 +138,12 @@ class SequentialTrainerConfig:
         check_at_least(self, 1, "softmax_negatives", "eval_every", "ks", "eval_batch_size")
         check_at_least(self, 0, "patience", "weight_decay", "num_threads")
         check_at_least(self, 0, "learning_rate", "max_seconds")  # 0: frozen / spent (tests)
-        check_positive(self, "grad_clip_norm")
+        check_positive(self, "grad_clip_norm", "embedding_learning_rate")
+        if self.embedding_optimizer not in EMBEDDING_OPTIMIZERS:
+            raise ValueError(
+                f"embedding_optimizer must be one of {EMBEDDING_OPTIMIZERS}, "
+                f"got {self.embedding_optimizer!r}"
+            )
 
 
 # ------------------------------------------------------------------------------ losses
@@ -279,7 +293,20 @@ class SequentialTrainer(EpochLoop[NextItemModel]):
         self.rng = np.random.default_rng(cfg.seed)
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.on_epoch = on_epoch
-        self.optimizer = _adam(model, cfg)
+        self.tables = [m for m in model.modules() if isinstance(m, EmbeddingTable)]
+        self.optimizer: torch.optim.Optimizer
+        if cfg.embedding_optimizer == "dense_adam":
+            self.optimizer = _adam(model, cfg)
+        else:
+            self.optimizer = trainer_optimizer(
+                cfg.embedding_optimizer,
+                [{"params": list(model.parameters()), "weight_decay": cfg.weight_decay}],
+                [p for table in self.tables for p in table.row_parameters()],
+                lr=cfg.learning_rate,
+                betas=cfg.adam_betas,
+                embedding_learning_rate=cfg.embedding_learning_rate,
+                fused=True,
+            )
         self._reset_progress()
 
     # ------------------------------------------------------------------ one step / epoch
@@ -343,8 +370,10 @@ class SequentialTrainer(EpochLoop[NextItemModel]):
         self.model.train()
         batches = self.epoch_batches()
         total, count = 0.0, 0
+        sparse = cfg.embedding_optimizer != "dense_adam"
         for step, rows in enumerate(progress(batches, desc=f"epoch {epoch}", enabled=cfg.progress)):
-            loss = self.batch_loss(rows)
+            with sparse_gradients(self.tables, sparse):
+                loss = self.batch_loss(rows)
             clip = None
             if cfg.grad_clip_norm is not None:
                 clip = (self.model.parameters(), cfg.grad_clip_norm)
@@ -386,6 +415,15 @@ class SequentialTrainer(EpochLoop[NextItemModel]):
 
     def checkpoint_extra(self) -> dict[str, Any]:
         return {"config": asdict(self.config)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        saved = state.get("config", {}).get("embedding_optimizer", "dense_adam")
+        if saved != self.config.embedding_optimizer:
+            raise ValueError(
+                f"the checkpoint was trained with embedding_optimizer {saved!r}, this run has "
+                f"{self.config.embedding_optimizer!r}: resume with the same setting"
+            )
+        super().restore(state)
 
 
 def _adam(model: NextItemModel, cfg: SequentialTrainerConfig) -> torch.optim.Adam:

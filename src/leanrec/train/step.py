@@ -34,5 +34,29 @@ def gradient_step(
     loss.backward()
     if clip is not None:
         parameters, max_norm = clip
-        torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+        clip_gradients(parameters, max_norm)
     optimizer.step()
+
+
+def clip_gradients(parameters: Iterable[torch.Tensor], max_norm: float) -> None:
+    """Scale the gradients of ``parameters`` so that their total L2 norm is at most
+    ``max_norm`` (``torch.nn.utils.clip_grad_norm_``), sparse gradients of row-wise tables
+    included: their norm is that of their coalesced values (duplicate rows summed first)."""
+    parameters = [p for p in parameters if p.grad is not None]
+    if not any(p.grad is not None and p.grad.is_sparse for p in parameters):
+        torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+        return
+    squares = []
+    for parameter in parameters:
+        grad = parameter.grad
+        assert grad is not None
+        if grad.is_sparse:
+            grad = parameter.grad = grad.coalesce()
+            squares.append(grad.values().pow(2).sum())
+        else:
+            squares.append(grad.pow(2).sum())
+    total = torch.stack(squares).sum().sqrt()
+    factor = (max_norm / (total + 1e-6)).clamp(max=1.0)  # clip_grad_norm_'s rule
+    for parameter in parameters:
+        assert parameter.grad is not None
+        parameter.grad.mul_(factor)

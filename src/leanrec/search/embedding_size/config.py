@@ -20,8 +20,10 @@ def _bpr_schedule(
     max_epochs: int, learning_rate: float, eval_every: int, patience: int
 ) -> TrainerConfig:
     """The BPR trainer of the pretraining and the retraining: 8,192 triples a batch, 4
-    negatives, L2 1e-4, early stopping on validation Recall@20 with a 0.3 step decay."""
+    negatives, L2 1e-4, early stopping on validation Recall@20 with a 0.3 step decay; dense
+    Adam on the tables, as the published figures were trained."""
     return TrainerConfig(
+        embedding_optimizer="dense_adam",
         max_epochs=max_epochs,
         batch_size=8192,
         learning_rate=learning_rate,
@@ -126,6 +128,13 @@ class CIESSConfig:
     """Seeds every generator of the search (2024)."""
     num_threads: int = 1
     """torch threads (1, for reproducible timings; 0: torch's default)."""
+    executor: Literal["serial", "ray"] = "serial"
+    """Where the masks of the selective retraining and of the screen run
+    (``leanrec.runner.search_executor``): ``"serial"``, one after another in this process, or
+    ``"ray"``, one Ray task each (the ``ray`` extra; the cluster of ``RAY_ADDRESS``, else a
+    local one). The same models and rows either way."""
+    executor_cpus_per_job: float = 1.0
+    """CPUs Ray reserves per retraining or screening task."""
     progress: bool | None = None
     """Progress bars (None: only on a terminal)."""
 
