@@ -88,7 +88,21 @@ pair's factors (the generator's docstring says why that needs capacity)."""
 QUICK_DRIFT: dict[str, Any] = {
     **DRIFT, "n_events": 6_000, "n_users": 200, "n_items": 100, "drift_items": 30,
 }  # fmt: skip
-BASELINES = tuple(m for m in DEFAULT_METHODS if m != "adaptive")
+CONTROLLERS = ("adaptive", "adaptive_leanrec")
+"""The controllers whose own ``λ`` grid is swept (``paper`` and ``leanrec`` presets); each is
+judged on goals 1, 2 and 4."""
+VARIANTS = ("adaptive_a2c", "adaptive_leanrec_freeze", "adaptive_leanrec_ewc")
+"""Variants run at their preset's headline ``λ`` only (one row per seed)."""
+GRIDS = {"adaptive": "lambda_grid", "adaptive_leanrec": "leanrec_lambda_grid"}
+"""The experiment setting that holds each controller's ``λ`` grid."""
+BASELINES = tuple(m for m in DEFAULT_METHODS if m not in CONTROLLERS + VARIANTS)
+PRESETS = {
+    "adaptive": "paper",
+    "adaptive_a2c": "paper",
+    "adaptive_leanrec": "leanrec",
+    "adaptive_leanrec_freeze": "leanrec",
+    "adaptive_leanrec_ewc": "leanrec",
+}
 LABELS = {
     "fixed_small": "fixed small (64-32)",
     "fixed_medium": "fixed medium (200-80)",
@@ -96,7 +110,11 @@ LABELS = {
     "always_grow": "always grow",
     "retrain_medium": "retrain medium",
     "loss_threshold": "loss threshold",
-    "adaptive": "adaptive",
+    "adaptive": "adaptive, paper preset (REINFORCE)",
+    "adaptive_a2c": "adaptive, paper preset, actor-critic",
+    "adaptive_leanrec": "adaptive, leanrec preset",
+    "adaptive_leanrec_freeze": "adaptive, leanrec, freeze old units",
+    "adaptive_leanrec_ewc": "adaptive, leanrec, EWC",
 }
 GOAL1_AUC_GAP = 0.005
 """Goal 1: relative AUC gap to fixed-large at most this."""
@@ -131,9 +149,9 @@ def experiment_for(
         "num_threads": 1,
         "log_every": 5,
     }
-    if quick:  # eight sessions after a three-session warm-up, two values of λ
+    if quick:  # eight sessions after a three-session warm-up, two values of λ per preset
         options.update(sessions=8, warmup_sessions=3, chunk_size=200, lambda_grid=(0.0, 0.5),
-                       log_every=100)  # fmt: skip
+                       leanrec_lambda_grid=(0.0, 0.02), log_every=100)  # fmt: skip
     return AdaptiveExperiment(**options)
 
 
@@ -231,7 +249,7 @@ def summarise_dataset(
     dataset: str,
     rows: list[dict[str, Any]],
     seeds: Sequence[int],
-    lambda_grid: Sequence[float],
+    grids: dict[str, Sequence[float]],
     drift_at_event: int | None = None,
 ) -> dict[str, Any]:
     """The flat results of one dataset: every row (figures and per-session series), mean ± sd
@@ -241,11 +259,18 @@ def summarise_dataset(
     there), so that no comparison mixes seeds; a partial seed's rows are listed alone."""
     out: dict[str, Any] = {}
     by_chosen: dict[str, list[dict[str, Any]]] = {}
-    by_penalty: dict[float, list[dict[str, Any]]] = {}
+    by_penalty: dict[tuple[str, float], list[dict[str, Any]]] = {}
     present = {(r["method"], r["penalty"], r["seed"]) for r in rows}
-    expected = [(m, None, s) for s in seeds for m in BASELINES]
-    expected += [("adaptive", p, s) for s in seeds for p in lambda_grid]
+    run_methods = {r["method"] for r in rows}
+    expected: list[tuple[str, float | None, int]] = [(m, None, s) for s in seeds
+                                                     for m in BASELINES]  # fmt: skip
+    for method, grid in grids.items():
+        expected += [(method, p, s) for s in seeds for p in grid]
+    variants = [m for m in VARIANTS if m in run_methods]
     missing = [e for e in expected if e not in present]
+    for method in variants:  # one row per seed, at the preset's headline λ
+        done = {r["seed"] for r in rows if r["method"] == method}
+        missing += [(method, None, s) for s in seeds if s not in done]
     complete = {s for s in seeds if not any(e[2] == s for e in missing)}
     for row in sorted(rows, key=lambda r: (r["method"], r["penalty"] or 0.0, r["seed"])):
         method, penalty, seed = row["method"], row["penalty"], row["seed"]
@@ -271,8 +296,8 @@ def summarise_dataset(
             continue
         if row["chosen"]:
             by_chosen.setdefault(method, []).append(row)
-        if method == "adaptive" and penalty is not None:
-            by_penalty.setdefault(penalty, []).append(row)
+        if method in CONTROLLERS and penalty is not None:
+            by_penalty.setdefault((method, penalty), []).append(row)
 
     def aggregate(prefix: str, members: list[dict[str, Any]]) -> None:
         members = sorted(members, key=lambda m: m["seed"])
@@ -300,12 +325,12 @@ def summarise_dataset(
                 for m in members if medium.get(m["seed"])]  # fmt: skip
         mean, sd = _mean_sd(cost)
         out[_key(prefix, "cpu_vs_medium_mean")], out[_key(prefix, "cpu_vs_medium_sd")] = mean, sd
-        if method == "adaptive":
+        if method in PRESETS:
             out[_key(prefix, "penalties")] = " / ".join(
                 _penalty(m["penalty"]) for m in sorted(members, key=lambda m: m["seed"])
             )
-    for penalty, members in by_penalty.items():
-        aggregate(_key(dataset, "adaptive", _penalty(penalty)), members)
+    for (method, penalty), members in by_penalty.items():
+        aggregate(_key(dataset, method, _penalty(penalty)), members)
     out[_key(dataset, "rows_expected")] = len(expected)
     out[_key(dataset, "rows_present")] = len(expected) - len(missing)
     out[_key(dataset, "partial")] = bool(missing)
@@ -334,35 +359,37 @@ def goals(
     by_chosen: dict[str, list[dict[str, Any]]],
     drift_at_event: int | None,
 ) -> dict[str, Any]:
-    """Goals 1, 2 and (with ``drift_at_event``) 4 of the module docstring, from the means over
+    """Goals 1, 2 and (with ``drift_at_event``) 4 of the module docstring for each controller
+    of :data:`CONTROLLERS` (keys ``<dataset>|goal|<controller>|<goal>_…``), from the means over
     seeds (``flat``) and the rows (``by_chosen``)."""
     out: dict[str, Any] = {}
-    prefix = _key(dataset, "goal")
-    adaptive, large, small = (_point(flat, dataset, m)
-                              for m in ("adaptive", "fixed_large", "fixed_small"))  # fmt: skip
-    if adaptive is not None and large is not None:
-        gap = 1.0 - adaptive[1] / large[1]
-        ratio = adaptive[0] / large[0]
-        out[_key(prefix, "1_relative_auc_gap")] = gap
-        out[_key(prefix, "1_parameter_ratio")] = ratio
-        large_bytes = flat[_key(dataset, "fixed_large", "chosen", "mean_model_bytes_mean")]
-        out[_key(prefix, "1_model_bytes_ratio")] = (
-            flat[_key(dataset, "adaptive", "chosen", "mean_model_bytes_mean")] / large_bytes
-        )
-        out[_key(prefix, "1_met")] = bool(gap <= GOAL1_AUC_GAP and ratio <= GOAL1_PARAMETERS)
-    if adaptive is not None and large is not None and small is not None:
-        line = line_auc(small, large, adaptive[0])
-        out[_key(prefix, "2_line_auc")] = line
-        out[_key(prefix, "2_above_line")] = bool(adaptive[1] > line)
-        met = adaptive[1] > line
-        for other in ("always_grow", "loss_threshold"):
-            point = _point(flat, dataset, other)
-            if point is None:
-                met = False
-                continue
-            out[_key(prefix, f"2_dominates_{other}")] = dominates(adaptive, point)
-            met = met and dominates(adaptive, point)
-        out[_key(prefix, "2_met")] = bool(met)
+    large, small = (_point(flat, dataset, m) for m in ("fixed_large", "fixed_small"))
+    for controller in CONTROLLERS:
+        prefix = _key(dataset, "goal", controller)
+        adaptive = _point(flat, dataset, controller)
+        if adaptive is not None and large is not None:
+            gap = 1.0 - adaptive[1] / large[1]
+            ratio = adaptive[0] / large[0]
+            out[_key(prefix, "1_relative_auc_gap")] = gap
+            out[_key(prefix, "1_parameter_ratio")] = ratio
+            large_bytes = flat[_key(dataset, "fixed_large", "chosen", "mean_model_bytes_mean")]
+            out[_key(prefix, "1_model_bytes_ratio")] = (
+                flat[_key(dataset, controller, "chosen", "mean_model_bytes_mean")] / large_bytes
+            )
+            out[_key(prefix, "1_met")] = bool(gap <= GOAL1_AUC_GAP and ratio <= GOAL1_PARAMETERS)
+        if adaptive is not None and large is not None and small is not None:
+            line = line_auc(small, large, adaptive[0])
+            out[_key(prefix, "2_line_auc")] = line
+            out[_key(prefix, "2_above_line")] = bool(adaptive[1] > line)
+            met = adaptive[1] > line
+            for other in ("always_grow", "loss_threshold"):
+                point = _point(flat, dataset, other)
+                if point is None:
+                    met = False
+                    continue
+                out[_key(prefix, f"2_dominates_{other}")] = dominates(adaptive, point)
+                met = met and dominates(adaptive, point)
+            out[_key(prefix, "2_met")] = bool(met)
     if drift_at_event is not None:
         out.update(_drift_goal(dataset, by_chosen, drift_at_event))
     return out
@@ -375,7 +402,7 @@ def _drift_goal(
     fixed-small in mean session AUC before and from the drift session)."""
     out: dict[str, Any] = {}
     prefix = _key(dataset, "goal")
-    for method in ("adaptive", "loss_threshold", "always_grow"):
+    for method in (*CONTROLLERS, *VARIANTS, "loss_threshold", "always_grow"):
         members = sorted(by_chosen.get(method, []), key=lambda m: m["seed"])
         if not members:
             continue
@@ -401,8 +428,8 @@ def _drift_goal(
         out[_key(prefix, "4", method, "grows_at_drift")] = bool(
             mean_at > 0 and mean_at > mean_placebo
         )
-        if method == "adaptive":
-            out[_key(prefix, "4_met")] = out[_key(prefix, "4", method, "grows_at_drift")]
+        if method in CONTROLLERS:
+            out[_key(prefix, method, "4_met")] = out[_key(prefix, "4", method, "grows_at_drift")]
     small = {m["seed"]: m for m in by_chosen.get("fixed_small", [])}
     large = {m["seed"]: m for m in by_chosen.get("fixed_large", [])}
     before, after, window_before, window_after = [], [], [], []
@@ -452,19 +479,22 @@ def plot_plane(flat: dict[str, Any], datasets: Sequence[str], path: Path) -> Non
             axis.errorbar(
                 flat[f"{stem}|mean_parameters_mean"], flat[f"{stem}|auc_mean"],
                 xerr=flat[f"{stem}|mean_parameters_sd"], yerr=flat[f"{stem}|auc_sd"],
-                marker="*" if method == "adaptive" else "o", ms=11 if method == "adaptive" else 6,
+                marker="*" if method in CONTROLLERS else "o",
+                ms=11 if method in CONTROLLERS else 6,
                 capsize=3, ls="none", label=LABELS[method],
             )  # fmt: skip
-        sweep = sorted(
-            (flat[k.replace("|auc_mean", "|mean_parameters_mean")], flat[k],
-             k.split("|")[2])
-            for k in flat
-            if k.startswith(_key(dataset, "adaptive", "")) and k.endswith("|auc_mean")
-            and k.split("|")[2] not in ("chosen", "-") and k.count("|") == 3
-        )  # fmt: skip
-        if sweep:
-            axis.plot([p[0] for p in sweep], [p[1] for p in sweep], "k:", lw=1,
-                      label="adaptive, λ sweep")  # fmt: skip
+        for controller, style in zip(CONTROLLERS, ("k:", "b:"), strict=True):
+            sweep = sorted(
+                (flat[k.replace("|auc_mean", "|mean_parameters_mean")], flat[k],
+                 k.split("|")[2])
+                for k in flat
+                if k.startswith(_key(dataset, controller, "")) and k.endswith("|auc_mean")
+                and k.split("|")[2] not in ("chosen", "-") and k.count("|") == 3
+            )  # fmt: skip
+            if not sweep:
+                continue
+            axis.plot([p[0] for p in sweep], [p[1] for p in sweep], style, lw=1,
+                      label=f"{PRESETS[controller]} preset, λ sweep")  # fmt: skip
             for x, y, penalty in sweep:
                 axis.annotate(f"λ={penalty}", (x, y), fontsize=7, xytext=(3, -9),
                               textcoords="offset points")  # fmt: skip
@@ -516,35 +546,39 @@ def plot_sessions(
 def plot_choices(
     flat: dict[str, Any], datasets: Sequence[str], path: Path, drift: dict[str, int]
 ) -> None:
-    """The controller's towers at its chosen ``λ``: widths per layer per session of the first
-    seed (warm-up included), and hidden units per session of every seed and of the
-    loss-threshold rule."""
+    """The controllers' towers at their chosen ``λ``: widths per layer per session of the first
+    seed (warm-up included) for the paper and the leanrec preset, and hidden units per session
+    of every seed of both and of the loss-threshold rule's first seed."""
     plt = _pyplot()
-    fig, axes = plt.subplots(len(datasets), 2, figsize=(13, 4.0 * len(datasets)), squeeze=False)
+    fig, axes = plt.subplots(len(datasets), 3, figsize=(18, 4.0 * len(datasets)), squeeze=False)
     for row, dataset in enumerate(datasets):
-        keys = sorted(k for k in flat if k.startswith(_key(dataset, "adaptive", ""))
-                      and k.endswith("|chosen") and flat[k] is True)  # fmt: skip
-        for index, key in enumerate(keys):
-            stem = key.rsplit("|", 1)[0]
-            widths = json.loads(flat[f"{stem}|session_widths"])
-            warm = int(flat[f"{stem}|warmup_sessions"])
-            x = np.arange(len(widths)) - warm
-            _, _, penalty, seed = stem.split("|")
-            if index == 0:
-                for layer in range(3):
-                    axes[row, 0].step(x, [w[layer] if layer < len(w) else 0 for w in widths],
-                                      where="post", label=f"layer {layer + 1}")  # fmt: skip
-                axes[row, 0].set_title(f"{dataset}: adaptive at λ={penalty}, {seed}")
-            axes[row, 1].step(x, [sum(w) for w in widths], where="post",
-                              label=f"adaptive {seed}, λ={penalty}")  # fmt: skip
+        for col, controller in enumerate(CONTROLLERS):
+            keys = sorted(k for k in flat if k.startswith(_key(dataset, controller, ""))
+                          and k.endswith("|chosen") and flat[k] is True)  # fmt: skip
+            for index, key in enumerate(keys):
+                stem = key.rsplit("|", 1)[0]
+                widths = json.loads(flat[f"{stem}|session_widths"])
+                warm = int(flat[f"{stem}|warmup_sessions"])
+                x = np.arange(len(widths)) - warm
+                _, _, penalty, seed = stem.split("|")
+                if index == 0:
+                    for layer in range(3):
+                        axes[row, col].step(x, [w[layer] if layer < len(w) else 0 for w in widths],
+                                            where="post", label=f"layer {layer + 1}")  # fmt: skip
+                    axes[row, col].set_title(f"{dataset}: {PRESETS[controller]} preset at "
+                                             f"λ={penalty}, {seed}")  # fmt: skip
+                axes[row, 2].step(x, [sum(w) for w in widths], where="post",
+                                  ls="-" if controller == "adaptive_leanrec" else "--",
+                                  label=f"{PRESETS[controller]} {seed}, λ={penalty}")  # fmt: skip
         for key in sorted(k for k in flat if k.startswith(_key(dataset, "loss_threshold", ""))
                           and k.endswith("|session_widths"))[:1]:  # fmt: skip
             widths = json.loads(flat[key])
             warm = int(flat[key.replace("|session_widths", "|warmup_sessions")])
-            axes[row, 1].step(np.arange(len(widths)) - warm, [sum(w) for w in widths],
+            axes[row, 2].step(np.arange(len(widths)) - warm, [sum(w) for w in widths],
                               where="post", color="grey", ls=":",
                               label="loss threshold (first seed)")  # fmt: skip
-        for col, label in enumerate(("width (0: no layer)", "hidden units (sum of widths)")):
+        labels = ("width (0: no layer)", "width (0: no layer)", "hidden units (sum of widths)")
+        for col, label in enumerate(labels):
             axis = axes[row, col]
             axis.axvline(-0.5, color="grey", lw=0.8)
             if dataset in drift:
@@ -553,7 +587,7 @@ def plot_choices(
                                                             else ")"))  # fmt: skip
             axis.set_ylabel(label)
             axis.grid(alpha=0.3)
-            axis.legend(fontsize=7)
+            axis.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -574,9 +608,12 @@ def _print(flat: dict[str, Any], dataset: str) -> None:
     print(f"\n{dataset}{partial}")
     print_table(["method", "λ", "AUC", "log loss", "tower parameters", "model bytes", "seeds"],
                 lines)  # fmt: skip
-    prefix = _key(dataset, "goal")
-    print(", ".join(f"goal {g}: {flat[f'{prefix}|{g}_met']}" for g in (1, 2, 4)
-                    if f"{prefix}|{g}_met" in flat))  # fmt: skip
+    for controller in CONTROLLERS:
+        prefix = _key(dataset, "goal", controller)
+        print(f"{PRESETS[controller]} preset: " + ", ".join(
+            f"goal {g}: {flat[f'{prefix}|{g}_met']}" for g in (1, 2, 4)
+            if f"{prefix}|{g}_met" in flat
+        ))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -615,7 +652,10 @@ def main(argv: list[str] | None = None) -> None:
             continue
         config = json.loads((directories[0] / "config.json").read_text())
         at = drift_start(args.quick) if dataset == DRIFT_DATASET else None
-        flat.update(summarise_dataset(dataset, rows, args.seeds, config["lambda_grid"], at))
+        defaults = AdaptiveExperiment()
+        grids = {m: config.get(name, getattr(defaults, name)) for m, name in GRIDS.items()
+                 if any(r["method"] == m for r in rows)}  # fmt: skip
+        flat.update(summarise_dataset(dataset, rows, args.seeds, grids, at))
         config.pop("seeds", None)
         flat[_key(dataset, "config")] = json.dumps(config, sort_keys=True, default=str)
         if at is not None:

@@ -337,6 +337,27 @@ def test_counts_of_neumf_and_prelu_towers() -> None:
     assert prelu.num_parameters() == 12 * 5 + 5 + 5 + 5  # weights, bias, PReLU a, head columns
 
 
+def test_neumf_counts_are_exact_after_every_change() -> None:
+    model = NeuMF(3, 4, NeuMFConfig(embedding_dim=8, mlp_layers=[32, 16]))
+    tower = make_expandable(model)
+
+    def counted() -> int:  # the MLP's tensors and the output's MLP columns (after the d GMF ones)
+        return sum(p.numel() for p in model.mlp.parameters()) + model.output.weight[:, 8:].numel()
+
+    apply_change(model, ArchitectureChange((+8, 0), depth_delta=+1))
+    assert tower.widths == [40, 16, 16]
+    # input 2·8 = 16: 16·40 + 40 + 40·16 + 16 + 16·16 + 16 + 16 (output columns)
+    assert tower.num_parameters() == 640 + 40 + 640 + 16 + 256 + 16 + 16 == 1624 == counted()
+    assert tower.nbytes() == 4 * 1624
+    apply_change(model, ArchitectureChange((-16, +16, 0), depth_delta=-1))
+    assert tower.widths == [24, 32]
+    # 16·24 + 24 + 24·32 + 32 + 32; the output layer reads the GMF vector and 32 tower units
+    assert tower.num_parameters() == 384 + 24 + 768 + 32 + 32 == 1240 == counted()
+    assert model.output.in_features == 8 + 32
+    scores = model.score_all(torch.arange(3))  # the split first-layer path still serves
+    assert scores.shape == (3, 4) and bool(torch.isfinite(scores).all())
+
+
 # ---------------------------------------------------------------------------------- changes
 def test_apply_change_clamps_to_the_limits_and_reports() -> None:
     torch.manual_seed(0)

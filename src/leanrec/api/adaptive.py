@@ -11,7 +11,7 @@ Example::
         dataset="ml-100k", out_dir="runs/adaptive-ml-100k", seeds=(0,),
     ))
     print(result.table())          # AUC, tower parameters, model bytes, cost per session
-    served = load_model(result.artifacts["model_adaptive"]).stream
+    served = load_model(result.artifacts["model_adaptive_leanrec"]).stream
     served.predict({"user": [196], "item": [242]})
 """
 
@@ -29,9 +29,10 @@ def adapt_architecture(experiment: AdaptiveExperiment, log: Log = print) -> Expe
 
     Returns:
         The rows (one per method, ``λ`` and seed, with per-session figures), the summary
-        (``results.json``) and the first seed's adaptive model after the last session as
-        artefact (``model_adaptive``, read back with :func:`leanrec.models.load_model`,
-        which needs no ``leanrec.search``).
+        (``results.json``) and, per controller preset that ran (``adaptive``: paper,
+        ``adaptive_leanrec``), the first seed's model at its headline ``λ`` after the last
+        session as artefact (``model_adaptive``, ``model_adaptive_leanrec``, read back with
+        :func:`leanrec.models.load_model`, which needs no ``leanrec.search``).
     """
     return run_experiment(experiment, log=log)
 

@@ -77,6 +77,28 @@ def test_saved_model_loads_and_predicts(tmp_path: Path) -> None:
     assert row["end_widths"] == list(served.model.model.deep.hidden.widths)
 
 
+def test_neumf_mlp_is_shaped_and_its_model_loads(tmp_path: Path) -> None:
+    # the leanrec controller on NeuMF's MLP: every method and variant that learns saves its
+    # model at its own λ; the file loads through load_model and predicts with the reached widths
+    stream = tiny_stream()
+    experiment = tiny_experiment(
+        tmp_path / "run", 0, model="neumf", leanrec_lambda_grid=(0.0, 0.02),
+        methods=("fixed_small", "adaptive_leanrec", "adaptive_leanrec_freeze"),
+    )  # fmt: skip
+    result = run_experiment(experiment, log=lambda _: None, stream=stream)
+    rows = {r["method"]: r for r in result.rows}
+    assert set(rows) == {"fixed_small", "adaptive_leanrec", "adaptive_leanrec_freeze"}
+    # NeuMF's MLP reads 2·16 = 32 inputs: 32·64 + 64 + 64·32 + 32 + 32 (output's MLP columns)
+    assert rows["fixed_small"]["sessions"][0]["parameters"] == 2048 + 64 + 2048 + 32 + 32
+    assert rows["adaptive_leanrec_freeze"]["penalty"] == rows["adaptive_leanrec"]["penalty"]
+    served = load_model(result.artifacts["model_adaptive_leanrec"]).stream
+    assert served is not None
+    assert list(served.model.model.mlp.widths) == rows["adaptive_leanrec"]["end_widths"]
+    probability = served.predict({"user": stream.user_raw[-20:].tolist(),
+                                  "item": stream.item_raw[-20:].tolist()})  # fmt: skip
+    assert probability.shape == (20,) and np.all((probability > 0) & (probability < 1))
+
+
 def test_week_sessions_are_calendar_weeks() -> None:
     stream = make_synthetic_stream(2000, n_users=50, n_items=40, seconds_per_event=3000, seed=0)
     experiment = AdaptiveExperiment(session_by="week", warmup_sessions=2, chunk_size=100)

@@ -15,18 +15,33 @@ session's reward. The experiment is a loop over ``METHODS.resolve(names)``.
 - ``loss_threshold``: the DEN-style rule without learning: +32 units per layer when the first
   chunk's loss rose by more than ``loss_threshold`` (relative) over the previous session's,
   −16 per layer when it fell by more than that;
-- ``adaptive``: the controller (:class:`~leanrec.search.adaptive.policy.Controller`).
+- ``adaptive``: the controller, ``paper`` preset (:class:`~leanrec.search.adaptive.policy.
+  Controller`: RCL's LSTM policy and REINFORCE);
+- ``adaptive_a2c``: the same with the advantage actor-critic (``algorithm="actor_critic"``),
+  at ``adaptive``'s ``λ``;
+- ``adaptive_leanrec``: the ``leanrec`` preset (:class:`~leanrec.search.adaptive.capacity.
+  CapacityController`: changes priced by a learned model of the reward), its own ``λ`` grid;
+- ``adaptive_leanrec_freeze`` / ``adaptive_leanrec_ewc``: the ``leanrec`` controller with
+  forgetting protection (old units frozen after a growth, or the EWC penalty), at
+  ``adaptive_leanrec``'s ``λ``: the comparison with plain fine-tuning.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from leanrec.runner.registry import Registry
-from leanrec.search.adaptive.config import AdaptiveConfig, AdaptiveExperiment
+from leanrec.search.adaptive.capacity import CapacityController
+from leanrec.search.adaptive.config import AdaptiveConfig, AdaptiveExperiment, controller_preset
 from leanrec.search.adaptive.policy import Controller, SessionObservation
-from leanrec.search.adaptive.tower import ArchitectureChange
+from leanrec.search.adaptive.tower import (
+    LARGE_WIDTHS,
+    ArchitectureChange,
+    input_width,
+    tower_parameters,
+)
 
 
 @dataclass(frozen=True)
@@ -43,7 +58,9 @@ class SessionDecider(Protocol):
 
     def decide(self, observation: SessionObservation) -> Decision: ...
 
-    def learn(self, reward: float, reference_auc: float | None) -> dict[str, float]: ...
+    def learn(
+        self, reward: float, reference_auc: float | None, row: dict[str, Any]
+    ) -> dict[str, float]: ...
 
     def state_dict(self) -> dict[str, Any]: ...
 
@@ -52,13 +69,24 @@ class SessionDecider(Protocol):
 
 class AdaptiveMethod(Protocol):
     """A registered method: its name, whether ``λ`` changes it, whether it learns (then a
-    reference model runs beside it), its starting tower and its per-run decider."""
+    reference model runs beside it), its starting tower and its per-run decider. A method
+    that uses ``λ`` takes the headline ``λ`` chosen on the warm-up for ``penalty_from`` (its
+    own name: it is chosen from its own grid, ``lambda_grid``, and swept)."""
 
     @property
     def name(self) -> str: ...
 
     @property
     def uses_penalty(self) -> bool: ...
+
+    @property
+    def penalty_from(self) -> str: ...
+
+    def lambda_grid(self, experiment: AdaptiveExperiment) -> tuple[float, ...]: ...
+
+    def configure(self, config: AdaptiveConfig) -> AdaptiveConfig:
+        """The run's controller settings (protection included) from the experiment's."""
+        ...
 
     @property
     def learns(self) -> bool: ...
@@ -71,7 +99,9 @@ class AdaptiveMethod(Protocol):
 class _Stateless:
     """A decider without learning or state."""
 
-    def learn(self, reward: float, reference_auc: float | None) -> dict[str, float]:
+    def learn(
+        self, reward: float, reference_auc: float | None, row: dict[str, Any]
+    ) -> dict[str, float]:
         return {}
 
     def state_dict(self) -> dict[str, Any]:
@@ -94,6 +124,13 @@ class FixedTower:
     widths: tuple[int, ...]
     uses_penalty: bool = False
     learns: bool = False
+    penalty_from: str = ""
+
+    def lambda_grid(self, experiment: AdaptiveExperiment) -> tuple[float, ...]:
+        return ()
+
+    def configure(self, config: AdaptiveConfig) -> AdaptiveConfig:
+        return config
 
     def initial_widths(self, experiment: AdaptiveExperiment) -> tuple[int, ...]:
         return self.widths
@@ -117,6 +154,13 @@ class AlwaysGrow:
     name: str = "always_grow"
     uses_penalty: bool = False
     learns: bool = False
+    penalty_from: str = ""
+
+    def lambda_grid(self, experiment: AdaptiveExperiment) -> tuple[float, ...]:
+        return ()
+
+    def configure(self, config: AdaptiveConfig) -> AdaptiveConfig:
+        return config
 
     def initial_widths(self, experiment: AdaptiveExperiment) -> tuple[int, ...]:
         return MEDIUM
@@ -137,6 +181,13 @@ class RetrainMedium:
     name: str = "retrain_medium"
     uses_penalty: bool = False
     learns: bool = False
+    penalty_from: str = ""
+
+    def lambda_grid(self, experiment: AdaptiveExperiment) -> tuple[float, ...]:
+        return ()
+
+    def configure(self, config: AdaptiveConfig) -> AdaptiveConfig:
+        return config
 
     def initial_widths(self, experiment: AdaptiveExperiment) -> tuple[int, ...]:
         return MEDIUM
@@ -168,6 +219,13 @@ class LossThreshold:
     name: str = "loss_threshold"
     uses_penalty: bool = False
     learns: bool = False
+    penalty_from: str = ""
+
+    def lambda_grid(self, experiment: AdaptiveExperiment) -> tuple[float, ...]:
+        return ()
+
+    def configure(self, config: AdaptiveConfig) -> AdaptiveConfig:
+        return config
 
     def initial_widths(self, experiment: AdaptiveExperiment) -> tuple[int, ...]:
         return MEDIUM
@@ -183,8 +241,30 @@ class _Controlled:
     def decide(self, observation: SessionObservation) -> Decision:
         return Decision(self.controller.decide(observation))
 
-    def learn(self, reward: float, reference_auc: float | None) -> dict[str, float]:
+    def learn(
+        self, reward: float, reference_auc: float | None, row: dict[str, Any]
+    ) -> dict[str, float]:
         return self.controller.learn(reward, reference_auc)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.controller.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.controller.load_state_dict(state)
+
+
+class _Priced:
+    def __init__(self, controller: CapacityController) -> None:
+        self.controller = controller
+
+    def decide(self, observation: SessionObservation) -> Decision:
+        change = self.controller.decide(observation)
+        return Decision(change if any(change.width_deltas) else None)
+
+    def learn(
+        self, reward: float, reference_auc: float | None, row: dict[str, Any]
+    ) -> dict[str, float]:
+        return self.controller.learn(row["auc"], reference_auc, tuple(row["widths"]))
 
     def state_dict(self) -> dict[str, Any]:
         return self.controller.state_dict()
@@ -195,16 +275,37 @@ class _Controlled:
 
 @dataclass(frozen=True)
 class AdaptiveController:
-    """The RCL-style controller, starting from ``AdaptiveConfig.initial_widths``."""
+    """A controller preset (:data:`~leanrec.search.adaptive.config.CONTROLLER_PRESETS`) with
+    optional field overrides, starting from ``AdaptiveConfig.initial_widths``."""
 
     name: str = "adaptive"
+    preset: str = "paper"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Fields of :class:`AdaptiveConfig` set over the preset (a variant of it)."""
+    penalty_from: str = "adaptive"
     uses_penalty: bool = True
     learns: bool = True
 
+    def lambda_grid(self, experiment: AdaptiveExperiment) -> tuple[float, ...]:
+        if self.preset == "leanrec":
+            return experiment.leanrec_lambda_grid
+        return experiment.lambda_grid
+
     def initial_widths(self, experiment: AdaptiveExperiment) -> tuple[int, ...]:
-        return experiment.controller.initial_widths
+        return self.configure(experiment.controller).initial_widths
+
+    def configure(self, config: AdaptiveConfig) -> AdaptiveConfig:
+        """``config`` with the preset's fields and the overrides set over it."""
+        return dataclasses.replace(controller_preset(config, self.preset), **self.overrides)
 
     def decider(self, experiment: AdaptiveExperiment, config: AdaptiveConfig) -> SessionDecider:
+        config = self.configure(config)
+        if config.algorithm == "capacity_model":
+            width = input_width(experiment)
+            return _Priced(CapacityController(
+                config, width, tower_parameters(width, config.reference_widths),
+                tower_parameters(width, LARGE_WIDTHS),
+            ))  # fmt: skip
         return _Controlled(config)
 
 
@@ -221,6 +322,13 @@ METHODS.add(AlwaysGrow())
 METHODS.add(RetrainMedium())
 METHODS.add(LossThreshold())
 METHODS.add(AdaptiveController())
+METHODS.add(AdaptiveController("adaptive_a2c", overrides={"algorithm": "actor_critic"}))
+METHODS.add(AdaptiveController("adaptive_leanrec", "leanrec", penalty_from="adaptive_leanrec"))
+for _protection in ("freeze", "ewc"):
+    METHODS.add(AdaptiveController(
+        f"adaptive_leanrec_{_protection}", "leanrec", {"protection": _protection},
+        penalty_from="adaptive_leanrec",
+    ))  # fmt: skip
 
 __all__ = [
     "LARGE",

@@ -11,8 +11,9 @@ per task) the default is a choice, given with its reason here and discussed in
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from leanrec.data.own import DataFile
 from leanrec.options import check_literals
@@ -32,6 +33,10 @@ DEFAULT_METHODS: tuple[str, ...] = (
     "retrain_medium",
     "loss_threshold",
     "adaptive",
+    "adaptive_a2c",
+    "adaptive_leanrec",
+    "adaptive_leanrec_freeze",
+    "adaptive_leanrec_ewc",
 )
 """Every method, in the order of :data:`~leanrec.search.adaptive.baselines.METHODS`."""
 
@@ -95,11 +100,40 @@ class AdaptiveConfig:
     """``λ_EWC``: the weight of the EWC penalty (squared gradients of a BCE are small)."""
     fisher_events: int = 512
     """Events of the previous session's end on which the EWC Fisher is estimated."""
+    algorithm: Literal["reinforce", "actor_critic", "capacity_model"] = "reinforce"
+    """How the controller learns and decides. ``reinforce`` (RCL): the LSTM policy, one
+    REINFORCE step per session with the baseline ``AUC_ref − λ p₀ + V(s)``.
+    ``actor_critic``: the same LSTM actor, advantage ``r + γ V(s') − V(s)`` with ``V`` fitted
+    by TD(0) (the learned value as critic; the session's change is credited with what it leaves
+    for the next sessions too). ``capacity_model`` (the ``leanrec`` preset): no policy
+    gradient; a learned model of the reward, fed by the reference model's comparison every
+    session, prices each candidate change (:class:`~leanrec.search.adaptive.capacity.\
+CapacityController`)."""
+    discount: float = 0.5
+    """``γ`` of ``actor_critic``: a session's change still shapes the tower the next sessions
+    start from, and a grown unit pays only once it has learnt; 0.5 weighs the next session half
+    (a horizon of about two sessions, where the planted drift's benefit of capacity lasts)."""
+    capacity_halflife: float = 1.0
+    """``capacity_model``: half-life (sessions) of the recency weights of the capacity value's
+    measurements (1: the last session weighs as much as all before it; capacity pays where the
+    data has just changed, and a long memory would average a drift away)."""
+    confidence: float = 1.0
+    """``capacity_model``: a change is made only when its expected gain over keeping the tower
+    exceeds this many standard errors of the capacity value times the change's size (one:
+    the controller does not act on what one noisy session measured)."""
+    size_contrast: float = 0.25
+    """``capacity_model``: a session whose tower is within this many doublings of the reference
+    tower's parameters measures nothing about capacity (its AUC gap over the reference is noise
+    divided by almost zero) and is left out of the capacity model."""
     seed: int = 0
     """Seeds the controller's networks and action sampling (the experiment sets it per seed)."""
 
     def __post_init__(self) -> None:
         check_literals(self)
+        if not 0.0 <= self.discount < 1.0:
+            raise ValueError(f"discount must be in [0, 1), got {self.discount}")
+        if self.capacity_halflife <= 0 or self.size_contrast < 0 or self.confidence < 0:
+            raise ValueError("capacity_halflife must be > 0, size_contrast and confidence >= 0")
         if not 1 <= self.min_width <= self.max_width:
             raise ValueError(f"need 1 <= min_width <= max_width, got {self.min_width}, "
                              f"{self.max_width}")  # fmt: skip
@@ -111,6 +145,25 @@ class AdaptiveConfig:
         self.reference_widths = tuple(int(w) for w in self.reference_widths)
         if self.penalty < 0 or self.freeze_steps < 0 or self.ewc_strength < 0:
             raise ValueError("penalty, freeze_steps and ewc_strength must be >= 0")
+
+
+CONTROLLER_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "leanrec": {"algorithm": "capacity_model"},
+}
+"""Field values over :class:`AdaptiveConfig` per preset. ``paper``: RCL's controller as the
+defaults above (LSTM policy, REINFORCE, per-layer width and depth actions). ``leanrec``: the
+controller decides from a learned model of the reward instead of a sampled policy
+(``algorithm="capacity_model"``): why, and the warm-up figures behind it, are in
+``docs/design/adaptive.md``."""
+
+
+def controller_preset(config: AdaptiveConfig, preset: str) -> AdaptiveConfig:
+    """``config`` with the fields of ``preset`` (:data:`CONTROLLER_PRESETS`) set over it."""
+    if preset not in CONTROLLER_PRESETS:
+        raise ValueError(f"unknown controller preset {preset!r}; choose from "
+                         f"{sorted(CONTROLLER_PRESETS)}")  # fmt: skip
+    return dataclasses.replace(config, **CONTROLLER_PRESETS[preset])
 
 
 def check_widths(widths: tuple[int, ...], config: AdaptiveConfig, what: str = "widths") -> None:
@@ -136,7 +189,8 @@ class AdaptiveExperiment:
     out_dir: str = "runs/adaptive-ml-1m-partial"
     """The run directory (an existing one is resumed)."""
     model: str = "deepfm"
-    """Base model whose deep tower is shaped (``deepfm`` or ``dnn``)."""
+    """Base model whose tower is shaped: ``deepfm`` or ``dnn`` (the deep tower), or ``neumf``
+    (NeuMF's MLP; its output layer also reads the GMF vector)."""
     embedding_dim: int = 16
     """``d`` of every ID vector (16: the stream protocol's constant)."""
     init_std: float = 0.01
@@ -163,6 +217,13 @@ class AdaptiveExperiment:
     """``λ`` values tried on the warm-up sessions (and run in full with ``sweep``). A 32-unit
     change moves ``p`` by about 0.02-0.1, so 0.02 makes it cost at most 0.002 AUC (size
     hardly matters) and 0.5 up to 0.05, above a session's AUC noise (size dominates)."""
+    leanrec_lambda_grid: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02)
+    """``λ`` values of the ``leanrec`` controller (the same choice rule and sweep). Its
+    decisions price a change at ``λ Δp`` against the AUC the capacity model expects from it,
+    so λ must be on the scale of what capacity buys: fixed-large's whole tower (``Δp ≈ 1``)
+    bought at most about 0.01 AUC over fixed-small on the warm-ups of the three streams,
+    and 0.02 already prices every growth above that; 0.1 and 0.5 would make every tower
+    shrink to the minimum whatever the data."""
     auc_tolerance: float = 0.005
     """The headline ``λ`` is the largest whose warm-up AUC is within this relative gap of
     fixed-large's warm-up AUC (0.5%: the accuracy the adaptive model must keep)."""
@@ -191,20 +252,25 @@ class AdaptiveExperiment:
             raise ValueError("need sessions >= 1, warmup_sessions >= 2 and chunk_size >= 1")
         if not 0.0 < self.warmup_fraction < 1.0:
             raise ValueError(f"warmup_fraction must be in (0, 1), got {self.warmup_fraction}")
-        if not self.lambda_grid or any(v < 0 for v in self.lambda_grid):
-            raise ValueError(f"lambda_grid must hold values >= 0, got {self.lambda_grid}")
-        if self.model not in ("deepfm", "dnn"):
-            raise ValueError(f"model must be 'deepfm' or 'dnn' (a deep tower), got {self.model!r}")
+        for name in ("lambda_grid", "leanrec_lambda_grid"):
+            grid = getattr(self, name)
+            if not grid or any(v < 0 for v in grid):
+                raise ValueError(f"{name} must hold values >= 0, got {grid}")
+        if self.model not in ("deepfm", "dnn", "neumf"):
+            raise ValueError("model must be 'deepfm' or 'dnn' (a deep tower) or 'neumf' (its "
+                             f"MLP), got {self.model!r}")  # fmt: skip
         if self.trainer.objective != "bce":
             raise ValueError("the adaptive experiment scores AUC: trainer objective must be 'bce'")
 
 
 __all__ = [
+    "CONTROLLER_PRESETS",
     "DEFAULT_METHODS",
     "DEPTH_DELTAS",
     "WIDTH_DELTAS",
     "AdaptiveConfig",
     "AdaptiveExperiment",
     "check_widths",
+    "controller_preset",
     "default_trainer",
 ]

@@ -49,7 +49,12 @@ from leanrec.runner.rundir import Log, RowStore, RunDirectory, jsonable
 from leanrec.search.adaptive.baselines import METHODS, AdaptiveMethod
 from leanrec.search.adaptive.config import AdaptiveExperiment
 from leanrec.search.adaptive.session import RunResult, run_sessions, session_plan
-from leanrec.search.adaptive.tower import FIELDS, reference_parameters, widths_of
+from leanrec.search.adaptive.tower import (
+    FIELDS,
+    reference_parameters,
+    tower_options,
+    widths_of,
+)
 from leanrec.search.base import ExperimentResult
 from leanrec.search.streams import DATASETS, load_events
 
@@ -100,18 +105,23 @@ def run_experiment(
             "parameters")  # fmt: skip
     rows = run.rows(ROW_KEY)
     scores = run.rows(ROW_KEY, name="warmup_scores.json")
+    bases = list(dict.fromkeys(m.penalty_from for m in methods if m.uses_penalty))
     for seed in experiment.seeds:
-        chosen = None
-        if any(m.uses_penalty for m in methods):
-            chosen = _choose_penalty(experiment, run, scores, warmup, seed, reference)
+        chosen = {
+            base: _choose_penalty(experiment, run, scores, warmup, seed, reference, METHODS[base])
+            for base in bases
+        }
         for method in methods:
             penalties: tuple[float | None, ...] = (None,)
+            headline = chosen.get(method.penalty_from)
             if method.uses_penalty:
-                penalties = experiment.lambda_grid if experiment.sweep else (chosen,)
+                own = method.penalty_from == method.name
+                penalties = (method.lambda_grid(experiment) if experiment.sweep and own
+                             else (headline,))  # fmt: skip
             for penalty in penalties:
                 if not rows.has(method=method.name, penalty=penalty, seed=seed):
                     _run_row(experiment, run, rows, stream, len(warmup), method, penalty,
-                             seed, chosen, reference)  # fmt: skip
+                             seed, headline, reference)  # fmt: skip
     summary = summarise(rows.rows, experiment)
     run.write_results(summary)
     run.write_table(markdown_table(summary))
@@ -163,17 +173,18 @@ def _choose_penalty(
     warmup: EventStream,
     seed: int,
     reference: int,
+    adaptive: AdaptiveMethod,
 ) -> float:
-    """The headline ``λ`` of ``seed`` (see the module docstring), from the warm-up alone."""
+    """The headline ``λ`` of ``adaptive`` on ``seed`` (see the module docstring), from the
+    warm-up alone, over the method's own grid."""
     large = _warmup_score(experiment, run, scores, warmup, METHODS["fixed_large"], None, seed,
                           reference)  # fmt: skip
-    adaptive = METHODS["adaptive"]
     tried = []
-    for penalty in experiment.lambda_grid:
+    for penalty in adaptive.lambda_grid(experiment):
         score = _warmup_score(experiment, run, scores, warmup, adaptive, penalty, seed, reference)
         tried.append((penalty, score["auc"] or 0.0))
     chosen = headline_penalty(large["auc"] or 0.0, tried, experiment.auc_tolerance)
-    run.log(f"seed {seed}: headline λ = {chosen:g} (fixed-large warm-up AUC "
+    run.log(f"seed {seed}: headline λ of {adaptive.name} = {chosen:g} (fixed-large warm-up AUC "
             f"{_round(large['auc'])}, tolerance {experiment.auc_tolerance:g})")  # fmt: skip
     return chosen
 
@@ -226,8 +237,9 @@ def _run_row(
             data["rating"][-evaluated:], data["rating_prediction"][-evaluated:],
         )  # fmt: skip
         is_chosen = penalty == chosen or not method.uses_penalty
-        if method.name == "adaptive" and is_chosen and seed == experiment.seeds[0]:
-            _save_model(experiment, run, result, stream)
+        own = method.uses_penalty and method.penalty_from == method.name
+        if own and is_chosen and seed == experiment.seeds[0]:
+            _save_model(experiment, run, result, stream, f"model_{method.name}.pt")
     row = _row(method, penalty, seed, is_chosen, result, total)
     row["seconds"] = time.perf_counter() - began
     rows.add(row)
@@ -267,15 +279,19 @@ def _row(
 
 
 def _save_model(
-    experiment: AdaptiveExperiment, run: RunDirectory, result: RunResult, stream: EventStream
+    experiment: AdaptiveExperiment,
+    run: RunDirectory,
+    result: RunResult,
+    stream: EventStream,
+    name: str = MODEL_ARTIFACT,
 ) -> None:
-    """``model_adaptive.pt``: the model after the last session, with its raw IDs and its
+    """``model_<method>.pt``: the model after the last session, with its raw IDs and its
     tower's spec, loadable by :func:`leanrec.models.load_model`."""
     model = result.model
     sizes = {f: stream.ids[f].n_ids for f in FIELDS}
-    options = {"mlp_dims": list(widths_of(model))}
+    options = {k: list(v) for k, v in tower_options(experiment.model, widths_of(model)).items()}
     save_stream_model(
-        model, run.file(MODEL_ARTIFACT), name=experiment.model,
+        model, run.file(name), name=experiment.model,
         embedding_dim=experiment.embedding_dim, options=options, objective="bce",
         rating_offset=None,
         raw_ids={f: stream.ids[f].raw_ids[: sizes[f]].tolist() for f in FIELDS},

@@ -30,6 +30,13 @@ REINFORCE, ``(R − V) ∇ log π``  :meth:`Controller.learn`: ``−Â log π(a|
 tens of children per task       one architecture per session, chosen from cheap signals
 ==============================  ===========================================================
 
+Actor-critic (``algorithm="actor_critic"``, the issue's question whether it does better): the
+same LSTM actor; the critic is the value network, fitted by TD(0) to
+``r + γ V(s')`` with ``r = R − AUC_ref + λ p₀`` (the reward over the session's difficulty, the
+REINFORCE baseline's offset), and the actor's advantage is ``r + γ V(s') − V(s)``. A session's
+step therefore waits for the next session's state (:meth:`Controller.decide` takes it), and
+a change is credited with the value of the tower it leaves to the next sessions as well.
+
 Cost. RCL trains every sampled child to completion. On a stream the controller decides once per
 session from signals the prequential protocol gives for free: the first chunk of the session
 is predicted by the current model anyway, its loss is read from those predictions, the other
@@ -221,7 +228,9 @@ def change_of(actions: list[int], widths: tuple[int, ...]) -> ArchitectureChange
 
 # ---------------------------------------------------------------------------------- learning
 class Controller:
-    """The learning decision-maker of one run: acts at a session's start, learns at its end.
+    """The learning decision-maker of one run: acts at a session's start, learns at its end
+    (``algorithm`` ``reinforce`` or ``actor_critic``; ``capacity_model`` is
+    :class:`~leanrec.search.adaptive.capacity.CapacityController`).
 
     Args:
         config: the controller's settings (``penalty`` is ``λ``; ``seed`` seeds the networks
@@ -251,10 +260,18 @@ class Controller:
         self.pending: tuple[np.ndarray, tuple[int, ...], list[int], float, float] | None = None
         """The decision awaiting its reward: ``s``, widths, actions, the first chunk's AUC and
         ``λ p₀``."""
+        self.awaiting: tuple[np.ndarray, tuple[int, ...], list[int], float] | None = None
+        """``actor_critic``: the rewarded decision awaiting the next state ``s'`` (its
+        advantage ``r + γ V(s') − V(s)`` needs it): ``s``, widths, actions, ``r``."""
+        self.next_states: list[np.ndarray] = []
+        """``actor_critic``: ``s'`` of every transition whose next state is known (the
+        critic's TD targets ``r + γ V(s')``; the first ``len(next_states)`` of ``states``)."""
 
     def decide(self, observation: SessionObservation) -> ArchitectureChange:
         """Sample the session's change from ``π(· | s)`` (kept until :meth:`learn`)."""
         state = observation.features(self.config)
+        if self.awaiting is not None:  # actor-critic: the previous decision's s' is known now
+            self._actor_critic_step(state)
         with torch.no_grad():
             actions, _, _ = self.network.distributions(
                 torch.from_numpy(state), observation.widths, None, self.generator
@@ -289,6 +306,12 @@ class Controller:
             difficulty = reference_auc
         offset = difficulty - keep_penalty
         cfg = self.config
+        if cfg.algorithm == "actor_critic":  # the step waits for s' (the next decide)
+            self.awaiting = (state, widths, actions, reward - offset)
+            self.states.append(state)
+            self.rewards.append(reward)
+            self.residuals.append(reward - offset)
+            return {"reward_over_reference": reward - offset}
         s = torch.from_numpy(state)
         with torch.no_grad():
             baseline = offset + float(self.network.value(s[None])[0, 0])
@@ -319,6 +342,45 @@ class Controller:
             "value_loss": float(value_loss.detach()),
         }
 
+    def _actor_critic_step(self, next_state: np.ndarray) -> dict[str, float]:
+        """The actor-critic update of the awaiting decision, now that ``s'`` is known.
+
+        ``r = R − AUC_ref + λ p₀`` (the reward over the session's difficulty, as the REINFORCE
+        baseline's offset), advantage ``A = r + γ V(s') − V(s)``, actor loss
+        ``−clip(A/σ) log π(a|s) − β H``; then ``value_steps`` TD(0) steps of ``V`` on every
+        transition whose ``s'`` is known, targets ``r_i + γ V(s'_i)`` held fixed per step."""
+        assert self.awaiting is not None
+        state, widths, actions, residual = self.awaiting
+        self.awaiting = None
+        cfg = self.config
+        self.next_states.append(next_state)
+        s, s_next = torch.from_numpy(state), torch.from_numpy(next_state)
+        with torch.no_grad():
+            values = self.network.value(torch.stack([s, s_next]))[:, 0]
+        value, next_value = float(values[0]), float(values[1])
+        advantage = residual + cfg.discount * next_value - value
+        self.squared_advantages.append(advantage**2)
+        scale = math.sqrt(float(np.mean(self.squared_advantages))) or 1.0
+        normalised = float(np.clip(advantage / scale, -cfg.advantage_clip, cfg.advantage_clip))
+        _, log_prob, entropy = self.network.distributions(s, widths, actions)
+        policy_loss = -normalised * log_prob - cfg.entropy_bonus * entropy
+        self.policy_optimizer.zero_grad(set_to_none=True)
+        policy_loss.backward()
+        self.policy_optimizer.step()
+        count = len(self.next_states)
+        states = torch.from_numpy(np.stack(self.states[:count]))
+        following = torch.from_numpy(np.stack(self.next_states))
+        residuals = torch.tensor(self.residuals[:count], dtype=torch.float32)
+        value_loss = torch.zeros(())
+        for _ in range(cfg.value_steps):
+            with torch.no_grad():
+                targets = residuals + cfg.discount * self.network.value(following)[:, 0]
+            value_loss = (self.network.value(states)[:, 0] - targets).pow(2).mean()
+            self.value_optimizer.zero_grad(set_to_none=True)
+            value_loss.backward()
+            self.value_optimizer.step()
+        return {"advantage": advantage, "value_loss": float(value_loss.detach())}
+
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
         """Everything learning changes, as tensors and plain values."""
@@ -331,7 +393,13 @@ class Controller:
             "rewards": list(self.rewards),
             "residuals": list(self.residuals),
             "squared_advantages": list(self.squared_advantages),
-        }
+            "awaiting": None if self.awaiting is None else (
+                torch.from_numpy(self.awaiting[0]), list(self.awaiting[1]),
+                list(self.awaiting[2]), self.awaiting[3],
+            ),
+            "next_states": torch.from_numpy(np.stack(self.next_states))
+            if self.next_states else None,
+        }  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue where the controller that wrote ``state`` stopped."""
@@ -345,6 +413,12 @@ class Controller:
         self.residuals = list(state["residuals"])
         self.squared_advantages = list(state["squared_advantages"])
         self.pending = None
+        awaiting = state.get("awaiting")
+        self.awaiting = None if awaiting is None else (
+            awaiting[0].numpy(), tuple(awaiting[1]), list(awaiting[2]), float(awaiting[3])
+        )  # fmt: skip
+        following = state.get("next_states")
+        self.next_states = [] if following is None else list(following.numpy())
 
 
 __all__ = [

@@ -368,6 +368,7 @@ def run_sessions(
     """
     config = dataclasses.replace(experiment.controller, seed=seed, penalty=penalty)
     decider = method.decider(experiment, config)
+    config = method.configure(config)
     run = _resume(experiment, method, seed, decider, checkpoint_dir)
     protection = Protection(config)
     counters: list[StreamCounters] = []
@@ -379,7 +380,7 @@ def run_sessions(
         reward = None
         if session.index > 0:
             reward = (0.5 if row["auc"] is None else row["auc"]) - penalty * row["parameter_share"]
-            row["learning"] = decider.learn(reward, row.get("reference_auc"))
+            row["learning"] = decider.learn(reward, row.get("reference_auc"), row)
         row["reward"] = reward
         row["seconds"] = time.perf_counter() - began
         row["cpu_seconds"] = time.process_time() - cpu_began

@@ -11,6 +11,7 @@ the mask of the units that existed before a change (what forgetting protection k
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,17 +37,26 @@ LARGE_WIDTHS: tuple[int, ...] = (512, 256, 128)
 def build_model(
     experiment: AdaptiveExperiment, widths: Sequence[int], seed: int
 ) -> tuple[StreamModel, ExpandableMLP]:
-    """A fresh stream model (all-unique tables) whose deep tower is expandable, at ``widths``."""
+    """A fresh stream model (all-unique tables) whose tower (the deep tower of DeepFM / DNN,
+    NeuMF's MLP) is expandable, at ``widths``."""
     model = build_stream_model(
         experiment.model,
         FIELDS,
         embedding_dim=experiment.embedding_dim,
         seed=seed,
         init_std=experiment.init_std,
-        mlp_dims=tuple(widths),
+        **tower_options(experiment.model, widths),
     )
     tower = make_expandable(model, limits=limits_of(experiment.controller))
     return model, tower
+
+
+def tower_options(model: str, widths: Sequence[int]) -> dict[str, Any]:
+    """The model option that sets the tower's widths: ``mlp_layers`` for NeuMF, ``mlp_dims``
+    for the CTR models."""
+    if model == "neumf":
+        return {"mlp_layers": [int(w) for w in widths]}
+    return {"mlp_dims": tuple(int(w) for w in widths)}
 
 
 def limits_of(config: AdaptiveConfig) -> ShapeLimits:
@@ -81,6 +91,23 @@ def reference_parameters(experiment: AdaptiveExperiment) -> int:
     """Parameters of fixed-large's tower on this experiment's input: ``p = 1`` in the reward."""
     _, tower = build_model(experiment, LARGE_WIDTHS, seed=0)
     return int(tower.num_parameters())
+
+
+def tower_parameters(input_dim: int, widths: Sequence[int]) -> int:
+    """Parameters of a ReLU tower of ``widths`` on an ``input_dim``-wide input, counted as
+    :meth:`~leanrec.models.expandable.ExpandableMLP.num_parameters` counts them: every hidden
+    layer's weights and biases, and the head's ``widths[-1]`` columns that read the tower."""
+    total, fan_in = 0, input_dim
+    for width in widths:
+        total += fan_in * width + width
+        fan_in = width
+    return total + fan_in
+
+
+def input_width(experiment: AdaptiveExperiment) -> int:
+    """Width of the tower's input in this experiment's model (its concatenated embeddings)."""
+    _, tower = build_model(experiment, (experiment.controller.min_width,), seed=0)
+    return int(tower.input_dim)
 
 
 def widths_after(widths: Sequence[int], change: ArchitectureChange) -> tuple[int, ...]:
@@ -142,6 +169,7 @@ __all__ = [
     "ExpandableMLP",
     "build_model",
     "hidden_linears",
+    "input_width",
     "limits_of",
     "model_bytes",
     "old_unit_masks",
@@ -150,6 +178,8 @@ __all__ = [
     "reshape",
     "shaped_parameters",
     "tower_of",
+    "tower_options",
+    "tower_parameters",
     "widths_after",
     "widths_of",
 ]
