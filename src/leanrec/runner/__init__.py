@@ -3,11 +3,17 @@ guard, and executors that run independent jobs serially or on Ray, with quiet pr
 
 from leanrec.runner.executors import (
     EXECUTOR_KINDS,
+    JOB_LOG_ENV,
     RAY_INSTALL_HINT,
     Executor,
+    JobRecord,
     RayExecutor,
     SerialExecutor,
+    Shared,
+    init_ray,
     make_executor,
+    search_executor,
+    shutdown_ray,
 )
 from leanrec.runner.final import (
     TestDataReadError,
@@ -28,24 +34,30 @@ from leanrec.runner.rundir import (
 
 __all__ = [
     "EXECUTOR_KINDS",
+    "JOB_LOG_ENV",
     "PROGRESS_ENV",
     "RAY_INSTALL_HINT",
     "Executor",
+    "JobRecord",
     "Log",
     "RayExecutor",
     "Registry",
     "RowStore",
     "RunDirectory",
     "SerialExecutor",
+    "Shared",
     "TestDataReadError",
     "atomic_write_json",
     "atomic_write_text",
     "final_evaluation",
     "guard_test_data",
     "in_final_evaluation",
+    "init_ray",
     "jsonable",
     "make_executor",
     "progress",
     "progress_bar",
     "progress_enabled",
+    "search_executor",
+    "shutdown_ray",
 ]

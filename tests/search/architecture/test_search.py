@@ -14,7 +14,7 @@ from leanrec.data.behavior import BehaviorSplit
 from leanrec.models.ctr import load_ctr_model
 from leanrec.models.ctr.ameir.architecture import Architecture, BlockChoice
 from leanrec.models.ctr.ameir.model import AMEIRConfig, AMEIRModel
-from leanrec.runner import Executor
+from leanrec.runner import Executor, init_ray, shutdown_ray
 from leanrec.search.architecture import policy as search_policy
 from leanrec.search.architecture.baselines import (
     JointOneShotModel,
@@ -712,7 +712,7 @@ def test_pick_best_on_ray_picks_what_the_serial_search_picks(split, monkeypatch)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    temp_dir = init_ray(num_cpus=1, log_to_driver=False)  # a local cluster on 127.0.0.1
     try:
         model = _step3(split)
         _scale_embeddings(model)
@@ -725,7 +725,7 @@ def test_pick_best_on_ray_picks_what_the_serial_search_picks(split, monkeypatch)
         )
         assert on_ray == serial
     finally:
-        ray.shutdown()
+        shutdown_ray(temp_dir)
 
 
 def _random_search_one_by_one(split, config, n_children, epochs_per_child=0.25):

@@ -43,6 +43,7 @@ from leanrec.data.interactions import Interactions, Split
 from leanrec.embeddings import ElementMaskedEmbedding, MaskedEmbedding, SoftThresholdEmbedding
 from leanrec.models.base import Recommender
 from leanrec.models.compress import compress, entity_sparsity, save_compressed, set_entity_sizes
+from leanrec.runner.executors import Executor, SerialExecutor, Shared
 from leanrec.runner.registry import Registry
 from leanrec.runner.rundir import RunDirectory, atomic_write_text
 from leanrec.search.embedding_size.budget import budget_values, fit_to_budget
@@ -61,15 +62,19 @@ from leanrec.search.embedding_size.policy import (
 )
 from leanrec.search.embedding_size.retrain import (
     RetrainedModel,
+    Retrainer,
+    RetrainInputs,
+    RetrainJob,
+    ScreenInputs,
     SizePair,
     build_masked_model,
     fit_candidate,
     retrain_model,
-    retrain_with_sizes,
     role_sizes,
     save_model_with_ids,
     screen_with_cache,
     select_candidates,
+    shared_inputs,
 )
 from leanrec.seeding import torch_seeded
 from leanrec.train.bpr import EpochHook, TrainerConfig, bpr_loss
@@ -349,6 +354,27 @@ class MethodContext:
     """A copy of its weights (PEP's ``retrain_from="trained"`` starts from them)."""
     searches: dict[str, SearchResult] = field(default_factory=dict)
     """Finished searches of this run, by method name."""
+    executor: Executor = field(default_factory=lambda: SerialExecutor(show_progress=False))
+    """Where the masks of the retraining and of the screen run (``search.executor``)."""
+    shared: dict[str, Shared[Any]] = field(default_factory=dict)
+    """What the jobs of the retraining and the screen read, shared once per experiment."""
+
+    def retrain_inputs(self) -> Shared[RetrainInputs]:
+        """The split and the weights every retraining starts from (the warm start's when
+        ``retrain_from_warm_start``, else None: from scratch), shared at the first call."""
+        if "retrain" not in self.shared:
+            warm = self.warm_state if self.config.retrain_from_warm_start else None
+            inputs = RetrainInputs(self.split, warm)
+            self.shared["retrain"] = shared_inputs(self.executor, inputs)
+        return self.shared["retrain"]
+
+    def screen_inputs(self) -> Shared[ScreenInputs]:
+        """The warm start (full size, its own weights) and the split, shared at the first call."""
+        if "screen" not in self.shared:
+            assert self.warm_model is not None, "the screen needs the warm start"
+            inputs = ScreenInputs(self.warm_model, self.split)
+            self.shared["screen"] = shared_inputs(self.executor, inputs)
+        return self.shared["screen"]
 
     @property
     def config(self) -> CIESSConfig:
@@ -455,30 +481,50 @@ def retrain_best(
     """Retrain every size assignment of ``sized`` and keep the best on validation (the first
     of equals); also returns each one's validation metrics and sparsity, in order.
 
-    Each retraining checkpoints to ``retrain/<method>_c<c>_<index>.pt`` (removed when done),
-    so a killed run resumes it."""
-    cfg, retrain_cfg = context.config, context.retrain_config
+    The assignments are independent :class:`~leanrec.search.embedding_size.retrain.Retrainer`
+    jobs of ``context.executor`` (serial, or one Ray task each); each checkpoints to
+    ``retrain/<method>_c<c>_<index>.pt`` (removed when done), so a killed run resumes it."""
+    cfg, retrain_cfg, executor = context.config, context.retrain_config, context.executor
     metric = retrain_cfg.valid_metric or "recall@20"
-    best: tuple[float, RetrainedModel] | None = None
-    tried = []
-    for index, (user_sizes, item_sizes) in enumerate(sized):
-        context.log(f"{method} at c = {target:.0%}: retraining mask {index + 1}/{len(sized)}")
-        checkpoint = context.run.file(f"retrain/{method}_{_tag(target)}_{index}.pt")
-        retrained = retrain_with_sizes(
-            context.split,
-            context.experiment.model,
-            context.experiment.model_options,
-            cfg.max_dim,
+    what = f"{method} at c = {target:.0%}"
+    jobs = [
+        RetrainJob(
             user_sizes,
             item_sizes,
-            retrain_cfg,
-            cfg.seed,
-            warm_state=context.warm_state if cfg.retrain_from_warm_start else None,
-            checkpoint_path=checkpoint,
-            on_epoch=context.on_epoch,
-            evaluate_test=False,
+            context.run.file(f"retrain/{method}_{_tag(target)}_{index}.pt"),
+            f"{what}: mask {index + 1}/{len(sized)}",
         )
-        checkpoint.unlink(missing_ok=True)
+        for index, (user_sizes, item_sizes) in enumerate(sized)
+    ]
+    here = executor.in_process
+    retrainer = Retrainer(
+        context.retrain_inputs(),
+        context.experiment.model,
+        context.experiment.model_options,
+        cfg.max_dim,
+        retrain_cfg,
+        cfg.seed,
+        num_threads=None if here else torch.get_num_threads(),
+        log=context.log if here else None,
+        on_epoch=context.on_epoch if here else None,
+    )
+    if not here:
+        context.log(f"{what}: retraining {len(jobs)} masks on {executor!r}")
+
+    def finished(index: int, retrained: RetrainedModel) -> None:
+        path = jobs[index].checkpoint_path
+        if path is not None:
+            path.unlink(missing_ok=True)
+        if not here:
+            result = retrained.train_result
+            context.log(
+                f"{jobs[index].label}: valid {metric} {retrained.valid.get(metric, -1.0):.4f} "
+                f"after {result.epochs_run} epochs"
+            )
+
+    best: tuple[float, RetrainedModel] | None = None
+    tried = []
+    for retrained in executor.map(retrainer, jobs, on_result=finished):
         score = retrained.valid.get(metric, -1.0)
         tried.append({"valid": retrained.valid, "sparsity": retrained.sparsity})
         if best is None or score > best[0]:
@@ -601,6 +647,8 @@ class SearchedSizes(SizeMethod):
             context.run.file(f"{self.name}_{_tag(target)}_screen.pt"),
             f"{self.name} at c = {target:.0%}",
             context.log,
+            context.executor,
+            context.screen_inputs(),
         )
 
     def search(self, context: MethodContext) -> SearchResult:

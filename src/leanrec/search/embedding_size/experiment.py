@@ -32,6 +32,7 @@ import torch
 from leanrec.data.interactions import Split
 from leanrec.data.presets import prepare_split
 from leanrec.models.base import Recommender
+from leanrec.runner.executors import search_executor
 from leanrec.runner.final import final_evaluation
 from leanrec.runner.rundir import Log, RowStore, RunDirectory
 from leanrec.search.base import ExperimentResult
@@ -84,24 +85,28 @@ def run_experiment(
         split, _ = prepare_split(
             experiment.dataset, experiment.protocol, experiment.data_dir, split_seed
         )
-    context = MethodContext(
-        experiment,
-        split,
-        run,
-        on_epoch=_epoch_logger(run.log),
-        timings=run.read_json("timings.json", default={}),
-    )
     rows = run.rows(key=ROW_KEY)
-    _prepare_full_size_models(context, methods, rows)
-    # method-major: every budget of the first methods is done before the next method starts
-    for method in methods:
-        for target in cfg.target_sparsities:
-            if rows.has(method=method.name, target_sparsity=target):
-                continue
-            outcome = method.run(context, target)
-            with final_evaluation():
-                test = test_metrics(outcome.model, split)
-            rows.add(_row(method.name, target, outcome.sparsity, test, **outcome.fields))
+    # the masks of each budget's retraining and screen are the executor's jobs; a Ray cluster
+    # is joined (or a local one started) at the first of them and left at the end
+    with search_executor(cfg.executor, cfg.executor_cpus_per_job, desc="masks") as executor:
+        context = MethodContext(
+            experiment,
+            split,
+            run,
+            on_epoch=_epoch_logger(run.log),
+            timings=run.read_json("timings.json", default={}),
+            executor=executor,
+        )
+        _prepare_full_size_models(context, methods, rows)
+        # method-major: every budget of the first methods is done before the next one starts
+        for method in methods:
+            for target in cfg.target_sparsities:
+                if rows.has(method=method.name, target_sparsity=target):
+                    continue
+                outcome = method.run(context, target)
+                with final_evaluation():
+                    test = test_metrics(outcome.model, split)
+                rows.add(_row(method.name, target, outcome.sparsity, test, **outcome.fields))
 
     summary = _summary(experiment, split, rows.rows, context.timings)
     run.write_results(summary)

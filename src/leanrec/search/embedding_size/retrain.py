@@ -4,6 +4,11 @@ Every size method of the experiment (CIESS and each row-size baseline) ends here
 user and item, fitted exactly to a budget, a recommender retrained under those sizes to
 convergence with early stopping on validation, then one evaluation on test (which the
 experiment makes inside its final evaluation, after the choice among masks).
+
+The masks of one budget are independent jobs: :class:`Retrainer` retrains one and
+:class:`MaskScreen` scores one untrained, each through a :class:`~leanrec.runner.Executor`
+(serial, or one Ray task per mask), reading the split and the warm start from a
+:class:`~leanrec.runner.Shared` handle stored once per experiment.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -24,6 +29,8 @@ from leanrec.evaluate import FullRankingEvaluator
 from leanrec.models import Recommender, build_model
 from leanrec.models.compress import entity_sizes, entity_sparsity, set_entity_sizes
 from leanrec.models.loading import save_ranking_model
+from leanrec.runner.executors import Executor, InProcess, SerialExecutor, Shared
+from leanrec.runner.rundir import Log
 from leanrec.search.embedding_size.budget import fit_to_budget
 from leanrec.search.embedding_size.policy import SizeCandidate
 from leanrec.train.bpr import BPRTrainer, EpochHook, TrainerConfig, TrainResult, evaluate_model
@@ -33,6 +40,7 @@ SizePair = tuple[np.ndarray, np.ndarray]
 """``(user_sizes (|U|,), item_sizes (|I|,))``: a size per user and per item."""
 
 TEST_KS = (5, 10, 20)
+T = TypeVar("T")
 
 
 def build_masked_model(
@@ -161,6 +169,73 @@ def retrain_model(
     )
 
 
+@dataclass
+class RetrainInputs:
+    """What every retraining job of an experiment reads (shared once per experiment)."""
+
+    split: Split
+    warm_state: dict[str, torch.Tensor] | None
+    """The warm start's weights each mask starts from, or None (from scratch)."""
+
+
+@dataclass
+class RetrainJob:
+    """One mask of the selective retraining."""
+
+    user_sizes: np.ndarray
+    """``(|U|,)`` row sizes of the users."""
+    item_sizes: np.ndarray
+    """``(|I|,)`` row sizes of the items."""
+    checkpoint_path: Path | None = None
+    """Per-epoch checkpoint (a killed retraining resumes from it; on a cluster, where the
+    run directory is on a file system every node sees)."""
+    label: str = ""
+    """What the log calls it (``ciess at c = 80%: mask 1/2``)."""
+
+
+@dataclass
+class Retrainer:
+    """Job of the selective retraining: :func:`retrain_with_sizes` of one :class:`RetrainJob`,
+    validation only (the experiment tests the mask it keeps). Picklable: a Ray task carries
+    the handle of the shared :class:`RetrainInputs`, not the data.
+
+    ``log`` and ``on_epoch`` are for jobs run in this process (they write to the run's log);
+    ``num_threads`` sets torch's threads of a job run elsewhere to the caller's, so that the
+    retrained weights are the same bit for bit.
+    """
+
+    inputs: Shared[RetrainInputs]
+    model_name: str
+    model_options: dict[str, Any] | None
+    max_dim: int
+    trainer: TrainerConfig
+    seed: int
+    num_threads: int | None = None
+    log: Log | None = None
+    on_epoch: EpochHook | None = None
+
+    def __call__(self, job: RetrainJob) -> RetrainedModel:
+        if self.num_threads:
+            torch.set_num_threads(self.num_threads)
+        if self.log is not None and job.label:
+            self.log(f"{job.label}: retraining")
+        inputs = self.inputs.get()
+        return retrain_with_sizes(
+            inputs.split,
+            self.model_name,
+            self.model_options,
+            self.max_dim,
+            job.user_sizes,
+            job.item_sizes,
+            self.trainer,
+            self.seed,
+            warm_state=inputs.warm_state,
+            checkpoint_path=job.checkpoint_path,
+            on_epoch=self.on_epoch,
+            evaluate_test=False,
+        )
+
+
 def select_candidates(
     candidates: list[SizeCandidate], target_sparsity: float, top: int
 ) -> list[SizeCandidate]:
@@ -200,17 +275,23 @@ def screen_on_validation(
     sized: list[tuple[np.ndarray, np.ndarray]],
     keep: int,
     metric: str = "recall@20",
+    executor: Executor | None = None,
+    inputs: Shared[ScreenInputs] | None = None,
 ) -> tuple[list[int], list[float]]:
     """Rank size assignments by ``metric`` on validation, each applied to ``model`` untrained.
 
     The screen of :attr:`~leanrec.search.embedding_size.config.CIESSConfig.screen_masks`: a
-    full-ranking validation pass per assignment (train items masked), no training.
+    full-ranking validation pass per assignment (train items masked), no training; one
+    :class:`MaskScreen` job per assignment through ``executor`` (None: in this process).
 
     Args:
         model: the warm start (masked tables); it is not changed (a copy is sized).
         sized: ``(user_sizes (|U|,), item_sizes (|I|,))`` pairs.
         keep: how many indices to return.
         metric: ``name@k`` with ``name`` in ``recall``, ``ndcg``.
+        executor: where the assignments are scored (the scores are the same everywhere).
+        inputs: ``model`` and ``split`` as already shared through ``executor`` (None: shared
+            here).
 
     Returns:
         The indices of the ``keep`` best pairs, best first (ties: earlier first), and every
@@ -221,16 +302,67 @@ def screen_on_validation(
         raise ValueError(f"screen metric {metric!r}: expected recall@k or ndcg@k")
     if keep < 1:
         raise ValueError(f"keep must be >= 1, got {keep}")
-    evaluator = FullRankingEvaluator(
-        split.valid, exclude=[split.train], ks=[int(k)], metrics=[name]
-    )
-    work = copy.deepcopy(model)
-    scores = []
-    for user_sizes, item_sizes in sized:
-        set_entity_sizes(work, user_sizes, item_sizes)
-        scores.append(float(evaluate_model(work, evaluator).mean[metric]))
+    executor = executor or SerialExecutor(show_progress=False)
+    if inputs is None:
+        inputs = shared_inputs(executor, ScreenInputs(model, split))
+    threads = None if executor.in_process else torch.get_num_threads()
+    scores = executor.map(MaskScreen(inputs, metric, threads), sized)
     order = sorted(range(len(sized)), key=lambda index: -scores[index])
     return order[:keep], scores
+
+
+def shared_inputs(executor: Executor, inputs: T) -> Shared[T]:
+    """``inputs`` for the jobs of ``executor``: as they are for jobs run in this process, else
+    stored once (``ray.put``) and read by reference."""
+    return InProcess(inputs) if executor.in_process else executor.share(inputs)
+
+
+@dataclass
+class ScreenInputs:
+    """What every screening job reads: the warm start and the split (shared once)."""
+
+    model: Recommender
+    split: Split
+
+
+class MaskScreen:
+    """Job of :func:`screen_on_validation`: the untrained validation ``metric`` of the shared
+    warm start under one ``(user_sizes (|U|,), item_sizes (|I|,))`` assignment.
+
+    In this process the warm start is copied once and re-sized per job (the original is never
+    changed); in a Ray task each job sizes its own copy of the stored model. Every size of
+    every row is set either way, so the scores are the same.
+
+    Args:
+        inputs: the shared :class:`ScreenInputs`.
+        metric: ``recall@k`` or ``ndcg@k``.
+        num_threads: torch threads of a job run elsewhere (None: leave the process's).
+    """
+
+    def __init__(
+        self, inputs: Shared[ScreenInputs], metric: str, num_threads: int | None = None
+    ) -> None:
+        self.inputs = inputs
+        self.metric = metric
+        self.num_threads = num_threads
+        self._work: tuple[Recommender, FullRankingEvaluator] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_work": None}  # the working copy stays where it was made
+
+    def __call__(self, sizes: SizePair) -> float:
+        if self.num_threads:
+            torch.set_num_threads(self.num_threads)
+        if self._work is None:
+            inputs = self.inputs.get()
+            name, _, k = self.metric.partition("@")
+            evaluator = FullRankingEvaluator(
+                inputs.split.valid, exclude=[inputs.split.train], ks=[int(k)], metrics=[name]
+            )
+            self._work = (copy.deepcopy(inputs.model), evaluator)
+        work, evaluator = self._work
+        set_entity_sizes(work, sizes[0], sizes[1])
+        return float(evaluate_model(work, evaluator).mean[self.metric])
 
 
 def screen_with_cache(
@@ -242,13 +374,16 @@ def screen_with_cache(
     path: Path,
     what: str,
     log: Callable[[str], None],
+    executor: Executor | None = None,
+    inputs: Shared[ScreenInputs] | None = None,
 ) -> tuple[list[SizePair], dict[str, Any]]:
     """The ``keep`` best of ``sized`` by :func:`screen_on_validation`, and the row's record of
     the screen (``screened``, ``screen_kept_scores``, ``screen_best_by_quality_score``).
 
     The outcome is cached in ``path``, so a run killed during retraining does not screen
     again; the cache is used only for the same candidates (a digest of their sizes), metric
-    and ``keep``."""
+    and ``keep``. The masks are scored through ``executor`` (None: in this process), from
+    ``inputs`` when already shared."""
     settings = {"metric": metric, "top_masks": keep, "fingerprint": sizes_fingerprint(sized)}
     if path.exists():
         stored = load_checkpoint(path)
@@ -256,7 +391,7 @@ def screen_with_cache(
             log(f"{what}: the screen of {len(sized)} masks was done before ({path.name})")
             kept_sizes = [(u.numpy(), i.numpy()) for u, i in stored["kept"]]
             return kept_sizes, stored["record"]
-    kept, scores = screen_on_validation(model, split, sized, keep, metric)
+    kept, scores = screen_on_validation(model, split, sized, keep, metric, executor, inputs)
     log(
         f"{what}: screened {len(sized)} masks on validation {metric} (untrained), "
         f"best {scores[kept[0]]:.4f}"

@@ -7,8 +7,10 @@ Where a default is not the paper's, the measurement behind it is in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from leanrec.data.own import DataFile
+from leanrec.options import check_literals
 
 DEFAULT_METHODS: tuple[str, ...] = ("random", "hardest", "influence", "recent", "dips", "dips1")
 """The experiment's methods, in the order of the registry
@@ -125,3 +127,12 @@ class SketchExperiment:
     """Users with fewer events are left out; 2: one to sketch, one to predict."""
     config: SketchConfig = field(default_factory=SketchConfig)
     """The training configuration of every cell (``K``, ``τ`` and the seed are set per cell)."""
+    executor: Literal["serial", "ray"] = "serial"
+    """Where the cells run (``leanrec.runner.search_executor``): ``"serial"``, one after
+    another in this process, or ``"ray"``, one Ray task per cell (the ``ray`` extra; the
+    cluster of ``RAY_ADDRESS``, else a local one). The same rows either way."""
+    executor_cpus_per_job: float = 1.0
+    """CPUs Ray reserves per cell."""
+
+    def __post_init__(self) -> None:
+        check_literals(self)

@@ -8,6 +8,9 @@ test users are streamed once. Finished cells are stored in ``rows.json`` as they
 killed run resumes where it stopped; the cell being trained resumes from its per-epoch
 checkpoint under ``cells/``.
 
+The cells are independent jobs of a :class:`~leanrec.runner.Executor` (``executor``:
+serial, or one Ray task per cell), each seed's user split stored once for all of its cells.
+
 Outputs in the run directory: ``config.json``, ``rows.json`` (one row per cell), ``results.json``
 (mean ± std per method x K x τ, plus the run's configuration), ``table.md`` and
 ``metric_vs_k.png``; the learned policies of the first seed are saved as
@@ -20,6 +23,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +33,11 @@ from leanrec.data.errors import DataError
 from leanrec.data.own import DataFile
 from leanrec.data.registry import load_dataset
 from leanrec.data.streams import StreamSplit, UserStreams, user_split
+from leanrec.runner.executors import InProcess, Shared, search_executor
 from leanrec.runner.final import final_evaluation
 from leanrec.runner.rundir import Log, RowStore, RunDirectory, jsonable
 from leanrec.search.base import ExperimentResult
-from leanrec.search.sketch.baselines import METHODS, SketchMethod
+from leanrec.search.sketch.baselines import METHODS
 from leanrec.search.sketch.config import SketchExperiment
 from leanrec.search.sketch.policy_io import save_policy
 from leanrec.search.sketch.trainer import evaluate_sketch, train_sketch
@@ -83,13 +88,16 @@ def run_experiment(
     run = RunDirectory(experiment.out_dir, config=experiment, log=log)
     split_of, explicit = _user_splits(experiment, run, streams, splits)
     rows = run.rows(ROW_KEY)
-    for seed in experiment.seeds:
-        split = split_of(seed)
-        for tau in experiment.update_periods:
-            for k in experiment.sketch_sizes:
-                for method in methods:
-                    if not rows.has(method=method.name, K=k, tau=tau, seed=seed):
-                        _run_cell(experiment, run, rows, split, method, k, tau, seed)
+    cells = [
+        CellJob(method.name, k, tau, seed, run.file(f"cells/{_tag(method.name, k, tau, seed)}.pt"))
+        for seed in experiment.seeds
+        for tau in experiment.update_periods
+        for k in experiment.sketch_sizes
+        for method in methods
+        if not rows.has(method=method.name, K=k, tau=tau, seed=seed)
+    ]
+    if cells:
+        _run_cells(experiment, run, rows, split_of, cells)
     summary = summarise(rows.rows, explicit)
     summary["config"] = jsonable(experiment)
     run.write_results(summary)
@@ -128,49 +136,129 @@ def _user_splits(
     return split_of, streams.explicit
 
 
-def _run_cell(
-    experiment: SketchExperiment,
-    run: RunDirectory,
-    rows: RowStore,
-    split: StreamSplit,
-    method: SketchMethod,
-    k: int,
-    tau: int,
-    seed: int,
-) -> None:
-    """Train one cell on the split's training users (epoch chosen on validation), stream its
-    test users in the final evaluation, and store its row."""
-    config = dataclasses.replace(experiment.config, sketch_size=k, update_period=tau, seed=seed)
-    tag = f"{method.name}_K{k}_tau{tau}_seed{seed}"
-    run.log(f"{tag}: training on {len(split.train)} users")
-    began = time.perf_counter()
-    checkpoint = run.file(f"cells/{tag}.pt")
-    result = train_sketch(split.train, split.valid, method, config, checkpoint, run.log)
-    with final_evaluation():
-        test = evaluate_sketch(
-            result.model, result.decider(tau == 1), split.test, config, seed=seed
+@dataclass(frozen=True)
+class CellJob:
+    """One cell of the table: a method at ``K`` and ``τ`` on one seed's user split."""
+
+    method: str
+    k: int
+    tau: int
+    seed: int
+    checkpoint: Path
+    """Per-epoch checkpoint of its training (on a cluster: resumable where the run directory
+    is on a file system every node sees)."""
+
+    @property
+    def tag(self) -> str:
+        return _tag(self.method, self.k, self.tau, self.seed)
+
+
+@dataclass
+class CellOutcome:
+    """A finished cell: its row of ``rows.json``, and its learned policy (None for a fixed
+    one)."""
+
+    row: dict[str, Any]
+    scorer: Any | None
+
+
+class CellTrainer:
+    """Job of the experiment: train one :class:`CellJob` on its seed's training users (epoch
+    chosen on validation), then stream its test users in the final evaluation.
+
+    Picklable: a Ray task carries the handles of the shared user splits, not the streams.
+
+    Args:
+        experiment: the table's settings (the cell's ``K``, ``τ`` and seed replace the config's).
+        splits: each seed's user split, by seed.
+        log: where a job run in this process writes its lines (the run's log); None: none.
+    """
+
+    def __init__(
+        self,
+        experiment: SketchExperiment,
+        splits: Mapping[int, Shared[StreamSplit]],
+        log: Log | None = None,
+    ) -> None:
+        self.experiment = experiment
+        self.splits = dict(splits)
+        self.log = log
+
+    def __call__(self, cell: CellJob) -> CellOutcome:
+        split = self.splits[cell.seed].get()
+        config = dataclasses.replace(
+            self.experiment.config, sketch_size=cell.k, update_period=cell.tau, seed=cell.seed
         )
-    seconds = time.perf_counter() - began
-    if result.scorer is not None and seed == experiment.seeds[0]:
-        save_policy(result.scorer, config, method.name, run.file(_policy_name(method.name, k, tau)))
-    shown = ", ".join(f"{name} {value:.4f}" for name, value in test.values.items())
-    run.log(f"{tag}: test {shown} ({seconds:.0f} s)")
-    rows.add(
-        {
-            "method": method.name,
-            "K": k,
-            "tau": tau,
-            "seed": seed,
+        if self.log is not None:
+            self.log(f"{cell.tag}: training on {len(split.train)} users")
+        began = time.perf_counter()
+        method = METHODS[cell.method]
+        result = train_sketch(split.train, split.valid, method, config, cell.checkpoint, self.log)
+        with final_evaluation():
+            test = evaluate_sketch(
+                result.model, result.decider(cell.tau == 1), split.test, config, seed=cell.seed
+            )
+        row = {
+            "method": cell.method,
+            "K": cell.k,
+            "tau": cell.tau,
+            "seed": cell.seed,
             "test": test.values,
             "test_events": test.events,
             "max_sketch_length": test.max_sketch_length,
             "valid": result.best_valid,
             "best_epoch": result.best_epoch,
             "history": result.history,
-            "seconds": seconds,
+            "seconds": time.perf_counter() - began,
         }
-    )
-    checkpoint.unlink(missing_ok=True)
+        return CellOutcome(row, result.scorer)
+
+
+def _run_cells(
+    experiment: SketchExperiment,
+    run: RunDirectory,
+    rows: RowStore,
+    split_of: Callable[[int], StreamSplit],
+    cells: list[CellJob],
+) -> None:
+    """Run the cells as jobs of the experiment's executor; store each row (and the first
+    seed's learned policies) in cell order as the cells finish."""
+    with search_executor(
+        experiment.executor, experiment.executor_cpus_per_job, desc="cells"
+    ) as executor:
+        here = executor.in_process
+        seeds = sorted({cell.seed for cell in cells})
+        # each seed's split is drawn once and, on Ray, stored once for all of its cells
+        splits = {
+            seed: InProcess(split_of(seed)) if here else executor.share(split_of(seed))
+            for seed in seeds
+        }
+        if not here:
+            run.log(f"{len(cells)} cells on {executor!r}")
+
+        def finished(index: int, outcome: CellOutcome) -> None:
+            cell, row = cells[index], outcome.row
+            if outcome.scorer is not None and cell.seed == experiment.seeds[0]:
+                config = dataclasses.replace(
+                    experiment.config, sketch_size=cell.k, update_period=cell.tau, seed=cell.seed
+                )
+                save_policy(
+                    outcome.scorer,
+                    config,
+                    cell.method,
+                    run.file(_policy_name(cell.method, cell.k, cell.tau)),
+                )
+            shown = ", ".join(f"{name} {value:.4f}" for name, value in row["test"].items())
+            run.log(f"{cell.tag}: test {shown} ({row['seconds']:.0f} s)")
+            rows.add(row)
+            cell.checkpoint.unlink(missing_ok=True)
+
+        trainer = CellTrainer(experiment, splits, run.log if here else None)
+        executor.map(trainer, cells, on_result=finished)
+
+
+def _tag(method: str, k: int, tau: int, seed: int) -> str:
+    return f"{method}_K{k}_tau{tau}_seed{seed}"
 
 
 def _policy_name(method: str, k: int, tau: int) -> str:
