@@ -70,3 +70,33 @@ class TestAdaptiveContract(PolicyContract):
 @pytest.fixture(autouse=True)
 def _one_thread(one_torch_thread: None) -> None:
     """The experiment sets one torch thread itself; the fixture restores the default after."""
+
+
+class TestAdaptiveVariantsContract(TestAdaptiveContract):
+    """The same contract for the actor-critic (whose update waits across a session boundary,
+    so a kill between two sessions must keep the waiting transition) and the leanrec preset
+    with freeze protection (the capacity model's measurements live in the checkpoint)."""
+
+    kill_fractions = (0.5,)
+
+    def make_experiment(
+        self, out_dir: Path, seed: int, guard_test: Callable[[T], T]
+    ) -> tuple[Any, dict[str, Any]]:
+        stream = tiny_stream()
+        experiment = tiny_experiment(
+            out_dir, seed, methods=("adaptive_a2c", "adaptive_leanrec_freeze"),
+            leanrec_lambda_grid=(0.0,),
+        )  # fmt: skip
+        warmup = stream[0 : stream.warmup_size(experiment.warmup_fraction)]
+        return experiment, {"stream": guard_test(stream), "warmup": warmup}
+
+    def budget_violations(self, result: ExperimentResult) -> list[Any]:
+        variants = ("adaptive_a2c", "adaptive_leanrec_freeze")
+        controlled = [r for r in result.rows if r["method"] in variants]
+        assert len(controlled) == 2, "a variant's row is missing: the limit check would be vacuous"
+        return [
+            (r["method"], s["session"], s["widths"])
+            for r in controlled
+            for s in r["warmup_sessions"] + r["sessions"]
+            if not 1 <= len(s["widths"]) <= 2 or not all(16 <= w <= 48 for w in s["widths"])
+        ]
