@@ -1,0 +1,79 @@
+"""Searches on a real two-node Ray cluster: a head and a worker node started here as separate
+processes on a loopback address, a CIESS retraining and an AMEIR search run on it through
+``RAY_ADDRESS``, compared with the serial executor; jobs must have run on both nodes."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from leanrec.runner.cluster import CLUSTER_ADDRESS, LoopbackCluster
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _cluster_connections(cluster: LoopbackCluster) -> list[tuple[str, str]]:
+    """``(local, remote)`` addresses of the established TCP connections of the cluster's
+    processes (every process in the nodes' process groups)."""
+    import os
+
+    import psutil  # a dependency of ray
+
+    groups = {process.pid for process in cluster.processes}
+    pairs = []
+    for connection in psutil.net_connections(kind="tcp"):
+        if connection.status != psutil.CONN_ESTABLISHED or connection.pid is None:
+            continue
+        try:
+            if os.getpgid(connection.pid) not in groups:
+                continue
+        except ProcessLookupError:
+            continue
+        pairs.append((connection.laddr.ip, connection.raddr.ip))
+    return pairs
+
+
+def _is_loopback(ip: str) -> bool:
+    return ipaddress.ip_address(ip.removeprefix("::ffff:")).is_loopback
+
+
+@pytest.mark.ray
+def test_ciess_and_ameir_on_a_two_node_cluster_match_the_serial_runs(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="needs the ray extra (pip install leanrec[ray])")
+    began = time.perf_counter()
+    out, jobs = tmp_path / "report.json", tmp_path / "jobs.jsonl"
+    with LoopbackCluster(workers=1, cpus_per_node=1, object_store_bytes=150 * 1024**2) as cluster:
+        env = {**cluster.driver_env(), "LEANREC_JOB_LOG": str(jobs)}
+        driver = subprocess.run(
+            [sys.executable, "-m", "tests.runner.cluster_driver", str(out), "2"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert driver.returncode == 0, driver.stderr[-3000:]
+        connections = _cluster_connections(cluster)
+    report = json.loads(out.read_text())
+    # two nodes, both on the loopback address, and no connection to any other address
+    assert len(report["nodes"]) == 2
+    assert report["addresses"] == [CLUSTER_ADDRESS]
+    assert connections and all(_is_loopback(a) and _is_loopback(b) for a, b in connections)
+    # the same rows and the same search, job for job
+    assert report["ray"]["ciess"] == report["serial"]["ciess"]
+    assert report["ray"]["ameir"] == report["serial"]["ameir"]
+    ciess = next(row for row in report["ray"]["ciess"] if row["method"] == "ciess")
+    assert ciess["screened"] == 6 and len(ciess["candidates_retrained"]) == 2
+    # every job recorded its node; the retraining's and the search's jobs ran on both nodes
+    records = [json.loads(line) for line in jobs.read_text().splitlines()]
+    remote = [r for r in records if r["node_id"] != "local"]
+    masks = {r["node_id"] for r in remote if r["desc"] == "masks"}
+    children = {r["node_id"] for r in remote if r["desc"] != "masks"}
+    assert masks == set(report["nodes"]) and children == set(report["nodes"])
+    print(f"two-node cluster test: {time.perf_counter() - began:.0f} s, {len(remote)} Ray jobs")
