@@ -36,7 +36,10 @@ of a curve is chosen on the evaluated stream. One torch thread.
 Runs go to resumable run directories outside git, one per dataset
 (``--runs``, default ``runs/autoassign_stream[--TAG]/<dataset>``): killed and restarted, the
 script continues mid-row, and a later call with other ``--methods`` adds their rows to the same
-directory. The results file is assembled from every row the run directories hold.
+directory. Rows are keyed by objective, method, knob and seed, not by the code that ran them:
+after a method's code changes, ``--redo METHOD`` drops its stored rows (kept aside in
+``dropped-rows.json``) so that it runs again, while every other method's rows are reused. The
+results file is assembled from every row the run directories hold.
 
 Writes ``results/autoassign_stream.json`` (flat: every row, mean ± sd per knob and at the chosen
 knob, the goals), ``autoassign_stream.png`` (AUC and log loss against end-of-stream bytes),
@@ -54,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -368,6 +372,31 @@ def goals(
     return out
 
 
+def drop_rows(out_dir: Path, methods: Sequence[str]) -> int:
+    """Take the rows and warm-up scores of ``methods`` out of a run directory (``--redo``:
+    a method whose code changed runs again; its old rows go to ``dropped-rows.json`` and
+    ``dropped-warmup_scores.json``, appended, so nothing is lost). Returns the rows taken."""
+    taken = 0
+    for name in ("rows.json", "warmup_scores.json"):
+        path = out_dir / name
+        if not path.is_file():
+            continue
+        rows = json.loads(path.read_text())
+        keep = [r for r in rows if r["method"] not in methods]
+        gone = [r for r in rows if r["method"] in methods]
+        if not gone:
+            continue
+        archive = out_dir / f"dropped-{name}"
+        old = json.loads(archive.read_text()) if archive.is_file() else []
+        archive.write_text(json.dumps(old + gone, indent=1))
+        path.write_text(json.dumps(keep, indent=1))
+        taken += len(gone) if name == "rows.json" else 0
+    for method in methods:
+        for folder in (out_dir / "checkpoints").glob(f"*-{method}-*"):
+            shutil.rmtree(folder, ignore_errors=True)
+    return taken
+
+
 def read_rows(out_dir: Path) -> list[dict[str, Any]]:
     """Every finished row of a run directory (none before its first row)."""
     path = out_dir / "rows.json"
@@ -527,6 +556,10 @@ def main(argv: list[str] | None = None) -> None:
                         "directories are reported too)")  # fmt: skip
     parser.add_argument("--objectives", nargs="+", default=["bce"], choices=("bce", "mse"))
     parser.add_argument("--runs", default=None, help="root of the run directories")
+    parser.add_argument(
+        "--redo", nargs="+", default=[], choices=DEFAULT_METHODS,
+        help="methods whose stored rows are dropped and run again (their code changed)",
+    )  # fmt: skip
     parser.add_argument("--no-run", action="store_true",
                         help="only assemble the results from the run directories")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
@@ -548,6 +581,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     for dataset in datasets:
         out_dir = root / dataset
+        if args.redo and not args.no_run:
+            print(f"{dataset}: dropped {drop_rows(out_dir, args.redo)} rows of {args.redo}")
         if not args.no_run:
             run_dataset(dataset, out_dir, args.methods, args.seeds, curve_seeds,
                         args.objectives, args.quick)  # fmt: skip

@@ -76,7 +76,6 @@ from benchmarks.common import (
 from leanrec.data.events import Chunk, EventStream
 from leanrec.data.synthetic_stream import make_synthetic_stream
 from leanrec.data.vocab_stream import StreamCounters
-from leanrec.embeddings.growing import GrowingEmbedding
 from leanrec.evaluate.prequential import Prediction, PrequentialRecord, StreamChunk, event_metrics
 from leanrec.models.stream import build_stream_model
 from leanrec.search.shared_embedding.baselines import METHODS, BuildContext
@@ -234,11 +233,9 @@ def build_trainer(
         "deepfm", FIELDS, embedding_dim=16, seed=seed, table_factory=spec.tables(knob, context)
     )
     model.generator = generator
-    if sparse_grad:
-        for module in model.modules():
-            if isinstance(module, GrowingEmbedding):  # every stream table's rows are one
-                module.sparse_grad = True
-    config = dataclasses.replace(default_trainer(), objective="bce", seed=seed)
+    config = dataclasses.replace(
+        default_trainer(), objective="bce", seed=seed, sparse_rows=sparse_grad
+    )
     return TimedTrainer(model, config, spec.assigner(knob, context, model))
 
 

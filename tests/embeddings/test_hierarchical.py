@@ -236,3 +236,67 @@ def test_random_moves_never_exceed_the_cap(
         holds = table.unique.has_row(every)
         assert torch.equal(holds, table.positions(every) == top)
         assert table.num_unique == int(holds.sum())
+
+
+def test_a_parked_row_is_int8_resumes_on_ascent_with_its_optimiser_state() -> None:
+    # d = 2, k = 1, min_capacity 2. IDs 0, 1, 2 ascend: rows 0, 1, 2 (capacity 4).
+    table = HierarchicalSharedEmbedding(4, 2, levels=1, min_capacity=2, park=True)
+    optimizer = torch.optim.Adagrad(table.parameters(), lr=0.1)
+    table.row_sync(optimizer)
+    table.observe(torch.tensor([0, 1, 2]))
+    table.move(torch.tensor([0, 1, 2]), torch.full((3,), ASCEND))
+    with torch.no_grad():
+        table.unique.weight[:3] = torch.tensor([[0.5, -0.25], [1.27, 0.0], [0.1, 0.2]])
+    # one Adagrad step with gradient (1, 1) on every row: sum = 1 per coordinate
+    (table.lookup(torch.tensor([0, 1, 2])).sum()).backward()
+    optimizer.step()
+    held = table.lookup(torch.tensor([0, 1, 2])).detach().clone()  # rows - 0.1
+    empty = table.nbytes()
+    # ID 1 descends: its row is parked, not lost. Row 1.17, -0.1: scale = 1.17 / 127;
+    # values round(1.17 / scale) = 127, round(-0.1 / scale) = -11 -> -11 * 1.17 / 127
+    assert table.move(torch.tensor([1]), torch.tensor([DESCEND])).tolist() == [1]
+    assert table.num_unique == 2 and table.num_parked == 1
+    assert bool(table.is_parked(torch.tensor([1]))) and table.positions(torch.tensor([1])) == 1
+    scale = float(torch.tensor(1.17 / 127, dtype=torch.float16))
+    expected = torch.tensor([127 * scale, -11 * scale])
+    torch.testing.assert_close(table.lookup(torch.tensor([1]))[0], expected)
+    assert (table.lookup(torch.tensor([1]))[0] - held[1]).abs().max() <= scale / 2 + 1e-6
+    # bytes: the float row stays allocated until compaction (2 of 4 rows used: no shrink), the
+    # parked storage is one block of 256 slots of d + 4 = 6 bytes, 255 of them free (int32)
+    assert table.nbytes() == empty + 256 * (2 + 2 + 2) + 4 * 255
+    # it ascends again: a float row from the parked values, Adagrad's sum at the parked mean 1
+    table.move(torch.tensor([1]), torch.tensor([ASCEND]))
+    assert table.num_parked == 0 and table.num_unique == 3
+    torch.testing.assert_close(table.lookup(torch.tensor([1]))[0], expected)
+    row = int(table.unique.rows(torch.tensor([1])))
+    state = optimizer.state[table.unique.weight]["sum"]
+    torch.testing.assert_close(state[row], torch.ones(2))
+    # a new ID promoted meanwhile starts with a fresh sum of squares
+    table.observe(torch.tensor([3]))
+    table.move(torch.tensor([3]), torch.tensor([ASCEND]))
+    assert state.shape[0] == table.unique.capacity
+    torch.testing.assert_close(
+        optimizer.state[table.unique.weight]["sum"][int(table.unique.rows(torch.tensor([3])))],
+        torch.zeros(2),
+    )
+
+
+def test_parked_rows_survive_compaction_and_a_save_load() -> None:
+    from leanrec.embeddings import table_from_spec
+
+    table = HierarchicalSharedEmbedding(600, 3, levels=1, min_capacity=4, park=True)
+    ids = torch.arange(600)
+    table.observe(ids)
+    table.move(ids, torch.full((600,), ASCEND))
+    before = table.lookup(ids).detach().clone()
+    table.move(ids[:500], torch.full((500,), DESCEND))  # 500 parked: two blocks of 256
+    assert len(table.parked_scale) == 512 and table.unique.capacity == 128
+    table.move(ids[:400], torch.full((400,), ASCEND))  # 100 left: storage shrinks to 1 block
+    assert len(table.parked_scale) == 256 and table.num_parked == 100
+    now = table.lookup(ids).detach()
+    assert (now - before).abs().max() < before.abs().max() / 127  # int8 rounding only
+    copy = table_from_spec(table.spec(), 600, 3)
+    copy.load_state_dict(table.state_dict())
+    assert torch.equal(copy.lookup(ids), table.lookup(ids))
+    # a table without parking keeps its state-dict keys (saved models load as before)
+    assert "parked_values" not in HierarchicalSharedEmbedding(4, 3).state_dict()

@@ -53,6 +53,7 @@ SAVED_SPECS: list[tuple[EmbeddingTable, dict[str, Any]]] = [
             "min_capacity": 2,
             "compact_below": 0.5,
             "init_std": 0.1,
+            "park": False,
         },
     ),
     (

@@ -356,3 +356,25 @@ def test_tuning_skips_a_diverging_config(stream: EventStream, one_torch_thread: 
     result = tune_on_warmup(stream, build, configs, validation_fraction=0.5, chunk_size=100)
     assert result.trials[0]["score"] is None and "diverged" in result.trials[0]["error"]
     assert result.best == configs[1]
+
+
+def test_sparse_rows_make_the_same_adagrad_updates_as_dense_gradients(
+    stream: EventStream, one_torch_thread: None
+) -> None:
+    # the same model and stream with the tables' rows on dense and on sparse gradients:
+    # Adagrad's update of a row whose gradient is zero is zero either way, so the predictions
+    # agree to float rounding (on this short stream; see StreamTrainerConfig.sparse_rows)
+    plan = stream.plan(size=500, warmup_fraction=0.2)
+    probabilities = []
+    for sparse in (False, True):
+        trainer = _trainer(table_optimizer="adagrad", learning_rate=3e-4,
+                           table_learning_rate=0.1, sparse_rows=sparse)  # fmt: skip
+        tables = [m for m in trainer.model.modules() if isinstance(m, GrowingEmbedding)]
+        assert tables and all(t.sparse_grad == sparse for t in tables)
+        record = run_stream(stream, plan, trainer)
+        probabilities.append(record.arrays()["probability"])
+    scored = ~np.isnan(probabilities[0])
+    assert scored.sum() == 2400
+    np.testing.assert_allclose(probabilities[1][scored], probabilities[0][scored], atol=1e-6)
+    with pytest.raises(ValueError, match="sparse_rows needs table_optimizer='adagrad'"):
+        StreamTrainerConfig(table_optimizer="adam", sparse_rows=True)

@@ -76,9 +76,15 @@ class RowRelayout:
 
 @dataclass(frozen=True)
 class RowReset:
-    """Rows (int64, shape ``(k,)``) just given to new IDs: per-row state must start afresh."""
+    """Rows (int64, shape ``(k,)``) just given to new IDs: per-row state must start afresh.
+
+    ``accumulator`` (float32 ``(k,)``, optional): the rows resume an ID's earlier row (e.g. one
+    parked by :class:`~leanrec.embeddings.HierarchicalSharedEmbedding`), and a per-row sum of
+    squared gradients (Adagrad's) starts at this value instead of 0, so the resumed row keeps
+    its small steps rather than taking a fresh row's first large ones."""
 
     rows: torch.Tensor
+    accumulator: torch.Tensor | None = None
 
 
 RowEvent = RowRelayout | RowReset
@@ -260,14 +266,32 @@ class GrowingEmbedding(StreamTable):
         """Attach an :class:`OptimizerRowSync` for ``weight``."""
         OptimizerRowSync(optimizer, self)
 
+    def accumulators(self, rows: torch.Tensor) -> torch.Tensor | None:
+        """Per row, the mean of its optimiser's sum of squared gradients (Adagrad's ``sum``),
+        float32 ``(k,)``; None when no attached optimiser keeps one (yet)."""
+        for listener in self._listeners:
+            read = getattr(listener, "accumulators", None)
+            if read is not None:
+                values = read(rows)
+                if values is not None:
+                    return values
+        return None
+
     # ------------------------------------------------------------------ rows
-    def allocate(self, ids: torch.Tensor, init: torch.Tensor | None = None) -> torch.Tensor:
+    def allocate(
+        self,
+        ids: torch.Tensor,
+        init: torch.Tensor | None = None,
+        accumulator: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Give each of ``ids`` (shape ``(k,)``, distinct, none holding a row) a row.
 
         Args:
             ids: IDs to promote.
             init: initial rows, shape ``(k, d)`` (e.g. the shared vector each ID had);
                 default ``N(0, init_std)``.
+            accumulator: per row, the value a sum-of-squares optimiser state starts at
+                (:class:`RowReset`), shape ``(k,)``; default 0 (fresh state).
 
         Returns:
             The rows given, shape ``(k,)`` int64 (lowest free rows first, in ``ids`` order).
@@ -301,7 +325,7 @@ class GrowingEmbedding(StreamTable):
         self.id_of_row[rows] = ids.to(torch.int32)
         self.row_of_id[ids] = rows.to(torch.int32)
         self.used_rows += k
-        self._emit(RowReset(rows))
+        self._emit(RowReset(rows, accumulator))
         return rows
 
     def free(self, ids: torch.Tensor) -> None:
@@ -361,6 +385,10 @@ class GrowingEmbedding(StreamTable):
         return f"{super().extra_repr()}, used_rows={self.used_rows}, capacity={self.capacity}"
 
 
+SUM_STATE = "sum"
+"""Adagrad's per-coordinate sum of squared gradients in ``torch.optim`` state."""
+
+
 class OptimizerRowSync:
     """Keeps an optimiser's per-row state of ``table.weight`` in step with the table's rows.
 
@@ -396,3 +424,15 @@ class OptimizerRowSync:
                 state[key] = event.move(value)
             elif value.shape[0] == self.table.capacity:
                 value[event.rows] = 0
+                if key == SUM_STATE and event.accumulator is not None:
+                    value[event.rows] = event.accumulator.to(value.dtype).reshape(
+                        -1, *([1] * (value.dim() - 1))
+                    )
+
+    def accumulators(self, rows: torch.Tensor) -> torch.Tensor | None:
+        """Mean of Adagrad's ``sum`` over each row's columns, float32 ``(k,)`` (None: the
+        optimiser keeps no such state for the table, or has taken no step yet)."""
+        value = self.optimizer.state.get(self.table.weight, {}).get(SUM_STATE)
+        if not isinstance(value, torch.Tensor) or value.shape[0] != self.table.capacity:
+            return None
+        return value[rows].reshape(len(rows), -1).mean(dim=1).float()

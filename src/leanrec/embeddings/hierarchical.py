@@ -30,12 +30,29 @@ per-ID state itself is an error (``ValueError``), never a silent excess.
            + 4*d                              # the unique table's own fallback (held, unused)
            + 4*d*k                            # the k shared vectors
            + (4 + 1 + 4) * id_capacity        # per ID: row (int32), position (int8), count (int32)
+           + (d + 4) * parked_capacity        # park=True: int8 rows, float16 scale and state
+           + 4 * free_parked_slots            # park=True: the free list (int32)
 
 A model reading a field through several slots (DeepFM's ``d``-wide vector and first-order
 weight) holds one table of their summed width per field
 (:class:`~leanrec.models.stream.StreamModel`), so these 9 bytes per ID are paid once per field.
 
 The loss history an agent keeps per ID is the agent's state, counted by the agent beside this.
+
+**Parked rows** (``park=True``). A demotion by :meth:`~HierarchicalSharedEmbedding.move` or
+:meth:`~HierarchicalSharedEmbedding.set_positions` then does not throw the row away: the row is
+quantised to int8 with one float16 scale per row (``scale = max|w| / 127``) and kept beside the
+unique rows with a float16 summary of its optimiser state (the mean of Adagrad's sum of squares,
+:meth:`~leanrec.embeddings.GrowingEmbedding.accumulators`). The ID sits at level ``k`` and
+reads its dequantised row, not the shared vector; ascending again gives it a float row that
+starts from the parked one (and from the parked optimiser state), and frees the parked slot.
+A parked row costs ``d + 4`` bytes (int8 values, float16 scale, float16 optimiser summary)
+against ``4d + 4`` for a float row. The parked slot of an ID is kept in the unique table's ID
+map as ``-2 - slot`` (``-1``: no row, ``>= 0``: a float row), so parking adds no per-ID bytes.
+Parked storage grows in blocks of :data:`PARK_BLOCK` slots, by at least an eighth at a time
+(free slots: scale ``-1``, listed in a free list of int32, 4 bytes each), and shrinks to the
+blocks its used slots need when fewer than half are used. Demotions that a byte
+cap forces free the row as before (parking would add bytes where the cap wants fewer).
 
 Example (``d = 2``, ``k = 2``, 4 IDs; by hand: ``nbytes = 0 + 8 + 16 + 9*4 = 60``):
     >>> table = HierarchicalSharedEmbedding(4, 2, levels=2, min_capacity=1)
@@ -66,6 +83,11 @@ UNCHANGED = 1
 """Action: keep the position."""
 ASCEND = 2
 """Action: one position up (level ``k`` -> unique allocates a row; unique stays unique)."""
+
+PARK_BLOCK = 256
+"""Parked storage grows and shrinks in blocks of this many slots."""
+FREE_SLOT = -1.0
+"""Scale of a free parked slot (a used slot's scale is >= 0)."""
 
 PerIdValue = torch.Tensor | Callable[[torch.Tensor], torch.Tensor]
 """Value of holding a unique row: a tensor over all IDs ``(N,)`` or a callable ``(m,) -> (m,)``."""
@@ -101,6 +123,7 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
             paper) and of rows not initialised from a shared vector.
         sparse_grad: sparse gradients for the unique rows.
         generator: RNG for initialisations.
+        park: a demoted ID's row is parked as int8 (module docstring) instead of freed.
 
     Attributes:
         unique: the unique rows, a :class:`GrowingEmbedding` (its fallback vector is frozen and
@@ -109,17 +132,27 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         position_of_id: position per ID (0 unseen, 1..k level, k+1 unique), int8
             ``(id_capacity,)``.
         count_of_id: events seen per ID (never reset), int32 ``(id_capacity,)``.
+        parked_values: ``park=True``: int8 ``(parked_capacity, d)``, the parked rows.
+        parked_scale: float16 ``(parked_capacity,)``, a row's value is ``scale * int8``
+            (:data:`FREE_SLOT` on a free slot).
+        parked_accumulator: float16 ``(parked_capacity,)``, the row's mean sum of squared
+            gradients when it was parked (0 without one).
     """
 
     kind = "hierarchical"
-    spec_options = ("levels", "max_bytes", "min_capacity", "compact_below", "init_std")
+    spec_options = ("levels", "max_bytes", "min_capacity", "compact_below", "init_std", "park")
     per_id_state: ClassVar[dict[str, torch.dtype]] = {
         "position_of_id": torch.int8,
         "count_of_id": torch.int32,
     }
-    resized_on_load = ("position_of_id", "count_of_id")
+    resized_on_load = (
+        "position_of_id", "count_of_id", "parked_values", "parked_scale", "parked_accumulator"
+    )  # fmt: skip
 
     position_of_id: torch.Tensor
+    parked_values: torch.Tensor
+    parked_scale: torch.Tensor
+    parked_accumulator: torch.Tensor
 
     def __init__(
         self,
@@ -132,6 +165,7 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         init_std: float = 0.01,
         sparse_grad: bool = False,
         generator: torch.Generator | None = None,
+        park: bool = False,
     ) -> None:
         if not 1 <= levels <= 126:
             raise ValueError(f"levels must be in 1..126 (int8 positions), got {levels}")
@@ -150,6 +184,13 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         self.shared = nn.Parameter(torch.empty(levels, embedding_dim))
         with torch.no_grad():
             self.shared.normal_(0.0, init_std, generator=generator)
+        self.park = park
+        if park:  # registered only when used: a table without them keeps its state-dict keys
+            self.register_buffer("parked_values", torch.zeros(0, embedding_dim, dtype=torch.int8))
+            self.register_buffer("parked_scale", torch.zeros(0, dtype=torch.float16))
+            self.register_buffer("parked_accumulator", torch.zeros(0, dtype=torch.float16))
+            self._parked_free = torch.zeros(0, dtype=torch.int32)
+            """Free parked slots (a stack, int32); rebuilt on every relayout and load."""
         if max_bytes is not None and self.nbytes() > max_bytes:
             raise ValueError(
                 f"max_bytes={max_bytes} is below the empty table's {self.nbytes()} bytes "
@@ -171,9 +212,6 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         """Values that carry information: the used unique rows and the ``k`` shared vectors."""
         return (self.unique.used_rows + self.levels) * self.embedding_dim
 
-    def nbytes(self) -> int:
-        """``(4d + 4)*capacity + 4d + 4dk + 9*id_capacity`` for float32 (see module)."""
-        return super().nbytes()
 
     def position_counts(self) -> torch.Tensor:
         """IDs per position ``0..k+1`` (0: known but unseen), int64 ``(k + 2,)``."""
@@ -188,16 +226,122 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
 
     # ------------------------------------------------------------------ lookups
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
-        """``(B,)`` IDs -> ``(B, d)``: the unique row where held, else the level's vector."""
+        """``(B,)`` IDs -> ``(B, d)``: the unique row where held, the dequantised parked row
+        where parked, else the level's vector."""
         rows = self.unique.rows(ids)
         level = self.position_of_id[ids].to(torch.int64).clamp(1, self.levels) - 1
-        shared = self.shared[level]
-        if self.unique.capacity == 0:
-            return shared
-        own = nn.functional.embedding(
-            rows.clamp(min=0), self.unique.weight, sparse=self.unique.sparse_grad
+        out = self.shared[level]
+        if self.unique.capacity > 0:
+            own = nn.functional.embedding(
+                rows.clamp(min=0), self.unique.weight, sparse=self.unique.sparse_grad
+            )
+            out = torch.where((rows >= 0).unsqueeze(1), own, out)
+        if self.park:
+            at = torch.nonzero(rows <= -2).reshape(-1)
+            if len(at):
+                out = out.index_put((at,), self._unpacked(-2 - rows[at]))
+        return out
+
+    # ------------------------------------------------------------------ parked rows
+    @property
+    def num_parked(self) -> int:
+        """IDs whose row is parked (int8)."""
+        return int((self.parked_scale >= 0).sum()) if self.park else 0
+
+    def is_parked(self, ids: torch.Tensor) -> torch.Tensor:
+        """Whether each ID's row is parked; ``(B,)`` -> ``(B,)`` bool."""
+        return self.unique.rows(ids) <= -2
+
+    def _unpacked(self, slots: torch.Tensor) -> torch.Tensor:
+        """Parked rows as float32 ``(m, d)``: ``scale * int8``."""
+        scale = self.parked_scale[slots].float().unsqueeze(1)
+        return self.parked_values[slots].float() * scale
+
+    def _park(self, ids: torch.Tensor) -> None:
+        """Quantise the float rows of ``ids`` (``(m,)``, each holding one) into parked slots
+        and free the float rows; the ID map then holds ``-2 - slot``."""
+        rows = self.unique.rows(ids)
+        with torch.no_grad():
+            values = self.unique.weight[rows].detach().float()
+        accumulator = self.unique.accumulators(rows)
+        scale = (values.abs().amax(dim=1) / 127.0).to(torch.float16)
+        step = scale.float().clamp(min=torch.finfo(torch.float32).tiny).unsqueeze(1)
+        packed = torch.round(values / step).clamp(-127, 127).to(torch.int8)
+        slots = self._free_slots(len(ids))
+        self.parked_values[slots] = packed
+        self.parked_scale[slots] = scale
+        self.parked_accumulator[slots] = (
+            0.0 if accumulator is None else accumulator.clamp(max=6e4).to(torch.float16)
         )
-        return torch.where((rows >= 0).unsqueeze(1), own, shared)
+        self.unique.free(ids)
+        self.unique.row_of_id[ids] = (-2 - slots).to(torch.int32)
+
+    def _free_slots(self, m: int) -> torch.Tensor:
+        """``m`` free parked slots, int64 ``(m,)``, taken from the free list; storage grows
+        first when too few are free (to the next block at least an eighth larger, so growth
+        costs O(1) amortised per parked row)."""
+        if len(self._parked_free) < m:
+            old = len(self.parked_scale)
+            need = old + m - len(self._parked_free)
+            grown = -(-max(need, old + old // 8) // PARK_BLOCK) * PARK_BLOCK
+            self._parked_storage(torch.arange(old), grown)
+        slots = self._parked_free[-m:].to(torch.int64) if m else torch.zeros(0, dtype=torch.int64)
+        self._parked_free = self._parked_free[: len(self._parked_free) - m]
+        return slots
+
+    def _parked_storage(self, source: torch.Tensor, capacity: int) -> None:
+        """New parked storage of ``capacity`` slots holding old slots ``source`` at
+        ``0..len(source)-1`` (free slots of ``source`` stay free); the free list is rebuilt."""
+        values = torch.zeros(capacity, self.embedding_dim, dtype=torch.int8)
+        scale = torch.full((capacity,), FREE_SLOT, dtype=torch.float16)
+        accumulator = torch.zeros(capacity, dtype=torch.float16)
+        m = len(source)
+        values[:m] = self.parked_values[source]
+        scale[:m] = self.parked_scale[source]
+        accumulator[:m] = self.parked_accumulator[source]
+        self.parked_values, self.parked_scale = values, scale
+        self.parked_accumulator = accumulator
+        self._rebuild_free_list()
+
+    def _rebuild_free_list(self) -> None:
+        """The free parked slots, highest first (so the lowest are taken first), int32."""
+        free = torch.nonzero(self.parked_scale < 0).reshape(-1).flip(0)
+        self._parked_free = free.to(torch.int32)
+
+    def _unpark(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Take the parked rows of ``ids`` (``(m,)``, all parked) out of their slots: their
+        float32 values ``(m, d)`` and optimiser summaries ``(m,)``. The ID map entries are
+        left for the caller's allocation to overwrite; storage shrinks when under half used."""
+        slots = -2 - self.unique.rows(ids)
+        values = self._unpacked(slots)
+        accumulator = self.parked_accumulator[slots].float()
+        self.parked_scale[slots] = FREE_SLOT
+        self._parked_free = torch.cat([self._parked_free, slots.to(torch.int32)])
+        self.unique.row_of_id[ids] = -1
+        capacity = len(self.parked_scale)
+        used = capacity - len(self._parked_free)
+        if capacity > PARK_BLOCK and used < capacity // 2:
+            # relabel the parked IDs' slots (one scan of the ID map; rare: storage halves)
+            kept = torch.nonzero(self.parked_scale >= 0).reshape(-1)
+            codes = self.unique.row_of_id[: self.num_embeddings].to(torch.int64)
+            parked_ids = torch.nonzero(codes <= -2).reshape(-1)
+            new_slot = torch.full((capacity,), -1, dtype=torch.int64)
+            new_slot[kept] = torch.arange(len(kept))
+            self.unique.row_of_id[parked_ids] = (
+                -2 - new_slot[-2 - codes[parked_ids]]
+            ).to(torch.int32)
+            self._parked_storage(kept, max(PARK_BLOCK, -(-len(kept) // PARK_BLOCK) * PARK_BLOCK))
+        return values, accumulator
+
+    def nbytes(self) -> int:
+        """The formula of the module docstring, plus the free list of parked slots (int32)."""
+        free = self._parked_free if self.park else None
+        return super().nbytes() + (0 if free is None else 4 * len(free))
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        super().set_extra_state(state)
+        if self.park:
+            self._rebuild_free_list()
 
     # ------------------------------------------------------------------ stream
     def extend_ids(self, num_embeddings: int) -> None:
@@ -305,13 +449,27 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
                     # a holder asked to stay unique may lose its row to a higher value
                     target[torch.isin(ids, displaced)] = self.levels
                 target[refused_at] = self.levels
-        self._demote(torch.cat([demoted, displaced]))
+        if self.park and len(demoted):
+            self._park(demoted)
+            self.position_of_id[demoted] = self.levels
+            self._demote(displaced)
+        else:
+            self._demote(torch.cat([demoted, displaced]))
         if budget is not None and self.unique.capacity > budget:
             self.unique.compact()
         promoted = ids[promote_at]
         if len(promoted):
             had_level = current[promote_at].clamp(1, self.levels) - 1
-            self.unique.allocate(promoted, init=self.shared[had_level].detach())
+            init = self.shared[had_level].detach().clone()
+            accumulator = None
+            if self.park:
+                parked = torch.nonzero(self.is_parked(promoted)).reshape(-1)
+                if len(parked):
+                    values, summary = self._unpark(promoted[parked])
+                    init[parked] = values
+                    accumulator = torch.zeros(len(promoted))
+                    accumulator[parked] = summary
+            self.unique.allocate(promoted, init=init, accumulator=accumulator)
         self.position_of_id[ids] = target.to(torch.int8)
         return target
 

@@ -172,3 +172,78 @@ def test_idle_rounds_free_rows_in_a_run(tmp_path: Path, one_torch_thread: None) 
         row = run_experiment(experiment, log=lambda _: None, stream=stream).rows[0]
         unique[name] = sum(row["positions"][f][-1] for f in ("user", "item"))
     assert unique["freed"] < unique["kept"]
+
+
+def test_idle_offers_to_holders_come_once_idle_and_again_when_the_idle_time_doubles() -> None:
+    # k = 1, T = 3 (EMA weight 0.5), λ = 0.01, idle_after 2, a round every chunk. The idle
+    # prior keeps rows: logits (-20, -20, 20) + (20, 40, -40) = (0, 20, -20) -> unchanged.
+    config = lean(appearance_decisions=False, byte_penalty=0.01, idle_after=2, sweep_every=1,
+                  idle_offers="holders", idle_logits=(20.0, 40.0, -40.0))  # fmt: skip
+    agent = IdentityAgent(("item",), config)
+    agent.extend({"item": 3})
+    ones = lambda ids: torch.ones_like(ids)  # noqa: E731
+    holders = lambda ids: torch.where(ids == 2, 1, 2)  # noqa: E731  (ID 2 is shared)
+    records = agent.nbytes()
+    # chunk 0: IDs 0, 1, 2 seen (queued for the round at chunk 0 + 2); chunk 1: ID 1 again
+    agent.observe("item", torch.arange(3), torch.full((3,), 0.6), torch.ones(3), holders(
+        torch.arange(3)), 0)  # fmt: skip
+    assert agent.nbytes() == records + 3 * 4  # the queue: three int32 IDs
+    assert agent.idle_round("item", 0, 3, ones, holders) is None
+    agent.observe("item", torch.tensor([1]), torch.tensor([0.6]), torch.tensor([2]),
+                  torch.tensor([2]), 1)  # fmt: skip
+    assert agent.idle_round("item", 1, 3, ones, holders) is None  # nothing due
+    # chunk 2: ID 0 (idle 2, holds a row) is offered; ID 1 was seen at 1; ID 2 holds no row
+    idle = agent.idle_round("item", 2, 3, ones, holders)
+    assert idle is not None and idle.ids.tolist() == [0]
+    assert agent.decide(idle).tolist() == [1]  # keeps its row
+    agent.requeue("item", idle.ids, 2)  # idle 2 -> offered again at idle 4, chunk 4
+    idle = agent.idle_round("item", 3, 3, ones, holders)
+    assert idle is not None and idle.ids.tolist() == [1]  # ID 1: idle 2 at chunk 3
+    assert agent.idle_round("item", 3 + 0, 3, ones, holders) is None  # popped
+    assert len(agent.replay) == 0
+    idle = agent.idle_round("item", 4, 3, ones, holders)
+    assert idle is not None and idle.ids.tolist() == [0]
+    # its decision of chunk 2 closes: R = -0.01 * 1 * (4 - 2); the rebuilt state saw idle 2
+    np.testing.assert_allclose(agent.replay.rewards[:1], [-0.02], atol=1e-6)
+    flag = agent._idle_flag_column
+    np.testing.assert_allclose(agent.replay.states[0, [flag - 1, flag]], [np.log(3) / 5, 1.0],
+                               atol=1e-6)  # fmt: skip
+    agent.decide(idle)
+    agent.requeue("item", idle.ids, 4)  # next offer at idle 8, chunk 8
+    # ID 0 comes back at chunk 7 with loss 0.5: the decision of chunk 4 (the last offer before
+    # 7) closes, terminal: R = (0.6 - 0.5) - 0.01 * 1 * (7 - 4) = 0.07
+    agent.observe("item", torch.tensor([0]), torch.tensor([0.5]), torch.tensor([2]),
+                  torch.tensor([2]), 7)  # fmt: skip
+    np.testing.assert_allclose(agent.replay.rewards[1:2], [0.07], atol=1e-3)
+    assert agent.replay.dones[1] == 1.0
+    # the stale entry for chunk 8 is dropped there (ID 0 was seen at 7), not offered
+    assert agent.idle_round("item", 8, 3, ones, holders) is None
+
+
+def test_the_leanrec_preset_parks_idle_rows_in_a_run(one_torch_thread: None) -> None:
+    # the leanrec preset on the tiny stream (12 chunks of 200 events, k = 1): IDs that hold
+    # a row and miss a chunk decide; descents park their rows (int8); a parked ID holds no
+    # float row; a saved table serves the parked rows as they are
+    from leanrec.embeddings import table_from_spec
+    from leanrec.search.shared_embedding.baselines import METHODS
+    from leanrec.search.shared_embedding.experiment import _build
+    from leanrec.train.stream import run_stream
+
+    stream = tiny_stream()
+    experiment = tiny_experiment(Path("unused"), 0, agent=AutoAssignConfig(batch_size=64,
+                                 replay_size=2000))  # fmt: skip
+    method = METHODS.resolve(["autoassign_leanrec"])[0]
+    trainer = _build(experiment, {"user": 150, "item": 100}, method, 1.0, 0, "bce")
+    tables = trainer.model.id_tables()
+    table = tables["item"]
+    assert isinstance(table, HierarchicalSharedEmbedding) and table.park
+    run_stream(stream, stream.plan(size=200, warmup_fraction=0.2), trainer)
+    parked = sum(t.num_parked for t in tables.values())  # type: ignore[attr-defined]
+    assert parked > 0
+    ids = torch.arange(table.num_embeddings)
+    assert bool(table.is_parked(ids).any()) and not bool(
+        (table.is_parked(ids) & (table.positions(ids) == 2)).any()
+    )  # a parked ID holds no float row
+    copy = table_from_spec(table.spec(), table.num_embeddings, table.embedding_dim)
+    copy.load_state_dict(table.state_dict())
+    assert torch.equal(copy.lookup(ids), table.lookup(ids)) and copy.nbytes() == table.nbytes()

@@ -239,11 +239,17 @@ class AgentAssigner:
                     continue
                 actions = self.agent.decide(decided)
                 before = h.main.positions(decided.ids)
+                parked = h.main.is_parked(decided.ids) if h.main.park else None
                 positions = h.main.move(decided.ids, actions)
                 h.apply(decided.ids, positions)
+                top = h.main.levels + 1
                 if self.random_rows is not None:
-                    top = h.main.levels + 1
-                    self._randomise(h, decided.ids[(before < top) & (positions == top)])
+                    promoted = (before < top) & (positions == top)
+                    if parked is not None:
+                        promoted &= ~parked  # a parked row resumes, it does not start afresh
+                    self._randomise(h, decided.ids[promoted])
+                if decided.idle:
+                    self.agent.requeue(h.field, decided.ids[positions == top], now)
         self.enforce_cap()
 
     def _randomise(self, h: FieldHierarchy, promoted: torch.Tensor) -> None:
@@ -436,11 +442,12 @@ class Evicting(SharedEmbeddingMethod):
         return build
 
 
-def _hierarchy_tables(levels: int, context: BuildContext) -> StreamTableFactory:
+def _hierarchy_tables(levels: int, context: BuildContext, park: bool = False) -> StreamTableFactory:
     def build(name: str, n: int, d: int) -> EmbeddingTable:
         return HierarchicalSharedEmbedding(
-            n, d, levels=levels, init_std=context.init_std, generator=context.generator
-        )
+            n, d, levels=levels, init_std=context.init_std, generator=context.generator,
+            park=park,
+        )  # fmt: skip
 
     return build
 
@@ -487,7 +494,8 @@ class AutoAssignPlus(SharedEmbeddingMethod):
         return tuple(float(k) for k in grids["levels_grid"])
 
     def tables(self, knob: Knob, context: BuildContext) -> StreamTableFactory:
-        return _hierarchy_tables(int(knob), context)
+        park = agent_preset(context.agent, self.preset).park
+        return _hierarchy_tables(int(knob), context, park=park)
 
     def assigner(self, knob: Knob, context: BuildContext, model: StreamModel) -> Assigner:
         config = replace(context.agent, levels=int(knob), seed=context.seed)

@@ -242,10 +242,11 @@ class LeanRecords(PerIdArrays):
     )
 
     def grown_size(self, capacity: int, current: int) -> int:
-        """The next multiple of :data:`RECORD_BLOCK` (not doubling: these bytes are per ID, and
-        a copy of 9 bytes per ID now and then costs far less than holding up to twice the
-        IDs)."""
-        return -(-capacity // RECORD_BLOCK) * RECORD_BLOCK
+        """The next multiple of :data:`RECORD_BLOCK` at least an eighth above ``current`` (not
+        doubling: these bytes are per ID, and holding up to twice the IDs costs more than a
+        copy now and then; the eighth keeps the copies O(1) amortised per ID when a chunk
+        brings more new IDs than a block holds)."""
+        return -(-max(capacity, current + current // 8) // RECORD_BLOCK) * RECORD_BLOCK
 
     def idle(self, ids: torch.Tensor, now: int) -> torch.Tensor:
         """Chunks since each ID was last seen, int64 ``(m,)`` (modulo :data:`CHUNK_WRAP`)."""
@@ -329,6 +330,10 @@ class IdentityAgent:
                 self.history[f] = LossHistory(config.reward_window)
                 self.open[f] = OpenDecisions()
         self.ema_weight = 2.0 / (config.reward_window + 1)
+        self.pending: dict[str, dict[int, torch.Tensor]] = {f: {} for f in self.fields}
+        """``idle_offers="holders"``: per field, the IDs (int32) queued for the idle round of
+        each chunk index; an entry is checked when its round comes (the ID may have appeared
+        again, or lost its row, since it was queued)."""
         self.now = 0
         """The chunk of the last :meth:`observe` (``history="ema"``: idle times count from it)."""
         self.last_losses: dict[str, float] = {}
@@ -351,7 +356,10 @@ class IdentityAgent:
     def nbytes(self) -> int:
         """Per-ID state (loss histories and open decisions): part of the embedding bytes."""
         if self.lean:
-            return sum(self.records[f].nbytes() for f in self.fields)
+            queued = sum(
+                t.numel() * t.element_size() for q in self.pending.values() for t in q.values()
+            )
+            return queued + sum(self.records[f].nbytes() for f in self.fields)
         return sum(self.history[f].nbytes() + self.open[f].nbytes() for f in self.fields)
 
     def agent_bytes(self) -> int:
@@ -503,8 +511,13 @@ class IdentityAgent:
         position = rec["position"][done].to(torch.int64)
         idle_now = self.records[field].idle(done, now)
         every = self.config.sweep_every
-        since_round = now - self._last_round(now) if loss_term is not None else every
-        held_for = torch.where(from_round, torch.full_like(idle_now, since_round), idle_now)
+        if self._offers_holders:
+            since_offer = now - self._offer_round_before(idle_now, now)
+        else:
+            since_offer = torch.full_like(
+                idle_now, now - self._last_round(now) if loss_term is not None else every
+            )
+        held_for = torch.where(from_round, since_offer, idle_now)
         idle_then = torch.where(from_round, idle_now - held_for, torch.zeros_like(idle_now))
         ema = rec["ema"][done].float()
         before = self.lean_states(
@@ -552,7 +565,52 @@ class IdentityAgent:
             self._close_lean(field, ids[closing], loss_term, states[closing], now)
         rec["ema"][ids] = ema.to(torch.float16)
         rec["last_seen"][ids] = now % CHUNK_WRAP
+        if self._offers_holders:
+            self._queue(field, ids, self._round_at(now + self.config.idle_after))
         return FieldSnapshot(field, ids, counts, positions, ema, has, loss, states)
+
+    # ------------------------------------------------------------------ idle offers to holders
+    @property
+    def _offers_holders(self) -> bool:
+        return self.lean and self.config.idle_after > 0 and self.config.idle_offers == "holders"
+
+    def _round_at(self, chunk: int | torch.Tensor) -> Any:
+        """The first idle round at or after ``chunk`` (rounds fall every ``sweep_every``)."""
+        every = self.config.sweep_every
+        return -(-chunk // every) * every
+
+    def _queue(self, field: str, ids: torch.Tensor, rounds: int | torch.Tensor) -> None:
+        """Queue ``ids`` (``(m,)``) for the idle round(s) ``rounds`` (one, or one per ID)."""
+        if len(ids) == 0:
+            return
+        pending = self.pending[field]
+        at = torch.as_tensor(rounds, dtype=torch.int64).expand(len(ids))
+        for round_ in torch.unique(at).tolist():
+            new = ids[at == round_].to(torch.int32)
+            old = pending.get(round_)
+            pending[round_] = new if old is None else torch.unique(torch.cat([old, new]))
+
+    def _offer_round_before(self, idle: torch.Tensor, now: int) -> torch.Tensor:
+        """The chunk of the last idle offer strictly before ``now`` to IDs idle ``idle`` chunks
+        (``(m,)`` int64; ``idle_offers="holders"``): offers fall at the first round at or after
+        idle time ``a_0 = idle_after``, then at idle time ``2 a``, ``a`` the idle time of the
+        previous offer."""
+        last_seen = now - idle
+        offer = self._round_at(last_seen + self.config.idle_after)
+        while True:
+            later = self._round_at(last_seen + 2 * (offer - last_seen))
+            step = later < now
+            if not bool(step.any()):
+                return offer
+            offer = torch.where(step, later, offer)
+
+    def requeue(self, field: str, ids: torch.Tensor, now: int) -> None:
+        """``idle_offers="holders"``: IDs (``(m,)``) offered an idle decision at round ``now``
+        that still hold their row are offered again when their idle time has doubled."""
+        if not self._offers_holders or len(ids) == 0:
+            return
+        idle = self.records[field].idle(ids, now)
+        self._queue(field, ids, self._round_at(now + idle))
 
     def idle_round(
         self,
@@ -577,17 +635,29 @@ class IdentityAgent:
             return None
         records = self.records[field]
         rec = records.arrays
-        every = torch.arange(known)
-        seen = ~torch.isnan(rec["ema"][:known])
-        idle_all = records.idle(every, now)
-        ids = every[seen & (idle_all >= cfg.idle_after)]
+        if self._offers_holders:
+            due = [r for r in self.pending[field] if r <= now]
+            if not due:
+                return None
+            ids = torch.unique(torch.cat([self.pending[field].pop(r) for r in due]))
+            ids = ids.to(torch.int64)
+            idle = records.idle(ids, now)
+            ids = ids[idle >= cfg.idle_after]  # not seen again since it was queued
+            ids = ids[positions(ids) == self.levels + 1]  # holds a row
+            idle = records.idle(ids, now)
+        else:
+            every = torch.arange(known)
+            seen = ~torch.isnan(rec["ema"][:known])
+            idle_all = records.idle(every, now)
+            ids = every[seen & (idle_all >= cfg.idle_after)]
+            idle = idle_all[ids]
         if len(ids) == 0:
             return None
         count, position = counts(ids), positions(ids)
         ema = rec["ema"][ids].float()
         flag = torch.ones(len(ids), dtype=torch.bool)
         states = self.lean_states(
-            field, quantised_log_count(count), position, ema, flag, idle_all[ids], flag
+            field, quantised_log_count(count), position, ema, flag, idle, flag
         )
         closing = rec["action"][ids] != NO_DECISION
         if bool(closing.any()):
@@ -683,6 +753,7 @@ class IdentityAgent:
         if self.lean:
             state["records"] = {f: dict(self.records[f].arrays) for f in self.fields}
             state["now"] = self.now
+            state["pending"] = {f: dict(self.pending[f]) for f in self.fields}
         else:
             state["history"] = {f: self.history[f].state_dict() for f in self.fields}
             state["open"] = {f: dict(self.open[f].arrays) for f in self.fields}
@@ -699,6 +770,8 @@ class IdentityAgent:
                 self.history[f].load_state_dict(state["history"][f])
                 self.open[f].arrays = dict(state["open"][f])
         self.now = int(state.get("now", 0))
+        pending = state.get("pending", {})
+        self.pending = {f: {int(r): t for r, t in pending.get(f, {}).items()} for f in self.fields}
 
 
 __all__ = [
