@@ -26,6 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser, **defaults: Any) -> None:
     parser.add_argument("--lr-decay", type=float, default=defaults.get("lr_decay", 1.0))
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument(
+        "--propagation",
+        choices=["full", "sampled"],
+        default=defaults.get("propagation", "full"),
+        help="training propagation (evaluation is always full)",
+    )
+    parser.add_argument("--fanout", type=int, default=10, help="neighbours per hop if sampled")
     parser.add_argument("--eval-every", type=int, default=defaults.get("eval_every", 5))
     parser.add_argument("--patience", type=int, default=defaults.get("patience", 5))
     parser.add_argument("--max-hours", type=float, default=defaults.get("max_hours"))
@@ -85,7 +92,12 @@ def run(
         protocol=protocol,
         data_dir=str(data_dir()),
         seed=args.seed,
-        model_options={"embedding_dim": args.dim, "n_layers": args.layers},
+        model_options={
+            "embedding_dim": args.dim,
+            "n_layers": args.layers,
+            "propagation": args.propagation,
+            "fanout": args.fanout,
+        },
         trainer=trainer,
         run_dir=args.run_dir or f"runs/bench-{script}",
     )
@@ -122,6 +134,8 @@ def run(
         "lr_decay": args.lr_decay,
         "layers": args.layers,
         "dim": args.dim,
+        "propagation": args.propagation,
+        "fanout": args.fanout,
         "best_epoch": result.train_result.best_epoch,
         "epochs_run": result.train_result.epochs_run,
         "stop_reason": result.train_result.stop_reason,

@@ -9,11 +9,19 @@ instead of transposing. The kernel of each direction is a plain CSR x dense prod
 than differentiating through ``torch.sparse.mm``, which transposes the matrix in its backward
 pass; torch's CSR product is the faster of the two in torch 2.13 on one CPU thread
 (``benchmarks/perf/propagation.py`` measures all of them).
+
+Training can instead propagate only over a sampled neighbourhood of the batch
+(:class:`NeighbourSampler`, ``propagation="sampled"`` in the model configs): every node of the
+batch keeps at most ``F`` (the fan-out) of its neighbours per hop, each weighted by
+``Â_vw * deg(v) / F`` so that the sampled product equals ``Â x`` in expectation. A step then
+costs ``O(B F^L d)`` whatever the size of the graph, and an epoch is linear in the edges;
+evaluation still propagates once over the whole graph.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +29,21 @@ import scipy.sparse as sp
 import torch
 
 from leanrec.data.interactions import IdVocabulary, Interactions
-from leanrec.models.base import DotProductRecommender
+from leanrec.models.base import DotProductRecommender, PairwiseOutput
+
+PROPAGATION_MODES = ("full", "sampled")
+"""How a graph model propagates during training: over the whole graph at every step, or over
+the batch's sampled L-hop neighbourhood (evaluation always propagates over the whole graph)."""
+
+
+def check_propagation(config: Any) -> None:
+    """Validate ``config.propagation`` and ``config.fanout`` (shared by LightGCN and NGCF)."""
+    if config.propagation not in PROPAGATION_MODES:
+        raise ValueError(
+            f"propagation must be one of {PROPAGATION_MODES}, got {config.propagation!r}"
+        )
+    if config.fanout < 1:
+        raise ValueError(f"fanout must be at least 1, got {config.fanout}")
 
 
 def normalized_adjacency(train: Interactions, self_loops: bool = False) -> sp.csr_matrix:
@@ -130,18 +152,158 @@ class SymmetricPropagation(torch.autograd.Function):
         return _cpu_matmul(ctx.graph, grad_output), None
 
 
+class SampledOperator:
+    """A sampled propagation matrix ``P`` of shape ``(n_out, n_in)`` and its transpose, as torch
+    CSR tensors: :meth:`matmul` maps ``(n_in, d)`` to ``(n_out, d)`` with autograd."""
+
+    def __init__(self, matrix: sp.csr_matrix) -> None:
+        self.shape = (int(matrix.shape[0]), int(matrix.shape[1]))
+        self.forward_csr = _torch_csr(matrix)
+        self.backward_csr = _torch_csr(matrix.T.tocsr())
+
+    def matmul(self, x: torch.Tensor) -> torch.Tensor:
+        return SampledPropagation.apply(x, self)  # type: ignore[no-any-return]
+
+
+def _torch_csr(m: sp.csr_matrix) -> torch.Tensor:
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": we rely on @ only
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(m.indptr.astype(np.int64)),
+            torch.from_numpy(m.indices.astype(np.int64)),
+            torch.from_numpy(m.data.astype(np.float32)),
+            size=m.shape,
+        )
+
+
+class SampledPropagation(torch.autograd.Function):
+    """``y = P x`` for a sampled (non-symmetric) ``P``; backward is ``P^T grad``."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, operator: SampledOperator) -> torch.Tensor:
+        ctx.operator = operator
+        dense = x.detach().contiguous().to(torch.float32)
+        return operator.forward_csr.to(dense.device) @ dense
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:
+        grad = grad_output.contiguous().to(torch.float32)
+        return ctx.operator.backward_csr.to(grad.device) @ grad, None
+
+
+@dataclass
+class SampledHops:
+    """Nested neighbourhoods of a batch: ``nodes[0] ⊆ nodes[1] ⊆ ... ⊆ nodes[L]``.
+
+    Attributes:
+        nodes: global node ids (users ``0..U-1``, items ``U..U+I-1``); ``nodes[j]`` is a prefix
+            of ``nodes[j + 1]``, so a layer computed on ``nodes[j + 1]`` holds the rows of
+            ``nodes[j]`` first.
+        operators: ``operators[j]`` of shape ``(len(nodes[j]), len(nodes[j + 1]))``, the
+            sampled rows of ``Â`` of ``nodes[j]`` (columns local to ``nodes[j + 1]``).
+    """
+
+    nodes: list[torch.Tensor]
+    operators: list[SampledOperator]
+
+
+class NeighbourSampler:
+    """Samples the L-hop neighbourhood of a batch's nodes with a fixed fan-out per hop.
+
+    A node ``v`` of degree ``deg(v) <= F`` keeps all its neighbours with their weights
+    ``Â_vw`` (exact); a node of larger degree draws ``F`` neighbours uniformly with replacement,
+    each weighted ``Â_vw * deg(v) / F``, so ``E[P] = Â`` row by row. Hops are drawn
+    independently, hence ``E[P_0 P_1 ... P_{k-1}] = Â^k``: sampled LightGCN layers equal full
+    propagation in expectation (NGCF's nonlinear layers only approximately).
+
+    Randomness comes from torch's default generator, which the trainers seed once per run.
+    Memory: the graph's CSR arrays and one ``(U + I,)`` position array, reused across steps.
+
+    Args:
+        matrix: the normalised adjacency ``Â`` (CSR, ``(N, N)``).
+        fanout: ``F``, neighbours kept per node and hop.
+    """
+
+    def __init__(self, matrix: sp.csr_matrix, fanout: int) -> None:
+        self.fanout = fanout
+        self.indptr = torch.from_numpy(matrix.indptr.astype(np.int64))
+        self.indices = torch.from_numpy(matrix.indices.astype(np.int64))
+        self.data = torch.from_numpy(matrix.data.astype(np.float32))
+        self.degree = self.indptr[1:] - self.indptr[:-1]
+        self._position = torch.full((matrix.shape[0],), -1, dtype=torch.int64)
+
+    def sample(self, seeds: torch.Tensor, n_hops: int) -> SampledHops:
+        """Neighbourhoods of ``seeds`` (distinct global node ids, ``(n,)``) over ``n_hops``."""
+        position = self._position
+        nodes = [seeds]
+        operators: list[SampledOperator] = []
+        position[seeds] = torch.arange(len(seeds))
+        try:
+            for _ in range(n_hops):
+                current = nodes[-1]
+                rows, local_cols, weights, grown = self._hop(current)
+                nodes.append(grown)
+                matrix = sp.csr_matrix(
+                    (weights.numpy(), local_cols.numpy(), rows.numpy()),
+                    shape=(len(current), len(grown)),
+                )
+                operators.append(SampledOperator(matrix))
+        finally:
+            position[nodes[-1]] = -1
+        return SampledHops(nodes, operators)
+
+    def _hop(
+        self, current: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One hop from ``current`` (whose positions are set): CSR row pointer ``(n + 1,)``,
+        local columns and weights ``(nnz,)``, and ``current`` grown by the new neighbours."""
+        fanout = self.fanout
+        degree = self.degree[current]
+        take = degree.clamp(max=fanout)
+        row_ptr = torch.zeros(len(current) + 1, dtype=torch.int64)
+        torch.cumsum(take, 0, out=row_ptr[1:])
+        total = int(row_ptr[-1])
+        start = torch.repeat_interleave(self.indptr[current], take, output_size=total)
+        row_degree = torch.repeat_interleave(degree, take, output_size=total)
+        rank = torch.arange(total) - torch.repeat_interleave(row_ptr[:-1], take, output_size=total)
+        drawn = row_degree > fanout
+        random_offset = (torch.rand(total) * row_degree).long().clamp_(max=row_degree - 1)
+        edge = start + torch.where(drawn, random_offset, rank)
+        neighbours = self.indices[edge]
+        scale = torch.where(drawn, row_degree.to(torch.float32) / fanout, 1.0)
+        weights = self.data[edge] * scale
+        position = self._position
+        new = torch.unique(neighbours[position[neighbours] < 0])
+        position[new] = torch.arange(len(current), len(current) + len(new))
+        grown = torch.cat([current, new])
+        return row_ptr, position[neighbours], weights, grown
+
+
 class GraphRecommender(DotProductRecommender):
     """A dot-product model that propagates over the normalised training graph (LightGCN, NGCF).
 
     :meth:`attach` builds the graph from the training interactions; a loaded model rebuilds it
     from its stored seen-item CSR, so checkpoints never hold the ``(U + I)``-sized adjacency.
+
+    Training propagates as ``config.propagation`` says: ``"full"`` runs :meth:`final_embeddings`
+    over the whole graph at every step (an epoch costs steps x edges); ``"sampled"`` runs
+    :meth:`propagate_sampled` over the batch's neighbourhood drawn with fan-out
+    ``config.fanout`` (a step costs the same whatever the graph's size). Evaluation and serving
+    always use the full propagation, computed once and cached.
     """
 
     graph: SparseGraph | None = None
+    _sampler: NeighbourSampler | None = None
+
+    @property
+    def n_hops(self) -> int:
+        """Propagation depth ``L`` (hops of neighbourhood a batch's embeddings depend on)."""
+        raise NotImplementedError
 
     def attach(self, train: Interactions) -> None:
         super().attach(train)
         self.graph = SparseGraph(normalized_adjacency(train))
+        self._sampler = None
 
     def after_load(self) -> None:
         super().after_load()
@@ -153,6 +315,7 @@ class GraphRecommender(DotProductRecommender):
             item_vocab=IdVocabulary.identity(self.n_items, "item"),
         )
         self.graph = SparseGraph(normalized_adjacency(train))
+        self._sampler = None
 
     def require_graph(self) -> SparseGraph:
         if self.graph is None:
@@ -160,3 +323,47 @@ class GraphRecommender(DotProductRecommender):
                 f"{self.name} needs its training graph: call model.attach(train) first"
             )
         return self.graph
+
+    # ------------------------------------------------------------------ sampled training
+    def neighbour_sampler(self) -> NeighbourSampler:
+        """The sampler over the attached graph with ``config.fanout`` (built on first use)."""
+        if self._sampler is None or self._sampler.fanout != self.config.fanout:
+            self._sampler = NeighbourSampler(self.require_graph().matrix, self.config.fanout)
+        return self._sampler
+
+    def node_embeddings(self, nodes: torch.Tensor) -> torch.Tensor:
+        """Layer-0 vectors of global node ids ``(n,)`` (users first, then items) -> ``(n, d)``."""
+        user_table, item_table = self.id_tables()
+        is_user = nodes < self.n_users
+        user_rows = torch.nonzero(is_user).reshape(-1)
+        item_rows = torch.nonzero(~is_user).reshape(-1)
+        user_vectors = user_table.lookup(nodes[user_rows])
+        item_vectors = item_table.lookup(nodes[item_rows] - self.n_users)
+        stacked = torch.cat([user_vectors, item_vectors])
+        order = torch.empty(len(nodes), dtype=torch.int64)
+        order[torch.cat([user_rows, item_rows])] = torch.arange(len(nodes))
+        return stacked[order]
+
+    def propagate_sampled(self, hops: SampledHops) -> torch.Tensor:
+        """Final representations of ``hops.nodes[0]`` computed over the sampled hops,
+        ``(len(hops.nodes[0]), d')``; the same equations as :meth:`final_embeddings`."""
+        raise NotImplementedError
+
+    def pairwise(
+        self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
+    ) -> PairwiseOutput:
+        if not self.training or self.config.propagation == "full":
+            return super().pairwise(users, positives, negatives)
+        item_nodes = torch.cat([positives, negatives.reshape(-1)]) + self.n_users
+        seeds, inverse = torch.unique(torch.cat([users, item_nodes]), return_inverse=True)
+        hops = self.neighbour_sampler().sample(seeds, self.n_hops)
+        final = self.propagate_sampled(hops)[inverse]
+        n = len(users)
+        u = final[:n]
+        pos = (u * final[n : 2 * n]).sum(-1)
+        if negatives.dim() == 1:
+            neg = (u * final[2 * n :]).sum(-1)
+        else:
+            neg_final = final[2 * n :].reshape(n, negatives.shape[1], -1)
+            neg = torch.einsum("bd,bnd->bn", u, neg_final)
+        return PairwiseOutput(pos, neg, self.batch_l2(users, positives, negatives))

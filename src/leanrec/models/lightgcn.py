@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from leanrec.embeddings.base import TableFactory
-from leanrec.models.graph import GraphRecommender
+from leanrec.models.graph import GraphRecommender, SampledHops, check_propagation
 from leanrec.options import check_at_least
 
 
@@ -19,10 +19,17 @@ class LightGCNConfig:
     """Width ``d`` of the layer-0 ID embeddings."""
     n_layers: int = 3
     """Propagation depth ``K`` (paper Eq. 8)."""
+    propagation: str = "full"
+    """Training propagation: ``"full"`` (the whole graph at every step, as in the paper) or
+    ``"sampled"`` (the batch's ``K``-hop neighbourhood with ``fanout`` neighbours per node and
+    hop, equal to full propagation in expectation). Evaluation always propagates in full."""
+    fanout: int = 10
+    """``F``, neighbours kept per node and hop when ``propagation == "sampled"``."""
 
     def __post_init__(self) -> None:
         check_at_least(self, 1, "embedding_dim")
         check_at_least(self, 0, "n_layers")
+        check_propagation(self)
 
 
 class LightGCN(GraphRecommender):
@@ -53,3 +60,19 @@ class LightGCN(GraphRecommender):
             total = total + layer
         mean = total / (self.config.n_layers + 1)
         return mean[: self.n_users], mean[self.n_users :]
+
+    @property
+    def n_hops(self) -> int:
+        return int(self.config.n_layers)
+
+    def propagate_sampled(self, hops: SampledHops) -> torch.Tensor:
+        """Layer ``k`` lives on ``hops.nodes[K - k]`` (``P_j`` maps layer ``k - 1`` on
+        ``nodes[j + 1]`` to layer ``k`` on ``nodes[j]``); the batch's rows are the first
+        ``len(nodes[0])`` of every layer, averaged over ``k = 0..K``."""
+        n_seeds = len(hops.nodes[0])
+        layer = self.node_embeddings(hops.nodes[-1])
+        total = layer[:n_seeds]
+        for operator in reversed(hops.operators):
+            layer = operator.matmul(layer)
+            total = total + layer[:n_seeds]
+        return total / (self.config.n_layers + 1)

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from leanrec.embeddings.base import TableFactory
-from leanrec.models.graph import GraphRecommender
+from leanrec.models.graph import GraphRecommender, SampledHops, check_propagation
 from leanrec.options import check_at_least, check_dropout
 
 
@@ -24,10 +24,17 @@ class NGCFConfig:
     """Output width of each propagation layer (paper: three layers of 64)."""
     message_dropout: float = 0.1
     """Dropout on each layer's output during training (paper Sec. 2.4.2)."""
+    propagation: str = "full"
+    """Training propagation: ``"full"`` (the whole graph at every step, as in the paper) or
+    ``"sampled"`` (the batch's neighbourhood, ``fanout`` neighbours per node and hop; the
+    aggregated ``L E`` equals full propagation in expectation). Evaluation propagates in full."""
+    fanout: int = 10
+    """Neighbours kept per node and hop when ``propagation == "sampled"``."""
 
     def __post_init__(self) -> None:
         check_at_least(self, 1, "embedding_dim", "layer_sizes")
         check_dropout(self, "message_dropout")
+        check_propagation(self)
 
 
 class NGCF(GraphRecommender):
@@ -66,3 +73,24 @@ class NGCF(GraphRecommender):
             layers.append(F.normalize(ego, p=2, dim=1))
         final = torch.cat(layers, dim=1)
         return final[: self.n_users], final[self.n_users :]
+
+    @property
+    def n_hops(self) -> int:
+        return len(self.config.layer_sizes)
+
+    def propagate_sampled(self, hops: SampledHops) -> torch.Tensor:
+        """The layers of :meth:`final_embeddings` on shrinking node sets: layer ``l`` lives on
+        ``hops.nodes[L - l]``, its ``L E`` term from the sampled operator, its ``E`` term the
+        first rows of the layer below."""
+        n_seeds = len(hops.nodes[0])
+        ego = self.node_embeddings(hops.nodes[-1])
+        layers = [ego[:n_seeds]]
+        for operator, w1, w2 in zip(
+            reversed(hops.operators), self.graph_weights, self.bilinear_weights
+        ):
+            side = operator.matmul(ego)
+            ego = ego[: operator.shape[0]]
+            ego = F.leaky_relu(w1(side + ego) + w2(side * ego), negative_slope=0.2)
+            ego = self.dropout(ego)
+            layers.append(F.normalize(ego[:n_seeds], p=2, dim=1))
+        return torch.cat(layers, dim=1)
