@@ -60,6 +60,10 @@ class EmbeddingTable(nn.Module, ABC):
     sparse_gradients: bool = False
     """Lookups give :meth:`row_parameters` a sparse gradient of the looked-up rows only (off:
     the dense ``(N, ...)`` gradient of plain indexing). Set through :func:`sparse_gradients`."""
+    catch_up: Callable[[torch.Tensor, torch.Tensor], None] | None = None
+    """With :attr:`sparse_gradients` on, called as ``catch_up(parameter, index)`` before rows
+    are read, so an optimiser that defers updates of rows not read (``sparse_adam``) brings
+    them up to date first. Set through :func:`sparse_gradients` for its block only."""
 
     def row_parameters(self) -> list[nn.Parameter]:
         """Parameters indexed by row along dim 0 (``(N, d)``, ``(N, 1)``, or the packed
@@ -75,6 +79,8 @@ class EmbeddingTable(nn.Module, ABC):
         ``k`` distinct indices read (duplicates summed when the optimiser coalesces)."""
         if not self.sparse_gradients:
             return parameter[index]
+        if self.catch_up is not None:
+            self.catch_up(parameter, index)
         if parameter.dim() == 2:
             return F.embedding(index, parameter, sparse=True)
         return _SparseGather.apply(parameter, index)
@@ -237,25 +243,32 @@ class _SparseGather(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (index,) = ctx.saved_tensors
-        sparse = torch.sparse_coo_tensor(index[None, :], grad, ctx.shape)
+        sparse = torch.sparse_coo_tensor(index[None, :], grad, ctx.shape, check_invariants=False)
         return sparse, None
 
 
 @contextmanager
-def sparse_gradients(tables: Iterable[EmbeddingTable], enabled: bool = True) -> Iterator[None]:
+def sparse_gradients(
+    tables: Iterable[EmbeddingTable],
+    enabled: bool = True,
+    catch_up: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+) -> Iterator[None]:
     """Turn :attr:`EmbeddingTable.sparse_gradients` on (``enabled``) for ``tables`` during
-    the block, then back to each table's previous setting, so a model leaves training with
-    plain dense lookups (an optimiser outside the trainer, such as ``torch.optim.Adam``,
-    rejects sparse gradients)."""
+    the block, with ``catch_up`` as their :attr:`EmbeddingTable.catch_up`, then back to each
+    table's previous settings, so a model leaves training with plain dense lookups (an
+    optimiser outside the trainer, such as ``torch.optim.Adam``, rejects sparse gradients)
+    and holds no reference to the trainer's optimiser."""
     tables = [table for table in tables if table.row_parameters()]
-    previous = [table.sparse_gradients for table in tables]
+    previous = [(table.sparse_gradients, table.catch_up) for table in tables]
     for table in tables:
         table.sparse_gradients = enabled
+        table.catch_up = catch_up if enabled else None
     try:
         yield
     finally:
-        for table, before in zip(tables, previous, strict=True):
+        for table, (before, hook) in zip(tables, previous, strict=True):
             table.sparse_gradients = before
+            table.catch_up = hook
 
 
 TableFactory = Callable[[str, int, int], EmbeddingTable]

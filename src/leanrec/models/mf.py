@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from leanrec.embeddings.base import TableFactory
-from leanrec.models.base import DotProductRecommender
+from leanrec.models.base import DotProductRecommender, PairwiseOutput
 from leanrec.options import check_at_least
 
 
@@ -39,3 +39,22 @@ class MF(DotProductRecommender):
 
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.user_embedding.all(), self.item_embedding.all()
+
+    def pairwise(
+        self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
+    ) -> PairwiseOutput:
+        """BPR scores of the batch. With sparse table gradients on (a row-wise optimiser,
+        :mod:`leanrec.train.row_optim`), the vectors are looked up row by row, so the
+        gradient holds the batch's rows only; otherwise the shared path over every row."""
+        user_table, item_table = self.id_tables()
+        if not (user_table.sparse_gradients or item_table.sparse_gradients):
+            return super().pairwise(users, positives, negatives)
+        u = user_table.lookup(users)  # (B, d)
+        positive = item_table.lookup(positives)  # (B, d)
+        negative = item_table.lookup(negatives.reshape(-1)).reshape(*negatives.shape, -1)
+        if negatives.dim() == 1:
+            negative_scores = (u * negative).sum(-1)  # (B,)
+        else:
+            negative_scores = torch.einsum("bd,bnd->bn", u, negative)  # (B, n)
+        l2 = u.pow(2).sum() + positive.pow(2).sum() + negative.pow(2).sum()
+        return PairwiseOutput((u * positive).sum(-1), negative_scores, l2 / 2 / max(1, len(users)))

@@ -36,7 +36,7 @@ from leanrec.train.loop import (
     TrainResult,
     validation_entries,
 )
-from leanrec.train.row_optim import EMBEDDING_OPTIMIZERS, trainer_optimizer
+from leanrec.train.row_optim import EMBEDDING_OPTIMIZERS, flush_rows, trainer_optimizer
 from leanrec.train.sampling import NegativeSampler
 from leanrec.train.step import TrainingError as TrainingError  # importable from here too
 from leanrec.train.step import gradient_step
@@ -267,8 +267,10 @@ class BPRTrainer(EpochLoop[Recommender]):
         items_all = self.train_data.items[order]
         negatives_all = self.sampler.sample(users_all, cfg.n_negatives)
         starts = range(0, len(order), cfg.batch_size)
-        with sparse_gradients(self.tables, cfg.embedding_optimizer != "dense_adam"):
+        sparse = cfg.embedding_optimizer != "dense_adam"
+        with sparse_gradients(self.tables, sparse, getattr(self.optimizer, "catch_up", None)):
             total, count = self._train_batches(epoch, starts, users_all, items_all, negatives_all)
+        flush_rows(self.optimizer)  # rows not read since their last update catch up
         return total / max(1, count)
 
     def _train_batches(

@@ -35,7 +35,7 @@ from leanrec.models.ctr.base import CTRModel
 from leanrec.options import check_at_least
 from leanrec.runner.progress import progress
 from leanrec.train.loop import EpochHook, EpochLoop, EpochOutcome, LoopConfig, validation_entries
-from leanrec.train.row_optim import EMBEDDING_OPTIMIZERS, trainer_optimizer
+from leanrec.train.row_optim import EMBEDDING_OPTIMIZERS, flush_rows, trainer_optimizer
 from leanrec.train.step import TrainingError, gradient_step
 
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
@@ -234,7 +234,7 @@ class CTRTrainer:
             progress(batches, total=n_batches, desc=f"epoch {epoch}", enabled=cfg.progress)
         ):
             # the lookups decide the gradients' layout; the backward follows them
-            with sparse_gradients(tables, sparse):
+            with sparse_gradients(tables, sparse, getattr(optimizer, "catch_up", None)):
                 if cfg.l2 > 0:
                     logits, penalty = model.forward_with_l2(batch)
                     loss = F.binary_cross_entropy_with_logits(logits, batch.labels)
@@ -256,6 +256,7 @@ class CTRTrainer:
             if deadline is not None and time.perf_counter() >= deadline:
                 out_of_time = True
                 break
+        flush_rows(optimizer)  # rows not read since their last update catch up
         return total / max(1, count), count, out_of_time
 
     # ------------------------------------------------------------------ loop

@@ -58,7 +58,7 @@ from leanrec.train.loop import (
     TrainResult,
     validation_entries,
 )
-from leanrec.train.row_optim import EMBEDDING_OPTIMIZERS, trainer_optimizer
+from leanrec.train.row_optim import EMBEDDING_OPTIMIZERS, flush_rows, trainer_optimizer
 from leanrec.train.step import gradient_step
 
 SequenceLoss = Literal["bce", "sampled_softmax"]
@@ -372,7 +372,7 @@ class SequentialTrainer(EpochLoop[NextItemModel]):
         total, count = 0.0, 0
         sparse = cfg.embedding_optimizer != "dense_adam"
         for step, rows in enumerate(progress(batches, desc=f"epoch {epoch}", enabled=cfg.progress)):
-            with sparse_gradients(self.tables, sparse):
+            with sparse_gradients(self.tables, sparse, getattr(self.optimizer, "catch_up", None)):
                 loss = self.batch_loss(rows)
             clip = None
             if cfg.grad_clip_norm is not None:
@@ -387,6 +387,7 @@ class SequentialTrainer(EpochLoop[NextItemModel]):
             positions = int(self.lengths[rows].sum())
             total += float(loss.detach()) * positions
             count += positions
+        flush_rows(self.optimizer)  # rows not read since their last update catch up
         return total / max(1, count)
 
     def evaluate(
