@@ -51,8 +51,9 @@ against ``4d + 4`` for a float row. The parked slot of an ID is kept in the uniq
 map as ``-2 - slot`` (``-1``: no row, ``>= 0``: a float row), so parking adds no per-ID bytes.
 Parked storage grows in blocks of :data:`PARK_BLOCK` slots, by at least an eighth at a time
 (free slots: scale ``-1``, listed in a free list of int32, 4 bytes each), and shrinks to the
-blocks its used slots need when fewer than half are used. Demotions that a byte
-cap forces free the row as before (parking would add bytes where the cap wants fewer).
+blocks its used slots need when fewer than half are used. Demotions that a byte cap forces
+(the table's own ``max_bytes``, or :meth:`~HierarchicalSharedEmbedding.free_rows`) free the row
+as before: parking would add bytes where the cap wants fewer.
 
 Example (``d = 2``, ``k = 2``, 4 IDs; by hand: ``nbytes = 0 + 8 + 16 + 9*4 = 60``):
     >>> table = HierarchicalSharedEmbedding(4, 2, levels=2, min_capacity=1)
@@ -503,6 +504,11 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         """IDs holding a unique row, in row order, int64 ``(used,)``."""
         id_of_row = self.unique.id_of_row
         return id_of_row[id_of_row >= 0].to(torch.int64)
+
+    def free_rows(self, ids: torch.Tensor) -> None:
+        """IDs (``(m,)``, each holding a unique row) lose their row, freed even with ``park``,
+        and go to level ``k``: a byte cap wants the bytes gone, not parked."""
+        self._demote(torch.as_tensor(ids, dtype=torch.int64).reshape(-1))
 
     def _demote(self, ids: torch.Tensor) -> None:
         """Unique IDs lose their row and go to level ``k``."""

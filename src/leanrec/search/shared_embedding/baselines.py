@@ -299,8 +299,8 @@ class AgentAssigner:
             if len(holders) > keep:
                 value = self.agent.unique_value(h.field, holders, h.main.counts(holders))
                 demoted = holders[torch.argsort(value, stable=True)[: len(holders) - keep]]
-                positions = h.main.set_positions(demoted, torch.full_like(demoted, h.main.levels))
-                h.apply(demoted, positions)
+                for table in (h.main, *h.mirrors):  # freed, not parked: the cap wants bytes
+                    table.free_rows(demoted)
             unique.compact()
             for mirror in h.mirrors:
                 mirror.unique.compact()
