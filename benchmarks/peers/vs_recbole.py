@@ -15,6 +15,15 @@ Writes ``results/vs_recbole.json`` (``--tag T``: ``results/vs_recbole--T.json``,
 ``--init normal --epochs 10 --tag init-normal--epochs-10``). Run from the repository root:
 
     python -m benchmarks.peers.vs_recbole [--epochs 10] [--eval-every 5] [--threads 0]
+
+``--scaling M`` instead runs one epoch (validation after it, then test) of both sides on ML-1M
+and on ``M`` million synthetic interactions
+(:func:`~leanrec.data.synthetic.make_synthetic_power_law`, the same 8:1:1 per-user split handed
+to both), one after the other in the same run, so the time ratio is shown as the data grows;
+leanrec runs in each of ``--propagations`` (its default training and the sampled
+neighbourhoods). Writes ``results/vs_recbole--scaling.json`` unless ``--tag`` says otherwise:
+
+    python -m benchmarks.peers.vs_recbole --scaling 2.5 --threads 1
 """
 
 from __future__ import annotations
@@ -49,16 +58,22 @@ def write_recbole_split(split: Split, directory: Path) -> Path:
     for part, data in (("train", split.train), ("valid", split.valid), ("test", split.test)):
         users = data.user_vocab.to_raw(data.users)
         items = data.item_vocab.to_raw(data.items)
-        ratings = data.ratings if data.ratings is not None else np.ones(len(data))
+        # RecBole keeps ratings >= 3 of these files too: unrated interactions are written as 5
+        ratings = data.ratings if data.ratings is not None else np.full(len(data), 5.0)
         lines = [f"{u}\t{i}\t{r:g}" for u, i, r in zip(users, items, ratings)]
         text = "user_id:token\titem_id:token\trating:float\n" + "\n".join(lines) + "\n"
         (folder / f"ml-1m.{part}.inter").write_text(text)
     return directory
 
 
-def run_leanrec(args: argparse.Namespace, split: Split) -> dict[str, Any]:
-    """The leanrec side: same split and hyper-parameters, timed the same way."""
-    options = {"embedding_dim": 64, "n_layers": 3}
+def run_leanrec(
+    args: argparse.Namespace, split: Split, propagation: str | None = None
+) -> dict[str, Any]:
+    """The leanrec side: same split and hyper-parameters, timed the same way (``propagation``:
+    LightGCN's training propagation, None for its default)."""
+    options: dict[str, Any] = {"embedding_dim": 64, "n_layers": 3}
+    if propagation is not None:
+        options["propagation"] = propagation
     # RecBole initialises its tables Xavier-uniform; leanrec's default is N(0, 0.1) (LightGCN's)
     tables = FullTableFactory(init_std=None if args.init == "xavier" else 0.1)
     model = build_model("lightgcn", split.train, options, table_factory=tables, seed=args.seed)
@@ -108,10 +123,18 @@ def main() -> None:
         "--init", choices=["xavier", "normal"], default="xavier",
         help="leanrec's table initialisation (xavier: RecBole's)",
     )  # fmt: skip
+    parser.add_argument(
+        "--scaling", type=float, default=None, metavar="M",
+        help="one epoch on ML-1M and on M million synthetic interactions, same run",
+    )  # fmt: skip
+    parser.add_argument("--propagations", nargs="+", default=["default", "sampled"])
     add_tag_argument(parser, "vs_recbole")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.scaling is not None:
+        run_scaling(args)
+        return
     ratings = data_dir() / "movielens-1m-ratings" / "ratings.dat"
     split, _ = prepare_split("ml-1m", "recbole", data_dir(), seed=args.seed)
     split_dir = write_recbole_split(split, Path(tempfile.mkdtemp(prefix="leanrec-split-")))
@@ -175,6 +198,75 @@ def main() -> None:
     print_table(["LightGCN / ML-1M", "RecBole 1.2.1", "leanrec", "ratio"], rows)
     print("(time rows: RecBole / leanrec, > 1 means leanrec is faster; metrics: leanrec / RecBole)")
     print(f"wrote {write_results('vs_recbole', results, args.tag)}")
+
+
+def run_scaling(args: argparse.Namespace) -> None:
+    """One epoch of both sides on ML-1M and on a synthetic dataset ``args.scaling`` million
+    interactions large, in this order, in one run (``--scaling``)."""
+    from leanrec.data.splits import ratio_split
+    from leanrec.data.synthetic import make_synthetic_power_law
+
+    args.epochs, args.eval_every = 1, 1
+    ml1m, _ = prepare_split("ml-1m", "recbole", data_dir(), seed=args.seed)
+    synthetic = make_synthetic_power_law(round(args.scaling * 1e6), seed=args.seed)
+    datasets = {"ml1m": ml1m, "synthetic": ratio_split(synthetic, (0.8, 0.1, 0.1), args.seed)}
+    ratings = data_dir() / "movielens-1m-ratings" / "ratings.dat"
+    results: dict[str, Any] = {
+        "epochs": 1,
+        "threads": args.threads or torch.get_num_threads(),
+        "synthetic_millions": args.scaling,
+        "loadavg_before": os.getloadavg()[0],
+    }
+    rows: list[list[Any]] = []
+    for name, split in datasets.items():
+        split_dir = write_recbole_split(split, Path(tempfile.mkdtemp(prefix="leanrec-split-")))
+        recbole = run_recbole(
+            ratings, epochs=1, eval_every=1, seed=args.seed, layers=3, dim=64, lr=1e-3,
+            batch=2048, reg_weight=1e-5, min_rating=3, threads=args.threads,
+            split_dir=str(split_dir),
+        )  # fmt: skip
+        shutil.rmtree(split_dir, ignore_errors=True)
+        size = len(split.train) + len(split.valid) + len(split.test)
+        rb_epoch = float(recbole["train_epoch_s"][0])
+        rb_eval = float(statistics.median(recbole["valid_eval_s"] + [recbole["test_eval_s"]]))
+        results.update({
+            f"{name}_users": split.train.n_users,
+            f"{name}_items": split.train.n_items,
+            f"{name}_interactions": size,
+            f"{name}_train_interactions": len(split.train),
+            f"{name}_recbole_interactions": recbole["n_interactions"],
+            f"{name}_recbole_train_epoch_s": rb_epoch,
+            f"{name}_recbole_eval_s": rb_eval,
+            f"{name}_recbole_test_recall@20": float(recbole["test_recall@20"]),
+        })  # fmt: skip
+        for propagation in args.propagations:
+            ours = run_leanrec(args, split, None if propagation == "default" else propagation)
+            lr_epoch = float(ours["train_epoch_s"][0])
+            lr_eval = float(statistics.median(ours["valid_eval_s"] + [ours["test_eval_s"]]))
+            key = f"{name}_leanrec_{propagation}"
+            results.update({
+                f"{key}_train_epoch_s": lr_epoch,
+                f"{key}_eval_s": lr_eval,
+                f"{key}_test_recall@20": float(ours["test_recall@20"]),
+                f"{key}_speedup_train_epoch": rb_epoch / lr_epoch,
+                f"{key}_speedup_eval": rb_eval / lr_eval,
+            })  # fmt: skip
+            rows.append(
+                [name, size, propagation, rb_epoch, lr_epoch, rb_epoch / lr_epoch, rb_eval,
+                 lr_eval, rb_eval / lr_eval, float(recbole["test_recall@20"]),
+                 float(ours["test_recall@20"])]
+            )  # fmt: skip
+        write_results("vs_recbole", results, args.tag or "scaling")
+    results["loadavg_after"] = os.getloadavg()[0]
+    print()
+    print_table(
+        ["data", "interactions", "leanrec training", "RecBole s/epoch", "leanrec s/epoch",
+         "speed-up", "RecBole eval s", "leanrec eval s", "speed-up", "RecBole R@20",
+         "leanrec R@20"],
+        rows,
+    )  # fmt: skip
+    print("(one epoch each; R@20 after one epoch, not a converged accuracy)")
+    print(f"wrote {write_results('vs_recbole', results, args.tag or 'scaling')}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,223 @@
+"""Time per training interaction as the data grows: MF and LightGCN on synthetic data.
+
+For each size (interactions, in millions) the linear-time generator
+(:func:`leanrec.data.synthetic.make_synthetic_power_law`: 50 interactions per user, half as many
+items as users, so 0.5M is 10k x 5k and 20M is 400k x 200k) is split 80/10/10 per user, and each
+model trains one BPR epoch (d = 64, batch 8192, one thread, the trainer's default embedding
+optimiser) and then ranks every item for every test user once (train and validation masked).
+LightGCN (2 layers) runs in each propagation mode asked for: ``sampled`` (the batch's sampled
+neighbourhood, fan-out 10) and ``full`` (the whole graph at every step).
+
+Every measurement runs in a subprocess of its own, so its peak resident memory (``ru_maxrss``,
+which includes generating the data) is its own, and a measurement that exceeds ``--cap-minutes``
+is stopped and recorded as capped. Times are CPU seconds of the process (``process_time``), which
+a busy shared machine inflates less than wall time; the wall time is recorded beside them.
+
+Prints a table, writes ``results/training_scaling[--tag].json`` (after every measurement, so an
+interrupted run keeps what it measured; ``--resume`` skips what the file already holds) and a plot
+of time per training interaction against size, ``results/training_scaling[--tag].png``.
+Run from the repository root:
+
+    python -m benchmarks.perf.training_scaling [--sizes 0.5 2 5 20] [--full-up-to 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from typing import Any
+
+from benchmarks.common import add_tag_argument, print_table, results_path, write_results
+
+BATCH_SIZE = 8192
+DIM = 64
+LIGHTGCN_LAYERS = 2
+FANOUT = 10
+
+
+def measure(size_millions: float, model_name: str, propagation: str, seed: int) -> dict[str, Any]:
+    """One epoch and one full-ranking evaluation of ``model_name`` at ``size_millions``."""
+    import torch
+
+    from leanrec.data.splits import ratio_split
+    from leanrec.data.synthetic import make_synthetic_power_law
+    from leanrec.evaluate import FullRankingEvaluator
+    from leanrec.models import build_model
+    from leanrec.train.bpr import BPRTrainer, TrainerConfig, evaluate_model
+
+    torch.set_num_threads(1)
+    began = time.perf_counter()
+    data = make_synthetic_power_law(round(size_millions * 1e6), seed=seed)
+    split = ratio_split(data, (0.8, 0.1, 0.1), seed=seed)
+    generate_seconds = time.perf_counter() - began
+    options: dict[str, Any] = {"embedding_dim": DIM}
+    if model_name == "lightgcn":
+        options.update(n_layers=LIGHTGCN_LAYERS, propagation=propagation, fanout=FANOUT)
+    model = build_model(model_name, split.train, options, seed=seed)
+    config = TrainerConfig(
+        max_epochs=1, batch_size=BATCH_SIZE, num_threads=1, seed=seed, progress=False
+    )
+    trainer = BPRTrainer(model, split.train, None, config)
+    cpu, wall = time.process_time(), time.perf_counter()
+    trainer.fit()
+    train_cpu, train_wall = time.process_time() - cpu, time.perf_counter() - wall
+
+    evaluator = FullRankingEvaluator(split.test, exclude=[split.train, split.valid], ks=[20])
+    cpu, wall = time.process_time(), time.perf_counter()
+    evaluate_model(model, evaluator)
+    eval_cpu, eval_wall = time.process_time() - cpu, time.perf_counter() - wall
+    n_train = len(split.train)
+    return {
+        "users": data.n_users,
+        "items": data.n_items,
+        "interactions": len(data),
+        "train_interactions": n_train,
+        "eval_users": len(evaluator.users),
+        "embedding_optimizer": asdict(config).get("embedding_optimizer", "dense_adam"),
+        "generate_seconds": generate_seconds,
+        "train_cpu_seconds": train_cpu,
+        "train_wall_seconds": train_wall,
+        "train_us_per_interaction": 1e6 * train_cpu / n_train,
+        "eval_cpu_seconds": eval_cpu,
+        "eval_wall_seconds": eval_wall,
+        "eval_us_per_user": 1e6 * eval_cpu / len(evaluator.users),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_measurement(
+    size: float, model_name: str, propagation: str, seed: int, cap_minutes: float
+) -> dict[str, Any]:
+    """:func:`measure` in a subprocess; ``{"capped": True}`` if it outlives the cap."""
+    command = [sys.executable, "-m", "benchmarks.perf.training_scaling", "--worker"]
+    command += [str(size), model_name, propagation, str(seed)]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=cap_minutes * 60, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"capped": True, "cap_minutes": cap_minutes}
+    if done.returncode != 0:
+        return {"failed": True, "error": done.stderr.strip().splitlines()[-1][:300]}
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def label(size: float) -> str:
+    return f"{size:g}M"
+
+
+def plot(
+    record: dict[str, Any], runs: list[tuple[str, str]], sizes: list[float], tag: str | None
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for model_name, propagation in runs:
+        key = f"{model_name}_{propagation}"
+        points = [
+            (size, record[f"{key}_{label(size)}_train_us_per_interaction"])
+            for size in sizes
+            if f"{key}_{label(size)}_train_us_per_interaction" in record
+        ]
+        if points:
+            name = model_name if model_name == "mf" else f"{model_name} ({propagation})"
+            ax.plot(*zip(*points), marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("interactions (millions)")
+    ax.set_ylabel("CPU µs per training interaction (one epoch)")
+    ax.set_title("training cost per interaction, one thread, d = 64, batch 8192")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(results_path("training_scaling", tag, ".png"), dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=float, nargs="+", default=[0.5, 2, 5, 20])
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["mf", "lightgcn:sampled", "lightgcn:full"],
+        help="model[:propagation] to measure",
+    )
+    parser.add_argument(
+        "--full-up-to", type=float, default=2, help="largest size (M) for full propagation"
+    )
+    parser.add_argument("--cap-minutes", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--worker", nargs=4, metavar=("SIZE", "MODEL", "MODE", "SEED"))
+    add_tag_argument(parser)
+    args = parser.parse_args()
+    if args.worker:
+        size, model_name, propagation, seed = args.worker
+        print(json.dumps(measure(float(size), model_name, propagation, int(seed))))
+        return
+
+    runs = [(m.partition(":")[0], m.partition(":")[2] or "-") for m in args.modes]
+    record: dict[str, Any] = {
+        "sizes_millions": " ".join(label(s) for s in args.sizes),
+        "batch_size": BATCH_SIZE,
+        "dim": DIM,
+        "lightgcn_layers": LIGHTGCN_LAYERS,
+        "fanout": FANOUT,
+        "cap_minutes": args.cap_minutes,
+        "full_up_to_millions": args.full_up_to,
+    }
+    path = results_path("training_scaling", args.tag)
+    if args.resume and path.exists():
+        record.update(
+            {k: v for k, v in json.loads(path.read_text()).items() if k not in ("script", "tag")}
+        )
+    for size in args.sizes:
+        for model_name, propagation in runs:
+            prefix = f"{model_name}_{propagation}_{label(size)}"
+            if propagation == "full" and size > args.full_up_to:
+                continue
+            if args.resume and any(k.startswith(prefix + "_") for k in record):
+                continue
+            result = run_measurement(size, model_name, propagation, args.seed, args.cap_minutes)
+            record.update({f"{prefix}_{k}": v for k, v in result.items()})
+            print(f"{prefix}: {result}", flush=True)
+            write_results("training_scaling", record, args.tag)
+
+    rows = []
+    for model_name, propagation in runs:
+        key = f"{model_name}_{propagation}"
+        sizes = [s for s in args.sizes if f"{key}_{label(s)}_train_us_per_interaction" in record]
+        for s in sizes:
+            r = {k[len(f"{key}_{label(s)}_") :]: v for k, v in record.items()
+                 if k.startswith(f"{key}_{label(s)}_")}  # fmt: skip
+            rows.append(
+                [key, label(s), f"{r['users']}x{r['items']}", r["train_cpu_seconds"],
+                 r["train_us_per_interaction"], r["eval_cpu_seconds"], r["peak_rss_mib"]]
+            )  # fmt: skip
+        if len(sizes) >= 2:
+            first, last = (record[f"{key}_{label(s)}_train_us_per_interaction"]
+                           for s in (sizes[0], sizes[-1]))  # fmt: skip
+            record[f"{key}_ratio_{label(sizes[-1])}_over_{label(sizes[0])}"] = last / first
+    print_table(
+        ["model", "size", "users x items", "train CPU s", "µs / interaction", "eval CPU s",
+         "peak RSS MiB"],
+        rows,
+    )  # fmt: skip
+    ratios = {k: v for k, v in record.items() if "_ratio_" in k}
+    for key, value in ratios.items():
+        print(f"{key}: {value:.2f}x per interaction")
+    print(f"wrote {write_results('training_scaling', record, args.tag)}")
+    plot(record, runs, args.sizes, args.tag)
+
+
+if __name__ == "__main__":
+    main()
