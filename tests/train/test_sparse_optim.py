@@ -52,8 +52,12 @@ def _assert_rows(table: FullEmbedding, expected: list[list[float]]) -> None:
     torch.testing.assert_close(table.weight.detach(), torch.tensor(expected), atol=1e-5, rtol=0)
 
 
-def _optimizer(table: EmbeddingTable, rule: str, lr: float, eps: float = 1e-8) -> RowWiseOptimizer:
-    return RowWiseOptimizer([{"params": table.row_parameters()}], [], rule, lr=lr, eps=eps)
+def _optimizer(
+    table: EmbeddingTable, rule: str, lr: float, eps: float = 1e-8, dense_share: int | None = None
+) -> RowWiseOptimizer:
+    """The row-wise optimiser of ``table`` (by default row by row even on tiny tables)."""
+    params = table.row_parameters()
+    return RowWiseOptimizer([{"params": params}], [], rule, lr=lr, eps=eps, dense_share=dense_share)
 
 
 # ---------------------------------------------------------------------------- by hand
@@ -129,6 +133,24 @@ def test_sparse_adam_follows_dense_adam_on_sparse_batches() -> None:
     row_wise.flush()
     assert (theirs.weight - start).abs().mean() > 0.5  # they did travel
     torch.testing.assert_close(ours.weight.detach(), theirs.weight.detach(), atol=1e-5, rtol=0)
+
+
+def test_a_batch_reading_most_rows_steps_them_all_with_the_same_update() -> None:
+    """Reading 2 of 3 rows with ``dense_share = 2`` takes the dense step: row 0, not read,
+    moves at once by the step the row-by-row rule gives it at the flush."""
+    tables = [FullEmbedding.from_tensor(torch.tensor(ROWS)) for _ in range(2)]
+    optimizers = [
+        _optimizer(tables[0], "sparse_adam", 0.1),
+        _optimizer(tables[1], "sparse_adam", 0.1, dense_share=2),
+    ]
+    for table, optimizer in zip(tables, optimizers, strict=True):
+        _step(table, optimizer, [0, 0, 2], [[1.0, -1.0], [1.0, -1.0], [2.0, 0.0]])
+        _step(table, optimizer, [1, 2], [[-3.0, 0.0], [2.0, 0.0]])
+    _assert_rows(tables[1], [[0.832994, 2.167006], [3.074413, 4.0], [4.8, 6.0]])
+    optimizers[0].flush()
+    torch.testing.assert_close(
+        tables[0].weight.detach(), tables[1].weight.detach(), atol=1e-6, rtol=0
+    )
 
 
 def test_a_dense_gradient_steps_every_row_as_adam_does() -> None:

@@ -50,8 +50,9 @@ class MF(DotProductRecommender):
         if not (user_table.sparse_gradients or item_table.sparse_gradients):
             return super().pairwise(users, positives, negatives)
         u = user_table.lookup(users)  # (B, d)
-        positive = item_table.lookup(positives)  # (B, d)
-        negative = item_table.lookup(negatives.reshape(-1)).reshape(*negatives.shape, -1)
+        items = item_table.lookup(torch.cat([positives, negatives.reshape(-1)]))  # one gather
+        positive = items[: len(positives)]  # (B, d)
+        negative = items[len(positives) :].reshape(*negatives.shape, -1)  # (B, d) or (B, n, d)
         if negatives.dim() == 1:
             negative_scores = (u * negative).sum(-1)  # (B,)
         else:

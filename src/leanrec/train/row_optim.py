@@ -223,6 +223,10 @@ ParamGroup = dict[str, Any]
 ROW_WISE_RULES = ("sparse_adam", "lazy_adam", "rowwise_adagrad")
 TAIL_PRECISION = 1e-18
 """Terms of the catch-up sums below this fraction of the first are dropped."""
+DENSE_SHARE = 4
+"""``sparse_adam`` steps every row at once (the same update: a row without gradient takes its
+gradient-free Adam step) when a batch reads at least ``1 / DENSE_SHARE`` of a table's rows:
+a few passes over a small table cost less than gathering and scattering most of it."""
 
 
 class RowWiseOptimizer(torch.optim.Optimizer):
@@ -270,6 +274,9 @@ class RowWiseOptimizer(torch.optim.Optimizer):
         betas: ``(β₁, β₂)`` of both Adams (``sparse_adam`` needs ``β₁ < √β₂``).
         eps: ``ε``.
         fused: build the inner Adam fused (CPU: torch >= 2.4), as the sequential trainer does.
+        dense_share: ``sparse_adam`` steps every row at once when a batch reads at least
+            ``1 / dense_share`` of a table's rows (the same update, cheaper on small tables);
+            None: always row by row.
 
     Example:
         >>> table = FullEmbedding(1000, 16)
@@ -288,12 +295,14 @@ class RowWiseOptimizer(torch.optim.Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         fused: bool = False,
+        dense_share: int | None = DENSE_SHARE,
     ) -> None:
         if rule not in ROW_WISE_RULES:
             raise ValueError(f"rule must be one of {ROW_WISE_RULES}, got {rule!r}")
         if rule == "sparse_adam" and not betas[0] < math.sqrt(betas[1]):
             raise ValueError(f"sparse_adam needs beta1 < sqrt(beta2), got betas {betas}")
         self.rule = rule
+        self.dense_share = dense_share
         self._tails: dict[tuple[float, float], torch.Tensor] = {}
         dense = [dict(group) for group in dense_groups if list(group["params"])]
         self._dense: torch.optim.Adam | None = None
@@ -329,23 +338,25 @@ class RowWiseOptimizer(torch.optim.Optimizer):
         if self.rule != "sparse_adam" or not state or group is None:
             return
         now = int(state["step"])
-        rows = torch.unique(index.reshape(-1))
-        pending = rows[state["last"].index_select(0, rows) < now]
-        if pending.numel() == 0:
+        # repeated rows need no dedup: each copy computes the same caught-up values from the
+        # same state, so the scatters below write one value per row; a row with nothing
+        # pending gets a zero move and unit decays, which leave it bit-identical
+        rows = index.reshape(-1)
+        skipped = now - state["last"].index_select(0, rows).double()  # (B,)
+        if not bool((skipped > 0).any()):
             return
         weight = parameter.data.view(parameter.shape[0], -1)
-        read = weight.index_select(0, pending)
+        read = weight.index_select(0, rows)
         moments = (
-            state["exp_avg"].index_select(0, pending),
-            state["exp_avg_sq"].index_select(0, pending),
+            state["exp_avg"].index_select(0, rows),
+            state["exp_avg_sq"].index_select(0, rows),
         )
-        skipped = now - state["last"].index_select(0, pending).double()
         tails = self._tail_table(group["betas"], now)
-        _catch_up(state, pending, read, skipped, tails, group, moments)
-        weight.index_copy_(0, pending, read)
-        state["exp_avg"].index_copy_(0, pending, moments[0])
-        state["exp_avg_sq"].index_copy_(0, pending, moments[1])
-        state["last"].index_fill_(0, pending, float(now))
+        _catch_up(state, rows, read, skipped, tails, group, moments)
+        weight.index_copy_(0, rows, read)
+        state["exp_avg"].index_copy_(0, rows, moments[0])
+        state["exp_avg_sq"].index_copy_(0, rows, moments[1])
+        state["last"].index_fill_(0, rows, float(now))
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
@@ -395,6 +406,11 @@ class RowWiseOptimizer(torch.optim.Optimizer):
             grad = grad.coalesce()
             rows: torch.Tensor | None = grad.indices()[0]  # (k,) distinct, sorted
             values = grad.values().reshape(-1, weight.shape[1])  # (k, d)
+            share = self.dense_share
+            if self.rule == "sparse_adam" and share and len(values) * share >= len(weight):
+                assert rows is not None
+                values = torch.zeros_like(weight).index_copy_(0, rows, values)  # (N, d)
+                rows = None
         else:
             rows, values = None, grad.reshape(weight.shape)  # every row: (N, d)
         state = self.state[parameter]
@@ -489,9 +505,9 @@ def _catch_up(
     ratio = beta1 / math.sqrt(beta2)
     index = last.long()
     total = tails[index] - torch.pow(ratio, skipped) * tails[index + skipped.long()]  # (k,)
-    root = exp_avg_sq.sqrt()
-    direction = torch.where(root > 0, exp_avg / root.clamp(min=1e-38), 0.0)  # (k, d): m / √v
-    weight.add_(direction * (total * -group["lr"]).to(weight.dtype)[:, None])
+    # m / √v, with 0 / 0 = 0 for values that never had a gradient (masked ones)
+    root = exp_avg_sq.sqrt().add_(1e-30)  # (k, d)
+    weight.addcdiv_(exp_avg * (total * -group["lr"]).to(weight.dtype)[:, None], root)
     exp_avg.mul_(torch.pow(beta1, skipped).to(weight.dtype)[:, None])
     exp_avg_sq.mul_(torch.pow(beta2, skipped).to(weight.dtype)[:, None])
 
