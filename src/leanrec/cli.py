@@ -11,6 +11,8 @@ leanrec experiment architecture --dataset ml-1m-ctr --seeds 0 1 2
 leanrec experiment shared-embedding --dataset ml-1m-partial --methods all_unique autoassign
 leanrec experiment adaptive --dataset ml-1m-partial --seeds 0 --lambda_grid "[0.0,0.02]"
 leanrec train --dataset ml-1m-ctr --architecture runs/architecture-ml-1m-ctr/architecture_seed0.json
+leanrec experiment embedding-size --dataset ml-1m --executor ray   # masks on RAY_ADDRESS
+leanrec tune --dataset ml-100k --model mf --space space.yaml --trials 24
 leanrec compress --model runs/embedding-size/ciess_c90.pt --out ciess_c90.safetensors
 leanrec serve runs/ml-1m-lightgcn/model.pt --port 8000 --cold-start popular
 """
@@ -574,6 +576,7 @@ def _is_int(text: str) -> bool:
 
 
 def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    extra = [*extra, *_executor_options(args)]
     if args.capability == "sketch":
         return _sketch_experiment(args, extra)
     if args.capability == "architecture":
@@ -618,6 +621,32 @@ def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
     return 0 if result.rows else 1
 
 
+EXECUTOR_CAPABILITIES = ("embedding-size", "architecture", "sketch")
+"""Experiments whose independent jobs go through an executor (``--executor``)."""
+
+
+def _executor_options(args: argparse.Namespace) -> list[str]:
+    """``--executor`` and ``--executor-cpus-per-job`` as options of the search config that
+    takes them (CIESS's, AMEIR's); the sketch experiment reads them from ``args`` itself.
+
+    Raises:
+        ValueError: ``--executor`` for an experiment that runs in this process only.
+    """
+    if args.executor is None and args.executor_cpus_per_job is None:
+        return []
+    if args.capability not in EXECUTOR_CAPABILITIES:
+        raise ValueError(
+            f"--executor: the {args.capability} experiment runs in this process; executors "
+            f"run the jobs of {', '.join(EXECUTOR_CAPABILITIES)}"
+        )
+    if args.capability == "sketch":
+        return []
+    options = [] if args.executor is None else ["--executor", args.executor]
+    if args.executor_cpus_per_job is not None:
+        options += ["--executor_cpus_per_job", str(args.executor_cpus_per_job)]
+    return options
+
+
 def _sketch_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
     from leanrec.search.sketch import METHODS, SketchConfig, SketchExperiment
     from leanrec.search.sketch.experiment import run_experiment
@@ -635,6 +664,8 @@ def _sketch_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
         update_periods=tuple(args.update_periods),
         seeds=tuple(args.seeds or DEFAULT_SEEDS),
         config=config,
+        executor=args.executor or "serial",
+        executor_cpus_per_job=args.executor_cpus_per_job or 1.0,
     )
     result = _run_table(run_experiment, exp)
     return 0 if result.rows else 1
@@ -758,6 +789,45 @@ def _run_table(run_experiment: Callable[..., Any], experiment: Any) -> Any:
     print(result.table())
     print(f"results: {result.run_dir.path / 'results.json'}")
     return result
+
+
+def cmd_tune(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    """``leanrec tune``: Ray Tune over the options of a space file; writes the table of trials
+    and the best config (with the ``leanrec train`` arguments that train it)."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        print(
+            "leanrec tune: error: needs the ray extra: pip install 'leanrec[ray]'",
+            file=sys.stderr,
+        )
+        return 2
+    from leanrec.tune import TuneSettings, tune_model
+
+    dataset = dataset_of(args, "ml-100k")
+    settings = TuneSettings(
+        dataset=dataset,
+        model=args.model,
+        space=args.space,
+        out_dir=args.out or f"runs/tune-{dataset_name(dataset)}-{args.model}",
+        protocol=args.protocol,
+        data_dir=args.data_dir,
+        seed=args.seed,
+        trials=args.trials,
+        max_epochs=args.max_epochs,
+        eval_every=args.eval_every,
+        grace_validations=args.grace,
+        reduction_factor=args.reduction_factor,
+        time_budget_s=args.time_budget,
+        cpus_per_trial=args.cpus_per_trial,
+        fixed=_parse_options(extra),
+        resume=args.resume,
+    )
+    result = tune_model(settings, log=lambda message: print(message, file=sys.stderr, flush=True))
+    print(result.table())
+    print(f"best config: {result.out_dir / 'best_config.json'}")
+    print(f"train it: leanrec train {' '.join(result.best['train_args'])}")
+    return 0
 
 
 def cmd_compress(args: argparse.Namespace, extra: Sequence[str]) -> int:
@@ -980,7 +1050,53 @@ def make_parser() -> argparse.ArgumentParser:
         help="sketch: user splits; architecture: search seeds (default: 0 1 2); "
         "embedding-size takes one --seed",
     )
+    p.add_argument(
+        "--executor",
+        choices=["serial", "ray"],
+        default=None,
+        help="embedding-size, architecture, sketch: run the search's independent jobs "
+        "(masks, children, cells) in this process (serial, the default) or as Ray tasks on "
+        "the cluster of RAY_ADDRESS, else on a local one bound to 127.0.0.1 (ray)",
+    )
+    p.add_argument(
+        "--executor-cpus-per-job",
+        type=float,
+        default=None,
+        help="CPUs Ray reserves per job (default 1)",
+    )
     p.set_defaults(func=cmd_experiment, allow_extra=True)
+
+    p = add_command(
+        "tune",
+        help="tune a ranking model's trainer and model options with Ray Tune (ASHA), chosen on "
+        "validation; extra --option value pairs are fixed in every trial",
+    )
+    add_data_arguments(p, "ml-100k")
+    p.add_argument("--model", default="mf", help="mf, neumf, ngcf, lightgcn")
+    p.add_argument(
+        "--space",
+        required=True,
+        help="YAML file: option: value, or option: {uniform|loguniform|randint: [low, high]} "
+        "or {choice: [values]}",
+    )
+    p.add_argument("--protocol", default=None, help="split protocol (default: the dataset's)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--seed", type=int, default=2024)
+    p.add_argument("--out", default=None, help="output directory (default runs/tune-DATA-MODEL)")
+    p.add_argument("--trials", type=int, default=20, help="most trials (default 20)")
+    p.add_argument("--max-epochs", type=int, default=50, help="epochs of a trial ASHA never stops")
+    p.add_argument("--eval-every", type=int, default=1, help="epochs between validations")
+    p.add_argument("--grace", type=int, default=2, help="validations before ASHA may stop a trial")
+    p.add_argument("--reduction-factor", type=int, default=3, help="ASHA's eta (default 3)")
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        default=3600.0,
+        help="seconds for the whole run; no trial starts after (default 3600)",
+    )
+    p.add_argument("--cpus-per-trial", type=int, default=1, help="CPUs and torch threads")
+    p.add_argument("--resume", action="store_true", help="continue the killed tuning run in --out")
+    p.set_defaults(func=cmd_tune, allow_extra=True)
 
     p = add_command(
         "compress", help="pack a model with per-row sizes into a safetensors file (real bytes)"

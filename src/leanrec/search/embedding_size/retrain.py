@@ -225,8 +225,8 @@ class Retrainer:
             self.model_name,
             self.model_options,
             self.max_dim,
-            job.user_sizes,
-            job.item_sizes,
+            np.array(job.user_sizes),  # own copies: a Ray task's arrays are read-only views
+            np.array(job.item_sizes),
             self.trainer,
             self.seed,
             warm_state=inputs.warm_state,
@@ -361,7 +361,8 @@ class MaskScreen:
             )
             self._work = (copy.deepcopy(inputs.model), evaluator)
         work, evaluator = self._work
-        set_entity_sizes(work, sizes[0], sizes[1])
+        # a Ray task's arrays are read-only views of the object store: the tables own a copy
+        set_entity_sizes(work, np.array(sizes[0]), np.array(sizes[1]))
         return float(evaluate_model(work, evaluator).mean[self.metric])
 
 
