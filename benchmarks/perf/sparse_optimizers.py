@@ -236,7 +236,13 @@ def accuracy_rows(cells: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------ main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=["timing", "accuracy", "all"], default="all")
+    parser.add_argument(
+        "--part",
+        choices=["timing", "accuracy", "all"],
+        default="all",
+        help="what to measure now; the results hold the last timing and every finished "
+        "accuracy run either way",
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--batch", type=int, default=2048, help="BPR triples per timed step")
     parser.add_argument("--steps", type=int, default=10, help="steps per timed repeat")
@@ -250,9 +256,14 @@ def main() -> None:
     assert set(MODES) >= set(EMBEDDING_OPTIMIZERS)
 
     results: dict[str, Any] = {"batch": args.batch, "embedding_dim": 64}
+    timing_path = CELLS_DIR / "timing" / "timing.json"
     if args.part in ("timing", "all"):
         torch.set_num_threads(args.threads)
         timing = time_steps(args.sizes, args.batch, args.steps, args.repeats)
+        timing_path.parent.mkdir(parents=True, exist_ok=True)
+        timing_path.write_text(json.dumps(timing, indent=1))
+    if timing_path.exists():  # the last measurement, also when only accuracy runs now
+        timing = json.loads(timing_path.read_text())
         print_table(
             ["rows", "optimiser", "ms/step", "x dense Adam"],
             [[r["rows"], r["mode"], r["ms_per_step"], r["ratio_to_dense"]] for r in timing],
@@ -261,8 +272,9 @@ def main() -> None:
             key = f"timing:{r['mode']}/{r['rows']}"
             results[f"{key}:ms_per_step"] = r["ms_per_step"]
             results[f"{key}:ratio_to_dense"] = r["ratio_to_dense"]
-    if args.part in ("accuracy", "all"):
-        rows = accuracy_rows(run_accuracy(args.seeds, args.only, args.cells))
+    cells = run_accuracy(args.seeds, args.only, args.cells) if args.part != "timing" else None
+    rows = accuracy_rows(cells if cells is not None else all_cells())
+    if rows:
         print_table(
             ["experiment", "optimiser", "metric", "seeds", "valid", "min", "max", "test",
              "best epoch", "train s"],

@@ -922,7 +922,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = add_command(
         "train",
-        help="train a base recommender; extra --option value pairs go to the trainer or model",
+        help="train a base recommender; extra --option value pairs go to the trainer or model "
+        "(e.g. --embedding-optimizer dense_adam|sparse_adam|lazy_adam|rowwise_adagrad)",
     )
     add_data_arguments(p, "synthetic")
     p.add_argument(
@@ -1052,8 +1053,8 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--executor",
-        choices=["serial", "ray"],
         default=None,
+        metavar="{serial,ray}",
         help="embedding-size, architecture, sketch: run the search's independent jobs "
         "(masks, children, cells) in this process (serial, the default) or as Ray tasks on "
         "the cluster of RAY_ADDRESS, else on a local one bound to 127.0.0.1 (ray)",

@@ -3,6 +3,7 @@ accuracy against dense Adam, kill and resume, and the three trainers' wiring."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -401,3 +402,13 @@ def test_clipping_sparse_gradients_matches_dense_clipping() -> None:
             assert weight.grad is not None and bias.grad is not None
             grads.append((weight.grad.clone(), bias.grad.clone()))
     assert torch.allclose(grads[0][0], grads[1][0]) and torch.allclose(grads[0][1], grads[1][1])
+
+
+def test_leanrec_train_takes_the_embedding_optimizer_flag(tmp_path: Path) -> None:
+    from leanrec.cli import main
+
+    run_dir = tmp_path / "run"
+    argv = ["train", "--model", "mf", "--epochs", "1", "--run-dir", str(run_dir)]
+    assert main([*argv, "--embedding-optimizer", "lazy_adam", "--num_threads", "1"]) == 0
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["trainer"]["embedding_optimizer"] == "lazy_adam"
