@@ -476,6 +476,7 @@ class HandDesignedCTR(_LeavesOnlyItsRow):
         model = build_ctr_model(self.name, cell.split.feature_map, seed=cell.seed)
         trainer = CTRTrainer(
             CTRTrainerConfig(
+                embedding_optimizer="dense_adam",  # as the published figures were trained
                 learning_rate=cfg.learning_rate,
                 batch_size=cfg.batch_size,
                 max_epochs=cell.experiment.baseline_epochs,

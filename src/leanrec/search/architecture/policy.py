@@ -102,6 +102,7 @@ def _trainer(
 ) -> CTRTrainer:
     return CTRTrainer(
         CTRTrainerConfig(
+            embedding_optimizer="dense_adam",  # as the published figures were trained
             learning_rate=config.learning_rate,
             batch_size=config.batch_size,
             max_epochs=max(1, epochs),
