@@ -137,7 +137,20 @@ def test_propagation_is_saved_and_old_checkpoints_load(
     del checkpoint["config"]["propagation"], checkpoint["config"]["fanout"]
     torch.save(checkpoint, tmp_path / "old.pt")
     old = load_ranking_model(tmp_path / "old.pt")
-    assert old.config.propagation == LightGCNConfig().propagation
+    assert old.config.propagation == LightGCNConfig().propagation == "auto"
+
+
+@pytest.mark.parametrize("name", ["lightgcn", "ngcf"])
+def test_auto_samples_above_the_edge_threshold(name: str, small_data: Interactions) -> None:
+    """``small_data`` has 400 draws of (user, item), so fewer distinct edges: auto propagates
+    in full at a threshold of 400 and samples at 10; evaluation is full either way."""
+    edges = len(small_data.sorted_keys())
+    assert 10 < edges <= 400
+    for threshold, expected in [(400, "full"), (edges, "full"), (edges - 1, "sampled")]:
+        options = {"embedding_dim": 4, "sampled_above_edges": threshold}
+        model = build_model(name, small_data, options)
+        assert model.config.propagation == "auto"
+        assert model.training_propagation == expected
 
 
 @pytest.mark.parametrize("config_class", [LightGCNConfig, NGCFConfig])
@@ -146,6 +159,8 @@ def test_config_rejects_unknown_modes(config_class: type) -> None:
         config_class(propagation="stale")
     with pytest.raises(ValueError, match="fanout"):
         config_class(fanout=0)
+    with pytest.raises(ValueError, match="sampled_above_edges"):
+        config_class(sampled_above_edges=-1)
 
 
 def test_sampled_training_learns_and_is_reproducible(small_data: Interactions) -> None:

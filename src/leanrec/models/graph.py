@@ -31,19 +31,28 @@ import torch
 from leanrec.data.interactions import IdVocabulary, Interactions
 from leanrec.models.base import DotProductRecommender, PairwiseOutput
 
-PROPAGATION_MODES = ("full", "sampled")
-"""How a graph model propagates during training: over the whole graph at every step, or over
-the batch's sampled L-hop neighbourhood (evaluation always propagates over the whole graph)."""
+PROPAGATION_MODES = ("auto", "full", "sampled")
+"""How a graph model propagates during training: over the whole graph at every step
+(``"full"``), over the batch's sampled L-hop neighbourhood (``"sampled"``), or ``"auto"``: full
+up to ``sampled_above_edges`` training edges, sampled above. Evaluation always propagates over
+the whole graph, once."""
+
+DEFAULT_SAMPLED_ABOVE_EDGES = 1_000_000
+"""Training edges above which ``propagation="auto"`` samples. Below it a full propagation per
+step costs about as much as a batch's sampled neighbourhood and is exact; above it, it makes an
+epoch's cost grow with the square of the edges (figures: docs/design/linear-training-cost.md)."""
 
 
 def check_propagation(config: Any) -> None:
-    """Validate ``config.propagation`` and ``config.fanout`` (shared by LightGCN and NGCF)."""
+    """Validate ``propagation``, ``fanout`` and ``sampled_above_edges`` of a graph config."""
     if config.propagation not in PROPAGATION_MODES:
         raise ValueError(
             f"propagation must be one of {PROPAGATION_MODES}, got {config.propagation!r}"
         )
     if config.fanout < 1:
         raise ValueError(f"fanout must be at least 1, got {config.fanout}")
+    if config.sampled_above_edges < 0:
+        raise ValueError(f"sampled_above_edges must be >= 0, got {config.sampled_above_edges}")
 
 
 def normalized_adjacency(train: Interactions, self_loops: bool = False) -> sp.csr_matrix:
@@ -285,15 +294,25 @@ class GraphRecommender(DotProductRecommender):
     :meth:`attach` builds the graph from the training interactions; a loaded model rebuilds it
     from its stored seen-item CSR, so checkpoints never hold the ``(U + I)``-sized adjacency.
 
-    Training propagates as ``config.propagation`` says: ``"full"`` runs :meth:`final_embeddings`
-    over the whole graph at every step (an epoch costs steps x edges); ``"sampled"`` runs
-    :meth:`propagate_sampled` over the batch's neighbourhood drawn with fan-out
-    ``config.fanout`` (a step costs the same whatever the graph's size). Evaluation and serving
-    always use the full propagation, computed once and cached.
+    Training propagates as :attr:`training_propagation` says: ``"full"`` runs
+    :meth:`final_embeddings` over the whole graph at every step (an epoch costs steps x edges);
+    ``"sampled"`` runs :meth:`propagate_sampled` over the batch's neighbourhood drawn with
+    fan-out ``config.fanout`` (a step costs the same whatever the graph's size). Evaluation and
+    serving always use the full propagation, computed once and cached.
     """
 
     graph: SparseGraph | None = None
     _sampler: NeighbourSampler | None = None
+
+    @property
+    def training_propagation(self) -> str:
+        """``"full"`` or ``"sampled"``: ``config.propagation``, with ``"auto"`` resolved by the
+        attached graph's edges against ``config.sampled_above_edges``."""
+        mode = str(self.config.propagation)
+        if mode == "auto":
+            large = len(self.seen_indices) > self.config.sampled_above_edges
+            return "sampled" if large else "full"
+        return mode
 
     @property
     def n_hops(self) -> int:
@@ -352,7 +371,7 @@ class GraphRecommender(DotProductRecommender):
     def pairwise(
         self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
     ) -> PairwiseOutput:
-        if not self.training or self.config.propagation == "full":
+        if not self.training or self.training_propagation == "full":
             return super().pairwise(users, positives, negatives)
         item_nodes = torch.cat([positives, negatives.reshape(-1)]) + self.n_users
         seeds, inverse = torch.unique(torch.cat([users, item_nodes]), return_inverse=True)

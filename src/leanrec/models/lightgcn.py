@@ -7,7 +7,12 @@ from dataclasses import dataclass
 import torch
 
 from leanrec.embeddings.base import TableFactory
-from leanrec.models.graph import GraphRecommender, SampledHops, check_propagation
+from leanrec.models.graph import (
+    DEFAULT_SAMPLED_ABOVE_EDGES,
+    GraphRecommender,
+    SampledHops,
+    check_propagation,
+)
 from leanrec.options import check_at_least
 
 
@@ -19,12 +24,17 @@ class LightGCNConfig:
     """Width ``d`` of the layer-0 ID embeddings."""
     n_layers: int = 3
     """Propagation depth ``K`` (paper Eq. 8)."""
-    propagation: str = "full"
-    """Training propagation: ``"full"`` (the whole graph at every step, as in the paper) or
+    propagation: str = "auto"
+    """Training propagation: ``"full"`` (the whole graph at every step, as in the paper),
     ``"sampled"`` (the batch's ``K``-hop neighbourhood with ``fanout`` neighbours per node and
-    hop, equal to full propagation in expectation). Evaluation always propagates in full."""
+    hop, equal to full propagation in expectation) or ``"auto"`` (full up to
+    ``sampled_above_edges`` training edges, sampled above, so an epoch stays linear in the
+    edges). Evaluation always propagates in full."""
     fanout: int = 10
-    """``F``, neighbours kept per node and hop when ``propagation == "sampled"``."""
+    """``F``, neighbours kept per node and hop when training samples."""
+    sampled_above_edges: int = DEFAULT_SAMPLED_ABOVE_EDGES
+    """With ``propagation="auto"``: sample when the training graph has more edges than this
+    (below it a full propagation costs about as much and is exact)."""
 
     def __post_init__(self) -> None:
         check_at_least(self, 1, "embedding_dim")

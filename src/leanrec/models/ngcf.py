@@ -10,7 +10,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from leanrec.embeddings.base import TableFactory
-from leanrec.models.graph import GraphRecommender, SampledHops, check_propagation
+from leanrec.models.graph import (
+    DEFAULT_SAMPLED_ABOVE_EDGES,
+    GraphRecommender,
+    SampledHops,
+    check_propagation,
+)
 from leanrec.options import check_at_least, check_dropout
 
 
@@ -24,12 +29,16 @@ class NGCFConfig:
     """Output width of each propagation layer (paper: three layers of 64)."""
     message_dropout: float = 0.1
     """Dropout on each layer's output during training (paper Sec. 2.4.2)."""
-    propagation: str = "full"
-    """Training propagation: ``"full"`` (the whole graph at every step, as in the paper) or
+    propagation: str = "auto"
+    """Training propagation: ``"full"`` (the whole graph at every step, as in the paper),
     ``"sampled"`` (the batch's neighbourhood, ``fanout`` neighbours per node and hop; the
-    aggregated ``L E`` equals full propagation in expectation). Evaluation propagates in full."""
+    aggregated ``L E`` equals full propagation in expectation) or ``"auto"`` (full up to
+    ``sampled_above_edges`` training edges, sampled above). Evaluation propagates in full."""
     fanout: int = 10
-    """Neighbours kept per node and hop when ``propagation == "sampled"``."""
+    """Neighbours kept per node and hop when training samples."""
+    sampled_above_edges: int = DEFAULT_SAMPLED_ABOVE_EDGES
+    """With ``propagation="auto"``: sample when the training graph has more edges than this
+    (below it a full propagation costs about as much and is exact)."""
 
     def __post_init__(self) -> None:
         check_at_least(self, 1, "embedding_dim", "layer_sizes")
