@@ -127,7 +127,10 @@ def main() -> None:
         "--scaling", type=float, default=None, metavar="M",
         help="one epoch on ML-1M and on M million synthetic interactions, same run",
     )  # fmt: skip
-    parser.add_argument("--propagations", nargs="+", default=["default", "sampled"])
+    parser.add_argument(
+        "--propagations", nargs="+", default=["full", "sampled"],
+        help="leanrec's LightGCN training propagations (default: its config's default)",
+    )  # fmt: skip
     add_tag_argument(parser, "vs_recbole")
     args = parser.parse_args()
     if args.threads:
@@ -205,6 +208,7 @@ def run_scaling(args: argparse.Namespace) -> None:
     interactions large, in this order, in one run (``--scaling``)."""
     from leanrec.data.splits import ratio_split
     from leanrec.data.synthetic import make_synthetic_power_law
+    from leanrec.models.lightgcn import LightGCNConfig
 
     args.epochs, args.eval_every = 1, 1
     ml1m, _ = prepare_split("ml-1m", "recbole", data_dir(), seed=args.seed)
@@ -238,6 +242,9 @@ def run_scaling(args: argparse.Namespace) -> None:
             f"{name}_recbole_train_epoch_s": rb_epoch,
             f"{name}_recbole_eval_s": rb_eval,
             f"{name}_recbole_test_recall@20": float(recbole["test_recall@20"]),
+            f"{name}_leanrec_default_propagation": (
+                "sampled" if len(split.train) > LightGCNConfig().sampled_above_edges else "full"
+            ),
         })  # fmt: skip
         for propagation in args.propagations:
             ours = run_leanrec(args, split, None if propagation == "default" else propagation)

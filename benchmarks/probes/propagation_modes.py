@@ -4,7 +4,8 @@ Each mode trains the same model on the same split and seed with the same trainer
 the same wall-clock budget (``--max-minutes``; evaluation every ``--eval-every`` epochs); the
 epoch is selected on validation, test is reported once. Modes are ``full`` and
 ``sampled:F`` (fan-out ``F`` per hop). Prints a table and writes
-``results/propagation_modes[--tag].json``. Run from the repository root:
+``results/propagation_modes[--tag].json`` (after every run, so a stopped run keeps its rows).
+Run from the repository root:
 
     python -m benchmarks.probes.propagation_modes --dataset ml-100k --modes full sampled:10
 """
@@ -115,6 +116,7 @@ def main() -> None:
                  entry["test_ndcg@10"]]
             )  # fmt: skip
             print(f"{mode} seed {seed}: {rows[-1]}", flush=True)
+            write_results("propagation_modes", record, args.tag)  # keep what is measured
     print_table(
         ["mode", "seed", "best epoch", "epochs", "s/epoch", f"valid {args.valid_metric}",
          "test recall@10", "test ndcg@10"],
