@@ -150,7 +150,9 @@ def _write_second_format(model: StreamModel, path: Path, options: dict[str, Any]
             "options": options,
             "objective": "mse",
             "rating_offset": 3.5,
-            "tables": {field: dict(HIERARCHY_SPEC) for field in ("user", "item")},
+            # this writer also records whether the table parks demoted rows (a file without
+            # the option, as the first writer's, loads with the default: no parking)
+            "tables": {field: {**HIERARCHY_SPEC, "park": False} for field in ("user", "item")},
             "raw_ids": {
                 "user": [f"u{i}" for i in range(STREAM_USERS)],
                 "item": list(range(100, 100 + STREAM_ITEMS)),
