@@ -13,6 +13,11 @@ which includes generating the data) is its own, and a measurement that exceeds `
 is stopped and recorded as capped. Times are CPU seconds of the process (``process_time``), which
 a busy shared machine inflates less than wall time; the wall time is recorded beside them.
 
+At the largest sizes ``--max-epoch-interactions N`` runs the epoch over a random ``N`` of the
+training interactions on the model and graph of the whole training set (every step costs what
+a step of the whole epoch does, so the time per interaction is unchanged), and
+``--max-eval-users N`` ranks every item for a random ``N`` of the test users (time per user).
+
 Prints a table, writes ``results/training_scaling[--tag].json`` (after every measurement, so an
 interrupted run keeps what it measured; ``--resume`` skips what the file already holds) and a plot
 of time per training interaction against size, ``results/training_scaling[--tag].png``.
@@ -40,8 +45,22 @@ LIGHTGCN_LAYERS = 2
 FANOUT = 10
 
 
-def measure(size_millions: float, model_name: str, propagation: str, seed: int) -> dict[str, Any]:
-    """One epoch and one full-ranking evaluation of ``model_name`` at ``size_millions``."""
+def measure(
+    size_millions: float,
+    model_name: str,
+    propagation: str,
+    seed: int,
+    max_epoch_interactions: int = 0,
+    max_eval_users: int = 0,
+) -> dict[str, Any]:
+    """One epoch and one full-ranking evaluation of ``model_name`` at ``size_millions``.
+
+    ``max_epoch_interactions`` (0: all): the epoch runs over a random subset of this many
+    training interactions, on the model and graph of the whole training set; every step costs
+    what a step of the whole epoch costs, so the time per interaction is the same, measured in
+    a fraction of the time. ``max_eval_users`` (0: all): rank for a random subset of the test
+    users (each still against every item), reported per user."""
+    import numpy as np
     import torch
 
     from leanrec.data.splits import ratio_split
@@ -62,21 +81,31 @@ def measure(size_millions: float, model_name: str, propagation: str, seed: int) 
     config = TrainerConfig(
         max_epochs=1, batch_size=BATCH_SIZE, num_threads=1, seed=seed, progress=False
     )
-    trainer = BPRTrainer(model, split.train, None, config)
+    rng = np.random.default_rng(seed)
+    epoch_data = split.train
+    if 0 < max_epoch_interactions < len(split.train):
+        chosen = np.sort(rng.choice(len(split.train), max_epoch_interactions, replace=False))
+        epoch_data = split.train.subset(chosen)
+    trainer = BPRTrainer(model, epoch_data, None, config)
     cpu, wall = time.process_time(), time.perf_counter()
     trainer.fit()
     train_cpu, train_wall = time.process_time() - cpu, time.perf_counter() - wall
 
-    evaluator = FullRankingEvaluator(split.test, exclude=[split.train, split.valid], ks=[20])
+    test = split.test
+    if max_eval_users > 0 and len(np.unique(test.users)) > max_eval_users:
+        kept = rng.choice(np.unique(test.users), max_eval_users, replace=False)
+        test = test.subset(np.flatnonzero(np.isin(test.users, kept)))
+    evaluator = FullRankingEvaluator(test, exclude=[split.train, split.valid], ks=[20])
     cpu, wall = time.process_time(), time.perf_counter()
     evaluate_model(model, evaluator)
     eval_cpu, eval_wall = time.process_time() - cpu, time.perf_counter() - wall
-    n_train = len(split.train)
+    n_train = len(epoch_data)
     return {
         "users": data.n_users,
         "items": data.n_items,
         "interactions": len(data),
-        "train_interactions": n_train,
+        "train_interactions": len(split.train),
+        "epoch_interactions": n_train,
         "eval_users": len(evaluator.users),
         "embedding_optimizer": asdict(config).get("embedding_optimizer", "dense_adam"),
         "generate_seconds": generate_seconds,
@@ -91,11 +120,14 @@ def measure(size_millions: float, model_name: str, propagation: str, seed: int) 
 
 
 def run_measurement(
-    size: float, model_name: str, propagation: str, seed: int, cap_minutes: float
+    size: float, model_name: str, propagation: str, args: argparse.Namespace
 ) -> dict[str, Any]:
     """:func:`measure` in a subprocess; ``{"capped": True}`` if it outlives the cap."""
+    cap_minutes = args.cap_minutes
     command = [sys.executable, "-m", "benchmarks.perf.training_scaling", "--worker"]
-    command += [str(size), model_name, propagation, str(seed)]
+    command += [str(size), model_name, propagation, str(args.seed)]
+    command += ["--max-epoch-interactions", str(args.max_epoch_interactions)]
+    command += ["--max-eval-users", str(args.max_eval_users)]
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=cap_minutes * 60, check=False
@@ -181,12 +213,23 @@ def main() -> None:
     parser.add_argument("--cap-minutes", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--max-epoch-interactions", type=int, default=0,
+        help="epoch over at most this many training interactions (0: all; see measure)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-eval-users", type=int, default=0, help="rank for at most this many test users"
+    )
     parser.add_argument("--worker", nargs=4, metavar=("SIZE", "MODEL", "MODE", "SEED"))
     add_tag_argument(parser)
     args = parser.parse_args()
     if args.worker:
         size, model_name, propagation, seed = args.worker
-        print(json.dumps(measure(float(size), model_name, propagation, int(seed))))
+        result = measure(
+            float(size), model_name, propagation, int(seed),
+            args.max_epoch_interactions, args.max_eval_users,
+        )  # fmt: skip
+        print(json.dumps(result))
         return
 
     runs = [(m.partition(":")[0], m.partition(":")[2] or "-") for m in args.modes]
@@ -211,7 +254,7 @@ def main() -> None:
                 continue
             if args.resume and any(k.startswith(prefix + "_") for k in record):
                 continue
-            result = run_measurement(size, model_name, propagation, args.seed, args.cap_minutes)
+            result = run_measurement(size, model_name, propagation, args)
             record.update({f"{prefix}_{k}": v for k, v in result.items()})
             print(f"{prefix}: {result}", flush=True)
             write_results("training_scaling", record, args.tag)
