@@ -292,10 +292,35 @@ _ADAPTIVE_METHODS = (
     ("always_grow", "always grow (+16 per layer and session)"),
     ("retrain_medium", "retrain medium every session"),
     ("loss_threshold", "loss threshold (DEN-style rule)"),
-    ("adaptive", "**adaptive** (λ chosen on the warm-up)"),
+    ("adaptive", "**adaptive, paper preset** (RCL: LSTM, REINFORCE; λ chosen on the warm-up)"),
+    ("adaptive_a2c", "adaptive, paper preset, actor-critic (the paper preset's λ)"),
+    (
+        "adaptive_leanrec",
+        "**adaptive, leanrec preset** (learned reward model; λ chosen on the warm-up)",
+    ),
+    ("adaptive_leanrec_freeze", "adaptive, leanrec preset, old units frozen after growth"),
+    ("adaptive_leanrec_ewc", "adaptive, leanrec preset, EWC penalty"),
 )
-_ADAPTIVE_LAMBDAS = ("0", "0.02", "0.1", "0.5")
-"""The experiment's λ grid, as the results file writes it."""
+_ADAPTIVE_PENALTIES = ("adaptive", "adaptive_a2c", "adaptive_leanrec", "adaptive_leanrec_freeze",
+                       "adaptive_leanrec_ewc")  # fmt: skip
+"""Methods whose row shows the λ of each seed."""
+_ADAPTIVE_SWEEPS = (
+    ("adaptive", "paper preset", ("0", "0.02", "0.1", "0.5")),
+    ("adaptive_leanrec", "leanrec preset", ("0", "0.005", "0.01", "0.02")),
+)
+"""Each controller's λ grid, as the results file writes it."""
+_ADAPTIVE_CONTROLLERS = (("adaptive", "paper preset"), ("adaptive_leanrec", "leanrec preset"))
+_ADAPTIVE_GROWERS = (
+    ("adaptive", "adaptive, paper preset (REINFORCE)"),
+    ("adaptive_a2c", "adaptive, paper preset, actor-critic"),
+    ("adaptive_leanrec", "adaptive, leanrec preset"),
+    ("adaptive_leanrec_freeze", "adaptive, leanrec preset, freeze"),
+    ("adaptive_leanrec_ewc", "adaptive, leanrec preset, EWC"),
+    ("loss_threshold", "loss threshold (DEN-style rule)"),
+    ("always_grow", "always grow"),
+)
+"""Methods whose tower changes: their growth at the planted drift."""
+_ADAPTIVE_DATASETS = ("planted-drift", "ml-100k", "ml-1m-partial")
 
 
 def _adaptive_mean_sd(digits: int, thousands: bool = False) -> Callable[[Any, Any], str]:
@@ -335,12 +360,12 @@ def _adaptive_rows(dataset: str) -> tuple[tuple[Cell, ...], ...]:
     rows: list[tuple[Cell, ...]] = []
     for method, label in _ADAPTIVE_METHODS:
         stem = f"{dataset}|{method}|chosen"
-        penalty: Cell = F("{}", f"{stem}|penalties") if method == "adaptive" else "–"
+        penalty: Cell = F("{}", f"{stem}|penalties") if method in _ADAPTIVE_PENALTIES else "–"
         rows.append((label, penalty, *_adaptive_figures(stem)))
-    for penalty in _ADAPTIVE_LAMBDAS:
-        stem = f"{dataset}|adaptive|{penalty}"
-        figures = _adaptive_figures(stem)
-        rows.append(("adaptive, λ sweep", penalty, *figures[:-1], "–"))
+    for method, preset, penalties in _ADAPTIVE_SWEEPS:
+        for penalty in penalties:
+            figures = _adaptive_figures(f"{dataset}|{method}|{penalty}")
+            rows.append((f"adaptive, {preset}, λ sweep", penalty, *figures[:-1], "–"))
     return tuple(rows)
 
 
@@ -366,11 +391,16 @@ def _yes(value: Any) -> str:
     return "**yes**" if value else "no"
 
 
+def _yes_no(value: Any) -> Any:
+    return ("yes" if value else "no") if isinstance(value, bool) else value
+
+
 def _adaptive_goal_rows(dataset: str, drift: bool) -> tuple[tuple[Cell, ...], ...]:
-    goal = f"{dataset}|goal"
-    rows: list[tuple[Cell, ...]] = [
-        (
-            "1: AUC within 0.5% of fixed large, ≤ 50% of its tower parameters",
+    rows: list[tuple[Cell, ...]] = []
+    for method, preset in _ADAPTIVE_CONTROLLERS:
+        goal = f"{dataset}|goal|{method}"
+        rows.append((
+            f"1 ({preset}): AUC within 0.5% of fixed large, ≤ 50% of its tower parameters",
             F(
                 "relative AUC gap {:+.2%} (negative: above fixed large); {:.1%} of the tower "
                 "parameters, {:.1%} of the model bytes",
@@ -379,31 +409,33 @@ def _adaptive_goal_rows(dataset: str, drift: bool) -> tuple[tuple[Cell, ...], ..
                 f"{goal}|1_model_bytes_ratio",
             ),
             F("{}", f"{goal}|1_met", transform=_yes),
-        ),
-        (
-            "2: above the line small-large; dominates always grow and loss threshold",
+        ))  # fmt: skip
+        rows.append((
+            f"2 ({preset}): above the line small-large; dominates always grow and loss "
+            "threshold",
             F(
                 "AUC {:.4f} vs the line's {:.4f}; dominates always grow: {}, loss threshold: {}",
-                f"{dataset}|adaptive|chosen|auc_mean",
+                f"{dataset}|{method}|chosen|auc_mean",
                 f"{goal}|2_line_auc",
                 f"{goal}|2_dominates_always_grow",
                 f"{goal}|2_dominates_loss_threshold",
-                transform=lambda v: ("yes" if v else "no") if isinstance(v, bool) else v,
+                transform=_yes_no,
             ),
             F("{}", f"{goal}|2_met", transform=_yes),
-        ),
-    ]
+        ))  # fmt: skip
     if drift:
-        rows.append(
-            (
-                "4: grows when the drift arrives (hidden units, 3 sessions after vs 3 before)",
+        goal = f"{dataset}|goal"
+        for method, preset in _ADAPTIVE_CONTROLLERS:
+            rows.append((
+                f"4 ({preset}): grows when the drift arrives (hidden units, 3 sessions from "
+                "the drift vs 3 before)",
                 F(
                     "{:+.1f} units at the drift, {:+.1f} at the other boundaries (loss "
                     "threshold: {:+.1f} / {:+.1f}); fixed large − fixed small, mean session "
                     "AUC: {:+.4f} before the drift, {:+.4f} after ({:+.4f} / {:+.4f} over the "
                     "3 sessions on either side)",
-                    f"{goal}|4|adaptive|growth",
-                    f"{goal}|4|adaptive|growth_elsewhere",
+                    f"{goal}|4|{method}|growth",
+                    f"{goal}|4|{method}|growth_elsewhere",
                     f"{goal}|4|loss_threshold|growth",
                     f"{goal}|4|loss_threshold|growth_elsewhere",
                     f"{goal}|4_large_minus_small_before",
@@ -411,10 +443,105 @@ def _adaptive_goal_rows(dataset: str, drift: bool) -> tuple[tuple[Cell, ...], ..
                     f"{goal}|4_large_minus_small_3_before",
                     f"{goal}|4_large_minus_small_3_after",
                 ),
-                F("{}", f"{goal}|4_met", transform=_yes),
-            )
-        )
+                F("{}", f"{goal}|{method}|4_met", transform=_yes),
+            ))  # fmt: skip
     return tuple(rows)
+
+
+def _adaptive_growth_table() -> Table:
+    """Growth at the planted drift of every method whose tower changes, per seed."""
+    goal = "planted-drift|goal|4"
+    return Table(
+        (_ADAPTIVE,),
+        (
+            "method",
+            "growth at the drift, seeds 0 / 1 / 2",
+            "mean",
+            "mean at the other boundaries",
+            "grows at the drift",
+        ),
+        tuple(
+            (
+                label,
+                F(
+                    "{:+.1f} / {:+.1f} / {:+.1f}",
+                    *(f"{goal}|{method}|seed{s}|growth" for s in range(3)),
+                ),
+                F("{:+.1f}", f"{goal}|{method}|growth"),
+                F("{:+.1f}", f"{goal}|{method}|growth_elsewhere"),
+                F("{}", f"{goal}|{method}|grows_at_drift", transform=_yes),
+            )
+            for method, label in _ADAPTIVE_GROWERS
+        ),
+    )
+
+
+def _adaptive_variants_table() -> Table:
+    """The actor-critic against REINFORCE and the forgetting protections against plain
+    fine-tuning, on every stream: AUC and mean tower parameters (mean ± sd over seeds)."""
+    methods = (
+        ("adaptive", "paper preset, REINFORCE"),
+        ("adaptive_a2c", "paper preset, actor-critic"),
+        ("adaptive_leanrec", "leanrec preset, plain fine-tuning"),
+        ("adaptive_leanrec_freeze", "leanrec preset, freeze old units"),
+        ("adaptive_leanrec_ewc", "leanrec preset, EWC"),
+    )
+    header: list[str] = ["method"]
+    for dataset in _ADAPTIVE_DATASETS:
+        header += [f"{dataset} AUC", f"{dataset} tower parameters"]
+    rows = []
+    for method, label in methods:
+        cells: list[Cell] = [label]
+        for dataset in _ADAPTIVE_DATASETS:
+            stem = f"{dataset}|{method}|chosen"
+            cells.append(Expr("{}", _adaptive_mean_sd(4), _adaptive_keys(stem, "auc")))
+            cells.append(Expr("{}", _adaptive_mean_sd(0, True),
+                              _adaptive_keys(stem, "mean_parameters")))  # fmt: skip
+        rows.append(tuple(cells))
+    return Table((_ADAPTIVE,), tuple(header), tuple(rows))
+
+
+def _adaptive_neumf_table() -> Table:
+    """NeuMF's MLP shaped on the planted-drift stream: the fixed towers and the leanrec preset,
+    with goals 1 and 4 of the leanrec preset."""
+    dataset = "planted-drift-neumf"
+    goal = f"{dataset}|goal"
+    rows: list[tuple[Cell, ...]] = []
+    for method, label in _ADAPTIVE_METHODS:
+        if method not in ("fixed_small", "fixed_medium", "fixed_large", "adaptive_leanrec"):
+            continue
+        stem = f"{dataset}|{method}|chosen"
+        penalty: Cell = F("{}", f"{stem}|penalties") if method in _ADAPTIVE_PENALTIES else "–"
+        rows.append((label, penalty, *_adaptive_figures(stem)))
+    rows.append((
+        "goal 1 (leanrec preset)",
+        F("{:+.2%} AUC gap, {:.1%} of the tower parameters: {}", f"{goal}|adaptive_leanrec|"
+          "1_relative_auc_gap", f"{goal}|adaptive_leanrec|1_parameter_ratio",
+          f"{goal}|adaptive_leanrec|1_met", transform=_yes_no),
+        *("",) * 7,
+    ))  # fmt: skip
+    rows.append((
+        "goal 4 (leanrec preset)",
+        F("{:+.1f} units at the drift, {:+.1f} elsewhere: {}", f"{goal}|4|adaptive_leanrec|"
+          "growth", f"{goal}|4|adaptive_leanrec|growth_elsewhere",
+          f"{goal}|adaptive_leanrec|4_met", transform=_yes_no),
+        *("",) * 7,
+    ))  # fmt: skip
+    return Table(
+        (_ADAPTIVE,),
+        (
+            "method (NeuMF's MLP shaped)",
+            "λ (per seed)",
+            "AUC",
+            "log loss",
+            "mean session AUC",
+            "mean tower parameters",
+            "share of fixed large",
+            "mean model bytes",
+            "CPU s per session vs fixed medium",
+        ),
+        tuple(rows),
+    )
 
 
 def _adaptive_tables(datasets: tuple[str, ...]) -> dict[str, Table]:
@@ -442,6 +569,10 @@ def _adaptive_tables(datasets: tuple[str, ...]) -> dict[str, Table]:
             ("goal", "measured", "met"),
             _adaptive_goal_rows(dataset, drift=dataset == "planted-drift"),
         )
+    if "planted-drift" in datasets:
+        tables["adaptive-planted-drift-growth"] = _adaptive_growth_table()
+    tables["adaptive-variants"] = _adaptive_variants_table()
+    tables["adaptive-planted-drift-neumf"] = _adaptive_neumf_table()
     return tables
 
 

@@ -1,8 +1,11 @@
 """The adaptive tower against its baselines on the ML-1M, ML-100K and planted-drift streams.
 
-Runs :func:`leanrec.search.adaptive.run_experiment` (every method of ``METHODS``; the
-controller's ``λ`` chosen on each seed's warm-up sessions, and the whole ``λ`` grid run over the
-stream as a curve that chooses nothing) and computes what it must show from the rows:
+Runs :func:`leanrec.search.adaptive.run_experiment` (every method of ``METHODS``: the
+``paper`` preset ``adaptive`` and the ``leanrec`` preset ``adaptive_leanrec``, each with its
+``λ`` chosen on each seed's warm-up sessions and its whole ``λ`` grid run over the stream as a
+curve that chooses nothing; the variants ``adaptive_a2c``, ``adaptive_leanrec_freeze`` and
+``adaptive_leanrec_ewc`` at their preset's headline ``λ``) and computes what it must show from
+the rows, for each preset (keys ``<dataset>|goal|<controller>|…``):
 
 1. **Accuracy at half the size** (every stream): the adaptive model's prequential AUC (pooled
    over every evaluated event, mean over seeds) is within 0.5% (relative) of fixed-large's, with
@@ -30,6 +33,9 @@ Streams: ``ml-1m-partial`` and ``ml-100k`` from the registry (time order; a warm
 :func:`~leanrec.data.synthetic_stream.make_synthetic_stream` with a planted drift at 60% of
 120,000 events (:data:`DRIFT`): the first drifted session is evaluated session 10 (counting
 from 0; its first event is the drift's).
+
+``planted-drift-neumf`` (not run by default) is the planted-drift stream with NeuMF's MLP as
+the shaped tower: the fixed towers and the leanrec preset at its headline ``λ``.
 
 Runs go to resumable run directories outside git (``--runs``, default
 ``runs/adaptive_stream[--TAG]/<dataset>``): killed and restarted, the experiment continues after
@@ -69,6 +75,12 @@ from leanrec.search.adaptive.config import DEFAULT_METHODS
 SCRIPT = "adaptive_stream"
 DATASETS = ("planted-drift", "ml-100k", "ml-1m-partial")
 DRIFT_DATASET = "planted-drift"
+NEUMF_DATASET = "planted-drift-neumf"
+"""The planted-drift stream with NeuMF's MLP as the shaped tower (``--dataset
+planted-drift-neumf``, not run by default): the fixed towers and the leanrec preset at its
+headline ``λ`` (:data:`NEUMF_METHODS`, no sweep)."""
+NEUMF_METHODS = ("fixed_small", "fixed_medium", "fixed_large", "adaptive_leanrec")
+DRIFT_DATASETS = (DRIFT_DATASET, NEUMF_DATASET)
 DRIFT: dict[str, Any] = {
     "n_events": 120_000,
     "n_users": 2_000,
@@ -149,6 +161,8 @@ def experiment_for(
         "num_threads": 1,
         "log_every": 5,
     }
+    if dataset == NEUMF_DATASET:
+        options.update(dataset=DRIFT_DATASET, model="neumf", methods=NEUMF_METHODS, sweep=False)
     if quick:  # eight sessions after a three-session warm-up, two values of λ per preset
         options.update(sessions=8, warmup_sessions=3, chunk_size=200, lambda_grid=(0.0, 0.5),
                        leanrec_lambda_grid=(0.0, 0.02), log_every=100)  # fmt: skip
@@ -157,7 +171,7 @@ def experiment_for(
 
 def run_dataset(dataset: str, out_dir: Path, seeds: Sequence[int], quick: bool) -> None:
     """Run (or resume) every method and ``λ`` on one dataset."""
-    stream = drift_stream(quick) if dataset == DRIFT_DATASET else None
+    stream = drift_stream(quick) if dataset in DRIFT_DATASETS else None
     run_experiment(experiment_for(dataset, out_dir, seeds, quick), stream=stream)
 
 
@@ -251,6 +265,8 @@ def summarise_dataset(
     seeds: Sequence[int],
     grids: dict[str, Sequence[float]],
     drift_at_event: int | None = None,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    sweep: bool = True,
 ) -> dict[str, Any]:
     """The flat results of one dataset: every row (figures and per-session series), mean ± sd
     per method at its chosen ``λ`` and per ``λ`` of the sweep, the goals, and which of the
@@ -262,11 +278,14 @@ def summarise_dataset(
     by_penalty: dict[tuple[str, float], list[dict[str, Any]]] = {}
     present = {(r["method"], r["penalty"], r["seed"]) for r in rows}
     run_methods = {r["method"] for r in rows}
+    baselines = [m for m in BASELINES if m in methods]
     expected: list[tuple[str, float | None, int]] = [(m, None, s) for s in seeds
-                                                     for m in BASELINES]  # fmt: skip
-    for method, grid in grids.items():
-        expected += [(method, p, s) for s in seeds for p in grid]
-    variants = [m for m in VARIANTS if m in run_methods]
+                                                     for m in baselines]  # fmt: skip
+    if sweep:
+        for method, grid in grids.items():
+            expected += [(method, p, s) for s in seeds for p in grid]
+    single = VARIANTS if sweep else CONTROLLERS + VARIANTS
+    variants = [m for m in single if m in run_methods or m in methods]
     missing = [e for e in expected if e not in present]
     for method in variants:  # one row per seed, at the preset's headline λ
         done = {r["seed"] for r in rows if r["method"] == method}
@@ -618,7 +637,8 @@ def _print(flat: dict[str, Any], dataset: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--dataset", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--dataset", nargs="+", default=list(DATASETS),
+                        choices=(*DATASETS, NEUMF_DATASET))  # fmt: skip
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--runs", default=None, help="root of the run directories")
     parser.add_argument("--merge", nargs="*", default=[], metavar="ROOT",
@@ -651,11 +671,13 @@ def main(argv: list[str] | None = None) -> None:
             print(f"no rows in {out_dir}: {dataset} left out")
             continue
         config = json.loads((directories[0] / "config.json").read_text())
-        at = drift_start(args.quick) if dataset == DRIFT_DATASET else None
+        at = drift_start(args.quick) if dataset in DRIFT_DATASETS else None
         defaults = AdaptiveExperiment()
         grids = {m: config.get(name, getattr(defaults, name)) for m, name in GRIDS.items()
                  if any(r["method"] == m for r in rows)}  # fmt: skip
-        flat.update(summarise_dataset(dataset, rows, args.seeds, grids, at))
+        flat.update(summarise_dataset(dataset, rows, args.seeds, grids, at,
+                                      config.get("methods", DEFAULT_METHODS),
+                                      config.get("sweep", True)))  # fmt: skip
         config.pop("seeds", None)
         flat[_key(dataset, "config")] = json.dumps(config, sort_keys=True, default=str)
         if at is not None:

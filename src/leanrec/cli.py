@@ -1011,7 +1011,8 @@ def make_parser() -> argparse.ArgumentParser:
         "sketch default: random hardest influence recent dips1 dips; "
         "architecture default: ameir one_shot random; shared-embedding default: all_unique "
         "threshold hashing qr lfu lru threshold_hierarchy autoassign; adaptive default: "
-        "fixed_small fixed_medium fixed_large always_grow retrain_medium loss_threshold adaptive",
+        "fixed_small fixed_medium fixed_large always_grow retrain_medium loss_threshold adaptive "
+        "adaptive_a2c adaptive_leanrec adaptive_leanrec_freeze adaptive_leanrec_ewc",
     )
     p.add_argument(
         "--baselines",
