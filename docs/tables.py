@@ -3440,6 +3440,125 @@ def _aa_tables() -> dict[str, Table]:
 TABLES.update(_aa_tables())
 
 
+# ---------------------------------------------------------------------------------------------
+# Training cost as the data grows (benchmarks/perf/training_scaling.py) and RecBole at two sizes
+# (benchmarks/peers/vs_recbole.py --scaling)
+# ---------------------------------------------------------------------------------------------
+
+_SCALING_SIZES = ("0.5M", "2M", "5M", "20M")
+_SCALING_SERIES = (
+    ("MF", "mf_-", _SCALING_SIZES),
+    ("LightGCN, default", "lightgcn_default", _SCALING_SIZES),
+    ("LightGCN, sampled", "lightgcn_sampled", _SCALING_SIZES),
+    ("LightGCN, full propagation", "lightgcn_full", ("0.5M", "2M", "5M")),
+)
+
+
+def _scaling_rows() -> tuple[tuple[Cell, ...], ...]:
+    rows: list[tuple[Cell, ...]] = []
+    for label, series, sizes in _SCALING_SERIES:
+        for size in sizes:
+            key = f"{series}_{size}"
+            per_interaction: Cell = F("{:.1f}", f"{key}_train_us_per_interaction")
+            if series == "lightgcn_default":  # with the mode "auto" chose at that size
+                per_interaction = Expr(
+                    "{}",
+                    lambda us, mode: f"{us:.1f} ({mode})",
+                    (f"{key}_train_us_per_interaction", f"{key}_mode"),
+                )
+            rows.append(
+                (
+                    label,
+                    size,
+                    F("{:,} x {:,}", f"{key}_users", f"{key}_items"),
+                    F("{:,}", f"{key}_epoch_interactions"),
+                    F("{:.1f}", f"{key}_train_cpu_seconds"),
+                    per_interaction,
+                    F("{:.0f}", f"{key}_eval_us_per_user"),
+                    F("{:,.0f}", f"{key}_peak_rss_mib"),
+                )
+            )
+    return tuple(rows)
+
+
+_VS_RECBOLE_SCALING_DATA = (("ML-1M (RecBole protocol)", "ml1m"),)
+"""The datasets of ``vs_recbole --scaling`` whose row is in its results file."""
+
+
+def _scaling_goal_row(label: str, series: str, last: str) -> tuple[Cell, ...]:
+    return (
+        label,
+        F("{:.2f}x", f"{series}_ratio_{last}_over_0.5M"),
+        "<= 2x",
+    )
+
+
+LINEAR_COST_TABLES: dict[str, Table] = {
+    "training-scaling": Table(
+        ("training_scaling.json",),
+        (
+            "model",
+            "interactions",
+            "users x items",
+            "interactions timed",
+            "train CPU s",
+            "CPU µs per training interaction",
+            "eval CPU µs per user",
+            "peak RSS MiB",
+        ),
+        _scaling_rows(),
+    ),
+    "training-scaling-goal": Table(
+        ("training_scaling.json",),
+        ("time per training interaction, largest size / 0.5M", "measured", "goal"),
+        (
+            _scaling_goal_row("MF, 20M / 0.5M", "mf_-", "20M"),
+            _scaling_goal_row("LightGCN default, 20M / 0.5M", "lightgcn_default", "20M"),
+            _scaling_goal_row("LightGCN sampled, 20M / 0.5M", "lightgcn_sampled", "20M"),
+            _scaling_goal_row("LightGCN full propagation, 5M / 0.5M", "lightgcn_full", "5M"),
+        ),
+    ),
+    "vs-recbole-scaling": Table(
+        ("vs_recbole--scaling.json",),
+        (
+            "data",
+            "interactions",
+            "RecBole s/epoch",
+            "leanrec full s/epoch",
+            "leanrec sampled s/epoch",
+            "speed-up (full / sampled)",
+            "RecBole eval s",
+            "leanrec eval s",
+            "test R@20 after one epoch (RecBole / full / sampled)",
+        ),
+        tuple(
+            (
+                label,
+                F("{:,}", f"{name}_interactions"),
+                F("{:.0f}", f"{name}_recbole_train_epoch_s"),
+                F("{:.1f}", f"{name}_leanrec_full_train_epoch_s"),
+                F("{:.1f}", f"{name}_leanrec_sampled_train_epoch_s"),
+                F(
+                    "{:.1f}x / {:.1f}x",
+                    f"{name}_leanrec_full_speedup_train_epoch",
+                    f"{name}_leanrec_sampled_speedup_train_epoch",
+                ),
+                F("{:.2f}", f"{name}_recbole_eval_s"),
+                F("{:.2f}", f"{name}_leanrec_full_eval_s"),
+                F(
+                    "{:.4f} / {:.4f} / {:.4f}",
+                    f"{name}_recbole_test_recall@20",
+                    f"{name}_leanrec_full_test_recall@20",
+                    f"{name}_leanrec_sampled_test_recall@20",
+                ),
+            )
+            for label, name in _VS_RECBOLE_SCALING_DATA
+        ),
+    ),
+}
+TABLES.update(LINEAR_COST_TABLES)
+
+
 def stale(docs: Path = DOCS, results_dir: Path = RESULTS) -> dict[Path, tuple[str, str]]:
     """Pages whose marked tables differ from their JSON: ``{page: (current, generated)}``.
 
