@@ -86,9 +86,11 @@ def test_goals_by_hand() -> None:
         _row("adaptive", 0.0, 0, 0.79, 20_000, chosen=False),
         _row("fixed_small", None, 1, 0.50, 1_000),
     ]  # fmt: skip
-    flat = script.summarise_dataset("d", rows, seeds=[0, 1], lambda_grid=(0.0, 0.1),
-                                    drift_at_event=45)  # fmt: skip
-    goal = "d|goal"
+    methods = ("fixed_small", "fixed_medium", "fixed_large", "always_grow", "retrain_medium",
+               "loss_threshold", "adaptive")  # fmt: skip
+    flat = script.summarise_dataset("d", rows, seeds=[0, 1], grids={"adaptive": (0.0, 0.1)},
+                                    drift_at_event=45, methods=methods)  # fmt: skip
+    goal = "d|goal|adaptive"
     # goal 1: 1 - 0.797 / 0.80 = 0.375% <= 0.5%, 9,000 / 100,000 = 9% of the parameters
     assert flat[f"{goal}|1_relative_auc_gap"] == pytest.approx(0.00375)
     assert flat[f"{goal}|1_parameter_ratio"] == pytest.approx(0.09) and flat[f"{goal}|1_met"]
@@ -101,10 +103,11 @@ def test_goals_by_hand() -> None:
     # goal 4: the drift's first event 45 is in session 4 (stops 10, 20, ..., 80): growth there
     # is 96 - 64 = 32; the other boundaries with three sessions on each side, 3 and 5, both
     # give (64 + 96 + 96) / 3 - 64 = (96 + 96 + 96) / 3 - (64 + 64 + 96) / 3 = 21.33
+    assert flat[f"{goal}|4_met"]
+    goal = "d|goal"  # per-method figures of goal 4 and the capacity check
     assert flat[f"{goal}|4|adaptive|drift_session"] == 4
     assert flat[f"{goal}|4|adaptive|growth"] == pytest.approx(32.0)
     assert flat[f"{goal}|4|adaptive|growth_elsewhere"] == pytest.approx(64 / 3)
-    assert flat[f"{goal}|4_met"]
     # always-grow adds 16 units every session: 48 at every boundary, not more at the drift
     assert flat[f"{goal}|4|always_grow|growth"] == pytest.approx(48.0)
     assert flat[f"{goal}|4|always_grow|growth_elsewhere"] == pytest.approx(48.0)
@@ -136,10 +139,12 @@ def test_quick_run_writes_the_goals_and_resumes(
     script.main(common)
     flat = json.loads((tmp_path / "results" / "adaptive_stream--t.json").read_text())
     rows = json.loads((runs / "planted-drift" / "rows.json").read_text())
-    assert len(rows) == 6 + 2 and not flat["planted-drift|partial"]
+    # 6 baselines, each preset's two λ, and the actor-critic, freeze and EWC variants at theirs
+    assert len(rows) == 6 + 2 + 2 + 3 and not flat["planted-drift|partial"]
     assert {r["method"] for r in rows} == set(script.DEFAULT_METHODS)
-    for g in (1, 2, 4):
-        assert isinstance(flat[f"planted-drift|goal|{g}_met"], bool)
+    for controller in script.CONTROLLERS:
+        for g in (1, 2, 4):
+            assert isinstance(flat[f"planted-drift|goal|{controller}|{g}_met"], bool)
     # the drift's first event (3,600) opens evaluated session 4 (warm-up 1,200, sessions of 600)
     assert flat["planted-drift|drift_session"] == 4
     parameters = json.loads(flat["planted-drift|fixed_large|-|seed0|session_parameters"])
