@@ -281,7 +281,7 @@ def test_sparse_adam_mf_reaches_dense_adams_validation_metric(split: Split) -> N
     assert best["sparse_adam"] == pytest.approx(best["dense_adam"], abs=0.01)
 
 
-@pytest.mark.parametrize("name", ["sparse_adam", "rowwise_adagrad"])
+@pytest.mark.parametrize("name", ["sparse_adam", "lazy_adam", "rowwise_adagrad"])
 def test_a_killed_row_wise_run_resumes_to_the_uninterrupted_one(
     split: Split, tmp_path: Path, name: str
 ) -> None:
