@@ -52,6 +52,7 @@ def measure(
     seed: int,
     max_epoch_interactions: int = 0,
     max_eval_users: int = 0,
+    fanout: int = FANOUT,
 ) -> dict[str, Any]:
     """One epoch and one full-ranking evaluation of ``model_name`` at ``size_millions``.
 
@@ -76,7 +77,7 @@ def measure(
     generate_seconds = time.perf_counter() - began
     options: dict[str, Any] = {"embedding_dim": DIM}
     if model_name == "lightgcn":
-        options.update(n_layers=LIGHTGCN_LAYERS, propagation=propagation, fanout=FANOUT)
+        options.update(n_layers=LIGHTGCN_LAYERS, propagation=propagation, fanout=fanout)
     model = build_model(model_name, split.train, options, seed=seed)
     config = TrainerConfig(
         max_epochs=1, batch_size=BATCH_SIZE, num_threads=1, seed=seed, progress=False
@@ -127,7 +128,7 @@ def run_measurement(
     command = [sys.executable, "-m", "benchmarks.perf.training_scaling", "--worker"]
     command += [str(size), model_name, propagation, str(args.seed)]
     command += ["--max-epoch-interactions", str(args.max_epoch_interactions)]
-    command += ["--max-eval-users", str(args.max_eval_users)]
+    command += ["--max-eval-users", str(args.max_eval_users), "--fanout", str(args.fanout)]
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=cap_minutes * 60, check=False
@@ -220,6 +221,7 @@ def main() -> None:
     parser.add_argument(
         "--max-eval-users", type=int, default=0, help="rank for at most this many test users"
     )
+    parser.add_argument("--fanout", type=int, default=FANOUT, help="sampled LightGCN's fan-out")
     parser.add_argument("--worker", nargs=4, metavar=("SIZE", "MODEL", "MODE", "SEED"))
     add_tag_argument(parser)
     args = parser.parse_args()
@@ -227,7 +229,7 @@ def main() -> None:
         size, model_name, propagation, seed = args.worker
         result = measure(
             float(size), model_name, propagation, int(seed),
-            args.max_epoch_interactions, args.max_eval_users,
+            args.max_epoch_interactions, args.max_eval_users, args.fanout,
         )  # fmt: skip
         print(json.dumps(result))
         return
@@ -238,7 +240,7 @@ def main() -> None:
         "batch_size": BATCH_SIZE,
         "dim": DIM,
         "lightgcn_layers": LIGHTGCN_LAYERS,
-        "fanout": FANOUT,
+        "fanout": args.fanout,
         "cap_minutes": args.cap_minutes,
         "full_up_to_millions": args.full_up_to,
     }
