@@ -3559,6 +3559,80 @@ LINEAR_COST_TABLES: dict[str, Table] = {
 TABLES.update(LINEAR_COST_TABLES)
 
 
+# ---------------------------------------------------------------------------------------------
+# Row-wise (sparse) table updates against dense Adam (benchmarks/perf/sparse_optimizers.py)
+# ---------------------------------------------------------------------------------------------
+
+_SPARSE_TIMED = ("dense_adam", "sparse_adam", "lazy_adam", "rowwise_adagrad", "torch_sparse_adam")
+_SPARSE_ACCURACY = (
+    ("ML-100K MF, NDCG@10 (200 epochs)", "ml-100k/mf", ("dense_adam", "sparse_adam", "lazy_adam")),
+    ("ML-1M MF, NDCG@10 (30 epochs)", "ml-1m/mf", ("dense_adam", "sparse_adam")),
+    ("ML-100K LightGCN, NDCG@10 (30 epochs)", "ml-100k/lightgcn", ("dense_adam", "sparse_adam")),
+    ("ML-1M CTR DeepFM, AUC (4 epochs)", "ml-1m-ctr/deepfm", ("dense_adam", "sparse_adam")),
+)
+
+
+def _sparse_timing_cell(mode: str, rows: int) -> Cell:
+    key = f"timing:{mode}/{rows}"
+    return Expr(
+        "{}",
+        lambda ms, ratio: (
+            (f"{ms / 1000:.1f} s" if ms >= 1000 else f"{ms:.0f} ms") + f" ({ratio:.2g}x)"
+        ),
+        (f"{key}:ms_per_step", f"{key}:ratio_to_dense"),
+    )
+
+
+def _sparse_accuracy_row(label: str, experiment: str, modes: tuple[str, ...]) -> tuple[Cell, ...]:
+    cells: list[Cell] = [label, F("{:.0f}", f"accuracy:{experiment}/dense_adam:seeds")]
+    for mode in ("dense_adam", "sparse_adam", "lazy_adam"):
+        key = f"accuracy:{experiment}/{mode}"
+        if mode not in modes:
+            cells.append("-")
+            continue
+        cells.append(
+            F(
+                "{:.4f} ({:.4f}-{:.4f}) / {:.4f}",
+                f"{key}:valid_mean",
+                f"{key}:valid_min",
+                f"{key}:valid_max",
+                f"{key}:test_mean",
+            )
+        )
+    return tuple(cells)
+
+
+SPARSE_OPTIMIZER_TABLES: dict[str, Table] = {
+    "sparse-optimizers-timing": Table(
+        ("sparse_optimizers.json",),
+        (
+            "table rows",
+            "dense Adam",
+            "`sparse_adam`",
+            "`lazy_adam`",
+            "`rowwise_adagrad`",
+            "`torch.optim.SparseAdam`",
+        ),
+        tuple(
+            (f"{rows:,}", *(_sparse_timing_cell(mode, rows) for mode in _SPARSE_TIMED))
+            for rows in (10_000, 100_000, 1_000_000)
+        ),
+    ),
+    "sparse-optimizers-accuracy": Table(
+        ("sparse_optimizers.json",),
+        (
+            "experiment (budget)",
+            "seeds",
+            "dense Adam valid (min-max) / test",
+            "`sparse_adam` valid (min-max) / test",
+            "`lazy_adam` valid (min-max) / test",
+        ),
+        tuple(_sparse_accuracy_row(*entry) for entry in _SPARSE_ACCURACY),
+    ),
+}
+TABLES.update(SPARSE_OPTIMIZER_TABLES)
+
+
 def stale(docs: Path = DOCS, results_dir: Path = RESULTS) -> dict[Path, tuple[str, str]]:
     """Pages whose marked tables differ from their JSON: ``{page: (current, generated)}``.
 
