@@ -3481,7 +3481,10 @@ def _scaling_rows() -> tuple[tuple[Cell, ...], ...]:
     return tuple(rows)
 
 
-_VS_RECBOLE_SCALING_DATA = (("ML-1M (RecBole protocol)", "ml1m"),)
+_VS_RECBOLE_SCALING_DATA = (
+    ("ML-1M (RecBole protocol)", "ml1m"),
+    ("synthetic, 50k x 25k (power law)", "synthetic"),
+)
 """The datasets of ``vs_recbole --scaling`` whose row is in its results file."""
 
 
