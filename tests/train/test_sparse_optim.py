@@ -412,3 +412,14 @@ def test_leanrec_train_takes_the_embedding_optimizer_flag(tmp_path: Path) -> Non
     assert main([*argv, "--embedding-optimizer", "lazy_adam", "--num_threads", "1"]) == 0
     saved = json.loads((run_dir / "config.json").read_text())
     assert saved["trainer"]["embedding_optimizer"] == "lazy_adam"
+
+
+def test_checkpoint_without_the_option_counts_as_dense_adam() -> None:
+    from leanrec.train.row_optim import check_resumed_embedding_optimizer
+
+    check_resumed_embedding_optimizer(
+        {"config": {"embedding_optimizer": "sparse_adam"}}, "sparse_adam"
+    )
+    check_resumed_embedding_optimizer({"config": {}}, "dense_adam")  # written before the option
+    with pytest.raises(ValueError, match=r"'dense_adam'.*'sparse_adam'"):
+        check_resumed_embedding_optimizer({"config": {}}, "sparse_adam")

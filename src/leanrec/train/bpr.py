@@ -36,7 +36,12 @@ from leanrec.train.loop import (
     TrainResult,
     validation_entries,
 )
-from leanrec.train.row_optim import EMBEDDING_OPTIMIZERS, flush_rows, trainer_optimizer
+from leanrec.train.row_optim import (
+    EMBEDDING_OPTIMIZERS,
+    check_resumed_embedding_optimizer,
+    flush_rows,
+    trainer_optimizer,
+)
 from leanrec.train.sampling import NegativeSampler
 from leanrec.train.step import TrainingError as TrainingError  # importable from here too
 from leanrec.train.step import gradient_step
@@ -333,12 +338,7 @@ class BPRTrainer(EpochLoop[Recommender]):
         return {"config": asdict(self.config)}
 
     def restore(self, state: dict[str, Any]) -> None:
-        saved = state.get("config", {}).get("embedding_optimizer", "dense_adam")
-        if saved != self.config.embedding_optimizer:
-            raise ValueError(
-                f"the checkpoint was trained with embedding_optimizer {saved!r}, this run has "
-                f"{self.config.embedding_optimizer!r}: resume with the same setting"
-            )
+        check_resumed_embedding_optimizer(state, self.config.embedding_optimizer)
         super().restore(state)
 
     def weights_loaded(self) -> None:

@@ -91,6 +91,7 @@ __all__ = [
     "RowOptimizer",
     "RowRule",
     "RowWiseOptimizer",
+    "check_resumed_embedding_optimizer",
     "trainer_optimizer",
 ]
 
@@ -639,3 +640,18 @@ def trainer_optimizer(
     return RowWiseOptimizer(
         row_groups, dense_groups, embedding_optimizer, lr=lr, betas=betas, eps=eps, fused=fused
     )
+
+
+def check_resumed_embedding_optimizer(state: dict[str, Any], embedding_optimizer: str) -> None:
+    """Refuse to resume a checkpoint ``state`` trained with another embedding optimiser.
+
+    The optimisers keep different state (lazy Adam's per-row step counts, row-wise Adagrad's
+    one accumulator per row), so loading one into another would silently restart or corrupt
+    it. A checkpoint written before the option existed was trained with ``"dense_adam"``.
+    """
+    saved = state.get("config", {}).get("embedding_optimizer", "dense_adam")
+    if saved != embedding_optimizer:
+        raise ValueError(
+            f"the checkpoint was trained with embedding_optimizer {saved!r}, this run has "
+            f"{embedding_optimizer!r}: resume with the same setting"
+        )

@@ -58,7 +58,12 @@ from leanrec.train.loop import (
     TrainResult,
     validation_entries,
 )
-from leanrec.train.row_optim import EMBEDDING_OPTIMIZERS, flush_rows, trainer_optimizer
+from leanrec.train.row_optim import (
+    EMBEDDING_OPTIMIZERS,
+    check_resumed_embedding_optimizer,
+    flush_rows,
+    trainer_optimizer,
+)
 from leanrec.train.step import gradient_step
 
 SequenceLoss = Literal["bce", "sampled_softmax"]
@@ -418,12 +423,7 @@ class SequentialTrainer(EpochLoop[NextItemModel]):
         return {"config": asdict(self.config)}
 
     def restore(self, state: dict[str, Any]) -> None:
-        saved = state.get("config", {}).get("embedding_optimizer", "dense_adam")
-        if saved != self.config.embedding_optimizer:
-            raise ValueError(
-                f"the checkpoint was trained with embedding_optimizer {saved!r}, this run has "
-                f"{self.config.embedding_optimizer!r}: resume with the same setting"
-            )
+        check_resumed_embedding_optimizer(state, self.config.embedding_optimizer)
         super().restore(state)
 
 
