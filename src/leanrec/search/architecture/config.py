@@ -7,13 +7,18 @@
   AMEIR and two NAS baselines, the searches capped at the best baseline's parameter count;
 * :class:`RetrievalExperiment`: Table 2 (Amazon Beauty next-item retrieval).
 
+Two presets of each search config (:func:`apply_preset`): ``paper``, AMEIR as its paper wrote
+it, and ``leanrec``, leanrec's variant (the defaults), whose every addition is a switch of
+:data:`LEANREC_ADDITIONS` that turns off alone.
+
 Why the defaults are what they are, with the runs behind them: ``docs/design/ameir-one-shot.md``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from leanrec.data.own import DataFile
 from leanrec.data.sequential import NegativeSampling
@@ -139,9 +144,14 @@ class ArchitectureSearchConfig:
     """torch intra-op threads (0: leave torch's default)."""
     progress: bool | None = None
     """Show progress bars (None: only when stderr is a terminal)."""
+    preset: str | None = None
+    """The preset the fields were set from (:func:`apply_preset`: ``paper`` or ``leanrec``),
+    recorded in ``config.json``; None: the fields as given (the defaults are ``leanrec``'s).
+    What the fields amount to is :func:`preset_label`, which ``results.json`` carries."""
 
     def __post_init__(self) -> None:
         check_literals(self)
+        _check_preset_name(self.preset, SEARCH_PRESETS)
         self.readout = check_readout(self.readout)
         if self.behavior_blocks < 0 or self.mlp_layers < 1:
             raise ValueError("behavior_blocks must be >= 0 and mlp_layers >= 1")
@@ -201,6 +211,12 @@ class RetrievalSearchConfig:
     """Seeds the one-shot model, the children drawn and the retraining."""
     num_threads: int = 0
     """torch intra-op threads (0: leave torch's default)."""
+    preset: str | None = None
+    """The preset the fields were set from (:func:`apply_preset`: ``paper`` or ``leanrec``);
+    None: the fields as given (the defaults are ``leanrec``'s)."""
+
+    def __post_init__(self) -> None:
+        _check_preset_name(self.preset, RETRIEVAL_PRESETS)
 
 
 @dataclass
@@ -270,3 +286,160 @@ class RetrievalExperiment:
 
     def __post_init__(self) -> None:
         check_literals(self)
+
+
+# ------------------------------------------------------------------------------ presets
+LEANREC_ADDITIONS: dict[str, dict[str, Any]] = {
+    "fm_term": {"fm_shortcut": False},
+    "carried_embeddings": {"carry_embeddings": False},
+    "keep_best": {"keep_best_one_shot": False},
+    "largest_child": {"largest_child_share": 0.0},
+    "keep_inherited": {"keep_inherited": False},
+    "mean_readout": {"readout": ("sum", "last", "attention")},
+    "constant_step": {"one_shot_schedule": "cosine"},
+    "short_evolution": {"evolution_cycles": 4, "keep_per_cycle": 50},
+}
+"""Each of leanrec's departures from AMEIR's paper in :class:`ArchitectureSearchConfig`, as the
+field values that turn it off alone (the paper's values). ``fm_term``: DeepFM's parameter-free
+pairwise term added to every model's logit; ``carried_embeddings``: each step's one-shot model
+starts from the previous step's field embeddings; ``keep_best``: every one-shot model goes
+back to its best-probed pass; ``largest_child``: Step 3 trains the largest MLP on half of its
+batches (the paper samples children uniformly); ``keep_inherited``: the derived model's
+inherited weights count as retraining epoch 0; ``mean_readout``: mean pooling instead of the
+paper's ``[sum, last, attention]``; ``constant_step``: a constant one-shot step size instead of
+the paper's single cosine schedule; ``short_evolution``: 3 cycles keeping 20 interactions
+instead of 4 keeping 50 (a compute cut). The paper gives none of the first five either way
+except where it says so (docs/design/ameir-one-shot.md)."""
+
+SEARCH_PRESETS: dict[str, dict[str, Any]] = {
+    "leanrec": {
+        "fm_shortcut": True,
+        "carry_embeddings": True,
+        "keep_best_one_shot": True,
+        "largest_child_share": 0.5,
+        "keep_inherited": True,
+        "readout": ("mean",),
+        "one_shot_schedule": "constant",
+        "evolution_cycles": 3,
+        "keep_per_cycle": 20,
+    },
+}
+SEARCH_PRESETS["paper"] = {
+    **SEARCH_PRESETS["leanrec"],
+    **{name: value for change in LEANREC_ADDITIONS.values() for name, value in change.items()},
+    "behavior_blocks": 3,
+}
+"""Field values over :class:`ArchitectureSearchConfig` per preset. ``leanrec``: the defaults
+(every addition of :data:`LEANREC_ADDITIONS` on); it leaves ``behavior_blocks`` as given (the
+ML-1M CTR headline passes 0, which skips Step 1). ``paper``: all three steps (``L_a = 3``
+behaviour blocks searched), no FM term, the ``[sum, last, attention]`` readout, 4 cycles
+keeping the top 50 interactions, a cosine one-shot schedule, uniform children, no carried
+embeddings, the last one-shot weights kept, the derived model retrained from its inherited
+weights without counting them as an epoch. Both keep the budgets (``sampled_children``,
+``supernet_epochs``, ``validation_subset``; the paper samples 2,000 children on a GPU) and the
+data's settings (``embedding_dim``, ``learning_rate``) as given."""
+
+RETRIEVAL_ADDITIONS: dict[str, dict[str, Any]] = {
+    "positions": {"positions": False},
+    "final_norm": {"final_norm": False},
+    "input_dropout": {"input_dropout": 0.0},
+}
+"""leanrec's additions to the next-item backbone of :class:`RetrievalSearchConfig`, as the field
+values that turn each off alone: SASRec's learned position embedding, a final LayerNorm, and
+dropout on the item embeddings entering the blocks (AMEIR's blocks have none of these)."""
+
+RETRIEVAL_PRESETS: dict[str, dict[str, Any]] = {
+    "leanrec": {"positions": True, "final_norm": True, "input_dropout": 0.3, "n_blocks": 2},
+}
+RETRIEVAL_PRESETS["paper"] = {
+    **RETRIEVAL_PRESETS["leanrec"],
+    **{name: value for change in RETRIEVAL_ADDITIONS.values() for name, value in change.items()},
+    "n_blocks": 3,
+}
+"""Field values over :class:`RetrievalSearchConfig` per preset: ``leanrec``, the defaults;
+``paper``, the blocks alone (``L_a = 3``) on the scaled item embeddings."""
+
+SearchConfigT = TypeVar("SearchConfigT", ArchitectureSearchConfig, RetrievalSearchConfig)
+
+
+def _tables(
+    config: ArchitectureSearchConfig | RetrievalSearchConfig,
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """``(presets, additions)`` of the config's class."""
+    if isinstance(config, RetrievalSearchConfig):
+        return RETRIEVAL_PRESETS, RETRIEVAL_ADDITIONS
+    return SEARCH_PRESETS, LEANREC_ADDITIONS
+
+
+def _check_preset_name(preset: str | None, presets: dict[str, dict[str, Any]]) -> None:
+    if preset is not None and preset not in presets:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(presets)}")
+
+
+def apply_preset(
+    config: SearchConfigT, preset: str, without: tuple[str, ...] = (), **overrides: Any
+) -> SearchConfigT:
+    """``config`` with the fields of ``preset`` set over it, then each addition named in
+    ``without`` turned off, then ``overrides`` (an explicit value beats the preset's); every
+    other field (budgets, seed, threads) is kept.
+
+    Example::
+
+        paper = apply_preset(ArchitectureSearchConfig(supernet_epochs=6), "paper")
+        no_fm = apply_preset(ArchitectureSearchConfig(), "leanrec", without=("fm_term",))
+
+    Raises:
+        ValueError: an unknown preset, addition or field.
+    """
+    presets, additions = _tables(config)
+    _check_preset_name(preset, presets)
+    unknown = [name for name in without if name not in additions]
+    if unknown:
+        raise ValueError(f"unknown additions {unknown}; choose from {list(additions)}")
+    values = dict(presets[preset])
+    for name in without:
+        values.update(additions[name])
+    values.update(overrides)
+    return dataclasses.replace(config, **values, preset=preset)
+
+
+def additions_on(config: ArchitectureSearchConfig | RetrievalSearchConfig) -> list[str]:
+    """The additions whose fields differ from the paper's values."""
+    _, additions = _tables(config)
+    return [name for name, change in additions.items() if not _holds(config, change)]
+
+
+def preset_label(config: ArchitectureSearchConfig | RetrievalSearchConfig) -> str:
+    """What the fields amount to: ``paper`` or ``leanrec`` when every field of that preset
+    holds; ``paper with <field>=<value>`` when every addition is off but another field of the
+    paper preset was set over it (e.g. ``behavior_blocks=0``); ``leanrec without
+    <additions>`` when only some of leanrec's additions are off; else ``custom (<additions
+    on>)``. Derived from the fields, so a value set over a preset shows."""
+    presets, additions = _tables(config)
+    for name, values in presets.items():
+        if _holds(config, values):
+            return name
+    off = [name for name, change in additions.items() if _holds(config, change)]
+    if len(off) == len(additions):
+        changed = [
+            f"{k}={getattr(config, k)!r}"
+            for k, v in presets["paper"].items()
+            if _comparable(getattr(config, k)) != _comparable(v)
+        ]
+        return "paper with " + ", ".join(changed)
+    rest = {
+        field_name: value
+        for field_name, value in presets["leanrec"].items()
+        if not any(field_name in additions[name] for name in off)
+    }
+    if off and _holds(config, rest):
+        return "leanrec without " + ", ".join(off)
+    return f"custom ({', '.join(additions_on(config)) or 'no additions'})"
+
+
+def _holds(config: Any, values: dict[str, Any]) -> bool:
+    return all(_comparable(getattr(config, k)) == _comparable(v) for k, v in values.items())
+
+
+def _comparable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value

@@ -45,7 +45,11 @@ from leanrec.search.architecture.baselines import (
     FittedModel,
     resolve_methods,
 )
-from leanrec.search.architecture.config import ArchitectureExperiment, RetrievalExperiment
+from leanrec.search.architecture.config import (
+    ArchitectureExperiment,
+    RetrievalExperiment,
+    preset_label,
+)
 from leanrec.search.architecture.results import (
     ROW_KEY,
     artifacts_of,
@@ -115,6 +119,7 @@ def run_architecture_experiment(
     summary = summarise(rows.rows, methods, experiment.seeds, METRICS)
     summary["best_baseline"] = best_baseline
     summary["parameter_budget"] = budget
+    summary["preset"] = preset_label(experiment.config)
     summary["config"] = jsonable(experiment)
     run.write_results(summary)
     run.write_table(markdown_table(summary))

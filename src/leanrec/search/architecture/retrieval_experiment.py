@@ -36,7 +36,7 @@ from leanrec.search.architecture.baselines import (
     NextItemCell,
     resolve_methods,
 )
-from leanrec.search.architecture.config import RetrievalExperiment
+from leanrec.search.architecture.config import RetrievalExperiment, preset_label
 from leanrec.search.architecture.results import ROW_KEY, artifacts_of, bar_plot, summarise
 from leanrec.search.base import ExperimentResult
 from leanrec.train.sequential import evaluate_next_item
@@ -94,6 +94,7 @@ def run_retrieval_experiment(
             run.log(_row_line(row, method.searches))
     names = [*experiment.baselines, *experiment.methods]
     summary = summarise(rows.rows, names, experiment.seeds, METRICS)
+    summary["preset"] = preset_label(experiment.config)
     summary["config"] = jsonable(experiment)
     run.write_results(summary)
     run.write_table(markdown_table(summary, experiment.negative_sampling))

@@ -1,13 +1,17 @@
 """Configuration of learned sketching (DiPS, Ghosh, Mitra & Lan, AAAI 2022) and its experiment.
 
-Where a default is not the paper's, the measurement behind it is in
-``docs/design/dips-training.md``.
+Two presets (:func:`apply_preset`): ``paper``, DiPS as its paper wrote it (the model-free
+scorer), and ``leanrec``, the Beauty headline's variant, whose additions are switches of
+:data:`LEANREC_ADDITIONS` that turn off alone. Where a default is not the paper's, the
+measurement behind it is in ``docs/design/dips-training.md``; what departs from the paper in
+either preset is listed there too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from leanrec.data.own import DataFile
 from leanrec.options import check_literals
@@ -90,8 +94,14 @@ class SketchConfig:
     """torch intra-op threads (0: leave torch's default)."""
     progress: bool | None = None
     """Show a progress bar (None: only when stderr is a terminal)."""
+    preset: str | None = None
+    """The preset the fields were set from (:func:`apply_preset`: ``paper`` or ``leanrec``),
+    recorded in ``config.json``; None: the fields as given. What the fields amount to is
+    :func:`preset_label`, which ``results.json`` carries."""
 
     def __post_init__(self) -> None:
+        if self.preset is not None and self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose from {sorted(PRESETS)}")
         if self.sketch_size < 1:
             raise ValueError(f"sketch_size K must be >= 1, got {self.sketch_size}")
         if self.update_period < 1:
@@ -136,3 +146,94 @@ class SketchExperiment:
 
     def __post_init__(self) -> None:
         check_literals(self)
+
+
+# ------------------------------------------------------------------------------ presets
+LEANREC_ADDITIONS: dict[str, dict[str, Any]] = {
+    "influence_start": {"model_state_features": False},
+    "recency_prior": {"recency_prior": 0.0},
+}
+"""Each of leanrec's additions to the DiPS policy, as the field values that turn it off alone
+(the paper's). ``influence_start``: the scorer also reads each candidate's loss and
+first-order influence under the current model and starts as the Influence baseline through a
+linear skip (the policy then needs its base model at inference); ``recency_prior``: a learned
+``-β log(1 + age)`` term added to the score, starting at ``β``."""
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "leanrec": {
+        "model_state_features": True,
+        "recency_prior": 1.0,
+        "queue_size": 50,
+        "steps_per_update": 1,
+    },
+}
+PRESETS["paper"] = {
+    **PRESETS["leanrec"],
+    **{name: value for change in LEANREC_ADDITIONS.values() for name, value in change.items()},
+}
+"""Field values over :class:`SketchConfig` per preset. ``leanrec``: the Beauty headline's policy
+(model-state features with the Influence start, ``β = 1``, the value chosen on Beauty's
+validation users from {0, 1} cell by cell: on other data choose it the same way with
+``benchmarks/paper/sketch_prior_choice.py``), a queue of ``Q = 50``, an outer update at every
+time step. ``paper``: the same without either addition: the model-free scorer of the paper
+(items, ratings) with no Influence start and no recency prior, ``Q = 50`` and Algorithm 1's
+update at every time step. Both keep the step sizes, epochs and batch as given (the data's
+settings), and the departures neither preset removes are listed in
+``docs/design/dips-training.md``."""
+
+
+def apply_preset(
+    config: SketchConfig, preset: str, without: tuple[str, ...] = (), **overrides: Any
+) -> SketchConfig:
+    """``config`` with the fields of ``preset`` (:data:`PRESETS`) set over it, then each addition
+    named in ``without`` (:data:`LEANREC_ADDITIONS`) turned off, then ``overrides`` (an explicit
+    value beats the preset's); every other field is kept.
+
+    Example::
+
+        paper = apply_preset(SketchConfig(learning_rate=5e-3), "paper")
+        no_prior = apply_preset(SketchConfig(), "leanrec", without=("recency_prior",))
+
+    Raises:
+        ValueError: an unknown preset, addition or field.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    unknown = [name for name in without if name not in LEANREC_ADDITIONS]
+    if unknown:
+        raise ValueError(f"unknown additions {unknown}; choose from {list(LEANREC_ADDITIONS)}")
+    values = dict(PRESETS[preset])
+    for name in without:
+        values.update(LEANREC_ADDITIONS[name])
+    values.update(overrides)
+    return dataclasses.replace(config, **values, preset=preset)
+
+
+def additions_on(config: SketchConfig) -> list[str]:
+    """The additions of :data:`LEANREC_ADDITIONS` whose fields differ from the paper's."""
+    return [name for name, change in LEANREC_ADDITIONS.items() if not _holds(config, change)]
+
+
+def preset_label(config: SketchConfig) -> str:
+    """What the fields amount to: ``paper`` or ``leanrec`` when every field of that preset
+    holds; ``paper with <field>=<value>`` / ``leanrec with ...`` when a preset's additions
+    match but another of its fields was set over it; else ``custom (<additions on>)``.
+    Derived from the fields, so a value set over a preset shows. (With two additions,
+    ``leanrec`` without one of them is the other one alone: ``custom (recency_prior)``.)"""
+    for name, values in PRESETS.items():
+        if _holds(config, values):
+            return name
+    on = additions_on(config)
+    for name, wanted in (("paper", []), ("leanrec", list(LEANREC_ADDITIONS))):
+        if on == wanted:
+            changed = [
+                f"{k}={getattr(config, k)!r}"
+                for k, v in PRESETS[name].items()
+                if getattr(config, k) != v
+            ]
+            return f"{name} with " + ", ".join(changed)
+    return f"custom ({', '.join(on) or 'no additions'})"
+
+
+def _holds(config: SketchConfig, values: dict[str, Any]) -> bool:
+    return all(getattr(config, k) == v for k, v in values.items())

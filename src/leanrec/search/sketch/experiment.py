@@ -38,7 +38,7 @@ from leanrec.runner.final import final_evaluation
 from leanrec.runner.rundir import Log, RowStore, RunDirectory, jsonable
 from leanrec.search.base import ExperimentResult
 from leanrec.search.sketch.baselines import METHODS
-from leanrec.search.sketch.config import SketchExperiment
+from leanrec.search.sketch.config import SketchExperiment, preset_label
 from leanrec.search.sketch.policy_io import save_policy
 from leanrec.search.sketch.trainer import evaluate_sketch, train_sketch
 
@@ -99,6 +99,7 @@ def run_experiment(
     if cells:
         _run_cells(experiment, run, rows, split_of, cells)
     summary = summarise(rows.rows, explicit)
+    summary["preset"] = preset_label(experiment.config)
     summary["config"] = jsonable(experiment)
     run.write_results(summary)
     run.write_table(markdown_table(summary, experiment))
