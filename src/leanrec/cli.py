@@ -591,6 +591,7 @@ def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
             "architecture, shared-embedding, adaptive"
         )
     from leanrec.search.embedding_size import CIESSConfig, EmbeddingSizeExperiment, run_experiment
+    from leanrec.search.embedding_size.config import apply_preset
 
     if args.seeds is not None:
         raise ValueError("embedding-size runs one search: give --seed N, not --seeds")
@@ -605,13 +606,21 @@ def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
         if args.methods
         else ("ciess", "su", "sr", "popularity", "magprune", "pep", "esapn"),
         warm_start_init=args.warm_start_init,
-        pruning_base=args.pruning_base,
     )
+    if args.preset is not None:  # the preset's fields first; options given set over them
+        experiment = apply_preset(experiment, args.preset, tuple(args.without or ()))
+    elif args.without:
+        raise ValueError("--without turns additions of a preset off: give --preset too")
+    if args.pruning_base is not None:
+        experiment = dataclasses.replace(experiment, pruning_base=args.pruning_base)
     # --split_seed 7 and the PEP baseline's --pep-max_epochs 10 set the experiment; the rest
     # the search, its nested configs included: --pretrain-epochs 50, --td3-hidden 128
     experiment, search = build_configs(
         _parse_options(extra),
-        [Target(EmbeddingSizeExperiment, experiment, only=("split_seed", "pep")), CIESSConfig],
+        [
+            Target(EmbeddingSizeExperiment, experiment, only=("split_seed", "pep")),
+            Target(CIESSConfig, experiment.search),
+        ],
         OPTION_ALIASES,
     )
     if args.no_random_walk:
@@ -649,16 +658,9 @@ def _executor_options(args: argparse.Namespace) -> list[str]:
 
 def _sketch_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
     from leanrec.search.sketch import METHODS, SketchConfig, SketchExperiment
-    from leanrec.search.sketch.config import apply_preset
     from leanrec.search.sketch.experiment import run_experiment
 
-    # --preset sets its fields first; an explicit --option is set over it
-    base = None
-    if args.preset is not None:
-        base = apply_preset(SketchConfig(), args.preset, tuple(args.without or ()))
-    elif args.without:
-        raise ValueError("--without turns additions of a preset off: give --preset too")
-    config = build_config(SketchConfig, _parse_options(extra), base=base, aliases=OPTION_ALIASES)
+    config = build_config(SketchConfig, _parse_options(extra), aliases=OPTION_ALIASES)
     methods = tuple(args.methods) if args.methods else METHODS.names()
     dataset = dataset_of(args, "ml-1m")
     out = args.out or f"runs/sketch-{dataset_name(dataset)}"
@@ -768,7 +770,6 @@ def _architecture_table(
     Args:
         default_methods: ``(baselines, searched methods)`` run when no flag names them.
     """
-    from leanrec.search.architecture.config import apply_preset
     from leanrec.search.architecture.experiment import run_experiment
 
     baselines, methods = default_methods
@@ -780,15 +781,9 @@ def _architecture_table(
         methods=tuple(args.methods) if args.methods else methods,
         seeds=tuple(args.seeds or DEFAULT_SEEDS),
     )
-    # --preset sets its fields first; an explicit --option is set over it
-    base = search_class()
-    if args.preset is not None:
-        base = apply_preset(base, args.preset, tuple(args.without or ()))
-    elif args.without:
-        raise ValueError("--without turns additions of a preset off: give --preset too")
     experiment, search = build_configs(
         _parse_options(extra),
-        [Target(experiment_class, experiment, only=experiment_options), Target(search_class, base)],
+        [Target(experiment_class, experiment, only=experiment_options), search_class],
         OPTION_ALIASES,
     )
     exp = dataclasses.replace(experiment, config=search)
@@ -1044,9 +1039,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pruning-base",
         choices=["warm_start", "ordinary"],
-        default="warm_start",
+        default=None,
         help="embedding-size: the full-size model MagPrune and PEP prune: the prefix-dropout "
-        "warm start, or an ordinary model trained without prefix dropout (ordinary.pt)",
+        "warm start (default), or an ordinary model trained without prefix dropout "
+        "(ordinary.pt)",
     )
     p.add_argument(
         "--preset",

@@ -53,6 +53,7 @@ from leanrec.search.embedding_size.config import (
     PEPConfig,
 )
 from leanrec.search.embedding_size.environment import SizeSearchEnvironment
+from leanrec.search.embedding_size.memory import dense_memory, packed_memory
 from leanrec.search.embedding_size.policy import (
     CIESSPolicy,
     CIESSSearch,
@@ -352,6 +353,9 @@ class MethodContext:
     """The full-size model the pruners start from (``pruning_base``), or None."""
     prune_state: dict[str, torch.Tensor] = field(default_factory=dict)
     """A copy of its weights (PEP's ``retrain_from="trained"`` starts from them)."""
+    ordinary_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    """The ordinary full-size model's weights, when a method needs them (empty otherwise):
+    Eq. 7's reference of a search without the warm start."""
     searches: dict[str, SearchResult] = field(default_factory=dict)
     """Finished searches of this run, by method name."""
     executor: Executor = field(default_factory=lambda: SerialExecutor(show_progress=False))
@@ -398,8 +402,10 @@ class MethodContext:
 class MethodOutcome:
     """A method's model for one budget, chosen on validation and not yet tested."""
 
-    model: Recommender
-    """The model the experiment evaluates on test (inside its final evaluation)."""
+    model: Recommender | None
+    """The model the experiment evaluates on test (inside its final evaluation); None when
+    the method has no model for the budget (a search whose masks never met ``c`` under Eq.
+    15's admission alone: the row says ``reached: false``)."""
     sparsity: float
     """Its sparsity as the method counts it (row sizes, or non-zero values for MagPrune)."""
     fields: dict[str, Any]
@@ -419,6 +425,10 @@ class EmbeddingSizeMethod(Protocol):
 
     def needs_warm_start(self, experiment: EmbeddingSizeExperiment) -> bool:
         """Whether this method needs the prefix-dropout warm start."""
+        ...
+
+    def needs_ordinary_model(self, experiment: EmbeddingSizeExperiment) -> bool:
+        """Whether this method needs the ordinary full-size model (``ordinary.pt``)."""
         ...
 
     def run(self, context: MethodContext, target: float) -> MethodOutcome:
@@ -447,6 +457,9 @@ class SizeMethod:
     def needs_warm_start(self, experiment: EmbeddingSizeExperiment) -> bool:
         return experiment.search.retrain_from_warm_start
 
+    def needs_ordinary_model(self, experiment: EmbeddingSizeExperiment) -> bool:
+        return False
+
     def propose(
         self, context: MethodContext, target: float
     ) -> tuple[list[SizePair], dict[str, Any]]:
@@ -456,6 +469,10 @@ class SizeMethod:
     def run(self, context: MethodContext, target: float) -> MethodOutcome:
         began = time.perf_counter()
         sized, record = self.propose(context, target)
+        if not sized:  # Eq. 15 admitted no mask: the budget is not reached, nothing is filled in
+            context.log(f"{self.name} at c = {target:.0%}: no searched mask meets c (not reached)")
+            missed = {**record, "reached": False, "seconds": time.perf_counter() - began}
+            return MethodOutcome(None, float(record.get("searched_max_sparsity", 0.0)), missed)
         retrained, tried = retrain_best(context, self.name, target, sized)
         fields: dict[str, Any] = {
             "valid": retrained.valid,
@@ -472,6 +489,13 @@ class SizeMethod:
             context.record_timings(
                 **{f"{self.name}_retrain_{_tag(target)}_seconds": fields["seconds"]}
             )
+            packed_path: Path | None = context.run.file(f"{stem}.safetensors")
+        else:
+            packed_path = None
+        vocab = context.split.train
+        fields["memory"] = packed_memory(
+            retrained.model, vocab.user_vocab.raw_ids, vocab.item_vocab.raw_ids, packed_path
+        )
         return MethodOutcome(retrained.model, entity_sparsity(retrained.model), fields)
 
 
@@ -617,7 +641,12 @@ class SearchedSizes(SizeMethod):
     exports_model: bool = False
 
     def needs_warm_start(self, experiment: EmbeddingSizeExperiment) -> bool:
-        return True
+        cfg = experiment.search
+        return cfg.warm_start or cfg.screen_masks > 0 or cfg.retrain_from_warm_start
+
+    def needs_ordinary_model(self, experiment: EmbeddingSizeExperiment) -> bool:
+        """Without the warm start, Eq. 7's reference is the ordinary full-size model."""
+        return not experiment.search.warm_start
 
     @property
     def file_prefix(self) -> str:
@@ -629,14 +658,22 @@ class SearchedSizes(SizeMethod):
     ) -> tuple[list[SizePair], dict[str, Any]]:
         cfg = context.config
         search = self.search(context)
-        chosen = select_candidates(search.candidates, target, cfg.screen_masks or cfg.top_masks)
-        sized = [
-            fit_candidate(candidate, cfg.max_dim, target, per_role=per_role)
-            for per_role in PROJECTIONS[cfg.budget_projection]
-            for candidate in chosen
-        ]
+        chosen = select_candidates(
+            search.candidates, target, cfg.screen_masks or cfg.top_masks, cfg.rescale_to_budget
+        )
+        if cfg.rescale_to_budget:
+            sized = [
+                fit_candidate(candidate, cfg.max_dim, target, per_role=per_role)
+                for per_role in PROJECTIONS[cfg.budget_projection]
+                for candidate in chosen
+            ]
+        else:  # Eq. 15: the admitted masks as searched (each meets c already)
+            sized = [(c.user_sizes.astype(np.int64), c.item_sizes.astype(np.int64)) for c in chosen]
+            if not sized:
+                densest = max((c.sparsity for c in search.candidates), default=0.0)
+                return [], {"searched_max_sparsity": densest, "admitted": 0}
         if not cfg.screen_masks:
-            return sized, {}
+            return sized, {} if cfg.rescale_to_budget else {"admitted": len(sized)}
         assert context.warm_model is not None
         return screen_with_cache(
             context.warm_model,
@@ -659,20 +696,32 @@ class SearchedSizes(SizeMethod):
 
     def _run_search(self, context: MethodContext) -> SearchResult:
         cfg, split, prefix = context.config, context.split, self.file_prefix
-        warm_model = context.warm_model
-        assert warm_model is not None, "a search needs the warm start"
+        exp = context.experiment
+        if cfg.warm_start:
+            work_model = context.warm_model
+            assert work_model is not None, "a search with warm_start needs the warm start"
+            start_state, reference_state = context.warm_state, None
+        else:  # the paper: one fixed fresh initialisation per step, an ordinary reference
+            assert context.ordinary_state, "a search without warm_start needs the ordinary model"
+            work_model = build_masked_model(
+                split, exp.model, exp.model_options, cfg.max_dim, cfg.seed
+            )
+            start_state = {k: v.clone() for k, v in work_model.state_dict().items()}
+            reference_state = context.ordinary_state
         env = SizeSearchEnvironment(
-            warm_model,
+            work_model,
             split,
             cfg.eval_ks,
             cfg.inner_batches,
-            cfg.inner_batch_size,
+            cfg.fresh_batch_size if not cfg.warm_start else cfg.inner_batch_size,
             cfg.inner_learning_rate,
             cfg.inner_negatives,
             cfg.pretrain.l2,
-            context.warm_state,
+            start_state,
             cfg.seed,
             item_quality=cfg.item_quality,
+            reference_state=reference_state,
+            fresh_epochs=0 if cfg.warm_start else cfg.fresh_epochs,
         )
         search = CIESSSearch(
             env,
@@ -706,12 +755,13 @@ class SearchedSizes(SizeMethod):
             }
         )
         _write_history(history_path, result.history)
-        # the warm model was the environment's working copy: put its weights and sizes back
-        warm_model.load_state_dict(context.warm_state)
-        full = cfg.max_dim
-        set_entity_sizes(
-            warm_model, np.full(split.train.n_users, full), np.full(split.train.n_items, full)
-        )
+        if cfg.warm_start:
+            # the warm model was the environment's working copy: put its weights and sizes back
+            work_model.load_state_dict(context.warm_state)
+            full = cfg.max_dim
+            set_entity_sizes(
+                work_model, np.full(split.train.n_users, full), np.full(split.train.n_items, full)
+            )
         return result
 
 
@@ -734,12 +784,14 @@ class MagnitudePruning:
     def needs_warm_start(self, experiment: EmbeddingSizeExperiment) -> bool:
         return experiment.pruning_base == "warm_start"
 
+    def needs_ordinary_model(self, experiment: EmbeddingSizeExperiment) -> bool:
+        return experiment.pruning_base == "ordinary"
+
     def run(self, context: MethodContext, target: float) -> MethodOutcome:
         assert context.prune_model is not None
         pruned = magnitude_prune(context.prune_model, target)
-        return MethodOutcome(
-            pruned, nonzero_sparsity(pruned), {"base": context.experiment.pruning_base}
-        )
+        fields = {"base": context.experiment.pruning_base, "memory": dense_memory(pruned)}
+        return MethodOutcome(pruned, nonzero_sparsity(pruned), fields)
 
 
 @dataclass(frozen=True)
@@ -753,6 +805,9 @@ class PEPPruning:
 
     def needs_warm_start(self, experiment: EmbeddingSizeExperiment) -> bool:
         return experiment.pruning_base == "warm_start"
+
+    def needs_ordinary_model(self, experiment: EmbeddingSizeExperiment) -> bool:
+        return experiment.pruning_base == "ordinary"
 
     def run(self, context: MethodContext, target: float) -> MethodOutcome:
         began = time.perf_counter()
@@ -782,6 +837,7 @@ class PEPPruning:
             "epochs": retrained.train_result.epochs_run,
             "base": exp.pruning_base,
             "retrain_from": exp.pep.retrain_from,
+            "memory": dense_memory(retrained.model),
         }
         return MethodOutcome(retrained.model, entity_sparsity(retrained.model), fields)
 

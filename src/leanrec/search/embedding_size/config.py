@@ -7,6 +7,7 @@ those choices are in ``docs/design/ciess-search.md``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -99,8 +100,16 @@ class CIESSConfig:
     inner_negatives: int = 1
     """Negatives per positive in inner steps (1)."""
     warm_start: bool = True
-    """Start every iteration from a full-size model pretrained with prefix dropout (True),
-    instead of from scratch (paper): it makes a few batches a faithful quality signal."""
+    """Start every iteration from a full-size model pretrained with prefix dropout and
+    fine-tune it for :attr:`inner_batches` (True; not in the paper: it makes a few batches a
+    faithful quality signal), or (False, the paper's Algorithm 1, line 7-10) from one fixed
+    fresh initialisation trained for :attr:`fresh_epochs`, with Eq. 7's reference a fully
+    trained ordinary full-size model."""
+    fresh_epochs: int = 5
+    """Epochs over the training data of each iteration's fresh model when :attr:`warm_start`
+    is False (paper: 5)."""
+    fresh_batch_size: int = 2048
+    """Triples per step of those epochs (2,048)."""
     pretrain: TrainerConfig = field(default_factory=default_pretrain)
     """Training of the warm start / full-size reference (its validation eval is Eq. 7's
     denominator); :func:`default_pretrain`."""
@@ -111,6 +120,12 @@ class CIESSConfig:
     """Retrain kept masks from the warm start's truncated weights (True; False: from scratch)."""
     target_sparsities: tuple[float, ...] = (0.8, 0.9, 0.95)
     """``c`` values served by one search (Eq. 15; the paper's 80%, 90%, 95%)."""
+    rescale_to_budget: bool = True
+    """How the candidate set ``M_c`` meets ``c`` (not in the paper when True). True: when
+    fewer than ``l`` searched masks meet ``c`` the sparsest others fill the set, and every
+    chosen mask is rescaled onto ``c`` (:attr:`budget_projection`). False (Eq. 15 as written):
+    only searched masks meeting ``c`` are admitted and retrained as searched; a ``c`` that no
+    searched mask meets is reported as not reached."""
     budget_projection: Literal["joint", "per_role", "both"] = "joint"
     """How a selected mask is projected onto the budget ``c`` before retraining
     (:func:`~leanrec.search.embedding_size.retrain.fit_candidate`): ``joint`` (default, one
@@ -142,6 +157,11 @@ class CIESSConfig:
         check_literals(self)
         if self.screen_masks < 0:
             raise ValueError(f"screen_masks must be >= 0 (0: no screen), got {self.screen_masks}")
+        if self.fresh_epochs < 1 or self.fresh_batch_size < 1:
+            raise ValueError(
+                f"fresh_epochs and fresh_batch_size must be >= 1, got {self.fresh_epochs} and "
+                f"{self.fresh_batch_size}"
+            )
 
 
 @dataclass
@@ -215,5 +235,175 @@ class EmbeddingSizeExperiment:
     model trained without prefix dropout under ``search.pretrain`` (same seed), as the paper's
     pruning baselines start from (saved as ``ordinary.pt``, reported as ``full_ordinary``)."""
 
+    preset: str | None = None
+    """The preset the fields were set from (:func:`apply_preset`: ``paper`` or ``leanrec``),
+    recorded in ``config.json``; None: the fields as given. What the fields amount to is
+    :func:`preset_label`, which every row and ``results.json`` carry."""
+
     def __post_init__(self) -> None:
         check_literals(self)
+
+
+# ------------------------------------------------------------------------------ presets
+LEANREC_ADDITIONS: dict[str, dict[str, Any]] = {
+    "warm_start": {"search.warm_start": False},
+    "item_hits": {"search.item_quality": "users"},
+    "rising_lambda": {"search.reward_lambda_final": None},
+    "screen": {"search.screen_masks": 0},
+    "rescaling": {"search.rescale_to_budget": False},
+    "both_projections": {"search.budget_projection": "joint"},
+    "retrain_from_warm_start": {"search.retrain_from_warm_start": False},
+    "validate_initial": {"search.retrain.validate_initial": False},
+    "pruning_base": {"pruning_base": "ordinary"},
+}
+"""Each of leanrec's departures from the paper, as the field values that turn it off alone
+(the paper's value). ``warm_start``: search steps fine-tune a prefix-dropout warm start for a
+few batches instead of training a fresh model for 5 epochs; ``item_hits``: an item's quality
+is its own validation retrieval, not Eq. 9; ``rising_lambda``: ``λ`` grows over the episodes
+instead of staying fixed; ``screen``: the kept masks are chosen by their untrained validation
+score, not by ``q̄`` alone; ``rescaling``: masks not meeting ``c`` fill the candidate set and
+every mask is rescaled onto ``c`` (Eq. 15 admits only masks meeting ``c``);
+``both_projections``: each mask is rescaled jointly and per role and the better kept (only
+with ``rescaling``); ``retrain_from_warm_start``: the kept masks are retrained from the warm
+start instead of from a random initialisation; ``validate_initial``: each retraining's starting
+weights count as epoch 0; ``pruning_base``: MagPrune and PEP prune the warm start instead of
+an ordinary model (a baseline setting)."""
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "leanrec": {
+        "search.warm_start": True,
+        "search.item_quality": "hits",
+        "search.reward_lambda": 0.4,
+        "search.reward_lambda_final": 12.0,
+        "search.screen_masks": 300,
+        "search.rescale_to_budget": True,
+        "search.budget_projection": "both",
+        "search.retrain_from_warm_start": True,
+        "search.retrain.validate_initial": True,
+        "search.top_masks": 2,
+        "pruning_base": "warm_start",
+    },
+}
+PRESETS["paper"] = {
+    **PRESETS["leanrec"],
+    **{path: value for change in LEANREC_ADDITIONS.values() for path, value in change.items()},
+}
+"""Field values per preset, as ``"search.<field>"`` / ``"<experiment field>"`` paths.
+``leanrec``: the configuration of the headline ML-1M searches (every addition of
+:data:`LEANREC_ADDITIONS` on; their training schedule, e.g. ``--retrain-epochs 8``, is set
+apart). ``paper``: CIESS as its paper specifies it (fixed ``λ = 0.4``, Eq. 9, fresh 5-epoch
+models in the search, Eq. 15 admission only, masks retrained from scratch to convergence,
+pruning baselines on an ordinary model). Both keep ``l = 2`` and dense Adam."""
+
+
+def _get_path(config: Any, path: str) -> Any:
+    for part in path.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def _set_path(config: Any, path: str, value: Any) -> Any:
+    head, _, rest = path.partition(".")
+    if not rest:
+        return dataclasses.replace(config, **{head: value})
+    return dataclasses.replace(config, **{head: _set_path(getattr(config, head), rest, value)})
+
+
+def apply_preset(
+    experiment: EmbeddingSizeExperiment, preset: str, without: tuple[str, ...] = ()
+) -> EmbeddingSizeExperiment:
+    """``experiment`` with the fields of ``preset`` (:data:`PRESETS`) set over it, then each
+    addition named in ``without`` (:data:`LEANREC_ADDITIONS`) turned off; every other field
+    (dataset, budgets, training schedules) is kept.
+
+    Example::
+
+        paper = apply_preset(EmbeddingSizeExperiment(dataset="ml-100k"), "paper")
+        no_screen = apply_preset(EmbeddingSizeExperiment(), "leanrec", without=("screen",))
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    unknown = [name for name in without if name not in LEANREC_ADDITIONS]
+    if unknown:
+        raise ValueError(f"unknown additions {unknown}; choose from {list(LEANREC_ADDITIONS)}")
+    values = dict(PRESETS[preset])
+    for name in without:
+        values.update(LEANREC_ADDITIONS[name])
+    for path, value in values.items():
+        experiment = _set_path(experiment, path, value)
+    return dataclasses.replace(experiment, preset=preset)
+
+
+def additions_on(experiment: EmbeddingSizeExperiment) -> list[str]:
+    """The additions of :data:`LEANREC_ADDITIONS` whose fields differ from the paper's."""
+    return [
+        name
+        for name, change in LEANREC_ADDITIONS.items()
+        if any(_comparable(_get_path(experiment, p)) != _comparable(v) for p, v in change.items())
+    ]
+
+
+def preset_label(experiment: EmbeddingSizeExperiment) -> str:
+    """What the fields amount to: ``paper`` or ``leanrec`` when every field of that preset
+    holds; ``leanrec without <additions>`` or ``paper with <additions>`` (whichever lists
+    fewer) when each addition of :data:`LEANREC_ADDITIONS` is at its paper or its leanrec
+    value; else ``custom (<additions on>)``. Derived from the fields, so a setting changed
+    after the preset shows."""
+
+    def holds(values: dict[str, Any]) -> bool:
+        return all(
+            _comparable(_get_path(experiment, p)) == _comparable(v) for p, v in values.items()
+        )
+
+    for name, values in PRESETS.items():
+        if holds(values):
+            return name
+    leanrec, paper = PRESETS["leanrec"], PRESETS["paper"]
+    on = additions_on(experiment)
+    shared = {p: v for p, v in leanrec.items() if paper[p] == v}
+    each_known = all(
+        holds(change) or holds({p: leanrec[p] for p in change})
+        for change in LEANREC_ADDITIONS.values()
+    )
+    if holds(shared) and each_known:
+        off = [name for name in LEANREC_ADDITIONS if name not in on]
+        if len(off) <= len(on):
+            return "leanrec without " + ", ".join(off)
+        return "paper with " + ", ".join(on)
+    return f"custom ({', '.join(on) or 'no additions'})"
+
+
+def _comparable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def experiment_from_dict(saved: dict[str, Any]) -> EmbeddingSizeExperiment:
+    """The experiment a run directory's ``config.json`` describes (its nested configs
+    rebuilt; a field written since counts as its default)."""
+    raw = dict(saved)
+    search_raw = dict(raw.pop("search", {}))
+    pretrain = TrainerConfig.from_dict(search_raw.pop("pretrain", {}), drop_unknown=True)
+    retrain = TrainerConfig.from_dict(search_raw.pop("retrain", {}), drop_unknown=True)
+    td3 = TD3Config(**search_raw.pop("td3", {}))
+    search_fields = {f.name for f in dataclasses.fields(CIESSConfig)}
+    search = CIESSConfig(
+        **{k: _tupled(v) for k, v in search_raw.items() if k in search_fields},
+        pretrain=pretrain,
+        retrain=retrain,
+        td3=td3,
+    )
+    pep = PEPConfig(**raw.pop("pep", {}))
+    dataset = raw.pop("dataset", "ml-1m")
+    if isinstance(dataset, dict):
+        dataset = DataFile(**dataset)
+    fields = {f.name for f in dataclasses.fields(EmbeddingSizeExperiment)}
+    return EmbeddingSizeExperiment(
+        dataset=dataset,
+        search=search,
+        pep=pep,
+        **{k: _tupled(v) for k, v in raw.items() if k in fields},
+    )
+
+
+def _tupled(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value

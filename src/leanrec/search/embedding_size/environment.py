@@ -9,6 +9,7 @@ from one sparse product, no per-entity Python loop.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,11 +116,18 @@ class SizeSearchEnvironment:
         ks: cut-offs of Eq. 8.
         inner_batches, inner_batch_size, inner_learning_rate, inner_negatives, l2: the bounded
             BPR training per step.
-        warm_state: weights every step starts from (None: re-initialise from ``init_state``).
+        warm_state: weights every step starts from: the warm start, or (``fresh_epochs > 0``)
+            one fixed fresh initialisation.
         seed: seeds batch sampling.
         item_quality: ``"users"`` (Eq. 9, the mean of the item's training users' eval) or
             ``"hits"`` (:func:`item_hit_eval`, the item's own retrieval on validation; items
             without a validation pair fall back to Eq. 9).
+        reference_state: the fully trained full-size model whose validation eval is Eq. 7's
+            denominator (None: ``warm_state``, the warm start).
+        fresh_epochs: 0 trains each step for ``inner_batches`` random batches (fine-tuning a
+            warm start); ``E > 0`` trains ``E`` shuffled epochs over the training data at
+            ``inner_batch_size`` instead (the paper's fresh model per step, Algorithm 1 line
+            7-10).
     """
 
     def __init__(
@@ -135,6 +143,8 @@ class SizeSearchEnvironment:
         warm_state: dict[str, torch.Tensor],
         seed: int,
         item_quality: str = "users",
+        reference_state: dict[str, torch.Tensor] | None = None,
+        fresh_epochs: int = 0,
     ) -> None:
         if item_quality not in ITEM_QUALITIES:
             raise ValueError(f"item_quality must be one of {ITEM_QUALITIES}, got {item_quality!r}")
@@ -148,6 +158,12 @@ class SizeSearchEnvironment:
         self.inner_negatives = inner_negatives
         self.l2 = l2
         self.warm_state = {k: v.clone() for k, v in warm_state.items()}
+        self.reference_state = (
+            self.warm_state
+            if reference_state is None
+            else {k: v.clone() for k, v in reference_state.items()}
+        )
+        self.fresh_epochs = fresh_epochs
         self.rng = np.random.default_rng(seed)
         self.sampler = NegativeSampler(split.train, self.rng)
         self.evaluator = FullRankingEvaluator(
@@ -196,8 +212,9 @@ class SizeSearchEnvironment:
         return EntityQuality(users, items)
 
     def set_reference(self) -> EntityQuality:
-        """Eq. 7's denominators: the warm start at full size, measured once."""
-        self.model.load_state_dict(self.warm_state)
+        """Eq. 7's denominators: the reference model (the warm start unless given) at full
+        size, measured once."""
+        self.model.load_state_dict(self.reference_state)
         set_entity_sizes(
             self.model,
             np.full(self.n_users, self._max_dim()),
@@ -228,16 +245,28 @@ class SizeSearchEnvironment:
             "loss": loss,
         }
 
+    def _inner_batches(self) -> Iterator[np.ndarray]:
+        """Training rows of each inner step, drawn as the steps go: ``inner_batches`` random
+        batches, or ``fresh_epochs`` shuffled passes over the training data."""
+        n = len(self.split.train)
+        if self.fresh_epochs <= 0:
+            for _ in range(self.inner_batches):
+                yield self.rng.integers(0, n, self.inner_batch_size)
+            return
+        for _ in range(self.fresh_epochs):
+            order = self.rng.permutation(n)
+            for start in range(0, n, self.inner_batch_size):
+                yield order[start : start + self.inner_batch_size]
+
     def _train_inner(self) -> float:
-        if self.inner_batches <= 0:
+        if self.fresh_epochs <= 0 and self.inner_batches <= 0:
             return float("nan")
         model = self.model
         model.train()
         optimizer = torch.optim.Adam(model.parameters(), lr=self.inner_learning_rate)
         train = self.split.train
         losses = []
-        for _ in range(self.inner_batches):
-            rows = self.rng.integers(0, len(train), self.inner_batch_size)
+        for rows in self._inner_batches():
             users = train.users[rows]
             negatives = self.sampler.sample(users, self.inner_negatives)
             loss = bpr_loss(

@@ -42,7 +42,7 @@ from leanrec.search.embedding_size.baselines import (
     EmbeddingSizeMethod,
     MethodContext,
 )
-from leanrec.search.embedding_size.config import EmbeddingSizeExperiment
+from leanrec.search.embedding_size.config import EmbeddingSizeExperiment, preset_label
 from leanrec.search.embedding_size.policy import SearchResult
 from leanrec.search.embedding_size.retrain import (
     pretrain_warm_start,
@@ -86,6 +86,8 @@ def run_experiment(
             experiment.dataset, experiment.protocol, experiment.data_dir, split_seed
         )
     rows = run.rows(key=ROW_KEY)
+    label = preset_label(experiment)
+    run.log(f"preset: {label}")
     # the masks of each budget's retraining and screen are the executor's jobs; a Ray cluster
     # is joined (or a local one started) at the first of them and left at the end
     with search_executor(cfg.executor, cfg.executor_cpus_per_job, desc="masks") as executor:
@@ -104,9 +106,13 @@ def run_experiment(
                 if rows.has(method=method.name, target_sparsity=target):
                     continue
                 outcome = method.run(context, target)
-                with final_evaluation():
-                    test = test_metrics(outcome.model, split)
-                rows.add(_row(method.name, target, outcome.sparsity, test, **outcome.fields))
+                if outcome.model is None:  # not reached: no model to test
+                    test: dict[str, float] = {}
+                else:
+                    with final_evaluation():
+                        test = test_metrics(outcome.model, split)
+                fields = {"preset": label, **outcome.fields}
+                rows.add(_row(method.name, target, outcome.sparsity, test, **fields))
 
     summary = _summary(experiment, split, rows.rows, context.timings)
     run.write_results(summary)
@@ -154,9 +160,12 @@ def _prepare_full_size_models(
         context.warm_state = _copy_state(context.warm_model)
         _add_reference_row(rows, "full", context.warm_model, context.split)
     context.prune_model = context.warm_model
-    if experiment.pruning_base == "ordinary" and any(m.prunes_full_model for m in methods):
-        context.prune_model = _full_size_model(context, prefix_dropout=False)
-        _add_reference_row(rows, "full_ordinary", context.prune_model, context.split)
+    if any(method.needs_ordinary_model(experiment) for method in methods):
+        ordinary = _full_size_model(context, prefix_dropout=False)
+        _add_reference_row(rows, "full_ordinary", ordinary, context.split)
+        context.ordinary_state = _copy_state(ordinary)
+        if experiment.pruning_base == "ordinary":
+            context.prune_model = ordinary
     if context.prune_model is not None:
         context.prune_state = _copy_state(context.prune_model)
 
@@ -288,6 +297,7 @@ def _summary(
         "users": split.train.n_users,
         "items": split.train.n_items,
         "train_interactions": len(split.train),
+        "preset": preset_label(exp),
         "reward_lambda": exp.search.reward_lambda,
         "reward_lambda_final": exp.search.reward_lambda_final,
         "noise": exp.search.noise,
@@ -315,6 +325,9 @@ def markdown_table(rows: list[dict[str, Any]], targets: tuple[float, ...]) -> st
 
 
 def _table_line(target: str, row: dict[str, Any]) -> str:
+    if row.get("reached") is False:
+        best = f"searched masks reach {row['sparsity']:.2%} at most"
+        return f"| {target} | {row['method']} | not reached | {best} | | | |"
     values = " | ".join(f"{row.get('test_' + m, float('nan')):.4f}" for m in TABLE_METRICS)
     return f"| {target} | {row['method']} | {row['sparsity']:.2%} | {values} |"
 

@@ -94,6 +94,7 @@ RESUME_MAY_DIFFER = frozenset(
         "retrain",
         "retrain_from_warm_start",
         "target_sparsities",
+        "rescale_to_budget",
         "budget_projection",
         "top_masks",
         "screen_masks",

@@ -237,14 +237,20 @@ class Retrainer:
 
 
 def select_candidates(
-    candidates: list[SizeCandidate], target_sparsity: float, top: int
+    candidates: list[SizeCandidate], target_sparsity: float, top: int, fill: bool = True
 ) -> list[SizeCandidate]:
     """Eq. 15-16's candidate set ``M_c``: the ``top`` masks with the highest ``q̄`` among those
-    meeting ``c``. When fewer than ``top`` meet it, the sparsest remaining ones fill the set (they
-    are then projected onto the budget by :func:`fit_candidate`)."""
+    meeting ``c``.
+
+    Args:
+        fill: True (not in the paper): when fewer than ``top`` meet ``c``, the sparsest
+            remaining ones fill the set (they are then projected onto the budget by
+            :func:`fit_candidate`). False (Eq. 15 as written): only masks meeting ``c``, so the
+            set may be smaller than ``top``, or empty when no searched mask meets ``c``.
+    """
     meeting = [c for c in candidates if c.sparsity >= target_sparsity]
     chosen = sorted(meeting, key=lambda c: -c.mean_quality)[:top]
-    if len(chosen) < top:
+    if fill and len(chosen) < top:
         rest = [c for c in candidates if c.sparsity < target_sparsity]
         chosen += sorted(rest, key=lambda c: -c.sparsity)[: top - len(chosen)]
     return chosen
