@@ -149,10 +149,16 @@ def drift_start(quick: bool = False) -> int:
 
 
 def experiment_for(
-    dataset: str, out_dir: Path, seeds: Sequence[int], quick: bool
+    dataset: str,
+    out_dir: Path,
+    seeds: Sequence[int],
+    quick: bool,
+    methods: Sequence[str] | None = None,
+    sweep: bool = True,
 ) -> AdaptiveExperiment:
     """The experiment on one dataset: the package's defaults (20 sessions, a warm-up of 20% in
-    eight sessions, chunks of 1,000, ``λ`` grid 0 / 0.02 / 0.1 / 0.5, sweep on), one thread."""
+    eight sessions, chunks of 1,000, ``λ`` grid 0 / 0.02 / 0.1 / 0.5, sweep on), one thread;
+    ``methods``: run only these (their rows beside rows of other roots, ``--merge``)."""
     options: dict[str, Any] = {
         "dataset": dataset,
         "data_dir": str(data_dir()),
@@ -163,16 +169,30 @@ def experiment_for(
     }
     if dataset == NEUMF_DATASET:
         options.update(dataset=DRIFT_DATASET, model="neumf", methods=NEUMF_METHODS, sweep=False)
+    if methods:
+        options["methods"] = tuple(methods)
+    if not sweep:
+        options["sweep"] = False
     if quick:  # eight sessions after a three-session warm-up, two values of λ per preset
         options.update(sessions=8, warmup_sessions=3, chunk_size=200, lambda_grid=(0.0, 0.5),
                        leanrec_lambda_grid=(0.0, 0.02), log_every=100)  # fmt: skip
     return AdaptiveExperiment(**options)
 
 
-def run_dataset(dataset: str, out_dir: Path, seeds: Sequence[int], quick: bool) -> None:
-    """Run (or resume) every method and ``λ`` on one dataset."""
+def run_dataset(
+    dataset: str,
+    out_dir: Path,
+    seeds: Sequence[int],
+    quick: bool,
+    methods: Sequence[str] | None = None,
+    sweep: bool = True,
+) -> None:
+    """Run (or resume) every method (or ``methods``) and ``λ`` on one dataset (``sweep``
+    False: each controller at its headline ``λ`` only; a later run with the sweep adds the
+    other ``λ``)."""
     stream = drift_stream(quick) if dataset in DRIFT_DATASETS else None
-    run_experiment(experiment_for(dataset, out_dir, seeds, quick), stream=stream)
+    run_experiment(experiment_for(dataset, out_dir, seeds, quick, methods, sweep),
+                   stream=stream)  # fmt: skip
 
 
 def read_rows(out_dir: Path) -> list[dict[str, Any]]:
@@ -644,6 +664,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--merge", nargs="*", default=[], metavar="ROOT",
                         help="more roots of run directories whose rows are added (e.g. seeds "
                         "run in parallel; a row already read is kept)")  # fmt: skip
+    parser.add_argument("--drop", nargs="+", default=[], choices=DEFAULT_METHODS,
+                        metavar="METHOD",
+                        help="rows of these methods are read from --runs and --rerun roots "
+                        "only, not from the --merge roots (rows an older version of a rerun "
+                        "method wrote there)")  # fmt: skip
+    parser.add_argument("--rerun", nargs="*", default=[], metavar="ROOT",
+                        help="more roots whose rows all count, like --runs (e.g. the seeds of "
+                        "a rerun method run in parallel roots)")  # fmt: skip
+    parser.add_argument("--methods", nargs="+", default=None, choices=DEFAULT_METHODS,
+                        help="run only these methods in this root (e.g. one method rerun after "
+                        "a change; the other rows come from the --merge roots, and this "
+                        "root's rows win)")  # fmt: skip
+    parser.add_argument("--no-sweep", action="store_true",
+                        help="run each controller at its headline λ only (a later run "
+                        "without it adds the sweep's rows)")  # fmt: skip
     parser.add_argument("--no-run", action="store_true",
                         help="only assemble the results from the run directories")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
@@ -663,14 +698,22 @@ def main(argv: list[str] | None = None) -> None:
     for dataset in datasets:
         out_dir = root / dataset
         if not args.no_run:
-            run_dataset(dataset, out_dir, args.seeds, args.quick)
-        directories = [d for d in [out_dir, *(Path(m) / dataset for m in args.merge)]
-                       if (d / "rows.json").is_file()]  # fmt: skip
-        rows = merge_rows([read_rows(d) for d in directories])
+            run_dataset(dataset, out_dir, args.seeds, args.quick, args.methods,
+                        not args.no_sweep)  # fmt: skip
+        current = [out_dir, *(Path(m) / dataset for m in args.rerun)]
+        older = [Path(m) / dataset for m in args.merge]
+        directories = [d for d in [*current, *older] if (d / "rows.json").is_file()]
+        rows = merge_rows([
+            [r for r in read_rows(d) if d in current or r["method"] not in args.drop]
+            for d in directories
+        ])  # fmt: skip
         if not rows:
             print(f"no rows in {out_dir}: {dataset} left out")
             continue
-        config = json.loads((directories[0] / "config.json").read_text())
+        configs = [json.loads((d / "config.json").read_text()) for d in directories]
+        config = configs[0]
+        listed = {m for c in configs for m in c.get("methods", DEFAULT_METHODS)}
+        config["methods"] = [m for m in DEFAULT_METHODS if m in listed]
         at = drift_start(args.quick) if dataset in DRIFT_DATASETS else None
         defaults = AdaptiveExperiment()
         grids = {m: config.get(name, getattr(defaults, name)) for m, name in GRIDS.items()

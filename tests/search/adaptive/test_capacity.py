@@ -113,13 +113,59 @@ def test_candidates_are_cut_to_the_limits() -> None:
 
 
 def test_capacity_controller_state_round_trips() -> None:
-    first = _controller()
+    first = _controller(shift_threshold=6.0)
     for auc in (0.80, 0.81, 0.79, 0.82):
+        first.decide(observation())
         first.learn(auc, 0.78, (200, 80))
-    second = _controller()
+    second = _controller(shift_threshold=6.0)
     second.load_state_dict(first.state_dict())
     assert second.estimate() == first.estimate()
+    assert second.item_drifts == first.item_drifts == [0.4] * 4
     assert second.decide(observation()) == first.decide(observation())
+    assert second.last_shift == first.last_shift
+
+
+def test_shrinks_stop_at_the_floor() -> None:
+    controller = _controller(penalty=0.02, confidence=0.0, floor_widths=(64, 32))
+    controller.values, controller.sessions, controller.learned = [0.0] * 3, [0, 1, 2], 3
+    # capacity worth nothing: shrink by 32 from 200-80, but from 80-40 only to 64-32 (the floor
+    # cuts −32 to −16 and −8), and at the floor nothing is left to shrink: keep
+    assert controller.decide(observation((200, 80))) == ArchitectureChange((-32, -32))
+    assert controller.decide(observation((80, 40))) == ArchitectureChange((-16, -8))
+    assert controller.decide(observation((64, 32))) == ArchitectureChange((0, 0))
+    deltas = [c.width_deltas for c in controller.candidates((64, 32))]
+    assert deltas == [(0, 0), (16, 16), (32, 32)]
+    # a layer already below its floor is not shrunk further, nor pushed up by the floor
+    assert controller.floor((40, 16)) == (40, 16)
+
+
+def _drifted(item_drift: float, widths: tuple[int, ...] = (64, 32)) -> SessionObservation:
+    return SessionObservation(
+        widths=widths, parameter_share=0.028, first_loss=0.60, first_auc=0.70,
+        previous_loss=0.58, new_user_share=0.0, new_item_share=0.0, item_drift=item_drift,
+        label_drift=0.0,
+    )  # fmt: skip
+
+
+def test_a_shift_of_the_input_grows_at_once() -> None:
+    controller = _controller(penalty=0.02, shift_threshold=6.0, floor_widths=(64, 32))
+    # no measurement yet (the estimate would keep): history 0.26, 0.27, 0.28 (mean 0.27,
+    # sd 0.01); 0.30 is 3 sd above: no shift; 0.81 is (0.81 − 0.2775) / sd(0.26..0.30) far above
+    for drift in (0.26, 0.27, 0.28):
+        assert controller.decide(_drifted(drift)) == ArchitectureChange((0, 0))
+        assert controller.last_shift is None or abs(controller.last_shift) < 6.0
+    assert controller.decide(_drifted(0.30)) == ArchitectureChange((0, 0))
+    assert controller.last_shift == pytest.approx(3.0)
+    history = np.array([0.26, 0.27, 0.28, 0.30])
+    change = controller.decide(_drifted(0.81))
+    assert change == ArchitectureChange((32, 32))
+    assert controller.last_shift == pytest.approx((0.81 - history.mean()) / history.std(ddof=1))
+    # at the width limit the rule has nothing to grow: the priced decision (keep) stands
+    assert controller.decide(_drifted(5.0, (512, 512))) == ArchitectureChange((0, 0))
+    # without the rule the same drift changes nothing
+    plain = _controller(penalty=0.02)
+    for drift in (0.26, 0.27, 0.28, 0.30, 0.81):
+        assert plain.decide(_drifted(drift)) == ArchitectureChange((0, 0))
 
 
 # ---------------------------------------------------------------------------------- actor-critic
@@ -161,6 +207,16 @@ def test_variants_configure_their_controller() -> None:
     assert a2c.configure(base).algorithm == "actor_critic" and a2c.penalty_from == "adaptive"
     ewc = METHODS["adaptive_leanrec_ewc"].configure(base)
     assert (ewc.algorithm, ewc.protection) == ("capacity_model", "ewc")
+    # the leanrec preset starts at fixed-small, never shrinks below it, measures against a
+    # fixed-medium reference and grows on a shift of the input; the paper preset keeps RCL's
+    leanrec = METHODS["adaptive_leanrec"].configure(base)
+    assert (leanrec.initial_widths, leanrec.floor_widths) == ((64, 32), (64, 32))
+    assert (leanrec.reference_widths, leanrec.shift_threshold) == ((200, 80), 6.0)
+    assert METHODS["adaptive_leanrec"].initial_widths(AdaptiveExperiment()) == (64, 32)
+    paper = METHODS["adaptive"].configure(base)
+    assert (leanrec.new_unit_boost, paper.new_unit_boost) == (10.0, 1.0)
+    assert (paper.initial_widths, paper.reference_widths) == ((200, 80), (64, 32))
+    assert (paper.floor_widths, paper.shift_threshold) == (None, None)
     assert METHODS["adaptive_leanrec_freeze"].penalty_from == "adaptive_leanrec"
     experiment = AdaptiveExperiment()
     assert METHODS["adaptive_leanrec"].lambda_grid(experiment) == experiment.leanrec_lambda_grid

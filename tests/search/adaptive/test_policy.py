@@ -14,13 +14,14 @@ from leanrec.data.synthetic_stream import make_synthetic_stream
 from leanrec.search.adaptive import METHODS, AdaptiveConfig, AdaptiveExperiment, Controller
 from leanrec.search.adaptive.config import DEPTH_DELTAS, WIDTH_DELTAS
 from leanrec.search.adaptive.policy import SessionObservation, total_variation
-from leanrec.search.adaptive.session import Protection, session_plan
+from leanrec.search.adaptive.session import NewUnitBoost, Protection, session_plan
 from leanrec.search.adaptive.tower import (
     ArchitectureChange,
     build_model,
     hidden_linears,
     old_unit_masks,
     reshape,
+    tower_of,
     widths_after,
     widths_of,
 )
@@ -228,6 +229,39 @@ def test_freeze_keeps_old_units_and_trains_new_ones() -> None:
     _step(trainer, stream)  # hooks removed: the old units learn again
     assert not torch.equal(first.weight.detach()[:8], old_rows)
     assert widths_of(trainer.model) == (12, 4)
+
+
+def test_boost_multiplies_the_step_of_grown_units_only() -> None:
+    # two identical runs grown alike (8-4 to 12-6); one boosts the new units by 5: after one
+    # step every entry of a new unit moved 5 times as far, every other entry exactly alike
+    runs = []
+    for boost in (1.0, 5.0):
+        trainer, stream, _ = _trained("none")
+        _step(trainer, stream)
+        change = reshape(trainer, ArchitectureChange((4, 2)), torch.Generator().manual_seed(0))
+        hook = NewUnitBoost(boost)
+        hook.start(trainer.model, trainer, old_unit_masks((8, 4), change))
+        tower = tower_of(trainer.model)
+        assert tower.head is not None
+        tensors = [*(p for lin in hidden_linears(trainer.model) for p in (lin.weight, lin.bias)),
+                   tower.head.weight]  # fmt: skip
+        before = [t.detach().clone() for t in tensors]
+        _step(trainer, stream)
+        runs.append([t.detach() - b for t, b in zip(tensors, before, strict=True)])
+        hook.stop()
+    plain, boosted = runs
+    new = [torch.zeros_like(d, dtype=torch.bool) for d in plain]
+    new[0][8:] = True  # first layer: rows of the 4 new units
+    new[1][8:] = True  # their biases
+    new[2][4:] = True  # second layer: rows of its 2 new units...
+    new[2][:, 8:] = True  # ...and the columns reading the first layer's new units
+    new[3][4:] = True
+    offset = tower_of(trainer.model).head_offset
+    new[4][:, offset + 4 : offset + 6] = True  # the head's columns of the 2 new last units
+    for d_plain, d_boost, mask in zip(plain, boosted, new, strict=True):
+        torch.testing.assert_close(d_boost[mask], 5.0 * d_plain[mask], rtol=1e-4, atol=1e-9)
+        assert torch.equal(d_boost[~mask], d_plain[~mask])
+    assert float(plain[2][:, 8:].abs().sum()) > 0  # the new columns did move
 
 
 def test_ewc_adds_its_penalty_gradient_on_old_units_only() -> None:

@@ -37,6 +37,20 @@ doublings (fixed-small to fixed-medium is 2.3 doublings, medium to large 2.9, an
 warm-ups each bought about the same), so one number per session describes the curve and
 a step's expected gain ``m̂ Δu`` shrinks as the tower grows while its price ``λ Δp`` rises:
 the tower settles where the two meet.
+
+Grown from the small end (the ``leanrec`` preset). The tower starts at fixed-small's widths and
+never shrinks below ``floor_widths``; the reference is fixed-medium's tower, so that from the
+start every session measures what capacity *above* the tower buys (a reference as small as the
+tower measures nothing, and one below a shrunk tower measures the capacity the tower no longer
+has). Growth keeps the function (new units' outgoing weights start at zero), so a growth that
+does not pay costs size, not accuracy, while a shrink removes what the pruned units computed.
+
+Shift rule (``shift_threshold``). The measurement lags a session: the drift's first session is
+measured at its end. A shift of the input is seen before the session is learnt: the item drift
+of the first chunk (:class:`~leanrec.search.adaptive.policy.SessionObservation`) against its
+mean and standard deviation over the earlier sessions. Beyond ``shift_threshold`` standard
+deviations the controller takes the largest growth step at once (no shrink follows in that
+decision), and the measurements of the next sessions price the new units as any others.
 """
 
 from __future__ import annotations
@@ -54,6 +68,14 @@ MIN_MEASUREMENTS = 3
 """Measurements before the first change: the spread of two is no estimate of a session's noise
 (on the planted-drift warm-up two close values gave a standard error of 0.00006 AUC per
 doubling, a tenth of what the next sessions showed, and the controller acted on it)."""
+
+
+SHIFT_HISTORY = 3
+"""Item-drift values (earlier sessions) before the shift rule can judge one: a mean and a
+spread need a few sessions."""
+SHIFT_SPREAD_FLOOR = 1e-3
+"""Smallest standard deviation of the item drift the shift rule divides by (a stream whose
+drift barely varies would otherwise make any rise a shift)."""
 
 
 class CapacityController:
@@ -83,6 +105,10 @@ class CapacityController:
         """The learn-call index of each measurement (its age for the recency weights)."""
         self.learned = 0
         """Sessions learnt from so far."""
+        self.item_drifts: list[float] = []
+        """The item drift of every session decided so far (the shift rule's history)."""
+        self.last_shift: float | None = None
+        """The shift score of the latest decision (None: too little history or no rule)."""
 
     # ------------------------------------------------------------------ the model
     def doublings(self, widths: tuple[int, ...]) -> float:
@@ -111,13 +137,16 @@ class CapacityController:
         return mean, math.sqrt(variance / effective)
 
     def candidates(self, widths: tuple[int, ...]) -> list[ArchitectureChange]:
-        """The same width change on every layer, each layer's delta cut to the limits;
-        duplicates (after cutting) once, in :data:`WIDTH_DELTAS` order."""
+        """The same width change on every layer, each layer's delta cut to the limits (and to
+        the floor: a layer already below it is not shrunk further); duplicates (after cutting)
+        once, in :data:`WIDTH_DELTAS` order."""
         cfg = self.config
+        floor = self.floor(widths)
         seen: list[ArchitectureChange] = []
         for delta in WIDTH_DELTAS:
             deltas = tuple(
-                int(min(max(w + delta, cfg.min_width), cfg.max_width) - w) for w in widths
+                int(min(max(w + delta, low), cfg.max_width) - w)
+                for w, low in zip(widths, floor, strict=True)
             )
             change = ArchitectureChange(deltas)
             if change not in seen:
@@ -141,11 +170,40 @@ class CapacityController:
         return out
 
     # ------------------------------------------------------------------ acting, learning
+    def floor(self, widths: tuple[int, ...]) -> tuple[int, ...]:
+        """Per layer, the narrowest width a shrink may reach: ``floor_widths`` where it has the
+        layer, the width limit otherwise, and never above the layer's current width."""
+        cfg = self.config
+        floor = cfg.floor_widths or ()
+        return tuple(
+            min(w, max(cfg.min_width, floor[i] if i < len(floor) else cfg.min_width))
+            for i, w in enumerate(widths)
+        )
+
+    def shift_score(self, item_drift: float) -> float | None:
+        """``(d − mean) / sd`` of this session's item drift ``d`` over the earlier sessions'
+        (sd at least :data:`SHIFT_SPREAD_FLOOR`); None with fewer than
+        :data:`SHIFT_HISTORY` earlier sessions."""
+        if len(self.item_drifts) < SHIFT_HISTORY:
+            return None
+        history = np.asarray(self.item_drifts, dtype=np.float64)
+        spread = max(float(history.std(ddof=1)), SHIFT_SPREAD_FLOOR)
+        return (item_drift - float(history.mean())) / spread
+
     def decide(self, observation: SessionObservation) -> ArchitectureChange:
-        """The candidate of the highest expected gain over keeping, when that gain exceeds
-        its margin; else no change (also before the first measurement)."""
+        """On a shift of the input (``shift_threshold``), the largest growth step; else the
+        candidate of the highest expected gain over keeping, when that gain exceeds its
+        margin; else no change (also before the first measurements)."""
         widths = observation.widths
         keep = ArchitectureChange((0,) * len(widths))
+        score = self.shift_score(observation.item_drift)
+        self.item_drifts.append(float(observation.item_drift))
+        self.last_shift = score
+        threshold = self.config.shift_threshold
+        if threshold is not None and score is not None and score > threshold:
+            grow = self.candidates(widths)[-1]  # +max(WIDTH_DELTAS), cut to the limits
+            if any(d > 0 for d in grow.width_deltas):
+                return grow
         best, best_gain = keep, 0.0
         for change, gain, margin in self.scores(widths):
             if gain > margin and gain > best_gain:
@@ -171,19 +229,25 @@ class CapacityController:
             out["capacity_estimate"] = estimate[0]
             if math.isfinite(estimate[1]):
                 out["capacity_error"] = estimate[1]
+        if self.last_shift is not None:
+            out["shift_score"] = self.last_shift
         return out
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
         """Everything learning changes, as plain values."""
         return {"values": list(self.values), "sessions": list(self.sessions),
-                "learned": self.learned}  # fmt: skip
+                "learned": self.learned, "item_drifts": list(self.item_drifts),
+                "last_shift": self.last_shift}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue where the controller that wrote ``state`` stopped."""
         self.values = [float(v) for v in state["values"]]
         self.sessions = [int(s) for s in state["sessions"]]
         self.learned = int(state["learned"])
+        self.item_drifts = [float(v) for v in state.get("item_drifts", [])]
+        last = state.get("last_shift")
+        self.last_shift = None if last is None else float(last)
 
 
-__all__ = ["MIN_MEASUREMENTS", "CapacityController"]
+__all__ = ["MIN_MEASUREMENTS", "SHIFT_HISTORY", "SHIFT_SPREAD_FLOOR", "CapacityController"]

@@ -125,6 +125,26 @@ CapacityController`)."""
     """``capacity_model``: a session whose tower is within this many doublings of the reference
     tower's parameters measures nothing about capacity (its AUC gap over the reference is noise
     divided by almost zero) and is left out of the capacity model."""
+    floor_widths: tuple[int, ...] | None = None
+    """``capacity_model``: the narrowest tower, per layer, the controller shrinks to (None: the
+    width limits). The ``leanrec`` preset sets it to the tower it starts from (fixed-small):
+    the capacity model is measured between the tower and the reference, so below fixed-small it
+    would extrapolate, and the bytes a narrower tower saves are under 1% of the model's."""
+    shift_threshold: float | None = None
+    """``capacity_model``: a session whose item drift (the total-variation distance of the
+    first chunk's items from the previous session's) lies more than this many standard
+    deviations above its mean over the earlier sessions is a shift of the input: the
+    controller grows by the largest step without waiting for a measurement (the growth keeps
+    the function, so it costs size, not accuracy) and the next sessions' measurements price the
+    new units. None: no shift rule."""
+    new_unit_boost: float = 1.0
+    """After a growth, the grown units' weights (their incoming rows and biases, and the
+    columns that read them, head included) take this many times the dense optimiser's step for
+    the rest of the session (1: the same step as every weight). Their outgoing weights start at
+    zero, and one pass at Adam's 3e-4 moves a weight by at most about ``3e-4`` per step (75
+    steps in a session of the planted-drift stream): without it a grown unit needs several
+    sessions to reach the size of a trained one, and the grown tower computes what the tower
+    before it did."""
     seed: int = 0
     """Seeds the controller's networks and action sampling (the experiment sets it per seed)."""
 
@@ -143,19 +163,37 @@ CapacityController`)."""
         self.initial_widths = tuple(int(w) for w in self.initial_widths)
         check_widths(self.initial_widths, self, "initial_widths")
         self.reference_widths = tuple(int(w) for w in self.reference_widths)
+        if self.floor_widths is not None:
+            self.floor_widths = tuple(int(w) for w in self.floor_widths)
+            check_widths(self.floor_widths, self, "floor_widths")
+        if self.shift_threshold is not None and self.shift_threshold <= 0:
+            raise ValueError(f"shift_threshold must be > 0 or None, got {self.shift_threshold}")
+        if self.new_unit_boost < 1.0:
+            raise ValueError(f"new_unit_boost must be >= 1, got {self.new_unit_boost}")
         if self.penalty < 0 or self.freeze_steps < 0 or self.ewc_strength < 0:
             raise ValueError("penalty, freeze_steps and ewc_strength must be >= 0")
 
 
 CONTROLLER_PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
-    "leanrec": {"algorithm": "capacity_model"},
+    "leanrec": {
+        "algorithm": "capacity_model",
+        "initial_widths": (64, 32),
+        "floor_widths": (64, 32),
+        "reference_widths": (200, 80),
+        "shift_threshold": 6.0,
+        "new_unit_boost": 10.0,
+    },
 }
 """Field values over :class:`AdaptiveConfig` per preset. ``paper``: RCL's controller as the
 defaults above (LSTM policy, REINFORCE, per-layer width and depth actions). ``leanrec``: the
 controller decides from a learned model of the reward instead of a sampled policy
-(``algorithm="capacity_model"``): why, and the warm-up figures behind it, are in
-``docs/design/adaptive.md``."""
+(``algorithm="capacity_model"``); it starts from fixed-small's tower and never shrinks below
+it, its reference model is fixed-medium's tower (what capacity above the tower buys is
+measured every session), and a shift of the input (item drift six standard deviations above
+its history; the warm-ups of the three benchmark streams reached 2.7 at most) grows the tower
+at once; grown units take ten times the dense step for the rest of their session. Why, and
+the figures behind each choice, are in ``docs/design/adaptive.md``."""
 
 
 def controller_preset(config: AdaptiveConfig, preset: str) -> AdaptiveConfig:

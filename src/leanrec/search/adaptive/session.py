@@ -19,9 +19,10 @@ At the start of a session ``s ≥ 1`` (:func:`run_sessions`):
    killed run resumes after its last finished session with the same result.
 
 A method that learns (the controller) has a **reference model** trained beside its own on the
-same chunks (``AdaptiveConfig.reference``, a fixed 64-32 tower): its AUC on the session is the
-difficulty term of the controller's baseline. It is never served, reported or shaped; its
-cost is counted in the session's seconds.
+same chunks (``AdaptiveConfig.reference``, a fixed tower of ``reference_widths``: 64-32 for the
+``paper`` preset, 200-80 for the ``leanrec`` one): its AUC on the session is the difficulty
+term of the controller's baseline, or the capacity measurement of the ``leanrec`` preset. It
+is never served, reported or shaped; its cost is counted in the session's seconds.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from leanrec.search.adaptive.tower import (
     reset_tower,
     reshape,
     shaped_parameters,
+    tower_of,
     widths_of,
 )
 from leanrec.train.checkpoint import load_checkpoint, save_atomic
@@ -227,6 +229,70 @@ class Protection:
         self._handles = []
 
 
+class NewUnitBoost:
+    """The grown units learn ``new_unit_boost`` times faster for the rest of the session.
+
+    After each step of the dense optimiser, every entry of a grown unit (its incoming row and
+    bias, and the column of the next layer or of the head that reads it) is moved to
+    ``θ_before + boost · (θ_after − θ_before)``: for Adam, the step of a ``boost`` times larger
+    learning rate on those entries alone (Adam's step does not depend on the gradient's scale,
+    so scaling gradients would not do it). Old units' entries take the plain step.
+    """
+
+    def __init__(self, boost: float) -> None:
+        self.boost = float(boost)
+        self._handles: list[Any] = []
+
+    def start(self, model: StreamModel, trainer: StreamTrainer, masks: list[torch.Tensor]) -> None:
+        """Boost the units not marked old in ``masks`` (one ``(width,)`` bool per layer)."""
+        self.stop()
+        if self.boost == 1.0 or all(bool(m.all()) for m in masks):
+            return
+        entries = _new_entries(model, masks)
+        before: list[torch.Tensor] = []
+
+        def snapshot(*_: Any) -> None:
+            before[:] = [tensor.detach().clone() for tensor, _ in entries]
+
+        def boost(*_: Any) -> None:
+            with torch.no_grad():
+                for (tensor, mask), old in zip(entries, before, strict=True):
+                    step = tensor - old
+                    tensor.copy_(torch.where(mask, old + self.boost * step, tensor))
+
+        optimizer = trainer.dense_optimizer
+        self._handles.append(optimizer.register_step_pre_hook(snapshot))
+        self._handles.append(optimizer.register_step_post_hook(boost))
+
+    def stop(self) -> None:
+        """Remove the hooks."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+
+def _new_entries(
+    model: StreamModel, masks: list[torch.Tensor]
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(parameter, bool mask)`` pairs marking every entry of a grown unit: rows and biases of
+    new units, the columns of the next layer (or of the head's tower columns) reading them."""
+    tower = tower_of(model)
+    linears = hidden_linears(model)
+    entries: list[tuple[torch.Tensor, torch.Tensor]] = []
+    columns = torch.ones(linears[0].in_features, dtype=torch.bool)
+    for lin, rows in zip(linears, masks, strict=True):
+        entries.append((lin.weight, ~(rows[:, None] & columns[None, :])))
+        entries.append((lin.bias, ~rows))
+        columns = rows
+    head = tower.head
+    if head is not None:
+        mask = torch.zeros_like(head.weight, dtype=torch.bool)
+        offset = tower.head_offset
+        mask[:, offset : offset + len(columns)] = ~columns[None, :]
+        entries.append((head.weight, mask))
+    return [(tensor, mask) for tensor, mask in entries if bool(mask.any())]
+
+
 def _old_weights(
     masks: list[torch.Tensor], input_dim: int
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -291,19 +357,21 @@ def _fresh(
 def _resume(
     experiment: AdaptiveExperiment,
     method: AdaptiveMethod,
+    config: AdaptiveConfig,
     seed: int,
     decider: Any,
     folder: Path | None,
 ) -> _RunState:
-    """A fresh run, or the one the latest checkpoint in ``folder`` holds."""
+    """A fresh run, or the one the latest checkpoint in ``folder`` holds (``config``: the
+    method's controller settings, whose ``reference_widths`` the reference model has)."""
     generator = torch.Generator().manual_seed(seed + 7919)
     latest = None
     if folder is not None and folder.is_dir():
         done = sorted(p for p in folder.glob("session-*") if p.is_dir())
         latest = done[-1] if done else None
     reference = None
-    if method.learns and experiment.controller.reference:
-        reference = _fresh(experiment, experiment.controller.reference_widths, seed)[1]
+    if method.learns and config.reference:
+        reference = _fresh(experiment, config.reference_widths, seed)[1]
     if latest is None:
         model, trainer = _fresh(experiment, method.initial_widths(experiment), seed)
         return _RunState(model, trainer, generator, None, [], reference)
@@ -369,13 +437,14 @@ def run_sessions(
     config = dataclasses.replace(experiment.controller, seed=seed, penalty=penalty)
     decider = method.decider(experiment, config)
     config = method.configure(config)
-    run = _resume(experiment, method, seed, decider, checkpoint_dir)
+    run = _resume(experiment, method, config, seed, decider, checkpoint_dir)
     protection = Protection(config)
+    boost = NewUnitBoost(config.new_unit_boost)
     counters: list[StreamCounters] = []
     for session in sessions[len(run.rows) :]:
         began, cpu_began = time.perf_counter(), time.process_time()
         decided = _run_session(experiment, stream, sessions, plan, session, run, decider,
-                               protection, reference_parameters, counters)  # fmt: skip
+                               (protection, boost), reference_parameters, counters)  # fmt: skip
         row = _session_row(session, run, decided, reference_parameters)
         reward = None
         if session.index > 0:
@@ -401,7 +470,7 @@ def _run_session(
     session: Session,
     run: _RunState,
     decider: Any,
-    protection: Protection,
+    hooks: tuple[Protection, NewUnitBoost],
     reference_parameters: int,
     counters: list[StreamCounters],
 ) -> dict[str, Any]:
@@ -426,7 +495,7 @@ def _run_session(
     def learn(batch: StreamChunk) -> None:
         if batch.chunk.index == session.first_chunk and session.index > 0:
             decided.update(_decide(stream, sessions, session, batch, predicted, run, decider,
-                                   protection, reference_parameters))  # fmt: skip
+                                   hooks, reference_parameters))  # fmt: skip
         run.trainer.learn(batch)
         if run.reference is not None:
             run.reference.learn(batch)
@@ -439,7 +508,8 @@ def _run_session(
         record=run.record, counters=counters[0] if counters else None, fields=FIELDS,
         stop_chunk=session.stop_chunk, on_chunk_end=chunk_end,
     )  # fmt: skip
-    protection.stop()
+    for hook in hooks:
+        hook.stop()
     if referenced:
         label = np.concatenate(labels).astype(np.float64)
         if 0 < label.sum() < len(label):
@@ -455,11 +525,12 @@ def _decide(
     predicted: dict[int, np.ndarray],
     run: _RunState,
     decider: Any,
-    protection: Protection,
+    hooks: tuple[Protection, NewUnitBoost],
     reference_parameters: int,
 ) -> dict[str, Any]:
     """Observe, decide and apply at the start of ``session`` (its first chunk ``batch`` is
-    predicted, not yet learnt). Returns what the session row records of it."""
+    predicted, not yet learnt); start the session's forgetting protection and, after a
+    growth, the grown units' boost. Returns what the session row records of it."""
     began = time.perf_counter()
     events = batch.events
     previous_session = sessions[session.index - 1]
@@ -499,7 +570,10 @@ def _decide(
         grew = any(d > 0 for d in change.width_deltas) or change.depth_delta > 0
     else:
         masks = [torch.ones(w, dtype=torch.bool) for w in widths]
+    protection, boost = hooks
     protection.start(run.model, run.trainer, masks, grew, previous)
+    if grew and not decision.reset:
+        boost.start(run.model, run.trainer, masks)
     return {
         "observation": dataclasses.asdict(observation),
         "requested": None if decision.change is None else dataclasses.asdict(decision.change),
@@ -544,4 +618,4 @@ def _session_row(
     }
 
 
-__all__ = ["Protection", "RunResult", "Session", "run_sessions", "session_plan"]
+__all__ = ["NewUnitBoost", "Protection", "RunResult", "Session", "run_sessions", "session_plan"]
