@@ -15,6 +15,18 @@ Example::
 
 A :class:`~leanrec.search.architecture.RetrievalExperiment` (``dataset="beauty"``) runs the
 next-item table instead (GRU4Rec and SASRec against AMEIR's Step 1).
+
+Presets (:func:`~leanrec.search.architecture.config.apply_preset`): ``"paper"`` is AMEIR as its
+paper wrote it (all three steps, no FM term, the ``[sum, last, attention]`` readout, 4 cycles
+keeping 50, a cosine one-shot schedule, none of leanrec's additions); ``"leanrec"`` is leanrec's
+variant, the defaults. A field given after the preset beats the preset's value::
+
+    from leanrec.search.architecture.config import apply_preset
+
+    paper = apply_preset(ArchitectureSearchConfig(supernet_epochs=6), "paper")
+    no_fm = apply_preset(ArchitectureSearchConfig(), "leanrec", without=("fm_term",))
+    result = search_architecture(ArchitectureExperiment(config=paper, seeds=(0,)))
+    result.summary["preset"]                       # "paper": what the fields amount to
 """
 
 from __future__ import annotations

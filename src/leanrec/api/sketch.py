@@ -11,6 +11,19 @@ Example::
     ))
     print(result.table())                          # RMSE per (τ, K) and method
     result.artifacts["policy_dips_K2_tau1"]        # the learned policy, for StreamingSketcher
+
+Presets (:func:`~leanrec.search.sketch.config.apply_preset`): ``"paper"`` is DiPS as its paper
+wrote it (the model-free scorer, no Influence start, no recency prior, ``Q = 50``, an update at
+every step); ``"leanrec"`` adds the model-state features with the Influence start and the
+recency prior ``β = 1`` (chosen on Beauty's validation users). A field given after the preset
+beats the preset's value::
+
+    from leanrec.search.sketch.config import apply_preset
+
+    paper = apply_preset(SketchConfig(epochs=3, learning_rate=5e-3), "paper")
+    no_prior = apply_preset(SketchConfig(), "leanrec", without=("recency_prior",))
+    result = sketch(SketchExperiment(dataset="beauty-s3rec", config=paper, methods=("dips",)))
+    result.summary["preset"]                       # "paper"
 """
 
 from __future__ import annotations
