@@ -3652,6 +3652,187 @@ SPARSE_OPTIMIZER_TABLES: dict[str, Table] = {
 TABLES.update(SPARSE_OPTIMIZER_TABLES)
 
 
+# ---------------------------------------------------------------- CIESS: paper and leanrec presets
+_PRESETS_100K = "ciess_presets--ml100k-mf.json"
+_SWEEP_100K = "ciess_baseline_sweep--ml100k-mf.json"
+_PRESET_METHODS = (
+    ("ciess", "CIESS"),
+    ("su", "SU"),
+    ("sr", "SR"),
+    ("pep", "PEP"),
+    ("magprune", "MagPrune"),
+)
+_PRESET_METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
+
+
+def _ciess_presets_rows() -> tuple[tuple[Cell, ...], ...]:
+    """Per c, each method under each preset (``ciess_presets--ml100k-mf.json``)."""
+    rows: list[tuple[Cell, ...]] = []
+    for c in (0.8, 0.9, 0.95):
+        for method, label in _PRESET_METHODS:
+            for preset in ("paper", "leanrec"):
+                key = f"{preset}:{method}:{c}"
+                rows.append(
+                    (
+                        f"{c:.0%}",
+                        label,
+                        f"`{preset}`",
+                        F("{}", f"{key}:status"),
+                        *(F("{:.4f}", f"{key}:test_{m}") for m in _PRESET_METRICS),
+                        F("{:.4f}", f"{key}:valid_recall@20"),
+                    )
+                )
+    return tuple(rows)
+
+
+_ABLATION_VARIANTS = (
+    ("leanrec", "`leanrec` (every addition)"),
+    ("without-warm_start", "without the warm start (fresh 5-epoch search steps)"),
+    ("without-item_hits", "without item hits (Eq. 9)"),
+    ("without-rising_lambda", "without the rising λ (fixed 0.4)"),
+    ("without-screen", "without the screen (Eq. 16's q̄)"),
+    ("without-rescaling", "without rescaling (Eq. 15 admission only)"),
+    ("without-both_projections", "without both projections (joint only)"),
+    ("without-retrain_from_warm_start", "retrained from scratch"),
+    ("without-validate_initial", "without epoch-0 validation"),
+    ("paper", "`paper` (no addition)"),
+)
+
+
+def _ciess_presets_ablation_rows() -> tuple[tuple[Cell, ...], ...]:
+    rows: list[tuple[Cell, ...]] = []
+    for c in (0.8, 0.9, 0.95):
+        for variant, label in _ABLATION_VARIANTS:
+            key = f"{variant}:ciess:{c}"
+            rows.append(
+                (
+                    f"{c:.0%}",
+                    label,
+                    F("{}", f"{key}:status"),
+                    F("{:.4f}", f"{key}:test_recall@20"),
+                    F("{:.4f}", f"{key}:test_ndcg@20"),
+                    F("{:.4f}", f"{key}:valid_recall@20"),
+                )
+            )
+    return tuple(rows)
+
+
+def _ciess_presets_memory_rows() -> tuple[tuple[Cell, ...], ...]:
+    rows: list[tuple[Cell, ...]] = []
+    for c in (0.8, 0.9, 0.95):
+        for method, label in _PRESET_METHODS:
+            for preset in ("paper", "leanrec"):
+                key = f"{preset}:{method}:{c}"
+                rows.append(
+                    (
+                        f"{c:.0%}",
+                        label,
+                        f"`{preset}`",
+                        *(
+                            F("{:,.0f}", f"{key}:{part}")
+                            for part in (
+                                "stored_bytes",
+                                "file_bytes",
+                                "serving_at_rest_bytes",
+                                "serving_while_scoring_bytes",
+                            )
+                        ),
+                    )
+                )
+    return tuple(rows)
+
+
+def _ciess_sweep_rows() -> tuple[tuple[Cell, ...], ...]:
+    rows: list[tuple[Cell, ...]] = []
+    for method, label, count in (("su", "SU", "su"), ("sr", "SR", "sr"), ("pep", "PEP", "pep")):
+        for c in (0.8, 0.9, 0.95):
+            key = f"chosen:{method}:{c}"
+            rows.append(
+                (
+                    label,
+                    f"{c:.0%}",
+                    F("{}", f"{count}_sweep_configurations"),
+                    F("{}", f"{key}:config"),
+                    F("{:.4f}", f"{key}:valid_recall@20"),
+                    F("{:.4f}", f"{key}:test_recall@20"),
+                    F("{:.4f}", f"{key}:test_ndcg@20"),
+                )
+            )
+    return tuple(rows)
+
+
+def _ciess_serving_rows() -> tuple[tuple[Cell, ...], ...]:
+    rows: list[tuple[Cell, ...]] = []
+    parts = ("stored_bytes", "file_bytes", "serving_at_rest_bytes", "serving_while_scoring_bytes")
+    for model, label in (("lightgcn", "LightGCN"), ("mf", "MF")):
+        rows.append(
+            (
+                label,
+                "dense (masked tables, `.pt`)",
+                F("{:,}", "dense_table_bytes"),
+                *(F("{:,}", f"{model}:dense:{part}") for part in parts[1:]),
+            )
+        )
+        for c in (80, 90, 95):
+            rows.append(
+                (
+                    label,
+                    f"packed, c = {c}% (uniform sizes)",
+                    *(F("{:,}", f"{model}:c{c}:{part}") for part in parts),
+                )
+            )
+    return tuple(rows)
+
+
+CIESS_PRESET_TABLES: dict[str, Table] = {
+    "ciess-presets-ml100k": Table(
+        (_PRESETS_100K,),
+        ("c", "method", "preset", "sparsity", "R@5", "R@20", "N@5", "N@20", "valid R@20"),
+        _ciess_presets_rows(),
+    ),
+    "ciess-presets-ablation-ml100k": Table(
+        (_PRESETS_100K,),
+        ("c", "CIESS variant", "sparsity", "R@20", "N@20", "valid R@20"),
+        _ciess_presets_ablation_rows(),
+        best=(Best((5,), group_column=0),),
+    ),
+    "ciess-presets-memory-ml100k": Table(
+        (_PRESETS_100K,),
+        ("c", "method", "preset", "stored", "file", "resident at rest", "resident while scoring"),
+        _ciess_presets_memory_rows(),
+    ),
+    "ciess-baseline-sweep-ml100k": Table(
+        (_SWEEP_100K,),
+        (
+            "baseline",
+            "c",
+            "configurations",
+            "chosen on validation",
+            "valid R@20",
+            "test R@20",
+            "test N@20",
+        ),
+        _ciess_sweep_rows(),
+    ),
+    "ciess-serving": Table(
+        ("ciess_serving.json",),
+        (
+            "model",
+            "tables",
+            "stored bytes",
+            "file bytes",
+            "resident at rest",
+            "resident while scoring",
+        ),
+        _ciess_serving_rows(),
+    ),
+}
+"""The presets' tables of docs/results/embedding-size.md: paper against leanrec on ML-100K (MF),
+the ablation of leanrec's additions, bytes stored / in the file / resident while serving, the
+baselines' equal sweep, and ML-1M serving bytes by model."""
+TABLES.update(CIESS_PRESET_TABLES)
+
+
 def stale(docs: Path = DOCS, results_dir: Path = RESULTS) -> dict[Path, tuple[str, str]]:
     """Pages whose marked tables differ from their JSON: ``{page: (current, generated)}``.
 
