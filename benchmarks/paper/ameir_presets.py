@@ -1,0 +1,173 @@
+"""AMEIR under its two presets on ML-1M CTR, beside DeepFM, and the ablation of leanrec's
+additions, from ``leanrec experiment architecture`` run directories and the stored tables.
+
+The ``paper`` preset's rows (and the DeepFM rows trained in the same directories, which set its
+parameter cap) come from ``--paper``; the ``leanrec`` preset's rows from the stored five-seed
+table (``results/ameir_table--keep-best.json``, Step 1 off as in the headline) and its
+``keep_best`` ablation from ``results/ameir_table--fm-5seeds.json`` (the same settings with the
+last one-shot weights kept). Each ablation directory (``--ablation NAME=DIR``) holds AMEIR
+under the ``leanrec`` preset with one addition off. Writes ``results/ameir_presets.json``
+(``--tag T``: ``results/ameir_presets--T.json``) with the preset each run's fields amount to
+and the tuning counts of the equal-tuning record. Run from the repository root:
+
+    python -m benchmarks.paper.ameir_presets --paper runs/ameir-paper-s0 runs/ameir-paper-s1 \\
+        --ablation no_fm_term=runs/ameir-abl-nofm-s0 \\
+        --ablation no_carried_embeddings=runs/ameir-abl-nocarry-s0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import add_tag_argument, print_table, results_path, write_results
+from leanrec.options import build_config
+from leanrec.search.architecture.config import ArchitectureSearchConfig, preset_label
+
+METRICS = ("valid_auc", "test_auc", "test_logloss", "parameters", "search_seconds",
+           "train_seconds")  # fmt: skip
+
+TUNING: dict[str, Any] = {
+    "tuning_ameir_leanrec_configurations": 14,
+    "tuning_ameir_leanrec_detail": (
+        "AMEIR configurations run on ML-1M CTR before the headline, one results file each "
+        "(benchmarks/results/ameir_table*.json): the first pass and readouts (pass1, pass2, "
+        "ameir_table), Step 1 off (no-blocks, no-blocks-e6), 25 one-shot epochs (e25), "
+        "re-runs (rerun, 3seeds), the FM term (fm, fm-5seeds), carried embeddings "
+        "(fm-no-carry), top 50 re-scored (fm-top50), cosine schedule (cosine-one-shot), "
+        "keep-best (keep-best); several read their test figures before the next choice"
+    ),
+    "tuning_ameir_paper_configurations": 0,
+    "tuning_ameir_paper_detail": (
+        "none of its own: the paper's settings and the budgets of the headline command "
+        "(6 one-shot epochs per step, 50 children, 4,096 validation samples)"
+    ),
+    "tuning_deepfm_configurations": 1,
+    "tuning_deepfm_detail": "one fixed configuration: embedding 16, MLP (200, 80), Adam 1e-3, "
+    "batch 1024, early stopping on validation AUC",
+    "fair_sweep": (
+        "DeepFM over learning rate {5e-4, 1e-3, 2e-3} x L2 on the embeddings {0, 1e-6, 1e-5} "
+        "x MLP dropout {0, 0.2} (18 >= 14 configurations), chosen on validation AUC per seed "
+        "(the parameter cap follows the chosen model), test read once after the choice"
+    ),
+    "fair_sweep_cpu_hours": 2.8,
+    "fair_sweep_cost_detail": (
+        "18 trainings x 3 seeds x about 190 s each (112 s to the early stop on an idle core "
+        "with the headline's 25-epoch cap, more for the slower step sizes)"
+    ),
+}
+"""The equal-tuning record: how many configurations each method's own hyper-parameters were
+chosen over, what a fair sweep of the baseline would be, and its cost."""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--paper", nargs="+", required=True, help="paper-preset run directories")
+    parser.add_argument(
+        "--ablation", action="append", default=[], help="NAME=DIR: leanrec with one addition off"
+    )
+    add_tag_argument(parser, "ameir_presets")
+    args = parser.parse_args()
+    leanrec = json.loads(results_path("ameir_table", "keep-best").read_text())
+    no_keep_best = json.loads(results_path("ameir_table", "fm-5seeds").read_text())
+    results: dict[str, Any] = {
+        "stored_leanrec": "results/ameir_table--keep-best.json",
+        "stored_no_keep_best": "results/ameir_table--fm-5seeds.json",
+        **TUNING,
+    }
+    rows, labels = _rows(args.paper)
+    results["paper_runs"] = ",".join(args.paper)
+    results["paper_preset"] = ";".join(sorted(labels))
+    table = []
+    for method, name in (("ameir", "paper"), ("deepfm", "deepfm_rerun")):
+        found = sorted((r for r in rows if r["method"] == method), key=lambda r: r["seed"])
+        _summarise(results, name, found)
+        if found:
+            table.append(_line(results, name, len(found)))
+    seeds = [str(r["seed"]) for r in rows if r["method"] == "ameir"]
+    for name, stored in (("leanrec", leanrec), ("no_keep_best", no_keep_best)):
+        for metric in ("valid_auc", "test_auc"):
+            by_seed = json.loads(stored[f"ameir_{metric}_by_seed"])
+            results[f"{name}_{metric}_by_seed"] = json.dumps(by_seed)
+            results[f"{name}_{metric}_mean"] = float(np.mean(list(by_seed.values())))
+            if seeds:
+                results[f"{name}_{metric}_same_seeds_mean"] = float(
+                    np.mean([by_seed[s] for s in seeds])
+                )
+    for metric in ("valid_auc", "test_auc"):
+        stored_deepfm = json.loads(leanrec[f"deepfm_{metric}_by_seed"])
+        results[f"deepfm_{metric}_by_seed"] = json.dumps(stored_deepfm)
+        if seeds:
+            results[f"deepfm_{metric}_same_seeds_mean"] = float(
+                np.mean([stored_deepfm[s] for s in seeds])
+            )
+    if seeds:
+        table.append(
+            ["leanrec (stored, same seeds)", len(seeds),
+             results["leanrec_valid_auc_same_seeds_mean"],
+             results["leanrec_test_auc_same_seeds_mean"], "", "", ""]
+        )  # fmt: skip
+    print_table(["method", "seeds", "valid AUC", "test AUC", "log loss", "params", "search s"],
+                table)  # fmt: skip
+    ablation_table = []
+    for spec in args.ablation:
+        name, _, directory = spec.partition("=")
+        found, ablation_labels = _rows([directory])
+        searched = sorted((r for r in found if r["method"] == "ameir"), key=lambda r: r["seed"])
+        results[f"{name}_run"] = directory
+        results[f"{name}_preset"] = ";".join(sorted(ablation_labels))
+        _summarise(results, name, searched)
+        for row in searched:
+            ablation_table.append(
+                [name, row["seed"], row["valid_auc"], row["test_auc"], row["parameters"]]
+            )
+    if ablation_table:
+        print_table(["ablation", "seed", "valid AUC", "test AUC", "parameters"], ablation_table)
+    path = write_results("ameir_presets", results, args.tag)
+    print(f"results: {path}")
+
+
+def _summarise(results: dict[str, Any], name: str, rows: list[dict[str, Any]]) -> None:
+    """``<name>_<metric>_mean`` / ``_std`` (sample std; 0 for one seed) / ``_by_seed``."""
+    results[f"{name}_seeds"] = len(rows)
+    if not rows:
+        return
+    for metric in METRICS:
+        values = np.array([r[metric] for r in rows], dtype=float)
+        results[f"{name}_{metric}_mean"] = float(values.mean())
+        results[f"{name}_{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        results[f"{name}_{metric}_by_seed"] = json.dumps({str(r["seed"]): r[metric] for r in rows})
+
+
+def _line(results: dict[str, Any], name: str, seeds: int) -> list[Any]:
+    return [
+        name,
+        seeds,
+        *(results[f"{name}_{m}_mean"] for m in ("valid_auc", "test_auc", "test_logloss")),
+        int(results[f"{name}_parameters_mean"]),
+        results[f"{name}_search_seconds_mean"],
+    ]
+
+
+def _rows(directories: list[str]) -> tuple[list[dict[str, Any]], set[str]]:
+    """The rows of every directory (a (method, seed) row from the first that has it) and the
+    presets their search configs amount to."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    labels: set[str] = set()
+    for directory in directories:
+        path = Path(directory)
+        saved = json.loads((path / "config.json").read_text())["config"]
+        labels.add(preset_label(build_config(ArchitectureSearchConfig, saved)))
+        if not (path / "rows.json").is_file():
+            continue
+        for row in json.loads((path / "rows.json").read_text()):
+            merged.setdefault((row["method"], row["seed"]), row)
+    return list(merged.values()), labels
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""DiPS under its two presets on Beauty, beside the static policies, and the ablation of
+leanrec's additions, from ``leanrec experiment sketch`` run directories and the stored Beauty
+table.
+
+The ``paper`` preset's rows come from its run directories (``--paper``); the ``leanrec``
+preset's DiPS rows and the static policies' rows come from the stored Beauty table
+(``results/sketch_table--beauty.json``, the same protocol: the same user splits, base-model
+step, batch, epochs and evaluation). Each ablation directory (``--ablation NAME=DIR``) holds
+DiPS under the ``leanrec`` preset with one addition off. Writes
+``results/sketch_presets.json`` (``--tag T``: ``results/sketch_presets--T.json``), with the
+preset each run's fields amount to and the tuning counts of the equal-tuning record. Run from
+the repository root:
+
+    python -m benchmarks.paper.sketch_presets --paper runs/sketch-beauty-paper \\
+        --ablation no_influence_start=runs/sketch-beauty-abl-noinfluence \\
+        --ablation no_recency_prior=runs/sketch-beauty-abl-noprior --tag beauty
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import add_tag_argument, print_table, results_path, write_results
+from leanrec.options import build_config
+from leanrec.search.sketch.config import SketchConfig, preset_label
+
+STORED = "sketch_table--beauty.json"
+"""The Beauty table whose rows are reused: the ``leanrec`` preset's DiPS and the static
+policies, three user splits (seeds 0, 1, 2)."""
+STATIC = ("random", "hardest", "influence", "recent")
+
+TUNING: dict[str, Any] = {
+    "tuning_dips_leanrec_configurations": 14,
+    "tuning_dips_leanrec_detail": (
+        "DiPS's own hyper-parameters, configurations scored on validation before the Beauty "
+        "headline (docs/design/dips-training.md, dips-recency-prior.md, history/sketch.md): "
+        "queue policy step {5e-5, 2e-4} on ML-1M (2); on Beauty the recency prior "
+        "beta {0, 1} for DiPS (2), and the DiPS@1 probes beta {0.3, 1, 3} (3), standardised "
+        "scores (1), Q = 8 at step 1e-3 (1), Q = 50 at step 1e-3 (1), policy step 5e-3 (1), "
+        "the model-free scorer (1), model-state features (1), stochastic training (1)"
+    ),
+    "tuning_dips_paper_configurations": 0,
+    "tuning_dips_paper_detail": (
+        "none of its own: the paper preset takes the paper's mechanism and the protocol's "
+        "shared settings (base-model step 5e-3, batch 64, 3 epochs, policy step 1e-3 / 5e-5)"
+    ),
+    "tuning_shared_protocol_configurations": 7,
+    "tuning_shared_protocol_detail": (
+        "settings every policy shares, chosen with Random in the loop: base-model step "
+        "{1e-3, 2e-3, 5e-3, 1e-2} on ML-1M (4); on Beauty {1e-3 with 256 users, 5e-3 with 64, "
+        "2e-2 with 64} (3)"
+    ),
+    "tuning_baselines_configurations": 0,
+    "tuning_baselines_detail": (
+        "Random, Hardest, Influence and the sliding window have no hyper-parameter of their "
+        "own: they are scored with the shared protocol's base model"
+    ),
+    "fair_sweep": (
+        "an equal sweep for the static policies has nothing of their own to tune; what they "
+        "share with DiPS is the base model: base-model step {2e-3, 5e-3, 1e-2} x users per "
+        "batch {32, 64} x inner steps {1, 2, 3} (18 >= 14 configurations) per policy, chosen "
+        "on validation Recall@20 at one cell (online K = 4, split 0), then the table rerun"
+    ),
+    "fair_sweep_cpu_hours": 36.0,
+    "fair_sweep_cost_detail": (
+        "18 configurations x 4 static policies x about 0.1 CPU-h per cell on an idle core "
+        "(7 CPU-h), then 18 cells x 3 splits x 4 policies at the chosen settings (about "
+        "22 CPU-h) and DiPS's own cells again under the same base settings (about 7 CPU-h)"
+    ),
+}
+"""The equal-tuning record: how many configurations each method's own hyper-parameters were
+chosen over, what a fair sweep of the baselines would be, and its cost."""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--paper", nargs="+", required=True, help="paper-preset run directories")
+    parser.add_argument(
+        "--ablation", action="append", default=[], help="NAME=DIR: leanrec with one addition off"
+    )
+    add_tag_argument(parser, "sketch_presets")
+    args = parser.parse_args()
+    stored = json.loads(results_path("sketch_table", "beauty").read_text())
+    results: dict[str, Any] = {"stored": f"results/{STORED}", **TUNING}
+    paper_rows, labels = _rows(args.paper)
+    results["paper_runs"] = ",".join(args.paper)
+    results["paper_preset"] = ";".join(sorted(labels))
+    table = []
+    for tau in (1, 4):
+        for k in (2, 4, 8):
+            cell = f"K{k}_tau{tau}"
+            found = sorted(
+                (r for r in paper_rows if r["K"] == k and r["tau"] == tau), key=lambda r: r["seed"]
+            )
+            for row in found:
+                seed = f"{cell}_seed{row['seed']}"
+                results[f"paper_{seed}_test_recall20"] = row["test"]["recall@20"]
+                results[f"paper_{seed}_test_mrr20"] = row["test"]["mrr@20"]
+                results[f"paper_{seed}_valid_recall20"] = row["valid"]["recall@20"]
+                results[f"paper_{seed}_best_epoch"] = row["best_epoch"]
+                results[f"paper_{seed}_seconds"] = row["seconds"]
+            seeds = [r["seed"] for r in found]
+            results[f"paper_{cell}_seeds"] = len(seeds)
+            if not found:
+                continue
+            values = np.array([r["test"]["recall@20"] for r in found])
+            results[f"paper_{cell}_test_recall20_mean"] = float(values.mean())
+            results[f"paper_{cell}_test_recall20_std"] = (
+                float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            )
+            # the stored rows over the same splits, for a like-for-like comparison
+            for method, name in (*((m, m) for m in STATIC), ("dips", "leanrec")):
+                same = [stored[f"{method}_{cell}_seed{s}_test_recall20"] for s in seeds]
+                results[f"{name}_{cell}_same_splits_test_recall20_mean"] = float(np.mean(same))
+                for s in seeds:
+                    results[f"{name}_{cell}_seed{s}_test_recall20"] = stored[
+                        f"{method}_{cell}_seed{s}_test_recall20"
+                    ]
+                    # "0.1341,0.1542,0.1565": validation Recall@20 after each epoch
+                    curve = stored[f"{method}_{cell}_seed{s}_valid_recall20_by_epoch"]
+                    best = stored[f"{method}_{cell}_seed{s}_best_epoch"]
+                    results[f"{name}_{cell}_seed{s}_valid_recall20"] = float(
+                        str(curve).split(",")[best - 1]
+                    )
+            table.append(
+                [
+                    tau,
+                    k,
+                    len(seeds),
+                    *(results[f"{m}_{cell}_same_splits_test_recall20_mean"] for m in STATIC),
+                    results[f"leanrec_{cell}_same_splits_test_recall20_mean"],
+                    results[f"paper_{cell}_test_recall20_mean"],
+                ]
+            )
+    print_table(
+        ["τ", "K", "splits", *STATIC, "DiPS leanrec", "DiPS paper"],
+        table,
+    )
+    ablation_table = []
+    for spec in args.ablation:
+        name, _, directory = spec.partition("=")
+        rows, ablation_labels = _rows([directory])
+        results[f"{name}_run"] = directory
+        results[f"{name}_preset"] = ";".join(sorted(ablation_labels))
+        for row in rows:
+            key = f"{name}_K{row['K']}_tau{row['tau']}_seed{row['seed']}"
+            results[f"{key}_test_recall20"] = row["test"]["recall@20"]
+            results[f"{key}_valid_recall20"] = row["valid"]["recall@20"]
+            results[f"{key}_seconds"] = row["seconds"]
+            ablation_table.append(
+                [name, row["K"], row["tau"], row["seed"], row["valid"]["recall@20"],
+                 row["test"]["recall@20"]]
+            )  # fmt: skip
+    if ablation_table:
+        print_table(["ablation", "K", "τ", "split", "valid R@20", "test R@20"], ablation_table)
+    path = write_results("sketch_presets", results, args.tag)
+    print(f"results: {path}")
+
+
+def _rows(directories: list[str]) -> tuple[list[dict[str, Any]], set[str]]:
+    """The rows of every directory (a (method, K, τ, seed) cell from the first that has it)
+    and the presets their configs amount to."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    labels: set[str] = set()
+    for directory in directories:
+        path = Path(directory)
+        saved = json.loads((path / "config.json").read_text())["config"]
+        labels.add(preset_label(build_config(SketchConfig, saved)))
+        for row in json.loads((path / "rows.json").read_text()):
+            merged.setdefault((row["method"], row["K"], row["tau"], row["seed"]), row)
+    return list(merged.values()), labels
+
+
+if __name__ == "__main__":
+    main()
