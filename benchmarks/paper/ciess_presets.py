@@ -8,7 +8,8 @@ Each variant is one resumable ``leanrec experiment embedding-size`` run in ``<ou
 - ``leanrec``: ``--preset leanrec`` with the same methods (the warm-start protocol);
 - ``without-<addition>``: ``--preset leanrec --without <addition>``, CIESS only. An addition
   that does not change the search (the screen, the rescaling, the projections, the retraining's
-  start, epoch-0 validation) reuses the ``leanrec`` run's warm start and search, copied in.
+  start, epoch-0 validation) reuses the ``leanrec`` run's search, copied in; every variant
+  copies the full-size models (``warm_start.pt``, ``ordinary.pt``) of the presets' runs.
 
 ``run`` runs one variant (two variants can run side by side, one per core); ``table`` reads the
 run directories and writes ``results/ciess_presets[--TAG].json``: every row's test and
@@ -48,7 +49,16 @@ SEARCH_KEEPING = (
     "validate_initial",
 )
 """Additions whose removal leaves the search as it was: their variants reuse its state."""
-REUSED_FILES = ("warm_start.pt", "search_state.pt", "search_history.json", "timings.json")
+REUSED_FILES = (
+    "warm_start.pt",
+    "search_state.pt",
+    "search_history.json",
+    "timings.json",
+    *(f"ciess_c{c}_screen.pt" for c in (80, 90, 95)),
+)
+"""What those variants copy: the warm start, the search and the screens (a screen's cache is
+used only for the same candidates, metric and ``l``, so a variant that changes them
+screens again)."""
 ABLATED = tuple(name for name in LEANREC_ADDITIONS if name != "pruning_base")
 """The ablation's variants (``pruning_base`` changes the pruning baselines only: it is the
 difference between the two presets' PEP and MagPrune rows)."""
@@ -74,11 +84,17 @@ def run_variant(args: argparse.Namespace) -> None:
     out = Path(args.out)
     target = out / args.variant
     addition = args.variant.removeprefix("without-")
+    if args.variant.startswith("without-"):
+        # the full-size models are the same for every variant (same split, seed and
+        # pretraining): copied from the presets' runs when they are there
+        target.mkdir(parents=True, exist_ok=True)
+        for source, name in ((out / "leanrec", "warm_start.pt"), (out / "paper", "ordinary.pt")):
+            if (source / name).exists() and not (target / name).exists():
+                shutil.copy2(source / name, target / name)
     if args.variant.startswith("without-") and addition in SEARCH_KEEPING:
         source = out / "leanrec"
         if not (source / "search_state.pt").exists():
             raise SystemExit(f"{args.variant} reuses the leanrec variant's search: run it first")
-        target.mkdir(parents=True, exist_ok=True)
         for name in REUSED_FILES:
             if (source / name).exists() and not (target / name).exists():
                 shutil.copy2(source / name, target / name)
@@ -92,18 +108,29 @@ def _rows(directory: Path) -> list[dict[str, Any]]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
-def _figures(row: dict[str, Any]) -> dict[str, float]:
-    out = {f"test_{m}": float(row[f"test_{m}"]) for m in METRICS if f"test_{m}" in row}
+MEMORY = ("stored_bytes", "file_bytes", "serving_at_rest_bytes", "serving_while_scoring_bytes")
+
+
+def _figures(row: dict[str, Any]) -> dict[str, Any]:
+    """A row's figures under fixed names (None where the row has none: MagPrune has no
+    validation score, an unreached budget no test figures) and its ``status``: the sparsity
+    reached, or why there is no model."""
+    reached = row.get("reached") is not False
+    out: dict[str, Any] = {
+        f"test_{m}": float(row[f"test_{m}"]) if f"test_{m}" in row else None for m in METRICS
+    }
     valid = row.get("valid", {})
-    if "recall@20" in valid:
-        out["valid_recall@20"] = float(valid["recall@20"])
+    out["valid_recall@20"] = float(valid["recall@20"]) if "recall@20" in valid else None
     out["sparsity"] = float(row["sparsity"])
-    for key, value in row.get("memory", {}).items():
-        out[key] = float(value)
-    if "dense_bytes" in row:
-        out["dense_bytes"] = float(row["dense_bytes"])
-    if "epochs" in row:
-        out["epochs"] = float(row["epochs"])
+    out["status"] = (
+        f"{row['sparsity']:.2%}"
+        if reached
+        else f"not reached (searched masks: {row['sparsity']:.2%} at most)"
+    )
+    memory = row.get("memory", {})
+    for key in MEMORY:
+        out[key] = float(memory[key]) if key in memory else None
+    out["epochs"] = float(row["epochs"]) if "epochs" in row else None
     return out
 
 
@@ -123,19 +150,24 @@ def assemble(args: argparse.Namespace) -> None:
             c = row["target_sparsity"]
             name = f"{variant}:{row['method']}:{c}"
             results[f"{name}:preset"] = row.get("preset", "")
-            if row.get("reached") is False:
-                results[f"{name}:reached"] = False
-                results[f"{name}:searched_max_sparsity"] = float(row["sparsity"])
-                table.append([variant, row["method"], c, "not reached", "", "", "", ""])
-                continue
-            for key, value in _figures(row).items():
-                results[f"{name}:{key}"] = value
+            results[f"{name}:reached"] = row.get("reached") is not False
             figures = _figures(row)
-            table.append(
-                [variant, row["method"], c, row.get("preset", "—")]
-                + [f"{figures.get('test_' + m, float('nan')):.4f}" for m in METRICS]
-            )
-    print_table(["variant", "method", "c", "preset", "R@5", "R@20", "N@5", "N@20"], table)
+            for key, value in figures.items():
+                results[f"{name}:{key}"] = value
+            shown = [f"{v:.4f}" if v is not None else "—" for v in
+                     (figures[f"test_{m}"] for m in METRICS)]  # fmt: skip
+            table.append([variant, row["method"], c, figures["status"], *shown])
+    # every expected cell has its keys (None, "not run") so the docs' tables name what is missing
+    expected = [(v, m) for v in ("paper", "leanrec") for m in FULL_METHODS]
+    expected += [(f"without-{name}", "ciess") for name in ABLATED]
+    for variant, method in expected:
+        for c in args.targets:
+            name = f"{variant}:{method}:{c}"
+            if f"{name}:status" not in results:
+                results.update({f"{name}:{key}": None for key in _figures({"sparsity": 0.0})})
+                results[f"{name}:status"] = "not run"
+                results[f"{name}:preset"] = ""
+    print_table(["variant", "method", "c", "sparsity", "R@5", "R@20", "N@5", "N@20"], table)
     print(write_results(SCRIPT, results, args.tag))
 
 
@@ -147,6 +179,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="ml-100k")
     parser.add_argument("--model", default="lightgcn")
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--targets", nargs="+", type=float, default=[0.8, 0.9, 0.95])
     add_tag_argument(parser, SCRIPT)
     args, extra = parser.parse_known_args()
     args.extra = [e for e in extra if e != "--"]

@@ -1,0 +1,221 @@
+"""An equal tuning sweep for CIESS's baselines: SU, SR and PEP under the paper's protocol.
+
+Each baseline gets a validation sweep over its main hyper-parameters (SU and SR: the
+retraining's learning rate x L2; PEP: its threshold learning's L2 x learning rate), at least
+as many configurations as CIESS's own documented tuning and at least 6. Every mask is
+retrained from scratch to convergence (PEP: from the pruned model's trained values, as the
+experiment does) and scored on validation only; for each (baseline, ``c``) the configuration
+with the best validation Recall@20 is chosen, and only then is its model tested, once.
+
+Resumable: every finished (baseline, configuration, ``c``) is written to ``<out>/sweep.json``
+and the best model of each cell so far to ``<out>/best_<cell>.pt``; a rerun continues. PEP
+reads the ordinary full-size model of a finished ``paper`` run (``--ordinary``). Writes
+``results/ciess_baseline_sweep[--TAG].json`` with every configuration's validation figures, the
+choice, the chosen model's test figures and both configuration counts. Run from the repository
+root::
+
+    python -m benchmarks.paper.ciess_baseline_sweep --dataset ml-100k --model lightgcn \\
+        --out runs/presets-ml100k/sweep --ordinary runs/presets-ml100k/paper/ordinary.pt \\
+        --tag ml100k
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks.common import add_tag_argument, data_dir, print_table, write_results
+from leanrec.data.presets import prepare_split
+from leanrec.models.registry import model_from_checkpoint
+from leanrec.runner.final import final_evaluation
+from leanrec.runner.rundir import atomic_write_json
+from leanrec.search.embedding_size.baselines import (
+    apply_element_masks,
+    pep_masks,
+    random_sizes,
+    uniform_sizes,
+)
+from leanrec.search.embedding_size.config import CIESSConfig, PEPConfig
+from leanrec.search.embedding_size.retrain import (
+    build_masked_model,
+    retrain_model,
+    retrain_with_sizes,
+    test_metrics,
+)
+from leanrec.train.checkpoint import load_checkpoint
+
+SCRIPT = "ciess_baseline_sweep"
+TARGETS = (0.9, 0.8, 0.95)
+"""The order the cells run in: the middle budget first, so a cut-short sweep has it."""
+RETRAIN_GRID = {"learning_rate": (0.002, 0.005, 0.01), "l2": (1e-5, 1e-4)}
+"""SU and SR: the retraining's step size and L2 (6 configurations)."""
+PEP_GRID = {"l2": (1e-3, 1e-2, 1e-1), "learning_rate": (0.005, 0.01)}
+"""PEP: its threshold learning's L2 (what pushes the thresholds up) and step (6)."""
+CIESS_DOCUMENTED_TUNING = (
+    "lambda 0.4 fixed",
+    "lambda 1.0 fixed",
+    "lambda 0.4 -> 3",
+    "lambda 0.4 -> 12",
+    "item quality hits",
+    "projection per_role",
+    "projection both",
+    "screen 300 masks",
+    "validate_initial",
+)
+"""Settings of CIESS's own hyper-parameters run on ML-1M (docs/history/embedding-size.md),
+not counting the masks it searches; on this sweep's data neither preset was tuned (each ran
+once, with the values fixed before the run)."""
+METRIC = "recall@20"
+
+
+def _grid(grid: dict[str, tuple[float, ...]]) -> list[dict[str, float]]:
+    keys = list(grid)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def _key(method: str, config: dict[str, float], target: float) -> str:
+    return f"{method}|{json.dumps(config, sort_keys=True)}|{target}"
+
+
+def _in_cell(key: str, method: str, target: float) -> bool:
+    return key.startswith(f"{method}|") and key.endswith(f"|{target}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--model", default="lightgcn")
+    parser.add_argument("--out", default="runs/ciess-sweep")
+    parser.add_argument("--ordinary", default=None, help="ordinary.pt of a paper-preset run")
+    parser.add_argument("--methods", nargs="+", default=["su", "pep", "sr"])
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument(
+        "--retrain-max-epochs", type=int, default=None, help="cap (default: the experiment's)"
+    )
+    add_tag_argument(parser, SCRIPT)
+    args = parser.parse_args()
+    os.environ.setdefault("LEANREC_PROGRESS", "0")
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / "sweep.json"
+    state: dict[str, Any] = json.loads(state_path.read_text()) if state_path.exists() else {}
+    done: dict[str, Any] = state.setdefault("valid", {})
+    tests: dict[str, Any] = state.setdefault("test", {})
+    split, _ = prepare_split(args.dataset, "ciess", data_dir(), args.seed)
+    n_users, n_items = split.train.n_users, split.train.n_items
+    search = CIESSConfig(seed=args.seed)
+    base_retrain = dataclasses.replace(search.retrain, progress=False)
+    if args.retrain_max_epochs is not None:
+        base_retrain = dataclasses.replace(base_retrain, max_epochs=args.retrain_max_epochs)
+    max_dim = search.max_dim
+
+    def save() -> None:
+        atomic_write_json(state_path, state)
+
+    for target in TARGETS:
+        for method in args.methods:
+            cell = f"{method}|{target}"
+            if cell in tests:
+                continue
+            grid = _grid(PEP_GRID if method == "pep" else RETRAIN_GRID)
+            best_path = out / f"best_{method}_c{round(target * 100)}.pt"
+            for config in grid:
+                key = _key(method, config, target)
+                if key in done:
+                    continue
+                print(f"{method} c = {target:.0%} {config}", flush=True)
+                if method == "pep":
+                    masks_path = out / f"pep_masks_{config['l2']}_{config['learning_rate']}.pt"
+                    if masks_path.exists():
+                        masks = {float(k): v for k, v in load_checkpoint(masks_path).items()}
+                    else:
+                        assert args.ordinary, "PEP needs --ordinary"
+                        ordinary = model_from_checkpoint(load_checkpoint(args.ordinary))
+                        pep = dataclasses.replace(PEPConfig(), max_epochs=8, **config)
+                        masks = pep_masks(ordinary, split.train, TARGETS, pep, args.seed)
+                        torch.save({str(k): v for k, v in masks.items()}, masks_path)
+                    model = build_masked_model(split, args.model, {}, max_dim, args.seed)
+                    model.load_state_dict(load_checkpoint(args.ordinary)["state_dict"])
+                    apply_element_masks(model, masks[target])
+                    retrained = retrain_model(model, split, base_retrain, evaluate_test=False)
+                else:
+                    if method == "su":
+                        users, items = uniform_sizes(n_users, n_items, max_dim, target)
+                    else:
+                        rng = np.random.default_rng(args.seed + 1)
+                        users, items = random_sizes(n_users, n_items, max_dim, target, rng)
+                    trainer = dataclasses.replace(base_retrain, **config)
+                    retrained = retrain_with_sizes(
+                        split, args.model, {}, max_dim, users, items, trainer, args.seed,
+                        evaluate_test=False,
+                    )  # fmt: skip
+                score = float(retrained.valid.get(METRIC, -1.0))
+                earlier = [
+                    v["valid"][METRIC] for k, v in done.items() if _in_cell(k, method, target)
+                ]
+                best = max(earlier, default=-1.0)
+                if score > best:
+                    torch.save(retrained.model, best_path)
+                done[key] = {
+                    "config": config,
+                    "valid": retrained.valid,
+                    "epochs": retrained.train_result.epochs_run,
+                    "sparsity": retrained.sparsity,
+                }
+                save()
+            # every configuration of the cell scored: choose on validation, test once
+            scored = [v for k, v in done.items() if _in_cell(k, method, target)]
+            chosen = max(scored, key=lambda v: v["valid"][METRIC])
+            model = torch.load(best_path, weights_only=False)
+            with final_evaluation():
+                test = test_metrics(model, split)
+            tests[cell] = {"config": chosen["config"], "valid": chosen["valid"], "test": test}
+            save()
+            print(f"{cell}: chose {chosen['config']}, test R@20 {test['recall@20']:.4f}")
+
+    results: dict[str, Any] = {
+        "dataset": args.dataset,
+        "model": args.model,
+        "ciess_documented_tuning_configurations": len(CIESS_DOCUMENTED_TUNING),
+        "ciess_tuning_configurations_on_this_data": 0,
+        "su_sweep_configurations": len(_grid(RETRAIN_GRID)),
+        "sr_sweep_configurations": len(_grid(RETRAIN_GRID)),
+        "pep_sweep_configurations": len(_grid(PEP_GRID)),
+        "selection": "validation recall@20; test evaluated once per (baseline, c), after choosing",
+        "retrain_max_epochs": base_retrain.max_epochs,
+    }
+    rows = []
+    for key, value in done.items():
+        method, config, target = key.split("|")
+        results[f"valid:{method}:{target}:{config}:recall@20"] = value["valid"][METRIC]
+        results[f"valid:{method}:{target}:{config}:epochs"] = value["epochs"]
+    for cell, value in tests.items():
+        method, target = cell.split("|")
+        results[f"chosen:{method}:{target}:config"] = json.dumps(value["config"], sort_keys=True)
+        results[f"chosen:{method}:{target}:valid_recall@20"] = value["valid"][METRIC]
+        for metric, figure in value["test"].items():
+            results[f"chosen:{method}:{target}:test_{metric}"] = figure
+        rows.append([method, target, json.dumps(value["config"]), value["valid"][METRIC],
+                     value["test"]["recall@20"], value["test"]["ndcg@20"]])  # fmt: skip
+    for method in ("su", "sr", "pep"):  # cells not run keep their keys, marked
+        for target in TARGETS:
+            if f"chosen:{method}:{target}:config" not in results:
+                results[f"chosen:{method}:{target}:config"] = "not run"
+                results[f"chosen:{method}:{target}:valid_recall@20"] = None
+                for metric in ("recall@5", "recall@20", "ndcg@5", "ndcg@20"):
+                    results[f"chosen:{method}:{target}:test_{metric}"] = None
+    print_table(["baseline", "c", "chosen", "valid R@20", "test R@20", "test N@20"], rows)
+    print(write_results(SCRIPT, results, args.tag))
+
+
+if __name__ == "__main__":
+    main()
