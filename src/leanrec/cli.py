@@ -11,6 +11,8 @@ leanrec experiment architecture --dataset ml-1m-ctr --seeds 0 1 2
 leanrec experiment shared-embedding --dataset ml-1m-partial --methods all_unique autoassign
 leanrec experiment adaptive --dataset ml-1m-partial --seeds 0 --lambda_grid "[0.0,0.02]"
 leanrec train --dataset ml-1m-ctr --architecture runs/architecture-ml-1m-ctr/architecture_seed0.json
+leanrec train --dataset ml-1m-ctr --model deepfm --epochs 5
+torchrun --nproc_per_node 2 --master_addr 127.0.0.1 $(which leanrec) train --dataset ml-1m
 leanrec experiment embedding-size --dataset ml-1m --executor ray   # masks on RAY_ADDRESS
 leanrec tune --dataset ml-100k --model mf --space space.yaml --trials 24
 leanrec compress --model runs/embedding-size/ciess_c90.pt --out ciess_c90.safetensors
@@ -199,26 +201,51 @@ def format_metrics(valid: Mapping[str, float], test: Mapping[str, float]) -> str
 
 
 def cmd_train(args: argparse.Namespace, extra: Sequence[str]) -> int:
-    if args.architecture is not None:
-        return _train_architecture(args, extra)
+    """``leanrec train``; under ``torchrun`` every rank runs it, data-parallel
+    (:mod:`leanrec.train.distributed`), and rank 0 alone tests, writes and prints."""
+    from leanrec.train.distributed import data_parallel, finish
+
+    parallel = data_parallel()
+    code = _train_command(args, extra, parallel is not None)
+    finish()
+    return code
+
+
+def _train_command(args: argparse.Namespace, extra: Sequence[str], parallel: bool) -> int:
     from leanrec.api.next_item import NEXT_ITEM_MODELS
 
+    sequential = args.model in NEXT_ITEM_MODELS or (
+        args.architecture is not None and is_sequence_data(dataset_of(args, "ml-1m-ctr"))
+    )
+    if parallel and sequential:
+        raise ValueError(
+            "data-parallel training (torchrun) covers the BPR models (mf, neumf, ngcf, lightgcn) "
+            "and the CTR models; train next-item models in one process"
+        )
+    if args.architecture is not None:
+        return _train_architecture(args, extra)
     if args.model in NEXT_ITEM_MODELS:
         return _train_next_item(args, extra)
+    if _is_ctr_model(args.model):
+        return _train_ctr(args, extra)
     if args.negatives is not None:
         raise ValueError(
             f"--negatives sets the evaluation of next-item models ({', '.join(NEXT_ITEM_MODELS)}); "
             f"{args.model} is evaluated by full ranking"
         )
     from leanrec.api import train
+    from leanrec.train.distributed import is_main_process
 
     config = build_train_config(args, extra)
-    print(
-        f"training {config.model} on {dataset_name(config.dataset)} -> {config.run_dir}",
-        file=sys.stderr,
-    )
+    if is_main_process():
+        print(
+            f"training {config.model} on {dataset_name(config.dataset)} -> {config.run_dir}",
+            file=sys.stderr,
+        )
 
     run = train(config)
+    if run.test_result is None:  # a rank other than 0 of a data-parallel run
+        return 0
     result = run.train_result
     print(
         f"protocol {run.protocol.name}: {run.split.describe()}\n"
@@ -306,6 +333,7 @@ def _train_architecture(args: argparse.Namespace, extra: Sequence[str]) -> int:
 
     from leanrec.data.registry import load_behavior_dataset
     from leanrec.models.ctr.ameir import AMEIRModel, Architecture
+    from leanrec.train.distributed import is_main_process
     from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, evaluate_ctr
 
     settings, config = build_configs(
@@ -322,6 +350,8 @@ def _train_architecture(args: argparse.Namespace, extra: Sequence[str]) -> int:
     torch.manual_seed(args.seed)
     model = AMEIRModel.from_architecture(split.feature_map, architecture, settings.embedding_dim)
     result = CTRTrainer(config).fit(model, split.train, split.valid)
+    if not is_main_process():  # rank 0 of a data-parallel run tests and writes
+        return 0
     test = evaluate_ctr(model, split.test)
     run_dir = _architecture_run_dir(args, dataset)
     model.save(run_dir / "model.pt")
@@ -332,6 +362,52 @@ def _train_architecture(args: argparse.Namespace, extra: Sequence[str]) -> int:
         f"best epoch {result.best_epoch}: valid AUC {result.best_valid['auc']:.4f} "
         f"log loss {result.best_valid['logloss']:.4f}; test AUC {test['auc']:.4f} "
         f"log loss {test['logloss']:.4f}; {sum(model.parameter_counts().values()):,} parameters",
+    )
+
+
+def _is_ctr_model(name: str) -> bool:
+    """Whether ``--model`` names a CTR model (``ameir`` needs ``--architecture``)."""
+    from leanrec.models.ctr.registry import CTR_MODELS
+
+    key = name.lower().replace("&", "_").replace("-", "_")
+    return key in CTR_MODELS and key != "ameir"
+
+
+def _train_ctr(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    """``leanrec train --dataset ml-1m-ctr --model deepfm``: a CTR model trained on click
+    labels with early stopping on validation AUC, tested once (trainer options go to
+    :class:`~leanrec.train.pointwise.CTRTrainerConfig`, the rest to the model's config)."""
+    from leanrec.data.registry import load_behavior_dataset
+    from leanrec.models.ctr.registry import build_ctr_model, ctr_model_class
+    from leanrec.train.distributed import is_main_process
+    from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, evaluate_ctr
+
+    if args.resume:
+        raise ValueError(f"--resume is not available for {args.model}: train it again")
+    trainer_options, model_options = route_options(
+        _parse_options(extra),
+        [CTRTrainerConfig, ctr_model_class(args.model).config_class],
+        OPTION_ALIASES,
+    )
+    config = build_config(CTRTrainerConfig, trainer_options, base=CTRTrainerConfig(seed=args.seed))
+    dataset = _ctr_dataset(dataset_of(args, "ml-1m-ctr"))
+    split = load_behavior_dataset(dataset, args.data_dir)
+    model = build_ctr_model(args.model, split.feature_map, seed=args.seed, **model_options)
+    if is_main_process():
+        print(f"training {args.model} on {dataset}", file=sys.stderr)
+    result = CTRTrainer(config).fit(model, split.train, split.valid)
+    if not is_main_process():  # rank 0 of a data-parallel run tests and writes
+        return 0
+    test = evaluate_ctr(model, split.test)
+    run_dir = Path(args.run_dir or Path(args.runs) / f"{dataset}-{args.model.lower()}")
+    model.save(run_dir / "model.pt")
+    return _finish_architecture_run(
+        run_dir,
+        result,
+        test,
+        f"best epoch {result.best_epoch}: valid AUC {result.best_valid['auc']:.4f}; "
+        f"test AUC {test['auc']:.4f} log loss {test['logloss']:.4f} "
+        f"({result.samples_per_second:,.0f} samples/s)",
     )
 
 
@@ -938,8 +1014,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         default="lightgcn",
-        help="mf, neumf, ngcf, lightgcn (full ranking), or the next-item models sasrec, gru4rec "
-        "(leave-one-out)",
+        help="mf, neumf, ngcf, lightgcn (full ranking), the next-item models sasrec, gru4rec "
+        "(leave-one-out), or a CTR model on a CTR dataset: dnn, wide_deep, deepfm, xdeepfm, din "
+        "(AUC)",
     )
     p.add_argument(
         "--protocol",

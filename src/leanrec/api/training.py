@@ -35,6 +35,7 @@ from leanrec.train.bpr import (
     evaluate_model,
     learning_rate_at,
 )
+from leanrec.train.distributed import is_main_process
 
 
 @dataclass
@@ -73,7 +74,8 @@ class TrainedRun:
     train_result: TrainResult
     valid_metrics: dict[str, float]
     test_metrics: dict[str, float]
-    test_result: RankingResult
+    test_result: RankingResult | None
+    """None on the ranks other than 0 of a data-parallel run (rank 0 alone tests)."""
     refit_result: TrainResult | None = None
     """The refit on training + validation (``TrainerConfig.refit_epochs``), if any."""
 
@@ -149,6 +151,10 @@ def train(
     refit_result = None
     if trainer_config.refit_epochs:
         refit_result = refit(model, split, trainer_config, result.history, result.best_epoch)
+    if not is_main_process():  # the other ranks of a data-parallel run: rank 0 tests, writes
+        return TrainedRun(
+            model, split, protocol, config, result, result.best_valid, {}, None, refit_result
+        )
     test_eval = FullRankingEvaluator(
         split.test,
         exclude=[split.train, split.valid],

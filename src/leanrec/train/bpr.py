@@ -28,6 +28,7 @@ from leanrec.evaluate import FullRankingEvaluator, RankingResult
 from leanrec.models.base import Recommender
 from leanrec.options import check_at_least, check_positive
 from leanrec.runner.progress import progress
+from leanrec.train.distributed import data_parallel
 from leanrec.train.loop import (
     EpochHook,
     EpochLoop,
@@ -66,6 +67,26 @@ def bpr_loss(
         positive = positive[:, None]
     ranking = -F.logsigmoid(positive - out.negative_scores).mean()
     return ranking + l2 * out.l2
+
+
+class PairwiseLoss(torch.nn.Module):
+    """:func:`bpr_loss` as a module's ``forward``, so that DistributedDataParallel (which
+    reduces the gradients of what runs through ``forward``) can wrap it.
+
+    Args:
+        model: the recommender whose BPR loss this is.
+        l2: λ of the batch L2 penalty.
+    """
+
+    def __init__(self, model: Recommender, l2: float) -> None:
+        super().__init__()
+        self.model = model
+        self.l2 = l2
+
+    def forward(
+        self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
+    ) -> torch.Tensor:
+        return bpr_loss(self.model, users, positives, negatives, self.l2)
 
 
 @dataclass
@@ -204,6 +225,10 @@ class BPRTrainer(EpochLoop[Recommender]):
         checkpoint_path: where to write the resumable state after every evaluation.
         on_epoch: hook called with ``(epoch, record)`` after every epoch.
 
+    Under ``torchrun`` (:mod:`leanrec.train.distributed`) every rank draws the epoch's triples
+    alike and trains on its part of each batch of ``batch_size`` triples; validation runs on
+    rank 0.
+
     Example:
         >>> trainer = BPRTrainer(model, split.train, split.valid, TrainerConfig(max_epochs=5))
         >>> result = trainer.fit()
@@ -260,11 +285,22 @@ class BPRTrainer(EpochLoop[Recommender]):
             lr=self.config.learning_rate,
             embedding_learning_rate=self.config.embedding_learning_rate,
         )
+        self.data_parallel = data_parallel()
+        self.row_parameters = [p for table in self.tables for p in table.row_parameters()]
+        self.batch_loss: torch.nn.Module | None = None
+        """The loss of a rank's part under DDP (a data-parallel run only)."""
+        if self.data_parallel is not None:
+            self.data_parallel.synchronize_start(model)
+            sparse = self.config.embedding_optimizer != "dense_adam"
+            self.batch_loss = self.data_parallel.wrap(
+                PairwiseLoss(model, self.config.l2), self.row_parameters if sparse else []
+            )
         self._reset_progress()
 
     # ------------------------------------------------------------------ one epoch
-    def train_epoch(self, epoch: int) -> float:
-        """One pass over the training interactions in random order; returns the mean loss."""
+    def train_epoch(self, epoch: int, max_batches: int | None = None) -> float:
+        """One pass over the training interactions in random order; returns the mean loss.
+        ``max_batches`` stops the pass after that many batches (throughput measurements)."""
         cfg = self.config
         self.model.train()
         order = self.rng.permutation(len(self.train_data))
@@ -272,9 +308,16 @@ class BPRTrainer(EpochLoop[Recommender]):
         items_all = self.train_data.items[order]
         negatives_all = self.sampler.sample(users_all, cfg.n_negatives)
         starts = range(0, len(order), cfg.batch_size)
+        if max_batches is not None:
+            starts = starts[:max_batches]
         sparse = cfg.embedding_optimizer != "dense_adam"
         with sparse_gradients(self.tables, sparse, getattr(self.optimizer, "catch_up", None)):
-            total, count = self._train_batches(epoch, starts, users_all, items_all, negatives_all)
+            if self.data_parallel is None:
+                total, count = self._train_batches(
+                    epoch, starts, users_all, items_all, negatives_all
+                )
+            else:
+                total, count = self._train_parts(epoch, starts, users_all, items_all, negatives_all)
         flush_rows(self.optimizer)  # rows not read since their last update catch up
         return total / max(1, count)
 
@@ -304,6 +347,51 @@ class BPRTrainer(EpochLoop[Recommender]):
             total += float(loss.detach()) * len(users)
             count += len(users)
         return total, count
+
+    def _train_parts(
+        self,
+        epoch: int,
+        starts: range,
+        users_all: np.ndarray,
+        items_all: np.ndarray,
+        negatives_all: np.ndarray,
+    ) -> tuple[float, int]:
+        """A data-parallel epoch: this rank's part of every batch, the loss weighted so that
+        the averaged gradient is the whole batch's (:mod:`leanrec.train.distributed`);
+        returns (summed loss, triples) over every rank."""
+        cfg = self.config
+        parallel, batch_loss = self.data_parallel, self.batch_loss
+        assert parallel is not None and batch_loss is not None
+        n = len(users_all)
+        sparse = cfg.embedding_optimizer != "dense_adam"
+        row_parameters = self.row_parameters if sparse else []
+        catch_up = getattr(self.optimizer, "catch_up", None)
+
+        def synchronize() -> None:
+            parallel.average_row_gradients(row_parameters, catch_up)
+
+        total, count = 0.0, 0
+        for start in progress(starts, desc=f"epoch {epoch}", enabled=cfg.progress):
+            end = min(start + cfg.batch_size, n)
+            part = parallel.part(start, end)
+            if end - start < parallel.world_size:
+                continue  # an empty part on some rank: skipped on every rank
+            users = torch.from_numpy(users_all[part])
+            positives = torch.from_numpy(items_all[part])
+            negatives = torch.from_numpy(negatives_all[part])
+            loss = batch_loss(users, positives, negatives)
+            weight = parallel.loss_weight(len(users), end - start)
+            gradient_step(
+                loss if weight == 1.0 else loss * weight,
+                self.optimizer,
+                f"loss became {{loss}} at epoch {epoch}, batch starting at {start} "
+                f"(rank {parallel.rank}); try a smaller learning_rate (now {cfg.learning_rate})",
+                synchronize=synchronize,
+            )
+            total += float(loss.detach()) * len(users)
+            count += len(users)
+        total, count_sum = parallel.sum([total, float(count)])
+        return total, int(count_sum)
 
     def validate(self) -> RankingResult | None:
         if self.validator is None:

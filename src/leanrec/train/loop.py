@@ -34,6 +34,11 @@ Resume: the checkpoint holds the model, optimizer, both generators and the loop'
 continues after its epoch, and as every random draw comes from the restored generators, a killed
 run ends exactly where an uninterrupted one ends. The clock carries over (a resume does not reset
 the budget) and a run that had stopped early trains nothing more.
+
+Data-parallel runs (``data_parallel`` set, :mod:`leanrec.train.distributed`): every rank runs
+this loop in step; :meth:`EpochLoop.validate_step` runs on rank 0 and its entries are broadcast,
+the time budget is rank 0's clock, and the checkpoint is written by rank 0 with every rank's
+torch generator, so the decisions (best epoch, patience, decay, stop) are the same on every rank.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ import torch
 
 from leanrec.runner.progress import progress_enabled
 from leanrec.train.checkpoint import save_atomic, start_run
+from leanrec.train.distributed import DataParallel
 
 EpochHook = Callable[[int, dict[str, float]], None]
 """Called with ``(epoch, record)`` after every epoch (and after the epoch-0 validation)."""
@@ -176,6 +182,8 @@ class EpochLoop(Generic[ModelT]):
     loop_config: LoopConfig
     checkpoint_path: Path | None = None
     on_epoch: EpochHook | None = None
+    data_parallel: DataParallel | None = None
+    """The ranks of a data-parallel run (None: one process)."""
 
     def _reset_progress(self) -> None:
         self.history: list[dict[str, float]] = []
@@ -214,6 +222,9 @@ class EpochLoop(Generic[ModelT]):
         """Train until ``max_epochs``, patience or the time budget (see the module docstring)."""
         self.loop_config = rules
         state = start_run(rules.num_threads, rules.seed, self.checkpoint_path, resume)
+        parallel = self.data_parallel
+        if parallel is not None and parallel.rank:
+            torch.manual_seed(rules.seed + parallel.rank)  # dropout masks of its own part
         if state is not None:
             self.restore(state)
         began = time.perf_counter() - self.elapsed_seconds
@@ -270,12 +281,19 @@ class EpochLoop(Generic[ModelT]):
 
     def _log_epoch(self, record: Mapping[str, float]) -> None:
         rules = self.loop_config
+        if self.data_parallel is not None and not self.data_parallel.is_main:
+            return  # rank 0 logs the run
         if rules.logs_epochs:
             line = epoch_line(record, rules, self.best_epoch)
             print(line, file=sys.stderr, flush=True)
 
     def _budget_spent(self) -> bool:
-        return self.deadline is not None and time.perf_counter() >= self.deadline
+        """Whether the time budget is spent (rank 0's clock on every rank of a data-parallel
+        run: the check is then collective, every rank must make it)."""
+        spent = self.deadline is not None and time.perf_counter() >= self.deadline
+        if self.data_parallel is not None and self.deadline is not None:
+            return self.data_parallel.agree(spent)
+        return spent
 
     def _stop_reason(self, out_of_time: bool) -> str | None:
         rules = self.loop_config
@@ -288,7 +306,11 @@ class EpochLoop(Generic[ModelT]):
     def _validate_into(self, record: dict[str, float], epoch: int) -> bool:
         """Validate into ``record``, track the metric and decay the step; False: no validation."""
         rules = self.loop_config
-        entries = self.validate_step(epoch)
+        parallel = self.data_parallel
+        if parallel is None:
+            entries = self.validate_step(epoch)
+        else:
+            entries = parallel.broadcast(self.validate_step(epoch) if parallel.is_main else {})
         record.update(entries)
         if rules.metric not in entries:
             return bool(entries)
@@ -321,9 +343,19 @@ class EpochLoop(Generic[ModelT]):
 
     # ------------------------------------------------------------------ checkpoint / resume
     def _save(self, epoch: int) -> None:
-        if self.checkpoint_path is not None:
+        if self.checkpoint_path is None:
+            return
+        parallel = self.data_parallel
+        if parallel is None:
             state = {**self.progress_state(epoch), **self.checkpoint_extra()}
             save_atomic(state, self.checkpoint_path)
+            return
+        generators = parallel.gather(torch.get_rng_state())
+        if parallel.is_main:
+            state = {**self.progress_state(epoch), **self.checkpoint_extra()}
+            state["rank_torch_rng"] = generators
+            save_atomic(state, self.checkpoint_path)
+        parallel.barrier()  # a kill after this returns leaves the checkpoint of this epoch
 
     def progress_state(self, epoch: int) -> dict[str, Any]:
         """The checkpoint of the run after ``epoch``."""
@@ -349,6 +381,9 @@ class EpochLoop(Generic[ModelT]):
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
+        generators = state.get("rank_torch_rng") or []
+        if self.data_parallel is not None and self.data_parallel.rank < len(generators):
+            torch.set_rng_state(generators[self.data_parallel.rank])
         self.history = list(state["history"])
         self.best_state = state["best_state"]
         self.best_epoch = int(state["best_epoch"])

@@ -34,6 +34,7 @@ from leanrec.evaluate.pointwise import auc, log_loss
 from leanrec.models.ctr.base import CTRModel
 from leanrec.options import check_at_least
 from leanrec.runner.progress import progress
+from leanrec.train.distributed import DataParallel, data_parallel
 from leanrec.train.loop import EpochHook, EpochLoop, EpochOutcome, LoopConfig, validation_entries
 from leanrec.train.row_optim import EMBEDDING_OPTIMIZERS, flush_rows, trainer_optimizer
 from leanrec.train.step import TrainingError, gradient_step
@@ -178,8 +179,32 @@ def evaluate_ctr(
     return {"auc": auc(samples.labels, probs), "logloss": log_loss(samples.labels, probs)}
 
 
+class PointwiseLoss(torch.nn.Module):
+    """The module docstring's loss of one batch as a module's ``forward``, so that
+    DistributedDataParallel can wrap it (a data-parallel run only).
+
+    Args:
+        model: the CTR model.
+        l2: λ of the batch L2 penalty (0: none).
+    """
+
+    def __init__(self, model: CTRModel, l2: float) -> None:
+        super().__init__()
+        self.model = model
+        self.l2 = l2
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        if self.l2 > 0:
+            logits, penalty = self.model.forward_with_l2(batch)
+            return F.binary_cross_entropy_with_logits(logits, batch.labels) + self.l2 * penalty
+        return F.binary_cross_entropy_with_logits(self.model(batch), batch.labels)
+
+
 class CTRTrainer:
     """Trains a :class:`~leanrec.models.ctr.CTRModel` on click labels with Adam.
+
+    Under ``torchrun`` (:mod:`leanrec.train.distributed`) every rank shuffles alike and trains
+    on its part of each batch of ``batch_size`` samples; validation runs on rank 0.
 
     Args:
         config: hyper-parameters.
@@ -218,11 +243,17 @@ class CTRTrainer:
         epoch: int,
         deadline: float | None = None,
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        parallel: _ParallelSteps | None = None,
     ) -> tuple[float, int, bool]:
         """One shuffled pass; returns (mean loss, samples seen, whether the deadline passed).
 
-        ``scheduler`` is stepped after every batch."""
+        ``scheduler`` is stepped after every batch. With ``parallel`` (a data-parallel run),
+        this rank trains on its part of every batch; the loss and count are every rank's."""
         cfg = self.config
+        if parallel is not None:
+            return self._train_parts(
+                model, optimizer, train, rng, epoch, deadline, scheduler, parallel
+            )
         model.train()
         total, count = 0.0, 0
         batches = train.batches(cfg.batch_size, shuffle=True, rng=rng)
@@ -258,6 +289,59 @@ class CTRTrainer:
                 break
         flush_rows(optimizer)  # rows not read since their last update catch up
         return total / max(1, count), count, out_of_time
+
+    def _train_parts(
+        self,
+        model: CTRModel,
+        optimizer: torch.optim.Optimizer,
+        train: BehaviorSamples,
+        rng: np.random.Generator,
+        epoch: int,
+        deadline: float | None,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+        steps: _ParallelSteps,
+    ) -> tuple[float, int, bool]:
+        """:meth:`train_epoch` of a data-parallel run: the order of
+        :meth:`BehaviorSamples.batches` (the same shuffle on every rank), this rank's part of
+        each batch, its loss weighted so that the averaged gradient is the batch's."""
+        cfg, parallel = self.config, steps.parallel
+        model.train()
+        total, count = 0.0, 0
+        order = np.arange(len(train))
+        rng.shuffle(order)
+        starts = range(0, len(order), cfg.batch_size)
+        out_of_time = False
+        tables = _tables(model)
+        sparse = cfg.embedding_optimizer != "dense_adam"
+        catch_up = getattr(optimizer, "catch_up", None)
+        for index, start in enumerate(
+            progress(starts, desc=f"epoch {epoch}", enabled=cfg.progress)
+        ):
+            batch_order = order[start : start + cfg.batch_size]
+            if len(batch_order) < parallel.world_size:
+                continue  # an empty part on some rank: skipped on every rank
+            part = batch_order[parallel.part(0, len(batch_order))]
+            batch = train.batch(part)
+            with sparse_gradients(tables, sparse, catch_up):
+                loss = steps.batch_loss(batch)
+            weight = parallel.loss_weight(len(part), len(batch_order))
+            gradient_step(
+                loss if weight == 1.0 else loss * weight,
+                optimizer,
+                f"{model.name}: loss became {{loss}} at epoch {epoch}, batch {index} on rank "
+                f"{parallel.rank}; try a smaller learning_rate (now {cfg.learning_rate})",
+                synchronize=steps.synchronize,
+            )
+            if scheduler is not None:
+                scheduler.step()
+            total += float(loss.detach()) * len(part)
+            count += len(part)
+            if deadline is not None and parallel.agree(time.perf_counter() >= deadline):
+                out_of_time = True
+                break
+        flush_rows(optimizer)
+        total, count_sum = parallel.sum([total, float(count)])
+        return total / max(1.0, count_sum), int(count_sum), out_of_time
 
     # ------------------------------------------------------------------ loop
     def fit(
@@ -304,6 +388,30 @@ def _tables(model: CTRModel) -> list[EmbeddingTable]:
     return [module for module in model.modules() if isinstance(module, EmbeddingTable)]
 
 
+class _ParallelSteps:
+    """The data-parallel pieces of one fit: the batch loss under DDP (the tables' row
+    parameters left out under a row-wise optimiser) and the averaging of those rows'
+    gradients after each backward."""
+
+    def __init__(
+        self,
+        parallel: DataParallel,
+        model: CTRModel,
+        config: CTRTrainerConfig,
+        optimizer: torch.optim.Optimizer,
+    ) -> None:
+        self.parallel = parallel
+        parallel.synchronize_start(model)
+        sparse = config.embedding_optimizer != "dense_adam"
+        rows = [p for table in _tables(model) for p in table.row_parameters()] if sparse else []
+        self.row_parameters = rows
+        self.catch_up = getattr(optimizer, "catch_up", None)
+        self.batch_loss = parallel.wrap(PointwiseLoss(model, config.l2), rows)
+
+    def synchronize(self) -> None:
+        self.parallel.average_row_gradients(self.row_parameters, self.catch_up)
+
+
 class _CTRFit(EpochLoop[CTRModel]):
     """One :meth:`CTRTrainer.fit`: the epoch loop over the trainer's pass and an AUC validation.
 
@@ -331,6 +439,12 @@ class _CTRFit(EpochLoop[CTRModel]):
             )
         self.on_epoch = self._after_epoch if trainer.on_epoch is not None else None
         self.samples_seen = 0
+        self.data_parallel = data_parallel()
+        self.parallel_steps = (
+            None
+            if self.data_parallel is None
+            else _ParallelSteps(self.data_parallel, model, cfg, self.optimizer)
+        )
         self._reset_progress()
 
     def _after_epoch(self, epoch: int, record: dict[str, float]) -> None:
@@ -339,7 +453,14 @@ class _CTRFit(EpochLoop[CTRModel]):
 
     def train_step(self, epoch: int) -> EpochOutcome:
         loss, seen, out_of_time = self.trainer.train_epoch(
-            self.model, self.optimizer, self.train, self.rng, epoch, self.deadline, self.scheduler
+            self.model,
+            self.optimizer,
+            self.train,
+            self.rng,
+            epoch,
+            self.deadline,
+            self.scheduler,
+            self.parallel_steps,
         )
         self.samples_seen += seen
         return EpochOutcome(loss, seen, out_of_time)

@@ -5,7 +5,7 @@ stream trainer steps two optimisers; each keeps its own step.)"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -19,8 +19,10 @@ def gradient_step(
     optimizer: torch.optim.Optimizer,
     failure: str,
     clip: tuple[Iterable[torch.Tensor], float] | None = None,
+    synchronize: Callable[[], None] | None = None,
 ) -> None:
-    """One optimizer step on a scalar ``loss``: zero the gradients, backpropagate, clip the
+    """One optimizer step on a scalar ``loss``: zero the gradients, backpropagate, call
+    ``synchronize`` (a data-parallel run averages the gradients DDP does not), clip the
     gradients' total norm when ``clip = (parameters, max_norm)`` is given, step.
 
     Raises:
@@ -32,6 +34,8 @@ def gradient_step(
         raise TrainingError(failure.replace("{loss}", str(loss.item())))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if synchronize is not None:
+        synchronize()
     if clip is not None:
         parameters, max_norm = clip
         clip_gradients(parameters, max_norm)
