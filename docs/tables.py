@@ -3236,14 +3236,15 @@ _AA_METHODS = (
 _AA_PRESETS = _AA_METHODS[-2:]
 _AA_BOUNDED = ("threshold", "hashing", "qr", "lfu", "lru")
 _AA_CURVES = {
-    "threshold": ("n", ("2", "5", "10", "20")),
+    "threshold": ("n", ("2", "5", "10", "20", "50", "100", "200")),
     "hashing": ("B/IDs", ("0.25", "0.5", "1", "2", "4")),
     "qr": ("S/IDs", ("0.25", "0.5", "1", "2", "4")),
     "lfu": ("C/IDs", ("0.25", "0.5", "1", "2", "4")),
     "lru": ("C/IDs", ("0.25", "0.5", "1", "2", "4")),
     "threshold_hierarchy": ("t_k", ("5", "10", "20", "50")),
 }
-"""Each curve's knob (as the rows name it) and its grid (the experiment's defaults)."""
+"""Each curve's knob (as the rows name it) and its grid (the benchmark's: the frequency threshold
+runs 50, 100 and 200 after the experiment's 2 to 20)."""
 _AA_WHERE = {
     "inside": "inside",
     "fewer": "fewer bytes than every point",
