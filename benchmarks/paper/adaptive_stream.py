@@ -707,13 +707,16 @@ def main(argv: list[str] | None = None) -> None:
             [r for r in read_rows(d) if d in current or r["method"] not in args.drop]
             for d in directories
         ])  # fmt: skip
+        rerun = {r["method"] for d in current for r in read_rows(d)}
         if not rows:
             print(f"no rows in {out_dir}: {dataset} left out")
             continue
         configs = [json.loads((d / "config.json").read_text()) for d in directories]
         config = configs[0]
         listed = {m for c in configs for m in c.get("methods", DEFAULT_METHODS)}
-        config["methods"] = [m for m in DEFAULT_METHODS if m in listed]
+        # a dropped method not rerun here is not expected (its older rows were left out)
+        config["methods"] = [m for m in DEFAULT_METHODS
+                             if m in listed and (m not in args.drop or m in rerun)]  # fmt: skip
         at = drift_start(args.quick) if dataset in DRIFT_DATASETS else None
         defaults = AdaptiveExperiment()
         grids = {m: config.get(name, getattr(defaults, name)) for m, name in GRIDS.items()

@@ -157,11 +157,13 @@ def test_a_shift_of_the_input_grows_at_once() -> None:
     assert controller.decide(_drifted(0.30)) == ArchitectureChange((0, 0))
     assert controller.last_shift == pytest.approx(3.0)
     history = np.array([0.26, 0.27, 0.28, 0.30])
+    assert not controller.shifted
     change = controller.decide(_drifted(0.81))
-    assert change == ArchitectureChange((32, 32))
+    assert change == ArchitectureChange((32, 32)) and controller.shifted
     assert controller.last_shift == pytest.approx((0.81 - history.mean()) / history.std(ddof=1))
     # at the width limit the rule has nothing to grow: the priced decision (keep) stands
     assert controller.decide(_drifted(5.0, (512, 512))) == ArchitectureChange((0, 0))
+    assert not controller.shifted
     # without the rule the same drift changes nothing
     plain = _controller(penalty=0.02)
     for drift in (0.26, 0.27, 0.28, 0.30, 0.81):
@@ -215,6 +217,10 @@ def test_variants_configure_their_controller() -> None:
     assert METHODS["adaptive_leanrec"].initial_widths(AdaptiveExperiment()) == (64, 32)
     paper = METHODS["adaptive"].configure(base)
     assert (leanrec.new_unit_boost, paper.new_unit_boost) == (10.0, 1.0)
+    # tighter limits than the defaults cut the preset's towers to them
+    tight = METHODS["adaptive_leanrec"].configure(AdaptiveConfig(initial_widths=(32,),
+                                                                 max_width=48, max_depth=1))
+    assert (tight.initial_widths, tight.floor_widths) == ((48,), (48,))
     assert (paper.initial_widths, paper.reference_widths) == ((200, 80), (64, 32))
     assert (paper.floor_widths, paper.shift_threshold) == (None, None)
     assert METHODS["adaptive_leanrec_freeze"].penalty_from == "adaptive_leanrec"
@@ -222,3 +228,16 @@ def test_variants_configure_their_controller() -> None:
     assert METHODS["adaptive_leanrec"].lambda_grid(experiment) == experiment.leanrec_lambda_grid
     assert METHODS["adaptive"].lambda_grid(experiment) == experiment.lambda_grid
     assert METHODS["fixed_small"].configure(base) is base
+
+
+def test_only_a_shift_growth_is_boosted() -> None:
+    # the method's decider marks the shift rule's growth for the boost, a priced growth not
+    decider = METHODS["adaptive_leanrec"].decider(AdaptiveExperiment(),
+                                                  AdaptiveConfig(penalty=0.0))  # fmt: skip
+    for drift in (0.26, 0.27, 0.28):
+        assert decider.decide(_drifted(drift)).change is None
+        decider.learn(0.0, 0.80, {"auc": 0.70, "widths": [64, 32]})  # medium wins: grow
+    priced = decider.decide(_drifted(0.27))
+    assert priced.change == ArchitectureChange((32, 32)) and not priced.boost
+    shifted = decider.decide(_drifted(0.90, (96, 64)))
+    assert shifted.change == ArchitectureChange((32, 32)) and shifted.boost

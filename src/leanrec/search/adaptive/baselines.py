@@ -47,10 +47,13 @@ from leanrec.search.adaptive.tower import (
 @dataclass(frozen=True)
 class Decision:
     """What a method does at a session's start: ``change`` the tower (None: keep it), or
-    ``reset`` it (re-initialise at its widths)."""
+    ``reset`` it (re-initialise at its widths); ``boost``: the units the change grows learn at
+    ``AdaptiveConfig.new_unit_boost`` times the dense step for the session (a growth for a
+    shift of the input)."""
 
     change: ArchitectureChange | None = None
     reset: bool = False
+    boost: bool = False
 
 
 class SessionDecider(Protocol):
@@ -259,7 +262,9 @@ class _Priced:
 
     def decide(self, observation: SessionObservation) -> Decision:
         change = self.controller.decide(observation)
-        return Decision(change if any(change.width_deltas) else None)
+        if not any(change.width_deltas):
+            return Decision()
+        return Decision(change, boost=self.controller.shifted)
 
     def learn(
         self, reward: float, reference_auc: float | None, row: dict[str, Any]

@@ -50,7 +50,9 @@ measured at its end. A shift of the input is seen before the session is learnt: 
 of the first chunk (:class:`~leanrec.search.adaptive.policy.SessionObservation`) against its
 mean and standard deviation over the earlier sessions. Beyond ``shift_threshold`` standard
 deviations the controller takes the largest growth step at once (no shrink follows in that
-decision), and the measurements of the next sessions price the new units as any others.
+decision), and the measurements of the next sessions price the new units as any others. The
+units a shift grows learn at ``new_unit_boost`` times the dense step for that session: they
+must learn data the tower has not seen, in a session of a few hundred optimiser steps.
 """
 
 from __future__ import annotations
@@ -109,6 +111,8 @@ class CapacityController:
         """The item drift of every session decided so far (the shift rule's history)."""
         self.last_shift: float | None = None
         """The shift score of the latest decision (None: too little history or no rule)."""
+        self.shifted = False
+        """Whether the latest decision was the shift rule's growth."""
 
     # ------------------------------------------------------------------ the model
     def doublings(self, widths: tuple[int, ...]) -> float:
@@ -199,10 +203,12 @@ class CapacityController:
         score = self.shift_score(observation.item_drift)
         self.item_drifts.append(float(observation.item_drift))
         self.last_shift = score
+        self.shifted = False
         threshold = self.config.shift_threshold
         if threshold is not None and score is not None and score > threshold:
             grow = self.candidates(widths)[-1]  # +max(WIDTH_DELTAS), cut to the limits
             if any(d > 0 for d in grow.width_deltas):
+                self.shifted = True
                 return grow
         best, best_gain = keep, 0.0
         for change, gain, margin in self.scores(widths):
@@ -238,7 +244,7 @@ class CapacityController:
         """Everything learning changes, as plain values."""
         return {"values": list(self.values), "sessions": list(self.sessions),
                 "learned": self.learned, "item_drifts": list(self.item_drifts),
-                "last_shift": self.last_shift}  # fmt: skip
+                "last_shift": self.last_shift, "shifted": self.shifted}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue where the controller that wrote ``state`` stopped."""
@@ -248,6 +254,7 @@ class CapacityController:
         self.item_drifts = [float(v) for v in state.get("item_drifts", [])]
         last = state.get("last_shift")
         self.last_shift = None if last is None else float(last)
+        self.shifted = bool(state.get("shifted", False))
 
 
 __all__ = ["MIN_MEASUREMENTS", "SHIFT_HISTORY", "SHIFT_SPREAD_FLOOR", "CapacityController"]

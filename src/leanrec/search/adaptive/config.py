@@ -138,13 +138,15 @@ CapacityController`)."""
     the function, so it costs size, not accuracy) and the next sessions' measurements price the
     new units. None: no shift rule."""
     new_unit_boost: float = 1.0
-    """After a growth, the grown units' weights (their incoming rows and biases, and the
-    columns that read them, head included) take this many times the dense optimiser's step for
-    the rest of the session (1: the same step as every weight). Their outgoing weights start at
-    zero, and one pass at Adam's 3e-4 moves a weight by at most about ``3e-4`` per step (75
-    steps in a session of the planted-drift stream): without it a grown unit needs several
-    sessions to reach the size of a trained one, and the grown tower computes what the tower
-    before it did."""
+    """``capacity_model``: after a growth for a shift of the input (``shift_threshold``), the
+    grown units' weights (their incoming rows and biases, and the columns that read them, head
+    included) take this many times the dense optimiser's step for the rest of the session (1:
+    the same step as every weight). Their outgoing weights start at zero, and one pass at
+    Adam's 3e-4 moves a weight by at most about ``3e-4`` per step (75 steps in a session of the
+    planted-drift stream, against trained weights of about 0.1): without it a grown unit needs
+    several sessions to matter, and the grown tower computes what the tower before it did.
+    A growth the capacity model prices is not boosted: on the warm-ups that lowered the AUC
+    (the tower learns the same data, and fast new units disturb what it has learnt)."""
     seed: int = 0
     """Seeds the controller's networks and action sampling (the experiment sets it per seed)."""
 
@@ -192,16 +194,23 @@ controller decides from a learned model of the reward instead of a sampled polic
 it, its reference model is fixed-medium's tower (what capacity above the tower buys is
 measured every session), and a shift of the input (item drift six standard deviations above
 its history; the warm-ups of the three benchmark streams reached 2.7 at most) grows the tower
-at once; grown units take ten times the dense step for the rest of their session. Why, and
-the figures behind each choice, are in ``docs/design/adaptive.md``."""
+at once, its new units taking ten times the dense step for the rest of that session. Why,
+and the figures behind each choice, are in ``docs/design/adaptive.md``."""
 
 
 def controller_preset(config: AdaptiveConfig, preset: str) -> AdaptiveConfig:
-    """``config`` with the fields of ``preset`` (:data:`CONTROLLER_PRESETS`) set over it."""
+    """``config`` with the fields of ``preset`` (:data:`CONTROLLER_PRESETS`) set over it; the
+    preset's towers (``initial_widths``, ``floor_widths``) cut to ``config``'s width and depth
+    limits (a config with tighter limits than the defaults still takes the preset)."""
     if preset not in CONTROLLER_PRESETS:
         raise ValueError(f"unknown controller preset {preset!r}; choose from "
                          f"{sorted(CONTROLLER_PRESETS)}")  # fmt: skip
-    return dataclasses.replace(config, **CONTROLLER_PRESETS[preset])
+    fields = dict(CONTROLLER_PRESETS[preset])
+    for name in ("initial_widths", "floor_widths"):
+        if fields.get(name) is not None:
+            fields[name] = tuple(min(max(int(w), config.min_width), config.max_width)
+                                 for w in fields[name][: config.max_depth])  # fmt: skip
+    return dataclasses.replace(config, **fields)
 
 
 def check_widths(widths: tuple[int, ...], config: AdaptiveConfig, what: str = "widths") -> None:

@@ -530,7 +530,8 @@ def _decide(
 ) -> dict[str, Any]:
     """Observe, decide and apply at the start of ``session`` (its first chunk ``batch`` is
     predicted, not yet learnt); start the session's forgetting protection and, after a
-    growth, the grown units' boost. Returns what the session row records of it."""
+    growth the method marks ``boost``, the grown units' boost. Returns what the session row
+    records of it."""
     began = time.perf_counter()
     events = batch.events
     previous_session = sessions[session.index - 1]
@@ -572,13 +573,14 @@ def _decide(
         masks = [torch.ones(w, dtype=torch.bool) for w in widths]
     protection, boost = hooks
     protection.start(run.model, run.trainer, masks, grew, previous)
-    if grew and not decision.reset:
+    if grew and decision.boost:
         boost.start(run.model, run.trainer, masks)
     return {
         "observation": dataclasses.asdict(observation),
         "requested": None if decision.change is None else dataclasses.asdict(decision.change),
         "change": None if change is None else dataclasses.asdict(change),
         "reset": decision.reset,
+        "boost": decision.boost,
         "decision_seconds": time.perf_counter() - began,
     }
 
