@@ -5,17 +5,23 @@ For each size (interactions, in millions) the linear-time generator
 items as users, so 0.5M is 10k x 5k and 20M is 400k x 200k) is split 80/10/10 per user, and each
 model trains one BPR epoch (d = 64, batch 8192, one thread, the trainer's default embedding
 optimiser) and then ranks every item for every test user once (train and validation masked).
-LightGCN (2 layers) runs in each propagation mode asked for: ``sampled`` (the batch's sampled
-neighbourhood, fan-out 10) and ``full`` (the whole graph at every step).
+LightGCN (2 layers) runs in each propagation mode asked for: ``auto`` (the default, recorded as
+``default``: full propagation up to ``sampled_above_edges`` training edges, ``snapshot`` above),
+``snapshot`` (a full propagation per epoch, each step corrected through the sampled edges among
+the batch's nodes, fan-out 10), ``sampled`` (the batch's sampled two-hop neighbourhood) and
+``full`` (the whole graph at every step).
 
 Every measurement runs in a subprocess of its own, so its peak resident memory (``ru_maxrss``,
 which includes generating the data) is its own, and a measurement that exceeds ``--cap-minutes``
 is stopped and recorded as capped. Times are CPU seconds of the process (``process_time``), which
-a busy shared machine inflates less than wall time; the wall time is recorded beside them.
+a busy shared machine inflates less than wall time; the wall time and the machine's load averages
+(before and after) are recorded beside them.
 
 At the largest sizes ``--max-epoch-interactions N`` runs the epoch over a random ``N`` of the
 training interactions on the model and graph of the whole training set (every step costs what
-a step of the whole epoch does, so the time per interaction is unchanged), and
+a step of the whole epoch does, so the time per interaction is unchanged; what is done once per
+epoch, the propagation snapshot, is timed apart and counted once per whole epoch in
+``train_us_per_interaction``), and
 ``--max-eval-users N`` ranks every item for a random ``N`` of the test users (time per user).
 
 Prints a table, writes ``results/training_scaling[--tag].json`` (after every measurement, so an
@@ -23,7 +29,7 @@ interrupted run keeps what it measured; ``--resume`` skips what the file already
 of time per training interaction against size, ``results/training_scaling[--tag].png``.
 Run from the repository root:
 
-    python -m benchmarks.perf.training_scaling [--sizes 0.5 2 5 20] [--full-up-to 2]
+    python -m benchmarks.perf.training_scaling [--sizes 0.5 2 5 20] [--modes mf lightgcn:auto]
 """
 
 from __future__ import annotations
@@ -61,6 +67,8 @@ def measure(
     what a step of the whole epoch costs, so the time per interaction is the same, measured in
     a fraction of the time. ``max_eval_users`` (0: all): rank for a random subset of the test
     users (each still against every item), reported per user."""
+    import os
+
     import numpy as np
     import torch
 
@@ -71,6 +79,7 @@ def measure(
     from leanrec.train.bpr import BPRTrainer, TrainerConfig, evaluate_model
 
     torch.set_num_threads(1)
+    load_before = os.getloadavg()
     began = time.perf_counter()
     data = make_synthetic_power_law(round(size_millions * 1e6), seed=seed)
     split = ratio_split(data, (0.8, 0.1, 0.1), seed=seed)
@@ -88,9 +97,21 @@ def measure(
         chosen = np.sort(rng.choice(len(split.train), max_epoch_interactions, replace=False))
         epoch_data = split.train.subset(chosen)
     trainer = BPRTrainer(model, epoch_data, None, config)
+    snapshot_cpu = [0.0]
+    if hasattr(model, "take_snapshot"):  # graph models: time the once-per-epoch snapshot apart
+        take_snapshot = model.take_snapshot
+
+        def timed_snapshot() -> Any:
+            began_snapshot = time.process_time()
+            snapshot = take_snapshot()
+            snapshot_cpu[0] += time.process_time() - began_snapshot
+            return snapshot
+
+        model.take_snapshot = timed_snapshot
     cpu, wall = time.process_time(), time.perf_counter()
     trainer.fit()
     train_cpu, train_wall = time.process_time() - cpu, time.perf_counter() - wall
+    load_after_training = os.getloadavg()
 
     test = split.test
     if max_eval_users > 0 and len(np.unique(test.users)) > max_eval_users:
@@ -101,7 +122,9 @@ def measure(
     evaluate_model(model, evaluator)
     eval_cpu, eval_wall = time.process_time() - cpu, time.perf_counter() - wall
     n_train = len(epoch_data)
+    steps_cpu = train_cpu - snapshot_cpu[0]
     return {
+        "propagation": getattr(model, "training_propagation", "-"),
         "users": data.n_users,
         "items": data.n_items,
         "interactions": len(data),
@@ -112,11 +135,17 @@ def measure(
         "generate_seconds": generate_seconds,
         "train_cpu_seconds": train_cpu,
         "train_wall_seconds": train_wall,
-        "train_us_per_interaction": 1e6 * train_cpu / n_train,
+        "snapshot_cpu_seconds": snapshot_cpu[0],
+        "train_us_per_interaction": 1e6
+        * (steps_cpu / n_train + snapshot_cpu[0] / len(split.train)),
+        "train_us_per_interaction_as_timed": 1e6 * train_cpu / n_train,
         "eval_cpu_seconds": eval_cpu,
         "eval_wall_seconds": eval_wall,
         "eval_us_per_user": 1e6 * eval_cpu / len(evaluator.users),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "load_1min_before": load_before[0],
+        "load_1min_after_training": load_after_training[0],
+        "load_5min_after_training": load_after_training[1],
     }
 
 
@@ -141,9 +170,9 @@ def run_measurement(
 
 
 def add_default_mode(record: dict[str, Any], sizes: list[float]) -> None:
-    """``lightgcn_default_<size>_*``: the measurement of the mode LightGCN's default
-    (``propagation="auto"``) trains with at each size: full up to ``sampled_above_edges``
-    training edges, sampled above."""
+    """``lightgcn_default_<size>_*`` for a run that measured ``full`` and ``sampled`` but not
+    ``auto`` itself: the measurement of the mode the default picked when it chose between
+    those two (full up to ``sampled_above_edges`` training edges, sampled above)."""
     from leanrec.models.lightgcn import LightGCNConfig
 
     threshold = LightGCNConfig().sampled_above_edges
@@ -205,7 +234,7 @@ def main() -> None:
     parser.add_argument(
         "--modes",
         nargs="+",
-        default=["mf", "lightgcn:sampled", "lightgcn:full"],
+        default=["mf", "lightgcn:auto"],
         help="model[:propagation] to measure",
     )
     parser.add_argument(
@@ -235,6 +264,7 @@ def main() -> None:
         return
 
     runs = [(m.partition(":")[0], m.partition(":")[2] or "-") for m in args.modes]
+    names = {"auto": "default"}  # the key of LightGCN's default mode in the record
     record: dict[str, Any] = {
         "sizes_millions": " ".join(label(s) for s in args.sizes),
         "batch_size": BATCH_SIZE,
@@ -251,7 +281,7 @@ def main() -> None:
         )
     for size in args.sizes:
         for model_name, propagation in runs:
-            prefix = f"{model_name}_{propagation}_{label(size)}"
+            prefix = f"{model_name}_{names.get(propagation, propagation)}_{label(size)}"
             if propagation == "full" and size > args.full_up_to:
                 continue
             if args.resume and any(k.startswith(prefix + "_") for k in record):
@@ -261,8 +291,9 @@ def main() -> None:
             print(f"{prefix}: {result}", flush=True)
             write_results("training_scaling", record, args.tag)
 
-    add_default_mode(record, args.sizes)
-    if any(m == "lightgcn" for m, _ in runs):
+    runs = [(m, names.get(p, p)) for m, p in runs]
+    if ("lightgcn", "default") not in runs and any(m == "lightgcn" for m, _ in runs):
+        add_default_mode(record, args.sizes)  # from the full and sampled measurements
         runs.append(("lightgcn", "default"))
     rows = []
     for model_name, propagation in runs:

@@ -31,11 +31,13 @@ import torch
 from leanrec.data.interactions import IdVocabulary, Interactions
 from leanrec.models.base import DotProductRecommender, PairwiseOutput
 
-PROPAGATION_MODES = ("auto", "full", "sampled")
+PROPAGATION_MODES = ("auto", "full", "sampled", "snapshot")
 """How a graph model propagates during training: over the whole graph at every step
-(``"full"``), over the batch's sampled L-hop neighbourhood (``"sampled"``), or ``"auto"``: full
-up to ``sampled_above_edges`` training edges, sampled above. Evaluation always propagates over
-the whole graph, once."""
+(``"full"``), over the batch's sampled L-hop neighbourhood (``"sampled"``), from a full
+propagation taken at the start of each epoch corrected through the edges among the batch's own
+nodes (``"snapshot"``, :class:`PropagationSnapshot`), or ``"auto"``: full up to
+``sampled_above_edges`` training edges, snapshot above. Evaluation always propagates over the
+whole graph, once."""
 
 DEFAULT_SAMPLED_ABOVE_EDGES = 1_000_000
 """Training edges above which ``propagation="auto"`` samples. Below it a full propagation per
@@ -44,7 +46,7 @@ epoch's cost grow with the square of the edges (figures: docs/design/linear-trai
 
 
 def check_propagation(config: Any) -> None:
-    """Validate ``propagation``, ``fanout`` and ``sampled_above_edges`` of a graph config."""
+    """Validate the propagation options of a graph config."""
     if config.propagation not in PROPAGATION_MODES:
         raise ValueError(
             f"propagation must be one of {PROPAGATION_MODES}, got {config.propagation!r}"
@@ -53,6 +55,9 @@ def check_propagation(config: Any) -> None:
         raise ValueError(f"fanout must be at least 1, got {config.fanout}")
     if config.sampled_above_edges < 0:
         raise ValueError(f"sampled_above_edges must be >= 0, got {config.sampled_above_edges}")
+    snapshots = getattr(config, "snapshots_per_epoch", 1)
+    if snapshots < 1:
+        raise ValueError(f"snapshots_per_epoch must be at least 1, got {snapshots}")
 
 
 def normalized_adjacency(train: Interactions, self_loops: bool = False) -> sp.csr_matrix:
@@ -288,6 +293,134 @@ class NeighbourSampler:
         return row_ptr, position[neighbours], weights, grown
 
 
+@dataclass
+class PropagationSnapshot:
+    """Every node's layers from one full propagation, held fixed while a training epoch runs.
+
+    The layers sit side by side in one ``(N, W)`` array, so a batch reads each node's layers
+    with one gather of contiguous memory instead of one random read per layer.
+
+    Attributes:
+        table: ``(N, W)``: for each propagation step ``k = 0..L-1`` its input ``ego_k`` (layer
+            ``k`` of every node; layer 0 is the embedding table) and its aggregate
+            ``side_k = Â ego_k``, each ``(N, d_k)``, at the column spans below.
+        ego: ``ego[k] = (start, stop)``, the columns of ``ego_k``.
+        side: ``side[k] = (start, stop)``, the columns of ``side_k``. For LightGCN
+            ``ego_{k+1} = side_k``: both name the same columns.
+    """
+
+    table: torch.Tensor
+    ego: list[tuple[int, int]]
+    side: list[tuple[int, int]]
+
+    @classmethod
+    def from_layers(
+        cls, egos: list[torch.Tensor], sides: list[torch.Tensor]
+    ) -> PropagationSnapshot:
+        """Lay out ``egos[k]`` and ``sides[k]`` (``(N, d_k)`` each) in one table, storing a
+        tensor that is both some ``sides[k - 1]`` and ``egos[k]`` once."""
+        columns: list[torch.Tensor] = []
+        spans: dict[int, tuple[int, int]] = {}
+        start = 0
+
+        def span(tensor: torch.Tensor) -> tuple[int, int]:
+            nonlocal start
+            if id(tensor) not in spans:
+                spans[id(tensor)] = (start, start + tensor.shape[1])
+                start += tensor.shape[1]
+                columns.append(tensor)
+            return spans[id(tensor)]
+
+        ego = [span(tensor) for tensor in egos[:1]]
+        side: list[tuple[int, int]] = []
+        for index, tensor in enumerate(sides):
+            side.append(span(tensor))
+            if index + 1 < len(egos):
+                ego.append(span(egos[index + 1]))
+        return cls(torch.cat(columns, dim=1), ego, side)
+
+
+class BatchSubgraph:
+    """Sampled edges of the training graph among a batch's nodes, as a symmetric operator.
+
+    The graph is bipartite, so every edge among the batch's nodes lies in the adjacency row of
+    one of the batch's users. Each user draws at most ``F`` (the fan-out) of its neighbours as
+    :class:`NeighbourSampler` does (all of them at ``Â_uv`` if its degree is at most ``F``,
+    else ``F`` uniformly with replacement at ``Â_uv deg(u) / F``) and keeps those in the
+    batch; each kept edge enters in both directions with the same weight. Every entry then
+    equals ``Â_uv`` in expectation, in the user's row and in the item's, and a step costs at
+    most ``F`` entries per batch user, whatever the size of the graph.
+
+    Memory: the graph's CSR arrays and one ``(U + I,)`` position array, reused across steps.
+
+    Args:
+        matrix: the normalised adjacency ``Â`` as a torch CSR tensor (``(N, N)``, users
+            ``0..U-1`` first; :meth:`SparseGraph.torch_csr`, whose arrays are shared).
+        n_users: ``U``.
+        fanout: ``F``.
+    """
+
+    def __init__(self, matrix: torch.Tensor, n_users: int, fanout: int) -> None:
+        self.n_users = n_users
+        self.fanout = fanout
+        self.indptr = matrix.crow_indices()
+        self.indices = matrix.col_indices()
+        self.data = matrix.values()
+        self._position = torch.full((matrix.shape[0],), -1, dtype=torch.int64)
+
+    def operator(self, nodes: torch.Tensor) -> torch.Tensor:
+        """The sampled ``Â[S, S]`` of ``nodes`` (distinct global ids ``S``, ``(n,)``):
+        a symmetric torch CSR tensor of shape ``(n, n)`` indexed by position in ``nodes``."""
+        fanout = self.fanout
+        position = self._position
+        position[nodes] = torch.arange(len(nodes))
+        try:
+            users = nodes[nodes < self.n_users]
+            degree = self.indptr[users + 1] - self.indptr[users]
+            take = degree.clamp(max=fanout)
+            total = int(take.sum())
+            row_start = torch.cumsum(take, 0) - take
+            rank = torch.arange(total) - torch.repeat_interleave(row_start, take, output_size=total)
+            row_degree = torch.repeat_interleave(degree, take, output_size=total)
+            drawn = row_degree > fanout
+            random_offset = (torch.rand(total) * row_degree).long().clamp_(max=row_degree - 1)
+            start = torch.repeat_interleave(self.indptr[users], take, output_size=total)
+            edge = start + torch.where(drawn, random_offset, rank)
+            tail = position[self.indices[edge]]
+            kept = tail >= 0
+            scale = torch.where(drawn, row_degree.to(torch.float32) / fanout, 1.0)
+            weight = (self.data[edge] * scale)[kept]
+            head = torch.repeat_interleave(position[users], take, output_size=total)[kept]
+            tail = tail[kept]
+        finally:
+            position[nodes] = -1
+        rows = torch.cat([head, tail])
+        order = torch.argsort(rows, stable=True)
+        row_ptr = torch.zeros(len(nodes) + 1, dtype=torch.int64)
+        torch.cumsum(torch.bincount(rows, minlength=len(nodes)), 0, out=row_ptr[1:])
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": we rely on @ only
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(
+                row_ptr,
+                torch.cat([tail, head])[order],
+                torch.cat([weight, weight])[order],
+                size=(len(nodes), len(nodes)),
+            )
+
+
+class BatchPropagation(torch.autograd.Function):
+    """``y = M x`` for a symmetric sparse ``M`` (torch CSR); backward is ``M grad``."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+        ctx.matrix = matrix
+        return matrix @ x.detach().contiguous()
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return ctx.matrix @ grad_output.contiguous(), None
+
+
 class GraphRecommender(DotProductRecommender):
     """A dot-product model that propagates over the normalised training graph (LightGCN, NGCF).
 
@@ -303,15 +436,19 @@ class GraphRecommender(DotProductRecommender):
 
     graph: SparseGraph | None = None
     _sampler: NeighbourSampler | None = None
+    _subgraph: BatchSubgraph | None = None
+    _snapshot: PropagationSnapshot | None = None
+    _since_snapshot: int = 0
+    """Training interactions (batch rows) scored since the snapshot was taken."""
 
     @property
     def training_propagation(self) -> str:
-        """``"full"`` or ``"sampled"``: ``config.propagation``, with ``"auto"`` resolved by the
-        attached graph's edges against ``config.sampled_above_edges``."""
+        """``"full"``, ``"sampled"`` or ``"snapshot"``: ``config.propagation``, with ``"auto"``
+        resolved by the attached graph's edges against ``config.sampled_above_edges``."""
         mode = str(self.config.propagation)
         if mode == "auto":
             large = len(self.seen_indices) > self.config.sampled_above_edges
-            return "sampled" if large else "full"
+            return "snapshot" if large else "full"
         return mode
 
     @property
@@ -322,7 +459,7 @@ class GraphRecommender(DotProductRecommender):
     def attach(self, train: Interactions) -> None:
         super().attach(train)
         self.graph = SparseGraph(normalized_adjacency(train))
-        self._sampler = None
+        self._forget_graph_state()
 
     def after_load(self) -> None:
         super().after_load()
@@ -334,7 +471,19 @@ class GraphRecommender(DotProductRecommender):
             item_vocab=IdVocabulary.identity(self.n_items, "item"),
         )
         self.graph = SparseGraph(normalized_adjacency(train))
+        self._forget_graph_state()
+
+    def _forget_graph_state(self) -> None:
         self._sampler = None
+        self._subgraph = None
+        self._snapshot = None
+
+    def train(self, mode: bool = True) -> GraphRecommender:
+        """Also drops the propagation snapshot: the next training step takes a new one, so
+        every epoch (and the steps after an evaluation) starts from the current weights."""
+        self._snapshot = None
+        super().train(mode)
+        return self
 
     def require_graph(self) -> SparseGraph:
         if self.graph is None:
@@ -368,15 +517,89 @@ class GraphRecommender(DotProductRecommender):
         ``(len(hops.nodes[0]), d')``; the same equations as :meth:`final_embeddings`."""
         raise NotImplementedError
 
+    # ------------------------------------------------------------------ snapshot training
+    def propagation_layer(
+        self, index: int, side: torch.Tensor, ego: torch.Tensor, training: bool
+    ) -> torch.Tensor:
+        """Layer ``index + 1`` from layer ``index`` (``ego``, ``(n, d_k)``) and its neighbours'
+        aggregate ``side = (Â ego)`` of the same rows; ``training`` turns dropout on."""
+        raise NotImplementedError
+
+    def readout(self, layers: list[torch.Tensor]) -> torch.Tensor:
+        """Final representations ``(n, d')`` from the layers ``0..L`` of the same ``n`` rows."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def take_snapshot(self) -> PropagationSnapshot:
+        """One full propagation of the current weights, without dropout or gradients:
+        ``(U + I, (L + 1) d)`` for LightGCN, ``(U + I, 2 sum_k d_k)`` for NGCF."""
+        graph = self.require_graph()
+        user_table, item_table = self.id_tables()
+        ego = torch.cat([user_table.all(), item_table.all()], dim=0).detach()
+        egos, sides = [], []
+        for index in range(self.n_hops):
+            side = graph.matmul(ego)
+            egos.append(ego)
+            sides.append(side)
+            ego = self.propagation_layer(index, side, ego, training=False)
+        return PropagationSnapshot.from_layers(egos, sides)
+
+    def batch_subgraph(self) -> BatchSubgraph:
+        """Samples the edges among a batch's nodes with ``config.fanout`` (built on first use)."""
+        if self._subgraph is None or self._subgraph.fanout != self.config.fanout:
+            matrix = self.require_graph().torch_csr(torch.device("cpu"))
+            self._subgraph = BatchSubgraph(matrix, self.n_users, self.config.fanout)
+        return self._subgraph
+
+    def propagate_snapshot(self, nodes: torch.Tensor) -> torch.Tensor:
+        """Final representations of ``nodes`` (distinct global ids, ``(n,)``) -> ``(n, d')``.
+
+        The snapshot is taken at the first step after :meth:`train` and again after every
+        ``len(train) / config.snapshots_per_epoch`` training interactions.
+
+        Step ``k`` aggregates ``side_k = Â ego_k`` as the snapshot's value plus the change of
+        the batch's own rows since the snapshot, passed through the edges among them::
+
+            side_k[S] = snapshot.side[k][S] + Â[S, S] (ego_k[S] - snapshot.ego[k][S])
+
+        where ``ego_0[S]`` are the table rows read now. Neighbours outside the batch enter at
+        their snapshot values, so the forward pass is full propagation of slightly stale
+        weights (exact right after the snapshot), and gradients reach the batch's rows only,
+        through the edges among them (all of full propagation's when the batch holds every
+        node). A step costs the batch's rows and the edges among them, never the graph's
+        size; the snapshot costs one full propagation per epoch.
+        """
+        refresh_every = len(self.seen_indices) / getattr(self.config, "snapshots_per_epoch", 1)
+        if self._snapshot is None or self._since_snapshot >= refresh_every:
+            self._snapshot = self.take_snapshot()
+            self._since_snapshot = 0
+        snapshot = self._snapshot
+        among = self.batch_subgraph().operator(nodes)
+        rows = snapshot.table.index_select(0, nodes)
+        ego = self.node_embeddings(nodes)
+        layers = [ego]
+        for index in range(self.n_hops):
+            stale = rows[:, slice(*snapshot.ego[index])]
+            side = rows[:, slice(*snapshot.side[index])]
+            side = side + BatchPropagation.apply(ego - stale, among)
+            ego = self.propagation_layer(index, side, ego, training=True)
+            layers.append(ego)
+        return self.readout(layers)
+
     def pairwise(
         self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
     ) -> PairwiseOutput:
-        if not self.training or self.training_propagation == "full":
+        mode = self.training_propagation if self.training else "full"
+        if mode == "full":
             return super().pairwise(users, positives, negatives)
         item_nodes = torch.cat([positives, negatives.reshape(-1)]) + self.n_users
         seeds, inverse = torch.unique(torch.cat([users, item_nodes]), return_inverse=True)
-        hops = self.neighbour_sampler().sample(seeds, self.n_hops)
-        final = self.propagate_sampled(hops)[inverse]
+        if mode == "snapshot":
+            final = self.propagate_snapshot(seeds)[inverse]
+            self._since_snapshot += len(users)
+        else:
+            hops = self.neighbour_sampler().sample(seeds, self.n_hops)
+            final = self.propagate_sampled(hops)[inverse]
         n = len(users)
         u = final[:n]
         pos = (u * final[n : 2 * n]).sum(-1)

@@ -32,6 +32,10 @@ class LightGCNConfig:
     edges). Evaluation always propagates in full."""
     fanout: int = 10
     """``F``, neighbours kept per node and hop when training samples."""
+    snapshots_per_epoch: int = 1
+    """With ``propagation="snapshot"``: full propagations per epoch's worth of training
+    interactions (the first at the epoch's start); more keep the neighbours outside the batch
+    fresher, each at the cost of one forward propagation over the graph."""
     sampled_above_edges: int = DEFAULT_SAMPLED_ABOVE_EDGES
     """With ``propagation="auto"``: sample when the training graph has more edges than this
     (below it a full propagation costs about as much and is exact)."""
@@ -86,3 +90,13 @@ class LightGCN(GraphRecommender):
             layer = operator.matmul(layer)
             total = total + layer[:n_seeds]
         return total / (self.config.n_layers + 1)
+
+    def propagation_layer(
+        self, index: int, side: torch.Tensor, ego: torch.Tensor, training: bool
+    ) -> torch.Tensor:
+        """``e^(k+1) = (Â e^(k))``: the aggregate itself."""
+        return side
+
+    def readout(self, layers: list[torch.Tensor]) -> torch.Tensor:
+        """The mean of the ``K + 1`` layers."""
+        return torch.stack(layers).mean(0)

@@ -36,6 +36,10 @@ class NGCFConfig:
     ``sampled_above_edges`` training edges, sampled above). Evaluation propagates in full."""
     fanout: int = 10
     """Neighbours kept per node and hop when training samples."""
+    snapshots_per_epoch: int = 1
+    """With ``propagation="snapshot"``: full propagations per epoch's worth of training
+    interactions (the first at the epoch's start); more keep the neighbours outside the batch
+    fresher, each at the cost of one forward propagation over the graph."""
     sampled_above_edges: int = DEFAULT_SAMPLED_ABOVE_EDGES
     """With ``propagation="auto"``: sample when the training graph has more edges than this
     (below it a full propagation costs about as much and is exact)."""
@@ -103,3 +107,16 @@ class NGCF(GraphRecommender):
             ego = self.dropout(ego)
             layers.append(F.normalize(ego[:n_seeds], p=2, dim=1))
         return torch.cat(layers, dim=1)
+
+    def propagation_layer(
+        self, index: int, side: torch.Tensor, ego: torch.Tensor, training: bool
+    ) -> torch.Tensor:
+        """``LeakyReLU(W1 (L E + E) + W2 (L E ⊙ E))`` of layer ``index``, with message dropout
+        when ``training``."""
+        w1, w2 = self.graph_weights[index], self.bilinear_weights[index]
+        ego = F.leaky_relu(w1(side + ego) + w2(side * ego), negative_slope=0.2)
+        return self.dropout(ego) if training else ego
+
+    def readout(self, layers: list[torch.Tensor]) -> torch.Tensor:
+        """Layer 0 and the L2-normalised layers ``1..L``, concatenated."""
+        return torch.cat([layers[0], *(F.normalize(x, p=2, dim=1) for x in layers[1:])], dim=1)
