@@ -296,7 +296,8 @@ _ADAPTIVE_METHODS = (
     ("adaptive_a2c", "adaptive, paper preset, actor-critic (the paper preset's λ)"),
     (
         "adaptive_leanrec",
-        "**adaptive, leanrec preset** (learned reward model; λ chosen on the warm-up)",
+        "**adaptive, leanrec preset** (learned reward model, grown from fixed small; λ chosen "
+        "on the warm-up)",
     ),
     ("adaptive_leanrec_freeze", "adaptive, leanrec preset, old units frozen after growth"),
     ("adaptive_leanrec_ewc", "adaptive, leanrec preset, EWC penalty"),
@@ -457,8 +458,10 @@ def _adaptive_growth_table() -> Table:
             "method",
             "growth at the drift, seeds 0 / 1 / 2",
             "mean",
+            "at the other boundaries, seeds 0 / 1 / 2",
             "mean at the other boundaries",
-            "grows at the drift",
+            "grows at the drift (means)",
+            "on every seed",
         ),
         tuple(
             (
@@ -468,8 +471,13 @@ def _adaptive_growth_table() -> Table:
                     *(f"{goal}|{method}|seed{s}|growth" for s in range(3)),
                 ),
                 F("{:+.1f}", f"{goal}|{method}|growth"),
+                F(
+                    "{:+.1f} / {:+.1f} / {:+.1f}",
+                    *(f"{goal}|{method}|seed{s}|growth_elsewhere" for s in range(3)),
+                ),
                 F("{:+.1f}", f"{goal}|{method}|growth_elsewhere"),
                 F("{}", f"{goal}|{method}|grows_at_drift", transform=_yes),
+                F("{}", f"{goal}|{method}|grows_at_drift_every_seed", transform=_yes),
             )
             for method, label in _ADAPTIVE_GROWERS
         ),

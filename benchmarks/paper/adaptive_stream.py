@@ -458,6 +458,9 @@ def _drift_goal(
             at.append(at_drift)
             placebo.append(float(np.mean(others_present)))
             out[_key(prefix, "4", method, f"seed{member['seed']}", "growth")] = at_drift
+            out[_key(prefix, "4", method, f"seed{member['seed']}", "growth_elsewhere")] = (
+                placebo[-1]
+            )
             out[_key(prefix, "4", method, "drift_session")] = boundary
         if not at:
             continue
@@ -466,6 +469,9 @@ def _drift_goal(
         out[_key(prefix, "4", method, "growth_elsewhere")] = mean_placebo
         out[_key(prefix, "4", method, "grows_at_drift")] = bool(
             mean_at > 0 and mean_at > mean_placebo
+        )
+        out[_key(prefix, "4", method, "grows_at_drift_every_seed")] = all(
+            a > 0 and a > p for a, p in zip(at, placebo, strict=True)
         )
         if method in CONTROLLERS:
             out[_key(prefix, method, "4_met")] = out[_key(prefix, "4", method, "grows_at_drift")]
