@@ -14,6 +14,10 @@ Example::
     result.artifacts["ciess_c90"]              # the masked checkpoint (model_from_checkpoint)
     result.save("ciess-ml-1m")                 # results, plots and models in one folder
 
+    # CIESS as its paper wrote it, or leanrec's variant without its validation screen
+    search_embedding_sizes(EmbeddingSizeExperiment(dataset="ml-100k"), preset="paper")
+    search_embedding_sizes(EmbeddingSizeExperiment(), preset="leanrec", without=("screen",))
+
 A rerun with the same ``out_dir`` resumes: finished rows, the warm start, the search and the
 retrainings are taken from the run directory.
 """
@@ -22,15 +26,25 @@ from __future__ import annotations
 
 from leanrec.runner.rundir import Log
 from leanrec.search.base import ExperimentResult
-from leanrec.search.embedding_size.config import EmbeddingSizeExperiment
+from leanrec.search.embedding_size.config import EmbeddingSizeExperiment, apply_preset
 from leanrec.search.embedding_size.experiment import run_experiment
 
 
 def search_embedding_sizes(
-    experiment: EmbeddingSizeExperiment, log: Log = print
+    experiment: EmbeddingSizeExperiment,
+    log: Log = print,
+    preset: str | None = None,
+    without: tuple[str, ...] = (),
 ) -> ExperimentResult:
     """Run (or resume) ``experiment``: the warm start, CIESS's search and every baseline at
     every target sparsity, each model chosen on validation and tested once at the end.
+
+    Args:
+        preset: ``"paper"`` or ``"leanrec"``: set that preset's fields over ``experiment``
+            first (:func:`~leanrec.search.embedding_size.config.apply_preset`); None: the
+            experiment as given.
+        without: with ``preset``, the additions of leanrec to turn off
+            (:data:`~leanrec.search.embedding_size.config.LEANREC_ADDITIONS`).
 
     Returns:
         The rows (one per method and budget, plus the full-size references), the summary
@@ -39,6 +53,10 @@ def search_embedding_sizes(
         checkpoint), ``ciess_c<c>_packed`` (safetensors of the packed rows) and
         ``ciess_c<c>_sizes`` (``users``/``items`` sizes, npz).
     """
+    if preset is not None:
+        experiment = apply_preset(experiment, preset, without)
+    elif without:
+        raise ValueError("without turns additions of a preset off: give preset too")
     return run_experiment(experiment, log=log)
 
 

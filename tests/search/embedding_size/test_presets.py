@@ -170,6 +170,18 @@ def test_each_switch_changes_exactly_its_own_fields() -> None:
         assert flat["search.pretrain.embedding_optimizer"] == "dense_adam"
 
 
+def test_the_python_api_takes_a_preset(monkeypatch: pytest.MonkeyPatch) -> None:
+    import leanrec.api.embedding_size as api
+
+    seen: list[EmbeddingSizeExperiment] = []
+    monkeypatch.setattr(api, "run_experiment", lambda exp, log: seen.append(exp))
+    api.search_embedding_sizes(EmbeddingSizeExperiment(), preset="paper")
+    api.search_embedding_sizes(EmbeddingSizeExperiment(), preset="leanrec", without=("screen",))
+    assert [preset_label(e) for e in seen] == ["paper", "leanrec without screen"]
+    with pytest.raises(ValueError, match="give preset"):
+        api.search_embedding_sizes(EmbeddingSizeExperiment(), without=("screen",))
+
+
 def test_an_option_set_after_a_preset_shows_in_the_label() -> None:
     paper = apply_preset(EmbeddingSizeExperiment(), "paper")
     assert preset_label(paper) == "paper"
