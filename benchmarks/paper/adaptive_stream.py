@@ -51,7 +51,11 @@ hold and says, per dataset, which rows are missing (``<dataset>|partial``). Writ
     python -m benchmarks.paper.adaptive_stream --quick   # a tiny drift stream, seconds
 
 Seeds may run in parallel in separate roots (``--runs A --seeds 0 1`` and ``--runs B --seeds
-2``) and be assembled by ``--runs A --merge B --seeds 0 1 2 --no-run``.
+2``) and be assembled by ``--runs A --merge B --seeds 0 1 2 --no-run``. A method changed since
+a run reruns alone in new roots (``--methods M --no-sweep``: at its headline ``λ`` only; one
+root per seed in parallel) and is assembled by ``--runs N0 --rerun N1 N2 --merge OLD...
+--drop M [variants of M] --no-run``: rows of the new roots win, the dropped methods' rows of the
+older roots are left out, and a dropped method that was not rerun is not expected.
 """
 
 from __future__ import annotations

@@ -108,10 +108,13 @@ def test_goals_by_hand() -> None:
     assert flat[f"{goal}|4|adaptive|drift_session"] == 4
     assert flat[f"{goal}|4|adaptive|growth"] == pytest.approx(32.0)
     assert flat[f"{goal}|4|adaptive|growth_elsewhere"] == pytest.approx(64 / 3)
+    assert flat[f"{goal}|4|adaptive|seed0|growth_elsewhere"] == pytest.approx(64 / 3)
+    assert flat[f"{goal}|4|adaptive|grows_at_drift_every_seed"]
     # always-grow adds 16 units every session: 48 at every boundary, not more at the drift
     assert flat[f"{goal}|4|always_grow|growth"] == pytest.approx(48.0)
     assert flat[f"{goal}|4|always_grow|growth_elsewhere"] == pytest.approx(48.0)
     assert not flat[f"{goal}|4|always_grow|grows_at_drift"]
+    assert not flat[f"{goal}|4|always_grow|grows_at_drift_every_seed"]
     # capacity check, large minus small: sessions 0-3 (0, 0, 0, 0.02) -> 0.005, sessions 4-7
     # (0.1, 0.1, 0.1, 0.06) -> 0.09; three on each side: 1-3 -> 0.02 / 3, 4-6 -> 0.1
     assert flat[f"{goal}|4_large_minus_small_before"] == pytest.approx(0.005)
@@ -159,3 +162,23 @@ def test_quick_run_writes_the_goals_and_resumes(
     }
     for suffix in ("", "--sessions", "--choices"):
         assert (tmp_path / "results" / f"adaptive_stream--t{suffix}.png").stat().st_size > 0
+    # one method rerun in another root at its headline λ, assembled beside the first root's
+    # rows: the rerun row wins, the dropped variants' older rows are left out and not expected
+    rerun = tmp_path / "rerun"
+    script.main(["--quick", "--seeds", "0", "--runs", str(rerun), "--tag", "r", "--methods",
+                 "adaptive_leanrec", "--no-sweep"])  # fmt: skip
+    new_rows = json.loads((rerun / "planted-drift" / "rows.json").read_text())
+    assert [r["method"] for r in new_rows] == ["adaptive_leanrec"] and new_rows[0]["chosen"]
+    dropped = ("adaptive_leanrec", "adaptive_leanrec_freeze", "adaptive_leanrec_ewc")
+    script.main(["--quick", "--seeds", "0", "--runs", str(rerun), "--merge", str(runs),
+                 "--drop", *dropped, "--no-run", "--tag", "m"])  # fmt: skip
+    merged = json.loads((tmp_path / "results" / "adaptive_stream--m.json").read_text())
+    penalty = script._penalty(new_rows[0]["penalty"])
+    assert merged[f"planted-drift|adaptive_leanrec|{penalty}|seed0|auc"] == pytest.approx(
+        new_rows[0]["total"]["auc"]
+    )
+    assert not any(k.startswith("planted-drift|adaptive_leanrec_freeze|") for k in merged)
+    assert not merged["planted-drift|partial"]
+    assert merged["planted-drift|adaptive|chosen|auc_mean"] == flat[
+        "planted-drift|adaptive|chosen|auc_mean"
+    ]  # the paper preset's rows come from the first root unchanged
