@@ -6,6 +6,10 @@ Each variant is one resumable ``leanrec experiment embedding-size`` run in ``<ou
 - ``paper``: ``--preset paper`` with CIESS, SU, SR, PEP and MagPrune (every mask retrained
   from scratch to convergence, the pruners on an ordinary model);
 - ``leanrec``: ``--preset leanrec`` with the same methods (the warm-start protocol);
+- ``paper@baselines``, ``leanrec@baselines``: the same runs' baselines in a second process
+  (own run directory, rows read as the preset's), so that two cores share the work;
+- ``<variant>@c90``: one budget of a variant's CIESS in a process of its own, from the
+  variant's finished search (copied in);
 - ``without-<addition>``: ``--preset leanrec --without <addition>``, CIESS only. An addition
   that does not change the search (the screen, the rescaling, the projections, the retraining's
   start, epoch-0 validation) reuses the ``leanrec`` run's search, copied in; every variant
@@ -64,6 +68,13 @@ ABLATED = tuple(name for name in LEANREC_ADDITIONS if name != "pruning_base")
 difference between the two presets' PEP and MagPrune rows)."""
 
 
+def split_budget(variant: str) -> tuple[str, float] | None:
+    """``("leanrec", 0.9)`` for ``leanrec@c90``: one budget of a variant's CIESS in a process
+    of its own, from the variant's finished search (copied in); None for other names."""
+    base, _, budget = variant.partition("@c")
+    return (base, int(budget) / 100) if budget.isdigit() else None
+
+
 def variant_command(variant: str, out: Path, args: argparse.Namespace) -> list[str]:
     """The ``leanrec`` arguments of one variant."""
     common = [
@@ -71,8 +82,19 @@ def variant_command(variant: str, out: Path, args: argparse.Namespace) -> list[s
         "--out", str(out / variant), "--seed", str(args.seed), "--num_threads", "1",
         "--data-dir", str(data_dir()),
     ]  # fmt: skip
+    split = split_budget(variant)
+    if split is not None:
+        base, target = split
+        command = variant_command(base, out, args)
+        command[command.index("--out") + 1] = str(out / variant)
+        methods = command.index("--methods")
+        command[methods + 1 : methods + 1 + len(FULL_METHODS)] = ["ciess"]
+        return [*command, "--target_sparsities", f"[{target}]"]
     if variant in ("paper", "leanrec"):
         return [*common, "--preset", variant, "--methods", *FULL_METHODS, *args.extra]
+    if variant in ("paper@baselines", "leanrec@baselines"):  # the baselines in a second process
+        preset = variant.split("@")[0]
+        return [*common, "--preset", preset, "--methods", *FULL_METHODS[1:], *args.extra]
     addition = variant.removeprefix("without-")
     if addition not in ABLATED:
         raise SystemExit(f"unknown variant {variant!r}: paper, leanrec or without-<{ABLATED}>")
@@ -83,8 +105,19 @@ def variant_command(variant: str, out: Path, args: argparse.Namespace) -> list[s
 def run_variant(args: argparse.Namespace) -> None:
     out = Path(args.out)
     target = out / args.variant
-    addition = args.variant.removeprefix("without-")
-    if args.variant.startswith("without-"):
+    split = split_budget(args.variant)
+    if split is not None:
+        base = split[0]
+        keeps = base.startswith("without-") and base.removeprefix("without-") in SEARCH_KEEPING
+        source = out / ("leanrec" if keeps else base)
+        if not (source / "search_state.pt").exists():
+            raise SystemExit(f"{args.variant} reuses {source.name}'s search: run it first")
+        target.mkdir(parents=True, exist_ok=True)
+        for name in (*REUSED_FILES, "ordinary.pt"):
+            if (source / name).exists() and not (target / name).exists():
+                shutil.copy2(source / name, target / name)
+    addition = args.variant.split("@")[0].removeprefix("without-")
+    if args.variant.startswith("without-") or args.variant.endswith("@baselines"):
         # the full-size models are the same for every variant (same split, seed and
         # pretraining): copied from the presets' runs when they are there
         target.mkdir(parents=True, exist_ok=True)
@@ -139,12 +172,12 @@ def assemble(args: argparse.Namespace) -> None:
     results: dict[str, Any] = {"dataset": args.dataset, "model": args.model}
     table = []
     for directory in sorted(p for p in out.iterdir() if (p / "rows.json").exists()):
-        variant = directory.name
+        variant = directory.name.split("@")[0]  # paper@baselines: the paper variant's rows
         timings = json.loads((directory / "timings.json").read_text()) if (
             directory / "timings.json").exists() else {}  # fmt: skip
         for key in ("search_seconds", "seconds_per_iteration", "pretrain_seconds",
                     "ordinary_pretrain_seconds"):  # fmt: skip
-            if key in timings:
+            if key in timings and directory.name == variant:
                 results[f"{variant}:{key}"] = float(timings[key])
         for row in _rows(directory):
             c = row["target_sparsity"]
