@@ -318,9 +318,11 @@ def main() -> None:
     ratios = {k: v for k, v in record.items() if "_ratio_" in k}
     for key, value in ratios.items():
         print(f"{key}: {value:.2f}x per interaction")
+    from leanrec.models.lightgcn import LightGCNConfig
+
     print("(MF does the same work per interaction at every size: its ratio is what larger tables")
     print(" missing the cache cost; LightGCN default: full propagation up to")
-    print(f" {record.get('lightgcn_sampled_above_edges')} training edges, sampled above)")
+    print(f" {LightGCNConfig().sampled_above_edges} training edges, snapshot above)")
     print(f"wrote {write_results('training_scaling', record, args.tag)}")
     plot(record, runs, args.sizes, args.tag)
 

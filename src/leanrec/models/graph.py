@@ -512,6 +512,18 @@ class GraphRecommender(DotProductRecommender):
         order[torch.cat([user_rows, item_rows])] = torch.arange(len(nodes))
         return stacked[order]
 
+    def sorted_node_embeddings(self, nodes: torch.Tensor) -> torch.Tensor:
+        """:meth:`node_embeddings` of ascending ids (users first, then items: two lookups
+        and one concatenation, no reordering) -> ``(n, d)``."""
+        user_table, item_table = self.id_tables()
+        n_user_nodes = int(torch.searchsorted(nodes, self.n_users))
+        return torch.cat(
+            [
+                user_table.lookup(nodes[:n_user_nodes]),
+                item_table.lookup(nodes[n_user_nodes:] - self.n_users),
+            ]
+        )
+
     def propagate_sampled(self, hops: SampledHops) -> torch.Tensor:
         """Final representations of ``hops.nodes[0]`` computed over the sampled hops,
         ``(len(hops.nodes[0]), d')``; the same equations as :meth:`final_embeddings`."""
@@ -552,7 +564,8 @@ class GraphRecommender(DotProductRecommender):
         return self._subgraph
 
     def propagate_snapshot(self, nodes: torch.Tensor) -> torch.Tensor:
-        """Final representations of ``nodes`` (distinct global ids, ``(n,)``) -> ``(n, d')``.
+        """Final representations of ``nodes`` (ascending distinct global ids, ``(n,)``) ->
+        ``(n, d')``.
 
         The snapshot is taken at the first step after :meth:`train` and again after every
         ``len(train) / config.snapshots_per_epoch`` training interactions.
@@ -576,7 +589,7 @@ class GraphRecommender(DotProductRecommender):
         snapshot = self._snapshot
         among = self.batch_subgraph().operator(nodes)
         rows = snapshot.table.index_select(0, nodes)
-        ego = self.node_embeddings(nodes)
+        ego = self.sorted_node_embeddings(nodes)
         layers = [ego]
         for index in range(self.n_hops):
             stale = rows[:, slice(*snapshot.ego[index])]
@@ -594,8 +607,8 @@ class GraphRecommender(DotProductRecommender):
             return super().pairwise(users, positives, negatives)
         item_nodes = torch.cat([positives, negatives.reshape(-1)]) + self.n_users
         seeds, inverse = torch.unique(torch.cat([users, item_nodes]), return_inverse=True)
-        if mode == "snapshot":
-            final = self.propagate_snapshot(seeds)[inverse]
+        if mode == "snapshot":  # seeds ascend (torch.unique), as propagate_snapshot needs
+            final = self.propagate_snapshot(seeds).index_select(0, inverse)
             self._since_snapshot += len(users)
         else:
             hops = self.neighbour_sampler().sample(seeds, self.n_hops)
