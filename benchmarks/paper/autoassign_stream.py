@@ -86,6 +86,11 @@ SIZE_GRID = (0.25, 0.5, 1.0, 2.0, 4.0)
 """Hashing buckets, QR slots and LFU/LRU rows as shares of the warm-up's IDs per field: the
 experiment's grid (1/8 to 1x) without 1/8 and with 2x and 4x, so that the curves reach
 all-unique's bytes (a stream holds several times its warm-up's IDs); 1/8 is left out for time."""
+THRESHOLD_GRID = (2, 5, 10, 20, 50, 100, 200)
+"""The frequency threshold's ``n``: the experiment's grid (2 to 20) and 50, 100, 200 after it.
+On ML-1M every ``n`` up to 20 ends at the same bytes (each field's rows at the same power-of-two
+capacity), so the curve had one byte value; the larger ``n`` give it points at fewer bytes (the
+grid was extended before any of them ran, continuing its steps)."""
 VIEWS = ("user", "item", "either")
 FIGURES = ("auc", "log_loss", "accuracy", "mse", "cold_auc", "embedding_bytes", "agent_bytes",
            "max_embedding_bytes", "events_per_second")  # fmt: skip
@@ -121,6 +126,7 @@ def experiment_for(
         "objectives": tuple(objectives),
         "levels_grid": LEVELS_GRID,
         "size_grid": SIZE_GRID,
+        "threshold_grid": THRESHOLD_GRID,
         "num_threads": 1,
     }
     if quick:  # a tiny synthetic stream: two points per curve, one small MLP
@@ -577,6 +583,7 @@ def main(argv: list[str] | None = None) -> None:
         "runs": str(root),
         "levels_grid": ",".join(str(k) for k in LEVELS_GRID),
         "size_grid": ",".join(f"{s:g}" for s in SIZE_GRID),
+        "threshold_grid": ",".join(str(n) for n in THRESHOLD_GRID),
         "presets": json.dumps(PRESETS),
     }
     for dataset in datasets:

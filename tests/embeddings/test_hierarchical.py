@@ -300,3 +300,108 @@ def test_parked_rows_survive_compaction_and_a_save_load() -> None:
     assert torch.equal(copy.lookup(ids), table.lookup(ids))
     # a table without parking keeps its state-dict keys (saved models load as before)
     assert "parked_values" not in HierarchicalSharedEmbedding(4, 3).state_dict()
+
+
+def _parked_and_back(**options: object) -> tuple[HierarchicalSharedEmbedding, torch.Tensor]:
+    """d = 2, k = 1: ID 0 ascends, takes one Adagrad step with gradient (2, 0.5) (sums 4 and
+    0.25), descends (parked) and ascends again. Returns the table and the resumed row's sums."""
+    table = HierarchicalSharedEmbedding(2, 2, levels=1, min_capacity=2, park=True, **options)
+    optimizer = torch.optim.Adagrad(table.parameters(), lr=0.1)
+    table.row_sync(optimizer)
+    table.observe(torch.tensor([0]))
+    table.move(torch.tensor([0]), torch.tensor([ASCEND]))
+    (table.lookup(torch.tensor([0])) * torch.tensor([2.0, 0.5])).sum().backward()
+    optimizer.step()
+    table.move(torch.tensor([0]), torch.tensor([DESCEND]))
+    table.move(torch.tensor([0]), torch.tensor([ASCEND]))
+    row = int(table.unique.rows(torch.tensor([0])))
+    return table, optimizer.state[table.unique.weight]["sum"][row]
+
+
+def test_a_parked_rows_optimiser_state_per_column() -> None:
+    # mean: both columns resume at (4 + 0.25) / 2 = 2.125; columns: at 4 and 0.25 (bfloat16
+    # holds both exactly); log8: 4 exactly (the row's largest, bfloat16), and 0.25 = 4 * 2^-4,
+    # code 8 * 4 = 32, exact too
+    assert _parked_and_back()[1].tolist() == [2.125, 2.125]
+    assert _parked_and_back(park_state="columns")[1].tolist() == [4.0, 0.25]
+    table, sums = _parked_and_back(park_state="log8")
+    assert sums.tolist() == [4.0, 0.25]
+    assert table.parked_accumulator.dtype == torch.uint8
+    # bytes per parked slot: int8 values d, scale 2, codes d, largest sum 2 -> 2d + 4 = 8
+    assert table.nbytes() - _parked_and_back(park_state="mean")[0].nbytes() == 256 * (2 - 2 + 2)
+
+
+def test_log8_state_is_within_a_sixteenth_octave_and_float16_values_round_less() -> None:
+    table = HierarchicalSharedEmbedding(4, 17, levels=1, park=True, park_state="log8")
+    generator = torch.Generator().manual_seed(0)
+    sums = torch.rand(50, 17, generator=generator) * 10.0 ** -torch.randint(2, 9, (50, 1))
+    slots = table._free_slots(50)
+    table._store_state(slots, sums)
+    # sums from 1e-2 down to 1e-9 (a young row's): within 2^(±1/16), and the largest's
+    # bfloat16 rounding (2^-9)
+    ratio = table._read_state(slots) / sums
+    assert float(ratio.min()) >= 2 ** (-1 / 16) - 2e-3
+    assert float(ratio.max()) <= 2 ** (1 / 16) + 2e-3
+    # float16 values: a parked row comes back within float16 rounding (2^-11 relative)
+    table16, _ = _parked_and_back(park_values="float16", park_state="log8")
+    assert table16.parked_values.dtype == torch.float16
+    with pytest.raises(ValueError, match="park_values"):
+        HierarchicalSharedEmbedding(4, 2, park=True, park_values="int4")
+
+
+def test_fresh_accumulator_starts_a_new_rows_sum_a_resumed_row_keeps_its_own() -> None:
+    table = HierarchicalSharedEmbedding(3, 2, levels=1, min_capacity=2, park=True,
+                                        park_state="columns", fresh_accumulator=0.5)  # fmt: skip
+    optimizer = torch.optim.Adagrad(table.parameters(), lr=0.1)
+    table.row_sync(optimizer)
+    table.observe(torch.tensor([0, 1]))
+    table.move(torch.tensor([0, 1]), torch.full((2,), ASCEND))
+    # the first step: lr * g / sqrt(0.5 + g^2) with g = 1 -> 0.1 / sqrt(1.5), not lr * sign(g)
+    before = table.lookup(torch.tensor([0])).detach().clone()
+    table.lookup(torch.tensor([0])).sum().backward()
+    optimizer.step()
+    step = before - table.lookup(torch.tensor([0])).detach()
+    torch.testing.assert_close(step, torch.full((1, 2), 0.1 / 1.5**0.5))
+    table.move(torch.tensor([0]), torch.tensor([DESCEND]))  # parked with sums 1.5
+    table.observe(torch.tensor([2]))
+    table.move(torch.tensor([0, 2]), torch.full((2,), ASCEND))
+    state = optimizer.state[table.unique.weight]["sum"]
+    rows = table.unique.rows(torch.tensor([0, 2]))
+    torch.testing.assert_close(state[rows], torch.tensor([[1.5, 1.5], [0.5, 0.5]]))
+    copy = table_from_spec_of(table)
+    assert copy.fresh_accumulator == 0.5 and copy.park_state == "columns"
+
+
+def table_from_spec_of(table: HierarchicalSharedEmbedding) -> HierarchicalSharedEmbedding:
+    """A table rebuilt from ``table``'s spec and state dict (a saved model's round trip)."""
+    from leanrec.embeddings import table_from_spec
+
+    copy = table_from_spec(table.spec(), table.num_embeddings, table.embedding_dim)
+    copy.load_state_dict(table.state_dict())
+    ids = torch.arange(table.num_embeddings)
+    assert torch.equal(copy.lookup(ids), table.lookup(ids))
+    assert isinstance(copy, HierarchicalSharedEmbedding)
+    return copy
+
+
+def test_profile_state_is_the_rows_mean_times_the_tables_column_shape() -> None:
+    # rows parked with column sums (4, 0.25) and (1, 1): means 2.125 and 1, shapes (each sum
+    # over its row's mean) (32/17, 2/17) and (1, 1); the profile is their mean
+    # ((32/17 + 1) / 2, (2/17 + 1) / 2) = (49/34, 19/34), and a row resumes at its mean times it
+    table = HierarchicalSharedEmbedding(4, 2, levels=1, park=True, park_state="profile")
+    slots = table._free_slots(2)
+    table._store_state(slots, torch.tensor([[4.0, 0.25], [1.0, 1.0]]))
+    torch.testing.assert_close(table.parked_profile, torch.tensor([49 / 34, 19 / 34]))
+    resumed = torch.tensor([[2.125 * 49 / 34, 2.125 * 19 / 34], [49 / 34, 19 / 34]])
+    torch.testing.assert_close(table._read_state(slots), resumed)
+    # a later row counts as one row more: profile (2 * (49/34, 19/34) + (1, 1)) / 3
+    table._store_state(table._free_slots(1), torch.tensor([[2.0, 2.0]]))
+    torch.testing.assert_close(
+        table.parked_profile, torch.tensor([(49 / 17 + 1) / 3, (19 / 17 + 1) / 3])
+    )
+    assert int(table.parked_profile_rows) == 3
+    assert torch.equal(table_from_spec_of(table).parked_profile, table.parked_profile)
+    # no bytes per parked row beyond the mean's 2: d + 4 per slot, the profile once per table
+    plain = HierarchicalSharedEmbedding(4, 2, levels=1, park=True)
+    plain._free_slots(3)
+    assert table.nbytes() == plain.nbytes() + 4 * 2 + 8

@@ -78,10 +78,11 @@ class RowRelayout:
 class RowReset:
     """Rows (int64, shape ``(k,)``) just given to new IDs: per-row state must start afresh.
 
-    ``accumulator`` (float32 ``(k,)``, optional): the rows resume an ID's earlier row (e.g. one
-    parked by :class:`~leanrec.embeddings.HierarchicalSharedEmbedding`), and a per-row sum of
-    squared gradients (Adagrad's) starts at this value instead of 0, so the resumed row keeps
-    its small steps rather than taking a fresh row's first large ones."""
+    ``accumulator`` (float32 ``(k,)``, or ``(k, d)`` one per column; optional): the rows resume
+    an ID's earlier row (e.g. one parked by
+    :class:`~leanrec.embeddings.HierarchicalSharedEmbedding`), and a per-row sum of squared
+    gradients (Adagrad's) starts at this value instead of 0, so the resumed row keeps its small
+    steps rather than taking a fresh row's first large ones."""
 
     rows: torch.Tensor
     accumulator: torch.Tensor | None = None
@@ -266,13 +267,14 @@ class GrowingEmbedding(StreamTable):
         """Attach an :class:`OptimizerRowSync` for ``weight``."""
         OptimizerRowSync(optimizer, self)
 
-    def accumulators(self, rows: torch.Tensor) -> torch.Tensor | None:
+    def accumulators(self, rows: torch.Tensor, columns: bool = False) -> torch.Tensor | None:
         """Per row, the mean of its optimiser's sum of squared gradients (Adagrad's ``sum``),
-        float32 ``(k,)``; None when no attached optimiser keeps one (yet)."""
+        float32 ``(k,)``, or with ``columns`` every column's sum ``(k, d)``; None when no
+        attached optimiser keeps one (yet)."""
         for listener in self._listeners:
             read = getattr(listener, "accumulators", None)
             if read is not None:
-                values = read(rows)
+                values = read(rows, columns)
                 if values is not None:
                     return values
         return None
@@ -425,14 +427,17 @@ class OptimizerRowSync:
             elif value.shape[0] == self.table.capacity:
                 value[event.rows] = 0
                 if key == SUM_STATE and event.accumulator is not None:
-                    value[event.rows] = event.accumulator.to(value.dtype).reshape(
-                        -1, *([1] * (value.dim() - 1))
-                    )
+                    start = event.accumulator.to(value.dtype)
+                    if start.dim() == 1:  # one value per row, for all its columns
+                        start = start.reshape(-1, *([1] * (value.dim() - 1)))
+                    value[event.rows] = start
 
-    def accumulators(self, rows: torch.Tensor) -> torch.Tensor | None:
-        """Mean of Adagrad's ``sum`` over each row's columns, float32 ``(k,)`` (None: the
-        optimiser keeps no such state for the table, or has taken no step yet)."""
+    def accumulators(self, rows: torch.Tensor, columns: bool = False) -> torch.Tensor | None:
+        """Mean of Adagrad's ``sum`` over each row's columns, float32 ``(k,)``, or with
+        ``columns`` the sums themselves ``(k, d)`` (None: the optimiser keeps no such state for
+        the table, or has taken no step yet)."""
         value = self.optimizer.state.get(self.table.weight, {}).get(SUM_STATE)
         if not isinstance(value, torch.Tensor) or value.shape[0] != self.table.capacity:
             return None
-        return value[rows].reshape(len(rows), -1).mean(dim=1).float()
+        per_row = value[rows].reshape(len(rows), -1).float()
+        return per_row if columns else per_row.mean(dim=1)

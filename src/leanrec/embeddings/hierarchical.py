@@ -32,6 +32,7 @@ per-ID state itself is an error (``ValueError``), never a silent excess.
            + (4 + 1 + 4) * id_capacity        # per ID: row (int32), position (int8), count (int32)
            + (d + 4) * parked_capacity        # park=True: int8 rows, float16 scale and state
            + 4 * free_parked_slots            # park=True: the free list (int32)
+           + 4*d + 8                          # park_state="profile": the column profile
 
 A model reading a field through several slots (DeepFM's ``d``-wide vector and first-order
 weight) holds one table of their summed width per field
@@ -47,13 +48,18 @@ unique rows with a float16 summary of its optimiser state (the mean of Adagrad's
 reads its dequantised row, not the shared vector; ascending again gives it a float row that
 starts from the parked one (and from the parked optimiser state), and frees the parked slot.
 A parked row costs ``d + 4`` bytes (int8 values, float16 scale, float16 optimiser summary)
-against ``4d + 4`` for a float row. The parked slot of an ID is kept in the unique table's ID
-map as ``-2 - slot`` (``-1``: no row, ``>= 0``: a float row), so parking adds no per-ID bytes.
-Parked storage grows in blocks of :data:`PARK_BLOCK` slots, by at least an eighth at a time
-(free slots: scale ``-1``, listed in a free list of int32, 4 bytes each), and shrinks to the
-blocks its used slots need when fewer than half are used. Demotions that a byte cap forces
-(the table's own ``max_bytes``, or :meth:`~HierarchicalSharedEmbedding.free_rows`) free the row
-as before: parking would add bytes where the cap wants fewer.
+against ``4d + 4`` for a float row. The optimiser summary is one mean for the row by default;
+with ``park_state="profile"`` the row resumes at its mean times a per-table profile of the
+columns (a first-order weight's sums are an order of magnitude above a vector column's), at no
+more bytes per row; ``"log8"`` and ``"columns"`` keep every column's sum (``d`` and ``2d - 2``
+bytes more per row), and ``park_values="float16"`` keeps the values unrounded (``d - 2`` more).
+The parked slot of an ID is kept in the unique table's ID map as ``-2 - slot`` (``-1``: no row,
+``>= 0``: a float row), so parking adds no per-ID bytes. Parked storage grows in blocks of
+:data:`PARK_BLOCK` slots, by at least an eighth at a time (free slots: scale ``-1``, listed in
+a free list of int32, 4 bytes each), and shrinks to the blocks its used slots need when fewer
+than half are used. Demotions that a byte cap forces (the table's own ``max_bytes``, or
+:meth:`~HierarchicalSharedEmbedding.free_rows`) free the row as before: parking would add
+bytes where the cap wants fewer.
 
 Example (``d = 2``, ``k = 2``, 4 IDs; by hand: ``nbytes = 0 + 8 + 16 + 9*4 = 60``):
     >>> table = HierarchicalSharedEmbedding(4, 2, levels=2, min_capacity=1)
@@ -71,7 +77,7 @@ Example (``d = 2``, ``k = 2``, 4 IDs; by hand: ``nbytes = 0 + 8 + 16 + 9*4 = 60`
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -85,6 +91,21 @@ UNCHANGED = 1
 ASCEND = 2
 """Action: one position up (level ``k`` -> unique allocates a row; unique stays unique)."""
 
+PARK_VALUES = ("int8", "float16")
+"""How parked values may be stored (``park_values``)."""
+PARK_STATES = ("mean", "profile", "log8", "columns")
+"""How a parked row's optimiser state may be stored (``park_state``)."""
+LOG8_STEPS = 8.0
+"""``park_state="log8"``: codes per halving of a column's sum. A code is off by at most half a
+step, a factor 2^(1/16) ≈ 1.04 on the sum (2% on Adagrad's step); 255 codes reach 2^-32 of the
+row's largest sum (a column's sums span many octaves: a bias column's gradient is not a
+vector column's)."""
+SPEC_DEFAULTS: dict[str, Any] = {
+    "park_values": "int8",
+    "park_state": "mean",
+    "fresh_accumulator": 0.0,
+}
+"""Spec options a table writes only when they differ from these defaults."""
 PARK_BLOCK = 256
 """Parked storage grows and shrinks in blocks of this many slots."""
 FREE_SLOT = -1.0
@@ -125,6 +146,22 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         sparse_grad: sparse gradients for the unique rows.
         generator: RNG for initialisations.
         park: a demoted ID's row is parked as int8 (module docstring) instead of freed.
+        park_values: how a parked row's values are kept: ``"int8"`` (one float16 scale per
+            row, ``d + 2`` bytes) or ``"float16"`` (``2d`` bytes, relative error 2^-11).
+        park_state: how its optimiser state is kept: ``"mean"`` (float16 mean of Adagrad's
+            per-column sums, 2 bytes; every column resumes at the mean), ``"profile"`` (the
+            row's mean in bfloat16, 2 bytes, and one profile per table: the mean over every
+            row parked so far of each column's sum over its row's mean; a column resumes at
+            the row's mean times its profile, so a column whose gradients are larger than the
+            others', such as a first-order weight beside a vector, keeps its smaller steps),
+            ``"columns"`` (every column's sum, bfloat16, ``2d``
+            bytes: a row resumes with the step size of each of its columns) or ``"log8"``
+            (every column's sum on a log scale, one uint8 per column below the row's largest
+            sum in bfloat16: ``d + 2`` bytes, each sum within a factor 2^(1/16)).
+        fresh_accumulator: where a new row's (not a resumed parked row's) Adagrad sum of
+            squared gradients starts (``a_0``); 0, Adagrad's default, makes its first step
+            ``lr · sign(g)`` on every column whatever the gradient's size, ``a_0 > 0`` makes the
+            first steps ``lr · g / sqrt(a_0 + g²)``, in proportion to the gradient.
 
     Attributes:
         unique: the unique rows, a :class:`GrowingEmbedding` (its fallback vector is frozen and
@@ -133,27 +170,40 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         position_of_id: position per ID (0 unseen, 1..k level, k+1 unique), int8
             ``(id_capacity,)``.
         count_of_id: events seen per ID (never reset), int32 ``(id_capacity,)``.
-        parked_values: ``park=True``: int8 ``(parked_capacity, d)``, the parked rows.
+        parked_values: ``park=True``: int8 (or float16) ``(parked_capacity, d)``, the parked
+            rows.
         parked_scale: float16 ``(parked_capacity,)``, a row's value is ``scale * int8``
-            (:data:`FREE_SLOT` on a free slot).
+            (1 with float16 values; :data:`FREE_SLOT` on a free slot).
         parked_accumulator: float16 ``(parked_capacity,)``, the row's mean sum of squared
-            gradients when it was parked (0 without one).
+            gradients when it was parked (0 without one); with ``park_state="columns"``
+            bfloat16 ``(parked_capacity, d)``, each column's sum; with ``"log8"`` uint8
+            ``(parked_capacity, d)``, column ``j``'s sum is ``top * 2^(-code_j / 8)``.
+        parked_accumulator_top: ``park_state="log8"``: bfloat16 ``(parked_capacity,)``, the
+            row's largest column sum (``top``; bfloat16 for float32's range: a young row's
+            sums can be below float16's smallest).
     """
 
     kind = "hierarchical"
-    spec_options = ("levels", "max_bytes", "min_capacity", "compact_below", "init_std", "park")
+    spec_options = (
+        "levels", "max_bytes", "min_capacity", "compact_below", "init_std", "park",
+        "park_values", "park_state", "fresh_accumulator",
+    )  # fmt: skip
     per_id_state: ClassVar[dict[str, torch.dtype]] = {
         "position_of_id": torch.int8,
         "count_of_id": torch.int32,
     }
     resized_on_load = (
-        "position_of_id", "count_of_id", "parked_values", "parked_scale", "parked_accumulator"
+        "position_of_id", "count_of_id", "parked_values", "parked_scale", "parked_accumulator",
+        "parked_accumulator_top",
     )  # fmt: skip
 
     position_of_id: torch.Tensor
     parked_values: torch.Tensor
     parked_scale: torch.Tensor
     parked_accumulator: torch.Tensor
+    parked_accumulator_top: torch.Tensor
+    parked_profile: torch.Tensor
+    parked_profile_rows: torch.Tensor
 
     def __init__(
         self,
@@ -167,7 +217,15 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         sparse_grad: bool = False,
         generator: torch.Generator | None = None,
         park: bool = False,
+        park_values: str = "int8",
+        park_state: str = "mean",
+        fresh_accumulator: float = 0.0,
     ) -> None:
+        if park_values not in PARK_VALUES or park_state not in PARK_STATES:
+            raise ValueError(
+                f"park_values must be one of {PARK_VALUES} and park_state one of {PARK_STATES}, "
+                f"got {park_values!r}, {park_state!r}"
+            )
         if not 1 <= levels <= 126:
             raise ValueError(f"levels must be in 1..126 (int8 positions), got {levels}")
         super().__init__(
@@ -186,10 +244,22 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         with torch.no_grad():
             self.shared.normal_(0.0, init_std, generator=generator)
         self.park = park
+        self.park_values = park_values
+        self.park_state = park_state
+        self.fresh_accumulator = float(fresh_accumulator)
         if park:  # registered only when used: a table without them keeps its state-dict keys
-            self.register_buffer("parked_values", torch.zeros(0, embedding_dim, dtype=torch.int8))
+            self.register_buffer(
+                "parked_values", torch.zeros(0, embedding_dim, dtype=self._values_dtype)
+            )
             self.register_buffer("parked_scale", torch.zeros(0, dtype=torch.float16))
-            self.register_buffer("parked_accumulator", torch.zeros(0, dtype=torch.float16))
+            self.register_buffer("parked_accumulator", self._empty_accumulator(0))
+            if park_state == "profile":
+                self.register_buffer("parked_profile", torch.ones(embedding_dim))
+                self.register_buffer("parked_profile_rows", torch.zeros((), dtype=torch.int64))
+            if park_state == "log8":
+                self.register_buffer(
+                    "parked_accumulator_top", torch.zeros(0, dtype=torch.bfloat16)
+                )
             self._parked_free = torch.zeros(0, dtype=torch.int32)
             """Free parked slots (a stack, int32); rebuilt on every relayout and load."""
         if max_bytes is not None and self.nbytes() > max_bytes:
@@ -253,8 +323,68 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         """Whether each ID's row is parked; ``(B,)`` -> ``(B,)`` bool."""
         return self.unique.rows(ids) <= -2
 
+    @property
+    def _values_dtype(self) -> torch.dtype:
+        return torch.int8 if self.park_values == "int8" else torch.float16
+
+    def _empty_accumulator(self, capacity: int) -> torch.Tensor:
+        """Zeroed parked optimiser state: float16 ``(capacity,)`` (``mean``), bfloat16
+        ``(capacity, d)`` (``columns``: bfloat16 keeps float32's range, so a young row's small
+        sums do not underflow) or uint8 codes ``(capacity, d)`` (``log8``)."""
+        if self.park_state == "columns":
+            return torch.zeros(capacity, self.embedding_dim, dtype=torch.bfloat16)
+        if self.park_state == "log8":
+            return torch.zeros(capacity, self.embedding_dim, dtype=torch.uint8)
+        if self.park_state == "profile":  # bfloat16: a young row's mean is below float16's
+            return torch.zeros(capacity, dtype=torch.bfloat16)
+        return torch.zeros(capacity, dtype=torch.float16)
+
+    def _store_state(self, slots: torch.Tensor, accumulator: torch.Tensor | None) -> None:
+        """Keep the optimiser state of rows parked in ``slots``: ``accumulator`` is ``(m,)``
+        (``mean``) or ``(m, d)`` (per column), None when the optimiser keeps none yet."""
+        if accumulator is None:
+            self.parked_accumulator[slots] = 0
+            if self.park_state == "log8":
+                self.parked_accumulator_top[slots] = 0.0
+        elif self.park_state == "columns":
+            self.parked_accumulator[slots] = accumulator.to(torch.bfloat16)
+        elif self.park_state == "profile":
+            mean = accumulator.mean(dim=1)
+            self.parked_accumulator[slots] = mean.to(torch.bfloat16)
+            # the running mean, over every row parked so far, of each column's share of its
+            # row's mean (rows whose optimiser has not stepped yet carry no shape)
+            stepped = mean > 0
+            if bool(stepped.any()):
+                shape = accumulator[stepped] / mean[stepped].unsqueeze(1)
+                seen = int(self.parked_profile_rows)
+                total = seen + len(shape)
+                self.parked_profile.mul_(seen / total).add_(shape.sum(dim=0) / total)
+                self.parked_profile_rows.fill_(total)
+        elif self.park_state == "log8":
+            # bfloat16 keeps the tiny sums of young rows (float16 would flush them to 0)
+            top = accumulator.amax(dim=1).to(torch.bfloat16)
+            floor = torch.finfo(torch.float32).tiny
+            ratio = accumulator / top.float().clamp(min=floor).unsqueeze(1)
+            code = -LOG8_STEPS * torch.log2(ratio.clamp(min=2.0 ** (-255 / LOG8_STEPS)))
+            self.parked_accumulator[slots] = code.round().clamp(0, 255).to(torch.uint8)
+            self.parked_accumulator_top[slots] = top
+        else:
+            self.parked_accumulator[slots] = accumulator.clamp(max=6e4).to(torch.float16)
+
+    def _read_state(self, slots: torch.Tensor) -> torch.Tensor:
+        """The parked optimiser state of ``slots``, float32 ``(m,)`` or ``(m, d)``."""
+        if self.park_state == "log8":
+            top = self.parked_accumulator_top[slots].float().unsqueeze(1)
+            return top * torch.exp2(-self.parked_accumulator[slots].float() / LOG8_STEPS)
+        if self.park_state == "profile":
+            mean = self.parked_accumulator[slots].float().unsqueeze(1)
+            return mean * self.parked_profile.unsqueeze(0)
+        return self.parked_accumulator[slots].float()
+
     def _unpacked(self, slots: torch.Tensor) -> torch.Tensor:
-        """Parked rows as float32 ``(m, d)``: ``scale * int8``."""
+        """Parked rows as float32 ``(m, d)``: ``scale * int8`` (float16 values as they are)."""
+        if self.park_values == "float16":
+            return self.parked_values[slots].float()
         scale = self.parked_scale[slots].float().unsqueeze(1)
         return self.parked_values[slots].float() * scale
 
@@ -264,16 +394,18 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         rows = self.unique.rows(ids)
         with torch.no_grad():
             values = self.unique.weight[rows].detach().float()
-        accumulator = self.unique.accumulators(rows)
-        scale = (values.abs().amax(dim=1) / 127.0).to(torch.float16)
-        step = scale.float().clamp(min=torch.finfo(torch.float32).tiny).unsqueeze(1)
-        packed = torch.round(values / step).clamp(-127, 127).to(torch.int8)
+        accumulator = self.unique.accumulators(rows, columns=self.park_state != "mean")
+        if self.park_values == "float16":
+            packed = values.clamp(-6e4, 6e4).to(torch.float16)
+            scale = torch.ones(len(ids), dtype=torch.float16)
+        else:
+            scale = (values.abs().amax(dim=1) / 127.0).to(torch.float16)
+            step = scale.float().clamp(min=torch.finfo(torch.float32).tiny).unsqueeze(1)
+            packed = torch.round(values / step).clamp(-127, 127).to(torch.int8)
         slots = self._free_slots(len(ids))
         self.parked_values[slots] = packed
         self.parked_scale[slots] = scale
-        self.parked_accumulator[slots] = (
-            0.0 if accumulator is None else accumulator.clamp(max=6e4).to(torch.float16)
-        )
+        self._store_state(slots, accumulator)
         self.unique.free(ids)
         self.unique.row_of_id[ids] = (-2 - slots).to(torch.int32)
 
@@ -293,15 +425,19 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
     def _parked_storage(self, source: torch.Tensor, capacity: int) -> None:
         """New parked storage of ``capacity`` slots holding old slots ``source`` at
         ``0..len(source)-1`` (free slots of ``source`` stay free); the free list is rebuilt."""
-        values = torch.zeros(capacity, self.embedding_dim, dtype=torch.int8)
+        values = torch.zeros(capacity, self.embedding_dim, dtype=self._values_dtype)
         scale = torch.full((capacity,), FREE_SLOT, dtype=torch.float16)
-        accumulator = torch.zeros(capacity, dtype=torch.float16)
+        accumulator = self._empty_accumulator(capacity)
         m = len(source)
         values[:m] = self.parked_values[source]
         scale[:m] = self.parked_scale[source]
         accumulator[:m] = self.parked_accumulator[source]
         self.parked_values, self.parked_scale = values, scale
         self.parked_accumulator = accumulator
+        if self.park_state == "log8":
+            top = torch.zeros(capacity, dtype=torch.bfloat16)
+            top[:m] = self.parked_accumulator_top[source]
+            self.parked_accumulator_top = top
         self._rebuild_free_list()
 
     def _rebuild_free_list(self) -> None:
@@ -311,11 +447,12 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
 
     def _unpark(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Take the parked rows of ``ids`` (``(m,)``, all parked) out of their slots: their
-        float32 values ``(m, d)`` and optimiser summaries ``(m,)``. The ID map entries are
-        left for the caller's allocation to overwrite; storage shrinks when under half used."""
+        float32 values ``(m, d)`` and optimiser state ``(m,)`` (``columns``: ``(m, d)``). The
+        ID map entries are left for the caller's allocation to overwrite; storage shrinks when
+        under half used."""
         slots = -2 - self.unique.rows(ids)
         values = self._unpacked(slots)
-        accumulator = self.parked_accumulator[slots].float()
+        accumulator = self._read_state(slots)
         self.parked_scale[slots] = FREE_SLOT
         self._parked_free = torch.cat([self._parked_free, slots.to(torch.int32)])
         self.unique.row_of_id[ids] = -1
@@ -333,6 +470,12 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
             ).to(torch.int32)
             self._parked_storage(kept, max(PARK_BLOCK, -(-len(kept) // PARK_BLOCK) * PARK_BLOCK))
         return values, accumulator
+
+    def spec(self) -> dict[str, Any]:
+        """As :meth:`StreamTable.spec`, without the parking options left at their defaults
+        (:data:`SPEC_DEFAULTS`), so a table that does not use them writes the spec it wrote
+        before they existed; a spec without them rebuilds with the defaults."""
+        return {k: v for k, v in super().spec().items() if SPEC_DEFAULTS.get(k, ...) != v}
 
     def nbytes(self) -> int:
         """The formula of the module docstring, plus the free list of parked slots (int32)."""
@@ -463,13 +606,18 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
             had_level = current[promote_at].clamp(1, self.levels) - 1
             init = self.shared[had_level].detach().clone()
             accumulator = None
+            if self.fresh_accumulator:
+                accumulator = torch.full((len(promoted),), self.fresh_accumulator)
             if self.park:
                 parked = torch.nonzero(self.is_parked(promoted)).reshape(-1)
                 if len(parked):
                     values, summary = self._unpark(promoted[parked])
                     init[parked] = values
-                    accumulator = torch.zeros(len(promoted))
-                    accumulator[parked] = summary
+                    start = torch.full((len(promoted),), self.fresh_accumulator)
+                    if summary.dim() == 2:
+                        start = start.unsqueeze(1).expand(-1, self.embedding_dim).clone()
+                    start[parked] = summary
+                    accumulator = start
             self.unique.allocate(promoted, init=init, accumulator=accumulator)
         self.position_of_id[ids] = target.to(torch.int8)
         return target

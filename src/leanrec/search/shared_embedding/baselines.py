@@ -442,12 +442,21 @@ class Evicting(SharedEmbeddingMethod):
         return build
 
 
-def _hierarchy_tables(levels: int, context: BuildContext, park: bool = False) -> StreamTableFactory:
+def _hierarchy_tables(
+    levels: int, context: BuildContext, agent: AutoAssignConfig | None = None
+) -> StreamTableFactory:
+    """Hierarchical tables with ``levels`` levels; ``agent`` (a preset's configuration) says
+    whether and how demoted rows are parked (None: freed)."""
+
     def build(name: str, n: int, d: int) -> EmbeddingTable:
+        options: dict[str, Any] = {}
+        if agent is not None and agent.park:
+            options.update(park=True, park_values=agent.park_values, park_state=agent.park_state)
+        if agent is not None and agent.fresh_accumulator:
+            options.update(fresh_accumulator=agent.fresh_accumulator)
         return HierarchicalSharedEmbedding(
-            n, d, levels=levels, init_std=context.init_std, generator=context.generator,
-            park=park,
-        )  # fmt: skip
+            n, d, levels=levels, init_std=context.init_std, generator=context.generator, **options
+        )
 
     return build
 
@@ -494,8 +503,7 @@ class AutoAssignPlus(SharedEmbeddingMethod):
         return tuple(float(k) for k in grids["levels_grid"])
 
     def tables(self, knob: Knob, context: BuildContext) -> StreamTableFactory:
-        park = agent_preset(context.agent, self.preset).park
-        return _hierarchy_tables(int(knob), context, park=park)
+        return _hierarchy_tables(int(knob), context, agent_preset(context.agent, self.preset))
 
     def assigner(self, knob: Knob, context: BuildContext, model: StreamModel) -> Assigner:
         config = replace(context.agent, levels=int(knob), seed=context.seed)

@@ -16,6 +16,11 @@ method:
    ``curves`` every knob of the grid gets this run (bytes/quality curves), otherwise only the
    chosen one.
 
+Every warm-up score and every row is an independent job of the experiment's executor
+(``executor``: ``"serial"`` in this process, or ``"ray"``, one job per row; the stream and the
+warm-up go to the jobs by reference, stored once): the rows are the same either way. All warm-up
+scores run first, then the rows.
+
 A run is resumable: rows (``rows.json``, keyed by objective / method / knob / seed) are written
 as they finish, and the row being run checkpoints through
 :func:`~leanrec.train.stream.run_stream` every ``checkpoint_every`` chunks under
@@ -46,9 +51,12 @@ through level 1).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import shutil
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,6 +68,7 @@ from leanrec.evaluate.prequential import BUCKETS, PrequentialRecord, event_metri
 from leanrec.models.stream import build_stream_model
 from leanrec.runner import resume
 from leanrec.runner.aggregate import format_mean_sd, mean_sd
+from leanrec.runner.executors import InProcess, Shared, search_executor
 from leanrec.runner.final import final_evaluation
 from leanrec.runner.rundir import Log, RowStore, RunDirectory, jsonable
 from leanrec.search.base import ExperimentResult
@@ -92,6 +101,8 @@ RESUMABLE_CHANGES = (
     "checkpoint_every",
     "log_every",
     "num_threads",
+    "executor",
+    "executor_cpus_per_job",
 )
 """Settings a rerun in an existing run directory may change: where things are, which rows to
 run (a rerun adds rows) and how often to checkpoint and log. Any other setting changes what a
@@ -137,17 +148,64 @@ def run_experiment(
     run.log(f"{experiment.dataset}: warm-up of {len(warmup)} events, IDs {distinct}")
     rows = run.rows(ROW_KEY)
     scores = run.rows(ROW_KEY, name="warmup_scores.json")
-    for objective in experiment.objectives:
-        for seed in experiment.seeds:
-            for method in methods:
-                knobs = method.knobs(dataclasses.asdict(experiment))
-                chosen = _choose(
-                    experiment, run, scores, warmup, distinct, method, knobs, seed, objective
-                )
-                for knob in knobs if experiment.curves else (chosen,):
-                    if not rows.has(objective=objective, method=method.name, knob=knob, seed=seed):
-                        _run_row(experiment, run, rows, stream, distinct, method, knob, seed,
-                                 objective, chosen=knob == chosen, score=scores)  # fmt: skip
+    with search_executor(
+        experiment.executor, experiment.executor_cpus_per_job, desc="shared-embedding rows"
+    ) as executor:
+        here = executor.in_process
+        # 1. every knob's warm-up score (the cached ones are not run again)
+        scoring = [
+            WarmupJob(objective, method.name, knob, seed)
+            for objective in experiment.objectives
+            for seed in experiment.seeds
+            for method in methods
+            for knob in method.knobs(dataclasses.asdict(experiment))
+            if scores.get(objective=objective, method=method.name, knob=knob, seed=seed) is None
+        ]
+        if scoring:
+            shared_warmup = InProcess(warmup) if here else executor.share(warmup)
+            if not here:
+                run.log(f"{len(scoring)} warm-up scores on {executor!r}")
+
+            def scored(index: int, row: dict[str, Any]) -> None:
+                job = scoring[index]
+                scores.add(row)
+                run.log(f"warm-up {job.objective} {job.method} "
+                        f"{METHODS[job.method].knob_name}={job.knob:g} seed {job.seed}: "
+                        f"score {row['score']:.4f}")  # fmt: skip
+
+            executor.map(WarmupScorer(experiment, shared_warmup, distinct), scoring,
+                         on_result=scored)  # fmt: skip
+        # 2. the rows over the whole stream: the chosen knob (every knob with curves)
+        streaming = []
+        for objective in experiment.objectives:
+            for seed in experiment.seeds:
+                for method in methods:
+                    knobs = method.knobs(dataclasses.asdict(experiment))
+                    chosen = _choose(scores, method.name, knobs, seed, objective)
+                    for knob in knobs if experiment.curves else (chosen,):
+                        key: dict[str, Any] = {"objective": objective, "method": method.name,
+                                               "knob": knob, "seed": seed}  # fmt: skip
+                        if rows.has(**key):
+                            continue
+                        warm = scores.get(**key)
+                        score = None if warm is None else warm["score"]
+                        streaming.append(RowJob(**key, chosen=knob == chosen, warmup_score=score))
+        if streaming:
+            shared_stream = InProcess(stream) if here else executor.share(stream)
+            if not here:
+                run.log(f"{len(streaming)} rows on {executor!r}")
+
+            def streamed(index: int, row: dict[str, Any]) -> None:
+                rows.add(row)
+                metric = "auc" if row["objective"] == "bce" else "mse"
+                value = row["total"][metric]
+                shown = value if value is None else round(value, 4)
+                run.log(f"{_tag(streaming[index])}: {metric.upper()} {shown}, "
+                        f"{row['bytes']['embedding']} bytes")  # fmt: skip
+
+            runner = RowRunner(experiment, shared_stream, distinct, str(run.path),
+                               run.log if here else None)  # fmt: skip
+            executor.map(runner, streaming, on_result=streamed)
     checkpoints = run.path / "checkpoints"
     if checkpoints.is_dir() and not any(checkpoints.iterdir()):
         checkpoints.rmdir()  # every row finished: nothing is left to resume
@@ -233,9 +291,30 @@ def check_resumable(experiment: SharedEmbeddingExperiment) -> None:
         experiment,
         experiment.out_dir,
         defaults=SharedEmbeddingExperiment(),
-        resumable=RESUMABLE_CHANGES,
+        resumable=RESUMABLE_CHANGES + _grown_grids(experiment),
         row_files=("rows.json", "warmup_scores.json"),
     )
+
+
+GROWABLE_GRIDS = ("threshold_grid", "hierarchy_grid", "size_grid", "levels_grid")
+"""Knob grids a rerun may extend: rows and warm-up scores are keyed by knob, so a stored row of
+a knob still in the grid is the same row; a grid that drops or changes a knob is refused."""
+
+
+def _grown_grids(experiment: SharedEmbeddingExperiment) -> tuple[str, ...]:
+    """The grids of :data:`GROWABLE_GRIDS` that ``experiment`` extends (every stored knob kept,
+    in order, new knobs after them) over the run directory's ``config.json``."""
+    path = Path(experiment.out_dir) / "config.json"
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return ()  # no readable settings: resume.check_resumable says so, or nothing is stored
+    grown = []
+    for name in GROWABLE_GRIDS:
+        before, now = stored.get(name), list(getattr(experiment, name))
+        if isinstance(before, list) and len(now) > len(before) and now[: len(before)] == before:
+            grown.append(name)
+    return tuple(grown)
 
 
 # ---------------------------------------------------------------------------------- one model
@@ -264,95 +343,148 @@ def _build(
 
 
 def _choose(
-    experiment: SharedEmbeddingExperiment,
-    run: RunDirectory,
-    scores: RowStore,
-    warmup: EventStream,
-    distinct: dict[str, int],
-    method: SharedEmbeddingMethod,
-    knobs: tuple[float, ...],
-    seed: int,
-    objective: str,
+    scores: RowStore, method: str, knobs: tuple[float, ...], seed: int, objective: str
 ) -> float:
-    """Score every knob on the warm-up's validation suffix (cached); the best knob (ties: the
-    first)."""
-    plan = warmup.plan(
-        size=experiment.chunk_size, warmup_fraction=1 - experiment.validation_fraction
-    )
+    """The knob with the best warm-up score (every knob is scored by then); ties: the first."""
     best: tuple[float, float] | None = None
     for knob in knobs:
-        key = {"objective": objective, "method": method.name, "knob": knob, "seed": seed}
-        row = scores.get(**key)
-        if row is None:
-            trainer = _build(experiment, distinct, method, knob, seed, objective)
-            total = run_stream(warmup, plan, trainer).summary()["total"]
-            value = total["auc"] if objective == "bce" else total["mse"]
-            score = -math.inf if value is None else (value if objective == "bce" else -value)
-            row = {**key, "score": score, "validation": total}
-            scores.add(row)
-            run.log(f"warm-up {objective} {method.name} {method.knob_name}={knob:g} seed {seed}: "
-                    f"score {score:.4f}")  # fmt: skip
+        row = scores.get(objective=objective, method=method, knob=knob, seed=seed)
+        assert row is not None, f"no warm-up score for {method} {knob:g} seed {seed}"
         if best is None or row["score"] > best[1]:
             best = (knob, row["score"])
     assert best is not None
     return best[0]
 
 
-def _run_row(
-    experiment: SharedEmbeddingExperiment,
-    run: RunDirectory,
-    rows: RowStore,
-    stream: EventStream,
-    distinct: dict[str, int],
-    method: SharedEmbeddingMethod,
-    knob: float,
-    seed: int,
-    objective: str,
-    chosen: bool,
-    score: RowStore,
-) -> None:
-    """The whole stream, test-then-train, for one (objective, method, knob, seed); its row."""
-    tag = f"{objective}-{method.name}-{knob:g}-seed{seed}"
-    trainer = _build(experiment, distinct, method, knob, seed, objective)
-    checkpoints = run.file(f"checkpoints/{tag}")
-    run.log(f"{tag}: streaming")
-    began = time.perf_counter()
+# ---------------------------------------------------------------------------------- jobs
+@dataclass(frozen=True)
+class WarmupJob:
+    """One knob scored on the warm-up's validation suffix (its ``warmup_scores.json`` row)."""
 
-    def progress(chunk: Chunk, record: PrequentialRecord) -> None:
-        if (chunk.index + 1) % experiment.log_every == 0:
-            run.log(f"{tag}: chunk {chunk.index + 1}, {record.memory_bytes[-1]} embedding bytes")
+    objective: str
+    method: str
+    knob: float
+    seed: int
 
-    with final_evaluation():
-        plan = stream.plan(size=experiment.chunk_size, warmup_fraction=experiment.warmup_fraction)
-        record = run_stream(
-            stream, plan, trainer, checkpoint_dir=checkpoints,
-            checkpoint_every=experiment.checkpoint_every, on_chunk_end=progress,
-        )  # fmt: skip
-        summary = record.summary()
-        cold = _cold_metrics(record)
-        raw_ids = {f: stream.ids[f].raw_ids for f in FIELDS}
-    report = trainer.bytes_report()
-    if method.name == "autoassign" and chosen and seed == experiment.seeds[0]:
-        sizes = {f: trainer.model.id_tables()[f].num_embeddings for f in FIELDS}
-        save_stream_model(
-            trainer.model, run.file(f"model_autoassign_{objective}.pt"),
-            name=experiment.model, embedding_dim=experiment.embedding_dim,
-            options=experiment.model_options, objective=objective,
-            rating_offset=trainer.rating_offset,
-            raw_ids={f: raw_ids[f][: sizes[f]].tolist() for f in FIELDS},
-        )  # fmt: skip
-    warm = score.get(objective=objective, method=method.name, knob=knob, seed=seed)
-    trace = summary["memory"]
-    step = max(1, len(trace["bytes"]) // TRACE_POINTS)
-    rows.add(
-        {
-            "objective": objective,
+
+@dataclass(frozen=True)
+class RowJob:
+    """One row: a fresh model of (objective, method, knob, seed) over the whole stream."""
+
+    objective: str
+    method: str
+    knob: float
+    seed: int
+    chosen: bool
+    """Whether the knob is the method's warm-up choice for this seed and objective."""
+    warmup_score: float | None
+    """The knob's warm-up score, recorded in the row."""
+
+
+def _tag(job: RowJob) -> str:
+    return f"{job.objective}-{job.method}-{job.knob:g}-seed{job.seed}"
+
+
+class WarmupScorer:
+    """Scores :class:`WarmupJob` s: train on the warm-up's prefix, score its suffix
+    prequentially. Picklable (an executor job): it carries the experiment, the warm-up by
+    reference (:class:`~leanrec.runner.executors.Shared`) and the warm-up's ID counts."""
+
+    def __init__(
+        self, experiment: SharedEmbeddingExperiment, warmup: Shared[EventStream],
+        distinct: dict[str, int],
+    ) -> None:  # fmt: skip
+        self.experiment = experiment
+        self.warmup = warmup
+        self.distinct = distinct
+
+    def __call__(self, job: WarmupJob) -> dict[str, Any]:
+        experiment = self.experiment
+        if experiment.num_threads:
+            torch.set_num_threads(experiment.num_threads)
+        warmup = self.warmup.get()
+        plan = warmup.plan(
+            size=experiment.chunk_size, warmup_fraction=1 - experiment.validation_fraction
+        )
+        method = METHODS[job.method]
+        trainer = _build(experiment, self.distinct, method, job.knob, job.seed, job.objective)
+        total = run_stream(warmup, plan, trainer).summary()["total"]
+        value = total["auc"] if job.objective == "bce" else total["mse"]
+        score = -math.inf if value is None else (value if job.objective == "bce" else -value)
+        key = {"objective": job.objective, "method": job.method, "knob": job.knob,
+               "seed": job.seed}  # fmt: skip
+        return {**key, "score": score, "validation": total}
+
+
+class RowRunner:
+    """Runs :class:`RowJob` s: the whole stream, test-then-train, checkpointing under the run
+    directory (``run_path``) so that a killed job resumes mid-stream; returns the row. The
+    first seed's chosen ``autoassign`` model is saved there too. Picklable (an executor job):
+    the stream travels by reference; ``log`` is None off this process."""
+
+    def __init__(
+        self, experiment: SharedEmbeddingExperiment, stream: Shared[EventStream],
+        distinct: dict[str, int], run_path: str, log: Log | None = None,
+    ) -> None:  # fmt: skip
+        self.experiment = experiment
+        self.stream = stream
+        self.distinct = distinct
+        self.run_path = run_path
+        self.log = log
+
+    def _file(self, name: str) -> Path:
+        path = Path(self.run_path) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def __call__(self, job: RowJob) -> dict[str, Any]:
+        experiment, log = self.experiment, self.log
+        if experiment.num_threads:
+            torch.set_num_threads(experiment.num_threads)
+        stream = self.stream.get()
+        method = METHODS[job.method]
+        tag = _tag(job)
+        trainer = _build(experiment, self.distinct, method, job.knob, job.seed, job.objective)
+        checkpoints = self._file(f"checkpoints/{tag}")
+        if log is not None:
+            log(f"{tag}: streaming")
+        began = time.perf_counter()
+
+        def progress(chunk: Chunk, record: PrequentialRecord) -> None:
+            if log is not None and (chunk.index + 1) % experiment.log_every == 0:
+                log(f"{tag}: chunk {chunk.index + 1}, {record.memory_bytes[-1]} embedding bytes")
+
+        with final_evaluation():
+            plan = stream.plan(
+                size=experiment.chunk_size, warmup_fraction=experiment.warmup_fraction
+            )
+            record = run_stream(
+                stream, plan, trainer, checkpoint_dir=checkpoints,
+                checkpoint_every=experiment.checkpoint_every, on_chunk_end=progress,
+            )  # fmt: skip
+            summary = record.summary()
+            cold = _cold_metrics(record)
+            raw_ids = {f: stream.ids[f].raw_ids for f in FIELDS}
+        report = trainer.bytes_report()
+        if method.name == "autoassign" and job.chosen and job.seed == experiment.seeds[0]:
+            sizes = {f: trainer.model.id_tables()[f].num_embeddings for f in FIELDS}
+            save_stream_model(
+                trainer.model, self._file(f"model_autoassign_{job.objective}.pt"),
+                name=experiment.model, embedding_dim=experiment.embedding_dim,
+                options=experiment.model_options, objective=job.objective,
+                rating_offset=trainer.rating_offset,
+                raw_ids={f: raw_ids[f][: sizes[f]].tolist() for f in FIELDS},
+            )  # fmt: skip
+        trace = summary["memory"]
+        step = max(1, len(trace["bytes"]) // TRACE_POINTS)
+        row = {
+            "objective": job.objective,
             "method": method.name,
-            "knob": knob,
-            "seed": seed,
+            "knob": job.knob,
+            "seed": job.seed,
             "knob_name": method.knob_name,
-            "chosen": chosen,
-            "warmup_score": None if warm is None else warm["score"],
+            "chosen": job.chosen,
+            "warmup_score": job.warmup_score,
             "max_bytes": (
                 experiment.agent.max_bytes if method.name.startswith("autoassign") else None
             ),
@@ -368,12 +500,8 @@ def _run_row(
             "events_per_second": summary["timing"]["events_per_second"],
             "seconds": time.perf_counter() - began,
         }
-    )
-    metric = "auc" if objective == "bce" else "mse"
-    value = summary["total"][metric]
-    shown = value if value is None else round(value, 4)
-    run.log(f"{tag}: {metric.upper()} {shown}, {report['embedding']} bytes")
-    shutil.rmtree(checkpoints, ignore_errors=True)
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        return row
 
 
 def _cold_metrics(record: PrequentialRecord) -> dict[str, Any]:
