@@ -59,6 +59,9 @@ RETRAIN_GRID = {"learning_rate": (0.002, 0.005, 0.01), "l2": (1e-5, 1e-4)}
 """SU and SR: the retraining's step size and L2 (6 configurations)."""
 PEP_GRID = {"l2": (1e-3, 1e-2, 1e-1), "learning_rate": (0.005, 0.01)}
 """PEP: its threshold learning's L2 (what pushes the thresholds up) and step (6)."""
+WIDE_RETRAIN_GRID = {"learning_rate": (0.002, 0.005, 0.01), "l2": (1e-5, 1e-4, 1e-3)}
+WIDE_PEP_GRID = {"l2": (1e-3, 1e-2, 1e-1), "learning_rate": (0.002, 0.005, 0.01)}
+"""``--wide``: 9 configurations each, as many as CIESS's documented tuning on ML-1M."""
 CIESS_DOCUMENTED_TUNING = (
     "lambda 0.4 fixed",
     "lambda 1.0 fixed",
@@ -100,10 +103,21 @@ def main() -> None:
     parser.add_argument(
         "--retrain-max-epochs", type=int, default=None, help="cap (default: the experiment's)"
     )
+    parser.add_argument(
+        "--also",
+        nargs="*",
+        default=[],
+        help="sweep directories of other processes (e.g. one per baseline) whose scored "
+        "configurations and choices join this one's results",
+    )
+    parser.add_argument("--no-run", action="store_true", help="only write the results")
+    parser.add_argument("--wide", action="store_true", help="9 configurations per baseline")
     add_tag_argument(parser, SCRIPT)
     args = parser.parse_args()
     os.environ.setdefault("LEANREC_PROGRESS", "0")
     torch.set_num_threads(1)
+    retrain_grid = WIDE_RETRAIN_GRID if args.wide else RETRAIN_GRID
+    pep_grid = WIDE_PEP_GRID if args.wide else PEP_GRID
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "sweep.json"
@@ -121,12 +135,12 @@ def main() -> None:
     def save() -> None:
         atomic_write_json(state_path, state)
 
-    for target in TARGETS:
+    for target in TARGETS if not args.no_run else ():
         for method in args.methods:
             cell = f"{method}|{target}"
             if cell in tests:
                 continue
-            grid = _grid(PEP_GRID if method == "pep" else RETRAIN_GRID)
+            grid = _grid(pep_grid if method == "pep" else retrain_grid)
             best_path = out / f"best_{method}_c{round(target * 100)}.pt"
             for config in grid:
                 key = _key(method, config, target)
@@ -182,14 +196,18 @@ def main() -> None:
             save()
             print(f"{cell}: chose {chosen['config']}, test R@20 {test['recall@20']:.4f}")
 
+    for other in args.also:  # read only: the other process writes its own file
+        stored = json.loads((Path(other) / "sweep.json").read_text())
+        done = {**done, **stored.get("valid", {})}
+        tests = {**tests, **stored.get("test", {})}
     results: dict[str, Any] = {
         "dataset": args.dataset,
         "model": args.model,
         "ciess_documented_tuning_configurations": len(CIESS_DOCUMENTED_TUNING),
         "ciess_tuning_configurations_on_this_data": 0,
-        "su_sweep_configurations": len(_grid(RETRAIN_GRID)),
-        "sr_sweep_configurations": len(_grid(RETRAIN_GRID)),
-        "pep_sweep_configurations": len(_grid(PEP_GRID)),
+        "su_sweep_configurations": len(_grid(retrain_grid)),
+        "sr_sweep_configurations": len(_grid(retrain_grid)),
+        "pep_sweep_configurations": len(_grid(pep_grid)),
         "selection": "validation recall@20; test evaluated once per (baseline, c), after choosing",
         "retrain_max_epochs": base_retrain.max_epochs,
     }
