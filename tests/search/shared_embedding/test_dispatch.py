@@ -9,8 +9,14 @@ from typing import Any
 
 import pytest
 
+from leanrec.cli import _executor_options, make_parser
+from leanrec.options import build_configs
 from leanrec.runner import init_ray, shutdown_ray
-from leanrec.search.shared_embedding import AutoAssignConfig, run_experiment
+from leanrec.search.shared_embedding import (
+    AutoAssignConfig,
+    SharedEmbeddingExperiment,
+    run_experiment,
+)
 from leanrec.search.shared_embedding import experiment as experiment_module
 from tests.runner.pickling import PicklingExecutor, comparable
 from tests.search.shared_embedding.test_contract import tiny_experiment, tiny_stream
@@ -68,9 +74,17 @@ def test_a_resumed_table_runs_only_the_missing_rows(
     ]
 
 
-def test_the_executor_setting_is_checked() -> None:
+def test_the_executor_setting_is_checked_and_the_command_line_routes_it() -> None:
     with pytest.raises(ValueError, match="executor"):
         small_table(Path("unused"), executor="threads")
+    args, _ = make_parser().parse_known_args(
+        ["experiment", "shared-embedding", "--executor", "ray", "--executor-cpus-per-job", "2"]
+    )
+    options = _executor_options(args)
+    assert options == ["--executor", "ray", "--executor_cpus_per_job", "2.0"]
+    (config,) = build_configs({"executor": "ray", "executor_cpus_per_job": 2.0},
+                              [SharedEmbeddingExperiment])  # fmt: skip
+    assert (config.executor, config.executor_cpus_per_job) == ("ray", 2.0)
 
 
 @pytest.mark.ray
