@@ -1767,8 +1767,8 @@ TABLES: dict[str, Table] = {
             "Random (reservoir)",
             "Hardest",
             "Influence",
-            "DiPS@1",
-            "DiPS (Q = 50)",
+            "DiPS@1 (model-free)",
+            "DiPS (Q = 50): `paper` preset, an update every 2 steps",
             "paper Random / DiPS",
         ),
         _sketch_rmse_rows(1),
@@ -1781,9 +1781,9 @@ TABLES: dict[str, Table] = {
             "Random (reservoir)",
             "Hardest",
             "Influence",
-            "DiPS@1",
+            "DiPS@1 (model-free)",
             "DiPS@1 − Influence, per split",
-            "DiPS (Q = 50)",
+            "DiPS (Q = 50): `paper` preset, an update every 2 steps",
         ),
         _sketch_rmse_rows(4),
         best=(Best((1, 2, 3, 4, 6), along="row", highest=False),),
@@ -1797,8 +1797,8 @@ TABLES: dict[str, Table] = {
             "Hardest",
             "Influence",
             "Recent (sliding window, extra)",
-            "DiPS@1 (model state)",
-            "DiPS (Q = 50, model state, β = 1)",
+            "DiPS@1 (model state, β = 0)",
+            "DiPS, `leanrec` preset (Q = 50, model state, β = 1)",
             "DiPS − Influence, per split",
             "DiPS β = 0: valid / test",
             "DiPS β = 1: valid / test",
@@ -1866,7 +1866,7 @@ TABLES: dict[str, Table] = {
             _ameir_ctr_row("Wide&Deep", "wide_deep", search=False),
             _ameir_ctr_row("DeepFM (best hand-designed on validation)", "deepfm", search=False),
             _ameir_ctr_row("xDeepFM", "xdeepfm", _ALL, search=False),
-            _ameir_ctr_row("**AMEIR**", "ameir"),
+            _ameir_ctr_row("**AMEIR, `leanrec` preset, Step 1 off**", "ameir"),
             _ameir_ctr_row("single-stage one-shot random search", "one_shot"),
             _ameir_ctr_row("random search from scratch, AMEIR's wall time", "random"),
             _ameir_ctr_row("random search from scratch, AMEIR's training samples", "random", _ALL),
@@ -1915,7 +1915,9 @@ TABLES: dict[str, Table] = {
         (
             _ameir_beauty_row("GRU4Rec", "gru4rec", "0.300 / 0.215 (GRU4Rec+)"),
             _ameir_beauty_row("SASRec", "sasrec", "BERT4Rec: 0.337 / 0.252"),
-            _ameir_beauty_row("AMEIR (search + retrain)", "ameir", "0.341 / 0.257 (AMEIR-A)"),
+            _ameir_beauty_row(
+                "AMEIR, `leanrec` preset (search + retrain)", "ameir", "0.341 / 0.257 (AMEIR-A)"
+            ),
         ),
         best=(Best((1, 2, 3, 4, 5)),),
     ),
@@ -3846,6 +3848,109 @@ CIESS_PRESET_TABLES: dict[str, Table] = {
 the ablation of leanrec's additions, bytes stored / in the file / resident while serving, the
 baselines' equal sweep, and ML-1M serving bytes by model."""
 TABLES.update(CIESS_PRESET_TABLES)
+
+
+# ---------------------------------------------------------------------------------------------
+# AMEIR and DiPS presets: the paper's method beside leanrec's, and the ablations
+# (benchmarks/paper/ameir_presets.py, benchmarks/paper/sketch_presets.py)
+# ---------------------------------------------------------------------------------------------
+
+
+def _ameir_preset_row(label: str, name: str, spread: bool = True) -> tuple[Cell, ...]:
+    """One method of the AMEIR preset table: by-seed AUCs, mean test AUC, size and cost."""
+    if not spread:  # stored rows over the same seeds: AUCs only
+        return (
+            label,
+            BySeed(f"{name}_valid_auc_same_seeds_by_seed"),
+            BySeed(f"{name}_test_auc_same_seeds_by_seed"),
+            F("{:.4f}", f"{name}_test_auc_same_seeds_mean"),
+            MISSING,
+            MISSING,
+        )
+    return (
+        label,
+        BySeed(f"{name}_valid_auc_by_seed"),
+        BySeed(f"{name}_test_auc_by_seed"),
+        F("{:.4f}", f"{name}_test_auc_mean"),
+        F("{:,}", f"{name}_parameters_mean", transform=int),
+        F("{:.0f}", f"{name}_search_seconds_mean") if name != "deepfm_rerun" else MISSING,
+    )
+
+
+def _ameir_ablation_row(label: str, name: str) -> tuple[Cell, ...]:
+    return (
+        label,
+        F("{:.4f}", f"{name}_seed0_valid_auc"),
+        F("{:.4f}", f"{name}_seed0_test_auc"),
+        F("{:,}", f"{name}_seed0_parameters", transform=int),
+    )
+
+
+_SKETCH_PRESET_CELLS = ((1, 2), (1, 4), (1, 8))
+"""The (τ, K) cells the ``paper`` preset ran on split 0 (``sketch_presets--beauty.json``)."""
+
+
+def _sketch_preset_rows() -> tuple[tuple[Cell, ...], ...]:
+    rows: list[tuple[Cell, ...]] = []
+    for tau, k in _SKETCH_PRESET_CELLS:
+        cell = f"K{k}_tau{tau}"
+        same = [
+            F("{:.4f}", f"{m}_{cell}_same_splits_test_recall20_mean")
+            for m in ("random", "hardest", "influence", "recent", "leanrec")
+        ]
+        rows.append(
+            (
+                "online (τ = 1)" if tau == 1 else f"batch (τ = {tau})",
+                str(k),
+                *same,
+                F("{:.4f}", f"paper_{cell}_test_recall20_mean"),
+                Expr(
+                    "{:+.4f}",
+                    lambda paper, leanrec: paper - leanrec,
+                    (
+                        f"paper_{cell}_test_recall20_mean",
+                        f"leanrec_{cell}_same_splits_test_recall20_mean",
+                    ),
+                ),
+            )
+        )
+    return tuple(rows)
+
+
+_SKETCH_ABLATION_TAUS = (1,)
+"""The update periods of the DiPS ablation (K = 4, split 0) that ran."""
+
+
+def _sketch_ablation_row(label: str, name: str) -> tuple[Cell, ...]:
+    return (
+        label,
+        *(
+            F("{:.4f}", f"{name}_K4_tau{tau}_seed0_{part}_recall20")
+            for tau in _SKETCH_ABLATION_TAUS
+            for part in ("valid", "test")
+        ),
+    )
+
+
+AMEIR_DIPS_PRESET_TABLES: dict[str, Table] = {
+    "sketch-beauty-presets": Table(
+        ("sketch_presets--beauty.json",),
+        (
+            "Beauty, split 0, test Recall@20",
+            "K",
+            "Random",
+            "Hardest",
+            "Influence",
+            "Recent (sliding window)",
+            "DiPS, `leanrec` preset",
+            "DiPS, `paper` preset",
+            "paper − leanrec",
+        ),
+        _sketch_preset_rows(),
+        best=(Best((2, 3, 4, 5, 6, 7), along="row"),),
+    ),
+}
+TABLES.update(AMEIR_DIPS_PRESET_TABLES)
 
 
 def stale(docs: Path = DOCS, results_dir: Path = RESULTS) -> dict[Path, tuple[str, str]]:

@@ -2,17 +2,18 @@
 additions, from ``leanrec experiment architecture`` run directories and the stored tables.
 
 The ``paper`` preset's rows (and the DeepFM rows trained in the same directories, which set its
-parameter cap) come from ``--paper``; the ``leanrec`` preset's rows from the stored five-seed
-table (``results/ameir_table--keep-best.json``, Step 1 off as in the headline) and its
-``keep_best`` ablation from ``results/ameir_table--fm-5seeds.json`` (the same settings with the
-last one-shot weights kept). Each ablation directory (``--ablation NAME=DIR``) holds AMEIR
-under the ``leanrec`` preset with one addition off. Writes ``results/ameir_presets.json``
+parameter cap) come from ``--paper``; the ``leanrec`` preset's rows from the run directories
+given as ``--ablation leanrec=DIR`` (and each addition turned off alone from ``--ablation
+NAME=DIR``), beside the stored five-seed headline (``results/ameir_table--keep-best.json``,
+``leanrec`` preset with Step 1 off and 6 one-shot epochs per step; its ``keep_best`` ablation
+``results/ameir_table--fm-5seeds.json``). Writes ``results/ameir_presets.json``
 (``--tag T``: ``results/ameir_presets--T.json``) with the preset each run's fields amount to
 and the tuning counts of the equal-tuning record. Run from the repository root:
 
-    python -m benchmarks.paper.ameir_presets --paper runs/ameir-paper-s0 runs/ameir-paper-s1 \\
-        --ablation no_fm_term=runs/ameir-abl-nofm-s0 \\
-        --ablation no_carried_embeddings=runs/ameir-abl-nocarry-s0
+    python -m benchmarks.paper.ameir_presets --paper runs/ameir-e1-paper \\
+        --ablation leanrec=runs/ameir-e1-leanrec --ablation no_fm_term=runs/ameir-e1-nofm \\
+        --ablation no_carried_embeddings=runs/ameir-e1-nocarry \\
+        --ablation no_keep_best=runs/ameir-e1-nokeepbest
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ TUNING: dict[str, Any] = {
     "tuning_ameir_paper_configurations": 0,
     "tuning_ameir_paper_detail": (
         "none of its own: the paper's settings and the budgets of the headline command "
-        "(6 one-shot epochs per step, 50 children, 4,096 validation samples)"
+        "(50 children, 4,096 validation samples), one-shot epochs per step as given"
     ),
     "tuning_deepfm_configurations": 1,
     "tuning_deepfm_detail": "one fixed configuration: embedding 16, MLP (200, 80), Adam 1e-3, "
@@ -68,15 +69,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--paper", nargs="+", required=True, help="paper-preset run directories")
     parser.add_argument(
-        "--ablation", action="append", default=[], help="NAME=DIR: leanrec with one addition off"
+        "--ablation",
+        action="append",
+        default=[],
+        help="NAME=DIR: AMEIR under the leanrec preset (NAME leanrec) or with one addition off",
     )
     add_tag_argument(parser, "ameir_presets")
     args = parser.parse_args()
-    leanrec = json.loads(results_path("ameir_table", "keep-best").read_text())
+    headline = json.loads(results_path("ameir_table", "keep-best").read_text())
     no_keep_best = json.loads(results_path("ameir_table", "fm-5seeds").read_text())
     results: dict[str, Any] = {
-        "stored_leanrec": "results/ameir_table--keep-best.json",
-        "stored_no_keep_best": "results/ameir_table--fm-5seeds.json",
+        "stored_headline": "results/ameir_table--keep-best.json",
+        "stored_headline_no_keep_best": "results/ameir_table--fm-5seeds.json",
         **TUNING,
     }
     rows, labels = _rows(args.paper)
@@ -88,32 +92,6 @@ def main() -> None:
         _summarise(results, name, found)
         if found:
             table.append(_line(results, name, len(found)))
-    seeds = [str(r["seed"]) for r in rows if r["method"] == "ameir"]
-    for name, stored in (("leanrec", leanrec), ("no_keep_best", no_keep_best)):
-        for metric in ("valid_auc", "test_auc"):
-            by_seed = json.loads(stored[f"ameir_{metric}_by_seed"])
-            results[f"{name}_{metric}_by_seed"] = json.dumps(by_seed)
-            results[f"{name}_{metric}_mean"] = float(np.mean(list(by_seed.values())))
-            if seeds:
-                results[f"{name}_{metric}_same_seeds_mean"] = float(
-                    np.mean([by_seed[s] for s in seeds])
-                )
-    for metric in ("valid_auc", "test_auc"):
-        stored_deepfm = json.loads(leanrec[f"deepfm_{metric}_by_seed"])
-        results[f"deepfm_{metric}_by_seed"] = json.dumps(stored_deepfm)
-        if seeds:
-            results[f"deepfm_{metric}_same_seeds_mean"] = float(
-                np.mean([stored_deepfm[s] for s in seeds])
-            )
-    if seeds:
-        table.append(
-            ["leanrec (stored, same seeds)", len(seeds),
-             results["leanrec_valid_auc_same_seeds_mean"],
-             results["leanrec_test_auc_same_seeds_mean"], "", "", ""]
-        )  # fmt: skip
-    print_table(["method", "seeds", "valid AUC", "test AUC", "log loss", "params", "search s"],
-                table)  # fmt: skip
-    ablation_table = []
     for spec in args.ablation:
         name, _, directory = spec.partition("=")
         found, ablation_labels = _rows([directory])
@@ -121,12 +99,36 @@ def main() -> None:
         results[f"{name}_run"] = directory
         results[f"{name}_preset"] = ";".join(sorted(ablation_labels))
         _summarise(results, name, searched)
-        for row in searched:
-            ablation_table.append(
-                [name, row["seed"], row["valid_auc"], row["test_auc"], row["parameters"]]
-            )
-    if ablation_table:
-        print_table(["ablation", "seed", "valid AUC", "test AUC", "parameters"], ablation_table)
+        if searched:
+            table.append(_line(results, name, len(searched)))
+    seeds = [str(r["seed"]) for r in rows if r["method"] == "ameir"]
+    stored = (
+        ("headline", headline, "ameir"),
+        ("headline_no_keep_best", no_keep_best, "ameir"),
+        ("deepfm_headline", headline, "deepfm"),
+    )
+    for name, source, method in stored:
+        for metric in ("valid_auc", "test_auc", "parameters"):
+            by_seed = json.loads(source[f"{method}_{metric}_by_seed"])
+            results[f"{name}_{metric}_by_seed"] = json.dumps(by_seed)
+            results[f"{name}_{metric}_mean"] = float(np.mean(list(by_seed.values())))
+            for seed, value in by_seed.items():
+                results[f"{name}_seed{seed}_{metric}"] = value
+            if seeds:
+                results[f"{name}_{metric}_same_seeds_mean"] = float(
+                    np.mean([by_seed[s] for s in seeds])
+                )
+                results[f"{name}_{metric}_same_seeds_by_seed"] = json.dumps(
+                    {s: by_seed[s] for s in seeds}
+                )
+        if seeds:
+            table.append(
+                [f"{name} (stored, same seeds)", len(seeds),
+                 results[f"{name}_valid_auc_same_seeds_mean"],
+                 results[f"{name}_test_auc_same_seeds_mean"], "", "", ""]
+            )  # fmt: skip
+    print_table(["method", "seeds", "valid AUC", "test AUC", "log loss", "params", "search s"],
+                table)  # fmt: skip
     path = write_results("ameir_presets", results, args.tag)
     print(f"results: {path}")
 
@@ -141,6 +143,8 @@ def _summarise(results: dict[str, Any], name: str, rows: list[dict[str, Any]]) -
         results[f"{name}_{metric}_mean"] = float(values.mean())
         results[f"{name}_{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
         results[f"{name}_{metric}_by_seed"] = json.dumps({str(r["seed"]): r[metric] for r in rows})
+        for row in rows:
+            results[f"{name}_seed{row['seed']}_{metric}"] = row[metric]
 
 
 def _line(results: dict[str, Any], name: str, seeds: int) -> list[Any]:

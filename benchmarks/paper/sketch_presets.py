@@ -83,11 +83,16 @@ def main() -> None:
     parser.add_argument(
         "--ablation", action="append", default=[], help="NAME=DIR: leanrec with one addition off"
     )
+    parser.add_argument(
+        "--splits", nargs="+", type=int, default=None, help="only these user splits (seeds)"
+    )
     add_tag_argument(parser, "sketch_presets")
     args = parser.parse_args()
     stored = json.loads(results_path("sketch_table", "beauty").read_text())
     results: dict[str, Any] = {"stored": f"results/{STORED}", **TUNING}
     paper_rows, labels = _rows(args.paper)
+    if args.splits is not None:
+        paper_rows = [r for r in paper_rows if r["seed"] in args.splits]
     results["paper_runs"] = ",".join(args.paper)
     results["paper_preset"] = ";".join(sorted(labels))
     table = []
