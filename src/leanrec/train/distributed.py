@@ -131,7 +131,7 @@ class DataParallel:
         if not left:
             return loss_module
         DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(loss_module, ignored)
-        return DistributedDataParallel(loss_module, broadcast_buffers=False)
+        return DistributedDataParallel(loss_module)  # ignored buffers are never broadcast
 
     def average_row_gradients(
         self, parameters: Sequence[torch.Tensor], catch_up: CatchUp | None = None
