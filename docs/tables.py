@@ -3479,39 +3479,67 @@ TABLES.update(_aa_tables())
 # ---------------------------------------------------------------------------------------------
 
 _SCALING_SIZES = ("0.5M", "2M", "5M", "20M")
+_SCALING_MEASURED = ("0.5M", "2M", "5M")
+"""Sizes measured for the default modes (LightGCN's 20M process was stopped by the OOM killer
+of a machine whose memory other jobs held; see the results file's note)."""
 _SCALING_SERIES = (
-    ("MF", "mf_-", _SCALING_SIZES),
-    ("LightGCN, default", "lightgcn_default", _SCALING_SIZES),
+    ("MF", "mf_-", _SCALING_MEASURED),
+    ("LightGCN, default", "lightgcn_default", _SCALING_MEASURED),
+)
+_SCALING_OTHER_MODES = "training_scaling--sampled-full.json"
+"""LightGCN's sampled and full propagation, measured before the snapshot mode existed."""
+_SCALING_OTHER_SERIES = (
     ("LightGCN, sampled", "lightgcn_sampled", _SCALING_SIZES),
     ("LightGCN, full propagation", "lightgcn_full", ("0.5M", "2M", "5M")),
 )
 
 
-def _scaling_rows() -> tuple[tuple[Cell, ...], ...]:
+def _scaling_rows(
+    series_list: tuple[tuple[str, str, tuple[str, ...]], ...], prefix: str = "", load: bool = True
+) -> tuple[tuple[Cell, ...], ...]:
     rows: list[tuple[Cell, ...]] = []
-    for label, series, sizes in _SCALING_SERIES:
+    for label, series, sizes in series_list:
         for size in sizes:
-            key = f"{series}_{size}"
+            key = f"{prefix}{series}_{size}"
             per_interaction: Cell = F("{:.1f}", f"{key}_train_us_per_interaction")
             if series == "lightgcn_default":  # with the mode "auto" chose at that size
                 per_interaction = Expr(
                     "{}",
                     lambda us, mode: f"{us:.1f} ({mode})",
-                    (f"{key}_train_us_per_interaction", f"{key}_mode"),
+                    (f"{key}_train_us_per_interaction", f"{key}_propagation"),
                 )
-            rows.append(
-                (
-                    label,
-                    size,
-                    F("{:,} x {:,}", f"{key}_users", f"{key}_items"),
-                    F("{:,}", f"{key}_epoch_interactions"),
-                    F("{:.1f}", f"{key}_train_cpu_seconds"),
-                    per_interaction,
-                    F("{:.0f}", f"{key}_eval_us_per_user"),
-                    F("{:,.0f}", f"{key}_peak_rss_mib"),
+            row: list[Cell] = [
+                label,
+                size,
+                F("{:,} x {:,}", f"{key}_users", f"{key}_items"),
+                F("{:,}", f"{key}_epoch_interactions"),
+                F("{:.1f}", f"{key}_train_cpu_seconds"),
+                per_interaction,
+                F("{:.0f}", f"{key}_eval_us_per_user"),
+                F("{:,.0f}", f"{key}_peak_rss_mib"),
+            ]
+            if load:
+                row.append(
+                    F(
+                        "{:.0f} / {:.0f}",
+                        f"{key}_load_1min_before",
+                        f"{key}_load_1min_after_training",
+                    )
                 )
-            )
+            rows.append(tuple(row))
     return tuple(rows)
+
+
+_SCALING_HEADER = (
+    "model",
+    "interactions",
+    "users x items",
+    "interactions timed",
+    "train CPU s",
+    "CPU µs per training interaction",
+    "eval CPU µs per user",
+    "peak RSS MiB",
+)
 
 
 _VS_RECBOLE_SCALING_DATA = (
@@ -3521,10 +3549,10 @@ _VS_RECBOLE_SCALING_DATA = (
 """The datasets of ``vs_recbole --scaling`` whose row is in its results file."""
 
 
-def _scaling_goal_row(label: str, series: str, last: str) -> tuple[Cell, ...]:
+def _scaling_goal_row(label: str, series: str, last: str, prefix: str = "") -> tuple[Cell, ...]:
     return (
         label,
-        F("{:.2f}x", f"{series}_ratio_{last}_over_0.5M"),
+        F("{:.2f}x", f"{prefix}{series}_ratio_{last}_over_0.5M"),
         "<= 2x",
     )
 
@@ -3532,26 +3560,45 @@ def _scaling_goal_row(label: str, series: str, last: str) -> tuple[Cell, ...]:
 LINEAR_COST_TABLES: dict[str, Table] = {
     "training-scaling": Table(
         ("training_scaling.json",),
-        (
-            "model",
-            "interactions",
-            "users x items",
-            "interactions timed",
-            "train CPU s",
-            "CPU µs per training interaction",
-            "eval CPU µs per user",
-            "peak RSS MiB",
-        ),
-        _scaling_rows(),
+        (*_SCALING_HEADER, "load average, 1 min (start / end of training)"),
+        _scaling_rows(_SCALING_SERIES),
+    ),
+    "training-scaling-other-modes": Table(
+        (_SCALING_OTHER_MODES,),
+        _SCALING_HEADER,
+        _scaling_rows(_SCALING_OTHER_SERIES, load=False),
     ),
     "training-scaling-goal": Table(
-        ("training_scaling.json",),
+        ("training_scaling.json", _SCALING_OTHER_MODES),
         ("time per training interaction, largest size / 0.5M", "measured", "goal"),
         (
-            _scaling_goal_row("MF, 20M / 0.5M", "mf_-", "20M"),
-            _scaling_goal_row("LightGCN default, 20M / 0.5M", "lightgcn_default", "20M"),
-            _scaling_goal_row("LightGCN sampled, 20M / 0.5M", "lightgcn_sampled", "20M"),
-            _scaling_goal_row("LightGCN full propagation, 5M / 0.5M", "lightgcn_full", "5M"),
+            _scaling_goal_row("MF, 5M / 0.5M", "mf_-", "5M"),
+            _scaling_goal_row("LightGCN default, 5M / 0.5M", "lightgcn_default", "5M"),
+            (
+                "LightGCN default / MF at the same size, 0.5M / 2M / 5M",
+                Expr(
+                    "{}",
+                    lambda *us: " / ".join(f"{lgn / mf:.2f}x" for lgn, mf in zip(us[:3], us[3:])),
+                    tuple(
+                        f"{series}_{size}_train_us_per_interaction"
+                        for series in ("lightgcn_default", "mf_-")
+                        for size in _SCALING_MEASURED
+                    ),
+                ),
+                "flat",
+            ),
+            _scaling_goal_row(
+                "LightGCN sampled, 20M / 0.5M",
+                "lightgcn_sampled",
+                "20M",
+                f"{_SCALING_OTHER_MODES}:",
+            ),
+            _scaling_goal_row(
+                "LightGCN full propagation, 5M / 0.5M",
+                "lightgcn_full",
+                "5M",
+                f"{_SCALING_OTHER_MODES}:",
+            ),
         ),
     ),
     "vs-recbole-scaling": Table(
