@@ -102,3 +102,19 @@ def test_rows_on_ray_are_the_serial_rows(tmp_path: Path, monkeypatch: pytest.Mon
     finally:
         shutdown_ray(temp_dir)
     assert _read(tmp_path / "ray", "rows.json") == _read(tmp_path / "serial", "rows.json")
+
+
+def test_a_knob_grid_may_grow_on_resume_but_not_change(tmp_path: Path) -> None:
+    def table(grid: tuple[int, ...]) -> Any:
+        return tiny_experiment(tmp_path / "run", 0, methods=("threshold",), curves=True,
+                               threshold_grid=grid)  # fmt: skip
+
+    first = run_experiment(table((2,)), log=lambda m: None, stream=tiny_stream())
+    grown = run_experiment(table((2, 5)), log=lambda m: None, stream=tiny_stream())
+    assert [r["knob"] for r in first.rows] == [2.0]
+    assert sorted(r["knob"] for r in grown.rows) == [2.0, 5.0]
+    assert _read(tmp_path / "run", "rows.json")[0] == {
+        k: v for k, v in comparable(first.rows)[0].items() if k not in TIMING
+    }  # the stored row is kept, not run again
+    with pytest.raises(ValueError, match="threshold_grid"):
+        run_experiment(table((5,)), log=lambda m: None, stream=tiny_stream())
