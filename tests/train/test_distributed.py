@@ -13,6 +13,7 @@ losses within 1e-5 relative.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -133,8 +134,8 @@ def _wait_for_checkpoint(path: Path, process: subprocess.Popen[str], epoch: int)
     raise AssertionError("no checkpoint within 120 s")
 
 
-def _kill_run(launcher: subprocess.Popen[str]) -> None:
-    """SIGKILL ``torchrun``'s workers (each in a session of its own) and ``torchrun``."""
+def _workers(launcher: subprocess.Popen[str]) -> list[int]:
+    """The pids of ``torchrun``'s workers (its children, each in a session of its own)."""
     workers = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -143,6 +144,45 @@ def _kill_run(launcher: subprocess.Popen[str]) -> None:
             continue
         if int(fields[1]) == launcher.pid:  # the parent's pid
             workers.append(int(stat.parent.name))
+    return workers
+
+
+def _tcp_endpoints(pids: list[int]) -> list[tuple[str, str]]:
+    """(local, remote) IPv4 addresses of every TCP socket the processes ``pids`` hold (their
+    socket inodes looked up in ``/proc/net/tcp``; IPv6 sockets in ``tcp6``)."""
+    inodes = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    endpoints = []
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                endpoints.append((_address(fields[1]), _address(fields[2])))
+    return endpoints
+
+
+def _address(field: str) -> str:
+    """``0100007F:1F90`` -> ``127.0.0.1``: ``/proc/net/tcp`` prints each 32-bit word of an
+    address in host (little-endian) order; an IPv6 address that maps an IPv4 one gives that."""
+    words = bytes.fromhex(field.split(":")[0])
+    raw = b"".join(words[i : i + 4][::-1] for i in range(0, len(words), 4))
+    if len(raw) == 16 and raw[:12] == bytes(10) + b"\xff\xff":
+        raw = raw[12:]
+    if len(raw) == 4:
+        return ".".join(str(byte) for byte in raw)
+    return str(ipaddress.IPv6Address(raw))
+
+
+def _kill_run(launcher: subprocess.Popen[str]) -> None:
+    """SIGKILL ``torchrun``'s workers and ``torchrun``."""
+    workers = _workers(launcher)
     assert len(workers) == 2
     for pid in [*workers, launcher.pid]:
         os.kill(pid, signal.SIGKILL)
@@ -174,6 +214,12 @@ def test_killed_two_process_run_resumes_and_finishes(tmp_path: Path) -> None:
     )
     try:
         killed_at = _wait_for_checkpoint(run_dir / "train_state.pt", first, epoch=2)
+        # loopback only: every TCP socket of the ranks (gloo's pairs, the rendezvous store)
+        endpoints = _tcp_endpoints(_workers(first))
+        assert endpoints
+        for local, remote in endpoints:
+            assert local.startswith("127.") or local == "::1", endpoints
+            assert remote.startswith("127.") or remote in ("0.0.0.0", "::", "::1"), endpoints
     finally:
         _kill_run(first)
     assert not (run_dir / "metrics.json").exists()
