@@ -244,6 +244,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument(
+        "--report-only", action="store_true",
+        help="measure nothing: the table, ratios and plot of what the results file holds",
+    )  # fmt: skip
+    parser.add_argument(
         "--max-epoch-interactions", type=int, default=0,
         help="epoch over at most this many training interactions (0: all; see measure)",
     )  # fmt: skip
@@ -275,7 +279,7 @@ def main() -> None:
         "full_up_to_millions": args.full_up_to,
     }
     path = results_path("training_scaling", args.tag)
-    if args.resume and path.exists():
+    if (args.resume or args.report_only) and path.exists():
         record.update(
             {k: v for k, v in json.loads(path.read_text()).items() if k not in ("script", "tag")}
         )
@@ -284,7 +288,9 @@ def main() -> None:
             prefix = f"{model_name}_{names.get(propagation, propagation)}_{label(size)}"
             if propagation == "full" and size > args.full_up_to:
                 continue
-            if args.resume and any(k.startswith(prefix + "_") for k in record):
+            if args.report_only or (
+                args.resume and any(k.startswith(prefix + "_") for k in record)
+            ):
                 continue
             result = run_measurement(size, model_name, propagation, args)
             record.update({f"{prefix}_{k}": v for k, v in result.items()})
