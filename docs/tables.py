@@ -284,6 +284,27 @@ def pages(docs: Path = DOCS) -> list[Path]:
 
 
 # -- adaptive architectures (benchmarks/paper/adaptive_stream.py) -------------------------------
+class _AdaptiveF(F):
+    """An :class:`F` cell that shows :data:`MISSING` when one of its keys is not in the results
+    (a method's rows left out of the results file, e.g. not rerun after the method changed)."""
+
+    def render(self, data: Mapping[str, Any]) -> str:
+        if any(key not in data for key in self.keys):
+            return MISSING
+        return super().render(data)
+
+
+@dataclass(frozen=True)
+class _AdaptiveExpr(Expr):
+    """An :class:`Expr` cell that shows :data:`MISSING` when one of its keys is not in the
+    results."""
+
+    def render(self, data: Mapping[str, Any]) -> str:
+        if any(key not in data for key in self.keys):
+            return MISSING
+        return super().render(data)
+
+
 _ADAPTIVE = "adaptive_stream.json"
 _ADAPTIVE_METHODS = (
     ("fixed_small", "fixed small (64-32)"),
@@ -344,7 +365,7 @@ def _adaptive_figures(stem: str) -> tuple[Cell, ...]:
     """AUC, log loss, mean session AUC, tower parameters, their share of fixed-large, model
     bytes and CPU per session against fixed medium of ``stem`` (``dataset|method|λ``)."""
     return tuple(
-        Expr("{}", _adaptive_mean_sd(digits, thousands), _adaptive_keys(stem, name))
+        _AdaptiveExpr("{}", _adaptive_mean_sd(digits, thousands), _adaptive_keys(stem, name))
         for name, digits, thousands in (
             ("auc", 4, False),
             ("log_loss", 4, False),
@@ -361,7 +382,8 @@ def _adaptive_rows(dataset: str) -> tuple[tuple[Cell, ...], ...]:
     rows: list[tuple[Cell, ...]] = []
     for method, label in _ADAPTIVE_METHODS:
         stem = f"{dataset}|{method}|chosen"
-        penalty: Cell = F("{}", f"{stem}|penalties") if method in _ADAPTIVE_PENALTIES else "–"
+        penalty: Cell = (_AdaptiveF("{}", f"{stem}|penalties")
+                         if method in _ADAPTIVE_PENALTIES else "–")  # fmt: skip
         rows.append((label, penalty, *_adaptive_figures(stem)))
     for method, preset, penalties in _ADAPTIVE_SWEEPS:
         for penalty in penalties:
@@ -402,19 +424,19 @@ def _adaptive_goal_rows(dataset: str, drift: bool) -> tuple[tuple[Cell, ...], ..
         goal = f"{dataset}|goal|{method}"
         rows.append((
             f"1 ({preset}): AUC within 0.5% of fixed large, ≤ 50% of its tower parameters",
-            F(
+            _AdaptiveF(
                 "relative AUC gap {:+.2%} (negative: above fixed large); {:.1%} of the tower "
                 "parameters, {:.1%} of the model bytes",
                 f"{goal}|1_relative_auc_gap",
                 f"{goal}|1_parameter_ratio",
                 f"{goal}|1_model_bytes_ratio",
             ),
-            F("{}", f"{goal}|1_met", transform=_yes),
+            _AdaptiveF("{}", f"{goal}|1_met", transform=_yes),
         ))  # fmt: skip
         rows.append((
             f"2 ({preset}): above the line small-large; dominates always grow and loss "
             "threshold",
-            F(
+            _AdaptiveF(
                 "AUC {:.4f} vs the line's {:.4f}; dominates always grow: {}, loss threshold: {}",
                 f"{dataset}|{method}|chosen|auc_mean",
                 f"{goal}|2_line_auc",
@@ -422,7 +444,7 @@ def _adaptive_goal_rows(dataset: str, drift: bool) -> tuple[tuple[Cell, ...], ..
                 f"{goal}|2_dominates_loss_threshold",
                 transform=_yes_no,
             ),
-            F("{}", f"{goal}|2_met", transform=_yes),
+            _AdaptiveF("{}", f"{goal}|2_met", transform=_yes),
         ))  # fmt: skip
     if drift:
         goal = f"{dataset}|goal"
@@ -430,7 +452,7 @@ def _adaptive_goal_rows(dataset: str, drift: bool) -> tuple[tuple[Cell, ...], ..
             rows.append((
                 f"4 ({preset}): grows when the drift arrives (hidden units, 3 sessions from "
                 "the drift vs 3 before)",
-                F(
+                _AdaptiveF(
                     "{:+.1f} units at the drift, {:+.1f} at the other boundaries (loss "
                     "threshold: {:+.1f} / {:+.1f}); fixed large − fixed small, mean session "
                     "AUC: {:+.4f} before the drift, {:+.4f} after ({:+.4f} / {:+.4f} over the "
@@ -444,7 +466,7 @@ def _adaptive_goal_rows(dataset: str, drift: bool) -> tuple[tuple[Cell, ...], ..
                     f"{goal}|4_large_minus_small_3_before",
                     f"{goal}|4_large_minus_small_3_after",
                 ),
-                F("{}", f"{goal}|{method}|4_met", transform=_yes),
+                _AdaptiveF("{}", f"{goal}|{method}|4_met", transform=_yes),
             ))  # fmt: skip
     return tuple(rows)
 
@@ -466,18 +488,18 @@ def _adaptive_growth_table() -> Table:
         tuple(
             (
                 label,
-                F(
+                _AdaptiveF(
                     "{:+.1f} / {:+.1f} / {:+.1f}",
                     *(f"{goal}|{method}|seed{s}|growth" for s in range(3)),
                 ),
-                F("{:+.1f}", f"{goal}|{method}|growth"),
-                F(
+                _AdaptiveF("{:+.1f}", f"{goal}|{method}|growth"),
+                _AdaptiveF(
                     "{:+.1f} / {:+.1f} / {:+.1f}",
                     *(f"{goal}|{method}|seed{s}|growth_elsewhere" for s in range(3)),
                 ),
-                F("{:+.1f}", f"{goal}|{method}|growth_elsewhere"),
-                F("{}", f"{goal}|{method}|grows_at_drift", transform=_yes),
-                F("{}", f"{goal}|{method}|grows_at_drift_every_seed", transform=_yes),
+                _AdaptiveF("{:+.1f}", f"{goal}|{method}|growth_elsewhere"),
+                _AdaptiveF("{}", f"{goal}|{method}|grows_at_drift", transform=_yes),
+                _AdaptiveF("{}", f"{goal}|{method}|grows_at_drift_every_seed", transform=_yes),
             )
             for method, label in _ADAPTIVE_GROWERS
         ),
@@ -502,8 +524,8 @@ def _adaptive_variants_table() -> Table:
         cells: list[Cell] = [label]
         for dataset in _ADAPTIVE_DATASETS:
             stem = f"{dataset}|{method}|chosen"
-            cells.append(Expr("{}", _adaptive_mean_sd(4), _adaptive_keys(stem, "auc")))
-            cells.append(Expr("{}", _adaptive_mean_sd(0, True),
+            cells.append(_AdaptiveExpr("{}", _adaptive_mean_sd(4), _adaptive_keys(stem, "auc")))
+            cells.append(_AdaptiveExpr("{}", _adaptive_mean_sd(0, True),
                               _adaptive_keys(stem, "mean_parameters")))  # fmt: skip
         rows.append(tuple(cells))
     return Table((_ADAPTIVE,), tuple(header), tuple(rows))
@@ -519,20 +541,23 @@ def _adaptive_neumf_table() -> Table:
         if method not in ("fixed_small", "fixed_medium", "fixed_large", "adaptive_leanrec"):
             continue
         stem = f"{dataset}|{method}|chosen"
-        penalty: Cell = F("{}", f"{stem}|penalties") if method in _ADAPTIVE_PENALTIES else "–"
+        penalty: Cell = (_AdaptiveF("{}", f"{stem}|penalties")
+                         if method in _ADAPTIVE_PENALTIES else "–")  # fmt: skip
         rows.append((label, penalty, *_adaptive_figures(stem)))
     rows.append((
         "goal 1 (leanrec preset)",
-        F("{:+.2%} AUC gap, {:.1%} of the tower parameters: {}", f"{goal}|adaptive_leanrec|"
-          "1_relative_auc_gap", f"{goal}|adaptive_leanrec|1_parameter_ratio",
-          f"{goal}|adaptive_leanrec|1_met", transform=_yes_no),
+        _AdaptiveF("{:+.2%} AUC gap, {:.1%} of the tower parameters: {}",
+                   f"{goal}|adaptive_leanrec|1_relative_auc_gap",
+                   f"{goal}|adaptive_leanrec|1_parameter_ratio",
+                   f"{goal}|adaptive_leanrec|1_met", transform=_yes_no),
         *("",) * 7,
     ))  # fmt: skip
     rows.append((
         "goal 4 (leanrec preset)",
-        F("{:+.1f} units at the drift, {:+.1f} elsewhere: {}", f"{goal}|4|adaptive_leanrec|"
-          "growth", f"{goal}|4|adaptive_leanrec|growth_elsewhere",
-          f"{goal}|adaptive_leanrec|4_met", transform=_yes_no),
+        _AdaptiveF("{:+.1f} units at the drift, {:+.1f} elsewhere: {}",
+                   f"{goal}|4|adaptive_leanrec|growth",
+                   f"{goal}|4|adaptive_leanrec|growth_elsewhere",
+                   f"{goal}|adaptive_leanrec|4_met", transform=_yes_no),
         *("",) * 7,
     ))  # fmt: skip
     return Table(
@@ -562,9 +587,9 @@ def _adaptive_tables(datasets: tuple[str, ...]) -> dict[str, Table]:
             tuple(
                 (
                     dataset,
-                    F("{}", f"{dataset}|seeds"),
-                    F("{} / {}", f"{dataset}|rows_present", f"{dataset}|rows_expected"),
-                    F("{}", f"{dataset}|missing", transform=lambda text: text or "none"),
+                    _AdaptiveF("{}", f"{dataset}|seeds"),
+                    _AdaptiveF("{} / {}", f"{dataset}|rows_present", f"{dataset}|rows_expected"),
+                    _AdaptiveF("{}", f"{dataset}|missing", transform=lambda text: text or "none"),
                 )
                 for dataset in datasets
             ),
