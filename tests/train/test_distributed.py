@@ -152,7 +152,8 @@ def _tcp_endpoints(pids: list[int]) -> list[tuple[str, str]]:
     socket inodes looked up in ``/proc/net/tcp``; IPv6 sockets in ``tcp6``)."""
     inodes = set()
     for pid in pids:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
+        folder = Path(f"/proc/{pid}/fd")
+        for fd in folder.iterdir() if folder.exists() else []:
             try:
                 target = os.readlink(fd)
             except OSError:
