@@ -1,7 +1,8 @@
 """Data-parallel training throughput: ML-1M LightGCN (BPR, ``sparse_adam``) and DeepFM on
 ML-1M CTR, with 1 and 2 processes under ``torchrun`` in the same run.
 
-Each configuration is one ``torchrun --nproc_per_node W --master_addr 127.0.0.1`` launch of
+Each configuration is one ``torchrun --nproc_per_node W --rdzv-backend leanrec-loopback`` launch
+of
 this module's worker, every process with ``--threads`` torch threads (default 1: one core per
 process). A worker builds the model as ``leanrec train`` does (defaults, seed 2024), trains
 ``--warmup`` batches, then times ``--steps`` batches of the trainer's own step
@@ -148,7 +149,8 @@ def launch(
     with tempfile.TemporaryDirectory() as folder:
         command = [
             *(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)),
-            *("--master_addr", "127.0.0.1", "--master_port", str(free_port())),
+            *("--rdzv-backend", "leanrec-loopback"),  # the store on 127.0.0.1 only
+            *("--rdzv-endpoint", f"127.0.0.1:{free_port()}"),
             *("-m", "benchmarks.perf.ddp_lightgcn", "--worker", kind),
             *("--batch", str(batch), "--steps", str(steps), "--warmup", str(warmup)),
             *("--threads", str(threads), "--out", folder),

@@ -12,7 +12,8 @@ leanrec experiment shared-embedding --dataset ml-1m-partial --methods all_unique
 leanrec experiment adaptive --dataset ml-1m-partial --seeds 0 --lambda_grid "[0.0,0.02]"
 leanrec train --dataset ml-1m-ctr --architecture runs/architecture-ml-1m-ctr/architecture_seed0.json
 leanrec train --dataset ml-1m-ctr --model deepfm --epochs 5
-torchrun --nproc_per_node 2 --master_addr 127.0.0.1 $(which leanrec) train --dataset ml-1m
+torchrun --nproc_per_node 2 --rdzv-backend leanrec-loopback --rdzv-endpoint 127.0.0.1:29500 \
+    $(which leanrec) train --dataset ml-1m
 leanrec experiment embedding-size --dataset ml-1m --executor ray   # masks on RAY_ADDRESS
 leanrec tune --dataset ml-100k --model mf --space space.yaml --trials 24
 leanrec compress --model runs/embedding-size/ciess_c90.pt --out ciess_c90.safetensors

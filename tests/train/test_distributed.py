@@ -48,10 +48,10 @@ def torchrun(*args: str) -> list[str]:
         *TORCHRUN,
         "--nproc_per_node",
         "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(free_port()),
+        "--rdzv-backend",
+        "leanrec-loopback",  # the store listens on 127.0.0.1 only (static's listens on all)
+        "--rdzv-endpoint",
+        f"127.0.0.1:{free_port()}",
         *args,
     ]
 
@@ -215,8 +215,10 @@ def test_killed_two_process_run_resumes_and_finishes(tmp_path: Path) -> None:
     )
     try:
         killed_at = _wait_for_checkpoint(run_dir / "train_state.pt", first, epoch=2)
-        # loopback only: every TCP socket of the ranks (gloo's pairs, the rendezvous store)
-        endpoints = _tcp_endpoints(_workers(first))
+        # loopback only: every TCP socket of the ranks (gloo's pairs, the store's clients) and
+        # of torchrun itself (the store's server: with torchrun's static rendezvous it listens
+        # on every interface, ``::``, which fails here)
+        endpoints = _tcp_endpoints([*_workers(first), first.pid])
         assert endpoints
         for local, remote in endpoints:
             assert local.startswith("127.") or local == "::1", endpoints
@@ -252,3 +254,18 @@ def test_killed_two_process_run_resumes_and_finishes(tmp_path: Path) -> None:
     assert metrics["best_epoch"] == one.train_result.best_epoch
     for metric, value in one.valid_metrics.items():
         assert metrics[f"valid_{metric}"] == pytest.approx(value, abs=1e-3), metric
+
+
+def test_loopback_rendezvous_is_registered_with_torchrun() -> None:
+    from importlib.metadata import entry_points
+
+    from leanrec.train.loopback_rendezvous import bind_listener, create_handler, handler_creator
+
+    names = {point.name: point.value for point in entry_points(group="torchrun.handlers")}
+    assert names.get("leanrec-loopback") == "leanrec.train.loopback_rendezvous:handler_creator"
+    assert handler_creator() is create_handler
+    listener = bind_listener("127.0.0.1", 0)
+    try:
+        assert listener.getsockname()[0] == "127.0.0.1"
+    finally:
+        listener.close()

@@ -2,7 +2,8 @@
 part of every batch, gradients averaged, so that all ranks hold the same weights after every
 step.
 
-``leanrec train`` started by ``torchrun --nproc_per_node N --master_addr 127.0.0.1 ...`` finds
+``leanrec train`` started by ``torchrun --nproc_per_node N --rdzv-backend leanrec-loopback ...``
+(:mod:`leanrec.train.loopback_rendezvous`; ``--master_addr 127.0.0.1`` works too) finds
 ``WORLD_SIZE`` / ``RANK`` in its environment; :func:`data_parallel` then joins the gloo process
 group once and the BPR and CTR trainers train through a :class:`DataParallel`. Without those
 variables (or with ``WORLD_SIZE=1``) :func:`data_parallel` is None and nothing here runs: a
