@@ -3955,7 +3955,7 @@ def _ameir_ablation_row(label: str, name: str) -> tuple[Cell, ...]:
     )
 
 
-_SKETCH_PRESET_CELLS = ((1, 2), (1, 4), (1, 8))
+_SKETCH_PRESET_CELLS = ((1, 2), (1, 4), (1, 8), (4, 2))
 """The (τ, K) cells the ``paper`` preset ran on split 0 (``sketch_presets--beauty.json``)."""
 
 
@@ -4017,6 +4017,23 @@ AMEIR_DIPS_PRESET_TABLES: dict[str, Table] = {
         ),
         _sketch_preset_rows(),
         best=(Best((2, 3, 4, 5, 6, 7), along="row"),),
+    ),
+    "sketch-beauty-ablation": Table(
+        ("sketch_presets--beauty.json",),
+        ("Beauty, K = 4, online (τ = 1), split 0", "valid Recall@20", "test Recall@20"),
+        (
+            _sketch_ablation_row("DiPS, `leanrec` preset (Influence start, β = 1)", "leanrec"),
+            _sketch_ablation_row(
+                "without the Influence start (`--without influence_start`)", "no_influence_start"
+            ),
+            _sketch_ablation_row(
+                "without the recency prior (`--without recency_prior`)", "no_recency_prior"
+            ),
+            _sketch_ablation_row("neither: the `paper` preset", "paper"),
+            _sketch_ablation_row("Influence (static)", "influence"),
+            _sketch_ablation_row("sliding window (static)", "recent"),
+        ),
+        best=(Best((1, 2)),),
     ),
 }
 TABLES.update(AMEIR_DIPS_PRESET_TABLES)
