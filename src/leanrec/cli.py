@@ -383,8 +383,8 @@ def _train_ctr(args: argparse.Namespace, extra: Sequence[str]) -> int:
     from leanrec.train.distributed import is_main_process
     from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, evaluate_ctr
 
-    if args.resume:
-        raise ValueError(f"--resume is not available for {args.model}: train it again")
+    if args.resume and not args.run_dir:
+        raise ValueError("--resume needs the --run-dir of the run to continue")
     trainer_options, model_options = route_options(
         _parse_options(extra),
         [CTRTrainerConfig, ctr_model_class(args.model).config_class],
@@ -396,12 +396,17 @@ def _train_ctr(args: argparse.Namespace, extra: Sequence[str]) -> int:
     model = build_ctr_model(args.model, split.feature_map, seed=args.seed, **model_options)
     if is_main_process():
         print(f"training {args.model} on {dataset}", file=sys.stderr)
-    result = CTRTrainer(config).fit(model, split.train, split.valid)
+    run_dir = Path(args.run_dir or Path(args.runs) / f"{dataset}-{args.model.lower()}")
+    state = run_dir / "train_state.pt"  # rank 0 writes it after every evaluation
+    if args.resume and not state.exists():
+        raise FileNotFoundError(f"--resume: no {state} to continue from")
+    trainer = CTRTrainer(config, checkpoint_path=state)
+    result = trainer.fit(model, split.train, split.valid, resume=args.resume)
     if not is_main_process():  # rank 0 of a data-parallel run tests and writes
         return 0
     test = evaluate_ctr(model, split.test)
-    run_dir = Path(args.run_dir or Path(args.runs) / f"{dataset}-{args.model.lower()}")
     model.save(run_dir / "model.pt")
+    state.unlink(missing_ok=True)
     return _finish_architecture_run(
         run_dir,
         result,

@@ -180,3 +180,38 @@ def test_cosine_schedule_sets_each_batch_step_size(
     CTRTrainer(config).fit(small_model(), subset)
     expected = [0.01 * (1 + np.cos(np.pi * s / 8)) / 2 for s in range(8)]
     assert seen == pytest.approx(expected)
+
+
+class _KilledError(Exception):
+    pass
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(
+    data: tuple[BehaviorSamples, BehaviorSamples], tmp_path
+) -> None:
+    train, valid = data
+    config = CTRTrainerConfig(
+        batch_size=512, learning_rate=3e-3, max_epochs=3, num_threads=1, lr_schedule="cosine"
+    )
+    whole = small_model()
+    uninterrupted = CTRTrainer(config).fit(whole, train, valid)
+
+    def kill_after_first_epoch(epoch: int, record: dict) -> None:
+        if epoch == 1:
+            raise _KilledError  # after the checkpoint of epoch 1 is written
+
+    path = tmp_path / "train_state.pt"
+    with pytest.raises(_KilledError):
+        CTRTrainer(config, kill_after_first_epoch, checkpoint_path=path).fit(
+            small_model(), train, valid
+        )
+    assert path.exists()
+    resumed_model = small_model()
+    resumed = CTRTrainer(config, checkpoint_path=path).fit(resumed_model, train, valid, True)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    assert resumed.best_epoch == uninterrupted.best_epoch
+    assert resumed.best_valid == uninterrupted.best_valid
+    for (name, mine), theirs in zip(
+        resumed_model.state_dict().items(), whole.state_dict().values(), strict=True
+    ):
+        assert torch.equal(mine, theirs), name

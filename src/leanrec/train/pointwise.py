@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,12 @@ from leanrec.options import check_at_least
 from leanrec.runner.progress import progress
 from leanrec.train.distributed import DataParallel, data_parallel
 from leanrec.train.loop import EpochHook, EpochLoop, EpochOutcome, LoopConfig, validation_entries
-from leanrec.train.row_optim import EMBEDDING_OPTIMIZERS, flush_rows, trainer_optimizer
+from leanrec.train.row_optim import (
+    EMBEDDING_OPTIMIZERS,
+    check_resumed_embedding_optimizer,
+    flush_rows,
+    trainer_optimizer,
+)
 from leanrec.train.step import TrainingError, gradient_step
 
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
@@ -212,10 +218,16 @@ class CTRTrainer:
     """
 
     def __init__(
-        self, config: CTRTrainerConfig | None = None, on_epoch: EpochHook | None = None
+        self,
+        config: CTRTrainerConfig | None = None,
+        on_epoch: EpochHook | None = None,
+        checkpoint_path: str | Path | None = None,
     ) -> None:
+        """``checkpoint_path``: where :meth:`fit` writes the resumable state after every
+        evaluation (None: no checkpoints); ``fit(..., resume=True)`` continues from it."""
         self.config = config or CTRTrainerConfig()
         self.on_epoch = on_epoch
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
 
     def _optimizer(self, model: CTRModel) -> torch.optim.Optimizer:
         tables = {id(p) for t in model.embedding_tables().values() for p in t.parameters()}
@@ -349,11 +361,13 @@ class CTRTrainer:
         model: CTRModel,
         train: BehaviorSamples,
         valid: BehaviorSamples | None = None,
+        resume: bool = False,
     ) -> CTRTrainResult:
         """Train ``model`` in place and leave it holding its best-validation weights.
 
         Without validation samples the last epoch's weights are kept. The model is left in
-        eval mode.
+        eval mode. ``resume``: continue from the trainer's ``checkpoint_path`` (a killed run
+        ends where an uninterrupted one ends).
         """
         cfg = self.config
         if len(train) == 0:
@@ -367,7 +381,8 @@ class CTRTrainer:
             budget_check="end_of_epoch",
         )
         fit = _CTRFit(self, model, train, valid if has_valid else None)
-        run = fit.run_epochs(rules)
+        fit.checkpoint_path = self.checkpoint_path
+        run = fit.run_epochs(rules, resume)
         model.eval()
         train_seconds = sum(r.get("train_seconds", 0.0) for r in run.history)
         return CTRTrainResult(
@@ -471,6 +486,21 @@ class _CTRFit(EpochLoop[CTRModel]):
         began = time.perf_counter()
         metrics = evaluate_ctr(self.model, self.valid, self.trainer.config.eval_batch_size)
         return validation_entries(metrics, time.perf_counter() - began if epoch > 0 else None)
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        scheduler = None if self.scheduler is None else self.scheduler.state_dict()
+        return {
+            "config": asdict(self.trainer.config),
+            "scheduler": scheduler,
+            "samples_seen": self.samples_seen,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        check_resumed_embedding_optimizer(state, self.trainer.config.embedding_optimizer)
+        super().restore(state)
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.samples_seen = int(state.get("samples_seen", 0))
 
 
 __all__ = [
