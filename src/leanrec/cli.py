@@ -741,9 +741,16 @@ def _executor_options(args: argparse.Namespace) -> list[str]:
 
 def _sketch_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
     from leanrec.search.sketch import METHODS, SketchConfig, SketchExperiment
+    from leanrec.search.sketch.config import apply_preset
     from leanrec.search.sketch.experiment import run_experiment
 
-    config = build_config(SketchConfig, _parse_options(extra), aliases=OPTION_ALIASES)
+    # --preset sets its fields first; an explicit --option is set over it
+    base = None
+    if args.preset is not None:
+        base = apply_preset(SketchConfig(), args.preset, tuple(args.without or ()))
+    elif args.without:
+        raise ValueError("--without turns additions of a preset off: give --preset too")
+    config = build_config(SketchConfig, _parse_options(extra), base=base, aliases=OPTION_ALIASES)
     methods = tuple(args.methods) if args.methods else METHODS.names()
     dataset = dataset_of(args, "ml-1m")
     out = args.out or f"runs/sketch-{dataset_name(dataset)}"
@@ -853,6 +860,7 @@ def _architecture_table(
     Args:
         default_methods: ``(baselines, searched methods)`` run when no flag names them.
     """
+    from leanrec.search.architecture.config import apply_preset
     from leanrec.search.architecture.experiment import run_experiment
 
     baselines, methods = default_methods
@@ -864,9 +872,15 @@ def _architecture_table(
         methods=tuple(args.methods) if args.methods else methods,
         seeds=tuple(args.seeds or DEFAULT_SEEDS),
     )
+    # --preset sets its fields first; an explicit --option is set over it
+    base = search_class()
+    if args.preset is not None:
+        base = apply_preset(base, args.preset, tuple(args.without or ()))
+    elif args.without:
+        raise ValueError("--without turns additions of a preset off: give --preset too")
     experiment, search = build_configs(
         _parse_options(extra),
-        [Target(experiment_class, experiment, only=experiment_options), search_class],
+        [Target(experiment_class, experiment, only=experiment_options), Target(search_class, base)],
         OPTION_ALIASES,
     )
     exp = dataclasses.replace(experiment, config=search)
