@@ -712,7 +712,9 @@ def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
     return 0 if result.rows else 1
 
 
-EXECUTOR_CAPABILITIES = ("embedding-size", "architecture", "sketch", "shared-embedding")
+EXECUTOR_CAPABILITIES = (
+    "embedding-size", "architecture", "sketch", "shared-embedding", "adaptive",
+)  # fmt: skip
 """Experiments whose independent jobs go through an executor (``--executor``)."""
 
 

@@ -292,6 +292,12 @@ class AdaptiveExperiment:
     """A progress line every this many sessions (four lines per row of 20 sessions)."""
     num_threads: int = 1
     """torch intra-op threads (0: leave torch's default)."""
+    executor: Literal["serial", "ray"] = "serial"
+    """Where the warm-up runs and the rows run (``leanrec.runner``): ``"serial"`` in this
+    process, or ``"ray"``, one job per warm-up run and per row (the cluster of
+    ``RAY_ADDRESS``, else a local one on 127.0.0.1); the rows are the same either way."""
+    executor_cpus_per_job: float = 1.0
+    """CPUs Ray reserves for each job."""
 
     def __post_init__(self) -> None:
         check_literals(self)

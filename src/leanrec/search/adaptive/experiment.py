@@ -34,6 +34,8 @@ from __future__ import annotations
 import math
 import shutil
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,6 +45,7 @@ from leanrec.data.events import EventStream
 from leanrec.evaluate.prequential import event_metrics
 from leanrec.models.stream_io import save_stream_model
 from leanrec.runner.aggregate import format_mean_sd, mean_sd
+from leanrec.runner.executors import InProcess, Shared, search_executor
 from leanrec.runner.final import final_evaluation
 from leanrec.runner.resume import check_resumable
 from leanrec.runner.rundir import Log, RowStore, RunDirectory, jsonable
@@ -59,7 +62,10 @@ from leanrec.search.base import ExperimentResult
 from leanrec.search.streams import DATASETS, load_events
 
 ROW_KEY = ("method", "penalty", "seed")
-RESUMABLE_CHANGES = ("out_dir", "data_dir", "methods", "seeds", "sweep", "log_every", "num_threads")
+RESUMABLE_CHANGES = (
+    "out_dir", "data_dir", "methods", "seeds", "sweep", "log_every", "num_threads", "executor",
+    "executor_cpus_per_job",
+)  # fmt: skip
 """Settings a rerun in an existing run directory may change: they add rows (methods, seeds,
 the λ sweep) or change nothing in them; any other change is refused before anything is
 written (:func:`~leanrec.runner.resume.check_resumable`)."""
@@ -106,22 +112,61 @@ def run_experiment(
     rows = run.rows(ROW_KEY)
     scores = run.rows(ROW_KEY, name="warmup_scores.json")
     bases = list(dict.fromkeys(m.penalty_from for m in methods if m.uses_penalty))
-    for seed in experiment.seeds:
-        chosen = {
-            base: _choose_penalty(experiment, run, scores, warmup, seed, reference, METHODS[base])
+    with search_executor(
+        experiment.executor, experiment.executor_cpus_per_job, desc="adaptive rows"
+    ) as executor:
+        here = executor.in_process
+        # 1. every warm-up run the λ choices read (the cached ones are not run again)
+        needed = list(dict.fromkeys(
+            WarmupJob(name, penalty, seed)
+            for seed in experiment.seeds
             for base in bases
-        }
-        for method in methods:
-            penalties: tuple[float | None, ...] = (None,)
-            headline = chosen.get(method.penalty_from)
-            if method.uses_penalty:
-                own = method.penalty_from == method.name
-                penalties = (method.lambda_grid(experiment) if experiment.sweep and own
-                             else (headline,))  # fmt: skip
-            for penalty in penalties:
-                if not rows.has(method=method.name, penalty=penalty, seed=seed):
-                    _run_row(experiment, run, rows, stream, len(warmup), method, penalty,
-                             seed, headline, reference)  # fmt: skip
+            for name, penalty in [("fixed_large", None)]
+            + [(base, p) for p in METHODS[base].lambda_grid(experiment)]
+            if scores.get(method=name, penalty=penalty, seed=seed) is None
+        ))  # fmt: skip
+        if needed:
+            shared_warmup = InProcess(warmup) if here else executor.share(warmup)
+            if not here:
+                run.log(f"{len(needed)} warm-up runs on {executor!r}")
+
+            def scored(index: int, row: dict[str, Any]) -> None:
+                scores.add(row)
+                share = _round(row["parameter_share"])
+                run.log(f"warm-up {row['method']} λ={row['penalty']} seed {row['seed']}: "
+                        f"AUC {_round(row['auc'])}, parameter share {share}")  # fmt: skip
+
+            executor.map(WarmupRunner(experiment, shared_warmup, reference), needed,
+                         on_result=scored)  # fmt: skip
+        # 2. the rows over the whole stream
+        jobs: list[RowJob] = []
+        for seed in experiment.seeds:
+            chosen = {base: _choose_penalty(experiment, run, scores, seed, METHODS[base])
+                      for base in bases}  # fmt: skip
+            for method in methods:
+                penalties: tuple[float | None, ...] = (None,)
+                headline = chosen.get(method.penalty_from)
+                if method.uses_penalty:
+                    own = method.penalty_from == method.name
+                    penalties = (method.lambda_grid(experiment) if experiment.sweep and own
+                                 else (headline,))  # fmt: skip
+                for penalty in penalties:
+                    if not rows.has(method=method.name, penalty=penalty, seed=seed):
+                        jobs.append(RowJob(method.name, penalty, seed, headline))
+        if jobs:
+            shared_stream = InProcess(stream) if here else executor.share(stream)
+            if not here:
+                run.log(f"{len(jobs)} rows on {executor!r}")
+
+            def streamed(index: int, row: dict[str, Any]) -> None:
+                rows.add(row)
+                run.log(f"{_tag(jobs[index])}: AUC {_round(row['total']['auc'])}, mean "
+                        f"parameters {row['mean_parameters']:.0f}, end widths "
+                        f"{row['end_widths']}")  # fmt: skip
+
+            runner = RowRunner(experiment, shared_stream, len(warmup), str(run.path), reference,
+                               run.log if here else None)  # fmt: skip
+            executor.map(runner, jobs, on_result=streamed)
     summary = summarise(rows.rows, experiment)
     run.write_results(summary)
     run.write_table(markdown_table(summary))
@@ -131,57 +176,64 @@ def run_experiment(
 
 
 # ---------------------------------------------------------------------------------- warm-up
-def _warmup_score(
-    experiment: AdaptiveExperiment,
-    run: RunDirectory,
-    scores: RowStore,
-    warmup: EventStream,
-    method: AdaptiveMethod,
-    penalty: float | None,
-    seed: int,
-    reference: int,
-) -> dict[str, Any]:
-    """The warm-up run of one method (cached in ``warmup_scores.json``): pooled AUC over the
-    scored warm-up sessions and the mean parameter share."""
-    key = {"method": method.name, "penalty": penalty, "seed": seed}
-    row = scores.get(**key)
-    if row is not None:
-        return row
-    sessions, plan = session_plan(experiment, warmup, len(warmup), evaluated=False)
-    result = run_sessions(experiment, warmup, sessions, plan, method, penalty or 0.0, seed,
-                          reference)  # fmt: skip
-    total = result.record.metrics()
-    scored = [r for r in result.sessions if r["auc"] is not None]
-    row = {
-        **key,
-        "auc": total["auc"],
-        "log_loss": total["log_loss"],
-        "parameter_share": float(np.mean([r["parameter_share"] for r in scored]))
-        if scored else None,
-        "widths": [r["widths"] for r in result.sessions],
-    }  # fmt: skip
-    scores.add(row)
-    run.log(f"warm-up {method.name} λ={penalty} seed {seed}: AUC {_round(total['auc'])}, "
-            f"parameter share {_round(row['parameter_share'])}")  # fmt: skip
-    return row
+@dataclass(frozen=True)
+class WarmupJob:
+    """One warm-up run: a method at one ``λ`` (None: no penalty) and seed."""
+
+    method: str
+    penalty: float | None
+    seed: int
+
+
+class WarmupRunner:
+    """Runs :class:`WarmupJob` s over the warm-up sessions; returns the warm-up score row
+    (pooled AUC over the scored warm-up sessions, the mean parameter share). Picklable (an
+    executor job): the warm-up travels by reference."""
+
+    def __init__(
+        self, experiment: AdaptiveExperiment, warmup: Shared[EventStream], reference: int
+    ) -> None:
+        self.experiment = experiment
+        self.warmup = warmup
+        self.reference = reference
+
+    def __call__(self, job: WarmupJob) -> dict[str, Any]:
+        experiment = self.experiment
+        if experiment.num_threads:
+            torch.set_num_threads(experiment.num_threads)
+        warmup = self.warmup.get()
+        sessions, plan = session_plan(experiment, warmup, len(warmup), evaluated=False)
+        result = run_sessions(experiment, warmup, sessions, plan, METHODS[job.method],
+                              job.penalty or 0.0, job.seed, self.reference)  # fmt: skip
+        total = result.record.metrics()
+        scored = [r for r in result.sessions if r["auc"] is not None]
+        return {
+            "method": job.method,
+            "penalty": job.penalty,
+            "seed": job.seed,
+            "auc": total["auc"],
+            "log_loss": total["log_loss"],
+            "parameter_share": float(np.mean([r["parameter_share"] for r in scored]))
+            if scored else None,
+            "widths": [r["widths"] for r in result.sessions],
+        }  # fmt: skip
 
 
 def _choose_penalty(
     experiment: AdaptiveExperiment,
     run: RunDirectory,
     scores: RowStore,
-    warmup: EventStream,
     seed: int,
-    reference: int,
     adaptive: AdaptiveMethod,
 ) -> float:
     """The headline ``λ`` of ``adaptive`` on ``seed`` (see the module docstring), from the
-    warm-up alone, over the method's own grid."""
-    large = _warmup_score(experiment, run, scores, warmup, METHODS["fixed_large"], None, seed,
-                          reference)  # fmt: skip
+    warm-up runs alone (already in ``scores``), over the method's own grid."""
+    large = scores.get(method="fixed_large", penalty=None, seed=seed)
+    assert large is not None
     tried = []
     for penalty in adaptive.lambda_grid(experiment):
-        score = _warmup_score(experiment, run, scores, warmup, adaptive, penalty, seed, reference)
+        score = scores.get(method=adaptive.name, penalty=penalty, seed=seed)
+        assert score is not None
         tried.append((penalty, score["auc"] or 0.0))
     chosen = headline_penalty(large["auc"] or 0.0, tried, experiment.auc_tolerance)
     run.log(f"seed {seed}: headline λ of {adaptive.name} = {chosen:g} (fixed-large warm-up AUC "
@@ -201,51 +253,80 @@ def headline_penalty(large_auc: float, tried: list[tuple[float, float]], toleran
 
 
 # ---------------------------------------------------------------------------------- one row
-def _run_row(
-    experiment: AdaptiveExperiment,
-    run: RunDirectory,
-    rows: RowStore,
-    stream: EventStream,
-    warmup_size: int,
-    method: AdaptiveMethod,
-    penalty: float | None,
-    seed: int,
-    chosen: float | None,
-    reference: int,
-) -> None:
-    """The whole stream for one (method, λ, seed), session by session; its row."""
-    tag = f"{method.name}-{'none' if penalty is None else f'{penalty:g}'}-seed{seed}"
-    checkpoints = run.file(f"checkpoints/{tag}")
-    run.log(f"{tag}: streaming")
-    began = time.perf_counter()
+@dataclass(frozen=True)
+class RowJob:
+    """One row: a method at one ``λ`` (None: no penalty) and seed; ``chosen`` is the headline
+    ``λ`` of the method's preset on that seed."""
 
-    def progress(row: dict[str, Any]) -> None:
-        if (row["session"] + 1) % experiment.log_every == 0:
-            run.log(f"{tag}: session {row['session']}, widths {row['widths']}, "
+    method: str
+    penalty: float | None
+    seed: int
+    chosen: float | None
+
+
+def _tag(job: RowJob) -> str:
+    return f"{job.method}-{'none' if job.penalty is None else f'{job.penalty:g}'}-seed{job.seed}"
+
+
+class RowRunner:
+    """Runs :class:`RowJob` s: the whole stream, session by session, checkpointing under the
+    run directory (``run_path``) so that a killed job resumes mid-stream; returns the row. The
+    first seed's headline model of each controller preset is saved there too. Picklable (an
+    executor job): the stream travels by reference; ``log`` is None off this process."""
+
+    def __init__(
+        self, experiment: AdaptiveExperiment, stream: Shared[EventStream], warmup_size: int,
+        run_path: str, reference: int, log: Log | None = None,
+    ) -> None:  # fmt: skip
+        self.experiment = experiment
+        self.stream = stream
+        self.warmup_size = warmup_size
+        self.run_path = run_path
+        self.reference = reference
+        self.log = log
+
+    def _file(self, name: str) -> Path:
+        path = Path(self.run_path) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def __call__(self, job: RowJob) -> dict[str, Any]:
+        experiment, log = self.experiment, self.log
+        if experiment.num_threads:
+            torch.set_num_threads(experiment.num_threads)
+        stream = self.stream.get()
+        method = METHODS[job.method]
+        tag = _tag(job)
+        checkpoints = self._file(f"checkpoints/{tag}")
+        if log is not None:
+            log(f"{tag}: streaming")
+        began = time.perf_counter()
+
+        def progress(row: dict[str, Any]) -> None:
+            if log is not None and (row["session"] + 1) % experiment.log_every == 0:
+                log(f"{tag}: session {row['session']}, widths {row['widths']}, "
                     f"AUC {_round(row['auc'])}")  # fmt: skip
 
-    with final_evaluation():
-        sessions, plan = session_plan(experiment, stream, warmup_size, evaluated=True)
-        result = run_sessions(
-            experiment, stream, sessions, plan, method, penalty or 0.0, seed, reference,
-            checkpoint_dir=checkpoints, on_session_end=progress,
-        )  # fmt: skip
-        evaluated = len(stream) - warmup_size
-        data = result.record.arrays()
-        total = event_metrics(
-            data["label"][-evaluated:], data["probability"][-evaluated:],
-            data["rating"][-evaluated:], data["rating_prediction"][-evaluated:],
-        )  # fmt: skip
-        is_chosen = penalty == chosen or not method.uses_penalty
-        own = method.uses_penalty and method.penalty_from == method.name
-        if own and is_chosen and seed == experiment.seeds[0]:
-            _save_model(experiment, run, result, stream, f"model_{method.name}.pt")
-    row = _row(method, penalty, seed, is_chosen, result, total)
-    row["seconds"] = time.perf_counter() - began
-    rows.add(row)
-    run.log(f"{tag}: AUC {_round(total['auc'])}, mean parameters "
-            f"{row['mean_parameters']:.0f}, end widths {row['end_widths']}")  # fmt: skip
-    shutil.rmtree(checkpoints, ignore_errors=True)
+        with final_evaluation():
+            sessions, plan = session_plan(experiment, stream, self.warmup_size, evaluated=True)
+            result = run_sessions(
+                experiment, stream, sessions, plan, method, job.penalty or 0.0, job.seed,
+                self.reference, checkpoint_dir=checkpoints, on_session_end=progress,
+            )  # fmt: skip
+            evaluated = len(stream) - self.warmup_size
+            data = result.record.arrays()
+            total = event_metrics(
+                data["label"][-evaluated:], data["probability"][-evaluated:],
+                data["rating"][-evaluated:], data["rating_prediction"][-evaluated:],
+            )  # fmt: skip
+            is_chosen = job.penalty == job.chosen or not method.uses_penalty
+            own = method.uses_penalty and method.penalty_from == method.name
+            if own and is_chosen and job.seed == experiment.seeds[0]:
+                _save_model(experiment, self._file(f"model_{method.name}.pt"), result, stream)
+        row = _row(method, job.penalty, job.seed, is_chosen, result, total)
+        row["seconds"] = time.perf_counter() - began
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        return row
 
 
 def _row(
@@ -279,11 +360,7 @@ def _row(
 
 
 def _save_model(
-    experiment: AdaptiveExperiment,
-    run: RunDirectory,
-    result: RunResult,
-    stream: EventStream,
-    name: str = MODEL_ARTIFACT,
+    experiment: AdaptiveExperiment, path: Path, result: RunResult, stream: EventStream
 ) -> None:
     """``model_<method>.pt``: the model after the last session, with its raw IDs and its
     tower's spec, loadable by :func:`leanrec.models.load_model`."""
@@ -291,7 +368,7 @@ def _save_model(
     sizes = {f: stream.ids[f].n_ids for f in FIELDS}
     options = {k: list(v) for k, v in tower_options(experiment.model, widths_of(model)).items()}
     save_stream_model(
-        model, run.file(name), name=experiment.model,
+        model, path, name=experiment.model,
         embedding_dim=experiment.embedding_dim, options=options, objective="bce",
         rating_offset=None,
         raw_ids={f: stream.ids[f].raw_ids[: sizes[f]].tolist() for f in FIELDS},
