@@ -32,10 +32,10 @@ def test_executor_flags_become_options_of_the_search_config() -> None:
     assert _executor_options(_args("embedding-size")) == []
 
 
-def test_an_experiment_without_jobs_refuses_the_executor(
+def test_every_experiment_routes_the_executor_and_an_unknown_one_is_refused(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["experiment", "adaptive", "--executor", "ray"]) == 2
-    assert "runs in this process" in capsys.readouterr().err
+    for capability in ("shared-embedding", "adaptive"):
+        assert _executor_options(_args(capability, "--executor", "ray")) == ["--executor", "ray"]
     assert main(["experiment", "sketch", "--executor", "dask", "--seeds", "0"]) == 2
     assert "executor 'dask'" in capsys.readouterr().err  # the config names the choices
