@@ -150,6 +150,14 @@ class RowStore:
         return iter(list(self._rows))
 
 
+def file_in(folder: str | Path, name: str) -> Path:
+    """The path of ``name`` inside ``folder`` (its parent folders created): what a job running
+    off the search's process (it holds the run directory's path, not the object) writes to."""
+    path = Path(folder) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 class RunDirectory:
     """One experiment's directory: ``config.json``, ``rows.json``, ``results.json``,
     ``table.md``, ``run.log``, PNG plots and whatever artefacts the experiment saves.
@@ -170,9 +178,7 @@ class RunDirectory:
 
     def file(self, name: str) -> Path:
         """The path of ``name`` inside the run directory (its parent folders created)."""
-        path = self.path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
+        return file_in(self.path, name)
 
     def log(self, message: str) -> None:
         """One line to ``run.log`` (time-stamped) and to the echo callable, so a background
@@ -244,5 +250,6 @@ __all__ = [
     "RunDirectory",
     "atomic_write_json",
     "atomic_write_text",
+    "file_in",
     "jsonable",
 ]

@@ -48,7 +48,7 @@ from leanrec.runner.aggregate import format_mean_sd, mean_sd
 from leanrec.runner.executors import InProcess, Shared, search_executor
 from leanrec.runner.final import final_evaluation
 from leanrec.runner.resume import check_resumable
-from leanrec.runner.rundir import Log, RowStore, RunDirectory, jsonable
+from leanrec.runner.rundir import Log, RowStore, RunDirectory, file_in, jsonable
 from leanrec.search.adaptive.baselines import METHODS, AdaptiveMethod
 from leanrec.search.adaptive.config import AdaptiveExperiment
 from leanrec.search.adaptive.session import RunResult, run_sessions, session_plan
@@ -285,11 +285,6 @@ class RowRunner:
         self.reference = reference
         self.log = log
 
-    def _file(self, name: str) -> Path:
-        path = Path(self.run_path) / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
-
     def __call__(self, job: RowJob) -> dict[str, Any]:
         experiment, log = self.experiment, self.log
         if experiment.num_threads:
@@ -297,7 +292,7 @@ class RowRunner:
         stream = self.stream.get()
         method = METHODS[job.method]
         tag = _tag(job)
-        checkpoints = self._file(f"checkpoints/{tag}")
+        checkpoints = file_in(self.run_path, f"checkpoints/{tag}")
         if log is not None:
             log(f"{tag}: streaming")
         began = time.perf_counter()
@@ -322,7 +317,8 @@ class RowRunner:
             is_chosen = job.penalty == job.chosen or not method.uses_penalty
             own = method.uses_penalty and method.penalty_from == method.name
             if own and is_chosen and job.seed == experiment.seeds[0]:
-                _save_model(experiment, self._file(f"model_{method.name}.pt"), result, stream)
+                path = file_in(self.run_path, f"model_{method.name}.pt")
+                _save_model(experiment, path, result, stream)
         row = _row(method, job.penalty, job.seed, is_chosen, result, total)
         row["seconds"] = time.perf_counter() - began
         shutil.rmtree(checkpoints, ignore_errors=True)

@@ -70,7 +70,7 @@ from leanrec.runner import resume
 from leanrec.runner.aggregate import format_mean_sd, mean_sd
 from leanrec.runner.executors import InProcess, Shared, search_executor
 from leanrec.runner.final import final_evaluation
-from leanrec.runner.rundir import Log, RowStore, RunDirectory, jsonable
+from leanrec.runner.rundir import Log, RowStore, RunDirectory, file_in, jsonable
 from leanrec.search.base import ExperimentResult
 from leanrec.search.shared_embedding.artifact import save_stream_model
 from leanrec.search.shared_embedding.baselines import (
@@ -432,11 +432,6 @@ class RowRunner:
         self.run_path = run_path
         self.log = log
 
-    def _file(self, name: str) -> Path:
-        path = Path(self.run_path) / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
-
     def __call__(self, job: RowJob) -> dict[str, Any]:
         experiment, log = self.experiment, self.log
         if experiment.num_threads:
@@ -445,7 +440,7 @@ class RowRunner:
         method = METHODS[job.method]
         tag = _tag(job)
         trainer = _build(experiment, self.distinct, method, job.knob, job.seed, job.objective)
-        checkpoints = self._file(f"checkpoints/{tag}")
+        checkpoints = file_in(self.run_path, f"checkpoints/{tag}")
         if log is not None:
             log(f"{tag}: streaming")
         began = time.perf_counter()
@@ -469,7 +464,7 @@ class RowRunner:
         if method.name == "autoassign" and job.chosen and job.seed == experiment.seeds[0]:
             sizes = {f: trainer.model.id_tables()[f].num_embeddings for f in FIELDS}
             save_stream_model(
-                trainer.model, self._file(f"model_autoassign_{job.objective}.pt"),
+                trainer.model, file_in(self.run_path, f"model_autoassign_{job.objective}.pt"),
                 name=experiment.model, embedding_dim=experiment.embedding_dim,
                 options=experiment.model_options, objective=job.objective,
                 rating_offset=trainer.rating_offset,
