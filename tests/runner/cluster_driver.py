@@ -47,6 +47,18 @@ def ameir(split: BehaviorSplit, executor: str) -> dict[str, Any]:
     )
 
 
+def driver_listeners() -> list[str]:
+    """Addresses on which this driver process listens for TCP connections (Ray's core worker
+    of a driver runs a gRPC server)."""
+    import psutil  # a dependency of ray
+
+    return [
+        connection.laddr.ip
+        for connection in psutil.Process().net_connections(kind="tcp")
+        if connection.status == psutil.CONN_LISTEN
+    ]
+
+
 def main(out: str, nodes: int) -> None:
     train, _ = make_samples(1500, seed=1)
     valid, _ = make_samples(400, seed=2)
@@ -61,9 +73,16 @@ def main(out: str, nodes: int) -> None:
 
             addresses = sorted({node["NodeManagerAddress"] for node in ray.nodes()})
             on_ray = {"ciess": ciess(Path(folder), "ray"), "ameir": ameir(split, "ray")}
+            listeners = driver_listeners()
         finally:
             shutdown_ray()
-    report = {"nodes": alive, "addresses": addresses, "serial": serial, "ray": on_ray}
+    report = {
+        "nodes": alive,
+        "addresses": addresses,
+        "driver_listeners": listeners,
+        "serial": serial,
+        "ray": on_ray,
+    }
     Path(out).write_text(json.dumps(report))
 
 

@@ -39,6 +39,26 @@ def _cluster_connections(cluster: LoopbackCluster) -> list[tuple[str, str]]:
     return pairs
 
 
+def _cluster_listeners(cluster: LoopbackCluster) -> list[str]:
+    """Addresses on which the cluster's processes listen for TCP connections."""
+    import os
+
+    import psutil  # a dependency of ray
+
+    groups = {process.pid for process in cluster.processes}
+    listening = []
+    for connection in psutil.net_connections(kind="tcp"):
+        if connection.status != psutil.CONN_LISTEN or connection.pid is None:
+            continue
+        try:
+            if os.getpgid(connection.pid) not in groups:
+                continue
+        except ProcessLookupError:
+            continue
+        listening.append(connection.laddr.ip)
+    return listening
+
+
 def _is_loopback(ip: str) -> bool:
     return ipaddress.ip_address(ip.removeprefix("::ffff:")).is_loopback
 
@@ -60,10 +80,17 @@ def test_ciess_and_ameir_on_a_two_node_cluster_match_the_serial_runs(tmp_path: P
         )
         assert driver.returncode == 0, driver.stderr[-3000:]
         connections = _cluster_connections(cluster)
+        listeners = _cluster_listeners(cluster)
     report = json.loads(out.read_text())
-    # two nodes, both on the loopback address, and no connection to any other address
+    # two nodes, both on 127.0.0.1; no server of a node or of the driver listens on another
+    # interface (Ray's would listen on 0.0.0.0 without leanrec.runner.ray_node), and no
+    # connection goes to any other address
     assert len(report["nodes"]) == 2
-    assert report["addresses"] == [CLUSTER_ADDRESS]
+    assert report["addresses"] == [CLUSTER_ADDRESS] == ["127.0.0.1"]
+    assert len(listeners) >= 4 and all(_is_loopback(ip) for ip in listeners), listeners
+    assert report["driver_listeners"] and all(
+        _is_loopback(ip) for ip in report["driver_listeners"]
+    ), report["driver_listeners"]
     assert connections and all(_is_loopback(a) and _is_loopback(b) for a, b in connections)
     # the same rows and the same search, job for job
     assert report["ray"]["ciess"] == report["serial"]["ciess"]

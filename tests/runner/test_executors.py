@@ -180,3 +180,20 @@ def test_ray_executor_smoke(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not ray.is_initialized()
     assert not os.path.exists(temp_dir)
     print(f"ray smoke test: {time.perf_counter() - start:.1f} s")
+
+
+def test_loopback_addresses_are_kept_while_connecting_and_restored_after() -> None:
+    pytest.importorskip("ray", reason="needs the ray extra (pip install leanrec[ray])")
+    from ray._private import services
+
+    from leanrec.runner.ray_node import loopback_addresses_kept
+
+    ray_own = services.resolve_ip_for_localhost
+    with loopback_addresses_kept():
+        assert services.resolve_ip_for_localhost("127.0.0.1") == "127.0.0.1"
+        assert services.resolve_ip_for_localhost("localhost") == "127.0.0.1"
+        assert services.resolve_ip_for_localhost("10.1.2.3") == "10.1.2.3"
+        with loopback_addresses_kept():  # nested: not wrapped twice, restored once
+            assert services.resolve_ip_for_localhost("127.0.0.1") == "127.0.0.1"
+        assert services.resolve_ip_for_localhost("127.0.0.1") == "127.0.0.1"
+    assert services.resolve_ip_for_localhost is ray_own

@@ -8,13 +8,13 @@ never joins (or stops) another Ray instance of the machine::
     with LoopbackCluster(workers=1, cpus_per_node=1) as cluster:
         subprocess.run([sys.executable, "driver.py"], env=cluster.driver_env(), check=True)
 
-The nodes' address is :data:`CLUSTER_ADDRESS`: on Linux ``127.0.0.2``, because Ray replaces
-``127.0.0.1`` and ``localhost`` (as a node address and in a cluster address) by the machine's
-network address when nodes may join from other machines, and keeps any other address of the
-loopback network (127.0.0.0/8, all on ``lo``). Every connection between the nodes and their
-drivers then goes to that address; Ray's gRPC servers (GCS, raylets) still listen on every
-interface, as they do for any multi-node cluster (only a single-machine node, as
-:func:`~leanrec.runner.executors.init_ray` starts, listens on 127.0.0.1 alone).
+The nodes' address is :data:`CLUSTER_ADDRESS`, 127.0.0.1. Ray replaces that address by the
+machine's network address when nodes may join from other machines, and its servers then listen
+on every interface; the nodes here run Ray's command line through :mod:`leanrec.runner.ray_node`,
+which keeps 127.0.0.1, so that every server of every node (GCS, raylets, agents, workers)
+listens on 127.0.0.1 alone and every connection between the nodes and their drivers stays on
+it (drivers connect through :func:`~leanrec.runner.executors.init_ray`, which keeps the address
+the same way).
 
 The nodes are stopped by their process group (each ``ray start --block`` runs in a session of
 its own, with every process it starts), never by ``ray stop``, which stops every Ray process
@@ -36,9 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-CLUSTER_ADDRESS = "127.0.0.1" if sys.platform in ("darwin", "win32") else "127.0.0.2"
-"""The loopback address of the nodes (Ray keeps it: see the module's docstring; on macOS and
-Windows only 127.0.0.1 is configured, and Ray keeps it there)."""
+CLUSTER_ADDRESS = "127.0.0.1"
+"""The loopback address every node announces and listens on."""
 
 
 def free_port(host: str = CLUSTER_ADDRESS) -> int:
@@ -50,14 +49,12 @@ def free_port(host: str = CLUSTER_ADDRESS) -> int:
 
 
 def _ray_command() -> list[str]:
-    """``ray`` of this Python environment (the console script beside the interpreter)."""
-    beside = Path(sys.executable).with_name("ray")
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("ray")
-    if found is None:
-        raise FileNotFoundError("the `ray` command is not installed: pip install leanrec[ray]")
-    return [found]
+    """Ray's command line run through :mod:`leanrec.runner.ray_node` by this interpreter."""
+    try:
+        import ray  # noqa: F401
+    except ImportError as error:
+        raise ImportError("a Ray cluster needs the ray extra: pip install leanrec[ray]") from error
+    return [sys.executable, "-m", "leanrec.runner.ray_node"]
 
 
 class LoopbackCluster:

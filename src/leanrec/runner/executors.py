@@ -210,15 +210,22 @@ def init_ray(address: str | None = None, **init_kwargs: Any) -> str | None:
     starts in Ray's single-machine mode (:func:`_single_machine_mode`): its node address is
     127.0.0.1 and every one of its processes listens on 127.0.0.1 only. A driver connecting to
     a loopback address says it is on that address too (Ray looks for a node at the driver's
-    address), so that it finds a cluster started with ``--node-ip-address`` of that address.
+    address), so that it finds a cluster started with ``--node-ip-address`` of that address,
+    and keeps the address while it connects (:mod:`leanrec.runner.ray_node`: Ray would replace
+    127.0.0.1 by the machine's network address, where a loopback cluster does not listen).
     """
     ray = _import_ray()
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address is not None and address != "local":
-        if is_loopback(address):
-            host = address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
-            init_kwargs.setdefault("_node_ip_address", host)
-        ray.init(address=address, **init_kwargs)
+        if not is_loopback(address):
+            ray.init(address=address, **init_kwargs)
+            return None
+        from leanrec.runner.ray_node import loopback_addresses_kept
+
+        host = address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
+        init_kwargs.setdefault("_node_ip_address", "127.0.0.1" if host == "localhost" else host)
+        with loopback_addresses_kept():
+            ray.init(address=address, **init_kwargs)
         return None
     init_kwargs.setdefault("_node_ip_address", LOOPBACK)
     init_kwargs.setdefault("include_dashboard", False)
