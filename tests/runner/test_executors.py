@@ -197,3 +197,12 @@ def test_loopback_addresses_are_kept_while_connecting_and_restored_after() -> No
             assert services.resolve_ip_for_localhost("127.0.0.1") == "127.0.0.1"
         assert services.resolve_ip_for_localhost("127.0.0.1") == "127.0.0.1"
     assert services.resolve_ip_for_localhost is ray_own
+
+
+def test_share_once_stores_a_value_once_per_executor() -> None:
+    executor = SerialExecutor()
+    subset, other = [1, 2, 3], [1, 2, 3]
+    first = executor.share_once(subset)
+    assert executor.share_once(subset) is first  # the same object: the same handle
+    assert executor.share_once(other) is not first  # equal but another object: its own
+    assert first.get() is subset

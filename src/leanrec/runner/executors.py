@@ -113,6 +113,7 @@ class Executor(ABC):
     def __init__(self, desc: str | None = "jobs") -> None:
         self.desc = desc
         self.records: list[JobRecord] = []
+        self._shared_once: dict[int, tuple[Any, Shared[Any]]] = {}
 
     @abstractmethod
     def map(
@@ -127,6 +128,18 @@ class Executor(ABC):
     def share(self, value: T) -> Shared[T]:
         """``value`` as a handle that jobs read with ``.get()`` (default: the value itself)."""
         return InProcess(value)
+
+    def share_once(self, value: T) -> Shared[T]:
+        """:meth:`share`, stored once per executor for the same object (by identity): a value
+        that several ``map`` calls of one search read, such as a validation subset, goes to the
+        object store once per search. The executor keeps the value alive, so the value must not
+        change while the executor is in use."""
+        held = self._shared_once.get(id(value))
+        if held is None or held[0] is not value:
+            held = (value, self.share(value))
+            self._shared_once[id(value)] = held
+        handle: Shared[T] = held[1]
+        return handle
 
     def close(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release resources this executor acquired (default: nothing)."""

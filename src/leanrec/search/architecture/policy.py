@@ -33,7 +33,7 @@ from leanrec.data.behavior import BehaviorSamples, BehaviorSplit
 from leanrec.models.ctr.ameir.architecture import Architecture, BlockChoice, Interaction
 from leanrec.models.ctr.ameir.model import AMEIRConfig, AMEIRModel
 from leanrec.models.ctr.base import CTRModel
-from leanrec.runner import Executor, SerialExecutor, make_executor
+from leanrec.runner import Executor, SerialExecutor, Shared, make_executor
 from leanrec.runner.rundir import atomic_write_text
 from leanrec.search.architecture.config import ArchitectureSearchConfig
 from leanrec.search.architecture.interactions import initial_population, mutate
@@ -297,12 +297,16 @@ class ChildScorer:
 
     Args:
         model: the one-shot model (copied without its sampler, so later training does not
-            change the scores and the job pickles).
-        subset: validation samples.
+            change the scores and the job pickles); shipped once per ``map`` call, since the
+            one-shot model trains between calls.
+        subset: validation samples, as a handle stored once per search
+            (:meth:`~leanrec.runner.Executor.share_once`).
         batch_size: evaluation batch size.
     """
 
-    def __init__(self, model: Any, subset: BehaviorSamples, batch_size: int = 8192) -> None:
+    def __init__(
+        self, model: Any, subset: Shared[BehaviorSamples], batch_size: int = 8192
+    ) -> None:
         sampler, model.sampler = model.sampler, None
         try:
             self.model = copy.deepcopy(model).eval()
@@ -313,7 +317,7 @@ class ChildScorer:
 
     def __call__(self, child: Any) -> float:
         self.model.active = child
-        return float(evaluate_ctr(self.model, self.subset, self.batch_size)["auc"])
+        return float(evaluate_ctr(self.model, self.subset.get(), self.batch_size)["auc"])
 
 
 def score_children(
@@ -328,7 +332,10 @@ def score_children(
     model.eval()
     if executor is not None and not isinstance(executor, SerialExecutor):
         return [
-            float(score) for score in executor.map(ChildScorer(model, subset, batch_size), children)
+            float(score)
+            for score in executor.map(
+                ChildScorer(model, executor.share_once(subset), batch_size), children
+            )
         ]
     scores = []
     for child in children:
