@@ -15,6 +15,7 @@ from typing import Any
 from benchmarks.common import add_tag_argument, data_dir, print_table, results_path, write_results
 from leanrec.api import TrainConfig, train
 from leanrec.train import TrainerConfig
+from leanrec.train.row_optim import EMBEDDING_OPTIMIZERS
 
 
 def add_arguments(parser: argparse.ArgumentParser, **defaults: Any) -> None:
@@ -41,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser, **defaults: Any) -> None:
         type=int,
         default=0,
         help="after selection, train this many epochs on train + validation (api.refit)",
+    )
+    parser.add_argument(
+        "--embedding-optimizer",
+        choices=EMBEDDING_OPTIMIZERS,
+        default=TrainerConfig.embedding_optimizer,
+        help="how the tables are updated (default: the trainer's; dense_adam: the published runs')",
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--seed", type=int, default=2024)
@@ -73,6 +80,7 @@ def run(
         num_threads=args.threads,
         max_seconds=None if args.max_hours is None else args.max_hours * 3600,
         refit_epochs=args.refit_epochs,
+        embedding_optimizer=args.embedding_optimizer,
     )
     key = valid_metric
 
@@ -136,6 +144,7 @@ def run(
         "dim": args.dim,
         "propagation": args.propagation,
         "fanout": args.fanout,
+        "embedding_optimizer": args.embedding_optimizer,
         "best_epoch": result.train_result.best_epoch,
         "epochs_run": result.train_result.epochs_run,
         "stop_reason": result.train_result.stop_reason,
