@@ -20,8 +20,9 @@ Writes ``results/vs_recbole.json`` (``--tag T``: ``results/vs_recbole--T.json``,
 and on ``M`` million synthetic interactions
 (:func:`~leanrec.data.synthetic.make_synthetic_power_law`, the same 8:1:1 per-user split handed
 to both), one after the other in the same run, so the time ratio is shown as the data grows;
-leanrec runs in each of ``--propagations`` (its default training and the sampled
-neighbourhoods). Writes ``results/vs_recbole--scaling.json`` unless ``--tag`` says otherwise:
+leanrec runs in each of ``--propagations`` (its default training, which is full propagation
+on ML-1M and a per-epoch snapshot above 1M training edges, and full propagation). Writes
+``results/vs_recbole--scaling.json`` unless ``--tag`` says otherwise:
 
     python -m benchmarks.peers.vs_recbole --scaling 2.5 --threads 1
 """
@@ -128,8 +129,9 @@ def main() -> None:
         help="one epoch on ML-1M and on M million synthetic interactions, same run",
     )  # fmt: skip
     parser.add_argument(
-        "--propagations", nargs="+", default=["full", "sampled"],
-        help="leanrec's LightGCN training propagations (default: its config's default)",
+        "--propagations", nargs="+", default=["default", "full"],
+        help="leanrec's LightGCN training propagations ('default': its config's, full up to "
+        "1M training edges and a per-epoch snapshot above)",
     )  # fmt: skip
     add_tag_argument(parser, "vs_recbole")
     args = parser.parse_args()
@@ -243,7 +245,7 @@ def run_scaling(args: argparse.Namespace) -> None:
             f"{name}_recbole_eval_s": rb_eval,
             f"{name}_recbole_test_recall@20": float(recbole["test_recall@20"]),
             f"{name}_leanrec_default_propagation": (
-                "sampled" if len(split.train) > LightGCNConfig().sampled_above_edges else "full"
+                "snapshot" if len(split.train) > LightGCNConfig().sampled_above_edges else "full"
             ),
         })  # fmt: skip
         for propagation in args.propagations:
