@@ -437,11 +437,13 @@ def _adaptive_goal_rows(dataset: str, drift: bool) -> tuple[tuple[Cell, ...], ..
             f"2 ({preset}): above the line small-large; dominates always grow and loss "
             "threshold",
             _AdaptiveF(
-                "AUC {:.4f} vs the line's {:.4f}; dominates always grow: {}, loss threshold: {}",
+                "AUC {:.4f} vs the line's {:.4f}; dominates always grow: {}, loss threshold: {} "
+                "(the other preset: {})",
                 f"{dataset}|{method}|chosen|auc_mean",
                 f"{goal}|2_line_auc",
                 f"{goal}|2_dominates_always_grow",
                 f"{goal}|2_dominates_loss_threshold",
+                f"{goal}|2_dominates_other_preset",
                 transform=_yes_no,
             ),
             _AdaptiveF("{}", f"{goal}|2_met", transform=_yes),
@@ -577,6 +579,36 @@ def _adaptive_neumf_table() -> Table:
     )
 
 
+def _adaptive_capacity_table(datasets: tuple[str, ...]) -> Table:
+    """Per stream, whether a larger fixed tower's per-session advantage over fixed small can be
+    told in advance: on the scored warm-up sessions and on the evaluated ones."""
+    rows: list[tuple[Cell, ...]] = []
+    for dataset in datasets:
+        for larger, label in (("fixed_medium", "fixed medium"), ("fixed_large", "fixed large")):
+            for part, part_label in (("warmup", "warm-up"), ("evaluated", "evaluated")):
+                stem = f"{dataset}|capacity|{larger}|{part}"
+                rows.append((
+                    dataset, label, part_label,
+                    _AdaptiveF("{:+.4f}", f"{stem}|mean"),
+                    _AdaptiveF("{} / {}", f"{stem}|won", f"{stem}|sessions"),
+                    _AdaptiveF("{:+.2f}", f"{stem}|lag1"),
+                    _AdaptiveF("{:+.2f}", f"{stem}|first_chunk"),
+                ))  # fmt: skip
+    return Table(
+        (_ADAPTIVE,),
+        (
+            "stream",
+            "tower (against fixed small)",
+            "sessions",
+            "AUC difference per session (mean over seeds)",
+            "sessions won",
+            "correlation with the next session's difference",
+            "correlation with the first chunk's difference",
+        ),
+        tuple(rows),
+    )
+
+
 def _adaptive_tables(datasets: tuple[str, ...]) -> dict[str, Table]:
     """Per dataset of the adaptive benchmark's results: the methods table and the goals table;
     and one table of the runs (seeds complete, rows present, rows missing)."""
@@ -605,6 +637,7 @@ def _adaptive_tables(datasets: tuple[str, ...]) -> dict[str, Table]:
     if "planted-drift" in datasets:
         tables["adaptive-planted-drift-growth"] = _adaptive_growth_table()
     tables["adaptive-variants"] = _adaptive_variants_table()
+    tables["adaptive-capacity-signal"] = _adaptive_capacity_table(datasets)
     tables["adaptive-planted-drift-neumf"] = _adaptive_neumf_table()
     return tables
 

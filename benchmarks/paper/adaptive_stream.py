@@ -61,6 +61,7 @@ older roots are left out, and a dropped method that was not rerun is not expecte
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import time
@@ -385,6 +386,69 @@ def summarise_dataset(
     )
     out[_key(dataset, "methods")] = ",".join(m for m in DEFAULT_METHODS if m in by_chosen)
     out.update(goals(dataset, out, by_chosen, drift_at_event))
+    out.update(capacity_signal(dataset, by_chosen))
+    return out
+
+
+def _correlation(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Pearson's correlation of paired values (None with fewer than three pairs or a constant
+    side)."""
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(a) < 3 or a.std() == 0 or b.std() == 0:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def capacity_signal(dataset: str, by_chosen: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Whether a larger fixed tower's advantage over fixed-small can be told in advance
+    (keys ``<dataset>|capacity|<larger>|<part>|…``, ``part`` ``warmup`` (the scored warm-up
+    sessions, the only ones a controller may learn from) or ``evaluated``).
+
+    Per session ``d = AUC(larger) − AUC(fixed small)``, paired by seed: ``mean`` (mean over
+    seeds of each seed's mean ``d``), ``won`` of ``sessions`` (``d > 0``), ``lag1`` (the
+    correlation of ``d`` with the next session's ``d`` of the same seed, pooled over seeds:
+    whether the last measurement predicts the next) and ``first_chunk`` (the correlation of
+    ``d`` with the same difference on the session's first chunk, the part scored before a
+    decision is applied). A controller that sizes the tower from what it has seen can only
+    beat fixed small where ``d`` is positive on average or predictable."""
+    out: dict[str, Any] = {}
+    small = {m["seed"]: m for m in by_chosen.get("fixed_small", [])}
+    for larger in ("fixed_medium", "fixed_large"):
+        members = {m["seed"]: m for m in by_chosen.get(larger, [])}
+        seeds = sorted(set(small) & set(members))
+        for part, field in (("warmup", "warmup_sessions"), ("evaluated", "sessions")):
+            means, won, count = [], 0, 0
+            previous, following, first, whole = [], [], [], []
+            for seed in seeds:
+                differences: list[float | None] = []
+                for a, b in zip(small[seed][field], members[seed][field], strict=True):
+                    if a.get("auc") is None or b.get("auc") is None:
+                        differences.append(None)
+                        continue
+                    differences.append(b["auc"] - a["auc"])
+                    first_a = (a.get("observation") or {}).get("first_auc")
+                    first_b = (b.get("observation") or {}).get("first_auc")
+                    if first_a is not None and first_b is not None:
+                        first.append(first_b - first_a)
+                        whole.append(differences[-1])
+                present = [d for d in differences if d is not None]
+                if not present:
+                    continue
+                means.append(float(np.mean(present)))
+                won += sum(d > 0 for d in present)
+                count += len(present)
+                for now, after in itertools.pairwise(differences):
+                    if now is not None and after is not None:
+                        previous.append(now)
+                        following.append(after)
+            if not means:
+                continue
+            prefix = _key(dataset, "capacity", larger, part)
+            out[_key(prefix, "mean")] = float(np.mean(means))
+            out[_key(prefix, "won")] = won
+            out[_key(prefix, "sessions")] = count
+            out[_key(prefix, "lag1")] = _correlation(previous, following)
+            out[_key(prefix, "first_chunk")] = _correlation(first, whole)
     return out
 
 
@@ -433,6 +497,13 @@ def goals(
                 out[_key(prefix, f"2_dominates_{other}")] = dominates(adaptive, point)
                 met = met and dominates(adaptive, point)
             out[_key(prefix, "2_met")] = bool(met)
+    for controller, other in zip(CONTROLLERS, CONTROLLERS[::-1], strict=True):
+        # beside goal 2: whether one preset's point dominates the other's (not part of it)
+        mine, theirs = _point(flat, dataset, controller), _point(flat, dataset, other)
+        if mine is not None and theirs is not None:
+            out[_key(dataset, "goal", controller, "2_dominates_other_preset")] = dominates(
+                mine, theirs
+            )
     if drift_at_event is not None:
         out.update(_drift_goal(dataset, by_chosen, drift_at_event))
     return out

@@ -133,6 +133,62 @@ def test_goals_by_hand() -> None:
     assert json.loads(flat["d|adaptive|0.1|seed0|session_widths"])[0] == [64]
 
 
+def test_each_preset_is_judged_against_the_other() -> None:
+    # the leanrec preset at fixed small's point (0.775, 5,248) against the paper preset's
+    # (0.7748, 34,686): more accurate with fewer parameters, so it dominates, not the reverse;
+    # the line through small and large is on it at 5,248, so goal 2 is not met ("above")
+    points = {"fixed_small": (5_248, 0.775), "fixed_large": (189_440, 0.7739),
+              "adaptive": (34_686, 0.7748), "adaptive_leanrec": (5_248, 0.775)}
+    flat: dict[str, Any] = {}
+    for method, (parameters, auc) in points.items():
+        flat[f"d|{method}|chosen|mean_parameters_mean"] = parameters
+        flat[f"d|{method}|chosen|auc_mean"] = auc
+        flat[f"d|{method}|chosen|mean_model_bytes_mean"] = 1.0
+    out = script.goals("d", flat, {}, None)
+    assert out["d|goal|adaptive_leanrec|2_dominates_other_preset"]
+    assert not out["d|goal|adaptive|2_dominates_other_preset"]
+    assert out["d|goal|adaptive_leanrec|2_line_auc"] == pytest.approx(0.775)
+    assert not out["d|goal|adaptive_leanrec|2_above_line"]
+    # the paper preset, less accurate than fixed small, is above a line that slopes down:
+    # 0.775 - 0.0011 * log10(34,686 / 5,248) / log10(189,440 / 5,248) = 0.77442
+    assert out["d|goal|adaptive|2_above_line"]
+
+
+def _scored(aucs: list[float | None], first: list[float] | None = None) -> list[dict[str, Any]]:
+    return [
+        {"auc": a, "observation": None if first is None else {"first_auc": first[i]}}
+        for i, a in enumerate(aucs)
+    ]
+
+
+def test_capacity_signal_by_hand() -> None:
+    # seed 0, evaluated: medium - small per session d = 0.01, -0.01, 0.02, 0 (x 100: 1, -1, 2,
+    # 0); on the first chunks -d. Seed 1: d = 0.02, 0. Warm-up (seed 0 only scored): the first
+    # session is only learnt (no AUC), then d = 0.02, 0.04.
+    small = {"seed": 0, "sessions": _scored([0.70] * 4, [0.60] * 4),
+             "warmup_sessions": _scored([None, 0.60, 0.60])}
+    medium = {"seed": 0, "sessions": _scored([0.71, 0.69, 0.72, 0.70], [0.59, 0.61, 0.58, 0.60]),
+              "warmup_sessions": _scored([None, 0.62, 0.64])}
+    small1 = {"seed": 1, "sessions": _scored([0.50, 0.50]), "warmup_sessions": _scored([None])}
+    medium1 = {"seed": 1, "sessions": _scored([0.52, 0.50]), "warmup_sessions": _scored([None])}
+    flat = script.capacity_signal(
+        "d", {"fixed_small": [small, small1], "fixed_medium": [medium, medium1]}
+    )
+    evaluated = "d|capacity|fixed_medium|evaluated"
+    # mean over seeds of each seed's mean: (0.005 + 0.01) / 2; d > 0 in 3 of 6 sessions
+    assert flat[f"{evaluated}|mean"] == pytest.approx(0.0075)
+    assert flat[f"{evaluated}|won"] == 3 and flat[f"{evaluated}|sessions"] == 6
+    # next-session pairs within a seed only (x 100): (1, -1), (-1, 2), (2, 0) and (2, 0);
+    # x - 1 = (0, -2, 1, 1), y - 0.25 = (-1.25, 1.75, -0.25, -0.25): r = -4 / sqrt(6 * 4.75)
+    assert flat[f"{evaluated}|lag1"] == pytest.approx(-4 / math.sqrt(6 * 4.75))
+    assert flat[f"{evaluated}|first_chunk"] == pytest.approx(-1.0)  # seed 1 has no first chunk
+    warmup = "d|capacity|fixed_medium|warmup"
+    assert flat[f"{warmup}|mean"] == pytest.approx(0.03)
+    assert flat[f"{warmup}|won"] == 2 and flat[f"{warmup}|sessions"] == 2
+    assert flat[f"{warmup}|lag1"] is None and flat[f"{warmup}|first_chunk"] is None
+    assert not any("fixed_large" in key for key in flat)  # no fixed-large rows, no figures
+
+
 def test_quick_run_writes_the_goals_and_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_torch_thread: None
 ) -> None:
