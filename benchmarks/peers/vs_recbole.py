@@ -48,6 +48,7 @@ from leanrec.embeddings import FullTableFactory
 from leanrec.evaluate import FullRankingEvaluator
 from leanrec.models import build_model
 from leanrec.train import BPRTrainer, TrainerConfig, evaluate_model
+from leanrec.train.row_optim import EMBEDDING_OPTIMIZERS
 
 METRICS = ["recall@10", "ndcg@10", "recall@20", "ndcg@20", "mrr@10", "hit@10"]
 
@@ -90,6 +91,7 @@ def run_leanrec(
         seed=args.seed,
         num_threads=args.threads,
         progress=False,
+        embedding_optimizer=args.embedding_optimizer,
     )
 
     def show(epoch: int, record: dict[str, float]) -> None:
@@ -133,6 +135,11 @@ def main() -> None:
         help="leanrec's LightGCN training propagations ('default': its config's, full up to "
         "1M training edges and a per-epoch snapshot above)",
     )  # fmt: skip
+    parser.add_argument(
+        "--embedding-optimizer", choices=EMBEDDING_OPTIMIZERS,
+        default=TrainerConfig.embedding_optimizer,
+        help="leanrec's table updates (default: its trainer's; RecBole's is dense Adam)",
+    )  # fmt: skip
     add_tag_argument(parser, "vs_recbole")
     args = parser.parse_args()
     if args.threads:
@@ -172,6 +179,7 @@ def main() -> None:
         "leanrec_init": args.init,
         "eval_every": args.eval_every,
         "threads": args.threads or torch.get_num_threads(),
+        "leanrec_embedding_optimizer": args.embedding_optimizer,
         "loadavg_before": load_before,
         "loadavg_after": load_after,
         "recbole_train_epoch_s": rb_epoch,
@@ -220,6 +228,7 @@ def run_scaling(args: argparse.Namespace) -> None:
     results: dict[str, Any] = {
         "epochs": 1,
         "threads": args.threads or torch.get_num_threads(),
+        "leanrec_embedding_optimizer": args.embedding_optimizer,
         "synthetic_millions": args.scaling,
         "loadavg_before": os.getloadavg()[0],
     }
