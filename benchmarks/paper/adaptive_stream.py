@@ -201,9 +201,25 @@ def run_dataset(
 
 
 def read_rows(out_dir: Path) -> list[dict[str, Any]]:
-    """Every finished row of a run directory (none before its first row)."""
+    """Every finished row of a run directory (none before its first row), each marked with
+    the directory (``"directory"``: the cost of a row is judged against the fixed-medium row
+    that ran beside it, see :func:`summarise_dataset`)."""
     path = out_dir / "rows.json"
-    return json.loads(path.read_text()) if path.is_file() else []
+    rows = json.loads(path.read_text()) if path.is_file() else []
+    return [{**row, "directory": str(out_dir)} for row in rows]
+
+
+def medium_cpu_by_directory(
+    groups: Sequence[list[dict[str, Any]]],
+) -> dict[tuple[str, int], float]:
+    """Mean CPU seconds per session of each run directory's fixed-medium row, keyed
+    ``(directory, seed)``, from every directory's rows before they are merged (a merge keeps
+    one fixed-medium row per seed; the others still measure their own directory's machine)."""
+    return {
+        (row["directory"], row["seed"]): float(np.mean(row["session_cpu_seconds"]))
+        for rows in groups for row in rows
+        if row["method"] == "fixed_medium" and "directory" in row
+    }  # fmt: skip
 
 
 def merge_rows(groups: Sequence[list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -292,12 +308,19 @@ def summarise_dataset(
     drift_at_event: int | None = None,
     methods: Sequence[str] = DEFAULT_METHODS,
     sweep: bool = True,
+    medium_cpu: dict[tuple[str, int], float] | None = None,
 ) -> dict[str, Any]:
     """The flat results of one dataset: every row (figures and per-session series), mean ± sd
     per method at its chosen ``λ`` and per ``λ`` of the sweep, the goals, and which of the
     expected rows (every baseline and every ``λ`` on every seed of ``seeds``) are missing.
     Means and goals read the complete seeds only (``<dataset>|seeds``: every expected row
-    there), so that no comparison mixes seeds; a partial seed's rows are listed alone."""
+    there), so that no comparison mixes seeds; a partial seed's rows are listed alone.
+
+    ``cpu_vs_medium``: a row's CPU seconds per session over those of the fixed-medium row of
+    the same seed *in the same run directory* (``medium_cpu``, keyed ``(directory, seed)``;
+    rows carry their ``"directory"``), else over the seed's fixed-medium row in ``rows``. Rows
+    assembled from runs made under different loads of a shared machine are each compared with
+    a reference that ran under the same load."""
     out: dict[str, Any] = {}
     by_chosen: dict[str, list[dict[str, Any]]] = {}
     by_penalty: dict[tuple[str, float], list[dict[str, Any]]] = {}
@@ -365,8 +388,12 @@ def summarise_dataset(
     for method, members in by_chosen.items():
         prefix = _key(dataset, method, "chosen")
         aggregate(prefix, members)
-        cost = [m["_figures"]["session_cpu_seconds"] / medium[m["seed"]]
-                for m in members if medium.get(m["seed"])]  # fmt: skip
+        cost = []
+        for m in members:
+            reference = (medium_cpu or {}).get((m.get("directory", ""), m["seed"]))
+            reference = reference or medium.get(m["seed"])
+            if reference:
+                cost.append(m["_figures"]["session_cpu_seconds"] / reference)
         mean, sd = _mean_sd(cost)
         out[_key(prefix, "cpu_vs_medium_mean")], out[_key(prefix, "cpu_vs_medium_sd")] = mean, sd
         if method in PRESETS:
@@ -784,10 +811,10 @@ def main(argv: list[str] | None = None) -> None:
         current = [out_dir, *(Path(m) / dataset for m in args.rerun)]
         older = [Path(m) / dataset for m in args.merge]
         directories = [d for d in [*current, *older] if (d / "rows.json").is_file()]
-        rows = merge_rows([
-            [r for r in read_rows(d) if d in current or r["method"] not in args.drop]
-            for d in directories
-        ])  # fmt: skip
+        groups = [[r for r in read_rows(d) if d in current or r["method"] not in args.drop]
+                  for d in directories]  # fmt: skip
+        rows = merge_rows(groups)
+        medium_cpu = medium_cpu_by_directory([read_rows(d) for d in directories])
         rerun = {r["method"] for d in current for r in read_rows(d)}
         if not rows:
             print(f"no rows in {out_dir}: {dataset} left out")
@@ -804,7 +831,7 @@ def main(argv: list[str] | None = None) -> None:
                  if any(r["method"] == m for r in rows)}  # fmt: skip
         flat.update(summarise_dataset(dataset, rows, args.seeds, grids, at,
                                       config.get("methods", DEFAULT_METHODS),
-                                      config.get("sweep", True)))  # fmt: skip
+                                      config.get("sweep", True), medium_cpu))  # fmt: skip
         config.pop("seeds", None)
         flat[_key(dataset, "config")] = json.dumps(config, sort_keys=True, default=str)
         if at is not None:

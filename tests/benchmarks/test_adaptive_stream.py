@@ -71,6 +71,33 @@ def test_rows_of_parallel_run_directories_merge_one_per_key() -> None:
     ]  # fmt: skip
 
 
+def test_cost_is_judged_against_the_medium_row_of_the_same_directory() -> None:
+    # directory A ran fixed medium (2.0 s per session) and fixed small (3.0) on a quiet
+    # machine; directory B reran fixed medium (4.0) beside the adaptive row (6.0) under load.
+    # B's medium wins the merge, yet A's small is judged against A's medium: 3 / 2 = 1.5, and
+    # B's adaptive row against B's: 6 / 4 = 1.5 (against A's medium it would read 3.0)
+    a = [{**_row("fixed_medium", None, 0, 0.74, 10_000), "directory": "A"},
+         {**_row("fixed_small", None, 0, 0.70, 1_000), "directory": "A"}]
+    b = [{**_row("fixed_medium", None, 0, 0.74, 10_000), "directory": "B"},
+         {**_row("adaptive", 0.1, 0, 0.75, 9_000), "directory": "B"}]
+    b[0]["session_cpu_seconds"] = [4.0] * 8
+    b[1]["session_cpu_seconds"] = [6.0] * 8
+    medium_cpu = script.medium_cpu_by_directory([b, a])
+    assert medium_cpu == {("A", 0): 2.0, ("B", 0): 4.0}
+    rows = script.merge_rows([b, a])
+    flat = script.summarise_dataset(
+        "d", rows, seeds=[0], grids={"adaptive": (0.1,)}, methods=("fixed_small",
+        "fixed_medium", "adaptive"), medium_cpu=medium_cpu)  # fmt: skip
+    assert flat["d|fixed_small|chosen|cpu_vs_medium_mean"] == pytest.approx(1.5)
+    assert flat["d|adaptive|chosen|cpu_vs_medium_mean"] == pytest.approx(1.5)
+    assert flat["d|fixed_medium|chosen|cpu_vs_medium_mean"] == pytest.approx(1.0)
+    # without the per-directory figures every row is judged against the merged medium (B's)
+    flat = script.summarise_dataset(
+        "d", rows, seeds=[0], grids={"adaptive": (0.1,)}, methods=("fixed_small",
+        "fixed_medium", "adaptive"))  # fmt: skip
+    assert flat["d|fixed_small|chosen|cpu_vs_medium_mean"] == pytest.approx(0.75)
+
+
 def test_goals_by_hand() -> None:
     grow = [64, 64, 64, 64, 96, 96, 96, 96]  # +32 units at session 4 (the drift's)
     rows = [
