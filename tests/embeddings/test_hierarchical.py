@@ -405,3 +405,64 @@ def test_profile_state_is_the_rows_mean_times_the_tables_column_shape() -> None:
     plain = HierarchicalSharedEmbedding(4, 2, levels=1, park=True)
     plain._free_slots(3)
     assert table.nbytes() == plain.nbytes() + 4 * 2 + 8
+
+
+def test_residual_rows_read_level_k_plus_the_row_until_the_nth_event_folds_it() -> None:
+    # d = 2, k = 1, N = 3; level 1's vector s = (1, 2). ID 0 gets a row after one event: it
+    # starts at s - s = 0 (it reads s, as before). With row r = (0.5, 0), ID 0 reads
+    # s + r = (1.5, 2); a gradient (1, 1) on it reaches both s and r. Two more events make 3:
+    # s is folded into the row, which then reads (1.5, 2) alone, whatever s becomes.
+    table = HierarchicalSharedEmbedding(3, 2, levels=1, min_capacity=2, residual_until=3)
+    with torch.no_grad():
+        table.shared[0] = torch.tensor([1.0, 2.0])
+    table.observe(torch.tensor([0]))
+    table.move(torch.tensor([0]), torch.tensor([ASCEND]))
+    row = int(table.unique.rows(torch.tensor([0])))
+    assert table.unique.weight[row].tolist() == [0.0, 0.0]
+    with torch.no_grad():
+        table.unique.weight[row] = torch.tensor([0.5, 0.0])
+    assert table.lookup(torch.tensor([0, 1])).tolist() == [[1.5, 2.0], [1.0, 2.0]]
+    table.lookup(torch.tensor([0])).sum().backward()
+    assert table.shared.grad is not None and table.shared.grad[0].tolist() == [1.0, 1.0]
+    assert table.unique.weight.grad is not None
+    assert table.unique.weight.grad[row].tolist() == [1.0, 1.0]
+    bytes_before = table.nbytes()
+    table.observe(torch.tensor([0, 0]))  # the 3rd event: folded
+    assert table.unique.weight[row].tolist() == [1.5, 2.0]
+    with torch.no_grad():
+        table.shared[0] = torch.tensor([-7.0, 7.0])
+    assert table.lookup(torch.tensor([0])).tolist() == [[1.5, 2.0]]
+    assert table.nbytes() == bytes_before  # youth is read off the counts: no bytes
+    # a table without the option reads a row alone and writes the spec it wrote before
+    assert "residual_until" not in HierarchicalSharedEmbedding(3, 2).spec()
+    assert table.spec()["residual_until"] == 3
+
+
+def test_a_parked_young_row_stays_a_residual_and_is_folded_when_parked() -> None:
+    # d = 2, k = 1, N = 2, s = (0.5, -0.5): ID 0 (1 event) holds r = (0.25, 0.5) and is
+    # parked; it reads s + int8(r) = (0.75, 0). Its 2nd event folds s into the parked values:
+    # it still reads (0.75, 0) (int8 rounding: scale 0.75/127), now whatever s becomes; a
+    # round trip through the spec and the state dict reads the same.
+    from leanrec.embeddings import table_from_spec
+
+    table = HierarchicalSharedEmbedding(
+        2, 2, levels=1, min_capacity=2, park=True, residual_until=2
+    )
+    with torch.no_grad():
+        table.shared[0] = torch.tensor([0.5, -0.5])
+    table.observe(torch.tensor([0]))
+    table.move(torch.tensor([0]), torch.tensor([ASCEND]))
+    with torch.no_grad():
+        table.unique.weight[int(table.unique.rows(torch.tensor([0])))] = torch.tensor([0.25, 0.5])
+    table.move(torch.tensor([0]), torch.tensor([DESCEND]))
+    assert bool(table.is_parked(torch.tensor([0])))
+    read = table.lookup(torch.tensor([0]))[0]
+    assert torch.allclose(read, torch.tensor([0.75, 0.0]), atol=0.5 / 127)
+    table.observe(torch.tensor([0]))
+    with torch.no_grad():
+        table.shared[0] = torch.tensor([9.0, 9.0])
+    folded = table.lookup(torch.tensor([0]))[0]
+    assert torch.allclose(folded, torch.tensor([0.75, 0.0]), atol=0.75 / 127)
+    copy = table_from_spec(table.spec(), 2, 2)
+    copy.load_state_dict(table.state_dict())
+    assert torch.equal(copy.lookup(torch.arange(2)), table.lookup(torch.arange(2)))

@@ -61,6 +61,15 @@ than half are used. Demotions that a byte cap forces (the table's own ``max_byte
 :meth:`~HierarchicalSharedEmbedding.free_rows`) free the row as before: parking would add
 bytes where the cap wants fewer.
 
+**Residual rows** (``residual_until = N > 0``). An ID that holds a row (float or parked) and
+has fewer than ``N`` events reads level ``k``'s shared vector *plus* its row: the row is a
+residual over the vector all young IDs share, and the shared vector takes a gradient from every
+young ID's events. A row given to a young ID starts at its old level's vector minus level
+``k``'s (the ID reads what it read before). When :meth:`~HierarchicalSharedEmbedding.observe`
+counts an ID's ``N``-th event, level ``k``'s vector is added into its row (folded: what the ID
+reads does not change) and the row stands alone from then on. Nothing is stored per ID for this
+(youth is read off ``count_of_id``), so the bytes do not change.
+
 Example (``d = 2``, ``k = 2``, 4 IDs; by hand: ``nbytes = 0 + 8 + 16 + 9*4 = 60``):
     >>> table = HierarchicalSharedEmbedding(4, 2, levels=2, min_capacity=1)
     >>> table.observe(torch.tensor([0, 1, 0]))
@@ -104,6 +113,7 @@ SPEC_DEFAULTS: dict[str, Any] = {
     "park_values": "int8",
     "park_state": "mean",
     "fresh_accumulator": 0.0,
+    "residual_until": 0,
 }
 """Spec options a table writes only when they differ from these defaults."""
 PARK_BLOCK = 256
@@ -162,6 +172,10 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
             squared gradients starts (``a_0``); 0, Adagrad's default, makes its first step
             ``lr · sign(g)`` on every column whatever the gradient's size, ``a_0 > 0`` makes the
             first steps ``lr · g / sqrt(a_0 + g²)``, in proportion to the gradient.
+        residual_until: ``N``; > 0: an ID that holds a row (float or parked) and has fewer
+            than ``N`` events reads level ``k``'s shared vector plus its row, so its row is a
+            residual over the vector every young ID shares (module docstring, *Residual
+            rows*); 0: a row is read alone (the paper).
 
     Attributes:
         unique: the unique rows, a :class:`GrowingEmbedding` (its fallback vector is frozen and
@@ -186,7 +200,7 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
     kind = "hierarchical"
     spec_options = (
         "levels", "max_bytes", "min_capacity", "compact_below", "init_std", "park",
-        "park_values", "park_state", "fresh_accumulator",
+        "park_values", "park_state", "fresh_accumulator", "residual_until",
     )  # fmt: skip
     per_id_state: ClassVar[dict[str, torch.dtype]] = {
         "position_of_id": torch.int8,
@@ -220,7 +234,10 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         park_values: str = "int8",
         park_state: str = "mean",
         fresh_accumulator: float = 0.0,
+        residual_until: int = 0,
     ) -> None:
+        if residual_until < 0:
+            raise ValueError(f"residual_until must be >= 0, got {residual_until}")
         if park_values not in PARK_VALUES or park_state not in PARK_STATES:
             raise ValueError(
                 f"park_values must be one of {PARK_VALUES} and park_state one of {PARK_STATES}, "
@@ -247,6 +264,7 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         self.park_values = park_values
         self.park_state = park_state
         self.fresh_accumulator = float(fresh_accumulator)
+        self.residual_until = int(residual_until)
         if park:  # registered only when used: a table without them keeps its state-dict keys
             self.register_buffer(
                 "parked_values", torch.zeros(0, embedding_dim, dtype=self._values_dtype)
@@ -311,7 +329,27 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
             at = torch.nonzero(rows <= -2).reshape(-1)
             if len(at):
                 out = out.index_put((at,), self._unpacked(-2 - rows[at]))
+        if self.residual_until:
+            # a young row holder reads level k's vector plus its row (its residual)
+            young = (rows != -1) & (self.count_of_id[ids] < self.residual_until)
+            out = out + young.unsqueeze(1).to(out.dtype) * self.shared[self.levels - 1]
         return out
+
+    def _fold(self, ids: torch.Tensor) -> None:
+        """Add level ``k``'s vector into the rows of ``ids`` (``(m,)``, young until now, each
+        holding a float or parked row): what they read does not change, and from now on the
+        row stands alone."""
+        rows = self.unique.rows(ids)
+        base = self.shared[self.levels - 1].detach()
+        with torch.no_grad():
+            held = rows[rows >= 0]
+            if len(held):
+                self.unique.weight[held] += base
+            slots = -2 - rows[rows <= -2]
+            if len(slots):
+                packed, scale = self._pack(self._unpacked(slots) + base)
+                self.parked_values[slots] = packed
+                self.parked_scale[slots] = scale
 
     # ------------------------------------------------------------------ parked rows
     @property
@@ -395,19 +433,23 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         with torch.no_grad():
             values = self.unique.weight[rows].detach().float()
         accumulator = self.unique.accumulators(rows, columns=self.park_state != "mean")
-        if self.park_values == "float16":
-            packed = values.clamp(-6e4, 6e4).to(torch.float16)
-            scale = torch.ones(len(ids), dtype=torch.float16)
-        else:
-            scale = (values.abs().amax(dim=1) / 127.0).to(torch.float16)
-            step = scale.float().clamp(min=torch.finfo(torch.float32).tiny).unsqueeze(1)
-            packed = torch.round(values / step).clamp(-127, 127).to(torch.int8)
+        packed, scale = self._pack(values)
         slots = self._free_slots(len(ids))
         self.parked_values[slots] = packed
         self.parked_scale[slots] = scale
         self._store_state(slots, accumulator)
         self.unique.free(ids)
         self.unique.row_of_id[ids] = (-2 - slots).to(torch.int32)
+
+    def _pack(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 rows ``(m, d)`` -> parked values ``(m, d)`` (int8 or float16) and their
+        float16 scales ``(m,)`` (``max|w| / 127``; 1 with float16 values)."""
+        if self.park_values == "float16":
+            packed = values.clamp(-6e4, 6e4).to(torch.float16)
+            return packed, torch.ones(len(values), dtype=torch.float16)
+        scale = (values.abs().amax(dim=1) / 127.0).to(torch.float16)
+        step = scale.float().clamp(min=torch.finfo(torch.float32).tiny).unsqueeze(1)
+        return torch.round(values / step).clamp(-127, 127).to(torch.int8), scale
 
     def _free_slots(self, m: int) -> torch.Tensor:
         """``m`` free parked slots, int64 ``(m,)``, taken from the free list; storage grows
@@ -518,7 +560,19 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         super().extend_ids(num_embeddings)
 
     def observe(self, ids: torch.Tensor) -> None:
-        """Count the chunk's events per ID; an ID seen for the first time goes to level 1."""
+        """Count the chunk's events per ID; an ID seen for the first time goes to level 1.
+        With ``residual_until = N``, a row holder whose count reaches ``N`` in this chunk has
+        level ``k``'s vector folded into its row (:meth:`_fold`) before the chunk is learnt."""
+        if self.residual_until:
+            ids = torch.as_tensor(ids, dtype=torch.int64).reshape(-1)
+            self._check_ids(ids)
+            seen, times = torch.unique(ids, return_counts=True)
+            before = self.count_of_id[seen].to(torch.int64)
+            crossing = (before < self.residual_until) & (before + times >= self.residual_until)
+            grown = seen[crossing]
+            grown = grown[self.unique.rows(grown) != -1]
+            if len(grown):
+                self._fold(grown)
         distinct = self._count_events(ids)
         first_seen = distinct[self.position_of_id[distinct] == 0]
         self.position_of_id[first_seen] = 1
@@ -605,6 +659,9 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         if len(promoted):
             had_level = current[promote_at].clamp(1, self.levels) - 1
             init = self.shared[had_level].detach().clone()
+            if self.residual_until:  # a young ID's row is a residual: it reads the same vector
+                young = self.count_of_id[promoted] < self.residual_until
+                init[young] -= self.shared[self.levels - 1].detach()
             accumulator = None
             if self.fresh_accumulator:
                 accumulator = torch.full((len(promoted),), self.fresh_accumulator)

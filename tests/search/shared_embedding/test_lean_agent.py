@@ -247,3 +247,37 @@ def test_the_leanrec_preset_parks_idle_rows_in_a_run(one_torch_thread: None) -> 
     copy = table_from_spec(table.spec(), table.num_embeddings, table.embedding_dim)
     copy.load_state_dict(table.state_dict())
     assert torch.equal(copy.lookup(ids), table.lookup(ids)) and copy.nbytes() == table.nbytes()
+
+
+def test_the_leanrec_preset_fits_level_1_on_the_chunks_first_sightings() -> None:
+    # shared_learning_rate = 0.003 (Adam): in the first chunk every ID is new and reads level 1,
+    # so level 1 takes one Adam step on those events before the moves. Adam's first step is
+    # lr · m̂ / (sqrt(v̂) + eps) = lr · g / (|g| + eps): 0.003 on every column the gradient
+    # reaches. Then every ID ascends (its own row) and the base model learns the chunk through
+    # the rows only: level 1 moves by exactly that one step.
+    from leanrec.search.shared_embedding.baselines import METHODS
+    from leanrec.search.shared_embedding.experiment import _build
+    from leanrec.train.stream import run_stream
+
+    stream = tiny_stream()
+    experiment = tiny_experiment(Path("unused"), 0, agent=AutoAssignConfig(batch_size=64,
+                                 replay_size=2000))  # fmt: skip
+    method = METHODS.resolve(["autoassign_leanrec"])[0]
+    trainer = _build(experiment, {"user": 150, "item": 100}, method, 1.0, 0, "bce")
+    tables = trainer.model.id_tables()
+    before = {name: t.shared.detach().clone() for name, t in tables.items()}  # type: ignore[union-attr]
+    after: dict[str, torch.Tensor] = {}
+
+    def first_chunk(chunk: object, record: object) -> None:
+        if not after:
+            after.update({n: t.shared.detach().clone() for n, t in tables.items()})  # type: ignore[union-attr]
+
+    run_stream(stream[0:400], stream[0:400].plan(size=200, warmup_fraction=0.5), trainer,
+               on_chunk_end=first_chunk)  # fmt: skip
+    for name in tables:
+        step = (after[name] - before[name]).abs()
+        torch.testing.assert_close(step, torch.full_like(step, 0.003), rtol=1e-3, atol=0)
+    # the paper preset has no such step: its level vectors are trained as rows are
+    paper = _build(experiment, {"user": 150, "item": 100}, METHODS.resolve(["autoassign"])[0],
+                   1.0, 0, "bce")  # fmt: skip
+    assert getattr(paper.assigner, "shared_optimizer", None) is None

@@ -166,13 +166,15 @@ def test_agent_presets_and_the_reward_literal() -> None:
     assert (leanrec.levels, leanrec.seed) == (2, 7)  # the preset only sets its own fields
     assert leanrec.initial_logits == (-8.0, -4.0, 4.0) and leanrec.exploration == 0.001
     assert (leanrec.entropy_bonus, leanrec.reward) == (0.0, "advantage")
-    assert (leanrec.history, leanrec.idle_after, leanrec.byte_penalty) == ("ema", 1, 0.01)
+    assert (leanrec.history, leanrec.idle_after, leanrec.byte_penalty) == ("ema", 1, 0.3)
+    assert (leanrec.shared_learning_rate, leanrec.residual_until) == (0.003, 0)
     assert (leanrec.idle_offers, leanrec.sweep_every, leanrec.park) == ("holders", 1, True)
     assert not leanrec.appearance_decisions
     assert not leanrec.descend_from_unique and leanrec.promoted_init == "random"
     paper = agent_preset(base, "paper")
     assert (paper.history, paper.idle_after, paper.byte_penalty) == ("window", 0, 0.0)
     assert (paper.idle_offers, paper.park) == ("all_idle", False)
+    assert (paper.shared_learning_rate, paper.residual_until) == (0.0, 0)
     with pytest.raises(ValueError, match="preset"):
         agent_preset(base, "nope")
     with pytest.raises(ValueError, match="reward"):

@@ -454,6 +454,8 @@ def _hierarchy_tables(
             options.update(park=True, park_values=agent.park_values, park_state=agent.park_state)
         if agent is not None and agent.fresh_accumulator:
             options.update(fresh_accumulator=agent.fresh_accumulator)
+        if agent is not None and agent.residual_until:
+            options.update(residual_until=agent.residual_until)
         return HierarchicalSharedEmbedding(
             n, d, levels=levels, init_std=context.init_std, generator=context.generator, **options
         )
