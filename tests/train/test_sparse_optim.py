@@ -136,6 +136,55 @@ def test_sparse_adam_follows_dense_adam_on_sparse_batches() -> None:
     torch.testing.assert_close(ours.weight.detach(), theirs.weight.detach(), atol=1e-5, rtol=0)
 
 
+def test_moments_a_lookup_caught_up_go_to_the_step_with_the_same_bits() -> None:
+    """The step takes the moments the lookup caught up (not written back in between); the
+    result is bit for bit that of writing them back first (``state_dict()`` does) and reading
+    them again, also when a table is read twice in one step (the second read writes the
+    first's back) or a step reads no row of a table."""
+    torch.manual_seed(0)
+    start = torch.randn(40, 8)
+    tables = [FullEmbedding.from_tensor(start), FullEmbedding.from_tensor(start)]
+    optimizers = [_optimizer(table, "sparse_adam", lr=0.05) for table in tables]
+    generator = torch.Generator().manual_seed(2)
+    for step in range(60):
+        ids = torch.randint(0, 40, (12,), generator=generator)  # repeats included
+        more = torch.randint(0, 40, (5,), generator=generator)
+        for kept_aside, (table, optimizer) in enumerate(zip(tables, optimizers)):
+            with sparse_gradients([table], catch_up=optimizer.catch_up):
+                loss = table.lookup(ids).pow(2).sum()
+                if step % 7 == 3:  # a second read of the same table before the step
+                    loss = loss + table.lookup(more).sum()
+            if not kept_aside:
+                optimizer.state_dict()  # writes the caught-up moments back
+            optimizer.zero_grad(set_to_none=True)
+            if step % 11 != 5:  # else: rows read, no gradient, no step for them
+                loss.backward()
+            optimizer.step()
+        assert torch.equal(tables[0].weight, tables[1].weight), step
+    for optimizer in optimizers:
+        optimizer.flush()
+    assert torch.equal(tables[0].weight, tables[1].weight)
+    states = [optimizer.state[table.weight] for table, optimizer in zip(tables, optimizers)]
+    for key in ("exp_avg", "exp_avg_sq", "last", "step"):
+        assert torch.equal(states[0][key], states[1][key]), key
+    assert (start - tables[0].weight).abs().mean() > 0.1  # they did travel
+
+
+def test_a_state_dict_between_lookup_and_step_holds_the_caught_up_moments() -> None:
+    table = FullEmbedding.from_tensor(torch.tensor(ROWS))
+    optimizer = _optimizer(table, "sparse_adam", lr=0.1)
+    _step(table, optimizer, [0, 2], [[1.0, -1.0], [2.0, 0.0]])
+    _step(table, optimizer, [1], [[1.0, 1.0]])  # rows 0 and 2 skip step 2
+    with sparse_gradients([table], catch_up=optimizer.catch_up):
+        table.lookup(torch.tensor([0, 0]))  # row 0 caught up to step 2
+    saved = optimizer.state_dict()["state"][0]
+    # row 0: m = 0.1 (1, -1) at step 1, decayed once: 0.09 (1, -1); its last step is 2;
+    # row 2 (not read) keeps its step-1 moments and last step
+    torch.testing.assert_close(saved["exp_avg"][0], torch.tensor([0.09, -0.09]))
+    torch.testing.assert_close(saved["exp_avg"][2], torch.tensor([0.2, 0.0]))
+    assert saved["last"].tolist() == [2.0, 2.0, 1.0]
+
+
 def test_a_batch_reading_most_rows_steps_them_all_with_the_same_update() -> None:
     """Reading 2 of 3 rows with ``dense_share = 2`` takes the dense step: row 0, not read,
     moves at once by the step the row-by-row rule gives it at the flush."""

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from leanrec.data.interactions import Interactions, Split
+from leanrec.data.interactions import IdVocabulary, Interactions, Split
 from leanrec.data.splits import ratio_split
 from leanrec.data.synthetic import make_synthetic
 from leanrec.models import build_model
@@ -34,6 +34,35 @@ def test_negatives_are_never_training_items() -> None:
     assert several.shape == (len(data), 4)
     assert not sampler.is_positive(np.repeat(data.users[:, None], 4, 1), several).any()
     assert sampler.unresolved == 0
+
+
+def test_membership_matches_a_set_of_the_training_pairs() -> None:
+    """Queries in any order and shape (1-d, 2-d), users without interactions, the first and
+    last keys: the sorted search answers as a set of the training pairs does, in the callers'
+    order."""
+    rng = np.random.default_rng(1)
+    users = rng.integers(0, 50, 600)
+    users[users == 7] = 8  # user 7 has no interactions
+    items = rng.integers(0, 40, 600)
+    data = Interactions.from_raw(
+        np.append(users, [0, 49]),
+        np.append(items, [0, 39]),
+        user_vocab=IdVocabulary.identity(50),
+        item_vocab=IdVocabulary.identity(40),
+    )
+    sampler = NegativeSampler(data, rng)
+    pairs = set(zip(data.users.tolist(), data.items.tolist()))
+    query_users = rng.integers(0, data.n_users, (300, 3))
+    query_items = rng.integers(0, data.n_items, (300, 3))
+    query_users[:100, 0], query_items[:100, 0] = data.users[:100], data.items[:100]
+    expected = np.array(
+        [(u, i) in pairs for u, i in zip(query_users.ravel().tolist(), query_items.ravel())]
+    ).reshape(300, 3)
+    assert expected[:100, 0].all() and not expected.all()
+    assert np.array_equal(sampler.is_positive(query_users, query_items), expected)
+    flat = sampler.is_positive(query_users[:, 1], query_items[:, 1])
+    assert flat.shape == (300,) and np.array_equal(flat, expected[:, 1])
+    assert not sampler.is_positive(np.full(40, 7), np.arange(40)).any()
 
 
 def test_training_beats_untrained_on_validation(split: Split) -> None:

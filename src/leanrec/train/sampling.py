@@ -11,9 +11,13 @@ class NegativeSampler:
     """Draws, for each (user, positive) pair, items the user has not interacted with in ``train``.
 
     Membership is tested for a whole batch at once by ``searchsorted`` over the sorted keys
-    ``user * I + item``; collisions are redrawn for ``max_rounds`` rounds (each round only redraws
-    the colliding entries). A user who has interacted with every item cannot get a true negative;
-    after ``max_rounds`` the remaining collisions are left as they are (counted in
+    ``user * I + item``, with the queries sorted first: consecutive queries then read nearby
+    keys, so the search stays in cache however large the key array grows (queries in random
+    order walk ``log2(n)`` levels of an array that outgrows the caches: at 16M training
+    interactions that was 4.8x slower per query than at 0.4M, against 2x sorted).
+    Collisions are redrawn for ``max_rounds`` rounds (each round only redraws the colliding
+    entries). A user who has interacted with every item cannot get a true negative; after
+    ``max_rounds`` the remaining collisions are left as they are (counted in
     :attr:`unresolved`).
 
     Args:
@@ -31,10 +35,14 @@ class NegativeSampler:
 
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Boolean mask, same shape as ``users``: is ``(user, item)`` a training interaction?"""
-        keys = users.astype(np.int64) * self.n_items + items
-        pos = np.searchsorted(self.keys, keys)
-        pos = np.minimum(pos, len(self.keys) - 1)
-        return self.keys[pos] == keys
+        keys = (users.astype(np.int64) * self.n_items + items).reshape(-1)
+        order = np.argsort(keys)  # searched in key order, answered in the callers' order
+        ordered = keys[order]
+        pos = np.searchsorted(self.keys, ordered)
+        np.minimum(pos, len(self.keys) - 1, out=pos)
+        found = np.empty(len(keys), dtype=bool)
+        found[order] = self.keys[pos] == ordered
+        return found.reshape(np.shape(users))
 
     def sample(self, users: np.ndarray, n_negatives: int = 1) -> np.ndarray:
         """Negatives for ``users`` (B,): shape ``(B,)`` if ``n_negatives == 1`` else ``(B, n)``."""
