@@ -33,6 +33,10 @@ Run from the repository root:
 
     python -m benchmarks.perf.training_scaling [--sizes 0.5 2 5 20] [--modes mf lightgcn:auto]
 
+``--profile 0.5 20`` instead times the phases of MF's epoch (negative sampling, forward with
+the optimiser's catch-up, backward, optimiser step, flush) at those sizes, in turns of a few
+steps each (:func:`profile_mf`), and writes ``results/training_scaling--profile[-tag].json``.
+
 The figures on the docs page were measured with ``--max-epoch-interactions 1000000
 --max-eval-users 2000`` on an idle machine.
 """
@@ -41,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -74,8 +79,6 @@ def measure(
     a fraction of the time. ``max_eval_users`` (0: all): rank for a random subset of the test
     users (each still against every item), reported per user. ``embedding_optimizer`` (None:
     the trainer's default) updates the tables."""
-    import os
-
     import numpy as np
     import torch
 
@@ -167,6 +170,140 @@ def measure(
         "load_1min_after_training": load_after_training[0],
         "load_5min_after_training": load_after_training[1],
     }
+
+
+PROFILE_PHASES = (
+    "permutation",
+    "negative sampling",
+    "forward",
+    "catch-up (in forward)",
+    "backward",
+    "optimiser step",
+    "flush (per whole epoch)",
+)
+"""Where an MF epoch's CPU time goes (:func:`profile_mf`), in µs per training interaction;
+``catch-up`` is the part of ``forward`` in which ``sparse_adam`` brings the rows read up to
+date, ``flush`` the end-of-epoch catch-up of every row, counted once per whole epoch."""
+
+
+def profile_mf(
+    sizes: list[float], steps: int, seed: int = 0, embedding_optimizer: str | None = None
+) -> dict[str, dict[str, float]]:
+    """CPU µs per training interaction of each phase of MF's BPR epoch at each size.
+
+    Every size's data, model and trainer are built first, then the sizes take ``steps``
+    steps in turns of 4 (after a first turn not timed: state allocated, pages touched), so a
+    load that comes and goes on a shared machine weighs on every size alike. The epoch's
+    negatives are drawn for ``min(1M, training interactions)`` triples, as the timing runs
+    draw them. One thread, ``time.process_time``."""
+    import torch
+
+    from leanrec.data.splits import ratio_split
+    from leanrec.data.synthetic import make_synthetic_power_law
+    from leanrec.embeddings.base import sparse_gradients
+    from leanrec.models import build_model
+    from leanrec.train.bpr import BPRTrainer, TrainerConfig, bpr_loss
+    from leanrec.train.row_optim import flush_rows
+
+    torch.set_num_threads(1)
+    clock = time.process_time
+    runs: dict[float, dict[str, Any]] = {}
+    for size in sizes:
+        data = make_synthetic_power_law(round(size * 1e6), seed=seed)
+        split = ratio_split(data, (0.8, 0.1, 0.1), seed=seed)
+        model = build_model("mf", split.train, {"embedding_dim": DIM}, seed=seed)
+        config = TrainerConfig(
+            max_epochs=1, batch_size=BATCH_SIZE, num_threads=1, seed=seed, progress=False
+        )
+        if embedding_optimizer:
+            config = replace(config, embedding_optimizer=embedding_optimizer)
+        trainer = BPRTrainer(model, split.train, None, config)
+        times = dict.fromkeys(PROFILE_PHASES, 0.0)
+        catch_up = getattr(trainer.optimizer, "catch_up", None)
+
+        def timed_catch_up(
+            parameter: torch.Tensor,
+            index: torch.Tensor,
+            catch_up: Any = catch_up,
+            times: dict[str, float] = times,
+        ) -> None:
+            began = clock()
+            catch_up(parameter, index)
+            times["catch-up (in forward)"] += clock() - began
+
+        n = min(1_000_000, len(split.train))
+        began = clock()
+        order = trainer.rng.permutation(len(split.train))[:n]
+        users, items = split.train.users[order], split.train.items[order]
+        times["permutation"] = clock() - began
+        began = clock()
+        negatives = trainer.sampler.sample(users)
+        times["negative sampling"] = clock() - began
+        runs[size] = {
+            "trainer": trainer,
+            "times": times,
+            "hook": timed_catch_up if catch_up is not None else None,
+            "batches": (users, items, negatives),
+            "train_interactions": len(split.train),
+            "at": 0,
+            "stepped": 0,
+        }
+        print(f"profile {label(size)}: {data.n_users} x {data.n_items}", flush=True)
+
+    def turn(run: dict[str, Any], timed: bool) -> None:
+        trainer, times = run["trainer"], run["times"]
+        users_all, items_all, negatives_all = run["batches"]
+        for _ in range(4):
+            start = run["at"] if run["at"] + BATCH_SIZE <= len(users_all) else 0
+            run["at"] = start + BATCH_SIZE
+            batch = slice(start, start + BATCH_SIZE)
+            users = torch.from_numpy(users_all[batch])
+            positives = torch.from_numpy(items_all[batch])
+            negatives = torch.from_numpy(negatives_all[batch])
+            caught_up = times["catch-up (in forward)"]
+            with sparse_gradients(trainer.tables, run["hook"] is not None, run["hook"]):
+                began = clock()
+                loss = bpr_loss(trainer.model, users, positives, negatives, trainer.config.l2)
+                forward = clock()
+                trainer.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                backward = clock()
+                trainer.optimizer.step()
+                stepped = clock()
+            if not timed:
+                times["catch-up (in forward)"] = caught_up
+                continue
+            times["forward"] += forward - began
+            times["backward"] += backward - forward
+            times["optimiser step"] += stepped - backward
+            run["stepped"] += len(users)
+
+    for run in runs.values():
+        turn(run, timed=False)
+    for _ in range(max(1, steps // 4)):
+        for run in runs.values():
+            turn(run, timed=True)
+    table: dict[str, dict[str, float]] = {}
+    for size, run in runs.items():
+        times = run["times"]
+        began = clock()
+        flush_rows(run["trainer"].optimizer)
+        times["flush (per whole epoch)"] = clock() - began
+        drawn = len(run["batches"][0])
+        per = {
+            "permutation": times["permutation"] / drawn,
+            "negative sampling": times["negative sampling"] / drawn,
+            "flush (per whole epoch)": (
+                times["flush (per whole epoch)"] / run["train_interactions"]
+            ),
+        }
+        for phase in ("forward", "catch-up (in forward)", "backward", "optimiser step"):
+            per[phase] = times[phase] / run["stepped"]
+        table[label(size)] = {phase: 1e6 * per[phase] for phase in PROFILE_PHASES}
+        table[label(size)]["total"] = sum(
+            v for k, v in table[label(size)].items() if k != "catch-up (in forward)"
+        )
+    return table
 
 
 def run_measurement(
@@ -280,9 +417,35 @@ def main() -> None:
     parser.add_argument(
         "--embedding-optimizer", default=None, help="table optimiser (default: the trainer's)"
     )
+    parser.add_argument(
+        "--profile", type=float, nargs="+", default=None, metavar="SIZE",
+        help="instead: where MF's epoch time goes at these sizes, interleaved (profile_mf)",
+    )  # fmt: skip
+    parser.add_argument("--profile-steps", type=int, default=40)
     parser.add_argument("--worker", nargs=4, metavar=("SIZE", "MODEL", "MODE", "SEED"))
     add_tag_argument(parser)
     args = parser.parse_args()
+    if args.profile:
+        table = profile_mf(args.profile, args.profile_steps, args.seed, args.embedding_optimizer)
+        sizes = list(table)
+        print_table(
+            ["phase (CPU µs / interaction)", *sizes, f"{sizes[-1]} / {sizes[0]}"],
+            [
+                [phase, *(table[s][phase] for s in sizes),
+                 table[sizes[-1]][phase] / max(table[sizes[0]][phase], 1e-9)]
+                for phase in (*PROFILE_PHASES, "total")
+            ],
+        )  # fmt: skip
+        profile_record: dict[str, Any] = {
+            "profile_steps": args.profile_steps,
+            "embedding_optimizer": args.embedding_optimizer or "default",
+            "load_1min": os.getloadavg()[0],
+        }
+        for size, phases in table.items():
+            profile_record.update({f"{size}_{phase}": value for phase, value in phases.items()})
+        tag = f"profile-{args.tag}" if args.tag else "profile"
+        print(f"wrote {write_results('training_scaling', profile_record, tag)}")
+        return
     if args.worker:
         size, model_name, propagation, seed = args.worker
         result = measure(
