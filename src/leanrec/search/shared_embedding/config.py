@@ -236,8 +236,9 @@ with the defaults above. ``leanrec`` (the design notes give the warm-up figures 
   the loss term;
 - level 1's vector, which every ID reads before its first chunk is learnt, takes one Adam
   step of 0.003 per chunk on the chunk's events that read it (``shared_learning_rate``;
-  chosen on both warm-ups among {0, 0.001, 0.003, 0.01}): a new ID is predicted from a vector
-  fitted to new IDs' events instead of an untrained one;
+  chosen on both warm-ups among {0, 0.003, 0.01}, 0.001 on ML-100K's only; a gain within the
+  seeds' noise there): a new ID is predicted from a vector fitted to new IDs' events instead
+  of an untrained one;
 - a promoted row starts at random, as an all-unique row, not at the shared vector;
 - no entropy bonus (from a confident prior it pulls towards uniform)."""
 
