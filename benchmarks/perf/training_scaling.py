@@ -183,7 +183,8 @@ PROFILE_PHASES = (
 )
 """Where an MF epoch's CPU time goes (:func:`profile_mf`), in µs per training interaction;
 ``catch-up`` is the part of ``forward`` in which ``sparse_adam`` brings the rows read up to
-date, ``flush`` the end-of-epoch catch-up of every row, counted once per whole epoch."""
+date, ``permutation`` and ``flush`` (the end-of-epoch catch-up of every row) are counted once
+per whole epoch."""
 
 
 def profile_mf(
@@ -191,11 +192,15 @@ def profile_mf(
 ) -> dict[str, dict[str, float]]:
     """CPU µs per training interaction of each phase of MF's BPR epoch at each size.
 
-    Every size's data, model and trainer are built first, then the sizes take ``steps``
-    steps in turns of 4 (after a first turn not timed: state allocated, pages touched), so a
-    load that comes and goes on a shared machine weighs on every size alike. The epoch's
-    negatives are drawn for ``min(1M, training interactions)`` triples, as the timing runs
-    draw them. One thread, ``time.process_time``."""
+    Every size's data, model and trainer are built first; then, in each of ``steps / 4``
+    turns, every size in turn draws the negatives of ``min(1M, training interactions)``
+    triples (as an epoch of the timing runs does) and takes 4 steps, each phase timed. A
+    phase's figure is its median over the turns (after a first turn not timed: state
+    allocated, pages touched), so a load that comes and goes on a shared machine weighs on
+    every size alike and a turn it hit hard does not count. One thread,
+    ``time.process_time``."""
+    import statistics
+
     import torch
 
     from leanrec.data.splits import ratio_split
@@ -218,50 +223,45 @@ def profile_mf(
         if embedding_optimizer:
             config = replace(config, embedding_optimizer=embedding_optimizer)
         trainer = BPRTrainer(model, split.train, None, config)
-        times = dict.fromkeys(PROFILE_PHASES, 0.0)
-        catch_up = getattr(trainer.optimizer, "catch_up", None)
-
-        def timed_catch_up(
-            parameter: torch.Tensor,
-            index: torch.Tensor,
-            catch_up: Any = catch_up,
-            times: dict[str, float] = times,
-        ) -> None:
-            began = clock()
-            catch_up(parameter, index)
-            times["catch-up (in forward)"] += clock() - began
-
-        n = min(1_000_000, len(split.train))
         began = clock()
-        order = trainer.rng.permutation(len(split.train))[:n]
-        users, items = split.train.users[order], split.train.items[order]
-        times["permutation"] = clock() - began
-        began = clock()
-        negatives = trainer.sampler.sample(users)
-        times["negative sampling"] = clock() - began
+        order = trainer.rng.permutation(len(split.train))
+        permutation = (clock() - began) / len(split.train)
+        order = order[: min(1_000_000, len(split.train))]
         runs[size] = {
             "trainer": trainer,
-            "times": times,
-            "hook": timed_catch_up if catch_up is not None else None,
-            "batches": (users, items, negatives),
+            "catch_up": getattr(trainer.optimizer, "catch_up", None),
+            "users": split.train.users[order],
+            "items": split.train.items[order],
             "train_interactions": len(split.train),
             "at": 0,
-            "stepped": 0,
+            "turns": {phase: [] for phase in PROFILE_PHASES},
+            "permutation": permutation,
         }
         print(f"profile {label(size)}: {data.n_users} x {data.n_items}", flush=True)
 
-    def turn(run: dict[str, Any], timed: bool) -> None:
-        trainer, times = run["trainer"], run["times"]
-        users_all, items_all, negatives_all = run["batches"]
+    def turn(run: dict[str, Any]) -> dict[str, float]:
+        """One turn of a size: its sampling and 4 steps; seconds per interaction by phase."""
+        trainer, catch_up = run["trainer"], run["catch_up"]
+        spent = dict.fromkeys(PROFILE_PHASES, 0.0)
+
+        def timed_catch_up(parameter: torch.Tensor, index: torch.Tensor) -> None:
+            began = clock()
+            catch_up(parameter, index)
+            spent["catch-up (in forward)"] += clock() - began
+
+        began = clock()
+        negatives_all = trainer.sampler.sample(run["users"])
+        spent["negative sampling"] = (clock() - began) / len(run["users"])
+        stepped = 0
         for _ in range(4):
-            start = run["at"] if run["at"] + BATCH_SIZE <= len(users_all) else 0
+            start = run["at"] if run["at"] + BATCH_SIZE <= len(run["users"]) else 0
             run["at"] = start + BATCH_SIZE
             batch = slice(start, start + BATCH_SIZE)
-            users = torch.from_numpy(users_all[batch])
-            positives = torch.from_numpy(items_all[batch])
+            users = torch.from_numpy(run["users"][batch])
+            positives = torch.from_numpy(run["items"][batch])
             negatives = torch.from_numpy(negatives_all[batch])
-            caught_up = times["catch-up (in forward)"]
-            with sparse_gradients(trainer.tables, run["hook"] is not None, run["hook"]):
+            hook = timed_catch_up if catch_up is not None else None
+            with sparse_gradients(trainer.tables, hook is not None, hook):
                 began = clock()
                 loss = bpr_loss(trainer.model, users, positives, negatives, trainer.config.l2)
                 forward = clock()
@@ -269,37 +269,28 @@ def profile_mf(
                 loss.backward()
                 backward = clock()
                 trainer.optimizer.step()
-                stepped = clock()
-            if not timed:
-                times["catch-up (in forward)"] = caught_up
-                continue
-            times["forward"] += forward - began
-            times["backward"] += backward - forward
-            times["optimiser step"] += stepped - backward
-            run["stepped"] += len(users)
+                spent["optimiser step"] += clock() - backward
+            spent["forward"] += forward - began
+            spent["backward"] += backward - forward
+            stepped += len(users)
+        for phase in ("forward", "catch-up (in forward)", "backward", "optimiser step"):
+            spent[phase] /= stepped
+        return spent
 
     for run in runs.values():
-        turn(run, timed=False)
+        turn(run)  # not timed
     for _ in range(max(1, steps // 4)):
         for run in runs.values():
-            turn(run, timed=True)
+            for phase, seconds in turn(run).items():
+                run["turns"][phase].append(seconds)
     table: dict[str, dict[str, float]] = {}
     for size, run in runs.items():
-        times = run["times"]
         began = clock()
         flush_rows(run["trainer"].optimizer)
-        times["flush (per whole epoch)"] = clock() - began
-        drawn = len(run["batches"][0])
-        per = {
-            "permutation": times["permutation"] / drawn,
-            "negative sampling": times["negative sampling"] / drawn,
-            "flush (per whole epoch)": (
-                times["flush (per whole epoch)"] / run["train_interactions"]
-            ),
-        }
-        for phase in ("forward", "catch-up (in forward)", "backward", "optimiser step"):
-            per[phase] = times[phase] / run["stepped"]
-        table[label(size)] = {phase: 1e6 * per[phase] for phase in PROFILE_PHASES}
+        flush = (clock() - began) / run["train_interactions"]
+        phases = {phase: statistics.median(values) for phase, values in run["turns"].items()}
+        phases.update({"permutation": run["permutation"], "flush (per whole epoch)": flush})
+        table[label(size)] = {phase: 1e6 * phases[phase] for phase in PROFILE_PHASES}
         table[label(size)]["total"] = sum(
             v for k, v in table[label(size)].items() if k != "catch-up (in forward)"
         )
