@@ -139,8 +139,8 @@ def test_sparse_adam_follows_dense_adam_on_sparse_batches() -> None:
 def test_moments_a_lookup_caught_up_go_to_the_step_with_the_same_bits() -> None:
     """The step takes the moments the lookup caught up (not written back in between); the
     result is bit for bit that of writing them back first (``state_dict()`` does) and reading
-    them again, also when a table is read twice in one step (the second read writes the
-    first's back) or a step reads no row of a table."""
+    them again, also when a table is read twice in one step (rows the first read caught up,
+    or others: then the first's are written back) or a step reads no row of a table."""
     torch.manual_seed(0)
     start = torch.randn(40, 8)
     tables = [FullEmbedding.from_tensor(start), FullEmbedding.from_tensor(start)]
@@ -154,6 +154,8 @@ def test_moments_a_lookup_caught_up_go_to_the_step_with_the_same_bits() -> None:
                 loss = table.lookup(ids).pow(2).sum()
                 if step % 7 == 3:  # a second read of the same table before the step
                     loss = loss + table.lookup(more).sum()
+                elif step % 7 == 4:  # a second read of rows the first caught up
+                    loss = loss + table.lookup(ids[:4]).sum()
             if not kept_aside:
                 optimizer.state_dict()  # writes the caught-up moments back
             optimizer.zero_grad(set_to_none=True)

@@ -224,15 +224,15 @@ ParamGroup = dict[str, Any]
 
 
 class _CaughtUp(NamedTuple):
-    """Rows :meth:`RowWiseOptimizer.catch_up` brought up to global step ``step``: their
-    weights (already written to the table) and moments (not yet written), ``(k, d)`` each."""
+    """Rows :meth:`RowWiseOptimizer.catch_up` brought up to the current global step: their
+    weights (already written to the table, as their last steps) and moments (not yet
+    written), ``(k, d)`` each."""
 
     rows: torch.Tensor
     """``(k,)`` distinct, sorted."""
     weight: torch.Tensor
     exp_avg: torch.Tensor
     exp_avg_sq: torch.Tensor
-    step: int
 
 
 ROW_WISE_RULES = ("sparse_adam", "lazy_adam", "rowwise_adagrad")
@@ -352,20 +352,22 @@ class RowWiseOptimizer(torch.optim.Optimizer):
         :attr:`~leanrec.embeddings.EmbeddingTable.catch_up` (pass this method to
         :func:`~leanrec.embeddings.base.sparse_gradients`); a no-op for other rules.
 
-        The caught-up weights are written back at once (the lookup reads them); the
-        caught-up moments of the distinct rows are kept aside (:class:`_CaughtUp`) for the
-        coming :meth:`step`, whose gradient names the same rows, so a step reads and writes
-        each row's moments once instead of twice. Anything else that reads the state first
-        writes them back (:meth:`_settle`)."""
+        The caught-up weights and the rows' last steps are written back at once (the lookup
+        reads the weights); the caught-up moments of the distinct rows are kept aside
+        (:class:`_CaughtUp`) for the coming :meth:`step`, whose gradient names the same rows,
+        so a step reads and writes each row's moments once instead of twice. A second read
+        of rows already caught up (a graph model reads the batch's rows again for its L2
+        term) keeps them aside; anything else that reads the state first writes them back
+        (:meth:`_settle`)."""
         state = self.state.get(parameter)
         group = self._group_of.get(id(parameter))
         if self.rule != "sparse_adam" or not state or group is None:
             return
-        self._settle(parameter)  # a second read before the step: the first one's go in first
         now = int(state["step"])
         rows = index.reshape(-1)
         if not bool((state["last"].index_select(0, rows) < now).any()):
             return
+        self._settle(parameter)  # other rows before the step: the first read's go in first
         # distinct and sorted, as the coalesced gradient of the step will name them; a row
         # with nothing pending gets a zero move and unit decays, which leave it bit-identical
         rows = torch.unique(rows)
@@ -376,11 +378,12 @@ class RowWiseOptimizer(torch.optim.Optimizer):
         tails = self._tail_table(group["betas"], now)
         _catch_up(state, rows, read, now - last.double(), tails, group, moments, last)
         _scatter(weight, rows, read)
-        self._caught_up[parameter] = _CaughtUp(rows, read, moments[0], moments[1], now)
+        state["last"].index_fill_(0, rows, float(now))
+        self._caught_up[parameter] = _CaughtUp(rows, read, moments[0], moments[1])
 
     def _settle(self, parameter: torch.Tensor | None = None) -> None:
         """Write the moments :meth:`catch_up` kept aside for ``parameter`` (None: every
-        parameter) into the state, with the rows' last step."""
+        parameter) into the state."""
         for key in [parameter] if parameter is not None else list(self._caught_up):
             caught_up = self._caught_up.pop(key, None)
             if caught_up is None:
@@ -388,7 +391,6 @@ class RowWiseOptimizer(torch.optim.Optimizer):
             state = self.state[key]
             _scatter(state["exp_avg"], caught_up.rows, caught_up.exp_avg)
             _scatter(state["exp_avg_sq"], caught_up.rows, caught_up.exp_avg_sq)
-            state["last"].index_fill_(0, caught_up.rows, float(caught_up.step))
 
     def state_dict(self) -> dict[str, Any]:
         self._settle()
