@@ -3709,6 +3709,7 @@ _SPARSE_ACCURACY = (
     ("ML-1M MF, NDCG@10 (30 epochs)", "ml-1m/mf", ("dense_adam", "sparse_adam")),
     ("ML-100K LightGCN, NDCG@10 (30 epochs)", "ml-100k/lightgcn", ("dense_adam", "sparse_adam")),
     ("ML-1M CTR DeepFM, AUC (4 epochs)", "ml-1m-ctr/deepfm", ("dense_adam", "sparse_adam")),
+    ("Gowalla MF, Recall@20 (30 epochs)", "gowalla/mf", ("dense_adam", "sparse_adam")),
 )
 
 

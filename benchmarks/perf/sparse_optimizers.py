@@ -187,6 +187,11 @@ ACCURACY = {
         ("dense_adam", "sparse_adam"),
         "ndcg@10",
     ),
+    "gowalla/mf": (  # one seed per mode (--only gowalla/mf --seeds 1)
+        lambda mode, seed: ranking_run("gowalla", "mf", mode, seed, 30),
+        ("dense_adam", "sparse_adam"),
+        "recall@20",
+    ),
 }
 """The accuracy cells, run in this order (cheap and decisive first)."""
 
