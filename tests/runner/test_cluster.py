@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,45 +19,39 @@ from leanrec.runner.cluster import CLUSTER_ADDRESS, LoopbackCluster
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _cluster_connections(cluster: LoopbackCluster) -> list[tuple[str, str]]:
-    """``(local, remote)`` addresses of the established TCP connections of the cluster's
-    processes (every process in the nodes' process groups)."""
+def _cluster_sockets(cluster: LoopbackCluster, status: str) -> list[Any]:
+    """TCP sockets in ``status`` (psutil's ``CONN_ESTABLISHED``, ``CONN_LISTEN``) of the
+    cluster's processes (every process in the nodes' process groups)."""
     import os
 
     import psutil  # a dependency of ray
 
     groups = {process.pid for process in cluster.processes}
-    pairs = []
+    found = []
     for connection in psutil.net_connections(kind="tcp"):
-        if connection.status != psutil.CONN_ESTABLISHED or connection.pid is None:
+        if connection.status != status or connection.pid is None:
             continue
         try:
-            if os.getpgid(connection.pid) not in groups:
-                continue
+            if os.getpgid(connection.pid) in groups:
+                found.append(connection)
         except ProcessLookupError:
             continue
-        pairs.append((connection.laddr.ip, connection.raddr.ip))
-    return pairs
+    return found
+
+
+def _cluster_connections(cluster: LoopbackCluster) -> list[tuple[str, str]]:
+    """``(local, remote)`` addresses of the cluster's established TCP connections."""
+    import psutil
+
+    established = _cluster_sockets(cluster, psutil.CONN_ESTABLISHED)
+    return [(c.laddr.ip, c.raddr.ip) for c in established]
 
 
 def _cluster_listeners(cluster: LoopbackCluster) -> list[str]:
     """Addresses on which the cluster's processes listen for TCP connections."""
-    import os
+    import psutil
 
-    import psutil  # a dependency of ray
-
-    groups = {process.pid for process in cluster.processes}
-    listening = []
-    for connection in psutil.net_connections(kind="tcp"):
-        if connection.status != psutil.CONN_LISTEN or connection.pid is None:
-            continue
-        try:
-            if os.getpgid(connection.pid) not in groups:
-                continue
-        except ProcessLookupError:
-            continue
-        listening.append(connection.laddr.ip)
-    return listening
+    return [c.laddr.ip for c in _cluster_sockets(cluster, psutil.CONN_LISTEN)]
 
 
 def _is_loopback(ip: str) -> bool:
