@@ -204,12 +204,15 @@ def test_search_runs_three_steps_writes_json_and_resumes(split, tmp_path, monkey
     assert result.valid["auc"] == pytest.approx(evaluate_ctr(result.model, split.valid)["auc"])
     assert result.valid["auc"] > 0.55  # the retrained model learned something
 
-    # a resumed search reads steps 1-2 from disk instead of searching again
+    # a resumed search reads steps 1-3 from disk instead of searching again
     def fail(*args, **kwargs):
         raise AssertionError("finished step was run again")
 
+    assert (tmp_path / "run" / "step3_state.pt").is_file()
     monkeypatch.setattr(search_policy, "step1_blocks", fail)
     monkeypatch.setattr(search_policy, "step2_interactions", fail)
+    monkeypatch.setattr(search_policy, "step3_mlp", fail)
+    torch.manual_seed(12345)  # the resumed search restores torch's generator after Step 3
     again = search_architecture(split, config, tmp_path / "run")
     # the resumed search still reports the cost of the steps it read from disk
     finished = [
@@ -219,9 +222,11 @@ def test_search_runs_three_steps_writes_json_and_resumes(split, tmp_path, monkey
     assert again.search_seconds > sum(r["wall_seconds"] for r in finished)
     assert again.architecture.blocks == arch.blocks
     assert again.architecture.interactions == arch.interactions
-    # Step 3 reruns from the saved sampler state: the same MLP and the same retrained model
+    # Step 3's weights and generator state read back: the same MLP and the same retrained model
     assert again.architecture == arch
     assert again.valid["auc"] == result.valid["auc"]
+    for name, tensor in result.model.state_dict().items():
+        assert torch.equal(again.model.state_dict()[name], tensor), name
 
 
 def test_experiment_table_keeps_searched_models_within_the_best_baseline(split, tmp_path) -> None:
@@ -482,7 +487,7 @@ def test_carry_embeddings_passes_them_step_to_step_and_survives_a_resume(
     split, monkeypatch, tmp_path
 ) -> None:
     """Each one-shot model starts from the previous step's final field embeddings (also when
-    Step 3 is rerun from a folder); without the switch Step 2 starts from scratch."""
+    Step 3 runs again from a folder); without the switch Step 2 starts from scratch."""
     key = "embedder.tables.item_id.weight"
     starts: list[tuple[str, torch.Tensor]] = []
     ends: list[tuple[str, torch.Tensor]] = []
@@ -505,10 +510,14 @@ def test_carry_embeddings_passes_them_step_to_step_and_survives_a_resume(
     assert torch.equal(starts[2][1], ends[1][1])  # cycle 2 <- cycle 1
     assert torch.equal(starts[3][1], ends[2][1])  # Step 3 <- Step 2
     assert not torch.equal(starts[3][1], ends[0][1])
-    # a rerun skips Steps 1-2 and starts Step 3 from the saved Step 2 weights
+    # a rerun with Step 3's weights gone (killed while saving them, or an older leanrec's
+    # folder) skips Steps 1-2 and starts Step 3 again from the saved Step 2 weights
     step2_end = ends[2][1]
     starts.clear()
     ends.clear()
+    search_architecture(split, config, tmp_path / "run")
+    assert starts == []  # every step read back
+    (tmp_path / "run" / "step3_state.pt").unlink()
     search_architecture(split, config, tmp_path / "run")
     assert [name for name, _ in starts] == ["ameir_step3"]
     assert torch.equal(starts[0][1], step2_end)

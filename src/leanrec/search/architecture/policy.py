@@ -304,9 +304,7 @@ class ChildScorer:
         batch_size: evaluation batch size.
     """
 
-    def __init__(
-        self, model: Any, subset: Shared[BehaviorSamples], batch_size: int = 8192
-    ) -> None:
+    def __init__(self, model: Any, subset: Shared[BehaviorSamples], batch_size: int = 8192) -> None:
         sampler, model.sampler = model.sampler, None
         try:
             self.model = copy.deepcopy(model).eval()
@@ -665,14 +663,9 @@ def _search_architecture(
         steps, split, subset, config, executor, step1_state
     )
     say(f"step 2 chose {['x'.join(i) for i in interactions]}")
-    # Step 3 (always rerun when resuming: its weights initialise the derived model) ---------
-    say("step 3: MLP")
-    t0 = time.perf_counter()
-    step3, choice, record = step3_mlp(
-        split, subset, blocks, interactions, config, rng, step1_state, step2_state, executor
+    step3, choice = _step3_or_resume(
+        steps, split, subset, blocks, interactions, config, executor, step1_state, step2_state
     )
-    record["wall_seconds"] = time.perf_counter() - t0
-    steps.save("step3", record)
     say(f"step 3 chose widths {choice.widths}, activations {choice.activations}")
     # the three steps' own wall times, so a resumed search reports what it cost in total
     search_seconds = sum(
@@ -773,6 +766,50 @@ class FinishedSteps:
         chosen, record = step()
         record["wall_seconds"] = time.perf_counter() - t0
         return chosen, record
+
+
+TORCH_RNG_KEY = "__torch_rng_state__"
+"""Key of torch's generator state in Step 3's saved weights: the derived model draws its
+fresh parameters from it, so a resumed search derives the very model an uninterrupted one
+would."""
+
+
+def _step3_or_resume(
+    steps: FinishedSteps,
+    split: BehaviorSplit,
+    subset: BehaviorSamples,
+    blocks: tuple[BlockChoice, ...],
+    interactions: tuple[Interaction, ...],
+    config: ArchitectureSearchConfig,
+    executor: Executor,
+    step1_state: dict[str, torch.Tensor] | None,
+    step2_state: dict[str, torch.Tensor] | None,
+) -> tuple[MLPStepModel, MLPChoice]:
+    """Step 3's one-shot model and chosen child: read back with its weights (and torch's
+    generator state after it) when a resumed search finished it before, else trained now and
+    kept. Its weights initialise the derived model, so a search whose Step 3 record has no
+    weights beside it (written by an older leanrec) runs Step 3 again."""
+    record = steps.load("step3")
+    state = steps.load_state("step3") if record is not None else None
+    if record is not None and state is not None:
+        generator = state.pop(TORCH_RNG_KEY)
+        model = MLPStepModel(
+            split.feature_map, _model_config(config), blocks=blocks, interactions=interactions
+        )
+        model.load_state_dict(state)
+        model.max_parameters = config.max_parameters
+        torch.set_rng_state(generator)
+        chosen = record["chosen"]
+        return model, MLPChoice(tuple(chosen["widths"]), tuple(chosen["activations"]))
+    steps.say("step 3: MLP")
+    t0 = time.perf_counter()
+    model, choice, record = step3_mlp(
+        split, subset, blocks, interactions, config, steps.rng, step1_state, step2_state,
+        executor,
+    )  # fmt: skip
+    record["wall_seconds"] = time.perf_counter() - t0
+    steps.save("step3", record, {**model.state_dict(), TORCH_RNG_KEY: torch.get_rng_state()})
+    return model, choice
 
 
 def _step1_or_resume(
