@@ -668,10 +668,7 @@ def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
     if args.capability == "adaptive":
         return _adaptive_experiment(args, extra)
     if args.capability != "embedding-size":
-        raise ValueError(
-            f"unknown experiment {args.capability!r}; known: embedding-size, sketch, "
-            "architecture, shared-embedding, adaptive"
-        )
+        raise ValueError(f"unknown experiment {args.capability!r}; known: {', '.join(EXPERIMENTS)}")
     from leanrec.search.embedding_size import CIESSConfig, EmbeddingSizeExperiment, run_experiment
     from leanrec.search.embedding_size.config import apply_preset
 
@@ -712,27 +709,19 @@ def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
     return 0 if result.rows else 1
 
 
-EXECUTOR_CAPABILITIES = (
-    "embedding-size", "architecture", "sketch", "shared-embedding", "adaptive",
+EXPERIMENTS = (
+    "embedding-size", "sketch", "architecture", "shared-embedding", "adaptive",
 )  # fmt: skip
-"""Experiments whose independent jobs go through an executor (``--executor``)."""
+"""The experiments of ``leanrec experiment``; each sends its independent jobs through an executor
+(``--executor``)."""
 
 
 def _executor_options(args: argparse.Namespace) -> list[str]:
     """``--executor`` and ``--executor-cpus-per-job`` as options of the search config that
-    takes them (CIESS's, AMEIR's, the shared-embedding table's); the sketch experiment reads them
-    from ``args`` itself.
-
-    Raises:
-        ValueError: ``--executor`` for an experiment that runs in this process only.
-    """
+    takes them (every experiment of :data:`EXPERIMENTS` has one); the sketch experiment
+    reads them from ``args`` itself."""
     if args.executor is None and args.executor_cpus_per_job is None:
         return []
-    if args.capability not in EXECUTOR_CAPABILITIES:
-        raise ValueError(
-            f"--executor: the {args.capability} experiment runs in this process; executors "
-            f"run the jobs of {', '.join(EXECUTOR_CAPABILITIES)}"
-        )
     if args.capability == "sketch":
         return []
     options = [] if args.executor is None else ["--executor", args.executor]
@@ -1106,7 +1095,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "capability",
-        choices=["embedding-size", "sketch", "architecture", "shared-embedding", "adaptive"],
+        choices=EXPERIMENTS,
     )
     add_data_arguments(p, "ml-1m")
     p.add_argument("--model", default="lightgcn")

@@ -1,5 +1,5 @@
-"""``leanrec experiment --executor``: routed to the search config that runs the jobs, refused
-where an experiment runs in this process only."""
+"""``leanrec experiment --executor``: routed to the search config that runs the jobs; an
+unknown executor is refused."""
 
 from __future__ import annotations
 
