@@ -76,3 +76,34 @@ class ExperimentResult:
 
 
 __all__ = ["ExperimentResult"]
+
+
+def preset_values(
+    presets: dict[str, dict[str, Any]],
+    additions: dict[str, dict[str, Any]],
+    preset: str,
+    without: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The field values a policy's ``apply_preset`` sets: those of ``presets[preset]``, then
+    for each addition named in ``without`` the values of ``additions[name]`` (the paper's, which
+    turn that addition off alone). Keys are whatever the policy's tables use (field names, or
+    dotted paths into nested configs).
+
+    Example::
+
+        presets = {"paper": {"prior": 0.0}, "leanrec": {"prior": 1.0, "queue": 50}}
+        preset_values(presets, {"prior": {"prior": 0.0}}, "leanrec", ("prior",))
+        # {"prior": 0.0, "queue": 50}
+
+    Raises:
+        ValueError: an unknown preset or addition, naming the known ones.
+    """
+    if preset not in presets:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(presets)}")
+    unknown = [name for name in without if name not in additions]
+    if unknown:
+        raise ValueError(f"unknown additions {unknown}; choose from {list(additions)}")
+    values = dict(presets[preset])
+    for name in without:
+        values.update(additions[name])
+    return values

@@ -24,6 +24,7 @@ from leanrec.data.own import DataFile
 from leanrec.data.sequential import NegativeSampling
 from leanrec.models.ctr.ameir.architecture import check_readout
 from leanrec.options import check_literals
+from leanrec.search.base import preset_values
 
 HAND_DESIGNED: tuple[str, ...] = ("dnn", "wide_deep", "deepfm", "xdeepfm", "din")
 """The hand-designed CTR baselines of Table 1, in the table's order."""
@@ -391,14 +392,7 @@ def apply_preset(
     Raises:
         ValueError: an unknown preset, addition or field.
     """
-    presets, additions = _tables(config)
-    _check_preset_name(preset, presets)
-    unknown = [name for name in without if name not in additions]
-    if unknown:
-        raise ValueError(f"unknown additions {unknown}; choose from {list(additions)}")
-    values = dict(presets[preset])
-    for name in without:
-        values.update(additions[name])
+    values = preset_values(*_tables(config), preset, without)
     values.update(overrides)
     return dataclasses.replace(config, **values, preset=preset)
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from leanrec.data.own import DataFile
 from leanrec.options import check_literals
 from leanrec.rl.td3 import TD3Config
+from leanrec.search.base import preset_values
 from leanrec.train.bpr import TrainerConfig
 
 
@@ -321,14 +322,7 @@ def apply_preset(
         paper = apply_preset(EmbeddingSizeExperiment(dataset="ml-100k"), "paper")
         no_screen = apply_preset(EmbeddingSizeExperiment(), "leanrec", without=("screen",))
     """
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
-    unknown = [name for name in without if name not in LEANREC_ADDITIONS]
-    if unknown:
-        raise ValueError(f"unknown additions {unknown}; choose from {list(LEANREC_ADDITIONS)}")
-    values = dict(PRESETS[preset])
-    for name in without:
-        values.update(LEANREC_ADDITIONS[name])
+    values = preset_values(PRESETS, LEANREC_ADDITIONS, preset, without)
     for path, value in values.items():
         experiment = _set_path(experiment, path, value)
     return dataclasses.replace(experiment, preset=preset)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from leanrec.data.own import DataFile
 from leanrec.options import check_literals
+from leanrec.search.base import preset_values
 
 DEFAULT_METHODS: tuple[str, ...] = ("random", "hardest", "influence", "recent", "dips", "dips1")
 """The experiment's methods, in the order of the registry
@@ -197,14 +198,7 @@ def apply_preset(
     Raises:
         ValueError: an unknown preset, addition or field.
     """
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
-    unknown = [name for name in without if name not in LEANREC_ADDITIONS]
-    if unknown:
-        raise ValueError(f"unknown additions {unknown}; choose from {list(LEANREC_ADDITIONS)}")
-    values = dict(PRESETS[preset])
-    for name in without:
-        values.update(LEANREC_ADDITIONS[name])
+    values = preset_values(PRESETS, LEANREC_ADDITIONS, preset, without)
     values.update(overrides)
     return dataclasses.replace(config, **values, preset=preset)
 
