@@ -95,8 +95,10 @@ def main() -> None:
     parser.add_argument("--model", default="deepfm")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--epochs", type=int, default=8, help="the experiment's baseline_epochs")
-    parser.add_argument("--patience", type=int, default=2, help="its retrain_patience")
+    parser.add_argument(
+        "--epochs", type=int, default=25, help="the headline command's --baseline_epochs"
+    )
+    parser.add_argument("--patience", type=int, default=3, help="its --retrain_patience")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--headline",
