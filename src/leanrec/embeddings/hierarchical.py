@@ -33,6 +33,8 @@ per-ID state itself is an error (``ValueError``), never a silent excess.
            + (d + 4) * parked_capacity        # park=True: int8 rows, float16 scale and state
            + 4 * free_parked_slots            # park=True: the free list (int32)
            + 4*d + 8                          # park_state="profile": the column profile
+           + 4*d*G + 6 * grouped              # groups=G: level 1's G vectors; the groups
+                                              # of the IDs at positions 0 and 1 (int32 + int16)
 
 A model reading a field through several slots (DeepFM's ``d``-wide vector and first-order
 weight) holds one table of their summed width per field
@@ -69,6 +71,18 @@ young ID's events. A row given to a young ID starts at its old level's vector mi
 counts an ID's ``N``-th event, level ``k``'s vector is added into its row (folded: what the ID
 reads does not change) and the row stands alone from then on. Nothing is stored per ID for this
 (youth is read off ``count_of_id``), so the bytes do not change.
+
+**Level 1 keyed by groups** (``groups = G > 0``). Level 1 holds ``G`` vectors instead of one:
+an ID with a group (:meth:`~HierarchicalSharedEmbedding.set_groups`, e.g. the bucket of its side
+features: a user's age and gender, a movie's genre) reads its group's vector while it is at
+position 0 or 1, and a row given to it on ascent from level 1 starts from that vector. An ID
+without a group (``-1``, e.g. one met only while serving) reads ``shared[0]`` as before. The
+group vectors are parameters like the levels; who sets them (an optimiser, or a mean of the
+group's rows: :meth:`~HierarchicalSharedEmbedding.blend_groups`) is the caller's choice.
+The table holds an ID's group only while the ID is at position 0 or 1, where it is read (a
+sorted map of 6 bytes per such ID, no per-ID array): the caller gives the groups of the IDs it
+is about to read (a stream: each chunk's IDs, from their events), and an ID that ascends past
+level 1 drops its entry.
 
 Example (``d = 2``, ``k = 2``, 4 IDs; by hand: ``nbytes = 0 + 8 + 16 + 9*4 = 60``):
     >>> table = HierarchicalSharedEmbedding(4, 2, levels=2, min_capacity=1)
@@ -114,6 +128,7 @@ SPEC_DEFAULTS: dict[str, Any] = {
     "park_state": "mean",
     "fresh_accumulator": 0.0,
     "residual_until": 0,
+    "groups": 0,
 }
 """Spec options a table writes only when they differ from these defaults."""
 PARK_BLOCK = 256
@@ -176,6 +191,9 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
             than ``N`` events reads level ``k``'s shared vector plus its row, so its row is a
             residual over the vector every young ID shares (module docstring, *Residual
             rows*); 0: a row is read alone (the paper).
+        groups: ``G``; > 0: level 1 holds ``G`` vectors, and an ID with a group (set by
+            :meth:`set_groups`) reads its group's vector at positions 0 and 1 (module
+            docstring, *Level 1 keyed by groups*); 0: one level-1 vector for every ID.
 
     Attributes:
         unique: the unique rows, a :class:`GrowingEmbedding` (its fallback vector is frozen and
@@ -195,12 +213,16 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         parked_accumulator_top: ``park_state="log8"``: bfloat16 ``(parked_capacity,)``, the
             row's largest column sum (``top``; bfloat16 for float32's range: a young row's
             sums can be below float16's smallest).
+        group_vectors: ``groups > 0``: level 1's vector per group, ``(G, d)``.
+        grouped_ids: ``groups > 0``: the IDs at positions 0 and 1 that have a group, sorted,
+            int32 ``(m,)``; ``grouped_group`` int16 ``(m,)`` their groups (an ID not listed
+            reads ``shared[0]`` at level 1).
     """
 
     kind = "hierarchical"
     spec_options = (
         "levels", "max_bytes", "min_capacity", "compact_below", "init_std", "park",
-        "park_values", "park_state", "fresh_accumulator", "residual_until",
+        "park_values", "park_state", "fresh_accumulator", "residual_until", "groups",
     )  # fmt: skip
     per_id_state: ClassVar[dict[str, torch.dtype]] = {
         "position_of_id": torch.int8,
@@ -208,10 +230,12 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
     }
     resized_on_load = (
         "position_of_id", "count_of_id", "parked_values", "parked_scale", "parked_accumulator",
-        "parked_accumulator_top",
+        "parked_accumulator_top", "grouped_ids", "grouped_group",
     )  # fmt: skip
 
     position_of_id: torch.Tensor
+    grouped_ids: torch.Tensor
+    grouped_group: torch.Tensor
     parked_values: torch.Tensor
     parked_scale: torch.Tensor
     parked_accumulator: torch.Tensor
@@ -235,9 +259,12 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         park_state: str = "mean",
         fresh_accumulator: float = 0.0,
         residual_until: int = 0,
+        groups: int = 0,
     ) -> None:
         if residual_until < 0:
             raise ValueError(f"residual_until must be >= 0, got {residual_until}")
+        if not 0 <= groups <= 32767:
+            raise ValueError(f"groups must be in 0..32767 (int16 groups), got {groups}")
         if park_values not in PARK_VALUES or park_state not in PARK_STATES:
             raise ValueError(
                 f"park_values must be one of {PARK_VALUES} and park_state one of {PARK_STATES}, "
@@ -265,6 +292,13 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         self.park_state = park_state
         self.fresh_accumulator = float(fresh_accumulator)
         self.residual_until = int(residual_until)
+        self.groups = int(groups)
+        if groups:  # registered only when used: a table without them keeps its state-dict keys
+            self.group_vectors = nn.Parameter(torch.empty(groups, embedding_dim))
+            with torch.no_grad():
+                self.group_vectors.normal_(0.0, init_std, generator=generator)
+            self.register_buffer("grouped_ids", torch.zeros(0, dtype=torch.int32))
+            self.register_buffer("grouped_group", torch.zeros(0, dtype=torch.int16))
         if park:  # registered only when used: a table without them keeps its state-dict keys
             self.register_buffer(
                 "parked_values", torch.zeros(0, embedding_dim, dtype=self._values_dtype)
@@ -298,8 +332,9 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         return self.unique.used_rows
 
     def num_parameters(self) -> int:
-        """Values that carry information: the used unique rows and the ``k`` shared vectors."""
-        return (self.unique.used_rows + self.levels) * self.embedding_dim
+        """Values that carry information: the used unique rows, the ``k`` shared vectors and
+        level 1's group vectors."""
+        return (self.unique.used_rows + self.levels + self.groups) * self.embedding_dim
 
 
     def position_counts(self) -> torch.Tensor:
@@ -320,6 +355,11 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         rows = self.unique.rows(ids)
         level = self.position_of_id[ids].to(torch.int64).clamp(1, self.levels) - 1
         out = self.shared[level]
+        if self.groups and len(self.grouped_ids):
+            group = self._group_of(ids)
+            grouped = (level == 0) & (group >= 0)
+            at = self.group_vectors[group.clamp(min=0)]
+            out = torch.where(grouped.unsqueeze(1), at, out)
         if self.unique.capacity > 0:
             own = nn.functional.embedding(
                 rows.clamp(min=0), self.unique.weight, sparse=self.unique.sparse_grad
@@ -350,6 +390,86 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
                 packed, scale = self._pack(self._unpacked(slots) + base)
                 self.parked_values[slots] = packed
                 self.parked_scale[slots] = scale
+
+    # ------------------------------------------------------------------ groups
+    def _checked_groups(
+        self, ids: torch.Tensor, groups: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.groups:
+            raise ValueError("this table has no groups (groups=0)")
+        ids = torch.as_tensor(ids, dtype=torch.int64).reshape(-1)
+        groups = torch.as_tensor(groups, dtype=torch.int64).reshape(-1)
+        if groups.shape != ids.shape:
+            raise ValueError(f"need one group per ID: {tuple(groups.shape)} vs {len(ids)}")
+        if len(groups) and (int(groups.min()) < -1 or int(groups.max()) >= self.groups):
+            raise ValueError(f"groups must be in -1..{self.groups - 1}")
+        self._check_ids(ids)
+        return ids, groups
+
+    def set_groups(self, ids: torch.Tensor, groups: torch.Tensor) -> None:
+        """Give ``ids`` (``(B,)``, repeats allowed: the first one counts) their level-1 groups
+        (``(B,)``, ``-1..G-1``; -1: none). Kept for the IDs now at positions 0 and 1 (those
+        that read level 1); an ID above keeps nothing."""
+        ids, groups = self._checked_groups(ids, groups)
+        distinct, inverse = torch.unique(ids, return_inverse=True)
+        first = torch.full((len(distinct),), len(ids), dtype=torch.int64)
+        first.scatter_reduce_(0, inverse, torch.arange(len(ids)), "amin")
+        group = groups[first]
+        keep = (group >= 0) & (self.position_of_id[distinct] <= 1)
+        old_ids = self.grouped_ids.to(torch.int64)
+        stays = ~torch.isin(old_ids, distinct)
+        merged = torch.cat([old_ids[stays], distinct[keep]])
+        merged_group = torch.cat([self.grouped_group[stays].to(torch.int64), group[keep]])
+        order = torch.argsort(merged)
+        self.grouped_ids = merged[order].to(torch.int32)
+        self.grouped_group = merged_group[order].to(torch.int16)
+
+    def _group_of(self, ids: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` IDs -> their held groups ``(B,)`` int64 (-1: none held)."""
+        known = self.grouped_ids.to(torch.int64)
+        if len(known) == 0:
+            return torch.full((len(ids),), -1, dtype=torch.int64)
+        at = torch.searchsorted(known, ids).clamp(max=len(known) - 1)
+        found = known[at] == ids
+        return torch.where(found, self.grouped_group[at].to(torch.int64), -1)
+
+    def group_of(self, ids: torch.Tensor) -> torch.Tensor:
+        """Each ID's level-1 group (-1: none held: no group given, or the ID is above level
+        1); ``(B,)`` -> ``(B,)`` int64."""
+        ids = torch.as_tensor(ids, dtype=torch.int64).reshape(-1)
+        self._check_ids(ids)
+        if not self.groups:
+            return torch.full((len(ids),), -1, dtype=torch.int64)
+        return self._group_of(ids)
+
+    def _drop_groups_above_level_1(self) -> None:
+        """Forget the groups of IDs that ascended past level 1 (they no longer read it)."""
+        if self.groups and len(self.grouped_ids):
+            low = self.position_of_id[self.grouped_ids.to(torch.int64)] <= 1
+            if not bool(low.all()):
+                self.grouped_ids = self.grouped_ids[low]
+                self.grouped_group = self.grouped_group[low]
+
+    @torch.no_grad()
+    def blend_groups(
+        self, ids: torch.Tensor, groups: torch.Tensor, rate: torch.Tensor | float
+    ) -> torch.Tensor:
+        """Move each group's vector towards the mean of what ``ids`` (``(m,)``, distinct) of
+        that group (``groups``, ``(m,)``; -1: none) read now, by ``rate`` (a float, or one per
+        group ``(G,)``): ``v_g <- (1 - r_g) v_g + r_g * mean_{i in g} x_i``. IDs without a group
+        are left out; a group without one of ``ids`` is unchanged. Returns the number of
+        ``ids`` per group, int64 ``(G,)``."""
+        ids, group = self._checked_groups(ids, groups)
+        ids, group = ids[group >= 0], group[group >= 0]
+        members = torch.bincount(group, minlength=self.groups)
+        if len(ids) == 0:
+            return members
+        sums = torch.zeros(self.groups, self.embedding_dim).index_add_(0, group, self.lookup(ids))
+        present = members > 0
+        means = sums[present] / members[present].unsqueeze(1).to(sums.dtype)
+        r = torch.as_tensor(rate, dtype=sums.dtype).expand(self.groups)[present].unsqueeze(1)
+        self.group_vectors[present] = (1 - r) * self.group_vectors[present] + r * means
+        return members
 
     # ------------------------------------------------------------------ parked rows
     @property
@@ -659,6 +779,10 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         if len(promoted):
             had_level = current[promote_at].clamp(1, self.levels) - 1
             init = self.shared[had_level].detach().clone()
+            if self.groups:  # from level 1, a grouped ID's row starts at its group's vector
+                group = self._group_of(promoted)
+                grouped = torch.nonzero((had_level == 0) & (group >= 0)).reshape(-1)
+                init[grouped] = self.group_vectors[group[grouped]].detach()
             if self.residual_until:  # a young ID's row is a residual: it reads the same vector
                 young = self.count_of_id[promoted] < self.residual_until
                 init[young] -= self.shared[self.levels - 1].detach()
@@ -677,6 +801,7 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
                     accumulator = start
             self.unique.allocate(promoted, init=init, accumulator=accumulator)
         self.position_of_id[ids] = target.to(torch.int8)
+        self._drop_groups_above_level_1()
         return target
 
     def _compete(

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -55,6 +55,7 @@ from leanrec.models.stream import StreamModel, StreamTableFactory
 from leanrec.runner.registry import Registry
 from leanrec.search.shared_embedding.config import AutoAssignConfig, agent_preset
 from leanrec.search.shared_embedding.policy import IdentityAgent
+from leanrec.search.shared_embedding.side import COLUMN
 
 Knob = float
 """A method's knob value as stored in rows (0 for a method without one)."""
@@ -71,6 +72,8 @@ class BuildContext:
         seed: the run's seed (hash seeds, agent).
         generator: the tables' initialisation generator (owned by the stream model).
         agent: the AutoAssign+ configuration.
+        groups: side-feature groups per field (:mod:`.side`; a field without: none), the
+            level-1 groups of a hierarchy whose agent has ``side_groups``.
     """
 
     fields: tuple[str, ...]
@@ -79,6 +82,7 @@ class BuildContext:
     seed: int
     generator: torch.Generator
     agent: AutoAssignConfig
+    groups: Mapping[str, int] = field(default_factory=dict)
 
 
 def field_of(table_name: str, fields: tuple[str, ...]) -> str:
@@ -103,6 +107,13 @@ class Assigner(Protocol):
     def extend(self, sizes: Mapping[str, int]) -> None: ...
 
     def assign(self, batch: StreamChunk, losses: torch.Tensor | None) -> None: ...
+
+    def see(self, batch: StreamChunk) -> None:
+        """Take what the chunk's events say of their IDs (side groups) before anything reads
+        them (predict, or learn on a warm-up chunk)."""
+
+    def learnt(self, batch: StreamChunk) -> None:
+        """After the base model has learnt the chunk."""
 
     def nbytes(self) -> int: ...
 
@@ -171,6 +182,12 @@ class ThresholdHierarchyAssigner:
             positions = h.main.set_positions(ids, threshold_positions(counts, self.thresholds))
             h.apply(ids, positions)
 
+    def see(self, batch: StreamChunk) -> None:
+        pass
+
+    def learnt(self, batch: StreamChunk) -> None:
+        pass
+
     def nbytes(self) -> int:
         return 0
 
@@ -195,6 +212,15 @@ class AgentAssigner:
         self.model = model
         self.hierarchies = field_hierarchies(model)
         self.agent = IdentityAgent(tuple(h.field for h in self.hierarchies), config)
+        self.group_update = config.group_update
+        self.group_rate = config.group_rate
+        self.group_min_count = config.group_min_count
+        self.group_members = {
+            h.field: torch.zeros(h.main.groups, dtype=torch.float64)
+            for h in self.hierarchies
+            if h.main.groups
+        }
+        """Members counted so far per group of each grouped field (``M`` of ``group_rate``)."""
         self.max_bytes = config.max_bytes
         self.random_rows = (
             torch.Generator().manual_seed(config.seed)
@@ -210,6 +236,45 @@ class AgentAssigner:
         """Own optimiser of the shared vectors (``shared_learning_rate > 0``), stepped by
         :class:`~leanrec.search.shared_embedding.trainer.AssigningTrainer` on the events that
         read them, before the moves."""
+
+    def see(self, batch: StreamChunk) -> None:
+        """Each grouped field's IDs of the chunk take the group their events carry (the
+        stream's :data:`~leanrec.search.shared_embedding.side.COLUMN` values), before the
+        chunk is read."""
+        for h in self.hierarchies:
+            column = batch.events.values.get(COLUMN.format(field=h.field))
+            if not h.main.groups or column is None:
+                continue
+            index = torch.from_numpy(batch.observed.index[h.field]).to(torch.int64)
+            groups = torch.from_numpy(column).to(torch.int64)
+            for table in (h.main, *h.mirrors):
+                if table.groups:
+                    table.set_groups(index, groups.clamp(max=table.groups - 1))
+
+    def learnt(self, batch: StreamChunk) -> None:
+        """``group_update="mean"``: each group's vector moves towards the mean row of the
+        chunk's IDs of that group that hold a row (float or parked) and have at least
+        ``group_min_count`` events, by ``max(ρ, m / M)`` (:attr:`group_members` is ``M``)."""
+        if self.group_update != "mean":
+            return
+        for h in self.hierarchies:
+            column = batch.events.values.get(COLUMN.format(field=h.field))
+            if not h.main.groups or column is None:
+                continue
+            ids, inverse, _ = chunk_ids(batch, h.field)
+            group = torch.zeros(len(ids), dtype=torch.int64)  # an ID's events carry one group
+            group[inverse] = torch.from_numpy(column).to(torch.int64)
+            grown = (h.main.unique.rows(ids) != -1) & (h.main.counts(ids) >= self.group_min_count)
+            grown &= group >= 0
+            ids, group = ids[grown], group[grown].clamp(max=h.main.groups - 1)
+            members = torch.bincount(group, minlength=h.main.groups)
+            seen = self.group_members[h.field]
+            seen += members
+            share = members.to(torch.float64) / seen.clamp(min=1.0)
+            rate = share.clamp(min=self.group_rate).to(torch.float32)
+            for table in (h.main, *h.mirrors):
+                if table.groups:
+                    table.blend_groups(ids, group.clamp(max=table.groups - 1), rate)
 
     def extend(self, sizes: Mapping[str, int]) -> None:
         self.agent.extend({f: int(sizes[f]) for f in self.agent.fields})
@@ -265,8 +330,13 @@ class AgentAssigner:
                 weight[rows] = noise * table.init_std
 
     def shared_parameters(self) -> list[torch.nn.Parameter]:
-        """The shared level vectors of every hierarchical table (main and mirrors)."""
-        return [t.shared for h in self.hierarchies for t in (h.main, *h.mirrors)]
+        """The shared level vectors of every hierarchical table (main and mirrors), and their
+        level-1 group vectors with ``group_update="fitted"``."""
+        tables = [t for h in self.hierarchies for t in (h.main, *h.mirrors)]
+        shared = [t.shared for t in tables]
+        if self.group_update == "fitted":
+            shared += [t.group_vectors for t in tables if t.groups]
+        return shared
 
     def reads_shared(self, batch: StreamChunk) -> torch.Tensor:
         """Per event of the chunk, whether it reads a shared vector now (an ID of it at
@@ -317,6 +387,8 @@ class AgentAssigner:
             state["shared_optimizer"] = self.shared_optimizer.state_dict()
         if self.random_rows is not None:
             state["random_rows"] = self.random_rows.get_state()
+        if self.group_members:
+            state["group_members"] = {f: m.clone() for f, m in self.group_members.items()}
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -325,6 +397,8 @@ class AgentAssigner:
             self.shared_optimizer.load_state_dict(state["shared_optimizer"])
         if self.random_rows is not None:
             self.random_rows.set_state(state["random_rows"])
+        for f, members in state.get("group_members", {}).items():
+            self.group_members[f].copy_(members)
 
 
 # ---------------------------------------------------------------------------------- methods
@@ -446,10 +520,15 @@ def _hierarchy_tables(
     levels: int, context: BuildContext, agent: AutoAssignConfig | None = None
 ) -> StreamTableFactory:
     """Hierarchical tables with ``levels`` levels; ``agent`` (a preset's configuration) says
-    whether and how demoted rows are parked (None: freed)."""
+    whether and how demoted rows are parked (None: freed) and whether level 1 is keyed by the
+    context's side-feature groups."""
 
     def build(name: str, n: int, d: int) -> EmbeddingTable:
         options: dict[str, Any] = {}
+        field_name = field_of(name, context.fields)
+        groups = context.groups.get(field_name, 0)
+        if agent is not None and field_name in agent.side_groups and groups:
+            options.update(groups=groups)
         if agent is not None and agent.park:
             options.update(park=True, park_values=agent.park_values, park_state=agent.park_state)
         if agent is not None and agent.fresh_accumulator:

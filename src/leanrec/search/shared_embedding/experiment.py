@@ -80,6 +80,7 @@ from leanrec.search.shared_embedding.baselines import (
     warmup_ids,
 )
 from leanrec.search.shared_embedding.config import SharedEmbeddingExperiment
+from leanrec.search.shared_embedding.side import SideGroups, load_side_groups, with_side_groups
 from leanrec.search.shared_embedding.trainer import AssigningTrainer
 from leanrec.search.streams import DATASETS, load_events
 from leanrec.train.stream import run_stream
@@ -111,10 +112,21 @@ stored row means, so a run directory holding rows refuses it."""
 
 def load_stream(experiment: SharedEmbeddingExperiment) -> EventStream:
     """The dataset's events in the experiment's order (``ml-1m`` reads the timestamped
-    ``ml-1m-partial``), cut to the first ``max_events`` when it is set."""
-    return load_events(
+    ``ml-1m-partial``), cut to the first ``max_events`` when it is set; where the dataset has
+    side files, each event carries its user's and item's side-feature group (:mod:`.side`:
+    value columns the base model does not read)."""
+    stream = load_events(
         experiment.dataset, experiment.data_dir, experiment.order, experiment.max_events
     )
+    side = side_groups(experiment)
+    return stream if side is None else with_side_groups(stream, side)
+
+
+def side_groups(experiment: SharedEmbeddingExperiment) -> SideGroups | None:
+    """The side-feature groups of the experiment's dataset, None where it has none."""
+    if not isinstance(experiment.dataset, str):
+        return None
+    return load_side_groups(experiment.dataset, experiment.data_dir)
 
 
 def run_experiment(
@@ -328,7 +340,11 @@ def _build(
 ) -> AssigningTrainer:
     """A fresh stream model with the method's tables and assigner, and its trainer."""
     generator = torch.Generator().manual_seed(seed)
-    context = BuildContext(FIELDS, distinct, experiment.init_std, seed, generator, experiment.agent)
+    side = side_groups(experiment)
+    context = BuildContext(
+        FIELDS, distinct, experiment.init_std, seed, generator, experiment.agent,
+        groups={} if side is None else side.sizes,
+    )  # fmt: skip
     model = build_stream_model(
         experiment.model,
         FIELDS,

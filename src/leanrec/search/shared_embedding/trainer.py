@@ -71,6 +71,8 @@ class AssigningTrainer(StreamTrainer):
 
     def predict(self, batch: StreamChunk) -> Prediction:
         self._extend(batch.observed.sizes)
+        if self.assigner is not None:
+            self.assigner.see(batch)
         prediction = super().predict(batch)
         self._predicted = (batch.chunk.index, prediction)
         return prediction
@@ -78,6 +80,7 @@ class AssigningTrainer(StreamTrainer):
     def learn(self, batch: StreamChunk) -> None:
         if self.assigner is not None:
             self._extend(batch.observed.sizes)
+            self.assigner.see(batch)
             losses = None
             if self.assigner.needs_losses:
                 cached = self._predicted
@@ -91,6 +94,8 @@ class AssigningTrainer(StreamTrainer):
             self.assigner.assign(batch, losses)
         self._predicted = None
         super().learn(batch)
+        if self.assigner is not None:
+            self.assigner.learnt(batch)
 
     def _shared_step(self, batch: StreamChunk) -> None:
         """One step of the assigner's own optimiser of the shared vectors (if it has one) on
