@@ -609,6 +609,62 @@ def _adaptive_capacity_table(datasets: tuple[str, ...]) -> Table:
     )
 
 
+_ADAPTIVE_WARMUP_TOWERS = "adaptive_stream--warmup-towers.json"
+_ADAPTIVE_STREAM_TOWERS = "adaptive_stream--stream-towers.json"
+_ADAPTIVE_NARROW = (
+    ("16-16", "fixed 16-16"),
+    ("32-16", "fixed 32-16"),
+    ("48-16", "fixed 48-16"),
+    ("64-32", "fixed small (64-32)"),
+    ("200-80", "fixed medium (200-80)"),
+    ("512-256-128", "fixed large (512-256-128)"),
+    ("leanrec", "leanrec preset (floor 64-32)"),
+    ("leanrec with floor 32-16", "leanrec preset, floor 32-16"),
+    ("leanrec without its floor", "leanrec preset, no floor (16-16)"),
+)
+"""Rows of the narrow-towers table: the fixed towers and the leanrec preset's floors."""
+
+
+def _adaptive_narrow_table(datasets: tuple[str, ...]) -> Table:
+    """Per stream, towers narrower than fixed small and the leanrec preset with lower floors:
+    on the warm-up sessions (the measurement a change may rest on) and on the evaluated ones
+    (beside the benchmark's rows, choosing nothing); each against 64-32 and the line through
+    64-32 and 512-256-128 of the same sessions."""
+    rows: list[tuple[Cell, ...]] = []
+    for dataset in datasets:
+        for tower, label in _ADAPTIVE_NARROW:
+            cells: list[Cell] = [dataset, label]
+            for prefix, stem in (("", "warmup_towers"),
+                                 (f"{_ADAPTIVE_STREAM_TOWERS}:", "stream_towers")):  # fmt: skip
+                key = f"{prefix}{stem}|{dataset}|{tower}"
+                cells += [
+                    _AdaptiveF("{:,.0f}", f"{key}|parameters"),
+                    _AdaptiveExpr("{}", _adaptive_mean_sd(5), _adaptive_keys(key, "auc")),
+                    _AdaptiveF("{:+.5f}", f"{key}|minus_small_mean"),
+                    _AdaptiveF("{} / {}", f"{key}|sessions_won", f"{key}|sessions_lost"),
+                    _AdaptiveF("{:+.5f}", f"{key}|minus_line"),
+                ]
+            rows.append(tuple(cells))
+    return Table(
+        (_ADAPTIVE_WARMUP_TOWERS, _ADAPTIVE_STREAM_TOWERS),
+        (
+            "stream",
+            "tower",
+            "warm-up: mean tower parameters",
+            "warm-up AUC",
+            "minus 64-32 (paired by seed)",
+            "sessions won / lost against 64-32",
+            "minus the line",
+            "evaluated: mean tower parameters",
+            "evaluated AUC",
+            "minus 64-32 (paired by seed)",
+            "sessions won / lost against 64-32",
+            "minus the line",
+        ),
+        tuple(rows),
+    )
+
+
 def _adaptive_tables(datasets: tuple[str, ...]) -> dict[str, Table]:
     """Per dataset of the adaptive benchmark's results: the methods table and the goals table;
     and one table of the runs (seeds complete, rows present, rows missing)."""
@@ -639,6 +695,7 @@ def _adaptive_tables(datasets: tuple[str, ...]) -> dict[str, Table]:
     tables["adaptive-variants"] = _adaptive_variants_table()
     tables["adaptive-capacity-signal"] = _adaptive_capacity_table(datasets)
     tables["adaptive-planted-drift-neumf"] = _adaptive_neumf_table()
+    tables["adaptive-narrow-towers"] = _adaptive_narrow_table(datasets)
     return tables
 
 

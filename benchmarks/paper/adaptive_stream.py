@@ -50,6 +50,14 @@ hold and says, per dataset, which rows are missing (``<dataset>|partial``). Writ
         [--seeds 0 1 2] [--tag T] [--no-run]
     python -m benchmarks.paper.adaptive_stream --quick   # a tiny drift stream, seconds
 
+``--towers warmup`` (``--towers stream``) runs only the towers below fixed-small that a shrink
+reaches (48-16, 32-16, 16-16) beside the fixed towers, and the leanrec preset at its headline
+``λ`` with its floor lowered to 32-16 and removed, on each stream's scored warm-up sessions
+(over the whole stream, figures of the evaluated sessions; chooses nothing), and writes
+``adaptive_stream--warmup-towers.json`` (``--stream-towers``): whether a tower narrower than
+fixed-small holds its accuracy, and where it sits against the line of goal 2
+(:func:`narrow_towers`).
+
 Seeds may run in parallel in separate roots (``--runs A --seeds 0 1`` and ``--runs B --seeds
 2``) and be assembled by ``--runs A --merge B --seeds 0 1 2 --no-run``. A method changed since
 a run reruns alone in new roots (``--methods M --no-sweep``: at its headline ``λ`` only; one
@@ -139,6 +147,8 @@ GOAL1_PARAMETERS = 0.5
 """Goal 1: at most this share of fixed-large's mean tower parameters."""
 WINDOW = 3
 """Goal 4: sessions on each side of a boundary."""
+SMALL_TOWER: tuple[int, ...] = (64, 32)
+LARGE_TOWER: tuple[int, ...] = (512, 256, 128)
 
 
 # ---------------------------------------------------------------------------------- running
@@ -230,6 +240,167 @@ def merge_rows(groups: Sequence[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         for row in rows:
             merged.setdefault((row["method"], row["penalty"], row["seed"]), row)
     return list(merged.values())
+
+
+NARROW_TOWERS: tuple[tuple[int, ...], ...] = (
+    (16, 16), (32, 16), (48, 16), (64, 32), (200, 80), (512, 256, 128),
+)  # fmt: skip
+"""Fixed towers of ``--towers``: the three a shrink from fixed-small can reach with the
+controller's steps (−16 and −32 per layer, cut to the width limit 16), fixed-small,
+fixed-medium and fixed-large."""
+NARROW_CONTROLLERS: dict[str, dict[str, Any]] = {
+    "leanrec": {},
+    "leanrec without its floor": {"floor_widths": None},
+    "leanrec with floor 32-16": {"floor_widths": (32, 16)},
+}
+"""The leanrec preset at its headline ``λ`` in ``--towers``: as it is, with shrinks allowed
+down to the width limit (16 per layer), and down to 32-16 (one shrink step below
+fixed-small): what its capacity model does below fixed-small, where it measures nothing (its
+reference is fixed-medium), and what a pruned tower keeps."""
+NARROW_PENALTY = 0.02
+"""The leanrec preset's headline ``λ`` (the warm-up rule chose it on every seed and stream)."""
+TOWER_PARTS = ("warmup", "stream")
+
+
+def _tower_name(widths: Sequence[int]) -> str:
+    return "-".join(str(w) for w in widths)
+
+
+def narrow_towers(
+    datasets: Sequence[str],
+    seeds: Sequence[int],
+    root: Path,
+    part: str = "warmup",
+    towers: Sequence[tuple[int, ...]] = NARROW_TOWERS,
+) -> dict[str, Any]:
+    """Fixed towers of ``towers`` and the leanrec preset's variants of
+    :data:`NARROW_CONTROLLERS`: whether a tower narrower than fixed-small holds its accuracy.
+
+    ``part="warmup"``: over each stream's warm-up sessions alone (the first only learnt, the
+    other seven scored, as every method's warm-up), where a controller may learn and be tuned:
+    the measurement a change to a preset may rest on. ``part="stream"``: over the whole stream,
+    figures of the evaluated sessions (a variant's row beside the benchmark's, choosing
+    nothing).
+
+    Each run is cached in ``root/<dataset>/<part>_towers.json`` (a rerun skips what is there).
+    Returns flat keys ``<part>_towers|<dataset>|<tower>|…`` (a controller's name in place of a
+    tower's): per seed the pooled AUC, the mean tower parameters and the per-session AUCs (and
+    a controller's widths per session when they change); over seeds the mean ± sd of the AUC,
+    the mean paired difference to 64-32, the sessions (of all seeds) the tower beat 64-32 in
+    and lost in, and the line through 64-32 and 512-256-128 (log10 tower parameters, as goal
+    2's) at the tower's mean parameters, with the tower's AUC minus it."""
+    from leanrec.evaluate.prequential import event_metrics
+    from leanrec.runner.final import final_evaluation
+    from leanrec.search.adaptive.baselines import AdaptiveController, FixedTower
+    from leanrec.search.adaptive.experiment import load_stream
+    from leanrec.search.adaptive.session import run_sessions, session_plan
+    from leanrec.search.adaptive.tower import reference_parameters
+
+    if part not in TOWER_PARTS:
+        raise ValueError(f"part must be one of {TOWER_PARTS}, got {part!r}")
+    out: dict[str, Any] = {}
+    for dataset in datasets:
+        folder = root / dataset
+        folder.mkdir(parents=True, exist_ok=True)
+        cache = folder / f"{part}_towers.json"
+        done: list[dict[str, Any]] = json.loads(cache.read_text()) if cache.is_file() else []
+        experiment = experiment_for(dataset, folder, seeds, quick=False)
+        stream = drift_stream() if dataset in DRIFT_DATASETS else load_stream(experiment)
+        warmup_size = stream.warmup_size(experiment.warmup_fraction)
+        events = stream if part == "stream" else stream[0:warmup_size]
+        sessions, plan = session_plan(experiment, events, warmup_size,
+                                      evaluated=part == "stream")  # fmt: skip
+        large = reference_parameters(experiment)
+        runs: list[tuple[str, Any, float]] = [
+            (_tower_name(w), FixedTower(f"fixed_{_tower_name(w)}", tuple(w)), 0.0) for w in towers
+        ]
+        runs += [(name, AdaptiveController("adaptive_leanrec", "leanrec", overrides,
+                                           penalty_from="adaptive_leanrec"), NARROW_PENALTY)
+                 for name, overrides in NARROW_CONTROLLERS.items()]  # fmt: skip
+        for (name, method, penalty), seed in itertools.product(runs, seeds):
+            if any(r["tower"] == name and r["seed"] == seed for r in done):
+                continue
+            began = time.perf_counter()
+            with final_evaluation():
+                result = run_sessions(experiment, events, sessions, plan, method, penalty, seed,
+                                      large)  # fmt: skip
+            if part == "stream":
+                reported = [r for r in result.sessions if not r["warmup"]]
+                data = result.record.arrays()
+                n = len(stream) - warmup_size
+                auc = event_metrics(data["label"][-n:], data["probability"][-n:],
+                                    data["rating"][-n:], data["rating_prediction"][-n:])["auc"]
+            else:
+                reported = [r for r in result.sessions if r["auc"] is not None]
+                auc = result.record.metrics()["auc"]
+            done.append({
+                "tower": name, "seed": seed, "auc": auc,
+                "parameters": float(np.mean([r["parameters"] for r in reported])),
+                "session_auc": [r["auc"] for r in reported],
+                "widths": [r["widths"] for r in result.sessions],
+                "seconds": time.perf_counter() - began,
+            })  # fmt: skip
+            cache.write_text(json.dumps(done, indent=1))
+            print(f"{dataset} {part}, {name}, seed {seed}: AUC {auc:.5f} "
+                  f"({done[-1]['seconds']:.0f} s)")  # fmt: skip
+        out.update(summarise_narrow_towers(dataset, done, seeds, f"{part}_towers"))
+    return out
+
+
+def summarise_narrow_towers(
+    dataset: str, runs: Sequence[dict[str, Any]], seeds: Sequence[int], stem: str
+) -> dict[str, Any]:
+    """The flat figures of :func:`narrow_towers` for one dataset from its cached ``runs``
+    (``{"tower", "seed", "auc", "parameters", "session_auc"}``), over ``seeds``, keyed
+    ``<stem>|<dataset>|…``."""
+    out: dict[str, Any] = {}
+    by = {(r["tower"], r["seed"]): r for r in runs if r["seed"] in seeds}
+    names = list(dict.fromkeys(r["tower"] for r in runs))
+    small, large = _tower_name(SMALL_TOWER), _tower_name(LARGE_TOWER)
+    means: dict[str, tuple[float, float]] = {}
+    for name in names:
+        members = [by[(name, s)] for s in seeds if (name, s) in by]
+        if len(members) < len(seeds):
+            continue
+        prefix = _key(stem, dataset, name)
+        for member in members:
+            out[_key(prefix, f"seed{member['seed']}", "auc")] = member["auc"]
+            out[_key(prefix, f"seed{member['seed']}", "session_auc")] = json.dumps(
+                member["session_auc"]
+            )
+            out[_key(prefix, f"seed{member['seed']}", "parameters")] = member["parameters"]
+            if "widths" in member and len({tuple(w) for w in member["widths"]}) > 1:
+                out[_key(prefix, f"seed{member['seed']}", "widths")] = json.dumps(
+                    member["widths"]
+                )
+        mean, sd = _mean_sd([m["auc"] for m in members])
+        assert mean is not None
+        out[_key(prefix, "auc_mean")], out[_key(prefix, "auc_sd")] = mean, sd
+        parameters = float(np.mean([m["parameters"] for m in members]))
+        out[_key(prefix, "parameters")] = parameters
+        means[name] = (parameters, mean)
+        if all((small, s) in by for s in seeds):
+            differences = [m["auc"] - by[(small, m["seed"])]["auc"] for m in members]
+            out[_key(prefix, "minus_small_mean")] = float(np.mean(differences))
+            out[_key(prefix, "minus_small_by_seed")] = json.dumps(differences)
+            won = lost = count = 0
+            for member in members:
+                for mine, theirs in zip(member["session_auc"],
+                                        by[(small, member["seed"])]["session_auc"],
+                                        strict=True):  # fmt: skip
+                    won += mine > theirs
+                    lost += mine < theirs
+                    count += 1
+            out[_key(prefix, "sessions_won")] = won
+            out[_key(prefix, "sessions_lost")] = lost
+            out[_key(prefix, "sessions")] = count
+    if small in means and large in means:
+        for name, point in means.items():
+            line = line_auc(means[small], means[large], point[0])
+            out[_key(stem, dataset, name, "line_auc")] = line
+            out[_key(stem, dataset, name, "minus_line")] = point[1] - line
+    out[_key(stem, dataset, "towers")] = ",".join(names)
+    return out
 
 
 # ---------------------------------------------------------------------------------- summary
@@ -741,6 +912,31 @@ def plot_choices(
 
 
 # ---------------------------------------------------------------------------------- main
+def print_narrow_towers(flat: dict[str, Any], datasets: Sequence[str], part: str) -> None:
+    """One table per stream of :func:`narrow_towers`' figures."""
+    stem = f"{part}_towers"
+    for dataset in datasets:
+        names = str(flat.get(_key(stem, dataset, "towers"), "")).split(",")
+        lines = []
+        for name in [n for n in names if n]:
+            prefix = _key(stem, dataset, name)
+            if f"{prefix}|auc_mean" not in flat:
+                continue
+            lines.append([
+                name, f"{flat[f'{prefix}|parameters']:,.0f}",
+                f"{flat[f'{prefix}|auc_mean']:.5f} ± {flat[f'{prefix}|auc_sd']:.5f}",
+                f"{flat.get(f'{prefix}|minus_small_mean', math.nan):+.5f}",
+                f"{flat.get(f'{prefix}|sessions_won', '-')} / "
+                f"{flat.get(f'{prefix}|sessions_lost', '-')} / "
+                f"{flat.get(f'{prefix}|sessions', '-')}",
+                f"{flat.get(f'{prefix}|minus_line', math.nan):+.5f}",
+            ])  # fmt: skip
+        print(f"\n{dataset}: {'warm-up' if part == 'warmup' else 'evaluated'} sessions")
+        print_table(["tower", "mean parameters", "AUC", "minus 64-32",
+                     "sessions won / lost vs 64-32", "minus the line 64-32 to 512-256-128"],
+                    lines)  # fmt: skip
+
+
 def _print(flat: dict[str, Any], dataset: str) -> None:
     lines = []
     for method in _methods(flat, dataset):
@@ -791,10 +987,23 @@ def main(argv: list[str] | None = None) -> None:
                         help="only assemble the results from the run directories")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
                         help="a 6,000-event drift stream, eight sessions (seconds)")  # fmt: skip
+    parser.add_argument("--towers", choices=TOWER_PARTS, default=None,
+                        help="only run fixed towers (16-16 to 512-256-128) and the leanrec "
+                        "preset with and without its floor, on each stream's warm-up sessions "
+                        "(warmup) or over the whole stream (stream: figures of the evaluated "
+                        "sessions); writes adaptive_stream--<part>-towers.json (runs cached "
+                        "under RUNS/<part>-towers/)")  # fmt: skip
     add_tag_argument(parser, SCRIPT)
     args = parser.parse_args(argv)
     stem = SCRIPT if not args.tag else f"{SCRIPT}--{args.tag}"
     root = Path(args.runs) if args.runs else Path("runs") / stem
+    if args.towers:
+        datasets = [d for d in args.dataset if d != NEUMF_DATASET]
+        towers = narrow_towers(datasets, args.seeds, root / f"{args.towers}-towers", args.towers)
+        tag = "--".join(t for t in (args.tag, f"{args.towers}-towers") if t)
+        print_narrow_towers(towers, datasets, args.towers)
+        print(f"\nwrote {write_results(SCRIPT, towers, tag)}")
+        return
     datasets = [DRIFT_DATASET] if args.quick else list(args.dataset)
     began = time.perf_counter()
     flat: dict[str, Any] = {

@@ -216,6 +216,39 @@ def test_capacity_signal_by_hand() -> None:
     assert not any("fixed_large" in key for key in flat)  # no fixed-large rows, no figures
 
 
+def test_narrow_towers_summary_by_hand() -> None:
+    # two seeds; 64-32 (1,000 parameters) and 512-256-128 (100,000) at 0.70 and 0.68: the line
+    # falls 0.01 per decade; 32-16 (100 parameters, a decade left of 64-32) sits on 0.71 there
+    def run(tower: str, seed: int, auc: float, parameters: float,
+            sessions: list[float]) -> dict[str, Any]:  # fmt: skip
+        return {"tower": tower, "seed": seed, "auc": auc, "parameters": parameters,
+                "session_auc": sessions}  # fmt: skip
+
+    runs = [
+        run("64-32", 0, 0.70, 1e3, [0.70, 0.70]), run("64-32", 1, 0.70, 1e3, [0.70, 0.70]),
+        run("512-256-128", 0, 0.68, 1e5, [0.68, 0.68]),
+        run("512-256-128", 1, 0.68, 1e5, [0.68, 0.68]),
+        # seed 0: +0.004, one session won and one tied; seed 1: -0.002, one lost, one won
+        run("32-16", 0, 0.704, 1e2, [0.71, 0.70]), run("32-16", 1, 0.698, 1e2, [0.69, 0.72]),
+        run("leanrec", 0, 0.70, 1e3, [0.70, 0.70]),  # seed 1 missing: left out
+        run("32-16", 2, 0.5, 1e2, [0.5, 0.5]),  # a seed not asked for: ignored
+    ]
+    flat = script.summarise_narrow_towers("d", runs, [0, 1], "warmup_towers")
+    stem = "warmup_towers|d|32-16"
+    assert flat[f"{stem}|auc_mean"] == pytest.approx(0.701)
+    assert flat[f"{stem}|auc_sd"] == pytest.approx(math.sqrt(2 * 0.003**2))
+    assert flat[f"{stem}|minus_small_mean"] == pytest.approx(0.001)
+    assert (flat[f"{stem}|sessions_won"], flat[f"{stem}|sessions_lost"],
+            flat[f"{stem}|sessions"]) == (2, 1, 4)  # fmt: skip
+    assert flat[f"{stem}|line_auc"] == pytest.approx(0.71)
+    assert flat[f"{stem}|minus_line"] == pytest.approx(-0.009)
+    assert flat["warmup_towers|d|64-32|minus_line"] == pytest.approx(0.0)
+    assert "warmup_towers|d|leanrec|auc_mean" not in flat
+    assert flat["warmup_towers|d|towers"] == "64-32,512-256-128,32-16,leanrec"
+    with pytest.raises(ValueError, match="part"):
+        script.narrow_towers(["d"], [0], Path("unused"), part="test")
+
+
 def test_quick_run_writes_the_goals_and_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_torch_thread: None
 ) -> None:

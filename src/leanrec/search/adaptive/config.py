@@ -128,8 +128,10 @@ CapacityController`)."""
     floor_widths: tuple[int, ...] | None = None
     """``capacity_model``: the narrowest tower, per layer, the controller shrinks to (None: the
     width limits). The ``leanrec`` preset sets it to the tower it starts from (fixed-small):
-    the capacity model is measured between the tower and the reference, so below fixed-small it
-    would extrapolate, and the bytes a narrower tower saves are under 1% of the model's."""
+    the capacity model is measured between the tower and a larger reference, so below
+    fixed-small it would extrapolate (without the floor it shrinks to the width limit, where
+    towers lose accuracy on the warm-ups: ``docs/design/adaptive.md``), and the bytes a
+    narrower tower saves are under 3% of the model's."""
     shift_threshold: float | None = None
     """``capacity_model``: a session whose item drift (the total-variation distance of the
     first chunk's items from the previous session's) lies more than this many standard
