@@ -21,7 +21,7 @@ from leanrec.embeddings.pruned import ElementMaskedEmbedding, SoftThresholdEmbed
 from leanrec.embeddings.ragged import RaggedEmbedding
 from leanrec.models import build_model
 from leanrec.models.seq import build_next_item_model
-from leanrec.train import BPRTrainer, TrainerConfig
+from leanrec.train import BPRTrainer, TrainerConfig, row_optim
 from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig
 from leanrec.train.row_optim import RowWiseOptimizer, trainer_optimizer
 from leanrec.train.sequential import SequentialTrainer, SequentialTrainerConfig
@@ -170,6 +170,71 @@ def test_moments_a_lookup_caught_up_go_to_the_step_with_the_same_bits() -> None:
     for key in ("exp_avg", "exp_avg_sq", "last", "step"):
         assert torch.equal(states[0][key], states[1][key]), key
     assert (start - tables[0].weight).abs().mean() > 0.1  # they did travel
+
+
+def test_a_lookup_reads_the_caught_up_rows_and_the_table_is_written_by_the_step() -> None:
+    """The lookup's rows come from the rows the catch-up holds (the same values as gathering
+    them from the table after writing them back); ``all()`` between the lookup and the step
+    and a lookup whose rows get no gradient see the table written; after every step the
+    tables, moments and last steps equal those of writing everything back at each lookup."""
+    torch.manual_seed(1)
+    start = torch.randn(60, 8)
+    tables = [FullEmbedding.from_tensor(start), FullEmbedding.from_tensor(start)]
+    optimizers = [_optimizer(table, "sparse_adam", lr=0.05) for table in tables]
+    generator = torch.Generator().manual_seed(3)
+    for step in range(40):
+        ids = torch.randint(0, 60, (10,), generator=generator)
+        outputs = []
+        for written_back, (table, optimizer) in enumerate(zip(tables, optimizers)):
+            with sparse_gradients([table], catch_up=optimizer.catch_up):
+                rows = table.lookup(ids)
+                if written_back:
+                    optimizer.state_dict()  # writes back what the lookup caught up
+                every = table.all()  # a read of every row between the lookup and the step
+                loss = rows.pow(2).sum() + (every[:3] * 0.1).sum()
+            outputs.append((rows.detach().clone(), every.detach().clone()))
+            optimizer.zero_grad(set_to_none=True)
+            if step % 9 != 4:  # else: no gradient, the step writes the held rows as they are
+                loss.backward()
+            optimizer.step()
+        assert torch.equal(outputs[0][0], outputs[1][0]), step
+        assert torch.equal(outputs[0][1], outputs[1][1]), step
+        assert torch.equal(tables[0].weight, tables[1].weight), step
+        states = [optimizer.state[table.weight] for table, optimizer in zip(tables, optimizers)]
+        for key in ("exp_avg", "exp_avg_sq", "last"):
+            assert torch.equal(states[0][key], states[1][key]), (step, key)
+
+
+def test_catch_up_of_rows_never_stepped_equals_the_plain_square_root() -> None:
+    """``_root`` takes the root of ``2⁻¹²⁶`` where ``v`` is 0 (torch's ``sqrt`` is slow on
+    zeros); ``m`` is 0 there, so the caught-up rows are bit for bit those of ``torch.sqrt``:
+    rows never stepped, masked values and normal rows together, and the plain root where
+    ``v`` holds no zero."""
+    generator = torch.Generator().manual_seed(4)
+    weight = torch.randn(50, 16, generator=generator)
+    exp_avg_sq = torch.rand(50, 16, generator=generator) * 1e-6
+    exp_avg = torch.randn(50, 16, generator=generator) * 1e-4
+    exp_avg_sq[::3] = 0.0  # rows never stepped
+    exp_avg[::3] = 0.0
+    exp_avg_sq[1::3, 10:] = 0.0  # masked values
+    exp_avg[1::3, 10:] = 0.0
+    coefficient = torch.rand(50, 1, generator=generator) * -1e-2
+    plain = weight.addcdiv(exp_avg * coefficient, exp_avg_sq.sqrt().add_(1e-30))
+    ours = weight.addcdiv(exp_avg * coefficient, row_optim._root(exp_avg_sq).add_(1e-30))
+    assert torch.equal(plain.view(torch.int32), ours.view(torch.int32))
+    dense = exp_avg_sq[2::3]
+    assert torch.equal(row_optim._root(dense), dense.sqrt())
+    assert row_optim._root(torch.zeros(0, 4)).shape == (0, 4)
+
+
+def test_distinct_ids_equal_torch_unique() -> None:
+    generator = torch.Generator().manual_seed(5)
+    for size in (0, 1, 17, 5000):
+        index = torch.randint(0, 300, (size,), generator=generator)
+        rows, inverse = row_optim._distinct(index)
+        expected_rows, expected_inverse = torch.unique(index, return_inverse=True)
+        assert rows.dtype == inverse.dtype == torch.int64
+        assert torch.equal(rows, expected_rows) and torch.equal(inverse, expected_inverse)
 
 
 def test_a_state_dict_between_lookup_and_step_holds_the_caught_up_moments() -> None:

@@ -28,6 +28,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+CatchUp = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor | None]
+"""``catch_up(parameter, index)`` of :attr:`EmbeddingTable.catch_up`: brings the rows
+``index`` ``(B,)`` of ``parameter`` up to date and returns them read (``(B, ...)``, see
+:func:`sparse_rows`) or None; ``index`` None announces a read of every row as stored
+(:meth:`EmbeddingTable._stored`), so rows the optimiser holds are written first."""
+
 
 class EmbeddingTable(nn.Module, ABC):
     """A table of ``num_embeddings`` vectors, each read out with width ``embedding_dim``.
@@ -60,10 +66,13 @@ class EmbeddingTable(nn.Module, ABC):
     sparse_gradients: bool = False
     """Lookups give :meth:`row_parameters` a sparse gradient of the looked-up rows only (off:
     the dense ``(N, ...)`` gradient of plain indexing). Set through :func:`sparse_gradients`."""
-    catch_up: Callable[[torch.Tensor, torch.Tensor], None] | None = None
+    catch_up: CatchUp | None = None
     """With :attr:`sparse_gradients` on, called as ``catch_up(parameter, index)`` before rows
     are read, so an optimiser that defers updates of rows not read (``sparse_adam``) brings
-    them up to date first. Set through :func:`sparse_gradients` for its block only."""
+    them up to date first; when it returns the rows (``parameter[index]`` with a sparse
+    gradient, see :func:`sparse_rows`: it had to read them anyway), the lookup uses them
+    instead of reading the table again. Set through :func:`sparse_gradients` for its block
+    only."""
 
     def row_parameters(self) -> list[nn.Parameter]:
         """Parameters indexed by row along dim 0 (``(N, d)``, ``(N, 1)``, or the packed
@@ -80,10 +89,20 @@ class EmbeddingTable(nn.Module, ABC):
         if not self.sparse_gradients:
             return parameter[index]
         if self.catch_up is not None:
-            self.catch_up(parameter, index)
+            rows = self.catch_up(parameter, index)
+            if rows is not None:
+                return rows
         if parameter.dim() == 2:
             return F.embedding(index, parameter, sparse=True)
         return _SparseGather.apply(parameter, index)
+
+    def _stored(self, parameter: torch.Tensor) -> torch.Tensor:
+        """``parameter`` itself, for a read of every row that bypasses :meth:`_gather` (a
+        table's ``all()``): with :attr:`catch_up` set, an optimiser that holds caught-up rows
+        not yet written (``sparse_adam`` between a lookup and its step) writes them first."""
+        if self.sparse_gradients and self.catch_up is not None:
+            self.catch_up(parameter, None)
+        return parameter
 
     @abstractmethod
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
@@ -232,26 +251,42 @@ class StreamTable(EmbeddingTable):
 
 class _SparseGather(torch.autograd.Function):
     """``values[index]`` for a parameter of any rank whose gradient is a sparse COO tensor
-    (``F.embedding`` covers 2-d weights only; packed values are 1-d)."""
+    (``F.embedding`` covers 2-d weights only; packed values are 1-d), or ``read`` when the
+    rows were read already (:func:`sparse_rows`)."""
 
     @staticmethod
-    def forward(ctx: Any, values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    def forward(
+        ctx: Any, values: torch.Tensor, index: torch.Tensor, read: torch.Tensor | None = None
+    ) -> torch.Tensor:
         ctx.save_for_backward(index)
         ctx.shape = values.shape
-        return values[index]
+        return values[index] if read is None else read
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (index,) = ctx.saved_tensors
-        sparse = torch.sparse_coo_tensor(index[None, :], grad, ctx.shape, check_invariants=False)
-        return sparse, None
+        flat = index.reshape(1, -1)
+        values = grad.reshape(-1, *ctx.shape[1:])
+        sparse = torch.sparse_coo_tensor(flat, values, ctx.shape, check_invariants=False)
+        return sparse, None, None
+
+
+def sparse_rows(parameter: torch.Tensor, rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``rows`` (``parameter[index]``, already read elsewhere: ``(B, ...)`` or ``(B, 1)`` for a
+    1-d ``parameter``) as the result of :meth:`EmbeddingTable._gather` with sparse gradients:
+    shaped ``index.shape + parameter.shape[1:]``, its gradient reaching ``parameter`` as the
+    same sparse COO tensor ``F.embedding(..., sparse=True)`` gives (``index`` and the
+    gradient rows, uncoalesced). A row-wise optimiser that caught the rows up returns them
+    through this, so the lookup does not read the table a second time."""
+    shaped = rows.view(*index.shape, *parameter.shape[1:])
+    return _SparseGather.apply(parameter, index, shaped)
 
 
 @contextmanager
 def sparse_gradients(
     tables: Iterable[EmbeddingTable],
     enabled: bool = True,
-    catch_up: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+    catch_up: CatchUp | None = None,
 ) -> Iterator[None]:
     """Turn :attr:`EmbeddingTable.sparse_gradients` on (``enabled``) for ``tables`` during
     the block, with ``catch_up`` as their :attr:`EmbeddingTable.catch_up`, then back to each

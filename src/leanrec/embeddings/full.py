@@ -63,7 +63,7 @@ class FullEmbedding(EmbeddingTable):
         return [self.weight]
 
     def all(self) -> torch.Tensor:
-        return self.weight
+        return self._stored(self.weight)
 
     def num_parameters(self) -> int:
         return self.weight.numel()

@@ -133,7 +133,7 @@ class MaskedEmbedding(EmbeddingTable):
 
     def all(self) -> torch.Tensor:
         sizes = self._effective_sizes(self.sizes)
-        return self.weight * prefix_mask(sizes, self.embedding_dim)
+        return self._stored(self.weight) * prefix_mask(sizes, self.embedding_dim)
 
     def num_parameters(self) -> int:
         return int(self.sizes.sum())

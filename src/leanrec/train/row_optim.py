@@ -58,9 +58,11 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, NamedTuple, get_args
 
+import numpy as np
 import torch
 from torch import nn
 
+from leanrec.embeddings.base import sparse_rows
 from leanrec.embeddings.growing import RowEvent, RowRelayout, RowStorage
 
 RowRule = Literal["sgd", "adagrad", "rmsprop", "adam"]
@@ -224,15 +226,16 @@ ParamGroup = dict[str, Any]
 
 
 class _CaughtUp(NamedTuple):
-    """Rows :meth:`RowWiseOptimizer.catch_up` brought up to the current global step: their
-    weights (already written to the table, as their last steps) and moments (not yet
-    written), ``(k, d)`` each."""
+    """Rows :meth:`RowWiseOptimizer.catch_up` brought up to the global step ``now``, held
+    until the step takes them (or :meth:`RowWiseOptimizer._settle` writes them): their
+    weights and moments, ``(k, d)`` each, not yet written to the table and the state."""
 
     rows: torch.Tensor
     """``(k,)`` distinct, sorted."""
     weight: torch.Tensor
     exp_avg: torch.Tensor
     exp_avg_sq: torch.Tensor
+    now: int
 
 
 ROW_WISE_RULES = ("sparse_adam", "lazy_adam", "rowwise_adagrad")
@@ -344,53 +347,75 @@ class RowWiseOptimizer(torch.optim.Optimizer):
             self._dense.param_groups = [g for g in self.param_groups if not g["rowwise"]]
             self._dense.state = self.state
 
-    @torch.no_grad()
-    def catch_up(self, parameter: torch.Tensor, index: torch.Tensor) -> None:
+    def catch_up(self, parameter: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor | None:
         """``sparse_adam``: bring the rows ``index`` ``(B,)`` (repeats allowed) of
         ``parameter`` up to the last step before they are read, so the coming gradient is
         taken where dense Adam would take it. Tables call it through their
         :attr:`~leanrec.embeddings.EmbeddingTable.catch_up` (pass this method to
         :func:`~leanrec.embeddings.base.sparse_gradients`); a no-op for other rules.
 
-        The caught-up weights and the rows' last steps are written back at once (the lookup
-        reads the weights); the caught-up moments of the distinct rows are kept aside
-        (:class:`_CaughtUp`) for the coming :meth:`step`, whose gradient names the same rows,
-        so a step reads and writes each row's moments once instead of twice. A second read
-        of rows already caught up (a graph model reads the batch's rows again for its L2
-        term) keeps them aside; anything else that reads the state first writes them back
-        (:meth:`_settle`)."""
+        Returns the rows read, ``parameter[index]`` with ``parameter``'s sparse gradient
+        (:func:`~leanrec.embeddings.base.sparse_rows`), gathered from the caught-up rows
+        instead of the table (the same values), or None when none of them had anything to
+        catch up (the table reads them itself). ``index`` None: every row of ``parameter``
+        is about to be read as stored (a table's ``all()``): what is held is written first.
+
+        The caught-up weights and moments of the distinct rows are held (:class:`_CaughtUp`)
+        for the coming :meth:`step`, whose gradient names the same rows, so a step reads and
+        writes each row's weights and moments once. A second read of rows already held (a
+        graph model reads the batch's rows again for its L2 term) is served from them;
+        anything that reads other pending rows, the state or the whole table first writes
+        them back (:meth:`_settle`)."""
+        if index is None:
+            self._settle(parameter)
+            return None
+        read = self._caught_up_rows(parameter, index)
+        return None if read is None else sparse_rows(parameter, read, index)
+
+    @torch.no_grad()
+    def _caught_up_rows(self, parameter: torch.Tensor, index: torch.Tensor) -> torch.Tensor | None:
+        """:meth:`catch_up`'s work: the rows ``parameter[index]`` ``(B, w)`` caught up, or None
+        when none of them had anything to catch up (then the table holds their values)."""
         state = self.state.get(parameter)
         group = self._group_of.get(id(parameter))
         if self.rule != "sparse_adam" or not state or group is None:
-            return
+            return None
         now = int(state["step"])
-        rows = index.reshape(-1)
-        if not bool((state["last"].index_select(0, rows) < now).any()):
-            return
+        flat = index.reshape(-1)
+        held = self._caught_up.get(parameter)
+        if held is not None:  # a second read: served from the held rows if it names no other
+            position = torch.searchsorted(held.rows, flat).clamp_(max=len(held.rows) - 1)
+            if torch.equal(held.rows.index_select(0, position), flat):
+                return held.weight.index_select(0, position)
+        # a held row is either pending (its last step is written when it is settled) or
+        # stored as held (nothing was pending), so None below never reads a stale row
+        if not bool((state["last"].index_select(0, flat) < now).any()):
+            return None
         self._settle(parameter)  # other rows before the step: the first read's go in first
         # distinct and sorted, as the coalesced gradient of the step will name them; a row
         # with nothing pending gets a zero move and unit decays, which leave it bit-identical
-        rows = torch.unique(rows)
+        rows, inverse = _distinct(flat)
         last = state["last"].index_select(0, rows)  # (k,)
         weight = parameter.data.view(parameter.shape[0], -1)
         read = _gather(weight, rows)
         moments = (_gather(state["exp_avg"], rows), _gather(state["exp_avg_sq"], rows))
         tails = self._tail_table(group["betas"], now)
         _catch_up(state, rows, read, now - last.double(), tails, group, moments, last)
-        _scatter(weight, rows, read)
-        state["last"].index_fill_(0, rows, float(now))
-        self._caught_up[parameter] = _CaughtUp(rows, read, moments[0], moments[1])
+        self._caught_up[parameter] = _CaughtUp(rows, read, moments[0], moments[1], now)
+        return read.index_select(0, inverse)
 
     def _settle(self, parameter: torch.Tensor | None = None) -> None:
-        """Write the moments :meth:`catch_up` kept aside for ``parameter`` (None: every
-        parameter) into the state."""
+        """Write the rows :meth:`catch_up` holds for ``parameter`` (None: every parameter)
+        into the table and the state: weights, moments and last steps."""
         for key in [parameter] if parameter is not None else list(self._caught_up):
             caught_up = self._caught_up.pop(key, None)
             if caught_up is None:
                 continue
             state = self.state[key]
+            _scatter(key.data.view(key.shape[0], -1), caught_up.rows, caught_up.weight)
             _scatter(state["exp_avg"], caught_up.rows, caught_up.exp_avg)
             _scatter(state["exp_avg_sq"], caught_up.rows, caught_up.exp_avg_sq)
+            state["last"].index_fill_(0, caught_up.rows, float(caught_up.now))
 
     def state_dict(self) -> dict[str, Any]:
         self._settle()
@@ -403,7 +428,8 @@ class RowWiseOptimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> None:  # type: ignore[override]
-        """Update the rows each row parameter's gradient names, then the dense parameters."""
+        """Update the rows each row parameter's gradient names, then the dense parameters.
+        Rows a lookup caught up for a parameter without gradient are written as they are."""
         if closure is not None:
             raise ValueError("RowWiseOptimizer takes no closure")
         for group in self.param_groups:
@@ -412,6 +438,7 @@ class RowWiseOptimizer(torch.optim.Optimizer):
             for parameter in group["params"]:
                 if parameter.grad is not None:
                     self._row_step(parameter, group)
+        self._settle()
         if self._dense is not None:
             self._dense.step()
 
@@ -542,6 +569,16 @@ def _wide(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def _distinct(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.unique(index, return_inverse=True)`` of a 1-d int64 ``index`` ``(B,)``: the
+    sorted distinct values ``(k,)`` and each entry's position among them ``(B,)``. On the CPU
+    through NumPy, whose sort of 16k IDs takes a third of torch's time (the same result)."""
+    if index.device.type != "cpu":
+        return torch.unique(index, return_inverse=True)
+    values, inverse = np.unique(index.numpy(), return_inverse=True)
+    return torch.from_numpy(values), torch.from_numpy(inverse.reshape(-1).astype(np.int64))
+
+
 def _gather(tensor: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
     """``tensor[rows]`` (``rows`` ``(k,)``), every row (``tensor`` itself) when None."""
     if rows is None:
@@ -562,6 +599,28 @@ def _scatter(tensor: torch.Tensor, rows: torch.Tensor | None, values: torch.Tens
         tensor.index_copy_(0, rows, values)
     else:
         wide.index_copy_(0, rows, wide_values)
+
+
+SMALLEST_NORMAL = torch.finfo(torch.float32).tiny
+"""``2⁻¹²⁶``: float32's smallest normal number."""
+
+
+def _root(exp_avg_sq: torch.Tensor) -> torch.Tensor:
+    """``√v`` of the second moments ``v`` ``(k, d)`` for the catch-up's ``m / √v`` (a new
+    tensor): ``torch.sqrt(v)``, except that values below ``2⁻¹²⁶`` (zeros: rows never
+    stepped) take the root of ``2⁻¹²⁶``.
+
+    torch's CPU ``sqrt`` takes 4-10x its usual time on zeros, and rows the optimiser never
+    stepped hold ``v = 0``: in a first epoch at 20M interactions, most of the rows a batch
+    reads. Where ``v < 2⁻¹²⁶``, ``m`` is 0 as well: the row never had a gradient, or its
+    moments decayed over skipped steps, ``m`` as ``β₁ˢ`` and ``v`` as ``β₂ˢ`` (``0.9ˢ``
+    against ``0.999ˢ``: ``m`` reaches 0 long before ``v`` falls below ``2⁻¹²⁶``). Then
+    ``m / (√v + 10⁻³⁰)`` is ``±0`` with either root, of the same sign, and the catch-up is
+    bit for bit the same. It would differ where ``m ≠ 0`` and ``v < 2⁻¹²⁶`` together:
+    gradient values below about ``10⁻¹⁹``, or ``β₁`` close to ``β₂``."""
+    if exp_avg_sq.numel() == 0 or float(exp_avg_sq.amin()) >= SMALLEST_NORMAL:
+        return exp_avg_sq.sqrt()
+    return exp_avg_sq.clamp_min(SMALLEST_NORMAL).sqrt_()
 
 
 def _catch_up(
@@ -587,7 +646,7 @@ def _catch_up(
     index = last.long()
     total = tails[index] - torch.pow(ratio, skipped) * tails[index + skipped.long()]  # (k,)
     # m / √v, with 0 / 0 = 0 for values that never had a gradient (masked ones)
-    root = exp_avg_sq.sqrt().add_(1e-30)  # (k, d)
+    root = _root(exp_avg_sq).add_(1e-30)  # (k, d)
     weight.addcdiv_(exp_avg * (total * -group["lr"]).to(weight.dtype)[:, None], root)
     exp_avg.mul_(torch.pow(beta1, skipped).to(weight.dtype)[:, None])
     exp_avg_sq.mul_(torch.pow(beta2, skipped).to(weight.dtype)[:, None])
