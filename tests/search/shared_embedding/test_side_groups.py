@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from leanrec.data.events import EventStream
 from leanrec.embeddings import HierarchicalSharedEmbedding
 from leanrec.search.shared_embedding import AutoAssignConfig
 from leanrec.search.shared_embedding import experiment as experiment_module
@@ -20,6 +21,7 @@ from leanrec.search.shared_embedding.side import (
     load_side_groups,
     with_side_groups,
 )
+from leanrec.search.shared_embedding.trainer import AssigningTrainer
 from tests.search.shared_embedding.test_contract import tiny_experiment, tiny_stream
 
 
@@ -52,27 +54,40 @@ def test_the_events_carry_their_ids_groups() -> None:
     assert np.array_equal(stream[5:9].values["side_group.user"], column[5:9])  # sliced too
 
 
+def grouped_trainer(monkeypatch: pytest.MonkeyPatch, **preset: object) -> AssigningTrainer:
+    """The leanrec preset's trainer on the tiny stream with the users' level 1 in 3 groups
+    (``preset``: fields set over the preset)."""
+    from leanrec.search.shared_embedding.baselines import METHODS
+
+    side = SideGroups(of_raw={"user": {}}, sizes={"user": 3})
+    monkeypatch.setattr(experiment_module, "side_groups", lambda experiment: side)
+    for name, value in preset.items():
+        monkeypatch.setitem(AGENT_PRESETS["leanrec"], name, value)
+    agent = AutoAssignConfig(batch_size=64, replay_size=2000)
+    experiment = tiny_experiment(Path("unused"), 0, agent=agent)
+    method = METHODS.resolve(["autoassign_leanrec"])[0]
+    return experiment_module._build(experiment, {"user": 150, "item": 100}, method, 1.0, 0, "bce")
+
+
+def grouped_stream() -> EventStream:
+    """The tiny stream whose events carry their user's group, ``code % 3``."""
+    stream = tiny_stream()
+    codes = stream.ids["user"].codes
+    stream.values[COLUMN.format(field="user")] = (codes % 3).astype(np.float32)
+    return stream
+
+
 def test_group_vectors_are_their_members_mean_row_in_a_run(
     monkeypatch: pytest.MonkeyPatch, one_torch_thread: None
 ) -> None:
     # users in 3 groups (code % 3), items ungrouped; group_rate 1 and no minimum count: after
     # each learnt chunk a group's vector is the mean row of the chunk's users of that group
-    from leanrec.search.shared_embedding.baselines import METHODS
     from leanrec.train.stream import run_stream
 
-    stream = tiny_stream()
+    stream = grouped_stream()
     codes = stream.ids["user"].codes
-    stream.values[COLUMN.format(field="user")] = (codes % 3).astype(np.float32)
-    side = SideGroups(of_raw={"user": {}}, sizes={"user": 3})
-    monkeypatch.setattr(experiment_module, "side_groups", lambda experiment: side)
-    # the leanrec preset's groups (users, running mean), with every chunk's mean taken whole
-    monkeypatch.setitem(AGENT_PRESETS["leanrec"], "group_rate", 1.0)
-    monkeypatch.setitem(AGENT_PRESETS["leanrec"], "group_min_count", 0)
-    agent = AutoAssignConfig(batch_size=64, replay_size=2000)
-    experiment = tiny_experiment(Path("unused"), 0, agent=agent)
-    method = METHODS.resolve(["autoassign_leanrec"])[0]
-    trainer = experiment_module._build(experiment, {"user": 150, "item": 100}, method, 1.0, 0,
-                                       "bce")  # fmt: skip
+    trainer = grouped_trainer(monkeypatch, side_groups=("user",), group_update="mean",
+                              group_rate=1.0, group_min_count=0)  # fmt: skip
     assert trainer.assigner is not None and trainer.assigner.group_update == "mean"  # type: ignore[attr-defined]
     users, items = trainer.model.id_tables()["user"], trainer.model.id_tables()["item"]
     assert isinstance(users, HierarchicalSharedEmbedding) and users.groups == 3
@@ -92,3 +107,27 @@ def test_group_vectors_are_their_members_mean_row_in_a_run(
     assert torch.equal(users.lookup(torch.tensor([new])), users.shared[:1].detach())
     users.set_groups(torch.tensor([new]), torch.tensor([2]))
     assert torch.equal(users.lookup(torch.tensor([new]))[0], users.group_vectors[2].detach())
+
+
+def test_a_run_with_groups_resumes_to_the_same_figures(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, one_torch_thread: None
+) -> None:
+    # killed after chunk 7 of 12 (a checkpoint every 3 chunks: it restarts after chunk 6) and
+    # resumed: the group vectors, the held groups and the members counted travel in the
+    # checkpoint, so the record and the vectors are those of one uninterrupted run
+    from leanrec.train.stream import run_stream
+
+    preset = {"side_groups": ("user",), "group_update": "mean", "group_rate": 0.5}
+    stream = grouped_stream()
+    plan = stream.plan(size=200, warmup_fraction=0.2)
+    whole = grouped_trainer(monkeypatch, **preset)
+    expected = run_stream(stream, plan, whole).summary()["total"]
+    run_stream(stream, plan, grouped_trainer(monkeypatch, **preset), checkpoint_dir=tmp_path,
+               checkpoint_every=3, stop_chunk=7)  # fmt: skip
+    resumed = grouped_trainer(monkeypatch, **preset)
+    total = run_stream(stream, plan, resumed, checkpoint_dir=tmp_path, checkpoint_every=3)
+    assert total.summary()["total"] == expected
+    users, again = whole.model.id_tables()["user"], resumed.model.id_tables()["user"]
+    assert isinstance(users, HierarchicalSharedEmbedding)
+    assert isinstance(again, HierarchicalSharedEmbedding)
+    assert torch.equal(users.group_vectors, again.group_vectors)

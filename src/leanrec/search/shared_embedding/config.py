@@ -231,9 +231,6 @@ AGENT_PRESETS: dict[str, dict[str, Any]] = {
         "idle_logits": (7.0, 4.0, -10.0),
         "byte_penalty": 0.3,
         "shared_learning_rate": 0.003,
-        "side_groups": ("user",),
-        "group_update": "mean",
-        "group_rate": 0.1,
     },
 }
 """Field values over :class:`AutoAssignConfig` per preset. ``paper``: the paper's mechanism
@@ -266,13 +263,9 @@ with the defaults above. ``leanrec`` (the design notes give the warm-up figures 
   chosen on both warm-ups among {0, 0.003, 0.01}, 0.001 on ML-100K's only; a gain within the
   seeds' noise there): a new ID is predicted from a vector fitted to new IDs' events instead
   of an untrained one;
-- the users' level 1 is keyed by side features (``side_groups=("user",)``: 14 vectors, one
-  per age bucket and gender), each the running mean of its members' rows (``group_update=
-  "mean"``, ``group_rate`` ρ = 0.1), so a new user is predicted from the mean row of users like
-  it; chosen on both warm-ups by the rule of ``shared_learning_rate`` (largest mean gain in AUC
-  plus cold AUC over all-unique's) among user, item and both fields, fitted or mean, ρ in
-  {0.01, 0.03, 0.1, 0.3}; the items' genre groups lost on ML-100K, and both fields' vectors
-  would take ML-100K past 0.8x all-unique's bytes; ``side_groups=()`` turns it off alone;
+- level 1 is not keyed by side features (``side_groups`` empty, the switch off): keyed by the
+  users' age and gender, as the running mean of each group's rows, it gained on both warm-ups
+  and lost on both full streams (the design notes give both);
 - a promoted row starts at random, as an all-unique row, not at the shared vector;
 - no entropy bonus (from a confident prior it pulls towards uniform)."""
 
