@@ -99,7 +99,12 @@ def field_of(table_name: str, fields: tuple[str, ...]) -> str:
 
 # ---------------------------------------------------------------------------------- assigners
 class Assigner(Protocol):
-    """Moves IDs once per chunk, before the base model learns it."""
+    """Moves IDs once per chunk, before the base model learns it.
+
+    An assigner may also have ``see(batch)`` (called before the chunk's IDs are read, in
+    predict and learn: what the events say of their IDs, e.g. side groups) and
+    ``learnt(batch)`` (called after the base model has learnt the chunk); the trainer calls
+    them when they are there."""
 
     needs_losses: bool
     """Whether :meth:`assign` needs the per-event losses of the chunk."""
@@ -107,13 +112,6 @@ class Assigner(Protocol):
     def extend(self, sizes: Mapping[str, int]) -> None: ...
 
     def assign(self, batch: StreamChunk, losses: torch.Tensor | None) -> None: ...
-
-    def see(self, batch: StreamChunk) -> None:
-        """Take what the chunk's events say of their IDs (side groups) before anything reads
-        them (predict, or learn on a warm-up chunk)."""
-
-    def learnt(self, batch: StreamChunk) -> None:
-        """After the base model has learnt the chunk."""
 
     def nbytes(self) -> int: ...
 
@@ -181,12 +179,6 @@ class ThresholdHierarchyAssigner:
             ids, _, counts = chunk_ids(batch, h.field)
             positions = h.main.set_positions(ids, threshold_positions(counts, self.thresholds))
             h.apply(ids, positions)
-
-    def see(self, batch: StreamChunk) -> None:
-        pass
-
-    def learnt(self, batch: StreamChunk) -> None:
-        pass
 
     def nbytes(self) -> int:
         return 0

@@ -6,10 +6,12 @@ first lets an :class:`~leanrec.search.shared_embedding.baselines.Assigner` move 
 (the Identity Agent, or fixed thresholds), then learns the chunk with the new assignment. Per
 chunk, in order::
 
+    assigner.see(chunk)      # optional: what the events say of their IDs (side groups)
     predict(chunk)           # evaluated chunks: scored under the current assignment
     L = per-event loss       # of that prediction (warm-up chunks: the same forward pass)
     assigner.assign(chunk, L)  # rewards, critic and actor updates, moves (between steps)
     StreamTrainer.learn      # tables observe the chunk, the base model learns it
+    assigner.learnt(chunk)   # optional: e.g. level-1 group vectors follow their rows
 
 The loss ``L`` is the prequential loss, measured before the model learns the chunk, so the
 reward of a decision is what the model predicted with it, not a training loss. Embedding bytes
@@ -71,8 +73,7 @@ class AssigningTrainer(StreamTrainer):
 
     def predict(self, batch: StreamChunk) -> Prediction:
         self._extend(batch.observed.sizes)
-        if self.assigner is not None:
-            self.assigner.see(batch)
+        self._hook("see", batch)
         prediction = super().predict(batch)
         self._predicted = (batch.chunk.index, prediction)
         return prediction
@@ -80,7 +81,7 @@ class AssigningTrainer(StreamTrainer):
     def learn(self, batch: StreamChunk) -> None:
         if self.assigner is not None:
             self._extend(batch.observed.sizes)
-            self.assigner.see(batch)
+            self._hook("see", batch)
             losses = None
             if self.assigner.needs_losses:
                 cached = self._predicted
@@ -94,8 +95,13 @@ class AssigningTrainer(StreamTrainer):
             self.assigner.assign(batch, losses)
         self._predicted = None
         super().learn(batch)
-        if self.assigner is not None:
-            self.assigner.learnt(batch)
+        self._hook("learnt", batch)
+
+    def _hook(self, name: str, batch: StreamChunk) -> None:
+        """The assigner's optional ``see`` / ``learnt`` hook on ``batch``, when it has one."""
+        hook = getattr(self.assigner, name, None)
+        if hook is not None:
+            hook(batch)
 
     def _shared_step(self, batch: StreamChunk) -> None:
         """One step of the assigner's own optimiser of the shared vectors (if it has one) on
