@@ -207,9 +207,9 @@ def test_a_lookup_reads_the_caught_up_rows_and_the_table_is_written_by_the_step(
 
 def test_catch_up_of_rows_never_stepped_equals_the_plain_square_root() -> None:
     """``_root`` takes the root of ``2⁻¹²⁶`` where ``v`` is 0 (torch's ``sqrt`` is slow on
-    zeros); ``m`` is 0 there, so the caught-up rows are bit for bit those of ``torch.sqrt``:
-    rows never stepped, masked values and normal rows together, and the plain root where
-    ``v`` holds no zero."""
+    zeros) and adds no ``1e-30`` (under half an ulp of any root of a normal number); ``m`` is
+    0 where ``v`` is, so the caught-up rows are bit for bit those of ``√v + 1e-30``: rows
+    never stepped, masked values and normal rows together, and rows with no zero."""
     generator = torch.Generator().manual_seed(4)
     weight = torch.randn(50, 16, generator=generator)
     exp_avg_sq = torch.rand(50, 16, generator=generator) * 1e-6
@@ -220,10 +220,12 @@ def test_catch_up_of_rows_never_stepped_equals_the_plain_square_root() -> None:
     exp_avg[1::3, 10:] = 0.0
     coefficient = torch.rand(50, 1, generator=generator) * -1e-2
     plain = weight.addcdiv(exp_avg * coefficient, exp_avg_sq.sqrt().add_(1e-30))
-    ours = weight.addcdiv(exp_avg * coefficient, row_optim._root(exp_avg_sq).add_(1e-30))
+    ours = weight.addcdiv(exp_avg * coefficient, row_optim._root(exp_avg_sq))
     assert torch.equal(plain.view(torch.int32), ours.view(torch.int32))
-    dense = exp_avg_sq[2::3]
-    assert torch.equal(row_optim._root(dense), dense.sqrt())
+    dense = exp_avg_sq[2::3]  # no zero: the root alone, equal to the root plus 1e-30
+    assert torch.equal(row_optim._root(dense), dense.sqrt().add_(1e-30))
+    smallest = torch.full((2, 3), row_optim.SMALLEST_NORMAL)  # √ = 2^-63 swallows 1e-30
+    assert torch.equal(row_optim._root(smallest), smallest.sqrt().add_(1e-30))
     assert row_optim._root(torch.zeros(0, 4)).shape == (0, 4)
 
 

@@ -606,18 +606,21 @@ SMALLEST_NORMAL = torch.finfo(torch.float32).tiny
 
 
 def _root(exp_avg_sq: torch.Tensor) -> torch.Tensor:
-    """``√v`` of the second moments ``v`` ``(k, d)`` for the catch-up's ``m / √v`` (a new
-    tensor): ``torch.sqrt(v)``, except that values below ``2⁻¹²⁶`` (zeros: rows never
-    stepped) take the root of ``2⁻¹²⁶``.
+    """The catch-up's denominator ``√v + 10⁻³⁰`` of the second moments ``v`` ``(k, d)`` (a
+    new tensor; the ``10⁻³⁰`` makes ``0 / 0 = 0`` for values that never had a gradient), in
+    one or two passes instead of two or (on zeros) ten times one.
 
-    torch's CPU ``sqrt`` takes 4-10x its usual time on zeros, and rows the optimiser never
-    stepped hold ``v = 0``: in a first epoch at 20M interactions, most of the rows a batch
-    reads. Where ``v < 2⁻¹²⁶``, ``m`` is 0 as well: the row never had a gradient, or its
-    moments decayed over skipped steps, ``m`` as ``β₁ˢ`` and ``v`` as ``β₂ˢ`` (``0.9ˢ``
-    against ``0.999ˢ``: ``m`` reaches 0 long before ``v`` falls below ``2⁻¹²⁶``). Then
-    ``m / (√v + 10⁻³⁰)`` is ``±0`` with either root, of the same sign, and the catch-up is
-    bit for bit the same. It would differ where ``m ≠ 0`` and ``v < 2⁻¹²⁶`` together:
-    gradient values below about ``10⁻¹⁹``, or ``β₁`` close to ``β₂``."""
+    Where every ``v ≥ 2⁻¹²⁶`` (float32's smallest normal number), ``√v ≥ 2⁻⁶³`` and adding
+    ``10⁻³⁰`` (under half a unit in the last place of ``2⁻⁶³``) leaves it as it is: the root
+    alone is bit for bit the sum. Where some ``v`` is below (zeros: rows never stepped),
+    torch's CPU ``sqrt`` takes 4-10x its usual time, and rows never stepped are most of the
+    rows a batch reads in a first epoch at 20M interactions: the root is taken of
+    ``max(v, 2⁻¹²⁶)``. Those values have ``m = 0`` (the row never had a gradient, or its
+    moments decayed over skipped steps, ``m`` as ``β₁ˢ`` and ``v`` as ``β₂ˢ``: ``0.9ˢ``
+    against ``0.999ˢ``, ``m`` reaches 0 long before ``v`` falls below ``2⁻¹²⁶``), so
+    ``m / root`` is ``±0`` with either root, of the same sign, and the catch-up is bit for
+    bit the same. It would differ where ``m ≠ 0`` and ``v < 2⁻¹²⁶`` together: gradient
+    values below about ``10⁻¹⁹``, or ``β₁`` close to ``β₂``."""
     if exp_avg_sq.numel() == 0 or float(exp_avg_sq.amin()) >= SMALLEST_NORMAL:
         return exp_avg_sq.sqrt()
     return exp_avg_sq.clamp_min(SMALLEST_NORMAL).sqrt_()
@@ -645,8 +648,7 @@ def _catch_up(
     ratio = beta1 / math.sqrt(beta2)
     index = last.long()
     total = tails[index] - torch.pow(ratio, skipped) * tails[index + skipped.long()]  # (k,)
-    # m / √v, with 0 / 0 = 0 for values that never had a gradient (masked ones)
-    root = _root(exp_avg_sq).add_(1e-30)  # (k, d)
+    root = _root(exp_avg_sq)  # (k, d): √v + 1e-30, 0 / 0 = 0 where v never had a gradient
     weight.addcdiv_(exp_avg * (total * -group["lr"]).to(weight.dtype)[:, None], root)
     exp_avg.mul_(torch.pow(beta1, skipped).to(weight.dtype)[:, None])
     exp_avg_sq.mul_(torch.pow(beta2, skipped).to(weight.dtype)[:, None])
