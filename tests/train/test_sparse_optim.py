@@ -229,6 +229,26 @@ def test_catch_up_of_rows_never_stepped_equals_the_plain_square_root() -> None:
     assert row_optim._root(torch.zeros(0, 4)).shape == (0, 4)
 
 
+def test_row_copies_equal_indexing_whatever_the_layout() -> None:
+    """The optimiser's row gathers and scatters (whole rows through NumPy where the layout
+    allows, else torch's) equal plain indexing bit for bit."""
+    generator = torch.Generator().manual_seed(6)
+    rows = torch.tensor([7, 0, 31, 12])
+    for table in (
+        torch.randn(40, 64, generator=generator),  # whole rows
+        torch.randn(40, 3, generator=generator),  # rows of 12 bytes
+        torch.randn(40, 128, generator=generator)[:, ::2],  # not contiguous: torch's copies
+        torch.randn(40, 8, generator=generator).double(),
+    ):
+        assert torch.equal(row_optim._gather(table, rows), table[rows])
+        values = torch.randn(len(rows), table.shape[1], generator=generator).to(table.dtype)
+        expected = table.clone()
+        expected[rows] = values
+        row_optim._scatter(table, rows, values)
+        assert torch.equal(table, expected)
+    assert row_optim._gather(torch.randn(5, 4), torch.zeros(0, dtype=torch.int64)).shape == (0, 4)
+
+
 def test_distinct_ids_equal_torch_unique() -> None:
     generator = torch.Generator().manual_seed(5)
     for size in (0, 1, 17, 5000):
