@@ -62,6 +62,14 @@ def test_rows_through_pickle_are_the_serial_rows(
     assert not any((tmp_path / "shipped" / "checkpoints").glob("*"))
 
 
+def test_row_tags_name_the_checkpoint_folders_as_before() -> None:
+    """A run killed mid-row resumes from ``checkpoints/<tag>``: the tags must not change."""
+    assert experiment_module.RowJob("fixed_small", None, 0, 0.02).tag == "fixed_small-none-seed0"
+    job = experiment_module.RowJob("adaptive_leanrec", 0.005, 2, 0.02)
+    assert job.tag == "adaptive_leanrec-0.005-seed2"
+    assert experiment_module.RowJob("adaptive", 0.0, 1, 0.0).tag == "adaptive-0-seed1"
+
+
 def test_the_command_line_routes_the_executor() -> None:
     args, _ = make_parser().parse_known_args(["experiment", "adaptive", "--executor", "ray"])
     assert _executor_options(args) == ["--executor", "ray"]

@@ -74,6 +74,14 @@ def test_a_resumed_table_runs_only_the_missing_rows(
     ]
 
 
+def test_row_tags_name_the_checkpoint_folders_as_before() -> None:
+    """A run killed mid-row resumes from ``checkpoints/<tag>``: the tags must not change."""
+    job = experiment_module.RowJob("bce", "autoassign", 2.0, 0, chosen=True, warmup_score=0.7)
+    assert job.tag == "bce-autoassign-2-seed0"
+    job = experiment_module.RowJob("mse", "qr", 0.25, 3, chosen=False, warmup_score=None)
+    assert job.tag == "mse-qr-0.25-seed3"
+
+
 def test_the_executor_setting_is_checked_and_the_command_line_routes_it() -> None:
     with pytest.raises(ValueError, match="executor"):
         small_table(Path("unused"), executor="threads")

@@ -32,8 +32,6 @@ session (:func:`leanrec.models.load_model`).
 from __future__ import annotations
 
 import math
-import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +47,13 @@ from leanrec.runner.executors import InProcess, Shared, search_executor
 from leanrec.runner.final import final_evaluation
 from leanrec.runner.resume import check_resumable
 from leanrec.runner.rundir import Log, RowStore, RunDirectory, file_in, jsonable
+from leanrec.runner.stream_rows import (
+    SharedStreamRunner,
+    StreamRow,
+    StreamRowRunner,
+    row_key,
+    row_tag,
+)
 from leanrec.search.adaptive.baselines import METHODS, AdaptiveMethod
 from leanrec.search.adaptive.config import AdaptiveExperiment
 from leanrec.search.adaptive.session import RunResult, run_sessions, session_plan
@@ -160,12 +165,12 @@ def run_experiment(
 
             def streamed(index: int, row: dict[str, Any]) -> None:
                 rows.add(row)
-                run.log(f"{_tag(jobs[index])}: AUC {_round(row['total']['auc'])}, mean "
+                run.log(f"{jobs[index].tag}: AUC {_round(row['total']['auc'])}, mean "
                         f"parameters {row['mean_parameters']:.0f}, end widths "
                         f"{row['end_widths']}")  # fmt: skip
 
-            runner = RowRunner(experiment, shared_stream, len(warmup), str(run.path), reference,
-                               run.log if here else None)  # fmt: skip
+            runner = RowRunner(experiment, shared_stream, str(run.path), run.log if here else None,
+                               warmup_size=len(warmup), reference=reference)  # fmt: skip
             executor.map(runner, jobs, on_result=streamed)
     summary = summarise(rows.rows, experiment)
     run.write_results(summary)
@@ -185,32 +190,28 @@ class WarmupJob:
     seed: int
 
 
-class WarmupRunner:
+class WarmupRunner(SharedStreamRunner[AdaptiveExperiment]):
     """Runs :class:`WarmupJob` s over the warm-up sessions; returns the warm-up score row
     (pooled AUC over the scored warm-up sessions, the mean parameter share). Picklable (an
-    executor job): the warm-up travels by reference."""
+    executor job): the warm-up travels by reference; ``reference`` is fixed-large's tower
+    parameters."""
 
     def __init__(
         self, experiment: AdaptiveExperiment, warmup: Shared[EventStream], reference: int
     ) -> None:
-        self.experiment = experiment
-        self.warmup = warmup
+        super().__init__(experiment, warmup)
         self.reference = reference
 
     def __call__(self, job: WarmupJob) -> dict[str, Any]:
         experiment = self.experiment
-        if experiment.num_threads:
-            torch.set_num_threads(experiment.num_threads)
-        warmup = self.warmup.get()
+        warmup = self.open_stream()
         sessions, plan = session_plan(experiment, warmup, len(warmup), evaluated=False)
         result = run_sessions(experiment, warmup, sessions, plan, METHODS[job.method],
                               job.penalty or 0.0, job.seed, self.reference)  # fmt: skip
         total = result.record.metrics()
         scored = [r for r in result.sessions if r["auc"] is not None]
         return {
-            "method": job.method,
-            "penalty": job.penalty,
-            "seed": job.seed,
+            **row_key(job, ROW_KEY),
             "auc": total["auc"],
             "log_loss": total["log_loss"],
             "parameter_share": float(np.mean([r["parameter_share"] for r in scored]))
@@ -263,50 +264,47 @@ class RowJob:
     seed: int
     chosen: float | None
 
+    @property
+    def tag(self) -> str:
+        """``<method>-<λ or none>-seed<seed>``: the row's log prefix and checkpoint folder."""
+        return row_tag(self, ROW_KEY)
 
-def _tag(job: RowJob) -> str:
-    return f"{job.method}-{'none' if job.penalty is None else f'{job.penalty:g}'}-seed{job.seed}"
 
-
-class RowRunner:
+class RowRunner(StreamRowRunner[AdaptiveExperiment, RowJob, AdaptiveMethod]):
     """Runs :class:`RowJob` s: the whole stream, session by session, checkpointing under the
-    run directory (``run_path``) so that a killed job resumes mid-stream; returns the row. The
-    first seed's headline model of each controller preset is saved there too. Picklable (an
-    executor job): the stream travels by reference; ``log`` is None off this process."""
+    run directory so that a killed job resumes mid-stream (:class:`StreamRowRunner`); returns
+    the row. The first seed's headline model of each controller preset is saved there too.
+
+    Args:
+        warmup_size: events of the warm-up sessions (the stream's first).
+        reference: fixed-large's tower parameters (what parameter shares are of).
+    """
+
+    methods = METHODS
 
     def __init__(
-        self, experiment: AdaptiveExperiment, stream: Shared[EventStream], warmup_size: int,
-        run_path: str, reference: int, log: Log | None = None,
+        self, experiment: AdaptiveExperiment, stream: Shared[EventStream], run_path: str,
+        log: Log | None, warmup_size: int, reference: int,
     ) -> None:  # fmt: skip
-        self.experiment = experiment
-        self.stream = stream
+        super().__init__(experiment, stream, run_path, log)
         self.warmup_size = warmup_size
-        self.run_path = run_path
         self.reference = reference
-        self.log = log
 
-    def __call__(self, job: RowJob) -> dict[str, Any]:
-        experiment, log = self.experiment, self.log
-        if experiment.num_threads:
-            torch.set_num_threads(experiment.num_threads)
-        stream = self.stream.get()
-        method = METHODS[job.method]
-        tag = _tag(job)
-        checkpoints = file_in(self.run_path, f"checkpoints/{tag}")
-        if log is not None:
-            log(f"{tag}: streaming")
-        began = time.perf_counter()
+    def stream_row(
+        self, job: RowJob, method: AdaptiveMethod, stream: EventStream, row: StreamRow
+    ) -> dict[str, Any]:
+        experiment = self.experiment
 
-        def progress(row: dict[str, Any]) -> None:
-            if log is not None and (row["session"] + 1) % experiment.log_every == 0:
-                log(f"{tag}: session {row['session']}, widths {row['widths']}, "
-                    f"AUC {_round(row['auc'])}")  # fmt: skip
+        def progress(session: dict[str, Any]) -> None:
+            if row.due(session["session"]):
+                row.log(f"session {session['session']}, widths {session['widths']}, "
+                        f"AUC {_round(session['auc'])}")  # fmt: skip
 
         with final_evaluation():
             sessions, plan = session_plan(experiment, stream, self.warmup_size, evaluated=True)
             result = run_sessions(
                 experiment, stream, sessions, plan, method, job.penalty or 0.0, job.seed,
-                self.reference, checkpoint_dir=checkpoints, on_session_end=progress,
+                self.reference, checkpoint_dir=row.checkpoints, on_session_end=progress,
             )  # fmt: skip
             evaluated = len(stream) - self.warmup_size
             data = result.record.arrays()
@@ -319,26 +317,14 @@ class RowRunner:
             if own and is_chosen and job.seed == experiment.seeds[0]:
                 path = file_in(self.run_path, f"model_{method.name}.pt")
                 _save_model(experiment, path, result, stream)
-        row = _row(method, job.penalty, job.seed, is_chosen, result, total)
-        row["seconds"] = time.perf_counter() - began
-        shutil.rmtree(checkpoints, ignore_errors=True)
-        return row
+        return _row(job, is_chosen, result, total)
 
 
-def _row(
-    method: AdaptiveMethod,
-    penalty: float | None,
-    seed: int,
-    chosen: bool,
-    result: RunResult,
-    total: dict[str, Any],
-) -> dict[str, Any]:
+def _row(job: RowJob, chosen: bool, result: RunResult, total: dict[str, Any]) -> dict[str, Any]:
     evaluated = [r for r in result.sessions if not r["warmup"]]
     aucs = [r["auc"] for r in evaluated if r["auc"] is not None]
     return {
-        "method": method.name,
-        "penalty": penalty,
-        "seed": seed,
+        **row_key(job, ROW_KEY),
         "chosen": chosen,
         "total": total,
         "mean_session_auc": float(np.mean(aucs)) if aucs else None,

@@ -53,8 +53,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +69,14 @@ from leanrec.runner.aggregate import format_mean_sd, mean_sd
 from leanrec.runner.executors import InProcess, Shared, search_executor
 from leanrec.runner.final import final_evaluation
 from leanrec.runner.rundir import Log, RowStore, RunDirectory, file_in, jsonable
+from leanrec.runner.stream_rows import (
+    SharedStreamRunner,
+    StreamRow,
+    StreamRowRunner,
+    remove_empty_checkpoints,
+    row_key,
+    row_tag,
+)
 from leanrec.search.base import ExperimentResult
 from leanrec.search.shared_embedding.artifact import save_stream_model
 from leanrec.search.shared_embedding.baselines import (
@@ -212,15 +218,13 @@ def run_experiment(
                 metric = "auc" if row["objective"] == "bce" else "mse"
                 value = row["total"][metric]
                 shown = value if value is None else round(value, 4)
-                run.log(f"{_tag(streaming[index])}: {metric.upper()} {shown}, "
+                run.log(f"{streaming[index].tag}: {metric.upper()} {shown}, "
                         f"{row['bytes']['embedding']} bytes")  # fmt: skip
 
-            runner = RowRunner(experiment, shared_stream, distinct, str(run.path),
-                               run.log if here else None)  # fmt: skip
+            runner = RowRunner(experiment, shared_stream, str(run.path),
+                               run.log if here else None, distinct=distinct)  # fmt: skip
             executor.map(runner, streaming, on_result=streamed)
-    checkpoints = run.path / "checkpoints"
-    if checkpoints.is_dir() and not any(checkpoints.iterdir()):
-        checkpoints.rmdir()  # every row finished: nothing is left to resume
+    remove_empty_checkpoints(run.path)
     summary = summarise(rows.rows, experiment)
     run.write_results(summary)
     run.write_table(markdown_table(summary, experiment))
@@ -396,12 +400,14 @@ class RowJob:
     warmup_score: float | None
     """The knob's warm-up score, recorded in the row."""
 
+    @property
+    def tag(self) -> str:
+        """``<objective>-<method>-<knob>-seed<seed>``: the row's log prefix and checkpoint
+        folder."""
+        return row_tag(self, ROW_KEY)
 
-def _tag(job: RowJob) -> str:
-    return f"{job.objective}-{job.method}-{job.knob:g}-seed{job.seed}"
 
-
-class WarmupScorer:
+class WarmupScorer(SharedStreamRunner[SharedEmbeddingExperiment]):
     """Scores :class:`WarmupJob` s: train on the warm-up's prefix, score its suffix
     prequentially. Picklable (an executor job): it carries the experiment, the warm-up by
     reference (:class:`~leanrec.runner.executors.Shared`) and the warm-up's ID counts."""
@@ -410,15 +416,12 @@ class WarmupScorer:
         self, experiment: SharedEmbeddingExperiment, warmup: Shared[EventStream],
         distinct: dict[str, int],
     ) -> None:  # fmt: skip
-        self.experiment = experiment
-        self.warmup = warmup
+        super().__init__(experiment, warmup)
         self.distinct = distinct
 
     def __call__(self, job: WarmupJob) -> dict[str, Any]:
         experiment = self.experiment
-        if experiment.num_threads:
-            torch.set_num_threads(experiment.num_threads)
-        warmup = self.warmup.get()
+        warmup = self.open_stream()
         plan = warmup.plan(
             size=experiment.chunk_size, warmup_fraction=1 - experiment.validation_fraction
         )
@@ -427,50 +430,43 @@ class WarmupScorer:
         total = run_stream(warmup, plan, trainer).summary()["total"]
         value = total["auc"] if job.objective == "bce" else total["mse"]
         score = -math.inf if value is None else (value if job.objective == "bce" else -value)
-        key = {"objective": job.objective, "method": job.method, "knob": job.knob,
-               "seed": job.seed}  # fmt: skip
-        return {**key, "score": score, "validation": total}
+        return {**row_key(job, ROW_KEY), "score": score, "validation": total}
 
 
-class RowRunner:
+class RowRunner(StreamRowRunner[SharedEmbeddingExperiment, RowJob, SharedEmbeddingMethod]):
     """Runs :class:`RowJob` s: the whole stream, test-then-train, checkpointing under the run
-    directory (``run_path``) so that a killed job resumes mid-stream; returns the row. The
-    first seed's chosen ``autoassign`` model is saved there too. Picklable (an executor job):
-    the stream travels by reference; ``log`` is None off this process."""
+    directory so that a killed job resumes mid-stream (:class:`StreamRowRunner`); returns the
+    row. The first seed's chosen ``autoassign`` model is saved there too.
+
+    Args:
+        distinct: distinct IDs per field in the warm-up (what size knobs are shares of).
+    """
+
+    methods = METHODS
 
     def __init__(
-        self, experiment: SharedEmbeddingExperiment, stream: Shared[EventStream],
-        distinct: dict[str, int], run_path: str, log: Log | None = None,
+        self, experiment: SharedEmbeddingExperiment, stream: Shared[EventStream], run_path: str,
+        log: Log | None, distinct: dict[str, int],
     ) -> None:  # fmt: skip
-        self.experiment = experiment
-        self.stream = stream
+        super().__init__(experiment, stream, run_path, log)
         self.distinct = distinct
-        self.run_path = run_path
-        self.log = log
 
-    def __call__(self, job: RowJob) -> dict[str, Any]:
-        experiment, log = self.experiment, self.log
-        if experiment.num_threads:
-            torch.set_num_threads(experiment.num_threads)
-        stream = self.stream.get()
-        method = METHODS[job.method]
-        tag = _tag(job)
+    def stream_row(
+        self, job: RowJob, method: SharedEmbeddingMethod, stream: EventStream, row: StreamRow
+    ) -> dict[str, Any]:
+        experiment = self.experiment
         trainer = _build(experiment, self.distinct, method, job.knob, job.seed, job.objective)
-        checkpoints = file_in(self.run_path, f"checkpoints/{tag}")
-        if log is not None:
-            log(f"{tag}: streaming")
-        began = time.perf_counter()
 
         def progress(chunk: Chunk, record: PrequentialRecord) -> None:
-            if log is not None and (chunk.index + 1) % experiment.log_every == 0:
-                log(f"{tag}: chunk {chunk.index + 1}, {record.memory_bytes[-1]} embedding bytes")
+            if row.due(chunk.index):
+                row.log(f"chunk {chunk.index + 1}, {record.memory_bytes[-1]} embedding bytes")
 
         with final_evaluation():
             plan = stream.plan(
                 size=experiment.chunk_size, warmup_fraction=experiment.warmup_fraction
             )
             record = run_stream(
-                stream, plan, trainer, checkpoint_dir=checkpoints,
+                stream, plan, trainer, checkpoint_dir=row.checkpoints,
                 checkpoint_every=experiment.checkpoint_every, on_chunk_end=progress,
             )  # fmt: skip
             summary = record.summary()
@@ -488,11 +484,8 @@ class RowRunner:
             )  # fmt: skip
         trace = summary["memory"]
         step = max(1, len(trace["bytes"]) // TRACE_POINTS)
-        row = {
-            "objective": job.objective,
-            "method": method.name,
-            "knob": job.knob,
-            "seed": job.seed,
+        return {
+            **row_key(job, ROW_KEY),
             "knob_name": method.knob_name,
             "chosen": job.chosen,
             "warmup_score": job.warmup_score,
@@ -509,10 +502,7 @@ class RowRunner:
             "positions": _positions(trainer),
             "evaluated_events": summary["evaluated_events"],
             "events_per_second": summary["timing"]["events_per_second"],
-            "seconds": time.perf_counter() - began,
         }
-        shutil.rmtree(checkpoints, ignore_errors=True)
-        return row
 
 
 def _cold_metrics(record: PrequentialRecord) -> dict[str, Any]:
