@@ -3669,7 +3669,55 @@ def _scaling_goal_row(label: str, series: str, last: str, prefix: str = "") -> t
     )
 
 
+_PROFILE_BEFORE = "training_scaling--profile-before-lookup-reuse.json"
+"""MF's epoch by phase before the lookup read the caught-up rows (``--profile 0.5 20``)."""
+_PROFILE_PHASE_ROWS = (
+    ("negative sampling", ("negative sampling",)),
+    ("forward (lookups, scores, loss)", ("forward",)),
+    ("of which `sparse_adam`'s catch-up", ("catch-up (in forward)",)),
+    ("backward", ("backward",)),
+    ("optimiser step (coalescing included)", ("optimiser step",)),
+    ("permutation and flush, per whole epoch", ("permutation", "flush (per whole epoch)")),
+    ("total", ("total",)),
+)
+
+
+def _profile_rows() -> tuple[tuple[Cell, ...], ...]:
+    """One row per phase: before and now, at 0.5M and 20M (µs per training interaction)."""
+    rows: list[tuple[Cell, ...]] = []
+    sources = (f"{_PROFILE_BEFORE}:", "")
+    for label, phases in _PROFILE_PHASE_ROWS:
+        cells: list[Cell] = [label]
+        for prefix in sources:
+            for size in ("0.5M", "20M"):
+                keys = tuple(f"{prefix}{size}_{phase}" for phase in phases)
+                cells.append(Expr("{:.2f}", lambda *values: sum(values), keys))
+        rows.append(tuple(cells))
+    ratio: list[Cell] = ["total, 20M / 0.5M"]
+    for prefix in sources:
+        totals = (f"{prefix}20M_total", f"{prefix}0.5M_total")
+        ratio += ["", Expr("{:.2f}x", lambda last, first: last / first, totals)]
+    floor: list[Cell] = ["memory floor: the rows' weights and moments read and written back"]
+    floor += [MISSING, MISSING]
+    floor += [F("{:.2f}", f"{size}_memory floor (not in total)") for size in ("0.5M", "20M")]
+    load: list[Cell] = ["load average, 1 min, at the end"]
+    for prefix in sources:
+        load += ["", F("{:.1f}", f"{prefix}load_1min")]
+    return (*rows, tuple(ratio), tuple(floor), tuple(load))
+
+
 LINEAR_COST_TABLES: dict[str, Table] = {
+    "training-scaling-profile": Table(
+        ("training_scaling--profile.json", _PROFILE_BEFORE),
+        (
+            "MF's epoch, CPU µs per training interaction",
+            "before: 0.5M",
+            "before: 20M",
+            "now: 0.5M",
+            "now: 20M",
+        ),
+        _profile_rows(),
+    ),
     "training-scaling": Table(
         ("training_scaling.json",),
         (*_SCALING_HEADER, "load average, 1 min (start / end of training)"),

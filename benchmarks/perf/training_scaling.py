@@ -33,17 +33,24 @@ Run from the repository root:
 
     python -m benchmarks.perf.training_scaling [--sizes 0.5 2 5 20] [--modes mf lightgcn:auto]
 
+``--repeats N`` times each first epoch ``N`` times on the data made once (a new model of the
+same seed each time) and keeps the median: one timing of a 1-second epoch on a shared machine
+moves by 10% with the load.
+
 ``--profile 0.5 20`` instead times the phases of MF's epoch (negative sampling, forward with
 the optimiser's catch-up, backward, optimiser step, flush) at those sizes, in turns of a few
-steps each (:func:`profile_mf`), and writes ``results/training_scaling--profile[-tag].json``.
+steps each (:func:`profile_mf`), with the memory floor beside them (the rows each step reads
+of the tables and of both Adam moments, only read and written back), and writes
+``results/training_scaling--profile[-tag].json``.
 
 The figures on the docs page were measured with ``--max-epoch-interactions 1000000
---max-eval-users 2000`` on an idle machine.
+--max-eval-users 2000 --repeats 3``.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -70,6 +77,7 @@ def measure(
     max_eval_users: int = 0,
     fanout: int = FANOUT,
     embedding_optimizer: str | None = None,
+    repeats: int = 1,
 ) -> dict[str, Any]:
     """One epoch and one full-ranking evaluation of ``model_name`` at ``size_millions``.
 
@@ -78,15 +86,18 @@ def measure(
     what a step of the whole epoch costs, so the time per interaction is the same, measured in
     a fraction of the time. ``max_eval_users`` (0: all): rank for a random subset of the test
     users (each still against every item), reported per user. ``embedding_optimizer`` (None:
-    the trainer's default) updates the tables."""
+    the trainer's default) updates the tables. ``repeats``: the same first epoch (a new model
+    and trainer of the same seed, the same interactions) is timed this many times on the data
+    made once, and the figures are those of the repeat of median time per interaction (each
+    repeat's time is recorded): one timing of a 1-second epoch on a shared machine moves by
+    10% with the load."""
     import numpy as np
     import torch
 
     from leanrec.data.splits import ratio_split
     from leanrec.data.synthetic import make_synthetic_power_law
     from leanrec.evaluate import FullRankingEvaluator
-    from leanrec.models import build_model
-    from leanrec.train.bpr import BPRTrainer, TrainerConfig, evaluate_model
+    from leanrec.train.bpr import evaluate_model
 
     torch.set_num_threads(1)
     load_before = os.getloadavg()
@@ -94,20 +105,81 @@ def measure(
     data = make_synthetic_power_law(round(size_millions * 1e6), seed=seed)
     split = ratio_split(data, (0.8, 0.1, 0.1), seed=seed)
     generate_seconds = time.perf_counter() - began
-    options: dict[str, Any] = {"embedding_dim": DIM}
-    if model_name == "lightgcn":
-        options.update(n_layers=LIGHTGCN_LAYERS, propagation=propagation, fanout=fanout)
-    model = build_model(model_name, split.train, options, seed=seed)
-    config = TrainerConfig(
-        max_epochs=1, batch_size=BATCH_SIZE, num_threads=1, seed=seed, progress=False
-    )
-    if embedding_optimizer:
-        config = replace(config, embedding_optimizer=embedding_optimizer)
     rng = np.random.default_rng(seed)
     epoch_data = split.train
     if 0 < max_epoch_interactions < len(split.train):
         chosen = np.sort(rng.choice(len(split.train), max_epoch_interactions, replace=False))
         epoch_data = split.train.subset(chosen)
+    timings, model = [], None
+    for _ in range(max(1, repeats)):
+        model = None  # one model alive at a time: peak memory is that of one
+        gc.collect()
+        timing = _time_epoch(
+            split.train, epoch_data, model_name, propagation, seed, fanout, embedding_optimizer
+        )
+        model = timing.pop("model")  # every repeat trains the same weights
+        timings.append(timing)
+    order = sorted(range(len(timings)), key=lambda i: timings[i]["train_us_per_interaction"])
+    timing = timings[order[len(order) // 2]]
+    load_after_training = os.getloadavg()
+
+    test = split.test
+    if max_eval_users > 0 and len(np.unique(test.users)) > max_eval_users:
+        kept = rng.choice(np.unique(test.users), max_eval_users, replace=False)
+        test = test.subset(np.flatnonzero(np.isin(test.users, kept)))
+    evaluator = FullRankingEvaluator(test, exclude=[split.train, split.valid], ks=[20])
+    cpu, wall = time.process_time(), time.perf_counter()
+    evaluate_model(model, evaluator)
+    eval_cpu, eval_wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {
+        "propagation": getattr(model, "training_propagation", "-"),
+        "users": data.n_users,
+        "items": data.n_items,
+        "interactions": len(data),
+        "train_interactions": len(split.train),
+        "epoch_interactions": len(epoch_data),
+        "eval_users": len(evaluator.users),
+        "generate_seconds": generate_seconds,
+        **timing,
+        "repeats": len(timings),
+        "train_us_per_interaction_repeats": " ".join(
+            f"{t['train_us_per_interaction']:.3f}" for t in timings
+        ),
+        "eval_cpu_seconds": eval_cpu,
+        "eval_wall_seconds": eval_wall,
+        "eval_us_per_user": 1e6 * eval_cpu / len(evaluator.users),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "load_1min_before": load_before[0],
+        "load_1min_after_training": load_after_training[0],
+        "load_5min_after_training": load_after_training[1],
+    }
+
+
+def _time_epoch(
+    train: Any,
+    epoch_data: Any,
+    model_name: str,
+    propagation: str,
+    seed: int,
+    fanout: int,
+    embedding_optimizer: str | None,
+) -> dict[str, Any]:
+    """One first epoch of a new model on ``epoch_data`` (the graph and tables of ``train``),
+    timed: the CPU time of its steps per interaction, plus what is done once per epoch (the
+    snapshot, the optimiser's flush) counted once per whole epoch of ``train``; the trained
+    model under ``"model"``."""
+    from leanrec.models import build_model
+    from leanrec.train.bpr import BPRTrainer, TrainerConfig
+
+    options: dict[str, Any] = {"embedding_dim": DIM}
+    if model_name == "lightgcn":
+        options.update(n_layers=LIGHTGCN_LAYERS, propagation=propagation, fanout=fanout)
+    model = build_model(model_name, train, options, seed=seed)
+    config = TrainerConfig(
+        max_epochs=1, batch_size=BATCH_SIZE, num_threads=1, seed=seed, progress=False
+    )
+    if embedding_optimizer:
+        config = replace(config, embedding_optimizer=embedding_optimizer)
     trainer = BPRTrainer(model, epoch_data, None, config)
     snapshot_cpu = [0.0]
     if hasattr(model, "take_snapshot"):  # graph models: time the once-per-epoch snapshot apart
@@ -133,42 +205,18 @@ def measure(
     cpu, wall = time.process_time(), time.perf_counter()
     trainer.fit()
     train_cpu, train_wall = time.process_time() - cpu, time.perf_counter() - wall
-    load_after_training = os.getloadavg()
-
-    test = split.test
-    if max_eval_users > 0 and len(np.unique(test.users)) > max_eval_users:
-        kept = rng.choice(np.unique(test.users), max_eval_users, replace=False)
-        test = test.subset(np.flatnonzero(np.isin(test.users, kept)))
-    evaluator = FullRankingEvaluator(test, exclude=[split.train, split.valid], ks=[20])
-    cpu, wall = time.process_time(), time.perf_counter()
-    evaluate_model(model, evaluator)
-    eval_cpu, eval_wall = time.process_time() - cpu, time.perf_counter() - wall
     n_train = len(epoch_data)
     per_epoch_cpu = snapshot_cpu[0] + flush_cpu[0]  # counted once per whole epoch
     steps_cpu = train_cpu - per_epoch_cpu
     return {
-        "propagation": getattr(model, "training_propagation", "-"),
-        "users": data.n_users,
-        "items": data.n_items,
-        "interactions": len(data),
-        "train_interactions": len(split.train),
-        "epoch_interactions": n_train,
-        "eval_users": len(evaluator.users),
+        "model": model,
         "embedding_optimizer": config.embedding_optimizer,
-        "generate_seconds": generate_seconds,
         "train_cpu_seconds": train_cpu,
         "train_wall_seconds": train_wall,
         "snapshot_cpu_seconds": snapshot_cpu[0],
         "flush_cpu_seconds": flush_cpu[0],
-        "train_us_per_interaction": 1e6 * (steps_cpu / n_train + per_epoch_cpu / len(split.train)),
+        "train_us_per_interaction": 1e6 * (steps_cpu / n_train + per_epoch_cpu / len(train)),
         "train_us_per_interaction_as_timed": 1e6 * train_cpu / n_train,
-        "eval_cpu_seconds": eval_cpu,
-        "eval_wall_seconds": eval_wall,
-        "eval_us_per_user": 1e6 * eval_cpu / len(evaluator.users),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "load_1min_before": load_before[0],
-        "load_1min_after_training": load_after_training[0],
-        "load_5min_after_training": load_after_training[1],
     }
 
 
@@ -185,12 +233,18 @@ PROFILE_PHASES = (
 ``catch-up`` is the part of ``forward`` in which ``sparse_adam`` brings the rows read up to
 date, ``permutation`` and ``flush`` (the end-of-epoch catch-up of every row) are counted once
 per whole epoch."""
+FLOOR = "memory floor (not in total)"
+"""Timed beside the phases: reading and writing back, at random places, the rows a step reads
+of each table and of both Adam moments (three ``(N, d)`` arrays per table), nothing else:
+what moving those rows through the caches costs at a table's size, a lower bound on any
+row-wise Adam step."""
 
 
 def profile_mf(
     sizes: list[float], steps: int, seed: int = 0, embedding_optimizer: str | None = None
 ) -> dict[str, dict[str, float]]:
-    """CPU µs per training interaction of each phase of MF's BPR epoch at each size.
+    """CPU µs per training interaction of each phase of MF's BPR epoch at each size, and the
+    memory floor (:data:`FLOOR`) beside them.
 
     Every size's data, model and trainer are built first; then, in each of ``steps / 4``
     turns, every size in turn draws the negatives of ``min(1M, training interactions)``
@@ -201,6 +255,7 @@ def profile_mf(
     ``time.process_time``."""
     import statistics
 
+    import numpy as np
     import torch
 
     from leanrec.data.splits import ratio_split
@@ -208,6 +263,8 @@ def profile_mf(
     from leanrec.embeddings.base import sparse_gradients
     from leanrec.models import build_model
     from leanrec.train.bpr import BPRTrainer, TrainerConfig, bpr_loss
+    from leanrec.train.row_optim import _gather as gather_rows
+    from leanrec.train.row_optim import _scatter as copy_rows
     from leanrec.train.row_optim import flush_rows
 
     torch.set_num_threads(1)
@@ -234,10 +291,31 @@ def profile_mf(
             "items": split.train.items[order],
             "train_interactions": len(split.train),
             "at": 0,
-            "turns": {phase: [] for phase in PROFILE_PHASES},
+            "turns": {phase: [] for phase in (*PROFILE_PHASES, FLOOR)},
             "permutation": permutation,
         }
         print(f"profile {label(size)}: {data.n_users} x {data.n_items}", flush=True)
+
+    def floor(run: dict[str, Any], batches: list[slice], negatives: Any) -> float:
+        """Seconds per interaction of gathering and scattering back (the same values) the
+        distinct rows each batch reads of every table's weight and Adam moments, as the
+        row-wise optimiser copies rows; the arrays are the trainer's own."""
+        trainer = run["trainer"]
+        user_table, item_table = trainer.model.id_tables()
+        work = []
+        for batch in batches:
+            users = torch.from_numpy(np.unique(run["users"][batch]))
+            read = np.concatenate([run["items"][batch], negatives[batch].reshape(-1)])
+            items = torch.from_numpy(np.unique(read))
+            for table, rows in ((user_table, users), (item_table, items)):
+                weight = table.weight
+                state = trainer.optimizer.state.get(weight, {})
+                arrays = [weight.data] + [state[k] for k in ("exp_avg", "exp_avg_sq") if k in state]
+                work += [(array, rows) for array in arrays]
+        began = clock()
+        for array, rows in work:
+            copy_rows(array, rows, gather_rows(array, rows))
+        return (clock() - began) / (len(batches) * BATCH_SIZE)
 
     def turn(run: dict[str, Any]) -> dict[str, float]:
         """One turn of a size: its sampling and 4 steps; seconds per interaction by phase."""
@@ -253,10 +331,12 @@ def profile_mf(
         negatives_all = trainer.sampler.sample(run["users"])
         spent["negative sampling"] = (clock() - began) / len(run["users"])
         stepped = 0
+        batches = []
         for _ in range(4):
             start = run["at"] if run["at"] + BATCH_SIZE <= len(run["users"]) else 0
             run["at"] = start + BATCH_SIZE
             batch = slice(start, start + BATCH_SIZE)
+            batches.append(batch)
             users = torch.from_numpy(run["users"][batch])
             positives = torch.from_numpy(run["items"][batch])
             negatives = torch.from_numpy(negatives_all[batch])
@@ -275,6 +355,7 @@ def profile_mf(
             stepped += len(users)
         for phase in ("forward", "catch-up (in forward)", "backward", "optimiser step"):
             spent[phase] /= stepped
+        spent[FLOOR] = floor(run, batches, negatives_all)
         return spent
 
     for run in runs.values():
@@ -294,6 +375,7 @@ def profile_mf(
         table[label(size)]["total"] = sum(
             v for k, v in table[label(size)].items() if k != "catch-up (in forward)"
         )
+        table[label(size)][FLOOR] = 1e6 * phases[FLOOR]
     return table
 
 
@@ -306,6 +388,7 @@ def run_measurement(
     command += [str(size), model_name, propagation, str(args.seed)]
     command += ["--max-epoch-interactions", str(args.max_epoch_interactions)]
     command += ["--max-eval-users", str(args.max_eval_users), "--fanout", str(args.fanout)]
+    command += ["--repeats", str(args.repeats)]
     if args.embedding_optimizer:
         command += ["--embedding-optimizer", args.embedding_optimizer]
     try:
@@ -406,6 +489,10 @@ def main() -> None:
     )
     parser.add_argument("--fanout", type=int, default=FANOUT, help="sampled LightGCN's fan-out")
     parser.add_argument(
+        "--repeats", type=int, default=1,
+        help="time each first epoch this many times on the same data, keep the median",
+    )  # fmt: skip
+    parser.add_argument(
         "--embedding-optimizer", default=None, help="table optimiser (default: the trainer's)"
     )
     parser.add_argument(
@@ -424,7 +511,7 @@ def main() -> None:
             [
                 [phase, *(table[s][phase] for s in sizes),
                  table[sizes[-1]][phase] / max(table[sizes[0]][phase], 1e-9)]
-                for phase in (*PROFILE_PHASES, "total")
+                for phase in (*PROFILE_PHASES, "total", FLOOR)
             ],
         )  # fmt: skip
         profile_record: dict[str, Any] = {
@@ -442,7 +529,7 @@ def main() -> None:
         result = measure(
             float(size), model_name, propagation, int(seed),
             args.max_epoch_interactions, args.max_eval_users, args.fanout,
-            args.embedding_optimizer,
+            args.embedding_optimizer, args.repeats,
         )  # fmt: skip
         print(json.dumps(result))
         return
@@ -460,6 +547,7 @@ def main() -> None:
         "max_epoch_interactions": args.max_epoch_interactions,
         "max_eval_users": args.max_eval_users,
         "embedding_optimizer": args.embedding_optimizer or "default",
+        "repeats": args.repeats,
     }
     path = results_path("training_scaling", args.tag)
     if (args.resume or args.report_only) and path.exists():
