@@ -28,8 +28,8 @@ lives here:
                                       on_chunk_end=progress)
               return {**row_key(job, ROW_KEY), "total": record.summary()["total"]}
 
-Runners are picklable (module-level classes holding plain settings, the stream's handle, the run
-directory's path and, in this process only, the log), as Ray and the serial executor need.
+Runners are picklable, as Ray needs: module-level classes holding plain settings, the stream's
+handle, the run directory's path and, when the jobs run in this process, the log.
 """
 
 from __future__ import annotations
