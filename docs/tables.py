@@ -3912,38 +3912,6 @@ def _ciess_presets_rows() -> tuple[tuple[Cell, ...], ...]:
     return tuple(rows)
 
 
-_ABLATION_VARIANTS = (
-    ("leanrec", "`leanrec` (every addition)"),
-    ("without-warm_start", "without the warm start (fresh 5-epoch search steps)"),
-    ("without-item_hits", "without item hits (Eq. 9)"),
-    ("without-rising_lambda", "without the rising λ (fixed 0.4)"),
-    ("without-screen", "without the screen (Eq. 16's q̄)"),
-    ("without-rescaling", "without rescaling (Eq. 15 admission only)"),
-    ("without-both_projections", "without both projections (joint only)"),
-    ("without-retrain_from_warm_start", "retrained from scratch"),
-    ("without-validate_initial", "without epoch-0 validation"),
-    ("paper", "`paper` (no addition)"),
-)
-
-
-def _ciess_presets_ablation_rows() -> tuple[tuple[Cell, ...], ...]:
-    rows: list[tuple[Cell, ...]] = []
-    for c in (0.8, 0.9, 0.95):
-        for variant, label in _ABLATION_VARIANTS:
-            key = f"{variant}:ciess:{c}"
-            rows.append(
-                (
-                    f"{c:.0%}",
-                    label,
-                    F("{}", f"{key}:status"),
-                    F("{:.4f}", f"{key}:test_recall@20"),
-                    F("{:.4f}", f"{key}:test_ndcg@20"),
-                    F("{:.4f}", f"{key}:valid_recall@20"),
-                )
-            )
-    return tuple(rows)
-
-
 def _ciess_presets_memory_rows() -> tuple[tuple[Cell, ...], ...]:
     rows: list[tuple[Cell, ...]] = []
     for c in (0.8, 0.9, 0.95):
@@ -4017,12 +3985,6 @@ CIESS_PRESET_TABLES: dict[str, Table] = {
         ("c", "method", "preset", "sparsity", "R@5", "R@20", "N@5", "N@20", "valid R@20"),
         _ciess_presets_rows(),
     ),
-    "ciess-presets-ablation-ml100k": Table(
-        (_PRESETS_100K,),
-        ("c", "CIESS variant", "sparsity", "R@20", "N@20", "valid R@20"),
-        _ciess_presets_ablation_rows(),
-        best=(Best((5,), group_column=0),),
-    ),
     "ciess-presets-memory-ml100k": Table(
         (_PRESETS_100K,),
         ("c", "method", "preset", "stored", "file", "resident at rest", "resident while scoring"),
@@ -4087,15 +4049,6 @@ def _ameir_preset_row(label: str, name: str, spread: bool = True) -> tuple[Cell,
     )
 
 
-def _ameir_ablation_row(label: str, name: str) -> tuple[Cell, ...]:
-    return (
-        label,
-        F("{:.4f}", f"{name}_seed0_valid_auc"),
-        F("{:.4f}", f"{name}_seed0_test_auc"),
-        F("{:,}", f"{name}_seed0_parameters", transform=int),
-    )
-
-
 _SKETCH_PRESET_CELLS = ((1, 2), (1, 4), (1, 8), (4, 2))
 """The (τ, K) cells the ``paper`` preset ran on split 0 (``sketch_presets--beauty.json``)."""
 
@@ -4127,21 +4080,6 @@ def _sketch_preset_rows() -> tuple[tuple[Cell, ...], ...]:
     return tuple(rows)
 
 
-_SKETCH_ABLATION_TAUS = (1,)
-"""The update periods of the DiPS ablation (K = 4, split 0) that ran."""
-
-
-def _sketch_ablation_row(label: str, name: str) -> tuple[Cell, ...]:
-    return (
-        label,
-        *(
-            F("{:.4f}", f"{name}_K4_tau{tau}_seed0_{part}_recall20")
-            for tau in _SKETCH_ABLATION_TAUS
-            for part in ("valid", "test")
-        ),
-    )
-
-
 AMEIR_DIPS_PRESET_TABLES: dict[str, Table] = {
     "sketch-beauty-presets": Table(
         ("sketch_presets--beauty.json",),
@@ -4159,25 +4097,402 @@ AMEIR_DIPS_PRESET_TABLES: dict[str, Table] = {
         _sketch_preset_rows(),
         best=(Best((2, 3, 4, 5, 6, 7), along="row"),),
     ),
-    "sketch-beauty-ablation": Table(
-        ("sketch_presets--beauty.json",),
-        ("Beauty, K = 4, online (τ = 1), split 0", "valid Recall@20", "test Recall@20"),
+}
+TABLES.update(AMEIR_DIPS_PRESET_TABLES)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ablations of leanrec's additions, one table per policy and protocol: each addition of the
+# policy's LEANREC_ADDITIONS turned off alone, a cell never run shown as not run, every row
+# naming its results file.
+# ---------------------------------------------------------------------------------------------
+NOT_RUN = "not run"
+"""The status of a row no run produced (its figure cells show :data:`MISSING`)."""
+
+
+def _file(*names: str) -> str:
+    """The results-file cell of a row: ``"`a.json`, `b.json`"``."""
+    return ", ".join(f"`{name}`" for name in names)
+
+
+_CIESS_ADDITION_LABELS = (
+    ("warm_start", "without the warm start (fresh 5-epoch search steps)"),
+    ("item_hits", "without item hits (Eq. 9)"),
+    ("rising_lambda", "without the rising λ (fixed 0.4)"),
+    ("screen", "without the screen (Eq. 16's q̄)"),
+    ("rescaling", "without rescaling (Eq. 15 admission only)"),
+    ("both_projections", "without both projections (joint only)"),
+    ("retrain_from_warm_start", "retrained from scratch"),
+    ("validate_initial", "without epoch-0 validation"),
+)
+"""``LEANREC_ADDITIONS`` of CIESS whose removal changes CIESS's own rows (``pruning_base``
+changes the pruning baselines only), in the config's order."""
+
+
+def _ciess_additions_ml100k_rows() -> tuple[tuple[Cell, ...], ...]:
+    """Per c: ``leanrec``, each addition off alone, then ``paper``
+    (``ciess_presets--ml100k-mf.json``)."""
+    variants = (
+        ("leanrec", "`leanrec` (every addition)"),
+        *((f"without-{name}", label) for name, label in _CIESS_ADDITION_LABELS),
+        ("paper", "`paper` (no addition)"),
+    )
+    rows: list[tuple[Cell, ...]] = []
+    for c in (0.8, 0.9, 0.95):
+        for variant, label in variants:
+            key = f"{variant}:ciess:{c}"
+            rows.append(
+                (
+                    f"{c:.0%}",
+                    label,
+                    F("{}", f"{key}:status"),
+                    *(F("{:.4f}", f"{key}:test_{m}") for m in _PRESET_METRICS),
+                    F("{:.4f}", f"{key}:valid_recall@20"),
+                    _file(_PRESETS_100K),
+                )
+            )
+    return tuple(rows)
+
+
+_SWEEP_FILE = "ciess_ablation--lambda-sweep.json"
+_SCREEN_FILE = "ciess_ablation--screen.json"
+_SEEDS_FILE = "ciess_seeds.json"
+_CIESS_ML1M_PAIRS = (
+    # (addition, search, what else is off in both rows, (file, key prefix) with, ... without)
+    (
+        "validate_initial",
+        "C",
+        "none (the `leanrec` preset)",
+        (_SEEDS_FILE, "c{c}|C|"),
+        (_SCREEN_FILE, "C, screened|c{c}|"),
+    ),
+    (
+        "validate_initial",
+        "C2",
+        "none (the `leanrec` preset)",
+        (_SEEDS_FILE, "c{c}|C2 (seed 2024)|"),
+        (_SCREEN_FILE, "C rerun (seeded), screened|c{c}|"),
+    ),
+    (
+        "screen",
+        "A (λ 0.4 → 3)",
+        "epoch-0 validation",
+        (_SCREEN_FILE, "A, screened|c{c}|"),
+        (_SWEEP_FILE, "A, both projections|c{c}|"),
+    ),
+    (
+        "screen",
+        "B (λ 0.4 → 3)",
+        "epoch-0 validation",
+        (_SCREEN_FILE, "B, screened|c{c}|"),
+        (_SWEEP_FILE, "B, both projections|c{c}|"),
+    ),
+    (
+        "both_projections",
+        "A (λ 0.4 → 3)",
+        "screen, epoch-0 validation",
+        (_SWEEP_FILE, "A, both projections|c{c}|"),
+        (_SWEEP_FILE, "A: λ 0.4→3|c{c}|"),
+    ),
+    (
+        "both_projections",
+        "B (λ 0.4 → 3)",
+        "screen, epoch-0 validation",
+        (_SWEEP_FILE, "B, both projections|c{c}|"),
+        (_SWEEP_FILE, "B: λ 0.4→3, rerun|c{c}|"),
+    ),
+    (
+        "rising_lambda",
+        "C (λ 0.4 → 12) against G (λ 0.4)",
+        "screen, both projections, epoch-0 validation; G retrained `l = 1` mask, C `l = 2`",
+        (_SWEEP_FILE, "C: λ 0.4→12|c{c}|"),
+        (_SWEEP_FILE, "G, λ 0.4|c{c}|"),
+    ),
+)
+"""ML-1M/LightGCN searches on the converged warm start that differ in one addition: the rows
+``with`` and ``without`` it (a file's keys are prefixed by its name unless it is the first
+source)."""
+_CIESS_ML1M_SOURCES = (_SEEDS_FILE, _SCREEN_FILE, _SWEEP_FILE)
+
+
+def _ciess_ml1m_key(source: tuple[str, str], c: int, metric: str) -> str:
+    name, prefix = source
+    head = "" if name == _CIESS_ML1M_SOURCES[0] else f"{name}:"
+    return f"{head}{prefix.format(c=c)}{metric}"
+
+
+def _ciess_additions_ml1m_rows() -> tuple[tuple[Cell, ...], ...]:
+    """One row per (addition, search, c): R@20 / N@20 and validation R@20 with and without."""
+    rows: list[tuple[Cell, ...]] = []
+    for addition, search, also_off, with_it, without_it in _CIESS_ML1M_PAIRS:
+        for c in (80, 90, 95):
+            figures: list[Cell] = []
+            for source in (with_it, without_it):
+                figures.append(
+                    F(
+                        "{:.4f} / {:.4f}",
+                        _ciess_ml1m_key(source, c, "recall@20"),
+                        _ciess_ml1m_key(source, c, "ndcg@20"),
+                    )
+                )
+            figures.append(
+                F(
+                    "{:.4f} / {:.4f}",
+                    _ciess_ml1m_key(with_it, c, "valid_recall@20"),
+                    _ciess_ml1m_key(without_it, c, "valid_recall@20"),
+                )
+            )
+            figures.append(
+                Expr(
+                    "{:+.4f}",
+                    lambda a, b: round(a, 4) - round(b, 4),  # as printed beside it
+                    (
+                        _ciess_ml1m_key(with_it, c, "recall@20"),
+                        _ciess_ml1m_key(without_it, c, "recall@20"),
+                    ),
+                )
+            )
+            names = dict.fromkeys((with_it[0], without_it[0]))
+            rows.append((f"`{addition}`", search, also_off, f"{c}%", *figures, _file(*names)))
+    return tuple(rows)
+
+
+_CIESS_ML1M_NOT_PAIRED = tuple(
+    name
+    for name, _ in _CIESS_ADDITION_LABELS
+    if name not in {pair[0] for pair in _CIESS_ML1M_PAIRS}
+)
+"""CIESS additions no pair of ML-1M runs isolates (warm start, item hits, rescaling, the
+retraining's start): the ML-1M table shows them as not run."""
+
+
+def _ciess_ml1m_not_paired_rows() -> tuple[tuple[Cell, ...], ...]:
+    return tuple(
+        (f"`{name}`", NOT_RUN, "", "80 / 90 / 95%", MISSING, MISSING, MISSING, MISSING, "")
+        for name in _CIESS_ML1M_NOT_PAIRED
+    )
+
+
+_AMEIR_E1 = "ameir_presets.json"
+_AMEIR_ADDITION_LABELS = (
+    ("fm_term", "without the FM term"),
+    ("carried_embeddings", "without carried embeddings"),
+    ("keep_best", "without the best-probed one-shot state"),
+    ("largest_child", "without the largest child on half the batches (uniform children)"),
+    ("keep_inherited", "without epoch-0 validation of the inherited weights"),
+    ("mean_readout", "without mean pooling (`[sum, last, attention]`)"),
+    ("constant_step", "without the constant one-shot step (single cosine decay)"),
+    ("short_evolution", "without the short evolution (4 cycles, top 50)"),
+)
+"""AMEIR's ``LEANREC_ADDITIONS`` (CTR search), in the config's order."""
+_AMEIR_E1_STATUS = {
+    "fm_term": "stopped during its retraining (`runs/ameir-e1-nofm`): no AUC",
+}
+"""Rows of the one-epoch ablation whose run started but left no figure."""
+
+
+def _ameir_e1_row(label: str, name: str, status: str, step1: str) -> tuple[Cell, ...]:
+    return (
+        label,
+        step1,
+        status,
+        F("{:.4f}", f"{name}_seed0_valid_auc"),
+        F("{:.4f}", f"{name}_seed0_test_auc"),
+        F("{:,}", f"{name}_seed0_parameters", transform=int),
+        F("{:,.0f}", f"{name}_seed0_search_seconds") if name != "deepfm_rerun" else MISSING,
+        _file(_AMEIR_E1),
+    )
+
+
+def _ameir_additions_e1_rows() -> tuple[tuple[Cell, ...], ...]:
+    """Seed 0, one one-shot epoch per step: ``leanrec``, each addition off (the
+    ``no_<addition>`` rows of ``benchmarks/paper/ameir_presets.py --ablation``, when they
+    ran), ``paper``, DeepFM."""
+    ran = json.loads((RESULTS / _AMEIR_E1).read_text())
+    off = (MISSING,) * 4
+    rows: list[tuple[Cell, ...]] = [
+        _ameir_e1_row("`leanrec` (every addition)", "leanrec", "ran", "off"),
+    ]
+    for name, label in _AMEIR_ADDITION_LABELS:
+        if f"no_{name}_seed0_test_auc" in ran:
+            rows.append(_ameir_e1_row(label, f"no_{name}", "ran", "off"))
+            continue
+        status = _AMEIR_E1_STATUS.get(name, NOT_RUN)
+        rows.append((label, "off", status, *off, _file(_AMEIR_E1)))
+    rows.append(_ameir_e1_row("`paper` (no addition)", "paper", "ran", "on (3 blocks)"))
+    rows.append(_ameir_e1_row("DeepFM (same runs)", "deepfm_rerun", "ran", ""))
+    return tuple(rows)
+
+
+def _auc_means(by_seed_a: Any, by_seed_b: Any) -> str:
+    """``with − without`` of the mean test AUC over the seeds both rows ran (the means rounded
+    as printed beside it), and at how many seeds ``with`` is above (``+0.0014 (4 of 5 seeds)``)."""
+    a, b = _seeds(by_seed_a), _seeds(by_seed_b)
+    seeds = sorted(set(a) & set(b), key=int)
+    means = [round(sum(x[s] for s in seeds) / len(seeds), 4) for x in (a, b)]
+    difference = means[0] - means[1]
+    above = _seeds_above({s: a[s] for s in seeds}, {s: b[s] for s in seeds})
+    return f"{difference:+.4f} ({above})"
+
+
+_AMEIR_E6_PAIRS = (
+    # (addition, what else is off in both rows, seeds, file with it, file without it)
+    ("keep_best", "none (the `leanrec` preset)", "0-4", "keep-best", "fm-5seeds"),
+    ("carried_embeddings", "best-probed state", "0-2", "fm", "fm-no-carry"),
+    ("fm_term", "best-probed state, carried embeddings", "0-2", "fm-no-carry", "rerun"),
+    (
+        "constant_step",
+        "best-probed state, carried embeddings, FM term",
+        "0-2",
+        "rerun",
+        "cosine-one-shot",
+    ),
+)
+"""ML-1M CTR runs at the headline's six one-shot epochs per step (Step 1 off) that differ in
+one addition: ``ameir_table--<with>.json`` against ``ameir_table--<without>.json``."""
+_AMEIR_E6_SOURCES = tuple(
+    dict.fromkeys(f"ameir_table--{name}.json" for pair in _AMEIR_E6_PAIRS for name in pair[3:])
+)
+
+
+def _ameir_e6_key(name: str, key: str) -> str:
+    file = f"ameir_table--{name}.json"
+    return key if file == _AMEIR_E6_SOURCES[0] else f"{file}:{key}"
+
+
+def _ameir_additions_e6_rows() -> tuple[tuple[Cell, ...], ...]:
+    rows: list[tuple[Cell, ...]] = []
+    for addition, also_off, seeds, with_it, without_it in _AMEIR_E6_PAIRS:
+        figures = [
+            F(
+                "{:.4f} / {:.4f}",
+                _ameir_e6_key(name, "ameir_valid_auc_mean"),
+                _ameir_e6_key(name, "ameir_test_auc_mean"),
+            )
+            for name in (with_it, without_it)
+        ]
+        difference = Expr(
+            "{}",
+            _auc_means,
+            (
+                _ameir_e6_key(with_it, "ameir_test_auc_by_seed"),
+                _ameir_e6_key(without_it, "ameir_test_auc_by_seed"),
+            ),
+        )
+        files = _file(f"ameir_table--{with_it}.json", f"ameir_table--{without_it}.json")
+        rows.append((f"`{addition}`", also_off, seeds, *figures, difference, files))
+    paired = {pair[0] for pair in _AMEIR_E6_PAIRS}
+    for name, _ in _AMEIR_ADDITION_LABELS:
+        if name not in paired:
+            rows.append((f"`{name}`", NOT_RUN, "", MISSING, MISSING, MISSING, ""))
+    rows.append(("`paper` preset (every addition, Step 1 on)", NOT_RUN, "", *(MISSING,) * 3, ""))
+    return tuple(rows)
+
+
+_DIPS_FILE = "sketch_presets--beauty.json"
+_DIPS_ROWS = (
+    ("DiPS, `leanrec` (Influence start, β = 1)", "leanrec", "sketch_table--beauty.json"),
+    ("without the Influence start (`--without influence_start`)", "no_influence_start", ""),
+    ("without the recency prior (`--without recency_prior`)", "no_recency_prior", ""),
+    ("DiPS, `paper` (neither addition)", "paper", ""),
+    ("Influence (static)", "influence", "sketch_table--beauty.json"),
+    ("sliding window (static)", "recent", "sketch_table--beauty.json"),
+)
+"""Rows of the DiPS ablation: label, key prefix, the results file a row was copied from into
+``sketch_presets--beauty.json`` (empty: run for it)."""
+
+
+def _dips_additions_rows() -> tuple[tuple[Cell, ...], ...]:
+    rows: list[tuple[Cell, ...]] = []
+    for label, name, copied in _DIPS_ROWS:
+        files = _file(_DIPS_FILE) + (f" (from `{copied}`)" if copied else "")
+        rows.append(
+            (
+                label,
+                *(
+                    F("{:.4f}", f"{name}_K4_tau1_seed0_{part}_recall20")
+                    for part in ("valid", "test")
+                ),
+                files,
+            )
+        )
+    return tuple(rows)
+
+
+POLICY_ABLATION_TABLES: dict[str, Table] = {
+    "ciess-additions-ml100k": Table(
+        (_PRESETS_100K,),
         (
-            _sketch_ablation_row("DiPS, `leanrec` preset (Influence start, β = 1)", "leanrec"),
-            _sketch_ablation_row(
-                "without the Influence start (`--without influence_start`)", "no_influence_start"
-            ),
-            _sketch_ablation_row(
-                "without the recency prior (`--without recency_prior`)", "no_recency_prior"
-            ),
-            _sketch_ablation_row("neither: the `paper` preset", "paper"),
-            _sketch_ablation_row("Influence (static)", "influence"),
-            _sketch_ablation_row("sliding window (static)", "recent"),
+            "c",
+            "CIESS, ML-100K MF pilot",
+            "sparsity",
+            "R@5",
+            "R@20",
+            "N@5",
+            "N@20",
+            "valid R@20",
+            "results file",
         ),
+        _ciess_additions_ml100k_rows(),
+        best=(Best((7,), group_column=0),),
+    ),
+    "ciess-additions-ml1m": Table(
+        _CIESS_ML1M_SOURCES,
+        (
+            "addition off",
+            "search",
+            "also off in both rows",
+            "c",
+            "with it: R@20 / N@20",
+            "without it: R@20 / N@20",
+            "valid R@20, with / without",
+            "R@20, with − without",
+            "results files",
+        ),
+        (*_ciess_additions_ml1m_rows(), *_ciess_ml1m_not_paired_rows()),
+    ),
+    "ameir-additions-e1": Table(
+        (_AMEIR_E1,),
+        (
+            "ML-1M CTR, seed 0, 1 one-shot epoch per step",
+            "Step 1",
+            "status",
+            "valid AUC",
+            "test AUC",
+            "parameters",
+            "search s",
+            "results file",
+        ),
+        _ameir_additions_e1_rows(),
+    ),
+    "ameir-additions-e6": Table(
+        _AMEIR_E6_SOURCES,
+        (
+            "addition off",
+            "also off in both rows",
+            "seeds",
+            "with it: valid / test AUC (mean)",
+            "without it: valid / test AUC (mean)",
+            "test AUC, with − without (mean; seeds above)",
+            "results files",
+        ),
+        _ameir_additions_e6_rows(),
+    ),
+    "dips-additions-beauty": Table(
+        (_DIPS_FILE,),
+        (
+            "Beauty, K = 4, online (τ = 1), split 0",
+            "valid Recall@20",
+            "test Recall@20",
+            "results file",
+        ),
+        _dips_additions_rows(),
         best=(Best((1, 2)),),
     ),
 }
-TABLES.update(AMEIR_DIPS_PRESET_TABLES)
+"""The ablation tables of docs/results/{embedding-size,architecture,sketch}.md: leanrec's
+additions turned off one at a time, per policy and protocol."""
+TABLES.update(POLICY_ABLATION_TABLES)
 
 
 def stale(docs: Path = DOCS, results_dir: Path = RESULTS) -> dict[Path, tuple[str, str]]:
