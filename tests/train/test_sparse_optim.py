@@ -323,6 +323,34 @@ def _tables() -> list[EmbeddingTable]:
     ]
 
 
+@pytest.mark.parametrize("index", range(len(_tables())), ids=lambda i: type(_tables()[i]).__name__)
+def test_every_table_reads_the_rows_a_lookup_caught_up_in_all(index: int) -> None:
+    """``all()`` (and a pruned table's kept values) between a lookup and its step read the rows
+    ``sparse_adam`` caught up and holds, as if they had been written back at the lookup."""
+    generator = torch.Generator().manual_seed(5)
+    tables = [_tables()[index], _tables()[index]]
+    optimizers = [_optimizer(table, "sparse_adam", lr=0.1) for table in tables]
+    for step in range(8):
+        ids = torch.randint(0, 6, (2,), generator=generator)
+        reads = []
+        for written_back, (table, optimizer) in enumerate(zip(tables, optimizers)):
+            with sparse_gradients([table], catch_up=optimizer.catch_up):
+                rows = table.lookup(ids)
+                if written_back:
+                    optimizer.state_dict()  # writes back what the lookup caught up
+                with torch.no_grad():  # a read only: the step is the batch's rows alone
+                    every = table.all().clone()
+                    kept = table.kept_mask() if hasattr(table, "kept_mask") else None
+                loss = rows.pow(2).sum()
+            reads.append((every, kept))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        assert torch.equal(reads[0][0], reads[1][0]), step
+        if reads[0][1] is not None:
+            assert torch.equal(reads[0][1], reads[1][1]), step
+
+
 @pytest.mark.parametrize("rule", ["sparse_adam", "lazy_adam", "rowwise_adagrad"])
 @pytest.mark.parametrize("table", _tables(), ids=lambda t: type(t).__name__)
 def test_rows_not_in_the_batch_are_bit_identical_after_steps(

@@ -53,12 +53,13 @@ class SoftThresholdEmbedding(EmbeddingTable):
         return [self.weight, self.threshold]
 
     def all(self) -> torch.Tensor:
-        return self._prune(self.weight, self.threshold)
+        return self._prune(self._stored(self.weight), self._stored(self.threshold))
 
     @torch.no_grad()
     def kept_mask(self) -> torch.Tensor:
         """``(N, d)`` bool: values above their row's threshold."""
-        return self.weight.abs() > torch.sigmoid(self.threshold)
+        weight, threshold = self._stored(self.weight), self._stored(self.threshold)
+        return weight.abs() > torch.sigmoid(threshold)
 
     def num_parameters(self) -> int:
         return int(self.kept_mask().sum())
@@ -97,7 +98,7 @@ class ElementMaskedEmbedding(EmbeddingTable):
         return [self.weight]
 
     def all(self) -> torch.Tensor:
-        return self.weight * self.mask
+        return self._stored(self.weight) * self.mask
 
     def num_parameters(self) -> int:
         return int(self.mask.sum())
