@@ -89,6 +89,14 @@ def _load(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def _merged(folder: Path, stem: str) -> dict[str, Any]:
+    """The entries of ``<stem>.json`` and of every lane's ``<stem>-lane<i>.json`` in ``folder``."""
+    merged: dict[str, Any] = {}
+    for path in sorted(folder.glob(f"{stem}*.json")):
+        merged.update(_load(path))
+    return merged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="ml-1m-ctr")
@@ -106,48 +114,74 @@ def main() -> None:
         default=Path("benchmarks/results/ameir_table--keep-best.json"),
         help="results file of the headline table (its default-configuration baseline rows)",
     )
+    parser.add_argument(
+        "--lane",
+        type=int,
+        nargs=2,
+        metavar=("I", "N"),
+        default=None,
+        help="run only configurations and seeds whose position is I modulo N (N processes "
+        "side by side, each writing its own files); a lane stops where the others' results are "
+        "still missing: rerun it, or once without --lane, to finish",
+    )
     add_tag_argument(parser, SCRIPT)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     split = load_behavior_dataset(args.dataset, data_dir())
-    sweep_file, final_file = args.out / "sweep.json", args.out / "final.json"
+    lane, lanes = args.lane if args.lane is not None else (0, 1)
+    suffix = "" if args.lane is None else f"-lane{lane}"
+    sweep_file = args.out / f"sweep{suffix}.json"
+    final_file = args.out / f"final{suffix}.json"
 
-    sweep = _load(sweep_file)
+    own = _load(sweep_file)
+    sweep = {**_merged(args.out, "sweep"), **own}
     grid = configurations()
     for i, config in enumerate(grid, 1):
         key = config_key(config)
-        if key in sweep:
+        if key in sweep or (i - 1) % lanes != lane:
             continue
         _, trained, seconds = fit(split, args.model, config, args.seeds[0], args)
-        sweep[key] = {
+        sweep[key] = own[key] = {
             **config,
             "valid_auc": float(trained.best_valid["auc"]),
             "best_epoch": int(trained.best_epoch),
             "train_seconds": seconds,
         }
-        atomic_write_json(sweep_file, sweep)
+        atomic_write_json(sweep_file, own)
         print(
             f"[{i}/{len(grid)}] {key}: valid AUC {sweep[key]['valid_auc']:.4f} "
             f"(epoch {trained.best_epoch}, {seconds:.0f} s)",
             flush=True,
         )
+    sweep = _merged(args.out, "sweep")
+    if len(sweep) < len(grid):
+        print(f"{len(grid) - len(sweep)} configurations still to run in other lanes", flush=True)
+        return
     chosen_key = max(sweep, key=lambda k: sweep[k]["valid_auc"])
     chosen = {name: sweep[chosen_key][name] for name in GRID}
     print(f"chosen on validation (seed {args.seeds[0]}): {chosen_key}", flush=True)
 
+    for path in args.out.glob("final*.json"):
+        if _load(path).get("chosen") != chosen_key:
+            raise RuntimeError(
+                f"{path} holds rows of {_load(path).get('chosen')}, not {chosen_key}"
+            )
     final = _load(final_file)
-    if final and final.get("chosen") != chosen_key:
-        raise RuntimeError(f"{final_file} holds rows of {final.get('chosen')}, not {chosen_key}")
     final["chosen"] = chosen_key
-    rows: dict[str, Any] = final.setdefault("rows", {})
-    for seed in args.seeds:
-        if str(seed) in rows:
+    own_rows: dict[str, Any] = final.setdefault("rows", {})
+    rows = {
+        seed: row
+        for path in args.out.glob("final*.json")
+        for seed, row in _load(path)["rows"].items()
+    }
+    for position, seed in enumerate(args.seeds):
+        if str(seed) in rows or position % lanes != lane:
             continue
         model, trained, seconds = fit(split, args.model, chosen, seed, args)
         with final_evaluation():
             test = evaluate_ctr(model, split.test)
-        rows[str(seed)] = {
+        rows[str(seed)] = own_rows[str(seed)] = {
             "valid_auc": float(trained.best_valid["auc"]),
             "test_auc": test["auc"],
             "test_logloss": test["logloss"],
@@ -162,6 +196,9 @@ def main() -> None:
         )
 
     seeds = [str(s) for s in args.seeds]
+    if any(s not in rows for s in seeds):
+        print("seeds still to run in other lanes", flush=True)
+        return
     test_auc = np.array([rows[s]["test_auc"] for s in seeds])
     results: dict[str, Any] = {
         "dataset": args.dataset,
