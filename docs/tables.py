@@ -4559,6 +4559,71 @@ def _lightgcn_optimiser_tables() -> dict[str, Table]:
 TABLES.update(_lightgcn_optimiser_tables())
 
 
+# -- AMEIR's DeepFM baseline under an equal tuning sweep (benchmarks/paper/ameir_baseline_sweep.py)
+def _ameir_sweep_tables() -> dict[str, Table]:
+    """DeepFM with one configuration (the headline's) and tuned over 16 on validation, beside
+    the AMEIR headline; test AUC over seeds 0-4 in every row."""
+    headline = "ameir_table--keep-best.json"
+    return {
+        "ameir-deepfm-sweep": Table(
+            ("ameir_baseline_sweep.json", headline),
+            (
+                "ML-1M CTR, seeds 0-4",
+                "configurations tried on validation",
+                "configuration",
+                "valid AUC, seed 0",
+                "test AUC (mean ± std)",
+                "results file",
+            ),
+            (
+                (
+                    "DeepFM, the headline's one configuration",
+                    "1",
+                    F("`{}`", "default"),
+                    F(
+                        "{:.4f}",
+                        f"{headline}:deepfm_valid_auc_by_seed",
+                        transform=lambda by_seed: json.loads(by_seed)["0"],
+                    ),
+                    F(
+                        "{:.4f} ± {:.4f}",
+                        f"{headline}:deepfm_test_auc_mean",
+                        f"{headline}:deepfm_test_auc_std",
+                    ),
+                    f"`{headline}`",
+                ),
+                (
+                    "DeepFM, tuned on validation (learning rate x batch x dropout)",
+                    F("{}", "baseline_configurations"),
+                    F("`{}`", "chosen"),
+                    F("{:.4f}", "chosen_valid_auc"),
+                    F("{:.4f} ± {:.4f}", "test_auc_mean", "test_auc_std"),
+                    "`ameir_baseline_sweep.json`",
+                ),
+                (
+                    "AMEIR, `leanrec` preset, Step 1 off",
+                    F("{}", "proposed_configurations"),
+                    "the headline's",
+                    F(
+                        "{:.4f}",
+                        f"{headline}:ameir_valid_auc_by_seed",
+                        transform=lambda by_seed: json.loads(by_seed)["0"],
+                    ),
+                    F(
+                        "{:.4f} ± {:.4f}",
+                        f"{headline}:ameir_test_auc_mean",
+                        f"{headline}:ameir_test_auc_std",
+                    ),
+                    f"`{headline}`",
+                ),
+            ),
+        )
+    }
+
+
+TABLES.update(_ameir_sweep_tables())
+
+
 def stale(docs: Path = DOCS, results_dir: Path = RESULTS) -> dict[Path, tuple[str, str]]:
     """Pages whose marked tables differ from their JSON: ``{page: (current, generated)}``.
 
