@@ -51,6 +51,7 @@ from leanrec.runner.stream_rows import (
     SharedStreamRunner,
     StreamRow,
     StreamRowRunner,
+    remove_empty_checkpoints,
     row_key,
     row_tag,
 )
@@ -172,6 +173,7 @@ def run_experiment(
             runner = RowRunner(experiment, shared_stream, str(run.path), run.log if here else None,
                                warmup_size=len(warmup), reference=reference)  # fmt: skip
             executor.map(runner, jobs, on_result=streamed)
+    remove_empty_checkpoints(run.path)
     summary = summarise(rows.rows, experiment)
     run.write_results(summary)
     run.write_table(markdown_table(summary))
