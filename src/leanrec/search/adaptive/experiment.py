@@ -43,7 +43,7 @@ from leanrec.data.events import EventStream
 from leanrec.evaluate.prequential import event_metrics
 from leanrec.models.stream_io import save_stream_model
 from leanrec.runner.aggregate import format_mean_sd, mean_sd
-from leanrec.runner.executors import InProcess, Shared, search_executor
+from leanrec.runner.executors import Shared, search_executor
 from leanrec.runner.final import final_evaluation
 from leanrec.runner.resume import check_resumable
 from leanrec.runner.rundir import Log, RowStore, RunDirectory, file_in, jsonable
@@ -132,7 +132,7 @@ def run_experiment(
             if scores.get(method=name, penalty=penalty, seed=seed) is None
         ))  # fmt: skip
         if needed:
-            shared_warmup = InProcess(warmup) if here else executor.share(warmup)
+            shared_warmup = executor.share(warmup)
             if not here:
                 run.log(f"{len(needed)} warm-up runs on {executor!r}")
 
@@ -160,7 +160,7 @@ def run_experiment(
                     if not rows.has(method=method.name, penalty=penalty, seed=seed):
                         jobs.append(RowJob(method.name, penalty, seed, headline))
         if jobs:
-            shared_stream = InProcess(stream) if here else executor.share(stream)
+            shared_stream = executor.share(stream)
             if not here:
                 run.log(f"{len(jobs)} rows on {executor!r}")
 

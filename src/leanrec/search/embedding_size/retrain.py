@@ -29,7 +29,7 @@ from leanrec.evaluate import FullRankingEvaluator
 from leanrec.models import Recommender, build_model
 from leanrec.models.compress import entity_sizes, entity_sparsity, set_entity_sizes
 from leanrec.models.loading import save_ranking_model
-from leanrec.runner.executors import Executor, InProcess, SerialExecutor, Shared
+from leanrec.runner.executors import Executor, SerialExecutor, Shared
 from leanrec.runner.rundir import Log
 from leanrec.search.embedding_size.budget import fit_to_budget
 from leanrec.search.embedding_size.policy import SizeCandidate
@@ -320,7 +320,7 @@ def screen_on_validation(
 def shared_inputs(executor: Executor, inputs: T) -> Shared[T]:
     """``inputs`` for the jobs of ``executor``: as they are for jobs run in this process, else
     stored once (``ray.put``) and read by reference."""
-    return InProcess(inputs) if executor.in_process else executor.share(inputs)
+    return executor.share(inputs)
 
 
 @dataclass

@@ -66,7 +66,7 @@ from leanrec.evaluate.prequential import BUCKETS, PrequentialRecord, event_metri
 from leanrec.models.stream import build_stream_model
 from leanrec.runner import resume
 from leanrec.runner.aggregate import format_mean_sd, mean_sd
-from leanrec.runner.executors import InProcess, Shared, search_executor
+from leanrec.runner.executors import Shared, search_executor
 from leanrec.runner.final import final_evaluation
 from leanrec.runner.rundir import Log, RowStore, RunDirectory, file_in, jsonable
 from leanrec.runner.stream_rows import (
@@ -180,7 +180,7 @@ def run_experiment(
             if scores.get(objective=objective, method=method.name, knob=knob, seed=seed) is None
         ]
         if scoring:
-            shared_warmup = InProcess(warmup) if here else executor.share(warmup)
+            shared_warmup = executor.share(warmup)
             if not here:
                 run.log(f"{len(scoring)} warm-up scores on {executor!r}")
 
@@ -209,7 +209,7 @@ def run_experiment(
                         score = None if warm is None else warm["score"]
                         streaming.append(RowJob(**key, chosen=knob == chosen, warmup_score=score))
         if streaming:
-            shared_stream = InProcess(stream) if here else executor.share(stream)
+            shared_stream = executor.share(stream)
             if not here:
                 run.log(f"{len(streaming)} rows on {executor!r}")
 

@@ -33,7 +33,7 @@ from leanrec.data.errors import DataError
 from leanrec.data.own import DataFile
 from leanrec.data.registry import load_dataset
 from leanrec.data.streams import StreamSplit, UserStreams, user_split
-from leanrec.runner.executors import InProcess, Shared, search_executor
+from leanrec.runner.executors import Shared, search_executor
 from leanrec.runner.final import final_evaluation
 from leanrec.runner.rundir import Log, RowStore, RunDirectory, jsonable
 from leanrec.search.base import ExperimentResult
@@ -230,10 +230,7 @@ def _run_cells(
         here = executor.in_process
         seeds = sorted({cell.seed for cell in cells})
         # each seed's split is drawn once and, on Ray, stored once for all of its cells
-        splits = {
-            seed: InProcess(split_of(seed)) if here else executor.share(split_of(seed))
-            for seed in seeds
-        }
+        splits = {seed: executor.share(split_of(seed)) for seed in seeds}
         if not here:
             run.log(f"{len(cells)} cells on {executor!r}")
 
