@@ -27,6 +27,9 @@ resident-at-serving bytes. Run from the repository root::
     python -m benchmarks.paper.ciess_presets table --out runs/presets-ml100k --tag ml100k
 
 Options after ``--`` go to every ``leanrec experiment`` command (e.g. ``-- --episodes 10``).
+``--max-hours H`` stops a ``run`` at the first checkpoint after ``H`` hours (a search
+iteration, a validated epoch of a pretraining or retraining), losing nothing: the same command
+resumes it, so a long variant runs in pieces of ``H`` hours.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from typing import Any
 from benchmarks.common import add_tag_argument, data_dir, print_table, write_results
 from leanrec.cli import main as leanrec
 from leanrec.search.embedding_size.config import LEANREC_ADDITIONS
+from leanrec.search.embedding_size.deadline import TimeLimitError, time_limit
 
 SCRIPT = "ciess_presets"
 METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
@@ -131,7 +135,13 @@ def run_variant(args: argparse.Namespace) -> None:
         for name in REUSED_FILES:
             if (source / name).exists() and not (target / name).exists():
                 shutil.copy2(source / name, target / name)
-    status = leanrec(variant_command(args.variant, out, args))
+    seconds = None if args.max_hours is None else args.max_hours * 3600
+    try:
+        with time_limit(seconds):
+            status = leanrec(variant_command(args.variant, out, args))
+    except TimeLimitError as stop:
+        print(f"{args.variant}: {stop}", flush=True)
+        return
     if status != 0:
         raise SystemExit(f"{args.variant}: leanrec exited with {status}")
 
@@ -213,6 +223,13 @@ def main() -> None:
     parser.add_argument("--model", default="lightgcn")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--targets", nargs="+", type=float, default=[0.8, 0.9, 0.95])
+    parser.add_argument(
+        "--max-hours",
+        type=float,
+        default=None,
+        help="run: stop at the first checkpoint after this many hours (a search iteration or "
+        "a validated epoch) and exit 0; the same command resumes (default: no limit)",
+    )
     add_tag_argument(parser, SCRIPT)
     args, extra = parser.parse_known_args()
     args.extra = [e for e in extra if e != "--"]

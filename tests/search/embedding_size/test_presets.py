@@ -26,6 +26,7 @@ from leanrec.search.embedding_size import (
 )
 from leanrec.search.embedding_size import baselines as baselines_module
 from leanrec.search.embedding_size.config import experiment_from_dict
+from leanrec.search.embedding_size.deadline import TimeLimitError, check_time_limit, time_limit
 from leanrec.search.embedding_size.environment import SizeSearchEnvironment
 from leanrec.search.embedding_size.memory import packed_memory, serving_bytes
 from leanrec.search.embedding_size.retrain import build_masked_model, select_candidates
@@ -265,3 +266,48 @@ def test_a_served_packed_lightgcn_holds_dense_final_embeddings(tmp_path: Path) -
     mf_served, _, _ = load_compressed(path)
     mf_bytes = serving_bytes(mf_served)
     assert mf_bytes["while_scoring"] >= mf_bytes["at_rest"]
+
+
+# ------------------------------------------------------------------ time limit
+def test_a_run_stopped_at_every_checkpoint_resumes_to_the_uninterrupted_rows(
+    tmp_path: Path,
+) -> None:
+    """``time_limit(0)`` stops the run at its first checkpoint each time it is started. Run
+    again and again, the paper preset's run (ordinary pretraining, search, the ``l = 2``
+    retrainings of CIESS, SU's retraining) ends with the rows of an uninterrupted run, and
+    every leg made progress: a stop in the second retraining of a budget keeps the first one's
+    finished checkpoint (retraining it again would stop in it forever)."""
+    exp = _tiny_experiment(tmp_path, "whole", target_sparsities=(0.5,))
+    exp = dataclasses.replace(exp, methods=("ciess", "su"))
+    whole = run_experiment(exp, log=lambda message: None).rows
+    pieces = dataclasses.replace(exp, out_dir=str(tmp_path / "pieces"))
+    stops: list[str] = []
+    for _ in range(100):
+        try:
+            with time_limit(0.0):
+                rows = run_experiment(pieces, log=lambda message: None).rows
+            break
+        except TimeLimitError as stop:
+            stops.append(str(stop))
+    else:
+        raise AssertionError(f"no end after {len(stops)} stops; the last: {stops[-1]}")
+    search = exp.search
+    # 2 pretraining epochs, every search iteration, 2 epochs of each of 2 CIESS masks and SU
+    assert len(stops) == 2 + search.episodes * search.iterations + 2 * 2 + 2
+    assert sum("search iteration" in s for s in stops) == search.episodes * search.iterations
+    assert all("run the same command again" in s for s in stops)
+    figures = [{k: v for k, v in r.items() if k.startswith("test_")} for r in rows]
+    assert figures == [{k: v for k, v in r.items() if k.startswith("test_")} for r in whole]
+    assert [r["method"] for r in rows] == [r["method"] for r in whole]
+    assert not any((tmp_path / "pieces" / "retrain").glob("*.pt"))
+
+
+def test_time_limit_raises_only_once_spent_and_only_inside_its_block() -> None:
+    check_time_limit("nothing")  # no limit
+    with time_limit(3600.0):
+        check_time_limit("an early checkpoint")
+    with time_limit(0.0), pytest.raises(TimeLimitError, match="after the checkpoint"):
+        check_time_limit("the checkpoint")
+    check_time_limit("after the block")
+    with pytest.raises(ValueError, match=">= 0"), time_limit(-1.0):
+        pass

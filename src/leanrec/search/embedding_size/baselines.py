@@ -52,6 +52,7 @@ from leanrec.search.embedding_size.config import (
     EmbeddingSizeExperiment,
     PEPConfig,
 )
+from leanrec.search.embedding_size.deadline import check_time_limit
 from leanrec.search.embedding_size.environment import SizeSearchEnvironment
 from leanrec.search.embedding_size.memory import dense_memory, packed_memory
 from leanrec.search.embedding_size.policy import (
@@ -507,7 +508,8 @@ def retrain_best(
 
     The assignments are independent :class:`~leanrec.search.embedding_size.retrain.Retrainer`
     jobs of ``context.executor`` (serial, or one Ray task each); each checkpoints to
-    ``retrain/<method>_c<c>_<index>.pt`` (removed when done), so a killed run resumes it."""
+    ``retrain/<method>_c<c>_<index>.pt`` (removed when every job is done), so a killed run
+    resumes it."""
     cfg, retrain_cfg, executor = context.config, context.retrain_config, context.executor
     metric = retrain_cfg.valid_metric or "recall@20"
     what = f"{method} at c = {target:.0%}"
@@ -536,9 +538,6 @@ def retrain_best(
         context.log(f"{what}: retraining {len(jobs)} masks on {executor!r}")
 
     def finished(index: int, retrained: RetrainedModel) -> None:
-        path = jobs[index].checkpoint_path
-        if path is not None:
-            path.unlink(missing_ok=True)
         if not here:
             result = retrained.train_result
             context.log(
@@ -553,6 +552,11 @@ def retrain_best(
         tried.append({"valid": retrained.valid, "sparsity": retrained.sparsity})
         if best is None or score > best[0]:
             best = (score, retrained)
+    # a finished job's checkpoint resumes as finished: kept until every job of the budget is
+    # done, a run stopped (or killed) in a later job does not retrain the earlier ones again
+    for job in jobs:
+        if job.checkpoint_path is not None:
+            job.checkpoint_path.unlink(missing_ok=True)
     assert best is not None, "a size method proposed no sizes"
     return best[1], tried
 
@@ -743,6 +747,7 @@ class SearchedSizes(SizeMethod):
                     f"sparsity {record['sparsity']:.3f} ({record['seconds']:.1f} s)"
                 )
             _write_history(history_path, search.history)
+            check_time_limit(f"{self.name} search iteration {step}/{total}")
 
         context.log(f"{self.name} search: {cfg.episodes} episodes x {cfg.iterations} iterations")
         result = search.run(resume=True, on_iteration=report)

@@ -43,6 +43,7 @@ from leanrec.search.embedding_size.baselines import (
     MethodContext,
 )
 from leanrec.search.embedding_size.config import EmbeddingSizeExperiment, preset_label
+from leanrec.search.embedding_size.deadline import check_time_limit
 from leanrec.search.embedding_size.policy import SearchResult
 from leanrec.search.embedding_size.retrain import (
     pretrain_warm_start,
@@ -131,7 +132,10 @@ def _row(
 
 
 def _epoch_logger(log: Log) -> EpochHook:
-    """The trainers' per-epoch hook: one line per validation (epoch 0: the starting weights)."""
+    """The trainers' per-epoch hook: one line per validation (epoch 0: the starting weights).
+
+    A validated epoch is one the trainer has just checkpointed (it saves before it calls the
+    hook), so it is also where a run inside :func:`~.deadline.time_limit` may stop."""
 
     def log_epoch(epoch: int, record: dict[str, float]) -> None:
         if "valid_recall@20" in record and "loss" not in record:  # validate_initial
@@ -142,6 +146,8 @@ def _epoch_logger(log: Log) -> EpochHook:
                 f"valid recall@20 {record['valid_recall@20']:.4f} "
                 f"({record['train_seconds']:.1f} s)"
             )
+        if any(key.startswith("valid_") for key in record):
+            check_time_limit(f"epoch {epoch}'s checkpoint")
 
     return log_epoch
 
