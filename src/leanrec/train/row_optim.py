@@ -64,6 +64,7 @@ from torch import nn
 
 from leanrec.embeddings.base import sparse_rows
 from leanrec.embeddings.growing import RowEvent, RowRelayout, RowStorage
+from leanrec.train import row_kernel
 
 RowRule = Literal["sgd", "adagrad", "rmsprop", "adam"]
 ROW_RULES: tuple[str, ...] = get_args(RowRule)
@@ -323,6 +324,9 @@ class RowWiseOptimizer(torch.optim.Optimizer):
         self.dense_share = dense_share
         self._tails: dict[tuple[float, float], torch.Tensor] = {}
         self._caught_up: dict[torch.Tensor, _CaughtUp] = {}
+        self._workspaces: dict[torch.Tensor, torch.Tensor] = {}
+        """Per row parameter: the compiled kernel's arrays for the rows it holds, ``(3, K,
+        d)``, reused from step to step (a new 10 MB array per step costs its page faults)."""
         """Per row parameter: the rows :meth:`catch_up` brought up to date since the last
         step, whose moments are not yet written back."""
         dense = [dict(group) for group in dense_groups if list(group["params"])]
@@ -397,11 +401,27 @@ class RowWiseOptimizer(torch.optim.Optimizer):
         rows, inverse = _distinct(flat)
         last = state["last"].index_select(0, rows)  # (k,)
         weight = parameter.data.view(parameter.shape[0], -1)
-        read = _gather(weight, rows)
-        moments = (_gather(state["exp_avg"], rows), _gather(state["exp_avg_sq"], rows))
         tails = self._tail_table(group["betas"], now)
-        _catch_up(state, rows, read, now - last.double(), tails, group, moments, last)
-        self._caught_up[parameter] = _CaughtUp(rows, read, moments[0], moments[1], now)
+        skipped = now - last.double()  # (k,)
+        kernel = _kernel_for(weight, state)
+        if kernel is not None:  # the same values, one pass over each row
+            workspace = self._workspaces.get(parameter)
+            if workspace is None or workspace.shape[1] < len(rows):
+                size = (3, len(rows) + len(rows) // 4, weight.shape[1])
+                workspace = torch.empty(size, dtype=weight.dtype)
+                self._workspaces[parameter] = workspace
+            factors = _catch_up_factors(last.double(), skipped, tails, group, weight.dtype)
+            read, exp_avg, exp_avg_sq = _kernel_catch_up(
+                kernel, weight, state, rows, factors, workspace[:, : len(rows)]
+            )
+        else:
+            read = _gather(weight, rows)
+            exp_avg, exp_avg_sq = (
+                _gather(state["exp_avg"], rows),
+                _gather(state["exp_avg_sq"], rows),
+            )
+            _catch_up(state, rows, read, skipped, tails, group, (exp_avg, exp_avg_sq), last)
+        self._caught_up[parameter] = _CaughtUp(rows, read, exp_avg, exp_avg_sq, now)
         return _gather(read, inverse)
 
     def _settle(self, parameter: torch.Tensor | None = None) -> None:
@@ -489,6 +509,13 @@ class RowWiseOptimizer(torch.optim.Optimizer):
             caught_up = None
         self._caught_up.pop(parameter, None)
         if caught_up is not None:
+            assert rows is not None
+            kernel = _kernel_for(weight, state)
+            if kernel is not None:  # the held rows stepped and written in one pass
+                now = int(state["step"]) + 1
+                _kernel_adam_step(kernel, weight, state, caught_up, rows, values, group, now)
+                state["step"].fill_(now)
+                return
             read = caught_up.weight  # (k, d), the rows as the lookup read them
         else:
             read = _gather(weight, rows)  # (k, d), or every row in place
@@ -676,18 +703,223 @@ def _catch_up(
     ``rows``, every row when None) and decay their moments (in place; ``moments`` are the
     gathered ``(m, v)`` of the rows, else the state's own tensors are used; ``last`` the
     gathered last steps ``(k,)``, else gathered here)."""
-    beta1, beta2 = group["betas"]
     exp_avg, exp_avg_sq = (
         moments if moments is not None else (state["exp_avg"], state["exp_avg_sq"])
     )
     last = (last if last is not None else _gather(state["last"], rows)).double()  # (k,)
+    move, decay1, decay2 = _catch_up_factors(last, skipped, tails, group, weight.dtype)
+    root = _root(exp_avg_sq)  # (k, d): √v + 1e-30, 0 / 0 = 0 where v never had a gradient
+    weight.addcdiv_(exp_avg * move[:, None], root)
+    exp_avg.mul_(decay1[:, None])
+    exp_avg_sq.mul_(decay2[:, None])
+
+
+def _catch_up_factors(
+    last: torch.Tensor,
+    skipped: torch.Tensor,
+    tails: torch.Tensor,
+    group: ParamGroup,
+    dtype: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each row's factors of the catch-up of ``skipped`` ``(k,)`` steps after its last step
+    ``last`` ``(k,)`` (both float64), rounded to ``dtype``: the move ``−η (A(s) − ρᵏ A(s +
+    k))`` that multiplies ``m / √v``, and the decays ``β₁ᵏ`` and ``β₂ᵏ`` of the moments,
+    ``(k,)`` each. Computed by torch in float64 for both the torch path and the compiled
+    kernel (:mod:`leanrec.train.row_kernel`), so the two share their roundings."""
+    beta1, beta2 = group["betas"]
     ratio = beta1 / math.sqrt(beta2)
     index = last.long()
     total = tails[index] - torch.pow(ratio, skipped) * tails[index + skipped.long()]  # (k,)
-    root = _root(exp_avg_sq)  # (k, d): √v + 1e-30, 0 / 0 = 0 where v never had a gradient
-    weight.addcdiv_(exp_avg * (total * -group["lr"]).to(weight.dtype)[:, None], root)
-    exp_avg.mul_(torch.pow(beta1, skipped).to(weight.dtype)[:, None])
-    exp_avg_sq.mul_(torch.pow(beta2, skipped).to(weight.dtype)[:, None])
+    return (
+        (total * -group["lr"]).to(dtype),
+        torch.pow(beta1, skipped).to(dtype),
+        torch.pow(beta2, skipped).to(dtype),
+    )
+
+
+# ---------------------------------------------------------------------------- compiled row kernel
+_KERNEL: dict[str, row_kernel.RowKernel | None] = {}
+"""The kernel once loaded and checked against the torch path (``"kernel"``), or None."""
+_KERNEL_ENABLED = [True]
+
+
+def use_row_kernel(enabled: bool) -> None:
+    """Let ``sparse_adam`` use the compiled row kernel (:mod:`leanrec.train.row_kernel`) where
+    it loads, or always run its torch code (the same results; for tests and timings)."""
+    _KERNEL_ENABLED[0] = enabled
+
+
+def _checked_kernel() -> row_kernel.RowKernel | None:
+    """:func:`leanrec.train.row_kernel.load`, checked once against the torch path on random
+    rows (:func:`kernel_matches_torch`); None where it does not load or differs."""
+    if "kernel" not in _KERNEL:
+        kernel = row_kernel.load()
+        if kernel is not None:
+            for address, mode in row_kernel.torch_square_roots():
+                kernel.use_square_root(address, mode)
+                if kernel_matches_torch(kernel):
+                    break
+            else:
+                row_kernel.LOG.warning(
+                    "row kernel differs from torch here: sparse_adam runs its torch code"
+                )
+                kernel = None
+        _KERNEL["kernel"] = kernel
+    return _KERNEL["kernel"]
+
+
+def kernel_matches_torch(
+    kernel: row_kernel.RowKernel, widths: Sequence[int] = (64, 17, 1), seed: int = 0
+) -> bool:
+    """Whether ``kernel`` catches up and steps random rows bit for bit as the torch path does
+    (:func:`_catch_up` then :func:`_caught_up_adam_rows`, with and without weight decay), on
+    tables of each width in ``widths`` whose rows hold zeros (never stepped), small and large
+    moments, and last steps from 0 to the step before."""
+    generator = torch.Generator().manual_seed(seed)
+    now, betas = 40, (0.9, 0.999)
+    tails = _tail_sums(betas[0], betas[1], 0, 4 * now)
+    for width in widths:
+        size, count = 300, 97
+        weight = torch.randn(size, width, generator=generator)
+        exp_avg = torch.randn(size, width, generator=generator) * 1e-2
+        exp_avg_sq = torch.rand(size, width, generator=generator).pow_(4) * 1e-3
+        exp_avg[: size // 4], exp_avg_sq[: size // 4] = 0.0, 0.0  # rows never stepped
+        last = torch.randint(0, now, (size,), generator=generator).float()
+        last[: size // 4] = 0.0
+        rows = torch.randperm(size, generator=generator)[:count].sort().values
+        grad = torch.randn(count, width, generator=generator) * 1e-1
+        for decay in (0.0, 1e-2):
+            group = {"lr": 3e-3, "betas": betas, "eps": 1e-8, "weight_decay": decay}
+            results = []
+            for use_kernel in (False, True):
+                table = weight.clone()
+                state = {
+                    "exp_avg": exp_avg.clone(),
+                    "exp_avg_sq": exp_avg_sq.clone(),
+                    "last": last.clone(),
+                    "step": torch.tensor(float(now - 1), dtype=torch.float64),
+                }
+                last_read = state["last"].index_select(0, rows)
+                skipped = (now - 1) - last_read.double()
+                if use_kernel:
+                    factors = _catch_up_factors(
+                        last_read.double(), skipped, tails, group, torch.float32
+                    )
+                    read, m, v = _kernel_catch_up(kernel, table, state, rows, factors)
+                    caught = [read.clone(), m.clone(), v.clone()]
+                    held = _CaughtUp(rows, read, m, v, now - 1)
+                    _kernel_adam_step(kernel, table, state, held, rows, grad, group, now)
+                else:
+                    read = _gather(table, rows)
+                    m, v = _gather(state["exp_avg"], rows), _gather(state["exp_avg_sq"], rows)
+                    _catch_up(state, rows, read, skipped, tails, group, (m, v), last_read)
+                    caught = [read.clone(), m.clone(), v.clone()]
+                    values = grad.add(read, alpha=decay) if decay else grad
+                    moved = _caught_up_adam_rows(
+                        state, rows, read, values, group, now, tails, (m, v)
+                    )
+                    _scatter(table, rows, moved)
+                results.append(
+                    [*caught, table, state["exp_avg"], state["exp_avg_sq"], state["last"]]
+                )
+            for torch_array, kernel_array in zip(*results, strict=True):
+                if not torch.equal(torch_array.view(torch.int32), kernel_array.view(torch.int32)):
+                    return False
+    return True
+
+
+def _kernel_for(
+    weight: torch.Tensor, state: dict[str, torch.Tensor]
+) -> row_kernel.RowKernel | None:
+    """The kernel if it may step ``weight`` ``(N, d)`` and its ``sparse_adam`` ``state``:
+    float32, contiguous, on the CPU (what the kernel's loops address); else None."""
+    if not _KERNEL_ENABLED[0]:
+        return None
+    arrays = (weight, state["exp_avg"], state["exp_avg_sq"])
+    if not all(
+        a.device.type == "cpu" and a.dtype == torch.float32 and a.is_contiguous() for a in arrays
+    ) or not all(a.shape == weight.shape for a in arrays[1:]):
+        return None
+    last = state["last"]
+    if last.dtype != torch.float32 or not last.is_contiguous() or len(last) != len(weight):
+        return None
+    return _checked_kernel()
+
+
+def _kernel_catch_up(
+    kernel: row_kernel.RowKernel,
+    weight: torch.Tensor,
+    state: dict[str, torch.Tensor],
+    rows: torch.Tensor,
+    factors: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    out: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The rows ``rows`` ``(k,)`` of ``weight`` and of both moments, caught up by the kernel
+    with :func:`_catch_up_factors`' ``factors``: ``(k, d)`` arrays, as :func:`_gather` and
+    :func:`_catch_up` give them, written into ``out`` ``(3, k, d)`` (contiguous) or new."""
+    rows = rows.contiguous()
+    move, decay1, decay2 = (f.contiguous() for f in factors)
+    if out is None:
+        out = torch.empty((3, len(rows), weight.shape[1]), dtype=weight.dtype)
+    kernel.catch_up_rows(
+        weight.data_ptr(),
+        state["exp_avg"].data_ptr(),
+        state["exp_avg_sq"].data_ptr(),
+        rows.data_ptr(),
+        len(rows),
+        weight.shape[1],
+        move.data_ptr(),
+        decay1.data_ptr(),
+        decay2.data_ptr(),
+        out[0].data_ptr(),
+        out[1].data_ptr(),
+        out[2].data_ptr(),
+        kernel.vector_sqrt,
+        kernel.sqrt_mode,
+    )
+    return out[0], out[1], out[2]
+
+
+def _kernel_adam_step(
+    kernel: row_kernel.RowKernel,
+    weight: torch.Tensor,
+    state: dict[str, torch.Tensor],
+    held: _CaughtUp,
+    rows: torch.Tensor,
+    grad: torch.Tensor,
+    group: ParamGroup,
+    now: int,
+) -> None:
+    """``sparse_adam``'s step at global step ``now`` of the held rows ``held`` (the rows
+    ``rows`` ``(k,)``, caught up to ``now - 1``) with ``grad`` ``(k, d)`` (weight decay not
+    yet added), written by the kernel into ``weight``, the moments and the last steps: what
+    :func:`_caught_up_adam_rows` and the scatter of the moved rows do, bit for bit."""
+    beta1, beta2 = group["betas"]
+    rows, grad = rows.contiguous(), grad.contiguous()
+    held_arrays = [a.contiguous() for a in (held.weight, held.exp_avg, held.exp_avg_sq)]
+    kernel.adam_step_rows(
+        weight.data_ptr(),
+        state["exp_avg"].data_ptr(),
+        state["exp_avg_sq"].data_ptr(),
+        state["last"].data_ptr(),
+        rows.data_ptr(),
+        len(rows),
+        weight.shape[1],
+        *(a.data_ptr() for a in held_arrays),
+        grad.data_ptr(),
+        1 if group["weight_decay"] else 0,
+        float(group["weight_decay"]),
+        beta1,
+        1.0 - beta1,
+        beta2,
+        1.0 - beta2,
+        math.sqrt(1.0 - beta2**now),
+        group["eps"],
+        -group["lr"] / (1.0 - beta1**now),
+        float(now),
+        kernel.vector_sqrt,
+        kernel.sqrt_mode,
+    )
 
 
 def _caught_up_adam_rows(
