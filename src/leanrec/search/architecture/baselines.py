@@ -577,12 +577,17 @@ class HandDesignedNextItem(_LeavesOnlyItsRow):
     name: str
     reads_max_length: bool = False
     searches: bool = False
+    dropout: float | None = None
+    """The encoder's dropout (None: its config's default, SASRec 0.5, GRU4Rec 0.25); set by a
+    baseline's tuning sweep (``benchmarks/paper/ameir_baseline_sweep.py``)."""
 
     def fit(self, cell: NextItemCell) -> FittedModel[NextItemModel]:
         cfg, experiment = cell.config, cell.experiment
         options: dict[str, Any] = {"embedding_dim": cfg.embedding_dim}
         if self.reads_max_length:
             options["max_length"] = experiment.max_length
+        if self.dropout is not None:
+            options["dropout"] = self.dropout
         model = build_next_item_model(self.name, cell.split.n_items, options, seed=cell.seed)
         checkpoint = cell.run.file(f"{self.name}_seed{cell.seed}.pt")
         trainer = SequentialTrainer(
