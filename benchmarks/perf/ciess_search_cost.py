@@ -157,8 +157,8 @@ def time_paper_steps(split: Split, steps: int) -> dict[str, Any]:
         finally:
             for owner, name, original in originals:
                 setattr(owner, name, original)
+        seconds = dict(timers.seconds)  # before the full-size save below builds a state
         full_save = time_full_checkpoint(search, cfg, split, Path(tmp))
-    seconds = dict(timers.seconds)
     training = seconds.pop("training")
     seconds[PARTS[5]] = training - sum(seconds.get(p, 0.0) for p in PARTS[2:5])
     per_step = {part: seconds.get(part, 0.0) / steps for part in PARTS}
