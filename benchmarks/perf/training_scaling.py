@@ -37,6 +37,10 @@ Run from the repository root:
 same seed each time) and keeps the median: one timing of a 1-second epoch on a shared machine
 moves by 10% with the load.
 
+``--row-kernel 0.5 20`` instead times MF's steps with ``sparse_adam``'s compiled row kernel
+and with its torch code in one process, in interleaved turns (:func:`compare_row_kernel`),
+checks that both give the same bits, and writes ``results/training_scaling--row-kernel[-tag].json``.
+
 ``--profile 0.5 20`` instead times the phases of MF's epoch (negative sampling, forward with
 the optimiser's catch-up, backward, optimiser step, flush) at those sizes, in turns of a few
 steps each (:func:`profile_mf`), with the memory floor beside them (the rows each step reads
@@ -379,6 +383,115 @@ def profile_mf(
     return table
 
 
+def compare_row_kernel(
+    sizes: list[float], turns: int, steps: int = 4, seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """MF's training steps with ``sparse_adam``'s compiled row kernel and with its torch code
+    (:func:`leanrec.train.row_optim.use_row_kernel`), in one process, at each size: CPU µs per
+    training interaction of forward, backward and optimiser step, each the median over
+    ``turns`` turns of ``steps`` steps on the same batches for both (negatives drawn once per
+    turn, the order of the two alternating from turn to turn, a first turn not timed), so
+    both see the same load and the same caches; and whether the two models' weights and
+    optimiser states are equal to the last bit after all the turns."""
+    import statistics
+
+    import numpy as np
+    import torch
+
+    from leanrec.data.splits import ratio_split
+    from leanrec.data.synthetic import make_synthetic_power_law
+    from leanrec.embeddings.base import sparse_gradients
+    from leanrec.models import build_model
+    from leanrec.train import row_optim
+    from leanrec.train.bpr import BPRTrainer, TrainerConfig, bpr_loss
+
+    torch.set_num_threads(1)
+    clock = time.process_time
+    variants = ("torch", "kernel")
+    runs: dict[float, dict[str, Any]] = {}
+    for size in sizes:
+        data = make_synthetic_power_law(round(size * 1e6), seed=seed)
+        split = ratio_split(data, (0.8, 0.1, 0.1), seed=seed)
+        config = TrainerConfig(
+            max_epochs=1, batch_size=BATCH_SIZE, num_threads=1, seed=seed, progress=False
+        )
+        trainers = {
+            variant: BPRTrainer(
+                build_model("mf", split.train, {"embedding_dim": DIM}, seed=seed),
+                split.train,
+                None,
+                config,
+            )
+            for variant in variants
+        }
+        order = np.random.default_rng(seed).permutation(len(split.train))[:1_000_000]
+        runs[size] = {
+            "trainers": trainers,
+            "users": split.train.users[order],
+            "items": split.train.items[order],
+            "at": 0,
+            "times": {variant: [] for variant in variants},
+        }
+        print(f"row kernel {label(size)}: {data.n_users} x {data.n_items}", flush=True)
+
+    def timed_steps(trainer: BPRTrainer, batches: list[tuple[torch.Tensor, ...]]) -> float:
+        catch_up = getattr(trainer.optimizer, "catch_up", None)
+        began = clock()
+        for users, positives, negatives in batches:
+            with sparse_gradients(trainer.tables, catch_up is not None, catch_up):
+                loss = bpr_loss(trainer.model, users, positives, negatives, trainer.config.l2)
+                trainer.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                trainer.optimizer.step()
+        return (clock() - began) / (len(batches) * BATCH_SIZE)
+
+    try:
+        for turn in range(turns + 1):
+            for run in runs.values():
+                batches = []
+                for _ in range(steps):
+                    start = run["at"] if run["at"] + BATCH_SIZE <= len(run["users"]) else 0
+                    run["at"] = start + BATCH_SIZE
+                    users = run["users"][start : start + BATCH_SIZE]
+                    negatives = run["trainers"]["kernel"].sampler.sample(users)
+                    batches.append(
+                        (
+                            torch.from_numpy(users),
+                            torch.from_numpy(run["items"][start : start + BATCH_SIZE]),
+                            torch.from_numpy(negatives),
+                        )
+                    )
+                for variant in variants if turn % 2 == 0 else variants[::-1]:
+                    row_optim.use_row_kernel(variant == "kernel")
+                    seconds = timed_steps(run["trainers"][variant], batches)
+                    if turn > 0:
+                        run["times"][variant].append(seconds)
+    finally:
+        row_optim.use_row_kernel(True)
+    table: dict[str, dict[str, Any]] = {}
+    for size, run in runs.items():
+        torch_run, kernel_run = (run["trainers"][variant] for variant in variants)
+        weights = zip(
+            torch_run.model.state_dict().values(),
+            kernel_run.model.state_dict().values(),
+            strict=True,
+        )
+        states = (torch_run.optimizer.state_dict(), kernel_run.optimizer.state_dict())
+        same_state = all(
+            torch.equal(value, states[1]["state"][key][name])
+            for key, values in states[0]["state"].items()
+            for name, value in values.items()
+        )
+        medians = {v: 1e6 * statistics.median(run["times"][v]) for v in variants}
+        table[label(size)] = {
+            **{f"{v}_us_per_interaction": medians[v] for v in variants},
+            "kernel_over_torch": medians["kernel"] / medians["torch"],
+            "bit_identical": same_state
+            and all(torch.equal(a.view(torch.int32), b.view(torch.int32)) for a, b in weights),
+        }
+    return table
+
+
 def run_measurement(
     size: float, model_name: str, propagation: str, args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -500,6 +613,11 @@ def main() -> None:
         help="instead: where MF's epoch time goes at these sizes, interleaved (profile_mf)",
     )  # fmt: skip
     parser.add_argument("--profile-steps", type=int, default=40)
+    parser.add_argument(
+        "--row-kernel", type=float, nargs="+", default=None, metavar="SIZE",
+        help="instead: MF's steps with and without the compiled row kernel, interleaved",
+    )  # fmt: skip
+    parser.add_argument("--row-kernel-turns", type=int, default=12)
     parser.add_argument("--worker", nargs=4, metavar=("SIZE", "MODEL", "MODE", "SEED"))
     add_tag_argument(parser)
     args = parser.parse_args()
@@ -523,6 +641,30 @@ def main() -> None:
             profile_record.update({f"{size}_{phase}": value for phase, value in phases.items()})
         tag = f"profile-{args.tag}" if args.tag else "profile"
         print(f"wrote {write_results('training_scaling', profile_record, tag)}")
+        return
+    if args.row_kernel:
+        kernel_table = compare_row_kernel(args.row_kernel, args.row_kernel_turns, seed=args.seed)
+        sizes = list(kernel_table)
+        print_table(
+            ["size", "torch µs / interaction", "kernel µs / interaction", "kernel / torch",
+             "bit-identical"],
+            [[size, r["torch_us_per_interaction"], r["kernel_us_per_interaction"],
+              r["kernel_over_torch"], r["bit_identical"]] for size, r in kernel_table.items()],
+        )  # fmt: skip
+        kernel_record: dict[str, Any] = {
+            "turns": args.row_kernel_turns,
+            "steps_per_turn": 4,
+            "load_1min": os.getloadavg()[0],
+        }
+        for size, values in kernel_table.items():
+            kernel_record.update({f"{size}_{key}": value for key, value in values.items()})
+        for variant in ("torch", "kernel"):
+            first, last = (
+                kernel_table[s][f"{variant}_us_per_interaction"] for s in (sizes[0], sizes[-1])
+            )
+            kernel_record[f"{variant}_ratio_{sizes[-1]}_over_{sizes[0]}"] = last / first
+        tag = f"row-kernel-{args.tag}" if args.tag else "row-kernel"
+        print(f"wrote {write_results('training_scaling', kernel_record, tag)}")
         return
     if args.worker:
         size, model_name, propagation, seed = args.worker

@@ -49,14 +49,14 @@ def test_kernel_equals_torch_on_random_rows_and_steps(
 def test_a_kernel_that_rounds_otherwise_is_found_out(kernel: row_kernel.RowKernel) -> None:
     """The check fails where a root is rounded otherwise (the IEEE root instead of MKL's, or
     the reverse), so the optimiser would fall back to torch rather than change a result."""
-    chosen = (kernel.vector_sqrt, kernel.sqrt_mode)
+    chosen = kernel.square_root
     others = [choice for choice in row_kernel.torch_square_roots() if choice != chosen]
     try:
-        for address, mode in others:
-            kernel.use_square_root(address, mode)
+        for choice in others:
+            kernel.use_square_root(choice)
             assert not row_optim.kernel_matches_torch(kernel, widths=(64,))
     finally:
-        kernel.use_square_root(*chosen)
+        kernel.use_square_root(chosen)
     if not others:
         pytest.skip("one square root only on this machine")
 

@@ -94,6 +94,21 @@ static inline void prefetch_row(const float* row, int64_t d, bool for_write) {
 
 static const int64_t BLOCK = 32;  // rows whose roots are taken in one call
 
+// MKL's mkl_set_num_threads_local, when the roots are MKL's: the kernel's calls are small (BLOCK
+// rows), and MKL threading each one costs more than the call (far more on a busy machine)
+typedef int (*SetThreads)(int threads);
+
+struct OneThread {
+  SetThreads set_threads;
+  int before;
+  explicit OneThread(void* function)
+      : set_threads(reinterpret_cast<SetThreads>(function)),
+        before(set_threads != nullptr ? set_threads(1) : 0) {}
+  ~OneThread() {
+    if (set_threads != nullptr) set_threads(before);
+  }
+};
+
 // sparse_adam's catch-up of rows[0..k) of weight, exp_avg, exp_avg_sq ((N, d) each, row-major),
 // gathered into out_* ((k, d) each): torch's
 //   w.addcdiv_(m * move[:, None], sqrt(clamp_min(v, FLT_MIN)))
@@ -103,7 +118,8 @@ void catch_up_rows(const float* RESTRICT weight, const float* RESTRICT exp_avg,
                    int64_t d, const float* RESTRICT move, const float* RESTRICT decay1,
                    const float* RESTRICT decay2, float* RESTRICT out_weight,
                    float* RESTRICT out_exp_avg, float* RESTRICT out_exp_avg_sq,
-                   void* vector_sqrt, int64_t sqrt_mode) {
+                   void* vector_sqrt, int64_t sqrt_mode, void* set_threads) {
+  OneThread one_thread(set_threads);
   const float smallest_normal = 1.17549435082228750797e-38f;
   std::vector<float> squares(BLOCK * d), roots(BLOCK * d);
   float* RESTRICT square = squares.data();
@@ -153,7 +169,9 @@ void adam_step_rows(float* RESTRICT weight, float* RESTRICT exp_avg, float* REST
                     const float* RESTRICT held_exp_avg_sq, const float* RESTRICT grad,
                     int64_t has_decay, double weight_decay, double beta1, double one_minus_beta1,
                     double beta2, double one_minus_beta2, double root_correction2, double eps,
-                    double step_size, double now, void* vector_sqrt, int64_t sqrt_mode) {
+                    double step_size, double now, void* vector_sqrt, int64_t sqrt_mode,
+                    void* set_threads) {
+  OneThread one_thread(set_threads);
   const float lambda = (float)weight_decay, b1 = (float)beta1, c1 = (float)one_minus_beta1;
   const float b2 = (float)beta2, c2 = (float)one_minus_beta2;
   const float r2 = (float)root_correction2, e = (float)eps, s = (float)step_size;
@@ -227,25 +245,38 @@ VML_HA_FTZDAZ_OFF_ERRMODE_IGNORE = 0x2 | 0x140000 | 0x100
 VML_ERRMODE_IGNORE``, ``ATen/cpu/vml.h``)."""
 
 
-def torch_square_roots() -> list[tuple[int | None, int]]:
-    """The square roots torch's float ``sqrt`` may take, most likely first, as ``(address of
-    a vector function, its mode)``: MKL's ``vmsSqrt`` inside torch's own library where torch
-    was built with MKL (it is what ``torch.sqrt`` calls there: high accuracy, not always the
-    correctly rounded root), then ``(None, 0)``, the IEEE root (torch's vectorised ``sqrt``
-    without MKL). The optimiser keeps the first one whose results equal torch's."""
-    choices: list[tuple[int | None, int]] = []
+SquareRoot = tuple[int | None, int, int | None]
+"""``(address of a vector square root, its mode, address of a function setting the calling
+thread's threads for it)``, None where there is none."""
+
+
+def torch_square_roots() -> list[SquareRoot]:
+    """The square roots torch's float ``sqrt`` may take, most likely first: MKL's
+    ``vmsSqrt`` inside torch's own library where torch was built with MKL (it is what
+    ``torch.sqrt`` calls there: high accuracy, not always the correctly rounded root; the
+    kernel calls it on 32 rows at a time with MKL's threads of the calling thread set to one
+    by ``MKL_Set_Num_Threads_Local``), then ``(None, 0, None)``, the IEEE root (torch's
+    vectorised ``sqrt`` without MKL). The optimiser keeps the first one whose results equal
+    torch's."""
+    choices: list[SquareRoot] = []
     if torch.backends.mkl.is_available():
         for name in ("libtorch_cpu.so", "libtorch_cpu.dylib", "torch_cpu.dll"):
             path = Path(torch.__file__).parent / "lib" / name
             if not path.exists():
                 continue
             try:
-                function = ctypes.CDLL(str(path)).vmsSqrt
+                library = ctypes.CDLL(str(path))
+                square_root, set_threads = library.vmsSqrt, library.MKL_Set_Num_Threads_Local
             except (OSError, AttributeError):
                 continue
-            address = ctypes.cast(function, ctypes.c_void_p).value
-            choices.append((address, VML_HA_FTZDAZ_OFF_ERRMODE_IGNORE))
-    return [*choices, (None, 0)]
+            choices.append(
+                (
+                    ctypes.cast(square_root, ctypes.c_void_p).value,
+                    VML_HA_FTZDAZ_OFF_ERRMODE_IGNORE,
+                    ctypes.cast(set_threads, ctypes.c_void_p).value,
+                )
+            )
+    return [*choices, (None, 0, None)]
 
 
 class RowKernel:
@@ -256,20 +287,25 @@ class RowKernel:
         self.library = library
         self.vector_sqrt: int | None = None
         self.sqrt_mode = 0
+        self.set_threads: int | None = None
         self.catch_up_rows = library.catch_up_rows
         self.catch_up_rows.argtypes = [_VOID, _VOID, _VOID, _VOID, _INT, _INT]
-        self.catch_up_rows.argtypes += [_VOID] * 7 + [_INT]
+        self.catch_up_rows.argtypes += [_VOID] * 7 + [_INT, _VOID]
         self.catch_up_rows.restype = None
         self.adam_step_rows = library.adam_step_rows
         argtypes: list[type[ctypes._SimpleCData[Any]]] = [_VOID] * 5 + [_INT, _INT]
-        argtypes += [_VOID] * 4 + [_INT] + [_DOUBLE] * 9 + [_VOID, _INT]
+        argtypes += [_VOID] * 4 + [_INT] + [_DOUBLE] * 9 + [_VOID, _INT, _VOID]
         self.adam_step_rows.argtypes = argtypes
         self.adam_step_rows.restype = None
 
-    def use_square_root(self, address: int | None, mode: int) -> None:
-        """Take square roots with the vector function at ``address`` (called with ``mode``),
-        or the IEEE root when None."""
-        self.vector_sqrt, self.sqrt_mode = address, mode
+    def use_square_root(self, choice: SquareRoot) -> None:
+        """Take square roots as ``choice`` says (:func:`torch_square_roots`)."""
+        self.vector_sqrt, self.sqrt_mode, self.set_threads = choice
+
+    @property
+    def square_root(self) -> SquareRoot:
+        """The square root in use (:func:`torch_square_roots`)."""
+        return self.vector_sqrt, self.sqrt_mode, self.set_threads
 
 
 def _vector_flags() -> list[str]:

@@ -755,8 +755,8 @@ def _checked_kernel() -> row_kernel.RowKernel | None:
     if "kernel" not in _KERNEL:
         kernel = row_kernel.load()
         if kernel is not None:
-            for address, mode in row_kernel.torch_square_roots():
-                kernel.use_square_root(address, mode)
+            for square_root in row_kernel.torch_square_roots():
+                kernel.use_square_root(square_root)
                 if kernel_matches_torch(kernel):
                     break
             else:
@@ -876,6 +876,7 @@ def _kernel_catch_up(
         out[2].data_ptr(),
         kernel.vector_sqrt,
         kernel.sqrt_mode,
+        kernel.set_threads,
     )
     return out[0], out[1], out[2]
 
@@ -919,6 +920,7 @@ def _kernel_adam_step(
         float(now),
         kernel.vector_sqrt,
         kernel.sqrt_mode,
+        kernel.set_threads,
     )
 
 
