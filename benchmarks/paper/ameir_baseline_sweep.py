@@ -76,8 +76,8 @@ RETRIEVAL_GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
 }
 """The next-item baselines' sweeps (9 configurations each): the step size and the encoder's
 dropout, from the Beauty table's setting (lr 1e-3; SASRec's dropout 0.5, GRU4Rec's 0.25). The
-step size goes up only: at 1e-3 SASRec still improves at the table's cap of 40 epochs, so a
-smaller step could only stop further from convergence (at the most training time). Width,
+step size goes up only: at 1e-3 SASRec validates best near the table's cap of 40 epochs
+(docs/results/architecture.md), so a smaller step would stop further from convergence. Width,
 blocks, heads and the window stay fixed, and so the parameter count."""
 RETRIEVAL_PROPOSED_CONFIGURATIONS = 2
 """Configurations over which AMEIR's retrieval settings were chosen on Beauty: the backbone

@@ -241,3 +241,29 @@ def test_next_item_sweep_end_to_end(tiny: RetrievalSweep, tmp_path: Path) -> Non
         assert 0.0 <= results[f"{name}_mean"] <= 1.0
     assert set(json.loads(results["test_ndcg@5_by_seed"])) == {"0", "1"}
     assert not any((tmp_path / "cells").glob("*/*.pt")), "checkpoints go once a row is stored"
+
+
+def test_the_command_line_sets_up_the_beauty_tables_training(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import benchmarks.paper.ameir_baseline_sweep as script
+
+    seen: dict[str, Any] = {}
+
+    def fake_run(
+        protocol: Any, model: str, out: Path, seeds: list[int], lane: Any, log: Any
+    ) -> None:
+        seen.update(protocol=protocol, model=model, seeds=seeds, lane=lane)
+
+    monkeypatch.setattr(script, "run_sweep", fake_run)
+    argv = ["x", "--protocol", "retrieval", "--model", "gru4rec", "--out", str(tmp_path)]
+    monkeypatch.setattr("sys.argv", [*argv, "--lane", "1", "2"])
+    script.main()
+    protocol = seen["protocol"]
+    assert isinstance(protocol, RetrievalSweep)
+    assert (seen["model"], seen["seeds"], seen["lane"]) == ("gru4rec", [0, 1, 2], [1, 2])
+    # `leanrec experiment architecture --dataset beauty --baseline_epochs 40 --num_threads 1`
+    assert protocol.experiment.dataset == "beauty" and protocol.experiment.baseline_epochs == 40
+    assert protocol.experiment.config.num_threads == 1
+    assert protocol.experiment.config == RetrievalSearchConfig(num_threads=1)
+    assert protocol.experiment.max_length == 50
