@@ -8,7 +8,10 @@ experiment does) and scored on validation only; for each (baseline, ``c``) the c
 with the best validation Recall@20 is chosen, and only then is its model tested, once.
 
 Resumable: every finished (baseline, configuration, ``c``) is written to ``<out>/sweep.json``
-and the best model of each cell so far to ``<out>/best_<cell>.pt``; a rerun continues. PEP
+and the best model of each cell so far to ``<out>/best_<cell>.pt``; a retraining in progress
+checkpoints every validation to ``<out>/retraining.pt``; a rerun continues. ``--max-hours H``
+stops at the first of those checkpoints after ``H`` hours (exit 0), so the sweep runs in
+pieces of ``H`` hours, each resumed by the same command. PEP
 reads the ordinary full-size model of a finished ``paper`` run (``--ordinary``). Writes
 ``results/ciess_baseline_sweep[--TAG].json`` with every configuration's validation figures, the
 choice, the chosen model's test figures and both configuration counts. Run from the repository
@@ -44,6 +47,7 @@ from leanrec.search.embedding_size.baselines import (
     uniform_sizes,
 )
 from leanrec.search.embedding_size.config import CIESSConfig, PEPConfig
+from leanrec.search.embedding_size.deadline import TimeLimitError, check_time_limit, time_limit
 from leanrec.search.embedding_size.retrain import (
     build_masked_model,
     retrain_model,
@@ -92,6 +96,13 @@ def _in_cell(key: str, method: str, target: float) -> bool:
     return key.startswith(f"{method}|") and key.endswith(f"|{target}")
 
 
+def _stop_at_a_checkpoint(epoch: int, record: dict[str, float]) -> None:
+    """The retraining's epoch hook: a validated epoch has just been checkpointed, so the
+    sweep may stop there (``--max-hours``)."""
+    if any(key.startswith("valid_") for key in record):
+        check_time_limit(f"epoch {epoch}'s checkpoint")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="ml-100k")
@@ -112,8 +123,25 @@ def main() -> None:
     )
     parser.add_argument("--no-run", action="store_true", help="only write the results")
     parser.add_argument("--wide", action="store_true", help="9 configurations per baseline")
+    parser.add_argument(
+        "--max-hours",
+        type=float,
+        default=None,
+        help="stop at the first retraining checkpoint after this many hours and exit 0; the "
+        "same command resumes (default: no limit)",
+    )
     add_tag_argument(parser, SCRIPT)
     args = parser.parse_args()
+    try:
+        with time_limit(None if args.max_hours is None else args.max_hours * 3600):
+            sweep(args)
+    except TimeLimitError as stop:
+        print(stop, flush=True)
+
+
+def sweep(args: argparse.Namespace) -> None:
+    """Score every configuration not yet scored, choose and test each finished cell, write
+    the results (see the module docstring)."""
     os.environ.setdefault("LEANREC_PROGRESS", "0")
     torch.set_num_threads(1)
     retrain_grid = WIDE_RETRAIN_GRID if args.wide else RETRAIN_GRID
@@ -131,6 +159,9 @@ def main() -> None:
     if args.retrain_max_epochs is not None:
         base_retrain = dataclasses.replace(base_retrain, max_epochs=args.retrain_max_epochs)
     max_dim = search.max_dim
+
+    retraining = out / "retraining.pt"
+    """The checkpoint of the retraining in progress (the first configuration not scored)."""
 
     def save() -> None:
         atomic_write_json(state_path, state)
@@ -160,7 +191,10 @@ def main() -> None:
                     model = build_masked_model(split, args.model, {}, max_dim, args.seed)
                     model.load_state_dict(load_checkpoint(args.ordinary)["state_dict"])
                     apply_element_masks(model, masks[target])
-                    retrained = retrain_model(model, split, base_retrain, evaluate_test=False)
+                    retrained = retrain_model(
+                        model, split, base_retrain, checkpoint_path=retraining,
+                        on_epoch=_stop_at_a_checkpoint, evaluate_test=False,
+                    )  # fmt: skip
                 else:
                     if method == "su":
                         users, items = uniform_sizes(n_users, n_items, max_dim, target)
@@ -170,6 +204,7 @@ def main() -> None:
                     trainer = dataclasses.replace(base_retrain, **config)
                     retrained = retrain_with_sizes(
                         split, args.model, {}, max_dim, users, items, trainer, args.seed,
+                        checkpoint_path=retraining, on_epoch=_stop_at_a_checkpoint,
                         evaluate_test=False,
                     )  # fmt: skip
                 score = float(retrained.valid.get(METRIC, -1.0))
@@ -186,6 +221,7 @@ def main() -> None:
                     "sparsity": retrained.sparsity,
                 }
                 save()
+                retraining.unlink(missing_ok=True)
             # every configuration of the cell scored: choose on validation, test once
             scored = [v for k, v in done.items() if _in_cell(k, method, target)]
             chosen = max(scored, key=lambda v: v["valid"][METRIC])

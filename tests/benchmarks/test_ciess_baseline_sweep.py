@@ -1,0 +1,52 @@
+"""The equal tuning sweep of CIESS's baselines stops at a time limit only at a retraining's
+checkpoint, and a sweep run in pieces reaches the uninterrupted sweep's figures
+(`python -m benchmarks.paper.ciess_baseline_sweep --max-hours H`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from benchmarks.paper import ciess_baseline_sweep
+
+
+def _sweep(out: Path, monkeypatch: pytest.MonkeyPatch, *extra: str) -> dict[str, Any]:
+    """One call of the script on a tiny synthetic split (SU only, 2 of its step sizes, 2
+    epochs a retraining); returns what it would write to ``results/``."""
+    written: dict[str, Any] = {}
+    monkeypatch.setattr(
+        ciess_baseline_sweep, "RETRAIN_GRID", {"learning_rate": (0.005, 0.01), "l2": (1e-4,)}
+    )
+    monkeypatch.setattr(
+        ciess_baseline_sweep, "write_results", lambda script, results, tag: written.update(results)
+    )
+    argv = ["ciess_baseline_sweep", "--dataset", "synthetic", "--model", "mf", "--methods", "su",
+            "--out", str(out), "--retrain-max-epochs", "2", *extra]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    ciess_baseline_sweep.main()
+    return written
+
+
+def test_a_sweep_stopped_at_every_checkpoint_ends_with_the_uninterrupted_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = _sweep(tmp_path / "whole", monkeypatch)
+    legs = 0
+    while True:
+        legs += 1
+        assert legs <= 60, "the sweep made no progress between stops"
+        pieces = _sweep(tmp_path / "pieces", monkeypatch, "--max-hours", "0")
+        if pieces:  # only a sweep that ran to its end writes its results
+            break
+        assert (tmp_path / "pieces" / "retraining.pt").exists()  # stopped at its checkpoint
+    configurations = len(ciess_baseline_sweep.TARGETS) * 2
+    # every retraining validates (and checkpoints) once, at its last epoch (eval_every = 2):
+    # one stop each, then the leg that chooses and tests
+    assert legs == configurations + 1
+    assert pieces == whole
+    state = json.loads((tmp_path / "pieces" / "sweep.json").read_text())
+    assert len(state["valid"]) == configurations and len(state["test"]) == 3
+    assert not (tmp_path / "pieces" / "retraining.pt").exists()
