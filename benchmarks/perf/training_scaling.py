@@ -384,9 +384,10 @@ def profile_mf(
 
 
 def compare_row_kernel(
-    sizes: list[float], turns: int, steps: int = 4, seed: int = 0
+    sizes: list[float], turns: int, steps: int = 4, seed: int = 0, model_name: str = "mf"
 ) -> dict[str, dict[str, Any]]:
-    """MF's training steps with ``sparse_adam``'s compiled row kernel and with its torch code
+    """MF's (or ``model_name``'s: ``lightgcn`` in its default propagation, 2 layers)
+    training steps with ``sparse_adam``'s compiled row kernel and with its torch code
     (:func:`leanrec.train.row_optim.use_row_kernel`), in one process, at each size: CPU µs per
     training interaction of forward, backward and optimiser step, each the median over
     ``turns`` turns of ``steps`` steps on the same batches for both (negatives drawn once per
@@ -415,15 +416,20 @@ def compare_row_kernel(
         config = TrainerConfig(
             max_epochs=1, batch_size=BATCH_SIZE, num_threads=1, seed=seed, progress=False
         )
+        options: dict[str, Any] = {"embedding_dim": DIM}
+        if model_name == "lightgcn":
+            options.update(n_layers=LIGHTGCN_LAYERS, fanout=FANOUT)
         trainers = {
             variant: BPRTrainer(
-                build_model("mf", split.train, {"embedding_dim": DIM}, seed=seed),
+                build_model(model_name, split.train, options, seed=seed),
                 split.train,
                 None,
                 config,
             )
             for variant in variants
         }
+        for trainer in trainers.values():
+            trainer.model.train()
         order = np.random.default_rng(seed).permutation(len(split.train))[:1_000_000]
         runs[size] = {
             "trainers": trainers,
@@ -432,7 +438,7 @@ def compare_row_kernel(
             "at": 0,
             "times": {variant: [] for variant in variants},
         }
-        print(f"row kernel {label(size)}: {data.n_users} x {data.n_items}", flush=True)
+        print(f"row kernel {model_name} {label(size)}: {data.n_users} x {data.n_items}", flush=True)
 
     def timed_steps(trainer: BPRTrainer, batches: list[tuple[torch.Tensor, ...]]) -> float:
         catch_up = getattr(trainer.optimizer, "catch_up", None)
@@ -618,6 +624,7 @@ def main() -> None:
         help="instead: MF's steps with and without the compiled row kernel, interleaved",
     )  # fmt: skip
     parser.add_argument("--row-kernel-turns", type=int, default=12)
+    parser.add_argument("--row-kernel-model", default="mf", choices=["mf", "lightgcn"])
     parser.add_argument("--worker", nargs=4, metavar=("SIZE", "MODEL", "MODE", "SEED"))
     add_tag_argument(parser)
     args = parser.parse_args()
@@ -643,7 +650,9 @@ def main() -> None:
         print(f"wrote {write_results('training_scaling', profile_record, tag)}")
         return
     if args.row_kernel:
-        kernel_table = compare_row_kernel(args.row_kernel, args.row_kernel_turns, seed=args.seed)
+        kernel_table = compare_row_kernel(
+            args.row_kernel, args.row_kernel_turns, seed=args.seed, model_name=args.row_kernel_model
+        )
         sizes = list(kernel_table)
         print_table(
             ["size", "torch µs / interaction", "kernel µs / interaction", "kernel / torch",
@@ -652,6 +661,7 @@ def main() -> None:
               r["kernel_over_torch"], r["bit_identical"]] for size, r in kernel_table.items()],
         )  # fmt: skip
         kernel_record: dict[str, Any] = {
+            "model": args.row_kernel_model,
             "turns": args.row_kernel_turns,
             "steps_per_turn": 4,
             "load_1min": os.getloadavg()[0],
@@ -663,7 +673,8 @@ def main() -> None:
                 kernel_table[s][f"{variant}_us_per_interaction"] for s in (sizes[0], sizes[-1])
             )
             kernel_record[f"{variant}_ratio_{sizes[-1]}_over_{sizes[0]}"] = last / first
-        tag = f"row-kernel-{args.tag}" if args.tag else "row-kernel"
+        tag = "row-kernel" + ("-lightgcn" if args.row_kernel_model == "lightgcn" else "")
+        tag = f"{tag}-{args.tag}" if args.tag else tag
         print(f"wrote {write_results('training_scaling', kernel_record, tag)}")
         return
     if args.worker:
