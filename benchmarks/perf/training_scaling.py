@@ -384,16 +384,21 @@ def profile_mf(
 
 
 def compare_row_kernel(
-    sizes: list[float], turns: int, steps: int = 4, seed: int = 0, model_name: str = "mf"
+    sizes: list[float],
+    turns: int,
+    steps: int = 4,
+    seed: int = 0,
+    model_name: str = "mf",
+    batch_size: int = BATCH_SIZE,
 ) -> dict[str, dict[str, Any]]:
     """MF's (or ``model_name``'s: ``lightgcn`` in its default propagation, 2 layers)
     training steps with ``sparse_adam``'s compiled row kernel and with its torch code
     (:func:`leanrec.train.row_optim.use_row_kernel`), in one process, at each size: CPU µs per
     training interaction of forward, backward and optimiser step, each the median over
-    ``turns`` turns of ``steps`` steps on the same batches for both (negatives drawn once per
-    turn, the order of the two alternating from turn to turn, a first turn not timed), so
-    both see the same load and the same caches; and whether the two models' weights and
-    optimiser states are equal to the last bit after all the turns."""
+    ``turns`` turns of ``steps`` steps of ``batch_size`` on the same batches for both
+    (negatives drawn once per turn, the order of the two alternating from turn to turn, a
+    first turn not timed), so both see the same load and the same caches; and whether the
+    two models' weights and optimiser states are equal to the last bit after all the turns."""
     import statistics
 
     import numpy as np
@@ -414,7 +419,7 @@ def compare_row_kernel(
         data = make_synthetic_power_law(round(size * 1e6), seed=seed)
         split = ratio_split(data, (0.8, 0.1, 0.1), seed=seed)
         config = TrainerConfig(
-            max_epochs=1, batch_size=BATCH_SIZE, num_threads=1, seed=seed, progress=False
+            max_epochs=1, batch_size=batch_size, num_threads=1, seed=seed, progress=False
         )
         options: dict[str, Any] = {"embedding_dim": DIM}
         if model_name == "lightgcn":
@@ -449,26 +454,29 @@ def compare_row_kernel(
                 trainer.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 trainer.optimizer.step()
-        return (clock() - began) / (len(batches) * BATCH_SIZE)
+        return (clock() - began) / (len(batches) * batch_size)
 
     try:
         for turn in range(turns + 1):
             for run in runs.values():
                 batches = []
                 for _ in range(steps):
-                    start = run["at"] if run["at"] + BATCH_SIZE <= len(run["users"]) else 0
-                    run["at"] = start + BATCH_SIZE
-                    users = run["users"][start : start + BATCH_SIZE]
+                    start = run["at"] if run["at"] + batch_size <= len(run["users"]) else 0
+                    run["at"] = start + batch_size
+                    users = run["users"][start : start + batch_size]
                     negatives = run["trainers"]["kernel"].sampler.sample(users)
                     batches.append(
                         (
                             torch.from_numpy(users),
-                            torch.from_numpy(run["items"][start : start + BATCH_SIZE]),
+                            torch.from_numpy(run["items"][start : start + batch_size]),
                             torch.from_numpy(negatives),
                         )
                     )
                 for variant in variants if turn % 2 == 0 else variants[::-1]:
                     row_optim.use_row_kernel(variant == "kernel")
+                    # the same draws for both (LightGCN's snapshot samples edges from torch's
+                    # default generator)
+                    torch.manual_seed(seed + turn)
                     seconds = timed_steps(run["trainers"][variant], batches)
                     if turn > 0:
                         run["times"][variant].append(seconds)
