@@ -24,12 +24,13 @@ torch's:
       w ← w + (s · m) / (√v / √(1 − β₂ᵗ) + ε),   s = −η / (1 − β₁ᵗ)
 
 The FMAs are written out (``fmaf``) where torch's vectorised CPU kernels fuse, and the
-compiler is told not to fuse anything else (``-ffp-contract=off``, no fast-math). The float64
-powers of the factors stay in torch (its vectorised ``pow`` rounds as no libm call is known
-to).
+compiler is told not to fuse anything else (``-ffp-contract=off``, no fast-math). The square
+roots are torch's own (:func:`torch_square_roots`: MKL's ``vmsSqrt``, which torch's float
+``sqrt`` calls where torch has MKL, is not the correctly rounded root). The float64 powers of
+the factors stay in torch (its vectorised ``pow`` rounds as no libm call is known to).
 
 The source is plain C++ with a C interface, built by the system's ``g++`` into a shared
-library on first use (a second or so, no torch headers) and cached in torch's extension
+library on first use (under a second, no torch headers) and cached in torch's extension
 directory (``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``) under a name that
 holds a digest of the source, the flags and the CPU's vector capability; it is called through
 :mod:`ctypes` with the tensors' data pointers. Without a compiler, on a build error, or with
