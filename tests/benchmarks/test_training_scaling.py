@@ -15,7 +15,7 @@ from leanrec.train import row_optim
 def test_the_row_kernel_comparison_times_both_and_finds_the_same_bits(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if row_optim._checked_kernel() is None:
+    if row_optim.checked_row_kernel() is None:
         pytest.skip("no row kernel here")
     calls: list[int] = []
     step = row_optim._kernel_adam_step

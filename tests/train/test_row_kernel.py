@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def kernel() -> Iterator[row_kernel.RowKernel]:
     """The checked kernel (skips where it does not build or differs from torch here); the
     kernel is on again after the test."""
-    loaded = row_optim._checked_kernel()
+    loaded = row_optim.checked_row_kernel()
     if loaded is None:
         pytest.skip("no row kernel here (no compiler, or LEANREC_ROW_KERNEL=0)")
     yield loaded

@@ -95,7 +95,10 @@ __all__ = [
     "RowRule",
     "RowWiseOptimizer",
     "check_resumed_embedding_optimizer",
+    "checked_row_kernel",
+    "kernel_matches_torch",
     "trainer_optimizer",
+    "use_row_kernel",
 ]
 
 
@@ -751,7 +754,7 @@ def use_row_kernel(enabled: bool) -> None:
     _KERNEL_ENABLED[0] = enabled
 
 
-def _checked_kernel() -> row_kernel.RowKernel | None:
+def checked_row_kernel() -> row_kernel.RowKernel | None:
     """:func:`leanrec.train.row_kernel.load`, checked once against the torch path on random
     rows (:func:`kernel_matches_torch`); None where it does not load or differs."""
     if "kernel" not in _KERNEL:
@@ -845,7 +848,7 @@ def _kernel_for(
     last = state["last"]
     if last.dtype != torch.float32 or not last.is_contiguous() or len(last) != len(weight):
         return None
-    return _checked_kernel()
+    return checked_row_kernel()
 
 
 def _kernel_catch_up(
