@@ -754,7 +754,7 @@ def _sketch_rmse_rows(tau: int) -> tuple[tuple[Cell, ...], ...]:
     rows: list[tuple[Cell, ...]] = []
     for k in (2, 4, 8):
         cells: list[Cell] = [str(k)]
-        for method in ("random", "hardest", "influence", "dips1"):
+        for method in ("random", "hardest", "influence", "recent", "dips1"):
             key = f"{method}_K{k}_tau{tau}_test_rmse"
             cells.append(F("{:.4f} ± {:.4f}", f"{key}_mean", f"{key}_std"))
         if tau == 4:
@@ -1891,12 +1891,13 @@ TABLES: dict[str, Table] = {
             "Random (reservoir)",
             "Hardest",
             "Influence",
+            "Recent (sliding window)",
             "DiPS@1 (model-free)",
             "DiPS (Q = 50): `paper` preset, an update every 2 steps",
             "paper Random / DiPS",
         ),
         _sketch_rmse_rows(1),
-        best=(Best((1, 2, 3, 4, 5), along="row", highest=False),),
+        best=(Best((1, 2, 3, 4, 5, 6), along="row", highest=False),),
     ),
     "sketch-ml1m-batch": Table(
         ("sketch_table.json",),
@@ -1905,12 +1906,13 @@ TABLES: dict[str, Table] = {
             "Random (reservoir)",
             "Hardest",
             "Influence",
+            "Recent (sliding window)",
             "DiPS@1 (model-free)",
             "DiPS@1 − Influence, per split",
             "DiPS (Q = 50): `paper` preset, an update every 2 steps",
         ),
         _sketch_rmse_rows(4),
-        best=(Best((1, 2, 3, 4, 6), along="row", highest=False),),
+        best=(Best((1, 2, 3, 4, 5, 7), along="row", highest=False),),
     ),
     "sketch-beauty": Table(
         ("sketch_table--beauty.json", "sketch_prior_choice--beauty-recency.json"),
