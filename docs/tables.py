@@ -734,9 +734,7 @@ def _ciess_seeds_rows() -> tuple[tuple[Cell, ...], ...]:
                 F("{:.4f}", f"c{c}|mean|valid_recall@20"),
             )
         )
-        rows.append(
-            (f"{c}%", "CIESS `paper`", "not run on ML-1M (plan below)", "—", "—", "—", "—")
-        )
+        rows.append((f"{c}%", "CIESS `paper`", "not run on ML-1M (plan below)", "—", "—", "—", "—"))
         for label, key in baselines:
             rows.append(
                 (
@@ -2055,8 +2053,12 @@ TABLES: dict[str, Table] = {
     ),
     "vs-deepctr": Table(
         ("vs_deepctr--same-fields.json", "vs_deepctr.json"),
-        ("DeepFM, `ml-1m-ctr`, 2 epochs, 1 thread", "DeepCTR-Torch", "leanrec",
-         "leanrec / DeepCTR-Torch"),
+        (
+            "DeepFM, `ml-1m-ctr`, 2 epochs, 1 thread",
+            "DeepCTR-Torch",
+            "leanrec",
+            "leanrec / DeepCTR-Torch",
+        ),
         (
             (
                 "**same fields** (9, equal parameters): training samples per CPU-second",
@@ -2070,8 +2072,12 @@ TABLES: dict[str, Table] = {
                 F("{:.4f}", "leanrec_test_auc"),
                 F("{:+.4f}", "diff_test_auc"),
             ),
-            ("same fields: parameters", F("{:,}", "deepctr_parameters"),
-             F("{:,}", "leanrec_parameters"), ""),
+            (
+                "same fields: parameters",
+                F("{:,}", "deepctr_parameters"),
+                F("{:,}", "leanrec_parameters"),
+                "",
+            ),
             (
                 "DeepCTR with history genres as a 10th field: training samples per CPU-second",
                 F("{:,.0f}", "vs_deepctr.json:deepctr_samples_per_cpu_s"),
@@ -2087,8 +2093,11 @@ TABLES: dict[str, Table] = {
             (
                 "load average before / after the run",
                 F("{:.1f} / {:.1f}", "loadavg_before", "loadavg_after"),
-                F("{:.1f} / {:.1f}", "vs_deepctr.json:loadavg_before",
-                  "vs_deepctr.json:loadavg_after"),
+                F(
+                    "{:.1f} / {:.1f}",
+                    "vs_deepctr.json:loadavg_before",
+                    "vs_deepctr.json:loadavg_after",
+                ),
                 "same fields / 10 fields",
             ),
         ),
@@ -2338,15 +2347,13 @@ TABLES: dict[str, Table] = {
         ("what was measured", "measured", "target", "results file"),
         (
             (
-                "c = 80%, test R@20 / N@20 of CIESS (`leanrec` preset) against uniform sizes "
-                "(SU)",
+                "c = 80%, test R@20 / N@20 of CIESS (`leanrec` preset) against uniform sizes (SU)",
                 _ciess_over(_ciess_vs_su),
                 "above SU",
                 "`ciess_seeds.json`",
             ),
             (
-                "test R@20 of CIESS (`leanrec` preset) against the paper's CIESS at 80 / 90 / "
-                "95%",
+                "test R@20 of CIESS (`leanrec` preset) against the paper's CIESS at 80 / 90 / 95%",
                 _ciess_over(_ciess_vs_paper),
                 "within 5%, or explained",
                 "`ciess_seeds.json`",
@@ -3783,7 +3790,9 @@ LINEAR_COST_TABLES: dict[str, Table] = {
                 "20M",
                 f"{_SCALING_IDLE_KERNEL}:",
             ),
-            _scaling_goal_row("MF, 20M / 0.5M (shared machine, before the row kernel)", "mf_-", "20M"),
+            _scaling_goal_row(
+                "MF, 20M / 0.5M (shared machine, before the row kernel)", "mf_-", "20M"
+            ),
             _scaling_goal_row(
                 "LightGCN default, 20M / 0.5M (shared machine, before the row kernel)",
                 "lightgcn_default",
@@ -4765,4 +4774,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -328,8 +328,12 @@ def narrow_towers(
                 reported = [r for r in result.sessions if not r["warmup"]]
                 data = result.record.arrays()
                 n = len(stream) - warmup_size
-                auc = event_metrics(data["label"][-n:], data["probability"][-n:],
-                                    data["rating"][-n:], data["rating_prediction"][-n:])["auc"]
+                auc = event_metrics(
+                    data["label"][-n:],
+                    data["probability"][-n:],
+                    data["rating"][-n:],
+                    data["rating_prediction"][-n:],
+                )["auc"]
             else:
                 reported = [r for r in result.sessions if r["auc"] is not None]
                 auc = result.record.metrics()["auc"]
@@ -370,9 +374,7 @@ def summarise_narrow_towers(
             )
             out[_key(prefix, f"seed{member['seed']}", "parameters")] = member["parameters"]
             if "widths" in member and len({tuple(w) for w in member["widths"]}) > 1:
-                out[_key(prefix, f"seed{member['seed']}", "widths")] = json.dumps(
-                    member["widths"]
-                )
+                out[_key(prefix, f"seed{member['seed']}", "widths")] = json.dumps(member["widths"])
         mean, sd = _mean_sd([m["auc"] for m in members])
         assert mean is not None
         out[_key(prefix, "auc_mean")], out[_key(prefix, "auc_sd")] = mean, sd
@@ -731,9 +733,9 @@ def _drift_goal(
             at.append(at_drift)
             placebo.append(float(np.mean(others_present)))
             out[_key(prefix, "4", method, f"seed{member['seed']}", "growth")] = at_drift
-            out[_key(prefix, "4", method, f"seed{member['seed']}", "growth_elsewhere")] = (
-                placebo[-1]
-            )
+            out[_key(prefix, "4", method, f"seed{member['seed']}", "growth_elsewhere")] = placebo[
+                -1
+            ]
             out[_key(prefix, "4", method, "drift_session")] = boundary
         if not at:
             continue

@@ -1229,8 +1229,10 @@ def make_parser() -> argparse.ArgumentParser:
         "serve",
         help="serve a saved model over HTTP (top-k and scores on raw IDs; OpenAPI at /docs)",
     )
-    p.add_argument("model", help="model.pt of leanrec train, a .safetensors of compress, a stream "
-                   "or CTR model file")
+    p.add_argument(
+        "model",
+        help="model.pt of leanrec train, a .safetensors of compress, a stream or CTR model file",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument(

@@ -76,10 +76,14 @@ def test_cost_is_judged_against_the_medium_row_of_the_same_directory() -> None:
     # machine; directory B reran fixed medium (4.0) beside the adaptive row (6.0) under load.
     # B's medium wins the merge, yet A's small is judged against A's medium: 3 / 2 = 1.5, and
     # B's adaptive row against B's: 6 / 4 = 1.5 (against A's medium it would read 3.0)
-    a = [{**_row("fixed_medium", None, 0, 0.74, 10_000), "directory": "A"},
-         {**_row("fixed_small", None, 0, 0.70, 1_000), "directory": "A"}]
-    b = [{**_row("fixed_medium", None, 0, 0.74, 10_000), "directory": "B"},
-         {**_row("adaptive", 0.1, 0, 0.75, 9_000), "directory": "B"}]
+    a = [
+        {**_row("fixed_medium", None, 0, 0.74, 10_000), "directory": "A"},
+        {**_row("fixed_small", None, 0, 0.70, 1_000), "directory": "A"},
+    ]
+    b = [
+        {**_row("fixed_medium", None, 0, 0.74, 10_000), "directory": "B"},
+        {**_row("adaptive", 0.1, 0, 0.75, 9_000), "directory": "B"},
+    ]
     b[0]["session_cpu_seconds"] = [4.0] * 8
     b[1]["session_cpu_seconds"] = [6.0] * 8
     medium_cpu = script.medium_cpu_by_directory([b, a])
@@ -164,8 +168,12 @@ def test_each_preset_is_judged_against_the_other() -> None:
     # the leanrec preset at fixed small's point (0.775, 5,248) against the paper preset's
     # (0.7748, 34,686): more accurate with fewer parameters, so it dominates, not the reverse;
     # the line through small and large is on it at 5,248, so goal 2 is not met ("above")
-    points = {"fixed_small": (5_248, 0.775), "fixed_large": (189_440, 0.7739),
-              "adaptive": (34_686, 0.7748), "adaptive_leanrec": (5_248, 0.775)}
+    points = {
+        "fixed_small": (5_248, 0.775),
+        "fixed_large": (189_440, 0.7739),
+        "adaptive": (34_686, 0.7748),
+        "adaptive_leanrec": (5_248, 0.775),
+    }
     flat: dict[str, Any] = {}
     for method, (parameters, auc) in points.items():
         flat[f"d|{method}|chosen|mean_parameters_mean"] = parameters
@@ -192,10 +200,16 @@ def test_capacity_signal_by_hand() -> None:
     # seed 0, evaluated: medium - small per session d = 0.01, -0.01, 0.02, 0 (x 100: 1, -1, 2,
     # 0); on the first chunks -d. Seed 1: d = 0.02, 0. Warm-up (seed 0 only scored): the first
     # session is only learnt (no AUC), then d = 0.02, 0.04.
-    small = {"seed": 0, "sessions": _scored([0.70] * 4, [0.60] * 4),
-             "warmup_sessions": _scored([None, 0.60, 0.60])}
-    medium = {"seed": 0, "sessions": _scored([0.71, 0.69, 0.72, 0.70], [0.59, 0.61, 0.58, 0.60]),
-              "warmup_sessions": _scored([None, 0.62, 0.64])}
+    small = {
+        "seed": 0,
+        "sessions": _scored([0.70] * 4, [0.60] * 4),
+        "warmup_sessions": _scored([None, 0.60, 0.60]),
+    }
+    medium = {
+        "seed": 0,
+        "sessions": _scored([0.71, 0.69, 0.72, 0.70], [0.59, 0.61, 0.58, 0.60]),
+        "warmup_sessions": _scored([None, 0.62, 0.64]),
+    }
     small1 = {"seed": 1, "sessions": _scored([0.50, 0.50]), "warmup_sessions": _scored([None])}
     medium1 = {"seed": 1, "sessions": _scored([0.52, 0.50]), "warmup_sessions": _scored([None])}
     flat = script.capacity_signal(
@@ -225,11 +239,13 @@ def test_narrow_towers_summary_by_hand() -> None:
                 "session_auc": sessions}  # fmt: skip
 
     runs = [
-        run("64-32", 0, 0.70, 1e3, [0.70, 0.70]), run("64-32", 1, 0.70, 1e3, [0.70, 0.70]),
+        run("64-32", 0, 0.70, 1e3, [0.70, 0.70]),
+        run("64-32", 1, 0.70, 1e3, [0.70, 0.70]),
         run("512-256-128", 0, 0.68, 1e5, [0.68, 0.68]),
         run("512-256-128", 1, 0.68, 1e5, [0.68, 0.68]),
         # seed 0: +0.004, one session won and one tied; seed 1: -0.002, one lost, one won
-        run("32-16", 0, 0.704, 1e2, [0.71, 0.70]), run("32-16", 1, 0.698, 1e2, [0.69, 0.72]),
+        run("32-16", 0, 0.704, 1e2, [0.71, 0.70]),
+        run("32-16", 1, 0.698, 1e2, [0.69, 0.72]),
         run("leanrec", 0, 0.70, 1e3, [0.70, 0.70]),  # seed 1 missing: left out
         run("32-16", 2, 0.5, 1e2, [0.5, 0.5]),  # a seed not asked for: ignored
     ]
@@ -295,6 +311,7 @@ def test_quick_run_writes_the_goals_and_resumes(
     )
     assert not any(k.startswith("planted-drift|adaptive_leanrec_freeze|") for k in merged)
     assert not merged["planted-drift|partial"]
-    assert merged["planted-drift|adaptive|chosen|auc_mean"] == flat[
-        "planted-drift|adaptive|chosen|auc_mean"
-    ]  # the paper preset's rows come from the first root unchanged
+    assert (
+        merged["planted-drift|adaptive|chosen|auc_mean"]
+        == flat["planted-drift|adaptive|chosen|auc_mean"]
+    )  # the paper preset's rows come from the first root unchanged

@@ -445,9 +445,7 @@ def test_a_parked_young_row_stays_a_residual_and_is_folded_when_parked() -> None
     # round trip through the spec and the state dict reads the same.
     from leanrec.embeddings import table_from_spec
 
-    table = HierarchicalSharedEmbedding(
-        2, 2, levels=1, min_capacity=2, park=True, residual_until=2
-    )
+    table = HierarchicalSharedEmbedding(2, 2, levels=1, min_capacity=2, park=True, residual_until=2)
     with torch.no_grad():
         table.shared[0] = torch.tensor([0.5, -0.5])
     table.observe(torch.tensor([0]))

@@ -309,9 +309,7 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
                 self.register_buffer("parked_profile", torch.ones(embedding_dim))
                 self.register_buffer("parked_profile_rows", torch.zeros((), dtype=torch.int64))
             if park_state == "log8":
-                self.register_buffer(
-                    "parked_accumulator_top", torch.zeros(0, dtype=torch.bfloat16)
-                )
+                self.register_buffer("parked_accumulator_top", torch.zeros(0, dtype=torch.bfloat16))
             self._parked_free = torch.zeros(0, dtype=torch.int32)
             """Free parked slots (a stack, int32); rebuilt on every relayout and load."""
         if max_bytes is not None and self.nbytes() > max_bytes:
@@ -335,7 +333,6 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
         """Values that carry information: the used unique rows, the ``k`` shared vectors and
         level 1's group vectors."""
         return (self.unique.used_rows + self.levels + self.groups) * self.embedding_dim
-
 
     def position_counts(self) -> torch.Tensor:
         """IDs per position ``0..k+1`` (0: known but unseen), int64 ``(k + 2,)``."""
@@ -627,9 +624,9 @@ class HierarchicalSharedEmbedding(CountedRowsTable):
             parked_ids = torch.nonzero(codes <= -2).reshape(-1)
             new_slot = torch.full((capacity,), -1, dtype=torch.int64)
             new_slot[kept] = torch.arange(len(kept))
-            self.unique.row_of_id[parked_ids] = (
-                -2 - new_slot[-2 - codes[parked_ids]]
-            ).to(torch.int32)
+            self.unique.row_of_id[parked_ids] = (-2 - new_slot[-2 - codes[parked_ids]]).to(
+                torch.int32
+            )
             self._parked_storage(kept, max(PARK_BLOCK, -(-len(kept) // PARK_BLOCK) * PARK_BLOCK))
         return values, accumulator
 

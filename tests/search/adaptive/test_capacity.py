@@ -218,8 +218,9 @@ def test_variants_configure_their_controller() -> None:
     paper = METHODS["adaptive"].configure(base)
     assert (leanrec.new_unit_boost, paper.new_unit_boost) == (10.0, 1.0)
     # tighter limits than the defaults cut the preset's towers to them
-    tight = METHODS["adaptive_leanrec"].configure(AdaptiveConfig(initial_widths=(32,),
-                                                                 max_width=48, max_depth=1))
+    tight = METHODS["adaptive_leanrec"].configure(
+        AdaptiveConfig(initial_widths=(32,), max_width=48, max_depth=1)
+    )
     assert (tight.initial_widths, tight.floor_widths) == ((48,), (48,))
     assert (paper.initial_widths, paper.reference_widths) == ((200, 80), (64, 32))
     assert (paper.floor_widths, paper.shift_threshold) == (None, None)

@@ -92,9 +92,7 @@ def test_masks_on_ray_give_the_serial_rows_bit_for_bit(
     run_experiment(two_mask_experiment(tmp_path / "serial"), log=lambda m: None)
     temp_dir = init_ray(num_cpus=2, log_to_driver=False)  # 127.0.0.1, two jobs at once
     try:
-        run_experiment(
-            two_mask_experiment(tmp_path / "ray", executor="ray"), log=lambda m: None
-        )
+        run_experiment(two_mask_experiment(tmp_path / "ray", executor="ray"), log=lambda m: None)
     finally:
         shutdown_ray(temp_dir)
     assert _rows(tmp_path / "ray") == _rows(tmp_path / "serial")

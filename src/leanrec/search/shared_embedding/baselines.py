@@ -215,9 +215,7 @@ class AgentAssigner:
         """Members counted so far per group of each grouped field (``M`` of ``group_rate``)."""
         self.max_bytes = config.max_bytes
         self.random_rows = (
-            torch.Generator().manual_seed(config.seed)
-            if config.promoted_init == "random"
-            else None
+            torch.Generator().manual_seed(config.seed) if config.promoted_init == "random" else None
         )
         """Draws promoted rows (``promoted_init="random"``); its state is checkpointed."""
         self.shared_optimizer = (

@@ -409,8 +409,8 @@ class IdentityAgent:
     ) -> torch.Tensor:
         """``history="ema"`` state per ID, ``(m,) x 7 -> (m, state_dim)``::
 
-            [ log(1 + count)/5, one-hot position (1..k+1), loss EMA (0 if none), has-EMA,
-              log(1 + chunks since last seen)/5, idle-decision flag, one-hot field ]
+        [ log(1 + count)/5, one-hot position (1..k+1), loss EMA (0 if none), has-EMA,
+          log(1 + chunks since last seen)/5, idle-decision flag, one-hot field ]
         """
         m = len(log_count)
         return torch.cat(
@@ -708,9 +708,11 @@ class IdentityAgent:
         chosen = torch.from_numpy(actions)
         if self.lean:
             rec = self.records[seen.field].arrays
-            rec["log_count"][ids] = torch.round(
-                torch.log1p(seen.counts.float()) * COUNT_SCALE
-            ).clamp(0, 255).to(torch.uint8)
+            rec["log_count"][ids] = (
+                torch.round(torch.log1p(seen.counts.float()) * COUNT_SCALE)
+                .clamp(0, 255)
+                .to(torch.uint8)
+            )
             rec["position"][ids] = seen.positions.to(torch.int8)
             rec["action"][ids] = (chosen + (N_ACTIONS if seen.idle else 0)).to(torch.int8)
             rec["behaviour"][ids] = torch.from_numpy(behaviour).to(torch.float16)
