@@ -62,6 +62,24 @@ def test_masked_gradient_never_reaches_masked_values() -> None:
     assert torch.equal(grad != 0, prefix_mask(table.sizes, 6).bool())
 
 
+def test_all_follows_every_change_of_the_sizes() -> None:
+    """all() keeps its mask between calls: set_sizes, load_state_dict and an in-place write to
+    the buffer each show at the next call."""
+    weight = torch.arange(12, dtype=torch.float32).reshape(3, 4) + 1
+    table = MaskedEmbedding.from_tensor(weight, sizes=[4, 1, 2])
+    assert table.all().tolist() == [[1, 2, 3, 4], [5, 0, 0, 0], [9, 10, 0, 0]]
+    table.set_sizes([0, 4, 1])
+    assert table.all().tolist() == [[0, 0, 0, 0], [5, 6, 7, 8], [9, 0, 0, 0]]
+    state = {"weight": weight, "sizes": torch.tensor([2, 2, 3])}
+    table.load_state_dict(state)
+    assert table.all().tolist() == [[1, 2, 0, 0], [5, 6, 0, 0], [9, 10, 11, 0]]
+    table.sizes[0] = 3
+    assert table.all()[0].tolist() == [1, 2, 3, 0]
+    table.sizes = torch.tensor([1, 1, 1])
+    assert table.all()[:, 1].tolist() == [0, 0, 0]
+    assert table.num_parameters() == 3
+
+
 def test_set_sizes_rejects_out_of_range() -> None:
     table = MaskedEmbedding(3, 4)
     with pytest.raises(ValueError, match=r"\[0, 4\]"):

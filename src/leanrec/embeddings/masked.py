@@ -132,8 +132,22 @@ class MaskedEmbedding(EmbeddingTable):
         return [self.weight]
 
     def all(self) -> torch.Tensor:
-        sizes = self._effective_sizes(self.sizes)
-        return self._stored(self.weight) * prefix_mask(sizes, self.embedding_dim)
+        if self.prefix_dropout and self.training:
+            sizes = self._effective_sizes(self.sizes)
+            return self._stored(self.weight) * prefix_mask(sizes, self.embedding_dim)
+        return self._stored(self.weight) * self._full_mask()
+
+    def _full_mask(self) -> torch.Tensor:
+        """``M`` for every row ``(N, d_max)``, rebuilt only when ``sizes`` changed: any in-place
+        change of the buffer (``set_sizes``, ``load_state_dict``, item assignment) moves its
+        version counter, and a new tensor (``.to``, a reassigned buffer) is another object
+        (the cache holds the tensor it was built from, so that object is never another's)."""
+        sizes = self.sizes
+        cached = self.__dict__.get("_mask_cache")
+        if cached is None or cached[0] is not sizes or cached[1] != sizes._version:
+            cached = (sizes, sizes._version, prefix_mask(sizes, self.embedding_dim))
+            self.__dict__["_mask_cache"] = cached
+        return cached[2]
 
     def num_parameters(self) -> int:
         return int(self.sizes.sum())
