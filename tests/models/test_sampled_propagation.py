@@ -12,12 +12,13 @@ import pytest
 import torch
 
 from leanrec.data.interactions import Interactions
+from leanrec.evaluate import FullRankingEvaluator
 from leanrec.models import build_model
 from leanrec.models.graph import BatchSubgraph, NeighbourSampler, SparseGraph, normalized_adjacency
 from leanrec.models.lightgcn import LightGCNConfig
 from leanrec.models.ngcf import NGCFConfig
 from leanrec.models.registry import load_ranking_model
-from leanrec.train.bpr import BPRTrainer, TrainerConfig
+from leanrec.train.bpr import BPRTrainer, TrainerConfig, evaluate_model
 
 
 @pytest.fixture(autouse=True)
@@ -125,6 +126,28 @@ def test_evaluation_propagates_in_full(small_data: Interactions) -> None:
     out = model.pairwise(*BATCH)
     expected = (users[BATCH[0]] * items[BATCH[1]]).sum(-1)
     torch.testing.assert_close(out.positive_scores, expected)
+
+
+@pytest.mark.parametrize("name", ["lightgcn", "ngcf"])
+@pytest.mark.parametrize("propagation", ["full", "snapshot"])
+def test_a_full_ranking_evaluation_propagates_once(
+    small_data: Interactions, name: str, propagation: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scoring every user in batches of 4 (10 batches) propagates the whole graph once, not
+    once per batch, before and after training."""
+    model = build_model(name, small_data, {"embedding_dim": 8, "propagation": propagation})
+    calls = []
+    propagate = model.final_embeddings
+    monkeypatch.setattr(model, "final_embeddings", lambda: calls.append(1) or propagate())
+    evaluator = FullRankingEvaluator(small_data, ks=[5], batch_size=4)
+    first = evaluate_model(model, evaluator)
+    assert len(calls) == 1
+    assert dict(evaluate_model(model, evaluator)) == dict(first)
+    assert len(calls) == 2
+    BPRTrainer(model, small_data, None, TrainerConfig(max_epochs=1, batch_size=64)).fit()
+    before = len(calls)
+    evaluate_model(model, evaluator)
+    assert len(calls) == before + 1
 
 
 def test_propagation_is_saved_and_old_checkpoints_load(

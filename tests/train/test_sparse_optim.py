@@ -589,3 +589,11 @@ def test_checkpoint_without_the_option_counts_as_dense_adam() -> None:
     check_resumed_embedding_optimizer({"config": {}}, "dense_adam")  # written before the option
     with pytest.raises(ValueError, match=r"'dense_adam'.*'sparse_adam'"):
         check_resumed_embedding_optimizer({"config": {}}, "sparse_adam")
+
+
+def test_each_trainer_defaults_to_the_optimiser_its_figures_chose() -> None:
+    """BPR trains its tables row-wise by default (dense Adam's metrics on every BPR figure);
+    the CTR and sequential trainers stay dense (docs/design/sparse-optimizers.md)."""
+    assert TrainerConfig().embedding_optimizer == "sparse_adam"
+    assert CTRTrainerConfig().embedding_optimizer == "dense_adam"
+    assert SequentialTrainerConfig().embedding_optimizer == "dense_adam"

@@ -40,9 +40,10 @@ nodes (``"snapshot"``, :class:`PropagationSnapshot`), or ``"auto"``: full up to
 whole graph, once."""
 
 DEFAULT_SAMPLED_ABOVE_EDGES = 1_000_000
-"""Training edges above which ``propagation="auto"`` samples. Below it a full propagation per
-step costs about as much as a batch's sampled neighbourhood and is exact; above it, it makes an
-epoch's cost grow with the square of the edges (figures: docs/design/linear-training-cost.md)."""
+"""Training edges above which ``propagation="auto"`` trains on snapshots. Below it a full
+propagation per step costs about as much as a batch's sampled neighbourhood and is exact;
+above it, it makes an epoch's cost grow with the square of the edges (figures:
+docs/design/linear-training-cost.md)."""
 
 
 def check_propagation(config: Any) -> None:
@@ -430,8 +431,11 @@ class GraphRecommender(DotProductRecommender):
     Training propagates as :attr:`training_propagation` says: ``"full"`` runs
     :meth:`final_embeddings` over the whole graph at every step (an epoch costs steps x edges);
     ``"sampled"`` runs :meth:`propagate_sampled` over the batch's neighbourhood drawn with
-    fan-out ``config.fanout`` (a step costs the same whatever the graph's size). Evaluation and
-    serving always use the full propagation, computed once and cached.
+    fan-out ``config.fanout`` (a step costs the same whatever the graph's size);
+    ``"snapshot"`` propagates the whole graph once per epoch (:class:`PropagationSnapshot`) and
+    corrects each step through the edges among the batch's own nodes; ``"auto"`` is full up to
+    ``config.sampled_above_edges`` training edges and snapshot above. Evaluation and serving
+    always use the full propagation, computed once and cached.
     """
 
     graph: SparseGraph | None = None

@@ -27,8 +27,10 @@ class LightGCNConfig:
     propagation: str = "auto"
     """Training propagation: ``"full"`` (the whole graph at every step, as in the paper),
     ``"sampled"`` (the batch's ``K``-hop neighbourhood with ``fanout`` neighbours per node and
-    hop, equal to full propagation in expectation) or ``"auto"`` (full up to
-    ``sampled_above_edges`` training edges, sampled above, so an epoch stays linear in the
+    hop, equal to full propagation in expectation), ``"snapshot"`` (a full propagation
+    taken per epoch, corrected through the edges among the batch's own nodes:
+    :class:`~leanrec.models.graph.PropagationSnapshot`) or ``"auto"`` (full up to
+    ``sampled_above_edges`` training edges, snapshot above, so an epoch stays linear in the
     edges). Evaluation always propagates in full."""
     fanout: int = 10
     """``F``, neighbours kept per node and hop when training samples."""
@@ -37,8 +39,8 @@ class LightGCNConfig:
     interactions (the first at the epoch's start); more keep the neighbours outside the batch
     fresher, each at the cost of one forward propagation over the graph."""
     sampled_above_edges: int = DEFAULT_SAMPLED_ABOVE_EDGES
-    """With ``propagation="auto"``: sample when the training graph has more edges than this
-    (below it a full propagation costs about as much and is exact)."""
+    """With ``propagation="auto"``: train on snapshots when the training graph has more edges
+    than this (below it a full propagation per step costs about as much and is exact)."""
 
     def __post_init__(self) -> None:
         check_at_least(self, 1, "embedding_dim")

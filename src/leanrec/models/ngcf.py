@@ -32,8 +32,10 @@ class NGCFConfig:
     propagation: str = "auto"
     """Training propagation: ``"full"`` (the whole graph at every step, as in the paper),
     ``"sampled"`` (the batch's neighbourhood, ``fanout`` neighbours per node and hop; the
-    aggregated ``L E`` equals full propagation in expectation) or ``"auto"`` (full up to
-    ``sampled_above_edges`` training edges, sampled above). Evaluation propagates in full."""
+    aggregated ``L E`` equals full propagation in expectation), ``"snapshot"`` (a full
+    propagation taken per epoch, corrected through the edges among the batch's own nodes) or
+    ``"auto"`` (full up to ``sampled_above_edges`` training edges, snapshot above). Evaluation
+    propagates in full."""
     fanout: int = 10
     """Neighbours kept per node and hop when training samples."""
     snapshots_per_epoch: int = 1
@@ -41,8 +43,8 @@ class NGCFConfig:
     interactions (the first at the epoch's start); more keep the neighbours outside the batch
     fresher, each at the cost of one forward propagation over the graph."""
     sampled_above_edges: int = DEFAULT_SAMPLED_ABOVE_EDGES
-    """With ``propagation="auto"``: sample when the training graph has more edges than this
-    (below it a full propagation costs about as much and is exact)."""
+    """With ``propagation="auto"``: train on snapshots when the training graph has more edges
+    than this (below it a full propagation per step costs about as much and is exact)."""
 
     def __post_init__(self) -> None:
         check_at_least(self, 1, "embedding_dim", "layer_sizes")

@@ -141,6 +141,19 @@ def test_fresh_search_steps_start_from_one_initialisation_and_train_whole_epochs
     assert all(torch.equal(env.warm_state[k], init[k]) for k in init)
 
 
+def test_graph_models_of_the_search_propagate_in_full_unless_told() -> None:
+    """The search's figures were measured with full propagation: a graph model built for it
+    pins ``propagation="full"`` whatever its size ("auto" would switch to snapshots above 1M
+    edges); an explicit option is kept, and a model without the option is left alone."""
+    split, _ = tiny_split_and_model(16)
+    lightgcn = build_masked_model(split, "lightgcn", {"sampled_above_edges": 1}, 16, seed=0)
+    assert lightgcn.config.propagation == "full"
+    assert lightgcn.training_propagation == "full"
+    told = build_masked_model(split, "ngcf", {"propagation": "snapshot"}, 16, seed=0)
+    assert told.training_propagation == "snapshot"
+    assert not hasattr(build_masked_model(split, "mf", {}, 16, seed=0).config, "propagation")
+
+
 # ------------------------------------------------------------------ presets and switches
 def test_each_switch_changes_exactly_its_own_fields() -> None:
     leanrec_exp = apply_preset(EmbeddingSizeExperiment(), "leanrec")

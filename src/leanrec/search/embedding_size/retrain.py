@@ -29,6 +29,7 @@ from leanrec.evaluate import FullRankingEvaluator
 from leanrec.models import Recommender, build_model
 from leanrec.models.compress import entity_sizes, entity_sparsity, set_entity_sizes
 from leanrec.models.loading import save_ranking_model
+from leanrec.models.registry import make_model_config
 from leanrec.runner.executors import Executor, SerialExecutor, Shared
 from leanrec.runner.rundir import Log
 from leanrec.search.embedding_size.budget import fit_to_budget
@@ -51,9 +52,15 @@ def build_masked_model(
     seed: int,
     prefix_dropout: bool = False,
 ) -> Recommender:
-    """A base recommender of width ``d_max`` whose every table is a :class:`MaskedEmbedding`."""
+    """A base recommender of width ``d_max`` whose every table is a :class:`MaskedEmbedding`.
+
+    A graph model propagates over the whole graph at every training step unless
+    ``model_options`` say otherwise: every figure of the search and its baselines was measured
+    so, and ``propagation="auto"`` would switch to snapshots on graphs above 1M edges."""
     options = dict(model_options or {})
     options["embedding_dim"] = max_dim
+    if "propagation" not in options and hasattr(make_model_config(model_name), "propagation"):
+        options["propagation"] = "full"
     factory = MaskedTableFactory(prefix_dropout=prefix_dropout)
     return build_model(model_name, split.train, options, table_factory=factory, seed=seed)
 
