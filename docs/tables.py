@@ -4182,8 +4182,8 @@ def _ameir_preset_row(label: str, name: str, spread: bool = True) -> tuple[Cell,
     )
 
 
-_SKETCH_PRESET_CELLS = ((1, 2), (1, 4), (1, 8), (4, 2))
-"""The (τ, K) cells the ``paper`` preset ran on split 0 (``sketch_presets--beauty.json``)."""
+_SKETCH_PRESET_CELLS = ((1, 2), (1, 4), (1, 8), (4, 2), (4, 4), (4, 8))
+"""The (τ, K) cells the ``paper`` preset ran, on splits 0-2 (``sketch_presets--beauty.json``)."""
 
 
 def _sketch_preset_rows() -> tuple[tuple[Cell, ...], ...]:
@@ -4199,7 +4199,11 @@ def _sketch_preset_rows() -> tuple[tuple[Cell, ...], ...]:
                 "online (τ = 1)" if tau == 1 else f"batch (τ = {tau})",
                 str(k),
                 *same,
-                F("{:.4f}", f"paper_{cell}_test_recall20_mean"),
+                F(
+                    "{:.4f} ± {:.4f}",
+                    f"paper_{cell}_test_recall20_mean",
+                    f"paper_{cell}_test_recall20_std",
+                ),
                 Expr(
                     "{:+.4f}",
                     lambda paper, leanrec: paper - leanrec,
@@ -4217,7 +4221,7 @@ AMEIR_DIPS_PRESET_TABLES: dict[str, Table] = {
     "sketch-beauty-presets": Table(
         ("sketch_presets--beauty.json",),
         (
-            "Beauty, split 0, test Recall@20",
+            "Beauty, splits 0-2 (mean), test Recall@20",
             "K",
             "Random",
             "Hardest",
