@@ -785,6 +785,8 @@ def _sketch_beauty_rows() -> tuple[tuple[Cell, ...], ...]:
             for method in ("random", "hardest", "influence", "recent", "dips1", "dips"):
                 key = f"{method}_K{k}_tau{tau}_test_recall20"
                 cells.append(F("{:.4f} ± {:.4f}", f"{key}_mean", f"{key}_std"))
+            paper = f"sketch_presets--beauty.json:paper_K{k}_tau{tau}_test_recall20"
+            cells.append(F("{:.4f} ± {:.4f}", f"{paper}_mean", f"{paper}_std"))
             cells.append(
                 PerSeedDifference(
                     f"dips_K{k}_tau{tau}_seed{{seed}}_test_recall20",
@@ -1922,7 +1924,11 @@ TABLES: dict[str, Table] = {
         best=(Best((1, 2, 3, 4, 5, 7), along="row", highest=False),),
     ),
     "sketch-beauty": Table(
-        ("sketch_table--beauty.json", "sketch_prior_choice--beauty-recency.json"),
+        (
+            "sketch_table--beauty.json",
+            "sketch_prior_choice--beauty-recency.json",
+            "sketch_presets--beauty.json",
+        ),
         (
             "setting",
             "K",
@@ -1932,12 +1938,13 @@ TABLES: dict[str, Table] = {
             "Recent (sliding window, extra)",
             "DiPS@1 (model state, β = 0)",
             "DiPS, `leanrec` preset (Q = 50, model state, β = 1)",
+            "DiPS, `paper` preset (Q = 50, model-free)",
             "DiPS − Influence, per split",
             "DiPS β = 0: valid / test",
             "DiPS β = 1: valid / test",
         ),
         _sketch_beauty_rows(),
-        best=(Best((2, 3, 4, 5, 6, 7), along="row"),),
+        best=(Best((2, 3, 4, 5, 6, 7, 8), along="row"),),
     ),
     "sketch-throughput": Table(
         ("sketch_throughput.json",),
