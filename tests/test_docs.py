@@ -108,6 +108,14 @@ def test_renderer_gives_the_hand_written_table(tmp_path: Path) -> None:
     assert SMALL.render(data) == EXPECTED
 
 
+def test_seed_mean_names_the_splits_it_averages_when_some_have_not_run() -> None:
+    cell = tables.SeedMean("x_seed{seed}")
+    assert cell.render({"x_seed0": 0.1, "x_seed1": 0.2, "x_seed2": 0.6}) == "0.3000"
+    assert cell.render({"x_seed0": 0.1, "x_seed2": 0.2}) == "0.1500 (splits 0, 2)"
+    assert cell.render({"x_seed1": 0.25}) == "0.2500 (split 1)"
+    assert cell.render({"y_seed0": 0.1}) == "not run"
+
+
 def test_best_without_ties_bolds_no_row_of_a_tie_and_above_compares_unrounded() -> None:
     """``Best(ties=False)``: 0.39699 and 0.39697 both print 0.3970, so neither is bold, while
     the column without a tie still bolds its best. ``Above``: 0.07468 is above 0.07466 though
