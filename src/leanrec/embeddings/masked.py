@@ -132,10 +132,11 @@ class MaskedEmbedding(EmbeddingTable):
         return [self.weight]
 
     def all(self) -> torch.Tensor:
-        if self.prefix_dropout and self.training:
-            sizes = self._effective_sizes(self.sizes)
-            return self._stored(self.weight) * prefix_mask(sizes, self.embedding_dim)
-        return self._stored(self.weight) * self._full_mask()
+        if self.prefix_dropout and self.training:  # a fresh prefix draw per call
+            mask = prefix_mask(self._effective_sizes(self.sizes), self.embedding_dim)
+        else:
+            mask = self._full_mask()
+        return self._stored(self.weight) * mask
 
     def _full_mask(self) -> torch.Tensor:
         """``M`` for every row ``(N, d_max)``, rebuilt only when ``sizes`` changed: any in-place
