@@ -365,6 +365,45 @@ def test_retrieval_experiment_options_route_to_experiment_then_search(
     )
 
 
+def test_retrieval_preset_turns_one_addition_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import leanrec.search.architecture.experiment as architecture
+    from leanrec.runner.rundir import RunDirectory
+    from leanrec.search.base import ExperimentResult
+
+    summary = {"methods": {"ameir": {}}}
+    done = ExperimentResult("architecture", RunDirectory(tmp_path, log=None), [], summary)
+    seen = _capture_experiment(monkeypatch, architecture, "run_experiment", done)  # type: ignore[arg-type]
+    base = ["experiment", "architecture", "--dataset", "beauty", "--out", str(tmp_path)]
+    assert main([*base, "--preset", "leanrec", "--without", "positions"]) == 0
+    config = seen[0].config
+    assert (config.positions, config.final_norm, config.input_dropout) == (False, True, 0.3)
+    assert main([*base, "--preset", "paper"]) == 0
+    config = seen[1].config
+    assert (config.positions, config.final_norm, config.input_dropout) == (False, False, 0.0)
+    assert config.n_blocks == 3
+
+
+def test_without_help_names_every_addition_of_every_policy() -> None:
+    from leanrec.search.architecture import config as architecture
+    from leanrec.search.embedding_size import config as embedding_size
+    from leanrec.search.sketch import config as sketch
+
+    parser = make_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    experiment = sub.choices["experiment"]  # type: ignore[index]
+    help_text = " ".join(experiment.format_help().split())
+    for additions in (
+        embedding_size.LEANREC_ADDITIONS,
+        architecture.LEANREC_ADDITIONS,
+        architecture.RETRIEVAL_ADDITIONS,
+        sketch.LEANREC_ADDITIONS,
+    ):
+        for name in additions:
+            assert name in help_text, name
+
+
 def test_sketch_experiment_options_reach_its_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

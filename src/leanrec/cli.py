@@ -1150,6 +1150,7 @@ def make_parser() -> argparse.ArgumentParser:
         "item_hits rising_lambda screen rescaling both_projections retrain_from_warm_start "
         "validate_initial pruning_base; architecture (CTR): fm_term carried_embeddings "
         "keep_best largest_child keep_inherited mean_readout constant_step short_evolution; "
+        "architecture (next-item): positions final_norm input_dropout; "
         "sketch: influence_start recency_prior",
     )
     p.add_argument(
