@@ -14,6 +14,12 @@ and the tuning counts of the equal-tuning record. Run from the repository root:
         --ablation leanrec=runs/ameir-e1-leanrec --ablation no_fm_term=runs/ameir-e1-nofm \\
         --ablation no_carried_embeddings=runs/ameir-e1-nocarry \\
         --ablation no_keep_best=runs/ameir-e1-nokeepbest
+
+``--keep-stored`` keeps the rows of the file it overwrites for the seeds (and ablations) the
+given directories lack, e.g. after a run directory was deleted:
+
+    python -m benchmarks.paper.ameir_presets --keep-stored --paper runs/ameir-e1-paper-s1 \
+        runs/ameir-e1-paper-s2
 """
 
 from __future__ import annotations
@@ -79,8 +85,20 @@ def main() -> None:
         default=[],
         help="NAME=DIR: AMEIR under the leanrec preset (NAME leanrec) or with one addition off",
     )
+    parser.add_argument(
+        "--keep-stored",
+        action="store_true",
+        help="keep the per-seed rows of the results file this run overwrites for every seed "
+        "and ablation the given directories lack (a run directory since deleted)",
+    )
     add_tag_argument(parser, "ameir_presets")
     args = parser.parse_args()
+    previous: dict[str, Any] = {}
+    if args.keep_stored:
+        stored_path = results_path("ameir_presets", args.tag)
+        if not stored_path.is_file():
+            raise SystemExit(f"--keep-stored: no results file {stored_path}")
+        previous = json.loads(stored_path.read_text())
     headline = json.loads(results_path("ameir_table", "keep-best").read_text())
     no_keep_best = json.loads(results_path("ameir_table", "fm-5seeds").read_text())
     results: dict[str, Any] = {
@@ -90,7 +108,15 @@ def main() -> None:
         **deepfm_tuning(),
     }
     rows, labels = _rows(args.paper)
-    results["paper_runs"] = ",".join(args.paper)
+    runs = list(args.paper)
+    if previous:
+        for name, method in (("paper", "ameir"), ("deepfm_rerun", "deepfm")):
+            kept = _stored_rows(previous, name, method, rows)
+            rows += kept
+            if kept and name == "paper":
+                _note_stored(results, previous, "paper", "paper_runs", kept)
+                labels.add(previous["paper_preset"])
+    results["paper_runs"] = ",".join(runs)
     results["paper_preset"] = ";".join(sorted(labels))
     table = []
     for method, name in (("ameir", "paper"), ("deepfm", "deepfm_rerun")):
@@ -98,11 +124,20 @@ def main() -> None:
         _summarise(results, name, found)
         if found:
             table.append(_line(results, name, len(found)))
-    for spec in args.ablation:
-        name, _, directory = spec.partition("=")
-        found, ablation_labels = _rows([directory])
-        searched = sorted((r for r in found if r["method"] == "ameir"), key=lambda r: r["seed"])
-        results[f"{name}_run"] = directory
+    given = [spec.partition("=")[::2] for spec in args.ablation]
+    stored_names = [key[: -len("_run")] for key in previous if key.endswith("_run")]
+    for name in stored_names:
+        if name not in {n for n, _ in given}:
+            given.append((name, ""))
+    for name, directory in given:
+        found, ablation_labels = _rows([directory]) if directory else ([], set())
+        found = [r for r in found if r["method"] == "ameir"]
+        kept = _stored_rows(previous, name, "ameir", found) if previous else []
+        searched = sorted(found + kept, key=lambda r: r["seed"])
+        if kept:
+            _note_stored(results, previous, name, f"{name}_run", kept)
+            ablation_labels.add(previous[f"{name}_preset"])
+        results[f"{name}_run"] = directory or previous[f"{name}_run"]
         results[f"{name}_preset"] = ";".join(sorted(ablation_labels))
         _summarise(results, name, searched)
         if searched:
@@ -151,6 +186,37 @@ def _summarise(results: dict[str, Any], name: str, rows: list[dict[str, Any]]) -
         results[f"{name}_{metric}_by_seed"] = json.dumps({str(r["seed"]): r[metric] for r in rows})
         for row in rows:
             results[f"{name}_seed{row['seed']}_{metric}"] = row[metric]
+
+
+def _stored_rows(
+    previous: dict[str, Any], name: str, method: str, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The rows of ``name`` in a stored results file (``<name>_seed<s>_<metric>``) for the
+    seeds ``rows`` has no ``method`` row of."""
+    have = {r["seed"] for r in rows if r["method"] == method}
+    by_seed = json.loads(previous.get(f"{name}_test_auc_by_seed", "{}"))
+    kept = []
+    for seed in sorted(int(s) for s in by_seed):
+        if seed in have:
+            continue
+        row: dict[str, Any] = {"method": method, "seed": seed}
+        for metric in METRICS:
+            row[metric] = previous[f"{name}_seed{seed}_{metric}"]
+        kept.append(row)
+    return kept
+
+
+def _note_stored(
+    results: dict[str, Any],
+    previous: dict[str, Any],
+    name: str,
+    runs_key: str,
+    kept: list[dict[str, Any]],
+) -> None:
+    """Record which seeds of ``name`` come from the stored file, and the run directories they
+    were first collected from."""
+    results[f"{name}_stored_seeds"] = ",".join(str(r["seed"]) for r in kept)
+    results[f"{name}_stored_from"] = previous.get(f"{name}_stored_from", previous[runs_key])
 
 
 def _line(results: dict[str, Any], name: str, seeds: int) -> list[Any]:
