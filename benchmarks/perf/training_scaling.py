@@ -61,8 +61,9 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from benchmarks.common import add_tag_argument, print_table, results_path, write_results
 
@@ -136,6 +137,7 @@ def measure(
         kept = rng.choice(np.unique(test.users), max_eval_users, replace=False)
         test = test.subset(np.flatnonzero(np.isin(test.users, kept)))
     evaluator = FullRankingEvaluator(test, exclude=[split.train, split.valid], ks=[20])
+    assert model is not None  # at least one repeat ran
     cpu, wall = time.process_time(), time.perf_counter()
     evaluate_model(model, evaluator)
     eval_cpu, eval_wall = time.process_time() - cpu, time.perf_counter() - wall
@@ -191,7 +193,7 @@ def _time_epoch(
     trainer = BPRTrainer(model, epoch_data, None, config)
     snapshot_cpu = [0.0]
     if hasattr(model, "take_snapshot"):  # graph models: time the once-per-epoch snapshot apart
-        take_snapshot = model.take_snapshot
+        take_snapshot = cast(Callable[[], Any], model.take_snapshot)
 
         def timed_snapshot() -> Any:
             began_snapshot = time.process_time()
@@ -199,7 +201,7 @@ def _time_epoch(
             snapshot_cpu[0] += time.process_time() - began_snapshot
             return snapshot
 
-        model.take_snapshot = timed_snapshot
+        model.take_snapshot = timed_snapshot  # type: ignore[assignment]
     flush_cpu = [0.0]
     if hasattr(trainer.optimizer, "flush"):  # row-wise optimisers: the end-of-epoch catch-up
         flush = trainer.optimizer.flush
@@ -330,7 +332,7 @@ def profile_mf(
         trainer, catch_up = run["trainer"], run["catch_up"]
         spent = dict.fromkeys(PROFILE_PHASES, 0.0)
 
-        def timed_catch_up(parameter: torch.Tensor, index: torch.Tensor) -> Any:
+        def timed_catch_up(parameter: torch.Tensor, index: torch.Tensor | None) -> Any:
             began = clock()
             rows = catch_up(parameter, index)  # the lookup reads the rows it returns
             spent["catch-up (in forward)"] += clock() - began
@@ -450,7 +452,7 @@ def compare_row_kernel(
         }
         print(f"row kernel {model_name} {label(size)}: {data.n_users} x {data.n_items}", flush=True)
 
-    def timed_steps(trainer: BPRTrainer, batches: list[tuple[torch.Tensor, ...]]) -> float:
+    def timed_steps(trainer: BPRTrainer, batches: Sequence[tuple[torch.Tensor, ...]]) -> float:
         catch_up = getattr(trainer.optimizer, "catch_up", None)
         began = clock()
         for users, positives, negatives in batches:
@@ -741,18 +743,18 @@ def main() -> None:
     rows = []
     for model_name, propagation in runs:
         key = f"{model_name}_{propagation}"
-        sizes = [s for s in args.sizes if f"{key}_{label(s)}_train_us_per_interaction" in record]
-        for s in sizes:
+        measured = [s for s in args.sizes if f"{key}_{label(s)}_train_us_per_interaction" in record]
+        for s in measured:
             r = {k[len(f"{key}_{label(s)}_") :]: v for k, v in record.items()
                  if k.startswith(f"{key}_{label(s)}_")}  # fmt: skip
             rows.append(
                 [key, label(s), f"{r['users']}x{r['items']}", r["train_cpu_seconds"],
                  r["train_us_per_interaction"], r["eval_cpu_seconds"], r["peak_rss_mib"]]
             )  # fmt: skip
-        if len(sizes) >= 2:
+        if len(measured) >= 2:
             first, last = (record[f"{key}_{label(s)}_train_us_per_interaction"]
-                           for s in (sizes[0], sizes[-1]))  # fmt: skip
-            record[f"{key}_ratio_{label(sizes[-1])}_over_{label(sizes[0])}"] = last / first
+                           for s in (measured[0], measured[-1]))  # fmt: skip
+            record[f"{key}_ratio_{label(measured[-1])}_over_{label(measured[0])}"] = last / first
     print_table(
         ["model", "size", "users x items", "train CPU s", "µs / interaction", "eval CPU s",
          "peak RSS MiB"],
