@@ -2128,14 +2128,14 @@ TABLES: dict[str, Table] = {
                 F("{:+.4f}", "vs_deepctr.json:diff_test_auc"),
             ),
             (
-                "load average before / after the run",
+                "load average before / after the run (here: same-fields run, then 10-field run)",
                 F("{:.1f} / {:.1f}", "loadavg_before", "loadavg_after"),
                 F(
                     "{:.1f} / {:.1f}",
                     "vs_deepctr.json:loadavg_before",
                     "vs_deepctr.json:loadavg_after",
                 ),
-                "same fields / 10 fields",
+                "(both libraries in each run)",
             ),
         ),
     ),
