@@ -37,6 +37,8 @@ from leanrec.search.architecture.config import ArchitectureSearchConfig, preset_
 
 METRICS = ("valid_auc", "test_auc", "test_logloss", "parameters", "search_seconds",
            "train_seconds")  # fmt: skip
+OPTIONAL_METRICS = ("inference_samples_per_second",)
+"""Summarised over the seeds whose rows have them (rows kept from a stored file do not)."""
 
 TUNING: dict[str, Any] = {
     "tuning_ameir_leanrec_configurations": 14,
@@ -186,6 +188,12 @@ def _summarise(results: dict[str, Any], name: str, rows: list[dict[str, Any]]) -
         results[f"{name}_{metric}_by_seed"] = json.dumps({str(r["seed"]): r[metric] for r in rows})
         for row in rows:
             results[f"{name}_seed{row['seed']}_{metric}"] = row[metric]
+    for metric in OPTIONAL_METRICS:
+        having = [r for r in rows if metric in r]
+        if having:
+            results[f"{name}_{metric}_by_seed"] = json.dumps(
+                {str(r["seed"]): r[metric] for r in having}
+            )
 
 
 def _stored_rows(
