@@ -254,6 +254,25 @@ def test_experiment_table_keeps_searched_models_within_the_best_baseline(split, 
     assert again["methods"]["ameir"] == methods["ameir"]
 
 
+def test_without_baselines_a_search_keeps_the_configs_cap(split, tmp_path) -> None:
+    """No baseline sets a budget: ``max_parameters`` as given (one below the uncapped search's
+    size) still bounds the searched model."""
+
+    def searched(out: str, cap: int | None) -> int:
+        exp = ArchitectureExperiment(
+            out_dir=str(tmp_path / out),
+            baselines=(),
+            methods=("one_shot",),
+            seeds=(0,),
+            config=tiny_config(embedding_dim=16, max_parameters=cap),
+        )
+        summary = run_experiment(exp, log=lambda m: None, split=split).summary
+        return int(summary["methods"]["one_shot"]["parameters"]["mean"])
+
+    uncapped = searched("free", None)
+    assert searched("capped", uncapped - 1) <= uncapped - 1
+
+
 @pytest.mark.parametrize("favoured", ["dnn", "deepfm"])
 def test_parameter_cap_comes_from_every_seed_in_the_rows(split, tmp_path, favoured) -> None:
     """A one-seed run next to other seeds' baseline rows picks the best baseline on the mean

@@ -156,14 +156,16 @@ def _fit_rows(
     rows: RowStore,
 ) -> None:
     """Every unfinished row of ``methods`` x seeds: fit, score on test once, store, log.
-    Searches get ``max_parameters = budget``; hand-designed baselines keep the config's."""
+    Searches get ``max_parameters = budget`` (without baselines, ``budget`` is ``None`` and they
+    keep the config's, e.g. ``--max_parameters``); hand-designed baselines keep the config's."""
     for seed in experiment.seeds:
         for method in methods:
             if rows.has(method=method.name, seed=seed):
                 continue
             config = dataclasses.replace(experiment.config, seed=seed)
             if method.searches:
-                config = dataclasses.replace(config, max_parameters=budget)
+                if budget is not None:
+                    config = dataclasses.replace(config, max_parameters=budget)
                 run.log(f"{method.name} seed {seed}")
             fitted = method.fit(CTRCell(experiment, split, config, run, rows, run.log))
             with final_evaluation():
