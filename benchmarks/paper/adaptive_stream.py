@@ -625,12 +625,13 @@ def capacity_signal(dataset: str, by_chosen: dict[str, list[dict[str, Any]]]) ->
                     if a.get("auc") is None or b.get("auc") is None:
                         differences.append(None)
                         continue
-                    differences.append(b["auc"] - a["auc"])
+                    difference = b["auc"] - a["auc"]
+                    differences.append(difference)
                     first_a = (a.get("observation") or {}).get("first_auc")
                     first_b = (b.get("observation") or {}).get("first_auc")
                     if first_a is not None and first_b is not None:
                         first.append(first_b - first_a)
-                        whole.append(differences[-1])
+                        whole.append(difference)
                 present = [d for d in differences if d is not None]
                 if not present:
                     continue
@@ -1056,15 +1057,11 @@ def main(argv: list[str] | None = None) -> None:
     flat["datasets"] = ",".join(done)
     flat["assemble_seconds"] = round(time.perf_counter() - began, 1)
     path = write_results(SCRIPT, flat, args.tag)
-    figures = []
-    for suffix, plot in (("", plot_plane), ("sessions", plot_sessions),
-                         ("choices", plot_choices)):  # fmt: skip
-        tag = "--".join(t for t in (args.tag, suffix) if t) or None
-        figure = results_path(SCRIPT, tag, ".png")
-        if plot is plot_plane:
-            plot_plane(flat, done, figure)
-        else:
-            plot(flat, done, figure, drift)
+    figures = [results_path(SCRIPT, args.tag or None, ".png")]
+    plot_plane(flat, done, figures[0])
+    for suffix, plot in (("sessions", plot_sessions), ("choices", plot_choices)):
+        figure = results_path(SCRIPT, "--".join(t for t in (args.tag, suffix) if t), ".png")
+        plot(flat, done, figure, drift)
         figures.append(figure)
     print(f"\nwrote {path}, " + ", ".join(str(f) for f in figures))
 

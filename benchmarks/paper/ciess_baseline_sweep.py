@@ -30,7 +30,7 @@ import itertools
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -57,14 +57,16 @@ from leanrec.search.embedding_size.retrain import (
 from leanrec.train.checkpoint import load_checkpoint
 
 SCRIPT = "ciess_baseline_sweep"
+Grid = dict[str, tuple[float, ...]]
+"""Values to try per field (a configuration: one value of each)."""
 TARGETS = (0.9, 0.8, 0.95)
 """The order the cells run in: the middle budget first, so a cut-short sweep has it."""
-RETRAIN_GRID = {"learning_rate": (0.002, 0.005, 0.01), "l2": (1e-5, 1e-4)}
+RETRAIN_GRID: Grid = {"learning_rate": (0.002, 0.005, 0.01), "l2": (1e-5, 1e-4)}
 """SU and SR: the retraining's step size and L2 (6 configurations)."""
-PEP_GRID = {"l2": (1e-3, 1e-2, 1e-1), "learning_rate": (0.005, 0.01)}
+PEP_GRID: Grid = {"l2": (1e-3, 1e-2, 1e-1), "learning_rate": (0.005, 0.01)}
 """PEP: its threshold learning's L2 (what pushes the thresholds up) and step (6)."""
-WIDE_RETRAIN_GRID = {"learning_rate": (0.002, 0.005, 0.01), "l2": (1e-5, 1e-4, 1e-3)}
-WIDE_PEP_GRID = {"l2": (1e-3, 1e-2, 1e-1), "learning_rate": (0.002, 0.005, 0.01)}
+WIDE_RETRAIN_GRID: Grid = {"learning_rate": (0.002, 0.005, 0.01), "l2": (1e-5, 1e-4, 1e-3)}
+WIDE_PEP_GRID: Grid = {"l2": (1e-3, 1e-2, 1e-1), "learning_rate": (0.002, 0.005, 0.01)}
 """``--wide``: 9 configurations each, as many as CIESS's documented tuning on ML-1M."""
 CIESS_DOCUMENTED_TUNING = (
     "lambda 0.4 fixed",
@@ -83,7 +85,7 @@ once, with the values fixed before the run)."""
 METRIC = "recall@20"
 
 
-def _grid(grid: dict[str, tuple[float, ...]]) -> list[dict[str, float]]:
+def _grid(grid: Grid) -> list[dict[str, float]]:
     keys = list(grid)
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
 
@@ -178,6 +180,8 @@ def sweep(args: argparse.Namespace) -> None:
                 if key in done:
                     continue
                 print(f"{method} c = {target:.0%} {config}", flush=True)
+                # the grids' keys are float fields of PEPConfig and TrainerConfig
+                settings = cast(dict[str, Any], config)
                 if method == "pep":
                     masks_path = out / f"pep_masks_{config['l2']}_{config['learning_rate']}.pt"
                     if masks_path.exists():
@@ -185,7 +189,7 @@ def sweep(args: argparse.Namespace) -> None:
                     else:
                         assert args.ordinary, "PEP needs --ordinary"
                         ordinary = model_from_checkpoint(load_checkpoint(args.ordinary))
-                        pep = dataclasses.replace(PEPConfig(), max_epochs=8, **config)
+                        pep = dataclasses.replace(PEPConfig(), max_epochs=8, **settings)
                         masks = pep_masks(ordinary, split.train, TARGETS, pep, args.seed)
                         torch.save({str(k): v for k, v in masks.items()}, masks_path)
                     model = build_masked_model(split, args.model, {}, max_dim, args.seed)
@@ -201,7 +205,7 @@ def sweep(args: argparse.Namespace) -> None:
                     else:
                         rng = np.random.default_rng(args.seed + 1)
                         users, items = random_sizes(n_users, n_items, max_dim, target, rng)
-                    trainer = dataclasses.replace(base_retrain, **config)
+                    trainer = dataclasses.replace(base_retrain, **settings)
                     retrained = retrain_with_sizes(
                         split, args.model, {}, max_dim, users, items, trainer, args.seed,
                         checkpoint_path=retraining, on_epoch=_stop_at_a_checkpoint,
@@ -249,16 +253,16 @@ def sweep(args: argparse.Namespace) -> None:
     }
     rows = []
     for key, value in done.items():
-        method, config, target = key.split("|")
-        results[f"valid:{method}:{target}:{config}:recall@20"] = value["valid"][METRIC]
-        results[f"valid:{method}:{target}:{config}:epochs"] = value["epochs"]
+        method, config_json, at = key.split("|")  # at: c as written in the key
+        results[f"valid:{method}:{at}:{config_json}:recall@20"] = value["valid"][METRIC]
+        results[f"valid:{method}:{at}:{config_json}:epochs"] = value["epochs"]
     for cell, value in tests.items():
-        method, target = cell.split("|")
-        results[f"chosen:{method}:{target}:config"] = json.dumps(value["config"], sort_keys=True)
-        results[f"chosen:{method}:{target}:valid_recall@20"] = value["valid"][METRIC]
+        method, at = cell.split("|")
+        results[f"chosen:{method}:{at}:config"] = json.dumps(value["config"], sort_keys=True)
+        results[f"chosen:{method}:{at}:valid_recall@20"] = value["valid"][METRIC]
         for metric, figure in value["test"].items():
-            results[f"chosen:{method}:{target}:test_{metric}"] = figure
-        rows.append([method, target, json.dumps(value["config"]), value["valid"][METRIC],
+            results[f"chosen:{method}:{at}:test_{metric}"] = figure
+        rows.append([method, at, json.dumps(value["config"]), value["valid"][METRIC],
                      value["test"]["recall@20"], value["test"]["ndcg@20"]])  # fmt: skip
     for method in ("su", "sr", "pep"):  # cells not run keep their keys, marked
         for target in TARGETS:

@@ -58,8 +58,8 @@ def main() -> None:
     if args.previous:
         previous = json.loads(Path(args.previous).read_text())
         previous_runs = str(previous.get("runs", ""))
-        for key, row in rows_from_results(previous).items():
-            rows.setdefault(key, row)
+        for run_key, row in rows_from_results(previous).items():
+            rows.setdefault(run_key, row)
     if args.merge_into:
         target = Path(args.merge_into) / "rows.json"
         target.write_text(json.dumps(list(rows.values()), indent=2))
@@ -159,11 +159,11 @@ def implicit_checks(
         if method not in ("dips", "dips1"):
             continue
         ours = results[f"{method}_K{k}_tau{tau}_test_recall20_mean"]
-        rivals = {
+        found = {
             other: results.get(f"{other}_K{k}_tau{tau}_test_recall20_mean")
             for other in ("random", "hardest", "influence")
         }
-        rivals = {name: value for name, value in rivals.items() if isinstance(value, float)}
+        rivals = {name: value for name, value in found.items() if isinstance(value, float)}
         if not rivals:
             continue
         best_name = max(rivals, key=lambda name: rivals[name])

@@ -35,6 +35,7 @@ import sys
 import time
 import types
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -89,7 +90,9 @@ def match_leanrec_init(model: nn.Module) -> None:
     DeepCTR draws the tower's weights from N(0, init_std = 1e-4) and keeps torch's default
     uniform biases; embedding tables (N(0, 1e-4)) are the same on both sides either way.
     """
-    for layer in [*model.dnn.linears, model.dnn_linear]:
+    deepfm = cast(Any, model)  # DeepCTR's DeepFM: its submodules are attributes mypy cannot see
+    layers: list[nn.Linear] = [*deepfm.dnn.linears, deepfm.dnn_linear]
+    for layer in layers:
         nn.init.xavier_uniform_(layer.weight)
         if layer.bias is not None:
             nn.init.zeros_(layer.bias)

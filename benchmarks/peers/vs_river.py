@@ -72,7 +72,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import torch
@@ -96,6 +96,7 @@ from leanrec.evaluate.prequential import (
 )
 from leanrec.models.stream import build_stream_model
 from leanrec.train.stream import (
+    Objective,
     StreamTrainer,
     StreamTrainerConfig,
     expand_grid,
@@ -175,7 +176,7 @@ def _leanrec_trainer(config: StreamTrainerConfig, seed: int) -> StreamTrainer:
 def run_leanrec(
     stream: EventStream,
     args: argparse.Namespace,
-    objective: str,
+    objective: Objective,
     grids: Sequence[Mapping[str, Sequence[Any]]],
 ) -> dict[str, Any]:
     """Tune one leanrec model on the warm-up, then run it over the whole stream."""
@@ -228,17 +229,21 @@ def run_leanrec(
     }
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
 class _CpuClock:
     """CPU seconds of this process spent inside the callables it wrapped."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
 
-    def wrap(self, call: Callable[[StreamChunk], Any]) -> Callable[[StreamChunk], Any]:
-        def timed(batch: StreamChunk) -> Any:
+    def wrap(self, call: Callable[P, R]) -> Callable[P, R]:
+        def timed(*args: P.args, **kwargs: P.kwargs) -> R:
             began = time.process_time()
             try:
-                return call(batch)
+                return call(*args, **kwargs)
             finally:
                 self.seconds += time.process_time() - began
 
@@ -565,7 +570,7 @@ def main() -> None:
         stream = stream[0 : args.events]
     print(stream, flush=True)
     python = ensure_river_venv()
-    grids = (
+    grids: dict[str, Any] = (
         QUICK_GRIDS
         if args.quick
         else {"leanrec": LEANREC_GRIDS, "fm": RIVER_FM_GRID, "mf": RIVER_MF_GRID}

@@ -88,7 +88,9 @@ def ciess_driver(out: str, nodes: int, epochs: int) -> None:
     trainer = default_retrain()
     trainer.max_epochs, trainer.eval_every, trainer.num_threads = epochs, epochs, 1
     trainer.progress = False
-    with RayExecutor(num_cpus_per_job=1, show_progress=False, desc="masks") as executor:
+    # not ``as executor``: ``Executor.__enter__`` is typed to return the base class
+    executor = RayExecutor(num_cpus_per_job=1, show_progress=False, desc="masks")
+    with executor:
         executor._ensure_ray()
         alive = wait_for_nodes(nodes)
         inputs = executor.share(RetrainInputs(split, None))
@@ -97,7 +99,7 @@ def ciess_driver(out: str, nodes: int, epochs: int) -> None:
         began = time.perf_counter()
         retrained = executor.map(retrainer, jobs)
         wall = time.perf_counter() - began
-        records = [
+        records: list[dict[str, Any]] = [
             {"mask": jobs[r.index].label, "node": alive.index(r.node_id), "seconds": r.seconds}
             for r in executor.records
         ]

@@ -52,10 +52,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -289,6 +289,7 @@ def measure(
     server: ServerProcess, users: np.ndarray, seconds: float, warmup: float, max_requests: int
 ) -> tuple[list[Level], float, float]:
     """Every client level against ``server``: ``(levels, RSS MB at start, RSS MB at the end)``."""
+    run: Callable[[Coroutine[Any, Any, Level]], Level]
     try:
         import uvloop
 
@@ -368,10 +369,11 @@ def main() -> None:
     else:
         dense = Path(args.dense or work / "lightgcn" / "model.pt")
         packed = Path(args.packed or work / "es" / "ciess_c90.safetensors")
-    from leanrec.models import load_model
+    from leanrec.models import Recommender, load_model
 
     loaded = load_model(dense)
     assert loaded.user_vocab is not None
+    model = cast(Recommender, loaded.model)  # a ranking model (LightGCN by default)
     users = np.random.default_rng(args.seed).permutation(loaded.user_vocab.raw_ids)
     served = {"dense": dense, "packed": packed}
     results: dict[str, Any] = {
@@ -382,8 +384,8 @@ def main() -> None:
         "max_batch": args.max_batch,
         "max_wait_ms": args.max_wait_ms,
         "users": len(users),
-        "items": int(loaded.model.n_items),  # type: ignore[arg-type]
-        "embedding_dim": int(loaded.model.config.embedding_dim),  # type: ignore[union-attr]
+        "items": int(model.n_items),
+        "embedding_dim": int(model.config.embedding_dim),
         "load_average_before": round(load_average(), 2),
     }
     rows = []

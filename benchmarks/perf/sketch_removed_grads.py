@@ -42,7 +42,10 @@ def case(explicit: bool, batch: int, removed: int, repeats: int) -> dict[str, fl
         point.retain_grad()
     target = torch.randint(n_items, (batch, 1))
     model.item_losses(theta, target, torch.full((batch, 1), 4.0), pool).sum().backward()
-    adjoints = [p.grad for p in trajectory[1:]]
+    adjoints = []
+    for point in trajectory[1:]:
+        assert point.grad is not None  # every inner step is on the loss's path
+        adjoints.append(point.grad)
     items = torch.randint(n_items, (batch, removed))
     ratings = torch.randint(1, 6, (batch, removed)).float()
     args = (trajectory, adjoints, items, ratings, pool)

@@ -83,6 +83,7 @@ def main() -> None:
     torch.set_num_threads(1)
     data = load_dataset(args.dataset, data_dir())
     assert not isinstance(data, tuple)
+    assert data.timestamps is not None, f"{args.dataset} has no timestamps"
     order = np.lexsort((np.arange(len(data)), data.timestamps, data.users))
     # global time order across users: the stream a server would see
     order = order[np.argsort(data.timestamps[order], kind="stable")]

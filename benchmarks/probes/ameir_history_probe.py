@@ -21,8 +21,9 @@ Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -69,9 +70,10 @@ class HistoryFieldModel(CTRModel):
 
     name = "history_field_probe"
     config_class = CTRConfig
+    index: torch.Tensor
 
     def __init__(
-        self, feature_map: FeatureMap, interactions: list[tuple[str, ...]], ratios: tuple
+        self, feature_map: FeatureMap, interactions: Sequence[tuple[str, ...]], ratios: tuple
     ) -> None:
         super().__init__(feature_map, None)
         d = self.config.embedding_dim
@@ -123,7 +125,7 @@ def main() -> None:
     }
     for name, interactions in INTERACTION_SETS.items():
         ratios = widest(feature_map, interactions, args.max_parameters)
-        makers[name] = lambda i=interactions, r=ratios: HistoryFieldModel(feature_map, i, r)
+        makers[name] = functools.partial(HistoryFieldModel, feature_map, interactions, ratios)
     unknown = sorted(set(args.variants) - set(makers))
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; known: {sorted(makers)}")

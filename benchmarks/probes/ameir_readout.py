@@ -14,6 +14,7 @@ repository root:
 from __future__ import annotations
 
 import argparse
+import functools
 
 import torch
 
@@ -48,7 +49,7 @@ def main() -> None:
             se_shortcut=False,
             readout=parts,
         )
-        models[label] = lambda arch=arch: AMEIRModel.from_architecture(split.feature_map, arch)
+        models[label] = functools.partial(AMEIRModel.from_architecture, split.feature_map, arch)
     rows, results = [], {"epochs": args.epochs, "seed": args.seed}
     for label, build in models.items():
         torch.manual_seed(args.seed)

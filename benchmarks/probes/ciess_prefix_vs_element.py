@@ -99,7 +99,7 @@ def main() -> None:
         row["valid_recall@20"] = evaluate_model(model, valid_eval).mean["recall@20"]
         return row
 
-    results: dict[str, float] = {}
+    results: dict[str, float | str] = {}
     table = []
     for target in search["target_sparsities"]:
         tag = f"c{round(target * 100)}"
@@ -136,6 +136,7 @@ def main() -> None:
                 seed,
                 warm_state=warm_state,
             )
+            assert retrained.test is not None  # evaluate_test is left at True
             rows[f"{name}_counts_prefix"] = {
                 **retrained.test,
                 "valid_recall@20": retrained.valid["recall@20"],

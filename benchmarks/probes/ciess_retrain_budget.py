@@ -67,6 +67,7 @@ def main() -> None:
         search["seed"],
         warm_state=warm.state_dict(),
     )
+    assert done.test is not None  # evaluate_test is left at True
     result = done.train_result
     row = {
         "method": args.method,
