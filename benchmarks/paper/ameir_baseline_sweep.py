@@ -282,11 +282,17 @@ class RetrievalSweep:
 
     def fit(self, model: str, config: Config, seed: int, workdir: Path) -> Trained:
         from leanrec.runner.rundir import RunDirectory
-        from leanrec.search.architecture.baselines import NEXT_ITEM_METHODS, NextItemCell
+        from leanrec.search.architecture.baselines import (
+            NEXT_ITEM_METHODS,
+            HandDesignedNextItem,
+            NextItemCell,
+        )
         from leanrec.train.sequential import evaluate_next_item
 
         split, _ = self._splits(seed)
-        method = dataclasses.replace(NEXT_ITEM_METHODS[model], dropout=float(config["dropout"]))
+        hand_designed = NEXT_ITEM_METHODS[model]
+        assert isinstance(hand_designed, HandDesignedNextItem)  # the sweep tunes baselines only
+        method = dataclasses.replace(hand_designed, dropout=float(config["dropout"]))
         search = dataclasses.replace(
             self.experiment.config, learning_rate=float(config["learning_rate"]), seed=seed
         )
