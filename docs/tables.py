@@ -4627,7 +4627,78 @@ def _dips_additions_rows() -> tuple[tuple[Cell, ...], ...]:
     return tuple(rows)
 
 
+_AMEIR_BEAUTY_ADDITIONS = (
+    ("positions", "without SASRec's position embedding"),
+    ("final_norm", "without the final LayerNorm"),
+    ("input_dropout", "without input dropout (0.3 → 0)"),
+)
+"""``RETRIEVAL_ADDITIONS``, in the config's order: each off alone from the ``leanrec`` preset
+(``ameir_beauty_table--without-<addition>.json``)."""
+
+
+def _ameir_beauty_addition_file(name: str) -> str:
+    return f"ameir_beauty_table--without-{name.replace('_', '-')}.json"
+
+
+def _ameir_beauty_additions_sources() -> tuple[str, ...]:
+    files = [_ameir_beauty_addition_file(name) for name, _ in _AMEIR_BEAUTY_ADDITIONS]
+    present = tuple(f for f in files if (RESULTS / f).is_file())
+    return ("ameir_beauty_table.json", *present, "ameir_beauty_table--paper.json")
+
+
+def _ameir_beauty_additions_row(label: str, prefix: str, file: str) -> tuple[Cell, ...]:
+    """Test (mean ± std over seeds 0-2) and validation of one variant, and its NDCG@5 per seed
+    against the ``leanrec`` preset's (``prefix``: ``""`` for the first source, else
+    ``"<file>:"``)."""
+    metrics = ("test_hit@5", "test_ndcg@5", "test_other_ndcg@5", "test_full_hit@10")
+    cells: list[Cell] = [label]
+    cells += [
+        F("{:.4f} ± {:.4f}", f"{prefix}ameir_{m}_mean", f"{prefix}ameir_{m}_std") for m in metrics
+    ]
+    cells.append(F("{:.4f}", f"{prefix}ameir_valid_ndcg@5_mean"))
+    if prefix:
+        cells.append(
+            PerSeedDifference(
+                f"{prefix}ameir_seed{{seed}}_test_ndcg@5", "ameir_seed{seed}_test_ndcg@5"
+            )
+        )
+    else:
+        cells.append(MISSING)
+    cells.append(_file(file))
+    return tuple(cells)
+
+
+def _ameir_beauty_additions_rows() -> tuple[tuple[Cell, ...], ...]:
+    rows = [
+        _ameir_beauty_additions_row("`leanrec` (every addition)", "", "ameir_beauty_table.json")
+    ]
+    for name, label in _AMEIR_BEAUTY_ADDITIONS:
+        file = _ameir_beauty_addition_file(name)
+        if (RESULTS / file).is_file():
+            rows.append(_ameir_beauty_additions_row(label, f"{file}:", file))
+        else:
+            rows.append((label, NOT_RUN, *(MISSING,) * 5, _file(file)))
+    paper = "ameir_beauty_table--paper.json"
+    rows.append(_ameir_beauty_additions_row("`paper` (no addition; 3 blocks)", f"{paper}:", paper))
+    return tuple(rows)
+
+
 POLICY_ABLATION_TABLES: dict[str, Table] = {
+    "ameir-additions-beauty": Table(
+        _ameir_beauty_additions_sources(),
+        (
+            "Beauty, AMEIR, seeds 0-2",
+            "HR@5",
+            "NDCG@5",
+            "NDCG@5, popularity negatives",
+            "full-ranking HR@10",
+            "valid NDCG@5",
+            "test NDCG@5 − `leanrec`'s, per seed",
+            "results file",
+        ),
+        _ameir_beauty_additions_rows(),
+        best=(Best((1, 2, 3, 4, 5)),),
+    ),
     "ciess-additions-ml100k": Table(
         (_PRESETS_100K,),
         (
