@@ -4861,13 +4861,55 @@ TABLES.update(_lightgcn_optimiser_tables())
 
 
 # -- AMEIR's DeepFM baseline under an equal tuning sweep (benchmarks/paper/ameir_baseline_sweep.py)
+_AMEIR_CTR_SWEPT = (
+    ("dnn", "DNN", "dnn"),
+    ("wide_deep", "Wide&Deep", "wide-deep"),
+    ("xdeepfm", "xDeepFM", "xdeepfm"),
+)
+"""The other hand-designed CTR baselines' sweeps (``ameir_baseline_sweep--<tag>.json``), shown
+where they ran: (model key in the headline file, label, tag)."""
+
+
 def _ameir_sweep_tables() -> dict[str, Table]:
     """DeepFM with one configuration (the headline's) and tuned over 16 on validation, beside
     the AMEIR headline; test AUC over seeds 0-4 in every row."""
     headline = "ameir_table--keep-best.json"
+    others = [
+        (model, label, f"ameir_baseline_sweep--{tag}.json")
+        for model, label, tag in _AMEIR_CTR_SWEPT
+        if (RESULTS / f"ameir_baseline_sweep--{tag}.json").is_file()
+    ]
+    other_rows: list[tuple[Cell, ...]] = []
+    for model, label, file in others:
+        other_rows += [
+            (
+                f"{label}, the headline's one configuration",
+                "1",
+                F("`{}`", f"{file}:default"),
+                F(
+                    "{:.4f}",
+                    f"{headline}:{model}_valid_auc_by_seed",
+                    transform=lambda by_seed: json.loads(by_seed)["0"],
+                ),
+                F(
+                    "{:.4f} ± {:.4f}",
+                    f"{headline}:{model}_test_auc_mean",
+                    f"{headline}:{model}_test_auc_std",
+                ),
+                f"`{headline}`",
+            ),
+            (
+                f"{label}, tuned on validation (learning rate x batch x dropout)",
+                F("{}", f"{file}:baseline_configurations"),
+                F("`{}`", f"{file}:chosen"),
+                F("{:.4f}", f"{file}:chosen_valid_auc"),
+                F("{:.4f} ± {:.4f}", f"{file}:test_auc_mean", f"{file}:test_auc_std"),
+                f"`{file}`",
+            ),
+        ]
     return {
         "ameir-deepfm-sweep": Table(
-            ("ameir_baseline_sweep.json", headline),
+            ("ameir_baseline_sweep.json", headline, *(file for _, _, file in others)),
             (
                 "ML-1M CTR, seeds 0-4",
                 "configurations tried on validation",
@@ -4901,6 +4943,7 @@ def _ameir_sweep_tables() -> dict[str, Table]:
                     F("{:.4f} ± {:.4f}", "test_auc_mean", "test_auc_std"),
                     "`ameir_baseline_sweep.json`",
                 ),
+                *other_rows,
                 (
                     "AMEIR, `leanrec` preset, Step 1 off",
                     F("{}", "proposed_configurations"),
