@@ -4552,6 +4552,27 @@ _AMEIR_E6_PAIRS = (
 )
 """ML-1M CTR runs at the headline's six one-shot epochs per step (Step 1 off) that differ in
 one addition: ``ameir_table--<with>.json`` against ``ameir_table--<without>.json``."""
+
+
+def _seed_list(file: str) -> str:
+    """The seeds of a collected AMEIR table, ``"0-4"`` or ``"0, 1, 3"``."""
+    seeds = sorted(
+        map(int, _seeds(json.loads((RESULTS / file).read_text())["ameir_test_auc_by_seed"]))
+    )
+    if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2:
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
+_AMEIR_E6_PAIRS += tuple(
+    (name, "none (the `leanrec` preset)", _seed_list(file), "keep-best", tag)
+    for name in ("largest_child", "keep_inherited", "mean_readout", "short_evolution")
+    for tag in [f"e6-no-{name.replace('_', '-')}"]
+    for file in [f"ameir_table--{tag}.json"]
+    if (RESULTS / file).is_file()
+)
+"""The additions turned off alone from the full ``leanrec`` preset over the headline's seeds
+(``runs/e6-no-<addition>-s<seed>``), where their collected file exists."""
 _AMEIR_E6_SOURCES = tuple(
     dict.fromkeys(f"ameir_table--{name}.json" for pair in _AMEIR_E6_PAIRS for name in pair[3:])
 )
@@ -4562,16 +4583,29 @@ def _ameir_e6_key(name: str, key: str) -> str:
     return key if file == _AMEIR_E6_SOURCES[0] else f"{file}:{key}"
 
 
+def _means_on_common_seeds(valid: Any, test: Any, other_test: Any) -> str:
+    """``valid / test`` AUC means over the seeds the other row of a pair also ran."""
+    seeds = sorted(set(_seeds(test)) & set(_seeds(other_test)), key=int)
+    v, t = _seeds(valid), _seeds(test)
+    return (
+        f"{sum(v[s] for s in seeds) / len(seeds):.4f} / {sum(t[s] for s in seeds) / len(seeds):.4f}"
+    )
+
+
 def _ameir_additions_e6_rows() -> tuple[tuple[Cell, ...], ...]:
     rows: list[tuple[Cell, ...]] = []
     for addition, also_off, seeds, with_it, without_it in _AMEIR_E6_PAIRS:
         figures = [
-            F(
-                "{:.4f} / {:.4f}",
-                _ameir_e6_key(name, "ameir_valid_auc_mean"),
-                _ameir_e6_key(name, "ameir_test_auc_mean"),
+            Expr(
+                "{}",
+                _means_on_common_seeds,
+                (
+                    _ameir_e6_key(name, "ameir_valid_auc_by_seed"),
+                    _ameir_e6_key(name, "ameir_test_auc_by_seed"),
+                    _ameir_e6_key(other, "ameir_test_auc_by_seed"),
+                ),
             )
-            for name in (with_it, without_it)
+            for name, other in ((with_it, without_it), (without_it, with_it))
         ]
         difference = Expr(
             "{}",
