@@ -28,7 +28,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -4189,17 +4189,8 @@ TABLES.update(CIESS_PRESET_TABLES)
 # ---------------------------------------------------------------------------------------------
 
 
-def _ameir_preset_row(label: str, name: str, spread: bool = True) -> tuple[Cell, ...]:
+def _ameir_preset_row(label: str, name: str) -> tuple[Cell, ...]:
     """One method of the AMEIR preset table: by-seed AUCs, mean test AUC, size and cost."""
-    if not spread:  # stored rows over the same seeds: AUCs only
-        return (
-            label,
-            BySeed(f"{name}_valid_auc_same_seeds_by_seed"),
-            BySeed(f"{name}_test_auc_same_seeds_by_seed"),
-            F("{:.4f}", f"{name}_test_auc_same_seeds_mean"),
-            MISSING,
-            MISSING,
-        )
     return (
         label,
         BySeed(f"{name}_valid_auc_by_seed"),
@@ -4210,8 +4201,9 @@ def _ameir_preset_row(label: str, name: str, spread: bool = True) -> tuple[Cell,
     )
 
 
-def _seed_mean(by_seed: Any, seeds: tuple[str, ...] = ("0", "1", "2")) -> float:
-    values = json.loads(by_seed) if isinstance(by_seed, str) else by_seed
+def _seed_mean(by_seed: Any, seeds: Sequence[str] = ("0", "1", "2")) -> float:
+    """The mean of a per-seed dict (or its JSON string) over ``seeds``."""
+    values = _seeds(by_seed)
     return sum(values[s] for s in seeds) / len(seeds)
 
 
@@ -4586,10 +4578,7 @@ def _ameir_e6_key(name: str, key: str) -> str:
 def _means_on_common_seeds(valid: Any, test: Any, other_test: Any) -> str:
     """``valid / test`` AUC means over the seeds the other row of a pair also ran."""
     seeds = sorted(set(_seeds(test)) & set(_seeds(other_test)), key=int)
-    v, t = _seeds(valid), _seeds(test)
-    return (
-        f"{sum(v[s] for s in seeds) / len(seeds):.4f} / {sum(t[s] for s in seeds) / len(seeds):.4f}"
-    )
+    return f"{_seed_mean(valid, seeds):.4f} / {_seed_mean(test, seeds):.4f}"
 
 
 def _ameir_additions_e6_rows() -> tuple[tuple[Cell, ...], ...]:
@@ -4904,43 +4893,50 @@ _AMEIR_CTR_SWEPT = (
 where they ran: (model key in the headline file, label, tag)."""
 
 
+def _ameir_sweep_rows(model: str, label: str, file: str, prefix: str) -> list[tuple[Cell, ...]]:
+    """A baseline's headline row (its one configuration) and its tuned row (``prefix``: how the
+    table's data names its sweep file's keys, ``""`` for the first source)."""
+    headline = "ameir_table--keep-best.json"
+    return [
+        (
+            f"{label}, the headline's one configuration",
+            "1",
+            F("`{}`", f"{prefix}default"),
+            F(
+                "{:.4f}",
+                f"{headline}:{model}_valid_auc_by_seed",
+                transform=lambda by_seed: json.loads(by_seed)["0"],
+            ),
+            F(
+                "{:.4f} ± {:.4f}",
+                f"{headline}:{model}_test_auc_mean",
+                f"{headline}:{model}_test_auc_std",
+            ),
+            f"`{headline}`",
+        ),
+        (
+            f"{label}, tuned on validation (learning rate x batch x dropout)",
+            F("{}", f"{prefix}baseline_configurations"),
+            F("`{}`", f"{prefix}chosen"),
+            F("{:.4f}", f"{prefix}chosen_valid_auc"),
+            F("{:.4f} ± {:.4f}", f"{prefix}test_auc_mean", f"{prefix}test_auc_std"),
+            f"`{file}`",
+        ),
+    ]
+
+
 def _ameir_sweep_tables() -> dict[str, Table]:
-    """DeepFM with one configuration (the headline's) and tuned over 16 on validation, beside
-    the AMEIR headline; test AUC over seeds 0-4 in every row."""
+    """DeepFM and every other swept baseline with one configuration (the headline's) and tuned
+    over 16 on validation, beside the AMEIR headline; test AUC over seeds 0-4 in every row."""
     headline = "ameir_table--keep-best.json"
     others = [
         (model, label, f"ameir_baseline_sweep--{tag}.json")
         for model, label, tag in _AMEIR_CTR_SWEPT
         if (RESULTS / f"ameir_baseline_sweep--{tag}.json").is_file()
     ]
-    other_rows: list[tuple[Cell, ...]] = []
+    rows = _ameir_sweep_rows("deepfm", "DeepFM", "ameir_baseline_sweep.json", "")
     for model, label, file in others:
-        other_rows += [
-            (
-                f"{label}, the headline's one configuration",
-                "1",
-                F("`{}`", f"{file}:default"),
-                F(
-                    "{:.4f}",
-                    f"{headline}:{model}_valid_auc_by_seed",
-                    transform=lambda by_seed: json.loads(by_seed)["0"],
-                ),
-                F(
-                    "{:.4f} ± {:.4f}",
-                    f"{headline}:{model}_test_auc_mean",
-                    f"{headline}:{model}_test_auc_std",
-                ),
-                f"`{headline}`",
-            ),
-            (
-                f"{label}, tuned on validation (learning rate x batch x dropout)",
-                F("{}", f"{file}:baseline_configurations"),
-                F("`{}`", f"{file}:chosen"),
-                F("{:.4f}", f"{file}:chosen_valid_auc"),
-                F("{:.4f} ± {:.4f}", f"{file}:test_auc_mean", f"{file}:test_auc_std"),
-                f"`{file}`",
-            ),
-        ]
+        rows += _ameir_sweep_rows(model, label, file, f"{file}:")
     return {
         "ameir-deepfm-sweep": Table(
             ("ameir_baseline_sweep.json", headline, *(file for _, _, file in others)),
@@ -4953,31 +4949,7 @@ def _ameir_sweep_tables() -> dict[str, Table]:
                 "results file",
             ),
             (
-                (
-                    "DeepFM, the headline's one configuration",
-                    "1",
-                    F("`{}`", "default"),
-                    F(
-                        "{:.4f}",
-                        f"{headline}:deepfm_valid_auc_by_seed",
-                        transform=lambda by_seed: json.loads(by_seed)["0"],
-                    ),
-                    F(
-                        "{:.4f} ± {:.4f}",
-                        f"{headline}:deepfm_test_auc_mean",
-                        f"{headline}:deepfm_test_auc_std",
-                    ),
-                    f"`{headline}`",
-                ),
-                (
-                    "DeepFM, tuned on validation (learning rate x batch x dropout)",
-                    F("{}", "baseline_configurations"),
-                    F("`{}`", "chosen"),
-                    F("{:.4f}", "chosen_valid_auc"),
-                    F("{:.4f} ± {:.4f}", "test_auc_mean", "test_auc_std"),
-                    "`ameir_baseline_sweep.json`",
-                ),
-                *other_rows,
+                *rows,
                 (
                     "AMEIR, `leanrec` preset, Step 1 off",
                     F("{}", "proposed_configurations"),

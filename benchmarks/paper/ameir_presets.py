@@ -110,15 +110,13 @@ def main() -> None:
         **deepfm_tuning(),
     }
     rows, labels = _rows(args.paper)
-    runs = list(args.paper)
-    if previous:
-        for name, method in (("paper", "ameir"), ("deepfm_rerun", "deepfm")):
-            kept = _stored_rows(previous, name, method, rows)
-            rows += kept
-            if kept and name == "paper":
-                _note_stored(results, previous, "paper", "paper_runs", kept)
-                labels.add(previous["paper_preset"])
-    results["paper_runs"] = ",".join(runs)
+    for name, method in (("paper", "ameir"), ("deepfm_rerun", "deepfm")):
+        kept = _stored_rows(previous, name, method, rows)
+        rows += kept
+        if kept and name == "paper":
+            _note_stored(results, previous, "paper", "paper_runs", kept)
+            labels.add(previous["paper_preset"])
+    results["paper_runs"] = ",".join(args.paper)
     results["paper_preset"] = ";".join(sorted(labels))
     table = []
     for method, name in (("ameir", "paper"), ("deepfm", "deepfm_rerun")):
@@ -134,7 +132,7 @@ def main() -> None:
     for name, directory in given:
         found, ablation_labels = _rows([directory]) if directory else ([], set())
         found = [r for r in found if r["method"] == "ameir"]
-        kept = _stored_rows(previous, name, "ameir", found) if previous else []
+        kept = _stored_rows(previous, name, "ameir", found)
         searched = sorted(found + kept, key=lambda r: r["seed"])
         if kept:
             _note_stored(results, previous, name, f"{name}_run", kept)
