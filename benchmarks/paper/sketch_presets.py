@@ -1,25 +1,29 @@
-"""DiPS under its two presets on Beauty, beside the static policies, and the ablation of
-leanrec's additions, from ``leanrec experiment sketch`` run directories and the stored Beauty
-table.
+"""DiPS under its two presets, beside the static policies, and the ablation of leanrec's
+additions, from ``leanrec experiment sketch`` run directories and a stored sketch table.
 
-The ``paper`` preset's rows come from its run directories (``--paper``); the ``leanrec``
-preset's DiPS rows and the static policies' rows come from the stored Beauty table
-(``results/sketch_table--beauty.json``, the same protocol: the same user splits, base-model
-step, batch, epochs and evaluation). Each ablation directory (``--ablation NAME=DIR``) holds
-DiPS under the ``leanrec`` preset with one addition off. Writes
-``results/sketch_presets.json`` (``--tag T``: ``results/sketch_presets--T.json``), with the
-preset each run's fields amount to and the tuning counts of the equal-tuning record. Run from
-the repository root:
+The ``paper`` preset's rows come from its run directories (``--paper``); the other rows from the
+stored table of the same protocol (the same user splits, base-model step, batch, epochs and
+evaluation), over the splits the ``paper`` preset ran. ``--dataset beauty`` (the default) reads
+``results/sketch_table--beauty.json``, whose DiPS rows are the ``leanrec`` preset's;
+``--dataset ml-1m`` reads ``results/sketch_table.json``, whose DiPS rows are the ``paper``
+preset but for an outer update every 2 steps (keyed ``every2``), beside DiPS@1. Each ablation
+directory (``--ablation NAME=DIR``) holds DiPS under the ``leanrec`` preset with one addition
+off. Writes ``results/sketch_presets.json`` (``--tag T``: ``results/sketch_presets--T.json``),
+with the preset each run's fields amount to and the tuning counts of the equal-tuning record.
+Run from the repository root:
 
     python -m benchmarks.paper.sketch_presets --paper runs/sketch-beauty-paper \\
         --ablation no_influence_start=runs/sketch-beauty-abl-noinfluence \\
         --ablation no_recency_prior=runs/sketch-beauty-abl-noprior --tag beauty
+    python -m benchmarks.paper.sketch_presets --dataset ml-1m --tag ml1m \\
+        --paper runs/sketch-ml1m-paper-s{0,1,2}-tau{1,4}
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +81,37 @@ TUNING: dict[str, Any] = {
 chosen over, what a fair sweep of the baselines would be, and its cost."""
 
 
+@dataclass(frozen=True)
+class StoredTable:
+    """A stored ``sketch_table`` results file the ``paper`` preset's rows are set beside."""
+
+    tag: str | None
+    """``results/sketch_table[--tag].json``."""
+    metric: str
+    """The rows' test metric: ``"recall@20"`` (implicit feedback) or ``"rmse"`` (ratings)."""
+    stored_dips: str
+    """What the stored file's ``dips`` column is, as its name in this script's keys."""
+    learned: tuple[str, ...] = ()
+    """Other learned policies of the stored file set beside (their own names)."""
+
+    @property
+    def short(self) -> str:
+        """The metric as result keys spell it: ``recall20``, ``rmse``."""
+        return self.metric.replace("@", "")
+
+
+DATASETS: dict[str, StoredTable] = {
+    "beauty": StoredTable(tag="beauty", metric="recall@20", stored_dips="leanrec"),
+    "ml-1m": StoredTable(tag=None, metric="rmse", stored_dips="every2", learned=("dips1",)),
+}
+"""Per dataset, the stored table: Beauty's ``dips`` column is the ``leanrec`` preset; ML-1M's
+is the ``paper`` preset but for an outer update every 2 steps (``every2``), beside DiPS@1."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--paper", nargs="+", required=True, help="paper-preset run directories")
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="beauty")
     parser.add_argument(
         "--ablation", action="append", default=[], help="NAME=DIR: leanrec with one addition off"
     )
@@ -88,13 +120,57 @@ def main() -> None:
     )
     add_tag_argument(parser, "sketch_presets")
     args = parser.parse_args()
-    stored = json.loads(results_path("sketch_table", "beauty").read_text())
-    results: dict[str, Any] = {"stored": f"results/{STORED}", **TUNING}
+    spec = DATASETS[args.dataset]
+    stored_path = results_path("sketch_table", spec.tag)
+    stored = json.loads(stored_path.read_text())
+    results: dict[str, Any] = {"stored": f"results/{stored_path.name}", **TUNING}
     paper_rows, labels = _rows(args.paper)
     if args.splits is not None:
         paper_rows = [r for r in paper_rows if r["seed"] in args.splits]
     results["paper_runs"] = ",".join(args.paper)
     results["paper_preset"] = ";".join(sorted(labels))
+    table = preset_cells(results, stored, paper_rows, spec)
+    print_table(
+        ["τ", "K", "splits", *STATIC, *spec.learned, f"DiPS {spec.stored_dips}", "DiPS paper"],
+        table,
+    )
+    ablation_table = []
+    short = spec.short
+    for item in args.ablation:
+        name, _, directory = item.partition("=")
+        rows, ablation_labels = _rows([directory])
+        results[f"{name}_run"] = directory
+        results[f"{name}_preset"] = ";".join(sorted(ablation_labels))
+        for row in rows:
+            key = f"{name}_K{row['K']}_tau{row['tau']}_seed{row['seed']}"
+            results[f"{key}_test_{short}"] = row["test"][spec.metric]
+            results[f"{key}_valid_{short}"] = row["valid"][spec.metric]
+            results[f"{key}_seconds"] = row["seconds"]
+            ablation_table.append(
+                [name, row["K"], row["tau"], row["seed"], row["valid"][spec.metric],
+                 row["test"][spec.metric]]
+            )  # fmt: skip
+    if ablation_table:
+        print_table(["ablation", "K", "τ", "split", "valid", "test"], ablation_table)
+    path = write_results("sketch_presets", results, args.tag)
+    print(f"results: {path}")
+
+
+def preset_cells(
+    results: dict[str, Any],
+    stored: dict[str, Any],
+    paper_rows: list[dict[str, Any]],
+    spec: StoredTable,
+) -> list[list[Any]]:
+    """Add the ``paper`` preset's rows (``paper_*`` keys: per split and mean ± std per cell) and
+    the stored policies' rows over the same splits to ``results``; return the printed table's
+    lines (one per (τ, K) cell the ``paper`` preset ran).
+
+    Raises:
+        KeyError: the stored file lacks a split the ``paper`` preset ran.
+    """
+    short = spec.short
+    compared = (*((m, m) for m in (*STATIC, *spec.learned)), ("dips", spec.stored_dips))
     table = []
     for tau in (1, 4):
         for k in (2, 4, 8):
@@ -104,67 +180,42 @@ def main() -> None:
             )
             for row in found:
                 seed = f"{cell}_seed{row['seed']}"
-                results[f"paper_{seed}_test_recall20"] = row["test"]["recall@20"]
-                results[f"paper_{seed}_test_mrr20"] = row["test"]["mrr@20"]
-                results[f"paper_{seed}_valid_recall20"] = row["valid"]["recall@20"]
+                results[f"paper_{seed}_test_{short}"] = row["test"][spec.metric]
+                if "mrr@20" in row["test"]:
+                    results[f"paper_{seed}_test_mrr20"] = row["test"]["mrr@20"]
+                results[f"paper_{seed}_valid_{short}"] = row["valid"][spec.metric]
                 results[f"paper_{seed}_best_epoch"] = row["best_epoch"]
                 results[f"paper_{seed}_seconds"] = row["seconds"]
             seeds = [r["seed"] for r in found]
             results[f"paper_{cell}_seeds"] = len(seeds)
             if not found:
                 continue
-            values = np.array([r["test"]["recall@20"] for r in found])
-            results[f"paper_{cell}_test_recall20_mean"] = float(values.mean())
-            results[f"paper_{cell}_test_recall20_std"] = (
+            values = np.array([r["test"][spec.metric] for r in found])
+            results[f"paper_{cell}_test_{short}_mean"] = float(values.mean())
+            results[f"paper_{cell}_test_{short}_std"] = (
                 float(values.std(ddof=1)) if len(values) > 1 else 0.0
             )
             # the stored rows over the same splits, for a like-for-like comparison
-            for method, name in (*((m, m) for m in STATIC), ("dips", "leanrec")):
-                same = [stored[f"{method}_{cell}_seed{s}_test_recall20"] for s in seeds]
-                results[f"{name}_{cell}_same_splits_test_recall20_mean"] = float(np.mean(same))
+            for method, name in compared:
+                same = [stored[f"{method}_{cell}_seed{s}_test_{short}"] for s in seeds]
+                results[f"{name}_{cell}_same_splits_test_{short}_mean"] = float(np.mean(same))
                 for s in seeds:
-                    results[f"{name}_{cell}_seed{s}_test_recall20"] = stored[
-                        f"{method}_{cell}_seed{s}_test_recall20"
-                    ]
-                    # "0.1341,0.1542,0.1565": validation Recall@20 after each epoch
-                    curve = stored[f"{method}_{cell}_seed{s}_valid_recall20_by_epoch"]
-                    best = stored[f"{method}_{cell}_seed{s}_best_epoch"]
-                    results[f"{name}_{cell}_seed{s}_valid_recall20"] = float(
-                        str(curve).split(",")[best - 1]
-                    )
+                    stem = f"{method}_{cell}_seed{s}"
+                    results[f"{name}_{cell}_seed{s}_test_{short}"] = stored[f"{stem}_test_{short}"]
+                    # "0.1341,0.1542,0.1565": the validation metric after each epoch
+                    curve = str(stored[f"{stem}_valid_{short}_by_epoch"]).split(",")
+                    best = stored[f"{stem}_best_epoch"]
+                    results[f"{name}_{cell}_seed{s}_valid_{short}"] = float(curve[best - 1])
             table.append(
                 [
                     tau,
                     k,
                     len(seeds),
-                    *(results[f"{m}_{cell}_same_splits_test_recall20_mean"] for m in STATIC),
-                    results[f"leanrec_{cell}_same_splits_test_recall20_mean"],
-                    results[f"paper_{cell}_test_recall20_mean"],
+                    *(results[f"{n}_{cell}_same_splits_test_{short}_mean"] for _, n in compared),
+                    results[f"paper_{cell}_test_{short}_mean"],
                 ]
             )
-    print_table(
-        ["τ", "K", "splits", *STATIC, "DiPS leanrec", "DiPS paper"],
-        table,
-    )
-    ablation_table = []
-    for spec in args.ablation:
-        name, _, directory = spec.partition("=")
-        rows, ablation_labels = _rows([directory])
-        results[f"{name}_run"] = directory
-        results[f"{name}_preset"] = ";".join(sorted(ablation_labels))
-        for row in rows:
-            key = f"{name}_K{row['K']}_tau{row['tau']}_seed{row['seed']}"
-            results[f"{key}_test_recall20"] = row["test"]["recall@20"]
-            results[f"{key}_valid_recall20"] = row["valid"]["recall@20"]
-            results[f"{key}_seconds"] = row["seconds"]
-            ablation_table.append(
-                [name, row["K"], row["tau"], row["seed"], row["valid"]["recall@20"],
-                 row["test"]["recall@20"]]
-            )  # fmt: skip
-    if ablation_table:
-        print_table(["ablation", "K", "τ", "split", "valid R@20", "test R@20"], ablation_table)
-    path = write_results("sketch_presets", results, args.tag)
-    print(f"results: {path}")
+    return table
 
 
 def _rows(directories: list[str]) -> tuple[list[dict[str, Any]], set[str]]:

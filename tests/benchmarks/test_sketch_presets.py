@@ -1,0 +1,68 @@
+"""The DiPS presets collector sets the ``paper`` rows beside the stored rows of the same splits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from benchmarks.paper.sketch_presets import DATASETS, preset_cells
+
+METHODS = ("random", "hardest", "influence", "recent", "dips1", "dips")
+
+
+def _stored(seeds: tuple[int, ...]) -> dict[str, Any]:
+    """ML-1M-like stored keys: method m, split s scores 0.9 + 0.01 m + 0.001 s; validation
+    curve of three epochs, best at epoch 2."""
+    stored: dict[str, Any] = {}
+    for m, method in enumerate(METHODS):
+        for s in seeds:
+            stem = f"{method}_K2_tau1_seed{s}"
+            stored[f"{stem}_test_rmse"] = 0.9 + 0.01 * m + 0.001 * s
+            stored[f"{stem}_valid_rmse_by_epoch"] = f"0.99,{0.95 + s / 100:.4f},0.97"
+            stored[f"{stem}_best_epoch"] = 2
+    return stored
+
+
+def _paper_row(seed: int, rmse: float) -> dict[str, Any]:
+    return {
+        "method": "dips", "K": 2, "tau": 1, "seed": seed, "test": {"rmse": rmse},
+        "valid": {"rmse": rmse + 0.01}, "best_epoch": 1, "seconds": 60.0 + seed,
+    }  # fmt: skip
+
+
+def test_ml1m_cells_compare_the_same_splits() -> None:
+    results: dict[str, Any] = {}
+    stored = _stored((0, 1, 2))
+    table = preset_cells(
+        results, stored, [_paper_row(0, 0.95), _paper_row(2, 0.93)], DATASETS["ml-1m"]
+    )
+    assert results["paper_K2_tau1_seeds"] == 2
+    assert results["paper_K2_tau1_test_rmse_mean"] == pytest.approx(0.94)
+    assert results["paper_K2_tau1_test_rmse_std"] == pytest.approx(0.0141421, abs=1e-6)
+    # the stored dips column is the every-2-steps variant; only splits 0 and 2 are averaged
+    assert results["every2_K2_tau1_same_splits_test_rmse_mean"] == pytest.approx(0.951)
+    assert results["dips1_K2_tau1_same_splits_test_rmse_mean"] == pytest.approx(0.941)
+    assert "every2_K2_tau1_seed1_test_rmse" not in results
+    assert results["random_K2_tau1_seed2_valid_rmse"] == pytest.approx(0.97)  # epoch 2 of 3
+    assert results["paper_K2_tau1_seed2_seconds"] == 62.0
+    assert "paper_K4_tau1_test_rmse_mean" not in results and results["paper_K4_tau1_seeds"] == 0
+    (line,) = table
+    assert line[:3] == [1, 2, 2] and len(line) == 3 + 4 + 1 + 1 + 1
+    assert line[-1] == pytest.approx(0.94) and line[-2] == pytest.approx(0.951)
+
+
+def test_a_split_missing_from_the_stored_table_is_an_error() -> None:
+    with pytest.raises(KeyError, match="seed3"):
+        preset_cells({}, _stored((0,)), [_paper_row(3, 0.9)], DATASETS["ml-1m"])
+
+
+def test_beauty_keeps_its_keys() -> None:
+    stored = {key.replace("rmse", "recall20"): value for key, value in _stored((0,)).items()}
+    row = _paper_row(0, 0.1)
+    row["test"] = {"recall@20": 0.1, "mrr@20": 0.05}
+    row["valid"] = {"recall@20": 0.11}
+    results: dict[str, Any] = {}
+    preset_cells(results, stored, [row], DATASETS["beauty"])
+    assert results["paper_K2_tau1_seed0_test_mrr20"] == 0.05
+    assert results["leanrec_K2_tau1_same_splits_test_recall20_mean"] == pytest.approx(0.95)
+    assert not any(key.startswith("dips1_") for key in results)
