@@ -908,7 +908,8 @@ def plot_choices(
                                                             else ")"))  # fmt: skip
             axis.set_ylabel(label)
             axis.grid(alpha=0.3)
-            axis.legend(fontsize=6)
+            if axis.get_legend_handles_labels()[1]:  # a panel may have no labelled line
+                axis.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
