@@ -21,11 +21,12 @@ validation figure is chosen, and only then is it trained on every seed and teste
 Resumable: each finished configuration is written to ``<out>/sweep.json`` and each chosen-seed
 row to ``<out>/final.json`` (a next-item training also checkpoints inside itself, under
 ``<out>/cells/``); a rerun continues. ``--lane I N`` runs every N-th configuration and seed in a
-process of its own. Writes ``results/ameir_baseline_sweep[--TAG].json`` (retrieval: the tag
-defaults to the model, ``ameir_baseline_sweep--sasrec.json``) with the grid, both
-configuration counts, every configuration's validation figures, the choice, its test figures
-per seed, and the default configuration's test figures from the headline results file. Run from
-the repository root::
+process of its own. ``--progress FILE`` also keeps every finished training in one file, read
+first: a sweep longer than a session continues from it in a new run directory. Writes
+``results/ameir_baseline_sweep[--TAG].json`` (retrieval: the tag defaults to the model,
+``ameir_baseline_sweep--sasrec.json``) with the grid, both configuration counts, every
+configuration's validation figures, the choice, its test figures per seed, and the default
+configuration's test figures from the headline results file. Run from the repository root::
 
     python -m benchmarks.paper.ameir_baseline_sweep --out runs/ameir-sweep-deepfm \\
         --seeds 0 1 2 3 4 --threads 1
@@ -340,6 +341,7 @@ def run_sweep(
     seeds: list[int],
     lane: tuple[int, int] | None = None,
     log: Log = print,
+    on_progress: Callable[[], None] | None = None,
 ) -> dict[str, Any] | None:
     """Run (or resume) the sweep of ``model`` in ``out``; the flat results once every
     configuration and every seed is done, else None (other lanes still have work).
@@ -348,6 +350,7 @@ def run_sweep(
     stage 2 chooses the configuration with the best ``protocol.selection_metric`` and trains
     it on every seed, each then tested once. ``lane = (i, n)`` runs the configurations and
     seeds whose position is ``i`` modulo ``n`` and writes its own files, which every lane reads.
+    ``on_progress`` is called after every finished training (:func:`save_progress`).
     """
     out.mkdir(parents=True, exist_ok=True)
     index, lanes = lane if lane is not None else (0, 1)
@@ -371,6 +374,8 @@ def run_sweep(
             "train_seconds": trained.seconds,
         }
         atomic_write_json(sweep_file, own)
+        if on_progress is not None:
+            on_progress()
         log(
             f"[{i}/{len(points)}] {model} {key}: {metric} {trained.valid[metric]:.4f} "
             f"(epoch {trained.best_epoch}, {trained.seconds:.0f} s)"
@@ -406,6 +411,8 @@ def run_sweep(
             "train_seconds": trained.seconds,
         }
         atomic_write_json(final_file, final)
+        if on_progress is not None:
+            on_progress()
         shown = protocol.report_metrics[-1]
         log(
             f"seed {seed}: {metric} {trained.valid[metric]:.4f}, {shown} {test[shown]:.4f} "
@@ -416,6 +423,33 @@ def run_sweep(
         log("seeds still to run in other lanes")
         return None
     return summarise(protocol, model, grid, sweep, chosen_key, {s: rows[s] for s in names})
+
+
+def save_progress(out: Path, progress: Path) -> None:
+    """Every lane's finished trainings in ``out`` (configurations, and seed rows with the
+    choice they belong to), merged into one file: a sweep that outlasts its run directory (one
+    session on a machine that keeps only the repository) continues from it (:func:`load_progress`).
+    """
+    finals = [_load(path) for path in sorted(out.glob("final*.json"))]
+    rows = {seed: row for final in finals for seed, row in final.get("rows", {}).items()}
+    state: dict[str, Any] = {"sweep": _merged(out, "sweep")}
+    if finals:
+        state["final"] = {"chosen": finals[0].get("chosen"), "rows": rows}
+    atomic_write_json(progress, state)
+
+
+def load_progress(out: Path, progress: Path) -> None:
+    """The trainings of a progress file (:func:`save_progress`) as ``out``'s own files
+    (``sweep-carried.json``, ``final-carried.json``), which :func:`run_sweep` reads as it reads
+    every lane's; nothing when the file does not exist yet.
+    """
+    state = _load(progress)
+    if not state:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "sweep-carried.json", state.get("sweep", {}))
+    if "final" in state:
+        atomic_write_json(out / "final-carried.json", state["final"])
 
 
 def summarise(
@@ -517,6 +551,13 @@ def main() -> None:
         "side by side, each writing its own files); a lane stops where the others' results are "
         "still missing: rerun it, or once without --lane, to finish",
     )
+    parser.add_argument(
+        "--progress",
+        type=Path,
+        default=None,
+        help="a JSON file kept with every finished training of the sweep (all lanes); read "
+        "first, so a sweep spread over machines or sessions continues where it stopped",
+    )
     add_tag_argument(parser, SCRIPT)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -533,7 +574,13 @@ def main() -> None:
     def log(message: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
 
-    results = run_sweep(protocol, model, args.out, seeds, args.lane, log)
+    progress = args.progress
+    if progress is not None:
+        load_progress(args.out, progress)
+    results = run_sweep(
+        protocol, model, args.out, seeds, args.lane, log,
+        on_progress=None if progress is None else lambda: save_progress(args.out, progress),
+    )  # fmt: skip
     if results is None:
         return
     add_headline(results, protocol, model, args.headline or HEADLINES[args.protocol])

@@ -22,8 +22,10 @@ from benchmarks.paper.ameir_baseline_sweep import (
     Trained,
     config_key,
     configurations,
+    load_progress,
     required_configurations,
     run_sweep,
+    save_progress,
 )
 
 from leanrec.data.interactions import IdVocabulary, Interactions
@@ -174,6 +176,33 @@ def test_lanes_partition_the_grid_and_the_seeds(tmp_path: Path) -> None:
     merged = run_sweep(FakeSweep(X, Y), "m", tmp_path, [0, 1, 2], log=_quiet)
     single = run_sweep(FakeSweep(X, Y), "m", tmp_path / "one", [0, 1, 2], log=_quiet)
     assert merged == single
+
+
+def test_a_sweep_continues_from_its_progress_file_in_a_new_directory(tmp_path: Path) -> None:
+    progress = tmp_path / "progress.json"
+    first_dir, second_dir, third_dir = (tmp_path / name for name in ("a", "b", "c"))
+    load_progress(first_dir, progress)  # no file yet: nothing to carry
+    assert not first_dir.exists()
+    save = lambda: save_progress(first_dir, progress)  # noqa: E731
+    lane0 = FakeSweep(valid_best=X, test_best=Y)
+    assert run_sweep(lane0, "m", first_dir, [0, 1, 2], (0, 2), _quiet, on_progress=save) is None
+    lane1 = FakeSweep(valid_best=X, test_best=Y)  # its half of the grid, then seed 1's row
+    assert run_sweep(lane1, "m", first_dir, [0, 1, 2], (1, 2), _quiet, on_progress=save) is None
+    killed = FakeSweep(valid_best=X, test_best=Y, fail_after=1)  # seed 0's row, then killed
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(killed, "m", first_dir, [0, 1, 2], (0, 2), _quiet, on_progress=save)
+    state = json.loads(progress.read_text())
+    assert len(state["sweep"]) == 6
+    assert state["final"]["chosen"] == X and sorted(state["final"]["rows"]) == ["0", "1"]
+    load_progress(second_dir, progress)  # a new session: only the progress file is left
+    resumed = FakeSweep(valid_best=X, test_best=Y)
+    results = run_sweep(resumed, "m", second_dir, [0, 1, 2], log=_quiet)
+    assert resumed.fits == [(X, 2)], "only the missing seed row is trained"
+    fresh = run_sweep(FakeSweep(X, Y), "m", third_dir, [0, 1, 2], log=_quiet)
+    assert results is not None and fresh is not None
+    assert {k: v for k, v in results.items() if "seconds" not in k} == {
+        k: v for k, v in fresh.items() if "seconds" not in k
+    }
 
 
 # --------------------------------------------------------------------------- next item, real
