@@ -35,6 +35,7 @@ from leanrec.runner.progress import progress_bar
 
 T = TypeVar("T")
 R = TypeVar("R")
+E = TypeVar("E", bound="Executor")
 
 RAY_INSTALL_HINT = "Ray is not installed: run `pip install leanrec[ray]` (or `pip install ray`)."
 LOOPBACK = "127.0.0.1"
@@ -151,7 +152,7 @@ class Executor(ABC):
             with Path(path).open("a") as handle:
                 handle.write(json.dumps(asdict(record)) + "\n")
 
-    def __enter__(self) -> Executor:
+    def __enter__(self: E) -> E:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
