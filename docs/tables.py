@@ -985,6 +985,8 @@ def _seeds(value: str | Mapping[str, float]) -> dict[str, float]:
 def _seeds_above(a: Mapping[str, float], b: Mapping[str, float]) -> str:
     """``"every seed"`` or ``"k of n seeds"``: at how many seeds ``a`` is above ``b``."""
     above = sum(a[seed] > b[seed] for seed in a)
+    if len(a) == 1:
+        return "one seed: above" if above else "one seed: not above"
     return "every seed" if above == len(a) else f"{above} of {len(a)} seeds"
 
 
