@@ -577,10 +577,14 @@ def main() -> None:
     progress = args.progress
     if progress is not None:
         load_progress(args.out, progress)
-    results = run_sweep(
-        protocol, model, args.out, seeds, args.lane, log,
-        on_progress=None if progress is None else lambda: save_progress(args.out, progress),
-    )  # fmt: skip
+    try:
+        results = run_sweep(
+            protocol, model, args.out, seeds, args.lane, log,
+            on_progress=None if progress is None else lambda: save_progress(args.out, progress),
+        )  # fmt: skip
+    finally:  # once more at the end: lanes saving side by side may each have missed the other
+        if progress is not None:
+            save_progress(args.out, progress)
     if results is None:
         return
     add_headline(results, protocol, model, args.headline or HEADLINES[args.protocol])
