@@ -280,9 +280,10 @@ def test_the_command_line_sets_up_the_beauty_tables_training(
     seen: dict[str, Any] = {}
 
     def fake_run(
-        protocol: Any, model: str, out: Path, seeds: list[int], lane: Any, log: Any
-    ) -> None:
-        seen.update(protocol=protocol, model=model, seeds=seeds, lane=lane)
+        protocol: Any, model: str, out: Path, seeds: list[int], lane: Any, log: Any,
+        on_progress: Any = None,
+    ) -> None:  # fmt: skip
+        seen.update(protocol=protocol, model=model, seeds=seeds, lane=lane, progress=on_progress)
 
     monkeypatch.setattr(script, "run_sweep", fake_run)
     argv = ["x", "--protocol", "retrieval", "--model", "gru4rec", "--out", str(tmp_path)]
@@ -296,3 +297,9 @@ def test_the_command_line_sets_up_the_beauty_tables_training(
     assert protocol.experiment.config.num_threads == 1
     assert protocol.experiment.config == RetrievalSearchConfig(num_threads=1)
     assert protocol.experiment.max_length == 50
+    assert seen["progress"] is None
+    # with --progress the file is written when the run ends, even with nothing trained
+    progress = tmp_path / "progress.json"
+    monkeypatch.setattr("sys.argv", [*argv, "--progress", str(progress)])
+    script.main()
+    assert callable(seen["progress"]) and json.loads(progress.read_text()) == {"sweep": {}}
