@@ -773,25 +773,26 @@ _SKETCH_ML1M_PAPER = "sketch_presets--ml1m.json"
 """DiPS on ML-1M under the ``paper`` preset exactly (an outer update every step), beside the
 stored table (``benchmarks/paper/sketch_presets.py --dataset ml-1m``); its column appears once
 the file exists."""
+_SKETCH_ML1M_EXACT: dict[str, Any] | None = (
+    json.loads((RESULTS / _SKETCH_ML1M_PAPER).read_text())
+    if (RESULTS / _SKETCH_ML1M_PAPER).is_file()
+    else None
+)
+"""That file's results, None before it exists."""
+_SKETCH_ML1M_SOURCES = ("sketch_table.json", *((_SKETCH_ML1M_PAPER,) if _SKETCH_ML1M_EXACT else ()))
+"""The ML-1M sketch tables' files: the stored table, and the exact ``paper`` preset's."""
 
 
 def _sketch_ml1m_paper_cell(k: int, tau: int) -> Cell:
     """The ``paper`` preset's test RMSE, mean ± std over the splits it ran (their count when
     fewer than three), or "not run"."""
-    results = json.loads((RESULTS / _SKETCH_ML1M_PAPER).read_text())
+    assert _SKETCH_ML1M_EXACT is not None
     cell = f"{_SKETCH_ML1M_PAPER}:paper_K{k}_tau{tau}_test_rmse"
-    splits = results.get(f"paper_K{k}_tau{tau}_seeds", 0)
+    splits = _SKETCH_ML1M_EXACT.get(f"paper_K{k}_tau{tau}_seeds", 0)
     if not splits:
         return "not run"
     note = "" if splits >= 3 else f" ({splits} split{'s' if splits > 1 else ''})"
     return F("{:.4f} ± {:.4f}" + note, f"{cell}_mean", f"{cell}_std")
-
-
-def _sketch_ml1m_sources() -> tuple[str, ...]:
-    """The ML-1M sketch tables' files: the stored table, and the exact ``paper`` preset's."""
-    if (RESULTS / _SKETCH_ML1M_PAPER).is_file():
-        return ("sketch_table.json", _SKETCH_ML1M_PAPER)
-    return ("sketch_table.json",)
 
 
 def _sketch_ml1m_header(tau: int) -> tuple[str, ...]:
@@ -805,7 +806,7 @@ def _sketch_ml1m_header(tau: int) -> tuple[str, ...]:
         *(["DiPS@1 − Influence, per split"] if tau == 4 else []),
         "DiPS (Q = 50): `paper` preset, an update every 2 steps",
     ]
-    if len(_sketch_ml1m_sources()) > 1:
+    if _SKETCH_ML1M_EXACT:
         columns.append("DiPS (Q = 50): `paper` preset (an update every step)")
     if tau == 1:
         columns.append("paper Random / DiPS")
@@ -816,14 +817,14 @@ def _sketch_ml1m_best(tau: int) -> Best:
     """The lowest RMSE of each row in bold, over the policies' columns (not the per-split
     differences, not the paper's figures)."""
     policies = (1, 2, 3, 4, 5, *((6,) if tau == 1 else (7,)))
-    if len(_sketch_ml1m_sources()) > 1:
+    if _SKETCH_ML1M_EXACT:
         policies = (*policies, policies[-1] + 1)
     return Best(policies, along="row", highest=False)
 
 
 def _sketch_rmse_rows(tau: int) -> tuple[tuple[Cell, ...], ...]:
     paper = {2: "0.9701 / 0.9543", 4: "0.955 / 0.9418", 8: "0.9387 / 0.93"}
-    exact = len(_sketch_ml1m_sources()) > 1
+    exact = _SKETCH_ML1M_EXACT is not None
     rows: list[tuple[Cell, ...]] = []
     for k in (2, 4, 8):
         cells: list[Cell] = [str(k)]
@@ -1244,7 +1245,7 @@ def _sketch_vs_paper(*random: float) -> str:
 def _sketch_exact_paper_summary() -> tuple[tuple[Cell, ...], ...]:
     """The same two claims for the ``paper`` preset exactly (an outer update every step), once
     its file exists (:data:`_SKETCH_ML1M_PAPER`)."""
-    if len(_sketch_ml1m_sources()) < 2:
+    if not _SKETCH_ML1M_EXACT:
         return ()
     exact = f"{_SKETCH_ML1M_PAPER}:paper_K{{}}_tau1_test_rmse_mean"
     return (
@@ -1994,13 +1995,13 @@ TABLES: dict[str, Table] = {
         ),
     ),
     "sketch-ml1m-online": Table(
-        _sketch_ml1m_sources(),
+        _SKETCH_ML1M_SOURCES,
         _sketch_ml1m_header(1),
         _sketch_rmse_rows(1),
         best=(_sketch_ml1m_best(1),),
     ),
     "sketch-ml1m-batch": Table(
-        _sketch_ml1m_sources(),
+        _SKETCH_ML1M_SOURCES,
         _sketch_ml1m_header(4),
         _sketch_rmse_rows(4),
         best=(_sketch_ml1m_best(4),),
@@ -2566,7 +2567,7 @@ TABLES: dict[str, Table] = {
         ),
     ),
     "sketch-summary": Table(
-        _sketch_ml1m_sources(),
+        _SKETCH_ML1M_SOURCES,
         ("what was measured", "measured", "target"),
         (
             (
