@@ -19,14 +19,14 @@ does not move. Every configuration is trained on the first seed only; the one wi
 validation figure is chosen, and only then is it trained on every seed and tested, once.
 
 Resumable: each finished configuration is written to ``<out>/sweep.json`` and each chosen-seed
-row to ``<out>/final.json`` (a next-item training also checkpoints inside itself, under
-``<out>/cells/``); a rerun continues. ``--lane I N`` runs every N-th configuration and seed in a
-process of its own. ``--progress FILE`` also keeps every finished training in one file, read
-first: a sweep longer than a session continues from it in a new run directory. Writes
-``results/ameir_baseline_sweep[--TAG].json`` (retrieval: the tag defaults to the model,
-``ameir_baseline_sweep--sasrec.json``) with the grid, both configuration counts, every
-configuration's validation figures, the choice, its test figures per seed, and the default
-configuration's test figures from the headline results file. Run from the repository root::
+row to ``<out>/final.json`` (a training also checkpoints after every validated epoch, under
+``<out>/cells/``); a rerun continues, a killed training from its last epoch. ``--lane I N`` runs
+every N-th configuration and seed in a process of its own. ``--progress FILE`` also keeps every
+finished training in one file, read first: a sweep longer than a session continues from it in a
+new run directory. Writes ``results/ameir_baseline_sweep[--TAG].json`` (retrieval: the tag
+defaults to the model, ``ameir_baseline_sweep--sasrec.json``) with the grid, both configuration
+counts, every configuration's validation figures, the choice, its test figures per seed, and the
+default configuration's test figures from the headline results file. Run from the repository root::
 
     python -m benchmarks.paper.ameir_baseline_sweep --out runs/ameir-sweep-deepfm \\
         --seeds 0 1 2 3 4 --threads 1
@@ -180,15 +180,19 @@ class CTRSweep:
         return self._split
 
     def fit(self, model: str, config: Config, seed: int, workdir: Path) -> Trained:
+        """Train from scratch, or resume a killed training from ``workdir/train_state.pt``
+        (written after every validated epoch; the directory is removed once trained)."""
         from leanrec.models.ctr import build_ctr_model
-        from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig
+        from leanrec.train import pointwise
 
         split = self._data()
         built = build_ctr_model(
             model, split.feature_map, seed=seed, dropout=float(config["dropout"])
         )
-        trainer = CTRTrainer(
-            CTRTrainerConfig(
+        workdir.mkdir(parents=True, exist_ok=True)
+        checkpoint = workdir / "train_state.pt"
+        trainer = pointwise.CTRTrainer(
+            pointwise.CTRTrainerConfig(
                 embedding_optimizer="dense_adam",  # as the experiment's baselines are trained
                 learning_rate=float(config["learning_rate"]),
                 batch_size=int(config["batch_size"]),
@@ -197,13 +201,14 @@ class CTRSweep:
                 seed=seed,
                 num_threads=self.threads,
                 progress=False,
-            )
+            ),
+            checkpoint_path=checkpoint,
         )
-        started = time.perf_counter()
-        trained = trainer.fit(built, split.train, split.valid)
-        seconds = time.perf_counter() - started
+        trained = trainer.fit(built, split.train, split.valid, resume=checkpoint.is_file())
+        shutil.rmtree(workdir, ignore_errors=True)
         valid = {"valid_auc": float(trained.best_valid["auc"])}
-        return Trained(built, valid, int(trained.best_epoch), seconds)
+        # trained.seconds counts the time before a kill too (kept in the checkpoint)
+        return Trained(built, valid, int(trained.best_epoch), float(trained.seconds))
 
     def test(self, model: str, trained: Trained, seed: int) -> dict[str, float]:
         from leanrec.train.pointwise import evaluate_ctr

@@ -18,6 +18,7 @@ from benchmarks.paper.ameir_baseline_sweep import (
     RETRIEVAL_GRIDS,
     RETRIEVAL_PROPOSED_CONFIGURATIONS,
     Config,
+    CTRSweep,
     RetrievalSweep,
     Trained,
     config_key,
@@ -303,3 +304,47 @@ def test_the_command_line_sets_up_the_beauty_tables_training(
     monkeypatch.setattr("sys.argv", [*argv, "--progress", str(progress)])
     script.main()
     assert callable(seen["progress"]) and json.loads(progress.read_text()) == {"sweep": {}}
+
+
+class _KilledError(Exception):
+    pass
+
+
+def test_ctr_training_killed_after_an_epoch_resumes_to_the_uninterrupted_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import types
+
+    import torch
+
+    from leanrec.train import pointwise
+    from tests.models.ctr.synthetic import make_samples
+
+    train, _ = make_samples(3000, seed=1)
+    valid, _ = make_samples(1000, seed=2)
+    sweep = CTRSweep(epochs=3, patience=3)
+    sweep._split = types.SimpleNamespace(feature_map=train.feature_map, train=train, valid=valid)
+    config = {"learning_rate": 3e-3, "batch_size": 512, "dropout": 0.0}
+    whole = sweep.fit("deepfm", config, 0, tmp_path / "whole")
+    assert not (tmp_path / "whole").exists()  # removed once trained
+
+    class KilledAfterEpochOne(pointwise.CTRTrainer):
+        def __init__(self, config: Any, on_epoch: Any = None, checkpoint_path: Any = None):
+            def kill(epoch: int, record: dict) -> None:
+                if epoch == 1:
+                    raise _KilledError  # after epoch 1's checkpoint is written
+
+            super().__init__(config, kill, checkpoint_path)
+
+    monkeypatch.setattr(pointwise, "CTRTrainer", KilledAfterEpochOne)
+    with pytest.raises(_KilledError):
+        sweep.fit("deepfm", config, 0, tmp_path / "killed")
+    assert (tmp_path / "killed" / "train_state.pt").is_file()
+    monkeypatch.undo()
+    resumed = sweep.fit("deepfm", config, 0, tmp_path / "killed")
+    assert resumed.valid == whole.valid and resumed.best_epoch == whole.best_epoch
+    assert resumed.seconds > 0
+    for (name, mine), theirs in zip(
+        resumed.model.state_dict().items(), whole.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(mine, theirs), name
