@@ -21,6 +21,7 @@ from benchmarks.paper.ameir_baseline_sweep import (
     CTRSweep,
     RetrievalSweep,
     Trained,
+    add_headline,
     config_key,
     configurations,
     load_progress,
@@ -348,3 +349,25 @@ def test_ctr_training_killed_after_an_epoch_resumes_to_the_uninterrupted_one(
         resumed.model.state_dict().items(), whole.model.state_dict().values(), strict=True
     ):
         assert torch.equal(mine, theirs), name
+
+
+def test_headline_figures_are_the_models_and_a_headline_without_it_is_refused(
+    tmp_path: Path,
+) -> None:
+    headline = tmp_path / "ameir_table.json"
+    headline.write_text(
+        json.dumps(
+            {
+                "deepfm_test_auc_mean": 0.8065,
+                "deepfm_test_auc_std": 0.001,
+                "deepfm_valid_auc_mean": 0.81,
+                "ameir_test_auc_mean": 0.8108,
+            }
+        )
+    )
+    results: dict[str, Any] = {}
+    add_headline(results, CTRSweep(), "deepfm", headline)
+    assert results["default_test_auc_mean"] == 0.8065
+    assert results["ameir_test_auc_mean"] == 0.8108
+    with pytest.raises(SystemExit, match="no xdeepfm rows"):
+        add_headline({}, CTRSweep(), "xdeepfm", headline)
