@@ -4544,10 +4544,6 @@ _AMEIR_ADDITION_LABELS = (
     ("short_evolution", "without the short evolution (4 cycles, top 50)"),
 )
 """AMEIR's ``LEANREC_ADDITIONS`` (CTR search), in the config's order."""
-_AMEIR_E1_STATUS = {
-    "fm_term": "stopped during its retraining (`runs/ameir-e1-nofm`): no AUC",
-}
-"""Rows of the one-epoch ablation whose run started but left no figure."""
 
 
 def _ameir_e1_row(label: str, name: str, status: str, step1: str) -> tuple[Cell, ...]:
@@ -4576,8 +4572,7 @@ def _ameir_additions_e1_rows() -> tuple[tuple[Cell, ...], ...]:
         if f"no_{name}_seed0_test_auc" in ran:
             rows.append(_ameir_e1_row(label, f"no_{name}", "ran", "off"))
             continue
-        status = _AMEIR_E1_STATUS.get(name, NOT_RUN)
-        rows.append((label, "off", status, *off, _file(_AMEIR_E1)))
+        rows.append((label, "off", NOT_RUN, *off, _file(_AMEIR_E1)))
     rows.append(_ameir_e1_row("`paper` (no addition)", "paper", "ran", "on (3 blocks)"))
     rows.append(_ameir_e1_row("DeepFM (same runs)", "deepfm_rerun", "ran", ""))
     return tuple(rows)
