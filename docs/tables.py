@@ -4631,8 +4631,18 @@ _AMEIR_E6_PAIRS += tuple(
 )
 """The additions turned off alone from the full ``leanrec`` preset over the headline's seeds
 (``runs/e6-no-<addition>-s<seed>``), where their collected file exists."""
+_AMEIR_E6_PAPER = "e6-paper"
+"""``ameir_table--e6-paper.json``: the ``paper`` preset at six epochs per step
+(``runs/e6-paper-s<seed>``), set against the full ``leanrec`` preset where it exists."""
 _AMEIR_E6_SOURCES = tuple(
-    dict.fromkeys(f"ameir_table--{name}.json" for pair in _AMEIR_E6_PAIRS for name in pair[3:])
+    dict.fromkeys(
+        [f"ameir_table--{name}.json" for pair in _AMEIR_E6_PAIRS for name in pair[3:]]
+        + (
+            [f"ameir_table--{_AMEIR_E6_PAPER}.json"]
+            if (RESULTS / f"ameir_table--{_AMEIR_E6_PAPER}.json").is_file()
+            else []
+        )
+    )
 )
 
 
@@ -4647,36 +4657,52 @@ def _means_on_common_seeds(valid: Any, test: Any, other_test: Any) -> str:
     return f"{_seed_mean(valid, seeds):.4f} / {_seed_mean(test, seeds):.4f}"
 
 
-def _ameir_additions_e6_rows() -> tuple[tuple[Cell, ...], ...]:
-    rows: list[tuple[Cell, ...]] = []
-    for addition, also_off, seeds, with_it, without_it in _AMEIR_E6_PAIRS:
-        figures = [
-            Expr(
-                "{}",
-                _means_on_common_seeds,
-                (
-                    _ameir_e6_key(name, "ameir_valid_auc_by_seed"),
-                    _ameir_e6_key(name, "ameir_test_auc_by_seed"),
-                    _ameir_e6_key(other, "ameir_test_auc_by_seed"),
-                ),
-            )
-            for name, other in ((with_it, without_it), (without_it, with_it))
-        ]
-        difference = Expr(
+def _ameir_e6_pair_row(
+    label: str, also_off: str, seeds: str, with_it: str, without_it: str
+) -> tuple[Cell, ...]:
+    """One row of the six-epoch ablation: ``ameir_table--<with_it>.json`` against
+    ``ameir_table--<without_it>.json`` on the seeds both ran."""
+    figures = [
+        Expr(
             "{}",
-            _auc_means,
+            _means_on_common_seeds,
             (
-                _ameir_e6_key(with_it, "ameir_test_auc_by_seed"),
-                _ameir_e6_key(without_it, "ameir_test_auc_by_seed"),
+                _ameir_e6_key(name, "ameir_valid_auc_by_seed"),
+                _ameir_e6_key(name, "ameir_test_auc_by_seed"),
+                _ameir_e6_key(other, "ameir_test_auc_by_seed"),
             ),
         )
-        files = _file(f"ameir_table--{with_it}.json", f"ameir_table--{without_it}.json")
-        rows.append((f"`{addition}`", also_off, seeds, *figures, difference, files))
+        for name, other in ((with_it, without_it), (without_it, with_it))
+    ]
+    difference = Expr(
+        "{}",
+        _auc_means,
+        (
+            _ameir_e6_key(with_it, "ameir_test_auc_by_seed"),
+            _ameir_e6_key(without_it, "ameir_test_auc_by_seed"),
+        ),
+    )
+    files = _file(f"ameir_table--{with_it}.json", f"ameir_table--{without_it}.json")
+    return (label, also_off, seeds, *figures, difference, files)
+
+
+def _ameir_additions_e6_rows() -> tuple[tuple[Cell, ...], ...]:
+    rows: list[tuple[Cell, ...]] = [
+        _ameir_e6_pair_row(f"`{addition}`", also_off, seeds, with_it, without_it)
+        for addition, also_off, seeds, with_it, without_it in _AMEIR_E6_PAIRS
+    ]
     paired = {pair[0] for pair in _AMEIR_E6_PAIRS}
     for name, _ in _AMEIR_ADDITION_LABELS:
         if name not in paired:
             rows.append((f"`{name}`", NOT_RUN, "", MISSING, MISSING, MISSING, ""))
-    rows.append(("`paper` preset (every addition, Step 1 on)", NOT_RUN, "", *(MISSING,) * 3, ""))
+    label = "`paper` preset (every addition off, Step 1 on)"
+    paper = f"ameir_table--{_AMEIR_E6_PAPER}.json"
+    if paper in _AMEIR_E6_SOURCES:
+        seeds = _seed_list(paper)
+        against = "none (the `leanrec` preset)"
+        rows.append(_ameir_e6_pair_row(label, against, seeds, "keep-best", _AMEIR_E6_PAPER))
+    else:
+        rows.append((label, NOT_RUN, "", *(MISSING,) * 3, ""))
     return tuple(rows)
 
 
