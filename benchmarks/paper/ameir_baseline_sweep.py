@@ -20,13 +20,14 @@ validation figure is chosen, and only then is it trained on every seed and teste
 
 Resumable: each finished configuration is written to ``<out>/sweep.json`` and each chosen-seed
 row to ``<out>/final.json`` (a training also checkpoints after every validated epoch, under
-``<out>/cells/``); a rerun continues, a killed training from its last epoch. ``--lane I N`` runs
-every N-th configuration and seed in a process of its own. ``--progress FILE`` also keeps every
-finished training in one file, read first: a sweep longer than a session continues from it in a
-new run directory. Writes ``results/ameir_baseline_sweep[--TAG].json`` (retrieval: the tag
-defaults to the model, ``ameir_baseline_sweep--sasrec.json``) with the grid, both configuration
-counts, every configuration's validation figures, the choice, its test figures per seed, and the
-default configuration's test figures from the headline results file. Run from the repository root::
+``<out>/cells/``); a rerun continues, a killed training from its last epoch while its run
+directory lasts. ``--lane I N`` runs every N-th configuration and seed in a process of its own.
+``--progress FILE`` also keeps every finished training in one file, read first: a sweep that
+outlives its run directory continues from it in a new run directory. Writes
+``results/ameir_baseline_sweep[--TAG].json`` (retrieval: the tag defaults to the model,
+``ameir_baseline_sweep--sasrec.json``) with the grid, both configuration counts, every
+configuration's validation figures, the choice, its test figures per seed, and the default
+configuration's test figures from the headline results file. Run from the repository root::
 
     python -m benchmarks.paper.ameir_baseline_sweep --out runs/ameir-sweep-deepfm \\
         --seeds 0 1 2 3 4 --threads 1
@@ -181,9 +182,15 @@ class CTRSweep:
 
     def fit(self, model: str, config: Config, seed: int, workdir: Path) -> Trained:
         """Train from scratch, or resume a killed training from ``workdir/train_state.pt``
-        (written after every validated epoch; the directory is removed once trained)."""
+        (written after every validated epoch; the directory is removed once trained).
+
+        Raises:
+            SystemExit: the checkpoint was written under other trainer settings (another
+                ``epochs`` or ``patience``): it would continue that training, not this one.
+        """
         from leanrec.models.ctr import build_ctr_model
         from leanrec.train import pointwise
+        from leanrec.train.checkpoint import load_checkpoint
 
         split = self._data()
         built = build_ctr_model(
@@ -204,6 +211,8 @@ class CTRSweep:
             ),
             checkpoint_path=checkpoint,
         )
+        if checkpoint.is_file():
+            _check_resumed_settings(load_checkpoint(checkpoint), trainer.config, checkpoint)
         trained = trainer.fit(built, split.train, split.valid, resume=checkpoint.is_file())
         shutil.rmtree(workdir, ignore_errors=True)
         valid = {"valid_auc": float(trained.best_valid["auc"])}
@@ -215,6 +224,29 @@ class CTRSweep:
 
         test = evaluate_ctr(trained.model, self._data().test)
         return {"test_auc": float(test["auc"]), "test_logloss": float(test["logloss"])}
+
+
+def _check_resumed_settings(state: dict[str, Any], config: Any, path: Path) -> None:
+    """Refuse a checkpoint whose trainer settings differ from ``config``'s (threads and the
+    progress bar aside)."""
+    current = dataclasses.asdict(config)
+    saved = state.get("config", {})
+    ignored = {"num_threads", "progress"}
+    differ = sorted(
+        name
+        for name in current
+        if name not in ignored and _plain(saved.get(name)) != _plain(current[name])
+    )
+    if differ:
+        raise SystemExit(
+            f"{path} was written with other trainer settings ({', '.join(differ)}): "
+            "delete it to train afresh"
+        )
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, so that a setting compares equal however it was stored."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 @dataclass
@@ -432,8 +464,9 @@ def run_sweep(
 
 def save_progress(out: Path, progress: Path) -> None:
     """Every lane's finished trainings in ``out`` (configurations, and seed rows with the
-    choice they belong to), merged into one file: a sweep that outlasts its run directory (one
-    session on a machine that keeps only the repository) continues from it (:func:`load_progress`).
+    choice they belong to), merged into one file: a sweep that outlasts its run directory (on a
+    machine that keeps only the repository) continues from it (:func:`load_progress`); a
+    training under way when the directory went is lost.
     """
     finals = [_load(path) for path in sorted(out.glob("final*.json"))]
     rows = {seed: row for final in finals for seed, row in final.get("rows", {}).items()}
@@ -564,7 +597,7 @@ def main() -> None:
         type=Path,
         default=None,
         help="a JSON file kept with every finished training of the sweep (all lanes); read "
-        "first, so a sweep spread over machines or sessions continues where it stopped",
+        "first, so a sweep spread over machines or run directories continues where it stopped",
     )
     add_tag_argument(parser, SCRIPT)
     args = parser.parse_args()
@@ -578,6 +611,8 @@ def main() -> None:
     model = args.model or DEFAULT_MODELS[args.protocol]
     seeds = args.seeds or ([0, 1, 2, 3, 4] if args.protocol == "ctr" else [0, 1, 2])
     tag = args.tag if args.tag or args.protocol == "ctr" else model
+    headline = args.headline or HEADLINES[args.protocol]
+    add_headline({}, protocol, model, headline)  # a headline without the model stops here
 
     def log(message: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
@@ -595,7 +630,7 @@ def main() -> None:
             save_progress(args.out, progress)
     if results is None:
         return
-    add_headline(results, protocol, model, args.headline or HEADLINES[args.protocol])
+    add_headline(results, protocol, model, headline)
     metric = protocol.selection_metric
     sweep = _merged(args.out, "sweep")
     print_table(

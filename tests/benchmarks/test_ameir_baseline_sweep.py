@@ -325,26 +325,38 @@ def test_ctr_training_killed_after_an_epoch_resumes_to_the_uninterrupted_one(
     valid, _ = make_samples(1000, seed=2)
     sweep = CTRSweep(epochs=3, patience=3)
     sweep._split = types.SimpleNamespace(feature_map=train.feature_map, train=train, valid=valid)
-    config = {"learning_rate": 3e-3, "batch_size": 512, "dropout": 0.0}
+    config = {"learning_rate": 3e-3, "batch_size": 512, "dropout": 0.3}  # dropout draws RNG
     whole = sweep.fit("deepfm", config, 0, tmp_path / "whole")
     assert not (tmp_path / "whole").exists()  # removed once trained
 
-    class KilledAfterEpochOne(pointwise.CTRTrainer):
+    trained_epochs: list[int] = []
+    kill_at = [1]
+
+    class Watched(pointwise.CTRTrainer):
+        """Records every epoch it trains; raises after the epoch in ``kill_at``."""
+
         def __init__(self, config: Any, on_epoch: Any = None, checkpoint_path: Any = None):
-            def kill(epoch: int, record: dict) -> None:
-                if epoch == 1:
-                    raise _KilledError  # after epoch 1's checkpoint is written
+            def watch(epoch: int, record: dict) -> None:
+                trained_epochs.append(epoch)
+                if epoch in kill_at:
+                    raise _KilledError  # after this epoch's checkpoint is written
 
-            super().__init__(config, kill, checkpoint_path)
+            super().__init__(config, watch, checkpoint_path)
 
-    monkeypatch.setattr(pointwise, "CTRTrainer", KilledAfterEpochOne)
+    monkeypatch.setattr(pointwise, "CTRTrainer", Watched)
     with pytest.raises(_KilledError):
         sweep.fit("deepfm", config, 0, tmp_path / "killed")
     assert (tmp_path / "killed" / "train_state.pt").is_file()
-    monkeypatch.undo()
+    # another patience would continue a training that is not this one's
+    with pytest.raises(SystemExit, match=r"other trainer settings \(patience\)"):
+        CTRSweep(epochs=3, patience=2, _split=sweep._split).fit(
+            "deepfm", config, 0, tmp_path / "killed"
+        )
+    trained_epochs.clear()
+    kill_at.clear()
     resumed = sweep.fit("deepfm", config, 0, tmp_path / "killed")
+    assert trained_epochs == [2, 3]  # epoch 1 came from the checkpoint
     assert resumed.valid == whole.valid and resumed.best_epoch == whole.best_epoch
-    assert resumed.seconds > 0
     for (name, mine), theirs in zip(
         resumed.model.state_dict().items(), whole.model.state_dict().values(), strict=True
     ):
