@@ -1002,6 +1002,16 @@ def _seeds(value: str | Mapping[str, float]) -> dict[str, float]:
     return json.loads(value) if isinstance(value, str) else dict(value)
 
 
+def _seed_list(file: str) -> str:
+    """The seeds of a collected AMEIR table, ``"0-4"`` or ``"0, 1, 3"``."""
+    seeds = sorted(
+        map(int, _seeds(json.loads((RESULTS / file).read_text())["ameir_test_auc_by_seed"]))
+    )
+    if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2:
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
 def _seeds_above(a: Mapping[str, float], b: Mapping[str, float]) -> str:
     """``"every seed"`` or ``"k of n seeds"``: at how many seeds ``a`` is above ``b``."""
     above = sum(a[seed] > b[seed] for seed in a)
@@ -4619,16 +4629,6 @@ _AMEIR_E6_PAIRS = (
 )
 """ML-1M CTR runs at the headline's six one-shot epochs per step (Step 1 off) that differ in
 one addition: ``ameir_table--<with>.json`` against ``ameir_table--<without>.json``."""
-
-
-def _seed_list(file: str) -> str:
-    """The seeds of a collected AMEIR table, ``"0-4"`` or ``"0, 1, 3"``."""
-    seeds = sorted(
-        map(int, _seeds(json.loads((RESULTS / file).read_text())["ameir_test_auc_by_seed"]))
-    )
-    if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2:
-        return f"{seeds[0]}-{seeds[-1]}"
-    return ", ".join(map(str, seeds))
 
 
 _AMEIR_E6_ALONE = (
