@@ -883,10 +883,14 @@ def _sketch_beauty_rows() -> tuple[tuple[Cell, ...], ...]:
     return tuple(rows)
 
 
+_AMEIR_E6_PAPER = "e6-paper"
+"""``ameir_table--e6-paper.json``: the ``paper`` preset at the headline's six one-shot epochs
+per step (``runs/e6-paper-s<seed>``)."""
 _AMEIR_CTR_PAPER = tuple(
-    file for file in ("ameir_table--e6-paper.json",) if (RESULTS / file).is_file()
+    file for file in (f"ameir_table--{_AMEIR_E6_PAPER}.json",) if (RESULTS / file).is_file()
 )
-"""The ``paper`` preset at the headline's six one-shot epochs per step, where it ran."""
+"""That file, where it exists (empty before the run): the headline table's and the six-epoch
+ablation's ``paper`` rows."""
 
 
 def _ameir_ctr_paper_row() -> tuple[Cell, ...]:
@@ -4646,17 +4650,10 @@ _AMEIR_E6_PAIRS += tuple(
 )
 """The additions turned off alone from the full ``leanrec`` preset over the headline's seeds
 (``runs/e6-no-<addition>-s<seed>``), where their collected file exists."""
-_AMEIR_E6_PAPER = "e6-paper"
-"""``ameir_table--e6-paper.json``: the ``paper`` preset at six epochs per step
-(``runs/e6-paper-s<seed>``), set against the full ``leanrec`` preset where it exists."""
 _AMEIR_E6_SOURCES = tuple(
     dict.fromkeys(
         [f"ameir_table--{name}.json" for pair in _AMEIR_E6_PAIRS for name in pair[3:]]
-        + (
-            [f"ameir_table--{_AMEIR_E6_PAPER}.json"]
-            if (RESULTS / f"ameir_table--{_AMEIR_E6_PAPER}.json").is_file()
-            else []
-        )
+        + list(_AMEIR_CTR_PAPER)
     )
 )
 
@@ -4711,9 +4708,8 @@ def _ameir_additions_e6_rows() -> tuple[tuple[Cell, ...], ...]:
         if name not in paired:
             rows.append((f"`{name}`", NOT_RUN, "", MISSING, MISSING, MISSING, ""))
     label = "`paper` preset (every addition off, Step 1 on)"
-    paper = f"ameir_table--{_AMEIR_E6_PAPER}.json"
-    if paper in _AMEIR_E6_SOURCES:
-        seeds = _seed_list(paper)
+    if _AMEIR_CTR_PAPER:
+        seeds = _seed_list(_AMEIR_CTR_PAPER[0])
         against = "none (the `leanrec` preset)"
         rows.append(_ameir_e6_pair_row(label, against, seeds, "keep-best", _AMEIR_E6_PAPER))
     else:
