@@ -4637,10 +4637,10 @@ one addition: ``ameir_table--<with>.json`` against ``ameir_table--<without>.json
 
 _AMEIR_E6_ALONE = (
     "largest_child", "keep_inherited", "mean_readout", "short_evolution", "fm_term",
-    "carried_embeddings",
+    "carried_embeddings", "constant_step",
 )  # fmt: skip
-"""The additions run off alone from the full ``leanrec`` preset at six epochs (the last two also
-have older pairs above, with other additions off in both rows)."""
+"""The additions run off alone from the full ``leanrec`` preset at six epochs (the last three
+also have older pairs above, with other additions off in both rows)."""
 _AMEIR_E6_PAIRS += tuple(
     (name, "none (the `leanrec` preset)", _seed_list(file), "keep-best", tag)
     for name in _AMEIR_E6_ALONE
