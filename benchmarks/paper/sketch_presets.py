@@ -8,7 +8,9 @@ evaluation), over the splits the ``paper`` preset ran. ``--dataset beauty`` (the
 ``--dataset ml-1m`` reads ``results/sketch_table.json``, whose DiPS rows are the ``paper``
 preset but for an outer update every 2 steps (keyed ``every2``), beside DiPS@1. Each ablation
 directory (``--ablation NAME=DIR``) holds DiPS under the ``leanrec`` preset with one addition
-off. Writes ``results/sketch_presets.json`` (``--tag T``: ``results/sketch_presets--T.json``),
+off. ``--leanrec`` directories hold DiPS under the ``leanrec`` preset where the stored table has
+no such column (ML-1M): their cells are set beside every other policy over the splits they
+ran. Writes ``results/sketch_presets.json`` (``--tag T``: ``results/sketch_presets--T.json``),
 with the preset each run's fields amount to and the tuning counts of the equal-tuning record.
 Run from the repository root:
 
@@ -16,7 +18,8 @@ Run from the repository root:
         --ablation no_influence_start=runs/sketch-beauty-abl-noinfluence \\
         --ablation no_recency_prior=runs/sketch-beauty-abl-noprior --tag beauty
     python -m benchmarks.paper.sketch_presets --dataset ml-1m --tag ml1m \\
-        --paper runs/sketch-ml1m-paper-s{0,1,2}-tau{1,4}
+        --paper runs/sketch-ml1m-paper-s{0,1,2}-tau{1,4} \\
+        --leanrec runs/sketch-ml1m-leanrec-s{0,1,2}-tau{1,4}
 """
 
 from __future__ import annotations
@@ -119,6 +122,12 @@ def main() -> None:
         "--ablation", action="append", default=[], help="NAME=DIR: leanrec with one addition off"
     )
     parser.add_argument(
+        "--leanrec",
+        nargs="+",
+        default=[],
+        help="leanrec-preset run directories, where the stored table has no leanrec column",
+    )
+    parser.add_argument(
         "--splits", nargs="+", type=int, default=None, help="only these user splits (seeds)"
     )
     add_tag_argument(parser, "sketch_presets")
@@ -139,6 +148,17 @@ def main() -> None:
         ["τ", "K", "splits", *STATIC, *spec.learned, f"DiPS {spec.stored_dips}", "DiPS paper"],
         table,
     )
+    if args.leanrec:
+        if spec.stored_dips == "leanrec":
+            parser.error(f"--leanrec: the stored {args.dataset} table's DiPS column is leanrec's")
+        leanrec_rows, leanrec_labels = _rows(args.leanrec)
+        if leanrec_labels != {"leanrec"}:
+            raise ValueError(f"--leanrec runs are not the leanrec preset: {sorted(leanrec_labels)}")
+        results["leanrec_runs"] = ",".join(args.leanrec)
+        results["leanrec_preset"] = "leanrec"
+        columns = [*STATIC, *spec.learned, f"DiPS {spec.stored_dips}", "DiPS paper", "DiPS leanrec"]
+        lines = leanrec_cells(results, stored, leanrec_rows, spec)
+        print_table(["τ", "K", "splits", *columns], lines)
     ablation_table = []
     short = spec.short
     for item in args.ablation:
@@ -220,6 +240,56 @@ def preset_cells(
                     results[f"paper_{cell}_test_{short}_mean"],
                 ]
             )
+    return table
+
+
+def leanrec_cells(
+    results: dict[str, Any],
+    stored: dict[str, Any],
+    leanrec_rows: list[dict[str, Any]],
+    spec: StoredTable,
+) -> list[list[Any]]:
+    """Add the ``leanrec`` preset's rows (``leanrec_*`` keys: per split, mean ± std per cell,
+    and the splits it ran) and every other policy's mean over those same splits
+    (``<name>_<cell>_leanrec_splits_test_<metric>_mean``; the ``paper`` preset's from the keys
+    :func:`preset_cells` wrote) to ``results``; return the printed table's lines.
+
+    Raises:
+        KeyError: the stored file or the ``paper`` preset lacks a split the ``leanrec`` preset ran.
+    """
+    short = spec.short
+    compared = (*((m, m) for m in (*STATIC, *spec.learned)), ("dips", spec.stored_dips))
+    table = []
+    for tau in (1, 4):
+        for k in (2, 4, 8):
+            cell = f"K{k}_tau{tau}"
+            found = sorted(
+                (r for r in leanrec_rows if (r["method"], r["K"], r["tau"]) == ("dips", k, tau)),
+                key=lambda r: r["seed"],
+            )
+            results[f"leanrec_{cell}_seeds"] = len(found)
+            if not found:
+                continue
+            seeds = [r["seed"] for r in found]
+            for row in found:
+                seed = f"{cell}_seed{row['seed']}"
+                results[f"leanrec_{seed}_test_{short}"] = row["test"][spec.metric]
+                results[f"leanrec_{seed}_valid_{short}"] = row["valid"][spec.metric]
+                results[f"leanrec_{seed}_best_epoch"] = row["best_epoch"]
+                results[f"leanrec_{seed}_seconds"] = row["seconds"]
+            values = np.array([r["test"][spec.metric] for r in found])
+            results[f"leanrec_{cell}_splits"] = ",".join(str(s) for s in seeds)
+            results[f"leanrec_{cell}_test_{short}_mean"] = float(values.mean())
+            results[f"leanrec_{cell}_test_{short}_std"] = (
+                float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            )
+            means = []
+            for method, name in (*compared, ("paper", "paper")):
+                source = results if method == "paper" else stored
+                same = [source[f"{method}_{cell}_seed{s}_test_{short}"] for s in seeds]
+                results[f"{name}_{cell}_leanrec_splits_test_{short}_mean"] = float(np.mean(same))
+                means.append(float(np.mean(same)))
+            table.append([tau, k, len(seeds), *means, float(values.mean())])
     return table
 
 

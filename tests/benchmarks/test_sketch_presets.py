@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from benchmarks.paper.sketch_presets import DATASETS, preset_cells
+from benchmarks.paper.sketch_presets import DATASETS, leanrec_cells, preset_cells
 
 METHODS = ("random", "hardest", "influence", "recent", "dips1", "dips")
 
@@ -66,3 +66,32 @@ def test_beauty_keeps_its_keys() -> None:
     assert results["paper_K2_tau1_seed0_test_mrr20"] == 0.05
     assert results["leanrec_K2_tau1_same_splits_test_recall20_mean"] == pytest.approx(0.95)
     assert not any(key.startswith("dips1_") for key in results)
+
+
+def test_ml1m_leanrec_cells_compare_the_splits_they_ran() -> None:
+    """A ``leanrec`` column run on split 1 only is set beside every policy's split-1 figure,
+    the ``paper`` preset's included, though those ran splits 0-2."""
+    results: dict[str, Any] = {}
+    stored = _stored((0, 1, 2))
+    spec = DATASETS["ml-1m"]
+    preset_cells(results, stored, [_paper_row(s, 0.95 + s / 100) for s in (0, 1, 2)], spec)
+    leanrec = _paper_row(1, 0.92)
+    (line,) = leanrec_cells(results, stored, [leanrec], spec)
+    assert results["leanrec_K2_tau1_splits"] == "1" and results["leanrec_K2_tau1_seeds"] == 1
+    assert results["leanrec_K2_tau1_test_rmse_mean"] == pytest.approx(0.92)
+    assert results["leanrec_K2_tau1_test_rmse_std"] == 0.0
+    assert results["random_K2_tau1_leanrec_splits_test_rmse_mean"] == pytest.approx(0.901)
+    assert results["every2_K2_tau1_leanrec_splits_test_rmse_mean"] == pytest.approx(0.951)
+    assert results["paper_K2_tau1_leanrec_splits_test_rmse_mean"] == pytest.approx(0.96)
+    assert results["leanrec_K2_tau1_seed1_valid_rmse"] == pytest.approx(0.93)
+    assert results["leanrec_K4_tau1_seeds"] == 0 and "leanrec_K4_tau1_splits" not in results
+    assert line[:3] == [1, 2, 1] and len(line) == 3 + 4 + 1 + 1 + 1 + 1
+    assert line[-1] == pytest.approx(0.92) and line[-2] == pytest.approx(0.96)
+
+
+def test_a_leanrec_split_the_paper_preset_did_not_run_is_an_error() -> None:
+    results: dict[str, Any] = {}
+    stored = _stored((0, 1))
+    preset_cells(results, stored, [_paper_row(0, 0.95)], DATASETS["ml-1m"])
+    with pytest.raises(KeyError, match="paper_K2_tau1_seed1"):
+        leanrec_cells(results, stored, [_paper_row(1, 0.92)], DATASETS["ml-1m"])
