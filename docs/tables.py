@@ -795,6 +795,41 @@ def _sketch_ml1m_paper_cell(k: int, tau: int) -> Cell:
     return F("{:.4f} ± {:.4f}" + note, f"{cell}_mean", f"{cell}_std")
 
 
+_SKETCH_ML1M_COMPARED = (
+    ("random", "Random"),
+    ("influence", "Influence"),
+    ("recent", "Recent (sliding window)"),
+    ("dips1", "DiPS@1 (model-free)"),
+    ("paper", "DiPS (Q = 50), `paper` preset"),
+    ("leanrec", "DiPS (Q = 50), `leanrec` preset"),
+)
+"""The policies set beside the ``leanrec`` preset on ML-1M (name in the keys, column)."""
+
+
+def _sketch_ml1m_leanrec_rows() -> tuple[tuple[Cell, ...], ...]:
+    """Test RMSE of every policy over the splits the ``leanrec`` preset ran on ML-1M
+    (``benchmarks/paper/sketch_presets.py --leanrec``), one row per (τ, K); "not run" where it
+    has not."""
+    data = _SKETCH_ML1M_EXACT or {}
+    rows: list[tuple[Cell, ...]] = []
+    for tau in (1, 4):
+        for k in (2, 4, 8):
+            cell = f"K{k}_tau{tau}"
+            setting = "online (τ = 1)" if tau == 1 else "batch (τ = 4)"
+            if not data.get(f"leanrec_{cell}_seeds"):
+                blank = ("—",) * len(_SKETCH_ML1M_COMPARED)
+                rows.append((setting, str(k), "not run", *blank))
+                continue
+            figures = [
+                F("{:.4f}", f"{_SKETCH_ML1M_PAPER}:{name}_{cell}_leanrec_splits_test_rmse_mean")
+                for name, _ in _SKETCH_ML1M_COMPARED[:-1]
+            ]
+            leanrec = F("{:.4f}", f"{_SKETCH_ML1M_PAPER}:leanrec_{cell}_test_rmse_mean")
+            splits = F("{}", f"{_SKETCH_ML1M_PAPER}:leanrec_{cell}_splits")
+            rows.append((setting, str(k), splits, *figures, leanrec))
+    return tuple(rows)
+
+
 def _sketch_ml1m_header(tau: int) -> tuple[str, ...]:
     columns = [
         "K",
@@ -2044,6 +2079,17 @@ TABLES: dict[str, Table] = {
         _sketch_ml1m_header(4),
         _sketch_rmse_rows(4),
         best=(_sketch_ml1m_best(4),),
+    ),
+    "sketch-ml1m-leanrec": Table(
+        _SKETCH_ML1M_SOURCES,
+        (
+            "ML-1M, test RMSE over the splits run",
+            "K",
+            "splits",
+            *(column for _, column in _SKETCH_ML1M_COMPARED),
+        ),
+        _sketch_ml1m_leanrec_rows(),
+        best=(Best(tuple(range(3, 3 + len(_SKETCH_ML1M_COMPARED))), along="row", highest=False),),
     ),
     "sketch-beauty": Table(
         (
