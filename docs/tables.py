@@ -797,9 +797,11 @@ def _sketch_ml1m_paper_cell(k: int, tau: int) -> Cell:
 
 _SKETCH_ML1M_COMPARED = (
     ("random", "Random"),
+    ("hardest", "Hardest"),
     ("influence", "Influence"),
     ("recent", "Recent (sliding window)"),
     ("dips1", "DiPS@1 (model-free)"),
+    ("every2", "DiPS (Q = 50), `paper` preset, an update every 2 steps"),
     ("paper", "DiPS (Q = 50), `paper` preset"),
     ("leanrec", "DiPS (Q = 50), `leanrec` preset"),
 )

@@ -149,9 +149,14 @@ def main() -> None:
         table,
     )
     if args.leanrec:
-        if spec.stored_dips == "leanrec":
-            parser.error(f"--leanrec: the stored {args.dataset} table's DiPS column is leanrec's")
+        clashing = [
+            item for item in args.ablation if item.partition("=")[0] in ("paper", "leanrec")
+        ]
+        if clashing:
+            parser.error(f"--ablation {clashing[0]}: the name is taken by a preset's column")
         leanrec_rows, leanrec_labels = _rows(args.leanrec)
+        if args.splits is not None:
+            leanrec_rows = [r for r in leanrec_rows if r["seed"] in args.splits]
         if leanrec_labels != {"leanrec"}:
             raise ValueError(f"--leanrec runs are not the leanrec preset: {sorted(leanrec_labels)}")
         results["leanrec_runs"] = ",".join(args.leanrec)
@@ -256,7 +261,10 @@ def leanrec_cells(
 
     Raises:
         KeyError: the stored file or the ``paper`` preset lacks a split the ``leanrec`` preset ran.
+        ValueError: the stored file's DiPS column is already the ``leanrec`` preset (Beauty).
     """
+    if spec.stored_dips == "leanrec":
+        raise ValueError("the stored table's DiPS column is already the leanrec preset")
     short = spec.short
     compared = (*((m, m) for m in (*STATIC, *spec.learned)), ("dips", spec.stored_dips))
     table = []

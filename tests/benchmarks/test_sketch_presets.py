@@ -73,8 +73,12 @@ def test_ml1m_leanrec_cells_compare_the_splits_they_ran() -> None:
     the ``paper`` preset's included, though those ran splits 0-2."""
     results: dict[str, Any] = {}
     stored = _stored((0, 1, 2))
+    stored["random_K2_tau1_seed2_test_rmse"] = 0.99  # so no mean over 0-2 equals split 1's
+    stored["dips_K2_tau1_seed0_test_rmse"] = 0.90
     spec = DATASETS["ml-1m"]
-    preset_cells(results, stored, [_paper_row(s, 0.95 + s / 100) for s in (0, 1, 2)], spec)
+    preset_cells(
+        results, stored, [_paper_row(s, rmse) for s, rmse in enumerate((0.9, 0.96, 1.0))], spec
+    )
     leanrec = _paper_row(1, 0.92)
     (line,) = leanrec_cells(results, stored, [leanrec], spec)
     assert results["leanrec_K2_tau1_splits"] == "1" and results["leanrec_K2_tau1_seeds"] == 1
@@ -95,3 +99,9 @@ def test_a_leanrec_split_the_paper_preset_did_not_run_is_an_error() -> None:
     preset_cells(results, stored, [_paper_row(0, 0.95)], DATASETS["ml-1m"])
     with pytest.raises(KeyError, match="paper_K2_tau1_seed1"):
         leanrec_cells(results, stored, [_paper_row(1, 0.92)], DATASETS["ml-1m"])
+
+
+def test_leanrec_cells_refuse_a_stored_leanrec_column() -> None:
+    """Beauty's stored DiPS column is the ``leanrec`` preset: a second one would overwrite it."""
+    with pytest.raises(ValueError, match="already the leanrec preset"):
+        leanrec_cells({}, {}, [_paper_row(0, 0.1)], DATASETS["beauty"])
