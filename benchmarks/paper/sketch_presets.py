@@ -208,23 +208,11 @@ def preset_cells(
             found = sorted(
                 (r for r in paper_rows if r["K"] == k and r["tau"] == tau), key=lambda r: r["seed"]
             )
-            for row in found:
-                seed = f"{cell}_seed{row['seed']}"
-                results[f"paper_{seed}_test_{short}"] = row["test"][spec.metric]
-                if "mrr@20" in row["test"]:
-                    results[f"paper_{seed}_test_mrr20"] = row["test"]["mrr@20"]
-                results[f"paper_{seed}_valid_{short}"] = row["valid"][spec.metric]
-                results[f"paper_{seed}_best_epoch"] = row["best_epoch"]
-                results[f"paper_{seed}_seconds"] = row["seconds"]
             seeds = [r["seed"] for r in found]
             results[f"paper_{cell}_seeds"] = len(seeds)
             if not found:
                 continue
-            values = np.array([r["test"][spec.metric] for r in found])
-            results[f"paper_{cell}_test_{short}_mean"] = float(values.mean())
-            results[f"paper_{cell}_test_{short}_std"] = (
-                float(values.std(ddof=1)) if len(values) > 1 else 0.0
-            )
+            _record_runs(results, "paper", cell, found, spec)
             # the stored rows over the same splits, for a like-for-like comparison
             for method, name in compared:
                 same = [stored[f"{method}_{cell}_seed{s}_test_{short}"] for s in seeds]
@@ -279,26 +267,37 @@ def leanrec_cells(
             if not found:
                 continue
             seeds = [r["seed"] for r in found]
-            for row in found:
-                seed = f"{cell}_seed{row['seed']}"
-                results[f"leanrec_{seed}_test_{short}"] = row["test"][spec.metric]
-                results[f"leanrec_{seed}_valid_{short}"] = row["valid"][spec.metric]
-                results[f"leanrec_{seed}_best_epoch"] = row["best_epoch"]
-                results[f"leanrec_{seed}_seconds"] = row["seconds"]
-            values = np.array([r["test"][spec.metric] for r in found])
+            mean = _record_runs(results, "leanrec", cell, found, spec)
             results[f"leanrec_{cell}_splits"] = ",".join(str(s) for s in seeds)
-            results[f"leanrec_{cell}_test_{short}_mean"] = float(values.mean())
-            results[f"leanrec_{cell}_test_{short}_std"] = (
-                float(values.std(ddof=1)) if len(values) > 1 else 0.0
-            )
             means = []
             for method, name in (*compared, ("paper", "paper")):
                 source = results if method == "paper" else stored
                 same = [source[f"{method}_{cell}_seed{s}_test_{short}"] for s in seeds]
                 results[f"{name}_{cell}_leanrec_splits_test_{short}_mean"] = float(np.mean(same))
                 means.append(float(np.mean(same)))
-            table.append([tau, k, len(seeds), *means, float(values.mean())])
+            table.append([tau, k, len(seeds), *means, mean])
     return table
+
+
+def _record_runs(
+    results: dict[str, Any], name: str, cell: str, found: list[dict[str, Any]], spec: StoredTable
+) -> float:
+    """Add one preset's runs of ``cell`` to ``results`` (``<name>_<cell>_seed<s>_*`` per split,
+    ``<name>_<cell>_test_<metric>_mean`` / ``_std``); return the mean."""
+    short = spec.short
+    for row in found:
+        seed = f"{cell}_seed{row['seed']}"
+        results[f"{name}_{seed}_test_{short}"] = row["test"][spec.metric]
+        if "mrr@20" in row["test"]:
+            results[f"{name}_{seed}_test_mrr20"] = row["test"]["mrr@20"]
+        results[f"{name}_{seed}_valid_{short}"] = row["valid"][spec.metric]
+        results[f"{name}_{seed}_best_epoch"] = row["best_epoch"]
+        results[f"{name}_{seed}_seconds"] = row["seconds"]
+    values = np.array([r["test"][spec.metric] for r in found])
+    results[f"{name}_{cell}_test_{short}_mean"] = float(values.mean())
+    spread = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    results[f"{name}_{cell}_test_{short}_std"] = spread
+    return float(values.mean())
 
 
 def _rows(directories: list[str]) -> tuple[list[dict[str, Any]], set[str]]:
