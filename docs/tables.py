@@ -4658,7 +4658,8 @@ def _ameir_additions_e1_rows() -> tuple[tuple[Cell, ...], ...]:
             continue
         rows.append((label, "off", NOT_RUN, *off, _file(_AMEIR_E1)))
     rows.append(_ameir_e1_row("`paper` (no addition)", "paper", "ran", "on (3 blocks)"))
-    rows.append(_ameir_e1_row("DeepFM, default configuration (the `paper` run of seed 0)", "deepfm_rerun", "ran", ""))
+    deepfm = "DeepFM, default configuration (the `paper` run of seed 0)"
+    rows.append(_ameir_e1_row(deepfm, "deepfm_rerun", "ran", ""))
     return tuple(rows)
 
 
