@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,39 +201,34 @@ def preset_cells(
         KeyError: the stored file lacks a split the ``paper`` preset ran.
     """
     short = spec.short
-    compared = (*((m, m) for m in (*STATIC, *spec.learned)), ("dips", spec.stored_dips))
+    compared = _compared(spec)
     table = []
-    for tau in (1, 4):
-        for k in (2, 4, 8):
-            cell = f"K{k}_tau{tau}"
-            found = sorted(
-                (r for r in paper_rows if r["K"] == k and r["tau"] == tau), key=lambda r: r["seed"]
-            )
-            seeds = [r["seed"] for r in found]
-            results[f"paper_{cell}_seeds"] = len(seeds)
-            if not found:
-                continue
-            _record_runs(results, "paper", cell, found, spec)
-            # the stored rows over the same splits, for a like-for-like comparison
-            for method, name in compared:
-                same = [stored[f"{method}_{cell}_seed{s}_test_{short}"] for s in seeds]
-                results[f"{name}_{cell}_same_splits_test_{short}_mean"] = float(np.mean(same))
-                for s in seeds:
-                    stem = f"{method}_{cell}_seed{s}"
-                    results[f"{name}_{cell}_seed{s}_test_{short}"] = stored[f"{stem}_test_{short}"]
-                    # "0.1341,0.1542,0.1565": the validation metric after each epoch
-                    curve = str(stored[f"{stem}_valid_{short}_by_epoch"]).split(",")
-                    best = stored[f"{stem}_best_epoch"]
-                    results[f"{name}_{cell}_seed{s}_valid_{short}"] = float(curve[best - 1])
-            table.append(
-                [
-                    tau,
-                    k,
-                    len(seeds),
-                    *(results[f"{n}_{cell}_same_splits_test_{short}_mean"] for _, n in compared),
-                    results[f"paper_{cell}_test_{short}_mean"],
-                ]
-            )
+    for tau, k, cell, found in _cells(paper_rows):
+        seeds = [r["seed"] for r in found]
+        results[f"paper_{cell}_seeds"] = len(seeds)
+        if not found:
+            continue
+        _record_runs(results, "paper", cell, found, spec)
+        # the stored rows over the same splits, for a like-for-like comparison
+        for method, name in compared:
+            same = [stored[f"{method}_{cell}_seed{s}_test_{short}"] for s in seeds]
+            results[f"{name}_{cell}_same_splits_test_{short}_mean"] = float(np.mean(same))
+            for s in seeds:
+                stem = f"{method}_{cell}_seed{s}"
+                results[f"{name}_{cell}_seed{s}_test_{short}"] = stored[f"{stem}_test_{short}"]
+                # "0.1341,0.1542,0.1565": the validation metric after each epoch
+                curve = str(stored[f"{stem}_valid_{short}_by_epoch"]).split(",")
+                best = stored[f"{stem}_best_epoch"]
+                results[f"{name}_{cell}_seed{s}_valid_{short}"] = float(curve[best - 1])
+        table.append(
+            [
+                tau,
+                k,
+                len(seeds),
+                *(results[f"{n}_{cell}_same_splits_test_{short}_mean"] for _, n in compared),
+                results[f"paper_{cell}_test_{short}_mean"],
+            ]
+        )
     return table
 
 
@@ -254,29 +250,38 @@ def leanrec_cells(
     if spec.stored_dips == "leanrec":
         raise ValueError("the stored table's DiPS column is already the leanrec preset")
     short = spec.short
-    compared = (*((m, m) for m in (*STATIC, *spec.learned)), ("dips", spec.stored_dips))
+    compared = _compared(spec)
     table = []
+    for tau, k, cell, found in _cells([r for r in leanrec_rows if r["method"] == "dips"]):
+        results[f"leanrec_{cell}_seeds"] = len(found)
+        if not found:
+            continue
+        seeds = [r["seed"] for r in found]
+        mean = _record_runs(results, "leanrec", cell, found, spec)
+        results[f"leanrec_{cell}_splits"] = ",".join(str(s) for s in seeds)
+        means = []
+        for method, name in (*compared, ("paper", "paper")):
+            source = results if method == "paper" else stored
+            same = [source[f"{method}_{cell}_seed{s}_test_{short}"] for s in seeds]
+            results[f"{name}_{cell}_leanrec_splits_test_{short}_mean"] = float(np.mean(same))
+            means.append(float(np.mean(same)))
+        table.append([tau, k, len(seeds), *means, mean])
+    return table
+
+
+def _compared(spec: StoredTable) -> tuple[tuple[str, str], ...]:
+    """The stored policies as (name in the stored file, name in this script's keys)."""
+    return (*((m, m) for m in (*STATIC, *spec.learned)), ("dips", spec.stored_dips))
+
+
+def _cells(
+    rows: list[dict[str, Any]],
+) -> Iterator[tuple[int, int, str, list[dict[str, Any]]]]:
+    """``(τ, K, "K<k>_tau<τ>", the rows of that cell by split)`` for every cell of the tables."""
     for tau in (1, 4):
         for k in (2, 4, 8):
-            cell = f"K{k}_tau{tau}"
-            found = sorted(
-                (r for r in leanrec_rows if (r["method"], r["K"], r["tau"]) == ("dips", k, tau)),
-                key=lambda r: r["seed"],
-            )
-            results[f"leanrec_{cell}_seeds"] = len(found)
-            if not found:
-                continue
-            seeds = [r["seed"] for r in found]
-            mean = _record_runs(results, "leanrec", cell, found, spec)
-            results[f"leanrec_{cell}_splits"] = ",".join(str(s) for s in seeds)
-            means = []
-            for method, name in (*compared, ("paper", "paper")):
-                source = results if method == "paper" else stored
-                same = [source[f"{method}_{cell}_seed{s}_test_{short}"] for s in seeds]
-                results[f"{name}_{cell}_leanrec_splits_test_{short}_mean"] = float(np.mean(same))
-                means.append(float(np.mean(same)))
-            table.append([tau, k, len(seeds), *means, mean])
-    return table
+            found = [r for r in rows if r["K"] == k and r["tau"] == tau]
+            yield tau, k, f"K{k}_tau{tau}", sorted(found, key=lambda r: r["seed"])
 
 
 def _record_runs(
