@@ -4,22 +4,25 @@ additions, from ``leanrec experiment sketch`` run directories and a stored sketc
 The ``paper`` preset's rows come from its run directories (``--paper``); the other rows from the
 stored table of the same protocol (the same user splits, base-model step, batch, epochs and
 evaluation), over the splits the ``paper`` preset ran. ``--dataset beauty`` (the default) reads
-``results/sketch_table--beauty.json``, whose DiPS rows are the ``leanrec`` preset's;
-``--dataset ml-1m`` reads ``results/sketch_table.json``, whose DiPS rows are the ``paper``
-preset but for an outer update every 2 steps (keyed ``every2``), beside DiPS@1. Each ablation
-directory (``--ablation NAME=DIR``) holds DiPS under the ``leanrec`` preset with one addition
-off. ``--leanrec`` directories hold DiPS under the ``leanrec`` preset where the stored table has
-no such column (ML-1M): their cells are set beside every other policy over the splits they
-ran. Writes ``results/sketch_presets.json`` (``--tag T``: ``results/sketch_presets--T.json``),
-with the preset each run's fields amount to and the tuning counts of the equal-tuning record.
-Run from the repository root:
+``results/sketch_table--beauty.json``, whose DiPS rows are the ``leanrec`` preset's; ``--dataset
+ml-1m`` reads ``results/sketch_table.json``, whose DiPS rows are the ``paper`` preset but for an
+outer update every 2 steps (keyed ``every2``), beside DiPS@1. Each ablation directory (``--ablation
+NAME=DIR``; a name given again adds directories) holds DiPS under the ``leanrec`` preset with one
+addition off. ``--leanrec`` directories hold DiPS under the ``leanrec`` preset where the stored
+table has no such column (ML-1M): their cells are set beside every other policy over the splits
+they ran; ``--choose-prior NAME`` then keeps, per cell and split, whichever of them and the
+ablation ``NAME`` (the recency prior off) validates better. Writes ``results/sketch_presets.json``
+(``--tag T``: ``results/sketch_presets--T.json``), with the preset each run's fields amount to and
+the tuning counts of the equal-tuning record. Run from the repository root:
 
     python -m benchmarks.paper.sketch_presets --paper runs/sketch-beauty-paper \\
         --ablation no_influence_start=runs/sketch-beauty-abl-noinfluence \\
         --ablation no_recency_prior=runs/sketch-beauty-abl-noprior --tag beauty
     python -m benchmarks.paper.sketch_presets --dataset ml-1m --tag ml1m \\
         --paper runs/sketch-ml1m-paper-s{0,1,2}-tau{1,4} \\
-        --leanrec runs/sketch-ml1m-leanrec-s{0,1,2}-tau{1,4}
+        --leanrec runs/sketch-ml1m-leanrec-s{0,1,2}-tau{1,4} \\
+        $(printf -- '--ablation no_recency_prior=%s ' runs/sketch-ml1m-noprior-s?-tau?) \\
+        --choose-prior no_recency_prior
 """
 
 from __future__ import annotations
@@ -102,6 +105,11 @@ class StoredTable:
     """Other learned policies of the stored file set beside (their own names)."""
 
     @property
+    def lower_is_better(self) -> bool:
+        """Whether a smaller metric is better (RMSE) rather than a larger one (Recall)."""
+        return self.metric == "rmse"
+
+    @property
     def short(self) -> str:
         """The metric as result keys spell it: ``recall20``, ``rmse``."""
         return self.metric.replace("@", "")
@@ -131,6 +139,14 @@ def main() -> None:
     parser.add_argument(
         "--splits", nargs="+", type=int, default=None, help="only these user splits (seeds)"
     )
+    parser.add_argument(
+        "--choose-prior",
+        metavar="NAME",
+        default=None,
+        help="an --ablation name whose runs are the leanrec preset without the recency prior "
+        "(β = 0): per cell and split, keep whichever of it and the --leanrec run (β = 1) "
+        "validates better, and record the chosen column (prior_chosen_*)",
+    )
     add_tag_argument(parser, "sketch_presets")
     args = parser.parse_args()
     spec = DATASETS[args.dataset]
@@ -149,6 +165,7 @@ def main() -> None:
         ["τ", "K", "splits", *STATIC, *spec.learned, f"DiPS {spec.stored_dips}", "DiPS paper"],
         table,
     )
+    leanrec_rows: list[dict[str, Any]] = []
     if args.leanrec:
         clashing = [
             item for item in args.ablation if item.partition("=")[0] in ("paper", "leanrec")
@@ -167,10 +184,17 @@ def main() -> None:
         print_table(["τ", "K", "splits", *columns], lines)
     ablation_table = []
     short = spec.short
-    for item in args.ablation:
+    ablations: dict[str, list[str]] = {}
+    for item in args.ablation:  # a name given again adds directories (other splits, τ)
         name, _, directory = item.partition("=")
-        rows, ablation_labels = _rows([directory])
-        results[f"{name}_run"] = directory
+        ablations.setdefault(name, []).append(directory)
+    ablation_rows: dict[str, list[dict[str, Any]]] = {}
+    for name, directories in ablations.items():
+        rows, ablation_labels = _rows(directories)
+        if args.splits is not None:
+            rows = [r for r in rows if r["seed"] in args.splits]
+        ablation_rows[name] = rows
+        results[f"{name}_run"] = ",".join(directories)
         results[f"{name}_preset"] = ";".join(sorted(ablation_labels))
         for row in rows:
             key = f"{name}_K{row['K']}_tau{row['tau']}_seed{row['seed']}"
@@ -183,6 +207,13 @@ def main() -> None:
             )  # fmt: skip
     if ablation_table:
         print_table(["ablation", "K", "τ", "split", "valid", "test"], ablation_table)
+    if args.choose_prior is not None:
+        if not args.leanrec or args.choose_prior not in ablation_rows:
+            parser.error("--choose-prior needs --leanrec runs and --ablation NAME=DIR runs of it")
+        lines = prior_chosen_cells(
+            results, leanrec_rows, ablation_rows[args.choose_prior], args.choose_prior, spec
+        )
+        print_table(["τ", "K", "splits", "β = 1 chosen", "chosen on validation"], lines)
     path = write_results("sketch_presets", results, args.tag)
     print(f"results: {path}")
 
@@ -266,6 +297,54 @@ def leanrec_cells(
             results[f"{name}_{cell}_leanrec_splits_test_{short}_mean"] = float(np.mean(same))
             means.append(float(np.mean(same)))
         table.append([tau, k, len(seeds), *means, mean])
+    return table
+
+
+def prior_chosen_cells(
+    results: dict[str, Any],
+    with_prior: list[dict[str, Any]],
+    without_prior: list[dict[str, Any]],
+    name: str,
+    spec: StoredTable,
+) -> list[list[Any]]:
+    """The recency prior chosen on validation: for every cell and split both runs have, keep
+    whichever of the ``leanrec`` preset (β = 1, ``with_prior``) and the same preset without the
+    prior (β = 0, ``without_prior``, the ablation ``name``) has the better validation metric
+    (a tie keeps β = 1), and add ``prior_chosen_<cell>_seed<s>_beta`` / ``_test_<metric>`` and
+    the cell's ``prior_chosen_<cell>_test_<metric>_mean`` / ``_std`` / ``_beta1_count`` to
+    ``results``; return the printed table's lines (τ, K, splits, how many chose β = 1, mean).
+
+    Raises:
+        ValueError: a cell's two runs cover different splits.
+    """
+    short = spec.short
+    sign = -1.0 if spec.lower_is_better else 1.0
+    table = []
+    dips = [r for r in with_prior if r["method"] == "dips"]
+    ablated = [r for r in without_prior if r["method"] == "dips"]
+    for (tau, k, cell, kept), (_, _, _, dropped) in zip(_cells(dips), _cells(ablated), strict=True):
+        if not kept and not dropped:
+            continue
+        splits = [r["seed"] for r in kept]
+        if splits != [r["seed"] for r in dropped]:
+            raise ValueError(
+                f"{cell}: the leanrec runs have splits {splits}, {name} has "
+                f"{[r['seed'] for r in dropped]}"
+            )
+        tests, betas = [], []
+        for one, zero in zip(kept, dropped, strict=True):
+            beta1 = sign * one["valid"][spec.metric] >= sign * zero["valid"][spec.metric]
+            chosen = one if beta1 else zero
+            betas.append(1 if beta1 else 0)
+            tests.append(chosen["test"][spec.metric])
+            results[f"prior_chosen_{cell}_seed{one['seed']}_beta"] = betas[-1]
+            results[f"prior_chosen_{cell}_seed{one['seed']}_test_{short}"] = tests[-1]
+        values = np.array(tests)
+        results[f"prior_chosen_{cell}_test_{short}_mean"] = float(values.mean())
+        spread = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        results[f"prior_chosen_{cell}_test_{short}_std"] = spread
+        results[f"prior_chosen_{cell}_beta1_count"] = sum(betas)
+        table.append([tau, k, len(splits), sum(betas), float(values.mean())])
     return table
 
 

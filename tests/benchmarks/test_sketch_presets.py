@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from benchmarks.paper.sketch_presets import DATASETS, leanrec_cells, preset_cells
+from benchmarks.paper.sketch_presets import (
+    DATASETS,
+    leanrec_cells,
+    preset_cells,
+    prior_chosen_cells,
+)
 
 METHODS = ("random", "hardest", "influence", "recent", "dips1", "dips")
 
@@ -105,3 +110,41 @@ def test_leanrec_cells_refuse_a_stored_leanrec_column() -> None:
     """Beauty's stored DiPS column is the ``leanrec`` preset: a second one would overwrite it."""
     with pytest.raises(ValueError, match="already the leanrec preset"):
         leanrec_cells({}, {}, [_paper_row(0, 0.1)], DATASETS["beauty"])
+
+
+def test_the_recency_prior_is_chosen_per_split_on_validation() -> None:
+    """RMSE: the lower validation wins; the chosen column takes that run's test figure, not
+    the better test figure (split 1's β = 0 run tests better but validates worse)."""
+
+    def run(seed: int, valid: float, test: float) -> dict[str, Any]:
+        row = _paper_row(seed, test)
+        row["valid"] = {"rmse": valid}
+        return row
+
+    with_prior = [run(0, 0.95, 0.94), run(1, 0.93, 0.92), run(2, 0.97, 0.96)]
+    without_prior = [run(0, 0.96, 0.90), run(1, 0.94, 0.91), run(2, 0.96, 0.99)]
+    results: dict[str, Any] = {}
+    (line,) = prior_chosen_cells(
+        results, with_prior, without_prior, "no_recency_prior", DATASETS["ml-1m"]
+    )
+    assert [results[f"prior_chosen_K2_tau1_seed{s}_beta"] for s in range(3)] == [1, 1, 0]
+    assert results["prior_chosen_K2_tau1_seed2_test_rmse"] == 0.99
+    assert results["prior_chosen_K2_tau1_test_rmse_mean"] == pytest.approx((0.94 + 0.92 + 0.99) / 3)
+    assert results["prior_chosen_K2_tau1_beta1_count"] == 2
+    assert line == [1, 2, 3, 2, pytest.approx((0.94 + 0.92 + 0.99) / 3)]
+
+
+def test_recall_chooses_the_higher_validation_and_splits_must_match() -> None:
+    def run(seed: int, valid: float, test: float) -> dict[str, Any]:
+        row = _paper_row(seed, 0.0)
+        row["valid"], row["test"] = {"recall@20": valid}, {"recall@20": test}
+        return row
+
+    results: dict[str, Any] = {}
+    prior_chosen_cells(
+        results, [run(0, 0.10, 0.2)], [run(0, 0.12, 0.1)], "no_recency_prior", DATASETS["beauty"]
+    )
+    assert results["prior_chosen_K2_tau1_seed0_beta"] == 0
+    assert results["prior_chosen_K2_tau1_seed0_test_recall20"] == 0.1
+    with pytest.raises(ValueError, match=r"K2_tau1: the leanrec runs have splits \[0\]"):
+        prior_chosen_cells({}, [run(0, 0.1, 0.1)], [run(1, 0.1, 0.1)], "x", DATASETS["beauty"])
