@@ -61,7 +61,8 @@ def main() -> None:
             results[f"{method}_{metric}_mean"] = float(values.mean())
             results[f"{method}_{metric}_std"] = float(values.std())
         results[f"{method}_seeds"] = len(found)
-        for metric in ("valid_auc", "test_auc", "parameters"):
+        per_seed = ("inference_samples_per_second", "search_seconds", "train_seconds")
+        for metric in ("valid_auc", "test_auc", "parameters", *per_seed):
             by_seed = sorted((r["seed"], r[metric]) for r in found)
             results[f"{method}_{metric}_by_seed"] = json.dumps(dict(by_seed))
         stats[method] = entry
