@@ -4282,8 +4282,7 @@ def _ciess_sweep_rows() -> tuple[tuple[Cell, ...], ...]:
                     F("{}", f"{count}_sweep_configurations"),
                     F("{}", f"{key}:config"),
                     F("{:.4f}", f"{key}:valid_recall@20"),
-                    F("{:.4f}", f"{key}:test_recall@20"),
-                    F("{:.4f}", f"{key}:test_ndcg@20"),
+                    *(F("{:.4f}", f"{key}:test_{m}") for m in _TEST4),
                 )
             )
     return tuple(rows)
@@ -4331,7 +4330,9 @@ CIESS_PRESET_TABLES: dict[str, Table] = {
             "configurations",
             "chosen on validation",
             "valid R@20",
+            "test R@5",
             "test R@20",
+            "test N@5",
             "test N@20",
         ),
         _ciess_sweep_rows(),
