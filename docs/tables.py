@@ -4225,11 +4225,13 @@ _PRESET_METHODS = (
 _PRESET_METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
 
 
-def _ciess_presets_rows() -> tuple[tuple[Cell, ...], ...]:
-    """Per c, each method under each preset (``ciess_presets--ml100k-mf.json``)."""
+def _ciess_presets_rows(
+    methods: tuple[tuple[str, str], ...] = _PRESET_METHODS,
+) -> tuple[tuple[Cell, ...], ...]:
+    """Per c, each method under each preset (``ciess_presets--<tag>.json``)."""
     rows: list[tuple[Cell, ...]] = []
     for c in (0.8, 0.9, 0.95):
-        for method, label in _PRESET_METHODS:
+        for method, label in methods:
             for preset in ("paper", "leanrec"):
                 key = f"{preset}:{method}:{c}"
                 rows.append(
@@ -4316,6 +4318,11 @@ CIESS_PRESET_TABLES: dict[str, Table] = {
         (_PRESETS_100K,),
         ("c", "method", "preset", "sparsity", "R@5", "R@20", "N@5", "N@20", "valid R@20"),
         _ciess_presets_rows(),
+    ),
+    "ciess-presets-ml100k-30x10": Table(
+        ("ciess_presets--ml100k-mf-30x10.json",),
+        ("c", "method", "preset", "sparsity", "R@5", "R@20", "N@5", "N@20", "valid R@20"),
+        _ciess_presets_rows((("ciess", "CIESS"),)),
     ),
     "ciess-presets-memory-ml100k": Table(
         (_PRESETS_100K,),
