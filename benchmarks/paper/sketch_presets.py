@@ -307,15 +307,16 @@ def prior_chosen_cells(
     name: str,
     spec: StoredTable,
 ) -> list[list[Any]]:
-    """The recency prior chosen on validation: for every cell and split both runs have, keep
-    whichever of the ``leanrec`` preset (β = 1, ``with_prior``) and the same preset without the
-    prior (β = 0, ``without_prior``, the ablation ``name``) has the better validation metric
-    (a tie keeps β = 1), and add ``prior_chosen_<cell>_seed<s>_beta`` / ``_test_<metric>`` and
-    the cell's ``prior_chosen_<cell>_test_<metric>_mean`` / ``_std`` / ``_beta1_count`` to
-    ``results``; return the printed table's lines (τ, K, splits, how many chose β = 1, mean).
+    """The recency prior chosen on validation: for every cell either run has (both must have run
+    the same splits of it) and each of its splits, keep whichever of the ``leanrec`` preset
+    (β = 1, ``with_prior``) and the same preset without the prior (β = 0, ``without_prior``, the
+    ablation ``name``) has the better validation metric (a tie keeps β = 1), and add
+    ``prior_chosen_<cell>_seed<s>_beta`` / ``_test_<metric>`` and the cell's
+    ``prior_chosen_<cell>_test_<metric>_mean`` / ``_std`` / ``_beta1_count`` to ``results``;
+    return the printed table's lines (τ, K, splits, how many chose β = 1, mean).
 
     Raises:
-        ValueError: a cell's two runs cover different splits.
+        ValueError: a cell's two runs cover different splits, or a validation figure is NaN.
     """
     short = spec.short
     sign = -1.0 if spec.lower_is_better else 1.0
@@ -333,6 +334,8 @@ def prior_chosen_cells(
             )
         tests, betas = [], []
         for one, zero in zip(kept, dropped, strict=True):
+            if np.isnan(one["valid"][spec.metric]) or np.isnan(zero["valid"][spec.metric]):
+                raise ValueError(f"{cell}, split {one['seed']}: a validation figure is NaN")
             beta1 = sign * one["valid"][spec.metric] >= sign * zero["valid"][spec.metric]
             chosen = one if beta1 else zero
             betas.append(1 if beta1 else 0)

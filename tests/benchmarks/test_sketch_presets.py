@@ -121,17 +121,26 @@ def test_the_recency_prior_is_chosen_per_split_on_validation() -> None:
         row["valid"] = {"rmse": valid}
         return row
 
-    with_prior = [run(0, 0.95, 0.94), run(1, 0.93, 0.92), run(2, 0.97, 0.96)]
-    without_prior = [run(0, 0.96, 0.90), run(1, 0.94, 0.91), run(2, 0.96, 0.99)]
+    with_prior = [run(0, 0.95, 0.94), run(1, 0.93, 0.92), run(2, 0.97, 0.96), run(3, 0.9, 0.8)]
+    without_prior = [run(0, 0.96, 0.90), run(1, 0.94, 0.91), run(2, 0.96, 0.99), run(3, 0.9, 0.7)]
     results: dict[str, Any] = {}
     (line,) = prior_chosen_cells(
         results, with_prior, without_prior, "no_recency_prior", DATASETS["ml-1m"]
     )
-    assert [results[f"prior_chosen_K2_tau1_seed{s}_beta"] for s in range(3)] == [1, 1, 0]
+    # split 3 ties on validation: β = 1 is kept (its test is the worse one)
+    assert [results[f"prior_chosen_K2_tau1_seed{s}_beta"] for s in range(4)] == [1, 1, 0, 1]
     assert results["prior_chosen_K2_tau1_seed2_test_rmse"] == 0.99
-    assert results["prior_chosen_K2_tau1_test_rmse_mean"] == pytest.approx((0.94 + 0.92 + 0.99) / 3)
-    assert results["prior_chosen_K2_tau1_beta1_count"] == 2
-    assert line == [1, 2, 3, 2, pytest.approx((0.94 + 0.92 + 0.99) / 3)]
+    mean = (0.94 + 0.92 + 0.99 + 0.8) / 4
+    assert results["prior_chosen_K2_tau1_test_rmse_mean"] == pytest.approx(mean)
+    assert results["prior_chosen_K2_tau1_beta1_count"] == 3
+    assert line == [1, 2, 4, 3, pytest.approx(mean)]
+
+
+def test_a_nan_validation_figure_is_an_error() -> None:
+    row = _paper_row(0, 0.9)
+    row["valid"] = {"rmse": float("nan")}
+    with pytest.raises(ValueError, match="split 0: a validation figure is NaN"):
+        prior_chosen_cells({}, [_paper_row(0, 0.9)], [row], "x", DATASETS["ml-1m"])
 
 
 def test_recall_chooses_the_higher_validation_and_splits_must_match() -> None:
