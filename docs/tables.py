@@ -2491,7 +2491,7 @@ TABLES: dict[str, Table] = {
                 "epoch per step, against DeepFM's default configuration in the same run",
                 F(
                     "{:.4f} against {:.4f} (seeds 0-2; **not met**: below it at every seed; at "
-                    "six epochs per step, seeds 0-2: the headline table)",
+                    "six epochs per step, seeds 0-3: the headline table)",
                     "ameir_presets.json:paper_test_auc_mean",
                     "ameir_presets.json:deepfm_rerun_test_auc_mean",
                 ),
