@@ -2659,9 +2659,10 @@ TABLES: dict[str, Table] = {
             (
                 "CIESS, `paper` preset, on ML-1M/LightGCN at 80 / 90 / 95% against SU, SR and "
                 "PEP under the same protocol",
-                "not run: its search alone is 300 steps of about 115 s (9.6 h of one core), "
-                "longer than any uninterrupted stretch this machine had; 56 steps ran and "
-                "their run directory was lost (What is not run yet)",
+                "not measured yet: its search is 300 steps of 2-3 min (9.6-13 h of one core), "
+                "run in pieces; 49 steps done, sparsest mask so far 82.55%; SU's from-scratch "
+                "retrainings at 90% and 95% stopped on an early plateau, to be rerun with a "
+                "minimum of epochs (What is not run yet)",
                 "reported as measured, a budget no admitted mask meets as not reached",
                 "—",
             ),
