@@ -155,9 +155,7 @@ def main() -> None:
     results: dict[str, Any] = {"stored": f"results/{stored_path.name}", **TUNING}
     if args.dataset == "beauty":
         results.update(BEAUTY_FAIR_SWEEP)
-    paper_rows, labels = _rows(args.paper)
-    if args.splits is not None:
-        paper_rows = [r for r in paper_rows if r["seed"] in args.splits]
+    paper_rows, labels = _rows(args.paper, args.splits)
     results["paper_runs"] = ",".join(args.paper)
     results["paper_preset"] = ";".join(sorted(labels))
     table = preset_cells(results, stored, paper_rows, spec)
@@ -172,9 +170,7 @@ def main() -> None:
         ]
         if clashing:
             parser.error(f"--ablation {clashing[0]}: the name is taken by a preset's column")
-        leanrec_rows, leanrec_labels = _rows(args.leanrec)
-        if args.splits is not None:
-            leanrec_rows = [r for r in leanrec_rows if r["seed"] in args.splits]
+        leanrec_rows, leanrec_labels = _rows(args.leanrec, args.splits)
         if leanrec_labels != {"leanrec"}:
             raise ValueError(f"--leanrec runs are not the leanrec preset: {sorted(leanrec_labels)}")
         results["leanrec_runs"] = ",".join(args.leanrec)
@@ -190,9 +186,7 @@ def main() -> None:
         ablations.setdefault(name, []).append(directory)
     ablation_rows: dict[str, list[dict[str, Any]]] = {}
     for name, directories in ablations.items():
-        rows, ablation_labels = _rows(directories)
-        if args.splits is not None:
-            rows = [r for r in rows if r["seed"] in args.splits]
+        rows, ablation_labels = _rows(directories, args.splits)
         ablation_rows[name] = rows
         results[f"{name}_run"] = ",".join(directories)
         results[f"{name}_preset"] = ";".join(sorted(ablation_labels))
@@ -342,12 +336,9 @@ def prior_chosen_cells(
             tests.append(chosen["test"][spec.metric])
             results[f"prior_chosen_{cell}_seed{one['seed']}_beta"] = betas[-1]
             results[f"prior_chosen_{cell}_seed{one['seed']}_test_{short}"] = tests[-1]
-        values = np.array(tests)
-        results[f"prior_chosen_{cell}_test_{short}_mean"] = float(values.mean())
-        spread = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-        results[f"prior_chosen_{cell}_test_{short}_std"] = spread
+        mean = _record_mean(results, f"prior_chosen_{cell}_test_{short}", tests)
         results[f"prior_chosen_{cell}_beta1_count"] = sum(betas)
-        table.append([tau, k, len(splits), sum(betas), float(values.mean())])
+        table.append([tau, k, len(splits), sum(betas), mean])
     return table
 
 
@@ -380,16 +371,24 @@ def _record_runs(
         results[f"{name}_{seed}_valid_{short}"] = row["valid"][spec.metric]
         results[f"{name}_{seed}_best_epoch"] = row["best_epoch"]
         results[f"{name}_{seed}_seconds"] = row["seconds"]
-    values = np.array([r["test"][spec.metric] for r in found])
-    results[f"{name}_{cell}_test_{short}_mean"] = float(values.mean())
-    spread = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    results[f"{name}_{cell}_test_{short}_std"] = spread
-    return float(values.mean())
+    tests = [r["test"][spec.metric] for r in found]
+    return _record_mean(results, f"{name}_{cell}_test_{short}", tests)
 
 
-def _rows(directories: list[str]) -> tuple[list[dict[str, Any]], set[str]]:
-    """The rows of every directory (a (method, K, τ, seed) cell from the first that has it)
-    and the presets their configs amount to."""
+def _record_mean(results: dict[str, Any], stem: str, values: list[float]) -> float:
+    """Add ``<stem>_mean`` and ``<stem>_std`` (sample spread, 0 for one value) to ``results``;
+    return the mean."""
+    array = np.array(values, dtype=float)
+    results[f"{stem}_mean"] = float(array.mean())
+    results[f"{stem}_std"] = float(array.std(ddof=1)) if len(array) > 1 else 0.0
+    return float(array.mean())
+
+
+def _rows(
+    directories: list[str], splits: list[int] | None = None
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """The rows of every directory (a (method, K, τ, seed) cell from the first that has it;
+    only the user splits ``splits`` when given) and the presets their configs amount to."""
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     labels: set[str] = set()
     for directory in directories:
@@ -398,7 +397,10 @@ def _rows(directories: list[str]) -> tuple[list[dict[str, Any]], set[str]]:
         labels.add(preset_label(build_config(SketchConfig, saved)))
         for row in json.loads((path / "rows.json").read_text()):
             merged.setdefault((row["method"], row["K"], row["tau"], row["seed"]), row)
-    return list(merged.values()), labels
+    rows = list(merged.values())
+    if splits is not None:
+        rows = [r for r in rows if r["seed"] in splits]
+    return rows, labels
 
 
 if __name__ == "__main__":
