@@ -25,7 +25,7 @@ from leanrec.search.embedding_size import (
     run_experiment,
 )
 from leanrec.search.embedding_size import baselines as baselines_module
-from leanrec.search.embedding_size.config import experiment_from_dict
+from leanrec.search.embedding_size.config import FROM_SCRATCH_MIN_EPOCHS, experiment_from_dict
 from leanrec.search.embedding_size.deadline import TimeLimitError, check_time_limit, time_limit
 from leanrec.search.embedding_size.environment import SizeSearchEnvironment
 from leanrec.search.embedding_size.memory import packed_memory, serving_bytes
@@ -178,6 +178,9 @@ def test_each_switch_changes_exactly_its_own_fields() -> None:
     assert paper["search.item_quality"] == "users" and paper["search.rescale_to_budget"] is False
     assert paper["search.warm_start"] is False and paper["search.fresh_epochs"] == 5
     assert paper["search.retrain_from_warm_start"] is False
+    # a retraining from scratch gets a warm-up before early stopping; from the warm start none
+    assert paper["search.retrain.min_epochs"] == FROM_SCRATCH_MIN_EPOCHS == 30
+    assert base["search.retrain.min_epochs"] == 0
     for preset in PRESETS:  # dense Adam stays pinned
         flat = _flat(apply_preset(EmbeddingSizeExperiment(), preset))
         assert flat["search.retrain.embedding_optimizer"] == "dense_adam"

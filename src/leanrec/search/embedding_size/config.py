@@ -246,6 +246,15 @@ class EmbeddingSizeExperiment:
 
 
 # ------------------------------------------------------------------------------ presets
+FROM_SCRATCH_MIN_EPOCHS = 30
+"""Epochs a mask retrained from a random initialisation trains before early stopping may end
+it (the ``min_epochs`` warm-up of :class:`~leanrec.train.bpr.TrainerConfig`). Without it the
+paper's "to convergence" stops at the first plateau: on ML-1M/LightGCN at 90% and 95%
+sparsity, validation Recall@20 sits near 0.098 (popularity's level) for the first 8 epochs,
+which patience 3 at every second epoch takes for convergence, while the same retraining at 80%
+leaves that plateau at epoch 8 and converges near epoch 80. A retraining from the warm start
+starts above it and needs no warm-up."""
+
 LEANREC_ADDITIONS: dict[str, dict[str, Any]] = {
     "warm_start": {"search.warm_start": False},
     "item_hits": {"search.item_quality": "users"},
@@ -253,7 +262,10 @@ LEANREC_ADDITIONS: dict[str, dict[str, Any]] = {
     "screen": {"search.screen_masks": 0},
     "rescaling": {"search.rescale_to_budget": False},
     "both_projections": {"search.budget_projection": "joint"},
-    "retrain_from_warm_start": {"search.retrain_from_warm_start": False},
+    "retrain_from_warm_start": {
+        "search.retrain_from_warm_start": False,
+        "search.retrain.min_epochs": FROM_SCRATCH_MIN_EPOCHS,
+    },
     "validate_initial": {"search.retrain.validate_initial": False},
     "pruning_base": {"pruning_base": "ordinary"},
 }
@@ -266,7 +278,8 @@ score, not by ``q̄`` alone; ``rescaling``: masks not meeting ``c`` fill the can
 every mask is rescaled onto ``c`` (Eq. 15 admits only masks meeting ``c``);
 ``both_projections``: each mask is rescaled jointly and per role and the better kept (only
 with ``rescaling``); ``retrain_from_warm_start``: the kept masks are retrained from the warm
-start instead of from a random initialisation; ``validate_initial``: each retraining's starting
+start instead of from a random initialisation (which the paper's protocol trains for at least
+:data:`FROM_SCRATCH_MIN_EPOCHS` epochs before early stopping may end it); ``validate_initial``: each retraining's starting
 weights count as epoch 0; ``pruning_base``: MagPrune and PEP prune the warm start instead of
 an ordinary model (a baseline setting)."""
 
@@ -280,6 +293,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "search.rescale_to_budget": True,
         "search.budget_projection": "both",
         "search.retrain_from_warm_start": True,
+        "search.retrain.min_epochs": 0,
         "search.retrain.validate_initial": True,
         "search.top_masks": 2,
         "pruning_base": "warm_start",
