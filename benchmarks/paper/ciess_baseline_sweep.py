@@ -46,7 +46,7 @@ from leanrec.search.embedding_size.baselines import (
     random_sizes,
     uniform_sizes,
 )
-from leanrec.search.embedding_size.config import CIESSConfig, PEPConfig
+from leanrec.search.embedding_size.config import FROM_SCRATCH_MIN_EPOCHS, CIESSConfig, PEPConfig
 from leanrec.search.embedding_size.deadline import TimeLimitError, check_time_limit, time_limit
 from leanrec.search.embedding_size.retrain import (
     build_masked_model,
@@ -117,6 +117,13 @@ def main() -> None:
         "--retrain-max-epochs", type=int, default=None, help="cap (default: the experiment's)"
     )
     parser.add_argument(
+        "--retrain-min-epochs",
+        type=int,
+        default=FROM_SCRATCH_MIN_EPOCHS,
+        help="epochs before early stopping may end a retraining from scratch (default: the "
+        "paper preset's warm-up, %(default)s)",
+    )
+    parser.add_argument(
         "--also",
         nargs="*",
         default=[],
@@ -160,6 +167,16 @@ def sweep(args: argparse.Namespace) -> None:
     base_retrain = dataclasses.replace(search.retrain, progress=False)
     if args.retrain_max_epochs is not None:
         base_retrain = dataclasses.replace(base_retrain, max_epochs=args.retrain_max_epochs)
+    base_retrain = dataclasses.replace(base_retrain, min_epochs=args.retrain_min_epochs)
+    # a sweep written before the warm-up existed trained without one
+    swept_min_epochs = state.setdefault(
+        "retrain_min_epochs", 0 if done else base_retrain.min_epochs
+    )
+    if swept_min_epochs != base_retrain.min_epochs:
+        raise ValueError(
+            f"{state_path} was swept with --retrain-min-epochs {swept_min_epochs}, not "
+            f"{base_retrain.min_epochs}: give the same value, or a new --out"
+        )
     max_dim = search.max_dim
 
     retraining = out / "retraining.pt"
@@ -250,6 +267,7 @@ def sweep(args: argparse.Namespace) -> None:
         "pep_sweep_configurations": len(_grid(pep_grid)),
         "selection": "validation recall@20; test evaluated once per (baseline, c), after choosing",
         "retrain_max_epochs": base_retrain.max_epochs,
+        "retrain_min_epochs": base_retrain.min_epochs,
     }
     rows = []
     for key, value in done.items():

@@ -50,3 +50,34 @@ def test_a_sweep_stopped_at_every_checkpoint_ends_with_the_uninterrupted_figures
     state = json.loads((tmp_path / "pieces" / "sweep.json").read_text())
     assert len(state["valid"]) == configurations and len(state["test"]) == 3
     assert not (tmp_path / "pieces" / "retraining.pt").exists()
+
+
+def test_the_sweep_retrains_with_the_paper_presets_warm_up_and_keeps_one_per_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from leanrec.search.embedding_size.config import FROM_SCRATCH_MIN_EPOCHS
+
+    seen: list[int] = []
+    real = ciess_baseline_sweep.retrain_with_sizes
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(args[6].min_epochs)  # the trainer configuration
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ciess_baseline_sweep, "retrain_with_sizes", spy)
+    written = _sweep(tmp_path / "sweep", monkeypatch)
+    assert written["retrain_min_epochs"] == FROM_SCRATCH_MIN_EPOCHS
+    assert seen and set(seen) == {FROM_SCRATCH_MIN_EPOCHS}
+    # the same directory refuses another warm-up, naming the one it was swept with
+    with pytest.raises(ValueError, match="swept with --retrain-min-epochs 30"):
+        _sweep(tmp_path / "sweep", monkeypatch, "--retrain-min-epochs", "0")
+    # a sweep written before the option had none: it resumes only with 0
+    state_path = tmp_path / "sweep" / "sweep.json"
+    state = json.loads(state_path.read_text())
+    del state["retrain_min_epochs"]
+    state_path.write_text(json.dumps(state))
+    with pytest.raises(ValueError, match="swept with --retrain-min-epochs 0"):
+        _sweep(tmp_path / "sweep", monkeypatch)
+    assert _sweep(tmp_path / "sweep", monkeypatch, "--retrain-min-epochs", "0")[
+        "retrain_min_epochs"
+    ] == 0
