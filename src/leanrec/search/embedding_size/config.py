@@ -280,8 +280,8 @@ every mask is rescaled onto ``c`` (Eq. 15 admits only masks meeting ``c``);
 with ``rescaling``); ``retrain_from_warm_start``: the kept masks are retrained from the warm
 start instead of from a random initialisation (which the paper's protocol trains for at least
 :data:`FROM_SCRATCH_MIN_EPOCHS` epochs before early stopping may end it);
-``validate_initial``: each retraining's starting weights count as epoch 0; ``pruning_base``: MagPrune and PEP prune the warm start instead of
-an ordinary model (a baseline setting)."""
+``validate_initial``: each retraining's starting weights count as epoch 0; ``pruning_base``:
+MagPrune and PEP prune the warm start instead of an ordinary model (a baseline setting)."""
 
 PRESETS: dict[str, dict[str, Any]] = {
     "leanrec": {
