@@ -78,6 +78,7 @@ def test_the_sweep_retrains_with_the_paper_presets_warm_up_and_keeps_one_per_dir
     state_path.write_text(json.dumps(state))
     with pytest.raises(ValueError, match="swept with --retrain-min-epochs 0"):
         _sweep(tmp_path / "sweep", monkeypatch)
-    assert _sweep(tmp_path / "sweep", monkeypatch, "--retrain-min-epochs", "0")[
-        "retrain_min_epochs"
-    ] == 0
+    assert (
+        _sweep(tmp_path / "sweep", monkeypatch, "--retrain-min-epochs", "0")["retrain_min_epochs"]
+        == 0
+    )
