@@ -255,6 +255,11 @@ def sweep(args: argparse.Namespace) -> None:
 
     for other in args.also:  # read only: the other process writes its own file
         stored = json.loads((Path(other) / "sweep.json").read_text())
+        if stored.get("retrain_min_epochs", 0) != base_retrain.min_epochs:
+            raise ValueError(
+                f"{other} was swept with --retrain-min-epochs "
+                f"{stored.get('retrain_min_epochs', 0)}, this one with {base_retrain.min_epochs}"
+            )
         done = {**done, **stored.get("valid", {})}
         tests = {**tests, **stored.get("test", {})}
     results: dict[str, Any] = {

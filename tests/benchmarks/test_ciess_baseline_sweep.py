@@ -82,3 +82,6 @@ def test_the_sweep_retrains_with_the_paper_presets_warm_up_and_keeps_one_per_dir
         _sweep(tmp_path / "sweep", monkeypatch, "--retrain-min-epochs", "0")["retrain_min_epochs"]
         == 0
     )
+    # and a sweep joined with --also must share it
+    with pytest.raises(ValueError, match="swept with --retrain-min-epochs 0, this one with 30"):
+        _sweep(tmp_path / "fresh", monkeypatch, "--no-run", "--also", str(tmp_path / "sweep"))
