@@ -4231,12 +4231,13 @@ _PRESET_METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
 
 def _ciess_presets_rows(
     methods: tuple[tuple[str, str], ...] = _PRESET_METHODS,
+    presets: tuple[str, ...] = ("paper", "leanrec"),
 ) -> tuple[tuple[Cell, ...], ...]:
-    """Per c, each method under each preset (``ciess_presets--<tag>.json``)."""
+    """Per c, each method under each of ``presets`` (``ciess_presets--<tag>.json``)."""
     rows: list[tuple[Cell, ...]] = []
     for c in (0.8, 0.9, 0.95):
         for method, label in methods:
-            for preset in ("paper", "leanrec"):
+            for preset in presets:
                 key = f"{preset}:{method}:{c}"
                 rows.append(
                     (
@@ -4327,6 +4328,11 @@ CIESS_PRESET_TABLES: dict[str, Table] = {
         ("ciess_presets--ml100k-mf-30x10.json",),
         ("c", "method", "preset", "sparsity", "R@5", "R@20", "N@5", "N@20", "valid R@20"),
         _ciess_presets_rows((("ciess", "CIESS"),)),
+    ),
+    "ciess-presets-ml1m": Table(
+        ("ciess_presets--ml1m.json",),
+        ("c", "method", "preset", "sparsity", "R@5", "R@20", "N@5", "N@20", "valid R@20"),
+        _ciess_presets_rows(presets=("paper",)),
     ),
     "ciess-presets-memory-ml100k": Table(
         (_PRESETS_100K,),
