@@ -247,7 +247,8 @@ class EmbeddingSizeExperiment:
 
 # ------------------------------------------------------------------------------ presets
 FROM_SCRATCH_MIN_EPOCHS = 30
-"""Epochs a mask retrained from a random initialisation trains before early stopping may end
+"""Epochs every retraining of the paper's protocol (each mask from a random initialisation;
+PEP's from its pruned weights, under the same trainer) trains before early stopping may end
 it (the ``min_epochs`` warm-up of :class:`~leanrec.train.bpr.TrainerConfig`). Without it the
 paper's "to convergence" stops at the first plateau: on ML-1M/LightGCN at 90% and 95%
 sparsity, validation Recall@20 sits near 0.098 (popularity's level) for the first 8 epochs,
