@@ -105,6 +105,21 @@ def _stop_at_a_checkpoint(epoch: int, record: dict[str, float]) -> None:
         check_time_limit(f"epoch {epoch}'s checkpoint")
 
 
+def _check_warm_up(state: dict[str, Any], where: object, min_epochs: int) -> None:
+    """A sweep's retrainings share one warm-up: the one ``state`` (a ``sweep.json``) was swept
+    with, 0 for a sweep written before ``--retrain-min-epochs`` existed, must be ``min_epochs``.
+
+    Raises:
+        ValueError: naming ``where`` and both values.
+    """
+    swept = state.get("retrain_min_epochs", 0)
+    if swept != min_epochs:
+        raise ValueError(
+            f"{where} was swept with --retrain-min-epochs {swept}, this one with {min_epochs}: "
+            "give the same value, or a new --out"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="ml-100k")
@@ -168,15 +183,9 @@ def sweep(args: argparse.Namespace) -> None:
     if args.retrain_max_epochs is not None:
         base_retrain = dataclasses.replace(base_retrain, max_epochs=args.retrain_max_epochs)
     base_retrain = dataclasses.replace(base_retrain, min_epochs=args.retrain_min_epochs)
-    # a sweep written before the warm-up existed trained without one
-    swept_min_epochs = state.setdefault(
-        "retrain_min_epochs", 0 if done else base_retrain.min_epochs
-    )
-    if swept_min_epochs != base_retrain.min_epochs:
-        raise ValueError(
-            f"{state_path} was swept with --retrain-min-epochs {swept_min_epochs}, not "
-            f"{base_retrain.min_epochs}: give the same value, or a new --out"
-        )
+    if done or "retrain_min_epochs" in state:
+        _check_warm_up(state, state_path, base_retrain.min_epochs)
+    state["retrain_min_epochs"] = base_retrain.min_epochs
     max_dim = search.max_dim
 
     retraining = out / "retraining.pt"
@@ -255,11 +264,7 @@ def sweep(args: argparse.Namespace) -> None:
 
     for other in args.also:  # read only: the other process writes its own file
         stored = json.loads((Path(other) / "sweep.json").read_text())
-        if stored.get("retrain_min_epochs", 0) != base_retrain.min_epochs:
-            raise ValueError(
-                f"{other} was swept with --retrain-min-epochs "
-                f"{stored.get('retrain_min_epochs', 0)}, this one with {base_retrain.min_epochs}"
-            )
+        _check_warm_up(stored, other, base_retrain.min_epochs)
         done = {**done, **stored.get("valid", {})}
         tests = {**tests, **stored.get("test", {})}
     results: dict[str, Any] = {
