@@ -141,6 +141,32 @@ def test_ragged_loads_into_a_placeholder_built_from_its_spec() -> None:
     assert torch.equal(rebuilt.all(), ragged.all())
 
 
+def test_ragged_inner_products_by_hand() -> None:
+    # rows [1, 2], [], [3]: q = [1, 10, 100] scores 1 + 20 = 21, 0, 3
+    ragged = RaggedEmbedding(np.array([2, 0, 1]), 3, values=torch.tensor([1.0, 2.0, 3.0]))
+    scores = ragged.inner_products(torch.tensor([[1.0, 10.0, 100.0], [0.0, 1.0, 0.0]]))
+    assert scores.tolist() == [[21.0, 0.0, 3.0], [2.0, 0.0, 0.0]]
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 64, 1 << 14])
+def test_ragged_inner_products_equal_the_padded_product_in_any_chunks(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks of 1 value (one row each, widths past the chunk), of a few rows, and all at once;
+    rows of size 0 and of ``d_max`` included."""
+    from leanrec.embeddings import ragged as ragged_module
+
+    monkeypatch.setattr(ragged_module, "SCORE_CHUNK_VALUES", chunk)
+    torch.manual_seed(2)
+    table = RaggedEmbedding(pattern_sizes(40, 8), 8)
+    queries = torch.randn(6, 8)
+    with torch.no_grad():
+        expected = queries @ table.all().T
+        assert torch.allclose(table.inner_products(queries), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="queries must be \\(B, 8\\)"):
+        table.inner_products(torch.zeros(2, 7))
+
+
 def test_ragged_values_must_match_sizes() -> None:
     with pytest.raises(ValueError, match="sum\\(sizes\\) = 3"):
         RaggedEmbedding(np.array([1, 2]), 4, values=torch.zeros(4))

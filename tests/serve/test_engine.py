@@ -3,12 +3,22 @@ nearly every item gets a shorter list rather than seen items."""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from leanrec.models import load_model
+import numpy as np
+import pytest
+import torch
+
+from leanrec.data.splits import ratio_split
+from leanrec.models import MF, build_model, load_model
+from leanrec.models.compress import (
+    save_compressed,
+    set_entity_sizes,
+    use_masked_tables,
+)
 from leanrec.serve import engine as engine_module
 from leanrec.serve.engine import RankingEngine, TopKRequest, build_engine
-from tests.serve.conftest import Models
+from tests.serve.conftest import Models, tiny_interactions
 
 
 def _engine(models: Models) -> RankingEngine:
@@ -35,3 +45,29 @@ def test_a_list_stops_before_the_seen_items(models: Models) -> None:
     (answer,) = engine.recommend([TopKRequest("first", 0, engine.n_items, True)])
     assert len(answer.items) == engine.n_items - seen  # no -inf scores in the answer
     assert all(score > float("-inf") for score in answer.scores)
+
+
+def test_a_packed_mf_is_served_from_its_packed_tables(models: Models, tmp_path: Path) -> None:
+    """No full-width user and item vectors: the engine keeps the model, scores from the packed
+    values, and answers as ``Recommender.recommend`` does."""
+    split = ratio_split(tiny_interactions(), (0.8, 0.1, 0.1), seed=0)
+    model = build_model("mf", split.train, {"embedding_dim": 16}, seed=0)
+    use_masked_tables(model)
+    rng = np.random.default_rng(2)
+    set_entity_sizes(model, rng.integers(0, 17, model.n_users), rng.integers(0, 17, model.n_items))
+    path = save_compressed(model, tmp_path / "mf.safetensors")
+    served = load_model(path)
+    assert isinstance(served.model, MF) and served.model.scores_from_packed_tables()
+    engine = build_engine(served, path)
+    assert isinstance(engine, RankingEngine)
+    assert engine.user_vectors is None and engine.item_vectors is None
+    # by hand: packed values and int32 offsets, the int32 seen items (shared with the model,
+    # counted once), the popularity ranking (int64 items, float64 counts)
+    sizes = served.model.user_embedding.sizes.sum() + served.model.item_embedding.sizes.sum()
+    tables = 4 * (int(sizes) + model.n_users + 1 + model.n_items + 1)
+    seen = 4 * (model.n_users + 1 + served.model.seen_indices.numel())
+    assert engine.served_bytes() == tables + seen + 16 * model.n_items
+    users = list(range(model.n_users))
+    answers = engine.recommend([TopKRequest(u, u, 5, True) for u in users])
+    expected, _ = model.recommend(torch.tensor(users), k=5)
+    assert [a.items for a in answers] == expected.tolist()

@@ -18,6 +18,9 @@ from leanrec.embeddings.base import EmbeddingTable
 from leanrec.embeddings.masked import MaskedEmbedding, check_sizes
 
 INT32_LIMIT = 2**31 - 1
+SCORE_CHUNK_VALUES = 1 << 14
+"""Most values :meth:`RaggedEmbedding.inner_products` gathers at once: with their index and
+mask, at most 208 KB of scratch for scoring from a packed table."""
 
 
 def offsets_from_sizes(sizes: torch.Tensor) -> torch.Tensor:
@@ -104,6 +107,48 @@ class RaggedEmbedding(EmbeddingTable):
         )
         column = torch.arange(total, device=ids.device) - (torch.cumsum(length, 0) - length)[rows]
         out[rows, column] = self._gather(self.values, start[rows] + column)
+        return out
+
+    def inner_products(self, queries: torch.Tensor) -> torch.Tensor:
+        """``<q_b, e_n>`` of every query against every row, from the packed values.
+
+        Equal to ``queries @ self.all().T`` (row ``n`` zero beyond ``d_n``) without ever holding
+        the ``(N, max_dim)`` padded table. Rows are taken in order of size, in chunks of ``n``
+        rows whose widest keeps ``w`` values with ``n * w <= SCORE_CHUNK_VALUES``; a chunk is
+        gathered as ``E_chunk (n, w)`` (the values past a row's ``d_n`` zeroed) and scored as
+        ``queries[:, :w] @ E_chunk.T``, so the work follows the kept sizes and rows of size 0
+        cost nothing. Beyond the tables, scoring holds the ``(B, N)`` output, one chunk's
+        ``(B, n)`` scores, and its gathered values, index and mask (13 bytes a value: at most
+        208 KB).
+
+        Args:
+            queries: ``(B, max_dim)`` query vectors (a dot-product model's user vectors).
+
+        Returns:
+            ``(B, N)`` scores.
+        """
+        if queries.dim() != 2 or queries.shape[1] != self.embedding_dim:
+            raise ValueError(
+                f"queries must be (B, {self.embedding_dim}), got {tuple(queries.shape)}"
+            )
+        sizes = self.sizes
+        out = queries.new_zeros(queries.shape[0], self.num_embeddings)
+        order = torch.argsort(sizes, stable=True)
+        sorted_sizes = sizes[order]  # ascending: a chunk's last row is its widest
+        last_value = self.values.numel() - 1
+        first = int(torch.searchsorted(sorted_sizes, 1))  # rows of size 0 score 0
+        while first < self.num_embeddings:
+            reach = min(self.num_embeddings, first + SCORE_CHUNK_VALUES // int(sorted_sizes[first]))
+            last = first + max(1, SCORE_CHUNK_VALUES // int(sorted_sizes[reach - 1]))
+            last = min(self.num_embeddings, last)
+            width = int(sorted_sizes[last - 1])  # <= sorted_sizes[reach - 1]: n * w fits
+            rows = order[first:last]
+            columns = torch.arange(width, device=self.values.device)
+            index = self.offsets[rows].to(torch.int64)[:, None] + columns  # (n, w)
+            chunk = self.values[index.clamp_(max=last_value)]
+            chunk.masked_fill_(columns >= sorted_sizes[first:last, None], 0.0)
+            out.index_copy_(1, rows, queries[:, :width] @ chunk.T)
+            first = last
         return out
 
     def row_parameters(self) -> list[nn.Parameter]:

@@ -225,6 +225,12 @@ class DotProductRecommender(Recommender):
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(users (U, d'), items (I, d'))`` used for scoring."""
 
+    def scores_from_packed_tables(self) -> bool:
+        """True when :meth:`score_all` scores from packed tables outside training, with no
+        cache of final embeddings (MF with packed tables); graph models propagate, so their
+        final embeddings are dense whatever the tables."""
+        return False
+
     def cached_final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.training:
             return self.final_embeddings()

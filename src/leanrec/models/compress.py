@@ -103,7 +103,8 @@ def _ids_tensor(raw_ids: np.ndarray) -> torch.Tensor | None:
 
 SEEN_BUFFERS = ("seen_indptr", "seen_indices")
 """The training interactions a model excludes when serving (CSR of each user's seen items):
-int64 in memory, stored as int32 by :func:`save_compressed` when they fit."""
+int64 after training, stored as int32 by :func:`save_compressed` when they fit, and kept int32
+by :func:`load_compressed` (half the resident bytes of a served model's largest buffers)."""
 
 
 def save_compressed(
@@ -170,11 +171,7 @@ def load_compressed(path: str | Path) -> tuple[Recommender, np.ndarray | None, n
         raise DataError(f"unknown format {header.get('compressed_format')!r}", path=path)
     state = {k: v for k, v in header.items() if k not in ("user_ids", "item_ids", "extra")}
     state["format"] = CHECKPOINT_FORMAT
-    state["state_dict"] = {
-        k[6:]: v.long() if k[6:] in SEEN_BUFFERS else v
-        for k, v in tensors.items()
-        if k.startswith("state.")
-    }
+    state["state_dict"] = {k[6:]: v for k, v in tensors.items() if k.startswith("state.")}
     model = model_from_checkpoint(state)
     model.eval()
     ids: list[np.ndarray | None] = []

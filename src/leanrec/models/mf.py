@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from leanrec.embeddings.base import TableFactory
+from leanrec.embeddings.ragged import RaggedEmbedding
 from leanrec.models.base import DotProductRecommender, PairwiseOutput
 from leanrec.options import check_at_least
 
@@ -39,6 +40,21 @@ class MF(DotProductRecommender):
 
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.user_embedding.all(), self.item_embedding.all()
+
+    def scores_from_packed_tables(self) -> bool:
+        """True when the item table is packed: scores then come from its ``sum(d_i)`` values,
+        never from a cache of ``(I, d_max)`` padded rows."""
+        return isinstance(self.item_embedding, RaggedEmbedding)
+
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` -> ``(B, I)``. With a packed item table and outside training, scored from
+        the packed values (:meth:`RaggedEmbedding.inner_products`): what scoring holds beyond
+        the tables is the output and a bounded chunk; otherwise through the cached final
+        embeddings."""
+        if self.training or not self.scores_from_packed_tables():
+            return super().score_all(users)
+        assert isinstance(self.item_embedding, RaggedEmbedding)
+        return self.item_embedding.inner_products(self.user_embedding.lookup(users))
 
     def pairwise(
         self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor

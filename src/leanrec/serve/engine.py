@@ -209,20 +209,20 @@ class RankingEngine(Engine):
         self.table_bytes = int(sum(_table_bytes(t) for t in tables.values()))
         self.embedding_dims = {name: int(t.embedding_dim) for name, t in tables.items()}
         self.table_kinds = {name: type(t).__name__ for name, t in tables.items()}
-        self.seen_indptr = model.seen_indptr.clone()
-        self.seen_indices = model.seen_indices.clone()
+        self.seen_indptr = model.seen_indptr  # read only: shared with the model
+        self.seen_indices = model.seen_indices
         popularity = torch.bincount(self.seen_indices, minlength=self.n_items)
         self.popular_items = torch.argsort(popularity, descending=True, stable=True)
         self.popularity = popularity[self.popular_items].double()
         self.user_vectors: torch.Tensor | None = None
         self.item_vectors: torch.Tensor | None = None
         self.model: Recommender | None = None
-        if isinstance(model, DotProductRecommender):
+        if isinstance(model, DotProductRecommender) and not model.scores_from_packed_tables():
             with torch.no_grad():
                 users, items = model.final_embeddings()
             self.user_vectors, self.item_vectors = users.detach(), items.detach()
-        else:
-            self.model = model  # scores need the model's own layers (NeuMF's MLP)
+        else:  # scores need the model's own layers (NeuMF's MLP) or its packed tables
+            self.model = model
         self.user_parse = _id_parser(user_ids)
         self.user_index: dict[Any, int] = (
             {raw: i for i, raw in enumerate(np.asarray(user_ids).tolist())}
@@ -343,11 +343,11 @@ class RankingEngine(Engine):
     def served_bytes(self) -> int:
         """Bytes of what is held for serving: precomputed embeddings (or the model's
         parameters) and the seen-items CSR."""
-        held = [self.seen_indptr, self.seen_indices, self.popular_items, self.popularity]
+        held = [self.popular_items, self.popularity]
         if self.user_vectors is not None and self.item_vectors is not None:
-            held += [self.user_vectors, self.item_vectors]
+            held += [self.seen_indptr, self.seen_indices, self.user_vectors, self.item_vectors]
             return int(sum(t.numel() * t.element_size() for t in held))
-        assert self.model is not None
+        assert self.model is not None  # its buffers hold the seen items the engine shares
         return int(sum(t.numel() * t.element_size() for t in held)) + _module_bytes(self.model)
 
     def describe(self) -> dict[str, Any]:

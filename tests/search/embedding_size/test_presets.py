@@ -277,11 +277,31 @@ def test_a_served_packed_lightgcn_holds_dense_final_embeddings(tmp_path: Path) -
     model.eval()
     users = torch.arange(n_users)
     assert torch.allclose(served.score_all(users), model.score_all(users), atol=1e-6)
+
+
+def test_a_served_packed_mf_holds_its_packed_tables_and_int32_seen_items(tmp_path: Path) -> None:
+    from leanrec.models.compress import set_entity_sizes
+
+    split, _ = tiny_split_and_model(16)
     mf = build_masked_model(split, "mf", {}, 16, seed=3)
+    n_users, n_items = split.train.n_users, split.train.n_items
+    rng = np.random.default_rng(0)
+    user_sizes, item_sizes = rng.integers(0, 17, n_users), rng.integers(0, 17, n_items)
+    set_entity_sizes(mf, user_sizes, item_sizes)
     path = save_compressed(mf, tmp_path / "mf.safetensors")
-    mf_served, _, _ = load_compressed(path)
-    mf_bytes = serving_bytes(mf_served)
-    assert mf_bytes["while_scoring"] >= mf_bytes["at_rest"]
+    served, _, _ = load_compressed(path)
+    assert served.scores_from_packed_tables()
+    # at rest, by hand: the packed values and int32 offsets, the seen items' int32 CSR
+    seen = int(split.train.user_items()[0][-1])
+    tables = 4 * (int(user_sizes.sum()) + int(item_sizes.sum()) + n_users + 1 + n_items + 1)
+    held = serving_bytes(served)
+    assert held["at_rest"] == tables + 4 * (n_users + 1 + seen)
+    # scoring caches nothing: no (|U| + |I|, d_max) padded rows while it scores
+    assert held["while_scoring"] == held["at_rest"]
+    mf.eval()
+    users = torch.arange(n_users)
+    assert torch.allclose(served.score_all(users), mf.score_all(users), atol=1e-6)
+    assert torch.equal(served.recommend(users, k=5)[0], mf.recommend(users, k=5)[0])
 
 
 # ------------------------------------------------------------------ time limit

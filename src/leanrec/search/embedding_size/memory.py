@@ -63,12 +63,15 @@ def held_bytes(root: Any) -> int:
 
 def serving_bytes(model: Recommender) -> dict[str, int]:
     """Resident bytes of ``model`` as served: ``at_rest`` after loading, ``while_scoring`` with
-    the final embeddings it caches for scoring (computed here, then dropped)."""
+    the final embeddings it caches for scoring (computed here, then dropped). A model that
+    scores from its packed tables caches nothing (its bounded scratch and the ``(B, I)``
+    output, which every model needs, are not counted)."""
     model.eval()
     model.invalidate_cache()
     at_rest = held_bytes(model)
     final = getattr(model, "cached_final_embeddings", None)
-    if final is not None:
+    packed = getattr(model, "scores_from_packed_tables", lambda: False)()
+    if final is not None and not packed:
         final()
     while_scoring = held_bytes(model)
     model.invalidate_cache()
