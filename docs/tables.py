@@ -4295,27 +4295,48 @@ def _ciess_sweep_rows() -> tuple[tuple[Cell, ...], ...]:
     return tuple(rows)
 
 
-def _ciess_serving_rows() -> tuple[tuple[Cell, ...], ...]:
+def _ciess_serving_rows(models: tuple[str, ...]) -> tuple[tuple[Cell, ...], ...]:
     rows: list[tuple[Cell, ...]] = []
     parts = ("stored_bytes", "file_bytes", "serving_at_rest_bytes", "serving_while_scoring_bytes")
-    for model, label in (("lightgcn", "LightGCN"), ("mf", "MF")):
+    labels = {"lightgcn": "LightGCN", "mf": "MF"}
+    for model in models:
         rows.append(
             (
-                label,
+                labels[model],
                 "dense (masked tables, `.pt`)",
                 F("{:,}", "dense_table_bytes"),
                 *(F("{:,}", f"{model}:dense:{part}") for part in parts[1:]),
+                "—",
+                "—",
             )
         )
         for c in (80, 90, 95):
             rows.append(
                 (
-                    label,
+                    labels[model],
                     f"packed, c = {c}% (uniform sizes)",
                     *(F("{:,}", f"{model}:c{c}:{part}") for part in parts),
+                    F("{:.2f}x", f"{model}:c{c}:scoring_time_ratio"),
+                    Expr(
+                        "{}",
+                        lambda equal, users: f"{equal:,} / {users:,}",
+                        (f"{model}:c{c}:top20_equal_users", "users_scored"),
+                    ),
                 )
             )
     return tuple(rows)
+
+
+_SERVING_COLUMNS = (
+    "model",
+    "tables",
+    "stored bytes",
+    "file bytes",
+    "resident at rest",
+    "resident while scoring",
+    "time to score, packed / masked",
+    "top-20 lists equal",
+)
 
 
 CIESS_PRESET_TABLES: dict[str, Table] = {
@@ -4355,16 +4376,10 @@ CIESS_PRESET_TABLES: dict[str, Table] = {
         _ciess_sweep_rows(),
     ),
     "ciess-serving": Table(
-        ("ciess_serving.json",),
-        (
-            "model",
-            "tables",
-            "stored bytes",
-            "file bytes",
-            "resident at rest",
-            "resident while scoring",
-        ),
-        _ciess_serving_rows(),
+        ("ciess_serving.json",), _SERVING_COLUMNS, _ciess_serving_rows(("lightgcn", "mf"))
+    ),
+    "ciess-serving-ml100k": Table(
+        ("ciess_serving--ml100k.json",), _SERVING_COLUMNS, _ciess_serving_rows(("mf",))
     ),
 }
 """The presets' tables of docs/results/embedding-size.md: paper against leanrec on ML-100K (MF),

@@ -5,8 +5,9 @@ what a served model keeps in memory is more than its tables: the training items 
 a graph model's normalised adjacency, and the final embeddings a
 :class:`~leanrec.models.base.DotProductRecommender` caches for scoring. LightGCN's final
 embeddings mix every neighbour's vector, so the cache is ``(|U| + |I|, d_max)`` floats wide
-whatever the packed sizes: a served packed LightGCN holds the dense size while it scores.
-These functions measure all three, so no figure claims a saving RAM does not see.
+whatever the packed sizes: a served packed LightGCN holds the dense size while it scores. A
+packed MF scores from its packed values and caches nothing. These functions measure all three,
+so no figure claims a saving RAM does not see.
 """
 
 from __future__ import annotations
