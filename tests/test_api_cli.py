@@ -453,3 +453,43 @@ def test_shared_embedding_streams_a_ctr_sample_in_file_order(shared_data: Path) 
     stream = load_stream(dataclasses.replace(experiment, order="file"))
     assert len(stream) > 0
     assert (stream.source_row == np.arange(len(stream))).all()  # the file's own order
+
+
+def test_recommend_continues_a_next_item_models_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--history`` takes raw item IDs (the file keeps them: item ID ``i`` is raw ``i + 99``
+    here), answers raw IDs, and leaves the history's items out."""
+    from leanrec.models.seq import build_next_item_model, save_next_item_model
+
+    model = build_next_item_model("gru4rec", 30, {"embedding_dim": 8, "hidden_dim": 12}, seed=0)
+    path = save_next_item_model(model, tmp_path / "model.pt", np.arange(100, 130))
+    code = main(["recommend", "--model", str(path), "--history", "103", "107", "--k", "4"])
+    assert code == 0
+    (answer,) = json.loads(capsys.readouterr().out)
+    expected, scores = model.eval().recommend([[4, 8]], k=4)
+    assert answer["history"] == ["103", "107"]
+    assert answer["items"] == [i + 99 for i in expected[0].tolist()]
+    assert answer["scores"] == [round(s, 6) for s in scores[0].tolist()]
+    assert not {103, 107} & set(answer["items"])
+    # the same as item IDs
+    assert main(["recommend", "--model", str(path), "--history", "4", "8", "--k", "4",
+                 "--indices", "--compact"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)[0]["items"] == expected[0].tolist()
+    # errors name the problem
+    assert main(["recommend", "--model", str(path), "--history", "999"]) == 2
+    assert "unknown item ID 999" in capsys.readouterr().err
+    assert main(["recommend", "--model", str(path), "--users", "1"]) == 2
+    assert "continues a history: give --history" in capsys.readouterr().err
+
+
+def test_recommend_refuses_a_history_for_a_ranking_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from leanrec.models import MF
+
+    path = MF(5, 7).save(tmp_path / "model.pt")
+    assert main(["recommend", "--model", str(path), "--history", "1"]) == 2
+    assert "this is a ranking model (rank items for known users with --users)" in (
+        capsys.readouterr().err
+    )

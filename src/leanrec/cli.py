@@ -27,6 +27,7 @@ import ast
 import dataclasses
 import functools
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -440,7 +441,7 @@ def _train_retrieval_architecture(args: argparse.Namespace, extra: Sequence[str]
     trained from scratch (leave-one-out, early stopping on validation NDCG@5)."""
     from leanrec.data.registry import load_dataset
     from leanrec.data.sequential import NextItemSplit
-    from leanrec.models.seq.searched import build_searched_model
+    from leanrec.models.seq.searched import build_searched_model, save_searched_model
     from leanrec.train.sequential import SequentialTrainer, SequentialTrainerConfig
 
     settings, config = build_configs(
@@ -470,9 +471,7 @@ def _train_retrieval_architecture(args: argparse.Namespace, extra: Sequence[str]
     test = trainer.evaluate("test", "sampled").mean
     run_dir = _architecture_run_dir(args, dataset_name(dataset))
     run_dir.mkdir(parents=True, exist_ok=True)
-    import torch
-
-    torch.save({"architecture": architecture, "model": model.state_dict()}, run_dir / "model.pt")
+    save_searched_model(model, architecture, run_dir / "model.pt", data.item_vocab.raw_ids)
     return _finish_architecture_run(
         run_dir,
         result,
@@ -522,9 +521,19 @@ def cmd_datasets(args: argparse.Namespace, extra: Sequence[str]) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace, extra: Sequence[str]) -> int:
-    from leanrec.api import load_model
+    from leanrec.models import Recommender, load_model
 
-    model, user_vocab, item_vocab = load_model(args.model)
+    loaded = load_model(args.model)
+    if args.history is not None:
+        return _recommend_next(loaded, args)
+    if not isinstance(loaded.model, Recommender):
+        hint = {
+            "sequential": "a next-item model continues a history: give --history ITEM ...",
+            "stream": "score its events with leanrec predict",
+            "ctr": "serve it with leanrec serve (POST /score)",
+        }.get(loaded.family, "")
+        raise DataError(f"a {loaded.family} model ranks no users; {hint}", path=args.model)
+    model, user_vocab, item_vocab = loaded.model, loaded.user_vocab, loaded.item_vocab
     users: list[Any] = list(args.users)
     if user_vocab is not None and not args.indices:
         index = user_vocab.to_index(raw_ids_like(users, user_vocab))
@@ -546,6 +555,42 @@ def cmd_recommend(args: argparse.Namespace, extra: Sequence[str]) -> int:
         out.append({"user": user, "items": ids, "scores": [round(s, 6) for s in row_scores]})
     print(json.dumps(out, indent=None if args.compact else 2, default=str))
     return 0
+
+
+def _recommend_next(loaded: Any, args: argparse.Namespace) -> int:
+    """``leanrec recommend --history``: the top-k next items of a next-item model after the
+    given items (raw IDs, oldest first; item IDs ``1..I`` with ``--indices``), the history's
+    own items left out."""
+    from leanrec.models.seq import NextItemModel
+
+    model = loaded.model
+    if not isinstance(model, NextItemModel):
+        raise DataError(
+            f"--history continues a next-item model's history; this is a {loaded.family} model "
+            "(rank items for known users with --users)",
+            path=args.model,
+        )
+    vocab = loaded.item_vocab
+    if vocab is not None and not args.indices:
+        history = (vocab.to_index(raw_ids_like(args.history, vocab)) + 1).tolist()
+    else:
+        history = [_item_id(text) for text in args.history]
+    if not 1 <= args.k <= model.n_items:
+        raise ValueError(f"--k must be in [1, {model.n_items}], got {args.k}")
+    items, scores = model.recommend([history], args.k)
+    kept = [(i, s) for i, s in zip(items[0].tolist(), scores[0].tolist()) if s != -math.inf]
+    ids = [i for i, _ in kept]
+    if vocab is not None and not args.indices:
+        ids = vocab.to_raw([i - 1 for i in ids]).tolist()
+    answer = {"history": list(args.history), "items": ids, "scores": [round(s, 6) for _, s in kept]}
+    print(json.dumps([answer], indent=None if args.compact else 2, default=str))
+    return 0
+
+
+def _item_id(text: str) -> int:
+    if not _is_int(text):
+        raise ValueError(f"item ID {text!r} is not an integer")
+    return int(text)
 
 
 def raw_ids_like(texts: Sequence[str], vocab: Any) -> list[Any]:
@@ -1064,11 +1109,20 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_datasets, allow_extra=False)
 
-    p = add_command("recommend", help="top-k items for users from a saved model")
+    p = add_command(
+        "recommend",
+        help="top-k items for users from a saved model, or the next items after a history",
+    )
     p.add_argument(
         "--model", required=True, help="model.pt of leanrec train, or a .safetensors of compress"
     )
-    p.add_argument("--users", nargs="+", required=True)
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--users", nargs="+", help="users of a ranking model (raw IDs)")
+    who.add_argument(
+        "--history",
+        nargs="+",
+        help="a next-item model's input: items (raw IDs), oldest first",
+    )
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--indices", action="store_true", help="users/items as indices, not raw IDs")
     p.add_argument("--compact", action="store_true")
@@ -1228,11 +1282,13 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = add_command(
         "serve",
-        help="serve a saved model over HTTP (top-k and scores on raw IDs; OpenAPI at /docs)",
+        help="serve a saved model over HTTP (top-k, next items and scores on raw IDs; OpenAPI "
+        "at /docs)",
     )
     p.add_argument(
         "model",
-        help="model.pt of leanrec train, a .safetensors of compress, a stream or CTR model file",
+        help="model.pt of leanrec train, a .safetensors of compress, a stream, CTR or next-item "
+        "model file",
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)

@@ -14,6 +14,7 @@ raw IDs and serve an ID they have never seen.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -144,7 +145,7 @@ class NextItemModelContract:
     def make_model(self, n_items: int) -> NextItemModel:
         raise NotImplementedError
 
-    def save(self, model: NextItemModel, path: Path) -> Path:
+    def save(self, model: NextItemModel, path: Path, item_ids: Any = None) -> Path:
         raise NotImplementedError
 
     @pytest.fixture
@@ -173,6 +174,42 @@ class NextItemModelContract:
         counts = model.num_parameters()
         assert counts["embedding"] == model.item_table.num_parameters() > 0
         assert counts["embedding"] + counts["encoder"] == _total_parameters(model)
+
+    def test_next_items_after_histories(self, model: NextItemModel) -> None:
+        histories = [[3, 7, 1, 3], [30]]
+        window = model.windows(histories)
+        assert window.tolist() == [[3, 7, 1, 3], [0, 0, 0, 30]]  # right-aligned, 0 = padding
+        expected = model.score_all(window)
+        expected[0, [3, 7, 1]] = -math.inf  # the history's own items are left out
+        expected[1, 30] = -math.inf
+        items, scores = model.recommend(histories, k=5)
+        assert torch.equal(items, expected.topk(5).indices)
+        assert torch.equal(scores, expected.topk(5).values)
+        assert not {0, 1, 3, 7} & set(items[0].tolist()) and 30 not in items[1].tolist()
+        kept, _ = model.recommend(histories, k=5, exclude_seen=False)
+        assert torch.equal(kept, model.score_all(window).topk(5).indices)
+
+    def test_a_history_longer_than_the_window_keeps_its_latest_items(
+        self, model: NextItemModel
+    ) -> None:
+        history = list(range(1, 21))
+        limit = model.encoder.max_length
+        assert model.windows([history]).tolist() == [history[-limit:] if limit else history]
+
+    def test_bad_histories_are_refused_by_position(self, model: NextItemModel) -> None:
+        with pytest.raises(ValueError, match="history 1 is empty"):
+            model.windows([[1], []])
+        with pytest.raises(ValueError, match=r"history 0, position 1: item ID 31 is outside 1\.\."):
+            model.windows([[2, 31]])
+        with pytest.raises(ValueError, match="k must be in \\[1, 30\\]"):
+            model.recommend([[2]], k=31)
+
+    def test_the_file_keeps_the_raw_item_ids(self, model: NextItemModel, tmp_path: Path) -> None:
+        raw = [f"item-{n}" for n in range(1, self.n_items + 1)]
+        loaded = load_model(self.save(model, tmp_path / "model.pt", raw))
+        assert loaded.item_vocab is not None and loaded.item_vocab.raw_ids.tolist() == raw
+        with pytest.raises(ValueError, match="holds 2 raw IDs, the model has 30 items"):
+            self.save(model, tmp_path / "short.pt", raw[:2])
 
 
 # ------------------------------------------------------------------------------------- stream

@@ -32,6 +32,7 @@ from leanrec.models import build_model
 from leanrec.models.compress import save_compressed, set_entity_sizes, use_masked_tables
 from leanrec.models.ctr import build_ctr_model
 from leanrec.models.loading import save_ranking_model
+from leanrec.models.seq import build_next_item_model, save_next_item_model
 from leanrec.train import BPRTrainer, TrainerConfig
 from tests.models.contract import StreamModelContract
 from tests.models.ctr.synthetic import feature_map
@@ -134,6 +135,7 @@ class Models:
     packed: Path
     stream: Path
     ctr: Path
+    next_item: Path
     train: Interactions
 
 
@@ -157,7 +159,11 @@ def make_models(folder: Path) -> Models:
     torch.manual_seed(0)
     ctr_model = build_ctr_model("dnn", feature_map(), seed=0, embedding_dim=8, mlp_dims=(8,))
     ctr = ctr_model.save(folder / "ctr.pt")
-    return Models(dense, packed, stream, ctr, split.train)
+
+    sequential = build_next_item_model("sasrec", N_ITEMS, {"embedding_dim": 8, "max_length": 5})
+    raw_items = np.arange(N_ITEMS) + ITEM_OFFSET  # item ID i is raw i - 1 + ITEM_OFFSET
+    next_item = save_next_item_model(sequential, folder / "next" / "model.pt", raw_items)
+    return Models(dense, packed, stream, ctr, next_item, split.train)
 
 
 @dataclass
@@ -166,6 +172,7 @@ class Servers:
     packed: Server
     stream: Server
     ctr: Server
+    next_item: Server
 
 
 @pytest.fixture(scope="session")
@@ -180,12 +187,13 @@ def servers(models: Models) -> Iterator[Servers]:
         start(models.packed),
         start(models.stream),
         start(models.ctr),
+        start(models.next_item),
     )
-    all_four = (started.dense, started.packed, started.stream, started.ctr)
+    every = (started.dense, started.packed, started.stream, started.ctr, started.next_item)
     try:
-        for server in all_four:
+        for server in every:
             wait_until_up(server)
         yield started
     finally:
-        for server in all_four:
+        for server in every:
             stop(server)

@@ -243,6 +243,44 @@ def test_ctr_model_scores_its_input_fields(servers: Servers, models: Models) -> 
     assert status == 422 and _field(error) == ["path", "user"]
 
 
+def test_next_item_model_continues_a_history_as_leanrec_recommend_does(
+    servers: Servers, models: Models, capsys: pytest.CaptureFixture[str]
+) -> None:
+    history = [ITEM_OFFSET + 3, ITEM_OFFSET + 7, ITEM_OFFSET + 3]
+    capsys.readouterr()
+    code = main(["recommend", "--model", str(models.next_item), "--history",
+                 *map(str, history), "--k", "4", "--compact"])  # fmt: skip
+    assert code == 0
+    (cli,) = json.loads(capsys.readouterr().out)
+    status, answer = servers.next_item.post("/next", {"history": history, "k": 4})
+    assert status == 200 and answer["items"] == cli["items"]
+    np.testing.assert_allclose(answer["scores"], cli["scores"], atol=1e-5)
+    assert not set(history) & set(answer["items"]) and len(answer["items"]) == 4
+    # every item but the two in the history: the list stops short of k rather than repeat them
+    status, everything = servers.next_item.post("/next", {"history": history, "k": N_ITEMS})
+    assert status == 200 and len(everything["items"]) == N_ITEMS - 2
+    status, kept = servers.next_item.post(
+        "/next", {"history": history, "k": N_ITEMS, "exclude_seen": False}
+    )
+    assert status == 200 and len(kept["items"]) == N_ITEMS
+    _, described = servers.next_item.get("/model")
+    assert (described["family"], described["kind"]) == ("sequential", "SASRec")
+    assert described["raw_item_ids"] and described["max_length"] == 5
+
+
+def test_next_item_errors_name_the_field(servers: Servers) -> None:
+    status, error = servers.next_item.post("/next", {"history": [ITEM_OFFSET + 1, 42]})
+    assert status == 404 and error["field"] == "history.1" and "unknown item 42" in error["detail"]
+    status, error = servers.next_item.post("/next", {"history": [ITEM_OFFSET + 1], "k": 31})
+    assert status == 422 and _field(error) == ["body", "k"]
+    status, error = servers.next_item.post("/next", {"history": []})
+    assert status == 422 and _field(error) == ["body", "history"]
+    status, error = servers.next_item.get("/recommend/3")
+    assert status == 422 and _field(error) == ["path", "user"]
+    status, error = servers.dense.post("/next", {"history": [ITEM_OFFSET + 1]})
+    assert status == 422 and _field(error) == ["body", "history"]
+
+
 # ------------------------------------------------------------------------------- concurrency
 def test_concurrent_callers_get_their_own_answers(servers: Servers, models: Models) -> None:
     users = models.train.user_vocab.raw_ids.tolist()

@@ -63,7 +63,8 @@ class LoadedModel:
             :class:`~leanrec.models.stream.StreamModel`.
         family: ``"ranking"``, ``"ctr"``, ``"sequential"`` or ``"stream"``.
         user_vocab: raw user IDs of the model's user indices, when the file has them.
-        item_vocab: raw item IDs of the model's item indices, when the file has them.
+        item_vocab: raw item IDs of the model's item indices, when the file has them (a
+            next-item model's item ID ``i`` is index ``i - 1``: ID 0 is padding).
         stream: a stream model's server (``None`` for the other families): its vocabularies
             (raw ID -> index per field, which grow as unseen IDs are served, hence not
             ``user_vocab``/``item_vocab``), :meth:`~LoadedStreamModel.is_known` and
@@ -170,12 +171,14 @@ def _from_state(state: dict[str, Any], path: Path) -> LoadedModel:
     if kind == CTR_CHECKPOINT_FORMAT:
         return LoadedModel(ctr_model_from_checkpoint(state), "ctr")
     if kind == NEXT_ITEM_CHECKPOINT_FORMAT:
-        return LoadedModel(next_item_model_from_checkpoint(state), "sequential")
+        items = _vocabulary(state.get("item_ids"), "item")
+        return LoadedModel(next_item_model_from_checkpoint(state), "sequential", None, items)
     if kind in STREAM_MODEL_FORMATS:
         served = stream_model_from_checkpoint(state)
         return LoadedModel(served.model, "stream", stream=served)
     if "architecture" in state and "model" in state:
-        return LoadedModel(searched_model_from_checkpoint(state), "sequential")
+        items = _vocabulary(state.get("item_ids"), "item")
+        return LoadedModel(searched_model_from_checkpoint(state), "sequential", None, items)
     if kind is None:
         keys = ", ".join(sorted(map(str, state))[:6])
         raise DataError(

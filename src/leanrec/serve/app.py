@@ -6,6 +6,8 @@ Routes (OpenAPI at ``/docs``, raw IDs in and out):
 * ``POST /recommend``: ``{"users": [...], "k": 10, "exclude_seen": true}``;
 * ``POST /score``: ``{"events": [{"user": u, "item": i}, ...]}``, or a CTR model's input fields
   per event;
+* ``POST /next``: ``{"history": [i1, i2, ...], "k": 10, "exclude_seen": true}``, a next-item
+  model's top-k after a history (oldest first);
 * ``GET /healthz``, ``GET /model`` (kind, sizes, bytes, training metrics).
 
 Errors are JSON: an unknown ID is a 404 ``{"detail": ..., "field": ...}``; a bad value (k <= 0,
@@ -51,6 +53,7 @@ from leanrec.serve.batcher import MicroBatcher
 from leanrec.serve.engine import (
     ColdStart,
     Engine,
+    NextRequest,
     Ranked,
     RankingEngine,
     RequestError,
@@ -98,6 +101,19 @@ class ScoreAnswer(BaseModel):
     cold: list[list[str]] | None = Field(
         None, description="stream models: each event's unseen fields"
     )
+
+
+class NextBody(BaseModel):
+    """A history to continue (next-item models): raw item IDs, oldest first."""
+
+    history: list[int | str] = Field(min_length=1, max_length=10_000)
+    k: int = Field(10, ge=1)
+    exclude_seen: bool = Field(True, description="leave out the history's items")
+
+
+class NextAnswer(BaseModel):
+    items: list[int | str] = Field(description="raw item IDs, best first")
+    scores: list[float]
 
 
 class ErrorAnswer(BaseModel):
@@ -231,6 +247,12 @@ def create_app(engine: Engine, settings: ServeSettings | None = None) -> FastAPI
     async def score(body: ScoreRequest) -> Response:
         """Scores of (user, item) pairs, or a CTR model's click probabilities."""
         return _json(await compute(engine.score, body.events))
+
+    @app.post("/next", response_model=NextAnswer, responses=not_found)
+    async def next_items(body: NextBody) -> Response:
+        """The top-k next items after a history (next-item models)."""
+        request = NextRequest(body.history, body.k, body.exclude_seen)
+        return _json((await compute(engine.next_items, [request]))[0])
 
     @app.get("/healthz")
     async def healthz() -> Response:

@@ -15,6 +15,8 @@ answers every request from what it precomputed then:
   answered from its table's shared vector and flagged cold. Top-k scores every known item.
 * :class:`CTREngine` (CTR models, AMEIR's included): click probabilities of events given as
   their input fields (indices, as the model's feature map numbers them).
+* :class:`NextItemEngine` (SASRec, GRU4Rec, AMEIR's searched next-item models): the top-k next
+  items after a history of raw item IDs.
 
 Every method here is synchronous and runs on the server's one compute thread (see
 :mod:`leanrec.serve.app`), so engines need no locks.
@@ -36,10 +38,13 @@ from leanrec.data.behavior import FeatureMap
 from leanrec.data.errors import DataError
 from leanrec.models.base import DotProductRecommender, Recommender
 from leanrec.models.loading import LoadedModel
+from leanrec.models.seq import NextItemModel
 
 __all__ = [
     "CTREngine",
     "Engine",
+    "NextItemEngine",
+    "NextRequest",
     "Ranked",
     "RankingEngine",
     "RequestError",
@@ -175,6 +180,29 @@ class Engine:
     def score(self, events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Scores of events given as JSON objects of the model's input fields."""
         raise NotImplementedError
+
+    def next_items(self, requests: Sequence[NextRequest]) -> list[dict[str, Any]]:
+        """The top-k next items after each history (next-item models)."""
+        raise RequestError(
+            422, "history", f"a {self.family} model continues no histories (POST /recommend)"
+        )
+
+
+@dataclass(frozen=True)
+class NextRequest:
+    """One history to continue: raw item IDs, oldest first.
+
+    Attributes:
+        history: the items (raw IDs as the request gave them).
+        k: list length.
+        exclude_seen: leave out the history's items.
+        field: where the history is in the request, for errors (``"history"``).
+    """
+
+    history: Sequence[Any]
+    k: int
+    exclude_seen: bool = True
+    field: str = "history"
 
 
 # ------------------------------------------------------------------------------------ ranking
@@ -463,6 +491,92 @@ class StreamEngine(Engine):
         }
 
 
+# ------------------------------------------------------------------------------------ next item
+class NextItemEngine(Engine):
+    """The next items after a history, for a next-item model (SASRec, GRU4Rec, a searched one).
+
+    A request is a history of raw item IDs, oldest first; the model reads its most recent
+    ``max_length`` items (all of them when the encoder takes any length), scores every item and
+    leaves out the history's own items unless asked not to. Histories of one call are scored
+    in one batch. An item the model does not know is a 404 naming its position.
+    """
+
+    family = "sequential"
+
+    def __init__(self, model: NextItemModel, item_ids: np.ndarray | None, path: Path) -> None:
+        model.eval()
+        self.model = model
+        self.path = path
+        self.n_items = model.n_items
+        self.item_parse = _id_parser(item_ids)
+        self.has_item_ids = item_ids is not None  # else requests give item IDs 1..I
+        self.item_raw: list[Any] = (
+            np.asarray(item_ids).tolist()
+            if item_ids is not None
+            else list(range(1, self.n_items + 1))
+        )
+        self.item_index = {raw: i + 1 for i, raw in enumerate(self.item_raw)}  # raw -> ID 1..I
+
+    def _history(self, request: NextRequest) -> list[int]:
+        if not request.history:
+            raise RequestError(422, request.field, "a history needs at least one item")
+        ids = []
+        for n, value in enumerate(request.history):
+            field = f"{request.field}.{n}"
+            raw = parse_id(value, self.item_parse, field)
+            if raw not in self.item_index:
+                raise RequestError(404, field, f"unknown item {raw!r}")
+            ids.append(self.item_index[raw])
+        return ids
+
+    def next_items(self, requests: Sequence[NextRequest]) -> list[dict[str, Any]]:
+        for request in requests:
+            if not 1 <= request.k <= self.n_items:
+                raise RequestError(422, "k", f"k must be in [1, {self.n_items}], got {request.k}")
+        histories = [self._history(r) for r in requests]
+        answers: list[dict[str, Any]] = []
+        for start in range(0, len(requests), SCORE_CHUNK):
+            chunk = range(start, min(start + SCORE_CHUNK, len(requests)))
+            with torch.no_grad():
+                scores = self.model.score_all(self.model.windows([histories[i] for i in chunk]))
+                for row, i in enumerate(chunk):
+                    if requests[i].exclude_seen:
+                        scores[row, torch.as_tensor(histories[i])] = -math.inf
+                top = torch.topk(scores, max(requests[i].k for i in chunk), dim=1)
+            for row, i in enumerate(chunk):
+                pairs = zip(top.indices[row].tolist(), top.values[row].tolist())
+                kept = [(item, value) for item, value in pairs if value != -math.inf]
+                kept = kept[: requests[i].k]
+                answers.append(
+                    {
+                        "items": [self.item_raw[item - 1] for item, _ in kept],
+                        "scores": [value for _, value in kept],
+                    }
+                )
+        return answers
+
+    def score(self, events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        raise RequestError(
+            422, "events", "a next-item model scores the items after a history: POST /next"
+        )
+
+    def describe(self) -> dict[str, Any]:
+        table = self.model.item_table
+        return {
+            "family": self.family,
+            "kind": type(self.model.encoder).__name__,
+            "path": str(self.path),
+            "n_items": self.n_items,
+            "max_length": self.model.encoder.max_length,
+            "embedding_dim": int(self.model.embedding_dim),
+            "table_bytes": _table_bytes(table),
+            "file_bytes": self.path.stat().st_size,
+            "served_bytes": _module_bytes(self.model),
+            "raw_item_ids": self.has_item_ids,
+            "metrics": _file_metrics(self.path),
+        }
+
+
 # ------------------------------------------------------------------------------------ CTR
 class CTREngine(Engine):
     """Click probabilities of a CTR model for events given as their input fields.
@@ -547,8 +661,7 @@ def build_engine(loaded: LoadedModel, path: str | Path, cold_start: ColdStart = 
     """The engine of a loaded model's family.
 
     Raises:
-        DataError: a family the server does not serve (next-item models need a history and
-            are not served yet), named with the file.
+        DataError: a family the server does not serve, named with the file.
     """
     path = Path(path)
     if loaded.family == "ranking" and isinstance(loaded.model, Recommender):
@@ -557,6 +670,9 @@ def build_engine(loaded: LoadedModel, path: str | Path, cold_start: ColdStart = 
         return RankingEngine(loaded.model, user_ids, item_ids, path, cold_start)
     if loaded.family == "stream":
         return StreamEngine(loaded, path)
+    if loaded.family == "sequential" and isinstance(loaded.model, NextItemModel):
+        item_ids = None if loaded.item_vocab is None else loaded.item_vocab.raw_ids
+        return NextItemEngine(loaded.model, item_ids, path)
     if loaded.family == "ctr":
         return CTREngine(loaded, path)
     raise DataError(

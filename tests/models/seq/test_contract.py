@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from leanrec.models.ctr.ameir import BlockChoice
 from leanrec.models.seq import NextItemModel, build_next_item_model, save_next_item_model
@@ -13,8 +14,8 @@ from tests.models.contract import NextItemModelContract
 
 
 class BuiltInContract(NextItemModelContract):
-    def save(self, model: NextItemModel, path: Path) -> Path:
-        return save_next_item_model(model, path)
+    def save(self, model: NextItemModel, path: Path, item_ids: Any = None) -> Path:
+        return save_next_item_model(model, path, item_ids)
 
 
 class TestGRU4Rec(BuiltInContract):
@@ -46,5 +47,5 @@ class TestSearchedNextItemModel(NextItemModelContract):
     def make_model(self, n_items: int) -> NextItemModel:
         return build_searched_model(n_items, ARCHITECTURE, max_length=6, seed=1)
 
-    def save(self, model: NextItemModel, path: Path) -> Path:
-        return save_searched_model(model, ARCHITECTURE, path)
+    def save(self, model: NextItemModel, path: Path, item_ids: Any = None) -> Path:
+        return save_searched_model(model, ARCHITECTURE, path, item_ids)

@@ -12,6 +12,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from leanrec.embeddings.base import TableFactory
@@ -80,12 +81,14 @@ def _encoder_name(encoder: SequenceEncoder) -> str:
     )
 
 
-def next_item_checkpoint(model: NextItemModel) -> dict[str, Any]:
+def next_item_checkpoint(model: NextItemModel, item_ids: Any = None) -> dict[str, Any]:
     """A model with a built-in encoder as plain values and tensors (``torch.load(
     weights_only=True)`` reads it back): encoder name and config, item count, table specs and
-    weights."""
+    weights, and ``item_ids`` when given: the raw ID of each item ID ``1..I`` in order (the
+    dataset vocabulary's raw IDs, as :class:`~leanrec.data.sequential.NextItemSplit` shifts
+    them), so a served model takes and answers raw IDs."""
     encoder: Any = model.encoder
-    return {
+    state = {
         "format": NEXT_ITEM_CHECKPOINT_FORMAT,
         "encoder": _encoder_name(model.encoder),
         "config": dataclasses.asdict(encoder.config),
@@ -93,14 +96,29 @@ def next_item_checkpoint(model: NextItemModel) -> dict[str, Any]:
         "tables": {name: table.spec() for name, table in model.embedding_tables().items()},
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
+    if item_ids is not None:
+        state["item_ids"] = checked_item_ids(item_ids, model.n_items)
+    return state
 
 
-def save_next_item_model(model: NextItemModel, path: str | Path) -> Path:
+def checked_item_ids(item_ids: Any, n_items: int) -> list[Any]:
+    """``item_ids`` as a plain list of ``n_items`` raw IDs (item ID ``i`` is entry ``i - 1``).
+
+    Raises:
+        ValueError: a count other than ``n_items``.
+    """
+    ids = np.asarray(item_ids).tolist()
+    if len(ids) != n_items:
+        raise ValueError(f"item_ids holds {len(ids)} raw IDs, the model has {n_items} items")
+    return ids
+
+
+def save_next_item_model(model: NextItemModel, path: str | Path, item_ids: Any = None) -> Path:
     """Write :func:`next_item_checkpoint` to ``path`` (read it with
     :func:`leanrec.models.load_model`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(next_item_checkpoint(model), path)
+    torch.save(next_item_checkpoint(model, item_ids), path)
     return path
 
 

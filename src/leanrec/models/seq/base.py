@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -152,6 +153,60 @@ class NextItemModel(nn.Module):
         scores = self.last_hidden(item_ids) @ self.item_table.all().T
         scores[:, PADDING_ID] = -math.inf
         return scores
+
+    def windows(self, histories: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Histories of item IDs (``1..I``, oldest first) as right-aligned inputs ``(B, N)``.
+
+        ``N`` is the longest history, cut to the encoder's ``max_length`` when it has one (the
+        most recent items are kept).
+
+        Raises:
+            ValueError: an empty history, or an ID outside ``1..I`` (its position named).
+        """
+        limit = self.encoder.max_length
+        kept = [list(h)[-limit:] if limit is not None else list(h) for h in histories]
+        for row, history in enumerate(kept):
+            if not history:
+                raise ValueError(f"history {row} is empty: a next item needs at least one item")
+            for position, item in enumerate(history):
+                if not 1 <= int(item) <= self.n_items:
+                    raise ValueError(
+                        f"history {row}, position {position}: item ID {item} is outside "
+                        f"1..{self.n_items}"
+                    )
+        width = max(len(h) for h in kept)
+        windows = torch.full((len(kept), width), PADDING_ID, dtype=torch.int64)
+        for row, history in enumerate(kept):
+            windows[row, width - len(history) :] = torch.as_tensor(history, dtype=torch.int64)
+        return windows
+
+    @torch.no_grad()
+    def recommend(
+        self, histories: Sequence[Sequence[int]], k: int = 10, exclude_seen: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-``k`` next items after each history (item IDs ``1..I``, oldest first).
+
+        Args:
+            histories: one list of item IDs per request (see :meth:`windows`).
+            k: list length, at most ``I``.
+            exclude_seen: leave out the items of each history (its whole history, also the
+                part beyond ``max_length``).
+
+        Returns:
+            ``(items, scores)``, both ``(B, k)``: item IDs ``1..I`` best first; where fewer than
+            ``k`` items are left, the tail scores are ``-inf``.
+        """
+        if not 1 <= k <= self.n_items:
+            raise ValueError(f"k must be in [1, {self.n_items}], got {k}")
+        was_training = self.training
+        self.eval()
+        scores = self.score_all(self.windows(histories))
+        if exclude_seen:
+            for row, history in enumerate(histories):
+                scores[row, torch.as_tensor(list(history), dtype=torch.int64)] = -math.inf
+        top = torch.topk(scores, k, dim=1)
+        self.train(was_training)
+        return top.indices, top.values
 
     def num_parameters(self) -> dict[str, int]:
         """``{"embedding": table values, "encoder": encoder parameters}``."""

@@ -183,13 +183,19 @@ def build_searched_model(
 
 
 def save_searched_model(
-    model: NextItemModel, architecture: dict[str, Any], path: str | Path
+    model: NextItemModel, architecture: dict[str, Any], path: str | Path, item_ids: Any = None
 ) -> Path:
     """Write ``{"architecture": ..., "model": state_dict}`` (what ``leanrec train
-    --architecture`` saves for a next-item model) to ``path``."""
+    --architecture`` saves for a next-item model) to ``path``, with ``item_ids`` (the raw ID of
+    each item ID ``1..I``) when given."""
+    from leanrec.models.seq import checked_item_ids
+
+    state: dict[str, Any] = {"architecture": architecture, "model": model.state_dict()}
+    if item_ids is not None:
+        state["item_ids"] = checked_item_ids(item_ids, model.n_items)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"architecture": architecture, "model": model.state_dict()}, path)
+    torch.save(state, path)
     return path
 
 
