@@ -164,18 +164,26 @@ def test_next_item_negatives_default_is_uniform() -> None:
     assert len(data) == len([line for line in lines if line.strip()])
 
 
-def test_train_next_item_with_all_items_ranks_the_whole_catalogue() -> None:
+def test_train_next_item_with_all_items_ranks_the_whole_catalogue(tmp_path: Path) -> None:
     config = NextItemTrainConfig(
         dataset=DataFile(str(SEQUENCES), format="sequences"),
         model="gru4rec",
         negatives="all",
         model_options={"embedding_dim": 8, "hidden_dim": 8},
         trainer=SequentialTrainerConfig(max_epochs=1, progress=False),
+        run_dir=str(tmp_path),
     )
     run = train_next_item(config)
     assert run.protocol == "full"
     # full ranking: a user's rank ranges over every item, so the metrics are those of a full list
     assert set(run.test_metrics) >= {"hit@10", "ndcg@5", "mrr"}
+    # the saved model answers in the file's own item IDs
+    from leanrec.models import load_model
+
+    loaded = load_model(tmp_path / "model.pt")
+    data = DataFile(str(SEQUENCES), format="sequences").load()
+    assert loaded.item_vocab is not None
+    assert loaded.item_vocab.raw_ids.tolist() == data.item_vocab.raw_ids.tolist()
 
 
 def test_next_item_models_need_time_order(capsys: pytest.CaptureFixture[str]) -> None:
