@@ -55,7 +55,7 @@ Log = Callable[[str], None]
 
 GRID: dict[str, tuple[Any, ...]] = {
     "learning_rate": (2e-3, 5e-3, 1e-2, 2e-2),
-    "batch_users": (64, 128),
+    "batch_users": (32, 64),
     "inner_steps": (1, 2),
 }
 """The shared base model's step size, users per batch and Eq. 7 inner steps: 16 configurations."""

@@ -28,8 +28,8 @@ def test_the_grid_has_at_least_the_proposed_methods_count_and_the_tables_setting
 
 def test_a_tie_keeps_the_tables_setting() -> None:
     table = sweep.config_tag(sweep.TABLE_SETTING)
-    assert sweep.choose({"lr0.002-b64-in1": 0.2, table: 0.2, "lr0.01-b64-in1": 0.1}) == table
-    assert sweep.choose({"lr0.002-b64-in1": 0.3, table: 0.2}) == "lr0.002-b64-in1"
+    assert sweep.choose({"lr0.002-b32-in1": 0.2, table: 0.2, "lr0.01-b64-in1": 0.1}) == table
+    assert sweep.choose({"lr0.002-b32-in1": 0.3, table: 0.2}) == "lr0.002-b32-in1"
 
 
 class FakeRunner:
@@ -83,7 +83,7 @@ def test_select_then_final_reads_test_only_of_the_final_cells(
     results = sweep.collect(tmp_path, methods)
     # random ties at its best step across batch and inner steps: the table's setting is kept
     assert results["random:chosen"] == "lr0.005-b64-in2"
-    assert results["recent:chosen"] == "lr0.02-b64-in1"  # a tie without it: grid order
+    assert results["recent:chosen"] == "lr0.02-b32-in1"  # a tie without it: grid order
     # no test figure of a run before its final cells; random's is the table's stored one
     assert "recent:K2_tau1:tuned_test_recall@20" not in results
     assert results["random:K2_tau1:tuned_test_recall@20"] == 0.11
