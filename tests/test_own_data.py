@@ -184,6 +184,7 @@ def test_train_next_item_with_all_items_ranks_the_whole_catalogue(tmp_path: Path
     data = DataFile(str(SEQUENCES), format="sequences").load()
     assert loaded.item_vocab is not None
     assert loaded.item_vocab.raw_ids.tolist() == data.item_vocab.raw_ids.tolist()
+    assert loaded.model.history_length == config.max_length  # served as trained
 
 
 def test_next_item_models_need_time_order(capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,8 +19,9 @@ setting among them):
    (``results/sketch_table--beauty.json``).
 
 Resumable: each configuration is a ``leanrec experiment sketch`` run directory under
-``<out>/select/`` (and ``<out>/final/``), whose finished cells are kept in ``rows.json`` and
-whose cell in training checkpoints every epoch; a rerun continues. ``--max-hours`` starts no
+``<out>/select/<policy>/<configuration>`` (and ``<out>/final/<policy>/<configuration>``),
+whose finished cells are kept in ``rows.json`` and whose cell in training checkpoints every
+epoch; a rerun continues. ``--max-hours`` starts no
 new run past the limit; ``--lane I N`` runs every N-th selection run in a process of its own.
 Writes ``results/sketch_baseline_sweep[--TAG].json``: the grid, both configuration counts,
 every configuration's validation figure, the choices, and the final test figures per cell
@@ -206,7 +207,7 @@ def collect(out: Path, methods: tuple[str, ...]) -> dict[str, Any]:
                 continue
             rows = [
                 r
-                for r in _rows(out / "final" / method)
+                for r in _rows(out / "final" / method / chosen)
                 if r["K"] == k and r["tau"] == tau and r["method"] == method
             ]
             if len(rows) == len(TABLE_CELLS["seeds"]):
@@ -241,7 +242,7 @@ def run_stages(
             raise SystemExit(f"selection not finished for {missing}: run --stage select first")
         by_tag = {config_tag(c): c for c in configurations()}
         runs = [
-            (m, by_tag[chosen[f"{m}:chosen"]], out / "final" / m, True)
+            (m, by_tag[chosen[f"{m}:chosen"]], out / "final" / m / chosen[f"{m}:chosen"], True)
             for m in methods
             if chosen[f"{m}:chosen"] != config_tag(TABLE_SETTING)
         ]

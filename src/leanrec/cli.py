@@ -471,6 +471,7 @@ def _train_retrieval_architecture(args: argparse.Namespace, extra: Sequence[str]
     test = trainer.evaluate("test", "sampled").mean
     run_dir = _architecture_run_dir(args, dataset_name(dataset))
     run_dir.mkdir(parents=True, exist_ok=True)
+    model.history_length = settings.max_length  # served histories are cut as in training
     save_searched_model(model, architecture, run_dir / "model.pt", data.item_vocab.raw_ids)
     return _finish_architecture_run(
         run_dir,

@@ -149,16 +149,18 @@ def test_ragged_inner_products_by_hand() -> None:
 
 
 @pytest.mark.parametrize("chunk", [1, 5, 64, 1 << 14])
+@pytest.mark.parametrize("sizes", [[0, 8, 3, 0, 1, 8, 5, 2, 0, 7] * 4, [0, 8, 0, 8], [0, 0]])
 def test_ragged_inner_products_equal_the_padded_product_in_any_chunks(
-    chunk: int, monkeypatch: pytest.MonkeyPatch
+    chunk: int, sizes: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Chunks of 1 value (one row each, widths past the chunk), of a few rows, and all at once;
-    rows of size 0 and of ``d_max`` included."""
+    rows of size 0 and of ``d_max``, a narrowest kept row wider than the chunk after empty
+    rows, and a table of empty rows only."""
     from leanrec.embeddings import ragged as ragged_module
 
     monkeypatch.setattr(ragged_module, "SCORE_CHUNK_VALUES", chunk)
     torch.manual_seed(2)
-    table = RaggedEmbedding(pattern_sizes(40, 8), 8)
+    table = RaggedEmbedding(np.array(sizes), 8)
     queries = torch.randn(6, 8)
     with torch.no_grad():
         expected = queries @ table.all().T

@@ -203,6 +203,19 @@ class NextItemModelContract:
             model.windows([[2, 31]])
         with pytest.raises(ValueError, match="k must be in \\[1, 30\\]"):
             model.recommend([[2]], k=31)
+        # an item before the window is checked too (it is left out of the list)
+        with pytest.raises(ValueError, match="history 0, position 0: item ID 0 is outside"):
+            model.recommend([[0] + [1] * 60])
+
+    def test_the_training_window_is_kept_in_the_file(
+        self, model: NextItemModel, tmp_path: Path
+    ) -> None:
+        model.history_length = 3
+        history = list(range(1, 11))
+        assert model.windows([history]).tolist() == [[8, 9, 10]]
+        loaded = load_model(self.save(model, tmp_path / "model.pt")).model
+        assert isinstance(loaded, NextItemModel) and loaded.history_length == 3
+        assert loaded.windows([history]).tolist() == [[8, 9, 10]]
 
     def test_the_file_keeps_the_raw_item_ids(self, model: NextItemModel, tmp_path: Path) -> None:
         raw = [f"item-{n}" for n in range(1, self.n_items + 1)]

@@ -71,3 +71,10 @@ def test_a_packed_mf_is_served_from_its_packed_tables(models: Models, tmp_path: 
     answers = engine.recommend([TopKRequest(u, u, 5, True) for u in users])
     expected, _ = model.recommend(torch.tensor(users), k=5)
     assert [a.items for a in answers] == expected.tolist()
+    # pairs from two lookups, equal to the full rows' entries
+    pairs = [(u, (3 * u) % model.n_items) for u in users]
+    scored = engine.score([{"user": u, "item": i} for u, i in pairs])["scores"]
+    with torch.no_grad():
+        full = model.eval().score_all(torch.tensor(users))
+    expected_pairs = [float(full[u, i]) for u, i in pairs]
+    np.testing.assert_allclose(scored, expected_pairs, atol=1e-6)

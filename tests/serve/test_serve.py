@@ -277,8 +277,12 @@ def test_next_item_errors_name_the_field(servers: Servers) -> None:
     assert status == 422 and _field(error) == ["body", "history"]
     status, error = servers.next_item.get("/recommend/3")
     assert status == 422 and _field(error) == ["path", "user"]
+    assert "POST /next" in error["detail"][0]["msg"]
     status, error = servers.dense.post("/next", {"history": [ITEM_OFFSET + 1]})
     assert status == 422 and _field(error) == ["body", "history"]
+    assert "/recommend" in error["detail"][0]["msg"]
+    status, error = servers.ctr.post("/next", {"history": [1]})
+    assert status == 422 and "POST /score" in error["detail"][0]["msg"]
 
 
 # ------------------------------------------------------------------------------- concurrency

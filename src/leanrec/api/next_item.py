@@ -156,6 +156,7 @@ def train_next_item(
             },
         )
         atomic_write_json(run_dir / "history.json", result.history)
+        model.history_length = config.max_length  # served histories are cut as in training
         save_next_item_model(model, run_dir / "model.pt", data.item_vocab.raw_ids)
         state = run_dir / "train_state.pt"
         if state.exists():

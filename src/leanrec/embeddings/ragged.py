@@ -19,8 +19,8 @@ from leanrec.embeddings.masked import MaskedEmbedding, check_sizes
 
 INT32_LIMIT = 2**31 - 1
 SCORE_CHUNK_VALUES = 1 << 14
-"""Most values :meth:`RaggedEmbedding.inner_products` gathers at once: with their index and
-mask, at most 208 KB of scratch for scoring from a packed table."""
+"""Most values :meth:`RaggedEmbedding.inner_products` gathers at once (unless one row alone
+is wider): with their index and mask, at most 208 KB of scratch a chunk."""
 
 
 def offsets_from_sizes(sizes: torch.Tensor) -> torch.Tensor:
@@ -114,12 +114,13 @@ class RaggedEmbedding(EmbeddingTable):
 
         Equal to ``queries @ self.all().T`` (row ``n`` zero beyond ``d_n``) without ever holding
         the ``(N, max_dim)`` padded table. Rows are taken in order of size, in chunks of ``n``
-        rows whose widest keeps ``w`` values with ``n * w <= SCORE_CHUNK_VALUES``; a chunk is
-        gathered as ``E_chunk (n, w)`` (the values past a row's ``d_n`` zeroed) and scored as
-        ``queries[:, :w] @ E_chunk.T``, so the work follows the kept sizes and rows of size 0
-        cost nothing. Beyond the tables, scoring holds the ``(B, N)`` output, one chunk's
-        ``(B, n)`` scores, and its gathered values, index and mask (13 bytes a value: at most
-        208 KB).
+        rows whose widest keeps ``w`` values with ``n * w <= SCORE_CHUNK_VALUES`` (one row when
+        a row alone is wider); a chunk is gathered as ``E_chunk (n, w)`` (the values past a
+        row's ``d_n`` zeroed) and scored as ``queries[:, :w] @ E_chunk.T``, so the work follows
+        the kept sizes and rows of size 0 cost nothing. Beyond the tables, scoring holds the
+        ``(B, N)`` output, the rows' sizes and their order by size (int64, 24 bytes a row,
+        rebuilt per call rather than kept), one chunk's ``(B, n)`` scores, and its gathered
+        values, index and mask (13 bytes a value: at most 208 KB).
 
         Args:
             queries: ``(B, max_dim)`` query vectors (a dot-product model's user vectors).
@@ -138,7 +139,8 @@ class RaggedEmbedding(EmbeddingTable):
         last_value = self.values.numel() - 1
         first = int(torch.searchsorted(sorted_sizes, 1))  # rows of size 0 score 0
         while first < self.num_embeddings:
-            reach = min(self.num_embeddings, first + SCORE_CHUNK_VALUES // int(sorted_sizes[first]))
+            reach = first + max(1, SCORE_CHUNK_VALUES // int(sorted_sizes[first]))
+            reach = min(self.num_embeddings, reach)
             last = first + max(1, SCORE_CHUNK_VALUES // int(sorted_sizes[reach - 1]))
             last = min(self.num_embeddings, last)
             width = int(sorted_sizes[last - 1])  # <= sorted_sizes[reach - 1]: n * w fits

@@ -48,13 +48,18 @@ class MF(DotProductRecommender):
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         """``(B,)`` -> ``(B, I)``. With a packed item table and outside training, scored from
-        the packed values (:meth:`RaggedEmbedding.inner_products`): what scoring holds beyond
-        the tables is the output and a bounded chunk; otherwise through the cached final
-        embeddings."""
+        the packed values (:meth:`RaggedEmbedding.inner_products`): no ``(I, d_max)`` padded
+        copy, only the output, the items' order by size and a bounded chunk beyond the tables;
+        otherwise through the cached final embeddings."""
         if self.training or not self.scores_from_packed_tables():
             return super().score_all(users)
         assert isinstance(self.item_embedding, RaggedEmbedding)
         return self.item_embedding.inner_products(self.user_embedding.lookup(users))
+
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """``<p_u, q_i>`` of each pair, ``(P,)`` and ``(P,)`` -> ``(P,)``, from two lookups
+        (packed or not: no full row of scores)."""
+        return (self.user_embedding.lookup(users) * self.item_embedding.lookup(items)).sum(-1)
 
     def pairwise(
         self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor

@@ -38,6 +38,7 @@ from leanrec.data.behavior import FeatureMap
 from leanrec.data.errors import DataError
 from leanrec.models.base import DotProductRecommender, Recommender
 from leanrec.models.loading import LoadedModel
+from leanrec.models.mf import MF
 from leanrec.models.seq import NextItemModel
 
 __all__ = [
@@ -183,8 +184,9 @@ class Engine:
 
     def next_items(self, requests: Sequence[NextRequest]) -> list[dict[str, Any]]:
         """The top-k next items after each history (next-item models)."""
+        route = "POST /score" if self.family == "ctr" else "GET or POST /recommend"
         raise RequestError(
-            422, "history", f"a {self.family} model continues no histories (POST /recommend)"
+            422, "history", f"a {self.family} model continues no histories ({route})"
         )
 
 
@@ -363,6 +365,8 @@ class RankingEngine(Engine):
         with torch.no_grad():
             if self.user_vectors is not None and self.item_vectors is not None:
                 values = (self.user_vectors[user_t] * self.item_vectors[item_t]).sum(-1)
+            elif isinstance(self.model, MF):  # a packed MF: two lookups, no row of scores
+                values = self.model.score_pairs(user_t, item_t)
             else:
                 values = self._scores(user_t)[torch.arange(len(users)), item_t]
         return {"scores": values.float().tolist(), "what": "score"}
@@ -495,8 +499,9 @@ class StreamEngine(Engine):
 class NextItemEngine(Engine):
     """The next items after a history, for a next-item model (SASRec, GRU4Rec, a searched one).
 
-    A request is a history of raw item IDs, oldest first; the model reads its most recent
-    ``max_length`` items (all of them when the encoder takes any length), scores every item and
+    A request is a history of raw item IDs, oldest first; the model reads its most recent items
+    as it was trained to (:meth:`~leanrec.models.seq.NextItemModel.window_length`), scores every
+    item and
     leaves out the history's own items unless asked not to. Histories of one call are scored
     in one batch. An item the model does not know is a 404 naming its position.
     """
@@ -555,6 +560,11 @@ class NextItemEngine(Engine):
                 )
         return answers
 
+    def user_key(self, value: Any, field: str = "user") -> Any:
+        raise RequestError(
+            422, field, "a next-item model ranks no users: POST /next with a history of items"
+        )
+
     def score(self, events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         raise RequestError(
             422, "events", "a next-item model scores the items after a history: POST /next"
@@ -567,7 +577,7 @@ class NextItemEngine(Engine):
             "kind": type(self.model.encoder).__name__,
             "path": str(self.path),
             "n_items": self.n_items,
-            "max_length": self.model.encoder.max_length,
+            "max_length": self.model.window_length(),
             "embedding_dim": int(self.model.embedding_dim),
             "table_bytes": _table_bytes(table),
             "file_bytes": self.path.stat().st_size,

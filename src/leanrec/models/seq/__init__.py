@@ -84,9 +84,10 @@ def _encoder_name(encoder: SequenceEncoder) -> str:
 def next_item_checkpoint(model: NextItemModel, item_ids: Any = None) -> dict[str, Any]:
     """A model with a built-in encoder as plain values and tensors (``torch.load(
     weights_only=True)`` reads it back): encoder name and config, item count, table specs and
-    weights, and ``item_ids`` when given: the raw ID of each item ID ``1..I`` in order (the
-    dataset vocabulary's raw IDs, as :class:`~leanrec.data.sequential.NextItemSplit` shifts
-    them), so a served model takes and answers raw IDs."""
+    weights, the window it reads (``history_length``, when set), and ``item_ids`` when given:
+    the raw ID of each item ID ``1..I`` in order (the dataset vocabulary's raw IDs, as
+    :class:`~leanrec.data.sequential.NextItemSplit` shifts them), so a served model takes and
+    answers raw IDs."""
     encoder: Any = model.encoder
     state = {
         "format": NEXT_ITEM_CHECKPOINT_FORMAT,
@@ -98,6 +99,8 @@ def next_item_checkpoint(model: NextItemModel, item_ids: Any = None) -> dict[str
     }
     if item_ids is not None:
         state["item_ids"] = checked_item_ids(item_ids, model.n_items)
+    if model.history_length is not None:
+        state["history_length"] = int(model.history_length)
     return state
 
 
@@ -132,6 +135,7 @@ def next_item_model_from_checkpoint(state: dict[str, Any]) -> NextItemModel:
         int(state["n_items"]), encoder_class(config_class(**state["config"])), factory
     )
     model.load_state_dict(state["state_dict"])
+    model.history_length = state.get("history_length")
     return model
 
 

@@ -96,6 +96,10 @@ class NextItemModel(nn.Module):
             raise ValueError(f"n_items must be positive, got {n_items}")
         self.n_items = n_items
         self.encoder = encoder
+        self.history_length: int | None = None
+        """Most recent items :meth:`windows` reads: the window ``N`` the model was trained on
+        (set by the trainer's caller, kept in the model file); None: the encoder's
+        ``max_length``, or the whole history when the encoder takes any length."""
         factory = table_factory or FullTableFactory(init_std=ITEM_INIT_STD)
         self.item_table: EmbeddingTable = factory("item", n_items + 1, encoder.output_dim)
         if self.item_table.embedding_dim != encoder.output_dim:
@@ -154,19 +158,23 @@ class NextItemModel(nn.Module):
         scores[:, PADDING_ID] = -math.inf
         return scores
 
+    def window_length(self) -> int | None:
+        """How many of a history's most recent items :meth:`windows` keeps (None: all)."""
+        limits = [n for n in (self.history_length, self.encoder.max_length) if n is not None]
+        return min(limits) if limits else None
+
     def windows(self, histories: Sequence[Sequence[int]]) -> torch.Tensor:
         """Histories of item IDs (``1..I``, oldest first) as right-aligned inputs ``(B, N)``.
 
-        ``N`` is the longest history, cut to the encoder's ``max_length`` when it has one (the
-        most recent items are kept).
+        ``N`` is the longest history, cut to :meth:`window_length` (the most recent items are
+        kept, as in training).
 
         Raises:
-            ValueError: an empty history, or an ID outside ``1..I`` (its position named).
+            ValueError: an empty history, or an ID outside ``1..I`` anywhere in a history (its
+                position named).
         """
-        limit = self.encoder.max_length
-        kept = [list(h)[-limit:] if limit is not None else list(h) for h in histories]
-        for row, history in enumerate(kept):
-            if not history:
+        for row, history in enumerate(histories):
+            if len(history) == 0:
                 raise ValueError(f"history {row} is empty: a next item needs at least one item")
             for position, item in enumerate(history):
                 if not 1 <= int(item) <= self.n_items:
@@ -174,6 +182,8 @@ class NextItemModel(nn.Module):
                         f"history {row}, position {position}: item ID {item} is outside "
                         f"1..{self.n_items}"
                     )
+        limit = self.window_length()
+        kept = [list(h)[-limit:] if limit is not None else list(h) for h in histories]
         width = max(len(h) for h in kept)
         windows = torch.full((len(kept), width), PADDING_ID, dtype=torch.int64)
         for row, history in enumerate(kept):
@@ -193,8 +203,9 @@ class NextItemModel(nn.Module):
                 part beyond ``max_length``).
 
         Returns:
-            ``(items, scores)``, both ``(B, k)``: item IDs ``1..I`` best first; where fewer than
-            ``k`` items are left, the tail scores are ``-inf``.
+            ``(items, scores)``, both ``(B, k)``: item IDs best first; where fewer than ``k``
+            items are left, the tail's scores are ``-inf`` and its IDs mean nothing (0 may be
+            among them).
         """
         if not 1 <= k <= self.n_items:
             raise ValueError(f"k must be in [1, {self.n_items}], got {k}")

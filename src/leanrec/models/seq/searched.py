@@ -187,12 +187,15 @@ def save_searched_model(
 ) -> Path:
     """Write ``{"architecture": ..., "model": state_dict}`` (what ``leanrec train
     --architecture`` saves for a next-item model) to ``path``, with ``item_ids`` (the raw ID of
-    each item ID ``1..I``) when given."""
+    each item ID ``1..I``) when given and the window the model reads (``history_length``)
+    when set."""
     from leanrec.models.seq import checked_item_ids
 
     state: dict[str, Any] = {"architecture": architecture, "model": model.state_dict()}
     if item_ids is not None:
         state["item_ids"] = checked_item_ids(item_ids, model.n_items)
+    if model.history_length is not None:
+        state["history_length"] = int(model.history_length)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)
@@ -211,6 +214,7 @@ def searched_model_from_checkpoint(state: dict[str, Any]) -> NextItemModel:
     max_length = 50 if positions is None else int(positions.shape[0])
     model = build_searched_model(n_items, architecture, max_length)
     model.load_state_dict(weights)
+    model.history_length = state.get("history_length")
     return model
 
 
