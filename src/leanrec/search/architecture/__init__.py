@@ -30,6 +30,7 @@ from leanrec.search.architecture.config import (
     ArchitectureSearchConfig,
     RetrievalExperiment,
     RetrievalSearchConfig,
+    apply_preset,
 )
 from leanrec.search.architecture.experiment import run_experiment
 from leanrec.search.architecture.policy import SearchResult, search_architecture
@@ -50,6 +51,7 @@ __all__ = [
     "RetrievalExperiment",
     "RetrievalSearchConfig",
     "SearchResult",
+    "apply_preset",
     "run_experiment",
     "search_architecture",
 ]
