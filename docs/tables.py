@@ -4308,6 +4308,7 @@ def _ciess_serving_rows(models: tuple[str, ...]) -> tuple[tuple[Cell, ...], ...]
                 *(F("{:,}", f"{model}:dense:{part}") for part in parts[1:]),
                 "—",
                 "—",
+                "—",
             )
         )
         for c in (80, 90, 95):
@@ -4317,6 +4318,14 @@ def _ciess_serving_rows(models: tuple[str, ...]) -> tuple[tuple[Cell, ...], ...]
                     f"packed, c = {c}% (uniform sizes)",
                     *(F("{:,}", f"{model}:c{c}:{part}") for part in parts),
                     F("{:.2f}x", f"{model}:c{c}:scoring_time_ratio"),
+                    Expr(
+                        "{}",
+                        lambda packed, masked: f"{packed:.2f} / {masked:.2f}",
+                        (
+                            f"{model}:c{c}:one_user_scoring_ms",
+                            f"{model}:c{c}:masked_one_user_scoring_ms",
+                        ),
+                    ),
                     Expr(
                         "{}",
                         lambda equal, users: f"{equal:,} / {users:,}",
@@ -4335,6 +4344,7 @@ _SERVING_COLUMNS = (
     "resident at rest",
     "resident while scoring",
     "time to score, packed / masked",
+    "one user, ms: packed / masked",
     "top-20 lists equal",
 )
 
