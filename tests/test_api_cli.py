@@ -493,3 +493,42 @@ def test_recommend_refuses_a_history_for_a_ranking_model(
     assert "this is a ranking model (rank items for known users with --users)" in (
         capsys.readouterr().err
     )
+
+
+def test_predict_scores_a_ctr_models_events_as_the_server_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``leanrec predict --events`` gives each JSON line's click probability, as ``POST
+    /score`` does; bad lines are refused with their number."""
+    from leanrec.models import load_model as load_any
+    from leanrec.models.ctr import build_ctr_model
+    from leanrec.serve.engine import CTREngine
+    from tests.models.ctr.synthetic import feature_map
+
+    torch.manual_seed(0)
+    path = build_ctr_model("dnn", feature_map(), seed=0, embedding_dim=8, mlp_dims=(8,)).save(
+        tmp_path / "ctr.pt"
+    )
+    events = [
+        {"user_id": 3, "item_id": 7, "gender": 1, "age": 2, "genres": [2], "history": [4, 5]},
+        {"user_id": 1, "item_id": 2, "gender": 0, "age": 1},
+    ]
+    lines = tmp_path / "events.jsonl"
+    lines.write_text("\n".join(json.dumps(e) for e in events) + "\n\n")
+    assert main(["predict", "--model", str(path), "--events", str(lines), "--compact"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    expected = CTREngine(load_any(path), path).score(events)["scores"]
+    assert [a["line"] for a in answer] == [1, 2]
+    np.testing.assert_allclose([a["probability"] for a in answer], expected, atol=1e-6)
+    assert all(0.0 < a["probability"] < 1.0 for a in answer)
+    # errors name the file and the line
+    lines.write_text(json.dumps(events[0]) + "\n{not json\n")
+    assert main(["predict", "--model", str(path), "--events", str(lines)]) == 2
+    assert "events.jsonl, line 2: not a JSON object" in capsys.readouterr().err
+    lines.write_text(json.dumps(events[0]) + "\n" + json.dumps({**events[1], "gender": 9}) + "\n")
+    assert main(["predict", "--model", str(path), "--events", str(lines)]) == 2
+    assert "events.jsonl, line 2: events[1].gender must be an index" in capsys.readouterr().err
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("user,item\n1,2\n")
+    assert main(["predict", "--model", str(path), "--pairs", str(pairs)]) == 2
+    assert "a CTR model scores events: give --events" in capsys.readouterr().err

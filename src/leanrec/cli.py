@@ -628,12 +628,16 @@ def cmd_predict(args: argparse.Namespace, extra: Sequence[str]) -> int:
     from leanrec.models import load_model
 
     loaded = load_model(args.model)
+    if loaded.family == "ctr":
+        return _predict_ctr(loaded, args)
     if loaded.stream is None:
         raise DataError(
-            f"leanrec predict scores stream models; this is a {loaded.family} model "
-            "(rank items for users with leanrec recommend)",
+            f"leanrec predict scores stream and CTR models; this is a {loaded.family} model "
+            "(rank items with leanrec recommend)",
             path=args.model,
         )
+    if args.pairs is None:
+        raise DataError("a stream model scores ID pairs: give --pairs FILE.csv", path=args.model)
     served = loaded.stream
     pairs = read_pairs(args.pairs, served.model.stream_fields, served.raw_ids)
     known = {f: served.is_known(f, ids) for f, ids in pairs.items()}
@@ -647,6 +651,50 @@ def cmd_predict(args: argparse.Namespace, extra: Sequence[str]) -> int:
         out.append(event)
     print(json.dumps(out, indent=None if args.compact else 2, default=str))
     return 0
+
+
+def _predict_ctr(loaded: Any, args: argparse.Namespace) -> int:
+    """``leanrec predict --events FILE.jsonl``: a CTR model's click probability of each event,
+    one JSON object a line with the model's input fields (indices, as its feature map numbers
+    them; ``history`` and the tag field optional), as ``POST /score`` takes them."""
+    from leanrec.serve.engine import CTREngine, RequestError
+
+    if args.events is None:
+        raise DataError("a CTR model scores events: give --events FILE.jsonl", path=args.model)
+    events = read_events(args.events)
+    try:
+        scored = CTREngine(loaded, Path(args.model)).score(events)
+    except RequestError as error:
+        line = int(error.field.split("]")[0].split("[")[1]) + 1 if "[" in error.field else None
+        raise DataError(error.message, path=args.events, line=line) from None
+    out = [{"line": n + 1, "probability": round(p, 6)} for n, p in enumerate(scored["scores"])]
+    print(json.dumps(out, indent=None if args.compact else 2))
+    return 0
+
+
+def read_events(path: str | Path) -> list[dict[str, Any]]:
+    """JSON objects, one a line (blank lines skipped).
+
+    Raises:
+        DataError: a missing file, a line that is no JSON object (its number named), no event.
+    """
+    from leanrec.data.errors import require_file
+
+    events: list[dict[str, Any]] = []
+    with require_file(path, "events file").open() as handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                event = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise DataError(f"not a JSON object ({error.msg})", path, number) from None
+            if not isinstance(event, dict):
+                raise DataError("not a JSON object", path, number)
+            events.append(event)
+    if not events:
+        raise DataError("no event in the file", path)
+    return events
 
 
 def read_pairs(
@@ -1131,14 +1179,21 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = add_command(
         "predict",
-        help="score events (ID pairs) with a saved stream model, e.g. AutoAssign+'s; IDs it "
-        "never saw are served cold",
+        help="score events with a saved stream model (ID pairs, e.g. AutoAssign+'s; IDs it "
+        "never saw are served cold) or CTR model (its input fields, e.g. AMEIR's)",
     )
-    p.add_argument("--model", required=True, help="a stream model file (model_autoassign_*.pt)")
     p.add_argument(
+        "--model", required=True, help="a stream model file (model_autoassign_*.pt) or a CTR one"
+    )
+    events = p.add_mutually_exclusive_group(required=True)
+    events.add_argument(
         "--pairs",
-        required=True,
-        help="CSV whose header names the model's ID fields (user,item), one event per line",
+        help="stream models: CSV whose header names the model's ID fields (user,item), one "
+        "event per line",
+    )
+    events.add_argument(
+        "--events",
+        help="CTR models: JSON lines, one event each with the model's input fields (indices)",
     )
     p.add_argument("--compact", action="store_true")
     p.set_defaults(func=cmd_predict, allow_extra=False)
