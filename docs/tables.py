@@ -4397,6 +4397,35 @@ the ablation of leanrec's additions, bytes stored / in the file / resident while
 baselines' equal sweep, and ML-1M serving bytes by model."""
 TABLES.update(CIESS_PRESET_TABLES)
 
+TABLES["kept-columns"] = Table(
+    ("kept_columns.json",),
+    (
+        "sizes",
+        "kept width",
+        "step s, kept columns",
+        "step s, every column",
+        "speed-up",
+        "bit-identical",
+    ),
+    tuple(
+        (
+            label,
+            F("{}", f"{key}:kept_width"),
+            F("{:.3f}", f"{key}:kept_seconds"),
+            F("{:.3f}", f"{key}:all_columns_seconds"),
+            F("{:.2f}x", f"{key}:speedup"),
+            Expr("{}", lambda same: "yes" if same else "no", (f"{key}:bit_identical",)),
+        )
+        for key, label in (
+            ("su80", "SU, c = 80%"),
+            ("su90", "SU, c = 90%"),
+            ("su95", "SU, c = 95%"),
+            ("drawn", "sizes drawn in [1, d_max] (same work both ways)"),
+        )
+    ),
+)
+"""LightGCN propagating only the kept columns (docs/design/linear-training-cost.md)."""
+
 
 # ---------------------------------------------------------------------------------------------
 # AMEIR and DiPS presets: the paper's method beside leanrec's, and the ablations

@@ -159,6 +159,50 @@ def test_lightgcn_gradient_matches_autograd_through_dense(small_data: Interactio
     assert torch.allclose(grad, e0.grad[: small_data.n_users], atol=1e-5)
 
 
+@pytest.mark.parametrize("packed", [False, True])
+def test_lightgcn_propagates_only_the_kept_columns_and_gives_the_same_bits(
+    small_data: Interactions, packed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows keeping at most 5 of 16 columns: the graph sees 5-wide layers, and the final
+    embeddings, the loss and every gradient equal those of propagating all 16 bit for bit."""
+    from leanrec.models.compress import compress, set_entity_sizes, use_masked_tables
+    from leanrec.models.graph import SparseGraph
+    from leanrec.models.lightgcn import LightGCN
+
+    model = build_model("lightgcn", small_data, {"embedding_dim": 16, "n_layers": 3}, seed=4)
+    use_masked_tables(model)
+    rng = np.random.default_rng(0)
+    set_entity_sizes(model, rng.integers(0, 6, model.n_users), rng.integers(1, 6, model.n_items))
+    if packed:
+        model = compress(model)
+    widths: list[int] = []
+    matmul = SparseGraph.matmul
+    monkeypatch.setattr(
+        SparseGraph, "matmul", lambda g, x: widths.append(x.shape[1]) or matmul(g, x)
+    )
+
+    def step(kept: bool) -> list[torch.Tensor]:
+        monkeypatch.setattr(LightGCN, "propagate_kept_columns", kept)
+        model.zero_grad()
+        users, items = model.final_embeddings()
+        out = model.pairwise(torch.arange(6), torch.arange(6), torch.arange(6, 12))
+        loss = (out.positive_scores - out.negative_scores).sigmoid().sum() + out.l2
+        loss.backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        return [users.detach(), items.detach(), loss.detach(), *grads]
+
+    kept, every = step(True), step(False)
+    assert set(widths[: len(widths) // 2]) == {5} and set(widths[len(widths) // 2 :]) == {16}
+    assert kept[0].shape == (model.n_users, 16)  # padded back to d
+    assert len(kept) == len(every) > 3
+    assert all(torch.equal(a, b) for a, b in zip(kept, every, strict=True))
+
+
+def test_lightgcn_with_full_tables_propagates_every_column(small_data: Interactions) -> None:
+    model = build_model("lightgcn", small_data, {"embedding_dim": 8, "n_layers": 1}, seed=1)
+    assert [t.kept_width() for t in model.id_tables()] == [8, 8]
+
+
 def test_graph_is_rebuilt_on_load(tmp_path: Path, small_data: Interactions) -> None:
     model = build_model("lightgcn", small_data, {"embedding_dim": 4})
     loaded = load_ranking_model(model.save(tmp_path / "m.pt"))

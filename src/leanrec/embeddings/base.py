@@ -122,6 +122,11 @@ class EmbeddingTable(nn.Module, ABC):
         """Every row, shape ``(num_embeddings, embedding_dim)`` (graph models propagate these)."""
         return self.lookup(torch.arange(self.num_embeddings, device=self._device()))
 
+    def kept_width(self) -> int:
+        """Leading columns that may be non-zero: in every row looked up, the columns from this
+        index on are zero (``embedding_dim``, unless the table keeps a prefix of each row)."""
+        return self.embedding_dim
+
     @abstractmethod
     def num_parameters(self) -> int:
         """Logical number of stored values (e.g. ``sum(d_n)`` for per-row sizes)."""

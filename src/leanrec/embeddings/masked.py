@@ -150,6 +150,10 @@ class MaskedEmbedding(EmbeddingTable):
             self.__dict__["_mask_cache"] = cached
         return cached[2]
 
+    def kept_width(self) -> int:
+        """``max(d_n)``: no row keeps a column past it (prefix dropout only shortens rows)."""
+        return int(self.sizes.max()) if self.num_embeddings else 0
+
     def num_parameters(self) -> int:
         return int(self.sizes.sum())
 

@@ -153,6 +153,10 @@ class RaggedEmbedding(EmbeddingTable):
             first = last
         return out
 
+    def kept_width(self) -> int:
+        """``max(d_n)``: lookups are zero past it."""
+        return int(self.sizes.max())
+
     def row_parameters(self) -> list[nn.Parameter]:
         """The packed ``values`` ``(sum d_n,)``: a row-wise optimiser sees each value as a row
         of width 1 (Adam is per value anyway; a row-wise Adagrad accumulator is per value)."""

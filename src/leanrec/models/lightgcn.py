@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 
 from leanrec.embeddings.base import TableFactory
 from leanrec.models.graph import (
     DEFAULT_SAMPLED_ABOVE_EDGES,
     GraphRecommender,
     SampledHops,
+    SparseGraph,
     check_propagation,
 )
 from leanrec.options import check_at_least
@@ -67,15 +70,36 @@ class LightGCN(GraphRecommender):
     ) -> None:
         super().__init__(n_users, n_items, config or LightGCNConfig(), table_factory)
 
+    propagate_kept_columns: ClassVar[bool] = True
+    """Propagate only the columns some row keeps (:meth:`EmbeddingTable.kept_width`); off:
+    every column (a benchmark's reference)."""
+
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mean_k Â^k E`` over ``k = 0..K`` (Eq. 8-9), ``(U, d)`` and ``(I, d)``.
+
+        When every row keeps a prefix of at most ``w < d`` columns (uniform or capped sizes),
+        only ``E[:, :w]`` is propagated and the zero columns are padded back: ``Â`` is linear,
+        so a column that is zero in ``E`` is zero in every layer, and each kept column is
+        computed as before (the propagation's work and memory follow ``w``, not ``d``).
+        """
         graph = self.require_graph()
         layer = torch.cat([self.user_embedding.all(), self.item_embedding.all()], dim=0)
+        width = layer.shape[1]
+        if self.propagate_kept_columns:
+            width = max(1, max(table.kept_width() for table in self.id_tables()))
+        if width < layer.shape[1]:
+            mean = F.pad(self._layer_mean(graph, layer[:, :width]), (0, layer.shape[1] - width))
+        else:
+            mean = self._layer_mean(graph, layer)
+        return mean[: self.n_users], mean[self.n_users :]
+
+    def _layer_mean(self, graph: SparseGraph, layer: torch.Tensor) -> torch.Tensor:
+        """``mean_k Â^k layer`` over ``k = 0..K``, ``(N, w) -> (N, w)``."""
         total = layer
         for _ in range(self.config.n_layers):
             layer = graph.matmul(layer)
             total = total + layer
-        mean = total / (self.config.n_layers + 1)
-        return mean[: self.n_users], mean[self.n_users :]
+        return total / (self.config.n_layers + 1)
 
     @property
     def n_hops(self) -> int:
