@@ -514,20 +514,26 @@ def test_predict_scores_a_ctr_models_events_as_the_server_does(
         {"user_id": 1, "item_id": 2, "gender": 0, "age": 1},
     ]
     lines = tmp_path / "events.jsonl"
-    lines.write_text("\n".join(json.dumps(e) for e in events) + "\n\n")
+    # a byte-order mark, blank lines before and between: answers name the file's lines
+    text = "\ufeff\n" + json.dumps(events[0]) + "\n\n" + json.dumps(events[1]) + "\n"
+    lines.write_text(text, encoding="utf-8")
     assert main(["predict", "--model", str(path), "--events", str(lines), "--compact"]) == 0
     answer = json.loads(capsys.readouterr().out)
     expected = CTREngine(load_any(path), path).score(events)["scores"]
-    assert [a["line"] for a in answer] == [1, 2]
+    assert [a["line"] for a in answer] == [2, 4]
     np.testing.assert_allclose([a["probability"] for a in answer], expected, atol=1e-6)
     assert all(0.0 < a["probability"] < 1.0 for a in answer)
     # errors name the file and the line
     lines.write_text(json.dumps(events[0]) + "\n{not json\n")
     assert main(["predict", "--model", str(path), "--events", str(lines)]) == 2
     assert "events.jsonl, line 2: not a JSON object" in capsys.readouterr().err
-    lines.write_text(json.dumps(events[0]) + "\n" + json.dumps({**events[1], "gender": 9}) + "\n")
+    bad = json.dumps({**events[1], "gender": 9})
+    lines.write_text("\n" + json.dumps(events[0]) + "\n\n" + bad + "\n")
     assert main(["predict", "--model", str(path), "--events", str(lines)]) == 2
-    assert "events.jsonl, line 2: events[1].gender must be an index" in capsys.readouterr().err
+    assert "events.jsonl, line 4: gender must be an index" in capsys.readouterr().err
+    lines.write_text(json.dumps({**events[1], "history": 4}) + "\n")
+    assert main(["predict", "--model", str(path), "--events", str(lines)]) == 2
+    assert "line 1: history must be a list of indices, got 4" in capsys.readouterr().err
     pairs = tmp_path / "pairs.csv"
     pairs.write_text("user,item\n1,2\n")
     assert main(["predict", "--model", str(path), "--pairs", str(pairs)]) == 2

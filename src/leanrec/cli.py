@@ -28,6 +28,7 @@ import dataclasses
 import functools
 import json
 import math
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -656,32 +657,51 @@ def cmd_predict(args: argparse.Namespace, extra: Sequence[str]) -> int:
 def _predict_ctr(loaded: Any, args: argparse.Namespace) -> int:
     """``leanrec predict --events FILE.jsonl``: a CTR model's click probability of each event,
     one JSON object a line with the model's input fields (indices, as its feature map numbers
-    them; ``history`` and the tag field optional), as ``POST /score`` takes them."""
+    them; ``history`` and the tag field optional), as ``POST /score`` takes them; scored in
+    chunks of :data:`PREDICT_CHUNK` events, each answer naming its line."""
     from leanrec.serve.engine import CTREngine, RequestError
 
     if args.events is None:
         raise DataError("a CTR model scores events: give --events FILE.jsonl", path=args.model)
-    events = read_events(args.events)
-    try:
-        scored = CTREngine(loaded, Path(args.model)).score(events)
-    except RequestError as error:
-        line = int(error.field.split("]")[0].split("[")[1]) + 1 if "[" in error.field else None
-        raise DataError(error.message, path=args.events, line=line) from None
-    out = [{"line": n + 1, "probability": round(p, 6)} for n, p in enumerate(scored["scores"])]
+    lines, events = read_events(args.events)
+    engine = CTREngine(loaded, Path(args.model))
+    probabilities: list[float] = []
+    for start in range(0, len(events), PREDICT_CHUNK):
+        try:
+            probabilities += engine.score(events[start : start + PREDICT_CHUNK])["scores"]
+        except RequestError as error:
+            found = re.match(r"events\[(\d+)\]\.?", error.field)
+            if found is None:
+                raise DataError(error.message, path=args.events) from None
+            line = lines[start + int(found.group(1))]
+            message = error.message.replace(found.group(0), "", 1)
+            raise DataError(message, path=args.events, line=line) from None
+    out = [
+        {"line": line, "probability": round(p, 6)}
+        for line, p in zip(lines, probabilities, strict=True)
+    ]
     print(json.dumps(out, indent=None if args.compact else 2))
     return 0
 
 
-def read_events(path: str | Path) -> list[dict[str, Any]]:
-    """JSON objects, one a line (blank lines skipped).
+PREDICT_CHUNK = 4096
+"""Events scored in one batch by ``leanrec predict --events``."""
+
+
+def read_events(path: str | Path) -> tuple[list[int], list[dict[str, Any]]]:
+    """JSON objects, one a line (blank lines skipped; UTF-8, a byte-order mark allowed).
+
+    Returns:
+        ``(lines, events)``: each event's 1-based line number in the file, and the events.
 
     Raises:
         DataError: a missing file, a line that is no JSON object (its number named), no event.
     """
     from leanrec.data.errors import require_file
 
+    lines: list[int] = []
     events: list[dict[str, Any]] = []
-    with require_file(path, "events file").open() as handle:
+    with require_file(path, "events file").open(encoding="utf-8-sig") as handle:
         for number, text in enumerate(handle, start=1):
             if not text.strip():
                 continue
@@ -691,10 +711,11 @@ def read_events(path: str | Path) -> list[dict[str, Any]]:
                 raise DataError(f"not a JSON object ({error.msg})", path, number) from None
             if not isinstance(event, dict):
                 raise DataError("not a JSON object", path, number)
+            lines.append(number)
             events.append(event)
     if not events:
         raise DataError("no event in the file", path)
-    return events
+    return lines, events
 
 
 def read_pairs(

@@ -400,6 +400,13 @@ class RankingEngine(Engine):
         }
 
 
+def _index_list(value: Any, field: str) -> list[Any]:
+    """``value`` as a list of indices (a JSON array); anything else is a 422 naming ``field``."""
+    if not isinstance(value, (list, tuple)):
+        raise RequestError(422, field, f"{field} must be a list of indices, got {value!r}")
+    return list(value)
+
+
 def _module_bytes(module: torch.nn.Module) -> int:
     """Bytes of a module's parameters and buffers."""
     tensors = [*module.parameters(), *module.buffers()]
@@ -633,11 +640,13 @@ class CTREngine(Engine):
                     event[name], f"events[{n}].{name}", self.sizes[name]
                 )
             if fm.tag_field is not None and fm.tag_field in event:
-                given = list(event[fm.tag_field])[: fm.max_tags]
+                given = _index_list(event[fm.tag_field], f"events[{n}].{fm.tag_field}")
+                given = given[: fm.max_tags]
                 size = self.sizes[fm.tag_field]
                 for j, tag in enumerate(given):
                     tags[n, j] = self._indices(tag, f"events[{n}].{fm.tag_field}", size)
-            past = list(event.get("history", []))[-fm.max_history :] if fm.max_history else []
+            past = _index_list(event.get("history", []), f"events[{n}].history")
+            past = past[-fm.max_history :] if fm.max_history else []
             for j, item in enumerate(past):
                 history[n, fm.max_history - len(past) + j] = self._indices(
                     item, f"events[{n}].history", item_size
