@@ -4397,6 +4397,68 @@ the ablation of leanrec's additions, bytes stored / in the file / resident while
 baselines' equal sweep, and ML-1M serving bytes by model."""
 TABLES.update(CIESS_PRESET_TABLES)
 
+_SWEPT_POLICIES = (
+    ("random", "Random"),
+    ("hardest", "Hardest"),
+    ("influence", "Influence"),
+    ("recent", "Recent (sliding window)"),
+)
+
+TABLES["sketch-sweep-selection"] = Table(
+    ("sketch_baseline_sweep--beauty.json",),
+    ("policy", "configurations run", "chosen", "valid R@20, chosen", "valid R@20, table's setting"),
+    tuple(
+        (
+            label,
+            Expr(
+                "{}",
+                lambda n, total: f"{n} / {total}",
+                (f"{key}:selection_runs", "configurations_per_baseline"),
+            ),
+            F("`{}`", f"{key}:chosen"),
+            F("{:.4f}", f"{key}:chosen_valid_recall@20"),
+            F("{:.4f}", f"{key}:table_setting_valid_recall@20"),
+        )
+        for key, label in _SWEPT_POLICIES
+    ),
+)
+"""DiPS's static baselines' equal sweep on Beauty: the choice on validation (K = 4, online,
+split 0) per policy (docs/results/sketch.md)."""
+
+TABLES["sketch-sweep-tuned"] = Table(
+    ("sketch_baseline_sweep--beauty.json",),
+    (
+        "Beauty, splits 0-2 (mean), test Recall@20",
+        "K",
+        *(f"{label}: table / tuned" for _, label in _SWEPT_POLICIES),
+        "DiPS, `leanrec` preset",
+    ),
+    tuple(
+        (
+            setting,
+            str(k),
+            *(
+                Expr(
+                    "{}",
+                    lambda table, tuned: (
+                        f"{table:.4f} / " + ("—" if tuned is None else f"{tuned:.4f}")
+                    ),
+                    (
+                        f"{key}:K{k}_tau{tau}:table_test_recall@20",
+                        f"{key}:K{k}_tau{tau}:tuned_test_recall@20",
+                    ),
+                )
+                for key, _ in _SWEPT_POLICIES
+            ),
+            F("{:.4f}", f"dips:K{k}_tau{tau}:table_test_recall@20"),
+        )
+        for tau, setting in ((1, "online (τ = 1)"), (4, "batch (τ = 4)"))
+        for k in (2, 4, 8)
+    ),
+)
+"""Each static policy's test Recall@20 at the table's setting and at its tuned one (the same
+where the sweep kept the table's setting; "—" where its cells have not run yet), beside DiPS."""
+
 TABLES["kept-columns"] = Table(
     ("kept_columns.json",),
     (

@@ -85,7 +85,7 @@ def test_select_then_final_reads_test_only_of_the_final_cells(
     assert results["random:chosen"] == "lr0.005-b64-in2"
     assert results["recent:chosen"] == "lr0.02-b32-in1"  # a tie without it: grid order
     # no test figure of a run before its final cells; random's is the table's stored one
-    assert "recent:K2_tau1:tuned_test_recall@20" not in results
+    assert results["recent:K2_tau1:tuned_test_recall@20"] is None
     assert results["random:K2_tau1:tuned_test_recall@20"] == 0.11
     sweep.run_stages("final", tmp_path, methods, "beauty-s3rec", runner)
     finals = runner.runs[32:]
@@ -97,6 +97,8 @@ def test_select_then_final_reads_test_only_of_the_final_cells(
     assert results["recent:K2_tau1:tuned_test_recall@20"] == pytest.approx(0.3 + 0.5 + 0.005)
     assert results["recent:K2_tau1:table_test_recall@20"] == 0.12
     assert results["configurations_per_baseline"] == 16 and results["proposed_configurations"] == 14
+    assert results["grid:batch_users"] == "32,64"
+    assert not any(isinstance(v, (dict, list)) for v in results.values())  # a flat results file
 
 
 def test_a_policy_keeping_the_tables_setting_keeps_the_tables_rows(
