@@ -7,7 +7,8 @@ answers every request from what it precomputed then:
   embeddings ``E_u (U, d)`` and ``E_i (I, d)`` are computed once (LightGCN propagates once, not
   per request) and the model itself is dropped; a batch of ``B`` users costs one ``(B, d) x
   (d, I)`` product, a mask of their training items and one ``topk``. Other models (NeuMF) keep
-  their module and score with ``score_all``. The training items each user has seen are kept as
+  their module and score with ``score_all``, and so does a packed MF, which scores from its
+  packed values rather than hold padded vectors. The training items each user has seen are kept as
   CSR (``indptr (U + 1,)``, ``indices (nnz,)``) for ``exclude_seen`` and for the popularity of
   the cold-start answer.
 * :class:`StreamEngine` (shared-embedding stream models): scores raw-ID events with
@@ -373,8 +374,8 @@ class RankingEngine(Engine):
 
     # ---------------------------------------------------------------- description
     def served_bytes(self) -> int:
-        """Bytes of what is held for serving: precomputed embeddings (or the model's
-        parameters) and the seen-items CSR."""
+        """Bytes of what is held for serving: precomputed embeddings (or the kept model's
+        parameters and buffers), the seen-items CSR (once) and the popularity ranking."""
         held = [self.popular_items, self.popularity]
         if self.user_vectors is not None and self.item_vectors is not None:
             held += [self.seen_indptr, self.seen_indices, self.user_vectors, self.item_vectors]
@@ -508,9 +509,8 @@ class NextItemEngine(Engine):
 
     A request is a history of raw item IDs, oldest first; the model reads its most recent items
     as it was trained to (:meth:`~leanrec.models.seq.NextItemModel.window_length`), scores every
-    item and
-    leaves out the history's own items unless asked not to. Histories of one call are scored
-    in one batch. An item the model does not know is a 404 naming its position.
+    item and leaves out the history's own items unless asked not to. Histories of one call are
+    scored in one batch. An item the model does not know is a 404 naming its position.
     """
 
     family = "sequential"
