@@ -200,7 +200,7 @@ class NextItemModel(nn.Module):
             histories: one list of item IDs per request (see :meth:`windows`).
             k: list length, at most ``I``.
             exclude_seen: leave out the items of each history (its whole history, also the
-                part beyond ``max_length``).
+                part before :meth:`window_length`'s window).
 
         Returns:
             ``(items, scores)``, both ``(B, k)``: item IDs best first; where fewer than ``k``
