@@ -1079,7 +1079,10 @@ def cmd_serve(args: argparse.Namespace, extra: Sequence[str]) -> int:
         )
         return 2
     settings = ServeSettings(
-        max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, threads=args.threads
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        threads=args.threads,
+        padded_vectors=args.padded_vectors,
     )
     run(args.model, args.host, args.port, args.cold_start, settings)
     return 0
@@ -1383,6 +1386,12 @@ def make_parser() -> argparse.ArgumentParser:
         help="how long a batch waits for more concurrent callers (never for a lone caller)",
     )
     p.add_argument("--threads", type=int, default=1, help="torch threads of the server")
+    p.add_argument(
+        "--padded-vectors",
+        action="store_true",
+        help="a packed MF: hold its rows padded to d_max for faster lone requests (the dense "
+        "model's memory); default: score from the packed tables",
+    )
     p.set_defaults(func=cmd_serve, allow_extra=False)
     return parser
 

@@ -4,6 +4,7 @@ nearly every item gets a shorter list rather than seen items."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,6 +48,11 @@ def test_a_list_stops_before_the_seen_items(models: Models) -> None:
     assert all(score > float("-inf") for score in answer.scores)
 
 
+def padded_rows_bytes(model: Any) -> int:
+    """Bytes of every user and item row padded to ``d_max`` (float32)."""
+    return int((model.n_users + model.n_items) * 16 * 4)
+
+
 def test_a_packed_mf_is_served_from_its_packed_tables(models: Models, tmp_path: Path) -> None:
     """No full-width user and item vectors: the engine keeps the model, scores from the packed
     values, and answers as ``Recommender.recommend`` does."""
@@ -78,3 +84,11 @@ def test_a_packed_mf_is_served_from_its_packed_tables(models: Models, tmp_path: 
         full = model.eval().score_all(torch.tensor(users))
     expected_pairs = [float(full[u, i]) for u, i in pairs]
     np.testing.assert_allclose(scored, expected_pairs, atol=1e-6)
+    # padded vectors on request: the dense path, the same lists, the padded rows' bytes
+    padded = build_engine(served, path, padded_vectors=True)
+    assert isinstance(padded, RankingEngine) and padded.user_vectors is not None
+    assert padded.user_vectors.shape == (model.n_users, 16)
+    again = padded.recommend([TopKRequest(u, u, 5, True) for u in users])
+    assert [a.items for a in again] == [a.items for a in answers]
+    # it holds the padded rows where the packed engine held the packed tables
+    assert padded.served_bytes() - engine.served_bytes() == padded_rows_bytes(model) - tables

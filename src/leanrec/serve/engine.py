@@ -219,6 +219,9 @@ class RankingEngine(Engine):
         path: the model file (its bytes and the run's ``metrics.json`` go to :meth:`describe`).
         cold_start: ``"popular"`` answers an unknown user with the most popular training items
             (flagged); ``"none"`` makes it a 404.
+        padded_vectors: a packed MF too gets its final embeddings computed once, padded to
+            ``d_max`` (faster lone requests, a dense model's memory); off: it scores from its
+            packed tables.
     """
 
     family = "ranking"
@@ -230,6 +233,7 @@ class RankingEngine(Engine):
         item_ids: np.ndarray | None,
         path: Path,
         cold_start: ColdStart = "none",
+        padded_vectors: bool = False,
     ) -> None:
         model.eval()
         self.kind = model.name
@@ -248,7 +252,8 @@ class RankingEngine(Engine):
         self.user_vectors: torch.Tensor | None = None
         self.item_vectors: torch.Tensor | None = None
         self.model: Recommender | None = None
-        if isinstance(model, DotProductRecommender) and not model.scores_from_packed_tables():
+        packed = isinstance(model, DotProductRecommender) and model.scores_from_packed_tables()
+        if isinstance(model, DotProductRecommender) and (padded_vectors or not packed):
             with torch.no_grad():
                 users, items = model.final_embeddings()
             self.user_vectors, self.item_vectors = users.detach(), items.detach()
@@ -676,8 +681,14 @@ class CTREngine(Engine):
         }
 
 
-def build_engine(loaded: LoadedModel, path: str | Path, cold_start: ColdStart = "none") -> Engine:
-    """The engine of a loaded model's family.
+def build_engine(
+    loaded: LoadedModel,
+    path: str | Path,
+    cold_start: ColdStart = "none",
+    padded_vectors: bool = False,
+) -> Engine:
+    """The engine of a loaded model's family (``padded_vectors``: a packed MF is served from
+    rows padded to ``d_max`` instead of its packed tables).
 
     Raises:
         DataError: a family the server does not serve, named with the file.
@@ -686,7 +697,7 @@ def build_engine(loaded: LoadedModel, path: str | Path, cold_start: ColdStart = 
     if loaded.family == "ranking" and isinstance(loaded.model, Recommender):
         user_ids = None if loaded.user_vocab is None else loaded.user_vocab.raw_ids
         item_ids = None if loaded.item_vocab is None else loaded.item_vocab.raw_ids
-        return RankingEngine(loaded.model, user_ids, item_ids, path, cold_start)
+        return RankingEngine(loaded.model, user_ids, item_ids, path, cold_start, padded_vectors)
     if loaded.family == "stream":
         return StreamEngine(loaded, path)
     if loaded.family == "sequential" and isinstance(loaded.model, NextItemModel):
