@@ -554,14 +554,13 @@ class NextItemEngine(Engine):
         answers: list[dict[str, Any]] = []
         for start in range(0, len(requests), SCORE_CHUNK):
             chunk = range(start, min(start + SCORE_CHUNK, len(requests)))
-            with torch.no_grad():
-                scores = self.model.score_all(self.model.windows([histories[i] for i in chunk]))
-                for row, i in enumerate(chunk):
-                    if requests[i].exclude_seen:
-                        scores[row, torch.as_tensor(histories[i])] = -math.inf
-                top = torch.topk(scores, max(requests[i].k for i in chunk), dim=1)
+            items, values = self.model.recommend(
+                [histories[i] for i in chunk],
+                max(requests[i].k for i in chunk),
+                [requests[i].exclude_seen for i in chunk],
+            )
             for row, i in enumerate(chunk):
-                pairs = zip(top.indices[row].tolist(), top.values[row].tolist())
+                pairs = zip(items[row].tolist(), values[row].tolist())
                 kept = [(item, value) for item, value in pairs if value != -math.inf]
                 kept = kept[: requests[i].k]
                 answers.append(

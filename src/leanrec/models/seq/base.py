@@ -192,7 +192,10 @@ class NextItemModel(nn.Module):
 
     @torch.no_grad()
     def recommend(
-        self, histories: Sequence[Sequence[int]], k: int = 10, exclude_seen: bool = True
+        self,
+        histories: Sequence[Sequence[int]],
+        k: int = 10,
+        exclude_seen: bool | Sequence[bool] = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-``k`` next items after each history (item IDs ``1..I``, oldest first).
 
@@ -200,7 +203,8 @@ class NextItemModel(nn.Module):
             histories: one list of item IDs per request (see :meth:`windows`).
             k: list length, at most ``I``.
             exclude_seen: leave out the items of each history (its whole history, also the
-                part before :meth:`window_length`'s window).
+                part before :meth:`window_length`'s window); one flag per history, or one for
+                all.
 
         Returns:
             ``(items, scores)``, both ``(B, k)``: item IDs best first; where fewer than ``k``
@@ -212,8 +216,9 @@ class NextItemModel(nn.Module):
         was_training = self.training
         self.eval()
         scores = self.score_all(self.windows(histories))
-        if exclude_seen:
-            for row, history in enumerate(histories):
+        flags = [exclude_seen] * len(histories) if isinstance(exclude_seen, bool) else exclude_seen
+        for row, (history, exclude) in enumerate(zip(histories, flags, strict=True)):
+            if exclude:
                 scores[row, torch.as_tensor(list(history), dtype=torch.int64)] = -math.inf
         top = torch.topk(scores, k, dim=1)
         self.train(was_training)
