@@ -4,8 +4,10 @@ model configs that refuse impossible numbers at construction."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -19,6 +21,8 @@ from leanrec.models.lightgcn import LightGCNConfig
 from leanrec.models.registry import load_ranking_model
 from leanrec.models.seq.sasrec import SASRecConfig
 from leanrec.models.stream_io import load_stream_model
+from leanrec.search.embedding_size import CIESSConfig
+from leanrec.search.sketch.config import SketchConfig
 from leanrec.train import TrainerConfig
 from leanrec.train.checkpoint import load_checkpoint
 from leanrec.train.sequential import SequentialTrainerConfig
@@ -193,6 +197,14 @@ def test_read_torch_file_returns_the_saved_dict(model_file: Path) -> None:
         (lambda: LightGCNConfig(embedding_dim=0), "embedding_dim must be at least 1, got 0"),
         (lambda: SASRecConfig(num_heads=0), "num_heads must be at least 1, got 0"),
         (lambda: SASRecConfig(dropout=1.0), r"dropout must be in \[0, 1\), got 1.0"),
+        (lambda: SketchConfig(epochs=0), "epochs must be >= 1, got 0"),
+        (lambda: SketchConfig(batch_users=0), "batch_users must be >= 1, got 0"),
+        (lambda: SketchConfig(learning_rate=-1e-3), "learning_rate must be at least 0"),
+        (
+            lambda: CIESSConfig(target_sparsities=(0.9, 1.5)),
+            r"target_sparsities must be one or more values in \[0, 1\), got \[0.9, 1.5\]",
+        ),
+        (lambda: CIESSConfig(target_sparsities=()), "target_sparsities must be one or more"),
     ],
 )
 def test_configs_refuse_impossible_numbers(build: object, message: str) -> None:
@@ -211,3 +223,78 @@ def test_recommend_refuses_bad_k_and_index(
     assert "user index 60 out of range: the model has users 0..59" in capsys.readouterr().err
     assert main(["recommend", "--model", str(model_file), "--users", "x1"]) == 2
     assert "user ID 'x1' is not an integer" in capsys.readouterr().err
+
+
+def test_a_changed_byte_in_a_saved_weight_is_refused(
+    model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """torch does not check its archive's CRC-32s: a flipped bit would load as a wrong weight
+    (here NaN scores written out as JSON); every member's checksum is checked instead."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(model_file) as archive:
+        member = next(i for i in archive.infolist() if i.filename.endswith("/data/0"))
+    raw = bytearray(model_file.read_bytes())
+    header = member.header_offset  # the local header's name and extra lengths, then the data
+    name_length, extra_length = struct.unpack("<HH", raw[header + 26 : header + 30])
+    data_start = header + 30 + name_length + extra_length
+    raw[data_start + 3] ^= 0x40  # an exponent bit of the first float
+    damaged = tmp_path / "flipped.pt"
+    damaged.write_bytes(bytes(raw))
+    assert main(["recommend", "--model", str(damaged), "--users", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"{damaged}: damaged model file: {member.filename} fails its checksum" in err
+    with pytest.raises(DataError, match="fails its checksum"):
+        load_checkpoint(damaged)
+
+
+def test_recommend_lists_only_unseen_items_as_valid_json(
+    model_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loaded = load_model(model_file)
+    n_items = loaded.model.n_items
+    assert main(["recommend", "--model", str(model_file), "--users", "1", "--k", str(n_items)]) == 0
+    out = capsys.readouterr().out
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    (answer,) = json.loads(out, parse_constant=refuse)
+    assert loaded.user_vocab is not None and loaded.item_vocab is not None
+    user = int(loaded.user_vocab.to_index([1])[0])
+    model = loaded.model
+    seen_index = model.seen_indices[model.seen_indptr[user] : model.seen_indptr[user + 1]]
+    seen = set(loaded.item_vocab.to_raw(seen_index.numpy()).tolist())  # its training items
+    assert 0 < len(seen) < len(set(pd.read_csv(RATINGS).query("userId == 1").movieId))
+    assert len(answer["items"]) == n_items - len(seen)  # every unseen item, no seen one
+    assert not seen & set(answer["items"])
+    assert answer["scores"] == sorted(answer["scores"], reverse=True)
+
+
+def test_command_line_names_bad_settings_without_a_traceback(
+    model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["recommend", "--model", str(model_file), "--users", "x1"]) == 2
+    assert "IDs are integers (such as 1, 2, 3)" in capsys.readouterr().err
+    assert main(["serve", str(model_file), "--host", "127.0.0.1", "--port", "99999"]) == 2
+    assert "--port must be in 1..65535, got 99999" in capsys.readouterr().err
+    a_file = tmp_path / "taken.csv"
+    a_file.write_text("x\n")
+    args = ["experiment", "sketch", "--data", str(RATINGS), "--out", str(a_file)]
+    assert main(args) == 2
+    assert f"--out {a_file} is a file; give a directory" in capsys.readouterr().err
+
+
+def test_a_diverging_training_is_named_with_the_setting_to_lower(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", "--data", str(RATINGS), "--user-col", "userId", "--item-col", "movieId",
+            "--model", "mf", "--epochs", "3", "--lr", "1e30", "--l2", "1e30",
+            "--runs", str(tmp_path)]  # fmt: skip
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("leanrec train: error: ")
+    assert "became nan" in last.lower() and "smaller learning" in last.replace("_", " ")

@@ -344,3 +344,24 @@ def test_protocol_a_file_cannot_follow_names_the_missing_flag(protocol: str, mes
     data = DataFile(str(RATINGS), user_col="userId", item_col="movieId")
     with pytest.raises(DataError, match=message):
         prepare_split(data, protocol)
+
+
+def test_ranking_against_every_item_needs_no_sampled_candidates(tmp_path: Path) -> None:
+    """A catalogue of 30 items leaves fewer than the 100 sampled candidates a user: ranking
+    against every item draws none, so it trains; sampling names the option to lower."""
+    rng = np.random.default_rng(0)
+    lines = [" ".join(map(str, rng.choice(30, 8, replace=False) + 1)) for _ in range(6)]
+    small = tmp_path / "small.txt"
+    small.write_text("\n".join(f"{u} {line}" for u, line in enumerate(lines, start=1)) + "\n")
+    data = DataFile(str(small), format="sequences", layout="lines")
+    fast = SequentialTrainerConfig(max_epochs=1, progress=False)
+    options = {"embedding_dim": 8, "hidden_dim": 8}
+    run = train_next_item(
+        NextItemTrainConfig(dataset=data, model="gru4rec", negatives="all", trainer=fast,
+                            model_options=options)
+    )  # fmt: skip
+    assert run.protocol == "full" and set(run.test_metrics) >= {"hit@10", "mrr"}
+    with pytest.raises(DataError, match=r"fewer than n_negatives=100 \(lower the n_negatives"):
+        train_next_item(
+            NextItemTrainConfig(dataset=data, model="gru4rec", trainer=fast, model_options=options)
+        )

@@ -41,6 +41,7 @@ import numpy as np
 from leanrec.data.errors import DataError
 from leanrec.data.own import DataFile, dataset_name
 from leanrec.data.sequential import NegativeSampling
+from leanrec.errors import TrainingError
 from leanrec.options import Target, build_config, build_configs, check_literals, route_options
 
 DEFAULT_SEEDS = (0, 1, 2)
@@ -553,8 +554,17 @@ def cmd_recommend(args: argparse.Namespace, extra: Sequence[str]) -> int:
     items, scores = model.recommend(index, args.k)
     out = []
     for user, row, row_scores in zip(users, items.tolist(), scores.tolist()):
+        if any(math.isnan(s) for s in row_scores):
+            raise DataError(
+                f"the model scores NaN for user {user}: its weights hold NaN or infinite "
+                "values (a diverged training)",
+                path=args.model,
+            )
+        # an item the user has seen scores -inf: fewer than k unseen items leaves it out
+        kept = [(i, s) for i, s in zip(row, row_scores, strict=True) if s != -math.inf]
+        row = [i for i, _ in kept]
         ids = row if item_vocab is None or args.indices else item_vocab.to_raw(row).tolist()
-        out.append({"user": user, "items": ids, "scores": [round(s, 6) for s in row_scores]})
+        out.append({"user": user, "items": ids, "scores": [round(s, 6) for _, s in kept]})
     print(json.dumps(out, indent=None if args.compact else 2, default=str))
     return 0
 
@@ -606,8 +616,10 @@ def raw_ids_like(texts: Sequence[str], vocab: Any) -> list[Any]:
         out: list[Any] = []
         for text in texts:
             if not _is_int(text):
+                examples = ", ".join(str(v) for v in vocab.raw_ids[:3].tolist())
                 raise ValueError(
-                    f"{vocab.name} ID {text!r} is not an integer; the model's {vocab.name} IDs are"
+                    f"{vocab.name} ID {text!r} is not an integer; the model's {vocab.name} IDs "
+                    f"are integers (such as {examples})"
                 )
             out.append(int(text))
         return out
@@ -734,14 +746,28 @@ def read_pairs(
     """
     import csv
 
+    from leanrec.data.loaders.tabular import raise_on_bad_encoding
+
     path = Path(path)
     if not path.is_file():
         raise DataError("pairs file not found (missing file)", path=path)
-    with path.open(newline="", encoding="utf-8") as handle:
-        lines = list(csv.reader(handle))
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            lines = list(csv.reader(handle))
+    except UnicodeDecodeError:
+        raise_on_bad_encoding(path)
+        raise
     if not lines:
         raise DataError(f"empty pairs file: expected a header naming {list(fields)}", path=path)
     header = [name.strip() for name in lines[0]]
+    repeated = [f for f in fields if header.count(f) > 1]
+    if repeated:
+        raise DataError(
+            f"column {repeated[0]!r} appears {header.count(repeated[0])} times in the header; "
+            "rename one",
+            path=path,
+            line=1,
+        )
     missing = [f for f in fields if f not in header]
     if missing:
         raise DataError(
@@ -774,6 +800,8 @@ def _is_int(text: str) -> bool:
 
 def cmd_experiment(args: argparse.Namespace, extra: Sequence[str]) -> int:
     extra = [*extra, *_executor_options(args)]
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} is a file; give a directory for the run")
     if args.capability == "sketch":
         return _sketch_experiment(args, extra)
     if args.capability == "architecture":
@@ -1078,6 +1106,8 @@ def cmd_serve(args: argparse.Namespace, extra: Sequence[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    if not 1 <= args.port <= 65535:
+        raise ValueError(f"--port must be in 1..65535, got {args.port}")
     settings = ServeSettings(
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
@@ -1403,7 +1433,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args, extra))
-    except (DataError, KeyError, ValueError, FileNotFoundError) as error:
+    except TrainingError as error:  # the run diverged: the message names the setting to lower
+        print(f"leanrec {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except (DataError, KeyError, ValueError, OSError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"leanrec {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -9,6 +9,8 @@ whatever torch or pickle raise:
 * **missing** or **empty** (0 bytes);
 * **truncated**: a torch zip archive without its end-of-archive index, or a safetensors file
   shorter than its header says (an interrupted save or copy);
+* **damaged**: a torch zip archive whose members fail their CRC-32 checksums (bits changed
+  after the save), or that torch cannot read;
 * **foreign**: text (``notes.txt`` renamed ``.pt``), another binary format (the first bytes
   named: HDF5, NumPy, gzip, a safetensors file given to a ``.pt`` reader ...);
 * **wrong version**: a leanrec format of another version than this leanrec reads
@@ -20,6 +22,7 @@ Only torch and the standard library are imported here.
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -88,6 +91,23 @@ def _head(path: Path, what: str) -> tuple[bytes, int]:
         return handle.read(64), size
 
 
+def _check_zip_checksums(path: Path, what: str) -> None:
+    """Every member of a torch zip archive against its CRC-32 (torch itself does not check
+    them, so a flipped bit would load as a wrong weight)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            failed = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as error:
+        reason = f"its archive cannot be read ({error})"
+        raise DataError(f"damaged {what}: {reason}", path=path) from None
+    if failed is not None:
+        raise DataError(
+            f"damaged {what}: {failed} fails its checksum (the file changed after it was "
+            "saved); save or copy it again",
+            path=path,
+        )
+
+
 def read_torch_file(path: str | Path, what: str = "model file") -> dict[str, Any]:
     """The dict a leanrec model or checkpoint file holds (``torch.load(weights_only=True)``).
 
@@ -109,6 +129,7 @@ def read_torch_file(path: str | Path, what: str = "model file") -> dict[str, Any
                 "(an interrupted save or copy); save or copy it again",
                 path=path,
             )
+        _check_zip_checksums(path, what)
     elif not head.startswith(_PICKLE_START):
         raise DataError(
             f"not a {what}: this is {describe_foreign_bytes(head)}, not a file leanrec saved",

@@ -576,3 +576,25 @@ def test_load_table_bad_inputs(tmp_path: Path) -> None:
         load_table(tmp_path / "absent.csv", {"user": "user", "item": "item"})
     with pytest.raises(ValueError, match="unknown column roles"):
         load_table(path, {"user": "user", "item": "item", "weight": "w"})
+
+
+def test_load_table_encoding_and_repeated_columns(tmp_path: Path) -> None:
+    roles = {"user": "user", "item": "item"}
+    # a byte-order mark (Excel's "CSV UTF-8") is not part of the first column's name
+    marked = tmp_path / "bom.csv"
+    marked.write_bytes(b"\xef\xbb\xbfuser,item\n1,2\n2,3\n")
+    assert load_table(marked, roles).users.tolist() == [0, 1]
+    # a byte that is not UTF-8: the line and column of the first one
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"user,item\n1,2\n2,caf\xe9\n")
+    with pytest.raises(DataError, match=r"not UTF-8 text: byte 0xe9 at column 6") as err:
+        load_table(latin, roles)
+    assert_names(err, latin, 3)
+    # a role's column named twice: pandas would read the first and rename the second
+    twice = write(tmp_path / "twice.csv", "user,item,item\n1,2,3\n")
+    with pytest.raises(DataError, match="column 'item' appears 2 times in the header") as err:
+        load_table(twice, roles)
+    assert_names(err, twice, 1)
+    # a repeated column no role reads is harmless
+    other = write(tmp_path / "other.csv", "user,item,x,x\n1,2,a,b\n")
+    assert len(load_table(other, roles)) == 1

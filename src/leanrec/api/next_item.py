@@ -119,7 +119,7 @@ def train_next_item(
     split = NextItemSplit.from_interactions(
         data,
         config.max_length,
-        n_negatives=config.n_negatives,
+        n_negatives=0 if config.negatives == "all" else config.n_negatives,
         negative_sampling="popularity" if config.negatives == "popularity" else "uniform",
         seed=config.seed,
     )

@@ -213,8 +213,9 @@ def _check_enough_drawable(
     if (available < n_negatives).any():
         bad = int(users[np.argmax(available < n_negatives)])
         raise DataError(
-            f"user {bad} has only {int(available.min())} drawable items it never interacted "
-            f"with, fewer than n_negatives={n_negatives}"
+            f"user index {bad} has only {int(available.min())} drawable items it never "
+            f"interacted with, fewer than n_negatives={n_negatives} (lower the n_negatives "
+            "option, or rank against every item)"
         )
 
 

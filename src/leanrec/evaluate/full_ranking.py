@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from leanrec.data.interactions import Interactions
+from leanrec.errors import NaNScoresError
 from leanrec.evaluate.ranking import METRICS, ranking_metrics
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
@@ -321,7 +322,7 @@ class FullRankingEvaluator:
             # topk ranks NaN above every number, so a NaN score of any non-excluded item shows
             # up in ``values``: checking the (B, k) values is as good as the full matrix.
             if torch.isnan(values).any():
-                raise ValueError("score_fn returned NaN scores")
+                raise NaNScoresError("score_fn returned NaN scores")
             yield start, end, values, items
 
     def evaluate(self, score_fn: ScoreFn, inplace: bool = False) -> RankingResult:

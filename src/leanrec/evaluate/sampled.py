@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from leanrec.data.sequential import PADDING_ID, NextItemEvalSet, csr_rows
+from leanrec.errors import NaNScoresError
 from leanrec.evaluate.full_ranking import RankingResult
 from leanrec.evaluate.ranking import ranking_metrics
 
@@ -174,7 +175,7 @@ def evaluate_sampled(
             score_seconds += time.perf_counter() - t0
             _check_scores(scores, tuple(candidates.shape))
             if torch.isnan(scores).any():
-                raise ValueError("score function returned NaN scores")
+                raise NaNScoresError("score function returned NaN scores")
             target = scores[:, :1]
             ranks[rows_t] = (scores[:, 1:] >= target).sum(dim=1, dtype=torch.int32).long()
     return _result(eval_set, ranks, ks, began, score_seconds)
@@ -221,7 +222,7 @@ def evaluate_full(
             targets = targets_all[rows_t]
             target_scores = scores[batch, targets].clone()
             if torch.isnan(target_scores).any():
-                raise ValueError("score function returned NaN scores")
+                raise NaNScoresError("score function returned NaN scores")
             hist_ptr, hist_items = csr_rows(indptr, history, rows)
             hist_rows = torch.repeat_interleave(batch, torch.from_numpy(np.diff(hist_ptr)))
             minus = minus_inf.to(scores.dtype)
@@ -229,6 +230,6 @@ def evaluate_full(
             scores[:, PADDING_ID] = minus
             scores[batch, targets] = minus  # counted apart: the target is not its own rival
             if torch.isnan(scores).any():
-                raise ValueError("score function returned NaN scores")
+                raise NaNScoresError("score function returned NaN scores")
             ranks[rows_t] = (scores >= target_scores[:, None]).sum(dim=1, dtype=torch.int32).long()
     return _result(eval_set, ranks, ks, began, score_seconds)

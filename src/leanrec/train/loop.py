@@ -55,6 +55,7 @@ from typing import Any, Generic, Literal, TypeVar
 import numpy as np
 import torch
 
+from leanrec.errors import NaNScoresError, TrainingError
 from leanrec.runner.progress import progress_enabled
 from leanrec.train.checkpoint import save_atomic, start_run
 from leanrec.train.distributed import DataParallel
@@ -307,10 +308,17 @@ class EpochLoop(Generic[ModelT]):
         """Validate into ``record``, track the metric and decay the step; False: no validation."""
         rules = self.loop_config
         parallel = self.data_parallel
-        if parallel is None:
-            entries = self.validate_step(epoch)
-        else:
-            entries = parallel.broadcast(self.validate_step(epoch) if parallel.is_main else {})
+        try:
+            if parallel is None:
+                entries = self.validate_step(epoch)
+            else:
+                main = parallel.is_main
+                entries = parallel.broadcast(self.validate_step(epoch) if main else {})
+        except NaNScoresError as error:
+            raise TrainingError(
+                f"the model's validation scores became NaN at epoch {epoch} (its weights "
+                "diverged); try a smaller learning rate or L2"
+            ) from error
         record.update(entries)
         if rules.metric not in entries:
             return bool(entries)

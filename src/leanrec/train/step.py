@@ -9,9 +9,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (e.g. the loss became NaN)."""
+from leanrec.errors import TrainingError as TrainingError  # importable from here too
 
 
 def gradient_step(

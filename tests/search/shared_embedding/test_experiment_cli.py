@@ -326,11 +326,15 @@ def test_predict_names_a_bad_pairs_file_and_keeps_the_raw_id_types(
         ("user,item\n1,2\n3\n", f"{pairs}, line 3: expected 2 values (user, item), found 1"),
         ("user,product\n1,2\n", f"{pairs}, line 1: the header names no column ['item']"),
         ("user,item\n", "no events to score"),
+        ("user,item,user\n1,2,3\n", f"{pairs}, line 1: column 'user' appears 2 times"),
     ]
     for text, message in cases:
         pairs.write_text(text)
         assert main(["predict", "--model", model, "--pairs", str(pairs)]) == 2
         assert message in capsys.readouterr().err
+    pairs.write_bytes(b"user,item\n1,2\n3,\xff4\n")
+    assert main(["predict", "--model", model, "--pairs", str(pairs)]) == 2
+    assert f"{pairs}, line 3: not UTF-8 text: byte 0xff" in capsys.readouterr().err
     assert main(["predict", "--model", model, "--pairs", str(tmp_path / "absent.csv")]) == 2
     assert "absent.csv: pairs file not found" in capsys.readouterr().err
     # raw IDs keep their type: the stream's user IDs are ints, so "1" is user 1

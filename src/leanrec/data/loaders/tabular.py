@@ -123,6 +123,14 @@ def load_table(
     wanted = list(dict.fromkeys(columns.values()))
     separator = "" if is_parquet else (sep if sep is not None else _guess_separator(p))
     found = _parquet_columns(p) if is_parquet else _header_columns(p, separator)
+    repeated = [c for c in wanted if found.count(c) > 1]
+    if repeated:
+        raise DataError(
+            f"column {repeated[0]!r} appears {found.count(repeated[0])} times in the header; "
+            "rename one",
+            path=p,
+            line=None if is_parquet else 1,
+        )
     missing = [c for c in wanted if c not in found]
     if missing:
         raise DataError(
@@ -179,7 +187,7 @@ def _parquet_columns(path: Path) -> list[str]:
 
 def _header_columns(path: Path, separator: str) -> list[str]:
     """Column names of a text table's header line (stripped)."""
-    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
         header = next(csv.reader(handle, delimiter=separator), [])
     found = [h.strip() for h in header]
     if not found:
@@ -197,9 +205,13 @@ def _read_text(path: Path, separator: str, wanted: list[str]) -> pd.DataFrame:
             path,
             sep=separator,
             engine="c",
+            encoding="utf-8-sig",  # a byte-order mark is not part of the first column's name
             keep_default_na=False,
             na_values={c: [""] for c in wanted},
         )
+    except UnicodeDecodeError:
+        raise_on_bad_encoding(path)
+        raise
     except (ValueError, pd.errors.ParserError) as exc:
         _raise_on_bad_field_count(path, separator)
         raise DataError(f"cannot parse table: {exc}", path=path) from None
@@ -207,6 +219,23 @@ def _read_text(path: Path, separator: str, wanted: list[str]) -> pd.DataFrame:
     if frame.isna().any().any():
         _raise_on_bad_field_count(path, separator)
     return frame
+
+
+def raise_on_bad_encoding(path: Path) -> None:
+    """Raise :class:`DataError` naming the first line of ``path`` that is not UTF-8 text
+    (call it where decoding the file failed)."""
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as error:
+                byte = line[error.start]
+                raise DataError(
+                    f"not UTF-8 text: byte 0x{byte:02x} at column {error.start + 1} cannot be "
+                    "decoded; save the file as UTF-8",
+                    path=path,
+                    line=number,
+                ) from None
 
 
 def line_of_row(path: str | Path, row: int, sep: str | None = None) -> int | None:

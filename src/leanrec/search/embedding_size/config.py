@@ -158,6 +158,12 @@ class CIESSConfig:
         check_literals(self)
         if self.screen_masks < 0:
             raise ValueError(f"screen_masks must be >= 0 (0: no screen), got {self.screen_masks}")
+        bad = [c for c in self.target_sparsities if not 0.0 <= c < 1.0]
+        if bad or not self.target_sparsities:
+            raise ValueError(
+                f"target_sparsities must be one or more values in [0, 1), got "
+                f"{list(self.target_sparsities)}"
+            )
         if self.fresh_epochs < 1 or self.fresh_batch_size < 1:
             raise ValueError(
                 f"fresh_epochs and fresh_batch_size must be >= 1, got {self.fresh_epochs} and "

@@ -109,6 +109,22 @@ class SketchConfig:
             raise ValueError(f"update_period τ must be >= 1, got {self.update_period}")
         if self.queue_size < 1:
             raise ValueError(f"queue_size Q must be >= 1, got {self.queue_size}")
+        at_least_one = (
+            "epochs", "batch_users", "eval_batch_users", "embedding_dim", "hidden_dim",
+            "steps_per_update", "sampled_items", "num_threads",
+        )  # fmt: skip
+        for name in at_least_one:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("learning_rate", "policy_learning_rate", "inner_learning_rate"):
+            if not getattr(self, name) >= 0:  # 0 freezes that level (a probe)
+                raise ValueError(f"{name} must be at least 0, got {getattr(self, name)}")
+        if self.inner_steps < 0:
+            raise ValueError(f"inner_steps must be >= 0, got {self.inner_steps}")
+        if self.max_train_length is not None and self.max_train_length < 1:
+            raise ValueError(
+                f"max_train_length must be >= 1 (None: all), got {self.max_train_length}"
+            )
 
 
 @dataclass
