@@ -166,6 +166,14 @@ def test_cli_datasets_reports_the_files_present(
     assert table["ml-1m"] == ["yes", "movielens-1m-ratings"]
     assert table["yelp2018"] == ["no", "yelp2018-lightgcn", "test.txt"]
     assert table["amazon-book"] == ["no", "amazon-book-lightgcn", "train.txt,", "test.txt"]
+    # a dataset built from another is listed, present when its source is
+    assert table["ml-1m-ctr"] == ["no", "(built", "from", "ml-1m-partial)"]
+    assert {e["name"]: e["source"] for e in report["built_datasets"]} == {
+        "ml-1m-ctr": "ml-1m-partial"
+    }
+    assert report["data_dir_exists"]
+    assert main(["datasets", "--data-dir", str(data / "absent")]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith("absent (does not exist)")
 
 
 def test_cli_resume_continues_killed_run(tmp_path: Path) -> None:

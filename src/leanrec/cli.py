@@ -505,21 +505,35 @@ def _finish_architecture_run(
 
 
 def cmd_datasets(args: argparse.Namespace, extra: Sequence[str]) -> int:
-    from leanrec.data.registry import dataset_status, resolve_data_dir
+    from leanrec.data.registry import BEHAVIOR_DATASETS, dataset_status, resolve_data_dir
 
     root = resolve_data_dir(args.data_dir)
     rows = dataset_status(args.data_dir)
+    present = {str(row["name"]): bool(row["present"]) for row in rows}
+    built = [
+        {"name": info.name, "source": info.source, "present": present.get(info.source, False)}
+        for info in BEHAVIOR_DATASETS.values()
+    ]
     if args.json:
-        print(json.dumps({"data_dir": str(root), "datasets": rows}, indent=2, default=str))
+        answer = {
+            "data_dir": str(root),
+            "data_dir_exists": root.is_dir(),
+            "datasets": rows,
+            "built_datasets": built,
+        }
+        print(json.dumps(answer, indent=2, default=str))
         return 0
-    print(f"data directory: {root}")
+    print(f"data directory: {root}" + ("" if root.is_dir() else " (does not exist)"))
     print(f"{'name':<16}{'present':<9}{'folder':<30}missing")
     print(f"{'synthetic':<16}{'yes':<9}{'(generated)':<30}")
     for row in rows:
         absent = row.get("missing")
         missing = ", ".join(map(str, absent)) if isinstance(absent, list) else ""
-        present = "yes" if row["present"] else "no"
-        print(f"{row['name']:<16}{present:<9}{Path(str(row['folder'])).name:<30}{missing}")
+        yes = "yes" if row["present"] else "no"
+        print(f"{row['name']:<16}{yes:<9}{Path(str(row['folder'])).name:<30}{missing}")
+    for entry in built:
+        yes = "yes" if entry["present"] else "no"
+        print(f"{entry['name']:<16}{yes:<9}{'(built from ' + str(entry['source']) + ')':<30}")
     return 0
 
 

@@ -82,6 +82,8 @@ def _has_zip_end(path: Path, size: int) -> bool:
 
 def _head(path: Path, what: str) -> tuple[bytes, int]:
     """The first 64 bytes of ``path`` and its size; DataError for a missing or empty file."""
+    if path.is_dir():
+        raise DataError(f"{what} expected, found a directory", path=path)
     if not path.is_file():
         raise DataError(f"{what} not found", path=path)
     size = path.stat().st_size

@@ -595,6 +595,12 @@ def test_load_table_encoding_and_repeated_columns(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="column 'item' appears 2 times in the header") as err:
         load_table(twice, roles)
     assert_names(err, twice, 1)
+    # an empty rating cell, and a directory where a file belongs, are said as such
+    empty = write(tmp_path / "empty.csv", "user,item,r\n1,2,3\n1,3,\n")
+    with pytest.raises(DataError, match="rating column 'r' is not a number: an empty cell"):
+        load_table(empty, {**roles, "rating": "r"})
+    with pytest.raises(DataError, match="table file expected, found a directory"):
+        load_table(tmp_path, roles)
     # a repeated column no role reads is harmless
     other = write(tmp_path / "other.csv", "user,item,x,x\n1,2,a,b\n")
     assert len(load_table(other, roles)) == 1

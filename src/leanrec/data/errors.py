@@ -28,6 +28,8 @@ class DataError(ValueError):
 def require_file(path: str | Path, what: str = "data file") -> Path:
     """Return ``path`` as a Path, or raise :class:`DataError` if it is missing."""
     p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{what} expected, found a directory", path=p)
     if not p.is_file():
         raise DataError(f"{what} not found (missing file)", path=p)
     return p

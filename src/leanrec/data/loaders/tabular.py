@@ -272,9 +272,10 @@ def _ratings(frame: pd.DataFrame, column: str, locate: _RowLocator) -> np.ndarra
     bad_rating = values.isna().to_numpy()
     if bad_rating.any():
         row = int(np.argmax(bad_rating))
+        value = frame[column].iloc[row]
+        shown = "an empty cell" if pd.isna(value) else repr(value)
         raise DataError(
-            f"rating column {column!r} is not a number: {frame[column].iloc[row]!r}"
-            + locate.note(row),
+            f"rating column {column!r} is not a number: {shown}" + locate.note(row),
             **locate(row),
         )
     return values.to_numpy(dtype=np.float32)
