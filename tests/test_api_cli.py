@@ -203,9 +203,15 @@ def test_cli_resume_continues_killed_run(tmp_path: Path) -> None:
     assert not state_path.exists()  # a finished run cleans its state up
 
 
-def test_cli_resume_needs_run_dir(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_resume_needs_run_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--resume", "--epochs", "1"]) == 2
     assert "--run-dir" in capsys.readouterr().err
+    # a directory without a killed run's state: said, not silently a new run
+    fresh = tmp_path / "fresh"
+    assert main(["train", "--resume", "--run-dir", str(fresh), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"--resume: no {fresh / 'train_state.pt'} to continue from" in err
+    assert not fresh.exists()
 
 
 def test_experiment_seed_reaches_the_search_and_seeds_is_refused(

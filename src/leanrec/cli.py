@@ -168,6 +168,8 @@ def build_train_config(args: argparse.Namespace, extra: Sequence[str]) -> Any:
         raise ValueError("--resume needs the --run-dir of the run to continue")
     dataset = dataset_of(args, "synthetic")
     run_dir = args.run_dir or _timestamped_run_dir(args, dataset)
+    if args.resume and not (Path(run_dir) / "train_state.pt").exists():
+        raise FileNotFoundError(f"--resume: no {Path(run_dir) / 'train_state.pt'} to continue from")
     return TrainConfig(
         dataset=dataset,
         model=args.model,
