@@ -365,3 +365,10 @@ def test_ranking_against_every_item_needs_no_sampled_candidates(tmp_path: Path) 
         train_next_item(
             NextItemTrainConfig(dataset=data, model="gru4rec", trainer=fast, model_options=options)
         )
+
+
+def test_too_little_data_to_test_is_refused_before_training(tmp_path: Path) -> None:
+    tiny = tmp_path / "tiny.csv"
+    tiny.write_text("user,item\n1,2\n1,3\n")
+    with pytest.raises(DataError, match=r"tiny: the split leaves no test interaction to rank"):
+        train(TrainConfig(dataset=DataFile(str(tiny)), model="mf", trainer=FAST, run_dir=None))

@@ -118,6 +118,18 @@ def load_model(path: str | Path) -> tuple[Recommender, IdVocabulary | None, IdVo
     return loaded.model, loaded.user_vocab, loaded.item_vocab
 
 
+def _check_test_targets(split: Split, name: str) -> None:
+    """:class:`DataError` before any training when no test interaction is left to rank (each
+    is also a training interaction of its user, or the split held none out)."""
+    test_keys = split.test.users * np.int64(split.n_items) + split.test.items
+    if len(test_keys) and not np.isin(test_keys, split.train.sorted_keys()).all():
+        return
+    raise DataError(
+        f"{name}: the split leaves no test interaction to rank ({split.describe()}): every "
+        "user needs more interactions than the split holds out; give more data"
+    )
+
+
 def train(
     config: TrainConfig | None = None, on_epoch: EpochHook | None = None, **overrides: Any
 ) -> TrainedRun:
@@ -130,6 +142,7 @@ def train(
     """
     config = dataclasses.replace(config or TrainConfig(), **overrides)
     split, protocol = prepare_split(config.dataset, config.protocol, config.data_dir, config.seed)
+    _check_test_targets(split, dataset_name(config.dataset))
     trainer_config = config.trainer
     trainer_config = dataclasses.replace(
         trainer_config,
