@@ -201,6 +201,11 @@ def test_read_torch_file_returns_the_saved_dict(model_file: Path) -> None:
         (lambda: SketchConfig(batch_users=0), "batch_users must be >= 1, got 0"),
         (lambda: SketchConfig(learning_rate=-1e-3), "learning_rate must be at least 0"),
         (
+            lambda: SketchConfig(queue_policy_learning_rate=-1.0),
+            "queue_policy_learning_rate must be at least 0",
+        ),
+        (lambda: SketchConfig(num_threads=-1), "num_threads must be >= 0"),
+        (
             lambda: CIESSConfig(target_sparsities=(0.9, 1.5)),
             r"target_sparsities must be one or more values in \[0, 1\), got \[0.9, 1.5\]",
         ),
@@ -247,6 +252,16 @@ def test_a_changed_byte_in_a_saved_weight_is_refused(
     assert f"{damaged}: damaged model file: {member.filename} fails its checksum" in err
     with pytest.raises(DataError, match="fails its checksum"):
         load_checkpoint(damaged)
+    # torch may save without checksums (every CRC 0): such a file is read as before
+    unchecked = tmp_path / "no_crc.pt"
+    torch.serialization.set_crc32_options(False)
+    try:
+        torch.save(torch.load(model_file, weights_only=True), unchecked)
+    finally:
+        torch.serialization.set_crc32_options(True)
+    with zipfile.ZipFile(unchecked) as archive:
+        assert {i.CRC for i in archive.infolist()} == {0}
+    assert read_torch_file(unchecked)["format"] == read_torch_file(model_file)["format"]
 
 
 def test_recommend_lists_only_unseen_items_as_valid_json(

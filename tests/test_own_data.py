@@ -361,6 +361,11 @@ def test_ranking_against_every_item_needs_no_sampled_candidates(tmp_path: Path) 
                             model_options=options)
     )  # fmt: skip
     assert run.protocol == "full" and set(run.test_metrics) >= {"hit@10", "mrr"}
+    # its split drew no sampled negatives: the sampled protocol refuses it (a hit@k of 1.0)
+    from leanrec.evaluate.sampled import evaluate_sampled
+
+    with pytest.raises(ValueError, match="holds no sampled negatives"):
+        evaluate_sampled(lambda inputs, candidates: candidates.float(), run.split.test)
     with pytest.raises(DataError, match=r"fewer than n_negatives=100 \(lower the n_negatives"):
         train_next_item(
             NextItemTrainConfig(dataset=data, model="gru4rec", trainer=fast, model_options=options)
@@ -372,3 +377,27 @@ def test_too_little_data_to_test_is_refused_before_training(tmp_path: Path) -> N
     tiny.write_text("user,item\n1,2\n1,3\n")
     with pytest.raises(DataError, match=r"tiny: the split leaves no test interaction to rank"):
         train(TrainConfig(dataset=DataFile(str(tiny)), model="mf", trainer=FAST, run_dir=None))
+
+
+def test_a_test_part_that_repeats_training_pairs_is_refused_before_training(
+    tmp_path: Path,
+) -> None:
+    """A given test file that only repeats training or validation pairs leaves the test
+    nothing to rank (it ranks them apart): said before training, not after it."""
+    from leanrec.api.training import _check_test_targets
+    from leanrec.data.interactions import Interactions, Split
+
+    train_part = Interactions.from_raw(np.array([1, 1, 2, 2, 3]), np.array([5, 6, 5, 7, 6]))
+    users, items = train_part.user_vocab, train_part.item_vocab
+
+    def part(rows: list[tuple[int, int]]) -> Interactions:
+        u, i = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+        return Interactions(u, i, user_vocab=users, item_vocab=items)
+
+    valid_part = part([(2, 1)])
+    repeated = Split(train_part, valid_part, part([(0, 0), (2, 1)]))  # a train, a valid pair
+    with pytest.raises(DataError, match="all 2 test interactions are also training or valid"):
+        _check_test_targets(repeated, "given")
+    _check_test_targets(Split(train_part, valid_part, part([(0, 2)])), "given")  # one to rank
+    with pytest.raises(DataError, match="the split leaves no test interaction to rank"):
+        _check_test_targets(Split(train_part, valid_part, part([])), "given")

@@ -568,21 +568,26 @@ def cmd_recommend(args: argparse.Namespace, extra: Sequence[str]) -> int:
     if isinstance(n_items, int) and args.k > n_items:
         raise ValueError(f"--k {args.k} exceeds the model's {n_items} items")
     items, scores = model.recommend(index, args.k)
+    seen = (model.seen_indptr[index + 1] - model.seen_indptr[index]).tolist()
     out = []
-    for user, row, row_scores in zip(users, items.tolist(), scores.tolist()):
-        if any(math.isnan(s) for s in row_scores):
-            raise DataError(
-                f"the model scores NaN for user {user}: its weights hold NaN or infinite "
-                "values (a diverged training)",
-                path=args.model,
-            )
-        # an item the user has seen scores -inf: fewer than k unseen items leaves it out
-        kept = [(i, s) for i, s in zip(row, row_scores, strict=True) if s != -math.inf]
-        row = [i for i, _ in kept]
+    for user, n_seen, row, row_scores in zip(users, seen, items.tolist(), scores.tolist()):
+        unseen = model.n_items - n_seen  # seen items rank last: a list stops before them
+        row, row_scores = row[:unseen], row_scores[:unseen]
+        _check_finite_scores(row_scores, f"user {user}", args.model)
         ids = row if item_vocab is None or args.indices else item_vocab.to_raw(row).tolist()
-        out.append({"user": user, "items": ids, "scores": [round(s, 6) for _, s in kept]})
+        out.append({"user": user, "items": ids, "scores": [round(s, 6) for s in row_scores]})
     print(json.dumps(out, indent=None if args.compact else 2, default=str))
     return 0
+
+
+def _check_finite_scores(scores: Sequence[float], whose: str, path: str) -> None:
+    """DataError when a score to print is NaN or infinite (not JSON; a diverged model)."""
+    if not all(math.isfinite(s) for s in scores):
+        raise DataError(
+            f"the model scores NaN or infinity for {whose}: its weights hold NaN or infinite "
+            "values (a diverged training)",
+            path=path,
+        )
 
 
 def _recommend_next(loaded: Any, args: argparse.Namespace) -> int:
@@ -607,6 +612,7 @@ def _recommend_next(loaded: Any, args: argparse.Namespace) -> int:
         raise ValueError(f"--k must be in [1, {model.n_items}], got {args.k}")
     items, scores = model.recommend([history], args.k)
     kept = [(i, s) for i, s in zip(items[0].tolist(), scores[0].tolist()) if s != -math.inf]
+    _check_finite_scores([s for _, s in kept], "this history", args.model)
     ids = [i for i, _ in kept]
     if vocab is not None and not args.indices:
         ids = vocab.to_raw([i - 1 for i in ids]).tolist()
@@ -1114,6 +1120,8 @@ def cmd_compress(args: argparse.Namespace, extra: Sequence[str]) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    if not 1 <= args.port <= 65535:
+        raise ValueError(f"--port must be in 1..65535, got {args.port}")
     try:
         from leanrec.serve.app import ServeSettings, run
     except ImportError as error:
@@ -1122,8 +1130,6 @@ def cmd_serve(args: argparse.Namespace, extra: Sequence[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    if not 1 <= args.port <= 65535:
-        raise ValueError(f"--port must be in 1..65535, got {args.port}")
     settings = ServeSettings(
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,

@@ -590,6 +590,17 @@ def test_load_table_encoding_and_repeated_columns(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"not UTF-8 text: byte 0xe9 at column 6") as err:
         load_table(latin, roles)
     assert_names(err, latin, 3)
+    # a header that is not UTF-8 at all (UTF-16 here) is named as such, not as a missing column
+    wide = tmp_path / "utf16.csv"
+    wide.write_bytes("user,item\n1,2\n".encode("utf-16"))
+    with pytest.raises(DataError, match=r"not UTF-8 text: byte 0xff at column 1") as err:
+        load_table(wide, roles)
+    assert_names(err, wide, 1)
+    # the column counts characters, not bytes
+    accents = tmp_path / "accents.csv"
+    accents.write_bytes("user,item\n1,éé".encode() + b"\xff\n")
+    with pytest.raises(DataError, match=r"byte 0xff at column 5"):
+        load_table(accents, roles)
     # a role's column named twice: pandas would read the first and rename the second
     twice = write(tmp_path / "twice.csv", "user,item,item\n1,2,3\n")
     with pytest.raises(DataError, match="column 'item' appears 2 times in the header") as err:

@@ -119,15 +119,22 @@ def load_model(path: str | Path) -> tuple[Recommender, IdVocabulary | None, IdVo
 
 
 def _check_test_targets(split: Split, name: str) -> None:
-    """:class:`DataError` before any training when no test interaction is left to rank (each
-    is also a training interaction of its user, or the split held none out)."""
-    test_keys = split.test.users * np.int64(split.n_items) + split.test.items
-    if len(test_keys) and not np.isin(test_keys, split.train.sorted_keys()).all():
-        return
-    raise DataError(
-        f"{name}: the split leaves no test interaction to rank ({split.describe()}): every "
-        "user needs more interactions than the split holds out; give more data"
-    )
+    """:class:`DataError` before any training when no test interaction is left to rank: the
+    split held none out, or each is also a training or validation pair of its user (which the
+    test excludes)."""
+    if len(split.test) == 0:
+        raise DataError(
+            f"{name}: the split leaves no test interaction to rank ({split.describe()}): every "
+            "user needs more interactions than the split holds out; give more data"
+        )
+    n_items = np.int64(split.n_items)
+    test_keys = split.test.users * n_items + split.test.items
+    known = np.concatenate([split.train.sorted_keys(), split.valid.sorted_keys()])
+    if np.isin(test_keys, known).all():
+        raise DataError(
+            f"{name}: all {len(test_keys)} test interactions are also training or validation "
+            "interactions of their users, which the test ranks apart: nothing is left to rank"
+        )
 
 
 def train(

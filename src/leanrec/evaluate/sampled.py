@@ -164,6 +164,11 @@ def evaluate_sampled(
     """
     began = time.perf_counter()
     candidates_all = torch.from_numpy(eval_set.candidates())
+    if len(eval_set) and candidates_all.shape[1] < 2:
+        raise ValueError(
+            "the evaluation set holds no sampled negatives (a split made for ranking against "
+            "every item): evaluate it with the full protocol"
+        )
     ranks = torch.empty(len(eval_set), dtype=torch.int64)
     score_seconds = 0.0
     with torch.no_grad():

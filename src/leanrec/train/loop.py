@@ -174,6 +174,10 @@ def validation_entries(metrics: Mapping[str, float], seconds: float | None) -> d
     return entries
 
 
+_NAN_SCORES = "nan_scores"
+"""The validation entry that says the model scored NaN (its weights diverged)."""
+
+
 class EpochLoop(Generic[ModelT]):
     """The loop of the module docstring; its fields are the resumable progress of a run."""
 
@@ -304,21 +308,31 @@ class EpochLoop(Generic[ModelT]):
             return "time budget" if out_of_time else "patience" if no_patience else None
         return "patience" if no_patience else "time budget" if out_of_time else None
 
+    def _validate_or_mark_nan(self, epoch: int) -> dict[str, float]:
+        """:meth:`validate_step`'s entries, or ``{_NAN_SCORES: epoch}`` when the model scored
+        NaN (a marker a data-parallel run broadcasts like any entries)."""
+        try:
+            return self.validate_step(epoch)
+        except NaNScoresError:
+            return {_NAN_SCORES: float(epoch)}
+
     def _validate_into(self, record: dict[str, float], epoch: int) -> bool:
         """Validate into ``record``, track the metric and decay the step; False: no validation."""
         rules = self.loop_config
         parallel = self.data_parallel
-        try:
-            if parallel is None:
-                entries = self.validate_step(epoch)
-            else:
-                main = parallel.is_main
-                entries = parallel.broadcast(self.validate_step(epoch) if main else {})
-        except NaNScoresError as error:
+        if parallel is None:
+            entries = self._validate_or_mark_nan(epoch)
+        else:  # every rank learns of NaN scores, so every rank stops
+            main = parallel.is_main
+            entries = parallel.broadcast(self._validate_or_mark_nan(epoch) if main else {})
+        if _NAN_SCORES in entries:
+            config = getattr(self, "config", None)
+            rate = getattr(config, "learning_rate", None)
+            now = "" if rate is None else f" (now {rate})"
             raise TrainingError(
                 f"the model's validation scores became NaN at epoch {epoch} (its weights "
-                "diverged); try a smaller learning rate or L2"
-            ) from error
+                f"diverged); try a smaller learning_rate{now}"
+            )
         record.update(entries)
         if rules.metric not in entries:
             return bool(entries)

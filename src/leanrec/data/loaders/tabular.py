@@ -190,6 +190,8 @@ def _header_columns(path: Path, separator: str) -> list[str]:
     with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
         header = next(csv.reader(handle, delimiter=separator), [])
     found = [h.strip() for h in header]
+    if any("\ufffd" in h for h in found):  # a header that is not UTF-8 (UTF-16, Latin-1 ...)
+        raise_on_bad_encoding(path)
     if not found:
         raise DataError("empty file: no header line", path=path, line=1)
     return found
@@ -230,8 +232,9 @@ def raise_on_bad_encoding(path: Path) -> None:
                 line.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as error:
                 byte = line[error.start]
+                column = len(line[: error.start].decode("utf-8", errors="replace")) + 1
                 raise DataError(
-                    f"not UTF-8 text: byte 0x{byte:02x} at column {error.start + 1} cannot be "
+                    f"not UTF-8 text: byte 0x{byte:02x} at column {column} cannot be "
                     "decoded; save the file as UTF-8",
                     path=path,
                     line=number,

@@ -111,14 +111,21 @@ class SketchConfig:
             raise ValueError(f"queue_size Q must be >= 1, got {self.queue_size}")
         at_least_one = (
             "epochs", "batch_users", "eval_batch_users", "embedding_dim", "hidden_dim",
-            "steps_per_update", "sampled_items", "num_threads",
+            "steps_per_update", "sampled_items",
         )  # fmt: skip
         for name in at_least_one:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("learning_rate", "policy_learning_rate", "inner_learning_rate"):
-            if not getattr(self, name) >= 0:  # 0 freezes that level (a probe)
-                raise ValueError(f"{name} must be at least 0, got {getattr(self, name)}")
+        if self.num_threads < 0:
+            raise ValueError(
+                f"num_threads must be >= 0 (0: torch's default), got {self.num_threads}"
+            )
+        rates = ("learning_rate", "policy_learning_rate", "inner_learning_rate",
+                 "queue_policy_learning_rate")  # fmt: skip
+        for name in rates:
+            value = getattr(self, name)
+            if value is not None and not value >= 0:  # 0 freezes that level (a probe)
+                raise ValueError(f"{name} must be at least 0, got {value}")
         if self.inner_steps < 0:
             raise ValueError(f"inner_steps must be >= 0, got {self.inner_steps}")
         if self.max_train_length is not None and self.max_train_length < 1:
