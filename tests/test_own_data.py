@@ -55,6 +55,9 @@ def test_readme_own_data_example_prints_metrics(
     table = pd.read_csv(RATINGS)
     assert metrics["users"] == table.loc[table.rating >= 4, "userId"].nunique()
     assert metrics["items"] == table.loc[table.rating >= 4, "movieId"].nunique()
+    ranked = re.search(r"^test: (\d+) users ranked \((\d+) others have no test item", out, re.M)
+    assert ranked is not None, out
+    assert int(ranked[1]) + int(ranked[2]) == metrics["users"]
 
 
 def test_data_file_reads_columns_threshold_and_names_outputs() -> None:

@@ -253,8 +253,11 @@ def _train_command(args: argparse.Namespace, extra: Sequence[str], parallel: boo
     if run.test_result is None:  # a rank other than 0 of a data-parallel run
         return 0
     result = run.train_result
+    tested = run.test_result
     print(
         f"protocol {run.protocol.name}: {run.split.describe()}\n"
+        f"test: {tested.n_users} users ranked ({tested.n_users_skipped} others have no test "
+        "item left once their training items are excluded)\n"
         f"best epoch {result.best_epoch} of {result.epochs_run} "
         f"({result.seconds:.1f} s, stopped by {result.stop_reason})"
     )
