@@ -771,7 +771,7 @@ def read_pairs(
     """
     import csv
 
-    from leanrec.data.loaders.tabular import raise_on_bad_encoding
+    from leanrec.data.loaders.tabular import check_columns_named_once, raise_on_bad_encoding
 
     path = Path(path)
     if not path.is_file():
@@ -785,14 +785,7 @@ def read_pairs(
     if not lines:
         raise DataError(f"empty pairs file: expected a header naming {list(fields)}", path=path)
     header = [name.strip() for name in lines[0]]
-    repeated = [f for f in fields if header.count(f) > 1]
-    if repeated:
-        raise DataError(
-            f"column {repeated[0]!r} appears {header.count(repeated[0])} times in the header; "
-            "rename one",
-            path=path,
-            line=1,
-        )
+    check_columns_named_once(header, fields, path)
     missing = [f for f in fields if f not in header]
     if missing:
         raise DataError(

@@ -8,7 +8,7 @@ item and optionally the rating and the timestamp, e.g.
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,14 +123,7 @@ def load_table(
     wanted = list(dict.fromkeys(columns.values()))
     separator = "" if is_parquet else (sep if sep is not None else _guess_separator(p))
     found = _parquet_columns(p) if is_parquet else _header_columns(p, separator)
-    repeated = [c for c in wanted if found.count(c) > 1]
-    if repeated:
-        raise DataError(
-            f"column {repeated[0]!r} appears {found.count(repeated[0])} times in the header; "
-            "rename one",
-            path=p,
-            line=None if is_parquet else 1,
-        )
+    check_columns_named_once(found, wanted, p, line=None if is_parquet else 1)
     missing = [c for c in wanted if c not in found]
     if missing:
         raise DataError(
@@ -221,6 +214,20 @@ def _read_text(path: Path, separator: str, wanted: list[str]) -> pd.DataFrame:
     if frame.isna().any().any():
         _raise_on_bad_field_count(path, separator)
     return frame
+
+
+def check_columns_named_once(
+    header: Sequence[str], wanted: Sequence[str], path: Path, line: int | None = 1
+) -> None:
+    """:class:`DataError` when the header names a ``wanted`` column more than once (pandas and
+    ``csv`` readers would silently read one of them)."""
+    for column in wanted:
+        if header.count(column) > 1:
+            raise DataError(
+                f"column {column!r} appears {header.count(column)} times in the header; rename one",
+                path=path,
+                line=line,
+            )
 
 
 def raise_on_bad_encoding(path: Path) -> None:
