@@ -4295,6 +4295,38 @@ def _ciess_sweep_rows() -> tuple[tuple[Cell, ...], ...]:
     return tuple(rows)
 
 
+def _sweep_config_text(config: str) -> str:
+    """``{"l2": 0.001, "learning_rate": 0.002}`` as ``step 0.002, L2 0.001``."""
+    if not config.startswith("{"):
+        return config  # "none yet"
+    values = json.loads(config)
+    return f"step {values['learning_rate']}, L2 {values['l2']}"
+
+
+def _ciess_sweep_progress_rows() -> tuple[tuple[Cell, ...], ...]:
+    """Per baseline and c: configurations scored so far, the best on validation so far, and
+    the test figures of the choice once every configuration is scored ("—" until then)."""
+    rows: list[tuple[Cell, ...]] = []
+    for method, label in (("su", "SU"), ("sr", "SR"), ("pep", "PEP")):
+        for c in (0.8, 0.9, 0.95):
+            rows.append(
+                (
+                    label,
+                    f"{c:.0%}",
+                    Expr(
+                        "{}",
+                        lambda n, total: f"{n} / {total}",
+                        (f"scored:{method}:{c}", f"{method}_sweep_configurations"),
+                    ),
+                    Expr("{}", _sweep_config_text, (f"best_so_far:{method}:{c}:config",)),
+                    F("{:.4f}", f"best_so_far:{method}:{c}:valid_recall@20"),
+                    F("{:.4f}", f"chosen:{method}:{c}:test_recall@20"),
+                    F("{:.4f}", f"chosen:{method}:{c}:test_ndcg@20"),
+                )
+            )
+    return tuple(rows)
+
+
 def _ciess_serving_rows(models: tuple[str, ...]) -> tuple[tuple[Cell, ...], ...]:
     rows: list[tuple[Cell, ...]] = []
     parts = ("stored_bytes", "file_bytes", "serving_at_rest_bytes", "serving_while_scoring_bytes")
@@ -4384,6 +4416,19 @@ CIESS_PRESET_TABLES: dict[str, Table] = {
             "test N@20",
         ),
         _ciess_sweep_rows(),
+    ),
+    "ciess-baseline-sweep-ml1m": Table(
+        ("ciess_baseline_sweep--ml1m.json",),
+        (
+            "baseline",
+            "c",
+            "configurations scored",
+            "best on validation so far",
+            "its valid R@20",
+            "test R@20 of the choice",
+            "test N@20 of the choice",
+        ),
+        _ciess_sweep_progress_rows(),
     ),
     "ciess-serving": Table(
         ("ciess_serving.json",), _SERVING_COLUMNS, _ciess_serving_rows(("lightgcn", "mf"))

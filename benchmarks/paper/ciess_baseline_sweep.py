@@ -292,6 +292,17 @@ def sweep(args: argparse.Namespace) -> None:
             results[f"chosen:{method}:{at}:test_{metric}"] = figure
         rows.append([method, at, json.dumps(value["config"]), value["valid"][METRIC],
                      value["test"]["recall@20"], value["test"]["ndcg@20"]])  # fmt: skip
+    for method in ("su", "sr", "pep"):  # a sweep in pieces: how far each cell has got
+        for target in TARGETS:
+            scored = [v for k, v in done.items() if _in_cell(k, method, target)]
+            results[f"scored:{method}:{target}"] = len(scored)
+            best = max(scored, key=lambda v: v["valid"][METRIC], default=None)
+            results[f"best_so_far:{method}:{target}:config"] = (
+                "none yet" if best is None else json.dumps(best["config"], sort_keys=True)
+            )
+            results[f"best_so_far:{method}:{target}:valid_recall@20"] = (
+                None if best is None else best["valid"][METRIC]
+            )
     for method in ("su", "sr", "pep"):  # cells not run keep their keys, marked
         for target in TARGETS:
             if f"chosen:{method}:{target}:config" not in results:

@@ -50,6 +50,24 @@ def test_a_sweep_stopped_at_every_checkpoint_ends_with_the_uninterrupted_figures
     state = json.loads((tmp_path / "pieces" / "sweep.json").read_text())
     assert len(state["valid"]) == configurations and len(state["test"]) == 3
     assert not (tmp_path / "pieces" / "retraining.pt").exists()
+    # how far each cell got: all of it here, the choice the best validated so far
+    for target in ciess_baseline_sweep.TARGETS:
+        assert whole[f"scored:su:{target}"] == 2 and whole[f"scored:sr:{target}"] == 0
+        assert whole[f"best_so_far:su:{target}:config"] == whole[f"chosen:su:{target}:config"]
+        assert whole[f"best_so_far:sr:{target}:config"] == "none yet"
+
+
+def test_a_sweep_in_pieces_reports_how_far_each_cell_got(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "partial"
+    for _ in range(2):  # the first configuration of the first cell (c = 90%) ends in leg 2
+        assert _sweep(out, monkeypatch, "--max-hours", "0") == {}
+    written = _sweep(out, monkeypatch, "--no-run")
+    assert written["scored:su:0.9"] == 1 and written["scored:su:0.8"] == 0
+    assert written["best_so_far:su:0.9:config"] == '{"l2": 0.0001, "learning_rate": 0.005}'
+    assert written["best_so_far:su:0.9:valid_recall@20"] > 0
+    assert written["chosen:su:0.9:config"] == "not run"  # not tested before it is complete
 
 
 def test_the_sweep_retrains_with_the_paper_presets_warm_up_and_keeps_one_per_directory(
