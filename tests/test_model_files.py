@@ -136,6 +136,19 @@ def test_compress_and_recommend_refuse_bad_files(
     text.write_text("not tensors at all")
     with pytest.raises(DataError, match="not a compressed model file: this is a text file"):
         load_model(text)
+    # safetensors keeps no checksum: a weight read back as NaN is refused by name
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(packed), framework="pt") as handle:
+        metadata = handle.metadata()
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    name = next(k for k, v in tensors.items() if k.startswith("state.") and v.is_floating_point())
+    tensors[name].view(-1)[0] = float("nan")
+    nan_file = tmp_path / "nan.safetensors"
+    save_file(tensors, str(nan_file), metadata=metadata)
+    with pytest.raises(DataError, match=rf"damaged compressed model: {name[6:]} holds NaN"):
+        load_model(nan_file)
 
 
 def test_newer_format_and_damaged_contents(model_file: Path, tmp_path: Path) -> None:

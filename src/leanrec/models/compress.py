@@ -172,6 +172,13 @@ def load_compressed(path: str | Path) -> tuple[Recommender, np.ndarray | None, n
     state = {k: v for k, v in header.items() if k not in ("user_ids", "item_ids", "extra")}
     state["format"] = CHECKPOINT_FORMAT
     state["state_dict"] = {k[6:]: v for k, v in tensors.items() if k.startswith("state.")}
+    for name, tensor in state["state_dict"].items():  # safetensors keeps no checksum
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise DataError(
+                f"damaged compressed model: {name} holds NaN or infinite values (a changed "
+                "file or a diverged training)",
+                path=path,
+            )
     model = model_from_checkpoint(state)
     model.eval()
     ids: list[np.ndarray | None] = []
