@@ -168,8 +168,8 @@ def build_train_config(args: argparse.Namespace, extra: Sequence[str]) -> Any:
         raise ValueError("--resume needs the --run-dir of the run to continue")
     dataset = dataset_of(args, "synthetic")
     run_dir = args.run_dir or _timestamped_run_dir(args, dataset)
-    if args.resume and not (Path(run_dir) / "train_state.pt").exists():
-        raise FileNotFoundError(f"--resume: no {Path(run_dir) / 'train_state.pt'} to continue from")
+    if args.resume:
+        _require_resume_state(Path(run_dir) / "train_state.pt")
     return TrainConfig(
         dataset=dataset,
         model=args.model,
@@ -181,6 +181,12 @@ def build_train_config(args: argparse.Namespace, extra: Sequence[str]) -> Any:
         run_dir=run_dir,
         resume=args.resume,
     )
+
+
+def _require_resume_state(state: Path) -> None:
+    """``--resume`` continues a killed run: FileNotFoundError when it left no ``state``."""
+    if not state.exists():
+        raise FileNotFoundError(f"--resume: no {state} to continue from")
 
 
 def _timestamped_run_dir(args: argparse.Namespace, dataset: str | DataFile) -> str:
@@ -406,8 +412,8 @@ def _train_ctr(args: argparse.Namespace, extra: Sequence[str]) -> int:
         print(f"training {args.model} on {dataset}", file=sys.stderr)
     run_dir = Path(args.run_dir or Path(args.runs) / f"{dataset}-{args.model.lower()}")
     state = run_dir / "train_state.pt"  # rank 0 writes it after every evaluation
-    if args.resume and not state.exists():
-        raise FileNotFoundError(f"--resume: no {state} to continue from")
+    if args.resume:
+        _require_resume_state(state)
     trainer = CTRTrainer(config, checkpoint_path=state)
     result = trainer.fit(model, split.train, split.valid, resume=args.resume)
     if not is_main_process():  # rank 0 of a data-parallel run tests and writes
