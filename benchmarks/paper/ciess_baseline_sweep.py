@@ -47,7 +47,8 @@ from leanrec.search.embedding_size.baselines import (
     uniform_sizes,
 )
 from leanrec.search.embedding_size.config import FROM_SCRATCH_MIN_EPOCHS, CIESSConfig, PEPConfig
-from leanrec.search.embedding_size.deadline import TimeLimitError, check_time_limit, time_limit
+from leanrec.search.embedding_size.deadline import TimeLimitError, time_limit
+from leanrec.search.embedding_size.experiment import epoch_logger
 from leanrec.search.embedding_size.retrain import (
     build_masked_model,
     retrain_model,
@@ -98,11 +99,13 @@ def _in_cell(key: str, method: str, target: float) -> bool:
     return key.startswith(f"{method}|") and key.endswith(f"|{target}")
 
 
-def _stop_at_a_checkpoint(epoch: int, record: dict[str, float]) -> None:
-    """The retraining's epoch hook: a validated epoch has just been checkpointed, so the
-    sweep may stop there (``--max-hours``)."""
-    if any(key.startswith("valid_") for key in record):
-        check_time_limit(f"epoch {epoch}'s checkpoint")
+def _log(line: str) -> None:
+    print(line, flush=True)
+
+
+_ON_EPOCH = epoch_logger(_log)
+"""The retraining's epoch hook: one line per validated epoch, which has just been
+checkpointed, so the sweep may stop there (``--max-hours``)."""
 
 
 def _check_warm_up(state: dict[str, Any], where: object, min_epochs: int) -> None:
@@ -223,7 +226,7 @@ def sweep(args: argparse.Namespace) -> None:
                     apply_element_masks(model, masks[target])
                     retrained = retrain_model(
                         model, split, base_retrain, checkpoint_path=retraining,
-                        on_epoch=_stop_at_a_checkpoint, evaluate_test=False,
+                        on_epoch=_ON_EPOCH, evaluate_test=False,
                     )  # fmt: skip
                 else:
                     if method == "su":
@@ -234,7 +237,7 @@ def sweep(args: argparse.Namespace) -> None:
                     trainer = dataclasses.replace(base_retrain, **settings)
                     retrained = retrain_with_sizes(
                         split, args.model, {}, max_dim, users, items, trainer, args.seed,
-                        checkpoint_path=retraining, on_epoch=_stop_at_a_checkpoint,
+                        checkpoint_path=retraining, on_epoch=_ON_EPOCH,
                         evaluate_test=False,
                     )  # fmt: skip
                 score = float(retrained.valid.get(METRIC, -1.0))

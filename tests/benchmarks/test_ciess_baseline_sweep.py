@@ -58,11 +58,19 @@ def test_a_sweep_stopped_at_every_checkpoint_ends_with_the_uninterrupted_figures
 
 
 def test_a_sweep_in_pieces_reports_how_far_each_cell_got(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "partial"
     for _ in range(2):  # the first configuration of the first cell (c = 90%) ends in leg 2
         assert _sweep(out, monkeypatch, "--max-hours", "0") == {}
+    # a background sweep can be followed: a line per validated epoch, each before its stop
+    # (leg 1 validates the first configuration, leg 2 records it and validates the second)
+    lines = capsys.readouterr().out.splitlines()
+    validated = [i for i, line in enumerate(lines) if line.startswith("  epoch 2: loss ")]
+    stops = [i for i, line in enumerate(lines) if line.startswith("time limit reached")]
+    assert len(validated) == 2 and len(stops) == 2
+    assert all(line < stop for line, stop in zip(validated, stops, strict=True))
+    assert all("valid recall@20" in lines[i] for i in validated)
     written = _sweep(out, monkeypatch, "--no-run")
     assert written["scored:su:0.9"] == 1 and written["scored:su:0.8"] == 0
     assert written["best_so_far:su:0.9:config"] == '{"l2": 0.0001, "learning_rate": 0.005}'

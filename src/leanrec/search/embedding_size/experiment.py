@@ -96,7 +96,7 @@ def run_experiment(
             experiment,
             split,
             run,
-            on_epoch=_epoch_logger(run.log),
+            on_epoch=epoch_logger(run.log),
             timings=run.read_json("timings.json", default={}),
             executor=executor,
         )
@@ -131,7 +131,7 @@ def _row(
     return row
 
 
-def _epoch_logger(log: Log) -> EpochHook:
+def epoch_logger(log: Log) -> EpochHook:
     """The trainers' per-epoch hook: one line per validation (epoch 0: the starting weights).
 
     A validated epoch is one the trainer has just checkpointed (it saves before it calls the
@@ -407,4 +407,4 @@ def _plot_quality_vs_sparsity(
         ax.legend()
 
 
-__all__ = ["ELEMENT_PRUNERS", "REFERENCE_ROWS", "markdown_table", "run_experiment"]
+__all__ = ["ELEMENT_PRUNERS", "REFERENCE_ROWS", "epoch_logger", "markdown_table", "run_experiment"]
