@@ -18,12 +18,16 @@ The tests:
 - the same seed gives the same rows (timing fields aside), in two fresh directories;
 - a run killed part-way (a ``KeyboardInterrupt`` from its log at a chosen line) and rerun in
   the same directory ends with the rows of an uninterrupted run;
+- a rerun in the same directory with a setting changed (``other_setting``) is refused before it
+  writes anything;
 - the test split is read only inside ``final_evaluation()``: the experiment runs with its
   test data behind :func:`leanrec.runner.guard_test_data`, and must read it there.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,6 +48,13 @@ two runs of the same seed and are left out of the comparisons (``written``: a ti
 PLACE_FIELDS = ("out_dir",)
 """Fields that name where a run writes (a summary holding the experiment's config holds its
 ``out_dir``): two runs in two fresh directories differ there by construction."""
+
+
+def _with_field(config: Any, path: list[str], value: Any) -> Any:
+    """``config`` (a dataclass) with the field at ``path`` (nested names) set to ``value``."""
+    head, *rest = path
+    inner = _with_field(getattr(config, head), rest, value) if rest else value
+    return dataclasses.replace(config, **{head: inner})
 
 
 class _Killed(KeyboardInterrupt):
@@ -72,6 +83,9 @@ class PolicyContract:
     seed: int = 0
     kill_fractions: tuple[float, ...] = (0.5,)
     """Where the resume test kills the run: a fraction of the log lines of a full run."""
+    other_setting: tuple[str, Any] = ("", None)
+    """A setting a rerun may not change and a value it was not run with, as
+    ``("field.nested_field", value)``: the rerun test expects it refused."""
 
     def make_experiment(
         self, out_dir: Path, seed: int, guard_test: Callable[[T], T]
@@ -129,6 +143,20 @@ class PolicyContract:
             resumed = self._run(out)
             assert comparable(resumed.rows) == comparable(whole.rows), f"kill at {kill_at}"
             assert comparable(resumed.summary) == comparable(whole.summary)
+
+    def test_a_rerun_with_other_settings_is_refused_before_it_writes(self, tmp_path: Path) -> None:
+        out = tmp_path / "run"
+        self._run(out)
+        written = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        experiment, inputs = self.make_experiment(out, self.seed, lambda x: x)
+        path, value = self.other_setting
+        assert path, "the contract names no setting to change (other_setting)"
+        changed = _with_field(experiment, path.split("."), value)
+        assert changed != experiment, f"{path} = {value!r} is the run's own value"
+        with pytest.raises(ValueError, match=rf"other settings: .*{re.escape(path)} "):
+            type(self).run_experiment(changed, log=lambda _: None, **inputs)
+        after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        assert after == written  # not even config.json was touched
 
     def test_test_split_is_read_only_in_the_final_evaluation(self, tmp_path: Path) -> None:
         guarded: list[GuardedTestData] = []

@@ -43,6 +43,7 @@ def tiny_experiment(out_dir: Path, seed: int, **changes: Any) -> AdaptiveExperim
 
 
 class TestAdaptiveContract(PolicyContract):
+    other_setting = ("chunk_size", 77)
     run_experiment = staticmethod(run_experiment)
     kill_fractions = (0.3, 0.7)
 

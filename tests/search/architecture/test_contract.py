@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 from leanrec.data.behavior import BehaviorSplit
 from leanrec.data.sequential import NextItemSplit
 from leanrec.search.architecture.config import ArchitectureExperiment, RetrievalExperiment
@@ -20,12 +22,13 @@ from leanrec.search.base import ExperimentResult
 from tests.models.ctr.synthetic import make_samples
 from tests.search.architecture.test_retrieval import _config, _cycle_split
 from tests.search.architecture.test_search import tiny_config
-from tests.search.contract import PolicyContract
+from tests.search.contract import PolicyContract, comparable
 
 T = TypeVar("T")
 
 
 class TestCTRArchitectureContract(PolicyContract):
+    other_setting = ("baseline_epochs", 7)
     run_experiment = staticmethod(run_experiment)
 
     def make_experiment(
@@ -58,6 +61,7 @@ class TestCTRArchitectureContract(PolicyContract):
 
 
 class TestNextItemArchitectureContract(PolicyContract):
+    other_setting = ("max_length", 7)
     run_experiment = staticmethod(run_experiment)
 
     def make_experiment(
@@ -86,3 +90,38 @@ class TestNextItemArchitectureContract(PolicyContract):
             ("gru4rec", self.seed),
         ]
         return []
+
+
+def test_a_baseline_killed_mid_training_resumes_from_its_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CTR baseline checkpoints every validated epoch: killed after epoch 1 of 2, the rerun
+    trains epoch 2 only and stores the uninterrupted run's row."""
+    import leanrec.train.loop as loop
+
+    def baseline_only(out: Path) -> tuple[ArchitectureExperiment, dict[str, Any]]:
+        experiment, inputs = TestCTRArchitectureContract().make_experiment(out, 0, lambda x: x)
+        only = dataclasses.replace(experiment, baselines=("dnn",), methods=(), baseline_epochs=2)
+        return only, inputs
+
+    experiment, inputs = baseline_only(tmp_path / "whole")
+    whole = run_experiment(experiment, log=lambda _: None, **inputs)
+    real_save = loop.save_atomic
+    saves: list[Path] = []
+
+    def save_then_die(state: Any, path: Path) -> Any:
+        written = real_save(state, path)
+        saves.append(path)
+        if len(saves) == 1:
+            raise KeyboardInterrupt  # killed right after epoch 1's checkpoint
+        return written
+
+    monkeypatch.setattr(loop, "save_atomic", save_then_die)
+    experiment, inputs = baseline_only(tmp_path / "killed")
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(experiment, log=lambda _: None, **inputs)
+    assert saves == [tmp_path / "killed" / "dnn_seed0.pt"]
+    resumed = run_experiment(experiment, log=lambda _: None, **inputs)
+    assert len(saves) == 2  # the rerun validated epoch 2 only: epoch 1 was not trained again
+    assert comparable(resumed.rows) == comparable(whole.rows)
+    assert not (tmp_path / "killed" / "dnn_seed0.pt").exists()  # gone once the row is stored

@@ -352,6 +352,50 @@ def test_cli_trains_a_saved_architecture(tmp_path, monkeypatch, capsys) -> None:
     assert "no_such_option" in capsys.readouterr().err
 
 
+def test_a_killed_architecture_training_resumes_to_the_uninterrupted_weights(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    import leanrec.train.loop as loop
+    from leanrec.cli import main
+    from tests.data.test_behavior import write_ml1m
+
+    write_ml1m(tmp_path / "data" / "movielens-1m-partial", ratings_name="ratings.first487650.dat")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    arch = Architecture(
+        blocks=(BlockChoice("none", "avg_pool3", "relu"),),
+        interactions=(("age", "gender"),),
+        mlp_widths=(0.5,),
+        mlp_activations=("relu",),
+    ).save(tmp_path / "arch.json")
+
+    def command(run_dir, *extra):
+        return ["train", "--architecture", str(arch), "--dataset", "ml-1m-ctr", "--data-dir",
+                str(tmp_path / "data"), "--run-dir", str(run_dir), "--max_epochs", "2",
+                "--embedding_dim", "4", *extra]  # fmt: skip
+
+    assert main(command(tmp_path / "whole")) == 0
+    real_save = loop.save_atomic
+
+    def save_then_die(*args, **kwargs):  # killed right after epoch 1's checkpoint
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "save_atomic", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        main(command(tmp_path / "killed"))
+    monkeypatch.setattr(loop, "save_atomic", real_save)
+    assert (tmp_path / "killed" / "train_state.pt").exists()
+    # another seed is another run: refused, naming it
+    assert main([*command(tmp_path / "killed", "--resume"), "--seed", "7"]) == 2
+    assert "seed 2024 -> 7" in capsys.readouterr().err
+    assert main(command(tmp_path / "killed", "--resume")) == 0
+    whole = load_ctr_model(tmp_path / "whole" / "model.pt").state_dict()
+    resumed = load_ctr_model(tmp_path / "killed" / "model.pt").state_dict()
+    assert whole.keys() == resumed.keys()
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    assert not (tmp_path / "killed" / "train_state.pt").exists()
+
+
 def test_step3_inherits_embeddings_and_blocks_from_step1(split) -> None:
     config = tiny_config()
     rng = np.random.default_rng(0)

@@ -20,6 +20,8 @@ T = TypeVar("T")
 class TestEmbeddingSizeContract(PolicyContract):
     """CIESS, SU and MagPrune at two budgets on 120 x 80 synthetic interactions (about 1 s)."""
 
+    other_setting = ("search.seed", 99)
+
     run_experiment = staticmethod(run_experiment)
 
     def make_experiment(

@@ -50,6 +50,7 @@ def tiny_experiment(out_dir: Path, seed: int, **changes: Any) -> SharedEmbedding
 
 
 class TestSharedEmbeddingContract(PolicyContract):
+    other_setting = ("chunk_size", 77)
     run_experiment = staticmethod(run_experiment)
     kill_fractions = (0.3, 0.7)
 

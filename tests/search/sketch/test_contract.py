@@ -29,6 +29,7 @@ def _streams(users: int = 30, length: int = 8, items: int = 12) -> UserStreams:
 
 
 class TestSketchContract(PolicyContract):
+    other_setting = ("config.learning_rate", 0.123)
     run_experiment = staticmethod(run_experiment)
 
     def make_experiment(

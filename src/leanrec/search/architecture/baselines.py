@@ -466,7 +466,8 @@ def _existing(files: dict[str, Path]) -> dict[str, Path]:
 @dataclass(frozen=True)
 class HandDesignedCTR(_LeavesOnlyItsRow):
     """A CTR model of :mod:`leanrec.models.ctr` trained with early stopping on validation AUC,
-    for at most ``experiment.baseline_epochs``."""
+    for at most ``experiment.baseline_epochs``. Its checkpoint in the run directory (every
+    validated epoch) lets a killed run resume the training; it goes once the row is stored."""
 
     name: str
     searches: bool = False
@@ -474,6 +475,7 @@ class HandDesignedCTR(_LeavesOnlyItsRow):
     def fit(self, cell: CTRCell) -> FittedModel[CTRModel]:
         cfg = cell.config
         model = build_ctr_model(self.name, cell.split.feature_map, seed=cell.seed)
+        checkpoint = cell.run.file(f"{self.name}_seed{cell.seed}.pt")
         trainer = CTRTrainer(
             CTRTrainerConfig(
                 embedding_optimizer="dense_adam",  # as the published figures were trained
@@ -484,14 +486,16 @@ class HandDesignedCTR(_LeavesOnlyItsRow):
                 seed=cell.seed,
                 num_threads=cfg.num_threads,
                 progress=cfg.progress,
-            )
+            ),
+            checkpoint_path=checkpoint,
         )
-        trained = trainer.fit(model, cell.split.train, cell.split.valid)
+        trained = trainer.fit(model, cell.split.train, cell.split.valid, resume=True)
         return FittedModel(
             model,
             dict(trained.best_valid),
             trained.train_seconds,
             extra={"best_epoch": trained.best_epoch},
+            scratch=(checkpoint,),
         )
 
 

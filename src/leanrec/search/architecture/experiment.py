@@ -37,6 +37,7 @@ from leanrec.data.registry import load_behavior_dataset
 from leanrec.data.sequential import NextItemSplit
 from leanrec.models.ctr.base import CTRModel
 from leanrec.runner.final import final_evaluation
+from leanrec.runner.resume import check_resumable
 from leanrec.runner.rundir import Log, RowStore, RunDirectory, jsonable
 from leanrec.search.architecture.baselines import (
     METHODS,
@@ -51,6 +52,7 @@ from leanrec.search.architecture.config import (
     preset_label,
 )
 from leanrec.search.architecture.results import (
+    RESUMABLE_CHANGES,
     ROW_KEY,
     artifacts_of,
     bar_plot,
@@ -105,6 +107,9 @@ def run_architecture_experiment(
     """The CTR table (see the module docstring); ``split`` replaces the registry dataset."""
     baselines = resolve_methods(METHODS, experiment.baselines, searches=False)
     searches = resolve_methods(METHODS, experiment.methods, searches=True)
+    check_resumable(
+        experiment, experiment.out_dir, ArchitectureExperiment(), RESUMABLE_CHANGES, None
+    )
     run = RunDirectory(experiment.out_dir, config=experiment, log=log)
     if split is None:
         split = load_behavior_dataset(experiment.dataset, experiment.data_dir)
@@ -171,6 +176,8 @@ def _fit_rows(
             with final_evaluation():
                 row = ctr_row(method.name, seed, fitted, split.test)
             rows.add(row)
+            for path in fitted.scratch:
+                path.unlink(missing_ok=True)
             run.log(_row_line(row, method.searches))
 
 

@@ -29,6 +29,7 @@ from leanrec.data.sequential import NegativeSampling, NextItemEvalSet, NextItemS
 from leanrec.evaluate.full_ranking import RankingResult
 from leanrec.models.seq.base import NextItemModel
 from leanrec.runner.final import final_evaluation
+from leanrec.runner.resume import check_resumable
 from leanrec.runner.rundir import Log, RunDirectory, jsonable
 from leanrec.search.architecture.baselines import (
     NEXT_ITEM_METHODS,
@@ -37,7 +38,13 @@ from leanrec.search.architecture.baselines import (
     resolve_methods,
 )
 from leanrec.search.architecture.config import RetrievalExperiment, preset_label
-from leanrec.search.architecture.results import ROW_KEY, artifacts_of, bar_plot, summarise
+from leanrec.search.architecture.results import (
+    RESUMABLE_CHANGES,
+    ROW_KEY,
+    artifacts_of,
+    bar_plot,
+    summarise,
+)
 from leanrec.search.base import ExperimentResult
 from leanrec.train.sequential import evaluate_next_item
 
@@ -72,6 +79,7 @@ def run_retrieval_experiment(
         *resolve_methods(NEXT_ITEM_METHODS, experiment.baselines, searches=False),
         *resolve_methods(NEXT_ITEM_METHODS, experiment.methods, searches=True),
     ]
+    check_resumable(experiment, experiment.out_dir, RetrievalExperiment(), RESUMABLE_CHANGES, None)
     run = RunDirectory(experiment.out_dir, config=experiment, log=log)
     rows = run.rows(key=ROW_KEY)
     if experiment.config.num_threads:

@@ -34,6 +34,7 @@ from leanrec.data.presets import prepare_split
 from leanrec.models.base import Recommender
 from leanrec.runner.executors import search_executor
 from leanrec.runner.final import final_evaluation
+from leanrec.runner.resume import check_resumable
 from leanrec.runner.rundir import Log, RowStore, RunDirectory
 from leanrec.search.base import ExperimentResult
 from leanrec.search.embedding_size.baselines import (
@@ -57,6 +58,14 @@ REFERENCE_ROWS = ("full", "full_ordinary")
 """Rows of the uncompressed models: the warm start and, with ``pruning_base="ordinary"``,
 the ordinary full-size model."""
 TABLE_METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
+RESUMABLE_CHANGES = (
+    "out_dir", "data_dir", "methods", "search.target_sparsities", "search.num_threads",
+    "search.executor", "search.executor_cpus_per_job", "search.progress",
+)  # fmt: skip
+"""Settings a rerun in an existing run directory may change: where it writes and reads, which
+methods or budgets are added (they add rows without changing the stored ones) and how the work
+is run; any other change is refused before anything is written
+(:func:`~leanrec.runner.resume.check_resumable`)."""
 ROW_KEY = ("method", "target_sparsity")
 """A row of ``rows.json`` is one (method, ``c``); the reference rows have ``c = 0``."""
 
@@ -78,6 +87,9 @@ def run_experiment(
     """
     cfg = experiment.search
     methods = METHODS.resolve(experiment.methods)
+    check_resumable(
+        experiment, experiment.out_dir, EmbeddingSizeExperiment(), RESUMABLE_CHANGES, None
+    )
     run = RunDirectory(experiment.out_dir, config=experiment, log=log)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)

@@ -35,6 +35,7 @@ from leanrec.data.registry import load_dataset
 from leanrec.data.streams import StreamSplit, UserStreams, user_split
 from leanrec.runner.executors import Shared, search_executor
 from leanrec.runner.final import final_evaluation
+from leanrec.runner.resume import check_resumable
 from leanrec.runner.rundir import Log, RowStore, RunDirectory, jsonable
 from leanrec.search.base import ExperimentResult
 from leanrec.search.sketch.baselines import METHODS
@@ -51,6 +52,14 @@ DATASETS = {
 }
 
 ROW_KEY = ("method", "K", "tau", "seed")
+RESUMABLE_CHANGES = (
+    "out_dir", "data_dir", "methods", "seeds", "sketch_sizes", "update_periods", "executor",
+    "executor_cpus_per_job", "config.num_threads", "config.progress",
+)  # fmt: skip
+"""Settings a rerun in an existing run directory may change: where it writes and reads, which
+methods, seeds, sketch sizes or update periods are added (they add rows without changing the
+stored ones) and how the work is run; any other change is refused before anything is written
+(:func:`~leanrec.runner.resume.check_resumable`)."""
 """The fields that identify a cell (a row of ``rows.json``)."""
 
 
@@ -85,6 +94,7 @@ def run_experiment(
         The rows, the summary of ``results.json`` and the saved policies as artefacts.
     """
     methods = METHODS.resolve(experiment.methods)
+    check_resumable(experiment, experiment.out_dir, SketchExperiment(), RESUMABLE_CHANGES, None)
     run = RunDirectory(experiment.out_dir, config=experiment, log=log)
     split_of, explicit = _user_splits(experiment, run, streams, splits)
     rows = run.rows(ROW_KEY)
