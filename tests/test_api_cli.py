@@ -210,8 +210,37 @@ def test_cli_resume_needs_run_dir(tmp_path: Path, capsys: pytest.CaptureFixture[
     fresh = tmp_path / "fresh"
     assert main(["train", "--resume", "--run-dir", str(fresh), "--epochs", "1"]) == 2
     err = capsys.readouterr().err
-    assert f"--resume: no {fresh / 'train_state.pt'} to continue from" in err
+    assert f"resume (--resume): no {fresh / 'train_state.pt'} to continue from" in err
     assert not fresh.exists()
+
+
+def test_a_training_resumes_only_with_the_settings_it_was_started_with(tmp_path: Path) -> None:
+    from leanrec.api import TrainConfig, train
+    from leanrec.train.bpr import TrainerConfig
+
+    run_dir = tmp_path / "run"
+    started = TrainConfig(dataset="synthetic", model="mf", seed=3, run_dir=str(run_dir),
+                          trainer=TrainerConfig(max_epochs=1, batch_size=4096))  # fmt: skip
+    train(started)
+    (run_dir / "train_state.pt").write_bytes(b"as a killed run leaves it")
+    settings = (run_dir / "config.json").read_text()
+    # another seed draws another split: its test pairs would have been trained on
+    other = dataclasses.replace(started, seed=9, resume=True)
+    with pytest.raises(ValueError, match=r"other settings: seed 3 -> 9\. Resume it"):
+        train(other)
+    lr = dataclasses.replace(started.trainer, learning_rate=0.05)
+    with pytest.raises(ValueError, match=r"trainer\.learning_rate 0\.001 -> 0\.05"):
+        train(dataclasses.replace(started, trainer=lr, resume=True))
+    assert (run_dir / "config.json").read_text() == settings  # nothing was written
+    # threads and a time budget may change: the check passes and the state is read
+    threads = dataclasses.replace(started.trainer, num_threads=2, max_seconds=60.0)
+    with pytest.raises(Exception, match=r"train_state\.pt") as error:
+        train(dataclasses.replace(started, trainer=threads, resume=True))
+    assert "other settings" not in str(error.value)
+    with pytest.raises(ValueError, match="give the run directory"):
+        train(dataclasses.replace(started, run_dir=None, resume=True))
+    with pytest.raises(TypeError, match="train takes a TrainConfig"):
+        train("synthetic")  # type: ignore[arg-type]
 
 
 def test_experiment_seed_reaches_the_search_and_seeds_is_refused(

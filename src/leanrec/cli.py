@@ -32,7 +32,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -168,8 +168,6 @@ def build_train_config(args: argparse.Namespace, extra: Sequence[str]) -> Any:
         raise ValueError("--resume needs the --run-dir of the run to continue")
     dataset = dataset_of(args, "synthetic")
     run_dir = args.run_dir or _timestamped_run_dir(args, dataset)
-    if args.resume:
-        _require_resume_state(Path(run_dir) / "train_state.pt")
     return TrainConfig(
         dataset=dataset,
         model=args.model,
@@ -183,10 +181,16 @@ def build_train_config(args: argparse.Namespace, extra: Sequence[str]) -> Any:
     )
 
 
-def _require_resume_state(state: Path) -> None:
-    """``--resume`` continues a killed run: FileNotFoundError when it left no ``state``."""
-    if not state.exists():
-        raise FileNotFoundError(f"--resume: no {state} to continue from")
+@dataclass
+class CTRTrainSettings:
+    """What a CTR training (``leanrec train --model deepfm``) is started with: written to its
+    run directory's ``config.json``, and what ``--resume`` must repeat."""
+
+    dataset: str = "ml-1m-ctr"
+    model: str = "deepfm"
+    seed: int = 2024
+    model_options: dict[str, Any] = field(default_factory=dict)
+    trainer: Any = None
 
 
 def _timestamped_run_dir(args: argparse.Namespace, dataset: str | DataFile) -> str:
@@ -343,14 +347,22 @@ def _train_architecture(args: argparse.Namespace, extra: Sequence[str]) -> int:
     """``leanrec train --architecture file.json``: rebuild a searched model and train it, a
     next-item model on sequence data, else a CTR model."""
     if is_sequence_data(dataset_of(args, "ml-1m-ctr")):
+        if args.resume:
+            raise ValueError(
+                "--resume is not available for a next-item architecture: train it again"
+            )
         return _train_retrieval_architecture(args, extra)
     import torch
 
+    from leanrec.api.training import TRAIN_STATE, check_training_resumable
     from leanrec.data.registry import load_behavior_dataset
     from leanrec.models.ctr.ameir import AMEIRModel, Architecture
+    from leanrec.runner.rundir import atomic_write_json, jsonable
     from leanrec.train.distributed import is_main_process
     from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, evaluate_ctr
 
+    if args.resume and not args.run_dir:
+        raise ValueError("--resume needs the --run-dir of the run to continue")
     settings, config = build_configs(
         _parse_options(extra),
         [
@@ -361,15 +373,28 @@ def _train_architecture(args: argparse.Namespace, extra: Sequence[str]) -> int:
     )
     architecture = Architecture.load(args.architecture)
     dataset = _ctr_dataset(dataset_of(args, "ml-1m-ctr"))
+    run_dir = _architecture_run_dir(args, dataset)
+    # the architecture itself, not its file's path, is what a resume must repeat
+    started = CTRTrainSettings(
+        dataset, "ameir", args.seed, {"architecture": jsonable(architecture),
+                                      "embedding_dim": settings.embedding_dim}, config,
+    )  # fmt: skip
+    if args.resume:
+        check_training_resumable(started, CTRTrainSettings(trainer=CTRTrainerConfig()), run_dir)
+    elif is_main_process():  # what a resume is checked against
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / "config.json", started)
     split = load_behavior_dataset(dataset, args.data_dir)
     torch.manual_seed(args.seed)
     model = AMEIRModel.from_architecture(split.feature_map, architecture, settings.embedding_dim)
-    result = CTRTrainer(config).fit(model, split.train, split.valid)
+    state = run_dir / TRAIN_STATE  # rank 0 writes it after every evaluation
+    trainer = CTRTrainer(config, checkpoint_path=state)
+    result = trainer.fit(model, split.train, split.valid, resume=args.resume)
     if not is_main_process():  # rank 0 of a data-parallel run tests and writes
         return 0
     test = evaluate_ctr(model, split.test)
-    run_dir = _architecture_run_dir(args, dataset)
     model.save(run_dir / "model.pt")
+    state.unlink(missing_ok=True)
     return _finish_architecture_run(
         run_dir,
         result,
@@ -392,8 +417,10 @@ def _train_ctr(args: argparse.Namespace, extra: Sequence[str]) -> int:
     """``leanrec train --dataset ml-1m-ctr --model deepfm``: a CTR model trained on click
     labels with early stopping on validation AUC, tested once (trainer options go to
     :class:`~leanrec.train.pointwise.CTRTrainerConfig`, the rest to the model's config)."""
+    from leanrec.api.training import TRAIN_STATE, check_training_resumable
     from leanrec.data.registry import load_behavior_dataset
     from leanrec.models.ctr.registry import build_ctr_model, ctr_model_class
+    from leanrec.runner.rundir import atomic_write_json
     from leanrec.train.distributed import is_main_process
     from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, evaluate_ctr
 
@@ -411,9 +438,13 @@ def _train_ctr(args: argparse.Namespace, extra: Sequence[str]) -> int:
     if is_main_process():
         print(f"training {args.model} on {dataset}", file=sys.stderr)
     run_dir = Path(args.run_dir or Path(args.runs) / f"{dataset}-{args.model.lower()}")
-    state = run_dir / "train_state.pt"  # rank 0 writes it after every evaluation
+    settings = CTRTrainSettings(dataset, args.model, args.seed, model_options, config)
     if args.resume:
-        _require_resume_state(state)
+        check_training_resumable(settings, CTRTrainSettings(trainer=CTRTrainerConfig()), run_dir)
+    elif is_main_process():  # what a resume is checked against
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / "config.json", settings)
+    state = run_dir / TRAIN_STATE  # rank 0 writes it after every evaluation
     trainer = CTRTrainer(config, checkpoint_path=state)
     result = trainer.fit(model, split.train, split.valid, resume=args.resume)
     if not is_main_process():  # rank 0 of a data-parallel run tests and writes

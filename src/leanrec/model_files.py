@@ -56,6 +56,26 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 
 
+def torch_file_path(path: str | Path) -> Path:
+    """``path`` checked as where a torch file (``.pt``) is to be written, its folder made.
+
+    Raises:
+        ValueError: ``path`` is a folder, or ends in ``.safetensors`` (that format is written
+            by ``leanrec compress`` / :func:`~leanrec.models.compress.save_compressed`; a torch
+            file under that name would not load).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder: give the model's file name (e.g. {path}/model.pt)")
+    if path.suffix == ".safetensors":
+        raise ValueError(
+            f"{path}: this writes a torch file (.pt); a .safetensors file is a packed model "
+            "written by leanrec compress (leanrec.models.compress.save_compressed)"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def describe_foreign_bytes(head: bytes) -> str:
     """What a file that starts with ``head`` is, for an error message: ``"a text file
     (starts 'hello')"``, ``"an HDF5 file (Keras/h5py)"``, ``"a safetensors file"`` ... ."""

@@ -196,8 +196,22 @@ def _values_of(config: Any, name: str) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def check_not_empty(config: Any, *names: str) -> None:
+    """Refuse a sequence field of ``names`` that holds nothing (an experiment without seeds
+    would finish with an empty table).
+
+    Raises:
+        ValueError: ``"seeds must hold at least one value, got ()"``.
+    """
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and len(value) == 0:
+            raise ValueError(f"{name} must hold at least one value, got {value!r}")
+
+
 def check_at_least(config: Any, minimum: int | float, *names: str) -> None:
-    """Refuse a field of ``names`` (or an element of it) below ``minimum``; None passes.
+    """Refuse a field of ``names`` (or an element of it) below ``minimum``, or NaN (which no
+    comparison refuses); None passes.
 
     Call it from ``__post_init__`` so a config built in Python or from options is checked::
 
@@ -208,7 +222,7 @@ def check_at_least(config: Any, minimum: int | float, *names: str) -> None:
     """
     for name in names:
         for value in _values_of(config, name):
-            if isinstance(value, numbers.Real) and float(value) < minimum:
+            if isinstance(value, numbers.Real) and not float(value) >= minimum:
                 raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
 
 

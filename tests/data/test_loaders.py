@@ -530,6 +530,21 @@ def test_load_table_csv_tsv(tmp_path: Path) -> None:
     assert data.ratings is None
 
 
+def test_ids_written_differently_stay_different_ids(tmp_path: Path) -> None:
+    # read as integers, 001, 01 and 1 were one user
+    path = tmp_path / "ids.csv"
+    path.write_text("user,item\n001,5\n01,5\n1,6\n")
+    data = load_table(path, {"user": "user", "item": "item"})
+    assert data.n_users == 3 and sorted(data.user_vocab.to_raw([0, 1, 2])) == ["001", "01", "1"]
+    assert data.item_vocab.to_raw([0, 1]).tolist() == [5, 6]  # plain integers stay integers
+    assert data.item_vocab.to_raw([0]).dtype == np.int64
+    path.write_text("user,item\n-3,5\n 0 ,5\n12,6\n")  # signs, spaces, zero: integers
+    assert sorted(load_table(path, {"user": "user", "item": "item"}).user_vocab.to_raw(
+        [0, 1, 2]).tolist()) == [-3, 0, 12]  # fmt: skip
+    path.write_text("user,item\n99999999999999999999,5\n1,5\n")  # past int64: text
+    assert load_table(path, {"user": "user", "item": "item"}).n_users == 2
+
+
 def test_load_table_parquet(tmp_path: Path) -> None:
     pytest.importorskip("pyarrow")
     path = tmp_path / "events.parquet"

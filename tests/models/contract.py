@@ -29,6 +29,7 @@ from leanrec.embeddings.base import EmbeddingTable
 from leanrec.models import Recommender, load_model
 from leanrec.models.compress import save_compressed
 from leanrec.models.ctr.base import CTRModel
+from leanrec.models.requests import NO_ITEM
 from leanrec.models.seq import NextItemModel
 from leanrec.models.stream import StreamModel, StreamTableFactory, build_stream_model
 from leanrec.models.stream_io import save_stream_model
@@ -203,6 +204,15 @@ class NextItemModelContract:
             model.windows([[2, 31]])
         with pytest.raises(ValueError, match="k must be in \\[1, 30\\]"):
             model.recommend([[2]], k=31)
+        with pytest.raises(TypeError, match="history 0 is 1, not a list of item IDs"):
+            model.recommend([1, 2, 3])  # type: ignore[list-item]
+        with pytest.raises(TypeError, match="history 0's item IDs must be integer indices"):
+            model.recommend([[1.7]])  # type: ignore[list-item]
+        assert model.recommend([], k=4)[0].shape == (0, 4)
+        # fewer items left than k: the tail is no item at -inf
+        items, scores = model.recommend([list(range(1, 29))], k=5)
+        assert (scores[0, 2:] == -math.inf).all() and items[0, 2:].tolist() == [NO_ITEM] * 3
+        assert set(items[0, :2].tolist()) == {29, 30}
         # an item before the window is checked too (it is left out of the list)
         with pytest.raises(ValueError, match="history 0, position 0: item ID 0 is outside"):
             model.recommend([[0] + [1] * 60])
@@ -342,13 +352,29 @@ class StreamModelContract:
         served = loaded.stream
         probability = served.predict({"user": ["u-new", "u2"], "item": [100, 100]})
         assert probability.shape == (2,) and bool(((probability > 0) & (probability < 1)).all())
-        new = served.vocabularies["user"]["u-new"]
-        assert new == STREAM_USERS and len(served.raw_ids["user"]) == STREAM_USERS + 1
+        # scored at the cold index, never added: new IDs do not grow a served model
+        new = served.known_sizes["user"]
+        assert new == STREAM_USERS and "u-new" not in served.vocabularies["user"]
+        assert len(served.raw_ids["user"]) == STREAM_USERS
+        again = served.predict({"user": ["u-other", "u-new"], "item": [100, 100]})
+        assert again.tolist() == [probability[0]] * 2
+        assert len(served.raw_ids["user"]) == STREAM_USERS
         assert served.is_known("user", ["u-new", "u2", "u-other"]).tolist() == [
             False,
             True,
             False,
         ]
+        # item IDs are integers here: "108" is item 108; what is no ID is refused by place
+        assert served.predict({"user": ["u2"], "item": ["108"]}).tolist() == (
+            served.predict({"user": ["u2"], "item": [108]}).tolist()
+        )
+        for bad in (None, float("nan"), 1.5, True, "x"):
+            with pytest.raises(ValueError, match=r"item\[1\]: .* not an"):
+                served.predict({"user": ["u2", "u2"], "item": [100, bad]})
+        with pytest.raises(ValueError, match="one ID per event"):
+            served.predict({"user": ["u2", "u3"], "item": [100]})
+        with pytest.raises(ValueError, match="one sequence of IDs per field"):
+            served.predict({"user": ["u2"]})
         for name, table in served.model.id_tables().items():
             if served.model.fields[name] == "user":
                 assert table.num_embeddings == STREAM_USERS + 1

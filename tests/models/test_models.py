@@ -14,6 +14,7 @@ from leanrec.embeddings import FullEmbedding
 from leanrec.models import MODELS, Recommender, build_model
 from leanrec.models.graph import normalized_adjacency
 from leanrec.models.registry import load_ranking_model
+from leanrec.models.requests import NO_ITEM
 
 MODEL_NAMES = ["mf", "neumf", "ngcf", "lightgcn"]
 
@@ -86,8 +87,40 @@ def test_recommend_excludes_seen_items(model: Recommender, small_data: Interacti
 
 
 def test_recommend_rejects_unknown_user(model: Recommender) -> None:
-    with pytest.raises(IndexError):
-        model.recommend([10_000], k=3)
+    with pytest.raises(IndexError, match="user index 10000 out of range"):
+        model.recommend([3, 10_000], k=3)
+
+
+@pytest.mark.parametrize(
+    ("users", "k", "error"),
+    [([1.7], 3, "user indices must be integer indices, got 1.7"),
+     ([True], 3, "user indices must be integer indices, got True"),
+     (["1"], 3, "got '1'"),
+     ([1], 2.5, "k must be an integer, got 2.5"),
+     ([1], True, "k must be an integer, got True")],
+)  # fmt: skip
+def test_recommend_refuses_what_is_not_an_integer(
+    model: Recommender, users: list[object], k: object, error: str
+) -> None:
+    # as_tensor(int64) would read 1.7 as user 1 and True as 1
+    with pytest.raises(TypeError, match=error):
+        model.recommend(users, k=k)  # type: ignore[arg-type]
+    for bad_k in (0, -1, model.n_items + 1):
+        with pytest.raises(ValueError, match=r"k must be in \[1, "):
+            model.recommend([1], k=bad_k)
+    items, scores = model.recommend([], k=3)
+    assert items.shape == scores.shape == (0, 3)
+
+
+def test_a_list_past_the_unseen_items_ends_in_no_item(model: Recommender) -> None:
+    users = np.arange(3)
+    seen = (model.seen_indptr[1:4] - model.seen_indptr[:3]).tolist()
+    items, scores = model.recommend(users, k=model.n_items)
+    for row, n_seen in enumerate(seen):
+        unseen = model.n_items - n_seen
+        assert torch.isfinite(scores[row, :unseen]).all() and (items[row, :unseen] >= 0).all()
+        assert (scores[row, unseen:] == -torch.inf).all()
+        assert (items[row, unseen:] == NO_ITEM).all()
 
 
 def test_save_load_round_trip(model: Recommender, tmp_path: Path) -> None:

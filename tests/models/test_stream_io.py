@@ -287,7 +287,7 @@ SERVE = textwrap.dedent(
         known = served.predict({"user": ["u0", "u1", "u2", "u5"], "item": [100, 101, 103, 106]})
         unseen = served.predict({"user": ["u-new"], "item": [100]})
         table = served.model.id_tables()["user"]
-        new = served.vocabularies["user"]["u-new"]
+        new = served.known_sizes["user"]  # the cold index every unseen ID is scored at
         out.append({
             "family": loaded.family,
             "known": known.tolist(),

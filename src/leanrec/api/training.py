@@ -26,6 +26,9 @@ from leanrec.evaluate import FullRankingEvaluator, RankingResult
 from leanrec.models.base import Recommender
 from leanrec.models.loading import save_ranking_model
 from leanrec.models.registry import build_model, make_model_config
+from leanrec.models.requests import NO_ITEM
+from leanrec.options import check_at_least
+from leanrec.runner.resume import check_resumable
 from leanrec.runner.rundir import atomic_write_json
 from leanrec.train.bpr import (
     BPRTrainer,
@@ -60,7 +63,40 @@ class TrainConfig:
     run_dir: str | None = None
     """Write config, metrics, history and the model here (``None``: write nothing)."""
     resume: bool = False
-    """Continue from ``run_dir/train_state.pt`` if a killed run left one."""
+    """Continue the killed run of ``run_dir`` from its ``train_state.pt``, with the settings
+    it was started with (:data:`RESUMABLE_CHANGES` aside)."""
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 0, "seed")  # numpy's generators take no negative seed
+
+
+RESUMABLE_CHANGES = (
+    "run_dir", "resume", "data_dir", "trainer.num_threads", "trainer.progress",
+    "trainer.eval_batch_size", "trainer.max_seconds",
+)  # fmt: skip
+"""What a resumed training may change: where it reads and writes and how it runs (threads,
+progress bars, evaluation batches, a time budget); any other change is refused
+(:func:`check_training_resumable`)."""
+TRAIN_STATE = "train_state.pt"
+"""The checkpoint a training writes into its run directory after every validation."""
+
+
+def check_training_resumable(settings: Any, defaults: Any, run_dir: str | Path | None) -> Path:
+    """The state a resumed training continues from, after checking that it exists and that
+    ``settings`` are those the run was started with (``run_dir/config.json``).
+
+    Raises:
+        ValueError: no ``run_dir``, or settings changed beyond :data:`RESUMABLE_CHANGES` (each
+            named with both values).
+        FileNotFoundError: no state in ``run_dir`` (the run finished, or never started).
+    """
+    if run_dir is None:
+        raise ValueError("resume continues a killed run: give the run directory (--run-dir)")
+    state = Path(run_dir) / TRAIN_STATE
+    if not state.exists():
+        raise FileNotFoundError(f"resume (--resume): no {state} to continue from")
+    check_resumable(settings, run_dir, defaults, RESUMABLE_CHANGES, (TRAIN_STATE,))
+    return state
 
 
 @dataclass
@@ -82,27 +118,42 @@ class TrainedRun:
     def recommend(
         self, users: list[int] | np.ndarray, k: int = 10, raw_ids: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` items per user with training items excluded.
+        """Top-``k`` items per user with training items excluded
+        (:meth:`~leanrec.models.base.Recommender.recommend`).
 
         Args:
             users: user indices, or raw user IDs when ``raw_ids``.
+            k: list length, in ``[1, I]``.
             raw_ids: take and return raw IDs instead of indices.
 
         Returns:
-            ``(items (B, k), scores (B, k))``.
+            ``(items (B, k), scores (B, k))``. A user with fewer than ``k`` items left has a
+            shorter list: the positions past it hold item -1 (raw IDs: ``None``) and score
+            ``-inf``.
         """
         vocab_u, vocab_i = self.split.train.user_vocab, self.split.train.item_vocab
-        index = vocab_u.to_index(users) if raw_ids else np.asarray(users)
+        index = vocab_u.to_index(users) if raw_ids else users
         items, scores = self.model.recommend(index, k)
         out = items.numpy()
         if raw_ids:
-            out = vocab_i.to_raw(out.reshape(-1)).reshape(out.shape)
+            out = _raw_items(vocab_i, out)
         return out, scores.numpy()
 
     def save(self, path: str | Path) -> Path:
         """Save the model with its ID vocabularies (``torch.load(weights_only=True)`` works)."""
         train = self.split.train
         return save_ranking_model(self.model, path, train.user_vocab, train.item_vocab)
+
+
+def _raw_items(vocab: IdVocabulary, items: np.ndarray) -> np.ndarray:
+    """Raw IDs of ``items (B, k)``; positions holding ``NO_ITEM`` become ``None`` (an object
+    array then, since no raw ID stands for "no item")."""
+    missing = items == NO_ITEM
+    if not missing.any():
+        return vocab.to_raw(items.reshape(-1)).reshape(items.shape)
+    out = np.full(items.shape, None, dtype=object)
+    out[~missing] = vocab.to_raw(items[~missing])
+    return out
 
 
 def load_model(path: str | Path) -> tuple[Recommender, IdVocabulary | None, IdVocabulary | None]:
@@ -146,7 +197,14 @@ def train(
         on_epoch: called with ``(epoch, record)`` after every epoch (learning curves, logging).
         overrides: fields of :class:`TrainConfig` (e.g. ``train(dataset="ml-1m")``).
     """
+    if config is not None and not isinstance(config, TrainConfig):
+        raise TypeError(
+            f"train takes a TrainConfig or its fields as keywords (train(dataset=...)), got "
+            f"{config!r}"
+        )
     config = dataclasses.replace(config or TrainConfig(), **overrides)
+    if config.resume and config.run_dir is None:
+        check_training_resumable(config, TrainConfig(), None)  # before loading any data
     split, protocol = prepare_split(config.dataset, config.protocol, config.data_dir, config.seed)
     _check_test_targets(split, dataset_name(config.dataset))
     trainer_config = config.trainer
@@ -155,6 +213,12 @@ def train(
         valid_metric=trainer_config.valid_metric or protocol.valid_metric,
         ks=list(trainer_config.ks or protocol.ks),
     )
+    settings = dataclasses.replace(config, trainer=trainer_config)  # as config.json records
+    if config.resume:
+        check_training_resumable(settings, TrainConfig(), config.run_dir)
+    elif config.run_dir is not None and is_main_process():  # what a resume is checked against
+        Path(config.run_dir).mkdir(parents=True, exist_ok=True)
+        atomic_write_json(Path(config.run_dir) / "config.json", asdict(settings))
     model_config = make_model_config(config.model, config.model_options)
     model = build_model(config.model, split.train, model_config, seed=config.seed)
     run_dir = Path(config.run_dir) if config.run_dir else None
@@ -163,7 +227,7 @@ def train(
         split.train,
         split.valid,
         trainer_config,
-        checkpoint_path=run_dir / "train_state.pt" if run_dir else None,
+        checkpoint_path=run_dir / TRAIN_STATE if run_dir else None,
         on_epoch=on_epoch,
     )
     result = trainer.fit(resume=config.resume)
@@ -185,7 +249,7 @@ def train(
         model=model,
         split=split,
         protocol=protocol,
-        config=dataclasses.replace(config, trainer=trainer_config),
+        config=settings,
         train_result=result,
         valid_metrics=result.best_valid,
         test_metrics=dict(test_result.mean),

@@ -65,6 +65,17 @@ class DataFile:
 
     def __post_init__(self) -> None:
         check_literals(self)
+        if self.sep is not None and len(self.sep) != 1:
+            raise ValueError(
+                f"sep must be one character (the text between two fields), got {self.sep!r}"
+            )
+        named = [c for c in (self.user_col, self.item_col, self.rating_col, self.time_col) if c]
+        if len(set(named)) < len(named):
+            raise ValueError(
+                f"each column is read once: user_col {self.user_col!r}, item_col "
+                f"{self.item_col!r}, rating_col {self.rating_col!r} and time_col "
+                f"{self.time_col!r} name one column twice"
+            )
         if self.threshold is not None and self.rating_col is None and self.format == "table":
             raise ValueError("threshold needs rating_col: the column whose values it compares")
         if self.format == "sequences" and self.threshold is not None:

@@ -20,6 +20,8 @@ from torch import nn
 from leanrec.data.interactions import Interactions
 from leanrec.embeddings.base import EmbeddingTable, TableFactory
 from leanrec.embeddings.full import FullTableFactory
+from leanrec.model_files import torch_file_path
+from leanrec.models.requests import check_list_length, integer_ids, pad_past_unrankable
 from leanrec.models.tables import TableOwner
 
 CHECKPOINT_FORMAT = "leanrec.model/1"
@@ -146,16 +148,32 @@ class Recommender(nn.Module, TableOwner):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-``k`` item indices and scores for each user, training items excluded.
 
+        Args:
+            users: user indices (integers in ``[0, U)``; raw IDs go through the vocabulary).
+            k: list length, in ``[1, I]``.
+            exclude_seen: leave out each user's training items.
+
         Returns:
-            ``(items, scores)``, both of shape ``(B, k)``; items are int64 indices.
+            ``(items, scores)``, both of shape ``(B, k)``; items are int64 indices. A user with
+            fewer than ``k`` items left has a shorter list: the positions past it hold item
+            :data:`~leanrec.models.requests.NO_ITEM` (-1) and score ``-inf``.
+
+        Raises:
+            TypeError: a user index or ``k`` that is not an integer (``1.7`` is not user 1).
+            IndexError: a user index out of range (the first one named).
+            ValueError: ``k`` outside ``[1, I]``.
         """
+        index = integer_ids(users, "user indices")
+        k = check_list_length(k, self.n_items)
+        outside = (index < 0) | (index >= self.n_users)
+        if outside.any():
+            raise IndexError(
+                f"user index {int(index[outside][0])} out of range: the model has users "
+                f"0..{self.n_users - 1}"
+            )
         was_training = self.training
         self.eval()
-        user_ids = torch.as_tensor(np.asarray(users), dtype=torch.int64).reshape(-1)
-        if user_ids.numel() and (int(user_ids.min()) < 0 or int(user_ids.max()) >= self.n_users):
-            raise IndexError(f"user index out of range [0, {self.n_users})")
-        if k > self.n_items:
-            raise ValueError(f"k={k} exceeds the number of items ({self.n_items})")
+        user_ids = torch.from_numpy(index)
         scores = self.score_all(user_ids).float()
         if exclude_seen:
             starts = self.seen_indptr[user_ids]
@@ -168,7 +186,7 @@ class Recommender(nn.Module, TableOwner):
             scores[rows, cols] = -torch.inf
         top = torch.topk(scores, k, dim=1)
         self.train(was_training)
-        return top.indices, top.values
+        return pad_past_unrankable(top.indices, top.values), top.values
 
     # ------------------------------------------------------------------ persistence
     def checkpoint(self) -> dict[str, Any]:
@@ -186,8 +204,7 @@ class Recommender(nn.Module, TableOwner):
     def save(self, path: str | Path) -> Path:
         """Write :meth:`checkpoint` to ``path`` (a ``.pt`` file; read it back with
         :func:`leanrec.models.load_model`)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = torch_file_path(path)
         torch.save(self.checkpoint(), path)
         return path
 

@@ -33,7 +33,12 @@ from torch import nn
 
 from leanrec.data.errors import DataError
 from leanrec.data.interactions import IdVocabulary
-from leanrec.model_files import check_format_version, check_safetensors, read_torch_file
+from leanrec.model_files import (
+    check_format_version,
+    check_safetensors,
+    read_torch_file,
+    torch_file_path,
+)
 from leanrec.models.base import CHECKPOINT_FORMAT, Recommender
 from leanrec.models.compress import COMPRESSED_FORMAT, load_compressed
 from leanrec.models.ctr.base import CTR_CHECKPOINT_FORMAT
@@ -88,8 +93,7 @@ def save_ranking_model(
     state = model.checkpoint()
     state["user_ids"] = user_vocab.raw_ids.tolist()
     state["item_ids"] = item_vocab.raw_ids.tolist()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = torch_file_path(path)
     torch.save(state, path)
     return path
 

@@ -111,6 +111,31 @@ def save_stream_model(
     return save_atomic(state, Path(path))
 
 
+def _raw_id(value: Any, integer: bool, where: str) -> Any:
+    """``value`` as a raw ID of a field whose IDs are integers (``integer``) or text.
+
+    Raises:
+        ValueError: None, NaN, a bool, a fractional number, or text that is no integer where
+            IDs are integers; ``where`` names the place.
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, bool):
+        raise ValueError(f"{where}: {value!r} is not an ID")
+    if isinstance(value, float):
+        if not value.is_integer():  # NaN and infinity included
+            raise ValueError(f"{where}: {value!r} is not an ID")
+        value = int(value)
+    if integer:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        raise ValueError(f"{where}: {value!r} is not an integer ID (this field's IDs are)")
+    return value if isinstance(value, str) else str(value)
+
+
 def _plain(value: Any) -> Any:
     """A numpy scalar as its Python value (``weights_only`` loading refuses numpy objects)."""
     return value.item() if isinstance(value, np.generic) else value
@@ -121,14 +146,19 @@ def _plain(value: Any) -> Any:
 class LoadedStreamModel:
     """A stream model read back: ``model`` scores index tensors, :meth:`predict` raw IDs.
 
+    Scoring never grows the vocabularies: an ID the model was not saved with is scored at the
+    cold index (the vocabulary's size), which reads the shared vector a new ID reads, so a
+    server met by ever new IDs holds what it loaded.
+
     Attributes:
-        model: the stream model; its tables accept every index of :attr:`raw_ids`.
+        model: the stream model; its tables accept every index of :attr:`raw_ids` and the
+            cold index.
         objective: ``"bce"`` or ``"mse"`` (see :func:`save_stream_model`).
         rating_offset: added to ``mse`` logits to give ratings.
-        raw_ids: raw IDs per field in index order; grows as unseen IDs are served.
-        vocabularies: raw ID -> index per field (the inverse of :attr:`raw_ids`, grown with it).
-        known_sizes: vocabulary size per field as loaded: indices below it are the IDs the
-            model was saved with, those from it on were first met while serving.
+        raw_ids: raw IDs per field in index order, as saved.
+        vocabularies: raw ID -> index per field (the inverse of :attr:`raw_ids`).
+        known_sizes: vocabulary size per field: indices below it are the IDs the model was
+            saved with; the size itself is the cold index.
     """
 
     model: StreamModel
@@ -137,40 +167,66 @@ class LoadedStreamModel:
     raw_ids: dict[str, list[Any]]
     vocabularies: dict[str, dict[Any, int]] = field(init=False, repr=False)
     known_sizes: dict[str, int] = field(init=False)
+    integer_fields: frozenset[str] = field(init=False, repr=False)
+    """The fields whose raw IDs are integers (the others' are text)."""
 
     def __post_init__(self) -> None:
         self.vocabularies = {
             f: {raw: i for i, raw in enumerate(ids)} for f, ids in self.raw_ids.items()
         }
         self.known_sizes = {f: len(ids) for f, ids in self.raw_ids.items()}
+        self.integer_fields = frozenset(
+            f for f, ids in self.raw_ids.items() if all(isinstance(raw, int) for raw in ids)
+        )
 
     def index_of(self, field_name: str, raw: Sequence[Any]) -> torch.Tensor:
-        """Indices ``(B,)`` int64 of raw IDs; an unknown ID gets the next free index (and the
-        tables accept it: it reads the shared vector a new ID reads, level 1 in a hierarchy)."""
+        """Indices ``(B,)`` int64 of raw IDs; an ID the model was not saved with gets the cold
+        index (it reads the shared vector a new ID reads, level 1 in a hierarchy) and is not
+        added to the vocabulary. IDs are read as the vocabulary holds them (``"42"`` is 42
+        for integer IDs).
+
+        Raises:
+            ValueError: a value that is no ID of the field's kind (None, NaN, ``1.5``, a bool,
+                text for integer IDs), its field and position named.
+        """
         vocabulary = self.vocabularies[field_name]
-        raw_ids = self.raw_ids[field_name]
-        out = []
-        for value in raw:
-            if value not in vocabulary:
-                vocabulary[value] = len(raw_ids)
-                raw_ids.append(value)
-            out.append(vocabulary[value])
-        self.model.extend_ids({f: len(ids) for f, ids in self.raw_ids.items()})
+        cold = self.known_sizes[field_name]
+        integer = field_name in self.integer_fields
+        out = [
+            vocabulary.get(_raw_id(value, integer, f"{field_name}[{n}]"), cold)
+            for n, value in enumerate(raw)
+        ]
+        if cold in out:  # the tables accept the cold index
+            self.model.extend_ids({f: size + 1 for f, size in self.known_sizes.items()})
         return torch.tensor(out, dtype=torch.int64)
 
     def is_known(self, field_name: str, raw: Sequence[Any]) -> np.ndarray:
-        """Whether each raw ID was in the model's vocabulary when it was saved, bool ``(B,)``.
-
-        ``False`` flags a cold ID: it reads the table's shared vector (level 1 of a hierarchy,
-        the fallback row of the other tables), also after :meth:`index_of` has given it an
-        index."""
-        vocabulary, known = self.vocabularies[field_name], self.known_sizes[field_name]
-        return np.array([vocabulary.get(value, known) < known for value in raw], dtype=bool)
+        """Whether each raw ID was in the model's vocabulary when it was saved, bool ``(B,)``
+        (read as :meth:`index_of` reads it). ``False`` flags a cold ID: it reads the table's
+        shared vector (level 1 of a hierarchy, the fallback row of the other tables)."""
+        vocabulary, integer = self.vocabularies[field_name], field_name in self.integer_fields
+        return np.array(
+            [_raw_id(v, integer, f"{field_name}[{n}]") in vocabulary for n, v in enumerate(raw)],
+            dtype=bool,
+        )
 
     @torch.no_grad()
     def predict(self, raw: Mapping[str, Sequence[Any]]) -> np.ndarray:
         """P(label = 1) (``bce``) or the rating (``mse``) per event, float64 ``(B,)``, from raw
-        IDs per field (each a sequence of length ``B``)."""
+        IDs per field (each a sequence of length ``B``, one per field of the model).
+
+        Raises:
+            ValueError: a field missing or unknown, fields of unequal lengths, or a value that
+                is no ID (:meth:`index_of`).
+        """
+        fields = set(self.raw_ids)
+        if set(raw) != fields:
+            raise ValueError(
+                f"predict takes one sequence of IDs per field {sorted(fields)}, got {sorted(raw)}"
+            )
+        lengths = {f: len(values) for f, values in raw.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"every field needs one ID per event, got lengths {lengths}")
         ids = {f: self.index_of(f, values) for f, values in raw.items()}
         self.model.eval()
         logits = self.model(ids).double()

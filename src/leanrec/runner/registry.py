@@ -52,7 +52,10 @@ class Registry(Generic[T]):
             raise ValueError(f"unknown {self.kind} {name!r}; known: {known}") from None
 
     def resolve(self, names: Sequence[str]) -> list[T]:
-        """The objects of ``names`` in that order; every unknown name is reported at once."""
+        """The objects of ``names`` in that order (one name may be a string); every unknown name
+        is reported at once."""
+        if isinstance(names, str):  # "su", not its letters
+            names = (names,)
         unknown = [n for n in names if n not in self._items]
         if unknown:
             known = ", ".join(self._items)

@@ -96,10 +96,18 @@ def preset_values(
         # {"prior": 0.0, "queue": 50}
 
     Raises:
-        ValueError: an unknown preset or addition, naming the known ones.
+        ValueError: an unknown preset or addition, naming the known ones, or additions to turn
+            off of the ``paper`` preset (it has none). A single name may be given as a string.
     """
+    if isinstance(without, str):  # ("screen") is a string: one name, not its letters
+        without = (without,)
     if preset not in presets:
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(presets)}")
+    if preset == "paper" and without:
+        raise ValueError(
+            f"the paper preset has none of leanrec's additions to turn off (without="
+            f"{list(without)}): turn them off of the leanrec preset"
+        )
     unknown = [name for name in without if name not in additions]
     if unknown:
         raise ValueError(f"unknown additions {unknown}; choose from {list(additions)}")

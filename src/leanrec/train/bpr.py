@@ -160,7 +160,7 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         check_at_least(self, 1, "max_epochs", "batch_size", "n_negatives", "eval_every", "ks")
         check_at_least(self, 1, "eval_batch_size")
-        check_at_least(self, 0, "patience", "min_epochs", "refit_epochs", "num_threads")
+        check_at_least(self, 0, "patience", "min_epochs", "refit_epochs", "num_threads", "seed")
         check_at_least(self, 0, "l2", "weight_decay", "min_delta")
         check_at_least(self, 0, "learning_rate", "max_seconds")  # 0: frozen / spent (tests)
         check_positive(self, "lr_decay", "embedding_learning_rate")

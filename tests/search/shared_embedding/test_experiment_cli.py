@@ -167,10 +167,13 @@ def test_neumf_with_both_objectives_runs_and_its_models_load_and_predict(tmp_pat
     predicted = mse.stream.predict(raw)
     assert float(((predicted - last.rating) ** 2).mean()) < float(last.rating.var())
     # an unseen user reads level 1 of its table
-    mse.stream.predict({"user": ["never-seen"], "item": [raw["item"][0]]})
+    never_seen = max(mse.stream.raw_ids["user"]) + 1
+    mse.stream.predict({"user": [never_seen], "item": [raw["item"][0]]})
     table = mse.model.id_tables()["user"]
-    new = torch.tensor([len(mse.stream.raw_ids["user"]) - 1])
+    new = torch.tensor([mse.stream.known_sizes["user"]])  # the cold index, not a new entry
     torch.testing.assert_close(table.lookup(new), table.shared[:1])
+    with pytest.raises(ValueError, match="'never-seen' is not an integer ID"):
+        mse.stream.predict({"user": ["never-seen"], "item": [raw["item"][0]]})
 
 
 def test_the_command_line_runs_neumf_with_both_objectives_and_predicts_with_each_model(
@@ -276,7 +279,7 @@ def test_a_malformed_line_is_named_and_an_existing_run_is_left_as_it_was(
     assert "dataset 'ml-100k' not found" in capsys.readouterr().err
     # other settings on a directory with rows: refused, naming the setting and both values
     assert main(_experiment_args(tmp_path / "good", out, "--chunk_size", "50")) == 2
-    assert "holds rows (rows.json, warmup_scores.json) of a run with other settings: " \
+    assert "holds the work (rows.json, warmup_scores.json) of a run with other settings: " \
         "chunk_size 100 -> 50" in capsys.readouterr().err  # fmt: skip
     assert _files(out) == before
 

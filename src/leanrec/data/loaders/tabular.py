@@ -132,7 +132,11 @@ def load_table(
             path=p,
             line=None if is_parquet else 1,
         )
-    frame = pd.read_parquet(p, columns=wanted) if is_parquet else _read_text(p, separator, wanted)
+    ids = [columns["user"], columns["item"]]
+    if is_parquet:
+        frame = pd.read_parquet(p, columns=wanted)
+    else:
+        frame = _read_text(p, separator, wanted, ids)
     frame = frame[wanted]
     if len(frame) == 0:
         raise DataError("empty dataset: no data rows", path=p)
@@ -190,9 +194,13 @@ def _header_columns(path: Path, separator: str) -> list[str]:
     return found
 
 
-def _read_text(path: Path, separator: str, wanted: list[str]) -> pd.DataFrame:
+def _read_text(
+    path: Path, separator: str, wanted: list[str], id_columns: Sequence[str] = ()
+) -> pd.DataFrame:
     """Every column of a text table (empty cells of ``wanted`` as NaN); a row with another
-    field count than the header raises :class:`DataError` naming its line."""
+    field count than the header raises :class:`DataError` naming its line. The ``id_columns``
+    are read as text, then as integers when every ID is one written plainly
+    (:func:`_integer_ids`): ``007`` and ``7`` stay two IDs."""
     try:
         # All columns are read (no usecols): only then does the C engine reject rows with
         # too many fields instead of silently truncating them.
@@ -203,6 +211,7 @@ def _read_text(path: Path, separator: str, wanted: list[str]) -> pd.DataFrame:
             encoding="utf-8-sig",  # a byte-order mark is not part of the first column's name
             keep_default_na=False,
             na_values={c: [""] for c in wanted},
+            dtype={c: str for c in id_columns},
         )
     except UnicodeDecodeError:
         raise_on_bad_encoding(path)
@@ -213,7 +222,29 @@ def _read_text(path: Path, separator: str, wanted: list[str]) -> pd.DataFrame:
     # Short rows are padded with NaN by pandas: look for them only when NaN occurs.
     if frame.isna().any().any():
         _raise_on_bad_field_count(path, separator)
+    for column in dict.fromkeys(id_columns):
+        frame[column] = _integer_ids(frame[column])
     return frame
+
+
+def _integer_ids(texts: pd.Series) -> pd.Series:
+    """``texts`` (an ID column read as text) as int64 when every ID is an integer written
+    plainly (``-?(0|[1-9][0-9]*)``, spaces around allowed), else as the text itself: reading
+    ``007``, ``07`` and ``7`` as integers would merge three IDs into one. Empty cells (NaN)
+    are left for the caller to report."""
+    present = texts.dropna()
+    stripped = present.str.strip()
+    if len(present) and not stripped.str.fullmatch(r"-?(?:0|[1-9][0-9]*)").all():
+        return texts
+    try:
+        numbers = stripped.astype(np.int64)
+    except (OverflowError, ValueError):  # past int64: the text is the ID
+        return texts
+    if len(present) == len(texts):
+        return numbers
+    out = texts.astype(object)
+    out[present.index] = numbers
+    return out
 
 
 def check_columns_named_once(

@@ -33,6 +33,7 @@ from torch import nn
 from leanrec.data.sequential import PADDING_ID
 from leanrec.embeddings.base import EmbeddingTable, TableFactory
 from leanrec.embeddings.full import FullTableFactory
+from leanrec.models.requests import check_histories, check_list_length, pad_past_unrankable
 
 ITEM_INIT_STD = 0.02
 """Standard deviation of the default item-table initialisation (BERT4Rec's 0.02)."""
@@ -208,11 +209,18 @@ class NextItemModel(nn.Module):
 
         Returns:
             ``(items, scores)``, both ``(B, k)``: item IDs best first; where fewer than ``k``
-            items are left, the tail's scores are ``-inf`` and its IDs mean nothing (0 may be
-            among them).
+            items are left, the tail's items are :data:`~leanrec.models.requests.NO_ITEM`
+            (-1) and its scores ``-inf``. No history: ``(0, k)``.
+
+        Raises:
+            TypeError: a flat list of IDs (one history is ``[[1, 2, 3]]``), an ID or ``k``
+                that is not an integer.
+            ValueError: an empty history, an ID outside ``1..I``, ``k`` outside ``[1, I]``.
         """
-        if not 1 <= k <= self.n_items:
-            raise ValueError(f"k must be in [1, {self.n_items}], got {k}")
+        histories = check_histories(histories)
+        k = check_list_length(k, self.n_items)
+        if len(histories) == 0:
+            return torch.zeros(0, k, dtype=torch.int64), torch.zeros(0, k)
         was_training = self.training
         self.eval()
         scores = self.score_all(self.windows(histories))
@@ -222,7 +230,7 @@ class NextItemModel(nn.Module):
                 scores[row, torch.as_tensor(list(history), dtype=torch.int64)] = -math.inf
         top = torch.topk(scores, k, dim=1)
         self.train(was_training)
-        return top.indices, top.values
+        return pad_past_unrankable(top.indices, top.values), top.values
 
     def num_parameters(self) -> dict[str, int]:
         """``{"embedding": table values, "encoder": encoder parameters}``."""

@@ -12,11 +12,12 @@ per task) the default is a choice, given with its reason here and discussed in
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from leanrec.data.own import DataFile
-from leanrec.options import check_literals
+from leanrec.options import check_literals, check_not_empty
 from leanrec.search.streams import default_trainer
 from leanrec.train.stream import StreamTrainerConfig
 
@@ -303,14 +304,15 @@ class AdaptiveExperiment:
 
     def __post_init__(self) -> None:
         check_literals(self)
+        check_not_empty(self, "methods", "seeds")
         if self.sessions < 1 or self.warmup_sessions < 2 or self.chunk_size < 1:
             raise ValueError("need sessions >= 1, warmup_sessions >= 2 and chunk_size >= 1")
         if not 0.0 < self.warmup_fraction < 1.0:
             raise ValueError(f"warmup_fraction must be in (0, 1), got {self.warmup_fraction}")
         for name in ("lambda_grid", "leanrec_lambda_grid"):
             grid = getattr(self, name)
-            if not grid or any(v < 0 for v in grid):
-                raise ValueError(f"{name} must hold values >= 0, got {grid}")
+            if not grid or not all(0 <= v < math.inf for v in grid):  # NaN fails both
+                raise ValueError(f"{name} must hold finite values >= 0, got {grid}")
         if self.model not in ("deepfm", "dnn", "neumf"):
             raise ValueError("model must be 'deepfm' or 'dnn' (a deep tower) or 'neumf' (its "
                              f"MLP), got {self.model!r}")  # fmt: skip

@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar
 from leanrec.data.own import DataFile
 from leanrec.data.sequential import NegativeSampling
 from leanrec.models.ctr.ameir.architecture import check_readout
-from leanrec.options import check_literals
+from leanrec.options import check_literals, check_not_empty
 from leanrec.search.base import preset_values
 
 HAND_DESIGNED: tuple[str, ...] = ("dnn", "wide_deep", "deepfm", "xdeepfm", "din")
@@ -253,6 +253,7 @@ class ArchitectureExperiment:
 
     def __post_init__(self) -> None:
         check_literals(self)
+        check_not_empty(self, "seeds")
 
 
 @dataclass
@@ -287,6 +288,7 @@ class RetrievalExperiment:
 
     def __post_init__(self) -> None:
         check_literals(self)
+        check_not_empty(self, "seeds")
 
 
 # ------------------------------------------------------------------------------ presets

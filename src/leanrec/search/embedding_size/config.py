@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from leanrec.data.own import DataFile
-from leanrec.options import check_literals
+from leanrec.options import check_at_least, check_literals
 from leanrec.rl.td3 import TD3Config
 from leanrec.search.base import preset_values
 from leanrec.train.bpr import TrainerConfig
@@ -156,6 +156,15 @@ class CIESSConfig:
 
     def __post_init__(self) -> None:
         check_literals(self)
+        check_at_least(
+            self, 1, "max_dim", "episodes", "iterations", "eval_ks", "walk_length",
+            "updates_per_iteration", "rl_batch_size", "replay_capacity", "inner_batches",
+            "inner_batch_size", "inner_negatives", "top_masks",
+        )  # fmt: skip
+        check_at_least(
+            self, 0, "reward_lambda", "reward_lambda_final", "noise_sigma", "walk_threshold",
+            "inner_learning_rate", "num_threads", "executor_cpus_per_job", "seed",
+        )  # fmt: skip
         if self.screen_masks < 0:
             raise ValueError(f"screen_masks must be >= 0 (0: no screen), got {self.screen_masks}")
         bad = [c for c in self.target_sparsities if not 0.0 <= c < 1.0]
@@ -195,6 +204,8 @@ class PEPConfig:
 
     def __post_init__(self) -> None:
         check_literals(self)
+        check_at_least(self, 1, "batch_size", "n_negatives", "max_epochs")
+        check_at_least(self, 0, "learning_rate", "l2")
 
 
 def _every_method() -> tuple[str, ...]:

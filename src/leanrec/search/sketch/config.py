@@ -10,11 +10,12 @@ either preset is listed there too.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from leanrec.data.own import DataFile
-from leanrec.options import check_literals
+from leanrec.options import check_literals, check_not_empty
 from leanrec.search.base import preset_values
 
 DEFAULT_METHODS: tuple[str, ...] = ("random", "hardest", "influence", "recent", "dips", "dips1")
@@ -120,6 +121,12 @@ class SketchConfig:
             raise ValueError(
                 f"num_threads must be >= 0 (0: torch's default), got {self.num_threads}"
             )
+        low, high = self.rating_scale
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(
+                f"rating_scale must be (lowest, highest) rating with lowest < highest, got "
+                f"{tuple(self.rating_scale)}"
+            )
         rates = ("learning_rate", "policy_learning_rate", "inner_learning_rate",
                  "queue_policy_learning_rate")  # fmt: skip
         for name in rates:
@@ -170,6 +177,13 @@ class SketchExperiment:
 
     def __post_init__(self) -> None:
         check_literals(self)
+        check_not_empty(self, "methods", "sketch_sizes", "update_periods", "seeds")
+        ratios = self.split_ratios
+        if len(ratios) != 3 or not all(0 < r < 1 for r in ratios) or abs(sum(ratios) - 1) > 1e-9:
+            raise ValueError(
+                f"split_ratios must be three shares of the users in (0, 1) summing to 1 "
+                f"(train, validation, test), got {tuple(ratios)}"
+            )
 
 
 # ------------------------------------------------------------------------------ presets
