@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,28 @@ def test_readme_own_data_example_prints_metrics(
     ranked = re.search(r"^test: (\d+) users ranked \((\d+) others have no test item", out, re.M)
     assert ranked is not None, out
     assert int(ranked[1]) + int(ranked[2]) == metrics["users"]
+
+
+def test_repeated_pairs_are_named_and_can_be_kept_once(tmp_path: Path) -> None:
+    path = tmp_path / "clicks.csv"
+    path.write_text("user,item,t\nu1,a,3\nu1,a,1\nu1,b,2\nu2,a,5\nu1,a,4\n")
+    with pytest.warns(UserWarning, match=r"clicks\.csv: 2 rows repeat a \(user, item\) pair"):
+        kept = DataFile(str(path)).load()
+    assert len(kept) == 5
+    first = DataFile(str(path), duplicates="first").load()
+    assert len(first) == 3 and first.user_vocab == kept.user_vocab  # same vocabularies
+    # by time where there is a time column: u1's "a" at t = 1 first, t = 4 last
+    timed = DataFile(str(path), time_col="t", duplicates="first").load()
+    assert timed.timestamps is not None and sorted(timed.timestamps.tolist()) == [1, 2, 5]
+    last = DataFile(str(path), time_col="t", duplicates="last").load()
+    assert last.timestamps is not None and sorted(last.timestamps.tolist()) == [2, 4, 5]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a time-ordered file repeats pairs as it may
+        assert len(DataFile(str(path), time_col="t").load()) == 5
+    from leanrec.cli import dataset_of, make_parser
+
+    args, _ = make_parser().parse_known_args(["train", "--data", str(path), "--duplicates", "last"])
+    assert dataset_of(args, "synthetic") == DataFile(str(path), duplicates="last")
 
 
 def test_data_file_reads_columns_threshold_and_names_outputs() -> None:

@@ -136,6 +136,7 @@ def dataset_of(args: argparse.Namespace, default: str) -> str | DataFile:
         sep=args.sep,
         threshold=args.threshold,
         layout=args.layout,
+        duplicates=args.duplicates,
     )
 
 
@@ -1210,6 +1211,13 @@ def add_data_arguments(parser: argparse.ArgumentParser, default_dataset: str) ->
         choices=["auto", "pairs", "lines"],
         default="auto",
         help="sequence files: 'user item' pairs, one user per line, or auto",
+    )
+    group.add_argument(
+        "--duplicates",
+        choices=["keep", "first", "last"],
+        default="keep",
+        help="rows repeating a (user, item) pair: keep them all (a warning names how many), "
+        "or keep the first or last (by time when there is --time-col)",
     )
 
 

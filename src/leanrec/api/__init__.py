@@ -7,10 +7,11 @@ Every entry point takes a typed config and returns a result object that can be s
     run.save("lightgcn.pt")
 
 The policies (embedding sizes, sketching, architecture search, shared-embedding assignment on a
-stream) each have one function here, taking the policy's experiment config and returning a
-:class:`~leanrec.search.base.ExperimentResult`.
+stream, adaptive architectures per session) each have one function here, taking the policy's
+experiment config and returning a :class:`~leanrec.search.base.ExperimentResult`.
 """
 
+from leanrec.api.adaptive import adapt_architecture
 from leanrec.api.architecture import search_architecture
 from leanrec.api.embedding_size import search_embedding_sizes
 from leanrec.api.next_item import NextItemRun, NextItemTrainConfig, train_next_item
@@ -33,6 +34,7 @@ __all__ = [
     "NextItemTrainConfig",
     "TrainConfig",
     "TrainedRun",
+    "adapt_architecture",
     "assign_shared_embeddings",
     "load_model",
     "metrics_record",

@@ -3,7 +3,7 @@ controller and its baselines over a stream cut into sessions.
 
 Example::
 
-    from leanrec.api.adaptive import adapt_architecture
+    from leanrec.api import adapt_architecture
     from leanrec.models import load_model
     from leanrec.search.adaptive import AdaptiveExperiment
 

@@ -293,8 +293,9 @@ def refit(
     return BPRTrainer(model, full, None, refit_config).fit()
 
 
-def write_run_dir(run: TrainedRun, run_dir: Path, model_config: Any) -> None:
+def write_run_dir(run: TrainedRun, run_dir: str | Path, model_config: Any) -> None:
     """Write ``config.json``, ``metrics.json``, ``history.json`` and ``model.pt``."""
+    run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = asdict(run.config)
     resolved["model_config"] = asdict(model_config)

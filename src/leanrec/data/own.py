@@ -22,9 +22,12 @@ Example::
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+import numpy as np
 
 from leanrec.data.errors import DataError
 from leanrec.data.interactions import Interactions
@@ -62,6 +65,11 @@ class DataFile:
     layout: SequenceLayout = "auto"
     """Sequence files: ``"pairs"`` (``user item`` per line), ``"lines"`` (a user per line) or
     ``"auto"`` (pairs when every line has two IDs)."""
+    duplicates: Literal["keep", "first", "last"] = "keep"
+    """Rows repeating a (user, item) pair: ``"keep"`` them all (a table without a time column
+    that has some says so with a warning: each trains as an interaction, and a test pair also
+    in training is left out of the test), or keep only the ``"first"`` / ``"last"`` (by time
+    when there is a time column, else by line)."""
 
     def __post_init__(self) -> None:
         check_literals(self)
@@ -106,6 +114,28 @@ class DataFile:
             DataError: a missing or malformed file (file and line named), or no row left
                 above the threshold.
         """
+        return self._one_per_pair(self._read(apply_threshold))
+
+    def _one_per_pair(self, data: Interactions) -> Interactions:
+        """``data`` after :attr:`duplicates`."""
+        from leanrec.data.splits import drop_duplicates
+
+        if self.duplicates != "keep":
+            return drop_duplicates(data, self.duplicates)
+        if self.kind == "ranking":
+            keys = data.users * np.int64(data.n_items) + data.items
+            repeated = len(keys) - len(np.unique(keys))
+            if repeated:
+                warnings.warn(
+                    f"{self.path}: {repeated:,} rows repeat a (user, item) pair of another row; "
+                    "kept, each trains as an interaction, and a test pair also in training is "
+                    "left out of the test: duplicates='first' or 'last' (--duplicates) keeps "
+                    "one",
+                    stacklevel=3,
+                )
+        return data
+
+    def _read(self, apply_threshold: bool) -> Interactions:
         if self.format == "sequences":
             return load_user_sequences(self.path, self.layout, name=self.name)
         columns = {"user": self.user_col, "item": self.item_col}

@@ -72,8 +72,9 @@ class LoadedModel:
             next-item model's item ID ``i`` is index ``i - 1``: ID 0 is padding).
         stream: a stream model's server (``None`` for the other families): its vocabularies
             (raw ID -> index per field, as saved: an unseen ID is scored at the cold index
-            without being added; kept apart from ``user_vocab``/``item_vocab``), :meth:`~LoadedStreamModel.is_known` and
-            :meth:`~LoadedStreamModel.predict` on raw IDs; its ``model`` is ``model``.
+            without being added; kept apart from ``user_vocab``/``item_vocab``),
+            :meth:`~LoadedStreamModel.is_known` and :meth:`~LoadedStreamModel.predict` on raw
+            IDs; its ``model`` is ``model``.
     """
 
     model: nn.Module

@@ -218,6 +218,8 @@ class RetrievalSearchConfig:
 
     def __post_init__(self) -> None:
         _check_preset_name(self.preset, RETRIEVAL_PRESETS)
+        if self.top_children < 1 or self.sampled_children < self.top_children:
+            raise ValueError("sampled_children must be >= top_children >= 1")
 
 
 @dataclass
