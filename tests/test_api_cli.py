@@ -216,14 +216,22 @@ def test_cli_resume_needs_run_dir(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_a_training_resumes_only_with_the_settings_it_was_started_with(tmp_path: Path) -> None:
     from leanrec.api import TrainConfig, train
+    from leanrec.api.training import start_training_dir
     from leanrec.train.bpr import TrainerConfig
 
     run_dir = tmp_path / "run"
     started = TrainConfig(dataset="synthetic", model="mf", seed=3, run_dir=str(run_dir),
-                          trainer=TrainerConfig(max_epochs=1, batch_size=4096))  # fmt: skip
-    train(started)
-    (run_dir / "train_state.pt").write_bytes(b"as a killed run leaves it")
+                          trainer=TrainerConfig(max_epochs=2, batch_size=4096))  # fmt: skip
+
+    def killed(epoch: int, record: dict[str, float]) -> None:
+        if epoch == 1:
+            raise KeyboardInterrupt  # after epoch 1's checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        train(started, on_epoch=killed)
+    assert (run_dir / "train_state.pt").exists()  # the settings were written at the start:
     settings = (run_dir / "config.json").read_text()
+    assert json.loads(settings)["seed"] == 3
     # another seed draws another split: its test pairs would have been trained on
     other = dataclasses.replace(started, seed=9, resume=True)
     with pytest.raises(ValueError, match=r"other settings: seed 3 -> 9\. Resume it"):
@@ -232,11 +240,17 @@ def test_a_training_resumes_only_with_the_settings_it_was_started_with(tmp_path:
     with pytest.raises(ValueError, match=r"trainer\.learning_rate 0\.001 -> 0\.05"):
         train(dataclasses.replace(started, trainer=lr, resume=True))
     assert (run_dir / "config.json").read_text() == settings  # nothing was written
-    # threads and a time budget may change: the check passes and the state is read
-    threads = dataclasses.replace(started.trainer, num_threads=2, max_seconds=60.0)
-    with pytest.raises(Exception, match=r"train_state\.pt") as error:
-        train(dataclasses.replace(started, trainer=threads, resume=True))
-    assert "other settings" not in str(error.value)
+    # threads and a time budget may change: the killed run continues to its end
+    threads = dataclasses.replace(started.trainer, num_threads=2, max_seconds=600.0)
+    resumed = train(dataclasses.replace(started, trainer=threads, resume=True))
+    assert [r["epoch"] for r in resumed.train_result.history] == [1, 2]
+    assert not (run_dir / "train_state.pt").exists()
+    # a fresh start in a used directory removes the old state: a resume can only continue it
+    (run_dir / "train_state.pt").write_bytes(b"left by an older run")
+    fresh = dataclasses.replace(started, seed=4)
+    assert start_training_dir(fresh, TrainConfig(), run_dir, resume=False).name == "train_state.pt"
+    assert not (run_dir / "train_state.pt").exists()
+    assert json.loads((run_dir / "config.json").read_text())["seed"] == 4
     with pytest.raises(ValueError, match="give the run directory"):
         train(dataclasses.replace(started, run_dir=None, resume=True))
     with pytest.raises(TypeError, match="train takes a TrainConfig"):

@@ -355,10 +355,10 @@ def _train_architecture(args: argparse.Namespace, extra: Sequence[str]) -> int:
         return _train_retrieval_architecture(args, extra)
     import torch
 
-    from leanrec.api.training import TRAIN_STATE, check_training_resumable
+    from leanrec.api.training import resume_state, start_training_dir
     from leanrec.data.registry import load_behavior_dataset
     from leanrec.models.ctr.ameir import AMEIRModel, Architecture
-    from leanrec.runner.rundir import atomic_write_json, jsonable
+    from leanrec.runner.rundir import jsonable
     from leanrec.train.distributed import is_main_process
     from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, evaluate_ctr
 
@@ -381,14 +381,12 @@ def _train_architecture(args: argparse.Namespace, extra: Sequence[str]) -> int:
                                       "embedding_dim": settings.embedding_dim}, config,
     )  # fmt: skip
     if args.resume:
-        check_training_resumable(started, CTRTrainSettings(trainer=CTRTrainerConfig()), run_dir)
-    elif is_main_process():  # what a resume is checked against
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run_dir / "config.json", started)
+        resume_state(run_dir)  # before any data is read
     split = load_behavior_dataset(dataset, args.data_dir)
+    defaults = CTRTrainSettings(trainer=CTRTrainerConfig())
+    state = start_training_dir(started, defaults, run_dir, args.resume)  # rank 0 writes it
     torch.manual_seed(args.seed)
     model = AMEIRModel.from_architecture(split.feature_map, architecture, settings.embedding_dim)
-    state = run_dir / TRAIN_STATE  # rank 0 writes it after every evaluation
     trainer = CTRTrainer(config, checkpoint_path=state)
     result = trainer.fit(model, split.train, split.valid, resume=args.resume)
     if not is_main_process():  # rank 0 of a data-parallel run tests and writes
@@ -418,10 +416,9 @@ def _train_ctr(args: argparse.Namespace, extra: Sequence[str]) -> int:
     """``leanrec train --dataset ml-1m-ctr --model deepfm``: a CTR model trained on click
     labels with early stopping on validation AUC, tested once (trainer options go to
     :class:`~leanrec.train.pointwise.CTRTrainerConfig`, the rest to the model's config)."""
-    from leanrec.api.training import TRAIN_STATE, check_training_resumable
+    from leanrec.api.training import resume_state, start_training_dir
     from leanrec.data.registry import load_behavior_dataset
     from leanrec.models.ctr.registry import build_ctr_model, ctr_model_class
-    from leanrec.runner.rundir import atomic_write_json
     from leanrec.train.distributed import is_main_process
     from leanrec.train.pointwise import CTRTrainer, CTRTrainerConfig, evaluate_ctr
 
@@ -434,18 +431,16 @@ def _train_ctr(args: argparse.Namespace, extra: Sequence[str]) -> int:
     )
     config = build_config(CTRTrainerConfig, trainer_options, base=CTRTrainerConfig(seed=args.seed))
     dataset = _ctr_dataset(dataset_of(args, "ml-1m-ctr"))
+    run_dir = Path(args.run_dir or Path(args.runs) / f"{dataset}-{args.model.lower()}")
+    if args.resume:
+        resume_state(run_dir)  # before any data is read
     split = load_behavior_dataset(dataset, args.data_dir)
     model = build_ctr_model(args.model, split.feature_map, seed=args.seed, **model_options)
     if is_main_process():
         print(f"training {args.model} on {dataset}", file=sys.stderr)
-    run_dir = Path(args.run_dir or Path(args.runs) / f"{dataset}-{args.model.lower()}")
     settings = CTRTrainSettings(dataset, args.model, args.seed, model_options, config)
-    if args.resume:
-        check_training_resumable(settings, CTRTrainSettings(trainer=CTRTrainerConfig()), run_dir)
-    elif is_main_process():  # what a resume is checked against
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run_dir / "config.json", settings)
-    state = run_dir / TRAIN_STATE  # rank 0 writes it after every evaluation
+    defaults = CTRTrainSettings(trainer=CTRTrainerConfig())
+    state = start_training_dir(settings, defaults, run_dir, args.resume)  # rank 0 writes it
     trainer = CTRTrainer(config, checkpoint_path=state)
     result = trainer.fit(model, split.train, split.valid, resume=args.resume)
     if not is_main_process():  # rank 0 of a data-parallel run tests and writes

@@ -196,6 +196,15 @@ def _values_of(config: Any, name: str) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def names_as_tuples(config: Any, *names: str) -> None:
+    """Set each field of ``names`` holding one string to a tuple of it: ``methods="su"`` is
+    ``("su",)``, not the letters a loop over it would take."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, str):
+            object.__setattr__(config, name, (value,))
+
+
 def check_not_empty(config: Any, *names: str) -> None:
     """Refuse a sequence field of ``names`` that holds nothing (an experiment without seeds
     would finish with an empty table).

@@ -364,12 +364,13 @@ class StreamModelContract:
             True,
             False,
         ]
-        # item IDs are integers here: "108" is item 108; what is no ID is refused by place
-        assert served.predict({"user": ["u2"], "item": ["108"]}).tolist() == (
-            served.predict({"user": ["u2"], "item": [108]}).tolist()
-        )
-        for bad in (None, float("nan"), 1.5, True, "x"):
-            with pytest.raises(ValueError, match=r"item\[1\]: .* not an"):
+        # an ID matches in any type: item "108", 108.0 and np.int64(108) are item 108
+        item_108 = served.predict({"user": ["u2"], "item": [108]}).tolist()
+        for same in ("108", " 108", 108.0, np.int64(108)):
+            assert served.predict({"user": ["u2"], "item": [same]}).tolist() == item_108
+        assert served.is_known("item", ["108", "x", 107.0]).tolist() == [True, False, True]
+        for bad in (None, float("nan"), 1.5, True):  # no ID at all: refused by place
+            with pytest.raises(ValueError, match=r"item\[1\]: .* is not an ID"):
                 served.predict({"user": ["u2", "u2"], "item": [100, bad]})
         with pytest.raises(ValueError, match="one ID per event"):
             served.predict({"user": ["u2", "u3"], "item": [100]})

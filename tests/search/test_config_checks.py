@@ -68,6 +68,13 @@ def test_one_name_may_be_a_string_not_its_letters() -> None:
     one = apply_preset(EmbeddingSizeExperiment(), "leanrec", "screen")  # type: ignore[arg-type]
     assert one == apply_preset(EmbeddingSizeExperiment(), "leanrec", ("screen",))
     assert [m.name for m in METHODS.resolve("random")] == ["random"]  # type: ignore[arg-type]
+    # a loop over an experiment's methods takes the name, not its letters
+    assert SketchExperiment(methods="random").methods == ("random",)  # type: ignore[arg-type]
+    assert AdaptiveExperiment(methods="fixed_small").methods == ("fixed_small",)  # type: ignore[arg-type]
+    assert SharedEmbeddingExperiment(methods="autoassign").methods == ("autoassign",)  # type: ignore[arg-type]
+    arch = ArchitectureExperiment(baselines="dnn", methods="ameir")  # type: ignore[arg-type]
+    assert (arch.baselines, arch.methods) == (("dnn",), ("ameir",))
+    assert EmbeddingSizeExperiment(methods="su").methods == ("su",)  # type: ignore[arg-type]
 
 
 def test_a_model_is_not_saved_over_a_folder_or_as_safetensors(tmp_path: Path) -> None:

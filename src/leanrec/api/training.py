@@ -81,13 +81,11 @@ TRAIN_STATE = "train_state.pt"
 """The checkpoint a training writes into its run directory after every validation."""
 
 
-def check_training_resumable(settings: Any, defaults: Any, run_dir: str | Path | None) -> Path:
-    """The state a resumed training continues from, after checking that it exists and that
-    ``settings`` are those the run was started with (``run_dir/config.json``).
+def resume_state(run_dir: str | Path | None) -> Path:
+    """The state a resumed training continues from (checked before any data is read).
 
     Raises:
-        ValueError: no ``run_dir``, or settings changed beyond :data:`RESUMABLE_CHANGES` (each
-            named with both values).
+        ValueError: no ``run_dir``.
         FileNotFoundError: no state in ``run_dir`` (the run finished, or never started).
     """
     if run_dir is None:
@@ -95,7 +93,29 @@ def check_training_resumable(settings: Any, defaults: Any, run_dir: str | Path |
     state = Path(run_dir) / TRAIN_STATE
     if not state.exists():
         raise FileNotFoundError(f"resume (--resume): no {state} to continue from")
-    check_resumable(settings, run_dir, defaults, RESUMABLE_CHANGES, (TRAIN_STATE,))
+    return state
+
+
+def start_training_dir(settings: Any, defaults: Any, run_dir: str | Path, resume: bool) -> Path:
+    """Where a training checkpoints: resumed, its state, after checking that ``settings`` are
+    those the run was started with (``run_dir/config.json``); else ``settings`` are written
+    there (rank 0) and a state an earlier run left is removed, so a resume can only continue
+    the run those settings started.
+
+    Raises:
+        ValueError: settings changed beyond :data:`RESUMABLE_CHANGES` (each named with both
+            values), or no ``run_dir``.
+        FileNotFoundError: resuming without a state.
+    """
+    if resume:
+        state = resume_state(run_dir)
+        check_resumable(settings, run_dir, defaults, RESUMABLE_CHANGES, (TRAIN_STATE,))
+        return state
+    state = Path(run_dir) / TRAIN_STATE
+    if is_main_process():
+        state.parent.mkdir(parents=True, exist_ok=True)
+        state.unlink(missing_ok=True)
+        atomic_write_json(state.parent / "config.json", settings)
     return state
 
 
@@ -203,8 +223,8 @@ def train(
             f"{config!r}"
         )
     config = dataclasses.replace(config or TrainConfig(), **overrides)
-    if config.resume and config.run_dir is None:
-        check_training_resumable(config, TrainConfig(), None)  # before loading any data
+    if config.resume:
+        resume_state(config.run_dir)  # before any data is read
     split, protocol = prepare_split(config.dataset, config.protocol, config.data_dir, config.seed)
     _check_test_targets(split, dataset_name(config.dataset))
     trainer_config = config.trainer
@@ -214,11 +234,8 @@ def train(
         ks=list(trainer_config.ks or protocol.ks),
     )
     settings = dataclasses.replace(config, trainer=trainer_config)  # as config.json records
-    if config.resume:
-        check_training_resumable(settings, TrainConfig(), config.run_dir)
-    elif config.run_dir is not None and is_main_process():  # what a resume is checked against
-        Path(config.run_dir).mkdir(parents=True, exist_ok=True)
-        atomic_write_json(Path(config.run_dir) / "config.json", asdict(settings))
+    if config.run_dir is not None:
+        start_training_dir(settings, TrainConfig(), config.run_dir, config.resume)
     model_config = make_model_config(config.model, config.model_options)
     model = build_model(config.model, split.train, model_config, seed=config.seed)
     run_dir = Path(config.run_dir) if config.run_dir else None

@@ -282,7 +282,13 @@ def dataset_info(name: str) -> DatasetInfo:
                 f"samples with behaviour sequences; use load_behavior_dataset({name!r})"
             ) from None
         known = ", ".join(sorted(DATASETS))
-        raise DataError(f"unknown dataset {name!r}; known datasets: {known}") from None
+        hint = ""
+        if Path(name).suffix.lower() in (".csv", ".tsv", ".parquet", ".txt", ".dat"):
+            hint = (
+                f"; a file of your own is read as DataFile({name!r}, user_col=..., "
+                "item_col=...) (leanrec.api.DataFile; on the command line --data FILE)"
+            )
+        raise DataError(f"unknown dataset {name!r}; known datasets: {known}{hint}") from None
 
 
 def _missing_files(folder: Path, info: DatasetInfo) -> list[str]:

@@ -64,6 +64,7 @@ def check_histories(histories: Any) -> Sequence[Sequence[int]]:
             value that is not an integer (position named).
     """
     if isinstance(histories, torch.Tensor | np.ndarray) and histories.ndim == 2:
+        integer_ids(histories, "history item IDs")  # a float array is not truncated either
         return histories.tolist()  # type: ignore[no-any-return]
     if not isinstance(histories, Sequence) or isinstance(histories, str):
         kind = type(histories).__name__

@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,29 +112,36 @@ def save_stream_model(
     return save_atomic(state, Path(path))
 
 
-def _raw_id(value: Any, integer: bool, where: str) -> Any:
-    """``value`` as a raw ID of a field whose IDs are integers (``integer``) or text.
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+"""Text that is an integer ID: ASCII digits, an optional sign, spaces around."""
+
+
+def _index_of(vocabulary: dict[Any, int], value: Any, cold: int, where: str) -> int:
+    """The index of raw ID ``value`` in ``vocabulary``, else ``cold``. A value not found as
+    given is looked up again as the other kind (``"42"`` as 42, ``42`` as ``"42"``, ``42.0``
+    as 42), so an ID matches whatever type a caller holds it in.
 
     Raises:
-        ValueError: None, NaN, a bool, a fractional number, or text that is no integer where
-            IDs are integers; ``where`` names the place.
+        ValueError: None, NaN, infinity, a bool or a fractional number (no ID); ``where``
+            names the place.
     """
     if isinstance(value, np.generic):
         value = value.item()
     if value is None or isinstance(value, bool):
         raise ValueError(f"{where}: {value!r} is not an ID")
-    if isinstance(value, float):
-        if not value.is_integer():  # NaN and infinity included
-            raise ValueError(f"{where}: {value!r} is not an ID")
-        value = int(value)
-    if integer:
-        if isinstance(value, int):
-            return value
-        text = str(value).strip()
-        if text.lstrip("-").isdigit():
-            return int(text)
-        raise ValueError(f"{where}: {value!r} is not an integer ID (this field's IDs are)")
-    return value if isinstance(value, str) else str(value)
+    if isinstance(value, float) and not value.is_integer():  # NaN and infinity included
+        raise ValueError(f"{where}: {value!r} is not an ID")
+    found = vocabulary.get(value)
+    if found is not None:
+        return found
+    if isinstance(value, str):
+        text = value.strip()
+        others: list[Any] = [text]
+        if _INTEGER_TEXT.fullmatch(text):
+            others += [int(text), float(int(text))]
+    else:  # a whole number
+        others = [int(value), float(value), str(int(value))]
+    return next((vocabulary[o] for o in others if o in vocabulary), cold)
 
 
 def _plain(value: Any) -> Any:
@@ -167,34 +175,26 @@ class LoadedStreamModel:
     raw_ids: dict[str, list[Any]]
     vocabularies: dict[str, dict[Any, int]] = field(init=False, repr=False)
     known_sizes: dict[str, int] = field(init=False)
-    integer_fields: frozenset[str] = field(init=False, repr=False)
-    """The fields whose raw IDs are integers (the others' are text)."""
 
     def __post_init__(self) -> None:
         self.vocabularies = {
             f: {raw: i for i, raw in enumerate(ids)} for f, ids in self.raw_ids.items()
         }
         self.known_sizes = {f: len(ids) for f, ids in self.raw_ids.items()}
-        self.integer_fields = frozenset(
-            f for f, ids in self.raw_ids.items() if all(isinstance(raw, int) for raw in ids)
-        )
 
     def index_of(self, field_name: str, raw: Sequence[Any]) -> torch.Tensor:
         """Indices ``(B,)`` int64 of raw IDs; an ID the model was not saved with gets the cold
         index (it reads the shared vector a new ID reads, level 1 in a hierarchy) and is not
-        added to the vocabulary. IDs are read as the vocabulary holds them (``"42"`` is 42
-        for integer IDs).
+        added to the vocabulary. An ID matches whatever type it is held in (``"42"``, 42 and
+        42.0 are one ID); text that names no ID is unseen.
 
         Raises:
-            ValueError: a value that is no ID of the field's kind (None, NaN, ``1.5``, a bool,
-                text for integer IDs), its field and position named.
+            ValueError: a value that is no ID (None, NaN, ``1.5``, a bool), its field and
+                position named.
         """
-        vocabulary = self.vocabularies[field_name]
-        cold = self.known_sizes[field_name]
-        integer = field_name in self.integer_fields
+        vocabulary, cold = self.vocabularies[field_name], self.known_sizes[field_name]
         out = [
-            vocabulary.get(_raw_id(value, integer, f"{field_name}[{n}]"), cold)
-            for n, value in enumerate(raw)
+            _index_of(vocabulary, value, cold, f"{field_name}[{n}]") for n, value in enumerate(raw)
         ]
         if cold in out:  # the tables accept the cold index
             self.model.extend_ids({f: size + 1 for f, size in self.known_sizes.items()})
@@ -204,11 +204,10 @@ class LoadedStreamModel:
         """Whether each raw ID was in the model's vocabulary when it was saved, bool ``(B,)``
         (read as :meth:`index_of` reads it). ``False`` flags a cold ID: it reads the table's
         shared vector (level 1 of a hierarchy, the fallback row of the other tables)."""
-        vocabulary, integer = self.vocabularies[field_name], field_name in self.integer_fields
-        return np.array(
-            [_raw_id(v, integer, f"{field_name}[{n}]") in vocabulary for n, v in enumerate(raw)],
-            dtype=bool,
-        )
+        vocabulary, cold = self.vocabularies[field_name], self.known_sizes[field_name]
+        where = field_name
+        indices = [_index_of(vocabulary, v, cold, f"{where}[{n}]") for n, v in enumerate(raw)]
+        return np.array([index < cold for index in indices], dtype=bool)
 
     @torch.no_grad()
     def predict(self, raw: Mapping[str, Sequence[Any]]) -> np.ndarray:

@@ -108,9 +108,10 @@ def load_table(
         name: dataset name (default: the file stem).
 
     Returns:
-        :class:`Interactions` whose raw IDs are the column values as pandas reads them (ints
-        stay ints, anything else is text), float32 ratings, int64 timestamps (numbers are
-        truncated; date/time text becomes Unix seconds).
+        :class:`Interactions` whose raw IDs are integers when every ID of the column is one
+        written plainly, else the text as written (``007`` and ``7`` stay two IDs; Parquet
+        columns keep their type), float32 ratings, int64 timestamps (numbers are truncated;
+        date/time text becomes Unix seconds).
 
     Raises:
         DataError: missing file; columns absent from the file (the message lists the missing
@@ -229,12 +230,12 @@ def _read_text(
 
 def _integer_ids(texts: pd.Series) -> pd.Series:
     """``texts`` (an ID column read as text) as int64 when every ID is an integer written
-    plainly (``-?(0|[1-9][0-9]*)``, spaces around allowed), else as the text itself: reading
+    plainly (``0|-?[1-9][0-9]*``, spaces around allowed), else as the text itself: reading
     ``007``, ``07`` and ``7`` as integers would merge three IDs into one. Empty cells (NaN)
     are left for the caller to report."""
     present = texts.dropna()
     stripped = present.str.strip()
-    if len(present) and not stripped.str.fullmatch(r"-?(?:0|[1-9][0-9]*)").all():
+    if len(present) and not stripped.str.fullmatch(r"0|-?[1-9][0-9]*").all():
         return texts
     try:
         numbers = stripped.astype(np.int64)

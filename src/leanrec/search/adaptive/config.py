@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from leanrec.data.own import DataFile
-from leanrec.options import check_literals, check_not_empty
+from leanrec.options import check_literals, check_not_empty, names_as_tuples
 from leanrec.search.streams import default_trainer
 from leanrec.train.stream import StreamTrainerConfig
 
@@ -304,6 +304,7 @@ class AdaptiveExperiment:
 
     def __post_init__(self) -> None:
         check_literals(self)
+        names_as_tuples(self, "methods")
         check_not_empty(self, "methods", "seeds")
         if self.sessions < 1 or self.warmup_sessions < 2 or self.chunk_size < 1:
             raise ValueError("need sessions >= 1, warmup_sessions >= 2 and chunk_size >= 1")

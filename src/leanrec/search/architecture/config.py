@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar
 from leanrec.data.own import DataFile
 from leanrec.data.sequential import NegativeSampling
 from leanrec.models.ctr.ameir.architecture import check_readout
-from leanrec.options import check_literals, check_not_empty
+from leanrec.options import check_literals, check_not_empty, names_as_tuples
 from leanrec.search.base import preset_values
 
 HAND_DESIGNED: tuple[str, ...] = ("dnn", "wide_deep", "deepfm", "xdeepfm", "din")
@@ -255,6 +255,7 @@ class ArchitectureExperiment:
 
     def __post_init__(self) -> None:
         check_literals(self)
+        names_as_tuples(self, "baselines", "methods")
         check_not_empty(self, "seeds")
 
 
@@ -290,6 +291,7 @@ class RetrievalExperiment:
 
     def __post_init__(self) -> None:
         check_literals(self)
+        names_as_tuples(self, "baselines", "methods")
         check_not_empty(self, "seeds")
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from leanrec.runner.rundir import RowStore, RunDirectory
 
 ROW_KEY = ("method", "seed")
+"""The fields that name a row of either table."""
 RESUMABLE_CHANGES = (
     "out_dir", "data_dir", "baselines", "methods", "seeds", "config.num_threads",
     "config.progress", "config.executor", "config.executor_cpus_per_job",
@@ -25,7 +26,6 @@ RESUMABLE_CHANGES = (
 baselines, methods or seeds are added (they add rows without changing the stored ones) and how
 the work is run; any other change is refused before anything is written
 (:func:`~leanrec.runner.resume.check_resumable`)."""
-"""The fields that name a row of either table."""
 
 
 def completed_seeds(rows: RowStore, methods: Sequence[str]) -> tuple[int, ...]:

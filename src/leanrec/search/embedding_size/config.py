@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from leanrec.data.own import DataFile
-from leanrec.options import check_at_least, check_literals
+from leanrec.options import check_at_least, check_literals, check_not_empty, names_as_tuples
 from leanrec.rl.td3 import TD3Config
 from leanrec.search.base import preset_values
 from leanrec.train.bpr import TrainerConfig
@@ -260,6 +260,8 @@ class EmbeddingSizeExperiment:
 
     def __post_init__(self) -> None:
         check_literals(self)
+        names_as_tuples(self, "methods")
+        check_not_empty(self, "methods")
 
 
 # ------------------------------------------------------------------------------ presets

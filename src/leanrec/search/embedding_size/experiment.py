@@ -61,6 +61,8 @@ TABLE_METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
 RESUMABLE_CHANGES = (
     "out_dir", "data_dir", "methods", "search.target_sparsities", "search.num_threads",
     "search.executor", "search.executor_cpus_per_job", "search.progress",
+    *(f"search.{stage}.{knob}" for stage in ("pretrain", "retrain")
+      for knob in ("num_threads", "progress", "eval_batch_size")),
 )  # fmt: skip
 """Settings a rerun in an existing run directory may change: where it writes and reads, which
 methods or budgets are added (they add rows without changing the stored ones) and how the work

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from leanrec.data.own import DataFile
-from leanrec.options import check_literals, check_not_empty
+from leanrec.options import check_literals, check_not_empty, names_as_tuples
 from leanrec.search.streams import default_trainer
 from leanrec.train.stream import StreamTrainerConfig
 
@@ -347,6 +347,7 @@ class SharedEmbeddingExperiment:
 
     def __post_init__(self) -> None:
         check_literals(self)
+        names_as_tuples(self, "methods")
         check_not_empty(self, "methods", "seeds")
         bad = [o for o in self.objectives if o not in ("bce", "mse")]
         if bad or not self.objectives:

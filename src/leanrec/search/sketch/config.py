@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from leanrec.data.own import DataFile
-from leanrec.options import check_literals, check_not_empty
+from leanrec.options import check_literals, check_not_empty, names_as_tuples
 from leanrec.search.base import preset_values
 
 DEFAULT_METHODS: tuple[str, ...] = ("random", "hardest", "influence", "recent", "dips", "dips1")
@@ -177,6 +177,7 @@ class SketchExperiment:
 
     def __post_init__(self) -> None:
         check_literals(self)
+        names_as_tuples(self, "methods")
         check_not_empty(self, "methods", "sketch_sizes", "update_periods", "seeds")
         ratios = self.split_ratios
         if len(ratios) != 3 or not all(0 < r < 1 for r in ratios) or abs(sum(ratios) - 1) > 1e-9:

@@ -52,6 +52,7 @@ DATASETS = {
 }
 
 ROW_KEY = ("method", "K", "tau", "seed")
+"""The fields that identify a cell (a row of ``rows.json``)."""
 RESUMABLE_CHANGES = (
     "out_dir", "data_dir", "methods", "seeds", "sketch_sizes", "update_periods", "executor",
     "executor_cpus_per_job", "config.num_threads", "config.progress",
@@ -60,7 +61,6 @@ RESUMABLE_CHANGES = (
 methods, seeds, sketch sizes or update periods are added (they add rows without changing the
 stored ones) and how the work is run; any other change is refused before anything is written
 (:func:`~leanrec.runner.resume.check_resumable`)."""
-"""The fields that identify a cell (a row of ``rows.json``)."""
 
 
 def load_streams(dataset: str | DataFile, data_dir: str | None, min_length: int = 2) -> UserStreams:
