@@ -96,3 +96,14 @@ def test_the_defaults_and_the_edges_still_pass() -> None:
     SketchExperiment(split_ratios=(0.7, 0.2, 0.1), seeds=(4,))
     AdaptiveExperiment(lambda_grid=(0.0,))
     DataFile("x.csv", user_col="u", item_col="i", rating_col="r", time_col="t")
+
+
+def test_a_file_name_given_as_a_dataset_points_to_data_file() -> None:
+    from leanrec.data.errors import DataError
+    from leanrec.data.registry import load_dataset
+
+    with pytest.raises(DataError, match=r"unknown dataset 'ratings\.csv'.*DataFile\('ratings"):
+        load_dataset("ratings.csv")
+    with pytest.raises(DataError) as error:
+        load_dataset("ml-2m")
+    assert "DataFile" not in str(error.value)  # a misspelt name is not sent to files
