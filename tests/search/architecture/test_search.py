@@ -299,18 +299,24 @@ def test_parameter_cap_comes_from_every_seed_in_the_rows(split, tmp_path, favour
     assert summary["parameter_budget"] == summary["methods"][favoured]["parameters"]["mean"]
 
 
-def test_cli_trains_a_saved_architecture(tmp_path, monkeypatch, capsys) -> None:
-    from leanrec.cli import main
+def _saved_architecture_and_data(tmp_path, monkeypatch):
+    """A small saved CTR architecture (its JSON path), with a tiny ml-1m-partial beside it."""
     from tests.data.test_behavior import write_ml1m
 
     write_ml1m(tmp_path / "data" / "movielens-1m-partial", ratings_name="ratings.first487650.dat")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    arch = Architecture(
+    return Architecture(
         blocks=(BlockChoice("none", "avg_pool3", "relu"),),
         interactions=(("age", "gender"),),
         mlp_widths=(0.5,),
         mlp_activations=("relu",),
     ).save(tmp_path / "arch.json")
+
+
+def test_cli_trains_a_saved_architecture(tmp_path, monkeypatch, capsys) -> None:
+    from leanrec.cli import main
+
+    arch = _saved_architecture_and_data(tmp_path, monkeypatch)
     run_dir = tmp_path / "run"
     code = main(
         [
@@ -357,16 +363,8 @@ def test_a_killed_architecture_training_resumes_to_the_uninterrupted_weights(
 ) -> None:
     import leanrec.train.loop as loop
     from leanrec.cli import main
-    from tests.data.test_behavior import write_ml1m
 
-    write_ml1m(tmp_path / "data" / "movielens-1m-partial", ratings_name="ratings.first487650.dat")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    arch = Architecture(
-        blocks=(BlockChoice("none", "avg_pool3", "relu"),),
-        interactions=(("age", "gender"),),
-        mlp_widths=(0.5,),
-        mlp_activations=("relu",),
-    ).save(tmp_path / "arch.json")
+    arch = _saved_architecture_and_data(tmp_path, monkeypatch)
 
     def command(run_dir, *extra):
         return ["train", "--architecture", str(arch), "--dataset", "ml-1m-ctr", "--data-dir",
