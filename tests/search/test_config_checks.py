@@ -26,7 +26,6 @@ CASES: list[tuple[Callable[[], Any], str]] = [
     (lambda: CIESSConfig(top_masks=0), "top_masks must be at least 1, got 0"),
     (lambda: CIESSConfig(max_dim=0), "max_dim must be at least 1, got 0"),
     (lambda: CIESSConfig(noise_sigma=-1.0), "noise_sigma must be at least 0, got -1.0"),
-    (lambda: CIESSConfig(reward_lambda=math.nan), "reward_lambda must be at least 0, got nan"),
     (lambda: PEPConfig(batch_size=0), "batch_size must be at least 1, got 0"),
     # NaN passed every comparison, then the trainer blamed the learning rate
     (lambda: TrainerConfig(l2=math.nan), "l2 must be at least 0, got nan"),

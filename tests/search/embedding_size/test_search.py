@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -883,11 +884,21 @@ def test_a_rerun_reuses_the_screen_and_a_changed_setting_redoes_it(
     for key in ("screened", "screen_kept_scores", "screen_best_by_quality_score"):
         assert again[key] == first[key]
     assert again["candidates_retrained"] == first["candidates_retrained"]
-    # keeping two masks instead of one is another screen outcome: it is redone
-    rows_path.write_text(
+    # keeping two masks instead of one is another setting: refused in this folder, and in a
+    # folder given the finished search and screen (as the presets' variants are) the screen
+    # is another outcome: it is redone
+    two = dataclasses.replace(exp, search=dataclasses.replace(exp.search, top_masks=2))
+    with pytest.raises(ValueError, match=r"other settings: search\.top_masks 1 -> 2\."):
+        run_experiment(two, log=lambda m: None)
+    copy = tmp_path / "two"
+    copy.mkdir()
+    for path in tmp_path.iterdir():
+        if path.is_file() and path.name not in ("config.json", "rows.json"):
+            shutil.copy2(path, copy / path.name)
+    (copy / "rows.json").write_text(
         json.dumps([r for r in json.loads(rows_path.read_text()) if r["method"] != "ciess"])
     )
-    two = dataclasses.replace(exp, search=dataclasses.replace(exp.search, top_masks=2))
+    two = dataclasses.replace(two, out_dir=str(copy))
     rerun = next(r for r in run_experiment(two, log=lambda m: None).rows if r["method"] == "ciess")
     assert calls == [1]
     assert len(rerun["screen_kept_scores"]) == 2

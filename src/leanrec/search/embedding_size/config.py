@@ -162,8 +162,8 @@ class CIESSConfig:
             "inner_batch_size", "inner_negatives", "top_masks",
         )  # fmt: skip
         check_at_least(
-            self, 0, "reward_lambda", "reward_lambda_final", "noise_sigma", "walk_threshold",
-            "inner_learning_rate", "num_threads", "executor_cpus_per_job", "seed",
+            self, 0, "noise_sigma", "walk_threshold", "inner_learning_rate", "num_threads",
+            "executor_cpus_per_job", "seed",
         )  # fmt: skip
         if self.screen_masks < 0:
             raise ValueError(f"screen_masks must be >= 0 (0: no screen), got {self.screen_masks}")
