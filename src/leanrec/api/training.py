@@ -76,7 +76,7 @@ RESUMABLE_CHANGES = (
 )  # fmt: skip
 """What a resumed training may change: where it reads and writes and how it runs (threads,
 progress bars, evaluation batches, a time budget); any other change is refused
-(:func:`check_training_resumable`)."""
+(:func:`start_training_dir`)."""
 TRAIN_STATE = "train_state.pt"
 """The checkpoint a training writes into its run directory after every validation."""
 

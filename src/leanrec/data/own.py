@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-
 from leanrec.data.errors import DataError
 from leanrec.data.interactions import Interactions
 from leanrec.data.loaders.sequences import SequenceLayout, load_user_sequences
@@ -123,8 +121,7 @@ class DataFile:
         if self.duplicates != "keep":
             return drop_duplicates(data, self.duplicates)
         if self.kind == "ranking":
-            keys = data.users * np.int64(data.n_items) + data.items
-            repeated = len(keys) - len(np.unique(keys))
+            repeated = len(data) - len(data.sorted_keys())
             if repeated:
                 warnings.warn(
                     f"{self.path}: {repeated:,} rows repeat a (user, item) pair of another row; "
