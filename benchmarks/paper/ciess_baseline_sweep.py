@@ -11,7 +11,11 @@ Resumable: every finished (baseline, configuration, ``c``) is written to ``<out>
 and the best model of each cell so far to ``<out>/best_<cell>.pt``; a retraining in progress
 checkpoints every validation to ``<out>/retraining.pt``; a rerun continues. ``--max-hours H``
 stops at the first of those checkpoints after ``H`` hours (exit 0), so the sweep runs in
-pieces of ``H`` hours, each resumed by the same command. PEP
+pieces of ``H`` hours, each resumed by the same command. ``--progress FILE`` also keeps every
+scored configuration and tested cell in one small file, read first: a sweep that outlives its
+directory (on a machine that keeps only the repository) continues from it in a new one; a cell
+whose best model went with the old directory retrains its chosen configuration (seeded: the
+validation figure must come back) and tests that. PEP
 reads the ordinary full-size model of a finished ``paper`` run (``--ordinary``). Writes
 ``results/ciess_baseline_sweep[--TAG].json`` with every configuration's validation figures, the
 choice, the chosen model's test figures and both configuration counts. Run from the repository
@@ -50,6 +54,7 @@ from leanrec.search.embedding_size.config import FROM_SCRATCH_MIN_EPOCHS, CIESSC
 from leanrec.search.embedding_size.deadline import TimeLimitError, time_limit
 from leanrec.search.embedding_size.experiment import epoch_logger
 from leanrec.search.embedding_size.retrain import (
+    RetrainedModel,
     build_masked_model,
     retrain_model,
     retrain_with_sizes,
@@ -123,6 +128,30 @@ def _check_warm_up(state: dict[str, Any], where: object, min_epochs: int) -> Non
         )
 
 
+def _chosen_model(best_path: Path, key: str) -> Any:
+    """The model ``best_path`` keeps if it is the chosen configuration's (``key``), else None
+    (its configuration was scored in an earlier run directory, carried by ``--progress``)."""
+    if not best_path.exists():
+        return None
+    kept = torch.load(best_path, weights_only=False)
+    return kept["model"] if isinstance(kept, dict) and kept.get("key") == key else None
+
+
+def _check_same_model(again: float, scored: float, cell: str) -> None:
+    """A chosen configuration retrained to be tested must be the model that was scored: the
+    retraining is seeded, so its validation figure must come back (to float rounding).
+
+    Raises:
+        RuntimeError: naming the cell and both figures.
+    """
+    if abs(again - scored) > 1e-6:
+        raise RuntimeError(
+            f"{cell}: the chosen configuration retrained to validation {METRIC} {again:.6f}, "
+            f"not the {scored:.6f} it was chosen with: the retraining is not reproducible here "
+            "(threads or library versions differ), so it is not tested"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="ml-100k")
@@ -145,8 +174,14 @@ def main() -> None:
         "--also",
         nargs="*",
         default=[],
-        help="sweep directories of other processes (e.g. one per baseline) whose scored "
-        "configurations and choices join this one's results",
+        help="sweep directories or --progress files of other processes (e.g. one per "
+        "baseline) whose scored configurations and choices join this one's results",
+    )
+    parser.add_argument(
+        "--progress",
+        default=None,
+        help="a file that also keeps every scored configuration and tested cell, read first: "
+        "a sweep that outlives its directory continues from it in a new one",
     )
     parser.add_argument("--no-run", action="store_true", help="only write the results")
     parser.add_argument("--wide", action="store_true", help="9 configurations per baseline")
@@ -193,9 +228,51 @@ def sweep(args: argparse.Namespace) -> None:
 
     retraining = out / "retraining.pt"
     """The checkpoint of the retraining in progress (the first configuration not scored)."""
+    progress = None if args.progress is None else Path(args.progress)
+    if progress is not None and progress.exists():
+        carried = json.loads(progress.read_text())
+        _check_warm_up(carried, progress, base_retrain.min_epochs)
+        for name in ("valid", "test"):  # this directory's own records win
+            state[name] = {**carried.get(name, {}), **state[name]}
+        done, tests = state["valid"], state["test"]
 
     def save() -> None:
         atomic_write_json(state_path, state)
+        if progress is not None:
+            atomic_write_json(progress, state)
+
+    def retrain(method: str, config: dict[str, float], target: float) -> RetrainedModel:
+        """One configuration's mask, retrained from scratch (PEP: from the pruned weights)."""
+        # the grids' keys are float fields of PEPConfig and TrainerConfig
+        settings = cast(dict[str, Any], config)
+        if method == "pep":
+            masks_path = out / f"pep_masks_{config['l2']}_{config['learning_rate']}.pt"
+            if masks_path.exists():
+                masks = {float(k): v for k, v in load_checkpoint(masks_path).items()}
+            else:
+                if not args.ordinary:
+                    raise SystemExit("PEP needs --ordinary (ordinary.pt of a paper-preset run)")
+                ordinary = model_from_checkpoint(load_checkpoint(args.ordinary))
+                pep = dataclasses.replace(PEPConfig(), max_epochs=8, **settings)
+                masks = pep_masks(ordinary, split.train, TARGETS, pep, args.seed)
+                torch.save({str(k): v for k, v in masks.items()}, masks_path)
+            model = build_masked_model(split, args.model, {}, max_dim, args.seed)
+            model.load_state_dict(load_checkpoint(args.ordinary)["state_dict"])
+            apply_element_masks(model, masks[target])
+            return retrain_model(
+                model, split, base_retrain, checkpoint_path=retraining,
+                on_epoch=_ON_EPOCH, evaluate_test=False,
+            )  # fmt: skip
+        if method == "su":
+            users, items = uniform_sizes(n_users, n_items, max_dim, target)
+        else:
+            rng = np.random.default_rng(args.seed + 1)
+            users, items = random_sizes(n_users, n_items, max_dim, target, rng)
+        trainer = dataclasses.replace(base_retrain, **settings)
+        return retrain_with_sizes(
+            split, args.model, {}, max_dim, users, items, trainer, args.seed,
+            checkpoint_path=retraining, on_epoch=_ON_EPOCH, evaluate_test=False,
+        )  # fmt: skip
 
     for target in TARGETS if not args.no_run else ():
         for method in args.methods:
@@ -209,44 +286,13 @@ def sweep(args: argparse.Namespace) -> None:
                 if key in done:
                     continue
                 print(f"{method} c = {target:.0%} {config}", flush=True)
-                # the grids' keys are float fields of PEPConfig and TrainerConfig
-                settings = cast(dict[str, Any], config)
-                if method == "pep":
-                    masks_path = out / f"pep_masks_{config['l2']}_{config['learning_rate']}.pt"
-                    if masks_path.exists():
-                        masks = {float(k): v for k, v in load_checkpoint(masks_path).items()}
-                    else:
-                        assert args.ordinary, "PEP needs --ordinary"
-                        ordinary = model_from_checkpoint(load_checkpoint(args.ordinary))
-                        pep = dataclasses.replace(PEPConfig(), max_epochs=8, **settings)
-                        masks = pep_masks(ordinary, split.train, TARGETS, pep, args.seed)
-                        torch.save({str(k): v for k, v in masks.items()}, masks_path)
-                    model = build_masked_model(split, args.model, {}, max_dim, args.seed)
-                    model.load_state_dict(load_checkpoint(args.ordinary)["state_dict"])
-                    apply_element_masks(model, masks[target])
-                    retrained = retrain_model(
-                        model, split, base_retrain, checkpoint_path=retraining,
-                        on_epoch=_ON_EPOCH, evaluate_test=False,
-                    )  # fmt: skip
-                else:
-                    if method == "su":
-                        users, items = uniform_sizes(n_users, n_items, max_dim, target)
-                    else:
-                        rng = np.random.default_rng(args.seed + 1)
-                        users, items = random_sizes(n_users, n_items, max_dim, target, rng)
-                    trainer = dataclasses.replace(base_retrain, **settings)
-                    retrained = retrain_with_sizes(
-                        split, args.model, {}, max_dim, users, items, trainer, args.seed,
-                        checkpoint_path=retraining, on_epoch=_ON_EPOCH,
-                        evaluate_test=False,
-                    )  # fmt: skip
+                retrained = retrain(method, config, target)
                 score = float(retrained.valid.get(METRIC, -1.0))
                 earlier = [
                     v["valid"][METRIC] for k, v in done.items() if _in_cell(k, method, target)
                 ]
-                best = max(earlier, default=-1.0)
-                if score > best:
-                    torch.save(retrained.model, best_path)
+                if score > max(earlier, default=-1.0):
+                    torch.save({"key": key, "model": retrained.model}, best_path)
                 done[key] = {
                     "config": config,
                     "valid": retrained.valid,
@@ -258,7 +304,13 @@ def sweep(args: argparse.Namespace) -> None:
             # every configuration of the cell scored: choose on validation, test once
             scored = [v for k, v in done.items() if _in_cell(k, method, target)]
             chosen = max(scored, key=lambda v: v["valid"][METRIC])
-            model = torch.load(best_path, weights_only=False)
+            model = _chosen_model(best_path, _key(method, chosen["config"], target))
+            if model is None:  # scored in an earlier run directory (--progress): retrain it
+                print(f"{cell}: retraining the chosen {chosen['config']} to test it", flush=True)
+                again = retrain(method, chosen["config"], target)
+                _check_same_model(again.valid[METRIC], chosen["valid"][METRIC], cell)
+                retraining.unlink(missing_ok=True)
+                model = again.model
             with final_evaluation():
                 test = test_metrics(model, split)
             tests[cell] = {"config": chosen["config"], "valid": chosen["valid"], "test": test}
@@ -266,7 +318,8 @@ def sweep(args: argparse.Namespace) -> None:
             print(f"{cell}: chose {chosen['config']}, test R@20 {test['recall@20']:.4f}")
 
     for other in args.also:  # read only: the other process writes its own file
-        stored = json.loads((Path(other) / "sweep.json").read_text())
+        path = Path(other)  # a sweep directory, or a progress file (the same records)
+        stored = json.loads((path if path.is_file() else path / "sweep.json").read_text())
         _check_warm_up(stored, other, base_retrain.min_epochs)
         done = {**done, **stored.get("valid", {})}
         tests = {**tests, **stored.get("test", {})}

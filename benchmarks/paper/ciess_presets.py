@@ -18,7 +18,8 @@ Each variant is one resumable ``leanrec experiment embedding-size`` run in ``<ou
 ``run`` runs one variant (two variants can run side by side, one per core); ``table`` reads the
 run directories and writes ``results/ciess_presets[--TAG].json``: every row's test and
 validation figures, its preset label, and for every compressed model its stored, file and
-resident-at-serving bytes. Run from the repository root::
+resident-at-serving bytes. A cell whose run directory is gone keeps the figures the file
+recorded, marked ``<variant>:<method>:<c>:from_earlier_run``. Run from the repository root::
 
     python -m benchmarks.paper.ciess_presets run --variant paper --out runs/presets-ml100k \\
         --dataset ml-100k --model lightgcn
@@ -41,7 +42,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import add_tag_argument, data_dir, print_table, write_results
+from benchmarks.common import (
+    add_tag_argument,
+    data_dir,
+    print_table,
+    results_path,
+    write_results,
+)
 from leanrec.cli import main as leanrec
 from leanrec.search.embedding_size.config import LEANREC_ADDITIONS
 from leanrec.search.embedding_size.deadline import TimeLimitError, time_limit
@@ -177,6 +184,13 @@ def _figures(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _recorded(tag: str | None) -> dict[str, Any]:
+    """The results file as last written (empty when there is none): the cells of run
+    directories that no longer exist are kept from it."""
+    path = results_path(SCRIPT, tag)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def assemble(args: argparse.Namespace) -> None:
     out = Path(args.out)
     results: dict[str, Any] = {"dataset": args.dataset, "model": args.model}
@@ -200,12 +214,19 @@ def assemble(args: argparse.Namespace) -> None:
             shown = [f"{v:.4f}" if v is not None else "—" for v in
                      (figures[f"test_{m}"] for m in METRICS)]  # fmt: skip
             table.append([variant, row["method"], c, figures["status"], *shown])
-    # every expected cell has its keys (None, "not run") so the docs' tables name what is missing
+    # a cell whose run directory is gone keeps what the results file recorded, marked; every
+    # other expected cell has its keys (None, "not run") so the docs' tables name what is missing
     expected = [(v, m) for v in ("paper", "leanrec") for m in FULL_METHODS]
     expected += [(f"without-{name}", "ciess") for name in ABLATED]
+    recorded = _recorded(args.tag)
     for variant, method in expected:
         for c in args.targets:
             name = f"{variant}:{method}:{c}"
+            if f"{name}:status" not in results and recorded.get(f"{name}:status", "not run") != (
+                "not run"
+            ):
+                results.update({k: v for k, v in recorded.items() if k.startswith(f"{name}:")})
+                results[f"{name}:from_earlier_run"] = True
             if f"{name}:status" not in results:
                 results.update({f"{name}:{key}": None for key in _figures({"sparsity": 0.0})})
                 results[f"{name}:status"] = "not run"

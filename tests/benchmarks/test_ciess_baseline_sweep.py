@@ -111,3 +111,43 @@ def test_the_sweep_retrains_with_the_paper_presets_warm_up_and_keeps_one_per_dir
     # and a sweep joined with --also must share it
     with pytest.raises(ValueError, match="swept with --retrain-min-epochs 0, this one with 30"):
         _sweep(tmp_path / "fresh", monkeypatch, "--no-run", "--also", str(tmp_path / "sweep"))
+
+
+def test_a_sweep_that_outlives_its_directory_continues_from_its_progress_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    progress = tmp_path / "progress.json"
+    whole = _sweep(tmp_path / "first", monkeypatch, "--progress", str(progress))
+    kept = json.loads(progress.read_text())
+    assert kept == json.loads((tmp_path / "first" / "sweep.json").read_text())
+    # the directory goes, and with it the best models, before any cell was tested
+    shutil.rmtree(tmp_path / "first")
+    progress.write_text(json.dumps({**kept, "test": {}}))
+    capsys.readouterr()
+    again = _sweep(tmp_path / "second", monkeypatch, "--progress", str(progress))
+    lines = capsys.readouterr().out.splitlines()
+    # nothing is scored twice: each cell retrains its chosen configuration only, to test it
+    assert not [line for line in lines if line.startswith("su c = ")]
+    assert len([line for line in lines if "retraining the chosen" in line]) == 3
+    assert {k: v for k, v in again.items() if k != "written"} == {
+        k: v for k, v in whole.items() if k != "written"
+    }
+    assert json.loads(progress.read_text())["test"].keys() == kept["test"].keys()
+    # a progress file joins another sweep's results as a sweep directory does
+    joined = _sweep(tmp_path / "empty", monkeypatch, "--no-run", "--also", str(progress))
+    assert joined["chosen:su:0.9:test_recall@20"] == whole["chosen:su:0.9:test_recall@20"]
+
+
+def test_a_chosen_configuration_that_does_not_retrain_to_its_figure_is_not_tested(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    progress = tmp_path / "progress.json"
+    _sweep(tmp_path / "first", monkeypatch, "--progress", str(progress))
+    kept = json.loads(progress.read_text())
+    key = next(k for k in kept["valid"] if k.endswith("|0.9"))
+    kept["valid"][key]["valid"]["recall@20"] += 0.5  # the chosen one, and not what it retrains to
+    progress.write_text(json.dumps({**kept, "test": {}}))
+    with pytest.raises(RuntimeError, match=r"su\|0.9: the chosen configuration retrained to"):
+        _sweep(tmp_path / "second", monkeypatch, "--progress", str(progress))

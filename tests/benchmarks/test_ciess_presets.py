@@ -43,3 +43,38 @@ def test_without_a_time_limit_the_variant_runs_through(
 ) -> None:
     assert len(_run(tmp_path, monkeypatch)) == 1
     assert "time limit" not in capsys.readouterr().out
+
+
+def test_the_table_keeps_the_recorded_cells_of_run_directories_that_are_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from benchmarks import common
+
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path / "results")
+    runs = tmp_path / "runs"
+    (runs / "paper").mkdir(parents=True)
+    row = {"method": "ciess", "target_sparsity": 0.8, "sparsity": 0.81, "test_recall@20": 0.2}
+    (runs / "paper" / "rows.json").write_text(json.dumps([row]))
+
+    def table() -> dict[str, object]:
+        argv = ["ciess_presets", "table", "--out", str(runs), "--targets", "0.8", "--tag", "t"]
+        monkeypatch.setattr(sys, "argv", argv)
+        ciess_presets.main()
+        written = json.loads((tmp_path / "results" / "ciess_presets--t.json").read_text())
+        assert isinstance(written, dict)
+        return written
+
+    first = table()
+    assert first["paper:ciess:0.8:test_recall@20"] == 0.2
+    assert first["paper:su:0.8:status"] == "not run"
+    # SU's row was measured in a directory that is gone by the next table
+    (runs / "paper" / "rows.json").write_text(json.dumps([row, {**row, "method": "su"}]))
+    table()
+    (runs / "paper" / "rows.json").write_text(json.dumps([{**row, "test_recall@20": 0.3}]))
+    kept = table()
+    assert kept["paper:ciess:0.8:test_recall@20"] == 0.3  # a directory's rows win
+    assert "paper:ciess:0.8:from_earlier_run" not in kept
+    assert kept["paper:su:0.8:test_recall@20"] == 0.2 and kept["paper:su:0.8:from_earlier_run"]
+    assert kept["paper:sr:0.8:status"] == "not run"
