@@ -4304,8 +4304,9 @@ def _sweep_config_text(config: str) -> str:
 
 
 def _ciess_sweep_progress_rows() -> tuple[tuple[Cell, ...], ...]:
-    """Per baseline and c: configurations scored so far, the best on validation so far, and
-    the test figures of the choice once every configuration is scored ("—" until then)."""
+    """Per baseline and c: configurations scored so far out of the cell's (the grid, or the
+    one chosen at the budget the sweep tunes at), the best on validation so far, and the test
+    figures of the choice once every configuration is scored ("—" until then)."""
     rows: list[tuple[Cell, ...]] = []
     for method, label in (("su", "SU"), ("sr", "SR"), ("pep", "PEP")):
         for c in (0.8, 0.9, 0.95):
@@ -4316,7 +4317,7 @@ def _ciess_sweep_progress_rows() -> tuple[tuple[Cell, ...], ...]:
                     Expr(
                         "{}",
                         lambda n, total: f"{n} / {total}",
-                        (f"scored:{method}:{c}", f"{method}_sweep_configurations"),
+                        (f"scored:{method}:{c}", f"configurations:{method}:{c}"),
                     ),
                     Expr("{}", _sweep_config_text, (f"best_so_far:{method}:{c}:config",)),
                     F("{:.4f}", f"best_so_far:{method}:{c}:valid_recall@20"),

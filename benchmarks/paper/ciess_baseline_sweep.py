@@ -183,6 +183,13 @@ def main() -> None:
         help="a file that also keeps every scored configuration and tested cell, read first: "
         "a sweep that outlives its directory continues from it in a new one",
     )
+    parser.add_argument(
+        "--tune-at",
+        type=float,
+        default=None,
+        help="sweep the grid at this c only and retrain its choice at the other budgets "
+        "(each baseline tuned once, as CIESS's own settings were); default: every c",
+    )
     parser.add_argument("--no-run", action="store_true", help="only write the results")
     parser.add_argument("--wide", action="store_true", help="9 configurations per baseline")
     parser.add_argument(
@@ -194,6 +201,8 @@ def main() -> None:
     )
     add_tag_argument(parser, SCRIPT)
     args = parser.parse_args()
+    if args.tune_at is not None and args.tune_at not in TARGETS:
+        parser.error(f"--tune-at must be one of {TARGETS}, got {args.tune_at}")
     try:
         with time_limit(None if args.max_hours is None else args.max_hours * 3600):
             sweep(args)
@@ -234,7 +243,17 @@ def sweep(args: argparse.Namespace) -> None:
         _check_warm_up(carried, progress, base_retrain.min_epochs)
         for name in ("valid", "test"):  # this directory's own records win
             state[name] = {**carried.get(name, {}), **state[name]}
+        if state.get("tuned_at") is None and carried.get("tuned_at") is not None:
+            state["tuned_at"] = carried["tuned_at"]
         done, tests = state["valid"], state["test"]
+
+    if state.get("tuned_at") not in (None, args.tune_at):
+        raise ValueError(
+            f"{state_path} was swept with --tune-at {state['tuned_at']}, this one with "
+            f"{args.tune_at}: give the same value, or a new --out and --progress"
+        )
+    if args.tune_at is not None:
+        state["tuned_at"] = args.tune_at
 
     def save() -> None:
         atomic_write_json(state_path, state)
@@ -274,12 +293,23 @@ def sweep(args: argparse.Namespace) -> None:
             checkpoint_path=retraining, on_epoch=_ON_EPOCH, evaluate_test=False,
         )  # fmt: skip
 
+    def _cell_grid(method: str, target: float, grid: Grid) -> list[dict[str, float]]:
+        """The configurations a cell scores: the whole grid, or with ``--tune-at`` (at
+        another ``c``) the one chosen there; none while that choice is not made."""
+        if args.tune_at is None or target == args.tune_at:
+            return _grid(grid)
+        tuned = tests.get(f"{method}|{args.tune_at}")
+        return [] if tuned is None else [tuned["config"]]
+
     for target in TARGETS if not args.no_run else ():
         for method in args.methods:
             cell = f"{method}|{target}"
             if cell in tests:
                 continue
-            grid = _grid(pep_grid if method == "pep" else retrain_grid)
+            grid = _cell_grid(method, target, pep_grid if method == "pep" else retrain_grid)
+            if not grid:
+                print(f"{cell}: waits for the choice at c = {args.tune_at:.0%}", flush=True)
+                continue
             best_path = out / f"best_{method}_c{round(target * 100)}.pt"
             for config in grid:
                 key = _key(method, config, target)
@@ -317,12 +347,19 @@ def sweep(args: argparse.Namespace) -> None:
             save()
             print(f"{cell}: chose {chosen['config']}, test R@20 {test['recall@20']:.4f}")
 
+    tunings: set[float | None] = {state.get("tuned_at")}
     for other in args.also:  # read only: the other process writes its own file
         path = Path(other)  # a sweep directory, or a progress file (the same records)
         stored = json.loads((path if path.is_file() else path / "sweep.json").read_text())
         _check_warm_up(stored, other, base_retrain.min_epochs)
         done = {**done, **stored.get("valid", {})}
         tests = {**tests, **stored.get("test", {})}
+        tunings.add(stored.get("tuned_at"))
+    tunings.discard(None)
+    if len(tunings) > 1:
+        shown = sorted(t for t in tunings if t is not None)
+        raise ValueError(f"the joined sweeps were tuned at different budgets: {shown}")
+    tuned_at = next(iter(tunings), None)
     results: dict[str, Any] = {
         "dataset": args.dataset,
         "model": args.model,
@@ -334,6 +371,7 @@ def sweep(args: argparse.Namespace) -> None:
         "selection": "validation recall@20; test evaluated once per (baseline, c), after choosing",
         "retrain_max_epochs": base_retrain.max_epochs,
         "retrain_min_epochs": base_retrain.min_epochs,
+        "tuned_at": tuned_at,
     }
     rows = []
     for key, value in done.items():
@@ -352,6 +390,11 @@ def sweep(args: argparse.Namespace) -> None:
         for target in TARGETS:
             scored = [v for k, v in done.items() if _in_cell(k, method, target)]
             results[f"scored:{method}:{target}"] = len(scored)
+            whole = len(_grid(pep_grid if method == "pep" else retrain_grid))
+            results[f"configurations:{method}:{target}"] = (
+                len(scored) if f"{method}|{target}" in tests else 1 if (
+                    tuned_at is not None and target != tuned_at) else whole
+            )  # fmt: skip
             best = max(scored, key=lambda v: v["valid"][METRIC], default=None)
             results[f"best_so_far:{method}:{target}:config"] = (
                 "none yet" if best is None else json.dumps(best["config"], sort_keys=True)

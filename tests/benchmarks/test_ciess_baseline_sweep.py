@@ -151,3 +151,23 @@ def test_a_chosen_configuration_that_does_not_retrain_to_its_figure_is_not_teste
     progress.write_text(json.dumps({**kept, "test": {}}))
     with pytest.raises(RuntimeError, match=r"su\|0.9: the chosen configuration retrained to"):
         _sweep(tmp_path / "second", monkeypatch, "--progress", str(progress))
+
+
+def test_tuned_at_one_budget_each_other_budget_retrains_that_choice_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = _sweep(tmp_path / "whole", monkeypatch)
+    tuned = _sweep(tmp_path / "tuned", monkeypatch, "--tune-at", "0.9")
+    assert tuned["tuned_at"] == 0.9 and whole["tuned_at"] is None
+    assert tuned["scored:su:0.9"] == 2 and tuned["configurations:su:0.9"] == 2
+    choice = tuned["chosen:su:0.9:config"]
+    assert choice == whole["chosen:su:0.9:config"]
+    for c in (0.8, 0.95):
+        assert tuned[f"scored:su:{c}"] == 1 and tuned[f"configurations:su:{c}"] == 1
+        assert tuned[f"chosen:su:{c}:config"] == choice
+        # the same seeded retraining as the whole sweep's for that configuration
+        assert tuned[f"chosen:su:{c}:valid_recall@20"] == whole[f"valid:su:{c}:{choice}:recall@20"]
+    with pytest.raises(ValueError, match=r"swept with --tune-at 0\.9, this one with None"):
+        _sweep(tmp_path / "tuned", monkeypatch)
+    with pytest.raises(SystemExit):
+        _sweep(tmp_path / "other", monkeypatch, "--tune-at", "0.85")
