@@ -4229,11 +4229,19 @@ _PRESET_METHODS = (
 _PRESET_METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
 
 
+def _preset_text(preset: str) -> Callable[[bool], str]:
+    """The preset column: ```paper```, and ``(earlier run)`` after it for a row the results
+    file kept from a run directory that is gone."""
+    return lambda earlier: f"`{preset}`" + (" (earlier run)" if earlier else "")
+
+
 def _ciess_presets_rows(
     methods: tuple[tuple[str, str], ...] = _PRESET_METHODS,
     presets: tuple[str, ...] = ("paper", "leanrec"),
+    marked: bool = False,
 ) -> tuple[tuple[Cell, ...], ...]:
-    """Per c, each method under each of ``presets`` (``ciess_presets--<tag>.json``)."""
+    """Per c, each method under each of ``presets`` (``ciess_presets--<tag>.json``);
+    ``marked``: rows kept from an earlier run say so."""
     rows: list[tuple[Cell, ...]] = []
     for c in (0.8, 0.9, 0.95):
         for method, label in methods:
@@ -4243,7 +4251,9 @@ def _ciess_presets_rows(
                     (
                         f"{c:.0%}",
                         label,
-                        f"`{preset}`",
+                        Expr("{}", _preset_text(preset), (f"{key}:from_earlier_run",))
+                        if marked
+                        else f"`{preset}`",
                         F("{}", f"{key}:status"),
                         *(F("{:.4f}", f"{key}:test_{m}") for m in _PRESET_METRICS),
                         F("{:.4f}", f"{key}:valid_recall@20"),
@@ -4396,7 +4406,7 @@ CIESS_PRESET_TABLES: dict[str, Table] = {
     "ciess-presets-ml1m": Table(
         ("ciess_presets--ml1m.json",),
         ("c", "method", "preset", "sparsity", "R@5", "R@20", "N@5", "N@20", "valid R@20"),
-        _ciess_presets_rows(presets=("paper",)),
+        _ciess_presets_rows(presets=("paper",), marked=True),
     ),
     "ciess-presets-memory-ml100k": Table(
         (_PRESETS_100K,),

@@ -15,11 +15,13 @@ pieces of ``H`` hours, each resumed by the same command. ``--progress FILE`` als
 scored configuration and tested cell in one small file, read first: a sweep that outlives its
 directory (on a machine that keeps only the repository) continues from it in a new one; a cell
 whose best model went with the old directory retrains its chosen configuration (seeded: the
-validation figure must come back) and tests that. PEP
+validation figure must come back) and tests that. ``--tune-at c`` sweeps the grid at one
+budget only and retrains its choice at the others (each baseline tuned once). PEP
 reads the ordinary full-size model of a finished ``paper`` run (``--ordinary``). Writes
 ``results/ciess_baseline_sweep[--TAG].json`` with every configuration's validation figures, the
-choice, the chosen model's test figures and both configuration counts. Run from the repository
-root::
+choice, the chosen model's test figures, both configuration counts, the budget tuned at
+(``tuned_at``) and each cell's number of configurations (``configurations:<baseline>:<c>``).
+Run from the repository root::
 
     python -m benchmarks.paper.ciess_baseline_sweep --dataset ml-100k --model lightgcn \\
         --out runs/presets-ml100k/sweep --ordinary runs/presets-ml100k/paper/ordinary.pt \\
@@ -241,16 +243,26 @@ def sweep(args: argparse.Namespace) -> None:
     if progress is not None and progress.exists():
         carried = json.loads(progress.read_text())
         _check_warm_up(carried, progress, base_retrain.min_epochs)
+        if None not in (state.get("tuned_at"), carried.get("tuned_at")) and (
+            state["tuned_at"] != carried["tuned_at"]
+        ):
+            raise ValueError(
+                f"{state_path} was swept with --tune-at {state['tuned_at']}, {progress} with "
+                f"{carried['tuned_at']}: they are not one sweep"
+            )
+        own = set(done)
         for name in ("valid", "test"):  # this directory's own records win
             state[name] = {**carried.get(name, {}), **state[name]}
-        if state.get("tuned_at") is None and carried.get("tuned_at") is not None:
-            state["tuned_at"] = carried["tuned_at"]
+        if state.get("tuned_at") is None:
+            state["tuned_at"] = carried.get("tuned_at")
         done, tests = state["valid"], state["test"]
+        if set(done) - own:  # the file is ahead: a retraining left here may be one it scored
+            retraining.unlink(missing_ok=True)
 
     if state.get("tuned_at") not in (None, args.tune_at):
         raise ValueError(
-            f"{state_path} was swept with --tune-at {state['tuned_at']}, this one with "
-            f"{args.tune_at}: give the same value, or a new --out and --progress"
+            f"{progress or state_path} was swept with --tune-at {state['tuned_at']}, this one "
+            f"with {args.tune_at}: give the same value, or a new --out and --progress"
         )
     if args.tune_at is not None:
         state["tuned_at"] = args.tune_at
@@ -301,7 +313,10 @@ def sweep(args: argparse.Namespace) -> None:
         tuned = tests.get(f"{method}|{args.tune_at}")
         return [] if tuned is None else [tuned["config"]]
 
-    for target in TARGETS if not args.no_run else ():
+    # the budget tuned at goes first: the others retrain its choice
+    order = TARGETS if args.tune_at is None else (
+        args.tune_at, *(t for t in TARGETS if t != args.tune_at))  # fmt: skip
+    for target in order if not args.no_run else ():
         for method in args.methods:
             cell = f"{method}|{target}"
             if cell in tests:
@@ -332,13 +347,13 @@ def sweep(args: argparse.Namespace) -> None:
                 save()
                 retraining.unlink(missing_ok=True)
             # every configuration of the cell scored: choose on validation, test once
-            scored = [v for k, v in done.items() if _in_cell(k, method, target)]
+            scored = [done[_key(method, config, target)] for config in grid]
             chosen = max(scored, key=lambda v: v["valid"][METRIC])
             model = _chosen_model(best_path, _key(method, chosen["config"], target))
             if model is None:  # scored in an earlier run directory (--progress): retrain it
                 print(f"{cell}: retraining the chosen {chosen['config']} to test it", flush=True)
                 again = retrain(method, chosen["config"], target)
-                _check_same_model(again.valid[METRIC], chosen["valid"][METRIC], cell)
+                _check_same_model(again.valid.get(METRIC, -1.0), chosen["valid"][METRIC], cell)
                 retraining.unlink(missing_ok=True)
                 model = again.model
             with final_evaluation():
@@ -357,8 +372,7 @@ def sweep(args: argparse.Namespace) -> None:
         tunings.add(stored.get("tuned_at"))
     tunings.discard(None)
     if len(tunings) > 1:
-        shown = sorted(t for t in tunings if t is not None)
-        raise ValueError(f"the joined sweeps were tuned at different budgets: {shown}")
+        raise ValueError(f"the joined sweeps were tuned at different budgets: {tunings}")
     tuned_at = next(iter(tunings), None)
     results: dict[str, Any] = {
         "dataset": args.dataset,

@@ -18,8 +18,10 @@ Each variant is one resumable ``leanrec experiment embedding-size`` run in ``<ou
 ``run`` runs one variant (two variants can run side by side, one per core); ``table`` reads the
 run directories and writes ``results/ciess_presets[--TAG].json``: every row's test and
 validation figures, its preset label, and for every compressed model its stored, file and
-resident-at-serving bytes. A cell whose run directory is gone keeps the figures the file
-recorded, marked ``<variant>:<method>:<c>:from_earlier_run``. Run from the repository root::
+resident-at-serving bytes. A cell missing from the run directories' rows (its directory gone
+with an earlier machine) keeps the figures the file recorded, marked
+``<variant>:<method>:<c>:from_earlier_run`` (delete the file to drop such cells). Run from
+the repository root::
 
     python -m benchmarks.paper.ciess_presets run --variant paper --out runs/presets-ml100k \\
         --dataset ml-100k --model lightgcn
@@ -184,11 +186,23 @@ def _figures(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _recorded(tag: str | None) -> dict[str, Any]:
-    """The results file as last written (empty when there is none): the cells of run
-    directories that no longer exist are kept from it."""
-    path = results_path(SCRIPT, tag)
-    return json.loads(path.read_text()) if path.exists() else {}
+def _recorded(args: argparse.Namespace) -> dict[str, Any]:
+    """The results file as last written (empty when there is none): cells missing from the
+    run directories' rows are kept from it.
+
+    Raises:
+        SystemExit: when it holds another dataset or model than ``args``'.
+    """
+    path = results_path(SCRIPT, args.tag)
+    if not path.exists():
+        return {}
+    recorded: dict[str, Any] = json.loads(path.read_text())
+    if (recorded.get("dataset"), recorded.get("model")) != (args.dataset, args.model):
+        raise SystemExit(
+            f"{path} holds {recorded.get('dataset')}/{recorded.get('model')}, not "
+            f"{args.dataset}/{args.model}: give another --tag"
+        )
+    return recorded
 
 
 def assemble(args: argparse.Namespace) -> None:
@@ -214,11 +228,11 @@ def assemble(args: argparse.Namespace) -> None:
             shown = [f"{v:.4f}" if v is not None else "—" for v in
                      (figures[f"test_{m}"] for m in METRICS)]  # fmt: skip
             table.append([variant, row["method"], c, figures["status"], *shown])
-    # a cell whose run directory is gone keeps what the results file recorded, marked; every
-    # other expected cell has its keys (None, "not run") so the docs' tables name what is missing
+    # a cell missing from the rows keeps what the results file recorded, marked; every other
+    # expected cell has its keys (None, "not run") so the docs' tables name what is missing
     expected = [(v, m) for v in ("paper", "leanrec") for m in FULL_METHODS]
     expected += [(f"without-{name}", "ciess") for name in ABLATED]
-    recorded = _recorded(args.tag)
+    recorded = _recorded(args)
     for variant, method in expected:
         for c in args.targets:
             name = f"{variant}:{method}:{c}"
@@ -227,6 +241,7 @@ def assemble(args: argparse.Namespace) -> None:
             ):
                 results.update({k: v for k, v in recorded.items() if k.startswith(f"{name}:")})
                 results[f"{name}:from_earlier_run"] = True
+            results.setdefault(f"{name}:from_earlier_run", False)
             if f"{name}:status" not in results:
                 results.update({f"{name}:{key}": None for key in _figures({"sparsity": 0.0})})
                 results[f"{name}:status"] = "not run"

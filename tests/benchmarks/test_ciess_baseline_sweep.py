@@ -153,21 +153,39 @@ def test_a_chosen_configuration_that_does_not_retrain_to_its_figure_is_not_teste
         _sweep(tmp_path / "second", monkeypatch, "--progress", str(progress))
 
 
+@pytest.mark.parametrize("budget", ["0.9", "0.8"])
 def test_tuned_at_one_budget_each_other_budget_retrains_that_choice_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: str
 ) -> None:
     whole = _sweep(tmp_path / "whole", monkeypatch)
-    tuned = _sweep(tmp_path / "tuned", monkeypatch, "--tune-at", "0.9")
-    assert tuned["tuned_at"] == 0.9 and whole["tuned_at"] is None
-    assert tuned["scored:su:0.9"] == 2 and tuned["configurations:su:0.9"] == 2
-    choice = tuned["chosen:su:0.9:config"]
-    assert choice == whole["chosen:su:0.9:config"]
-    for c in (0.8, 0.95):
+    tuned = _sweep(tmp_path / "tuned", monkeypatch, "--tune-at", budget)
+    assert tuned["tuned_at"] == float(budget) and whole["tuned_at"] is None
+    assert tuned[f"scored:su:{budget}"] == 2 and tuned[f"configurations:su:{budget}"] == 2
+    choice = tuned[f"chosen:su:{budget}:config"]
+    assert choice == whole[f"chosen:su:{budget}:config"]
+    for c in {"0.8", "0.9", "0.95"} - {budget}:  # every cell tested, in one run
         assert tuned[f"scored:su:{c}"] == 1 and tuned[f"configurations:su:{c}"] == 1
         assert tuned[f"chosen:su:{c}:config"] == choice
         # the same seeded retraining as the whole sweep's for that configuration
         assert tuned[f"chosen:su:{c}:valid_recall@20"] == whole[f"valid:su:{c}:{choice}:recall@20"]
-    with pytest.raises(ValueError, match=r"swept with --tune-at 0\.9, this one with None"):
+    with pytest.raises(ValueError, match=rf"swept with --tune-at {budget}, this one with None"):
         _sweep(tmp_path / "tuned", monkeypatch)
     with pytest.raises(SystemExit):
         _sweep(tmp_path / "other", monkeypatch, "--tune-at", "0.85")
+
+
+def test_a_tuned_cell_chooses_among_its_own_configurations_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Configurations scored at a budget before the sweep was tuned elsewhere do not compete
+    with the tuned choice there."""
+    progress = tmp_path / "progress.json"
+    whole = _sweep(tmp_path / "whole", monkeypatch, "--progress", str(progress))
+    kept = json.loads(progress.read_text())
+    tuned_choice = whole["chosen:su:0.9:config"]
+    other = next(k for k in kept["valid"] if k.endswith("|0.95") and tuned_choice not in k)
+    kept["valid"][other]["valid"]["recall@20"] = 1.0  # the best at 95%, but not the choice
+    kept["test"] = {"su|0.9": kept["test"]["su|0.9"]}
+    progress.write_text(json.dumps(kept))
+    tuned = _sweep(tmp_path / "tuned", monkeypatch, "--progress", str(progress), "--tune-at", "0.9")
+    assert tuned["chosen:su:0.95:config"] == tuned_choice

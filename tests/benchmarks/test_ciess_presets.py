@@ -58,8 +58,9 @@ def test_the_table_keeps_the_recorded_cells_of_run_directories_that_are_gone(
     row = {"method": "ciess", "target_sparsity": 0.8, "sparsity": 0.81, "test_recall@20": 0.2}
     (runs / "paper" / "rows.json").write_text(json.dumps([row]))
 
-    def table() -> dict[str, object]:
-        argv = ["ciess_presets", "table", "--out", str(runs), "--targets", "0.8", "--tag", "t"]
+    def table(*extra: str) -> dict[str, object]:
+        argv = ["ciess_presets", "table", "--out", str(runs), "--targets", "0.8", "--tag", "t",
+                *extra]  # fmt: skip
         monkeypatch.setattr(sys, "argv", argv)
         ciess_presets.main()
         written = json.loads((tmp_path / "results" / "ciess_presets--t.json").read_text())
@@ -75,6 +76,9 @@ def test_the_table_keeps_the_recorded_cells_of_run_directories_that_are_gone(
     (runs / "paper" / "rows.json").write_text(json.dumps([{**row, "test_recall@20": 0.3}]))
     kept = table()
     assert kept["paper:ciess:0.8:test_recall@20"] == 0.3  # a directory's rows win
-    assert "paper:ciess:0.8:from_earlier_run" not in kept
+    assert kept["paper:ciess:0.8:from_earlier_run"] is False
     assert kept["paper:su:0.8:test_recall@20"] == 0.2 and kept["paper:su:0.8:from_earlier_run"]
     assert kept["paper:sr:0.8:status"] == "not run"
+    # a results file of another dataset or model is not mixed in
+    with pytest.raises(SystemExit, match="holds ml-100k/lightgcn, not ml-100k/mf"):
+        table("--model", "mf")
