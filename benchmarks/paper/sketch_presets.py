@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,43 @@ BEAUTY_FAIR_SWEEP: dict[str, Any] = {
 }
 """What a fair sweep of the static policies on Beauty would be, and its cost."""
 
+RECORD_PREFIXES = ("tuning_", "fair_sweep")
+"""The keys of the equal-tuning record (not measured: rewritten by ``--record-only``)."""
+
+
+def tuning_record(dataset: str) -> dict[str, Any]:
+    """The equal-tuning record of ``dataset``'s results: :data:`TUNING`, and on Beauty the fair
+    sweep's plan and, once ``results/sketch_baseline_sweep--beauty.json`` exists, the number of
+    configurations it swept per static policy."""
+    record = dict(TUNING)
+    if dataset != "beauty":
+        return record
+    record.update(BEAUTY_FAIR_SWEEP)
+    sweep = results_path("sketch_baseline_sweep", "beauty")
+    if sweep.exists():
+        swept = int(json.loads(sweep.read_text())["configurations_per_baseline"])
+        record["tuning_baselines_configurations"] = swept
+        record["tuning_baselines_detail"] = (
+            "no hyper-parameter of their own; the base-model settings they share with DiPS "
+            f"swept per policy over {swept} configurations on validation "
+            f"(results/{sweep.name})"
+        )
+    return record
+
+
+def rewrite_record(path: Path, dataset: str) -> None:
+    """Replace the equal-tuning record of the results file ``path`` by today's
+    (:func:`tuning_record`), keeping its measured keys, machine and time as they are; the time
+    of the rewrite is ``record_rewritten``."""
+    results = json.loads(path.read_text())
+    kept = {k: v for k, v in results.items() if not k.startswith(RECORD_PREFIXES)}
+    record = {
+        **kept,
+        **tuning_record(dataset),
+        "record_rewritten": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    path.write_text(json.dumps(record, indent=2, sort_keys=True))
+
 
 @dataclass(frozen=True)
 class StoredTable:
@@ -126,7 +164,13 @@ is the ``paper`` preset but for an outer update every 2 steps (``every2``), besi
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--paper", nargs="+", required=True, help="paper-preset run directories")
+    parser.add_argument("--paper", nargs="+", help="paper-preset run directories")
+    parser.add_argument(
+        "--record-only",
+        action="store_true",
+        help="rewrite only the equal-tuning record (tuning counts, the fair sweep) of the "
+        "existing results file, keeping its measured rows",
+    )
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="beauty")
     parser.add_argument(
         "--ablation", action="append", default=[], help="NAME=DIR: leanrec with one addition off"
@@ -150,12 +194,22 @@ def main() -> None:
     )
     add_tag_argument(parser, "sketch_presets")
     args = parser.parse_args()
+    if args.record_only:
+        path = results_path("sketch_presets", args.tag)
+        if not path.exists():
+            parser.error(f"--record-only rewrites {path}, which does not exist")
+        rewrite_record(path, args.dataset)
+        print(f"record rewritten: {path}")
+        return
+    if not args.paper:
+        parser.error("--paper is required (paper-preset run directories)")
     spec = DATASETS[args.dataset]
     stored_path = results_path("sketch_table", spec.tag)
     stored = json.loads(stored_path.read_text())
-    results: dict[str, Any] = {"stored": f"results/{stored_path.name}", **TUNING}
-    if args.dataset == "beauty":
-        results.update(BEAUTY_FAIR_SWEEP)
+    results: dict[str, Any] = {
+        "stored": f"results/{stored_path.name}",
+        **tuning_record(args.dataset),
+    }
     paper_rows, labels = _rows(args.paper, args.splits)
     results["paper_runs"] = ",".join(args.paper)
     results["paper_preset"] = ";".join(sorted(labels))

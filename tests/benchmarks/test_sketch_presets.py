@@ -157,3 +157,38 @@ def test_recall_chooses_the_higher_validation_and_splits_must_match() -> None:
     assert results["prior_chosen_K2_tau1_seed0_test_recall20"] == 0.1
     with pytest.raises(ValueError, match=r"K2_tau1: the leanrec runs have splits \[0\]"):
         prior_chosen_cells({}, [run(0, 0.1, 0.1)], [run(1, 0.1, 0.1)], "x", DATASETS["beauty"])
+
+
+def test_the_record_rewrite_keeps_the_measured_keys_and_counts_the_sweep(tmp_path: Any) -> None:
+    import json
+
+    from benchmarks.paper import sketch_presets
+
+    path = tmp_path / "sketch_presets--beauty.json"
+    stale = {
+        "written": "2026-01-01T00:00:00",
+        "cpu": "old machine",
+        "paper_K2_tau1_test_recall20_mean": 0.1234,
+        "fair_sweep_cpu_hours": 36.0,
+        "fair_sweep_stale_note": "gone",
+        "tuning_baselines_configurations": 0,
+    }
+    path.write_text(json.dumps(stale))
+    sketch_presets.rewrite_record(path, "beauty")
+    rewritten = json.loads(path.read_text())
+    # measured keys, machine and time untouched; the record's stale keys gone or replaced
+    for key in ("written", "cpu", "paper_K2_tau1_test_recall20_mean"):
+        assert rewritten[key] == stale[key]
+    assert "fair_sweep_stale_note" not in rewritten
+    assert (
+        rewritten["fair_sweep_cpu_hours"]
+        == sketch_presets.BEAUTY_FAIR_SWEEP["fair_sweep_cpu_hours"]
+    )
+    sweep = json.loads(sketch_presets.results_path("sketch_baseline_sweep", "beauty").read_text())
+    assert rewritten["tuning_baselines_configurations"] == sweep["configurations_per_baseline"]
+    assert rewritten["tuning_baselines_configurations"] == 16
+    assert "record_rewritten" in rewritten
+    # ML-1M has no sweep of the static policies: 0, and no fair-sweep plan
+    sketch_presets.rewrite_record(path, "ml-1m")
+    again = json.loads(path.read_text())
+    assert again["tuning_baselines_configurations"] == 0 and "fair_sweep" not in again
