@@ -729,7 +729,8 @@ def _ciess_seeds_paper_row(c: int, metrics: tuple[str, ...]) -> tuple[Cell, ...]
     """The ``paper`` preset's CIESS at ``c``: its test figures (retrained from scratch, the
     baselines under that protocol in the presets' table), or why there are none."""
     cell = f"{_CIESS_ML1M_PRESETS}:paper:ciess:{c / 100}"
-    if not json.loads((RESULTS / _CIESS_ML1M_PRESETS).read_text())[f"paper:ciess:{c / 100}:reached"]:
+    presets = json.loads((RESULTS / _CIESS_ML1M_PRESETS).read_text())
+    if not presets[f"paper:ciess:{c / 100}:reached"]:
         return (f"{c}%", "CIESS `paper`", F("{}", f"{cell}:status"), "—", "—", "—", "—")
     return (
         f"{c}%",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import pytest
 
 from leanrec.options import (
@@ -220,6 +221,27 @@ def test_the_package_configs_check_their_literal_fields() -> None:
         PEPConfig(retrain_from="best")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^pruning_base 'scratch'"):
         EmbeddingSizeExperiment(pruning_base="scratch")  # type: ignore[arg-type]
+
+
+def test_a_plain_typed_field_of_the_wrong_type_is_refused_when_built_in_python() -> None:
+    from leanrec.search.embedding_size.baselines import PEPConfig
+    from leanrec.train.bpr import TrainerConfig
+
+    # 8.0 epochs once failed deep in torch (range() of a float); a bool is no count either
+    with pytest.raises(ValueError, match=r"^max_epochs must be int, got 8\.0 \(float\)$"):
+        PEPConfig(max_epochs=8.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^batch_size must be int, got True \(bool\)$"):
+        PEPConfig(batch_size=True)
+    with pytest.raises(ValueError, match=r"^learning_rate must be float, got '0\.01' \(str\)$"):
+        PEPConfig(learning_rate="0.01")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^warmup must be int, got 1\.5"):
+        Schedule(warmup=1.5)  # type: ignore[arg-type]
+    # an int is a float, a numpy integer an int, None fits an optional field
+    assert PEPConfig(learning_rate=1, max_epochs=np.int64(3)).max_epochs == 3
+    assert TrainerConfig(max_epochs=5).max_epochs == 5
+    check_value("patience", None, int | None)
+    with pytest.raises(ValueError, match=r"^eval_ks must be int, got 2\.5"):
+        check_value("eval_ks", (10, 2.5), tuple[int, ...])
 
 
 # ----------------------------------------------------------------------------- names

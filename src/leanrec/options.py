@@ -148,10 +148,37 @@ def _is_choice(value: Any, choices: Sequence[Any]) -> bool:
     return any(value == choice and type(value) is type(choice) for choice in choices)
 
 
+_SCALARS: dict[Any, Any] = {
+    int: lambda v: isinstance(v, numbers.Integral) and not _is_bool(v),
+    float: lambda v: isinstance(v, numbers.Real) and not _is_bool(v),
+    bool: lambda v: _is_bool(v),
+    str: lambda v: isinstance(v, str),
+    type(None): lambda v: v is None,
+}
+"""The plain types :func:`check_value` checks, and what fits each: an ``int`` field takes any
+integer but no bool or float (``8.0`` epochs would fail deep in torch), a ``float`` field any
+real number but a bool."""
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool) or type(value).__name__ == "bool_"  # numpy's too
+
+
+def _fits_scalar(value: Any, tp: Any) -> bool | None:
+    """Whether ``value`` fits ``tp`` when ``tp`` is a plain type or a union of them (``int``,
+    ``float | None``); None when ``tp`` is anything else (not checked)."""
+    arms = _arms(tp)
+    if not all(arm in _SCALARS for arm in arms):
+        return None
+    return any(_SCALARS[arm](value) for arm in arms)
+
+
 def check_value(name: str, value: Any, tp: Any) -> None:
     """Raise ``ValueError`` naming ``name`` and the allowed values unless ``value`` is one of
     those of the ``Literal`` type ``tp`` (also ``Literal[...] | None`` and ``tuple`` /
-    ``list`` of ``Literal``, checked element by element). Other types are not checked.
+    ``list`` of ``Literal``, checked element by element), or, for a plain ``int``, ``float``,
+    ``bool`` or ``str`` type (or a union of them with None), unless it is of that type (an
+    ``int`` for a ``float`` passes). Other types are not checked.
 
     For a function argument: ``check_value("negative_sampling", value, NegativeSampling)``.
     """
@@ -159,6 +186,13 @@ def check_value(name: str, value: Any, tp: Any) -> None:
     if choices is not None:
         if not _is_choice(value, choices):
             raise ValueError(_literal_message(name, value, choices))
+        return
+    fits = _fits_scalar(value, tp)
+    if fits is not None:
+        if not fits:
+            raise ValueError(
+                f"{name} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})"
+            )
         return
     if get_origin(tp) in (tuple, list) and isinstance(value, (tuple, list)):
         args = get_args(tp)
@@ -170,7 +204,8 @@ def check_value(name: str, value: Any, tp: Any) -> None:
 
 
 def check_literals(config: Any) -> None:
-    """Check every ``Literal``-typed field of dataclass instance ``config``.
+    """Check every ``Literal``-typed field of dataclass instance ``config``, and every field of
+    a plain type (``int``, ``float | None``, ``tuple[int, ...]``: see :func:`check_value`).
 
     Call it from ``__post_init__`` so that a config built in Python is checked as one built from
     command-line options is::
