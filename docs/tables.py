@@ -4452,7 +4452,7 @@ def _ciess_sweep_progress_rows() -> tuple[tuple[Cell, ...], ...]:
     one chosen at the budget the sweep tunes at), the best on validation so far, and the test
     figures of the choice once every configuration is scored ("—" until then)."""
     rows: list[tuple[Cell, ...]] = []
-    for method, label in (("su", "SU"), ("sr", "SR"), ("pep", "PEP")):
+    for method, label in (("su", "SU"), ("sr", "SR"), ("popularity", "popularity"), ("pep", "PEP")):
         for c in (0.8, 0.9, 0.95):
             rows.append(
                 (

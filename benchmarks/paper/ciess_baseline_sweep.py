@@ -1,8 +1,9 @@
-"""An equal tuning sweep for CIESS's baselines: SU, SR and PEP under the paper's protocol.
+"""An equal tuning sweep for CIESS's baselines: SU, SR, popularity and PEP under the paper's
+protocol.
 
-Each baseline gets a validation sweep over its main hyper-parameters (SU and SR: the
-retraining's learning rate x L2; PEP: its threshold learning's L2 x learning rate), at least
-as many configurations as CIESS's own documented tuning and at least 6. Every mask is
+Each baseline gets a validation sweep over its main hyper-parameters (SU, SR and popularity
+sizes: the retraining's learning rate x L2; PEP: its threshold learning's L2 x learning rate),
+at least as many configurations as CIESS's own documented tuning and at least 6. Every mask is
 retrained from scratch to convergence (PEP: from the pruned model's trained values, as the
 experiment does) and scored on validation only; for each (baseline, ``c``) the configuration
 with the best validation Recall@20 is chosen, and only then is its model tested, once.
@@ -49,6 +50,7 @@ from leanrec.runner.rundir import atomic_write_json
 from leanrec.search.embedding_size.baselines import (
     apply_element_masks,
     pep_masks,
+    popularity_sizes,
     random_sizes,
     uniform_sizes,
 )
@@ -91,6 +93,9 @@ CIESS_DOCUMENTED_TUNING = (
 not counting the masks it searches; on this sweep's data neither preset was tuned (each ran
 once, with the values fixed before the run)."""
 METRIC = "recall@20"
+BASELINES = ("su", "sr", "popularity", "pep")
+"""The baselines the sweep tunes: uniform (SU), random (SR) and popularity sizes, retrained
+from scratch, and PEP's element masks, retrained from the pruned weights."""
 
 
 def _grid(grid: Grid) -> list[dict[str, float]]:
@@ -160,7 +165,7 @@ def main() -> None:
     parser.add_argument("--model", default="lightgcn")
     parser.add_argument("--out", default="runs/ciess-sweep")
     parser.add_argument("--ordinary", default=None, help="ordinary.pt of a paper-preset run")
-    parser.add_argument("--methods", nargs="+", default=["su", "pep", "sr"])
+    parser.add_argument("--methods", nargs="+", choices=BASELINES, default=["su", "pep", "sr"])
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument(
         "--retrain-max-epochs", type=int, default=None, help="cap (default: the experiment's)"
@@ -296,6 +301,10 @@ def sweep(args: argparse.Namespace) -> None:
             )  # fmt: skip
         if method == "su":
             users, items = uniform_sizes(n_users, n_items, max_dim, target)
+        elif method == "popularity":
+            users, items = popularity_sizes(
+                split.train.user_popularity(), split.train.item_popularity(), max_dim, target
+            )
         else:
             rng = np.random.default_rng(args.seed + 1)
             users, items = random_sizes(n_users, n_items, max_dim, target, rng)
@@ -381,6 +390,7 @@ def sweep(args: argparse.Namespace) -> None:
         "ciess_tuning_configurations_on_this_data": 0,
         "su_sweep_configurations": len(_grid(retrain_grid)),
         "sr_sweep_configurations": len(_grid(retrain_grid)),
+        "popularity_sweep_configurations": len(_grid(retrain_grid)),
         "pep_sweep_configurations": len(_grid(pep_grid)),
         "selection": "validation recall@20; test evaluated once per (baseline, c), after choosing",
         "retrain_max_epochs": base_retrain.max_epochs,
@@ -400,7 +410,7 @@ def sweep(args: argparse.Namespace) -> None:
             results[f"chosen:{method}:{at}:test_{metric}"] = figure
         rows.append([method, at, json.dumps(value["config"]), value["valid"][METRIC],
                      value["test"]["recall@20"], value["test"]["ndcg@20"]])  # fmt: skip
-    for method in ("su", "sr", "pep"):  # a sweep in pieces: how far each cell has got
+    for method in BASELINES:  # a sweep in pieces: how far each cell has got
         for target in TARGETS:
             scored = [v for k, v in done.items() if _in_cell(k, method, target)]
             results[f"scored:{method}:{target}"] = len(scored)
@@ -416,7 +426,7 @@ def sweep(args: argparse.Namespace) -> None:
             results[f"best_so_far:{method}:{target}:valid_recall@20"] = (
                 None if best is None else best["valid"][METRIC]
             )
-    for method in ("su", "sr", "pep"):  # cells not run keep their keys, marked
+    for method in BASELINES:  # cells not run keep their keys, marked
         for target in TARGETS:
             if f"chosen:{method}:{target}:config" not in results:
                 results[f"chosen:{method}:{target}:config"] = "not run"

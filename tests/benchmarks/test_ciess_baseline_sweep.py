@@ -189,3 +189,29 @@ def test_a_tuned_cell_chooses_among_its_own_configurations_only(
     progress.write_text(json.dumps(kept))
     tuned = _sweep(tmp_path / "tuned", monkeypatch, "--progress", str(progress), "--tune-at", "0.9")
     assert tuned["chosen:su:0.95:config"] == tuned_choice
+
+
+def test_popularity_sizes_are_swept_like_uniform_ones_but_are_not_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    su = _sweep(tmp_path / "su", monkeypatch, "--tune-at", "0.9")
+    popularity = _sweep(
+        tmp_path / "popularity", monkeypatch, "--methods", "popularity", "--tune-at", "0.9"
+    )
+    assert popularity["popularity_sweep_configurations"] == popularity["su_sweep_configurations"]
+    # the grid at 90%, its choice retrained at 80% and 95%, each tested once
+    assert popularity["scored:popularity:0.9"] == 2 and popularity["scored:su:0.9"] == 0
+    for target in (0.8, 0.95):
+        assert popularity[f"configurations:popularity:{target}"] == 1
+        assert (
+            popularity[f"chosen:popularity:{target}:config"]
+            == (popularity["chosen:popularity:0.9:config"])
+        )
+    for target in ciess_baseline_sweep.TARGETS:
+        assert popularity[f"chosen:popularity:{target}:test_recall@20"] is not None
+    # other sizes than SU's: the same configuration validates differently
+    config = '{"l2": 0.0001, "learning_rate": 0.005}'
+    assert (
+        popularity[f"valid:popularity:0.9:{config}:recall@20"]
+        != su[f"valid:su:0.9:{config}:recall@20"]
+    )
