@@ -4396,11 +4396,15 @@ def _ciess_presets_rows(
     return tuple(rows)
 
 
-def _ciess_presets_memory_rows() -> tuple[tuple[Cell, ...], ...]:
+def _ciess_presets_memory_rows(
+    presets: tuple[str, ...] = ("paper", "leanrec"),
+) -> tuple[tuple[Cell, ...], ...]:
+    """Stored, file and resident bytes of every compressed model of a presets' results file, per
+    ``c``, method and preset ("—" where that model was not made: a budget not reached)."""
     rows: list[tuple[Cell, ...]] = []
     for c in (0.8, 0.9, 0.95):
         for method, label in _PRESET_METHODS:
-            for preset in ("paper", "leanrec"):
+            for preset in presets:
                 key = f"{preset}:{method}:{c}"
                 rows.append(
                     (
@@ -4546,6 +4550,11 @@ CIESS_PRESET_TABLES: dict[str, Table] = {
         (_PRESETS_100K,),
         ("c", "method", "preset", "stored", "file", "resident at rest", "resident while scoring"),
         _ciess_presets_memory_rows(),
+    ),
+    "ciess-presets-memory-ml1m": Table(
+        ("ciess_presets--ml1m.json",),
+        ("c", "method", "preset", "stored", "file", "resident at rest", "resident while scoring"),
+        _ciess_presets_memory_rows(presets=("paper",)),
     ),
     "ciess-baseline-sweep-ml100k": Table(
         (_SWEEP_100K,),
