@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -240,6 +241,9 @@ def test_a_plain_typed_field_of_the_wrong_type_is_refused_when_built_in_python()
     assert PEPConfig(learning_rate=1, max_epochs=np.int64(3)).max_epochs == 3
     assert TrainerConfig(max_epochs=5).max_epochs == 5
     check_value("patience", None, int | None)
+    check_value("out_dir", Path("runs/x"), str | None)  # str fields are not checked
+    with pytest.raises(ValueError, match=r"^progress must be bool \| None, got 'false'"):
+        check_value("progress", "false", bool | None)
     with pytest.raises(ValueError, match=r"^eval_ks must be int, got 2\.5"):
         check_value("eval_ks", (10, 2.5), tuple[int, ...])
 

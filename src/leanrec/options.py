@@ -152,12 +152,12 @@ _SCALARS: dict[Any, Any] = {
     int: lambda v: isinstance(v, numbers.Integral) and not _is_bool(v),
     float: lambda v: isinstance(v, numbers.Real) and not _is_bool(v),
     bool: lambda v: _is_bool(v),
-    str: lambda v: isinstance(v, str),
     type(None): lambda v: v is None,
 }
 """The plain types :func:`check_value` checks, and what fits each: an ``int`` field takes any
 integer but no bool or float (``8.0`` epochs would fail deep in torch), a ``float`` field any
-real number but a bool."""
+real number but a bool, a ``bool`` field a bool (not the string ``"false"``, which is true).
+``str`` fields are not checked: a directory given as a ``Path`` is fine."""
 
 
 def _is_bool(value: Any) -> bool:
@@ -176,9 +176,9 @@ def _fits_scalar(value: Any, tp: Any) -> bool | None:
 def check_value(name: str, value: Any, tp: Any) -> None:
     """Raise ``ValueError`` naming ``name`` and the allowed values unless ``value`` is one of
     those of the ``Literal`` type ``tp`` (also ``Literal[...] | None`` and ``tuple`` /
-    ``list`` of ``Literal``, checked element by element), or, for a plain ``int``, ``float``,
-    ``bool`` or ``str`` type (or a union of them with None), unless it is of that type (an
-    ``int`` for a ``float`` passes). Other types are not checked.
+    ``list`` of ``Literal``, checked element by element), or, for a plain ``int``, ``float``
+    or ``bool`` type (or a union of them with None), unless it is of that type (an ``int`` for
+    a ``float`` passes). Other types (``str`` among them) are not checked.
 
     For a function argument: ``check_value("negative_sampling", value, NegativeSampling)``.
     """
