@@ -723,6 +723,9 @@ def _adaptive_tables(datasets: tuple[str, ...]) -> dict[str, Table]:
 
 _CIESS_ML1M_PRESETS = "ciess_presets--ml1m.json"
 """The ``paper`` preset's CIESS on ML-1M/LightGCN (``benchmarks/paper/ciess_presets.py``)."""
+_ML1M_FRESH_NOTE = " (fresh models at batch 16,384, step 0.02)"
+"""What the ML-1M ``paper`` search passed beside its preset: the 5-epoch fresh model's batch
+and step (the paper fixes its epochs only; ``benchmarks/probes/ciess_fresh_batch.py``)."""
 
 
 def _ciess_seeds_paper_row(c: int, metrics: tuple[str, ...]) -> tuple[Cell, ...]:
@@ -734,7 +737,10 @@ def _ciess_seeds_paper_row(c: int, metrics: tuple[str, ...]) -> tuple[Cell, ...]
         return (f"{c}%", "CIESS `paper`", F("{}", f"{cell}:status"), "—", "—", "—", "—")
     return (
         f"{c}%",
-        F("CIESS `paper` ({:.2%} sparse, retrained from scratch)", f"{cell}:sparsity"),
+        F(
+            "CIESS `paper`" + _ML1M_FRESH_NOTE + ", {:.2%} sparse, retrained from scratch",
+            f"{cell}:sparsity",
+        ),
         *(F("{:.4f}", f"{cell}:test_{m}") for m in metrics),
         F("{:.4f}", f"{cell}:valid_recall@20"),
     )
@@ -4373,9 +4379,11 @@ def _ciess_presets_rows(
     methods: tuple[tuple[str, str], ...] = _PRESET_METHODS,
     presets: tuple[str, ...] = ("paper", "leanrec"),
     marked: bool = False,
+    notes: Mapping[str, str] | None = None,
 ) -> tuple[tuple[Cell, ...], ...]:
     """Per c, each method under each of ``presets`` (``ciess_presets--<tag>.json``);
-    ``marked``: rows kept from an earlier run say so."""
+    ``marked``: rows kept from an earlier run say so; ``notes``: text after a method's label
+    (a setting the run passed beside its preset)."""
     rows: list[tuple[Cell, ...]] = []
     for c in (0.8, 0.9, 0.95):
         for method, label in methods:
@@ -4384,7 +4392,7 @@ def _ciess_presets_rows(
                 rows.append(
                     (
                         f"{c:.0%}",
-                        label,
+                        label + (notes or {}).get(method, ""),
                         Expr("{}", _preset_text(preset), (f"{key}:from_earlier_run",))
                         if marked
                         else f"`{preset}`",
@@ -4544,7 +4552,7 @@ CIESS_PRESET_TABLES: dict[str, Table] = {
     "ciess-presets-ml1m": Table(
         ("ciess_presets--ml1m.json",),
         ("c", "method", "preset", "sparsity", "R@5", "R@20", "N@5", "N@20", "valid R@20"),
-        _ciess_presets_rows(presets=("paper",), marked=True),
+        _ciess_presets_rows(presets=("paper",), marked=True, notes={"ciess": _ML1M_FRESH_NOTE}),
     ),
     "ciess-presets-memory-ml100k": Table(
         (_PRESETS_100K,),
