@@ -70,10 +70,10 @@ def test_swap_keeps_neumf_scores_bit_for_bit(one_torch_thread: None) -> None:
     torch.manual_seed(0)
     model = NeuMF(5, 7, NeuMFConfig(embedding_dim=8, mlp_layers=[16, 8]))
     users, items = torch.tensor([0, 1, 4]), torch.tensor([6, 2, 0])
-    pairs, full = model._score(users, items), model.score_all(torch.arange(5))
+    pairs, full = model.score_pairs(users, items), model.score_all(torch.arange(5))
     tower = make_expandable(model)
     assert model.mlp is tower and tower.head is model.output and tower.head_offset == 8
-    assert torch.equal(model._score(users, items), pairs)
+    assert torch.equal(model.score_pairs(users, items), pairs)
     assert torch.equal(model.score_all(torch.arange(5)), full)  # the split first layer path
     tower.grow(1, 5)
     tower.add_layer(2)

@@ -103,7 +103,7 @@ def test_neumf_outputs_unchanged_when_stream_tables_hold_the_same_vectors() -> N
     model = NeuMF(N_USERS, N_ITEMS, NeuMFConfig(embedding_dim=4, mlp_layers=[8]))
     ids = _ids(1)
     with torch.no_grad():
-        expected = model._score(ids["user"], ids["item"])
+        expected = model.score_pairs(ids["user"], ids["item"])
     old = model.embedding_tables()
     stream_model = StreamModel(
         model,
@@ -138,7 +138,7 @@ def test_neumf_reads_each_field_table_once_per_forward() -> None:
     with torch.no_grad():
         shared = stream_model(ids)
         assert calls == {"user": 1, "item": 1}  # GMF and MLP columns from one lookup
-        alone = stream_model.model._score(ids["user"], ids["item"])  # outside: per slot
+        alone = stream_model.model.score_pairs(ids["user"], ids["item"])  # outside: per slot
     assert calls == {"user": 3, "item": 3}
     assert torch.equal(shared, alone)
 

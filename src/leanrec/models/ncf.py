@@ -66,7 +66,7 @@ class NeuMF(Recommender):
                 nn.init.xavier_uniform_(module.weight)
                 nn.init.zeros_(module.bias)
 
-    def _score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Scores of aligned ``users``/``items`` pairs of any equal shape ``S`` -> ``S``."""
         shape = users.shape
         u, i = users.reshape(-1), items.reshape(-1)
@@ -100,9 +100,9 @@ class NeuMF(Recommender):
     def pairwise(
         self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
     ) -> PairwiseOutput:
-        pos = self._score(users, positives)
+        pos = self.score_pairs(users, positives)
         neg_users = users if negatives.dim() == 1 else users[:, None].expand_as(negatives)
-        neg = self._score(neg_users, negatives)
+        neg = self.score_pairs(neg_users, negatives)
         l2 = torch.zeros(())
         flat_neg = negatives.reshape(-1)
         for table, ids in (

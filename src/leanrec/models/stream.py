@@ -60,6 +60,7 @@ from leanrec.embeddings.growing import GrowingEmbedding
 from leanrec.models.base import Recommender
 from leanrec.models.ctr.base import CTRModel
 from leanrec.models.ctr.inputs import EmbeddedBatch
+from leanrec.models.ncf import NeuMF
 
 __all__ = [
     "AllUniqueFactory",
@@ -237,11 +238,8 @@ class _PairFamily:
         model.replace_table(slot.name, table)
 
     def logits(self, model: nn.Module, ids: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        score = getattr(model, "_score", None)
-        if score is None:
-            raise TypeError(f"{type(model).__name__} does not score (user, item) pairs")
-        logits: torch.Tensor = score(ids["user"], ids["item"])
-        return logits
+        assert isinstance(model, NeuMF)
+        return model.score_pairs(ids["user"], ids["item"])
 
     def logits_of_vectors(
         self, model: nn.Module, vectors: Mapping[str, torch.Tensor]
@@ -252,7 +250,7 @@ class _PairFamily:
 def _family(model: nn.Module) -> _Family:
     if isinstance(model, CTRModel):
         return _CTRFamily()
-    if isinstance(model, Recommender) and hasattr(model, "_score"):
+    if isinstance(model, NeuMF):
         return _PairFamily()
     raise TypeError(
         f"{type(model).__name__} is not a pointwise model StreamModel can feed "
