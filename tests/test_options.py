@@ -242,6 +242,10 @@ def test_a_plain_typed_field_of_the_wrong_type_is_refused_when_built_in_python()
     assert TrainerConfig(max_epochs=5).max_epochs == 5
     check_value("patience", None, int | None)
     check_value("out_dir", Path("runs/x"), str | None)  # str fields are not checked
+    check_value("progress", np.array([1, 2]).all(), bool | None)  # numpy's bool is a bool
+    check_value("floor_widths", None, tuple[int, ...] | None)
+    with pytest.raises(ValueError, match=r"^floor_widths must be int, got 8\.5"):
+        check_value("floor_widths", (16, 8.5), tuple[int, ...] | None)
     with pytest.raises(ValueError, match=r"^progress must be bool \| None, got 'false'"):
         check_value("progress", "false", bool | None)
     with pytest.raises(ValueError, match=r"^eval_ks must be int, got 2\.5"):

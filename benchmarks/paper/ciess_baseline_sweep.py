@@ -165,7 +165,7 @@ def main() -> None:
     parser.add_argument("--model", default="lightgcn")
     parser.add_argument("--out", default="runs/ciess-sweep")
     parser.add_argument("--ordinary", default=None, help="ordinary.pt of a paper-preset run")
-    parser.add_argument("--methods", nargs="+", choices=BASELINES, default=["su", "pep", "sr"])
+    parser.add_argument("--methods", nargs="+", choices=BASELINES, default=list(BASELINES))
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument(
         "--retrain-max-epochs", type=int, default=None, help="cap (default: the experiment's)"

@@ -119,8 +119,18 @@ def tuning_record(dataset: str) -> dict[str, Any]:
 def rewrite_record(path: Path, dataset: str) -> None:
     """Replace the equal-tuning record of the results file ``path`` by today's
     (:func:`tuning_record`), keeping its measured keys, machine and time as they are; the time
-    of the rewrite is ``record_rewritten``."""
+    of the rewrite is ``record_rewritten``.
+
+    Raises:
+        ValueError: the file's rows were set beside another dataset's stored table.
+    """
     results = json.loads(path.read_text())
+    stored = f"results/{results_path('sketch_table', DATASETS[dataset].tag).name}"
+    if results.get("stored") != stored:
+        raise ValueError(
+            f"{path} holds rows beside {results.get('stored')}, not {dataset}'s {stored}: "
+            "give its --dataset"
+        )
     kept = {k: v for k, v in results.items() if not k.startswith(RECORD_PREFIXES)}
     record = {
         **kept,

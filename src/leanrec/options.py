@@ -161,7 +161,11 @@ real number but a bool, a ``bool`` field a bool (not the string ``"false"``, whi
 
 
 def _is_bool(value: Any) -> bool:
-    return isinstance(value, bool) or type(value).__name__ == "bool_"  # numpy's too
+    """A Python bool or numpy's (``numpy.bool_``, named ``numpy.bool`` since numpy 2)."""
+    kind = type(value)
+    return isinstance(value, bool) or (
+        kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_")
+    )
 
 
 def _fits_scalar(value: Any, tp: Any) -> bool | None:
@@ -187,6 +191,11 @@ def check_value(name: str, value: Any, tp: Any) -> None:
         if not _is_choice(value, choices):
             raise ValueError(_literal_message(name, value, choices))
         return
+    sequences = [arm for arm in _arms(tp) if get_origin(arm) in (tuple, list)]
+    if len(sequences) == 1 and len(_arms(tp)) == 2 and type(None) in _arms(tp):
+        tp = sequences[0]  # tuple[int, ...] | None: None passes, a tuple is checked below
+        if value is None:
+            return
     fits = _fits_scalar(value, tp)
     if fits is not None:
         if not fits:

@@ -166,6 +166,7 @@ def test_the_record_rewrite_keeps_the_measured_keys_and_counts_the_sweep(tmp_pat
 
     path = tmp_path / "sketch_presets--beauty.json"
     stale = {
+        "stored": "results/sketch_table--beauty.json",
         "written": "2026-01-01T00:00:00",
         "cpu": "old machine",
         "paper_K2_tau1_test_recall20_mean": 0.1234,
@@ -188,7 +189,10 @@ def test_the_record_rewrite_keeps_the_measured_keys_and_counts_the_sweep(tmp_pat
     assert rewritten["tuning_baselines_configurations"] == sweep["configurations_per_baseline"]
     assert rewritten["tuning_baselines_configurations"] == 16
     assert "record_rewritten" in rewritten
-    # ML-1M has no sweep of the static policies: 0, and no fair-sweep plan
+    # the Beauty file is not ML-1M's, and ML-1M's record has no sweep of the static policies
+    with pytest.raises(ValueError, match=r"not ml-1m's results/sketch_table\.json"):
+        sketch_presets.rewrite_record(path, "ml-1m")
+    path.write_text(json.dumps({**stale, "stored": "results/sketch_table.json"}))
     sketch_presets.rewrite_record(path, "ml-1m")
     again = json.loads(path.read_text())
     assert again["tuning_baselines_configurations"] == 0 and "fair_sweep" not in again
