@@ -103,6 +103,28 @@ def _grid(grid: Grid) -> list[dict[str, float]]:
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
 
 
+WIDENINGS = 2
+"""``--widen-corner``: at most this many widenings of a tuned cell's grid."""
+
+
+def widened(grid: Grid, chosen: dict[str, float]) -> Grid | None:
+    """``grid`` one step wider beyond each end ``chosen`` sits at, or None when the choice sits
+    inside on every field of two or more values. The step repeats the ratio of the two values
+    at that end (step sizes 0.005, 0.01 -> 0.02; L2 1e-4, 1e-3 -> 1e-2), to 3 digits."""
+    wider: Grid = {}
+    moved = False
+    for field, values in grid.items():
+        ordered = sorted(values)
+        if len(ordered) > 1 and chosen[field] == ordered[-1]:
+            ordered.append(float(f"{ordered[-1] * ordered[-1] / ordered[-2]:.3g}"))
+            moved = True
+        elif len(ordered) > 1 and chosen[field] == ordered[0]:
+            ordered.insert(0, float(f"{ordered[0] * ordered[0] / ordered[1]:.3g}"))
+            moved = True
+        wider[field] = tuple(ordered)
+    return wider if moved else None
+
+
 def _key(method: str, config: dict[str, float], target: float) -> str:
     return f"{method}|{json.dumps(config, sort_keys=True)}|{target}"
 
@@ -199,6 +221,13 @@ def main() -> None:
     )
     parser.add_argument("--no-run", action="store_true", help="only write the results")
     parser.add_argument("--wide", action="store_true", help="9 configurations per baseline")
+    parser.add_argument(
+        "--widen-corner",
+        action="store_true",
+        help="where a tuned cell's choice sits at an end of its grid, widen the grid one step "
+        f"beyond that end and score the new configurations (at most {WIDENINGS} times); a cell "
+        "chosen at an end without this is reopened",
+    )
     parser.add_argument(
         "--max-hours",
         type=float,
@@ -322,6 +351,49 @@ def sweep(args: argparse.Namespace) -> None:
         tuned = tests.get(f"{method}|{args.tune_at}")
         return [] if tuned is None else [tuned["config"]]
 
+    def score(method: str, target: float, grid: list[dict[str, float]], best_path: Path) -> None:
+        """Retrain and score every configuration of ``grid`` not scored yet, keeping the
+        cell's best model so far in ``best_path``."""
+        for config in grid:
+            key = _key(method, config, target)
+            if key in done:
+                continue
+            print(f"{method} c = {target:.0%} {config}", flush=True)
+            retrained = retrain(method, config, target)
+            figure = float(retrained.valid.get(METRIC, -1.0))
+            earlier = [v["valid"][METRIC] for k, v in done.items() if _in_cell(k, method, target)]
+            if figure > max(earlier, default=-1.0):
+                torch.save({"key": key, "model": retrained.model}, best_path)
+            done[key] = {
+                "config": config,
+                "valid": retrained.valid,
+                "epochs": retrained.train_result.epochs_run,
+                "sparsity": retrained.sparsity,
+            }
+            save()
+            retraining.unlink(missing_ok=True)
+
+    def best_scored(method: str, target: float, grid: list[dict[str, float]]) -> dict[str, Any]:
+        """The configuration of ``grid`` with the best validation figure, and its record."""
+        scored = [done[_key(method, config, target)] for config in grid]
+        return max(scored, key=lambda v: v["valid"][METRIC])
+
+    def tuned(target: float) -> bool:
+        return args.tune_at is None or target == args.tune_at
+
+    if args.widen_corner:  # a choice made at the grid's edge before: reopen its cells
+        for method in args.methods:
+            base = pep_grid if method == "pep" else retrain_grid
+            for target in TARGETS:
+                made = tests.get(f"{method}|{target}")
+                if not tuned(target) or made is None or "widened" in made:
+                    continue
+                if widened(base, made["config"]) is not None:
+                    print(f"{method}|{target}: its choice sits at the grid's edge: reopened")
+                    for other in TARGETS if args.tune_at is not None else (target,):
+                        tests.pop(f"{method}|{other}", None)
+        save()
+
     # the budget tuned at goes first: the others retrain its choice
     order = TARGETS if args.tune_at is None else (
         args.tune_at, *(t for t in TARGETS if t != args.tune_at))  # fmt: skip
@@ -330,34 +402,23 @@ def sweep(args: argparse.Namespace) -> None:
             cell = f"{method}|{target}"
             if cell in tests:
                 continue
-            grid = _cell_grid(method, target, pep_grid if method == "pep" else retrain_grid)
+            base = pep_grid if method == "pep" else retrain_grid
+            grid = _cell_grid(method, target, base)
             if not grid:
                 print(f"{cell}: waits for the choice at c = {args.tune_at:.0%}", flush=True)
                 continue
             best_path = out / f"best_{method}_c{round(target * 100)}.pt"
-            for config in grid:
-                key = _key(method, config, target)
-                if key in done:
-                    continue
-                print(f"{method} c = {target:.0%} {config}", flush=True)
-                retrained = retrain(method, config, target)
-                score = float(retrained.valid.get(METRIC, -1.0))
-                earlier = [
-                    v["valid"][METRIC] for k, v in done.items() if _in_cell(k, method, target)
-                ]
-                if score > max(earlier, default=-1.0):
-                    torch.save({"key": key, "model": retrained.model}, best_path)
-                done[key] = {
-                    "config": config,
-                    "valid": retrained.valid,
-                    "epochs": retrained.train_result.epochs_run,
-                    "sparsity": retrained.sparsity,
-                }
-                save()
-                retraining.unlink(missing_ok=True)
+            score(method, target, grid, best_path)
+            widenings = 0
+            while args.widen_corner and tuned(target) and widenings < WIDENINGS:
+                wider = widened(base, best_scored(method, target, grid)["config"])
+                if wider is None:
+                    break
+                widenings, base, grid = widenings + 1, wider, _grid(wider)
+                print(f"{cell}: the choice sits at the grid's edge: widened to {wider}")
+                score(method, target, grid, best_path)
             # every configuration of the cell scored: choose on validation, test once
-            scored = [done[_key(method, config, target)] for config in grid]
-            chosen = max(scored, key=lambda v: v["valid"][METRIC])
+            chosen = best_scored(method, target, grid)
             model = _chosen_model(best_path, _key(method, chosen["config"], target))
             if model is None:  # scored in an earlier run directory (--progress): retrain it
                 print(f"{cell}: retraining the chosen {chosen['config']} to test it", flush=True)
@@ -368,6 +429,8 @@ def sweep(args: argparse.Namespace) -> None:
             with final_evaluation():
                 test = test_metrics(model, split)
             tests[cell] = {"config": chosen["config"], "valid": chosen["valid"], "test": test}
+            if args.widen_corner and tuned(target):
+                tests[cell].update(widened=widenings, configurations=len(grid))
             save()
             print(f"{cell}: chose {chosen['config']}, test R@20 {test['recall@20']:.4f}")
 
@@ -405,6 +468,7 @@ def sweep(args: argparse.Namespace) -> None:
     for cell, value in tests.items():
         method, at = cell.split("|")
         results[f"chosen:{method}:{at}:config"] = json.dumps(value["config"], sort_keys=True)
+        results[f"chosen:{method}:{at}:widened"] = value.get("widened")
         results[f"chosen:{method}:{at}:valid_recall@20"] = value["valid"][METRIC]
         for metric, figure in value["test"].items():
             results[f"chosen:{method}:{at}:test_{metric}"] = figure

@@ -215,3 +215,55 @@ def test_popularity_sizes_are_swept_like_uniform_ones_but_are_not_them(
         popularity[f"valid:popularity:0.9:{config}:recall@20"]
         != su[f"valid:su:0.9:{config}:recall@20"]
     )
+
+
+def test_a_grid_widens_one_step_beyond_the_end_its_choice_sits_at() -> None:
+    grid = {"learning_rate": (0.002, 0.005, 0.01), "l2": (1e-5, 1e-4, 1e-3)}
+    corner = ciess_baseline_sweep.widened(grid, {"learning_rate": 0.01, "l2": 1e-3})
+    assert corner == {"learning_rate": (0.002, 0.005, 0.01, 0.02), "l2": (1e-5, 1e-4, 1e-3, 0.01)}
+    low = ciess_baseline_sweep.widened(grid, {"learning_rate": 0.002, "l2": 1e-4})
+    assert low == {"learning_rate": (0.0008, 0.002, 0.005, 0.01), "l2": grid["l2"]}
+    assert ciess_baseline_sweep.widened(grid, {"learning_rate": 0.005, "l2": 1e-4}) is None
+    # a field of one value has no end to widen beyond
+    assert ciess_baseline_sweep.widened({"learning_rate": (0.01,)}, {"learning_rate": 0.01}) is None
+
+
+def test_widening_a_corner_choice_reopens_its_cells_and_scores_beyond_the_edge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    progress = tmp_path / "progress.json"
+    first = _sweep(tmp_path / "first", monkeypatch, "--tune-at", "0.9", "--progress", str(progress))
+    assert first["scored:su:0.9"] == 2  # a choice of two step sizes always sits at an end
+    wide = _sweep(
+        tmp_path / "wide", monkeypatch, "--tune-at", "0.9", "--progress", str(progress),
+        "--widen-corner",
+    )  # fmt: skip
+    # one or two steps beyond the edge scored at 90% only; every budget tested again
+    widened = wide["chosen:su:0.9:widened"]
+    assert widened in (1, 2) and wide["scored:su:0.9"] == 2 + widened
+    chosen = json.loads(wide["chosen:su:0.9:config"])
+    moved = chosen != json.loads(first["chosen:su:0.9:config"])
+    for target in (0.8, 0.95):  # the new choice retrained beside the first one's record
+        assert json.loads(wide[f"chosen:su:{target}:config"]) == chosen
+        assert wide[f"scored:su:{target}"] == 1 + moved
+    steps = {
+        json.loads(key.split(":", 3)[3].rsplit(":", 1)[0])["learning_rate"]
+        for key in wide
+        if key.startswith("valid:su:0.9:") and key.endswith(":recall@20")
+    }
+    assert steps - {0.005, 0.01} <= {0.0025, 0.00125, 0.02, 0.04} and len(steps) == 2 + widened
+    # the best validation figure of the widened cell is the choice's
+    best = max(
+        value
+        for key, value in wide.items()
+        if key.startswith("valid:su:0.9:") and key.endswith(":recall@20")
+    )
+    assert wide["chosen:su:0.9:valid_recall@20"] == best
+    # widened once, the cell stays closed: a rerun changes nothing
+    again = _sweep(
+        tmp_path / "wide", monkeypatch, "--tune-at", "0.9", "--progress", str(progress),
+        "--widen-corner",
+    )  # fmt: skip
+    assert {k: v for k, v in again.items() if k != "written"} == {
+        k: v for k, v in wide.items() if k != "written"
+    }
