@@ -728,15 +728,22 @@ _ML1M_FRESH_NOTE = " (fresh models at batch 16,384, step 0.02)"
 and step (the paper fixes its epochs only; ``benchmarks/probes/ciess_fresh_batch.py``)."""
 
 
+_CIESS_ML1M_REACHED: dict[str, Any] = (
+    json.loads((RESULTS / _CIESS_ML1M_PRESETS).read_text())
+    if (RESULTS / _CIESS_ML1M_PRESETS).is_file()
+    else {}
+)
+"""That file's results, read once (empty before it exists): which budgets were reached."""
+
+
 def _ciess_seeds_paper_row(c: int, metrics: tuple[str, ...]) -> tuple[Cell, ...]:
     """The ``paper`` preset's CIESS at ``c``: its test figures (retrained from scratch, the
     baselines under that protocol in the presets' table), or why there are none."""
     cell = f"{_CIESS_ML1M_PRESETS}:paper:ciess:{c / 100}"
-    path = RESULTS / _CIESS_ML1M_PRESETS
-    presets = json.loads(path.read_text()) if path.is_file() else {}
-    if f"paper:ciess:{c / 100}:reached" not in presets:
+    reached = _CIESS_ML1M_REACHED.get(f"paper:ciess:{c / 100}:reached")
+    if reached is None:
         return (f"{c}%", "CIESS `paper`", "not run on ML-1M", "—", "—", "—", "—")
-    if not presets[f"paper:ciess:{c / 100}:reached"]:
+    if not reached:
         return (f"{c}%", "CIESS `paper`", F("{}", f"{cell}:status"), "—", "—", "—", "—")
     return (
         f"{c}%",
@@ -754,49 +761,54 @@ _CIESS_ML1M_SWEEP = "ciess_baseline_sweep--ml1m.json"
 _FOUR_METRICS = ("recall@5", "recall@20", "ndcg@5", "ndcg@20")
 
 
+def _tuned_su_keys(c: int) -> list[str]:
+    """Tuned SU's four test metrics at ``c``, then each of the five searches' four."""
+    su = [f"{_CIESS_ML1M_SWEEP}:chosen:su:{c / 100}:test_{m}" for m in _FOUR_METRICS]
+    return su + [f"c{c}|{s}|{m}" for s in _CIESS_SEARCHES for m in _FOUR_METRICS]
+
+
+def _ahead_counts(values: Sequence[float]) -> list[int]:
+    """Per search, on how many metrics tuned SU is ahead (``values`` as :func:`_tuned_su_keys`)."""
+    tuned, rest = values[:4], values[4:]
+    return [
+        sum(t > r for t, r in zip(tuned, rest[i : i + 4], strict=True))
+        for i in range(0, len(rest), 4)
+    ]
+
+
 def _tuned_su_ahead(c: int) -> Expr:
     """On how many of the four test metrics SU tuned on validation (the equal sweep, retrained
     from scratch) is ahead of each of the five ``leanrec`` searches at ``c``."""
-    su = [f"{_CIESS_ML1M_SWEEP}:chosen:su:{c / 100}:test_{m}" for m in _FOUR_METRICS]
-    searches = [f"c{c}|{s}|{m}" for s in _CIESS_SEARCHES for m in _FOUR_METRICS]
 
     def ahead(*values: float | None) -> str:
         if any(v is None for v in values):
             return MISSING  # a cell of the sweep not tested yet
-        tuned, rest = values[:4], values[4:]
-        counts = [
-            sum(t > r for t, r in zip(tuned, rest[i : i + 4], strict=True))
-            for i in range(0, len(rest), 4)
-        ]
-        return " / ".join(f"{n}/4" for n in counts)
+        return " / ".join(f"{n}/4" for n in _ahead_counts(values))  # type: ignore[arg-type]
 
-    return Expr("{}", ahead, (*su, *searches))
+    return Expr("{}", ahead, tuple(_tuned_su_keys(c)))
 
 
 def _tuned_su_summary() -> Expr:
     """The summary's cell: tuned SU's test R@20 at each ``c`` and the metrics on which it is
     ahead of the five searches there (fewest-most), with the verdict."""
-    cells = [_tuned_su_ahead(c) for c in _CS]
     recalls = [f"{_CIESS_ML1M_SWEEP}:chosen:su:{c / 100}:test_recall@20" for c in _CS]
-    widths = [len(cell.keys) for cell in cells]
+    width = len(_tuned_su_keys(_CS[0]))
 
     def text(*values: Any) -> str:
         if any(v is None for v in values):
             return MISSING  # a cell of the sweep not tested yet
-        parts, at = [], len(_CS)
-        for c, cell, width in zip(_CS, cells, widths, strict=True):
-            counts = sorted(
-                {int(n.split("/")[0]) for n in cell.function(*values[at : at + width]).split(" / ")}
-            )
-            at += width
-            spread = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
-            parts.append(f"{spread}/4 at {c}%")
-        behind = [c for c, part in zip(_CS, parts, strict=True) if not part.startswith("0/4")]
-        verdict = f" (**not met** at {', '.join(f'{c}%' for c in behind)})" if behind else " (met)"
+        parts, behind = [], []
+        for n, c in enumerate(_CS):
+            at = len(_CS) + n * width
+            low, high = min(counts := _ahead_counts(values[at : at + width])), max(counts)
+            parts.append(f"{low}/4 at {c}%" if low == high else f"{low}-{high}/4 at {c}%")
+            if high > 0:
+                behind.append(f"{c}%")
+        verdict = f" (**not met** at {', '.join(behind)})" if behind else " (met)"
         recall = " / ".join(f"{v:.4f}" for v in values[: len(_CS)])
         return f"tuned SU (R@20 {recall}) ahead of the five searches on {', '.join(parts)}{verdict}"
 
-    return Expr("{}", text, (*recalls, *(key for cell in cells for key in cell.keys)))
+    return Expr("{}", text, (*recalls, *(key for c in _CS for key in _tuned_su_keys(c))))
 
 
 def _ciess_seeds_tuned_su_table() -> Table:
